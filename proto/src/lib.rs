@@ -1,0 +1,20 @@
+//! The `vpc.agent.v1` protocol: prost messages, the tonic `VirtualRouter`
+//! client and server, and the file descriptor set for gRPC reflection.
+
+/// Generated code of package `vpc.agent.v1`.
+pub mod agent {
+    /// Version 1 of the agent protocol.
+    pub mod v1 {
+        tonic::include_proto!("vpc.agent.v1");
+    }
+}
+
+pub use agent::v1;
+
+/// The encoded `FileDescriptorSet` of the agent protocol, for a reflection
+/// service (`tonic_reflection`'s `register_encoded_file_descriptor_set`).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("vpc_agent_v1_descriptor");
+
+/// The fully qualified name of the router service, as reflection lists it.
+pub const VIRTUAL_ROUTER_SERVICE: &str = "vpc.agent.v1.VirtualRouter";
