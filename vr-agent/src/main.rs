@@ -1,1 +1,112 @@
-fn main() {}
+//! vr-agent: the daemon inside a VPC virtual router.
+//!
+//! It serves `vpc.agent.v1.VirtualRouter` (plus gRPC reflection and
+//! `grpc.health.v1`) on a Unix socket or on TCP with mutual TLS, and programs
+//! the router's namespace: links, addresses, route tables and rules through
+//! netlink, one nftables table, and a dnsmasq per tier.
+
+mod endpoint;
+mod netns;
+mod service;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::endpoint::{Endpoint, TlsFiles};
+
+/// The VPC virtual router agent.
+#[derive(Parser, Debug)]
+#[command(name = "vr-agent", version, about)]
+struct Cli {
+    /// Where to listen: unix:///path/to/socket or tcp://ip:port.
+    #[arg(long, env = "VR_AGENT_LISTEN")]
+    listen: String,
+
+    /// PEM certificate of this agent (TCP only).
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of this agent (TCP only).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+
+    /// PEM CA that signs the manager's client certificates (TCP only).
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+
+    /// Serve TCP without TLS. Only for debugging on a trusted link.
+    #[arg(long)]
+    insecure: bool,
+
+    /// Directory for the persisted desired state.
+    #[arg(long, default_value = "/var/lib/vr-agent")]
+    state_dir: PathBuf,
+
+    /// Allow running in the host's initial network namespace.
+    #[arg(long)]
+    allow_init_netns: bool,
+
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+
+    if netns::is_initial_netns().context("reading network namespaces")? && !cli.allow_init_netns {
+        anyhow::bail!(
+            "refusing to run in the host's initial network namespace: the agent rewrites \
+             routes, rules and nftables of the namespace it runs in; run it inside the \
+             router's namespace, or pass --allow-init-netns if this host is the router"
+        );
+    }
+
+    let tls = match (&cli.tls_cert, &cli.tls_key, &cli.tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            ca: ca.clone(),
+        }),
+        _ => None,
+    };
+    let endpoint = Endpoint::parse(&cli.listen, tls, cli.insecure)?;
+    std::fs::create_dir_all(&cli.state_dir)
+        .with_context(|| format!("creating state dir {}", cli.state_dir.display()))?;
+
+    let service = service::RouterService::new();
+    endpoint.serve(service, shutdown_signal()).await
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}

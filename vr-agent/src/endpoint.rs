@@ -1,0 +1,176 @@
+//! Where the agent listens, and the gRPC server stack it serves there:
+//! the router service, reflection (v1 and v1alpha, for older grpcurl) and
+//! `grpc.health.v1`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use vpc_proto::v1::virtual_router_server::{VirtualRouter, VirtualRouterServer};
+
+/// PEM files for mutual TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+/// A parsed `--listen` value with its transport security.
+#[derive(Debug)]
+pub enum Endpoint {
+    Unix(PathBuf),
+    Tcp {
+        addr: SocketAddr,
+        tls: Option<TlsFiles>,
+    },
+}
+
+impl Endpoint {
+    /// Parses `unix:///path` or `tcp://ip:port`. TCP needs TLS files unless
+    /// `insecure` is set; a Unix socket is protected by file permissions.
+    pub fn parse(listen: &str, tls: Option<TlsFiles>, insecure: bool) -> anyhow::Result<Self> {
+        if let Some(path) = listen.strip_prefix("unix://") {
+            if path.is_empty() {
+                bail!("--listen unix:// needs a socket path, e.g. unix:///run/vr-agent.sock");
+            }
+            if tls.is_some() {
+                bail!("--tls-* options apply to tcp:// listeners only");
+            }
+            return Ok(Endpoint::Unix(PathBuf::from(path)));
+        }
+        if let Some(addr) = listen.strip_prefix("tcp://") {
+            let addr: SocketAddr = addr
+                .parse()
+                .with_context(|| format!("--listen {listen}: expected tcp://ip:port"))?;
+            match (tls, insecure) {
+                (Some(_), true) => bail!("--insecure and --tls-* are mutually exclusive"),
+                (None, false) => bail!(
+                    "--listen tcp:// requires mutual TLS (--tls-cert, --tls-key, --tls-ca) \
+                     or an explicit --insecure"
+                ),
+                (tls, _) => return Ok(Endpoint::Tcp { addr, tls }),
+            }
+        }
+        bail!("--listen {listen}: expected unix:///path or tcp://ip:port")
+    }
+
+    /// Serves `service` until `shutdown` resolves.
+    pub async fn serve<S>(
+        self,
+        service: S,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()>
+    where
+        S: VirtualRouter,
+    {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<VirtualRouterServer<S>>().await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(vpc_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(vpc_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let mut builder = Server::builder();
+        if let Endpoint::Tcp {
+            tls: Some(files), ..
+        } = &self
+        {
+            builder = builder.tls_config(load_tls(files)?)?;
+        }
+        let router = builder
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(VirtualRouterServer::new(service));
+
+        match self {
+            Endpoint::Unix(path) => {
+                // A socket file left by a previous run would make bind fail.
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e).context(format!("removing {}", path.display())),
+                }
+                let listener = tokio::net::UnixListener::bind(&path)
+                    .with_context(|| format!("binding {}", path.display()))?;
+                tracing::info!(socket = %path.display(), "listening");
+                router
+                    .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+                    .await?;
+                let _ = std::fs::remove_file(&path);
+            }
+            Endpoint::Tcp { addr, tls } => {
+                tracing::info!(%addr, mtls = tls.is_some(), "listening");
+                router.serve_with_shutdown(addr, shutdown).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn load_tls(files: &TlsFiles) -> anyhow::Result<ServerTlsConfig> {
+    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let identity = Identity::from_pem(read(&files.cert)?, read(&files.key)?);
+    // client_auth_optional stays false: a client without a certificate signed
+    // by the CA fails the handshake.
+    Ok(ServerTlsConfig::new()
+        .identity(identity)
+        .client_ca_root(Certificate::from_pem(read(&files.ca)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls() -> Option<TlsFiles> {
+        Some(TlsFiles {
+            cert: "c".into(),
+            key: "k".into(),
+            ca: "a".into(),
+        })
+    }
+
+    #[test]
+    fn tcp_without_tls_needs_explicit_insecure() {
+        let err = Endpoint::parse("tcp://127.0.0.1:9000", None, false).unwrap_err();
+        assert!(err.to_string().contains("requires mutual TLS"), "{err}");
+        assert!(matches!(
+            Endpoint::parse("tcp://127.0.0.1:9000", None, true),
+            Ok(Endpoint::Tcp { tls: None, .. })
+        ));
+        assert!(matches!(
+            Endpoint::parse("tcp://127.0.0.1:9000", tls(), false),
+            Ok(Endpoint::Tcp { tls: Some(_), .. })
+        ));
+    }
+
+    #[test]
+    fn unix_socket_path_is_parsed_and_rejects_tls() {
+        assert!(matches!(
+            Endpoint::parse("unix:///run/a.sock", None, false),
+            Ok(Endpoint::Unix(p)) if p == std::path::Path::new("/run/a.sock")
+        ));
+        assert!(Endpoint::parse("unix:///run/a.sock", tls(), false).is_err());
+        assert!(Endpoint::parse("unix://", None, false).is_err());
+    }
+
+    #[test]
+    fn other_schemes_are_refused() {
+        for bad in [
+            "127.0.0.1:9000",
+            "http://x",
+            "tcp://nohost",
+            "tcp://1.2.3.4",
+        ] {
+            assert!(Endpoint::parse(bad, None, true).is_err(), "{bad}");
+        }
+    }
+}
