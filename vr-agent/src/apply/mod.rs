@@ -1,0 +1,4 @@
+//! Executors: apply plans to the kernel and processes of this namespace.
+
+pub mod netlink;
+pub mod nft;

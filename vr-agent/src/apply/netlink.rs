@@ -1,0 +1,1 @@
+//! Applies a net plan through rtnetlink.

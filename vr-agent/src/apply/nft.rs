@@ -1,0 +1,1 @@
+//! Replaces the agent's nftables table in one transaction.

@@ -1,0 +1,4 @@
+//! Pure planners: desired state in, kernel state to reach out. No syscalls.
+
+pub mod net;
+pub mod nft;

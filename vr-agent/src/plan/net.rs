@@ -1,0 +1,1 @@
+//! Links, addresses, route tables and rules the router needs.
