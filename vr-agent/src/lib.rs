@@ -6,3 +6,6 @@
 pub mod apply;
 pub mod model;
 pub mod plan;
+
+#[doc(hidden)]
+pub mod testing;

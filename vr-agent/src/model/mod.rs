@@ -181,7 +181,10 @@ pub enum Match {
     /// TCP or UDP (protocol number 6 or 17) to a destination port range.
     Ports { protocol: u8, first: u16, last: u16 },
     /// ICMP with an optional type and code (None = any).
-    Icmp { icmp_type: Option<u8>, code: Option<u8> },
+    Icmp {
+        icmp_type: Option<u8>,
+        code: Option<u8>,
+    },
     /// Any traffic of one IP protocol number.
     Protocol(u8),
 }
@@ -303,7 +306,11 @@ impl Router {
 
     /// The public IPs held on NIC `index`, source-NAT IP first.
     pub fn ips_on(&self, index: u32) -> Vec<&PublicIp> {
-        let mut ips: Vec<&PublicIp> = self.public_ips.iter().filter(|p| p.index == index).collect();
+        let mut ips: Vec<&PublicIp> = self
+            .public_ips
+            .iter()
+            .filter(|p| p.index == index)
+            .collect();
         ips.sort_by_key(|p| (!p.source_nat, p.address));
         ips
     }

@@ -67,7 +67,10 @@ fn network4(field: &str, value: &str) -> Result<Ipv4Net> {
         .parse()
         .map_err(|_| bad(field, format!("{value:?} is not an IPv4 CIDR")))?;
     if net.trunc() != net {
-        return Err(bad(field, format!("{value} has host bits set (network is {})", net.trunc())));
+        return Err(bad(
+            field,
+            format!("{value} has host bits set (network is {})", net.trunc()),
+        ));
     }
     Ok(net)
 }
@@ -77,7 +80,10 @@ fn network(field: &str, value: &str) -> Result<IpNet> {
         .parse()
         .map_err(|_| bad(field, format!("{value:?} is not a CIDR")))?;
     if net.trunc() != net {
-        return Err(bad(field, format!("{value} has host bits set (network is {})", net.trunc())));
+        return Err(bad(
+            field,
+            format!("{value} has host bits set (network is {})", net.trunc()),
+        ));
     }
     Ok(net)
 }
@@ -118,9 +124,16 @@ fn port(field: &str, value: u32) -> Result<u16> {
 /// A range whose end defaults to its start.
 fn port_range(field: &str, first: u32, last: u32) -> Result<(u16, u16)> {
     let first = port(&format!("{field}_start_port"), first)?;
-    let last = if last == 0 { first } else { port(&format!("{field}_end_port"), last)? };
+    let last = if last == 0 {
+        first
+    } else {
+        port(&format!("{field}_end_port"), last)?
+    };
     if last < first {
-        return Err(bad(format!("{field}_end_port"), format!("{last} is below the start port {first}")));
+        return Err(bad(
+            format!("{field}_end_port"),
+            format!("{last} is below the start port {first}"),
+        ));
     }
     Ok((first, last))
 }
@@ -142,7 +155,10 @@ fn hostname(field: &str, value: &str) -> Result<String> {
     if ok {
         Ok(value.to_ascii_lowercase())
     } else {
-        Err(bad(field, format!("{value:?} is not a host name (letters, digits, inner hyphens, at most 63)")))
+        Err(bad(
+            field,
+            format!("{value:?} is not a host name (letters, digits, inner hyphens, at most 63)"),
+        ))
     }
 }
 
@@ -150,8 +166,7 @@ fn domain(field: &str, value: &str) -> Result<String> {
     if value.is_empty() {
         return Ok(String::new());
     }
-    let ok = value.len() <= 253
-        && value.split('.').all(|label| hostname(field, label).is_ok());
+    let ok = value.len() <= 253 && value.split('.').all(|label| hostname(field, label).is_ok());
     if ok {
         Ok(value.to_ascii_lowercase())
     } else {
@@ -184,7 +199,10 @@ fn nics(wire: &[pb::Nic]) -> Result<BTreeMap<u32, Nic>> {
     for (i, n) in wire.iter().enumerate() {
         let f = |name: &str| format!("nics[{i}].{name}");
         if n.device_index > MAX_DEVICE_INDEX {
-            return Err(bad(f("device_index"), format!("{} is above {MAX_DEVICE_INDEX}", n.device_index)));
+            return Err(bad(
+                f("device_index"),
+                format!("{} is above {MAX_DEVICE_INDEX}", n.device_index),
+            ));
         }
         let mac = mac(&f("mac_address"), &n.mac_address)?;
         let role = match pb::NicRole::try_from(n.role) {
@@ -192,14 +210,24 @@ fn nics(wire: &[pb::Nic]) -> Result<BTreeMap<u32, Nic>> {
             Ok(pb::NicRole::Public) => Role::Public,
             Ok(pb::NicRole::Private) => Role::Private,
             Ok(pb::NicRole::Control) => Role::Control,
-            _ => return Err(bad(f("role"), "is required (GUEST, PUBLIC, PRIVATE or CONTROL)")),
+            _ => {
+                return Err(bad(
+                    f("role"),
+                    "is required (GUEST, PUBLIC, PRIVATE or CONTROL)",
+                ));
+            }
         };
         let control_address = if role == Role::Control {
             let addr = ipv4(&f("ip_address"), &n.ip_address)?;
             let net = Ipv4Net::new(addr, n.prefix_length as u8)
                 .ok()
                 .filter(|_| (1..=32).contains(&n.prefix_length))
-                .ok_or_else(|| bad(f("prefix_length"), format!("{} is outside 1..32", n.prefix_length)))?;
+                .ok_or_else(|| {
+                    bad(
+                        f("prefix_length"),
+                        format!("{} is outside 1..32", n.prefix_length),
+                    )
+                })?;
             Some(net)
         } else {
             None
@@ -215,7 +243,10 @@ fn nics(wire: &[pb::Nic]) -> Result<BTreeMap<u32, Nic>> {
             control_address,
         };
         if out.insert(n.device_index, nic).is_some() {
-            return Err(bad(f("device_index"), format!("eth{} is plugged twice", n.device_index)));
+            return Err(bad(
+                f("device_index"),
+                format!("eth{} is plugged twice", n.device_index),
+            ));
         }
     }
     Ok(out)
@@ -234,12 +265,18 @@ fn nic_ref<'a>(
         .get(&index)
         .ok_or_else(|| missing(field, format!("no NIC is plugged at eth{index}")))?;
     if !roles.contains(&nic.role) {
-        return Err(bad(field, format!("eth{index} is a {:?} NIC, expected {roles:?}", nic.role)));
+        return Err(bad(
+            field,
+            format!("eth{index} is a {:?} NIC, expected {roles:?}", nic.role),
+        ));
     }
     if let Some((mac_field, value)) = mac_field.filter(|(_, v)| !v.is_empty()) {
         let given = mac(mac_field, value)?;
         if given != nic.mac {
-            return Err(missing(mac_field, format!("eth{index} has MAC {}, not {given}", nic.mac)));
+            return Err(missing(
+                mac_field,
+                format!("eth{index} has MAC {}, not {given}", nic.mac),
+            ));
         }
     }
     Ok(nic)
@@ -249,15 +286,33 @@ fn tiers(nics: &BTreeMap<u32, Nic>, wire: &[pb::GuestNetwork]) -> Result<BTreeMa
     let mut out: BTreeMap<u32, Tier> = BTreeMap::new();
     for (i, g) in wire.iter().enumerate() {
         let f = |name: &str| format!("guest_networks[{i}].{name}");
-        nic_ref(nics, &f("device_index"), g.device_index, Some((&f("mac_address"), &g.mac_address)), &[Role::Guest])?;
+        nic_ref(
+            nics,
+            &f("device_index"),
+            g.device_index,
+            Some((&f("mac_address"), &g.mac_address)),
+            &[Role::Guest],
+        )?;
         let cidr = network4(&f("cidr"), &g.cidr)?;
         let gateway = ipv4(&f("gateway"), &g.gateway)?;
-        if !cidr.contains(&gateway) || gateway == cidr.network() || (cidr.prefix_len() < 31 && gateway == cidr.broadcast()) {
-            return Err(bad(f("gateway"), format!("{gateway} is not a host address of {cidr}")));
+        if !cidr.contains(&gateway)
+            || gateway == cidr.network()
+            || (cidr.prefix_len() < 31 && gateway == cidr.broadcast())
+        {
+            return Err(bad(
+                f("gateway"),
+                format!("{gateway} is not a host address of {cidr}"),
+            ));
         }
         for other in out.values() {
             if other.cidr.contains(&cidr.network()) || cidr.contains(&other.cidr.network()) {
-                return Err(bad(f("cidr"), format!("{cidr} overlaps the tier {} on eth{}", other.cidr, other.index)));
+                return Err(bad(
+                    f("cidr"),
+                    format!(
+                        "{cidr} overlaps the tier {} on eth{}",
+                        other.cidr, other.index
+                    ),
+                ));
             }
         }
         let dns_servers = g
@@ -277,7 +332,10 @@ fn tiers(nics: &BTreeMap<u32, Nic>, wire: &[pb::GuestNetwork]) -> Result<BTreeMa
             mtu: mtu(&f("mtu"), g.mtu)?,
         };
         if out.insert(g.device_index, tier).is_some() {
-            return Err(bad(f("device_index"), format!("eth{} serves two tiers", g.device_index)));
+            return Err(bad(
+                f("device_index"),
+                format!("eth{} serves two tiers", g.device_index),
+            ));
         }
     }
     Ok(out)
@@ -287,21 +345,41 @@ fn public_ips(nics: &BTreeMap<u32, Nic>, wire: &[pb::PublicIp]) -> Result<Vec<Pu
     let mut out: Vec<PublicIp> = Vec::new();
     for (i, p) in wire.iter().enumerate() {
         let f = |name: &str| format!("public_ips[{i}].{name}");
-        let nic = nic_ref(nics, &f("device_index"), p.device_index, Some((&f("mac_address"), &p.mac_address)), &[Role::Public, Role::Private])?;
+        let nic = nic_ref(
+            nics,
+            &f("device_index"),
+            p.device_index,
+            Some((&f("mac_address"), &p.mac_address)),
+            &[Role::Public, Role::Private],
+        )?;
         let address = ipv4(&f("ip_address"), &p.ip_address)?;
         if !(1..=32).contains(&p.prefix_length) {
-            return Err(bad(f("prefix_length"), format!("{} is outside 1..32", p.prefix_length)));
+            return Err(bad(
+                f("prefix_length"),
+                format!("{} is outside 1..32", p.prefix_length),
+            ));
         }
         let gateway = ipv4(&f("gateway"), &p.gateway)?;
-        let subnet = Ipv4Net::new(address, p.prefix_length as u8).expect("checked").trunc();
+        let subnet = Ipv4Net::new(address, p.prefix_length as u8)
+            .expect("checked")
+            .trunc();
         if !subnet.contains(&gateway) || gateway == address {
-            return Err(bad(f("gateway"), format!("{gateway} is not another address of {subnet}")));
+            return Err(bad(
+                f("gateway"),
+                format!("{gateway} is not another address of {subnet}"),
+            ));
         }
         if out.iter().any(|o| o.address == address) {
-            return Err(bad(f("ip_address"), format!("{address} is associated twice")));
+            return Err(bad(
+                f("ip_address"),
+                format!("{address} is associated twice"),
+            ));
         }
         if p.source_nat && out.iter().any(|o| o.source_nat) {
-            return Err(bad(f("source_nat"), "the router already has a source-NAT IP"));
+            return Err(bad(
+                f("source_nat"),
+                "the router already has a source-NAT IP",
+            ));
         }
         out.push(PublicIp {
             address,
@@ -322,15 +400,26 @@ fn held_ip<'a>(router: &'a Router, field: &str, value: &str) -> Result<&'a Publi
         .public_ips
         .iter()
         .find(|p| p.address == address)
-        .ok_or_else(|| missing(field, format!("{address} is not associated with the router")))
+        .ok_or_else(|| {
+            missing(
+                field,
+                format!("{address} is not associated with the router"),
+            )
+        })
 }
 
 fn in_tier(router: &Router, field: &str, value: &str) -> Result<Ipv4Addr> {
     let address = ipv4(field, value)?;
     match router.tier_of(address) {
         Some(t) if t.gateway != address => Ok(address),
-        Some(_) => Err(bad(field, format!("{address} is the router's own tier address"))),
-        None => Err(bad(field, format!("{address} is not inside any tier of the router"))),
+        Some(_) => Err(bad(
+            field,
+            format!("{address} is the router's own tier address"),
+        )),
+        None => Err(bad(
+            field,
+            format!("{address} is not inside any tier of the router"),
+        )),
     }
 }
 
@@ -338,19 +427,38 @@ fn source_nat(router: &Router, wire: &[pb::SourceNatRule]) -> Result<Vec<SourceN
     let mut out: Vec<SourceNat> = Vec::new();
     for (i, r) in wire.iter().enumerate() {
         let f = |name: &str| format!("source_nat_rules[{i}].{name}");
-        let nic = nic_ref(&router.nics, &f("device_index"), r.device_index, None, &[Role::Public, Role::Private])?;
+        let nic = nic_ref(
+            &router.nics,
+            &f("device_index"),
+            r.device_index,
+            None,
+            &[Role::Public, Role::Private],
+        )?;
         let held = held_ip(router, &f("nat_ip"), &r.nat_ip)?;
         if held.index != nic.index {
-            return Err(bad(f("nat_ip"), format!("{} is held on eth{}, not eth{}", held.address, held.index, nic.index)));
+            return Err(bad(
+                f("nat_ip"),
+                format!(
+                    "{} is held on eth{}, not eth{}",
+                    held.address, held.index, nic.index
+                ),
+            ));
         }
         let mut sources = networks4(&f("source_cidrs"), &r.source_cidrs)?;
         if sources.is_empty() {
             sources = router.tier_cidrs();
         }
         if out.iter().any(|o| o.index == nic.index) {
-            return Err(bad(f("device_index"), format!("eth{} has two source NAT rules", nic.index)));
+            return Err(bad(
+                f("device_index"),
+                format!("eth{} has two source NAT rules", nic.index),
+            ));
         }
-        out.push(SourceNat { index: nic.index, nat_ip: held.address, sources });
+        out.push(SourceNat {
+            index: nic.index,
+            nat_ip: held.address,
+            sources,
+        });
     }
     Ok(out)
 }
@@ -362,23 +470,52 @@ fn static_routes(router: &Router, wire: &[pb::StaticRoute]) -> Result<Vec<Static
         let f = |name: &str| format!("static_routes[{i}].{name}");
         let cidr = network4(&f("cidr"), &r.cidr)?;
         if link_local.contains(&cidr.network()) || cidr.contains(&link_local.network()) {
-            return Err(bad(f("cidr"), format!("{cidr} overlaps the link-local range 169.254.0.0/16")));
+            return Err(bad(
+                f("cidr"),
+                format!("{cidr} overlaps the link-local range 169.254.0.0/16"),
+            ));
         }
-        if let Some(t) = router.tiers.values().find(|t| t.cidr.contains(&cidr.network()) || cidr.contains(&t.cidr.network())) {
-            return Err(bad(f("cidr"), format!("{cidr} overlaps the tier {}", t.cidr)));
+        if let Some(t) = router
+            .tiers
+            .values()
+            .find(|t| t.cidr.contains(&cidr.network()) || cidr.contains(&t.cidr.network()))
+        {
+            return Err(bad(
+                f("cidr"),
+                format!("{cidr} overlaps the tier {}", t.cidr),
+            ));
         }
         let next_hop = ipv4(&f("next_hop"), &r.next_hop)?;
         let gateway = held_ip(router, &f("gateway_ip"), &r.gateway_ip)?;
         if !gateway.private_gateway {
-            return Err(bad(f("gateway_ip"), format!("{} is not a private gateway address", gateway.address)));
+            return Err(bad(
+                f("gateway_ip"),
+                format!("{} is not a private gateway address", gateway.address),
+            ));
         }
         if !gateway.subnet().contains(&next_hop) {
-            return Err(bad(f("next_hop"), format!("{next_hop} is not in the private gateway's network {}", gateway.subnet())));
+            return Err(bad(
+                f("next_hop"),
+                format!(
+                    "{next_hop} is not in the private gateway's network {}",
+                    gateway.subnet()
+                ),
+            ));
         }
-        if let Some(o) = out.iter().find(|o| o.cidr.contains(&cidr.network()) || cidr.contains(&o.cidr.network())) {
-            return Err(bad(f("cidr"), format!("{cidr} overlaps the static route {}", o.cidr)));
+        if let Some(o) = out
+            .iter()
+            .find(|o| o.cidr.contains(&cidr.network()) || cidr.contains(&o.cidr.network()))
+        {
+            return Err(bad(
+                f("cidr"),
+                format!("{cidr} overlaps the static route {}", o.cidr),
+            ));
         }
-        out.push(StaticRoute { cidr, next_hop, index: gateway.index });
+        out.push(StaticRoute {
+            cidr,
+            next_hop,
+            index: gateway.index,
+        });
     }
     Ok(out)
 }
@@ -387,10 +524,19 @@ fn acls(nics: &BTreeMap<u32, Nic>, wire: &[pb::NetworkAcl]) -> Result<BTreeMap<u
     let mut out = BTreeMap::new();
     for (i, a) in wire.iter().enumerate() {
         let f = |name: &str| format!("network_acls[{i}].{name}");
-        let nic = nic_ref(nics, &f("device_index"), a.device_index, Some((&f("mac_address"), &a.mac_address)), &[Role::Guest, Role::Private])?;
+        let nic = nic_ref(
+            nics,
+            &f("device_index"),
+            a.device_index,
+            Some((&f("mac_address"), &a.mac_address)),
+            &[Role::Guest, Role::Private],
+        )?;
         let acl = acl(&f("items"), nic.index, &a.items)?;
         if out.insert(nic.index, acl).is_some() {
-            return Err(bad(f("device_index"), format!("eth{} has two ACLs", nic.index)));
+            return Err(bad(
+                f("device_index"),
+                format!("eth{} has two ACLs", nic.index),
+            ));
         }
     }
     Ok(out)
@@ -403,7 +549,10 @@ pub(crate) fn acl(field: &str, index: u32, items: &[pb::AclItem]) -> Result<Acl>
     for (i, item) in items.iter().enumerate() {
         let f = |name: &str| format!("{field}[{i}].{name}");
         if !numbers.insert(item.number) {
-            return Err(bad(f("number"), format!("{} is used by two items", item.number)));
+            return Err(bad(
+                f("number"),
+                format!("{} is used by two items", item.number),
+            ));
         }
         let action = match pb::AclAction::try_from(item.action) {
             Ok(pb::AclAction::Allow) => Action::Allow,
@@ -416,13 +565,20 @@ pub(crate) fn acl(field: &str, index: u32, items: &[pb::AclItem]) -> Result<Acl>
             _ => return Err(bad(f("traffic_type"), "is required (INGRESS or EGRESS)")),
         };
         let has_ports = item.start_port.is_some() || item.end_port.is_some();
-        let has_icmp = item.icmp_type.is_some_and(|t| t != -1) || item.icmp_code.is_some_and(|c| c != -1);
+        let has_icmp =
+            item.icmp_type.is_some_and(|t| t != -1) || item.icmp_code.is_some_and(|c| c != -1);
         let protocol = pb::Protocol::try_from(item.protocol).unwrap_or(pb::Protocol::Unspecified);
         if has_ports && !matches!(protocol, pb::Protocol::Tcp | pb::Protocol::Udp) {
-            return Err(bad(f("start_port"), "ports apply to TCP and UDP items only"));
+            return Err(bad(
+                f("start_port"),
+                "ports apply to TCP and UDP items only",
+            ));
         }
         if has_icmp && protocol != pb::Protocol::Icmp {
-            return Err(bad(f("icmp_type"), "ICMP type and code apply to ICMP items only"));
+            return Err(bad(
+                f("icmp_type"),
+                "ICMP type and code apply to ICMP items only",
+            ));
         }
         let matches = match protocol {
             pb::Protocol::All => Match::All,
@@ -431,9 +587,15 @@ pub(crate) fn acl(field: &str, index: u32, items: &[pb::AclItem]) -> Result<Acl>
                 let (first, last) = match (item.start_port, item.end_port) {
                     (None, None) => (1, 65535),
                     (Some(s), e) => port_range(&f("item"), s, e.unwrap_or(s))?,
-                    (None, Some(_)) => return Err(bad(f("start_port"), "is required with end_port")),
+                    (None, Some(_)) => {
+                        return Err(bad(f("start_port"), "is required with end_port"));
+                    }
                 };
-                Match::Ports { protocol: number, first, last }
+                Match::Ports {
+                    protocol: number,
+                    first,
+                    last,
+                }
             }
             pb::Protocol::Icmp => {
                 let byte = |name: &str, v: Option<i32>| -> Result<Option<u8>> {
@@ -461,9 +623,18 @@ pub(crate) fn acl(field: &str, index: u32, items: &[pb::AclItem]) -> Result<Acl>
             .map(|(k, c)| network(&f(&format!("cidrs[{k}]")), c))
             .collect::<Result<Vec<_>>>()?;
         if cidrs.is_empty() {
-            cidrs = vec!["0.0.0.0/0".parse().expect("constant"), "::/0".parse().expect("constant")];
+            cidrs = vec![
+                "0.0.0.0/0".parse().expect("constant"),
+                "::/0".parse().expect("constant"),
+            ];
         }
-        rules.push(AclRule { number: item.number, action, direction, matches, cidrs });
+        rules.push(AclRule {
+            number: item.number,
+            action,
+            direction,
+            matches,
+            cidrs,
+        });
     }
     rules.sort_by_key(|r| r.number);
     Ok(Acl { index, rules })
@@ -483,10 +654,16 @@ fn port_forwards(router: &Router, wire: &[pb::PortForwardingRule]) -> Result<Vec
         let private_ports = port_range(&f("private"), r.private_start_port, r.private_end_port)?;
         let width = |p: (u16, u16)| u32::from(p.1 - p.0);
         if width(public_ports) != width(private_ports) {
-            return Err(bad(f("private_end_port"), "the public and private port ranges differ in length"));
+            return Err(bad(
+                f("private_end_port"),
+                "the public and private port ranges differ in length",
+            ));
         }
         if public_ports != private_ports && width(public_ports) >= MAX_SHIFTED_PORTS {
-            return Err(bad(f("public_end_port"), format!("a shifted port range may span at most {MAX_SHIFTED_PORTS} ports")));
+            return Err(bad(
+                f("public_end_port"),
+                format!("a shifted port range may span at most {MAX_SHIFTED_PORTS} ports"),
+            ));
         }
         out.push(PortForward {
             id: r.id.clone(),
@@ -507,16 +684,29 @@ fn static_nats(router: &Router, wire: &[pb::StaticNatRule]) -> Result<Vec<Static
         let f = |name: &str| format!("static_nat_rules[{i}].{name}");
         let held = held_ip(router, &f("public_ip"), &r.public_ip)?;
         if held.source_nat {
-            return Err(bad(f("public_ip"), format!("{} is the source-NAT IP", held.address)));
+            return Err(bad(
+                f("public_ip"),
+                format!("{} is the source-NAT IP", held.address),
+            ));
         }
         let private_ip = in_tier(router, &f("private_ip"), &r.private_ip)?;
         if out.iter().any(|o| o.public_ip == held.address) {
-            return Err(bad(f("public_ip"), format!("{} is mapped twice", held.address)));
+            return Err(bad(
+                f("public_ip"),
+                format!("{} is mapped twice", held.address),
+            ));
         }
         if out.iter().any(|o| o.private_ip == private_ip) {
-            return Err(bad(f("private_ip"), format!("{private_ip} already has a static NAT IP")));
+            return Err(bad(
+                f("private_ip"),
+                format!("{private_ip} already has a static NAT IP"),
+            ));
         }
-        out.push(StaticNat { public_ip: held.address, private_ip, index: held.index });
+        out.push(StaticNat {
+            public_ip: held.address,
+            private_ip,
+            index: held.index,
+        });
     }
     Ok(out)
 }
@@ -529,7 +719,10 @@ fn load_balancers(router: &Router, wire: &[pb::LoadBalancerRule]) -> Result<Vec<
             Ok(pb::LbAlgorithm::RoundRobin) => Algorithm::RoundRobin,
             Ok(pb::LbAlgorithm::Source) => Algorithm::SourceHash,
             Ok(pb::LbAlgorithm::LeastConn) => {
-                return Err(bad(f("algorithm"), "leastconn is not supported by the VPC router: its in-kernel balancer keeps no connection counts; use ROUND_ROBIN or SOURCE"));
+                return Err(bad(
+                    f("algorithm"),
+                    "leastconn is not supported by the VPC router: its in-kernel balancer keeps no connection counts; use ROUND_ROBIN or SOURCE",
+                ));
             }
             _ => return Err(bad(f("algorithm"), "is required (ROUND_ROBIN or SOURCE)")),
         };
@@ -565,22 +758,39 @@ fn load_balancers(router: &Router, wire: &[pb::LoadBalancerRule]) -> Result<Vec<
 fn check_public_port_conflicts(router: &Router) -> Result<()> {
     let mut claims: Vec<(Ipv4Addr, L4, (u16, u16), String)> = Vec::new();
     let pf = router.port_forwards.iter().enumerate().map(|(i, r)| {
-        (r.public_ip, r.protocol, r.public_ports, format!("port_forwarding_rules[{i}]"))
+        (
+            r.public_ip,
+            r.protocol,
+            r.public_ports,
+            format!("port_forwarding_rules[{i}]"),
+        )
     });
     let lb = router.load_balancers.iter().enumerate().map(|(i, r)| {
-        (r.public_ip, r.protocol, (r.public_port, r.public_port), format!("load_balancer_rules[{i}]"))
+        (
+            r.public_ip,
+            r.protocol,
+            (r.public_port, r.public_port),
+            format!("load_balancer_rules[{i}]"),
+        )
     });
     for (ip, proto, ports, field) in pf.chain(lb) {
         if router.static_nats.iter().any(|s| s.public_ip == ip) {
-            return Err(bad(format!("{field}.public_ip"), format!("{ip} is used for static NAT")));
-        }
-        if let Some((_, _, _, other)) = claims
-            .iter()
-            .find(|(oip, oproto, oports, _)| *oip == ip && *oproto == proto && oports.0 <= ports.1 && ports.0 <= oports.1)
-        {
             return Err(bad(
                 format!("{field}.public_ip"),
-                format!("{ip} {} {}-{} conflicts with {other}", proto.name(), ports.0, ports.1),
+                format!("{ip} is used for static NAT"),
+            ));
+        }
+        if let Some((_, _, _, other)) = claims.iter().find(|(oip, oproto, oports, _)| {
+            *oip == ip && *oproto == proto && oports.0 <= ports.1 && ports.0 <= oports.1
+        }) {
+            return Err(bad(
+                format!("{field}.public_ip"),
+                format!(
+                    "{ip} {} {}-{} conflicts with {other}",
+                    proto.name(),
+                    ports.0,
+                    ports.1
+                ),
             ));
         }
         claims.push((ip, proto, ports, field));
@@ -592,20 +802,29 @@ fn dhcp(router: &Router, wire: &[pb::TierDhcp]) -> Result<BTreeMap<u32, Vec<Dhcp
     let mut out = BTreeMap::new();
     for (i, d) in wire.iter().enumerate() {
         let f = |name: &str| format!("dhcp[{i}].{name}");
-        let tier = router
-            .tiers
-            .get(&d.device_index)
-            .ok_or_else(|| missing(f("device_index"), format!("eth{} serves no tier", d.device_index)))?;
+        let tier = router.tiers.get(&d.device_index).ok_or_else(|| {
+            missing(
+                f("device_index"),
+                format!("eth{} serves no tier", d.device_index),
+            )
+        })?;
         let hosts = dhcp_hosts(&f("entries"), tier, &d.entries)?;
         if out.insert(d.device_index, hosts).is_some() {
-            return Err(bad(f("device_index"), format!("eth{} has two lease lists", d.device_index)));
+            return Err(bad(
+                f("device_index"),
+                format!("eth{} has two lease lists", d.device_index),
+            ));
         }
     }
     Ok(out)
 }
 
 /// Validates the leases of one tier.
-pub(crate) fn dhcp_hosts(field: &str, tier: &Tier, entries: &[pb::DhcpEntry]) -> Result<Vec<DhcpHost>> {
+pub(crate) fn dhcp_hosts(
+    field: &str,
+    tier: &Tier,
+    entries: &[pb::DhcpEntry],
+) -> Result<Vec<DhcpHost>> {
     let mut hosts: Vec<DhcpHost> = Vec::with_capacity(entries.len());
     for (k, e) in entries.iter().enumerate() {
         let f = |name: &str| format!("{field}[{k}].{name}");
@@ -615,17 +834,30 @@ pub(crate) fn dhcp_hosts(field: &str, tier: &Tier, entries: &[pb::DhcpEntry]) ->
             hostname: hostname(&f("hostname"), &e.hostname)?,
             default_gateway: e.default_gateway,
         };
-        if !tier.cidr.contains(&host.ip) || host.ip == tier.gateway || host.ip == tier.cidr.network() || host.ip == tier.cidr.broadcast() {
-            return Err(bad(f("ip_address"), format!("{} is not a VM address of the tier {}", host.ip, tier.cidr)));
+        if !tier.cidr.contains(&host.ip)
+            || host.ip == tier.gateway
+            || host.ip == tier.cidr.network()
+            || host.ip == tier.cidr.broadcast()
+        {
+            return Err(bad(
+                f("ip_address"),
+                format!("{} is not a VM address of the tier {}", host.ip, tier.cidr),
+            ));
         }
         if hosts.iter().any(|h| h.mac == host.mac) {
-            return Err(bad(f("mac_address"), format!("{} has two leases", host.mac)));
+            return Err(bad(
+                f("mac_address"),
+                format!("{} has two leases", host.mac),
+            ));
         }
         if hosts.iter().any(|h| h.ip == host.ip) {
             return Err(bad(f("ip_address"), format!("{} is leased twice", host.ip)));
         }
         if hosts.iter().any(|h| h.hostname == host.hostname) {
-            return Err(bad(f("hostname"), format!("{} names two VMs", host.hostname)));
+            return Err(bad(
+                f("hostname"),
+                format!("{} names two VMs", host.hostname),
+            ));
         }
         hosts.push(host);
     }
