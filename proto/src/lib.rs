@@ -11,6 +11,8 @@ pub mod agent {
 
 pub use agent::v1;
 
+pub mod channel;
+
 /// The encoded `FileDescriptorSet` of the agent protocol, for a reflection
 /// service (`tonic_reflection`'s `register_encoded_file_descriptor_set`).
 pub const FILE_DESCRIPTOR_SET: &[u8] =

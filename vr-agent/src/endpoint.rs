@@ -58,6 +58,14 @@ impl Endpoint {
         bail!("--listen {listen}: expected unix:///path or tcp://ip:port")
     }
 
+    /// The TCP port, for a TCP endpoint.
+    pub fn tcp_port(&self) -> Option<u16> {
+        match self {
+            Endpoint::Tcp { addr, .. } => Some(addr.port()),
+            Endpoint::Unix(_) => None,
+        }
+    }
+
     /// Serves `service` until `shutdown` resolves.
     pub async fn serve<S>(
         self,

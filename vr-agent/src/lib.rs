@@ -1,11 +1,17 @@
 //! The VPC virtual router agent as a library: the validated model of a
 //! router's desired state, the pure planners that turn it into kernel state,
-//! and the executors that apply the plans. The `vr-agent` binary wires these
-//! to the gRPC service.
+//! the executors that apply the plans, and the gRPC service. The `vr-agent`
+//! binary wires them together.
 
+pub mod agent;
 pub mod apply;
+pub mod endpoint;
 pub mod model;
+pub mod netns;
 pub mod plan;
+pub mod service;
+pub mod state;
+pub mod update;
 
 #[doc(hidden)]
 pub mod testing;

@@ -5,16 +5,15 @@
 //! the router's namespace: links, addresses, route tables and rules through
 //! netlink, one nftables table, and a dnsmasq per tier.
 
-mod endpoint;
-mod netns;
-mod service;
-
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-
-use crate::endpoint::{Endpoint, TlsFiles};
+use vr_agent::agent::{Agent, AgentSettings};
+use vr_agent::endpoint::{Endpoint, TlsFiles};
+use vr_agent::{netns, service};
 
 /// The VPC virtual router agent.
 #[derive(Parser, Debug)]
@@ -47,6 +46,19 @@ struct Cli {
     /// Allow running in the host's initial network namespace.
     #[arg(long)]
     allow_init_netns: bool,
+
+    /// How often the kernel and dnsmasq are checked against the desired
+    /// state and repaired, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    reconcile_interval: f64,
+
+    /// The nft binary.
+    #[arg(long, default_value = "nft")]
+    nft: PathBuf,
+
+    /// The dnsmasq binary.
+    #[arg(long, default_value = "dnsmasq")]
+    dnsmasq: PathBuf,
 
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
@@ -96,8 +108,33 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&cli.state_dir)
         .with_context(|| format!("creating state dir {}", cli.state_dir.display()))?;
 
-    let service = service::RouterService::new();
-    endpoint.serve(service, shutdown_signal()).await
+    let mut settings = AgentSettings::new(cli.state_dir.clone());
+    settings.nft_binary = cli.nft.clone();
+    settings.dnsmasq_binary = cli.dnsmasq.clone();
+    settings.agent_port = endpoint.tcp_port();
+    let agent = Arc::new(Agent::start(settings).await?);
+
+    let interval = Duration::from_secs_f64(cli.reconcile_interval.max(0.1));
+    let reconciler = {
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                for line in agent.reconcile().await {
+                    tracing::warn!("reconcile: {line}");
+                }
+            }
+        })
+    };
+
+    let result = endpoint
+        .serve(service::RouterService::new(agent), shutdown_signal())
+        .await;
+    reconciler.abort();
+    result
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -1,107 +1,195 @@
-//! The `vpc.agent.v1.VirtualRouter` gRPC service.
+//! The `vpc.agent.v1.VirtualRouter` gRPC service: each RPC becomes one
+//! [`Change`] of the agent's desired state.
+
+use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 use vpc_proto::v1::virtual_router_server::VirtualRouter;
 use vpc_proto::v1::*;
 
-/// The router service.
-#[derive(Debug, Default)]
-pub struct RouterService {}
+use crate::agent::{Agent, AgentError, Applied};
+use crate::model::InvalidKind;
+use crate::update::Change;
+
+/// The router service, backed by the agent.
+#[derive(Clone)]
+pub struct RouterService {
+    agent: Arc<Agent>,
+}
 
 impl RouterService {
-    pub fn new() -> Self {
-        Self::default()
+    /// Serves `agent`.
+    pub fn new(agent: Arc<Agent>) -> Self {
+        Self { agent }
+    }
+
+    async fn change(
+        &self,
+        generation: u64,
+        change: Change,
+    ) -> Result<Response<ApplyResponse>, Status> {
+        let Applied {
+            generation,
+            micros,
+            unchanged,
+        } = self
+            .agent
+            .change(generation, change)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(ApplyResponse {
+            generation,
+            apply_micros: micros,
+            unchanged,
+        }))
     }
 }
 
-fn not_yet(rpc: &str) -> Status {
-    Status::unimplemented(format!("{rpc} is not implemented by this agent yet"))
+/// Maps agent errors to gRPC codes; the message names the field at fault.
+pub fn status(error: AgentError) -> Status {
+    match error {
+        AgentError::Invalid(invalid) => match invalid.kind {
+            InvalidKind::Argument => Status::invalid_argument(invalid.to_string()),
+            InvalidKind::NotFound => Status::not_found(invalid.to_string()),
+        },
+        e @ AgentError::Stale { .. } => Status::failed_precondition(e.to_string()),
+        e @ AgentError::LinkNotFound(_) => Status::not_found(e.to_string()),
+        e @ (AgentError::State(_) | AgentError::Apply(_)) => Status::internal(e.to_string()),
+    }
 }
 
 #[tonic::async_trait]
 impl VirtualRouter for RouterService {
     async fn plug_nic(
         &self,
-        _: Request<PlugNicRequest>,
+        r: Request<PlugNicRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
-        Err(not_yet("PlugNic"))
+        let r = r.into_inner();
+        self.change(r.generation, Change::PlugNic(r.nic)).await
     }
+
     async fn unplug_nic(
         &self,
-        _: Request<UnplugNicRequest>,
+        r: Request<UnplugNicRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
-        Err(not_yet("UnplugNic"))
+        let r = r.into_inner();
+        self.change(
+            r.generation,
+            Change::UnplugNic {
+                index: r.device_index,
+                mac: r.mac_address,
+            },
+        )
+        .await
     }
+
     async fn setup_guest_network(
         &self,
-        _: Request<SetupGuestNetworkRequest>,
+        r: Request<SetupGuestNetworkRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
-        Err(not_yet("SetupGuestNetwork"))
+        let r = r.into_inner();
+        self.change(r.generation, Change::SetupGuestNetwork(r.network))
+            .await
     }
+
     async fn destroy_guest_network(
         &self,
-        _: Request<DestroyGuestNetworkRequest>,
+        r: Request<DestroyGuestNetworkRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
-        Err(not_yet("DestroyGuestNetwork"))
+        let r = r.into_inner();
+        self.change(
+            r.generation,
+            Change::DestroyGuestNetwork {
+                index: r.device_index,
+            },
+        )
+        .await
     }
+
     async fn ip_assoc(
         &self,
-        _: Request<IpAssocRequest>,
+        r: Request<IpAssocRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
-        Err(not_yet("IpAssoc"))
+        let r = r.into_inner();
+        self.change(r.generation, Change::IpAssoc(r.ips)).await
     }
+
     async fn set_source_nat(
         &self,
-        _: Request<SetSourceNatRequest>,
+        r: Request<SetSourceNatRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
-        Err(not_yet("SetSourceNat"))
+        let r = r.into_inner();
+        self.change(r.generation, Change::SetSourceNat(r.rules))
+            .await
     }
+
     async fn set_static_routes(
         &self,
-        _: Request<SetStaticRoutesRequest>,
+        r: Request<SetStaticRoutesRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
-        Err(not_yet("SetStaticRoutes"))
+        let r = r.into_inner();
+        self.change(r.generation, Change::SetStaticRoutes(r.routes))
+            .await
     }
+
     async fn set_network_acl(
         &self,
-        _: Request<SetNetworkAclRequest>,
+        r: Request<SetNetworkAclRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
-        Err(not_yet("SetNetworkAcl"))
+        let r = r.into_inner();
+        self.change(r.generation, Change::SetNetworkAcl(r.acl))
+            .await
     }
+
     async fn set_port_forwarding_rules(
         &self,
-        _: Request<SetPortForwardingRulesRequest>,
+        r: Request<SetPortForwardingRulesRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
-        Err(not_yet("SetPortForwardingRules"))
+        let r = r.into_inner();
+        self.change(r.generation, Change::SetPortForwarding(r.rules))
+            .await
     }
+
     async fn set_static_nat_rules(
         &self,
-        _: Request<SetStaticNatRulesRequest>,
+        r: Request<SetStaticNatRulesRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
-        Err(not_yet("SetStaticNatRules"))
+        let r = r.into_inner();
+        self.change(r.generation, Change::SetStaticNat(r.rules))
+            .await
     }
+
     async fn set_load_balancer_rules(
         &self,
-        _: Request<SetLoadBalancerRulesRequest>,
+        r: Request<SetLoadBalancerRulesRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
-        Err(not_yet("SetLoadBalancerRules"))
+        let r = r.into_inner();
+        self.change(r.generation, Change::SetLoadBalancers(r.rules))
+            .await
     }
+
     async fn set_dhcp_entries(
         &self,
-        _: Request<SetDhcpEntriesRequest>,
+        r: Request<SetDhcpEntriesRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
-        Err(not_yet("SetDhcpEntries"))
+        let r = r.into_inner();
+        self.change(r.generation, Change::SetDhcpEntries(r.dhcp))
+            .await
     }
+
     async fn apply_config(
         &self,
-        _: Request<ApplyConfigRequest>,
+        r: Request<ApplyConfigRequest>,
     ) -> Result<Response<ApplyResponse>, Status> {
-        Err(not_yet("ApplyConfig"))
+        let r = r.into_inner();
+        self.change(r.generation, Change::ApplyConfig(r.config))
+            .await
     }
+
     async fn get_state(
         &self,
         _: Request<GetStateRequest>,
     ) -> Result<Response<GetStateResponse>, Status> {
-        Err(not_yet("GetState"))
+        Ok(Response::new(self.agent.state().await))
     }
 }

@@ -167,7 +167,6 @@ pub fn sample_config() -> pb::RouterConfig {
                 private_start_port: 5000,
                 private_end_port: 5010,
                 source_cidrs: vec!["198.51.100.0/24".into()],
-                ..Default::default()
             },
         ],
         static_nat_rules: vec![pb::StaticNatRule {

@@ -1,4 +1,6 @@
 //! Executors: apply plans to the kernel and processes of this namespace.
 
+pub mod dnsmasq;
+pub mod garp;
 pub mod netlink;
 pub mod nft;

@@ -63,16 +63,47 @@ fn volume_order(b: &Box3) -> (u128, u128, u128) {
 
 /// Pairwise-disjoint boxes covering exactly the union of `boxes`, in a stable
 /// order (sorted), without duplicates.
+///
+/// Boxes whose address spans do not overlap cannot intersect, so a sort and
+/// one sweep split the input into groups of address-overlapping boxes, and
+/// only within a group are boxes compared pairwise. ACLs are mostly disjoint
+/// prefixes, which makes this O(n log n) in practice instead of O(n²).
 pub fn disjoint(mut boxes: Vec<Box3>) -> Vec<Box3> {
-    boxes.sort_by_key(|b| (volume_order(b), *b));
+    boxes.sort_unstable();
     boxes.dedup();
-    let mut out: Vec<Box3> = Vec::with_capacity(boxes.len());
+    let mut out = Vec::with_capacity(boxes.len());
+    let mut group: Vec<Box3> = Vec::new();
+    let mut group_end = 0u128;
     for b in boxes {
-        if out.iter().any(|o| contains(o, &b)) {
+        if !group.is_empty() && b[0].0 > group_end {
+            disjoint_group(std::mem::take(&mut group), &mut out);
+        }
+        group_end = if group.is_empty() {
+            b[0].1
+        } else {
+            group_end.max(b[0].1)
+        };
+        group.push(b);
+    }
+    disjoint_group(group, &mut out);
+    out.sort_unstable();
+    out
+}
+
+/// Appends the disjoint decomposition of one group of boxes to `out`.
+fn disjoint_group(mut boxes: Vec<Box3>, out: &mut Vec<Box3>) {
+    if boxes.len() <= 1 {
+        out.extend(boxes);
+        return;
+    }
+    boxes.sort_by_key(|b| (volume_order(b), *b));
+    let start = out.len();
+    for b in boxes {
+        if out[start..].iter().any(|o| contains(o, &b)) {
             continue;
         }
         let mut pieces = vec![b];
-        for o in &out {
+        for o in &out[start..] {
             if !intersects(o, &b) {
                 continue;
             }
@@ -83,8 +114,6 @@ pub fn disjoint(mut boxes: Vec<Box3>) -> Vec<Box3> {
         }
         out.extend(pieces);
     }
-    out.sort();
-    out
 }
 
 #[cfg(test)]
@@ -96,6 +125,16 @@ mod tests {
             .iter()
             .filter(|b| b.iter().zip(point).all(|(s, p)| s.0 <= p && p <= s.1))
             .count()
+    }
+
+    #[test]
+    fn disjoint_address_groups_are_kept_apart_and_sorted() {
+        let a = [(10, 20), (6, 6), (22, 22)];
+        let b = [(30, 40), (6, 6), (22, 22)];
+        let c = [(15, 35), (17, 17), (53, 53)];
+        assert_eq!(disjoint(vec![b, a]), vec![a, b]);
+        // c bridges a and b by address but not by protocol: nothing splits.
+        assert_eq!(disjoint(vec![c, b, a]), vec![a, c, b]);
     }
 
     #[test]

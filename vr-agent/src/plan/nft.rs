@@ -613,11 +613,15 @@ fn input(router: &Router, options: &NftOptions) -> Chain {
         .nics_with(Role::Control)
         .map(|n| ifname(n.index))
         .collect();
-    if let (Some(port), false) = (options.agent_port, control.is_empty()) {
-        rules.push(format!(
+    match (options.agent_port, control.is_empty()) {
+        (Some(port), false) => rules.push(format!(
             "iifname {} tcp dport {port} accept",
             quoted_list(control)
-        ));
+        )),
+        // Until the manager has told the router which NIC is its control NIC
+        // (first boot), the agent must stay reachable; mutual TLS guards it.
+        (Some(port), true) => rules.push(format!("tcp dport {port} accept")),
+        (None, _) => {}
     }
     Chain {
         name: CHAIN_INPUT.into(),

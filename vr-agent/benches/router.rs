@@ -1,0 +1,549 @@
+//! Router benchmark, run with `cargo bench -p vr-agent --bench router` as root
+//! (or `scripts/bench/router.sh`). Everything happens in lab namespaces.
+//!
+//! 1. Apply time: a router with 10 tiers x 1,000 ACL items and 1,000 port
+//!    forwarding rules, applied cold and re-applied with every item changed.
+//! 2. Changing one ACL item, with 1,000 and with 10,000 items in the list.
+//! 3. Between two tiers, with the agent's ruleset at 0 and 10,000 ACL items,
+//!    against the same 10,000-item policy loaded as a linear nft chain and as
+//!    a linear iptables-restore ruleset (legacy and nft backends): TCP bulk
+//!    throughput and 64-byte UDP packets per second. The UDP flow gets no
+//!    replies, so conntrack keeps it NEW and every packet walks the ACL, as
+//!    the first packet of every new flow does.
+//!
+//! Results are medians of interleaved repetitions, printed as a table.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tonic::transport::Channel;
+use vpc_integration::{Lab, Netns, ProcessHandle, require_root};
+use vpc_proto::v1 as pb;
+use vpc_proto::v1::virtual_router_client::VirtualRouterClient;
+use vr_agent::testing::{item, mac, tier};
+
+const TIERS: u32 = 10;
+const REPS: usize = 5;
+const FLOW_REPS: usize = 3;
+
+struct Agent {
+    runtime: tokio::runtime::Runtime,
+    socket: PathBuf,
+    generation: u64,
+    _process: ProcessHandle,
+}
+
+impl Agent {
+    fn start(lab: &Lab, ns: &Netns, name: &str) -> Agent {
+        let socket = lab.dir().join(format!("{name}.sock"));
+        let state = lab.dir().join(format!("{name}-state"));
+        let argv = [
+            env!("CARGO_BIN_EXE_vr-agent").to_string(),
+            "--listen".into(),
+            format!("unix://{}", socket.display()),
+            "--state-dir".into(),
+            state.display().to_string(),
+            "--reconcile-interval".into(),
+            "3600".into(),
+        ];
+        let process = lab.spawn(ns, name, &argv).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        while !socket.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "agent did not start:\n{}",
+                process.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        Agent {
+            runtime,
+            socket,
+            generation: 0,
+            _process: process,
+        }
+    }
+
+    fn call<T, F, Fut>(&self, f: F) -> T
+    where
+        F: FnOnce(VirtualRouterClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let socket = self.socket.clone();
+        self.runtime.block_on(async move {
+            let channel = vpc_proto::channel::unix(socket).await.expect("connect");
+            f(VirtualRouterClient::new(channel))
+                .await
+                .expect("rpc")
+                .into_inner()
+        })
+    }
+
+    /// Returns (wall time of the RPC, apply time the agent reported).
+    fn apply(&mut self, config: &pb::RouterConfig) -> (Duration, Duration) {
+        self.generation += 1;
+        let (generation, config) = (self.generation, config.clone());
+        let started = Instant::now();
+        let r = self.call(move |mut c| async move {
+            c.apply_config(pb::ApplyConfigRequest {
+                generation,
+                config: Some(config),
+            })
+            .await
+        });
+        (started.elapsed(), Duration::from_micros(r.apply_micros))
+    }
+
+    fn set_acl(&mut self, acl: &pb::NetworkAcl) -> (Duration, Duration) {
+        self.generation += 1;
+        let (generation, acl) = (self.generation, acl.clone());
+        let started = Instant::now();
+        let r = self.call(move |mut c| async move {
+            c.set_network_acl(pb::SetNetworkAclRequest {
+                generation,
+                acl: Some(acl),
+            })
+            .await
+        });
+        (started.elapsed(), Duration::from_micros(r.apply_micros))
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// ACL item `i` of a big list: distinct /24 sources, TCP and UDP alternating,
+/// ports spread out; none matches the benchmark traffic (10.1.2.0/24 to 5201).
+fn filler(i: u32, shift: u32) -> pb::AclItem {
+    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+    let source = format!("10.{}.{}.0/24", 100 + i / 250, i % 250);
+    let protocol = if i.is_multiple_of(2) { Tcp } else { Udp };
+    let port = 1024 + (i * 7 + shift) % 4000;
+    item(
+        i + 1,
+        Allow,
+        Ingress,
+        protocol,
+        &[&source],
+        Some((port, port)),
+    )
+}
+
+/// The benchmark's policy: `n` filler items, then allow the tier-2 traffic.
+fn policy(n: u32, shift: u32) -> Vec<pb::AclItem> {
+    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+    let mut items: Vec<pb::AclItem> = (0..n.saturating_sub(2)).map(|i| filler(i, shift)).collect();
+    items.push(item(
+        n + 1,
+        Allow,
+        Ingress,
+        Tcp,
+        &["10.1.2.0/24"],
+        Some((5201, 5201)),
+    ));
+    items.push(item(
+        n + 2,
+        Allow,
+        Ingress,
+        Udp,
+        &["10.1.2.0/24"],
+        Some((5201, 5201)),
+    ));
+    items
+}
+
+fn nic(index: u32, role: pb::NicRole) -> pb::Nic {
+    pb::Nic {
+        device_index: index,
+        mac_address: mac(index),
+        role: role as i32,
+        ..Default::default()
+    }
+}
+
+/// A router with a public NIC and `tiers` tiers, `items` ACL items each, and
+/// `forwards` port forwarding rules.
+fn router_config(tiers: u32, items: u32, forwards: u32, shift: u32) -> pb::RouterConfig {
+    let mut config = pb::RouterConfig {
+        nics: vec![nic(1, pb::NicRole::Public)],
+        ..Default::default()
+    };
+    config.public_ips.push(pb::PublicIp {
+        add: true,
+        ip_address: "203.0.113.10".into(),
+        prefix_length: 24,
+        gateway: "203.0.113.1".into(),
+        device_index: 1,
+        source_nat: true,
+        ..Default::default()
+    });
+    config.public_ips.push(pb::PublicIp {
+        add: true,
+        ip_address: "203.0.113.11".into(),
+        prefix_length: 24,
+        gateway: "203.0.113.1".into(),
+        device_index: 1,
+        ..Default::default()
+    });
+    config.source_nat_rules.push(pb::SourceNatRule {
+        device_index: 1,
+        nat_ip: "203.0.113.10".into(),
+        source_cidrs: vec![],
+    });
+    for t in 0..tiers {
+        let index = t + 2;
+        config.nics.push(nic(index, pb::NicRole::Guest));
+        config.guest_networks.push(tier(index));
+        config.network_acls.push(pb::NetworkAcl {
+            device_index: index,
+            mac_address: mac(index),
+            items: policy(items, shift + t),
+            ..Default::default()
+        });
+    }
+    for f in 0..forwards {
+        config.port_forwarding_rules.push(pb::PortForwardingRule {
+            id: format!("pf-{f}"),
+            public_ip: "203.0.113.11".into(),
+            protocol: pb::Protocol::Tcp as i32,
+            public_start_port: 10000 + f,
+            private_ip: format!("10.1.{}.{}", 1 + f % tiers, 10 + f / tiers),
+            private_start_port: 80,
+            ..Default::default()
+        });
+    }
+    config
+}
+
+/// A router namespace whose NICs 1..=n end in a sink namespace.
+fn router_ns(lab: &Lab, nics: u32) -> (Netns, Netns) {
+    let r = lab.netns("r").unwrap();
+    let sink = lab.netns("sink").unwrap();
+    for i in 1..=nics {
+        lab.veth_with_mac(
+            &r,
+            &format!("n{i}"),
+            Some(&mac(i)),
+            &sink,
+            &format!("s{i}"),
+            None,
+        )
+        .unwrap();
+    }
+    (r, sink)
+}
+
+fn bench_apply(report: &mut String) {
+    let lab = Lab::new("bench_apply").unwrap();
+    let (r, _sink) = router_ns(&lab, TIERS + 1);
+    let mut agent = Agent::start(&lab, &r, "agent");
+    let a = router_config(TIERS, 1000, 1000, 0);
+    let b = router_config(TIERS, 1000, 1000, 1);
+    let (cold, cold_agent) = agent.apply(&a);
+    let mut full = Vec::new();
+    for rep in 0..REPS {
+        full.push(ms(agent
+            .apply(if rep.is_multiple_of(2) { &b } else { &a })
+            .1));
+    }
+    let _ = writeln!(
+        report,
+        "## Apply (10 tiers x 1,000 ACL items + 1,000 port forwards)\n"
+    );
+    let _ = writeln!(report, "| what | ms |\n|---|---|");
+    let _ = writeln!(
+        report,
+        "| cold apply (RPC wall / agent apply) | {:.1} / {:.1} |",
+        ms(cold),
+        ms(cold_agent)
+    );
+    let _ = writeln!(
+        report,
+        "| re-apply with every item changed (agent apply, median of {REPS}) | {:.1} |",
+        median(full)
+    );
+
+    // One item changed, in a list of 1,000 and of 10,000 items.
+    for n in [1000u32, 10_000] {
+        let mut config = router_config(TIERS, 1000, 1000, 0);
+        config.network_acls[0].items = policy(n, 0);
+        agent.apply(&config);
+        let mut acl = config.network_acls[0].clone();
+        let (mut wall, mut applied) = (Vec::new(), Vec::new());
+        for rep in 0..20u32 {
+            // Item 101 alternates between two ports: a real change each time.
+            acl.items[100].start_port = Some(30000 + rep % 2);
+            acl.items[100].end_port = Some(30000 + rep % 2);
+            let (w, a) = agent.set_acl(&acl);
+            wall.push(ms(w));
+            applied.push(ms(a));
+        }
+        let _ = writeln!(
+            report,
+            "| change one ACL item in a list of {n} (RPC wall / agent apply, median of 20) | {:.1} / {:.1} |",
+            median(wall),
+            median(applied)
+        );
+    }
+    let _ = writeln!(report);
+}
+
+/// Which firewall the router runs for a throughput sample.
+#[derive(Clone, Copy, Debug)]
+enum Ruleset {
+    Agent(u32),
+    NftLinear,
+    IptablesLegacy,
+    IptablesNft,
+}
+
+impl Ruleset {
+    fn label(self) -> String {
+        match self {
+            Ruleset::Agent(n) => format!("vr-agent, {n} ACL items"),
+            Ruleset::NftLinear => "linear nft chain, 10,000 rules".into(),
+            Ruleset::IptablesLegacy => "linear iptables-legacy-restore, 10,000 rules".into(),
+            Ruleset::IptablesNft => "linear iptables-nft-restore, 10,000 rules".into(),
+        }
+    }
+}
+
+/// The same policy as `policy(10_000)`, as linear rules after an
+/// established/related shortcut (CloudStack's FORWARD chain starts the same).
+fn linear_nft(n: u32) -> String {
+    let mut s = String::from(
+        "table inet vpc\ndelete table inet vpc\ntable inet vpc {\n chain forward {\n  type filter hook forward priority filter; policy drop;\n  ct state established,related accept\n",
+    );
+    for i in 0..n - 2 {
+        let it = filler(i, 0);
+        let proto = if it.protocol == pb::Protocol::Tcp as i32 {
+            "tcp"
+        } else {
+            "udp"
+        };
+        let _ = writeln!(
+            s,
+            "  oifname \"eth3\" ip saddr {} {proto} dport {} accept",
+            it.cidrs[0],
+            it.start_port.unwrap()
+        );
+    }
+    s.push_str("  oifname \"eth3\" ip saddr 10.1.2.0/24 tcp dport 5201 accept\n  oifname \"eth3\" ip saddr 10.1.2.0/24 udp dport 5201 accept\n  oifname \"eth2\" accept\n }\n}\n");
+    s
+}
+
+fn linear_iptables(n: u32) -> String {
+    let mut s = String::from(
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:ACL_INBOUND_eth3 - [0:0]\n-A FORWARD -m state --state RELATED,ESTABLISHED -j ACCEPT\n-A FORWARD -o eth3 -j ACL_INBOUND_eth3\n-A FORWARD -o eth2 -j ACCEPT\n",
+    );
+    for i in 0..n - 2 {
+        let it = filler(i, 0);
+        let proto = if it.protocol == pb::Protocol::Tcp as i32 {
+            "tcp"
+        } else {
+            "udp"
+        };
+        let _ = writeln!(
+            s,
+            "-A ACL_INBOUND_eth3 -s {} -p {proto} --dport {} -j ACCEPT",
+            it.cidrs[0],
+            it.start_port.unwrap()
+        );
+    }
+    s.push_str("-A ACL_INBOUND_eth3 -s 10.1.2.0/24 -p tcp --dport 5201 -j ACCEPT\n-A ACL_INBOUND_eth3 -s 10.1.2.0/24 -p udp --dport 5201 -j ACCEPT\n-A ACL_INBOUND_eth3 -j DROP\nCOMMIT\n");
+    s
+}
+
+struct FlowLab {
+    lab: Lab,
+    r: Netns,
+    client: Netns,
+    server: Netns,
+}
+
+/// Tier 1 (eth2, 10.1.1.0/24) holds the client, tier 2 (eth3, 10.1.2.0/24)
+/// the iperf3 server, so traffic enters tier 2 through its ingress ACL.
+fn flow_lab(ruleset: Ruleset) -> (FlowLab, Option<Agent>) {
+    let lab = Lab::new("bench_flow").unwrap();
+    let r = lab.netns("r").unwrap();
+    let client = lab.netns("c").unwrap();
+    let server = lab.netns("s").unwrap();
+    lab.veth_with_mac(&r, "eth2", Some(&mac(2)), &client, "eth0", None)
+        .unwrap();
+    lab.veth_with_mac(&r, "eth3", Some(&mac(3)), &server, "eth0", None)
+        .unwrap();
+    for (ns, cidr, gw) in [
+        (&client, "10.1.2.5/24", "10.1.2.1"),
+        (&server, "10.1.3.5/24", "10.1.3.1"),
+    ] {
+        lab.addr_add(ns, "eth0", cidr).unwrap();
+        lab.link_up(ns, "eth0").unwrap();
+        lab.route_add(ns, &["default", "via", gw]).unwrap();
+    }
+    let flows = FlowLab {
+        lab,
+        r,
+        client,
+        server,
+    };
+    let agent = match ruleset {
+        Ruleset::Agent(n) => {
+            let mut agent = Agent::start(&flows.lab, &flows.r, "agent");
+            let mut config = router_config(2, 0, 0, 0);
+            config.nics.retain(|n| n.device_index != 1);
+            config.public_ips.clear();
+            config.source_nat_rules.clear();
+            // Tier index 2 is 10.1.1.0/24 in `tier()`; shift so the client tier
+            // is 10.1.2.0/24 and the server tier 10.1.3.0/24.
+            for g in &mut config.guest_networks {
+                let k = g.device_index;
+                g.cidr = format!("10.1.{k}.0/24");
+                g.gateway = format!("10.1.{k}.1");
+            }
+            config.network_acls = vec![pb::NetworkAcl {
+                device_index: 3,
+                mac_address: mac(3),
+                items: if n == 0 {
+                    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+                    vec![item(1, Allow, Ingress, All, &["10.1.2.0/24"], None)]
+                } else {
+                    policy(n, 0)
+                },
+                ..Default::default()
+            }];
+            agent.apply(&config);
+            Some(agent)
+        }
+        other => {
+            for (ns, cidr) in [("eth2", "10.1.2.1/24"), ("eth3", "10.1.3.1/24")] {
+                flows.lab.addr_add(&flows.r, ns, cidr).unwrap();
+                flows.lab.link_up(&flows.r, ns).unwrap();
+            }
+            flows
+                .lab
+                .sysctl(&flows.r, "net.ipv4.ip_forward", "1")
+                .unwrap();
+            let (tool, text) = match other {
+                Ruleset::NftLinear => ("nft", linear_nft(10_000)),
+                Ruleset::IptablesLegacy => ("iptables-legacy-restore", linear_iptables(10_000)),
+                _ => ("iptables-nft-restore", linear_iptables(10_000)),
+            };
+            let file = flows.lab.dir().join("rules");
+            std::fs::write(&file, text).unwrap();
+            let path = file.display().to_string();
+            let argv: Vec<&str> = if tool == "nft" {
+                vec!["nft", "-f", &path]
+            } else {
+                vec![tool, &path]
+            };
+            flows
+                .lab
+                .exec_timeout(&flows.r, &argv, Duration::from_secs(60))
+                .unwrap();
+            None
+        }
+    };
+    (flows, agent)
+}
+
+fn iperf(flows: &FlowLab, udp: bool) -> f64 {
+    let server = flows
+        .lab
+        .spawn(&flows.server, "iperf3-server", &["iperf3", "-s", "-1"])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut argv = vec!["iperf3", "-c", "10.1.3.5", "-t", "3", "-J"];
+    if udp {
+        argv.extend(["-u", "-b", "0", "-l", "64"]);
+    }
+    let out = flows
+        .lab
+        .exec_timeout(&flows.client, &argv, Duration::from_secs(20))
+        .unwrap();
+    drop(server);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("iperf3 JSON");
+    if udp {
+        let sum = &json["end"]["sum"];
+        let received = sum["packets"].as_f64().unwrap() - sum["lost_packets"].as_f64().unwrap();
+        received / sum["seconds"].as_f64().unwrap() / 1000.0
+    } else {
+        json["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .unwrap()
+            / 1e9
+    }
+}
+
+fn bench_flows(report: &mut String) {
+    let cases = [
+        Ruleset::Agent(0),
+        Ruleset::Agent(10_000),
+        Ruleset::NftLinear,
+        Ruleset::IptablesLegacy,
+        Ruleset::IptablesNft,
+    ];
+    let mut tcp: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    let mut udp: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    for _ in 0..FLOW_REPS {
+        for (k, case) in cases.iter().enumerate() {
+            let (flows, agent) = flow_lab(*case);
+            tcp[k].push(iperf(&flows, false));
+            udp[k].push(iperf(&flows, true));
+            drop(agent);
+        }
+    }
+    let base = (median(tcp[0].clone()), median(udp[0].clone()));
+    let _ = writeln!(
+        report,
+        "## Between two tiers (median of {FLOW_REPS}, interleaved)\n"
+    );
+    let _ = writeln!(
+        report,
+        "| router ruleset | TCP bulk Gbit/s | vs 0 items | UDP 64 B kpps (new-flow path) | vs 0 items |\n|---|---|---|---|---|"
+    );
+    for (k, case) in cases.iter().enumerate() {
+        let (t, u) = (median(tcp[k].clone()), median(udp[k].clone()));
+        let _ = writeln!(
+            report,
+            "| {} | {t:.2} | {:.0}% | {u:.1} | {:.0}% |",
+            case.label(),
+            100.0 * t / base.0,
+            100.0 * u / base.1
+        );
+    }
+    let _ = writeln!(report);
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing we
+    // need. Run only when asked to benchmark.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    require_root();
+    let only = std::env::var("ROUTER_BENCH").unwrap_or_default();
+    let mut report = String::from("# vr-agent router benchmark\n\n");
+    if only.is_empty() || only == "apply" {
+        bench_apply(&mut report);
+    }
+    if only.is_empty() || only == "flows" {
+        bench_flows(&mut report);
+    }
+    println!("{report}");
+    if let Ok(path) = std::env::var("ROUTER_BENCH_REPORT") {
+        std::fs::write(Path::new(&path), &report).unwrap();
+    }
+}

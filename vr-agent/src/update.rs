@@ -1,0 +1,381 @@
+//! How each command changes the desired state (pure).
+//!
+//! A command replaces one part of the router's `RouterConfig`; removing a NIC,
+//! a tier or an IP also removes what depended on it, so the result is always a
+//! consistent state. The result is then validated as a whole by
+//! [`Router::from_config`], so a command can never leave a state that the
+//! planners would have to second-guess.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use vpc_proto::v1 as pb;
+
+use crate::model::{Invalid, InvalidKind, Router};
+
+/// One command's change to the desired state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    PlugNic(Option<pb::Nic>),
+    UnplugNic { index: u32, mac: String },
+    SetupGuestNetwork(Option<pb::GuestNetwork>),
+    DestroyGuestNetwork { index: u32 },
+    IpAssoc(Vec<pb::PublicIp>),
+    SetSourceNat(Vec<pb::SourceNatRule>),
+    SetStaticRoutes(Vec<pb::StaticRoute>),
+    SetNetworkAcl(Option<pb::NetworkAcl>),
+    SetPortForwarding(Vec<pb::PortForwardingRule>),
+    SetStaticNat(Vec<pb::StaticNatRule>),
+    SetLoadBalancers(Vec<pb::LoadBalancerRule>),
+    SetDhcpEntries(Option<pb::TierDhcp>),
+    ApplyConfig(Option<pb::RouterConfig>),
+}
+
+impl Change {
+    /// The RPC name, for logs.
+    pub fn rpc(&self) -> &'static str {
+        match self {
+            Change::PlugNic(_) => "PlugNic",
+            Change::UnplugNic { .. } => "UnplugNic",
+            Change::SetupGuestNetwork(_) => "SetupGuestNetwork",
+            Change::DestroyGuestNetwork { .. } => "DestroyGuestNetwork",
+            Change::IpAssoc(_) => "IpAssoc",
+            Change::SetSourceNat(_) => "SetSourceNat",
+            Change::SetStaticRoutes(_) => "SetStaticRoutes",
+            Change::SetNetworkAcl(_) => "SetNetworkAcl",
+            Change::SetPortForwarding(_) => "SetPortForwardingRules",
+            Change::SetStaticNat(_) => "SetStaticNatRules",
+            Change::SetLoadBalancers(_) => "SetLoadBalancerRules",
+            Change::SetDhcpEntries(_) => "SetDhcpEntries",
+            Change::ApplyConfig(_) => "ApplyConfig",
+        }
+    }
+}
+
+fn required<T>(value: Option<T>, field: &str) -> Result<T, Invalid> {
+    value.ok_or_else(|| Invalid {
+        kind: InvalidKind::Argument,
+        field: field.into(),
+        message: "is required".into(),
+    })
+}
+
+fn not_found(field: &str, message: String) -> Invalid {
+    Invalid {
+        kind: InvalidKind::NotFound,
+        field: field.into(),
+        message,
+    }
+}
+
+fn conflict(field: &str, message: String) -> Invalid {
+    Invalid {
+        kind: InvalidKind::Argument,
+        field: field.into(),
+        message,
+    }
+}
+
+/// The desired state after `change`, validated.
+pub fn apply(
+    config: &pb::RouterConfig,
+    change: Change,
+) -> Result<(pb::RouterConfig, Router), Invalid> {
+    let mut next = config.clone();
+    match change {
+        Change::PlugNic(nic) => {
+            let nic = required(nic, "nic")?;
+            let mac = nic.mac_address.to_ascii_lowercase();
+            if let Some(existing) = next.nics.iter().find(|n| {
+                n.device_index == nic.device_index && !n.mac_address.eq_ignore_ascii_case(&mac)
+            }) {
+                return Err(conflict(
+                    "nic.device_index",
+                    format!(
+                        "eth{} is plugged with MAC {}; unplug it first",
+                        nic.device_index, existing.mac_address
+                    ),
+                ));
+            }
+            if let Some(other) = next.nics.iter().find(|n| {
+                n.device_index != nic.device_index && n.mac_address.eq_ignore_ascii_case(&mac)
+            }) {
+                return Err(conflict(
+                    "nic.mac_address",
+                    format!("{mac} is already plugged as eth{}", other.device_index),
+                ));
+            }
+            next.nics.retain(|n| n.device_index != nic.device_index);
+            next.nics.push(nic);
+            next.nics.sort_by_key(|n| n.device_index);
+        }
+        Change::UnplugNic { index, mac } => {
+            let nic = next
+                .nics
+                .iter()
+                .find(|n| n.device_index == index)
+                .ok_or_else(|| {
+                    not_found("device_index", format!("no NIC is plugged at eth{index}"))
+                })?;
+            if !mac.is_empty() && !nic.mac_address.eq_ignore_ascii_case(&mac) {
+                return Err(not_found(
+                    "mac_address",
+                    format!("eth{index} has MAC {}, not {mac}", nic.mac_address),
+                ));
+            }
+            remove_nic(&mut next, index);
+        }
+        Change::SetupGuestNetwork(network) => {
+            let network = required(network, "network")?;
+            next.guest_networks
+                .retain(|g| g.device_index != network.device_index);
+            next.guest_networks.push(network);
+            next.guest_networks.sort_by_key(|g| g.device_index);
+        }
+        Change::DestroyGuestNetwork { index } => {
+            if !next.guest_networks.iter().any(|g| g.device_index == index) {
+                return Err(not_found(
+                    "device_index",
+                    format!("eth{index} serves no tier"),
+                ));
+            }
+            remove_tier(&mut next, index);
+        }
+        Change::IpAssoc(ips) => {
+            for (i, ip) in ips.into_iter().enumerate() {
+                if ip.add {
+                    next.public_ips.retain(|p| p.ip_address != ip.ip_address);
+                    next.public_ips.push(ip);
+                } else {
+                    if !next
+                        .public_ips
+                        .iter()
+                        .any(|p| p.ip_address == ip.ip_address)
+                    {
+                        return Err(not_found(
+                            &format!("ips[{i}].ip_address"),
+                            format!("{} is not associated with the router", ip.ip_address),
+                        ));
+                    }
+                    remove_public_ip(&mut next, &ip.ip_address);
+                }
+            }
+        }
+        Change::SetSourceNat(rules) => next.source_nat_rules = rules,
+        Change::SetStaticRoutes(routes) => next.static_routes = routes,
+        Change::SetNetworkAcl(acl) => {
+            let acl = required(acl, "acl")?;
+            next.network_acls
+                .retain(|a| a.device_index != acl.device_index);
+            if !acl.items.is_empty() {
+                next.network_acls.push(acl);
+                next.network_acls.sort_by_key(|a| a.device_index);
+            }
+        }
+        Change::SetPortForwarding(rules) => next.port_forwarding_rules = rules,
+        Change::SetStaticNat(rules) => next.static_nat_rules = rules,
+        Change::SetLoadBalancers(rules) => next.load_balancer_rules = rules,
+        Change::SetDhcpEntries(dhcp) => {
+            let dhcp = required(dhcp, "dhcp")?;
+            next.dhcp.retain(|d| d.device_index != dhcp.device_index);
+            if !dhcp.entries.is_empty() {
+                next.dhcp.push(dhcp);
+                next.dhcp.sort_by_key(|d| d.device_index);
+            }
+        }
+        Change::ApplyConfig(config) => next = required(config, "config")?,
+    }
+    let router = Router::from_config(&next)?;
+    Ok((next, router))
+}
+
+/// Removes a NIC and everything that lived on it.
+fn remove_nic(config: &mut pb::RouterConfig, index: u32) {
+    config.nics.retain(|n| n.device_index != index);
+    if config
+        .guest_networks
+        .iter()
+        .any(|g| g.device_index == index)
+    {
+        remove_tier(config, index);
+    }
+    config.network_acls.retain(|a| a.device_index != index);
+    let ips: Vec<String> = config
+        .public_ips
+        .iter()
+        .filter(|p| p.device_index == index)
+        .map(|p| p.ip_address.clone())
+        .collect();
+    for ip in ips {
+        remove_public_ip(config, &ip);
+    }
+    config.source_nat_rules.retain(|r| r.device_index != index);
+}
+
+/// Removes a tier, its leases and ACL, and the NAT rules that point into it.
+fn remove_tier(config: &mut pb::RouterConfig, index: u32) {
+    let cidr: Option<Ipv4Net> = config
+        .guest_networks
+        .iter()
+        .find(|g| g.device_index == index)
+        .and_then(|g| g.cidr.parse().ok());
+    config.guest_networks.retain(|g| g.device_index != index);
+    config.dhcp.retain(|d| d.device_index != index);
+    config.network_acls.retain(|a| a.device_index != index);
+    let Some(cidr) = cidr else { return };
+    let inside = |ip: &str| ip.parse::<Ipv4Addr>().is_ok_and(|ip| cidr.contains(&ip));
+    config
+        .port_forwarding_rules
+        .retain(|r| !inside(&r.private_ip));
+    config.static_nat_rules.retain(|r| !inside(&r.private_ip));
+    for lb in &mut config.load_balancer_rules {
+        lb.backends.retain(|b| !inside(&b.ip_address));
+    }
+    let cidr_text = cidr.to_string();
+    for rule in &mut config.source_nat_rules {
+        rule.source_cidrs.retain(|c| *c != cidr_text);
+    }
+}
+
+/// Removes a public IP and the rules that use it.
+fn remove_public_ip(config: &mut pb::RouterConfig, ip: &str) {
+    config.public_ips.retain(|p| p.ip_address != ip);
+    config.source_nat_rules.retain(|r| r.nat_ip != ip);
+    config.static_routes.retain(|r| r.gateway_ip != ip);
+    config.port_forwarding_rules.retain(|r| r.public_ip != ip);
+    config.static_nat_rules.retain(|r| r.public_ip != ip);
+    config.load_balancer_rules.retain(|r| r.public_ip != ip);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{mac, sample_config};
+
+    #[test]
+    fn sample_is_valid_and_replugging_the_same_nic_changes_nothing() {
+        let config = sample_config();
+        let nic = config.nics[2].clone();
+        let (next, _) = apply(&config, Change::PlugNic(Some(nic))).expect("valid");
+        assert_eq!(next, config);
+    }
+
+    #[test]
+    fn plugging_another_mac_at_a_used_index_is_refused() {
+        let mut nic = sample_config().nics[2].clone();
+        nic.mac_address = "02:00:00:00:99:99".into();
+        let err = apply(&sample_config(), Change::PlugNic(Some(nic))).unwrap_err();
+        assert_eq!(err.field, "nic.device_index");
+    }
+
+    #[test]
+    fn unplugging_a_tier_nic_removes_its_tier_leases_acl_and_nat_targets() {
+        let (next, router) = apply(
+            &sample_config(),
+            Change::UnplugNic {
+                index: 2,
+                mac: mac(2),
+            },
+        )
+        .expect("valid");
+        assert!(!router.nics.contains_key(&2));
+        assert!(next.guest_networks.iter().all(|g| g.device_index != 2));
+        assert!(next.dhcp.is_empty());
+        assert!(next.network_acls.iter().all(|a| a.device_index != 2));
+        // pf-ssh pointed at 10.1.1.5 in the tier; pf-range points into eth3.
+        assert_eq!(next.port_forwarding_rules.len(), 1);
+        assert_eq!(next.load_balancer_rules[0].backends.len(), 1);
+    }
+
+    #[test]
+    fn unplugging_the_public_nic_drops_its_ips_and_the_rules_using_them() {
+        let (next, router) = apply(
+            &sample_config(),
+            Change::UnplugNic {
+                index: 1,
+                mac: String::new(),
+            },
+        )
+        .expect("valid");
+        assert!(router.source_nat_ip().is_none());
+        assert!(next.port_forwarding_rules.is_empty());
+        assert!(next.static_nat_rules.is_empty());
+        assert!(next.load_balancer_rules.is_empty());
+        assert_eq!(
+            next.source_nat_rules.len(),
+            1,
+            "the private gateway's SNAT stays"
+        );
+    }
+
+    #[test]
+    fn unknown_nic_or_wrong_mac_is_not_found() {
+        let err = apply(
+            &sample_config(),
+            Change::UnplugNic {
+                index: 9,
+                mac: String::new(),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.kind, err.field.as_str()),
+            (InvalidKind::NotFound, "device_index")
+        );
+        let err = apply(
+            &sample_config(),
+            Change::UnplugNic {
+                index: 2,
+                mac: mac(3),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.kind, err.field.as_str()),
+            (InvalidKind::NotFound, "mac_address")
+        );
+    }
+
+    #[test]
+    fn disassociating_the_private_gateway_ip_drops_its_routes() {
+        let ip = pb::PublicIp {
+            add: false,
+            ip_address: "172.16.0.10".into(),
+            ..Default::default()
+        };
+        let (next, _) = apply(&sample_config(), Change::IpAssoc(vec![ip])).expect("valid");
+        assert!(next.static_routes.is_empty());
+        assert_eq!(next.source_nat_rules.len(), 1);
+    }
+
+    #[test]
+    fn an_empty_acl_removes_the_nics_list_and_a_missing_one_is_refused() {
+        let acl = pb::NetworkAcl {
+            device_index: 2,
+            ..Default::default()
+        };
+        let (next, router) =
+            apply(&sample_config(), Change::SetNetworkAcl(Some(acl))).expect("valid");
+        assert!(!router.acls.contains_key(&2));
+        assert_eq!(next.network_acls.len(), 1);
+        let err = apply(&sample_config(), Change::SetNetworkAcl(None)).unwrap_err();
+        assert_eq!(err.field, "acl");
+    }
+
+    #[test]
+    fn a_duplicate_item_number_is_refused_naming_the_field() {
+        let mut acl = sample_config().network_acls[0].clone();
+        acl.items[1].number = acl.items[0].number;
+        let err = apply(&sample_config(), Change::SetNetworkAcl(Some(acl))).unwrap_err();
+        assert_eq!(err.kind, InvalidKind::Argument);
+        assert!(err.field.ends_with(".number"), "{err}");
+    }
+
+    #[test]
+    fn destroying_an_unknown_tier_is_not_found() {
+        let err = apply(&sample_config(), Change::DestroyGuestNetwork { index: 3 }).map(|_| ());
+        assert!(err.is_ok());
+        let err = apply(&sample_config(), Change::DestroyGuestNetwork { index: 1 }).unwrap_err();
+        assert_eq!(err.kind, InvalidKind::NotFound);
+    }
+}
