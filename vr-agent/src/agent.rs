@@ -174,7 +174,7 @@ impl Agent {
                 applied: inner.applied_generation,
             });
         }
-        let (config, router) = update::apply(&inner.desired.config, change)?;
+        let (config, router) = update::apply(&inner.desired.config, &inner.router, change)?;
         let unchanged = config == inner.desired.config && inner.last_error.is_empty();
         let previous = inner.desired.clone();
         let previous_router = inner.router.clone();
@@ -262,7 +262,11 @@ impl Agent {
         report.netlink_us = micros_since(step);
 
         let step = Instant::now();
-        let ruleset = plan::nft::plan(router, &self.options);
+        let ruleset = plan::nft::plan_from(
+            router,
+            &self.options,
+            inner.live.as_ref().map(|live| (previous, live)),
+        );
         let script = match &inner.live {
             Some(old) => ruleset.render_update(old),
             None => Some(ruleset.render_full()),

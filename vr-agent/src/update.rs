@@ -77,10 +77,26 @@ fn conflict(field: &str, message: String) -> Invalid {
 }
 
 /// The desired state after `change`, validated.
+///
+/// `router` is the validated form of `config`; an ACL change is validated
+/// against it alone (the rest of the state is unchanged and already valid).
 pub fn apply(
     config: &pb::RouterConfig,
+    router: &Router,
     change: Change,
 ) -> Result<(pb::RouterConfig, Router), Invalid> {
+    if let Change::SetNetworkAcl(acl) = change {
+        let acl = required(acl, "acl")?;
+        let next_router = router.with_acl(&acl)?;
+        let mut next = config.clone();
+        next.network_acls
+            .retain(|a| a.device_index != acl.device_index);
+        if !acl.items.is_empty() {
+            next.network_acls.push(acl);
+            next.network_acls.sort_by_key(|a| a.device_index);
+        }
+        return Ok((next, next_router));
+    }
     let mut next = config.clone();
     match change {
         Change::PlugNic(nic) => {
@@ -163,15 +179,7 @@ pub fn apply(
         }
         Change::SetSourceNat(rules) => next.source_nat_rules = rules,
         Change::SetStaticRoutes(routes) => next.static_routes = routes,
-        Change::SetNetworkAcl(acl) => {
-            let acl = required(acl, "acl")?;
-            next.network_acls
-                .retain(|a| a.device_index != acl.device_index);
-            if !acl.items.is_empty() {
-                next.network_acls.push(acl);
-                next.network_acls.sort_by_key(|a| a.device_index);
-            }
-        }
+        Change::SetNetworkAcl(_) => unreachable!("handled above"),
         Change::SetPortForwarding(rules) => next.port_forwarding_rules = rules,
         Change::SetStaticNat(rules) => next.static_nat_rules = rules,
         Change::SetLoadBalancers(rules) => next.load_balancer_rules = rules,
@@ -252,11 +260,16 @@ mod tests {
     use super::*;
     use crate::testing::{mac, sample_config};
 
+    fn sample_router() -> Router {
+        Router::from_config(&sample_config()).expect("valid sample")
+    }
+
     #[test]
     fn sample_is_valid_and_replugging_the_same_nic_changes_nothing() {
         let config = sample_config();
         let nic = config.nics[2].clone();
-        let (next, _) = apply(&config, Change::PlugNic(Some(nic))).expect("valid");
+        let (next, _) =
+            apply(&config, &sample_router(), Change::PlugNic(Some(nic))).expect("valid");
         assert_eq!(next, config);
     }
 
@@ -264,7 +277,12 @@ mod tests {
     fn plugging_another_mac_at_a_used_index_is_refused() {
         let mut nic = sample_config().nics[2].clone();
         nic.mac_address = "02:00:00:00:99:99".into();
-        let err = apply(&sample_config(), Change::PlugNic(Some(nic))).unwrap_err();
+        let err = apply(
+            &sample_config(),
+            &sample_router(),
+            Change::PlugNic(Some(nic)),
+        )
+        .unwrap_err();
         assert_eq!(err.field, "nic.device_index");
     }
 
@@ -272,6 +290,7 @@ mod tests {
     fn unplugging_a_tier_nic_removes_its_tier_leases_acl_and_nat_targets() {
         let (next, router) = apply(
             &sample_config(),
+            &sample_router(),
             Change::UnplugNic {
                 index: 2,
                 mac: mac(2),
@@ -291,6 +310,7 @@ mod tests {
     fn unplugging_the_public_nic_drops_its_ips_and_the_rules_using_them() {
         let (next, router) = apply(
             &sample_config(),
+            &sample_router(),
             Change::UnplugNic {
                 index: 1,
                 mac: String::new(),
@@ -312,6 +332,7 @@ mod tests {
     fn unknown_nic_or_wrong_mac_is_not_found() {
         let err = apply(
             &sample_config(),
+            &sample_router(),
             Change::UnplugNic {
                 index: 9,
                 mac: String::new(),
@@ -324,6 +345,7 @@ mod tests {
         );
         let err = apply(
             &sample_config(),
+            &sample_router(),
             Change::UnplugNic {
                 index: 2,
                 mac: mac(3),
@@ -343,7 +365,12 @@ mod tests {
             ip_address: "172.16.0.10".into(),
             ..Default::default()
         };
-        let (next, _) = apply(&sample_config(), Change::IpAssoc(vec![ip])).expect("valid");
+        let (next, _) = apply(
+            &sample_config(),
+            &sample_router(),
+            Change::IpAssoc(vec![ip]),
+        )
+        .expect("valid");
         assert!(next.static_routes.is_empty());
         assert_eq!(next.source_nat_rules.len(), 1);
     }
@@ -354,11 +381,20 @@ mod tests {
             device_index: 2,
             ..Default::default()
         };
-        let (next, router) =
-            apply(&sample_config(), Change::SetNetworkAcl(Some(acl))).expect("valid");
+        let (next, router) = apply(
+            &sample_config(),
+            &sample_router(),
+            Change::SetNetworkAcl(Some(acl)),
+        )
+        .expect("valid");
         assert!(!router.acls.contains_key(&2));
         assert_eq!(next.network_acls.len(), 1);
-        let err = apply(&sample_config(), Change::SetNetworkAcl(None)).unwrap_err();
+        let err = apply(
+            &sample_config(),
+            &sample_router(),
+            Change::SetNetworkAcl(None),
+        )
+        .unwrap_err();
         assert_eq!(err.field, "acl");
     }
 
@@ -366,16 +402,31 @@ mod tests {
     fn a_duplicate_item_number_is_refused_naming_the_field() {
         let mut acl = sample_config().network_acls[0].clone();
         acl.items[1].number = acl.items[0].number;
-        let err = apply(&sample_config(), Change::SetNetworkAcl(Some(acl))).unwrap_err();
+        let err = apply(
+            &sample_config(),
+            &sample_router(),
+            Change::SetNetworkAcl(Some(acl)),
+        )
+        .unwrap_err();
         assert_eq!(err.kind, InvalidKind::Argument);
         assert!(err.field.ends_with(".number"), "{err}");
     }
 
     #[test]
     fn destroying_an_unknown_tier_is_not_found() {
-        let err = apply(&sample_config(), Change::DestroyGuestNetwork { index: 3 }).map(|_| ());
+        let err = apply(
+            &sample_config(),
+            &sample_router(),
+            Change::DestroyGuestNetwork { index: 3 },
+        )
+        .map(|_| ());
         assert!(err.is_ok());
-        let err = apply(&sample_config(), Change::DestroyGuestNetwork { index: 1 }).unwrap_err();
+        let err = apply(
+            &sample_config(),
+            &sample_router(),
+            Change::DestroyGuestNetwork { index: 1 },
+        )
+        .unwrap_err();
         assert_eq!(err.kind, InvalidKind::NotFound);
     }
 }

@@ -4,12 +4,15 @@
 //! the thread forks inherit that namespace. Results are checked independently
 //! of the agent, with `ip -j`. Needs root.
 
-use std::collections::BTreeSet;
-use std::os::unix::fs::MetadataExt;
+#[path = "netlink/harness.rs"]
+mod harness;
+#[path = "netlink/json.rs"]
+mod json;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use json::Json;
+use harness::{addresses, in_netns, ip, link_by_mac, owned_rules, route_get, routes, set, sysctl};
 use nix::sched::{CloneFlags, unshare};
 use vpc_proto::v1 as pb;
 use vr_agent::apply::netlink::{NetReport, Netlink, NetlinkError};
@@ -22,97 +25,12 @@ const MAC3: &str = "02:00:00:00:00:03";
 const MAC4: &str = "02:00:00:00:00:04";
 
 // ---------------------------------------------------------------------------
-// Harness
+// Fixtures
 // ---------------------------------------------------------------------------
 
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert!(
-        euid == 0,
-        "the netlink tests create links, routes and rules in private network namespaces \
-         and must run as root (euid is {euid}); run `sudo -E cargo test -p vr-agent --test netlink`"
-    );
-}
-
-fn netns_id(path: &str) -> (u64, u64) {
-    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    (meta.dev(), meta.ino())
-}
-
-/// Host values read from the test's own thread, which stays in the host
-/// namespace; a test must leave them as they were.
-fn host_sysctls() -> Vec<String> {
-    ["net/ipv4/ip_forward", "net/ipv4/conf/all/rp_filter"]
-        .iter()
-        .map(|p| std::fs::read_to_string(format!("/proc/sys/{p}")).unwrap_or_default())
-        .collect()
-}
-
-/// Runs `test` on a new thread inside a new network namespace, on a
-/// current-thread tokio runtime created there.
-fn in_netns<F, Fut>(test: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    require_root();
-    let host_before = host_sysctls();
-    let thread = std::thread::spawn(move || {
-        unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-        // /proc/self is the process (its main thread stays in the host
-        // namespace); /proc/thread-self is this thread.
-        assert_ne!(
-            netns_id("/proc/thread-self/ns/net"),
-            netns_id("/proc/self/ns/net"),
-            "refusing to run: the test thread is still in the process's namespace"
-        );
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(test());
-    });
-    if let Err(panic) = thread.join() {
-        std::panic::resume_unwind(panic);
-    }
-    assert_eq!(host_sysctls(), host_before, "the host's sysctls changed");
-}
-
-/// Runs a command in the calling thread's namespace and returns its stdout.
-fn run(argv: &[&str]) -> String {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{argv:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-/// `ip <args>` (split on whitespace).
-fn ip(args: &str) -> String {
-    let mut argv = vec!["ip"];
-    argv.extend(args.split_whitespace());
-    run(&argv)
-}
-
-/// `ip -j <args>`, parsed.
-fn ip_json(args: &str) -> Json {
-    let text = ip(&format!("-j {args}"));
-    if text.trim().is_empty() {
-        Json::Arr(Vec::new())
-    } else {
-        json::parse(&text)
-    }
-}
-
 /// Creates the router's NICs as veth ends with the NICs' MACs. They start
-/// misnamed, and `eth2` holds NIC 3's MAC, so NIC 2 can only get its name
-/// after that link has been moved aside.
+/// misnamed, `eth2` holds NIC 3's MAC (so NIC 2 can only get its name after
+/// that link has been moved aside), and `nic1` is already up.
 fn make_nics() {
     for (name, mac, peer) in [
         ("nic1", MAC1, "peer1"),
@@ -125,6 +43,7 @@ fn make_nics() {
         ));
         ip(&format!("link set {peer} up"));
     }
+    ip("link set nic1 up");
 }
 
 fn connect() -> Netlink {
@@ -227,102 +146,6 @@ fn plan_of(config: &pb::RouterConfig) -> NetPlan {
     plan(&Router::from_config(config).expect("valid config"))
 }
 
-// ---------------------------------------------------------------------------
-// Independent views of the kernel, through `ip -j`
-// ---------------------------------------------------------------------------
-
-/// (name, MTU, up) of the link with `mac`.
-fn link_by_mac(mac: &str) -> (String, i64, bool) {
-    let links = ip_json("link show");
-    let link = links
-        .items()
-        .iter()
-        .find(|l| l.str("address") == Some(mac))
-        .unwrap_or_else(|| panic!("no link {mac}"));
-    let up = link
-        .get("flags")
-        .is_some_and(|f| f.items().iter().any(|x| x.as_str() == Some("UP")));
-    (
-        link.str("ifname").unwrap().to_string(),
-        link.num("mtu").unwrap() as i64,
-        up,
-    )
-}
-
-/// The IPv4 addresses of `dev` as "a.b.c.d/len".
-fn addresses(dev: &str) -> Vec<String> {
-    let out = ip_json(&format!("-4 addr show dev {dev}"));
-    out.items()
-        .iter()
-        .flat_map(|l| {
-            l.get("addr_info")
-                .map(|a| a.items().to_vec())
-                .unwrap_or_default()
-        })
-        .map(|a| {
-            format!(
-                "{}/{}",
-                a.str("local").unwrap(),
-                a.num("prefixlen").unwrap()
-            )
-        })
-        .collect()
-}
-
-/// The routes of `table` as one line each: "[type ]dst[ via gw][ dev d] proto p".
-fn routes(table: &str) -> BTreeSet<String> {
-    ip_json(&format!("-4 route show table {table}"))
-        .items()
-        .iter()
-        .map(|r| {
-            let mut line = String::new();
-            if let Some(kind) = r.str("type") {
-                line.push_str(&format!("{kind} "));
-            }
-            line.push_str(r.str("dst").unwrap());
-            if let Some(gw) = r.str("gateway") {
-                line.push_str(&format!(" via {gw}"));
-            }
-            if let Some(dev) = r.str("dev") {
-                line.push_str(&format!(" dev {dev}"));
-            }
-            // `ip` leaves out the default protocol, boot.
-            line.push_str(&format!(" proto {}", r.str("protocol").unwrap_or("boot")));
-            line
-        })
-        .collect()
-}
-
-fn set(lines: &[&str]) -> BTreeSet<String> {
-    lines.iter().map(|s| s.to_string()).collect()
-}
-
-/// The IPv4 rules with a priority in the agent's range, as
-/// "priority fwmark table".
-fn owned_rules() -> Vec<String> {
-    ip_json("-4 rule show")
-        .items()
-        .iter()
-        .filter(|r| (1000..2000).contains(&(r.num("priority").unwrap() as i64)))
-        .map(|r| {
-            let mark = r.str("fwmark").unwrap_or("-");
-            format!(
-                "{} {} {}",
-                r.num("priority").unwrap(),
-                mark,
-                r.str("table").unwrap_or("-")
-            )
-        })
-        .collect()
-}
-
-fn sysctl(name: &str) -> String {
-    // Read by a child process: it inherits the thread's namespace.
-    run(&["cat", &format!("/proc/sys/{}", name.replace('.', "/"))])
-        .trim()
-        .to_string()
-}
-
 /// Everything plan A puts in the kernel.
 fn assert_plan_a_applied() {
     assert_eq!(link_by_mac(MAC1), ("eth1".into(), 1500, true));
@@ -397,11 +220,6 @@ fn assert_plan_a_applied() {
     }
 }
 
-/// A route lookup with a firewall mark, as the kernel would route a reply.
-fn route_get(args: &str) -> String {
-    ip(&format!("-4 route get {args}"))
-}
-
 // ---------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------
@@ -414,6 +232,13 @@ fn plan_is_applied_and_reapplying_changes_nothing() {
         let plan = plan_of(&config_a());
 
         let report = apply(&nl, &plan, &[]).await;
+        let at = |line: &str| report.changes.iter().position(|c| c == line);
+        assert!(
+            at("set link nic1 down").is_some()
+                && at("set link nic1 down") < at("rename link nic1 to eth1"),
+            "a running link is set down before its rename: {:#?}",
+            report.changes
+        );
         assert!(
             report
                 .changes
@@ -582,7 +407,7 @@ fn unknown_mac_is_reported_not_found() {
             "{err:?}"
         );
         // Nothing was changed before the error.
-        assert_eq!(link_by_mac(MAC1), ("nic1".into(), 1500, false));
+        assert_eq!(link_by_mac(MAC1), ("nic1".into(), 1500, true));
         assert_eq!(link_by_mac(MAC3), ("eth2".into(), 1500, false));
         assert!(addresses("nic1").is_empty());
         assert!(owned_rules().is_empty());
@@ -740,168 +565,4 @@ fn gratuitous_arp_reaches_the_upstream_neighbour() {
             std::thread::sleep(Duration::from_millis(50));
         }
     });
-}
-
-/// Just enough JSON to read `ip -j` (the crate has no JSON dependency).
-mod json {
-    /// A JSON value; objects keep their key order.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum Json {
-        Null,
-        Bool(bool),
-        Num(f64),
-        Str(String),
-        Arr(Vec<Json>),
-        Obj(Vec<(String, Json)>),
-    }
-
-    impl Json {
-        pub fn get(&self, key: &str) -> Option<&Json> {
-            match self {
-                Json::Obj(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-                _ => None,
-            }
-        }
-        pub fn as_str(&self) -> Option<&str> {
-            match self {
-                Json::Str(s) => Some(s),
-                _ => None,
-            }
-        }
-        pub fn str(&self, key: &str) -> Option<&str> {
-            self.get(key).and_then(Json::as_str)
-        }
-        pub fn num(&self, key: &str) -> Option<f64> {
-            match self.get(key) {
-                Some(Json::Num(n)) => Some(*n),
-                _ => None,
-            }
-        }
-        /// The elements of an array (empty for anything else).
-        pub fn items(&self) -> &[Json] {
-            match self {
-                Json::Arr(items) => items,
-                _ => &[],
-            }
-        }
-    }
-
-    pub fn parse(text: &str) -> Json {
-        let mut p = Parser {
-            s: text.as_bytes(),
-            i: 0,
-        };
-        let v = p.value();
-        p.ws();
-        assert_eq!(p.i, p.s.len(), "trailing data in JSON: {text}");
-        v
-    }
-
-    struct Parser<'a> {
-        s: &'a [u8],
-        i: usize,
-    }
-
-    impl Parser<'_> {
-        fn ws(&mut self) {
-            while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
-                self.i += 1;
-            }
-        }
-        fn eat(&mut self, c: u8) {
-            self.ws();
-            assert_eq!(
-                self.s.get(self.i),
-                Some(&c),
-                "expected {:?} at {}",
-                c as char,
-                self.i
-            );
-            self.i += 1;
-        }
-        fn peek(&mut self) -> u8 {
-            self.ws();
-            *self.s.get(self.i).expect("unexpected end of JSON")
-        }
-        fn value(&mut self) -> Json {
-            match self.peek() {
-                b'{' => {
-                    self.eat(b'{');
-                    let mut fields = Vec::new();
-                    while self.peek() != b'}' {
-                        let key = self.string();
-                        self.eat(b':');
-                        fields.push((key, self.value()));
-                        if self.peek() == b',' {
-                            self.eat(b',');
-                        }
-                    }
-                    self.eat(b'}');
-                    Json::Obj(fields)
-                }
-                b'[' => {
-                    self.eat(b'[');
-                    let mut items = Vec::new();
-                    while self.peek() != b']' {
-                        items.push(self.value());
-                        if self.peek() == b',' {
-                            self.eat(b',');
-                        }
-                    }
-                    self.eat(b']');
-                    Json::Arr(items)
-                }
-                b'"' => Json::Str(self.string()),
-                _ => {
-                    let start = self.i;
-                    while self.i < self.s.len() && !b",]} \t\r\n".contains(&self.s[self.i]) {
-                        self.i += 1;
-                    }
-                    match &self.s[start..self.i] {
-                        b"null" => Json::Null,
-                        b"true" => Json::Bool(true),
-                        b"false" => Json::Bool(false),
-                        n => Json::Num(
-                            std::str::from_utf8(n)
-                                .unwrap()
-                                .parse()
-                                .expect("a JSON number"),
-                        ),
-                    }
-                }
-            }
-        }
-        fn string(&mut self) -> String {
-            self.eat(b'"');
-            let mut out = Vec::new();
-            loop {
-                let c = self.s[self.i];
-                self.i += 1;
-                match c {
-                    b'"' => break,
-                    b'\\' => {
-                        let e = self.s[self.i];
-                        self.i += 1;
-                        match e {
-                            b'n' => out.push(b'\n'),
-                            b't' => out.push(b'\t'),
-                            b'r' => out.push(b'\r'),
-                            b'b' => out.push(8),
-                            b'f' => out.push(12),
-                            b'u' => {
-                                let hex = std::str::from_utf8(&self.s[self.i..self.i + 4]).unwrap();
-                                self.i += 4;
-                                let c = char::from_u32(u32::from_str_radix(hex, 16).unwrap())
-                                    .unwrap_or('?');
-                                out.extend(c.to_string().bytes());
-                            }
-                            other => out.push(other),
-                        }
-                    }
-                    c => out.push(c),
-                }
-            }
-            String::from_utf8(out).expect("utf-8 JSON string")
-        }
-    }
 }

@@ -101,6 +101,21 @@ fn incremental_updates_give_the_same_table_as_a_full_load() {
     acl_changed.network_acls[0].items[2].end_port = Some(8080);
     assert_update_equals_full(&lab, "acl", &base, &acl_changed);
 
+    // Only set elements change: element deltas, including one that replaces
+    // an element by an overlapping one within the same transaction.
+    let mut elements_changed = base.clone();
+    elements_changed.network_acls[0].items[1].cidrs =
+        vec!["10.1.2.0/24".into(), "10.0.0.0/9".into()];
+    elements_changed.network_acls[1].items[0].cidrs =
+        vec!["10.1.0.0/17".into(), "10.9.0.0/16".into()];
+    let (old_rules, new_rules) = (ruleset(&base), ruleset(&elements_changed));
+    let update = new_rules.render_update(&old_rules).expect("changed");
+    assert!(
+        update.contains("delete element") && !update.contains("flush chain"),
+        "{update}"
+    );
+    assert_update_equals_full(&lab, "elements", &base, &elements_changed);
+
     let mut tier_added = base.clone();
     tier_added.nics.push(pb::Nic {
         device_index: 5,

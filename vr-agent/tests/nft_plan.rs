@@ -123,8 +123,10 @@ fn egress_defaults_to_allow_until_the_nic_has_an_egress_item() {
 fn update_touches_only_the_changed_chain() {
     use pb::{AclAction::*, Protocol::*, TrafficType::*};
     let old = ruleset(&sample_config());
-    let mut config = sample_config();
-    config.network_acls[0].items.push(item(
+
+    // A new item that joins the last allow run only adds one set element.
+    let mut joined = sample_config();
+    joined.network_acls[0].items.push(item(
         60,
         Allow,
         Ingress,
@@ -132,7 +134,23 @@ fn update_touches_only_the_changed_chain() {
         &["10.1.2.0/24"],
         Some((53, 53)),
     ));
-    let new = ruleset(&config);
+    let update = ruleset(&joined).render_update(&old).expect("changed");
+    assert_eq!(
+        update.trim(),
+        "add element inet vpc acl_inbound_eth2_20_v4_ports { 10.1.2.0/24 . 17 . 53 }"
+    );
+
+    // A deny between two allows splits a run: that chain is rebuilt, alone.
+    let mut split = sample_config();
+    split.network_acls[0].items.push(item(
+        25,
+        Deny,
+        Ingress,
+        Udp,
+        &["10.1.2.0/24"],
+        Some((53, 53)),
+    ));
+    let new = ruleset(&split);
     let update = new.render_update(&old).expect("changed");
     assert!(
         update.contains("flush chain inet vpc ACL_INBOUND_eth2"),

@@ -520,6 +520,29 @@ fn static_routes(router: &Router, wire: &[pb::StaticRoute]) -> Result<Vec<Static
     Ok(out)
 }
 
+impl Router {
+    /// This router with NIC `acl.device_index`'s ACL replaced (removed when
+    /// the list is empty), validating only that ACL: a one-item change to a
+    /// long list must not re-validate every other list of the router.
+    pub fn with_acl(&self, acl: &pb::NetworkAcl) -> Result<Router> {
+        let nic = nic_ref(
+            &self.nics,
+            "acl.device_index",
+            acl.device_index,
+            Some(("acl.mac_address", &acl.mac_address)),
+            &[Role::Guest, Role::Private],
+        )?;
+        let mut next = self.clone();
+        if acl.items.is_empty() {
+            next.acls.remove(&nic.index);
+        } else {
+            next.acls
+                .insert(nic.index, self::acl("acl.items", nic.index, &acl.items)?);
+        }
+        Ok(next)
+    }
+}
+
 fn acls(nics: &BTreeMap<u32, Nic>, wire: &[pb::NetworkAcl]) -> Result<BTreeMap<u32, Acl>> {
     let mut out = BTreeMap::new();
     for (i, a) in wire.iter().enumerate() {

@@ -218,6 +218,8 @@ pub fn plan(router: &Router) -> NetPlan {
         }
     }
 
+    // The model refuses static routes overlapping 169.254.0.0/16, so none is a
+    // default route that could clash with this one.
     if let Some(snat) = router.source_nat_ip() {
         plan.routes.push(RouteSpec {
             table: MAIN_TABLE,

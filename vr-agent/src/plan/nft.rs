@@ -20,7 +20,7 @@
 //!   gateway NIC, hairpin NAT inside a tier.
 //! - `ACL_INBOUND_ethN` / `ACL_OUTBOUND_ethN` per tier and private gateway NIC.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
@@ -89,8 +89,33 @@ pub struct Ruleset {
 
 /// Plans the table for `router`.
 pub fn plan(router: &Router, options: &NftOptions) -> Ruleset {
+    plan_from(router, options, None)
+}
+
+/// Plans the table for `router`, reusing the ACL chains of `previous` (a
+/// router and the ruleset planned for it) for NICs whose ACL did not change.
+pub fn plan_from(
+    router: &Router,
+    options: &NftOptions,
+    previous: Option<(&Router, &Ruleset)>,
+) -> Ruleset {
     let mut chains = Vec::new();
     for nic in router.nics.values().filter(|n| has_acl_chains(n)) {
+        let unchanged = previous.filter(|(old, _)| {
+            old.nics.get(&nic.index) == Some(nic)
+                && old.acls.get(&nic.index) == router.acls.get(&nic.index)
+        });
+        if let Some((_, old_rules)) = unchanged {
+            let names = [inbound_chain(nic.index), outbound_chain(nic.index)];
+            let reused: Vec<&Chain> = names
+                .iter()
+                .filter_map(|name| old_rules.chains.iter().find(|c| &c.name == name))
+                .collect();
+            if reused.len() == 2 {
+                chains.extend(reused.into_iter().cloned());
+                continue;
+            }
+        }
         let acl = router.acls.get(&nic.index);
         let rules = |d| {
             acl.map(|a| a.rules(d).collect::<Vec<_>>())
@@ -688,6 +713,17 @@ fn srcnat(router: &Router) -> Chain {
 // Rendering
 // ---------------------------------------------------------------------------
 
+/// True when two versions of a chain differ only in the elements of sets
+/// (not maps) that keep their names and types.
+fn only_elements_differ(old: &Chain, new: &Chain) -> bool {
+    old.hook == new.hook
+        && old.rules == new.rules
+        && old.sets.len() == new.sets.len()
+        && old.sets.iter().zip(&new.sets).all(|(a, b)| {
+            a.kind == "set" && a.name == b.name && a.kind == b.kind && a.spec == b.spec
+        })
+}
+
 fn render_set_body(set: &Set) -> String {
     let mut body = set.spec.clone();
     if !set.elements.is_empty() {
@@ -765,6 +801,38 @@ impl Ruleset {
         }
         let t = format!("inet {TABLE}");
         let mut out = String::new();
+        // 0. Chains whose rules stay and whose sets differ only in elements
+        //    get element deltas: the cost follows the size of the change, not
+        //    of the list. Maps are rebuilt (deleting a map element by text
+        //    would need its exact data as well).
+        let (element_only, changed): (Vec<_>, Vec<_>) = changed
+            .into_iter()
+            .partition(|(o, n)| only_elements_differ(o, n));
+        let mut additions = String::new();
+        for (old_chain, new_chain) in &element_only {
+            for (old_set, new_set) in old_chain.sets.iter().zip(&new_chain.sets) {
+                let before: BTreeSet<&String> = old_set.elements.iter().collect();
+                let after: BTreeSet<&String> = new_set.elements.iter().collect();
+                let gone: Vec<&str> = before.difference(&after).map(|e| e.as_str()).collect();
+                let new: Vec<&str> = after.difference(&before).map(|e| e.as_str()).collect();
+                if !gone.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "delete element {t} {} {{ {} }}",
+                        old_set.name,
+                        gone.join(", ")
+                    );
+                }
+                if !new.is_empty() {
+                    let _ = writeln!(
+                        additions,
+                        "add element {t} {} {{ {} }}",
+                        new_set.name,
+                        new.join(", ")
+                    );
+                }
+            }
+        }
         // 1. Empty the chains that change or go, dropping their references to
         //    sets and to other chains.
         for chain in changed
@@ -813,6 +881,7 @@ impl Ruleset {
                 let _ = writeln!(out, "add rule {t} {} {rule}", chain.name);
             }
         }
+        out.push_str(&additions);
         Some(out)
     }
 

@@ -175,8 +175,10 @@ pub(super) fn diff(planned: &[LinkSpec], links: &[ObservedLink]) -> Result<Vec<L
     Ok(ops)
 }
 
-/// Renames link `index` to `to`. The kernel refuses to rename a running link
-/// (EBUSY), so the link is set down first; planned links come up again later.
+/// Renames link `index` to `to`, setting it down first: kernels before 6.2
+/// refuse to rename a running link (EBUSY), and routers in VMs may run one.
+/// The down also drops the link's routes, which the route step then restores
+/// under the new name. Planned links come up again afterwards.
 fn rename(
     ops: &mut Vec<LinkOp>,
     state: &mut BTreeMap<u32, (String, bool)>,
