@@ -713,15 +713,33 @@ fn srcnat(router: &Router) -> Chain {
 // Rendering
 // ---------------------------------------------------------------------------
 
+/// Above this many removed elements in one chain, rebuilding its sets is
+/// cheaper than deleting elements: nft reads the whole interval set back
+/// before each batch of deletions.
+const MAX_ELEMENT_DELETIONS: usize = 32;
+
 /// True when two versions of a chain differ only in the elements of sets
-/// (not maps) that keep their names and types.
+/// (not maps) that keep their names and types, and few enough elements go
+/// that deleting them beats rebuilding.
 fn only_elements_differ(old: &Chain, new: &Chain) -> bool {
-    old.hook == new.hook
+    let same_shape = old.hook == new.hook
         && old.rules == new.rules
         && old.sets.len() == new.sets.len()
         && old.sets.iter().zip(&new.sets).all(|(a, b)| {
             a.kind == "set" && a.name == b.name && a.kind == b.kind && a.spec == b.spec
-        })
+        });
+    if !same_shape {
+        return false;
+    }
+    let mut deletions = 0;
+    for (a, b) in old.sets.iter().zip(&new.sets) {
+        let kept: BTreeSet<&String> = b.elements.iter().collect();
+        deletions += a.elements.iter().filter(|e| !kept.contains(e)).count();
+        if deletions > MAX_ELEMENT_DELETIONS {
+            return false;
+        }
+    }
+    true
 }
 
 fn render_set_body(set: &Set) -> String {
