@@ -1,27 +1,98 @@
 //! vpc-manager: the VPC management service.
-//!
-//! This binary grows the CloudStack-compatible API, the store and the
-//! orchestration in later steps; today it reports its version and the agent
-//! protocol it speaks, so packaging and the README commands can rely on it.
 
-use clap::Parser;
+use std::path::PathBuf;
 
-/// The VPC management service.
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use vpc_manager::serve::Manager;
+use vpc_manager::settings::{LogFormat, Settings};
+
+/// The VPC management service (CloudStack-compatible API).
 #[derive(Parser, Debug)]
 #[command(name = "vpc-manager", version, about)]
 struct Cli {
-    /// Print the agent protocol service this manager drives and exit.
-    #[arg(long)]
-    agent_protocol: bool,
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    if cli.agent_protocol {
-        println!("{}", vpc_proto::VIRTUAL_ROUTER_SERVICE);
-        return Ok(());
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the API.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// TOML settings file; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// API address (default 127.0.0.1:8080).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Data directory (SQLite database, cloudstack.ini).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// sqlite://FILE or postgres://... (default: a SQLite file in the data directory).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
+    let mut s = match &args.config {
+        Some(path) => Settings::from_file(path)?,
+        None => Settings::default(),
+    };
+    if let Some(v) = args.listen {
+        s.listen = v;
     }
-    anyhow::bail!(
-        "the management service is not built yet; see README.md for the status of each part"
-    )
+    if let Some(v) = &args.data_dir {
+        s.data_dir = v.clone();
+    }
+    if let Some(v) = &args.database_url {
+        s.database_url = Some(v.clone());
+    }
+    if let Some(v) = args.log_format {
+        s.log_format = v;
+    }
+    Ok(s)
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight requests"),
+        _ = int.recv() => tracing::info!("SIGINT: finishing in-flight requests"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = settings(&args)?;
+            init_tracing(settings.log_format);
+            let manager = Manager::start(settings)
+                .await
+                .context("starting the manager")?;
+            manager.serve(shutdown_signal()).await
+        }
+    }
 }

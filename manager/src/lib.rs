@@ -1,0 +1,10 @@
+//! The VPC management service as a library: the CloudStack wire protocol
+//! (`api`), the SQL store (`store`), the HTTP server with authentication and
+//! async jobs (`server`), and the commands (`services`).
+
+pub mod api;
+pub mod serve;
+pub mod server;
+pub mod services;
+pub mod settings;
+pub mod store;

@@ -1,0 +1,208 @@
+//! Who is calling: API key and signature (CloudStack reference §1.2–1.3), or a
+//! login session (§1.4). Every failure is a 401 with CloudStack's text, so a
+//! probe learns nothing about which part was wrong.
+
+use axum::http::{HeaderMap, header};
+use serde_json::{Value, json};
+
+use crate::api::{ApiError, Params, parse_expires, verify};
+use crate::server::context::{App, Caller};
+use crate::server::registry::Role;
+use crate::store::{self, account, domain, session, user};
+
+/// How long a login session lives without use (CloudStack's default 30 min).
+pub const SESSION_TTL_MS: i64 = 30 * 60 * 1000;
+
+fn store_error(e: store::StoreError) -> ApiError {
+    tracing::error!(error = %e, "store error");
+    ApiError::internal("Internal error executing command, please contact your system administrator")
+}
+
+fn caller_of(identity: user::Identity) -> Result<Caller, ApiError> {
+    // A disabled user or account cannot call the API at all.
+    if identity.user_state != account::STATE_ENABLED
+        || identity.account_state != account::STATE_ENABLED
+    {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(Caller {
+        role: Role::of_account_type(identity.account_type),
+        user_id: identity.user_id,
+        user_uuid: identity.user_uuid,
+        account_id: identity.account_id,
+        account_uuid: identity.account_uuid,
+        account_name: identity.account_name,
+        account_type: identity.account_type,
+        domain_id: identity.domain_id,
+        domain_uuid: identity.domain_uuid,
+        domain_path: identity.domain_path,
+    })
+}
+
+/// The value of cookie `name`, if the request carries it.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|line| {
+            line.split(';').find_map(|pair| {
+                let (k, v) = pair.trim().split_once('=')?;
+                (k == name).then(|| v.to_string())
+            })
+        })
+}
+
+/// Authenticates a request that is not login or logout.
+pub async fn authenticate(
+    app: &App,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Caller, ApiError> {
+    if let Some(api_key) = params.get("apikey") {
+        return by_signature(app, params, api_key).await;
+    }
+    // CloudStack's default `api.sessionkey.check.locations=CookieAndParameter`:
+    // the cookie and the parameter must both be there and agree.
+    let (from_cookie, from_param) = (cookie(headers, "sessionkey"), params.get("sessionkey"));
+    match (from_cookie, from_param) {
+        (Some(c), Some(p)) if c == p => by_session(app, &c).await,
+        _ => Err(ApiError::unauthorized()),
+    }
+}
+
+async fn by_signature(app: &App, params: &Params, api_key: &str) -> Result<Caller, ApiError> {
+    let identity = user::identity_by_api_key(&app.db, api_key)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(ApiError::unauthorized)?;
+    let secret = identity
+        .secret_key
+        .clone()
+        .ok_or_else(ApiError::unauthorized)?;
+    let signature = params.get("signature").ok_or_else(ApiError::unauthorized)?;
+    if params.get("signatureversion") == Some("3") {
+        let expires = params
+            .get("expires")
+            .and_then(parse_expires)
+            .ok_or_else(ApiError::unauthorized)?;
+        if expires < chrono::Utc::now() {
+            return Err(ApiError::unauthorized());
+        }
+    }
+    if !verify(&secret, params.raw_pairs(), signature) {
+        return Err(ApiError::unauthorized());
+    }
+    caller_of(identity)
+}
+
+async fn by_session(app: &App, key: &str) -> Result<Caller, ApiError> {
+    let now = store::now_ms();
+    let session = session::get_valid(&app.db, key, now)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(ApiError::unauthorized)?;
+    session::extend(&app.db, key, now + SESSION_TTL_MS)
+        .await
+        .map_err(store_error)?;
+    let identity = user::identity_by_user_id(&app.db, session.user_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(ApiError::unauthorized)?;
+    caller_of(identity)
+}
+
+/// `login` (POST only): username, password, and `domain` (a path such as `/`
+/// or `/customers/acme`) or `domainId`. Returns the response content and the
+/// cookies to set.
+pub async fn login(app: &App, params: &Params) -> Result<(Value, Vec<String>), ApiError> {
+    let username = params.required_string("login", "username")?;
+    let password = params.required_string("login", "password")?;
+    let failed = || {
+        ApiError::new(
+            531,
+            4365,
+            "Failed to authenticate user; please check the user name, password and domain",
+        )
+    };
+    let domain = match params.get("domainid") {
+        Some(uuid) => domain::get_by_uuid(&app.db, uuid)
+            .await
+            .map_err(store_error)?,
+        None => {
+            let path = params.get("domain").unwrap_or("/").trim_matches('/');
+            let path = if path.is_empty() {
+                "/".to_string()
+            } else {
+                format!("/{path}/")
+            };
+            domain::get_by_path(&app.db, &path)
+                .await
+                .map_err(store_error)?
+        }
+    }
+    .filter(|d| d.removed.is_none())
+    .ok_or_else(failed)?;
+    let found = user::get_by_username(&app.db, domain.id, &username)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(failed)?;
+    let hash = found.password.as_deref().ok_or_else(failed)?;
+    if !user::verify_password(hash, &password) {
+        return Err(failed());
+    }
+    let identity = user::identity_by_user_id(&app.db, found.id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(failed)?;
+    let caller = caller_of(identity).map_err(|_| failed())?;
+    let created = session::create(&app.db, found.id, SESSION_TTL_MS)
+        .await
+        .map_err(store_error)?;
+    let body = json!({
+        "loginresponse": {
+            "username": found.username,
+            "userid": caller.user_uuid,
+            "domainid": caller.domain_uuid,
+            "timeout": SESSION_TTL_MS / 1000,
+            "account": caller.account_name,
+            "firstname": found.firstname,
+            "lastname": found.lastname,
+            "type": caller.account_type.to_string(),
+            "sessionkey": created.session_key,
+            "registered": "false",
+        }
+    });
+    let cookie = format!(
+        "sessionkey={}; Path=/client; HttpOnly; SameSite=Lax",
+        created.session_key
+    );
+    Ok((body, vec![cookie]))
+}
+
+/// `logout`: ends the session named by the cookie or the parameter.
+pub async fn logout(app: &App, headers: &HeaderMap, params: &Params) -> Result<Value, ApiError> {
+    let key = params
+        .get("sessionkey")
+        .map(str::to_string)
+        .or_else(|| cookie(headers, "sessionkey"));
+    let key = key.ok_or_else(ApiError::unauthorized)?;
+    session::delete(&app.db, &key).await.map_err(store_error)?;
+    Ok(json!({ "logoutresponse": { "description": "success" } }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            "JSESSIONID=abc; sessionkey=k1=x; other=1".parse().unwrap(),
+        );
+        assert_eq!(cookie(&headers, "sessionkey").as_deref(), Some("k1=x"));
+        assert_eq!(cookie(&headers, "missing"), None);
+    }
+}

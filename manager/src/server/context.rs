@@ -1,0 +1,68 @@
+//! What every handler sees: the application and the authenticated caller.
+
+use std::sync::Arc;
+
+use crate::server::jobs::Jobs;
+use crate::server::registry::{Registry, Role};
+use crate::settings::Settings;
+use crate::store::Db;
+
+/// The running manager: its store, commands, jobs and settings.
+pub struct App {
+    pub db: Db,
+    pub registry: Registry,
+    pub jobs: Jobs,
+    pub settings: Settings,
+}
+
+/// The authenticated user behind a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: i64,
+    pub user_uuid: String,
+    pub account_id: i64,
+    pub account_uuid: String,
+    pub account_name: String,
+    /// 0 user, 1 root admin, 2 domain admin.
+    pub account_type: i64,
+    pub domain_id: i64,
+    pub domain_uuid: String,
+    /// The domain's path (`/`, `/a/`, ...): a domain admin sees this subtree.
+    pub domain_path: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// True for the root admin, who sees and changes everything.
+    pub fn is_root_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// True when the caller may act on objects of the domain at `path`:
+    /// root everywhere, a domain admin in its subtree, a user only in its own
+    /// account (checked separately against the account).
+    pub fn covers_domain(&self, path: &str) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::DomainAdmin => path.starts_with(&self.domain_path),
+            Role::User => path == self.domain_path,
+        }
+    }
+
+    /// True when the caller may act on objects owned by account
+    /// `account_id` in the domain at `path`.
+    pub fn covers(&self, account_id: i64, path: &str) -> bool {
+        match self.role {
+            Role::User => account_id == self.account_id,
+            _ => self.covers_domain(path),
+        }
+    }
+}
+
+/// One request being handled.
+pub struct Ctx {
+    pub app: Arc<App>,
+    pub caller: Caller,
+    /// The command's name as registered.
+    pub command: &'static str,
+}

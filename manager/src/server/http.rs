@@ -1,0 +1,207 @@
+//! The HTTP front door: `/client/api` (GET and POST form) and `/healthz`.
+//!
+//! A request goes: parameters parsed (case-insensitive names) → caller
+//! authenticated (API key + signature, or a login session) → command looked
+//! up and its role checked → required parameters checked → handler → reply
+//! wrapped in CloudStack's envelope, JSON or XML.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::Value;
+
+use crate::api::{ApiError, Format, Params, response, response_name};
+use crate::server::auth;
+use crate::server::context::{App, Ctx};
+use crate::server::registry::{Kind, Reply};
+
+/// The API and health routes.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/client/api", get(api).post(api))
+        .route("/client/api/", get(api).post(api))
+        .route("/healthz", get(healthz))
+        .with_state(app)
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    match app.db.ping().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}\n")).into_response(),
+    }
+}
+
+/// A rendered API answer with its status and extra headers.
+struct Answer {
+    status: StatusCode,
+    format: Format,
+    body: Value,
+    cookies: Vec<String>,
+    description: Option<String>,
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.format.render(&self.body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.format.content_type()),
+        );
+        for cookie in self.cookies {
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                headers.append(header::SET_COOKIE, value);
+            }
+        }
+        if let Some(text) = self
+            .description
+            .and_then(|d| HeaderValue::from_str(&d).ok())
+        {
+            headers.insert("X-Description", text);
+        }
+        response
+    }
+}
+
+fn error_answer(format: Format, wrapper: &str, error: &ApiError) -> Answer {
+    Answer {
+        status: StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        format,
+        body: error.to_body(wrapper),
+        cookies: Vec::new(),
+        description: Some(error.text.clone()),
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+async fn api(
+    State(app): State<Arc<App>>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let body = if method == Method::POST && is_form(&headers) {
+        String::from_utf8_lossy(&body).into_owned()
+    } else {
+        String::new()
+    };
+    let params = Params::parse_request(query.as_deref().unwrap_or(""), &body);
+    let format = Format::from_params(&params);
+    let command = params.get("command").unwrap_or_default().to_string();
+    let answer = match handle(&app, &method, &headers, &params, &command).await {
+        Ok(answer) => answer,
+        Err((wrapper, error)) => error_answer(format, &wrapper, &error),
+    };
+    tracing::info!(
+        command = %command,
+        status = answer.status.as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "api request"
+    );
+    Answer { format, ..answer }.into_response()
+}
+
+/// Runs one request; errors carry the wrapper key they are reported under.
+async fn handle(
+    app: &Arc<App>,
+    method: &Method,
+    headers: &HeaderMap,
+    params: &Params,
+    command: &str,
+) -> Result<Answer, (String, ApiError)> {
+    let unknown_wrapper = || "errorresponse".to_string();
+    params.validate().map_err(|e| (unknown_wrapper(), e))?;
+    if command.is_empty() {
+        return Err((unknown_wrapper(), ApiError::unknown_command("")));
+    }
+    let wrapper = response_name(command);
+    let format = Format::from_params(params);
+
+    match command {
+        "login" => {
+            if method != Method::POST {
+                return Err((
+                    wrapper,
+                    ApiError::method_not_allowed("login must be sent with POST"),
+                ));
+            }
+            let (body, cookies) = auth::login(app, params)
+                .await
+                .map_err(|e| (wrapper.clone(), e))?;
+            return Ok(Answer {
+                status: StatusCode::OK,
+                format,
+                body: response::strip_nulls(body),
+                cookies,
+                description: None,
+            });
+        }
+        "logout" => {
+            let body = auth::logout(app, headers, params)
+                .await
+                .map_err(|e| (wrapper.clone(), e))?;
+            let expired = "sessionkey=; Path=/client; Max-Age=0; HttpOnly".to_string();
+            return Ok(Answer {
+                status: StatusCode::OK,
+                format,
+                body,
+                cookies: vec![expired],
+                description: None,
+            });
+        }
+        _ => {}
+    }
+
+    let caller = auth::authenticate(app, headers, params)
+        .await
+        .map_err(|e| (wrapper.clone(), e))?;
+    let spec = match app.registry.get(command) {
+        Some(spec) => spec,
+        None => return Err((unknown_wrapper(), ApiError::unknown_command(command))),
+    };
+    if !spec.allows(caller.role) {
+        return Err((unknown_wrapper(), ApiError::not_allowed(command)));
+    }
+    spec.check_params(params)
+        .map_err(|e| (wrapper.clone(), e))?;
+    let ctx = Ctx {
+        app: app.clone(),
+        caller,
+        command: spec.name,
+    };
+    let reply = (spec.handler)(&ctx, params)
+        .await
+        .map_err(|e| (wrapper.clone(), e))?;
+    let body = match reply {
+        Reply::Object(item) => response::object(command, spec.object, item),
+        Reply::List { count, items } => response::list(command, spec.object, count, items),
+        Reply::Success => response::success(command, None),
+        Reply::Job { job_id } => {
+            debug_assert_eq!(spec.kind, Kind::Async);
+            response::job(command, &job_id)
+        }
+        Reply::Created { id, job_id } => response::async_create(command, &id, &job_id),
+        Reply::Raw(content) => serde_json::json!({ wrapper.clone(): content }),
+    };
+    Ok(Answer {
+        status: StatusCode::OK,
+        format,
+        body: response::strip_nulls(body),
+        cookies: Vec::new(),
+        description: None,
+    })
+}

@@ -1,0 +1,183 @@
+//! Async jobs: rows in `async_job`, claimed by the manager that runs them.
+//!
+//! A command submits a job (row with status 0) and answers with its `jobid`.
+//! The runner claims pending jobs oldest first (the store holds back a job
+//! whose sync object, e.g. `vpc:7`, is held by a running job, so jobs on one
+//! object run one at a time, also across managers sharing PostgreSQL), runs
+//! each on its own task, and records the result for queryAsyncJobResult.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::api::ApiError;
+use crate::server::context::{App, Caller};
+use crate::server::registry::{BoxFuture, Role};
+use crate::store::{self, job, user};
+
+/// The text of a job that a manager left running when it stopped.
+pub const ABANDONED: &str = "The management server that was running this job stopped before the job finished; \
+                             the job did not complete. Check the state of the object and run the command again.";
+
+/// What a job body sees.
+pub struct JobCtx {
+    pub app: Arc<App>,
+    pub caller: Caller,
+    pub job: job::Job,
+}
+
+/// The work of an async command: gets the parameters the command stored and
+/// returns the job result (a one-key object such as `{"vpc": {...}}`).
+pub type JobBody = for<'a> fn(&'a JobCtx, &'a Value) -> BoxFuture<'a, Result<Value, ApiError>>;
+
+/// The job runner of one manager.
+pub struct Jobs {
+    owner: String,
+    bodies: BTreeMap<&'static str, JobBody>,
+    wake: Notify,
+}
+
+/// What a command needs to submit a job.
+pub struct Submit<'a> {
+    pub cmd: &'a str,
+    pub info: Value,
+    /// `jobinstancetype` and `jobinstanceid`.
+    pub instance: Option<(&'a str, &'a str)>,
+    /// Jobs with the same sync object run one at a time.
+    pub sync_object: Option<String>,
+}
+
+impl Jobs {
+    /// A runner for manager `owner`, with the body of each async command.
+    pub fn new(owner: String, bodies: Vec<(&'static str, JobBody)>) -> Self {
+        Jobs {
+            owner,
+            bodies: bodies.into_iter().collect(),
+            wake: Notify::new(),
+        }
+    }
+
+    /// This manager's name in job rows.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Inserts a job for `caller` and wakes the runner; returns the job UUID.
+    pub async fn submit(
+        &self,
+        app: &App,
+        caller: &Caller,
+        submit: Submit<'_>,
+    ) -> Result<String, ApiError> {
+        let row = job::insert(
+            &app.db,
+            job::NewJob {
+                user_id: caller.user_id,
+                account_id: caller.account_id,
+                cmd: submit.cmd.to_string(),
+                cmd_info: submit.info.to_string(),
+                instance_type: submit.instance.map(|(t, _)| t.to_string()),
+                instance_uuid: submit.instance.map(|(_, id)| id.to_string()),
+                sync_object: submit.sync_object,
+            },
+        )
+        .await?;
+        self.wake.notify_one();
+        Ok(row.uuid)
+    }
+
+    /// Fails every job this manager left in progress when it last stopped:
+    /// none stays pending forever.
+    pub async fn recover(&self, app: &App) -> Result<usize, store::StoreError> {
+        let abandoned = job::jobs_in_progress_for(&app.db, &self.owner).await?;
+        for j in &abandoned {
+            let result = json!({ "errorcode": 530, "errortext": ABANDONED }).to_string();
+            job::complete(&app.db, j.id, job::Outcome::failed(530, result)).await?;
+            tracing::warn!(job = %j.uuid, cmd = %j.cmd, "failed a job left running by the previous start");
+        }
+        Ok(abandoned.len())
+    }
+
+    /// Claims and starts pending jobs until `app` is dropped; wakes on every
+    /// submission and completion, and every half second for jobs submitted
+    /// through other managers.
+    pub async fn run(app: Arc<App>) {
+        loop {
+            loop {
+                match job::claim_next(&app.db, &app.jobs.owner).await {
+                    Ok(Some(claimed)) => {
+                        tokio::spawn(execute(app.clone(), claimed));
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "claiming jobs failed");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = app.jobs.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+}
+
+async fn caller_of_job(app: &App, j: &job::Job) -> Result<Caller, ApiError> {
+    let identity = user::identity_by_user_id(&app.db, j.user_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("the job's user no longer exists"))?;
+    Ok(Caller {
+        role: Role::of_account_type(identity.account_type),
+        user_id: identity.user_id,
+        user_uuid: identity.user_uuid,
+        account_id: identity.account_id,
+        account_uuid: identity.account_uuid,
+        account_name: identity.account_name,
+        account_type: identity.account_type,
+        domain_id: identity.domain_id,
+        domain_uuid: identity.domain_uuid,
+        domain_path: identity.domain_path,
+    })
+}
+
+async fn execute(app: Arc<App>, claimed: job::Job) {
+    let started = std::time::Instant::now();
+    let outcome = run_body(&app, &claimed).await;
+    let (status, code) = match &outcome {
+        Ok(_) => ("succeeded", 0),
+        Err(e) => ("failed", e.code),
+    };
+    let row = match outcome {
+        Ok(result) => job::Outcome::succeeded(result.to_string()),
+        Err(e) => job::Outcome::failed(
+            i64::from(e.code),
+            json!({ "errorcode": e.code, "errortext": e.text }).to_string(),
+        ),
+    };
+    if let Err(e) = job::complete(&app.db, claimed.id, row).await {
+        tracing::error!(job = %claimed.uuid, error = %e, "recording a job result failed");
+    }
+    tracing::info!(job = %claimed.uuid, cmd = %claimed.cmd, status, code, micros = started.elapsed().as_micros() as u64, "job finished");
+    // A job waiting on the same sync object can start now.
+    app.jobs.wake.notify_one();
+}
+
+async fn run_body(app: &Arc<App>, claimed: &job::Job) -> Result<Value, ApiError> {
+    let body = *app
+        .jobs
+        .bodies
+        .get(claimed.cmd.as_str())
+        .ok_or_else(|| ApiError::internal(format!("no job body for {}", claimed.cmd)))?;
+    let info: Value = serde_json::from_str(&claimed.cmd_info)
+        .map_err(|e| ApiError::internal(format!("bad job parameters: {e}")))?;
+    let ctx = JobCtx {
+        app: app.clone(),
+        caller: caller_of_job(app, claimed).await?,
+        job: claimed.clone(),
+    };
+    body(&ctx, &info).await
+}

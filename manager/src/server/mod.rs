@@ -1,0 +1,95 @@
+//! The manager's HTTP API server: the front door, authentication, the
+//! command registry, async jobs, and helpers shared by command handlers.
+
+pub mod auth;
+pub mod context;
+pub mod http;
+pub mod jobs;
+pub mod registry;
+
+use crate::api::{ApiError, Params};
+use crate::store::{Page, StoreError, config};
+
+pub use context::{App, Caller, Ctx};
+pub use registry::{BoxFuture, CommandSpec, Kind, Reply, Role};
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Duplicate(what) => ApiError::param(format!(
+                "an object with the same unique value exists already ({what})"
+            )),
+            StoreError::Conflict(text) => ApiError::in_use(text),
+            StoreError::NotFound { what, key } => {
+                ApiError::param(format!("{what} {key} does not exist"))
+            }
+            other => {
+                tracing::error!(error = %other, "store error");
+                ApiError::internal(
+                    "Internal error executing command, please contact your system administrator",
+                )
+            }
+        }
+    }
+}
+
+/// Defines a command handler: `handler!(name, |ctx, params| { ... })`.
+#[macro_export]
+macro_rules! handler {
+    ($name:ident, |$ctx:ident, $params:ident| $body:block) => {
+        fn $name<'a>(
+            $ctx: &'a $crate::server::Ctx,
+            $params: &'a $crate::api::Params,
+        ) -> $crate::server::BoxFuture<'a, Result<$crate::server::Reply, $crate::api::ApiError>> {
+            Box::pin(async move $body)
+        }
+    };
+}
+
+/// Defines a job body: `job_body!(name, |job, info| { ... })`.
+#[macro_export]
+macro_rules! job_body {
+    ($name:ident, |$job:ident, $info:ident| $body:block) => {
+        fn $name<'a>(
+            $job: &'a $crate::server::jobs::JobCtx,
+            $info: &'a serde_json::Value,
+        ) -> $crate::server::BoxFuture<'a, Result<serde_json::Value, $crate::api::ApiError>> {
+            Box::pin(async move $body)
+        }
+    };
+}
+
+/// The rows a list command returns, by CloudStack's paging rules (reference
+/// §1.9): `page` and `pagesize` go together; `pagesize=-1` without `page`
+/// means all rows; `pagesize` may not exceed `default.page.size`; without
+/// paging at most `default.page.size` rows (the count is still the total).
+pub async fn page(ctx: &Ctx, params: &Params) -> Result<Page, ApiError> {
+    let cap = config::value_i64(&ctx.app.db, "default.page.size")
+        .await?
+        .unwrap_or(500)
+        .max(1);
+    match (params.long("page")?, params.long("pagesize")?) {
+        (None, None) => Ok(Page::first(cap)),
+        (None, Some(-1)) => Ok(Page::ALL),
+        (Some(_), None) | (None, Some(_)) => Err(ApiError::param(
+            "page and pagesize must be given together (or pagesize=-1 alone)",
+        )),
+        (Some(page), Some(size)) => {
+            if page < 1 {
+                return Err(ApiError::param("page must be 1 or more"));
+            }
+            if size < 1 || size > cap {
+                return Err(ApiError::param(format!(
+                    "pagesize must be between 1 and {cap} (default.page.size)"
+                )));
+            }
+            Ok(Page::new(page, size))
+        }
+    }
+}
+
+/// A date of the store (epoch ms) in CloudStack's format.
+pub fn date(ms: i64) -> String {
+    let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    crate::api::format_date(t)
+}

@@ -1,0 +1,248 @@
+//! The command registry: every API command with its kind, the roles allowed
+//! to call it, its parameters and response fields (what `listApis` shows, and
+//! what the dispatcher checks), and its handler.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+
+use crate::api::{ApiError, Params};
+use crate::server::context::Ctx;
+
+/// How a command answers (CloudStack's sync, async, async-create).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The result is in the HTTP response.
+    Sync,
+    /// The HTTP response carries a `jobid`; the work runs as a job.
+    Async,
+    /// The entity row is created during the request; the response carries its
+    /// `id` and the `jobid` of the job that finishes the work.
+    AsyncCreate,
+}
+
+/// The built-in roles (CloudStack's role types Admin, DomainAdmin, User).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Admin,
+    DomainAdmin,
+    User,
+}
+
+impl Role {
+    /// The role of an account type (0 user, 1 root admin, 2 domain admin).
+    pub fn of_account_type(account_type: i64) -> Role {
+        match account_type {
+            1 => Role::Admin,
+            2 => Role::DomainAdmin,
+            _ => Role::User,
+        }
+    }
+}
+
+/// Everyone.
+pub const ALL: &[Role] = &[Role::Admin, Role::DomainAdmin, Role::User];
+/// Admins and domain admins.
+pub const ADMINS: &[Role] = &[Role::Admin, Role::DomainAdmin];
+/// The root admin only.
+pub const ROOT: &[Role] = &[Role::Admin];
+
+/// A parameter's type as `listApis` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    String,
+    Uuid,
+    Boolean,
+    Integer,
+    Long,
+    List,
+    Map,
+    Date,
+}
+
+impl ParamType {
+    /// The lower-case name CloudMonkey uses for completion.
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamType::String => "string",
+            ParamType::Uuid => "uuid",
+            ParamType::Boolean => "boolean",
+            ParamType::Integer => "integer",
+            ParamType::Long => "long",
+            ParamType::List => "list",
+            ParamType::Map => "map",
+            ParamType::Date => "date",
+        }
+    }
+}
+
+/// One parameter of a command.
+#[derive(Debug, Clone)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub ty: ParamType,
+    pub required: bool,
+    pub description: &'static str,
+    /// Maximum length of a string value.
+    pub length: u32,
+    pub since: &'static str,
+}
+
+/// A required parameter.
+pub const fn req(name: &'static str, ty: ParamType, description: &'static str) -> ParamSpec {
+    ParamSpec {
+        name,
+        ty,
+        required: true,
+        description,
+        length: 255,
+        since: "",
+    }
+}
+
+/// An optional parameter.
+pub const fn opt(name: &'static str, ty: ParamType, description: &'static str) -> ParamSpec {
+    ParamSpec {
+        name,
+        ty,
+        required: false,
+        description,
+        length: 255,
+        since: "",
+    }
+}
+
+/// One field of a command's response object.
+#[derive(Debug, Clone)]
+pub struct FieldSpec {
+    pub name: &'static str,
+    pub ty: &'static str,
+    pub description: &'static str,
+}
+
+/// A response field.
+pub const fn field(name: &'static str, ty: &'static str, description: &'static str) -> FieldSpec {
+    FieldSpec {
+        name,
+        ty,
+        description,
+    }
+}
+
+/// What a handler returns; the dispatcher wraps it in the envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// One object, wrapped under the command's object name.
+    Object(Value),
+    /// A page of a list and the total count.
+    List { count: u64, items: Vec<Value> },
+    /// `{"success": true}`.
+    Success,
+    /// An async command's job.
+    Job { job_id: String },
+    /// An async-create command's new entity and job.
+    Created { id: String, job_id: String },
+    /// A body that is already the content of the response (login,
+    /// queryAsyncJobResult, listApis quirks).
+    Raw(Value),
+}
+
+/// A boxed future returned by handlers.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A command handler.
+pub type Handler = for<'a> fn(&'a Ctx, &'a Params) -> BoxFuture<'a, Result<Reply, ApiError>>;
+
+/// One API command.
+#[derive(Clone)]
+pub struct CommandSpec {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub kind: Kind,
+    pub roles: &'static [Role],
+    pub params: Vec<ParamSpec>,
+    /// The key under which a single object appears (`vpc`, `zone`, ...).
+    pub object: &'static str,
+    pub response: Vec<FieldSpec>,
+    pub since: &'static str,
+    pub handler: Handler,
+}
+
+impl std::fmt::Debug for CommandSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandSpec")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl CommandSpec {
+    /// Whether `role` may call this command.
+    pub fn allows(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Checks that every required parameter is present and not empty, and
+    /// that string values fit their length, before the handler runs.
+    pub fn check_params(&self, params: &Params) -> Result<(), ApiError> {
+        for p in &self.params {
+            let value = params.string(p.name)?;
+            match value {
+                None if p.required => return Err(ApiError::missing_param(self.name, p.name)),
+                Some(v) if v.is_empty() && p.required => {
+                    return Err(ApiError::missing_param(self.name, p.name));
+                }
+                Some(v) if p.ty == ParamType::String && v.chars().count() > p.length as usize => {
+                    return Err(ApiError::too_long(p.name, p.length as usize));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// All commands, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    commands: BTreeMap<&'static str, CommandSpec>,
+}
+
+/// Parameters every async command accepts (CloudStack §2.1).
+fn async_params() -> Vec<ParamSpec> {
+    vec![opt(
+        "customjobid",
+        ParamType::String,
+        "an optional UUID for the job",
+    )]
+}
+
+impl Registry {
+    /// A registry of `commands`.
+    pub fn new(commands: Vec<CommandSpec>) -> Self {
+        let mut registry = Registry::default();
+        for mut c in commands {
+            if c.kind != Kind::Sync {
+                c.params.extend(async_params());
+            }
+            assert!(
+                registry.commands.insert(c.name, c).is_none(),
+                "command registered twice"
+            );
+        }
+        registry
+    }
+
+    /// The command called `name` (exact, as CloudStack looks them up).
+    pub fn get(&self, name: &str) -> Option<&CommandSpec> {
+        self.commands.get(name)
+    }
+
+    /// Every command, by name.
+    pub fn all(&self) -> impl Iterator<Item = &CommandSpec> {
+        self.commands.values()
+    }
+}

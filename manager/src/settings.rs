@@ -1,0 +1,123 @@
+//! Manager settings: a TOML file (`--config`) with flags that override it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The manager's settings after the file and the flags are merged.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database, cloudstack.ini and certificates.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; default: a SQLite file in data_dir.
+    pub database_url: Option<String>,
+    pub log_format: LogFormat,
+    /// This manager's name in job rows (several managers share PostgreSQL).
+    pub manager_id: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".parse().expect("constant"),
+            data_dir: PathBuf::from("/var/lib/vpc-manager"),
+            database_url: None,
+            log_format: LogFormat::Text,
+            manager_id: None,
+        }
+    }
+}
+
+/// Errors reading the settings file.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+}
+
+impl Settings {
+    /// Reads a TOML settings file; missing keys take their defaults.
+    pub fn from_file(path: &Path) -> Result<Settings, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| SettingsError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// The database URL: the configured one, or a SQLite file in data_dir.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("vpc-manager.db").display()
+            )
+        })
+    }
+
+    /// The endpoint clients use, for cloudstack.ini.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}/client/api", self.listen)
+    }
+
+    /// This manager's id in job rows.
+    pub fn manager_id(&self) -> String {
+        self.manager_id
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", hostname(), self.listen.port()))
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "manager".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_override_defaults_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9090\"\ndata_dir = \"/tmp/x\"\n",
+        )
+        .unwrap();
+        let s = Settings::from_file(&path).unwrap();
+        assert_eq!(s.listen.port(), 9090);
+        assert_eq!(s.database_url(), "sqlite:///tmp/x/vpc-manager.db?mode=rwc");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        assert!(matches!(
+            Settings::from_file(&path),
+            Err(SettingsError::Parse { .. })
+        ));
+    }
+}

@@ -1,0 +1,253 @@
+//! Global configuration (CloudStack table `configuration`, reference/cloudstack.md §3.9).
+//!
+//! Every key the manager reads is declared in [`DEFAULTS`]; [`seed`] inserts the
+//! missing ones at start-up and refreshes their defaults and descriptions, but never
+//! touches a value an administrator set. A row's `value` is NULL until set, so the
+//! effective value is `value`, else `default_value` (see [`Config::effective`]).
+
+use sqlx::FromRow;
+
+use super::query::{self, Where};
+use super::{Exec, Listed, Page, Result, now_ms};
+
+/// A configuration key the manager knows, with its default.
+#[derive(Clone, Copy, Debug)]
+pub struct ConfigDef {
+    /// Key, e.g. `vpc.max.networks`.
+    pub name: &'static str,
+    /// CloudStack's category (`Network`, `Account Defaults` …).
+    pub category: &'static str,
+    /// Default value as text.
+    pub default: &'static str,
+    /// `Global` or `Zone` (where CloudStack also accepts a per-zone value).
+    pub scope: &'static str,
+    /// One-line description shown by listConfigurations.
+    pub description: &'static str,
+    /// Whether a change takes effect without a restart.
+    pub is_dynamic: bool,
+}
+
+const fn def(
+    name: &'static str,
+    category: &'static str,
+    default: &'static str,
+    scope: &'static str,
+    is_dynamic: bool,
+    description: &'static str,
+) -> ConfigDef {
+    ConfigDef {
+        name,
+        category,
+        default,
+        scope,
+        description,
+        is_dynamic,
+    }
+}
+
+/// The keys the manager reads and their CloudStack defaults.
+#[rustfmt::skip]
+pub const DEFAULTS: &[ConfigDef] = &[
+    def("vpc.max.networks", "Network", "3", "Global", false,
+        "Maximum number of tiers (guest networks) in one VPC"),
+    def("vpc.cleanup.interval", "Advanced", "3600", "Global", false,
+        "Seconds between runs of the clean-up of Inactive VPCs"),
+    def("max.account.vpcs", "Account Defaults", "20", "Global", true,
+        "Default maximum number of VPCs an account may own"),
+    def("max.domain.vpcs", "Domain Defaults", "40", "Global", true,
+        "Default maximum number of VPCs in a domain"),
+    def("max.project.vpcs", "Project Defaults", "20", "Global", true,
+        "Default maximum number of VPCs a project may own"),
+    def("max.account.networks", "Account Defaults", "20", "Global", true,
+        "Default maximum number of guest networks an account may own"),
+    def("max.domain.networks", "Domain Defaults", "40", "Global", true,
+        "Default maximum number of guest networks in a domain"),
+    def("max.account.public.ips", "Account Defaults", "20", "Global", true,
+        "Default maximum number of public IP addresses an account may hold"),
+    def("max.domain.public.ips", "Domain Defaults", "40", "Global", true,
+        "Default maximum number of public IP addresses in a domain"),
+    def("max.account.user.vms", "Account Defaults", "20", "Global", true,
+        "Default maximum number of VMs an account may own"),
+    def("max.domain.user.vms", "Domain Defaults", "40", "Global", true,
+        "Default maximum number of VMs in a domain"),
+    def("network.gc.interval", "Advanced", "600", "Global", false,
+        "Seconds between checks for idle networks to shut down"),
+    def("network.gc.wait", "Advanced", "600", "Global", false,
+        "Seconds a network must be idle before it is shut down"),
+    def("network.guest.cidr.limit", "Network", "22", "Global", true,
+        "Shortest prefix length a non-root user may give a tier CIDR"),
+    def("network.rolling.restart", "Network", "true", "Global", true,
+        "Replace routers one at a time when restarting with clean-up"),
+    def("allow.non.rfc1918.compliant.ips", "Network", "false", "Global", true,
+        "Allow VPC and tier CIDRs outside the private (RFC 1918 / RFC 6598) ranges"),
+    def("guest.domain.suffix", "Network", "cloud.internal", "Zone", true,
+        "Suffix of the default network domain of guest networks"),
+    def("denied.routes", "Network", "", "Zone", true,
+        "Comma-separated CIDRs that static routes may not overlap"),
+    def("vr.public.interface.max.mtu", "Network", "1500", "Zone", true,
+        "Largest MTU of a virtual router's public interfaces"),
+    def("vpc.tier.name.prepend", "Network", "false", "Global", true,
+        "Prefix tier names with the name of their VPC"),
+    def("vpc.tier.name.prepend.delimiter", "Network", " ", "Global", true,
+        "Separator between the VPC name and the tier name"),
+    def("router.extra.public.nics", "Advanced", "2", "Global", true,
+        "Extra public NICs a virtual router may get"),
+    def("router.aggregation.command.each.timeout", "Advanced", "600", "Global", true,
+        "Seconds allowed for each aggregated router configuration command"),
+    def("routed.network.vpc.enabled", "Network", "true", "Zone", true,
+        "Allow VPC offerings in ROUTED network mode"),
+    def("default.page.size", "Advanced", "500", "Global", true,
+        "Rows a list returns without paging, and the largest page size"),
+    def("enforce.post.requests.and.timestamps", "Advanced", "false", "Global", true,
+        "Require POST and signature expiry on API requests"),
+    def("api.sessionkey.check.locations", "Advanced", "CookieAndParameter", "Global", true,
+        "Where a session key must appear: CookieAndParameter, CookieOrParameter or ParameterOnly"),
+];
+
+/// The default of a declared key.
+pub fn default_of(name: &str) -> Option<&'static str> {
+    DEFAULTS.iter().find(|d| d.name == name).map(|d| d.default)
+}
+
+/// A `configuration` row.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct Config {
+    /// Key.
+    pub name: String,
+    /// Category.
+    pub category: String,
+    /// The value set by an administrator; None means the default.
+    pub value: Option<String>,
+    /// The default value.
+    pub default_value: Option<String>,
+    /// `Global` or `Zone`.
+    pub scope: String,
+    /// Description.
+    pub description: String,
+    /// Component (always `management-server` here).
+    pub component: String,
+    /// Whether a change applies without a restart.
+    pub is_dynamic: bool,
+    /// Last update by an administrator (epoch ms).
+    pub updated: Option<i64>,
+}
+
+impl Config {
+    /// The value in force: the set value, else the default.
+    pub fn effective(&self) -> Option<&str> {
+        self.value.as_deref().or(self.default_value.as_deref())
+    }
+}
+
+/// Filters of a configuration list; every set field must match.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigFilter {
+    /// Exact key.
+    pub name: Option<String>,
+    /// Exact category.
+    pub category: Option<String>,
+    /// Substring of the key, case-insensitive.
+    pub keyword: Option<String>,
+}
+
+const COLUMNS: &str =
+    "name, category, value, default_value, scope, description, component, is_dynamic, updated";
+
+/// Inserts the declared keys that are missing and refreshes the defaults and
+/// descriptions of the others (values set by administrators are kept).
+pub async fn seed<'a>(ex: impl Into<Exec<'a>>) -> Result<()> {
+    let mut ex = ex.into();
+    for d in DEFAULTS {
+        on_db!(&mut ex, c => {
+            sqlx::query(
+                "INSERT INTO configuration (name, category, value, default_value, scope, \
+                 description, component, is_dynamic) \
+                 VALUES ($1, $2, NULL, $3, $4, $5, 'management-server', $6) \
+                 ON CONFLICT (name) DO UPDATE SET category = excluded.category, \
+                 default_value = excluded.default_value, scope = excluded.scope, \
+                 description = excluded.description, is_dynamic = excluded.is_dynamic",
+            )
+            .bind(d.name)
+            .bind(d.category)
+            .bind(d.default)
+            .bind(d.scope)
+            .bind(d.description)
+            .bind(d.is_dynamic)
+            .execute(c)
+            .await?;
+        });
+    }
+    Ok(())
+}
+
+/// One configuration row.
+pub async fn get<'a>(ex: impl Into<Exec<'a>>, name: &str) -> Result<Option<Config>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT name, category, value, default_value, scope, description, component, \
+             is_dynamic, updated FROM configuration WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(c)
+        .await?
+    }))
+}
+
+/// The value in force for `name`: the set value, else the stored default, else the
+/// declared default; None for an unknown key.
+pub async fn value<'a>(ex: impl Into<Exec<'a>>, name: &str) -> Result<Option<String>> {
+    Ok(match get(ex, name).await? {
+        Some(row) => row.effective().map(str::to_string),
+        None => default_of(name).map(str::to_string),
+    })
+}
+
+/// [`value`] parsed as an integer (None if unknown, empty or not a number).
+pub async fn value_i64<'a>(ex: impl Into<Exec<'a>>, name: &str) -> Result<Option<i64>> {
+    Ok(value(ex, name)
+        .await?
+        .and_then(|v| v.trim().parse::<i64>().ok()))
+}
+
+/// [`value`] parsed as a boolean (`true`/`false`, any case).
+pub async fn value_bool<'a>(ex: impl Into<Exec<'a>>, name: &str) -> Result<Option<bool>> {
+    Ok(value(ex, name)
+        .await?
+        .and_then(|v| v.trim().to_ascii_lowercase().parse::<bool>().ok()))
+}
+
+/// Sets a key's value (None resets it to the default); returns the updated row, or
+/// None for an unknown key.
+pub async fn update<'a>(
+    ex: impl Into<Exec<'a>>,
+    name: &str,
+    value: Option<&str>,
+) -> Result<Option<Config>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "UPDATE configuration SET value = $2, updated = $3 WHERE name = $1 \
+             RETURNING name, category, value, default_value, scope, description, component, \
+             is_dynamic, updated",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(now_ms())
+        .fetch_optional(c)
+        .await?
+    }))
+}
+
+/// Lists configuration rows by name.
+pub async fn list<'a>(
+    ex: impl Into<Exec<'a>>,
+    filter: &ConfigFilter,
+    page: Page,
+) -> Result<Listed<Config>> {
+    let mut w = Where::new();
+    w.eq_opt("name", filter.name.clone())
+        .eq_opt("category", filter.category.clone())
+        .keyword(&["name"], filter.keyword.as_deref());
+    query::list(&mut ex.into(), COLUMNS, "configuration", &w, "name", page).await
+}

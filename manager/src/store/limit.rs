@@ -1,0 +1,221 @@
+//! Resource limits (CloudStack table `resource_limit`; updateResourceLimit,
+//! reference/cloudstack.md §2.10 and §3.2).
+//!
+//! A limit set on an account or domain wins; otherwise the `max.account.*` /
+//! `max.domain.*` configuration default applies. As in CloudStack, root admin
+//! accounts and the ROOT domain are unlimited. `-1` means unlimited.
+
+use sqlx::FromRow;
+
+use super::{Exec, Result, StoreError, account, config, domain};
+
+/// The value meaning "no limit".
+pub const UNLIMITED: i64 = -1;
+
+/// CloudStack's resource types: API code, stored name, and the suffix of the
+/// `max.account.*` / `max.domain.*` configuration keys.
+pub const RESOURCE_TYPES: &[(i64, &str, &str)] = &[
+    (0, "user_vm", "user.vms"),
+    (1, "public_ip", "public.ips"),
+    (2, "volume", "volumes"),
+    (3, "snapshot", "snapshots"),
+    (4, "template", "templates"),
+    (5, "project", "projects"),
+    (6, "network", "networks"),
+    (7, "vpc", "vpcs"),
+    (8, "cpu", "cpus"),
+    (9, "memory", "memory"),
+    (10, "primary_storage", "primary.storage"),
+    (11, "secondary_storage", "secondary.storage"),
+];
+
+/// The stored name of an API resource type code (`7` → `vpc`).
+pub fn type_name(code: i64) -> Option<&'static str> {
+    RESOURCE_TYPES.iter().find(|t| t.0 == code).map(|t| t.1)
+}
+
+/// The API code of a stored resource type name (`vpc` → `7`).
+pub fn type_code(name: &str) -> Option<i64> {
+    RESOURCE_TYPES.iter().find(|t| t.1 == name).map(|t| t.0)
+}
+
+fn config_suffix(name: &str) -> Result<&'static str> {
+    RESOURCE_TYPES
+        .iter()
+        .find(|t| t.1 == name)
+        .map(|t| t.2)
+        .ok_or_else(|| StoreError::NotFound {
+            what: "resource type",
+            key: name.to_string(),
+        })
+}
+
+/// A `resource_limit` row: set on exactly one of an account or a domain.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct ResourceLimit {
+    /// Internal key.
+    pub id: i64,
+    /// Resource type name (`vpc` …).
+    #[sqlx(rename = "type")]
+    pub resource_type: String,
+    /// The limit, `-1` for unlimited.
+    pub max: i64,
+    /// The account it applies to.
+    pub account_id: Option<i64>,
+    /// The domain it applies to.
+    pub domain_id: Option<i64>,
+}
+
+/// The limit explicitly set on an account, if any.
+pub async fn get_for_account<'a>(
+    ex: impl Into<Exec<'a>>,
+    account_id: i64,
+    resource_type: &str,
+) -> Result<Option<ResourceLimit>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT id, type, max, account_id, domain_id FROM resource_limit \
+             WHERE account_id = $1 AND type = $2",
+        )
+        .bind(account_id)
+        .bind(resource_type)
+        .fetch_optional(c)
+        .await?
+    }))
+}
+
+/// The limit explicitly set on a domain, if any.
+pub async fn get_for_domain<'a>(
+    ex: impl Into<Exec<'a>>,
+    domain_id: i64,
+    resource_type: &str,
+) -> Result<Option<ResourceLimit>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT id, type, max, account_id, domain_id FROM resource_limit \
+             WHERE domain_id = $1 AND type = $2",
+        )
+        .bind(domain_id)
+        .bind(resource_type)
+        .fetch_optional(c)
+        .await?
+    }))
+}
+
+/// The limit in force for an account: unlimited for root admins, else the account's
+/// own limit, else `max.account.<type>` (unlimited if that key is not declared).
+pub async fn effective_for_account<'a>(
+    ex: impl Into<Exec<'a>>,
+    account_id: i64,
+    resource_type: &str,
+) -> Result<i64> {
+    let suffix = config_suffix(resource_type)?;
+    let mut ex = ex.into();
+    let account = account::get_by_id(ex.reborrow(), account_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "account",
+            key: account_id.to_string(),
+        })?;
+    if account.account_type == account::TYPE_ADMIN {
+        return Ok(UNLIMITED);
+    }
+    if let Some(limit) = get_for_account(ex.reborrow(), account_id, resource_type).await? {
+        return Ok(limit.max);
+    }
+    let key = format!("max.account.{suffix}");
+    Ok(config::value_i64(ex, &key).await?.unwrap_or(UNLIMITED))
+}
+
+/// The limit in force for a domain: unlimited for ROOT, else the domain's own limit,
+/// else `max.domain.<type>` (unlimited if that key is not declared).
+pub async fn effective_for_domain<'a>(
+    ex: impl Into<Exec<'a>>,
+    domain_id: i64,
+    resource_type: &str,
+) -> Result<i64> {
+    let suffix = config_suffix(resource_type)?;
+    let mut ex = ex.into();
+    let domain = domain::get_by_id(ex.reborrow(), domain_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "domain",
+            key: domain_id.to_string(),
+        })?;
+    if domain.parent_id.is_none() {
+        return Ok(UNLIMITED);
+    }
+    if let Some(limit) = get_for_domain(ex.reborrow(), domain_id, resource_type).await? {
+        return Ok(limit.max);
+    }
+    let key = format!("max.domain.{suffix}");
+    Ok(config::value_i64(ex, &key).await?.unwrap_or(UNLIMITED))
+}
+
+/// Sets an account's limit (insert or replace); returns the row.
+pub async fn set_for_account<'a>(
+    ex: impl Into<Exec<'a>>,
+    account_id: i64,
+    resource_type: &str,
+    max: i64,
+) -> Result<ResourceLimit> {
+    config_suffix(resource_type)?;
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "INSERT INTO resource_limit (type, max, account_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (type, account_id) WHERE account_id IS NOT NULL \
+             DO UPDATE SET max = excluded.max \
+             RETURNING id, type, max, account_id, domain_id",
+        )
+        .bind(resource_type)
+        .bind(max)
+        .bind(account_id)
+        .fetch_one(c)
+        .await?
+    }))
+}
+
+/// Sets a domain's limit (insert or replace); returns the row.
+pub async fn set_for_domain<'a>(
+    ex: impl Into<Exec<'a>>,
+    domain_id: i64,
+    resource_type: &str,
+    max: i64,
+) -> Result<ResourceLimit> {
+    config_suffix(resource_type)?;
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "INSERT INTO resource_limit (type, max, domain_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (type, domain_id) WHERE domain_id IS NOT NULL \
+             DO UPDATE SET max = excluded.max \
+             RETURNING id, type, max, account_id, domain_id",
+        )
+        .bind(resource_type)
+        .bind(max)
+        .bind(domain_id)
+        .fetch_one(c)
+        .await?
+    }))
+}
+
+/// Removes an account's own limit so the default applies again.
+pub async fn clear_for_account<'a>(
+    ex: impl Into<Exec<'a>>,
+    account_id: i64,
+    resource_type: &str,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query("DELETE FROM resource_limit WHERE account_id = $1 AND type = $2")
+            .bind(account_id)
+            .bind(resource_type)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}

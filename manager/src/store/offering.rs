@@ -1,0 +1,473 @@
+//! VPC offerings and network (tier) offerings, each with its (service, provider) map
+//! (CloudStack tables `vpc_offerings` + `vpc_offering_service_map`, `network_offerings`
+//! + `ntwk_offering_service_map`; reference/cloudstack.md §2.2, §2.4).
+
+use sqlx::FromRow;
+
+use super::query::{self, Where};
+use super::{Exec, Listed, Page, Result, atomically, new_uuid, now_ms};
+
+/// `state` of an offering that can be used.
+pub const STATE_ENABLED: &str = "Enabled";
+/// `state` of an offering that cannot be used for new VPCs/tiers.
+pub const STATE_DISABLED: &str = "Disabled";
+/// The provider of every VPC service the virtual router gives.
+pub const PROVIDER_VPC_VIRTUAL_ROUTER: &str = "VpcVirtualRouter";
+
+/// One service of an offering and the provider giving it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, FromRow)]
+pub struct ServiceProvider {
+    /// `Dhcp`, `SourceNat`, `NetworkACL` …
+    pub service: String,
+    /// `VpcVirtualRouter` …
+    pub provider: String,
+}
+
+impl ServiceProvider {
+    /// A (service, provider) pair.
+    pub fn new(service: &str, provider: &str) -> ServiceProvider {
+        ServiceProvider {
+            service: service.to_string(),
+            provider: provider.to_string(),
+        }
+    }
+}
+
+/// A `vpc_offerings` row.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct VpcOffering {
+    /// Internal key.
+    pub id: i64,
+    /// API id.
+    pub uuid: String,
+    /// Display name.
+    pub name: String,
+    /// Stable name of a built-in offering; None for offerings created through the API.
+    pub unique_name: Option<String>,
+    /// Description.
+    pub display_text: String,
+    /// [`STATE_ENABLED`] or [`STATE_DISABLED`].
+    pub state: String,
+    /// Whether this is the default offering.
+    pub is_default: bool,
+    /// DistributedRouter capability.
+    pub distributed_router: bool,
+    /// RedundantRouter capability.
+    pub redundant_router: bool,
+    /// `NATTED` or `ROUTED`.
+    pub network_mode: String,
+    /// `ipv4` or `dualstack`.
+    pub internet_protocol: String,
+    /// Order in lists (updateVPCOffering `sortkey`).
+    pub sort_key: i64,
+    /// Creation time (epoch ms).
+    pub created: i64,
+    /// Removal time (epoch ms), if removed.
+    pub removed: Option<i64>,
+}
+
+/// A VPC offering to create.
+#[derive(Clone, Debug)]
+pub struct NewVpcOffering {
+    /// Display name.
+    pub name: String,
+    /// Stable name (built-in offerings only).
+    pub unique_name: Option<String>,
+    /// Description.
+    pub display_text: String,
+    /// Initial state.
+    pub state: String,
+    /// Whether it is the default offering.
+    pub is_default: bool,
+    /// DistributedRouter capability.
+    pub distributed_router: bool,
+    /// RedundantRouter capability.
+    pub redundant_router: bool,
+    /// `NATTED` or `ROUTED`.
+    pub network_mode: String,
+    /// `ipv4` or `dualstack`.
+    pub internet_protocol: String,
+    /// Its services.
+    pub services: Vec<ServiceProvider>,
+}
+
+/// A `network_offerings` row.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct NetworkOffering {
+    /// Internal key.
+    pub id: i64,
+    /// API id.
+    pub uuid: String,
+    /// Display name.
+    pub name: String,
+    /// Stable name of a built-in offering.
+    pub unique_name: Option<String>,
+    /// Description.
+    pub display_text: String,
+    /// `Guest`.
+    pub traffic_type: String,
+    /// `Isolated` (VPC tiers are isolated networks).
+    pub guest_type: String,
+    /// [`STATE_ENABLED`] or [`STATE_DISABLED`].
+    pub state: String,
+    /// Whether it is a default offering.
+    pub is_default: bool,
+    /// Usable for VPC tiers.
+    pub for_vpc: bool,
+    /// Whether the creator picks the VLAN.
+    pub specify_vlan: bool,
+    /// Conserve mode.
+    pub conserve_mode: bool,
+    /// Networks stay implemented without VMs.
+    pub is_persistent: bool,
+    /// `Optional` or `Required`.
+    pub availability: String,
+    /// Creation time (epoch ms).
+    pub created: i64,
+    /// Removal time (epoch ms), if removed.
+    pub removed: Option<i64>,
+}
+
+/// A network offering to create.
+#[derive(Clone, Debug)]
+pub struct NewNetworkOffering {
+    /// Display name.
+    pub name: String,
+    /// Stable name (built-in offerings only).
+    pub unique_name: Option<String>,
+    /// Description.
+    pub display_text: String,
+    /// Initial state.
+    pub state: String,
+    /// Whether it is a default offering.
+    pub is_default: bool,
+    /// Usable for VPC tiers.
+    pub for_vpc: bool,
+    /// Networks stay implemented without VMs.
+    pub is_persistent: bool,
+    /// Its services.
+    pub services: Vec<ServiceProvider>,
+}
+
+/// Filters of an offering list; every set field must match.
+#[derive(Clone, Debug, Default)]
+pub struct OfferingFilter {
+    /// Only this offering (API id).
+    pub uuid: Option<String>,
+    /// Exact name.
+    pub name: Option<String>,
+    /// Substring of name or display text, case-insensitive.
+    pub keyword: Option<String>,
+    /// Only this state.
+    pub state: Option<String>,
+    /// Only default (or only non-default) offerings.
+    pub is_default: Option<bool>,
+    /// Network offerings only: usable (or not) for VPC tiers.
+    pub for_vpc: Option<bool>,
+}
+
+const VPC_COLUMNS: &str = "id, uuid, name, unique_name, display_text, state, is_default, \
+     distributed_router, redundant_router, network_mode, internet_protocol, sort_key, created, removed";
+const NETWORK_COLUMNS: &str = "id, uuid, name, unique_name, display_text, traffic_type, \
+     guest_type, state, is_default, for_vpc, specify_vlan, conserve_mode, is_persistent, \
+     availability, created, removed";
+
+/// Creates a VPC offering and its services, atomically.
+pub async fn create_vpc_offering<'a>(
+    ex: impl Into<Exec<'a>>,
+    new: NewVpcOffering,
+) -> Result<VpcOffering> {
+    atomically(ex.into(), move |tx| {
+        Box::pin(async move {
+            let mut ex = Exec::Tx(tx);
+            let id: i64 = on_db!(&mut ex, c => {
+                sqlx::query_scalar(
+                    "INSERT INTO vpc_offerings (uuid, name, unique_name, display_text, state, \
+                     is_default, distributed_router, redundant_router, network_mode, \
+                     internet_protocol, created) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                )
+                .bind(new_uuid())
+                .bind(&new.name)
+                .bind(&new.unique_name)
+                .bind(&new.display_text)
+                .bind(&new.state)
+                .bind(new.is_default)
+                .bind(new.distributed_router)
+                .bind(new.redundant_router)
+                .bind(&new.network_mode)
+                .bind(&new.internet_protocol)
+                .bind(now_ms())
+                .fetch_one(c)
+                .await?
+            });
+            for sp in &new.services {
+                on_db!(&mut ex, c => {
+                    sqlx::query(
+                        "INSERT INTO vpc_offering_service_map (vpc_offering_id, service, provider) \
+                         VALUES ($1, $2, $3)",
+                    )
+                    .bind(id)
+                    .bind(&sp.service)
+                    .bind(&sp.provider)
+                    .execute(c)
+                    .await?;
+                });
+            }
+            Ok(get_vpc_offering(ex, "id", id)
+                .await?
+                .expect("offering just inserted"))
+        })
+    })
+    .await
+}
+
+async fn get_vpc_offering<'a, V: Into<query::Arg>>(
+    ex: impl Into<Exec<'a>>,
+    column: &str,
+    value: V,
+) -> Result<Option<VpcOffering>> {
+    let mut w = Where::new();
+    w.eq(column, value);
+    let sql = format!("SELECT {VPC_COLUMNS} FROM vpc_offerings{}", w.sql());
+    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// A VPC offering by internal id, removed or not.
+pub async fn vpc_offering_by_id<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+) -> Result<Option<VpcOffering>> {
+    get_vpc_offering(ex, "id", id).await
+}
+
+/// A VPC offering by UUID, removed or not.
+pub async fn vpc_offering_by_uuid<'a>(
+    ex: impl Into<Exec<'a>>,
+    uuid: &str,
+) -> Result<Option<VpcOffering>> {
+    get_vpc_offering(ex, "uuid", uuid).await
+}
+
+/// A built-in VPC offering by its stable name.
+pub async fn vpc_offering_by_unique_name<'a>(
+    ex: impl Into<Exec<'a>>,
+    unique_name: &str,
+) -> Result<Option<VpcOffering>> {
+    get_vpc_offering(ex, "unique_name", unique_name).await
+}
+
+/// Lists live VPC offerings (by sort key, then creation).
+pub async fn list_vpc_offerings<'a>(
+    ex: impl Into<Exec<'a>>,
+    filter: &OfferingFilter,
+    page: Page,
+) -> Result<Listed<VpcOffering>> {
+    let w = offering_where(filter, false);
+    query::list(
+        &mut ex.into(),
+        VPC_COLUMNS,
+        "vpc_offerings",
+        &w,
+        "sort_key, id",
+        page,
+    )
+    .await
+}
+
+/// The services of a VPC offering.
+pub async fn vpc_offering_services<'a>(
+    ex: impl Into<Exec<'a>>,
+    offering_id: i64,
+) -> Result<Vec<ServiceProvider>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT service, provider FROM vpc_offering_service_map \
+             WHERE vpc_offering_id = $1 ORDER BY id",
+        )
+        .bind(offering_id)
+        .fetch_all(c)
+        .await?
+    }))
+}
+
+/// Changes a live VPC offering's name, display text, state or sort key (None keeps a
+/// field); false if it does not exist or was removed.
+pub async fn update_vpc_offering<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    name: Option<&str>,
+    display_text: Option<&str>,
+    state: Option<&str>,
+    sort_key: Option<i64>,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE vpc_offerings SET name = COALESCE($2, name), \
+             display_text = COALESCE($3, display_text), state = COALESCE($4, state), \
+             sort_key = COALESCE($5, sort_key) WHERE id = $1 AND removed IS NULL",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(display_text)
+        .bind(state)
+        .bind(sort_key)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Marks a VPC offering removed (the caller refuses defaults and offerings in use).
+pub async fn remove_vpc_offering<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query("UPDATE vpc_offerings SET removed = $2 WHERE id = $1 AND removed IS NULL")
+            .bind(id)
+            .bind(now_ms())
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Creates a network offering and its services, atomically.
+pub async fn create_network_offering<'a>(
+    ex: impl Into<Exec<'a>>,
+    new: NewNetworkOffering,
+) -> Result<NetworkOffering> {
+    atomically(ex.into(), move |tx| {
+        Box::pin(async move {
+            let mut ex = Exec::Tx(tx);
+            let id: i64 = on_db!(&mut ex, c => {
+                sqlx::query_scalar(
+                    "INSERT INTO network_offerings (uuid, name, unique_name, display_text, \
+                     traffic_type, guest_type, state, is_default, for_vpc, is_persistent, created) \
+                     VALUES ($1, $2, $3, $4, 'Guest', 'Isolated', $5, $6, $7, $8, $9) RETURNING id",
+                )
+                .bind(new_uuid())
+                .bind(&new.name)
+                .bind(&new.unique_name)
+                .bind(&new.display_text)
+                .bind(&new.state)
+                .bind(new.is_default)
+                .bind(new.for_vpc)
+                .bind(new.is_persistent)
+                .bind(now_ms())
+                .fetch_one(c)
+                .await?
+            });
+            for sp in &new.services {
+                on_db!(&mut ex, c => {
+                    sqlx::query(
+                        "INSERT INTO ntwk_offering_service_map (network_offering_id, service, \
+                         provider) VALUES ($1, $2, $3)",
+                    )
+                    .bind(id)
+                    .bind(&sp.service)
+                    .bind(&sp.provider)
+                    .execute(c)
+                    .await?;
+                });
+            }
+            Ok(get_network_offering(ex, "id", id)
+                .await?
+                .expect("offering just inserted"))
+        })
+    })
+    .await
+}
+
+async fn get_network_offering<'a, V: Into<query::Arg>>(
+    ex: impl Into<Exec<'a>>,
+    column: &str,
+    value: V,
+) -> Result<Option<NetworkOffering>> {
+    let mut w = Where::new();
+    w.eq(column, value);
+    let sql = format!("SELECT {NETWORK_COLUMNS} FROM network_offerings{}", w.sql());
+    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// A network offering by internal id, removed or not.
+pub async fn network_offering_by_id<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+) -> Result<Option<NetworkOffering>> {
+    get_network_offering(ex, "id", id).await
+}
+
+/// A network offering by UUID, removed or not.
+pub async fn network_offering_by_uuid<'a>(
+    ex: impl Into<Exec<'a>>,
+    uuid: &str,
+) -> Result<Option<NetworkOffering>> {
+    get_network_offering(ex, "uuid", uuid).await
+}
+
+/// A built-in network offering by its stable name.
+pub async fn network_offering_by_unique_name<'a>(
+    ex: impl Into<Exec<'a>>,
+    unique_name: &str,
+) -> Result<Option<NetworkOffering>> {
+    get_network_offering(ex, "unique_name", unique_name).await
+}
+
+/// Lists live network offerings.
+pub async fn list_network_offerings<'a>(
+    ex: impl Into<Exec<'a>>,
+    filter: &OfferingFilter,
+    page: Page,
+) -> Result<Listed<NetworkOffering>> {
+    let w = offering_where(filter, true);
+    query::list(
+        &mut ex.into(),
+        NETWORK_COLUMNS,
+        "network_offerings",
+        &w,
+        "id",
+        page,
+    )
+    .await
+}
+
+/// The services of a network offering.
+pub async fn network_offering_services<'a>(
+    ex: impl Into<Exec<'a>>,
+    offering_id: i64,
+) -> Result<Vec<ServiceProvider>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT service, provider FROM ntwk_offering_service_map \
+             WHERE network_offering_id = $1 ORDER BY id",
+        )
+        .bind(offering_id)
+        .fetch_all(c)
+        .await?
+    }))
+}
+
+fn offering_where(filter: &OfferingFilter, network: bool) -> Where {
+    let mut w = Where::new();
+    w.push("removed IS NULL")
+        .eq_opt("uuid", filter.uuid.clone())
+        .eq_opt("name", filter.name.clone())
+        .eq_opt("state", filter.state.clone())
+        .eq_opt("is_default", filter.is_default)
+        .keyword(&["name", "display_text"], filter.keyword.as_deref());
+    if network {
+        w.eq_opt("for_vpc", filter.for_vpc);
+    }
+    w
+}

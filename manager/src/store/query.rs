@@ -1,0 +1,299 @@
+//! Building filtered, paged list queries once for both backends.
+//!
+//! List commands combine optional filters (id, ids, keyword, domain subtree, account …),
+//! so their WHERE clause is assembled at run time. Only column names written in this
+//! crate and `$N` placeholders go into the SQL text; every value is bound.
+
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, FromRow};
+
+use super::{Exec, Result};
+
+/// A value bound to a `$N` placeholder.
+#[derive(Clone, Debug)]
+pub(crate) enum Arg {
+    Int(i64),
+    Text(String),
+    Bool(bool),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_string())
+    }
+}
+
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(v)
+    }
+}
+
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::Bool(v)
+    }
+}
+
+/// Binds every [`Arg`] of `$args` to the query `$q`, in order.
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for arg in $args {
+            q = match arg {
+                $crate::store::query::Arg::Int(v) => q.bind(*v),
+                $crate::store::query::Arg::Text(v) => q.bind(v.clone()),
+                $crate::store::query::Arg::Bool(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+pub(crate) use bind_args;
+
+/// A WHERE clause under construction: clauses joined with AND, values numbered in order.
+#[derive(Debug, Default)]
+pub(crate) struct Where {
+    clauses: Vec<String>,
+    args: Vec<Arg>,
+}
+
+impl Where {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a value and returns its placeholder (`$3`).
+    pub(crate) fn arg(&mut self, value: impl Into<Arg>) -> String {
+        self.args.push(value.into());
+        format!("${}", self.args.len())
+    }
+
+    /// Adds a clause written by the caller (column names and placeholders only).
+    pub(crate) fn push(&mut self, clause: impl Into<String>) -> &mut Self {
+        self.clauses.push(clause.into());
+        self
+    }
+
+    /// `column = value`.
+    pub(crate) fn eq(&mut self, column: &str, value: impl Into<Arg>) -> &mut Self {
+        let p = self.arg(value);
+        self.push(format!("{column} = {p}"))
+    }
+
+    /// `column = value` when a value is given.
+    pub(crate) fn eq_opt<V: Into<Arg>>(&mut self, column: &str, value: Option<V>) -> &mut Self {
+        if let Some(v) = value {
+            self.eq(column, v);
+        }
+        self
+    }
+
+    /// `column IN (values…)`; an empty list matches nothing.
+    pub(crate) fn any_of<V: Into<Arg> + Clone>(&mut self, column: &str, values: &[V]) -> &mut Self {
+        if values.is_empty() {
+            return self.push("1 = 0");
+        }
+        let placeholders: Vec<String> = values.iter().map(|v| self.arg(v.clone())).collect();
+        self.push(format!("{column} IN ({})", placeholders.join(", ")))
+    }
+
+    /// Case-insensitive substring match on any of `columns` (CloudStack's `keyword`).
+    pub(crate) fn keyword(&mut self, columns: &[&str], keyword: Option<&str>) -> &mut Self {
+        let Some(keyword) = keyword.filter(|k| !k.is_empty()) else {
+            return self;
+        };
+        let p = self.arg(format!("%{}%", escape_like(&keyword.to_lowercase())));
+        let any: Vec<String> = columns
+            .iter()
+            .map(|c| format!("LOWER({c}) LIKE {p} ESCAPE '\\'"))
+            .collect();
+        self.push(format!("({})", any.join(" OR ")))
+    }
+
+    /// `column` starts with `prefix` (exactly; no pattern characters).
+    pub(crate) fn starts_with(&mut self, column: &str, prefix: &str) -> &mut Self {
+        let p = self.arg(prefix);
+        self.push(format!("SUBSTR({column}, 1, LENGTH({p})) = {p}"))
+    }
+
+    /// ` WHERE …` or nothing.
+    pub(crate) fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    pub(crate) fn args(&self) -> &[Arg] {
+        &self.args
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Which slice of a list to return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// Rows to skip.
+    pub offset: i64,
+    /// Rows to return at most; `None` for all.
+    pub limit: Option<i64>,
+}
+
+impl Page {
+    /// Every row.
+    pub const ALL: Page = Page {
+        offset: 0,
+        limit: None,
+    };
+
+    /// CloudStack's `page` (1-based) and `pagesize`.
+    pub fn new(page: i64, page_size: i64) -> Page {
+        Page {
+            offset: (page.max(1) - 1).saturating_mul(page_size.max(0)),
+            limit: Some(page_size.max(0)),
+        }
+    }
+
+    /// The first `limit` rows.
+    pub fn first(limit: i64) -> Page {
+        Page {
+            offset: 0,
+            limit: Some(limit.max(0)),
+        }
+    }
+
+    fn sql(&self) -> String {
+        // Integers we computed, not user text: safe to inline. i64::MAX stands for "no
+        // limit" because SQLite and PostgreSQL disagree on LIMIT NULL / LIMIT -1.
+        format!(
+            " LIMIT {} OFFSET {}",
+            self.limit.unwrap_or(i64::MAX),
+            self.offset.max(0)
+        )
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page::ALL
+    }
+}
+
+/// One page of a list and the number of rows matching the filters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed<T> {
+    /// All matching rows (CloudStack's `count`), whatever the page.
+    pub total: i64,
+    /// The rows of the requested page.
+    pub items: Vec<T>,
+}
+
+impl<T> Listed<T> {
+    /// Converts every item, keeping the total.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Listed<U> {
+        Listed {
+            total: self.total,
+            items: self.items.into_iter().map(f).collect(),
+        }
+    }
+}
+
+/// Runs `SELECT {columns} FROM {from}{where} ORDER BY {order}` for one page, plus the
+/// matching COUNT(*).
+pub(crate) async fn list<T>(
+    ex: &mut Exec<'_>,
+    columns: &str,
+    from: &str,
+    filter: &Where,
+    order: &str,
+    page: Page,
+) -> Result<Listed<T>>
+where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    let where_sql = filter.sql();
+    let count_sql = format!("SELECT COUNT(*) FROM {from}{where_sql}");
+    let total: i64 = on_db!(ex, c => {
+        bind_args!(sqlx::query_scalar(AssertSqlSafe(count_sql)), filter.args())
+            .fetch_one(c)
+            .await?
+    });
+    let select = format!(
+        "SELECT {columns} FROM {from}{where_sql} ORDER BY {order}{}",
+        page.sql()
+    );
+    let items: Vec<T> = on_db!(ex, c => {
+        bind_args!(sqlx::query_as(AssertSqlSafe(select)), filter.args())
+            .fetch_all(c)
+            .await?
+    });
+    Ok(Listed { total, items })
+}
+
+/// Runs a SELECT assembled at run time and returns every row.
+pub(crate) async fn fetch_all<T>(ex: &mut Exec<'_>, sql: String, args: &[Arg]) -> Result<Vec<T>>
+where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    Ok(on_db!(ex, c => {
+        bind_args!(sqlx::query_as(AssertSqlSafe(sql)), args).fetch_all(c).await?
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn where_numbers_placeholders_in_order() {
+        let mut w = Where::new();
+        w.push("removed IS NULL")
+            .eq("account_id", 7)
+            .any_of("uuid", &["a", "b"])
+            .keyword(&["name"], Some("50%_off"));
+        assert_eq!(
+            w.sql(),
+            " WHERE removed IS NULL AND account_id = $1 AND uuid IN ($2, $3) \
+             AND (LOWER(name) LIKE $4 ESCAPE '\\')"
+        );
+        assert!(matches!(&w.args()[3], Arg::Text(t) if t == "%50\\%\\_off%"));
+    }
+
+    #[test]
+    fn empty_id_list_matches_nothing() {
+        let mut w = Where::new();
+        w.any_of::<&str>("uuid", &[]);
+        assert_eq!(w.sql(), " WHERE 1 = 0");
+    }
+
+    #[test]
+    fn pages_are_one_based() {
+        assert_eq!(
+            Page::new(3, 20),
+            Page {
+                offset: 40,
+                limit: Some(20)
+            }
+        );
+        assert_eq!(Page::ALL.sql(), format!(" LIMIT {} OFFSET 0", i64::MAX));
+    }
+}

@@ -1,0 +1,356 @@
+//! Zones (CloudStack table `data_center`), their physical networks and the traffic
+//! types each physical network carries.
+
+use sqlx::FromRow;
+
+use super::query::{self, Where};
+use super::{Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
+
+/// A `data_center` row.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct Zone {
+    /// Internal key.
+    pub id: i64,
+    /// API id.
+    pub uuid: String,
+    /// Name, unique among live zones.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// First public DNS server.
+    pub dns1: Option<String>,
+    /// Second public DNS server.
+    pub dns2: Option<String>,
+    /// First internal DNS server.
+    pub internal_dns1: Option<String>,
+    /// Second internal DNS server.
+    pub internal_dns2: Option<String>,
+    /// Default guest CIDR.
+    pub guest_cidr: Option<String>,
+    /// `Advanced` (VPCs need it) or `Basic`.
+    pub network_type: String,
+    /// `Enabled` or `Disabled`.
+    pub allocation_state: String,
+    /// Dedicated to this domain, if any.
+    pub domain_id: Option<i64>,
+    /// DNS domain of the zone's networks.
+    pub network_domain: Option<String>,
+    /// Creation time (epoch ms).
+    pub created: i64,
+    /// Removal time (epoch ms), if removed.
+    pub removed: Option<i64>,
+}
+
+/// A zone to create.
+#[derive(Clone, Debug, Default)]
+pub struct NewZone {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// First public DNS server.
+    pub dns1: Option<String>,
+    /// Second public DNS server.
+    pub dns2: Option<String>,
+    /// First internal DNS server.
+    pub internal_dns1: Option<String>,
+    /// Second internal DNS server.
+    pub internal_dns2: Option<String>,
+    /// Default guest CIDR.
+    pub guest_cidr: Option<String>,
+    /// Dedicated to this domain.
+    pub domain_id: Option<i64>,
+    /// DNS domain of the zone's networks.
+    pub network_domain: Option<String>,
+}
+
+/// Filters of a zone list; every set field must match.
+#[derive(Clone, Debug, Default)]
+pub struct ZoneFilter {
+    /// Only these zones (API ids).
+    pub uuids: Option<Vec<String>>,
+    /// Exact name.
+    pub name: Option<String>,
+    /// Substring of the name, case-insensitive.
+    pub keyword: Option<String>,
+    /// Only this allocation state.
+    pub allocation_state: Option<String>,
+}
+
+/// A `physical_network` row.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct PhysicalNetwork {
+    /// Internal key.
+    pub id: i64,
+    /// API id.
+    pub uuid: String,
+    /// The zone.
+    pub zone_id: i64,
+    /// Name.
+    pub name: String,
+    /// `VLAN` or `VXLAN`: picks the guest network guru.
+    pub isolation_method: String,
+    /// Guest VLAN/VNI range, e.g. `100-199` or `100-199,300-399`.
+    pub vnet_range: Option<String>,
+    /// `Enabled` or `Disabled`.
+    pub state: String,
+    /// Creation time (epoch ms).
+    pub created: i64,
+    /// Removal time (epoch ms), if removed.
+    pub removed: Option<i64>,
+}
+
+/// One traffic type a physical network carries.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct TrafficType {
+    /// The physical network.
+    pub physical_network_id: i64,
+    /// `Guest`, `Public` or `Management`.
+    pub traffic_type: String,
+    /// Host-side label (bridge or device name).
+    pub label: Option<String>,
+}
+
+const ZONE_COLUMNS: &str = "id, uuid, name, description, dns1, dns2, internal_dns1, \
+     internal_dns2, guest_cidr, network_type, allocation_state, domain_id, network_domain, \
+     created, removed";
+const PHYSNET_COLUMNS: &str =
+    "id, uuid, zone_id, name, isolation_method, vnet_range, state, created, removed";
+
+/// Creates an Advanced zone, Enabled.
+pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewZone) -> Result<Zone> {
+    let mut ex = ex.into();
+    let id: i64 = on_db!(&mut ex, c => {
+        sqlx::query_scalar(
+            "INSERT INTO data_center (uuid, name, description, dns1, dns2, internal_dns1, \
+             internal_dns2, guest_cidr, network_type, allocation_state, domain_id, \
+             network_domain, created) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'Advanced', 'Enabled', $9, $10, $11) \
+             RETURNING id",
+        )
+        .bind(new_uuid())
+        .bind(&new.name)
+        .bind(&new.description)
+        .bind(&new.dns1)
+        .bind(&new.dns2)
+        .bind(&new.internal_dns1)
+        .bind(&new.internal_dns2)
+        .bind(&new.guest_cidr)
+        .bind(new.domain_id)
+        .bind(&new.network_domain)
+        .bind(now_ms())
+        .fetch_one(c)
+        .await?
+    });
+    Ok(get_zone(ex, "id", id).await?.expect("zone just inserted"))
+}
+
+async fn get_zone<'a, V: Into<query::Arg>>(
+    ex: impl Into<Exec<'a>>,
+    column: &str,
+    value: V,
+) -> Result<Option<Zone>> {
+    let mut w = Where::new();
+    w.eq(column, value);
+    let sql = format!("SELECT {ZONE_COLUMNS} FROM data_center{}", w.sql());
+    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// A zone by internal id, removed or not.
+pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Zone>> {
+    get_zone(ex, "id", id).await
+}
+
+/// A zone by UUID, removed or not.
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Zone>> {
+    get_zone(ex, "uuid", uuid).await
+}
+
+/// Lists live zones by name.
+pub async fn list<'a>(
+    ex: impl Into<Exec<'a>>,
+    filter: &ZoneFilter,
+    page: Page,
+) -> Result<Listed<Zone>> {
+    let mut w = Where::new();
+    w.push("removed IS NULL")
+        .eq_opt("name", filter.name.clone())
+        .eq_opt("allocation_state", filter.allocation_state.clone())
+        .keyword(&["name"], filter.keyword.as_deref());
+    if let Some(uuids) = &filter.uuids {
+        w.any_of("uuid", uuids);
+    }
+    query::list(
+        &mut ex.into(),
+        ZONE_COLUMNS,
+        "data_center",
+        &w,
+        "name, id",
+        page,
+    )
+    .await
+}
+
+/// Enables or disables a live zone.
+pub async fn set_allocation_state<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    state: &str,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query("UPDATE data_center SET allocation_state = $2 WHERE id = $1 AND removed IS NULL")
+            .bind(id)
+            .bind(state)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Marks a zone removed.
+pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query("UPDATE data_center SET removed = $2 WHERE id = $1 AND removed IS NULL")
+            .bind(id)
+            .bind(now_ms())
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Creates a physical network in a live zone, with the traffic types it carries
+/// (`(traffic type, label)`), atomically.
+pub async fn create_physical_network<'a>(
+    ex: impl Into<Exec<'a>>,
+    zone_id: i64,
+    name: &str,
+    isolation_method: &str,
+    vnet_range: Option<&str>,
+    traffic_types: &[(&str, Option<&str>)],
+) -> Result<PhysicalNetwork> {
+    let name = name.to_string();
+    let isolation_method = isolation_method.to_string();
+    let vnet_range = vnet_range.map(str::to_string);
+    let traffic: Vec<(String, Option<String>)> = traffic_types
+        .iter()
+        .map(|(t, l)| (t.to_string(), l.map(str::to_string)))
+        .collect();
+    atomically(ex.into(), move |tx| {
+        Box::pin(async move {
+            let mut ex = Exec::Tx(tx);
+            let id: Option<i64> = on_db!(&mut ex, c => {
+                sqlx::query_scalar(
+                    "INSERT INTO physical_network (uuid, zone_id, name, isolation_method, \
+                     vnet_range, state, created) \
+                     SELECT $1, z.id, $3, $4, $5, 'Enabled', $6 FROM data_center z \
+                     WHERE z.id = $2 AND z.removed IS NULL RETURNING id",
+                )
+                .bind(new_uuid())
+                .bind(zone_id)
+                .bind(&name)
+                .bind(&isolation_method)
+                .bind(&vnet_range)
+                .bind(now_ms())
+                .fetch_optional(c)
+                .await?
+            });
+            let id = id.ok_or_else(|| StoreError::NotFound {
+                what: "zone",
+                key: zone_id.to_string(),
+            })?;
+            for (traffic_type, label) in &traffic {
+                on_db!(&mut ex, c => {
+                    sqlx::query(
+                        "INSERT INTO physical_network_traffic_types \
+                         (physical_network_id, traffic_type, label) VALUES ($1, $2, $3)",
+                    )
+                    .bind(id)
+                    .bind(traffic_type)
+                    .bind(label)
+                    .execute(c)
+                    .await?;
+                });
+            }
+            Ok(physical_network_by_id(ex, id)
+                .await?
+                .expect("physical network just inserted"))
+        })
+    })
+    .await
+}
+
+/// A physical network by internal id, removed or not.
+pub async fn physical_network_by_id<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+) -> Result<Option<PhysicalNetwork>> {
+    let mut w = Where::new();
+    w.eq("id", id);
+    let sql = format!("SELECT {PHYSNET_COLUMNS} FROM physical_network{}", w.sql());
+    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// The live physical networks of a zone.
+pub async fn physical_networks<'a>(
+    ex: impl Into<Exec<'a>>,
+    zone_id: i64,
+) -> Result<Vec<PhysicalNetwork>> {
+    let mut w = Where::new();
+    w.push("removed IS NULL").eq("zone_id", zone_id);
+    let sql = format!(
+        "SELECT {PHYSNET_COLUMNS} FROM physical_network{} ORDER BY id",
+        w.sql()
+    );
+    query::fetch_all(&mut ex.into(), sql, w.args()).await
+}
+
+/// The live physical network of a zone that carries `traffic_type` (the first one if
+/// several do).
+pub async fn physical_network_for_traffic<'a>(
+    ex: impl Into<Exec<'a>>,
+    zone_id: i64,
+    traffic_type: &str,
+) -> Result<Option<PhysicalNetwork>> {
+    let mut w = Where::new();
+    w.push("p.removed IS NULL")
+        .eq("p.zone_id", zone_id)
+        .eq("t.traffic_type", traffic_type);
+    let sql = format!(
+        "SELECT p.id, p.uuid, p.zone_id, p.name, p.isolation_method, p.vnet_range, p.state, \
+         p.created, p.removed FROM physical_network p \
+         JOIN physical_network_traffic_types t ON t.physical_network_id = p.id{} ORDER BY p.id",
+        w.sql()
+    );
+    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// The traffic types of a physical network.
+pub async fn traffic_types<'a>(
+    ex: impl Into<Exec<'a>>,
+    physical_network_id: i64,
+) -> Result<Vec<TrafficType>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT physical_network_id, traffic_type, label FROM physical_network_traffic_types \
+             WHERE physical_network_id = $1 ORDER BY id",
+        )
+        .bind(physical_network_id)
+        .fetch_all(c)
+        .await?
+    }))
+}

@@ -1,0 +1,482 @@
+//! The HTTP API against a live manager, on SQLite and on PostgreSQL: signing,
+//! sessions, envelopes and error codes, async jobs, paging, roles and
+//! ownership.
+
+mod support;
+
+use serde_json::Value;
+use support::api::{Client, TestManager, http, query};
+
+/// Declares a test whose body runs against a manager on SQLite, then on a
+/// fresh database of the shared PostgreSQL test cluster.
+macro_rules! on_both_backends {
+    ($name:ident, |$m:ident| $body:block) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            async fn body($m: &TestManager) $body
+
+            let m = TestManager::start(None).await;
+            eprintln!("--- {} on SQLite", stringify!($name));
+            body(&m).await;
+            m.stop().await;
+
+            let cluster = tokio::task::spawn_blocking(support::postgres::Cluster::shared).await.expect("PostgreSQL test cluster");
+            let m = TestManager::start(Some(cluster.create_database().await)).await;
+            eprintln!("--- {} on PostgreSQL", stringify!($name));
+            body(&m).await;
+            m.stop().await;
+        }
+    };
+}
+
+fn id(v: &Value, object: &str) -> String {
+    v[object]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {object}.id in {v}"))
+        .to_string()
+}
+
+/// Creates a domain under ROOT and an account of `account_type` in it, with
+/// API keys; returns (domain id, account id, client of its user).
+async fn tenant(
+    admin: &Client,
+    domain: &str,
+    user: &str,
+    account_type: &str,
+) -> (String, String, Client) {
+    let d = id(
+        &admin.ok("createDomain", &[("name", domain)]).await,
+        "domain",
+    );
+    let a = admin
+        .ok(
+            "createAccount",
+            &[
+                ("username", user),
+                ("password", "pw"),
+                ("email", "x@example.org"),
+                ("firstname", "F"),
+                ("lastname", "L"),
+                ("domainid", &d),
+                ("accounttype", account_type),
+            ],
+        )
+        .await;
+    let user_id = a["account"]["user"][0]["id"].as_str().unwrap().to_string();
+    let keys = admin.ok("registerUserKeys", &[("id", &user_id)]).await;
+    let client = Client {
+        addr: admin.addr,
+        key: keys["userkeys"]["apikey"].as_str().unwrap().into(),
+        secret: keys["userkeys"]["secretkey"].as_str().unwrap().into(),
+    };
+    (d, id(&a, "account"), client)
+}
+
+on_both_backends!(signed_requests_are_verified_and_anything_else_is_401, |m| {
+    let admin = m.admin();
+    let (status, body) = admin.call("listZones", &[]).await;
+    assert_eq!(
+        (status, body.clone()),
+        (200, serde_json::json!({ "listzonesresponse": {} })),
+        "empty list is {{}}"
+    );
+
+    let wrong = m.client(&m.key, "not-the-secret");
+    let (status, body) = wrong.call("listZones", &[]).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["listzonesresponse"]["errortext"],
+        "unable to verify user credentials and/or request signature"
+    );
+    assert_eq!(body["listzonesresponse"]["errorcode"], 401);
+
+    let expired = admin
+        .call(
+            "listZones",
+            &[
+                ("signatureVersion", "3"),
+                ("expires", "2020-01-01T00:00:00+0000"),
+            ],
+        )
+        .await;
+    assert_eq!(expired.0, 401, "a past expiry is refused");
+    let future = admin
+        .call(
+            "listZones",
+            &[
+                ("signatureVersion", "3"),
+                ("expires", "2099-01-01T00:00:00+0000"),
+            ],
+        )
+        .await;
+    assert_eq!(future.0, 200);
+
+    // Parameter names are case-insensitive, the signature covers them as sent.
+    let mixed = admin.call("listZones", &[("KeyWord", "x")]).await;
+    assert_eq!(mixed.0, 200);
+
+    let anonymous = http(
+        m.addr,
+        "GET",
+        "/client/api?command=listZones&response=json",
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(anonymous.status, 401);
+    let xml = http(m.addr, "GET", "/client/api?command=listZones", "", &[]).await;
+    assert!(
+        xml.body.starts_with("<?xml") && xml.headers.to_lowercase().contains("text/xml"),
+        "XML without response=json"
+    );
+});
+
+on_both_backends!(
+    unknown_commands_roles_and_parameters_get_cloudstacks_codes,
+    |m| {
+        let admin = m.admin();
+        let (status, body) = admin.call("createWidget", &[]).await;
+        assert_eq!(status, 432, "{body}");
+        assert_eq!(body["errorresponse"]["errorcode"], 432);
+
+        let (status, body) = admin.call("createZone", &[("name", "z")]).await;
+        assert_eq!(status, 431);
+        assert_eq!(
+            body["createzoneresponse"]["errortext"],
+            "Unable to execute API command createzone due to missing parameter networktype"
+        );
+
+        let bogus = "6b1e9e5f-1f0e-4d3c-9a55-2f2f7b1a0c11";
+        let (status, body) = admin.call("deleteAccount", &[("id", bogus)]).await;
+        assert_eq!(status, 431);
+        let text = body["deleteaccountresponse"]["errortext"].as_str().unwrap();
+        assert!(text.starts_with(&format!("Invalid parameter id value={bogus} due to incorrect long value format, or entity does not exist")), "{text}");
+
+        let long = "x".repeat(256);
+        let (status, _) = admin.call("createDomain", &[("name", &long)]).await;
+        assert_eq!(status, 431, "strings over 255 characters are refused");
+
+        let (_, _, user) = tenant(&admin, "roles", "ruth", "0").await;
+        let (status, body) = user
+            .call(
+                "createZone",
+                &[
+                    ("name", "z"),
+                    ("networktype", "Advanced"),
+                    ("dns1", "198.51.100.1"),
+                    ("internaldns1", "198.51.100.2"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 432, "{body}");
+        assert!(
+            body["errorresponse"]["errortext"]
+                .as_str()
+                .unwrap()
+                .contains("createZone")
+        );
+        let apis = user.ok("listApis", &[]).await;
+        let names: Vec<&str> = apis["api"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"listZones")
+                && !names.contains(&"createZone")
+                && !names.contains(&"createAccount"),
+            "{names:?}"
+        );
+        for api in apis["api"].as_array().unwrap() {
+            assert!(api["isasync"].is_boolean());
+            for p in api["params"].as_array().unwrap() {
+                assert!(!p["description"].as_str().unwrap().is_empty(), "{api}");
+                assert!(p["required"].is_boolean() && p["type"].is_string());
+            }
+        }
+    }
+);
+
+on_both_backends!(
+    async_jobs_are_polled_to_their_result_and_users_see_only_their_own,
+    |m| {
+        let admin = m.admin();
+        let (_, account, user) = tenant(&admin, "jobs", "jo", "0").await;
+        let job = admin
+            .ok("disableAccount", &[("id", &account), ("lock", "true")])
+            .await;
+        let job_id = job["jobid"].as_str().unwrap().to_string();
+        let done = admin.wait_job(&job_id).await;
+        assert_eq!(done["jobstatus"], 1, "{done}");
+        assert_eq!(done["jobresultcode"], 0);
+        assert_eq!(done["jobresult"]["account"]["state"], "disabled");
+        assert_eq!(done["jobinstancetype"], "Account");
+        assert_eq!(done["jobinstanceid"], account.as_str());
+        assert!(done["created"].is_string() && done["completed"].is_string());
+
+        // A disabled account's keys no longer work.
+        assert_eq!(user.call("listZones", &[]).await.0, 401);
+        admin.ok("enableAccount", &[("id", &account)]).await;
+        assert_eq!(user.call("listZones", &[]).await.0, 200);
+        let (status, _) = user
+            .call("queryAsyncJobResult", &[("jobid", &job_id)])
+            .await;
+        assert_eq!(status, 531, "a user cannot read the admin's job");
+
+        // A failing job reports its error through queryAsyncJobResult.
+        let root = admin.ok("listDomains", &[("name", "jobs")]).await;
+        let domain_id = root["domain"][0]["id"].as_str().unwrap().to_string();
+        let job = admin.ok("deleteDomain", &[("id", &domain_id)]).await;
+        let failed = admin.wait_job(job["jobid"].as_str().unwrap()).await;
+        assert_eq!(failed["jobstatus"], 2, "{failed}");
+        assert_eq!(failed["jobresultcode"], 536);
+        assert!(
+            failed["jobresult"]["errortext"]
+                .as_str()
+                .unwrap()
+                .contains("cleanup=true")
+        );
+        let jobs = admin.ok("listAsyncJobs", &[]).await;
+        assert_eq!(jobs["count"], 2);
+    }
+);
+
+on_both_backends!(
+    users_see_their_own_account_and_domain_admins_stay_in_their_subtree,
+    |m| {
+        let admin = m.admin();
+        let (d1, a1, user1) = tenant(&admin, "t1", "u1", "0").await;
+        let (d2, a2, _) = tenant(&admin, "t2", "u2", "0").await;
+        let (_, _, dadmin) = tenant(&admin, "t3", "d3", "2").await;
+
+        let seen = user1.ok("listAccounts", &[("listall", "true")]).await;
+        assert_eq!(seen["count"], 1);
+        assert_eq!(seen["account"][0]["id"], a1.as_str());
+        let (status, _) = user1
+            .call(
+                "getUserKeys",
+                &[(
+                    "id",
+                    admin
+                        .ok("listUsers", &[("username", "u2"), ("listall", "true")])
+                        .await["user"][0]["id"]
+                        .as_str()
+                        .unwrap(),
+                )],
+            )
+            .await;
+        assert_eq!(status, 531, "a user cannot read another user's keys");
+
+        // A domain admin manages its subtree and nothing else.
+        let sub = dadmin.ok("createDomain", &[("name", "sub")]).await;
+        assert_eq!(sub["domain"]["path"], "ROOT/t3/sub");
+        let (status, body) = dadmin
+            .call(
+                "createAccount",
+                &[
+                    ("username", "x"),
+                    ("password", "p"),
+                    ("email", "e@x"),
+                    ("firstname", "f"),
+                    ("lastname", "l"),
+                    ("domainid", &d1),
+                ],
+            )
+            .await;
+        assert_eq!(status, 531, "{body}");
+        let (status, _) = dadmin
+            .call("disableAccount", &[("id", &a2), ("lock", "true")])
+            .await;
+        assert_eq!(status, 531);
+        let (status, _) = dadmin
+            .call(
+                "createAccount",
+                &[
+                    ("username", "boss"),
+                    ("password", "p"),
+                    ("email", "e@x"),
+                    ("firstname", "f"),
+                    ("lastname", "l"),
+                    ("accounttype", "1"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 531, "a domain admin cannot create root admins");
+        let listed = dadmin.ok("listDomains", &[]).await;
+        assert_eq!(
+            listed["count"], 2,
+            "its domain and the new sub-domain: {listed}"
+        );
+        let _ = d2;
+    }
+);
+
+on_both_backends!(lists_page_and_count_the_total, |m| {
+    let admin = m.admin();
+    for i in 0..7 {
+        admin
+            .ok("createDomain", &[("name", &format!("p{i}"))])
+            .await;
+    }
+    let all = admin.ok("listDomains", &[]).await;
+    assert_eq!(all["count"], 8);
+    let page = admin
+        .ok("listDomains", &[("page", "2"), ("pagesize", "3")])
+        .await;
+    assert_eq!(page["count"], 8, "count is the total");
+    assert_eq!(page["domain"].as_array().unwrap().len(), 3);
+    let beyond = admin
+        .ok("listDomains", &[("page", "9"), ("pagesize", "3")])
+        .await;
+    assert_eq!(beyond, serde_json::json!({ "count": 8 }));
+    assert_eq!(
+        admin.call("listDomains", &[("page", "1")]).await.0,
+        431,
+        "page without pagesize"
+    );
+    assert_eq!(
+        admin
+            .call("listDomains", &[("page", "1"), ("pagesize", "501")])
+            .await
+            .0,
+        431,
+        "over default.page.size"
+    );
+    let keyword = admin.ok("listDomains", &[("keyword", "p3")]).await;
+    assert_eq!(keyword["count"], 1);
+});
+
+on_both_backends!(
+    login_sessions_need_cookie_and_parameter_and_end_at_logout,
+    |m| {
+        let admin = m.admin();
+        let (_, _, _) = tenant(&admin, "web", "wendy", "0").await;
+        let bad = http(
+            m.addr,
+            "POST",
+            "/client/api",
+            "command=login&username=wendy&password=nope&domain=/web&response=json",
+            &[],
+        )
+        .await;
+        assert_eq!(bad.status, 531);
+        let get = http(
+            m.addr,
+            "GET",
+            "/client/api?command=login&username=wendy&password=pw&domain=/web&response=json",
+            "",
+            &[],
+        )
+        .await;
+        assert_eq!(get.status, 405, "login only by POST");
+
+        let login = http(
+            m.addr,
+            "POST",
+            "/client/api",
+            "command=login&username=wendy&password=pw&domain=/web/&response=json",
+            &[],
+        )
+        .await;
+        assert_eq!(login.status, 200, "{}", login.body);
+        let key = login.json()["loginresponse"]["sessionkey"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            login.headers.contains(&format!("sessionkey={key}")),
+            "cookie set: {}",
+            login.headers
+        );
+        let cookie = format!("sessionkey={key}");
+        let target = format!(
+            "/client/api?{}",
+            query(&[
+                ("command".into(), "listAccounts".into()),
+                ("response".into(), "json".into()),
+                ("sessionkey".into(), key.clone())
+            ])
+        );
+        let listed = http(m.addr, "GET", &target, "", &[("Cookie", &cookie)]).await;
+        assert_eq!(listed.status, 200, "{}", listed.body);
+        assert_eq!(
+            listed.json()["listaccountsresponse"]["account"][0]["name"],
+            "wendy"
+        );
+        let no_cookie = http(m.addr, "GET", &target, "", &[]).await;
+        assert_eq!(no_cookie.status, 401, "the parameter alone is not enough");
+
+        let logout = http(
+            m.addr,
+            "GET",
+            &format!("/client/api?command=logout&response=json&sessionkey={key}"),
+            "",
+            &[("Cookie", &cookie)],
+        )
+        .await;
+        assert_eq!(logout.status, 200);
+        assert_eq!(
+            http(m.addr, "GET", &target, "", &[("Cookie", &cookie)])
+                .await
+                .status,
+            401
+        );
+    }
+);
+
+on_both_backends!(zones_are_advanced_only_and_validated, |m| {
+    let admin = m.admin();
+    let (status, _) = admin
+        .call(
+            "createZone",
+            &[
+                ("name", "b"),
+                ("networktype", "Basic"),
+                ("dns1", "198.51.100.1"),
+                ("internaldns1", "198.51.100.2"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 431);
+    let (status, _) = admin
+        .call(
+            "createZone",
+            &[
+                ("name", "b"),
+                ("networktype", "Advanced"),
+                ("dns1", "not-an-ip"),
+                ("internaldns1", "198.51.100.2"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 431);
+    let z = admin
+        .ok(
+            "createZone",
+            &[
+                ("name", "z1"),
+                ("networktype", "Advanced"),
+                ("dns1", "198.51.100.1"),
+                ("internaldns1", "198.51.100.2"),
+            ],
+        )
+        .await;
+    let zone_id = id(&z, "zone");
+    let (status, _) = admin
+        .call(
+            "createZone",
+            &[
+                ("name", "z1"),
+                ("networktype", "Advanced"),
+                ("dns1", "198.51.100.1"),
+                ("internaldns1", "198.51.100.2"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 431, "zone names are unique");
+    let listed = admin.ok("listZones", &[("id", &zone_id)]).await;
+    assert_eq!(listed["zone"][0]["networktype"], "Advanced");
+    admin.ok("deleteZone", &[("id", &zone_id)]).await;
+    assert_eq!(admin.ok("listZones", &[]).await, serde_json::json!({}));
+});

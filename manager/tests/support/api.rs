@@ -1,0 +1,200 @@
+//! A manager started in-process on a free port, and a small HTTP client that
+//! signs requests the way CloudStack clients do.
+
+use std::net::SocketAddr;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vpc_manager::api::sign;
+use vpc_manager::serve::Manager;
+use vpc_manager::settings::Settings;
+
+/// A running manager and the admin's credentials from its cloudstack.ini.
+pub struct TestManager {
+    pub addr: SocketAddr,
+    pub key: String,
+    pub secret: String,
+    pub data_dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestManager {
+    /// Starts a manager on 127.0.0.1 with `database_url` (None: SQLite in
+    /// the data directory).
+    pub async fn start(database_url: Option<String>) -> TestManager {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data_dir.path().to_path_buf(),
+            database_url,
+            ..Settings::default()
+        };
+        let manager = Manager::start(settings).await.expect("manager starts");
+        let addr = manager.app.settings.listen;
+        let ini = std::fs::read_to_string(&manager.cloudstack_ini).expect("cloudstack.ini");
+        let value = |k: &str| {
+            ini.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k} = ")))
+                .expect("key in cloudstack.ini")
+                .to_string()
+        };
+        let (key, secret) = (value("key"), value("secret"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(manager.serve(async move {
+            let _ = stopped.await;
+        }));
+        TestManager {
+            addr,
+            key,
+            secret,
+            data_dir,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// A client signing with the admin's keys.
+    pub fn admin(&self) -> Client {
+        Client {
+            addr: self.addr,
+            key: self.key.clone(),
+            secret: self.secret.clone(),
+        }
+    }
+
+    /// A client signing with other keys.
+    pub fn client(&self, key: &str, secret: &str) -> Client {
+        Client {
+            addr: self.addr,
+            key: key.into(),
+            secret: secret.into(),
+        }
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("server task")
+                .expect("server ends cleanly");
+        }
+    }
+}
+
+/// An HTTP response: status, raw headers, body.
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Sends one HTTP/1.1 request and reads the whole response.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    body: &str,
+    extra_headers: &[(&str, &str)],
+) -> HttpResponse {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+    }
+    for (name, value) in extra_headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (headers, body) = text.split_once("\r\n\r\n").expect("HTTP response");
+    let status = headers
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    HttpResponse {
+        status,
+        headers: headers.to_string(),
+        body: body.to_string(),
+    }
+}
+
+/// Encodes pairs as a query string.
+pub fn query(pairs: &[(String, String)]) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        out.append_pair(k, v);
+    }
+    out.finish()
+}
+
+/// A client with API keys.
+#[derive(Clone)]
+pub struct Client {
+    pub addr: SocketAddr,
+    pub key: String,
+    pub secret: String,
+}
+
+impl Client {
+    /// The signed parameter list of a JSON request.
+    pub fn signed(&self, command: &str, params: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = vec![
+            ("command".into(), command.into()),
+            ("response".into(), "json".into()),
+            ("apiKey".into(), self.key.clone()),
+        ];
+        pairs.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let signature = sign(&self.secret, &pairs);
+        pairs.push(("signature".into(), signature));
+        pairs
+    }
+
+    /// Calls `command` with GET; returns the status and the JSON body.
+    pub async fn call(&self, command: &str, params: &[(&str, &str)]) -> (u16, Value) {
+        let target = format!("/client/api?{}", query(&self.signed(command, params)));
+        let response = http(self.addr, "GET", &target, "", &[]).await;
+        (response.status, response.json())
+    }
+
+    /// Calls `command` and returns the content of its response envelope,
+    /// panicking unless the status is 200.
+    pub async fn ok(&self, command: &str, params: &[(&str, &str)]) -> Value {
+        let (status, body) = self.call(command, params).await;
+        assert_eq!(status, 200, "{command}: {body}");
+        let key = format!("{}response", command.to_lowercase());
+        body.get(&key)
+            .cloned()
+            .unwrap_or_else(|| panic!("{command}: no {key} in {body}"))
+    }
+
+    /// Polls queryAsyncJobResult until the job ends; returns its body.
+    pub async fn wait_job(&self, job_id: &str) -> Value {
+        for _ in 0..200 {
+            let job = self.ok("queryAsyncJobResult", &[("jobid", job_id)]).await;
+            if job["jobstatus"] != 0 {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("job {job_id} did not finish");
+    }
+}

@@ -1,0 +1,7 @@
+//! Helpers shared by the manager's integration tests (`mod support;` in a test file).
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+pub mod api;
+pub mod postgres;
