@@ -361,6 +361,20 @@ fn address_given_to_a_new_vm_is_leased_to_it() {
         vec![entry(VM_MAC, "10.1.1.5", "web-1", true)],
     )]));
     assert_eq!(fx.lease(2).unwrap().ip, ip("10.1.1.5"));
+    // dnsmasq records a lease in its lease file after answering the client;
+    // a VM is replaced long after that, so wait for it as time would.
+    let leases = fx.dir.path().join("eth2.leases");
+    let started = std::time::Instant::now();
+    while !fs::read_to_string(&leases)
+        .unwrap_or_default()
+        .contains(VM_MAC)
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "lease never written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 
     // The VM is destroyed and a new one (another MAC) gets its address; the
     // old infinite lease must not keep the address from it.
