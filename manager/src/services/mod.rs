@@ -1,7 +1,10 @@
 //! The API commands, one module per resource.
 
+pub mod config;
 pub mod identity;
 pub mod meta;
+pub mod network;
+pub mod offering;
 pub mod zone;
 
 use crate::server::jobs::JobBody;
@@ -12,6 +15,9 @@ pub fn commands() -> Vec<CommandSpec> {
     let mut all = meta::commands();
     all.extend(identity::commands());
     all.extend(zone::commands());
+    all.extend(network::commands());
+    all.extend(offering::commands());
+    all.extend(config::commands());
     all
 }
 
@@ -22,5 +28,36 @@ pub fn registry() -> Registry {
 
 /// The job body of every async command.
 pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
-    identity::job_bodies()
+    let mut bodies = identity::job_bodies();
+    bodies.extend(network::job_bodies());
+    bodies
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::registry::Kind;
+
+    #[test]
+    fn every_async_command_has_a_job_body_and_documented_parameters() {
+        let bodies: Vec<&str> = job_bodies().into_iter().map(|(name, _)| name).collect();
+        for spec in registry().all() {
+            if spec.kind != Kind::Sync {
+                assert!(bodies.contains(&spec.name), "{} has no job body", spec.name);
+            }
+            assert!(
+                !spec.description.is_empty(),
+                "{} has no description",
+                spec.name
+            );
+            for p in &spec.params {
+                assert!(
+                    !p.description.is_empty(),
+                    "{}.{} has no description",
+                    spec.name,
+                    p.name
+                );
+            }
+        }
+    }
 }

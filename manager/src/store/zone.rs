@@ -354,3 +354,139 @@ pub async fn traffic_types<'a>(
         .await?
     }))
 }
+
+/// Filters of a physical network list; every set field must match.
+#[derive(Clone, Debug, Default)]
+pub struct PhysicalNetworkFilter {
+    /// Only this physical network (API id).
+    pub uuid: Option<String>,
+    /// Only the networks of this zone.
+    pub zone_id: Option<i64>,
+    /// Exact name.
+    pub name: Option<String>,
+    /// Substring of the name, case-insensitive.
+    pub keyword: Option<String>,
+}
+
+/// A physical network by UUID, removed or not.
+pub async fn physical_network_by_uuid<'a>(
+    ex: impl Into<Exec<'a>>,
+    uuid: &str,
+) -> Result<Option<PhysicalNetwork>> {
+    let mut w = Where::new();
+    w.eq("uuid", uuid);
+    let sql = format!("SELECT {PHYSNET_COLUMNS} FROM physical_network{}", w.sql());
+    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// Lists live physical networks, by zone then creation.
+pub async fn list_physical_networks<'a>(
+    ex: impl Into<Exec<'a>>,
+    filter: &PhysicalNetworkFilter,
+    page: Page,
+) -> Result<Listed<PhysicalNetwork>> {
+    let mut w = Where::new();
+    w.push("removed IS NULL")
+        .eq_opt("uuid", filter.uuid.clone())
+        .eq_opt("zone_id", filter.zone_id)
+        .eq_opt("name", filter.name.clone())
+        .keyword(&["name"], filter.keyword.as_deref());
+    query::list(
+        &mut ex.into(),
+        PHYSNET_COLUMNS,
+        "physical_network",
+        &w,
+        "zone_id, id",
+        page,
+    )
+    .await
+}
+
+/// Changes a live physical network's guest VLAN/VNI range or state (None keeps a
+/// field); false if it does not exist or was removed.
+pub async fn update_physical_network<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    vnet_range: Option<&str>,
+    state: Option<&str>,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE physical_network SET vnet_range = COALESCE($2, vnet_range), \
+             state = COALESCE($3, state) WHERE id = $1 AND removed IS NULL",
+        )
+        .bind(id)
+        .bind(vnet_range)
+        .bind(state)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Marks a physical network removed. Refused (Conflict) while a live public IP range
+/// is on it.
+pub async fn remove_physical_network<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
+    atomically(ex.into(), move |tx| {
+        Box::pin(async move {
+            let mut ex = Exec::Tx(tx);
+            let ranges: i64 = on_db!(&mut ex, c => {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM vlan WHERE physical_network_id = $1 AND removed IS NULL",
+                )
+                .bind(id)
+                .fetch_one(c)
+                .await?
+            });
+            if ranges > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "the physical network still has {ranges} public IP ranges"
+                )));
+            }
+            let done = on_db!(&mut ex, c => {
+                sqlx::query(
+                    "UPDATE physical_network SET removed = $2 WHERE id = $1 AND removed IS NULL",
+                )
+                .bind(id)
+                .bind(now_ms())
+                .execute(c)
+                .await?
+                .rows_affected()
+            });
+            Ok(done == 1)
+        })
+    })
+    .await
+}
+
+/// Adds a traffic type to a live physical network. Duplicate when the network carries
+/// that type already; NotFound when the network does not exist or was removed.
+pub async fn add_traffic_type<'a>(
+    ex: impl Into<Exec<'a>>,
+    physical_network_id: i64,
+    traffic_type: &str,
+    label: Option<&str>,
+) -> Result<TrafficType> {
+    let mut ex = ex.into();
+    let added: Option<TrafficType> = on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "INSERT INTO physical_network_traffic_types (physical_network_id, traffic_type, label) \
+             SELECT p.id, $2, $3 FROM physical_network p WHERE p.id = $1 AND p.removed IS NULL \
+             RETURNING physical_network_id, traffic_type, label",
+        )
+        .bind(physical_network_id)
+        .bind(traffic_type)
+        .bind(label)
+        .fetch_optional(c)
+        .await?
+    });
+    added.ok_or_else(|| StoreError::NotFound {
+        what: "physical network",
+        key: physical_network_id.to_string(),
+    })
+}
