@@ -98,7 +98,12 @@ impl Manager {
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;
+        // No new job starts; the ones still running are left resumable.
         runner.abort();
+        let released = self.app.jobs.release_running(&self.app).await?;
+        if released > 0 {
+            tracing::info!(released, "running jobs released for the next start");
+        }
         self.app.db.close().await;
         Ok(())
     }

@@ -480,3 +480,153 @@ on_both_backends!(zones_are_advanced_only_and_validated, |m| {
     admin.ok("deleteZone", &[("id", &zone_id)]).await;
     assert_eq!(admin.ok("listZones", &[]).await, serde_json::json!({}));
 });
+
+on_both_backends!(
+    account_and_user_commands_have_allowed_and_refused_cases,
+    |m| {
+        let admin = m.admin();
+        let (d, a, user) = tenant(&admin, "acct", "amy", "0").await;
+
+        let renamed = admin
+            .ok("updateAccount", &[("id", &a), ("newname", "amy-renamed")])
+            .await;
+        assert_eq!(renamed["account"]["name"], "amy-renamed");
+        assert_eq!(
+            user.call("updateAccount", &[("id", &a), ("newname", "x")])
+                .await
+                .0,
+            432,
+            "users cannot update accounts"
+        );
+
+        let created = admin
+            .ok(
+                "createUser",
+                &[
+                    ("account", "amy-renamed"),
+                    ("domainid", &d),
+                    ("username", "bob"),
+                    ("password", "pw"),
+                    ("email", "b@x"),
+                    ("firstname", "B"),
+                    ("lastname", "L"),
+                ],
+            )
+            .await;
+        let bob = created["user"]["id"].as_str().unwrap().to_string();
+        let (status, _) = admin
+            .call(
+                "createUser",
+                &[
+                    ("account", "amy-renamed"),
+                    ("domainid", &d),
+                    ("username", "bob"),
+                    ("password", "pw"),
+                    ("email", "b@x"),
+                    ("firstname", "B"),
+                    ("lastname", "L"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 431, "user names are unique in a domain");
+
+        let users = user.ok("listUsers", &[("listall", "true")]).await;
+        assert_eq!(
+            users["count"], 2,
+            "amy sees the users of her account only: {users}"
+        );
+        let keys = admin.ok("registerUserKeys", &[("id", &bob)]).await;
+        let read = admin.ok("getUserKeys", &[("id", &bob)]).await;
+        assert_eq!(read["userkeys"]["apikey"], keys["userkeys"]["apikey"]);
+
+        assert_eq!(user.call("enableAccount", &[("id", &a)]).await.0, 432);
+        let (status, _) = admin
+            .call(
+                "deleteAccount",
+                &[(
+                    "id",
+                    &admin.ok("listAccounts", &[("name", "admin")]).await["account"][0]["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )],
+            )
+            .await;
+        assert_eq!(status, 431, "an account cannot delete itself");
+        let job = admin.ok("deleteAccount", &[("id", &a)]).await;
+        let done = admin.wait_job(job["jobid"].as_str().unwrap()).await;
+        assert_eq!(done["jobstatus"], 1, "{done}");
+        assert_eq!(
+            user.call("listZones", &[]).await.0,
+            401,
+            "a deleted account's keys stop working"
+        );
+        let (status, _) = admin.call("deleteAccount", &[("id", &a)]).await;
+        assert_eq!(status, 431, "a removed account is not found");
+    }
+);
+
+on_both_backends!(
+    users_list_only_their_own_jobs_and_zone_updates_are_for_root,
+    |m| {
+        let admin = m.admin();
+        let (_, a, user) = tenant(&admin, "own", "olga", "0").await;
+        let job = admin
+            .ok("disableAccount", &[("id", &a), ("lock", "true")])
+            .await;
+        admin.wait_job(job["jobid"].as_str().unwrap()).await;
+        admin.ok("enableAccount", &[("id", &a)]).await;
+        let theirs = user.ok("listAsyncJobs", &[("listall", "true")]).await;
+        assert_eq!(
+            theirs,
+            serde_json::json!({}),
+            "the admin's job is not the user's: {theirs}"
+        );
+        let mine = admin.ok("listAsyncJobs", &[]).await;
+        assert_eq!(mine["count"], 1);
+
+        let z = admin
+            .ok(
+                "createZone",
+                &[
+                    ("name", "zu"),
+                    ("networktype", "Advanced"),
+                    ("dns1", "198.51.100.1"),
+                    ("internaldns1", "198.51.100.2"),
+                ],
+            )
+            .await;
+        let zone_id = id(&z, "zone");
+        let disabled = admin
+            .ok(
+                "updateZone",
+                &[("id", &zone_id), ("allocationstate", "Disabled")],
+            )
+            .await;
+        assert_eq!(disabled["zone"]["allocationstate"], "Disabled");
+        assert_eq!(
+            admin
+                .call(
+                    "updateZone",
+                    &[("id", &zone_id), ("allocationstate", "Sideways")]
+                )
+                .await
+                .0,
+            431
+        );
+        assert_eq!(
+            user.call(
+                "updateZone",
+                &[("id", &zone_id), ("allocationstate", "Enabled")]
+            )
+            .await
+            .0,
+            432
+        );
+        assert_eq!(
+            user.ok("listZones", &[]).await,
+            serde_json::json!({}),
+            "users do not see disabled zones"
+        );
+    }
+);

@@ -102,12 +102,14 @@ async fn api(
     let params = Params::parse_request(query.as_deref().unwrap_or(""), &body);
     let format = Format::from_params(&params);
     let command = params.get("command").unwrap_or_default().to_string();
-    let answer = match handle(&app, &method, &headers, &params, &command).await {
+    let mut account = None;
+    let answer = match handle(&app, &method, &headers, &params, &command, &mut account).await {
         Ok(answer) => answer,
         Err((wrapper, error)) => error_answer(format, &wrapper, &error),
     };
     tracing::info!(
         command = %command,
+        account = account.as_deref().unwrap_or("-"),
         status = answer.status.as_u16(),
         micros = started.elapsed().as_micros() as u64,
         "api request"
@@ -122,6 +124,7 @@ async fn handle(
     headers: &HeaderMap,
     params: &Params,
     command: &str,
+    account: &mut Option<String>,
 ) -> Result<Answer, (String, ApiError)> {
     let unknown_wrapper = || "errorresponse".to_string();
     params.validate().map_err(|e| (unknown_wrapper(), e))?;
@@ -169,6 +172,7 @@ async fn handle(
     let caller = auth::authenticate(app, headers, params)
         .await
         .map_err(|e| (wrapper.clone(), e))?;
+    *account = Some(caller.account_name.clone());
     let spec = match app.registry.get(command) {
         Some(spec) => spec,
         None => return Err((unknown_wrapper(), ApiError::unknown_command(command))),

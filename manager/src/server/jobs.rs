@@ -101,6 +101,19 @@ impl Jobs {
         Ok(abandoned.len())
     }
 
+    /// Gives every job this manager is running back to the queue, at a
+    /// graceful shutdown: the next manager to look (this one restarted, or
+    /// another sharing PostgreSQL) claims and runs them again, so job bodies
+    /// are written to be safe to run twice.
+    pub async fn release_running(&self, app: &App) -> Result<usize, store::StoreError> {
+        let running = job::jobs_in_progress_for(&app.db, &self.owner).await?;
+        for j in &running {
+            job::release(&app.db, j.id).await?;
+            tracing::info!(job = %j.uuid, cmd = %j.cmd, "job released for a later start");
+        }
+        Ok(running.len())
+    }
+
     /// Claims and starts pending jobs until `app` is dropped; wakes on every
     /// submission and completion, and every half second for jobs submitted
     /// through other managers.

@@ -1,0 +1,100 @@
+//! What a manager does at start with jobs it left behind: a job it was
+//! running when it died fails with a clear text; a job it released at a
+//! graceful shutdown runs again. None stays pending.
+
+mod support;
+
+use support::api::Client;
+use vpc_manager::serve::Manager;
+use vpc_manager::server::jobs::ABANDONED;
+use vpc_manager::settings::Settings;
+use vpc_manager::store::{Db, domain, job, user};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_job_fails_and_a_released_job_runs_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("state.db").display()
+    );
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        database_url: Some(url.clone()),
+        manager_id: Some("manager-1".into()),
+        ..Settings::default()
+    };
+    // A first start creates the schema and the admin, then the manager "dies".
+    let first = Manager::start(settings.clone()).await.unwrap();
+    first.app.db.close().await;
+    drop(first);
+
+    let db = Db::connect(&url).await.unwrap();
+    let root = domain::root(&db).await.unwrap();
+    let admin = user::get_by_username(&db, root.id, "admin")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut jobs = Vec::new();
+    for name in ["crashed", "released"] {
+        let d = domain::create(
+            &db,
+            domain::NewDomain {
+                parent_id: root.id,
+                name: name.into(),
+                network_domain: None,
+            },
+        )
+        .await
+        .unwrap();
+        let j = job::insert(
+            &db,
+            job::NewJob {
+                user_id: admin.id,
+                account_id: admin.account_id,
+                cmd: "deleteDomain".into(),
+                cmd_info: serde_json::json!({ "id": d.id, "cleanup": false }).to_string(),
+                instance_type: Some("Domain".into()),
+                instance_uuid: Some(d.uuid.clone()),
+                sync_object: Some(format!("domain:{}", d.id)),
+            },
+        )
+        .await
+        .unwrap();
+        jobs.push((j, d));
+    }
+    // The first job was running on this manager when it died; the second was
+    // given back at a graceful shutdown (pending, no owner).
+    assert!(job::claim(&db, jobs[0].0.id, "manager-1").await.unwrap());
+    db.close().await;
+
+    let second = Manager::start(settings).await.unwrap();
+    let ini = std::fs::read_to_string(&second.cloudstack_ini).unwrap();
+    let field = |k: &str| {
+        ini.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
+            .unwrap()
+            .to_string()
+    };
+    let client = Client {
+        addr: second.app.settings.listen,
+        key: field("key"),
+        secret: field("secret"),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(second.serve(async move {
+        let _ = stopped.await;
+    }));
+
+    let crashed = client.wait_job(&jobs[0].0.uuid).await;
+    assert_eq!(crashed["jobstatus"], 2, "{crashed}");
+    assert_eq!(crashed["jobresultcode"], 530);
+    assert_eq!(crashed["jobresult"]["errortext"], ABANDONED);
+    let released = client.wait_job(&jobs[1].0.uuid).await;
+    assert_eq!(released["jobstatus"], 1, "the released job ran: {released}");
+    let left = client.ok("listDomains", &[("name", "released")]).await;
+    assert_eq!(left, serde_json::json!({}), "its domain is gone");
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
