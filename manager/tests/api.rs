@@ -540,18 +540,9 @@ on_both_backends!(
         assert_eq!(read["userkeys"]["apikey"], keys["userkeys"]["apikey"]);
 
         assert_eq!(user.call("enableAccount", &[("id", &a)]).await.0, 432);
-        let (status, _) = admin
-            .call(
-                "deleteAccount",
-                &[(
-                    "id",
-                    &admin.ok("listAccounts", &[("name", "admin")]).await["account"][0]["id"]
-                        .as_str()
-                        .unwrap()
-                        .to_string(),
-                )],
-            )
-            .await;
+        let own = admin.ok("listAccounts", &[("name", "admin")]).await;
+        let own_id = own["account"][0]["id"].as_str().unwrap();
+        let (status, _) = admin.call("deleteAccount", &[("id", own_id)]).await;
         assert_eq!(status, 431, "an account cannot delete itself");
         let job = admin.ok("deleteAccount", &[("id", &a)]).await;
         let done = admin.wait_job(job["jobid"].as_str().unwrap()).await;
