@@ -122,14 +122,26 @@ async fn job_ok(admin: &Client, command: &str, params: &[(&str, &str)]) -> Value
     done["jobresult"].clone()
 }
 
+/// createPhysicalNetwork is async-create: the answer carries the new id and
+/// the job, and the job's result is the same physical network.
 async fn create_physnet(admin: &Client, zone_id: &str, name: &str, vlan: &str) -> String {
-    let result = job_ok(
-        admin,
-        "createPhysicalNetwork",
-        &[("zoneid", zone_id), ("name", name), ("vlan", vlan)],
-    )
-    .await;
-    id(&result, "physicalnetwork")
+    let accepted = admin
+        .ok(
+            "createPhysicalNetwork",
+            &[("zoneid", zone_id), ("name", name), ("vlan", vlan)],
+        )
+        .await;
+    let new_id = accepted["id"]
+        .as_str()
+        .expect("async-create answers with id")
+        .to_string();
+    let done = admin
+        .wait_job(accepted["jobid"].as_str().expect("and jobid"))
+        .await;
+    assert_eq!(done["jobstatus"], 1, "{done}");
+    assert_eq!(done["jobinstanceid"], new_id.as_str());
+    assert_eq!(id(&done["jobresult"], "physicalnetwork"), new_id);
+    new_id
 }
 
 async fn add_public(admin: &Client, physnet: &str) {

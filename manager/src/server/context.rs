@@ -2,6 +2,11 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
+
+use crate::api::ApiError;
+use crate::server::jobs::Submit;
+
 use crate::server::jobs::Jobs;
 use crate::server::registry::{Registry, Role};
 use crate::settings::Settings;
@@ -65,4 +70,23 @@ pub struct Ctx {
     pub caller: Caller,
     /// The command's name as registered.
     pub command: &'static str,
+}
+
+impl Ctx {
+    /// Submits this command's job, working on `instance` (type and UUID) and
+    /// serialized with other jobs on `sync_object`; returns the job's id.
+    pub async fn submit_job(
+        &self,
+        info: Value,
+        instance: Option<(&str, &str)>,
+        sync_object: String,
+    ) -> Result<String, ApiError> {
+        let submit = Submit {
+            cmd: self.command,
+            info,
+            instance,
+            sync_object: Some(sync_object),
+        };
+        self.app.jobs.submit(&self.app, &self.caller, submit).await
+    }
 }

@@ -3,7 +3,6 @@
 use serde_json::{Value, json};
 
 use crate::api::{ApiError, Params};
-use crate::server::jobs::Submit;
 use crate::server::registry::{
     ADMINS, ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req,
 };
@@ -535,17 +534,10 @@ handler!(delete_domain, |ctx, params| {
     }
     let cleanup = params.boolean("cleanup")?.unwrap_or(false);
     let job_id = ctx
-        .app
-        .jobs
-        .submit(
-            &ctx.app,
-            &ctx.caller,
-            Submit {
-                cmd: "deleteDomain",
-                info: json!({ "id": d.id, "cleanup": cleanup }),
-                instance: Some(("Domain", &d.uuid)),
-                sync_object: Some(format!("domain:{}", d.id)),
-            },
+        .submit_job(
+            json!({ "id": d.id, "cleanup": cleanup }),
+            Some(("Domain", &d.uuid)),
+            format!("domain:{}", d.id),
         )
         .await?;
     Ok(Reply::Job { job_id })
@@ -744,17 +736,10 @@ handler!(disable_account, |ctx, params| {
         ));
     }
     let job_id = ctx
-        .app
-        .jobs
-        .submit(
-            &ctx.app,
-            &ctx.caller,
-            Submit {
-                cmd: "disableAccount",
-                info: json!({ "id": a.id }),
-                instance: Some(("Account", &a.uuid)),
-                sync_object: Some(format!("account:{}", a.id)),
-            },
+        .submit_job(
+            json!({ "id": a.id }),
+            Some(("Account", &a.uuid)),
+            format!("account:{}", a.id),
         )
         .await?;
     Ok(Reply::Job { job_id })
@@ -782,17 +767,10 @@ handler!(delete_account, |ctx, params| {
     let a = account_param(ctx, params, "id").await?;
     check_state_change(ctx, &a)?;
     let job_id = ctx
-        .app
-        .jobs
-        .submit(
-            &ctx.app,
-            &ctx.caller,
-            Submit {
-                cmd: "deleteAccount",
-                info: json!({ "id": a.id }),
-                instance: Some(("Account", &a.uuid)),
-                sync_object: Some(format!("account:{}", a.id)),
-            },
+        .submit_job(
+            json!({ "id": a.id }),
+            Some(("Account", &a.uuid)),
+            format!("account:{}", a.id),
         )
         .await?;
     Ok(Reply::Job { job_id })

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 
 use crate::api::{ApiError, Params};
-use crate::server::jobs::{JobBody, Submit};
+use crate::server::jobs::JobBody;
 use crate::server::registry::{
     CommandSpec, FieldSpec, Kind, ParamSpec, ParamType::*, ROOT, field, opt, req,
 };
@@ -235,7 +235,7 @@ pub fn commands() -> Vec<CommandSpec> {
         spec(
             "createPhysicalNetwork",
             "Creates a physical network in a zone",
-            Kind::Async,
+            Kind::AsyncCreate,
             vec![
                 req("zoneid", Uuid, "the ID of the zone"),
                 req("name", String, "the name of the physical network"),
@@ -698,46 +698,40 @@ handler!(create_physical_network, |ctx, params| {
              Advanced zones have the range ZONE"
         )));
     }
+    // Async-create, as in CloudStack: the row exists (and its id is
+    // answered) before the job runs; the job finishes and reports it.
+    let created =
+        zone::create_physical_network(&ctx.app.db, z.id, &name, method, vnet.as_deref(), &[])
+            .await
+            .map_err(|e| match e {
+                store::StoreError::Duplicate(_) => ApiError::param(format!(
+                    "A physical network named {name} exists in zone {} already",
+                    z.uuid
+                )),
+                other => other.into(),
+            })?;
     let job_id = ctx
-        .app
-        .jobs
-        .submit(
-            &ctx.app,
-            &ctx.caller,
-            Submit {
-                cmd: "createPhysicalNetwork",
-                info: json!({
-                    "zone_id": z.id,
-                    "name": name,
-                    "isolation_method": method,
-                    "vnet_range": vnet,
-                }),
-                instance: None,
-                sync_object: Some(format!("zone:{}", z.id)),
-            },
+        .submit_job(
+            json!({ "id": created.id }),
+            Some(("PhysicalNetwork", &created.uuid)),
+            format!("physicalnetwork:{}", created.id),
         )
         .await?;
-    Ok(Reply::Job { job_id })
+    Ok(Reply::Created {
+        id: created.uuid,
+        job_id,
+    })
 });
 
 job_body!(create_physical_network_job, |job, info| {
     let db = &job.app.db;
-    let zone_id = info["zone_id"].as_i64().unwrap_or_default();
-    let created = zone::create_physical_network(
-        db,
-        zone_id,
-        info["name"].as_str().unwrap_or_default(),
-        info["isolation_method"].as_str().unwrap_or("VLAN"),
-        info["vnet_range"].as_str(),
-        &[],
-    )
-    .await
-    .map_err(|e| match e {
-        store::StoreError::NotFound { .. } => {
-            ApiError::param("The zone was deleted before the physical network was created")
-        }
-        other => other.into(),
-    })?;
+    let id = info["id"].as_i64().unwrap_or_default();
+    let created = zone::physical_network_by_id(db, id)
+        .await?
+        .filter(|p| p.removed.is_none())
+        .ok_or_else(|| {
+            ApiError::param("The physical network was deleted before its creation finished")
+        })?;
     Ok(json!({ "physicalnetwork": physnet_view(db, &created).await? }))
 });
 
@@ -769,17 +763,10 @@ handler!(update_physical_network, |ctx, params| {
     };
     let state = state_param(params)?;
     let job_id = ctx
-        .app
-        .jobs
-        .submit(
-            &ctx.app,
-            &ctx.caller,
-            Submit {
-                cmd: "updatePhysicalNetwork",
-                info: json!({ "id": pn.id, "vnet_range": vnet, "state": state }),
-                instance: Some(("PhysicalNetwork", &pn.uuid)),
-                sync_object: Some(format!("physicalnetwork:{}", pn.id)),
-            },
+        .submit_job(
+            json!({ "id": pn.id, "vnet_range": vnet, "state": state }),
+            Some(("PhysicalNetwork", &pn.uuid)),
+            format!("physicalnetwork:{}", pn.id),
         )
         .await?;
     Ok(Reply::Job { job_id })
@@ -803,17 +790,10 @@ job_body!(update_physical_network_job, |job, info| {
 handler!(delete_physical_network, |ctx, params| {
     let pn = required_physnet(ctx, params, "id").await?;
     let job_id = ctx
-        .app
-        .jobs
-        .submit(
-            &ctx.app,
-            &ctx.caller,
-            Submit {
-                cmd: "deletePhysicalNetwork",
-                info: json!({ "id": pn.id }),
-                instance: Some(("PhysicalNetwork", &pn.uuid)),
-                sync_object: Some(format!("physicalnetwork:{}", pn.id)),
-            },
+        .submit_job(
+            json!({ "id": pn.id }),
+            Some(("PhysicalNetwork", &pn.uuid)),
+            format!("physicalnetwork:{}", pn.id),
         )
         .await?;
     Ok(Reply::Job { job_id })
@@ -869,17 +849,10 @@ handler!(add_traffic_type, |ctx, params| {
     }
     let label = params.string("kvmnetworklabel")?.filter(|l| !l.is_empty());
     let job_id = ctx
-        .app
-        .jobs
-        .submit(
-            &ctx.app,
-            &ctx.caller,
-            Submit {
-                cmd: "addTrafficType",
-                info: json!({ "physical_network_id": pn.id, "traffic_type": traffic_type, "label": label }),
-                instance: Some(("PhysicalNetwork", &pn.uuid)),
-                sync_object: Some(format!("physicalnetwork:{}", pn.id)),
-            },
+        .submit_job(
+            json!({ "physical_network_id": pn.id, "traffic_type": traffic_type, "label": label }),
+            Some(("PhysicalNetwork", &pn.uuid)),
+            format!("physicalnetwork:{}", pn.id),
         )
         .await?;
     Ok(Reply::Job { job_id })
