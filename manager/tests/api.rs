@@ -345,6 +345,30 @@ on_both_backends!(lists_page_and_count_the_total, |m| {
     );
     let keyword = admin.ok("listDomains", &[("keyword", "p3")]).await;
     assert_eq!(keyword["count"], 1);
+
+    // Without paging a list stops at default.page.size rows; count stays the total.
+    admin
+        .ok(
+            "updateConfiguration",
+            &[("name", "default.page.size"), ("value", "5")],
+        )
+        .await;
+    let capped = admin.ok("listDomains", &[]).await;
+    assert_eq!(capped["count"], 8);
+    assert_eq!(capped["domain"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        admin
+            .call("listDomains", &[("page", "1"), ("pagesize", "6")])
+            .await
+            .0,
+        431
+    );
+    let everything = admin.ok("listDomains", &[("pagesize", "-1")]).await;
+    assert_eq!(
+        everything["domain"].as_array().unwrap().len(),
+        8,
+        "pagesize=-1 means all"
+    );
 });
 
 on_both_backends!(
