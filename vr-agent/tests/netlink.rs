@@ -13,6 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::{addresses, in_netns, ip, link_by_mac, owned_rules, route_get, routes, set, sysctl};
+use json::JsonExt;
 use nix::sched::{CloneFlags, unshare};
 use vpc_proto::v1 as pb;
 use vr_agent::apply::netlink::{NetReport, Netlink, NetlinkError};

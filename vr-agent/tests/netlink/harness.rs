@@ -7,7 +7,7 @@ use std::process::Command;
 
 use nix::sched::{CloneFlags, unshare};
 
-use super::json::{self, Json};
+use super::json::{self, Json, JsonExt};
 
 fn require_root() {
     // SAFETY: geteuid has no preconditions.
@@ -88,7 +88,7 @@ pub fn ip(args: &str) -> String {
 fn ip_json(args: &str) -> Json {
     let text = ip(&format!("-j {args}"));
     if text.trim().is_empty() {
-        Json::Arr(Vec::new())
+        Json::Array(Vec::new())
     } else {
         json::parse(&text)
     }
