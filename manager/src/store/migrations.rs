@@ -10,18 +10,32 @@ use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 /// (version, description, SQL) of each SQLite migration, in order.
-const SQLITE: &[(i64, &str, &str)] = &[(
-    1,
-    "schema",
-    include_str!("../../../migrations/sqlite/0001_schema.sql"),
-)];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "schema",
+        include_str!("../../../migrations/sqlite/0001_schema.sql"),
+    ),
+    (
+        2,
+        "vpc",
+        include_str!("../../../migrations/sqlite/0002_vpc.sql"),
+    ),
+];
 
 /// (version, description, SQL) of each PostgreSQL migration, in order.
-const POSTGRES: &[(i64, &str, &str)] = &[(
-    1,
-    "schema",
-    include_str!("../../../migrations/postgres/0001_schema.sql"),
-)];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "schema",
+        include_str!("../../../migrations/postgres/0001_schema.sql"),
+    ),
+    (
+        2,
+        "vpc",
+        include_str!("../../../migrations/postgres/0002_vpc.sql"),
+    ),
+];
 
 fn migrator(files: &[(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(

@@ -57,15 +57,22 @@ mod migrations;
 mod query;
 
 pub mod account;
+pub mod acl;
 pub mod bootstrap;
 pub mod config;
 pub mod domain;
+pub mod gateway;
 pub mod job;
 pub mod limit;
+pub mod network;
 pub mod offering;
+pub mod router;
+pub mod rule;
 pub mod session;
 pub mod user;
 pub mod vlan;
+pub mod vnet;
+pub mod vpc;
 pub mod zone;
 
 pub use query::{Listed, Page};

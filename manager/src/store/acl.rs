@@ -1,0 +1,550 @@
+//! Network ACL lists (CloudStack table `network_acl`) and their rules
+//! (`network_acl_item`).
+//!
+//! The 0002 migration seeds the two built-in lists, id 1 `default_deny` and id 2
+//! `default_allow`, with one Ingress and one Egress rule each. Built-in lists have no
+//! VPC; they and their rules cannot be changed or removed (Conflict).
+
+use sqlx::FromRow;
+
+use super::query::{self, Arg, Where};
+use super::{Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
+
+/// Id of the built-in list that denies everything.
+pub const DEFAULT_DENY_ID: i64 = 1;
+/// Id of the built-in list that allows everything.
+pub const DEFAULT_ALLOW_ID: i64 = 2;
+/// Name of [`DEFAULT_DENY_ID`].
+pub const DEFAULT_DENY: &str = "default_deny";
+/// Name of [`DEFAULT_ALLOW_ID`].
+pub const DEFAULT_ALLOW: &str = "default_allow";
+
+/// Rule states.
+pub const ITEM_STAGED: &str = "Staged";
+/// A rule waiting to be pushed to the router.
+pub const ITEM_ADD: &str = "Add";
+/// A rule the router applies.
+pub const ITEM_ACTIVE: &str = "Active";
+/// A rule waiting to be withdrawn from the router.
+pub const ITEM_REVOKE: &str = "Revoke";
+
+/// A `network_acl` row.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct AclList {
+    /// Internal key.
+    pub id: i64,
+    /// API id.
+    pub uuid: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// The VPC; None for the built-in lists.
+    pub vpc_id: Option<i64>,
+    /// Creation time (epoch ms).
+    pub created: i64,
+    /// Removal time (epoch ms), if removed.
+    pub removed: Option<i64>,
+}
+
+impl AclList {
+    /// Whether this is one of the two built-in, immutable lists.
+    pub fn is_builtin(&self) -> bool {
+        self.vpc_id.is_none()
+    }
+}
+
+/// A `network_acl_item` row.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct AclItem {
+    /// Internal key.
+    pub id: i64,
+    /// API id.
+    pub uuid: String,
+    /// The list.
+    pub acl_id: i64,
+    /// Position in the list, unique among its live rules.
+    pub number: i64,
+    /// `Allow` or `Deny`.
+    pub action: String,
+    /// `Ingress` or `Egress`.
+    pub traffic_type: String,
+    /// `tcp`, `udp`, `icmp`, `all` or a protocol number.
+    pub protocol: String,
+    /// First port.
+    pub start_port: Option<i64>,
+    /// Last port.
+    pub end_port: Option<i64>,
+    /// ICMP type.
+    pub icmp_type: Option<i64>,
+    /// ICMP code.
+    pub icmp_code: Option<i64>,
+    /// Comma-separated CIDRs.
+    pub cidr_list: String,
+    /// One of the `ITEM_*` states.
+    pub state: String,
+    /// Free text.
+    pub reason: Option<String>,
+    /// Creation time (epoch ms).
+    pub created: i64,
+    /// Removal time (epoch ms), if removed.
+    pub removed: Option<i64>,
+}
+
+impl AclItem {
+    /// The CIDRs of `cidr_list`.
+    pub fn cidrs(&self) -> Vec<&str> {
+        self.cidr_list
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+}
+
+/// A rule to add to a list (state Staged).
+#[derive(Clone, Debug, Default)]
+pub struct NewAclItem {
+    /// The list (not a built-in one).
+    pub acl_id: i64,
+    /// Position; None takes one past the highest live number.
+    pub number: Option<i64>,
+    /// `Allow` or `Deny`.
+    pub action: String,
+    /// `Ingress` or `Egress`.
+    pub traffic_type: String,
+    /// Protocol.
+    pub protocol: String,
+    /// First port.
+    pub start_port: Option<i64>,
+    /// Last port.
+    pub end_port: Option<i64>,
+    /// ICMP type.
+    pub icmp_type: Option<i64>,
+    /// ICMP code.
+    pub icmp_code: Option<i64>,
+    /// CIDRs (joined with commas when stored).
+    pub cidrs: Vec<String>,
+    /// Free text.
+    pub reason: Option<String>,
+}
+
+/// Filters of an ACL list listing; every set field must match.
+#[derive(Clone, Debug, Default)]
+pub struct AclFilter {
+    /// Only this list (internal id).
+    pub id: Option<i64>,
+    /// Only these lists (API ids).
+    pub uuids: Option<Vec<String>>,
+    /// Exact name.
+    pub name: Option<String>,
+    /// Substring of the name or description, case-insensitive.
+    pub keyword: Option<String>,
+    /// Only lists of this VPC (plus the built-ins when `include_builtin`).
+    pub vpc_id: Option<i64>,
+    /// Whether the built-in lists are listed too.
+    pub include_builtin: bool,
+}
+
+/// Filters of a rule listing; every set field must match.
+#[derive(Clone, Debug, Default)]
+pub struct AclItemFilter {
+    /// Only this rule (internal id).
+    pub id: Option<i64>,
+    /// Only these rules (API ids).
+    pub uuids: Option<Vec<String>>,
+    /// Only rules of this list.
+    pub acl_id: Option<i64>,
+    /// Only this direction.
+    pub traffic_type: Option<String>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only this protocol.
+    pub protocol: Option<String>,
+    /// Only this state.
+    pub state: Option<String>,
+}
+
+const COLUMNS: &str = "id, uuid, name, description, vpc_id, created, removed";
+const ITEM_COLUMNS: &str = "id, uuid, acl_id, number, action, traffic_type, protocol, \
+     start_port, end_port, icmp_type, icmp_code, cidr_list, state, reason, created, removed";
+
+/// Creates a list of a VPC.
+pub async fn create_list<'a>(
+    ex: impl Into<Exec<'a>>,
+    vpc_id: i64,
+    name: &str,
+    description: &str,
+) -> Result<AclList> {
+    let mut ex = ex.into();
+    let id: i64 = on_db!(&mut ex, c => {
+        sqlx::query_scalar(
+            "INSERT INTO network_acl (uuid, name, description, vpc_id, created) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(new_uuid())
+        .bind(name)
+        .bind(description)
+        .bind(vpc_id)
+        .bind(now_ms())
+        .fetch_one(c)
+        .await?
+    });
+    get_by_id(ex, id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "network ACL",
+            key: id.to_string(),
+        })
+}
+
+async fn get<'a, V: Into<Arg>>(
+    ex: impl Into<Exec<'a>>,
+    column: &str,
+    value: V,
+) -> Result<Option<AclList>> {
+    let mut w = Where::new();
+    w.eq(column, value);
+    let sql = format!("SELECT {COLUMNS} FROM network_acl{}", w.sql());
+    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// A list by internal id, removed or not.
+pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<AclList>> {
+    get(ex, "id", id).await
+}
+
+/// A list by UUID, removed or not.
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<AclList>> {
+    get(ex, "uuid", uuid).await
+}
+
+/// Lists live lists by id (the built-ins first).
+pub async fn list<'a>(
+    ex: impl Into<Exec<'a>>,
+    filter: &AclFilter,
+    page: Page,
+) -> Result<Listed<AclList>> {
+    let mut w = Where::new();
+    w.push("removed IS NULL")
+        .eq_opt("id", filter.id)
+        .eq_opt("name", filter.name.clone())
+        .keyword(&["name", "description"], filter.keyword.as_deref());
+    match (filter.vpc_id, filter.include_builtin) {
+        (Some(vpc), true) => {
+            let p = w.arg(vpc);
+            w.push(format!("(vpc_id = {p} OR vpc_id IS NULL)"));
+        }
+        (Some(vpc), false) => {
+            w.eq("vpc_id", vpc);
+        }
+        (None, true) => {}
+        (None, false) => {
+            w.push("vpc_id IS NOT NULL");
+        }
+    }
+    if let Some(uuids) = &filter.uuids {
+        w.any_of("uuid", uuids);
+    }
+    query::list(&mut ex.into(), COLUMNS, "network_acl", &w, "id", page).await
+}
+
+/// A live list that may be changed: NotFound when missing or removed, Conflict for a
+/// built-in one.
+pub async fn mutable_list<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<AclList> {
+    let list = get_by_id(ex, id)
+        .await?
+        .filter(|l| l.removed.is_none())
+        .ok_or_else(|| StoreError::NotFound {
+            what: "network ACL",
+            key: id.to_string(),
+        })?;
+    if list.is_builtin() {
+        return Err(StoreError::Conflict(format!(
+            "the default network ACL {} cannot be modified",
+            list.name
+        )));
+    }
+    Ok(list)
+}
+
+/// Renames a list and/or changes its description (refused for the built-ins).
+pub async fn update_list<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    name: Option<String>,
+    description: Option<String>,
+) -> Result<AclList> {
+    atomically(ex.into(), move |tx| {
+        Box::pin(async move {
+            let mut ex = Exec::Tx(tx);
+            mutable_list(ex.reborrow(), id).await?;
+            on_db!(&mut ex, c => {
+                sqlx::query(
+                    "UPDATE network_acl SET name = COALESCE($2, name), \
+                     description = COALESCE($3, description) WHERE id = $1",
+                )
+                .bind(id)
+                .bind(&name)
+                .bind(&description)
+                .execute(c)
+                .await?;
+            });
+            get_by_id(ex, id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "network ACL",
+                    key: id.to_string(),
+                })
+        })
+    })
+    .await
+}
+
+/// Marks a list and its rules removed (refused for the built-ins); false when it
+/// already was removed.
+pub async fn remove_list<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
+    atomically(ex.into(), move |tx| {
+        Box::pin(async move {
+            let mut ex = Exec::Tx(tx);
+            match get_by_id(ex.reborrow(), id).await? {
+                None => return Ok(false),
+                Some(l) if l.removed.is_some() => return Ok(false),
+                Some(l) if l.is_builtin() => {
+                    return Err(StoreError::Conflict(format!(
+                        "the default network ACL {} cannot be removed",
+                        l.name
+                    )));
+                }
+                Some(_) => {}
+            }
+            let now = now_ms();
+            on_db!(&mut ex, c => {
+                sqlx::query(
+                    "UPDATE network_acl_item SET removed = $2 WHERE acl_id = $1 \
+                     AND removed IS NULL",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(c)
+                .await?;
+            });
+            let done = on_db!(&mut ex, c => {
+                sqlx::query("UPDATE network_acl SET removed = $2 WHERE id = $1 AND removed IS NULL")
+                    .bind(id)
+                    .bind(now)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+            });
+            Ok(done == 1)
+        })
+    })
+    .await
+}
+
+/// Adds a rule, Staged, to a list that is not built-in. A number another live rule
+/// of the list has is refused (Duplicate).
+pub async fn create_item<'a>(ex: impl Into<Exec<'a>>, new: NewAclItem) -> Result<AclItem> {
+    atomically(ex.into(), move |tx| {
+        Box::pin(async move {
+            let mut ex = Exec::Tx(tx);
+            mutable_list(ex.reborrow(), new.acl_id).await?;
+            let number = match new.number {
+                Some(n) => n,
+                None => on_db!(&mut ex, c => {
+                    sqlx::query_scalar::<_, i64>(
+                        "SELECT COALESCE(MAX(number), 0) + 1 FROM network_acl_item \
+                         WHERE acl_id = $1 AND removed IS NULL",
+                    )
+                    .bind(new.acl_id)
+                    .fetch_one(c)
+                    .await?
+                }),
+            };
+            let id: i64 = on_db!(&mut ex, c => {
+                sqlx::query_scalar(
+                    "INSERT INTO network_acl_item (uuid, acl_id, number, action, traffic_type, \
+                     protocol, start_port, end_port, icmp_type, icmp_code, cidr_list, state, \
+                     reason, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+                     'Staged', $12, $13) RETURNING id",
+                )
+                .bind(new_uuid())
+                .bind(new.acl_id)
+                .bind(number)
+                .bind(&new.action)
+                .bind(&new.traffic_type)
+                .bind(&new.protocol)
+                .bind(new.start_port)
+                .bind(new.end_port)
+                .bind(new.icmp_type)
+                .bind(new.icmp_code)
+                .bind(new.cidrs.join(","))
+                .bind(&new.reason)
+                .bind(now_ms())
+                .fetch_one(c)
+                .await?
+            });
+            item_by_id(ex, id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "network ACL item",
+                    key: id.to_string(),
+                })
+        })
+    })
+    .await
+}
+
+async fn get_item<'a, V: Into<Arg>>(
+    ex: impl Into<Exec<'a>>,
+    column: &str,
+    value: V,
+) -> Result<Option<AclItem>> {
+    let mut w = Where::new();
+    w.eq(column, value);
+    let sql = format!("SELECT {ITEM_COLUMNS} FROM network_acl_item{}", w.sql());
+    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// A rule by internal id, removed or not.
+pub async fn item_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<AclItem>> {
+    get_item(ex, "id", id).await
+}
+
+/// A rule by UUID, removed or not.
+pub async fn item_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<AclItem>> {
+    get_item(ex, "uuid", uuid).await
+}
+
+/// Lists live rules by list and number.
+pub async fn list_items<'a>(
+    ex: impl Into<Exec<'a>>,
+    filter: &AclItemFilter,
+    page: Page,
+) -> Result<Listed<AclItem>> {
+    let mut w = Where::new();
+    w.push("removed IS NULL")
+        .eq_opt("id", filter.id)
+        .eq_opt("acl_id", filter.acl_id)
+        .eq_opt("traffic_type", filter.traffic_type.clone())
+        .eq_opt("action", filter.action.clone())
+        .eq_opt("protocol", filter.protocol.clone())
+        .eq_opt("state", filter.state.clone());
+    if let Some(uuids) = &filter.uuids {
+        w.any_of("uuid", uuids);
+    }
+    query::list(
+        &mut ex.into(),
+        ITEM_COLUMNS,
+        "network_acl_item",
+        &w,
+        "acl_id, number",
+        page,
+    )
+    .await
+}
+
+async fn item_of_mutable_list(ex: &mut Exec<'_>, id: i64) -> Result<AclItem> {
+    let item = item_by_id(ex.reborrow(), id)
+        .await?
+        .filter(|i| i.removed.is_none())
+        .ok_or_else(|| StoreError::NotFound {
+            what: "network ACL item",
+            key: id.to_string(),
+        })?;
+    mutable_list(ex.reborrow(), item.acl_id).await?;
+    Ok(item)
+}
+
+/// Sets the state of a live rule of a list that is not built-in.
+pub async fn set_item_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
+    let state = state.to_string();
+    atomically(ex.into(), move |tx| {
+        Box::pin(async move {
+            let mut ex = Exec::Tx(tx);
+            item_of_mutable_list(&mut ex, id).await?;
+            let done = on_db!(&mut ex, c => {
+                sqlx::query(
+                    "UPDATE network_acl_item SET state = $2 WHERE id = $1 AND removed IS NULL",
+                )
+                .bind(id)
+                .bind(&state)
+                .execute(c)
+                .await?
+                .rows_affected()
+            });
+            Ok(done == 1)
+        })
+    })
+    .await
+}
+
+/// Replaces the fields of a live rule (its list stays); state goes back to Staged.
+/// Refused for rules of the built-in lists.
+pub async fn update_item<'a>(ex: impl Into<Exec<'a>>, id: i64, new: NewAclItem) -> Result<AclItem> {
+    atomically(ex.into(), move |tx| {
+        Box::pin(async move {
+            let mut ex = Exec::Tx(tx);
+            let old = item_of_mutable_list(&mut ex, id).await?;
+            on_db!(&mut ex, c => {
+                sqlx::query(
+                    "UPDATE network_acl_item SET number = $2, action = $3, traffic_type = $4, \
+                     protocol = $5, start_port = $6, end_port = $7, icmp_type = $8, \
+                     icmp_code = $9, cidr_list = $10, reason = $11, state = 'Staged' \
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(new.number.unwrap_or(old.number))
+                .bind(&new.action)
+                .bind(&new.traffic_type)
+                .bind(&new.protocol)
+                .bind(new.start_port)
+                .bind(new.end_port)
+                .bind(new.icmp_type)
+                .bind(new.icmp_code)
+                .bind(new.cidrs.join(","))
+                .bind(&new.reason)
+                .execute(c)
+                .await?;
+            });
+            item_by_id(ex, id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "network ACL item",
+                    key: id.to_string(),
+                })
+        })
+    })
+    .await
+}
+
+/// Marks a live rule removed (its number becomes free); refused for rules of the
+/// built-in lists.
+pub async fn remove_item<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
+    atomically(ex.into(), move |tx| {
+        Box::pin(async move {
+            let mut ex = Exec::Tx(tx);
+            item_of_mutable_list(&mut ex, id).await?;
+            let done = on_db!(&mut ex, c => {
+                sqlx::query(
+                    "UPDATE network_acl_item SET removed = $2, state = 'Revoke' WHERE id = $1 \
+                     AND removed IS NULL",
+                )
+                .bind(id)
+                .bind(now_ms())
+                .execute(c)
+                .await?
+                .rows_affected()
+            });
+            Ok(done == 1)
+        })
+    })
+    .await
+}

@@ -1,0 +1,433 @@
+//! VPC private gateways (CloudStack table `vpc_gateways`) and static routes
+//! (`static_routes`).
+
+use sqlx::FromRow;
+
+use super::query::{self, Arg, Where};
+use super::{Exec, Listed, Page, Result, StoreError, new_uuid, now_ms};
+
+/// Private gateway states.
+pub const GATEWAY_CREATING: &str = "Creating";
+/// A gateway the router serves.
+pub const GATEWAY_READY: &str = "Ready";
+/// A gateway being torn down.
+pub const GATEWAY_DELETING: &str = "Deleting";
+
+/// Static route states.
+pub const ROUTE_STAGED: &str = "Staged";
+/// A route waiting to be pushed to the router.
+pub const ROUTE_ADD: &str = "Add";
+/// A route the router applies.
+pub const ROUTE_ACTIVE: &str = "Active";
+/// A route waiting to be withdrawn.
+pub const ROUTE_REVOKE: &str = "Revoke";
+
+/// A `vpc_gateways` row, with the path of its domain.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct PrivateGateway {
+    /// Internal key.
+    pub id: i64,
+    /// API id.
+    pub uuid: String,
+    /// The VPC.
+    pub vpc_id: i64,
+    /// The private network created for it.
+    pub network_id: i64,
+    /// The router's address on it.
+    pub ip4_address: String,
+    /// The upstream gateway.
+    pub gateway: String,
+    /// Netmask.
+    pub netmask: String,
+    /// `vlan://<n>` / `vxlan://<n>`.
+    pub broadcast_uri: String,
+    /// Whether traffic leaving through it is source-NATed.
+    pub source_nat: bool,
+    /// The ACL list of its NIC.
+    pub network_acl_id: Option<i64>,
+    /// One of the `GATEWAY_*` states.
+    pub state: String,
+    /// The owner.
+    pub account_id: i64,
+    /// The owner's domain.
+    pub domain_id: i64,
+    /// The owning domain's path.
+    pub domain_path: String,
+    /// Creation time (epoch ms).
+    pub created: i64,
+    /// Removal time (epoch ms), if removed.
+    pub removed: Option<i64>,
+}
+
+/// A private gateway to create (state Creating).
+#[derive(Clone, Debug, Default)]
+pub struct NewPrivateGateway {
+    /// The VPC.
+    pub vpc_id: i64,
+    /// The private network.
+    pub network_id: i64,
+    /// The router's address.
+    pub ip4_address: String,
+    /// The upstream gateway.
+    pub gateway: String,
+    /// Netmask.
+    pub netmask: String,
+    /// Broadcast URI.
+    pub broadcast_uri: String,
+    /// Source NAT.
+    pub source_nat: bool,
+    /// ACL list.
+    pub network_acl_id: Option<i64>,
+    /// The owner.
+    pub account_id: i64,
+    /// The owner's domain.
+    pub domain_id: i64,
+}
+
+/// Filters of a private gateway list; every set field must match.
+#[derive(Clone, Debug, Default)]
+pub struct GatewayFilter {
+    /// Only this gateway (internal id).
+    pub id: Option<i64>,
+    /// Only these gateways (API ids).
+    pub uuids: Option<Vec<String>>,
+    /// Only gateways of this VPC.
+    pub vpc_id: Option<i64>,
+    /// Only this address.
+    pub ip4_address: Option<String>,
+    /// Only this broadcast URI.
+    pub broadcast_uri: Option<String>,
+    /// Only this state.
+    pub state: Option<String>,
+    /// Only this owner.
+    pub account_id: Option<i64>,
+    /// Only gateways of the subtree rooted at this domain path.
+    pub domain_path_prefix: Option<String>,
+    /// Only gateways using this ACL list.
+    pub network_acl_id: Option<i64>,
+}
+
+/// A `static_routes` row.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct StaticRoute {
+    /// Internal key.
+    pub id: i64,
+    /// API id.
+    pub uuid: String,
+    /// The VPC.
+    pub vpc_id: i64,
+    /// The private gateway it goes through (or None with a next hop).
+    pub vpc_gateway_id: Option<i64>,
+    /// Destination CIDR.
+    pub cidr: String,
+    /// Next-hop address.
+    pub next_hop: Option<String>,
+    /// One of the `ROUTE_*` states.
+    pub state: String,
+    /// The owner.
+    pub account_id: i64,
+    /// The owner's domain.
+    pub domain_id: i64,
+    /// The owning domain's path.
+    pub domain_path: String,
+    /// Creation time (epoch ms).
+    pub created: i64,
+    /// Removal time (epoch ms), if removed.
+    pub removed: Option<i64>,
+}
+
+/// A static route to create (state Staged).
+#[derive(Clone, Debug, Default)]
+pub struct NewStaticRoute {
+    /// The VPC.
+    pub vpc_id: i64,
+    /// The private gateway.
+    pub vpc_gateway_id: Option<i64>,
+    /// Destination CIDR.
+    pub cidr: String,
+    /// Next hop.
+    pub next_hop: Option<String>,
+    /// The owner.
+    pub account_id: i64,
+    /// The owner's domain.
+    pub domain_id: i64,
+}
+
+/// Filters of a static route list; every set field must match.
+#[derive(Clone, Debug, Default)]
+pub struct RouteFilter {
+    /// Only this route (internal id).
+    pub id: Option<i64>,
+    /// Only these routes (API ids).
+    pub uuids: Option<Vec<String>>,
+    /// Only routes of this VPC.
+    pub vpc_id: Option<i64>,
+    /// Only routes through this gateway.
+    pub vpc_gateway_id: Option<i64>,
+    /// Only this destination.
+    pub cidr: Option<String>,
+    /// Only this state.
+    pub state: Option<String>,
+    /// Only this owner.
+    pub account_id: Option<i64>,
+    /// Only routes of the subtree rooted at this domain path.
+    pub domain_path_prefix: Option<String>,
+}
+
+const GW_COLUMNS: &str = "g.id, g.uuid, g.vpc_id, g.network_id, g.ip4_address, g.gateway, \
+     g.netmask, g.broadcast_uri, g.source_nat, g.network_acl_id, g.state, g.account_id, \
+     g.domain_id, d.path AS domain_path, g.created, g.removed";
+const GW_FROM: &str = "vpc_gateways g JOIN domain d ON d.id = g.domain_id";
+const ROUTE_COLUMNS: &str = "s.id, s.uuid, s.vpc_id, s.vpc_gateway_id, s.cidr, s.next_hop, \
+     s.state, s.account_id, s.domain_id, d.path AS domain_path, s.created, s.removed";
+const ROUTE_FROM: &str = "static_routes s JOIN domain d ON d.id = s.domain_id";
+
+async fn set_column<'a>(
+    ex: impl Into<Exec<'a>>,
+    table: &str,
+    id: i64,
+    column: &str,
+    value: Arg,
+) -> Result<bool> {
+    let mut w = Where::new();
+    let p = w.arg(value);
+    w.eq("id", id).push("removed IS NULL");
+    let sql = format!("UPDATE {table} SET {column} = {p}{}", w.sql());
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        query::bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql)), w.args())
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+async fn soft_delete<'a>(
+    ex: impl Into<Exec<'a>>,
+    table: &str,
+    id: i64,
+    state: &str,
+) -> Result<bool> {
+    let sql =
+        format!("UPDATE {table} SET removed = $2, state = $3 WHERE id = $1 AND removed IS NULL");
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(now_ms())
+            .bind(state)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Creates a private gateway, Creating.
+pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewPrivateGateway) -> Result<PrivateGateway> {
+    let mut ex = ex.into();
+    let id: i64 = on_db!(&mut ex, c => {
+        sqlx::query_scalar(
+            "INSERT INTO vpc_gateways (uuid, vpc_id, network_id, ip4_address, gateway, netmask, \
+             broadcast_uri, source_nat, network_acl_id, state, account_id, domain_id, created) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'Creating', $10, $11, $12) RETURNING id",
+        )
+        .bind(new_uuid())
+        .bind(new.vpc_id)
+        .bind(new.network_id)
+        .bind(&new.ip4_address)
+        .bind(&new.gateway)
+        .bind(&new.netmask)
+        .bind(&new.broadcast_uri)
+        .bind(new.source_nat)
+        .bind(new.network_acl_id)
+        .bind(new.account_id)
+        .bind(new.domain_id)
+        .bind(now_ms())
+        .fetch_one(c)
+        .await?
+    });
+    get_by_id(ex, id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "private gateway",
+            key: id.to_string(),
+        })
+}
+
+async fn get_gateway<'a, V: Into<Arg>>(
+    ex: impl Into<Exec<'a>>,
+    column: &str,
+    value: V,
+) -> Result<Option<PrivateGateway>> {
+    let mut w = Where::new();
+    w.eq(column, value);
+    let sql = format!("SELECT {GW_COLUMNS} FROM {GW_FROM}{}", w.sql());
+    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// A private gateway by internal id, removed or not.
+pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<PrivateGateway>> {
+    get_gateway(ex, "g.id", id).await
+}
+
+/// A private gateway by UUID, removed or not.
+pub async fn get_by_uuid<'a>(
+    ex: impl Into<Exec<'a>>,
+    uuid: &str,
+) -> Result<Option<PrivateGateway>> {
+    get_gateway(ex, "g.uuid", uuid).await
+}
+
+/// Lists live private gateways by creation order.
+pub async fn list<'a>(
+    ex: impl Into<Exec<'a>>,
+    filter: &GatewayFilter,
+    page: Page,
+) -> Result<Listed<PrivateGateway>> {
+    let mut w = Where::new();
+    w.push("g.removed IS NULL")
+        .eq_opt("g.id", filter.id)
+        .eq_opt("g.vpc_id", filter.vpc_id)
+        .eq_opt("g.ip4_address", filter.ip4_address.clone())
+        .eq_opt("g.broadcast_uri", filter.broadcast_uri.clone())
+        .eq_opt("g.state", filter.state.clone())
+        .eq_opt("g.account_id", filter.account_id)
+        .eq_opt("g.network_acl_id", filter.network_acl_id);
+    if let Some(uuids) = &filter.uuids {
+        w.any_of("g.uuid", uuids);
+    }
+    if let Some(prefix) = &filter.domain_path_prefix {
+        w.starts_with("d.path", prefix);
+    }
+    query::list(&mut ex.into(), GW_COLUMNS, GW_FROM, &w, "g.id", page).await
+}
+
+/// Sets the state of a live private gateway.
+pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
+    set_column(ex, "vpc_gateways", id, "state", state.into()).await
+}
+
+/// Replaces (or clears) the ACL list of a live private gateway.
+pub async fn set_acl<'a>(ex: impl Into<Exec<'a>>, id: i64, acl_id: Option<i64>) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE vpc_gateways SET network_acl_id = $2 WHERE id = $1 AND removed IS NULL",
+        )
+        .bind(id)
+        .bind(acl_id)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Marks a live private gateway removed (state Deleting).
+pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
+    soft_delete(ex, "vpc_gateways", id, GATEWAY_DELETING).await
+}
+
+/// Creates a static route, Staged.
+pub async fn create_route<'a>(ex: impl Into<Exec<'a>>, new: NewStaticRoute) -> Result<StaticRoute> {
+    let mut ex = ex.into();
+    let id: i64 = on_db!(&mut ex, c => {
+        sqlx::query_scalar(
+            "INSERT INTO static_routes (uuid, vpc_id, vpc_gateway_id, cidr, next_hop, state, \
+             account_id, domain_id, created) VALUES ($1, $2, $3, $4, $5, 'Staged', $6, $7, $8) \
+             RETURNING id",
+        )
+        .bind(new_uuid())
+        .bind(new.vpc_id)
+        .bind(new.vpc_gateway_id)
+        .bind(&new.cidr)
+        .bind(&new.next_hop)
+        .bind(new.account_id)
+        .bind(new.domain_id)
+        .bind(now_ms())
+        .fetch_one(c)
+        .await?
+    });
+    route_by_id(ex, id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "static route",
+            key: id.to_string(),
+        })
+}
+
+async fn get_route<'a, V: Into<Arg>>(
+    ex: impl Into<Exec<'a>>,
+    column: &str,
+    value: V,
+) -> Result<Option<StaticRoute>> {
+    let mut w = Where::new();
+    w.eq(column, value);
+    let sql = format!("SELECT {ROUTE_COLUMNS} FROM {ROUTE_FROM}{}", w.sql());
+    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// A static route by internal id, removed or not.
+pub async fn route_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<StaticRoute>> {
+    get_route(ex, "s.id", id).await
+}
+
+/// A static route by UUID, removed or not.
+pub async fn route_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<StaticRoute>> {
+    get_route(ex, "s.uuid", uuid).await
+}
+
+/// Lists live static routes by creation order.
+pub async fn list_routes<'a>(
+    ex: impl Into<Exec<'a>>,
+    filter: &RouteFilter,
+    page: Page,
+) -> Result<Listed<StaticRoute>> {
+    let mut w = Where::new();
+    w.push("s.removed IS NULL")
+        .eq_opt("s.id", filter.id)
+        .eq_opt("s.vpc_id", filter.vpc_id)
+        .eq_opt("s.vpc_gateway_id", filter.vpc_gateway_id)
+        .eq_opt("s.cidr", filter.cidr.clone())
+        .eq_opt("s.state", filter.state.clone())
+        .eq_opt("s.account_id", filter.account_id);
+    if let Some(uuids) = &filter.uuids {
+        w.any_of("s.uuid", uuids);
+    }
+    if let Some(prefix) = &filter.domain_path_prefix {
+        w.starts_with("d.path", prefix);
+    }
+    query::list(&mut ex.into(), ROUTE_COLUMNS, ROUTE_FROM, &w, "s.id", page).await
+}
+
+/// Sets the state of a live static route.
+pub async fn set_route_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
+    set_column(ex, "static_routes", id, "state", state.into()).await
+}
+
+/// Marks a live static route removed (state Revoke).
+pub async fn remove_route<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
+    soft_delete(ex, "static_routes", id, ROUTE_REVOKE).await
+}
+
+/// The live static routes of a VPC that go through a gateway (to refuse deleting a
+/// gateway still in use).
+pub async fn count_routes_via<'a>(ex: impl Into<Exec<'a>>, vpc_gateway_id: i64) -> Result<i64> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM static_routes WHERE vpc_gateway_id = $1 AND removed IS NULL",
+        )
+        .bind(vpc_gateway_id)
+        .fetch_one(c)
+        .await?
+    }))
+}

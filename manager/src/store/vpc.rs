@@ -1,0 +1,280 @@
+//! VPCs (CloudStack table `vpc`).
+
+use sqlx::FromRow;
+
+use super::query::{self, Arg, Where};
+use super::{Exec, Listed, Page, Result, StoreError, new_uuid, now_ms};
+
+/// `state` of a VPC in use.
+pub const STATE_ENABLED: &str = "Enabled";
+/// `state` of a VPC whose router is gone or being torn down.
+pub const STATE_INACTIVE: &str = "Inactive";
+
+/// A `vpc` row, with the path of its domain.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct Vpc {
+    /// Internal key.
+    pub id: i64,
+    /// API id.
+    pub uuid: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub display_text: String,
+    /// The zone.
+    pub zone_id: i64,
+    /// The VPC's super-CIDR.
+    pub cidr: String,
+    /// The owner.
+    pub account_id: i64,
+    /// The owner's domain.
+    pub domain_id: i64,
+    /// The owning domain's path (`/`, `/a/`), for subtree checks.
+    pub domain_path: String,
+    /// The offering it was created from.
+    pub vpc_offering_id: i64,
+    /// [`STATE_ENABLED`] or [`STATE_INACTIVE`].
+    pub state: String,
+    /// DNS domain of its tiers.
+    pub network_domain: Option<String>,
+    /// Whether a restart is due.
+    pub restart_required: bool,
+    /// Redundant routers (always false here).
+    pub redundant: bool,
+    /// Its source-NAT public address (`user_ip_address.id`).
+    pub source_nat_ip_id: Option<i64>,
+    /// Creation time (epoch ms).
+    pub created: i64,
+    /// Removal time (epoch ms), if removed.
+    pub removed: Option<i64>,
+}
+
+/// A VPC to create (state Enabled).
+#[derive(Clone, Debug, Default)]
+pub struct NewVpc {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub display_text: String,
+    /// The zone.
+    pub zone_id: i64,
+    /// Super-CIDR.
+    pub cidr: String,
+    /// The owner.
+    pub account_id: i64,
+    /// The owner's domain.
+    pub domain_id: i64,
+    /// The offering.
+    pub vpc_offering_id: i64,
+    /// DNS domain of its tiers.
+    pub network_domain: Option<String>,
+}
+
+/// Filters of a VPC list; every set field must match.
+#[derive(Clone, Debug, Default)]
+pub struct VpcFilter {
+    /// Only this VPC (internal id).
+    pub id: Option<i64>,
+    /// Only these VPCs (API ids).
+    pub uuids: Option<Vec<String>>,
+    /// Exact name.
+    pub name: Option<String>,
+    /// Substring of the name or description, case-insensitive.
+    pub keyword: Option<String>,
+    /// Only this zone.
+    pub zone_id: Option<i64>,
+    /// Only this owner.
+    pub account_id: Option<i64>,
+    /// Only this domain.
+    pub domain_id: Option<i64>,
+    /// Only VPCs of the subtree rooted at this domain path.
+    pub domain_path_prefix: Option<String>,
+    /// Only this state.
+    pub state: Option<String>,
+    /// Only VPCs of this offering.
+    pub vpc_offering_id: Option<i64>,
+    /// Only VPCs needing (or not needing) a restart.
+    pub restart_required: Option<bool>,
+}
+
+const COLUMNS: &str = "v.id, v.uuid, v.name, v.display_text, v.zone_id, v.cidr, v.account_id, \
+     v.domain_id, d.path AS domain_path, v.vpc_offering_id, v.state, v.network_domain, \
+     v.restart_required, v.redundant, v.source_nat_ip_id, v.created, v.removed";
+const FROM: &str = "vpc v JOIN domain d ON d.id = v.domain_id";
+
+/// Creates a VPC, Enabled.
+pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewVpc) -> Result<Vpc> {
+    let mut ex = ex.into();
+    let id: i64 = on_db!(&mut ex, c => {
+        sqlx::query_scalar(
+            "INSERT INTO vpc (uuid, name, display_text, zone_id, cidr, account_id, domain_id, \
+             vpc_offering_id, state, network_domain, created) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'Enabled', $9, $10) RETURNING id",
+        )
+        .bind(new_uuid())
+        .bind(&new.name)
+        .bind(&new.display_text)
+        .bind(new.zone_id)
+        .bind(&new.cidr)
+        .bind(new.account_id)
+        .bind(new.domain_id)
+        .bind(new.vpc_offering_id)
+        .bind(&new.network_domain)
+        .bind(now_ms())
+        .fetch_one(c)
+        .await?
+    });
+    get_by_id(ex, id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "vpc",
+            key: id.to_string(),
+        })
+}
+
+async fn get<'a, V: Into<Arg>>(
+    ex: impl Into<Exec<'a>>,
+    column: &str,
+    value: V,
+) -> Result<Option<Vpc>> {
+    let mut w = Where::new();
+    w.eq(column, value);
+    let sql = format!("SELECT {COLUMNS} FROM {FROM}{}", w.sql());
+    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// A VPC by internal id, removed or not.
+pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Vpc>> {
+    get(ex, "v.id", id).await
+}
+
+/// A VPC by UUID, removed or not.
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Vpc>> {
+    get(ex, "v.uuid", uuid).await
+}
+
+/// Lists live VPCs by creation order.
+pub async fn list<'a>(
+    ex: impl Into<Exec<'a>>,
+    filter: &VpcFilter,
+    page: Page,
+) -> Result<Listed<Vpc>> {
+    let mut w = Where::new();
+    w.push("v.removed IS NULL")
+        .eq_opt("v.id", filter.id)
+        .eq_opt("v.name", filter.name.clone())
+        .eq_opt("v.zone_id", filter.zone_id)
+        .eq_opt("v.account_id", filter.account_id)
+        .eq_opt("v.domain_id", filter.domain_id)
+        .eq_opt("v.state", filter.state.clone())
+        .eq_opt("v.vpc_offering_id", filter.vpc_offering_id)
+        .eq_opt("v.restart_required", filter.restart_required)
+        .keyword(&["v.name", "v.display_text"], filter.keyword.as_deref());
+    if let Some(uuids) = &filter.uuids {
+        w.any_of("v.uuid", uuids);
+    }
+    if let Some(prefix) = &filter.domain_path_prefix {
+        w.starts_with("d.path", prefix);
+    }
+    query::list(&mut ex.into(), COLUMNS, FROM, &w, "v.id", page).await
+}
+
+async fn update_live<'a>(ex: impl Into<Exec<'a>>, id: i64, set: &str, value: Arg) -> Result<bool> {
+    let mut w = Where::new();
+    let p = w.arg(value);
+    w.eq("id", id).push("removed IS NULL");
+    let sql = format!("UPDATE vpc SET {set} = {p}{}", w.sql());
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        query::bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql)), w.args())
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Sets the state of a live VPC; false when there is none.
+pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
+    update_live(ex, id, "state", state.into()).await
+}
+
+/// Sets or clears the restart-required flag of a live VPC.
+pub async fn set_restart_required<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    required: bool,
+) -> Result<bool> {
+    update_live(ex, id, "restart_required", required.into()).await
+}
+
+/// Renames a live VPC and/or changes its description (`None` leaves a field as is).
+pub async fn update<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    name: Option<&str>,
+    display_text: Option<&str>,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE vpc SET name = COALESCE($2, name), display_text = COALESCE($3, display_text) \
+             WHERE id = $1 AND removed IS NULL",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(display_text)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Records (or clears) the VPC's source-NAT address.
+pub async fn set_source_nat_ip<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    ip_id: Option<i64>,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query("UPDATE vpc SET source_nat_ip_id = $2 WHERE id = $1 AND removed IS NULL")
+            .bind(id)
+            .bind(ip_id)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Marks a live VPC removed (and Inactive); false when it already was.
+pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE vpc SET removed = $2, state = 'Inactive' WHERE id = $1 AND removed IS NULL",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// The live VPCs of an account (for the `vpc` resource limit).
+pub async fn count_for_account<'a>(ex: impl Into<Exec<'a>>, account_id: i64) -> Result<i64> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM vpc WHERE account_id = $1 AND removed IS NULL")
+            .bind(account_id)
+            .fetch_one(c)
+            .await?
+    }))
+}
