@@ -3,6 +3,8 @@
 //! async jobs (`server`), and the commands (`services`).
 
 pub mod api;
+pub mod orchestration;
+pub mod rules;
 pub mod serve;
 pub mod server;
 pub mod services;

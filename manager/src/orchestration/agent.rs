@@ -1,0 +1,147 @@
+//! The seams to the outside: the agent of a router (`AgentClient`) and the
+//! driver that runs routers (`RouterDriver`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use vpc_proto::v1 as pb;
+
+use super::model::{RouterNicView, RouterView};
+
+/// One agent RPC with its request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentCommand {
+    PlugNic(pb::PlugNicRequest),
+    UnplugNic(pb::UnplugNicRequest),
+    SetupGuestNetwork(pb::SetupGuestNetworkRequest),
+    DestroyGuestNetwork(pb::DestroyGuestNetworkRequest),
+    IpAssoc(pb::IpAssocRequest),
+    SetSourceNat(pb::SetSourceNatRequest),
+    SetStaticRoutes(pb::SetStaticRoutesRequest),
+    SetNetworkAcl(pb::SetNetworkAclRequest),
+    SetPortForwardingRules(pb::SetPortForwardingRulesRequest),
+    SetStaticNatRules(pb::SetStaticNatRulesRequest),
+    SetLoadBalancerRules(pb::SetLoadBalancerRulesRequest),
+    SetDhcpEntries(pb::SetDhcpEntriesRequest),
+    ApplyConfig(pb::ApplyConfigRequest),
+    GetState(pb::GetStateRequest),
+}
+
+impl AgentCommand {
+    /// The RPC's name as the proto spells it.
+    pub fn rpc(&self) -> &'static str {
+        match self {
+            AgentCommand::PlugNic(_) => "PlugNic",
+            AgentCommand::UnplugNic(_) => "UnplugNic",
+            AgentCommand::SetupGuestNetwork(_) => "SetupGuestNetwork",
+            AgentCommand::DestroyGuestNetwork(_) => "DestroyGuestNetwork",
+            AgentCommand::IpAssoc(_) => "IpAssoc",
+            AgentCommand::SetSourceNat(_) => "SetSourceNat",
+            AgentCommand::SetStaticRoutes(_) => "SetStaticRoutes",
+            AgentCommand::SetNetworkAcl(_) => "SetNetworkAcl",
+            AgentCommand::SetPortForwardingRules(_) => "SetPortForwardingRules",
+            AgentCommand::SetStaticNatRules(_) => "SetStaticNatRules",
+            AgentCommand::SetLoadBalancerRules(_) => "SetLoadBalancerRules",
+            AgentCommand::SetDhcpEntries(_) => "SetDhcpEntries",
+            AgentCommand::ApplyConfig(_) => "ApplyConfig",
+            AgentCommand::GetState(_) => "GetState",
+        }
+    }
+
+    /// The generation a mutating command carries (None for GetState).
+    pub fn generation(&self) -> Option<u64> {
+        Some(match self {
+            AgentCommand::PlugNic(r) => r.generation,
+            AgentCommand::UnplugNic(r) => r.generation,
+            AgentCommand::SetupGuestNetwork(r) => r.generation,
+            AgentCommand::DestroyGuestNetwork(r) => r.generation,
+            AgentCommand::IpAssoc(r) => r.generation,
+            AgentCommand::SetSourceNat(r) => r.generation,
+            AgentCommand::SetStaticRoutes(r) => r.generation,
+            AgentCommand::SetNetworkAcl(r) => r.generation,
+            AgentCommand::SetPortForwardingRules(r) => r.generation,
+            AgentCommand::SetStaticNatRules(r) => r.generation,
+            AgentCommand::SetLoadBalancerRules(r) => r.generation,
+            AgentCommand::SetDhcpEntries(r) => r.generation,
+            AgentCommand::ApplyConfig(r) => r.generation,
+            AgentCommand::GetState(_) => return None,
+        })
+    }
+}
+
+/// The agent's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentReply {
+    /// The answer to every mutating RPC.
+    Applied(pb::ApplyResponse),
+    /// The answer to GetState.
+    State(Box<pb::GetStateResponse>),
+}
+
+/// Why an agent RPC failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentError {
+    /// The agent holds a newer generation (FAILED_PRECONDITION).
+    #[error("the router has applied generation {applied}, newer than {sent}")]
+    StaleGeneration { sent: u64, applied: u64 },
+    /// Bad input (INVALID_ARGUMENT / NOT_FOUND).
+    #[error("the agent refused the request: {0}")]
+    Refused(String),
+    /// The agent could not be reached.
+    #[error("the agent is unreachable: {0}")]
+    Unreachable(String),
+    /// Applying failed on the router; the previous state stays applied.
+    #[error("the agent failed to apply: {0}")]
+    Failed(String),
+}
+
+/// A client of routers' agents.
+pub trait AgentClient: Send + Sync {
+    /// Sends one command to the router's agent and waits for its answer.
+    fn send(
+        &self,
+        router: &RouterView,
+        command: AgentCommand,
+    ) -> impl Future<Output = Result<AgentReply, AgentError>> + Send;
+}
+
+/// How to reach a router's agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentEndpoint {
+    UnixSocket(PathBuf),
+    Tcp(SocketAddr),
+}
+
+/// Why a driver operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("driver: {0}")]
+pub struct DriverError(pub String);
+
+/// Where routers run (CloudStack's "resource").
+pub trait RouterDriver: Send + Sync {
+    /// Starts the router (with the NICs it has) and returns its agent.
+    fn start_router(
+        &self,
+        router: &RouterView,
+    ) -> impl Future<Output = Result<AgentEndpoint, DriverError>> + Send;
+    fn stop_router(
+        &self,
+        router: &RouterView,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+    fn destroy_router(
+        &self,
+        router: &RouterView,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+    /// Hot-plugs a NIC into the running router.
+    fn plug_nic(
+        &self,
+        router: &RouterView,
+        nic: &RouterNicView,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+    fn unplug_nic(
+        &self,
+        router: &RouterView,
+        nic: &RouterNicView,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+}
