@@ -200,19 +200,25 @@ pub trait NetworkGuru: Send + Sync {
     }
     /// Validates and shapes a network; its state is Allocated.
     fn design(&self, spec: &NetworkSpec) -> Result<DesignedNetwork, GuruError>;
-    /// Acquires what the network needs to carry traffic (its vnet).
+    /// Acquires what the network needs to carry traffic (its vnet). By
+    /// default nothing: the network's broadcast URI was fixed at design.
     fn implement<'a>(
         &'a self,
         network: &'a DesignedNetwork,
-        vnets: &'a mut dyn VnetAllocator,
-    ) -> BoxFuture<'a, Result<ImplementedNetwork, GuruError>>;
-    /// Reserves an IP and a MAC for a NIC on the network.
+        _vnets: &'a mut dyn VnetAllocator,
+    ) -> BoxFuture<'a, Result<ImplementedNetwork, GuruError>> {
+        Box::pin(async move { Ok(implement_fixed(network)) })
+    }
+    /// Reserves an IP and a MAC for a NIC on the network; by default from
+    /// the network's own CIDR.
     fn reserve<'a>(
         &'a self,
         network: &'a ImplementedNetwork,
         nic: &'a NicRequest,
         addresses: &'a mut dyn AddressAllocator,
-    ) -> BoxFuture<'a, Result<ReservedNic, GuruError>>;
+    ) -> BoxFuture<'a, Result<ReservedNic, GuruError>> {
+        Box::pin(reserve_in(network, nic, addresses))
+    }
     /// Gives a NIC's IP back.
     fn release<'a>(
         &'a self,
@@ -482,14 +488,6 @@ impl NetworkGuru for GuestVlanGuru {
     ) -> BoxFuture<'a, Result<ImplementedNetwork, GuruError>> {
         Box::pin(implement_guest(network, vnets))
     }
-    fn reserve<'a>(
-        &'a self,
-        network: &'a ImplementedNetwork,
-        nic: &'a NicRequest,
-        addresses: &'a mut dyn AddressAllocator,
-    ) -> BoxFuture<'a, Result<ReservedNic, GuruError>> {
-        Box::pin(reserve_in(network, nic, addresses))
-    }
 }
 
 /// Guest tiers on VXLAN-isolated physical networks (`vxlan://N`).
@@ -512,14 +510,6 @@ impl NetworkGuru for GuestVxlanGuru {
         vnets: &'a mut dyn VnetAllocator,
     ) -> BoxFuture<'a, Result<ImplementedNetwork, GuruError>> {
         Box::pin(implement_guest(network, vnets))
-    }
-    fn reserve<'a>(
-        &'a self,
-        network: &'a ImplementedNetwork,
-        nic: &'a NicRequest,
-        addresses: &'a mut dyn AddressAllocator,
-    ) -> BoxFuture<'a, Result<ReservedNic, GuruError>> {
-        Box::pin(reserve_in(network, nic, addresses))
     }
 }
 
@@ -551,21 +541,6 @@ impl NetworkGuru for PrivateGatewayGuru {
         check_vnet(spec.isolation, vlan)?;
         let uri = broadcast_uri(spec.isolation, vlan);
         Ok(designed(self.name(), spec, cidr, Some(gateway), uri))
-    }
-    fn implement<'a>(
-        &'a self,
-        network: &'a DesignedNetwork,
-        _vnets: &'a mut dyn VnetAllocator,
-    ) -> BoxFuture<'a, Result<ImplementedNetwork, GuruError>> {
-        Box::pin(async move { Ok(implement_fixed(network)) })
-    }
-    fn reserve<'a>(
-        &'a self,
-        network: &'a ImplementedNetwork,
-        nic: &'a NicRequest,
-        addresses: &'a mut dyn AddressAllocator,
-    ) -> BoxFuture<'a, Result<ReservedNic, GuruError>> {
-        Box::pin(reserve_in(network, nic, addresses))
     }
 }
 
@@ -601,21 +576,6 @@ impl NetworkGuru for PublicGuru {
         };
         Ok(designed(self.name(), spec, cidr, Some(gateway), uri))
     }
-    fn implement<'a>(
-        &'a self,
-        network: &'a DesignedNetwork,
-        _vnets: &'a mut dyn VnetAllocator,
-    ) -> BoxFuture<'a, Result<ImplementedNetwork, GuruError>> {
-        Box::pin(async move { Ok(implement_fixed(network)) })
-    }
-    fn reserve<'a>(
-        &'a self,
-        network: &'a ImplementedNetwork,
-        nic: &'a NicRequest,
-        addresses: &'a mut dyn AddressAllocator,
-    ) -> BoxFuture<'a, Result<ReservedNic, GuruError>> {
-        Box::pin(reserve_in(network, nic, addresses))
-    }
 }
 
 /// The link-local control network (169.254.0.0/16, no gateway).
@@ -645,21 +605,6 @@ impl NetworkGuru for ControlGuru {
         let mut net = designed(self.name(), spec, LINK_LOCAL, None, None);
         net.isolation = IsolationMethod::None;
         Ok(net)
-    }
-    fn implement<'a>(
-        &'a self,
-        network: &'a DesignedNetwork,
-        _vnets: &'a mut dyn VnetAllocator,
-    ) -> BoxFuture<'a, Result<ImplementedNetwork, GuruError>> {
-        Box::pin(async move { Ok(implement_fixed(network)) })
-    }
-    fn reserve<'a>(
-        &'a self,
-        network: &'a ImplementedNetwork,
-        nic: &'a NicRequest,
-        addresses: &'a mut dyn AddressAllocator,
-    ) -> BoxFuture<'a, Result<ReservedNic, GuruError>> {
-        Box::pin(reserve_in(network, nic, addresses))
     }
 }
 
