@@ -30,6 +30,7 @@ pub fn registry() -> Registry {
 pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
     let mut bodies = identity::job_bodies();
     bodies.extend(network::job_bodies());
+    bodies.extend(offering::job_bodies());
     bodies
 }
 
