@@ -1,0 +1,202 @@
+//! Wire form to validated model: every field checked, every reference resolved.
+//!
+//! One submodule per group of resources: `nics` (NICs, tiers, public IPs),
+//! `rules` (ACLs), `nat` (source NAT, static routes, port forwarding, static
+//! NAT, load balancers and their conflicts) and `dhcp` (leases).
+
+mod dhcp;
+mod nat;
+mod nics;
+mod rules;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::{IpNet, Ipv4Net};
+use vpc_proto::v1 as pb;
+
+use super::*;
+
+/// Whether the caller sent something malformed or referred to something the
+/// router does not have. Maps to INVALID_ARGUMENT and NOT_FOUND.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidKind {
+    Argument,
+    NotFound,
+}
+
+/// A rejected desired state, naming the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    pub kind: InvalidKind,
+    pub field: String,
+    pub message: String,
+}
+
+fn bad(field: impl Into<String>, message: impl Into<String>) -> Invalid {
+    Invalid {
+        kind: InvalidKind::Argument,
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn missing(field: impl Into<String>, message: impl Into<String>) -> Invalid {
+    Invalid {
+        kind: InvalidKind::NotFound,
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+type Result<T> = std::result::Result<T, Invalid>;
+
+fn ipv4(field: &str, value: &str) -> Result<Ipv4Addr> {
+    if value.is_empty() {
+        return Err(bad(field, "is required"));
+    }
+    value
+        .parse()
+        .map_err(|_| bad(field, format!("{value:?} is not an IPv4 address")))
+}
+
+fn ip(field: &str, value: &str) -> Result<IpAddr> {
+    value
+        .parse()
+        .map_err(|_| bad(field, format!("{value:?} is not an IP address")))
+}
+
+/// A network CIDR whose host bits are zero.
+fn network4(field: &str, value: &str) -> Result<Ipv4Net> {
+    if value.is_empty() {
+        return Err(bad(field, "is required"));
+    }
+    let net: Ipv4Net = value
+        .parse()
+        .map_err(|_| bad(field, format!("{value:?} is not an IPv4 CIDR")))?;
+    if net.trunc() != net {
+        return Err(bad(
+            field,
+            format!("{value} has host bits set (network is {})", net.trunc()),
+        ));
+    }
+    Ok(net)
+}
+
+fn network(field: &str, value: &str) -> Result<IpNet> {
+    let net: IpNet = value
+        .parse()
+        .map_err(|_| bad(field, format!("{value:?} is not a CIDR")))?;
+    if net.trunc() != net {
+        return Err(bad(
+            field,
+            format!("{value} has host bits set (network is {})", net.trunc()),
+        ));
+    }
+    Ok(net)
+}
+
+fn networks4(field: &str, values: &[String]) -> Result<Vec<Ipv4Net>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| network4(&format!("{field}[{i}]"), v))
+        .collect()
+}
+
+fn mac(field: &str, value: &str) -> Result<Mac> {
+    if value.is_empty() {
+        return Err(bad(field, "is required"));
+    }
+    value
+        .to_ascii_lowercase()
+        .parse()
+        .map_err(|_| bad(field, format!("{value:?} is not a MAC address")))
+}
+
+fn mtu(field: &str, value: u32) -> Result<Option<u32>> {
+    match value {
+        0 => Ok(None),
+        68..=65535 => Ok(Some(value)),
+        _ => Err(bad(field, format!("{value} is outside 68..65535"))),
+    }
+}
+
+fn port(field: &str, value: u32) -> Result<u16> {
+    match value {
+        1..=65535 => Ok(value as u16),
+        _ => Err(bad(field, format!("{value} is outside 1..65535"))),
+    }
+}
+
+/// A range whose end defaults to its start.
+fn port_range(field: &str, first: u32, last: u32) -> Result<(u16, u16)> {
+    let first = port(&format!("{field}_start_port"), first)?;
+    let last = if last == 0 {
+        first
+    } else {
+        port(&format!("{field}_end_port"), last)?
+    };
+    if last < first {
+        return Err(bad(
+            format!("{field}_end_port"),
+            format!("{last} is below the start port {first}"),
+        ));
+    }
+    Ok((first, last))
+}
+
+fn l4(field: &str, value: i32) -> Result<L4> {
+    match pb::Protocol::try_from(value) {
+        Ok(pb::Protocol::Tcp) => Ok(L4::Tcp),
+        Ok(pb::Protocol::Udp) => Ok(L4::Udp),
+        _ => Err(bad(field, "must be PROTOCOL_TCP or PROTOCOL_UDP")),
+    }
+}
+
+fn hostname(field: &str, value: &str) -> Result<String> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err(bad(
+            field,
+            format!("{value:?} is not a host name (letters, digits, inner hyphens, at most 63)"),
+        ))
+    }
+}
+
+fn domain(field: &str, value: &str) -> Result<String> {
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    let ok = value.len() <= 253 && value.split('.').all(|label| hostname(field, label).is_ok());
+    if ok {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err(bad(field, format!("{value:?} is not a DNS domain")))
+    }
+}
+
+impl Router {
+    /// Validates a desired state and resolves its references.
+    pub fn from_config(config: &pb::RouterConfig) -> Result<Router> {
+        let mut router = Router::default();
+        router.nics = nics::nics(&config.nics)?;
+        router.tiers = nics::tiers(&router.nics, &config.guest_networks)?;
+        router.public_ips = nics::public_ips(&router.nics, &config.public_ips)?;
+        router.source_nat = nat::source_nat(&router, &config.source_nat_rules)?;
+        router.static_routes = nat::static_routes(&router, &config.static_routes)?;
+        router.acls = rules::acls(&router.nics, &config.network_acls)?;
+        router.port_forwards = nat::port_forwards(&router, &config.port_forwarding_rules)?;
+        router.static_nats = nat::static_nats(&router, &config.static_nat_rules)?;
+        router.load_balancers = nat::load_balancers(&router, &config.load_balancer_rules)?;
+        nat::check_public_port_conflicts(&router)?;
+        router.dhcp = dhcp::dhcp(&router, &config.dhcp)?;
+        Ok(router)
+    }
+}

@@ -1,0 +1,301 @@
+//! Source NAT, static routes, port forwarding, static NAT and load balancers,
+//! and the conflicts between rules that claim the same public port.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use vpc_proto::v1 as pb;
+
+use super::nics::nic_ref;
+use super::{Result, bad, ipv4, l4, missing, network4, networks4, port, port_range};
+use crate::model::*;
+
+fn held_ip<'a>(router: &'a Router, field: &str, value: &str) -> Result<&'a PublicIp> {
+    let address = ipv4(field, value)?;
+    router
+        .public_ips
+        .iter()
+        .find(|p| p.address == address)
+        .ok_or_else(|| {
+            missing(
+                field,
+                format!("{address} is not associated with the router"),
+            )
+        })
+}
+
+fn in_tier(router: &Router, field: &str, value: &str) -> Result<Ipv4Addr> {
+    let address = ipv4(field, value)?;
+    match router.tier_of(address) {
+        Some(t) if t.gateway != address => Ok(address),
+        Some(_) => Err(bad(
+            field,
+            format!("{address} is the router's own tier address"),
+        )),
+        None => Err(bad(
+            field,
+            format!("{address} is not inside any tier of the router"),
+        )),
+    }
+}
+
+pub(super) fn source_nat(router: &Router, wire: &[pb::SourceNatRule]) -> Result<Vec<SourceNat>> {
+    let mut out: Vec<SourceNat> = Vec::new();
+    for (i, r) in wire.iter().enumerate() {
+        let f = |name: &str| format!("source_nat_rules[{i}].{name}");
+        let nic = nic_ref(
+            &router.nics,
+            &f("device_index"),
+            r.device_index,
+            None,
+            &[Role::Public, Role::Private],
+        )?;
+        let held = held_ip(router, &f("nat_ip"), &r.nat_ip)?;
+        if held.index != nic.index {
+            return Err(bad(
+                f("nat_ip"),
+                format!(
+                    "{} is held on eth{}, not eth{}",
+                    held.address, held.index, nic.index
+                ),
+            ));
+        }
+        let mut sources = networks4(&f("source_cidrs"), &r.source_cidrs)?;
+        if sources.is_empty() {
+            sources = router.tier_cidrs();
+        }
+        if out.iter().any(|o| o.index == nic.index) {
+            return Err(bad(
+                f("device_index"),
+                format!("eth{} has two source NAT rules", nic.index),
+            ));
+        }
+        out.push(SourceNat {
+            index: nic.index,
+            nat_ip: held.address,
+            sources,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn static_routes(router: &Router, wire: &[pb::StaticRoute]) -> Result<Vec<StaticRoute>> {
+    let link_local: Ipv4Net = "169.254.0.0/16".parse().expect("constant");
+    let mut out: Vec<StaticRoute> = Vec::new();
+    for (i, r) in wire.iter().enumerate() {
+        let f = |name: &str| format!("static_routes[{i}].{name}");
+        let cidr = network4(&f("cidr"), &r.cidr)?;
+        if link_local.contains(&cidr.network()) || cidr.contains(&link_local.network()) {
+            return Err(bad(
+                f("cidr"),
+                format!("{cidr} overlaps the link-local range 169.254.0.0/16"),
+            ));
+        }
+        if let Some(t) = router
+            .tiers
+            .values()
+            .find(|t| t.cidr.contains(&cidr.network()) || cidr.contains(&t.cidr.network()))
+        {
+            return Err(bad(
+                f("cidr"),
+                format!("{cidr} overlaps the tier {}", t.cidr),
+            ));
+        }
+        let next_hop = ipv4(&f("next_hop"), &r.next_hop)?;
+        let gateway = held_ip(router, &f("gateway_ip"), &r.gateway_ip)?;
+        if !gateway.private_gateway {
+            return Err(bad(
+                f("gateway_ip"),
+                format!("{} is not a private gateway address", gateway.address),
+            ));
+        }
+        if !gateway.subnet().contains(&next_hop) {
+            return Err(bad(
+                f("next_hop"),
+                format!(
+                    "{next_hop} is not in the private gateway's network {}",
+                    gateway.subnet()
+                ),
+            ));
+        }
+        if let Some(o) = out
+            .iter()
+            .find(|o| o.cidr.contains(&cidr.network()) || cidr.contains(&o.cidr.network()))
+        {
+            return Err(bad(
+                f("cidr"),
+                format!("{cidr} overlaps the static route {}", o.cidr),
+            ));
+        }
+        out.push(StaticRoute {
+            cidr,
+            next_hop,
+            index: gateway.index,
+        });
+    }
+    Ok(out)
+}
+
+/// PF ranges wider than this with a port shift are refused: each shifted port
+/// becomes one map element.
+pub const MAX_SHIFTED_PORTS: u32 = 4096;
+
+pub(super) fn port_forwards(
+    router: &Router,
+    wire: &[pb::PortForwardingRule],
+) -> Result<Vec<PortForward>> {
+    let mut out = Vec::with_capacity(wire.len());
+    for (i, r) in wire.iter().enumerate() {
+        let f = |name: &str| format!("port_forwarding_rules[{i}].{name}");
+        let public_ip = held_ip(router, &f("public_ip"), &r.public_ip)?.address;
+        let protocol = l4(&f("protocol"), r.protocol)?;
+        let public_ports = port_range(&f("public"), r.public_start_port, r.public_end_port)?;
+        let private_ports = port_range(&f("private"), r.private_start_port, r.private_end_port)?;
+        let width = |p: (u16, u16)| u32::from(p.1 - p.0);
+        if width(public_ports) != width(private_ports) {
+            return Err(bad(
+                f("private_end_port"),
+                "the public and private port ranges differ in length",
+            ));
+        }
+        if public_ports != private_ports && width(public_ports) >= MAX_SHIFTED_PORTS {
+            return Err(bad(
+                f("public_end_port"),
+                format!("a shifted port range may span at most {MAX_SHIFTED_PORTS} ports"),
+            ));
+        }
+        out.push(PortForward {
+            id: r.id.clone(),
+            public_ip,
+            protocol,
+            public_ports,
+            private_ip: in_tier(router, &f("private_ip"), &r.private_ip)?,
+            private_ports,
+            sources: networks4(&f("source_cidrs"), &r.source_cidrs)?,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn static_nats(router: &Router, wire: &[pb::StaticNatRule]) -> Result<Vec<StaticNat>> {
+    let mut out: Vec<StaticNat> = Vec::with_capacity(wire.len());
+    for (i, r) in wire.iter().enumerate() {
+        let f = |name: &str| format!("static_nat_rules[{i}].{name}");
+        let held = held_ip(router, &f("public_ip"), &r.public_ip)?;
+        if held.source_nat {
+            return Err(bad(
+                f("public_ip"),
+                format!("{} is the source-NAT IP", held.address),
+            ));
+        }
+        let private_ip = in_tier(router, &f("private_ip"), &r.private_ip)?;
+        if out.iter().any(|o| o.public_ip == held.address) {
+            return Err(bad(
+                f("public_ip"),
+                format!("{} is mapped twice", held.address),
+            ));
+        }
+        if out.iter().any(|o| o.private_ip == private_ip) {
+            return Err(bad(
+                f("private_ip"),
+                format!("{private_ip} already has a static NAT IP"),
+            ));
+        }
+        out.push(StaticNat {
+            public_ip: held.address,
+            private_ip,
+            index: held.index,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn load_balancers(
+    router: &Router,
+    wire: &[pb::LoadBalancerRule],
+) -> Result<Vec<LoadBalancer>> {
+    let mut out = Vec::with_capacity(wire.len());
+    for (i, r) in wire.iter().enumerate() {
+        let f = |name: &str| format!("load_balancer_rules[{i}].{name}");
+        let algorithm = match pb::LbAlgorithm::try_from(r.algorithm) {
+            Ok(pb::LbAlgorithm::RoundRobin) => Algorithm::RoundRobin,
+            Ok(pb::LbAlgorithm::Source) => Algorithm::SourceHash,
+            Ok(pb::LbAlgorithm::LeastConn) => {
+                return Err(bad(
+                    f("algorithm"),
+                    "leastconn is not supported by the VPC router: its in-kernel balancer keeps no connection counts; use ROUND_ROBIN or SOURCE",
+                ));
+            }
+            _ => return Err(bad(f("algorithm"), "is required (ROUND_ROBIN or SOURCE)")),
+        };
+        let public_ip = held_ip(router, &f("public_ip"), &r.public_ip)?.address;
+        let protocol = l4(&f("protocol"), r.protocol)?;
+        let public_port = port(&f("public_port"), r.public_port)?;
+        let backends = r
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(k, b)| {
+                let bf = |name: &str| f(&format!("backends[{k}].{name}"));
+                let address = in_tier(router, &bf("ip_address"), &b.ip_address)?;
+                let p = if b.port == 0 { r.private_port } else { b.port };
+                Ok((address, port(&bf("port"), p)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.push(LoadBalancer {
+            id: r.id.clone(),
+            public_ip,
+            protocol,
+            public_port,
+            algorithm,
+            backends,
+            sources: networks4(&f("source_cidrs"), &r.source_cidrs)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Two rules may not claim the same public IP, protocol and port, and a
+/// static NAT IP takes no other rule (CloudStack: one purpose per IP).
+pub(super) fn check_public_port_conflicts(router: &Router) -> Result<()> {
+    let mut claims: Vec<(Ipv4Addr, L4, (u16, u16), String)> = Vec::new();
+    let pf = router.port_forwards.iter().enumerate().map(|(i, r)| {
+        (
+            r.public_ip,
+            r.protocol,
+            r.public_ports,
+            format!("port_forwarding_rules[{i}]"),
+        )
+    });
+    let lb = router.load_balancers.iter().enumerate().map(|(i, r)| {
+        (
+            r.public_ip,
+            r.protocol,
+            (r.public_port, r.public_port),
+            format!("load_balancer_rules[{i}]"),
+        )
+    });
+    for (ip, proto, ports, field) in pf.chain(lb) {
+        if router.static_nats.iter().any(|s| s.public_ip == ip) {
+            return Err(bad(
+                format!("{field}.public_ip"),
+                format!("{ip} is used for static NAT"),
+            ));
+        }
+        if let Some((_, _, _, other)) = claims.iter().find(|(oip, oproto, oports, _)| {
+            *oip == ip && *oproto == proto && oports.0 <= ports.1 && ports.0 <= oports.1
+        }) {
+            return Err(bad(
+                format!("{field}.public_ip"),
+                format!(
+                    "{ip} {} {}-{} conflicts with {other}",
+                    proto.name(),
+                    ports.0,
+                    ports.1
+                ),
+            ));
+        }
+        claims.push((ip, proto, ports, field));
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! Network ACLs: the item lists of tiers and private gateways.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use vpc_proto::v1 as pb;
+
+use super::nics::nic_ref;
+use super::{Result, bad, network, port_range};
+use crate::model::*;
+
+impl Router {
+    /// This router with NIC `acl.device_index`'s ACL replaced (removed when
+    /// the list is empty), validating only that ACL: a one-item change to a
+    /// long list must not re-validate every other list of the router.
+    pub fn with_acl(&self, acl: &pb::NetworkAcl) -> Result<Router> {
+        let nic = nic_ref(
+            &self.nics,
+            "acl.device_index",
+            acl.device_index,
+            Some(("acl.mac_address", &acl.mac_address)),
+            &[Role::Guest, Role::Private],
+        )?;
+        let mut next = self.clone();
+        if acl.items.is_empty() {
+            next.acls.remove(&nic.index);
+        } else {
+            next.acls
+                .insert(nic.index, self::acl("acl.items", nic.index, &acl.items)?);
+        }
+        Ok(next)
+    }
+}
+
+pub(super) fn acls(
+    nics: &BTreeMap<u32, Nic>,
+    wire: &[pb::NetworkAcl],
+) -> Result<BTreeMap<u32, Acl>> {
+    let mut out = BTreeMap::new();
+    for (i, a) in wire.iter().enumerate() {
+        let f = |name: &str| format!("network_acls[{i}].{name}");
+        let nic = nic_ref(
+            nics,
+            &f("device_index"),
+            a.device_index,
+            Some((&f("mac_address"), &a.mac_address)),
+            &[Role::Guest, Role::Private],
+        )?;
+        let acl = acl(&f("items"), nic.index, &a.items)?;
+        if out.insert(nic.index, acl).is_some() {
+            return Err(bad(
+                f("device_index"),
+                format!("eth{} has two ACLs", nic.index),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Validates one NIC's item list and sorts it by number.
+pub(crate) fn acl(field: &str, index: u32, items: &[pb::AclItem]) -> Result<Acl> {
+    let mut rules = Vec::with_capacity(items.len());
+    let mut numbers = BTreeSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let f = |name: &str| format!("{field}[{i}].{name}");
+        if !numbers.insert(item.number) {
+            return Err(bad(
+                f("number"),
+                format!("{} is used by two items", item.number),
+            ));
+        }
+        let action = match pb::AclAction::try_from(item.action) {
+            Ok(pb::AclAction::Allow) => Action::Allow,
+            Ok(pb::AclAction::Deny) => Action::Deny,
+            _ => return Err(bad(f("action"), "is required (ALLOW or DENY)")),
+        };
+        let direction = match pb::TrafficType::try_from(item.traffic_type) {
+            Ok(pb::TrafficType::Ingress) => Direction::Ingress,
+            Ok(pb::TrafficType::Egress) => Direction::Egress,
+            _ => return Err(bad(f("traffic_type"), "is required (INGRESS or EGRESS)")),
+        };
+        let has_ports = item.start_port.is_some() || item.end_port.is_some();
+        let has_icmp =
+            item.icmp_type.is_some_and(|t| t != -1) || item.icmp_code.is_some_and(|c| c != -1);
+        let protocol = pb::Protocol::try_from(item.protocol).unwrap_or(pb::Protocol::Unspecified);
+        if has_ports && !matches!(protocol, pb::Protocol::Tcp | pb::Protocol::Udp) {
+            return Err(bad(
+                f("start_port"),
+                "ports apply to TCP and UDP items only",
+            ));
+        }
+        if has_icmp && protocol != pb::Protocol::Icmp {
+            return Err(bad(
+                f("icmp_type"),
+                "ICMP type and code apply to ICMP items only",
+            ));
+        }
+        let matches = match protocol {
+            pb::Protocol::All => Match::All,
+            pb::Protocol::Tcp | pb::Protocol::Udp => {
+                let number = if protocol == pb::Protocol::Tcp { 6 } else { 17 };
+                let (first, last) = match (item.start_port, item.end_port) {
+                    (None, None) => (1, 65535),
+                    (Some(s), e) => port_range(&f("item"), s, e.unwrap_or(s))?,
+                    (None, Some(_)) => {
+                        return Err(bad(f("start_port"), "is required with end_port"));
+                    }
+                };
+                Match::Ports {
+                    protocol: number,
+                    first,
+                    last,
+                }
+            }
+            pb::Protocol::Icmp => {
+                let byte = |name: &str, v: Option<i32>| -> Result<Option<u8>> {
+                    match v {
+                        None | Some(-1) => Ok(None),
+                        Some(v @ 0..=255) => Ok(Some(v as u8)),
+                        Some(v) => Err(bad(f(name), format!("{v} is outside -1..255"))),
+                    }
+                };
+                Match::Icmp {
+                    icmp_type: byte("icmp_type", item.icmp_type)?,
+                    code: byte("icmp_code", item.icmp_code)?,
+                }
+            }
+            pb::Protocol::Number => match item.protocol_number {
+                n @ 0..=255 => Match::Protocol(n as u8),
+                n => return Err(bad(f("protocol_number"), format!("{n} is outside 0..255"))),
+            },
+            pb::Protocol::Unspecified => return Err(bad(f("protocol"), "is required")),
+        };
+        let mut cidrs = item
+            .cidrs
+            .iter()
+            .enumerate()
+            .map(|(k, c)| network(&f(&format!("cidrs[{k}]")), c))
+            .collect::<Result<Vec<_>>>()?;
+        if cidrs.is_empty() {
+            cidrs = vec![
+                "0.0.0.0/0".parse().expect("constant"),
+                "::/0".parse().expect("constant"),
+            ];
+        }
+        rules.push(AclRule {
+            number: item.number,
+            action,
+            direction,
+            matches,
+            cidrs,
+        });
+    }
+    rules.sort_by_key(|r| r.number);
+    Ok(Acl { index, rules })
+}

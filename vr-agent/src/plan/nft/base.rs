@@ -1,0 +1,336 @@
+//! The base chains hooked into netfilter: marks, destination NAT, the
+//! forward-path ACL dispatch, what the router serves, and source NAT.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use super::{
+    CHAIN_DSTNAT, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_MANGLE, CHAIN_SRCNAT, Chain, NftOptions, Set,
+    cidr_list, has_acl_chains, ifname, inbound_chain, outbound_chain, quoted_list,
+};
+use crate::model::*;
+
+pub(super) fn mangle(router: &Router) -> Chain {
+    let mut rules = vec!["ct state established,related meta mark set ct mark".to_string()];
+    let routed: Vec<&Nic> = router.nics.values().filter(|n| n.is_routed()).collect();
+    if !routed.is_empty() {
+        let map = routed
+            .iter()
+            .map(|n| format!("{} : {:#x}", ifname(n.index), n.table()));
+        rules.push(format!(
+            "ct state new meta mark set iifname map {{ {} }}",
+            map.collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let mut sets = Vec::new();
+    if !router.static_nats.is_empty() {
+        // A VM with a static NAT IP sends its new connections out through the
+        // NIC that holds that IP (matters with several public NICs), except to
+        // networks the router reaches inside: tiers, private gateways, routes.
+        let mut internal: Vec<Ipv4Net> = router.tier_cidrs();
+        internal.extend(
+            router
+                .public_ips
+                .iter()
+                .filter(|p| p.private_gateway)
+                .map(|p| p.subnet()),
+        );
+        internal.extend(router.static_routes.iter().map(|r| r.cidr));
+        let nic_of = |ip: Ipv4Addr| {
+            router
+                .public_ips
+                .iter()
+                .find(|p| p.address == ip)
+                .map(|p| p.index)
+        };
+        let elements = router
+            .static_nats
+            .iter()
+            .filter_map(|s| {
+                nic_of(s.public_ip).map(|i| format!("{} : {:#x}", s.private_ip, NIC_TABLE_BASE + i))
+            })
+            .collect();
+        sets.push(Set {
+            name: "static_nat_mark".into(),
+            kind: "map",
+            spec: "type ipv4_addr : mark;".into(),
+            elements,
+        });
+        rules.push(format!(
+            "ct state new ip daddr != {} meta mark set ip saddr map @static_nat_mark",
+            cidr_list(&internal)
+        ));
+    }
+    rules.push("ct state new ct mark set meta mark".into());
+    Chain {
+        name: CHAIN_MANGLE.into(),
+        hook: Some("type filter hook prerouting priority mangle; policy accept;".into()),
+        sets,
+        rules,
+    }
+}
+
+pub(super) fn dstnat(router: &Router) -> Chain {
+    let mut rules = Vec::new();
+    let mut sets = Vec::new();
+    if !router.static_nats.is_empty() {
+        sets.push(Set {
+            name: "static_nat_in".into(),
+            kind: "map",
+            spec: "type ipv4_addr : ipv4_addr;".into(),
+            elements: router
+                .static_nats
+                .iter()
+                .map(|s| format!("{} : {}", s.public_ip, s.private_ip))
+                .collect(),
+        });
+        rules.push("dnat ip to ip daddr map @static_nat_in".into());
+    }
+    let key = "ip daddr . meta l4proto . th dport";
+    let proto = |p: L4| match p {
+        L4::Tcp => 6,
+        L4::Udp => 17,
+    };
+    // Equal ranges keep the port (one interval element); shifted ranges map
+    // port by port (validation caps their width).
+    let same = |r: &PortForward| {
+        vec![format!(
+            "{} . {} . {}-{} : {}",
+            r.public_ip,
+            proto(r.protocol),
+            r.public_ports.0,
+            r.public_ports.1,
+            r.private_ip
+        )]
+    };
+    let shifted = |r: &PortForward| {
+        (0..=(r.public_ports.1 - r.public_ports.0))
+            .map(|k| {
+                format!(
+                    "{} . {} . {} : {} . {}",
+                    r.public_ip,
+                    proto(r.protocol),
+                    r.public_ports.0 + k,
+                    r.private_ip,
+                    r.private_ports.0 + k
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    for r in router
+        .port_forwards
+        .iter()
+        .filter(|r| !r.sources.is_empty())
+    {
+        let elements = if r.public_ports == r.private_ports {
+            same(r)
+        } else {
+            shifted(r)
+        };
+        rules.push(format!(
+            "ip saddr {} dnat ip to {key} map {{ {} }}",
+            cidr_list(&r.sources),
+            elements.join(", ")
+        ));
+    }
+    let open: Vec<&PortForward> = router
+        .port_forwards
+        .iter()
+        .filter(|r| r.sources.is_empty())
+        .collect();
+    let shifted_elements: Vec<String> = open
+        .iter()
+        .filter(|r| r.public_ports != r.private_ports)
+        .flat_map(|r| shifted(r))
+        .collect();
+    if !shifted_elements.is_empty() {
+        sets.push(Set {
+            name: "pf_shifted".into(),
+            kind: "map",
+            spec: "type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;".into(),
+            elements: shifted_elements,
+        });
+        rules.push(format!("dnat ip to {key} map @pf_shifted"));
+    }
+    let same_elements: Vec<String> = open
+        .iter()
+        .filter(|r| r.public_ports == r.private_ports)
+        .flat_map(|r| same(r))
+        .collect();
+    if !same_elements.is_empty() {
+        sets.push(Set {
+            name: "pf_same_port".into(),
+            kind: "map",
+            spec: "type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval;".into(),
+            elements: same_elements,
+        });
+        rules.push(format!("dnat ip to {key} map @pf_same_port"));
+    }
+    for lb in router
+        .load_balancers
+        .iter()
+        .filter(|lb| !lb.backends.is_empty())
+    {
+        let sources = if lb.sources.is_empty() {
+            String::new()
+        } else {
+            format!("ip saddr {} ", cidr_list(&lb.sources))
+        };
+        let pick = match lb.algorithm {
+            Algorithm::RoundRobin => format!("numgen inc mod {}", lb.backends.len()),
+            Algorithm::SourceHash => format!("jhash ip saddr mod {}", lb.backends.len()),
+        };
+        let backends: Vec<String> = lb
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, (ip, port))| format!("{i} : {ip} . {port}"))
+            .collect();
+        rules.push(format!(
+            "{sources}ip daddr {} {} dport {} dnat ip to {pick} map {{ {} }}",
+            lb.public_ip,
+            lb.protocol.name(),
+            lb.public_port,
+            backends.join(", ")
+        ));
+    }
+    Chain {
+        name: CHAIN_DSTNAT.into(),
+        hook: Some("type nat hook prerouting priority dstnat; policy accept;".into()),
+        sets,
+        rules,
+    }
+}
+
+pub(super) fn forward(router: &Router) -> Chain {
+    let mut rules = vec![
+        // Replies and related traffic never walk the ACLs: existing flows keep
+        // passing while a new ruleset is swapped in.
+        "ct state established,related accept".to_string(),
+        "ct state invalid drop".to_string(),
+    ];
+    let acl_nics: Vec<u32> = router
+        .nics
+        .values()
+        .filter(|n| has_acl_chains(n))
+        .map(|n| n.index)
+        .collect();
+    if !acl_nics.is_empty() {
+        let vmap = |chain: fn(u32) -> String| {
+            acl_nics
+                .iter()
+                .map(|i| format!("{} : jump {}", ifname(*i), chain(*i)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        rules.push(format!("iifname vmap {{ {} }}", vmap(outbound_chain)));
+        rules.push(format!("oifname vmap {{ {} }}", vmap(inbound_chain)));
+    }
+    let public: Vec<String> = router
+        .nics_with(Role::Public)
+        .map(|n| ifname(n.index))
+        .collect();
+    if !public.is_empty() {
+        rules.push(format!("oifname {} accept", quoted_list(public)));
+    }
+    Chain {
+        name: CHAIN_FORWARD.into(),
+        hook: Some("type filter hook forward priority filter; policy drop;".into()),
+        sets: Vec::new(),
+        rules,
+    }
+}
+
+pub(super) fn input(router: &Router, options: &NftOptions) -> Chain {
+    let mut rules = vec![
+        "iif \"lo\" accept".to_string(),
+        "ct state established,related accept".to_string(),
+        "ct state invalid drop".to_string(),
+        "meta l4proto { icmp, ipv6-icmp } accept".to_string(),
+    ];
+    if !router.tiers.is_empty() {
+        let guests = quoted_list(router.tiers.keys().map(|i| ifname(*i)));
+        rules.push(format!("iifname {guests} udp dport 67 accept"));
+        for tier in router.tiers.values() {
+            rules.push(format!(
+                "iifname {} ip saddr {} meta l4proto {{ tcp, udp }} th dport 53 accept",
+                ifname(tier.index),
+                tier.cidr
+            ));
+        }
+    }
+    let control: Vec<String> = router
+        .nics_with(Role::Control)
+        .map(|n| ifname(n.index))
+        .collect();
+    match (options.agent_port, control.is_empty()) {
+        (Some(port), false) => rules.push(format!(
+            "iifname {} tcp dport {port} accept",
+            quoted_list(control)
+        )),
+        // Until the manager has told the router which NIC is its control NIC
+        // (first boot), the agent must stay reachable; mutual TLS guards it.
+        (Some(port), true) => rules.push(format!("tcp dport {port} accept")),
+        (None, _) => {}
+    }
+    Chain {
+        name: CHAIN_INPUT.into(),
+        hook: Some("type filter hook input priority filter; policy drop;".into()),
+        sets: Vec::new(),
+        rules,
+    }
+}
+
+pub(super) fn srcnat(router: &Router) -> Chain {
+    let mut rules = Vec::new();
+    let mut sets = Vec::new();
+    if !router.static_nats.is_empty() {
+        let nic_of = |ip: Ipv4Addr| {
+            router
+                .public_ips
+                .iter()
+                .find(|p| p.address == ip)
+                .map(|p| p.index)
+        };
+        sets.push(Set {
+            name: "static_nat_out".into(),
+            kind: "map",
+            spec: "type ifname . ipv4_addr : ipv4_addr;".into(),
+            elements: router
+                .static_nats
+                .iter()
+                .filter_map(|s| {
+                    nic_of(s.public_ip)
+                        .map(|i| format!("{} . {} : {}", ifname(i), s.private_ip, s.public_ip))
+                })
+                .collect(),
+        });
+        rules.push("snat ip to oifname . ip saddr map @static_nat_out".into());
+    }
+    for snat in router.source_nat.iter().filter(|s| !s.sources.is_empty()) {
+        rules.push(format!(
+            "oifname {} ip saddr {} snat ip to {}",
+            ifname(snat.index),
+            cidr_list(&snat.sources),
+            snat.nat_ip
+        ));
+    }
+    // Hairpin: a VM reaching a forwarded public IP whose target is in its own
+    // tier gets the router's tier address as source, so the reply comes back
+    // through the router to be un-NATed instead of going straight to the VM.
+    for tier in router.tiers.values() {
+        rules.push(format!(
+            "oifname {} ip saddr {} ct status dnat snat ip to {}",
+            ifname(tier.index),
+            tier.cidr,
+            tier.gateway
+        ));
+    }
+    Chain {
+        name: CHAIN_SRCNAT.into(),
+        hook: Some("type nat hook postrouting priority srcnat; policy accept;".into()),
+        sets,
+        rules,
+    }
+}

@@ -1,0 +1,178 @@
+//! The agent's nftables table, planned from the desired state.
+//!
+//! The agent owns `table inet vpc` and nothing else. The plan is a [`Ruleset`]:
+//! chains, each owning the named sets its rules look up. [`Ruleset::render_full`]
+//! replaces the whole table in one transaction (first apply, restart, repair);
+//! [`Ruleset::render_update`] rebuilds only the chains whose content changed, in
+//! one transaction, so changing one tier's ACL does not reload every other
+//! tier's sets.
+//!
+//! Layout (reference: DESIGN §3, CloudStack's router §4.5–4.7):
+//! - `mangle_prerouting`: connmark restore for replies, NIC mark for new
+//!   connections, so replies leave by the NIC their connection came in on.
+//! - `nat_prerouting`: static NAT, port forwarding maps, load balancers.
+//! - `filter_forward`: established/related first, then each packet walks the
+//!   egress ACL of the NIC it came from and the ingress ACL of the NIC it goes
+//!   to, chosen by verdict maps on the interface name.
+//! - `filter_input`: DHCP and DNS from the tiers, ICMP, the agent port from
+//!   control NICs.
+//! - `nat_postrouting`: static NAT out, source NAT per public or private
+//!   gateway NIC, hairpin NAT inside a tier.
+//! - `ACL_INBOUND_ethN` / `ACL_OUTBOUND_ethN` per tier and private gateway NIC.
+
+mod acl;
+mod base;
+mod render;
+
+use ipnet::Ipv4Net;
+
+use crate::model::*;
+
+/// `table inet vpc`: the only table the agent touches.
+pub const TABLE: &str = "vpc";
+/// `type filter hook prerouting priority mangle`: marks and connmarks.
+pub const CHAIN_MANGLE: &str = "mangle_prerouting";
+/// `type nat hook prerouting priority dstnat`: static NAT, PF, LB.
+pub const CHAIN_DSTNAT: &str = "nat_prerouting";
+/// `type filter hook forward priority filter; policy drop`: ACL dispatch.
+pub const CHAIN_FORWARD: &str = "filter_forward";
+/// `type filter hook input priority filter; policy drop`: what the router serves.
+pub const CHAIN_INPUT: &str = "filter_input";
+/// `type nat hook postrouting priority srcnat`: SNAT.
+pub const CHAIN_SRCNAT: &str = "nat_postrouting";
+
+/// The ingress ACL chain of a NIC (traffic going into its network).
+pub fn inbound_chain(index: u32) -> String {
+    format!("ACL_INBOUND_{}", dev_name(index))
+}
+
+/// The egress ACL chain of a NIC (traffic coming out of its network).
+pub fn outbound_chain(index: u32) -> String {
+    format!("ACL_OUTBOUND_{}", dev_name(index))
+}
+
+/// Options that do not come from the desired state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NftOptions {
+    /// The agent's own TCP port, accepted on control NICs.
+    pub agent_port: Option<u16>,
+}
+
+/// A named set or map owned by one chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Set {
+    pub name: String,
+    /// `set` or `map`.
+    pub kind: &'static str,
+    /// The body before the elements, e.g. `type ipv4_addr; flags interval;`.
+    pub spec: String,
+    pub elements: Vec<String>,
+}
+
+/// A chain with its rules and the sets they use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub name: String,
+    /// For base chains: `type filter hook forward priority filter; policy drop;`.
+    pub hook: Option<String>,
+    pub sets: Vec<Set>,
+    pub rules: Vec<String>,
+}
+
+/// The whole planned table: regular (ACL) chains first, so that jumps to them
+/// resolve when the base chains are added.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ruleset {
+    pub chains: Vec<Chain>,
+}
+
+/// Plans the table for `router`.
+pub fn plan(router: &Router, options: &NftOptions) -> Ruleset {
+    plan_from(router, options, None)
+}
+
+/// Plans the table for `router`, reusing the ACL chains of `previous` (a
+/// router and the ruleset planned for it) for NICs whose ACL did not change.
+pub fn plan_from(
+    router: &Router,
+    options: &NftOptions,
+    previous: Option<(&Router, &Ruleset)>,
+) -> Ruleset {
+    let mut chains = Vec::new();
+    for nic in router.nics.values().filter(|n| has_acl_chains(n)) {
+        let unchanged = previous.filter(|(old, _)| {
+            old.nics.get(&nic.index) == Some(nic)
+                && old.acls.get(&nic.index) == router.acls.get(&nic.index)
+        });
+        if let Some((_, old_rules)) = unchanged {
+            let names = [inbound_chain(nic.index), outbound_chain(nic.index)];
+            let reused: Vec<&Chain> = names
+                .iter()
+                .filter_map(|name| old_rules.chains.iter().find(|c| &c.name == name))
+                .collect();
+            if reused.len() == 2 {
+                chains.extend(reused.into_iter().cloned());
+                continue;
+            }
+        }
+        let acl = router.acls.get(&nic.index);
+        let rules = |d| {
+            acl.map(|a| a.rules(d).collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        chains.push(acl::acl_chain(
+            nic.index,
+            Direction::Ingress,
+            &rules(Direction::Ingress),
+        ));
+        chains.push(acl::acl_chain(
+            nic.index,
+            Direction::Egress,
+            &rules(Direction::Egress),
+        ));
+    }
+    chains.push(base::mangle(router));
+    chains.push(base::dstnat(router));
+    chains.push(base::forward(router));
+    chains.push(base::input(router, options));
+    chains.push(base::srcnat(router));
+    Ruleset { chains }
+}
+
+fn has_acl_chains(nic: &Nic) -> bool {
+    matches!(nic.role, Role::Guest | Role::Private)
+}
+
+fn quoted_list<I: IntoIterator<Item = String>>(items: I) -> String {
+    let items: Vec<String> = items.into_iter().collect();
+    if items.len() == 1 {
+        return items.into_iter().next().expect("one");
+    }
+    format!("{{ {} }}", items.join(", "))
+}
+
+fn ifname(index: u32) -> String {
+    format!("\"{}\"", dev_name(index))
+}
+
+fn cidr_list(nets: &[Ipv4Net]) -> String {
+    quoted_list(
+        Ipv4Net::aggregate(&nets.to_vec())
+            .into_iter()
+            .map(|n| n.to_string()),
+    )
+}
+
+impl Ruleset {
+    /// Number of rules and set elements, for logs.
+    pub fn size(&self) -> (usize, usize) {
+        let rules = self.chains.iter().map(|c| c.rules.len()).sum();
+        let elements = self
+            .chains
+            .iter()
+            .flat_map(|c| &c.sets)
+            .map(|s| s.elements.len())
+            .sum();
+        (rules, elements)
+    }
+}
