@@ -4,37 +4,7 @@
 
 mod support;
 
-use serde_json::Value;
-use support::api::{Client, TestManager, http, query};
-
-/// Declares a test whose body runs against a manager on SQLite, then on a
-/// fresh database of the shared PostgreSQL test cluster.
-macro_rules! on_both_backends {
-    ($name:ident, |$m:ident| $body:block) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            async fn body($m: &TestManager) $body
-
-            let m = TestManager::start(None).await;
-            eprintln!("--- {} on SQLite", stringify!($name));
-            body(&m).await;
-            m.stop().await;
-
-            let cluster = tokio::task::spawn_blocking(support::postgres::Cluster::shared).await.expect("PostgreSQL test cluster");
-            let m = TestManager::start(Some(cluster.create_database().await)).await;
-            eprintln!("--- {} on PostgreSQL", stringify!($name));
-            body(&m).await;
-            m.stop().await;
-        }
-    };
-}
-
-fn id(v: &Value, object: &str) -> String {
-    v[object]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {object}.id in {v}"))
-        .to_string()
-}
+use support::api::{Client, http, id, on_both_backends, query};
 
 /// Creates a domain under ROOT and an account of `account_type` in it, with
 /// API keys; returns (domain id, account id, client of its user).

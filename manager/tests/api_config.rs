@@ -5,31 +5,7 @@
 mod support;
 
 use serde_json::Value;
-use support::api::{Client, TestManager};
-
-/// A test whose body runs on a manager with SQLite, then on one with a fresh
-/// database of the shared PostgreSQL test cluster.
-macro_rules! on_both_backends {
-    ($name:ident, |$m:ident| $body:block) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            async fn body($m: &TestManager) $body
-
-            let sqlite = TestManager::start(None).await;
-            eprintln!("--- {} on SQLite", stringify!($name));
-            body(&sqlite).await;
-            sqlite.stop().await;
-
-            let cluster = tokio::task::spawn_blocking(support::postgres::Cluster::shared)
-                .await
-                .expect("PostgreSQL test cluster");
-            let pg = TestManager::start(Some(cluster.create_database().await)).await;
-            eprintln!("--- {} on PostgreSQL", stringify!($name));
-            body(&pg).await;
-            pg.stop().await;
-        }
-    };
-}
+use support::api::{Client, on_both_backends};
 
 /// The error code of a failed call, checking that the HTTP status agrees.
 async fn code_of(client: &Client, command: &str, params: &[(&str, &str)]) -> u16 {

@@ -4,64 +4,8 @@
 
 mod support;
 
-use serde_json::Value;
-use support::api::{Client, TestManager};
+use support::api::{BOGUS, Client, id, job_ok, on_both_backends, refused, run_job};
 use vpc_manager::store::{Db, account, domain, vlan, zone};
-
-/// Declares a test whose body runs against a manager on SQLite, then on a
-/// fresh database of the shared PostgreSQL test cluster. The body also gets
-/// the manager's database URL, to reach state the API cannot set up.
-macro_rules! on_both_backends {
-    ($name:ident, |$m:ident, $url:ident| $body:block) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            #[allow(unused_variables)]
-            async fn body($m: &TestManager, $url: &str) $body
-
-            let m = TestManager::start(None).await;
-            let url = vpc_manager::settings::Settings {
-                data_dir: m.data_dir.path().to_path_buf(),
-                ..Default::default()
-            }
-            .database_url();
-            eprintln!("--- {} on SQLite", stringify!($name));
-            body(&m, &url).await;
-            m.stop().await;
-
-            let cluster = tokio::task::spawn_blocking(support::postgres::Cluster::shared)
-                .await
-                .expect("PostgreSQL test cluster");
-            let url = cluster.create_database().await;
-            let m = TestManager::start(Some(url.clone())).await;
-            eprintln!("--- {} on PostgreSQL", stringify!($name));
-            body(&m, &url).await;
-            m.stop().await;
-        }
-    };
-}
-
-const BOGUS: &str = "6b1e9e5f-1f0e-4d3c-9a55-2f2f7b1a0c11";
-
-fn id(v: &Value, object: &str) -> String {
-    v[object]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {object}.id in {v}"))
-        .to_string()
-}
-
-/// The error code of a refused call, checking the envelope too.
-async fn refused(client: &Client, command: &str, params: &[(&str, &str)]) -> (u16, String) {
-    let (status, body) = client.call(command, params).await;
-    assert_ne!(status, 200, "{command} should be refused: {body}");
-    let key = if status == 432 {
-        "errorresponse".to_string()
-    } else {
-        format!("{}response", command.to_lowercase())
-    };
-    assert_eq!(body[&key]["errorcode"], status, "{body}");
-    let text = body[&key]["errortext"].as_str().unwrap_or_default();
-    (status, text.to_string())
-}
 
 /// A user account (type 0) with API keys.
 async fn user(admin: &Client, name: &str) -> Client {
@@ -103,23 +47,6 @@ async fn create_zone(admin: &Client, name: &str) -> String {
             .await,
         "zone",
     )
-}
-
-/// Runs an async command to its end; returns the finished job.
-async fn run_job(admin: &Client, command: &str, params: &[(&str, &str)]) -> Value {
-    let started = admin.ok(command, params).await;
-    let job_id = started["jobid"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{command}: no jobid in {started}"));
-    admin.wait_job(job_id).await
-}
-
-/// Runs an async command that must succeed; returns its job result.
-async fn job_ok(admin: &Client, command: &str, params: &[(&str, &str)]) -> Value {
-    let done = run_job(admin, command, params).await;
-    assert_eq!(done["jobstatus"], 1, "{command}: {done}");
-    assert_eq!(done["jobresultcode"], 0);
-    done["jobresult"].clone()
 }
 
 /// createPhysicalNetwork is async-create: the answer carries the new id and

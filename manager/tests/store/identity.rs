@@ -5,6 +5,7 @@ use vpc_manager::store::domain::{self, DomainFilter};
 use vpc_manager::store::user::{self, NewUser};
 use vpc_manager::store::{Page, StoreError, bootstrap, session};
 
+use crate::support::store::on_both_backends;
 use crate::{child_domain, new_account, new_user};
 
 on_both_backends!(domain_tree_lists_subtrees_and_renames_paths, |db, url| {

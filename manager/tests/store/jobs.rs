@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use vpc_manager::store::job::{self, NewJob, Outcome};
 use vpc_manager::store::{Page, account, domain};
 
+use crate::support::store::on_both_backends;
 use crate::{job_for, new_account, new_user};
 
 on_both_backends!(job_lifecycle_claim_complete_and_query, |db, url| {

@@ -7,6 +7,7 @@ use vpc_manager::store::vlan::{self, IpOwner, NewVlanRange};
 use vpc_manager::store::zone::{self, NewZone, ZoneFilter};
 use vpc_manager::store::{Page, StoreError, account, config, domain, limit};
 
+use crate::support::store::on_both_backends;
 use crate::{child_domain, new_account};
 
 on_both_backends!(

@@ -15,6 +15,7 @@ pub struct TestManager {
     pub key: String,
     pub secret: String,
     pub data_dir: tempfile::TempDir,
+    database_url: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -27,7 +28,7 @@ impl TestManager {
         let settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data_dir.path().to_path_buf(),
-            database_url,
+            database_url: database_url.clone(),
             ..Settings::default()
         };
         let manager = Manager::start(settings).await.expect("manager starts");
@@ -49,9 +50,21 @@ impl TestManager {
             key,
             secret,
             data_dir,
+            database_url,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// The URL of the manager's database (its SQLite file unless given).
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            Settings {
+                data_dir: self.data_dir.path().to_path_buf(),
+                ..Settings::default()
+            }
+            .database_url()
+        })
     }
 
     /// A client signing with the admin's keys.
@@ -197,4 +210,80 @@ impl Client {
         }
         panic!("job {job_id} did not finish");
     }
+}
+
+/// Declares a test whose body runs against a manager on SQLite, then on a
+/// fresh database of the shared PostgreSQL test cluster. The `|m, url|` form
+/// also gets the manager's database URL, to reach state the API cannot set up.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($name:ident, |$m:ident| $body:block) => {
+        $crate::support::api::on_both_backends!($name, |$m, _url| $body);
+    };
+    ($name:ident, |$m:ident, $url:ident| $body:block) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            #[allow(unused_variables)]
+            async fn body($m: &$crate::support::api::TestManager, $url: &str) $body
+
+            let m = $crate::support::api::TestManager::start(None).await;
+            let url = m.database_url();
+            eprintln!("--- {} on SQLite", stringify!($name));
+            body(&m, &url).await;
+            m.stop().await;
+
+            let cluster = tokio::task::spawn_blocking($crate::support::postgres::Cluster::shared)
+                .await
+                .expect("PostgreSQL test cluster");
+            let url = cluster.create_database().await;
+            let m = $crate::support::api::TestManager::start(Some(url.clone())).await;
+            eprintln!("--- {} on PostgreSQL", stringify!($name));
+            body(&m, &url).await;
+            m.stop().await;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_backends;
+
+/// A well-formed UUID that names nothing.
+pub const BOGUS: &str = "6b1e9e5f-1f0e-4d3c-9a55-2f2f7b1a0c11";
+
+/// The `id` of the object under `object` in a response.
+pub fn id(v: &Value, object: &str) -> String {
+    v[object]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {object}.id in {v}"))
+        .to_string()
+}
+
+/// The error code and text of a refused call, checking the envelope too.
+pub async fn refused(client: &Client, command: &str, params: &[(&str, &str)]) -> (u16, String) {
+    let (status, body) = client.call(command, params).await;
+    assert_ne!(status, 200, "{command} should be refused: {body}");
+    let key = if status == 432 {
+        "errorresponse".to_string()
+    } else {
+        format!("{}response", command.to_lowercase())
+    };
+    assert_eq!(body[&key]["errorcode"], status, "{body}");
+    let text = body[&key]["errortext"].as_str().unwrap_or_default();
+    (status, text.to_string())
+}
+
+/// Runs an async command to its end; returns the finished job.
+pub async fn run_job(admin: &Client, command: &str, params: &[(&str, &str)]) -> Value {
+    let started = admin.ok(command, params).await;
+    let job_id = started["jobid"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{command}: no jobid in {started}"));
+    admin.wait_job(job_id).await
+}
+
+/// Runs an async command that must succeed; returns its job result.
+pub async fn job_ok(admin: &Client, command: &str, params: &[(&str, &str)]) -> Value {
+    let done = run_job(admin, command, params).await;
+    assert_eq!(done["jobstatus"], 1, "{command}: {done}");
+    assert_eq!(done["jobresultcode"], 0);
+    done["jobresult"].clone()
 }
