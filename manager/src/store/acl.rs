@@ -203,13 +203,7 @@ async fn get<'a, V: Into<Arg>>(
     column: &str,
     value: V,
 ) -> Result<Option<AclList>> {
-    let mut w = Where::new();
-    w.eq(column, value);
-    let sql = format!("SELECT {COLUMNS} FROM network_acl{}", w.sql());
-    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
-        .await?
-        .into_iter()
-        .next())
+    query::fetch_by(&mut ex.into(), COLUMNS, "network_acl", column, value).await
 }
 
 /// A list by internal id, removed or not.
@@ -404,13 +398,14 @@ async fn get_item<'a, V: Into<Arg>>(
     column: &str,
     value: V,
 ) -> Result<Option<AclItem>> {
-    let mut w = Where::new();
-    w.eq(column, value);
-    let sql = format!("SELECT {ITEM_COLUMNS} FROM network_acl_item{}", w.sql());
-    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
-        .await?
-        .into_iter()
-        .next())
+    query::fetch_by(
+        &mut ex.into(),
+        ITEM_COLUMNS,
+        "network_acl_item",
+        column,
+        value,
+    )
+    .await
 }
 
 /// A rule by internal id, removed or not.

@@ -261,13 +261,7 @@ async fn get_gateway<'a, V: Into<Arg>>(
     column: &str,
     value: V,
 ) -> Result<Option<PrivateGateway>> {
-    let mut w = Where::new();
-    w.eq(column, value);
-    let sql = format!("SELECT {GW_COLUMNS} FROM {GW_FROM}{}", w.sql());
-    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
-        .await?
-        .into_iter()
-        .next())
+    query::fetch_by(&mut ex.into(), GW_COLUMNS, GW_FROM, column, value).await
 }
 
 /// A private gateway by internal id, removed or not.
@@ -366,13 +360,7 @@ async fn get_route<'a, V: Into<Arg>>(
     column: &str,
     value: V,
 ) -> Result<Option<StaticRoute>> {
-    let mut w = Where::new();
-    w.eq(column, value);
-    let sql = format!("SELECT {ROUTE_COLUMNS} FROM {ROUTE_FROM}{}", w.sql());
-    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
-        .await?
-        .into_iter()
-        .next())
+    query::fetch_by(&mut ex.into(), ROUTE_COLUMNS, ROUTE_FROM, column, value).await
 }
 
 /// A static route by internal id, removed or not.

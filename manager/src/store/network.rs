@@ -195,13 +195,7 @@ async fn get<'a, V: Into<Arg>>(
     column: &str,
     value: V,
 ) -> Result<Option<Network>> {
-    let mut w = Where::new();
-    w.eq(column, value);
-    let sql = format!("SELECT {COLUMNS} FROM {FROM}{}", w.sql());
-    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
-        .await?
-        .into_iter()
-        .next())
+    query::fetch_by(&mut ex.into(), COLUMNS, FROM, column, value).await
 }
 
 /// A network by internal id, removed or not.

@@ -227,13 +227,7 @@ async fn get_vpc_offering<'a, V: Into<query::Arg>>(
     column: &str,
     value: V,
 ) -> Result<Option<VpcOffering>> {
-    let mut w = Where::new();
-    w.eq(column, value);
-    let sql = format!("SELECT {VPC_COLUMNS} FROM vpc_offerings{}", w.sql());
-    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
-        .await?
-        .into_iter()
-        .next())
+    query::fetch_by(&mut ex.into(), VPC_COLUMNS, "vpc_offerings", column, value).await
 }
 
 /// A VPC offering by internal id, removed or not.
@@ -390,13 +384,14 @@ async fn get_network_offering<'a, V: Into<query::Arg>>(
     column: &str,
     value: V,
 ) -> Result<Option<NetworkOffering>> {
-    let mut w = Where::new();
-    w.eq(column, value);
-    let sql = format!("SELECT {NETWORK_COLUMNS} FROM network_offerings{}", w.sql());
-    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
-        .await?
-        .into_iter()
-        .next())
+    query::fetch_by(
+        &mut ex.into(),
+        NETWORK_COLUMNS,
+        "network_offerings",
+        column,
+        value,
+    )
+    .await
 }
 
 /// A network offering by internal id, removed or not.

@@ -259,6 +259,24 @@ where
     }))
 }
 
+/// The first row of `SELECT columns FROM from WHERE column = value`: the
+/// lookup by id, UUID or name every repository needs.
+pub(crate) async fn fetch_by<T, V: Into<Arg>>(
+    ex: &mut Exec<'_>,
+    columns: &str,
+    from: &str,
+    column: &str,
+    value: V,
+) -> Result<Option<T>>
+where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    let mut w = Where::new();
+    w.eq(column, value);
+    let sql = format!("SELECT {columns} FROM {from}{}", w.sql());
+    Ok(fetch_all(ex, sql, w.args()).await?.into_iter().next())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

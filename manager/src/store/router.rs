@@ -215,13 +215,7 @@ async fn get<'a, V: Into<Arg>>(
     column: &str,
     value: V,
 ) -> Result<Option<Router>> {
-    let mut w = Where::new();
-    w.eq(column, value);
-    let sql = format!("SELECT {COLUMNS} FROM {FROM}{}", w.sql());
-    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
-        .await?
-        .into_iter()
-        .next())
+    query::fetch_by(&mut ex.into(), COLUMNS, FROM, column, value).await
 }
 
 /// A router by internal id, removed or not.
@@ -491,13 +485,7 @@ async fn get_nic<'a, V: Into<Arg>>(
     column: &str,
     value: V,
 ) -> Result<Option<Nic>> {
-    let mut w = Where::new();
-    w.eq(column, value);
-    let sql = format!("SELECT {NIC_COLUMNS} FROM nics{}", w.sql());
-    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
-        .await?
-        .into_iter()
-        .next())
+    query::fetch_by(&mut ex.into(), NIC_COLUMNS, "nics", column, value).await
 }
 
 /// A NIC by internal id, removed or not.

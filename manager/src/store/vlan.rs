@@ -252,13 +252,7 @@ async fn get_range<'a, V: Into<Arg>>(
     column: &str,
     value: V,
 ) -> Result<Option<VlanRange>> {
-    let mut w = Where::new();
-    w.eq(column, value);
-    let sql = format!("SELECT {RANGE_COLUMNS} FROM vlan{}", w.sql());
-    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
-        .await?
-        .into_iter()
-        .next())
+    query::fetch_by(&mut ex.into(), RANGE_COLUMNS, "vlan", column, value).await
 }
 
 /// A range by internal id, removed or not.

@@ -150,13 +150,7 @@ async fn get_zone<'a, V: Into<query::Arg>>(
     column: &str,
     value: V,
 ) -> Result<Option<Zone>> {
-    let mut w = Where::new();
-    w.eq(column, value);
-    let sql = format!("SELECT {ZONE_COLUMNS} FROM data_center{}", w.sql());
-    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
-        .await?
-        .into_iter()
-        .next())
+    query::fetch_by(&mut ex.into(), ZONE_COLUMNS, "data_center", column, value).await
 }
 
 /// A zone by internal id, removed or not.
