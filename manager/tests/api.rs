@@ -615,3 +615,58 @@ on_both_backends!(
         );
     }
 );
+
+on_both_backends!(
+    deleting_a_domain_with_cleanup_removes_its_subtree_and_accounts,
+    |m| {
+        let admin = m.admin();
+        let (top, _, user) = tenant(&admin, "gone", "gus", "0").await;
+        let sub = admin
+            .ok(
+                "createDomain",
+                &[("name", "below"), ("parentdomainid", &top)],
+            )
+            .await;
+        let sub_id = id(&sub, "domain");
+        admin
+            .ok(
+                "createAccount",
+                &[
+                    ("username", "bea"),
+                    ("password", "pw"),
+                    ("email", "b@x"),
+                    ("firstname", "B"),
+                    ("lastname", "L"),
+                    ("domainid", &sub_id),
+                ],
+            )
+            .await;
+        let job = admin
+            .ok("deleteDomain", &[("id", &top), ("cleanup", "true")])
+            .await;
+        let done = admin.wait_job(job["jobid"].as_str().unwrap()).await;
+        assert_eq!(done["jobstatus"], 1, "{done}");
+        for name in ["gone", "below"] {
+            assert_eq!(
+                admin
+                    .ok("listDomains", &[("name", name), ("listall", "true")])
+                    .await,
+                serde_json::json!({})
+            );
+        }
+        let accounts = admin.ok("listAccounts", &[("listall", "true")]).await;
+        let mut names: Vec<&str> = accounts["account"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["admin", "system"], "gus and bea are gone");
+        assert_eq!(
+            user.call("listZones", &[]).await.0,
+            401,
+            "the removed account's keys stop working"
+        );
+    }
+);

@@ -215,7 +215,13 @@ impl Agent {
             }
             Err(error) => {
                 tracing::warn!(rpc, generation, %error, "apply failed; restoring the previous state");
-                self.store.save(&previous)?;
+                // Re-apply the previous state even if persisting it fails: the
+                // kernel must not stay half-changed. The reconcile loop retries
+                // whatever is left in last_error.
+                if let Err(e) = self.store.save(&previous) {
+                    tracing::error!(error = %e, "persisting the previous state failed");
+                    inner.last_error = e.to_string();
+                }
                 inner.live = None;
                 if let Err(e) = self
                     .apply_router(&mut inner, &previous_router, &router)
@@ -314,6 +320,12 @@ impl Agent {
         let mut repaired = Vec::new();
         let router = inner.router.clone();
         if !inner.last_error.is_empty() {
+            // The file may hold a state that was refused (when persisting the
+            // rollback failed): write the desired state again first.
+            if let Err(e) = self.store.save(&inner.desired) {
+                inner.last_error = e.to_string();
+                return repaired;
+            }
             inner.live = None;
             match self
                 .apply_router(&mut inner, &router, &Router::default())

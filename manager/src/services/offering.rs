@@ -602,13 +602,24 @@ handler!(create_vpc_offering, |ctx, params| {
         },
     )
     .await?;
-    let job_id = ctx
+    let submitted = ctx
         .submit_job(
             json!({ "id": created.id }),
             Some(("VpcOffering", &created.uuid)),
             format!("vpcoffering:{}", created.id),
         )
-        .await?;
+        .await;
+    // Async-create answers with the new id only when its job exists;
+    // without one the row would stay half-created, so it goes again.
+    let job_id = match submitted {
+        Ok(job_id) => job_id,
+        Err(e) => {
+            if let Err(undo) = offering::remove_vpc_offering(&ctx.app.db, created.id).await {
+                tracing::error!(error = %undo, "removing a row whose job could not be submitted");
+            }
+            return Err(e);
+        }
+    };
     Ok(Reply::Created {
         id: created.uuid,
         job_id,

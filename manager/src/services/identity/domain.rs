@@ -154,12 +154,15 @@ job_body!(delete_domain_job, |job, info| {
         .await?
         .ok_or_else(|| ApiError::param("the domain is gone"))?;
     if info["cleanup"].as_bool() == Some(true) {
+        // One transaction: a failure part-way leaves the whole subtree as it
+        // was, not half its accounts gone.
+        let mut tx = db.begin().await?;
         // Deepest first, so each domain is empty when its turn comes.
-        let mut all = domain::subtree(db, &d.path).await?;
+        let mut all = domain::subtree(&mut tx, &d.path).await?;
         all.sort_by_key(|x| std::cmp::Reverse(x.level));
         for sub in &all {
             let accounts = account::list(
-                db,
+                &mut tx,
                 &account::AccountFilter {
                     domain_id: Some(sub.id),
                     ..Default::default()
@@ -168,10 +171,11 @@ job_body!(delete_domain_job, |job, info| {
             )
             .await?;
             for a in &accounts.items {
-                account::remove(db, a.id).await?;
+                account::remove(&mut tx, a.id).await?;
             }
-            domain::remove(db, sub.id).await?;
+            domain::remove(&mut tx, sub.id).await?;
         }
+        tx.commit().await?;
     } else {
         domain::remove(db, d.id).await.map_err(|e| match e {
             store::StoreError::Conflict(_) => ApiError::in_use(format!(
