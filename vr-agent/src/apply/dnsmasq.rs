@@ -207,6 +207,10 @@ impl Supervisor {
         changes: &mut Vec<String>,
     ) -> Result<(), DnsmasqError> {
         let dev = dev_name(tier.index);
+        // dnsmasq rewrites its lease file in place (truncate, then write) when
+        // it reloads or starts, so the leases are read before either; the
+        // releases are sent once it runs with the new hosts.
+        let stale = self.stale_leases(tier);
         let conf_changed = write_if_changed(&tier.conf_path, &tier.conf)?;
         // Both files are written before dnsmasq is told to re-read them.
         let hosts_changed = write_if_changed(&tier.hosts_path, &tier.hosts)?;
@@ -238,7 +242,7 @@ impl Supervisor {
                 _ => format!("{dev}: started dnsmasq (pid {}, {hosts} hosts)", instance.pid),
             });
             self.instances.insert(tier.index, instance);
-            self.release_stale_leases(tier, changes);
+            release_leases(&dev, tier.gateway, &stale, changes);
             return Ok(());
         }
         let instance = self.instances.get_mut(&tier.index).expect("running");
@@ -263,7 +267,7 @@ impl Supervisor {
                 "{dev}: reloaded hosts with SIGHUP (pid {}, {hosts} hosts)",
                 instance.pid
             ));
-            self.release_stale_leases(tier, changes);
+            release_leases(&dev, tier.gateway, &stale, changes);
         }
         Ok(())
     }
@@ -389,26 +393,11 @@ impl Supervisor {
         })
     }
 
-    /// Releases every lease of the tier that no static lease backs any more.
-    ///
-    /// dnsmasq keeps a lease after its host line is gone, and with infinite
-    /// leases it would never hand that address to the VM that now owns it
-    /// ("not using configured address ... because it is leased to ...").
-    /// Like CloudStack's `dhcp_release`, a DHCPRELEASE on behalf of the old
-    /// client drops it. Failures are only reported: DHCP keeps working for
-    /// every other VM.
-    fn release_stale_leases(&self, tier: &TierFiles, changes: &mut Vec<String>) {
-        let dev = dev_name(tier.index);
+    /// The leases on record that the tier's static leases no longer back.
+    fn stale_leases(&self, tier: &TierFiles) -> Vec<(Mac, Ipv4Addr)> {
         let leases =
             fs::read_to_string(tier_path(&self.dir, tier.index, "leases")).unwrap_or_default();
-        for (mac, ip) in stale_leases(tier, &leases) {
-            match send_release(&dev, tier.gateway, ip, mac) {
-                Ok(()) => changes.push(format!("{dev}: released the lease of {ip} to {mac}")),
-                Err(e) => changes.push(format!(
-                    "{dev}: releasing the lease of {ip} to {mac} failed: {e}"
-                )),
-            }
-        }
+        stale_leases(tier, &leases)
     }
 
     /// Device indexes that have files in the directory.
@@ -424,6 +413,30 @@ impl Supervisor {
     fn remove_files(&self, index: u32) {
         for ext in TIER_FILES {
             let _ = fs::remove_file(tier_path(&self.dir, index, ext));
+        }
+    }
+}
+
+/// Releases leases that no static lease backs any more.
+///
+/// dnsmasq keeps a lease after its host line is gone, and with infinite
+/// leases it would never hand that address to the VM that now owns it
+/// ("not using configured address ... because it is leased to ...").
+/// Like CloudStack's `dhcp_release`, a DHCPRELEASE on behalf of the old
+/// client drops it. Failures are only reported: DHCP keeps working for
+/// every other VM.
+fn release_leases(
+    dev: &str,
+    server: Ipv4Addr,
+    stale: &[(Mac, Ipv4Addr)],
+    changes: &mut Vec<String>,
+) {
+    for &(mac, ip) in stale {
+        match send_release(dev, server, ip, mac) {
+            Ok(()) => changes.push(format!("{dev}: released the lease of {ip} to {mac}")),
+            Err(e) => changes.push(format!(
+                "{dev}: releasing the lease of {ip} to {mac} failed: {e}"
+            )),
         }
     }
 }
