@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod orchestration;
+pub mod provision;
 pub mod rules;
 pub mod serve;
 pub mod server;

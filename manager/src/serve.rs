@@ -8,6 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::orchestration::Plugins;
+use crate::provision::{Backend, Network};
 use crate::server::jobs::Jobs;
 use crate::server::{App, http};
 use crate::services;
@@ -48,6 +50,16 @@ impl Manager {
     /// Opens the store (migrating it), bootstraps the admin, recovers jobs
     /// and binds the API port.
     pub async fn start(settings: Settings) -> anyhow::Result<Manager> {
+        Self::start_with(settings, Backend::simulated()).await
+    }
+
+    /// [`Manager::start`] with the given agent client and router driver.
+    pub async fn start_with(settings: Settings, backend: Backend) -> anyhow::Result<Manager> {
+        let plugins = Plugins::from_config(
+            settings.network_gurus.clone(),
+            settings.network_elements.clone(),
+        )
+        .context("network plug-in configuration")?;
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating {}", settings.data_dir.display()))?;
         let db = Db::connect(&settings.database_url())
@@ -71,6 +83,7 @@ impl Manager {
             registry: services::registry(),
             jobs,
             settings,
+            network: Network::new(plugins, backend),
         });
         let failed = app.jobs.recover(&app).await.context("recovering jobs")?;
         if failed > 0 {

@@ -27,6 +27,11 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// This manager's name in job rows (several managers share PostgreSQL).
     pub manager_id: Option<String>,
+    /// The network gurus to enable (GuestVlanGuru, GuestVxlanGuru,
+    /// PrivateGatewayGuru, PublicGuru, ControlGuru); default all.
+    pub network_gurus: Option<Vec<String>>,
+    /// The network elements to enable (VpcVirtualRouter); default all.
+    pub network_elements: Option<Vec<String>>,
 }
 
 impl Default for Settings {
@@ -37,6 +42,8 @@ impl Default for Settings {
             database_url: None,
             log_format: LogFormat::Text,
             manager_id: None,
+            network_gurus: None,
+            network_elements: None,
         }
     }
 }

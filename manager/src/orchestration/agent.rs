@@ -145,3 +145,137 @@ pub trait RouterDriver: Send + Sync {
         nic: &RouterNicView,
     ) -> impl Future<Output = Result<(), DriverError>> + Send;
 }
+
+/// A boxed future, for the object-safe seams below.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// [`AgentClient`] in a form that can live behind `Arc<dyn ...>`, so the
+/// running manager picks its client at start (recording, gRPC) without
+/// making everything generic. Every `AgentClient` is one.
+pub trait DynAgentClient: Send + Sync {
+    fn send_boxed<'a>(
+        &'a self,
+        router: &'a RouterView,
+        command: AgentCommand,
+    ) -> BoxFuture<'a, Result<AgentReply, AgentError>>;
+}
+
+impl<T: AgentClient> DynAgentClient for T {
+    fn send_boxed<'a>(
+        &'a self,
+        router: &'a RouterView,
+        command: AgentCommand,
+    ) -> BoxFuture<'a, Result<AgentReply, AgentError>> {
+        Box::pin(self.send(router, command))
+    }
+}
+
+/// The agent client the manager runs with.
+pub type SharedAgent = std::sync::Arc<dyn DynAgentClient>;
+
+impl AgentClient for SharedAgent {
+    async fn send(
+        &self,
+        router: &RouterView,
+        command: AgentCommand,
+    ) -> Result<AgentReply, AgentError> {
+        self.send_boxed(router, command).await
+    }
+}
+
+/// [`RouterDriver`] behind `Arc<dyn ...>`; every `RouterDriver` is one.
+pub trait DynRouterDriver: Send + Sync {
+    fn start_router_boxed<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>>;
+    fn stop_router_boxed<'a>(&'a self, router: &'a RouterView)
+    -> BoxFuture<'a, Result<(), DriverError>>;
+    fn destroy_router_boxed<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<(), DriverError>>;
+    fn plug_nic_boxed<'a>(
+        &'a self,
+        router: &'a RouterView,
+        nic: &'a RouterNicView,
+    ) -> BoxFuture<'a, Result<(), DriverError>>;
+    fn unplug_nic_boxed<'a>(
+        &'a self,
+        router: &'a RouterView,
+        nic: &'a RouterNicView,
+    ) -> BoxFuture<'a, Result<(), DriverError>>;
+}
+
+impl<T: RouterDriver> DynRouterDriver for T {
+    fn start_router_boxed<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>> {
+        Box::pin(self.start_router(router))
+    }
+    fn stop_router_boxed<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.stop_router(router))
+    }
+    fn destroy_router_boxed<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.destroy_router(router))
+    }
+    fn plug_nic_boxed<'a>(
+        &'a self,
+        router: &'a RouterView,
+        nic: &'a RouterNicView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.plug_nic(router, nic))
+    }
+    fn unplug_nic_boxed<'a>(
+        &'a self,
+        router: &'a RouterView,
+        nic: &'a RouterNicView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.unplug_nic(router, nic))
+    }
+}
+
+/// The router driver the manager runs with.
+pub type SharedDriver = std::sync::Arc<dyn DynRouterDriver>;
+
+impl RouterDriver for SharedDriver {
+    async fn start_router(
+        &self,
+        router: &RouterView,
+    ) -> Result<AgentEndpoint, DriverError> {
+        self.start_router_boxed(router).await
+    }
+    async fn stop_router(
+        &self,
+        router: &RouterView,
+    ) -> Result<(), DriverError> {
+        self.stop_router_boxed(router).await
+    }
+    async fn destroy_router(
+        &self,
+        router: &RouterView,
+    ) -> Result<(), DriverError> {
+        self.destroy_router_boxed(router).await
+    }
+    async fn plug_nic(
+        &self,
+        router: &RouterView,
+        nic: &RouterNicView,
+    ) -> Result<(), DriverError> {
+        self.plug_nic_boxed(router, nic).await
+    }
+    async fn unplug_nic(
+        &self,
+        router: &RouterView,
+        nic: &RouterNicView,
+    ) -> Result<(), DriverError> {
+        self.unplug_nic_boxed(router, nic).await
+    }
+}

@@ -18,6 +18,8 @@ pub struct App {
     pub registry: Registry,
     pub jobs: Jobs,
     pub settings: Settings,
+    /// The network plug-ins and the element that drives routers.
+    pub network: crate::provision::Network,
 }
 
 /// The authenticated user behind a request.

@@ -21,6 +21,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "vpc",
         include_str!("../../../migrations/sqlite/0002_vpc.sql"),
     ),
+    (
+        3,
+        "vm",
+        include_str!("../../../migrations/sqlite/0003_vm.sql"),
+    ),
 ];
 
 /// (version, description, SQL) of each PostgreSQL migration, in order.
@@ -34,6 +39,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         2,
         "vpc",
         include_str!("../../../migrations/postgres/0002_vpc.sql"),
+    ),
+    (
+        3,
+        "vm",
+        include_str!("../../../migrations/postgres/0003_vm.sql"),
     ),
 ];
 

@@ -71,6 +71,7 @@ pub mod rule;
 pub mod session;
 pub mod user;
 pub mod vlan;
+pub mod vm;
 pub mod vnet;
 pub mod vpc;
 pub mod zone;

@@ -18,6 +18,8 @@ pub const STATE_DESTROY: &str = "Destroy";
 pub const TRAFFIC_GUEST: &str = "Guest";
 /// `traffic_type` of a private-gateway network.
 pub const TRAFFIC_PRIVATE_GATEWAY: &str = "PrivateGateway";
+/// `traffic_type` of a zone's public network (the routers' public NICs).
+pub const TRAFFIC_PUBLIC: &str = "Public";
 
 /// A `networks` row, with the path of its domain.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]

@@ -104,6 +104,10 @@ pub struct PublicIp {
     pub source_nat: bool,
     /// Static NAT enabled on it.
     pub one_to_one_nat: bool,
+    /// The VM behind it (static NAT).
+    pub vm_id: Option<i64>,
+    /// The VM address behind it (static NAT).
+    pub vm_ip: Option<String>,
 }
 
 /// Filters of a public IP list; every set field must match.
@@ -141,7 +145,7 @@ pub struct IpOwner {
 const RANGE_COLUMNS: &str = "id, uuid, zone_id, physical_network_id, vlan_id, gateway, netmask, \
      start_ip, end_ip, start_num, end_num, created, removed";
 const IP_COLUMNS: &str = "id, uuid, zone_id, vlan_db_id, public_ip_address, ip_num, state, \
-     allocated, account_id, domain_id, vpc_id, associated_network_id, source_nat, one_to_one_nat";
+     allocated, account_id, domain_id, vpc_id, associated_network_id, source_nat, one_to_one_nat, vm_id, vm_ip";
 
 /// Whether two inclusive ranges `[a_start, a_end]` and `[b_start, b_end]` share a value.
 pub fn ranges_overlap(a_start: i64, a_end: i64, b_start: i64, b_end: i64) -> bool {
@@ -376,7 +380,8 @@ pub async fn release_ip<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
         sqlx::query(
             "UPDATE user_ip_address SET state = 'Free', allocated = NULL, account_id = NULL, \
              domain_id = NULL, vpc_id = NULL, associated_network_id = NULL, \
-             source_nat = FALSE, one_to_one_nat = FALSE WHERE id = $1 AND state <> 'Free'",
+             source_nat = FALSE, one_to_one_nat = FALSE, vm_id = NULL, vm_ip = NULL \
+             WHERE id = $1 AND state <> 'Free'",
         )
         .bind(id)
         .execute(c)

@@ -2,10 +2,13 @@
 //! signs requests the way CloudStack clients do.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vpc_manager::api::sign;
+use vpc_manager::orchestration::recording::{RecordingAgentClient, RecordingDriver};
+use vpc_manager::provision::Backend;
 use vpc_manager::serve::Manager;
 use vpc_manager::settings::Settings;
 
@@ -15,6 +18,10 @@ pub struct TestManager {
     pub key: String,
     pub secret: String,
     pub data_dir: tempfile::TempDir,
+    /// What the manager's routers were told, in order.
+    pub agent: Arc<RecordingAgentClient>,
+    /// What the manager asked of the router driver.
+    pub driver: Arc<RecordingDriver>,
     database_url: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -31,7 +38,15 @@ impl TestManager {
             database_url: database_url.clone(),
             ..Settings::default()
         };
-        let manager = Manager::start(settings).await.expect("manager starts");
+        let agent = Arc::new(RecordingAgentClient::new());
+        let driver = Arc::new(RecordingDriver::new());
+        let backend = Backend {
+            agent: agent.clone(),
+            driver: driver.clone(),
+        };
+        let manager = Manager::start_with(settings, backend)
+            .await
+            .expect("manager starts");
         let addr = manager.app.settings.listen;
         let ini = std::fs::read_to_string(&manager.cloudstack_ini).expect("cloudstack.ini");
         let value = |k: &str| {
@@ -50,6 +65,8 @@ impl TestManager {
             key,
             secret,
             data_dir,
+            agent,
+            driver,
             database_url,
             stop: Some(stop),
             task: Some(task),

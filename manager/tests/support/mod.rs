@@ -6,3 +6,4 @@
 pub mod api;
 pub mod postgres;
 pub mod store;
+pub mod vpc;

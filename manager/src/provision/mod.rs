@@ -1,0 +1,164 @@
+//! Where the service layer meets the plug-ins: the running manager's network
+//! element (the VPC virtual router over an agent client and a router driver),
+//! per-VPC serialization of changes, and the change protocol every command
+//! that touches a router follows:
+//!
+//! 1. take the VPC's lock ([`Network::lock_vpc`]), validate;
+//! 2. in one transaction, change the rows and bump the router's config
+//!    generation ([`bump`]; None when the VPC has no running router: the
+//!    change is only stored and reaches the router with its next full config);
+//! 3. after the commit, load the router's state ([`state::load`]) and hand it
+//!    to the element ([`push`]); on success the router's applied generation
+//!    is recorded; on failure the command reverts its rows and fails.
+
+pub mod state;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OwnedMutexGuard;
+
+use crate::api::ApiError;
+use crate::orchestration::agent::{SharedAgent, SharedDriver};
+use crate::orchestration::model::RouterState;
+use crate::orchestration::recording::{RecordingAgentClient, RecordingDriver};
+use crate::orchestration::{ElementError, ElementResult, Plugins, VpcVirtualRouterElement};
+use crate::server::registry::BoxFuture;
+use crate::store::{self, Exec, Tx, router};
+
+/// The element the manager runs with.
+pub type RouterElement = VpcVirtualRouterElement<SharedAgent, SharedDriver>;
+
+/// The agent client and router driver a manager runs with.
+#[derive(Clone)]
+pub struct Backend {
+    pub agent: SharedAgent,
+    pub driver: SharedDriver,
+}
+
+impl Backend {
+    /// Routers that exist only in the manager's records: every command is
+    /// accepted and remembered, nothing runs. For API development and tests
+    /// that check the commands the manager produces.
+    pub fn simulated() -> Backend {
+        Backend {
+            agent: Arc::new(RecordingAgentClient::new()),
+            driver: Arc::new(RecordingDriver::new()),
+        }
+    }
+}
+
+/// The network side of the running manager.
+pub struct Network {
+    pub plugins: Plugins,
+    pub element: RouterElement,
+    locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Network {
+    pub fn new(plugins: Plugins, backend: Backend) -> Network {
+        Network {
+            plugins,
+            element: VpcVirtualRouterElement::new(backend.agent, backend.driver),
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Serializes changes to one VPC inside this manager (jobs on one VPC
+    /// are already serialized by their sync object; this also covers the
+    /// synchronous commands, and keeps generations reaching the router in
+    /// order).
+    pub async fn lock_vpc(&self, vpc_id: i64) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.entry(vpc_id).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+}
+
+/// The generation a change carries to a router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generation {
+    pub router_id: i64,
+    pub generation: u64,
+}
+
+/// Bumps the config generation of the VPC's router when it is Running (in the
+/// change's transaction). None: no running router; the change is stored only.
+pub async fn bump(tx: &mut Tx, vpc_id: i64) -> store::Result<Option<Generation>> {
+    let Some(r) = running_router(&mut *tx, vpc_id).await? else {
+        return Ok(None);
+    };
+    let generation = router::bump_generation(&mut *tx, r.id).await?;
+    Ok(Some(Generation {
+        router_id: r.id,
+        generation: u64::try_from(generation).unwrap_or_default(),
+    }))
+}
+
+/// The live router of a VPC, whatever its state.
+pub async fn vpc_router<'a>(
+    ex: impl Into<Exec<'a>>,
+    vpc_id: i64,
+) -> store::Result<Option<router::Router>> {
+    let filter = router::RouterFilter {
+        vpc_id: Some(vpc_id),
+        ..Default::default()
+    };
+    Ok(router::list(ex, &filter, store::Page::ALL)
+        .await?
+        .items
+        .into_iter()
+        .next())
+}
+
+/// The VPC's router if it is Running.
+pub async fn running_router<'a>(
+    ex: impl Into<Exec<'a>>,
+    vpc_id: i64,
+) -> store::Result<Option<router::Router>> {
+    Ok(vpc_router(ex, vpc_id)
+        .await?
+        .filter(|r| r.state == router::STATE_RUNNING))
+}
+
+/// Something to do with the element and the router's state.
+pub type Push<'s> =
+    Box<dyn FnOnce(&'s RouterElement, &'s RouterState, u64) -> BoxFuture<'s, ElementResult> + Send + 's>;
+
+/// Loads the VPC's router state and runs `push` with the change's
+/// generation (nothing when `generation` is None). Records the applied
+/// generation on success; on failure answers 530 naming the router and what
+/// failed (the caller reverts its rows).
+pub async fn push<F>(
+    db: &store::Db,
+    network: &Network,
+    vpc_id: i64,
+    generation: Option<Generation>,
+    f: F,
+) -> Result<(), ApiError>
+where
+    F: for<'s> FnOnce(&'s RouterElement, &'s RouterState, u64) -> BoxFuture<'s, ElementResult>,
+{
+    let Some(g) = generation else {
+        return Ok(());
+    };
+    let state = state::load(db, vpc_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("the VPC's router disappeared during the change"))?;
+    f(&network.element, &state, g.generation)
+        .await
+        .map_err(element_error)?;
+    router::mark_applied(db, g.router_id, i64::try_from(g.generation).unwrap_or(i64::MAX))
+        .await?;
+    Ok(())
+}
+
+/// The API error of a failed element operation.
+pub fn element_error(e: ElementError) -> ApiError {
+    match e {
+        ElementError::Unsupported(text) | ElementError::Invalid(text) => ApiError::param(text),
+        other => ApiError::internal(format!("Failed to apply the change on the router: {other}")),
+    }
+}

@@ -1,0 +1,577 @@
+//! Builds a router's whole [`RouterState`] from the store: the VPC, the
+//! router and its NICs, the implemented tiers, public IPs, private gateways,
+//! the ACL lists in use, static routes, NAT and LB rules and DHCP leases.
+//! Only what belongs on the router is included (live rules, plugged tiers).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+use ipnet::Ipv4Net;
+use uuid::Uuid;
+
+use crate::api::ApiError;
+use crate::orchestration::model::{
+    AclAction, AclItemView, AclListView, AclProtocol, AclTraffic, DhcpEntryView, L4Protocol,
+    LbAlgorithm, LbBackendView, LbRuleView, NicRole, PortForwardView, PrivateGatewayView,
+    PublicIpView, RouterNicView, RouterState, RouterView, RuleState, StaticNatView,
+    StaticRouteView, TierDhcpView, TierView, VpcView, netmask_to_prefix,
+};
+use crate::store::{self, Db, Page, acl, gateway, network, router, rule, vlan, vm, vpc};
+
+use super::vpc_router;
+
+fn corrupt(what: &str, value: &str) -> ApiError {
+    ApiError::internal(format!("stored {what} {value:?} is not valid"))
+}
+
+fn uuid_of(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| corrupt("UUID", text))
+}
+
+fn ipv4(what: &str, text: &str) -> Result<Ipv4Addr, ApiError> {
+    text.trim().parse().map_err(|_| corrupt(what, text))
+}
+
+fn prefix(netmask: Option<&str>) -> Result<u8, ApiError> {
+    let mask = netmask.unwrap_or("255.255.255.255");
+    netmask_to_prefix(mask).ok_or_else(|| corrupt("netmask", mask))
+}
+
+fn rule_state(text: &str) -> RuleState {
+    match text {
+        "Staged" => RuleState::Staged,
+        "Add" => RuleState::Add,
+        "Active" => RuleState::Active,
+        _ => RuleState::Revoke,
+    }
+}
+
+fn index(i: i64) -> u32 {
+    u32::try_from(i).unwrap_or_default()
+}
+
+fn nic_role(role: &str) -> NicRole {
+    match role {
+        router::ROLE_PUBLIC => NicRole::Public,
+        router::ROLE_PRIVATE => NicRole::Private,
+        router::ROLE_CONTROL => NicRole::Control,
+        _ => NicRole::Guest,
+    }
+}
+
+/// The state of the VPC's live router, or None when the VPC has none.
+pub async fn load(db: &Db, vpc_id: i64) -> Result<Option<RouterState>, ApiError> {
+    let Some(v) = vpc::get_by_id(db, vpc_id).await? else {
+        return Ok(None);
+    };
+    let Some(r) = vpc_router(db, vpc_id).await? else {
+        return Ok(None);
+    };
+    let nics = router::list_nics(
+        db,
+        &router::NicFilter {
+            owner: Some(router::NicOwner::Router(r.id)),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    let networks = network::list(
+        db,
+        &network::NetworkFilter {
+            vpc_id: Some(vpc_id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+
+    let mut router_nics = Vec::new();
+    for n in &nics {
+        router_nics.push(RouterNicView {
+            device_index: index(n.device_index),
+            mac: n.mac_address.clone(),
+            role: nic_role(&n.role),
+            network_id: network_uuid(db, n.network_id, &networks).await?,
+            ip: n
+                .ip4_address
+                .as_deref()
+                .map(|ip| ipv4("NIC address", ip).map(IpAddr::V4))
+                .transpose()?,
+            prefix: prefix(n.netmask.as_deref())?,
+            gateway: n
+                .gateway
+                .as_deref()
+                .map(|ip| ipv4("NIC gateway", ip).map(IpAddr::V4))
+                .transpose()?,
+            mtu: 0,
+        });
+    }
+    let router_view = RouterView {
+        id: uuid_of(&r.uuid)?,
+        name: r.name.clone(),
+        generation: u64::try_from(r.config_generation).unwrap_or_default(),
+        nics: router_nics,
+    };
+
+    let domain = v.network_domain.clone().unwrap_or_default();
+    let mut tiers = Vec::new();
+    let mut dhcp = Vec::new();
+    let mut acl_ids: Vec<i64> = Vec::new();
+    for t in networks
+        .iter()
+        .filter(|n| n.traffic_type == network::TRAFFIC_GUEST)
+    {
+        // Only tiers plugged into the router are on it.
+        let Some(nic) = nics
+            .iter()
+            .find(|n| n.network_id == t.id && n.role == router::ROLE_GUEST)
+        else {
+            continue;
+        };
+        let cidr_text = t.cidr.clone().unwrap_or_default();
+        let cidr = Ipv4Net::from_str(&cidr_text).map_err(|_| corrupt("tier CIDR", &cidr_text))?;
+        let gateway = ipv4("tier gateway", t.gateway.as_deref().unwrap_or_default())?;
+        let acl_id = match t.network_acl_id {
+            Some(id) => {
+                acl_ids.push(id);
+                Some(acl_uuid(db, id).await?)
+            }
+            None => None,
+        };
+        let tier_uuid = uuid_of(&t.uuid)?;
+        tiers.push(TierView {
+            id: tier_uuid,
+            name: t.name.clone(),
+            cidr,
+            gateway,
+            domain: t.network_domain.clone().unwrap_or_else(|| domain.clone()),
+            dns_servers: Vec::new(),
+            mtu: 0,
+            broadcast_uri: t.broadcast_uri.clone(),
+            acl_id,
+            device_index: index(nic.device_index),
+            mac: nic.mac_address.clone(),
+        });
+        let entries = vm::dhcp_entries(db, t.id)
+            .await?
+            .into_iter()
+            .map(|e| {
+                Ok(DhcpEntryView {
+                    mac: e.mac,
+                    ip: ipv4("VM address", &e.ip)?,
+                    hostname: e.hostname,
+                    default_gateway: e.default_nic,
+                    ip6: None,
+                    duid: None,
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        dhcp.push(TierDhcpView {
+            tier_id: tier_uuid,
+            entries,
+        });
+    }
+
+    let private_gateways = load_gateways(db, vpc_id, &nics, &mut acl_ids).await?;
+    let public_ips = load_public_ips(db, &v, &nics).await?;
+
+    acl_ids.sort_unstable();
+    acl_ids.dedup();
+    let mut acl_lists = Vec::new();
+    for id in acl_ids {
+        acl_lists.push(load_acl_list(db, id).await?);
+    }
+
+    let static_routes = load_routes(db, vpc_id, &private_gateways).await?;
+    let (port_forwards, lb_rules) = load_rules(db, vpc_id).await?;
+    let static_nats = public_ips_static_nat(db, vpc_id).await?;
+
+    Ok(Some(RouterState {
+        vpc: VpcView {
+            id: uuid_of(&v.uuid)?,
+            name: v.name.clone(),
+            cidr: Ipv4Net::from_str(&v.cidr).map_err(|_| corrupt("VPC CIDR", &v.cidr))?,
+            network_domain: domain,
+            zone_id: zone_uuid(db, v.zone_id).await?,
+        },
+        router: router_view,
+        tiers,
+        public_ips,
+        private_gateways,
+        acl_lists,
+        static_routes,
+        port_forwards,
+        static_nats,
+        lb_rules,
+        dhcp,
+    }))
+}
+
+async fn network_uuid(
+    db: &Db,
+    id: i64,
+    known: &[network::Network],
+) -> Result<Uuid, ApiError> {
+    if let Some(n) = known.iter().find(|n| n.id == id) {
+        return uuid_of(&n.uuid);
+    }
+    let n = network::get_by_id(db, id)
+        .await?
+        .ok_or_else(|| corrupt("network id", &id.to_string()))?;
+    uuid_of(&n.uuid)
+}
+
+async fn zone_uuid(db: &Db, id: i64) -> Result<Uuid, ApiError> {
+    let z = store::zone::get_by_id(db, id)
+        .await?
+        .ok_or_else(|| corrupt("zone id", &id.to_string()))?;
+    uuid_of(&z.uuid)
+}
+
+async fn acl_uuid(db: &Db, id: i64) -> Result<Uuid, ApiError> {
+    let l = acl::get_by_id(db, id)
+        .await?
+        .ok_or_else(|| corrupt("ACL list id", &id.to_string()))?;
+    uuid_of(&l.uuid)
+}
+
+/// An ACL list with its live items (the element sorts by number).
+pub async fn load_acl_list(db: &Db, id: i64) -> Result<AclListView, ApiError> {
+    let list = acl::get_by_id(db, id)
+        .await?
+        .ok_or_else(|| corrupt("ACL list id", &id.to_string()))?;
+    let items = acl::list_items(
+        db,
+        &acl::AclItemFilter {
+            acl_id: Some(id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    let mut views = Vec::new();
+    for i in items {
+        views.push(acl_item_view(&i)?);
+    }
+    Ok(AclListView {
+        id: uuid_of(&list.uuid)?,
+        name: list.name,
+        items: views,
+    })
+}
+
+/// The view of a stored ACL item.
+pub fn acl_item_view(i: &acl::AclItem) -> Result<AclItemView, ApiError> {
+    let protocol = match i.protocol.to_ascii_lowercase().as_str() {
+        "all" => AclProtocol::All,
+        "tcp" => AclProtocol::Tcp,
+        "udp" => AclProtocol::Udp,
+        "icmp" => AclProtocol::Icmp,
+        n => AclProtocol::Number(n.parse().map_err(|_| corrupt("ACL protocol", n))?),
+    };
+    let port = |p: Option<i64>| p.and_then(|p| u16::try_from(p).ok());
+    Ok(AclItemView {
+        id: uuid_of(&i.uuid)?,
+        number: u32::try_from(i.number).unwrap_or_default(),
+        action: if i.action.eq_ignore_ascii_case("deny") {
+            AclAction::Deny
+        } else {
+            AclAction::Allow
+        },
+        traffic: if i.traffic_type.eq_ignore_ascii_case("egress") {
+            AclTraffic::Egress
+        } else {
+            AclTraffic::Ingress
+        },
+        protocol,
+        cidrs: i.cidrs().into_iter().map(str::to_string).collect(),
+        start_port: port(i.start_port),
+        end_port: port(i.end_port),
+        icmp_type: i.icmp_type.and_then(|v| i32::try_from(v).ok()),
+        icmp_code: i.icmp_code.and_then(|v| i32::try_from(v).ok()),
+        state: rule_state(&i.state),
+    })
+}
+
+async fn load_gateways(
+    db: &Db,
+    vpc_id: i64,
+    nics: &[router::Nic],
+    acl_ids: &mut Vec<i64>,
+) -> Result<Vec<PrivateGatewayView>, ApiError> {
+    let gateways = gateway::list(
+        db,
+        &gateway::GatewayFilter {
+            vpc_id: Some(vpc_id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    let mut views = Vec::new();
+    for g in gateways {
+        let Some(nic) = nics
+            .iter()
+            .find(|n| n.network_id == g.network_id && n.role == router::ROLE_PRIVATE)
+        else {
+            continue;
+        };
+        if g.state == gateway::GATEWAY_DELETING {
+            continue;
+        }
+        let acl_id = match g.network_acl_id {
+            Some(id) => {
+                acl_ids.push(id);
+                Some(acl_uuid(db, id).await?)
+            }
+            None => None,
+        };
+        let network = network::get_by_id(db, g.network_id)
+            .await?
+            .ok_or_else(|| corrupt("network id", &g.network_id.to_string()))?;
+        views.push(PrivateGatewayView {
+            id: uuid_of(&g.uuid)?,
+            network_id: uuid_of(&network.uuid)?,
+            ip: ipv4("gateway address", &g.ip4_address)?,
+            prefix: prefix(Some(&g.netmask))?,
+            gateway: ipv4("gateway next hop", &g.gateway)?,
+            vlan: g.broadcast_uri.clone(),
+            source_nat_supported: g.source_nat,
+            acl_id,
+            device_index: index(nic.device_index),
+            mac: nic.mac_address.clone(),
+            mtu: 0,
+        });
+    }
+    Ok(views)
+}
+
+async fn load_public_ips(
+    db: &Db,
+    v: &vpc::Vpc,
+    nics: &[router::Nic],
+) -> Result<Vec<PublicIpView>, ApiError> {
+    let Some(public_nic) = nics.iter().find(|n| n.role == router::ROLE_PUBLIC) else {
+        return Ok(Vec::new());
+    };
+    let ips = vlan::list_ips(
+        db,
+        &vlan::PublicIpFilter {
+            vpc_id: Some(v.id),
+            state: Some(vlan::IP_ALLOCATED.into()),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    let mut views = Vec::new();
+    for ip in ips {
+        let range = vlan::range_by_id(db, ip.vlan_db_id)
+            .await?
+            .ok_or_else(|| corrupt("public range id", &ip.vlan_db_id.to_string()))?;
+        views.push(PublicIpView {
+            id: uuid_of(&ip.uuid)?,
+            address: ipv4("public address", &ip.public_ip_address)?,
+            prefix: prefix(Some(&range.netmask))?,
+            gateway: ipv4("public gateway", &range.gateway)?,
+            nic_index: index(public_nic.device_index),
+            mac: public_nic.mac_address.clone(),
+            source_nat: ip.source_nat,
+            one_to_one_nat: ip.one_to_one_nat,
+            private_gateway: false,
+            vlan: range.vlan_id.clone(),
+            add: true,
+        });
+    }
+    // The source-NAT address first: the agent makes the first address of
+    // the public NIC its primary one.
+    views.sort_by_key(|ip| !ip.source_nat);
+    Ok(views)
+}
+
+async fn load_routes(
+    db: &Db,
+    vpc_id: i64,
+    gateways: &[PrivateGatewayView],
+) -> Result<Vec<StaticRouteView>, ApiError> {
+    let routes = gateway::list_routes(
+        db,
+        &gateway::RouteFilter {
+            vpc_id: Some(vpc_id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    let mut views = Vec::new();
+    for r in routes {
+        let state = rule_state(&r.state);
+        if !state.is_live() {
+            continue;
+        }
+        let gateway_row = match r.vpc_gateway_id {
+            Some(id) => gateway::get_by_id(db, id).await?,
+            None => None,
+        };
+        let gateway_ip = match &gateway_row {
+            Some(g) => Some(ipv4("gateway address", &g.ip4_address)?),
+            None => None,
+        };
+        // A route through a gateway that is not on the router is not either.
+        if let Some(ip) = gateway_ip
+            && !gateways.iter().any(|g| g.ip == ip)
+        {
+            continue;
+        }
+        let next_hop = match (&r.next_hop, &gateway_row) {
+            (Some(hop), _) => ipv4("next hop", hop)?,
+            (None, Some(g)) => ipv4("gateway next hop", &g.gateway)?,
+            (None, None) => continue,
+        };
+        views.push(StaticRouteView {
+            id: uuid_of(&r.uuid)?,
+            cidr: Ipv4Net::from_str(&r.cidr).map_err(|_| corrupt("route CIDR", &r.cidr))?,
+            next_hop,
+            gateway_ip,
+            state,
+        });
+    }
+    Ok(views)
+}
+
+fn l4(protocol: &str) -> Result<L4Protocol, ApiError> {
+    match protocol.to_ascii_lowercase().as_str() {
+        "tcp" => Ok(L4Protocol::Tcp),
+        "udp" => Ok(L4Protocol::Udp),
+        other => Err(corrupt("rule protocol", other)),
+    }
+}
+
+fn port(p: Option<i64>) -> u16 {
+    p.and_then(|p| u16::try_from(p).ok()).unwrap_or_default()
+}
+
+fn cidr_list(text: Option<&str>) -> Vec<String> {
+    text.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+async fn load_rules(
+    db: &Db,
+    vpc_id: i64,
+) -> Result<(Vec<PortForwardView>, Vec<LbRuleView>), ApiError> {
+    let rules = rule::list(
+        db,
+        &rule::RuleFilter {
+            vpc_id: Some(vpc_id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    let ips = vlan::list_ips(
+        db,
+        &vlan::PublicIpFilter {
+            vpc_id: Some(vpc_id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    let mut forwards = Vec::new();
+    let mut balancers = Vec::new();
+    for r in rules {
+        let state = rule_state(&r.state);
+        if !state.is_live() {
+            continue;
+        }
+        let ip = ips
+            .iter()
+            .find(|ip| ip.id == r.ip_address_id)
+            .ok_or_else(|| corrupt("rule address id", &r.ip_address_id.to_string()))?;
+        let public_ip = ipv4("public address", &ip.public_ip_address)?;
+        match r.purpose.as_str() {
+            rule::PURPOSE_PORT_FORWARDING => forwards.push(PortForwardView {
+                id: uuid_of(&r.uuid)?,
+                public_ip,
+                protocol: l4(&r.protocol)?,
+                public_start_port: port(r.start_port),
+                public_end_port: port(r.end_port.or(r.start_port)),
+                private_ip: ipv4("forward target", r.dest_ip.as_deref().unwrap_or_default())?,
+                private_start_port: port(r.dest_start_port),
+                private_end_port: port(r.dest_end_port.or(r.dest_start_port)),
+                source_cidrs: cidr_list(r.source_cidrs.as_deref()),
+                state,
+            }),
+            rule::PURPOSE_LOAD_BALANCING => {
+                let Some(lb) = rule::load_balancer(db, r.id).await? else {
+                    continue;
+                };
+                let mut backends = Vec::new();
+                for member in rule::members(db, r.id).await? {
+                    backends.push(LbBackendView {
+                        vm_id: Uuid::nil(),
+                        ip: ipv4("LB member", &member)?,
+                        port: None,
+                    });
+                }
+                balancers.push(LbRuleView {
+                    id: uuid_of(&r.uuid)?,
+                    name: lb.name,
+                    public_ip,
+                    protocol: l4(&r.protocol)?,
+                    public_port: u16::try_from(lb.public_port).unwrap_or_default(),
+                    private_port: u16::try_from(lb.private_port).unwrap_or_default(),
+                    algorithm: LbAlgorithm::parse(&lb.algorithm)
+                        .ok_or_else(|| corrupt("LB algorithm", &lb.algorithm))?,
+                    backends,
+                    source_cidrs: cidr_list(r.source_cidrs.as_deref()),
+                    state,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok((forwards, balancers))
+}
+
+/// Static NAT: every address of the VPC with one-to-one NAT and a VM address.
+async fn public_ips_static_nat(db: &Db, vpc_id: i64) -> Result<Vec<StaticNatView>, ApiError> {
+    let ips = vlan::list_ips(
+        db,
+        &vlan::PublicIpFilter {
+            vpc_id: Some(vpc_id),
+            state: Some(vlan::IP_ALLOCATED.into()),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    let mut views = Vec::new();
+    for ip in ips.into_iter().filter(|ip| ip.one_to_one_nat) {
+        let Some(vm_ip) = ip.vm_ip.as_deref() else {
+            continue;
+        };
+        views.push(StaticNatView {
+            id: uuid_of(&ip.uuid)?,
+            public_ip: ipv4("public address", &ip.public_ip_address)?,
+            private_ip: ipv4("static NAT target", vm_ip)?,
+            state: RuleState::Active,
+        });
+    }
+    Ok(views)
+}
