@@ -1,11 +1,33 @@
 //! The API commands, one module per resource.
 
+pub mod acl;
 pub mod config;
+pub mod firewall;
+pub mod gateway;
 pub mod identity;
+pub mod ip;
+pub mod lb;
 pub mod meta;
+pub mod nat;
 pub mod network;
 pub mod offering;
+pub mod tier;
+pub mod vm;
+pub mod vpc;
 pub mod zone;
+
+/// The VPC feature modules, each with its commands and job bodies.
+const VPC_MODULES: &[(fn() -> Vec<CommandSpec>, fn() -> Vec<(&'static str, JobBody)>)] = &[
+    (vpc::commands, vpc::job_bodies),
+    (tier::commands, tier::job_bodies),
+    (vm::commands, vm::job_bodies),
+    (acl::commands, acl::job_bodies),
+    (gateway::commands, gateway::job_bodies),
+    (ip::commands, ip::job_bodies),
+    (nat::commands, nat::job_bodies),
+    (lb::commands, lb::job_bodies),
+    (firewall::commands, firewall::job_bodies),
+];
 
 use crate::server::jobs::JobBody;
 use crate::server::registry::{CommandSpec, Registry};
@@ -18,6 +40,9 @@ pub fn commands() -> Vec<CommandSpec> {
     all.extend(network::commands());
     all.extend(offering::commands());
     all.extend(config::commands());
+    for (commands, _) in VPC_MODULES {
+        all.extend(commands());
+    }
     all
 }
 
@@ -31,6 +56,9 @@ pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
     let mut bodies = identity::job_bodies();
     bodies.extend(network::job_bodies());
     bodies.extend(offering::job_bodies());
+    for (_, job_bodies) in VPC_MODULES {
+        bodies.extend(job_bodies());
+    }
     bodies
 }
 
