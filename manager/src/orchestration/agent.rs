@@ -189,8 +189,10 @@ pub trait DynRouterDriver: Send + Sync {
         &'a self,
         router: &'a RouterView,
     ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>>;
-    fn stop_router_boxed<'a>(&'a self, router: &'a RouterView)
-    -> BoxFuture<'a, Result<(), DriverError>>;
+    fn stop_router_boxed<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<(), DriverError>>;
     fn destroy_router_boxed<'a>(
         &'a self,
         router: &'a RouterView,
@@ -246,29 +248,16 @@ impl<T: RouterDriver> DynRouterDriver for T {
 pub type SharedDriver = std::sync::Arc<dyn DynRouterDriver>;
 
 impl RouterDriver for SharedDriver {
-    async fn start_router(
-        &self,
-        router: &RouterView,
-    ) -> Result<AgentEndpoint, DriverError> {
+    async fn start_router(&self, router: &RouterView) -> Result<AgentEndpoint, DriverError> {
         self.start_router_boxed(router).await
     }
-    async fn stop_router(
-        &self,
-        router: &RouterView,
-    ) -> Result<(), DriverError> {
+    async fn stop_router(&self, router: &RouterView) -> Result<(), DriverError> {
         self.stop_router_boxed(router).await
     }
-    async fn destroy_router(
-        &self,
-        router: &RouterView,
-    ) -> Result<(), DriverError> {
+    async fn destroy_router(&self, router: &RouterView) -> Result<(), DriverError> {
         self.destroy_router_boxed(router).await
     }
-    async fn plug_nic(
-        &self,
-        router: &RouterView,
-        nic: &RouterNicView,
-    ) -> Result<(), DriverError> {
+    async fn plug_nic(&self, router: &RouterView, nic: &RouterNicView) -> Result<(), DriverError> {
         self.plug_nic_boxed(router, nic).await
     }
     async fn unplug_nic(

@@ -124,8 +124,9 @@ pub async fn running_router<'a>(
 }
 
 /// Something to do with the element and the router's state.
-pub type Push<'s> =
-    Box<dyn FnOnce(&'s RouterElement, &'s RouterState, u64) -> BoxFuture<'s, ElementResult> + Send + 's>;
+pub type Push<'s> = Box<
+    dyn FnOnce(&'s RouterElement, &'s RouterState, u64) -> BoxFuture<'s, ElementResult> + Send + 's,
+>;
 
 /// Loads the VPC's router state and runs `push` with the change's
 /// generation (nothing when `generation` is None). Records the applied
@@ -150,8 +151,12 @@ where
     f(&network.element, &state, g.generation)
         .await
         .map_err(element_error)?;
-    router::mark_applied(db, g.router_id, i64::try_from(g.generation).unwrap_or(i64::MAX))
-        .await?;
+    router::mark_applied(
+        db,
+        g.router_id,
+        i64::try_from(g.generation).unwrap_or(i64::MAX),
+    )
+    .await?;
     Ok(())
 }
 

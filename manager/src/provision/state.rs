@@ -210,11 +210,7 @@ pub async fn load(db: &Db, vpc_id: i64) -> Result<Option<RouterState>, ApiError>
     }))
 }
 
-async fn network_uuid(
-    db: &Db,
-    id: i64,
-    known: &[network::Network],
-) -> Result<Uuid, ApiError> {
+async fn network_uuid(db: &Db, id: i64, known: &[network::Network]) -> Result<Uuid, ApiError> {
     if let Some(n) = known.iter().find(|n| n.id == id) {
         return uuid_of(&n.uuid);
     }

@@ -11,6 +11,7 @@ pub mod meta;
 pub mod nat;
 pub mod network;
 pub mod offering;
+pub mod owner;
 pub mod tier;
 pub mod vm;
 pub mod vpc;

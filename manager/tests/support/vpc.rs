@@ -67,9 +67,8 @@ pub async fn zone_env(admin: &Client, name: &str) -> Env {
             ],
         )
         .await;
-    let vpc_offering = admin
-        .ok("listVPCOfferings", &[("isdefault", "true")])
-        .await["vpcoffering"][0]["id"]
+    let vpc_offering = admin.ok("listVPCOfferings", &[("isdefault", "true")]).await["vpcoffering"]
+        [0]["id"]
         .as_str()
         .unwrap()
         .to_string();

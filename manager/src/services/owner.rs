@@ -1,0 +1,241 @@
+//! Ownership, shared by the VPC commands: who a new object belongs to
+//! (`account` + `domainid` on behalf of another account), which objects a
+//! list shows (`account`, `domainid`, `isrecursive`, `listall`), and whether
+//! the caller may act on an object.
+
+use crate::api::{ApiError, Params};
+use crate::server::registry::{ParamSpec, ParamType, opt};
+use crate::server::{Ctx, Role};
+use crate::store::{account, domain};
+
+/// The owner of a new object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub account_id: i64,
+    pub account_uuid: String,
+    pub account_name: String,
+    pub domain_id: i64,
+    pub domain_uuid: String,
+    pub domain_name: String,
+    pub domain_path: String,
+}
+
+/// The refusal for an object the caller may not act on (531).
+pub fn denied(ctx: &Ctx, what: &str) -> ApiError {
+    ApiError::permission_denied(format!(
+        "Account {} does not have permission to operate on {what}",
+        ctx.caller.account_name
+    ))
+}
+
+/// Checks that the caller may act on an object of account `account_id` in
+/// the domain at `domain_path`: 531 otherwise.
+pub fn check_access(
+    ctx: &Ctx,
+    account_id: i64,
+    domain_path: &str,
+    what: &str,
+) -> Result<(), ApiError> {
+    if ctx.caller.covers(account_id, domain_path) {
+        Ok(())
+    } else {
+        Err(denied(ctx, what))
+    }
+}
+
+/// The parameters naming the owner of a new object.
+pub fn owner_params() -> Vec<ParamSpec> {
+    vec![
+        opt(
+            "account",
+            ParamType::String,
+            "the account to create it for; needs domainid (admins only)",
+        ),
+        opt("domainid", ParamType::Uuid, "the domain of that account"),
+        opt(
+            "projectid",
+            ParamType::Uuid,
+            "accepted; projects are not supported",
+        ),
+    ]
+}
+
+/// The ownership filters of a list command.
+pub fn list_params() -> Vec<ParamSpec> {
+    vec![
+        opt(
+            "account",
+            ParamType::String,
+            "only objects of this account (with domainid)",
+        ),
+        opt("domainid", ParamType::Uuid, "only objects of this domain"),
+        opt(
+            "isrecursive",
+            ParamType::Boolean,
+            "with domainid: also objects of its sub-domains",
+        ),
+        opt(
+            "listall",
+            ParamType::Boolean,
+            "true: every object the caller may see, not only its own",
+        ),
+        opt(
+            "projectid",
+            ParamType::Uuid,
+            "accepted; projects are not supported",
+        ),
+        opt("keyword", ParamType::String, "a substring of the name"),
+        opt("page", ParamType::Integer, "the page to return"),
+        opt(
+            "pagesize",
+            ParamType::Integer,
+            "the number of objects per page",
+        ),
+    ]
+}
+
+async fn owner_of(ctx: &Ctx, a: account::Account) -> Result<Owner, ApiError> {
+    let d = domain::get_by_id(&ctx.app.db, a.domain_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("an account's domain is gone"))?;
+    Ok(Owner {
+        account_id: a.id,
+        account_uuid: a.uuid,
+        account_name: a.account_name,
+        domain_id: d.id,
+        domain_uuid: d.uuid,
+        domain_name: d.name,
+        domain_path: d.path,
+    })
+}
+
+async fn domain_by_param(ctx: &Ctx, params: &Params) -> Result<Option<domain::Domain>, ApiError> {
+    let Some(id) = params.uuid("domainid")? else {
+        return Ok(None);
+    };
+    let id = id.to_string();
+    let d = domain::get_by_uuid(&ctx.app.db, &id)
+        .await?
+        .filter(|d| d.removed.is_none())
+        .ok_or_else(|| ApiError::invalid_id("domainid", &id))?;
+    if !ctx.caller.covers_domain(&d.path) {
+        return Err(denied(ctx, &format!("domain {id}")));
+    }
+    Ok(Some(d))
+}
+
+/// The owner of a new object: the caller, or the account named by `account`
+/// + `domainid` (which an admin must cover; users may only name themselves).
+pub async fn owner(ctx: &Ctx, params: &Params) -> Result<Owner, ApiError> {
+    let name = params.string("account")?.filter(|n| !n.is_empty());
+    let domain = domain_by_param(ctx, params).await?;
+    let a = match (name, domain) {
+        (None, None) => account::get_by_id(&ctx.app.db, ctx.caller.account_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("the caller's account is gone"))?,
+        (Some(_), None) => {
+            return Err(ApiError::param(
+                "account must be given with domainid (the domain of the account)",
+            ));
+        }
+        (None, Some(d)) => {
+            if d.id != ctx.caller.domain_id {
+                return Err(ApiError::param(
+                    "domainid must be given with account (the account to act for)",
+                ));
+            }
+            account::get_by_id(&ctx.app.db, ctx.caller.account_id)
+                .await?
+                .ok_or_else(|| ApiError::internal("the caller's account is gone"))?
+        }
+        (Some(name), Some(d)) => account::get_by_name(&ctx.app.db, d.id, &name)
+            .await?
+            .filter(|a| a.removed.is_none())
+            .ok_or_else(|| {
+                ApiError::param(format!(
+                    "Unable to find account {name} in domain {}",
+                    d.uuid
+                ))
+            })?,
+    };
+    if a.id != ctx.caller.account_id
+        && (ctx.caller.role == Role::User || !ctx.caller.covers_domain(&a.domain_path))
+    {
+        return Err(denied(ctx, &format!("account {}", a.account_name)));
+    }
+    owner_of(ctx, a).await
+}
+
+/// Which objects a list shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Only this account's objects.
+    pub account_id: Option<i64>,
+    /// Only objects in the subtree at this domain path.
+    pub domain_path_prefix: Option<String>,
+    /// Only objects of exactly this domain.
+    pub domain_id: Option<i64>,
+}
+
+/// The scope of a list from its ownership filters, as CloudStack reads them:
+/// a user sees its own account; an admin sees its own account unless it
+/// asks for an account, a domain (`isrecursive` for the subtree) or
+/// `listall=true` (everything it covers).
+pub async fn list_scope(ctx: &Ctx, params: &Params) -> Result<Scope, ApiError> {
+    let caller = &ctx.caller;
+    let name = params.string("account")?.filter(|n| !n.is_empty());
+    let domain = domain_by_param(ctx, params).await?;
+    let recursive = params.boolean("isrecursive")?.unwrap_or(false);
+    let listall = params.boolean("listall")?.unwrap_or(false);
+    if caller.role == Role::User {
+        if let Some(name) = &name
+            && !name.eq_ignore_ascii_case(&caller.account_name)
+        {
+            return Err(denied(ctx, &format!("account {name}")));
+        }
+        return Ok(Scope {
+            account_id: Some(caller.account_id),
+            ..Default::default()
+        });
+    }
+    let domain_path = domain.as_ref().map(|d| d.path.clone());
+    match (name, domain) {
+        (Some(name), d) => {
+            let d = match d {
+                Some(d) => d,
+                None => domain::get_by_id(&ctx.app.db, caller.domain_id)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("the caller's domain is gone"))?,
+            };
+            let a = account::get_by_name(&ctx.app.db, d.id, &name)
+                .await?
+                .filter(|a| a.removed.is_none())
+                .ok_or_else(|| {
+                    ApiError::param(format!(
+                        "Unable to find account {name} in domain {}",
+                        d.uuid
+                    ))
+                })?;
+            Ok(Scope {
+                account_id: Some(a.id),
+                ..Default::default()
+            })
+        }
+        (None, Some(_)) if recursive || listall => Ok(Scope {
+            domain_path_prefix: domain_path,
+            ..Default::default()
+        }),
+        (None, Some(d)) => Ok(Scope {
+            domain_id: Some(d.id),
+            ..Default::default()
+        }),
+        (None, None) if listall || recursive => Ok(Scope {
+            domain_path_prefix: Some(caller.domain_path.clone()),
+            ..Default::default()
+        }),
+        (None, None) => Ok(Scope {
+            account_id: Some(caller.account_id),
+            ..Default::default()
+        }),
+    }
+}
