@@ -167,3 +167,26 @@ pub fn element_error(e: ElementError) -> ApiError {
         other => ApiError::internal(format!("Failed to apply the change on the router: {other}")),
     }
 }
+
+/// The configuration the business rules read (`vpc.max.networks`,
+/// `network.guest.cidr.limit`, `allow.non.rfc1918.compliant.ips`,
+/// `denied.routes`), from the `configuration` table.
+pub async fn rules_config(db: &store::Db) -> Result<crate::rules::Config, ApiError> {
+    use store::config;
+    let defaults = crate::rules::Config::default();
+    let denied = config::value(db, "denied.routes").await?.unwrap_or_default();
+    Ok(crate::rules::Config {
+        vpc_max_networks: config::value_i64(db, "vpc.max.networks")
+            .await?
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(defaults.vpc_max_networks),
+        guest_cidr_limit: config::value_i64(db, "network.guest.cidr.limit")
+            .await?
+            .and_then(|v| u8::try_from(v).ok())
+            .unwrap_or(defaults.guest_cidr_limit),
+        allow_non_rfc1918: config::value_bool(db, "allow.non.rfc1918.compliant.ips")
+            .await?
+            .unwrap_or(defaults.allow_non_rfc1918),
+        denied_routes: crate::rules::route::parse_denied_routes(&denied)?,
+    })
+}
