@@ -173,7 +173,7 @@ impl<T: AgentClient> DynAgentClient for T {
 /// The agent client the manager runs with.
 pub type SharedAgent = std::sync::Arc<dyn DynAgentClient>;
 
-impl AgentClient for SharedAgent {
+impl<'x> AgentClient for std::sync::Arc<dyn DynAgentClient + 'x> {
     async fn send(
         &self,
         router: &RouterView,
@@ -247,7 +247,7 @@ impl<T: RouterDriver> DynRouterDriver for T {
 /// The router driver the manager runs with.
 pub type SharedDriver = std::sync::Arc<dyn DynRouterDriver>;
 
-impl RouterDriver for SharedDriver {
+impl<'x> RouterDriver for std::sync::Arc<dyn DynRouterDriver + 'x> {
     async fn start_router(&self, router: &RouterView) -> Result<AgentEndpoint, DriverError> {
         self.start_router_boxed(router).await
     }

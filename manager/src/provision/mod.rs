@@ -12,6 +12,7 @@
 //!    is recorded; on failure the command reverts its rows and fails.
 
 pub mod state;
+pub mod vpc;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -174,7 +175,9 @@ pub fn element_error(e: ElementError) -> ApiError {
 pub async fn rules_config(db: &store::Db) -> Result<crate::rules::Config, ApiError> {
     use store::config;
     let defaults = crate::rules::Config::default();
-    let denied = config::value(db, "denied.routes").await?.unwrap_or_default();
+    let denied = config::value(db, "denied.routes")
+        .await?
+        .unwrap_or_default();
     Ok(crate::rules::Config {
         vpc_max_networks: config::value_i64(db, "vpc.max.networks")
             .await?

@@ -61,10 +61,19 @@ fn nic_role(role: &str) -> NicRole {
 
 /// The state of the VPC's live router, or None when the VPC has none.
 pub async fn load(db: &Db, vpc_id: i64) -> Result<Option<RouterState>, ApiError> {
-    let Some(v) = vpc::get_by_id(db, vpc_id).await? else {
+    let Some(r) = vpc_router(db, vpc_id).await? else {
         return Ok(None);
     };
-    let Some(r) = vpc_router(db, vpc_id).await? else {
+    load_router(db, &r).await
+}
+
+/// The state of one router of a VPC (during a restart with cleanup a VPC
+/// has two), or None when its VPC is gone.
+pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterState>, ApiError> {
+    let Some(vpc_id) = r.vpc_id else {
+        return Ok(None);
+    };
+    let Some(v) = vpc::get_by_id(db, vpc_id).await? else {
         return Ok(None);
     };
     let nics = router::list_nics(

@@ -347,3 +347,54 @@ pub async fn count_tiers<'a>(ex: impl Into<Exec<'a>>, vpc_id: i64) -> Result<i64
         .await?
     }))
 }
+
+/// The zone's public network (the network of routers' public NICs), created
+/// on first use, owned by the system account.
+pub async fn public_network<'a>(ex: impl Into<Exec<'a>>, zone_id: i64) -> Result<Network> {
+    let mut ex = ex.into();
+    let filter = NetworkFilter {
+        zone_id: Some(zone_id),
+        traffic_type: Some(TRAFFIC_PUBLIC.into()),
+        ..Default::default()
+    };
+    if let Some(n) = list(ex.reborrow(), &filter, Page::ALL)
+        .await?
+        .items
+        .into_iter()
+        .next()
+    {
+        return Ok(n);
+    }
+    let root = super::domain::root(ex.reborrow()).await?;
+    let system =
+        super::account::get_by_name(ex.reborrow(), root.id, super::bootstrap::SYSTEM_ACCOUNT)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "account",
+                key: super::bootstrap::SYSTEM_ACCOUNT.into(),
+            })?;
+    let offering = super::offering::network_offering_by_unique_name(
+        ex.reborrow(),
+        super::bootstrap::DEFAULT_VPC_TIER_OFFERING,
+    )
+    .await?
+    .ok_or_else(|| StoreError::NotFound {
+        what: "network offering",
+        key: super::bootstrap::DEFAULT_VPC_TIER_OFFERING.into(),
+    })?;
+    create(
+        ex,
+        NewNetwork {
+            name: "Public".into(),
+            display_text: "The zone's public network".into(),
+            zone_id,
+            account_id: system.id,
+            domain_id: root.id,
+            network_offering_id: offering.id,
+            traffic_type: TRAFFIC_PUBLIC.into(),
+            guru_name: Some("Public".into()),
+            ..Default::default()
+        },
+    )
+    .await
+}

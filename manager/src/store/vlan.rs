@@ -16,6 +16,8 @@ use super::{Backend, Exec, Listed, Page, Result, StoreError, atomically, new_uui
 pub const IP_FREE: &str = "Free";
 /// `state` of an address an account holds.
 pub const IP_ALLOCATED: &str = "Allocated";
+/// `state` of an address being given back (its router may still hold it).
+pub const IP_RELEASING: &str = "Releasing";
 
 /// The largest range created in one call (a /16).
 pub const MAX_RANGE_SIZE: u32 = 65_536;
@@ -127,6 +129,18 @@ pub struct PublicIpFilter {
     pub state: Option<String>,
     /// Only (non-)source-NAT addresses.
     pub source_nat: Option<bool>,
+    /// Only addresses held in this domain.
+    pub domain_id: Option<i64>,
+    /// Only addresses held in the subtree rooted at this domain path.
+    pub domain_path_prefix: Option<String>,
+    /// Only addresses associated with this tier.
+    pub associated_network_id: Option<i64>,
+    /// Only addresses with (without) static NAT.
+    pub one_to_one_nat: Option<bool>,
+    /// Only addresses whose static NAT goes to this VM.
+    pub vm_id: Option<i64>,
+    /// Only addresses somebody holds (any state but Free).
+    pub held_only: bool,
 }
 
 /// Who takes an address.
@@ -440,7 +454,20 @@ pub async fn list_ips<'a>(
         .eq_opt("account_id", filter.account_id)
         .eq_opt("vpc_id", filter.vpc_id)
         .eq_opt("state", filter.state.clone())
-        .eq_opt("source_nat", filter.source_nat);
+        .eq_opt("source_nat", filter.source_nat)
+        .eq_opt("domain_id", filter.domain_id)
+        .eq_opt("associated_network_id", filter.associated_network_id)
+        .eq_opt("one_to_one_nat", filter.one_to_one_nat)
+        .eq_opt("vm_id", filter.vm_id);
+    if filter.held_only {
+        w.push("state <> 'Free'");
+    }
+    if let Some(prefix) = &filter.domain_path_prefix {
+        let p = w.arg(prefix.as_str());
+        w.push(format!(
+            "domain_id IN (SELECT id FROM domain WHERE SUBSTR(path, 1, LENGTH({p})) = {p})"
+        ));
+    }
     query::list(
         &mut ex.into(),
         IP_COLUMNS,
@@ -450,4 +477,62 @@ pub async fn list_ips<'a>(
         page,
     )
     .await
+}
+
+/// Makes `ip_id` the VPC's only source-NAT address.
+pub async fn set_source_nat<'a>(ex: impl Into<Exec<'a>>, vpc_id: i64, ip_id: i64) -> Result<()> {
+    let mut ex = ex.into();
+    on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE user_ip_address SET source_nat = (id = $2) \
+             WHERE vpc_id = $1 AND state = 'Allocated'",
+        )
+        .bind(vpc_id)
+        .bind(ip_id)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(())
+}
+
+/// Sets the state of a held address (e.g. [`IP_RELEASING`], or back to
+/// [`IP_ALLOCATED`]).
+pub async fn set_ip_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query("UPDATE user_ip_address SET state = $2 WHERE id = $1 AND state <> 'Free'")
+            .bind(id)
+            .bind(state)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Sets an allocated address's tier and static NAT target together: with a VM
+/// (id and address) static NAT is on, without it off.
+pub async fn set_static_nat<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    network_id: Option<i64>,
+    vm: Option<(i64, &str)>,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE user_ip_address SET associated_network_id = $2, one_to_one_nat = $3, \
+             vm_id = $4, vm_ip = $5 WHERE id = $1 AND state = 'Allocated'",
+        )
+        .bind(id)
+        .bind(network_id)
+        .bind(vm.is_some())
+        .bind(vm.map(|(vm_id, _)| vm_id))
+        .bind(vm.map(|(_, ip)| ip.to_string()))
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
 }

@@ -1,0 +1,486 @@
+//! The life of a VPC on its router: start (source-NAT address, public NIC,
+//! router started with its whole configuration), destroy (router, addresses,
+//! rules, routes, gateways, ACL lists, then the row), restart (with or
+//! without a new router), router stop/start/reboot, and the garbage
+//! collector that finishes VPCs left Inactive.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::ApiError;
+use crate::orchestration::model::RouterView;
+use crate::orchestration::{VpcProvider, agent::AgentEndpoint};
+use crate::server::App;
+use crate::store::{self, Db, Page, acl, config, gateway, network, router, rule, vlan, vpc};
+
+use super::{Network, element_error, state};
+
+/// The device index of a router's public NIC (0 is kept for the control NIC).
+pub const PUBLIC_NIC_INDEX: i64 = 1;
+
+fn endpoint_text(e: &AgentEndpoint) -> String {
+    match e {
+        AgentEndpoint::UnixSocket(p) => format!("unix://{}", p.display()),
+        AgentEndpoint::Tcp(a) => format!("tcp://{a}"),
+    }
+}
+
+/// Gives the VPC its source-NAT address (exactly `address` when given) and
+/// its router a public NIC holding it, unless both exist already.
+async fn ensure_source_nat(
+    tx: &mut store::Tx,
+    v: &vpc::Vpc,
+    r: &router::Router,
+    address: Option<Ipv4Addr>,
+) -> Result<(), ApiError> {
+    let existing = vlan::list_ips(
+        &mut *tx,
+        &vlan::PublicIpFilter {
+            vpc_id: Some(v.id),
+            source_nat: Some(true),
+            state: Some(vlan::IP_ALLOCATED.into()),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items
+    .into_iter()
+    .next();
+    let ip = match existing {
+        Some(ip) => ip,
+        None => {
+            let owner = vlan::IpOwner {
+                account_id: v.account_id,
+                domain_id: v.domain_id,
+                vpc_id: Some(v.id),
+                source_nat: true,
+            };
+            vlan::allocate_ip(&mut *tx, v.zone_id, address, owner)
+                .await?
+                .ok_or_else(|| match address {
+                    Some(a) => ApiError::param(format!(
+                        "The source NAT address {a} is not a free public address of the zone"
+                    )),
+                    None => ApiError::new(
+                        533,
+                        4255,
+                        format!(
+                            "Insufficient address capacity: no free public address in zone {} \
+                             for the source NAT of VPC {}",
+                            v.zone_id, v.uuid
+                        ),
+                    ),
+                })?
+        }
+    };
+    vpc::set_source_nat_ip(&mut *tx, v.id, Some(ip.id)).await?;
+    let nics = router::list_nics(
+        &mut *tx,
+        &router::NicFilter {
+            owner: Some(router::NicOwner::Router(r.id)),
+            role: Some(router::ROLE_PUBLIC.into()),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?;
+    if nics.items.is_empty() {
+        let range = vlan::range_by_id(&mut *tx, ip.vlan_db_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("a public address without its range"))?;
+        let public = network::public_network(&mut *tx, v.zone_id).await?;
+        router::create_nic(
+            &mut *tx,
+            router::NewNic {
+                owner: router::NicOwner::Router(r.id),
+                network_id: public.id,
+                device_index: Some(PUBLIC_NIC_INDEX),
+                ip4_address: Some(ip.public_ip_address.clone()),
+                netmask: Some(range.netmask.clone()),
+                gateway: Some(range.gateway.clone()),
+                role: router::ROLE_PUBLIC.into(),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The VPC's live router, created (Stopped) when it has none.
+pub async fn ensure_router<'a>(
+    ex: impl Into<store::Exec<'a>>,
+    v: &vpc::Vpc,
+) -> Result<router::Router, ApiError> {
+    let mut ex = ex.into();
+    if let Some(r) = super::vpc_router(ex.reborrow(), v.id).await? {
+        return Ok(r);
+    }
+    Ok(router::create(
+        ex,
+        router::NewRouter {
+            vpc_id: Some(v.id),
+            zone_id: v.zone_id,
+            account_id: v.account_id,
+            domain_id: v.domain_id,
+        },
+    )
+    .await?)
+}
+
+/// Starts the VPC: source-NAT address, public NIC, router started with its
+/// whole configuration. The router ends Running, or Error with the error.
+pub async fn start_vpc(
+    db: &Db,
+    net: &Network,
+    vpc_id: i64,
+    source_nat: Option<Ipv4Addr>,
+) -> Result<(), ApiError> {
+    let v = vpc::get_by_id(db, vpc_id)
+        .await?
+        .filter(|v| v.removed.is_none())
+        .ok_or_else(|| ApiError::param("The VPC was deleted meanwhile"))?;
+    let mut tx = db.begin().await?;
+    let r = ensure_router(&mut tx, &v).await?;
+    ensure_source_nat(&mut tx, &v, &r, source_nat).await?;
+    tx.commit().await?;
+    start_router(db, net, &r).await
+}
+
+/// Starts a router and pushes its whole configuration with a new generation.
+pub async fn start_router(db: &Db, net: &Network, r: &router::Router) -> Result<(), ApiError> {
+    let mut tx = db.begin().await?;
+    router::set_state(&mut tx, r.id, router::STATE_STARTING).await?;
+    let generation = router::bump_generation(&mut tx, r.id).await?;
+    tx.commit().await?;
+    let state = state::load_router(db, r)
+        .await?
+        .ok_or_else(|| ApiError::param("The VPC was deleted meanwhile"))?;
+    let g = u64::try_from(generation).unwrap_or_default();
+    match net.element.implement_vpc(&state, g).await {
+        Ok(endpoint) => {
+            let mut tx = db.begin().await?;
+            router::set_agent_endpoint(&mut tx, r.id, Some(&endpoint_text(&endpoint))).await?;
+            router::set_state(&mut tx, r.id, router::STATE_RUNNING).await?;
+            router::mark_applied(&mut tx, r.id, generation).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        Err(e) => {
+            router::set_state(db, r.id, router::STATE_ERROR).await?;
+            Err(element_error(e))
+        }
+    }
+}
+
+/// The view of a router with the NICs it has (for driver calls).
+pub async fn router_view(db: &Db, r: &router::Router) -> Result<RouterView, ApiError> {
+    match state::load_router(db, r).await? {
+        Some(s) => Ok(s.router),
+        None => Ok(RouterView {
+            id: uuid::Uuid::parse_str(&r.uuid).unwrap_or_default(),
+            name: r.name.clone(),
+            generation: u64::try_from(r.config_generation).unwrap_or_default(),
+            nics: Vec::new(),
+        }),
+    }
+}
+
+/// Stops a router (its rows stay; startRouter brings it back).
+pub async fn stop_router(db: &Db, net: &Network, r: &router::Router) -> Result<(), ApiError> {
+    let view = router_view(db, r).await?;
+    router::set_state(db, r.id, router::STATE_STOPPING).await?;
+    if let Err(e) = net.element.shutdown_vpc(&view).await {
+        router::set_state(db, r.id, router::STATE_ERROR).await?;
+        return Err(element_error(e));
+    }
+    router::set_state(db, r.id, router::STATE_STOPPED).await?;
+    Ok(())
+}
+
+/// Reboots a running router: stop, start, whole configuration.
+pub async fn reboot_router(db: &Db, net: &Network, r: &router::Router) -> Result<(), ApiError> {
+    let generation = {
+        let mut tx = db.begin().await?;
+        let g = router::bump_generation(&mut tx, r.id).await?;
+        tx.commit().await?;
+        g
+    };
+    let state = state::load_router(db, r)
+        .await?
+        .ok_or_else(|| ApiError::param("The VPC was deleted meanwhile"))?;
+    let g = u64::try_from(generation).unwrap_or_default();
+    match net.element.reboot_router(&state, g).await {
+        Ok(endpoint) => {
+            let mut tx = db.begin().await?;
+            router::set_agent_endpoint(&mut tx, r.id, Some(&endpoint_text(&endpoint))).await?;
+            router::set_state(&mut tx, r.id, router::STATE_RUNNING).await?;
+            router::mark_applied(&mut tx, r.id, generation).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        Err(e) => {
+            router::set_state(db, r.id, router::STATE_ERROR).await?;
+            Err(element_error(e))
+        }
+    }
+}
+
+/// Destroys a router and its rows.
+pub async fn destroy_router(db: &Db, net: &Network, r: &router::Router) -> Result<(), ApiError> {
+    let view = router_view(db, r).await?;
+    net.element
+        .destroy_router(&view)
+        .await
+        .map_err(element_error)?;
+    router::remove(db, r.id).await?;
+    Ok(())
+}
+
+/// restartVPC. Without cleanup the running router gets its whole
+/// configuration again (one ApplyConfig with a new generation); with
+/// cleanup a new router is started with the same configuration first, then
+/// the old one is destroyed. Failures set `restartrequired`.
+pub async fn restart_vpc(
+    db: &Db,
+    net: &Network,
+    vpc_id: i64,
+    cleanup: bool,
+) -> Result<(), ApiError> {
+    let result = restart_inner(db, net, vpc_id, cleanup).await;
+    vpc::set_restart_required(db, vpc_id, result.is_err()).await?;
+    result
+}
+
+async fn restart_inner(db: &Db, net: &Network, vpc_id: i64, cleanup: bool) -> Result<(), ApiError> {
+    let v = vpc::get_by_id(db, vpc_id)
+        .await?
+        .filter(|v| v.removed.is_none())
+        .ok_or_else(|| ApiError::param("The VPC was deleted meanwhile"))?;
+    let old = super::vpc_router(db, vpc_id).await?;
+    let Some(old) = old.filter(|_| cleanup) else {
+        // No cleanup (or no router yet): (re)start the one router in place.
+        let r = {
+            let mut tx = db.begin().await?;
+            let r = ensure_router(&mut tx, &v).await?;
+            ensure_source_nat(&mut tx, &v, &r, None).await?;
+            tx.commit().await?;
+            r
+        };
+        if r.state == router::STATE_RUNNING {
+            let generation = {
+                let mut tx = db.begin().await?;
+                let g = router::bump_generation(&mut tx, r.id).await?;
+                tx.commit().await?;
+                g
+            };
+            let state = state::load_router(db, &r)
+                .await?
+                .ok_or_else(|| ApiError::param("The VPC was deleted meanwhile"))?;
+            net.element
+                .restart_vpc(&state, u64::try_from(generation).unwrap_or_default())
+                .await
+                .map_err(element_error)?;
+            router::mark_applied(db, r.id, generation).await?;
+            return Ok(());
+        }
+        return start_router(db, net, &r).await;
+    };
+    // A new router with the old one's NIC layout (new MACs), started while
+    // the old one still serves.
+    let mut tx = db.begin().await?;
+    let new = router::create(
+        &mut tx,
+        router::NewRouter {
+            vpc_id: Some(v.id),
+            zone_id: v.zone_id,
+            account_id: v.account_id,
+            domain_id: v.domain_id,
+        },
+    )
+    .await?;
+    let nics = router::list_nics(
+        &mut tx,
+        &router::NicFilter {
+            owner: Some(router::NicOwner::Router(old.id)),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    for n in nics {
+        router::create_nic(
+            &mut tx,
+            router::NewNic {
+                owner: router::NicOwner::Router(new.id),
+                network_id: n.network_id,
+                device_index: Some(n.device_index),
+                ip4_address: n.ip4_address.clone(),
+                netmask: n.netmask.clone(),
+                gateway: n.gateway.clone(),
+                role: n.role.clone(),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    if let Err(e) = start_router(db, net, &new).await {
+        // The old router keeps serving; the new one goes.
+        if let Err(undo) = destroy_router(db, net, &new).await {
+            tracing::error!(error = %undo, router = %new.name, "removing a router that failed to start");
+            router::remove(db, new.id).await?;
+        }
+        return Err(e);
+    }
+    if let Err(e) = destroy_router(db, net, &old).await {
+        tracing::warn!(error = %e, router = %old.name, "the replaced router could not be destroyed; removing its rows");
+        router::remove(db, old.id).await?;
+    }
+    Ok(())
+}
+
+/// Removes everything of an Inactive VPC, then its row (CloudStack's
+/// destroyVpc cleanup). Safe to run again after a partial failure.
+pub async fn destroy_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiError> {
+    let Some(v) = vpc::get_by_id(db, vpc_id)
+        .await?
+        .filter(|v| v.removed.is_none())
+    else {
+        return Ok(());
+    };
+    vpc::set_state(db, v.id, vpc::STATE_INACTIVE).await?;
+    // Routers first: nothing serves the VPC afterwards.
+    let routers = router::list(
+        db,
+        &router::RouterFilter {
+            vpc_id: Some(v.id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    for r in &routers {
+        destroy_router(db, net, r).await?;
+    }
+    let mut tx = db.begin().await?;
+    // Rules on the VPC's addresses, then the addresses.
+    let ips = vlan::list_ips(
+        &mut tx,
+        &vlan::PublicIpFilter {
+            vpc_id: Some(v.id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    for ip in &ips {
+        let rules = rule::list(
+            &mut tx,
+            &rule::RuleFilter {
+                ip_address_id: Some(ip.id),
+                ..Default::default()
+            },
+            Page::ALL,
+        )
+        .await?
+        .items;
+        for r in rules {
+            rule::remove(&mut tx, r.id).await?;
+        }
+        vlan::release_ip(&mut tx, ip.id).await?;
+    }
+    vpc::set_source_nat_ip(&mut tx, v.id, None).await?;
+    // Static routes, private gateways and their networks.
+    let routes = gateway::list_routes(
+        &mut tx,
+        &gateway::RouteFilter {
+            vpc_id: Some(v.id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    for r in routes {
+        gateway::remove_route(&mut tx, r.id).await?;
+    }
+    let gateways = gateway::list(
+        &mut tx,
+        &gateway::GatewayFilter {
+            vpc_id: Some(v.id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    for g in gateways {
+        gateway::remove(&mut tx, g.id).await?;
+        network::remove(&mut tx, g.network_id).await?;
+    }
+    // The VPC's own ACL lists.
+    let lists = acl::list(
+        &mut tx,
+        &acl::AclFilter {
+            vpc_id: Some(v.id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    for l in lists.into_iter().filter(|l| l.vpc_id == Some(v.id)) {
+        acl::remove_list(&mut tx, l.id).await?;
+    }
+    vpc::remove(&mut tx, v.id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Retries the cleanup of every Inactive VPC; returns how many it finished.
+pub async fn collect_inactive(db: &Db, net: &Network) -> Result<usize, ApiError> {
+    let inactive = vpc::list(
+        db,
+        &vpc::VpcFilter {
+            state: Some(vpc::STATE_INACTIVE.into()),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    let mut done = 0;
+    for v in inactive {
+        let _guard = net.lock_vpc(v.id).await;
+        match destroy_vpc(db, net, v.id).await {
+            Ok(()) => done += 1,
+            Err(e) => {
+                tracing::warn!(vpc = %v.uuid, error = %e, "Inactive VPC cleanup failed; retrying at the next run")
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// The VPC garbage collector: every `vpc.cleanup.interval` seconds (read
+/// anew each round), finishes the cleanup of Inactive VPCs.
+pub async fn run_gc(app: Arc<App>) {
+    loop {
+        let interval = config::value_i64(&app.db, "vpc.cleanup.interval")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(3600)
+            .max(1);
+        tokio::time::sleep(Duration::from_secs(u64::try_from(interval).unwrap_or(3600))).await;
+        match collect_inactive(&app.db, &app.network).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(vpcs = n, "Inactive VPCs cleaned up"),
+            Err(e) => tracing::warn!(error = %e, "VPC garbage collection failed"),
+        }
+    }
+}

@@ -1,0 +1,627 @@
+//! VPCs (CloudStack reference §2.3, §3.2, §3.3): `createVPC` (async-create:
+//! the row now, the router and source-NAT address in the job), `updateVPC`,
+//! `deleteVPC`, `restartVPC`, `listVPCs`; and the VPC routers (`router`).
+
+mod router;
+mod views;
+
+use std::net::Ipv4Addr;
+
+use serde_json::json;
+
+use crate::api::{ApiError, Params};
+use crate::provision;
+use crate::server::jobs::JobBody;
+use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
+use crate::server::{Ctx, Reply, page};
+use crate::services::owner;
+use crate::store::{self, Db, Page, account, config, limit, network, offering, vpc, zone};
+use crate::{handler, job_body, rules};
+
+pub use views::vpc_view;
+
+fn vpc_fields() -> Vec<FieldSpec> {
+    vec![
+        field("id", "string", "the ID of the VPC"),
+        field("name", "string", "the name of the VPC"),
+        field("displaytext", "string", "the description of the VPC"),
+        field(
+            "state",
+            "string",
+            "Enabled, or Inactive while it is deleted",
+        ),
+        field("zoneid", "string", "the zone of the VPC"),
+        field("zonename", "string", "the name of the zone"),
+        field("cidr", "string", "the super CIDR of the VPC's tiers"),
+        field("vpcofferingid", "string", "the offering of the VPC"),
+        field("vpcofferingname", "string", "the name of the offering"),
+        field(
+            "service",
+            "list",
+            "the services of the offering, with providers",
+        ),
+        field("network", "list", "the tiers of the VPC"),
+        field(
+            "restartrequired",
+            "boolean",
+            "whether the VPC needs a restart",
+        ),
+        field("networkdomain", "string", "the DNS domain of the tiers"),
+        field("account", "string", "the owner account"),
+        field("domainid", "string", "the owner's domain"),
+        field("domain", "string", "the name of the owner's domain"),
+        field("created", "date", "when the VPC was created"),
+        field("publicmtu", "integer", "the MTU of the router's public NIC"),
+    ]
+}
+
+/// The commands of this module.
+pub fn commands() -> Vec<CommandSpec> {
+    let mut create_params = vec![
+        req("name", String, "the name of the VPC"),
+        req("zoneid", Uuid, "the zone of the VPC"),
+        req("vpcofferingid", Uuid, "the VPC offering (Enabled)"),
+        opt(
+            "cidr",
+            String,
+            "the super CIDR of the VPC's tiers (RFC 1918 or 100.64.0.0/10)",
+        ),
+        opt(
+            "cidrsize",
+            Integer,
+            "only for ROUTED offerings (not supported)",
+        ),
+        opt("displaytext", String, "the description; default the name"),
+        opt("networkdomain", String, "the DNS domain of the tiers"),
+        opt(
+            "start",
+            Boolean,
+            "false: do not start the router now (default true)",
+        ),
+        opt("publicmtu", Integer, "the MTU of the router's public NIC"),
+        opt("dns1", String, "the first DNS server for the tiers"),
+        opt("dns2", String, "the second DNS server for the tiers"),
+        opt(
+            "sourcenatipaddress",
+            String,
+            "this free public address as the VPC's source NAT address",
+        ),
+        opt("fordisplay", Boolean, "accepted; every VPC is displayed"),
+    ];
+    create_params.extend(owner::owner_params());
+    let mut list_params = vec![
+        opt("id", Uuid, "the ID of the VPC"),
+        opt("zoneid", Uuid, "only VPCs of this zone"),
+        opt("name", String, "only VPCs of this name"),
+        opt("displaytext", String, "only VPCs with this description"),
+        opt("cidr", String, "only VPCs with this CIDR"),
+        opt("vpcofferingid", Uuid, "only VPCs of this offering"),
+        opt(
+            "supportedservices",
+            List,
+            "only VPCs whose offering gives all these services",
+        ),
+        opt("state", String, "Enabled or Inactive"),
+        opt(
+            "restartrequired",
+            Boolean,
+            "only VPCs that need (or do not need) a restart",
+        ),
+        opt("fordisplay", Boolean, "accepted; every VPC is displayed"),
+    ];
+    list_params.extend(owner::list_params());
+    let mut all = vec![
+        CommandSpec {
+            name: "createVPC",
+            description: "Creates a VPC and starts its virtual router",
+            kind: Kind::AsyncCreate,
+            roles: ALL,
+            params: create_params,
+            object: "vpc",
+            response: vpc_fields(),
+            since: "",
+            handler: create_vpc,
+        },
+        CommandSpec {
+            name: "updateVPC",
+            description: "Renames a VPC, changes its description or its source NAT address",
+            kind: Kind::Async,
+            roles: ALL,
+            params: vec![
+                req("id", Uuid, "the ID of the VPC"),
+                opt("name", String, "the new name"),
+                opt("displaytext", String, "the new description"),
+                opt(
+                    "sourcenatipaddress",
+                    String,
+                    "an address of the VPC to become its source NAT address (restarts the VPC)",
+                ),
+                opt(
+                    "publicmtu",
+                    Integer,
+                    "accepted; the public MTU is not changed",
+                ),
+                opt("fordisplay", Boolean, "accepted; every VPC is displayed"),
+                opt("customid", String, "accepted; ids are not changed"),
+            ],
+            object: "vpc",
+            response: vpc_fields(),
+            since: "",
+            handler: update_vpc,
+        },
+        CommandSpec {
+            name: "deleteVPC",
+            description: "Deletes a VPC without tiers, with its router, addresses, gateways, routes and ACL lists",
+            kind: Kind::Async,
+            roles: ALL,
+            params: vec![req("id", Uuid, "the ID of the VPC")],
+            object: "vpc",
+            response: vec![],
+            since: "",
+            handler: delete_vpc,
+        },
+        CommandSpec {
+            name: "restartVPC",
+            description: "Restarts a VPC: re-sends its whole configuration, or with cleanup replaces its router",
+            kind: Kind::Async,
+            roles: ALL,
+            params: vec![
+                req("id", Uuid, "the ID of the VPC"),
+                opt(
+                    "cleanup",
+                    Boolean,
+                    "true: start a new router, then destroy the old one",
+                ),
+                opt(
+                    "makeredundant",
+                    Boolean,
+                    "accepted; redundant routers are not supported",
+                ),
+                opt(
+                    "livepatch",
+                    Boolean,
+                    "accepted; the configuration is always re-sent",
+                ),
+            ],
+            object: "vpc",
+            response: vec![],
+            since: "",
+            handler: restart_vpc,
+        },
+        CommandSpec {
+            name: "listVPCs",
+            description: "Lists VPCs",
+            kind: Kind::Sync,
+            roles: ALL,
+            params: list_params,
+            object: "vpc",
+            response: vpc_fields(),
+            since: "",
+            handler: list_vpcs,
+        },
+    ];
+    all.extend(router::commands());
+    all
+}
+
+/// The job body of every async command of this module.
+pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
+    let mut bodies: Vec<(&'static str, JobBody)> = vec![
+        ("createVPC", create_vpc_job),
+        ("updateVPC", update_vpc_job),
+        ("deleteVPC", delete_vpc_job),
+        ("restartVPC", restart_vpc_job),
+    ];
+    bodies.extend(router::job_bodies());
+    bodies
+}
+
+/// The live VPC named by parameter `name`, which the caller may act on.
+pub async fn vpc_param(ctx: &Ctx, params: &Params, name: &str) -> Result<vpc::Vpc, ApiError> {
+    let id = params.required_uuid(ctx.command, name)?.to_string();
+    let v = vpc::get_by_uuid(&ctx.app.db, &id)
+        .await?
+        .filter(|v| v.removed.is_none())
+        .ok_or_else(|| ApiError::invalid_id(name, &id))?;
+    owner::check_access(ctx, v.account_id, &v.domain_path, &format!("VPC {id}"))?;
+    Ok(v)
+}
+
+async fn vpc_result(db: &Db, id: i64) -> Result<serde_json::Value, ApiError> {
+    let v = vpc::get_by_id(db, id)
+        .await?
+        .filter(|v| v.removed.is_none())
+        .ok_or_else(|| ApiError::param("The VPC was deleted meanwhile"))?;
+    Ok(json!({ "vpc": vpc_view(db, &v, true).await? }))
+}
+
+handler!(create_vpc, |ctx, params| {
+    let db = &ctx.app.db;
+    let owner = owner::owner(ctx, params).await?;
+    let settings = provision::rules_config(db).await?;
+    let cidr = params.string("cidr")?;
+    rules::vpc::check_cidr_or_size(
+        cidr.as_deref(),
+        params.long("cidrsize")?,
+        false,
+        ctx.caller.is_root_admin(),
+    )?;
+    let name = params.required_string(ctx.command, "name")?;
+    let display_text = params.string("displaytext")?;
+    let network_domain = params.string("networkdomain")?;
+    let checked = rules::vpc::validate_new_vpc(
+        &rules::vpc::NewVpc {
+            name: &name,
+            display_text: display_text.as_deref(),
+            cidr: cidr.as_deref().unwrap_or_default(),
+            network_domain: network_domain.as_deref(),
+        },
+        &settings,
+    )?;
+    let zone_id = params.required_uuid(ctx.command, "zoneid")?.to_string();
+    let z = zone::get_by_uuid(db, &zone_id)
+        .await?
+        .filter(|z| z.removed.is_none())
+        .ok_or_else(|| ApiError::invalid_id("zoneid", &zone_id))?;
+    rules::vpc::check_zone_usable(
+        &z.name,
+        z.allocation_state == "Enabled",
+        ctx.caller.is_root_admin(),
+    )?;
+    let offering_id = params
+        .required_uuid(ctx.command, "vpcofferingid")?
+        .to_string();
+    let o = offering::vpc_offering_by_uuid(db, &offering_id)
+        .await?
+        .filter(|o| o.removed.is_none())
+        .ok_or_else(|| ApiError::invalid_id("vpcofferingid", &offering_id))?;
+    let state = if o.state == offering::STATE_ENABLED {
+        rules::vpc::OfferingState::Enabled
+    } else {
+        rules::vpc::OfferingState::Disabled
+    };
+    rules::vpc::check_offering_enabled(&o.uuid, state)?;
+    let services = offering::vpc_offering_services(db, o.id).await?;
+    rules::vpc::check_dns(
+        params.string("dns1")?.as_deref(),
+        params.string("dns2")?.as_deref(),
+        services.iter().any(|s| s.service == "Dns"),
+    )?;
+    let source_nat: Option<Ipv4Addr> = params
+        .string("sourcenatipaddress")?
+        .filter(|a| !a.is_empty())
+        .map(|a| rules::parse_ipv4("sourcenatipaddress", &a))
+        .transpose()?;
+    let network_domain = match checked.network_domain {
+        Some(d) => d,
+        None => default_domain(db, owner.account_id).await?,
+    };
+    let start = params.boolean("start")?.unwrap_or(true);
+
+    let mut tx = db.begin().await?;
+    let current = vpc::count_for_account(&mut tx, owner.account_id).await?;
+    let max = limit::effective_for_account(&mut tx, owner.account_id, "vpc").await?;
+    rules::vpc::check_vpc_limit(&owner.account_name, current, max)?;
+    let created = vpc::create(
+        &mut tx,
+        vpc::NewVpc {
+            name: checked.name,
+            display_text: checked.display_text,
+            zone_id: z.id,
+            cidr: checked.cidr.to_string(),
+            account_id: owner.account_id,
+            domain_id: owner.domain_id,
+            vpc_offering_id: o.id,
+            network_domain: Some(network_domain),
+        },
+    )
+    .await?;
+    provision::vpc::ensure_router(&mut tx, &created).await?;
+    tx.commit().await?;
+    let submitted = ctx
+        .submit_job(
+            json!({
+                "id": created.id,
+                "start": start,
+                "sourcenatipaddress": source_nat.map(|a| a.to_string()),
+            }),
+            Some(("Vpc", &created.uuid)),
+            format!("vpc:{}", created.id),
+        )
+        .await;
+    let job_id = match submitted {
+        Ok(job_id) => job_id,
+        Err(e) => {
+            if let Err(undo) = provision::vpc::destroy_vpc(db, &ctx.app.network, created.id).await {
+                tracing::error!(error = %undo, "removing a VPC whose job could not be submitted");
+            }
+            return Err(e);
+        }
+    };
+    Ok(Reply::Created {
+        id: created.uuid,
+        job_id,
+    })
+});
+
+/// The account's network domain, else `cs<hex id>.<guest.domain.suffix>`.
+async fn default_domain(db: &Db, account_id: i64) -> Result<std::string::String, ApiError> {
+    if let Some(d) = account::get_by_id(db, account_id)
+        .await?
+        .and_then(|a| a.network_domain)
+        .filter(|d| !d.is_empty())
+    {
+        return Ok(d);
+    }
+    let suffix = config::value(db, "guest.domain.suffix")
+        .await?
+        .unwrap_or_else(|| "cloud.internal".into());
+    Ok(rules::vpc::default_network_domain(
+        u64::try_from(account_id).unwrap_or_default(),
+        &suffix,
+    ))
+}
+
+job_body!(create_vpc_job, |job, info| {
+    let app = &job.app;
+    let id = info["id"].as_i64().unwrap_or_default();
+    let source_nat = info["sourcenatipaddress"]
+        .as_str()
+        .and_then(|a| a.parse().ok());
+    let _guard = app.network.lock_vpc(id).await;
+    let started = if info["start"].as_bool().unwrap_or(true) {
+        provision::vpc::start_vpc(&app.db, &app.network, id, source_nat).await
+    } else {
+        Ok(())
+    };
+    if let Err(e) = started {
+        // CloudStack destroys a VPC whose start failed.
+        if let Err(undo) = provision::vpc::destroy_vpc(&app.db, &app.network, id).await {
+            tracing::error!(error = %undo, "destroying a VPC whose start failed");
+        }
+        return Err(e);
+    }
+    vpc_result(&app.db, id).await
+});
+
+handler!(update_vpc, |ctx, params| {
+    let v = vpc_param(ctx, params, "id").await?;
+    let name = params.string("name")?.filter(|n| !n.is_empty());
+    if let Some(n) = &name {
+        rules::check_name("name", n)?;
+    }
+    let display_text = params.string("displaytext")?.filter(|t| !t.is_empty());
+    if let Some(t) = &display_text {
+        rules::check_length("displaytext", t, rules::MAX_DISPLAY_TEXT_LEN)?;
+    }
+    let source_nat = params
+        .string("sourcenatipaddress")?
+        .filter(|a| !a.is_empty())
+        .map(|a| rules::parse_ipv4("sourcenatipaddress", &a))
+        .transpose()?;
+    let new_source_nat = match source_nat {
+        None => None,
+        Some(address) => {
+            let ip = store::vlan::list_ips(
+                &ctx.app.db,
+                &store::vlan::PublicIpFilter {
+                    vpc_id: Some(v.id),
+                    address: Some(address.to_string()),
+                    state: Some(store::vlan::IP_ALLOCATED.into()),
+                    ..Default::default()
+                },
+                Page::ALL,
+            )
+            .await?
+            .items
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                ApiError::param(format!(
+                    "{address} is not a public address acquired for VPC {}",
+                    v.uuid
+                ))
+            })?;
+            if ip.one_to_one_nat || ip.associated_network_id.is_some() {
+                return Err(ApiError::param(format!(
+                    "{address} is in use by static NAT or rules and cannot become the source NAT address"
+                )));
+            }
+            Some(ip.id)
+        }
+    };
+    let job_id = ctx
+        .submit_job(
+            json!({
+                "id": v.id,
+                "name": name,
+                "displaytext": display_text,
+                "sourcenat": new_source_nat,
+            }),
+            Some(("Vpc", &v.uuid)),
+            format!("vpc:{}", v.id),
+        )
+        .await?;
+    Ok(Reply::Job { job_id })
+});
+
+job_body!(update_vpc_job, |job, info| {
+    let app = &job.app;
+    let id = info["id"].as_i64().unwrap_or_default();
+    let _guard = app.network.lock_vpc(id).await;
+    if !vpc::update(
+        &app.db,
+        id,
+        info["name"].as_str(),
+        info["displaytext"].as_str(),
+    )
+    .await?
+    {
+        return Err(ApiError::param("The VPC was deleted meanwhile"));
+    }
+    if let Some(ip) = info["sourcenat"].as_i64() {
+        let mut tx = app.db.begin().await?;
+        store::vlan::set_source_nat(&mut tx, id, ip).await?;
+        vpc::set_source_nat_ip(&mut tx, id, Some(ip)).await?;
+        tx.commit().await?;
+        // A new source NAT address means a new router (CloudStack restarts
+        // the VPC with cleanup).
+        provision::vpc::restart_vpc(&app.db, &app.network, id, true).await?;
+    }
+    vpc_result(&app.db, id).await
+});
+
+handler!(delete_vpc, |ctx, params| {
+    let v = vpc_param(ctx, params, "id").await?;
+    let job_id = ctx
+        .submit_job(
+            json!({ "id": v.id }),
+            Some(("Vpc", &v.uuid)),
+            format!("vpc:{}", v.id),
+        )
+        .await?;
+    Ok(Reply::Job { job_id })
+});
+
+job_body!(delete_vpc_job, |job, info| {
+    let app = &job.app;
+    let id = info["id"].as_i64().unwrap_or_default();
+    let _guard = app.network.lock_vpc(id).await;
+    let Some(v) = vpc::get_by_id(&app.db, id)
+        .await?
+        .filter(|v| v.removed.is_none())
+    else {
+        return Ok(json!({ "success": true }));
+    };
+    // Counted in the job: tiers created while it waited count too.
+    let tiers = network::count_tiers(&app.db, id).await?;
+    rules::vpc::check_vpc_deletable(&v.uuid, usize::try_from(tiers).unwrap_or(usize::MAX))?;
+    vpc::set_state(&app.db, id, vpc::STATE_INACTIVE).await?;
+    provision::vpc::destroy_vpc(&app.db, &app.network, id)
+        .await
+        .map_err(|e| {
+            ApiError::internal(format!(
+                "VPC {} is Inactive; its cleanup failed and is retried every vpc.cleanup.interval: {}",
+                v.uuid, e.text
+            ))
+        })?;
+    Ok(json!({ "success": true }))
+});
+
+handler!(restart_vpc, |ctx, params| {
+    let v = vpc_param(ctx, params, "id").await?;
+    let state = if v.state == vpc::STATE_ENABLED {
+        rules::vpc::VpcState::Enabled
+    } else {
+        rules::vpc::VpcState::Inactive
+    };
+    rules::vpc::check_vpc_enabled(&v.uuid, state)?;
+    if params.boolean("makeredundant")? == Some(true) {
+        return Err(ApiError::param(
+            "Redundant VPC routers are not supported; restart without makeredundant",
+        ));
+    }
+    let job_id = ctx
+        .submit_job(
+            json!({ "id": v.id, "cleanup": params.boolean("cleanup")?.unwrap_or(false) }),
+            Some(("Vpc", &v.uuid)),
+            format!("vpc:{}", v.id),
+        )
+        .await?;
+    Ok(Reply::Job { job_id })
+});
+
+job_body!(restart_vpc_job, |job, info| {
+    let app = &job.app;
+    let id = info["id"].as_i64().unwrap_or_default();
+    let _guard = app.network.lock_vpc(id).await;
+    provision::vpc::restart_vpc(
+        &app.db,
+        &app.network,
+        id,
+        info["cleanup"].as_bool().unwrap_or(false),
+    )
+    .await?;
+    Ok(json!({ "success": true }))
+});
+
+handler!(list_vpcs, |ctx, params| {
+    let db = &ctx.app.db;
+    let scope = owner::list_scope(ctx, params).await?;
+    let zone_id = match params.uuid("zoneid")? {
+        Some(z) => match zone::get_by_uuid(db, &z.to_string()).await? {
+            Some(z) => Some(z.id),
+            None => {
+                return Ok(Reply::List {
+                    count: 0,
+                    items: vec![],
+                });
+            }
+        },
+        None => None,
+    };
+    let offering_id = match params.uuid("vpcofferingid")? {
+        Some(o) => match offering::vpc_offering_by_uuid(db, &o.to_string()).await? {
+            Some(o) => Some(o.id),
+            None => {
+                return Ok(Reply::List {
+                    count: 0,
+                    items: vec![],
+                });
+            }
+        },
+        None => None,
+    };
+    let filter = vpc::VpcFilter {
+        uuids: params.uuid("id")?.map(|u| vec![u.to_string()]),
+        name: params.string("name")?.filter(|n| !n.is_empty()),
+        keyword: params.string("keyword")?.filter(|k| !k.is_empty()),
+        zone_id,
+        account_id: scope.account_id,
+        domain_id: scope.domain_id,
+        domain_path_prefix: scope.domain_path_prefix,
+        state: params.string("state")?.filter(|s| !s.is_empty()),
+        vpc_offering_id: offering_id,
+        restart_required: params.boolean("restartrequired")?,
+        ..Default::default()
+    };
+    let display_text = params.string("displaytext")?.filter(|t| !t.is_empty());
+    let cidr = params.string("cidr")?.filter(|c| !c.is_empty());
+    let wanted = params.list("supportedservices")?;
+    let in_memory = display_text.is_some() || cidr.is_some() || wanted.is_some();
+    let page = page(ctx, params).await?;
+    let listed = vpc::list(db, &filter, if in_memory { Page::ALL } else { page }).await?;
+    let mut rows = Vec::new();
+    for v in listed.items {
+        if display_text.as_ref().is_some_and(|t| *t != v.display_text)
+            || cidr.as_ref().is_some_and(|c| *c != v.cidr)
+        {
+            continue;
+        }
+        if let Some(wanted) = &wanted {
+            let services = offering::vpc_offering_services(db, v.vpc_offering_id).await?;
+            let all = wanted
+                .iter()
+                .all(|w| services.iter().any(|s| s.service.eq_ignore_ascii_case(w)));
+            if !all {
+                continue;
+            }
+        }
+        rows.push(v);
+    }
+    let (count, rows) = if in_memory {
+        let total = rows.len() as u64;
+        let skip = usize::try_from(page.offset.max(0)).unwrap_or(usize::MAX);
+        let take = page.limit.map_or(usize::MAX, |l| {
+            usize::try_from(l.max(0)).unwrap_or(usize::MAX)
+        });
+        (total, rows.into_iter().skip(skip).take(take).collect())
+    } else {
+        (listed.total as u64, rows)
+    };
+    let mut items = Vec::with_capacity(rows.len());
+    for v in &rows {
+        items.push(vpc_view(db, v, true).await?);
+    }
+    Ok(Reply::List { count, items })
+});
