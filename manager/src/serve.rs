@@ -106,6 +106,7 @@ impl Manager {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let runner = tokio::spawn(Jobs::run(self.app.clone()));
+        let vpc_gc = tokio::spawn(crate::provision::vpc::run_gc(self.app.clone()));
         let router =
             http::router(self.app.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
         axum::serve(self.listener, router)
@@ -113,6 +114,7 @@ impl Manager {
             .await?;
         // No new job starts; the ones still running are left resumable.
         runner.abort();
+        vpc_gc.abort();
         let released = self.app.jobs.release_running(&self.app).await?;
         if released > 0 {
             tracing::info!(released, "running jobs released for the next start");
