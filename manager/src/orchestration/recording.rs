@@ -47,6 +47,11 @@ impl RecordingAgentClient {
         lock(&self.failures).insert(rpc, error);
     }
 
+    /// Makes `rpc` succeed again.
+    pub fn unfail(&self, rpc: &str) {
+        lock(&self.failures).remove(rpc);
+    }
+
     /// The commands sent so far (router name, command).
     pub fn sent(&self) -> Vec<(String, AgentCommand)> {
         lock(&self.sent).clone()
@@ -122,6 +127,7 @@ pub enum DriverCall {
 pub struct RecordingDriver {
     calls: Mutex<Vec<DriverCall>>,
     fail_plug: Mutex<bool>,
+    failing: Mutex<BTreeSet<&'static str>>,
 }
 
 impl RecordingDriver {
@@ -138,14 +144,41 @@ impl RecordingDriver {
         *lock(&self.fail_plug) = true;
     }
 
+    /// Makes every later call of `operation` fail: `start_router`,
+    /// `stop_router`, `destroy_router`, `plug_nic` or `unplug_nic`.
+    pub fn fail(&self, operation: &'static str) {
+        lock(&self.failing).insert(operation);
+    }
+
+    /// Makes `operation` succeed again.
+    pub fn unfail(&self, operation: &str) {
+        lock(&self.failing).remove(operation);
+        if operation == "plug_nic" {
+            *lock(&self.fail_plug) = false;
+        }
+    }
+
+    /// Forgets the calls so far.
+    pub fn clear(&self) {
+        lock(&self.calls).clear();
+    }
+
     fn record(&self, call: DriverCall) {
         lock(&self.calls).push(call);
+    }
+
+    fn check(&self, operation: &'static str, router: &str) -> Result<(), DriverError> {
+        if lock(&self.failing).contains(operation) {
+            return Err(DriverError(format!("{operation} failed for {router}")));
+        }
+        Ok(())
     }
 }
 
 impl RouterDriver for RecordingDriver {
     async fn start_router(&self, router: &RouterView) -> Result<AgentEndpoint, DriverError> {
         self.record(DriverCall::StartRouter(router.name.clone()));
+        self.check("start_router", &router.name)?;
         Ok(AgentEndpoint::UnixSocket(PathBuf::from(format!(
             "/run/vpc/{}.sock",
             router.name
@@ -154,12 +187,12 @@ impl RouterDriver for RecordingDriver {
 
     async fn stop_router(&self, router: &RouterView) -> Result<(), DriverError> {
         self.record(DriverCall::StopRouter(router.name.clone()));
-        Ok(())
+        self.check("stop_router", &router.name)
     }
 
     async fn destroy_router(&self, router: &RouterView) -> Result<(), DriverError> {
         self.record(DriverCall::DestroyRouter(router.name.clone()));
-        Ok(())
+        self.check("destroy_router", &router.name)
     }
 
     async fn plug_nic(&self, router: &RouterView, nic: &RouterNicView) -> Result<(), DriverError> {
@@ -168,6 +201,7 @@ impl RouterDriver for RecordingDriver {
             nic.device_index,
             nic.mac.clone(),
         ));
+        self.check("plug_nic", &router.name)?;
         if *lock(&self.fail_plug) {
             return Err(DriverError(format!(
                 "cannot plug eth{} into {}",
@@ -187,7 +221,7 @@ impl RouterDriver for RecordingDriver {
             nic.device_index,
             nic.mac.clone(),
         ));
-        Ok(())
+        self.check("unplug_nic", &router.name)
     }
 }
 

@@ -467,16 +467,22 @@ pub async fn collect_inactive(db: &Db, net: &Network) -> Result<usize, ApiError>
 }
 
 /// The VPC garbage collector: every `vpc.cleanup.interval` seconds (read
-/// anew each round), finishes the cleanup of Inactive VPCs.
+/// every second, so a change takes effect at once), finishes the cleanup of Inactive VPCs.
 pub async fn run_gc(app: Arc<App>) {
+    let mut waited = 0i64;
     loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        waited += 1;
         let interval = config::value_i64(&app.db, "vpc.cleanup.interval")
             .await
             .ok()
             .flatten()
             .unwrap_or(3600)
             .max(1);
-        tokio::time::sleep(Duration::from_secs(u64::try_from(interval).unwrap_or(3600))).await;
+        if waited < interval {
+            continue;
+        }
+        waited = 0;
         match collect_inactive(&app.db, &app.network).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(vpcs = n, "Inactive VPCs cleaned up"),
