@@ -19,6 +19,17 @@ pub struct Env {
 
 /// Sets up [`Env`] in a new zone named `name`.
 pub async fn zone_env(admin: &Client, name: &str) -> Env {
+    zone_env_range(admin, name, "203.0.113.1", "203.0.113.10", "203.0.113.60").await
+}
+
+/// [`zone_env`] with the public range `start`-`end` (gateway `gateway`, /24).
+pub async fn zone_env_range(
+    admin: &Client,
+    name: &str,
+    gateway: &str,
+    start: &str,
+    end: &str,
+) -> Env {
     let zone = id(
         &admin
             .ok(
@@ -59,10 +70,10 @@ pub async fn zone_env(admin: &Client, name: &str) -> Env {
             "createVlanIpRange",
             &[
                 ("zoneid", &zone),
-                ("gateway", "203.0.113.1"),
+                ("gateway", gateway),
                 ("netmask", "255.255.255.0"),
-                ("startip", "203.0.113.10"),
-                ("endip", "203.0.113.60"),
+                ("startip", start),
+                ("endip", end),
                 ("forvirtualnetwork", "true"),
             ],
         )
