@@ -179,7 +179,7 @@ impl<'x> AgentClient for std::sync::Arc<dyn DynAgentClient + 'x> {
         router: &RouterView,
         command: AgentCommand,
     ) -> Result<AgentReply, AgentError> {
-        self.send_boxed(router, command).await
+        (**self).send_boxed(router, command).await
     }
 }
 
@@ -249,22 +249,22 @@ pub type SharedDriver = std::sync::Arc<dyn DynRouterDriver>;
 
 impl<'x> RouterDriver for std::sync::Arc<dyn DynRouterDriver + 'x> {
     async fn start_router(&self, router: &RouterView) -> Result<AgentEndpoint, DriverError> {
-        self.start_router_boxed(router).await
+        (**self).start_router_boxed(router).await
     }
     async fn stop_router(&self, router: &RouterView) -> Result<(), DriverError> {
-        self.stop_router_boxed(router).await
+        (**self).stop_router_boxed(router).await
     }
     async fn destroy_router(&self, router: &RouterView) -> Result<(), DriverError> {
-        self.destroy_router_boxed(router).await
+        (**self).destroy_router_boxed(router).await
     }
     async fn plug_nic(&self, router: &RouterView, nic: &RouterNicView) -> Result<(), DriverError> {
-        self.plug_nic_boxed(router, nic).await
+        (**self).plug_nic_boxed(router, nic).await
     }
     async fn unplug_nic(
         &self,
         router: &RouterView,
         nic: &RouterNicView,
     ) -> Result<(), DriverError> {
-        self.unplug_nic_boxed(router, nic).await
+        (**self).unplug_nic_boxed(router, nic).await
     }
 }
