@@ -138,10 +138,10 @@ on_both_backends!(a_vpc_lives_from_creation_to_deletion, |m| {
     let (generation, config) = apply_config(&m.agent.commands());
     assert_eq!(generation, 1);
     assert_eq!(config.public_ips.len(), 1);
-    assert_eq!(config.public_ips[0].address, "203.0.113.10");
+    assert_eq!(config.public_ips[0].ip_address, "203.0.113.10");
     assert!(config.public_ips[0].source_nat);
     assert_eq!(config.source_nat_rules.len(), 1);
-    assert!(config.tiers.is_empty());
+    assert!(config.guest_networks.is_empty());
 
     // listVPCs filters.
     let count = |v: &Value| v["count"].as_u64().unwrap_or(0);

@@ -26,7 +26,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Debug, Default)]
 pub struct RecordingAgentClient {
     sent: Mutex<Vec<(String, AgentCommand)>>,
-    applied: Mutex<u64>,
+    /// The generation each router has applied (by name).
+    applied: Mutex<HashMap<String, u64>>,
+    /// What a router not heard of yet has applied.
+    initial: Mutex<u64>,
+    /// The router that got the last command.
+    last: Mutex<Option<String>>,
     failures: Mutex<HashMap<&'static str, AgentError>>,
 }
 
@@ -38,7 +43,7 @@ impl RecordingAgentClient {
     /// An agent that has already applied `generation`.
     pub fn at_generation(generation: u64) -> Self {
         let client = Self::default();
-        *lock(&client.applied) = generation;
+        *lock(&client.initial) = generation;
         client
     }
 
@@ -72,9 +77,21 @@ impl RecordingAgentClient {
         lock(&self.sent).clear();
     }
 
-    /// The generation the fake agent has applied.
+    /// The generation the router that got the last command has applied
+    /// (the initial one before any command).
     pub fn applied_generation(&self) -> u64 {
-        *lock(&self.applied)
+        match lock(&self.last).as_ref() {
+            Some(name) => self.applied_by(name),
+            None => *lock(&self.initial),
+        }
+    }
+
+    /// The generation router `name` has applied.
+    pub fn applied_by(&self, name: &str) -> u64 {
+        lock(&self.applied)
+            .get(name)
+            .copied()
+            .unwrap_or_else(|| *lock(&self.initial))
     }
 }
 
@@ -88,7 +105,10 @@ impl AgentClient for RecordingAgentClient {
         if let Some(error) = lock(&self.failures).get(command.rpc()) {
             return Err(error.clone());
         }
-        let mut applied = lock(&self.applied);
+        *lock(&self.last) = Some(router.name.clone());
+        let initial = *lock(&self.initial);
+        let mut routers = lock(&self.applied);
+        let applied = routers.entry(router.name.clone()).or_insert(initial);
         match command.generation() {
             None => Ok(AgentReply::State(Box::new(pb::GetStateResponse {
                 generation: *applied,
