@@ -58,8 +58,10 @@ pub fn check_enable_static_nat<T>(ip: &PublicIp<T>, rules: &[PortRule]) -> Resul
         )));
     }
     if let Some(r) = rules.first() {
+        // CloudStack's wording (FirewallManagerImpl.detectRulesConflict).
         return Err(ApiError::conflict(format!(
-            "Can't enable static nat on ip address {}: it already has {} rules (e.g. {} {})",
+            "There is already firewall rule specified for the ip address {}: static nat can't be \
+             enabled while it has {} rules (e.g. {} {})",
             ip.address,
             r.purpose.label(),
             r.protocol.as_str(),
@@ -86,9 +88,10 @@ pub fn check_new_port_rule<T>(
     }
     if ip.static_nat {
         return Err(ApiError::conflict(format!(
-            "Can't create {} rule on ip address {}: static nat is enabled on it",
-            new.purpose.label(),
-            ip.address
+            "There is 1 to 1 Nat rule specified for the ip address {}: can't create {} rule \
+             while static nat is enabled on it",
+            ip.address,
+            new.purpose.label()
         )));
     }
     if let Some(r) = existing
@@ -153,6 +156,67 @@ pub fn check_vm_in_tier<T: PartialEq + std::fmt::Display>(
     Err(ApiError::param(format!(
         "Virtual machine {vm} has no NIC in tier {tier}, the network of the ip address"
     )))
+}
+
+/// associateIpAddress: the owner's `public_ip` resource limit (`limit` is
+/// the effective limit, -1 unlimited; `current` the addresses it holds).
+pub fn check_public_ip_limit(owner: &str, current: i64, limit: i64) -> Result<(), ApiError> {
+    if limit < 0 || current < limit {
+        return Ok(());
+    }
+    Err(ApiError::limit_exceeded(format!(
+        "Maximum amount of resources of Type = 'public_ip' for Account Name = {owner} is \
+         exceeded: Resource Limit = {limit}, Current Resource Amount = {current}, \
+         Requested Resource Amount = 1."
+    )))
+}
+
+/// enableStaticNat: a VM address has at most one static NAT IP
+/// (`current` is the IP already mapped to it, if any, other than `ip`).
+pub fn check_vm_static_nat_free(
+    vm: &str,
+    ip: Ipv4Addr,
+    current: Option<Ipv4Addr>,
+) -> Result<(), ApiError> {
+    match current {
+        Some(other) if other != ip => Err(ApiError::param(format!(
+            "Failed to enable static nat on the ip {ip} as the vm {vm} is already associated \
+             with another public ip {other}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A rule needs its tier's network offering to give the service (CloudStack
+/// names the services `PortForwarding`, `StaticNat`, `Lb`).
+pub fn check_tier_service(tier: &str, service: &str, offered: &[&str]) -> Result<(), ApiError> {
+    if offered.iter().any(|s| s.eq_ignore_ascii_case(service)) {
+        return Ok(());
+    }
+    Err(ApiError::param(format!(
+        "Service {service} is not supported in tier {tier}: its network offering does not give it"
+    )))
+}
+
+/// The VM address a rule targets: the VM's address in the tier, or
+/// `vmguestip` when given, which must be that address (secondary addresses
+/// are not supported).
+pub fn target_address(
+    vm: &str,
+    nic_address: Ipv4Addr,
+    vmguestip: Option<&str>,
+) -> Result<Ipv4Addr, ApiError> {
+    let Some(asked) = vmguestip.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(nic_address);
+    };
+    let asked = super::parse_ipv4("vmguestip", asked)?;
+    if asked != nic_address {
+        return Err(ApiError::param(format!(
+            "Virtual machine {vm} has no address {asked} in the tier of the ip address; its \
+             address there is {nic_address} (secondary addresses are not supported)"
+        )));
+    }
+    Ok(asked)
 }
 
 /// updateVPC `sourcenatipaddress`: the address must already be acquired
@@ -321,6 +385,52 @@ mod tests {
             "vm1 has no NIC in tier 2",
         );
         assert_err(check_vm_in_tier::<u32>("vm1", &[], &2), 431, "vm1");
+    }
+
+    #[test]
+    fn public_ip_limit() {
+        check_public_ip_limit("a", 1, 2).unwrap();
+        check_public_ip_limit("a", 50, -1).unwrap();
+        let e = check_public_ip_limit("a", 2, 2).unwrap_err();
+        assert_eq!((e.code, e.cs_code), (535, 4370));
+        assert!(e.text.contains("Type = 'public_ip'"), "{}", e.text);
+    }
+
+    #[test]
+    fn one_static_nat_ip_per_vm() {
+        let a = Ipv4Addr::new(203, 0, 113, 5);
+        let b = Ipv4Addr::new(203, 0, 113, 6);
+        check_vm_static_nat_free("vm1", a, None).unwrap();
+        check_vm_static_nat_free("vm1", a, Some(a)).unwrap();
+        assert_err(
+            check_vm_static_nat_free("vm1", a, Some(b)),
+            431,
+            "already associated with another public ip 203.0.113.6",
+        );
+    }
+
+    #[test]
+    fn tier_must_offer_the_service() {
+        check_tier_service("web", "Lb", &["Dhcp", "lb"]).unwrap();
+        assert_err(
+            check_tier_service("web", "Lb", &["Dhcp", "PortForwarding"]),
+            431,
+            "Service Lb is not supported in tier web",
+        );
+    }
+
+    #[test]
+    fn rule_target_address() {
+        let nic = Ipv4Addr::new(10, 1, 1, 20);
+        assert_eq!(target_address("vm1", nic, None).unwrap(), nic);
+        assert_eq!(target_address("vm1", nic, Some("")).unwrap(), nic);
+        assert_eq!(target_address("vm1", nic, Some("10.1.1.20")).unwrap(), nic);
+        assert_err(
+            target_address("vm1", nic, Some("10.1.1.21")),
+            431,
+            "no address 10.1.1.21",
+        );
+        assert_err(target_address("vm1", nic, Some("x")), 431, "vmguestip");
     }
 
     #[test]

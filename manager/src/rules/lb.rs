@@ -58,6 +58,22 @@ impl LbProtocol {
     }
 }
 
+impl LbProtocol {
+    /// The transport the VPC virtual router balances. Its in-kernel balancer
+    /// forwards connections and cannot speak the PROXY protocol, so
+    /// `tcp-proxy` is refused.
+    pub fn vpc_router_transport(self) -> Result<super::Transport, ApiError> {
+        match self {
+            Self::Tcp => Ok(super::Transport::Tcp),
+            Self::Udp => Ok(super::Transport::Udp),
+            Self::TcpProxy => Err(ApiError::param(
+                "Load balancer protocol tcp-proxy is not supported by the VPC virtual router; \
+                 use tcp or udp",
+            )),
+        }
+    }
+}
+
 /// createLoadBalancerRule's parameters the rules check.
 #[derive(Debug, Clone, Default)]
 pub struct NewLoadBalancer<'a> {
@@ -198,6 +214,24 @@ mod tests {
             }),
             431,
             "\"ssl\"",
+        );
+    }
+
+    #[test]
+    fn the_vpc_router_balances_tcp_and_udp() {
+        use super::super::Transport;
+        assert_eq!(
+            LbProtocol::Tcp.vpc_router_transport().unwrap(),
+            Transport::Tcp
+        );
+        assert_eq!(
+            LbProtocol::Udp.vpc_router_transport().unwrap(),
+            Transport::Udp
+        );
+        assert_err(
+            LbProtocol::TcpProxy.vpc_router_transport(),
+            431,
+            "tcp-proxy is not supported by the VPC virtual router",
         );
     }
 

@@ -62,6 +62,8 @@ pub struct Rule {
     pub created: i64,
     /// Removal time (epoch ms), if removed.
     pub removed: Option<i64>,
+    /// The VM a port-forwarding rule forwards to (set by [`set_vm`]).
+    pub vm_id: Option<i64>,
 }
 
 /// A rule to create (state Add).
@@ -114,6 +116,10 @@ pub struct RuleFilter {
     pub account_id: Option<i64>,
     /// Only rules of the subtree rooted at this domain path.
     pub domain_path_prefix: Option<String>,
+    /// Only rules of this domain.
+    pub domain_id: Option<i64>,
+    /// Only rules forwarding to this VM.
+    pub vm_id: Option<i64>,
 }
 
 /// A load balancer: its `load_balancing_rules` row.
@@ -133,7 +139,7 @@ pub struct LoadBalancer {
 
 const COLUMNS: &str = "f.id, f.uuid, f.ip_address_id, f.network_id, f.purpose, f.protocol, \
      f.start_port, f.end_port, f.dest_ip, f.dest_start_port, f.dest_end_port, f.source_cidrs, \
-     f.state, f.account_id, f.domain_id, d.path AS domain_path, f.created, f.removed";
+     f.state, f.account_id, f.domain_id, d.path AS domain_path, f.created, f.removed, f.vm_id";
 const FROM: &str = "firewall_rules f JOIN domain d ON d.id = f.domain_id";
 
 /// Creates a rule, in state Add.
@@ -203,7 +209,9 @@ pub async fn list<'a>(
         .eq_opt("f.network_id", filter.network_id)
         .eq_opt("f.purpose", filter.purpose.clone())
         .eq_opt("f.state", filter.state.clone())
-        .eq_opt("f.account_id", filter.account_id);
+        .eq_opt("f.account_id", filter.account_id)
+        .eq_opt("f.domain_id", filter.domain_id)
+        .eq_opt("f.vm_id", filter.vm_id);
     if let Some(vpc_id) = filter.vpc_id {
         let p = w.arg(vpc_id);
         w.push(format!(
@@ -390,6 +398,95 @@ pub async fn members<'a>(ex: impl Into<Exec<'a>>, lb_id: i64) -> Result<Vec<Stri
     Ok(on_db!(&mut ex, c => {
         sqlx::query_scalar(
             "SELECT instance_ip FROM load_balancer_vm_map WHERE load_balancer_id = $1 ORDER BY id",
+        )
+        .bind(lb_id)
+        .fetch_all(c)
+        .await?
+    }))
+}
+
+/// Sets the VM a rule forwards to.
+pub async fn set_vm<'a>(ex: impl Into<Exec<'a>>, id: i64, vm_id: Option<i64>) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query("UPDATE firewall_rules SET vm_id = $2 WHERE id = $1 AND removed IS NULL")
+            .bind(id)
+            .bind(vm_id)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Changes where a live rule forwards to: the destination address, the private
+/// port range and the VM.
+pub async fn set_destination<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    dest_ip: &str,
+    dest_start_port: i64,
+    dest_end_port: i64,
+    vm_id: Option<i64>,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE firewall_rules SET dest_ip = $2, dest_start_port = $3, dest_end_port = $4, \
+             vm_id = $5 WHERE id = $1 AND removed IS NULL",
+        )
+        .bind(id)
+        .bind(dest_ip)
+        .bind(dest_start_port)
+        .bind(dest_end_port)
+        .bind(vm_id)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// A member of a load balancer: a VM NIC address and the VM.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct Member {
+    /// The member's address.
+    pub instance_ip: String,
+    /// The VM holding it.
+    pub vm_id: Option<i64>,
+}
+
+/// Adds a VM's address to a load balancer; false when it already is a member.
+pub async fn add_vm_member<'a>(
+    ex: impl Into<Exec<'a>>,
+    lb_id: i64,
+    ip: &str,
+    vm_id: i64,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "INSERT INTO load_balancer_vm_map (load_balancer_id, instance_ip, vm_id, created) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (load_balancer_id, instance_ip) DO NOTHING",
+        )
+        .bind(lb_id)
+        .bind(ip)
+        .bind(vm_id)
+        .bind(now_ms())
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// The members of a load balancer with their VMs, in the order they were added.
+pub async fn members_with_vms<'a>(ex: impl Into<Exec<'a>>, lb_id: i64) -> Result<Vec<Member>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT instance_ip, vm_id FROM load_balancer_vm_map WHERE load_balancer_id = $1 \
+             ORDER BY id",
         )
         .bind(lb_id)
         .fetch_all(c)

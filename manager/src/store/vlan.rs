@@ -428,6 +428,11 @@ pub async fn set_association<'a>(
     Ok(done == 1)
 }
 
+/// An address by internal id.
+pub async fn ip_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<PublicIp>> {
+    query::fetch_by(&mut ex.into(), IP_COLUMNS, "user_ip_address", "id", id).await
+}
+
 /// An address by UUID.
 pub async fn ip_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<PublicIp>> {
     let filter = PublicIpFilter {

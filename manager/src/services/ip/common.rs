@@ -1,0 +1,549 @@
+//! What the public IP, NAT, load balancing and firewall commands share:
+//! resolving their ids with ownership checks, binding an IP to a tier
+//! (reference §3.5), the VM a rule targets, and pushing a VPC's whole rule
+//! lists to its router (the change protocol of `provision`).
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use crate::api::{ApiError, Params};
+use crate::orchestration::element::{Gateway, Lb, PortForwarding, StaticNat};
+use crate::orchestration::model::{NicRole, PublicIpView};
+use crate::provision::{self, Generation};
+use crate::rules;
+use crate::rules::ip::{PortRule, RulePurpose};
+use crate::server::{App, Ctx};
+use crate::services::owner::check_access;
+use crate::store::{
+    Db, Exec, Page, account, domain, network, offering, router, rule, vlan, vm, vpc, zone,
+};
+
+/// The sync object of jobs that change a VPC: they run one at a time.
+pub fn vpc_sync(vpc_id: i64) -> String {
+    format!("vpc:{vpc_id}")
+}
+
+/// The public IP named by `uuid` (parameter `name`) that somebody holds and
+/// the caller may act on: 431 when there is none, 531 when it is another
+/// account's.
+pub async fn held_ip(ctx: &Ctx, name: &str, uuid: &str) -> Result<vlan::PublicIp, ApiError> {
+    let db = &ctx.app.db;
+    let ip = vlan::ip_by_uuid(db, uuid)
+        .await?
+        .filter(|ip| ip.state != vlan::IP_FREE)
+        .ok_or_else(|| ApiError::invalid_id(name, uuid))?;
+    check_ip_access(ctx, &ip).await?;
+    Ok(ip)
+}
+
+/// 531 unless the caller may act on the held IP.
+pub async fn check_ip_access(ctx: &Ctx, ip: &vlan::PublicIp) -> Result<(), ApiError> {
+    let (Some(account_id), Some(domain_id)) = (ip.account_id, ip.domain_id) else {
+        return Err(ApiError::invalid_id("ipaddressid", &ip.uuid));
+    };
+    let path = domain_path(&ctx.app.db, domain_id).await?;
+    check_access(
+        ctx,
+        account_id,
+        &path,
+        &format!("ip address {}", ip.public_ip_address),
+    )
+}
+
+/// The path of a domain.
+pub async fn domain_path(db: &Db, domain_id: i64) -> Result<String, ApiError> {
+    Ok(domain::get_by_id(db, domain_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("an owner's domain is gone"))?
+        .path)
+}
+
+/// A held IP again, by internal id (jobs re-read what the request checked).
+pub async fn reload_ip(db: &Db, id: i64) -> Result<vlan::PublicIp, ApiError> {
+    vlan::ip_by_id(db, id)
+        .await?
+        .filter(|ip| ip.state != vlan::IP_FREE)
+        .ok_or_else(|| ApiError::param("The ip address was released meanwhile"))
+}
+
+/// The live VPC an IP is acquired for.
+pub async fn vpc_of_ip(db: &Db, ip: &vlan::PublicIp) -> Result<vpc::Vpc, ApiError> {
+    let vpc_id = ip.vpc_id.ok_or_else(|| {
+        ApiError::param(format!(
+            "ip address {} is not acquired for a VPC; acquire one with associateIpAddress vpcid=...",
+            ip.public_ip_address
+        ))
+    })?;
+    vpc::get_by_id(db, vpc_id)
+        .await?
+        .filter(|v| v.removed.is_none())
+        .ok_or_else(|| {
+            ApiError::param(format!(
+                "The VPC of ip address {} is gone",
+                ip.public_ip_address
+            ))
+        })
+}
+
+/// Refuses changes to a VPC that is being deleted.
+pub fn check_enabled(v: &vpc::Vpc) -> Result<(), ApiError> {
+    let state = if v.state == vpc::STATE_ENABLED {
+        rules::vpc::VpcState::Enabled
+    } else {
+        rules::vpc::VpcState::Inactive
+    };
+    rules::vpc::check_vpc_enabled(&v.uuid, state)
+}
+
+/// The IP as the business rules see it.
+pub fn rules_ip(ip: &vlan::PublicIp) -> Result<rules::ip::PublicIp<i64>, ApiError> {
+    Ok(rules::ip::PublicIp {
+        address: address(&ip.public_ip_address)?,
+        source_nat: ip.source_nat,
+        static_nat: ip.one_to_one_nat,
+        tier: ip.associated_network_id,
+    })
+}
+
+/// A stored IPv4 address.
+pub fn address(text: &str) -> Result<Ipv4Addr, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::internal(format!("stored address {text:?} is not valid")))
+}
+
+/// The rules on an IP that are not being withdrawn (any purpose).
+pub async fn live_rules_on_ip<'a>(
+    ex: impl Into<Exec<'a>>,
+    ip_id: i64,
+) -> Result<Vec<rule::Rule>, ApiError> {
+    let filter = rule::RuleFilter {
+        ip_address_id: Some(ip_id),
+        ..Default::default()
+    };
+    Ok(rule::list(ex, &filter, Page::ALL)
+        .await?
+        .items
+        .into_iter()
+        .filter(|r| r.state != rule::STATE_REVOKE)
+        .collect())
+}
+
+/// The port rules (PF and LB) on an IP, as the conflict checks see them.
+pub async fn port_rules_on_ip(db: &Db, ip_id: i64) -> Result<Vec<PortRule>, ApiError> {
+    let mut out = Vec::new();
+    for r in live_rules_on_ip(db, ip_id).await? {
+        let purpose = match r.purpose.as_str() {
+            rule::PURPOSE_PORT_FORWARDING => RulePurpose::PortForwarding,
+            rule::PURPOSE_LOAD_BALANCING => RulePurpose::LoadBalancing,
+            _ => continue,
+        };
+        let Some(start) = r.start_port else { continue };
+        out.push(PortRule {
+            purpose,
+            protocol: rules::Transport::parse(&r.protocol)?,
+            public: rules::PortRange::new("publicport", start, r.end_port, 1)?,
+        });
+    }
+    Ok(out)
+}
+
+/// A live tier (guest network of a VPC) by UUID, which the caller may use.
+pub async fn tier_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<network::Network, ApiError> {
+    let n = network::get_by_uuid(&ctx.app.db, uuid)
+        .await?
+        .filter(|n| n.removed.is_none() && n.traffic_type == network::TRAFFIC_GUEST)
+        .ok_or_else(|| ApiError::invalid_id(name, uuid))?;
+    check_access(
+        ctx,
+        n.account_id,
+        &n.domain_path,
+        &format!("network {}", n.uuid),
+    )?;
+    Ok(n)
+}
+
+/// The tier named by the optional UUID parameter `name`.
+pub async fn tier_param(
+    ctx: &Ctx,
+    params: &Params,
+    name: &str,
+) -> Result<Option<network::Network>, ApiError> {
+    match params.uuid(name)? {
+        Some(id) => Ok(Some(tier_by_uuid(ctx, name, &id.to_string()).await?)),
+        None => Ok(None),
+    }
+}
+
+/// A live tier by internal id.
+pub async fn tier_by_id(db: &Db, id: i64) -> Result<network::Network, ApiError> {
+    network::get_by_id(db, id)
+        .await?
+        .filter(|n| n.removed.is_none())
+        .ok_or_else(|| ApiError::param("The tier of the rule was deleted meanwhile"))
+}
+
+/// 431 unless the tier belongs to the VPC.
+pub fn check_tier_of_vpc(tier: &network::Network, v: &vpc::Vpc) -> Result<(), ApiError> {
+    if tier.vpc_id == Some(v.id) {
+        return Ok(());
+    }
+    Err(ApiError::param(format!(
+        "Network {} is not a tier of VPC {}, the VPC of the ip address",
+        tier.uuid, v.uuid
+    )))
+}
+
+/// A VM named by `uuid` (parameter `name`) that can take a rule: live and not
+/// destroyed (431 otherwise), the caller's to use (531).
+pub async fn vm_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<vm::Vm, ApiError> {
+    let v = vm::get_by_uuid(&ctx.app.db, uuid)
+        .await?
+        .filter(|v| v.removed.is_none())
+        .ok_or_else(|| ApiError::invalid_id(name, uuid))?;
+    check_access(
+        ctx,
+        v.account_id,
+        &v.domain_path,
+        &format!("virtual machine {}", v.uuid),
+    )?;
+    if [vm::STATE_DESTROYED, vm::STATE_EXPUNGING, vm::STATE_ERROR].contains(&v.state.as_str()) {
+        return Err(ApiError::param(format!(
+            "Invalid user vm {}: it is in state {}",
+            v.name, v.state
+        )));
+    }
+    Ok(v)
+}
+
+/// 431 unless the VM belongs to the account that holds the IP (CloudStack
+/// forwards an account's addresses only to its own VMs).
+pub fn check_same_owner(v: &vm::Vm, owner_account: i64, what: &str) -> Result<(), ApiError> {
+    if v.account_id == owner_account {
+        return Ok(());
+    }
+    Err(ApiError::param(format!(
+        "Virtual machine {} and {what} belong to different accounts",
+        v.name
+    )))
+}
+
+/// The VM's live NICs, with their tiers.
+pub async fn vm_nics(db: &Db, vm_id: i64) -> Result<Vec<router::Nic>, ApiError> {
+    let filter = router::NicFilter {
+        owner: Some(router::NicOwner::Vm(vm_id)),
+        ..Default::default()
+    };
+    Ok(router::list_nics(db, &filter, Page::ALL).await?.items)
+}
+
+/// The tier a new rule on the IP goes to (§3.5): the IP's tier when bound,
+/// else `networkid`; without either, the VM's only tier in the VPC.
+pub async fn rule_tier(
+    db: &Db,
+    ip: &vlan::PublicIp,
+    v: &vpc::Vpc,
+    asked: Option<&network::Network>,
+    target: Option<&vm::Vm>,
+) -> Result<network::Network, ApiError> {
+    if let Some(t) = asked {
+        check_tier_of_vpc(t, v)?;
+    }
+    let rules_view = rules_ip(ip)?;
+    let id = match (ip.associated_network_id, asked, target) {
+        (None, None, Some(target)) => {
+            let mut tiers = Vec::new();
+            for nic in vm_nics(db, target.id).await? {
+                let t = tier_by_id(db, nic.network_id).await?;
+                if t.vpc_id == Some(v.id) && !tiers.contains(&t.id) {
+                    tiers.push(t.id);
+                }
+            }
+            match tiers.as_slice() {
+                [only] => *only,
+                _ => rules::ip::bind_tier::<i64>(&rules_view, None)?,
+            }
+        }
+        _ => rules::ip::bind_tier(&rules_view, asked.map(|t| &t.id)).map_err(|e| {
+            // The rule names internal ids; the API names UUIDs.
+            match (ip.associated_network_id, asked) {
+                (Some(_), Some(t)) => ApiError::param(format!(
+                    "ip address {} is associated with another tier, not with networkid {}",
+                    ip.public_ip_address, t.uuid
+                )),
+                _ => e,
+            }
+        })?,
+    };
+    let tier = tier_by_id(db, id).await?;
+    check_tier_of_vpc(&tier, v)?;
+    Ok(tier)
+}
+
+/// 431 unless the tier's offering gives `service`.
+pub async fn check_service(
+    db: &Db,
+    tier: &network::Network,
+    service: &str,
+) -> Result<(), ApiError> {
+    let services = offering::network_offering_services(db, tier.network_offering_id).await?;
+    let names: Vec<&str> = services.iter().map(|s| s.service.as_str()).collect();
+    rules::ip::check_tier_service(&tier.name, service, &names)
+}
+
+/// The VM's address a rule in `tier` targets (§3.5: the VM must have a NIC in
+/// the tier; `vmguestip`, when given, must be that NIC's address).
+pub async fn vm_target(
+    db: &Db,
+    target: &vm::Vm,
+    tier: &network::Network,
+    vmguestip: Option<&str>,
+) -> Result<Ipv4Addr, ApiError> {
+    let nics = vm_nics(db, target.id).await?;
+    let tiers: Vec<String> = nics
+        .iter()
+        .filter(|n| n.network_id == tier.id)
+        .map(|_| tier.name.clone())
+        .collect();
+    rules::ip::check_vm_in_tier(&target.name, &tiers, &tier.name)?;
+    let nic = nics
+        .iter()
+        .find(|n| n.network_id == tier.id && n.ip4_address.is_some())
+        .ok_or_else(|| {
+            ApiError::param(format!(
+                "Virtual machine {} has no address in tier {}",
+                target.name, tier.name
+            ))
+        })?;
+    let nic_address = address(nic.ip4_address.as_deref().unwrap_or_default())?;
+    rules::ip::target_address(&target.name, nic_address, vmguestip)
+}
+
+/// After a rule on the IP went: an IP with no rule left and no static NAT is
+/// no longer bound to a tier (§3.5).
+pub async fn unbind_if_unused<'a>(ex: impl Into<Exec<'a>>, ip_id: i64) -> Result<(), ApiError> {
+    let mut ex = ex.into();
+    if !live_rules_on_ip(ex.reborrow(), ip_id).await?.is_empty() {
+        return Ok(());
+    }
+    let still = vlan::ip_by_id(ex.reborrow(), ip_id).await?;
+    if let Some(ip) = still
+        && !ip.one_to_one_nat
+        && ip.associated_network_id.is_some()
+    {
+        vlan::set_association(ex, ip_id, None, false).await?;
+    }
+    Ok(())
+}
+
+/// Bumps the router's generation in a transaction of its own (for jobs whose
+/// rows were written by their request).
+pub async fn bump(db: &Db, vpc_id: i64) -> Result<Option<Generation>, ApiError> {
+    let mut tx = db.begin().await?;
+    let g = provision::bump(&mut tx, vpc_id).await?;
+    tx.commit().await?;
+    Ok(g)
+}
+
+/// Pushes the VPC's whole port forwarding list.
+pub async fn push_port_forwards(
+    app: &App,
+    vpc_id: i64,
+    g: Option<Generation>,
+) -> Result<(), ApiError> {
+    provision::push(&app.db, &app.network, vpc_id, g, |e, s, g| {
+        Box::pin(async move { e.apply_port_forwards(&s.router, g, &s.port_forwards).await })
+    })
+    .await
+}
+
+/// Pushes the VPC's whole static NAT list.
+pub async fn push_static_nats(
+    app: &App,
+    vpc_id: i64,
+    g: Option<Generation>,
+) -> Result<(), ApiError> {
+    provision::push(&app.db, &app.network, vpc_id, g, |e, s, g| {
+        Box::pin(async move { e.apply_static_nats(&s.router, g, &s.static_nats).await })
+    })
+    .await
+}
+
+/// Pushes the VPC's whole load balancer list.
+pub async fn push_lb_rules(app: &App, vpc_id: i64, g: Option<Generation>) -> Result<(), ApiError> {
+    provision::push(&app.db, &app.network, vpc_id, g, |e, s, g| {
+        Box::pin(async move { e.apply_lb_rules(&s.router, g, &s.lb_rules).await })
+    })
+    .await
+}
+
+/// Associates one held IP of the VPC on its router (IpAssoc add=true).
+pub async fn push_ip(
+    app: &App,
+    vpc_id: i64,
+    ip_uuid: &str,
+    g: Option<Generation>,
+) -> Result<(), ApiError> {
+    let ip_uuid = ip_uuid.to_string();
+    provision::push(&app.db, &app.network, vpc_id, g, move |e, s, g| {
+        Box::pin(async move {
+            let ips: Vec<PublicIpView> = s
+                .public_ips
+                .iter()
+                .filter(|ip| ip.id.to_string() == ip_uuid)
+                .cloned()
+                .collect();
+            e.apply_ips(&s.router, g, &ips).await
+        })
+    })
+    .await
+}
+
+/// What the router gets when an IP leaves it (IpAssoc add=false): the state
+/// loader shows only allocated IPs, so the view is built here, on the
+/// router's public NIC.
+pub async fn released_view(
+    db: &Db,
+    ip: &vlan::PublicIp,
+    nic: Option<(u32, String)>,
+) -> Result<Option<PublicIpView>, ApiError> {
+    let Some((nic_index, mac)) = nic else {
+        return Ok(None);
+    };
+    let range = vlan::range_by_id(db, ip.vlan_db_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("the public range of an address is gone"))?;
+    let id = uuid::Uuid::parse_str(&ip.uuid)
+        .map_err(|_| ApiError::internal(format!("stored UUID {:?} is not valid", ip.uuid)))?;
+    Ok(Some(PublicIpView {
+        id,
+        address: address(&ip.public_ip_address)?,
+        prefix: crate::orchestration::model::netmask_to_prefix(&range.netmask)
+            .ok_or_else(|| ApiError::internal("a public range has a bad netmask"))?,
+        gateway: address(&range.gateway)?,
+        nic_index,
+        mac,
+        source_nat: ip.source_nat,
+        one_to_one_nat: ip.one_to_one_nat,
+        private_gateway: false,
+        vlan: range.vlan_id,
+        add: false,
+    }))
+}
+
+/// Withdraws a released IP from the router: the rule lists it had rules in
+/// (whole lists, now without them), then IpAssoc add=false.
+pub async fn push_release(
+    app: &App,
+    vpc_id: i64,
+    ip: &vlan::PublicIp,
+    had: Had,
+    g: Option<Generation>,
+) -> Result<(), ApiError> {
+    let Some(g) = g else { return Ok(()) };
+    // The public NIC, from the router's state.
+    let nic = provision::state::load(&app.db, vpc_id)
+        .await?
+        .and_then(|s| {
+            s.router
+                .nics
+                .iter()
+                .find(|n| n.role == NicRole::Public)
+                .map(|n| (n.device_index, n.mac.clone()))
+        });
+    let view = released_view(&app.db, ip, nic).await?;
+    provision::push(&app.db, &app.network, vpc_id, Some(g), move |e, s, g| {
+        Box::pin(async move {
+            if had.port_forwards {
+                e.apply_port_forwards(&s.router, g, &s.port_forwards)
+                    .await?;
+            }
+            if had.static_nat {
+                e.apply_static_nats(&s.router, g, &s.static_nats).await?;
+            }
+            if had.load_balancers {
+                e.apply_lb_rules(&s.router, g, &s.lb_rules).await?;
+            }
+            match &view {
+                Some(view) => e.apply_ips(&s.router, g, std::slice::from_ref(view)).await,
+                None => Ok(()),
+            }
+        })
+    })
+    .await
+}
+
+/// Which lists a released IP took part in.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Had {
+    pub port_forwards: bool,
+    pub static_nat: bool,
+    pub load_balancers: bool,
+}
+
+/// Names of the objects response fields refer to, looked up once per list.
+#[derive(Default)]
+pub struct Names {
+    accounts: HashMap<i64, Option<account::Account>>,
+    domains: HashMap<i64, Option<domain::Domain>>,
+    zones: HashMap<i64, Option<zone::Zone>>,
+    networks: HashMap<i64, Option<network::Network>>,
+    vpcs: HashMap<i64, Option<vpc::Vpc>>,
+    vms: HashMap<i64, Option<vm::Vm>>,
+    ips: HashMap<i64, Option<vlan::PublicIp>>,
+}
+
+macro_rules! cached {
+    ($name:ident, $field:ident, $ty:ty, $fetch:expr) => {
+        /// The row with this id (removed or not), looked up once.
+        pub async fn $name(&mut self, db: &Db, id: i64) -> Result<Option<&$ty>, ApiError> {
+            if !self.$field.contains_key(&id) {
+                let row = $fetch(db, id).await?;
+                self.$field.insert(id, row);
+            }
+            Ok(self.$field.get(&id).and_then(Option::as_ref))
+        }
+    };
+}
+
+impl Names {
+    cached!(account, accounts, account::Account, account::get_by_id);
+    cached!(domain, domains, domain::Domain, domain::get_by_id);
+    cached!(zone, zones, zone::Zone, zone::get_by_id);
+    cached!(network, networks, network::Network, network::get_by_id);
+    cached!(vpc, vpcs, vpc::Vpc, vpc::get_by_id);
+    cached!(vm, vms, vm::Vm, vm::get_by_id);
+    cached!(ip, ips, vlan::PublicIp, vlan::ip_by_id);
+
+    /// `account`, `domainid`, `domain` of an owner.
+    pub async fn owner(
+        &mut self,
+        db: &Db,
+        account_id: Option<i64>,
+        domain_id: Option<i64>,
+    ) -> Result<serde_json::Value, ApiError> {
+        let account = match account_id {
+            Some(id) => self.account(db, id).await?.map(|a| a.account_name.clone()),
+            None => None,
+        };
+        let (domain_uuid, domain_name) = match domain_id {
+            Some(id) => match self.domain(db, id).await? {
+                Some(d) => (Some(d.uuid.clone()), Some(d.name.clone())),
+                None => (None, None),
+            },
+            None => (None, None),
+        };
+        Ok(serde_json::json!({
+            "account": account,
+            "domainid": domain_uuid,
+            "domain": domain_name,
+        }))
+    }
+}
+
+/// Adds the fields of `extra` (an object) to `base` (an object).
+pub fn merge(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    if let (Some(b), serde_json::Value::Object(e)) = (base.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    base
+}
