@@ -65,3 +65,41 @@ async fn cs_client_signs_pages_polls_jobs_and_gets_errors() {
     );
     m.stop().await;
 }
+
+/// The whole VPC scenario through `cs`: offering, VPC, two tiers, a
+/// VM, a public address with a port forward, an ACL list with items, a
+/// private gateway with a static route, then the teardown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cs_client_builds_and_tears_down_a_whole_vpc() {
+    let m = TestManager::start(None).await;
+    let endpoint = format!("http://{}/client/api", m.addr);
+    let output = tokio::process::Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/cs_vpc_scenario.py"))
+        .args([&endpoint, &m.key, &m.secret])
+        .output()
+        .await
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("cs vpc scenario passed"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    // Everything the scenario built reached the router and left it again.
+    let rpcs = m.agent.rpcs();
+    for rpc in [
+        "ApplyConfig",
+        "PlugNic",
+        "SetupGuestNetwork",
+        "SetDhcpEntries",
+        "IpAssoc",
+        "SetPortForwardingRules",
+        "SetNetworkAcl",
+        "SetStaticRoutes",
+        "DestroyGuestNetwork",
+        "UnplugNic",
+    ] {
+        assert!(rpcs.contains(&rpc), "{rpc} never sent: {rpcs:?}");
+    }
+    m.stop().await;
+}
