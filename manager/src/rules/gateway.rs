@@ -143,6 +143,21 @@ pub fn validate_private_gateway(
     })
 }
 
+/// A private gateway's VLAN must lie outside the physical network's guest
+/// vnet range (`ranges`, inclusive): those VLANs are handed out to tiers
+/// (CloudStack refuses them as "used for dynamic vlan allocation").
+pub fn check_vlan_not_dynamic(vlan: u32, ranges: &[(i64, i64)]) -> Result<(), ApiError> {
+    let v = i64::from(vlan);
+    if let Some((first, last)) = ranges.iter().find(|(a, b)| (*a..=*b).contains(&v)) {
+        return Err(ApiError::param(format!(
+            "The VLAN tag {vlan} is already being used for dynamic vlan allocation for the \
+             guest networks of the physical network (range {first}-{last}); pick a VLAN \
+             outside it"
+        )));
+    }
+    Ok(())
+}
+
 /// deletePrivateGateway: a non-root caller may not delete a gateway whose
 /// offering specifies a VLAN (431), and no gateway goes while static routes
 /// use it (530, a CloudRuntimeException in CloudStack).
@@ -340,6 +355,18 @@ mod tests {
             431,
             "tier cidr 10.1.0.0/16",
         );
+    }
+
+    #[test]
+    fn vlan_outside_the_guest_range() {
+        check_vlan_not_dynamic(500, &[(100, 199)]).unwrap();
+        check_vlan_not_dynamic(99, &[(100, 199), (300, 399)]).unwrap();
+        assert_err(
+            check_vlan_not_dynamic(300, &[(100, 199), (300, 399)]),
+            431,
+            "range 300-399",
+        );
+        assert_err(check_vlan_not_dynamic(100, &[(100, 199)]), 431, "VLAN tag 100");
     }
 
     #[test]

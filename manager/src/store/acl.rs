@@ -543,3 +543,39 @@ pub async fn remove_item<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
     })
     .await
 }
+
+/// Gives live rules new numbers in one go (moveNetworkAclItem and its undo). Each rule
+/// first takes a temporary negative number, so the unique index on live numbers never
+/// sees two rules with the same number while they swap places.
+pub async fn renumber_items<'a>(ex: impl Into<Exec<'a>>, numbers: Vec<(i64, i64)>) -> Result<()> {
+    atomically(ex.into(), move |tx| {
+        Box::pin(async move {
+            let mut ex = Exec::Tx(tx);
+            for (id, _) in &numbers {
+                on_db!(&mut ex, c => {
+                    sqlx::query(
+                        "UPDATE network_acl_item SET number = -id WHERE id = $1 \
+                         AND removed IS NULL",
+                    )
+                    .bind(id)
+                    .execute(c)
+                    .await?;
+                });
+            }
+            for (id, number) in &numbers {
+                on_db!(&mut ex, c => {
+                    sqlx::query(
+                        "UPDATE network_acl_item SET number = $2 WHERE id = $1 \
+                         AND removed IS NULL",
+                    )
+                    .bind(id)
+                    .bind(number)
+                    .execute(c)
+                    .await?;
+                });
+            }
+            Ok(())
+        })
+    })
+    .await
+}

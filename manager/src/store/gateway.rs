@@ -103,6 +103,8 @@ pub struct GatewayFilter {
     pub account_id: Option<i64>,
     /// Only gateways of the subtree rooted at this domain path.
     pub domain_path_prefix: Option<String>,
+    /// Only gateways of exactly this domain.
+    pub domain_id: Option<i64>,
     /// Only gateways using this ACL list.
     pub network_acl_id: Option<i64>,
 }
@@ -172,6 +174,8 @@ pub struct RouteFilter {
     pub account_id: Option<i64>,
     /// Only routes of the subtree rooted at this domain path.
     pub domain_path_prefix: Option<String>,
+    /// Only routes of exactly this domain.
+    pub domain_id: Option<i64>,
 }
 
 const GW_COLUMNS: &str = "g.id, g.uuid, g.vpc_id, g.network_id, g.ip4_address, g.gateway, \
@@ -291,6 +295,7 @@ pub async fn list<'a>(
         .eq_opt("g.broadcast_uri", filter.broadcast_uri.clone())
         .eq_opt("g.state", filter.state.clone())
         .eq_opt("g.account_id", filter.account_id)
+        .eq_opt("g.domain_id", filter.domain_id)
         .eq_opt("g.network_acl_id", filter.network_acl_id);
     if let Some(uuids) = &filter.uuids {
         w.any_of("g.uuid", uuids);
@@ -386,7 +391,8 @@ pub async fn list_routes<'a>(
         .eq_opt("s.vpc_gateway_id", filter.vpc_gateway_id)
         .eq_opt("s.cidr", filter.cidr.clone())
         .eq_opt("s.state", filter.state.clone())
-        .eq_opt("s.account_id", filter.account_id);
+        .eq_opt("s.account_id", filter.account_id)
+        .eq_opt("s.domain_id", filter.domain_id);
     if let Some(uuids) = &filter.uuids {
         w.any_of("s.uuid", uuids);
     }

@@ -1,0 +1,827 @@
+//! ACL items: createNetworkACL, updateNetworkACLItem, moveNetworkAclItem,
+//! deleteNetworkACL and listNetworkACLs (reference §2.8, §3.8).
+//!
+//! Every change follows the change protocol (`provision`): under the VPC's
+//! lock the item's row changes with the router's generation in one
+//! transaction, then the whole list goes to the router; a failed push puts
+//! the row back as it was and fails the job.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::md5::md5_hex;
+use super::{
+    bump_if, item_view, items_of, list_on_router, list_param, log_revert, mutable_list_vpc,
+    push_list, scope_covers, tier_param, vpc_of, vpc_sync,
+};
+use crate::api::{ApiError, Params};
+use crate::rules::PortRange;
+use crate::rules::acl::{self as rule, AclProtocol, Action, TrafficType};
+use crate::server::jobs::{JobBody, JobCtx};
+use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
+use crate::server::{Reply, page};
+use crate::services::owner;
+use crate::store::{Db, Page, acl, vpc};
+use crate::{handler, job_body};
+
+fn item_fields() -> Vec<FieldSpec> {
+    vec![
+        field("id", "string", "the ID of the ACL item"),
+        field(
+            "protocol",
+            "string",
+            "tcp, udp, icmp, all or a protocol number",
+        ),
+        field("startport", "string", "the first port"),
+        field("endport", "string", "the last port"),
+        field("traffictype", "string", "Ingress or Egress"),
+        field("state", "string", "Staged, Add, Active or Revoke"),
+        field("cidrlist", "string", "the comma-separated source CIDRs"),
+        field("icmptype", "integer", "the ICMP type (-1: any)"),
+        field("icmpcode", "integer", "the ICMP code (-1: any)"),
+        field("aclid", "string", "the ID of the ACL list"),
+        field("aclname", "string", "the name of the ACL list"),
+        field("number", "integer", "the position of the item in its list"),
+        field("action", "string", "Allow or Deny"),
+        field("reason", "string", "why the item exists"),
+        field(
+            "fordisplay",
+            "boolean",
+            "whether the item is shown to users",
+        ),
+        field("tags", "list", "the tags of the item"),
+    ]
+}
+
+/// The parameters describing an item, shared by create and update.
+fn item_params() -> Vec<crate::server::registry::ParamSpec> {
+    vec![
+        opt("startport", Integer, "the first port (tcp and udp)"),
+        opt("endport", Integer, "the last port; default startport"),
+        opt(
+            "cidrlist",
+            List,
+            "the source CIDRs (IPv4 or IPv6); default 0.0.0.0/0,::/0",
+        ),
+        opt("icmptype", Integer, "the ICMP type (icmp only; -1: any)"),
+        opt("icmpcode", Integer, "the ICMP code (icmp only; -1: any)"),
+        opt("traffictype", String, "Ingress (default) or Egress"),
+        opt(
+            "number",
+            Integer,
+            "the position in the list, unique in it; default one past the highest",
+        ),
+        opt("action", String, "Allow (default) or Deny"),
+        opt("reason", String, "why the item exists"),
+        opt("fordisplay", Boolean, "accepted; every item is displayed"),
+    ]
+}
+
+/// The commands of this file.
+pub(super) fn commands() -> Vec<CommandSpec> {
+    let mut create_params = vec![
+        req(
+            "protocol",
+            String,
+            "tcp, udp, icmp, all or an IP protocol number 0-255",
+        ),
+        opt("aclid", Uuid, "the ACL list to add the item to"),
+        opt(
+            "networkid",
+            Uuid,
+            "without aclid: the tier whose ACL list gets the item",
+        ),
+    ];
+    create_params.extend(item_params());
+    let mut update_params = vec![
+        req("id", Uuid, "the ID of the ACL item"),
+        opt(
+            "protocol",
+            String,
+            "tcp, udp, icmp, all or a protocol number",
+        ),
+        opt(
+            "partialupgrade",
+            Boolean,
+            "true (default): only the given fields change; false: the others go back \
+             to their defaults",
+        ),
+        opt("customid", String, "accepted; ids cannot be changed"),
+    ];
+    update_params.extend(item_params());
+    let mut list_params = vec![
+        opt("id", Uuid, "the ID of the ACL item"),
+        opt("networkid", Uuid, "only items of the list of this tier"),
+        opt("aclid", Uuid, "only items of this ACL list"),
+        opt("traffictype", String, "only Ingress or Egress items"),
+        opt("action", String, "only Allow or Deny items"),
+        opt("protocol", String, "only items of this protocol"),
+        opt("fordisplay", Boolean, "accepted; every item is displayed"),
+    ];
+    list_params.extend(owner::list_params());
+    vec![
+        CommandSpec {
+            name: "createNetworkACL",
+            description: "Adds an item to a network ACL list",
+            kind: Kind::AsyncCreate,
+            roles: ALL,
+            params: create_params,
+            object: "networkacl",
+            response: item_fields(),
+            since: "",
+            handler: create_item,
+        },
+        CommandSpec {
+            name: "updateNetworkACLItem",
+            description: "Changes an item of a network ACL list",
+            kind: Kind::Async,
+            roles: ALL,
+            params: update_params,
+            object: "networkacl",
+            response: item_fields(),
+            since: "",
+            handler: update_item,
+        },
+        CommandSpec {
+            name: "moveNetworkAclItem",
+            description: "Moves an item of a network ACL list between two others, renumbering \
+                          the items after it when needed",
+            kind: Kind::Async,
+            roles: ALL,
+            params: vec![
+                req("id", Uuid, "the ID of the ACL item to move"),
+                opt(
+                    "previousaclruleid",
+                    Uuid,
+                    "the item it goes after (absent: to the top)",
+                ),
+                opt(
+                    "nextaclruleid",
+                    Uuid,
+                    "the item it goes before (absent: to the bottom)",
+                ),
+                opt(
+                    "aclconsistencyhash",
+                    String,
+                    "MD5 of the list's item IDs in number order, to refuse the move when \
+                     the list changed meanwhile",
+                ),
+            ],
+            object: "networkacl",
+            response: item_fields(),
+            since: "",
+            handler: move_item,
+        },
+        CommandSpec {
+            name: "deleteNetworkACL",
+            description: "Deletes an item of a network ACL list",
+            kind: Kind::Async,
+            roles: ALL,
+            params: vec![req("id", Uuid, "the ID of the ACL item")],
+            object: "networkacl",
+            response: vec![],
+            since: "",
+            handler: delete_item,
+        },
+        CommandSpec {
+            name: "listNetworkACLs",
+            description: "Lists the items of network ACL lists",
+            kind: Kind::Sync,
+            roles: ALL,
+            params: list_params,
+            object: "networkacl",
+            response: item_fields(),
+            since: "",
+            handler: list_items,
+        },
+    ]
+}
+
+/// The job bodies of this file.
+pub(super) fn job_bodies() -> Vec<(&'static str, JobBody)> {
+    vec![
+        ("createNetworkACL", create_item_job),
+        ("updateNetworkACLItem", update_item_job),
+        ("moveNetworkAclItem", move_item_job),
+        ("deleteNetworkACL", delete_item_job),
+    ]
+}
+
+fn action_text(a: Action) -> &'static str {
+    match a {
+        Action::Allow => "Allow",
+        Action::Deny => "Deny",
+    }
+}
+
+fn traffic_text(t: TrafficType) -> &'static str {
+    match t {
+        TrafficType::Ingress => "Ingress",
+        TrafficType::Egress => "Egress",
+    }
+}
+
+/// The row of a checked item.
+fn stored(
+    checked: &rule::AclItem,
+    acl_id: i64,
+    reason: Option<std::string::String>,
+) -> acl::NewAclItem {
+    acl::NewAclItem {
+        acl_id,
+        number: Some(i64::from(checked.number)),
+        action: action_text(checked.action).into(),
+        traffic_type: traffic_text(checked.traffic_type).into(),
+        protocol: checked.protocol.as_string(),
+        start_port: checked.ports.map(|p| i64::from(p.start)),
+        end_port: checked.ports.map(|p| i64::from(p.end)),
+        icmp_type: checked.icmp_type.map(i64::from),
+        icmp_code: checked.icmp_code.map(i64::from),
+        cidrs: checked.cidrs.iter().map(|c| c.to_string()).collect(),
+        reason,
+    }
+}
+
+/// A stored row as it is, to put it back after a failed push.
+fn as_new(item: &acl::AclItem) -> acl::NewAclItem {
+    acl::NewAclItem {
+        acl_id: item.acl_id,
+        number: Some(item.number),
+        action: item.action.clone(),
+        traffic_type: item.traffic_type.clone(),
+        protocol: item.protocol.clone(),
+        start_port: item.start_port,
+        end_port: item.end_port,
+        icmp_type: item.icmp_type,
+        icmp_code: item.icmp_code,
+        cidrs: item.cidrs().into_iter().map(str::to_string).collect(),
+        reason: item.reason.clone(),
+    }
+}
+
+/// The rules' picture of a stored item.
+fn checked_of(item: &acl::AclItem) -> Result<rule::AclItem, ApiError> {
+    Ok(rule::AclItem {
+        number: u32::try_from(item.number).unwrap_or_default(),
+        protocol: AclProtocol::parse(&item.protocol)?,
+        ports: item
+            .start_port
+            .map(|s| PortRange::new("port", s, item.end_port, 0))
+            .transpose()?,
+        icmp_type: item.icmp_type.and_then(|v| i32::try_from(v).ok()),
+        icmp_code: item.icmp_code.and_then(|v| i32::try_from(v).ok()),
+        cidrs: rule::parse_cidr_list(&item.cidrs())?,
+        action: Action::parse(Some(&item.action))?,
+        traffic_type: TrafficType::parse(Some(&item.traffic_type))?,
+    })
+}
+
+/// The numbers of a list's items other than `except`.
+fn numbers_taken(items: &[acl::AclItem], except: Option<i64>) -> Vec<u32> {
+    items
+        .iter()
+        .filter(|i| Some(i.id) != except)
+        .filter_map(|i| u32::try_from(i.number).ok())
+        .collect()
+}
+
+/// The item fields a request gives, as stored in a job's parameters.
+fn fields_of(params: &Params) -> Result<Value, ApiError> {
+    Ok(json!({
+        "protocol": params.string("protocol")?.filter(|p| !p.is_empty()),
+        "startport": params.long("startport")?,
+        "endport": params.long("endport")?,
+        "icmptype": params.long("icmptype")?,
+        "icmpcode": params.long("icmpcode")?,
+        "cidrlist": params.list("cidrlist")?,
+        "action": params.string("action")?.filter(|a| !a.is_empty()),
+        "traffictype": params.string("traffictype")?.filter(|t| !t.is_empty()),
+        "number": params.long("number")?,
+        "reason": params.string("reason")?,
+        "partialupgrade": params.boolean("partialupgrade")?,
+    }))
+}
+
+/// The item `fields` describe, checked against the list's other numbers.
+fn checked_new(fields: &Value, taken: &[u32]) -> Result<rule::AclItem, ApiError> {
+    let cidrs: Vec<&str> = fields["cidrlist"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    rule::validate_item(
+        &rule::NewAclItem {
+            protocol: fields["protocol"].as_str().unwrap_or_default(),
+            start_port: fields["startport"].as_i64(),
+            end_port: fields["endport"].as_i64(),
+            icmp_type: fields["icmptype"].as_i64(),
+            icmp_code: fields["icmpcode"].as_i64(),
+            cidrs: &cidrs,
+            action: fields["action"].as_str(),
+            traffic_type: fields["traffictype"].as_str(),
+            number: fields["number"].as_i64(),
+        },
+        taken,
+    )
+}
+
+/// The row `item` becomes with the changes `fields` (updateNetworkACLItem).
+fn merged(
+    item: &acl::AclItem,
+    fields: &Value,
+    taken_by_others: &[u32],
+) -> Result<acl::NewAclItem, ApiError> {
+    let cidrs: Vec<&str> = fields["cidrlist"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let partial = fields["partialupgrade"].as_bool().unwrap_or(true);
+    let checked = rule::validate_update(
+        &checked_of(item)?,
+        &rule::NewAclItem {
+            protocol: fields["protocol"].as_str().unwrap_or_default(),
+            start_port: fields["startport"].as_i64(),
+            end_port: fields["endport"].as_i64(),
+            icmp_type: fields["icmptype"].as_i64(),
+            icmp_code: fields["icmpcode"].as_i64(),
+            cidrs: &cidrs,
+            action: fields["action"].as_str(),
+            traffic_type: fields["traffictype"].as_str(),
+            number: fields["number"].as_i64(),
+        },
+        partial,
+        taken_by_others,
+    )?;
+    let reason = match fields["reason"].as_str() {
+        Some(r) => Some(r.to_string()),
+        None if partial => item.reason.clone(),
+        None => None,
+    };
+    Ok(stored(&checked, item.acl_id, reason))
+}
+
+/// The live item named by `id` with its list (431 when it names none).
+async fn item_param(db: &Db, id: &str) -> Result<(acl::AclItem, acl::AclList), ApiError> {
+    let item = acl::item_by_uuid(db, id)
+        .await?
+        .filter(|i| i.removed.is_none())
+        .ok_or_else(|| ApiError::invalid_id("id", id))?;
+    let list = acl::get_by_id(db, item.acl_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("an ACL item's list is gone"))?;
+    Ok((item, list))
+}
+
+/// The item and list of a job, as they are now.
+async fn job_item(job: &JobCtx, info: &Value) -> Result<(acl::AclItem, acl::AclList), ApiError> {
+    let db = &job.app.db;
+    let id = info["id"].as_i64().unwrap_or_default();
+    let item = acl::item_by_id(db, id)
+        .await?
+        .filter(|i| i.removed.is_none())
+        .ok_or_else(|| ApiError::param("The ACL item was deleted meanwhile"))?;
+    let list = acl::get_by_id(db, item.acl_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("an ACL item's list is gone"))?;
+    Ok((item, list))
+}
+
+/// `{"networkacl": ...}` of the live item `id`.
+async fn item_result(db: &Db, id: i64, list: &acl::AclList) -> Result<Value, ApiError> {
+    let item = acl::item_by_id(db, id)
+        .await?
+        .ok_or_else(|| ApiError::param("The ACL item was deleted meanwhile"))?;
+    Ok(json!({ "networkacl": item_view(&item, list) }))
+}
+
+handler!(create_item, |ctx, params| {
+    let db = &ctx.app.db;
+    let list = match (params.uuid("aclid")?, params.uuid("networkid")?) {
+        (Some(id), _) => list_param(db, "aclid", &id.to_string()).await?,
+        (None, Some(id)) => {
+            let (tier, _) = tier_param(ctx, "networkid", &id.to_string()).await?;
+            let acl_id = tier.network_acl_id.ok_or_else(|| {
+                ApiError::param(format!(
+                    "Tier {} has no ACL list to add the item to; attach one with \
+                     replaceNetworkACLList or give aclid",
+                    tier.uuid
+                ))
+            })?;
+            acl::get_by_id(db, acl_id)
+                .await?
+                .ok_or_else(|| ApiError::internal("a tier's ACL list is gone"))?
+        }
+        (None, None) => {
+            return Err(ApiError::param(
+                "Give aclid (the ACL list) or networkid (the tier whose list gets the item)",
+            ));
+        }
+    };
+    let v = mutable_list_vpc(ctx, &list).await?;
+    let fields = fields_of(params)?;
+    let _guard = ctx.app.network.lock_vpc(v.id).await;
+    let items = items_of(db, list.id).await?;
+    let checked = checked_new(&fields, &numbers_taken(&items, None))?;
+    let reason = fields["reason"].as_str().map(str::to_string);
+    let item = acl::create_item(db, stored(&checked, list.id, reason)).await?;
+    let submitted = ctx
+        .submit_job(
+            json!({ "id": item.id, "vpc_id": v.id }),
+            Some(("NetworkAclItem", &item.uuid)),
+            vpc_sync(v.id),
+        )
+        .await;
+    match submitted {
+        Ok(job_id) => Ok(Reply::Created {
+            id: item.uuid,
+            job_id,
+        }),
+        Err(e) => {
+            log_revert(
+                "an item whose job was not submitted",
+                acl::remove_item(db, item.id).await,
+            );
+            Err(e)
+        }
+    }
+});
+
+job_body!(create_item_job, |job, info| {
+    let app = &job.app;
+    let db = &app.db;
+    let vpc_id = info["vpc_id"].as_i64().unwrap_or_default();
+    let _guard = app.network.lock_vpc(vpc_id).await;
+    let (item, list) = job_item(job, info).await?;
+    let on_router = list_on_router(db, vpc_id, &list).await?;
+    let mut tx = db.begin().await?;
+    acl::set_item_state(&mut tx, item.id, acl::ITEM_ADD).await?;
+    let generation = bump_if(&mut tx, vpc_id, on_router).await?;
+    tx.commit().await?;
+    if let Err(e) = push_list(app, vpc_id, generation, &list).await {
+        log_revert("a new ACL item", acl::remove_item(db, item.id).await);
+        return Err(e);
+    }
+    acl::set_item_state(db, item.id, acl::ITEM_ACTIVE).await?;
+    item_result(db, item.id, &list).await
+});
+
+handler!(update_item, |ctx, params| {
+    let db = &ctx.app.db;
+    let id = params.required_uuid(ctx.command, "id")?.to_string();
+    let (item, list) = item_param(db, &id).await?;
+    let v = mutable_list_vpc(ctx, &list).await?;
+    let fields = fields_of(params)?;
+    // Checked now for an immediate answer, and again in the job.
+    let items = items_of(db, list.id).await?;
+    merged(&item, &fields, &numbers_taken(&items, Some(item.id)))?;
+    let job_id = ctx
+        .submit_job(
+            json!({ "id": item.id, "vpc_id": v.id, "fields": fields }),
+            Some(("NetworkAclItem", &item.uuid)),
+            vpc_sync(v.id),
+        )
+        .await?;
+    Ok(Reply::Job { job_id })
+});
+
+job_body!(update_item_job, |job, info| {
+    let app = &job.app;
+    let db = &app.db;
+    let vpc_id = info["vpc_id"].as_i64().unwrap_or_default();
+    let _guard = app.network.lock_vpc(vpc_id).await;
+    let (item, list) = job_item(job, info).await?;
+    let items = items_of(db, list.id).await?;
+    let new = merged(
+        &item,
+        &info["fields"],
+        &numbers_taken(&items, Some(item.id)),
+    )?;
+    let on_router = list_on_router(db, vpc_id, &list).await?;
+    let mut tx = db.begin().await?;
+    acl::update_item(&mut tx, item.id, new).await?;
+    acl::set_item_state(&mut tx, item.id, acl::ITEM_ADD).await?;
+    let generation = bump_if(&mut tx, vpc_id, on_router).await?;
+    tx.commit().await?;
+    if let Err(e) = push_list(app, vpc_id, generation, &list).await {
+        let mut tx = db.begin().await?;
+        acl::update_item(&mut tx, item.id, as_new(&item)).await?;
+        acl::set_item_state(&mut tx, item.id, &item.state).await?;
+        log_revert("an ACL item's old values", tx.commit().await);
+        return Err(e);
+    }
+    acl::set_item_state(db, item.id, acl::ITEM_ACTIVE).await?;
+    item_result(db, item.id, &list).await
+});
+
+/// Refuses a move when the client saw the list in another order (the MD5 of
+/// the item ids in number order differs), as CloudStack does.
+fn check_consistency(items: &[acl::AclItem], hash: Option<&str>) -> Result<(), ApiError> {
+    let Some(hash) = hash.filter(|h| !h.trim().is_empty()) else {
+        return Ok(());
+    };
+    let ids: std::string::String = items.iter().map(|i| i.uuid.as_str()).collect();
+    if !md5_hex(ids.as_bytes()).eq_ignore_ascii_case(hash.trim()) {
+        return Err(ApiError::param(
+            "It seems that the access control list in the database is not in the state that \
+             you used to apply the changes (aclconsistencyhash differs); read the list again \
+             and retry",
+        ));
+    }
+    Ok(())
+}
+
+/// The renumbering of a move as (item id, new number), checked.
+fn renumbering(
+    items: &[acl::AclItem],
+    moving: &acl::AclItem,
+    fields: &Value,
+) -> Result<Vec<(i64, i64)>, ApiError> {
+    check_consistency(items, fields["aclconsistencyhash"].as_str())?;
+    let positioned: Vec<rule::Positioned<'_>> = items
+        .iter()
+        .map(|i| rule::Positioned {
+            id: &i.uuid,
+            number: u32::try_from(i.number).unwrap_or_default(),
+        })
+        .collect();
+    let changes = rule::move_item(
+        &positioned,
+        &moving.uuid,
+        fields["previousaclruleid"].as_str(),
+        fields["nextaclruleid"].as_str(),
+    )?;
+    Ok(changes
+        .into_iter()
+        .filter_map(|(uuid, number)| {
+            items
+                .iter()
+                .find(|i| i.uuid == uuid)
+                .map(|i| (i.id, i64::from(number)))
+        })
+        .collect())
+}
+
+handler!(move_item, |ctx, params| {
+    let db = &ctx.app.db;
+    let id = params.required_uuid(ctx.command, "id")?.to_string();
+    let (item, list) = item_param(db, &id).await?;
+    let v = mutable_list_vpc(ctx, &list).await?;
+    let fields = json!({
+        "previousaclruleid": params.uuid("previousaclruleid")?.map(|u| u.to_string()),
+        "nextaclruleid": params.uuid("nextaclruleid")?.map(|u| u.to_string()),
+        "aclconsistencyhash": params.string("aclconsistencyhash")?,
+    });
+    renumbering(&items_of(db, list.id).await?, &item, &fields)?;
+    let job_id = ctx
+        .submit_job(
+            json!({ "id": item.id, "vpc_id": v.id, "fields": fields }),
+            Some(("NetworkAclItem", &item.uuid)),
+            vpc_sync(v.id),
+        )
+        .await?;
+    Ok(Reply::Job { job_id })
+});
+
+job_body!(move_item_job, |job, info| {
+    let app = &job.app;
+    let db = &app.db;
+    let vpc_id = info["vpc_id"].as_i64().unwrap_or_default();
+    let _guard = app.network.lock_vpc(vpc_id).await;
+    let (item, list) = job_item(job, info).await?;
+    let items = items_of(db, list.id).await?;
+    let changes = renumbering(&items, &item, &info["fields"])?;
+    if changes.is_empty() {
+        // Already in place: nothing changes on the router either.
+        return item_result(db, item.id, &list).await;
+    }
+    let old: Vec<(i64, i64)> = items
+        .iter()
+        .filter(|i| changes.iter().any(|(id, _)| *id == i.id))
+        .map(|i| (i.id, i.number))
+        .collect();
+    let on_router = list_on_router(db, vpc_id, &list).await?;
+    let mut tx = db.begin().await?;
+    acl::renumber_items(&mut tx, changes).await?;
+    let generation = bump_if(&mut tx, vpc_id, on_router).await?;
+    tx.commit().await?;
+    if let Err(e) = push_list(app, vpc_id, generation, &list).await {
+        log_revert("ACL item numbers", acl::renumber_items(db, old).await);
+        return Err(e);
+    }
+    item_result(db, item.id, &list).await
+});
+
+handler!(delete_item, |ctx, params| {
+    let db = &ctx.app.db;
+    let id = params.required_uuid(ctx.command, "id")?.to_string();
+    let (item, list) = item_param(db, &id).await?;
+    let v = mutable_list_vpc(ctx, &list).await?;
+    let job_id = ctx
+        .submit_job(
+            json!({ "id": item.id, "vpc_id": v.id }),
+            Some(("NetworkAclItem", &item.uuid)),
+            vpc_sync(v.id),
+        )
+        .await?;
+    Ok(Reply::Job { job_id })
+});
+
+job_body!(delete_item_job, |job, info| {
+    let app = &job.app;
+    let db = &app.db;
+    let vpc_id = info["vpc_id"].as_i64().unwrap_or_default();
+    let _guard = app.network.lock_vpc(vpc_id).await;
+    let (item, list) = job_item(job, info).await?;
+    let on_router = list_on_router(db, vpc_id, &list).await?;
+    // Revoked first: the pushed list leaves it out; removed once the
+    // router has the list without it.
+    let mut tx = db.begin().await?;
+    acl::set_item_state(&mut tx, item.id, acl::ITEM_REVOKE).await?;
+    let generation = bump_if(&mut tx, vpc_id, on_router).await?;
+    tx.commit().await?;
+    if let Err(e) = push_list(app, vpc_id, generation, &list).await {
+        log_revert(
+            "a revoked ACL item",
+            acl::set_item_state(db, item.id, &item.state).await,
+        );
+        return Err(e);
+    }
+    acl::remove_item(db, item.id).await?;
+    Ok(json!({ "success": true }))
+});
+
+/// Applies CloudStack's paging to rows filtered in memory.
+fn page_of<T>(items: Vec<T>, page: Page) -> Vec<T> {
+    let skip = usize::try_from(page.offset.max(0)).unwrap_or(usize::MAX);
+    let take = page.limit.map_or(usize::MAX, |l| {
+        usize::try_from(l.max(0)).unwrap_or(usize::MAX)
+    });
+    items.into_iter().skip(skip).take(take).collect()
+}
+
+handler!(list_items, |ctx, params| {
+    let db = &ctx.app.db;
+    let scope = owner::list_scope(ctx, params).await?;
+    let page = page(ctx, params).await?;
+    let text = |name: &str| -> Result<Option<std::string::String>, ApiError> {
+        Ok(params.string(name)?.filter(|v| !v.is_empty()))
+    };
+    let mut filter = acl::AclItemFilter {
+        uuids: params.uuid("id")?.map(|u| vec![u.to_string()]),
+        traffic_type: text("traffictype")?
+            .map(|t| TrafficType::parse(Some(&t)).map(traffic_text))
+            .transpose()?
+            .map(str::to_string),
+        action: text("action")?
+            .map(|a| Action::parse(Some(&a)).map(action_text))
+            .transpose()?
+            .map(str::to_string),
+        protocol: text("protocol")?
+            .map(|p| AclProtocol::parse(&p).map(|p| p.as_string()))
+            .transpose()?,
+        ..Default::default()
+    };
+    // A list or tier named explicitly (and accessible) shows its items
+    // whatever the ownership filters say; the built-in lists' items show
+    // only when asked for.
+    let mut named = filter.uuids.is_some();
+    if let Some(id) = params.uuid("aclid")? {
+        let list = list_param(db, "aclid", &id.to_string()).await?;
+        if let Some(v) = vpc_of(db, &list).await? {
+            super::check_vpc_access(ctx, &v)?;
+        }
+        filter.acl_id = Some(list.id);
+        named = true;
+    }
+    if let Some(id) = params.uuid("networkid")? {
+        let (tier, _) = tier_param(ctx, "networkid", &id.to_string()).await?;
+        match tier.network_acl_id {
+            Some(acl_id) if filter.acl_id.is_none_or(|a| a == acl_id) => {
+                filter.acl_id = Some(acl_id);
+                named = true;
+            }
+            _ => {
+                return Ok(Reply::List {
+                    count: 0,
+                    items: vec![],
+                });
+            }
+        }
+    }
+    let keyword = text("keyword")?.map(|k| k.to_lowercase());
+    let mut lists: HashMap<i64, (acl::AclList, Option<vpc::Vpc>)> = HashMap::new();
+    let mut shown = Vec::new();
+    for item in acl::list_items(db, &filter, Page::ALL).await?.items {
+        if let Some(k) = &keyword {
+            let reason = item.reason.as_deref().unwrap_or_default().to_lowercase();
+            if !reason.contains(k) && !item.protocol.to_lowercase().contains(k) {
+                continue;
+            }
+        }
+        if let std::collections::hash_map::Entry::Vacant(e) = lists.entry(item.acl_id) {
+            let Some(list) = acl::get_by_id(db, item.acl_id).await? else {
+                continue;
+            };
+            let v = vpc_of(db, &list).await?;
+            e.insert((list, v));
+        }
+        let visible = match &lists[&item.acl_id].1 {
+            None => named,
+            Some(v) => named || scope_covers(&scope, v),
+        };
+        if visible {
+            shown.push(item);
+        }
+    }
+    let count = shown.len() as u64;
+    let items = page_of(shown, page)
+        .iter()
+        .map(|i| item_view(i, &lists[&i.acl_id].0))
+        .collect();
+    Ok(Reply::List { count, items })
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, uuid: &str, number: i64) -> acl::AclItem {
+        acl::AclItem {
+            id,
+            uuid: uuid.into(),
+            acl_id: 9,
+            number,
+            action: "Allow".into(),
+            traffic_type: "Ingress".into(),
+            protocol: "tcp".into(),
+            start_port: Some(22),
+            end_port: Some(22),
+            icmp_type: None,
+            icmp_code: None,
+            cidr_list: "10.0.0.0/8".into(),
+            state: "Active".into(),
+            reason: Some("ssh".into()),
+            created: 0,
+            removed: None,
+        }
+    }
+
+    #[test]
+    fn stored_rows_round_trip_through_the_rules() {
+        let item = row(1, "a", 3);
+        let checked = checked_of(&item).unwrap();
+        let back = stored(&checked, item.acl_id, item.reason.clone());
+        let same = as_new(&item);
+        assert_eq!(
+            (back.number, back.protocol, back.start_port, back.end_port),
+            (same.number, same.protocol, same.start_port, same.end_port)
+        );
+        assert_eq!(back.cidrs, same.cidrs);
+        assert_eq!(
+            (back.action, back.traffic_type),
+            (same.action, same.traffic_type)
+        );
+    }
+
+    #[test]
+    fn partial_update_keeps_the_reason_and_full_update_drops_it() {
+        let item = row(1, "a", 3);
+        let partial = merged(&item, &json!({ "action": "deny" }), &[]).unwrap();
+        assert_eq!(partial.action, "Deny");
+        assert_eq!(partial.start_port, Some(22));
+        assert_eq!(partial.reason.as_deref(), Some("ssh"));
+        let full = merged(
+            &item,
+            &json!({ "protocol": "udp", "partialupgrade": false }),
+            &[],
+        )
+        .unwrap();
+        assert_eq!((full.protocol.as_str(), full.start_port), ("udp", None));
+        assert_eq!(full.cidrs, ["0.0.0.0/0", "::/0"]);
+        assert_eq!(full.reason, None);
+        let clash = merged(&item, &json!({ "number": 4 }), &[4]).unwrap_err();
+        assert_eq!(clash.code, 431);
+    }
+
+    #[test]
+    fn moves_honour_the_consistency_hash() {
+        let items = [row(1, "a", 1), row(2, "b", 2), row(3, "c", 3)];
+        let fields = json!({ "previousaclruleid": "a", "nextaclruleid": "b" });
+        assert_eq!(
+            renumbering(&items, &items[2], &fields).unwrap(),
+            vec![(3, 2), (2, 3)]
+        );
+        let good = json!({
+            "nextaclruleid": "a",
+            "aclconsistencyhash": md5_hex(b"abc"),
+        });
+        assert_eq!(
+            renumbering(&items, &items[2], &good).unwrap(),
+            vec![(3, 1), (1, 2), (2, 3)]
+        );
+        let stale = json!({ "nextaclruleid": "a", "aclconsistencyhash": md5_hex(b"acb") });
+        let e = renumbering(&items, &items[2], &stale).unwrap_err();
+        assert_eq!(e.code, 431);
+        assert!(e.text.contains("aclconsistencyhash"), "{}", e.text);
+    }
+}

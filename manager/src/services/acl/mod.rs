@@ -1,0 +1,266 @@
+//! Network ACL lists and their items (CloudStack reference §2.8, §3.8).
+//!
+//! A list belongs to one VPC, or is one of the two built-in lists
+//! `default_allow` / `default_deny` that everyone sees and no one changes. A
+//! list is attached to tiers and private gateways of its VPC; every change to
+//! its items pushes the whole list, sorted by number, to every NIC of the
+//! router that uses it (`NetworkAcl::apply_network_acl`), and a push that
+//! fails undoes the change.
+//!
+//! - [`list`]: createNetworkACLList, updateNetworkACLList,
+//!   deleteNetworkACLList, listNetworkACLLists, replaceNetworkACLList;
+//! - [`item`]: createNetworkACL, updateNetworkACLItem, moveNetworkAclItem,
+//!   deleteNetworkACL, listNetworkACLs;
+//! - [`md5`]: the digest of moveNetworkAclItem's `aclconsistencyhash`.
+
+mod item;
+mod list;
+mod md5;
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::api::ApiError;
+use crate::orchestration::NetworkAcl;
+use crate::provision::{self, Generation};
+use crate::server::jobs::JobBody;
+use crate::server::registry::CommandSpec;
+use crate::server::{App, Ctx};
+use crate::services::owner::{self, Scope};
+use crate::store::{Db, Page, Tx, acl, network, vpc};
+
+/// The commands of this module.
+pub fn commands() -> Vec<CommandSpec> {
+    let mut all = list::commands();
+    all.extend(item::commands());
+    all
+}
+
+/// The job body of every async command of this module.
+pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
+    let mut all = list::job_bodies();
+    all.extend(item::job_bodies());
+    all
+}
+
+/// The sync object of jobs that change a VPC's router: they run one at a
+/// time per VPC.
+fn vpc_sync(vpc_id: i64) -> String {
+    format!("vpc:{vpc_id}")
+}
+
+/// The rules' picture of a stored list.
+fn rules_list(list: &acl::AclList) -> crate::rules::acl::AclList<'_> {
+    crate::rules::acl::AclList {
+        name: &list.name,
+        is_default: list.is_builtin(),
+        // Global lists other than the built-ins cannot be stored.
+        is_global: false,
+    }
+}
+
+/// The live list named by parameter `param` (431 when it names none).
+async fn list_param(db: &Db, param: &str, id: &str) -> Result<acl::AclList, ApiError> {
+    acl::get_by_uuid(db, id)
+        .await?
+        .filter(|l| l.removed.is_none())
+        .ok_or_else(|| ApiError::invalid_id(param, id))
+}
+
+/// The live VPC of a list (None for the built-ins).
+async fn vpc_of(db: &Db, list: &acl::AclList) -> Result<Option<vpc::Vpc>, ApiError> {
+    match list.vpc_id {
+        None => Ok(None),
+        Some(id) => Ok(Some(vpc::get_by_id(db, id).await?.ok_or_else(|| {
+            ApiError::internal(format!("the VPC of ACL list {} is gone", list.uuid))
+        })?)),
+    }
+}
+
+/// Checks that the caller may act on objects of `v` (531).
+fn check_vpc_access(ctx: &Ctx, v: &vpc::Vpc) -> Result<(), ApiError> {
+    owner::check_access(
+        ctx,
+        v.account_id,
+        &v.domain_path,
+        &format!("VPC {}", v.uuid),
+    )
+}
+
+/// The VPC of a list the caller wants to change: the built-ins are refused
+/// (431, CloudStack's "cannot be modified"), and so is a list of a VPC the
+/// caller may not act on (531).
+async fn mutable_list_vpc(ctx: &Ctx, list: &acl::AclList) -> Result<vpc::Vpc, ApiError> {
+    crate::rules::acl::check_list_modifiable(&rules_list(list), ctx.caller.is_root_admin())?;
+    let v = vpc_of(&ctx.app.db, list)
+        .await?
+        .ok_or_else(|| ApiError::internal("a list that is not built-in has no VPC"))?;
+    check_vpc_access(ctx, &v)?;
+    Ok(v)
+}
+
+/// Whether a list scope shows objects of `v`.
+fn scope_covers(scope: &Scope, v: &vpc::Vpc) -> bool {
+    scope.account_id.is_none_or(|a| a == v.account_id)
+        && scope.domain_id.is_none_or(|d| d == v.domain_id)
+        && scope
+            .domain_path_prefix
+            .as_deref()
+            .is_none_or(|p| v.domain_path.starts_with(p))
+}
+
+/// The live tier named by `id` (431 when it names none or not a VPC tier)
+/// and its VPC, which the caller must be allowed to act on (531).
+async fn tier_param(
+    ctx: &Ctx,
+    param: &str,
+    id: &str,
+) -> Result<(network::Network, vpc::Vpc), ApiError> {
+    let db = &ctx.app.db;
+    let tier = network::get_by_uuid(db, id)
+        .await?
+        .filter(|n| n.removed.is_none())
+        .ok_or_else(|| ApiError::invalid_id(param, id))?;
+    let Some(vpc_id) = tier
+        .vpc_id
+        .filter(|_| tier.traffic_type == network::TRAFFIC_GUEST)
+    else {
+        return Err(ApiError::param(format!(
+            "Network {id} is not a tier of a VPC: network ACLs apply to VPC tiers only"
+        )));
+    };
+    let v = vpc::get_by_id(db, vpc_id)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("the VPC of tier {id} is gone")))?;
+    check_vpc_access(ctx, &v)?;
+    Ok((tier, v))
+}
+
+/// `networkacllist` of a list response.
+async fn list_view(db: &Db, list: &acl::AclList) -> Result<Value, ApiError> {
+    let mut view = json!({
+        "id": list.uuid,
+        "name": list.name,
+        "description": list.description,
+        "fordisplay": true,
+    });
+    if let Some(v) = vpc_of(db, list).await? {
+        view["vpcid"] = json!(v.uuid);
+        view["vpcname"] = json!(v.name);
+    }
+    Ok(view)
+}
+
+/// `networkacl` of an item response: ports and `cidrlist` are strings,
+/// ICMP type/code and `number` numbers (reference §2.8).
+fn item_view(item: &acl::AclItem, list: &acl::AclList) -> Value {
+    let mut view = json!({
+        "id": item.uuid,
+        "protocol": item.protocol,
+        "traffictype": item.traffic_type,
+        "state": item.state,
+        "cidrlist": item.cidrs().join(","),
+        "aclid": list.uuid,
+        "aclname": list.name,
+        "number": item.number,
+        "action": item.action,
+        "fordisplay": true,
+        "tags": [],
+    });
+    if let Some(p) = item.start_port {
+        view["startport"] = json!(p.to_string());
+    }
+    if let Some(p) = item.end_port {
+        view["endport"] = json!(p.to_string());
+    }
+    if let Some(t) = item.icmp_type {
+        view["icmptype"] = json!(t);
+    }
+    if let Some(c) = item.icmp_code {
+        view["icmpcode"] = json!(c);
+    }
+    if let Some(r) = &item.reason {
+        view["reason"] = json!(r);
+    }
+    view
+}
+
+/// Whether the list is on the VPC's router: attached to a tier or private
+/// gateway that has a NIC there. Only then does a change bump the router's
+/// generation and get pushed.
+async fn list_on_router(db: &Db, vpc_id: i64, list: &acl::AclList) -> Result<bool, ApiError> {
+    let id = Uuid::parse_str(&list.uuid)
+        .map_err(|_| ApiError::internal(format!("stored ACL list id {} is bad", list.uuid)))?;
+    Ok(provision::state::load(db, vpc_id)
+        .await?
+        .is_some_and(|s| s.acl_lists.iter().any(|l| l.id == id)))
+}
+
+/// Bumps the router's generation in `tx` when the change reaches the router.
+async fn bump_if(
+    tx: &mut Tx,
+    vpc_id: i64,
+    on_router: bool,
+) -> Result<Option<Generation>, ApiError> {
+    if !on_router {
+        return Ok(None);
+    }
+    Ok(provision::bump(tx, vpc_id).await?)
+}
+
+/// Pushes the list — all its live items, sorted by number — to every tier
+/// and private gateway on the router that uses it.
+async fn push_list(
+    app: &App,
+    vpc_id: i64,
+    generation: Option<Generation>,
+    list: &acl::AclList,
+) -> Result<(), ApiError> {
+    let id = Uuid::parse_str(&list.uuid)
+        .map_err(|_| ApiError::internal(format!("stored ACL list id {} is bad", list.uuid)))?;
+    provision::push(
+        &app.db,
+        &app.network,
+        vpc_id,
+        generation,
+        move |element, state, g| {
+            Box::pin(async move {
+                let Some(view) = state.acl_list(id) else {
+                    return Ok(());
+                };
+                element
+                    .apply_network_acl(
+                        &state.router,
+                        g,
+                        view,
+                        &state.tiers,
+                        &state.private_gateways,
+                    )
+                    .await
+            })
+        },
+    )
+    .await
+}
+
+/// The live items of a list, by number.
+async fn items_of(db: &Db, acl_id: i64) -> Result<Vec<acl::AclItem>, ApiError> {
+    Ok(acl::list_items(
+        db,
+        &acl::AclItemFilter {
+            acl_id: Some(acl_id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items)
+}
+
+/// A revert after a failed push must not hide the push's error: its own
+/// failure is only logged.
+fn log_revert<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) {
+    if let Err(e) = result {
+        tracing::error!(error = %e, "reverting {what} after a failed push");
+    }
+}

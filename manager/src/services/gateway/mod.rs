@@ -1,0 +1,114 @@
+//! The VPC's way out besides the public network: private gateways and the
+//! static routes through them (CloudStack reference §2.6, §2.7, §3.6, §3.7).
+//!
+//! - [`private`]: createPrivateGateway, deletePrivateGateway,
+//!   listPrivateGateways;
+//! - [`route`]: createStaticRoute, deleteStaticRoute, listStaticRoutes.
+//!
+//! Both belong to the VPC's owner and change the VPC's router through the
+//! change protocol of `provision`: a failed push undoes the change.
+
+mod private;
+mod route;
+
+use serde_json::{Value, json};
+
+use crate::api::ApiError;
+use crate::server::Ctx;
+use crate::server::jobs::JobBody;
+use crate::server::registry::CommandSpec;
+use crate::services::owner::{self, Scope};
+use crate::store::{Db, Page, account, domain, vpc};
+
+/// The commands of this module.
+pub fn commands() -> Vec<CommandSpec> {
+    let mut all = private::commands();
+    all.extend(route::commands());
+    all
+}
+
+/// The job body of every async command of this module.
+pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
+    let mut all = private::job_bodies();
+    all.extend(route::job_bodies());
+    all
+}
+
+/// The sync object of jobs that change a VPC's router: they run one at a
+/// time per VPC.
+fn vpc_sync(vpc_id: i64) -> String {
+    format!("vpc:{vpc_id}")
+}
+
+/// The live VPC named by parameter `param`, which the caller may act on
+/// (431 when it names none, 531 when it is someone else's).
+async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, ApiError> {
+    let v = vpc::get_by_uuid(&ctx.app.db, id)
+        .await?
+        .filter(|v| v.removed.is_none())
+        .ok_or_else(|| ApiError::invalid_id(param, id))?;
+    check_vpc_access(ctx, &v)?;
+    Ok(v)
+}
+
+/// Checks that the caller may act on objects of `v` (531).
+fn check_vpc_access(ctx: &Ctx, v: &vpc::Vpc) -> Result<(), ApiError> {
+    owner::check_access(
+        ctx,
+        v.account_id,
+        &v.domain_path,
+        &format!("VPC {}", v.uuid),
+    )
+}
+
+/// A VPC by internal id (live or not: its objects may outlive it briefly).
+async fn vpc_by_id(db: &Db, id: i64) -> Result<vpc::Vpc, ApiError> {
+    vpc::get_by_id(db, id)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("VPC {id} is gone")))
+}
+
+/// The owner fields of a response (`account`, `domainid`, `domain`,
+/// `domainpath`), added to `view`.
+async fn add_owner(
+    db: &Db,
+    view: &mut Value,
+    account_id: i64,
+    domain_id: i64,
+) -> Result<(), ApiError> {
+    if let Some(a) = account::get_by_id(db, account_id).await? {
+        view["account"] = json!(a.account_name);
+    }
+    if let Some(d) = domain::get_by_id(db, domain_id).await? {
+        view["domainid"] = json!(d.uuid);
+        view["domain"] = json!(d.name);
+        view["domainpath"] = json!(d.path);
+    }
+    Ok(())
+}
+
+/// The scope of a list as the store filters take it.
+fn scope_filter(scope: &Scope) -> (Option<i64>, Option<String>, Option<i64>) {
+    (
+        scope.account_id,
+        scope.domain_path_prefix.clone(),
+        scope.domain_id,
+    )
+}
+
+/// Applies CloudStack's paging to rows filtered in memory.
+fn page_of<T>(items: Vec<T>, page: Page) -> Vec<T> {
+    let skip = usize::try_from(page.offset.max(0)).unwrap_or(usize::MAX);
+    let take = page.limit.map_or(usize::MAX, |l| {
+        usize::try_from(l.max(0)).unwrap_or(usize::MAX)
+    });
+    items.into_iter().skip(skip).take(take).collect()
+}
+
+/// A revert after a failed push must not hide the push's error: its own
+/// failure is only logged.
+fn log_revert<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) {
+    if let Err(e) = result {
+        tracing::error!(error = %e, "reverting {what} after a failed push");
+    }
+}

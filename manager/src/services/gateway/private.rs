@@ -1,0 +1,779 @@
+//! Private gateways: createPrivateGateway, deletePrivateGateway and
+//! listPrivateGateways (reference §2.6, §3.6).
+//!
+//! A gateway is a private network (traffic type PrivateGateway, designed by
+//! the private gateway guru on the VLAN the root admin gives) plus a router
+//! NIC on it holding the gateway's address, with an ACL list
+//! (`default_deny` unless told otherwise). createPrivateGateway stores the
+//! network and the gateway (Creating) during the request; its job plugs the
+//! NIC (PlugNic, IpAssoc, SetSourceNat when asked, SetNetworkAcl) and makes
+//! it Ready, or removes every row again when the router refuses.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{
+    add_owner, check_vpc_access, log_revert, page_of, scope_filter, vpc_by_id, vpc_param, vpc_sync,
+};
+use crate::api::{ApiError, Params};
+use crate::orchestration::guru::NetworkSpec;
+use crate::orchestration::{IsolationMethod, NetworkTraffic, RouterDriver, VpcProvider, wire};
+use crate::provision::{self, state};
+use crate::rules::{self, gateway as rule};
+use crate::server::jobs::JobBody;
+use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
+use crate::server::{App, Ctx, Reply, page};
+use crate::services::owner;
+use crate::store::{self, Db, Page, acl, gateway, network, router, vnet, vpc, zone};
+use crate::{handler, job_body};
+
+fn gateway_fields() -> Vec<FieldSpec> {
+    vec![
+        field("id", "string", "the ID of the private gateway"),
+        field("gateway", "string", "the next hop on the private network"),
+        field("netmask", "string", "the netmask of the private network"),
+        field(
+            "ipaddress",
+            "string",
+            "the router's address on the private network",
+        ),
+        field("zoneid", "string", "the zone of the gateway"),
+        field("zonename", "string", "the name of the zone"),
+        field(
+            "vlan",
+            "string",
+            "the VLAN of the private network (admins only)",
+        ),
+        field("vpcid", "string", "the VPC of the gateway"),
+        field("vpcname", "string", "the name of the VPC"),
+        field(
+            "physicalnetworkid",
+            "string",
+            "the physical network carrying it",
+        ),
+        field("state", "string", "Creating, Ready or Deleting"),
+        field(
+            "sourcenatsupported",
+            "boolean",
+            "whether traffic leaving through it is source-NATed",
+        ),
+        field("aclid", "string", "the ACL list of the gateway"),
+        field("aclname", "string", "the name of the ACL list"),
+        field("account", "string", "the owner's account"),
+        field("domainid", "string", "the owner's domain"),
+        field("domain", "string", "the name of the owner's domain"),
+    ]
+}
+
+/// The commands of this file.
+pub(super) fn commands() -> Vec<CommandSpec> {
+    let mut list_params = vec![
+        opt("id", Uuid, "the ID of the private gateway"),
+        opt("vpcid", Uuid, "only gateways of this VPC"),
+        opt("ipaddress", String, "only the gateway with this address"),
+        opt("vlan", String, "only gateways on this VLAN"),
+        opt("state", String, "only gateways in this state"),
+    ];
+    list_params.extend(owner::list_params());
+    vec![
+        CommandSpec {
+            name: "createPrivateGateway",
+            description: "Creates a private gateway of a VPC on a VLAN",
+            kind: Kind::AsyncCreate,
+            roles: ALL,
+            params: vec![
+                req("vpcid", Uuid, "the VPC"),
+                req(
+                    "ipaddress",
+                    String,
+                    "the router's address on the private network",
+                ),
+                req("gateway", String, "the next hop on the private network"),
+                req("netmask", String, "the netmask of the private network"),
+                opt(
+                    "vlan",
+                    String,
+                    "the VLAN of the private network, N or vlan://N (ROOT admin only)",
+                ),
+                opt(
+                    "physicalnetworkid",
+                    Uuid,
+                    "the physical network; default the zone's only guest physical network",
+                ),
+                opt(
+                    "sourcenatsupported",
+                    Boolean,
+                    "true: source-NAT traffic leaving through the gateway (default false)",
+                ),
+                opt(
+                    "aclid",
+                    Uuid,
+                    "the ACL list of the gateway; default default_deny",
+                ),
+                opt(
+                    "associatednetworkid",
+                    Uuid,
+                    "instead of a VLAN: an isolated network to ride on",
+                ),
+                opt(
+                    "bypassvlanoverlapcheck",
+                    Boolean,
+                    "ROOT admin: accept a VLAN a tier of the zone uses",
+                ),
+            ],
+            object: "privategateway",
+            response: gateway_fields(),
+            since: "",
+            handler: create_gateway,
+        },
+        CommandSpec {
+            name: "deletePrivateGateway",
+            description: "Deletes a private gateway that no static route uses",
+            kind: Kind::Async,
+            roles: ALL,
+            params: vec![req("id", Uuid, "the ID of the private gateway")],
+            object: "privategateway",
+            response: vec![],
+            since: "",
+            handler: delete_gateway,
+        },
+        CommandSpec {
+            name: "listPrivateGateways",
+            description: "Lists private gateways",
+            kind: Kind::Sync,
+            roles: ALL,
+            params: list_params,
+            object: "privategateway",
+            response: gateway_fields(),
+            since: "",
+            handler: list_gateways,
+        },
+    ]
+}
+
+/// The job bodies of this file.
+pub(super) fn job_bodies() -> Vec<(&'static str, JobBody)> {
+    vec![
+        ("createPrivateGateway", create_gateway_job),
+        ("deletePrivateGateway", delete_gateway_job),
+    ]
+}
+
+/// The subnet of a stored gateway.
+fn subnet_of(g: &gateway::PrivateGateway) -> Option<Ipv4Net> {
+    let gw: Ipv4Addr = g.gateway.parse().ok()?;
+    let mask: Ipv4Addr = g.netmask.parse().ok()?;
+    let prefix = ipnet::ipv4_mask_to_prefix(mask).ok()?;
+    Ipv4Net::new(gw, prefix).ok().map(|n| n.trunc())
+}
+
+/// A broadcast URI in the rules' VLAN form (`vlan://N` whatever the scheme).
+fn vlan_form(uri: &str) -> std::string::String {
+    format!("vlan://{}", uri.rsplit("://").next().unwrap_or(uri))
+}
+
+/// `privategateway` of a response; `full` adds the VLAN (admins only).
+async fn gateway_view(db: &Db, g: &gateway::PrivateGateway, full: bool) -> Result<Value, ApiError> {
+    let v = vpc_by_id(db, g.vpc_id).await?;
+    let mut view = json!({
+        "id": g.uuid,
+        "gateway": g.gateway,
+        "netmask": g.netmask,
+        "ipaddress": g.ip4_address,
+        "vpcid": v.uuid,
+        "vpcname": v.name,
+        "state": g.state,
+        "sourcenatsupported": g.source_nat,
+        "hasannotations": false,
+    });
+    if let Some(z) = zone::get_by_id(db, v.zone_id).await? {
+        view["zoneid"] = json!(z.uuid);
+        view["zonename"] = json!(z.name);
+    }
+    if let Some(n) = network::get_by_id(db, g.network_id).await?
+        && let Some(pid) = n.physical_network_id
+        && let Some(p) = zone::physical_network_by_id(db, pid).await?
+    {
+        view["physicalnetworkid"] = json!(p.uuid);
+    }
+    if let Some(id) = g.network_acl_id
+        && let Some(l) = acl::get_by_id(db, id).await?
+    {
+        view["aclid"] = json!(l.uuid);
+        view["aclname"] = json!(l.name);
+    }
+    if full {
+        view["vlan"] = json!(g.broadcast_uri.rsplit("://").next().unwrap_or_default());
+        view["broadcasturi"] = json!(g.broadcast_uri);
+    }
+    add_owner(db, &mut view, g.account_id, g.domain_id).await?;
+    Ok(view)
+}
+
+/// The ACL list of a new gateway: `aclid`, which must be of the VPC or a
+/// default list (431), or `default_deny`.
+async fn acl_of_new_gateway(
+    db: &Db,
+    params: &Params,
+    v: &vpc::Vpc,
+) -> Result<acl::AclList, ApiError> {
+    let Some(id) = params.uuid("aclid")? else {
+        return acl::get_by_id(db, acl::DEFAULT_DENY_ID)
+            .await?
+            .ok_or_else(|| ApiError::internal("the default_deny ACL list is missing"));
+    };
+    let id = id.to_string();
+    let list = acl::get_by_uuid(db, &id)
+        .await?
+        .filter(|l| l.removed.is_none())
+        .ok_or_else(|| ApiError::invalid_id("aclid", &id))?;
+    let list_vpc = match list.vpc_id {
+        Some(vid) => Some(vpc_by_id(db, vid).await?.uuid),
+        None => None,
+    };
+    rules::acl::check_list_in_vpc(&list.name, list_vpc.as_ref(), &v.uuid)?;
+    Ok(list)
+}
+
+/// The physical network of a new gateway: `physicalnetworkid` (in the VPC's
+/// zone), or the zone's only physical network carrying guest traffic.
+async fn physical_network(
+    db: &Db,
+    params: &Params,
+    v: &vpc::Vpc,
+) -> Result<zone::PhysicalNetwork, ApiError> {
+    if let Some(id) = params.uuid("physicalnetworkid")? {
+        let id = id.to_string();
+        return zone::physical_network_by_uuid(db, &id)
+            .await?
+            .filter(|p| p.removed.is_none() && p.zone_id == v.zone_id)
+            .ok_or_else(|| ApiError::invalid_id("physicalnetworkid", &id));
+    }
+    let mut guest = Vec::new();
+    for p in zone::physical_networks(db, v.zone_id).await? {
+        if zone::traffic_types(db, p.id)
+            .await?
+            .iter()
+            .any(|t| t.traffic_type == "Guest")
+        {
+            guest.push(p);
+        }
+    }
+    if guest.len() != 1 {
+        return Err(ApiError::param(format!(
+            "Physical network can't be determined: the zone has {} physical networks \
+             carrying guest traffic; give physicalnetworkid",
+            guest.len()
+        )));
+    }
+    Ok(guest.remove(0))
+}
+
+/// The gateways on the same physical network as a new one, for the rules.
+async fn existing_gateways(
+    db: &Db,
+    physnet_id: i64,
+    vpc_id: i64,
+) -> Result<Vec<rule::ExistingGateway>, ApiError> {
+    let mut existing = Vec::new();
+    for g in gateway::list(db, &gateway::GatewayFilter::default(), Page::ALL)
+        .await?
+        .items
+    {
+        let same_net = network::get_by_id(db, g.network_id)
+            .await?
+            .is_some_and(|n| n.physical_network_id == Some(physnet_id));
+        let (Some(cidr), Ok(ip)) = (subnet_of(&g), g.ip4_address.parse()) else {
+            continue;
+        };
+        if same_net {
+            existing.push(rule::ExistingGateway {
+                same_vpc: g.vpc_id == vpc_id,
+                vlan: vlan_form(&g.broadcast_uri),
+                cidr,
+                ip,
+            });
+        }
+    }
+    Ok(existing)
+}
+
+/// The CIDRs of the VPC's tiers.
+async fn tier_cidrs(db: &Db, vpc_id: i64) -> Result<Vec<Ipv4Net>, ApiError> {
+    Ok(network::list(
+        db,
+        &network::NetworkFilter {
+            vpc_id: Some(vpc_id),
+            traffic_type: Some(network::TRAFFIC_GUEST.into()),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items
+    .iter()
+    .filter_map(|n| n.cidr.as_deref()?.parse().ok())
+    .collect())
+}
+
+/// Refuses an associated network: only isolated networks outside a VPC can
+/// carry a private gateway, and this manager has none.
+async fn refuse_associated(ctx: &Ctx, id: &str) -> ApiError {
+    let found = network::get_by_uuid(&ctx.app.db, id).await;
+    match found {
+        Ok(Some(n)) if n.removed.is_none() && n.vpc_id.is_some() => ApiError::param(format!(
+            "Associated network {id} is a VPC tier: a private gateway can only ride on an \
+             isolated network outside a VPC; give a vlan instead"
+        )),
+        Ok(Some(n)) if n.removed.is_none() => ApiError::param(format!(
+            "Associated network {id} is not an isolated guest network outside a VPC; \
+             give a vlan instead"
+        )),
+        Ok(_) => ApiError::invalid_id("associatednetworkid", id),
+        Err(e) => e.into(),
+    }
+}
+
+handler!(create_gateway, |ctx, params| {
+    let db = &ctx.app.db;
+    let is_root = ctx.caller.is_root_admin();
+    let vpc_id = params.required_uuid(ctx.command, "vpcid")?.to_string();
+    let v = vpc_param(ctx, "vpcid", &vpc_id).await?;
+    if v.state != vpc::STATE_ENABLED {
+        return Err(ApiError::param(format!(
+            "VPC {} is {}, not Enabled: it can't get a private gateway",
+            v.uuid, v.state
+        )));
+    }
+    let ip_address = params.required_string(ctx.command, "ipaddress")?;
+    let next_hop = params.required_string(ctx.command, "gateway")?;
+    let netmask = params.required_string(ctx.command, "netmask")?;
+    let vlan = params.string("vlan")?.filter(|s| !s.trim().is_empty());
+    let associated = params.uuid("associatednetworkid")?.map(|u| u.to_string());
+    let request = rule::NewGateway {
+        ip_address: &ip_address,
+        gateway: &next_hop,
+        netmask: &netmask,
+        vlan: vlan.as_deref(),
+        associated_network: associated.as_deref(),
+        caller_is_root: is_root,
+    };
+    // Parameters first, before anything is looked up in the store.
+    rule::validate_private_gateway(&request, &[], &[])?;
+    if let Some(id) = &associated {
+        return Err(refuse_associated(ctx, id).await);
+    }
+    let list = acl_of_new_gateway(db, params, &v).await?;
+    let physnet = physical_network(db, params, &v).await?;
+    let _guard = ctx.app.network.lock_vpc(v.id).await;
+    let checked = rule::validate_private_gateway(
+        &request,
+        &existing_gateways(db, physnet.id, v.id).await?,
+        &tier_cidrs(db, v.id).await?,
+    )?;
+    let vlan_id: u32 = checked
+        .vlan
+        .strip_prefix("vlan://")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| {
+            ApiError::param(format!(
+                "A private gateway needs a VLAN id; {} is not one",
+                checked.vlan
+            ))
+        })?;
+    let ranges = match physnet
+        .vnet_range
+        .as_deref()
+        .filter(|r| !r.trim().is_empty())
+    {
+        Some(r) => vnet::parse_range(r)?,
+        None => Vec::new(),
+    };
+    rule::check_vlan_not_dynamic(vlan_id, &ranges)?;
+    let isolation = IsolationMethod::parse(&physnet.isolation_method).ok_or_else(|| {
+        ApiError::param(format!(
+            "Physical network {} has the unknown isolation method {}",
+            physnet.uuid, physnet.isolation_method
+        ))
+    })?;
+    let guru = ctx
+        .app
+        .network
+        .plugins
+        .gurus
+        .choose(isolation, NetworkTraffic::Private)
+        .map_err(|e| ApiError::param(format!("Can't create the private network: {e}")))?;
+    let name = format!("vpc-{}-privateNetwork", v.name);
+    let designed = guru
+        .design(&NetworkSpec {
+            id: Uuid::new_v4(),
+            name: name.clone(),
+            traffic: NetworkTraffic::Private,
+            isolation,
+            physical_network_id: Uuid::parse_str(&physnet.uuid).ok(),
+            cidr: Some(checked.cidr),
+            gateway: Some(checked.gateway),
+            vlan: Some(vlan_id),
+            mtu: None,
+            network_domain: None,
+            vpc_cidr: None,
+        })
+        .map_err(|e| ApiError::param(format!("Can't create the private network: {e}")))?;
+    let uri = designed
+        .broadcast_uri
+        .clone()
+        .unwrap_or_else(|| checked.vlan.clone());
+    let tier_on_vlan = network::list(
+        db,
+        &network::NetworkFilter {
+            zone_id: Some(v.zone_id),
+            traffic_type: Some(network::TRAFFIC_GUEST.into()),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items
+    .into_iter()
+    .find(|n| {
+        n.physical_network_id == Some(physnet.id) && n.broadcast_uri.as_deref() == Some(&uri)
+    });
+    let bypass = is_root && params.boolean("bypassvlanoverlapcheck")? == Some(true);
+    if let Some(n) = tier_on_vlan.filter(|_| !bypass) {
+        return Err(ApiError::param(format!(
+            "The VLAN {uri} is already used by network {} in the zone",
+            n.uuid
+        )));
+    }
+    let offering = store::offering::network_offering_by_unique_name(
+        db,
+        store::bootstrap::DEFAULT_VPC_TIER_OFFERING_NO_LB,
+    )
+    .await?
+    .ok_or_else(|| ApiError::internal("the default VPC tier offering is missing"))?;
+    let mut tx = db.begin().await?;
+    // CloudStack leaves the VPC of a private network empty: it is no tier.
+    let net = network::create(
+        &mut tx,
+        network::NewNetwork {
+            name: name.clone(),
+            display_text: name,
+            zone_id: v.zone_id,
+            physical_network_id: Some(physnet.id),
+            vpc_id: None,
+            account_id: v.account_id,
+            domain_id: v.domain_id,
+            network_offering_id: offering.id,
+            cidr: Some(checked.cidr.to_string()),
+            gateway: Some(checked.gateway.to_string()),
+            netmask: Some(netmask.trim().to_string()),
+            network_domain: None,
+            broadcast_uri: Some(uri.clone()),
+            vnet: Some(vlan_id.to_string()),
+            network_acl_id: None,
+            traffic_type: network::TRAFFIC_PRIVATE_GATEWAY.into(),
+            guru_name: Some(designed.guru.to_string()),
+        },
+    )
+    .await?;
+    network::set_state(&mut tx, net.id, network::STATE_IMPLEMENTED).await?;
+    let g = gateway::create(
+        &mut tx,
+        gateway::NewPrivateGateway {
+            vpc_id: v.id,
+            network_id: net.id,
+            ip4_address: checked.ip.to_string(),
+            gateway: checked.gateway.to_string(),
+            netmask: netmask.trim().to_string(),
+            broadcast_uri: uri,
+            source_nat: params.boolean("sourcenatsupported")?.unwrap_or(false),
+            network_acl_id: Some(list.id),
+            account_id: v.account_id,
+            domain_id: v.domain_id,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let submitted = ctx
+        .submit_job(
+            json!({ "id": g.id }),
+            Some(("PrivateGateway", &g.uuid)),
+            vpc_sync(v.id),
+        )
+        .await;
+    match submitted {
+        Ok(job_id) => Ok(Reply::Created { id: g.uuid, job_id }),
+        Err(e) => {
+            log_revert(
+                "a gateway whose job was not submitted",
+                remove_rows(db, &g).await,
+            );
+            Err(e)
+        }
+    }
+});
+
+/// Removes a gateway's rows: its router NIC, its static routes, the gateway
+/// and its private network.
+async fn remove_rows(db: &Db, g: &gateway::PrivateGateway) -> Result<(), ApiError> {
+    let mut tx = db.begin().await?;
+    let nics = router::list_nics(
+        &mut tx,
+        &router::NicFilter {
+            network_id: Some(g.network_id),
+            role: Some(router::ROLE_PRIVATE.into()),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    for nic in nics.iter().filter(|n| n.router_id.is_some()) {
+        router::remove_nic(&mut tx, nic.id).await?;
+    }
+    let routes = gateway::list_routes(
+        &mut tx,
+        &gateway::RouteFilter {
+            vpc_gateway_id: Some(g.id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    for r in routes {
+        gateway::remove_route(&mut tx, r.id).await?;
+    }
+    gateway::remove(&mut tx, g.id).await?;
+    network::remove(&mut tx, g.network_id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The live gateway of a job.
+async fn job_gateway(db: &Db, info: &Value) -> Result<gateway::PrivateGateway, ApiError> {
+    gateway::get_by_id(db, info["id"].as_i64().unwrap_or_default())
+        .await?
+        .filter(|g| g.removed.is_none())
+        .ok_or_else(|| ApiError::param("The private gateway was deleted meanwhile"))
+}
+
+fn gateway_uuid(g: &gateway::PrivateGateway) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(&g.uuid)
+        .map_err(|_| ApiError::internal(format!("stored gateway id {} is bad", g.uuid)))
+}
+
+/// After a failed creation: takes the gateway's NIC out of the router again,
+/// as far as the driver plugged it (best effort; the rows go anyway).
+async fn unplug_after_failure(app: &App, vpc_id: i64, id: Uuid) {
+    let Ok(Some(s)) = state::load(&app.db, vpc_id).await else {
+        return;
+    };
+    if let Some(view) = s.private_gateways.iter().find(|g| g.id == id) {
+        let nic = wire::gateway_nic_view(view);
+        log_revert(
+            "the private gateway's NIC",
+            app.network
+                .element
+                .driver()
+                .unplug_nic(&s.router, &nic)
+                .await,
+        );
+    }
+}
+
+job_body!(create_gateway_job, |job, info| {
+    let app = &job.app;
+    let db = &app.db;
+    let g = job_gateway(db, info).await?;
+    let _guard = app.network.lock_vpc(g.vpc_id).await;
+    let id = gateway_uuid(&g)?;
+    let router_row = provision::vpc_router(db, g.vpc_id).await?;
+    let mut tx = db.begin().await?;
+    let mut generation = None;
+    if let Some(r) = &router_row {
+        router::create_nic(
+            &mut tx,
+            router::NewNic {
+                owner: router::NicOwner::Router(r.id),
+                network_id: g.network_id,
+                device_index: None,
+                ip4_address: Some(g.ip4_address.clone()),
+                netmask: Some(g.netmask.clone()),
+                gateway: Some(g.gateway.clone()),
+                role: router::ROLE_PRIVATE.into(),
+            },
+        )
+        .await?;
+        generation = provision::bump(&mut tx, g.vpc_id).await?;
+    }
+    tx.commit().await?;
+    let pushed = provision::push(
+        db,
+        &app.network,
+        g.vpc_id,
+        generation,
+        move |element, state, gen_| {
+            Box::pin(async move { element.create_private_gateway(state, gen_, id).await })
+        },
+    )
+    .await;
+    if let Err(e) = pushed {
+        unplug_after_failure(app, g.vpc_id, id).await;
+        log_revert("a new private gateway", remove_rows(db, &g).await);
+        return Err(e);
+    }
+    gateway::set_state(db, g.id, gateway::GATEWAY_READY).await?;
+    let g = job_gateway(db, info).await?;
+    Ok(json!({ "privategateway": gateway_view(db, &g, job.caller.is_root_admin()).await? }))
+});
+
+/// The live gateway named by `id`, which the caller may act on.
+async fn gateway_param(ctx: &Ctx, id: &str) -> Result<gateway::PrivateGateway, ApiError> {
+    let g = gateway::get_by_uuid(&ctx.app.db, id)
+        .await?
+        .filter(|g| g.removed.is_none())
+        .ok_or_else(|| ApiError::invalid_id("id", id))?;
+    check_vpc_access(ctx, &vpc_by_id(&ctx.app.db, g.vpc_id).await?)?;
+    Ok(g)
+}
+
+/// The static routes through a gateway (none may remain when it goes).
+async fn routes_via(db: &Db, g: &gateway::PrivateGateway) -> Result<usize, ApiError> {
+    let n = gateway::count_routes_via(db, g.id).await?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+handler!(delete_gateway, |ctx, params| {
+    let id = params.required_uuid(ctx.command, "id")?.to_string();
+    let g = gateway_param(ctx, &id).await?;
+    // Every gateway here sits on a VLAN the root admin gave (CloudStack's
+    // private gateway offering specifies the VLAN).
+    rule::check_gateway_deletable(
+        &g.uuid,
+        routes_via(&ctx.app.db, &g).await?,
+        ctx.caller.is_root_admin(),
+        true,
+    )?;
+    if g.state != gateway::GATEWAY_READY {
+        return Err(ApiError::param(format!(
+            "Private gateway {} is {}; only a Ready gateway can be deleted",
+            g.uuid, g.state
+        )));
+    }
+    let job_id = ctx
+        .submit_job(
+            json!({ "id": g.id }),
+            Some(("PrivateGateway", &g.uuid)),
+            vpc_sync(g.vpc_id),
+        )
+        .await?;
+    Ok(Reply::Job { job_id })
+});
+
+job_body!(delete_gateway_job, |job, info| {
+    let app = &job.app;
+    let db = &app.db;
+    let g = job_gateway(db, info).await?;
+    let _guard = app.network.lock_vpc(g.vpc_id).await;
+    // Checked again: a route may have come meanwhile.
+    rule::check_gateway_deletable(&g.uuid, routes_via(db, &g).await?, true, false)?;
+    let id = gateway_uuid(&g)?;
+    // The gateway as the router has it, taken before it leaves the state.
+    let view = state::load(db, g.vpc_id)
+        .await?
+        .and_then(|s| s.private_gateways.into_iter().find(|p| p.id == id));
+    let mut tx = db.begin().await?;
+    gateway::set_state(&mut tx, g.id, gateway::GATEWAY_DELETING).await?;
+    let generation = match &view {
+        Some(_) => provision::bump(&mut tx, g.vpc_id).await?,
+        None => None,
+    };
+    tx.commit().await?;
+    if let Some(view) = view {
+        let pushed = provision::push(
+            db,
+            &app.network,
+            g.vpc_id,
+            generation,
+            move |element, state, gen_| {
+                Box::pin(async move { element.delete_private_gateway(state, gen_, &view).await })
+            },
+        )
+        .await;
+        if let Err(e) = pushed {
+            log_revert(
+                "a private gateway being deleted",
+                gateway::set_state(db, g.id, gateway::GATEWAY_READY).await,
+            );
+            return Err(e);
+        }
+    }
+    remove_rows(db, &g).await?;
+    Ok(json!({ "success": true }))
+});
+
+handler!(list_gateways, |ctx, params| {
+    let db = &ctx.app.db;
+    let scope = owner::list_scope(ctx, params).await?;
+    let page = page(ctx, params).await?;
+    let (account_id, domain_path_prefix, domain_id) = scope_filter(&scope);
+    let mut filter = gateway::GatewayFilter {
+        uuids: params.uuid("id")?.map(|u| vec![u.to_string()]),
+        ip4_address: params.string("ipaddress")?.filter(|s| !s.is_empty()),
+        state: params.string("state")?.filter(|s| !s.is_empty()),
+        account_id,
+        domain_path_prefix,
+        domain_id,
+        ..Default::default()
+    };
+    if let Some(id) = params.uuid("vpcid")? {
+        // A VPC named explicitly (and accessible) shows its gateways
+        // whatever the ownership filters say.
+        let v = vpc_param(ctx, "vpcid", &id.to_string()).await?;
+        filter = gateway::GatewayFilter {
+            vpc_id: Some(v.id),
+            account_id: None,
+            domain_path_prefix: None,
+            domain_id: None,
+            ..filter
+        };
+    }
+    let full = ctx.caller.is_root_admin();
+    let (count, rows) = match params.string("vlan")?.filter(|s| !s.trim().is_empty()) {
+        None => {
+            let listed = gateway::list(db, &filter, page).await?;
+            (listed.total as u64, listed.items)
+        }
+        Some(vlan) => {
+            let wanted = rule::normalize_vlan(&vlan)?;
+            let all: Vec<gateway::PrivateGateway> = gateway::list(db, &filter, Page::ALL)
+                .await?
+                .items
+                .into_iter()
+                .filter(|g| vlan_form(&g.broadcast_uri) == wanted)
+                .collect();
+            (all.len() as u64, page_of(all, page))
+        }
+    };
+    let mut items = Vec::new();
+    for g in &rows {
+        items.push(gateway_view(db, g, full).await?);
+    }
+    Ok(Reply::List { count, items })
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_uris_compare_as_vlans() {
+        assert_eq!(vlan_form("vlan://500"), "vlan://500");
+        assert_eq!(vlan_form("vxlan://500"), "vlan://500");
+        assert_eq!(vlan_form("500"), "vlan://500");
+    }
+}
