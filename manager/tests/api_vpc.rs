@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::Value;
 use support::api::{BOGUS, TestManager, id, job_ok, on_both_backends, refused, run_job};
-use support::vpc::{account_in, create_vpc, user, zone_env, zone_env_range};
+use support::vpc::{account_in, create_tier, create_vpc, user, zone_env, zone_env_range};
 use vpc_manager::orchestration::AgentCommand;
 use vpc_manager::orchestration::AgentError;
 use vpc_manager::orchestration::recording::DriverCall;
@@ -453,4 +453,135 @@ on_both_backends!(a_zone_without_free_addresses_refuses_new_vpcs, |m| {
     assert!(text.contains("Insufficient address capacity"), "{text}");
     let listed = admin.ok("listVPCs", &[("name", "one-too-many")]).await;
     assert_eq!(listed["count"].as_u64().unwrap_or(0), 0);
+});
+
+/// The enabled gurus and elements come from the settings; a name the
+/// manager does not know stops it from starting, with the name in the error.
+#[tokio::test]
+async fn plug_ins_are_chosen_by_the_settings() {
+    use vpc_manager::serve::Manager;
+    use vpc_manager::settings::Settings;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = |gurus: Option<Vec<&str>>, elements: Option<Vec<&str>>| Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        network_gurus: gurus.map(|g| g.into_iter().map(String::from).collect()),
+        network_elements: elements.map(|e| e.into_iter().map(String::from).collect()),
+        ..Settings::default()
+    };
+    let err = Manager::start(settings(Some(vec!["GuestVlan", "Nope"]), None))
+        .await
+        .err()
+        .expect("an unknown guru is refused");
+    assert!(format!("{err:#}").contains("Nope"), "{err:#}");
+    let err = Manager::start(settings(None, Some(vec!["Nope"])))
+        .await
+        .err()
+        .expect("an unknown element is refused");
+    assert!(format!("{err:#}").contains("Nope"), "{err:#}");
+    let m = Manager::start(settings(Some(vec!["GuestVxlan", "Public"]), None))
+        .await
+        .expect("known gurus start");
+    assert_eq!(
+        m.app.network.plugins.gurus.names(),
+        ["GuestVxlan", "Public"]
+    );
+    assert!(m.app.network.plugins.element_enabled("VpcVirtualRouter"));
+}
+
+on_both_backends!(deleting_an_account_or_a_domain_removes_its_vpcs, |m| {
+    let admin = m.admin();
+    let env = zone_env(&admin, "vz4").await;
+    let carl = user(&admin, "carl").await;
+    let vpc = create_vpc(&carl, &env, "carls", "10.20.0.0/16").await;
+    let vpc_id = vpc["id"].as_str().unwrap().to_string();
+    let tier = create_tier(&carl, &env, &vpc_id, "t1", "10.20.1.1", "255.255.255.0").await;
+    let tier_id = tier["id"].as_str().unwrap().to_string();
+    let offering = admin.ok("listServiceOfferings", &[]).await["serviceoffering"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let template = admin
+        .ok("listTemplates", &[("templatefilter", "featured")])
+        .await["template"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    job_ok(
+        &carl,
+        "deployVirtualMachine",
+        &[
+            ("zoneid", &env.zone),
+            ("serviceofferingid", &offering),
+            ("templateid", &template),
+            ("networkids", &tier_id),
+            ("name", "vm1"),
+        ],
+    )
+    .await;
+    let router = routers_of(m, &vpc_id).await[0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let account = carl.ok("listAccounts", &[]).await["account"][0].clone();
+    m.driver.clear();
+    job_ok(
+        &admin,
+        "deleteAccount",
+        &[("id", account["id"].as_str().unwrap())],
+    )
+    .await;
+    assert_eq!(m.driver.calls(), [DriverCall::DestroyRouter(router)]);
+    let left = admin.ok("listVPCs", &[("listall", "true")]).await;
+    assert_eq!(left["count"].as_u64().unwrap_or(0), 0, "{left}");
+    let left = admin.ok("listNetworks", &[("listall", "true")]).await;
+    assert_eq!(left["count"].as_u64().unwrap_or(0), 0, "{left}");
+    let left = admin
+        .ok("listVirtualMachines", &[("listall", "true")])
+        .await;
+    assert_eq!(left["count"].as_u64().unwrap_or(0), 0, "{left}");
+    assert!(routers_of(m, &vpc_id).await.is_empty());
+
+    // A domain deleted with cleanup takes its accounts' VPCs along.
+    let dora = user(&admin, "dora").await;
+    let vpc = create_vpc(&dora, &env, "doras", "10.21.0.0/16").await;
+    let domain_id = dora.ok("listAccounts", &[]).await["account"][0]["domainid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    job_ok(
+        &admin,
+        "deleteDomain",
+        &[("id", &domain_id), ("cleanup", "true")],
+    )
+    .await;
+    assert!(routers_of(m, vpc["id"].as_str().unwrap()).await.is_empty());
+    let left = admin.ok("listVPCs", &[("listall", "true")]).await;
+    assert_eq!(left["count"].as_u64().unwrap_or(0), 0, "{left}");
+    // The addresses are free again: a new VPC gets the first one.
+    let again = create_vpc(&admin, &env, "again", "10.22.0.0/16").await;
+    let routers = routers_of(m, again["id"].as_str().unwrap()).await;
+    assert_eq!(routers[0]["publicip"], "203.0.113.10");
+});
+
+on_both_backends!(a_vpc_with_tiers_is_not_deleted, |m| {
+    let admin = m.admin();
+    let env = zone_env(&admin, "vz5").await;
+    let vpc = create_vpc(&admin, &env, "busy", "10.30.0.0/16").await;
+    let vpc_id = vpc["id"].as_str().unwrap().to_string();
+    let tier = create_tier(&admin, &env, &vpc_id, "t", "10.30.1.1", "255.255.255.0").await;
+    let failed = run_job(&admin, "deleteVPC", &[("id", &vpc_id)]).await;
+    assert_eq!(failed["jobstatus"], 2);
+    assert_eq!(failed["jobresultcode"], 431);
+    let text = failed["jobresult"]["errortext"].as_str().unwrap();
+    assert!(text.contains("used by 1 networks"), "{text}");
+    let listed = admin.ok("listVPCs", &[("id", &vpc_id)]).await;
+    assert_eq!(listed["vpc"][0]["state"], "Enabled", "nothing changed");
+    job_ok(
+        &admin,
+        "deleteNetwork",
+        &[("id", tier["id"].as_str().unwrap())],
+    )
+    .await;
+    job_ok(&admin, "deleteVPC", &[("id", &vpc_id)]).await;
 });

@@ -490,3 +490,95 @@ pub async fn run_gc(app: Arc<App>) {
         }
     }
 }
+
+/// Removes a VPC with everything in it, tiers included (deleting its
+/// account): routers first, then tiers (their vnets given back, their rules
+/// gone), then the rest as [`destroy_vpc`] does.
+pub async fn purge_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiError> {
+    let Some(v) = vpc::get_by_id(db, vpc_id)
+        .await?
+        .filter(|v| v.removed.is_none())
+    else {
+        return Ok(());
+    };
+    vpc::set_state(db, v.id, vpc::STATE_INACTIVE).await?;
+    let routers = router::list(
+        db,
+        &router::RouterFilter {
+            vpc_id: Some(v.id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    for r in &routers {
+        destroy_router(db, net, r).await?;
+    }
+    let tiers = network::list(
+        db,
+        &network::NetworkFilter {
+            vpc_id: Some(v.id),
+            traffic_type: Some(network::TRAFFIC_GUEST.into()),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    let mut tx = db.begin().await?;
+    for t in tiers {
+        for vm in store::vm::vms_on_network(&mut tx, t.id).await? {
+            store::vm::expunge(&mut tx, vm.id).await?;
+        }
+        let rules = rule::list(
+            &mut tx,
+            &rule::RuleFilter {
+                network_id: Some(t.id),
+                ..Default::default()
+            },
+            Page::ALL,
+        )
+        .await?
+        .items;
+        for r in rules {
+            rule::remove(&mut tx, r.id).await?;
+        }
+        store::vnet::release_for_network(&mut tx, t.id).await?;
+        network::remove(&mut tx, t.id).await?;
+    }
+    tx.commit().await?;
+    destroy_vpc(db, net, v.id).await
+}
+
+/// Deleting an account removes its VMs and its VPCs with everything in them.
+pub async fn purge_account(db: &Db, net: &Network, account_id: i64) -> Result<(), ApiError> {
+    let vms = store::vm::list(
+        db,
+        &store::vm::VmFilter {
+            account_id: Some(account_id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    for vm in vms {
+        store::vm::expunge(db, vm.id).await?;
+    }
+    let vpcs = vpc::list(
+        db,
+        &vpc::VpcFilter {
+            account_id: Some(account_id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    for v in vpcs {
+        let _guard = net.lock_vpc(v.id).await;
+        purge_vpc(db, net, v.id).await?;
+    }
+    Ok(())
+}

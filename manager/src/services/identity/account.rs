@@ -326,6 +326,9 @@ handler!(delete_account, |ctx, params| {
 });
 
 job_body!(delete_account_job, |job, info| {
-    account::remove(&job.app.db, info["id"].as_i64().unwrap_or_default()).await?;
+    let id = info["id"].as_i64().unwrap_or_default();
+    // Its VMs and VPCs go with it, everything in them included.
+    crate::provision::vpc::purge_account(&job.app.db, &job.app.network, id).await?;
+    account::remove(&job.app.db, id).await?;
     Ok(json!({ "success": true }))
 });

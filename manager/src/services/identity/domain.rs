@@ -154,6 +154,22 @@ job_body!(delete_domain_job, |job, info| {
         .await?
         .ok_or_else(|| ApiError::param("the domain is gone"))?;
     if info["cleanup"].as_bool() == Some(true) {
+        // The VMs and VPCs of every account of the subtree go first (routers
+        // are not transactional); then the rows, in one transaction.
+        for sub in domain::subtree(db, &d.path).await? {
+            let accounts = account::list(
+                db,
+                &account::AccountFilter {
+                    domain_id: Some(sub.id),
+                    ..Default::default()
+                },
+                store::Page::ALL,
+            )
+            .await?;
+            for a in &accounts.items {
+                crate::provision::vpc::purge_account(db, &job.app.network, a.id).await?;
+            }
+        }
         // One transaction: a failure part-way leaves the whole subtree as it
         // was, not half its accounts gone.
         let mut tx = db.begin().await?;
