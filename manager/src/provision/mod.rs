@@ -12,6 +12,7 @@
 //!    is recorded; on failure the command reverts its rows and fails.
 
 pub mod state;
+pub mod tier;
 pub mod vpc;
 
 use std::collections::HashMap;

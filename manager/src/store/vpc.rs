@@ -272,3 +272,21 @@ pub async fn count_for_account<'a>(ex: impl Into<Exec<'a>>, account_id: i64) -> 
             .await?
     }))
 }
+
+/// Locks the VPC's row until the transaction ends, so that checks over its
+/// tiers (count, CIDR overlaps) and the insert that follows them are not
+/// interleaved with another transaction doing the same. PostgreSQL takes a
+/// row lock (`FOR UPDATE`); SQLite needs nothing, as its transactions
+/// (`BEGIN IMMEDIATE`) already hold the database's write lock.
+pub async fn lock(tx: &mut super::Tx, id: i64) -> Result<()> {
+    let mut ex = Exec::Tx(tx);
+    if ex.backend() == super::Backend::Postgres {
+        on_db!(&mut ex, c => {
+            sqlx::query("SELECT id FROM vpc WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(c)
+                .await?;
+        });
+    }
+    Ok(())
+}

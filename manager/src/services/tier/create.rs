@@ -1,0 +1,285 @@
+//! `createNetwork` for a VPC tier (§2.4, §3.4): synchronous in CloudStack;
+//! the checks over the VPC's tiers and the insert run in one transaction
+//! that first locks the VPC row, so parallel creations never exceed
+//! `vpc.max.networks` nor overlap.
+
+use std::str::FromStr;
+
+use ipnet::Ipv4Net;
+
+use super::{network_view, sees_admin_fields};
+use crate::api::ApiError;
+use crate::handler;
+use crate::provision::{self, tier::TierDesign};
+use crate::rules::{self, tier as tier_rules};
+use crate::server::Reply;
+use crate::server::registry::Handler;
+use crate::services::owner;
+use crate::store::{Page, acl, config, gateway, network, offering, vpc, zone};
+
+/// Whether an offering's services include a public load balancer (the
+/// router's own haproxy, not an internal LB).
+fn has_public_lb(services: &[offering::ServiceProvider]) -> bool {
+    services
+        .iter()
+        .any(|s| s.service == "Lb" && s.provider == offering::PROVIDER_VPC_VIRTUAL_ROUTER)
+}
+
+/// The CIDR of a private gateway's network.
+fn gateway_cidr(g: &gateway::PrivateGateway) -> Option<Ipv4Net> {
+    let ip: std::net::Ipv4Addr = g.gateway.parse().ok()?;
+    let prefix = rules::parse_netmask("netmask", &g.netmask).ok()?;
+    Ipv4Net::new(ip, prefix).ok().map(|n| n.trunc())
+}
+
+/// The handler of `createNetwork`.
+pub(super) const CREATE_NETWORK: Handler = create_network;
+
+handler!(create_network, |ctx, params| {
+    let db = &ctx.app.db;
+    let name = params.required_string(ctx.command, "name")?;
+    rules::check_name("name", &name)?;
+    let display_text = params
+        .string("displaytext")?
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| name.clone());
+    rules::check_length("displaytext", &display_text, rules::MAX_DISPLAY_TEXT_LEN)?;
+    if let Some(t) = params.string("acltype")?.filter(|t| !t.is_empty())
+        && !t.eq_ignore_ascii_case("Account")
+    {
+        return Err(ApiError::param(format!(
+            "ACL type {t} is not supported for VPC tiers: a tier belongs to one account (Account)"
+        )));
+    }
+    let zone_id = params.required_uuid(ctx.command, "zoneid")?.to_string();
+    let z = zone::get_by_uuid(db, &zone_id)
+        .await?
+        .filter(|z| z.removed.is_none())
+        .ok_or_else(|| ApiError::invalid_id("zoneid", &zone_id))?;
+    let offering_id = params
+        .required_uuid(ctx.command, "networkofferingid")?
+        .to_string();
+    let o = offering::network_offering_by_uuid(db, &offering_id)
+        .await?
+        .filter(|o| o.removed.is_none())
+        .ok_or_else(|| ApiError::invalid_id("networkofferingid", &offering_id))?;
+    let Some(vpc_uuid) = params.uuid("vpcid")? else {
+        return Err(ApiError::param(
+            "Only VPC tiers can be created here: vpcid is required (with gateway and netmask)",
+        ));
+    };
+    let vpc_uuid = vpc_uuid.to_string();
+    let v = vpc::get_by_uuid(db, &vpc_uuid)
+        .await?
+        .filter(|v| v.removed.is_none())
+        .ok_or_else(|| ApiError::invalid_id("vpcid", &vpc_uuid))?;
+    owner::check_access(
+        ctx,
+        v.account_id,
+        &v.domain_path,
+        &format!("VPC {vpc_uuid}"),
+    )?;
+    let owner = owner::owner(ctx, params).await?;
+    // Only the VPC's own account has tiers in it (§3.4 rule 5: the VPC
+    // owner must have access to the tier owner).
+    if owner.account_id != v.account_id {
+        return Err(ApiError::permission_denied(format!(
+            "Account {} does not have access to VPC {}: only the VPC's account can have tiers in it",
+            owner.account_name, v.uuid
+        )));
+    }
+    if v.state != vpc::STATE_ENABLED {
+        return Err(ApiError::param(format!(
+            "Can't create a network in VPC {}: it is not in Enabled state (state {})",
+            v.uuid, v.state
+        )));
+    }
+    if z.id != v.zone_id {
+        return Err(ApiError::param(format!(
+            "New network doesn't belong to the VPC's zone: VPC {} is not in zone {}",
+            v.uuid, z.uuid
+        )));
+    }
+    if o.state != offering::STATE_ENABLED {
+        return Err(ApiError::param(format!(
+            "Network offering with specified id {} is not in Enabled state, can't use it",
+            o.uuid
+        )));
+    }
+    let services = offering::network_offering_services(db, o.id).await?;
+    let tier_offering = tier_rules::TierOffering {
+        for_vpc: o.for_vpc,
+        public_lb: has_public_lb(&services),
+        network_acl: services.iter().any(|s| s.service == "NetworkACL"),
+    };
+    let acl_list = match params.uuid("aclid")? {
+        Some(id) => {
+            let id = id.to_string();
+            let l = acl::get_by_uuid(db, &id)
+                .await?
+                .filter(|l| l.removed.is_none())
+                .ok_or_else(|| ApiError::invalid_id("aclid", &id))?;
+            if !l.is_builtin() && l.vpc_id != Some(v.id) {
+                return Err(ApiError::param(format!(
+                    "Can't use ACL list {} for the network: it belongs to a different VPC than {}",
+                    l.uuid, v.uuid
+                )));
+            }
+            Some(l)
+        }
+        None => None,
+    };
+    let settings = provision::rules_config(db).await?;
+    let prepend = config::value_bool(db, "vpc.tier.name.prepend")
+        .await?
+        .unwrap_or(false);
+    let delimiter = config::value(db, "vpc.tier.name.prepend.delimiter")
+        .await?
+        .unwrap_or_else(|| " ".into());
+    let gateway_param = params.string("gateway")?;
+    let netmask_param = params.string("netmask")?;
+    let network_domain = params.string("networkdomain")?;
+    let vpc_cidr = Ipv4Net::from_str(&v.cidr)
+        .map_err(|_| ApiError::internal(format!("stored VPC CIDR {:?} is not valid", v.cidr)))?;
+    let vpc_domain = v.network_domain.clone().unwrap_or_default();
+    let new_tier = tier_rules::NewTier {
+        name: &name,
+        gateway: gateway_param.as_deref(),
+        netmask: netmask_param.as_deref(),
+        network_domain: network_domain.as_deref(),
+        offering: tier_offering,
+        caller_is_root: ctx.caller.is_root_admin(),
+        acl_given: acl_list.is_some(),
+    };
+    // The request's own checks first (no other tier involved), then the
+    // guru's design; both before the transaction.
+    let alone = tier_rules::validate_new_tier(
+        &new_tier,
+        &tier_rules::VpcView {
+            name: &v.name,
+            cidr: Some(vpc_cidr),
+            network_domain: &vpc_domain,
+            tiers: &[],
+            private_gateway_cidrs: &[],
+        },
+        &rules::Config {
+            vpc_max_networks: u32::MAX,
+            ..settings.clone()
+        },
+    )?;
+    let (pn, isolation) = provision::tier::guest_physical_network(db, z.id).await?;
+    let designed = provision::tier::design_tier(
+        &ctx.app,
+        &pn,
+        isolation,
+        TierDesign {
+            name: &name,
+            cidr: alone.cidr,
+            gateway: alone.gateway,
+            vpc_cidr,
+            network_domain: &alone.network_domain,
+        },
+    )?;
+
+    let _guard = ctx.app.network.lock_vpc(v.id).await;
+    let mut tx = db.begin().await?;
+    vpc::lock(&mut tx, v.id).await?;
+    let live = vpc::get_by_id(&mut tx, v.id)
+        .await?
+        .filter(|v| v.removed.is_none() && v.state == vpc::STATE_ENABLED)
+        .ok_or_else(|| {
+            ApiError::param(format!(
+                "Can't create a network in VPC {}: it is being deleted",
+                v.uuid
+            ))
+        })?;
+    let tiers = network::list(
+        &mut tx,
+        &network::NetworkFilter {
+            vpc_id: Some(live.id),
+            traffic_type: Some(network::TRAFFIC_GUEST.into()),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    let mut existing = Vec::with_capacity(tiers.len());
+    for t in &tiers {
+        let Some(cidr) = t.cidr.as_deref().and_then(|c| Ipv4Net::from_str(c).ok()) else {
+            continue;
+        };
+        let services = offering::network_offering_services(&mut tx, t.network_offering_id).await?;
+        existing.push(tier_rules::ExistingTier {
+            name: t.name.clone(),
+            cidr,
+            public_lb: has_public_lb(&services),
+        });
+    }
+    let gateways = gateway::list(
+        &mut tx,
+        &gateway::GatewayFilter {
+            vpc_id: Some(live.id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    let gateway_cidrs: Vec<Ipv4Net> = gateways.iter().filter_map(gateway_cidr).collect();
+    let checked = tier_rules::validate_new_tier(
+        &new_tier,
+        &tier_rules::VpcView {
+            name: &live.name,
+            cidr: Some(vpc_cidr),
+            network_domain: &vpc_domain,
+            tiers: &existing,
+            private_gateway_cidrs: &gateway_cidrs,
+        },
+        &settings,
+    )?;
+    let created = network::create(
+        &mut tx,
+        network::NewNetwork {
+            name: tier_rules::tier_name(&live.name, &name, prepend, &delimiter),
+            display_text,
+            zone_id: z.id,
+            physical_network_id: Some(pn.id),
+            vpc_id: Some(live.id),
+            account_id: owner.account_id,
+            domain_id: owner.domain_id,
+            network_offering_id: o.id,
+            cidr: Some(checked.cidr.to_string()),
+            gateway: Some(checked.gateway.to_string()),
+            netmask: netmask_param
+                .as_deref()
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty()),
+            network_domain: Some(checked.network_domain),
+            broadcast_uri: designed.broadcast_uri.clone(),
+            vnet: None,
+            network_acl_id: acl_list.as_ref().map(|l| l.id),
+            traffic_type: network::TRAFFIC_GUEST.into(),
+            guru_name: Some(designed.guru.to_string()),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Reply::Object(
+        network_view(db, &created, sees_admin_fields(ctx)).await?,
+    ))
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_routers_lb_is_a_public_lb() {
+        let router_lb = [offering::ServiceProvider::new("Lb", "VpcVirtualRouter")];
+        let internal = [offering::ServiceProvider::new("Lb", "InternalLbVm")];
+        assert!(has_public_lb(&router_lb));
+        assert!(!has_public_lb(&internal));
+        assert!(!has_public_lb(&[]));
+    }
+}

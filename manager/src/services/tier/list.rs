@@ -1,0 +1,128 @@
+//! `listNetworks`: the live Guest tiers the caller may see, with CloudStack's
+//! filters, ownership scope and paging.
+
+use super::{network_view, sees_admin_fields};
+use crate::handler;
+use crate::server::registry::Handler;
+use crate::server::{Reply, page};
+use crate::services::owner;
+use crate::store::{Page, network, offering, vpc, zone};
+
+/// An empty list (a filter names something that does not exist, or asks
+/// for networks this manager never lists).
+fn nothing() -> Reply {
+    Reply::List {
+        count: 0,
+        items: vec![],
+    }
+}
+
+/// The handler of `listNetworks`.
+pub(super) const LIST_NETWORKS: Handler = list_networks;
+
+handler!(list_networks, |ctx, params| {
+    let db = &ctx.app.db;
+    let scope = owner::list_scope(ctx, params).await?;
+    // Only Guest tiers are listed: the zone's public network and private
+    // gateway networks are system networks CloudStack hides here.
+    let other_kind = params
+        .string("traffictype")?
+        .filter(|t| !t.is_empty())
+        .is_some_and(|t| !t.eq_ignore_ascii_case(network::TRAFFIC_GUEST))
+        || params
+            .string("type")?
+            .filter(|t| !t.is_empty())
+            .is_some_and(|t| !t.eq_ignore_ascii_case("Isolated"))
+        || params
+            .string("acltype")?
+            .filter(|t| !t.is_empty())
+            .is_some_and(|t| !t.eq_ignore_ascii_case("Account"))
+        || params.boolean("issystem")? == Some(true)
+        || params.boolean("forvpc")? == Some(false)
+        || params.boolean("restartrequired")? == Some(true)
+        || params.boolean("canusefordeploy")? == Some(false);
+    if other_kind {
+        return Ok(nothing());
+    }
+    let vpc_id = match params.uuid("vpcid")? {
+        Some(id) => match vpc::get_by_uuid(db, &id.to_string()).await? {
+            Some(v) => Some(v.id),
+            None => return Ok(nothing()),
+        },
+        None => None,
+    };
+    let zone_id = match params.uuid("zoneid")? {
+        Some(id) => match zone::get_by_uuid(db, &id.to_string()).await? {
+            Some(z) => Some(z.id),
+            None => return Ok(nothing()),
+        },
+        None => None,
+    };
+    let offering_id = match params.uuid("networkofferingid")? {
+        Some(id) => match offering::network_offering_by_uuid(db, &id.to_string()).await? {
+            Some(o) => Some(o.id),
+            None => return Ok(nothing()),
+        },
+        None => None,
+    };
+    let physical_id = match params.uuid("physicalnetworkid")? {
+        Some(id) => match zone::physical_network_by_uuid(db, &id.to_string()).await? {
+            Some(p) => Some(p.id),
+            None => return Ok(nothing()),
+        },
+        None => None,
+    };
+    let filter = network::NetworkFilter {
+        uuids: params.uuid("id")?.map(|u| vec![u.to_string()]),
+        keyword: params.string("keyword")?.filter(|k| !k.is_empty()),
+        zone_id,
+        vpc_id,
+        in_vpc: Some(true),
+        account_id: scope.account_id,
+        domain_id: scope.domain_id,
+        domain_path_prefix: scope.domain_path_prefix,
+        traffic_type: Some(network::TRAFFIC_GUEST.into()),
+        ..Default::default()
+    };
+    let name = params.string("name")?.filter(|n| !n.is_empty());
+    let wanted = params.list("supportedservices")?;
+    let in_memory =
+        name.is_some() || offering_id.is_some() || physical_id.is_some() || wanted.is_some();
+    let page = page(ctx, params).await?;
+    let listed = network::list(db, &filter, if in_memory { Page::ALL } else { page }).await?;
+    let mut rows = Vec::new();
+    for t in listed.items {
+        if name.as_ref().is_some_and(|n| *n != t.name)
+            || offering_id.is_some_and(|o| o != t.network_offering_id)
+            || physical_id.is_some_and(|p| Some(p) != t.physical_network_id)
+        {
+            continue;
+        }
+        if let Some(wanted) = &wanted {
+            let services = offering::network_offering_services(db, t.network_offering_id).await?;
+            let all = wanted
+                .iter()
+                .all(|w| services.iter().any(|s| s.service.eq_ignore_ascii_case(w)));
+            if !all {
+                continue;
+            }
+        }
+        rows.push(t);
+    }
+    let (count, rows) = if in_memory {
+        let total = rows.len() as u64;
+        let skip = usize::try_from(page.offset.max(0)).unwrap_or(usize::MAX);
+        let take = page.limit.map_or(usize::MAX, |l| {
+            usize::try_from(l.max(0)).unwrap_or(usize::MAX)
+        });
+        (total, rows.into_iter().skip(skip).take(take).collect())
+    } else {
+        (u64::try_from(listed.total).unwrap_or_default(), rows)
+    };
+    let admin = sees_admin_fields(ctx);
+    let mut items = Vec::with_capacity(rows.len());
+    for t in &rows {
+        items.push(network_view(db, t, admin).await?);
+    }
+    Ok(Reply::List { count, items })
+});
