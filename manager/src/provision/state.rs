@@ -526,10 +526,18 @@ async fn load_rules(
                     continue;
                 };
                 let mut backends = Vec::new();
-                for member in rule::members(db, r.id).await? {
+                for member in rule::members_with_vms(db, r.id).await? {
+                    // The VM's UUID names the backend in the agent's logs.
+                    let vm_id = match member.vm_id {
+                        Some(id) => match vm::get_by_id(db, id).await? {
+                            Some(v) => uuid_of(&v.uuid)?,
+                            None => Uuid::nil(),
+                        },
+                        None => Uuid::nil(),
+                    };
                     backends.push(LbBackendView {
-                        vm_id: Uuid::nil(),
-                        ip: ipv4("LB member", &member)?,
+                        vm_id,
+                        ip: ipv4("LB member", &member.instance_ip)?,
                         port: None,
                     });
                 }
