@@ -1,0 +1,843 @@
+//! Network ACL lists and items through the HTTP API, on SQLite and
+//! PostgreSQL: the built-in lists, every rule's allowed and refused case, job
+//! results through queryAsyncJobResult, the SetNetworkAcl commands each
+//! change pushes (the whole list, sorted by number, one new generation),
+//! reverts when the router refuses, and ownership.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::api::{BOGUS, Client, job_ok, on_both_backends, refused, run_job};
+use support::vpc::{create_tier, create_vpc, user, zone_env};
+use vpc_manager::orchestration::{AgentCommand, AgentError};
+use vpc_proto::v1 as pb;
+
+/// Runs an async-create command to its end: its id and the finished job.
+async fn create(client: &Client, command: &str, params: &[(&str, &str)]) -> (String, Value) {
+    let accepted = client.ok(command, params).await;
+    let id = accepted["id"]
+        .as_str()
+        .expect("async-create id")
+        .to_string();
+    let job = client
+        .wait_job(accepted["jobid"].as_str().expect("jobid"))
+        .await;
+    (id, job)
+}
+
+/// Runs an async command whose response has another name than the command
+/// (updateNetworkACLItem, moveNetworkAclItem): the finished job.
+async fn run_under(client: &Client, command: &str, key: &str, params: &[(&str, &str)]) -> Value {
+    let (status, body) = client.call(command, params).await;
+    assert_eq!(status, 200, "{command}: {body}");
+    let job_id = body[key]["jobid"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{command}: no {key}.jobid in {body}"));
+    client.wait_job(job_id).await
+}
+
+/// The code and text of a refused command answering under `key`.
+async fn refused_under(
+    client: &Client,
+    command: &str,
+    key: &str,
+    params: &[(&str, &str)],
+) -> (u16, String) {
+    let (status, body) = client.call(command, params).await;
+    assert_ne!(status, 200, "{command} should be refused: {body}");
+    assert_eq!(body[key]["errorcode"], status, "{body}");
+    (status, body[key]["errortext"].as_str().unwrap().to_string())
+}
+
+fn count(list: &Value) -> u64 {
+    list["count"].as_u64().unwrap_or(0)
+}
+
+/// The VPC's router generation now.
+async fn generation(admin: &Client, vpc: &str) -> u64 {
+    let routers = admin
+        .ok("listRouters", &[("vpcid", vpc), ("listall", "true")])
+        .await;
+    routers["router"][0]["configgeneration"].as_u64().unwrap()
+}
+
+/// The SetNetworkAcl commands among `commands`, with their generations.
+fn acls(commands: &[AgentCommand]) -> Vec<(u64, pb::NetworkAcl)> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            AgentCommand::SetNetworkAcl(r) => Some((r.generation, r.acl.clone().unwrap())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn numbers(acl: &pb::NetworkAcl) -> Vec<u32> {
+    acl.items.iter().map(|i| i.number).collect()
+}
+
+/// A list's items as listNetworkACLs shows them: (number, id) by number.
+async fn listed_numbers(admin: &Client, list: &str) -> Vec<(u64, String)> {
+    let listed = admin.ok("listNetworkACLs", &[("aclid", list)]).await;
+    let mut items: Vec<(u64, String)> = listed["networkacl"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|i| {
+            (
+                i["number"].as_u64().unwrap(),
+                i["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    items.sort();
+    items
+}
+
+/// The id of the built-in list `name`.
+async fn builtin(client: &Client, name: &str) -> String {
+    client.ok("listNetworkACLLists", &[("name", name)]).await["networkacllist"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A private gateway of `vpc` on VLAN `vlan` using ACL list `acl`.
+async fn gateway_with(admin: &Client, vpc: &str, vlan: &str, ip: &str, acl: &str) -> String {
+    let next_hop = format!("{}.1", ip.rsplit_once('.').unwrap().0);
+    let (id, job) = create(
+        admin,
+        "createPrivateGateway",
+        &[
+            ("vpcid", vpc),
+            ("vlan", vlan),
+            ("ipaddress", ip),
+            ("gateway", &next_hop),
+            ("netmask", "255.255.255.0"),
+            ("aclid", acl),
+        ],
+    )
+    .await;
+    assert_eq!(job["jobstatus"], 1, "{job}");
+    id
+}
+
+on_both_backends!(acl_lists_are_created_attached_replaced_and_deleted, |m| {
+    let admin = m.admin();
+    let env = zone_env(&admin, "alz").await;
+    let vpc = create_vpc(&admin, &env, "acl-vpc", "10.1.0.0/16").await;
+    let vpc_id = vpc["id"].as_str().unwrap().to_string();
+    let other = create_vpc(&admin, &env, "acl-other", "10.2.0.0/16").await;
+    let other_id = other["id"].as_str().unwrap().to_string();
+    let bob = user(&admin, "bob").await;
+
+    // The built-in lists: everyone sees them, no one changes them.
+    let seen = bob.ok("listNetworkACLLists", &[]).await;
+    assert_eq!(count(&seen), 2, "{seen}");
+    let names: Vec<&str> = seen["networkacllist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default_deny", "default_allow"]);
+    assert!(seen["networkacllist"][0].get("vpcid").is_none());
+    let deny = builtin(&admin, "default_deny").await;
+    let allow = builtin(&admin, "default_allow").await;
+    let (code, text) = refused(
+        &admin,
+        "updateNetworkACLList",
+        &[("id", &deny), ("name", "x")],
+    )
+    .await;
+    assert_eq!(code, 431);
+    assert!(text.contains("default_deny cannot be modified"), "{text}");
+    let (code, text) = refused(&admin, "deleteNetworkACLList", &[("id", &deny)]).await;
+    assert_eq!(code, 431);
+    assert!(text.contains("default_deny cannot be removed"), "{text}");
+    let (code, text) = refused(
+        &admin,
+        "createNetworkACL",
+        &[("aclid", &allow), ("protocol", "all")],
+    )
+    .await;
+    assert_eq!(code, 431);
+    assert!(text.contains("default_allow cannot be modified"), "{text}");
+    let deny_items = admin.ok("listNetworkACLs", &[("aclid", &deny)]).await;
+    assert_eq!(count(&deny_items), 2);
+    assert!(
+        deny_items["networkacl"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["action"] == "Deny" && i["protocol"] == "all")
+    );
+    let deny_item = deny_items["networkacl"][0]["id"].as_str().unwrap();
+    let (code, text) = refused(&admin, "deleteNetworkACL", &[("id", deny_item)]).await;
+    assert_eq!(code, 431);
+    assert!(text.contains("default_deny cannot be modified"), "{text}");
+    let (code, _) = refused_under(
+        &admin,
+        "updateNetworkACLItem",
+        "createnetworkaclresponse",
+        &[("id", deny_item), ("action", "allow")],
+    )
+    .await;
+    assert_eq!(code, 431);
+
+    // createNetworkACLList: a list of a VPC the caller may act on.
+    let (code, text) = refused(&admin, "createNetworkACLList", &[("name", "g")]).await;
+    assert_eq!(code, 431);
+    assert!(text.contains("vpcid is required"), "{text}");
+    let (code, text) = refused(
+        &admin,
+        "createNetworkACLList",
+        &[("name", "g"), ("vpcid", BOGUS)],
+    )
+    .await;
+    assert_eq!(code, 431);
+    assert!(text.contains(&format!("vpcid value={BOGUS}")), "{text}");
+    let (code, text) = refused(&admin, "createNetworkACLList", &[("vpcid", &vpc_id)]).await;
+    assert_eq!(code, 431);
+    assert!(text.contains("missing parameter name"), "{text}");
+    let (code, text) = refused(
+        &bob,
+        "createNetworkACLList",
+        &[("name", "mine"), ("vpcid", &vpc_id)],
+    )
+    .await;
+    assert_eq!(code, 531);
+    assert!(text.contains("bob"), "{text}");
+    let (list_id, job) = create(
+        &admin,
+        "createNetworkACLList",
+        &[
+            ("name", "web-acl"),
+            ("description", "for web"),
+            ("vpcid", &vpc_id),
+        ],
+    )
+    .await;
+    assert_eq!(job["jobstatus"], 1, "{job}");
+    assert_eq!(job["jobinstancetype"], "NetworkAcl");
+    let created = &job["jobresult"]["networkacllist"];
+    assert_eq!(created["id"], list_id.as_str());
+    assert_eq!(created["name"], "web-acl");
+    assert_eq!(created["description"], "for web");
+    assert_eq!(created["vpcid"], vpc_id.as_str());
+    assert_eq!(created["vpcname"], "acl-vpc");
+    assert_eq!(created["fordisplay"], true);
+    let (other_list, _) = create(
+        &admin,
+        "createNetworkACLList",
+        &[("name", "other-acl"), ("vpcid", &other_id)],
+    )
+    .await;
+
+    // listNetworkACLLists.
+    let list = |params: Vec<(&'static str, String)>| {
+        let admin = admin.clone();
+        async move {
+            let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            admin.ok("listNetworkACLLists", &p).await
+        }
+    };
+    assert_eq!(count(&list(vec![]).await), 4);
+    assert_eq!(
+        count(&list(vec![("vpcid", vpc_id.clone())]).await),
+        3,
+        "its list and the two built-ins"
+    );
+    assert_eq!(count(&list(vec![("name", "web-acl".into())]).await), 1);
+    assert_eq!(count(&list(vec![("keyword", "web".into())]).await), 1);
+    assert_eq!(count(&list(vec![("id", list_id.clone())]).await), 1);
+    let paged = list(vec![("page", "2".into()), ("pagesize", "3".into())]).await;
+    assert_eq!(count(&paged), 4);
+    assert_eq!(paged["networkacllist"][0]["id"], other_list.as_str());
+    assert_eq!(count(&bob.ok("listNetworkACLLists", &[]).await), 2);
+    let (code, _) = refused(&bob, "listNetworkACLLists", &[("vpcid", &vpc_id)]).await;
+    assert_eq!(code, 531);
+
+    // updateNetworkACLList: the job answers with the list.
+    let updated = job_ok(
+        &admin,
+        "updateNetworkACLList",
+        &[("id", &list_id), ("name", "web-rules")],
+    )
+    .await;
+    assert_eq!(updated["networkacllist"]["name"], "web-rules");
+    assert_eq!(updated["networkacllist"]["description"], "for web");
+    let (code, _) = refused(
+        &bob,
+        "updateNetworkACLList",
+        &[("id", &list_id), ("name", "x")],
+    )
+    .await;
+    assert_eq!(code, 531);
+
+    // On a private gateway: pushed with the gateway; in use, not deletable.
+    m.agent.clear();
+    let gw = gateway_with(&admin, &vpc_id, "800", "172.16.0.10", &list_id).await;
+    let pushed = acls(&m.agent.commands());
+    assert_eq!(pushed.len(), 1);
+    assert_eq!(pushed[0].1.acl_name, "web-rules");
+    assert!(pushed[0].1.private_gateway && pushed[0].1.items.is_empty());
+    let (code, text) = refused(&admin, "deleteNetworkACLList", &[("id", &list_id)]).await;
+    assert_eq!(code, 530);
+    assert!(
+        text.contains("still associated with 0 tier(s) and 1 private gateway(s)"),
+        "{text}"
+    );
+
+    // replaceNetworkACLList.
+    let (code, text) = refused(
+        &admin,
+        "replaceNetworkACLList",
+        &[("aclid", &other_list), ("gatewayid", &gw)],
+    )
+    .await;
+    assert_eq!(code, 431);
+    assert!(text.contains("do not belong to the same VPC"), "{text}");
+    let (code, text) = refused(&admin, "replaceNetworkACLList", &[("aclid", &allow)]).await;
+    assert_eq!(code, 431);
+    assert!(
+        text.contains("exactly one of networkid and gatewayid"),
+        "{text}"
+    );
+    let (code, _) = refused(
+        &admin,
+        "replaceNetworkACLList",
+        &[("aclid", BOGUS), ("gatewayid", &gw)],
+    )
+    .await;
+    assert_eq!(code, 431);
+    let (code, _) = refused(
+        &bob,
+        "replaceNetworkACLList",
+        &[("aclid", &allow), ("gatewayid", &gw)],
+    )
+    .await;
+    assert_eq!(code, 531);
+    let before = generation(&admin, &vpc_id).await;
+    m.agent.clear();
+    let done = job_ok(
+        &admin,
+        "replaceNetworkACLList",
+        &[("aclid", &allow), ("gatewayid", &gw)],
+    )
+    .await;
+    assert_eq!(done["success"], true);
+    let pushed = acls(&m.agent.commands());
+    assert_eq!(m.agent.rpcs(), ["SetNetworkAcl"]);
+    assert_eq!(pushed[0].0, before + 1);
+    assert_eq!(pushed[0].1.acl_name, "default_allow");
+    assert!(pushed[0].1.private_gateway);
+    assert_eq!(numbers(&pushed[0].1), [1, 2]);
+    assert!(
+        pushed[0]
+            .1
+            .items
+            .iter()
+            .all(|i| i.action == pb::AclAction::Allow as i32)
+    );
+    let gw_now = |admin: Client, gw: String| async move {
+        admin.ok("listPrivateGateways", &[("id", &gw)]).await["privategateway"][0].clone()
+    };
+    assert_eq!(
+        gw_now(admin.clone(), gw.clone()).await["aclname"],
+        "default_allow"
+    );
+    // A router that refuses: the old list stays attached.
+    m.agent
+        .fail("SetNetworkAcl", AgentError::Failed("nft said no".into()));
+    let done = run_job(
+        &admin,
+        "replaceNetworkACLList",
+        &[("aclid", &list_id), ("gatewayid", &gw)],
+    )
+    .await;
+    m.agent.unfail("SetNetworkAcl");
+    assert_eq!(done["jobstatus"], 2, "{done}");
+    assert_eq!(done["jobresultcode"], 530);
+    assert!(
+        done["jobresult"]["errortext"]
+            .as_str()
+            .unwrap()
+            .contains("SetNetworkAcl"),
+        "{done}"
+    );
+    assert_eq!(
+        gw_now(admin.clone(), gw.clone()).await["aclid"],
+        allow.as_str()
+    );
+
+    // On a tier that is not on the router yet: stored, nothing sent.
+    let tier = create_tier(&admin, &env, &vpc_id, "web", "10.1.1.1", "255.255.255.0").await;
+    let tier_id = tier["id"].as_str().unwrap().to_string();
+    m.agent.clear();
+    job_ok(
+        &admin,
+        "replaceNetworkACLList",
+        &[("aclid", &list_id), ("networkid", &tier_id)],
+    )
+    .await;
+    assert!(m.agent.commands().is_empty(), "{:?}", m.agent.rpcs());
+    let of_tier = list(vec![("networkid", tier_id.clone())]).await;
+    assert_eq!(count(&of_tier), 1);
+    assert_eq!(of_tier["networkacllist"][0]["id"], list_id.as_str());
+    let (code, text) = refused(&admin, "deleteNetworkACLList", &[("id", &list_id)]).await;
+    assert_eq!(code, 530);
+    assert!(
+        text.contains("1 tier(s) and 0 private gateway(s)"),
+        "{text}"
+    );
+    let (code, text) = refused(
+        &admin,
+        "replaceNetworkACLList",
+        &[("aclid", &other_list), ("networkid", &tier_id)],
+    )
+    .await;
+    assert_eq!(code, 431);
+    assert!(text.contains("do not belong to the same VPC"), "{text}");
+
+    // Detached everywhere: deleted.
+    job_ok(
+        &admin,
+        "replaceNetworkACLList",
+        &[("aclid", &deny), ("networkid", &tier_id)],
+    )
+    .await;
+    let (code, _) = refused(&bob, "deleteNetworkACLList", &[("id", &list_id)]).await;
+    assert_eq!(code, 531);
+    let done = job_ok(&admin, "deleteNetworkACLList", &[("id", &list_id)]).await;
+    assert_eq!(done["success"], true);
+    assert_eq!(count(&list(vec![("id", list_id.clone())]).await), 0);
+    let (code, text) = refused(&admin, "deleteNetworkACLList", &[("id", &list_id)]).await;
+    assert_eq!(code, 431);
+    assert!(text.contains(&format!("id value={list_id}")), "{text}");
+});
+
+on_both_backends!(
+    acl_items_are_checked_numbered_pushed_moved_and_reverted,
+    |m| {
+        let admin = m.admin();
+        let env = zone_env(&admin, "aiz").await;
+        let vpc = create_vpc(&admin, &env, "items-vpc", "10.1.0.0/16").await;
+        let vpc_id = vpc["id"].as_str().unwrap().to_string();
+        let (list_id, _) = create(
+            &admin,
+            "createNetworkACLList",
+            &[("name", "rules"), ("vpcid", &vpc_id)],
+        )
+        .await;
+        let gw = gateway_with(&admin, &vpc_id, "800", "172.16.0.10", &list_id).await;
+        let tier = create_tier(&admin, &env, &vpc_id, "web", "10.1.1.1", "255.255.255.0").await;
+        let tier_id = tier["id"].as_str().unwrap().to_string();
+
+        // Refused during the request; nothing stored or sent.
+        m.agent.clear();
+        let item = |extra: &[(&'static str, &'static str)]| {
+            let mut p: Vec<(&str, &str)> = vec![("aclid", list_id.as_str()), ("protocol", "tcp")];
+            for (k, v) in extra {
+                p.retain(|(name, _)| name != k);
+                p.push((k, v));
+            }
+            p
+        };
+        for (extra, meaning) in [
+            (vec![("protocol", "foo")], "Invalid protocol"),
+            (
+                vec![("protocol", "icmp"), ("startport", "22")],
+                "only for protocols tcp and udp",
+            ),
+            (
+                vec![("startport", "80"), ("endport", "22")],
+                "start port is greater than the end port",
+            ),
+            (vec![("startport", "70000")], "between 0 and 65535"),
+            (
+                vec![("icmptype", "8")],
+                "icmptype and icmpcode can only be given for protocol icmp",
+            ),
+            (
+                vec![("protocol", "icmp"), ("icmptype", "300")],
+                "Invalid icmptype 300",
+            ),
+            (
+                vec![("cidrlist", "10.0.0.1/8")],
+                "Source cidrs formatting error",
+            ),
+            (
+                vec![("cidrlist", "nonsense")],
+                "Source cidrs formatting error",
+            ),
+            (vec![("number", "0")], "Invalid rule number 0"),
+            (vec![("action", "maybe")], "Invalid action"),
+            (vec![("traffictype", "sideways")], "Invalid traffictype"),
+            (vec![("aclid", BOGUS)], "aclid value="),
+        ] {
+            let (code, text) = refused(&admin, "createNetworkACL", &item(&extra)).await;
+            assert_eq!(code, 431, "{extra:?}");
+            assert!(text.contains(meaning), "{extra:?}: {text}");
+        }
+        let (code, text) = refused(&admin, "createNetworkACL", &[("protocol", "tcp")]).await;
+        assert_eq!(code, 431);
+        assert!(text.contains("Give aclid"), "{text}");
+        let (code, text) = refused(
+            &admin,
+            "createNetworkACL",
+            &[("networkid", &tier_id), ("protocol", "tcp")],
+        )
+        .await;
+        assert_eq!(code, 431);
+        assert!(text.contains("has no ACL list"), "{text}");
+        let (code, text) = refused(&admin, "createNetworkACL", &[("aclid", &list_id)]).await;
+        assert_eq!(code, 431);
+        assert!(text.contains("missing parameter protocol"), "{text}");
+        assert!(m.agent.commands().is_empty());
+        assert_eq!(listed_numbers(&admin, &list_id).await, []);
+
+        // #1: Add then Active; the list goes to the gateway's NIC.
+        let g0 = generation(&admin, &vpc_id).await;
+        let (ssh, job) = create(
+            &admin,
+            "createNetworkACL",
+            &item(&[
+                ("startport", "22"),
+                ("cidrlist", "10.0.0.0/8,2001:db8::/32"),
+                ("reason", "ssh"),
+            ]),
+        )
+        .await;
+        assert_eq!(job["jobstatus"], 1, "{job}");
+        assert_eq!(job["jobinstancetype"], "NetworkAclItem");
+        let v = &job["jobresult"]["networkacl"];
+        assert_eq!(v["id"], ssh.as_str());
+        assert_eq!(v["number"], 1, "max + 1 of an empty list");
+        assert_eq!(v["protocol"], "tcp");
+        assert_eq!(v["startport"], "22", "ports are strings");
+        assert_eq!(v["endport"], "22", "endport defaults to startport");
+        assert_eq!(v["cidrlist"], "10.0.0.0/8,2001:db8::/32");
+        assert_eq!(v["traffictype"], "Ingress");
+        assert_eq!(v["action"], "Allow");
+        assert_eq!(v["state"], "Active");
+        assert_eq!(v["aclid"], list_id.as_str());
+        assert_eq!(v["aclname"], "rules");
+        assert_eq!(v["reason"], "ssh");
+        let pushed = acls(&m.agent.commands());
+        assert_eq!(m.agent.rpcs(), ["SetNetworkAcl"]);
+        assert_eq!(pushed[0].0, g0 + 1);
+        assert!(pushed[0].1.private_gateway);
+        assert_eq!(numbers(&pushed[0].1), [1]);
+        let first = &pushed[0].1.items[0];
+        assert_eq!(first.protocol, pb::Protocol::Tcp as i32);
+        assert_eq!((first.start_port, first.end_port), (Some(22), Some(22)));
+        assert_eq!(first.cidrs, ["10.0.0.0/8", "2001:db8::/32"]);
+
+        // #5, then #6 (max + 1), then #3: each push is the whole list, sorted.
+        m.agent.clear();
+        let (dns, job) = create(
+            &admin,
+            "createNetworkACL",
+            &item(&[
+                ("protocol", "udp"),
+                ("startport", "53"),
+                ("number", "5"),
+                ("action", "deny"),
+                ("traffictype", "egress"),
+            ]),
+        )
+        .await;
+        assert_eq!(job["jobresult"]["networkacl"]["action"], "Deny");
+        assert_eq!(job["jobresult"]["networkacl"]["traffictype"], "Egress");
+        assert_eq!(
+            job["jobresult"]["networkacl"]["cidrlist"], "0.0.0.0/0,::/0",
+            "the default CIDRs"
+        );
+        let pushed = acls(&m.agent.commands());
+        assert_eq!(pushed.len(), 1);
+        assert_eq!(pushed[0].0, g0 + 2);
+        assert_eq!(numbers(&pushed[0].1), [1, 5]);
+        let five = &pushed[0].1.items[1];
+        assert_eq!(five.action, pb::AclAction::Deny as i32);
+        assert_eq!(five.traffic_type, pb::TrafficType::Egress as i32);
+        assert_eq!(five.protocol, pb::Protocol::Udp as i32);
+        let (code, text) = refused(&admin, "createNetworkACL", &item(&[("number", "5")])).await;
+        assert_eq!(code, 431);
+        assert!(text.contains("number 5 already exists"), "{text}");
+        let (ping, job) = create(
+            &admin,
+            "createNetworkACL",
+            &item(&[("protocol", "icmp"), ("icmptype", "8"), ("icmpcode", "0")]),
+        )
+        .await;
+        let v = &job["jobresult"]["networkacl"];
+        assert_eq!(v["number"], 6);
+        assert_eq!(
+            (v["icmptype"].clone(), v["icmpcode"].clone()),
+            (json!(8), json!(0))
+        );
+        assert!(v.get("startport").is_none());
+        m.agent.clear();
+        let (any, _) = create(
+            &admin,
+            "createNetworkACL",
+            &item(&[("protocol", "all"), ("number", "3")]),
+        )
+        .await;
+        let pushed = acls(&m.agent.commands());
+        assert_eq!(pushed[0].0, g0 + 4);
+        assert_eq!(numbers(&pushed[0].1), [1, 3, 5, 6]);
+        assert_eq!(
+            listed_numbers(&admin, &list_id).await,
+            [
+                (1, ssh.clone()),
+                (3, any.clone()),
+                (5, dns.clone()),
+                (6, ping.clone())
+            ]
+        );
+
+        // updateNetworkACLItem answers as createNetworkACL does.
+        m.agent.clear();
+        let done = run_under(
+            &admin,
+            "updateNetworkACLItem",
+            "createnetworkaclresponse",
+            &[("id", &any), ("action", "Deny"), ("reason", "block")],
+        )
+        .await;
+        assert_eq!(done["jobstatus"], 1, "{done}");
+        let v = &done["jobresult"]["networkacl"];
+        assert_eq!(v["action"], "Deny");
+        assert_eq!(v["protocol"], "all", "partial: the rest stays");
+        assert_eq!(v["number"], 3);
+        assert_eq!(v["reason"], "block");
+        let pushed = acls(&m.agent.commands());
+        assert_eq!(numbers(&pushed[0].1), [1, 3, 5, 6]);
+        assert_eq!(pushed[0].1.items[1].action, pb::AclAction::Deny as i32);
+        let (code, text) = refused_under(
+            &admin,
+            "updateNetworkACLItem",
+            "createnetworkaclresponse",
+            &[("id", &any), ("number", "5")],
+        )
+        .await;
+        assert_eq!(code, 431);
+        assert!(text.contains("number 5 already exists"), "{text}");
+        let done = run_under(
+            &admin,
+            "updateNetworkACLItem",
+            "createnetworkaclresponse",
+            &[
+                ("id", &any),
+                ("protocol", "udp"),
+                ("partialupgrade", "false"),
+            ],
+        )
+        .await;
+        let v = &done["jobresult"]["networkacl"];
+        assert_eq!(v["protocol"], "udp");
+        assert_eq!(v["action"], "Allow", "not partial: back to the default");
+        assert_eq!(v["cidrlist"], "0.0.0.0/0,::/0");
+        assert!(v.get("reason").is_none(), "{v}");
+
+        // moveNetworkAclItem: #6 to the top renumbers what follows it.
+        let (code, text) = refused_under(
+            &admin,
+            "moveNetworkAclItem",
+            "moveNetworkAclItemResponse",
+            &[
+                ("id", &ping),
+                ("nextaclruleid", &ssh),
+                ("aclconsistencyhash", "0123456789abcdef0123456789abcdef"),
+            ],
+        )
+        .await;
+        assert_eq!(code, 431);
+        assert!(text.contains("aclconsistencyhash"), "{text}");
+        let (code, text) = refused_under(
+            &admin,
+            "moveNetworkAclItem",
+            "moveNetworkAclItemResponse",
+            &[
+                ("id", &ping),
+                ("previousaclruleid", &ssh),
+                ("nextaclruleid", &dns),
+            ],
+        )
+        .await;
+        assert_eq!(code, 431);
+        assert!(text.contains("not consecutive"), "{text}");
+        m.agent.clear();
+        let done = run_under(
+            &admin,
+            "moveNetworkAclItem",
+            "moveNetworkAclItemResponse",
+            &[("id", &ping), ("nextaclruleid", &ssh)],
+        )
+        .await;
+        assert_eq!(done["jobstatus"], 1, "{done}");
+        assert_eq!(done["jobresult"]["networkacl"]["number"], 1);
+        let order = [
+            (1, ping.clone()),
+            (2, ssh.clone()),
+            (3, any.clone()),
+            (5, dns.clone()),
+        ];
+        assert_eq!(listed_numbers(&admin, &list_id).await, order);
+        let pushed = acls(&m.agent.commands());
+        assert_eq!(pushed.len(), 1);
+        assert_eq!(numbers(&pushed[0].1), [1, 2, 3, 5]);
+        assert_eq!(pushed[0].1.items[0].protocol, pb::Protocol::Icmp as i32);
+
+        // A router that refuses: every change is undone and its job fails.
+        m.agent
+            .fail("SetNetworkAcl", AgentError::Failed("nft said no".into()));
+        let (lost, job) = create(&admin, "createNetworkACL", &item(&[("number", "9")])).await;
+        assert_eq!(job["jobstatus"], 2, "{job}");
+        assert_eq!(job["jobresultcode"], 530);
+        let text = job["jobresult"]["errortext"].as_str().unwrap();
+        assert!(text.contains("SetNetworkAcl"), "{text}");
+        assert!(
+            listed_numbers(&admin, &list_id)
+                .await
+                .iter()
+                .all(|(_, id)| *id != lost)
+        );
+        let done = run_under(
+            &admin,
+            "updateNetworkACLItem",
+            "createnetworkaclresponse",
+            &[("id", &ssh), ("action", "Deny"), ("number", "4")],
+        )
+        .await;
+        assert_eq!(done["jobstatus"], 2, "{done}");
+        let kept = admin.ok("listNetworkACLs", &[("id", &ssh)]).await["networkacl"][0].clone();
+        assert_eq!(
+            (
+                kept["action"].clone(),
+                kept["number"].clone(),
+                kept["state"].clone()
+            ),
+            (json!("Allow"), json!(2), json!("Active"))
+        );
+        assert_eq!(kept["reason"], "ssh");
+        let done = run_under(
+            &admin,
+            "moveNetworkAclItem",
+            "moveNetworkAclItemResponse",
+            &[("id", &dns), ("nextaclruleid", &ping)],
+        )
+        .await;
+        assert_eq!(done["jobstatus"], 2, "{done}");
+        assert_eq!(listed_numbers(&admin, &list_id).await, order);
+        let done = run_job(&admin, "deleteNetworkACL", &[("id", &ping)]).await;
+        assert_eq!(done["jobstatus"], 2, "{done}");
+        let kept = admin.ok("listNetworkACLs", &[("id", &ping)]).await;
+        assert_eq!(kept["networkacl"][0]["state"], "Active");
+        m.agent.unfail("SetNetworkAcl");
+
+        // deleteNetworkACL: the list without it.
+        m.agent.clear();
+        let done = job_ok(&admin, "deleteNetworkACL", &[("id", &ping)]).await;
+        assert_eq!(done["success"], true);
+        let pushed = acls(&m.agent.commands());
+        assert_eq!(numbers(&pushed[0].1), [2, 3, 5]);
+        assert_eq!(
+            listed_numbers(&admin, &list_id).await,
+            [(2, ssh.clone()), (3, any.clone()), (5, dns.clone())]
+        );
+        let (code, _) = refused(&admin, "deleteNetworkACL", &[("id", &ping)]).await;
+        assert_eq!(code, 431);
+
+        // A tier with the list takes items by networkid.
+        job_ok(
+            &admin,
+            "replaceNetworkACLList",
+            &[("aclid", &list_id), ("networkid", &tier_id)],
+        )
+        .await;
+        let (by_tier, job) = create(
+            &admin,
+            "createNetworkACL",
+            &[
+                ("networkid", &tier_id),
+                ("protocol", "tcp"),
+                ("startport", "443"),
+            ],
+        )
+        .await;
+        assert_eq!(job["jobresult"]["networkacl"]["aclid"], list_id.as_str());
+        assert_eq!(job["jobresult"]["networkacl"]["number"], 6);
+
+        // listNetworkACLs filters and paging.
+        let list = |params: Vec<(&'static str, String)>| {
+            let admin = admin.clone();
+            async move {
+                let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                admin.ok("listNetworkACLs", &p).await
+            }
+        };
+        assert_eq!(
+            count(&list(vec![]).await),
+            4,
+            "the admin's items, no built-ins"
+        );
+        assert_eq!(count(&list(vec![("networkid", tier_id.clone())]).await), 4);
+        assert_eq!(
+            count(&list(vec![("traffictype", "egress".into())]).await),
+            1
+        );
+        assert_eq!(count(&list(vec![("action", "DENY".into())]).await), 1);
+        assert_eq!(count(&list(vec![("protocol", "udp".into())]).await), 2);
+        assert_eq!(count(&list(vec![("keyword", "ssh".into())]).await), 1);
+        let paged = list(vec![
+            ("aclid", list_id.clone()),
+            ("page", "2".into()),
+            ("pagesize", "3".into()),
+        ])
+        .await;
+        assert_eq!(count(&paged), 4);
+        assert_eq!(paged["networkacl"][0]["id"], by_tier.as_str());
+        let (code, _) = refused(&admin, "listNetworkACLs", &[("traffictype", "up")]).await;
+        assert_eq!(code, 431);
+
+        // Ownership: someone else's items are neither seen nor changed.
+        let bob = user(&admin, "bob").await;
+        assert_eq!(bob.ok("listNetworkACLs", &[]).await, json!({}));
+        assert_eq!(
+            bob.ok("listNetworkACLs", &[("listall", "true")]).await,
+            json!({})
+        );
+        let (code, _) = refused(&bob, "listNetworkACLs", &[("aclid", &list_id)]).await;
+        assert_eq!(code, 531);
+        let (code, _) = refused(
+            &bob,
+            "createNetworkACL",
+            &[("aclid", &list_id), ("protocol", "all")],
+        )
+        .await;
+        assert_eq!(code, 531);
+        let (code, _) = refused(&bob, "deleteNetworkACL", &[("id", &ssh)]).await;
+        assert_eq!(code, 531);
+        let (code, _) = refused_under(
+            &bob,
+            "updateNetworkACLItem",
+            "createnetworkaclresponse",
+            &[("id", &ssh), ("action", "Deny")],
+        )
+        .await;
+        assert_eq!(code, 531);
+        let (code, _) = refused_under(
+            &bob,
+            "moveNetworkAclItem",
+            "moveNetworkAclItemResponse",
+            &[("id", &dns), ("nextaclruleid", &ssh)],
+        )
+        .await;
+        assert_eq!(code, 531);
+        let _ = gw;
+    }
+);
