@@ -8,7 +8,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::api::{BOGUS, Client, job_ok, on_both_backends, refused, run_job};
-use support::vpc::{create_tier, create_vpc, user, zone_env};
+use support::vpc::{account_in, create_tier, create_vpc, user, zone_env};
 use vpc_manager::orchestration::{AgentCommand, AgentError};
 use vpc_proto::v1 as pb;
 
@@ -416,6 +416,47 @@ on_both_backends!(acl_lists_are_created_attached_replaced_and_deleted, |m| {
     let (code, text) = refused(&admin, "deleteNetworkACLList", &[("id", &list_id)]).await;
     assert_eq!(code, 431);
     assert!(text.contains(&format!("id value={list_id}")), "{text}");
+
+    // A user's own lists; a domain admin acts in its subtree only.
+    let bob_vpc = create_vpc(&bob, &env, "bob-vpc", "10.9.0.0/16").await;
+    let bob_vpc_id = bob_vpc["id"].as_str().unwrap().to_string();
+    let (bob_list, job) = create(
+        &bob,
+        "createNetworkACLList",
+        &[("name", "bobs"), ("vpcid", &bob_vpc_id)],
+    )
+    .await;
+    assert_eq!(job["jobstatus"], 1, "{job}");
+    assert_eq!(count(&bob.ok("listNetworkACLLists", &[]).await), 3);
+    assert_eq!(
+        count(&list(vec![]).await),
+        3,
+        "the admin's own and the built-ins"
+    );
+    let bob_domain = admin.ok("listDomains", &[("name", "bob")]).await["domain"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dadmin = account_in(&admin, "bobadmin", &bob_domain, "2").await;
+    let seen = dadmin
+        .ok("listNetworkACLLists", &[("listall", "true")])
+        .await;
+    assert_eq!(count(&seen), 3, "{seen}");
+    assert_eq!(seen["networkacllist"][2]["id"], bob_list.as_str());
+    let renamed = job_ok(
+        &dadmin,
+        "updateNetworkACLList",
+        &[("id", &bob_list), ("name", "bob-rules")],
+    )
+    .await;
+    assert_eq!(renamed["networkacllist"]["name"], "bob-rules");
+    let (code, _) = refused(
+        &dadmin,
+        "updateNetworkACLList",
+        &[("id", &other_list), ("name", "x")],
+    )
+    .await;
+    assert_eq!(code, 531);
 });
 
 on_both_backends!(
