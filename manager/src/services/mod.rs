@@ -17,8 +17,11 @@ pub mod vm;
 pub mod vpc;
 pub mod zone;
 
-/// The VPC feature modules, each with its commands and job bodies.
-const VPC_MODULES: &[(fn() -> Vec<CommandSpec>, fn() -> Vec<(&'static str, JobBody)>)] = &[
+/// A module's commands and its job bodies.
+type Module = (fn() -> Vec<CommandSpec>, fn() -> Vec<(&'static str, JobBody)>);
+
+/// The VPC feature modules.
+const VPC_MODULES: &[Module] = &[
     (vpc::commands, vpc::job_bodies),
     (tier::commands, tier::job_bodies),
     (vm::commands, vm::job_bodies),
