@@ -138,6 +138,8 @@ on_both_backends!(load_balancers_balance_vms_of_one_tier, |m| {
     let rule = started["id"].as_str().unwrap().to_string();
     let done = gil.wait_job(started["jobid"].as_str().unwrap()).await;
     assert_eq!(done["jobstatus"], 1, "{done}");
+    assert_eq!(done["jobinstancetype"], "LoadBalancerRule");
+    assert_eq!(done["jobinstanceid"], rule.as_str());
     let r = done["jobresult"]["loadbalancer"].clone();
     assert_eq!(r["id"], rule.as_str());
     assert_eq!(r["name"], "web");

@@ -689,6 +689,23 @@ on_both_backends!(static_nat_maps_one_address_to_one_vm, |m| {
         text.contains("There is 1 to 1 Nat rule specified for the ip address"),
         "{text}"
     );
+    let (code, text) = refused(
+        eve,
+        "createLoadBalancerRule",
+        &[
+            ("publicipid", ip2.as_str()),
+            ("name", "lb"),
+            ("algorithm", "roundrobin"),
+            ("publicport", "80"),
+            ("privateport", "80"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 537);
+    assert!(
+        text.contains("There is 1 to 1 Nat rule specified for the ip address"),
+        "{text}"
+    );
     let (code, text) = refused(eve, "disableStaticNat", &[("ipaddressid", &ip3)]).await;
     assert_eq!(code, 431);
     assert!(text.contains("not associated with any vm"), "{text}");

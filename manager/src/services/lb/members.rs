@@ -80,7 +80,7 @@ handler!(assign, |ctx, params| {
     let job_id = ctx
         .submit_job(
             json!({ "rule": r.id, "vpc": vpc_id, "members": members }),
-            Some(("FirewallRule", &r.uuid)),
+            Some(("LoadBalancerRule", &r.uuid)),
             vpc_sync(vpc_id),
         )
         .await?;
@@ -108,7 +108,7 @@ handler!(remove, |ctx, params| {
     let job_id = ctx
         .submit_job(
             json!({ "rule": r.id, "vpc": vpc_id, "members": members }),
-            Some(("FirewallRule", &r.uuid)),
+            Some(("LoadBalancerRule", &r.uuid)),
             vpc_sync(vpc_id),
         )
         .await?;
@@ -246,7 +246,11 @@ handler!(list_instances, |ctx, params| {
         .await?
         .items
         .into_iter()
-        .filter(|v| !assigned.contains_key(&v.id))
+        .filter(|v| {
+            !assigned.contains_key(&v.id)
+                && ![vm::STATE_DESTROYED, vm::STATE_EXPUNGING, vm::STATE_ERROR]
+                    .contains(&v.state.as_str())
+        })
         .collect()
     } else {
         let mut out = Vec::new();

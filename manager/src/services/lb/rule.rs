@@ -113,13 +113,8 @@ handler!(create_lb, |ctx, params| {
 
     let _guard = ctx.app.network.lock_vpc(v.id).await;
     let ip = common::reload_ip(db, ip.id).await?;
-    let tier = common::rule_tier(db, &ip, &v, asked.as_ref(), None).await?;
-    common::check_service(db, &tier, "Lb").await?;
-    let lb_tier = lb_tier_of_vpc(db, v.id).await?;
-    rules::lb::check_public_lb_tier(
-        lb_tier.as_ref().map(|t| t.name.clone()).as_ref(),
-        &tier.name,
-    )?;
+    // The address's purpose and ports first: CloudStack reports a conflict
+    // (537) before looking at tiers.
     let public = rules::PortRange::new("publicport", public_port, None, 1)?;
     rules::ip::check_new_port_rule(
         &common::rules_ip(&ip)?,
@@ -129,6 +124,13 @@ handler!(create_lb, |ctx, params| {
             public,
         },
         &common::port_rules_on_ip(db, ip.id).await?,
+    )?;
+    let tier = common::rule_tier(db, &ip, &v, asked.as_ref(), None).await?;
+    common::check_service(db, &tier, "Lb").await?;
+    let lb_tier = lb_tier_of_vpc(db, v.id).await?;
+    rules::lb::check_public_lb_tier(
+        lb_tier.as_ref().map(|t| t.name.clone()).as_ref(),
+        &tier.name,
     )?;
     let bind = ip.associated_network_id.is_none();
     let mut tx = db.begin().await?;
@@ -159,7 +161,7 @@ handler!(create_lb, |ctx, params| {
     let submitted = ctx
         .submit_job(
             json!({ "rule": created.id, "vpc": v.id }),
-            Some(("FirewallRule", &created.uuid)),
+            Some(("LoadBalancerRule", &created.uuid)),
             vpc_sync(v.id),
         )
         .await;
@@ -221,7 +223,7 @@ handler!(update_lb, |ctx, params| {
     let job_id = ctx
         .submit_job(
             json!({ "rule": r.id, "vpc": vpc_id, "name": name, "algorithm": algorithm }),
-            Some(("FirewallRule", &r.uuid)),
+            Some(("LoadBalancerRule", &r.uuid)),
             vpc_sync(vpc_id),
         )
         .await?;
@@ -268,7 +270,7 @@ handler!(delete_lb, |ctx, params| {
     let job_id = ctx
         .submit_job(
             json!({ "rule": r.id, "vpc": vpc_id }),
-            Some(("FirewallRule", &r.uuid)),
+            Some(("LoadBalancerRule", &r.uuid)),
             vpc_sync(vpc_id),
         )
         .await?;

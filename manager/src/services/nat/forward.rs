@@ -159,8 +159,8 @@ handler!(create_pf, |ctx, params| {
 
     let _guard = ctx.app.network.lock_vpc(v.id).await;
     let ip = common::reload_ip(db, ip.id).await?;
-    let tier = common::rule_tier(db, &ip, &v, asked.as_ref(), Some(&target)).await?;
-    common::check_service(db, &tier, "PortForwarding").await?;
+    // The address's purpose and ports first: CloudStack reports a conflict
+    // (537) before looking at tiers.
     rules::ip::check_new_port_rule(
         &common::rules_ip(&ip)?,
         &PortRule {
@@ -170,6 +170,8 @@ handler!(create_pf, |ctx, params| {
         },
         &common::port_rules_on_ip(db, ip.id).await?,
     )?;
+    let tier = common::rule_tier(db, &ip, &v, asked.as_ref(), Some(&target)).await?;
+    common::check_service(db, &tier, "PortForwarding").await?;
     let address = common::vm_target(db, &target, &tier, vmguestip.as_deref()).await?;
     let bind = ip.associated_network_id.is_none();
     let mut tx = db.begin().await?;
