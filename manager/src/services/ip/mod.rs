@@ -582,3 +582,30 @@ pub fn page_of<T>(items: Vec<T>, page: Page) -> Vec<T> {
     });
     items.into_iter().skip(skip).take(take).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_pool_is_a_capacity_error_a_taken_address_a_parameter_error() {
+        let e = no_free_address("z1", None);
+        assert_eq!((e.code, e.cs_code), (533, 4320));
+        assert!(
+            e.text.contains("Insufficient address capacity"),
+            "{}",
+            e.text
+        );
+        let e = no_free_address("z1", Some("203.0.113.9".parse().unwrap()));
+        assert_eq!(e.code, 431);
+        assert!(e.text.contains("203.0.113.9 is not a free"), "{}", e.text);
+    }
+
+    #[test]
+    fn pages_of_rows_filtered_in_memory() {
+        let rows: Vec<u32> = (1..=5).collect();
+        assert_eq!(page_of(rows.clone(), Page::new(2, 2)), [3, 4]);
+        assert_eq!(page_of(rows.clone(), Page::new(3, 2)), [5]);
+        assert_eq!(page_of(rows, Page::ALL).len(), 5);
+    }
+}
