@@ -9,8 +9,10 @@ mod support;
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use support::api::{BOGUS, Client, id, job_ok, on_both_backends, refused};
+use support::api::{BOGUS, Client, id, job_ok, on_both_backends, refused, run_job};
 use support::vpc::{Env, account_in, create_tier, create_vpc, user, zone_env};
+use vpc_manager::orchestration::AgentCommand;
+use vpc_manager::orchestration::recording::DriverCall;
 
 /// The default_allow list seeded by the schema.
 const DEFAULT_ALLOW: &str = "8f1c2f4e-0002-4d6a-9e5b-6c1d00000002";
@@ -333,3 +335,376 @@ on_both_backends!(tiers_follow_every_creation_rule_and_list_by_owner, |m| {
     .await;
     assert_eq!(code, 531);
 });
+
+const SMALL: &str = "4c3e1a52-0001-4b8e-8d1f-5e0a00000001";
+const TEMPLATE: &str = "4c3e1a52-0101-4b8e-8d1f-5e0a00000101";
+
+/// Deploys a VM named `name` in `tier`; returns the job's VM.
+async fn deploy(client: &Client, env: &Env, tier: &str, name: &str) -> Value {
+    job_ok(
+        client,
+        "deployVirtualMachine",
+        &[
+            ("zoneid", env.zone.as_str()),
+            ("serviceofferingid", SMALL),
+            ("templateid", TEMPLATE),
+            ("networkids", tier),
+            ("name", name),
+        ],
+    )
+    .await["virtualmachine"]
+        .clone()
+}
+
+fn rpcs_and_generations(m: &support::api::TestManager) -> Vec<(&'static str, u64)> {
+    m.agent
+        .commands()
+        .iter()
+        .map(|c| (c.rpc(), c.generation().unwrap_or_default()))
+        .collect()
+}
+
+async fn one_tier(client: &Client, id: &str) -> Value {
+    client
+        .ok("listNetworks", &[("id", id), ("listall", "true")])
+        .await["network"][0]
+        .clone()
+}
+
+on_both_backends!(
+    a_tier_goes_once_its_vms_are_expunged_and_its_vnet_is_reused,
+    |m| {
+        let admin = m.admin();
+        let env = zone_env(&admin, "tz2").await;
+        let alice = user(&admin, "alice").await;
+        let vpc = create_vpc(&alice, &env, "va", "10.1.0.0/16").await;
+        let vpc_id = vpc["id"].as_str().unwrap().to_string();
+        let web = create_tier(&alice, &env, &vpc_id, "web", "10.1.1.1", "255.255.255.0").await;
+        let web_id = web["id"].as_str().unwrap().to_string();
+
+        // An Allocated tier has nothing on the router to restart.
+        let (code, text) = refused(&alice, "restartNetwork", &[("id", &web_id)]).await;
+        assert_eq!(code, 431);
+        assert!(text.contains("not in the right state"), "{text}");
+        m.agent.clear();
+        let vm1 = deploy(&alice, &env, &web_id, "vm1").await;
+        let vm1_id = vm1["id"].as_str().unwrap().to_string();
+        let commands = m.agent.commands();
+        let AgentCommand::PlugNic(plug) = &commands[0] else {
+            panic!("{commands:?}");
+        };
+        let router_nic = plug.nic.clone().unwrap();
+        assert_eq!(one_tier(&admin, &web_id).await["vlan"], "100");
+
+        // updateNetwork: name and description; the domain and offering stay.
+        let done = run_job(
+            &alice,
+            "updateNetwork",
+            &[
+                ("id", &web_id),
+                ("name", "front"),
+                ("displaytext", "the front"),
+            ],
+        )
+        .await;
+        assert_eq!(done["jobstatus"], 1, "{done}");
+        assert_eq!(done["jobinstancetype"], "Network");
+        assert_eq!(done["jobinstanceid"], web_id.as_str());
+        let updated = &done["jobresult"]["network"];
+        assert_eq!(
+            (updated["name"].clone(), updated["displaytext"].clone()),
+            (Value::from("front"), Value::from("the front"))
+        );
+        let (code, text) = refused(
+            &alice,
+            "updateNetwork",
+            &[("id", &web_id), ("networkdomain", "x.example")],
+        )
+        .await;
+        assert_eq!(code, 431);
+        assert!(text.contains("can't be changed"), "{text}");
+        let (code, text) = refused(
+            &alice,
+            "updateNetwork",
+            &[
+                ("id", &web_id),
+                ("networkofferingid", &env.tier_offering_lb),
+            ],
+        )
+        .await;
+        assert_eq!(code, 431);
+        assert!(text.contains("not supported"), "{text}");
+
+        // Nobody else touches alice's tier; unknown ids are 431.
+        let bob = user(&admin, "bob").await;
+        for command in ["updateNetwork", "deleteNetwork", "restartNetwork"] {
+            let (code, _) = refused(&bob, command, &[("id", &web_id)]).await;
+            assert_eq!(code, 531, "{command}");
+            let (code, text) = refused(&alice, command, &[("id", BOGUS)]).await;
+            assert_eq!(code, 431, "{command}");
+            assert!(text.contains(BOGUS), "{text}");
+        }
+
+        // restartNetwork re-sends the tier and its leases; never with cleanup.
+        let (code, text) = refused(
+            &alice,
+            "restartNetwork",
+            &[("id", &web_id), ("cleanup", "true")],
+        )
+        .await;
+        assert_eq!(code, 431);
+        assert!(text.contains("restart the whole VPC"), "{text}");
+        m.agent.clear();
+        let g = m.agent.applied_generation();
+        let done = job_ok(&alice, "restartNetwork", &[("id", &web_id)]).await;
+        assert_eq!(done["success"], true);
+        assert_eq!(
+            rpcs_and_generations(m),
+            vec![
+                ("PlugNic", g + 1),
+                ("SetupGuestNetwork", g + 1),
+                ("SetDhcpEntries", g + 1)
+            ]
+        );
+
+        // A port forwarding rule to vm1 through the tier.
+        let ip =
+            job_ok(&alice, "associateIpAddress", &[("vpcid", &vpc_id)]).await["ipaddress"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+        job_ok(
+            &alice,
+            "createPortForwardingRule",
+            &[
+                ("ipaddressid", ip.as_str()),
+                ("virtualmachineid", vm1_id.as_str()),
+                ("protocol", "tcp"),
+                ("publicport", "2222"),
+                ("privateport", "22"),
+                ("networkid", web_id.as_str()),
+            ],
+        )
+        .await;
+
+        // The tier cannot go while vm1 is not expunged: the job fails as
+        // CloudStack's does ("Failed to delete network", 530).
+        let done = run_job(&alice, "deleteNetwork", &[("id", &web_id)]).await;
+        assert_eq!(done["jobstatus"], 2, "{done}");
+        assert_eq!(done["jobresultcode"], 530);
+        let text = done["jobresult"]["errortext"].as_str().unwrap();
+        assert!(
+            text.contains("not all user vms are expunged") && text.contains(&vm1_id),
+            "{text}"
+        );
+        let (code, text) = refused(
+            &alice,
+            "deleteNetwork",
+            &[("id", &web_id), ("forced", "true")],
+        )
+        .await;
+        assert_eq!(code, 431);
+        assert!(text.contains("root admins"), "{text}");
+        job_ok(&alice, "destroyVirtualMachine", &[("id", &vm1_id)]).await;
+        let done = run_job(&alice, "deleteNetwork", &[("id", &web_id)]).await;
+        assert_eq!(done["jobstatus"], 2, "a destroyed VM still counts: {done}");
+
+        // Expunging vm1 withdraws its forwarding rule from the router.
+        m.agent.clear();
+        let g = m.agent.applied_generation();
+        job_ok(
+            &admin,
+            "destroyVirtualMachine",
+            &[("id", &vm1_id), ("expunge", "true")],
+        )
+        .await;
+        assert_eq!(
+            rpcs_and_generations(m),
+            vec![
+                ("SetPortForwardingRules", g + 1),
+                ("SetStaticNatRules", g + 1),
+                ("SetLoadBalancerRules", g + 1),
+            ]
+        );
+        let rules = alice
+            .ok("listPortForwardingRules", &[("ipaddressid", &ip)])
+            .await;
+        assert!(rules.get("count").is_none(), "{rules}");
+
+        // Now the tier goes: off the router (DestroyGuestNetwork, UnplugNic of
+        // its NIC), its address leaves it, its vnet is free again.
+        m.agent.clear();
+        m.driver.clear();
+        let g = m.agent.applied_generation();
+        let done = run_job(&alice, "deleteNetwork", &[("id", &web_id)]).await;
+        assert_eq!(done["jobstatus"], 1, "{done}");
+        assert_eq!(done["jobresult"]["success"], true);
+        assert_eq!(
+            rpcs_and_generations(m),
+            vec![("DestroyGuestNetwork", g + 1), ("UnplugNic", g + 1)]
+        );
+        let commands = m.agent.commands();
+        let (AgentCommand::DestroyGuestNetwork(destroy), AgentCommand::UnplugNic(unplug)) =
+            (&commands[0], &commands[1])
+        else {
+            panic!("{commands:?}");
+        };
+        assert_eq!(destroy.device_index, router_nic.device_index);
+        assert_eq!(
+            (unplug.device_index, &unplug.mac_address),
+            (router_nic.device_index, &router_nic.mac_address)
+        );
+        assert!(
+        m.driver
+            .calls()
+            .iter()
+            .any(|c| matches!(c, DriverCall::UnplugNic(_, i, mac) if *i == router_nic.device_index && *mac == router_nic.mac_address)),
+        "{:?}",
+        m.driver.calls()
+    );
+        let (count, _) = list(&alice, &[("id", &web_id)]).await;
+        assert_eq!(count, 0);
+        let address = alice.ok("listPublicIpAddresses", &[("id", &ip)]).await;
+        assert!(
+            address["publicipaddress"][0]
+                .get("associatednetworkid")
+                .is_none(),
+            "{address}"
+        );
+        let (code, _) = refused(&alice, "deleteNetwork", &[("id", &web_id)]).await;
+        assert_eq!(code, 431, "a deleted tier is gone");
+
+        // The next tier to be implemented gets vnet 100 again.
+        let again = create_tier(&alice, &env, &vpc_id, "again", "10.1.1.1", "255.255.255.0").await;
+        let again_id = again["id"].as_str().unwrap().to_string();
+        deploy(&alice, &env, &again_id, "vm2").await;
+        assert_eq!(one_tier(&admin, &again_id).await["vlan"], "100");
+    }
+);
+
+on_both_backends!(
+    parallel_creations_never_exceed_the_limit_nor_overlap,
+    |m, url| {
+        let admin = m.admin();
+        let env = zone_env(&admin, "tz3").await;
+        let alice = user(&admin, "alice").await;
+        admin
+            .ok(
+                "updateConfiguration",
+                &[("name", "vpc.max.networks"), ("value", "3")],
+            )
+            .await;
+        let vpc = create_vpc(&alice, &env, "va", "10.5.0.0/16").await;
+        let vpc_id = vpc["id"].as_str().unwrap().to_string();
+
+        // Eight disjoint /24s and four /25s each inside one of them, all at once.
+        let mut requests: Vec<(String, String, String)> = (1..=8)
+            .map(|i| {
+                (
+                    format!("d{i}"),
+                    format!("10.5.{i}.1"),
+                    "255.255.255.0".to_string(),
+                )
+            })
+            .collect();
+        requests.extend((1..=4).map(|i| {
+            (
+                format!("o{i}"),
+                format!("10.5.{i}.129"),
+                "255.255.255.128".to_string(),
+            )
+        }));
+        // Two managers on the one database: only the database's lock on the
+        // VPC row keeps them apart.
+        let m2 = support::api::TestManager::start(Some(url.to_string())).await;
+        let alice2 = Client {
+            addr: m2.addr,
+            ..alice.clone()
+        };
+        let mut set = tokio::task::JoinSet::new();
+        for (i, (name, gateway, netmask)) in requests.into_iter().enumerate() {
+            let client = if i % 2 == 0 {
+                alice.clone()
+            } else {
+                alice2.clone()
+            };
+            let (env, vpc_id) = (env.clone(), vpc_id.clone());
+            set.spawn(async move {
+                let p = tier_params(&env, &vpc_id, &name, &gateway, &netmask);
+                client.call("createNetwork", &p).await
+            });
+        }
+        let mut created = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            let (status, body) = joined.unwrap();
+            match status {
+                200 => created.push(body["createnetworkresponse"]["network"].clone()),
+                530 => {
+                    let text = body["createnetworkresponse"]["errortext"].as_str().unwrap();
+                    assert!(text.contains("cannot surpass [3]"), "{text}");
+                }
+                431 => {
+                    let text = body["createnetworkresponse"]["errortext"].as_str().unwrap();
+                    assert!(text.contains("overlaps"), "{text}");
+                }
+                other => panic!("unexpected {other}: {body}"),
+            }
+        }
+        let cidrs_created: Vec<&Value> = created.iter().map(|n| &n["cidr"]).collect();
+        assert_eq!(created.len(), 3, "{cidrs_created:?}");
+        let (count, listed) = list(&alice, &[("vpcid", &vpc_id)]).await;
+        assert_eq!(count, 3);
+        let cidrs: Vec<ipnet::Ipv4Net> = listed
+            .iter()
+            .map(|n| n["cidr"].as_str().unwrap().parse().unwrap())
+            .collect();
+        for (i, a) in cidrs.iter().enumerate() {
+            for b in &cidrs[i + 1..] {
+                assert!(!a.contains(b) && !b.contains(a), "{a} overlaps {b}");
+            }
+        }
+
+        // Tiers of three VPCs implemented at once get three different vnets.
+        let mut tiers = vec![listed[0]["id"].as_str().unwrap().to_string()];
+        for (i, cidr) in [(2, "10.6.0.0/16"), (3, "10.7.0.0/16")] {
+            let v = create_vpc(&alice, &env, &format!("v{i}"), cidr).await;
+            let gateway = cidr.replace("0.0/16", "1.1");
+            let t = create_tier(
+                &alice,
+                &env,
+                v["id"].as_str().unwrap(),
+                "t",
+                &gateway,
+                "255.255.255.0",
+            )
+            .await;
+            tiers.push(t["id"].as_str().unwrap().to_string());
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for (i, t) in tiers.iter().enumerate() {
+            let client = if i % 2 == 0 {
+                alice.clone()
+            } else {
+                alice2.clone()
+            };
+            let (env, t) = (env.clone(), t.clone());
+            set.spawn(async move { deploy(&client, &env, &t, &format!("p{i}")).await });
+        }
+        while let Some(joined) = set.join_next().await {
+            assert_eq!(joined.unwrap()["state"], "Running");
+        }
+        let mut vlans = BTreeSet::new();
+        for t in &tiers {
+            vlans.insert(
+                one_tier(&admin, t).await["vlan"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        assert_eq!(
+            vlans,
+            BTreeSet::from(["100", "101", "102"].map(String::from))
+        );
+    }
+);

@@ -65,11 +65,11 @@ fn last_leases(m: &TestManager) -> Vec<(String, String, String, bool)> {
         .agent
         .commands()
         .into_iter()
-        .filter_map(|c| match c {
+        .rev()
+        .find_map(|c| match c {
             AgentCommand::SetDhcpEntries(r) => r.dhcp,
             _ => None,
         })
-        .last()
         .expect("a SetDhcpEntries");
     dhcp.entries
         .into_iter()

@@ -162,7 +162,8 @@ job_body!(delete_network_job, |job, info| {
     // delete of a tier whose shutdown failed).
     vnet::release_for_network(&mut tx, t.id).await?;
     network::remove(&mut tx, t.id).await?;
-    let changed_rules = !rules_of_tier.is_empty() || !ips.is_empty();
+    // Addresses only leave the tier; removed rules also leave the router.
+    let changed_rules = !rules_of_tier.is_empty();
     let generation = if changed_rules {
         provision::bump(&mut tx, vpc_id).await?
     } else {

@@ -8,11 +8,12 @@ use serde_json::json;
 
 use super::{nics_of, sees_admin_fields, sync_object, vm_param, vm_result};
 use crate::api::ApiError;
+use crate::orchestration::{Lb, PortForwarding, StaticNat};
 use crate::provision::{self, tier as tiers};
 use crate::server::jobs::JobBody;
 use crate::server::registry::Handler;
 use crate::server::{App, Reply, Role};
-use crate::store::{config, network, vm, vpc};
+use crate::store::{Page, config, network, rule, vlan, vm, vpc};
 use crate::{handler, job_body};
 
 pub(super) const START: Handler = start_vm;
@@ -146,6 +147,92 @@ pub(super) async fn stop(app: &App, vm_id: i64, forced: bool) -> Result<(), ApiE
     Ok(())
 }
 
+/// Before a VM is expunged, what points at it goes (CloudStack's VM
+/// clean-up): its port forwarding rules, static NAT to it and its load
+/// balancer memberships; the router gets the VPC's remaining lists.
+async fn release_vm_rules(app: &App, v: &vm::Vm) -> Result<(), ApiError> {
+    let db = &app.db;
+    let Some(vpc_id) = super::vpc_of(db, v.id).await? else {
+        return Ok(());
+    };
+    let _guard = app.network.lock_vpc(vpc_id).await;
+    let mut tx = db.begin().await?;
+    vpc::lock(&mut tx, vpc_id).await?;
+    let forwards = rule::list(
+        &mut tx,
+        &rule::RuleFilter {
+            vm_id: Some(v.id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    for r in &forwards {
+        rule::remove(&mut tx, r.id).await?;
+    }
+    let nats = vlan::list_ips(
+        &mut tx,
+        &vlan::PublicIpFilter {
+            vm_id: Some(v.id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    for ip in &nats {
+        vlan::set_static_nat(&mut tx, ip.id, None, None).await?;
+    }
+    let balancers = rule::list(
+        &mut tx,
+        &rule::RuleFilter {
+            vpc_id: Some(vpc_id),
+            purpose: Some(rule::PURPOSE_LOAD_BALANCING.into()),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    let mut members = 0;
+    for lb in &balancers {
+        for m in rule::members_with_vms(&mut tx, lb.id).await? {
+            if m.vm_id == Some(v.id) {
+                rule::remove_member(&mut tx, lb.id, &m.instance_ip).await?;
+                members += 1;
+            }
+        }
+    }
+    if forwards.is_empty() && nats.is_empty() && members == 0 {
+        tx.commit().await?;
+        return Ok(());
+    }
+    let generation = provision::bump(&mut tx, vpc_id).await?;
+    tx.commit().await?;
+    let pushed = provision::push(db, &app.network, vpc_id, generation, |element, state, g| {
+        Box::pin(async move {
+            element
+                .apply_port_forwards(&state.router, g, &state.port_forwards)
+                .await?;
+            element
+                .apply_static_nats(&state.router, g, &state.static_nats)
+                .await?;
+            element
+                .apply_lb_rules(&state.router, g, &state.lb_rules)
+                .await
+        })
+    })
+    .await;
+    if let Err(e) = pushed {
+        // The VM goes anyway; the router keeps stale rules until the VPC is
+        // restarted, which the flag asks for.
+        tracing::warn!(vm = %v.uuid, error = %e.text, "withdrawing an expunged VM's rules failed");
+        vpc::set_restart_required(db, vpc_id, true).await?;
+    }
+    Ok(())
+}
+
 /// 431 unless the VM is in one of `states`.
 fn check_state(v: &vm::Vm, states: &[&str], action: &str) -> Result<(), ApiError> {
     if states.contains(&v.state.as_str()) {
@@ -246,6 +333,7 @@ job_body!(destroy_vm_job, |job, info| {
         stop(app, id, false).await?;
     }
     if expunge {
+        release_vm_rules(app, &v).await?;
         vm::expunge(&app.db, id).await?;
     } else if v.state != vm::STATE_DESTROYED {
         vm::set_state(&app.db, id, vm::STATE_DESTROYED).await?;
