@@ -882,3 +882,169 @@ on_both_backends!(
         let _ = gw;
     }
 );
+
+const SMALL: &str = "4c3e1a52-0001-4b8e-8d1f-5e0a00000001";
+const TEMPLATE: &str = "4c3e1a52-0101-4b8e-8d1f-5e0a00000101";
+
+/// A tier of `vpc` using ACL list `acl`; returns its id.
+async fn tier_with(
+    admin: &Client,
+    env: &support::vpc::Env,
+    vpc: &str,
+    name: &str,
+    gateway: &str,
+    acl: &str,
+) -> String {
+    admin
+        .ok(
+            "createNetwork",
+            &[
+                ("name", name),
+                ("displaytext", name),
+                ("zoneid", &env.zone),
+                ("vpcid", vpc),
+                ("networkofferingid", &env.tier_offering),
+                ("gateway", gateway),
+                ("netmask", "255.255.255.0"),
+                ("aclid", acl),
+            ],
+        )
+        .await["network"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+on_both_backends!(
+    item_changes_reach_every_tier_and_gateway_using_the_list,
+    |m| {
+        let admin = m.admin();
+        let env = zone_env(&admin, "atz").await;
+        let vpc = create_vpc(&admin, &env, "tiers-vpc", "10.1.0.0/16").await;
+        let vpc_id = vpc["id"].as_str().unwrap().to_string();
+        let (list_id, _) = create(
+            &admin,
+            "createNetworkACLList",
+            &[("name", "shared"), ("vpcid", &vpc_id)],
+        )
+        .await;
+        let web = tier_with(&admin, &env, &vpc_id, "web", "10.1.1.1", &list_id).await;
+        let app = tier_with(&admin, &env, &vpc_id, "app", "10.1.2.1", &list_id).await;
+
+        // Items of a list no NIC of the router uses yet: stored, nothing sent.
+        m.agent.clear();
+        let rule = |number: &'static str, port: &'static str| {
+            vec![
+                ("aclid", list_id.as_str()),
+                ("protocol", "tcp"),
+                ("number", number),
+                ("startport", port),
+            ]
+        };
+        let (_, job) = create(&admin, "createNetworkACL", &rule("2", "443")).await;
+        assert_eq!(job["jobresult"]["networkacl"]["state"], "Active");
+        create(&admin, "createNetworkACL", &rule("1", "80")).await;
+        assert!(m.agent.commands().is_empty(), "{:?}", m.agent.rpcs());
+
+        // The first VM of a tier puts the tier, and its ACL, on the router.
+        let mut tier_nics = Vec::new();
+        for (tier, name) in [(&web, "w1"), (&app, "a1")] {
+            m.agent.clear();
+            job_ok(
+                &admin,
+                "deployVirtualMachine",
+                &[
+                    ("zoneid", &env.zone),
+                    ("serviceofferingid", SMALL),
+                    ("templateid", TEMPLATE),
+                    ("networkids", tier),
+                    ("name", name),
+                ],
+            )
+            .await;
+            let pushed = acls(&m.agent.commands());
+            assert_eq!(pushed.len(), 1, "{:?}", m.agent.rpcs());
+            assert_eq!(pushed[0].1.acl_name, "shared");
+            assert!(!pushed[0].1.private_gateway);
+            assert_eq!(numbers(&pushed[0].1), [1, 2]);
+            tier_nics.push(pushed[0].1.device_index);
+        }
+        let gw = gateway_with(&admin, &vpc_id, "800", "172.16.0.10", &list_id).await;
+        let gateways = admin.ok("listPrivateGateways", &[("id", &gw)]).await;
+        assert_eq!(gateways["privategateway"][0]["aclname"], "shared");
+
+        // Item #5: the whole sorted list to both tiers and the gateway, with
+        // one new generation.
+        let g = {
+            let routers = admin
+                .ok("listRouters", &[("vpcid", &vpc_id), ("listall", "true")])
+                .await;
+            routers["router"][0]["configgeneration"].as_u64().unwrap()
+        };
+        m.agent.clear();
+        let (five, job) = create(&admin, "createNetworkACL", &rule("5", "8080")).await;
+        assert_eq!(job["jobstatus"], 1, "{job}");
+        assert_eq!(m.agent.rpcs(), ["SetNetworkAcl"; 3]);
+        let pushed = acls(&m.agent.commands());
+        assert!(pushed.iter().all(|(generation, _)| *generation == g + 1));
+        assert!(pushed.iter().all(|(_, acl)| numbers(acl) == [1, 2, 5]));
+        let tiers: Vec<u32> = pushed
+            .iter()
+            .filter(|(_, acl)| !acl.private_gateway)
+            .map(|(_, acl)| acl.device_index)
+            .collect();
+        assert_eq!(tiers, tier_nics);
+        assert_eq!(
+            pushed.iter().filter(|(_, acl)| acl.private_gateway).count(),
+            1
+        );
+
+        // Refused by the router: undone for everyone, the job fails.
+        m.agent
+            .fail("SetNetworkAcl", AgentError::Failed("nft said no".into()));
+        let (_, job) = create(&admin, "createNetworkACL", &rule("7", "9000")).await;
+        m.agent.unfail("SetNetworkAcl");
+        assert_eq!(job["jobstatus"], 2, "{job}");
+        assert_eq!(job["jobresultcode"], 530);
+        let listed: Vec<u64> = listed_numbers(&admin, &list_id)
+            .await
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(listed, [1, 2, 5]);
+
+        // Another list on the web tier: one SetNetworkAcl for its NIC only.
+        let allow = builtin(&admin, "default_allow").await;
+        m.agent.clear();
+        job_ok(
+            &admin,
+            "replaceNetworkACLList",
+            &[("aclid", &allow), ("networkid", &web)],
+        )
+        .await;
+        let pushed = acls(&m.agent.commands());
+        assert_eq!(m.agent.rpcs(), ["SetNetworkAcl"]);
+        assert_eq!(pushed[0].1.device_index, tier_nics[0]);
+        assert_eq!(pushed[0].1.acl_name, "default_allow");
+        assert!(!pushed[0].1.private_gateway);
+
+        // From now on the list goes to the app tier and the gateway only.
+        m.agent.clear();
+        job_ok(&admin, "deleteNetworkACL", &[("id", &five)]).await;
+        let pushed = acls(&m.agent.commands());
+        assert_eq!(pushed.len(), 2);
+        assert!(pushed.iter().all(|(_, acl)| numbers(acl) == [1, 2]));
+        assert!(
+            pushed
+                .iter()
+                .any(|(_, acl)| !acl.private_gateway && acl.device_index == tier_nics[1])
+        );
+        assert!(pushed.iter().any(|(_, acl)| acl.private_gateway));
+        let (code, text) = refused(&admin, "deleteNetworkACLList", &[("id", &list_id)]).await;
+        assert_eq!(code, 530);
+        assert!(
+            text.contains("1 tier(s) and 1 private gateway(s)"),
+            "{text}"
+        );
+    }
+);
