@@ -11,6 +11,9 @@ use support::vpc::{Env, create_tier, create_vpc, user, zone_env};
 use vpc_manager::orchestration::{AgentCommand, AgentError};
 use vpc_proto::v1 as pb;
 
+/// A refused call: its parameters, the expected code and a piece of the text.
+type OwnedCase<'a> = (Vec<(&'a str, String)>, u16, &'a str);
+
 const SMALL: &str = "4c3e1a52-0001-4b8e-8d1f-5e0a00000001";
 const TEMPLATE: &str = "4c3e1a52-0101-4b8e-8d1f-5e0a00000101";
 
@@ -229,7 +232,7 @@ on_both_backends!(load_balancers_balance_vms_of_one_tier, |m| {
     );
 
     // Refusals.
-    let cases: Vec<(Vec<(&str, String)>, u16, &str)> = vec![
+    let cases: Vec<OwnedCase> = vec![
         (
             lb("x", "leastconn", "81"),
             431,

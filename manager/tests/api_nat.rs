@@ -12,6 +12,11 @@ use support::vpc::{Env, create_tier, create_vpc, user, zone_env};
 use vpc_manager::orchestration::{AgentCommand, AgentError};
 use vpc_proto::v1 as pb;
 
+/// A refused call: its parameters, the expected code and a piece of the text.
+type OwnedCase<'a> = (Vec<(&'a str, String)>, u16, &'a str);
+/// A refused call: its parameters, the expected code and a piece of the text.
+type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
+
 const SMALL: &str = "4c3e1a52-0001-4b8e-8d1f-5e0a00000001";
 const TEMPLATE: &str = "4c3e1a52-0101-4b8e-8d1f-5e0a00000101";
 
@@ -302,7 +307,7 @@ on_both_backends!(
         m.agent.clear();
 
         // Refusals, before anything is stored or sent.
-        let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 with(
                     with(
@@ -641,7 +646,7 @@ on_both_backends!(static_nat_maps_one_address_to_one_vm, |m| {
             ("virtualmachineid", vm.to_string()),
         ]
     };
-    let cases: Vec<(Vec<(&str, String)>, u16, &str)> = vec![
+    let cases: Vec<OwnedCase> = vec![
         (enable(&w.source_nat, &w.vm1.0), 431, "source nat"),
         (enable(&ip2, &w.vm3.0), 537, "already enabled"),
         (
