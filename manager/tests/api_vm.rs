@@ -601,5 +601,27 @@ on_both_backends!(
             ),
             (db_id.as_str(), Value::from(false))
         );
+
+        // The user_vm resource limit (type 0): CloudStack's 535.
+        let alice_domain = dual["domainid"].as_str().unwrap().to_string();
+        admin
+            .ok(
+                "updateResourceLimit",
+                &[
+                    ("resourcetype", "0"),
+                    ("max", "3"),
+                    ("account", "alice"),
+                    ("domainid", &alice_domain),
+                ],
+            )
+            .await;
+        let (code, text) = refused(
+            &alice,
+            "deployVirtualMachine",
+            &deploy_params(&env, &app_id, "four"),
+        )
+        .await;
+        assert_eq!(code, 535);
+        assert!(text.contains("'user_vm'"), "{text}");
     }
 );

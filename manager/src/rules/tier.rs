@@ -187,6 +187,37 @@ pub fn validate_new_tier(
     })
 }
 
+/// The tier offering against the VPC's (§3.4 rule 9): it must give
+/// SourceNat or Gateway (an Isolated VPC offering), and every (service,
+/// provider) pair it has must be one the VPC offering has.
+pub fn check_offering_services(
+    offering: &str,
+    tier_services: &[(&str, &str)],
+    vpc_name: &str,
+    vpc_services: &[(&str, &str)],
+) -> Result<(), ApiError> {
+    if !tier_services
+        .iter()
+        .any(|(s, _)| *s == "SourceNat" || *s == "Gateway")
+    {
+        return Err(ApiError::param(format!(
+            "Network offering {offering} can't be used for VPC tiers: only offerings with service \
+             SourceNat or Gateway can"
+        )));
+    }
+    if let Some((service, provider)) = tier_services.iter().find(|(s, p)| {
+        !vpc_services
+            .iter()
+            .any(|(vs, vp)| vs.eq_ignore_ascii_case(s) && vp.eq_ignore_ascii_case(p))
+    }) {
+        return Err(ApiError::param(format!(
+            "VPC {vpc_name} doesn't support service {service} with provider {provider} of \
+             network offering {offering}"
+        )));
+    }
+    Ok(())
+}
+
 /// The stored tier name: with `vpc.tier.name.prepend=true` it is prefixed
 /// with the VPC name and `vpc.tier.name.prepend.delimiter` (default a
 /// space).
@@ -444,6 +475,37 @@ mod tests {
             validate_new_tier(&no_acl_service, &vpc(&[], &[]), &c),
             431,
             "NetworkACL service",
+        );
+    }
+
+    #[test]
+    fn the_offering_must_fit_the_vpc_offering() {
+        let vpc = [
+            ("Dhcp", "VpcVirtualRouter"),
+            ("SourceNat", "VpcVirtualRouter"),
+            ("NetworkACL", "VpcVirtualRouter"),
+        ];
+        check_offering_services(
+            "o",
+            &[("Dhcp", "VpcVirtualRouter"), ("SourceNat", "VpcVirtualRouter")],
+            "prod",
+            &vpc,
+        )
+        .unwrap();
+        assert_err(
+            check_offering_services(
+                "o",
+                &[("SourceNat", "VpcVirtualRouter"), ("Lb", "VpcVirtualRouter")],
+                "prod",
+                &vpc,
+            ),
+            431,
+            "doesn't support service Lb with provider VpcVirtualRouter",
+        );
+        assert_err(
+            check_offering_services("o", &[("Dhcp", "VpcVirtualRouter")], "prod", &vpc),
+            431,
+            "SourceNat or Gateway",
         );
     }
 

@@ -25,6 +25,14 @@ fn has_public_lb(services: &[offering::ServiceProvider]) -> bool {
         .any(|s| s.service == "Lb" && s.provider == offering::PROVIDER_VPC_VIRTUAL_ROUTER)
 }
 
+/// An offering's (service, provider) pairs.
+fn pairs(services: &[offering::ServiceProvider]) -> Vec<(&str, &str)> {
+    services
+        .iter()
+        .map(|sp| (sp.service.as_str(), sp.provider.as_str()))
+        .collect()
+}
+
 /// The CIDR of a private gateway's network.
 fn gateway_cidr(g: &gateway::PrivateGateway) -> Option<Ipv4Net> {
     let ip: std::net::Ipv4Addr = g.gateway.parse().ok()?;
@@ -107,11 +115,20 @@ handler!(create_network, |ctx, params| {
         )));
     }
     let services = offering::network_offering_services(db, o.id).await?;
+    let vpc_services = offering::vpc_offering_services(db, v.vpc_offering_id).await?;
     let tier_offering = tier_rules::TierOffering {
         for_vpc: o.for_vpc,
         public_lb: has_public_lb(&services),
         network_acl: services.iter().any(|s| s.service == "NetworkACL"),
     };
+    if o.for_vpc {
+        tier_rules::check_offering_services(
+            &o.uuid,
+            &pairs(&services),
+            &v.name,
+            &pairs(&vpc_services),
+        )?;
+    }
     let acl_list = match params.uuid("aclid")? {
         Some(id) => {
             let id = id.to_string();
