@@ -20,7 +20,7 @@ def refused(code, fragment, command, **params):
     except CloudStackApiException as error:
         body = error.error
         assert body["errorcode"] == code, body
-        assert fragment in body["errortext"], body
+        assert fragment.lower() in body["errortext"].lower(), body
     else:
         raise AssertionError(f"{command} {params} was not refused")
 
@@ -37,8 +37,8 @@ api.createVlanIpRange(zoneid=zone["id"], gateway="203.0.113.1", netmask="255.255
 
 # A VPC offering of our own, enabled.
 offering = api.createVPCOffering(name="cs-offering", displaytext="cs offering",
-                                 supportedservices="Dhcp,Dns,SourceNat,PortForwarding,Lb,"
-                                                   "StaticNat,NetworkACL,UserData")["vpcoffering"]
+                                 supportedservices="Dhcp,Dns,SourceNat,PortForwarding,Lb,Vpn,"
+                                                   "StaticNat,NetworkACL,UserData,Vpn")["vpcoffering"]
 assert offering["state"] == "Disabled", offering
 refused(431, "Enabled", "createVPC", name="x", zoneid=zone["id"], vpcofferingid=offering["id"],
         cidr="10.50.0.0/16")
@@ -115,8 +115,8 @@ gateway = api.createPrivateGateway(vpcid=vpc["id"], ipaddress="172.16.5.2", gate
 assert gateway["state"] == "Ready", gateway
 route = api.createStaticRoute(gatewayid=gateway["id"], cidr="192.168.77.0/24")["staticroute"]
 assert route["state"] == "Active", route
-refused(537, "overlap", "createStaticRoute", gatewayid=gateway["id"], cidr="192.168.77.128/25")
-refused(536, "", "deletePrivateGateway", id=gateway["id"])
+refused(537, "conflicts", "createStaticRoute", gatewayid=gateway["id"], cidr="192.168.77.128/25")
+refused(530, "static route", "deletePrivateGateway", id=gateway["id"])
 
 # Teardown, in the order a client has to follow.
 refused(431, "networks", "deleteVPC", id=vpc["id"])
