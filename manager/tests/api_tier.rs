@@ -299,7 +299,10 @@ on_both_backends!(
         )
         .await;
         assert_eq!(code, 431);
-        assert!(text.contains("doesn't support service Lb"), "{text}");
+        assert!(
+            text.contains("Lb/VpcVirtualRouter is not supported by VPC vn"),
+            "{text}"
+        );
         let n1 = alice.ok("createNetwork", &in_narrow).await;
         // An Allocated tier is deleted without a word to the router.
         m.agent.clear();

@@ -201,8 +201,8 @@ pub fn check_offering_services(
         .any(|(s, _)| *s == "SourceNat" || *s == "Gateway")
     {
         return Err(ApiError::param(format!(
-            "Network offering {offering} can't be used for VPC tiers: only offerings with service \
-             SourceNat or Gateway can"
+            "Only network offerings of type Isolated with service SourceNat or Gateway are valid \
+             for vpc: network offering {offering} has neither"
         )));
     }
     if let Some((service, provider)) = tier_services.iter().find(|(s, p)| {
@@ -211,8 +211,8 @@ pub fn check_offering_services(
             .any(|(vs, vp)| vs.eq_ignore_ascii_case(s) && vp.eq_ignore_ascii_case(p))
     }) {
         return Err(ApiError::param(format!(
-            "VPC {vpc_name} doesn't support service {service} with provider {provider} of \
-             network offering {offering}"
+            "Service/provider combination {service}/{provider} is not supported by VPC \
+             {vpc_name} (network offering {offering})"
         )));
     }
     Ok(())
@@ -487,7 +487,10 @@ mod tests {
         ];
         check_offering_services(
             "o",
-            &[("Dhcp", "VpcVirtualRouter"), ("SourceNat", "VpcVirtualRouter")],
+            &[
+                ("Dhcp", "VpcVirtualRouter"),
+                ("SourceNat", "VpcVirtualRouter"),
+            ],
             "prod",
             &vpc,
         )
@@ -495,12 +498,15 @@ mod tests {
         assert_err(
             check_offering_services(
                 "o",
-                &[("SourceNat", "VpcVirtualRouter"), ("Lb", "VpcVirtualRouter")],
+                &[
+                    ("SourceNat", "VpcVirtualRouter"),
+                    ("Lb", "VpcVirtualRouter"),
+                ],
                 "prod",
                 &vpc,
             ),
             431,
-            "doesn't support service Lb with provider VpcVirtualRouter",
+            "Service/provider combination Lb/VpcVirtualRouter is not supported by VPC prod",
         );
         assert_err(
             check_offering_services("o", &[("Dhcp", "VpcVirtualRouter")], "prod", &vpc),

@@ -121,6 +121,12 @@ handler!(create_network, |ctx, params| {
         public_lb: has_public_lb(&services),
         network_acl: services.iter().any(|s| s.service == "NetworkACL"),
     };
+    if o.for_vpc && o.conserve_mode {
+        return Err(ApiError::param(format!(
+            "Only networks with conserve mode Off can belong to VPC: network offering {} has it on",
+            o.uuid
+        )));
+    }
     if o.for_vpc {
         tier_rules::check_offering_services(
             &o.uuid,
