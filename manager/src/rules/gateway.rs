@@ -366,7 +366,11 @@ mod tests {
             431,
             "range 300-399",
         );
-        assert_err(check_vlan_not_dynamic(100, &[(100, 199)]), 431, "VLAN tag 100");
+        assert_err(
+            check_vlan_not_dynamic(100, &[(100, 199)]),
+            431,
+            "VLAN tag 100",
+        );
     }
 
     #[test]

@@ -18,7 +18,10 @@ pub mod vpc;
 pub mod zone;
 
 /// A module's commands and its job bodies.
-type Module = (fn() -> Vec<CommandSpec>, fn() -> Vec<(&'static str, JobBody)>);
+type Module = (
+    fn() -> Vec<CommandSpec>,
+    fn() -> Vec<(&'static str, JobBody)>,
+);
 
 /// The VPC feature modules.
 const VPC_MODULES: &[Module] = &[
