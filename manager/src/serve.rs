@@ -85,6 +85,10 @@ impl Manager {
             settings,
             network: Network::new(plugins, backend),
         });
+        app.network
+            .load_endpoints(&app.db)
+            .await
+            .context("loading the routers' endpoints")?;
         let failed = app.jobs.recover(&app).await.context("recovering jobs")?;
         if failed > 0 {
             tracing::warn!(

@@ -14,6 +14,28 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where routers and VMs run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    /// Network namespaces on this host (the real, working deployment).
+    Netns,
+    /// Nowhere: commands are recorded, nothing runs (API development).
+    #[default]
+    Simulated,
+}
+
+/// How the manager reaches routers' agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentTransport {
+    /// A Unix socket per router (routers on this host).
+    #[default]
+    Unix,
+    /// TCP with mutual TLS (routers that are VMs elsewhere).
+    Tcp,
+}
+
 /// The manager's settings after the file and the flags are merged.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -32,6 +54,15 @@ pub struct Settings {
     pub network_gurus: Option<Vec<String>>,
     /// The network elements to enable (VpcVirtualRouter); default all.
     pub network_elements: Option<Vec<String>>,
+    /// Where routers and VMs run.
+    pub driver: DriverKind,
+    /// The prefix of every network namespace the netns driver creates.
+    pub netns_prefix: String,
+    /// The vr-agent binary the netns driver starts in router namespaces;
+    /// default: `vr-agent` next to the manager's own binary.
+    pub agent_path: Option<PathBuf>,
+    /// How the manager reaches routers' agents.
+    pub agent_transport: AgentTransport,
 }
 
 impl Default for Settings {
@@ -44,6 +75,10 @@ impl Default for Settings {
             manager_id: None,
             network_gurus: None,
             network_elements: None,
+            driver: DriverKind::default(),
+            netns_prefix: "vpc-".into(),
+            agent_path: None,
+            agent_transport: AgentTransport::default(),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use vpc_proto::v1 as pb;
 
-use super::model::{RouterNicView, RouterView};
+use super::model::{RouterNicView, RouterView, VmView};
 
 /// One agent RPC with its request.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,6 +144,65 @@ pub trait RouterDriver: Send + Sync {
         router: &RouterView,
         nic: &RouterNicView,
     ) -> impl Future<Output = Result<(), DriverError>> + Send;
+    /// Starts a guest VM with its NICs plugged into their tiers.
+    fn start_vm(&self, vm: &VmView) -> impl Future<Output = Result<(), DriverError>> + Send;
+    /// Stops a guest VM (it can start again).
+    fn stop_vm(&self, vm: &VmView) -> impl Future<Output = Result<(), DriverError>> + Send;
+    /// Removes everything of a guest VM.
+    fn destroy_vm(&self, vm: &VmView) -> impl Future<Output = Result<(), DriverError>> + Send;
+}
+
+/// Where each router's agent listens, by router name: written by the driver
+/// when it starts a router, read by the agent client, filled from the
+/// database when the manager starts.
+#[derive(Debug, Default)]
+pub struct Endpoints {
+    by_router: std::sync::RwLock<std::collections::HashMap<String, AgentEndpoint>>,
+}
+
+impl Endpoints {
+    pub fn set(&self, router: &str, endpoint: AgentEndpoint) {
+        self.by_router
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(router.to_string(), endpoint);
+    }
+
+    pub fn get(&self, router: &str) -> Option<AgentEndpoint> {
+        self.by_router
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(router)
+            .cloned()
+    }
+
+    pub fn remove(&self, router: &str) {
+        self.by_router
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(router);
+    }
+}
+
+impl AgentEndpoint {
+    /// The text kept in the database (`unix:///path`, `tcp://addr:port`).
+    pub fn to_text(&self) -> String {
+        match self {
+            AgentEndpoint::UnixSocket(p) => format!("unix://{}", p.display()),
+            AgentEndpoint::Tcp(a) => format!("tcp://{a}"),
+        }
+    }
+
+    /// Parses [`AgentEndpoint::to_text`].
+    pub fn from_text(text: &str) -> Option<AgentEndpoint> {
+        if let Some(path) = text.strip_prefix("unix://") {
+            return Some(AgentEndpoint::UnixSocket(PathBuf::from(path)));
+        }
+        text.strip_prefix("tcp://")?
+            .parse()
+            .ok()
+            .map(AgentEndpoint::Tcp)
+    }
 }
 
 /// A boxed future, for the object-safe seams below.
@@ -207,6 +266,9 @@ pub trait DynRouterDriver: Send + Sync {
         router: &'a RouterView,
         nic: &'a RouterNicView,
     ) -> BoxFuture<'a, Result<(), DriverError>>;
+    fn start_vm_boxed<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>>;
+    fn stop_vm_boxed<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>>;
+    fn destroy_vm_boxed<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>>;
 }
 
 impl<T: RouterDriver> DynRouterDriver for T {
@@ -242,6 +304,15 @@ impl<T: RouterDriver> DynRouterDriver for T {
     ) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(self.unplug_nic(router, nic))
     }
+    fn start_vm_boxed<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.start_vm(vm))
+    }
+    fn stop_vm_boxed<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.stop_vm(vm))
+    }
+    fn destroy_vm_boxed<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(self.destroy_vm(vm))
+    }
 }
 
 /// The router driver the manager runs with.
@@ -266,5 +337,14 @@ impl<'x> RouterDriver for std::sync::Arc<dyn DynRouterDriver + 'x> {
         nic: &RouterNicView,
     ) -> Result<(), DriverError> {
         (**self).unplug_nic_boxed(router, nic).await
+    }
+    async fn start_vm(&self, vm: &VmView) -> Result<(), DriverError> {
+        (**self).start_vm_boxed(vm).await
+    }
+    async fn stop_vm(&self, vm: &VmView) -> Result<(), DriverError> {
+        (**self).stop_vm_boxed(vm).await
+    }
+    async fn destroy_vm(&self, vm: &VmView) -> Result<(), DriverError> {
+        (**self).destroy_vm_boxed(vm).await
     }
 }

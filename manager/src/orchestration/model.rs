@@ -95,6 +95,9 @@ pub struct RouterNicView {
     pub gateway: Option<IpAddr>,
     /// 0 leaves the link's MTU as it is.
     pub mtu: u32,
+    /// Where the NIC is plugged: `vlan://N`, `vxlan://N`, `untagged` (the
+    /// public network), or None (the control network).
+    pub broadcast_uri: Option<String>,
 }
 
 /// A VPC virtual router.
@@ -102,6 +105,8 @@ pub struct RouterNicView {
 pub struct RouterView {
     pub id: Uuid,
     pub name: String,
+    /// The zone the router runs in.
+    pub zone_id: Uuid,
     /// The config generation the database holds for the router.
     pub generation: u64,
     pub nics: Vec<RouterNicView>,
@@ -112,6 +117,36 @@ impl RouterView {
     pub fn nic(&self, device_index: u32) -> Option<&RouterNicView> {
         self.nics.iter().find(|n| n.device_index == device_index)
     }
+}
+
+/// One NIC of a guest VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmNicView {
+    pub device_index: u32,
+    pub mac: String,
+    /// The tier's id.
+    pub network_id: Uuid,
+    /// The tier's broadcast URI (`vlan://N`, `vxlan://N`): the bridge the
+    /// NIC is plugged into.
+    pub broadcast_uri: Option<String>,
+    /// The address reserved for the NIC (the VM takes it by DHCP).
+    pub ip: Option<Ipv4Addr>,
+    pub prefix: u8,
+    pub gateway: Option<Ipv4Addr>,
+    /// Whether the VM's default route goes through this NIC.
+    pub default: bool,
+}
+
+/// A guest VM as the driver runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmView {
+    pub id: Uuid,
+    /// The host name (the VM's name).
+    pub hostname: String,
+    /// `i-<account>-<id>-VM`: the name the driver's namespace carries.
+    pub instance_name: String,
+    pub zone_id: Uuid,
+    pub nics: Vec<VmNicView>,
 }
 
 /// A public IP (or a private gateway's IP) held by the router.

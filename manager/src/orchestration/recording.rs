@@ -14,7 +14,7 @@ use super::agent::{
     AgentClient, AgentCommand, AgentEndpoint, AgentError, AgentReply, DriverError, RouterDriver,
 };
 use super::guru::{AddressAllocator, BoxFuture, GuruError, VnetAllocator};
-use super::model::{RouterNicView, RouterView};
+use super::model::{RouterNicView, RouterView, VmView};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -140,6 +140,10 @@ pub enum DriverCall {
     /// Router name, device index, MAC.
     PlugNic(String, u32, String),
     UnplugNic(String, u32, String),
+    /// VM instance name.
+    StartVm(String),
+    StopVm(String),
+    DestroyVm(String),
 }
 
 /// A driver that records calls; routers' agents are at `/run/vpc/<name>.sock`.
@@ -242,6 +246,21 @@ impl RouterDriver for RecordingDriver {
             nic.mac.clone(),
         ));
         self.check("unplug_nic", &router.name)
+    }
+
+    async fn start_vm(&self, vm: &VmView) -> Result<(), DriverError> {
+        self.record(DriverCall::StartVm(vm.instance_name.clone()));
+        self.check("start_vm", &vm.instance_name)
+    }
+
+    async fn stop_vm(&self, vm: &VmView) -> Result<(), DriverError> {
+        self.record(DriverCall::StopVm(vm.instance_name.clone()));
+        self.check("stop_vm", &vm.instance_name)
+    }
+
+    async fn destroy_vm(&self, vm: &VmView) -> Result<(), DriverError> {
+        self.record(DriverCall::DestroyVm(vm.instance_name.clone()));
+        self.check("destroy_vm", &vm.instance_name)
     }
 }
 
@@ -390,6 +409,7 @@ pub mod sample {
     use crate::orchestration::model::*;
 
     pub const VPC: Uuid = Uuid::from_u128(0x100);
+    pub const ZONE: Uuid = Uuid::from_u128(0x10);
     pub const ROUTER: Uuid = Uuid::from_u128(0x200);
     pub const WEB: Uuid = Uuid::from_u128(0x302);
     pub const APP: Uuid = Uuid::from_u128(0x303);
@@ -413,6 +433,7 @@ pub mod sample {
         RouterView {
             id: ROUTER,
             name: "r-1-VM".into(),
+            zone_id: ZONE,
             generation: 7,
             nics: vec![
                 RouterNicView {
@@ -424,6 +445,7 @@ pub mod sample {
                     prefix: 16,
                     gateway: None,
                     mtu: 0,
+                    broadcast_uri: None,
                 },
                 RouterNicView {
                     device_index: 1,
@@ -434,6 +456,7 @@ pub mod sample {
                     prefix: 24,
                     gateway: Some(IpAddr::V4(ip("203.0.113.1"))),
                     mtu: 1500,
+                    broadcast_uri: Some("untagged".into()),
                 },
             ],
         }

@@ -41,6 +41,7 @@ pub fn tier_nic_view(tier: &TierView) -> RouterNicView {
         prefix: tier.prefix(),
         gateway: None,
         mtu: tier.mtu,
+        broadcast_uri: tier.broadcast_uri.clone(),
     }
 }
 
@@ -55,6 +56,7 @@ pub fn gateway_nic_view(gateway: &PrivateGatewayView) -> RouterNicView {
         prefix: gateway.prefix,
         gateway: Some(IpAddr::V4(gateway.gateway)),
         mtu: gateway.mtu,
+        broadcast_uri: Some(gateway.vlan.clone()),
     }
 }
 

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::api::ApiError;
-use crate::orchestration::agent::{SharedAgent, SharedDriver};
+use crate::orchestration::agent::{AgentEndpoint, Endpoints, SharedAgent, SharedDriver};
 use crate::orchestration::model::RouterState;
 use crate::orchestration::recording::{RecordingAgentClient, RecordingDriver};
 use crate::orchestration::{ElementError, ElementResult, Plugins, VpcVirtualRouterElement};
@@ -36,6 +36,8 @@ pub type RouterElement = VpcVirtualRouterElement<SharedAgent, SharedDriver>;
 pub struct Backend {
     pub agent: SharedAgent,
     pub driver: SharedDriver,
+    /// Where routers' agents listen (shared by the driver and the client).
+    pub endpoints: Arc<Endpoints>,
 }
 
 impl Backend {
@@ -46,6 +48,7 @@ impl Backend {
         Backend {
             agent: Arc::new(RecordingAgentClient::new()),
             driver: Arc::new(RecordingDriver::new()),
+            endpoints: Arc::default(),
         }
     }
 }
@@ -54,6 +57,8 @@ impl Backend {
 pub struct Network {
     pub plugins: Plugins,
     pub element: RouterElement,
+    /// Where routers' agents listen.
+    pub endpoints: Arc<Endpoints>,
     locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -62,8 +67,27 @@ impl Network {
         Network {
             plugins,
             element: VpcVirtualRouterElement::new(backend.agent, backend.driver),
+            endpoints: backend.endpoints,
             locks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Fills the endpoint book from the routers the database knows (at
+    /// start, so a restarted manager reaches the routers that kept running).
+    pub async fn load_endpoints(&self, db: &store::Db) -> store::Result<usize> {
+        let routers = router::list(db, &router::RouterFilter::default(), store::Page::ALL).await?;
+        let mut n = 0;
+        for r in routers.items {
+            if let Some(e) = r
+                .agent_endpoint
+                .as_deref()
+                .and_then(AgentEndpoint::from_text)
+            {
+                self.endpoints.set(&r.name, e);
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Serializes changes to one VPC inside this manager (jobs on one VPC

@@ -99,11 +99,18 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
 
     let mut router_nics = Vec::new();
     for n in &nics {
+        let (network_id, broadcast_uri) = network_of(db, n.network_id, &networks).await?;
+        let role = nic_role(&n.role);
         router_nics.push(RouterNicView {
             device_index: index(n.device_index),
             mac: n.mac_address.clone(),
-            role: nic_role(&n.role),
-            network_id: network_uuid(db, n.network_id, &networks).await?,
+            role,
+            network_id,
+            broadcast_uri: match role {
+                NicRole::Control => None,
+                NicRole::Public => broadcast_uri.or_else(|| Some("untagged".into())),
+                _ => broadcast_uri,
+            },
             ip: n
                 .ip4_address
                 .as_deref()
@@ -121,6 +128,7 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
     let router_view = RouterView {
         id: uuid_of(&r.uuid)?,
         name: r.name.clone(),
+        zone_id: zone_uuid(db, r.zone_id).await?,
         generation: u64::try_from(r.config_generation).unwrap_or_default(),
         nics: router_nics,
     };
@@ -219,17 +227,23 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
     }))
 }
 
-async fn network_uuid(db: &Db, id: i64, known: &[network::Network]) -> Result<Uuid, ApiError> {
+/// The UUID and broadcast URI of a network.
+async fn network_of(
+    db: &Db,
+    id: i64,
+    known: &[network::Network],
+) -> Result<(Uuid, Option<String>), ApiError> {
     if let Some(n) = known.iter().find(|n| n.id == id) {
-        return uuid_of(&n.uuid);
+        return Ok((uuid_of(&n.uuid)?, n.broadcast_uri.clone()));
     }
     let n = network::get_by_id(db, id)
         .await?
         .ok_or_else(|| corrupt("network id", &id.to_string()))?;
-    uuid_of(&n.uuid)
+    Ok((uuid_of(&n.uuid)?, n.broadcast_uri))
 }
 
-async fn zone_uuid(db: &Db, id: i64) -> Result<Uuid, ApiError> {
+/// The UUID of a zone.
+pub async fn zone_uuid(db: &Db, id: i64) -> Result<Uuid, ApiError> {
     let z = store::zone::get_by_id(db, id)
         .await?
         .ok_or_else(|| corrupt("zone id", &id.to_string()))?;

@@ -20,10 +20,7 @@ use super::{Network, element_error, state};
 pub const PUBLIC_NIC_INDEX: i64 = 1;
 
 fn endpoint_text(e: &AgentEndpoint) -> String {
-    match e {
-        AgentEndpoint::UnixSocket(p) => format!("unix://{}", p.display()),
-        AgentEndpoint::Tcp(a) => format!("tcp://{a}"),
-    }
+    e.to_text()
 }
 
 /// Gives the VPC its source-NAT address (exactly `address` when given) and
@@ -181,6 +178,7 @@ pub async fn router_view(db: &Db, r: &router::Router) -> Result<RouterView, ApiE
         None => Ok(RouterView {
             id: uuid::Uuid::parse_str(&r.uuid).unwrap_or_default(),
             name: r.name.clone(),
+            zone_id: state::zone_uuid(db, r.zone_id).await.unwrap_or_default(),
             generation: u64::try_from(r.config_generation).unwrap_or_default(),
             nics: Vec::new(),
         }),

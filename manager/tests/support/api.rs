@@ -43,6 +43,7 @@ impl TestManager {
         let backend = Backend {
             agent: agent.clone(),
             driver: driver.clone(),
+            endpoints: Arc::default(),
         };
         let manager = Manager::start_with(settings, backend)
             .await
