@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use vpc_manager::serve::Manager;
-use vpc_manager::settings::{LogFormat, Settings};
+use vpc_manager::settings::{AgentTransport, DriverKind, LogFormat, Settings};
 
 /// The VPC management service (CloudStack-compatible API).
 #[derive(Parser, Debug)]
@@ -38,6 +38,18 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// Where routers and VMs run.
+    #[arg(long, value_enum)]
+    driver: Option<DriverKind>,
+    /// Prefix of every network namespace the netns driver creates (default vpc-).
+    #[arg(long)]
+    netns_prefix: Option<String>,
+    /// The vr-agent binary (default: next to this binary).
+    #[arg(long)]
+    agent_path: Option<PathBuf>,
+    /// How routers' agents are reached.
+    #[arg(long, value_enum)]
+    agent_transport: Option<AgentTransport>,
 }
 
 fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
@@ -56,6 +68,18 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     }
     if let Some(v) = args.log_format {
         s.log_format = v;
+    }
+    if let Some(v) = args.driver {
+        s.driver = v;
+    }
+    if let Some(v) = &args.netns_prefix {
+        s.netns_prefix = v.clone();
+    }
+    if let Some(v) = &args.agent_path {
+        s.agent_path = Some(v.clone());
+    }
+    if let Some(v) = args.agent_transport {
+        s.agent_transport = v;
     }
     Ok(s)
 }
