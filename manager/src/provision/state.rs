@@ -602,3 +602,47 @@ async fn public_ips_static_nat(db: &Db, vpc_id: i64) -> Result<Vec<StaticNatView
     }
     Ok(views)
 }
+
+/// A VM as the driver runs it: its NICs with their tiers' bridges.
+pub async fn vm_view(db: &Db, v: &vm::Vm) -> Result<crate::orchestration::model::VmView, ApiError> {
+    use crate::orchestration::model::{VmNicView, VmView};
+    let nics = router::list_nics(
+        db,
+        &router::NicFilter {
+            owner: Some(router::NicOwner::Vm(v.id)),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    let mut views = Vec::new();
+    for n in &nics {
+        let (network_id, broadcast_uri) = network_of(db, n.network_id, &[]).await?;
+        views.push(VmNicView {
+            device_index: index(n.device_index),
+            mac: n.mac_address.clone(),
+            network_id,
+            broadcast_uri,
+            ip: n
+                .ip4_address
+                .as_deref()
+                .map(|ip| ipv4("VM address", ip))
+                .transpose()?,
+            prefix: prefix(n.netmask.as_deref())?,
+            gateway: n
+                .gateway
+                .as_deref()
+                .map(|ip| ipv4("VM gateway", ip))
+                .transpose()?,
+            default: n.device_index == 0,
+        });
+    }
+    Ok(VmView {
+        id: uuid_of(&v.uuid)?,
+        hostname: v.name.clone(),
+        instance_name: v.instance_name.clone(),
+        zone_id: zone_uuid(db, v.zone_id).await?,
+        nics: views,
+    })
+}

@@ -524,6 +524,11 @@ pub async fn purge_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiErr
     )
     .await?
     .items;
+    for t in &tiers {
+        for v in store::vm::vms_on_network(db, t.id).await? {
+            destroy_vm_quietly(db, net, &v).await;
+        }
+    }
     let mut tx = db.begin().await?;
     for t in tiers {
         for vm in store::vm::vms_on_network(&mut tx, t.id).await? {
@@ -549,6 +554,20 @@ pub async fn purge_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiErr
     destroy_vpc(db, net, v.id).await
 }
 
+/// Removes a VM from its driver; a failure is logged (the namespace sweeper
+/// removes what is left once the row is gone).
+async fn destroy_vm_quietly(db: &Db, net: &Network, v: &store::vm::Vm) {
+    use crate::orchestration::RouterDriver;
+    match state::vm_view(db, v).await {
+        Ok(view) => {
+            if let Err(e) = net.element.driver().destroy_vm(&view).await {
+                tracing::warn!(vm = %v.uuid, error = %e, "the driver could not remove a VM");
+            }
+        }
+        Err(e) => tracing::warn!(vm = %v.uuid, error = %e.text, "a VM's view could not be built"),
+    }
+}
+
 /// Deleting an account removes its VMs and its VPCs with everything in them.
 pub async fn purge_account(db: &Db, net: &Network, account_id: i64) -> Result<(), ApiError> {
     let vms = store::vm::list(
@@ -562,6 +581,7 @@ pub async fn purge_account(db: &Db, net: &Network, account_id: i64) -> Result<()
     .await?
     .items;
     for vm in vms {
+        destroy_vm_quietly(db, net, &vm).await;
         store::vm::expunge(db, vm.id).await?;
     }
     let vpcs = vpc::list(

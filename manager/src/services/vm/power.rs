@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{nics_of, sees_admin_fields, sync_object, vm_param, vm_result};
 use crate::api::ApiError;
-use crate::orchestration::{Lb, PortForwarding, StaticNat};
+use crate::orchestration::{Lb, PortForwarding, RouterDriver, StaticNat};
 use crate::provision::{self, tier as tiers};
 use crate::server::jobs::JobBody;
 use crate::server::registry::Handler;
@@ -96,6 +96,18 @@ pub(super) async fn start(app: &App, vm_id: i64) -> Result<(), ApiError> {
         tx.commit().await?;
         return Err(e);
     }
+    drop(_guard);
+    // The router serves the VM's lease; now the VM itself runs and takes it.
+    let view = provision::state::vm_view(db, &v).await?;
+    if let Err(e) = app.network.element.driver().start_vm(&view).await {
+        if let Err(undo) = stop(app, vm_id, true).await {
+            tracing::error!(vm = %v.uuid, error = %undo.text, "stopping a VM that failed to start");
+        }
+        return Err(ApiError::internal(format!(
+            "Unable to start virtual machine {}: {e}",
+            v.uuid
+        )));
+    }
     Ok(())
 }
 
@@ -110,6 +122,17 @@ pub(super) async fn stop(app: &App, vm_id: i64, forced: bool) -> Result<(), ApiE
         return Ok(());
     }
     let (tiers_of, vpc_id) = tiers_of_vm(app, v.id).await?;
+    // The VM stops first, then the router forgets its leases.
+    let view = provision::state::vm_view(db, &v).await?;
+    if let Err(e) = app.network.element.driver().stop_vm(&view).await {
+        if !forced {
+            return Err(ApiError::internal(format!(
+                "Unable to stop virtual machine {}: {e}",
+                v.uuid
+            )));
+        }
+        tracing::warn!(vm = %v.uuid, error = %e, "forced stop: the driver could not stop the VM");
+    }
     let Some(vpc_id) = vpc_id else {
         vm::transition(db, v.id, &[vm::STATE_RUNNING], vm::STATE_STOPPED).await?;
         return Ok(());
@@ -300,10 +323,18 @@ handler!(reboot_vm, |ctx, params| {
 
 job_body!(reboot_vm_job, |job, info| {
     let id = info["id"].as_i64().unwrap_or_default();
-    // A record-level VM reboots in place: its NICs, addresses and leases
-    // stay as they are.
+    // The VM restarts in place: its NICs, addresses and leases stay.
     let v = live_vm(&job.app, id).await?;
     check_state(&v, &[vm::STATE_RUNNING], "reboot")?;
+    let view = provision::state::vm_view(&job.app.db, &v).await?;
+    let driver = job.app.network.element.driver();
+    let rebooted = match driver.stop_vm(&view).await {
+        Ok(()) => driver.start_vm(&view).await,
+        Err(e) => Err(e),
+    };
+    rebooted.map_err(|e| {
+        ApiError::internal(format!("Unable to reboot virtual machine {}: {e}", v.uuid))
+    })?;
     vm_result(&job.app.db, id, sees_admin_fields(job.caller.role)).await
 });
 
@@ -334,6 +365,15 @@ job_body!(destroy_vm_job, |job, info| {
     }
     if expunge {
         release_vm_rules(app, &v).await?;
+        let view = provision::state::vm_view(&app.db, &v).await?;
+        app.network
+            .element
+            .driver()
+            .destroy_vm(&view)
+            .await
+            .map_err(|e| {
+                ApiError::internal(format!("Unable to expunge virtual machine {}: {e}", v.uuid))
+            })?;
         vm::expunge(&app.db, id).await?;
     } else if v.state != vm::STATE_DESTROYED {
         vm::set_state(&app.db, id, vm::STATE_DESTROYED).await?;
