@@ -591,3 +591,96 @@ on_both_backends!(a_vpc_with_tiers_is_not_deleted, |m| {
     .await;
     job_ok(&admin, "deleteVPC", &[("id", &vpc_id)]).await;
 });
+
+on_both_backends!(vms_run_on_the_driver_after_their_leases, |m| {
+    let admin = m.admin();
+    let env = zone_env(&admin, "vz6").await;
+    let vpc = create_vpc(&admin, &env, "vms", "10.40.0.0/16").await;
+    let vpc_id = vpc["id"].as_str().unwrap().to_string();
+    let tier = create_tier(&admin, &env, &vpc_id, "t", "10.40.1.1", "255.255.255.0").await;
+    let offering = admin.ok("listServiceOfferings", &[]).await["serviceoffering"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let template = admin
+        .ok("listTemplates", &[("templatefilter", "featured")])
+        .await["template"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deploy = |name: &'static str| {
+        vec![
+            ("zoneid", env.zone.clone()),
+            ("serviceofferingid", offering.clone()),
+            ("templateid", template.clone()),
+            ("networkids", tier["id"].as_str().unwrap().to_string()),
+            ("name", name.to_string()),
+        ]
+    };
+    let as_ref = |p: &[(&'static str, String)]| -> Vec<(&'static str, String)> { p.to_vec() };
+    let call = |p: Vec<(&'static str, String)>| {
+        let admin = admin.clone();
+        async move {
+            let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            run_job(&admin, "deployVirtualMachine", &p).await
+        }
+    };
+    m.agent.clear();
+    m.driver.clear();
+    let done = call(as_ref(&deploy("web1"))).await;
+    assert_eq!(done["jobstatus"], 1, "{done}");
+    let vm = done["jobresult"]["virtualmachine"].clone();
+    let vm_id = vm["id"].as_str().unwrap().to_string();
+    let instance = vm["instancename"].as_str().unwrap().to_string();
+    // The lease reaches the router before the VM starts.
+    assert_eq!(m.agent.rpcs().last(), Some(&"SetDhcpEntries"));
+    assert_eq!(
+        m.driver.calls().last(),
+        Some(&DriverCall::StartVm(instance.clone()))
+    );
+
+    m.driver.clear();
+    m.agent.clear();
+    job_ok(&admin, "rebootVirtualMachine", &[("id", &vm_id)]).await;
+    assert_eq!(
+        m.driver.calls(),
+        [
+            DriverCall::StopVm(instance.clone()),
+            DriverCall::StartVm(instance.clone())
+        ]
+    );
+    assert!(m.agent.rpcs().is_empty(), "a reboot keeps the leases");
+
+    m.driver.clear();
+    job_ok(&admin, "stopVirtualMachine", &[("id", &vm_id)]).await;
+    assert_eq!(m.driver.calls(), [DriverCall::StopVm(instance.clone())]);
+    m.driver.clear();
+    job_ok(
+        &admin,
+        "destroyVirtualMachine",
+        &[("id", &vm_id), ("expunge", "true")],
+    )
+    .await;
+    assert_eq!(m.driver.calls(), [DriverCall::DestroyVm(instance.clone())]);
+
+    // A VM the driver cannot start is not kept, and its lease goes again.
+    m.driver.fail("start_vm");
+    m.agent.clear();
+    let failed = call(as_ref(&deploy("web2"))).await;
+    assert_eq!(failed["jobstatus"], 2, "{failed}");
+    assert_eq!(failed["jobresultcode"], 530);
+    m.driver.unfail("start_vm");
+    let leases: Vec<usize> = m
+        .agent
+        .commands()
+        .iter()
+        .filter_map(|c| match c {
+            AgentCommand::SetDhcpEntries(r) => Some(r.dhcp.as_ref().unwrap().entries.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(leases.first(), Some(&1), "{leases:?}");
+    assert_eq!(leases.last(), Some(&0), "{leases:?}");
+    let listed = admin.ok("listVirtualMachines", &[("name", "web2")]).await;
+    assert_eq!(listed["count"].as_u64().unwrap_or(0), 0, "{listed}");
+});
