@@ -50,6 +50,10 @@ struct ServeArgs {
     /// How routers' agents are reached.
     #[arg(long, value_enum)]
     agent_transport: Option<AgentTransport>,
+    /// At the first start, create zone1 with a VLAN range and a public range
+    /// in 203.0.113.0/24.
+    #[arg(long)]
+    bootstrap_zone: bool,
 }
 
 fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
@@ -80,6 +84,9 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     }
     if let Some(v) = args.agent_transport {
         s.agent_transport = v;
+    }
+    if args.bootstrap_zone {
+        s.bootstrap_zone = true;
     }
     Ok(s)
 }

@@ -68,6 +68,13 @@ impl Manager {
         let (key, secret) = bootstrap::ensure_admin(&db)
             .await
             .context("bootstrapping the admin account")?;
+        if settings.bootstrap_zone
+            && bootstrap::first_zone(&db)
+                .await
+                .context("creating the first zone")?
+        {
+            tracing::info!("created zone1: guest VLANs 100-999, public range 203.0.113.10-250");
+        }
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;

@@ -63,6 +63,9 @@ pub struct Settings {
     pub agent_path: Option<PathBuf>,
     /// How the manager reaches routers' agents.
     pub agent_transport: AgentTransport,
+    /// At the first start, create a zone ready for VPCs (see
+    /// `store::bootstrap::first_zone`).
+    pub bootstrap_zone: bool,
 }
 
 impl Default for Settings {
@@ -79,6 +82,7 @@ impl Default for Settings {
             netns_prefix: "vpc-".into(),
             agent_path: None,
             agent_transport: AgentTransport::default(),
+            bootstrap_zone: false,
         }
     }
 }

@@ -684,3 +684,42 @@ on_both_backends!(vms_run_on_the_driver_after_their_leases, |m| {
     let listed = admin.ok("listVirtualMachines", &[("name", "web2")]).await;
     assert_eq!(listed["count"].as_u64().unwrap_or(0), 0, "{listed}");
 });
+
+/// `--bootstrap-zone`: the first start creates a zone ready for VPCs; later
+/// starts leave the zones alone.
+#[tokio::test]
+async fn the_first_start_can_create_a_zone_ready_for_vpcs() {
+    use vpc_manager::serve::Manager;
+    use vpc_manager::settings::Settings;
+    use vpc_manager::store::{Page, vlan, zone};
+    let dir = tempfile::tempdir().unwrap();
+    let settings = || Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        bootstrap_zone: true,
+        ..Settings::default()
+    };
+    for _ in 0..2 {
+        let m = Manager::start(settings()).await.expect("starts");
+        let db = &m.app.db;
+        let zones = zone::list(db, &zone::ZoneFilter::default(), Page::ALL)
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(zones.len(), 1);
+        assert_eq!(zones[0].name, "zone1");
+        assert_eq!(zones[0].network_type, "Advanced");
+        let free = vlan::list_ips(
+            db,
+            &vlan::PublicIpFilter {
+                state: Some(vlan::IP_FREE.into()),
+                ..Default::default()
+            },
+            Page::ALL,
+        )
+        .await
+        .unwrap();
+        assert_eq!(free.total, 241, "203.0.113.10-250");
+        db.close().await;
+    }
+}

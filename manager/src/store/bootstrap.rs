@@ -5,6 +5,8 @@
 //! PostgreSQL database: inserts go through unique indexes (`ON CONFLICT DO NOTHING`,
 //! or a retry after a duplicate), never through "check, then insert" alone.
 
+use std::net::Ipv4Addr;
+
 use super::offering::{
     self, NewNetworkOffering, NewVpcOffering, PROVIDER_VPC_VIRTUAL_ROUTER, STATE_ENABLED,
     ServiceProvider,
@@ -249,4 +251,56 @@ async fn try_ensure_admin(db: &Db) -> Result<(String, String)> {
     };
     tx.commit().await?;
     Ok(keys)
+}
+
+/// The zone a fresh installation gets (`vpc-manager serve --bootstrap-zone`),
+/// so the system works at once: an Advanced zone `zone1`, a physical network
+/// `physnet1` carrying Guest (VLANs 100-999) and Public traffic, and a public
+/// range in the documentation prefix 203.0.113.0/24 (gateway .1, addresses
+/// .10-.250). Nothing happens when a zone exists already. Returns whether it
+/// created the zone.
+pub async fn first_zone(db: &Db) -> Result<bool> {
+    if !super::zone::list(db, &super::zone::ZoneFilter::default(), super::Page::ALL)
+        .await?
+        .items
+        .is_empty()
+    {
+        return Ok(false);
+    }
+    let mut tx = db.begin().await?;
+    let zone = super::zone::create(
+        &mut tx,
+        super::zone::NewZone {
+            name: "zone1".into(),
+            description: Some("Created at the first start".into()),
+            dns1: Some("203.0.113.1".into()),
+            internal_dns1: Some("203.0.113.1".into()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let physnet = super::zone::create_physical_network(
+        &mut tx,
+        zone.id,
+        "physnet1",
+        "VLAN",
+        Some("100-999"),
+        &[("Guest", None), ("Public", None)],
+    )
+    .await?;
+    super::vlan::create_range(
+        &mut tx,
+        super::vlan::NewVlanRange {
+            zone_id: zone.id,
+            physical_network_id: Some(physnet.id),
+            vlan_id: "vlan://untagged".into(),
+            gateway: Ipv4Addr::new(203, 0, 113, 1),
+            netmask: Ipv4Addr::new(255, 255, 255, 0),
+            start_ip: Ipv4Addr::new(203, 0, 113, 10),
+            end_ip: Ipv4Addr::new(203, 0, 113, 250),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
 }
