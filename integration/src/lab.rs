@@ -49,6 +49,12 @@ impl Netns {
         Self { name, path }
     }
 
+    /// A handle to a namespace created by someone else (e.g. the manager's
+    /// netns driver), for probes; the lab neither owns nor deletes it.
+    pub fn existing(name: &str) -> Self {
+        Self::new(name.to_string())
+    }
+
     /// The full namespace name (`vpclab-<pid>-<n>-<short>`), as `ip -n` expects it.
     pub fn name(&self) -> &str {
         &self.name
