@@ -2,8 +2,10 @@
 //! (`api`), the SQL store (`store`), the HTTP server with authentication and
 //! async jobs (`server`), and the commands (`services`).
 
+pub mod agent_client;
 pub mod api;
 pub mod orchestration;
+pub mod pki;
 pub mod provision;
 pub mod rules;
 pub mod serve;
