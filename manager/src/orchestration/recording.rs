@@ -86,6 +86,12 @@ impl RecordingAgentClient {
         }
     }
 
+    /// Router `name`'s agent forgets its state, as an agent restarted with
+    /// an empty state directory would: it reports generation 0.
+    pub fn reset_router(&self, name: &str) {
+        lock(&self.applied).insert(name.to_string(), 0);
+    }
+
     /// The generation router `name` has applied.
     pub fn applied_by(&self, name: &str) -> u64 {
         lock(&self.applied)

@@ -11,6 +11,7 @@
 //!    to the element ([`push`]); on success the router's applied generation
 //!    is recorded; on failure the command reverts its rows and fails.
 
+pub mod monitor;
 pub mod state;
 pub mod tier;
 pub mod vpc;

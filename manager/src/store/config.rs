@@ -74,6 +74,8 @@ pub const DEFAULTS: &[ConfigDef] = &[
         "Seconds between checks for idle networks to shut down"),
     def("network.gc.wait", "Advanced", "600", "Global", false,
         "Seconds a network must be idle before it is shut down"),
+    def("router.check.interval", "Advanced", "5", "Global", true,
+        "Seconds between checks of running routers' agents (0 turns the check off)"),
     def("network.guest.cidr.limit", "Network", "22", "Global", true,
         "Shortest prefix length a non-root user may give a tier CIDR"),
     def("network.rolling.restart", "Network", "true", "Global", true,

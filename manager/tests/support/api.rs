@@ -22,6 +22,9 @@ pub struct TestManager {
     pub agent: Arc<RecordingAgentClient>,
     /// What the manager asked of the router driver.
     pub driver: Arc<RecordingDriver>,
+    /// The running manager's state (store, network, settings), for tests
+    /// that call its background tasks directly.
+    pub app: Arc<vpc_manager::server::App>,
     database_url: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -49,6 +52,7 @@ impl TestManager {
             .await
             .expect("manager starts");
         let addr = manager.app.settings.listen;
+        let app = manager.app.clone();
         let ini = std::fs::read_to_string(&manager.cloudstack_ini).expect("cloudstack.ini");
         let value = |k: &str| {
             ini.lines()
@@ -68,6 +72,7 @@ impl TestManager {
             data_dir,
             agent,
             driver,
+            app,
             database_url,
             stop: Some(stop),
             task: Some(task),

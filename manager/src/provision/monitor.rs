@@ -1,0 +1,396 @@
+//! The manager's background work on routers and tiers (DESIGN §2, issue 6):
+//!
+//! - router resync ([`run_resync`]): every `router.check.interval` seconds
+//!   each Running router's agent is asked for its state; an agent behind the
+//!   database (restarted with an empty state, or that missed a push) gets
+//!   its whole configuration, so a crashed router converges without any API
+//!   call. A router that stays unreachable is marked Error, and Running
+//!   again once it answers with its configuration current;
+//! - network GC ([`run_network_gc`]): implemented tiers with no running VM
+//!   for `network.gc.wait` seconds are shut down (CloudStack's network GC:
+//!   the tier leaves the router and gives its vnet back);
+//! - the namespace sweeper ([`run_sweeper`]): hands the driver the names the
+//!   database knows, so it can remove what a crash left behind.
+//!
+//! Each loop has a `*_once` function that does one round and reports it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vpc_proto::v1 as pb;
+
+use crate::api::ApiError;
+use crate::orchestration::ElementError;
+use crate::orchestration::agent::{AgentClient, AgentCommand, AgentError, BoxFuture};
+use crate::orchestration::model::RouterState;
+use crate::server::App;
+use crate::store::{self, Page, config, network, router, vm};
+
+use super::{state, tier};
+
+/// Consecutive failed checks after which a Running router is marked Error:
+/// an agent that restarts is unreachable for a moment, which is no failure.
+pub const ERROR_AFTER: u32 = 3;
+
+/// How often the sweeper runs.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Seconds between router checks when `router.check.interval` is not set.
+const DEFAULT_CHECK_INTERVAL: i64 = 5;
+
+/// Failed checks in a row, by router id (kept between rounds).
+#[derive(Debug, Default)]
+pub struct RouterHealth {
+    misses: HashMap<i64, u32>,
+}
+
+impl RouterHealth {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Failed checks in a row of router `id`.
+    pub fn misses(&self, id: i64) -> u32 {
+        self.misses.get(&id).copied().unwrap_or_default()
+    }
+}
+
+/// What one resync round did, by router name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ResyncReport {
+    /// Routers whose agent had the database's generation.
+    pub current: Vec<String>,
+    /// Routers that were behind and got their whole configuration.
+    pub resynced: Vec<String>,
+    /// Routers whose check failed, with why.
+    pub failed: Vec<(String, String)>,
+    /// Routers marked Error in this round.
+    pub marked_error: Vec<String>,
+    /// Routers back from Error to Running in this round.
+    pub recovered: Vec<String>,
+}
+
+/// How one router's check ended.
+enum Checked {
+    Current,
+    Resynced,
+    Failed(String),
+    /// The router went away or changed state while we waited for its lock.
+    Skipped,
+}
+
+fn checked_state(state: &str) -> bool {
+    state == router::STATE_RUNNING || state == router::STATE_ERROR
+}
+
+/// Checks every Running router, and every Error router with an agent
+/// endpoint, once (see the module documentation).
+pub async fn resync_once(app: &App, health: &mut RouterHealth) -> Result<ResyncReport, ApiError> {
+    let routers = router::list(&app.db, &router::RouterFilter::default(), Page::ALL)
+        .await?
+        .items;
+    let mut report = ResyncReport::default();
+    health
+        .misses
+        .retain(|id, _| routers.iter().any(|r| r.id == *id));
+    for r in routers {
+        let due = r.state == router::STATE_RUNNING
+            || (r.state == router::STATE_ERROR && r.agent_endpoint.is_some());
+        let Some(vpc_id) = r.vpc_id.filter(|_| due) else {
+            continue;
+        };
+        let _guard = app.network.lock_vpc(vpc_id).await;
+        // Read again under the lock: a job may have stopped, replaced or
+        // pushed to the router meanwhile.
+        let Some(r) = router::get_by_id(&app.db, r.id)
+            .await?
+            .filter(|r| r.removed.is_none() && checked_state(&r.state))
+        else {
+            continue;
+        };
+        let outcome = match check(app, &r).await {
+            Ok(outcome) => outcome,
+            Err(e) => Checked::Failed(e.to_string()),
+        };
+        match outcome {
+            Checked::Skipped => {}
+            Checked::Current | Checked::Resynced => {
+                health.misses.remove(&r.id);
+                if r.state == router::STATE_ERROR
+                    && router::transition(&app.db, r.id, router::STATE_ERROR, router::STATE_RUNNING)
+                        .await?
+                {
+                    tracing::info!(router = %r.name, "router answers again; Running");
+                    report.recovered.push(r.name.clone());
+                }
+                match outcome {
+                    Checked::Resynced => report.resynced.push(r.name),
+                    _ => report.current.push(r.name),
+                }
+            }
+            Checked::Failed(reason) => {
+                let misses = health.misses.entry(r.id).or_default();
+                *misses += 1;
+                tracing::warn!(router = %r.name, misses = *misses, %reason, "router check failed");
+                if *misses >= ERROR_AFTER
+                    && r.state == router::STATE_RUNNING
+                    && router::transition(&app.db, r.id, router::STATE_RUNNING, router::STATE_ERROR)
+                        .await?
+                {
+                    tracing::warn!(router = %r.name, "router unreachable; marked Error");
+                    report.marked_error.push(r.name.clone());
+                }
+                report.failed.push((r.name, reason));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// GetState, and the whole configuration when the agent is behind; the
+/// applied generation is recorded on success.
+async fn check(app: &App, r: &router::Router) -> Result<Checked, ApiError> {
+    let Some(state) = state::load_router(&app.db, r).await? else {
+        return Ok(Checked::Skipped);
+    };
+    if r.state == router::STATE_ERROR {
+        return recover(app, r, &state).await;
+    }
+    match app.network.element.check_router(&state).await {
+        Ok(resynced) => {
+            let generation = i64::try_from(state.router.generation).unwrap_or(i64::MAX);
+            router::mark_applied(&app.db, r.id, generation).await?;
+            Ok(if resynced {
+                Checked::Resynced
+            } else {
+                Checked::Current
+            })
+        }
+        // The agent holds a newer generation than the one we read: another
+        // manager pushed meanwhile, and it records what was applied.
+        Err(ElementError::Agent {
+            source: AgentError::StaleGeneration { .. },
+            ..
+        }) => Ok(Checked::Current),
+        Err(e) => Ok(Checked::Failed(e.to_string())),
+    }
+}
+
+/// A router in Error that answers gets its whole configuration under a new
+/// generation: changes made while it was in Error were only stored (see
+/// [`super::bump`]), so its generation alone cannot tell it is behind.
+async fn recover(app: &App, r: &router::Router, state: &RouterState) -> Result<Checked, ApiError> {
+    let probe = AgentCommand::GetState(pb::GetStateRequest {});
+    if let Err(e) = app.network.element.agent().send(&state.router, probe).await {
+        return Ok(Checked::Failed(format!(
+            "GetState on router {} failed: {e}",
+            r.name
+        )));
+    }
+    let mut tx = app.db.begin().await?;
+    let generation = router::bump_generation(&mut tx, r.id).await?;
+    tx.commit().await?;
+    let g = u64::try_from(generation).unwrap_or_default();
+    match app.network.element.resync(state, g).await {
+        Ok(()) => {
+            router::mark_applied(&app.db, r.id, generation).await?;
+            Ok(Checked::Resynced)
+        }
+        Err(e) => Ok(Checked::Failed(e.to_string())),
+    }
+}
+
+/// Runs [`resync_once`] every `router.check.interval` seconds (read every
+/// second, so a change takes effect at once; 0 pauses the checks).
+pub async fn run_resync(app: Arc<App>) {
+    let mut health = RouterHealth::new();
+    let mut waited = 0i64;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        waited += 1;
+        let interval = config::value_i64(&app.db, "router.check.interval")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(DEFAULT_CHECK_INTERVAL);
+        if interval <= 0 || waited < interval {
+            continue;
+        }
+        waited = 0;
+        match resync_once(&app, &mut health).await {
+            Ok(report) if !report.resynced.is_empty() || !report.recovered.is_empty() => {
+                tracing::info!(
+                    resynced = ?report.resynced,
+                    recovered = ?report.recovered,
+                    "routers resynced"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "router check failed"),
+        }
+    }
+}
+
+/// When each implemented tier was first seen without a running VM, by tier
+/// id (kept between rounds).
+#[derive(Debug, Default)]
+pub struct IdleTiers {
+    since: HashMap<i64, Instant>,
+}
+
+impl IdleTiers {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether tier `id` is waiting out `network.gc.wait`.
+    pub fn is_idle(&self, id: i64) -> bool {
+        self.since.contains_key(&id)
+    }
+}
+
+/// What one network GC round did, by tier UUID.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    /// Idle tiers still within `network.gc.wait`.
+    pub waiting: Vec<String>,
+    /// Tiers shut down.
+    pub shut_down: Vec<String>,
+    /// Tiers whose shutdown failed, with why (tried again next round).
+    pub failed: Vec<(String, String)>,
+}
+
+/// VM states that keep a tier in use (a stopping VM still has its NICs up).
+const ACTIVE_VM: [&str; 3] = [vm::STATE_STARTING, vm::STATE_RUNNING, vm::STATE_STOPPING];
+
+async fn in_use(db: &store::Db, tier_id: i64) -> Result<bool, ApiError> {
+    Ok(vm::vms_on_network(db, tier_id)
+        .await?
+        .iter()
+        .any(|v| ACTIVE_VM.contains(&v.state.as_str())))
+}
+
+/// One network GC round: implemented VPC tiers without a running VM are
+/// remembered as idle; those idle for `network.gc.wait` seconds are shut
+/// down ([`tier::shutdown_tier`]).
+pub async fn network_gc_once(app: &App, idle: &mut IdleTiers) -> Result<GcReport, ApiError> {
+    let db = &app.db;
+    let wait = config::value_i64(db, "network.gc.wait")
+        .await?
+        .unwrap_or(600)
+        .max(0);
+    let wait = Duration::from_secs(u64::try_from(wait).unwrap_or_default());
+    let tiers = network::list(
+        db,
+        &network::NetworkFilter {
+            state: Some(network::STATE_IMPLEMENTED.into()),
+            traffic_type: Some(network::TRAFFIC_GUEST.into()),
+            in_vpc: Some(true),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    idle.since.retain(|id, _| tiers.iter().any(|t| t.id == *id));
+    let now = Instant::now();
+    let mut report = GcReport::default();
+    for t in tiers {
+        let Some(vpc_id) = t.vpc_id else {
+            continue;
+        };
+        if in_use(db, t.id).await? {
+            idle.since.remove(&t.id);
+            continue;
+        }
+        let since = *idle.since.entry(t.id).or_insert(now);
+        if now.duration_since(since) < wait {
+            report.waiting.push(t.uuid);
+            continue;
+        }
+        let _guard = app.network.lock_vpc(vpc_id).await;
+        // A VM may have started while we waited for the lock.
+        if in_use(db, t.id).await? {
+            idle.since.remove(&t.id);
+            continue;
+        }
+        match tier::shutdown_tier(app, t.id).await {
+            Ok(_) => {
+                tracing::info!(tier = %t.uuid, name = %t.name, "idle tier shut down");
+                idle.since.remove(&t.id);
+                report.shut_down.push(t.uuid);
+            }
+            Err(e) => {
+                tracing::warn!(tier = %t.uuid, error = %e, "shutting an idle tier down failed");
+                report.failed.push((t.uuid, e.to_string()));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Runs [`network_gc_once`] every `network.gc.interval` seconds (read every
+/// second, so a change takes effect at once).
+pub async fn run_network_gc(app: Arc<App>) {
+    let mut idle = IdleTiers::new();
+    let mut waited = 0i64;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        waited += 1;
+        let interval = config::value_i64(&app.db, "network.gc.interval")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(600)
+            .max(1);
+        if waited < interval {
+            continue;
+        }
+        waited = 0;
+        if let Err(e) = network_gc_once(&app, &mut idle).await {
+            tracing::warn!(error = %e, "network garbage collection failed");
+        }
+    }
+}
+
+/// Removes the namespaces of the driver's prefix whose router or VM the
+/// database does not know; gets the names the database knows, returns what
+/// it removed. Provided by the driver.
+pub type Sweep = Arc<dyn Fn(Vec<String>) -> BoxFuture<'static, Vec<String>> + Send + Sync>;
+
+/// The names of every live router and every VM not yet expunged: the
+/// namespaces the driver may keep.
+pub async fn known_names(app: &App) -> Result<Vec<String>, ApiError> {
+    let routers = router::list(&app.db, &router::RouterFilter::default(), Page::ALL).await?;
+    let vms = vm::list(&app.db, &vm::VmFilter::default(), Page::ALL).await?;
+    let mut names: Vec<String> = routers
+        .items
+        .into_iter()
+        .map(|r| r.name)
+        .chain(vms.items.into_iter().map(|v| v.instance_name))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// One sweep: the known names to `sweep`; returns what it removed.
+pub async fn sweep_once(app: &App, sweep: &Sweep) -> Result<Vec<String>, ApiError> {
+    let names = known_names(app).await?;
+    Ok(sweep(names).await)
+}
+
+/// Runs [`sweep_once`] every [`SWEEP_INTERVAL`].
+pub async fn run_sweeper(app: Arc<App>, sweep: Sweep) {
+    loop {
+        tokio::time::sleep(SWEEP_INTERVAL).await;
+        match sweep_once(&app, &sweep).await {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(?removed, "namespaces the database does not know removed");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "namespace sweep failed"),
+        }
+    }
+}
