@@ -252,7 +252,14 @@ impl GrpcAgentClient {
                     }))
                     .await
                     .map_err(|e| {
-                        Failure::Transient(format!("connecting to {addr}: {}", error_chain(&e)))
+                        let text = format!("connecting to {addr}: {}", error_chain(&e));
+                        if refused_by_tls(&e) {
+                            // The router's certificate did not pass: trying
+                            // again will not change it.
+                            Failure::Final(AgentError::Unreachable(text))
+                        } else {
+                            Failure::Transient(text)
+                        }
                     })
             }
         }
@@ -407,9 +414,29 @@ fn status_text(status: &Status) -> String {
         text = format!("{:?}", status.code());
     }
     if let Some(source) = status.source() {
-        text = format!("{text}: {}", error_chain(source));
+        let chain = error_chain(source);
+        text = if chain.starts_with(&text) {
+            chain
+        } else {
+            format!("{text}: {chain}")
+        };
     }
     text
+}
+
+/// True when the TLS handshake failed on the certificates (rustls reports
+/// those as `InvalidData`), not on the connection.
+fn refused_by_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<io::Error>()
+            && io.kind() == io::ErrorKind::InvalidData
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The applied generation in the agent's FAILED_PRECONDITION text
