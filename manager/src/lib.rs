@@ -4,6 +4,7 @@
 
 pub mod agent_client;
 pub mod api;
+pub mod driver;
 pub mod orchestration;
 pub mod pki;
 pub mod provision;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod netns;
 pub mod postgres;
 pub mod store;
 pub mod vpc;
