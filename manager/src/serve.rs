@@ -8,12 +8,17 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::agent_client::GrpcAgentClient;
+use crate::driver::NetnsDriver;
 use crate::orchestration::Plugins;
+use crate::orchestration::agent::Endpoints;
+use crate::pki::Pki;
 use crate::provision::{Backend, Network};
 use crate::server::jobs::Jobs;
 use crate::server::{App, http};
 use crate::services;
 use crate::settings::Settings;
+use crate::settings::{AgentTransport, DriverKind};
 use crate::store::{Db, bootstrap};
 
 /// Writes the admin's credentials where the `cs` client finds them
@@ -44,13 +49,70 @@ pub struct Manager {
     pub app: Arc<App>,
     pub listener: TcpListener,
     pub cloudstack_ini: PathBuf,
+    /// The netns driver, when routers run as namespaces on this host.
+    pub netns: Option<NetnsDriver>,
+}
+
+/// The agent client and driver of `settings.driver`: namespaces on this host
+/// with a gRPC client (over Unix sockets, or TCP with mutual TLS from the
+/// manager's CA in the data directory), or the simulated backend.
+pub fn backend_for(settings: &Settings) -> anyhow::Result<(Backend, Option<NetnsDriver>)> {
+    match settings.driver {
+        DriverKind::Simulated => Ok((Backend::simulated(), None)),
+        DriverKind::Netns => {
+            std::fs::create_dir_all(&settings.data_dir)
+                .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+            let endpoints: Arc<Endpoints> = Arc::default();
+            let pki = Arc::new(
+                Pki::load_or_create(&settings.data_dir)
+                    .context("the routers' certificate authority")?,
+            );
+            let agent_path = settings
+                .agent_path
+                .clone()
+                .unwrap_or_else(crate::driver::default_agent_path);
+            let tls = match settings.agent_transport {
+                AgentTransport::Tcp => Some(crate::driver::tls_from_pki(pki.clone())),
+                AgentTransport::Unix => None,
+            };
+            let driver = NetnsDriver::new(
+                &settings.netns_prefix,
+                &settings.data_dir,
+                agent_path,
+                settings.agent_transport,
+                endpoints.clone(),
+                tls,
+            )
+            .context("the netns driver")?;
+            let client = GrpcAgentClient::new(endpoints.clone())
+                .with_tls(pki.client_identity())
+                .with_connector(driver.tcp_connector());
+            let backend = Backend {
+                agent: Arc::new(client),
+                driver: Arc::new(driver.clone()),
+                endpoints,
+            };
+            Ok((backend, Some(driver)))
+        }
+    }
 }
 
 impl Manager {
     /// Opens the store (migrating it), bootstraps the admin, recovers jobs
-    /// and binds the API port.
+    /// and binds the API port; routers and VMs run where `settings.driver`
+    /// says.
     pub async fn start(settings: Settings) -> anyhow::Result<Manager> {
-        Self::start_with(settings, Backend::simulated()).await
+        let (backend, netns) = backend_for(&settings)?;
+        let mut manager = Self::start_with(settings, backend).await?;
+        if let Some(driver) = &netns {
+            crate::provision::vpc::readopt(&manager.app).await;
+            tracing::info!(
+                prefix = driver.prefix(),
+                "routers and VMs run as network namespaces"
+            );
+        }
+        manager.netns = netns;
+        Ok(manager)
     }
 
     /// [`Manager::start`] with the given agent client and router driver.
@@ -107,6 +169,7 @@ impl Manager {
             app,
             listener,
             cloudstack_ini,
+            netns: None,
         })
     }
 
@@ -117,7 +180,20 @@ impl Manager {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let runner = tokio::spawn(Jobs::run(self.app.clone()));
-        let vpc_gc = tokio::spawn(crate::provision::vpc::run_gc(self.app.clone()));
+        let mut tasks = vec![tokio::spawn(crate::provision::vpc::run_gc(
+            self.app.clone(),
+        ))];
+        // Real routers are watched: resynced when they fall behind, idle
+        // tiers shut down, namespaces nobody knows removed.
+        if let Some(driver) = &self.netns {
+            use crate::provision::monitor;
+            tasks.push(tokio::spawn(monitor::run_resync(self.app.clone())));
+            tasks.push(tokio::spawn(monitor::run_network_gc(self.app.clone())));
+            tasks.push(tokio::spawn(monitor::run_sweeper(
+                self.app.clone(),
+                sweep_with_zones(self.app.clone(), driver.clone()),
+            )));
+        }
         let router =
             http::router(self.app.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
         axum::serve(self.listener, router)
@@ -125,7 +201,13 @@ impl Manager {
             .await?;
         // No new job starts; the ones still running are left resumable.
         runner.abort();
-        vpc_gc.abort();
+        for task in tasks {
+            task.abort();
+        }
+        // Agents and DHCP clients keep running; the next start adopts them.
+        if let Some(driver) = &self.netns {
+            driver.shutdown().await;
+        }
         let released = self.app.jobs.release_running(&self.app).await?;
         if released > 0 {
             tracing::info!(released, "running jobs released for the next start");
@@ -133,4 +215,37 @@ impl Manager {
         self.app.db.close().await;
         Ok(())
     }
+}
+
+/// The sweeper's clean-up: the driver removes namespaces of its prefix that
+/// are neither a known router or VM nor a live zone's.
+fn sweep_with_zones(app: Arc<App>, driver: NetnsDriver) -> crate::provision::monitor::Sweep {
+    Arc::new(move |mut known: Vec<String>| {
+        let app = app.clone();
+        let driver = driver.clone();
+        Box::pin(async move {
+            let zones = crate::store::zone::list(
+                &app.db,
+                &crate::store::zone::ZoneFilter::default(),
+                crate::store::Page::ALL,
+            )
+            .await;
+            match zones {
+                Ok(zones) => {
+                    for z in zones.items {
+                        if let Ok(id) = uuid::Uuid::parse_str(&z.uuid) {
+                            known.push(driver.zone_ns(&id));
+                        }
+                    }
+                }
+                // Without the zones nothing is swept: a zone namespace must
+                // never go by mistake.
+                Err(e) => {
+                    tracing::warn!(error = %e, "sweeper: zones unknown; nothing swept");
+                    return Vec::new();
+                }
+            }
+            driver.sweep(&known).await
+        })
+    })
 }
