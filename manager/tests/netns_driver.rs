@@ -14,7 +14,7 @@ use std::time::Duration;
 use support::netns::*;
 use uuid::Uuid;
 use vpc_manager::agent_client::GrpcAgentClient;
-use vpc_manager::driver::netns::{NetnsDriver, tls_from_pki};
+use vpc_manager::driver::netns::{NetnsDriver, OnPrem, tls_from_pki};
 use vpc_manager::orchestration::agent::{
     AgentClient, AgentCommand, AgentEndpoint, AgentReply, RouterDriver,
 };
@@ -26,6 +26,7 @@ use vpc_proto::v1 as pb;
 const PUBLIC_MAC: &str = "02:0a:00:00:00:01";
 const GUEST_MAC: &str = "02:0a:00:00:00:02";
 const VM_MAC: &str = "02:0a:00:00:01:01";
+const PRIVATE_MAC: &str = "02:0a:00:00:00:03";
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -161,6 +162,37 @@ fn config(r: &RouterView) -> pb::RouterConfig {
     }
 }
 
+/// [`config`] plus a private gateway on NIC 2 (172.16.0.10/24 on VLAN 200)
+/// with a static route to the on-premises 192.168.50.0/24.
+fn config_with_gateway(r: &RouterView) -> pb::RouterConfig {
+    let mut c = config(r);
+    c.nics.push(pb::Nic {
+        device_index: 2,
+        mac_address: PRIVATE_MAC.into(),
+        role: pb::NicRole::Private as i32,
+        network_id: r.nics[2].network_id.to_string(),
+        ..Default::default()
+    });
+    c.public_ips.push(pb::PublicIp {
+        add: true,
+        ip_address: "172.16.0.10".into(),
+        prefix_length: 24,
+        gateway: "172.16.0.1".into(),
+        device_index: 2,
+        mac_address: PRIVATE_MAC.into(),
+        private_gateway: true,
+        vlan: "vlan://200".into(),
+        ..Default::default()
+    });
+    c.static_routes.push(pb::StaticRoute {
+        cidr: "192.168.50.0/24".into(),
+        next_hop: "172.16.0.1".into(),
+        gateway_ip: "172.16.0.10".into(),
+        id: "route-1".into(),
+    });
+    c
+}
+
 async fn state(client: &GrpcAgentClient, r: &RouterView) -> pb::GetStateResponse {
     match client
         .send(r, AgentCommand::GetState(pb::GetStateRequest {}))
@@ -276,6 +308,70 @@ async fn router_and_vm(lab: &NetnsLab) {
         "the VM cannot reach upstream through source NAT"
     );
 
+    // The sweeper leaves alone what the database knows, and the zone that
+    // holds their NICs, even when the zone is not named.
+    let known = vec![r.name.clone(), v.instance_name.clone()];
+    assert_eq!(driver.sweep(&known).await, Vec::<String>::new());
+    assert_eq!(lab.namespaces().len(), 4);
+
+    // A hot-plugged private gateway on VLAN 200 with an on-premises network
+    // behind it; the router answers the network behind through its route.
+    let mut r = r;
+    r.nics.push(nic(
+        2,
+        PRIVATE_MAC,
+        NicRole::Private,
+        ("172.16.0.10", 24),
+        Some("172.16.0.1"),
+        Some("vlan://200"),
+    ));
+    driver.plug_nic(&r, &r.nics[2]).await.unwrap();
+    let applied = client
+        .send(
+            &r,
+            AgentCommand::ApplyConfig(pb::ApplyConfigRequest {
+                generation: 2,
+                config: Some(config_with_gateway(&r)),
+            }),
+        )
+        .await;
+    assert!(matches!(applied, Ok(AgentReply::Applied(_))), "{applied:?}");
+    let onprem = OnPrem {
+        address: "172.16.0.1/24".parse().unwrap(),
+        behind: vec!["192.168.50.1/24".parse().unwrap()],
+        routes: vec![(
+            "10.1.0.0/16".parse().unwrap(),
+            "172.16.0.10".parse().unwrap(),
+        )],
+    };
+    let opns = driver.onprem(&zone, "vlan://200", &onprem).await.unwrap();
+    assert_eq!(opns, driver.onprem_ns(&zone, "vlan://200").unwrap());
+    assert_eq!(
+        driver.onprem(&zone, "vlan://200", &onprem).await.unwrap(),
+        opns,
+        "idempotent"
+    );
+    assert_eq!(bridge_ports(&zns, "brv200"), ["op-v200", "v020a00000003"]);
+    assert!(
+        eventually(Duration::from_secs(5), || exec(
+            &opns,
+            &[
+                "ping",
+                "-c",
+                "1",
+                "-W",
+                "1",
+                "-I",
+                "192.168.50.1",
+                "172.16.0.10"
+            ]
+        )
+        .status
+        .success())
+        .await,
+        "the on-premises network cannot reach the private gateway"
+    );
+
     // A killed agent is restarted by its supervisor and keeps its state.
     let first = driver.agent_pid(&r.name).unwrap();
     nix::sys::signal::kill(
@@ -291,7 +387,7 @@ async fn router_and_vm(lab: &NetnsLab) {
         "the agent was not restarted"
     );
     assert_eq!(driver.agent_starts(&r.name), 2);
-    assert_eq!(state(&client, &r).await.generation, 1);
+    assert_eq!(state(&client, &r).await.generation, 2);
 
     // A deleted namespace is re-created with its NICs; the agent restarts in
     // it from its persisted state, and its old helpers (dnsmasq) go.
@@ -303,12 +399,12 @@ async fn router_and_vm(lab: &NetnsLab) {
         eventually(Duration::from_secs(10), || driver
             .agent_pid(&r.name)
             .is_some_and(|p| p != second)
-            && has_link(&rns, "eth1"))
+            && has_link(&rns, "eth2"))
         .await,
         "the router was not repaired"
     );
     assert!(!process_alive(second) && !process_alive(old_dnsmasq));
-    assert_eq!(state(&client, &r).await.generation, 1);
+    assert_eq!(state(&client, &r).await.generation, 2);
     assert!(
         eventually(Duration::from_secs(5), || ping(&upns, "203.0.113.10")).await,
         "upstream cannot ping the repaired router"
@@ -362,10 +458,11 @@ async fn router_and_vm(lab: &NetnsLab) {
     assert!(router_dir.join("state").exists(), "stop keeps the state");
     assert!(!has_link(&zns, "brv100"), "the empty bridge stays");
     assert_eq!(bridge_ports(&zns, "brpub"), ["up-pub"]);
+    assert_eq!(bridge_ports(&zns, "brv200"), ["op-v200"]);
     driver.destroy_router(&r).await.unwrap();
     assert!(!router_dir.exists());
     assert_eq!(lab.namespaces(), {
-        let mut v = vec![zns.clone(), upns.clone()];
+        let mut v = vec![zns.clone(), upns.clone(), opns.clone()];
         v.sort();
         v
     });
@@ -385,7 +482,7 @@ async fn router_and_vm(lab: &NetnsLab) {
     let removed = driver.sweep(&["r-98-VM".to_string(), zns.clone()]).await;
     assert_eq!(removed, [stray]);
     assert!(sleeper.wait().is_ok());
-    let mut left = vec![known.clone(), zns.clone(), upns.clone()];
+    let mut left = vec![known.clone(), zns.clone(), upns.clone(), opns.clone()];
     left.sort();
     assert_eq!(lab.namespaces(), left);
     let mut all = driver.sweep(&[]).await;

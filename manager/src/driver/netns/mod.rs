@@ -291,12 +291,13 @@ impl NetnsDriver {
     /// Removes the namespaces with the driver's prefix the database no
     /// longer knows, with their processes, and returns their names.
     ///
-    /// `known` lists router names, VM instance names and namespace names
-    /// (`zone_ns(zone)` for each zone to keep); an entry matches a namespace
-    /// named either `<prefix><entry>` or `<entry>`. A zone's upstream and
-    /// on-premises namespaces stay while its zone namespace stays. Data
-    /// directories of unknown routers and VMs go too, and bridges left
-    /// without ports in the zones kept.
+    /// `known` lists router names and VM instance names (an entry matches
+    /// the namespace `<prefix><entry>`, or a namespace named `<entry>`).
+    /// A zone namespace stays while it holds a NIC of a router or VM, or
+    /// when `known` names it (`zone_ns(zone)`, to keep a zone's upstream
+    /// without routers); a zone's upstream and on-premises namespaces stay
+    /// with it. Data directories of unknown routers and VMs without a
+    /// namespace go too, and bridges left without ports in the zones kept.
     pub async fn sweep(&self, known: &[String]) -> Vec<String> {
         self.inner.sweep(known).await
     }

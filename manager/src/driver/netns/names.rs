@@ -223,6 +223,11 @@ pub fn zone_port(mac: &str) -> Result<String> {
     Ok(format!("v{}", normalize_mac(mac)?.replace(':', "")))
 }
 
+/// Whether a zone link is the port of a router's or VM's NIC ([`zone_port`]).
+pub fn is_nic_port(link: &str) -> bool {
+    link.len() == 13 && link.starts_with('v') && link[1..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The name of NIC `device_index` inside a router or VM namespace: the name
 /// the agent gives it anyway (`eth<N>`), so it never has to rename it.
 pub fn nic_ifname(device_index: u32) -> String {
@@ -294,6 +299,7 @@ mod tests {
         }
         let port = zone_port("02:AB:cd:00:11:ff").unwrap();
         assert_eq!(port, "v02abcd0011ff");
+        assert!(is_nic_port(&port) && !is_nic_port("vx5000") && !is_nic_port("up-pub"));
         assert!(port.len() <= IFNAME_MAX);
         assert!(zone_port("02:ab").is_err());
     }

@@ -5,8 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use super::names::NsKind;
+use super::error::NetnsError;
+use super::names::{self, NsKind};
 use super::router::remove_dir;
+use super::zone::teardown;
 use super::{Inner, ip};
 
 impl Inner {
@@ -17,65 +19,88 @@ impl Inner {
                 .iter()
                 .any(|k| k == ns || ns.strip_prefix(&prefix) == Some(k.as_str()))
         };
-        let all = match ip::list(&prefix) {
+        let list = || match ip::list(&prefix) {
             Ok(all) => all,
             Err(e) => {
                 tracing::warn!("sweeper: {e}");
-                return Vec::new();
+                Vec::new()
             }
         };
-        let kept_zones: BTreeSet<String> = all
-            .iter()
-            .filter(|ns| keep(ns))
-            .filter_map(|ns| match self.names.classify(ns) {
-                Some(NsKind::Zone(z)) => Some(z),
-                _ => None,
-            })
-            .collect();
-        // Routers and VMs first, then what hangs off a zone, then zones: a
-        // zone goes after the ports in it.
-        let mut doomed: Vec<(u8, String)> = all
-            .iter()
-            .filter(|ns| !keep(ns))
-            .filter_map(|ns| {
-                let rank = match self.names.classify(ns)? {
-                    NsKind::Guest(_) => 0,
-                    NsKind::Upstream(z) | NsKind::OnPrem(z) if kept_zones.contains(&z) => {
-                        return None;
-                    }
-                    NsKind::Upstream(_) | NsKind::OnPrem(_) => 1,
-                    NsKind::Zone(_) => 2,
-                };
-                Some((rank, ns.clone()))
-            })
-            .collect();
-        doomed.sort();
-
         let mut removed = Vec::new();
-        for (_, ns) in doomed {
-            if let Some(NsKind::Guest(name)) = self.names.classify(&ns) {
-                self.forget(&name);
+
+        // Routers and VMs first: their ports leave the zones with them.
+        for ns in list() {
+            let Some(NsKind::Guest(name)) = self.names.classify(&ns) else {
+                continue;
+            };
+            if keep(&ns) {
+                continue;
             }
+            self.forget(&name);
             match self.remove_ns(&ns, None).await {
-                Ok(()) => {
-                    tracing::info!(netns = %ns, "sweeper removed an unknown namespace");
-                    removed.push(ns.clone());
-                }
+                Ok(()) => removed.push(ns.clone()),
                 Err(e) => tracing::warn!(netns = %ns, "sweeper: {e}"),
             }
             if let Err(e) = remove_dir(&ip::etc_dir(&ns)) {
                 tracing::warn!("sweeper: {e}");
             }
         }
-        for ns in all.iter().filter(|ns| keep(ns)) {
-            if let Some(NsKind::Zone(_)) = self.names.classify(ns) {
-                let _topology = self.topology.lock().await;
+
+        // Then zones: one stays while it is known or still holds a NIC of a
+        // router or VM; its upstream and on-premises namespaces stay with it.
+        // Under the topology lock, so no port arrives between look and act.
+        let _topology = self.topology.lock().await;
+        let all = list();
+        let mut kept_zones = BTreeSet::new();
+        for ns in &all {
+            if let Some(NsKind::Zone(z)) = self.names.classify(ns) {
+                let in_use = ip::links(ns)
+                    .await
+                    .map(|l| l.iter().any(|l| names::is_nic_port(&l.name)))
+                    // When in doubt, keep.
+                    .unwrap_or(true);
+                if keep(ns) || in_use {
+                    kept_zones.insert(z);
+                }
+            }
+        }
+        let mut doomed: Vec<(u8, &String)> = all
+            .iter()
+            .filter(|ns| !keep(ns))
+            .filter_map(|ns| match self.names.classify(ns)? {
+                NsKind::Upstream(z) | NsKind::OnPrem(z) if !kept_zones.contains(&z) => {
+                    Some((0, ns))
+                }
+                NsKind::Zone(z) if !kept_zones.contains(&z) => Some((1, ns)),
+                _ => None,
+            })
+            .collect();
+        doomed.sort();
+        for (_, ns) in doomed {
+            let mut errors = Vec::new();
+            if let Err(e) = ip::kill_all(ns).await {
+                errors.push(e);
+            }
+            errors.extend(teardown(ns).await);
+            match NetnsError::collect(errors) {
+                Ok(()) => removed.push(ns.clone()),
+                Err(e) => tracing::warn!(netns = %ns, "sweeper: {e}"),
+            }
+        }
+        for ns in &all {
+            if let Some(NsKind::Zone(z)) = self.names.classify(ns)
+                && kept_zones.contains(&z)
+            {
                 for e in self.collect_bridges(ns).await {
                     tracing::warn!(netns = %ns, "sweeper: {e}");
                 }
             }
         }
+        drop(_topology);
         self.sweep_files(&keep);
+        for ns in &removed {
+            tracing::info!(netns = %ns, "sweeper removed a namespace the database does not know");
+        }
         removed
     }
 

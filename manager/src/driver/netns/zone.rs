@@ -129,16 +129,25 @@ impl Inner {
             errors.push(e);
         }
         let _topology = self.topology.lock().await;
-        match ip::links_if_exists(ns).await {
-            Ok(own) => errors.extend(ip::apply_all(&links::detach_all(ns, &own)).await),
-            Err(e) => errors.push(e),
-        }
-        if let Err(e) = ip::delete(ns).await {
-            errors.push(e);
-        }
+        errors.extend(teardown(ns).await);
         if let Some(zone) = zone {
             errors.extend(self.collect_bridges(&self.names.zone_ns(zone)).await);
         }
         NetnsError::collect(errors)
     }
+}
+
+/// Deletes a namespace's veths (so their zone ends go at once, not when the
+/// kernel frees the namespace) and the namespace; the caller holds the
+/// topology lock and has stopped the processes.
+pub(super) async fn teardown(ns: &str) -> Vec<NetnsError> {
+    let mut errors = Vec::new();
+    match ip::links_if_exists(ns).await {
+        Ok(own) => errors.extend(ip::apply_all(&links::detach_all(ns, &own)).await),
+        Err(e) => errors.push(e),
+    }
+    if let Err(e) = ip::delete(ns).await {
+        errors.push(e);
+    }
+    errors
 }
