@@ -22,6 +22,11 @@ use vpc_manager::store::{Page, network, router, vnet, vpc};
 const SMALL: &str = "4c3e1a52-0001-4b8e-8d1f-5e0a00000001";
 const TEMPLATE: &str = "4c3e1a52-0101-4b8e-8d1f-5e0a00000101";
 
+/// A list of one name, as reports hold them.
+fn one(name: &str) -> Vec<String> {
+    vec![name.to_string()]
+}
+
 fn id(v: &Value) -> String {
     v["id"].as_str().expect("an id").to_string()
 }
@@ -83,7 +88,7 @@ on_both_backends!(
         // A current router: GetState only.
         m.agent.clear();
         let report = resync(m, &mut health).await;
-        assert_eq!(report.current, [r.name.clone()], "{report:?}");
+        assert_eq!(report.current, one(&r.name), "{report:?}");
         assert!(report.resynced.is_empty() && report.failed.is_empty());
         assert_eq!(m.agent.rpcs(), ["GetState"]);
 
@@ -92,7 +97,7 @@ on_both_backends!(
         m.agent.reset_router(&r.name);
         m.agent.clear();
         let report = resync(m, &mut health).await;
-        assert_eq!(report.resynced, [r.name.clone()], "{report:?}");
+        assert_eq!(report.resynced, one(&r.name), "{report:?}");
         let commands = m.agent.commands();
         assert_eq!(m.agent.rpcs(), ["GetState", "ApplyConfig"]);
         let AgentCommand::ApplyConfig(apply) = &commands[1] else {
@@ -118,7 +123,7 @@ on_both_backends!(
         // Converged: the next round only asks.
         m.agent.clear();
         let report = resync(m, &mut health).await;
-        assert_eq!(report.current, [r.name.clone()]);
+        assert_eq!(report.current, one(&r.name));
         assert_eq!(m.agent.rpcs(), ["GetState"]);
 
         // Unreachable: a restarting agent is not an error at once, but
@@ -138,7 +143,7 @@ on_both_backends!(
             assert_eq!(reload(m, &r).await.state, "Running", "round {round}");
         }
         let report = resync(m, &mut health).await;
-        assert_eq!(report.marked_error, [r.name.clone()], "{report:?}");
+        assert_eq!(report.marked_error, one(&r.name), "{report:?}");
         assert_eq!(reload(m, &r).await.state, "Error");
         let listed = admin.ok("listRouters", &[("vpcid", &vpc_id)]).await;
         assert_eq!(listed["router"][0]["state"], "Error", "{listed}");
@@ -154,8 +159,8 @@ on_both_backends!(
         m.agent.unfail("GetState");
         m.agent.clear();
         let report = resync(m, &mut health).await;
-        assert_eq!(report.recovered, [r.name.clone()], "{report:?}");
-        assert_eq!(report.resynced, [r.name.clone()]);
+        assert_eq!(report.recovered, one(&r.name), "{report:?}");
+        assert_eq!(report.resynced, one(&r.name));
         assert_eq!(m.agent.rpcs(), ["GetState", "ApplyConfig"]);
         assert_eq!(m.agent.commands()[1].generation(), Some(db_generation + 1));
         let after = reload(m, &r).await;
@@ -178,7 +183,7 @@ on_both_backends!(
         );
         m.agent.unfail("ApplyConfig");
         let report = resync(m, &mut health).await;
-        assert_eq!(report.resynced, [r.name.clone()], "{report:?}");
+        assert_eq!(report.resynced, one(&r.name), "{report:?}");
 
         // A stopped router is left alone.
         job_ok(&admin, "stopRouter", &[("id", &r.uuid)]).await;
@@ -244,7 +249,7 @@ on_both_backends!(
         let report = monitor::network_gc_once(&m.app, &mut idle_tiers)
             .await
             .unwrap();
-        assert_eq!(report.waiting, [idle_id.clone()], "{report:?}");
+        assert_eq!(report.waiting, one(&idle_id), "{report:?}");
         assert!(report.shut_down.is_empty());
         assert!(idle_tiers.is_idle(tier_row.id));
         assert!(m.agent.commands().is_empty());
@@ -254,7 +259,7 @@ on_both_backends!(
         let report = monitor::network_gc_once(&m.app, &mut idle_tiers)
             .await
             .unwrap();
-        assert_eq!(report.shut_down, [idle_id.clone()], "{report:?}");
+        assert_eq!(report.shut_down, one(&idle_id), "{report:?}");
         assert!(report.failed.is_empty() && report.waiting.is_empty());
         let generation = u64::try_from(r.config_generation).unwrap() + 1;
         let sent: Vec<(&str, Option<u64>)> = m
@@ -338,7 +343,7 @@ on_both_backends!(
         let report = monitor::network_gc_once(&m.app, &mut idle_tiers)
             .await
             .unwrap();
-        assert_eq!(report.shut_down, [idle_id.clone()], "{report:?}");
+        assert_eq!(report.shut_down, one(&idle_id), "{report:?}");
     }
 );
 
