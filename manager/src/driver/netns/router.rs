@@ -262,6 +262,16 @@ impl Inner {
 
     /// The agent's command line; writes its TLS files for the TCP transport.
     fn agent_spec(&self, view: &RouterView) -> Result<ProcessSpec> {
+        let executable = std::fs::metadata(&self.agent_path)
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        if !executable {
+            return Err(NetnsError::Invalid(format!(
+                "the router agent {} is missing or not executable (build it with \
+                 `cargo build -p vr-agent`, or set agent_path)",
+                self.agent_path.display()
+            )));
+        }
+        check_searchable(&self.data_dir)?;
         let dir = self.router_dir(&view.name);
         let state_dir = dir.join("state");
         // Searchable by others, not listable: dnsmasq, started by the
@@ -400,5 +410,46 @@ pub(super) fn remove_dir(dir: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(NetnsError::io(format!("removing {}", dir.display()), e)),
+    }
+}
+
+/// dnsmasq, started by the agent, drops to `nobody` and re-reads its files
+/// in the router's state directory: the data directory and every parent
+/// must be searchable by others (mode o+x). Refused early with the fix.
+fn check_searchable(data_dir: &Path) -> Result<()> {
+    let absolute = std::path::absolute(data_dir)
+        .map_err(|e| NetnsError::io(format!("resolving {}", data_dir.display()), e))?;
+    for dir in absolute.ancestors() {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            // Not created yet: create_dir_all gives it 0755 under umask 022.
+            continue;
+        };
+        if meta.permissions().mode() & 0o001 == 0 {
+            return Err(NetnsError::Invalid(format!(
+                "{} is not searchable by other users (mode {:o}); dnsmasq in the routers \
+                 runs as nobody and reads its files below {}: `chmod o+x {}`",
+                dir.display(),
+                meta.permissions().mode() & 0o7777,
+                data_dir.display(),
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_dir_dnsmasq_cannot_traverse_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let data = dir.path().join("data");
+        let err = check_searchable(&data).unwrap_err().to_string();
+        assert!(err.contains("chmod o+x"), "{err}");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        check_searchable(&data).unwrap();
     }
 }
