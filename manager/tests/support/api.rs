@@ -32,7 +32,7 @@ pub struct TestManager {
 
 impl TestManager {
     /// Starts a manager on 127.0.0.1 with `database_url` (None: SQLite in
-    /// the data directory).
+    /// the data directory), with the recording agent and driver.
     pub async fn start(database_url: Option<String>) -> TestManager {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let settings = Settings {
@@ -51,6 +51,36 @@ impl TestManager {
         let manager = Manager::start_with(settings, backend)
             .await
             .expect("manager starts");
+        Self::serve(manager, data_dir, agent, driver, database_url)
+    }
+
+    /// Starts a manager with the backend its settings name (`Manager::start`:
+    /// the netns driver for end-to-end tests), its data in `data_dir`. The
+    /// recording handles stay empty.
+    pub async fn start_real(
+        settings: Settings,
+        data_dir: tempfile::TempDir,
+    ) -> (TestManager, Option<vpc_manager::driver::NetnsDriver>) {
+        let database_url = settings.database_url.clone();
+        let manager = Manager::start(settings).await.expect("manager starts");
+        let netns = manager.netns.clone();
+        let m = Self::serve(
+            manager,
+            data_dir,
+            Arc::new(RecordingAgentClient::new()),
+            Arc::new(RecordingDriver::new()),
+            database_url,
+        );
+        (m, netns)
+    }
+
+    fn serve(
+        manager: Manager,
+        data_dir: tempfile::TempDir,
+        agent: Arc<RecordingAgentClient>,
+        driver: Arc<RecordingDriver>,
+        database_url: Option<String>,
+    ) -> TestManager {
         let addr = manager.app.settings.listen;
         let app = manager.app.clone();
         let ini = std::fs::read_to_string(&manager.cloudstack_ini).expect("cloudstack.ini");

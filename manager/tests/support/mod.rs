@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod e2e;
 pub mod netns;
 pub mod postgres;
 pub mod store;

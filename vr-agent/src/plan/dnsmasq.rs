@@ -6,7 +6,8 @@
 //!   restart.
 //! - `ethN.hosts` (`dhcp-hostsfile`): one static lease per VM NIC.
 //! - `ethN.names` (`addn-hosts`): `<ip> <hostname>.<domain> <hostname>` for
-//!   every VM, so the router's DNS answers for a VM before it took a lease.
+//!   every VM of every tier, so the router's DNS answers for a VM before it
+//!   took a lease, and VMs resolve each other across tiers.
 //!
 //! dnsmasq re-reads the last two on SIGHUP, so adding or removing a VM never
 //! restarts it. The options follow CloudStack's router (reference §4.9):
@@ -97,21 +98,26 @@ pub enum Action {
 
 /// Plans one [`TierFiles`] per tier, by device index, with files under `dir`.
 pub fn plan(router: &Router, dir: &Path) -> Vec<TierFiles> {
+    let hosts_of = |index: u32| router.dhcp.get(&index).map_or(&[][..], Vec::as_slice);
+    // Every tier's DNS answers for the VMs of all tiers, as one router's DNS
+    // does on CloudStack: VMs find each other by name across tiers.
+    let names: String = router
+        .tiers
+        .values()
+        .map(|tier| render_names(tier, hosts_of(tier.index)))
+        .collect();
     router
         .tiers
         .values()
-        .map(|tier| {
-            let hosts = router.dhcp.get(&tier.index).map_or(&[][..], Vec::as_slice);
-            TierFiles {
-                index: tier.index,
-                gateway: tier.gateway,
-                conf_path: tier_path(dir, tier.index, "conf"),
-                conf: render_conf(tier, dir),
-                hosts_path: tier_path(dir, tier.index, "hosts"),
-                hosts: render_hosts(hosts),
-                names_path: tier_path(dir, tier.index, "names"),
-                names: render_names(tier, hosts),
-            }
+        .map(|tier| TierFiles {
+            index: tier.index,
+            gateway: tier.gateway,
+            conf_path: tier_path(dir, tier.index, "conf"),
+            conf: render_conf(tier, dir),
+            hosts_path: tier_path(dir, tier.index, "hosts"),
+            hosts: render_hosts(hosts_of(tier.index)),
+            names_path: tier_path(dir, tier.index, "names"),
+            names: names.clone(),
         })
         .collect()
 }

@@ -1,0 +1,244 @@
+//! End to end, with real packets: a VPC built through the HTTP API on the
+//! netns driver (routers and VMs as namespaces, the real vr-agent, DHCP from
+//! the router), proving with TCP, ping and DNS what the ACLs allow, source
+//! NAT upstream, and the teardown leaving nothing behind.
+
+mod support;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+use support::api::{id, job_ok};
+use support::e2e::{E2e, blocking, ping_ok, tcp_ok};
+use vpc_integration::TcpEchoServer;
+use vpc_manager::settings::AgentTransport;
+
+fn listen(ns: &vpc_integration::Netns, port: u16) -> TcpEchoServer {
+    TcpEchoServer::start(ns, SocketAddr::from(([0, 0, 0, 0], port))).expect("listener")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_tiers_talk_exactly_as_far_as_their_acls_allow() {
+    let e = E2e::start(AgentTransport::Unix).await;
+    let admin = e.admin();
+
+    let t0 = Instant::now();
+    let vpc = e.vpc(&admin, "shop", "10.70.0.0/16").await;
+    let vpc_ready = t0.elapsed();
+    let vpc_id = vpc["id"].as_str().unwrap().to_string();
+    let routers = admin.ok("listRouters", &[("vpcid", &vpc_id)]).await;
+    let router = routers["router"][0].clone();
+    assert_eq!(router["state"], "Running", "{router}");
+    let public_ip: Ipv4Addr = router["publicip"].as_str().unwrap().parse().unwrap();
+
+    // Two lists: web takes port 80 from anywhere; db starts closed.
+    let acl = |name: &str| {
+        let admin = admin.clone();
+        let vpc_id = vpc_id.clone();
+        let name = name.to_string();
+        async move {
+            let done = job_ok(
+                &admin,
+                "createNetworkACLList",
+                &[("name", &name), ("description", &name), ("vpcid", &vpc_id)],
+            )
+            .await;
+            id(&done, "networkacllist")
+        }
+    };
+    let web_acl = acl("web").await;
+    let db_acl = acl("db").await;
+    job_ok(
+        &admin,
+        "createNetworkACL",
+        &[
+            ("aclid", &web_acl),
+            ("protocol", "tcp"),
+            ("startport", "80"),
+            ("endport", "80"),
+            ("cidrlist", "0.0.0.0/0"),
+            ("action", "Allow"),
+            ("traffictype", "Ingress"),
+        ],
+    )
+    .await;
+    let web = e
+        .tier(&admin, &vpc_id, "web", "10.70.1.1", Some(&web_acl), false)
+        .await;
+    let db = e
+        .tier(&admin, &vpc_id, "db", "10.70.2.1", Some(&db_acl), false)
+        .await;
+
+    let t1 = Instant::now();
+    let web1 = e.vm(&admin, web["id"].as_str().unwrap(), "web1").await;
+    let web1_ip = e.lease(&web1).await;
+    let vm_ready = t1.elapsed();
+    let db1 = e.vm(&admin, db["id"].as_str().unwrap(), "db1").await;
+    let db1_ip = e.lease(&db1).await;
+    assert_eq!(
+        web1_ip.to_string(),
+        web1["nic"][0]["ipaddress"].as_str().unwrap(),
+        "the VM got the address the manager reserved, by DHCP"
+    );
+    let (web1_ns, db1_ns) = (e.vm_ns(&web1), e.vm_ns(&db1));
+
+    // Servers in both VMs.
+    let (a, b) = (web1_ns.clone(), db1_ns.clone());
+    let servers = blocking(move || {
+        vec![
+            listen(&a, 80),
+            listen(&a, 22),
+            listen(&b, 5432),
+            listen(&b, 22),
+        ]
+    })
+    .await;
+    let web80 = SocketAddr::from((web1_ip, 80));
+    let web22 = SocketAddr::from((web1_ip, 22));
+    let db5432 = SocketAddr::from((db1_ip, 5432));
+    let db22 = SocketAddr::from((db1_ip, 22));
+
+    // Ingress is denied by default; web's list opens port 80 only.
+    assert!(tcp_ok(&db1_ns, web80).await, "web allows 80");
+    assert!(!tcp_ok(&db1_ns, web22).await, "web denies 22");
+    assert!(!tcp_ok(&web1_ns, db5432).await, "db denies everything");
+    assert!(!ping_ok(&web1_ns, db1_ip).await, "db denies ICMP");
+
+    // One allow item opens one port on db, measured until packets pass.
+    let t2 = Instant::now();
+    job_ok(
+        &admin,
+        "createNetworkACL",
+        &[
+            ("aclid", &db_acl),
+            ("number", "10"),
+            ("protocol", "tcp"),
+            ("startport", "5432"),
+            ("endport", "5432"),
+            ("cidrlist", "10.70.1.0/24"),
+            ("action", "Allow"),
+            ("traffictype", "Ingress"),
+        ],
+    )
+    .await;
+    assert!(tcp_ok(&web1_ns, db5432).await, "db allows 5432 from web");
+    let acl_effect = t2.elapsed();
+    assert!(!tcp_ok(&web1_ns, db22).await, "but not 22");
+
+    // A deny item with a lower number wins.
+    let deny = job_ok(
+        &admin,
+        "createNetworkACL",
+        &[
+            ("aclid", &db_acl),
+            ("number", "5"),
+            ("protocol", "tcp"),
+            ("startport", "5432"),
+            ("endport", "5432"),
+            ("cidrlist", &format!("{web1_ip}/32")),
+            ("action", "Deny"),
+            ("traffictype", "Ingress"),
+        ],
+    )
+    .await;
+    assert!(!tcp_ok(&web1_ns, db5432).await, "the lower deny wins");
+    job_ok(
+        &admin,
+        "deleteNetworkACL",
+        &[("id", &id(&deny, "networkacl"))],
+    )
+    .await;
+    assert!(tcp_ok(&web1_ns, db5432).await, "open again");
+
+    // replaceNetworkACLList switches the policy on a live tier.
+    let allow_all = admin
+        .ok("listNetworkACLLists", &[("name", "default_allow")])
+        .await["networkacllist"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    job_ok(
+        &admin,
+        "replaceNetworkACLList",
+        &[
+            ("aclid", &allow_all),
+            ("networkid", db["id"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert!(tcp_ok(&web1_ns, db22).await, "default_allow opens db");
+    assert!(ping_ok(&web1_ns, db1_ip).await);
+
+    // The VMs resolve each other through the router.
+    let domain = vpc["networkdomain"].as_str().unwrap().to_string();
+    let ns = web1_ns.clone();
+    let resolved = blocking(move || {
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns.name(),
+                "getent",
+                "hosts",
+                &format!("db1.{domain}"),
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    })
+    .await;
+    assert!(
+        resolved.contains(&db1_ip.to_string()),
+        "db1 resolves: {resolved:?}"
+    );
+
+    // Upstream sees the VPC's source NAT address.
+    let up = e.upstream();
+    let up2 = up.clone();
+    let upstream_server = blocking(move || listen(&up2, 7000)).await;
+    assert!(tcp_ok(&web1_ns, SocketAddr::from(([203, 0, 113, 1], 7000))).await);
+    let peers = upstream_server.peers();
+    assert!(
+        peers
+            .iter()
+            .all(|p| p.ip() == std::net::IpAddr::V4(public_ip)),
+        "upstream saw {peers:?}, not {public_ip}"
+    );
+    drop((servers, upstream_server));
+
+    eprintln!(
+        "timings: createVPC to a running router {vpc_ready:?}; deployVirtualMachine to a DHCP \
+         lease {vm_ready:?}; createNetworkACL to packets passing {acl_effect:?}"
+    );
+
+    // Teardown through the API leaves no namespace behind.
+    for vm in [&web1, &db1] {
+        job_ok(
+            &admin,
+            "destroyVirtualMachine",
+            &[("id", vm["id"].as_str().unwrap()), ("expunge", "true")],
+        )
+        .await;
+    }
+    for tier in [&web, &db] {
+        job_ok(
+            &admin,
+            "deleteNetwork",
+            &[("id", tier["id"].as_str().unwrap())],
+        )
+        .await;
+    }
+    job_ok(&admin, "deleteVPC", &[("id", &vpc_id)]).await;
+    let router_ns = e.driver.router_ns(router["name"].as_str().unwrap());
+    let listed = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        !listed.contains(&router_ns),
+        "router namespace left: {listed}"
+    );
+    assert!(!listed.contains(&e.driver.vm_ns(web1["instancename"].as_str().unwrap())));
+    e.finish().await;
+}
