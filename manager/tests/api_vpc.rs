@@ -487,6 +487,39 @@ async fn plug_ins_are_chosen_by_the_settings() {
         ["GuestVxlan", "Public"]
     );
     assert!(m.app.network.plugins.element_enabled("VpcVirtualRouter"));
+    m.app.db.close().await;
+    // No element: the manager runs, and createVPC says why it cannot work.
+    let m = Manager::start(settings(None, Some(vec![])))
+        .await
+        .expect("no element is a valid choice");
+    assert!(!m.app.network.plugins.element_enabled("VpcVirtualRouter"));
+    let ini = std::fs::read_to_string(&m.cloudstack_ini).unwrap();
+    let value = |k: &str| {
+        ini.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
+            .unwrap()
+            .to_string()
+    };
+    let admin = support::api::Client {
+        addr: m.app.settings.listen,
+        key: value("key"),
+        secret: value("secret"),
+    };
+    let server = tokio::spawn(m.serve(std::future::pending()));
+    let (code, text) = refused(
+        &admin,
+        "createVPC",
+        &[
+            ("name", "v"),
+            ("zoneid", BOGUS),
+            ("vpcofferingid", BOGUS),
+            ("cidr", "10.0.0.0/16"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 431);
+    assert!(text.contains("VpcVirtualRouter"), "{text}");
+    server.abort();
 }
 
 on_both_backends!(deleting_an_account_or_a_domain_removes_its_vpcs, |m| {

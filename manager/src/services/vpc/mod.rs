@@ -237,6 +237,18 @@ async fn vpc_result(db: &Db, id: i64) -> Result<serde_json::Value, ApiError> {
 
 handler!(create_vpc, |ctx, params| {
     let db = &ctx.app.db;
+    // Every VPC service is the VPC virtual router's: without it no VPC works.
+    if !ctx
+        .app
+        .network
+        .plugins
+        .element_enabled(crate::orchestration::VPC_VIRTUAL_ROUTER)
+    {
+        return Err(ApiError::param(
+            "The VpcVirtualRouter network element is not enabled (network_elements in the \
+             settings); no provider can serve a VPC",
+        ));
+    }
     let owner = owner::owner(ctx, params).await?;
     let settings = provision::rules_config(db).await?;
     let cidr = params.string("cidr")?;
