@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::rule::{lb_by_uuid, reload, vpc_of_rule};
+use super::rule::{lb_by_uuid, reload};
 use crate::api::{ApiError, Params};
 use crate::server::jobs::JobBody;
 use crate::server::registry::{ALL, CommandSpec, Kind, ParamType::*, opt, req};
 use crate::server::{Ctx, Reply, date, page};
 use crate::services::ip::common::{self, Names, merge, vpc_sync};
 use crate::services::ip::page_of;
+use crate::services::ip::rule_flow;
 use crate::store::{Db, Page, rule, vm};
 use crate::{handler, job_body};
 
@@ -62,41 +63,26 @@ async fn targets(
     Ok(out)
 }
 
-handler!(assign, |ctx, params| {
+/// Checks the members asked for against the rule's current ones (to add:
+/// none may be assigned already; to remove: each must be) and submits the
+/// job that changes them.
+async fn submit_members(ctx: &Ctx, params: &Params, add: bool) -> Result<Reply, ApiError> {
     let id = params.required_uuid(ctx.command, "id")?.to_string();
     let r = lb_by_uuid(ctx, "id", &id).await?;
-    let vpc_id = vpc_of_rule(&ctx.app.db, &r).await?;
+    let vpc_id = rule_flow::vpc_of_rule(&ctx.app.db, &r).await?;
     let wanted = targets(ctx, params, &r).await?;
     let existing = rule::members_with_vms(&ctx.app.db, r.id).await?;
-    for (target, (_, ip)) in &wanted {
-        if existing.iter().any(|m| &m.instance_ip == ip) {
+    for (target, (vm_id, ip)) in &wanted {
+        if add && existing.iter().any(|m| &m.instance_ip == ip) {
             return Err(ApiError::param(format!(
                 "Virtual machine {} ({ip}) is already assigned to load balancer rule {}",
                 target.name, r.uuid
             )));
         }
-    }
-    let members: Vec<&Member> = wanted.iter().map(|(_, m)| m).collect();
-    let job_id = ctx
-        .submit_job(
-            json!({ "rule": r.id, "vpc": vpc_id, "members": members }),
-            Some(("LoadBalancerRule", &r.uuid)),
-            vpc_sync(vpc_id),
-        )
-        .await?;
-    Ok(Reply::Job { job_id })
-});
-
-handler!(remove, |ctx, params| {
-    let id = params.required_uuid(ctx.command, "id")?.to_string();
-    let r = lb_by_uuid(ctx, "id", &id).await?;
-    let vpc_id = vpc_of_rule(&ctx.app.db, &r).await?;
-    let wanted = targets(ctx, params, &r).await?;
-    let existing = rule::members_with_vms(&ctx.app.db, r.id).await?;
-    for (target, (vm_id, ip)) in &wanted {
-        if !existing
-            .iter()
-            .any(|m| &m.instance_ip == ip && m.vm_id.is_none_or(|v| v == *vm_id))
+        if !add
+            && !existing
+                .iter()
+                .any(|m| &m.instance_ip == ip && m.vm_id.is_none_or(|v| v == *vm_id))
         {
             return Err(ApiError::param(format!(
                 "Virtual machine {} ({ip}) is not assigned to load balancer rule {}",
@@ -113,6 +99,14 @@ handler!(remove, |ctx, params| {
         )
         .await?;
     Ok(Reply::Job { job_id })
+}
+
+handler!(assign, |ctx, params| {
+    submit_members(ctx, params, true).await
+});
+
+handler!(remove, |ctx, params| {
+    submit_members(ctx, params, false).await
 });
 
 fn members_of(info: &Value) -> Vec<Member> {
@@ -127,8 +121,7 @@ async fn change_members(
     add: bool,
 ) -> Result<Value, ApiError> {
     let app = &job.app;
-    let id = info["rule"].as_i64().unwrap_or_default();
-    let vpc_id = info["vpc"].as_i64().unwrap_or_default();
+    let (id, vpc_id) = rule_flow::job_ids(info);
     let _guard = app.network.lock_vpc(vpc_id).await;
     let r = reload(&app.db, id).await?;
     let mut changed: Vec<Member> = Vec::new();

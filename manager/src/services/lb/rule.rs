@@ -12,7 +12,8 @@ use crate::server::registry::{ALL, CommandSpec, Kind, ParamType::*, opt, req};
 use crate::server::{Ctx, Reply, page};
 use crate::services::ip::common::{self, Names, held_ip, vpc_sync};
 use crate::services::ip::page_of;
-use crate::services::nat::forward::{revoke, rule_filter};
+use crate::services::ip::rule_flow;
+use crate::services::nat::forward::rule_filter;
 use crate::services::owner::{check_access, list_params};
 use crate::store::{Db, Page, network, rule, vlan, vm};
 use crate::{handler, job_body};
@@ -30,14 +31,6 @@ pub async fn lb_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<rule::Rule,
         &format!("load balancer rule {}", r.uuid),
     )?;
     Ok(r)
-}
-
-/// The VPC of a rule (through its tier).
-pub async fn vpc_of_rule(db: &Db, r: &rule::Rule) -> Result<i64, ApiError> {
-    common::tier_by_id(db, r.network_id)
-        .await?
-        .vpc_id
-        .ok_or_else(|| ApiError::internal("a rule's tier has no VPC"))
 }
 
 /// A live rule again, by internal id.
@@ -157,49 +150,18 @@ handler!(create_lb, |ctx, params| {
     }
     tx.commit().await?;
     drop(_guard);
-
-    let submitted = ctx
-        .submit_job(
-            json!({ "rule": created.id, "vpc": v.id }),
-            Some(("LoadBalancerRule", &created.uuid)),
-            vpc_sync(v.id),
-        )
-        .await;
-    match submitted {
-        Ok(job_id) => Ok(Reply::Created {
-            id: created.uuid,
-            job_id,
-        }),
-        Err(e) => {
-            withdraw(db, &created).await;
-            Err(e)
-        }
-    }
+    rule_flow::submit_created(ctx, "LoadBalancerRule", "load balancer", created, v.id).await
 });
-
-/// Removes a rule that never reached the router (best effort).
-async fn withdraw(db: &Db, r: &rule::Rule) {
-    let undone = async {
-        rule::remove(db, r.id).await?;
-        common::unbind_if_unused(db, r.ip_address_id).await
-    };
-    if let Err(e) = undone.await {
-        tracing::error!(rule = %r.uuid, error = %e, "removing a load balancer rule failed");
-    }
-}
 
 job_body!(create_lb_job, |job, info| {
     let app = &job.app;
-    let id = info["rule"].as_i64().unwrap_or_default();
-    let vpc_id = info["vpc"].as_i64().unwrap_or_default();
+    let (id, vpc_id) = rule_flow::job_ids(info);
     let _guard = app.network.lock_vpc(vpc_id).await;
     let r = reload(&app.db, id).await?;
-    let g = common::bump(&app.db, vpc_id).await?;
-    if let Err(e) = common::push_lb_rules(app, vpc_id, g).await {
-        withdraw(&app.db, &r).await;
-        return Err(e);
-    }
-    rule::set_state(&app.db, r.id, rule::STATE_ACTIVE).await?;
+    rule_flow::push_created(app, vpc_id, &r, "load balancer", |g| {
+        common::push_lb_rules(app, vpc_id, g)
+    })
+    .await?;
     let r = reload(&app.db, id).await?;
     let view = lb_view(&app.db, &mut Names::default(), &r).await?;
     Ok(json!({ "loadbalancer": view }))
@@ -219,7 +181,7 @@ handler!(update_lb, |ctx, params| {
     if let Some(d) = params.string("description")? {
         rules::check_length("description", &d, rules::MAX_DISPLAY_TEXT_LEN)?;
     }
-    let vpc_id = vpc_of_rule(&ctx.app.db, &r).await?;
+    let vpc_id = rule_flow::vpc_of_rule(&ctx.app.db, &r).await?;
     let job_id = ctx
         .submit_job(
             json!({ "rule": r.id, "vpc": vpc_id, "name": name, "algorithm": algorithm }),
@@ -232,8 +194,7 @@ handler!(update_lb, |ctx, params| {
 
 job_body!(update_lb_job, |job, info| {
     let app = &job.app;
-    let id = info["rule"].as_i64().unwrap_or_default();
-    let vpc_id = info["vpc"].as_i64().unwrap_or_default();
+    let (id, vpc_id) = rule_flow::job_ids(info);
     let _guard = app.network.lock_vpc(vpc_id).await;
     let r = reload(&app.db, id).await?;
     let old = rule::load_balancer(&app.db, id)
@@ -266,30 +227,12 @@ job_body!(update_lb_job, |job, info| {
 handler!(delete_lb, |ctx, params| {
     let id = params.required_uuid(ctx.command, "id")?.to_string();
     let r = lb_by_uuid(ctx, "id", &id).await?;
-    let vpc_id = vpc_of_rule(&ctx.app.db, &r).await?;
-    let job_id = ctx
-        .submit_job(
-            json!({ "rule": r.id, "vpc": vpc_id }),
-            Some(("LoadBalancerRule", &r.uuid)),
-            vpc_sync(vpc_id),
-        )
-        .await?;
-    Ok(Reply::Job { job_id })
+    rule_flow::submit_rule_job(ctx, "LoadBalancerRule", &r).await
 });
 
 job_body!(delete_lb_job, |job, info| {
     let app = &job.app;
-    let id = info["rule"].as_i64().unwrap_or_default();
-    let vpc_id = info["vpc"].as_i64().unwrap_or_default();
-    let _guard = app.network.lock_vpc(vpc_id).await;
-    let Some(r) = rule::get_by_id(&app.db, id)
-        .await?
-        .filter(|r| r.removed.is_none())
-    else {
-        return Ok(json!({ "success": true }));
-    };
-    revoke(app, vpc_id, &r, |g| common::push_lb_rules(app, vpc_id, g)).await?;
-    Ok(json!({ "success": true }))
+    rule_flow::delete_job(app, info, |vpc_id, g| common::push_lb_rules(app, vpc_id, g)).await
 });
 
 /// Whether a rule matches listLoadBalancerRules' `name`, `keyword` and

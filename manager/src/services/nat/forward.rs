@@ -13,6 +13,7 @@ use crate::server::jobs::JobBody;
 use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
 use crate::server::{Ctx, Reply, page};
 use crate::services::ip::common::{self, Names, held_ip, vpc_sync};
+use crate::services::ip::rule_flow;
 use crate::services::owner::{check_access, list_params, list_scope};
 use crate::store::{Db, rule, vlan, vm};
 use crate::{handler, job_body};
@@ -100,14 +101,6 @@ async fn pf_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<rule::Rule, Api
         &format!("port forwarding rule {}", r.uuid),
     )?;
     Ok(r)
-}
-
-/// The VPC of a rule (through its tier).
-async fn vpc_of_rule(db: &Db, r: &rule::Rule) -> Result<i64, ApiError> {
-    common::tier_by_id(db, r.network_id)
-        .await?
-        .vpc_id
-        .ok_or_else(|| ApiError::internal("a rule's tier has no VPC"))
 }
 
 /// A live rule again, by internal id (jobs re-read what the request stored).
@@ -200,50 +193,18 @@ handler!(create_pf, |ctx, params| {
     }
     tx.commit().await?;
     drop(_guard);
-
-    let submitted = ctx
-        .submit_job(
-            json!({ "rule": created.id, "vpc": v.id }),
-            Some(("FirewallRule", &created.uuid)),
-            vpc_sync(v.id),
-        )
-        .await;
-    match submitted {
-        Ok(job_id) => Ok(Reply::Created {
-            id: created.uuid,
-            job_id,
-        }),
-        Err(e) => {
-            withdraw(db, &created).await;
-            Err(e)
-        }
-    }
+    rule_flow::submit_created(ctx, "FirewallRule", "port forwarding", created, v.id).await
 });
-
-/// Removes a rule that never reached the router, and unbinds its address
-/// when nothing else uses it (best effort: the caller reports its error).
-async fn withdraw(db: &Db, r: &rule::Rule) {
-    let undone = async {
-        rule::remove(db, r.id).await?;
-        common::unbind_if_unused(db, r.ip_address_id).await
-    };
-    if let Err(e) = undone.await {
-        tracing::error!(rule = %r.uuid, error = %e, "removing a port forwarding rule failed");
-    }
-}
 
 job_body!(create_pf_job, |job, info| {
     let app = &job.app;
-    let id = info["rule"].as_i64().unwrap_or_default();
-    let vpc_id = info["vpc"].as_i64().unwrap_or_default();
+    let (id, vpc_id) = rule_flow::job_ids(info);
     let _guard = app.network.lock_vpc(vpc_id).await;
     let r = reload(&app.db, id).await?;
-    let g = common::bump(&app.db, vpc_id).await?;
-    if let Err(e) = common::push_port_forwards(app, vpc_id, g).await {
-        withdraw(&app.db, &r).await;
-        return Err(e);
-    }
-    rule::set_state(&app.db, r.id, rule::STATE_ACTIVE).await?;
+    rule_flow::push_created(app, vpc_id, &r, "port forwarding", |g| {
+        common::push_port_forwards(app, vpc_id, g)
+    })
+    .await?;
     let r = reload(&app.db, id).await?;
     let view = pf_view(&app.db, &mut Names::default(), &r).await?;
     Ok(json!({ "portforwardingrule": view }))
@@ -252,62 +213,15 @@ job_body!(create_pf_job, |job, info| {
 handler!(delete_pf, |ctx, params| {
     let id = params.required_uuid(ctx.command, "id")?.to_string();
     let r = pf_by_uuid(ctx, "id", &id).await?;
-    let vpc_id = vpc_of_rule(&ctx.app.db, &r).await?;
-    let job_id = ctx
-        .submit_job(
-            json!({ "rule": r.id, "vpc": vpc_id }),
-            Some(("FirewallRule", &r.uuid)),
-            vpc_sync(vpc_id),
-        )
-        .await?;
-    Ok(Reply::Job { job_id })
+    rule_flow::submit_rule_job(ctx, "FirewallRule", &r).await
 });
-
-/// Withdraws a rule (PF or LB) from the router: Revoke (off the router's
-/// state), push the whole list, then remove the row and unbind the address
-/// when it was its last rule. A failed push restores the rule's state.
-pub async fn revoke<F, Fut>(
-    app: &crate::server::App,
-    vpc_id: i64,
-    r: &rule::Rule,
-    push: F,
-) -> Result<(), ApiError>
-where
-    F: FnOnce(Option<crate::provision::Generation>) -> Fut,
-    Fut: std::future::Future<Output = Result<(), ApiError>>,
-{
-    let mut tx = app.db.begin().await?;
-    rule::set_state(&mut tx, r.id, rule::STATE_REVOKE).await?;
-    let g = crate::provision::bump(&mut tx, vpc_id).await?;
-    tx.commit().await?;
-    if let Err(e) = push(g).await {
-        rule::set_state(&app.db, r.id, &r.state).await?;
-        return Err(e);
-    }
-    let mut tx = app.db.begin().await?;
-    rule::remove(&mut tx, r.id).await?;
-    common::unbind_if_unused(&mut tx, r.ip_address_id).await?;
-    tx.commit().await?;
-    Ok(())
-}
 
 job_body!(delete_pf_job, |job, info| {
     let app = &job.app;
-    let id = info["rule"].as_i64().unwrap_or_default();
-    let vpc_id = info["vpc"].as_i64().unwrap_or_default();
-    let _guard = app.network.lock_vpc(vpc_id).await;
-    let Some(r) = rule::get_by_id(&app.db, id)
-        .await?
-        .filter(|r| r.removed.is_none())
-    else {
-        // Deleted meanwhile (e.g. with its address): nothing left to do.
-        return Ok(json!({ "success": true }));
-    };
-    revoke(app, vpc_id, &r, |g| {
+    rule_flow::delete_job(app, info, |vpc_id, g| {
         common::push_port_forwards(app, vpc_id, g)
     })
-    .await?;
-    Ok(json!({ "success": true }))
+    .await
 });
 
 /// updatePortForwardingRule's new destination, checked.
@@ -375,7 +289,7 @@ async fn new_destination(
 handler!(update_pf, |ctx, params| {
     let id = params.required_uuid(ctx.command, "id")?.to_string();
     let r = pf_by_uuid(ctx, "id", &id).await?;
-    let vpc_id = vpc_of_rule(&ctx.app.db, &r).await?;
+    let vpc_id = rule_flow::vpc_of_rule(&ctx.app.db, &r).await?;
     let (dest_ip, start, end, vm_id) = new_destination(ctx, params, &r).await?;
     let job_id = ctx
         .submit_job(
@@ -392,8 +306,7 @@ handler!(update_pf, |ctx, params| {
 
 job_body!(update_pf_job, |job, info| {
     let app = &job.app;
-    let id = info["rule"].as_i64().unwrap_or_default();
-    let vpc_id = info["vpc"].as_i64().unwrap_or_default();
+    let (id, vpc_id) = rule_flow::job_ids(info);
     let _guard = app.network.lock_vpc(vpc_id).await;
     let old = reload(&app.db, id).await?;
     let mut tx = app.db.begin().await?;
