@@ -19,6 +19,10 @@ struct Cli {
 enum Command {
     /// Serve the API.
     Serve(ServeArgs),
+    /// Namespaces of the netns driver an operator or the demo needs
+    /// besides routers and VMs.
+    #[command(subcommand)]
+    Netns(NetnsCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -54,6 +58,118 @@ struct ServeArgs {
     /// in 203.0.113.0/24.
     #[arg(long)]
     bootstrap_zone: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum NetnsCommand {
+    /// Creates (or completes) an on-premises network behind a private
+    /// gateway's VLAN, through the driver; prints its namespace.
+    Onprem(OnpremArgs),
+    /// Removes an on-premises namespace (and the VLAN's bridge if no router
+    /// uses it any more).
+    RemoveOnprem(OnpremSegmentArgs),
+    /// Prints the name of a zone's upstream ("internet") namespace.
+    Upstream(ZoneArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ZoneArgs {
+    /// The driver's namespace prefix (the manager's --netns-prefix).
+    #[arg(long, default_value = "vpc-")]
+    prefix: String,
+    /// The zone's UUID.
+    #[arg(long)]
+    zone: uuid::Uuid,
+}
+
+#[derive(clap::Args, Debug)]
+struct OnpremSegmentArgs {
+    #[command(flatten)]
+    zone: ZoneArgs,
+    /// The private gateway's VLAN: N or a broadcast URI (vlan://N, vxlan://N).
+    #[arg(long)]
+    vlan: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct OnpremArgs {
+    #[command(flatten)]
+    segment: OnpremSegmentArgs,
+    /// Its address on the VLAN: the private gateway's `gateway` with the
+    /// prefix length (172.16.100.1/24).
+    #[arg(long)]
+    address: ipnet::Ipv4Net,
+    /// A network behind it, as an address of it put on the loopback
+    /// (192.168.100.1/24); repeatable.
+    #[arg(long)]
+    behind: Vec<ipnet::Ipv4Net>,
+    /// A route DESTINATION=NEXTHOP (the VPC's CIDR via the router's
+    /// private gateway address); repeatable.
+    #[arg(long, value_parser = parse_route)]
+    route: Vec<(ipnet::Ipv4Net, std::net::Ipv4Addr)>,
+}
+
+fn parse_route(s: &str) -> Result<(ipnet::Ipv4Net, std::net::Ipv4Addr), String> {
+    let (dest, via) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected DESTINATION=NEXTHOP"))?;
+    Ok((
+        dest.parse().map_err(|e| format!("{dest:?}: {e}"))?,
+        via.parse().map_err(|e| format!("{via:?}: {e}"))?,
+    ))
+}
+
+impl OnpremSegmentArgs {
+    fn broadcast_uri(&self) -> String {
+        if self.vlan.contains("://") {
+            self.vlan.clone()
+        } else {
+            format!("vlan://{}", self.vlan)
+        }
+    }
+}
+
+/// A driver for namespaces outside routers and VMs: no agent is started,
+/// no file written.
+fn netns_driver(prefix: &str) -> anyhow::Result<vpc_manager::driver::NetnsDriver> {
+    Ok(vpc_manager::driver::NetnsDriver::new(
+        prefix,
+        std::env::temp_dir(),
+        vpc_manager::driver::default_agent_path(),
+        AgentTransport::Unix,
+        Default::default(),
+        None,
+    )?)
+}
+
+async fn netns_command(command: NetnsCommand) -> anyhow::Result<()> {
+    match command {
+        NetnsCommand::Onprem(args) => {
+            let seg = &args.segment;
+            let driver = netns_driver(&seg.zone.prefix)?;
+            let spec = vpc_manager::driver::OnPrem {
+                address: args.address,
+                behind: args.behind,
+                routes: args.route,
+            };
+            let ns = driver
+                .onprem(&seg.zone.zone, &seg.broadcast_uri(), &spec)
+                .await
+                .context("creating the on-premises namespace")?;
+            println!("{ns}");
+        }
+        NetnsCommand::RemoveOnprem(seg) => {
+            let driver = netns_driver(&seg.zone.prefix)?;
+            driver
+                .remove_onprem(&seg.zone.zone, &seg.broadcast_uri())
+                .await
+                .context("removing the on-premises namespace")?;
+        }
+        NetnsCommand::Upstream(zone) => {
+            println!("{}", netns_driver(&zone.prefix)?.upstream_ns(&zone.zone));
+        }
+    }
+    Ok(())
 }
 
 fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
@@ -125,5 +241,6 @@ async fn main() -> anyhow::Result<()> {
                 .context("starting the manager")?;
             manager.serve(shutdown_signal()).await
         }
+        Command::Netns(command) => netns_command(command).await,
     }
 }
