@@ -197,16 +197,7 @@ pub async fn update<'a>(
 
 /// Enables or disables a live account.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE account SET state = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(state)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    query::set_live_state(&mut ex.into(), "account", id, state).await
 }
 
 /// Marks an account and its users removed, atomically; their API keys stop working.

@@ -465,17 +465,7 @@ pub async fn set_item_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -
         Box::pin(async move {
             let mut ex = Exec::Tx(tx);
             item_of_mutable_list(&mut ex, id).await?;
-            let done = on_db!(&mut ex, c => {
-                sqlx::query(
-                    "UPDATE network_acl_item SET state = $2 WHERE id = $1 AND removed IS NULL",
-                )
-                .bind(id)
-                .bind(&state)
-                .execute(c)
-                .await?
-                .rows_affected()
-            });
-            Ok(done == 1)
+            query::set_live_state(&mut ex, "network_acl_item", id, &state).await
         })
     })
     .await

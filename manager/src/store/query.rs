@@ -277,6 +277,27 @@ where
     Ok(fetch_all(ex, sql, w.args()).await?.into_iter().next())
 }
 
+/// `UPDATE {table} SET state = $2 WHERE id = $1 AND removed IS NULL`: the
+/// state change of a live row every repository needs; false when there is no
+/// such row.
+pub(crate) async fn set_live_state(
+    ex: &mut Exec<'_>,
+    table: &str,
+    id: i64,
+    state: &str,
+) -> Result<bool> {
+    let sql = format!("UPDATE {table} SET state = $2 WHERE id = $1 AND removed IS NULL");
+    let done = on_db!(ex, c => {
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .bind(state)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -262,16 +262,7 @@ pub async fn list<'a>(
 
 /// Sets the state of a live router; false when there is none.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE domain_router SET state = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(state)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    query::set_live_state(&mut ex.into(), "domain_router", id, state).await
 }
 
 /// Sets the state only when it is `from` (compare-and-set); false otherwise.
@@ -539,16 +530,7 @@ pub async fn list_nics<'a>(
 
 /// Sets the state of a live NIC.
 pub async fn set_nic_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE nics SET state = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(state)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    query::set_live_state(&mut ex.into(), "nics", id, state).await
 }
 
 /// Marks a live NIC removed (its MAC becomes free again); false when it already was.

@@ -229,16 +229,7 @@ pub async fn list<'a>(
 
 /// Sets the state of a live rule.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE firewall_rules SET state = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(state)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    query::set_live_state(&mut ex.into(), "firewall_rules", id, state).await
 }
 
 /// Marks a live rule removed (state Revoke); a load balancer's members go with it.

@@ -298,16 +298,7 @@ pub async fn set_password<'a>(
 
 /// Enables or disables a live user.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE users SET state = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(state)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    query::set_live_state(&mut ex.into(), "users", id, state).await
 }
 
 /// Marks a user removed (its keys and sessions stop working).

@@ -221,16 +221,7 @@ pub async fn list<'a>(
 
 /// Sets the state of a live VM; false when there is none.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE vm_instance SET state = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(state)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    query::set_live_state(&mut ex.into(), "vm_instance", id, state).await
 }
 
 /// Sets the state only when it is one of `from` (compare-and-set); false otherwise.
