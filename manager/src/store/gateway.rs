@@ -186,48 +186,6 @@ const ROUTE_COLUMNS: &str = "s.id, s.uuid, s.vpc_id, s.vpc_gateway_id, s.cidr, s
      s.state, s.account_id, s.domain_id, d.path AS domain_path, s.created, s.removed";
 const ROUTE_FROM: &str = "static_routes s JOIN domain d ON d.id = s.domain_id";
 
-async fn set_column<'a>(
-    ex: impl Into<Exec<'a>>,
-    table: &str,
-    id: i64,
-    column: &str,
-    value: Arg,
-) -> Result<bool> {
-    let mut w = Where::new();
-    let p = w.arg(value);
-    w.eq("id", id).push("removed IS NULL");
-    let sql = format!("UPDATE {table} SET {column} = {p}{}", w.sql());
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        query::bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql)), w.args())
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
-}
-
-async fn soft_delete<'a>(
-    ex: impl Into<Exec<'a>>,
-    table: &str,
-    id: i64,
-    state: &str,
-) -> Result<bool> {
-    let sql =
-        format!("UPDATE {table} SET removed = $2, state = $3 WHERE id = $1 AND removed IS NULL");
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .bind(now_ms())
-            .bind(state)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
-}
-
 /// Creates a private gateway, Creating.
 pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewPrivateGateway) -> Result<PrivateGateway> {
     let mut ex = ex.into();
@@ -308,7 +266,7 @@ pub async fn list<'a>(
 
 /// Sets the state of a live private gateway.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
-    set_column(ex, "vpc_gateways", id, "state", state.into()).await
+    query::set_live_state(&mut ex.into(), "vpc_gateways", id, state).await
 }
 
 /// Replaces (or clears) the ACL list of a live private gateway.
@@ -329,7 +287,7 @@ pub async fn set_acl<'a>(ex: impl Into<Exec<'a>>, id: i64, acl_id: Option<i64>) 
 
 /// Marks a live private gateway removed (state Deleting).
 pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    soft_delete(ex, "vpc_gateways", id, GATEWAY_DELETING).await
+    query::soft_delete(&mut ex.into(), "vpc_gateways", id, GATEWAY_DELETING).await
 }
 
 /// Creates a static route, Staged.
@@ -404,12 +362,12 @@ pub async fn list_routes<'a>(
 
 /// Sets the state of a live static route.
 pub async fn set_route_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
-    set_column(ex, "static_routes", id, "state", state.into()).await
+    query::set_live_state(&mut ex.into(), "static_routes", id, state).await
 }
 
 /// Marks a live static route removed (state Revoke).
 pub async fn remove_route<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    soft_delete(ex, "static_routes", id, ROUTE_REVOKE).await
+    query::soft_delete(&mut ex.into(), "static_routes", id, ROUTE_REVOKE).await
 }
 
 /// The live static routes of a VPC that go through a gateway (to refuse deleting a

@@ -311,18 +311,7 @@ pub async fn update<'a>(
 
 /// Marks a live network removed (state Destroy); false when it already was.
 pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE networks SET removed = $2, state = 'Destroy' WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(now_ms())
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    query::soft_delete(&mut ex.into(), "networks", id, "Destroy").await
 }
 
 /// The live tiers of a VPC (for the tiers-per-VPC limit).

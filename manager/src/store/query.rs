@@ -298,6 +298,28 @@ pub(crate) async fn set_live_state(
     Ok(done == 1)
 }
 
+/// `UPDATE {table} SET removed = now, state = {state} WHERE id = $1 AND
+/// removed IS NULL`: marks a live row removed; false when it already was.
+pub(crate) async fn soft_delete(
+    ex: &mut Exec<'_>,
+    table: &str,
+    id: i64,
+    state: &str,
+) -> Result<bool> {
+    let sql =
+        format!("UPDATE {table} SET removed = $2, state = $3 WHERE id = $1 AND removed IS NULL");
+    let done = on_db!(ex, c => {
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .bind(super::now_ms())
+            .bind(state)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -535,19 +535,7 @@ pub async fn set_nic_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) ->
 
 /// Marks a live NIC removed (its MAC becomes free again); false when it already was.
 pub async fn remove_nic<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE nics SET removed = $2, state = 'Deallocated' WHERE id = $1 \
-             AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(now_ms())
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    query::soft_delete(&mut ex.into(), "nics", id, "Deallocated").await
 }
 
 #[cfg(test)]

@@ -248,18 +248,7 @@ pub async fn set_source_nat_ip<'a>(
 
 /// Marks a live VPC removed (and Inactive); false when it already was.
 pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE vpc SET removed = $2, state = 'Inactive' WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(now_ms())
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    query::soft_delete(&mut ex.into(), "vpc", id, "Inactive").await
 }
 
 /// The live VPCs of an account (for the `vpc` resource limit).
