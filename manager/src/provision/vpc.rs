@@ -114,16 +114,7 @@ pub async fn ensure_router<'a>(
     if let Some(r) = super::vpc_router(ex.reborrow(), v.id).await? {
         return Ok(r);
     }
-    Ok(router::create(
-        ex,
-        router::NewRouter {
-            vpc_id: Some(v.id),
-            zone_id: v.zone_id,
-            account_id: v.account_id,
-            domain_id: v.domain_id,
-        },
-    )
-    .await?)
+    Ok(router::create(ex, new_router(v)).await?)
 }
 
 /// Starts the VPC: source-NAT address, public NIC, router started with its
@@ -288,16 +279,7 @@ async fn restart_inner(db: &Db, net: &Network, vpc_id: i64, cleanup: bool) -> Re
     // A new router with the old one's NIC layout (new MACs), started while
     // the old one still serves.
     let mut tx = db.begin().await?;
-    let new = router::create(
-        &mut tx,
-        router::NewRouter {
-            vpc_id: Some(v.id),
-            zone_id: v.zone_id,
-            account_id: v.account_id,
-            domain_id: v.domain_id,
-        },
-    )
-    .await?;
+    let new = router::create(&mut tx, new_router(&v)).await?;
     let nics = router::list_nics(
         &mut tx,
         &router::NicFilter {
@@ -339,17 +321,16 @@ async fn restart_inner(db: &Db, net: &Network, vpc_id: i64, cleanup: bool) -> Re
     Ok(())
 }
 
-/// Removes everything of an Inactive VPC, then its row (CloudStack's
-/// destroyVpc cleanup). Safe to run again after a partial failure.
-pub async fn destroy_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiError> {
+/// Marks a live VPC Inactive and destroys its routers, so that nothing serves
+/// it any more; None when the VPC is gone already.
+async fn deactivate(db: &Db, net: &Network, vpc_id: i64) -> Result<Option<vpc::Vpc>, ApiError> {
     let Some(v) = vpc::get_by_id(db, vpc_id)
         .await?
         .filter(|v| v.removed.is_none())
     else {
-        return Ok(());
+        return Ok(None);
     };
     vpc::set_state(db, v.id, vpc::STATE_INACTIVE).await?;
-    // Routers first: nothing serves the VPC afterwards.
     let routers = router::list(
         db,
         &router::RouterFilter {
@@ -363,6 +344,34 @@ pub async fn destroy_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiE
     for r in &routers {
         destroy_router(db, net, r).await?;
     }
+    Ok(Some(v))
+}
+
+/// Removes every rule `filter` selects.
+async fn remove_rules(tx: &mut store::Tx, filter: rule::RuleFilter) -> Result<(), ApiError> {
+    let rules = rule::list(&mut *tx, &filter, Page::ALL).await?.items;
+    for r in rules {
+        rule::remove(&mut *tx, r.id).await?;
+    }
+    Ok(())
+}
+
+/// The row of a new (Stopped) router for VPC `v`.
+fn new_router(v: &vpc::Vpc) -> router::NewRouter {
+    router::NewRouter {
+        vpc_id: Some(v.id),
+        zone_id: v.zone_id,
+        account_id: v.account_id,
+        domain_id: v.domain_id,
+    }
+}
+
+/// Removes everything of an Inactive VPC, then its row (CloudStack's
+/// destroyVpc cleanup). Safe to run again after a partial failure.
+pub async fn destroy_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiError> {
+    let Some(v) = deactivate(db, net, vpc_id).await? else {
+        return Ok(());
+    };
     let mut tx = db.begin().await?;
     // Rules on the VPC's addresses, then the addresses.
     let ips = vlan::list_ips(
@@ -376,19 +385,14 @@ pub async fn destroy_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiE
     .await?
     .items;
     for ip in &ips {
-        let rules = rule::list(
+        remove_rules(
             &mut tx,
-            &rule::RuleFilter {
+            rule::RuleFilter {
                 ip_address_id: Some(ip.id),
                 ..Default::default()
             },
-            Page::ALL,
         )
-        .await?
-        .items;
-        for r in rules {
-            rule::remove(&mut tx, r.id).await?;
-        }
+        .await?;
         vlan::release_ip(&mut tx, ip.id).await?;
     }
     vpc::set_source_nat_ip(&mut tx, v.id, None).await?;
@@ -493,26 +497,9 @@ pub async fn run_gc(app: Arc<App>) {
 /// account): routers first, then tiers (their vnets given back, their rules
 /// gone), then the rest as [`destroy_vpc`] does.
 pub async fn purge_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiError> {
-    let Some(v) = vpc::get_by_id(db, vpc_id)
-        .await?
-        .filter(|v| v.removed.is_none())
-    else {
+    let Some(v) = deactivate(db, net, vpc_id).await? else {
         return Ok(());
     };
-    vpc::set_state(db, v.id, vpc::STATE_INACTIVE).await?;
-    let routers = router::list(
-        db,
-        &router::RouterFilter {
-            vpc_id: Some(v.id),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
-    for r in &routers {
-        destroy_router(db, net, r).await?;
-    }
     let tiers = network::list(
         db,
         &network::NetworkFilter {
@@ -534,19 +521,14 @@ pub async fn purge_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiErr
         for vm in store::vm::vms_on_network(&mut tx, t.id).await? {
             store::vm::expunge(&mut tx, vm.id).await?;
         }
-        let rules = rule::list(
+        remove_rules(
             &mut tx,
-            &rule::RuleFilter {
+            rule::RuleFilter {
                 network_id: Some(t.id),
                 ..Default::default()
             },
-            Page::ALL,
         )
-        .await?
-        .items;
-        for r in rules {
-            rule::remove(&mut tx, r.id).await?;
-        }
+        .await?;
         store::vnet::release_for_network(&mut tx, t.id).await?;
         network::remove(&mut tx, t.id).await?;
     }
