@@ -59,6 +59,15 @@ macro_rules! job_body {
     };
 }
 
+/// The rows of `items` (filtered in memory) that `page` selects.
+pub fn page_of<T>(items: Vec<T>, page: Page) -> Vec<T> {
+    let skip = usize::try_from(page.offset.max(0)).unwrap_or(usize::MAX);
+    let take = page.limit.map_or(usize::MAX, |l| {
+        usize::try_from(l.max(0)).unwrap_or(usize::MAX)
+    });
+    items.into_iter().skip(skip).take(take).collect()
+}
+
 /// The rows a list command returns, by CloudStack's paging rules (reference
 /// §1.9): `page` and `pagesize` go together; `pagesize=-1` without `page`
 /// means all rows; `pagesize` may not exceed `default.page.size`; without

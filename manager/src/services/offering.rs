@@ -9,7 +9,7 @@ use crate::api::{ApiError, Params};
 use crate::server::registry::{
     ALL, CommandSpec, FieldSpec, Kind, ParamSpec, ParamType::*, ROOT, field, opt, req,
 };
-use crate::server::{Ctx, Reply, date, page};
+use crate::server::{Ctx, Reply, date, page, page_of};
 use crate::store::{Db, Page, offering, vpc};
 use crate::{handler, job_body, rules};
 
@@ -337,15 +337,6 @@ fn gives_all(services: &[offering::ServiceProvider], wanted: &[std::string::Stri
     wanted
         .iter()
         .all(|w| services.iter().any(|s| s.service.eq_ignore_ascii_case(w)))
-}
-
-/// Applies CloudStack's paging to rows filtered in memory.
-fn page_of<T>(items: Vec<T>, page: Page) -> Vec<T> {
-    let skip = usize::try_from(page.offset.max(0)).unwrap_or(usize::MAX);
-    let take = page.limit.map_or(usize::MAX, |l| {
-        usize::try_from(l.max(0)).unwrap_or(usize::MAX)
-    });
-    items.into_iter().skip(skip).take(take).collect()
 }
 
 /// Rows of a list with their services: paged by the store unless a filter on

@@ -20,7 +20,7 @@ use crate::rules::PortRange;
 use crate::rules::acl::{self as rule, AclProtocol, Action, TrafficType};
 use crate::server::jobs::{JobBody, JobCtx};
 use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
-use crate::server::{Reply, page};
+use crate::server::{Reply, page, page_of};
 use crate::services::owner;
 use crate::store::{Db, Page, acl, vpc};
 use crate::{handler, job_body};
@@ -649,15 +649,6 @@ job_body!(delete_item_job, |job, info| {
     acl::remove_item(db, item.id).await?;
     Ok(json!({ "success": true }))
 });
-
-/// Applies CloudStack's paging to rows filtered in memory.
-fn page_of<T>(items: Vec<T>, page: Page) -> Vec<T> {
-    let skip = usize::try_from(page.offset.max(0)).unwrap_or(usize::MAX);
-    let take = page.limit.map_or(usize::MAX, |l| {
-        usize::try_from(l.max(0)).unwrap_or(usize::MAX)
-    });
-    items.into_iter().skip(skip).take(take).collect()
-}
 
 handler!(list_items, |ctx, params| {
     let db = &ctx.app.db;

@@ -17,7 +17,7 @@ use crate::provision::{self, state};
 use crate::rules;
 use crate::server::jobs::JobBody;
 use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
-use crate::server::{App, Ctx, Reply, page};
+use crate::server::{App, Ctx, Reply, page, page_of};
 use crate::services::owner;
 use crate::store::{self, Db, Page, acl, gateway, network, offering, vpc};
 use crate::{handler, job_body};
@@ -284,15 +284,6 @@ job_body!(delete_list_job, |job, info| {
     acl::remove_list(db, list.id).await?;
     Ok(json!({ "success": true }))
 });
-
-/// Applies CloudStack's paging to rows filtered in memory.
-fn page_of<T>(items: Vec<T>, page: Page) -> Vec<T> {
-    let skip = usize::try_from(page.offset.max(0)).unwrap_or(usize::MAX);
-    let take = page.limit.map_or(usize::MAX, |l| {
-        usize::try_from(l.max(0)).unwrap_or(usize::MAX)
-    });
-    items.into_iter().skip(skip).take(take).collect()
-}
 
 handler!(list_lists, |ctx, params| {
     let db = &ctx.app.db;

@@ -15,8 +15,8 @@
 mod configuration;
 mod limits;
 
+use crate::server::page_of;
 use crate::server::registry::{CommandSpec, ParamSpec, ParamType::*, opt};
-use crate::store::Page;
 
 fn paging() -> Vec<ParamSpec> {
     vec![
@@ -33,18 +33,10 @@ pub fn commands() -> Vec<CommandSpec> {
     all
 }
 
-/// The rows of `items` that `page` selects.
-fn page_of<T>(items: Vec<T>, page: Page) -> Vec<T> {
-    let skip = usize::try_from(page.offset.max(0)).unwrap_or(usize::MAX);
-    let take = page.limit.map_or(usize::MAX, |l| {
-        usize::try_from(l.max(0)).unwrap_or(usize::MAX)
-    });
-    items.into_iter().skip(skip).take(take).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Page;
 
     #[test]
     fn pages_are_cut_from_the_list() {

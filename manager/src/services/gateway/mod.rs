@@ -14,11 +14,11 @@ mod route;
 use serde_json::{Value, json};
 
 use crate::api::ApiError;
-use crate::server::Ctx;
 use crate::server::jobs::JobBody;
 use crate::server::registry::CommandSpec;
+use crate::server::{Ctx, page_of};
 use crate::services::owner::{self, Scope};
-use crate::store::{Db, Page, account, domain, vpc};
+use crate::store::{Db, account, domain, vpc};
 
 /// The commands of this module.
 pub fn commands() -> Vec<CommandSpec> {
@@ -94,15 +94,6 @@ fn scope_filter(scope: &Scope) -> (Option<i64>, Option<String>, Option<i64>) {
         scope.domain_path_prefix.clone(),
         scope.domain_id,
     )
-}
-
-/// Applies CloudStack's paging to rows filtered in memory.
-fn page_of<T>(items: Vec<T>, page: Page) -> Vec<T> {
-    let skip = usize::try_from(page.offset.max(0)).unwrap_or(usize::MAX);
-    let take = page.limit.map_or(usize::MAX, |l| {
-        usize::try_from(l.max(0)).unwrap_or(usize::MAX)
-    });
-    items.into_iter().skip(skip).take(take).collect()
 }
 
 /// A revert after a failed push must not hide the push's error: its own

@@ -18,7 +18,7 @@ use crate::provision;
 use crate::rules;
 use crate::server::jobs::{JobBody, JobCtx};
 use crate::server::registry::{ALL, CommandSpec, Kind, ParamType::*, opt};
-use crate::server::{Ctx, Reply, page};
+use crate::server::{Ctx, Reply, page, page_of};
 use crate::services::owner::{check_access, list_params, list_scope, owner, owner_params};
 use crate::store::{Page, limit, network, vlan, vpc, zone};
 use crate::{handler, job_body};
@@ -574,15 +574,6 @@ handler!(list_ips, |ctx, params| {
     }
     Ok(Reply::List { count, items })
 });
-
-/// One page of rows filtered in memory.
-pub fn page_of<T>(items: Vec<T>, page: Page) -> Vec<T> {
-    let skip = usize::try_from(page.offset.max(0)).unwrap_or(usize::MAX);
-    let take = page.limit.map_or(usize::MAX, |l| {
-        usize::try_from(l.max(0)).unwrap_or(usize::MAX)
-    });
-    items.into_iter().skip(skip).take(take).collect()
-}
 
 #[cfg(test)]
 mod tests {

@@ -16,12 +16,12 @@ pub use physical::parse_vnet_range;
 pub use ranges::normalize_public_vlan;
 
 use crate::api::{ApiError, Params};
-use crate::server::Ctx;
 use crate::server::jobs::JobBody;
 use crate::server::registry::{
     CommandSpec, FieldSpec, Handler, Kind, ParamSpec, ParamType::*, ROOT, opt,
 };
-use crate::store::{Db, Page, zone};
+use crate::server::{Ctx, page_of};
+use crate::store::{Db, zone};
 
 /// Highest VLAN id of an 802.1Q tag.
 const MAX_VLAN: u64 = 4094;
@@ -131,13 +131,4 @@ async fn required_physnet(
     physnet_param(ctx, params, name)
         .await?
         .ok_or_else(|| ApiError::missing_param(ctx.command, name))
-}
-
-/// Applies CloudStack's paging to rows filtered in memory.
-fn page_of<T>(items: Vec<T>, page: Page) -> Vec<T> {
-    let skip = usize::try_from(page.offset.max(0)).unwrap_or(usize::MAX);
-    let take = page.limit.map_or(usize::MAX, |l| {
-        usize::try_from(l.max(0)).unwrap_or(usize::MAX)
-    });
-    items.into_iter().skip(skip).take(take).collect()
 }

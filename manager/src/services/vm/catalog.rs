@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::api::ApiError;
 use crate::handler;
 use crate::server::registry::{ALL, CommandSpec, ParamType::*, field, opt, req};
-use crate::server::{Reply, Role, date, page};
+use crate::server::{Reply, Role, date, page, page_of};
 use crate::store::{Page, vm, zone};
 
 pub(super) fn commands() -> Vec<CommandSpec> {
@@ -101,14 +101,6 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             handler: list_templates,
         },
     ]
-}
-
-fn page_of<T>(items: Vec<T>, page: Page) -> Vec<T> {
-    let skip = usize::try_from(page.offset.max(0)).unwrap_or(usize::MAX);
-    let take = page.limit.map_or(usize::MAX, |l| {
-        usize::try_from(l.max(0)).unwrap_or(usize::MAX)
-    });
-    items.into_iter().skip(skip).take(take).collect()
 }
 
 fn offering_view(o: &vm::ServiceOffering) -> Value {
