@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
+use tokio::sync::OwnedMutexGuard;
 
 use super::md5::md5_hex;
 use super::{
@@ -20,7 +21,7 @@ use crate::rules::PortRange;
 use crate::rules::acl::{self as rule, AclProtocol, Action, TrafficType};
 use crate::server::jobs::{JobBody, JobCtx};
 use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
-use crate::server::{Reply, page, page_of};
+use crate::server::{Ctx, Reply, page, page_of};
 use crate::services::owner;
 use crate::store::{Db, Page, acl, vpc};
 use crate::{handler, job_body};
@@ -360,30 +361,65 @@ fn merged(
     Ok(stored(&checked, item.acl_id, reason))
 }
 
+/// The list of an item.
+async fn list_of(db: &Db, item: &acl::AclItem) -> Result<acl::AclList, ApiError> {
+    acl::get_by_id(db, item.acl_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("an ACL item's list is gone"))
+}
+
 /// The live item named by `id` with its list (431 when it names none).
 async fn item_param(db: &Db, id: &str) -> Result<(acl::AclItem, acl::AclList), ApiError> {
     let item = acl::item_by_uuid(db, id)
         .await?
         .filter(|i| i.removed.is_none())
         .ok_or_else(|| ApiError::invalid_id("id", id))?;
-    let list = acl::get_by_id(db, item.acl_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("an ACL item's list is gone"))?;
+    let list = list_of(db, &item).await?;
     Ok((item, list))
 }
 
-/// The item and list of a job, as they are now.
-async fn job_item(job: &JobCtx, info: &Value) -> Result<(acl::AclItem, acl::AclList), ApiError> {
+/// What an item job works on: its VPC (locked while this lives), and the
+/// item and its list as they are once the lock is held.
+struct ItemJob {
+    _guard: OwnedMutexGuard<()>,
+    vpc_id: i64,
+    item: acl::AclItem,
+    list: acl::AclList,
+}
+
+/// Locks the job's VPC, then reads its item and list.
+async fn job_item(job: &JobCtx, info: &Value) -> Result<ItemJob, ApiError> {
     let db = &job.app.db;
+    let vpc_id = info["vpc_id"].as_i64().unwrap_or_default();
+    let _guard = job.app.network.lock_vpc(vpc_id).await;
     let id = info["id"].as_i64().unwrap_or_default();
     let item = acl::item_by_id(db, id)
         .await?
         .filter(|i| i.removed.is_none())
         .ok_or_else(|| ApiError::param("The ACL item was deleted meanwhile"))?;
-    let list = acl::get_by_id(db, item.acl_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("an ACL item's list is gone"))?;
-    Ok((item, list))
+    let list = list_of(db, &item).await?;
+    Ok(ItemJob {
+        _guard,
+        vpc_id,
+        item,
+        list,
+    })
+}
+
+/// Submits the job of a change to `item` of a list of VPC `vpc_id` (info:
+/// `id`, `vpc_id` and, when given, `fields`).
+async fn submit_item_job(
+    ctx: &Ctx,
+    item: &acl::AclItem,
+    vpc_id: i64,
+    fields: Option<Value>,
+) -> Result<std::string::String, ApiError> {
+    let mut info = json!({ "id": item.id, "vpc_id": vpc_id });
+    if let Some(fields) = fields {
+        info["fields"] = fields;
+    }
+    ctx.submit_job(info, Some(("NetworkAclItem", &item.uuid)), vpc_sync(vpc_id))
+        .await
 }
 
 /// `{"networkacl": ...}` of the live item `id`.
@@ -424,14 +460,7 @@ handler!(create_item, |ctx, params| {
     let checked = checked_new(&fields, &numbers_taken(&items, None))?;
     let reason = fields["reason"].as_str().map(str::to_string);
     let item = acl::create_item(db, stored(&checked, list.id, reason)).await?;
-    let submitted = ctx
-        .submit_job(
-            json!({ "id": item.id, "vpc_id": v.id }),
-            Some(("NetworkAclItem", &item.uuid)),
-            vpc_sync(v.id),
-        )
-        .await;
-    match submitted {
+    match submit_item_job(ctx, &item, v.id, None).await {
         Ok(job_id) => Ok(Reply::Created {
             id: item.uuid,
             job_id,
@@ -449,9 +478,12 @@ handler!(create_item, |ctx, params| {
 job_body!(create_item_job, |job, info| {
     let app = &job.app;
     let db = &app.db;
-    let vpc_id = info["vpc_id"].as_i64().unwrap_or_default();
-    let _guard = app.network.lock_vpc(vpc_id).await;
-    let (item, list) = job_item(job, info).await?;
+    let ItemJob {
+        _guard,
+        vpc_id,
+        item,
+        list,
+    } = job_item(job, info).await?;
     let on_router = list_on_router(db, vpc_id, &list).await?;
     let mut tx = db.begin().await?;
     acl::set_item_state(&mut tx, item.id, acl::ITEM_ADD).await?;
@@ -474,22 +506,19 @@ handler!(update_item, |ctx, params| {
     // Checked now for an immediate answer, and again in the job.
     let items = items_of(db, list.id).await?;
     merged(&item, &fields, &numbers_taken(&items, Some(item.id)))?;
-    let job_id = ctx
-        .submit_job(
-            json!({ "id": item.id, "vpc_id": v.id, "fields": fields }),
-            Some(("NetworkAclItem", &item.uuid)),
-            vpc_sync(v.id),
-        )
-        .await?;
+    let job_id = submit_item_job(ctx, &item, v.id, Some(fields)).await?;
     Ok(Reply::Job { job_id })
 });
 
 job_body!(update_item_job, |job, info| {
     let app = &job.app;
     let db = &app.db;
-    let vpc_id = info["vpc_id"].as_i64().unwrap_or_default();
-    let _guard = app.network.lock_vpc(vpc_id).await;
-    let (item, list) = job_item(job, info).await?;
+    let ItemJob {
+        _guard,
+        vpc_id,
+        item,
+        list,
+    } = job_item(job, info).await?;
     let items = items_of(db, list.id).await?;
     let new = merged(
         &item,
@@ -572,22 +601,19 @@ handler!(move_item, |ctx, params| {
         "aclconsistencyhash": params.string("aclconsistencyhash")?,
     });
     renumbering(&items_of(db, list.id).await?, &item, &fields)?;
-    let job_id = ctx
-        .submit_job(
-            json!({ "id": item.id, "vpc_id": v.id, "fields": fields }),
-            Some(("NetworkAclItem", &item.uuid)),
-            vpc_sync(v.id),
-        )
-        .await?;
+    let job_id = submit_item_job(ctx, &item, v.id, Some(fields)).await?;
     Ok(Reply::Job { job_id })
 });
 
 job_body!(move_item_job, |job, info| {
     let app = &job.app;
     let db = &app.db;
-    let vpc_id = info["vpc_id"].as_i64().unwrap_or_default();
-    let _guard = app.network.lock_vpc(vpc_id).await;
-    let (item, list) = job_item(job, info).await?;
+    let ItemJob {
+        _guard,
+        vpc_id,
+        item,
+        list,
+    } = job_item(job, info).await?;
     let items = items_of(db, list.id).await?;
     let changes = renumbering(&items, &item, &info["fields"])?;
     if changes.is_empty() {
@@ -616,22 +642,19 @@ handler!(delete_item, |ctx, params| {
     let id = params.required_uuid(ctx.command, "id")?.to_string();
     let (item, list) = item_param(db, &id).await?;
     let v = mutable_list_vpc(ctx, &list).await?;
-    let job_id = ctx
-        .submit_job(
-            json!({ "id": item.id, "vpc_id": v.id }),
-            Some(("NetworkAclItem", &item.uuid)),
-            vpc_sync(v.id),
-        )
-        .await?;
+    let job_id = submit_item_job(ctx, &item, v.id, None).await?;
     Ok(Reply::Job { job_id })
 });
 
 job_body!(delete_item_job, |job, info| {
     let app = &job.app;
     let db = &app.db;
-    let vpc_id = info["vpc_id"].as_i64().unwrap_or_default();
-    let _guard = app.network.lock_vpc(vpc_id).await;
-    let (item, list) = job_item(job, info).await?;
+    let ItemJob {
+        _guard,
+        vpc_id,
+        item,
+        list,
+    } = job_item(job, info).await?;
     let on_router = list_on_router(db, vpc_id, &list).await?;
     // Revoked first: the pushed list leaves it out; removed once the
     // router has the list without it.
