@@ -32,6 +32,21 @@ fn ipv4(what: &str, text: &str) -> Result<Ipv4Addr, ApiError> {
     text.trim().parse().map_err(|_| corrupt(what, text))
 }
 
+/// An optional stored address (a NIC's address or gateway), parsed.
+fn ipv4_opt(what: &str, text: Option<&str>) -> Result<Option<Ipv4Addr>, ApiError> {
+    text.map(|t| ipv4(what, t)).transpose()
+}
+
+/// The VPC's allocated public addresses.
+async fn allocated_ips(db: &Db, vpc_id: i64) -> Result<Vec<vlan::PublicIp>, ApiError> {
+    let filter = vlan::PublicIpFilter {
+        vpc_id: Some(vpc_id),
+        state: Some(vlan::IP_ALLOCATED.into()),
+        ..Default::default()
+    };
+    Ok(vlan::list_ips(db, &filter, Page::ALL).await?.items)
+}
+
 fn prefix(netmask: Option<&str>) -> Result<u8, ApiError> {
     let mask = netmask.unwrap_or("255.255.255.255");
     netmask_to_prefix(mask).ok_or_else(|| corrupt("netmask", mask))
@@ -76,16 +91,7 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
     let Some(v) = vpc::get_by_id(db, vpc_id).await? else {
         return Ok(None);
     };
-    let nics = router::list_nics(
-        db,
-        &router::NicFilter {
-            owner: Some(router::NicOwner::Router(r.id)),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
+    let nics = router::nics_of(db, router::NicOwner::Router(r.id)).await?;
     let networks = network::list(
         db,
         &network::NetworkFilter {
@@ -111,17 +117,9 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
                 NicRole::Public => broadcast_uri.or_else(|| Some("untagged".into())),
                 _ => broadcast_uri,
             },
-            ip: n
-                .ip4_address
-                .as_deref()
-                .map(|ip| ipv4("NIC address", ip).map(IpAddr::V4))
-                .transpose()?,
+            ip: ipv4_opt("NIC address", n.ip4_address.as_deref())?.map(IpAddr::V4),
             prefix: prefix(n.netmask.as_deref())?,
-            gateway: n
-                .gateway
-                .as_deref()
-                .map(|ip| ipv4("NIC gateway", ip).map(IpAddr::V4))
-                .transpose()?,
+            gateway: ipv4_opt("NIC gateway", n.gateway.as_deref())?.map(IpAddr::V4),
             mtu: 0,
         });
     }
@@ -378,17 +376,7 @@ async fn load_public_ips(
     let Some(public_nic) = nics.iter().find(|n| n.role == router::ROLE_PUBLIC) else {
         return Ok(Vec::new());
     };
-    let ips = vlan::list_ips(
-        db,
-        &vlan::PublicIpFilter {
-            vpc_id: Some(v.id),
-            state: Some(vlan::IP_ALLOCATED.into()),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
+    let ips = allocated_ips(db, v.id).await?;
     let mut views = Vec::new();
     for ip in ips {
         let range = vlan::range_by_id(db, ip.vlan_db_id)
@@ -577,17 +565,7 @@ async fn load_rules(
 
 /// Static NAT: every address of the VPC with one-to-one NAT and a VM address.
 async fn public_ips_static_nat(db: &Db, vpc_id: i64) -> Result<Vec<StaticNatView>, ApiError> {
-    let ips = vlan::list_ips(
-        db,
-        &vlan::PublicIpFilter {
-            vpc_id: Some(vpc_id),
-            state: Some(vlan::IP_ALLOCATED.into()),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
+    let ips = allocated_ips(db, vpc_id).await?;
     let mut views = Vec::new();
     for ip in ips.into_iter().filter(|ip| ip.one_to_one_nat) {
         let Some(vm_ip) = ip.vm_ip.as_deref() else {
@@ -606,16 +584,7 @@ async fn public_ips_static_nat(db: &Db, vpc_id: i64) -> Result<Vec<StaticNatView
 /// A VM as the driver runs it: its NICs with their tiers' bridges.
 pub async fn vm_view(db: &Db, v: &vm::Vm) -> Result<crate::orchestration::model::VmView, ApiError> {
     use crate::orchestration::model::{VmNicView, VmView};
-    let nics = router::list_nics(
-        db,
-        &router::NicFilter {
-            owner: Some(router::NicOwner::Vm(v.id)),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
+    let nics = router::nics_of(db, router::NicOwner::Vm(v.id)).await?;
     let mut views = Vec::new();
     for n in &nics {
         let (network_id, broadcast_uri) = network_of(db, n.network_id, &[]).await?;
@@ -624,17 +593,9 @@ pub async fn vm_view(db: &Db, v: &vm::Vm) -> Result<crate::orchestration::model:
             mac: n.mac_address.clone(),
             network_id,
             broadcast_uri,
-            ip: n
-                .ip4_address
-                .as_deref()
-                .map(|ip| ipv4("VM address", ip))
-                .transpose()?,
+            ip: ipv4_opt("VM address", n.ip4_address.as_deref())?,
             prefix: prefix(n.netmask.as_deref())?,
-            gateway: n
-                .gateway
-                .as_deref()
-                .map(|ip| ipv4("VM gateway", ip))
-                .transpose()?,
+            gateway: ipv4_opt("VM gateway", n.gateway.as_deref())?,
             default: n.device_index == 0,
         });
     }

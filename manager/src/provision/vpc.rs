@@ -280,16 +280,7 @@ async fn restart_inner(db: &Db, net: &Network, vpc_id: i64, cleanup: bool) -> Re
     // the old one still serves.
     let mut tx = db.begin().await?;
     let new = router::create(&mut tx, new_router(&v)).await?;
-    let nics = router::list_nics(
-        &mut tx,
-        &router::NicFilter {
-            owner: Some(router::NicOwner::Router(old.id)),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
+    let nics = router::nics_of(&mut tx, router::NicOwner::Router(old.id)).await?;
     for n in nics {
         router::create_nic(
             &mut tx,

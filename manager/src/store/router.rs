@@ -528,6 +528,15 @@ pub async fn list_nics<'a>(
     .await
 }
 
+/// The live NICs of a router or VM, by device index.
+pub async fn nics_of<'a>(ex: impl Into<Exec<'a>>, owner: NicOwner) -> Result<Vec<Nic>> {
+    let filter = NicFilter {
+        owner: Some(owner),
+        ..Default::default()
+    };
+    Ok(list_nics(ex, &filter, Page::ALL).await?.items)
+}
+
 /// Sets the state of a live NIC.
 pub async fn set_nic_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
     query::set_live_state(&mut ex.into(), "nics", id, state).await

@@ -229,11 +229,7 @@ pub fn check_same_owner(v: &vm::Vm, owner_account: i64, what: &str) -> Result<()
 
 /// The VM's live NICs, with their tiers.
 pub async fn vm_nics(db: &Db, vm_id: i64) -> Result<Vec<router::Nic>, ApiError> {
-    let filter = router::NicFilter {
-        owner: Some(router::NicOwner::Vm(vm_id)),
-        ..Default::default()
-    };
-    Ok(router::list_nics(db, &filter, Page::ALL).await?.items)
+    Ok(router::nics_of(db, router::NicOwner::Vm(vm_id)).await?)
 }
 
 /// The tier a new rule on the IP goes to (§3.5): the IP's tier when bound,

@@ -20,7 +20,7 @@ use crate::server::registry::{
 };
 use crate::server::{Ctx, Role, date};
 use crate::services::owner;
-use crate::store::{Db, Page, account, domain, network, router, vm, vpc, zone};
+use crate::store::{Db, account, domain, network, router, vm, vpc, zone};
 
 fn vm_fields() -> Vec<FieldSpec> {
     vec![
@@ -229,16 +229,7 @@ pub async fn nics_of<'a>(
     ex: impl Into<crate::store::Exec<'a>>,
     vm_id: i64,
 ) -> Result<Vec<router::Nic>, ApiError> {
-    Ok(router::list_nics(
-        ex,
-        &router::NicFilter {
-            owner: Some(router::NicOwner::Vm(vm_id)),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items)
+    Ok(router::nics_of(ex, router::NicOwner::Vm(vm_id)).await?)
 }
 
 /// The VPC a VM's tiers belong to (a VM is in one VPC), if it has NICs.

@@ -120,16 +120,7 @@ pub async fn router_view(db: &Db, r: &router::Router, admin: bool) -> Result<Val
         Some(id) => vpc::get_by_id(db, id).await?,
         None => None,
     };
-    let nics = router::list_nics(
-        db,
-        &router::NicFilter {
-            owner: Some(router::NicOwner::Router(r.id)),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
+    let nics = router::nics_of(db, router::NicOwner::Router(r.id)).await?;
     let mut nic_views = Vec::new();
     let mut public = None;
     for n in &nics {
