@@ -338,15 +338,6 @@ async fn deactivate(db: &Db, net: &Network, vpc_id: i64) -> Result<Option<vpc::V
     Ok(Some(v))
 }
 
-/// Removes every rule `filter` selects.
-async fn remove_rules(tx: &mut store::Tx, filter: rule::RuleFilter) -> Result<(), ApiError> {
-    let rules = rule::list(&mut *tx, &filter, Page::ALL).await?.items;
-    for r in rules {
-        rule::remove(&mut *tx, r.id).await?;
-    }
-    Ok(())
-}
-
 /// The row of a new (Stopped) router for VPC `v`.
 fn new_router(v: &vpc::Vpc) -> router::NewRouter {
     router::NewRouter {
@@ -376,9 +367,9 @@ pub async fn destroy_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiE
     .await?
     .items;
     for ip in &ips {
-        remove_rules(
+        rule::remove_all(
             &mut tx,
-            rule::RuleFilter {
+            &rule::RuleFilter {
                 ip_address_id: Some(ip.id),
                 ..Default::default()
             },
@@ -512,9 +503,9 @@ pub async fn purge_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiErr
         for vm in store::vm::vms_on_network(&mut tx, t.id).await? {
             store::vm::expunge(&mut tx, vm.id).await?;
         }
-        remove_rules(
+        rule::remove_all(
             &mut tx,
-            rule::RuleFilter {
+            &rule::RuleFilter {
                 network_id: Some(t.id),
                 ..Default::default()
             },

@@ -232,6 +232,16 @@ pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Res
     query::set_live_state(&mut ex.into(), "firewall_rules", id, state).await
 }
 
+/// Marks every live rule `filter` selects removed (as [`remove`]); how many.
+pub async fn remove_all<'a>(ex: impl Into<Exec<'a>>, filter: &RuleFilter) -> Result<usize> {
+    let mut ex = ex.into();
+    let rules = list(ex.reborrow(), filter, Page::ALL).await?.items;
+    for r in &rules {
+        remove(ex.reborrow(), r.id).await?;
+    }
+    Ok(rules.len())
+}
+
 /// Marks a live rule removed (state Revoke); a load balancer's members go with it.
 pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
     atomically(ex.into(), move |tx| {

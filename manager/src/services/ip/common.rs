@@ -372,6 +372,24 @@ pub async fn push_lb_rules(app: &App, vpc_id: i64, g: Option<Generation>) -> Res
     .await
 }
 
+/// Pushes the VPC's port forwarding, static NAT and load balancer lists
+/// (after rules of several kinds went at once).
+pub async fn push_nat_and_lb(
+    app: &App,
+    vpc_id: i64,
+    g: Option<Generation>,
+) -> Result<(), ApiError> {
+    provision::push(&app.db, &app.network, vpc_id, g, |e, s, g| {
+        Box::pin(async move {
+            e.apply_port_forwards(&s.router, g, &s.port_forwards)
+                .await?;
+            e.apply_static_nats(&s.router, g, &s.static_nats).await?;
+            e.apply_lb_rules(&s.router, g, &s.lb_rules).await
+        })
+    })
+    .await
+}
+
 /// Associates one held IP of the VPC on its router (IpAssoc add=true).
 pub async fn push_ip(
     app: &App,

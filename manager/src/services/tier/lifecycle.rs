@@ -5,11 +5,11 @@ use serde_json::json;
 
 use super::{network_result, tier_param};
 use crate::api::ApiError;
-use crate::orchestration::{Lb, PortForwarding, StaticNat};
 use crate::provision::{self, tier as tiers};
 use crate::server::jobs::JobBody;
 use crate::server::registry::Handler;
 use crate::server::{Reply, Role};
+use crate::services::ip::common;
 use crate::store::{Page, network, rule, vlan, vm, vnet, vpc};
 use crate::{handler, job_body, rules};
 
@@ -131,19 +131,14 @@ job_body!(delete_network_job, |job, info| {
 
     let mut tx = db.begin().await?;
     vpc::lock(&mut tx, vpc_id).await?;
-    let rules_of_tier = rule::list(
+    let rules_of_tier = rule::remove_all(
         &mut tx,
         &rule::RuleFilter {
             network_id: Some(t.id),
             ..Default::default()
         },
-        Page::ALL,
     )
-    .await?
-    .items;
-    for r in &rules_of_tier {
-        rule::remove(&mut tx, r.id).await?;
-    }
+    .await?;
     let ips = vlan::list_ips(
         &mut tx,
         &vlan::PublicIpFilter {
@@ -163,7 +158,7 @@ job_body!(delete_network_job, |job, info| {
     vnet::release_for_network(&mut tx, t.id).await?;
     network::remove(&mut tx, t.id).await?;
     // Addresses only leave the tier; removed rules also leave the router.
-    let changed_rules = !rules_of_tier.is_empty();
+    let changed_rules = rules_of_tier > 0;
     let generation = if changed_rules {
         provision::bump(&mut tx, vpc_id).await?
     } else {
@@ -171,27 +166,11 @@ job_body!(delete_network_job, |job, info| {
     };
     tx.commit().await?;
 
-    if changed_rules {
-        let pushed = provision::push(db, &app.network, vpc_id, generation, |element, state, g| {
-            Box::pin(async move {
-                element
-                    .apply_port_forwards(&state.router, g, &state.port_forwards)
-                    .await?;
-                element
-                    .apply_static_nats(&state.router, g, &state.static_nats)
-                    .await?;
-                element
-                    .apply_lb_rules(&state.router, g, &state.lb_rules)
-                    .await
-            })
-        })
-        .await;
-        if let Err(e) = pushed {
-            // The tier is gone; the router keeps stale rules until the VPC
-            // is restarted, which the flag asks for.
-            tracing::warn!(network = %t.uuid, error = %e.text, "withdrawing a deleted tier's rules failed");
-            vpc::set_restart_required(db, vpc_id, true).await?;
-        }
+    if changed_rules && let Err(e) = common::push_nat_and_lb(app, vpc_id, generation).await {
+        // The tier is gone; the router keeps stale rules until the VPC is
+        // restarted, which the flag asks for.
+        tracing::warn!(network = %t.uuid, error = %e.text, "withdrawing a deleted tier's rules failed");
+        vpc::set_restart_required(db, vpc_id, true).await?;
     }
     Ok(json!({ "success": true }))
 });

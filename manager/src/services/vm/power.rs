@@ -8,11 +8,12 @@ use serde_json::json;
 
 use super::{nics_of, sees_admin_fields, sync_object, vm_param, vm_result};
 use crate::api::ApiError;
-use crate::orchestration::{Lb, PortForwarding, RouterDriver, StaticNat};
+use crate::orchestration::RouterDriver;
 use crate::provision::{self, tier as tiers};
 use crate::server::jobs::JobBody;
 use crate::server::registry::Handler;
 use crate::server::{App, Reply, Role};
+use crate::services::ip::common;
 use crate::store::{Page, config, network, rule, vlan, vm, vpc};
 use crate::{handler, job_body};
 
@@ -181,19 +182,14 @@ async fn release_vm_rules(app: &App, v: &vm::Vm) -> Result<(), ApiError> {
     let _guard = app.network.lock_vpc(vpc_id).await;
     let mut tx = db.begin().await?;
     vpc::lock(&mut tx, vpc_id).await?;
-    let forwards = rule::list(
+    let forwards = rule::remove_all(
         &mut tx,
         &rule::RuleFilter {
             vm_id: Some(v.id),
             ..Default::default()
         },
-        Page::ALL,
     )
-    .await?
-    .items;
-    for r in &forwards {
-        rule::remove(&mut tx, r.id).await?;
-    }
+    .await?;
     let nats = vlan::list_ips(
         &mut tx,
         &vlan::PublicIpFilter {
@@ -227,27 +223,13 @@ async fn release_vm_rules(app: &App, v: &vm::Vm) -> Result<(), ApiError> {
             }
         }
     }
-    if forwards.is_empty() && nats.is_empty() && members == 0 {
+    if forwards == 0 && nats.is_empty() && members == 0 {
         tx.commit().await?;
         return Ok(());
     }
     let generation = provision::bump(&mut tx, vpc_id).await?;
     tx.commit().await?;
-    let pushed = provision::push(db, &app.network, vpc_id, generation, |element, state, g| {
-        Box::pin(async move {
-            element
-                .apply_port_forwards(&state.router, g, &state.port_forwards)
-                .await?;
-            element
-                .apply_static_nats(&state.router, g, &state.static_nats)
-                .await?;
-            element
-                .apply_lb_rules(&state.router, g, &state.lb_rules)
-                .await
-        })
-    })
-    .await;
-    if let Err(e) = pushed {
+    if let Err(e) = common::push_nat_and_lb(app, vpc_id, generation).await {
         // The VM goes anyway; the router keeps stale rules until the VPC is
         // restarted, which the flag asks for.
         tracing::warn!(vm = %v.uuid, error = %e.text, "withdrawing an expunged VM's rules failed");
