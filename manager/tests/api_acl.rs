@@ -8,7 +8,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::api::{BOGUS, Client, job_ok, on_both_backends, refused, run_job};
-use support::vpc::{account_in, create_tier, create_vpc, user, zone_env};
+use support::vpc::{account_in, create_tier, create_vpc, deploy_vm, user, zone_env};
 use vpc_manager::orchestration::{AgentCommand, AgentError};
 use vpc_proto::v1 as pb;
 
@@ -883,9 +883,6 @@ on_both_backends!(
     }
 );
 
-const SMALL: &str = "4c3e1a52-0001-4b8e-8d1f-5e0a00000001";
-const TEMPLATE: &str = "4c3e1a52-0101-4b8e-8d1f-5e0a00000101";
-
 /// A tier of `vpc` using ACL list `acl`; returns its id.
 async fn tier_with(
     admin: &Client,
@@ -950,18 +947,7 @@ on_both_backends!(
         let mut tier_nics = Vec::new();
         for (tier, name) in [(&web, "w1"), (&app, "a1")] {
             m.agent.clear();
-            job_ok(
-                &admin,
-                "deployVirtualMachine",
-                &[
-                    ("zoneid", &env.zone),
-                    ("serviceofferingid", SMALL),
-                    ("templateid", TEMPLATE),
-                    ("networkids", tier),
-                    ("name", name),
-                ],
-            )
-            .await;
+            deploy_vm(&admin, &env, tier, name).await;
             let pushed = acls(&m.agent.commands());
             assert_eq!(pushed.len(), 1, "{:?}", m.agent.rpcs());
             assert_eq!(pushed[0].1.acl_name, "shared");

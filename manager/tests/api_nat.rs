@@ -8,7 +8,7 @@ mod support;
 
 use serde_json::Value;
 use support::api::{BOGUS, Client, TestManager, job_ok, on_both_backends, refused, run_job};
-use support::vpc::{Env, create_tier, create_vpc, user, zone_env};
+use support::vpc::{create_tier, create_vpc, deploy_vm_addr as deploy, user, zone_env};
 use vpc_manager::orchestration::{AgentCommand, AgentError};
 use vpc_proto::v1 as pb;
 
@@ -16,31 +16,6 @@ use vpc_proto::v1 as pb;
 type OwnedCase<'a> = (Vec<(&'a str, String)>, u16, &'a str);
 /// A refused call: its parameters, the expected code and a piece of the text.
 type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
-
-const SMALL: &str = "4c3e1a52-0001-4b8e-8d1f-5e0a00000001";
-const TEMPLATE: &str = "4c3e1a52-0101-4b8e-8d1f-5e0a00000101";
-
-/// Deploys a VM into `networks` (comma-separated tiers); returns (id, address
-/// in the first tier).
-async fn deploy(client: &Client, env: &Env, networks: &str, name: &str) -> (String, String) {
-    let vm = job_ok(
-        client,
-        "deployVirtualMachine",
-        &[
-            ("zoneid", &env.zone),
-            ("serviceofferingid", SMALL),
-            ("templateid", TEMPLATE),
-            ("networkids", networks),
-            ("name", name),
-        ],
-    )
-    .await["virtualmachine"]
-        .clone();
-    (
-        vm["id"].as_str().unwrap().to_string(),
-        vm["nic"][0]["ipaddress"].as_str().unwrap().to_string(),
-    )
-}
 
 /// Acquires an address for the VPC; returns (id, address).
 async fn acquire(client: &Client, vpc: &str) -> (String, String) {

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use support::api::{BOGUS, Client, id, job_ok, on_both_backends, refused, run_job};
-use support::vpc::{Env, account_in, create_tier, create_vpc, user, zone_env};
+use support::vpc::{Env, account_in, create_tier, create_vpc, deploy_vm as deploy, user, zone_env};
 use vpc_manager::orchestration::AgentCommand;
 use vpc_manager::orchestration::recording::DriverCall;
 
@@ -439,26 +439,6 @@ on_both_backends!(
         assert_eq!(code, 531);
     }
 );
-
-const SMALL: &str = "4c3e1a52-0001-4b8e-8d1f-5e0a00000001";
-const TEMPLATE: &str = "4c3e1a52-0101-4b8e-8d1f-5e0a00000101";
-
-/// Deploys a VM named `name` in `tier`; returns the job's VM.
-async fn deploy(client: &Client, env: &Env, tier: &str, name: &str) -> Value {
-    job_ok(
-        client,
-        "deployVirtualMachine",
-        &[
-            ("zoneid", env.zone.as_str()),
-            ("serviceofferingid", SMALL),
-            ("templateid", TEMPLATE),
-            ("networkids", tier),
-            ("name", name),
-        ],
-    )
-    .await["virtualmachine"]
-        .clone()
-}
 
 fn rpcs_and_generations(m: &support::api::TestManager) -> Vec<(&'static str, u64)> {
     m.agent

@@ -8,23 +8,11 @@ mod support;
 
 use serde_json::Value;
 use support::api::{BOGUS, Client, TestManager, job_ok, on_both_backends, refused, run_job};
-use support::vpc::{Env, create_tier, create_vpc, user, zone_env};
+use support::vpc::{SMALL, TEMPLATE, create_tier, create_vpc, user, vm_params, zone_env};
 use vpc_manager::orchestration::recording::DriverCall;
 use vpc_manager::orchestration::{AgentCommand, AgentError};
 
-const SMALL: &str = "4c3e1a52-0001-4b8e-8d1f-5e0a00000001";
-const TEMPLATE: &str = "4c3e1a52-0101-4b8e-8d1f-5e0a00000101";
 const DEFAULT_ALLOW: &str = "8f1c2f4e-0002-4d6a-9e5b-6c1d00000002";
-
-fn deploy_params<'a>(env: &'a Env, networks: &'a str, name: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("zoneid", env.zone.as_str()),
-        ("serviceofferingid", SMALL),
-        ("templateid", TEMPLATE),
-        ("networkids", networks),
-        ("name", name),
-    ]
-}
 
 fn with<'a>(
     mut p: Vec<(&'a str, &'a str)>,
@@ -178,7 +166,7 @@ on_both_backends!(
 
         // The first VM: the tier is implemented (vnet 100, the router's NIC with
         // the gateway, the tier and its ACL), then the VM's lease is pushed.
-        let vm1 = deploy(&alice, &deploy_params(&env, &web_id, "vm1")).await;
+        let vm1 = deploy(&alice, &vm_params(&env, &web_id, "vm1")).await;
         assert_eq!(vm1["name"], "vm1");
         assert_eq!(vm1["displayname"], "vm1");
         assert_eq!(vm1["state"], "Running");
@@ -260,11 +248,7 @@ on_both_backends!(
         m.agent.clear();
         let vm2 = deploy(
             &alice,
-            &with(
-                deploy_params(&env, &web_id, "vm2"),
-                "ipaddress",
-                "10.1.1.50",
-            ),
+            &with(vm_params(&env, &web_id, "vm2"), "ipaddress", "10.1.1.50"),
         )
         .await;
         assert_eq!(vm2["nic"][0]["ipaddress"], "10.1.1.50");
@@ -285,7 +269,7 @@ on_both_backends!(
             let (code, text) = refused(
                 &alice,
                 "deployVirtualMachine",
-                &with(deploy_params(&env, &web_id, "vmx"), "ipaddress", ip),
+                &with(vm_params(&env, &web_id, "vmx"), "ipaddress", ip),
             )
             .await;
             assert_eq!(code, 533, "{ip}");
@@ -297,7 +281,7 @@ on_both_backends!(
         let (code, _) = refused(
             &alice,
             "deployVirtualMachine",
-            &with(deploy_params(&env, &web_id, "vmx"), "ipaddress", "10.1.1.x"),
+            &with(vm_params(&env, &web_id, "vmx"), "ipaddress", "10.1.1.x"),
         )
         .await;
         assert_eq!(code, 431);
@@ -305,7 +289,7 @@ on_both_backends!(
         let (code, text) = refused(
             &alice,
             "deployVirtualMachine",
-            &deploy_params(&env, &web_id, "vm1"),
+            &vm_params(&env, &web_id, "vm1"),
         )
         .await;
         assert_eq!(code, 431);
@@ -313,7 +297,7 @@ on_both_backends!(
         let (code, text) = refused(
             &alice,
             "deployVirtualMachine",
-            &deploy_params(&env, &web_id, "1vm"),
+            &vm_params(&env, &web_id, "1vm"),
         )
         .await;
         assert_eq!(code, 431);
@@ -323,13 +307,13 @@ on_both_backends!(
             let (code, text) = refused(
                 &alice,
                 "deployVirtualMachine",
-                &with(deploy_params(&env, &web_id, "vmx"), key, BOGUS),
+                &with(vm_params(&env, &web_id, "vmx"), key, BOGUS),
             )
             .await;
             assert_eq!(code, 431, "{key}");
             assert!(text.contains(BOGUS), "{key}: {text}");
         }
-        let no_tier: Vec<_> = deploy_params(&env, &web_id, "vmx")
+        let no_tier: Vec<_> = vm_params(&env, &web_id, "vmx")
             .into_iter()
             .filter(|(k, _)| *k != "networkids")
             .collect();
@@ -344,7 +328,7 @@ on_both_backends!(
         let (code, _) = refused(
             &bob,
             "deployVirtualMachine",
-            &deploy_params(&env, &web_id, "b1"),
+            &vm_params(&env, &web_id, "b1"),
         )
         .await;
         assert_eq!(code, 531);
@@ -353,7 +337,7 @@ on_both_backends!(
             .unwrap()
             .to_string();
         let for_bob = with(
-            with(deploy_params(&env, &web_id, "b1"), "account", "bob"),
+            with(vm_params(&env, &web_id, "b1"), "account", "bob"),
             "domainid",
             &bob_domain,
         );
@@ -374,7 +358,7 @@ on_both_backends!(
         let (code, text) = refused(
             &alice,
             "deployVirtualMachine",
-            &deploy_params(&env, &both, "vmx"),
+            &vm_params(&env, &both, "vmx"),
         )
         .await;
         assert_eq!(code, 431);
@@ -421,11 +405,7 @@ on_both_backends!(
         let (code, text) = refused(
             &alice,
             "deployVirtualMachine",
-            &with(
-                deploy_params(&env, &web_id, "vmx"),
-                "ipaddress",
-                "10.1.1.50",
-            ),
+            &with(vm_params(&env, &web_id, "vmx"), "ipaddress", "10.1.1.50"),
         )
         .await;
         assert_eq!(code, 533, "a stopped VM keeps its address: {text}");
@@ -482,15 +462,11 @@ on_both_backends!(
         // Its address and its name are free again.
         let again = deploy(
             &alice,
-            &with(
-                deploy_params(&env, &web_id, "vm2"),
-                "ipaddress",
-                "10.1.1.50",
-            ),
+            &with(vm_params(&env, &web_id, "vm2"), "ipaddress", "10.1.1.50"),
         )
         .await;
         assert_eq!(again["nic"][0]["ipaddress"], "10.1.1.50");
-        let vm3 = deploy(&alice, &deploy_params(&env, &web_id, "vm3")).await;
+        let vm3 = deploy(&alice, &vm_params(&env, &web_id, "vm3")).await;
         assert_eq!(vm3["nic"][0]["ipaddress"], "10.1.1.3");
     }
 );
@@ -512,7 +488,7 @@ on_both_backends!(
         // startvm=false: the VM and its NIC exist, nothing reaches the router.
         let quiet = deploy(
             &alice,
-            &with(deploy_params(&env, &db_id, "quiet"), "startvm", "false"),
+            &with(vm_params(&env, &db_id, "quiet"), "startvm", "false"),
         )
         .await;
         assert_eq!(quiet["state"], "Stopped");
@@ -550,7 +526,7 @@ on_both_backends!(
         let (code, _) = job_fails(
             &alice,
             "deployVirtualMachine",
-            &deploy_params(&env, &app_id, "lost"),
+            &vm_params(&env, &app_id, "lost"),
         )
         .await;
         assert_eq!(code, 530);
@@ -578,13 +554,13 @@ on_both_backends!(
             ]
         );
         assert_eq!(tier(&admin, &db_id).await["vlan"], "100");
-        let lost = deploy(&alice, &deploy_params(&env, &app_id, "lost")).await;
+        let lost = deploy(&alice, &vm_params(&env, &app_id, "lost")).await;
         assert_eq!(lost["nic"][0]["ipaddress"], "10.1.3.2");
         assert_eq!(tier(&admin, &app_id).await["vlan"], "101");
 
         // Two NICs: the first tier holds the default one.
         let both = format!("{app_id},{db_id}");
-        let dual = deploy(&alice, &deploy_params(&env, &both, "dual")).await;
+        let dual = deploy(&alice, &vm_params(&env, &both, "dual")).await;
         let nics = dual["nic"].as_array().unwrap();
         assert_eq!(nics.len(), 2);
         assert_eq!(
@@ -618,7 +594,7 @@ on_both_backends!(
         let (code, text) = refused(
             &alice,
             "deployVirtualMachine",
-            &deploy_params(&env, &app_id, "four"),
+            &vm_params(&env, &app_id, "four"),
         )
         .await;
         assert_eq!(code, 535);

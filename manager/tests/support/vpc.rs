@@ -193,3 +193,46 @@ pub async fn create_tier(
         .await["network"]
         .clone()
 }
+
+/// The seeded service offering ("Small Instance") test VMs run with.
+pub const SMALL: &str = "4c3e1a52-0001-4b8e-8d1f-5e0a00000001";
+/// The seeded featured template test VMs run from.
+pub const TEMPLATE: &str = "4c3e1a52-0101-4b8e-8d1f-5e0a00000101";
+
+/// The parameters of deployVirtualMachine for a VM named `name` in
+/// `networks` (comma-separated tiers), with [`SMALL`] and [`TEMPLATE`].
+pub fn vm_params<'a>(env: &'a Env, networks: &'a str, name: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("zoneid", env.zone.as_str()),
+        ("serviceofferingid", SMALL),
+        ("templateid", TEMPLATE),
+        ("networkids", networks),
+        ("name", name),
+    ]
+}
+
+/// Deploys a VM named `name` in `networks` (comma-separated tiers) and waits
+/// for its job; returns the VM of the job result.
+pub async fn deploy_vm(client: &Client, env: &Env, networks: &str, name: &str) -> Value {
+    job_ok(
+        client,
+        "deployVirtualMachine",
+        &vm_params(env, networks, name),
+    )
+    .await["virtualmachine"]
+        .clone()
+}
+
+/// [`deploy_vm`], returning the VM's id and its address in the first tier.
+pub async fn deploy_vm_addr(
+    client: &Client,
+    env: &Env,
+    networks: &str,
+    name: &str,
+) -> (String, String) {
+    let vm = deploy_vm(client, env, networks, name).await;
+    (
+        vm["id"].as_str().unwrap().to_string(),
+        vm["nic"][0]["ipaddress"].as_str().unwrap().to_string(),
+    )
+}
