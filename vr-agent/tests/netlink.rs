@@ -567,3 +567,105 @@ fn gratuitous_arp_reaches_the_upstream_neighbour() {
         }
     });
 }
+
+#[test]
+fn a_tier_gateway_is_announced_so_vms_forget_a_replaced_router() {
+    in_netns(|| async {
+        // A VM of the tier, in a second anonymous namespace, that still
+        // holds the gateway's entry with the MAC of the router this one
+        // replaces (restartVPC cleanup=true).
+        let vm = std::thread::spawn(|| {
+            unshare(CloneFlags::CLONE_NEWNET).expect("unshare");
+            std::fs::File::open("/proc/thread-self/ns/net").expect("open netns")
+        })
+        .join()
+        .expect("VM thread");
+        let vm_path = format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            std::os::fd::AsRawFd::as_raw_fd(&vm)
+        );
+        let in_vm = |argv: &[&str]| -> String {
+            let out = Command::new("nsenter")
+                .arg(format!("--net={vm_path}"))
+                .args(argv)
+                .output()
+                .expect("nsenter");
+            assert!(
+                out.status.success(),
+                "{argv:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        ip(&format!(
+            "link add nic2 address {MAC2} type veth peer name vm0"
+        ));
+        ip(&format!("link set vm0 netns {vm_path}"));
+        in_vm(&["ip", "addr", "add", "10.1.1.5/24", "dev", "vm0"]);
+        in_vm(&["ip", "link", "set", "vm0", "up"]);
+        let old_router = "02:00:00:00:00:99";
+        in_vm(&[
+            "ip",
+            "neigh",
+            "replace",
+            "10.1.1.1",
+            "lladdr",
+            old_router,
+            "dev",
+            "vm0",
+            "nud",
+            "reachable",
+        ]);
+
+        let config = pb::RouterConfig {
+            nics: vec![nic(2, MAC2, pb::NicRole::Guest, 0)],
+            guest_networks: vec![tier(2, "10.1.1.0/24", "10.1.1.1")],
+            ..Default::default()
+        };
+        let nl = connect();
+        apply(&nl, &plan_of(&config), &[]).await;
+
+        // The VM learns the new MAC at once; when the replaced router teaches
+        // it the old one again (an ARP of its own while both still run), a
+        // repeated announcement puts it right within a second.
+        let learns_mac2 = |within: Duration| {
+            let in_vm = &in_vm;
+            async move {
+                let deadline = Instant::now() + within;
+                loop {
+                    let neigh =
+                        json::parse(&in_vm(&["ip", "-j", "-4", "neigh", "show", "dev", "vm0"]));
+                    let lladdr = neigh
+                        .items()
+                        .iter()
+                        .find(|n| n.str("dst") == Some("10.1.1.1"))
+                        .and_then(|n| n.str("lladdr").map(str::to_string));
+                    if lladdr.as_deref() == Some(MAC2) {
+                        return;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "the VM still sends to {lladdr:?}: {neigh:?}"
+                    );
+                    // Not a thread sleep: the repeats run on this runtime.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        learns_mac2(Duration::from_millis(500)).await;
+        in_vm(&[
+            "ip",
+            "neigh",
+            "replace",
+            "10.1.1.1",
+            "lladdr",
+            old_router,
+            "dev",
+            "vm0",
+            "nud",
+            "reachable",
+        ]);
+        learns_mac2(Duration::from_millis(1500)).await;
+    });
+}

@@ -25,6 +25,8 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use rtnetlink::Handle;
 
@@ -122,7 +124,7 @@ pub struct Netlink {
     handle: Handle,
     /// Sends gratuitous ARPs; None when the packet socket could not be opened
     /// (announcing is best effort).
-    packet: Option<PacketSocket>,
+    packet: Option<Arc<PacketSocket>>,
     /// Device and inode of the namespace `connect` ran in.
     netns: (u64, u64),
 }
@@ -145,7 +147,7 @@ impl Netlink {
         let (connection, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
         runtime.spawn(connection);
         let packet = match PacketSocket::open() {
-            Ok(socket) => Some(socket),
+            Ok(socket) => Some(Arc::new(socket)),
             Err(e) => {
                 tracing::warn!(error = %e, "no packet socket: gratuitous ARPs will not be sent");
                 None
@@ -316,19 +318,41 @@ impl Netlink {
         }
     }
 
-    /// Sends one gratuitous ARP for `ip` from the planned link `link`; a
-    /// failure is logged, never fatal (neighbours also learn on the next ARP).
+    /// Sends a gratuitous ARP for `ip` from the planned link `link` now and
+    /// again after each of [`ANNOUNCE_REPEATS`]; a failure is logged, never
+    /// fatal (neighbours also learn on the next ARP).
+    ///
+    /// The repeats are for an address that moves: a replacement router takes
+    /// its addresses while the router it replaces still holds them, and any
+    /// ARP the old one sends meanwhile teaches the neighbours its MAC again;
+    /// without a later announcement they keep sending to a router that is
+    /// gone until their entries expire (half a minute and more).
     fn announce(&self, plan: &NetPlan, link: &str, index: u32, ip: Ipv4Addr) {
         let Some(socket) = &self.packet else { return };
         let Some(spec) = plan.links.iter().find(|l| l.name == link) else {
             return;
         };
-        match socket.send_garp(index, spec.mac, ip) {
-            Ok(()) => tracing::debug!(%ip, dev = link, "gratuitous ARP sent"),
-            Err(e) => tracing::warn!(%ip, dev = link, error = %e, "gratuitous ARP failed"),
+        let (socket, mac, link) = (socket.clone(), spec.mac, link.to_string());
+        let send = move |socket: &PacketSocket| match socket.send_garp(index, mac, ip) {
+            Ok(()) => tracing::debug!(%ip, dev = %link, "gratuitous ARP sent"),
+            Err(e) => tracing::warn!(%ip, dev = %link, error = %e, "gratuitous ARP failed"),
+        };
+        send(&socket);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for delay in ANNOUNCE_REPEATS {
+                    tokio::time::sleep(delay).await;
+                    send(&socket);
+                }
+            });
         }
     }
 }
+
+/// When an announced address is announced again, each delay after the
+/// previous announcement (keepalived repeats its gratuitous ARPs the same way
+/// after a takeover).
+pub const ANNOUNCE_REPEATS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
 
 /// Link names and indices, with planned links named by their planned name
 /// (found by MAC) so routes and addresses are matched even on a link that

@@ -52,8 +52,11 @@ pub struct LinkSpec {
 pub struct AddressSpec {
     pub link: String,
     pub address: Ipv4Net,
-    /// True on public and private gateway NICs: adding the address sends a
-    /// gratuitous ARP so upstream neighbours learn the router's MAC at once.
+    /// True on public, private gateway and guest NICs: adding the address
+    /// sends a gratuitous ARP so neighbours learn the router's MAC at once
+    /// (upstream routers, and the VMs of a tier whose gateway moved to a
+    /// replacement router, which would otherwise keep sending to the old
+    /// MAC until their ARP entries expire, half a minute).
     pub announce: bool,
 }
 
@@ -142,7 +145,7 @@ pub fn plan(router: &Router) -> NetPlan {
             name: dev.clone(),
             mtu: nic.mtu,
         });
-        let announce = matches!(nic.role, Role::Public | Role::Private);
+        let announce = matches!(nic.role, Role::Public | Role::Private | Role::Guest);
         let mut add = |address: Ipv4Net| {
             plan.addresses.push(AddressSpec {
                 link: dev.clone(),
@@ -386,8 +389,8 @@ mod tests {
             plan.addresses,
             vec![
                 addr("eth1", "203.0.113.10/24", true),
-                addr("eth2", "10.1.1.1/24", false),
-                addr("eth3", "10.1.2.1/24", false),
+                addr("eth2", "10.1.1.1/24", true),
+                addr("eth3", "10.1.2.1/24", true),
                 addr("eth4", "172.16.0.10/24", true),
             ]
         );
