@@ -264,6 +264,25 @@ impl E2e {
         }
     }
 
+    /// GetState from a router's agent over its Unix socket (the Unix
+    /// transport only), straight, not through the manager; None while it
+    /// does not answer.
+    pub async fn agent_state(&self, router: &str) -> Option<vpc_proto::v1::GetStateResponse> {
+        let socket = self.driver.router_dir(router).join("agent.sock");
+        let ask = async {
+            let channel = vpc_proto::channel::unix(socket).await.ok()?;
+            vpc_proto::v1::virtual_router_client::VirtualRouterClient::new(channel)
+                .get_state(vpc_proto::v1::GetStateRequest {})
+                .await
+                .ok()
+                .map(tonic::Response::into_inner)
+        };
+        tokio::time::timeout(Duration::from_secs(2), ask)
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Stops the manager and removes everything of the prefix; asserts that
     /// nothing of it is left.
     pub async fn finish(self) {

@@ -81,9 +81,12 @@ impl Inner {
         self.state().vms.remove(&view.instance_name);
         let ns = self.names.vm_ns(&view.instance_name);
         let removed = self.remove_ns(&ns, Some(&view.zone_id)).await;
-        // The name servers belong to the running VM.
+        // The name servers and the leases belong to the running VM: a
+        // stopped VM holds no address (and a started one reports only the
+        // lease it takes then).
         let etc = remove_dir(&ip::etc_dir(&ns));
-        removed.and(etc)
+        let leases = remove_leases(&self.vm_dir(&view.instance_name), view);
+        removed.and(etc).and(leases)
     }
 
     pub(super) fn remove_vm_files(&self, instance: &str) -> Result<()> {
@@ -194,6 +197,19 @@ impl Inner {
 
 fn lease_path(dir: &Path, device_index: u32) -> PathBuf {
     dir.join(format!("{}.lease", names::nic_ifname(device_index)))
+}
+
+/// Removes the recorded leases of the VM's NICs; missing ones are fine.
+fn remove_leases(dir: &Path, view: &VmView) -> Result<()> {
+    for nic in &view.nics {
+        let path = lease_path(dir, nic.device_index);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(NetnsError::io(format!("removing {}", path.display()), e)),
+        }
+    }
+    Ok(())
 }
 
 fn is_hostname(name: &str) -> bool {
