@@ -425,6 +425,15 @@ async fn private_gateway_repairs_reboot_restart_and_a_clean_teardown() {
         guest_bridges.is_empty(),
         "guest bridges left: {guest_bridges:?}"
     );
+    assert!(
+        bridges.contains("brpub"),
+        "the zone keeps its public bridge"
+    );
+    // What stays (the zone and its upstream) runs no process.
+    for ns in namespaces().iter().filter(|n| n.starts_with(&e.prefix)) {
+        let pids = ip(&["netns", "pids", ns]);
+        assert!(pids.trim().is_empty(), "{ns} still runs {pids}");
+    }
     e.finish().await;
 }
 
