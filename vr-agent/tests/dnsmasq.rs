@@ -498,7 +498,14 @@ fn removed_tier_stops_its_dnsmasq() {
         2,
         vec![entry(VM_MAC, "10.1.1.5", "web-1", true)],
     )]));
-    assert_eq!(changes, ["eth3: stopped dnsmasq"]);
+    // eth2 forgets app-1's name (every tier answers for all tiers' VMs).
+    assert_eq!(
+        changes,
+        [
+            format!("eth2: reloaded hosts with SIGHUP (pid {pid2}, 1 hosts)"),
+            "eth3: stopped dnsmasq".to_string()
+        ]
+    );
     assert_eq!(fx.dnsmasq_pids(), [pid2]);
     assert_eq!(fx.status(), [(2, pid2, 1)]);
     let left: Vec<String> = fs::read_dir(fx.dir.path())
