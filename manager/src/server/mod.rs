@@ -68,6 +68,17 @@ pub fn page_of<T>(items: Vec<T>, page: Page) -> Vec<T> {
     items.into_iter().skip(skip).take(take).collect()
 }
 
+/// The count and rows of one page of a list: either `rows` are the page the
+/// store returned (`total` rows in all), or, `in_memory`, every row that
+/// passed filters the store could not apply, paged here.
+pub fn counted_page<T>(rows: Vec<T>, total: i64, in_memory: bool, page: Page) -> (u64, Vec<T>) {
+    if in_memory {
+        (rows.len() as u64, page_of(rows, page))
+    } else {
+        (u64::try_from(total).unwrap_or_default(), rows)
+    }
+}
+
 /// The rows a list command returns, by CloudStack's paging rules (reference
 /// §1.9): `page` and `pagesize` go together; `pagesize=-1` without `page`
 /// means all rows; `pagesize` may not exceed `default.page.size`; without

@@ -333,7 +333,10 @@ fn filter_of(params: &Params) -> Result<offering::OfferingFilter, ApiError> {
 }
 
 /// Whether `services` give every service of `wanted` (names case-insensitive).
-fn gives_all(services: &[offering::ServiceProvider], wanted: &[std::string::String]) -> bool {
+pub(crate) fn gives_all(
+    services: &[offering::ServiceProvider],
+    wanted: &[std::string::String],
+) -> bool {
     wanted
         .iter()
         .all(|w| services.iter().any(|s| s.service.eq_ignore_ascii_case(w)))

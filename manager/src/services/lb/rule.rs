@@ -9,7 +9,7 @@ use crate::rules;
 use crate::rules::ip::{PortRule, RulePurpose};
 use crate::server::jobs::JobBody;
 use crate::server::registry::{ALL, CommandSpec, Kind, ParamType::*, opt, req};
-use crate::server::{Ctx, Reply, page, page_of};
+use crate::server::{Ctx, Reply, counted_page, page};
 use crate::services::ip::common::{self, Names, held_ip, vpc_sync};
 use crate::services::ip::rule_flow;
 use crate::services::nat::forward::rule_filter;
@@ -284,18 +284,14 @@ handler!(list_lb, |ctx, params| {
     let keyword = params.string("keyword")?.filter(|k| !k.is_empty());
     let page = page(ctx, params).await?;
     let in_memory = name.is_some() || keyword.is_some() || vm_id.is_some();
-    let (count, rows) = if in_memory {
-        let mut rows = Vec::new();
-        for r in rule::list(db, &filter, Page::ALL).await?.items {
-            if matches(db, &r, name.as_deref(), keyword.as_deref(), vm_id).await? {
-                rows.push(r);
-            }
+    let listed = rule::list(db, &filter, if in_memory { Page::ALL } else { page }).await?;
+    let mut rows = Vec::new();
+    for r in listed.items {
+        if !in_memory || matches(db, &r, name.as_deref(), keyword.as_deref(), vm_id).await? {
+            rows.push(r);
         }
-        (rows.len() as u64, page_of(rows, page))
-    } else {
-        let listed = rule::list(db, &filter, page).await?;
-        (listed.total as u64, listed.items)
-    };
+    }
+    let (count, rows) = counted_page(rows, listed.total, in_memory, page);
     let mut names = Names::default();
     let mut items = Vec::new();
     for r in &rows {

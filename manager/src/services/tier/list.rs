@@ -4,7 +4,8 @@
 use super::{network_view, sees_admin_fields};
 use crate::handler;
 use crate::server::registry::Handler;
-use crate::server::{Reply, page};
+use crate::server::{Reply, counted_page, page};
+use crate::services::offering::gives_all;
 use crate::services::owner;
 use crate::store::{Page, network, offering, vpc, zone};
 
@@ -100,25 +101,13 @@ handler!(list_networks, |ctx, params| {
         }
         if let Some(wanted) = &wanted {
             let services = offering::network_offering_services(db, t.network_offering_id).await?;
-            let all = wanted
-                .iter()
-                .all(|w| services.iter().any(|s| s.service.eq_ignore_ascii_case(w)));
-            if !all {
+            if !gives_all(&services, wanted) {
                 continue;
             }
         }
         rows.push(t);
     }
-    let (count, rows) = if in_memory {
-        let total = rows.len() as u64;
-        let skip = usize::try_from(page.offset.max(0)).unwrap_or(usize::MAX);
-        let take = page.limit.map_or(usize::MAX, |l| {
-            usize::try_from(l.max(0)).unwrap_or(usize::MAX)
-        });
-        (total, rows.into_iter().skip(skip).take(take).collect())
-    } else {
-        (u64::try_from(listed.total).unwrap_or_default(), rows)
-    };
+    let (count, rows) = counted_page(rows, listed.total, in_memory, page);
     let admin = sees_admin_fields(ctx);
     let mut items = Vec::with_capacity(rows.len());
     for t in &rows {

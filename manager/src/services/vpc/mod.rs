@@ -13,7 +13,8 @@ use crate::api::{ApiError, Params};
 use crate::provision;
 use crate::server::jobs::JobBody;
 use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
-use crate::server::{Ctx, Reply, page};
+use crate::server::{Ctx, Reply, counted_page, page};
+use crate::services::offering::gives_all;
 use crate::services::owner;
 use crate::store::{self, Db, Page, account, config, limit, network, offering, vpc, zone};
 use crate::{handler, job_body, rules};
@@ -612,25 +613,13 @@ handler!(list_vpcs, |ctx, params| {
         }
         if let Some(wanted) = &wanted {
             let services = offering::vpc_offering_services(db, v.vpc_offering_id).await?;
-            let all = wanted
-                .iter()
-                .all(|w| services.iter().any(|s| s.service.eq_ignore_ascii_case(w)));
-            if !all {
+            if !gives_all(&services, wanted) {
                 continue;
             }
         }
         rows.push(v);
     }
-    let (count, rows) = if in_memory {
-        let total = rows.len() as u64;
-        let skip = usize::try_from(page.offset.max(0)).unwrap_or(usize::MAX);
-        let take = page.limit.map_or(usize::MAX, |l| {
-            usize::try_from(l.max(0)).unwrap_or(usize::MAX)
-        });
-        (total, rows.into_iter().skip(skip).take(take).collect())
-    } else {
-        (listed.total as u64, rows)
-    };
+    let (count, rows) = counted_page(rows, listed.total, in_memory, page);
     let mut items = Vec::with_capacity(rows.len());
     for v in &rows {
         items.push(vpc_view(db, v, true).await?);
