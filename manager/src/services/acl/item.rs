@@ -21,7 +21,7 @@ use crate::rules::PortRange;
 use crate::rules::acl::{self as rule, AclProtocol, Action, TrafficType};
 use crate::server::jobs::{JobBody, JobCtx};
 use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
-use crate::server::{Ctx, Reply, page, page_of};
+use crate::server::{App, Ctx, Reply, page, page_of};
 use crate::services::owner;
 use crate::store::{Db, Page, acl, vpc};
 use crate::{handler, job_body};
@@ -475,6 +475,34 @@ handler!(create_item, |ctx, params| {
     }
 });
 
+/// Puts an item in `state` (with the router's generation when the list is
+/// on the router) and pushes the list; when the push fails, `undo` runs and
+/// the push's error is returned.
+async fn set_state_and_push<U, Fut>(
+    app: &App,
+    vpc_id: i64,
+    list: &acl::AclList,
+    item_id: i64,
+    state: &str,
+    undo: U,
+) -> Result<(), ApiError>
+where
+    U: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let db = &app.db;
+    let on_router = list_on_router(db, vpc_id, list).await?;
+    let mut tx = db.begin().await?;
+    acl::set_item_state(&mut tx, item_id, state).await?;
+    let generation = bump_if(&mut tx, vpc_id, on_router).await?;
+    tx.commit().await?;
+    if let Err(e) = push_list(app, vpc_id, generation, list).await {
+        undo().await;
+        return Err(e);
+    }
+    Ok(())
+}
+
 job_body!(create_item_job, |job, info| {
     let app = &job.app;
     let db = &app.db;
@@ -484,15 +512,10 @@ job_body!(create_item_job, |job, info| {
         item,
         list,
     } = job_item(job, info).await?;
-    let on_router = list_on_router(db, vpc_id, &list).await?;
-    let mut tx = db.begin().await?;
-    acl::set_item_state(&mut tx, item.id, acl::ITEM_ADD).await?;
-    let generation = bump_if(&mut tx, vpc_id, on_router).await?;
-    tx.commit().await?;
-    if let Err(e) = push_list(app, vpc_id, generation, &list).await {
+    set_state_and_push(app, vpc_id, &list, item.id, acl::ITEM_ADD, || async {
         log_revert("a new ACL item", acl::remove_item(db, item.id).await);
-        return Err(e);
-    }
+    })
+    .await?;
     acl::set_item_state(db, item.id, acl::ITEM_ACTIVE).await?;
     item_result(db, item.id, &list).await
 });
@@ -655,20 +678,15 @@ job_body!(delete_item_job, |job, info| {
         item,
         list,
     } = job_item(job, info).await?;
-    let on_router = list_on_router(db, vpc_id, &list).await?;
     // Revoked first: the pushed list leaves it out; removed once the
     // router has the list without it.
-    let mut tx = db.begin().await?;
-    acl::set_item_state(&mut tx, item.id, acl::ITEM_REVOKE).await?;
-    let generation = bump_if(&mut tx, vpc_id, on_router).await?;
-    tx.commit().await?;
-    if let Err(e) = push_list(app, vpc_id, generation, &list).await {
+    set_state_and_push(app, vpc_id, &list, item.id, acl::ITEM_REVOKE, || async {
         log_revert(
             "a revoked ACL item",
             acl::set_item_state(db, item.id, &item.state).await,
         );
-        return Err(e);
-    }
+    })
+    .await?;
     acl::remove_item(db, item.id).await?;
     Ok(json!({ "success": true }))
 });
