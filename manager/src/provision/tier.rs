@@ -27,7 +27,7 @@ use crate::orchestration::guru::{
     AddressAllocator, BoxFuture, DesignedNetwork, GuruError, ImplementedNetwork, NetworkSpec,
     NetworkState, NicRequest, ReservedNic, VnetAllocator,
 };
-use crate::orchestration::model::TierView;
+use crate::orchestration::model::{AclListView, RouterState, TierView};
 use crate::orchestration::{
     ElementError, IsolationMethod, NetworkElement, NetworkGuru, RouterDriver,
 };
@@ -291,8 +291,29 @@ async fn router_nic<'a>(
     .find(|n| n.router_id.is_some()))
 }
 
-fn missing_tier(id: Uuid) -> ElementError {
-    ElementError::Invalid(format!("tier {id} is not on the router"))
+/// The view of tier `id` in a loaded state.
+fn tier_view(state: &RouterState, id: Uuid) -> Result<&TierView, ElementError> {
+    state
+        .tiers
+        .iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| ElementError::Invalid(format!("tier {id} is not on the router")))
+}
+
+/// The view of tier `id` and of its ACL list (if any) in a loaded state.
+fn tier_with_acl(
+    state: &RouterState,
+    id: Uuid,
+) -> Result<(&TierView, Option<&AclListView>), ElementError> {
+    let view = tier_view(state, id)?;
+    let acl =
+        match view.acl_id {
+            Some(acl) => Some(state.acl_list(acl).ok_or_else(|| {
+                ElementError::Invalid(format!("ACL list {acl} is not in the state"))
+            })?),
+            None => None,
+        };
+    Ok((view, acl))
 }
 
 /// Implements an Allocated tier (its first VM, restartNetwork): a vnet from
@@ -362,17 +383,7 @@ pub async fn implement_tier(app: &App, tier_id: i64) -> Result<network::Network,
     let tier_uuid = uuid_of(&tier.uuid)?;
     let pushed = push(db, &app.network, vpc_id, generation, |element, state, g| {
         Box::pin(async move {
-            let view = state
-                .tiers
-                .iter()
-                .find(|t| t.id == tier_uuid)
-                .ok_or_else(|| missing_tier(tier_uuid))?;
-            let acl = match view.acl_id {
-                Some(id) => Some(state.acl_list(id).ok_or_else(|| {
-                    ElementError::Invalid(format!("ACL list {id} is not in the state"))
-                })?),
-                None => None,
-            };
+            let (view, acl) = tier_with_acl(state, tier_uuid)?;
             element.implement(&state.router, g, view, acl).await
         })
     })
@@ -460,11 +471,7 @@ async fn take_down(app: &App, tier_id: i64, how: TakeDown) -> Result<network::Ne
     let tier_uuid = uuid_of(&tier.uuid)?;
     let pushed = push(db, &app.network, vpc_id, generation, |element, state, g| {
         Box::pin(async move {
-            let view: &TierView = state
-                .tiers
-                .iter()
-                .find(|t| t.id == tier_uuid)
-                .ok_or_else(|| missing_tier(tier_uuid))?;
+            let view = tier_view(state, tier_uuid)?;
             match how {
                 TakeDown::Shutdown => element.shutdown(&state.router, g, view).await,
                 TakeDown::Destroy => element.destroy(&state.router, g, view).await,
@@ -539,17 +546,7 @@ pub async fn resend_tier(app: &App, tier_id: i64) -> Result<(), ApiError> {
     let tier_uuid = uuid_of(&tier.uuid)?;
     push(db, &app.network, vpc_id, generation, |element, state, g| {
         Box::pin(async move {
-            let view = state
-                .tiers
-                .iter()
-                .find(|t| t.id == tier_uuid)
-                .ok_or_else(|| missing_tier(tier_uuid))?;
-            let acl = match view.acl_id {
-                Some(id) => Some(state.acl_list(id).ok_or_else(|| {
-                    ElementError::Invalid(format!("ACL list {id} is not in the state"))
-                })?),
-                None => None,
-            };
+            let (view, acl) = tier_with_acl(state, tier_uuid)?;
             element.implement(&state.router, g, view, acl).await?;
             element
                 .prepare(&state.router, g, view, state.dhcp_of(tier_uuid))
@@ -577,11 +574,7 @@ pub async fn push_dhcp(
         |element, state, g| {
             Box::pin(async move {
                 for id in tier_uuids {
-                    let view = state
-                        .tiers
-                        .iter()
-                        .find(|t| t.id == id)
-                        .ok_or_else(|| missing_tier(id))?;
+                    let view = tier_view(state, id)?;
                     let entries = state.dhcp_of(id);
                     if joined {
                         element.prepare(&state.router, g, view, entries).await?;
