@@ -379,19 +379,14 @@ pub async fn destroy_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiE
     }
     vpc::set_source_nat_ip(&mut tx, v.id, None).await?;
     // Static routes, private gateways and their networks.
-    let routes = gateway::list_routes(
+    gateway::remove_routes(
         &mut tx,
         &gateway::RouteFilter {
             vpc_id: Some(v.id),
             ..Default::default()
         },
-        Page::ALL,
     )
-    .await?
-    .items;
-    for r in routes {
-        gateway::remove_route(&mut tx, r.id).await?;
-    }
+    .await?;
     let gateways = gateway::list(
         &mut tx,
         &gateway::GatewayFilter {

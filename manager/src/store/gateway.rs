@@ -370,6 +370,16 @@ pub async fn remove_route<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> 
     query::soft_delete(&mut ex.into(), "static_routes", id, ROUTE_REVOKE).await
 }
 
+/// Marks every live static route `filter` selects removed; how many.
+pub async fn remove_routes<'a>(ex: impl Into<Exec<'a>>, filter: &RouteFilter) -> Result<usize> {
+    let mut ex = ex.into();
+    let routes = list_routes(ex.reborrow(), filter, Page::ALL).await?.items;
+    for r in &routes {
+        remove_route(ex.reborrow(), r.id).await?;
+    }
+    Ok(routes.len())
+}
+
 /// The live static routes of a VPC that go through a gateway (to refuse deleting a
 /// gateway still in use).
 pub async fn count_routes_via<'a>(ex: impl Into<Exec<'a>>, vpc_gateway_id: i64) -> Result<i64> {

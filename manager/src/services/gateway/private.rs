@@ -534,19 +534,14 @@ async fn remove_rows(db: &Db, g: &gateway::PrivateGateway) -> Result<(), ApiErro
     for nic in nics.iter().filter(|n| n.router_id.is_some()) {
         router::remove_nic(&mut tx, nic.id).await?;
     }
-    let routes = gateway::list_routes(
+    gateway::remove_routes(
         &mut tx,
         &gateway::RouteFilter {
             vpc_gateway_id: Some(g.id),
             ..Default::default()
         },
-        Page::ALL,
     )
-    .await?
-    .items;
-    for r in routes {
-        gateway::remove_route(&mut tx, r.id).await?;
-    }
+    .await?;
     gateway::remove(&mut tx, g.id).await?;
     network::remove(&mut tx, g.network_id).await?;
     tx.commit().await?;
