@@ -227,6 +227,27 @@ pub fn check_same_owner(v: &vm::Vm, owner_account: i64, what: &str) -> Result<()
     )))
 }
 
+/// What a NAT rule on `ip` points at: the VM `vm_uuid` (parameter
+/// `virtualmachineid`; the caller's to use and owned by the address's
+/// account), the tier asked for (`networkid`) and the VM address asked for
+/// (`vmguestip`).
+pub async fn nat_target(
+    ctx: &Ctx,
+    params: &Params,
+    ip: &vlan::PublicIp,
+    vm_uuid: &str,
+) -> Result<(vm::Vm, Option<network::Network>, Option<String>), ApiError> {
+    let target = vm_by_uuid(ctx, "virtualmachineid", vm_uuid).await?;
+    check_same_owner(
+        &target,
+        ip.account_id.unwrap_or_default(),
+        &format!("ip address {}", ip.public_ip_address),
+    )?;
+    let asked = tier_param(ctx, params, "networkid").await?;
+    let vmguestip = params.string("vmguestip")?;
+    Ok((target, asked, vmguestip))
+}
+
 /// The VM's live NICs, with their tiers.
 pub async fn vm_nics(db: &Db, vm_id: i64) -> Result<Vec<router::Nic>, ApiError> {
     Ok(router::nics_of(db, router::NicOwner::Vm(vm_id)).await?)

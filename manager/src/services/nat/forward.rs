@@ -141,14 +141,7 @@ handler!(create_pf, |ctx, params| {
         source_cidrs: &cidr_refs,
     })?;
     common::check_enabled(&v)?;
-    let target = common::vm_by_uuid(ctx, "virtualmachineid", &vm_id).await?;
-    common::check_same_owner(
-        &target,
-        ip.account_id.unwrap_or_default(),
-        &format!("ip address {}", ip.public_ip_address),
-    )?;
-    let asked = common::tier_param(ctx, params, "networkid").await?;
-    let vmguestip = params.string("vmguestip")?;
+    let (target, asked, vmguestip) = common::nat_target(ctx, params, &ip, &vm_id).await?;
 
     let _guard = ctx.app.network.lock_vpc(v.id).await;
     let ip = common::reload_ip(db, ip.id).await?;

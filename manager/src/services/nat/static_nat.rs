@@ -27,14 +27,7 @@ handler!(enable_static_nat, |ctx, params| {
     let ip = held_ip(ctx, "ipaddressid", &ip_id).await?;
     let v = common::vpc_of_ip(db, &ip).await?;
     common::check_enabled(&v)?;
-    let target = common::vm_by_uuid(ctx, "virtualmachineid", &vm_id).await?;
-    common::check_same_owner(
-        &target,
-        ip.account_id.unwrap_or_default(),
-        &format!("ip address {}", ip.public_ip_address),
-    )?;
-    let asked = common::tier_param(ctx, params, "networkid").await?;
-    let vmguestip = params.string("vmguestip")?;
+    let (target, asked, vmguestip) = common::nat_target(ctx, params, &ip, &vm_id).await?;
 
     let _guard = ctx.app.network.lock_vpc(v.id).await;
     // Re-read under the lock: another change may have come first.
