@@ -187,6 +187,14 @@ where
     Ok(())
 }
 
+/// A revert after a failed push must not hide the push's error: its own
+/// failure is only logged.
+pub fn log_revert<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) {
+    if let Err(e) = result {
+        tracing::error!(error = %e, "reverting {what} after a failed push");
+    }
+}
+
 /// The API error of a failed element operation.
 pub fn element_error(e: ElementError) -> ApiError {
     match e {

@@ -22,8 +22,8 @@ use uuid::Uuid;
 
 use crate::api::ApiError;
 use crate::orchestration::NetworkAcl;
-use crate::provision::{self, Generation};
-use crate::server::jobs::JobBody;
+use crate::provision::{self, Generation, log_revert};
+use crate::server::jobs::{JobBody, vpc_sync};
 use crate::server::registry::CommandSpec;
 use crate::server::{App, Ctx};
 use crate::services::owner::{self, Scope};
@@ -41,12 +41,6 @@ pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
     let mut all = list::job_bodies();
     all.extend(item::job_bodies());
     all
-}
-
-/// The sync object of jobs that change a VPC's router: they run one at a
-/// time per VPC.
-fn vpc_sync(vpc_id: i64) -> String {
-    format!("vpc:{vpc_id}")
 }
 
 /// The rules' picture of a stored list.
@@ -255,12 +249,4 @@ async fn items_of(db: &Db, acl_id: i64) -> Result<Vec<acl::AclItem>, ApiError> {
     )
     .await?
     .items)
-}
-
-/// A revert after a failed push must not hide the push's error: its own
-/// failure is only logged.
-fn log_revert<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) {
-    if let Err(e) = result {
-        tracing::error!(error = %e, "reverting {what} after a failed push");
-    }
 }

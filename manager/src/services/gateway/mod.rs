@@ -14,7 +14,8 @@ mod route;
 use serde_json::{Value, json};
 
 use crate::api::ApiError;
-use crate::server::jobs::JobBody;
+use crate::provision::log_revert;
+use crate::server::jobs::{JobBody, vpc_sync};
 use crate::server::registry::CommandSpec;
 use crate::server::{Ctx, page_of};
 use crate::services::owner::{self, Scope};
@@ -32,12 +33,6 @@ pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
     let mut all = private::job_bodies();
     all.extend(route::job_bodies());
     all
-}
-
-/// The sync object of jobs that change a VPC's router: they run one at a
-/// time per VPC.
-fn vpc_sync(vpc_id: i64) -> String {
-    format!("vpc:{vpc_id}")
 }
 
 /// The live VPC named by parameter `param`, which the caller may act on
@@ -94,12 +89,4 @@ fn scope_filter(scope: &Scope) -> (Option<i64>, Option<String>, Option<i64>) {
         scope.domain_path_prefix.clone(),
         scope.domain_id,
     )
-}
-
-/// A revert after a failed push must not hide the push's error: its own
-/// failure is only logged.
-fn log_revert<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) {
-    if let Err(e) = result {
-        tracing::error!(error = %e, "reverting {what} after a failed push");
-    }
 }

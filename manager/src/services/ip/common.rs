@@ -18,10 +18,7 @@ use crate::store::{
     Db, Exec, Page, account, domain, network, offering, router, rule, vlan, vm, vpc, zone,
 };
 
-/// The sync object of jobs that change a VPC: they run one at a time.
-pub fn vpc_sync(vpc_id: i64) -> String {
-    format!("vpc:{vpc_id}")
-}
+pub use crate::server::jobs::vpc_sync;
 
 /// The public IP named by `uuid` (parameter `name`) that somebody holds and
 /// the caller may act on: 431 when there is none, 531 when it is another

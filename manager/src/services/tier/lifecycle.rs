@@ -6,7 +6,7 @@ use serde_json::json;
 use super::{network_result, tier_param};
 use crate::api::ApiError;
 use crate::provision::{self, tier as tiers};
-use crate::server::jobs::JobBody;
+use crate::server::jobs::{JobBody, vpc_sync};
 use crate::server::registry::Handler;
 use crate::server::{Reply, Role};
 use crate::services::ip::common;
@@ -23,7 +23,7 @@ pub(super) const RESTART_NETWORK_JOB: JobBody = restart_network_job;
 
 fn sync_object(t: &network::Network) -> String {
     match t.vpc_id {
-        Some(v) => format!("vpc:{v}"),
+        Some(v) => vpc_sync(v),
         None => format!("network:{}", t.id),
     }
 }

@@ -11,7 +11,7 @@ use super::{power, sees_admin_fields, vm_result};
 use crate::api::{ApiError, Params};
 use crate::provision;
 use crate::rules;
-use crate::server::jobs::JobBody;
+use crate::server::jobs::{JobBody, vpc_sync};
 use crate::server::registry::Handler;
 use crate::server::{Ctx, Reply};
 use crate::services::owner;
@@ -220,7 +220,7 @@ handler!(deploy_vm, |ctx, params| {
         .submit_job(
             json!({ "id": created.id, "start": start }),
             Some(("VirtualMachine", &created.uuid)),
-            format!("vpc:{vpc_id}"),
+            vpc_sync(vpc_id),
         )
         .await;
     let job_id = match submitted {

@@ -14,7 +14,7 @@ mod power;
 use serde_json::{Value, json};
 
 use crate::api::{ApiError, Params};
-use crate::server::jobs::JobBody;
+use crate::server::jobs::{JobBody, vpc_sync};
 use crate::server::registry::{
     ALL, CommandSpec, FieldSpec, Kind, ParamSpec, ParamType::*, field, opt, req,
 };
@@ -247,7 +247,7 @@ pub async fn vpc_of(db: &Db, vm_id: i64) -> Result<Option<i64>, ApiError> {
 /// Jobs on a VM run one at a time with the other jobs of its VPC.
 async fn sync_object(db: &Db, v: &vm::Vm) -> Result<std::string::String, ApiError> {
     Ok(match vpc_of(db, v.id).await? {
-        Some(id) => format!("vpc:{id}"),
+        Some(id) => vpc_sync(id),
         None => format!("vm:{}", v.id),
     })
 }

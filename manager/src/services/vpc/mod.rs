@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::api::{ApiError, Params};
 use crate::provision;
-use crate::server::jobs::JobBody;
+use crate::server::jobs::{JobBody, vpc_sync};
 use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
 use crate::server::{Ctx, Reply, counted_page, page};
 use crate::services::offering::gives_all;
@@ -339,7 +339,7 @@ handler!(create_vpc, |ctx, params| {
                 "sourcenatipaddress": source_nat.map(|a| a.to_string()),
             }),
             Some(("Vpc", &created.uuid)),
-            format!("vpc:{}", created.id),
+            vpc_sync(created.id),
         )
         .await;
     let job_id = match submitted {
@@ -452,7 +452,7 @@ handler!(update_vpc, |ctx, params| {
                 "sourcenat": new_source_nat,
             }),
             Some(("Vpc", &v.uuid)),
-            format!("vpc:{}", v.id),
+            vpc_sync(v.id),
         )
         .await?;
     Ok(Reply::Job { job_id })
@@ -490,7 +490,7 @@ handler!(delete_vpc, |ctx, params| {
         .submit_job(
             json!({ "id": v.id }),
             Some(("Vpc", &v.uuid)),
-            format!("vpc:{}", v.id),
+            vpc_sync(v.id),
         )
         .await?;
     Ok(Reply::Job { job_id })
@@ -538,7 +538,7 @@ handler!(restart_vpc, |ctx, params| {
         .submit_job(
             json!({ "id": v.id, "cleanup": params.boolean("cleanup")?.unwrap_or(false) }),
             Some(("Vpc", &v.uuid)),
-            format!("vpc:{}", v.id),
+            vpc_sync(v.id),
         )
         .await?;
     Ok(Reply::Job { job_id })

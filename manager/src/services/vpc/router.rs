@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::api::{ApiError, Params};
 use crate::provision;
-use crate::server::jobs::JobBody;
+use crate::server::jobs::{JobBody, vpc_sync};
 use crate::server::registry::{
     ADMINS, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req,
 };
@@ -148,7 +148,7 @@ async fn submit(ctx: &Ctx, r: &router::Router) -> Result<Reply, ApiError> {
         .submit_job(
             json!({ "id": r.id }),
             Some(("DomainRouter", &r.uuid)),
-            format!("vpc:{}", r.vpc_id.unwrap_or_default()),
+            vpc_sync(r.vpc_id.unwrap_or_default()),
         )
         .await?;
     Ok(Reply::Job { job_id })
