@@ -15,7 +15,7 @@ use crate::{handler, job_body, rules};
 
 /// `service` of an offering response: one entry per service, in the order the
 /// offering lists them, each with the providers giving it.
-fn services_view(services: &[offering::ServiceProvider]) -> Vec<Value> {
+pub(crate) fn services_view(services: &[offering::ServiceProvider]) -> Vec<Value> {
     let mut grouped: Vec<(&str, Vec<&str>)> = Vec::new();
     for sp in services {
         match grouped.iter_mut().find(|(name, _)| *name == sp.service) {

@@ -142,12 +142,18 @@ fn allocation_state(params: &Params) -> Result<Option<&'static str>, ApiError> {
     }
 }
 
-async fn zone_param(ctx: &Ctx, params: &Params) -> Result<zone::Zone, ApiError> {
-    let id = params.required_uuid(ctx.command, "id")?.to_string();
+/// The live zone named by the required UUID parameter `name` (431 when it
+/// names none).
+pub(crate) async fn required_zone(
+    ctx: &Ctx,
+    params: &Params,
+    name: &str,
+) -> Result<zone::Zone, ApiError> {
+    let id = params.required_uuid(ctx.command, name)?.to_string();
     zone::get_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|z| z.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("id", &id))
+        .ok_or_else(|| ApiError::invalid_id(name, &id))
 }
 
 handler!(create_zone, |ctx, params| {
@@ -229,7 +235,7 @@ handler!(list_zones, |ctx, params| {
 });
 
 handler!(update_zone, |ctx, params| {
-    let z = zone_param(ctx, params).await?;
+    let z = required_zone(ctx, params, "id").await?;
     if let Some(state) = allocation_state(params)? {
         zone::set_allocation_state(&ctx.app.db, z.id, state).await?;
     }
@@ -240,7 +246,7 @@ handler!(update_zone, |ctx, params| {
 });
 
 handler!(delete_zone, |ctx, params| {
-    let z = zone_param(ctx, params).await?;
+    let z = required_zone(ctx, params, "id").await?;
     if !zone::physical_networks(&ctx.app.db, z.id).await?.is_empty() {
         return Err(ApiError::in_use(format!(
             "The zone {} still has physical networks; delete them first",

@@ -15,7 +15,8 @@ use crate::rules::{self, tier as tier_rules};
 use crate::server::Reply;
 use crate::server::registry::Handler;
 use crate::services::owner;
-use crate::store::{Page, acl, config, gateway, network, offering, vpc, zone};
+use crate::services::zone::required_zone;
+use crate::store::{Page, acl, config, gateway, network, offering, vpc};
 
 /// Whether an offering's services include a public load balancer (the
 /// router's own haproxy, not an internal LB).
@@ -59,11 +60,7 @@ handler!(create_network, |ctx, params| {
             "ACL type {t} is not supported for VPC tiers: a tier belongs to one account (Account)"
         )));
     }
-    let zone_id = params.required_uuid(ctx.command, "zoneid")?.to_string();
-    let z = zone::get_by_uuid(db, &zone_id)
-        .await?
-        .filter(|z| z.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("zoneid", &zone_id))?;
+    let z = required_zone(ctx, params, "zoneid").await?;
     let offering_id = params
         .required_uuid(ctx.command, "networkofferingid")?
         .to_string();

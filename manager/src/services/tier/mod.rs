@@ -13,6 +13,7 @@ use crate::api::{ApiError, Params};
 use crate::server::jobs::JobBody;
 use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
 use crate::server::{Ctx, Role, date};
+use crate::services::offering::services_view;
 use crate::services::owner;
 use crate::store::{Db, account, acl, domain, network, offering, vpc, zone};
 
@@ -264,30 +265,6 @@ pub async fn tier_param(
         .ok_or_else(|| ApiError::invalid_id(name, &id))?;
     owner::check_access(ctx, t.account_id, &t.domain_path, &format!("network {id}"))?;
     Ok(t)
-}
-
-/// `service` of a tier: the offering's services, each with its providers.
-fn services_view(services: &[offering::ServiceProvider]) -> Vec<Value> {
-    let mut grouped: Vec<(&str, Vec<&str>)> = Vec::new();
-    for sp in services {
-        match grouped.iter_mut().find(|(name, _)| *name == sp.service) {
-            Some((_, providers)) => {
-                if !providers.contains(&sp.provider.as_str()) {
-                    providers.push(&sp.provider);
-                }
-            }
-            None => grouped.push((&sp.service, vec![&sp.provider])),
-        }
-    }
-    grouped
-        .into_iter()
-        .map(|(name, providers)| {
-            json!({
-                "name": name,
-                "provider": providers.into_iter().map(|p| json!({ "name": p })).collect::<Vec<_>>(),
-            })
-        })
-        .collect()
 }
 
 /// The broadcast domain type of a tier's URI or isolation method.

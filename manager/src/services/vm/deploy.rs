@@ -15,7 +15,8 @@ use crate::server::jobs::{JobBody, vpc_sync};
 use crate::server::registry::Handler;
 use crate::server::{Ctx, Reply};
 use crate::services::owner;
-use crate::store::{self, limit, network, vm, vpc, zone};
+use crate::services::zone::required_zone;
+use crate::store::{self, limit, network, vm, vpc};
 use crate::{handler, job_body};
 
 pub(super) const DEPLOY: Handler = deploy_vm;
@@ -132,11 +133,7 @@ async fn tiers_of(
 
 handler!(deploy_vm, |ctx, params| {
     let db = &ctx.app.db;
-    let zone_id = params.required_uuid(ctx.command, "zoneid")?.to_string();
-    let z = zone::get_by_uuid(db, &zone_id)
-        .await?
-        .filter(|z| z.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("zoneid", &zone_id))?;
+    let z = required_zone(ctx, params, "zoneid").await?;
     let offering_id = params
         .required_uuid(ctx.command, "serviceofferingid")?
         .to_string();

@@ -16,6 +16,7 @@ use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, f
 use crate::server::{Ctx, Reply, counted_page, page};
 use crate::services::offering::gives_all;
 use crate::services::owner;
+use crate::services::zone::required_zone;
 use crate::store::{self, Db, Page, account, config, limit, network, offering, vpc, zone};
 use crate::{handler, job_body, rules};
 
@@ -271,11 +272,7 @@ handler!(create_vpc, |ctx, params| {
         },
         &settings,
     )?;
-    let zone_id = params.required_uuid(ctx.command, "zoneid")?.to_string();
-    let z = zone::get_by_uuid(db, &zone_id)
-        .await?
-        .filter(|z| z.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("zoneid", &zone_id))?;
+    let z = required_zone(ctx, params, "zoneid").await?;
     rules::vpc::check_zone_usable(
         &z.name,
         z.allocation_state == "Enabled",
