@@ -364,7 +364,7 @@ class Demo:
         onprem_ip = str(onprem_net[1])
         say("")
         say("Namespaces (ip netns exec NAME ...):")
-        say(f"  router   {args.prefix}{router['name']}  (source NAT {snat_ip})")
+        say(f"  router   {args.prefix}{router['name']}  ({router['state']}, source NAT {snat_ip})")
         say(f"  web1     {web_ns}  ({web_ip})")
         say(f"  db1      {db_ns}  ({db_ip})")
         say(f"  upstream {upstream_ns}  ({upstream_ip})")
@@ -378,6 +378,13 @@ class Demo:
                 text=True).stdout, 60)
             wait_for(f"{ns} to reach its router", lambda: ping_probe(ns, str(gw))[0], 30)
         say(f"  both VMs leased their addresses by DHCP ({time.monotonic() - started:.1f} s)")
+        # The upstream may still map the source NAT address to the MAC of an
+        # earlier router that held it, until its neighbour entry fails; the
+        # matrix starts once the VMs get through.
+        started = time.monotonic()
+        wait_for("the VMs to reach upstream", lambda: all(
+            ping_probe(ns, upstream_ip)[0] for ns in (web_ns, db_ns)), 30)
+        say(f"  both VMs reach upstream ({time.monotonic() - started:.1f} s)")
 
         for ns, ports in ((web_ns, [80, 22]), (db_ns, [5432, 22]), (upstream_ns, [7000]),
                           (onprem_ns, [9000])):
@@ -525,7 +532,8 @@ def main():
         demo.stop_servers()
         if demo.vpc_id and args.keep:
             say(f"demo: kept VPC {demo.vpc_id}; remove it with "
-                f"scripts/demo.sh --teardown {demo.vpc_id} --prefix {args.prefix}")
+                f"scripts/demo.sh --teardown {demo.vpc_id} --prefix {args.prefix} "
+                f"--config {args.config}")
         elif demo.vpc_id:
             started = time.monotonic()
             errors = teardown(api, args, demo.vpc_id)
