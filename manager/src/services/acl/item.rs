@@ -6,25 +6,29 @@
 //! transaction, then the whole list goes to the router; a failed push puts
 //! the row back as it was and fails the job.
 
+mod rows;
+
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use tokio::sync::OwnedMutexGuard;
 
-use super::md5::md5_hex;
 use super::{
     bump_if, item_view, items_of, list_on_router, list_param, log_revert, mutable_list_vpc,
     push_list, scope_covers, tier_param, vpc_of, vpc_sync,
 };
-use crate::api::{ApiError, Params};
-use crate::rules::PortRange;
-use crate::rules::acl::{self as rule, AclProtocol, Action, TrafficType};
+use crate::api::ApiError;
+use crate::rules::acl::{AclProtocol, Action, TrafficType};
 use crate::server::jobs::{JobBody, JobCtx};
 use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
 use crate::server::{App, Ctx, Reply, page, page_of};
 use crate::services::owner;
 use crate::store::{Db, Page, acl, vpc};
 use crate::{handler, job_body};
+use rows::{
+    action_text, as_new, checked_new, fields_of, merged, numbers_taken, renumbering, stored,
+    traffic_text,
+};
 
 fn item_fields() -> Vec<FieldSpec> {
     vec![
@@ -207,158 +211,6 @@ pub(super) fn job_bodies() -> Vec<(&'static str, JobBody)> {
         ("moveNetworkAclItem", move_item_job),
         ("deleteNetworkACL", delete_item_job),
     ]
-}
-
-fn action_text(a: Action) -> &'static str {
-    match a {
-        Action::Allow => "Allow",
-        Action::Deny => "Deny",
-    }
-}
-
-fn traffic_text(t: TrafficType) -> &'static str {
-    match t {
-        TrafficType::Ingress => "Ingress",
-        TrafficType::Egress => "Egress",
-    }
-}
-
-/// The row of a checked item.
-fn stored(
-    checked: &rule::AclItem,
-    acl_id: i64,
-    reason: Option<std::string::String>,
-) -> acl::NewAclItem {
-    acl::NewAclItem {
-        acl_id,
-        number: Some(i64::from(checked.number)),
-        action: action_text(checked.action).into(),
-        traffic_type: traffic_text(checked.traffic_type).into(),
-        protocol: checked.protocol.as_string(),
-        start_port: checked.ports.map(|p| i64::from(p.start)),
-        end_port: checked.ports.map(|p| i64::from(p.end)),
-        icmp_type: checked.icmp_type.map(i64::from),
-        icmp_code: checked.icmp_code.map(i64::from),
-        cidrs: checked.cidrs.iter().map(|c| c.to_string()).collect(),
-        reason,
-    }
-}
-
-/// A stored row as it is, to put it back after a failed push.
-fn as_new(item: &acl::AclItem) -> acl::NewAclItem {
-    acl::NewAclItem {
-        acl_id: item.acl_id,
-        number: Some(item.number),
-        action: item.action.clone(),
-        traffic_type: item.traffic_type.clone(),
-        protocol: item.protocol.clone(),
-        start_port: item.start_port,
-        end_port: item.end_port,
-        icmp_type: item.icmp_type,
-        icmp_code: item.icmp_code,
-        cidrs: item.cidrs().into_iter().map(str::to_string).collect(),
-        reason: item.reason.clone(),
-    }
-}
-
-/// The rules' picture of a stored item.
-fn checked_of(item: &acl::AclItem) -> Result<rule::AclItem, ApiError> {
-    Ok(rule::AclItem {
-        number: u32::try_from(item.number).unwrap_or_default(),
-        protocol: AclProtocol::parse(&item.protocol)?,
-        ports: item
-            .start_port
-            .map(|s| PortRange::new("port", s, item.end_port, 0))
-            .transpose()?,
-        icmp_type: item.icmp_type.and_then(|v| i32::try_from(v).ok()),
-        icmp_code: item.icmp_code.and_then(|v| i32::try_from(v).ok()),
-        cidrs: rule::parse_cidr_list(&item.cidrs())?,
-        action: Action::parse(Some(&item.action))?,
-        traffic_type: TrafficType::parse(Some(&item.traffic_type))?,
-    })
-}
-
-/// The numbers of a list's items other than `except`.
-fn numbers_taken(items: &[acl::AclItem], except: Option<i64>) -> Vec<u32> {
-    items
-        .iter()
-        .filter(|i| Some(i.id) != except)
-        .filter_map(|i| u32::try_from(i.number).ok())
-        .collect()
-}
-
-/// The item fields a request gives, as stored in a job's parameters.
-fn fields_of(params: &Params) -> Result<Value, ApiError> {
-    Ok(json!({
-        "protocol": params.string("protocol")?.filter(|p| !p.is_empty()),
-        "startport": params.long("startport")?,
-        "endport": params.long("endport")?,
-        "icmptype": params.long("icmptype")?,
-        "icmpcode": params.long("icmpcode")?,
-        "cidrlist": params.list("cidrlist")?,
-        "action": params.string("action")?.filter(|a| !a.is_empty()),
-        "traffictype": params.string("traffictype")?.filter(|t| !t.is_empty()),
-        "number": params.long("number")?,
-        "reason": params.string("reason")?,
-        "partialupgrade": params.boolean("partialupgrade")?,
-    }))
-}
-
-/// The item `fields` describe, checked against the list's other numbers.
-fn checked_new(fields: &Value, taken: &[u32]) -> Result<rule::AclItem, ApiError> {
-    let cidrs: Vec<&str> = fields["cidrlist"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    rule::validate_item(
-        &rule::NewAclItem {
-            protocol: fields["protocol"].as_str().unwrap_or_default(),
-            start_port: fields["startport"].as_i64(),
-            end_port: fields["endport"].as_i64(),
-            icmp_type: fields["icmptype"].as_i64(),
-            icmp_code: fields["icmpcode"].as_i64(),
-            cidrs: &cidrs,
-            action: fields["action"].as_str(),
-            traffic_type: fields["traffictype"].as_str(),
-            number: fields["number"].as_i64(),
-        },
-        taken,
-    )
-}
-
-/// The row `item` becomes with the changes `fields` (updateNetworkACLItem).
-fn merged(
-    item: &acl::AclItem,
-    fields: &Value,
-    taken_by_others: &[u32],
-) -> Result<acl::NewAclItem, ApiError> {
-    let cidrs: Vec<&str> = fields["cidrlist"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let partial = fields["partialupgrade"].as_bool().unwrap_or(true);
-    let checked = rule::validate_update(
-        &checked_of(item)?,
-        &rule::NewAclItem {
-            protocol: fields["protocol"].as_str().unwrap_or_default(),
-            start_port: fields["startport"].as_i64(),
-            end_port: fields["endport"].as_i64(),
-            icmp_type: fields["icmptype"].as_i64(),
-            icmp_code: fields["icmpcode"].as_i64(),
-            cidrs: &cidrs,
-            action: fields["action"].as_str(),
-            traffic_type: fields["traffictype"].as_str(),
-            number: fields["number"].as_i64(),
-        },
-        partial,
-        taken_by_others,
-    )?;
-    let reason = match fields["reason"].as_str() {
-        Some(r) => Some(r.to_string()),
-        None if partial => item.reason.clone(),
-        None => None,
-    };
-    Ok(stored(&checked, item.acl_id, reason))
 }
 
 /// The list of an item.
@@ -565,54 +417,6 @@ job_body!(update_item_job, |job, info| {
     item_result(db, item.id, &list).await
 });
 
-/// Refuses a move when the client saw the list in another order (the MD5 of
-/// the item ids in number order differs), as CloudStack does.
-fn check_consistency(items: &[acl::AclItem], hash: Option<&str>) -> Result<(), ApiError> {
-    let Some(hash) = hash.filter(|h| !h.trim().is_empty()) else {
-        return Ok(());
-    };
-    let ids: std::string::String = items.iter().map(|i| i.uuid.as_str()).collect();
-    if !md5_hex(ids.as_bytes()).eq_ignore_ascii_case(hash.trim()) {
-        return Err(ApiError::param(
-            "It seems that the access control list in the database is not in the state that \
-             you used to apply the changes (aclconsistencyhash differs); read the list again \
-             and retry",
-        ));
-    }
-    Ok(())
-}
-
-/// The renumbering of a move as (item id, new number), checked.
-fn renumbering(
-    items: &[acl::AclItem],
-    moving: &acl::AclItem,
-    fields: &Value,
-) -> Result<Vec<(i64, i64)>, ApiError> {
-    check_consistency(items, fields["aclconsistencyhash"].as_str())?;
-    let positioned: Vec<rule::Positioned<'_>> = items
-        .iter()
-        .map(|i| rule::Positioned {
-            id: &i.uuid,
-            number: u32::try_from(i.number).unwrap_or_default(),
-        })
-        .collect();
-    let changes = rule::move_item(
-        &positioned,
-        &moving.uuid,
-        fields["previousaclruleid"].as_str(),
-        fields["nextaclruleid"].as_str(),
-    )?;
-    Ok(changes
-        .into_iter()
-        .filter_map(|(uuid, number)| {
-            items
-                .iter()
-                .find(|i| i.uuid == uuid)
-                .map(|i| (i.id, i64::from(number)))
-        })
-        .collect())
-}
-
 handler!(move_item, |ctx, params| {
     let db = &ctx.app.db;
     let id = params.required_uuid(ctx.command, "id")?.to_string();
@@ -772,88 +576,3 @@ handler!(list_items, |ctx, params| {
         .collect();
     Ok(Reply::List { count, items })
 });
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(id: i64, uuid: &str, number: i64) -> acl::AclItem {
-        acl::AclItem {
-            id,
-            uuid: uuid.into(),
-            acl_id: 9,
-            number,
-            action: "Allow".into(),
-            traffic_type: "Ingress".into(),
-            protocol: "tcp".into(),
-            start_port: Some(22),
-            end_port: Some(22),
-            icmp_type: None,
-            icmp_code: None,
-            cidr_list: "10.0.0.0/8".into(),
-            state: "Active".into(),
-            reason: Some("ssh".into()),
-            created: 0,
-            removed: None,
-        }
-    }
-
-    #[test]
-    fn stored_rows_round_trip_through_the_rules() {
-        let item = row(1, "a", 3);
-        let checked = checked_of(&item).unwrap();
-        let back = stored(&checked, item.acl_id, item.reason.clone());
-        let same = as_new(&item);
-        assert_eq!(
-            (back.number, back.protocol, back.start_port, back.end_port),
-            (same.number, same.protocol, same.start_port, same.end_port)
-        );
-        assert_eq!(back.cidrs, same.cidrs);
-        assert_eq!(
-            (back.action, back.traffic_type),
-            (same.action, same.traffic_type)
-        );
-    }
-
-    #[test]
-    fn partial_update_keeps_the_reason_and_full_update_drops_it() {
-        let item = row(1, "a", 3);
-        let partial = merged(&item, &json!({ "action": "deny" }), &[]).unwrap();
-        assert_eq!(partial.action, "Deny");
-        assert_eq!(partial.start_port, Some(22));
-        assert_eq!(partial.reason.as_deref(), Some("ssh"));
-        let full = merged(
-            &item,
-            &json!({ "protocol": "udp", "partialupgrade": false }),
-            &[],
-        )
-        .unwrap();
-        assert_eq!((full.protocol.as_str(), full.start_port), ("udp", None));
-        assert_eq!(full.cidrs, ["0.0.0.0/0", "::/0"]);
-        assert_eq!(full.reason, None);
-        let clash = merged(&item, &json!({ "number": 4 }), &[4]).unwrap_err();
-        assert_eq!(clash.code, 431);
-    }
-
-    #[test]
-    fn moves_honour_the_consistency_hash() {
-        let items = [row(1, "a", 1), row(2, "b", 2), row(3, "c", 3)];
-        let fields = json!({ "previousaclruleid": "a", "nextaclruleid": "b" });
-        assert_eq!(
-            renumbering(&items, &items[2], &fields).unwrap(),
-            vec![(3, 2), (2, 3)]
-        );
-        let good = json!({
-            "nextaclruleid": "a",
-            "aclconsistencyhash": md5_hex(b"abc"),
-        });
-        assert_eq!(
-            renumbering(&items, &items[2], &good).unwrap(),
-            vec![(3, 1), (1, 2), (2, 3)]
-        );
-        let stale = json!({ "nextaclruleid": "a", "aclconsistencyhash": md5_hex(b"acb") });
-        let e = renumbering(&items, &items[2], &stale).unwrap_err();
-        assert_eq!(e.code, 431);
-        assert!(e.text.contains("aclconsistencyhash"), "{}", e.text);
-    }
-}
