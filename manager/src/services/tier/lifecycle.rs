@@ -21,6 +21,19 @@ pub(super) const UPDATE_NETWORK_JOB: JobBody = update_network_job;
 pub(super) const DELETE_NETWORK_JOB: JobBody = delete_network_job;
 pub(super) const RESTART_NETWORK_JOB: JobBody = restart_network_job;
 
+/// Submits the job of a change to tier `t` (`info` its parameters),
+/// serialized with the other jobs of its VPC.
+async fn submit_tier_job(
+    ctx: &crate::server::Ctx,
+    t: &network::Network,
+    info: serde_json::Value,
+) -> Result<Reply, ApiError> {
+    let job_id = ctx
+        .submit_job(info, Some(("Network", &t.uuid)), sync_object(t))
+        .await?;
+    Ok(Reply::Job { job_id })
+}
+
 fn sync_object(t: &network::Network) -> String {
     match t.vpc_id {
         Some(v) => vpc_sync(v),
@@ -58,14 +71,12 @@ handler!(update_network, |ctx, params| {
             )));
         }
     }
-    let job_id = ctx
-        .submit_job(
-            json!({ "id": t.id, "name": name, "displaytext": display_text }),
-            Some(("Network", &t.uuid)),
-            sync_object(&t),
-        )
-        .await?;
-    Ok(Reply::Job { job_id })
+    submit_tier_job(
+        ctx,
+        &t,
+        json!({ "id": t.id, "name": name, "displaytext": display_text }),
+    )
+    .await
 });
 
 job_body!(update_network_job, |job, info| {
@@ -87,14 +98,7 @@ handler!(delete_network, |ctx, params| {
             "Delete network with 'forced' option can only be called by root admins",
         ));
     }
-    let job_id = ctx
-        .submit_job(
-            json!({ "id": t.id, "forced": forced }),
-            Some(("Network", &t.uuid)),
-            sync_object(&t),
-        )
-        .await?;
-    Ok(Reply::Job { job_id })
+    submit_tier_job(ctx, &t, json!({ "id": t.id, "forced": forced })).await
 });
 
 job_body!(delete_network_job, |job, info| {
@@ -195,14 +199,7 @@ handler!(restart_network, |ctx, params| {
             t.uuid, t.state
         )));
     }
-    let job_id = ctx
-        .submit_job(
-            json!({ "id": t.id }),
-            Some(("Network", &t.uuid)),
-            sync_object(&t),
-        )
-        .await?;
-    Ok(Reply::Job { job_id })
+    submit_tier_job(ctx, &t, json!({ "id": t.id })).await
 });
 
 job_body!(restart_network_job, |job, info| {
