@@ -477,17 +477,7 @@ pub async fn purge_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiErr
     let Some(v) = deactivate(db, net, vpc_id).await? else {
         return Ok(());
     };
-    let tiers = network::list(
-        db,
-        &network::NetworkFilter {
-            vpc_id: Some(v.id),
-            traffic_type: Some(network::TRAFFIC_GUEST.into()),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
+    let tiers = network::tiers_of_vpc(db, v.id).await?;
     for t in &tiers {
         for v in store::vm::vms_on_network(db, t.id).await? {
             destroy_vm_quietly(db, net, &v).await;

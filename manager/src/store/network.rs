@@ -245,6 +245,16 @@ pub async fn list<'a>(
     query::list(&mut ex.into(), COLUMNS, FROM, &w, "n.id", page).await
 }
 
+/// The live tiers (guest networks) of a VPC, by creation order.
+pub async fn tiers_of_vpc<'a>(ex: impl Into<Exec<'a>>, vpc_id: i64) -> Result<Vec<Network>> {
+    let filter = NetworkFilter {
+        vpc_id: Some(vpc_id),
+        traffic_type: Some(TRAFFIC_GUEST.into()),
+        ..Default::default()
+    };
+    Ok(list(ex, &filter, Page::ALL).await?.items)
+}
+
 /// Sets the state of a live network; false when there is none.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
     query::set_live_state(&mut ex.into(), "networks", id, state).await

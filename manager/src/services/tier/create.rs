@@ -213,17 +213,7 @@ handler!(create_network, |ctx, params| {
                 v.uuid
             ))
         })?;
-    let tiers = network::list(
-        &mut tx,
-        &network::NetworkFilter {
-            vpc_id: Some(live.id),
-            traffic_type: Some(network::TRAFFIC_GUEST.into()),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
+    let tiers = network::tiers_of_vpc(&mut tx, live.id).await?;
     let mut existing = Vec::with_capacity(tiers.len());
     for t in &tiers {
         let Some(cidr) = t.cidr.as_deref().and_then(|c| Ipv4Net::from_str(c).ok()) else {

@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 
 use crate::api::ApiError;
 use crate::server::date;
-use crate::store::{Db, Page, domain, network, offering, router, vpc, zone};
+use crate::services::offering::services_view;
+use crate::store::{Db, domain, network, offering, router, vpc, zone};
 
 async fn zone_name(db: &Db, id: i64) -> Result<(String, String), ApiError> {
     Ok(zone::get_by_id(db, id)
@@ -41,36 +42,14 @@ pub async fn vpc_view(db: &Db, v: &vpc::Vpc, with_tiers: bool) -> Result<Value, 
     let o = offering::vpc_offering_by_id(db, v.vpc_offering_id).await?;
     let services = offering::vpc_offering_services(db, v.vpc_offering_id).await?;
     // The services of the offering except Gateway, each with its providers.
-    let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
-    for s in services.iter().filter(|s| s.service != "Gateway") {
-        match grouped.iter_mut().find(|(n, _)| *n == s.service) {
-            Some((_, p)) if !p.contains(&s.provider) => p.push(s.provider.clone()),
-            Some(_) => {}
-            None => grouped.push((s.service.clone(), vec![s.provider.clone()])),
-        }
-    }
-    let service: Vec<Value> = grouped
+    let shown: Vec<_> = services
         .into_iter()
-        .map(|(name, providers)| {
-            json!({
-                "name": name,
-                "provider": providers.into_iter().map(|p| json!({"name": p})).collect::<Vec<_>>(),
-            })
-        })
+        .filter(|s| s.service != "Gateway")
         .collect();
+    let service = services_view(&shown);
     let mut tiers = Vec::new();
     if with_tiers {
-        let listed = network::list(
-            db,
-            &network::NetworkFilter {
-                vpc_id: Some(v.id),
-                traffic_type: Some(network::TRAFFIC_GUEST.into()),
-                ..Default::default()
-            },
-            Page::ALL,
-        )
-        .await?;
-        for n in listed.items {
+        for n in network::tiers_of_vpc(db, v.id).await? {
             tiers.push(json!({
                 "id": n.uuid,
                 "name": n.name,

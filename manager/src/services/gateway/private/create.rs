@@ -112,20 +112,11 @@ async fn existing_gateways(
 
 /// The CIDRs of the VPC's tiers.
 async fn tier_cidrs(db: &Db, vpc_id: i64) -> Result<Vec<Ipv4Net>, ApiError> {
-    Ok(network::list(
-        db,
-        &network::NetworkFilter {
-            vpc_id: Some(vpc_id),
-            traffic_type: Some(network::TRAFFIC_GUEST.into()),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items
-    .iter()
-    .filter_map(|n| n.cidr.as_deref()?.parse().ok())
-    .collect())
+    Ok(network::tiers_of_vpc(db, vpc_id)
+        .await?
+        .iter()
+        .filter_map(|n| n.cidr.as_deref()?.parse().ok())
+        .collect())
 }
 
 /// Refuses an associated network: only isolated networks outside a VPC can
