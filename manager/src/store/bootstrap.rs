@@ -25,7 +25,9 @@ pub const DEFAULT_VPC_TIER_OFFERING: &str = "DefaultIsolatedNetworkOfferingForVp
 pub const DEFAULT_VPC_TIER_OFFERING_NO_LB: &str =
     "DefaultIsolatedNetworkOfferingForVpcNetworksNoLB";
 
-const VPC_SERVICES: &[&str] = &[
+/// The services a VPC virtual router gives, in CloudStack's spelling (the
+/// built-in VPC offerings give them all).
+pub const VPC_SERVICES: &[&str] = &[
     "Dhcp",
     "Dns",
     "SourceNat",

@@ -9,6 +9,7 @@ use crate::api::{ApiError, Params};
 use crate::server::jobs::JobBody;
 use crate::server::registry::Handler;
 use crate::server::{Ctx, Reply};
+use crate::store::bootstrap::VPC_SERVICES;
 use crate::store::{Db, Page, offering, vpc};
 use crate::{handler, job_body, rules};
 
@@ -18,20 +19,6 @@ pub(super) const UPDATE_VPC_OFFERING: Handler = update_vpc_offering;
 pub(super) const UPDATE_VPC_OFFERING_JOB: JobBody = update_vpc_offering_job;
 pub(super) const DELETE_VPC_OFFERING: Handler = delete_vpc_offering;
 pub(super) const DELETE_VPC_OFFERING_JOB: JobBody = delete_vpc_offering_job;
-
-/// The services a VPC virtual router gives, in CloudStack's spelling.
-const VPC_SERVICES: &[&str] = &[
-    "Dhcp",
-    "Dns",
-    "SourceNat",
-    "PortForwarding",
-    "Lb",
-    "UserData",
-    "StaticNat",
-    "NetworkACL",
-    "Vpn",
-    "Gateway",
-];
 
 /// Services every VPC offering gets, listed or not (§2.2: SourceNat unless
 /// routed, NetworkACL always, Gateway with the SourceNat provider).
