@@ -288,13 +288,19 @@ impl<A: AgentClient, D: RouterDriver> VpcVirtualRouterElement<A, D> {
         }
     }
 
+    /// Sends one mutating command; of the agent's answer only success
+    /// matters.
+    async fn apply(&self, router: &RouterView, command: AgentCommand) -> ElementResult {
+        self.send(router, command).await.map(drop)
+    }
+
     async fn set_acl(
         &self,
         router: &RouterView,
         generation: u64,
         acl: pb::NetworkAcl,
     ) -> ElementResult {
-        self.send(
+        self.apply(
             router,
             AgentCommand::SetNetworkAcl(pb::SetNetworkAclRequest {
                 generation,
@@ -302,7 +308,6 @@ impl<A: AgentClient, D: RouterDriver> VpcVirtualRouterElement<A, D> {
             }),
         )
         .await
-        .map(drop)
     }
 
     async fn set_dhcp(
@@ -312,7 +317,7 @@ impl<A: AgentClient, D: RouterDriver> VpcVirtualRouterElement<A, D> {
         tier: &TierView,
         entries: &[DhcpEntryView],
     ) -> ElementResult {
-        self.send(
+        self.apply(
             router,
             AgentCommand::SetDhcpEntries(pb::SetDhcpEntriesRequest {
                 generation,
@@ -320,7 +325,6 @@ impl<A: AgentClient, D: RouterDriver> VpcVirtualRouterElement<A, D> {
             }),
         )
         .await
-        .map(drop)
     }
 
     async fn remove_tier(
@@ -329,7 +333,7 @@ impl<A: AgentClient, D: RouterDriver> VpcVirtualRouterElement<A, D> {
         generation: u64,
         tier: &TierView,
     ) -> ElementResult {
-        self.send(
+        self.apply(
             router,
             AgentCommand::DestroyGuestNetwork(pb::DestroyGuestNetworkRequest {
                 generation,
@@ -337,7 +341,7 @@ impl<A: AgentClient, D: RouterDriver> VpcVirtualRouterElement<A, D> {
             }),
         )
         .await?;
-        self.send(
+        self.apply(
             router,
             AgentCommand::UnplugNic(pb::UnplugNicRequest {
                 generation,
@@ -357,7 +361,7 @@ impl<A: AgentClient, D: RouterDriver> VpcVirtualRouterElement<A, D> {
     /// router that fell behind).
     pub async fn resync(&self, state: &RouterState, generation: u64) -> ElementResult {
         let config = wire::router_config(state)?;
-        self.send(
+        self.apply(
             &state.router,
             AgentCommand::ApplyConfig(pb::ApplyConfigRequest {
                 generation,
@@ -365,7 +369,6 @@ impl<A: AgentClient, D: RouterDriver> VpcVirtualRouterElement<A, D> {
             }),
         )
         .await
-        .map(drop)
     }
 
     /// Starts the router and pushes its whole configuration.
@@ -477,7 +480,7 @@ impl<A: AgentClient, D: RouterDriver> NetworkElement for VpcVirtualRouterElement
         let acl = acl.map(|l| wire::tier_acl(tier, Some(l))).transpose()?;
         let nic_view = wire::tier_nic_view(tier);
         self.driver.plug_nic(router, &nic_view).await?;
-        self.send(
+        self.apply(
             router,
             AgentCommand::PlugNic(pb::PlugNicRequest {
                 generation,
@@ -485,7 +488,7 @@ impl<A: AgentClient, D: RouterDriver> NetworkElement for VpcVirtualRouterElement
             }),
         )
         .await?;
-        self.send(
+        self.apply(
             router,
             AgentCommand::SetupGuestNetwork(pb::SetupGuestNetworkRequest {
                 generation,
@@ -546,7 +549,7 @@ impl<A: AgentClient, D: RouterDriver> SourceNat for VpcVirtualRouterElement<A, D
         public_ips: &[PublicIpView],
         gateways: &[PrivateGatewayView],
     ) -> ElementResult {
-        self.send(
+        self.apply(
             router,
             AgentCommand::SetSourceNat(pb::SetSourceNatRequest {
                 generation,
@@ -554,7 +557,6 @@ impl<A: AgentClient, D: RouterDriver> SourceNat for VpcVirtualRouterElement<A, D
             }),
         )
         .await
-        .map(drop)
     }
 }
 
@@ -565,7 +567,7 @@ impl<A: AgentClient, D: RouterDriver> StaticNat for VpcVirtualRouterElement<A, D
         generation: u64,
         rules: &[StaticNatView],
     ) -> ElementResult {
-        self.send(
+        self.apply(
             router,
             AgentCommand::SetStaticNatRules(pb::SetStaticNatRulesRequest {
                 generation,
@@ -573,7 +575,6 @@ impl<A: AgentClient, D: RouterDriver> StaticNat for VpcVirtualRouterElement<A, D
             }),
         )
         .await
-        .map(drop)
     }
 }
 
@@ -585,7 +586,7 @@ impl<A: AgentClient, D: RouterDriver> PortForwarding for VpcVirtualRouterElement
         rules: &[PortForwardView],
     ) -> ElementResult {
         let rules = wire::port_forwards(rules)?;
-        self.send(
+        self.apply(
             router,
             AgentCommand::SetPortForwardingRules(pb::SetPortForwardingRulesRequest {
                 generation,
@@ -593,7 +594,6 @@ impl<A: AgentClient, D: RouterDriver> PortForwarding for VpcVirtualRouterElement
             }),
         )
         .await
-        .map(drop)
     }
 }
 
@@ -609,7 +609,7 @@ impl<A: AgentClient, D: RouterDriver> Lb for VpcVirtualRouterElement<A, D> {
         rules: &[LbRuleView],
     ) -> ElementResult {
         let rules = wire::lb_rules(rules)?;
-        self.send(
+        self.apply(
             router,
             AgentCommand::SetLoadBalancerRules(pb::SetLoadBalancerRulesRequest {
                 generation,
@@ -617,7 +617,6 @@ impl<A: AgentClient, D: RouterDriver> Lb for VpcVirtualRouterElement<A, D> {
             }),
         )
         .await
-        .map(drop)
     }
 }
 
@@ -719,7 +718,7 @@ impl<A: AgentClient, D: RouterDriver> Gateway for VpcVirtualRouterElement<A, D> 
         if ips.is_empty() {
             return Ok(());
         }
-        self.send(
+        self.apply(
             router,
             AgentCommand::IpAssoc(pb::IpAssocRequest {
                 generation,
@@ -727,7 +726,6 @@ impl<A: AgentClient, D: RouterDriver> Gateway for VpcVirtualRouterElement<A, D> 
             }),
         )
         .await
-        .map(drop)
     }
 }
 
@@ -769,7 +767,7 @@ impl<A: AgentClient, D: RouterDriver> VpcProvider for VpcVirtualRouterElement<A,
             .transpose()?;
         let nic_view = wire::gateway_nic_view(gateway);
         self.driver.plug_nic(router, &nic_view).await?;
-        self.send(
+        self.apply(
             router,
             AgentCommand::PlugNic(pb::PlugNicRequest {
                 generation,
@@ -777,7 +775,7 @@ impl<A: AgentClient, D: RouterDriver> VpcProvider for VpcVirtualRouterElement<A,
             }),
         )
         .await?;
-        self.send(
+        self.apply(
             router,
             AgentCommand::IpAssoc(pb::IpAssocRequest {
                 generation,
@@ -807,7 +805,7 @@ impl<A: AgentClient, D: RouterDriver> VpcProvider for VpcVirtualRouterElement<A,
         gateway: &PrivateGatewayView,
     ) -> ElementResult {
         let router = &state.router;
-        self.send(
+        self.apply(
             router,
             AgentCommand::IpAssoc(pb::IpAssocRequest {
                 generation,
@@ -825,7 +823,7 @@ impl<A: AgentClient, D: RouterDriver> VpcProvider for VpcVirtualRouterElement<A,
             self.apply_source_nat(router, generation, &state.public_ips, &remaining)
                 .await?;
         }
-        self.send(
+        self.apply(
             router,
             AgentCommand::UnplugNic(pb::UnplugNicRequest {
                 generation,
@@ -846,7 +844,7 @@ impl<A: AgentClient, D: RouterDriver> VpcProvider for VpcVirtualRouterElement<A,
         generation: u64,
         routes: &[StaticRouteView],
     ) -> ElementResult {
-        self.send(
+        self.apply(
             router,
             AgentCommand::SetStaticRoutes(pb::SetStaticRoutesRequest {
                 generation,
@@ -854,6 +852,5 @@ impl<A: AgentClient, D: RouterDriver> VpcProvider for VpcVirtualRouterElement<A,
             }),
         )
         .await
-        .map(drop)
     }
 }
