@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::Value;
-use support::api::{BOGUS, TestManager, id, job_ok, on_both_backends, refused, run_job};
+use support::api::{BOGUS, TestManager, job_ok, on_both_backends, refused, run_job};
 use support::vpc::{account_in, create_tier, create_vpc, user, zone_env, zone_env_range};
 use vpc_manager::orchestration::AgentCommand;
 use vpc_manager::orchestration::AgentError;
@@ -131,6 +131,17 @@ on_both_backends!(a_vpc_lives_from_creation_to_deletion, |m| {
     assert_eq!(router["publicip"], "203.0.113.10", "the first free address");
     assert_eq!(router["configcurrent"], true);
     assert_eq!(router["configgeneration"], 1);
+    let by_name = admin
+        .ok(
+            "listRouters",
+            &[("name", &router_name), ("listall", "true")],
+        )
+        .await;
+    assert_eq!(by_name["count"], 1);
+    let by_name = admin
+        .ok("listRouters", &[("name", "r-999-VM"), ("listall", "true")])
+        .await;
+    assert_eq!(by_name["count"].as_u64().unwrap_or(0), 0);
     assert_eq!(
         m.driver.calls(),
         [DriverCall::StartRouter(router_name.clone())]
@@ -419,7 +430,6 @@ on_both_backends!(vpc_ownership_limits_and_failed_starts, |m| {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(gone, "the collector removed the Inactive VPC");
-    let _ = id;
 });
 
 on_both_backends!(a_zone_without_free_addresses_refuses_new_vpcs, |m| {

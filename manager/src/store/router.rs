@@ -89,6 +89,10 @@ pub struct RouterFilter {
     pub uuids: Option<Vec<String>>,
     /// Substring of the name, case-insensitive.
     pub keyword: Option<String>,
+    /// Exactly this name.
+    pub name: Option<String>,
+    /// Only routers of this domain (not its sub-domains).
+    pub domain_id: Option<i64>,
     /// Only routers of this VPC.
     pub vpc_id: Option<i64>,
     /// Only this zone.
@@ -240,6 +244,8 @@ pub async fn list<'a>(
         .eq_opt("r.vpc_id", filter.vpc_id)
         .eq_opt("r.zone_id", filter.zone_id)
         .eq_opt("r.account_id", filter.account_id)
+        .eq_opt("r.domain_id", filter.domain_id)
+        .eq_opt("r.name", filter.name.clone())
         .eq_opt("r.state", filter.state.clone())
         .keyword(&["r.name"], filter.keyword.as_deref());
     match filter.out_of_sync {

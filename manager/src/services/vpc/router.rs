@@ -239,7 +239,9 @@ handler!(list_routers, |ctx, params| {
         uuids: params.uuid("id")?.map(|u| vec![u.to_string()]),
         keyword: params.string("keyword")?.filter(|k| !k.is_empty()),
         state: params.string("state")?.filter(|s| !s.is_empty()),
+        name: params.string("name")?.filter(|n| !n.is_empty()),
         account_id: scope.account_id,
+        domain_id: scope.domain_id,
         domain_path_prefix: scope.domain_path_prefix,
         ..Default::default()
     };
@@ -265,23 +267,14 @@ handler!(list_routers, |ctx, params| {
         }
     }
     filter.vpc_id = vpc_id;
-    let name = params.string("name")?.filter(|n| !n.is_empty());
     let page = page(ctx, params).await?;
     let listed = router::list(db, &filter, page).await?;
-    let mut items = Vec::new();
-    let mut count = listed.total as u64;
+    let mut items = Vec::with_capacity(listed.items.len());
     for r in &listed.items {
-        if let Some(domain_id) = scope.domain_id
-            && r.domain_id != domain_id
-        {
-            count -= 1;
-            continue;
-        }
-        if name.as_ref().is_some_and(|n| *n != r.name) {
-            count -= 1;
-            continue;
-        }
         items.push(router_view(db, r, true).await?);
     }
-    Ok(Reply::List { count, items })
+    Ok(Reply::List {
+        count: listed.total as u64,
+        items,
+    })
 });
