@@ -19,10 +19,6 @@ use super::{Network, element_error, state};
 /// The device index of a router's public NIC (0 is kept for the control NIC).
 pub const PUBLIC_NIC_INDEX: i64 = 1;
 
-fn endpoint_text(e: &AgentEndpoint) -> String {
-    e.to_text()
-}
-
 /// Gives the VPC its source-NAT address (exactly `address` when given) and
 /// its router a public NIC holding it, unless both exist already.
 async fn ensure_source_nat(
@@ -142,14 +138,35 @@ pub async fn start_router(db: &Db, net: &Network, r: &router::Router) -> Result<
     router::set_state(&mut tx, r.id, router::STATE_STARTING).await?;
     let generation = router::bump_generation(&mut tx, r.id).await?;
     tx.commit().await?;
-    let state = state::load_router(db, r)
+    let state = load_for_start(db, r).await?;
+    let started = net
+        .element
+        .implement_vpc(&state, u64::try_from(generation).unwrap_or_default())
+        .await;
+    record_start(db, r, generation, started).await
+}
+
+async fn load_for_start(
+    db: &Db,
+    r: &router::Router,
+) -> Result<crate::orchestration::model::RouterState, ApiError> {
+    state::load_router(db, r)
         .await?
-        .ok_or_else(|| ApiError::param("The VPC was deleted meanwhile"))?;
-    let g = u64::try_from(generation).unwrap_or_default();
-    match net.element.implement_vpc(&state, g).await {
+        .ok_or_else(|| ApiError::param("The VPC was deleted meanwhile"))
+}
+
+/// Records how a router's (re)start ended: Running with its endpoint and the
+/// generation applied, or Error.
+async fn record_start(
+    db: &Db,
+    r: &router::Router,
+    generation: i64,
+    started: crate::orchestration::ElementResult<AgentEndpoint>,
+) -> Result<(), ApiError> {
+    match started {
         Ok(endpoint) => {
             let mut tx = db.begin().await?;
-            router::set_agent_endpoint(&mut tx, r.id, Some(&endpoint_text(&endpoint))).await?;
+            router::set_agent_endpoint(&mut tx, r.id, Some(&endpoint.to_text())).await?;
             router::set_state(&mut tx, r.id, router::STATE_RUNNING).await?;
             router::mark_applied(&mut tx, r.id, generation).await?;
             tx.commit().await?;
@@ -190,30 +207,15 @@ pub async fn stop_router(db: &Db, net: &Network, r: &router::Router) -> Result<(
 
 /// Reboots a running router: stop, start, whole configuration.
 pub async fn reboot_router(db: &Db, net: &Network, r: &router::Router) -> Result<(), ApiError> {
-    let generation = {
-        let mut tx = db.begin().await?;
-        let g = router::bump_generation(&mut tx, r.id).await?;
-        tx.commit().await?;
-        g
-    };
-    let state = state::load_router(db, r)
-        .await?
-        .ok_or_else(|| ApiError::param("The VPC was deleted meanwhile"))?;
-    let g = u64::try_from(generation).unwrap_or_default();
-    match net.element.reboot_router(&state, g).await {
-        Ok(endpoint) => {
-            let mut tx = db.begin().await?;
-            router::set_agent_endpoint(&mut tx, r.id, Some(&endpoint_text(&endpoint))).await?;
-            router::set_state(&mut tx, r.id, router::STATE_RUNNING).await?;
-            router::mark_applied(&mut tx, r.id, generation).await?;
-            tx.commit().await?;
-            Ok(())
-        }
-        Err(e) => {
-            router::set_state(db, r.id, router::STATE_ERROR).await?;
-            Err(element_error(e))
-        }
-    }
+    let mut tx = db.begin().await?;
+    let generation = router::bump_generation(&mut tx, r.id).await?;
+    tx.commit().await?;
+    let state = load_for_start(db, r).await?;
+    let started = net
+        .element
+        .reboot_router(&state, u64::try_from(generation).unwrap_or_default())
+        .await;
+    record_start(db, r, generation, started).await
 }
 
 /// Destroys a router and its rows.
