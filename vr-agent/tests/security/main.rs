@@ -1,0 +1,5 @@
+//! Security tests of the agent: each test tries one hole found by probing and
+//! fails if it opens again. One module per area.
+
+mod input;
+mod runtime;
