@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use vpc_proto::v1 as pb;
 
-use crate::model::{Invalid, InvalidKind, Router};
+use crate::model::{Invalid, InvalidKind, Mac, Router, shown};
 
 /// One command's change to the desired state.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,6 +126,12 @@ pub fn apply(
             next.nics.sort_by_key(|n| n.device_index);
         }
         Change::UnplugNic { index, mac } => {
+            if !mac.is_empty() && mac.to_ascii_lowercase().parse::<Mac>().is_err() {
+                return Err(conflict(
+                    "mac_address",
+                    format!("{} is not a MAC address", shown(&mac)),
+                ));
+            }
             let nic = next
                 .nics
                 .iter()
@@ -170,7 +176,10 @@ pub fn apply(
                     {
                         return Err(not_found(
                             &format!("ips[{i}].ip_address"),
-                            format!("{} is not associated with the router", ip.ip_address),
+                            format!(
+                                "{} is not associated with the router",
+                                shown(&ip.ip_address)
+                            ),
                         ));
                     }
                     remove_public_ip(&mut next, &ip.ip_address);

@@ -13,6 +13,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::{IpNet, Ipv4Net};
 
+pub use validate::text::shown;
 pub use validate::{Invalid, InvalidKind};
 
 /// The lowest route table number of a NIC: NIC N uses table 100+N, as on

@@ -186,9 +186,30 @@ pub fn release_packet(server: Ipv4Addr, ip: Ipv4Addr, mac: Mac) -> Vec<u8> {
     p
 }
 
+/// The one way a value enters a dnsmasq file. Every character that could end
+/// the line, start a comment, quote, or separate an option's fields (anything
+/// outside `[A-Za-z0-9._:/@+-]`) becomes `_`. Validation already refuses such
+/// values (`model::validate::text`); this keeps a value that skipped it from
+/// ever adding a line or a directive.
+pub fn escape(value: impl std::fmt::Display) -> String {
+    value
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '@' | '+' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 fn render_conf(tier: &Tier, dir: &Path) -> String {
-    let dev = dev_name(tier.index);
-    let path = |ext: &str| tier_path(dir, tier.index, ext).display().to_string();
+    let dev = escape(dev_name(tier.index));
+    let path = |ext: &str| escape(tier_path(dir, tier.index, ext).display());
+    let gateway = escape(tier.gateway);
+    let domain = escape(&tier.domain);
     let mut c = String::new();
     let mut line = |l: &str| {
         c.push_str(l);
@@ -196,7 +217,7 @@ fn render_conf(tier: &Tier, dir: &Path) -> String {
     };
     line(&format!(
         "# dnsmasq of {dev} (tier {}), written by vr-agent: edits are lost.",
-        tier.network_id
+        escape(&tier.network_id)
     ));
     // One instance per tier: serve only this NIC. dnsmasq adds `lo` to any
     // `interface=` list; every instance binding 127.0.0.1:53 would clash.
@@ -206,7 +227,7 @@ fn render_conf(tier: &Tier, dir: &Path) -> String {
     // can share port 53 and 67) and, unlike bind-interfaces, picks up an
     // address that appears after start instead of refusing to start.
     line("bind-dynamic");
-    line(&format!("listen-address={}", tier.gateway));
+    line(&format!("listen-address={gateway}"));
     // Nothing from the router's own /etc: upstreams come from `server=` lines.
     line("no-resolv");
     line("no-hosts");
@@ -231,35 +252,32 @@ fn render_conf(tier: &Tier, dir: &Path) -> String {
     // leases, as on CloudStack: renewals that fail cannot take a VM's route.
     line(&format!(
         "dhcp-range=set:{dev},{},static,{},infinite",
-        tier.cidr.network(),
-        tier.cidr.netmask()
+        escape(tier.cidr.network()),
+        escape(tier.cidr.netmask())
     ));
     if !tier.domain.is_empty() {
-        line(&format!("domain={}", tier.domain));
+        line(&format!("domain={domain}"));
         // Answer the tier's names locally, never forward them.
-        line(&format!("local=/{}/", tier.domain));
+        line(&format!("local=/{domain}/"));
         line("expand-hosts");
     }
     for server in &tier.dns_servers {
-        line(&format!("server={server}"));
+        line(&format!("server={}", escape(server)));
     }
     let default = format!("tag:{dev},tag:!{NO_DEFAULT_TAG}");
-    line(&format!(
-        "dhcp-option={default},option:router,{}",
-        tier.gateway
-    ));
+    line(&format!("dhcp-option={default},option:router,{gateway}"));
     let mut dns: Vec<String> = Vec::new();
     if !tier.external_dns_only {
-        dns.push(tier.gateway.to_string());
+        dns.push(gateway.clone());
     }
     // Option 6 carries IPv4 addresses only; IPv6 upstreams are still used by
     // the router itself through `server=`.
     dns.extend(tier.dns_servers.iter().filter_map(|s| match s {
-        IpAddr::V4(v4) => Some(v4.to_string()),
+        IpAddr::V4(v4) => Some(escape(v4)),
         IpAddr::V6(_) => None,
     }));
     line(&option_line(&default, "dns-server", &dns.join(",")));
-    line(&option_line(&default, "domain-name", &tier.domain));
+    line(&option_line(&default, "domain-name", &domain));
     // Options without data override dnsmasq's defaults (itself as router and
     // DNS server, `domain=` as domain): non-default NICs get none of them.
     let nodefault = format!("tag:{dev},tag:{NO_DEFAULT_TAG}");
@@ -289,22 +307,26 @@ fn render_hosts(hosts: &[DhcpHost]) -> String {
         } else {
             format!("set:{NO_DEFAULT_TAG},")
         };
-        let _ = writeln!(out, "{},{tag}{},{},infinite", h.mac, h.ip, h.hostname);
+        let _ = writeln!(
+            out,
+            "{},{tag}{},{},infinite",
+            escape(h.mac),
+            escape(h.ip),
+            escape(&h.hostname)
+        );
     }
     out
 }
 
 fn render_names(tier: &Tier, hosts: &[DhcpHost]) -> String {
     let mut out = String::new();
+    let domain = escape(&tier.domain);
     for h in hosts {
+        let (ip, host) = (escape(h.ip), escape(&h.hostname));
         if tier.domain.is_empty() {
-            let _ = writeln!(out, "{} {}", h.ip, h.hostname);
+            let _ = writeln!(out, "{ip} {host}");
         } else {
-            let _ = writeln!(
-                out,
-                "{} {}.{} {}",
-                h.ip, h.hostname, tier.domain, h.hostname
-            );
+            let _ = writeln!(out, "{ip} {host}.{domain} {host}");
         }
     }
     out
@@ -359,6 +381,19 @@ mod tests {
     #[test]
     fn sample_router_files_snapshot() {
         insta::assert_snapshot!(render(&plan(&sample(), Path::new("/run/vr-agent/dnsmasq"))));
+    }
+
+    #[test]
+    fn escaping_keeps_a_value_on_its_line_and_inside_its_field() {
+        assert_eq!(escape("10.1.1.1"), "10.1.1.1");
+        assert_eq!(
+            escape("/run/vr-agent/eth2.hosts"),
+            "/run/vr-agent/eth2.hosts"
+        );
+        assert_eq!(escape("2001:db8::53"), "2001:db8::53");
+        let hostile = escape("x\ndhcp-script=/tmp/p #,\"'\r\0é");
+        assert_eq!(hostile, "x_dhcp-script_/tmp/p________");
+        assert!(!hostile.contains(['\n', '\r', '#', ',', '=', '"']));
     }
 
     #[test]

@@ -1,2 +1,6 @@
 //! Input the agent receives: strings that reach files or command lines, sizes,
-//! the control socket and TLS identities.
+//! the control socket and TLS identities. One submodule per item; `agent` is
+//! the small router namespace the tests against the real binary share.
+
+mod agent;
+mod strings;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use vpc_proto::v1 as pb;
 
-use super::{Result, bad, hostname, ipv4, mac, missing};
+use super::{Result, bad, hostname, ipv4, mac, missing, text};
 use crate::model::*;
 
 pub(super) fn dhcp(router: &Router, wire: &[pb::TierDhcp]) -> Result<BTreeMap<u32, Vec<DhcpHost>>> {
@@ -43,6 +43,8 @@ pub(crate) fn dhcp_hosts(
             hostname: hostname(&f("hostname"), &e.hostname)?,
             default_gateway: e.default_gateway,
         };
+        text::ipv6(&f("ip6_address"), &e.ip6_address)?;
+        text::duid(&f("duid"), &e.duid)?;
         if !tier.cidr.contains(&host.ip)
             || host.ip == tier.gateway
             || host.ip == tier.cidr.network()

@@ -8,6 +8,7 @@ mod dhcp;
 mod nat;
 mod nics;
 mod rules;
+pub mod text;
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -15,6 +16,7 @@ use ipnet::{IpNet, Ipv4Net};
 use vpc_proto::v1 as pb;
 
 use super::*;
+pub(crate) use text::{domain, hostname, shown};
 
 /// Whether the caller sent something malformed or referred to something the
 /// router does not have. Maps to INVALID_ARGUMENT and NOT_FOUND.
@@ -57,13 +59,13 @@ fn ipv4(field: &str, value: &str) -> Result<Ipv4Addr> {
     }
     value
         .parse()
-        .map_err(|_| bad(field, format!("{value:?} is not an IPv4 address")))
+        .map_err(|_| bad(field, format!("{} is not an IPv4 address", shown(value))))
 }
 
 fn ip(field: &str, value: &str) -> Result<IpAddr> {
     value
         .parse()
-        .map_err(|_| bad(field, format!("{value:?} is not an IP address")))
+        .map_err(|_| bad(field, format!("{} is not an IP address", shown(value))))
 }
 
 /// A network CIDR whose host bits are zero.
@@ -73,7 +75,7 @@ fn network4(field: &str, value: &str) -> Result<Ipv4Net> {
     }
     let net: Ipv4Net = value
         .parse()
-        .map_err(|_| bad(field, format!("{value:?} is not an IPv4 CIDR")))?;
+        .map_err(|_| bad(field, format!("{} is not an IPv4 CIDR", shown(value))))?;
     if net.trunc() != net {
         return Err(bad(
             field,
@@ -86,7 +88,7 @@ fn network4(field: &str, value: &str) -> Result<Ipv4Net> {
 fn network(field: &str, value: &str) -> Result<IpNet> {
     let net: IpNet = value
         .parse()
-        .map_err(|_| bad(field, format!("{value:?} is not a CIDR")))?;
+        .map_err(|_| bad(field, format!("{} is not a CIDR", shown(value))))?;
     if net.trunc() != net {
         return Err(bad(
             field,
@@ -111,7 +113,7 @@ fn mac(field: &str, value: &str) -> Result<Mac> {
     value
         .to_ascii_lowercase()
         .parse()
-        .map_err(|_| bad(field, format!("{value:?} is not a MAC address")))
+        .map_err(|_| bad(field, format!("{} is not a MAC address", shown(value))))
 }
 
 fn mtu(field: &str, value: u32) -> Result<Option<u32>> {
@@ -154,37 +156,14 @@ fn l4(field: &str, value: i32) -> Result<L4> {
     }
 }
 
-fn hostname(field: &str, value: &str) -> Result<String> {
-    let ok = !value.is_empty()
-        && value.len() <= 63
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !value.starts_with('-')
-        && !value.ends_with('-');
-    if ok {
-        Ok(value.to_ascii_lowercase())
-    } else {
-        Err(bad(
-            field,
-            format!("{value:?} is not a host name (letters, digits, inner hyphens, at most 63)"),
-        ))
-    }
-}
-
-fn domain(field: &str, value: &str) -> Result<String> {
-    if value.is_empty() {
-        return Ok(String::new());
-    }
-    let ok = value.len() <= 253 && value.split('.').all(|label| hostname(field, label).is_ok());
-    if ok {
-        Ok(value.to_ascii_lowercase())
-    } else {
-        Err(bad(field, format!("{value:?} is not a DNS domain")))
-    }
-}
-
 impl Router {
     /// Validates a desired state and resolves its references.
     pub fn from_config(config: &pb::RouterConfig) -> Result<Router> {
+        text::identifier("router_name", &config.router_name)?;
+        text::identifier("vpc_id", &config.vpc_id)?;
+        if !config.vpc_cidr.is_empty() {
+            network4("vpc_cidr", &config.vpc_cidr)?;
+        }
         let mut router = Router::default();
         router.nics = nics::nics(&config.nics)?;
         router.tiers = nics::tiers(&router.nics, &config.guest_networks)?;

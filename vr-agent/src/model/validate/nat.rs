@@ -7,7 +7,7 @@ use ipnet::Ipv4Net;
 use vpc_proto::v1 as pb;
 
 use super::nics::nic_ref;
-use super::{Result, bad, ipv4, l4, missing, network4, networks4, port, port_range};
+use super::{Result, bad, ipv4, l4, missing, network4, networks4, port, port_range, text};
 use crate::model::*;
 
 fn held_ip<'a>(router: &'a Router, field: &str, value: &str) -> Result<&'a PublicIp> {
@@ -84,6 +84,7 @@ pub(super) fn static_routes(router: &Router, wire: &[pb::StaticRoute]) -> Result
     let mut out: Vec<StaticRoute> = Vec::new();
     for (i, r) in wire.iter().enumerate() {
         let f = |name: &str| format!("static_routes[{i}].{name}");
+        text::identifier(&f("id"), &r.id)?;
         let cidr = network4(&f("cidr"), &r.cidr)?;
         if link_local.contains(&cidr.network()) || cidr.contains(&link_local.network()) {
             return Err(bad(
@@ -147,6 +148,7 @@ pub(super) fn port_forwards(
     let mut out = Vec::with_capacity(wire.len());
     for (i, r) in wire.iter().enumerate() {
         let f = |name: &str| format!("port_forwarding_rules[{i}].{name}");
+        text::identifier(&f("id"), &r.id)?;
         let public_ip = held_ip(router, &f("public_ip"), &r.public_ip)?.address;
         let protocol = l4(&f("protocol"), r.protocol)?;
         let public_ports = port_range(&f("public"), r.public_start_port, r.public_end_port)?;
@@ -181,6 +183,7 @@ pub(super) fn static_nats(router: &Router, wire: &[pb::StaticNatRule]) -> Result
     let mut out: Vec<StaticNat> = Vec::with_capacity(wire.len());
     for (i, r) in wire.iter().enumerate() {
         let f = |name: &str| format!("static_nat_rules[{i}].{name}");
+        text::identifier(&f("id"), &r.id)?;
         let held = held_ip(router, &f("public_ip"), &r.public_ip)?;
         if held.source_nat {
             return Err(bad(
@@ -217,6 +220,8 @@ pub(super) fn load_balancers(
     let mut out = Vec::with_capacity(wire.len());
     for (i, r) in wire.iter().enumerate() {
         let f = |name: &str| format!("load_balancer_rules[{i}].{name}");
+        text::identifier(&f("id"), &r.id)?;
+        text::name(&f("name"), &r.name)?;
         let algorithm = match pb::LbAlgorithm::try_from(r.algorithm) {
             Ok(pb::LbAlgorithm::RoundRobin) => Algorithm::RoundRobin,
             Ok(pb::LbAlgorithm::Source) => Algorithm::SourceHash,
@@ -237,6 +242,7 @@ pub(super) fn load_balancers(
             .enumerate()
             .map(|(k, b)| {
                 let bf = |name: &str| f(&format!("backends[{k}].{name}"));
+                text::identifier(&bf("vm_id"), &b.vm_id)?;
                 let address = in_tier(router, &bf("ip_address"), &b.ip_address)?;
                 let p = if b.port == 0 { r.private_port } else { b.port };
                 Ok((address, port(&bf("port"), p)?))

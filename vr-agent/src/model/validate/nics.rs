@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ipnet::Ipv4Net;
 use vpc_proto::v1 as pb;
 
-use super::{Result, bad, domain, ip, ipv4, mac, missing, mtu, network4};
+use super::{Result, bad, domain, ip, ipv4, mac, missing, mtu, network4, text};
 use crate::model::*;
 
 pub(super) fn nics(wire: &[pb::Nic]) -> Result<BTreeMap<u32, Nic>> {
@@ -20,6 +20,7 @@ pub(super) fn nics(wire: &[pb::Nic]) -> Result<BTreeMap<u32, Nic>> {
             ));
         }
         let mac = mac(&f("mac_address"), &n.mac_address)?;
+        text::identifier(&f("network_id"), &n.network_id)?;
         let role = match pb::NicRole::try_from(n.role) {
             Ok(pb::NicRole::Guest) => Role::Guest,
             Ok(pb::NicRole::Public) => Role::Public,
@@ -45,6 +46,11 @@ pub(super) fn nics(wire: &[pb::Nic]) -> Result<BTreeMap<u32, Nic>> {
                 })?;
             Some(net)
         } else {
+            // Only a control NIC's address is used; any other must still be
+            // an address, not free text.
+            if !n.ip_address.is_empty() {
+                ipv4(&f("ip_address"), &n.ip_address)?;
+            }
             None
         };
         if !macs.insert(mac) {
@@ -111,8 +117,17 @@ pub(super) fn tiers(
             Some((&f("mac_address"), &g.mac_address)),
             &[Role::Guest],
         )?;
+        text::identifier(&f("network_id"), &g.network_id)?;
         let cidr = network4(&f("cidr"), &g.cidr)?;
         let gateway = ipv4(&f("gateway"), &g.gateway)?;
+        text::ipv6_net(&f("ip6_cidr"), &g.ip6_cidr)?;
+        text::ipv6(&f("ip6_gateway"), &g.ip6_gateway)?;
+        for (k, d) in g.dns6_servers.iter().enumerate() {
+            if d.is_empty() {
+                return Err(bad(f(&format!("dns6_servers[{k}]")), "is empty"));
+            }
+            text::ipv6(&f(&format!("dns6_servers[{k}]")), d)?;
+        }
         if !cidr.contains(&gateway)
             || gateway == cidr.network()
             || (cidr.prefix_len() < 31 && gateway == cidr.broadcast())
@@ -174,6 +189,7 @@ pub(super) fn public_ips(
             &[Role::Public, Role::Private],
         )?;
         let address = ipv4(&f("ip_address"), &p.ip_address)?;
+        text::broadcast_uri(&f("vlan"), &p.vlan)?;
         if !(1..=32).contains(&p.prefix_length) {
             return Err(bad(
                 f("prefix_length"),

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use vpc_proto::v1 as pb;
 
 use super::nics::nic_ref;
-use super::{Result, bad, network, port_range};
+use super::{Result, bad, network, port_range, text};
 use crate::model::*;
 
 impl Router {
@@ -20,6 +20,7 @@ impl Router {
             Some(("acl.mac_address", &acl.mac_address)),
             &[Role::Guest, Role::Private],
         )?;
+        labels("acl", acl)?;
         let mut next = self.clone();
         if acl.items.is_empty() {
             next.acls.remove(&nic.index);
@@ -45,6 +46,7 @@ pub(super) fn acls(
             Some((&f("mac_address"), &a.mac_address)),
             &[Role::Guest, Role::Private],
         )?;
+        labels(&format!("network_acls[{i}]"), a)?;
         let acl = acl(&f("items"), nic.index, &a.items)?;
         if out.insert(nic.index, acl).is_some() {
             return Err(bad(
@@ -56,12 +58,27 @@ pub(super) fn acls(
     Ok(out)
 }
 
+/// The list's id and name, which only label it, still have their grammar.
+fn labels(field: &str, acl: &pb::NetworkAcl) -> Result<()> {
+    text::identifier(&format!("{field}.acl_id"), &acl.acl_id)?;
+    text::name(&format!("{field}.acl_name"), &acl.acl_name)
+}
+
 /// Validates one NIC's item list and sorts it by number.
 pub(crate) fn acl(field: &str, index: u32, items: &[pb::AclItem]) -> Result<Acl> {
     let mut rules = Vec::with_capacity(items.len());
     let mut numbers = BTreeSet::new();
     for (i, item) in items.iter().enumerate() {
         let f = |name: &str| format!("{field}[{i}].{name}");
+        text::identifier(&f("id"), &item.id)?;
+        // CloudStack numbers ACL items from 1 (createNetworkACL refuses a
+        // number below 1; the manager never sends 0).
+        if item.number == 0 {
+            return Err(bad(
+                f("number"),
+                "0 is not an item number (they start at 1)",
+            ));
+        }
         if !numbers.insert(item.number) {
             return Err(bad(
                 f("number"),
