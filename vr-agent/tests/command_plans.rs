@@ -153,7 +153,8 @@ fn set_static_routes() {
         cidr: cidr.into(),
         next_hop: "172.16.0.1".into(),
         gateway_ip: "172.16.0.10".into(),
-        id: cidr.into(),
+        // Ids are identifiers: no `/` (see model::validate::text).
+        id: cidr.replace('/', "-"),
     };
     insta::assert_snapshot!(planned(Change::SetStaticRoutes(vec![
         route("192.168.60.0/24"),
