@@ -15,7 +15,7 @@ use vpc_proto::v1 as pb;
 use crate::apply::dnsmasq::Supervisor;
 use crate::apply::netlink::{Netlink, NetlinkError};
 use crate::apply::nft::{Nft, NftError};
-use crate::model::{Invalid, Mac, Router};
+use crate::model::{Invalid, Limits, Mac, Router};
 use crate::plan;
 use crate::plan::nft::{NftOptions, Ruleset};
 use crate::state::{Desired, StateError, StateStore};
@@ -32,6 +32,8 @@ pub struct AgentSettings {
     pub dnsmasq_binary: PathBuf,
     /// The agent's TCP port, opened on control NICs.
     pub agent_port: Option<u16>,
+    /// Bounds on the size of every list a command carries.
+    pub limits: Limits,
 }
 
 impl AgentSettings {
@@ -43,6 +45,7 @@ impl AgentSettings {
             nft_binary: "nft".into(),
             dnsmasq_binary: "dnsmasq".into(),
             agent_port: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -174,7 +177,12 @@ impl Agent {
                 applied: inner.applied_generation,
             });
         }
-        let (config, router) = update::apply(&inner.desired.config, &inner.router, change)?;
+        let (config, router) = update::apply(
+            &inner.desired.config,
+            &inner.router,
+            change,
+            &self.settings.limits,
+        )?;
         let unchanged = config == inner.desired.config && inner.last_error.is_empty();
         let previous = inner.desired.clone();
         let previous_router = inner.router.clone();

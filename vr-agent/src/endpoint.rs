@@ -8,8 +8,33 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use tokio_stream::wrappers::UnixListenerStream;
+use tonic::codegen::http;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::{Code, Status};
+use tower::util::MapResponseLayer;
 use vpc_proto::v1::virtual_router_server::{VirtualRouter, VirtualRouterServer};
+
+/// The largest request message accepted when no flag says otherwise: 16 MiB.
+/// A full list at each default bound of [`crate::model::Limits`] fits, even
+/// all three in one ApplyConfig (1.8 MB for 20,000 ACL items, 1.1 MB for
+/// 10,000 port forwards, 3.2 MB for 16,384 leases with the longest names,
+/// measured by the security tests); tonic's own default is 4 MiB.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 << 20;
+
+/// What the server accepts beyond its transport.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The largest request message, in bytes (gRPC's max decoding size).
+    pub max_request_bytes: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+        }
+    }
+}
 
 /// PEM files for mutual TLS.
 #[derive(Debug, Clone)]
@@ -70,6 +95,7 @@ impl Endpoint {
     pub async fn serve<S>(
         self,
         service: S,
+        options: &ServeOptions,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()>
     where
@@ -86,7 +112,8 @@ impl Endpoint {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let mut builder = Server::builder();
+        let mut builder =
+            Server::builder().layer(MapResponseLayer::new(oversized_as_invalid_argument));
         if let Endpoint::Tcp {
             tls: Some(files), ..
         } = &self
@@ -97,7 +124,11 @@ impl Endpoint {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(VirtualRouterServer::new(service));
+            .add_service(
+                // Set explicitly: the bound is part of the agent's contract.
+                VirtualRouterServer::new(service)
+                    .max_decoding_message_size(options.max_request_bytes),
+            );
 
         match self {
             Endpoint::Unix(path) => {
@@ -122,6 +153,30 @@ impl Endpoint {
         }
         Ok(())
     }
+}
+
+/// tonic refuses a request above the size bound with OUT_OF_RANGE; for bad
+/// input the protocol promises INVALID_ARGUMENT naming the bound, so that
+/// status is rewritten (its message already gives the limit in bytes).
+fn oversized_as_invalid_argument(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let headers = response.headers_mut();
+    if let Some(status) = Status::from_header_map(headers)
+        && status.code() == Code::OutOfRange
+        && status
+            .message()
+            .starts_with("Error, decoded message length too large")
+    {
+        let bound = Status::invalid_argument(format!(
+            "request: {} (set by --max-request-bytes)",
+            status.message()
+        ));
+        if bound.add_header(headers).is_err() {
+            tracing::warn!("could not rewrite the status of an oversized request");
+        }
+    }
+    response
 }
 
 fn load_tls(files: &TlsFiles) -> anyhow::Result<ServerTlsConfig> {

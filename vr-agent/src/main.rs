@@ -12,7 +12,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use vr_agent::agent::{Agent, AgentSettings};
-use vr_agent::endpoint::{Endpoint, TlsFiles};
+use vr_agent::endpoint::{DEFAULT_MAX_REQUEST_BYTES, Endpoint, ServeOptions, TlsFiles};
+use vr_agent::model::Limits;
 use vr_agent::{netns, service};
 
 /// The VPC virtual router agent.
@@ -59,6 +60,22 @@ struct Cli {
     /// The dnsmasq binary.
     #[arg(long, default_value = "dnsmasq")]
     dnsmasq: PathBuf,
+
+    /// Most items in one NIC's ACL list; longer lists are refused.
+    #[arg(long, default_value_t = Limits::default().acl_items)]
+    max_acl_items: usize,
+
+    /// Most port forwarding rules of the router.
+    #[arg(long, default_value_t = Limits::default().port_forwards)]
+    max_port_forwards: usize,
+
+    /// Most static DHCP leases of one tier.
+    #[arg(long, default_value_t = Limits::default().dhcp_entries)]
+    max_dhcp_entries: usize,
+
+    /// Largest request message, in bytes (gRPC's max decoding size).
+    #[arg(long, default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
+    max_request_bytes: usize,
 
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
@@ -112,6 +129,14 @@ async fn main() -> anyhow::Result<()> {
     settings.nft_binary = cli.nft.clone();
     settings.dnsmasq_binary = cli.dnsmasq.clone();
     settings.agent_port = endpoint.tcp_port();
+    settings.limits = Limits {
+        acl_items: cli.max_acl_items,
+        port_forwards: cli.max_port_forwards,
+        dhcp_entries: cli.max_dhcp_entries,
+    };
+    let serve_options = ServeOptions {
+        max_request_bytes: cli.max_request_bytes,
+    };
     let agent = Arc::new(Agent::start(settings).await?);
 
     let interval = Duration::from_secs_f64(cli.reconcile_interval.max(0.1));
@@ -131,7 +156,11 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let result = endpoint
-        .serve(service::RouterService::new(agent), shutdown_signal())
+        .serve(
+            service::RouterService::new(agent),
+            &serve_options,
+            shutdown_signal(),
+        )
         .await;
     reconciler.abort();
     result

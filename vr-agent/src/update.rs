@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use vpc_proto::v1 as pb;
 
-use crate::model::{Invalid, InvalidKind, Mac, Router, shown};
+use crate::model::{Invalid, InvalidKind, Limits, Mac, Router, shown};
 
 /// One command's change to the desired state.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +76,29 @@ fn conflict(field: &str, message: String) -> Invalid {
     }
 }
 
-/// The desired state after `change`, validated.
+/// The sizes of the lists a change carries, checked before anything else is
+/// done with them.
+fn check_sizes(change: &Change, limits: &Limits) -> Result<(), Invalid> {
+    match change {
+        Change::IpAssoc(ips) => limits.check_public_ips("ips", ips),
+        Change::SetSourceNat(rules) => limits.check_source_nats("rules", rules),
+        Change::SetStaticRoutes(routes) => limits.check_static_routes("routes", routes),
+        Change::SetNetworkAcl(Some(acl)) => limits.check_acl("acl", acl),
+        Change::SetPortForwarding(rules) => limits.check_port_forwards("rules", rules),
+        Change::SetStaticNat(rules) => limits.check_static_nats("rules", rules),
+        Change::SetLoadBalancers(rules) => limits.check_load_balancers("rules", rules),
+        Change::SetDhcpEntries(Some(dhcp)) => limits.check_dhcp("dhcp", dhcp),
+        Change::ApplyConfig(Some(config)) => limits.check(config),
+        Change::SetupGuestNetwork(Some(network)) => limits.check(&pb::RouterConfig {
+            guest_networks: vec![network.clone()],
+            ..Default::default()
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The desired state after `change`, validated, with every list within
+/// `limits`.
 ///
 /// `router` is the validated form of `config`; an ACL change is validated
 /// against it alone (the rest of the state is unchanged and already valid).
@@ -84,7 +106,9 @@ pub fn apply(
     config: &pb::RouterConfig,
     router: &Router,
     change: Change,
+    limits: &Limits,
 ) -> Result<(pb::RouterConfig, Router), Invalid> {
+    check_sizes(&change, limits)?;
     if let Change::SetNetworkAcl(acl) = change {
         let acl = required(acl, "acl")?;
         let next_router = router.with_acl(&acl)?;
@@ -202,6 +226,8 @@ pub fn apply(
         }
         Change::ApplyConfig(config) => next = required(config, "config")?,
     }
+    // A list that grows by steps (IpAssoc adds IPs) is bounded as a whole.
+    limits.check(&next)?;
     let router = Router::from_config(&next)?;
     Ok((next, router))
 }
@@ -268,6 +294,15 @@ fn remove_public_ip(config: &mut pb::RouterConfig, ip: &str) {
 mod tests {
     use super::*;
     use crate::testing::{mac, sample_config};
+
+    /// The change under the default bounds.
+    fn apply(
+        config: &pb::RouterConfig,
+        router: &Router,
+        change: Change,
+    ) -> Result<(pb::RouterConfig, Router), Invalid> {
+        super::apply(config, router, change, &Limits::default())
+    }
 
     fn sample_router() -> Router {
         Router::from_config(&sample_config()).expect("valid sample")

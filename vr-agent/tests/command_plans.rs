@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use vpc_proto::v1 as pb;
-use vr_agent::model::Router;
+use vr_agent::model::{Limits, Router};
 use vr_agent::plan::{dnsmasq, net, nft};
 use vr_agent::testing::{item, mac, sample_config, tier};
 use vr_agent::update::{Change, apply};
@@ -22,7 +22,8 @@ fn render(config: &pb::RouterConfig) -> (Router, nft::Ruleset) {
 fn planned(change: Change) -> String {
     let base = sample_config();
     let (base_router, base_rules) = render(&base);
-    let (config, router) = apply(&base, &base_router, change).expect("command accepted");
+    let (config, router) =
+        apply(&base, &base_router, change, &Limits::default()).expect("command accepted");
     let rules = nft::plan(&router, &nft::NftOptions::default());
     assert_eq!(
         rules,

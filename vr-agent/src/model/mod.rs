@@ -13,6 +13,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::{IpNet, Ipv4Net};
 
+pub use validate::limits::Limits;
 pub use validate::text::shown;
 pub use validate::{Invalid, InvalidKind};
 

@@ -3,4 +3,5 @@
 //! the small router namespace the tests against the real binary share.
 
 mod agent;
+mod bounds;
 mod strings;

@@ -1,6 +1,6 @@
 //! DHCP leases per tier.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use vpc_proto::v1 as pb;
 
@@ -35,6 +35,8 @@ pub(crate) fn dhcp_hosts(
     entries: &[pb::DhcpEntry],
 ) -> Result<Vec<DhcpHost>> {
     let mut hosts: Vec<DhcpHost> = Vec::with_capacity(entries.len());
+    // Hashed: a tier may hold thousands of leases.
+    let (mut macs, mut ips, mut names) = (HashSet::new(), HashSet::new(), HashSet::new());
     for (k, e) in entries.iter().enumerate() {
         let f = |name: &str| format!("{field}[{k}].{name}");
         let host = DhcpHost {
@@ -55,16 +57,16 @@ pub(crate) fn dhcp_hosts(
                 format!("{} is not a VM address of the tier {}", host.ip, tier.cidr),
             ));
         }
-        if hosts.iter().any(|h| h.mac == host.mac) {
+        if !macs.insert(host.mac) {
             return Err(bad(
                 f("mac_address"),
                 format!("{} has two leases", host.mac),
             ));
         }
-        if hosts.iter().any(|h| h.ip == host.ip) {
+        if !ips.insert(host.ip) {
             return Err(bad(f("ip_address"), format!("{} is leased twice", host.ip)));
         }
-        if hosts.iter().any(|h| h.hostname == host.hostname) {
+        if !names.insert(host.hostname.clone()) {
             return Err(bad(
                 f("hostname"),
                 format!("{} names two VMs", host.hostname),

@@ -5,6 +5,7 @@
 //! NAT, load balancers and their conflicts) and `dhcp` (leases).
 
 mod dhcp;
+pub mod limits;
 mod nat;
 mod nics;
 mod rules;
