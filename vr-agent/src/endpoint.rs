@@ -1,6 +1,9 @@
 //! Where the agent listens, and the gRPC server stack it serves there:
 //! the router service, reflection (v1 and v1alpha, for older grpcurl) and
-//! `grpc.health.v1`.
+//! `grpc.health.v1`. TCP is served with mutual TLS that admits only the
+//! manager ([`tls`]).
+
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::codegen::http;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tonic::{Code, Status};
 use tower::util::MapResponseLayer;
 use vpc_proto::v1::virtual_router_server::{VirtualRouter, VirtualRouterServer};
@@ -42,6 +45,8 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub ca: PathBuf,
+    /// The name the manager's client certificate must carry.
+    pub client_name: String,
 }
 
 /// A parsed `--listen` value with its transport security.
@@ -112,15 +117,8 @@ impl Endpoint {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let mut builder =
-            Server::builder().layer(MapResponseLayer::new(oversized_as_invalid_argument));
-        if let Endpoint::Tcp {
-            tls: Some(files), ..
-        } = &self
-        {
-            builder = builder.tls_config(load_tls(files)?)?;
-        }
-        let router = builder
+        let router = Server::builder()
+            .layer(MapResponseLayer::new(oversized_as_invalid_argument))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -146,8 +144,21 @@ impl Endpoint {
                     .await?;
                 let _ = std::fs::remove_file(&path);
             }
-            Endpoint::Tcp { addr, tls } => {
-                tracing::info!(%addr, mtls = tls.is_some(), "listening");
+            Endpoint::Tcp {
+                addr,
+                tls: Some(files),
+            } => {
+                let (incoming, accept_loop) =
+                    tls::incoming(addr, tls::server_config(&files)?).await?;
+                tracing::info!(%addr, mtls = true, client = files.client_name, "listening");
+                let served = router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await;
+                accept_loop.abort();
+                served?;
+            }
+            Endpoint::Tcp { addr, tls: None } => {
+                tracing::info!(%addr, mtls = false, "listening");
                 router.serve_with_shutdown(addr, shutdown).await?;
             }
         }
@@ -179,16 +190,6 @@ fn oversized_as_invalid_argument(
     response
 }
 
-fn load_tls(files: &TlsFiles) -> anyhow::Result<ServerTlsConfig> {
-    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-    let identity = Identity::from_pem(read(&files.cert)?, read(&files.key)?);
-    // client_auth_optional stays false: a client without a certificate signed
-    // by the CA fails the handshake.
-    Ok(ServerTlsConfig::new()
-        .identity(identity)
-        .client_ca_root(Certificate::from_pem(read(&files.ca)?)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +199,7 @@ mod tests {
             cert: "c".into(),
             key: "k".into(),
             ca: "a".into(),
+            client_name: tls::MANAGER_CLIENT_NAME.into(),
         })
     }
 

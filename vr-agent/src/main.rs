@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use vr_agent::agent::{Agent, AgentSettings};
+use vr_agent::endpoint::tls::MANAGER_CLIENT_NAME;
 use vr_agent::endpoint::{DEFAULT_MAX_REQUEST_BYTES, Endpoint, ServeOptions, TlsFiles};
 use vr_agent::model::Limits;
 use vr_agent::{netns, service};
@@ -35,6 +36,11 @@ struct Cli {
     /// PEM CA that signs the manager's client certificates (TCP only).
     #[arg(long)]
     tls_ca: Option<PathBuf>,
+
+    /// The name (DNS name, or common name) the manager's client certificate
+    /// must carry; it must also be limited to client authentication.
+    #[arg(long, default_value = MANAGER_CLIENT_NAME)]
+    tls_client_name: String,
 
     /// Serve TCP without TLS. Only for debugging on a trusted link.
     #[arg(long)]
@@ -118,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
             cert: cert.clone(),
             key: key.clone(),
             ca: ca.clone(),
+            client_name: cli.tls_client_name.clone(),
         }),
         _ => None,
     };

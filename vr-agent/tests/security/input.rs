@@ -5,3 +5,4 @@
 mod agent;
 mod bounds;
 mod strings;
+mod tls;

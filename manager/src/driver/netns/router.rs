@@ -329,6 +329,10 @@ impl Inner {
             args.push(flag.to_string());
             args.push(path.display().to_string());
         }
+        // The agent admits only the client certificate that names the
+        // manager (and is limited to client authentication).
+        args.push("--tls-client-name".into());
+        args.push(crate::pki::CLIENT_NAME.into());
         Ok(args)
     }
 
