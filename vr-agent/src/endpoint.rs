@@ -7,7 +7,8 @@ pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use tokio_stream::wrappers::UnixListenerStream;
@@ -29,12 +30,16 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 << 20;
 pub struct ServeOptions {
     /// The largest request message, in bytes (gRPC's max decoding size).
     pub max_request_bytes: usize,
+    /// The group allowed to use the Unix socket (mode 0660); `None` leaves
+    /// it to root (mode 0600).
+    pub socket_group: Option<u32>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            socket_group: None,
         }
     }
 }
@@ -136,9 +141,8 @@ impl Endpoint {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e).context(format!("removing {}", path.display())),
                 }
-                let listener = tokio::net::UnixListener::bind(&path)
-                    .with_context(|| format!("binding {}", path.display()))?;
-                tracing::info!(socket = %path.display(), "listening");
+                let listener = bind_private(&path, options.socket_group)?;
+                tracing::info!(socket = %path.display(), group = options.socket_group, "listening");
                 router
                     .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
                     .await?;
@@ -164,6 +168,65 @@ impl Endpoint {
         }
         Ok(())
     }
+}
+
+/// Binds the Unix socket at `path`, usable by root only (0600) or by root
+/// and `group` (0660). The socket is bound under a temporary name, restricted,
+/// then renamed into place, so it is never reachable with the umask's mode.
+fn bind_private(path: &Path, group: Option<u32>) -> anyhow::Result<tokio::net::UnixListener> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".binding");
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let listener = tokio::net::UnixListener::bind(&tmp)
+        .with_context(|| format!("binding {}", tmp.display()))?;
+    let mode = match group {
+        Some(gid) => {
+            std::os::unix::fs::chown(&tmp, None, Some(gid))
+                .with_context(|| format!("giving {} to group {gid}", tmp.display()))?;
+            0o660
+        }
+        None => 0o600,
+    };
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("restricting {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("moving {} to {}", tmp.display(), path.display()))?;
+    Ok(listener)
+}
+
+/// The id of a group given by name or number (`--socket-group`).
+pub fn group_id(name: &str) -> anyhow::Result<u32> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    let c_name = std::ffi::CString::new(name).context("a group name holds no NUL")?;
+    // SAFETY: zeroed is a valid `group` (pointers null, ids 0); it is only
+    // read after getgrnam_r filled it.
+    let mut group: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and `buf` is as long as
+    // the length given; the strings it points into are not used afterwards.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c_name.as_ptr(),
+            &mut group,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 {
+        bail!(
+            "looking up group {name}: {}",
+            std::io::Error::from_raw_os_error(rc)
+        );
+    }
+    if found.is_null() {
+        bail!("there is no group named {name}");
+    }
+    Ok(group.gr_gid)
 }
 
 /// tonic refuses a request above the size bound with OUT_OF_RANGE; for bad
@@ -225,6 +288,14 @@ mod tests {
         ));
         assert!(Endpoint::parse("unix:///run/a.sock", tls(), false).is_err());
         assert!(Endpoint::parse("unix://", None, false).is_err());
+    }
+
+    #[test]
+    fn socket_groups_are_found_by_name_or_number() {
+        assert_eq!(group_id("root").unwrap(), 0);
+        assert_eq!(group_id("4242").unwrap(), 4242);
+        let err = group_id("no-such-group-here").unwrap_err();
+        assert!(err.to_string().contains("no group named"), "{err}");
     }
 
     #[test]

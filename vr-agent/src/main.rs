@@ -15,7 +15,7 @@ use vr_agent::agent::{Agent, AgentSettings};
 use vr_agent::endpoint::tls::MANAGER_CLIENT_NAME;
 use vr_agent::endpoint::{DEFAULT_MAX_REQUEST_BYTES, Endpoint, ServeOptions, TlsFiles};
 use vr_agent::model::Limits;
-use vr_agent::{netns, service};
+use vr_agent::{endpoint, netns, service};
 
 /// The VPC virtual router agent.
 #[derive(Parser, Debug)]
@@ -41,6 +41,11 @@ struct Cli {
     /// must carry; it must also be limited to client authentication.
     #[arg(long, default_value = MANAGER_CLIENT_NAME)]
     tls_client_name: String,
+
+    /// The group (name or number) allowed to use the Unix socket: mode 0660
+    /// instead of 0600 (root only).
+    #[arg(long)]
+    socket_group: Option<String>,
 
     /// Serve TCP without TLS. Only for debugging on a trusted link.
     #[arg(long)]
@@ -141,8 +146,16 @@ async fn main() -> anyhow::Result<()> {
         port_forwards: cli.max_port_forwards,
         dhcp_entries: cli.max_dhcp_entries,
     };
+    let socket_group = match (&cli.socket_group, &endpoint) {
+        (None, _) => None,
+        (Some(group), Endpoint::Unix(_)) => Some(endpoint::group_id(group)?),
+        (Some(_), Endpoint::Tcp { .. }) => {
+            anyhow::bail!("--socket-group applies to unix:// listeners only")
+        }
+    };
     let serve_options = ServeOptions {
         max_request_bytes: cli.max_request_bytes,
+        socket_group,
     };
     let agent = Arc::new(Agent::start(settings).await?);
 

@@ -4,5 +4,6 @@
 
 mod agent;
 mod bounds;
+mod socket;
 mod strings;
 mod tls;
