@@ -12,7 +12,7 @@ use std::time::Instant;
 use tokio::sync::Mutex;
 use vpc_proto::v1 as pb;
 
-use crate::apply::dnsmasq::Supervisor;
+use crate::apply::dnsmasq::{DnsmasqOptions, Supervisor};
 use crate::apply::netlink::{Netlink, NetlinkError};
 use crate::apply::nft::{Nft, NftError};
 use crate::model::{Invalid, Limits, Mac, Router};
@@ -34,6 +34,8 @@ pub struct AgentSettings {
     pub agent_port: Option<u16>,
     /// Bounds on the size of every list a command carries.
     pub limits: Limits,
+    /// dnsmasq's user, group and log bound.
+    pub dnsmasq: DnsmasqOptions,
 }
 
 impl AgentSettings {
@@ -46,6 +48,7 @@ impl AgentSettings {
             dnsmasq_binary: "dnsmasq".into(),
             agent_port: None,
             limits: Limits::default(),
+            dnsmasq: DnsmasqOptions::default(),
         }
     }
 }
@@ -126,7 +129,8 @@ impl Agent {
         let dnsmasq = Supervisor::new(
             settings.dnsmasq_dir.clone(),
             settings.dnsmasq_binary.clone(),
-        );
+        )
+        .with_options(settings.dnsmasq.clone());
         let agent = Agent {
             inner: Mutex::new(Inner {
                 applied_generation: desired.generation,

@@ -195,40 +195,6 @@ fn bind_private(path: &Path, group: Option<u32>) -> anyhow::Result<tokio::net::U
     Ok(listener)
 }
 
-/// The id of a group given by name or number (`--socket-group`).
-pub fn group_id(name: &str) -> anyhow::Result<u32> {
-    if let Ok(gid) = name.parse::<u32>() {
-        return Ok(gid);
-    }
-    let c_name = std::ffi::CString::new(name).context("a group name holds no NUL")?;
-    // SAFETY: zeroed is a valid `group` (pointers null, ids 0); it is only
-    // read after getgrnam_r filled it.
-    let mut group: libc::group = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    let mut found: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call and `buf` is as long as
-    // the length given; the strings it points into are not used afterwards.
-    let rc = unsafe {
-        libc::getgrnam_r(
-            c_name.as_ptr(),
-            &mut group,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut found,
-        )
-    };
-    if rc != 0 {
-        bail!(
-            "looking up group {name}: {}",
-            std::io::Error::from_raw_os_error(rc)
-        );
-    }
-    if found.is_null() {
-        bail!("there is no group named {name}");
-    }
-    Ok(group.gr_gid)
-}
-
 /// tonic refuses a request above the size bound with OUT_OF_RANGE; for bad
 /// input the protocol promises INVALID_ARGUMENT naming the bound, so that
 /// status is rewritten (its message already gives the limit in bytes).
@@ -288,14 +254,6 @@ mod tests {
         ));
         assert!(Endpoint::parse("unix:///run/a.sock", tls(), false).is_err());
         assert!(Endpoint::parse("unix://", None, false).is_err());
-    }
-
-    #[test]
-    fn socket_groups_are_found_by_name_or_number() {
-        assert_eq!(group_id("root").unwrap(), 0);
-        assert_eq!(group_id("4242").unwrap(), 4242);
-        let err = group_id("no-such-group-here").unwrap_err();
-        assert!(err.to_string().contains("no group named"), "{err}");
     }
 
     #[test]

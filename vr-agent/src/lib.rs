@@ -3,6 +3,7 @@
 //! the executors that apply the plans, and the gRPC service. The `vr-agent`
 //! binary wires them together.
 
+pub mod accounts;
 pub mod agent;
 pub mod apply;
 pub mod endpoint;

@@ -12,10 +12,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use vr_agent::agent::{Agent, AgentSettings};
+use vr_agent::apply::dnsmasq::DnsmasqOptions;
 use vr_agent::endpoint::tls::MANAGER_CLIENT_NAME;
 use vr_agent::endpoint::{DEFAULT_MAX_REQUEST_BYTES, Endpoint, ServeOptions, TlsFiles};
 use vr_agent::model::Limits;
-use vr_agent::{endpoint, netns, service};
+use vr_agent::{accounts, netns, service};
 
 /// The VPC virtual router agent.
 #[derive(Parser, Debug)]
@@ -88,6 +89,20 @@ struct Cli {
     #[arg(long, default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
     max_request_bytes: usize,
 
+    /// The unprivileged user dnsmasq runs as (it must be able to search
+    /// the state directory: mode o+x on it and its parents).
+    #[arg(long, default_value_t = DnsmasqOptions::default().user)]
+    dnsmasq_user: String,
+
+    /// The unprivileged group dnsmasq runs as.
+    #[arg(long, default_value_t = DnsmasqOptions::default().group)]
+    dnsmasq_group: String,
+
+    /// The size in bytes past which a dnsmasq log is rotated (it keeps one
+    /// old log, ethN.log.1).
+    #[arg(long, default_value_t = DnsmasqOptions::default().log_max_bytes)]
+    dnsmasq_log_bytes: u64,
+
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -141,6 +156,12 @@ async fn main() -> anyhow::Result<()> {
     settings.nft_binary = cli.nft.clone();
     settings.dnsmasq_binary = cli.dnsmasq.clone();
     settings.agent_port = endpoint.tcp_port();
+    settings.dnsmasq = DnsmasqOptions {
+        user: cli.dnsmasq_user.clone(),
+        group: cli.dnsmasq_group.clone(),
+        log_max_bytes: cli.dnsmasq_log_bytes,
+    };
+    settings.dnsmasq.check().map_err(anyhow::Error::msg)?;
     settings.limits = Limits {
         acl_items: cli.max_acl_items,
         port_forwards: cli.max_port_forwards,
@@ -148,7 +169,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let socket_group = match (&cli.socket_group, &endpoint) {
         (None, _) => None,
-        (Some(group), Endpoint::Unix(_)) => Some(endpoint::group_id(group)?),
+        (Some(group), Endpoint::Unix(_)) => {
+            Some(accounts::group_id(group).with_context(|| format!("--socket-group {group}"))?)
+        }
         (Some(_), Endpoint::Tcp { .. }) => {
             anyhow::bail!("--socket-group applies to unix:// listeners only")
         }

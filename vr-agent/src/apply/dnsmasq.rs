@@ -10,6 +10,10 @@
 //! or DNS outage. dnsmasq runs in the network namespace of the thread that
 //! calls [`Supervisor::apply`] or [`Supervisor::check`].
 
+mod log;
+
+pub use log::DnsmasqOptions;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -40,8 +44,6 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(5);
 /// dnsmasq logs this once its DHCP socket is set up.
 const READY_LINE: &str = "DHCP, ";
-/// A log larger than this is moved to `ethN.log.1` at the next start.
-const LOG_ROTATE_BYTES: u64 = 1 << 20;
 /// How much of a log an error or a report quotes.
 const LOG_TAIL_LINES: usize = 10;
 
@@ -123,6 +125,7 @@ pub struct Supervisor {
     dir: PathBuf,
     binary: PathBuf,
     instances: BTreeMap<u32, Instance>,
+    options: DnsmasqOptions,
 }
 
 impl Supervisor {
@@ -154,7 +157,14 @@ impl Supervisor {
             dir,
             binary,
             instances,
+            options: DnsmasqOptions::default(),
         }
+    }
+
+    /// The same supervisor, running dnsmasq with `options`.
+    pub fn with_options(mut self, options: DnsmasqOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// Brings the instances to `files`: writes what changed, starts, restarts
@@ -274,7 +284,7 @@ impl Supervisor {
 
     /// Restarts the instances that died; returns what it did.
     pub fn check(&mut self) -> Vec<String> {
-        let mut report = Vec::new();
+        let mut report = self.rotate_logs();
         let dead: Vec<u32> = self
             .instances
             .iter_mut()
@@ -334,7 +344,7 @@ impl Supervisor {
     fn start(&self, index: u32, conf_path: &Path, hosts: u32) -> Result<Instance, DnsmasqError> {
         let dev = dev_name(index);
         let log_path = tier_path(&self.dir, index, "log");
-        if fs::metadata(&log_path).is_ok_and(|m| m.len() > LOG_ROTATE_BYTES) {
+        if fs::metadata(&log_path).is_ok_and(|m| m.len() > self.options.log_max_bytes) {
             let _ = fs::rename(&log_path, tier_path(&self.dir, index, "log.1"));
         }
         let log = OpenOptions::new()
@@ -347,6 +357,9 @@ impl Supervisor {
         let mut child = Command::new(&self.binary)
             .arg("--keep-in-foreground")
             .arg(format!("--conf-file={}", conf_path.display()))
+            // Explicit, unprivileged: see `log`.
+            .arg(format!("--user={}", self.options.user))
+            .arg(format!("--group={}", self.options.group))
             // dnsmasq writes no pid file: the supervisor records the child's pid
             // itself, as soon as it is known.
             .arg("--pid-file=")

@@ -234,7 +234,9 @@ fn render_conf(tier: &Tier, dir: &Path) -> String {
     // Every address is statically assigned: pinging before an offer would only
     // delay each lease by seconds.
     line("no-ping");
-    line("log-facility=-");
+    // Its own file, which it reopens on SIGUSR2 after the supervisor rotated
+    // it (`apply::dnsmasq::log`).
+    line(&format!("log-facility={}", path("log")));
     line("domain-needed");
     line("dhcp-authoritative");
     // dnsmasq's default of 1000 leases would starve a large tier.

@@ -4,6 +4,7 @@
 
 mod agent;
 mod bounds;
+mod dnsmasq;
 mod socket;
 mod strings;
 mod tls;

@@ -48,7 +48,8 @@ fn an_unknown_socket_group_stops_the_agent_before_it_serves() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert!(
-        r.log().contains("no group named no-such-group-here"),
+        r.log()
+            .contains("there is no group named no-such-group-here"),
         "{}",
         r.log()
     );
