@@ -5,6 +5,7 @@
 mod agent;
 mod bounds;
 mod dnsmasq;
+mod fuzz;
 mod socket;
 mod strings;
 mod tls;

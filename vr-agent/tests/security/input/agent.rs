@@ -16,7 +16,8 @@ use vr_agent::testing::{mac, tier};
 pub struct AgentLab {
     pub lab: Lab,
     pub r: Netns,
-    pub vm: Netns,
+    /// The VM end of the guest NIC (its link must exist for the NIC to plug).
+    _vm: Netns,
     pub socket: PathBuf,
     pub state_dir: PathBuf,
     agent: Option<ProcessHandle>,
@@ -68,7 +69,7 @@ impl AgentLab {
         AgentLab {
             lab,
             r,
-            vm,
+            _vm: vm,
             socket,
             state_dir,
             agent: None,
