@@ -245,7 +245,8 @@ fn render_conf(tier: &Tier, dir: &Path) -> String {
         1u64 << (32 - tier.cidr.prefix_len())
     ));
     line(&format!("dhcp-leasefile={}", path("leases")));
-    // dnsmasq opens its sockets and lease file as root, then runs as `nobody`:
+    // dnsmasq opens its sockets and lease file as root, then runs as its
+    // unprivileged user (`--dnsmasq-user`, `nobody` by default):
     // the two files it re-reads on SIGHUP must be world-readable (the
     // supervisor checks the directory and writes them 0644).
     line(&format!("dhcp-hostsfile={}", path("hosts")));
