@@ -60,8 +60,9 @@ fn dnsmasq_runs_unprivileged_and_its_log_stays_bounded_while_it_keeps_logging() 
     println!("{written} bytes logged, largest file {largest} bytes");
     assert!(written > 4 * BOUND, "only {written} bytes were logged");
     assert!(old.exists(), "never rotated:\n{}", r.log());
-    // The bound, plus what one reconcile interval lets through.
-    assert!(largest <= 2 * BOUND, "a log reached {largest} bytes");
+    // The bound, plus what dnsmasq writes between two checks (two or three
+    // intervals' worth on a loaded machine).
+    assert!(largest <= 3 * BOUND, "a log reached {largest} bytes");
     let meta = std::fs::metadata(&log).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (nobody, nogroup));
 

@@ -149,11 +149,20 @@ fn only_the_managers_client_auth_certificate_gets_in_and_refusals_are_logged() {
     for (what, client, reason) in intruders {
         let got = get_state(&r, &cluster.pem(), client);
         assert!(got.is_err(), "{what}: the agent served it");
-        let log = r.log();
+        // The client may see the refusal before the agent has logged it.
+        let logged = || {
+            r.log()
+                .lines()
+                .any(|l| l.contains("refused a TLS client") && l.contains(reason))
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !logged() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert!(
-            log.lines()
-                .any(|l| l.contains("refused a TLS client") && l.contains(reason)),
-            "{what}: no refusal with {reason:?} in the log:\n{log}"
+            logged(),
+            "{what}: no refusal with {reason:?} in the log:\n{}",
+            r.log()
         );
     }
     // The manager still gets in after the refusals.
