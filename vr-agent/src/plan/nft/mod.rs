@@ -8,6 +8,7 @@
 //! tier's sets.
 //!
 //! Layout (reference: DESIGN §3, CloudStack's router §4.5–4.7):
+//! - `raw_prerouting`: forged source addresses dropped before conntrack.
 //! - `mangle_prerouting`: connmark restore for replies, NIC mark for new
 //!   connections, so replies leave by the NIC their connection came in on.
 //! - `nat_prerouting`: static NAT, port forwarding maps, load balancers.
@@ -21,6 +22,7 @@
 //! - `ACL_INBOUND_ethN` / `ACL_OUTBOUND_ethN` per tier and private gateway NIC.
 
 mod acl;
+pub mod antispoof;
 mod base;
 mod render;
 
@@ -30,6 +32,8 @@ use crate::model::*;
 
 /// `table inet vpc`: the only table the agent touches.
 pub const TABLE: &str = "vpc";
+/// `type filter hook prerouting priority raw`: drops forged sources.
+pub const CHAIN_ANTISPOOF: &str = "raw_prerouting";
 /// `type filter hook prerouting priority mangle`: marks and connmarks.
 pub const CHAIN_MANGLE: &str = "mangle_prerouting";
 /// `type nat hook prerouting priority dstnat`: static NAT, PF, LB.
@@ -131,6 +135,7 @@ pub fn plan_from(
             &rules(Direction::Egress),
         ));
     }
+    chains.push(antispoof::chain(router));
     chains.push(base::mangle(router));
     chains.push(base::dstnat(router));
     chains.push(base::forward(router));
