@@ -60,6 +60,13 @@ struct Cli {
     #[arg(long, default_value = "dnsmasq")]
     dnsmasq: PathBuf,
 
+    /// Accept the agent's TCP port on every NIC while the router has no
+    /// control NIC. Off by default: until the manager names the control
+    /// NIC, the port is reachable only from inside the router's namespace
+    /// (how the netns driver connects), never on the public NIC.
+    #[arg(long)]
+    open_agent_port_before_control: bool,
+
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -112,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
     settings.nft_binary = cli.nft.clone();
     settings.dnsmasq_binary = cli.dnsmasq.clone();
     settings.agent_port = endpoint.tcp_port();
+    settings.open_agent_port_before_control = cli.open_agent_port_before_control;
     let agent = Arc::new(Agent::start(settings).await?);
 
     let interval = Duration::from_secs_f64(cli.reconcile_interval.max(0.1));

@@ -86,6 +86,19 @@ impl StateStore {
         }))
     }
 
+    /// Moves an unusable state file out of the way, to
+    /// `desired-state.pb.corrupt-<unix seconds>`, so that it can be examined
+    /// and is never loaded again; returns where it went.
+    pub fn set_aside(&self) -> Result<PathBuf, StateError> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let aside = self.dir.join(format!("{STATE_FILE}.corrupt-{stamp}"));
+        let path = self.path();
+        std::fs::rename(&path, &aside).map_err(io("moving aside", &path))?;
+        Ok(aside)
+    }
+
     /// Persists `desired` atomically.
     pub fn save(&self, desired: &Desired) -> Result<(), StateError> {
         let bytes = pb::ApplyConfigRequest {

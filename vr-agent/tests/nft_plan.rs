@@ -13,6 +13,7 @@ fn ruleset(config: &pb::RouterConfig) -> Ruleset {
         &router,
         &NftOptions {
             agent_port: Some(3922),
+            ..Default::default()
         },
     )
 }

@@ -296,9 +296,14 @@ pub(super) fn input(router: &Router, options: &NftOptions) -> Chain {
             quoted_list(control)
         )),
         // Until the manager has told the router which NIC is its control NIC
-        // (first boot), the agent must stay reachable; mutual TLS guards it.
-        (Some(port), true) => rules.push(format!("tcp dport {port} accept")),
-        (None, _) => {}
+        // (first boot), the port stays closed on every NIC, the public one
+        // included: the netns driver connects from inside the namespace
+        // (the loopback, accepted above). A router VM first reached over
+        // another NIC opens it explicitly; mutual TLS still guards it.
+        (Some(port), true) if options.open_agent_port_before_control => {
+            rules.push(format!("tcp dport {port} accept"))
+        }
+        (Some(_), true) | (None, _) => {}
     }
     Chain {
         name: CHAIN_INPUT.into(),

@@ -25,6 +25,7 @@ mod acl;
 pub mod antispoof;
 mod base;
 mod render;
+pub mod shape;
 
 use ipnet::Ipv4Net;
 
@@ -60,6 +61,9 @@ pub fn outbound_chain(index: u32) -> String {
 pub struct NftOptions {
     /// The agent's own TCP port, accepted on control NICs.
     pub agent_port: Option<u16>,
+    /// Accept the agent's port on every NIC while the router has no control
+    /// NIC; otherwise it is reachable only from inside the namespace then.
+    pub open_agent_port_before_control: bool,
 }
 
 /// A named set or map owned by one chain.
