@@ -107,8 +107,9 @@ struct Inner {
     /// The ruleset in the kernel; `None` forces the next apply to replace the
     /// whole table.
     live: Option<Ruleset>,
-    /// `nft list` of the table as the agent left it, taken lazily by the
-    /// reconcile loop; `None` until then.
+    /// `nft -j list` of the table as the agent left it, taken by the first
+    /// reconcile tick after an apply whose shape matched the plan; `None`
+    /// until then.
     live_listing: Option<String>,
     netlink: Netlink,
     dnsmasq: Supervisor,

@@ -41,8 +41,8 @@ impl Agent {
             (inner.applies, planned)
         };
 
-        // 2. Without the lock: read the live table.
-        let listing = self.nft.list().await;
+        // 2. Without the lock: read the live table (one listing serves both
+        //    comparisons below).
         let json = self.nft.list_json().await;
 
         // 3. Under the lock again: compare, and repair.
@@ -53,9 +53,9 @@ impl Agent {
             return Vec::new();
         }
         let mut drift = Vec::new();
-        match (listing, json) {
-            (Ok(None), _) | (_, Ok(None)) => drift.push("nft table is missing".to_string()),
-            (Ok(Some(listing)), Ok(Some(json))) => {
+        match json {
+            Ok(None) => drift.push("nft table is missing".to_string()),
+            Ok(Some(json)) => {
                 match (planned, Shape::from_json(&json)) {
                     (Some(planned), Ok(live)) => drift.extend(
                         planned
@@ -67,19 +67,19 @@ impl Agent {
                     (_, Err(e)) => drift.push(format!("cannot read the nft table: {e}")),
                 }
                 if drift.is_empty() {
-                    // Same shape: compare the text with the listing taken at
-                    // the first tick after the last apply (a rule changed in
-                    // place keeps the shape).
+                    // Same shape: compare with the listing taken at the first
+                    // tick after the last apply (a rule changed in place
+                    // keeps the shape, not its text or handle).
                     match &inner.live_listing {
-                        None => inner.live_listing = Some(listing),
-                        Some(expected) if *expected != listing => {
+                        None => inner.live_listing = Some(json),
+                        Some(expected) if *expected != json => {
                             drift.push("nft table was changed".to_string())
                         }
                         Some(_) => {}
                     }
                 }
             }
-            (Err(e), _) | (_, Err(e)) => drift.push(format!("cannot list the nft table: {e}")),
+            Err(e) => drift.push(format!("cannot list the nft table: {e}")),
         }
         let router = inner.router.clone();
         let net = plan::net::plan(&router);

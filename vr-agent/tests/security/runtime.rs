@@ -369,6 +369,43 @@ fn a_rule_inserted_right_after_an_apply_is_removed_at_the_next_tick() {
             .any(|l| l.contains("filter_forward")),
         "{repairs:?}"
     );
+
+    // A rule changed in place (same shape) is found too.
+    std::thread::sleep(Duration::from_millis(1200));
+    let listed = nft(
+        &r,
+        &["-a", "list", "chain", "inet", "vpc", "filter_forward"],
+    );
+    let handle = listed
+        .lines()
+        .find(|l| l.contains("ct state invalid drop"))
+        .and_then(|l| l.rsplit("# handle ").next())
+        .unwrap()
+        .trim()
+        .to_string();
+    nft(
+        &r,
+        &[
+            "replace",
+            "rule",
+            "inet",
+            "vpc",
+            "filter_forward",
+            "handle",
+            &handle,
+            "accept",
+        ],
+    );
+    wait_for("the replaced rule to go", Duration::from_secs(5), || {
+        !nft(&r, &["list", "chain", "inet", "vpc", "filter_forward"])
+            .lines()
+            .any(|l| l.trim() == "accept")
+    });
+    assert!(
+        !tcp_connect(&r.vm2, web, SHORT).unwrap(),
+        "the hole is closed again"
+    );
+    assert_eq!(r.state().repairs.unwrap().repaired, 2);
 }
 
 #[test]
