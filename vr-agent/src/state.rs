@@ -152,6 +152,23 @@ mod tests {
     }
 
     #[test]
+    fn an_unusable_file_is_set_aside_and_the_next_start_is_a_first_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        std::fs::write(store.path(), b"\xff\xff\xff").unwrap();
+        let aside = store.set_aside().unwrap();
+        assert_eq!(std::fs::read(&aside).unwrap(), b"\xff\xff\xff");
+        assert!(
+            aside
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("desired-state.pb.corrupt-")
+        );
+        assert_eq!(store.load().unwrap(), None);
+    }
+
+    #[test]
     fn a_corrupt_state_file_is_an_error_not_an_empty_router() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
