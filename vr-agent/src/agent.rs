@@ -86,13 +86,14 @@ struct ApplyReport {
     dnsmasq_us: u64,
 }
 
-/// Why the persisted state was not used at start.
+/// Sets an unusable state file aside; returns the condition to report.
 fn unusable(store: &StateStore, reason: String) -> Result<String, AgentError> {
-    let aside = store.set_aside()?;
-    Ok(format!(
-        "the persisted state could not be used ({reason}); it was kept as {}",
-        aside.display()
-    ))
+    Ok(store.set_aside(|aside| {
+        format!(
+            "the persisted state could not be used ({reason}); it was kept as {}",
+            aside.display()
+        )
+    })?)
 }
 
 fn micros_since(t: Instant) -> u64 {
@@ -155,6 +156,10 @@ impl Agent {
     pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
         let store = StateStore::open(&settings.state_dir)?;
         let loaded = match store.load() {
+            // Restarted before the resync that the condition waits for.
+            Ok(None) if store.awaiting_resync().is_some() => {
+                Err(store.awaiting_resync().unwrap_or_default())
+            }
             Ok(desired) => {
                 let desired = desired.unwrap_or_default();
                 match Router::from_config(&desired.config) {

@@ -192,6 +192,17 @@ fn a_corrupt_state_file_keeps_traffic_and_apply_config_restores_the_router() {
         tcp_connect(&r.vm2, web, SHORT).unwrap(),
         "traffic that passed still passes"
     );
+    // Restarted before the resync, it still waits (no "first start" that
+    // would load an empty table).
+    r.kill_agent();
+    r.spawn_agent();
+    let state = r.state();
+    assert!(state.state_file_error.contains("kept as"), "{state:?}");
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        tcp_connect(&r.vm2, web, SHORT).unwrap(),
+        "still passes after a restart"
+    );
 
     // A partial change cannot be applied to an empty state: refused.
     let generation = r.next_generation();
