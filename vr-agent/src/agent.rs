@@ -3,13 +3,20 @@
 //!
 //! Commands are serialized by one lock: a router receives a handful of
 //! commands per second at most, and serializing makes "persist, then apply,
-//! or roll back" simple to reason about.
+//! or roll back" simple to reason about. Reading the kernel back (GetState,
+//! the reconcile loop's look at the live table) happens outside that lock.
+//!
+//! A tier's dnsmasq failing does not fail a command: the rest of the state
+//! is applied, the failure is reported for that tier, and the reconcile loop
+//! retries it (see [`reconcile`]).
+
+mod reconcile;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 use vpc_proto::v1 as pb;
 
 use crate::apply::dnsmasq::{DnsmasqOptions, Supervisor};
@@ -19,6 +26,7 @@ use crate::model::{Invalid, Limits, Mac, Router};
 use crate::plan;
 use crate::plan::nft::{NftOptions, Ruleset};
 use crate::state::{Desired, StateError, StateStore};
+use crate::status::{Part, Status};
 use crate::update::{self, Change};
 
 /// Where the agent keeps things and which binaries it drives.
@@ -36,6 +44,9 @@ pub struct AgentSettings {
     pub limits: Limits,
     /// dnsmasq's user, group and log bound.
     pub dnsmasq: DnsmasqOptions,
+    /// Open the agent's TCP port on every NIC while the router has no
+    /// control NIC (a first boot reached through another NIC).
+    pub open_agent_port_before_control: bool,
 }
 
 impl AgentSettings {
@@ -49,6 +60,7 @@ impl AgentSettings {
             agent_port: None,
             limits: Limits::default(),
             dnsmasq: DnsmasqOptions::default(),
+            open_agent_port_before_control: false,
         }
     }
 }
@@ -66,6 +78,8 @@ pub enum AgentError {
     Apply(String),
     #[error("{0}")]
     LinkNotFound(String),
+    #[error("the agent has no desired state ({0}); only ApplyConfig is accepted until then")]
+    NoState(String),
 }
 
 /// What one step of an apply reported, with where the time went.
@@ -76,6 +90,16 @@ struct ApplyReport {
     plan_us: u64,
     nft_us: u64,
     dnsmasq_us: u64,
+}
+
+/// Sets an unusable state file aside; returns the condition to report.
+fn unusable(store: &StateStore, reason: String) -> Result<String, AgentError> {
+    Ok(store.set_aside(|aside| {
+        format!(
+            "the persisted state could not be used ({reason}); it was kept as {}",
+            aside.display()
+        )
+    })?)
 }
 
 fn micros_since(t: Instant) -> u64 {
@@ -90,12 +114,17 @@ struct Inner {
     /// The ruleset in the kernel; `None` forces the next apply to replace the
     /// whole table.
     live: Option<Ruleset>,
-    /// `nft list` of the table as the agent left it, taken lazily by the
-    /// reconcile loop; `None` until then.
+    /// `nft -j list` of the table as the agent left it, taken by the first
+    /// reconcile tick after an apply whose shape matched the plan; `None`
+    /// until then.
     live_listing: Option<String>,
     netlink: Netlink,
     dnsmasq: Supervisor,
     last_error: String,
+    status: Status,
+    /// Counts applies, so that a look at the kernel taken without the lock
+    /// can tell whether an apply ran meanwhile.
+    applies: u64,
 }
 
 /// The router agent.
@@ -105,14 +134,18 @@ pub struct Agent {
     nft: Nft,
     options: NftOptions,
     settings: AgentSettings,
+    /// Whether the desired state is applied, for grpc.health.v1.
+    serving: watch::Sender<bool>,
 }
 
 /// The result of one command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
     pub generation: u64,
     pub micros: u64,
     pub unchanged: bool,
+    /// Tiers whose dnsmasq is not running after this command.
+    pub dhcp_failures: Vec<pb::DhcpFailure>,
 }
 
 impl Agent {
@@ -121,16 +154,42 @@ impl Agent {
     /// are diffed, so traffic keeps flowing through a restart. A state that
     /// cannot be applied yet (a NIC not plugged) is kept and retried by
     /// [`Agent::reconcile`].
+    ///
+    /// A state file that cannot be decoded or validated is moved aside and
+    /// the agent starts without a desired state: it touches nothing (the
+    /// live table keeps the traffic flowing), reports the condition, and
+    /// waits for the ApplyConfig that a resync sends.
     pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
         let store = StateStore::open(&settings.state_dir)?;
-        let desired = store.load()?.unwrap_or_default();
-        let router = Router::from_config(&desired.config)?;
+        let loaded = match store.load() {
+            // Restarted before the resync that the condition waits for.
+            Ok(None) if store.awaiting_resync().is_some() => {
+                Err(store.awaiting_resync().unwrap_or_default())
+            }
+            Ok(desired) => {
+                let desired = desired.unwrap_or_default();
+                match Router::from_config(&desired.config) {
+                    Ok(router) => Ok((desired, router)),
+                    Err(e) => Err(unusable(&store, format!("invalid: {e}"))?),
+                }
+            }
+            Err(e @ StateError::Decode { .. }) => Err(unusable(&store, e.to_string())?),
+            Err(e) => return Err(e.into()),
+        };
+        let (desired, router, state_file) = match loaded {
+            Ok((desired, router)) => (desired, router, None),
+            Err(condition) => {
+                tracing::error!("{condition}; waiting for ApplyConfig, the live table stays");
+                (Desired::default(), Router::default(), Some(condition))
+            }
+        };
         let netlink = Netlink::connect().map_err(|e| AgentError::Apply(e.to_string()))?;
         let dnsmasq = Supervisor::new(
             settings.dnsmasq_dir.clone(),
             settings.dnsmasq_binary.clone(),
         )
         .with_options(settings.dnsmasq.clone());
+        let recovering = state_file.is_some();
         let agent = Agent {
             inner: Mutex::new(Inner {
                 applied_generation: desired.generation,
@@ -141,32 +200,54 @@ impl Agent {
                 netlink,
                 dnsmasq,
                 last_error: String::new(),
+                status: Status {
+                    state_file,
+                    ..Status::default()
+                },
+                applies: 0,
             }),
             nft: Nft::new(settings.nft_binary.clone()),
             options: NftOptions {
                 agent_port: settings.agent_port,
+                open_agent_port_before_control: settings.open_agent_port_before_control,
             },
             store,
             settings,
+            serving: watch::Sender::new(!recovering),
         };
         {
             let mut inner = agent.inner.lock().await;
-            let started = Instant::now();
-            let previous = Router::default();
-            match agent.apply_router(&mut inner, &router, &previous).await {
-                Ok(_) => tracing::info!(
-                    generation = inner.applied_generation,
-                    micros = started.elapsed().as_micros() as u64,
-                    "applied persisted state"
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "persisted state not applied yet; the reconcile loop retries");
-                    inner.last_error = e.to_string();
+            if !recovering {
+                let started = Instant::now();
+                let previous = Router::default();
+                match agent.apply_router(&mut inner, &router, &previous).await {
+                    Ok(_) => tracing::info!(
+                        generation = inner.applied_generation,
+                        micros = started.elapsed().as_micros() as u64,
+                        "applied persisted state"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "persisted state not applied yet; the reconcile loop retries");
+                        inner.last_error = e.to_string();
+                    }
                 }
+                inner.router = router;
             }
-            inner.router = router;
+            agent.publish(&inner);
         }
         Ok(agent)
+    }
+
+    /// Whether the agent can apply its state, as it changes.
+    pub fn serving(&self) -> watch::Receiver<bool> {
+        self.serving.subscribe()
+    }
+
+    /// Publishes the serving condition after a change of status.
+    fn publish(&self, inner: &Inner) {
+        let serving = inner.status.serving() && inner.last_error.is_empty();
+        self.serving
+            .send_if_modified(|s| std::mem::replace(s, serving) != serving);
     }
 
     /// Validates `change`, persists the new state, applies it, and answers.
@@ -175,6 +256,11 @@ impl Agent {
         let started = Instant::now();
         let rpc = change.rpc();
         let mut inner = self.inner.lock().await;
+        if let Some(condition) = &inner.status.state_file
+            && !matches!(change, Change::ApplyConfig(_))
+        {
+            return Err(AgentError::NoState(condition.clone()));
+        }
         if generation < inner.applied_generation {
             return Err(AgentError::Stale {
                 got: generation,
@@ -192,7 +278,15 @@ impl Agent {
         let previous_router = inner.router.clone();
         let desired = Desired { generation, config };
         let persisting = Instant::now();
-        self.store.save(&desired)?;
+        let saved = self.store.save(&desired);
+        inner.status.record(
+            Part::State,
+            saved.as_ref().map_err(|e| e.to_string()).copied(),
+        );
+        if let Err(e) = saved {
+            self.publish(&inner);
+            return Err(e.into());
+        }
         let persist_us = micros_since(persisting);
         match self
             .apply_router(&mut inner, &router, &previous_router)
@@ -203,6 +297,10 @@ impl Agent {
                 inner.router = router;
                 inner.applied_generation = generation;
                 inner.last_error.clear();
+                if inner.status.state_file.take().is_some() {
+                    tracing::info!(generation, "the agent has a desired state again");
+                }
+                self.publish(&inner);
                 let micros = started.elapsed().as_micros() as u64;
                 tracing::info!(
                     rpc,
@@ -223,6 +321,7 @@ impl Agent {
                     generation,
                     micros,
                     unchanged,
+                    dhcp_failures: inner.status.dhcp_failures_pb(),
                 })
             }
             Err(error) => {
@@ -242,6 +341,7 @@ impl Agent {
                     tracing::error!(error = %e, "restoring the previous state failed");
                     inner.last_error = e.to_string();
                 }
+                self.publish(&inner);
                 Err(error)
             }
         }
@@ -267,15 +367,22 @@ impl Agent {
             .map(|n| n.mac)
             .filter(|m| !kept.contains(m))
             .collect();
-        match inner.netlink.apply(&net, &released).await {
-            Ok(net_report) => report.changes.extend(net_report.changes),
-            Err(NetlinkError::LinkNotFound { mac }) => {
-                return Err(AgentError::LinkNotFound(format!(
-                    "no link with MAC {mac} in the router"
-                )));
+        inner.applies += 1;
+        let netlink = match inner.netlink.apply(&net, &released).await {
+            Ok(net_report) => {
+                report.changes.extend(net_report.changes);
+                Ok(())
             }
-            Err(e) => return Err(AgentError::Apply(e.to_string())),
-        }
+            Err(NetlinkError::LinkNotFound { mac }) => Err(AgentError::LinkNotFound(format!(
+                "no link with MAC {mac} in the router"
+            ))),
+            Err(e) => Err(AgentError::Apply(e.to_string())),
+        };
+        inner.status.record(
+            Part::Netlink,
+            netlink.as_ref().map_err(|e| e.to_string()).copied(),
+        );
+        netlink?;
 
         report.netlink_us = micros_since(step);
 
@@ -295,14 +402,16 @@ impl Agent {
             if let Err(e) = self.nft.apply(&script).await {
                 // An update that the kernel refuses is retried as a full
                 // replacement, which does not depend on what is live.
-                if inner.live.is_none() {
+                let full = if inner.live.is_none() {
+                    Err(e)
+                } else {
+                    tracing::warn!(error = %e, "incremental nft update refused; replacing the table");
+                    self.nft.apply(&ruleset.render_full()).await
+                };
+                if let Err(e) = full {
+                    inner.status.record(Part::Nft, Err(e.to_string()));
                     return Err(nft_failed(e));
                 }
-                tracing::warn!(error = %e, "incremental nft update refused; replacing the table");
-                self.nft
-                    .apply(&ruleset.render_full())
-                    .await
-                    .map_err(nft_failed)?;
             }
             let (rules, elements) = ruleset.size();
             report.changes.push(format!(
@@ -310,102 +419,49 @@ impl Agent {
             ));
             inner.live_listing = None;
         }
+        inner.status.record(Part::Nft, Ok(()));
         inner.live = Some(ruleset);
         report.nft_us = micros_since(step);
 
         let step = Instant::now();
         let files = plan::dnsmasq::plan(router, &self.settings.dnsmasq_dir);
-        let dns_changes = inner
-            .dnsmasq
-            .apply(&files)
-            .map_err(|e| AgentError::Apply(e.to_string()))?;
-        report.changes.extend(dns_changes);
+        report.changes.extend(self.apply_dnsmasq(inner, &files));
         report.dnsmasq_us = micros_since(step);
         Ok(report)
     }
 
-    /// Checks the kernel and dnsmasq against the desired state and repairs
-    /// what drifted (a deleted table, a removed route, a dead dnsmasq); also
-    /// retries a state that could not be applied. Returns what it repaired.
-    pub async fn reconcile(&self) -> Vec<String> {
-        let mut inner = self.inner.lock().await;
-        let mut repaired = Vec::new();
-        let router = inner.router.clone();
-        if !inner.last_error.is_empty() {
-            // The file may hold a state that was refused (when persisting the
-            // rollback failed): write the desired state again first.
-            if let Err(e) = self.store.save(&inner.desired) {
-                inner.last_error = e.to_string();
-                return repaired;
-            }
-            inner.live = None;
-            match self
-                .apply_router(&mut inner, &router, &Router::default())
-                .await
-            {
-                Ok(_) => {
-                    repaired.push(format!(
-                        "applied generation {} after: {}",
-                        inner.desired.generation, inner.last_error
-                    ));
-                    inner.last_error.clear();
-                }
-                Err(e) => inner.last_error = e.to_string(),
-            }
-            return repaired;
-        }
-        let mut drift = Vec::new();
-        match self.nft.list().await {
-            Ok(None) => drift.push("nft table is missing".to_string()),
-            Ok(Some(listing)) => match &inner.live_listing {
-                None => inner.live_listing = Some(listing),
-                Some(expected) if *expected != listing => {
-                    drift.push("nft table was changed".to_string())
-                }
-                Some(_) => {}
-            },
-            Err(e) => drift.push(format!("cannot list the nft table: {e}")),
-        }
-        let net = plan::net::plan(&router);
-        match inner.netlink.drift(&net).await {
-            Ok(lines) => drift.extend(lines),
-            Err(e) => drift.push(format!("cannot read netlink state: {e}")),
-        }
-        if !drift.is_empty() {
-            inner.live = None;
-            match self.apply_router(&mut inner, &router, &router).await {
-                Ok(_) => repaired.extend(drift.into_iter().map(|d| format!("repaired: {d}"))),
-                Err(e) => inner.last_error = e.to_string(),
-            }
-        }
-        repaired.extend(inner.dnsmasq.check());
-        repaired
-    }
-
-    /// The desired state, the applied generation and the live table.
-    pub async fn state(&self) -> pb::GetStateResponse {
-        let inner = self.inner.lock().await;
-        let live_ruleset = match self.nft.list().await {
-            Ok(Some(text)) => text,
-            Ok(None) => String::new(),
-            Err(e) => format!("# cannot list the table: {e}"),
+    /// Brings the dnsmasq instances to `files`; a tier that fails is
+    /// recorded in the status (and retried by the reconcile loop), never an
+    /// error of the command: the other tiers' changes stand.
+    fn apply_dnsmasq(&self, inner: &mut Inner, files: &[plan::dnsmasq::TierFiles]) -> Vec<String> {
+        let (changes, failures) = match inner.dnsmasq.apply_each(files) {
+            Ok((changes, failures)) => (
+                changes,
+                failures
+                    .into_iter()
+                    .map(|(index, e)| (index, e.to_string()))
+                    .collect(),
+            ),
+            // The directory failed: no tier can run.
+            Err(e) => (
+                Vec::new(),
+                files.iter().map(|f| (f.index, e.to_string())).collect(),
+            ),
         };
-        pb::GetStateResponse {
-            config: Some(inner.desired.config.clone()),
-            generation: inner.applied_generation,
-            live_ruleset,
-            last_error: inner.last_error.clone(),
-            dnsmasq: inner
-                .dnsmasq
-                .status()
-                .into_iter()
-                .map(|(device_index, pid, hosts)| pb::DnsmasqStatus {
-                    device_index,
-                    pid,
-                    hosts,
-                })
-                .collect(),
-        }
+        inner.status.dhcp_failures = failures;
+        let summary: Vec<String> = inner
+            .status
+            .dhcp_failures
+            .iter()
+            .map(|(index, e)| format!("{}: {e}", crate::model::dev_name(*index)))
+            .collect();
+        let result = if summary.is_empty() {
+            Ok(())
+        } else {
+            Err(summary.join("; "))
+        };
+        inner.status.record(Part::Dnsmasq, result);
+        changes
     }
 }
 

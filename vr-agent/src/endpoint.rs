@@ -33,6 +33,9 @@ pub struct ServeOptions {
     /// The group allowed to use the Unix socket (mode 0660); `None` leaves
     /// it to root (mode 0600).
     pub socket_group: Option<u32>,
+    /// The agent's condition for `grpc.health.v1` (see [`crate::health`]);
+    /// `None` reports SERVING for as long as the server runs.
+    pub serving: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Default for ServeOptions {
@@ -40,6 +43,7 @@ impl Default for ServeOptions {
         Self {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             socket_group: None,
+            serving: None,
         }
     }
 }
@@ -112,7 +116,12 @@ impl Endpoint {
         S: VirtualRouter,
     {
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<VirtualRouterServer<S>>().await;
+        match options.serving.clone() {
+            Some(serving) => {
+                tokio::spawn(crate::health::follow(health, serving));
+            }
+            None => health.set_serving::<VirtualRouterServer<S>>().await,
+        }
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(vpc_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

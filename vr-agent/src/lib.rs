@@ -7,11 +7,13 @@ pub mod accounts;
 pub mod agent;
 pub mod apply;
 pub mod endpoint;
+pub mod health;
 pub mod model;
 pub mod netns;
 pub mod plan;
 pub mod service;
 pub mod state;
+pub mod status;
 pub mod update;
 
 #[doc(hidden)]

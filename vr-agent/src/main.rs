@@ -102,6 +102,12 @@ struct Cli {
     /// old log, ethN.log.1).
     #[arg(long, default_value_t = DnsmasqOptions::default().log_max_bytes)]
     dnsmasq_log_bytes: u64,
+    /// Accept the agent's TCP port on every NIC while the router has no
+    /// control NIC. Off by default: until the manager names the control
+    /// NIC, the port is reachable only from inside the router's namespace
+    /// (how the netns driver connects), never on the public NIC.
+    #[arg(long)]
+    open_agent_port_before_control: bool,
 
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
@@ -117,8 +123,11 @@ enum LogFormat {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only when a person reads the log on a terminal; the
+    // netns driver sends it to a file.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -176,11 +185,14 @@ async fn main() -> anyhow::Result<()> {
             anyhow::bail!("--socket-group applies to unix:// listeners only")
         }
     };
-    let serve_options = ServeOptions {
+    let mut serve_options = ServeOptions {
         max_request_bytes: cli.max_request_bytes,
         socket_group,
+        serving: None,
     };
+    settings.open_agent_port_before_control = cli.open_agent_port_before_control;
     let agent = Arc::new(Agent::start(settings).await?);
+    serve_options.serving = Some(agent.serving());
 
     let interval = Duration::from_secs_f64(cli.reconcile_interval.max(0.1));
     let reconciler = {

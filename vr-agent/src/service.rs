@@ -32,6 +32,7 @@ impl RouterService {
             generation,
             micros,
             unchanged,
+            dhcp_failures,
         } = self
             .agent
             .change(generation, change)
@@ -41,6 +42,7 @@ impl RouterService {
             generation,
             apply_micros: micros,
             unchanged,
+            dhcp_failures,
         }))
     }
 }
@@ -52,7 +54,9 @@ pub fn status(error: AgentError) -> Status {
             InvalidKind::Argument => Status::invalid_argument(invalid.to_string()),
             InvalidKind::NotFound => Status::not_found(invalid.to_string()),
         },
-        e @ AgentError::Stale { .. } => Status::failed_precondition(e.to_string()),
+        e @ (AgentError::Stale { .. } | AgentError::NoState(_)) => {
+            Status::failed_precondition(e.to_string())
+        }
         e @ AgentError::LinkNotFound(_) => Status::not_found(e.to_string()),
         e @ (AgentError::State(_) | AgentError::Apply(_)) => Status::internal(e.to_string()),
     }

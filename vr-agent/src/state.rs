@@ -11,6 +11,10 @@ use vpc_proto::v1 as pb;
 
 /// File name of the desired state inside the state directory.
 pub const STATE_FILE: &str = "desired-state.pb";
+/// Present while the agent waits for a resync after an unusable state file:
+/// it holds why, so that a restart meanwhile is not taken for a first start
+/// (which would replace the live table with an empty one).
+pub const AWAITING_RESYNC_FILE: &str = "awaiting-resync";
 
 /// Errors reading or writing the state file.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,29 @@ impl StateStore {
         }))
     }
 
+    /// Moves an unusable state file out of the way, to
+    /// `desired-state.pb.corrupt-<unix seconds>`, so that it can be examined
+    /// and is never loaded again, and records `why` until the next
+    /// [`StateStore::save`]; returns where the file went.
+    pub fn set_aside(&self, why: impl FnOnce(&Path) -> String) -> Result<String, StateError> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let aside = self.dir.join(format!("{STATE_FILE}.corrupt-{stamp}"));
+        let path = self.path();
+        let condition = why(&aside);
+        let marker = self.dir.join(AWAITING_RESYNC_FILE);
+        std::fs::write(&marker, &condition).map_err(io("writing", &marker))?;
+        std::fs::rename(&path, &aside).map_err(io("moving aside", &path))?;
+        Ok(condition)
+    }
+
+    /// Why the agent still waits for a resync (see [`StateStore::set_aside`]),
+    /// or `None`.
+    pub fn awaiting_resync(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.join(AWAITING_RESYNC_FILE)).ok()
+    }
+
     /// Persists `desired` atomically.
     pub fn save(&self, desired: &Desired) -> Result<(), StateError> {
         let bytes = pb::ApplyConfigRequest {
@@ -104,6 +131,13 @@ impl StateStore {
         file.write_all(&bytes).map_err(io("writing", &tmp))?;
         file.sync_all().map_err(io("syncing", &tmp))?;
         std::fs::rename(&tmp, &path).map_err(io("renaming", &tmp))?;
+        // A state is persisted again: no longer waiting for a resync.
+        let marker = self.dir.join(AWAITING_RESYNC_FILE);
+        match std::fs::remove_file(&marker) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("removing", &marker)(e)),
+        }
         // The rename itself is durable only once the directory is synced.
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
@@ -136,6 +170,33 @@ mod tests {
             1,
             "no temp file left"
         );
+    }
+
+    #[test]
+    fn an_unusable_file_is_set_aside_and_the_next_start_is_a_first_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        std::fs::write(store.path(), b"\xff\xff\xff").unwrap();
+        let mut aside = PathBuf::new();
+        let condition = store
+            .set_aside(|path| {
+                aside = path.to_path_buf();
+                format!("kept as {}", path.display())
+            })
+            .unwrap();
+        assert_eq!(std::fs::read(&aside).unwrap(), b"\xff\xff\xff");
+        assert!(
+            aside
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("desired-state.pb.corrupt-")
+        );
+        assert_eq!(store.load().unwrap(), None);
+        // A restart before the resync still knows it waits for one.
+        assert_eq!(store.awaiting_resync(), Some(condition));
+        store.save(&Desired::default()).unwrap();
+        assert_eq!(store.awaiting_resync(), None);
     }
 
     #[test]

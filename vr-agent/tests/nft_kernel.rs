@@ -5,6 +5,7 @@ use vpc_integration::{Lab, Netns, require_root, run_in_netns};
 use vpc_proto::v1 as pb;
 use vr_agent::apply::nft::Nft;
 use vr_agent::model::Router;
+use vr_agent::plan::nft::shape::Shape;
 use vr_agent::plan::nft::{NftOptions, Ruleset, plan};
 use vr_agent::testing::{item, sample_config, tier};
 
@@ -165,4 +166,67 @@ fn a_script_the_kernel_refuses_leaves_the_previous_table() {
         "stderr is surfaced: {err}"
     );
     assert_eq!(load(&ns, vec![]), before);
+}
+
+/// The live table's shape, from `nft -j list` inside `ns`.
+fn live_shape(ns: &Netns) -> Shape {
+    run_in_netns(ns, move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let json = runtime
+            .block_on(Nft::default().list_json())
+            .unwrap()
+            .unwrap();
+        Ok(Shape::from_json(&json).unwrap())
+    })
+    .unwrap()
+}
+
+#[test]
+fn the_live_shape_of_a_loaded_table_is_the_planned_shape() {
+    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+    require_root();
+    let lab = Lab::new("nft_shape").unwrap();
+    let ns = lab.netns("r").unwrap();
+    // The sample, plus a long list of overlapping items of both actions,
+    // port ranges, ICMP and IPv6, so the sets hold intervals and boxes.
+    let mut config = sample_config();
+    for i in 0..300u32 {
+        let action = if i % 3 == 0 { Deny } else { Allow };
+        let prefix = 16 + i % 9;
+        let net: ipnet::Ipv4Net = format!("10.{}.{}.0/{prefix}", 20 + i % 7, i % 250)
+            .parse()
+            .unwrap();
+        let cidr = net.trunc().to_string();
+        let (protocol, ports) = match i % 4 {
+            0 => (Tcp, Some((1000 + i, 1000 + i * 3))),
+            1 => (Udp, Some((53, 53))),
+            2 => (Icmp, None),
+            _ => (All, None),
+        };
+        config.network_acls[0].items.push(item(
+            100 + i,
+            action,
+            Ingress,
+            protocol,
+            &[&cidr, "2001:db8::/32"],
+            ports,
+        ));
+    }
+    let planned = ruleset(&config);
+    load(&ns, vec![planned.render_full()]);
+    let live = live_shape(&ns);
+    assert_eq!(planned.shape().differences(&live), Vec::<String>::new());
+
+    // After an element-only update the shape still matches.
+    let mut changed = config.clone();
+    changed.network_acls[1].items[0].cidrs = vec!["10.1.0.0/17".into(), "10.9.0.0/16".into()];
+    let next = ruleset(&changed);
+    load(&ns, vec![next.render_update(&planned).unwrap()]);
+    assert_eq!(
+        next.shape().differences(&live_shape(&ns)),
+        Vec::<String>::new()
+    );
 }

@@ -13,6 +13,7 @@ fn ruleset(config: &pb::RouterConfig) -> Ruleset {
         &router,
         &NftOptions {
             agent_port: Some(3922),
+            ..Default::default()
         },
     )
 }
@@ -159,4 +160,39 @@ fn update_touches_only_the_changed_chain() {
     assert!(!update.contains("ACL_INBOUND_eth3"), "{update}");
     assert!(!update.contains("nat_prerouting"), "{update}");
     assert_eq!(new.render_update(&new), None);
+}
+
+#[test]
+fn the_agent_port_opens_on_the_control_nic_and_elsewhere_only_when_asked() {
+    let mut config = sample_config();
+    let input = |config: &pb::RouterConfig, open: bool| {
+        let router = Router::from_config(config).expect("valid");
+        let rules = plan(
+            &router,
+            &NftOptions {
+                agent_port: Some(3922),
+                open_agent_port_before_control: open,
+            },
+        );
+        rules
+            .chains
+            .into_iter()
+            .find(|c| c.name == "filter_input")
+            .expect("input chain")
+            .rules
+            .into_iter()
+            .filter(|r| r.contains("3922"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        input(&config, false),
+        ["iifname \"eth0\" tcp dport 3922 accept"]
+    );
+    assert_eq!(
+        input(&config, true),
+        ["iifname \"eth0\" tcp dport 3922 accept"]
+    );
+    config.nics.retain(|n| n.device_index != 0);
+    assert_eq!(input(&config, false), Vec::<String>::new());
+    assert_eq!(input(&config, true), ["tcp dport 3922 accept"]);
 }

@@ -131,6 +131,7 @@ impl AgentClient for RecordingAgentClient {
                     generation: sent,
                     apply_micros: 1,
                     unchanged,
+                    ..Default::default()
                 }))
             }
         }

@@ -96,6 +96,9 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
     }
 }
 
+/// The tiers whose dnsmasq failed in one apply, by device index.
+pub type TierFailures = BTreeMap<u32, DnsmasqError>;
+
 /// A running dnsmasq of one tier.
 #[derive(Debug)]
 struct Instance {
@@ -173,18 +176,27 @@ impl Supervisor {
     ///
     /// Every tier is handled even if one fails; the first error is returned.
     pub fn apply(&mut self, files: &[TierFiles]) -> Result<Vec<String>, DnsmasqError> {
-        if !self.dir.exists() {
-            fs::create_dir_all(&self.dir)
-                .and_then(|()| fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o755)))
-                .map_err(io_err("creating", &self.dir))?;
+        let (changes, mut failures) = self.apply_each(files)?;
+        match failures.pop_first() {
+            Some((_, e)) => Err(e),
+            None => Ok(changes),
         }
-        check_traversable(&self.dir)?;
+    }
+
+    /// Like [`Supervisor::apply`], but reports each tier's failure on its
+    /// own, so that one tier's DHCP cannot hold back the others. Only a
+    /// failure that concerns every tier (the directory) is an `Err`.
+    pub fn apply_each(
+        &mut self,
+        files: &[TierFiles],
+    ) -> Result<(Vec<String>, TierFailures), DnsmasqError> {
+        self.prepare_dir()?;
+        let mut failures = BTreeMap::new();
         let mut changes = Vec::new();
-        let mut first_error = None;
         for tier in files {
             if let Err(e) = self.apply_tier(tier, &mut changes) {
                 tracing::error!(dev = dev_name(tier.index), error = %e, "dnsmasq");
-                first_error.get_or_insert(e);
+                failures.insert(tier.index, e);
             }
         }
         let wanted: Vec<u32> = files.iter().map(|f| f.index).collect();
@@ -205,10 +217,16 @@ impl Supervisor {
         for line in &changes {
             tracing::info!("{line}");
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(changes),
+        Ok((changes, failures))
+    }
+
+    fn prepare_dir(&self) -> Result<(), DnsmasqError> {
+        if !self.dir.exists() {
+            fs::create_dir_all(&self.dir)
+                .and_then(|()| fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o755)))
+                .map_err(io_err("creating", &self.dir))?;
         }
+        check_traversable(&self.dir)
     }
 
     fn apply_tier(
@@ -329,6 +347,16 @@ impl Supervisor {
         self.instances
             .iter()
             .map(|(index, i)| (*index, i.pid, i.hosts))
+            .collect()
+    }
+
+    /// `(device index, pid, static hosts, alive)` of every instance, by
+    /// index, each checked now: a dead instance shows as not alive until
+    /// [`Supervisor::check`] restarts it.
+    pub fn live_status(&mut self) -> Vec<(u32, u32, u32, bool)> {
+        self.instances
+            .iter_mut()
+            .map(|(index, i)| (*index, i.pid, i.hosts, i.alive()))
             .collect()
     }
 

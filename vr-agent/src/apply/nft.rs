@@ -92,10 +92,17 @@ impl Nft {
 
     /// The agent's table as nft prints it, or `None` when it does not exist.
     pub async fn list(&self) -> Result<Option<String>, NftError> {
-        match self
-            .run("list", &["list", "table", "inet", TABLE], None)
+        self.list_with(&["list", "table", "inet", TABLE]).await
+    }
+
+    /// The agent's table in nft's JSON form, or `None` when it does not exist.
+    pub async fn list_json(&self) -> Result<Option<String>, NftError> {
+        self.list_with(&["-j", "list", "table", "inet", TABLE])
             .await
-        {
+    }
+
+    async fn list_with(&self, args: &[&str]) -> Result<Option<String>, NftError> {
+        match self.run("list", args, None).await {
             Ok(text) => Ok(Some(text)),
             Err(NftError::Failed { stderr, .. })
                 if stderr.contains("No such file or directory") =>

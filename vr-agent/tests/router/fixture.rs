@@ -44,6 +44,8 @@ pub struct RouterLab {
     pub socket: PathBuf,
     pub state_dir: PathBuf,
     pub extra_args: Vec<String>,
+    /// The agent's `--reconcile-interval`, in seconds.
+    pub reconcile_interval: String,
     agent: Option<ProcessHandle>,
     generation: u64,
     runtime: tokio::runtime::Runtime,
@@ -141,6 +143,7 @@ impl RouterLab {
             socket,
             state_dir,
             extra_args,
+            reconcile_interval: "0.5".into(),
             agent: None,
             generation: 0,
             runtime,
@@ -159,7 +162,7 @@ impl RouterLab {
             "--state-dir".into(),
             self.state_dir.display().to_string(),
             "--reconcile-interval".into(),
-            "0.5".into(),
+            self.reconcile_interval.clone(),
         ];
         argv.extend(self.extra_args.iter().cloned());
         if !self.extra_args.is_empty() {

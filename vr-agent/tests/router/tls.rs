@@ -85,6 +85,9 @@ fn grpcurl_lists_and_calls_get_state_over_mtls_and_a_client_without_a_certificat
         &server_key,
         "--tls-ca",
         &ca,
+        // Reached over its control NIC before any state names that NIC (a
+        // VM router at boot): the port is opened explicitly.
+        "--open-agent-port-before-control",
     ];
     let r = RouterLab::start_with("tls_e2e", args.iter().map(|s| s.to_string()).collect());
     // The control NIC's link-local address, as a VM router gets it at boot.

@@ -210,6 +210,14 @@ pub(super) fn forward(router: &Router) -> Chain {
         "ct state established,related accept".to_string(),
         "ct state invalid drop".to_string(),
     ];
+    let control: Vec<String> = router
+        .nics_with(Role::Control)
+        .map(|n| ifname(n.index))
+        .collect();
+    if !control.is_empty() {
+        // The control network reaches the agent, never the VPC behind it.
+        rules.push(format!("iifname {} drop", quoted_list(control)));
+    }
     let acl_nics: Vec<u32> = router
         .nics
         .values()
@@ -227,12 +235,30 @@ pub(super) fn forward(router: &Router) -> Chain {
         rules.push(format!("iifname vmap {{ {} }}", vmap(outbound_chain)));
         rules.push(format!("oifname vmap {{ {} }}", vmap(inbound_chain)));
     }
-    let public: Vec<String> = router
-        .nics_with(Role::Public)
-        .map(|n| ifname(n.index))
-        .collect();
-    if !public.is_empty() {
-        rules.push(format!("oifname {} accept", quoted_list(public)));
+    // Towards a public network only what is NATed to one of its addresses
+    // leaves: an untranslated private or foreign source must not reach the
+    // internet (CloudStack's `FORWARD -s <vpc cidr> ! -d <vpc cidr>`).
+    for nic in router.nics_with(Role::Public) {
+        let mut natted: Vec<Ipv4Net> = router
+            .source_nat
+            .iter()
+            .filter(|s| s.index == nic.index)
+            .flat_map(|s| s.sources.iter().copied())
+            .collect();
+        natted.extend(
+            router
+                .static_nats
+                .iter()
+                .filter(|s| s.index == nic.index)
+                .map(|s| Ipv4Net::from(s.private_ip)),
+        );
+        if !natted.is_empty() {
+            rules.push(format!(
+                "oifname {} ip saddr {} accept",
+                ifname(nic.index),
+                cidr_list(&natted)
+            ));
+        }
     }
     Chain {
         name: CHAIN_FORWARD.into(),
@@ -270,9 +296,14 @@ pub(super) fn input(router: &Router, options: &NftOptions) -> Chain {
             quoted_list(control)
         )),
         // Until the manager has told the router which NIC is its control NIC
-        // (first boot), the agent must stay reachable; mutual TLS guards it.
-        (Some(port), true) => rules.push(format!("tcp dport {port} accept")),
-        (None, _) => {}
+        // (first boot), the port stays closed on every NIC, the public one
+        // included: the netns driver connects from inside the namespace
+        // (the loopback, accepted above). A router VM first reached over
+        // another NIC opens it explicitly; mutual TLS still guards it.
+        (Some(port), true) if options.open_agent_port_before_control => {
+            rules.push(format!("tcp dport {port} accept"))
+        }
+        (Some(_), true) | (None, _) => {}
     }
     Chain {
         name: CHAIN_INPUT.into(),

@@ -8,6 +8,7 @@
 //! tier's sets.
 //!
 //! Layout (reference: DESIGN §3, CloudStack's router §4.5–4.7):
+//! - `raw_prerouting`: forged source addresses dropped before conntrack.
 //! - `mangle_prerouting`: connmark restore for replies, NIC mark for new
 //!   connections, so replies leave by the NIC their connection came in on.
 //! - `nat_prerouting`: static NAT, port forwarding maps, load balancers.
@@ -21,8 +22,10 @@
 //! - `ACL_INBOUND_ethN` / `ACL_OUTBOUND_ethN` per tier and private gateway NIC.
 
 mod acl;
+pub mod antispoof;
 mod base;
 mod render;
+pub mod shape;
 
 use ipnet::Ipv4Net;
 
@@ -30,6 +33,8 @@ use crate::model::*;
 
 /// `table inet vpc`: the only table the agent touches.
 pub const TABLE: &str = "vpc";
+/// `type filter hook prerouting priority raw`: drops forged sources.
+pub const CHAIN_ANTISPOOF: &str = "raw_prerouting";
 /// `type filter hook prerouting priority mangle`: marks and connmarks.
 pub const CHAIN_MANGLE: &str = "mangle_prerouting";
 /// `type nat hook prerouting priority dstnat`: static NAT, PF, LB.
@@ -56,6 +61,9 @@ pub fn outbound_chain(index: u32) -> String {
 pub struct NftOptions {
     /// The agent's own TCP port, accepted on control NICs.
     pub agent_port: Option<u16>,
+    /// Accept the agent's port on every NIC while the router has no control
+    /// NIC; otherwise it is reachable only from inside the namespace then.
+    pub open_agent_port_before_control: bool,
 }
 
 /// A named set or map owned by one chain.
@@ -131,6 +139,7 @@ pub fn plan_from(
             &rules(Direction::Egress),
         ));
     }
+    chains.push(antispoof::chain(router));
     chains.push(base::mangle(router));
     chains.push(base::dstnat(router));
     chains.push(base::forward(router));
