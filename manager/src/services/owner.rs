@@ -186,7 +186,11 @@ pub async fn list_scope(ctx: &Ctx, params: &Params) -> Result<Scope, ApiError> {
     let name = params.string("account")?.filter(|n| !n.is_empty());
     let domain = domain_by_param(ctx, params).await?;
     let recursive = params.boolean("isrecursive")?.unwrap_or(false);
-    let listall = params.boolean("listall")?.unwrap_or(false);
+    // CloudStack (`buildACLSearchParameters`): an admin looking an object
+    // up by `id` finds it anywhere it covers, as with `listall=true`; a user
+    // still sees only its own account.
+    let by_id = params.string("id")?.is_some_and(|id| !id.is_empty());
+    let listall = params.boolean("listall")?.unwrap_or(false) || by_id;
     if caller.role == Role::User {
         if let Some(name) = &name
             && !name.eq_ignore_ascii_case(&caller.account_name)

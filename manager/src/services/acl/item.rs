@@ -518,9 +518,12 @@ handler!(list_items, |ctx, params| {
         ..Default::default()
     };
     // A list or tier named explicitly (and accessible) shows its items
-    // whatever the ownership filters say; the built-in lists' items show
-    // only when asked for.
-    let mut named = filter.uuids.is_some();
+    // whatever the ownership filters say; an item named by `id` shows only
+    // when its VPC is in the caller's scope, as CloudStack filters by-id
+    // lookups by the permitted VPCs. The built-in lists' items (everyone's)
+    // show only when asked for, by list or by id.
+    let by_id = filter.uuids.is_some();
+    let mut named = false;
     if let Some(id) = params.uuid("aclid")? {
         let list = list_param(db, "aclid", &id.to_string()).await?;
         if let Some(v) = vpc_of(db, &list).await? {
@@ -562,7 +565,7 @@ handler!(list_items, |ctx, params| {
             e.insert((list, v));
         }
         let visible = match &lists[&item.acl_id].1 {
-            None => named,
+            None => named || by_id,
             Some(v) => named || scope_covers(&scope, v),
         };
         if visible {
