@@ -52,6 +52,29 @@ impl Default for Config {
     }
 }
 
+/// The 535 of a resource limit that `requested` more resources of
+/// `resource_type` would pass, in CloudStack's words
+/// (`ResourceLimitManagerImpl`): the account's limit, or a domain's.
+pub fn limit_exceeded(
+    resource_type: &str,
+    exceeded: &crate::store::limit::Exceeded,
+    requested: i64,
+) -> ApiError {
+    use crate::store::limit::Exceeded;
+    ApiError::limit_exceeded(match exceeded {
+        Exceeded::Account { name, max, current } => format!(
+            "Maximum amount of resources of Type = '{resource_type}' for Account Name = {name} \
+             is exceeded: Resource Limit = {max}, Current Resource Amount = {current}, \
+             Requested Resource Amount = {requested}."
+        ),
+        Exceeded::Domain { uuid, max, current } => format!(
+            "Maximum domain resource limits of Type '{resource_type}' for Domain Id = {uuid} \
+             is exceeded: Domain Resource Limit = {max}, Current Domain Resource Amount = \
+             {current}, Requested Resource Amount = {requested}."
+        ),
+    })
+}
+
 /// Longest `name` CloudStack stores for VPCs, tiers, ACL lists, LB rules.
 pub const MAX_NAME_LEN: usize = 255;
 /// Longest `displaytext` / `description`.

@@ -16,9 +16,15 @@ pub use registry::{BoxFuture, CommandSpec, Kind, Reply, Role};
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Duplicate(what) => ApiError::param(format!(
-                "an object with the same unique value exists already ({what})"
-            )),
+            // The database's text names its constraint and table: logged
+            // for the operator, never shown to the client.
+            StoreError::Duplicate(what) => {
+                tracing::warn!(error = %what, "unique constraint refused a write");
+                ApiError::param(
+                    "The request conflicts with an object that exists already: a value that \
+                     must be unique is taken. Try again, or choose another value",
+                )
+            }
             StoreError::Conflict(text) => ApiError::in_use(text),
             StoreError::NotFound { what, key } => {
                 ApiError::param(format!("{what} {key} does not exist"))

@@ -6,7 +6,7 @@
 use crate::api::{ApiError, Params};
 use crate::server::registry::{ParamSpec, ParamType, opt};
 use crate::server::{Ctx, Role};
-use crate::store::{account, domain};
+use crate::store::{Tx, account, domain, limit};
 
 /// The owner of a new object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,5 +241,26 @@ pub async fn list_scope(ctx: &Ctx, params: &Params) -> Result<Scope, ApiError> {
             account_id: Some(caller.account_id),
             ..Default::default()
         }),
+    }
+}
+
+/// Checks, in the transaction `tx` that then creates them, that `requested`
+/// more `resource_type` resources (`vpc`, `network`, `public_ip`,
+/// `user_vm`) fit the limits of account `account_id` and of its domains:
+/// 535 otherwise. The account's row (and its domains') stay locked until
+/// `tx` ends, so parallel creates, on any manager, count one after another.
+pub async fn check_limit(
+    tx: &mut Tx,
+    account_id: i64,
+    resource_type: &str,
+    requested: i64,
+) -> Result<(), ApiError> {
+    match limit::check(tx, account_id, resource_type, requested).await? {
+        None => Ok(()),
+        Some(exceeded) => Err(crate::rules::limit_exceeded(
+            resource_type,
+            &exceeded,
+            requested,
+        )),
     }
 }

@@ -219,3 +219,163 @@ pub async fn clear_for_account<'a>(
     });
     Ok(done == 1)
 }
+
+/// What one unit of each counted resource type is, as SQL over its table:
+/// the live rows an account holds. Types not listed here are not counted.
+fn counted(resource_type: &str) -> Option<&'static str> {
+    Some(match resource_type {
+        "vpc" => "FROM vpc WHERE removed IS NULL",
+        // Tiers (and any other guest network); private gateway networks are
+        // the gateway's, not a network the account asked for.
+        "network" => "FROM networks WHERE removed IS NULL AND traffic_type = 'Guest'",
+        "public_ip" => "FROM user_ip_address WHERE state <> 'Free'",
+        "user_vm" => "FROM vm_instance WHERE removed IS NULL",
+        _ => return None,
+    })
+}
+
+/// How many `resource_type` resources account `account_id` holds.
+pub async fn count_for_account<'a>(
+    ex: impl Into<Exec<'a>>,
+    account_id: i64,
+    resource_type: &str,
+) -> Result<i64> {
+    let Some(from) = counted(resource_type) else {
+        return Ok(0);
+    };
+    let sql = format!("SELECT COUNT(*) {from} AND account_id = $1");
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        // The SQL is built from the constants of `counted` only.
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone())).bind(account_id).fetch_one(c).await?
+    }))
+}
+
+/// How many `resource_type` resources the accounts of the domain at `path`
+/// and of its sub-domains hold.
+pub async fn count_for_domain<'a>(
+    ex: impl Into<Exec<'a>>,
+    path: &str,
+    resource_type: &str,
+) -> Result<i64> {
+    let Some(from) = counted(resource_type) else {
+        return Ok(0);
+    };
+    let sql = format!(
+        "SELECT COUNT(*) {from} AND domain_id IN \
+         (SELECT id FROM domain WHERE SUBSTR(path, 1, LENGTH($1)) = $1)"
+    );
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone())).bind(path).fetch_one(c).await?
+    }))
+}
+
+/// Locks what an account's resource counts depend on until the transaction
+/// ends, so that counting and creating are one step for every manager: on
+/// PostgreSQL the account's row and the rows of its domain and the domains
+/// above it but ROOT (unlimited), `FOR UPDATE`, account first, domains by
+/// id; SQLite needs nothing, as its transactions (`BEGIN IMMEDIATE`) hold
+/// the database's write lock.
+pub async fn lock_owner(tx: &mut super::Tx, account_id: i64) -> Result<()> {
+    let mut ex = Exec::Tx(tx);
+    if ex.backend() != super::Backend::Postgres {
+        return Ok(());
+    }
+    on_db!(&mut ex, c => {
+        sqlx::query("SELECT id FROM account WHERE id = $1 FOR UPDATE")
+            .bind(account_id)
+            .fetch_optional(c)
+            .await?;
+    });
+    on_db!(&mut ex, c => {
+        sqlx::query(
+            "SELECT d.id FROM domain d, domain own, account a \
+             WHERE a.id = $1 AND own.id = a.domain_id AND d.parent_id IS NOT NULL \
+             AND SUBSTR(own.path, 1, LENGTH(d.path)) = d.path \
+             ORDER BY d.id FOR UPDATE OF d",
+        )
+        .bind(account_id)
+        .fetch_all(c)
+        .await?;
+    });
+    Ok(())
+}
+
+/// A limit that one more request would pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exceeded {
+    /// The account's own limit.
+    Account {
+        /// The account's name.
+        name: String,
+        /// The limit in force.
+        max: i64,
+        /// What the account holds.
+        current: i64,
+    },
+    /// The limit of the account's domain or of a domain above it.
+    Domain {
+        /// The domain's UUID.
+        uuid: String,
+        /// The limit in force.
+        max: i64,
+        /// What the domain's accounts hold.
+        current: i64,
+    },
+}
+
+/// Locks the account ([`lock_owner`]) and checks that `requested` more
+/// `resource_type` resources fit its own limit and the limit of every domain
+/// above it; the first limit they would pass, if any. Call it in the
+/// transaction that then creates the resources, so that the count still
+/// holds when they are written.
+pub async fn check(
+    tx: &mut super::Tx,
+    account_id: i64,
+    resource_type: &str,
+    requested: i64,
+) -> Result<Option<Exceeded>> {
+    lock_owner(tx, account_id).await?;
+    let a = account::get_by_id(&mut *tx, account_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "account",
+            key: account_id.to_string(),
+        })?;
+    let max = effective_for_account(&mut *tx, account_id, resource_type).await?;
+    if max != UNLIMITED {
+        let current = count_for_account(&mut *tx, account_id, resource_type).await?;
+        if current + requested > max {
+            return Ok(Some(Exceeded::Account {
+                name: a.account_name,
+                max,
+                current,
+            }));
+        }
+    }
+    // The account's domain, then each parent up to (not including) ROOT.
+    let mut next = Some(a.domain_id);
+    while let Some(domain_id) = next {
+        let d = domain::get_by_id(&mut *tx, domain_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "domain",
+                key: domain_id.to_string(),
+            })?;
+        next = d.parent_id;
+        let max = effective_for_domain(&mut *tx, d.id, resource_type).await?;
+        if max == UNLIMITED {
+            continue;
+        }
+        let current = count_for_domain(&mut *tx, &d.path, resource_type).await?;
+        if current + requested > max {
+            return Ok(Some(Exceeded::Domain {
+                uuid: d.uuid,
+                max,
+                current,
+            }));
+        }
+    }
+    Ok(None)
+}

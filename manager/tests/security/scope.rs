@@ -3,4 +3,5 @@
 //! numbers in range.
 
 mod foreign;
+mod limits;
 mod tenant;

@@ -308,10 +308,15 @@ handler!(create_item, |ctx, params| {
     let v = mutable_list_vpc(ctx, &list).await?;
     let fields = fields_of(params)?;
     let _guard = ctx.app.network.lock_vpc(v.id).await;
-    let items = items_of(db, list.id).await?;
+    // The numbers are read and the item added under the list's row lock, so
+    // that parallel creates on any manager number one after another.
+    let mut tx = db.begin().await?;
+    acl::lock_list(&mut tx, list.id).await?;
+    let items = items_of(&mut tx, list.id).await?;
     let checked = checked_new(&fields, &numbers_taken(&items, None))?;
     let reason = fields["reason"].as_str().map(str::to_string);
-    let item = acl::create_item(db, stored(&checked, list.id, reason)).await?;
+    let item = acl::create_item(&mut tx, stored(&checked, list.id, reason)).await?;
+    tx.commit().await?;
     match submit_item_job(ctx, &item, v.id, None).await {
         Ok(job_id) => Ok(Reply::Created {
             id: item.uuid,

@@ -235,9 +235,12 @@ async fn push_list(
 }
 
 /// The live items of a list, by number.
-async fn items_of(db: &Db, acl_id: i64) -> Result<Vec<acl::AclItem>, ApiError> {
+async fn items_of<'a>(
+    ex: impl Into<crate::store::Exec<'a>>,
+    acl_id: i64,
+) -> Result<Vec<acl::AclItem>, ApiError> {
     Ok(acl::list_items(
-        db,
+        ex,
         &acl::AclItemFilter {
             acl_id: Some(acl_id),
             ..Default::default()

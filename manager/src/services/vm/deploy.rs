@@ -16,7 +16,7 @@ use crate::server::registry::Handler;
 use crate::server::{Ctx, Reply};
 use crate::services::owner;
 use crate::services::zone::required_zone;
-use crate::store::{self, limit, network, vm, vpc};
+use crate::store::{self, network, vm, vpc};
 use crate::{handler, job_body};
 
 pub(super) const DEPLOY: Handler = deploy_vm;
@@ -177,16 +177,7 @@ handler!(deploy_vm, |ctx, params| {
             "The VPC of the VM's tiers is being deleted: no VM can join it",
         ));
     }
-    let current = vm::count_for_account(&mut tx, owner.account_id).await?;
-    let max = limit::effective_for_account(&mut tx, owner.account_id, "user_vm").await?;
-    if max >= 0 && current >= max {
-        return Err(ApiError::limit_exceeded(format!(
-            "Maximum amount of resources of Type = 'user_vm' for Account Name = {} is exceeded: \
-             Resource Limit = {max}, Current Resource Amount = {current}, \
-             Requested Resource Amount = 1.",
-            owner.account_name
-        )));
-    }
+    owner::check_limit(&mut tx, owner.account_id, "user_vm", 1).await?;
     if vm::name_taken(&mut tx, owner.account_id, &name, None).await? {
         return Err(ApiError::param(format!(
             "The vm with hostName {name} already exists in account {}",

@@ -17,7 +17,7 @@ use crate::server::{Ctx, Reply, counted_page, page};
 use crate::services::offering::gives_all;
 use crate::services::owner;
 use crate::services::zone::required_zone;
-use crate::store::{self, Db, Page, account, config, limit, network, offering, vpc, zone};
+use crate::store::{self, Db, Page, account, config, network, offering, vpc, zone};
 use crate::{handler, job_body, rules};
 
 pub use views::vpc_view;
@@ -309,9 +309,7 @@ handler!(create_vpc, |ctx, params| {
     let start = params.boolean("start")?.unwrap_or(true);
 
     let mut tx = db.begin().await?;
-    let current = vpc::count_for_account(&mut tx, owner.account_id).await?;
-    let max = limit::effective_for_account(&mut tx, owner.account_id, "vpc").await?;
-    rules::vpc::check_vpc_limit(&owner.account_name, current, max)?;
+    owner::check_limit(&mut tx, owner.account_id, "vpc", 1).await?;
     let created = vpc::create(
         &mut tx,
         vpc::NewVpc {
