@@ -43,6 +43,9 @@ pub fn check_access(
     }
 }
 
+/// Why `projectid` is refused.
+pub const PROJECTS: &str = "projects do not exist in this cloud; objects belong to accounts";
+
 /// The parameters naming the owner of a new object.
 pub fn owner_params() -> Vec<ParamSpec> {
     vec![
@@ -55,8 +58,9 @@ pub fn owner_params() -> Vec<ParamSpec> {
         opt(
             "projectid",
             ParamType::Uuid,
-            "accepted; projects are not supported",
-        ),
+            "refused: projects are not supported",
+        )
+        .refused(PROJECTS),
     ]
 }
 
@@ -82,8 +86,9 @@ pub fn list_params() -> Vec<ParamSpec> {
         opt(
             "projectid",
             ParamType::Uuid,
-            "accepted; projects are not supported",
-        ),
+            "refused: projects are not supported",
+        )
+        .refused(PROJECTS),
         opt("keyword", ParamType::String, "a substring of the name"),
         opt("page", ParamType::Integer, "the page to return"),
         opt(

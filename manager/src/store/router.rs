@@ -566,3 +566,17 @@ mod tests {
         }
     }
 }
+
+/// Gives NIC `id` the MAC address `mac` (a VM's NIC whose MAC the client
+/// chose). A MAC another live NIC has is refused by the database (Duplicate).
+pub async fn set_nic_mac(tx: &mut super::Tx, id: i64, mac: &str) -> Result<()> {
+    let mut ex = Exec::Tx(tx);
+    on_db!(&mut ex, c => {
+        sqlx::query("UPDATE nics SET mac_address = $2 WHERE id = $1")
+            .bind(id)
+            .bind(mac)
+            .execute(c)
+            .await?;
+    });
+    Ok(())
+}

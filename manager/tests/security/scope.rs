@@ -4,4 +4,5 @@
 
 mod foreign;
 mod limits;
+mod params;
 mod tenant;

@@ -80,9 +80,34 @@ pub fn commands() -> Vec<CommandSpec> {
             Boolean,
             "false: do not start the router now (default true)",
         ),
-        opt("publicmtu", Integer, "the MTU of the router's public NIC"),
-        opt("dns1", String, "the first DNS server for the tiers"),
-        opt("dns2", String, "the second DNS server for the tiers"),
+        opt(
+            "publicmtu",
+            Integer,
+            "refused: the public NIC keeps the zone's MTU",
+        )
+        .within(68, 65535)
+        .refused(
+            "the router's public NIC keeps the public network's MTU; carrying a VPC's MTU \
+                 to the router is not implemented",
+        ),
+        opt(
+            "dns1",
+            String,
+            "refused: the tiers' DNS server is the router",
+        )
+        .refused(
+            "the tiers' DHCP hands out the router as DNS server; carrying a VPC's own DNS \
+             servers to the router is not implemented",
+        ),
+        opt(
+            "dns2",
+            String,
+            "refused: the tiers' DNS server is the router",
+        )
+        .refused(
+            "the tiers' DHCP hands out the router as DNS server; carrying a VPC's own DNS \
+             servers to the router is not implemented",
+        ),
         opt(
             "sourcenatipaddress",
             String,
@@ -141,10 +166,16 @@ pub fn commands() -> Vec<CommandSpec> {
                 opt(
                     "publicmtu",
                     Integer,
-                    "accepted; the public MTU is not changed",
+                    "refused: the public NIC keeps the zone's MTU",
+                )
+                .within(68, 65535)
+                .refused(
+                    "the router's public NIC keeps the public network's MTU; carrying a \
+                         VPC's MTU to the router is not implemented",
                 ),
                 opt("fordisplay", Boolean, "accepted; every VPC is displayed"),
-                opt("customid", String, "accepted; ids are not changed"),
+                opt("customid", String, "refused: ids are not changed")
+                    .refused("an object's id is chosen by the manager and never changes"),
             ],
             object: "vpc",
             response: vpc_fields(),
