@@ -119,3 +119,19 @@ pub fn date(ms: i64) -> String {
     let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
     crate::api::format_date(t)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unique_constraint_refusal_names_no_constraint_or_table() {
+        let raw = "duplicate key value violates unique constraint \"network_acl_item_number_live\"";
+        let e = ApiError::from(StoreError::Duplicate(raw.to_string()));
+        assert_eq!(e.code, 431);
+        for leak in ["network_acl_item", "constraint", "duplicate key", "UNIQUE"] {
+            assert!(!e.text.contains(leak), "{leak} in {}", e.text);
+        }
+        assert!(e.text.contains("exists already"), "{}", e.text);
+    }
+}

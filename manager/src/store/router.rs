@@ -553,20 +553,6 @@ pub async fn remove_nic<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
     query::soft_delete(&mut ex.into(), "nics", id, "Deallocated").await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn macs_are_locally_administered_unicast() {
-        for _ in 0..100 {
-            let mac = random_mac();
-            assert_eq!(mac.len(), 17);
-            assert!(mac.starts_with("02:"), "{mac}");
-        }
-    }
-}
-
 /// Gives NIC `id` the MAC address `mac` (a VM's NIC whose MAC the client
 /// chose). A MAC another live NIC has is refused by the database (Duplicate).
 pub async fn set_nic_mac(tx: &mut super::Tx, id: i64, mac: &str) -> Result<()> {
@@ -579,4 +565,18 @@ pub async fn set_nic_mac(tx: &mut super::Tx, id: i64, mac: &str) -> Result<()> {
             .await?;
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_are_locally_administered_unicast() {
+        for _ in 0..100 {
+            let mac = random_mac();
+            assert_eq!(mac.len(), 17);
+            assert!(mac.starts_with("02:"), "{mac}");
+        }
+    }
 }

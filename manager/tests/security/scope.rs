@@ -3,6 +3,7 @@
 //! numbers in range.
 
 mod foreign;
+mod fuzz;
 mod limits;
 mod params;
 mod tenant;

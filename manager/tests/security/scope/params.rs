@@ -8,6 +8,20 @@ use crate::support::vpc::{
     Env, account_in, create_tier, create_vpc, deploy_vm, vm_params, zone_env,
 };
 
+/// A call that must be refused: caller, command, parameters, and the
+/// parameter the refusal names.
+type RefusedCase<'a> = (&'a Client, &'a str, Vec<(&'a str, &'a str)>, &'a str);
+
+/// A call with a number out of range: caller, command, parameters, the
+/// parameter and the bound the refusal names.
+type RangeCase<'a> = (
+    &'a Client,
+    &'a str,
+    Vec<(&'a str, String)>,
+    &'a str,
+    &'a str,
+);
+
 /// createVPC's parameters for VPC `name` with CIDR `cidr`, plus `extra`.
 fn vpc_call<'a>(env: &'a Env, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut p = vec![
@@ -46,7 +60,7 @@ on_both_backends!(
             .expect("tier id")
             .to_string();
         let before = vpc_count(&user).await;
-        let cases: Vec<(&Client, &str, Vec<(&str, &str)>, &str)> = vec![
+        let cases: Vec<RefusedCase> = vec![
             (
                 &user,
                 "createVPC",
@@ -260,7 +274,7 @@ on_both_backends!(
             p
         };
         // (command, params, parameter, text the error must hold)
-        let cases: Vec<(&Client, &str, Vec<(&str, String)>, &str, &str)> = vec![
+        let cases: Vec<RangeCase> = vec![
             (
                 &user,
                 "createNetworkACL",
