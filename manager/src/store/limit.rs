@@ -4,6 +4,11 @@
 //! A limit set on an account or domain wins; otherwise the `max.account.*` /
 //! `max.domain.*` configuration default applies. As in CloudStack, root admin
 //! accounts and the ROOT domain are unlimited. `-1` means unlimited.
+//!
+//! [`check`] counts an account's resources (and each of its domains') in the
+//! transaction that then creates more, under the account's row lock
+//! ([`lock_owner`]), so that parallel creates on any number of managers
+//! never pass a limit.
 
 use sqlx::FromRow;
 

@@ -57,6 +57,30 @@ fn vpc_fields() -> Vec<FieldSpec> {
     ]
 }
 
+/// `publicmtu` (createVPC, updateVPC): refused, as carrying it to the
+/// router's public NIC is not implemented (it was accepted and dropped).
+fn public_mtu_param() -> crate::server::registry::ParamSpec {
+    opt(
+        "publicmtu",
+        Integer,
+        "refused: the public NIC keeps its MTU",
+    )
+    .within(68, 65535)
+    .refused(
+        "the router's public NIC keeps the public network's MTU; carrying a VPC's MTU to \
+             the router is not implemented",
+    )
+}
+
+/// `dns1`/`dns2` of createVPC: refused, as carrying them to the tiers'
+/// DHCP is not implemented (they were accepted and dropped).
+fn dns_param(name: &'static str) -> crate::server::registry::ParamSpec {
+    opt(name, String, "refused: the tiers' DNS server is the router").refused(
+        "the tiers' DHCP hands out the router as DNS server; carrying a VPC's own DNS servers \
+         to the router is not implemented",
+    )
+}
+
 /// The commands of this module.
 pub fn commands() -> Vec<CommandSpec> {
     let mut create_params = vec![
@@ -80,34 +104,9 @@ pub fn commands() -> Vec<CommandSpec> {
             Boolean,
             "false: do not start the router now (default true)",
         ),
-        opt(
-            "publicmtu",
-            Integer,
-            "refused: the public NIC keeps the zone's MTU",
-        )
-        .within(68, 65535)
-        .refused(
-            "the router's public NIC keeps the public network's MTU; carrying a VPC's MTU \
-                 to the router is not implemented",
-        ),
-        opt(
-            "dns1",
-            String,
-            "refused: the tiers' DNS server is the router",
-        )
-        .refused(
-            "the tiers' DHCP hands out the router as DNS server; carrying a VPC's own DNS \
-             servers to the router is not implemented",
-        ),
-        opt(
-            "dns2",
-            String,
-            "refused: the tiers' DNS server is the router",
-        )
-        .refused(
-            "the tiers' DHCP hands out the router as DNS server; carrying a VPC's own DNS \
-             servers to the router is not implemented",
-        ),
+        public_mtu_param(),
+        dns_param("dns1"),
+        dns_param("dns2"),
         opt(
             "sourcenatipaddress",
             String,
@@ -163,16 +162,7 @@ pub fn commands() -> Vec<CommandSpec> {
                     String,
                     "an address of the VPC to become its source NAT address (restarts the VPC)",
                 ),
-                opt(
-                    "publicmtu",
-                    Integer,
-                    "refused: the public NIC keeps the zone's MTU",
-                )
-                .within(68, 65535)
-                .refused(
-                    "the router's public NIC keeps the public network's MTU; carrying a \
-                         VPC's MTU to the router is not implemented",
-                ),
+                public_mtu_param(),
                 opt("fordisplay", Boolean, "accepted; every VPC is displayed"),
                 opt("customid", String, "refused: ids are not changed")
                     .refused("an object's id is chosen by the manager and never changes"),
