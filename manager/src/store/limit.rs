@@ -225,16 +225,31 @@ pub async fn clear_for_account<'a>(
     Ok(done == 1)
 }
 
-/// What one unit of each counted resource type is, as SQL over its table:
-/// the live rows an account holds. Types not listed here are not counted.
+/// The live resources of each counted type, as SQL rows (`account_id`,
+/// `domain_id`, `n`: how much of the type one row holds). Types not listed
+/// here are not counted.
 fn counted(resource_type: &str) -> Option<&'static str> {
     Some(match resource_type {
-        "vpc" => "FROM vpc WHERE removed IS NULL",
+        "vpc" => "SELECT account_id, domain_id, 1 AS n FROM vpc WHERE removed IS NULL",
         // Tiers (and any other guest network); private gateway networks are
         // the gateway's, not a network the account asked for.
-        "network" => "FROM networks WHERE removed IS NULL AND traffic_type = 'Guest'",
-        "public_ip" => "FROM user_ip_address WHERE state <> 'Free'",
-        "user_vm" => "FROM vm_instance WHERE removed IS NULL",
+        "network" => {
+            "SELECT account_id, domain_id, 1 AS n FROM networks \
+             WHERE removed IS NULL AND traffic_type = 'Guest'"
+        }
+        "public_ip" => {
+            "SELECT account_id, domain_id, 1 AS n FROM user_ip_address WHERE state <> 'Free'"
+        }
+        "user_vm" => "SELECT account_id, domain_id, 1 AS n FROM vm_instance WHERE removed IS NULL",
+        // CPUs and memory (MiB) of the VMs, from their service offerings.
+        "cpu" => {
+            "SELECT v.account_id, v.domain_id, s.cpu AS n FROM vm_instance v \
+             JOIN service_offering s ON s.id = v.service_offering_id WHERE v.removed IS NULL"
+        }
+        "memory" => {
+            "SELECT v.account_id, v.domain_id, s.ram_size AS n FROM vm_instance v \
+             JOIN service_offering s ON s.id = v.service_offering_id WHERE v.removed IS NULL"
+        }
         _ => return None,
     })
 }
@@ -245,10 +260,13 @@ pub async fn count_for_account<'a>(
     account_id: i64,
     resource_type: &str,
 ) -> Result<i64> {
-    let Some(from) = counted(resource_type) else {
+    let Some(rows) = counted(resource_type) else {
         return Ok(0);
     };
-    let sql = format!("SELECT COUNT(*) {from} AND account_id = $1");
+    // SUM of BIGINT is NUMERIC on PostgreSQL: cast back.
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM ({rows}) r WHERE r.account_id = $1"
+    );
     let mut ex = ex.into();
     Ok(on_db!(&mut ex, c => {
         // The SQL is built from the constants of `counted` only.
@@ -263,11 +281,11 @@ pub async fn count_for_domain<'a>(
     path: &str,
     resource_type: &str,
 ) -> Result<i64> {
-    let Some(from) = counted(resource_type) else {
+    let Some(rows) = counted(resource_type) else {
         return Ok(0);
     };
     let sql = format!(
-        "SELECT COUNT(*) {from} AND domain_id IN \
+        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM ({rows}) r WHERE r.domain_id IN \
          (SELECT id FROM domain WHERE SUBSTR(path, 1, LENGTH($1)) = $1)"
     );
     let mut ex = ex.into();

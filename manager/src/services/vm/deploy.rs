@@ -183,6 +183,8 @@ handler!(deploy_vm, |ctx, params| {
         ));
     }
     owner::check_limit(&mut tx, owner.account_id, "user_vm", 1).await?;
+    owner::check_limit(&mut tx, owner.account_id, "cpu", o.cpu).await?;
+    owner::check_limit(&mut tx, owner.account_id, "memory", o.ram_size).await?;
     if vm::name_taken(&mut tx, owner.account_id, &name, None).await? {
         return Err(ApiError::param(format!(
             "The vm with hostName {name} already exists in account {}",

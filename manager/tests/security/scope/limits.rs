@@ -1,12 +1,14 @@
 //! Resource limits hold under parallel requests (one manager, and two
 //! managers on one PostgreSQL database), domain limits and the network
-//! (tier) limit are enforced, and parallel auto-numbered ACL items get
+//! (tier), CPU and memory limits are enforced, and parallel auto-numbered ACL items get
 //! distinct numbers.
 
 use serde_json::Value;
 
-use crate::support::api::{Client, TestManager, id, job_ok, on_both_backends};
-use crate::support::vpc::{Env, account_in, create_tier, create_vpc, zone_env};
+use crate::support::api::{Client, TestManager, id, job_ok, on_both_backends, refused};
+use crate::support::vpc::{
+    Env, SMALL, account_in, create_tier, create_vpc, deploy_vm, vm_params, zone_env,
+};
 
 /// Sets limit `max` of resource type `code` on account `name` of `domain`.
 async fn account_limit(admin: &Client, name: &str, domain: &str, code: &str, max: &str) {
@@ -291,3 +293,49 @@ on_both_backends!(
         }
     }
 );
+
+on_both_backends!(cpu_and_memory_limits_count_the_vms_service_offerings, |m| {
+    let admin = m.admin();
+    let env = zone_env(&admin, "cpulz").await;
+    let domain = id(
+        &admin.ok("createDomain", &[("name", "cpuld")]).await,
+        "domain",
+    );
+    let owner = account_in(&admin, "cpus", &domain, "0").await;
+    let small =
+        admin.ok("listServiceOfferings", &[("id", SMALL)]).await["serviceoffering"][0].clone();
+    let (cpus, memory) = (
+        small["cpunumber"].as_i64().expect("cpunumber"),
+        small["memory"].as_i64().expect("memory"),
+    );
+    let vpc = create_vpc(&owner, &env, "c", "10.86.0.0/16").await["id"]
+        .as_str()
+        .expect("VPC id")
+        .to_string();
+    let tier = create_tier(&owner, &env, &vpc, "c1", "10.86.1.1", "255.255.255.0").await["id"]
+        .as_str()
+        .expect("tier id")
+        .to_string();
+    // Type 8 is CloudStack's `cpu`, 9 its `memory` (MiB).
+    account_limit(&admin, "cpus", &domain, "8", &cpus.to_string()).await;
+    account_limit(&admin, "cpus", &domain, "9", &(2 * memory - 1).to_string()).await;
+    deploy_vm(&owner, &env, &tier, "first").await;
+    let (code, text) = refused(
+        &owner,
+        "deployVirtualMachine",
+        &vm_params(&env, &tier, "second"),
+    )
+    .await;
+    assert_eq!(code, 535, "{text}");
+    assert!(text.contains("Type = 'cpu'"), "{text}");
+    account_limit(&admin, "cpus", &domain, "8", "-1").await;
+    let (code, text) = refused(
+        &owner,
+        "deployVirtualMachine",
+        &vm_params(&env, &tier, "second"),
+    )
+    .await;
+    assert_eq!(code, 535, "{text}");
+    assert!(text.contains("Type = 'memory'"), "{text}");
+    assert_eq!(owner.ok("listVirtualMachines", &[]).await["count"], 1);
+});
