@@ -468,20 +468,21 @@ on_both_backends!(
         assert_eq!(refused(&ruth, "createVlanIpRange", &q).await.0, 432);
 
         // A tagged range of another subnet, on the explicit physical network;
-        // endip defaults to startip.
-        let tagged = admin
-            .ok(
-                "createVlanIpRange",
-                &[
-                    ("physicalnetworkid", &pn),
-                    ("vlan", "100"),
-                    ("gateway", "198.51.100.1"),
-                    ("netmask", "255.255.255.0"),
-                    ("startip", "198.51.100.50"),
-                    ("account", "ignored"),
-                ],
-            )
-            .await;
+        // endip defaults to startip. Dedicating it to an account is refused
+        // (it was accepted and dropped).
+        let tagged_params = [
+            ("physicalnetworkid", pn.as_str()),
+            ("vlan", "100"),
+            ("gateway", "198.51.100.1"),
+            ("netmask", "255.255.255.0"),
+            ("startip", "198.51.100.50"),
+        ];
+        let mut dedicated = tagged_params.to_vec();
+        dedicated.push(("account", "ignored"));
+        let (code, text) = refused(&admin, "createVlanIpRange", &dedicated).await;
+        assert_eq!(code, 431);
+        assert!(text.contains("Parameter account"), "{text}");
+        let tagged = admin.ok("createVlanIpRange", &tagged_params).await;
         let second = id(&tagged, "vlan");
         assert_eq!(tagged["vlan"]["vlan"], "vlan://100");
         assert_eq!(tagged["vlan"]["endip"], "198.51.100.50");

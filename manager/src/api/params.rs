@@ -165,6 +165,47 @@ impl Params {
         })
     }
 
+    /// Checks the value of `name` (if given and not empty) against its
+    /// declared type (`integer`, `long`, `uuid`, `date`, as listApis names
+    /// them; other types take any text) and `range`: 431 naming the
+    /// parameter and the values it takes otherwise. `command` is the API's
+    /// name, for the error text.
+    pub fn check_typed(
+        &self,
+        command: &str,
+        name: &str,
+        ty: &str,
+        range: Option<(i64, i64)>,
+    ) -> Result<(), ApiError> {
+        let Some(v) = self.nonempty(name)? else {
+            return Ok(());
+        };
+        let number: Option<i64> = match ty {
+            "integer" => Some(v.parse::<i32>().map(i64::from).map_err(|_| {
+                invalid_value(command, name, v, i64::from(i32::MIN), i64::from(i32::MAX))
+            })?),
+            "long" => Some(
+                v.parse::<i64>()
+                    .map_err(|_| invalid_value(command, name, v, i64::MIN, i64::MAX))?,
+            ),
+            "uuid" => {
+                parse_uuid(name, v)?;
+                None
+            }
+            "date" => {
+                self.date(name)?;
+                None
+            }
+            _ => None,
+        };
+        match (number, range) {
+            (Some(n), Some((min, max))) if !(min..=max).contains(&n) => {
+                Err(invalid_value(command, name, v, min, max))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A UUID parameter in the canonical 8-4-4-4-12 form (any hex case);
     /// anything else → 431 with the "Invalid parameter … value=…" text that
     /// clients match on, as for an id that names no entity.
@@ -254,6 +295,20 @@ impl fmt::Debug for Params {
         }
         map.finish()
     }
+}
+
+/// 431 for a number parameter whose value is not a number from `min` to
+/// `max`: CloudStack's text for a value its type cannot take, with the range.
+pub fn invalid_value(command: &str, name: &str, value: &str, min: i64, max: i64) -> ApiError {
+    let response = super::response::response_name(command);
+    let word = response
+        .strip_suffix("response")
+        .or_else(|| response.strip_suffix("Response"))
+        .unwrap_or(&response);
+    ApiError::param(format!(
+        "Unable to execute API command {word} due to invalid value {value} for parameter \
+         {name}: it takes a whole number from {min} to {max}"
+    ))
 }
 
 fn decode(input: &str) -> Vec<(String, String)> {

@@ -164,11 +164,12 @@ pub fn check_public_ip_limit(owner: &str, current: i64, limit: i64) -> Result<()
     if limit < 0 || current < limit {
         return Ok(());
     }
-    Err(ApiError::limit_exceeded(format!(
-        "Maximum amount of resources of Type = 'public_ip' for Account Name = {owner} is \
-         exceeded: Resource Limit = {limit}, Current Resource Amount = {current}, \
-         Requested Resource Amount = 1."
-    )))
+    let exceeded = crate::store::limit::Exceeded::Account {
+        name: owner.to_string(),
+        max: limit,
+        current,
+    };
+    Err(super::limit_exceeded("public_ip", &exceeded, 1))
 }
 
 /// enableStaticNat: a VM address has at most one static NAT IP

@@ -52,6 +52,29 @@ impl Default for Config {
     }
 }
 
+/// The 535 of a resource limit that `requested` more resources of
+/// `resource_type` would pass, in CloudStack's words
+/// (`ResourceLimitManagerImpl`): the account's limit, or a domain's.
+pub fn limit_exceeded(
+    resource_type: &str,
+    exceeded: &crate::store::limit::Exceeded,
+    requested: i64,
+) -> ApiError {
+    use crate::store::limit::Exceeded;
+    ApiError::limit_exceeded(match exceeded {
+        Exceeded::Account { name, max, current } => format!(
+            "Maximum amount of resources of Type = '{resource_type}' for Account Name = {name} \
+             is exceeded: Resource Limit = {max}, Current Resource Amount = {current}, \
+             Requested Resource Amount = {requested}."
+        ),
+        Exceeded::Domain { uuid, max, current } => format!(
+            "Maximum domain resource limits of Type '{resource_type}' for Domain Id = {uuid} \
+             is exceeded: Domain Resource Limit = {max}, Current Domain Resource Amount = \
+             {current}, Requested Resource Amount = {requested}."
+        ),
+    })
+}
+
 /// Longest `name` CloudStack stores for VPCs, tiers, ACL lists, LB rules.
 pub const MAX_NAME_LEN: usize = 255;
 /// Longest `displaytext` / `description`.
@@ -90,6 +113,32 @@ pub fn parse_ipv4(param: &str, text: &str) -> Result<Ipv4Addr, ApiError> {
             text.trim()
         ))
     })
+}
+
+/// Parses a MAC address given as six hexadecimal octets separated by `:`
+/// or `-` into the stored form (`02:00:0a:0b:0c:0d`, lower case). As
+/// CloudStack (`NetUtils.isValidMac`, `isUnicastMac`), a multicast or
+/// broadcast address (low bit of the first octet set) is refused.
+pub fn parse_mac(param: &str, text: &str) -> Result<String, ApiError> {
+    let trimmed = text.trim();
+    let octets: Vec<&str> = trimmed.split([':', '-']).collect();
+    let well_formed = octets.len() == 6
+        && octets
+            .iter()
+            .all(|o| o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !well_formed {
+        return Err(ApiError::param(format!(
+            "{param} {trimmed:?} is not a valid MAC address (expected six hexadecimal octets, \
+             aa:bb:cc:dd:ee:ff)"
+        )));
+    }
+    let first = u8::from_str_radix(octets[0], 16).unwrap_or(1);
+    if first & 1 == 1 {
+        return Err(ApiError::param(format!(
+            "{param} {trimmed} is a multicast address; a NIC needs a unicast MAC address"
+        )));
+    }
+    Ok(octets.join(":").to_ascii_lowercase())
 }
 
 /// Parses a dotted netmask (`255.255.255.0`) into a prefix length; the mask
@@ -174,8 +223,16 @@ impl PortRange {
         let end = end.unwrap_or(start);
         for (label, port) in [("start", start), ("end", end)] {
             if !(min..=65535).contains(&port) {
+                // The request's parameter: startport/endport for `port`,
+                // publicport/publicendport for `publicport` …
+                let param = match (what.strip_suffix("port"), label) {
+                    (Some(""), _) => format!("{label}port"),
+                    (Some(prefix), "end") => format!("{prefix}endport"),
+                    _ => what.to_string(),
+                };
                 return Err(ApiError::param(format!(
-                    "Invalid {what} {label} port {port}: ports must be between {min} and 65535"
+                    "Invalid {what} {label} port {port} (parameter {param}): ports must be \
+                     between {min} and 65535"
                 )));
             }
         }
@@ -264,6 +321,25 @@ pub(crate) mod test_util {
 mod tests {
     use super::test_util::*;
     use super::*;
+
+    #[test]
+    fn mac_addresses_are_unicast_six_octets() {
+        assert_eq!(
+            parse_mac("macaddress", "02-AA-bb-0c-0d-0e").unwrap(),
+            "02:aa:bb:0c:0d:0e"
+        );
+        for bad in [
+            "02:aa:bb:0c:0d",
+            "02:aa:bb:0c:0d:0g",
+            "2:aa:bb:0c:0d:0e",
+            "",
+        ] {
+            let e = parse_mac("macaddress", bad).unwrap_err();
+            assert!(e.code == 431 && e.text.contains("macaddress"), "{bad}: {e}");
+        }
+        let e = parse_mac("macaddress", "01:00:5e:00:00:01").unwrap_err();
+        assert!(e.text.contains("multicast"), "{e}");
+    }
 
     #[test]
     fn cidr_parsing() {

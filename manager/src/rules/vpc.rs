@@ -65,11 +65,12 @@ pub fn check_vpc_limit(owner: &str, current: i64, limit: i64) -> Result<(), ApiE
     if limit < 0 || current < limit {
         return Ok(());
     }
-    Err(ApiError::limit_exceeded(format!(
-        "Maximum amount of resources of Type = 'vpc' for Account Name = {owner} is exceeded: \
-         Resource Limit = {limit}, Current Resource Amount = {current}, \
-         Requested Resource Amount = 1."
-    )))
+    let exceeded = crate::store::limit::Exceeded::Account {
+        name: owner.to_string(),
+        max: limit,
+        current,
+    };
+    Err(super::limit_exceeded("vpc", &exceeded, 1))
 }
 
 /// The parameters of createVPC the rules look at.

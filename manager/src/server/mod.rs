@@ -16,9 +16,15 @@ pub use registry::{BoxFuture, CommandSpec, Kind, Reply, Role};
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Duplicate(what) => ApiError::param(format!(
-                "an object with the same unique value exists already ({what})"
-            )),
+            // The database's text names its constraint and table: logged
+            // for the operator, never shown to the client.
+            StoreError::Duplicate(what) => {
+                tracing::warn!(error = %what, "unique constraint refused a write");
+                ApiError::param(
+                    "The request conflicts with an object that exists already: a value that \
+                     must be unique is taken. Try again, or choose another value",
+                )
+            }
             StoreError::Conflict(text) => ApiError::in_use(text),
             StoreError::NotFound { what, key } => {
                 ApiError::param(format!("{what} {key} does not exist"))
@@ -112,4 +118,20 @@ pub async fn page(ctx: &Ctx, params: &Params) -> Result<Page, ApiError> {
 pub fn date(ms: i64) -> String {
     let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
     crate::api::format_date(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unique_constraint_refusal_names_no_constraint_or_table() {
+        let raw = "duplicate key value violates unique constraint \"network_acl_item_number_live\"";
+        let e = ApiError::from(StoreError::Duplicate(raw.to_string()));
+        assert_eq!(e.code, 431);
+        for leak in ["network_acl_item", "constraint", "duplicate key", "UNIQUE"] {
+            assert!(!e.text.contains(leak), "{leak} in {}", e.text);
+        }
+        assert!(e.text.contains("exists already"), "{}", e.text);
+    }
 }

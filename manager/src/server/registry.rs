@@ -88,6 +88,32 @@ pub struct ParamSpec {
     /// Maximum length of a string value.
     pub length: u32,
     pub since: &'static str,
+    /// The values an integer or long parameter takes (inclusive), where
+    /// CloudStack narrows the type's own range.
+    pub range: Option<(i64, i64)>,
+    /// Why the parameter is refused when given: CloudStack has it, this
+    /// manager does not do what it asks (431 naming it, never silently
+    /// dropped).
+    pub refused: Option<&'static str>,
+}
+
+impl ParamSpec {
+    /// This parameter, refused with 431 when given (not empty), for the
+    /// reason `why`.
+    pub const fn refused(self, why: &'static str) -> Self {
+        ParamSpec {
+            refused: Some(why),
+            ..self
+        }
+    }
+
+    /// This parameter, taking only `min..=max`.
+    pub const fn within(self, min: i64, max: i64) -> Self {
+        ParamSpec {
+            range: Some((min, max)),
+            ..self
+        }
+    }
 }
 
 /// A required parameter.
@@ -99,6 +125,8 @@ pub const fn req(name: &'static str, ty: ParamType, description: &'static str) -
         description,
         length: 255,
         since: "",
+        range: None,
+        refused: None,
     }
 }
 
@@ -111,6 +139,8 @@ pub const fn opt(name: &'static str, ty: ParamType, description: &'static str) -
         description,
         length: 255,
         since: "",
+        range: None,
+        refused: None,
     }
 }
 
@@ -185,10 +215,22 @@ impl CommandSpec {
         self.roles.contains(&role)
     }
 
-    /// Checks that every required parameter is present and not empty, and
-    /// that string values fit their length, before the handler runs.
+    /// Checks that every required parameter is present and not empty, that
+    /// string values fit their length, and that typed values parse as their
+    /// type (CloudStack's `CommandType`: INTEGER a 32-bit integer, LONG
+    /// 64-bit, UUID, DATE) within their range, before the handler runs: a
+    /// handler never sees a number its type cannot hold.
     pub fn check_params(&self, params: &Params) -> Result<(), ApiError> {
         for p in &self.params {
+            if let Some(why) = p.refused
+                && params.get(p.name).is_some_and(|v| !v.is_empty())
+            {
+                return Err(ApiError::param(format!(
+                    "Parameter {} of {} is not supported: {why}",
+                    p.name, self.name
+                )));
+            }
+            params.check_typed(self.name, p.name, p.ty.name(), p.range)?;
             let value = params.string(p.name)?;
             match value {
                 None if p.required => return Err(ApiError::missing_param(self.name, p.name)),
@@ -213,11 +255,14 @@ pub struct Registry {
 
 /// Parameters every async command accepts (CloudStack §2.1).
 fn async_params() -> Vec<ParamSpec> {
-    vec![opt(
-        "customjobid",
-        ParamType::String,
-        "an optional UUID for the job",
-    )]
+    vec![
+        opt(
+            "customjobid",
+            ParamType::String,
+            "refused: the job's id is chosen by the manager",
+        )
+        .refused("the job's id is chosen by the manager and returned as jobid"),
+    ]
 }
 
 impl Registry {

@@ -6,7 +6,7 @@
 use crate::api::{ApiError, Params};
 use crate::server::registry::{ParamSpec, ParamType, opt};
 use crate::server::{Ctx, Role};
-use crate::store::{account, domain};
+use crate::store::{Tx, account, domain, limit};
 
 /// The owner of a new object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +43,9 @@ pub fn check_access(
     }
 }
 
+/// Why `projectid` is refused.
+pub const PROJECTS: &str = "projects do not exist in this cloud; objects belong to accounts";
+
 /// The parameters naming the owner of a new object.
 pub fn owner_params() -> Vec<ParamSpec> {
     vec![
@@ -55,8 +58,9 @@ pub fn owner_params() -> Vec<ParamSpec> {
         opt(
             "projectid",
             ParamType::Uuid,
-            "accepted; projects are not supported",
-        ),
+            "refused: projects are not supported",
+        )
+        .refused(PROJECTS),
     ]
 }
 
@@ -82,8 +86,9 @@ pub fn list_params() -> Vec<ParamSpec> {
         opt(
             "projectid",
             ParamType::Uuid,
-            "accepted; projects are not supported",
-        ),
+            "refused: projects are not supported",
+        )
+        .refused(PROJECTS),
         opt("keyword", ParamType::String, "a substring of the name"),
         opt("page", ParamType::Integer, "the page to return"),
         opt(
@@ -186,7 +191,11 @@ pub async fn list_scope(ctx: &Ctx, params: &Params) -> Result<Scope, ApiError> {
     let name = params.string("account")?.filter(|n| !n.is_empty());
     let domain = domain_by_param(ctx, params).await?;
     let recursive = params.boolean("isrecursive")?.unwrap_or(false);
-    let listall = params.boolean("listall")?.unwrap_or(false);
+    // CloudStack (`buildACLSearchParameters`): an admin looking an object
+    // up by `id` finds it anywhere it covers, as with `listall=true`; a user
+    // still sees only its own account.
+    let by_id = params.string("id")?.is_some_and(|id| !id.is_empty());
+    let listall = params.boolean("listall")?.unwrap_or(false) || by_id;
     if caller.role == Role::User {
         if let Some(name) = &name
             && !name.eq_ignore_ascii_case(&caller.account_name)
@@ -237,5 +246,26 @@ pub async fn list_scope(ctx: &Ctx, params: &Params) -> Result<Scope, ApiError> {
             account_id: Some(caller.account_id),
             ..Default::default()
         }),
+    }
+}
+
+/// Checks, in the transaction `tx` that then creates them, that `requested`
+/// more `resource_type` resources (`vpc`, `network`, `public_ip`,
+/// `user_vm`) fit the limits of account `account_id` and of its domains:
+/// 535 otherwise. The account's row (and its domains') stay locked until
+/// `tx` ends, so parallel creates, on any manager, count one after another.
+pub async fn check_limit(
+    tx: &mut Tx,
+    account_id: i64,
+    resource_type: &str,
+    requested: i64,
+) -> Result<(), ApiError> {
+    match limit::check(tx, account_id, resource_type, requested).await? {
+        None => Ok(()),
+        Some(exceeded) => Err(crate::rules::limit_exceeded(
+            resource_type,
+            &exceeded,
+            requested,
+        )),
     }
 }

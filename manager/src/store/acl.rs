@@ -265,6 +265,24 @@ pub async fn mutable_list<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<AclLis
     Ok(list)
 }
 
+/// Locks a list's row until the transaction ends, so that reading its
+/// items' numbers and adding an item are one step for every manager (two
+/// auto-numbered items would otherwise take the same number). PostgreSQL
+/// takes a row lock (`FOR UPDATE`); SQLite needs nothing, as its
+/// transactions (`BEGIN IMMEDIATE`) hold the database's write lock.
+pub async fn lock_list(tx: &mut super::Tx, id: i64) -> Result<()> {
+    let mut ex = Exec::Tx(tx);
+    if ex.backend() == super::Backend::Postgres {
+        on_db!(&mut ex, c => {
+            sqlx::query("SELECT id FROM network_acl WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(c)
+                .await?;
+        });
+    }
+    Ok(())
+}
+
 /// Renames a list and/or changes its description (refused for the built-ins).
 pub async fn update_list<'a>(
     ex: impl Into<Exec<'a>>,

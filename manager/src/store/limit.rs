@@ -4,6 +4,11 @@
 //! A limit set on an account or domain wins; otherwise the `max.account.*` /
 //! `max.domain.*` configuration default applies. As in CloudStack, root admin
 //! accounts and the ROOT domain are unlimited. `-1` means unlimited.
+//!
+//! [`check`] counts an account's resources (and each of its domains') in the
+//! transaction that then creates more, under the account's row lock
+//! ([`lock_owner`]), so that parallel creates on any number of managers
+//! never pass a limit.
 
 use sqlx::FromRow;
 
@@ -218,4 +223,182 @@ pub async fn clear_for_account<'a>(
             .rows_affected()
     });
     Ok(done == 1)
+}
+
+/// The live resources of each counted type, as SQL rows (`account_id`,
+/// `domain_id`, `n`: how much of the type one row holds). Types not listed
+/// here are not counted.
+fn counted(resource_type: &str) -> Option<&'static str> {
+    Some(match resource_type {
+        "vpc" => "SELECT account_id, domain_id, 1 AS n FROM vpc WHERE removed IS NULL",
+        // Tiers (and any other guest network); private gateway networks are
+        // the gateway's, not a network the account asked for.
+        "network" => {
+            "SELECT account_id, domain_id, 1 AS n FROM networks \
+             WHERE removed IS NULL AND traffic_type = 'Guest'"
+        }
+        "public_ip" => {
+            "SELECT account_id, domain_id, 1 AS n FROM user_ip_address WHERE state <> 'Free'"
+        }
+        "user_vm" => "SELECT account_id, domain_id, 1 AS n FROM vm_instance WHERE removed IS NULL",
+        // CPUs and memory (MiB) of the VMs, from their service offerings.
+        "cpu" => {
+            "SELECT v.account_id, v.domain_id, s.cpu AS n FROM vm_instance v \
+             JOIN service_offering s ON s.id = v.service_offering_id WHERE v.removed IS NULL"
+        }
+        "memory" => {
+            "SELECT v.account_id, v.domain_id, s.ram_size AS n FROM vm_instance v \
+             JOIN service_offering s ON s.id = v.service_offering_id WHERE v.removed IS NULL"
+        }
+        _ => return None,
+    })
+}
+
+/// How many `resource_type` resources account `account_id` holds.
+pub async fn count_for_account<'a>(
+    ex: impl Into<Exec<'a>>,
+    account_id: i64,
+    resource_type: &str,
+) -> Result<i64> {
+    let Some(rows) = counted(resource_type) else {
+        return Ok(0);
+    };
+    // SUM of BIGINT is NUMERIC on PostgreSQL: cast back.
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM ({rows}) r WHERE r.account_id = $1"
+    );
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        // The SQL is built from the constants of `counted` only.
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone())).bind(account_id).fetch_one(c).await?
+    }))
+}
+
+/// How many `resource_type` resources the accounts of the domain at `path`
+/// and of its sub-domains hold.
+pub async fn count_for_domain<'a>(
+    ex: impl Into<Exec<'a>>,
+    path: &str,
+    resource_type: &str,
+) -> Result<i64> {
+    let Some(rows) = counted(resource_type) else {
+        return Ok(0);
+    };
+    let sql = format!(
+        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM ({rows}) r WHERE r.domain_id IN \
+         (SELECT id FROM domain WHERE SUBSTR(path, 1, LENGTH($1)) = $1)"
+    );
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone())).bind(path).fetch_one(c).await?
+    }))
+}
+
+/// Locks what an account's resource counts depend on until the transaction
+/// ends, so that counting and creating are one step for every manager: on
+/// PostgreSQL the account's row and the rows of its domain and the domains
+/// above it but ROOT (unlimited), `FOR UPDATE`, account first, domains by
+/// id; SQLite needs nothing, as its transactions (`BEGIN IMMEDIATE`) hold
+/// the database's write lock.
+pub async fn lock_owner(tx: &mut super::Tx, account_id: i64) -> Result<()> {
+    let mut ex = Exec::Tx(tx);
+    if ex.backend() != super::Backend::Postgres {
+        return Ok(());
+    }
+    on_db!(&mut ex, c => {
+        sqlx::query("SELECT id FROM account WHERE id = $1 FOR UPDATE")
+            .bind(account_id)
+            .fetch_optional(c)
+            .await?;
+    });
+    on_db!(&mut ex, c => {
+        sqlx::query(
+            "SELECT d.id FROM domain d, domain own, account a \
+             WHERE a.id = $1 AND own.id = a.domain_id AND d.parent_id IS NOT NULL \
+             AND SUBSTR(own.path, 1, LENGTH(d.path)) = d.path \
+             ORDER BY d.id FOR UPDATE OF d",
+        )
+        .bind(account_id)
+        .fetch_all(c)
+        .await?;
+    });
+    Ok(())
+}
+
+/// A limit that one more request would pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exceeded {
+    /// The account's own limit.
+    Account {
+        /// The account's name.
+        name: String,
+        /// The limit in force.
+        max: i64,
+        /// What the account holds.
+        current: i64,
+    },
+    /// The limit of the account's domain or of a domain above it.
+    Domain {
+        /// The domain's UUID.
+        uuid: String,
+        /// The limit in force.
+        max: i64,
+        /// What the domain's accounts hold.
+        current: i64,
+    },
+}
+
+/// Locks the account ([`lock_owner`]) and checks that `requested` more
+/// `resource_type` resources fit its own limit and the limit of every domain
+/// above it; the first limit they would pass, if any. Call it in the
+/// transaction that then creates the resources, so that the count still
+/// holds when they are written.
+pub async fn check(
+    tx: &mut super::Tx,
+    account_id: i64,
+    resource_type: &str,
+    requested: i64,
+) -> Result<Option<Exceeded>> {
+    lock_owner(tx, account_id).await?;
+    let a = account::get_by_id(&mut *tx, account_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "account",
+            key: account_id.to_string(),
+        })?;
+    let max = effective_for_account(&mut *tx, account_id, resource_type).await?;
+    if max != UNLIMITED {
+        let current = count_for_account(&mut *tx, account_id, resource_type).await?;
+        if current + requested > max {
+            return Ok(Some(Exceeded::Account {
+                name: a.account_name,
+                max,
+                current,
+            }));
+        }
+    }
+    // The account's domain, then each parent up to (not including) ROOT.
+    let mut next = Some(a.domain_id);
+    while let Some(domain_id) = next {
+        let d = domain::get_by_id(&mut *tx, domain_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "domain",
+                key: domain_id.to_string(),
+            })?;
+        next = d.parent_id;
+        let max = effective_for_domain(&mut *tx, d.id, resource_type).await?;
+        if max == UNLIMITED {
+            continue;
+        }
+        let current = count_for_domain(&mut *tx, &d.path, resource_type).await?;
+        if current + requested > max {
+            return Ok(Some(Exceeded::Domain {
+                uuid: d.uuid,
+                max,
+                current,
+            }));
+        }
+    }
+    Ok(None)
 }

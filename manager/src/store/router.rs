@@ -553,6 +553,20 @@ pub async fn remove_nic<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
     query::soft_delete(&mut ex.into(), "nics", id, "Deallocated").await
 }
 
+/// Gives NIC `id` the MAC address `mac` (a VM's NIC whose MAC the client
+/// chose). A MAC another live NIC has is refused by the database (Duplicate).
+pub async fn set_nic_mac(tx: &mut super::Tx, id: i64, mac: &str) -> Result<()> {
+    let mut ex = Exec::Tx(tx);
+    on_db!(&mut ex, c => {
+        sqlx::query("UPDATE nics SET mac_address = $2 WHERE id = $1")
+            .bind(id)
+            .bind(mac)
+            .execute(c)
+            .await?;
+    });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

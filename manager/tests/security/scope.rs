@@ -1,3 +1,9 @@
 //! What a tenant may see and use: list commands by id and by name as a foreign
 //! caller, limits under concurrency, parameters that must work or be refused,
 //! numbers in range.
+
+mod foreign;
+mod fuzz;
+mod limits;
+mod params;
+mod tenant;

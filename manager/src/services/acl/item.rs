@@ -308,10 +308,15 @@ handler!(create_item, |ctx, params| {
     let v = mutable_list_vpc(ctx, &list).await?;
     let fields = fields_of(params)?;
     let _guard = ctx.app.network.lock_vpc(v.id).await;
-    let items = items_of(db, list.id).await?;
+    // The numbers are read and the item added under the list's row lock, so
+    // that parallel creates on any manager number one after another.
+    let mut tx = db.begin().await?;
+    acl::lock_list(&mut tx, list.id).await?;
+    let items = items_of(&mut tx, list.id).await?;
     let checked = checked_new(&fields, &numbers_taken(&items, None))?;
     let reason = fields["reason"].as_str().map(str::to_string);
-    let item = acl::create_item(db, stored(&checked, list.id, reason)).await?;
+    let item = acl::create_item(&mut tx, stored(&checked, list.id, reason)).await?;
+    tx.commit().await?;
     match submit_item_job(ctx, &item, v.id, None).await {
         Ok(job_id) => Ok(Reply::Created {
             id: item.uuid,
@@ -518,9 +523,12 @@ handler!(list_items, |ctx, params| {
         ..Default::default()
     };
     // A list or tier named explicitly (and accessible) shows its items
-    // whatever the ownership filters say; the built-in lists' items show
-    // only when asked for.
-    let mut named = filter.uuids.is_some();
+    // whatever the ownership filters say; an item named by `id` shows only
+    // when its VPC is in the caller's scope, as CloudStack filters by-id
+    // lookups by the permitted VPCs. The built-in lists' items (everyone's)
+    // show only when asked for, by list or by id.
+    let by_id = filter.uuids.is_some();
+    let mut named = false;
     if let Some(id) = params.uuid("aclid")? {
         let list = list_param(db, "aclid", &id.to_string()).await?;
         if let Some(v) = vpc_of(db, &list).await? {
@@ -562,7 +570,7 @@ handler!(list_items, |ctx, params| {
             e.insert((list, v));
         }
         let visible = match &lists[&item.acl_id].1 {
-            None => named,
+            None => named || by_id,
             Some(v) => named || scope_covers(&scope, v),
         };
         if visible {

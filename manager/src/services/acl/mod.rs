@@ -71,14 +71,11 @@ async fn vpc_of(db: &Db, list: &acl::AclList) -> Result<Option<vpc::Vpc>, ApiErr
     }
 }
 
-/// Checks that the caller may act on objects of `v` (531).
+/// Checks that the caller may act on objects of `v` (531). The text does
+/// not name the VPC: a caller who named an object of someone else's VPC
+/// must not learn which VPC that is.
 fn check_vpc_access(ctx: &Ctx, v: &vpc::Vpc) -> Result<(), ApiError> {
-    owner::check_access(
-        ctx,
-        v.account_id,
-        &v.domain_path,
-        &format!("VPC {}", v.uuid),
-    )
+    owner::check_access(ctx, v.account_id, &v.domain_path, "objects of this VPC")
 }
 
 /// The VPC of a list the caller wants to change: the built-ins are refused
@@ -238,9 +235,12 @@ async fn push_list(
 }
 
 /// The live items of a list, by number.
-async fn items_of(db: &Db, acl_id: i64) -> Result<Vec<acl::AclItem>, ApiError> {
+async fn items_of<'a>(
+    ex: impl Into<crate::store::Exec<'a>>,
+    acl_id: i64,
+) -> Result<Vec<acl::AclItem>, ApiError> {
     Ok(acl::list_items(
-        db,
+        ex,
         &acl::AclItemFilter {
             acl_id: Some(acl_id),
             ..Default::default()

@@ -46,14 +46,11 @@ async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, ApiErro
     Ok(v)
 }
 
-/// Checks that the caller may act on objects of `v` (531).
+/// Checks that the caller may act on objects of `v` (531). The text does
+/// not name the VPC: a caller who named an object of someone else's VPC
+/// must not learn which VPC that is.
 fn check_vpc_access(ctx: &Ctx, v: &vpc::Vpc) -> Result<(), ApiError> {
-    owner::check_access(
-        ctx,
-        v.account_id,
-        &v.domain_path,
-        &format!("VPC {}", v.uuid),
-    )
+    owner::check_access(ctx, v.account_id, &v.domain_path, "objects of this VPC")
 }
 
 /// A VPC by internal id (live or not: its objects may outlive it briefly).

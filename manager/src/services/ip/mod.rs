@@ -20,7 +20,7 @@ use crate::server::jobs::{JobBody, JobCtx};
 use crate::server::registry::{ALL, CommandSpec, Kind, ParamType::*, opt};
 use crate::server::{Ctx, Reply, page, page_of};
 use crate::services::owner::{check_access, list_params, list_scope, owner, owner_params};
-use crate::store::{Page, limit, network, vlan, vpc, zone};
+use crate::store::{Page, network, vlan, vpc, zone};
 use crate::{handler, job_body};
 
 use common::{Had, Names, held_ip, live_rules_on_ip, vpc_sync};
@@ -262,27 +262,10 @@ handler!(associate_ip, |ctx, params| {
         .unwrap_or_default();
 
     let _guard = ctx.app.network.lock_vpc(v.id).await;
-    let held = vlan::list_ips(
-        db,
-        &vlan::PublicIpFilter {
-            account_id: Some(v.account_id),
-            held_only: true,
-            ..Default::default()
-        },
-        Page::first(1),
-    )
-    .await?
-    .total;
-    let max = limit::effective_for_account(db, v.account_id, "public_ip").await?;
-    let owner_name = crate::store::account::get_by_id(db, v.account_id)
-        .await?
-        .map(|a| a.account_name)
-        .unwrap_or_default();
-    rules::ip::check_public_ip_limit(&owner_name, held, max)?;
-
     // §3.5: the VPC's first address becomes its source NAT address.
     let source_nat = v.source_nat_ip_id.is_none();
     let mut tx = db.begin().await?;
+    crate::services::owner::check_limit(&mut tx, v.account_id, "public_ip", 1).await?;
     let ip = vlan::allocate_ip(
         &mut tx,
         v.zone_id,

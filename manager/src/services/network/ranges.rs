@@ -12,6 +12,10 @@ use crate::server::registry::{CommandSpec, FieldSpec, Kind, ParamType::*, field,
 use crate::server::{Ctx, Reply, page};
 use crate::store::{self, Db, Page, vlan, zone};
 
+/// Why the parameters that dedicate a public range are refused.
+const DEDICATION: &str = "dedicating a public range to an account, domain or project is not implemented; every range \
+     serves every account";
+
 /// How an untagged public range's VLAN is stored and shown.
 const UNTAGGED: &str = "vlan://untagged";
 
@@ -133,13 +137,21 @@ pub(super) fn commands() -> Vec<CommandSpec> {
                 opt(
                     "account",
                     String,
-                    "dedicate the range to this account (accepted, not applied yet)",
-                ),
+                    "refused: ranges are not dedicated to accounts",
+                )
+                .refused(DEDICATION),
                 opt(
                     "domainid",
                     Uuid,
-                    "the domain of the account (accepted, not applied yet)",
-                ),
+                    "refused: ranges are not dedicated to domains",
+                )
+                .refused(DEDICATION),
+                opt(
+                    "projectid",
+                    Uuid,
+                    "refused: ranges are not dedicated to projects",
+                )
+                .refused(DEDICATION),
             ],
             "vlan",
             range_fields(),

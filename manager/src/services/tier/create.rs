@@ -248,6 +248,9 @@ handler!(create_network, |ctx, params| {
         },
         &settings,
     )?;
+    // Resource type 6 (`network`): counted under the owner's lock with the
+    // insert that follows.
+    owner::check_limit(&mut tx, owner.account_id, "network", 1).await?;
     let created = network::create(
         &mut tx,
         network::NewNetwork {

@@ -16,7 +16,7 @@ use crate::server::registry::Handler;
 use crate::server::{Ctx, Reply};
 use crate::services::owner;
 use crate::services::zone::required_zone;
-use crate::store::{self, limit, network, vm, vpc};
+use crate::store::{self, network, router, vm, vpc};
 use crate::{handler, job_body};
 
 pub(super) const DEPLOY: Handler = deploy_vm;
@@ -166,6 +166,11 @@ handler!(deploy_vm, |ctx, params| {
         .unwrap_or_else(|| name.clone());
     rules::check_length("displayname", &display_name, rules::MAX_DISPLAY_TEXT_LEN)?;
     let start = params.boolean("startvm")?.unwrap_or(true);
+    let mac = params
+        .string("macaddress")?
+        .filter(|m| !m.is_empty())
+        .map(|m| rules::parse_mac("macaddress", &m))
+        .transpose()?;
 
     let mut tx = db.begin().await?;
     vpc::lock(&mut tx, vpc_id).await?;
@@ -177,16 +182,9 @@ handler!(deploy_vm, |ctx, params| {
             "The VPC of the VM's tiers is being deleted: no VM can join it",
         ));
     }
-    let current = vm::count_for_account(&mut tx, owner.account_id).await?;
-    let max = limit::effective_for_account(&mut tx, owner.account_id, "user_vm").await?;
-    if max >= 0 && current >= max {
-        return Err(ApiError::limit_exceeded(format!(
-            "Maximum amount of resources of Type = 'user_vm' for Account Name = {} is exceeded: \
-             Resource Limit = {max}, Current Resource Amount = {current}, \
-             Requested Resource Amount = 1.",
-            owner.account_name
-        )));
-    }
+    owner::check_limit(&mut tx, owner.account_id, "user_vm", 1).await?;
+    owner::check_limit(&mut tx, owner.account_id, "cpu", o.cpu).await?;
+    owner::check_limit(&mut tx, owner.account_id, "memory", o.ram_size).await?;
     if vm::name_taken(&mut tx, owner.account_id, &name, None).await? {
         return Err(ApiError::param(format!(
             "The vm with hostName {name} already exists in account {}",
@@ -209,7 +207,19 @@ handler!(deploy_vm, |ctx, params| {
     .await?;
     for (i, (tier, ip)) in tiers.iter().enumerate() {
         let index = i64::try_from(i).unwrap_or(i64::MAX);
-        provision::tier::reserve_nic(&ctx.app, &mut tx, tier, &created, index, *ip).await?;
+        let nic =
+            provision::tier::reserve_nic(&ctx.app, &mut tx, tier, &created, index, *ip).await?;
+        // `macaddress` is the default (first) NIC's, as in CloudStack.
+        if let (0, Some(mac)) = (i, &mac) {
+            match router::set_nic_mac(&mut tx, nic.id, mac).await {
+                Err(store::StoreError::Duplicate(_)) => {
+                    return Err(ApiError::param(format!(
+                        "macaddress {mac} is in use by another NIC; give an unused one"
+                    )));
+                }
+                other => other?,
+            }
+        }
     }
     tx.commit().await?;
 

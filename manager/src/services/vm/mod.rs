@@ -60,6 +60,9 @@ fn id_param(what: &'static str) -> Vec<ParamSpec> {
     vec![req("id", Uuid, what)]
 }
 
+/// Why deployVirtualMachine refuses user data and SSH key pairs.
+const VM_SERVICES: &str = "user data and SSH key pairs are not served to VMs yet (VM services)";
+
 /// The commands of this module.
 pub fn commands() -> Vec<CommandSpec> {
     let mut deploy_params = vec![
@@ -98,6 +101,35 @@ pub fn commands() -> Vec<CommandSpec> {
             String,
             "accepted; VMs run as network namespaces",
         ),
+        opt(
+            "macaddress",
+            String,
+            "the MAC address of the default NIC (unicast, unused)",
+        ),
+        opt(
+            "userdata",
+            String,
+            "refused: user data comes with VM services",
+        )
+        .refused(VM_SERVICES),
+        opt(
+            "userdataid",
+            Uuid,
+            "refused: user data comes with VM services",
+        )
+        .refused(VM_SERVICES),
+        opt(
+            "keypair",
+            String,
+            "refused: SSH key pairs come with VM services",
+        )
+        .refused(VM_SERVICES),
+        opt(
+            "keypairs",
+            List,
+            "refused: SSH key pairs come with VM services",
+        )
+        .refused(VM_SERVICES),
     ];
     deploy_params.extend(owner::owner_params());
     let mut list_params = vec![

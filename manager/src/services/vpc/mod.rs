@@ -17,7 +17,7 @@ use crate::server::{Ctx, Reply, counted_page, page};
 use crate::services::offering::gives_all;
 use crate::services::owner;
 use crate::services::zone::required_zone;
-use crate::store::{self, Db, Page, account, config, limit, network, offering, vpc, zone};
+use crate::store::{self, Db, Page, account, config, network, offering, vpc, zone};
 use crate::{handler, job_body, rules};
 
 pub use views::vpc_view;
@@ -57,6 +57,30 @@ fn vpc_fields() -> Vec<FieldSpec> {
     ]
 }
 
+/// `publicmtu` (createVPC, updateVPC): refused, as carrying it to the
+/// router's public NIC is not implemented (it was accepted and dropped).
+fn public_mtu_param() -> crate::server::registry::ParamSpec {
+    opt(
+        "publicmtu",
+        Integer,
+        "refused: the public NIC keeps its MTU",
+    )
+    .within(68, 65535)
+    .refused(
+        "the router's public NIC keeps the public network's MTU; carrying a VPC's MTU to \
+             the router is not implemented",
+    )
+}
+
+/// `dns1`/`dns2` of createVPC: refused, as carrying them to the tiers'
+/// DHCP is not implemented (they were accepted and dropped).
+fn dns_param(name: &'static str) -> crate::server::registry::ParamSpec {
+    opt(name, String, "refused: the tiers' DNS server is the router").refused(
+        "the tiers' DHCP hands out the router as DNS server; carrying a VPC's own DNS servers \
+         to the router is not implemented",
+    )
+}
+
 /// The commands of this module.
 pub fn commands() -> Vec<CommandSpec> {
     let mut create_params = vec![
@@ -80,9 +104,9 @@ pub fn commands() -> Vec<CommandSpec> {
             Boolean,
             "false: do not start the router now (default true)",
         ),
-        opt("publicmtu", Integer, "the MTU of the router's public NIC"),
-        opt("dns1", String, "the first DNS server for the tiers"),
-        opt("dns2", String, "the second DNS server for the tiers"),
+        public_mtu_param(),
+        dns_param("dns1"),
+        dns_param("dns2"),
         opt(
             "sourcenatipaddress",
             String,
@@ -138,13 +162,10 @@ pub fn commands() -> Vec<CommandSpec> {
                     String,
                     "an address of the VPC to become its source NAT address (restarts the VPC)",
                 ),
-                opt(
-                    "publicmtu",
-                    Integer,
-                    "accepted; the public MTU is not changed",
-                ),
+                public_mtu_param(),
                 opt("fordisplay", Boolean, "accepted; every VPC is displayed"),
-                opt("customid", String, "accepted; ids are not changed"),
+                opt("customid", String, "refused: ids are not changed")
+                    .refused("an object's id is chosen by the manager and never changes"),
             ],
             object: "vpc",
             response: vpc_fields(),
@@ -309,9 +330,7 @@ handler!(create_vpc, |ctx, params| {
     let start = params.boolean("start")?.unwrap_or(true);
 
     let mut tx = db.begin().await?;
-    let current = vpc::count_for_account(&mut tx, owner.account_id).await?;
-    let max = limit::effective_for_account(&mut tx, owner.account_id, "vpc").await?;
-    rules::vpc::check_vpc_limit(&owner.account_name, current, max)?;
+    owner::check_limit(&mut tx, owner.account_id, "vpc", 1).await?;
     let created = vpc::create(
         &mut tx,
         vpc::NewVpc {

@@ -90,10 +90,7 @@ pub fn commands() -> Vec<CommandSpec> {
         description,
         kind: Kind::Async,
         roles: ADMINS,
-        params: vec![
-            req("id", Uuid, "the ID of the router"),
-            opt("forced", Boolean, "accepted; stopping is always clean"),
-        ],
+        params: vec![req("id", Uuid, "the ID of the router")],
         object: "router",
         response: router_fields(),
         since: "",
@@ -111,16 +108,22 @@ pub fn commands() -> Vec<CommandSpec> {
             since: "",
             handler: list_routers,
         },
-        one("stopRouter", "Stops a VPC virtual router", stop_router),
+        with_forced(
+            one("stopRouter", "Stops a VPC virtual router", stop_router),
+            "true: the router is marked Stopped even when it could not be stopped",
+        ),
         one(
             "startRouter",
             "Starts a VPC virtual router with its whole configuration",
             start_router,
         ),
-        one(
-            "rebootRouter",
-            "Reboots a VPC virtual router and re-sends its whole configuration",
-            reboot_router,
+        with_forced(
+            one(
+                "rebootRouter",
+                "Reboots a VPC virtual router and re-sends its whole configuration",
+                reboot_router,
+            ),
+            "true: a forced stop (even when the router cannot be stopped), then a start",
         ),
     ]
 }
@@ -143,10 +146,30 @@ async fn router_param(ctx: &Ctx, params: &Params) -> Result<router::Router, ApiE
     Ok(r)
 }
 
-async fn submit(ctx: &Ctx, r: &router::Router) -> Result<Reply, ApiError> {
+/// `spec` with CloudStack's `forced` parameter (stopRouter, rebootRouter).
+fn with_forced(mut spec: CommandSpec, description: &'static str) -> CommandSpec {
+    spec.params.push(opt("forced", Boolean, description));
+    spec
+}
+
+/// Stops a router; `forced`, a router that could not be stopped is marked
+/// Stopped all the same (CloudStack's forced stop), the failure logged.
+async fn stop(app: &crate::server::App, r: &router::Router, forced: bool) -> Result<(), ApiError> {
+    match provision::vpc::stop_router(&app.db, &app.network, r).await {
+        Err(e) if forced => {
+            tracing::warn!(router = %r.uuid, error = %e.text, "forced stop: the router could not be stopped; marked Stopped");
+            router::set_state(&app.db, r.id, router::STATE_STOPPED).await?;
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+async fn submit(ctx: &Ctx, params: &Params, r: &router::Router) -> Result<Reply, ApiError> {
+    let forced = params.boolean("forced")?.unwrap_or(false);
     let job_id = ctx
         .submit_job(
-            json!({ "id": r.id }),
+            json!({ "id": r.id, "forced": forced }),
             Some(("DomainRouter", &r.uuid)),
             vpc_sync(r.vpc_id.unwrap_or_default()),
         )
@@ -176,14 +199,14 @@ handler!(stop_router, |ctx, params| {
             r.uuid
         )));
     }
-    submit(ctx, &r).await
+    submit(ctx, params, &r).await
 });
 
 job_body!(stop_router_job, |job, info| {
     let app = &job.app;
     let r = live_router(&app.db, info["id"].as_i64().unwrap_or_default()).await?;
     let _guard = app.network.lock_vpc(r.vpc_id.unwrap_or_default()).await;
-    provision::vpc::stop_router(&app.db, &app.network, &r).await?;
+    stop(app, &r, info["forced"].as_bool().unwrap_or(false)).await?;
     router_result(&app.db, r.id).await
 });
 
@@ -195,7 +218,7 @@ handler!(start_router, |ctx, params| {
             r.uuid
         )));
     }
-    submit(ctx, &r).await
+    submit(ctx, params, &r).await
 });
 
 job_body!(start_router_job, |job, info| {
@@ -214,14 +237,20 @@ handler!(reboot_router, |ctx, params| {
             r.uuid, r.state
         )));
     }
-    submit(ctx, &r).await
+    submit(ctx, params, &r).await
 });
 
 job_body!(reboot_router_job, |job, info| {
     let app = &job.app;
     let r = live_router(&app.db, info["id"].as_i64().unwrap_or_default()).await?;
     let _guard = app.network.lock_vpc(r.vpc_id.unwrap_or_default()).await;
-    provision::vpc::reboot_router(&app.db, &app.network, &r).await?;
+    if info["forced"].as_bool().unwrap_or(false) {
+        stop(app, &r, true).await?;
+        let stopped = live_router(&app.db, r.id).await?;
+        provision::vpc::start_router(&app.db, &app.network, &stopped).await?;
+    } else {
+        provision::vpc::reboot_router(&app.db, &app.network, &r).await?;
+    }
     router_result(&app.db, r.id).await
 });
 
