@@ -15,7 +15,7 @@
 //!
 //! Missing binaries are a test failure with a clear message, never a skip.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +31,7 @@ const PORT: u16 = 5432;
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const SIGQUIT: i32 = 3;
+const SIGINT: i32 = 2;
 const DIR_PREFIX: &str = "vpc-test-pg-";
 /// Age after which a cluster dir without a live postmaster is deleted.
 pub const STALE_AFTER: Duration = Duration::from_secs(600);
@@ -44,7 +45,7 @@ unsafe extern "C" {
 pub struct Cluster {
     dir: Mutex<Option<tempfile::TempDir>>,
     socket_dir: PathBuf,
-    pid: u32,
+    pid: Mutex<u32>,
     stop: Mutex<Option<mpsc::Sender<()>>>,
     stopped: Mutex<Option<mpsc::Receiver<()>>>,
     next_db: AtomicUsize,
@@ -100,25 +101,11 @@ impl Cluster {
         }
 
         let log_path = dir.path().join("postgres.log");
-        let log = File::create(&log_path).expect("create the server log");
-        let mut postgres = server_command(&bin.join("postgres"), as_postgres, true, dir.path());
-        postgres
-            .arg("-D")
-            .arg(&data)
-            .arg("-k")
-            .arg(dir.path())
-            .args(["-p", &PORT.to_string(), "-F"])
-            .args(["-c", "listen_addresses=", "-c", "max_connections=300"])
-            .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log handle"))
-            .stderr(log);
-
-        let (pid, stop, stopped) = spawn_keeper(postgres);
+        let (pid, stop, stopped) = spawn_keeper(postgres_command(dir.path()));
         let cluster = Cluster {
             socket_dir: dir.path().to_path_buf(),
             dir: Mutex::new(Some(dir)),
-            pid,
+            pid: Mutex::new(pid),
             stop: Mutex::new(Some(stop)),
             stopped: Mutex::new(Some(stopped)),
             next_db: AtomicUsize::new(0),
@@ -160,7 +147,46 @@ impl Cluster {
 
     /// The postmaster's pid.
     pub fn pid(&self) -> u32 {
-        self.pid
+        *self.pid.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Shuts the server down and keeps its data, as an outage would; start it
+    /// again with [`Cluster::start_server`]. Not for [`Cluster::shared`].
+    pub fn stop_server(&self) {
+        // A fast shutdown (SIGINT) writes what was committed: with
+        // synchronous_commit off, the immediate one of `stop` could lose the
+        // last commits, which an outage test must not confuse with its own
+        // findings.
+        let pid = self.pid();
+        // SAFETY: kill(2) on our own child, not reaped yet (the keeper reaps
+        // it only after the sender below is dropped), so the pid is not reused.
+        unsafe { kill(pid as i32, SIGINT) };
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while alive(pid) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        drop(self.stop.lock().unwrap_or_else(|e| e.into_inner()).take());
+        if let Some(stopped) = self
+            .stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = stopped.recv_timeout(STOP_TIMEOUT * 2);
+        }
+    }
+
+    /// Starts the server again on the same data and socket after
+    /// [`Cluster::stop_server`]. Panics (with the server log) on failure.
+    pub fn start_server(&self) {
+        let (pid, stop, stopped) = spawn_keeper(postgres_command(&self.socket_dir));
+        *self.pid.lock().unwrap_or_else(|e| e.into_inner()) = pid;
+        *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop);
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = Some(stopped);
+        if let Err(why) = wait_ready(&self.socket_dir.join("data"), pid) {
+            let log = fs::read_to_string(self.socket_dir.join("postgres.log")).unwrap_or_default();
+            panic!("the test PostgreSQL server did not start again ({why}); its log:\n{log}");
+        }
     }
 
     /// Stops the server and deletes the cluster dir (idempotent).
@@ -227,6 +253,30 @@ fn postgres_ids() -> (u32, u32) {
             "running as root needs a `postgres` system user to run the test cluster \
              (PostgreSQL refuses to run as root); it comes with Debian's postgresql package",
         )
+}
+
+/// The postmaster of the cluster in `dir` (data in `dir/data`, socket in
+/// `dir`), logging to `dir/postgres.log` (appended: a restart keeps the
+/// earlier log).
+fn postgres_command(dir: &Path) -> Command {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("postgres.log"))
+        .expect("open the server log");
+    let mut postgres = server_command(&bin_dir().join("postgres"), is_root(), true, dir);
+    postgres
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-k")
+        .arg(dir)
+        .args(["-p", &PORT.to_string(), "-F"])
+        .args(["-c", "listen_addresses=", "-c", "max_connections=300"])
+        .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("clone the log handle"))
+        .stderr(log);
+    postgres
 }
 
 /// `setpriv [--reuid postgres …] [--pdeathsig SIGQUIT] -- <tool>`.
