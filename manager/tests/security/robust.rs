@@ -421,7 +421,11 @@ async fn a_manager_killed_mid_create_converges_to_what_its_database_says() {
 /// back, both work again without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_fails_fast_and_heals_by_itself() {
-    let cluster = Arc::new(tokio::task::spawn_blocking(Cluster::start).await.unwrap());
+    let cluster = Arc::new(
+        tokio::task::spawn_blocking(Cluster::start_tcp)
+            .await
+            .unwrap(),
+    );
     let url = cluster.create_database().await;
     let m = TestManager::start(Some(url)).await;
     let admin = m.admin();
@@ -438,6 +442,7 @@ async fn a_database_outage_fails_fast_and_heals_by_itself() {
     assert_eq!(status, 530, "{body}");
     assert_eq!(body["listzonesresponse"]["errorcode"], 530, "{body}");
     assert!(took < Duration::from_secs(5), "the 530 took {took:?}");
+    eprintln!("during the outage: listZones answered 530 in {took:?}");
 
     let started = Instant::now();
     let health = tokio::time::timeout(
@@ -450,6 +455,10 @@ async fn a_database_outage_fails_fast_and_heals_by_itself() {
     assert_eq!(health.status, 503, "{}", health.body);
     assert!(health.body.starts_with("database: "), "{}", health.body);
     assert!(took < Duration::from_secs(1), "/healthz took {took:?}");
+    eprintln!(
+        "during the outage: /healthz answered 503 in {took:?}: {}",
+        health.body.trim()
+    );
 
     let c = cluster.clone();
     tokio::task::spawn_blocking(move || c.start_server())

@@ -45,6 +45,8 @@ unsafe extern "C" {
 pub struct Cluster {
     dir: Mutex<Option<tempfile::TempDir>>,
     socket_dir: PathBuf,
+    /// The TCP port on 127.0.0.1 when the cluster listens there too.
+    tcp_port: Option<u16>,
     pid: Mutex<u32>,
     stop: Mutex<Option<mpsc::Sender<()>>>,
     stopped: Mutex<Option<mpsc::Receiver<()>>>,
@@ -75,6 +77,21 @@ impl Cluster {
 
     /// Initialises and starts a new cluster. Panics (with the server log) on failure.
     pub fn start() -> Cluster {
+        Cluster::start_with(None)
+    }
+
+    /// [`Cluster::start`] listening on TCP too (127.0.0.1, a free port), and
+    /// reached there: a client of a stopped server then gets "connection
+    /// refused", as from a real database host, not a missing socket file.
+    pub fn start_tcp() -> Cluster {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free TCP port")
+            .port();
+        Cluster::start_with(Some(port))
+    }
+
+    fn start_with(tcp_port: Option<u16>) -> Cluster {
         let bin = bin_dir();
         let as_postgres = is_root();
         sweep_stale(&std::env::temp_dir());
@@ -101,9 +118,10 @@ impl Cluster {
         }
 
         let log_path = dir.path().join("postgres.log");
-        let (pid, stop, stopped) = spawn_keeper(postgres_command(dir.path()));
+        let (pid, stop, stopped) = spawn_keeper(postgres_command(dir.path(), tcp_port));
         let cluster = Cluster {
             socket_dir: dir.path().to_path_buf(),
+            tcp_port,
             dir: Mutex::new(Some(dir)),
             pid: Mutex::new(pid),
             stop: Mutex::new(Some(stop)),
@@ -125,6 +143,9 @@ impl Cluster {
 
     /// URL of database `name` (Unix socket in the cluster dir, user `postgres`).
     pub fn url_for(&self, name: &str) -> String {
+        if let Some(port) = self.tcp_port {
+            return format!("postgres://postgres@127.0.0.1:{port}/{name}?sslmode=disable");
+        }
         format!(
             "postgres://postgres@localhost:{PORT}/{name}?host={}&sslmode=disable",
             self.socket_dir.display()
@@ -179,7 +200,7 @@ impl Cluster {
     /// Starts the server again on the same data and socket after
     /// [`Cluster::stop_server`]. Panics (with the server log) on failure.
     pub fn start_server(&self) {
-        let (pid, stop, stopped) = spawn_keeper(postgres_command(&self.socket_dir));
+        let (pid, stop, stopped) = spawn_keeper(postgres_command(&self.socket_dir, self.tcp_port));
         *self.pid.lock().unwrap_or_else(|e| e.into_inner()) = pid;
         *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop);
         *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = Some(stopped);
@@ -258,7 +279,11 @@ fn postgres_ids() -> (u32, u32) {
 /// The postmaster of the cluster in `dir` (data in `dir/data`, socket in
 /// `dir`), logging to `dir/postgres.log` (appended: a restart keeps the
 /// earlier log).
-fn postgres_command(dir: &Path) -> Command {
+fn postgres_command(dir: &Path, tcp_port: Option<u16>) -> Command {
+    let (port, listen) = match tcp_port {
+        Some(port) => (port, "listen_addresses=127.0.0.1"),
+        None => (PORT, "listen_addresses="),
+    };
     let log = fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -270,8 +295,8 @@ fn postgres_command(dir: &Path) -> Command {
         .arg(dir.join("data"))
         .arg("-k")
         .arg(dir)
-        .args(["-p", &PORT.to_string(), "-F"])
-        .args(["-c", "listen_addresses=", "-c", "max_connections=300"])
+        .args(["-p", &port.to_string(), "-F"])
+        .args(["-c", listen, "-c", "max_connections=300"])
         .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("clone the log handle"))
