@@ -166,6 +166,12 @@ impl Cluster {
         self.url_for(&name)
     }
 
+    /// The server's log (statements too, for a database with
+    /// `log_statement = 'all'`).
+    pub fn log_path(&self) -> PathBuf {
+        self.socket_dir.join("postgres.log")
+    }
+
     /// The postmaster's pid.
     pub fn pid(&self) -> u32 {
         *self.pid.lock().unwrap_or_else(|e| e.into_inner())
