@@ -26,7 +26,7 @@ use vpc_proto::v1 as pb;
 use crate::api::ApiError;
 use crate::orchestration::ElementError;
 use crate::orchestration::agent::{AgentClient, AgentCommand, AgentError, BoxFuture};
-use crate::orchestration::model::RouterState;
+use crate::orchestration::model::{RouterState, RouterView};
 use crate::server::App;
 use crate::store::{self, Page, config, network, router, vm};
 
@@ -156,15 +156,37 @@ pub async fn resync_once(app: &App, health: &mut RouterHealth) -> Result<ResyncR
 }
 
 /// GetState, and the whole configuration when the agent is behind; the
-/// applied generation is recorded on success.
+/// applied generation is recorded on success. The generations are compared
+/// first: the router's whole state is loaded only when it must be sent, so
+/// a check of a router that is current costs no query beyond the router row.
 async fn check(app: &App, r: &router::Router) -> Result<Checked, ApiError> {
+    if r.state == router::STATE_ERROR {
+        let Some(state) = state::load_router(&app.db, r).await? else {
+            return Ok(Checked::Skipped);
+        };
+        return recover(app, r, &state).await;
+    }
+    let probe = RouterView {
+        id: uuid::Uuid::parse_str(&r.uuid).unwrap_or_default(),
+        name: r.name.clone(),
+        zone_id: uuid::Uuid::nil(),
+        generation: u64::try_from(r.config_generation).unwrap_or_default(),
+        nics: Vec::new(),
+    };
+    let reported = match app.network.element.agent_generation(&probe).await {
+        Ok(reported) => reported,
+        Err(e) => return Ok(Checked::Failed(e.to_string())),
+    };
+    if reported >= probe.generation {
+        if r.applied_generation < r.config_generation {
+            router::mark_applied(&app.db, r.id, r.config_generation).await?;
+        }
+        return Ok(Checked::Current);
+    }
     let Some(state) = state::load_router(&app.db, r).await? else {
         return Ok(Checked::Skipped);
     };
-    if r.state == router::STATE_ERROR {
-        return recover(app, r, &state).await;
-    }
-    match app.network.element.check_router(&state).await {
+    match app.network.element.resync_if_behind(&state, reported).await {
         Ok(resynced) => {
             let generation = i64::try_from(state.router.generation).unwrap_or(i64::MAX);
             router::mark_applied(&app.db, r.id, generation).await?;

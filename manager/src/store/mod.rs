@@ -58,6 +58,7 @@ mod query;
 
 pub mod account;
 pub mod acl;
+pub mod batch;
 pub mod bootstrap;
 pub mod config;
 pub mod domain;
