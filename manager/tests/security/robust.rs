@@ -783,7 +783,7 @@ async fn a_big_routers_state_loads_in_a_bounded_number_of_statements() {
     let app = manager.app.clone();
 
     let (load, state) = statements(
-        &cluster,
+        cluster,
         &app.db,
         vpc_manager::provision::state::load_router(&app.db, &r),
     )
@@ -798,7 +798,7 @@ async fn a_big_routers_state_loads_in_a_bounded_number_of_statements() {
     assert_eq!(dhcp, 29);
 
     let (check, report) = statements(
-        &cluster,
+        cluster,
         &app.db,
         monitor::resync_once(&app, &mut monitor::RouterHealth::new()),
     )
