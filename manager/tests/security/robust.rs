@@ -810,3 +810,66 @@ async fn a_big_routers_state_loads_in_a_bounded_number_of_statements() {
     assert!(load <= 40, "loading the state took {load} statements");
     assert!(check <= 10, "a health check took {check} statements");
 }
+
+on_both_backends!(a_router_left_starting_by_a_dead_job_is_started_again, |m| {
+    // Item 2: a router is Starting only while a job holding its VPC's sync
+    // object works on it; one left so by a manager that died is started
+    // again by the next round, one whose VPC is going is destroyed.
+    let admin = m.admin();
+    let env = zone_env(&admin, "stuck").await;
+    let vpc = create_vpc(&admin, &env, "s", "10.90.0.0/16").await;
+    let gone = create_vpc(&admin, &env, "g", "10.91.0.0/16").await;
+    let all = router::list(&m.app.db, &router::RouterFilter::default(), Page::ALL)
+        .await
+        .unwrap()
+        .items;
+    let vpc_row = vpc_manager::store::vpc::get_by_uuid(&m.app.db, vpc["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let gone_row = vpc_manager::store::vpc::get_by_uuid(&m.app.db, gone["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let stuck = all
+        .iter()
+        .find(|r| r.vpc_id == Some(vpc_row.id))
+        .unwrap()
+        .clone();
+    let doomed = all
+        .iter()
+        .find(|r| r.vpc_id == Some(gone_row.id))
+        .unwrap()
+        .clone();
+    router::set_state(&m.app.db, stuck.id, router::STATE_STARTING)
+        .await
+        .unwrap();
+    router::set_state(&m.app.db, doomed.id, router::STATE_STARTING)
+        .await
+        .unwrap();
+    vpc_manager::store::vpc::set_state(
+        &m.app.db,
+        gone_row.id,
+        vpc_manager::store::vpc::STATE_INACTIVE,
+    )
+    .await
+    .unwrap();
+
+    let report = monitor::converge_stuck_once(&m.app).await.unwrap();
+    assert_eq!(report.restarted, vec![stuck.name.clone()], "{report:?}");
+    assert_eq!(report.destroyed, vec![doomed.name.clone()], "{report:?}");
+    let now = router::get_by_id(&m.app.db, stuck.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.state, router::STATE_RUNNING);
+    assert!(now.config_generation > stuck.config_generation);
+    let now = router::get_by_id(&m.app.db, doomed.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(now.removed.is_some());
+    // Nothing is left to converge.
+    let again = monitor::converge_stuck_once(&m.app).await.unwrap();
+    assert_eq!(again, monitor::StuckReport::default());
+});
