@@ -283,32 +283,6 @@ async fn load_acl_lists(db: &Db, ids: &[i64]) -> Result<Vec<AclListView>, ApiErr
     Ok(views)
 }
 
-/// An ACL list with its live items (the element sorts by number).
-pub async fn load_acl_list(db: &Db, id: i64) -> Result<AclListView, ApiError> {
-    let list = acl::get_by_id(db, id)
-        .await?
-        .ok_or_else(|| corrupt("ACL list id", &id.to_string()))?;
-    let items = acl::list_items(
-        db,
-        &acl::AclItemFilter {
-            acl_id: Some(id),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
-    let mut views = Vec::new();
-    for i in items {
-        views.push(acl_item_view(&i)?);
-    }
-    Ok(AclListView {
-        id: uuid_of(&list.uuid)?,
-        name: list.name,
-        items: views,
-    })
-}
-
 /// The view of a stored ACL item.
 pub fn acl_item_view(i: &acl::AclItem) -> Result<AclItemView, ApiError> {
     let protocol = match i.protocol.to_ascii_lowercase().as_str() {
