@@ -42,7 +42,8 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
-    /// Where routers and VMs run.
+    /// Where routers and VMs run (default netns; simulated runs nothing
+    /// and says so in a warning and in every router's hypervisor).
     #[arg(long, value_enum)]
     driver: Option<DriverKind>,
     /// Prefix of every network namespace the netns driver creates (default vpc-).

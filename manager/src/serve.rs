@@ -58,7 +58,15 @@ pub struct Manager {
 /// manager's CA in the data directory), or the simulated backend.
 pub fn backend_for(settings: &Settings) -> anyhow::Result<(Backend, Option<NetnsDriver>)> {
     match settings.driver {
-        DriverKind::Simulated => Ok((Backend::simulated(), None)),
+        DriverKind::Simulated => {
+            // Loud on purpose: with this driver routers show Running while
+            // nothing runs, which must never pass for a deployment.
+            tracing::warn!(
+                "driver = simulated: routers and VMs are only recorded, nothing runs; \
+                 every router shows hypervisor Simulator. Use --driver netns for a real deployment"
+            );
+            Ok((Backend::simulated(), None))
+        }
         DriverKind::Netns => {
             std::fs::create_dir_all(&settings.data_dir)
                 .with_context(|| format!("creating {}", settings.data_dir.display()))?;
@@ -124,9 +132,12 @@ impl Manager {
         .context("network plug-in configuration")?;
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating {}", settings.data_dir.display()))?;
-        let db = Db::connect(&settings.database_url())
-            .await
-            .context("opening the database")?;
+        let db = Db::connect_with(
+            &settings.database_url(),
+            settings.database_acquire_timeout(),
+        )
+        .await
+        .context("opening the database")?;
         let (key, secret) = bootstrap::ensure_admin(&db)
             .await
             .context("bootstrapping the admin account")?;

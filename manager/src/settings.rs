@@ -14,14 +14,17 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where routers and VMs run.
+/// Where routers and VMs run. The real driver is the default: a manager
+/// that only pretends must be asked for by name, says so in a warning at
+/// start, and names itself in every router (`hypervisor` `Simulator`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum DriverKind {
     /// Network namespaces on this host (the real, working deployment).
-    Netns,
-    /// Nowhere: commands are recorded, nothing runs (API development).
     #[default]
+    Netns,
+    /// Nowhere: commands are recorded, nothing runs (API development and
+    /// tests of the commands the manager produces).
     Simulated,
 }
 
@@ -66,6 +69,10 @@ pub struct Settings {
     /// At the first start, create a zone ready for VPCs (see
     /// `store::bootstrap::first_zone`).
     pub bootstrap_zone: bool,
+    /// The longest a request waits for a database connection (ms): when the
+    /// database is down, requests fail with 530 after this instead of
+    /// hanging.
+    pub database_acquire_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -83,6 +90,10 @@ impl Default for Settings {
             agent_path: None,
             agent_transport: AgentTransport::default(),
             bootstrap_zone: false,
+            database_acquire_timeout_ms: u64::try_from(
+                crate::store::DEFAULT_ACQUIRE_TIMEOUT.as_millis(),
+            )
+            .unwrap_or(u64::MAX),
         }
     }
 }
@@ -125,6 +136,11 @@ impl Settings {
         })
     }
 
+    /// [`Settings::database_acquire_timeout_ms`] as a duration.
+    pub fn database_acquire_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.database_acquire_timeout_ms)
+    }
+
     /// The endpoint clients use, for cloudstack.ini.
     pub fn endpoint(&self) -> String {
         format!("http://{}/client/api", self.listen)
@@ -147,6 +163,13 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routers_run_for_real_unless_the_simulation_is_asked_for() {
+        assert_eq!(Settings::default().driver, DriverKind::Netns);
+        let s: Settings = toml::from_str("driver = \"simulated\"\n").unwrap();
+        assert_eq!(s.driver, DriverKind::Simulated);
+    }
 
     #[test]
     fn file_values_override_defaults_and_unknown_keys_are_refused() {

@@ -535,9 +535,19 @@ on_both_backends!(
         m.agent.unfail("SetupGuestNetwork");
 
         // Now it starts: the tier gets the first vnet (given back above), no
-        // ACL command (the tier has no list), and the lease.
+        // ACL command (the tier has no list), and the lease. Each failed
+        // push above moved the router to a new generation (so the monitor
+        // resyncs it): the next change follows the database's generation,
+        // not the last one the agent took.
         m.agent.clear();
-        let g = m.agent.applied_generation();
+        let listed = admin
+            .ok(
+                "listRouters",
+                &[("vpcid", vpc_id.as_str()), ("listall", "true")],
+            )
+            .await;
+        let g = listed["router"][0]["configgeneration"].as_u64().unwrap();
+        assert!(g > m.agent.applied_generation());
         let started = job_ok(
             &alice,
             "startVirtualMachine",

@@ -477,6 +477,7 @@ async fn plug_ins_are_chosen_by_the_settings() {
         data_dir: dir.path().to_path_buf(),
         network_gurus: gurus.map(|g| g.into_iter().map(String::from).collect()),
         network_elements: elements.map(|e| e.into_iter().map(String::from).collect()),
+        driver: vpc_manager::settings::DriverKind::Simulated,
         ..Settings::default()
     };
     let err = Manager::start(settings(Some(vec!["GuestVlan", "Nope"]), None))
@@ -740,6 +741,7 @@ async fn the_first_start_can_create_a_zone_ready_for_vpcs() {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().to_path_buf(),
         bootstrap_zone: true,
+        driver: vpc_manager::settings::DriverKind::Simulated,
         ..Settings::default()
     };
     for _ in 0..2 {

@@ -89,7 +89,8 @@ async fn serve_bootstraps_once_answers_health_and_stops_on_sigterm() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:1\"\ndata_dir = \"{}\"\nlog_format = \"json\"\n",
+            "listen = \"127.0.0.1:1\"\ndata_dir = \"{}\"\nlog_format = \"json\"\n\
+             driver = \"simulated\"\n",
             data.display()
         ),
     )

@@ -22,6 +22,7 @@ async fn a_crashed_job_fails_and_a_released_job_runs_at_the_next_start() {
         data_dir: dir.path().to_path_buf(),
         database_url: Some(url.clone()),
         manager_id: Some("manager-1".into()),
+        driver: vpc_manager::settings::DriverKind::Simulated,
         ..Settings::default()
     };
     // A first start creates the schema and the admin, then the manager "dies".

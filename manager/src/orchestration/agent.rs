@@ -120,6 +120,10 @@ pub struct DriverError(pub String);
 
 /// Where routers run (CloudStack's "resource").
 pub trait RouterDriver: Send + Sync {
+    /// What runs the routers, as listRouters' `hypervisor` shows it: an
+    /// operator must see at once when nothing really runs (`Simulator`,
+    /// CloudStack's name for its hypervisor that only pretends).
+    fn hypervisor(&self) -> &'static str;
     /// Starts the router (with the NICs it has) and returns its agent.
     fn start_router(
         &self,
@@ -244,6 +248,7 @@ impl<'x> AgentClient for std::sync::Arc<dyn DynAgentClient + 'x> {
 
 /// [`RouterDriver`] behind `Arc<dyn ...>`; every `RouterDriver` is one.
 pub trait DynRouterDriver: Send + Sync {
+    fn hypervisor_name(&self) -> &'static str;
     fn start_router_boxed<'a>(
         &'a self,
         router: &'a RouterView,
@@ -272,6 +277,9 @@ pub trait DynRouterDriver: Send + Sync {
 }
 
 impl<T: RouterDriver> DynRouterDriver for T {
+    fn hypervisor_name(&self) -> &'static str {
+        self.hypervisor()
+    }
     fn start_router_boxed<'a>(
         &'a self,
         router: &'a RouterView,
@@ -319,6 +327,9 @@ impl<T: RouterDriver> DynRouterDriver for T {
 pub type SharedDriver = std::sync::Arc<dyn DynRouterDriver>;
 
 impl<'x> RouterDriver for std::sync::Arc<dyn DynRouterDriver + 'x> {
+    fn hypervisor(&self) -> &'static str {
+        (**self).hypervisor_name()
+    }
     async fn start_router(&self, router: &RouterView) -> Result<AgentEndpoint, DriverError> {
         (**self).start_router_boxed(router).await
     }

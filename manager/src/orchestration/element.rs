@@ -408,7 +408,14 @@ impl<A: AgentClient, D: RouterDriver> VpcVirtualRouterElement<A, D> {
     /// Asks the agent for its applied generation and resyncs when it is
     /// behind. Returns whether it resynced.
     pub async fn check_router(&self, state: &RouterState) -> ElementResult<bool> {
-        let router = &state.router;
+        let reported = self.agent_generation(&state.router).await?;
+        self.resync_if_behind(state, reported).await
+    }
+
+    /// The generation the router's agent has applied (GetState). Only the
+    /// router's name is needed to reach it, so a health check can compare
+    /// generations before (and instead of) loading the whole state.
+    pub async fn agent_generation(&self, router: &RouterView) -> ElementResult<u64> {
         let rpc = "GetState";
         let reply = self
             .agent
@@ -420,7 +427,7 @@ impl<A: AgentClient, D: RouterDriver> VpcVirtualRouterElement<A, D> {
                 source,
             })?;
         match reply {
-            AgentReply::State(s) => self.resync_if_behind(state, s.generation).await,
+            AgentReply::State(s) => Ok(s.generation),
             AgentReply::Applied(_) => Err(ElementError::UnexpectedReply {
                 router: router.name.clone(),
                 rpc,

@@ -153,6 +153,10 @@ pub enum DriverCall {
     DestroyVm(String),
 }
 
+/// The `hypervisor` of routers on the [`RecordingDriver`]: CloudStack's
+/// simulator hypervisor type, which also runs nothing.
+pub const SIMULATOR: &str = "Simulator";
+
 /// A driver that records calls; routers' agents are at `/run/vpc/<name>.sock`.
 #[derive(Debug, Default)]
 pub struct RecordingDriver {
@@ -207,6 +211,10 @@ impl RecordingDriver {
 }
 
 impl RouterDriver for RecordingDriver {
+    fn hypervisor(&self) -> &'static str {
+        SIMULATOR
+    }
+
     async fn start_router(&self, router: &RouterView) -> Result<AgentEndpoint, DriverError> {
         self.record(DriverCall::StartRouter(router.name.clone()));
         self.check("start_router", &router.name)?;

@@ -9,9 +9,12 @@
 //!    change is only stored and reaches the router with its next full config);
 //! 3. after the commit, load the router's state ([`state::load`]) and hand it
 //!    to the element ([`push`]); on success the router's applied generation
-//!    is recorded; on failure the command reverts its rows and fails.
+//!    is recorded; on failure the generation is bumped again
+//!    ([`resync_after_failure`]), the command reverts its rows and fails, and
+//!    the monitor sends the router the reverted state.
 
 pub mod monitor;
+pub mod recovery;
 pub mod state;
 pub mod tier;
 pub mod vpc;
@@ -71,6 +74,12 @@ impl Network {
             endpoints: backend.endpoints,
             locks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// What runs this manager's routers (listRouters' `hypervisor`).
+    pub fn hypervisor(&self) -> &'static str {
+        use crate::orchestration::RouterDriver;
+        self.element.driver().hypervisor()
     }
 
     /// Fills the endpoint book from the routers the database knows (at
@@ -175,9 +184,10 @@ where
     let state = state::load(db, vpc_id)
         .await?
         .ok_or_else(|| ApiError::internal("the VPC's router disappeared during the change"))?;
-    f(&network.element, &state, g.generation)
-        .await
-        .map_err(element_error)?;
+    if let Err(e) = f(&network.element, &state, g.generation).await {
+        resync_after_failure(db, g.router_id).await;
+        return Err(element_error(e));
+    }
     router::mark_applied(
         db,
         g.router_id,
@@ -185,6 +195,29 @@ where
     )
     .await?;
     Ok(())
+}
+
+/// After a failed push the router may hold part of the change under the
+/// change's generation (an agent that persisted it and then failed to
+/// apply, or the first of several commands): the caller's revert alone
+/// would leave router and database at the same generation with different
+/// states, both looking current. A new generation makes the router look
+/// behind, so the monitor sends it the database's whole state. It is taken
+/// before the caller reverts, under the caller's VPC lock, which the monitor
+/// also takes: the resync sees the reverted rows.
+pub async fn resync_after_failure(db: &store::Db, router_id: i64) {
+    match router::bump_generation(db, router_id).await {
+        Ok(generation) => {
+            tracing::info!(
+                router_id,
+                generation,
+                "failed push: the router will get its whole state again"
+            );
+        }
+        Err(e) => {
+            tracing::error!(router_id, error = %e, "failed push: marking the router for resync failed");
+        }
+    }
 }
 
 /// A revert after a failed push must not hide the push's error: its own

@@ -9,6 +9,9 @@
 //! - network GC ([`run_network_gc`]): implemented tiers with no running VM
 //!   for `network.gc.wait` seconds are shut down (CloudStack's network GC:
 //!   the tier leaves the router and gives its vnet back);
+//! - routers left Starting or Stopping by a job whose manager died
+//!   ([`converge_stuck_once`], before each resync round): started again,
+//!   stopped, or destroyed with their VPC;
 //! - the namespace sweeper ([`run_sweeper`]): hands the driver the names the
 //!   database knows, so it can remove what a crash left behind.
 //!
@@ -23,7 +26,7 @@ use vpc_proto::v1 as pb;
 use crate::api::ApiError;
 use crate::orchestration::ElementError;
 use crate::orchestration::agent::{AgentClient, AgentCommand, AgentError, BoxFuture};
-use crate::orchestration::model::RouterState;
+use crate::orchestration::model::{RouterState, RouterView};
 use crate::server::App;
 use crate::store::{self, Page, config, network, router, vm};
 
@@ -35,6 +38,10 @@ pub const ERROR_AFTER: u32 = 3;
 
 /// How often the sweeper runs.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// When the sweeper first runs after the start: after the first router
+/// checks, which may still destroy or restart routers a dead job left.
+pub const FIRST_SWEEP_AFTER: Duration = Duration::from_secs(15);
 
 /// Seconds between router checks when `router.check.interval` is not set.
 const DEFAULT_CHECK_INTERVAL: i64 = 5;
@@ -149,15 +156,37 @@ pub async fn resync_once(app: &App, health: &mut RouterHealth) -> Result<ResyncR
 }
 
 /// GetState, and the whole configuration when the agent is behind; the
-/// applied generation is recorded on success.
+/// applied generation is recorded on success. The generations are compared
+/// first: the router's whole state is loaded only when it must be sent, so
+/// a check of a router that is current costs no query beyond the router row.
 async fn check(app: &App, r: &router::Router) -> Result<Checked, ApiError> {
+    if r.state == router::STATE_ERROR {
+        let Some(state) = state::load_router(&app.db, r).await? else {
+            return Ok(Checked::Skipped);
+        };
+        return recover(app, r, &state).await;
+    }
+    let probe = RouterView {
+        id: uuid::Uuid::parse_str(&r.uuid).unwrap_or_default(),
+        name: r.name.clone(),
+        zone_id: uuid::Uuid::nil(),
+        generation: u64::try_from(r.config_generation).unwrap_or_default(),
+        nics: Vec::new(),
+    };
+    let reported = match app.network.element.agent_generation(&probe).await {
+        Ok(reported) => reported,
+        Err(e) => return Ok(Checked::Failed(e.to_string())),
+    };
+    if reported >= probe.generation {
+        if r.applied_generation < r.config_generation {
+            router::mark_applied(&app.db, r.id, r.config_generation).await?;
+        }
+        return Ok(Checked::Current);
+    }
     let Some(state) = state::load_router(&app.db, r).await? else {
         return Ok(Checked::Skipped);
     };
-    if r.state == router::STATE_ERROR {
-        return recover(app, r, &state).await;
-    }
-    match app.network.element.check_router(&state).await {
+    match app.network.element.resync_if_behind(&state, reported).await {
         Ok(resynced) => {
             let generation = i64::try_from(state.router.generation).unwrap_or(i64::MAX);
             router::mark_applied(&app.db, r.id, generation).await?;
@@ -201,8 +230,92 @@ async fn recover(app: &App, r: &router::Router, state: &RouterState) -> Result<C
     }
 }
 
+/// What one round of [`converge_stuck_once`] did, by router name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StuckReport {
+    /// Routers left Starting that were started again (Running or Error now).
+    pub restarted: Vec<String>,
+    /// Routers of a VPC that is going, destroyed.
+    pub destroyed: Vec<String>,
+    /// Routers left Stopping that were stopped.
+    pub stopped: Vec<String>,
+    /// Routers whose convergence failed, with why (tried again next round).
+    pub failed: Vec<(String, String)>,
+}
+
+/// Routers left in Starting or Stopping by a job that no longer runs (its
+/// manager died): a router is in such a state only while a job holding its
+/// VPC's sync object works on it, so without a holder nobody will finish
+/// it. A Starting router of an Enabled VPC is started again (it ends Running
+/// or Error), one of a VPC that is going is destroyed, a Stopping one is
+/// stopped.
+pub async fn converge_stuck_once(app: &App) -> Result<StuckReport, ApiError> {
+    let mut report = StuckReport::default();
+    let routers = router::list(&app.db, &router::RouterFilter::default(), Page::ALL)
+        .await?
+        .items;
+    let stuck =
+        |r: &router::Router| r.state == router::STATE_STARTING || r.state == router::STATE_STOPPING;
+    for r in routers.into_iter().filter(|r| stuck(r)) {
+        let Some(vpc_id) = r.vpc_id else {
+            continue;
+        };
+        let sync = crate::server::jobs::vpc_sync(vpc_id);
+        if store::job::sync_object_holder(&app.db, &sync)
+            .await?
+            .is_some()
+        {
+            continue;
+        }
+        let _guard = app.network.lock_vpc(vpc_id).await;
+        let Some(r) = router::get_by_id(&app.db, r.id)
+            .await?
+            .filter(|r| r.removed.is_none() && stuck(r))
+        else {
+            continue;
+        };
+        if store::job::sync_object_holder(&app.db, &sync)
+            .await?
+            .is_some()
+        {
+            continue;
+        }
+        let live_vpc = store::vpc::get_by_id(&app.db, vpc_id)
+            .await?
+            .filter(|v| v.removed.is_none() && v.state == store::vpc::STATE_ENABLED);
+        let (done, list) = if r.state == router::STATE_STOPPING {
+            (
+                super::vpc::stop_router(&app.db, &app.network, &r).await,
+                &mut report.stopped,
+            )
+        } else if live_vpc.is_some() {
+            (
+                super::vpc::start_router(&app.db, &app.network, &r).await,
+                &mut report.restarted,
+            )
+        } else {
+            (
+                super::vpc::destroy_router(&app.db, &app.network, &r).await,
+                &mut report.destroyed,
+            )
+        };
+        match done {
+            Ok(()) => {
+                tracing::warn!(router = %r.name, was = %r.state, "router left by a job that no longer runs converged");
+                list.push(r.name);
+            }
+            Err(e) => {
+                tracing::warn!(router = %r.name, was = %r.state, error = %e.text, "converging a router left by a dead job failed");
+                report.failed.push((r.name, e.text));
+            }
+        }
+    }
+    Ok(report)
+}
+
 /// Runs [`resync_once`] every `router.check.interval` seconds (read every
-/// second, so a change takes effect at once; 0 pauses the checks).
+/// second, so a change takes effect at once; 0 pauses the checks), after
+/// [`converge_stuck_once`].
 pub async fn run_resync(app: Arc<App>) {
     let mut health = RouterHealth::new();
     let mut waited = 0i64;
@@ -218,6 +331,9 @@ pub async fn run_resync(app: Arc<App>) {
             continue;
         }
         waited = 0;
+        if let Err(e) = converge_stuck_once(&app).await {
+            tracing::warn!(error = %e, "converging routers left by dead jobs failed");
+        }
         match resync_once(&app, &mut health).await {
             Ok(report) if !report.resynced.is_empty() || !report.recovered.is_empty() => {
                 tracing::info!(
@@ -381,10 +497,14 @@ pub async fn sweep_once(app: &App, sweep: &Sweep) -> Result<Vec<String>, ApiErro
     Ok(sweep(names).await)
 }
 
-/// Runs [`sweep_once`] every [`SWEEP_INTERVAL`].
+/// Runs [`sweep_once`] [`FIRST_SWEEP_AFTER`] after the start (a manager
+/// restarted after a crash removes what the dead one left within a minute),
+/// then every [`SWEEP_INTERVAL`].
 pub async fn run_sweeper(app: Arc<App>, sweep: Sweep) {
+    let mut wait = FIRST_SWEEP_AFTER;
     loop {
-        tokio::time::sleep(SWEEP_INTERVAL).await;
+        tokio::time::sleep(wait).await;
+        wait = SWEEP_INTERVAL;
         match sweep_once(&app, &sweep).await {
             Ok(removed) if !removed.is_empty() => {
                 tracing::info!(?removed, "namespaces the database does not know removed");

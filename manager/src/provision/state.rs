@@ -132,30 +132,43 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
     };
 
     let domain = v.network_domain.clone().unwrap_or_default();
-    let mut tiers = Vec::new();
-    let mut dhcp = Vec::new();
-    let mut acl_ids: Vec<i64> = Vec::new();
-    for t in networks
+    // Only tiers plugged into the router are on it.
+    let plugged: Vec<(&network::Network, &router::Nic)> = networks
         .iter()
         .filter(|n| n.traffic_type == network::TRAFFIC_GUEST)
-    {
-        // Only tiers plugged into the router are on it.
-        let Some(nic) = nics
+        .filter_map(|t| {
+            nics.iter()
+                .find(|n| n.network_id == t.id && n.role == router::ROLE_GUEST)
+                .map(|nic| (t, nic))
+        })
+        .collect();
+    let gateway_rows = live_gateways(db, vpc_id, &nics).await?;
+    // Every ACL list in use, with its items, in two statements.
+    let mut acl_ids: Vec<i64> = plugged
+        .iter()
+        .filter_map(|(t, _)| t.network_acl_id)
+        .chain(gateway_rows.iter().filter_map(|(g, _)| g.network_acl_id))
+        .collect();
+    acl_ids.sort_unstable();
+    acl_ids.dedup();
+    let acl_lists = load_acl_lists(db, &acl_ids).await?;
+    let acl_uuid = |id: i64| -> Result<Uuid, ApiError> {
+        acl_ids
             .iter()
-            .find(|n| n.network_id == t.id && n.role == router::ROLE_GUEST)
-        else {
-            continue;
-        };
+            .position(|x| *x == id)
+            .map(|i| acl_lists[i].id)
+            .ok_or_else(|| corrupt("ACL list id", &id.to_string()))
+    };
+    let tier_ids: Vec<i64> = plugged.iter().map(|(t, _)| t.id).collect();
+    let leases = store::batch::dhcp_entries(db, &tier_ids).await?;
+
+    let mut tiers = Vec::new();
+    let mut dhcp = Vec::new();
+    for (t, nic) in &plugged {
         let cidr_text = t.cidr.clone().unwrap_or_default();
         let cidr = Ipv4Net::from_str(&cidr_text).map_err(|_| corrupt("tier CIDR", &cidr_text))?;
         let gateway = ipv4("tier gateway", t.gateway.as_deref().unwrap_or_default())?;
-        let acl_id = match t.network_acl_id {
-            Some(id) => {
-                acl_ids.push(id);
-                Some(acl_uuid(db, id).await?)
-            }
-            None => None,
-        };
+        let acl_id = t.network_acl_id.map(acl_uuid).transpose()?;
         let tier_uuid = uuid_of(&t.uuid)?;
         tiers.push(TierView {
             id: tier_uuid,
@@ -170,14 +183,14 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
             device_index: index(nic.device_index),
             mac: nic.mac_address.clone(),
         });
-        let entries = vm::dhcp_entries(db, t.id)
-            .await?
-            .into_iter()
+        let entries = leases
+            .iter()
+            .filter(|e| e.network_id == t.id)
             .map(|e| {
                 Ok(DhcpEntryView {
-                    mac: e.mac,
+                    mac: e.mac.clone(),
                     ip: ipv4("VM address", &e.ip)?,
-                    hostname: e.hostname,
+                    hostname: e.hostname.clone(),
                     default_gateway: e.default_nic,
                     ip6: None,
                     duid: None,
@@ -190,19 +203,17 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
         });
     }
 
-    let private_gateways = load_gateways(db, vpc_id, &nics, &mut acl_ids).await?;
-    let public_ips = load_public_ips(db, &v, &nics).await?;
-
-    acl_ids.sort_unstable();
-    acl_ids.dedup();
-    let mut acl_lists = Vec::new();
-    for id in acl_ids {
-        acl_lists.push(load_acl_list(db, id).await?);
-    }
-
+    let private_gateways = load_gateways(db, &gateway_rows, &networks, &acl_uuid).await?;
+    let allocated = allocated_ips(db, v.id).await?;
+    let public_ips = load_public_ips(db, &allocated, &nics).await?;
     let static_routes = load_routes(db, vpc_id, &private_gateways).await?;
     let (port_forwards, lb_rules) = load_rules(db, vpc_id).await?;
-    let static_nats = public_ips_static_nat(db, vpc_id).await?;
+    let static_nats = public_ips_static_nat(&allocated)?;
+    let vpc_zone = if v.zone_id == r.zone_id {
+        router_view.zone_id
+    } else {
+        zone_uuid(db, v.zone_id).await?
+    };
 
     Ok(Some(RouterState {
         vpc: VpcView {
@@ -210,7 +221,7 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
             name: v.name.clone(),
             cidr: Ipv4Net::from_str(&v.cidr).map_err(|_| corrupt("VPC CIDR", &v.cidr))?,
             network_domain: domain,
-            zone_id: zone_uuid(db, v.zone_id).await?,
+            zone_id: vpc_zone,
         },
         router: router_view,
         tiers,
@@ -248,37 +259,28 @@ pub async fn zone_uuid(db: &Db, id: i64) -> Result<Uuid, ApiError> {
     uuid_of(&z.uuid)
 }
 
-async fn acl_uuid(db: &Db, id: i64) -> Result<Uuid, ApiError> {
-    let l = acl::get_by_id(db, id)
-        .await?
-        .ok_or_else(|| corrupt("ACL list id", &id.to_string()))?;
-    uuid_of(&l.uuid)
-}
-
-/// An ACL list with its live items (the element sorts by number).
-pub async fn load_acl_list(db: &Db, id: i64) -> Result<AclListView, ApiError> {
-    let list = acl::get_by_id(db, id)
-        .await?
-        .ok_or_else(|| corrupt("ACL list id", &id.to_string()))?;
-    let items = acl::list_items(
-        db,
-        &acl::AclItemFilter {
-            acl_id: Some(id),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
+/// The ACL lists `ids` (sorted, distinct) with their live items, in the
+/// same order, in two statements.
+async fn load_acl_lists(db: &Db, ids: &[i64]) -> Result<Vec<AclListView>, ApiError> {
+    let lists = store::batch::acl_lists(db, ids).await?;
+    let items = store::batch::acl_items(db, ids).await?;
     let mut views = Vec::new();
-    for i in items {
-        views.push(acl_item_view(&i)?);
+    for id in ids {
+        let list = lists
+            .iter()
+            .find(|l| l.id == *id)
+            .ok_or_else(|| corrupt("ACL list id", &id.to_string()))?;
+        let mut item_views = Vec::new();
+        for i in items.iter().filter(|i| i.acl_id == *id) {
+            item_views.push(acl_item_view(i)?);
+        }
+        views.push(AclListView {
+            id: uuid_of(&list.uuid)?,
+            name: list.name.clone(),
+            items: item_views,
+        });
     }
-    Ok(AclListView {
-        id: uuid_of(&list.uuid)?,
-        name: list.name,
-        items: views,
-    })
+    Ok(views)
 }
 
 /// The view of a stored ACL item.
@@ -314,12 +316,13 @@ pub fn acl_item_view(i: &acl::AclItem) -> Result<AclItemView, ApiError> {
     })
 }
 
-async fn load_gateways(
+/// The VPC's private gateways that are on the router (a private NIC, not
+/// being deleted), with their NIC.
+async fn live_gateways<'n>(
     db: &Db,
     vpc_id: i64,
-    nics: &[router::Nic],
-    acl_ids: &mut Vec<i64>,
-) -> Result<Vec<PrivateGatewayView>, ApiError> {
+    nics: &'n [router::Nic],
+) -> Result<Vec<(gateway::PrivateGateway, &'n router::Nic)>, ApiError> {
     let gateways = gateway::list(
         db,
         &gateway::GatewayFilter {
@@ -330,30 +333,30 @@ async fn load_gateways(
     )
     .await?
     .items;
+    Ok(gateways
+        .into_iter()
+        .filter(|g| g.state != gateway::GATEWAY_DELETING)
+        .filter_map(|g| {
+            nics.iter()
+                .find(|n| n.network_id == g.network_id && n.role == router::ROLE_PRIVATE)
+                .map(|nic| (g, nic))
+        })
+        .collect())
+}
+
+async fn load_gateways(
+    db: &Db,
+    gateways: &[(gateway::PrivateGateway, &router::Nic)],
+    networks: &[network::Network],
+    acl_uuid: &(dyn Fn(i64) -> Result<Uuid, ApiError> + Sync),
+) -> Result<Vec<PrivateGatewayView>, ApiError> {
     let mut views = Vec::new();
-    for g in gateways {
-        let Some(nic) = nics
-            .iter()
-            .find(|n| n.network_id == g.network_id && n.role == router::ROLE_PRIVATE)
-        else {
-            continue;
-        };
-        if g.state == gateway::GATEWAY_DELETING {
-            continue;
-        }
-        let acl_id = match g.network_acl_id {
-            Some(id) => {
-                acl_ids.push(id);
-                Some(acl_uuid(db, id).await?)
-            }
-            None => None,
-        };
-        let network = network::get_by_id(db, g.network_id)
-            .await?
-            .ok_or_else(|| corrupt("network id", &g.network_id.to_string()))?;
+    for (g, nic) in gateways {
+        let acl_id = g.network_acl_id.map(acl_uuid).transpose()?;
+        let (network_id, _) = network_of(db, g.network_id, networks).await?;
         views.push(PrivateGatewayView {
             id: uuid_of(&g.uuid)?,
-            network_id: uuid_of(&network.uuid)?,
+            network_id,
             ip: ipv4("gateway address", &g.ip4_address)?,
             prefix: prefix(Some(&g.netmask))?,
             gateway: ipv4("gateway next hop", &g.gateway)?,
@@ -370,17 +373,25 @@ async fn load_gateways(
 
 async fn load_public_ips(
     db: &Db,
-    v: &vpc::Vpc,
+    ips: &[vlan::PublicIp],
     nics: &[router::Nic],
 ) -> Result<Vec<PublicIpView>, ApiError> {
     let Some(public_nic) = nics.iter().find(|n| n.role == router::ROLE_PUBLIC) else {
         return Ok(Vec::new());
     };
-    let ips = allocated_ips(db, v.id).await?;
+    // A VPC's addresses come from a few ranges: each is read once.
+    let mut ranges: Vec<vlan::VlanRange> = Vec::new();
     let mut views = Vec::new();
     for ip in ips {
-        let range = vlan::range_by_id(db, ip.vlan_db_id)
-            .await?
+        if !ranges.iter().any(|r| r.id == ip.vlan_db_id) {
+            let range = vlan::range_by_id(db, ip.vlan_db_id)
+                .await?
+                .ok_or_else(|| corrupt("public range id", &ip.vlan_db_id.to_string()))?;
+            ranges.push(range);
+        }
+        let range = ranges
+            .iter()
+            .find(|r| r.id == ip.vlan_db_id)
             .ok_or_else(|| corrupt("public range id", &ip.vlan_db_id.to_string()))?;
         views.push(PublicIpView {
             id: uuid_of(&ip.uuid)?,
@@ -498,6 +509,12 @@ async fn load_rules(
     )
     .await?
     .items;
+    let lb_ids: Vec<i64> = rules
+        .iter()
+        .filter(|r| r.purpose == rule::PURPOSE_LOAD_BALANCING && rule_state(&r.state).is_live())
+        .map(|r| r.id)
+        .collect();
+    let members = store::batch::lb_members(db, &lb_ids).await?;
     let mut forwards = Vec::new();
     let mut balancers = Vec::new();
     for r in rules {
@@ -528,13 +545,10 @@ async fn load_rules(
                     continue;
                 };
                 let mut backends = Vec::new();
-                for member in rule::members_with_vms(db, r.id).await? {
+                for member in members.iter().filter(|m| m.load_balancer_id == r.id) {
                     // The VM's UUID names the backend in the agent's logs.
-                    let vm_id = match member.vm_id {
-                        Some(id) => match vm::get_by_id(db, id).await? {
-                            Some(v) => uuid_of(&v.uuid)?,
-                            None => Uuid::nil(),
-                        },
+                    let vm_id = match &member.vm_uuid {
+                        Some(uuid) => uuid_of(uuid)?,
                         None => Uuid::nil(),
                     };
                     backends.push(LbBackendView {
@@ -564,10 +578,9 @@ async fn load_rules(
 }
 
 /// Static NAT: every address of the VPC with one-to-one NAT and a VM address.
-async fn public_ips_static_nat(db: &Db, vpc_id: i64) -> Result<Vec<StaticNatView>, ApiError> {
-    let ips = allocated_ips(db, vpc_id).await?;
+fn public_ips_static_nat(ips: &[vlan::PublicIp]) -> Result<Vec<StaticNatView>, ApiError> {
     let mut views = Vec::new();
-    for ip in ips.into_iter().filter(|ip| ip.one_to_one_nat) {
+    for ip in ips.iter().filter(|ip| ip.one_to_one_nat) {
         let Some(vm_ip) = ip.vm_ip.as_deref() else {
             continue;
         };

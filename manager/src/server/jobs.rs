@@ -96,10 +96,14 @@ impl Jobs {
     }
 
     /// Fails every job this manager left in progress when it last stopped:
-    /// none stays pending forever.
+    /// none stays pending forever. What such a job half-made is undone first
+    /// ([`crate::provision::recovery`]), while the job still holds its sync
+    /// object, so a failed job means the same after a crash as after an
+    /// ordinary failure.
     pub async fn recover(&self, app: &App) -> Result<usize, store::StoreError> {
         let abandoned = job::jobs_in_progress_for(&app.db, &self.owner).await?;
         for j in &abandoned {
+            crate::provision::recovery::undo_abandoned(app, j).await;
             let result = json!({ "errorcode": 530, "errortext": ABANDONED }).to_string();
             job::complete(&app.db, j.id, job::Outcome::failed(530, result)).await?;
             tracing::warn!(job = %j.uuid, cmd = %j.cmd, "failed a job left running by the previous start");

@@ -165,8 +165,8 @@ pub struct AclItemFilter {
     pub state: Option<String>,
 }
 
-const COLUMNS: &str = "id, uuid, name, description, vpc_id, created, removed";
-const ITEM_COLUMNS: &str = "id, uuid, acl_id, number, action, traffic_type, protocol, \
+pub(super) const COLUMNS: &str = "id, uuid, name, description, vpc_id, created, removed";
+pub(super) const ITEM_COLUMNS: &str = "id, uuid, acl_id, number, action, traffic_type, protocol, \
      start_port, end_port, icmp_type, icmp_code, cidr_list, state, reason, created, removed";
 
 /// Creates a list of a VPC.

@@ -58,6 +58,7 @@ mod query;
 
 pub mod account;
 pub mod acl;
+pub mod batch;
 pub mod bootstrap;
 pub mod config;
 pub mod domain;
@@ -195,6 +196,9 @@ pub type TxFuture<'t, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send +
 // failing with "database is locked".
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(15);
 const SQLITE_MAX_CONNECTIONS: u32 = 8;
+/// How long a query waits for a pooled connection unless the settings say
+/// otherwise (`database_acquire_timeout_ms`).
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 const POSTGRES_MAX_CONNECTIONS: u32 = 16;
 
 impl Db {
@@ -202,9 +206,18 @@ impl Db {
     /// ([`bootstrap::seed`]). `url` is `sqlite://PATH[?mode=rwc]`, `sqlite:PATH`, a plain
     /// file path (SQLite, created if missing), or `postgres://...` / `postgresql://...`.
     pub async fn connect(url: &str) -> Result<Db> {
+        Db::connect_with(url, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// [`Db::connect`] with the longest wait for a pooled connection: when the
+    /// database is down every query fails after `acquire_timeout` instead of
+    /// hanging (sqlx's default is 30 s); the pool reconnects by itself once
+    /// the database is back.
+    pub async fn connect_with(url: &str, acquire_timeout: Duration) -> Result<Db> {
         let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(POSTGRES_MAX_CONNECTIONS)
+                .acquire_timeout(acquire_timeout)
                 .connect(url)
                 .await?;
             migrations::postgres().run(&pool).await?;
@@ -227,6 +240,7 @@ impl Db {
                 .busy_timeout(SQLITE_BUSY_TIMEOUT);
             let pool = SqlitePoolOptions::new()
                 .max_connections(SQLITE_MAX_CONNECTIONS)
+                .acquire_timeout(acquire_timeout)
                 .connect_with(options)
                 .await?;
             migrations::sqlite().run(&pool).await?;
@@ -251,6 +265,32 @@ impl Db {
             Db::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())?,
         }
         Ok(())
+    }
+
+    /// Whether the database answers within `budget`, and why not (for
+    /// `/healthz`, which must answer even when the database does not). A
+    /// pool that cannot connect keeps retrying until its acquire timeout and
+    /// then only says it timed out; one direct connection attempt in the
+    /// remaining time gives the reason (refused, unknown host …).
+    pub async fn health(&self, budget: Duration) -> std::result::Result<(), String> {
+        use sqlx::{ConnectOptions, Connection};
+        let half = budget / 2;
+        match tokio::time::timeout(half, self.ping()).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => {}
+        }
+        let direct = async {
+            match self {
+                Db::Postgres(pool) => pool.connect_options().connect().await?.close().await,
+                Db::Sqlite(pool) => pool.connect_options().connect().await?.close().await,
+            }
+        };
+        match tokio::time::timeout(half, direct).await {
+            Ok(Err(e)) => Err(format!("unreachable: {e}")),
+            Ok(Ok(())) => Err(format!("no pooled connection free within {half:?}")),
+            Err(_) => Err(format!("no answer within {budget:?}")),
+        }
     }
 
     /// Opens a transaction. On SQLite it takes the write lock at once (`BEGIN

@@ -39,6 +39,8 @@ impl TestManager {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data_dir.path().to_path_buf(),
             database_url: database_url.clone(),
+            // The recording backend below: ask for the simulation by name.
+            driver: vpc_manager::settings::DriverKind::Simulated,
             ..Settings::default()
         };
         let agent = Arc::new(RecordingAgentClient::new());

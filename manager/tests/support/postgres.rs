@@ -15,7 +15,7 @@
 //!
 //! Missing binaries are a test failure with a clear message, never a skip.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +31,7 @@ const PORT: u16 = 5432;
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const SIGQUIT: i32 = 3;
+const SIGINT: i32 = 2;
 const DIR_PREFIX: &str = "vpc-test-pg-";
 /// Age after which a cluster dir without a live postmaster is deleted.
 pub const STALE_AFTER: Duration = Duration::from_secs(600);
@@ -44,7 +45,9 @@ unsafe extern "C" {
 pub struct Cluster {
     dir: Mutex<Option<tempfile::TempDir>>,
     socket_dir: PathBuf,
-    pid: u32,
+    /// The TCP port on 127.0.0.1 when the cluster listens there too.
+    tcp_port: Option<u16>,
+    pid: Mutex<u32>,
     stop: Mutex<Option<mpsc::Sender<()>>>,
     stopped: Mutex<Option<mpsc::Receiver<()>>>,
     next_db: AtomicUsize,
@@ -74,6 +77,21 @@ impl Cluster {
 
     /// Initialises and starts a new cluster. Panics (with the server log) on failure.
     pub fn start() -> Cluster {
+        Cluster::start_with(None)
+    }
+
+    /// [`Cluster::start`] listening on TCP too (127.0.0.1, a free port), and
+    /// reached there: a client of a stopped server then gets "connection
+    /// refused", as from a real database host, not a missing socket file.
+    pub fn start_tcp() -> Cluster {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free TCP port")
+            .port();
+        Cluster::start_with(Some(port))
+    }
+
+    fn start_with(tcp_port: Option<u16>) -> Cluster {
         let bin = bin_dir();
         let as_postgres = is_root();
         sweep_stale(&std::env::temp_dir());
@@ -100,25 +118,12 @@ impl Cluster {
         }
 
         let log_path = dir.path().join("postgres.log");
-        let log = File::create(&log_path).expect("create the server log");
-        let mut postgres = server_command(&bin.join("postgres"), as_postgres, true, dir.path());
-        postgres
-            .arg("-D")
-            .arg(&data)
-            .arg("-k")
-            .arg(dir.path())
-            .args(["-p", &PORT.to_string(), "-F"])
-            .args(["-c", "listen_addresses=", "-c", "max_connections=300"])
-            .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log handle"))
-            .stderr(log);
-
-        let (pid, stop, stopped) = spawn_keeper(postgres);
+        let (pid, stop, stopped) = spawn_keeper(postgres_command(dir.path(), tcp_port));
         let cluster = Cluster {
             socket_dir: dir.path().to_path_buf(),
+            tcp_port,
             dir: Mutex::new(Some(dir)),
-            pid,
+            pid: Mutex::new(pid),
             stop: Mutex::new(Some(stop)),
             stopped: Mutex::new(Some(stopped)),
             next_db: AtomicUsize::new(0),
@@ -138,6 +143,9 @@ impl Cluster {
 
     /// URL of database `name` (Unix socket in the cluster dir, user `postgres`).
     pub fn url_for(&self, name: &str) -> String {
+        if let Some(port) = self.tcp_port {
+            return format!("postgres://postgres@127.0.0.1:{port}/{name}?sslmode=disable");
+        }
         format!(
             "postgres://postgres@localhost:{PORT}/{name}?host={}&sslmode=disable",
             self.socket_dir.display()
@@ -158,9 +166,54 @@ impl Cluster {
         self.url_for(&name)
     }
 
+    /// The server's log (statements too, for a database with
+    /// `log_statement = 'all'`).
+    pub fn log_path(&self) -> PathBuf {
+        self.socket_dir.join("postgres.log")
+    }
+
     /// The postmaster's pid.
     pub fn pid(&self) -> u32 {
-        self.pid
+        *self.pid.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Shuts the server down and keeps its data, as an outage would; start it
+    /// again with [`Cluster::start_server`]. Not for [`Cluster::shared`].
+    pub fn stop_server(&self) {
+        // A fast shutdown (SIGINT) writes what was committed: with
+        // synchronous_commit off, the immediate one of `stop` could lose the
+        // last commits, which an outage test must not confuse with its own
+        // findings.
+        let pid = self.pid();
+        // SAFETY: kill(2) on our own child, not reaped yet (the keeper reaps
+        // it only after the sender below is dropped), so the pid is not reused.
+        unsafe { kill(pid as i32, SIGINT) };
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while alive(pid) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        drop(self.stop.lock().unwrap_or_else(|e| e.into_inner()).take());
+        if let Some(stopped) = self
+            .stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = stopped.recv_timeout(STOP_TIMEOUT * 2);
+        }
+    }
+
+    /// Starts the server again on the same data and socket after
+    /// [`Cluster::stop_server`]. Panics (with the server log) on failure.
+    pub fn start_server(&self) {
+        let (pid, stop, stopped) = spawn_keeper(postgres_command(&self.socket_dir, self.tcp_port));
+        *self.pid.lock().unwrap_or_else(|e| e.into_inner()) = pid;
+        *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop);
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = Some(stopped);
+        if let Err(why) = wait_ready(&self.socket_dir.join("data"), pid) {
+            let log = fs::read_to_string(self.socket_dir.join("postgres.log")).unwrap_or_default();
+            panic!("the test PostgreSQL server did not start again ({why}); its log:\n{log}");
+        }
     }
 
     /// Stops the server and deletes the cluster dir (idempotent).
@@ -227,6 +280,34 @@ fn postgres_ids() -> (u32, u32) {
             "running as root needs a `postgres` system user to run the test cluster \
              (PostgreSQL refuses to run as root); it comes with Debian's postgresql package",
         )
+}
+
+/// The postmaster of the cluster in `dir` (data in `dir/data`, socket in
+/// `dir`), logging to `dir/postgres.log` (appended: a restart keeps the
+/// earlier log).
+fn postgres_command(dir: &Path, tcp_port: Option<u16>) -> Command {
+    let (port, listen) = match tcp_port {
+        Some(port) => (port, "listen_addresses=127.0.0.1"),
+        None => (PORT, "listen_addresses="),
+    };
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("postgres.log"))
+        .expect("open the server log");
+    let mut postgres = server_command(&bin_dir().join("postgres"), is_root(), true, dir);
+    postgres
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-k")
+        .arg(dir)
+        .args(["-p", &port.to_string(), "-F"])
+        .args(["-c", listen, "-c", "max_connections=300"])
+        .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("clone the log handle"))
+        .stderr(log);
+    postgres
 }
 
 /// `setpriv [--reuid postgres …] [--pdeathsig SIGQUIT] -- <tool>`.

@@ -363,6 +363,10 @@ impl Inner {
 }
 
 impl RouterDriver for NetnsDriver {
+    fn hypervisor(&self) -> &'static str {
+        "netns"
+    }
+
     async fn start_router(&self, router: &RouterView) -> Result<AgentEndpoint, DriverError> {
         Ok(self.inner.start_router(router).await?)
     }

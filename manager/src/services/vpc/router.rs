@@ -9,7 +9,7 @@ use crate::server::jobs::{JobBody, vpc_sync};
 use crate::server::registry::{
     ADMINS, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req,
 };
-use crate::server::{Ctx, Reply, page};
+use crate::server::{App, Ctx, Reply, page};
 use crate::services::owner;
 use crate::store::{Db, network, router, vpc, zone};
 use crate::{handler, job_body};
@@ -177,11 +177,12 @@ async fn submit(ctx: &Ctx, params: &Params, r: &router::Router) -> Result<Reply,
     Ok(Reply::Job { job_id })
 }
 
-async fn router_result(db: &Db, id: i64) -> Result<serde_json::Value, ApiError> {
-    let r = router::get_by_id(db, id)
+async fn router_result(app: &App, id: i64) -> Result<serde_json::Value, ApiError> {
+    let r = router::get_by_id(&app.db, id)
         .await?
         .ok_or_else(|| ApiError::param("The router was destroyed meanwhile"))?;
-    Ok(json!({ "router": router_view(db, &r, true).await? }))
+    let hypervisor = app.network.hypervisor();
+    Ok(json!({ "router": router_view(&app.db, &r, true, hypervisor).await? }))
 }
 
 async fn live_router(db: &Db, id: i64) -> Result<router::Router, ApiError> {
@@ -207,7 +208,7 @@ job_body!(stop_router_job, |job, info| {
     let r = live_router(&app.db, info["id"].as_i64().unwrap_or_default()).await?;
     let _guard = app.network.lock_vpc(r.vpc_id.unwrap_or_default()).await;
     stop(app, &r, info["forced"].as_bool().unwrap_or(false)).await?;
-    router_result(&app.db, r.id).await
+    router_result(app, r.id).await
 });
 
 handler!(start_router, |ctx, params| {
@@ -226,7 +227,7 @@ job_body!(start_router_job, |job, info| {
     let r = live_router(&app.db, info["id"].as_i64().unwrap_or_default()).await?;
     let _guard = app.network.lock_vpc(r.vpc_id.unwrap_or_default()).await;
     provision::vpc::start_router(&app.db, &app.network, &r).await?;
-    router_result(&app.db, r.id).await
+    router_result(app, r.id).await
 });
 
 handler!(reboot_router, |ctx, params| {
@@ -251,7 +252,7 @@ job_body!(reboot_router_job, |job, info| {
     } else {
         provision::vpc::reboot_router(&app.db, &app.network, &r).await?;
     }
-    router_result(&app.db, r.id).await
+    router_result(app, r.id).await
 });
 
 handler!(list_routers, |ctx, params| {
@@ -300,7 +301,7 @@ handler!(list_routers, |ctx, params| {
     let listed = router::list(db, &filter, page).await?;
     let mut items = Vec::with_capacity(listed.items.len());
     for r in &listed.items {
-        items.push(router_view(db, r, true).await?);
+        items.push(router_view(db, r, true, ctx.app.network.hypervisor()).await?);
     }
     Ok(Reply::List {
         count: listed.total as u64,

@@ -92,8 +92,14 @@ pub async fn vpc_view(db: &Db, v: &vpc::Vpc, with_tiers: bool) -> Result<Value, 
     Ok(out)
 }
 
-/// A router as listRouters shows it.
-pub async fn router_view(db: &Db, r: &router::Router, admin: bool) -> Result<Value, ApiError> {
+/// A router as listRouters shows it; `hypervisor` names what runs it
+/// (`Simulator` when nothing does).
+pub async fn router_view(
+    db: &Db,
+    r: &router::Router,
+    admin: bool,
+    hypervisor: &str,
+) -> Result<Value, ApiError> {
     let (zone_uuid, zone_name) = zone_name(db, r.zone_id).await?;
     let v = match r.vpc_id {
         Some(id) => vpc::get_by_id(db, id).await?,
@@ -140,7 +146,7 @@ pub async fn router_view(db: &Db, r: &router::Router, admin: bool) -> Result<Val
         "vpcname": v.as_ref().map(|v| v.name.clone()),
         "networkdomain": v.as_ref().and_then(|v| v.network_domain.clone()),
         "role": "VIRTUAL_ROUTER",
-        "hypervisor": "netns",
+        "hypervisor": hypervisor,
         "isredundantrouter": false,
         "redundantstate": "UNKNOWN",
         "requiresupgrade": false,
