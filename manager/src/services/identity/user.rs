@@ -3,7 +3,10 @@
 use serde_json::json;
 
 use super::views::{user_fields, user_view};
-use super::{account_param, denied, domain_param, paging, spec, user_params};
+use super::{
+    Target, account_param, denied, domain_param, may_manage_account, may_manage_user, paging, spec,
+    user_params,
+};
 use crate::api::{ApiError, Params};
 use crate::handler;
 use crate::server::registry::{ADMINS, ALL, CommandSpec, Kind, ParamType::*, field, opt, req};
@@ -85,6 +88,9 @@ handler!(create_user, |ctx, params| {
                 d.uuid
             ))
         })?;
+    if !may_manage_account(&ctx.caller, Target::of(&a)) {
+        return Err(denied(ctx, &format!("account {}", a.uuid)));
+    }
     let created = user::create(
         &ctx.app.db,
         user::NewUser {
@@ -139,8 +145,8 @@ handler!(list_users_handler, |ctx, params| {
     })
 });
 
-/// The live user named by `id`, which the caller must cover: users only
-/// themselves, admins the users of accounts they cover.
+/// The live user named by `id`, whose keys the caller may manage (see
+/// [`may_manage_user`]).
 async fn user_param(ctx: &Ctx, params: &Params) -> Result<user::User, ApiError> {
     let id = params.required_uuid(ctx.command, "id")?.to_string();
     let u = user::get_by_uuid(&ctx.app.db, &id)
@@ -150,11 +156,7 @@ async fn user_param(ctx: &Ctx, params: &Params) -> Result<user::User, ApiError> 
     let a = account::get_by_id(&ctx.app.db, u.account_id)
         .await?
         .ok_or_else(|| ApiError::invalid_id("id", &id))?;
-    let allowed = match ctx.caller.role {
-        Role::User => u.id == ctx.caller.user_id,
-        _ => ctx.caller.covers(a.id, &a.domain_path),
-    };
-    if !allowed {
+    if !may_manage_user(&ctx.caller, Target::of(&a), u.id) {
         return Err(denied(ctx, &format!("user {id}")));
     }
     Ok(u)
