@@ -229,6 +229,7 @@ pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::string::String;
 
     fn caller(account_id: i64, user_id: i64, role: Role, path: &str) -> Caller {
         Caller {
