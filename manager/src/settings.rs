@@ -66,6 +66,10 @@ pub struct Settings {
     /// At the first start, create a zone ready for VPCs (see
     /// `store::bootstrap::first_zone`).
     pub bootstrap_zone: bool,
+    /// The file holding the database key that seals secrets at rest (base64
+    /// of 32 bytes); `VPC_DATABASE_KEY` in the environment wins over it.
+    /// Default: `database.key` in data_dir, generated at the first start.
+    pub database_key_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -83,6 +87,7 @@ impl Default for Settings {
             agent_path: None,
             agent_transport: AgentTransport::default(),
             bootstrap_zone: false,
+            database_key_file: None,
         }
     }
 }

@@ -76,10 +76,15 @@ async fn by_signature(app: &App, params: &Params, api_key: &str) -> Result<Calle
         .await
         .map_err(store_error)?
         .ok_or_else(ApiError::unauthorized)?;
-    let secret = identity
+    let stored = identity
         .secret_key
-        .clone()
+        .as_deref()
         .ok_or_else(ApiError::unauthorized)?;
+    // Opened in memory only for this check.
+    let secret = app.secrets.open(stored).map_err(|e| {
+        tracing::error!(user = %identity.user_uuid, error = %e, "secret key");
+        ApiError::unauthorized()
+    })?;
     let signature = params.get("signature").ok_or_else(ApiError::unauthorized)?;
     if params.get("signatureversion") == Some("3") {
         let expires = params

@@ -164,7 +164,7 @@ async fn user_param(ctx: &Ctx, params: &Params) -> Result<user::User, ApiError> 
 
 handler!(register_user_keys, |ctx, params| {
     let u = user_param(ctx, params).await?;
-    let (apikey, secretkey) = user::register_keys(&ctx.app.db, u.id).await?;
+    let (apikey, secretkey) = user::register_keys(&ctx.app.db, u.id, &ctx.app.secrets).await?;
     Ok(Reply::Object(
         json!({ "apikey": apikey, "secretkey": secretkey }),
     ))
@@ -172,7 +172,16 @@ handler!(register_user_keys, |ctx, params| {
 
 handler!(get_user_keys, |ctx, params| {
     let u = user_param(ctx, params).await?;
+    let secret = match u.secret_key.as_deref() {
+        Some(stored) => Some(ctx.app.secrets.open(stored).map_err(|e| {
+            tracing::error!(user = %u.uuid, error = %e, "secret key");
+            ApiError::internal(
+                "Internal error executing command, please contact your system administrator",
+            )
+        })?),
+        None => None,
+    };
     Ok(Reply::Object(
-        json!({ "apikey": u.api_key, "secretkey": u.secret_key }),
+        json!({ "apikey": u.api_key, "secretkey": secret }),
     ))
 });
