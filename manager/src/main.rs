@@ -58,6 +58,16 @@ struct ServeArgs {
     /// in 203.0.113.0/24.
     #[arg(long)]
     bootstrap_zone: bool,
+    /// PEM certificate chain: with --tls-key, the API is served over HTTPS.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// File holding the database key that seals secrets at rest (base64 of
+    /// 32 bytes; VPC_DATABASE_KEY wins; default data_dir/database.key).
+    #[arg(long)]
+    database_key_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -203,6 +213,15 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     }
     if args.bootstrap_zone {
         s.bootstrap_zone = true;
+    }
+    if let Some(v) = &args.tls_cert {
+        s.tls_cert = Some(v.clone());
+    }
+    if let Some(v) = &args.tls_key {
+        s.tls_key = Some(v.clone());
+    }
+    if let Some(v) = &args.database_key_file {
+        s.database_key_file = Some(v.clone());
     }
     Ok(s)
 }

@@ -214,6 +214,12 @@ impl Manager {
         {
             tracing::info!("created zone1: guest VLANs 100-999, public range 203.0.113.10-250");
         }
+        match (&settings.tls_cert, &settings.tls_key) {
+            // A bad certificate stops the start, not the first request.
+            (Some(cert), Some(key)) => drop(http::tls_acceptor(cert, key)?),
+            (None, None) => {}
+            _ => anyhow::bail!("tls_cert and tls_key go together: give both or neither"),
+        }
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -230,6 +236,7 @@ impl Manager {
             jobs,
             settings,
             secrets,
+            logins: Default::default(),
             network: Network::new(plugins, backend),
         });
         app.network
@@ -284,9 +291,18 @@ impl Manager {
             },
         );
         let router = http::router(self.app.clone()).layer(trace);
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let settings = &self.app.settings;
+        match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => {
+                let acceptor = http::tls_acceptor(cert, key)?;
+                http::serve_tls(self.listener, router, acceptor, shutdown).await;
+            }
+            _ => {
+                axum::serve(self.listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await?;
+            }
+        }
         // No new job starts; the ones still running are left resumable.
         runner.abort();
         for task in tasks {

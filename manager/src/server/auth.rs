@@ -2,16 +2,72 @@
 //! login session (§1.4). Every failure is a 401 with CloudStack's text, so a
 //! probe learns nothing about which part was wrong.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use axum::http::{HeaderMap, header};
 use serde_json::{Value, json};
 
 use crate::api::{ApiError, Params, parse_expires, verify};
 use crate::server::context::{App, Caller};
 use crate::server::registry::Role;
-use crate::store::{self, account, domain, session, user};
+use crate::store::{self, account, config, domain, session, user};
 
 /// How long a login session lives without use (CloudStack's default 30 min).
 pub const SESSION_TTL_MS: i64 = 30 * 60 * 1000;
+
+/// CloudStack's default of `incorrect.login.attempts.allowed`.
+const DEFAULT_LOGIN_ATTEMPTS: i64 = 5;
+
+/// Password checks for `login`: the hash runs on the blocking pool, at most
+/// one per core at a time, so wrong-password floods queue among themselves
+/// instead of stalling the async workers every other request needs.
+pub struct Logins {
+    hashers: tokio::sync::Semaphore,
+    /// A hash of a random password with the same cost as real ones: checked
+    /// when there is no user (or no password), so an unknown name costs the
+    /// same hash as a wrong password and names cannot be told apart by time.
+    decoy: Arc<str>,
+    checks: AtomicU64,
+}
+
+impl Logins {
+    /// A checker running at most `parallel` hashes at once.
+    pub fn new(parallel: usize) -> Logins {
+        Logins {
+            hashers: tokio::sync::Semaphore::new(parallel.max(1)),
+            decoy: user::hash_password(&user::random_key()).into(),
+            checks: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether `password` matches the `stored` hash; with no hash, the decoy
+    /// is checked (always false) so the time spent is the same.
+    pub async fn verify(&self, stored: Option<&str>, password: &str) -> bool {
+        let Ok(_permit) = self.hashers.acquire().await else {
+            return false;
+        };
+        self.checks.fetch_add(1, Ordering::Relaxed);
+        let real = stored.is_some();
+        let hash: Arc<str> = stored.map_or_else(|| self.decoy.clone(), Arc::from);
+        let password = password.to_string();
+        let matched = tokio::task::spawn_blocking(move || user::verify_password(&hash, &password))
+            .await
+            .unwrap_or(false);
+        real && matched
+    }
+
+    /// How many password hashes were checked (real or decoy).
+    pub fn password_checks(&self) -> u64 {
+        self.checks.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for Logins {
+    fn default() -> Self {
+        Logins::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+}
 
 fn store_error(e: store::StoreError) -> ApiError {
     tracing::error!(error = %e, "store error");
@@ -119,8 +175,18 @@ async fn by_session(app: &App, key: &str) -> Result<Caller, ApiError> {
 
 /// `login` (POST only): username, password, and `domain` (a path such as `/`
 /// or `/customers/acme`) or `domainId`. Returns the response content and the
-/// cookies to set.
-pub async fn login(app: &App, params: &Params) -> Result<(Value, Vec<String>), ApiError> {
+/// cookies to set (`secure`: the API is served over TLS).
+///
+/// Every attempt costs one password hash, also for an unknown domain or user
+/// (see [`Logins`]). Wrong passwords of an enabled user count; at
+/// `incorrect.login.attempts.allowed` in a row the user is disabled, and a
+/// successful login resets the count (CloudStack's `AccountManagerImpl`,
+/// which exempts root admin accounts from the lock).
+pub async fn login(
+    app: &App,
+    params: &Params,
+    secure: bool,
+) -> Result<(Value, Vec<String>), ApiError> {
     let username = params.required_string("login", "username")?;
     let password = params.required_string("login", "password")?;
     let failed = || {
@@ -146,21 +212,39 @@ pub async fn login(app: &App, params: &Params) -> Result<(Value, Vec<String>), A
                 .map_err(store_error)?
         }
     }
-    .filter(|d| d.removed.is_none())
-    .ok_or_else(failed)?;
-    let found = user::get_by_username(&app.db, domain.id, &username)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(failed)?;
-    let hash = found.password.as_deref().ok_or_else(failed)?;
-    if !user::verify_password(hash, &password) {
-        return Err(failed());
-    }
+    .filter(|d| d.removed.is_none());
+    let found = match &domain {
+        Some(d) => user::get_by_username(&app.db, d.id, &username)
+            .await
+            .map_err(store_error)?,
+        None => None,
+    };
+    let stored = found.as_ref().and_then(|u| u.password.as_deref());
+    let matched = app.logins.verify(stored, &password).await;
+    let found = found.ok_or_else(failed)?;
     let identity = user::identity_by_user_id(&app.db, found.id)
         .await
         .map_err(store_error)?
         .ok_or_else(failed)?;
+    if !matched {
+        if identity.account_type != account::TYPE_ADMIN {
+            let allowed = config::value_i64(&app.db, "incorrect.login.attempts.allowed")
+                .await
+                .map_err(store_error)?
+                .unwrap_or(DEFAULT_LOGIN_ATTEMPTS);
+            let counted = user::record_failed_login(&app.db, found.id, allowed)
+                .await
+                .map_err(store_error)?;
+            if let Some((attempts, true)) = counted {
+                tracing::warn!(user = %found.uuid, attempts, "user disabled after wrong passwords in a row");
+            }
+        }
+        return Err(failed());
+    }
     let caller = caller_of(identity).map_err(|_| failed())?;
+    user::reset_login_attempts(&app.db, found.id)
+        .await
+        .map_err(store_error)?;
     let created = session::create(&app.db, found.id, SESSION_TTL_MS)
         .await
         .map_err(store_error)?;
@@ -178,11 +262,20 @@ pub async fn login(app: &App, params: &Params) -> Result<(Value, Vec<String>), A
             "registered": "false",
         }
     });
-    let cookie = format!(
-        "sessionkey={}; Path=/client; HttpOnly; SameSite=Lax",
-        created.session_key
-    );
-    Ok((body, vec![cookie]))
+    Ok((body, vec![session_cookie(&created.session_key, secure)]))
+}
+
+/// The session cookie: never readable by scripts (`HttpOnly`), and sent
+/// back over TLS only when the API is served over TLS (`Secure`).
+pub fn session_cookie(value: &str, secure: bool) -> String {
+    let mut cookie = format!("sessionkey={value}; Path=/client; HttpOnly; SameSite=Lax");
+    if value.is_empty() {
+        cookie.push_str("; Max-Age=0");
+    }
+    if secure {
+        cookie.push_str("; Secure");
+    }
+    cookie
 }
 
 /// `logout`: ends the session named by the cookie or the parameter.

@@ -360,6 +360,49 @@ pub async fn set_password<'a>(
     Ok(done == 1)
 }
 
+/// Counts a wrong password of a live enabled user: with `allowed` > 0, the
+/// `allowed`-th failure in a row disables the user (CloudStack's
+/// `incorrect.login.attempts.allowed`); with `allowed` <= 0 nothing is
+/// counted. One statement, so concurrent failures all count. Returns the
+/// failures in a row and whether the user is now disabled; None when
+/// nothing was counted (unknown, removed or not enabled).
+pub async fn record_failed_login<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    allowed: i64,
+) -> Result<Option<(i64, bool)>> {
+    if allowed <= 0 {
+        return Ok(None);
+    }
+    let mut ex = ex.into();
+    let row: Option<(i64, String)> = on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "UPDATE users SET login_attempts = login_attempts + 1, \
+             state = CASE WHEN login_attempts + 1 >= $2 THEN 'disabled' ELSE state END \
+             WHERE id = $1 AND removed IS NULL AND state = 'enabled' \
+             RETURNING CAST(login_attempts AS BIGINT), state",
+        )
+        .bind(id)
+        .bind(allowed)
+        .fetch_optional(c)
+        .await?
+    });
+    Ok(row.map(|(attempts, state)| (attempts, state != "enabled")))
+}
+
+/// Forgets a user's wrong passwords (after a successful login, or when an
+/// administrator enables the user).
+pub async fn reset_login_attempts<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<()> {
+    let mut ex = ex.into();
+    on_db!(&mut ex, c => {
+        sqlx::query("UPDATE users SET login_attempts = 0 WHERE id = $1 AND login_attempts <> 0")
+            .bind(id)
+            .execute(c)
+            .await?;
+    });
+    Ok(())
+}
+
 /// Enables or disables a live user.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
     query::set_live_state(&mut ex.into(), "users", id, state).await
