@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, header};
 use serde_json::{Value, json};
@@ -29,6 +30,11 @@ pub struct Logins {
     /// same hash as a wrong password and names cannot be told apart by time.
     decoy: Arc<str>,
     checks: AtomicU64,
+    /// How long the last failed login of a real user took (µs): a failure
+    /// without a user waits until as long has passed, so the store lookups
+    /// a real user costs do not tell names apart either (CloudStack's
+    /// `validUserLastAuthTimeDurationInMs`).
+    last_real_failure_us: AtomicU64,
 }
 
 impl Logins {
@@ -38,6 +44,22 @@ impl Logins {
             hashers: tokio::sync::Semaphore::new(parallel.max(1)),
             decoy: user::hash_password(&user::random_key()).into(),
             checks: AtomicU64::new(0),
+            last_real_failure_us: AtomicU64::new(0),
+        }
+    }
+
+    /// Ends a failed login that started at `started`: for a real user its
+    /// time is remembered; for a missing one the answer waits until a real
+    /// user's failure would have come.
+    async fn failed_after(&self, started: Instant, real_user: bool) {
+        let spent = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if real_user {
+            self.last_real_failure_us.store(spent, Ordering::Relaxed);
+            return;
+        }
+        let target = self.last_real_failure_us.load(Ordering::Relaxed);
+        if target > spent {
+            tokio::time::sleep(Duration::from_micros(target - spent)).await;
         }
     }
 
@@ -187,6 +209,7 @@ pub async fn login(
     params: &Params,
     secure: bool,
 ) -> Result<(Value, Vec<String>), ApiError> {
+    let started = Instant::now();
     let username = params.required_string("login", "username")?;
     let password = params.required_string("login", "password")?;
     let failed = || {
@@ -221,7 +244,10 @@ pub async fn login(
     };
     let stored = found.as_ref().and_then(|u| u.password.as_deref());
     let matched = app.logins.verify(stored, &password).await;
-    let found = found.ok_or_else(failed)?;
+    let Some(found) = found else {
+        app.logins.failed_after(started, false).await;
+        return Err(failed());
+    };
     let identity = user::identity_by_user_id(&app.db, found.id)
         .await
         .map_err(store_error)?
@@ -239,6 +265,7 @@ pub async fn login(
                 tracing::warn!(user = %found.uuid, attempts, "user disabled after wrong passwords in a row");
             }
         }
+        app.logins.failed_after(started, true).await;
         return Err(failed());
     }
     let caller = caller_of(identity).map_err(|_| failed())?;
