@@ -280,16 +280,19 @@ impl Manager {
             )));
         }
         // The request span names the path only: the query holds the API key
-        // and the signature, which never go to the log.
-        let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(
-            |request: &axum::http::Request<axum::body::Body>| {
+        // and the signature, which never go to the log. Responses are not
+        // judged here: a 5xx CloudStack code (530, 531, 535 ...) is most often
+        // a tenant's refused request, logged at INFO by the API's own request
+        // line; real server faults log their cause where they happen.
+        let trace = tower_http::trace::TraceLayer::new_for_http()
+            .on_failure(())
+            .make_span_with(|request: &axum::http::Request<axum::body::Body>| {
                 tracing::debug_span!(
                     "request",
                     method = %request.method(),
                     path = %request.uri().path()
                 )
-            },
-        );
+            });
         let router = http::router(self.app.clone()).layer(trace);
         let settings = &self.app.settings;
         match (&settings.tls_cert, &settings.tls_key) {

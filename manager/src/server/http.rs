@@ -107,9 +107,11 @@ async fn api(
         Ok(answer) => answer,
         Err((wrapper, error)) => error_answer(format, &wrapper, &error),
     };
+    // The one line per request, at INFO whatever the status: a refused
+    // request is the tenant's business, not the manager's fault.
     tracing::info!(
         command = %command,
-        account = account.as_deref().unwrap_or("-"),
+        account = %account.as_deref().unwrap_or("-"),
         status = answer.status.as_u16(),
         micros = started.elapsed().as_micros() as u64,
         "api request"
