@@ -268,6 +268,7 @@ impl Manager {
         let mut tasks = vec![tokio::spawn(crate::provision::vpc::run_gc(
             self.app.clone(),
         ))];
+        tasks.push(tokio::spawn(crate::server::expiry::run(self.app.clone())));
         // Real routers are watched: resynced when they fall behind, idle
         // tiers shut down, namespaces nobody knows removed.
         if let Some(driver) = &self.netns {

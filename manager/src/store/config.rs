@@ -102,6 +102,8 @@ pub const DEFAULTS: &[ConfigDef] = &[
         "Rows a list returns without paging, and the largest page size"),
     def("enforce.post.requests.and.timestamps", "Advanced", "false", "Global", true,
         "Require POST and signature expiry on API requests"),
+    def("job.expire.minutes", "Advanced", "1440", "Global", true,
+        "Minutes a finished async job is kept before it is purged"),
     def("incorrect.login.attempts.allowed", "Advanced", "5", "Global", true,
         "Wrong passwords in a row after which a user is disabled (0 or less: never)"),
     def("api.sessionkey.check.locations", "Advanced", "CookieAndParameter", "Global", true,

@@ -46,6 +46,7 @@ fn kind_of(name: &str) -> ValueKind {
         "vpc.cleanup.interval" | "network.gc.interval" => ValueKind::Integer { min: 1, max: INT },
         "network.gc.wait" => ValueKind::Integer { min: 0, max: INT },
         "incorrect.login.attempts.allowed" => ValueKind::Integer { min: 0, max: INT },
+        "job.expire.minutes" => ValueKind::Integer { min: 1, max: INT },
         "router.check.interval" => ValueKind::Integer { min: 0, max: INT },
         "router.aggregation.command.each.timeout" => ValueKind::Integer { min: 1, max: INT },
         "default.page.size" => ValueKind::Integer {
