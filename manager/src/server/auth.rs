@@ -140,12 +140,63 @@ pub async fn authenticate(
     if let Some(api_key) = params.get("apikey") {
         return by_signature(app, params, api_key).await;
     }
-    // CloudStack's default `api.sessionkey.check.locations=CookieAndParameter`:
-    // the cookie and the parameter must both be there and agree.
-    let (from_cookie, from_param) = (cookie(headers, "sessionkey"), params.get("sessionkey"));
-    match (from_cookie, from_param) {
-        (Some(c), Some(p)) if c == p => by_session(app, &c).await,
-        _ => Err(ApiError::unauthorized()),
+    let locations = config::value(&app.db, "api.sessionkey.check.locations")
+        .await
+        .map_err(store_error)?
+        .unwrap_or_else(|| "CookieAndParameter".into());
+    let from_cookie = cookie(headers, "sessionkey");
+    for key in session_keys(&locations, from_cookie.as_deref(), params.get("sessionkey")) {
+        if let Ok(caller) = by_session(app, key).await {
+            return Ok(caller);
+        }
+    }
+    Err(ApiError::unauthorized())
+}
+
+/// The session keys to try, by CloudStack's `api.sessionkey.check.locations`:
+/// `CookieAndParameter` (the default) wants both, equal; `CookieOrParameter`
+/// takes either (each is tried when both are given and differ);
+/// `ParameterOnly` ignores the cookie.
+pub fn session_keys<'a>(
+    locations: &str,
+    cookie: Option<&'a str>,
+    param: Option<&'a str>,
+) -> Vec<&'a str> {
+    match locations {
+        "ParameterOnly" => param.into_iter().collect(),
+        "CookieOrParameter" => {
+            let mut keys: Vec<&str> = param.into_iter().chain(cookie).collect();
+            keys.dedup();
+            keys
+        }
+        _ => match (cookie, param) {
+            (Some(c), Some(p)) if c == p => vec![c],
+            _ => Vec::new(),
+        },
+    }
+}
+
+/// How far ahead a signed request's `expires` may be when
+/// `enforce.post.requests.and.timestamps` is on (CloudStack: 15 minutes).
+const MAX_EXPIRES_AHEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// Whether the signed request's timing is acceptable: with signature
+/// version 3, `expires` must not have passed; with timestamps enforced, the
+/// version must be 3 and `expires` at most [`MAX_EXPIRES_AHEAD`] away, so a
+/// leaked URL stops working soon.
+pub fn timing_ok(
+    version: Option<&str>,
+    expires: Option<chrono::DateTime<chrono::Utc>>,
+    enforced: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    if version != Some("3") {
+        return !enforced;
+    }
+    match expires {
+        None => false,
+        Some(e) if e < now => false,
+        Some(e) => !enforced || e <= now + MAX_EXPIRES_AHEAD,
     }
 }
 
@@ -164,14 +215,18 @@ async fn by_signature(app: &App, params: &Params, api_key: &str) -> Result<Calle
         ApiError::unauthorized()
     })?;
     let signature = params.get("signature").ok_or_else(ApiError::unauthorized)?;
-    if params.get("signatureversion") == Some("3") {
-        let expires = params
-            .get("expires")
-            .and_then(parse_expires)
-            .ok_or_else(ApiError::unauthorized)?;
-        if expires < chrono::Utc::now() {
-            return Err(ApiError::unauthorized());
-        }
+    let enforced = config::value_bool(&app.db, "enforce.post.requests.and.timestamps")
+        .await
+        .map_err(store_error)?
+        .unwrap_or(false);
+    let expires = params.get("expires").and_then(parse_expires);
+    if !timing_ok(
+        params.get("signatureversion"),
+        expires,
+        enforced,
+        chrono::Utc::now(),
+    ) {
+        return Err(ApiError::unauthorized());
     }
     if !verify(&secret, params.raw_pairs(), signature) {
         return Err(ApiError::unauthorized());
@@ -319,6 +374,45 @@ pub async fn logout(app: &App, headers: &HeaderMap, params: &Params) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_key_locations_follow_cloudstack() {
+        let both = |l| session_keys(l, Some("k"), Some("k"));
+        assert_eq!(both("CookieAndParameter"), vec!["k"]);
+        assert!(session_keys("CookieAndParameter", Some("k"), None).is_empty());
+        assert!(session_keys("CookieAndParameter", None, Some("k")).is_empty());
+        assert_eq!(
+            session_keys("CookieOrParameter", Some("c"), None),
+            vec!["c"]
+        );
+        assert_eq!(
+            session_keys("CookieOrParameter", Some("c"), Some("p")),
+            vec!["p", "c"]
+        );
+        assert_eq!(
+            session_keys("ParameterOnly", Some("c"), Some("p")),
+            vec!["p"]
+        );
+        assert!(session_keys("ParameterOnly", Some("c"), None).is_empty());
+    }
+
+    #[test]
+    fn enforced_timestamps_need_version_3_and_a_near_expiry() {
+        let now = chrono::Utc::now();
+        let soon = Some(now + chrono::TimeDelta::minutes(5));
+        let late = Some(now + chrono::TimeDelta::hours(24));
+        let past = Some(now - chrono::TimeDelta::minutes(1));
+        assert!(
+            timing_ok(None, None, false, now),
+            "version 1 when not enforced"
+        );
+        assert!(!timing_ok(None, None, true, now));
+        assert!(timing_ok(Some("3"), late, false, now));
+        assert!(!timing_ok(Some("3"), late, true, now), "too far ahead");
+        assert!(timing_ok(Some("3"), soon, true, now));
+        assert!(!timing_ok(Some("3"), past, false, now), "expired");
+        assert!(!timing_ok(Some("3"), None, false, now));
+    }
 
     #[test]
     fn session_cookie_is_found_among_others() {

@@ -79,6 +79,14 @@ fn error_answer(format: Format, wrapper: &str, error: &ApiError) -> Answer {
     }
 }
 
+/// Whether a command only reads (its name starts with list, get, query or
+/// find), so it may come by GET when POST is enforced.
+pub fn is_read_command(command: &str) -> bool {
+    ["list", "get", "query", "find"]
+        .iter()
+        .any(|p| command.starts_with(p) && command.len() > p.len())
+}
+
 fn is_form(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -181,6 +189,24 @@ async fn handle(
     };
     if !spec.allows(caller.role) {
         return Err((unknown_wrapper(), ApiError::not_allowed(command)));
+    }
+    // `enforce.post.requests.and.timestamps`: CloudStack then accepts
+    // state-changing commands by POST only; reads (list, get, query, find)
+    // keep GET.
+    if method != Method::POST && !is_read_command(command) {
+        let enforced =
+            crate::store::config::value_bool(&app.db, "enforce.post.requests.and.timestamps")
+                .await
+                .map_err(|e| (wrapper.clone(), e.into()))?
+                .unwrap_or(false);
+        if enforced {
+            return Err((
+                wrapper,
+                ApiError::method_not_allowed(format!(
+                    "{command} changes state: send it with POST (enforce.post.requests.and.timestamps)"
+                )),
+            ));
+        }
     }
     spec.check_params(params)
         .map_err(|e| (wrapper.clone(), e))?;
