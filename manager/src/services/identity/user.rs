@@ -1,4 +1,5 @@
-//! Users: `createUser`, `listUsers`, `registerUserKeys`, `getUserKeys`.
+//! Users: `createUser`, `listUsers`, `enableUser`, `registerUserKeys`,
+//! `getUserKeys`.
 
 use serde_json::json;
 
@@ -60,6 +61,16 @@ pub(super) fn commands() -> Vec<CommandSpec> {
                 field("secretkey", "string", "the secret key"),
             ],
             register_user_keys,
+        ),
+        spec(
+            "enableUser",
+            "Enables a user (and its account), forgetting its wrong passwords",
+            Kind::Sync,
+            ADMINS,
+            vec![req("id", Uuid, "the ID of the user")],
+            "user",
+            user_fields(),
+            enable_user,
         ),
         spec(
             "getUserKeys",
@@ -184,4 +195,26 @@ handler!(get_user_keys, |ctx, params| {
     Ok(Reply::Object(
         json!({ "apikey": u.api_key, "secretkey": secret }),
     ))
+});
+
+// CloudStack's enableUser: the user and its account are enabled and the
+// count of wrong passwords starts again, which is how a user disabled by
+// `incorrect.login.attempts.allowed` gets back in.
+handler!(enable_user, |ctx, params| {
+    let u = user_param(ctx, params).await?;
+    let mut tx = ctx.app.db.begin().await?;
+    user::set_state(&mut tx, u.id, account::STATE_ENABLED).await?;
+    account::set_state(&mut tx, u.account_id, account::STATE_ENABLED).await?;
+    user::reset_login_attempts(&mut tx, u.id).await?;
+    tx.commit().await?;
+    let u = user::get_by_id(&ctx.app.db, u.id)
+        .await?
+        .ok_or_else(|| ApiError::internal("user vanished"))?;
+    let a = account::get_by_id(&ctx.app.db, u.account_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("user without account"))?;
+    let d = domain::get_by_id(&ctx.app.db, a.domain_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("account without domain"))?;
+    Ok(Reply::Object(user_view(&u, &a, &d)))
 });

@@ -73,6 +73,21 @@ on_both_backends!(
                 }
             }
         }
+        // enableUser follows the same rule (users do not have the command).
+        for &caller in CALLERS {
+            for &target in TARGETS {
+                let user = all[target].user.clone();
+                let expected = if caller == "root_user" {
+                    432
+                } else if may_use_keys(caller, target) {
+                    200
+                } else {
+                    531
+                };
+                let got = status(&all[caller].client, "enableUser", &[("id", &user)]).await;
+                assert_eq!(got, expected, "enableUser: {caller} on {target}");
+            }
+        }
         // The hole itself: a domain admin of ROOT never gets a key that
         // passes a root-only command.
         let root_only = status(&all["root_da"].client, "listConfigurations", &[]).await;

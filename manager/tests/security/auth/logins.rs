@@ -31,6 +31,16 @@ on_both_backends!(wrong_passwords_in_a_row_disable_the_user, |m| {
         531,
         "the right password no longer opens a session"
     );
+    // An administrator lets the user back in, and the count starts again.
+    let id = admin
+        .ok("listUsers", &[("username", "guessed"), ("listall", "true")])
+        .await["user"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let enabled = admin.ok("enableUser", &[("id", &id)]).await;
+    assert_eq!(enabled["user"]["state"], "enabled");
+    assert_eq!(login(m, "guessed", "pw", "/").await.status, 200);
 
     // A successful login starts the count again.
     let (_, _) = keyed_user(&admin, "careful").await;
