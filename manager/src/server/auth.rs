@@ -28,7 +28,8 @@ pub struct Logins {
     /// A hash of a random password with the same cost as real ones: checked
     /// when there is no user (or no password), so an unknown name costs the
     /// same hash as a wrong password and names cannot be told apart by time.
-    decoy: Arc<str>,
+    /// Made at the first use, so starting a manager costs no hash.
+    decoy: Arc<std::sync::OnceLock<String>>,
     checks: AtomicU64,
     /// How long the last failed login of a real user took (µs): a failure
     /// without a user waits until as long has passed, so the store lookups
@@ -42,7 +43,7 @@ impl Logins {
     pub fn new(parallel: usize) -> Logins {
         Logins {
             hashers: tokio::sync::Semaphore::new(parallel.max(1)),
-            decoy: user::hash_password(&user::random_key()).into(),
+            decoy: Arc::default(),
             checks: AtomicU64::new(0),
             last_real_failure_us: AtomicU64::new(0),
         }
@@ -71,11 +72,19 @@ impl Logins {
         };
         self.checks.fetch_add(1, Ordering::Relaxed);
         let real = stored.is_some();
-        let hash: Arc<str> = stored.map_or_else(|| self.decoy.clone(), Arc::from);
+        let stored = stored.map(str::to_string);
+        let decoy = self.decoy.clone();
         let password = password.to_string();
-        let matched = tokio::task::spawn_blocking(move || user::verify_password(&hash, &password))
-            .await
-            .unwrap_or(false);
+        let matched = tokio::task::spawn_blocking(move || {
+            let hash = stored.unwrap_or_else(|| {
+                decoy
+                    .get_or_init(|| user::hash_password(&user::random_key()))
+                    .clone()
+            });
+            user::verify_password(&hash, &password)
+        })
+        .await
+        .unwrap_or(false);
         real && matched
     }
 
