@@ -59,6 +59,16 @@ struct ServeArgs {
     /// in 203.0.113.0/24.
     #[arg(long)]
     bootstrap_zone: bool,
+    /// PEM certificate chain: with --tls-key, the API is served over HTTPS.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// File holding the database key that seals secrets at rest (base64 of
+    /// 32 bytes; VPC_DATABASE_KEY wins; default data_dir/database.key).
+    #[arg(long)]
+    database_key_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -205,14 +215,27 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     if args.bootstrap_zone {
         s.bootstrap_zone = true;
     }
+    if let Some(v) = &args.tls_cert {
+        s.tls_cert = Some(v.clone());
+    }
+    if let Some(v) = &args.tls_key {
+        s.tls_key = Some(v.clone());
+    }
+    if let Some(v) = &args.database_key_file {
+        s.database_key_file = Some(v.clone());
+    }
     Ok(s)
 }
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only where a person reads them: a file, journald or a
+    // pipe gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -19,6 +19,7 @@ use crate::server::{App, http};
 use crate::services;
 use crate::settings::Settings;
 use crate::settings::{AgentTransport, DriverKind};
+use crate::store::secret::{self, SecretBox};
 use crate::store::{Db, bootstrap};
 
 /// Writes the admin's credentials where the `cs` client finds them
@@ -42,6 +43,63 @@ pub fn write_cloudstack_ini(
     )?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)
+}
+
+/// Creates `dir` and its missing parents with `mode`; an existing directory
+/// keeps its mode (an operator may have chosen it).
+pub fn create_private_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+}
+
+/// Makes the SQLite file of `url` (if it is one) readable by its owner only
+/// before SQLite opens it: created empty with mode 0600, or an existing file
+/// narrowed to 0600. SQLite gives its `-wal` and `-shm` files the database
+/// file's mode.
+pub fn private_sqlite_file(url: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(rest) = url.strip_prefix("sqlite://") else {
+        return Ok(());
+    };
+    let path = Path::new(rest.split('?').next().unwrap_or(rest));
+    if path.as_os_str().is_empty() || rest.starts_with(":memory:") {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The database key (see [`crate::store::secret`]): `VPC_DATABASE_KEY`,
+/// else the settings' `database_key_file`, else `database.key` in the data
+/// directory, generated at the first start.
+pub fn secret_box(settings: &Settings) -> anyhow::Result<SecretBox> {
+    if let Ok(text) = std::env::var(secret::KEY_ENV) {
+        return SecretBox::from_key_text(&text).with_context(|| secret::KEY_ENV.to_string());
+    }
+    if let Some(path) = &settings.database_key_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the database key {}", path.display()))?;
+        return SecretBox::from_key_text(&text).with_context(|| path.display().to_string());
+    }
+    Ok(SecretBox::load_or_create(
+        &settings.data_dir.join(secret::DEFAULT_KEY_FILE),
+    )?)
 }
 
 /// A manager ready to serve: its app state and bound listener.
@@ -68,7 +126,9 @@ pub fn backend_for(settings: &Settings) -> anyhow::Result<(Backend, Option<Netns
             Ok((Backend::simulated(), None))
         }
         DriverKind::Netns => {
-            std::fs::create_dir_all(&settings.data_dir)
+            // Searchable by others (o+x, not readable): dnsmasq in the
+            // routers runs as nobody and reads its files below it.
+            create_private_dir(&settings.data_dir, 0o711)
                 .with_context(|| format!("creating {}", settings.data_dir.display()))?;
             let endpoints: Arc<Endpoints> = Arc::default();
             let pki = Arc::new(
@@ -130,15 +190,32 @@ impl Manager {
             settings.network_elements.clone(),
         )
         .context("network plug-in configuration")?;
-        std::fs::create_dir_all(&settings.data_dir)
+        create_private_dir(&settings.data_dir, 0o700)
             .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+        let secrets = secret_box(&settings).context("the database key")?;
+        private_sqlite_file(&settings.database_url())
+            .context("creating the SQLite database file")?;
         let db = Db::connect_with(
             &settings.database_url(),
             settings.database_acquire_timeout(),
         )
         .await
         .context("opening the database")?;
-        let (key, secret) = bootstrap::ensure_admin(&db)
+        // A manager with another key would seal new secrets that its peers
+        // cannot open: refuse to start instead.
+        if let Some(sealed) = crate::store::user::any_sealed_secret(&db).await? {
+            secrets.open(&sealed).context(
+                "the database key does not open the secrets in the database: every manager of \
+                 one database needs the same key (VPC_DATABASE_KEY or database_key_file)",
+            )?;
+        }
+        let sealed = crate::store::user::seal_clear_secrets(&db, &secrets)
+            .await
+            .context("sealing the secret keys stored in clear")?;
+        if sealed > 0 {
+            tracing::info!(sealed, "secret keys stored in clear are now sealed");
+        }
+        let (key, secret) = bootstrap::ensure_admin(&db, &secrets)
             .await
             .context("bootstrapping the admin account")?;
         if settings.bootstrap_zone
@@ -147,6 +224,12 @@ impl Manager {
                 .context("creating the first zone")?
         {
             tracing::info!("created zone1: guest VLANs 100-999, public range 203.0.113.10-250");
+        }
+        match (&settings.tls_cert, &settings.tls_key) {
+            // A bad certificate stops the start, not the first request.
+            (Some(cert), Some(key)) => drop(http::tls_acceptor(cert, key)?),
+            (None, None) => {}
+            _ => anyhow::bail!("tls_cert and tls_key go together: give both or neither"),
         }
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -163,6 +246,8 @@ impl Manager {
             registry: services::registry(),
             jobs,
             settings,
+            secrets,
+            logins: Default::default(),
             network: Network::new(plugins, backend),
         });
         app.network
@@ -194,6 +279,7 @@ impl Manager {
         let mut tasks = vec![tokio::spawn(crate::provision::vpc::run_gc(
             self.app.clone(),
         ))];
+        tasks.push(tokio::spawn(crate::server::expiry::run(self.app.clone())));
         // Real routers are watched: resynced when they fall behind, idle
         // tiers shut down, namespaces nobody knows removed.
         if let Some(driver) = &self.netns {
@@ -205,11 +291,33 @@ impl Manager {
                 sweep_with_zones(self.app.clone(), driver.clone()),
             )));
         }
-        let router =
-            http::router(self.app.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        // The request span names the path only: the query holds the API key
+        // and the signature, which never go to the log. Responses are not
+        // judged here: a 5xx CloudStack code (530, 531, 535 ...) is most often
+        // a tenant's refused request, logged at INFO by the API's own request
+        // line; real server faults log their cause where they happen.
+        let trace = tower_http::trace::TraceLayer::new_for_http()
+            .on_failure(())
+            .make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path()
+                )
+            });
+        let router = http::router(self.app.clone()).layer(trace);
+        let settings = &self.app.settings;
+        match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => {
+                let acceptor = http::tls_acceptor(cert, key)?;
+                http::serve_tls(self.listener, router, acceptor, shutdown).await;
+            }
+            _ => {
+                axum::serve(self.listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await?;
+            }
+        }
         // No new job starts; the ones still running are left resumable.
         runner.abort();
         for task in tasks {

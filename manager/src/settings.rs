@@ -73,6 +73,15 @@ pub struct Settings {
     /// database is down, requests fail with 530 after this instead of
     /// hanging.
     pub database_acquire_timeout_ms: u64,
+    /// The file holding the database key that seals secrets at rest (base64
+    /// of 32 bytes); `VPC_DATABASE_KEY` in the environment wins over it.
+    /// Default: `database.key` in data_dir, generated at the first start.
+    pub database_key_file: Option<PathBuf>,
+    /// PEM certificate chain of the API: with `tls_key`, the API is served
+    /// over HTTPS only. Default: plain HTTP (meant for loopback).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -94,6 +103,9 @@ impl Default for Settings {
                 crate::store::DEFAULT_ACQUIRE_TIMEOUT.as_millis(),
             )
             .unwrap_or(u64::MAX),
+            database_key_file: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -143,7 +155,13 @@ impl Settings {
 
     /// The endpoint clients use, for cloudstack.ini.
     pub fn endpoint(&self) -> String {
-        format!("http://{}/client/api", self.listen)
+        let scheme = if self.tls() { "https" } else { "http" };
+        format!("{scheme}://{}/client/api", self.listen)
+    }
+
+    /// Whether the API is served over TLS (a certificate and key are set).
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
     }
 
     /// This manager's id in job rows.

@@ -18,6 +18,10 @@ pub struct App {
     pub registry: Registry,
     pub jobs: Jobs,
     pub settings: Settings,
+    /// The database key: seals and opens secrets at rest (users' secret keys).
+    pub secrets: crate::store::secret::SecretBox,
+    /// Password checks of `login`, off the async workers.
+    pub logins: crate::server::auth::Logins,
     /// The network plug-ins and the element that drives routers.
     pub network: crate::provision::Network,
 }

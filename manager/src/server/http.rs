@@ -87,6 +87,14 @@ fn error_answer(format: Format, wrapper: &str, error: &ApiError) -> Answer {
     }
 }
 
+/// Whether a command only reads (its name starts with list, get, query or
+/// find), so it may come by GET when POST is enforced.
+pub fn is_read_command(command: &str) -> bool {
+    ["list", "get", "query", "find"]
+        .iter()
+        .any(|p| command.starts_with(p) && command.len() > p.len())
+}
+
 fn is_form(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -115,9 +123,11 @@ async fn api(
         Ok(answer) => answer,
         Err((wrapper, error)) => error_answer(format, &wrapper, &error),
     };
+    // The one line per request, at INFO whatever the status: a refused
+    // request is the tenant's business, not the manager's fault.
     tracing::info!(
         command = %command,
-        account = account.as_deref().unwrap_or("-"),
+        account = %account.as_deref().unwrap_or("-"),
         status = answer.status.as_u16(),
         micros = started.elapsed().as_micros() as u64,
         "api request"
@@ -150,7 +160,7 @@ async fn handle(
                     ApiError::method_not_allowed("login must be sent with POST"),
                 ));
             }
-            let (body, cookies) = auth::login(app, params)
+            let (body, cookies) = auth::login(app, params, app.settings.tls())
                 .await
                 .map_err(|e| (wrapper.clone(), e))?;
             return Ok(Answer {
@@ -165,7 +175,7 @@ async fn handle(
             let body = auth::logout(app, headers, params)
                 .await
                 .map_err(|e| (wrapper.clone(), e))?;
-            let expired = "sessionkey=; Path=/client; Max-Age=0; HttpOnly".to_string();
+            let expired = auth::session_cookie("", app.settings.tls());
             return Ok(Answer {
                 status: StatusCode::OK,
                 format,
@@ -187,6 +197,24 @@ async fn handle(
     };
     if !spec.allows(caller.role) {
         return Err((unknown_wrapper(), ApiError::not_allowed(command)));
+    }
+    // `enforce.post.requests.and.timestamps`: CloudStack then accepts
+    // state-changing commands by POST only; reads (list, get, query, find)
+    // keep GET.
+    if method != Method::POST && !is_read_command(command) {
+        let enforced =
+            crate::store::config::value_bool(&app.db, "enforce.post.requests.and.timestamps")
+                .await
+                .map_err(|e| (wrapper.clone(), e.into()))?
+                .unwrap_or(false);
+        if enforced {
+            return Err((
+                wrapper,
+                ApiError::method_not_allowed(format!(
+                    "{command} changes state: send it with POST (enforce.post.requests.and.timestamps)"
+                )),
+            ));
+        }
     }
     spec.check_params(params)
         .map_err(|e| (wrapper.clone(), e))?;
@@ -216,4 +244,77 @@ async fn handle(
         cookies: Vec::new(),
         description: None,
     })
+}
+
+/// The TLS acceptor of the API from a PEM certificate chain and key.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use anyhow::Context;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading the API certificate {}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading the API key {}", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS protocol versions")?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .context("the API certificate and key")?;
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
+}
+
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `router` over TLS until `shutdown` resolves. Each connection's
+/// handshake runs in its own task, so a slow client never holds up others.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    acceptor: tokio_rustls::TlsAcceptor,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accepting a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+            {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let served = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+    }
 }

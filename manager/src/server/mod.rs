@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod context;
+pub mod expiry;
 pub mod http;
 pub mod jobs;
 pub mod registry;

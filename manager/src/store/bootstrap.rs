@@ -11,6 +11,7 @@ use super::offering::{
     self, NewNetworkOffering, NewVpcOffering, PROVIDER_VPC_VIRTUAL_ROUTER, STATE_ENABLED,
     ServiceProvider,
 };
+use super::secret::SecretBox;
 use super::{Db, Exec, Result, StoreError, account, config, domain, new_uuid, now_ms, user};
 
 /// Name of the account (and user) that background work such as VPC clean-up runs as.
@@ -200,20 +201,20 @@ fn ignore_duplicate<T>(result: Result<T>) -> Result<()> {
 /// that the user has API keys; returns `(api_key, secret_key)` for cloudstack.ini.
 /// Running it again returns the same keys. The user gets no password (use
 /// `user::set_password` for `login`).
-pub async fn ensure_admin(db: &Db) -> Result<(String, String)> {
+pub async fn ensure_admin(db: &Db, secrets: &SecretBox) -> Result<(String, String)> {
     // Two managers starting together may both try to create the admin: the loser sees
     // a duplicate and simply reads what the winner wrote.
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match try_ensure_admin(db).await {
+        match try_ensure_admin(db, secrets).await {
             Err(StoreError::Duplicate(_)) if attempt < 3 => continue,
             other => return other,
         }
     }
 }
 
-async fn try_ensure_admin(db: &Db) -> Result<(String, String)> {
+async fn try_ensure_admin(db: &Db, secrets: &SecretBox) -> Result<(String, String)> {
     let mut tx = db.begin().await?;
     let root = domain::root(&mut tx).await?;
     let admin = match account::get_by_name(&mut tx, root.id, ADMIN_ACCOUNT).await? {
@@ -248,8 +249,13 @@ async fn try_ensure_admin(db: &Db) -> Result<(String, String)> {
         }
     };
     let keys = match (user.api_key, user.secret_key) {
-        (Some(api), Some(secret)) => (api, secret),
-        _ => user::register_keys(&mut tx, user.id).await?,
+        (Some(api), Some(secret)) => {
+            let secret = secrets
+                .open(&secret)
+                .map_err(|e| StoreError::Conflict(e.to_string()))?;
+            (api, secret)
+        }
+        _ => user::register_keys(&mut tx, user.id, secrets).await?,
     };
     tx.commit().await?;
     Ok(keys)

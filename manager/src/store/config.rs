@@ -78,32 +78,39 @@ pub const DEFAULTS: &[ConfigDef] = &[
         "Seconds between checks of running routers' agents (0 turns the check off)"),
     def("network.guest.cidr.limit", "Network", "22", "Global", true,
         "Shortest prefix length a non-root user may give a tier CIDR"),
-    def("network.rolling.restart", "Network", "true", "Global", true,
-        "Replace routers one at a time when restarting with clean-up"),
     def("allow.non.rfc1918.compliant.ips", "Network", "false", "Global", true,
         "Allow VPC and tier CIDRs outside the private (RFC 1918 / RFC 6598) ranges"),
     def("guest.domain.suffix", "Network", "cloud.internal", "Zone", true,
         "Suffix of the default network domain of guest networks"),
     def("denied.routes", "Network", "", "Zone", true,
         "Comma-separated CIDRs that static routes may not overlap"),
-    def("vr.public.interface.max.mtu", "Network", "1500", "Zone", true,
-        "Largest MTU of a virtual router's public interfaces"),
     def("vpc.tier.name.prepend", "Network", "false", "Global", true,
         "Prefix tier names with the name of their VPC"),
     def("vpc.tier.name.prepend.delimiter", "Network", " ", "Global", true,
         "Separator between the VPC name and the tier name"),
-    def("router.extra.public.nics", "Advanced", "2", "Global", true,
-        "Extra public NICs a virtual router may get"),
-    def("router.aggregation.command.each.timeout", "Advanced", "600", "Global", true,
-        "Seconds allowed for each aggregated router configuration command"),
-    def("routed.network.vpc.enabled", "Network", "true", "Zone", true,
-        "Allow VPC offerings in ROUTED network mode"),
     def("default.page.size", "Advanced", "500", "Global", true,
         "Rows a list returns without paging, and the largest page size"),
     def("enforce.post.requests.and.timestamps", "Advanced", "false", "Global", true,
-        "Require POST and signature expiry on API requests"),
+        "Accept state-changing commands by POST only, and signed requests only with \
+         signatureversion=3 and an expires at most 15 minutes ahead"),
+    def("job.expire.minutes", "Advanced", "1440", "Global", true,
+        "Minutes a finished async job is kept before it is purged"),
+    def("incorrect.login.attempts.allowed", "Advanced", "5", "Global", true,
+        "Wrong passwords in a row after which a user is disabled (0 or less: never)"),
     def("api.sessionkey.check.locations", "Advanced", "CookieAndParameter", "Global", true,
         "Where a session key must appear: CookieAndParameter, CookieOrParameter or ParameterOnly"),
+];
+
+/// Keys earlier versions listed although nothing read them (a router per
+/// VPC has no rolling restart, extra public NICs, aggregated commands, MTU
+/// clamping or routed mode here): [`seed`] removes their rows, so
+/// listConfigurations shows only settings that act.
+pub const RETIRED: &[&str] = &[
+    "network.rolling.restart",
+    "vr.public.interface.max.mtu",
+    "router.extra.public.nics",
+    "router.aggregation.command.each.timeout",
+    "routed.network.vpc.enabled",
 ];
 
 /// The default of a declared key.
@@ -159,6 +166,14 @@ const COLUMNS: &str =
 /// descriptions of the others (values set by administrators are kept).
 pub async fn seed<'a>(ex: impl Into<Exec<'a>>) -> Result<()> {
     let mut ex = ex.into();
+    for name in RETIRED {
+        on_db!(&mut ex, c => {
+            sqlx::query("DELETE FROM configuration WHERE name = $1")
+                .bind(name)
+                .execute(c)
+                .await?;
+        });
+    }
     for d in DEFAULTS {
         on_db!(&mut ex, c => {
             sqlx::query(

@@ -397,3 +397,22 @@ pub async fn list<'a>(
         "async_job j JOIN account a ON a.id = j.account_id JOIN domain d ON d.id = a.domain_id";
     query::list(&mut ex.into(), COLUMNS, from, &w, "j.id DESC", page).await
 }
+
+/// Deletes the jobs that finished before `before` (epoch ms), CloudStack's
+/// `job.expire.minutes` purge; returns how many. One statement, so several
+/// managers running it at once each delete a row at most once, and a job
+/// still holding a sync lock row is kept.
+pub async fn purge_finished<'a>(ex: impl Into<Exec<'a>>, before: i64) -> Result<u64> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query(
+            "DELETE FROM async_job WHERE status <> 0 AND completed IS NOT NULL \
+             AND completed < $1 \
+             AND NOT EXISTS (SELECT 1 FROM async_job_sync_lock l WHERE l.job_id = async_job.id)",
+        )
+        .bind(before)
+        .execute(c)
+        .await?
+        .rows_affected()
+    }))
+}

@@ -26,6 +26,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "vm",
         include_str!("../../../migrations/sqlite/0003_vm.sql"),
     ),
+    (
+        4,
+        "auth",
+        include_str!("../../../migrations/sqlite/0004_auth.sql"),
+    ),
 ];
 
 /// (version, description, SQL) of each PostgreSQL migration, in order.
@@ -44,6 +49,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         3,
         "vm",
         include_str!("../../../migrations/postgres/0003_vm.sql"),
+    ),
+    (
+        4,
+        "auth",
+        include_str!("../../../migrations/postgres/0004_auth.sql"),
     ),
 ];
 

@@ -69,6 +69,7 @@ pub mod network;
 pub mod offering;
 pub mod router;
 pub mod rule;
+pub mod secret;
 pub mod session;
 pub mod user;
 pub mod vlan;

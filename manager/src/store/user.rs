@@ -9,6 +9,7 @@ use sqlx::FromRow;
 use subtle::ConstantTimeEq;
 
 use super::query::{self, Where};
+use super::secret::SecretBox;
 use super::{Exec, Listed, Page, Result, StoreError, new_uuid, now_ms};
 
 /// A `users` row. `password` holds a hash (see [`hash_password`]), never clear text.
@@ -34,7 +35,8 @@ pub struct User {
     pub email: Option<String>,
     /// API key (unique).
     pub api_key: Option<String>,
-    /// Secret key for request signatures.
+    /// Secret key for request signatures, as stored: sealed (see
+    /// [`super::secret`]), or clear text in rows older than sealing.
     pub secret_key: Option<String>,
     /// `enabled` or `disabled`.
     pub state: String,
@@ -87,7 +89,7 @@ pub struct Identity {
     pub username: String,
     /// The user's state.
     pub user_state: String,
-    /// Secret key for signatures.
+    /// Secret key for signatures, as stored (open it with the database key).
     pub secret_key: Option<String>,
     /// The account's internal key.
     pub account_id: i64,
@@ -255,15 +257,21 @@ pub async fn list<'a>(
 }
 
 /// Gives a live user a new API key and secret key (replacing any old pair) and
-/// returns `(api_key, secret_key)`.
-pub async fn register_keys<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<(String, String)> {
+/// returns `(api_key, secret_key)` in clear; the secret key is stored sealed
+/// by `secrets`.
+pub async fn register_keys<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    secrets: &SecretBox,
+) -> Result<(String, String)> {
     let (api_key, secret_key) = (random_key(), random_key());
+    let sealed = secrets.seal(&secret_key);
     let mut ex = ex.into();
     let done = on_db!(&mut ex, c => {
         sqlx::query("UPDATE users SET api_key = $2, secret_key = $3 WHERE id = $1 AND removed IS NULL")
             .bind(id)
             .bind(&api_key)
-            .bind(&secret_key)
+            .bind(&sealed)
             .execute(c)
             .await?
             .rows_affected()
@@ -275,6 +283,62 @@ pub async fn register_keys<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<(Stri
         });
     }
     Ok((api_key, secret_key))
+}
+
+/// Seals the secret keys still stored in clear (rows written before secrets
+/// were sealed); returns how many. Each row is rewritten only if it still
+/// holds the clear value read, so two managers starting together cannot
+/// seal a value twice.
+pub async fn seal_clear_secrets<'a>(ex: impl Into<Exec<'a>>, secrets: &SecretBox) -> Result<u64> {
+    let mut ex = ex.into();
+    let clear: Vec<(i64, String)> = on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT id, secret_key FROM users WHERE secret_key IS NOT NULL \
+             AND secret_key NOT LIKE 'enc:v1:%'",
+        )
+        .fetch_all(c)
+        .await?
+    });
+    let mut sealed = 0;
+    for (id, value) in clear {
+        let done = on_db!(&mut ex, c => {
+            sqlx::query("UPDATE users SET secret_key = $3 WHERE id = $1 AND secret_key = $2")
+                .bind(id)
+                .bind(&value)
+                .bind(secrets.seal(&value))
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
+        sealed += done;
+    }
+    // SQLite keeps the old pages (with the clear values) in the file and its
+    // WAL until they are reused: rebuild the file once so none is left.
+    if sealed > 0 && matches!(ex, Exec::Db(super::Db::Sqlite(_))) {
+        for sql in [
+            "PRAGMA wal_checkpoint(TRUNCATE)",
+            "VACUUM",
+            "PRAGMA wal_checkpoint(TRUNCATE)",
+        ] {
+            on_db!(&mut ex, c => {
+                sqlx::query(sql).execute(c).await?;
+            });
+        }
+    }
+    Ok(sealed)
+}
+
+/// One sealed secret key, if any is stored (to check at start that the
+/// database key opens them).
+pub async fn any_sealed_secret<'a>(ex: impl Into<Exec<'a>>) -> Result<Option<String>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_scalar(
+            "SELECT secret_key FROM users WHERE secret_key LIKE 'enc:v1:%' ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(c)
+        .await?
+    }))
 }
 
 /// Sets (or with None, clears) a live user's password.
@@ -294,6 +358,49 @@ pub async fn set_password<'a>(
             .rows_affected()
     });
     Ok(done == 1)
+}
+
+/// Counts a wrong password of a live enabled user: with `allowed` > 0, the
+/// `allowed`-th failure in a row disables the user (CloudStack's
+/// `incorrect.login.attempts.allowed`); with `allowed` <= 0 nothing is
+/// counted. One statement, so concurrent failures all count. Returns the
+/// failures in a row and whether the user is now disabled; None when
+/// nothing was counted (unknown, removed or not enabled).
+pub async fn record_failed_login<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    allowed: i64,
+) -> Result<Option<(i64, bool)>> {
+    if allowed <= 0 {
+        return Ok(None);
+    }
+    let mut ex = ex.into();
+    let row: Option<(i64, String)> = on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "UPDATE users SET login_attempts = login_attempts + 1, \
+             state = CASE WHEN login_attempts + 1 >= $2 THEN 'disabled' ELSE state END \
+             WHERE id = $1 AND removed IS NULL AND state = 'enabled' \
+             RETURNING CAST(login_attempts AS BIGINT), state",
+        )
+        .bind(id)
+        .bind(allowed)
+        .fetch_optional(c)
+        .await?
+    });
+    Ok(row.map(|(attempts, state)| (attempts, state != "enabled")))
+}
+
+/// Forgets a user's wrong passwords (after a successful login, or when an
+/// administrator enables the user).
+pub async fn reset_login_attempts<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<()> {
+    let mut ex = ex.into();
+    on_db!(&mut ex, c => {
+        sqlx::query("UPDATE users SET login_attempts = 0 WHERE id = $1 AND login_attempts <> 0")
+            .bind(id)
+            .execute(c)
+            .await?;
+    });
+    Ok(())
 }
 
 /// Enables or disables a live user.

@@ -2,8 +2,14 @@
 
 use vpc_manager::store::account::{self, AccountFilter, NewAccount};
 use vpc_manager::store::domain::{self, DomainFilter};
+use vpc_manager::store::secret::SecretBox;
 use vpc_manager::store::user::{self, NewUser};
 use vpc_manager::store::{Page, StoreError, bootstrap, session};
+
+/// A database key for one test.
+fn secrets() -> SecretBox {
+    SecretBox::from_key_text(&SecretBox::generate_key_text()).expect("a key")
+}
 
 use crate::support::store::on_both_backends;
 use crate::{child_domain, new_account, new_user};
@@ -95,8 +101,9 @@ on_both_backends!(
         let u2 = new_user(&db, acct.id, "bot").await;
         assert_eq!(u1.domain_id, d.id);
         assert!(user::verify_password(u1.password.as_deref().unwrap(), "pw"));
-        let (k1, s1) = user::register_keys(&db, u1.id).await.unwrap();
-        let (k2, _) = user::register_keys(&db, u2.id).await.unwrap();
+        let keys = secrets();
+        let (k1, s1) = user::register_keys(&db, u1.id, &keys).await.unwrap();
+        let (k2, _) = user::register_keys(&db, u2.id, &keys).await.unwrap();
         assert!(k1 != k2 && k1 != s1 && k1.len() >= 64);
         assert_eq!(
             user::get_by_api_key(&db, &k1).await.unwrap().unwrap().id,
@@ -115,7 +122,11 @@ on_both_backends!(
             ),
             ("alice", "/acme/", 0)
         );
-        assert_eq!(id.secret_key.as_deref(), Some(s1.as_str()));
+        // Stored sealed since secrets are encrypted at rest; it opens to the
+        // key handed out.
+        let stored = id.secret_key.as_deref().expect("a secret key");
+        assert_ne!(stored, s1);
+        assert_eq!(keys.open(stored).unwrap(), s1);
 
         // Usernames are unique per domain only.
         let clash = user::create(
@@ -269,9 +280,10 @@ on_both_backends!(sessions_expire_and_end_at_logout, |db, url| {
 });
 
 on_both_backends!(ensure_admin_creates_keys_once, |db, url| {
-    let (api, secret) = bootstrap::ensure_admin(&db).await.unwrap();
+    let keys = secrets();
+    let (api, secret) = bootstrap::ensure_admin(&db, &keys).await.unwrap();
     assert_eq!(
-        bootstrap::ensure_admin(&db).await.unwrap(),
+        bootstrap::ensure_admin(&db, &keys).await.unwrap(),
         (api.clone(), secret.clone())
     );
     let id = user::identity_by_api_key(&db, &api)
@@ -286,5 +298,8 @@ on_both_backends!(ensure_admin_creates_keys_once, |db, url| {
         ),
         ("admin", account::TYPE_ADMIN, "/")
     );
-    assert_eq!(id.secret_key, Some(secret));
+    assert_eq!(
+        keys.open(id.secret_key.as_deref().unwrap()).unwrap(),
+        secret
+    );
 });

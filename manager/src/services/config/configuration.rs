@@ -45,22 +45,16 @@ fn kind_of(name: &str) -> ValueKind {
         "vpc.max.networks" => ValueKind::Integer { min: 1, max: INT },
         "vpc.cleanup.interval" | "network.gc.interval" => ValueKind::Integer { min: 1, max: INT },
         "network.gc.wait" => ValueKind::Integer { min: 0, max: INT },
+        "incorrect.login.attempts.allowed" => ValueKind::Integer { min: 0, max: INT },
+        "job.expire.minutes" => ValueKind::Integer { min: 1, max: INT },
         "router.check.interval" => ValueKind::Integer { min: 0, max: INT },
-        "router.aggregation.command.each.timeout" => ValueKind::Integer { min: 1, max: INT },
         "default.page.size" => ValueKind::Integer {
             min: 1,
             max: MAX_PAGE_SIZE,
         },
         "network.guest.cidr.limit" => ValueKind::Integer { min: 0, max: 32 },
-        "router.extra.public.nics" => ValueKind::Integer { min: 0, max: 5 },
-        "vr.public.interface.max.mtu" => ValueKind::Integer {
-            min: 68,
-            max: 65535,
-        },
         "allow.non.rfc1918.compliant.ips"
-        | "network.rolling.restart"
         | "vpc.tier.name.prepend"
-        | "routed.network.vpc.enabled"
         | "enforce.post.requests.and.timestamps" => ValueKind::Boolean,
         "guest.domain.suffix" => ValueKind::DnsSuffix,
         "denied.routes" => ValueKind::CidrList,

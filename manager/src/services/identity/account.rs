@@ -4,7 +4,10 @@
 use serde_json::json;
 
 use super::views::{account_fields, account_view};
-use super::{account_param, denied, domain_param, paging, spec, user_params};
+use super::{
+    Target, denied, domain_param, managed_account_param, may_manage_account, paging, spec,
+    user_params,
+};
 use crate::api::ApiError;
 use crate::server::jobs::JobBody;
 use crate::server::registry::{ADMINS, ALL, CommandSpec, Kind, ParamType::*, opt, req};
@@ -149,6 +152,24 @@ handler!(create_account, |ctx, params| {
         return Err(denied(ctx, "root admin accounts"));
     }
     let d = domain_param(ctx, params, "domainid").await?;
+    // CloudStack: root admin accounts live in ROOT only.
+    if account_type == account::TYPE_ADMIN && d.parent_id.is_some() {
+        return Err(ApiError::param(format!(
+            "Invalid account type {account_type} given for an account in domain {}; unable to \
+             create user of admin role type in non-ROOT domain.",
+            d.uuid
+        )));
+    }
+    // The new account's first user would otherwise hold the caller's own
+    // rights (or more) under another name.
+    let target = Target {
+        account_id: 0,
+        account_type,
+        domain_path: &d.path,
+    };
+    if !may_manage_account(&ctx.caller, target) {
+        return Err(denied(ctx, "accounts of this role in this domain"));
+    }
     let username = params.required_string(ctx.command, "username")?;
     let name = params
         .string("account")?
@@ -246,7 +267,7 @@ handler!(list_accounts_handler, |ctx, params| {
 });
 
 handler!(update_account, |ctx, params| {
-    let a = account_param(ctx, params, "id").await?;
+    let a = managed_account_param(ctx, params, "id").await?;
     let new_name = params.string("newname")?.filter(|n| !n.is_empty());
     let network_domain = params.string("networkdomain")?;
     account::update(
@@ -277,7 +298,7 @@ fn check_state_change(ctx: &Ctx, a: &account::Account) -> Result<(), ApiError> {
 }
 
 handler!(disable_account, |ctx, params| {
-    let a = account_param(ctx, params, "id").await?;
+    let a = managed_account_param(ctx, params, "id").await?;
     check_state_change(ctx, &a)?;
     if params.boolean("lock")? != Some(true) {
         return Err(ApiError::param(
@@ -304,7 +325,7 @@ job_body!(disable_account_job, |job, info| {
 });
 
 handler!(enable_account, |ctx, params| {
-    let a = account_param(ctx, params, "id").await?;
+    let a = managed_account_param(ctx, params, "id").await?;
     account::set_state(&ctx.app.db, a.id, account::STATE_ENABLED).await?;
     let updated = account::get_by_id(&ctx.app.db, a.id)
         .await?
@@ -313,7 +334,7 @@ handler!(enable_account, |ctx, params| {
 });
 
 handler!(delete_account, |ctx, params| {
-    let a = account_param(ctx, params, "id").await?;
+    let a = managed_account_param(ctx, params, "id").await?;
     check_state_change(ctx, &a)?;
     let job_id = ctx
         .submit_job(

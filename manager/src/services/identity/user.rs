@@ -1,9 +1,13 @@
-//! Users: `createUser`, `listUsers`, `registerUserKeys`, `getUserKeys`.
+//! Users: `createUser`, `listUsers`, `enableUser`, `registerUserKeys`,
+//! `getUserKeys`.
 
 use serde_json::json;
 
 use super::views::{user_fields, user_view};
-use super::{account_param, denied, domain_param, paging, spec, user_params};
+use super::{
+    Target, account_param, denied, domain_param, may_manage_account, may_manage_user, paging, spec,
+    user_params,
+};
 use crate::api::{ApiError, Params};
 use crate::handler;
 use crate::server::registry::{ADMINS, ALL, CommandSpec, Kind, ParamType::*, field, opt, req};
@@ -59,6 +63,16 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             register_user_keys,
         ),
         spec(
+            "enableUser",
+            "Enables a user (and its account), forgetting its wrong passwords",
+            Kind::Sync,
+            ADMINS,
+            vec![req("id", Uuid, "the ID of the user")],
+            "user",
+            user_fields(),
+            enable_user,
+        ),
+        spec(
             "getUserKeys",
             "Returns a user's API key and secret key",
             Kind::Sync,
@@ -85,6 +99,9 @@ handler!(create_user, |ctx, params| {
                 d.uuid
             ))
         })?;
+    if !may_manage_account(&ctx.caller, Target::of(&a)) {
+        return Err(denied(ctx, &format!("account {}", a.uuid)));
+    }
     let created = user::create(
         &ctx.app.db,
         user::NewUser {
@@ -139,8 +156,8 @@ handler!(list_users_handler, |ctx, params| {
     })
 });
 
-/// The live user named by `id`, which the caller must cover: users only
-/// themselves, admins the users of accounts they cover.
+/// The live user named by `id`, whose keys the caller may manage (see
+/// [`may_manage_user`]).
 async fn user_param(ctx: &Ctx, params: &Params) -> Result<user::User, ApiError> {
     let id = params.required_uuid(ctx.command, "id")?.to_string();
     let u = user::get_by_uuid(&ctx.app.db, &id)
@@ -150,11 +167,7 @@ async fn user_param(ctx: &Ctx, params: &Params) -> Result<user::User, ApiError> 
     let a = account::get_by_id(&ctx.app.db, u.account_id)
         .await?
         .ok_or_else(|| ApiError::invalid_id("id", &id))?;
-    let allowed = match ctx.caller.role {
-        Role::User => u.id == ctx.caller.user_id,
-        _ => ctx.caller.covers(a.id, &a.domain_path),
-    };
-    if !allowed {
+    if !may_manage_user(&ctx.caller, Target::of(&a), u.id) {
         return Err(denied(ctx, &format!("user {id}")));
     }
     Ok(u)
@@ -162,7 +175,7 @@ async fn user_param(ctx: &Ctx, params: &Params) -> Result<user::User, ApiError> 
 
 handler!(register_user_keys, |ctx, params| {
     let u = user_param(ctx, params).await?;
-    let (apikey, secretkey) = user::register_keys(&ctx.app.db, u.id).await?;
+    let (apikey, secretkey) = user::register_keys(&ctx.app.db, u.id, &ctx.app.secrets).await?;
     Ok(Reply::Object(
         json!({ "apikey": apikey, "secretkey": secretkey }),
     ))
@@ -170,7 +183,38 @@ handler!(register_user_keys, |ctx, params| {
 
 handler!(get_user_keys, |ctx, params| {
     let u = user_param(ctx, params).await?;
+    let secret = match u.secret_key.as_deref() {
+        Some(stored) => Some(ctx.app.secrets.open(stored).map_err(|e| {
+            tracing::error!(user = %u.uuid, error = %e, "secret key");
+            ApiError::internal(
+                "Internal error executing command, please contact your system administrator",
+            )
+        })?),
+        None => None,
+    };
     Ok(Reply::Object(
-        json!({ "apikey": u.api_key, "secretkey": u.secret_key }),
+        json!({ "apikey": u.api_key, "secretkey": secret }),
     ))
+});
+
+// CloudStack's enableUser: the user and its account are enabled and the
+// count of wrong passwords starts again, which is how a user disabled by
+// `incorrect.login.attempts.allowed` gets back in.
+handler!(enable_user, |ctx, params| {
+    let u = user_param(ctx, params).await?;
+    let mut tx = ctx.app.db.begin().await?;
+    user::set_state(&mut tx, u.id, account::STATE_ENABLED).await?;
+    account::set_state(&mut tx, u.account_id, account::STATE_ENABLED).await?;
+    user::reset_login_attempts(&mut tx, u.id).await?;
+    tx.commit().await?;
+    let u = user::get_by_id(&ctx.app.db, u.id)
+        .await?
+        .ok_or_else(|| ApiError::internal("user vanished"))?;
+    let a = account::get_by_id(&ctx.app.db, u.account_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("user without account"))?;
+    let d = domain::get_by_id(&ctx.app.db, a.domain_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("account without domain"))?;
+    Ok(Reply::Object(user_view(&u, &a, &d)))
 });
