@@ -30,6 +30,28 @@ pub struct TestManager {
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// Writes the suite's database key into `dir` and returns its path. Every
+/// test manager seals secrets with this one key, as the managers of one
+/// cluster share theirs: a second manager on a database (and the PostgreSQL
+/// template the test databases are copied from) must open what the first
+/// sealed.
+pub fn suite_database_key(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("suite-database.key");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .expect("suite database key");
+    // base64 of 32 bytes: "vpc-manager test suite key 32 by".
+    file.write_all(b"dnBjLW1hbmFnZXIgdGVzdCBzdWl0ZSBrZXkgMzIgYnk=\n")
+        .expect("suite database key");
+    path
+}
+
 impl TestManager {
     /// Starts a manager on 127.0.0.1 with `database_url` (None: SQLite in
     /// the data directory), with the recording agent and driver.
@@ -41,6 +63,7 @@ impl TestManager {
             database_url: database_url.clone(),
             // The recording backend below: ask for the simulation by name.
             driver: vpc_manager::settings::DriverKind::Simulated,
+            database_key_file: Some(suite_database_key(data_dir.path())),
             ..Settings::default()
         };
         let agent = Arc::new(RecordingAgentClient::new());

@@ -222,6 +222,7 @@ async fn a_big_routers_state_loads_in_a_bounded_number_of_statements() {
         data_dir: data.path().to_path_buf(),
         database_url: Some(url.clone()),
         driver: vpc_manager::settings::DriverKind::Simulated,
+        database_key_file: Some(crate::support::api::suite_database_key(data.path())),
         ..Default::default()
     };
     let db = vpc_manager::store::Db::connect(&url).await.unwrap();
