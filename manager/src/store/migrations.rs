@@ -33,7 +33,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     ),
     (
         5,
-        "vpc params",
+        "vpc_params",
         include_str!("../../../migrations/sqlite/0005_vpc_params.sql"),
     ),
 ];
@@ -62,7 +62,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     ),
     (
         5,
-        "vpc params",
+        "vpc_params",
         include_str!("../../../migrations/postgres/0005_vpc_params.sql"),
     ),
 ];
