@@ -26,6 +26,10 @@ type RangeCase<'a> = (
     &'a str,
 );
 
+/// A call that must be refused: command, parameters, and the texts the
+/// refusal must hold.
+type NamedRefusal<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+
 /// createVPC's parameters for VPC `name` with CIDR `cidr`, plus `extra`.
 fn vpc_call<'a>(env: &'a Env, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut p = vec![
@@ -485,7 +489,7 @@ on_both_backends!(
             .to_string();
         let before = vpc_count(&user).await;
         // (command, parameters, what the refusal must name)
-        let cases: Vec<(&str, Vec<(&str, &str)>, Vec<&str>)> = vec![
+        let cases: Vec<NamedRefusal> = vec![
             (
                 "createVPC",
                 vpc_call(&env, &[("publicmtu", "1501")]),
