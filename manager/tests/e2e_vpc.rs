@@ -1,7 +1,8 @@
 //! End to end, with real packets: a VPC built through the HTTP API on the
 //! netns driver (routers and VMs as namespaces, the real vr-agent, DHCP from
 //! the router), proving with TCP, ping and DNS what the ACLs allow, source
-//! NAT upstream, and the teardown leaving nothing behind.
+//! NAT upstream, and the teardown leaving nothing behind; and a VPC's dns1 and
+//! publicmtu acting on the router (its resolver forwards, its public link's MTU).
 
 mod support;
 
@@ -240,5 +241,133 @@ async fn two_tiers_talk_exactly_as_far_as_their_acls_allow() {
         "router namespace left: {listed}"
     );
     assert!(!listed.contains(&e.driver.vm_ns(web1["instancename"].as_str().unwrap())));
+    e.finish().await;
+}
+
+/// A child process in a namespace, killed (by its pid) when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The MTU of the link with `mac` in namespace `ns`.
+fn link_mtu(ns: &str, mac: &str) -> Option<u64> {
+    let out = std::process::Command::new("ip")
+        .args(["-n", ns, "-j", "link", "show"])
+        .output()
+        .ok()?;
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    links
+        .as_array()?
+        .iter()
+        .find(|l| l["address"].as_str() == Some(mac))
+        .and_then(|l| l["mtu"].as_u64())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vpc_dns_servers_and_public_mtu_act_on_the_router() {
+    let e = E2e::start(AgentTransport::Unix).await;
+    let admin = e.admin();
+    let vpc = job_ok(
+        &admin,
+        "createVPC",
+        &[
+            ("name", "dnsmtu"),
+            ("cidr", "10.71.0.0/16"),
+            ("zoneid", &e.zone),
+            ("vpcofferingid", &e.vpc_offering),
+            ("dns1", "203.0.113.1"),
+            ("publicmtu", "1400"),
+        ],
+    )
+    .await["vpc"]
+        .clone();
+    let vpc_id = vpc["id"].as_str().unwrap().to_string();
+    let router = admin.ok("listRouters", &[("vpcid", &vpc_id)]).await["router"][0].clone();
+    let router_ns = e.driver.router_ns(router["name"].as_str().unwrap());
+    let mac = router["publicmacaddress"].as_str().unwrap().to_string();
+    assert_eq!(
+        link_mtu(&router_ns, &mac),
+        Some(1400),
+        "public NIC at start"
+    );
+
+    // updateVPC reaches the running router's link.
+    job_ok(
+        &admin,
+        "updateVPC",
+        &[("id", &vpc_id), ("publicmtu", "1300")],
+    )
+    .await;
+    assert_eq!(link_mtu(&router_ns, &mac), Some(1300), "after updateVPC");
+
+    // A resolver upstream (its namespace exists once a router is plugged)
+    // that knows one name; the VPC names it as dns1.
+    let up = e.upstream();
+    let upstream_dns = Child(
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                up.name(),
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--listen-address=203.0.113.1",
+                "--address=/probe.example/192.0.2.7",
+                "--pid-file=",
+                "--user=root",
+            ])
+            .spawn()
+            .expect("upstream dnsmasq"),
+    );
+    // A VM asks the router (its gateway), which asks the VPC's dns1.
+    let tier = e
+        .tier(&admin, &vpc_id, "web", "10.71.1.1", None, false)
+        .await;
+    let vm = e.vm(&admin, tier["id"].as_str().unwrap(), "dnsvm").await;
+    e.lease(&vm).await;
+    let ns = e.vm_ns(&vm);
+    let answer = blocking(move || {
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns.name(),
+                "busybox",
+                "nslookup",
+                "probe.example",
+                "10.71.1.1",
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    })
+    .await;
+    assert!(
+        answer.contains("192.0.2.7"),
+        "the router forwarded: {answer:?}"
+    );
+    drop(upstream_dns);
+
+    job_ok(
+        &admin,
+        "destroyVirtualMachine",
+        &[("id", vm["id"].as_str().unwrap()), ("expunge", "true")],
+    )
+    .await;
+    job_ok(
+        &admin,
+        "deleteNetwork",
+        &[("id", tier["id"].as_str().unwrap())],
+    )
+    .await;
+    job_ok(&admin, "deleteVPC", &[("id", &vpc_id)]).await;
     e.finish().await;
 }

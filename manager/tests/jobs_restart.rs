@@ -58,6 +58,7 @@ async fn a_crashed_job_fails_and_a_released_job_runs_at_the_next_start() {
                 instance_type: Some("Domain".into()),
                 instance_uuid: Some(d.uuid.clone()),
                 sync_object: Some(format!("domain:{}", d.id)),
+                uuid: None,
             },
         )
         .await

@@ -12,8 +12,8 @@ use super::agent::{
     AgentClient, AgentCommand, AgentEndpoint, AgentError, AgentReply, DriverError, RouterDriver,
 };
 use super::model::{
-    AclListView, DhcpEntryView, LbRuleView, PortForwardView, PrivateGatewayView, PublicIpView,
-    RouterState, RouterView, StaticNatView, StaticRouteView, TierView,
+    AclListView, DhcpEntryView, LbRuleView, NicRole, PortForwardView, PrivateGatewayView,
+    PublicIpView, RouterState, RouterView, StaticNatView, StaticRouteView, TierView,
 };
 use super::wire;
 
@@ -450,6 +450,24 @@ impl<A: AgentClient, D: RouterDriver> VpcVirtualRouterElement<A, D> {
     /// configuration again, in one ApplyConfig.
     pub async fn restart_vpc(&self, state: &RouterState, generation: u64) -> ElementResult {
         self.resync(state, generation).await
+    }
+
+    /// updateVPC `publicmtu`: the router's public NIC again (PlugNic of the
+    /// NIC already plugged replaces it in the agent's state, which sets the
+    /// link's MTU). Nothing when the router has no public NIC yet: it gets
+    /// the MTU with the NIC.
+    pub async fn apply_public_nic(&self, state: &RouterState, generation: u64) -> ElementResult {
+        let Some(public) = state.router.nics.iter().find(|n| n.role == NicRole::Public) else {
+            return Ok(());
+        };
+        self.apply(
+            &state.router,
+            AgentCommand::PlugNic(pb::PlugNicRequest {
+                generation,
+                nic: Some(wire::nic(public)),
+            }),
+        )
+        .await
     }
 
     /// Stops the router.

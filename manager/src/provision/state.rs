@@ -103,6 +103,13 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
     .await?
     .items;
 
+    // The zone's row gives the VPC's zone id and the resolvers it falls
+    // back to; the router's zone is read again only when it differs.
+    let vpc_zone = store::zone::get_by_id(db, v.zone_id)
+        .await?
+        .ok_or_else(|| corrupt("zone id", &v.zone_id.to_string()))?;
+    let public_mtu = u32::try_from(v.public_mtu)
+        .map_err(|_| corrupt("public MTU", &v.public_mtu.to_string()))?;
     let mut router_nics = Vec::new();
     for n in &nics {
         let (network_id, broadcast_uri) = network_of(db, n.network_id, &networks).await?;
@@ -120,18 +127,30 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
             ip: ipv4_opt("NIC address", n.ip4_address.as_deref())?.map(IpAddr::V4),
             prefix: prefix(n.netmask.as_deref())?,
             gateway: ipv4_opt("NIC gateway", n.gateway.as_deref())?.map(IpAddr::V4),
-            mtu: 0,
+            // The VPC's `publicmtu` is the public NIC's (CloudStack's
+            // "MTU configured on the public interfaces of the VPC VR").
+            mtu: if role == NicRole::Public {
+                public_mtu
+            } else {
+                0
+            },
         });
     }
+    let vpc_zone_id = uuid_of(&vpc_zone.uuid)?;
     let router_view = RouterView {
         id: uuid_of(&r.uuid)?,
         name: r.name.clone(),
-        zone_id: zone_uuid(db, r.zone_id).await?,
+        zone_id: if r.zone_id == v.zone_id {
+            vpc_zone_id
+        } else {
+            zone_uuid(db, r.zone_id).await?
+        },
         generation: u64::try_from(r.config_generation).unwrap_or_default(),
         nics: router_nics,
     };
 
     let domain = v.network_domain.clone().unwrap_or_default();
+    let dns_servers = upstream_resolvers(&v, &vpc_zone);
     // Only tiers plugged into the router are on it.
     let plugged: Vec<(&network::Network, &router::Nic)> = networks
         .iter()
@@ -176,7 +195,7 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
             cidr,
             gateway,
             domain: t.network_domain.clone().unwrap_or_else(|| domain.clone()),
-            dns_servers: Vec::new(),
+            dns_servers: dns_servers.clone(),
             mtu: 0,
             broadcast_uri: t.broadcast_uri.clone(),
             acl_id,
@@ -209,19 +228,13 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
     let static_routes = load_routes(db, vpc_id, &private_gateways).await?;
     let (port_forwards, lb_rules) = load_rules(db, vpc_id).await?;
     let static_nats = public_ips_static_nat(&allocated)?;
-    let vpc_zone = if v.zone_id == r.zone_id {
-        router_view.zone_id
-    } else {
-        zone_uuid(db, v.zone_id).await?
-    };
-
     Ok(Some(RouterState {
         vpc: VpcView {
             id: uuid_of(&v.uuid)?,
             name: v.name.clone(),
             cidr: Ipv4Net::from_str(&v.cidr).map_err(|_| corrupt("VPC CIDR", &v.cidr))?,
             network_domain: domain,
-            zone_id: vpc_zone,
+            zone_id: vpc_zone_id,
         },
         router: router_view,
         tiers,
@@ -234,6 +247,26 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
         lb_rules,
         dhcp,
     }))
+}
+
+/// The upstream resolvers of the router's DNS, which the tiers' DHCP also
+/// hands out after the router: the VPC's `dns1`/`dns2` when createVPC was
+/// given them, else the zone's (CloudStack: "if not provided, the DNS
+/// specified for the zone is used").
+pub fn upstream_resolvers(v: &vpc::Vpc, zone: &store::zone::Zone) -> Vec<String> {
+    let (dns1, dns2) = if v.dns1.as_deref().is_some_and(|d| !d.is_empty()) {
+        (&v.dns1, &v.dns2)
+    } else {
+        (&zone.dns1, &zone.dns2)
+    };
+    [dns1, dns2]
+        .into_iter()
+        .flatten()
+        // Both were checked as addresses when given; one that is not would
+        // make the agent refuse the whole configuration.
+        .filter_map(|d| d.trim().parse::<IpAddr>().ok())
+        .map(|d| d.to_string())
+        .collect()
 }
 
 /// The UUID and broadcast URI of a network.

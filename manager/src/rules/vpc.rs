@@ -179,33 +179,9 @@ pub fn check_cidr_or_size(
     }
 }
 
-/// CloudStack's smallest public MTU.
+/// CloudStack's `NetworkService.MINIMUM_MTU`: the smallest MTU an IPv4
+/// link may have (RFC 791).
 pub const MIN_MTU: u32 = 68;
-
-/// `publicmtu` is not refused when out of range: it is clamped to
-/// `vr.public.interface.max.mtu` (or up to 68) and an alert raised. Returns
-/// the MTU to use and, when clamped, the alert text. Absent means 1500
-/// (capped by the zone maximum).
-pub fn clamp_public_mtu(requested: Option<u32>, zone_max: u32) -> (u32, Option<String>) {
-    let wanted = requested.unwrap_or(1500);
-    if wanted > zone_max {
-        (
-            zone_max,
-            requested.map(|r| {
-                format!("publicmtu {r} exceeds the zone maximum {zone_max}; using {zone_max}")
-            }),
-        )
-    } else if wanted < MIN_MTU {
-        (
-            MIN_MTU,
-            Some(format!(
-                "publicmtu {wanted} is below the minimum {MIN_MTU}; using {MIN_MTU}"
-            )),
-        )
-    } else {
-        (wanted, None)
-    }
-}
 
 /// `dns1`/`dns2` need an offering with the Dns service, must be IPv4
 /// addresses, and `dns2` needs `dns1`.
@@ -233,6 +209,22 @@ pub fn check_dns(
         }
     }
     Ok(())
+}
+
+/// `publicmtu` (createVPC, updateVPC) must lie between [`MINIMUM_MTU`] and
+/// `max`, `vr.public.interface.max.mtu`. CloudStack clamps a value
+/// outside into range and raises an alert; here it is refused (431 naming
+/// the parameter and its range), so the router never gets an MTU the caller
+/// did not ask for.
+pub fn check_public_mtu(mtu: i64, max: i64) -> Result<u32, ApiError> {
+    let min = i64::from(MIN_MTU);
+    if !(min..=max).contains(&mtu) {
+        return Err(ApiError::param(format!(
+            "publicmtu {mtu} is out of range: the router's public interfaces take an MTU from \
+             {min} to {max} (vr.public.interface.max.mtu)"
+        )));
+    }
+    u32::try_from(mtu).map_err(|_| ApiError::param(format!("publicmtu {mtu} is not an MTU")))
 }
 
 /// A Disabled zone takes no new VPCs from callers other than the root
@@ -472,25 +464,28 @@ mod tests {
     }
 
     #[test]
-    fn mtu_clamping() {
-        assert_eq!(clamp_public_mtu(None, 1500), (1500, None));
-        assert_eq!(clamp_public_mtu(Some(1400), 1500), (1400, None));
-        assert_eq!(clamp_public_mtu(None, 1450), (1450, None));
-        let (mtu, alert) = clamp_public_mtu(Some(9000), 1500);
-        assert_eq!(mtu, 1500);
-        assert!(alert.unwrap().contains("9000"));
-        let (mtu, alert) = clamp_public_mtu(Some(10), 1500);
-        assert_eq!(mtu, 68);
-        assert!(alert.unwrap().contains("below the minimum"));
-    }
-
-    #[test]
     fn dns_parameters() {
         check_dns(None, None, false).unwrap();
         check_dns(Some("8.8.8.8"), None, true).unwrap();
         check_dns(Some("8.8.8.8"), Some("1.1.1.1"), true).unwrap();
         assert_err(check_dns(Some("8.8.8.8"), None, false), 431, "Dns service");
         assert_err(check_dns(None, Some("1.1.1.1"), true), 431, "without dns1");
+    }
+
+    #[test]
+    fn public_mtu_outside_68_to_the_zone_maximum_is_refused_naming_the_range() {
+        assert_eq!(check_public_mtu(68, 1500).ok(), Some(68));
+        assert_eq!(check_public_mtu(1500, 1500).ok(), Some(1500));
+        assert_eq!(check_public_mtu(9000, 9000).ok(), Some(9000));
+        for (mtu, max) in [(67, 1500), (1501, 1500), (0, 1500), (-1, 9000)] {
+            let e = check_public_mtu(mtu, max).expect_err("out of range");
+            assert_eq!(e.code, 431);
+            assert!(
+                e.text.contains("publicmtu") && e.text.contains(&format!("68 to {max}")),
+                "{}",
+                e.text
+            );
+        }
         assert_err(check_dns(Some("8.8.8.300"), None, true), 431, "8.8.8.300");
     }
 

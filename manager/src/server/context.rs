@@ -76,6 +76,9 @@ pub struct Ctx {
     pub caller: Caller,
     /// The command's name as registered.
     pub command: &'static str,
+    /// The id the caller chose for the command's job (`customjobid`),
+    /// checked before the handler runs.
+    pub custom_job_id: Option<String>,
 }
 
 impl Ctx {
@@ -92,6 +95,7 @@ impl Ctx {
             info,
             instance,
             sync_object: Some(sync_object),
+            custom_id: self.custom_job_id.clone(),
         };
         self.app.jobs.submit(&self.app, &self.caller, submit).await
     }

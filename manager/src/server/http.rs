@@ -218,10 +218,21 @@ async fn handle(
     }
     spec.check_params(params)
         .map_err(|e| (wrapper.clone(), e))?;
+    let custom_job_id = if spec.kind == Kind::Sync {
+        None
+    } else {
+        let given = params
+            .string("customjobid")
+            .map_err(|e| (wrapper.clone(), e))?;
+        crate::server::jobs::check_custom_job_id(&app.db, given.as_deref())
+            .await
+            .map_err(|e| (wrapper.clone(), e))?
+    };
     let ctx = Ctx {
         app: app.clone(),
         caller,
         command: spec.name,
+        custom_job_id,
     };
     let reply = (spec.handler)(&ctx, params)
         .await

@@ -54,6 +54,47 @@ pub struct Submit<'a> {
     pub instance: Option<(&'a str, &'a str)>,
     /// Jobs with the same sync object run one at a time.
     pub sync_object: Option<String>,
+    /// The job's id the caller chose (`customjobid`), already checked by
+    /// [`check_custom_job_id`].
+    pub custom_id: Option<String>,
+}
+
+/// `customjobid`, which every async command takes (CloudStack's
+/// `BaseAsyncCmd`): any caller may choose the id of the job it starts, as
+/// long as it is a UUID in lower case (CloudStack's pattern) that no job has
+/// yet. Checked before the command changes anything; CloudStack's texts.
+pub async fn check_custom_job_id(
+    db: &store::Db,
+    value: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let Some(id) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if !is_lower_case_uuid(id) {
+        return Err(ApiError::param(format!(
+            "UUID: {id} doesn't follow the UUID format"
+        )));
+    }
+    if job::get_by_uuid(db, id).await?.is_some() {
+        return Err(duplicate_job_id(id));
+    }
+    Ok(Some(id.to_string()))
+}
+
+fn duplicate_job_id(id: &str) -> ApiError {
+    ApiError::param(format!(
+        "UUID: {id} already exists so can't create/update with custom id"
+    ))
+}
+
+/// 8-4-4-4-12 lower-case hex digits (CloudStack's `IsUuidFormat`).
+fn is_lower_case_uuid(id: &str) -> bool {
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
 impl Jobs {
@@ -88,9 +129,15 @@ impl Jobs {
                 instance_type: submit.instance.map(|(t, _)| t.to_string()),
                 instance_uuid: submit.instance.map(|(_, id)| id.to_string()),
                 sync_object: submit.sync_object,
+                uuid: submit.custom_id.clone(),
             },
         )
-        .await?;
+        .await
+        .map_err(|e| match (e, &submit.custom_id) {
+            // Taken between the check and the insert by another request.
+            (store::StoreError::Duplicate(_), Some(id)) => duplicate_job_id(id),
+            (e, _) => e.into(),
+        })?;
         self.wake.notify_one();
         Ok(row.uuid)
     }

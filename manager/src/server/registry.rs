@@ -255,14 +255,11 @@ pub struct Registry {
 
 /// Parameters every async command accepts (CloudStack §2.1).
 fn async_params() -> Vec<ParamSpec> {
-    vec![
-        opt(
-            "customjobid",
-            ParamType::String,
-            "refused: the job's id is chosen by the manager",
-        )
-        .refused("the job's id is chosen by the manager and returned as jobid"),
-    ]
+    vec![opt(
+        "customjobid",
+        ParamType::String,
+        "the id of the command's job: a lower-case UUID no job has yet",
+    )]
 }
 
 impl Registry {

@@ -99,15 +99,17 @@ pub const DEFAULTS: &[ConfigDef] = &[
         "Wrong passwords in a row after which a user is disabled (0 or less: never)"),
     def("api.sessionkey.check.locations", "Advanced", "CookieAndParameter", "Global", true,
         "Where a session key must appear: CookieAndParameter, CookieOrParameter or ParameterOnly"),
+    def("vr.public.interface.max.mtu", "VirtualRouter", "1500", "Zone", true,
+        "The maximum value the MTU can have on the VR's public interfaces (createVPC and \
+         updateVPC publicmtu)"),
 ];
 
 /// Keys earlier versions listed although nothing read them (a router per
-/// VPC has no rolling restart, extra public NICs, aggregated commands, MTU
-/// clamping or routed mode here): [`seed`] removes their rows, so
+/// VPC has no rolling restart, extra public NICs, aggregated commands or
+/// routed mode here): [`seed`] removes their rows, so
 /// listConfigurations shows only settings that act.
 pub const RETIRED: &[&str] = &[
     "network.rolling.restart",
-    "vr.public.interface.max.mtu",
     "router.extra.public.nics",
     "router.aggregation.command.each.timeout",
     "routed.network.vpc.enabled",

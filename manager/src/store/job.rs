@@ -82,6 +82,9 @@ pub struct NewJob {
     pub instance_uuid: Option<String>,
     /// Serialize with other jobs on this object (e.g. `vpc:42`).
     pub sync_object: Option<String>,
+    /// The job's id when the caller chose it (`customjobid`); None: a new
+    /// random UUID.
+    pub uuid: Option<String>,
 }
 
 /// How a job ended.
@@ -149,7 +152,7 @@ pub async fn insert<'a>(ex: impl Into<Exec<'a>>, new: NewJob) -> Result<Job> {
              instance_uuid, sync_object, status, result_code, created, last_updated) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0, $9, $9) RETURNING id",
         )
-        .bind(new_uuid())
+        .bind(new.uuid.clone().unwrap_or_else(new_uuid))
         .bind(new.user_id)
         .bind(new.account_id)
         .bind(&new.cmd)

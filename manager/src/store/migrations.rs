@@ -31,6 +31,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "auth",
         include_str!("../../../migrations/sqlite/0004_auth.sql"),
     ),
+    (
+        5,
+        "vpc_params",
+        include_str!("../../../migrations/sqlite/0005_vpc_params.sql"),
+    ),
 ];
 
 /// (version, description, SQL) of each PostgreSQL migration, in order.
@@ -54,6 +59,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         4,
         "auth",
         include_str!("../../../migrations/postgres/0004_auth.sql"),
+    ),
+    (
+        5,
+        "vpc_params",
+        include_str!("../../../migrations/postgres/0005_vpc_params.sql"),
     ),
 ];
 

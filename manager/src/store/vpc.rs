@@ -47,7 +47,18 @@ pub struct Vpc {
     pub created: i64,
     /// Removal time (epoch ms), if removed.
     pub removed: Option<i64>,
+    /// createVPC's `dns1`: the first upstream resolver of the router's DNS
+    /// (None: the zone's).
+    pub dns1: Option<String>,
+    /// createVPC's `dns2`: the second one.
+    pub dns2: Option<String>,
+    /// The MTU of the router's public NIC (`publicmtu`).
+    pub public_mtu: i64,
 }
+
+/// CloudStack's `NetworkService.DEFAULT_MTU`: a VPC's public MTU when
+/// createVPC is not given one.
+pub const DEFAULT_PUBLIC_MTU: i64 = 1500;
 
 /// A VPC to create (state Enabled).
 #[derive(Clone, Debug, Default)]
@@ -99,7 +110,8 @@ pub struct VpcFilter {
 
 const COLUMNS: &str = "v.id, v.uuid, v.name, v.display_text, v.zone_id, v.cidr, v.account_id, \
      v.domain_id, d.path AS domain_path, v.vpc_offering_id, v.state, v.network_domain, \
-     v.restart_required, v.redundant, v.source_nat_ip_id, v.created, v.removed";
+     v.restart_required, v.redundant, v.source_nat_ip_id, v.created, v.removed, v.dns1, v.dns2, \
+     v.public_mtu";
 const FROM: &str = "vpc v JOIN domain d ON d.id = v.domain_id";
 
 /// Creates a VPC, Enabled.
@@ -226,6 +238,32 @@ pub async fn update<'a>(
         .rows_affected()
     });
     Ok(done == 1)
+}
+
+/// Sets the upstream resolvers of a live VPC's router (createVPC's
+/// `dns1`/`dns2`; None: the zone's).
+pub async fn set_dns<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    dns1: Option<&str>,
+    dns2: Option<&str>,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query("UPDATE vpc SET dns1 = $2, dns2 = $3 WHERE id = $1 AND removed IS NULL")
+            .bind(id)
+            .bind(dns1)
+            .bind(dns2)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Sets the MTU of a live VPC's public NIC.
+pub async fn set_public_mtu<'a>(ex: impl Into<Exec<'a>>, id: i64, mtu: i64) -> Result<bool> {
+    update_live(ex, id, "public_mtu", mtu.into()).await
 }
 
 /// Records (or clears) the VPC's source-NAT address.

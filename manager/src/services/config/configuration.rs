@@ -53,6 +53,11 @@ fn kind_of(name: &str) -> ValueKind {
             max: MAX_PAGE_SIZE,
         },
         "network.guest.cidr.limit" => ValueKind::Integer { min: 0, max: 32 },
+        // An IPv4 link's MTU: 68 (RFC 791) up to the largest a link takes.
+        "vr.public.interface.max.mtu" => ValueKind::Integer {
+            min: 68,
+            max: 65535,
+        },
         "allow.non.rfc1918.compliant.ips"
         | "vpc.tier.name.prepend"
         | "enforce.post.requests.and.timestamps" => ValueKind::Boolean,

@@ -54,31 +54,33 @@ fn vpc_fields() -> Vec<FieldSpec> {
         field("domain", "string", "the name of the owner's domain"),
         field("created", "date", "when the VPC was created"),
         field("publicmtu", "integer", "the MTU of the router's public NIC"),
+        field("dns1", "string", "the first IPv4 DNS server of the VPC"),
+        field("dns2", "string", "the second IPv4 DNS server of the VPC"),
     ]
 }
 
-/// `publicmtu` (createVPC, updateVPC): refused, as carrying it to the
-/// router's public NIC is not implemented (it was accepted and dropped).
+/// `publicmtu` (createVPC, updateVPC): the MTU of the router's public NIC.
+/// Its range depends on `vr.public.interface.max.mtu`, so the handler
+/// checks it ([`rules::vpc::check_public_mtu`]); the registry checks the type.
 fn public_mtu_param() -> crate::server::registry::ParamSpec {
     opt(
         "publicmtu",
         Integer,
-        "refused: the public NIC keeps its MTU",
-    )
-    .within(68, 65535)
-    .refused(
-        "the router's public NIC keeps the public network's MTU; carrying a VPC's MTU to \
-             the router is not implemented",
+        "MTU of the router's public NIC, 68 to vr.public.interface.max.mtu (default 1500)",
     )
 }
 
-/// `dns1`/`dns2` of createVPC: refused, as carrying them to the tiers'
-/// DHCP is not implemented (they were accepted and dropped).
-fn dns_param(name: &'static str) -> crate::server::registry::ParamSpec {
-    opt(name, String, "refused: the tiers' DNS server is the router").refused(
-        "the tiers' DHCP hands out the router as DNS server; carrying a VPC's own DNS servers \
-         to the router is not implemented",
-    )
+/// `dns1`/`dns2` of createVPC: the upstream resolvers of the router's DNS
+/// (also handed to VMs after the router), instead of the zone's.
+fn dns_param(name: &'static str, description: &'static str) -> crate::server::registry::ParamSpec {
+    opt(name, String, description)
+}
+
+/// The largest `publicmtu` (`vr.public.interface.max.mtu`).
+async fn max_public_mtu(db: &Db) -> Result<i64, ApiError> {
+    Ok(config::value_i64(db, "vr.public.interface.max.mtu")
+        .await?
+        .unwrap_or(vpc::DEFAULT_PUBLIC_MTU))
 }
 
 /// The commands of this module.
@@ -105,8 +107,11 @@ pub fn commands() -> Vec<CommandSpec> {
             "false: do not start the router now (default true)",
         ),
         public_mtu_param(),
-        dns_param("dns1"),
-        dns_param("dns2"),
+        dns_param(
+            "dns1",
+            "the first IPv4 DNS server of the VPC (default the zone's dns1)",
+        ),
+        dns_param("dns2", "the second IPv4 DNS server of the VPC (needs dns1)"),
         opt(
             "sourcenatipaddress",
             String,
@@ -150,7 +155,7 @@ pub fn commands() -> Vec<CommandSpec> {
         },
         CommandSpec {
             name: "updateVPC",
-            description: "Renames a VPC, changes its description or its source NAT address",
+            description: "Renames a VPC, changes its description, its source NAT address or its public MTU",
             kind: Kind::Async,
             roles: ALL,
             params: vec![
@@ -318,6 +323,20 @@ handler!(create_vpc, |ctx, params| {
         params.string("dns2")?.as_deref(),
         services.iter().any(|s| s.service == "Dns"),
     )?;
+    let dns = |name: &str| -> Result<Option<std::string::String>, ApiError> {
+        params
+            .string(name)?
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| rules::parse_ipv4(name, d.trim()).map(|a| a.to_string()))
+            .transpose()
+    };
+    let (dns1, dns2) = (dns("dns1")?, dns("dns2")?);
+    let max_mtu = max_public_mtu(db).await?;
+    // Not given: CloudStack's 1500, within the zone's maximum.
+    let public_mtu = match params.long("publicmtu")? {
+        Some(mtu) => i64::from(rules::vpc::check_public_mtu(mtu, max_mtu)?),
+        None => vpc::DEFAULT_PUBLIC_MTU.min(max_mtu),
+    };
     let source_nat: Option<Ipv4Addr> = params
         .string("sourcenatipaddress")?
         .filter(|a| !a.is_empty())
@@ -345,6 +364,12 @@ handler!(create_vpc, |ctx, params| {
         },
     )
     .await?;
+    if dns1.is_some() {
+        vpc::set_dns(&mut tx, created.id, dns1.as_deref(), dns2.as_deref()).await?;
+    }
+    if public_mtu != created.public_mtu {
+        vpc::set_public_mtu(&mut tx, created.id, public_mtu).await?;
+    }
     provision::vpc::ensure_router(&mut tx, &created).await?;
     tx.commit().await?;
     let submitted = ctx
@@ -459,6 +484,13 @@ handler!(update_vpc, |ctx, params| {
             Some(ip.id)
         }
     };
+    let public_mtu = match params.long("publicmtu")? {
+        Some(mtu) => Some(rules::vpc::check_public_mtu(
+            mtu,
+            max_public_mtu(&ctx.app.db).await?,
+        )?),
+        None => None,
+    };
     let job_id = ctx
         .submit_job(
             json!({
@@ -466,6 +498,7 @@ handler!(update_vpc, |ctx, params| {
                 "name": name,
                 "displaytext": display_text,
                 "sourcenat": new_source_nat,
+                "publicmtu": public_mtu,
             }),
             Some(("Vpc", &v.uuid)),
             vpc_sync(v.id),
@@ -488,6 +521,9 @@ job_body!(update_vpc_job, |job, info| {
     {
         return Err(ApiError::param("The VPC was deleted meanwhile"));
     }
+    if let Some(mtu) = info["publicmtu"].as_i64() {
+        set_public_mtu(app, id, mtu).await?;
+    }
     if let Some(ip) = info["sourcenat"].as_i64() {
         let mut tx = app.db.begin().await?;
         store::vlan::set_source_nat(&mut tx, id, ip).await?;
@@ -499,6 +535,44 @@ job_body!(update_vpc_job, |job, info| {
     }
     vpc_result(&app.db, id).await
 });
+
+/// updateVPC `publicmtu`, through the change protocol: the row and the
+/// router's generation in one transaction, then the public NIC to the
+/// router; if the router refuses, the old MTU is put back and the job fails.
+/// The caller holds the VPC's lock.
+async fn set_public_mtu(
+    app: &crate::server::context::App,
+    id: i64,
+    mtu: i64,
+) -> Result<(), ApiError> {
+    let db = &app.db;
+    let Some(v) = vpc::get_by_id(db, id)
+        .await?
+        .filter(|v| v.removed.is_none())
+    else {
+        return Err(ApiError::param("The VPC was deleted meanwhile"));
+    };
+    // CloudStack leaves an MTU that is already in place alone.
+    if v.public_mtu == mtu {
+        return Ok(());
+    }
+    let mut tx = db.begin().await?;
+    vpc::set_public_mtu(&mut tx, id, mtu).await?;
+    let generation = provision::bump(&mut tx, id).await?;
+    tx.commit().await?;
+    let pushed = provision::push(db, &app.network, id, generation, |element, state, g| {
+        Box::pin(element.apply_public_nic(state, g))
+    })
+    .await;
+    if let Err(e) = pushed {
+        provision::log_revert(
+            "the public MTU",
+            vpc::set_public_mtu(db, id, v.public_mtu).await,
+        );
+        return Err(e);
+    }
+    Ok(())
+}
 
 handler!(delete_vpc, |ctx, params| {
     let v = vpc_param(ctx, params, "id").await?;

@@ -1,7 +1,11 @@
 //! Parameters that must work or be refused (never accepted and dropped), and
-//! numbers outside their type or range.
+//! numbers outside their type or range. createVPC's `dns1`, `dns2` and
+//! `publicmtu` and updateVPC's `publicmtu` work: stored, shown, and carried to
+//! the router (the exact fields the recording agent got).
 
 use serde_json::Value;
+use vpc_manager::orchestration::agent::{AgentCommand, AgentError};
+use vpc_proto::v1 as pb;
 
 use crate::support::api::{BOGUS, Client, id, job_ok, on_both_backends, refused, run_job};
 use crate::support::vpc::{
@@ -21,6 +25,10 @@ type RangeCase<'a> = (
     &'a str,
     &'a str,
 );
+
+/// A call that must be refused: command, parameters, and the texts the
+/// refusal must hold.
+type NamedRefusal<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<&'a str>);
 
 /// createVPC's parameters for VPC `name` with CIDR `cidr`, plus `extra`.
 fn vpc_call<'a>(env: &'a Env, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
@@ -64,40 +72,10 @@ on_both_backends!(
             (
                 &user,
                 "createVPC",
-                vpc_call(&env, &[("dns1", "198.51.100.53")]),
-                "dns1",
-            ),
-            (
-                &user,
-                "createVPC",
-                vpc_call(&env, &[("dns2", "198.51.100.54")]),
-                "dns2",
-            ),
-            (
-                &user,
-                "createVPC",
-                vpc_call(&env, &[("publicmtu", "1400")]),
-                "publicmtu",
-            ),
-            (
-                &user,
-                "createVPC",
                 vpc_call(&env, &[("projectid", BOGUS)]),
                 "projectid",
             ),
-            (
-                &user,
-                "createVPC",
-                vpc_call(&env, &[("customjobid", BOGUS)]),
-                "customjobid",
-            ),
             (&user, "listVPCs", vec![("projectid", "-1")], "projectid"),
-            (
-                &user,
-                "updateVPC",
-                vec![("id", &vpc), ("publicmtu", "1400")],
-                "publicmtu",
-            ),
             (
                 &user,
                 "updateVPC",
@@ -363,3 +341,273 @@ on_both_backends!(
         assert_eq!(items["count"].as_u64(), None, "no item was added: {items}");
     }
 );
+
+/// The tiers the router got (SetupGuestNetwork, ApplyConfig), by tier id.
+fn pushed_tiers(commands: &[AgentCommand]) -> Vec<pb::GuestNetwork> {
+    let mut tiers = Vec::new();
+    for c in commands {
+        match c {
+            AgentCommand::SetupGuestNetwork(r) => tiers.extend(r.network.clone()),
+            AgentCommand::ApplyConfig(r) => {
+                tiers.extend(r.config.iter().flat_map(|c| c.guest_networks.clone()));
+            }
+            _ => {}
+        }
+    }
+    tiers
+}
+
+/// The router's public NICs the agent got (ApplyConfig, PlugNic), with the
+/// generation each came with.
+fn pushed_public_nics(commands: &[AgentCommand]) -> Vec<(u64, pb::Nic)> {
+    let public = |n: &pb::Nic| n.role == pb::NicRole::Public as i32;
+    let mut nics = Vec::new();
+    for c in commands {
+        match c {
+            AgentCommand::PlugNic(r) => nics.extend(
+                r.nic
+                    .iter()
+                    .filter(|n| public(n))
+                    .map(|n| (r.generation, n.clone())),
+            ),
+            AgentCommand::ApplyConfig(r) => nics.extend(
+                r.config
+                    .iter()
+                    .flat_map(|c| c.nics.clone())
+                    .filter(|n| public(n))
+                    .map(|n| (r.generation, n)),
+            ),
+            _ => {}
+        }
+    }
+    nics
+}
+
+on_both_backends!(vpc_dns_servers_and_public_mtu_reach_the_router, |m| {
+    let admin = m.admin();
+    let env = zone_env(&admin, "dnsz").await;
+    let domain = id(
+        &admin.ok("createDomain", &[("name", "dnsd")]).await,
+        "domain",
+    );
+    let user = account_in(&admin, "dnsu", &domain, "0").await;
+    m.agent.clear();
+    let created = job_ok(
+        &user,
+        "createVPC",
+        &vpc_call(
+            &env,
+            &[
+                ("dns1", "198.51.100.53"),
+                ("dns2", "198.51.100.54"),
+                ("publicmtu", "1400"),
+            ],
+        ),
+    )
+    .await["vpc"]
+        .clone();
+    assert_eq!(
+        (&created["dns1"], &created["dns2"], &created["publicmtu"]),
+        (
+            &Value::from("198.51.100.53"),
+            &Value::from("198.51.100.54"),
+            &Value::from(1400)
+        ),
+        "{created}"
+    );
+    let vpc = created["id"].as_str().expect("VPC id").to_string();
+    let listed = user.ok("listVPCs", &[("id", &vpc)]).await["vpc"][0].clone();
+    assert_eq!(
+        (&listed["dns1"], &listed["dns2"], &listed["publicmtu"]),
+        (&created["dns1"], &created["dns2"], &created["publicmtu"])
+    );
+    // The router started with its public NIC at the VPC's MTU.
+    let public = pushed_public_nics(&m.agent.commands());
+    assert!(!public.is_empty(), "{:?}", m.agent.rpcs());
+    assert!(public.iter().all(|(_, n)| n.mtu == 1400), "{public:?}");
+    // A tier's DNS upstreams (and the servers its DHCP hands out after the
+    // router) are the VPC's, not the zone's.
+    let tier = create_tier(&user, &env, &vpc, "dt", "10.91.1.1", "255.255.255.0").await["id"]
+        .as_str()
+        .expect("tier id")
+        .to_string();
+    deploy_vm(&user, &env, &tier, "dnsvm").await;
+    let tiers = pushed_tiers(&m.agent.commands());
+    let served: Vec<_> = tiers.iter().filter(|t| t.network_id == tier).collect();
+    assert!(!served.is_empty(), "{:?}", m.agent.rpcs());
+    for t in served {
+        assert_eq!(t.dns_servers, vec!["198.51.100.53", "198.51.100.54"]);
+    }
+
+    // Without dns1/dns2 the zone's servers serve; without publicmtu, 1500.
+    m.agent.clear();
+    let plain = create_vpc(&user, &env, "plain", "10.96.0.0/16").await;
+    assert_eq!(plain["publicmtu"], 1500, "{plain}");
+    assert!(plain.get("dns1").is_none(), "{plain}");
+    let public = pushed_public_nics(&m.agent.commands());
+    assert!(
+        !public.is_empty() && public.iter().all(|(_, n)| n.mtu == 1500),
+        "{public:?}"
+    );
+    let plain_tier = create_tier(
+        &user,
+        &env,
+        plain["id"].as_str().expect("VPC id"),
+        "pt",
+        "10.96.1.1",
+        "255.255.255.0",
+    )
+    .await["id"]
+        .as_str()
+        .expect("tier id")
+        .to_string();
+    deploy_vm(&user, &env, &plain_tier, "plainvm").await;
+    let tiers = pushed_tiers(&m.agent.commands());
+    let served: Vec<_> = tiers
+        .iter()
+        .filter(|t| t.network_id == plain_tier)
+        .collect();
+    assert!(!served.is_empty());
+    for t in served {
+        assert_eq!(t.dns_servers, vec!["198.51.100.1"], "the zone's dns1");
+    }
+});
+
+on_both_backends!(
+    vpc_dns_and_public_mtu_out_of_range_are_refused_before_anything_is_made,
+    |m| {
+        let admin = m.admin();
+        let env = zone_env(&admin, "mtuz").await;
+        let domain = id(
+            &admin.ok("createDomain", &[("name", "mtud")]).await,
+            "domain",
+        );
+        let user = account_in(&admin, "mtuu", &domain, "0").await;
+        let vpc = create_vpc(&user, &env, "keep", "10.97.0.0/16").await["id"]
+            .as_str()
+            .expect("VPC id")
+            .to_string();
+        let before = vpc_count(&user).await;
+        // (command, parameters, what the refusal must name)
+        let cases: Vec<NamedRefusal> = vec![
+            (
+                "createVPC",
+                vpc_call(&env, &[("publicmtu", "1501")]),
+                vec!["publicmtu", "68 to 1500", "vr.public.interface.max.mtu"],
+            ),
+            (
+                "createVPC",
+                vpc_call(&env, &[("publicmtu", "67")]),
+                vec!["publicmtu", "68 to 1500"],
+            ),
+            (
+                "createVPC",
+                vpc_call(&env, &[("dns1", "not-an-address")]),
+                vec!["dns1"],
+            ),
+            (
+                "createVPC",
+                vpc_call(&env, &[("dns1", "2001:db8::53")]),
+                vec!["dns1"],
+            ),
+            (
+                "createVPC",
+                vpc_call(&env, &[("dns2", "198.51.100.54")]),
+                vec!["dns2", "dns1"],
+            ),
+            (
+                "updateVPC",
+                vec![("id", &vpc), ("publicmtu", "1501")],
+                vec!["publicmtu", "68 to 1500"],
+            ),
+            (
+                "updateVPC",
+                vec![("id", &vpc), ("publicmtu", "0")],
+                vec!["publicmtu", "68 to 1500"],
+            ),
+        ];
+        m.agent.clear();
+        for (command, params, needles) in &cases {
+            let (code, text) = refused(&user, command, params).await;
+            assert_eq!(code, 431, "{command} {params:?}: {text}");
+            for needle in needles {
+                assert!(text.contains(needle), "{command} {params:?}: {text}");
+            }
+        }
+        assert_eq!(vpc_count(&user).await, before, "nothing was created");
+        assert!(m.agent.commands().is_empty(), "{:?}", m.agent.rpcs());
+        let shown = user.ok("listVPCs", &[("id", &vpc)]).await["vpc"][0].clone();
+        assert_eq!(shown["publicmtu"], 1500, "{shown}");
+
+        // The maximum is CloudStack's setting, listed because it is read.
+        let listed = admin
+            .ok(
+                "listConfigurations",
+                &[("name", "vr.public.interface.max.mtu")],
+            )
+            .await;
+        assert_eq!(listed["configuration"][0]["value"], "1500", "{listed}");
+        admin
+            .ok(
+                "updateConfiguration",
+                &[("name", "vr.public.interface.max.mtu"), ("value", "9000")],
+            )
+            .await;
+        let done = job_ok(&user, "updateVPC", &[("id", &vpc), ("publicmtu", "9000")]).await;
+        assert_eq!(done["vpc"]["publicmtu"], 9000, "{done}");
+    }
+);
+
+on_both_backends!(update_vpc_public_mtu_reaches_the_running_router, |m| {
+    let admin = m.admin();
+    let env = zone_env(&admin, "upmz").await;
+    let vpc = create_vpc(&admin, &env, "upm", "10.98.0.0/16").await["id"]
+        .as_str()
+        .expect("VPC id")
+        .to_string();
+    let router = || async {
+        admin
+            .ok("listRouters", &[("vpcid", &vpc), ("listall", "true")])
+            .await["router"][0]
+            .clone()
+    };
+    let before = router().await;
+    m.agent.clear();
+    let done = job_ok(&admin, "updateVPC", &[("id", &vpc), ("publicmtu", "1280")]).await;
+    assert_eq!(done["vpc"]["publicmtu"], 1280, "{done}");
+    // One PlugNic of the public NIC (same MAC, new MTU) with the next
+    // generation; the router reports it applied.
+    assert_eq!(m.agent.rpcs(), vec!["PlugNic"]);
+    let public = pushed_public_nics(&m.agent.commands());
+    let after = router().await;
+    assert_eq!(public.len(), 1, "{public:?}");
+    let (generation, nic) = &public[0];
+    assert_eq!(nic.mtu, 1280);
+    assert_eq!(
+        Value::from(nic.mac_address.clone()),
+        before["publicmacaddress"]
+    );
+    assert_eq!(Value::from(*generation), after["configgeneration"]);
+    assert_eq!(after["configcurrent"], true, "{after}");
+    // The same MTU again changes nothing.
+    m.agent.clear();
+    job_ok(&admin, "updateVPC", &[("id", &vpc), ("publicmtu", "1280")]).await;
+    assert!(m.agent.commands().is_empty(), "{:?}", m.agent.rpcs());
+
+    // A router that refuses: the job fails, the VPC keeps its MTU.
+    m.agent
+        .fail("PlugNic", AgentError::Failed("link busy".into()));
+    let failed = run_job(&admin, "updateVPC", &[("id", &vpc), ("publicmtu", "1400")]).await;
+    m.agent.unfail("PlugNic");
+    assert_eq!(failed["jobstatus"], 2, "{failed}");
+    let shown = admin.ok("listVPCs", &[("id", &vpc)]).await["vpc"][0].clone();
+    assert_eq!(shown["publicmtu"], 1280, "{shown}");
+    // A restart sends the whole state with the MTU in force.
+    m.agent.clear();
+    job_ok(&admin, "restartVPC", &[("id", &vpc)]).await;
+    let public = pushed_public_nics(&m.agent.commands());
+    assert!(
+        !public.is_empty() && public.iter().all(|(_, n)| n.mtu == 1280),
+        "{public:?}"
+    );
+});
