@@ -456,6 +456,23 @@ pub async fn offering_by_id<'a>(
     .await
 }
 
+/// Service offerings by internal id, removed or not, in one statement (list
+/// views).
+pub async fn offerings_by_ids<'a>(
+    ex: impl Into<Exec<'a>>,
+    ids: &[i64],
+) -> Result<Vec<ServiceOffering>> {
+    query::fetch_by_ids(
+        &mut ex.into(),
+        OFFERING_COLUMNS,
+        "service_offering",
+        "id",
+        ids,
+        "id",
+    )
+    .await
+}
+
 /// A service offering by UUID, removed or not.
 pub async fn offering_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
@@ -501,6 +518,19 @@ pub async fn list_offerings<'a>(
 /// A template by internal id, removed or not.
 pub async fn template_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Template>> {
     query::fetch_by(&mut ex.into(), TEMPLATE_COLUMNS, "vm_template", "id", id).await
+}
+
+/// Templates by internal id, removed or not, in one statement (list views).
+pub async fn templates_by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Template>> {
+    query::fetch_by_ids(
+        &mut ex.into(),
+        TEMPLATE_COLUMNS,
+        "vm_template",
+        "id",
+        ids,
+        "id",
+    )
+    .await
 }
 
 /// A template by UUID, removed or not.
