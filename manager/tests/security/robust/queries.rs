@@ -320,18 +320,24 @@ async fn list_as_admin(
 }
 
 /// Item 5 (list views): 500 VPCs, each with its router (a public and a
-/// control NIC), listed a page at a time. A page costs a constant number of
-/// statements (one per table it shows, not several per row), the same for
-/// 50 rows as for 500.
+/// control NIC), a tier and a VM in it, listed a page at a time. A page
+/// costs a constant number of statements (one per table it shows, not
+/// several per row), the same for 50 rows as for 500.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_page_of_vpcs_or_routers_costs_a_bounded_number_of_statements() {
-    use vpc_manager::store::{network, vpc};
+async fn a_page_of_vpcs_routers_tiers_or_vms_costs_a_bounded_number_of_statements() {
+    use vpc_manager::store::{network, vm, vpc};
     let cluster = tokio::task::spawn_blocking(Cluster::shared).await.unwrap();
     let url = cluster.create_database().await;
     let m = TestManager::start(Some(url.clone())).await;
     let admin = m.admin();
     let env = crate::support::vpc::zone_env(&admin, "pages").await;
     let first = create_vpc(&admin, &env, "v0", "10.0.0.0/16").await;
+    let vpc0 = first["id"].as_str().unwrap();
+    let tier0 =
+        crate::support::vpc::create_tier(&admin, &env, vpc0, "t0", "10.0.1.1", "255.255.255.0")
+            .await;
+    let tier0 = tier0["id"].as_str().unwrap().to_string();
+    let vm0 = crate::support::vpc::deploy_vm(&admin, &env, &tier0, "vm0").await;
     // The second manager below opens the secrets this one sealed.
     let data = tempfile::tempdir().unwrap();
     std::fs::copy(
@@ -355,6 +361,24 @@ async fn a_page_of_vpcs_or_routers_costs_a_bounded_number_of_statements() {
         .unwrap()
         .items;
     assert_eq!(routers.len(), 1, "createVPC starts one router");
+    let t0 = network::get_by_uuid(&db, &tier0).await.unwrap().unwrap();
+    let allow = vpc_manager::store::acl::list(
+        &db,
+        &vpc_manager::store::acl::AclFilter {
+            name: Some(vpc_manager::store::acl::DEFAULT_ALLOW.into()),
+            include_builtin: true,
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await
+    .unwrap()
+    .items
+    .remove(0);
+    let m0 = vm::get_by_uuid(&db, vm0["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     for i in 1..500 {
         let v = vpc::create(
             &db,
@@ -378,6 +402,56 @@ async fn a_page_of_vpcs_or_routers_costs_a_bounded_number_of_statements() {
                 zone_id: v.zone_id,
                 account_id: v.account_id,
                 domain_id: v.domain_id,
+            },
+        )
+        .await
+        .unwrap();
+        let t = network::create(
+            &db,
+            network::NewNetwork {
+                name: format!("t{i}"),
+                display_text: format!("t{i}"),
+                zone_id: t0.zone_id,
+                physical_network_id: t0.physical_network_id,
+                vpc_id: Some(v.id),
+                account_id: t0.account_id,
+                domain_id: t0.domain_id,
+                network_offering_id: t0.network_offering_id,
+                cidr: Some(v.cidr.clone()),
+                gateway: t0.gateway.clone(),
+                netmask: t0.netmask.clone(),
+                network_domain: t0.network_domain.clone(),
+                network_acl_id: Some(allow.id),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let guest = vm::create(
+            &db,
+            vm::NewVm {
+                name: format!("vm{i}"),
+                display_name: format!("vm{i}"),
+                zone_id: m0.zone_id,
+                account_id: m0.account_id,
+                domain_id: m0.domain_id,
+                service_offering_id: m0.service_offering_id,
+                template_id: m0.template_id,
+                state: m0.state.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        router::create_nic(
+            &db,
+            router::NewNic {
+                owner: router::NicOwner::Vm(guest.id),
+                network_id: t.id,
+                device_index: Some(0),
+                ip4_address: Some(format!("10.0.1.{}", 10 + i % 200)),
+                netmask: Some("255.255.255.0".into()),
+                gateway: Some("10.0.1.1".into()),
+                role: router::ROLE_GUEST.into(),
             },
         )
         .await
@@ -435,6 +509,10 @@ async fn a_page_of_vpcs_or_routers_costs_a_bounded_number_of_statements() {
         ("listVPCs", "500"),
         ("listRouters", "50"),
         ("listRouters", "500"),
+        ("listNetworks", "50"),
+        ("listNetworks", "500"),
+        ("listVirtualMachines", "50"),
+        ("listVirtualMachines", "500"),
     ] {
         let params = [("listall", "true"), ("page", "1"), ("pagesize", size)];
         let (n, (count, items)) =
@@ -446,13 +524,28 @@ async fn a_page_of_vpcs_or_routers_costs_a_bounded_number_of_statements() {
         assert_eq!(row["zoneid"], env.zone.as_str(), "{command}: {row}");
         assert_eq!(row["account"], "admin", "{command}: {row}");
         assert!(row["domainid"].is_string(), "{command}: {row}");
-        if command == "listRouters" {
-            assert_eq!(row["nic"].as_array().unwrap().len(), 2, "{row}");
-            assert_eq!(row["publicnetworkid"], public.uuid.as_str(), "{row}");
-            assert!(row["vpcname"].is_string(), "{row}");
-        } else {
-            assert!(row["vpcofferingname"].is_string(), "{row}");
-            assert!(!row["service"].as_array().unwrap().is_empty(), "{row}");
+        match command {
+            "listRouters" => {
+                assert_eq!(row["nic"].as_array().unwrap().len(), 2, "{row}");
+                assert_eq!(row["publicnetworkid"], public.uuid.as_str(), "{row}");
+                assert!(row["vpcname"].is_string(), "{row}");
+            }
+            "listVPCs" => {
+                assert!(row["vpcofferingname"].is_string(), "{row}");
+                assert!(!row["service"].as_array().unwrap().is_empty(), "{row}");
+                assert_eq!(row["network"].as_array().unwrap().len(), 1, "{row}");
+            }
+            "listNetworks" => {
+                assert!(row["networkofferingname"].is_string(), "{row}");
+                assert!(row["vpcname"].is_string(), "{row}");
+                assert!(row["aclname"].is_string(), "{row}");
+            }
+            _ => {
+                assert!(row["serviceofferingname"].is_string(), "{row}");
+                assert!(row["templatename"].is_string(), "{row}");
+                assert_eq!(row["nic"][0]["vpcid"], row["vpcid"], "{row}");
+                assert!(row["vpcid"].is_string(), "{row}");
+            }
         }
         report.push((command, size, n));
     }
