@@ -171,6 +171,11 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Vm
     get(ex, "v.id", id).await
 }
 
+/// VMs by internal id, removed or not, in one statement (list views).
+pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Vm>> {
+    query::fetch_by_ids(&mut ex.into(), COLUMNS, FROM, "v.id", ids, "v.id").await
+}
+
 /// A VM by UUID, removed or not.
 pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Vm>> {
     get(ex, "v.uuid", uuid).await
