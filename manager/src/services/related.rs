@@ -16,7 +16,9 @@ use serde_json::{Map, Value, json};
 
 use crate::api::ApiError;
 use crate::store::offering::{NetworkOffering, OfferingService, ServiceProvider, VpcOffering};
-use crate::store::{Db, account, acl, batch, domain, network, offering, router, vm, vpc, zone};
+use crate::store::{
+    Db, account, acl, batch, domain, gateway, network, offering, router, vm, vpc, zone,
+};
 
 /// The rows a page of a list refers to, by internal id.
 #[derive(Debug, Default)]
@@ -42,6 +44,7 @@ pub struct Related {
     templates: HashMap<i64, vm::Template>,
     /// The live NICs of each VM, by device index.
     vm_nics: HashMap<i64, Vec<router::Nic>>,
+    private_gateways: HashMap<i64, gateway::PrivateGateway>,
 }
 
 /// The distinct ids `f` gives for `rows`.
@@ -195,6 +198,28 @@ impl Related {
         Ok(r)
     }
 
+    /// What a page of static routes shows: VPCs, private gateways, owners.
+    /// Four statements at most.
+    pub async fn for_routes(db: &Db, routes: &[gateway::StaticRoute]) -> Result<Self, ApiError> {
+        let mut r = Related::default();
+        if routes.is_empty() {
+            return Ok(r);
+        }
+        r.vpcs = by_id(
+            vpc::by_ids(db, &ids(routes, |x| Some(x.vpc_id))).await?,
+            |v| v.id,
+        );
+        let gateways = ids(routes, |x| x.vpc_gateway_id);
+        r.private_gateways = by_id(gateway::by_ids(db, &gateways).await?, |g| g.id);
+        r.load_owners(
+            db,
+            &ids(routes, |x| Some(x.account_id)),
+            &ids(routes, |x| Some(x.domain_id)),
+        )
+        .await?;
+        Ok(r)
+    }
+
     async fn load_zones(&mut self, db: &Db, ids: &[i64]) -> Result<(), ApiError> {
         self.zones = by_id(zone::by_ids(db, ids).await?, |z| z.id);
         Ok(())
@@ -269,6 +294,11 @@ impl Related {
     /// The live NICs of a VM, by device index.
     pub fn vm_nics(&self, vm_id: i64) -> &[router::Nic] {
         self.vm_nics.get(&vm_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// A private gateway, removed or not.
+    pub fn private_gateway(&self, id: i64) -> Option<&gateway::PrivateGateway> {
+        self.private_gateways.get(&id)
     }
 
     /// A VPC offering.
