@@ -202,6 +202,13 @@ async fn a_big_routers_state_loads_in_a_bounded_number_of_statements() {
         )
         .await;
     }
+    // The second manager below opens the secrets this one sealed.
+    let data = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        m.data_dir.path().join("database.key"),
+        data.path().join("database.key"),
+    )
+    .unwrap();
     m.stop().await;
 
     // Every statement of this database is logged from now on; a manager
@@ -216,7 +223,6 @@ async fn a_big_routers_state_loads_in_a_bounded_number_of_statements() {
     .execute(&mut admin_db)
     .await
     .unwrap();
-    let data = tempfile::tempdir().unwrap();
     let settings = vpc_manager::settings::Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data.path().to_path_buf(),
