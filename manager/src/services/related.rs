@@ -220,6 +220,46 @@ impl Related {
         Ok(r)
     }
 
+    /// What a page of private gateways shows: VPCs and their zones, the
+    /// gateways' networks and their physical networks, ACL lists, owners.
+    /// Seven statements at most.
+    pub async fn for_gateways(
+        db: &Db,
+        gateways: &[gateway::PrivateGateway],
+    ) -> Result<Self, ApiError> {
+        let mut r = Related::default();
+        if gateways.is_empty() {
+            return Ok(r);
+        }
+        r.vpcs = by_id(
+            vpc::by_ids(db, &ids(gateways, |g| Some(g.vpc_id))).await?,
+            |v| v.id,
+        );
+        let zones: Vec<i64> = r.vpcs.values().map(|v| v.zone_id).collect();
+        r.load_zones(db, &zones).await?;
+        let networks = ids(gateways, |g| Some(g.network_id));
+        r.networks = by_id(network::by_ids(db, &networks).await?, |n| n.id);
+        let physical: Vec<i64> = r
+            .networks
+            .values()
+            .filter_map(|n| n.physical_network_id)
+            .collect();
+        r.physical_networks = by_id(zone::physical_networks_by_ids(db, &physical).await?, |p| {
+            p.id
+        });
+        let lists = ids(gateways, |g| g.network_acl_id);
+        if !lists.is_empty() {
+            r.acl_lists = by_id(batch::acl_lists(db, &lists).await?, |l| l.id);
+        }
+        r.load_owners(
+            db,
+            &ids(gateways, |g| Some(g.account_id)),
+            &ids(gateways, |g| Some(g.domain_id)),
+        )
+        .await?;
+        Ok(r)
+    }
+
     async fn load_zones(&mut self, db: &Db, ids: &[i64]) -> Result<(), ApiError> {
         self.zones = by_id(zone::by_ids(db, ids).await?, |z| z.id);
         Ok(())

@@ -147,7 +147,8 @@ fn route_view(related: &Related, r: &gateway::StaticRoute) -> Result<Value, ApiE
     if let Some(hop) = &r.next_hop {
         view["nexthop"] = json!(hop);
     }
-    // As `add_owner` shows them (the domain's stored path).
+    // `domainpath` is the domain's stored path here, as these views have
+    // always shown it.
     if let Some(a) = related.account(r.account_id) {
         view["account"] = json!(a.account_name);
     }
