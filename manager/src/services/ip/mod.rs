@@ -8,6 +8,7 @@
 //! [`common::rule_tier`]); it is unbound when its last rule goes.
 
 pub mod common;
+pub mod names;
 pub mod rule_flow;
 pub mod views;
 
