@@ -12,6 +12,7 @@ pub mod nat;
 pub mod network;
 pub mod offering;
 pub mod owner;
+pub mod related;
 pub mod tier;
 pub mod vm;
 pub mod vpc;

@@ -129,6 +129,11 @@ pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Opti
     get_where(ex, w).await
 }
 
+/// Accounts by internal id, removed or not, in one statement (list views).
+pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Account>> {
+    query::fetch_by_ids(&mut ex.into(), COLUMNS, FROM, "a.id", ids, "a.id").await
+}
+
 /// The live account `name` of a domain.
 pub async fn get_by_name<'a>(
     ex: impl Into<Exec<'a>>,

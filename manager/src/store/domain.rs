@@ -106,6 +106,11 @@ pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Opti
     }))
 }
 
+/// Domains by internal id, removed or not, in one statement (list views).
+pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Domain>> {
+    query::fetch_by_ids(&mut ex.into(), COLUMNS, "domain", "id", ids, "id").await
+}
+
 /// The live domain at `path` (`/` or `/a/b/`).
 pub async fn get_by_path<'a>(ex: impl Into<Exec<'a>>, path: &str) -> Result<Option<Domain>> {
     let mut ex = ex.into();

@@ -231,6 +231,12 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Pr
     get_gateway(ex, "g.id", id).await
 }
 
+/// Private gateways by internal id, removed or not, in one statement (list
+/// views).
+pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<PrivateGateway>> {
+    query::fetch_by_ids(&mut ex.into(), GW_COLUMNS, GW_FROM, "g.id", ids, "g.id").await
+}
+
 /// A private gateway by UUID, removed or not.
 pub async fn get_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,

@@ -210,6 +210,11 @@ pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Opti
     get(ex, "n.uuid", uuid).await
 }
 
+/// Networks by internal id, removed or not, in one statement (list views).
+pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Network>> {
+    query::fetch_by_ids(&mut ex.into(), COLUMNS, FROM, "n.id", ids, "n.id").await
+}
+
 /// Lists live networks by creation order.
 pub async fn list<'a>(
     ex: impl Into<Exec<'a>>,
@@ -253,6 +258,22 @@ pub async fn tiers_of_vpc<'a>(ex: impl Into<Exec<'a>>, vpc_id: i64) -> Result<Ve
         ..Default::default()
     };
     Ok(list(ex, &filter, Page::ALL).await?.items)
+}
+
+/// The live tiers of the given VPCs in one statement, by VPC and creation
+/// order (as `tiers_of_vpc` gives each VPC's).
+pub async fn tiers_of_vpcs<'a>(ex: impl Into<Exec<'a>>, vpc_ids: &[i64]) -> Result<Vec<Network>> {
+    let live = format!("n.removed IS NULL AND n.traffic_type = '{TRAFFIC_GUEST}'");
+    query::fetch_live_by_ids(
+        &mut ex.into(),
+        COLUMNS,
+        FROM,
+        Some(&live),
+        "n.vpc_id",
+        vpc_ids,
+        "n.vpc_id, n.id",
+    )
+    .await
 }
 
 /// Sets the state of a live network; false when there is none.

@@ -246,6 +246,22 @@ pub async fn vpc_offering_by_uuid<'a>(
     get_vpc_offering(ex, "uuid", uuid).await
 }
 
+/// VPC offerings by internal id, removed or not, in one statement (list views).
+pub async fn vpc_offerings_by_ids<'a>(
+    ex: impl Into<Exec<'a>>,
+    ids: &[i64],
+) -> Result<Vec<VpcOffering>> {
+    query::fetch_by_ids(
+        &mut ex.into(),
+        VPC_COLUMNS,
+        "vpc_offerings",
+        "id",
+        ids,
+        "id",
+    )
+    .await
+}
+
 /// A built-in VPC offering by its stable name.
 pub async fn vpc_offering_by_unique_name<'a>(
     ex: impl Into<Exec<'a>>,
@@ -287,6 +303,34 @@ pub async fn vpc_offering_services<'a>(
         .fetch_all(c)
         .await?
     }))
+}
+
+/// A service of a VPC or network offering, with the offering (batch loads).
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct OfferingService {
+    /// The offering.
+    pub offering_id: i64,
+    /// `Dhcp`, `SourceNat`, `NetworkACL` …
+    pub service: String,
+    /// `VpcVirtualRouter` …
+    pub provider: String,
+}
+
+/// The services of the given VPC offerings in one statement, in the order
+/// `vpc_offering_services` gives each offering's.
+pub async fn vpc_offerings_services<'a>(
+    ex: impl Into<Exec<'a>>,
+    ids: &[i64],
+) -> Result<Vec<OfferingService>> {
+    query::fetch_by_ids(
+        &mut ex.into(),
+        "vpc_offering_id AS offering_id, service, provider",
+        "vpc_offering_service_map",
+        "vpc_offering_id",
+        ids,
+        "vpc_offering_id, id",
+    )
+    .await
 }
 
 /// Changes a live VPC offering's name, display text, state or sort key (None keeps a
@@ -410,6 +454,23 @@ pub async fn network_offering_by_uuid<'a>(
     get_network_offering(ex, "uuid", uuid).await
 }
 
+/// Network offerings by internal id, removed or not, in one statement (list
+/// views).
+pub async fn network_offerings_by_ids<'a>(
+    ex: impl Into<Exec<'a>>,
+    ids: &[i64],
+) -> Result<Vec<NetworkOffering>> {
+    query::fetch_by_ids(
+        &mut ex.into(),
+        NETWORK_COLUMNS,
+        "network_offerings",
+        "id",
+        ids,
+        "id",
+    )
+    .await
+}
+
 /// A built-in network offering by its stable name.
 pub async fn network_offering_by_unique_name<'a>(
     ex: impl Into<Exec<'a>>,
@@ -451,6 +512,23 @@ pub async fn network_offering_services<'a>(
         .fetch_all(c)
         .await?
     }))
+}
+
+/// The services of the given network offerings in one statement, in the
+/// order `network_offering_services` gives each offering's.
+pub async fn network_offerings_services<'a>(
+    ex: impl Into<Exec<'a>>,
+    ids: &[i64],
+) -> Result<Vec<OfferingService>> {
+    query::fetch_by_ids(
+        &mut ex.into(),
+        "network_offering_id AS offering_id, service, provider",
+        "ntwk_offering_service_map",
+        "network_offering_id",
+        ids,
+        "network_offering_id, id",
+    )
+    .await
 }
 
 fn offering_where(filter: &OfferingFilter, network: bool) -> Where {

@@ -181,6 +181,17 @@ impl Page {
         }
     }
 
+    /// The number of matching rows when this page's `returned` rows tell it
+    /// without a COUNT(*): every row when there is no limit, and the rows
+    /// up to here when the page came back short but not empty (or is the
+    /// first page). None when rows may follow or the page lies past the end.
+    fn total_of(&self, returned: usize) -> Option<i64> {
+        let returned = i64::try_from(returned).ok()?;
+        let short = self.limit.is_none_or(|limit| returned < limit);
+        (short && (returned > 0 || self.offset <= 0))
+            .then(|| self.offset.max(0).saturating_add(returned))
+    }
+
     fn sql(&self) -> String {
         // Integers we computed, not user text: safe to inline. i64::MAX stands for "no
         // limit" because SQLite and PostgreSQL disagree on LIMIT NULL / LIMIT -1.
@@ -218,7 +229,7 @@ impl<T> Listed<T> {
 }
 
 /// Runs `SELECT {columns} FROM {from}{where} ORDER BY {order}` for one page, plus the
-/// matching COUNT(*).
+/// matching COUNT(*) when the page alone does not tell it.
 pub(crate) async fn list<T>(
     ex: &mut Exec<'_>,
     columns: &str,
@@ -231,12 +242,6 @@ where
     T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
     let where_sql = filter.sql();
-    let count_sql = format!("SELECT COUNT(*) FROM {from}{where_sql}");
-    let total: i64 = on_db!(ex, c => {
-        bind_args!(sqlx::query_scalar(AssertSqlSafe(count_sql)), filter.args())
-            .fetch_one(c)
-            .await?
-    });
     let select = format!(
         "SELECT {columns} FROM {from}{where_sql} ORDER BY {order}{}",
         page.sql()
@@ -244,6 +249,15 @@ where
     let items: Vec<T> = on_db!(ex, c => {
         bind_args!(sqlx::query_as(AssertSqlSafe(select)), filter.args())
             .fetch_all(c)
+            .await?
+    });
+    if let Some(total) = page.total_of(items.len()) {
+        return Ok(Listed { total, items });
+    }
+    let count_sql = format!("SELECT COUNT(*) FROM {from}{where_sql}");
+    let total: i64 = on_db!(ex, c => {
+        bind_args!(sqlx::query_scalar(AssertSqlSafe(count_sql)), filter.args())
+            .fetch_one(c)
             .await?
     });
     Ok(Listed { total, items })
@@ -257,6 +271,60 @@ where
     Ok(on_db!(ex, c => {
         bind_args!(sqlx::query_as(AssertSqlSafe(sql)), args).fetch_all(c).await?
     }))
+}
+
+/// Ids per statement in [`fetch_by_ids`]: far below the bound parameters
+/// either backend takes (SQLite 32,766, PostgreSQL 65,535), and more than a
+/// page of any list holds, so a page costs one statement per table.
+const IDS_PER_STATEMENT: usize = 1000;
+
+/// Every row of `SELECT columns FROM from WHERE column IN (ids…)`, the ids
+/// deduplicated, ordered by `order`: the rows a page of a list refers to
+/// (its zones, owners, offerings …) in one statement per table instead of
+/// one per row. Rows of one id are always in the same statement, so they
+/// keep `order` among themselves whatever the number of ids.
+pub(crate) async fn fetch_by_ids<T>(
+    ex: &mut Exec<'_>,
+    columns: &str,
+    from: &str,
+    column: &str,
+    ids: &[i64],
+    order: &str,
+) -> Result<Vec<T>>
+where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    fetch_live_by_ids(ex, columns, from, None, column, ids, order).await
+}
+
+/// [`fetch_by_ids`] with one more fixed clause every row must meet
+/// (`removed IS NULL` for the live rows of a parent).
+pub(crate) async fn fetch_live_by_ids<T>(
+    ex: &mut Exec<'_>,
+    columns: &str,
+    from: &str,
+    clause: Option<&str>,
+    column: &str,
+    ids: &[i64],
+    order: &str,
+) -> Result<Vec<T>>
+where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let mut w = Where::new();
+        if let Some(clause) = clause {
+            w.push(clause);
+        }
+        w.any_of(column, chunk);
+        let sql = format!("SELECT {columns} FROM {from}{} ORDER BY {order}", w.sql());
+        rows.extend(fetch_all::<T>(ex, sql, w.args()).await?);
+    }
+    Ok(rows)
 }
 
 /// The first row of `SELECT columns FROM from WHERE column = value`: the
@@ -344,6 +412,19 @@ mod tests {
         let mut w = Where::new();
         w.any_of::<&str>("uuid", &[]);
         assert_eq!(w.sql(), " WHERE 1 = 0");
+    }
+
+    #[test]
+    fn a_short_or_unlimited_page_tells_the_total_without_a_count() {
+        assert_eq!(Page::ALL.total_of(0), Some(0));
+        assert_eq!(Page::ALL.total_of(700), Some(700));
+        assert_eq!(Page::new(1, 20).total_of(7), Some(7));
+        assert_eq!(Page::new(3, 20).total_of(7), Some(47));
+        assert_eq!(Page::new(1, 20).total_of(0), Some(0));
+        // A full page may have rows after it; an empty page past the end
+        // says nothing about how many rows lie before it.
+        assert_eq!(Page::new(1, 20).total_of(20), None);
+        assert_eq!(Page::new(3, 20).total_of(0), None);
     }
 
     #[test]

@@ -543,6 +543,36 @@ pub async fn nics_of<'a>(ex: impl Into<Exec<'a>>, owner: NicOwner) -> Result<Vec
     Ok(list_nics(ex, &filter, Page::ALL).await?.items)
 }
 
+/// The live NICs of the given routers in one statement, by router and
+/// device index (as `nics_of` gives each router's).
+pub async fn nics_of_routers<'a>(ex: impl Into<Exec<'a>>, router_ids: &[i64]) -> Result<Vec<Nic>> {
+    query::fetch_live_by_ids(
+        &mut ex.into(),
+        NIC_COLUMNS,
+        "nics",
+        Some("removed IS NULL"),
+        "router_id",
+        router_ids,
+        "router_id, device_index, id",
+    )
+    .await
+}
+
+/// The live NICs of the given VMs in one statement, by VM and device index
+/// (as `nics_of` gives each VM's).
+pub async fn nics_of_vms<'a>(ex: impl Into<Exec<'a>>, vm_ids: &[i64]) -> Result<Vec<Nic>> {
+    query::fetch_live_by_ids(
+        &mut ex.into(),
+        NIC_COLUMNS,
+        "nics",
+        Some("removed IS NULL"),
+        "vm_id",
+        vm_ids,
+        "vm_id, device_index, id",
+    )
+    .await
+}
+
 /// Sets the state of a live NIC.
 pub async fn set_nic_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
     query::set_live_state(&mut ex.into(), "nics", id, state).await

@@ -227,6 +227,21 @@ pub async fn list<'a>(
     query::list(&mut ex.into(), COLUMNS, FROM, &w, "f.id", page).await
 }
 
+/// The live rules on the given addresses in one statement, by address and
+/// id (as `list` with `ip_address_id` gives each address's).
+pub async fn live_on_ips<'a>(ex: impl Into<Exec<'a>>, ip_ids: &[i64]) -> Result<Vec<Rule>> {
+    query::fetch_live_by_ids(
+        &mut ex.into(),
+        COLUMNS,
+        FROM,
+        Some("f.removed IS NULL"),
+        "f.ip_address_id",
+        ip_ids,
+        "f.ip_address_id, f.id",
+    )
+    .await
+}
+
 /// Sets the state of a live rule.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
     query::set_live_state(&mut ex.into(), "firewall_rules", id, state).await
@@ -334,6 +349,19 @@ pub async fn load_balancer<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Optio
         .fetch_optional(c)
         .await?
     }))
+}
+
+/// Load balancers by rule id in one statement (list views).
+pub async fn load_balancers<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<LoadBalancer>> {
+    query::fetch_by_ids(
+        &mut ex.into(),
+        "id, name, algorithm, private_port, public_port",
+        "load_balancing_rules",
+        "id",
+        ids,
+        "id",
+    )
+    .await
 }
 
 /// Changes a load balancer's name and/or algorithm (`None` leaves a field as is).

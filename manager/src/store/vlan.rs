@@ -278,6 +278,11 @@ pub async fn range_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<
     get_range(ex, "id", id).await
 }
 
+/// Ranges by internal id, removed or not, in one statement (list views).
+pub async fn ranges_by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<VlanRange>> {
+    query::fetch_by_ids(&mut ex.into(), RANGE_COLUMNS, "vlan", "id", ids, "id").await
+}
+
 /// A range by UUID, removed or not.
 pub async fn range_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<VlanRange>> {
     get_range(ex, "uuid", uuid).await
@@ -431,6 +436,19 @@ pub async fn set_association<'a>(
 /// An address by internal id.
 pub async fn ip_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<PublicIp>> {
     query::fetch_by(&mut ex.into(), IP_COLUMNS, "user_ip_address", "id", id).await
+}
+
+/// Addresses by internal id in one statement (list views).
+pub async fn ips_by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<PublicIp>> {
+    query::fetch_by_ids(
+        &mut ex.into(),
+        IP_COLUMNS,
+        "user_ip_address",
+        "id",
+        ids,
+        "id",
+    )
+    .await
 }
 
 /// An address by UUID.

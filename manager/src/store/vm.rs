@@ -171,6 +171,11 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Vm
     get(ex, "v.id", id).await
 }
 
+/// VMs by internal id, removed or not, in one statement (list views).
+pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Vm>> {
+    query::fetch_by_ids(&mut ex.into(), COLUMNS, FROM, "v.id", ids, "v.id").await
+}
+
 /// A VM by UUID, removed or not.
 pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Vm>> {
     get(ex, "v.uuid", uuid).await
@@ -456,6 +461,23 @@ pub async fn offering_by_id<'a>(
     .await
 }
 
+/// Service offerings by internal id, removed or not, in one statement (list
+/// views).
+pub async fn offerings_by_ids<'a>(
+    ex: impl Into<Exec<'a>>,
+    ids: &[i64],
+) -> Result<Vec<ServiceOffering>> {
+    query::fetch_by_ids(
+        &mut ex.into(),
+        OFFERING_COLUMNS,
+        "service_offering",
+        "id",
+        ids,
+        "id",
+    )
+    .await
+}
+
 /// A service offering by UUID, removed or not.
 pub async fn offering_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
@@ -501,6 +523,19 @@ pub async fn list_offerings<'a>(
 /// A template by internal id, removed or not.
 pub async fn template_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Template>> {
     query::fetch_by(&mut ex.into(), TEMPLATE_COLUMNS, "vm_template", "id", id).await
+}
+
+/// Templates by internal id, removed or not, in one statement (list views).
+pub async fn templates_by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Template>> {
+    query::fetch_by_ids(
+        &mut ex.into(),
+        TEMPLATE_COLUMNS,
+        "vm_template",
+        "id",
+        ids,
+        "id",
+    )
+    .await
 }
 
 /// A template by UUID, removed or not.

@@ -162,6 +162,11 @@ pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Opti
     get(ex, "v.uuid", uuid).await
 }
 
+/// VPCs by internal id, removed or not, in one statement (list views).
+pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Vpc>> {
+    query::fetch_by_ids(&mut ex.into(), COLUMNS, FROM, "v.id", ids, "v.id").await
+}
+
 /// Lists live VPCs by creation order.
 pub async fn list<'a>(
     ex: impl Into<Exec<'a>>,

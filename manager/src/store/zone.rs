@@ -163,6 +163,11 @@ pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Opti
     get_zone(ex, "uuid", uuid).await
 }
 
+/// Zones by internal id, removed or not, in one statement (list views).
+pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Zone>> {
+    query::fetch_by_ids(&mut ex.into(), ZONE_COLUMNS, "data_center", "id", ids, "id").await
+}
+
 /// Lists live zones by name.
 pub async fn list<'a>(
     ex: impl Into<Exec<'a>>,
@@ -293,6 +298,23 @@ pub async fn physical_network_by_id<'a>(
         .await?
         .into_iter()
         .next())
+}
+
+/// Physical networks by internal id, removed or not, in one statement (list
+/// views).
+pub async fn physical_networks_by_ids<'a>(
+    ex: impl Into<Exec<'a>>,
+    ids: &[i64],
+) -> Result<Vec<PhysicalNetwork>> {
+    query::fetch_by_ids(
+        &mut ex.into(),
+        PHYSNET_COLUMNS,
+        "physical_network",
+        "id",
+        ids,
+        "id",
+    )
+    .await
 }
 
 /// The live physical networks of a zone.

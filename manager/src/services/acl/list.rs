@@ -195,7 +195,8 @@ async fn list_result(db: &Db, id: i64) -> Result<Value, ApiError> {
         .await?
         .filter(|l| l.removed.is_none())
         .ok_or_else(|| ApiError::param("The ACL list was deleted meanwhile"))?;
-    Ok(json!({ "networkacllist": list_view(db, &list).await? }))
+    let v = vpc_of(db, &list).await?;
+    Ok(json!({ "networkacllist": list_view(&list, v.as_ref()) }))
 }
 
 job_body!(create_list_job, |job, info| {
@@ -314,29 +315,32 @@ handler!(list_lists, |ctx, params| {
         filter.id = Some(acl_id);
         named_vpc = true;
     }
-    let mut vpcs: HashMap<i64, Option<vpc::Vpc>> = HashMap::new();
+    let lists = acl::list(db, &filter, Page::ALL).await?.items;
+    // The VPCs of every list in one statement: a list is shown when its
+    // VPC is, and its view names the VPC.
+    let vpc_ids: Vec<i64> = lists.iter().filter_map(|l| l.vpc_id).collect();
+    let vpcs: HashMap<i64, vpc::Vpc> = vpc::by_ids(db, &vpc_ids)
+        .await?
+        .into_iter()
+        .map(|v| (v.id, v))
+        .collect();
     let mut shown = Vec::new();
-    for list in acl::list(db, &filter, Page::ALL).await?.items {
+    for list in lists {
         let visible = match list.vpc_id {
             None => true,
-            Some(vpc_id) => {
-                if let std::collections::hash_map::Entry::Vacant(e) = vpcs.entry(vpc_id) {
-                    e.insert(vpc::get_by_id(db, vpc_id).await?);
-                }
-                vpcs[&vpc_id]
-                    .as_ref()
-                    .is_some_and(|v| named_vpc || scope_covers(&scope, v))
-            }
+            Some(vpc_id) => vpcs
+                .get(&vpc_id)
+                .is_some_and(|v| named_vpc || scope_covers(&scope, v)),
         };
         if visible {
             shown.push(list);
         }
     }
     let count = shown.len() as u64;
-    let mut items = Vec::new();
-    for list in page_of(shown, page) {
-        items.push(list_view(db, &list).await?);
-    }
+    let items = page_of(shown, page)
+        .iter()
+        .map(|list| list_view(list, list.vpc_id.and_then(|id| vpcs.get(&id))))
+        .collect();
     Ok(Reply::List { count, items })
 });
 

@@ -127,19 +127,20 @@ async fn tier_param(
     Ok((tier, v))
 }
 
-/// `networkacllist` of a list response.
-async fn list_view(db: &Db, list: &acl::AclList) -> Result<Value, ApiError> {
+/// `networkacllist` of a list response; `v` is the list's VPC (none for
+/// the built-in lists).
+fn list_view(list: &acl::AclList, v: Option<&vpc::Vpc>) -> Value {
     let mut view = json!({
         "id": list.uuid,
         "name": list.name,
         "description": list.description,
         "fordisplay": true,
     });
-    if let Some(v) = vpc_of(db, list).await? {
+    if let Some(v) = v {
         view["vpcid"] = json!(v.uuid);
         view["vpcname"] = json!(v.name);
     }
-    Ok(view)
+    view
 }
 
 /// `networkacl` of an item response: ports and `cidrlist` are strings,

@@ -11,15 +11,13 @@
 mod private;
 mod route;
 
-use serde_json::{Value, json};
-
 use crate::api::ApiError;
 use crate::provision::log_revert;
 use crate::server::jobs::{JobBody, vpc_sync};
 use crate::server::registry::CommandSpec;
 use crate::server::{Ctx, page_of};
 use crate::services::owner::{self, Scope};
-use crate::store::{Db, account, domain, vpc};
+use crate::store::{Db, vpc};
 
 /// The commands of this module.
 pub fn commands() -> Vec<CommandSpec> {
@@ -58,25 +56,6 @@ async fn vpc_by_id(db: &Db, id: i64) -> Result<vpc::Vpc, ApiError> {
     vpc::get_by_id(db, id)
         .await?
         .ok_or_else(|| ApiError::internal(format!("VPC {id} is gone")))
-}
-
-/// The owner fields of a response (`account`, `domainid`, `domain`,
-/// `domainpath`), added to `view`.
-async fn add_owner(
-    db: &Db,
-    view: &mut Value,
-    account_id: i64,
-    domain_id: i64,
-) -> Result<(), ApiError> {
-    if let Some(a) = account::get_by_id(db, account_id).await? {
-        view["account"] = json!(a.account_name);
-    }
-    if let Some(d) = domain::get_by_id(db, domain_id).await? {
-        view["domainid"] = json!(d.uuid);
-        view["domain"] = json!(d.name);
-        view["domainpath"] = json!(d.path);
-    }
-    Ok(())
 }
 
 /// The scope of a list as the store filters take it.

@@ -17,9 +17,7 @@ use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{
-    add_owner, check_vpc_access, log_revert, page_of, scope_filter, vpc_by_id, vpc_param, vpc_sync,
-};
+use super::{check_vpc_access, log_revert, page_of, scope_filter, vpc_by_id, vpc_param, vpc_sync};
 use crate::api::ApiError;
 use crate::orchestration::VpcProvider;
 use crate::provision::{self, state};
@@ -28,7 +26,8 @@ use crate::server::jobs::JobBody;
 use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
 use crate::server::{Ctx, Reply, page};
 use crate::services::owner;
-use crate::store::{Db, Page, acl, gateway, network, router, zone};
+use crate::services::related::Related;
+use crate::store::{Db, Page, gateway, network, router};
 use crate::{handler, job_body};
 
 fn gateway_fields() -> Vec<FieldSpec> {
@@ -177,8 +176,15 @@ fn vlan_form(uri: &str) -> std::string::String {
 }
 
 /// `privategateway` of a response; `full` adds the VLAN (admins only).
-async fn gateway_view(db: &Db, g: &gateway::PrivateGateway, full: bool) -> Result<Value, ApiError> {
-    let v = vpc_by_id(db, g.vpc_id).await?;
+/// `related` holds the page's rows ([`Related::for_gateways`]).
+fn gateway_view(
+    related: &Related,
+    g: &gateway::PrivateGateway,
+    full: bool,
+) -> Result<Value, ApiError> {
+    let v = related
+        .vpc(g.vpc_id)
+        .ok_or_else(|| ApiError::internal(format!("VPC {} is gone", g.vpc_id)))?;
     let mut view = json!({
         "id": g.uuid,
         "gateway": g.gateway,
@@ -190,18 +196,18 @@ async fn gateway_view(db: &Db, g: &gateway::PrivateGateway, full: bool) -> Resul
         "sourcenatsupported": g.source_nat,
         "hasannotations": false,
     });
-    if let Some(z) = zone::get_by_id(db, v.zone_id).await? {
+    if let Some(z) = related.zone_row(v.zone_id) {
         view["zoneid"] = json!(z.uuid);
         view["zonename"] = json!(z.name);
     }
-    if let Some(n) = network::get_by_id(db, g.network_id).await?
+    if let Some(n) = related.network(g.network_id)
         && let Some(pid) = n.physical_network_id
-        && let Some(p) = zone::physical_network_by_id(db, pid).await?
+        && let Some(p) = related.physical_network(pid)
     {
         view["physicalnetworkid"] = json!(p.uuid);
     }
     if let Some(id) = g.network_acl_id
-        && let Some(l) = acl::get_by_id(db, id).await?
+        && let Some(l) = related.acl_list(id)
     {
         view["aclid"] = json!(l.uuid);
         view["aclname"] = json!(l.name);
@@ -210,7 +216,16 @@ async fn gateway_view(db: &Db, g: &gateway::PrivateGateway, full: bool) -> Resul
         view["vlan"] = json!(g.broadcast_uri.rsplit("://").next().unwrap_or_default());
         view["broadcasturi"] = json!(g.broadcast_uri);
     }
-    add_owner(db, &mut view, g.account_id, g.domain_id).await?;
+    // `domainpath` is the domain's stored path here, as these views have
+    // always shown it.
+    if let Some(a) = related.account(g.account_id) {
+        view["account"] = json!(a.account_name);
+    }
+    if let Some(d) = related.domain(g.domain_id) {
+        view["domainid"] = json!(d.uuid);
+        view["domain"] = json!(d.name);
+        view["domainpath"] = json!(d.path);
+    }
     Ok(view)
 }
 
@@ -387,9 +402,10 @@ handler!(list_gateways, |ctx, params| {
             (all.len() as u64, page_of(all, page))
         }
     };
+    let related = Related::for_gateways(db, &rows).await?;
     let mut items = Vec::new();
     for g in &rows {
-        items.push(gateway_view(db, g, full).await?);
+        items.push(gateway_view(&related, g, full)?);
     }
     Ok(Reply::List { count, items })
 });

@@ -13,9 +13,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 
-use super::{
-    add_owner, check_vpc_access, log_revert, scope_filter, vpc_by_id, vpc_param, vpc_sync,
-};
+use super::{check_vpc_access, log_revert, scope_filter, vpc_by_id, vpc_param, vpc_sync};
 use crate::api::ApiError;
 use crate::orchestration::VpcProvider;
 use crate::provision::{self, Generation};
@@ -24,6 +22,7 @@ use crate::server::jobs::JobBody;
 use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
 use crate::server::{App, Ctx, Reply, page};
 use crate::services::owner;
+use crate::services::related::Related;
 use crate::store::{Db, Page, gateway, vlan, vpc};
 use crate::{handler, job_body};
 
@@ -126,9 +125,12 @@ pub(super) fn job_bodies() -> Vec<(&'static str, JobBody)> {
     ]
 }
 
-/// `staticroute` of a response.
-async fn route_view(db: &Db, r: &gateway::StaticRoute) -> Result<Value, ApiError> {
-    let v = vpc_by_id(db, r.vpc_id).await?;
+/// `staticroute` of a response; `related` holds the page's VPCs, gateways
+/// and owners ([`Related::for_routes`]).
+fn route_view(related: &Related, r: &gateway::StaticRoute) -> Result<Value, ApiError> {
+    let v = related
+        .vpc(r.vpc_id)
+        .ok_or_else(|| ApiError::internal(format!("VPC {} is gone", r.vpc_id)))?;
     let mut view = json!({
         "id": r.uuid,
         "state": r.state,
@@ -137,7 +139,7 @@ async fn route_view(db: &Db, r: &gateway::StaticRoute) -> Result<Value, ApiError
         "tags": [],
     });
     if let Some(id) = r.vpc_gateway_id
-        && let Some(g) = gateway::get_by_id(db, id).await?
+        && let Some(g) = related.private_gateway(id)
     {
         view["vpcgatewayid"] = json!(g.uuid);
         view["vpcgatewayip"] = json!(g.ip4_address);
@@ -145,7 +147,16 @@ async fn route_view(db: &Db, r: &gateway::StaticRoute) -> Result<Value, ApiError
     if let Some(hop) = &r.next_hop {
         view["nexthop"] = json!(hop);
     }
-    add_owner(db, &mut view, r.account_id, r.domain_id).await?;
+    // `domainpath` is the domain's stored path here, as these views have
+    // always shown it.
+    if let Some(a) = related.account(r.account_id) {
+        view["account"] = json!(a.account_name);
+    }
+    if let Some(d) = related.domain(r.domain_id) {
+        view["domainid"] = json!(d.uuid);
+        view["domain"] = json!(d.name);
+        view["domainpath"] = json!(d.path);
+    }
     Ok(view)
 }
 
@@ -351,7 +362,8 @@ job_body!(create_route_job, |job, info| {
     }
     gateway::set_route_state(db, r.id, gateway::ROUTE_ACTIVE).await?;
     let r = job_route(db, info).await?;
-    Ok(json!({ "staticroute": route_view(db, &r).await? }))
+    let related = Related::for_routes(db, std::slice::from_ref(&r)).await?;
+    Ok(json!({ "staticroute": route_view(&related, &r)? }))
 });
 
 /// The live route named by `id`, which the caller may act on.
@@ -441,9 +453,10 @@ handler!(list_routes, |ctx, params| {
         };
     }
     let listed = gateway::list_routes(db, &filter, page).await?;
+    let related = Related::for_routes(db, &listed.items).await?;
     let mut items = Vec::new();
     for r in &listed.items {
-        items.push(route_view(db, r).await?);
+        items.push(route_view(&related, r)?);
     }
     Ok(Reply::List {
         count: listed.total as u64,

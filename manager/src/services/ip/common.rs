@@ -3,9 +3,9 @@
 //! (reference §3.5), the VM a rule targets, and pushing a VPC's whole rule
 //! lists to its router (the change protocol of `provision`).
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
+pub use super::names::{Names, Wanted};
 use crate::api::{ApiError, Params};
 use crate::orchestration::element::{Gateway, Lb, PortForwarding, StaticNat};
 use crate::orchestration::model::{NicRole, PublicIpView};
@@ -14,9 +14,7 @@ use crate::rules;
 use crate::rules::ip::{PortRule, RulePurpose};
 use crate::server::{App, Ctx};
 use crate::services::owner::check_access;
-use crate::store::{
-    Db, Exec, Page, account, domain, network, offering, router, rule, vlan, vm, vpc, zone,
-};
+use crate::store::{Db, Exec, Page, domain, network, offering, router, rule, vlan, vm, vpc};
 
 pub use crate::server::jobs::vpc_sync;
 
@@ -510,66 +508,6 @@ pub struct Had {
     pub port_forwards: bool,
     pub static_nat: bool,
     pub load_balancers: bool,
-}
-
-/// Names of the objects response fields refer to, looked up once per list.
-#[derive(Default)]
-pub struct Names {
-    accounts: HashMap<i64, Option<account::Account>>,
-    domains: HashMap<i64, Option<domain::Domain>>,
-    zones: HashMap<i64, Option<zone::Zone>>,
-    networks: HashMap<i64, Option<network::Network>>,
-    vpcs: HashMap<i64, Option<vpc::Vpc>>,
-    vms: HashMap<i64, Option<vm::Vm>>,
-    ips: HashMap<i64, Option<vlan::PublicIp>>,
-}
-
-macro_rules! cached {
-    ($name:ident, $field:ident, $ty:ty, $fetch:expr) => {
-        /// The row with this id (removed or not), looked up once.
-        pub async fn $name(&mut self, db: &Db, id: i64) -> Result<Option<&$ty>, ApiError> {
-            if !self.$field.contains_key(&id) {
-                let row = $fetch(db, id).await?;
-                self.$field.insert(id, row);
-            }
-            Ok(self.$field.get(&id).and_then(Option::as_ref))
-        }
-    };
-}
-
-impl Names {
-    cached!(account, accounts, account::Account, account::get_by_id);
-    cached!(domain, domains, domain::Domain, domain::get_by_id);
-    cached!(zone, zones, zone::Zone, zone::get_by_id);
-    cached!(network, networks, network::Network, network::get_by_id);
-    cached!(vpc, vpcs, vpc::Vpc, vpc::get_by_id);
-    cached!(vm, vms, vm::Vm, vm::get_by_id);
-    cached!(ip, ips, vlan::PublicIp, vlan::ip_by_id);
-
-    /// `account`, `domainid`, `domain` of an owner.
-    pub async fn owner(
-        &mut self,
-        db: &Db,
-        account_id: Option<i64>,
-        domain_id: Option<i64>,
-    ) -> Result<serde_json::Value, ApiError> {
-        let account = match account_id {
-            Some(id) => self.account(db, id).await?.map(|a| a.account_name.clone()),
-            None => None,
-        };
-        let (domain_uuid, domain_name) = match domain_id {
-            Some(id) => match self.domain(db, id).await? {
-                Some(d) => (Some(d.uuid.clone()), Some(d.name.clone())),
-                None => (None, None),
-            },
-            None => (None, None),
-        };
-        Ok(serde_json::json!({
-            "account": account,
-            "domainid": domain_uuid,
-            "domain": domain_name,
-        }))
-    }
 }
 
 /// Adds the fields of `extra` (an object) to `base` (an object).

@@ -8,6 +8,7 @@
 //! [`common::rule_tier`]); it is unbound when its last rule goes.
 
 pub mod common;
+pub mod names;
 pub mod rule_flow;
 pub mod views;
 
@@ -23,7 +24,7 @@ use crate::services::owner::{check_access, list_params, list_scope, owner, owner
 use crate::store::{Page, network, vlan, vpc, zone};
 use crate::{handler, job_body};
 
-use common::{Had, Names, held_ip, live_rules_on_ip, vpc_sync};
+use common::{Had, Names, Wanted, held_ip, live_rules_on_ip, vpc_sync};
 use views::{ip_fields, ip_view};
 
 /// The commands of this module.
@@ -551,6 +552,29 @@ handler!(list_ips, |ctx, params| {
         (listed.total as u64, listed.items)
     };
     let mut names = Names::default();
+    names
+        .preload(
+            db,
+            Wanted {
+                accounts: rows.iter().filter_map(|ip| ip.account_id).collect(),
+                domains: rows.iter().filter_map(|ip| ip.domain_id).collect(),
+                zones: rows.iter().map(|ip| ip.zone_id).collect(),
+                networks: rows
+                    .iter()
+                    .filter_map(|ip| ip.associated_network_id)
+                    .collect(),
+                vpcs: rows.iter().filter_map(|ip| ip.vpc_id).collect(),
+                vms: rows.iter().filter_map(|ip| ip.vm_id).collect(),
+                ranges: rows.iter().map(|ip| ip.vlan_db_id).collect(),
+                rules_on_ips: rows
+                    .iter()
+                    .filter(|ip| !ip.one_to_one_nat)
+                    .map(|ip| ip.id)
+                    .collect(),
+                ..Wanted::default()
+            },
+        )
+        .await?;
     let mut items = Vec::new();
     for ip in &rows {
         items.push(ip_view(db, &ctx.caller, &mut names, ip).await?);

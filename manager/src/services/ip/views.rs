@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::common::{Names, live_rules_on_ip, merge};
+use super::common::{Names, merge};
 use crate::api::ApiError;
 use crate::server::registry::{FieldSpec, field};
 use crate::server::{Caller, date};
@@ -41,8 +41,8 @@ pub async fn ip_view(
             .map(|v| (v.uuid.clone(), v.name.clone(), v.display_name.clone())),
         None => None,
     };
-    let range = vlan::range_by_id(db, ip.vlan_db_id).await?;
-    let has_rules = ip.one_to_one_nat || !live_rules_on_ip(db, ip.id).await?.is_empty();
+    let range = names.range(db, ip.vlan_db_id).await?.cloned();
+    let has_rules = ip.one_to_one_nat || names.has_live_rules(db, ip.id).await?;
     let admin = caller.is_root_admin();
     let view = json!({
         "id": ip.uuid,

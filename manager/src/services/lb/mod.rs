@@ -32,7 +32,7 @@ pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
 /// A load balancer rule as the API shows it (LoadBalancerResponse: ports and
 /// `cidrlist` are strings).
 pub async fn lb_view(db: &Db, names: &mut Names, r: &store::rule::Rule) -> Result<Value, ApiError> {
-    let lb = store::rule::load_balancer(db, r.id).await?;
+    let lb = names.load_balancer(db, r.id).await?.cloned();
     let ip = names
         .ip(db, r.ip_address_id)
         .await?

@@ -10,7 +10,7 @@ use crate::rules::ip::{PortRule, RulePurpose};
 use crate::server::jobs::JobBody;
 use crate::server::registry::{ALL, CommandSpec, Kind, ParamType::*, opt, req};
 use crate::server::{Ctx, Reply, counted_page, page};
-use crate::services::ip::common::{self, Names, held_ip, vpc_sync};
+use crate::services::ip::common::{self, Names, Wanted, held_ip, vpc_sync};
 use crate::services::ip::rule_flow;
 use crate::services::nat::forward::rule_filter;
 use crate::services::owner::{check_access, list_params};
@@ -293,6 +293,19 @@ handler!(list_lb, |ctx, params| {
     }
     let (count, rows) = counted_page(rows, listed.total, in_memory, page);
     let mut names = Names::default();
+    names
+        .preload(
+            db,
+            Wanted {
+                ips: rows.iter().map(|r| r.ip_address_id).collect(),
+                networks: rows.iter().map(|r| r.network_id).collect(),
+                accounts: rows.iter().map(|r| r.account_id).collect(),
+                domains: rows.iter().map(|r| r.domain_id).collect(),
+                load_balancers: rows.iter().map(|r| r.id).collect(),
+                ..Wanted::default()
+            },
+        )
+        .await?;
     let mut items = Vec::new();
     for r in &rows {
         items.push(lb_view(db, &mut names, r).await?);

@@ -12,7 +12,7 @@ use crate::rules::ip::{PortRule, RulePurpose};
 use crate::server::jobs::JobBody;
 use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
 use crate::server::{Ctx, Reply, page};
-use crate::services::ip::common::{self, Names, held_ip, vpc_sync};
+use crate::services::ip::common::{self, Names, Wanted, held_ip, vpc_sync};
 use crate::services::ip::rule_flow;
 use crate::services::owner::{check_access, list_params, list_scope};
 use crate::store::{Db, rule, vlan, vm};
@@ -374,8 +374,20 @@ handler!(list_pf, |ctx, params| {
     let page = page(ctx, params).await?;
     let listed = rule::list(db, &filter, page).await?;
     let mut names = Names::default();
+    let rows = &listed.items;
+    names
+        .preload(
+            db,
+            Wanted {
+                ips: rows.iter().map(|r| r.ip_address_id).collect(),
+                networks: rows.iter().map(|r| r.network_id).collect(),
+                vms: rows.iter().filter_map(|r| r.vm_id).collect(),
+                ..Wanted::default()
+            },
+        )
+        .await?;
     let mut items = Vec::new();
-    for r in &listed.items {
+    for r in rows {
         items.push(pf_view(db, &mut names, r).await?);
     }
     Ok(Reply::List {

@@ -15,6 +15,7 @@ use crate::rules::{self, tier as tier_rules};
 use crate::server::Reply;
 use crate::server::registry::Handler;
 use crate::services::owner;
+use crate::services::related::Related;
 use crate::services::zone::required_zone;
 use crate::store::{Page, acl, config, gateway, network, offering, vpc};
 
@@ -278,9 +279,11 @@ handler!(create_network, |ctx, params| {
     )
     .await?;
     tx.commit().await?;
-    Ok(Reply::Object(
-        network_view(db, &created, sees_admin_fields(ctx)).await?,
-    ))
+    Ok(Reply::Object(network_view(
+        &Related::for_networks(db, std::slice::from_ref(&created)).await?,
+        &created,
+        sees_admin_fields(ctx),
+    )))
 });
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
 //! `listNetworks`: the live Guest tiers the caller may see, with CloudStack's
 //! filters, ownership scope and paging.
 
+use std::collections::HashMap;
+
 use super::{network_view, sees_admin_fields};
 use crate::handler;
 use crate::server::registry::Handler;
 use crate::server::{Reply, counted_page, page};
 use crate::services::offering::gives_all;
 use crate::services::owner;
+use crate::services::related::{Related, services_by_offering};
 use crate::store::{Page, network, offering, vpc, zone};
 
 /// An empty list (a filter names something that does not exist, or asks
@@ -91,6 +94,15 @@ handler!(list_networks, |ctx, params| {
         name.is_some() || offering_id.is_some() || physical_id.is_some() || wanted.is_some();
     let page = page(ctx, params).await?;
     let listed = network::list(db, &filter, if in_memory { Page::ALL } else { page }).await?;
+    // The services of every offering the rows use, in one statement, for
+    // the `supportedservices` filter.
+    let offered = match &wanted {
+        Some(_) => {
+            let ids: Vec<i64> = listed.items.iter().map(|t| t.network_offering_id).collect();
+            services_by_offering(offering::network_offerings_services(db, &ids).await?)
+        }
+        None => HashMap::new(),
+    };
     let mut rows = Vec::new();
     for t in listed.items {
         if name.as_ref().is_some_and(|n| *n != t.name)
@@ -100,8 +112,10 @@ handler!(list_networks, |ctx, params| {
             continue;
         }
         if let Some(wanted) = &wanted {
-            let services = offering::network_offering_services(db, t.network_offering_id).await?;
-            if !gives_all(&services, wanted) {
+            let services = offered
+                .get(&t.network_offering_id)
+                .map_or(&[][..], Vec::as_slice);
+            if !gives_all(services, wanted) {
                 continue;
             }
         }
@@ -109,9 +123,10 @@ handler!(list_networks, |ctx, params| {
     }
     let (count, rows) = counted_page(rows, listed.total, in_memory, page);
     let admin = sees_admin_fields(ctx);
-    let mut items = Vec::with_capacity(rows.len());
-    for t in &rows {
-        items.push(network_view(db, t, admin).await?);
-    }
+    let related = Related::for_networks(db, &rows).await?;
+    let items = rows
+        .iter()
+        .map(|t| network_view(&related, t, admin))
+        .collect();
     Ok(Reply::List { count, items })
 });

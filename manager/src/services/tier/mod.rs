@@ -15,7 +15,8 @@ use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, f
 use crate::server::{Ctx, Role, date};
 use crate::services::offering::services_view;
 use crate::services::owner;
-use crate::store::{Db, account, acl, domain, network, offering, vpc, zone};
+use crate::services::related::Related;
+use crate::store::{Db, network};
 
 fn network_fields() -> Vec<FieldSpec> {
     vec![
@@ -282,24 +283,18 @@ fn broadcast_domain_type(uri: Option<&str>, isolation: Option<&str>) -> &'static
 
 /// A tier as createNetwork, listNetworks and the jobs show it; `admin` adds
 /// the fields CloudStack shows only to admins (broadcast URI, VLAN).
-pub async fn network_view(db: &Db, t: &network::Network, admin: bool) -> Result<Value, ApiError> {
-    let z = zone::get_by_id(db, t.zone_id).await?;
-    let o = offering::network_offering_by_id(db, t.network_offering_id).await?;
-    let services = offering::network_offering_services(db, t.network_offering_id).await?;
-    let v = match t.vpc_id {
-        Some(id) => vpc::get_by_id(db, id).await?,
-        None => None,
-    };
-    let list = match t.network_acl_id {
-        Some(id) => acl::get_by_id(db, id).await?,
-        None => None,
-    };
-    let pn = match t.physical_network_id {
-        Some(id) => zone::physical_network_by_id(db, id).await?,
-        None => None,
-    };
-    let a = account::get_by_id(db, t.account_id).await?;
-    let d = domain::get_by_id(db, t.domain_id).await?;
+/// `related` holds the page's rows ([`Related::for_networks`]).
+pub fn network_view(related: &Related, t: &network::Network, admin: bool) -> Value {
+    let z = related.zone_row(t.zone_id);
+    let o = related.network_offering(t.network_offering_id);
+    let services = related.network_offering_services(t.network_offering_id);
+    let v = t.vpc_id.and_then(|id| related.vpc(id));
+    let list = t.network_acl_id.and_then(|id| related.acl_list(id));
+    let pn = t
+        .physical_network_id
+        .and_then(|id| related.physical_network(id));
+    let a = related.account(t.account_id);
+    let d = related.domain(t.domain_id);
     let mut m = serde_json::Map::new();
     let mut put = |k: &str, v: Value| {
         if !v.is_null() {
@@ -356,7 +351,7 @@ pub async fn network_view(db: &Db, t: &network::Network, admin: bool) -> Result<
         put("domainpath", json!(d.display_path()));
     }
     put("isdefault", json!(false));
-    put("service", json!(services_view(&services)));
+    put("service", json!(services_view(services)));
     put("networkdomain", json!(t.network_domain));
     put("physicalnetworkid", json!(pn.as_ref().map(|p| &p.uuid)));
     put("restartrequired", json!(false));
@@ -382,7 +377,7 @@ pub async fn network_view(db: &Db, t: &network::Network, admin: bool) -> Result<
     put("internetprotocol", json!("IPv4"));
     put("hasannotations", json!(false));
     put("created", json!(date(t.created)));
-    Ok(Value::Object(m))
+    Value::Object(m)
 }
 
 /// Whether the caller sees the admin-only fields.
@@ -396,7 +391,8 @@ async fn network_result(db: &Db, id: i64, admin: bool) -> Result<Value, ApiError
         .await?
         .filter(|t| t.removed.is_none())
         .ok_or_else(|| ApiError::param("The network was deleted meanwhile"))?;
-    Ok(json!({ "network": network_view(db, &t, admin).await? }))
+    let related = Related::for_networks(db, std::slice::from_ref(&t)).await?;
+    Ok(json!({ "network": network_view(&related, &t, admin) }))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use crate::handler;
 use crate::server::registry::Handler;
 use crate::server::{Reply, page};
 use crate::services::owner;
+use crate::services::related::Related;
 use crate::store::{network, vm, vpc, zone};
 
 pub(super) const LIST: Handler = list_vms;
@@ -121,9 +122,7 @@ handler!(list_vms, |ctx, params| {
         )
     };
     let admin = sees_admin_fields(ctx.caller.role);
-    let mut items = Vec::with_capacity(rows.len());
-    for v in &rows {
-        items.push(vm_view(db, v, admin).await?);
-    }
+    let related = Related::for_vms(db, &rows).await?;
+    let items = rows.iter().map(|v| vm_view(&related, v, admin)).collect();
     Ok(Reply::List { count, items })
 });

@@ -20,7 +20,8 @@ use crate::server::registry::{
 };
 use crate::server::{Ctx, Role, date};
 use crate::services::owner;
-use crate::store::{Db, account, domain, network, router, vm, vpc, zone};
+use crate::services::related::Related;
+use crate::store::{Db, network, router, vm};
 
 fn vm_fields() -> Vec<FieldSpec> {
     vec![
@@ -285,20 +286,18 @@ async fn sync_object(db: &Db, v: &vm::Vm) -> Result<std::string::String, ApiErro
 }
 
 /// A VM as the list and the jobs show it; `admin` adds `instancename`.
-pub async fn vm_view(db: &Db, v: &vm::Vm, admin: bool) -> Result<Value, ApiError> {
-    let z = zone::get_by_id(db, v.zone_id).await?;
-    let o = vm::offering_by_id(db, v.service_offering_id).await?;
-    let t = vm::template_by_id(db, v.template_id).await?;
-    let a = account::get_by_id(db, v.account_id).await?;
-    let d = domain::get_by_id(db, v.domain_id).await?;
+/// `related` holds the page's rows ([`Related::for_vms`]).
+pub fn vm_view(related: &Related, v: &vm::Vm, admin: bool) -> Value {
+    let z = related.zone_row(v.zone_id);
+    let o = related.service_offering(v.service_offering_id);
+    let t = related.template(v.template_id);
+    let a = related.account(v.account_id);
+    let d = related.domain(v.domain_id);
     let mut nics = Vec::new();
     let mut vpc_uuid = None;
-    for n in nics_of(db, v.id).await? {
-        let tier = network::get_by_id(db, n.network_id).await?;
-        let tier_vpc = match tier.as_ref().and_then(|t| t.vpc_id) {
-            Some(id) => vpc::get_by_id(db, id).await?,
-            None => None,
-        };
+    for n in related.vm_nics(v.id) {
+        let tier = related.network(n.network_id);
+        let tier_vpc = tier.and_then(|t| t.vpc_id).and_then(|id| related.vpc(id));
         if vpc_uuid.is_none() {
             vpc_uuid = tier_vpc.as_ref().map(|p| p.uuid.clone());
         }
@@ -359,7 +358,7 @@ pub async fn vm_view(db: &Db, v: &vm::Vm, admin: bool) -> Result<Value, ApiError
     if let Some(obj) = m.as_object_mut() {
         obj.retain(|_, v| !v.is_null());
     }
-    Ok(m)
+    m
 }
 
 /// Whether the caller sees the admin-only fields.
@@ -373,7 +372,8 @@ async fn vm_result(db: &Db, id: i64, admin: bool) -> Result<Value, ApiError> {
     let v = vm::get_by_id(db, id)
         .await?
         .ok_or_else(|| ApiError::param("The virtual machine is gone"))?;
-    Ok(json!({ "virtualmachine": vm_view(db, &v, admin).await? }))
+    let related = Related::for_vms(db, std::slice::from_ref(&v)).await?;
+    Ok(json!({ "virtualmachine": vm_view(&related, &v, admin) }))
 }
 
 /// Checks a VM name as CloudStack does (a DNS label that is also a valid

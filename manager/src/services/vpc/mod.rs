@@ -5,6 +5,7 @@
 mod router;
 mod views;
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use serde_json::json;
@@ -16,6 +17,7 @@ use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, f
 use crate::server::{Ctx, Reply, counted_page, page};
 use crate::services::offering::gives_all;
 use crate::services::owner;
+use crate::services::related::{Related, services_by_offering};
 use crate::services::zone::required_zone;
 use crate::store::{self, Db, Page, account, config, network, offering, vpc, zone};
 use crate::{handler, job_body, rules};
@@ -260,7 +262,8 @@ async fn vpc_result(db: &Db, id: i64) -> Result<serde_json::Value, ApiError> {
         .await?
         .filter(|v| v.removed.is_none())
         .ok_or_else(|| ApiError::param("The VPC was deleted meanwhile"))?;
-    Ok(json!({ "vpc": vpc_view(db, &v, true).await? }))
+    let related = Related::for_vpcs(db, std::slice::from_ref(&v), true).await?;
+    Ok(json!({ "vpc": vpc_view(&related, &v, true) }))
 }
 
 handler!(create_vpc, |ctx, params| {
@@ -694,6 +697,15 @@ handler!(list_vpcs, |ctx, params| {
     let in_memory = display_text.is_some() || cidr.is_some() || wanted.is_some();
     let page = page(ctx, params).await?;
     let listed = vpc::list(db, &filter, if in_memory { Page::ALL } else { page }).await?;
+    // The services of every offering the rows use, in one statement, for
+    // the `supportedservices` filter.
+    let offered = match &wanted {
+        Some(_) => {
+            let ids: Vec<i64> = listed.items.iter().map(|v| v.vpc_offering_id).collect();
+            services_by_offering(offering::vpc_offerings_services(db, &ids).await?)
+        }
+        None => HashMap::new(),
+    };
     let mut rows = Vec::new();
     for v in listed.items {
         if display_text.as_ref().is_some_and(|t| *t != v.display_text)
@@ -702,17 +714,17 @@ handler!(list_vpcs, |ctx, params| {
             continue;
         }
         if let Some(wanted) = &wanted {
-            let services = offering::vpc_offering_services(db, v.vpc_offering_id).await?;
-            if !gives_all(&services, wanted) {
+            let services = offered
+                .get(&v.vpc_offering_id)
+                .map_or(&[][..], Vec::as_slice);
+            if !gives_all(services, wanted) {
                 continue;
             }
         }
         rows.push(v);
     }
     let (count, rows) = counted_page(rows, listed.total, in_memory, page);
-    let mut items = Vec::with_capacity(rows.len());
-    for v in &rows {
-        items.push(vpc_view(db, v, true).await?);
-    }
+    let related = Related::for_vpcs(db, &rows, true).await?;
+    let items = rows.iter().map(|v| vpc_view(&related, v, true)).collect();
     Ok(Reply::List { count, items })
 });

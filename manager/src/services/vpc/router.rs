@@ -11,6 +11,7 @@ use crate::server::registry::{
 };
 use crate::server::{App, Ctx, Reply, page};
 use crate::services::owner;
+use crate::services::related::Related;
 use crate::store::{Db, network, router, vpc, zone};
 use crate::{handler, job_body};
 
@@ -182,7 +183,8 @@ async fn router_result(app: &App, id: i64) -> Result<serde_json::Value, ApiError
         .await?
         .ok_or_else(|| ApiError::param("The router was destroyed meanwhile"))?;
     let hypervisor = app.network.hypervisor();
-    Ok(json!({ "router": router_view(&app.db, &r, true, hypervisor).await? }))
+    let related = Related::for_routers(&app.db, std::slice::from_ref(&r)).await?;
+    Ok(json!({ "router": router_view(&related, &r, true, hypervisor) }))
 }
 
 async fn live_router(db: &Db, id: i64) -> Result<router::Router, ApiError> {
@@ -299,10 +301,13 @@ handler!(list_routers, |ctx, params| {
     filter.vpc_id = vpc_id;
     let page = page(ctx, params).await?;
     let listed = router::list(db, &filter, page).await?;
-    let mut items = Vec::with_capacity(listed.items.len());
-    for r in &listed.items {
-        items.push(router_view(db, r, true, ctx.app.network.hypervisor()).await?);
-    }
+    let related = Related::for_routers(db, &listed.items).await?;
+    let hypervisor = ctx.app.network.hypervisor();
+    let items = listed
+        .items
+        .iter()
+        .map(|r| router_view(&related, r, true, hypervisor))
+        .collect();
     Ok(Reply::List {
         count: listed.total as u64,
         items,

@@ -1,55 +1,30 @@
-//! The response objects of VPCs and routers.
+//! The response objects of VPCs and routers, built from a page's
+//! [`Related`] rows (loaded once per page) so a view sends no statement.
 
 use serde_json::{Value, json};
 
-use crate::api::ApiError;
 use crate::server::date;
 use crate::services::offering::services_view;
-use crate::store::{Db, domain, network, offering, router, vpc, zone};
-
-async fn zone_name(db: &Db, id: i64) -> Result<(String, String), ApiError> {
-    Ok(zone::get_by_id(db, id)
-        .await?
-        .map(|z| (z.uuid, z.name))
-        .unwrap_or_default())
-}
-
-/// The owner fields (`account`, `domainid`, `domain`, `domainpath`).
-pub async fn owner_fields(
-    db: &Db,
-    account_id: i64,
-    domain_id: i64,
-) -> Result<serde_json::Map<String, Value>, ApiError> {
-    let account = crate::store::account::get_by_id(db, account_id).await?;
-    let d = domain::get_by_id(db, domain_id).await?;
-    let mut m = serde_json::Map::new();
-    m.insert(
-        "account".into(),
-        json!(account.map(|a| a.account_name).unwrap_or_default()),
-    );
-    if let Some(d) = d {
-        m.insert("domainid".into(), json!(d.uuid));
-        m.insert("domainpath".into(), json!(d.display_path()));
-        m.insert("domain".into(), json!(d.name));
-    }
-    Ok(m)
-}
+use crate::services::related::Related;
+use crate::store::{router, vpc};
 
 /// A VPC as listVPCs and the createVPC job show it; `with_tiers` adds the
-/// `network` list (short tier objects).
-pub async fn vpc_view(db: &Db, v: &vpc::Vpc, with_tiers: bool) -> Result<Value, ApiError> {
-    let (zone_uuid, zone_name) = zone_name(db, v.zone_id).await?;
-    let o = offering::vpc_offering_by_id(db, v.vpc_offering_id).await?;
-    let services = offering::vpc_offering_services(db, v.vpc_offering_id).await?;
+/// `network` list (short tier objects). `related` holds the page's zones,
+/// offerings, owners and tiers ([`Related::for_vpcs`]).
+pub fn vpc_view(related: &Related, v: &vpc::Vpc, with_tiers: bool) -> Value {
+    let (zone_uuid, zone_name) = related.zone(v.zone_id);
+    let o = related.vpc_offering(v.vpc_offering_id);
     // The services of the offering except Gateway, each with its providers.
-    let shown: Vec<_> = services
-        .into_iter()
+    let shown: Vec<_> = related
+        .vpc_offering_services(v.vpc_offering_id)
+        .iter()
         .filter(|s| s.service != "Gateway")
+        .cloned()
         .collect();
     let service = services_view(&shown);
     let mut tiers = Vec::new();
     if with_tiers {
-        for n in network::tiers_of_vpc(db, v.id).await? {
+        for n in related.tiers(v.id) {
             tiers.push(json!({
                 "id": n.uuid,
                 "name": n.name,
@@ -89,29 +64,22 @@ pub async fn vpc_view(db: &Db, v: &vpc::Vpc, with_tiers: bool) -> Result<Value, 
         "hasannotations": false,
     });
     if let Value::Object(m) = &mut out {
-        m.extend(owner_fields(db, v.account_id, v.domain_id).await?);
+        m.extend(related.owner_fields(v.account_id, v.domain_id));
     }
-    Ok(out)
+    out
 }
 
 /// A router as listRouters shows it; `hypervisor` names what runs it
-/// (`Simulator` when nothing does).
-pub async fn router_view(
-    db: &Db,
-    r: &router::Router,
-    admin: bool,
-    hypervisor: &str,
-) -> Result<Value, ApiError> {
-    let (zone_uuid, zone_name) = zone_name(db, r.zone_id).await?;
-    let v = match r.vpc_id {
-        Some(id) => vpc::get_by_id(db, id).await?,
-        None => None,
-    };
-    let nics = router::nics_of(db, router::NicOwner::Router(r.id)).await?;
+/// (`Simulator` when nothing does). `related` holds the page's zones, VPCs,
+/// NICs, networks and owners ([`Related::for_routers`]).
+pub fn router_view(related: &Related, r: &router::Router, admin: bool, hypervisor: &str) -> Value {
+    let (zone_uuid, zone_name) = related.zone(r.zone_id);
+    let v = r.vpc_id.and_then(|id| related.vpc(id));
+    let nics = related.router_nics(r.id);
     let mut nic_views = Vec::new();
     let mut public = None;
-    for n in &nics {
-        let net = network::get_by_id(db, n.network_id).await?;
+    for n in nics {
+        let net = related.network(n.network_id);
         let traffic = match n.role.as_str() {
             router::ROLE_PUBLIC => "Public",
             router::ROLE_PRIVATE => "Guest",
@@ -119,12 +87,12 @@ pub async fn router_view(
             _ => "Guest",
         };
         if n.role == router::ROLE_PUBLIC {
-            public = Some((n, net.clone()));
+            public = Some((n, net));
         }
         nic_views.push(json!({
             "id": n.uuid,
-            "networkid": net.as_ref().map(|x| x.uuid.clone()),
-            "networkname": net.as_ref().map(|x| x.name.clone()),
+            "networkid": net.map(|x| x.uuid.clone()),
+            "networkname": net.map(|x| x.name.clone()),
             "ipaddress": n.ip4_address,
             "netmask": n.netmask,
             "gateway": n.gateway,
@@ -133,7 +101,7 @@ pub async fn router_view(
             "type": if n.role == router::ROLE_PRIVATE { "Private" } else { "Isolated" },
             "isdefault": n.role == router::ROLE_PUBLIC,
             "deviceid": n.device_index.to_string(),
-            "broadcasturi": net.as_ref().and_then(|x| x.broadcast_uri.clone()),
+            "broadcasturi": net.and_then(|x| x.broadcast_uri.clone()),
         }));
     }
     let current = r.applied_generation >= r.config_generation;
@@ -144,9 +112,9 @@ pub async fn router_view(
         "zonename": zone_name,
         "state": r.state,
         "created": date(r.created),
-        "vpcid": v.as_ref().map(|v| v.uuid.clone()),
-        "vpcname": v.as_ref().map(|v| v.name.clone()),
-        "networkdomain": v.as_ref().and_then(|v| v.network_domain.clone()),
+        "vpcid": v.map(|v| v.uuid.clone()),
+        "vpcname": v.map(|v| v.name.clone()),
+        "networkdomain": v.and_then(|v| v.network_domain.clone()),
         "role": "VIRTUAL_ROUTER",
         "hypervisor": hypervisor,
         "isredundantrouter": false,
@@ -166,12 +134,12 @@ pub async fn router_view(
             m.insert("publicmacaddress".into(), json!(n.mac_address));
             m.insert("publicnetmask".into(), json!(n.netmask));
             m.insert("gateway".into(), json!(n.gateway));
-            m.insert("publicnetworkid".into(), json!(net.map(|x| x.uuid)));
+            m.insert("publicnetworkid".into(), json!(net.map(|x| &x.uuid)));
         }
         if admin && let Some(endpoint) = &r.agent_endpoint {
             m.insert("agentendpoint".into(), json!(endpoint));
         }
-        m.extend(owner_fields(db, r.account_id, r.domain_id).await?);
+        m.extend(related.owner_fields(r.account_id, r.domain_id));
     }
-    Ok(out)
+    out
 }

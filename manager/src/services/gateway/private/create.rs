@@ -16,6 +16,7 @@ use crate::rules::{self, gateway as rule};
 use crate::server::jobs::JobBody;
 use crate::server::registry::Handler;
 use crate::server::{App, Ctx, Reply};
+use crate::services::related::Related;
 use crate::store::{self, Db, Page, acl, gateway, network, router, vnet, vpc, zone};
 use crate::{handler, job_body};
 
@@ -378,5 +379,6 @@ job_body!(create_gateway_job, |job, info| {
     }
     gateway::set_state(db, g.id, gateway::GATEWAY_READY).await?;
     let g = job_gateway(db, info).await?;
-    Ok(json!({ "privategateway": gateway_view(db, &g, job.caller.is_root_admin()).await? }))
+    let related = Related::for_gateways(db, std::slice::from_ref(&g)).await?;
+    Ok(json!({ "privategateway": gateway_view(&related, &g, job.caller.is_root_admin())? }))
 });
