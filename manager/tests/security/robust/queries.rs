@@ -202,13 +202,9 @@ async fn a_big_routers_state_loads_in_a_bounded_number_of_statements() {
         )
         .await;
     }
-    // The second manager below opens the secrets this one sealed.
+    // The second manager below opens the secrets this one sealed with the
+    // suite's database key.
     let data = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        m.data_dir.path().join("database.key"),
-        data.path().join("database.key"),
-    )
-    .unwrap();
     m.stop().await;
 
     // Every statement of this database is logged from now on; a manager
@@ -312,6 +308,7 @@ async fn list_as_admin(
             role: Role::Admin,
         },
         command: spec.name,
+        custom_job_id: None,
     };
     let params = vpc_manager::api::Params::from_pairs(
         params
@@ -345,13 +342,9 @@ async fn a_page_of_vpcs_routers_tiers_or_vms_costs_a_bounded_number_of_statement
             .await;
     let tier0 = tier0["id"].as_str().unwrap().to_string();
     let vm0 = crate::support::vpc::deploy_vm(&admin, &env, &tier0, "vm0").await;
-    // The second manager below opens the secrets this one sealed.
+    // The second manager below opens the secrets this one sealed with the
+    // suite's database key.
     let data = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        m.data_dir.path().join("database.key"),
-        data.path().join("database.key"),
-    )
-    .unwrap();
     m.stop().await;
 
     // 499 more VPCs like the first (same zone, offering and owner), each
@@ -498,6 +491,7 @@ async fn a_page_of_vpcs_routers_tiers_or_vms_costs_a_bounded_number_of_statement
         data_dir: data.path().to_path_buf(),
         database_url: Some(url.clone()),
         driver: vpc_manager::settings::DriverKind::Simulated,
+        database_key_file: Some(crate::support::api::suite_database_key(data.path())),
         ..Default::default()
     };
     let backend = vpc_manager::provision::Backend {
