@@ -32,28 +32,14 @@ struct Member {
 /// Creates an account of `account_type` in `domain` as the root admin and
 /// registers keys for its first user.
 async fn member(admin: &Client, domain: &str, name: &str, account_type: &str) -> Member {
-    let a = admin
-        .ok(
-            "createAccount",
-            &[
-                ("username", name),
-                ("password", "pw"),
-                ("email", "x@example.org"),
-                ("firstname", "F"),
-                ("lastname", "L"),
-                ("domainid", domain),
-                ("accounttype", account_type),
-            ],
-        )
-        .await;
-    let user = a["account"]["user"][0]["id"].as_str().unwrap().to_string();
-    let keys = admin.ok("registerUserKeys", &[("id", &user)]).await;
+    let (a, user, client) =
+        crate::support::vpc::new_account(admin, name, domain, account_type).await;
     Member {
         account: id(&a, "account"),
         account_name: name.to_string(),
         domain: domain.to_string(),
         user,
-        client: client_of(admin, &keys),
+        client,
     }
 }
 

@@ -126,6 +126,17 @@ pub async fn user(admin: &Client, name: &str) -> Client {
 
 /// An account of `accounttype` (0 user, 2 domain admin) in domain `domain_id`.
 pub async fn account_in(admin: &Client, name: &str, domain_id: &str, accounttype: &str) -> Client {
+    new_account(admin, name, domain_id, accounttype).await.2
+}
+
+/// Creates an account as `admin` and registers keys for its first user: the
+/// createAccount response, the user's id and a client signing with its keys.
+pub async fn new_account(
+    admin: &Client,
+    name: &str,
+    domain_id: &str,
+    accounttype: &str,
+) -> (Value, String, Client) {
     let a = admin
         .ok(
             "createAccount",
@@ -142,11 +153,12 @@ pub async fn account_in(admin: &Client, name: &str, domain_id: &str, accounttype
         .await;
     let user_id = a["account"]["user"][0]["id"].as_str().unwrap().to_string();
     let keys = admin.ok("registerUserKeys", &[("id", &user_id)]).await;
-    Client {
+    let client = Client {
         addr: admin.addr,
         key: keys["userkeys"]["apikey"].as_str().unwrap().into(),
         secret: keys["userkeys"]["secretkey"].as_str().unwrap().into(),
-    }
+    };
+    (a, user_id, client)
 }
 
 /// Creates a VPC through createVPC and waits for its job; returns the VPC
