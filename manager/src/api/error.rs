@@ -24,6 +24,12 @@ pub const CS_PERMISSION_DENIED: u32 = 4365;
 pub const CS_RESOURCE_ALLOCATION: u32 = 4370;
 /// `cserrorcode` of `ResourceInUseException`.
 pub const CS_RESOURCE_IN_USE: u32 = 4375;
+/// `cserrorcode` of `InsufficientCapacityException`.
+pub const CS_INSUFFICIENT_CAPACITY: u32 = 4255;
+/// `cserrorcode` of `InsufficientAddressCapacityException`.
+pub const CS_INSUFFICIENT_ADDRESS_CAPACITY: u32 = 4320;
+/// `cserrorcode` of `InsufficientVirtualNetworkCapacityException`.
+pub const CS_INSUFFICIENT_NETWORK_CAPACITY: u32 = 4325;
 /// `cserrorcode` of `UnavailableCommandException`.
 pub const CS_UNAVAILABLE_COMMAND: u32 = 4555;
 
@@ -193,6 +199,38 @@ impl ApiError {
         let mut outer = Map::new();
         outer.insert(response_name.to_string(), Value::Object(inner));
         Value::Object(outer)
+    }
+}
+
+/// The one place a domain error becomes CloudStack's codes: the HTTP
+/// status (also `errorcode`) and the exception class (`cserrorcode`).
+impl From<crate::error::Error> for ApiError {
+    fn from(error: crate::error::Error) -> Self {
+        use crate::error::{Capacity, Error};
+        match error {
+            Error::Request(e) => e,
+            e @ Error::NotFound { .. } => ApiError::param(e.to_string()),
+            Error::Invalid(text) => ApiError::param(text),
+            Error::PermissionDenied(text) => ApiError::permission_denied(text),
+            Error::LimitExceeded(text) => ApiError::limit_exceeded(text),
+            Error::InsufficientCapacity { capacity, text } => {
+                let cs_code = match capacity {
+                    Capacity::PublicAddress => CS_INSUFFICIENT_ADDRESS_CAPACITY,
+                    Capacity::GuestNetwork => CS_INSUFFICIENT_NETWORK_CAPACITY,
+                    Capacity::SourceNat => CS_INSUFFICIENT_CAPACITY,
+                };
+                ApiError::new(533, cs_code, text)
+            }
+            Error::InUse(text) => ApiError::in_use(text),
+            Error::Conflict(text) => ApiError::conflict(text),
+            Error::Router(text) | Error::Internal(text) => ApiError::internal(text),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        crate::error::Error::from(error).into()
     }
 }
 

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OwnedMutexGuard;
 
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::orchestration::agent::{AgentEndpoint, Endpoints, SharedAgent, SharedDriver};
 use crate::orchestration::model::RouterState;
 use crate::orchestration::recording::{RecordingAgentClient, RecordingDriver};
@@ -174,7 +174,7 @@ pub async fn push<F>(
     vpc_id: i64,
     generation: Option<Generation>,
     f: F,
-) -> Result<(), ApiError>
+) -> Result<(), Error>
 where
     F: for<'s> FnOnce(&'s RouterElement, &'s RouterState, u64) -> BoxFuture<'s, ElementResult>,
 {
@@ -183,7 +183,7 @@ where
     };
     let state = state::load(db, vpc_id)
         .await?
-        .ok_or_else(|| ApiError::internal("the VPC's router disappeared during the change"))?;
+        .ok_or_else(|| Error::internal("the VPC's router disappeared during the change"))?;
     if let Err(e) = f(&network.element, &state, g.generation).await {
         resync_after_failure(db, g.router_id).await;
         return Err(element_error(e));
@@ -229,17 +229,17 @@ pub fn log_revert<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) {
 }
 
 /// The API error of a failed element operation.
-pub fn element_error(e: ElementError) -> ApiError {
+pub fn element_error(e: ElementError) -> Error {
     match e {
-        ElementError::Unsupported(text) | ElementError::Invalid(text) => ApiError::param(text),
-        other => ApiError::internal(format!("Failed to apply the change on the router: {other}")),
+        ElementError::Unsupported(text) | ElementError::Invalid(text) => Error::invalid(text),
+        other => Error::internal(format!("Failed to apply the change on the router: {other}")),
     }
 }
 
 /// The configuration the business rules read (`vpc.max.networks`,
 /// `network.guest.cidr.limit`, `allow.non.rfc1918.compliant.ips`,
 /// `denied.routes`), from the `configuration` table.
-pub async fn rules_config(db: &store::Db) -> Result<crate::rules::Config, ApiError> {
+pub async fn rules_config(db: &store::Db) -> Result<crate::rules::Config, Error> {
     use store::config;
     let defaults = crate::rules::Config::default();
     let denied = config::value(db, "denied.routes")

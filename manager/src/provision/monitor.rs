@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use vpc_proto::v1 as pb;
 
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::orchestration::ElementError;
 use crate::orchestration::agent::{AgentClient, AgentCommand, AgentError, BoxFuture};
 use crate::orchestration::model::{RouterState, RouterView};
@@ -93,7 +93,7 @@ fn checked_state(state: &str) -> bool {
 
 /// Checks every Running router, and every Error router with an agent
 /// endpoint, once (see the module documentation).
-pub async fn resync_once(app: &App, health: &mut RouterHealth) -> Result<ResyncReport, ApiError> {
+pub async fn resync_once(app: &App, health: &mut RouterHealth) -> Result<ResyncReport, Error> {
     let routers = router::list(&app.db, &router::RouterFilter::default(), Page::ALL)
         .await?
         .items;
@@ -159,7 +159,7 @@ pub async fn resync_once(app: &App, health: &mut RouterHealth) -> Result<ResyncR
 /// applied generation is recorded on success. The generations are compared
 /// first: the router's whole state is loaded only when it must be sent, so
 /// a check of a router that is current costs no query beyond the router row.
-async fn check(app: &App, r: &router::Router) -> Result<Checked, ApiError> {
+async fn check(app: &App, r: &router::Router) -> Result<Checked, Error> {
     if r.state == router::STATE_ERROR {
         let Some(state) = state::load_router(&app.db, r).await? else {
             return Ok(Checked::Skipped);
@@ -209,7 +209,7 @@ async fn check(app: &App, r: &router::Router) -> Result<Checked, ApiError> {
 /// A router in Error that answers gets its whole configuration under a new
 /// generation: changes made while it was in Error were only stored (see
 /// [`super::bump`]), so its generation alone cannot tell it is behind.
-async fn recover(app: &App, r: &router::Router, state: &RouterState) -> Result<Checked, ApiError> {
+async fn recover(app: &App, r: &router::Router, state: &RouterState) -> Result<Checked, Error> {
     let probe = AgentCommand::GetState(pb::GetStateRequest {});
     if let Err(e) = app.network.element.agent().send(&state.router, probe).await {
         return Ok(Checked::Failed(format!(
@@ -249,7 +249,7 @@ pub struct StuckReport {
 /// it. A Starting router of an Enabled VPC is started again (it ends Running
 /// or Error), one of a VPC that is going is destroyed, a Stopping one is
 /// stopped.
-pub async fn converge_stuck_once(app: &App) -> Result<StuckReport, ApiError> {
+pub async fn converge_stuck_once(app: &App) -> Result<StuckReport, Error> {
     let mut report = StuckReport::default();
     let routers = router::list(&app.db, &router::RouterFilter::default(), Page::ALL)
         .await?
@@ -305,8 +305,8 @@ pub async fn converge_stuck_once(app: &App) -> Result<StuckReport, ApiError> {
                 list.push(r.name);
             }
             Err(e) => {
-                tracing::warn!(router = %r.name, was = %r.state, error = %e.text, "converging a router left by a dead job failed");
-                report.failed.push((r.name, e.text));
+                tracing::warn!(router = %r.name, was = %r.state, error = %e, "converging a router left by a dead job failed");
+                report.failed.push((r.name, e.text()));
             }
         }
     }
@@ -380,7 +380,7 @@ pub struct GcReport {
 /// VM states that keep a tier in use (a stopping VM still has its NICs up).
 const ACTIVE_VM: [&str; 3] = [vm::STATE_STARTING, vm::STATE_RUNNING, vm::STATE_STOPPING];
 
-async fn in_use(db: &store::Db, tier_id: i64) -> Result<bool, ApiError> {
+async fn in_use(db: &store::Db, tier_id: i64) -> Result<bool, Error> {
     Ok(vm::vms_on_network(db, tier_id)
         .await?
         .iter()
@@ -390,7 +390,7 @@ async fn in_use(db: &store::Db, tier_id: i64) -> Result<bool, ApiError> {
 /// One network GC round: implemented VPC tiers without a running VM are
 /// remembered as idle; those idle for `network.gc.wait` seconds are shut
 /// down ([`tier::shutdown_tier`]).
-pub async fn network_gc_once(app: &App, idle: &mut IdleTiers) -> Result<GcReport, ApiError> {
+pub async fn network_gc_once(app: &App, idle: &mut IdleTiers) -> Result<GcReport, Error> {
     let db = &app.db;
     let wait = config::value_i64(db, "network.gc.wait")
         .await?
@@ -477,7 +477,7 @@ pub type Sweep = Arc<dyn Fn(Vec<String>) -> BoxFuture<'static, Vec<String>> + Se
 
 /// The names of every live router and every VM not yet expunged: the
 /// namespaces the driver may keep.
-pub async fn known_names(app: &App) -> Result<Vec<String>, ApiError> {
+pub async fn known_names(app: &App) -> Result<Vec<String>, Error> {
     let routers = router::list(&app.db, &router::RouterFilter::default(), Page::ALL).await?;
     let vms = vm::list(&app.db, &vm::VmFilter::default(), Page::ALL).await?;
     let mut names: Vec<String> = routers
@@ -492,7 +492,7 @@ pub async fn known_names(app: &App) -> Result<Vec<String>, ApiError> {
 }
 
 /// One sweep: the known names to `sweep`; returns what it removed.
-pub async fn sweep_once(app: &App, sweep: &Sweep) -> Result<Vec<String>, ApiError> {
+pub async fn sweep_once(app: &App, sweep: &Sweep) -> Result<Vec<String>, Error> {
     let names = known_names(app).await?;
     Ok(sweep(names).await)
 }

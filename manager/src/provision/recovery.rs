@@ -16,7 +16,7 @@
 
 use serde_json::Value;
 
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::orchestration::RouterDriver;
 use crate::server::App;
 use crate::store::{job, network, router, vm};
@@ -37,19 +37,19 @@ pub async fn undo_abandoned(app: &App, j: &job::Job) {
     match undone {
         Ok(()) => tracing::warn!(job = %j.uuid, cmd = %j.cmd, id, "undid an abandoned job"),
         Err(e) => {
-            tracing::error!(job = %j.uuid, cmd = %j.cmd, id, error = %e.text, "undoing an abandoned job failed")
+            tracing::error!(job = %j.uuid, cmd = %j.cmd, id, error = %e, "undoing an abandoned job failed")
         }
     }
 }
 
-async fn undo_create_vpc(app: &App, vpc_id: i64) -> Result<(), ApiError> {
+async fn undo_create_vpc(app: &App, vpc_id: i64) -> Result<(), Error> {
     let _guard = app.network.lock_vpc(vpc_id).await;
     // Inactive first: if the destroy fails half-way the VPC garbage
     // collector finishes it, and the API shows a VPC that is going.
     super::vpc::destroy_vpc(&app.db, &app.network, vpc_id).await
 }
 
-async fn undo_deploy_vm(app: &App, vm_id: i64) -> Result<(), ApiError> {
+async fn undo_deploy_vm(app: &App, vm_id: i64) -> Result<(), Error> {
     let db = &app.db;
     let Some(v) = vm::get_by_id(db, vm_id)
         .await?
@@ -77,7 +77,7 @@ async fn undo_deploy_vm(app: &App, vm_id: i64) -> Result<(), ApiError> {
 }
 
 /// The VPC of a VM's first tier in a VPC.
-async fn vpc_of_vm(app: &App, vm_id: i64) -> Result<Option<i64>, ApiError> {
+async fn vpc_of_vm(app: &App, vm_id: i64) -> Result<Option<i64>, Error> {
     for n in router::nics_of(&app.db, router::NicOwner::Vm(vm_id)).await? {
         if let Some(vpc_id) = network::get_by_id(&app.db, n.network_id)
             .await?

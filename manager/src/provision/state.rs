@@ -9,7 +9,7 @@ use std::str::FromStr;
 use ipnet::Ipv4Net;
 use uuid::Uuid;
 
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::orchestration::model::{
     AclAction, AclItemView, AclListView, AclProtocol, AclTraffic, DhcpEntryView, L4Protocol,
     LbAlgorithm, LbBackendView, LbRuleView, NicRole, PortForwardView, PrivateGatewayView,
@@ -20,25 +20,25 @@ use crate::store::{self, Db, Page, acl, gateway, network, router, rule, vlan, vm
 
 use super::vpc_router;
 
-fn corrupt(what: &str, value: &str) -> ApiError {
-    ApiError::internal(format!("stored {what} {value:?} is not valid"))
+fn corrupt(what: &str, value: &str) -> Error {
+    Error::internal(format!("stored {what} {value:?} is not valid"))
 }
 
-fn uuid_of(text: &str) -> Result<Uuid, ApiError> {
+fn uuid_of(text: &str) -> Result<Uuid, Error> {
     Uuid::parse_str(text).map_err(|_| corrupt("UUID", text))
 }
 
-fn ipv4(what: &str, text: &str) -> Result<Ipv4Addr, ApiError> {
+fn ipv4(what: &str, text: &str) -> Result<Ipv4Addr, Error> {
     text.trim().parse().map_err(|_| corrupt(what, text))
 }
 
 /// An optional stored address (a NIC's address or gateway), parsed.
-fn ipv4_opt(what: &str, text: Option<&str>) -> Result<Option<Ipv4Addr>, ApiError> {
+fn ipv4_opt(what: &str, text: Option<&str>) -> Result<Option<Ipv4Addr>, Error> {
     text.map(|t| ipv4(what, t)).transpose()
 }
 
 /// The VPC's allocated public addresses.
-async fn allocated_ips(db: &Db, vpc_id: i64) -> Result<Vec<vlan::PublicIp>, ApiError> {
+async fn allocated_ips(db: &Db, vpc_id: i64) -> Result<Vec<vlan::PublicIp>, Error> {
     let filter = vlan::PublicIpFilter {
         vpc_id: Some(vpc_id),
         state: Some(vlan::IP_ALLOCATED.into()),
@@ -47,7 +47,7 @@ async fn allocated_ips(db: &Db, vpc_id: i64) -> Result<Vec<vlan::PublicIp>, ApiE
     Ok(vlan::list_ips(db, &filter, Page::ALL).await?.items)
 }
 
-fn prefix(netmask: Option<&str>) -> Result<u8, ApiError> {
+fn prefix(netmask: Option<&str>) -> Result<u8, Error> {
     let mask = netmask.unwrap_or("255.255.255.255");
     netmask_to_prefix(mask).ok_or_else(|| corrupt("netmask", mask))
 }
@@ -75,7 +75,7 @@ fn nic_role(role: &str) -> NicRole {
 }
 
 /// The state of the VPC's live router, or None when the VPC has none.
-pub async fn load(db: &Db, vpc_id: i64) -> Result<Option<RouterState>, ApiError> {
+pub async fn load(db: &Db, vpc_id: i64) -> Result<Option<RouterState>, Error> {
     let Some(r) = vpc_router(db, vpc_id).await? else {
         return Ok(None);
     };
@@ -84,7 +84,7 @@ pub async fn load(db: &Db, vpc_id: i64) -> Result<Option<RouterState>, ApiError>
 
 /// The state of one router of a VPC (during a restart with cleanup a VPC
 /// has two), or None when its VPC is gone.
-pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterState>, ApiError> {
+pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterState>, Error> {
     let Some(vpc_id) = r.vpc_id else {
         return Ok(None);
     };
@@ -171,7 +171,7 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
     acl_ids.sort_unstable();
     acl_ids.dedup();
     let acl_lists = load_acl_lists(db, &acl_ids).await?;
-    let acl_uuid = |id: i64| -> Result<Uuid, ApiError> {
+    let acl_uuid = |id: i64| -> Result<Uuid, Error> {
         acl_ids
             .iter()
             .position(|x| *x == id)
@@ -215,7 +215,7 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
                     duid: None,
                 })
             })
-            .collect::<Result<Vec<_>, ApiError>>()?;
+            .collect::<Result<Vec<_>, Error>>()?;
         dhcp.push(TierDhcpView {
             tier_id: tier_uuid,
             entries,
@@ -274,7 +274,7 @@ async fn network_of(
     db: &Db,
     id: i64,
     known: &[network::Network],
-) -> Result<(Uuid, Option<String>), ApiError> {
+) -> Result<(Uuid, Option<String>), Error> {
     if let Some(n) = known.iter().find(|n| n.id == id) {
         return Ok((uuid_of(&n.uuid)?, n.broadcast_uri.clone()));
     }
@@ -285,7 +285,7 @@ async fn network_of(
 }
 
 /// The UUID of a zone.
-pub async fn zone_uuid(db: &Db, id: i64) -> Result<Uuid, ApiError> {
+pub async fn zone_uuid(db: &Db, id: i64) -> Result<Uuid, Error> {
     let z = store::zone::get_by_id(db, id)
         .await?
         .ok_or_else(|| corrupt("zone id", &id.to_string()))?;
@@ -294,7 +294,7 @@ pub async fn zone_uuid(db: &Db, id: i64) -> Result<Uuid, ApiError> {
 
 /// The ACL lists `ids` (sorted, distinct) with their live items, in the
 /// same order, in two statements.
-async fn load_acl_lists(db: &Db, ids: &[i64]) -> Result<Vec<AclListView>, ApiError> {
+async fn load_acl_lists(db: &Db, ids: &[i64]) -> Result<Vec<AclListView>, Error> {
     let lists = store::batch::acl_lists(db, ids).await?;
     let items = store::batch::acl_items(db, ids).await?;
     let mut views = Vec::new();
@@ -317,7 +317,7 @@ async fn load_acl_lists(db: &Db, ids: &[i64]) -> Result<Vec<AclListView>, ApiErr
 }
 
 /// The view of a stored ACL item.
-pub fn acl_item_view(i: &acl::AclItem) -> Result<AclItemView, ApiError> {
+pub fn acl_item_view(i: &acl::AclItem) -> Result<AclItemView, Error> {
     let protocol = match i.protocol.to_ascii_lowercase().as_str() {
         "all" => AclProtocol::All,
         "tcp" => AclProtocol::Tcp,
@@ -355,7 +355,7 @@ async fn live_gateways<'n>(
     db: &Db,
     vpc_id: i64,
     nics: &'n [router::Nic],
-) -> Result<Vec<(gateway::PrivateGateway, &'n router::Nic)>, ApiError> {
+) -> Result<Vec<(gateway::PrivateGateway, &'n router::Nic)>, Error> {
     let gateways = gateway::list(
         db,
         &gateway::GatewayFilter {
@@ -381,8 +381,8 @@ async fn load_gateways(
     db: &Db,
     gateways: &[(gateway::PrivateGateway, &router::Nic)],
     networks: &[network::Network],
-    acl_uuid: &(dyn Fn(i64) -> Result<Uuid, ApiError> + Sync),
-) -> Result<Vec<PrivateGatewayView>, ApiError> {
+    acl_uuid: &(dyn Fn(i64) -> Result<Uuid, Error> + Sync),
+) -> Result<Vec<PrivateGatewayView>, Error> {
     let mut views = Vec::new();
     for (g, nic) in gateways {
         let acl_id = g.network_acl_id.map(acl_uuid).transpose()?;
@@ -408,7 +408,7 @@ async fn load_public_ips(
     db: &Db,
     ips: &[vlan::PublicIp],
     nics: &[router::Nic],
-) -> Result<Vec<PublicIpView>, ApiError> {
+) -> Result<Vec<PublicIpView>, Error> {
     let Some(public_nic) = nics.iter().find(|n| n.role == router::ROLE_PUBLIC) else {
         return Ok(Vec::new());
     };
@@ -450,7 +450,7 @@ async fn load_routes(
     db: &Db,
     vpc_id: i64,
     gateways: &[PrivateGatewayView],
-) -> Result<Vec<StaticRouteView>, ApiError> {
+) -> Result<Vec<StaticRouteView>, Error> {
     let routes = gateway::list_routes(
         db,
         &gateway::RouteFilter {
@@ -497,7 +497,7 @@ async fn load_routes(
     Ok(views)
 }
 
-fn l4(protocol: &str) -> Result<L4Protocol, ApiError> {
+fn l4(protocol: &str) -> Result<L4Protocol, Error> {
     match protocol.to_ascii_lowercase().as_str() {
         "tcp" => Ok(L4Protocol::Tcp),
         "udp" => Ok(L4Protocol::Udp),
@@ -521,7 +521,7 @@ fn cidr_list(text: Option<&str>) -> Vec<String> {
 async fn load_rules(
     db: &Db,
     vpc_id: i64,
-) -> Result<(Vec<PortForwardView>, Vec<LbRuleView>), ApiError> {
+) -> Result<(Vec<PortForwardView>, Vec<LbRuleView>), Error> {
     let rules = rule::list(
         db,
         &rule::RuleFilter {
@@ -611,7 +611,7 @@ async fn load_rules(
 }
 
 /// Static NAT: every address of the VPC with one-to-one NAT and a VM address.
-fn public_ips_static_nat(ips: &[vlan::PublicIp]) -> Result<Vec<StaticNatView>, ApiError> {
+fn public_ips_static_nat(ips: &[vlan::PublicIp]) -> Result<Vec<StaticNatView>, Error> {
     let mut views = Vec::new();
     for ip in ips.iter().filter(|ip| ip.one_to_one_nat) {
         let Some(vm_ip) = ip.vm_ip.as_deref() else {
@@ -628,7 +628,7 @@ fn public_ips_static_nat(ips: &[vlan::PublicIp]) -> Result<Vec<StaticNatView>, A
 }
 
 /// A VM as the driver runs it: its NICs with their tiers' bridges.
-pub async fn vm_view(db: &Db, v: &vm::Vm) -> Result<crate::orchestration::model::VmView, ApiError> {
+pub async fn vm_view(db: &Db, v: &vm::Vm) -> Result<crate::orchestration::model::VmView, Error> {
     use crate::orchestration::model::{VmNicView, VmView};
     let nics = router::nics_of(db, router::NicOwner::Vm(v.id)).await?;
     let mut views = Vec::new();

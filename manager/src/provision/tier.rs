@@ -22,7 +22,7 @@ use std::str::FromStr;
 use ipnet::Ipv4Net;
 use uuid::Uuid;
 
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::orchestration::guru::{
     AddressAllocator, BoxFuture, DesignedNetwork, GuruError, ImplementedNetwork, NetworkSpec,
     NetworkState, NicRequest, ReservedNic, VnetAllocator,
@@ -37,31 +37,29 @@ use crate::store::{self, Page, Tx, network, router, vm, vnet, vpc, zone};
 
 use super::{bump, push, vpc_router};
 
-fn corrupt(what: &str, value: &str) -> ApiError {
-    ApiError::internal(format!("stored {what} {value:?} is not valid"))
+fn corrupt(what: &str, value: &str) -> Error {
+    Error::internal(format!("stored {what} {value:?} is not valid"))
 }
 
-fn uuid_of(text: &str) -> Result<Uuid, ApiError> {
+fn uuid_of(text: &str) -> Result<Uuid, Error> {
     Uuid::parse_str(text).map_err(|_| corrupt("UUID", text))
 }
 
 /// The API error of a guru's refusal.
-pub fn guru_error(e: GuruError) -> ApiError {
+pub fn guru_error(e: GuruError) -> Error {
     match e {
-        GuruError::Invalid(text) => ApiError::param(text),
-        GuruError::NoFreeAddress(cidr) => ApiError::new(
-            533,
-            4325,
+        GuruError::Invalid(text) => Error::invalid(text),
+        GuruError::NoFreeAddress(cidr) => Error::insufficient(
+            crate::error::Capacity::GuestNetwork,
             format!("Unable to acquire Guest IP address: no address is free in {cidr}"),
         ),
-        GuruError::NoFreeVnet(physnet) => ApiError::new(
-            533,
-            4325,
+        GuruError::NoFreeVnet(physnet) => Error::insufficient(
+            crate::error::Capacity::GuestNetwork,
             format!(
                 "Unable to allocate a guest vnet: every vnet of physical network {physnet} is in use"
             ),
         ),
-        other => ApiError::internal(other.to_string()),
+        other => Error::internal(other.to_string()),
     }
 }
 
@@ -70,11 +68,11 @@ pub fn guru_error(e: GuruError) -> ApiError {
 pub async fn guest_physical_network<'a>(
     ex: impl Into<store::Exec<'a>>,
     zone_id: i64,
-) -> Result<(zone::PhysicalNetwork, IsolationMethod), ApiError> {
+) -> Result<(zone::PhysicalNetwork, IsolationMethod), Error> {
     let pn = zone::physical_network_for_traffic(ex, zone_id, network::TRAFFIC_GUEST)
         .await?
         .ok_or_else(|| {
-            ApiError::param(format!(
+            Error::invalid(format!(
                 "Unable to find a physical network with Guest traffic in zone {zone_id}"
             ))
         })?;
@@ -89,7 +87,7 @@ fn guru_of<'g>(
     app: &'g App,
     tier: &network::Network,
     isolation: IsolationMethod,
-) -> Result<&'g dyn NetworkGuru, ApiError> {
+) -> Result<&'g dyn NetworkGuru, Error> {
     let gurus = &app.network.plugins.gurus;
     if let Some(name) = &tier.guru_name
         && let Some(g) = gurus.by_name(name)
@@ -98,7 +96,7 @@ fn guru_of<'g>(
     }
     gurus
         .choose(isolation, NetworkTraffic::Guest)
-        .map_err(|e| ApiError::internal(e.to_string()))
+        .map_err(|e| Error::internal(e.to_string()))
 }
 
 /// What a new tier asks its guru.
@@ -117,14 +115,14 @@ pub fn design_tier(
     physical: &zone::PhysicalNetwork,
     isolation: IsolationMethod,
     spec: TierDesign<'_>,
-) -> Result<DesignedNetwork, ApiError> {
+) -> Result<DesignedNetwork, Error> {
     let guru = app
         .network
         .plugins
         .gurus
         .choose(isolation, NetworkTraffic::Guest)
         .map_err(|e| {
-            ApiError::param(format!(
+            Error::invalid(format!(
                 "No network guru can build tiers on physical network {}: {e}",
                 physical.name
             ))
@@ -151,7 +149,7 @@ fn tier_network(
     guru: &dyn NetworkGuru,
     isolation: IsolationMethod,
     physical: Option<&zone::PhysicalNetwork>,
-) -> Result<ImplementedNetwork, ApiError> {
+) -> Result<ImplementedNetwork, Error> {
     let cidr_text = tier.cidr.clone().unwrap_or_default();
     let cidr = Ipv4Net::from_str(&cidr_text).map_err(|_| corrupt("tier CIDR", &cidr_text))?;
     let gateway = tier
@@ -241,21 +239,18 @@ impl VnetAllocator for TxVnets<'_> {
 }
 
 /// Loads a live tier by id.
-async fn live_tier<'a>(
-    ex: impl Into<store::Exec<'a>>,
-    id: i64,
-) -> Result<network::Network, ApiError> {
+async fn live_tier<'a>(ex: impl Into<store::Exec<'a>>, id: i64) -> Result<network::Network, Error> {
     network::get_by_id(ex, id)
         .await?
         .filter(|t| t.removed.is_none())
-        .ok_or_else(|| ApiError::param("The network was deleted meanwhile"))
+        .ok_or_else(|| Error::invalid("The network was deleted meanwhile"))
 }
 
 /// The tier's physical network (and isolation method).
 async fn physical_of<'a>(
     ex: impl Into<store::Exec<'a>>,
     tier: &network::Network,
-) -> Result<(zone::PhysicalNetwork, IsolationMethod), ApiError> {
+) -> Result<(zone::PhysicalNetwork, IsolationMethod), Error> {
     let mut ex = ex.into();
     let pn = match tier.physical_network_id {
         Some(id) => zone::physical_network_by_id(ex.reborrow(), id).await?,
@@ -275,7 +270,7 @@ async fn physical_of<'a>(
 async fn router_nic<'a>(
     ex: impl Into<store::Exec<'a>>,
     tier_id: i64,
-) -> Result<Option<router::Nic>, ApiError> {
+) -> Result<Option<router::Nic>, Error> {
     Ok(router::list_nics(
         ex,
         &router::NicFilter {
@@ -322,12 +317,12 @@ fn tier_with_acl(
 /// transaction; then the element puts the tier on the router. When that
 /// fails every row is put back (vnet released, NIC removed, Allocated).
 /// A tier that is Implemented already is left as it is. Returns the tier.
-pub async fn implement_tier(app: &App, tier_id: i64) -> Result<network::Network, ApiError> {
+pub async fn implement_tier(app: &App, tier_id: i64) -> Result<network::Network, Error> {
     let db = &app.db;
     let tier = live_tier(db, tier_id).await?;
     let vpc_id = tier
         .vpc_id
-        .ok_or_else(|| ApiError::internal("only VPC tiers are implemented here"))?;
+        .ok_or_else(|| Error::internal("only VPC tiers are implemented here"))?;
     let (pn, isolation) = physical_of(db, &tier).await?;
     let guru = guru_of(app, &tier, isolation)?;
 
@@ -339,7 +334,7 @@ pub async fn implement_tier(app: &App, tier_id: i64) -> Result<network::Network,
         return Ok(tier);
     }
     let r = vpc_router(&mut tx, vpc_id).await?.ok_or_else(|| {
-        ApiError::internal(format!(
+        Error::internal(format!(
             "Unable to implement network {}: its VPC has no router",
             tier.uuid
         ))
@@ -444,12 +439,12 @@ enum TakeDown {
 /// UnplugNic); then the router's NIC is removed and the guru gives the vnet
 /// back (state Allocated). When the element fails the tier is Implemented
 /// again and nothing else changed.
-async fn take_down(app: &App, tier_id: i64, how: TakeDown) -> Result<network::Network, ApiError> {
+async fn take_down(app: &App, tier_id: i64, how: TakeDown) -> Result<network::Network, Error> {
     let db = &app.db;
     let tier = live_tier(db, tier_id).await?;
     let vpc_id = tier
         .vpc_id
-        .ok_or_else(|| ApiError::internal("only VPC tiers are shut down here"))?;
+        .ok_or_else(|| Error::internal("only VPC tiers are shut down here"))?;
     if tier.state != network::STATE_IMPLEMENTED {
         return Ok(tier);
     }
@@ -511,18 +506,18 @@ async fn take_down(app: &App, tier_id: i64, how: TakeDown) -> Result<network::Ne
 
 /// Shuts an idle tier down (network GC): it leaves the router and gives its
 /// vnet back; it is Allocated again and the next VM implements it anew.
-pub async fn shutdown_tier(app: &App, tier_id: i64) -> Result<network::Network, ApiError> {
+pub async fn shutdown_tier(app: &App, tier_id: i64) -> Result<network::Network, Error> {
     take_down(app, tier_id, TakeDown::Shutdown).await
 }
 
 /// Takes a tier that is being deleted off the router (see [`shutdown_tier`]).
-pub async fn destroy_tier(app: &App, tier_id: i64) -> Result<network::Network, ApiError> {
+pub async fn destroy_tier(app: &App, tier_id: i64) -> Result<network::Network, Error> {
     take_down(app, tier_id, TakeDown::Destroy).await
 }
 
 /// The guru's last word on a tier being deleted (its `trash`): nothing is
 /// left to give back once the tier is off the router, but a guru may refuse.
-pub async fn trash_tier(app: &App, tier: &network::Network) -> Result<(), ApiError> {
+pub async fn trash_tier(app: &App, tier: &network::Network) -> Result<(), Error> {
     let (pn, isolation) = physical_of(&app.db, tier).await?;
     let guru = guru_of(app, tier, isolation)?;
     let designed = tier_network(tier, guru, isolation, Some(&pn))?.network;
@@ -533,12 +528,12 @@ pub async fn trash_tier(app: &App, tier: &network::Network) -> Result<(), ApiErr
 /// Re-sends an Implemented tier to the router (restartNetwork without
 /// cleanup): PlugNic, SetupGuestNetwork and its ACL again, then its DHCP
 /// list, under a new generation.
-pub async fn resend_tier(app: &App, tier_id: i64) -> Result<(), ApiError> {
+pub async fn resend_tier(app: &App, tier_id: i64) -> Result<(), Error> {
     let db = &app.db;
     let tier = live_tier(db, tier_id).await?;
     let vpc_id = tier
         .vpc_id
-        .ok_or_else(|| ApiError::internal("only VPC tiers are restarted here"))?;
+        .ok_or_else(|| Error::internal("only VPC tiers are restarted here"))?;
     let mut tx = db.begin().await?;
     vpc::lock(&mut tx, vpc_id).await?;
     let generation = bump(&mut tx, vpc_id).await?;
@@ -565,7 +560,7 @@ pub async fn push_dhcp(
     generation: Option<super::Generation>,
     tier_uuids: Vec<Uuid>,
     joined: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     push(
         &app.db,
         &app.network,
@@ -697,7 +692,7 @@ pub async fn reserve_nic(
     vm_row: &vm::Vm,
     device_index: i64,
     requested: Option<Ipv4Addr>,
-) -> Result<router::Nic, ApiError> {
+) -> Result<router::Nic, Error> {
     let (pn, isolation) = physical_of(&mut *tx, tier).await?;
     let guru = guru_of(app, tier, isolation)?;
     let network = tier_network(tier, guru, isolation, Some(&pn))?;
@@ -718,9 +713,8 @@ pub async fn reserve_nic(
         )
         .await
         .map_err(|e| match e {
-            GuruError::Invalid(text) => ApiError::new(
-                533,
-                4325,
+            GuruError::Invalid(text) => Error::insufficient(
+                crate::error::Capacity::GuestNetwork,
                 format!(
                     "Unable to acquire Guest IP address for network {}: {text}",
                     tier.uuid
@@ -752,7 +746,7 @@ pub async fn release_nic(
     tx: &mut Tx,
     tier: &network::Network,
     nic: &router::Nic,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let (pn, isolation) = physical_of(&mut *tx, tier).await?;
     let guru = guru_of(app, tier, isolation)?;
     let network = tier_network(tier, guru, isolation, Some(&pn))?;

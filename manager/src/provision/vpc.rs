@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::orchestration::model::RouterView;
 use crate::orchestration::{VpcProvider, agent::AgentEndpoint};
 use crate::server::App;
@@ -26,7 +26,7 @@ async fn ensure_source_nat(
     v: &vpc::Vpc,
     r: &router::Router,
     address: Option<Ipv4Addr>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let existing = vlan::list_ips(
         &mut *tx,
         &vlan::PublicIpFilter {
@@ -53,12 +53,11 @@ async fn ensure_source_nat(
             vlan::allocate_ip(&mut *tx, v.zone_id, address, owner)
                 .await?
                 .ok_or_else(|| match address {
-                    Some(a) => ApiError::param(format!(
+                    Some(a) => Error::invalid(format!(
                         "The source NAT address {a} is not a free public address of the zone"
                     )),
-                    None => ApiError::new(
-                        533,
-                        4255,
+                    None => Error::insufficient(
+                        crate::error::Capacity::SourceNat,
                         format!(
                             "Insufficient address capacity: no free public address in zone {} \
                              for the source NAT of VPC {}",
@@ -82,7 +81,7 @@ async fn ensure_source_nat(
     if nics.items.is_empty() {
         let range = vlan::range_by_id(&mut *tx, ip.vlan_db_id)
             .await?
-            .ok_or_else(|| ApiError::internal("a public address without its range"))?;
+            .ok_or_else(|| Error::internal("a public address without its range"))?;
         let public = network::public_network(&mut *tx, v.zone_id).await?;
         router::create_nic(
             &mut *tx,
@@ -105,7 +104,7 @@ async fn ensure_source_nat(
 pub async fn ensure_router<'a>(
     ex: impl Into<store::Exec<'a>>,
     v: &vpc::Vpc,
-) -> Result<router::Router, ApiError> {
+) -> Result<router::Router, Error> {
     let mut ex = ex.into();
     if let Some(r) = super::vpc_router(ex.reborrow(), v.id).await? {
         return Ok(r);
@@ -120,11 +119,11 @@ pub async fn start_vpc(
     net: &Network,
     vpc_id: i64,
     source_nat: Option<Ipv4Addr>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let v = vpc::get_by_id(db, vpc_id)
         .await?
         .filter(|v| v.removed.is_none())
-        .ok_or_else(|| ApiError::param("The VPC was deleted meanwhile"))?;
+        .ok_or_else(|| Error::invalid("The VPC was deleted meanwhile"))?;
     let mut tx = db.begin().await?;
     let r = ensure_router(&mut tx, &v).await?;
     ensure_source_nat(&mut tx, &v, &r, source_nat).await?;
@@ -133,7 +132,7 @@ pub async fn start_vpc(
 }
 
 /// Starts a router and pushes its whole configuration with a new generation.
-pub async fn start_router(db: &Db, net: &Network, r: &router::Router) -> Result<(), ApiError> {
+pub async fn start_router(db: &Db, net: &Network, r: &router::Router) -> Result<(), Error> {
     let mut tx = db.begin().await?;
     router::set_state(&mut tx, r.id, router::STATE_STARTING).await?;
     let generation = router::bump_generation(&mut tx, r.id).await?;
@@ -149,10 +148,10 @@ pub async fn start_router(db: &Db, net: &Network, r: &router::Router) -> Result<
 async fn load_for_start(
     db: &Db,
     r: &router::Router,
-) -> Result<crate::orchestration::model::RouterState, ApiError> {
+) -> Result<crate::orchestration::model::RouterState, Error> {
     state::load_router(db, r)
         .await?
-        .ok_or_else(|| ApiError::param("The VPC was deleted meanwhile"))
+        .ok_or_else(|| Error::invalid("The VPC was deleted meanwhile"))
 }
 
 /// Records how a router's (re)start ended: Running with its endpoint and the
@@ -162,7 +161,7 @@ async fn record_start(
     r: &router::Router,
     generation: i64,
     started: crate::orchestration::ElementResult<AgentEndpoint>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     match started {
         Ok(endpoint) => {
             let mut tx = db.begin().await?;
@@ -180,7 +179,7 @@ async fn record_start(
 }
 
 /// The view of a router with the NICs it has (for driver calls).
-pub async fn router_view(db: &Db, r: &router::Router) -> Result<RouterView, ApiError> {
+pub async fn router_view(db: &Db, r: &router::Router) -> Result<RouterView, Error> {
     match state::load_router(db, r).await? {
         Some(s) => Ok(s.router),
         None => Ok(RouterView {
@@ -194,7 +193,7 @@ pub async fn router_view(db: &Db, r: &router::Router) -> Result<RouterView, ApiE
 }
 
 /// Stops a router (its rows stay; startRouter brings it back).
-pub async fn stop_router(db: &Db, net: &Network, r: &router::Router) -> Result<(), ApiError> {
+pub async fn stop_router(db: &Db, net: &Network, r: &router::Router) -> Result<(), Error> {
     let view = router_view(db, r).await?;
     router::set_state(db, r.id, router::STATE_STOPPING).await?;
     if let Err(e) = net.element.shutdown_vpc(&view).await {
@@ -206,7 +205,7 @@ pub async fn stop_router(db: &Db, net: &Network, r: &router::Router) -> Result<(
 }
 
 /// Reboots a running router: stop, start, whole configuration.
-pub async fn reboot_router(db: &Db, net: &Network, r: &router::Router) -> Result<(), ApiError> {
+pub async fn reboot_router(db: &Db, net: &Network, r: &router::Router) -> Result<(), Error> {
     let mut tx = db.begin().await?;
     let generation = router::bump_generation(&mut tx, r.id).await?;
     tx.commit().await?;
@@ -219,7 +218,7 @@ pub async fn reboot_router(db: &Db, net: &Network, r: &router::Router) -> Result
 }
 
 /// Destroys a router and its rows.
-pub async fn destroy_router(db: &Db, net: &Network, r: &router::Router) -> Result<(), ApiError> {
+pub async fn destroy_router(db: &Db, net: &Network, r: &router::Router) -> Result<(), Error> {
     let view = router_view(db, r).await?;
     net.element
         .destroy_router(&view)
@@ -233,22 +232,17 @@ pub async fn destroy_router(db: &Db, net: &Network, r: &router::Router) -> Resul
 /// configuration again (one ApplyConfig with a new generation); with
 /// cleanup a new router is started with the same configuration first, then
 /// the old one is destroyed. Failures set `restartrequired`.
-pub async fn restart_vpc(
-    db: &Db,
-    net: &Network,
-    vpc_id: i64,
-    cleanup: bool,
-) -> Result<(), ApiError> {
+pub async fn restart_vpc(db: &Db, net: &Network, vpc_id: i64, cleanup: bool) -> Result<(), Error> {
     let result = restart_inner(db, net, vpc_id, cleanup).await;
     vpc::set_restart_required(db, vpc_id, result.is_err()).await?;
     result
 }
 
-async fn restart_inner(db: &Db, net: &Network, vpc_id: i64, cleanup: bool) -> Result<(), ApiError> {
+async fn restart_inner(db: &Db, net: &Network, vpc_id: i64, cleanup: bool) -> Result<(), Error> {
     let v = vpc::get_by_id(db, vpc_id)
         .await?
         .filter(|v| v.removed.is_none())
-        .ok_or_else(|| ApiError::param("The VPC was deleted meanwhile"))?;
+        .ok_or_else(|| Error::invalid("The VPC was deleted meanwhile"))?;
     let old = super::vpc_router(db, vpc_id).await?;
     let Some(old) = old.filter(|_| cleanup) else {
         // No cleanup (or no router yet): (re)start the one router in place.
@@ -268,7 +262,7 @@ async fn restart_inner(db: &Db, net: &Network, vpc_id: i64, cleanup: bool) -> Re
             };
             let state = state::load_router(db, &r)
                 .await?
-                .ok_or_else(|| ApiError::param("The VPC was deleted meanwhile"))?;
+                .ok_or_else(|| Error::invalid("The VPC was deleted meanwhile"))?;
             net.element
                 .restart_vpc(&state, u64::try_from(generation).unwrap_or_default())
                 .await
@@ -316,7 +310,7 @@ async fn restart_inner(db: &Db, net: &Network, vpc_id: i64, cleanup: bool) -> Re
 
 /// Marks a live VPC Inactive and destroys its routers, so that nothing serves
 /// it any more; None when the VPC is gone already.
-async fn deactivate(db: &Db, net: &Network, vpc_id: i64) -> Result<Option<vpc::Vpc>, ApiError> {
+async fn deactivate(db: &Db, net: &Network, vpc_id: i64) -> Result<Option<vpc::Vpc>, Error> {
     let Some(v) = vpc::get_by_id(db, vpc_id)
         .await?
         .filter(|v| v.removed.is_none())
@@ -352,7 +346,7 @@ fn new_router(v: &vpc::Vpc) -> router::NewRouter {
 
 /// Removes everything of an Inactive VPC, then its row (CloudStack's
 /// destroyVpc cleanup). Safe to run again after a partial failure.
-pub async fn destroy_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiError> {
+pub async fn destroy_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), Error> {
     let Some(v) = deactivate(db, net, vpc_id).await? else {
         return Ok(());
     };
@@ -423,7 +417,7 @@ pub async fn destroy_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiE
 }
 
 /// Retries the cleanup of every Inactive VPC; returns how many it finished.
-pub async fn collect_inactive(db: &Db, net: &Network) -> Result<usize, ApiError> {
+pub async fn collect_inactive(db: &Db, net: &Network) -> Result<usize, Error> {
     let inactive = vpc::list(
         db,
         &vpc::VpcFilter {
@@ -475,7 +469,7 @@ pub async fn run_gc(app: Arc<App>) {
 /// Removes a VPC with everything in it, tiers included (deleting its
 /// account): routers first, then tiers (their vnets given back, their rules
 /// gone), then the rest as [`destroy_vpc`] does.
-pub async fn purge_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), ApiError> {
+pub async fn purge_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), Error> {
     let Some(v) = deactivate(db, net, vpc_id).await? else {
         return Ok(());
     };
@@ -515,12 +509,12 @@ async fn destroy_vm_quietly(db: &Db, net: &Network, v: &store::vm::Vm) {
                 tracing::warn!(vm = %v.uuid, error = %e, "the driver could not remove a VM");
             }
         }
-        Err(e) => tracing::warn!(vm = %v.uuid, error = %e.text, "a VM's view could not be built"),
+        Err(e) => tracing::warn!(vm = %v.uuid, error = %e, "a VM's view could not be built"),
     }
 }
 
 /// Deleting an account removes its VMs and its VPCs with everything in them.
-pub async fn purge_account(db: &Db, net: &Network, account_id: i64) -> Result<(), ApiError> {
+pub async fn purge_account(db: &Db, net: &Network, account_id: i64) -> Result<(), Error> {
     let vms = store::vm::list(
         db,
         &store::vm::VmFilter {
@@ -574,7 +568,7 @@ pub async fn readopt(app: &App) {
         let view = match router_view(db, &r).await {
             Ok(view) => view,
             Err(e) => {
-                tracing::warn!(router = %r.name, error = %e.text, "cannot adopt router");
+                tracing::warn!(router = %r.name, error = %e, "cannot adopt router");
                 continue;
             }
         };
@@ -607,7 +601,7 @@ pub async fn readopt(app: &App) {
                     tracing::warn!(vm = %v.instance_name, error = %e, "cannot adopt VM");
                 }
             }
-            Err(e) => tracing::warn!(vm = %v.instance_name, error = %e.text, "cannot adopt VM"),
+            Err(e) => tracing::warn!(vm = %v.instance_name, error = %e, "cannot adopt VM"),
         }
     }
 }

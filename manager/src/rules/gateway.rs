@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use super::{overlaps, parse_ipv4, parse_netmask};
-use crate::api::error::ApiError;
+use crate::error::Error;
 
 /// An existing private gateway in the zone on the same kind of network:
 /// those of this VPC, and those of other VPCs sharing a private network.
@@ -43,7 +43,7 @@ pub struct CheckedGateway {
 
 /// Normalises a VLAN as CloudStack writes broadcast URIs: `123` and
 /// `vlan://123` are the same VLAN (`vlan://123`); `untagged` is kept.
-pub fn normalize_vlan(text: &str) -> Result<String, ApiError> {
+pub fn normalize_vlan(text: &str) -> Result<String, Error> {
     let t = text.trim();
     let lower = t.to_ascii_lowercase();
     if lower == "untagged" || lower == "vlan://untagged" {
@@ -52,7 +52,7 @@ pub fn normalize_vlan(text: &str) -> Result<String, ApiError> {
     let id = lower.strip_prefix("vlan://").unwrap_or(&lower);
     match id.parse::<u16>() {
         Ok(n) if (1..=4094).contains(&n) => Ok(format!("vlan://{n}")),
-        _ => Err(ApiError::param(format!(
+        _ => Err(Error::invalid(format!(
             "Invalid vlan {t:?}: expected a VLAN id 1-4094, vlan://<id> or untagged"
         ))),
     }
@@ -65,19 +65,19 @@ pub fn validate_private_gateway(
     req: &NewGateway<'_>,
     existing: &[ExistingGateway],
     tier_cidrs: &[Ipv4Net],
-) -> Result<CheckedGateway, ApiError> {
+) -> Result<CheckedGateway, Error> {
     let vlan = match (
         req.vlan.filter(|v| !v.trim().is_empty()),
         req.associated_network.filter(|n| !n.trim().is_empty()),
     ) {
         (Some(_), Some(_)) | (None, None) => {
-            return Err(ApiError::param(
+            return Err(Error::invalid(
                 "Exactly one of vlan and associatednetworkid must be given for a private gateway",
             ));
         }
         (Some(v), None) => {
             if !req.caller_is_root {
-                return Err(ApiError::param(format!(
+                return Err(Error::invalid(format!(
                     "Only the ROOT admin may specify a vlan ({v}) for a private gateway"
                 )));
             }
@@ -89,7 +89,7 @@ pub fn validate_private_gateway(
     let gateway = parse_ipv4("gateway", req.gateway)?;
     let prefix = parse_netmask("netmask", req.netmask)?;
     if prefix > 30 {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "netmask {} (/{prefix}) leaves no room for both ipaddress and gateway",
             req.netmask.trim()
         )));
@@ -99,23 +99,23 @@ pub fn validate_private_gateway(
         .trunc();
     for (name, addr) in [("gateway", gateway), ("ipaddress", ip)] {
         if addr == cidr.network() || addr == cidr.broadcast() {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "{name} {addr} is the network or broadcast address of {cidr}"
             )));
         }
     }
     if !cidr.contains(&ip) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "ipaddress {ip} is not in the subnet {cidr} of gateway {gateway}"
         )));
     }
     if ip == gateway {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "ipaddress and gateway must differ (both are {ip})"
         )));
     }
     if let Some(t) = tier_cidrs.iter().find(|t| overlaps(t, &cidr)) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Private gateway subnet {cidr} overlaps with the tier cidr {t} of the VPC"
         )));
     }
@@ -123,7 +123,7 @@ pub fn validate_private_gateway(
         .iter()
         .any(|g| g.same_vpc && g.vlan == vlan && g.cidr == cidr)
     {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Private network for the vlan: {vlan} and cidr {cidr} already exists for this VPC"
         )));
     }
@@ -131,7 +131,7 @@ pub fn validate_private_gateway(
         .iter()
         .any(|g| g.vlan == vlan && g.cidr == cidr && g.ip == ip)
     {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Private ip address {ip} is already used for a private gateway on {vlan}"
         )));
     }
@@ -146,10 +146,10 @@ pub fn validate_private_gateway(
 /// A private gateway's VLAN must lie outside the physical network's guest
 /// vnet range (`ranges`, inclusive): those VLANs are handed out to tiers
 /// (CloudStack refuses them as "used for dynamic vlan allocation").
-pub fn check_vlan_not_dynamic(vlan: u32, ranges: &[(i64, i64)]) -> Result<(), ApiError> {
+pub fn check_vlan_not_dynamic(vlan: u32, ranges: &[(i64, i64)]) -> Result<(), Error> {
     let v = i64::from(vlan);
     if let Some((first, last)) = ranges.iter().find(|(a, b)| (*a..=*b).contains(&v)) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "The VLAN tag {vlan} is already being used for dynamic vlan allocation for the \
              guest networks of the physical network (range {first}-{last}); pick a VLAN \
              outside it"
@@ -166,15 +166,15 @@ pub fn check_gateway_deletable(
     route_count: usize,
     caller_is_root: bool,
     offering_specifies_vlan: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if offering_specifies_vlan && !caller_is_root {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Unable to delete private gateway {gateway}: it has a specified vlan, \
              which only the ROOT admin may remove"
         )));
     }
     if route_count > 0 {
-        return Err(ApiError::internal(format!(
+        return Err(Error::internal(format!(
             "Can't delete private gateway {gateway} as it has {route_count} static routes \
              applied. Remove the routes first"
         )));

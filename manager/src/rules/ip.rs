@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use super::{PortRange, Transport};
-use crate::api::error::ApiError;
+use crate::error::Error;
 
 /// A public IP acquired for a VPC, with the `T` id type of tiers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,22 +44,22 @@ pub struct PortRule {
 
 /// Static NAT may be enabled only on an IP that is not the source-NAT IP
 /// and carries no PF/LB rules.
-pub fn check_enable_static_nat<T>(ip: &PublicIp<T>, rules: &[PortRule]) -> Result<(), ApiError> {
+pub fn check_enable_static_nat<T>(ip: &PublicIp<T>, rules: &[PortRule]) -> Result<(), Error> {
     if ip.source_nat {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Can't enable static nat on ip address {}: it is the VPC's source nat ip",
             ip.address
         )));
     }
     if ip.static_nat {
-        return Err(ApiError::conflict(format!(
+        return Err(Error::conflict(format!(
             "Static nat is already enabled on ip address {}",
             ip.address
         )));
     }
     if let Some(r) = rules.first() {
         // CloudStack's wording (FirewallManagerImpl.detectRulesConflict).
-        return Err(ApiError::conflict(format!(
+        return Err(Error::conflict(format!(
             "There is already firewall rule specified for the ip address {}: static nat can't be \
              enabled while it has {} rules (e.g. {} {})",
             ip.address,
@@ -78,16 +78,16 @@ pub fn check_new_port_rule<T>(
     ip: &PublicIp<T>,
     new: &PortRule,
     existing: &[PortRule],
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if ip.source_nat {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Can't create {} rule on ip address {}: it is the VPC's source nat ip",
             new.purpose.label(),
             ip.address
         )));
     }
     if ip.static_nat {
-        return Err(ApiError::conflict(format!(
+        return Err(Error::conflict(format!(
             "There is 1 to 1 Nat rule specified for the ip address {}: can't create {} rule \
              while static nat is enabled on it",
             ip.address,
@@ -98,7 +98,7 @@ pub fn check_new_port_rule<T>(
         .iter()
         .find(|r| r.protocol == new.protocol && r.public.overlaps(&new.public))
     {
-        return Err(ApiError::conflict(format!(
+        return Err(Error::conflict(format!(
             "The range specified, {}, conflicts with the {} rule on ports {} ({}) of ip address {}",
             new.public,
             r.purpose.label(),
@@ -116,16 +116,16 @@ pub fn check_new_port_rule<T>(
 pub fn bind_tier<T: PartialEq + Clone + std::fmt::Display>(
     ip: &PublicIp<T>,
     networkid: Option<&T>,
-) -> Result<T, ApiError> {
+) -> Result<T, Error> {
     match (&ip.tier, networkid) {
         (Some(bound), None) => Ok(bound.clone()),
         (Some(bound), Some(asked)) if bound == asked => Ok(bound.clone()),
-        (Some(bound), Some(asked)) => Err(ApiError::param(format!(
+        (Some(bound), Some(asked)) => Err(Error::invalid(format!(
             "ip address {} is associated with tier {bound}, not with networkid {asked}",
             ip.address
         ))),
         (None, Some(asked)) => Ok(asked.clone()),
-        (None, None) => Err(ApiError::param(format!(
+        (None, None) => Err(Error::invalid(format!(
             "ip address {} of the VPC is not associated with any tier yet: networkid is required",
             ip.address
         ))),
@@ -133,9 +133,9 @@ pub fn bind_tier<T: PartialEq + Clone + std::fmt::Display>(
 }
 
 /// disassociateIpAddress: the source-NAT IP stays while the VPC exists.
-pub fn check_release<T>(ip: &PublicIp<T>, vpc_exists: bool) -> Result<(), ApiError> {
+pub fn check_release<T>(ip: &PublicIp<T>, vpc_exists: bool) -> Result<(), Error> {
     if ip.source_nat && vpc_exists {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "ip address {} is used for source nat purposes and can not be disassociated.",
             ip.address
         )));
@@ -149,18 +149,18 @@ pub fn check_vm_in_tier<T: PartialEq + std::fmt::Display>(
     vm: &str,
     vm_tiers: &[T],
     tier: &T,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if vm_tiers.contains(tier) {
         return Ok(());
     }
-    Err(ApiError::param(format!(
+    Err(Error::invalid(format!(
         "Virtual machine {vm} has no NIC in tier {tier}, the network of the ip address"
     )))
 }
 
 /// associateIpAddress: the owner's `public_ip` resource limit (`limit` is
 /// the effective limit, -1 unlimited; `current` the addresses it holds).
-pub fn check_public_ip_limit(owner: &str, current: i64, limit: i64) -> Result<(), ApiError> {
+pub fn check_public_ip_limit(owner: &str, current: i64, limit: i64) -> Result<(), Error> {
     if limit < 0 || current < limit {
         return Ok(());
     }
@@ -178,9 +178,9 @@ pub fn check_vm_static_nat_free(
     vm: &str,
     ip: Ipv4Addr,
     current: Option<Ipv4Addr>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     match current {
-        Some(other) if other != ip => Err(ApiError::param(format!(
+        Some(other) if other != ip => Err(Error::invalid(format!(
             "Failed to enable static nat on the ip {ip} as the vm {vm} is already associated \
              with another public ip {other}"
         ))),
@@ -190,11 +190,11 @@ pub fn check_vm_static_nat_free(
 
 /// A rule needs its tier's network offering to give the service (CloudStack
 /// names the services `PortForwarding`, `StaticNat`, `Lb`).
-pub fn check_tier_service(tier: &str, service: &str, offered: &[&str]) -> Result<(), ApiError> {
+pub fn check_tier_service(tier: &str, service: &str, offered: &[&str]) -> Result<(), Error> {
     if offered.iter().any(|s| s.eq_ignore_ascii_case(service)) {
         return Ok(());
     }
-    Err(ApiError::param(format!(
+    Err(Error::invalid(format!(
         "Service {service} is not supported in tier {tier}: its network offering does not give it"
     )))
 }
@@ -206,13 +206,13 @@ pub fn target_address(
     vm: &str,
     nic_address: Ipv4Addr,
     vmguestip: Option<&str>,
-) -> Result<Ipv4Addr, ApiError> {
+) -> Result<Ipv4Addr, Error> {
     let Some(asked) = vmguestip.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(nic_address);
     };
     let asked = super::parse_ipv4("vmguestip", asked)?;
     if asked != nic_address {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Virtual machine {vm} has no address {asked} in the tier of the ip address; its \
              address there is {nic_address} (secondary addresses are not supported)"
         )));
@@ -226,10 +226,10 @@ pub fn check_new_source_nat<T: PartialEq + std::fmt::Display>(
     address: Ipv4Addr,
     ip_vpc: Option<&T>,
     vpc: &T,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     match ip_vpc {
         Some(v) if v == vpc => Ok(()),
-        _ => Err(ApiError::param(format!(
+        _ => Err(Error::invalid(format!(
             "ip address {address} is not acquired for VPC {vpc}; acquire it first"
         ))),
     }
@@ -392,7 +392,9 @@ mod tests {
     fn public_ip_limit() {
         check_public_ip_limit("a", 1, 2).unwrap();
         check_public_ip_limit("a", 50, -1).unwrap();
-        let e = check_public_ip_limit("a", 2, 2).unwrap_err();
+        let e = check_public_ip_limit("a", 2, 2)
+            .map_err(crate::api::ApiError::from)
+            .unwrap_err();
         assert_eq!((e.code, e.cs_code), (535, 4370));
         assert!(e.text.contains("Type = 'public_ip'"), "{}", e.text);
     }

@@ -2,7 +2,7 @@
 //! (reference §2.5, §3.4 item 9).
 
 use super::{MAX_DISPLAY_TEXT_LEN, PortRange, check_length, check_name};
-use crate::api::error::ApiError;
+use crate::error::Error;
 
 /// Balancing algorithms the VPC virtual router (haproxy) supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,15 +14,15 @@ pub enum Algorithm {
 impl Algorithm {
     /// Parses `roundrobin` / `source` (case-insensitive). `leastconn` is a
     /// CloudStack algorithm the VPC virtual router does not offer.
-    pub fn parse(text: &str) -> Result<Self, ApiError> {
+    pub fn parse(text: &str) -> Result<Self, Error> {
         match text.trim().to_ascii_lowercase().as_str() {
             "roundrobin" => Ok(Self::RoundRobin),
             "source" => Ok(Self::Source),
-            "leastconn" => Err(ApiError::param(
+            "leastconn" => Err(Error::invalid(
                 "Algorithm leastconn is not supported by the VPC virtual router; \
                  use roundrobin or source",
             )),
-            _ => Err(ApiError::param(format!(
+            _ => Err(Error::invalid(format!(
                 "Invalid algorithm {text:?}: use roundrobin or source"
             ))),
         }
@@ -46,12 +46,12 @@ pub enum LbProtocol {
 
 impl LbProtocol {
     /// Parses `tcp` (the default when absent), `udp` or `tcp-proxy`.
-    pub fn parse(text: Option<&str>) -> Result<Self, ApiError> {
+    pub fn parse(text: Option<&str>) -> Result<Self, Error> {
         match text.map(|t| t.trim().to_ascii_lowercase()).as_deref() {
             None | Some("") | Some("tcp") => Ok(Self::Tcp),
             Some("udp") => Ok(Self::Udp),
             Some("tcp-proxy") => Ok(Self::TcpProxy),
-            Some(other) => Err(ApiError::param(format!(
+            Some(other) => Err(Error::invalid(format!(
                 "Invalid load balancer protocol {other:?}: use tcp, udp or tcp-proxy"
             ))),
         }
@@ -62,11 +62,11 @@ impl LbProtocol {
     /// The transport the VPC virtual router balances. Its in-kernel balancer
     /// forwards connections and cannot speak the PROXY protocol, so
     /// `tcp-proxy` is refused.
-    pub fn vpc_router_transport(self) -> Result<super::Transport, ApiError> {
+    pub fn vpc_router_transport(self) -> Result<super::Transport, Error> {
         match self {
             Self::Tcp => Ok(super::Transport::Tcp),
             Self::Udp => Ok(super::Transport::Udp),
-            Self::TcpProxy => Err(ApiError::param(
+            Self::TcpProxy => Err(Error::invalid(
                 "Load balancer protocol tcp-proxy is not supported by the VPC virtual router; \
                  use tcp or udp",
             )),
@@ -96,7 +96,7 @@ pub struct LoadBalancer {
 
 /// Validates an LB rule: name and description lengths, algorithm, protocol
 /// and both ports in 1–65535.
-pub fn validate_load_balancer(req: &NewLoadBalancer<'_>) -> Result<LoadBalancer, ApiError> {
+pub fn validate_load_balancer(req: &NewLoadBalancer<'_>) -> Result<LoadBalancer, Error> {
     check_name("name", req.name)?;
     if let Some(d) = req.description {
         check_length("description", d, MAX_DISPLAY_TEXT_LEN)?;
@@ -118,9 +118,9 @@ pub fn validate_load_balancer(req: &NewLoadBalancer<'_>) -> Result<LoadBalancer,
 pub fn check_public_lb_tier<T: PartialEq + std::fmt::Display>(
     lb_tier: Option<&T>,
     target: &T,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     match lb_tier {
-        Some(t) if t != target => Err(ApiError::param(format!(
+        Some(t) if t != target => Err(Error::invalid(format!(
             "Public load balancing is already used on tier {t} of this VPC; \
              only one tier per VPC may have public LB rules (asked for tier {target})"
         ))),
@@ -166,7 +166,9 @@ mod tests {
 
     #[test]
     fn leastconn_is_refused_for_the_vpc_router() {
-        let e = validate_load_balancer(&lb("leastconn")).unwrap_err();
+        let e = validate_load_balancer(&lb("leastconn"))
+            .map_err(crate::api::ApiError::from)
+            .unwrap_err();
         assert_eq!((e.code, e.cs_code), (431, 4350));
         assert!(e.text.contains("VPC virtual router"), "{}", e.text);
         assert_err(validate_load_balancer(&lb("random")), 431, "\"random\"");

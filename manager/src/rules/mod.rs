@@ -3,7 +3,7 @@
 //! Nothing here touches the database or the network: every check takes the
 //! values it needs (the request's parameters, the existing objects as small
 //! structs, the configuration as [`Config`]) and answers with the value the
-//! command goes on with, or the [`ApiError`] CloudStack would have returned,
+//! command goes on with, or the [`Error`] CloudStack would have returned,
 //! with CloudStack's code and a text that names the offending value.
 //!
 //! One file per resource: [`vpc`], [`tier`], [`ip`] (public IP purposes and
@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use crate::api::error::ApiError;
+use crate::error::Error;
 
 pub mod acl;
 pub mod gateway;
@@ -59,9 +59,9 @@ pub fn limit_exceeded(
     resource_type: &str,
     exceeded: &crate::store::limit::Exceeded,
     requested: i64,
-) -> ApiError {
+) -> Error {
     use crate::store::limit::Exceeded;
-    ApiError::limit_exceeded(match exceeded {
+    Error::limit_exceeded(match exceeded {
         Exceeded::Account { name, max, current } => format!(
             "Maximum amount of resources of Type = '{resource_type}' for Account Name = {name} \
              is exceeded: Resource Limit = {max}, Current Resource Amount = {current}, \
@@ -89,15 +89,15 @@ pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
 /// Parses an IPv4 CIDR such as `10.1.0.0/16`. The address must be the
 /// network address (host bits clear), so that `10.1.2.3/16` is refused with
 /// a hint naming the canonical form rather than silently widened.
-pub fn parse_ipv4_cidr(param: &str, text: &str) -> Result<Ipv4Net, ApiError> {
+pub fn parse_ipv4_cidr(param: &str, text: &str) -> Result<Ipv4Net, Error> {
     let trimmed = text.trim();
     let net: Ipv4Net = trimmed.parse().map_err(|_| {
-        ApiError::param(format!(
+        Error::invalid(format!(
             "{param} {trimmed:?} is not a valid IPv4 CIDR (expected a.b.c.d/n)"
         ))
     })?;
     if net.trunc() != net {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "{param} {trimmed} has host bits set; did you mean {}?",
             net.trunc()
         )));
@@ -106,9 +106,9 @@ pub fn parse_ipv4_cidr(param: &str, text: &str) -> Result<Ipv4Net, ApiError> {
 }
 
 /// Parses an IPv4 address parameter.
-pub fn parse_ipv4(param: &str, text: &str) -> Result<Ipv4Addr, ApiError> {
+pub fn parse_ipv4(param: &str, text: &str) -> Result<Ipv4Addr, Error> {
     text.trim().parse().map_err(|_| {
-        ApiError::param(format!(
+        Error::invalid(format!(
             "{param} {:?} is not a valid IPv4 address",
             text.trim()
         ))
@@ -119,7 +119,7 @@ pub fn parse_ipv4(param: &str, text: &str) -> Result<Ipv4Addr, ApiError> {
 /// or `-` into the stored form (`02:00:0a:0b:0c:0d`, lower case). As
 /// CloudStack (`NetUtils.isValidMac`, `isUnicastMac`), a multicast or
 /// broadcast address (low bit of the first octet set) is refused.
-pub fn parse_mac(param: &str, text: &str) -> Result<String, ApiError> {
+pub fn parse_mac(param: &str, text: &str) -> Result<String, Error> {
     let trimmed = text.trim();
     let octets: Vec<&str> = trimmed.split([':', '-']).collect();
     let well_formed = octets.len() == 6
@@ -127,14 +127,14 @@ pub fn parse_mac(param: &str, text: &str) -> Result<String, ApiError> {
             .iter()
             .all(|o| o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit()));
     if !well_formed {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "{param} {trimmed:?} is not a valid MAC address (expected six hexadecimal octets, \
              aa:bb:cc:dd:ee:ff)"
         )));
     }
     let first = u8::from_str_radix(octets[0], 16).unwrap_or(1);
     if first & 1 == 1 {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "{param} {trimmed} is a multicast address; a NIC needs a unicast MAC address"
         )));
     }
@@ -143,27 +143,27 @@ pub fn parse_mac(param: &str, text: &str) -> Result<String, ApiError> {
 
 /// Parses a dotted netmask (`255.255.255.0`) into a prefix length; the mask
 /// must be contiguous.
-pub fn parse_netmask(param: &str, text: &str) -> Result<u8, ApiError> {
+pub fn parse_netmask(param: &str, text: &str) -> Result<u8, Error> {
     let mask = parse_ipv4(param, text)?;
     ipnet::ipv4_mask_to_prefix(mask).map_err(|_| {
-        ApiError::param(format!(
+        Error::invalid(format!(
             "{param} {mask} is not a valid netmask (its one bits must be contiguous)"
         ))
     })
 }
 
 /// Refuses a string parameter longer than `max` characters.
-pub fn check_length(param: &str, value: &str, max: usize) -> Result<(), ApiError> {
+pub fn check_length(param: &str, value: &str, max: usize) -> Result<(), Error> {
     if value.chars().count() > max {
-        return Err(ApiError::too_long(param, max));
+        return Err(Error::too_long(param, max));
     }
     Ok(())
 }
 
 /// Refuses an empty or blank required name.
-pub fn check_name(param: &str, value: &str) -> Result<(), ApiError> {
+pub fn check_name(param: &str, value: &str) -> Result<(), Error> {
     if value.trim().is_empty() {
-        return Err(ApiError::param(format!("{param} must not be empty")));
+        return Err(Error::invalid(format!("{param} must not be empty")));
     }
     check_length(param, value, MAX_NAME_LEN)
 }
@@ -174,9 +174,9 @@ pub const MAX_NETWORK_DOMAIN_LEN: usize = 190;
 /// Checks a DNS network domain: dot-separated labels of 1–63 characters from
 /// `[a-z0-9-]` (upper case accepted, DNS is case-insensitive) that neither
 /// start nor end with '-', at most 190 characters in all.
-pub fn validate_network_domain(domain: &str) -> Result<(), ApiError> {
+pub fn validate_network_domain(domain: &str) -> Result<(), Error> {
     let bad = |why: &str| {
-        ApiError::param(format!(
+        Error::invalid(format!(
             "Invalid network domain {domain:?}: {why}. Total length shouldn't exceed \
              {MAX_NETWORK_DOMAIN_LEN} chars; each label must be 1-63 characters of \
              a-z, 0-9 and '-', not starting or ending with '-'"
@@ -219,7 +219,7 @@ pub struct PortRange {
 impl PortRange {
     /// Checks `start`..=`end` (end defaults to start) against `min..=65535`.
     /// `what` names the parameters in the error (e.g. `publicport`).
-    pub fn new(what: &str, start: i64, end: Option<i64>, min: i64) -> Result<Self, ApiError> {
+    pub fn new(what: &str, start: i64, end: Option<i64>, min: i64) -> Result<Self, Error> {
         let end = end.unwrap_or(start);
         for (label, port) in [("start", start), ("end", end)] {
             if !(min..=65535).contains(&port) {
@@ -230,14 +230,14 @@ impl PortRange {
                     (Some(prefix), "end") => format!("{prefix}endport"),
                     _ => what.to_string(),
                 };
-                return Err(ApiError::param(format!(
+                return Err(Error::invalid(format!(
                     "Invalid {what} {label} port {port} (parameter {param}): ports must be \
                      between {min} and 65535"
                 )));
             }
         }
         if start > end {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "Invalid {what} range {start}-{end}: the start port is greater than the end port"
             )));
         }
@@ -283,11 +283,11 @@ pub enum Transport {
 
 impl Transport {
     /// Parses `tcp`/`udp` (case-insensitive).
-    pub fn parse(text: &str) -> Result<Self, ApiError> {
+    pub fn parse(text: &str) -> Result<Self, Error> {
         match text.trim().to_ascii_lowercase().as_str() {
             "tcp" => Ok(Self::Tcp),
             "udp" => Ok(Self::Udp),
-            _ => Err(ApiError::param(format!(
+            _ => Err(Error::invalid(format!(
                 "Invalid protocol {text:?}: only tcp and udp are supported"
             ))),
         }
@@ -310,8 +310,10 @@ pub(crate) mod test_util {
     }
 
     #[track_caller]
-    pub fn assert_err<T: std::fmt::Debug>(r: Result<T, ApiError>, code: u16, needle: &str) {
-        let e = r.expect_err("expected an error");
+    pub fn assert_err<T: std::fmt::Debug>(r: Result<T, Error>, code: u16, needle: &str) {
+        let e = r
+            .map_err(crate::api::ApiError::from)
+            .expect_err("expected an error");
         assert_eq!(e.code, code, "{e}");
         assert!(e.text.contains(needle), "{needle:?} not in {:?}", e.text);
     }
@@ -334,10 +336,14 @@ mod tests {
             "2:aa:bb:0c:0d:0e",
             "",
         ] {
-            let e = parse_mac("macaddress", bad).unwrap_err();
+            let e = parse_mac("macaddress", bad)
+                .map_err(crate::api::ApiError::from)
+                .unwrap_err();
             assert!(e.code == 431 && e.text.contains("macaddress"), "{bad}: {e}");
         }
-        let e = parse_mac("macaddress", "01:00:5e:00:00:01").unwrap_err();
+        let e = parse_mac("macaddress", "01:00:5e:00:00:01")
+            .map_err(crate::api::ApiError::from)
+            .unwrap_err();
         assert!(e.text.contains("multicast"), "{e}");
     }
 

@@ -3,7 +3,7 @@
 use ipnet::Ipv4Net;
 
 use super::{PortRange, Transport, parse_ipv4_cidr};
-use crate::api::error::ApiError;
+use crate::error::Error;
 
 /// createPortForwardingRule's port and protocol parameters.
 #[derive(Debug, Clone, Default)]
@@ -32,9 +32,9 @@ pub struct PortForward {
 /// Validates a port forwarding rule for an IP of a VPC: tcp/udp, ports in
 /// 1–65535 with start ≤ end, public and private ranges of the same length,
 /// and no `openfirewall=true`.
-pub fn validate_port_forward(req: &NewPortForward<'_>) -> Result<PortForward, ApiError> {
+pub fn validate_port_forward(req: &NewPortForward<'_>) -> Result<PortForward, Error> {
     if req.open_firewall == Some(true) {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "openFirewall=true is not supported for ip addresses of a VPC: \
              there is no firewall service, use the tier's network ACL instead",
         ));
@@ -43,7 +43,7 @@ pub fn validate_port_forward(req: &NewPortForward<'_>) -> Result<PortForward, Ap
     let public = PortRange::new("publicport", req.public_port, req.public_end_port, 1)?;
     let private = PortRange::new("privateport", req.private_port, req.private_end_port, 1)?;
     if public.len() != private.len() {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Public port range {public} and private port range {private} must have the same \
              number of ports ({} vs {})",
             public.len(),

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use super::{overlaps, parse_ipv4, parse_ipv4_cidr};
-use crate::api::error::ApiError;
+use crate::error::Error;
 
 /// Link-local addresses, used by the VR's control NIC.
 pub const LINK_LOCAL: &str = "169.254.0.0/16";
@@ -26,7 +26,7 @@ pub struct ExistingRoute {
 
 /// Parses the zone setting `denied.routes`: comma-separated CIDRs, empty by
 /// default.
-pub fn parse_denied_routes(text: &str) -> Result<Vec<Ipv4Net>, ApiError> {
+pub fn parse_denied_routes(text: &str) -> Result<Vec<Ipv4Net>, Error> {
     text.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -42,26 +42,26 @@ pub fn validate_route_cidr(
     vpc_cidr: &Ipv4Net,
     denied: &[Ipv4Net],
     existing: &[ExistingRoute],
-) -> Result<Ipv4Net, ApiError> {
+) -> Result<Ipv4Net, Error> {
     let net = parse_ipv4_cidr("cidr", cidr)?;
     if overlaps(&net, vpc_cidr) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Static route cidr {net} overlaps the VPC cidr {vpc_cidr}; it must be outside of it"
         )));
     }
     let link_local: Ipv4Net = LINK_LOCAL.parse().expect("constant");
     if overlaps(&net, &link_local) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Static route cidr {net} overlaps the link-local range {link_local}"
         )));
     }
     if let Some(d) = denied.iter().find(|d| overlaps(d, &net)) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Static route cidr {net} overlaps {d}, which is in the denied.routes setting"
         )));
     }
     if let Some(r) = existing.iter().find(|r| overlaps(&r.cidr, &net)) {
-        return Err(ApiError::conflict(format!(
+        return Err(Error::conflict(format!(
             "New static route cidr {net} conflicts with the existing static route {} of the VPC",
             r.cidr
         )));
@@ -70,9 +70,9 @@ pub fn validate_route_cidr(
 }
 
 /// The route goes through a private gateway, which must be Ready.
-pub fn check_gateway_ready(gateway: &str, state: GatewayState) -> Result<(), ApiError> {
+pub fn check_gateway_ready(gateway: &str, state: GatewayState) -> Result<(), Error> {
     if state != GatewayState::Ready {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Gateway {gateway} is not in Ready state ({state:?}); can't add a static route through it"
         )));
     }
@@ -91,7 +91,7 @@ pub fn route_target<'a>(
     gatewayid: Option<&'a str>,
     nexthop: Option<&'a str>,
     vpcid_given: bool,
-) -> Result<Target<'a>, ApiError> {
+) -> Result<Target<'a>, Error> {
     match (
         gatewayid.filter(|s| !s.is_empty()),
         nexthop.filter(|s| !s.is_empty()),
@@ -99,11 +99,11 @@ pub fn route_target<'a>(
         (Some(g), None) => Ok(Target::Gateway(g)),
         (None, Some(n)) => {
             if !vpcid_given {
-                return Err(ApiError::param("vpcid is required when nexthop is given"));
+                return Err(Error::invalid("vpcid is required when nexthop is given"));
             }
             Ok(Target::NextHop(parse_ipv4("nexthop", n)?))
         }
-        _ => Err(ApiError::param(
+        _ => Err(Error::invalid(
             "Exactly one of gatewayid and nexthop must be given for a static route",
         )),
     }
@@ -115,11 +115,11 @@ pub fn check_next_hop(
     hop: Ipv4Addr,
     vpc_cidr: &Ipv4Net,
     reachable: &[Ipv4Net],
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if vpc_cidr.contains(&hop) || reachable.iter().any(|n| n.contains(&hop)) {
         return Ok(());
     }
-    Err(ApiError::param(format!(
+    Err(Error::invalid(format!(
         "nexthop {hop} is neither in the VPC cidr {vpc_cidr} nor in a public or private \
          gateway subnet of the VPC"
     )))
@@ -195,7 +195,9 @@ mod tests {
         let existing = [ExistingRoute {
             cidr: net("192.168.0.0/16"),
         }];
-        let e = validate_route_cidr("192.168.7.0/24", &vpc(), &[], &existing).unwrap_err();
+        let e = validate_route_cidr("192.168.7.0/24", &vpc(), &[], &existing)
+            .map_err(crate::api::ApiError::from)
+            .unwrap_err();
         assert_eq!((e.code, e.cs_code), (537, 4360));
         assert!(e.text.contains("192.168.0.0/16"), "{}", e.text);
     }

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use super::{Config, check_name, overlaps, parse_ipv4, parse_netmask, validate_network_domain};
-use crate::api::error::ApiError;
+use crate::error::Error;
 
 /// A tier that already exists in the VPC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,12 +66,12 @@ pub struct CheckedTier {
 pub fn tier_cidr(
     gateway: Option<&str>,
     netmask: Option<&str>,
-) -> Result<(Ipv4Addr, Ipv4Net), ApiError> {
+) -> Result<(Ipv4Addr, Ipv4Net), Error> {
     let (Some(gw), Some(mask)) = (
         gateway.filter(|s| !s.trim().is_empty()),
         netmask.filter(|s| !s.trim().is_empty()),
     ) else {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "Gateway/netmask are required when create network for VPC",
         ));
     };
@@ -81,17 +81,17 @@ pub fn tier_cidr(
         .expect("prefix from a netmask is at most 32")
         .trunc();
     if prefix > 30 {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "netmask {mask} (/{prefix}) leaves no room for a gateway and guests"
         )));
     }
     if gw == cidr.network() {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "gateway {gw} is the network address of {cidr}"
         )));
     }
     if gw == cidr.broadcast() {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "gateway {gw} is the broadcast address of {cidr}"
         )));
     }
@@ -106,10 +106,10 @@ pub fn validate_new_tier(
     req: &NewTier<'_>,
     vpc: &VpcView<'_>,
     config: &Config,
-) -> Result<CheckedTier, ApiError> {
+) -> Result<CheckedTier, Error> {
     check_name("name", req.name)?;
     if vpc.tiers.len() >= config.vpc_max_networks as usize {
-        return Err(ApiError::internal(format!(
+        return Err(Error::internal(format!(
             "Number of networks per VPC cannot surpass [{}]: VPC {} already has {} tiers",
             config.vpc_max_networks,
             vpc.name,
@@ -117,7 +117,7 @@ pub fn validate_new_tier(
         )));
     }
     if !req.offering.for_vpc {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Network offering can't be used for VPC networks: the offering of tier {} has forvpc=false",
             req.name
         )));
@@ -126,13 +126,13 @@ pub fn validate_new_tier(
     if let Some(vpc_cidr) = vpc.cidr
         && !vpc_cidr.contains(&cidr)
     {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Network cidr {cidr} is not within vpc {} cidr {vpc_cidr}",
             vpc.name
         )));
     }
     if let Some(t) = vpc.tiers.iter().find(|t| overlaps(&t.cidr, &cidr)) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Network cidr {cidr} overlaps with cidr {} of tier {} in vpc {}",
             t.cidr, t.name, vpc.name
         )));
@@ -142,13 +142,13 @@ pub fn validate_new_tier(
         .iter()
         .find(|p| overlaps(p, &cidr))
     {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Network cidr {cidr} overlaps with private gateway network {p} of vpc {}",
             vpc.name
         )));
     }
     if !req.caller_is_root && cidr.prefix_len() < config.guest_cidr_limit {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Cidr size of {cidr} can't be less than /{} (network.guest.cidr.limit)",
             config.guest_cidr_limit
         )));
@@ -157,7 +157,7 @@ pub fn validate_new_tier(
         Some(d) => {
             validate_network_domain(d)?;
             if !d.eq_ignore_ascii_case(vpc.network_domain) {
-                return Err(ApiError::param(format!(
+                return Err(Error::invalid(format!(
                     "Network domain {d} of the tier must be the VPC's network domain {}",
                     vpc.network_domain
                 )));
@@ -169,13 +169,13 @@ pub fn validate_new_tier(
     if req.offering.public_lb
         && let Some(t) = vpc.tiers.iter().find(|t| t.public_lb)
     {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Public LB service is already enabled on tier {} of vpc {}; only one tier per VPC may have it",
             t.name, vpc.name
         )));
     }
     if req.acl_given && !req.offering.network_acl {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "aclid can't be given for tier {}: its offering does not provide the NetworkACL service",
             req.name
         )));
@@ -195,12 +195,12 @@ pub fn check_offering_services(
     tier_services: &[(&str, &str)],
     vpc_name: &str,
     vpc_services: &[(&str, &str)],
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if !tier_services
         .iter()
         .any(|(s, _)| *s == "SourceNat" || *s == "Gateway")
     {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Only network offerings of type Isolated with service SourceNat or Gateway are valid \
              for vpc: network offering {offering} has neither"
         )));
@@ -210,7 +210,7 @@ pub fn check_offering_services(
             .iter()
             .any(|(vs, vp)| vs.eq_ignore_ascii_case(s) && vp.eq_ignore_ascii_case(p))
     }) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Service/provider combination {service}/{provider} is not supported by VPC \
              {vpc_name} (network offering {offering})"
         )));
@@ -366,6 +366,7 @@ mod tests {
             tier("c", "10.1.3.0/24", false),
         ];
         let e = validate_new_tier(&req("10.1.4.1", "255.255.255.0"), &vpc(&tiers, &[]), &c)
+            .map_err(crate::api::ApiError::from)
             .unwrap_err();
         assert_eq!((e.code, e.cs_code), (530, 4250));
         assert!(e.text.contains("cannot surpass [3]"), "{}", e.text);

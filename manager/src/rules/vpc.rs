@@ -6,7 +6,7 @@ use super::{
     Config, MAX_DISPLAY_TEXT_LEN, check_length, check_name, parse_ipv4_cidr,
     validate_network_domain,
 };
-use crate::api::error::ApiError;
+use crate::error::Error;
 
 /// The private ranges a VPC CIDR must lie in unless
 /// `allow.non.rfc1918.compliant.ips` is set: RFC 1918 plus the RFC 6598
@@ -29,10 +29,10 @@ pub fn is_private_cidr(cidr: &Ipv4Net) -> bool {
 /// Validates the `cidr` of createVPC: a well-formed IPv4 CIDR with host
 /// bits clear, inside a private range unless the configuration allows
 /// public ones.
-pub fn validate_vpc_cidr(cidr: &str, config: &Config) -> Result<Ipv4Net, ApiError> {
+pub fn validate_vpc_cidr(cidr: &str, config: &Config) -> Result<Ipv4Net, Error> {
     let net = parse_ipv4_cidr("cidr", cidr)?;
     if !config.allow_non_rfc1918 && !is_private_cidr(&net) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Guest Cidr {net} is not RFC1918 compliant: it must lie inside 10.0.0.0/8, \
              172.16.0.0/12, 192.168.0.0/16 or 100.64.0.0/10 \
              (allow.non.rfc1918.compliant.ips is false)"
@@ -49,10 +49,10 @@ pub enum OfferingState {
 }
 
 /// The offering named in createVPC must be Enabled.
-pub fn check_offering_enabled(offering: &str, state: OfferingState) -> Result<(), ApiError> {
+pub fn check_offering_enabled(offering: &str, state: OfferingState) -> Result<(), Error> {
     match state {
         OfferingState::Enabled => Ok(()),
-        OfferingState::Disabled => Err(ApiError::param(format!(
+        OfferingState::Disabled => Err(Error::invalid(format!(
             "Unable to find vpc offering in Enabled state by id {offering}: the offering is Disabled"
         ))),
     }
@@ -61,7 +61,7 @@ pub fn check_offering_enabled(offering: &str, state: OfferingState) -> Result<()
 /// Checks the owner's `vpc` resource limit before one more VPC is created.
 /// `limit` is the effective limit (account, domain or project), -1 meaning
 /// unlimited; `owner` names the account in the text.
-pub fn check_vpc_limit(owner: &str, current: i64, limit: i64) -> Result<(), ApiError> {
+pub fn check_vpc_limit(owner: &str, current: i64, limit: i64) -> Result<(), Error> {
     if limit < 0 || current < limit {
         return Ok(());
     }
@@ -95,7 +95,7 @@ pub struct CheckedVpc {
 
 /// Validates createVPC's own parameters (the offering state and the limit
 /// are separate checks: they need lookups).
-pub fn validate_new_vpc(req: &NewVpc<'_>, config: &Config) -> Result<CheckedVpc, ApiError> {
+pub fn validate_new_vpc(req: &NewVpc<'_>, config: &Config) -> Result<CheckedVpc, Error> {
     check_name("name", req.name)?;
     let display_text = req
         .display_text
@@ -133,19 +133,19 @@ pub enum VpcState {
 
 /// Commands that change a VPC (restartVPC, new tiers, gateways, routes)
 /// need it Enabled; an Inactive VPC is being deleted.
-pub fn check_vpc_enabled(vpc: &str, state: VpcState) -> Result<(), ApiError> {
+pub fn check_vpc_enabled(vpc: &str, state: VpcState) -> Result<(), Error> {
     match state {
         VpcState::Enabled => Ok(()),
-        VpcState::Inactive => Err(ApiError::param(format!(
+        VpcState::Inactive => Err(Error::invalid(format!(
             "VPC {vpc} is Inactive (being deleted); the operation needs it Enabled"
         ))),
     }
 }
 
 /// deleteVPC is refused while the VPC still has (non-system) tiers.
-pub fn check_vpc_deletable(vpc: &str, tier_count: usize) -> Result<(), ApiError> {
+pub fn check_vpc_deletable(vpc: &str, tier_count: usize) -> Result<(), Error> {
     if tier_count > 0 {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Can't delete VPC {vpc} as its used by {tier_count} networks; delete its tiers first"
         )));
     }
@@ -159,20 +159,20 @@ pub fn check_cidr_or_size(
     cidr_size: Option<i64>,
     routed: bool,
     caller_is_root: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let cidr = cidr.filter(|c| !c.trim().is_empty());
     match (cidr, cidr_size) {
-        (None, None) => Err(ApiError::param("cidr or cidrsize must be specified")),
-        (Some(_), Some(_)) => Err(ApiError::param(
+        (None, None) => Err(Error::invalid("cidr or cidrsize must be specified")),
+        (Some(_), Some(_)) => Err(Error::invalid(
             "cidr and cidrsize are mutually exclusive; give only one",
         )),
-        (None, Some(size)) if !routed => Err(ApiError::param(format!(
+        (None, Some(size)) if !routed => Err(Error::invalid(format!(
             "cidrsize {size} can only be used with a ROUTED VPC offering"
         ))),
-        (None, Some(size)) if !(1..=32).contains(&size) => Err(ApiError::param(format!(
+        (None, Some(size)) if !(1..=32).contains(&size) => Err(Error::invalid(format!(
             "cidrsize {size} is not a valid IPv4 prefix length"
         ))),
-        (Some(c), None) if routed && !caller_is_root => Err(ApiError::param(format!(
+        (Some(c), None) if routed && !caller_is_root => Err(Error::invalid(format!(
             "Only the ROOT admin may give an explicit cidr ({c}) for a ROUTED VPC"
         ))),
         _ => Ok(()),
@@ -189,19 +189,19 @@ pub fn check_dns(
     dns1: Option<&str>,
     dns2: Option<&str>,
     offering_has_dns: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let dns1 = dns1.filter(|d| !d.trim().is_empty());
     let dns2 = dns2.filter(|d| !d.trim().is_empty());
     if dns1.is_none() && dns2.is_none() {
         return Ok(());
     }
     if !offering_has_dns {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "DNS addresses can't be given: the VPC offering does not provide the Dns service",
         ));
     }
     if dns1.is_none() {
-        return Err(ApiError::param("dns2 can't be given without dns1"));
+        return Err(Error::invalid("dns2 can't be given without dns1"));
     }
     for (name, value) in [("dns1", dns1), ("dns2", dns2)] {
         if let Some(v) = value {
@@ -216,22 +216,22 @@ pub fn check_dns(
 /// outside into range and raises an alert; here it is refused (431 naming
 /// the parameter and its range), so the router never gets an MTU the caller
 /// did not ask for.
-pub fn check_public_mtu(mtu: i64, max: i64) -> Result<u32, ApiError> {
+pub fn check_public_mtu(mtu: i64, max: i64) -> Result<u32, Error> {
     let min = i64::from(MIN_MTU);
     if !(min..=max).contains(&mtu) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "publicmtu {mtu} is out of range: the router's public interfaces take an MTU from \
              {min} to {max} (vr.public.interface.max.mtu)"
         )));
     }
-    u32::try_from(mtu).map_err(|_| ApiError::param(format!("publicmtu {mtu} is not an MTU")))
+    u32::try_from(mtu).map_err(|_| Error::invalid(format!("publicmtu {mtu} is not an MTU")))
 }
 
 /// A Disabled zone takes no new VPCs from callers other than the root
 /// admin (531).
-pub fn check_zone_usable(zone: &str, enabled: bool, caller_is_root: bool) -> Result<(), ApiError> {
+pub fn check_zone_usable(zone: &str, enabled: bool, caller_is_root: bool) -> Result<(), Error> {
     if !enabled && !caller_is_root {
-        return Err(ApiError::permission_denied(format!(
+        return Err(Error::permission_denied(format!(
             "Cannot perform this operation, Zone {zone} is currently disabled"
         )));
     }
@@ -244,14 +244,14 @@ pub fn check_offering_deletable(
     offering: &str,
     is_default: bool,
     vpc_count: usize,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if is_default {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Default VPC offering {offering} can't be removed"
         )));
     }
     if vpc_count > 0 {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Can't delete VPC offering {offering} as it's used by {vpc_count} vpcs. \
              To make the offering unavailable, disable it"
         )));
@@ -321,7 +321,9 @@ mod tests {
     fn vpc_limit() {
         check_vpc_limit("alice", 19, 20).unwrap();
         check_vpc_limit("alice", 1000, -1).unwrap();
-        let e = check_vpc_limit("alice", 20, 20).unwrap_err();
+        let e = check_vpc_limit("alice", 20, 20)
+            .map_err(crate::api::ApiError::from)
+            .unwrap_err();
         assert_eq!((e.code, e.cs_code), (535, 4370));
         assert!(
             e.text
@@ -478,7 +480,9 @@ mod tests {
         assert_eq!(check_public_mtu(1500, 1500).ok(), Some(1500));
         assert_eq!(check_public_mtu(9000, 9000).ok(), Some(9000));
         for (mtu, max) in [(67, 1500), (1501, 1500), (0, 1500), (-1, 9000)] {
-            let e = check_public_mtu(mtu, max).expect_err("out of range");
+            let e = check_public_mtu(mtu, max)
+                .map_err(crate::api::ApiError::from)
+                .expect_err("out of range");
             assert_eq!(e.code, 431);
             assert!(
                 e.text.contains("publicmtu") && e.text.contains(&format!("68 to {max}")),

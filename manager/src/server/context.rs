@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::api::ApiError;
 use crate::server::jobs::Submit;
 
 use crate::server::jobs::Jobs;
@@ -89,7 +88,7 @@ impl Ctx {
         info: Value,
         instance: Option<(&str, &str)>,
         sync_object: String,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, crate::error::Error> {
         let submit = Submit {
             cmd: self.command,
             info,
@@ -97,6 +96,10 @@ impl Ctx {
             sync_object: Some(sync_object),
             custom_id: self.custom_job_id.clone(),
         };
-        self.app.jobs.submit(&self.app, &self.caller, submit).await
+        self.app
+            .jobs
+            .submit(&self.app, &self.caller, submit)
+            .await
+            .map_err(crate::error::Error::from)
     }
 }

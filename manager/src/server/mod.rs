@@ -9,36 +9,10 @@ pub mod jobs;
 pub mod registry;
 
 use crate::api::{ApiError, Params};
-use crate::store::{Page, StoreError, config};
+use crate::store::{Page, config};
 
 pub use context::{App, Caller, Ctx};
 pub use registry::{BoxFuture, CommandSpec, Kind, Reply, Role};
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            // The database's text names its constraint and table: logged
-            // for the operator, never shown to the client.
-            StoreError::Duplicate(what) => {
-                tracing::warn!(error = %what, "unique constraint refused a write");
-                ApiError::param(
-                    "The request conflicts with an object that exists already: a value that \
-                     must be unique is taken. Try again, or choose another value",
-                )
-            }
-            StoreError::Conflict(text) => ApiError::in_use(text),
-            StoreError::NotFound { what, key } => {
-                ApiError::param(format!("{what} {key} does not exist"))
-            }
-            other => {
-                tracing::error!(error = %other, "store error");
-                ApiError::internal(
-                    "Internal error executing command, please contact your system administrator",
-                )
-            }
-        }
-    }
-}
 
 /// Defines a command handler: `handler!(name, |ctx, params| { ... })`.
 #[macro_export]
@@ -48,7 +22,10 @@ macro_rules! handler {
             $ctx: &'a $crate::server::Ctx,
             $params: &'a $crate::api::Params,
         ) -> $crate::server::BoxFuture<'a, Result<$crate::server::Reply, $crate::api::ApiError>> {
-            Box::pin(async move $body)
+            Box::pin(async move {
+                let done: Result<$crate::server::Reply, $crate::error::Error> = async move $body.await;
+                done.map_err($crate::api::ApiError::from)
+            })
         }
     };
 }
@@ -61,7 +38,10 @@ macro_rules! job_body {
             $job: &'a $crate::server::jobs::JobCtx,
             $info: &'a serde_json::Value,
         ) -> $crate::server::BoxFuture<'a, Result<serde_json::Value, $crate::api::ApiError>> {
-            Box::pin(async move $body)
+            Box::pin(async move {
+                let done: Result<serde_json::Value, $crate::error::Error> = async move $body.await;
+                done.map_err($crate::api::ApiError::from)
+            })
         }
     };
 }
@@ -119,20 +99,4 @@ pub async fn page(ctx: &Ctx, params: &Params) -> Result<Page, ApiError> {
 pub fn date(ms: i64) -> String {
     let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
     crate::api::format_date(t)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_unique_constraint_refusal_names_no_constraint_or_table() {
-        let raw = "duplicate key value violates unique constraint \"network_acl_item_number_live\"";
-        let e = ApiError::from(StoreError::Duplicate(raw.to_string()));
-        assert_eq!(e.code, 431);
-        for leak in ["network_acl_item", "constraint", "duplicate key", "UNIQUE"] {
-            assert!(!e.text.contains(leak), "{leak} in {}", e.text);
-        }
-        assert!(e.text.contains("exists already"), "{}", e.text);
-    }
 }

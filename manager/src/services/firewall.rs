@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::server::jobs::JobBody;
 use crate::server::registry::{ALL, CommandSpec, Kind, ParamType::*, opt, req};
 use crate::server::{Ctx, Reply};
@@ -16,8 +16,8 @@ use crate::store::{rule, vlan};
 use crate::{handler, job_body};
 
 /// The refusal of firewall rules on a VPC address.
-fn use_acls(ip: &vlan::PublicIp) -> ApiError {
-    ApiError::param(format!(
+fn use_acls(ip: &vlan::PublicIp) -> Error {
+    Error::invalid(format!(
         "Firewall rules are not supported on ip address {} of a VPC: VPC tiers use network ACLs \
          instead (createNetworkACL on the ACL list of the tier the traffic goes to)",
         ip.public_ip_address
@@ -35,7 +35,7 @@ handler!(create_firewall_rule, |ctx, params| {
 
 // Never submitted: the request is always refused before a job exists.
 job_body!(create_firewall_rule_job, |_job, _info| {
-    Err(ApiError::param(
+    Err(Error::invalid(
         "Firewall rules are not supported in VPCs: VPC tiers use network ACLs instead \
          (createNetworkACL)",
     ))
@@ -49,14 +49,14 @@ handler!(delete_firewall_rule, |ctx, params| {
     let r = rule::get_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|r| r.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("id", &id))?;
+        .ok_or_else(|| Error::invalid_id("id", &id))?;
     check_access(
         ctx,
         r.account_id,
         &r.domain_path,
         &format!("rule {}", r.uuid),
     )?;
-    Err(ApiError::param(format!(
+    Err(Error::invalid(format!(
         "Rule {} is a {} rule, not a firewall rule: VPC addresses have no firewall rules; VPC \
          tiers use network ACLs instead (createNetworkACL)",
         r.uuid, r.purpose
@@ -64,7 +64,7 @@ handler!(delete_firewall_rule, |ctx, params| {
 });
 
 job_body!(delete_firewall_rule_job, |_job, _info| {
-    Err(ApiError::param(
+    Err(Error::invalid(
         "Firewall rules are not supported in VPCs: VPC tiers use network ACLs instead \
          (createNetworkACL)",
     ))
@@ -72,7 +72,7 @@ job_body!(delete_firewall_rule_job, |_job, _info| {
 
 /// Checks the filters that name objects, so that an unknown or foreign id is
 /// refused as everywhere else.
-async fn check_filters(ctx: &Ctx, params: &crate::api::Params) -> Result<(), ApiError> {
+async fn check_filters(ctx: &Ctx, params: &crate::api::Params) -> Result<(), Error> {
     list_scope(ctx, params).await?;
     if let Some(id) = params.uuid("ipaddressid")? {
         held_ip(ctx, "ipaddressid", &id.to_string()).await?;
@@ -85,7 +85,7 @@ async fn check_filters(ctx: &Ctx, params: &crate::api::Params) -> Result<(), Api
         rule::get_by_uuid(&ctx.app.db, &id)
             .await?
             .filter(|r| r.removed.is_none())
-            .ok_or_else(|| ApiError::invalid_id("id", &id))?;
+            .ok_or_else(|| Error::invalid_id("id", &id))?;
     }
     Ok(())
 }

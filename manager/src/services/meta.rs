@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::handler;
 use crate::server::registry::{ALL, CommandSpec, Kind, ParamType::*, field, opt, req};
 use crate::server::{Ctx, Reply, Role, date, page};
@@ -151,7 +151,7 @@ handler!(list_apis, |ctx, params| {
 });
 
 /// A job as queryAsyncJobResult and listAsyncJobs show it.
-async fn job_view(ctx: &Ctx, j: &job::Job) -> Result<Value, ApiError> {
+async fn job_view(ctx: &Ctx, j: &job::Job) -> Result<Value, Error> {
     let account_uuid = account::get_by_id(&ctx.app.db, j.account_id)
         .await?
         .map(|a| a.uuid);
@@ -181,7 +181,7 @@ async fn job_view(ctx: &Ctx, j: &job::Job) -> Result<Value, ApiError> {
 
 /// Whether the caller may see jobs of account `account_id`: users their
 /// own, domain admins their subtree, root everything.
-async fn may_see(ctx: &Ctx, account_id: i64) -> Result<bool, ApiError> {
+async fn may_see(ctx: &Ctx, account_id: i64) -> Result<bool, Error> {
     let caller = &ctx.caller;
     Ok(match caller.role {
         Role::Admin => true,
@@ -196,10 +196,10 @@ handler!(query_async_job_result, |ctx, params| {
     let id = params.required_uuid(ctx.command, "jobid")?.to_string();
     let found = job::get_by_uuid(&ctx.app.db, &id).await?;
     let Some(j) = found else {
-        return Err(ApiError::invalid_id("jobid", &id));
+        return Err(Error::invalid_id("jobid", &id));
     };
     if !may_see(ctx, j.account_id).await? {
-        return Err(ApiError::permission_denied(format!(
+        return Err(Error::permission_denied(format!(
             "Account {} does not have permission to access job {id}",
             ctx.caller.account_name
         )));

@@ -7,7 +7,8 @@ mod vpc_change;
 
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::handler;
 use crate::server::registry::{
     ALL, CommandSpec, FieldSpec, Kind, ParamSpec, ParamType::*, ROOT, field, opt, req,
@@ -308,7 +309,7 @@ pub fn job_bodies() -> Vec<(&'static str, crate::server::jobs::JobBody)> {
     ]
 }
 
-fn state_param(params: &Params) -> Result<Option<std::string::String>, ApiError> {
+fn state_param(params: &Params) -> Result<Option<std::string::String>, Error> {
     match params.string("state")?.as_deref() {
         None | Some("") => Ok(None),
         Some(s) if s.eq_ignore_ascii_case(offering::STATE_ENABLED) => {
@@ -317,13 +318,13 @@ fn state_param(params: &Params) -> Result<Option<std::string::String>, ApiError>
         Some(s) if s.eq_ignore_ascii_case(offering::STATE_DISABLED) => {
             Ok(Some(offering::STATE_DISABLED.into()))
         }
-        Some(s) => Err(ApiError::param(format!(
+        Some(s) => Err(Error::invalid(format!(
             "state {s} is neither Enabled nor Disabled"
         ))),
     }
 }
 
-fn filter_of(params: &Params) -> Result<offering::OfferingFilter, ApiError> {
+fn filter_of(params: &Params) -> Result<offering::OfferingFilter, Error> {
     Ok(offering::OfferingFilter {
         uuid: params.uuid("id")?.map(|u| u.to_string()),
         name: params.string("name")?.filter(|n| !n.is_empty()),
@@ -350,11 +351,11 @@ async fn with_services<T, F>(
     db: &Db,
     wanted: Option<Vec<std::string::String>>,
     page: Page,
-    list: impl AsyncFnOnce(Page) -> Result<crate::store::Listed<T>, ApiError>,
+    list: impl AsyncFnOnce(Page) -> Result<crate::store::Listed<T>, Error>,
     services_of: F,
-) -> Result<(u64, Vec<(T, Vec<offering::ServiceProvider>)>), ApiError>
+) -> Result<(u64, Vec<(T, Vec<offering::ServiceProvider>)>), Error>
 where
-    F: AsyncFn(&Db, &T) -> Result<Vec<offering::ServiceProvider>, ApiError>,
+    F: AsyncFn(&Db, &T) -> Result<Vec<offering::ServiceProvider>, Error>,
 {
     match wanted {
         None => {

@@ -3,7 +3,8 @@
 //! list shows (`account`, `domainid`, `isrecursive`, `listall`), and whether
 //! the caller may act on an object.
 
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::server::registry::{ParamSpec, ParamType, opt};
 use crate::server::{Ctx, Role};
 use crate::store::{Tx, account, domain, limit};
@@ -21,8 +22,8 @@ pub struct Owner {
 }
 
 /// The refusal for an object the caller may not act on (531).
-pub fn denied(ctx: &Ctx, what: &str) -> ApiError {
-    ApiError::permission_denied(format!(
+pub fn denied(ctx: &Ctx, what: &str) -> Error {
+    Error::permission_denied(format!(
         "Account {} does not have permission to operate on {what}",
         ctx.caller.account_name
     ))
@@ -35,7 +36,7 @@ pub fn check_access(
     account_id: i64,
     domain_path: &str,
     what: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if ctx.caller.covers(account_id, domain_path) {
         Ok(())
     } else {
@@ -99,10 +100,10 @@ pub fn list_params() -> Vec<ParamSpec> {
     ]
 }
 
-async fn owner_of(ctx: &Ctx, a: account::Account) -> Result<Owner, ApiError> {
+async fn owner_of(ctx: &Ctx, a: account::Account) -> Result<Owner, Error> {
     let d = domain::get_by_id(&ctx.app.db, a.domain_id)
         .await?
-        .ok_or_else(|| ApiError::internal("an account's domain is gone"))?;
+        .ok_or_else(|| Error::internal("an account's domain is gone"))?;
     Ok(Owner {
         account_id: a.id,
         account_uuid: a.uuid,
@@ -114,7 +115,7 @@ async fn owner_of(ctx: &Ctx, a: account::Account) -> Result<Owner, ApiError> {
     })
 }
 
-async fn domain_by_param(ctx: &Ctx, params: &Params) -> Result<Option<domain::Domain>, ApiError> {
+async fn domain_by_param(ctx: &Ctx, params: &Params) -> Result<Option<domain::Domain>, Error> {
     let Some(id) = params.uuid("domainid")? else {
         return Ok(None);
     };
@@ -122,7 +123,7 @@ async fn domain_by_param(ctx: &Ctx, params: &Params) -> Result<Option<domain::Do
     let d = domain::get_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|d| d.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("domainid", &id))?;
+        .ok_or_else(|| Error::invalid_id("domainid", &id))?;
     if !ctx.caller.covers_domain(&d.path) {
         return Err(denied(ctx, &format!("domain {id}")));
     }
@@ -131,33 +132,33 @@ async fn domain_by_param(ctx: &Ctx, params: &Params) -> Result<Option<domain::Do
 
 /// The owner of a new object: the caller, or the account named by `account`
 /// + `domainid` (which an admin must cover; users may only name themselves).
-pub async fn owner(ctx: &Ctx, params: &Params) -> Result<Owner, ApiError> {
+pub async fn owner(ctx: &Ctx, params: &Params) -> Result<Owner, Error> {
     let name = params.string("account")?.filter(|n| !n.is_empty());
     let domain = domain_by_param(ctx, params).await?;
     let a = match (name, domain) {
         (None, None) => account::get_by_id(&ctx.app.db, ctx.caller.account_id)
             .await?
-            .ok_or_else(|| ApiError::internal("the caller's account is gone"))?,
+            .ok_or_else(|| Error::internal("the caller's account is gone"))?,
         (Some(_), None) => {
-            return Err(ApiError::param(
+            return Err(Error::invalid(
                 "account must be given with domainid (the domain of the account)",
             ));
         }
         (None, Some(d)) => {
             if d.id != ctx.caller.domain_id {
-                return Err(ApiError::param(
+                return Err(Error::invalid(
                     "domainid must be given with account (the account to act for)",
                 ));
             }
             account::get_by_id(&ctx.app.db, ctx.caller.account_id)
                 .await?
-                .ok_or_else(|| ApiError::internal("the caller's account is gone"))?
+                .ok_or_else(|| Error::internal("the caller's account is gone"))?
         }
         (Some(name), Some(d)) => account::get_by_name(&ctx.app.db, d.id, &name)
             .await?
             .filter(|a| a.removed.is_none())
             .ok_or_else(|| {
-                ApiError::param(format!(
+                Error::invalid(format!(
                     "Unable to find account {name} in domain {}",
                     d.uuid
                 ))
@@ -186,7 +187,7 @@ pub struct Scope {
 /// a user sees its own account; an admin sees its own account unless it
 /// asks for an account, a domain (`isrecursive` for the subtree) or
 /// `listall=true` (everything it covers).
-pub async fn list_scope(ctx: &Ctx, params: &Params) -> Result<Scope, ApiError> {
+pub async fn list_scope(ctx: &Ctx, params: &Params) -> Result<Scope, Error> {
     let caller = &ctx.caller;
     let name = params.string("account")?.filter(|n| !n.is_empty());
     let domain = domain_by_param(ctx, params).await?;
@@ -214,13 +215,13 @@ pub async fn list_scope(ctx: &Ctx, params: &Params) -> Result<Scope, ApiError> {
                 Some(d) => d,
                 None => domain::get_by_id(&ctx.app.db, caller.domain_id)
                     .await?
-                    .ok_or_else(|| ApiError::internal("the caller's domain is gone"))?,
+                    .ok_or_else(|| Error::internal("the caller's domain is gone"))?,
             };
             let a = account::get_by_name(&ctx.app.db, d.id, &name)
                 .await?
                 .filter(|a| a.removed.is_none())
                 .ok_or_else(|| {
-                    ApiError::param(format!(
+                    Error::invalid(format!(
                         "Unable to find account {name} in domain {}",
                         d.uuid
                     ))
@@ -259,7 +260,7 @@ pub async fn check_limit(
     account_id: i64,
     resource_type: &str,
     requested: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     match limit::check(tx, account_id, resource_type, requested).await? {
         None => Ok(()),
         Some(exceeded) => Err(crate::rules::limit_exceeded(

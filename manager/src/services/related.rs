@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::store::offering::{NetworkOffering, OfferingService, ServiceProvider, VpcOffering};
 use crate::store::{
     Db, account, acl, batch, domain, gateway, network, offering, router, vm, vpc, zone,
@@ -87,7 +87,7 @@ fn grouped<T>(rows: Vec<T>, f: impl Fn(&T) -> Option<i64>) -> HashMap<i64, Vec<T
 impl Related {
     /// What a page of VPCs shows: zones, offerings with their services,
     /// owners and (with `with_tiers`) tiers. Seven statements at most.
-    pub async fn for_vpcs(db: &Db, vpcs: &[vpc::Vpc], with_tiers: bool) -> Result<Self, ApiError> {
+    pub async fn for_vpcs(db: &Db, vpcs: &[vpc::Vpc], with_tiers: bool) -> Result<Self, Error> {
         let mut r = Related::default();
         if vpcs.is_empty() {
             return Ok(r);
@@ -114,7 +114,7 @@ impl Related {
 
     /// What a page of routers shows: zones, VPCs, NICs and their networks,
     /// owners. Six statements at most.
-    pub async fn for_routers(db: &Db, routers: &[router::Router]) -> Result<Self, ApiError> {
+    pub async fn for_routers(db: &Db, routers: &[router::Router]) -> Result<Self, Error> {
         let mut r = Related::default();
         if routers.is_empty() {
             return Ok(r);
@@ -139,7 +139,7 @@ impl Related {
     /// What a page of tiers shows: zones, network offerings with their
     /// services, VPCs, ACL lists, physical networks, owners. Eight
     /// statements at most.
-    pub async fn for_networks(db: &Db, tiers: &[network::Network]) -> Result<Self, ApiError> {
+    pub async fn for_networks(db: &Db, tiers: &[network::Network]) -> Result<Self, Error> {
         let mut r = Related::default();
         if tiers.is_empty() {
             return Ok(r);
@@ -173,7 +173,7 @@ impl Related {
     /// What a page of VMs shows: zones, service offerings, templates,
     /// owners, NICs with their tiers and the tiers' VPCs. Eight statements
     /// at most.
-    pub async fn for_vms(db: &Db, vms: &[vm::Vm]) -> Result<Self, ApiError> {
+    pub async fn for_vms(db: &Db, vms: &[vm::Vm]) -> Result<Self, Error> {
         let mut r = Related::default();
         if vms.is_empty() {
             return Ok(r);
@@ -200,7 +200,7 @@ impl Related {
 
     /// What a page of static routes shows: VPCs, private gateways, owners.
     /// Four statements at most.
-    pub async fn for_routes(db: &Db, routes: &[gateway::StaticRoute]) -> Result<Self, ApiError> {
+    pub async fn for_routes(db: &Db, routes: &[gateway::StaticRoute]) -> Result<Self, Error> {
         let mut r = Related::default();
         if routes.is_empty() {
             return Ok(r);
@@ -226,7 +226,7 @@ impl Related {
     pub async fn for_gateways(
         db: &Db,
         gateways: &[gateway::PrivateGateway],
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, Error> {
         let mut r = Related::default();
         if gateways.is_empty() {
             return Ok(r);
@@ -260,7 +260,7 @@ impl Related {
         Ok(r)
     }
 
-    async fn load_zones(&mut self, db: &Db, ids: &[i64]) -> Result<(), ApiError> {
+    async fn load_zones(&mut self, db: &Db, ids: &[i64]) -> Result<(), Error> {
         self.zones = by_id(zone::by_ids(db, ids).await?, |z| z.id);
         Ok(())
     }
@@ -270,7 +270,7 @@ impl Related {
         db: &Db,
         account_ids: &[i64],
         domain_ids: &[i64],
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         self.accounts = by_id(account::by_ids(db, account_ids).await?, |a| a.id);
         self.domains = by_id(domain::by_ids(db, domain_ids).await?, |d| d.id);
         Ok(())

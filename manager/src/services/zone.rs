@@ -3,7 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::handler;
 use crate::server::registry::{
     ALL, CommandSpec, FieldSpec, Kind, ParamType::*, ROOT, field, opt, req,
@@ -122,21 +123,21 @@ pub fn commands() -> Vec<CommandSpec> {
     ]
 }
 
-fn check_ip(name: &str, value: Option<&str>) -> Result<(), ApiError> {
+fn check_ip(name: &str, value: Option<&str>) -> Result<(), Error> {
     match value {
         Some(v) if v.parse::<std::net::IpAddr>().is_err() => {
-            Err(ApiError::param(format!("{name} {v} is not an IP address")))
+            Err(Error::invalid(format!("{name} {v} is not an IP address")))
         }
         _ => Ok(()),
     }
 }
 
-fn allocation_state(params: &Params) -> Result<Option<&'static str>, ApiError> {
+fn allocation_state(params: &Params) -> Result<Option<&'static str>, Error> {
     match params.string("allocationstate")?.as_deref() {
         None => Ok(None),
         Some(s) if s.eq_ignore_ascii_case("enabled") => Ok(Some("Enabled")),
         Some(s) if s.eq_ignore_ascii_case("disabled") => Ok(Some("Disabled")),
-        Some(s) => Err(ApiError::param(format!(
+        Some(s) => Err(Error::invalid(format!(
             "allocationstate {s} is neither Enabled nor Disabled"
         ))),
     }
@@ -148,18 +149,18 @@ pub(crate) async fn required_zone(
     ctx: &Ctx,
     params: &Params,
     name: &str,
-) -> Result<zone::Zone, ApiError> {
+) -> Result<zone::Zone, Error> {
     let id = params.required_uuid(ctx.command, name)?.to_string();
     zone::get_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|z| z.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id(name, &id))
+        .ok_or_else(|| Error::invalid_id(name, &id))
 }
 
 handler!(create_zone, |ctx, params| {
     let network_type = params.required_string(ctx.command, "networktype")?;
     if !network_type.eq_ignore_ascii_case("advanced") {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "networktype {network_type} is not supported: VPCs need Advanced zones"
         )));
     }
@@ -168,7 +169,7 @@ handler!(create_zone, |ctx, params| {
     }
     if let Some(cidr) = params.get("guestcidraddress") {
         cidr.parse::<ipnet::Ipv4Net>()
-            .map_err(|_| ApiError::param(format!("guestcidraddress {cidr} is not an IPv4 CIDR")))?;
+            .map_err(|_| Error::invalid(format!("guestcidraddress {cidr} is not an IPv4 CIDR")))?;
     }
     let name = params.required_string(ctx.command, "name")?;
     let created = zone::create(
@@ -188,7 +189,7 @@ handler!(create_zone, |ctx, params| {
     .await
     .map_err(|e| match e {
         store::StoreError::Duplicate(_) => {
-            ApiError::param(format!("A zone with name {name} already exists"))
+            Error::invalid(format!("A zone with name {name} already exists"))
         }
         other => other.into(),
     })?;
@@ -197,7 +198,7 @@ handler!(create_zone, |ctx, params| {
     }
     let z = zone::get_by_id(&ctx.app.db, created.id)
         .await?
-        .ok_or_else(|| ApiError::internal("zone vanished"))?;
+        .ok_or_else(|| Error::internal("zone vanished"))?;
     Ok(Reply::Object(zone_view(ctx, &z)))
 });
 
@@ -241,14 +242,14 @@ handler!(update_zone, |ctx, params| {
     }
     let z = zone::get_by_id(&ctx.app.db, z.id)
         .await?
-        .ok_or_else(|| ApiError::internal("zone vanished"))?;
+        .ok_or_else(|| Error::internal("zone vanished"))?;
     Ok(Reply::Object(zone_view(ctx, &z)))
 });
 
 handler!(delete_zone, |ctx, params| {
     let z = required_zone(ctx, params, "id").await?;
     if !zone::physical_networks(&ctx.app.db, z.id).await?.is_empty() {
-        return Err(ApiError::in_use(format!(
+        return Err(Error::in_use(format!(
             "The zone {} still has physical networks; delete them first",
             z.uuid
         )));

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::{PortRange, check_name};
-use crate::api::error::ApiError;
+use crate::error::Error;
 
 /// Names of the two built-in lists, which can be neither changed nor
 /// deleted.
@@ -28,15 +28,15 @@ pub struct AclList<'a> {
 /// Refuses changes to a built-in list (431, as CloudStack's
 /// InvalidParameterValueException) and rule changes on a global list by
 /// anyone but the root admin (531).
-pub fn check_list_modifiable(list: &AclList<'_>, caller_is_root: bool) -> Result<(), ApiError> {
+pub fn check_list_modifiable(list: &AclList<'_>, caller_is_root: bool) -> Result<(), Error> {
     if list.is_default {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Default ACL list {} cannot be modified",
             list.name
         )));
     }
     if list.is_global && !caller_is_root {
-        return Err(ApiError::permission_denied(format!(
+        return Err(Error::permission_denied(format!(
             "Only the ROOT admin can change rules of the global ACL list {}",
             list.name
         )));
@@ -50,15 +50,15 @@ pub fn check_list_deletable(
     list: &AclList<'_>,
     tiers: usize,
     gateways: usize,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if list.is_default {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Default ACL list {} cannot be removed",
             list.name
         )));
     }
     if tiers > 0 || gateways > 0 {
-        return Err(ApiError::internal(format!(
+        return Err(Error::internal(format!(
             "ACL {} is still associated with {tiers} tier(s) and {gateways} private gateway(s); \
              replace it there first",
             list.name
@@ -68,7 +68,7 @@ pub fn check_list_deletable(
 }
 
 /// createNetworkACLList: a name is required, description ≤ 255.
-pub fn validate_list(name: &str, description: Option<&str>) -> Result<(), ApiError> {
+pub fn validate_list(name: &str, description: Option<&str>) -> Result<(), Error> {
     check_name("name", name)?;
     if let Some(d) = description {
         super::check_length("description", d, super::MAX_DISPLAY_TEXT_LEN)?;
@@ -82,9 +82,9 @@ pub fn check_list_in_vpc<T: PartialEq + std::fmt::Display>(
     list: &str,
     list_vpc: Option<&T>,
     target_vpc: &T,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     match list_vpc {
-        Some(v) if v != target_vpc => Err(ApiError::param(format!(
+        Some(v) if v != target_vpc => Err(Error::invalid(format!(
             "ACL list {list} and the network do not belong to the same VPC \
              (list in {v}, network in {target_vpc})"
         ))),
@@ -94,11 +94,11 @@ pub fn check_list_in_vpc<T: PartialEq + std::fmt::Display>(
 
 /// replaceNetworkACLList on a tier needs an offering with the NetworkACL
 /// service.
-pub fn check_tier_takes_acl(tier: &str, offering_has_acl: bool) -> Result<(), ApiError> {
+pub fn check_tier_takes_acl(tier: &str, offering_has_acl: bool) -> Result<(), Error> {
     if offering_has_acl {
         return Ok(());
     }
-    Err(ApiError::param(format!(
+    Err(Error::invalid(format!(
         "Network ACL can't be applied to tier {tier}: its offering does not provide the NetworkACL service"
     )))
 }
@@ -117,7 +117,7 @@ pub enum AclProtocol {
 impl AclProtocol {
     /// Parses `tcp`, `udp`, `icmp`, `all` (case-insensitive) or a protocol
     /// number 0–255; `1` becomes `icmp`, like CloudStack does.
-    pub fn parse(text: &str) -> Result<Self, ApiError> {
+    pub fn parse(text: &str) -> Result<Self, Error> {
         let t = text.trim().to_ascii_lowercase();
         Ok(match t.as_str() {
             "tcp" => Self::Tcp,
@@ -127,7 +127,7 @@ impl AclProtocol {
             _ => match t.parse::<u8>() {
                 Ok(n) => Self::Number(n),
                 Err(_) => {
-                    return Err(ApiError::param(format!(
+                    return Err(Error::invalid(format!(
                         "Invalid protocol {:?}: use tcp, udp, icmp, all or a protocol number 0-255",
                         text.trim()
                     )));
@@ -156,11 +156,11 @@ pub enum Action {
 
 impl Action {
     /// `Allow` (default when absent) or `Deny`, case-insensitive.
-    pub fn parse(text: Option<&str>) -> Result<Self, ApiError> {
+    pub fn parse(text: Option<&str>) -> Result<Self, Error> {
         match text.map(|t| t.trim().to_ascii_lowercase()).as_deref() {
             None | Some("") | Some("allow") => Ok(Self::Allow),
             Some("deny") => Ok(Self::Deny),
-            Some(_) => Err(ApiError::param(format!(
+            Some(_) => Err(Error::invalid(format!(
                 "Invalid action {:?}: use Allow or Deny",
                 text.unwrap_or_default()
             ))),
@@ -176,11 +176,11 @@ pub enum TrafficType {
 
 impl TrafficType {
     /// `Ingress` (default when absent) or `Egress`, case-insensitive.
-    pub fn parse(text: Option<&str>) -> Result<Self, ApiError> {
+    pub fn parse(text: Option<&str>) -> Result<Self, Error> {
         match text.map(|t| t.trim().to_ascii_lowercase()).as_deref() {
             None | Some("") | Some("ingress") => Ok(Self::Ingress),
             Some("egress") => Ok(Self::Egress),
-            Some(_) => Err(ApiError::param(format!(
+            Some(_) => Err(Error::invalid(format!(
                 "Invalid traffictype {:?}: use Ingress or Egress",
                 text.unwrap_or_default()
             ))),
@@ -199,7 +199,7 @@ pub fn next_number(existing: &[u32]) -> u32 {
 
 /// Parses the `cidrlist`: each entry a valid IPv4 or IPv6 CIDR with host
 /// bits clear; absent or empty means `0.0.0.0/0,::/0`.
-pub fn parse_cidr_list(cidrs: &[&str]) -> Result<Vec<IpNet>, ApiError> {
+pub fn parse_cidr_list(cidrs: &[&str]) -> Result<Vec<IpNet>, Error> {
     let given: Vec<&str> = cidrs
         .iter()
         .map(|c| c.trim())
@@ -213,10 +213,10 @@ pub fn parse_cidr_list(cidrs: &[&str]) -> Result<Vec<IpNet>, ApiError> {
     list.into_iter()
         .map(|c| {
             let net: IpNet = c.parse().map_err(|_| {
-                ApiError::param(format!("Source cidrs formatting error {c}: not a CIDR"))
+                Error::invalid(format!("Source cidrs formatting error {c}: not a CIDR"))
             })?;
             if net.trunc() != net {
-                return Err(ApiError::param(format!(
+                return Err(Error::invalid(format!(
                     "Source cidrs formatting error {c}: host bits set, did you mean {}?",
                     net.trunc()
                 )));
@@ -258,18 +258,18 @@ pub struct AclItem {
 /// Validates an item against its list's other item numbers (`taken`; for an
 /// update, leave out the item's own number). The list itself is checked by
 /// [`check_list_modifiable`].
-pub fn validate_item(req: &NewAclItem<'_>, taken: &[u32]) -> Result<AclItem, ApiError> {
+pub fn validate_item(req: &NewAclItem<'_>, taken: &[u32]) -> Result<AclItem, Error> {
     let protocol = AclProtocol::parse(req.protocol)?;
     let ports = match (req.start_port, req.end_port) {
         (None, None) => None,
         (None, Some(e)) => {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "endport {e} given without startport"
             )));
         }
         (Some(s), e) => {
             if !matches!(protocol, AclProtocol::Tcp | AclProtocol::Udp) {
-                return Err(ApiError::param(format!(
+                return Err(Error::invalid(format!(
                     "Can specify start/end port only for protocols tcp and udp, not {}",
                     protocol.as_string()
                 )));
@@ -279,18 +279,18 @@ pub fn validate_item(req: &NewAclItem<'_>, taken: &[u32]) -> Result<AclItem, Api
     };
     let is_icmp = protocol == AclProtocol::Icmp;
     if !is_icmp && (req.icmp_type.is_some() || req.icmp_code.is_some()) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "icmptype and icmpcode can only be given for protocol icmp, not {}",
             protocol.as_string()
         )));
     }
-    let icmp = |name: &str, v: Option<i64>, max: i64| -> Result<Option<i32>, ApiError> {
+    let icmp = |name: &str, v: Option<i64>, max: i64| -> Result<Option<i32>, Error> {
         if !is_icmp {
             return Ok(None);
         }
         let v = v.unwrap_or(-1);
         if v != -1 && !(0..=max).contains(&v) {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "Invalid {name} {v}: use -1 (any) or 0-{max}"
             )));
         }
@@ -301,14 +301,14 @@ pub fn validate_item(req: &NewAclItem<'_>, taken: &[u32]) -> Result<AclItem, Api
     let number = match req.number {
         None => next_number(taken),
         Some(n) if n < 1 || n > i64::from(u32::MAX) => {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "Invalid rule number {n}: it must be at least 1"
             )));
         }
         Some(n) => n as u32,
     };
     if taken.contains(&number) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "ACL item with number {number} already exists in the ACL list; numbers must be unique"
         )));
     }
@@ -343,7 +343,7 @@ pub fn validate_update(
     upd: &NewAclItem<'_>,
     partial: bool,
     taken_by_others: &[u32],
-) -> Result<AclItem, ApiError> {
+) -> Result<AclItem, Error> {
     let protocol = if upd.protocol.trim().is_empty() {
         current.protocol
     } else {
@@ -411,28 +411,28 @@ pub fn move_item(
     moving: &str,
     previous: Option<&str>,
     next: Option<&str>,
-) -> Result<Vec<(String, u32)>, ApiError> {
+) -> Result<Vec<(String, u32)>, Error> {
     if previous.is_none() && next.is_none() {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "Give previousaclruleid, nextaclruleid or both to move an ACL item",
         ));
     }
     let Some(me) = items.iter().find(|i| i.id == moving) else {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "ACL item {moving} is not in this ACL list"
         )));
     };
     let mut others: Vec<Positioned<'_>> =
         items.iter().copied().filter(|i| i.id != moving).collect();
     others.sort_by_key(|i| i.number);
-    let index_of = |name: &str, id: &str| -> Result<usize, ApiError> {
+    let index_of = |name: &str, id: &str| -> Result<usize, Error> {
         if id == moving {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "{name} {id} is the item being moved"
             )));
         }
         others.iter().position(|i| i.id == id).ok_or_else(|| {
-            ApiError::param(format!(
+            Error::invalid(format!(
                 "{name} {id} is not in the same ACL list as {moving}"
             ))
         })
@@ -443,7 +443,7 @@ pub fn move_item(
     let next_idx = next.map(|n| index_of("nextaclruleid", n)).transpose()?;
     let pos = match (prev_idx, next_idx) {
         (Some(p), Some(n)) if p + 1 != n => {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "ACL items {} and {} are not consecutive; can't move {moving} between them",
                 previous.unwrap_or_default(),
                 next.unwrap_or_default()
@@ -460,7 +460,7 @@ pub fn move_item(
     }
     let new_number = lower
         .checked_add(1)
-        .ok_or_else(|| ApiError::param(format!("No rule number left after {lower}")))?;
+        .ok_or_else(|| Error::invalid(format!("No rule number left after {lower}")))?;
     let mut changes = vec![(moving.to_string(), new_number)];
     let mut needed = new_number;
     for item in &others[pos..] {
@@ -469,7 +469,7 @@ pub fn move_item(
         }
         needed = needed
             .checked_add(1)
-            .ok_or_else(|| ApiError::param("Renumbering would exceed the highest rule number"))?;
+            .ok_or_else(|| Error::invalid("Renumbering would exceed the highest rule number"))?;
         changes.push((item.id.to_string(), needed));
     }
     Ok(changes)

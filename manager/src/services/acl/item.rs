@@ -17,7 +17,7 @@ use super::{
     bump_if, item_view, items_of, list_on_router, list_param, log_revert, mutable_list_vpc,
     push_list, scope_covers, tier_param, vpc_of, vpc_sync,
 };
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::rules::acl::{AclProtocol, Action, TrafficType};
 use crate::server::jobs::{JobBody, JobCtx};
 use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
@@ -214,18 +214,18 @@ pub(super) fn job_bodies() -> Vec<(&'static str, JobBody)> {
 }
 
 /// The list of an item.
-async fn list_of(db: &Db, item: &acl::AclItem) -> Result<acl::AclList, ApiError> {
+async fn list_of(db: &Db, item: &acl::AclItem) -> Result<acl::AclList, Error> {
     acl::get_by_id(db, item.acl_id)
         .await?
-        .ok_or_else(|| ApiError::internal("an ACL item's list is gone"))
+        .ok_or_else(|| Error::internal("an ACL item's list is gone"))
 }
 
 /// The live item named by `id` with its list (431 when it names none).
-async fn item_param(db: &Db, id: &str) -> Result<(acl::AclItem, acl::AclList), ApiError> {
+async fn item_param(db: &Db, id: &str) -> Result<(acl::AclItem, acl::AclList), Error> {
     let item = acl::item_by_uuid(db, id)
         .await?
         .filter(|i| i.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("id", id))?;
+        .ok_or_else(|| Error::invalid_id("id", id))?;
     let list = list_of(db, &item).await?;
     Ok((item, list))
 }
@@ -240,7 +240,7 @@ struct ItemJob {
 }
 
 /// Locks the job's VPC, then reads its item and list.
-async fn job_item(job: &JobCtx, info: &Value) -> Result<ItemJob, ApiError> {
+async fn job_item(job: &JobCtx, info: &Value) -> Result<ItemJob, Error> {
     let db = &job.app.db;
     let vpc_id = info["vpc_id"].as_i64().unwrap_or_default();
     let _guard = job.app.network.lock_vpc(vpc_id).await;
@@ -248,7 +248,7 @@ async fn job_item(job: &JobCtx, info: &Value) -> Result<ItemJob, ApiError> {
     let item = acl::item_by_id(db, id)
         .await?
         .filter(|i| i.removed.is_none())
-        .ok_or_else(|| ApiError::param("The ACL item was deleted meanwhile"))?;
+        .ok_or_else(|| Error::invalid("The ACL item was deleted meanwhile"))?;
     let list = list_of(db, &item).await?;
     Ok(ItemJob {
         _guard,
@@ -265,7 +265,7 @@ async fn submit_item_job(
     item: &acl::AclItem,
     vpc_id: i64,
     fields: Option<Value>,
-) -> Result<std::string::String, ApiError> {
+) -> Result<std::string::String, Error> {
     let mut info = json!({ "id": item.id, "vpc_id": vpc_id });
     if let Some(fields) = fields {
         info["fields"] = fields;
@@ -275,10 +275,10 @@ async fn submit_item_job(
 }
 
 /// `{"networkacl": ...}` of the live item `id`.
-async fn item_result(db: &Db, id: i64, list: &acl::AclList) -> Result<Value, ApiError> {
+async fn item_result(db: &Db, id: i64, list: &acl::AclList) -> Result<Value, Error> {
     let item = acl::item_by_id(db, id)
         .await?
-        .ok_or_else(|| ApiError::param("The ACL item was deleted meanwhile"))?;
+        .ok_or_else(|| Error::invalid("The ACL item was deleted meanwhile"))?;
     Ok(json!({ "networkacl": item_view(&item, list) }))
 }
 
@@ -289,7 +289,7 @@ handler!(create_item, |ctx, params| {
         (None, Some(id)) => {
             let (tier, _) = tier_param(ctx, "networkid", &id.to_string()).await?;
             let acl_id = tier.network_acl_id.ok_or_else(|| {
-                ApiError::param(format!(
+                Error::invalid(format!(
                     "Tier {} has no ACL list to add the item to; attach one with \
                      replaceNetworkACLList or give aclid",
                     tier.uuid
@@ -297,10 +297,10 @@ handler!(create_item, |ctx, params| {
             })?;
             acl::get_by_id(db, acl_id)
                 .await?
-                .ok_or_else(|| ApiError::internal("a tier's ACL list is gone"))?
+                .ok_or_else(|| Error::internal("a tier's ACL list is gone"))?
         }
         (None, None) => {
-            return Err(ApiError::param(
+            return Err(Error::invalid(
                 "Give aclid (the ACL list) or networkid (the tier whose list gets the item)",
             ));
         }
@@ -342,7 +342,7 @@ async fn set_state_and_push<U, Fut>(
     item_id: i64,
     state: &str,
     undo: U,
-) -> Result<(), ApiError>
+) -> Result<(), Error>
 where
     U: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -504,7 +504,7 @@ handler!(list_items, |ctx, params| {
     let db = &ctx.app.db;
     let scope = owner::list_scope(ctx, params).await?;
     let page = page(ctx, params).await?;
-    let text = |name: &str| -> Result<Option<std::string::String>, ApiError> {
+    let text = |name: &str| -> Result<Option<std::string::String>, Error> {
         Ok(params.string(name)?.filter(|v| !v.is_empty()))
     };
     let mut filter = acl::AclItemFilter {

@@ -11,7 +11,7 @@ use super::{
     bump_if, check_vpc_access, list_param, list_view, log_revert, mutable_list_vpc, rules_list,
     scope_covers, tier_param, vpc_of, vpc_sync,
 };
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::orchestration::NetworkAcl;
 use crate::provision::{self, state};
 use crate::rules;
@@ -140,11 +140,11 @@ pub(super) fn job_bodies() -> Vec<(&'static str, JobBody)> {
 }
 
 /// The live VPC named by parameter `param`, which the caller may act on.
-async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, ApiError> {
+async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, Error> {
     let v = vpc::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|v| v.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id(param, id))?;
+        .ok_or_else(|| Error::invalid_id(param, id))?;
     check_vpc_access(ctx, &v)?;
     Ok(v)
 }
@@ -154,13 +154,13 @@ handler!(create_list, |ctx, params| {
     let description = params.string("description")?.unwrap_or_default();
     rules::acl::validate_list(&name, Some(&description))?;
     let Some(vpc_id) = params.uuid("vpcid")? else {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "vpcid is required: ACL lists belong to a VPC (global lists are not supported)",
         ));
     };
     let v = vpc_param(ctx, "vpcid", &vpc_id.to_string()).await?;
     if v.state != vpc::STATE_ENABLED {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "VPC {} is {}, not Enabled: no ACL list can be added to it",
             v.uuid, v.state
         )));
@@ -190,11 +190,11 @@ handler!(create_list, |ctx, params| {
 });
 
 /// `{"networkacllist": ...}` of the live list `id`.
-async fn list_result(db: &Db, id: i64) -> Result<Value, ApiError> {
+async fn list_result(db: &Db, id: i64) -> Result<Value, Error> {
     let list = acl::get_by_id(db, id)
         .await?
         .filter(|l| l.removed.is_none())
-        .ok_or_else(|| ApiError::param("The ACL list was deleted meanwhile"))?;
+        .ok_or_else(|| Error::invalid("The ACL list was deleted meanwhile"))?;
     let v = vpc_of(db, &list).await?;
     Ok(json!({ "networkacllist": list_view(&list, v.as_ref()) }))
 }
@@ -231,7 +231,7 @@ job_body!(update_list_job, |job, info| {
 });
 
 /// How many tiers and private gateways use a list.
-async fn users_of(db: &Db, acl_id: i64) -> Result<(usize, usize), ApiError> {
+async fn users_of(db: &Db, acl_id: i64) -> Result<(usize, usize), Error> {
     let tiers = network::list(
         db,
         &network::NetworkFilter {
@@ -277,7 +277,7 @@ job_body!(delete_list_job, |job, info| {
     let db = &job.app.db;
     let id = info["id"].as_i64().unwrap_or_default();
     let Some(list) = acl::get_by_id(db, id).await? else {
-        return Err(ApiError::param("The ACL list was deleted meanwhile"));
+        return Err(Error::invalid("The ACL list was deleted meanwhile"));
     };
     // Counted again in the job: a tier may have taken the list meanwhile.
     let (tiers, gateways) = users_of(db, list.id).await?;
@@ -356,7 +356,7 @@ handler!(replace_list, |ctx, params| {
     let list = list_param(db, "aclid", &acl_id).await?;
     let (target, v) = match (params.uuid("networkid")?, params.uuid("gatewayid")?) {
         (Some(_), Some(_)) | (None, None) => {
-            return Err(ApiError::param(
+            return Err(Error::invalid(
                 "Give exactly one of networkid and gatewayid: the tier or the private gateway \
                  to attach the ACL list to",
             ));
@@ -376,10 +376,10 @@ handler!(replace_list, |ctx, params| {
             let g = gateway::get_by_uuid(db, &id)
                 .await?
                 .filter(|g| g.removed.is_none())
-                .ok_or_else(|| ApiError::invalid_id("gatewayid", &id))?;
+                .ok_or_else(|| Error::invalid_id("gatewayid", &id))?;
             let v = vpc::get_by_id(db, g.vpc_id)
                 .await?
-                .ok_or_else(|| ApiError::internal("the VPC of a private gateway is gone"))?;
+                .ok_or_else(|| Error::internal("the VPC of a private gateway is gone"))?;
             check_vpc_access(ctx, &v)?;
             (Target::Gateway(g), v)
         }
@@ -413,7 +413,7 @@ async fn attach<'a>(
     ex: impl Into<store::Exec<'a>>,
     target: &Target,
     acl_id: Option<i64>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     Ok(match target {
         Target::Tier(t) => network::set_acl(ex, t.id, acl_id).await?,
         Target::Gateway(g) => gateway::set_acl(ex, g.id, acl_id).await?,
@@ -421,8 +421,8 @@ async fn attach<'a>(
 }
 
 /// The target of a replace job, as it is now.
-async fn target_of(db: &Db, info: &Value) -> Result<Target, ApiError> {
-    let gone = || ApiError::param("The tier or private gateway was deleted meanwhile");
+async fn target_of(db: &Db, info: &Value) -> Result<Target, Error> {
+    let gone = || Error::invalid("The tier or private gateway was deleted meanwhile");
     if let Some(id) = info["tier"].as_i64() {
         let t = network::get_by_id(db, id)
             .await?
@@ -439,12 +439,12 @@ async fn target_of(db: &Db, info: &Value) -> Result<Target, ApiError> {
 }
 
 /// The target's id as the router state names it.
-fn target_uuid(target: &Target) -> Result<Uuid, ApiError> {
+fn target_uuid(target: &Target) -> Result<Uuid, Error> {
     let text = match target {
         Target::Tier(t) => &t.uuid,
         Target::Gateway(g) => &g.uuid,
     };
-    Uuid::parse_str(text).map_err(|_| ApiError::internal(format!("stored id {text} is bad")))
+    Uuid::parse_str(text).map_err(|_| Error::internal(format!("stored id {text} is bad")))
 }
 
 /// Pushes the target's new list to its NIC (nothing when it has none).
@@ -453,7 +453,7 @@ async fn push_attachment(
     vpc_id: i64,
     generation: Option<provision::Generation>,
     target: &Target,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let id = target_uuid(target)?;
     let is_tier = matches!(target, Target::Tier(_));
     provision::push(
@@ -493,7 +493,7 @@ job_body!(replace_list_job, |job, info| {
     acl::get_by_id(db, acl_id)
         .await?
         .filter(|l| l.removed.is_none())
-        .ok_or_else(|| ApiError::param("The ACL list was deleted meanwhile"))?;
+        .ok_or_else(|| Error::invalid("The ACL list was deleted meanwhile"))?;
     let target = target_of(db, info).await?;
     let old = attachment(&target);
     let id = target_uuid(&target)?;

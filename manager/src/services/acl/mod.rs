@@ -20,7 +20,7 @@ mod md5;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::orchestration::NetworkAcl;
 use crate::provision::{self, Generation, log_revert};
 use crate::server::jobs::{JobBody, vpc_sync};
@@ -54,19 +54,19 @@ fn rules_list(list: &acl::AclList) -> crate::rules::acl::AclList<'_> {
 }
 
 /// The live list named by parameter `param` (431 when it names none).
-async fn list_param(db: &Db, param: &str, id: &str) -> Result<acl::AclList, ApiError> {
+async fn list_param(db: &Db, param: &str, id: &str) -> Result<acl::AclList, Error> {
     acl::get_by_uuid(db, id)
         .await?
         .filter(|l| l.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id(param, id))
+        .ok_or_else(|| Error::invalid_id(param, id))
 }
 
 /// The live VPC of a list (None for the built-ins).
-async fn vpc_of(db: &Db, list: &acl::AclList) -> Result<Option<vpc::Vpc>, ApiError> {
+async fn vpc_of(db: &Db, list: &acl::AclList) -> Result<Option<vpc::Vpc>, Error> {
     match list.vpc_id {
         None => Ok(None),
         Some(id) => Ok(Some(vpc::get_by_id(db, id).await?.ok_or_else(|| {
-            ApiError::internal(format!("the VPC of ACL list {} is gone", list.uuid))
+            Error::internal(format!("the VPC of ACL list {} is gone", list.uuid))
         })?)),
     }
 }
@@ -74,18 +74,18 @@ async fn vpc_of(db: &Db, list: &acl::AclList) -> Result<Option<vpc::Vpc>, ApiErr
 /// Checks that the caller may act on objects of `v` (531). The text does
 /// not name the VPC: a caller who named an object of someone else's VPC
 /// must not learn which VPC that is.
-fn check_vpc_access(ctx: &Ctx, v: &vpc::Vpc) -> Result<(), ApiError> {
+fn check_vpc_access(ctx: &Ctx, v: &vpc::Vpc) -> Result<(), Error> {
     owner::check_access(ctx, v.account_id, &v.domain_path, "objects of this VPC")
 }
 
 /// The VPC of a list the caller wants to change: the built-ins are refused
 /// (431, CloudStack's "cannot be modified"), and so is a list of a VPC the
 /// caller may not act on (531).
-async fn mutable_list_vpc(ctx: &Ctx, list: &acl::AclList) -> Result<vpc::Vpc, ApiError> {
+async fn mutable_list_vpc(ctx: &Ctx, list: &acl::AclList) -> Result<vpc::Vpc, Error> {
     crate::rules::acl::check_list_modifiable(&rules_list(list), ctx.caller.is_root_admin())?;
     let v = vpc_of(&ctx.app.db, list)
         .await?
-        .ok_or_else(|| ApiError::internal("a list that is not built-in has no VPC"))?;
+        .ok_or_else(|| Error::internal("a list that is not built-in has no VPC"))?;
     check_vpc_access(ctx, &v)?;
     Ok(v)
 }
@@ -106,23 +106,23 @@ async fn tier_param(
     ctx: &Ctx,
     param: &str,
     id: &str,
-) -> Result<(network::Network, vpc::Vpc), ApiError> {
+) -> Result<(network::Network, vpc::Vpc), Error> {
     let db = &ctx.app.db;
     let tier = network::get_by_uuid(db, id)
         .await?
         .filter(|n| n.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id(param, id))?;
+        .ok_or_else(|| Error::invalid_id(param, id))?;
     let Some(vpc_id) = tier
         .vpc_id
         .filter(|_| tier.traffic_type == network::TRAFFIC_GUEST)
     else {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Network {id} is not a tier of a VPC: network ACLs apply to VPC tiers only"
         )));
     };
     let v = vpc::get_by_id(db, vpc_id)
         .await?
-        .ok_or_else(|| ApiError::internal(format!("the VPC of tier {id} is gone")))?;
+        .ok_or_else(|| Error::internal(format!("the VPC of tier {id} is gone")))?;
     check_vpc_access(ctx, &v)?;
     Ok((tier, v))
 }
@@ -180,20 +180,16 @@ fn item_view(item: &acl::AclItem, list: &acl::AclList) -> Value {
 /// Whether the list is on the VPC's router: attached to a tier or private
 /// gateway that has a NIC there. Only then does a change bump the router's
 /// generation and get pushed.
-async fn list_on_router(db: &Db, vpc_id: i64, list: &acl::AclList) -> Result<bool, ApiError> {
+async fn list_on_router(db: &Db, vpc_id: i64, list: &acl::AclList) -> Result<bool, Error> {
     let id = Uuid::parse_str(&list.uuid)
-        .map_err(|_| ApiError::internal(format!("stored ACL list id {} is bad", list.uuid)))?;
+        .map_err(|_| Error::internal(format!("stored ACL list id {} is bad", list.uuid)))?;
     Ok(provision::state::load(db, vpc_id)
         .await?
         .is_some_and(|s| s.acl_lists.iter().any(|l| l.id == id)))
 }
 
 /// Bumps the router's generation in `tx` when the change reaches the router.
-async fn bump_if(
-    tx: &mut Tx,
-    vpc_id: i64,
-    on_router: bool,
-) -> Result<Option<Generation>, ApiError> {
+async fn bump_if(tx: &mut Tx, vpc_id: i64, on_router: bool) -> Result<Option<Generation>, Error> {
     if !on_router {
         return Ok(None);
     }
@@ -207,9 +203,9 @@ async fn push_list(
     vpc_id: i64,
     generation: Option<Generation>,
     list: &acl::AclList,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let id = Uuid::parse_str(&list.uuid)
-        .map_err(|_| ApiError::internal(format!("stored ACL list id {} is bad", list.uuid)))?;
+        .map_err(|_| Error::internal(format!("stored ACL list id {} is bad", list.uuid)))?;
     provision::push(
         &app.db,
         &app.network,
@@ -239,7 +235,7 @@ async fn push_list(
 async fn items_of<'a>(
     ex: impl Into<crate::store::Exec<'a>>,
     acl_id: i64,
-) -> Result<Vec<acl::AclItem>, ApiError> {
+) -> Result<Vec<acl::AclItem>, Error> {
     Ok(acl::list_items(
         ex,
         &acl::AclItemFilter {

@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{page_of, paging};
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::handler;
 use crate::server::registry::{
     CommandSpec, FieldSpec, Kind, ParamSpec, ParamType::*, ROOT, field, opt, req,
@@ -101,9 +102,9 @@ fn is_dns_suffix(value: &str) -> bool {
 }
 
 /// Checks `value` for key `name` and returns it in the form stored.
-fn checked_value(name: &str, value: &str) -> Result<std::string::String, ApiError> {
+fn checked_value(name: &str, value: &str) -> Result<std::string::String, Error> {
     let bad = |why: std::string::String| {
-        ApiError::param(format!(
+        Error::invalid(format!(
             "The value {value:?} is not valid for configuration {name}: {why}"
         ))
     };
@@ -259,13 +260,13 @@ fn contains_ci(haystack: &str, needle: &str) -> bool {
 
 /// The scope named by `zoneid`, `accountid` or `domainid` (at most one, and
 /// it must exist): `Zone`, `Account` or `Domain` as declared in the store.
-async fn scope_param(ctx: &Ctx, params: &Params) -> Result<Option<&'static str>, ApiError> {
+async fn scope_param(ctx: &Ctx, params: &Params) -> Result<Option<&'static str>, Error> {
     let given: Vec<&str> = ["zoneid", "accountid", "domainid"]
         .into_iter()
         .filter(|n| params.get(n).is_some_and(|v| !v.is_empty()))
         .collect();
     if given.len() > 1 {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "Give at most one of zoneid, accountid and domainid: each names a scope",
         ));
     }
@@ -275,7 +276,7 @@ async fn scope_param(ctx: &Ctx, params: &Params) -> Result<Option<&'static str>,
         zone::get_by_uuid(db, &id)
             .await?
             .filter(|z| z.removed.is_none())
-            .ok_or_else(|| ApiError::invalid_id("zoneid", &id))?;
+            .ok_or_else(|| Error::invalid_id("zoneid", &id))?;
         return Ok(Some("Zone"));
     }
     if let Some(id) = params.uuid("accountid")? {
@@ -283,7 +284,7 @@ async fn scope_param(ctx: &Ctx, params: &Params) -> Result<Option<&'static str>,
         account::get_by_uuid(db, &id)
             .await?
             .filter(|a| a.removed.is_none())
-            .ok_or_else(|| ApiError::invalid_id("accountid", &id))?;
+            .ok_or_else(|| Error::invalid_id("accountid", &id))?;
         return Ok(Some("Account"));
     }
     if let Some(id) = params.uuid("domainid")? {
@@ -291,7 +292,7 @@ async fn scope_param(ctx: &Ctx, params: &Params) -> Result<Option<&'static str>,
         domain::get_by_uuid(db, &id)
             .await?
             .filter(|d| d.removed.is_none())
-            .ok_or_else(|| ApiError::invalid_id("domainid", &id))?;
+            .ok_or_else(|| Error::invalid_id("domainid", &id))?;
         return Ok(Some("Domain"));
     }
     Ok(None)
@@ -344,14 +345,14 @@ handler!(update_configuration, |ctx, params| {
     let name = params.required_string(ctx.command, "name")?;
     for scoped in ["zoneid", "accountid", "domainid"] {
         if params.get(scoped).is_some_and(|v| !v.is_empty()) {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "{scoped} is not supported: this manager stores global configuration values only"
             )));
         }
     }
     let db = &ctx.app.db;
     if config::get(db, &name).await?.is_none() {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "The configuration {name} does not exist"
         )));
     }
@@ -364,7 +365,7 @@ handler!(update_configuration, |ctx, params| {
     };
     let updated = config::update(db, &name, stored.as_deref())
         .await?
-        .ok_or_else(|| ApiError::param(format!("The configuration {name} does not exist")))?;
+        .ok_or_else(|| Error::invalid(format!("The configuration {name} does not exist")))?;
     tracing::info!(name = %name, value = ?updated.value, by = %ctx.caller.account_name, "configuration updated");
     Ok(Reply::Object(config_view(&updated, "global")))
 });
@@ -378,7 +379,10 @@ mod tests {
         assert_eq!(checked_value("vpc.max.networks", " 5 ").unwrap(), "5");
         for bad in ["abc", "0", "1.5", ""] {
             assert_eq!(
-                checked_value("vpc.max.networks", bad).unwrap_err().code,
+                checked_value("vpc.max.networks", bad)
+                    .map_err(crate::api::ApiError::from)
+                    .unwrap_err()
+                    .code,
                 431
             );
         }

@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{page_of, paging};
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::handler;
 use crate::server::registry::{
     ADMINS, ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req,
@@ -95,8 +96,8 @@ pub(super) fn commands() -> Vec<CommandSpec> {
     ]
 }
 
-fn denied(ctx: &Ctx, what: &str) -> ApiError {
-    ApiError::permission_denied(format!(
+fn denied(ctx: &Ctx, what: &str) -> Error {
+    Error::permission_denied(format!(
         "Account {} does not have permission to change or see {what}",
         ctx.caller.account_name
     ))
@@ -124,27 +125,27 @@ fn limit_view(owner: &Owner, code: i64, max: i64) -> Value {
     })
 }
 
-fn bad_resource_type(value: impl std::fmt::Display) -> ApiError {
+fn bad_resource_type(value: impl std::fmt::Display) -> Error {
     let known: Vec<std::string::String> = limit::RESOURCE_TYPES
         .iter()
         .map(|(code, name, _)| format!("{code} ({name})"))
         .collect();
-    ApiError::param(format!(
+    Error::invalid(format!(
         "{value} is not a valid resource type; valid types are {}",
         known.join(", ")
     ))
 }
 
-async fn live_domain(ctx: &Ctx, uuid: &str) -> Result<Option<domain::Domain>, ApiError> {
+async fn live_domain(ctx: &Ctx, uuid: &str) -> Result<Option<domain::Domain>, Error> {
     Ok(domain::get_by_uuid(&ctx.app.db, uuid)
         .await?
         .filter(|d| d.removed.is_none()))
 }
 
-async fn domain_of(ctx: &Ctx, a: &account::Account) -> Result<domain::Domain, ApiError> {
+async fn domain_of(ctx: &Ctx, a: &account::Account) -> Result<domain::Domain, Error> {
     domain::get_by_id(&ctx.app.db, a.domain_id)
         .await?
-        .ok_or_else(|| ApiError::internal("account without domain"))
+        .ok_or_else(|| Error::internal("account without domain"))
 }
 
 handler!(update_resource_limit, |ctx, params| {
@@ -152,12 +153,12 @@ handler!(update_resource_limit, |ctx, params| {
     let code = i64::from(
         params
             .integer("resourcetype")?
-            .ok_or_else(|| ApiError::missing_param(ctx.command, "resourcetype"))?,
+            .ok_or_else(|| Error::missing_param(ctx.command, "resourcetype"))?,
     );
     let type_name = limit::type_name(code).ok_or_else(|| bad_resource_type(code))?;
     let max = params.long("max")?.unwrap_or(limit::UNLIMITED);
     if max < limit::UNLIMITED {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "max must be -1 for no limit, or a limit of 0 or more",
         ));
     }
@@ -168,7 +169,7 @@ handler!(update_resource_limit, |ctx, params| {
             Some(
                 live_domain(ctx, &id)
                     .await?
-                    .ok_or_else(|| ApiError::invalid_id("domainid", &id))?,
+                    .ok_or_else(|| Error::invalid_id("domainid", &id))?,
             )
         }
         None => None,
@@ -176,12 +177,12 @@ handler!(update_resource_limit, |ctx, params| {
     let db = &ctx.app.db;
     let owner = match (account_name, d) {
         (Some(_), None) => {
-            return Err(ApiError::param(
+            return Err(Error::invalid(
                 "account must be given together with domainid",
             ));
         }
         (None, None) => {
-            return Err(ApiError::param(
+            return Err(Error::invalid(
                 "Give account and domainid to set an account's limit, or domainid alone to set \
                  a domain's",
             ));
@@ -190,13 +191,13 @@ handler!(update_resource_limit, |ctx, params| {
             let a = account::get_by_name(db, d.id, &name)
                 .await?
                 .ok_or_else(|| {
-                    ApiError::param(format!(
+                    Error::invalid(format!(
                         "Unable to find account {name} in domain {}",
                         d.uuid
                     ))
                 })?;
             if a.account_name == bootstrap::SYSTEM_ACCOUNT && d.parent_id.is_none() {
-                return Err(ApiError::param(
+                return Err(Error::invalid(
                     "The limits of the system account cannot be changed",
                 ));
             }
@@ -209,7 +210,7 @@ handler!(update_resource_limit, |ctx, params| {
                 return Err(denied(ctx, "the limits of its own account"));
             }
             if a.account_type == account::TYPE_ADMIN && max != limit::UNLIMITED {
-                return Err(ApiError::param(
+                return Err(Error::invalid(
                     "Root admin accounts are always unlimited: only max=-1 is accepted",
                 ));
             }
@@ -228,7 +229,7 @@ handler!(update_resource_limit, |ctx, params| {
             }
             let parent_max = limit::effective_for_domain(db, parent_id, type_name).await?;
             if parent_max != limit::UNLIMITED && max > parent_max {
-                return Err(ApiError::param(format!(
+                return Err(Error::invalid(format!(
                     "The parent of domain {} allows at most {parent_max} of {type_name}; give a \
                      max of {parent_max} or less",
                     d.name
@@ -242,7 +243,7 @@ handler!(update_resource_limit, |ctx, params| {
 });
 
 /// The resource types a listResourceLimits call asks for.
-fn wanted_types(params: &Params) -> Result<Vec<i64>, ApiError> {
+fn wanted_types(params: &Params) -> Result<Vec<i64>, Error> {
     if let Some(name) = params.string("resourcetypename")?.filter(|s| !s.is_empty()) {
         let code =
             limit::type_code(&name.to_ascii_lowercase()).ok_or_else(|| bad_resource_type(&name))?;
@@ -267,9 +268,9 @@ handler!(list_resource_limits, |ctx, params| {
     let own_account = || async {
         let a = account::get_by_id(db, caller.account_id)
             .await?
-            .ok_or_else(|| ApiError::internal("caller's account is gone"))?;
+            .ok_or_else(|| Error::internal("caller's account is gone"))?;
         let d = domain_of(ctx, &a).await?;
-        Ok::<Owner, ApiError>(Owner::Account(a, d))
+        Ok::<Owner, Error>(Owner::Account(a, d))
     };
     // As in CloudStack: users always get their own account's limits; admins
     // those of the account or domain given, by default their own account's.
@@ -294,12 +295,12 @@ handler!(list_resource_limits, |ctx, params| {
                     Some(d) => d,
                     None => domain::get_by_id(db, caller.domain_id)
                         .await?
-                        .ok_or_else(|| ApiError::internal("caller's domain is gone"))?,
+                        .ok_or_else(|| Error::internal("caller's domain is gone"))?,
                 };
                 let a = account::get_by_name(db, d.id, &name)
                     .await?
                     .ok_or_else(|| {
-                        ApiError::param(format!(
+                        Error::invalid(format!(
                             "Unable to find account {name} in domain {}",
                             d.uuid
                         ))

@@ -11,7 +11,7 @@
 mod private;
 mod route;
 
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::provision::log_revert;
 use crate::server::jobs::{JobBody, vpc_sync};
 use crate::server::registry::CommandSpec;
@@ -35,11 +35,11 @@ pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
 
 /// The live VPC named by parameter `param`, which the caller may act on
 /// (431 when it names none, 531 when it is someone else's).
-async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, ApiError> {
+async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, Error> {
     let v = vpc::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|v| v.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id(param, id))?;
+        .ok_or_else(|| Error::invalid_id(param, id))?;
     check_vpc_access(ctx, &v)?;
     Ok(v)
 }
@@ -47,15 +47,15 @@ async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, ApiErro
 /// Checks that the caller may act on objects of `v` (531). The text does
 /// not name the VPC: a caller who named an object of someone else's VPC
 /// must not learn which VPC that is.
-fn check_vpc_access(ctx: &Ctx, v: &vpc::Vpc) -> Result<(), ApiError> {
+fn check_vpc_access(ctx: &Ctx, v: &vpc::Vpc) -> Result<(), Error> {
     owner::check_access(ctx, v.account_id, &v.domain_path, "objects of this VPC")
 }
 
 /// A VPC by internal id (live or not: its objects may outlive it briefly).
-async fn vpc_by_id(db: &Db, id: i64) -> Result<vpc::Vpc, ApiError> {
+async fn vpc_by_id(db: &Db, id: i64) -> Result<vpc::Vpc, Error> {
     vpc::get_by_id(db, id)
         .await?
-        .ok_or_else(|| ApiError::internal(format!("VPC {id} is gone")))
+        .ok_or_else(|| Error::internal(format!("VPC {id} is gone")))
 }
 
 /// The scope of a list as the store filters take it.

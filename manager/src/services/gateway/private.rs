@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{check_vpc_access, log_revert, page_of, scope_filter, vpc_by_id, vpc_param, vpc_sync};
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::orchestration::VpcProvider;
 use crate::provision::{self, state};
 use crate::rules::gateway as rule;
@@ -181,10 +181,10 @@ fn gateway_view(
     related: &Related,
     g: &gateway::PrivateGateway,
     full: bool,
-) -> Result<Value, ApiError> {
+) -> Result<Value, Error> {
     let v = related
         .vpc(g.vpc_id)
-        .ok_or_else(|| ApiError::internal(format!("VPC {} is gone", g.vpc_id)))?;
+        .ok_or_else(|| Error::internal(format!("VPC {} is gone", g.vpc_id)))?;
     let mut view = json!({
         "id": g.uuid,
         "gateway": g.gateway,
@@ -231,7 +231,7 @@ fn gateway_view(
 
 /// Removes a gateway's rows: its router NIC, its static routes, the gateway
 /// and its private network.
-async fn remove_rows(db: &Db, g: &gateway::PrivateGateway) -> Result<(), ApiError> {
+async fn remove_rows(db: &Db, g: &gateway::PrivateGateway) -> Result<(), Error> {
     let mut tx = db.begin().await?;
     let nics = router::list_nics(
         &mut tx,
@@ -262,30 +262,30 @@ async fn remove_rows(db: &Db, g: &gateway::PrivateGateway) -> Result<(), ApiErro
 }
 
 /// The live gateway of a job.
-async fn job_gateway(db: &Db, info: &Value) -> Result<gateway::PrivateGateway, ApiError> {
+async fn job_gateway(db: &Db, info: &Value) -> Result<gateway::PrivateGateway, Error> {
     gateway::get_by_id(db, info["id"].as_i64().unwrap_or_default())
         .await?
         .filter(|g| g.removed.is_none())
-        .ok_or_else(|| ApiError::param("The private gateway was deleted meanwhile"))
+        .ok_or_else(|| Error::invalid("The private gateway was deleted meanwhile"))
 }
 
-fn gateway_uuid(g: &gateway::PrivateGateway) -> Result<Uuid, ApiError> {
+fn gateway_uuid(g: &gateway::PrivateGateway) -> Result<Uuid, Error> {
     Uuid::parse_str(&g.uuid)
-        .map_err(|_| ApiError::internal(format!("stored gateway id {} is bad", g.uuid)))
+        .map_err(|_| Error::internal(format!("stored gateway id {} is bad", g.uuid)))
 }
 
 /// The live gateway named by `id`, which the caller may act on.
-async fn gateway_param(ctx: &Ctx, id: &str) -> Result<gateway::PrivateGateway, ApiError> {
+async fn gateway_param(ctx: &Ctx, id: &str) -> Result<gateway::PrivateGateway, Error> {
     let g = gateway::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|g| g.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("id", id))?;
+        .ok_or_else(|| Error::invalid_id("id", id))?;
     check_vpc_access(ctx, &vpc_by_id(&ctx.app.db, g.vpc_id).await?)?;
     Ok(g)
 }
 
 /// The static routes through a gateway (none may remain when it goes).
-async fn routes_via(db: &Db, g: &gateway::PrivateGateway) -> Result<usize, ApiError> {
+async fn routes_via(db: &Db, g: &gateway::PrivateGateway) -> Result<usize, Error> {
     let n = gateway::count_routes_via(db, g.id).await?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
@@ -302,7 +302,7 @@ handler!(delete_gateway, |ctx, params| {
         true,
     )?;
     if g.state != gateway::GATEWAY_READY {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Private gateway {} is {}; only a Ready gateway can be deleted",
             g.uuid, g.state
         )));

@@ -14,7 +14,7 @@ use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 
 use super::{check_vpc_access, log_revert, scope_filter, vpc_by_id, vpc_param, vpc_sync};
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::orchestration::VpcProvider;
 use crate::provision::{self, Generation};
 use crate::rules::route::{self as rule, GatewayState, Target};
@@ -127,10 +127,10 @@ pub(super) fn job_bodies() -> Vec<(&'static str, JobBody)> {
 
 /// `staticroute` of a response; `related` holds the page's VPCs, gateways
 /// and owners ([`Related::for_routes`]).
-fn route_view(related: &Related, r: &gateway::StaticRoute) -> Result<Value, ApiError> {
+fn route_view(related: &Related, r: &gateway::StaticRoute) -> Result<Value, Error> {
     let v = related
         .vpc(r.vpc_id)
-        .ok_or_else(|| ApiError::internal(format!("VPC {} is gone", r.vpc_id)))?;
+        .ok_or_else(|| Error::internal(format!("VPC {} is gone", r.vpc_id)))?;
     let mut view = json!({
         "id": r.uuid,
         "state": r.state,
@@ -176,7 +176,7 @@ fn subnet(gateway: &str, netmask: &str) -> Option<Ipv4Net> {
 
 /// The subnets a next hop may be in besides the VPC CIDR: those of the
 /// VPC's private gateways and of the public ranges of its addresses.
-async fn reachable_subnets(db: &Db, vpc_id: i64) -> Result<Vec<Ipv4Net>, ApiError> {
+async fn reachable_subnets(db: &Db, vpc_id: i64) -> Result<Vec<Ipv4Net>, Error> {
     let mut nets = Vec::new();
     let gateways = gateway::list(
         db,
@@ -215,7 +215,7 @@ async fn reachable_subnets(db: &Db, vpc_id: i64) -> Result<Vec<Ipv4Net>, ApiErro
 }
 
 /// The VPC's routes that count for overlaps: all but the revoked ones.
-async fn other_routes(db: &Db, vpc_id: i64) -> Result<Vec<rule::ExistingRoute>, ApiError> {
+async fn other_routes(db: &Db, vpc_id: i64) -> Result<Vec<rule::ExistingRoute>, Error> {
     Ok(gateway::list_routes(
         db,
         &gateway::RouteFilter {
@@ -245,13 +245,13 @@ handler!(create_route, |ctx, params| {
             let g = gateway::get_by_uuid(db, id)
                 .await?
                 .filter(|g| g.removed.is_none())
-                .ok_or_else(|| ApiError::invalid_id("gatewayid", id))?;
+                .ok_or_else(|| Error::invalid_id("gatewayid", id))?;
             let v = vpc_by_id(db, g.vpc_id).await?;
             check_vpc_access(ctx, &v)?;
             if let Some(asked) = &vpc_id
                 && *asked != v.uuid
             {
-                return Err(ApiError::param(format!(
+                return Err(Error::invalid(format!(
                     "Private gateway {id} does not belong to VPC {asked}"
                 )));
             }
@@ -263,13 +263,13 @@ handler!(create_route, |ctx, params| {
             let vpc_cidr: Ipv4Net = v
                 .cidr
                 .parse()
-                .map_err(|_| ApiError::internal(format!("stored VPC CIDR {} is bad", v.cidr)))?;
+                .map_err(|_| Error::internal(format!("stored VPC CIDR {} is bad", v.cidr)))?;
             rule::check_next_hop(ip, &vpc_cidr, &reachable_subnets(db, v.id).await?)?;
             (v, None, Some(ip.to_string()))
         }
     };
     if v.state != vpc::STATE_ENABLED {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Can't add static route to VPC {} that is being deleted",
             v.uuid
         )));
@@ -277,7 +277,7 @@ handler!(create_route, |ctx, params| {
     let vpc_cidr: Ipv4Net = v
         .cidr
         .parse()
-        .map_err(|_| ApiError::internal(format!("stored VPC CIDR {} is bad", v.cidr)))?;
+        .map_err(|_| Error::internal(format!("stored VPC CIDR {} is bad", v.cidr)))?;
     let config = provision::rules_config(db).await?;
     let _guard = ctx.app.network.lock_vpc(v.id).await;
     let net = rule::validate_route_cidr(
@@ -318,11 +318,7 @@ handler!(create_route, |ctx, params| {
 });
 
 /// Pushes the VPC's whole set of live static routes.
-async fn push_routes(
-    app: &App,
-    vpc_id: i64,
-    generation: Option<Generation>,
-) -> Result<(), ApiError> {
+async fn push_routes(app: &App, vpc_id: i64, generation: Option<Generation>) -> Result<(), Error> {
     provision::push(
         &app.db,
         &app.network,
@@ -340,11 +336,11 @@ async fn push_routes(
 }
 
 /// The live route of a job.
-async fn job_route(db: &Db, info: &Value) -> Result<gateway::StaticRoute, ApiError> {
+async fn job_route(db: &Db, info: &Value) -> Result<gateway::StaticRoute, Error> {
     gateway::route_by_id(db, info["id"].as_i64().unwrap_or_default())
         .await?
         .filter(|r| r.removed.is_none())
-        .ok_or_else(|| ApiError::param("The static route was deleted meanwhile"))
+        .ok_or_else(|| Error::invalid("The static route was deleted meanwhile"))
 }
 
 job_body!(create_route_job, |job, info| {
@@ -367,11 +363,11 @@ job_body!(create_route_job, |job, info| {
 });
 
 /// The live route named by `id`, which the caller may act on.
-async fn route_param(ctx: &Ctx, id: &str) -> Result<gateway::StaticRoute, ApiError> {
+async fn route_param(ctx: &Ctx, id: &str) -> Result<gateway::StaticRoute, Error> {
     let r = gateway::route_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|r| r.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("id", id))?;
+        .ok_or_else(|| Error::invalid_id("id", id))?;
     check_vpc_access(ctx, &vpc_by_id(&ctx.app.db, r.vpc_id).await?)?;
     Ok(r)
 }
@@ -438,7 +434,7 @@ handler!(list_routes, |ctx, params| {
         let g = gateway::get_by_uuid(db, &id)
             .await?
             .filter(|g| g.removed.is_none())
-            .ok_or_else(|| ApiError::invalid_id("gatewayid", &id))?;
+            .ok_or_else(|| Error::invalid_id("gatewayid", &id))?;
         check_vpc_access(ctx, &vpc_by_id(db, g.vpc_id).await?)?;
         filter.vpc_gateway_id = Some(g.id);
         named = Some(named.unwrap_or(g.vpc_id));

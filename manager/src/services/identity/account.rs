@@ -8,7 +8,7 @@ use super::{
     Target, denied, domain_param, managed_account_param, may_manage_account, paging, spec,
     user_params,
 };
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::server::jobs::JobBody;
 use crate::server::registry::{ADMINS, ALL, CommandSpec, Kind, ParamType::*, opt, req};
 use crate::server::{Ctx, Reply, Role, page};
@@ -144,7 +144,7 @@ handler!(create_account, |ctx, params| {
     ]
     .contains(&account_type)
     {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "accounttype must be 0 (user), 1 (root admin) or 2 (domain admin)",
         ));
     }
@@ -154,7 +154,7 @@ handler!(create_account, |ctx, params| {
     let d = domain_param(ctx, params, "domainid").await?;
     // CloudStack: root admin accounts live in ROOT only.
     if account_type == account::TYPE_ADMIN && d.parent_id.is_some() {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Invalid account type {account_type} given for an account in domain {}; unable to \
              create user of admin role type in non-ROOT domain.",
             d.uuid
@@ -193,7 +193,7 @@ handler!(create_account, |ctx, params| {
     let created = match account::create(&mut tx, new_account).await {
         Ok(a) => a,
         Err(store::StoreError::Duplicate(_)) => {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "The account {name} already exists in domain {}",
                 d.uuid
             )));
@@ -211,7 +211,7 @@ handler!(create_account, |ctx, params| {
     {
         Ok(_) => {}
         Err(store::StoreError::Duplicate(_)) => {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "The user name is already used in domain {}",
                 d.uuid
             )));
@@ -279,17 +279,15 @@ handler!(update_account, |ctx, params| {
     .await?;
     let updated = account::get_by_id(&ctx.app.db, a.id)
         .await?
-        .ok_or_else(|| ApiError::internal("account vanished"))?;
+        .ok_or_else(|| Error::internal("account vanished"))?;
     Ok(Reply::Object(account_view(ctx, &updated).await?))
 });
 
 /// Refuses changes to the caller's own account and to root admin accounts
 /// for non-root callers.
-fn check_state_change(ctx: &Ctx, a: &account::Account) -> Result<(), ApiError> {
+fn check_state_change(ctx: &Ctx, a: &account::Account) -> Result<(), Error> {
     if a.id == ctx.caller.account_id {
-        return Err(ApiError::param(
-            "An account cannot disable or delete itself",
-        ));
+        return Err(Error::invalid("An account cannot disable or delete itself"));
     }
     if a.account_type == account::TYPE_ADMIN && !ctx.caller.is_root_admin() {
         return Err(denied(ctx, &format!("account {}", a.uuid)));
@@ -301,7 +299,7 @@ handler!(disable_account, |ctx, params| {
     let a = managed_account_param(ctx, params, "id").await?;
     check_state_change(ctx, &a)?;
     if params.boolean("lock")? != Some(true) {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "lock=true is required: this manager disables accounts by locking them",
         ));
     }
@@ -320,7 +318,7 @@ job_body!(disable_account_job, |job, info| {
     account::set_state(&job.app.db, id, account::STATE_DISABLED).await?;
     let a = account::get_by_id(&job.app.db, id)
         .await?
-        .ok_or_else(|| ApiError::param("the account is gone"))?;
+        .ok_or_else(|| Error::invalid("the account is gone"))?;
     Ok(json!({ "account": { "id": a.uuid, "name": a.account_name, "state": a.state } }))
 });
 
@@ -329,7 +327,7 @@ handler!(enable_account, |ctx, params| {
     account::set_state(&ctx.app.db, a.id, account::STATE_ENABLED).await?;
     let updated = account::get_by_id(&ctx.app.db, a.id)
         .await?
-        .ok_or_else(|| ApiError::internal("account vanished"))?;
+        .ok_or_else(|| Error::internal("account vanished"))?;
     Ok(Reply::Object(account_view(ctx, &updated).await?))
 });
 

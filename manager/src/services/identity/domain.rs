@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::views::{domain_fields, domain_view};
 use super::{domain_param, paging, spec};
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::server::jobs::JobBody;
 use crate::server::registry::{ADMINS, ALL, CommandSpec, Kind, ParamType::*, opt, req};
 use crate::server::{Reply, Role, page};
@@ -90,7 +90,7 @@ handler!(create_domain, |ctx, params| {
     )
     .await
     .map_err(|e| match e {
-        store::StoreError::Duplicate(_) => ApiError::param(format!(
+        store::StoreError::Duplicate(_) => Error::invalid(format!(
             "Domain with name {name} already exists for the parent {}",
             parent.uuid
         )),
@@ -132,7 +132,7 @@ handler!(list_domains_handler, |ctx, params| {
 handler!(delete_domain, |ctx, params| {
     let d = domain_param(ctx, params, "id").await?;
     if d.parent_id.is_none() || d.id == ctx.caller.domain_id {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "The ROOT domain and the caller's own domain cannot be deleted",
         ));
     }
@@ -152,7 +152,7 @@ job_body!(delete_domain_job, |job, info| {
     let id = info["id"].as_i64().unwrap_or_default();
     let d = domain::get_by_id(db, id)
         .await?
-        .ok_or_else(|| ApiError::param("the domain is gone"))?;
+        .ok_or_else(|| Error::invalid("the domain is gone"))?;
     if info["cleanup"].as_bool() == Some(true) {
         // The VMs and VPCs of every account of the subtree go first (routers
         // are not transactional); then the rows, in one transaction.
@@ -194,7 +194,7 @@ job_body!(delete_domain_job, |job, info| {
         tx.commit().await?;
     } else {
         domain::remove(db, d.id).await.map_err(|e| match e {
-            store::StoreError::Conflict(_) => ApiError::in_use(format!(
+            store::StoreError::Conflict(_) => Error::in_use(format!(
                 "Domain {} still has sub-domains or accounts; use cleanup=true",
                 d.uuid
             )),

@@ -9,7 +9,8 @@ mod domain;
 mod user;
 mod views;
 
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::server::jobs::JobBody;
 use crate::server::registry::{
     CommandSpec, FieldSpec, Handler, Kind, ParamSpec, ParamType::*, opt, req,
@@ -76,8 +77,8 @@ pub(crate) fn may_manage_user(caller: &Caller, target: Target<'_>, user_id: i64)
     target.account_id != caller.account_id && may_manage_account(caller, target)
 }
 
-fn denied(ctx: &Ctx, what: &str) -> ApiError {
-    ApiError::permission_denied(format!(
+fn denied(ctx: &Ctx, what: &str) -> Error {
+    Error::permission_denied(format!(
         "Account {} does not have permission to access {what}",
         ctx.caller.account_name
     ))
@@ -89,17 +90,17 @@ async fn domain_param(
     ctx: &Ctx,
     params: &Params,
     name: &str,
-) -> Result<store::domain::Domain, ApiError> {
+) -> Result<store::domain::Domain, Error> {
     let Some(id) = params.uuid(name)? else {
         return store::domain::get_by_id(&ctx.app.db, ctx.caller.domain_id)
             .await?
-            .ok_or_else(|| ApiError::internal("caller's domain is gone"));
+            .ok_or_else(|| Error::internal("caller's domain is gone"));
     };
     let id = id.to_string();
     let found = store::domain::get_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|d| d.removed.is_none());
-    let d = found.ok_or_else(|| ApiError::invalid_id(name, &id))?;
+    let d = found.ok_or_else(|| Error::invalid_id(name, &id))?;
     if !ctx.caller.covers_domain(&d.path) {
         return Err(denied(ctx, &format!("domain {id}")));
     }
@@ -112,26 +113,26 @@ async fn account_param(
     ctx: &Ctx,
     params: &Params,
     id_name: &str,
-) -> Result<store::account::Account, ApiError> {
+) -> Result<store::account::Account, Error> {
     let found = match (params.uuid(id_name)?, params.string("account")?) {
         (Some(id), _) => {
             let id = id.to_string();
             let a = store::account::get_by_uuid(&ctx.app.db, &id)
                 .await?
                 .filter(|a| a.removed.is_none());
-            a.ok_or_else(|| ApiError::invalid_id(id_name, &id))?
+            a.ok_or_else(|| Error::invalid_id(id_name, &id))?
         }
         (None, Some(name)) => {
             let d = domain_param(ctx, params, "domainid").await?;
             let a = store::account::get_by_name(&ctx.app.db, d.id, &name).await?;
             a.ok_or_else(|| {
-                ApiError::param(format!(
+                Error::invalid(format!(
                     "Unable to find account {name} in domain {}",
                     d.uuid
                 ))
             })?
         }
-        (None, None) => return Err(ApiError::missing_param(ctx.command, id_name)),
+        (None, None) => return Err(Error::missing_param(ctx.command, id_name)),
     };
     if !ctx.caller.covers(found.id, &found.domain_path) {
         return Err(denied(ctx, &format!("account {}", found.uuid)));
@@ -145,7 +146,7 @@ async fn managed_account_param(
     ctx: &Ctx,
     params: &Params,
     id_name: &str,
-) -> Result<store::account::Account, ApiError> {
+) -> Result<store::account::Account, Error> {
     let a = account_param(ctx, params, id_name).await?;
     if !may_manage_account(&ctx.caller, Target::of(&a)) {
         return Err(denied(ctx, &format!("account {}", a.uuid)));

@@ -8,7 +8,8 @@ use super::{
     Target, account_param, denied, domain_param, may_manage_account, may_manage_user, paging, spec,
     user_params,
 };
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::handler;
 use crate::server::registry::{ADMINS, ALL, CommandSpec, Kind, ParamType::*, field, opt, req};
 use crate::server::{Ctx, Reply, Role, page};
@@ -94,7 +95,7 @@ handler!(create_user, |ctx, params| {
     let a = account::get_by_name(&ctx.app.db, d.id, &name)
         .await?
         .ok_or_else(|| {
-            ApiError::param(format!(
+            Error::invalid(format!(
                 "Unable to find account {name} in domain {}",
                 d.uuid
             ))
@@ -115,7 +116,7 @@ handler!(create_user, |ctx, params| {
     )
     .await
     .map_err(|e| match e {
-        store::StoreError::Duplicate(_) => ApiError::param(format!(
+        store::StoreError::Duplicate(_) => Error::invalid(format!(
             "The user name is already used in domain {}",
             d.uuid
         )),
@@ -144,10 +145,10 @@ handler!(list_users_handler, |ctx, params| {
     for u in &listed.items {
         let a = account::get_by_id(&ctx.app.db, u.account_id)
             .await?
-            .ok_or_else(|| ApiError::internal("user without account"))?;
+            .ok_or_else(|| Error::internal("user without account"))?;
         let d = domain::get_by_id(&ctx.app.db, a.domain_id)
             .await?
-            .ok_or_else(|| ApiError::internal("account without domain"))?;
+            .ok_or_else(|| Error::internal("account without domain"))?;
         items.push(user_view(u, &a, &d));
     }
     Ok(Reply::List {
@@ -158,15 +159,15 @@ handler!(list_users_handler, |ctx, params| {
 
 /// The live user named by `id`, whose keys the caller may manage (see
 /// [`may_manage_user`]).
-async fn user_param(ctx: &Ctx, params: &Params) -> Result<user::User, ApiError> {
+async fn user_param(ctx: &Ctx, params: &Params) -> Result<user::User, Error> {
     let id = params.required_uuid(ctx.command, "id")?.to_string();
     let u = user::get_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|u| u.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("id", &id))?;
+        .ok_or_else(|| Error::invalid_id("id", &id))?;
     let a = account::get_by_id(&ctx.app.db, u.account_id)
         .await?
-        .ok_or_else(|| ApiError::invalid_id("id", &id))?;
+        .ok_or_else(|| Error::invalid_id("id", &id))?;
     if !may_manage_user(&ctx.caller, Target::of(&a), u.id) {
         return Err(denied(ctx, &format!("user {id}")));
     }
@@ -186,7 +187,7 @@ handler!(get_user_keys, |ctx, params| {
     let secret = match u.secret_key.as_deref() {
         Some(stored) => Some(ctx.app.secrets.open(stored).map_err(|e| {
             tracing::error!(user = %u.uuid, error = %e, "secret key");
-            ApiError::internal(
+            Error::internal(
                 "Internal error executing command, please contact your system administrator",
             )
         })?),
@@ -209,12 +210,12 @@ handler!(enable_user, |ctx, params| {
     tx.commit().await?;
     let u = user::get_by_id(&ctx.app.db, u.id)
         .await?
-        .ok_or_else(|| ApiError::internal("user vanished"))?;
+        .ok_or_else(|| Error::internal("user vanished"))?;
     let a = account::get_by_id(&ctx.app.db, u.account_id)
         .await?
-        .ok_or_else(|| ApiError::internal("user without account"))?;
+        .ok_or_else(|| Error::internal("user without account"))?;
     let d = domain::get_by_id(&ctx.app.db, a.domain_id)
         .await?
-        .ok_or_else(|| ApiError::internal("account without domain"))?;
+        .ok_or_else(|| Error::internal("account without domain"))?;
     Ok(Reply::Object(user_view(&u, &a, &d)))
 });

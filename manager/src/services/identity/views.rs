@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::server::registry::{FieldSpec, field};
 use crate::server::{Ctx, Role, date};
 use crate::store::{self, account, domain, user};
@@ -16,7 +16,7 @@ pub(super) fn role_name(account_type: i64) -> &'static str {
     }
 }
 
-pub(super) async fn domain_view(ctx: &Ctx, d: &domain::Domain) -> Result<Value, ApiError> {
+pub(super) async fn domain_view(ctx: &Ctx, d: &domain::Domain) -> Result<Value, Error> {
     let db = &ctx.app.db;
     let parent = match d.parent_id {
         Some(p) => domain::get_by_id(db, p).await?,
@@ -64,11 +64,11 @@ pub(super) fn user_view(u: &user::User, a: &account::Account, d: &domain::Domain
     })
 }
 
-pub(super) async fn account_view(ctx: &Ctx, a: &account::Account) -> Result<Value, ApiError> {
+pub(super) async fn account_view(ctx: &Ctx, a: &account::Account) -> Result<Value, Error> {
     let db = &ctx.app.db;
     let d = domain::get_by_id(db, a.domain_id)
         .await?
-        .ok_or_else(|| ApiError::internal("account without domain"))?;
+        .ok_or_else(|| Error::internal("account without domain"))?;
     let users = user::list(
         db,
         &user::UserFilter {

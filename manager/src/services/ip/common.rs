@@ -6,7 +6,8 @@
 use std::net::Ipv4Addr;
 
 pub use super::names::{Names, Wanted};
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::orchestration::element::{Gateway, Lb, PortForwarding, StaticNat};
 use crate::orchestration::model::{NicRole, PublicIpView};
 use crate::provision::{self, Generation};
@@ -21,20 +22,20 @@ pub use crate::server::jobs::vpc_sync;
 /// The public IP named by `uuid` (parameter `name`) that somebody holds and
 /// the caller may act on: 431 when there is none, 531 when it is another
 /// account's.
-pub async fn held_ip(ctx: &Ctx, name: &str, uuid: &str) -> Result<vlan::PublicIp, ApiError> {
+pub async fn held_ip(ctx: &Ctx, name: &str, uuid: &str) -> Result<vlan::PublicIp, Error> {
     let db = &ctx.app.db;
     let ip = vlan::ip_by_uuid(db, uuid)
         .await?
         .filter(|ip| ip.state != vlan::IP_FREE)
-        .ok_or_else(|| ApiError::invalid_id(name, uuid))?;
+        .ok_or_else(|| Error::invalid_id(name, uuid))?;
     check_ip_access(ctx, &ip).await?;
     Ok(ip)
 }
 
 /// 531 unless the caller may act on the held IP.
-pub async fn check_ip_access(ctx: &Ctx, ip: &vlan::PublicIp) -> Result<(), ApiError> {
+pub async fn check_ip_access(ctx: &Ctx, ip: &vlan::PublicIp) -> Result<(), Error> {
     let (Some(account_id), Some(domain_id)) = (ip.account_id, ip.domain_id) else {
-        return Err(ApiError::invalid_id("ipaddressid", &ip.uuid));
+        return Err(Error::invalid_id("ipaddressid", &ip.uuid));
     };
     let path = domain_path(&ctx.app.db, domain_id).await?;
     check_access(
@@ -46,25 +47,25 @@ pub async fn check_ip_access(ctx: &Ctx, ip: &vlan::PublicIp) -> Result<(), ApiEr
 }
 
 /// The path of a domain.
-pub async fn domain_path(db: &Db, domain_id: i64) -> Result<String, ApiError> {
+pub async fn domain_path(db: &Db, domain_id: i64) -> Result<String, Error> {
     Ok(domain::get_by_id(db, domain_id)
         .await?
-        .ok_or_else(|| ApiError::internal("an owner's domain is gone"))?
+        .ok_or_else(|| Error::internal("an owner's domain is gone"))?
         .path)
 }
 
 /// A held IP again, by internal id (jobs re-read what the request checked).
-pub async fn reload_ip(db: &Db, id: i64) -> Result<vlan::PublicIp, ApiError> {
+pub async fn reload_ip(db: &Db, id: i64) -> Result<vlan::PublicIp, Error> {
     vlan::ip_by_id(db, id)
         .await?
         .filter(|ip| ip.state != vlan::IP_FREE)
-        .ok_or_else(|| ApiError::param("The ip address was released meanwhile"))
+        .ok_or_else(|| Error::invalid("The ip address was released meanwhile"))
 }
 
 /// The live VPC an IP is acquired for.
-pub async fn vpc_of_ip(db: &Db, ip: &vlan::PublicIp) -> Result<vpc::Vpc, ApiError> {
+pub async fn vpc_of_ip(db: &Db, ip: &vlan::PublicIp) -> Result<vpc::Vpc, Error> {
     let vpc_id = ip.vpc_id.ok_or_else(|| {
-        ApiError::param(format!(
+        Error::invalid(format!(
             "ip address {} is not acquired for a VPC; acquire one with associateIpAddress vpcid=...",
             ip.public_ip_address
         ))
@@ -73,7 +74,7 @@ pub async fn vpc_of_ip(db: &Db, ip: &vlan::PublicIp) -> Result<vpc::Vpc, ApiErro
         .await?
         .filter(|v| v.removed.is_none())
         .ok_or_else(|| {
-            ApiError::param(format!(
+            Error::invalid(format!(
                 "The VPC of ip address {} is gone",
                 ip.public_ip_address
             ))
@@ -81,7 +82,7 @@ pub async fn vpc_of_ip(db: &Db, ip: &vlan::PublicIp) -> Result<vpc::Vpc, ApiErro
 }
 
 /// Refuses changes to a VPC that is being deleted.
-pub fn check_enabled(v: &vpc::Vpc) -> Result<(), ApiError> {
+pub fn check_enabled(v: &vpc::Vpc) -> Result<(), Error> {
     let state = if v.state == vpc::STATE_ENABLED {
         rules::vpc::VpcState::Enabled
     } else {
@@ -91,7 +92,7 @@ pub fn check_enabled(v: &vpc::Vpc) -> Result<(), ApiError> {
 }
 
 /// The IP as the business rules see it.
-pub fn rules_ip(ip: &vlan::PublicIp) -> Result<rules::ip::PublicIp<i64>, ApiError> {
+pub fn rules_ip(ip: &vlan::PublicIp) -> Result<rules::ip::PublicIp<i64>, Error> {
     Ok(rules::ip::PublicIp {
         address: address(&ip.public_ip_address)?,
         source_nat: ip.source_nat,
@@ -101,16 +102,16 @@ pub fn rules_ip(ip: &vlan::PublicIp) -> Result<rules::ip::PublicIp<i64>, ApiErro
 }
 
 /// A stored IPv4 address.
-pub fn address(text: &str) -> Result<Ipv4Addr, ApiError> {
+pub fn address(text: &str) -> Result<Ipv4Addr, Error> {
     text.parse()
-        .map_err(|_| ApiError::internal(format!("stored address {text:?} is not valid")))
+        .map_err(|_| Error::internal(format!("stored address {text:?} is not valid")))
 }
 
 /// The rules on an IP that are not being withdrawn (any purpose).
 pub async fn live_rules_on_ip<'a>(
     ex: impl Into<Exec<'a>>,
     ip_id: i64,
-) -> Result<Vec<rule::Rule>, ApiError> {
+) -> Result<Vec<rule::Rule>, Error> {
     let filter = rule::RuleFilter {
         ip_address_id: Some(ip_id),
         ..Default::default()
@@ -124,7 +125,7 @@ pub async fn live_rules_on_ip<'a>(
 }
 
 /// The port rules (PF and LB) on an IP, as the conflict checks see them.
-pub async fn port_rules_on_ip(db: &Db, ip_id: i64) -> Result<Vec<PortRule>, ApiError> {
+pub async fn port_rules_on_ip(db: &Db, ip_id: i64) -> Result<Vec<PortRule>, Error> {
     let mut out = Vec::new();
     for r in live_rules_on_ip(db, ip_id).await? {
         let purpose = match r.purpose.as_str() {
@@ -143,11 +144,11 @@ pub async fn port_rules_on_ip(db: &Db, ip_id: i64) -> Result<Vec<PortRule>, ApiE
 }
 
 /// A live tier (guest network of a VPC) by UUID, which the caller may use.
-pub async fn tier_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<network::Network, ApiError> {
+pub async fn tier_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<network::Network, Error> {
     let n = network::get_by_uuid(&ctx.app.db, uuid)
         .await?
         .filter(|n| n.removed.is_none() && n.traffic_type == network::TRAFFIC_GUEST)
-        .ok_or_else(|| ApiError::invalid_id(name, uuid))?;
+        .ok_or_else(|| Error::invalid_id(name, uuid))?;
     check_access(
         ctx,
         n.account_id,
@@ -162,7 +163,7 @@ pub async fn tier_param(
     ctx: &Ctx,
     params: &Params,
     name: &str,
-) -> Result<Option<network::Network>, ApiError> {
+) -> Result<Option<network::Network>, Error> {
     match params.uuid(name)? {
         Some(id) => Ok(Some(tier_by_uuid(ctx, name, &id.to_string()).await?)),
         None => Ok(None),
@@ -170,19 +171,19 @@ pub async fn tier_param(
 }
 
 /// A live tier by internal id.
-pub async fn tier_by_id(db: &Db, id: i64) -> Result<network::Network, ApiError> {
+pub async fn tier_by_id(db: &Db, id: i64) -> Result<network::Network, Error> {
     network::get_by_id(db, id)
         .await?
         .filter(|n| n.removed.is_none())
-        .ok_or_else(|| ApiError::param("The tier of the rule was deleted meanwhile"))
+        .ok_or_else(|| Error::invalid("The tier of the rule was deleted meanwhile"))
 }
 
 /// 431 unless the tier belongs to the VPC.
-pub fn check_tier_of_vpc(tier: &network::Network, v: &vpc::Vpc) -> Result<(), ApiError> {
+pub fn check_tier_of_vpc(tier: &network::Network, v: &vpc::Vpc) -> Result<(), Error> {
     if tier.vpc_id == Some(v.id) {
         return Ok(());
     }
-    Err(ApiError::param(format!(
+    Err(Error::invalid(format!(
         "Network {} is not a tier of VPC {}, the VPC of the ip address",
         tier.uuid, v.uuid
     )))
@@ -190,11 +191,11 @@ pub fn check_tier_of_vpc(tier: &network::Network, v: &vpc::Vpc) -> Result<(), Ap
 
 /// A VM named by `uuid` (parameter `name`) that can take a rule: live and not
 /// destroyed (431 otherwise), the caller's to use (531).
-pub async fn vm_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<vm::Vm, ApiError> {
+pub async fn vm_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<vm::Vm, Error> {
     let v = vm::get_by_uuid(&ctx.app.db, uuid)
         .await?
         .filter(|v| v.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id(name, uuid))?;
+        .ok_or_else(|| Error::invalid_id(name, uuid))?;
     check_access(
         ctx,
         v.account_id,
@@ -202,7 +203,7 @@ pub async fn vm_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<vm::Vm, Api
         &format!("virtual machine {}", v.uuid),
     )?;
     if [vm::STATE_DESTROYED, vm::STATE_EXPUNGING, vm::STATE_ERROR].contains(&v.state.as_str()) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Invalid user vm {}: it is in state {}",
             v.name, v.state
         )));
@@ -212,11 +213,11 @@ pub async fn vm_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<vm::Vm, Api
 
 /// 431 unless the VM belongs to the account that holds the IP (CloudStack
 /// forwards an account's addresses only to its own VMs).
-pub fn check_same_owner(v: &vm::Vm, owner_account: i64, what: &str) -> Result<(), ApiError> {
+pub fn check_same_owner(v: &vm::Vm, owner_account: i64, what: &str) -> Result<(), Error> {
     if v.account_id == owner_account {
         return Ok(());
     }
-    Err(ApiError::param(format!(
+    Err(Error::invalid(format!(
         "Virtual machine {} and {what} belong to different accounts",
         v.name
     )))
@@ -231,7 +232,7 @@ pub async fn nat_target(
     params: &Params,
     ip: &vlan::PublicIp,
     vm_uuid: &str,
-) -> Result<(vm::Vm, Option<network::Network>, Option<String>), ApiError> {
+) -> Result<(vm::Vm, Option<network::Network>, Option<String>), Error> {
     let target = vm_by_uuid(ctx, "virtualmachineid", vm_uuid).await?;
     check_same_owner(
         &target,
@@ -244,7 +245,7 @@ pub async fn nat_target(
 }
 
 /// The VM's live NICs, with their tiers.
-pub async fn vm_nics(db: &Db, vm_id: i64) -> Result<Vec<router::Nic>, ApiError> {
+pub async fn vm_nics(db: &Db, vm_id: i64) -> Result<Vec<router::Nic>, Error> {
     Ok(router::nics_of(db, router::NicOwner::Vm(vm_id)).await?)
 }
 
@@ -256,7 +257,7 @@ pub async fn rule_tier(
     v: &vpc::Vpc,
     asked: Option<&network::Network>,
     target: Option<&vm::Vm>,
-) -> Result<network::Network, ApiError> {
+) -> Result<network::Network, Error> {
     if let Some(t) = asked {
         check_tier_of_vpc(t, v)?;
     }
@@ -278,7 +279,7 @@ pub async fn rule_tier(
         _ => rules::ip::bind_tier(&rules_view, asked.map(|t| &t.id)).map_err(|e| {
             // The rule names internal ids; the API names UUIDs.
             match (ip.associated_network_id, asked) {
-                (Some(_), Some(t)) => ApiError::param(format!(
+                (Some(_), Some(t)) => Error::invalid(format!(
                     "ip address {} is associated with another tier, not with networkid {}",
                     ip.public_ip_address, t.uuid
                 )),
@@ -292,11 +293,7 @@ pub async fn rule_tier(
 }
 
 /// 431 unless the tier's offering gives `service`.
-pub async fn check_service(
-    db: &Db,
-    tier: &network::Network,
-    service: &str,
-) -> Result<(), ApiError> {
+pub async fn check_service(db: &Db, tier: &network::Network, service: &str) -> Result<(), Error> {
     let services = offering::network_offering_services(db, tier.network_offering_id).await?;
     let names: Vec<&str> = services.iter().map(|s| s.service.as_str()).collect();
     rules::ip::check_tier_service(&tier.name, service, &names)
@@ -309,7 +306,7 @@ pub async fn vm_target(
     target: &vm::Vm,
     tier: &network::Network,
     vmguestip: Option<&str>,
-) -> Result<Ipv4Addr, ApiError> {
+) -> Result<Ipv4Addr, Error> {
     let nics = vm_nics(db, target.id).await?;
     let tiers: Vec<String> = nics
         .iter()
@@ -321,7 +318,7 @@ pub async fn vm_target(
         .iter()
         .find(|n| n.network_id == tier.id && n.ip4_address.is_some())
         .ok_or_else(|| {
-            ApiError::param(format!(
+            Error::invalid(format!(
                 "Virtual machine {} has no address in tier {}",
                 target.name, tier.name
             ))
@@ -332,7 +329,7 @@ pub async fn vm_target(
 
 /// After a rule on the IP went: an IP with no rule left and no static NAT is
 /// no longer bound to a tier (§3.5).
-pub async fn unbind_if_unused<'a>(ex: impl Into<Exec<'a>>, ip_id: i64) -> Result<(), ApiError> {
+pub async fn unbind_if_unused<'a>(ex: impl Into<Exec<'a>>, ip_id: i64) -> Result<(), Error> {
     let mut ex = ex.into();
     if !live_rules_on_ip(ex.reborrow(), ip_id).await?.is_empty() {
         return Ok(());
@@ -349,7 +346,7 @@ pub async fn unbind_if_unused<'a>(ex: impl Into<Exec<'a>>, ip_id: i64) -> Result
 
 /// Bumps the router's generation in a transaction of its own (for jobs whose
 /// rows were written by their request).
-pub async fn bump(db: &Db, vpc_id: i64) -> Result<Option<Generation>, ApiError> {
+pub async fn bump(db: &Db, vpc_id: i64) -> Result<Option<Generation>, Error> {
     let mut tx = db.begin().await?;
     let g = provision::bump(&mut tx, vpc_id).await?;
     tx.commit().await?;
@@ -361,7 +358,7 @@ pub async fn push_port_forwards(
     app: &App,
     vpc_id: i64,
     g: Option<Generation>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     provision::push(&app.db, &app.network, vpc_id, g, |e, s, g| {
         Box::pin(async move { e.apply_port_forwards(&s.router, g, &s.port_forwards).await })
     })
@@ -369,11 +366,7 @@ pub async fn push_port_forwards(
 }
 
 /// Pushes the VPC's whole static NAT list.
-pub async fn push_static_nats(
-    app: &App,
-    vpc_id: i64,
-    g: Option<Generation>,
-) -> Result<(), ApiError> {
+pub async fn push_static_nats(app: &App, vpc_id: i64, g: Option<Generation>) -> Result<(), Error> {
     provision::push(&app.db, &app.network, vpc_id, g, |e, s, g| {
         Box::pin(async move { e.apply_static_nats(&s.router, g, &s.static_nats).await })
     })
@@ -381,7 +374,7 @@ pub async fn push_static_nats(
 }
 
 /// Pushes the VPC's whole load balancer list.
-pub async fn push_lb_rules(app: &App, vpc_id: i64, g: Option<Generation>) -> Result<(), ApiError> {
+pub async fn push_lb_rules(app: &App, vpc_id: i64, g: Option<Generation>) -> Result<(), Error> {
     provision::push(&app.db, &app.network, vpc_id, g, |e, s, g| {
         Box::pin(async move { e.apply_lb_rules(&s.router, g, &s.lb_rules).await })
     })
@@ -390,11 +383,7 @@ pub async fn push_lb_rules(app: &App, vpc_id: i64, g: Option<Generation>) -> Res
 
 /// Pushes the VPC's port forwarding, static NAT and load balancer lists
 /// (after rules of several kinds went at once).
-pub async fn push_nat_and_lb(
-    app: &App,
-    vpc_id: i64,
-    g: Option<Generation>,
-) -> Result<(), ApiError> {
+pub async fn push_nat_and_lb(app: &App, vpc_id: i64, g: Option<Generation>) -> Result<(), Error> {
     provision::push(&app.db, &app.network, vpc_id, g, |e, s, g| {
         Box::pin(async move {
             e.apply_port_forwards(&s.router, g, &s.port_forwards)
@@ -412,7 +401,7 @@ pub async fn push_ip(
     vpc_id: i64,
     ip_uuid: &str,
     g: Option<Generation>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let ip_uuid = ip_uuid.to_string();
     provision::push(&app.db, &app.network, vpc_id, g, move |e, s, g| {
         Box::pin(async move {
@@ -435,20 +424,20 @@ pub async fn released_view(
     db: &Db,
     ip: &vlan::PublicIp,
     nic: Option<(u32, String)>,
-) -> Result<Option<PublicIpView>, ApiError> {
+) -> Result<Option<PublicIpView>, Error> {
     let Some((nic_index, mac)) = nic else {
         return Ok(None);
     };
     let range = vlan::range_by_id(db, ip.vlan_db_id)
         .await?
-        .ok_or_else(|| ApiError::internal("the public range of an address is gone"))?;
+        .ok_or_else(|| Error::internal("the public range of an address is gone"))?;
     let id = uuid::Uuid::parse_str(&ip.uuid)
-        .map_err(|_| ApiError::internal(format!("stored UUID {:?} is not valid", ip.uuid)))?;
+        .map_err(|_| Error::internal(format!("stored UUID {:?} is not valid", ip.uuid)))?;
     Ok(Some(PublicIpView {
         id,
         address: address(&ip.public_ip_address)?,
         prefix: crate::orchestration::model::netmask_to_prefix(&range.netmask)
-            .ok_or_else(|| ApiError::internal("a public range has a bad netmask"))?,
+            .ok_or_else(|| Error::internal("a public range has a bad netmask"))?,
         gateway: address(&range.gateway)?,
         nic_index,
         mac,
@@ -468,7 +457,7 @@ pub async fn push_release(
     ip: &vlan::PublicIp,
     had: Had,
     g: Option<Generation>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let Some(g) = g else { return Ok(()) };
     // The public NIC, from the router's state.
     let nic = provision::state::load(&app.db, vpc_id)

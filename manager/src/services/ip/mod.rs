@@ -14,7 +14,8 @@ pub mod views;
 
 use serde_json::json;
 
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::provision;
 use crate::rules;
 use crate::server::jobs::{JobBody, JobCtx};
@@ -154,11 +155,11 @@ pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
 }
 
 /// A live VPC by UUID that the caller may use.
-async fn vpc_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<vpc::Vpc, ApiError> {
+async fn vpc_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<vpc::Vpc, Error> {
     let v = vpc::get_by_uuid(&ctx.app.db, uuid)
         .await?
         .filter(|v| v.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id(name, uuid))?;
+        .ok_or_else(|| Error::invalid_id(name, uuid))?;
     check_access(
         ctx,
         v.account_id,
@@ -172,7 +173,7 @@ async fn vpc_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<vpc::Vpc, ApiE
 async fn target_of(
     ctx: &Ctx,
     params: &Params,
-) -> Result<(vpc::Vpc, Option<network::Network>), ApiError> {
+) -> Result<(vpc::Vpc, Option<network::Network>), Error> {
     let tier = common::tier_param(ctx, params, "networkid").await?;
     let asked = match params.uuid("vpcid")? {
         Some(id) => Some(vpc_by_uuid(ctx, "vpcid", &id.to_string()).await?),
@@ -181,7 +182,7 @@ async fn target_of(
     let v = match (&tier, asked) {
         (Some(t), asked) => {
             let vpc_id = t.vpc_id.ok_or_else(|| {
-                ApiError::param(format!(
+                Error::invalid(format!(
                     "Network {} is not a VPC tier; only VPC networks exist here",
                     t.uuid
                 ))
@@ -189,11 +190,11 @@ async fn target_of(
             let v = vpc::get_by_id(&ctx.app.db, vpc_id)
                 .await?
                 .filter(|v| v.removed.is_none())
-                .ok_or_else(|| ApiError::param("The VPC of the network is gone"))?;
+                .ok_or_else(|| Error::invalid("The VPC of the network is gone"))?;
             if let Some(asked) = asked
                 && asked.id != v.id
             {
-                return Err(ApiError::param(format!(
+                return Err(Error::invalid(format!(
                     "Network {} is a tier of VPC {}, not of vpcid {}",
                     t.uuid, v.uuid, asked.uuid
                 )));
@@ -202,7 +203,7 @@ async fn target_of(
         }
         (None, Some(v)) => v,
         (None, None) => {
-            return Err(ApiError::param(
+            return Err(Error::invalid(
                 "vpcid is required to acquire a public ip address (or networkid of a VPC tier): \
                  addresses are acquired for VPCs",
             ));
@@ -212,14 +213,13 @@ async fn target_of(
 }
 
 /// 533 (InsufficientAddressCapacityException) when no address is free.
-fn no_free_address(zone: &str, asked: Option<std::net::Ipv4Addr>) -> ApiError {
+fn no_free_address(zone: &str, asked: Option<std::net::Ipv4Addr>) -> Error {
     match asked {
-        Some(a) => ApiError::param(format!(
+        Some(a) => Error::invalid(format!(
             "ip address {a} is not a free public address of zone {zone}"
         )),
-        None => ApiError::new(
-            533,
-            4320,
+        None => Error::insufficient(
+            crate::error::Capacity::PublicAddress,
             format!("Insufficient address capacity: no free public ip address in zone {zone}"),
         ),
     }
@@ -233,9 +233,9 @@ handler!(associate_ip, |ctx, params| {
         let z = zone::get_by_uuid(db, &zone_id.to_string())
             .await?
             .filter(|z| z.removed.is_none())
-            .ok_or_else(|| ApiError::invalid_id("zoneid", &zone_id.to_string()))?;
+            .ok_or_else(|| Error::invalid_id("zoneid", &zone_id.to_string()))?;
         if z.id != v.zone_id {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "VPC {} is in another zone than zoneid {}",
                 v.uuid, z.uuid
             )));
@@ -246,7 +246,7 @@ handler!(associate_ip, |ctx, params| {
     if params.string("account")?.is_some_and(|a| !a.is_empty()) {
         let asked = owner(ctx, params).await?;
         if asked.account_id != v.account_id {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "VPC {} belongs to another account than {}; addresses of a VPC belong to its owner",
                 v.uuid, asked.account_name
             )));
@@ -343,7 +343,7 @@ job_body!(associate_ip_job, |job, info| {
 });
 
 /// The held address named by `id` or `ipaddress` (exactly one).
-async fn address_param(ctx: &Ctx, params: &Params) -> Result<vlan::PublicIp, ApiError> {
+async fn address_param(ctx: &Ctx, params: &Params) -> Result<vlan::PublicIp, Error> {
     let id = params.uuid("id")?;
     let address = params.string("ipaddress")?.filter(|a| !a.is_empty());
     match (id, address) {
@@ -364,22 +364,22 @@ async fn address_param(ctx: &Ctx, params: &Params) -> Result<vlan::PublicIp, Api
             .into_iter()
             .next()
             .ok_or_else(|| {
-                ApiError::param(format!("ip address {address} is not an acquired address"))
+                Error::invalid(format!("ip address {address} is not an acquired address"))
             })?;
             common::check_ip_access(ctx, &found).await?;
             Ok(found)
         }
-        (Some(_), Some(_)) => Err(ApiError::param(
+        (Some(_), Some(_)) => Err(Error::invalid(
             "id and ipaddress are mutually exclusive: give one of them",
         )),
-        (None, None) => Err(ApiError::param(
+        (None, None) => Err(Error::invalid(
             "Either id or ipaddress must be given to release an ip address",
         )),
     }
 }
 
 /// §3.5: the source NAT address stays while its VPC exists.
-async fn check_releasable(db: &crate::store::Db, ip: &vlan::PublicIp) -> Result<(), ApiError> {
+async fn check_releasable(db: &crate::store::Db, ip: &vlan::PublicIp) -> Result<(), Error> {
     let vpc_exists = match ip.vpc_id {
         Some(id) => vpc::get_by_id(db, id)
             .await?
@@ -406,7 +406,7 @@ handler!(disassociate_ip, |ctx, params| {
 /// state, and never handed out) in one transaction; the router drops the
 /// rules and the address; then it is Free. When the router fails, the
 /// address stays Releasing and a new disassociateIpAddress finishes the job.
-async fn release(job: &JobCtx, ip_id: i64) -> Result<(), ApiError> {
+async fn release(job: &JobCtx, ip_id: i64) -> Result<(), Error> {
     let app = &job.app;
     let Some(ip) = vlan::ip_by_id(&app.db, ip_id)
         .await?
@@ -480,7 +480,7 @@ handler!(list_ips, |ctx, params| {
         let id = id.to_string();
         let v = vpc::get_by_uuid(db, &id)
             .await?
-            .ok_or_else(|| ApiError::invalid_id("vpcid", &id))?;
+            .ok_or_else(|| Error::invalid_id("vpcid", &id))?;
         check_access(
             ctx,
             v.account_id,
@@ -494,7 +494,7 @@ handler!(list_ips, |ctx, params| {
             let id = id.to_string();
             let n = network::get_by_uuid(db, &id)
                 .await?
-                .ok_or_else(|| ApiError::invalid_id(name, &id))?;
+                .ok_or_else(|| Error::invalid_id(name, &id))?;
             check_access(
                 ctx,
                 n.account_id,
@@ -508,7 +508,7 @@ handler!(list_ips, |ctx, params| {
         let id = id.to_string();
         let z = zone::get_by_uuid(db, &id)
             .await?
-            .ok_or_else(|| ApiError::invalid_id("zoneid", &id))?;
+            .ok_or_else(|| Error::invalid_id("zoneid", &id))?;
         filter.zone_id = Some(z.id);
     }
     let vlan_range = match params.uuid("vlanid")? {
@@ -517,7 +517,7 @@ handler!(list_ips, |ctx, params| {
             Some(
                 vlan::range_by_uuid(db, &id)
                     .await?
-                    .ok_or_else(|| ApiError::invalid_id("vlanid", &id))?
+                    .ok_or_else(|| Error::invalid_id("vlanid", &id))?
                     .id,
             )
         }
@@ -588,14 +588,15 @@ mod tests {
 
     #[test]
     fn an_empty_pool_is_a_capacity_error_a_taken_address_a_parameter_error() {
-        let e = no_free_address("z1", None);
+        let e = crate::api::ApiError::from(no_free_address("z1", None));
         assert_eq!((e.code, e.cs_code), (533, 4320));
         assert!(
             e.text.contains("Insufficient address capacity"),
             "{}",
             e.text
         );
-        let e = no_free_address("z1", Some("203.0.113.9".parse().unwrap()));
+        let e =
+            crate::api::ApiError::from(no_free_address("z1", Some("203.0.113.9".parse().unwrap())));
         assert_eq!(e.code, 431);
         assert!(e.text.contains("203.0.113.9 is not a free"), "{}", e.text);
     }

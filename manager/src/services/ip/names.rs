@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use super::common::live_rules_on_ip;
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::store::{Db, account, domain, network, rule, vlan, vm, vpc, zone};
 
 /// Names of the objects response fields refer to, looked up once per list.
@@ -49,7 +49,7 @@ async fn fill<T>(
     ids: &[i64],
     id_of: impl Fn(&T) -> i64,
     load: impl AsyncFnOnce(&[i64]) -> Result<Vec<T>, crate::store::StoreError>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let mut missing: Vec<i64> = ids
         .iter()
         .copied()
@@ -72,7 +72,7 @@ async fn fill<T>(
 macro_rules! cached {
     ($name:ident, $field:ident, $ty:ty, $fetch:expr) => {
         /// The row with this id (removed or not), looked up once.
-        pub async fn $name(&mut self, db: &Db, id: i64) -> Result<Option<&$ty>, ApiError> {
+        pub async fn $name(&mut self, db: &Db, id: i64) -> Result<Option<&$ty>, Error> {
             if !self.$field.contains_key(&id) {
                 let row = $fetch(db, id).await?;
                 self.$field.insert(id, row);
@@ -101,7 +101,7 @@ impl Names {
     /// Loads every row `wanted` names that is not cached yet, one statement
     /// per table: the views of a page then find them all in the cache
     /// instead of asking once per row.
-    pub async fn preload(&mut self, db: &Db, wanted: Wanted) -> Result<(), ApiError> {
+    pub async fn preload(&mut self, db: &Db, wanted: Wanted) -> Result<(), Error> {
         fill(
             &mut self.ips,
             &wanted.ips,
@@ -194,7 +194,7 @@ impl Names {
     }
 
     /// Whether address `ip_id` has live rules (not being revoked).
-    pub async fn has_live_rules(&mut self, db: &Db, ip_id: i64) -> Result<bool, ApiError> {
+    pub async fn has_live_rules(&mut self, db: &Db, ip_id: i64) -> Result<bool, Error> {
         if let Some(has) = self.has_rules.get(&ip_id) {
             return Ok(*has);
         }
@@ -209,7 +209,7 @@ impl Names {
         db: &Db,
         account_id: Option<i64>,
         domain_id: Option<i64>,
-    ) -> Result<serde_json::Value, ApiError> {
+    ) -> Result<serde_json::Value, Error> {
         let account = match account_id {
             Some(id) => self.account(db, id).await?.map(|a| a.account_name.clone()),
             None => None,

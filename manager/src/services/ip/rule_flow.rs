@@ -8,17 +8,17 @@ use std::future::Future;
 use serde_json::{Value, json};
 
 use super::common::{self, vpc_sync};
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::provision::Generation;
 use crate::server::{App, Ctx, Reply};
 use crate::store::{Db, rule};
 
 /// The VPC of a rule (through its tier).
-pub async fn vpc_of_rule(db: &Db, r: &rule::Rule) -> Result<i64, ApiError> {
+pub async fn vpc_of_rule(db: &Db, r: &rule::Rule) -> Result<i64, Error> {
     common::tier_by_id(db, r.network_id)
         .await?
         .vpc_id
-        .ok_or_else(|| ApiError::internal("a rule's tier has no VPC"))
+        .ok_or_else(|| Error::internal("a rule's tier has no VPC"))
 }
 
 /// The rule and the VPC a rule job works on (its info's `rule` and `vpc`).
@@ -31,7 +31,7 @@ pub fn job_ids(info: &Value) -> (i64, i64) {
 
 /// Submits the job of a change to rule `r` (info `{rule, vpc}`), serialized
 /// with the VPC's other jobs; `object` is the job's instance type.
-pub async fn submit_rule_job(ctx: &Ctx, object: &str, r: &rule::Rule) -> Result<Reply, ApiError> {
+pub async fn submit_rule_job(ctx: &Ctx, object: &str, r: &rule::Rule) -> Result<Reply, Error> {
     let vpc_id = vpc_of_rule(&ctx.app.db, r).await?;
     let job_id = ctx
         .submit_job(
@@ -52,7 +52,7 @@ pub async fn submit_created(
     what: &str,
     created: rule::Rule,
     vpc_id: i64,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, Error> {
     let submitted = ctx
         .submit_job(
             json!({ "rule": created.id, "vpc": vpc_id }),
@@ -93,10 +93,10 @@ pub async fn push_created<F, Fut>(
     r: &rule::Rule,
     what: &str,
     push: F,
-) -> Result<(), ApiError>
+) -> Result<(), Error>
 where
     F: FnOnce(Option<Generation>) -> Fut,
-    Fut: Future<Output = Result<(), ApiError>>,
+    Fut: Future<Output = Result<(), Error>>,
 {
     let g = common::bump(&app.db, vpc_id).await?;
     if let Err(e) = push(g).await {
@@ -110,10 +110,10 @@ where
 /// The job that deletes a rule (PF or LB): under the VPC's lock, withdraws
 /// the rule from the router (see [`revoke`]); a rule deleted meanwhile (e.g.
 /// with its address) leaves nothing to do.
-pub async fn delete_job<F, Fut>(app: &App, info: &Value, push: F) -> Result<Value, ApiError>
+pub async fn delete_job<F, Fut>(app: &App, info: &Value, push: F) -> Result<Value, Error>
 where
     F: FnOnce(i64, Option<Generation>) -> Fut,
-    Fut: Future<Output = Result<(), ApiError>>,
+    Fut: Future<Output = Result<(), Error>>,
 {
     let (id, vpc_id) = job_ids(info);
     let _guard = app.network.lock_vpc(vpc_id).await;
@@ -130,10 +130,10 @@ where
 /// Withdraws a rule (PF or LB) from the router: Revoke (off the router's
 /// state), push the whole list, then remove the row and unbind the address
 /// when it was its last rule. A failed push restores the rule's state.
-pub async fn revoke<F, Fut>(app: &App, vpc_id: i64, r: &rule::Rule, push: F) -> Result<(), ApiError>
+pub async fn revoke<F, Fut>(app: &App, vpc_id: i64, r: &rule::Rule, push: F) -> Result<(), Error>
 where
     F: FnOnce(Option<Generation>) -> Fut,
-    Fut: Future<Output = Result<(), ApiError>>,
+    Fut: Future<Output = Result<(), Error>>,
 {
     let mut tx = app.db.begin().await?;
     rule::set_state(&mut tx, r.id, rule::STATE_REVOKE).await?;

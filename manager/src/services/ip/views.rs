@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::common::{Names, merge};
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::server::registry::{FieldSpec, field};
 use crate::server::{Caller, date};
 use crate::store::{Db, vlan};
@@ -15,7 +15,7 @@ pub async fn ip_view(
     caller: &Caller,
     names: &mut Names,
     ip: &vlan::PublicIp,
-) -> Result<Value, ApiError> {
+) -> Result<Value, Error> {
     let zone = names
         .zone(db, ip.zone_id)
         .await?

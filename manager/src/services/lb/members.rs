@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::rule::{lb_by_uuid, reload};
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::server::jobs::JobBody;
 use crate::server::registry::{ALL, CommandSpec, Kind, ParamType::*, opt, req};
 use crate::server::{Ctx, Reply, date, page, page_of};
@@ -26,7 +27,7 @@ async fn targets(
     ctx: &Ctx,
     params: &Params,
     r: &rule::Rule,
-) -> Result<Vec<(vm::Vm, Member)>, ApiError> {
+) -> Result<Vec<(vm::Vm, Member)>, Error> {
     let db = &ctx.app.db;
     let mut asked: Vec<(std::string::String, Option<std::string::String>)> = params
         .uuid_list("virtualmachineids")?
@@ -36,15 +37,15 @@ async fn targets(
         .collect();
     for entry in params.map("vmidipmap")? {
         let vmid = entry.get("vmid").ok_or_else(|| {
-            ApiError::param("each vmidipmap entry needs a vmid (and optionally a vmip)")
+            Error::invalid("each vmidipmap entry needs a vmid (and optionally a vmip)")
         })?;
         let parsed = uuid::Uuid::parse_str(vmid.trim())
-            .map_err(|_| ApiError::invalid_id("vmidipmap", vmid))?
+            .map_err(|_| Error::invalid_id("vmidipmap", vmid))?
             .to_string();
         asked.push((parsed, entry.get("vmip").cloned()));
     }
     if asked.is_empty() {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "virtualmachineids or vmidipmap must name at least one virtual machine",
         ));
     }
@@ -65,7 +66,7 @@ async fn targets(
 /// Checks the members asked for against the rule's current ones (to add:
 /// none may be assigned already; to remove: each must be) and submits the
 /// job that changes them.
-async fn submit_members(ctx: &Ctx, params: &Params, add: bool) -> Result<Reply, ApiError> {
+async fn submit_members(ctx: &Ctx, params: &Params, add: bool) -> Result<Reply, Error> {
     let id = params.required_uuid(ctx.command, "id")?.to_string();
     let r = lb_by_uuid(ctx, "id", &id).await?;
     let vpc_id = rule_flow::vpc_of_rule(&ctx.app.db, &r).await?;
@@ -73,7 +74,7 @@ async fn submit_members(ctx: &Ctx, params: &Params, add: bool) -> Result<Reply, 
     let existing = rule::members_with_vms(&ctx.app.db, r.id).await?;
     for (target, (vm_id, ip)) in &wanted {
         if add && existing.iter().any(|m| &m.instance_ip == ip) {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "Virtual machine {} ({ip}) is already assigned to load balancer rule {}",
                 target.name, r.uuid
             )));
@@ -83,7 +84,7 @@ async fn submit_members(ctx: &Ctx, params: &Params, add: bool) -> Result<Reply, 
                 .iter()
                 .any(|m| &m.instance_ip == ip && m.vm_id.is_none_or(|v| v == *vm_id))
         {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "Virtual machine {} ({ip}) is not assigned to load balancer rule {}",
                 target.name, r.uuid
             )));
@@ -118,7 +119,7 @@ async fn change_members(
     job: &crate::server::jobs::JobCtx,
     info: &Value,
     add: bool,
-) -> Result<Value, ApiError> {
+) -> Result<Value, Error> {
     let app = &job.app;
     let (id, vpc_id) = rule_flow::job_ids(info);
     let _guard = app.network.lock_vpc(vpc_id).await;
@@ -165,7 +166,7 @@ job_body!(remove_job, |job, info| {
 
 /// A VM as listLoadBalancerRuleInstances shows it (the main fields of
 /// CloudStack's UserVmResponse, with its NICs).
-async fn vm_view(db: &Db, names: &mut Names, v: &vm::Vm) -> Result<Value, ApiError> {
+async fn vm_view(db: &Db, names: &mut Names, v: &vm::Vm) -> Result<Value, Error> {
     let zone = names
         .zone(db, v.zone_id)
         .await?

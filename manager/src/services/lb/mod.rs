@@ -9,7 +9,7 @@ pub mod rule;
 
 use serde_json::{Value, json};
 
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::server::jobs::JobBody;
 use crate::server::registry::{CommandSpec, FieldSpec, field};
 use crate::services::ip::common::{Names, merge};
@@ -31,7 +31,7 @@ pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
 
 /// A load balancer rule as the API shows it (LoadBalancerResponse: ports and
 /// `cidrlist` are strings).
-pub async fn lb_view(db: &Db, names: &mut Names, r: &store::rule::Rule) -> Result<Value, ApiError> {
+pub async fn lb_view(db: &Db, names: &mut Names, r: &store::rule::Rule) -> Result<Value, Error> {
     let lb = names.load_balancer(db, r.id).await?.cloned();
     let ip = names
         .ip(db, r.ip_address_id)

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::{lb_fields, lb_view};
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::rules;
 use crate::rules::ip::{PortRule, RulePurpose};
 use crate::server::jobs::JobBody;
@@ -18,11 +18,11 @@ use crate::store::{Db, Page, network, rule, vlan, vm};
 use crate::{handler, job_body};
 
 /// The live load balancer rule named by `uuid`, which the caller may change.
-pub async fn lb_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<rule::Rule, ApiError> {
+pub async fn lb_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<rule::Rule, Error> {
     let r = rule::get_by_uuid(&ctx.app.db, uuid)
         .await?
         .filter(|r| r.removed.is_none() && r.purpose == rule::PURPOSE_LOAD_BALANCING)
-        .ok_or_else(|| ApiError::invalid_id(name, uuid))?;
+        .ok_or_else(|| Error::invalid_id(name, uuid))?;
     check_access(
         ctx,
         r.account_id,
@@ -33,16 +33,16 @@ pub async fn lb_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<rule::Rule,
 }
 
 /// A live rule again, by internal id.
-pub async fn reload(db: &Db, id: i64) -> Result<rule::Rule, ApiError> {
+pub async fn reload(db: &Db, id: i64) -> Result<rule::Rule, Error> {
     rule::get_by_id(db, id)
         .await?
         .filter(|r| r.removed.is_none())
-        .ok_or_else(|| ApiError::param("The load balancer rule was deleted meanwhile"))
+        .ok_or_else(|| Error::invalid("The load balancer rule was deleted meanwhile"))
 }
 
 /// The tier that already serves public load balancing in the VPC, if any
 /// (only one may, §2.5).
-async fn lb_tier_of_vpc(db: &Db, vpc_id: i64) -> Result<Option<network::Network>, ApiError> {
+async fn lb_tier_of_vpc(db: &Db, vpc_id: i64) -> Result<Option<network::Network>, Error> {
     let filter = rule::RuleFilter {
         vpc_id: Some(vpc_id),
         purpose: Some(rule::PURPOSE_LOAD_BALANCING.into()),
@@ -65,10 +65,10 @@ handler!(create_lb, |ctx, params| {
     let algorithm = params.required_string(ctx.command, "algorithm")?;
     let public_port = params
         .long("publicport")?
-        .ok_or_else(|| ApiError::missing_param(ctx.command, "publicport"))?;
+        .ok_or_else(|| Error::missing_param(ctx.command, "publicport"))?;
     let private_port = params
         .long("privateport")?
-        .ok_or_else(|| ApiError::missing_param(ctx.command, "privateport"))?;
+        .ok_or_else(|| Error::missing_param(ctx.command, "privateport"))?;
     let description = params.string("description")?;
     let protocol = params.string("protocol")?;
     let checked = rules::lb::validate_load_balancer(&rules::lb::NewLoadBalancer {
@@ -81,7 +81,7 @@ handler!(create_lb, |ctx, params| {
     })?;
     let transport = checked.protocol.vpc_router_transport()?;
     if params.boolean("openfirewall")? == Some(true) {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "openfirewall=true is not supported for ip addresses of a VPC: there is no \
              firewall service, use the tier's network ACL instead",
         ));
@@ -93,7 +93,7 @@ handler!(create_lb, |ctx, params| {
         .map(|c| rules::parse_ipv4_cidr("cidrlist", c).map(|c| c.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
     let ip_id = params.uuid("publicipid")?.ok_or_else(|| {
-        ApiError::param(
+        Error::invalid(
             "publicipid is required: the VPC virtual router balances on a public ip address \
              acquired for the VPC (associateIpAddress vpcid=...)",
         )
@@ -198,7 +198,7 @@ job_body!(update_lb_job, |job, info| {
     let r = reload(&app.db, id).await?;
     let old = rule::load_balancer(&app.db, id)
         .await?
-        .ok_or_else(|| ApiError::internal("a load balancer rule lost its balancer row"))?;
+        .ok_or_else(|| Error::internal("a load balancer rule lost its balancer row"))?;
     let mut tx = app.db.begin().await?;
     rule::update_load_balancer(
         &mut tx,
@@ -242,7 +242,7 @@ async fn matches(
     name: Option<&str>,
     keyword: Option<&str>,
     vm_id: Option<i64>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     let lb_name = rule::load_balancer(db, r.id)
         .await?
         .map(|l| l.name)
@@ -269,13 +269,13 @@ handler!(list_lb, |ctx, params| {
         let id = id.to_string();
         crate::store::zone::get_by_uuid(db, &id)
             .await?
-            .ok_or_else(|| ApiError::invalid_id("zoneid", &id))?;
+            .ok_or_else(|| Error::invalid_id("zoneid", &id))?;
     }
     let vm_id = match params.uuid("virtualmachineid")? {
         Some(id) => Some(
             vm::get_by_uuid(db, &id.to_string())
                 .await?
-                .ok_or_else(|| ApiError::invalid_id("virtualmachineid", &id.to_string()))?
+                .ok_or_else(|| Error::invalid_id("virtualmachineid", &id.to_string()))?
                 .id,
         ),
         None => None,

@@ -6,7 +6,8 @@
 
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::rules;
 use crate::rules::ip::{PortRule, RulePurpose};
 use crate::server::jobs::JobBody;
@@ -20,7 +21,7 @@ use crate::{handler, job_body};
 
 /// A port forwarding rule as the API shows it (FirewallRuleResponse: ports
 /// and `cidrlist` are strings, as cloudstack-go expects).
-pub async fn pf_view(db: &Db, names: &mut Names, r: &rule::Rule) -> Result<Value, ApiError> {
+pub async fn pf_view(db: &Db, names: &mut Names, r: &rule::Rule) -> Result<Value, Error> {
     let ip = names
         .ip(db, r.ip_address_id)
         .await?
@@ -89,11 +90,11 @@ fn pf_fields() -> Vec<FieldSpec> {
 }
 
 /// The live port forwarding rule named by `uuid`, which the caller may change.
-async fn pf_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<rule::Rule, ApiError> {
+async fn pf_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<rule::Rule, Error> {
     let r = rule::get_by_uuid(&ctx.app.db, uuid)
         .await?
         .filter(|r| r.removed.is_none() && r.purpose == rule::PURPOSE_PORT_FORWARDING)
-        .ok_or_else(|| ApiError::invalid_id(name, uuid))?;
+        .ok_or_else(|| Error::invalid_id(name, uuid))?;
     check_access(
         ctx,
         r.account_id,
@@ -104,11 +105,11 @@ async fn pf_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<rule::Rule, Api
 }
 
 /// A live rule again, by internal id (jobs re-read what the request stored).
-async fn reload(db: &Db, id: i64) -> Result<rule::Rule, ApiError> {
+async fn reload(db: &Db, id: i64) -> Result<rule::Rule, Error> {
     rule::get_by_id(db, id)
         .await?
         .filter(|r| r.removed.is_none())
-        .ok_or_else(|| ApiError::param("The rule was deleted meanwhile"))
+        .ok_or_else(|| Error::invalid("The rule was deleted meanwhile"))
 }
 
 handler!(create_pf, |ctx, params| {
@@ -122,10 +123,10 @@ handler!(create_pf, |ctx, params| {
     let protocol = params.required_string(ctx.command, "protocol")?;
     let public_port = params
         .long("publicport")?
-        .ok_or_else(|| ApiError::missing_param(ctx.command, "publicport"))?;
+        .ok_or_else(|| Error::missing_param(ctx.command, "publicport"))?;
     let private_port = params
         .long("privateport")?
-        .ok_or_else(|| ApiError::missing_param(ctx.command, "privateport"))?;
+        .ok_or_else(|| Error::missing_param(ctx.command, "privateport"))?;
     let cidrs = params.list("cidrlist")?.unwrap_or_default();
     let cidr_refs: Vec<&str> = cidrs.iter().map(|c| c.as_str()).collect();
     let ip = held_ip(ctx, "ipaddressid", &ip_id).await?;
@@ -222,7 +223,7 @@ async fn new_destination(
     ctx: &Ctx,
     params: &Params,
     r: &rule::Rule,
-) -> Result<(std::string::String, i64, i64, Option<i64>), ApiError> {
+) -> Result<(std::string::String, i64, i64, Option<i64>), Error> {
     let db = &ctx.app.db;
     let old_start = r.dest_start_port.unwrap_or_default();
     let old_end = r.dest_end_port.unwrap_or(old_start);
@@ -241,7 +242,7 @@ async fn new_destination(
         1,
     )?;
     if private.len() != public.len() {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Public port range {public} and private port range {private} must have the same \
              number of ports ({} vs {})",
             public.len(),
@@ -343,7 +344,7 @@ pub async fn rule_filter(
     params: &Params,
     purpose: &str,
     ip_param: &str,
-) -> Result<rule::RuleFilter, ApiError> {
+) -> Result<rule::RuleFilter, Error> {
     let scope = list_scope(ctx, params).await?;
     let mut filter = rule::RuleFilter {
         purpose: Some(purpose.to_string()),

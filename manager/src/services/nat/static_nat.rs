@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::handler;
 use crate::job_body;
 use crate::provision;
@@ -92,11 +92,11 @@ handler!(disable_static_nat, |ctx, params| {
     Ok(Reply::Job { job_id })
 });
 
-fn check_has_static_nat(ip: &vlan::PublicIp) -> Result<(), ApiError> {
+fn check_has_static_nat(ip: &vlan::PublicIp) -> Result<(), Error> {
     if ip.one_to_one_nat {
         return Ok(());
     }
-    Err(ApiError::param(format!(
+    Err(Error::invalid(format!(
         "Specified IP address id is not associated with any vm Id: static nat is not enabled on \
          ip address {}",
         ip.public_ip_address

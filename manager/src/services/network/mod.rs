@@ -15,7 +15,8 @@ mod traffic;
 pub use physical::parse_vnet_range;
 pub use ranges::normalize_public_vlan;
 
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::server::jobs::JobBody;
 use crate::server::registry::{
     CommandSpec, FieldSpec, Handler, Kind, ParamSpec, ParamType::*, ROOT, opt,
@@ -31,7 +32,7 @@ const MAX_VLAN: u64 = 4094;
 async fn zone_uuid_and_name(
     db: &Db,
     zone_id: i64,
-) -> Result<Option<(std::string::String, std::string::String)>, ApiError> {
+) -> Result<Option<(std::string::String, std::string::String)>, Error> {
     Ok(zone::get_by_id(db, zone_id)
         .await?
         .map(|z| (z.uuid, z.name)))
@@ -88,11 +89,7 @@ pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
 // ---------------------------------------------------------------- parameters
 
 /// The live zone named by parameter `name`, if given.
-async fn zone_param(
-    ctx: &Ctx,
-    params: &Params,
-    name: &str,
-) -> Result<Option<zone::Zone>, ApiError> {
+async fn zone_param(ctx: &Ctx, params: &Params, name: &str) -> Result<Option<zone::Zone>, Error> {
     let Some(id) = params.uuid(name)? else {
         return Ok(None);
     };
@@ -100,7 +97,7 @@ async fn zone_param(
     let z = zone::get_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|z| z.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id(name, &id))?;
+        .ok_or_else(|| Error::invalid_id(name, &id))?;
     Ok(Some(z))
 }
 
@@ -109,7 +106,7 @@ async fn physnet_param(
     ctx: &Ctx,
     params: &Params,
     name: &str,
-) -> Result<Option<zone::PhysicalNetwork>, ApiError> {
+) -> Result<Option<zone::PhysicalNetwork>, Error> {
     let Some(id) = params.uuid(name)? else {
         return Ok(None);
     };
@@ -117,7 +114,7 @@ async fn physnet_param(
     let pn = zone::physical_network_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|p| p.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id(name, &id))?;
+        .ok_or_else(|| Error::invalid_id(name, &id))?;
     Ok(Some(pn))
 }
 
@@ -126,9 +123,9 @@ async fn required_physnet(
     ctx: &Ctx,
     params: &Params,
     name: &str,
-) -> Result<zone::PhysicalNetwork, ApiError> {
+) -> Result<zone::PhysicalNetwork, Error> {
     params.required_uuid(ctx.command, name)?;
     physnet_param(ctx, params, name)
         .await?
-        .ok_or_else(|| ApiError::missing_param(ctx.command, name))
+        .ok_or_else(|| Error::missing_param(ctx.command, name))
 }

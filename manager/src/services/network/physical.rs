@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{MAX_VLAN, paging, required_physnet, spec, zone_param, zone_uuid_and_name};
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::server::jobs::JobBody;
 use crate::server::registry::{CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
 use crate::server::{Reply, page};
@@ -18,7 +19,7 @@ const BROADCAST_ZONE: &str = "ZONE";
 
 // ---------------------------------------------------------------- views
 
-async fn physnet_view(db: &Db, pn: &zone::PhysicalNetwork) -> Result<Value, ApiError> {
+async fn physnet_view(db: &Db, pn: &zone::PhysicalNetwork) -> Result<Value, Error> {
     let (zone_uuid, zone_name) = zone_uuid_and_name(db, pn.zone_id).await?.unzip();
     Ok(json!({
         "id": pn.uuid,
@@ -151,16 +152,16 @@ pub(super) fn job_bodies() -> Vec<(&'static str, JobBody)> {
 // ---------------------------------------------------------------- parameters
 
 /// `VLAN` or `VXLAN` from the `isolationmethods` list (default VLAN).
-fn isolation_method(params: &Params) -> Result<&'static str, ApiError> {
+fn isolation_method(params: &Params) -> Result<&'static str, Error> {
     let methods = params.list("isolationmethods")?.unwrap_or_default();
     match methods.as_slice() {
         [] => Ok("VLAN"),
         [one] if one.eq_ignore_ascii_case("vlan") => Ok("VLAN"),
         [one] if one.eq_ignore_ascii_case("vxlan") => Ok("VXLAN"),
-        [one] => Err(ApiError::param(format!(
+        [one] => Err(Error::invalid(format!(
             "isolationmethods {one} is not supported: use VLAN or VXLAN"
         ))),
-        _ => Err(ApiError::param(
+        _ => Err(Error::invalid(
             "Only one isolation method can be given for a physical network",
         )),
     }
@@ -169,14 +170,14 @@ fn isolation_method(params: &Params) -> Result<&'static str, ApiError> {
 /// Checks a guest VLAN/VNI range such as `100-199,300-310` (single ids too)
 /// for the isolation method and returns it in canonical form. The pieces may
 /// not overlap.
-pub fn parse_vnet_range(method: &str, text: &str) -> Result<std::string::String, ApiError> {
+pub fn parse_vnet_range(method: &str, text: &str) -> Result<std::string::String, Error> {
     let max = if method == "VXLAN" {
         MAX_VXLAN
     } else {
         MAX_VLAN
     };
     let bad = |why: &str| {
-        ApiError::param(format!(
+        Error::invalid(format!(
             "Invalid {method} range {text}: {why}; write start-end pairs separated by \
              commas, ids from 1 to {max}"
         ))
@@ -190,7 +191,7 @@ pub fn parse_vnet_range(method: &str, text: &str) -> Result<std::string::String,
             Some((s, e)) => (s.trim(), e.trim()),
             None => (piece, piece),
         };
-        let number = |s: &str| -> Result<u64, ApiError> {
+        let number = |s: &str| -> Result<u64, Error> {
             if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad(&format!("{s:?} is not a number")));
             }
@@ -223,12 +224,12 @@ pub fn parse_vnet_range(method: &str, text: &str) -> Result<std::string::String,
         .join(","))
 }
 
-fn state_param(params: &Params) -> Result<Option<&'static str>, ApiError> {
+fn state_param(params: &Params) -> Result<Option<&'static str>, Error> {
     match params.string("state")?.as_deref() {
         None | Some("") => Ok(None),
         Some(s) if s.eq_ignore_ascii_case("enabled") => Ok(Some("Enabled")),
         Some(s) if s.eq_ignore_ascii_case("disabled") => Ok(Some("Disabled")),
-        Some(s) => Err(ApiError::param(format!(
+        Some(s) => Err(Error::invalid(format!(
             "state {s} is neither Enabled nor Disabled"
         ))),
     }
@@ -239,7 +240,7 @@ fn state_param(params: &Params) -> Result<Option<&'static str>, ApiError> {
 handler!(create_physical_network, |ctx, params| {
     let z = zone_param(ctx, params, "zoneid")
         .await?
-        .ok_or_else(|| ApiError::missing_param(ctx.command, "zoneid"))?;
+        .ok_or_else(|| Error::missing_param(ctx.command, "zoneid"))?;
     let name = params.required_string(ctx.command, "name")?;
     let method = isolation_method(params)?;
     let vnet = match params.string("vlan")?.filter(|v| !v.is_empty()) {
@@ -251,7 +252,7 @@ handler!(create_physical_network, |ctx, params| {
         .filter(|r| !r.is_empty())
         && !range.eq_ignore_ascii_case(BROADCAST_ZONE)
     {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "broadcastdomainrange {range} is not supported: physical networks of \
              Advanced zones have the range ZONE"
         )));
@@ -262,7 +263,7 @@ handler!(create_physical_network, |ctx, params| {
         zone::create_physical_network(&ctx.app.db, z.id, &name, method, vnet.as_deref(), &[])
             .await
             .map_err(|e| match e {
-                store::StoreError::Duplicate(_) => ApiError::param(format!(
+                store::StoreError::Duplicate(_) => Error::invalid(format!(
                     "A physical network named {name} exists in zone {} already",
                     z.uuid
                 )),
@@ -299,7 +300,7 @@ job_body!(create_physical_network_job, |job, info| {
         .await?
         .filter(|p| p.removed.is_none())
         .ok_or_else(|| {
-            ApiError::param("The physical network was deleted before its creation finished")
+            Error::invalid("The physical network was deleted before its creation finished")
         })?;
     Ok(json!({ "physicalnetwork": physnet_view(db, &created).await? }))
 });
@@ -348,11 +349,11 @@ job_body!(update_physical_network_job, |job, info| {
         zone::update_physical_network(db, id, info["vnet_range"].as_str(), info["state"].as_str())
             .await?;
     if !updated {
-        return Err(ApiError::param("The physical network was deleted"));
+        return Err(Error::invalid("The physical network was deleted"));
     }
     let pn = zone::physical_network_by_id(db, id)
         .await?
-        .ok_or_else(|| ApiError::internal("physical network vanished"))?;
+        .ok_or_else(|| Error::internal("physical network vanished"))?;
     Ok(json!({ "physicalnetwork": physnet_view(db, &pn).await? }))
 });
 
@@ -378,7 +379,7 @@ job_body!(delete_physical_network_job, |job, info| {
     zone::remove_physical_network(db, id)
         .await
         .map_err(|e| match e {
-            store::StoreError::Conflict(why) => ApiError::in_use(format!(
+            store::StoreError::Conflict(why) => Error::in_use(format!(
                 "The physical network {uuid} cannot be deleted: {why}; delete them first"
             )),
             other => other.into(),
@@ -413,7 +414,10 @@ mod tests {
             "-5",
         ] {
             assert_eq!(
-                parse_vnet_range("VLAN", bad).unwrap_err().code,
+                parse_vnet_range("VLAN", bad)
+                    .map_err(crate::api::ApiError::from)
+                    .unwrap_err()
+                    .code,
                 431,
                 "{bad}"
             );

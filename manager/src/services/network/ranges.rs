@@ -6,7 +6,8 @@ use std::net::Ipv4Addr;
 use serde_json::{Value, json};
 
 use super::{MAX_VLAN, page_of, paging, physnet_param, spec, zone_param, zone_uuid_and_name};
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::handler;
 use crate::server::registry::{CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
 use crate::server::{Ctx, Reply, page};
@@ -21,7 +22,7 @@ const UNTAGGED: &str = "vlan://untagged";
 
 // ---------------------------------------------------------------- views
 
-async fn range_view(db: &Db, r: &vlan::VlanRange) -> Result<Value, ApiError> {
+async fn range_view(db: &Db, r: &vlan::VlanRange) -> Result<Value, Error> {
     let zone_uuid = zone_uuid_and_name(db, r.zone_id)
         .await?
         .map(|(uuid, _)| uuid);
@@ -181,7 +182,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
 // ---------------------------------------------------------------- parameters
 
 /// A public range's VLAN as stored: `vlan://<n>` or `vlan://untagged`.
-pub fn normalize_public_vlan(text: Option<&str>) -> Result<std::string::String, ApiError> {
+pub fn normalize_public_vlan(text: Option<&str>) -> Result<std::string::String, Error> {
     let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(UNTAGGED.to_string());
     };
@@ -194,17 +195,17 @@ pub fn normalize_public_vlan(text: Option<&str>) -> Result<std::string::String, 
         Ok(n) if (1..=MAX_VLAN).contains(&n) && tag.bytes().all(|b| b.is_ascii_digit()) => {
             Ok(format!("vlan://{n}"))
         }
-        _ => Err(ApiError::param(format!(
+        _ => Err(Error::invalid(format!(
             "vlan {text} is invalid: use untagged or a VLAN id from 1 to {MAX_VLAN}"
         ))),
     }
 }
 
-fn ipv4_param(params: &Params, command: &str, name: &str) -> Result<Ipv4Addr, ApiError> {
+fn ipv4_param(params: &Params, command: &str, name: &str) -> Result<Ipv4Addr, Error> {
     let text = params.required_string(command, name)?;
     text.trim()
         .parse()
-        .map_err(|_| ApiError::param(format!("{name} {text} is not an IPv4 address")))
+        .map_err(|_| Error::invalid(format!("{name} {text} is not an IPv4 address")))
 }
 
 /// A checked public range: the addresses and the subnet they belong to.
@@ -216,7 +217,7 @@ struct CheckedRange {
     subnet: ipnet::Ipv4Net,
 }
 
-fn check_range(ctx: &Ctx, params: &Params) -> Result<CheckedRange, ApiError> {
+fn check_range(ctx: &Ctx, params: &Params) -> Result<CheckedRange, Error> {
     let gateway = ipv4_param(params, ctx.command, "gateway")?;
     let netmask = ipv4_param(params, ctx.command, "netmask")?;
     let start = ipv4_param(params, ctx.command, "startip")?;
@@ -225,30 +226,30 @@ fn check_range(ctx: &Ctx, params: &Params) -> Result<CheckedRange, ApiError> {
         None => start,
     };
     let prefix = ipnet::ipv4_mask_to_prefix(netmask)
-        .map_err(|_| ApiError::param(format!("netmask {netmask} is not a valid netmask")))?;
+        .map_err(|_| Error::invalid(format!("netmask {netmask} is not a valid netmask")))?;
     if prefix > 30 {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "netmask {netmask} leaves no room for a gateway and a range"
         )));
     }
     let subnet = ipnet::Ipv4Net::new(gateway, prefix)
-        .map_err(|_| ApiError::param(format!("netmask {netmask} is not a valid netmask")))?
+        .map_err(|_| Error::invalid(format!("netmask {netmask} is not a valid netmask")))?
         .trunc();
     if u32::from(start) > u32::from(end) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "startip {start} is greater than endip {end}"
         )));
     }
     for (name, ip) in [("startip", start), ("endip", end)] {
         if !subnet.contains(&ip) {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "{name} {ip} is not in the subnet {subnet} of gateway {gateway}"
             )));
         }
     }
     let (first, last) = (u32::from(start), u32::from(end));
     if (first..=last).contains(&u32::from(gateway)) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "The gateway {gateway} may not be inside the range {start}-{end}"
         )));
     }
@@ -257,13 +258,13 @@ fn check_range(ctx: &Ctx, params: &Params) -> Result<CheckedRange, ApiError> {
         ("broadcast address", subnet.broadcast()),
     ] {
         if ip == gateway || (first..=last).contains(&u32::from(ip)) {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "The {what} {ip} of subnet {subnet} may not be the gateway or in the range"
             )));
         }
     }
     if last - first >= vlan::MAX_RANGE_SIZE {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "The range {start}-{end} is too large: at most {} addresses per range",
             vlan::MAX_RANGE_SIZE
         )));
@@ -281,7 +282,7 @@ fn check_range(ctx: &Ctx, params: &Params) -> Result<CheckedRange, ApiError> {
 
 handler!(create_vlan_ip_range, |ctx, params| {
     if params.boolean("forvirtualnetwork")? == Some(false) {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "Only ranges for virtual networks (forvirtualnetwork=true) are supported",
         ));
     }
@@ -291,7 +292,7 @@ handler!(create_vlan_ip_range, |ctx, params| {
     let (z, pn) = match (zone_given, physnet_given) {
         (Some(z), Some(pn)) => {
             if pn.zone_id != z.id {
-                return Err(ApiError::param(format!(
+                return Err(Error::invalid(format!(
                     "The physical network {} is not in zone {}",
                     pn.uuid, z.uuid
                 )));
@@ -302,14 +303,14 @@ handler!(create_vlan_ip_range, |ctx, params| {
             let z = zone::get_by_id(db, pn.zone_id)
                 .await?
                 .filter(|z| z.removed.is_none())
-                .ok_or_else(|| ApiError::param("The physical network's zone was deleted"))?;
+                .ok_or_else(|| Error::invalid("The physical network's zone was deleted"))?;
             (z, pn)
         }
         (Some(z), None) => {
             let pn = zone::physical_network_for_traffic(db, z.id, "Public")
                 .await?
                 .ok_or_else(|| {
-                    ApiError::param(format!(
+                    Error::invalid(format!(
                         "The zone {} has no physical network carrying Public traffic; \
                          add the Public traffic type first",
                         z.uuid
@@ -317,11 +318,11 @@ handler!(create_vlan_ip_range, |ctx, params| {
                 })?;
             (z, pn)
         }
-        (None, None) => return Err(ApiError::missing_param(ctx.command, "zoneid")),
+        (None, None) => return Err(Error::missing_param(ctx.command, "zoneid")),
     };
     let carried = zone::traffic_types(db, pn.id).await?;
     if !carried.iter().any(|t| t.traffic_type == "Public") {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "The physical network {} does not carry Public traffic",
             pn.uuid
         )));
@@ -348,7 +349,7 @@ handler!(create_vlan_ip_range, |ctx, params| {
                 || other.gateway != range.gateway.to_string()
                 || other.netmask != range.netmask.to_string())
         {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "The subnet {} overlaps the range {}-{} (vlan {}, gateway {}, netmask {}); \
                  ranges of one subnet must use the same vlan, gateway and netmask",
                 range.subnet,
@@ -361,7 +362,7 @@ handler!(create_vlan_ip_range, |ctx, params| {
         }
     }
     if let Some(other) = vlan::overlapping_range(db, z.id, range.start, range.end).await? {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "The IP range {}-{} overlaps the existing range {}-{} of zone {}",
             range.start, range.end, other.start_ip, other.end_ip, z.uuid
         )));
@@ -381,7 +382,7 @@ handler!(create_vlan_ip_range, |ctx, params| {
     .await
     .map_err(|e| match e {
         // Overlap found by the store inside its transaction (a concurrent create).
-        store::StoreError::Conflict(why) => ApiError::param(why),
+        store::StoreError::Conflict(why) => Error::invalid(why),
         other => other.into(),
     })?;
     Ok(Reply::Object(range_view(db, &created).await?))
@@ -434,11 +435,11 @@ handler!(delete_vlan_ip_range, |ctx, params| {
     let r = vlan::range_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|r| r.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("id", &id))?;
+        .ok_or_else(|| Error::invalid_id("id", &id))?;
     vlan::remove_range(&ctx.app.db, r.id)
         .await
         .map_err(|e| match e {
-            store::StoreError::Conflict(why) => ApiError::in_use(format!(
+            store::StoreError::Conflict(why) => Error::in_use(format!(
                 "The public IP range {}-{} cannot be deleted: {why}",
                 r.start_ip, r.end_ip
             )),

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 
 use super::{page_of, required_physnet, spec};
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::server::jobs::JobBody;
 use crate::server::registry::{CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
 use crate::server::{Reply, page};
@@ -139,21 +139,21 @@ pub(super) fn job_bodies() -> Vec<(&'static str, JobBody)> {
 
 // ---------------------------------------------------------------- traffic types
 
-fn canonical_traffic_type(text: &str) -> Result<&'static str, ApiError> {
+fn canonical_traffic_type(text: &str) -> Result<&'static str, Error> {
     TRAFFIC_TYPES
         .iter()
         .copied()
         .find(|t| t.eq_ignore_ascii_case(text.trim()))
         .ok_or_else(|| {
-            ApiError::param(format!(
+            Error::invalid(format!(
                 "traffictype {text} is not supported: use one of {}",
                 TRAFFIC_TYPES.join(", ")
             ))
         })
 }
 
-fn duplicate_traffic_type(pn: &zone::PhysicalNetwork, traffic_type: &str) -> ApiError {
-    ApiError::param(format!(
+fn duplicate_traffic_type(pn: &zone::PhysicalNetwork, traffic_type: &str) -> Error {
+    Error::invalid(format!(
         "The physical network {} already carries {traffic_type} traffic",
         pn.uuid
     ))
@@ -184,13 +184,13 @@ job_body!(add_traffic_type_job, |job, info| {
     let traffic_type = info["traffic_type"].as_str().unwrap_or_default();
     let pn = zone::physical_network_by_id(db, id)
         .await?
-        .ok_or_else(|| ApiError::internal("physical network vanished"))?;
+        .ok_or_else(|| Error::internal("physical network vanished"))?;
     let added = zone::add_traffic_type(db, id, traffic_type, info["label"].as_str())
         .await
         .map_err(|e| match e {
             store::StoreError::Duplicate(_) => duplicate_traffic_type(&pn, traffic_type),
             store::StoreError::NotFound { .. } => {
-                ApiError::param(format!("The physical network {} was deleted", pn.uuid))
+                Error::invalid(format!("The physical network {} was deleted", pn.uuid))
             }
             other => other.into(),
         })?;

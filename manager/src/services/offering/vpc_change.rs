@@ -5,7 +5,8 @@
 use serde_json::{Value, json};
 
 use super::{state_param, vpc_offering_view};
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::server::jobs::JobBody;
 use crate::server::registry::Handler;
 use crate::server::{Ctx, Reply};
@@ -25,13 +26,13 @@ pub(super) const DELETE_VPC_OFFERING_JOB: JobBody = delete_vpc_offering_job;
 const ALWAYS_ADDED: &[&str] = &["SourceNat", "NetworkACL", "Gateway"];
 
 /// The CloudStack spelling of a VPC service (case-insensitive), or 431.
-fn vpc_service(name: &str) -> Result<&'static str, ApiError> {
+fn vpc_service(name: &str) -> Result<&'static str, Error> {
     VPC_SERVICES
         .iter()
         .copied()
         .find(|s| s.eq_ignore_ascii_case(name.trim()))
         .ok_or_else(|| {
-            ApiError::param(format!(
+            Error::invalid(format!(
                 "Service {name} is not supported by the VPC virtual router; use one of {}",
                 VPC_SERVICES.join(", ")
             ))
@@ -44,7 +45,7 @@ fn vpc_service(name: &str) -> Result<&'static str, ApiError> {
 fn new_offering_services(
     listed: &[std::string::String],
     providers: &[std::collections::BTreeMap<std::string::String, std::string::String>],
-) -> Result<Vec<offering::ServiceProvider>, ApiError> {
+) -> Result<Vec<offering::ServiceProvider>, Error> {
     let mut services: Vec<&'static str> = Vec::new();
     for name in listed {
         let service = vpc_service(name)?;
@@ -53,24 +54,24 @@ fn new_offering_services(
         }
     }
     if services.is_empty() {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "supportedservices must name at least one service",
         ));
     }
     for entry in providers {
         let (Some(service), Some(provider)) = (entry.get("service"), entry.get("provider")) else {
-            return Err(ApiError::param(
+            return Err(Error::invalid(
                 "each serviceproviderlist entry needs a service and a provider",
             ));
         };
         let service = vpc_service(service)?;
         if !services.contains(&service) {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "Service {service} is not in supportedservices, so it cannot have a provider"
             )));
         }
         if !provider.eq_ignore_ascii_case(offering::PROVIDER_VPC_VIRTUAL_ROUTER) {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "Provider {provider} is not supported for service {service}; only {} is",
                 offering::PROVIDER_VPC_VIRTUAL_ROUTER
             )));
@@ -88,7 +89,7 @@ fn new_offering_services(
 }
 
 /// 431 when a live VPC offering other than `except` is named `name`.
-async fn check_name_free(db: &Db, name: &str, except: Option<i64>) -> Result<(), ApiError> {
+async fn check_name_free(db: &Db, name: &str, except: Option<i64>) -> Result<(), Error> {
     let filter = offering::OfferingFilter {
         name: Some(name.to_string()),
         ..Default::default()
@@ -99,7 +100,7 @@ async fn check_name_free(db: &Db, name: &str, except: Option<i64>) -> Result<(),
         .iter()
         .any(|o| Some(o.id) != except);
     if taken {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "A VPC offering named {name} exists already"
         )));
     }
@@ -107,19 +108,19 @@ async fn check_name_free(db: &Db, name: &str, except: Option<i64>) -> Result<(),
 }
 
 /// The live VPC offering named by the `id` parameter, or 431.
-async fn vpc_offering_param(ctx: &Ctx, params: &Params) -> Result<offering::VpcOffering, ApiError> {
+async fn vpc_offering_param(ctx: &Ctx, params: &Params) -> Result<offering::VpcOffering, Error> {
     let id = params.required_uuid(ctx.command, "id")?.to_string();
     offering::vpc_offering_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|o| o.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("id", &id))
+        .ok_or_else(|| Error::invalid_id("id", &id))
 }
 
-async fn vpc_offering_result(db: &Db, id: i64) -> Result<Value, ApiError> {
+async fn vpc_offering_result(db: &Db, id: i64) -> Result<Value, Error> {
     let o = offering::vpc_offering_by_id(db, id)
         .await?
         .filter(|o| o.removed.is_none())
-        .ok_or_else(|| ApiError::param("The VPC offering was deleted meanwhile"))?;
+        .ok_or_else(|| Error::invalid("The VPC offering was deleted meanwhile"))?;
     let services = offering::vpc_offering_services(db, o.id).await?;
     Ok(json!({ "vpcoffering": vpc_offering_view(&o, &services) }))
 }
@@ -128,11 +129,11 @@ handler!(create_vpc_offering, |ctx, params| {
     let db = &ctx.app.db;
     let name = params.required_string(ctx.command, "name")?;
     if name.trim().is_empty() {
-        return Err(ApiError::missing_param(ctx.command, "name"));
+        return Err(Error::missing_param(ctx.command, "name"));
     }
     let listed = params
         .list("supportedservices")?
-        .ok_or_else(|| ApiError::missing_param(ctx.command, "supportedservices"))?;
+        .ok_or_else(|| Error::missing_param(ctx.command, "supportedservices"))?;
     let services = new_offering_services(&listed, &params.map("serviceproviderlist")?)?;
     let display_text = params
         .string("displaytext")?
@@ -198,7 +199,7 @@ handler!(update_vpc_offering, |ctx, params| {
     let display_text = params.string("displaytext")?.filter(|t| !t.is_empty());
     let state = state_param(params)?;
     if o.is_default && state.as_deref() == Some(offering::STATE_DISABLED) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "The default VPC offering {} cannot be disabled",
             o.uuid
         )));
@@ -232,7 +233,7 @@ job_body!(update_vpc_offering_job, |job, info| {
     )
     .await?;
     if !updated {
-        return Err(ApiError::param("The VPC offering was deleted meanwhile"));
+        return Err(Error::invalid("The VPC offering was deleted meanwhile"));
     }
     vpc_offering_result(db, id).await
 });
@@ -256,7 +257,7 @@ job_body!(delete_vpc_offering_job, |job, info| {
     let o = offering::vpc_offering_by_id(db, id)
         .await?
         .filter(|o| o.removed.is_none())
-        .ok_or_else(|| ApiError::param("The VPC offering was deleted meanwhile"))?;
+        .ok_or_else(|| Error::invalid("The VPC offering was deleted meanwhile"))?;
     // Counted in the job, so VPCs created while it waited are seen.
     let users = vpc::list(
         db,
@@ -296,7 +297,9 @@ mod tests {
 
     #[test]
     fn unknown_services_and_providers_are_refused() {
-        let code = |r: Result<Vec<offering::ServiceProvider>, ApiError>| r.unwrap_err().code;
+        let code = |r: Result<Vec<offering::ServiceProvider>, Error>| {
+            r.map_err(crate::api::ApiError::from).unwrap_err().code
+        };
         assert_eq!(code(new_offering_services(&["Firewall".into()], &[])), 431);
         let entry = |service: &str, provider: &str| {
             std::collections::BTreeMap::from([

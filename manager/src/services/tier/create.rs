@@ -8,7 +8,7 @@ use std::str::FromStr;
 use ipnet::Ipv4Net;
 
 use super::{network_view, sees_admin_fields};
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::handler;
 use crate::provision::{self, tier::TierDesign};
 use crate::rules::{self, tier as tier_rules};
@@ -57,7 +57,7 @@ handler!(create_network, |ctx, params| {
     if let Some(t) = params.string("acltype")?.filter(|t| !t.is_empty())
         && !t.eq_ignore_ascii_case("Account")
     {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "ACL type {t} is not supported for VPC tiers: a tier belongs to one account (Account)"
         )));
     }
@@ -68,9 +68,9 @@ handler!(create_network, |ctx, params| {
     let o = offering::network_offering_by_uuid(db, &offering_id)
         .await?
         .filter(|o| o.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("networkofferingid", &offering_id))?;
+        .ok_or_else(|| Error::invalid_id("networkofferingid", &offering_id))?;
     let Some(vpc_uuid) = params.uuid("vpcid")? else {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "Only VPC tiers can be created here: vpcid is required (with gateway and netmask)",
         ));
     };
@@ -78,7 +78,7 @@ handler!(create_network, |ctx, params| {
     let v = vpc::get_by_uuid(db, &vpc_uuid)
         .await?
         .filter(|v| v.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("vpcid", &vpc_uuid))?;
+        .ok_or_else(|| Error::invalid_id("vpcid", &vpc_uuid))?;
     owner::check_access(
         ctx,
         v.account_id,
@@ -89,25 +89,25 @@ handler!(create_network, |ctx, params| {
     // Only the VPC's own account has tiers in it (§3.4 rule 5: the VPC
     // owner must have access to the tier owner).
     if owner.account_id != v.account_id {
-        return Err(ApiError::permission_denied(format!(
+        return Err(Error::permission_denied(format!(
             "Account {} does not have access to VPC {}: only the VPC's account can have tiers in it",
             owner.account_name, v.uuid
         )));
     }
     if v.state != vpc::STATE_ENABLED {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Can't create a network in VPC {}: it is not in Enabled state (state {})",
             v.uuid, v.state
         )));
     }
     if z.id != v.zone_id {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "New network doesn't belong to the VPC's zone: VPC {} is not in zone {}",
             v.uuid, z.uuid
         )));
     }
     if o.state != offering::STATE_ENABLED {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Network offering with specified id {} is not in Enabled state, can't use it",
             o.uuid
         )));
@@ -120,7 +120,7 @@ handler!(create_network, |ctx, params| {
         network_acl: services.iter().any(|s| s.service == "NetworkACL"),
     };
     if o.for_vpc && o.conserve_mode {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Only networks with conserve mode Off can belong to VPC: network offering {} has it on",
             o.uuid
         )));
@@ -139,9 +139,9 @@ handler!(create_network, |ctx, params| {
             let l = acl::get_by_uuid(db, &id)
                 .await?
                 .filter(|l| l.removed.is_none())
-                .ok_or_else(|| ApiError::invalid_id("aclid", &id))?;
+                .ok_or_else(|| Error::invalid_id("aclid", &id))?;
             if !l.is_builtin() && l.vpc_id != Some(v.id) {
-                return Err(ApiError::param(format!(
+                return Err(Error::invalid(format!(
                     "Can't use ACL list {} for the network: it belongs to a different VPC than {}",
                     l.uuid, v.uuid
                 )));
@@ -161,7 +161,7 @@ handler!(create_network, |ctx, params| {
     let netmask_param = params.string("netmask")?;
     let network_domain = params.string("networkdomain")?;
     let vpc_cidr = Ipv4Net::from_str(&v.cidr)
-        .map_err(|_| ApiError::internal(format!("stored VPC CIDR {:?} is not valid", v.cidr)))?;
+        .map_err(|_| Error::internal(format!("stored VPC CIDR {:?} is not valid", v.cidr)))?;
     let vpc_domain = v.network_domain.clone().unwrap_or_default();
     let new_tier = tier_rules::NewTier {
         name: &name,
@@ -209,7 +209,7 @@ handler!(create_network, |ctx, params| {
         .await?
         .filter(|v| v.removed.is_none() && v.state == vpc::STATE_ENABLED)
         .ok_or_else(|| {
-            ApiError::param(format!(
+            Error::invalid(format!(
                 "Can't create a network in VPC {}: it is being deleted",
                 v.uuid
             ))

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::{network_result, tier_param};
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::provision::{self, tier as tiers};
 use crate::server::jobs::{JobBody, vpc_sync};
 use crate::server::registry::Handler;
@@ -27,7 +27,7 @@ async fn submit_tier_job(
     ctx: &crate::server::Ctx,
     t: &network::Network,
     info: serde_json::Value,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, Error> {
     let job_id = ctx
         .submit_job(info, Some(("Network", &t.uuid)), sync_object(t))
         .await?;
@@ -54,7 +54,7 @@ handler!(update_network, |ctx, params| {
     if let Some(d) = params.string("networkdomain")?.filter(|d| !d.is_empty()) {
         let current = t.network_domain.clone().unwrap_or_default();
         if !d.eq_ignore_ascii_case(&current) {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "The network domain of VPC tier {} can't be changed: it is its VPC's ({current})",
                 t.uuid
             )));
@@ -65,7 +65,7 @@ handler!(update_network, |ctx, params| {
             crate::store::offering::network_offering_by_id(&ctx.app.db, t.network_offering_id)
                 .await?;
         if current.is_none_or(|c| c.uuid != o.to_string()) {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "Changing the network offering of VPC tier {} is not supported",
                 t.uuid
             )));
@@ -85,7 +85,7 @@ job_body!(update_network_job, |job, info| {
     let updated =
         network::update(db, id, info["name"].as_str(), info["displaytext"].as_str()).await?;
     if !updated {
-        return Err(ApiError::param("The network was deleted meanwhile"));
+        return Err(Error::invalid("The network was deleted meanwhile"));
     }
     network_result(db, id, job.caller.role != Role::User).await
 });
@@ -94,7 +94,7 @@ handler!(delete_network, |ctx, params| {
     let t = tier_param(ctx, params, "id").await?;
     let forced = params.boolean("forced")?.unwrap_or(false);
     if forced && !ctx.caller.is_root_admin() {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "Delete network with 'forced' option can only be called by root admins",
         ));
     }
@@ -109,15 +109,15 @@ job_body!(delete_network_job, |job, info| {
     let t = network::get_by_id(db, id)
         .await?
         .filter(|t| t.removed.is_none())
-        .ok_or_else(|| ApiError::param("The network was deleted meanwhile"))?;
+        .ok_or_else(|| Error::invalid("The network was deleted meanwhile"))?;
     let vpc_id = t
         .vpc_id
-        .ok_or_else(|| ApiError::param(format!("Network {} is not a VPC tier", t.uuid)))?;
+        .ok_or_else(|| Error::invalid(format!("Network {} is not a VPC tier", t.uuid)))?;
     let _guard = app.network.lock_vpc(vpc_id).await;
     // CloudStack refuses while any VM of the tier is not expunged; the
     // command then fails with "Failed to delete network" (530).
     if let Some(v) = vm::vms_on_network(db, t.id).await?.first() {
-        return Err(ApiError::internal(format!(
+        return Err(Error::internal(format!(
             "Failed to delete network {}: can't delete the network, not all user vms are \
              expunged. Vm {} is in {} state",
             t.uuid, v.uuid, v.state
@@ -129,7 +129,7 @@ job_body!(delete_network_job, |job, info| {
         if !forced {
             return Err(e);
         }
-        tracing::warn!(network = %t.uuid, error = %e.text, "forced delete: the router was not cleaned up");
+        tracing::warn!(network = %t.uuid, error = %e, "forced delete: the router was not cleaned up");
     }
     tiers::trash_tier(app, &t).await?;
 
@@ -173,7 +173,7 @@ job_body!(delete_network_job, |job, info| {
     if changed_rules && let Err(e) = common::push_nat_and_lb(app, vpc_id, generation).await {
         // The tier is gone; the router keeps stale rules until the VPC is
         // restarted, which the flag asks for.
-        tracing::warn!(network = %t.uuid, error = %e.text, "withdrawing a deleted tier's rules failed");
+        tracing::warn!(network = %t.uuid, error = %e, "withdrawing a deleted tier's rules failed");
         vpc::set_restart_required(db, vpc_id, true).await?;
     }
     Ok(json!({ "success": true }))
@@ -182,18 +182,18 @@ job_body!(delete_network_job, |job, info| {
 handler!(restart_network, |ctx, params| {
     let t = tier_param(ctx, params, "id").await?;
     if params.boolean("cleanup")? == Some(true) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Cannot restart a VPC tier with cleanup, please restart the whole VPC. (network tier {})",
             t.uuid
         )));
     }
     if params.boolean("makeredundant")? == Some(true) {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "Could not make the network redundant: redundant routers are not supported",
         ));
     }
     if t.state != network::STATE_IMPLEMENTED {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Network is not in the right state to be restarted. Correct states are: Implemented, \
              Setup (network {} is {})",
             t.uuid, t.state
@@ -208,10 +208,10 @@ job_body!(restart_network_job, |job, info| {
     let t = network::get_by_id(&app.db, id)
         .await?
         .filter(|t| t.removed.is_none())
-        .ok_or_else(|| ApiError::param("The network was deleted meanwhile"))?;
+        .ok_or_else(|| Error::invalid("The network was deleted meanwhile"))?;
     let vpc_id = t
         .vpc_id
-        .ok_or_else(|| ApiError::param(format!("Network {} is not a VPC tier", t.uuid)))?;
+        .ok_or_else(|| Error::invalid(format!("Network {} is not a VPC tier", t.uuid)))?;
     let _guard = app.network.lock_vpc(vpc_id).await;
     tiers::resend_tier(app, t.id).await?;
     Ok(json!({ "success": true }))

@@ -9,7 +9,8 @@ mod list;
 
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::server::jobs::JobBody;
 use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
 use crate::server::{Ctx, Role, date};
@@ -254,16 +255,12 @@ pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
 
 /// The live tier (Guest network of a VPC) named by parameter `name`, which
 /// the caller may act on.
-pub async fn tier_param(
-    ctx: &Ctx,
-    params: &Params,
-    name: &str,
-) -> Result<network::Network, ApiError> {
+pub async fn tier_param(ctx: &Ctx, params: &Params, name: &str) -> Result<network::Network, Error> {
     let id = params.required_uuid(ctx.command, name)?.to_string();
     let t = network::get_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|t| t.removed.is_none() && t.traffic_type == network::TRAFFIC_GUEST)
-        .ok_or_else(|| ApiError::invalid_id(name, &id))?;
+        .ok_or_else(|| Error::invalid_id(name, &id))?;
     owner::check_access(ctx, t.account_id, &t.domain_path, &format!("network {id}"))?;
     Ok(t)
 }
@@ -386,11 +383,11 @@ fn sees_admin_fields(ctx: &Ctx) -> bool {
 }
 
 /// The job result of a tier: `{"network": {...}}`.
-async fn network_result(db: &Db, id: i64, admin: bool) -> Result<Value, ApiError> {
+async fn network_result(db: &Db, id: i64, admin: bool) -> Result<Value, Error> {
     let t = network::get_by_id(db, id)
         .await?
         .filter(|t| t.removed.is_none())
-        .ok_or_else(|| ApiError::param("The network was deleted meanwhile"))?;
+        .ok_or_else(|| Error::invalid("The network was deleted meanwhile"))?;
     let related = Related::for_networks(db, std::slice::from_ref(&t)).await?;
     Ok(json!({ "network": network_view(&related, &t, admin) }))
 }

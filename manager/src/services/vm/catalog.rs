@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::handler;
 use crate::server::registry::{ALL, CommandSpec, ParamType::*, field, opt, req};
 use crate::server::{Reply, Role, date, page, page_of};
@@ -157,7 +157,7 @@ enum TemplateFilter {
 }
 
 impl TemplateFilter {
-    fn parse(text: &str) -> Result<Self, ApiError> {
+    fn parse(text: &str) -> Result<Self, Error> {
         Ok(match text.trim().to_ascii_lowercase().as_str() {
             "featured" => TemplateFilter::Featured,
             "self" => TemplateFilter::SelfOwned,
@@ -167,7 +167,7 @@ impl TemplateFilter {
             "community" => TemplateFilter::Community,
             "all" => TemplateFilter::All,
             _ => {
-                return Err(ApiError::param(format!(
+                return Err(Error::invalid(format!(
                     "Invalid template filter {text:?}: use one of featured, self, \
                      selfexecutable, sharedexecutable, executable, community, all"
                 )));
@@ -196,7 +196,7 @@ handler!(list_templates, |ctx, params| {
     let filter_text = params.required_string(ctx.command, "templatefilter")?;
     let template_filter = TemplateFilter::parse(&filter_text)?;
     if template_filter == TemplateFilter::All && ctx.caller.role == Role::User {
-        return Err(ApiError::param("Filter all can be specified by admin only"));
+        return Err(Error::invalid("Filter all can be specified by admin only"));
     }
     let z = match params.uuid("zoneid")? {
         Some(id) => match zone::get_by_uuid(db, &id.to_string()).await? {
@@ -288,6 +288,12 @@ mod tests {
         assert!(!TemplateFilter::Executable.shows(&private));
         assert!(!TemplateFilter::SelfOwned.shows(&featured));
         assert!(TemplateFilter::All.shows(&private));
-        assert_eq!(TemplateFilter::parse("mine").unwrap_err().code, 431);
+        assert_eq!(
+            TemplateFilter::parse("mine")
+                .map_err(crate::api::ApiError::from)
+                .unwrap_err()
+                .code,
+            431
+        );
     }
 }

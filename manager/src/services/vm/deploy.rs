@@ -8,7 +8,8 @@ use std::net::Ipv4Addr;
 use serde_json::json;
 
 use super::{power, sees_admin_fields, vm_result};
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::provision;
 use crate::rules;
 use crate::server::jobs::{JobBody, vpc_sync};
@@ -23,7 +24,7 @@ pub(super) const DEPLOY: Handler = deploy_vm;
 pub(super) const DEPLOY_JOB: JobBody = deploy_vm_job;
 
 /// The tiers asked for, in NIC order, each with the address asked for.
-fn requested_networks(params: &Params) -> Result<Vec<(String, Option<Ipv4Addr>)>, ApiError> {
+fn requested_networks(params: &Params) -> Result<Vec<(String, Option<Ipv4Addr>)>, Error> {
     let listed = params.uuid_list("networkids")?.unwrap_or_default();
     let mapped: Vec<BTreeMap<String, String>> = params.map("iptonetworklist")?;
     let ip = params
@@ -33,12 +34,12 @@ fn requested_networks(params: &Params) -> Result<Vec<(String, Option<Ipv4Addr>)>
         .transpose()?;
     let requested: Vec<(String, Option<Ipv4Addr>)> = match (listed.is_empty(), mapped.is_empty()) {
         (false, false) => {
-            return Err(ApiError::param(
+            return Err(Error::invalid(
                 "networkids and iptonetworklist can't be specified at the same time",
             ));
         }
         (true, true) => {
-            return Err(ApiError::param(
+            return Err(Error::invalid(
                 "networkids (or iptonetworklist) is required: a VM is deployed into VPC tiers",
             ));
         }
@@ -49,7 +50,7 @@ fn requested_networks(params: &Params) -> Result<Vec<(String, Option<Ipv4Addr>)>
             .collect(),
         (true, false) => {
             if ip.is_some() {
-                return Err(ApiError::param(
+                return Err(Error::invalid(
                     "ipaddress can't be given with iptonetworklist: give iptonetworklist[i].ip",
                 ));
             }
@@ -59,10 +60,10 @@ fn requested_networks(params: &Params) -> Result<Vec<(String, Option<Ipv4Addr>)>
                     .get("networkid")
                     .filter(|v| !v.is_empty())
                     .ok_or_else(|| {
-                        ApiError::param("each iptonetworklist entry needs a networkid")
+                        Error::invalid("each iptonetworklist entry needs a networkid")
                     })?;
                 let id = uuid::Uuid::parse_str(id)
-                    .map_err(|_| ApiError::invalid_id("networkid", id))?
+                    .map_err(|_| Error::invalid_id("networkid", id))?
                     .to_string();
                 let ip = entry
                     .get("ip")
@@ -76,7 +77,7 @@ fn requested_networks(params: &Params) -> Result<Vec<(String, Option<Ipv4Addr>)>
     };
     for (i, (id, _)) in requested.iter().enumerate() {
         if requested[..i].iter().any(|(other, _)| other == id) {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "Network {id} is given more than once: a VM has one NIC per tier"
             )));
         }
@@ -91,7 +92,7 @@ async fn tiers_of(
     zone_id: i64,
     owner: &owner::Owner,
     requested: &[(String, Option<Ipv4Addr>)],
-) -> Result<Vec<(network::Network, Option<Ipv4Addr>)>, ApiError> {
+) -> Result<Vec<(network::Network, Option<Ipv4Addr>)>, Error> {
     let mut tiers: Vec<(network::Network, Option<Ipv4Addr>)> = Vec::new();
     for (id, ip) in requested {
         let t = network::get_by_uuid(&ctx.app.db, id)
@@ -101,26 +102,26 @@ async fn tiers_of(
                     && t.traffic_type == network::TRAFFIC_GUEST
                     && t.vpc_id.is_some()
             })
-            .ok_or_else(|| ApiError::invalid_id("networkids", id))?;
+            .ok_or_else(|| Error::invalid_id("networkids", id))?;
         owner::check_access(ctx, t.account_id, &t.domain_path, &format!("network {id}"))?;
         // CloudStack checks the VM's owner may use the network: a tier of
         // another account never gets a NIC of this VM.
         if t.account_id != owner.account_id {
-            return Err(ApiError::permission_denied(format!(
+            return Err(Error::permission_denied(format!(
                 "Account {} does not have permission to use network {id}: it belongs to another \
                  account",
                 owner.account_name
             )));
         }
         if t.zone_id != zone_id {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "Network {id} is not in the zone of the VM"
             )));
         }
         if let Some((first, _)) = tiers.first()
             && first.vpc_id != t.vpc_id
         {
-            return Err(ApiError::param(format!(
+            return Err(Error::invalid(format!(
                 "A VM can be in the tiers of one VPC only: network {id} is in another VPC than \
                  network {}",
                 first.uuid
@@ -140,19 +141,19 @@ handler!(deploy_vm, |ctx, params| {
     let o = vm::offering_by_uuid(db, &offering_id)
         .await?
         .filter(|o| o.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("serviceofferingid", &offering_id))?;
+        .ok_or_else(|| Error::invalid_id("serviceofferingid", &offering_id))?;
     let template_id = params.required_uuid(ctx.command, "templateid")?.to_string();
     let t = vm::template_by_uuid(db, &template_id)
         .await?
         .filter(|t| t.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("templateid", &template_id))?;
+        .ok_or_else(|| Error::invalid_id("templateid", &template_id))?;
     let owner = owner::owner(ctx, params).await?;
     let requested = requested_networks(params)?;
     let tiers = tiers_of(ctx, z.id, &owner, &requested).await?;
     let vpc_id = tiers
         .first()
         .and_then(|(t, _)| t.vpc_id)
-        .ok_or_else(|| ApiError::internal("a VM without tiers"))?;
+        .ok_or_else(|| Error::internal("a VM without tiers"))?;
     let name = match params.string("name")?.filter(|n| !n.is_empty()) {
         Some(n) => {
             super::check_host_name(&n)?;
@@ -178,7 +179,7 @@ handler!(deploy_vm, |ctx, params| {
         .await?
         .filter(|v| v.removed.is_none() && v.state == vpc::STATE_ENABLED);
     if live.is_none() {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "The VPC of the VM's tiers is being deleted: no VM can join it",
         ));
     }
@@ -186,7 +187,7 @@ handler!(deploy_vm, |ctx, params| {
     owner::check_limit(&mut tx, owner.account_id, "cpu", o.cpu).await?;
     owner::check_limit(&mut tx, owner.account_id, "memory", o.ram_size).await?;
     if vm::name_taken(&mut tx, owner.account_id, &name, None).await? {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "The vm with hostName {name} already exists in account {}",
             owner.account_name
         )));
@@ -213,7 +214,7 @@ handler!(deploy_vm, |ctx, params| {
         if let (0, Some(mac)) = (i, &mac) {
             match router::set_nic_mac(&mut tx, nic.id, mac).await {
                 Err(store::StoreError::Duplicate(_)) => {
-                    return Err(ApiError::param(format!(
+                    return Err(Error::invalid(format!(
                         "macaddress {mac} is in use by another NIC; give an unused one"
                     )));
                 }

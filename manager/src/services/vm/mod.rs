@@ -13,7 +13,8 @@ mod power;
 
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::server::jobs::{JobBody, vpc_sync};
 use crate::server::registry::{
     ALL, CommandSpec, FieldSpec, Kind, ParamSpec, ParamType::*, field, opt, req,
@@ -242,12 +243,12 @@ pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
 
 /// The live (not expunged) VM named by parameter `name`, which the caller
 /// may act on.
-pub async fn vm_param(ctx: &Ctx, params: &Params, name: &str) -> Result<vm::Vm, ApiError> {
+pub async fn vm_param(ctx: &Ctx, params: &Params, name: &str) -> Result<vm::Vm, Error> {
     let id = params.required_uuid(ctx.command, name)?.to_string();
     let v = vm::get_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|v| v.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id(name, &id))?;
+        .ok_or_else(|| Error::invalid_id(name, &id))?;
     owner::check_access(
         ctx,
         v.account_id,
@@ -261,12 +262,12 @@ pub async fn vm_param(ctx: &Ctx, params: &Params, name: &str) -> Result<vm::Vm, 
 pub async fn nics_of<'a>(
     ex: impl Into<crate::store::Exec<'a>>,
     vm_id: i64,
-) -> Result<Vec<router::Nic>, ApiError> {
+) -> Result<Vec<router::Nic>, Error> {
     Ok(router::nics_of(ex, router::NicOwner::Vm(vm_id)).await?)
 }
 
 /// The VPC a VM's tiers belong to (a VM is in one VPC), if it has NICs.
-pub async fn vpc_of(db: &Db, vm_id: i64) -> Result<Option<i64>, ApiError> {
+pub async fn vpc_of(db: &Db, vm_id: i64) -> Result<Option<i64>, Error> {
     for n in nics_of(db, vm_id).await? {
         if let Some(t) = network::get_by_id(db, n.network_id).await?
             && t.vpc_id.is_some()
@@ -278,7 +279,7 @@ pub async fn vpc_of(db: &Db, vm_id: i64) -> Result<Option<i64>, ApiError> {
 }
 
 /// Jobs on a VM run one at a time with the other jobs of its VPC.
-async fn sync_object(db: &Db, v: &vm::Vm) -> Result<std::string::String, ApiError> {
+async fn sync_object(db: &Db, v: &vm::Vm) -> Result<std::string::String, Error> {
     Ok(match vpc_of(db, v.id).await? {
         Some(id) => vpc_sync(id),
         None => format!("vm:{}", v.id),
@@ -368,10 +369,10 @@ fn sees_admin_fields(role: Role) -> bool {
 
 /// The job result of a VM: `{"virtualmachine": {...}}` (also for an
 /// expunged VM, which CloudStack still reports once).
-async fn vm_result(db: &Db, id: i64, admin: bool) -> Result<Value, ApiError> {
+async fn vm_result(db: &Db, id: i64, admin: bool) -> Result<Value, Error> {
     let v = vm::get_by_id(db, id)
         .await?
-        .ok_or_else(|| ApiError::param("The virtual machine is gone"))?;
+        .ok_or_else(|| Error::invalid("The virtual machine is gone"))?;
     let related = Related::for_vms(db, std::slice::from_ref(&v)).await?;
     Ok(json!({ "virtualmachine": vm_view(&related, &v, admin) }))
 }
@@ -379,7 +380,7 @@ async fn vm_result(db: &Db, id: i64, admin: bool) -> Result<Value, ApiError> {
 /// Checks a VM name as CloudStack does (a DNS label that is also a valid
 /// host name): 1-63 characters among ASCII letters, digits and '-', not
 /// starting or ending with '-', not starting with a digit.
-pub fn check_host_name(name: &str) -> Result<(), ApiError> {
+pub fn check_host_name(name: &str) -> Result<(), Error> {
     let bytes = name.as_bytes();
     let valid = !bytes.is_empty()
         && bytes.len() <= 63
@@ -392,7 +393,7 @@ pub fn check_host_name(name: &str) -> Result<(), ApiError> {
     if valid {
         Ok(())
     } else {
-        Err(ApiError::param(format!(
+        Err(Error::invalid(format!(
             "Invalid name {name:?}. Vm name can contain ASCII letters 'a' through 'z', the digits \
              '0' through '9', and the hyphen ('-'), must be between 1 and 63 characters long, and \
              can't start or end with \"-\" and can't start with digit"
@@ -419,7 +420,9 @@ mod tests {
             "a.b",
             &"x".repeat(64),
         ] {
-            let e = check_host_name(bad).unwrap_err();
+            let e = check_host_name(bad)
+                .map_err(crate::api::ApiError::from)
+                .unwrap_err();
             assert_eq!(e.code, 431, "{bad}");
             assert!(e.text.contains("Invalid name"), "{bad}");
         }

@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use super::{nics_of, sees_admin_fields, sync_object, vm_param, vm_result};
-use crate::api::ApiError;
+use crate::error::Error;
 use crate::orchestration::RouterDriver;
 use crate::provision::{self, tier as tiers};
 use crate::server::jobs::JobBody;
@@ -26,11 +26,11 @@ pub(super) const STOP_JOB: JobBody = stop_vm_job;
 pub(super) const REBOOT_JOB: JobBody = reboot_vm_job;
 pub(super) const DESTROY_JOB: JobBody = destroy_vm_job;
 
-async fn live_vm(app: &App, id: i64) -> Result<vm::Vm, ApiError> {
+async fn live_vm(app: &App, id: i64) -> Result<vm::Vm, Error> {
     vm::get_by_id(&app.db, id)
         .await?
         .filter(|v| v.removed.is_none())
-        .ok_or_else(|| ApiError::param("The virtual machine was expunged meanwhile"))
+        .ok_or_else(|| Error::invalid("The virtual machine was expunged meanwhile"))
 }
 
 /// The VM's tiers (in NIC order) with its NICs, and their VPC.
@@ -42,13 +42,13 @@ async fn tiers_of_vm(
         Vec<(network::Network, crate::store::router::Nic)>,
         Option<i64>,
     ),
-    ApiError,
+    Error,
 > {
     let mut out = Vec::new();
     for nic in nics_of(&app.db, vm_id).await? {
         let t = network::get_by_id(&app.db, nic.network_id)
             .await?
-            .ok_or_else(|| ApiError::internal("a VM NIC on a network that is gone"))?;
+            .ok_or_else(|| Error::internal("a VM NIC on a network that is gone"))?;
         out.push((t, nic));
     }
     let vpc_id = out.iter().find_map(|(t, _)| t.vpc_id);
@@ -65,7 +65,7 @@ fn tier_uuids(tiers: &[(network::Network, crate::store::router::Nic)]) -> Vec<uu
 /// Starts a Stopped VM: implements its tiers that are not yet, then marks
 /// it Running with its NICs in use and a new generation, and pushes its
 /// tiers' DHCP lists. When the push fails the VM is Stopped again.
-pub(super) async fn start(app: &App, vm_id: i64) -> Result<(), ApiError> {
+pub(super) async fn start(app: &App, vm_id: i64) -> Result<(), Error> {
     let db = &app.db;
     let v = live_vm(app, vm_id).await?;
     let (tiers_of, vpc_id) = tiers_of_vm(app, v.id).await?;
@@ -82,7 +82,7 @@ pub(super) async fn start(app: &App, vm_id: i64) -> Result<(), ApiError> {
     let mut tx = db.begin().await?;
     vpc::lock(&mut tx, vpc_id).await?;
     if !vm::transition(&mut tx, v.id, &[vm::STATE_STOPPED], vm::STATE_RUNNING).await? {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Unable to start virtual machine {}: it is not Stopped",
             v.uuid
         )));
@@ -102,9 +102,9 @@ pub(super) async fn start(app: &App, vm_id: i64) -> Result<(), ApiError> {
     let view = provision::state::vm_view(db, &v).await?;
     if let Err(e) = app.network.element.driver().start_vm(&view).await {
         if let Err(undo) = stop(app, vm_id, true).await {
-            tracing::error!(vm = %v.uuid, error = %undo.text, "stopping a VM that failed to start");
+            tracing::error!(vm = %v.uuid, error = %undo, "stopping a VM that failed to start");
         }
-        return Err(ApiError::internal(format!(
+        return Err(Error::internal(format!(
             "Unable to start virtual machine {}: {e}",
             v.uuid
         )));
@@ -116,7 +116,7 @@ pub(super) async fn start(app: &App, vm_id: i64) -> Result<(), ApiError> {
 /// addresses for the VM), it is Stopped with a new generation, and its
 /// tiers' DHCP lists go to the router without it. When the push fails the
 /// VM runs again, unless `forced`.
-pub(super) async fn stop(app: &App, vm_id: i64, forced: bool) -> Result<(), ApiError> {
+pub(super) async fn stop(app: &App, vm_id: i64, forced: bool) -> Result<(), Error> {
     let db = &app.db;
     let v = live_vm(app, vm_id).await?;
     if v.state == vm::STATE_STOPPED {
@@ -127,7 +127,7 @@ pub(super) async fn stop(app: &App, vm_id: i64, forced: bool) -> Result<(), ApiE
     let view = provision::state::vm_view(db, &v).await?;
     if let Err(e) = app.network.element.driver().stop_vm(&view).await {
         if !forced {
-            return Err(ApiError::internal(format!(
+            return Err(Error::internal(format!(
                 "Unable to stop virtual machine {}: {e}",
                 v.uuid
             )));
@@ -147,7 +147,7 @@ pub(super) async fn stop(app: &App, vm_id: i64, forced: bool) -> Result<(), ApiE
         if now.state == vm::STATE_STOPPED {
             return Ok(());
         }
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Unable to stop virtual machine {}: it is in state {}",
             now.uuid, now.state
         )));
@@ -159,7 +159,7 @@ pub(super) async fn stop(app: &App, vm_id: i64, forced: bool) -> Result<(), ApiE
     tx.commit().await?;
     if let Err(e) = tiers::push_dhcp(app, vpc_id, generation, tier_uuids(&tiers_of), false).await {
         if forced {
-            tracing::warn!(vm = %v.uuid, error = %e.text, "forced stop: the router still serves the VM's leases");
+            tracing::warn!(vm = %v.uuid, error = %e, "forced stop: the router still serves the VM's leases");
             return Ok(());
         }
         let mut tx = db.begin().await?;
@@ -174,7 +174,7 @@ pub(super) async fn stop(app: &App, vm_id: i64, forced: bool) -> Result<(), ApiE
 /// Before a VM is expunged, what points at it goes (CloudStack's VM
 /// clean-up): its port forwarding rules, static NAT to it and its load
 /// balancer memberships; the router gets the VPC's remaining lists.
-async fn release_vm_rules(app: &App, v: &vm::Vm) -> Result<(), ApiError> {
+async fn release_vm_rules(app: &App, v: &vm::Vm) -> Result<(), Error> {
     let db = &app.db;
     let Some(vpc_id) = super::vpc_of(db, v.id).await? else {
         return Ok(());
@@ -232,18 +232,18 @@ async fn release_vm_rules(app: &App, v: &vm::Vm) -> Result<(), ApiError> {
     if let Err(e) = common::push_nat_and_lb(app, vpc_id, generation).await {
         // The VM goes anyway; the router keeps stale rules until the VPC is
         // restarted, which the flag asks for.
-        tracing::warn!(vm = %v.uuid, error = %e.text, "withdrawing an expunged VM's rules failed");
+        tracing::warn!(vm = %v.uuid, error = %e, "withdrawing an expunged VM's rules failed");
         vpc::set_restart_required(db, vpc_id, true).await?;
     }
     Ok(())
 }
 
 /// 431 unless the VM is in one of `states`.
-fn check_state(v: &vm::Vm, states: &[&str], action: &str) -> Result<(), ApiError> {
+fn check_state(v: &vm::Vm, states: &[&str], action: &str) -> Result<(), Error> {
     if states.contains(&v.state.as_str()) {
         Ok(())
     } else {
-        Err(ApiError::param(format!(
+        Err(Error::invalid(format!(
             "Unable to {action} virtual machine {} ({}): it is in state {}",
             v.uuid, v.display_name, v.state
         )))
@@ -254,7 +254,7 @@ async fn submit(
     ctx: &crate::server::Ctx,
     v: &vm::Vm,
     info: serde_json::Value,
-) -> Result<Reply, ApiError> {
+) -> Result<Reply, Error> {
     let sync = sync_object(&ctx.app.db, v).await?;
     let job_id = ctx
         .submit_job(info, Some(("VirtualMachine", &v.uuid)), sync)
@@ -265,7 +265,7 @@ async fn submit(
 handler!(start_vm, |ctx, params| {
     let v = vm_param(ctx, params, "id").await?;
     if v.state == vm::STATE_RUNNING {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "The virtual machine {} ({}) is already running",
             v.uuid, v.display_name
         )));
@@ -315,7 +315,7 @@ job_body!(reboot_vm_job, |job, info| {
         Err(e) => Err(e),
     };
     rebooted.map_err(|e| {
-        ApiError::internal(format!("Unable to reboot virtual machine {}: {e}", v.uuid))
+        Error::internal(format!("Unable to reboot virtual machine {}: {e}", v.uuid))
     })?;
     vm_result(&job.app.db, id, sees_admin_fields(job.caller.role)).await
 });
@@ -328,7 +328,7 @@ handler!(destroy_vm, |ctx, params| {
             .await?
             .unwrap_or(false);
         if !allowed {
-            return Err(ApiError::permission_denied(
+            return Err(Error::permission_denied(
                 "Parameter expunge can be passed by Admin only. Or when the \
                  allow.user.expunge.recover.vm key is set.",
             ));
@@ -354,7 +354,7 @@ job_body!(destroy_vm_job, |job, info| {
             .destroy_vm(&view)
             .await
             .map_err(|e| {
-                ApiError::internal(format!("Unable to expunge virtual machine {}: {e}", v.uuid))
+                Error::internal(format!("Unable to expunge virtual machine {}: {e}", v.uuid))
             })?;
         vm::expunge(&app.db, id).await?;
     } else if v.state != vm::STATE_DESTROYED {

@@ -10,7 +10,8 @@ use std::net::Ipv4Addr;
 
 use serde_json::json;
 
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::provision;
 use crate::server::jobs::{JobBody, vpc_sync};
 use crate::server::registry::{ALL, CommandSpec, FieldSpec, Kind, ParamType::*, field, opt, req};
@@ -79,7 +80,7 @@ fn dns_param(name: &'static str, description: &'static str) -> crate::server::re
 }
 
 /// The largest `publicmtu` (`vr.public.interface.max.mtu`).
-async fn max_public_mtu(db: &Db) -> Result<i64, ApiError> {
+async fn max_public_mtu(db: &Db) -> Result<i64, Error> {
     Ok(config::value_i64(db, "vr.public.interface.max.mtu")
         .await?
         .unwrap_or(vpc::DEFAULT_PUBLIC_MTU))
@@ -247,21 +248,21 @@ pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
 }
 
 /// The live VPC named by parameter `name`, which the caller may act on.
-pub async fn vpc_param(ctx: &Ctx, params: &Params, name: &str) -> Result<vpc::Vpc, ApiError> {
+pub async fn vpc_param(ctx: &Ctx, params: &Params, name: &str) -> Result<vpc::Vpc, Error> {
     let id = params.required_uuid(ctx.command, name)?.to_string();
     let v = vpc::get_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|v| v.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id(name, &id))?;
+        .ok_or_else(|| Error::invalid_id(name, &id))?;
     owner::check_access(ctx, v.account_id, &v.domain_path, &format!("VPC {id}"))?;
     Ok(v)
 }
 
-async fn vpc_result(db: &Db, id: i64) -> Result<serde_json::Value, ApiError> {
+async fn vpc_result(db: &Db, id: i64) -> Result<serde_json::Value, Error> {
     let v = vpc::get_by_id(db, id)
         .await?
         .filter(|v| v.removed.is_none())
-        .ok_or_else(|| ApiError::param("The VPC was deleted meanwhile"))?;
+        .ok_or_else(|| Error::invalid("The VPC was deleted meanwhile"))?;
     let related = Related::for_vpcs(db, std::slice::from_ref(&v), true).await?;
     Ok(json!({ "vpc": vpc_view(&related, &v, true) }))
 }
@@ -275,7 +276,7 @@ handler!(create_vpc, |ctx, params| {
         .plugins
         .element_enabled(crate::orchestration::VPC_VIRTUAL_ROUTER)
     {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "The VpcVirtualRouter network element is not enabled (network_elements in the \
              settings); no provider can serve a VPC",
         ));
@@ -313,7 +314,7 @@ handler!(create_vpc, |ctx, params| {
     let o = offering::vpc_offering_by_uuid(db, &offering_id)
         .await?
         .filter(|o| o.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("vpcofferingid", &offering_id))?;
+        .ok_or_else(|| Error::invalid_id("vpcofferingid", &offering_id))?;
     let state = if o.state == offering::STATE_ENABLED {
         rules::vpc::OfferingState::Enabled
     } else {
@@ -326,7 +327,7 @@ handler!(create_vpc, |ctx, params| {
         params.string("dns2")?.as_deref(),
         services.iter().any(|s| s.service == "Dns"),
     )?;
-    let dns = |name: &str| -> Result<Option<std::string::String>, ApiError> {
+    let dns = |name: &str| -> Result<Option<std::string::String>, Error> {
         params
             .string(name)?
             .filter(|d| !d.trim().is_empty())
@@ -402,7 +403,7 @@ handler!(create_vpc, |ctx, params| {
 });
 
 /// The account's network domain, else `cs<hex id>.<guest.domain.suffix>`.
-async fn default_domain(db: &Db, account_id: i64) -> Result<std::string::String, ApiError> {
+async fn default_domain(db: &Db, account_id: i64) -> Result<std::string::String, Error> {
     if let Some(d) = account::get_by_id(db, account_id)
         .await?
         .and_then(|a| a.network_domain)
@@ -474,13 +475,13 @@ handler!(update_vpc, |ctx, params| {
             .into_iter()
             .next()
             .ok_or_else(|| {
-                ApiError::param(format!(
+                Error::invalid(format!(
                     "{address} is not a public address acquired for VPC {}",
                     v.uuid
                 ))
             })?;
             if ip.one_to_one_nat || ip.associated_network_id.is_some() {
-                return Err(ApiError::param(format!(
+                return Err(Error::invalid(format!(
                     "{address} is in use by static NAT or rules and cannot become the source NAT address"
                 )));
             }
@@ -522,7 +523,7 @@ job_body!(update_vpc_job, |job, info| {
     )
     .await?
     {
-        return Err(ApiError::param("The VPC was deleted meanwhile"));
+        return Err(Error::invalid("The VPC was deleted meanwhile"));
     }
     if let Some(mtu) = info["publicmtu"].as_i64() {
         set_public_mtu(app, id, mtu).await?;
@@ -543,17 +544,13 @@ job_body!(update_vpc_job, |job, info| {
 /// router's generation in one transaction, then the public NIC to the
 /// router; if the router refuses, the old MTU is put back and the job fails.
 /// The caller holds the VPC's lock.
-async fn set_public_mtu(
-    app: &crate::server::context::App,
-    id: i64,
-    mtu: i64,
-) -> Result<(), ApiError> {
+async fn set_public_mtu(app: &crate::server::context::App, id: i64, mtu: i64) -> Result<(), Error> {
     let db = &app.db;
     let Some(v) = vpc::get_by_id(db, id)
         .await?
         .filter(|v| v.removed.is_none())
     else {
-        return Err(ApiError::param("The VPC was deleted meanwhile"));
+        return Err(Error::invalid("The VPC was deleted meanwhile"));
     };
     // CloudStack leaves an MTU that is already in place alone.
     if v.public_mtu == mtu {
@@ -606,9 +603,9 @@ job_body!(delete_vpc_job, |job, info| {
     provision::vpc::destroy_vpc(&app.db, &app.network, id)
         .await
         .map_err(|e| {
-            ApiError::internal(format!(
+            Error::internal(format!(
                 "VPC {} is Inactive; its cleanup failed and is retried every vpc.cleanup.interval: {}",
-                v.uuid, e.text
+                v.uuid, e.text()
             ))
         })?;
     Ok(json!({ "success": true }))
@@ -623,7 +620,7 @@ handler!(restart_vpc, |ctx, params| {
     };
     rules::vpc::check_vpc_enabled(&v.uuid, state)?;
     if params.boolean("makeredundant")? == Some(true) {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "Redundant VPC routers are not supported; restart without makeredundant",
         ));
     }

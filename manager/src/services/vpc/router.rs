@@ -3,7 +3,8 @@
 
 use serde_json::json;
 
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::provision;
 use crate::server::jobs::{JobBody, vpc_sync};
 use crate::server::registry::{
@@ -137,12 +138,12 @@ pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
     ]
 }
 
-async fn router_param(ctx: &Ctx, params: &Params) -> Result<router::Router, ApiError> {
+async fn router_param(ctx: &Ctx, params: &Params) -> Result<router::Router, Error> {
     let id = params.required_uuid(ctx.command, "id")?.to_string();
     let r = router::get_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|r| r.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("id", &id))?;
+        .ok_or_else(|| Error::invalid_id("id", &id))?;
     owner::check_access(ctx, r.account_id, &r.domain_path, &format!("router {id}"))?;
     Ok(r)
 }
@@ -155,10 +156,10 @@ fn with_forced(mut spec: CommandSpec, description: &'static str) -> CommandSpec 
 
 /// Stops a router; `forced`, a router that could not be stopped is marked
 /// Stopped all the same (CloudStack's forced stop), the failure logged.
-async fn stop(app: &crate::server::App, r: &router::Router, forced: bool) -> Result<(), ApiError> {
+async fn stop(app: &crate::server::App, r: &router::Router, forced: bool) -> Result<(), Error> {
     match provision::vpc::stop_router(&app.db, &app.network, r).await {
         Err(e) if forced => {
-            tracing::warn!(router = %r.uuid, error = %e.text, "forced stop: the router could not be stopped; marked Stopped");
+            tracing::warn!(router = %r.uuid, error = %e, "forced stop: the router could not be stopped; marked Stopped");
             router::set_state(&app.db, r.id, router::STATE_STOPPED).await?;
             Ok(())
         }
@@ -166,7 +167,7 @@ async fn stop(app: &crate::server::App, r: &router::Router, forced: bool) -> Res
     }
 }
 
-async fn submit(ctx: &Ctx, params: &Params, r: &router::Router) -> Result<Reply, ApiError> {
+async fn submit(ctx: &Ctx, params: &Params, r: &router::Router) -> Result<Reply, Error> {
     let forced = params.boolean("forced")?.unwrap_or(false);
     let job_id = ctx
         .submit_job(
@@ -178,26 +179,26 @@ async fn submit(ctx: &Ctx, params: &Params, r: &router::Router) -> Result<Reply,
     Ok(Reply::Job { job_id })
 }
 
-async fn router_result(app: &App, id: i64) -> Result<serde_json::Value, ApiError> {
+async fn router_result(app: &App, id: i64) -> Result<serde_json::Value, Error> {
     let r = router::get_by_id(&app.db, id)
         .await?
-        .ok_or_else(|| ApiError::param("The router was destroyed meanwhile"))?;
+        .ok_or_else(|| Error::invalid("The router was destroyed meanwhile"))?;
     let hypervisor = app.network.hypervisor();
     let related = Related::for_routers(&app.db, std::slice::from_ref(&r)).await?;
     Ok(json!({ "router": router_view(&related, &r, true, hypervisor) }))
 }
 
-async fn live_router(db: &Db, id: i64) -> Result<router::Router, ApiError> {
+async fn live_router(db: &Db, id: i64) -> Result<router::Router, Error> {
     router::get_by_id(db, id)
         .await?
         .filter(|r| r.removed.is_none())
-        .ok_or_else(|| ApiError::param("The router was destroyed meanwhile"))
+        .ok_or_else(|| Error::invalid("The router was destroyed meanwhile"))
 }
 
 handler!(stop_router, |ctx, params| {
     let r = router_param(ctx, params).await?;
     if r.state == router::STATE_STOPPED {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Router {} is already Stopped",
             r.uuid
         )));
@@ -216,7 +217,7 @@ job_body!(stop_router_job, |job, info| {
 handler!(start_router, |ctx, params| {
     let r = router_param(ctx, params).await?;
     if r.state == router::STATE_RUNNING {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Router {} is already Running",
             r.uuid
         )));
@@ -235,7 +236,7 @@ job_body!(start_router_job, |job, info| {
 handler!(reboot_router, |ctx, params| {
     let r = router_param(ctx, params).await?;
     if r.state != router::STATE_RUNNING {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Router {} is {}; only a Running router can be rebooted",
             r.uuid, r.state
         )));

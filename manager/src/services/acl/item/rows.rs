@@ -5,7 +5,8 @@
 use serde_json::{Value, json};
 
 use super::super::md5::md5_hex;
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::rules::PortRange;
 use crate::rules::acl::{self as rule, AclProtocol, Action, TrafficType};
 use crate::store::acl;
@@ -63,7 +64,7 @@ pub(super) fn as_new(item: &acl::AclItem) -> acl::NewAclItem {
 }
 
 /// The rules' picture of a stored item.
-pub(super) fn checked_of(item: &acl::AclItem) -> Result<rule::AclItem, ApiError> {
+pub(super) fn checked_of(item: &acl::AclItem) -> Result<rule::AclItem, Error> {
     Ok(rule::AclItem {
         number: u32::try_from(item.number).unwrap_or_default(),
         protocol: AclProtocol::parse(&item.protocol)?,
@@ -89,7 +90,7 @@ pub(super) fn numbers_taken(items: &[acl::AclItem], except: Option<i64>) -> Vec<
 }
 
 /// The item fields a request gives, as stored in a job's parameters.
-pub(super) fn fields_of(params: &Params) -> Result<Value, ApiError> {
+pub(super) fn fields_of(params: &Params) -> Result<Value, Error> {
     Ok(json!({
         "protocol": params.string("protocol")?.filter(|p| !p.is_empty()),
         "startport": params.long("startport")?,
@@ -129,7 +130,7 @@ fn new_item<'a>(fields: &'a Value, cidrs: &'a [&'a str]) -> rule::NewAclItem<'a>
 }
 
 /// The item `fields` describe, checked against the list's other numbers.
-pub(super) fn checked_new(fields: &Value, taken: &[u32]) -> Result<rule::AclItem, ApiError> {
+pub(super) fn checked_new(fields: &Value, taken: &[u32]) -> Result<rule::AclItem, Error> {
     let cidrs = cidrs_of(fields);
     rule::validate_item(&new_item(fields, &cidrs), taken)
 }
@@ -139,7 +140,7 @@ pub(super) fn merged(
     item: &acl::AclItem,
     fields: &Value,
     taken_by_others: &[u32],
-) -> Result<acl::NewAclItem, ApiError> {
+) -> Result<acl::NewAclItem, Error> {
     let cidrs = cidrs_of(fields);
     let partial = fields["partialupgrade"].as_bool().unwrap_or(true);
     let checked = rule::validate_update(
@@ -158,16 +159,13 @@ pub(super) fn merged(
 
 /// Refuses a move when the client saw the list in another order (the MD5 of
 /// the item ids in number order differs), as CloudStack does.
-pub(super) fn check_consistency(
-    items: &[acl::AclItem],
-    hash: Option<&str>,
-) -> Result<(), ApiError> {
+pub(super) fn check_consistency(items: &[acl::AclItem], hash: Option<&str>) -> Result<(), Error> {
     let Some(hash) = hash.filter(|h| !h.trim().is_empty()) else {
         return Ok(());
     };
     let ids: std::string::String = items.iter().map(|i| i.uuid.as_str()).collect();
     if !md5_hex(ids.as_bytes()).eq_ignore_ascii_case(hash.trim()) {
-        return Err(ApiError::param(
+        return Err(Error::invalid(
             "It seems that the access control list in the database is not in the state that \
              you used to apply the changes (aclconsistencyhash differs); read the list again \
              and retry",
@@ -181,7 +179,7 @@ pub(super) fn renumbering(
     items: &[acl::AclItem],
     moving: &acl::AclItem,
     fields: &Value,
-) -> Result<Vec<(i64, i64)>, ApiError> {
+) -> Result<Vec<(i64, i64)>, Error> {
     check_consistency(items, fields["aclconsistencyhash"].as_str())?;
     let positioned: Vec<rule::Positioned<'_>> = items
         .iter()
@@ -265,7 +263,9 @@ mod tests {
         assert_eq!((full.protocol.as_str(), full.start_port), ("udp", None));
         assert_eq!(full.cidrs, ["0.0.0.0/0", "::/0"]);
         assert_eq!(full.reason, None);
-        let clash = merged(&item, &json!({ "number": 4 }), &[4]).unwrap_err();
+        let clash = merged(&item, &json!({ "number": 4 }), &[4])
+            .map_err(crate::api::ApiError::from)
+            .unwrap_err();
         assert_eq!(clash.code, 431);
     }
 
@@ -286,7 +286,9 @@ mod tests {
             vec![(3, 1), (1, 2), (2, 3)]
         );
         let stale = json!({ "nextaclruleid": "a", "aclconsistencyhash": md5_hex(b"acb") });
-        let e = renumbering(&items, &items[2], &stale).unwrap_err();
+        let e = renumbering(&items, &items[2], &stale)
+            .map_err(crate::api::ApiError::from)
+            .unwrap_err();
         assert_eq!(e.code, 431);
         assert!(e.text.contains("aclconsistencyhash"), "{}", e.text);
     }

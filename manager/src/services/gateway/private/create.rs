@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use super::super::{log_revert, vpc_by_id, vpc_param, vpc_sync};
 use super::{gateway_uuid, gateway_view, job_gateway, remove_rows, subnet_of, vlan_form};
-use crate::api::{ApiError, Params};
+use crate::api::Params;
+use crate::error::Error;
 use crate::orchestration::guru::NetworkSpec;
 use crate::orchestration::{IsolationMethod, NetworkTraffic, RouterDriver, VpcProvider, wire};
 use crate::provision::{self, state};
@@ -25,21 +26,17 @@ pub(super) const CREATE_GATEWAY_JOB: JobBody = create_gateway_job;
 
 /// The ACL list of a new gateway: `aclid`, which must be of the VPC or a
 /// default list (431), or `default_deny`.
-async fn acl_of_new_gateway(
-    db: &Db,
-    params: &Params,
-    v: &vpc::Vpc,
-) -> Result<acl::AclList, ApiError> {
+async fn acl_of_new_gateway(db: &Db, params: &Params, v: &vpc::Vpc) -> Result<acl::AclList, Error> {
     let Some(id) = params.uuid("aclid")? else {
         return acl::get_by_id(db, acl::DEFAULT_DENY_ID)
             .await?
-            .ok_or_else(|| ApiError::internal("the default_deny ACL list is missing"));
+            .ok_or_else(|| Error::internal("the default_deny ACL list is missing"));
     };
     let id = id.to_string();
     let list = acl::get_by_uuid(db, &id)
         .await?
         .filter(|l| l.removed.is_none())
-        .ok_or_else(|| ApiError::invalid_id("aclid", &id))?;
+        .ok_or_else(|| Error::invalid_id("aclid", &id))?;
     let list_vpc = match list.vpc_id {
         Some(vid) => Some(vpc_by_id(db, vid).await?.uuid),
         None => None,
@@ -54,13 +51,13 @@ async fn physical_network(
     db: &Db,
     params: &Params,
     v: &vpc::Vpc,
-) -> Result<zone::PhysicalNetwork, ApiError> {
+) -> Result<zone::PhysicalNetwork, Error> {
     if let Some(id) = params.uuid("physicalnetworkid")? {
         let id = id.to_string();
         return zone::physical_network_by_uuid(db, &id)
             .await?
             .filter(|p| p.removed.is_none() && p.zone_id == v.zone_id)
-            .ok_or_else(|| ApiError::invalid_id("physicalnetworkid", &id));
+            .ok_or_else(|| Error::invalid_id("physicalnetworkid", &id));
     }
     let mut guest = Vec::new();
     for p in zone::physical_networks(db, v.zone_id).await? {
@@ -73,7 +70,7 @@ async fn physical_network(
         }
     }
     if guest.len() != 1 {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "Physical network can't be determined: the zone has {} physical networks \
              carrying guest traffic; give physicalnetworkid",
             guest.len()
@@ -87,7 +84,7 @@ async fn existing_gateways(
     db: &Db,
     physnet_id: i64,
     vpc_id: i64,
-) -> Result<Vec<rule::ExistingGateway>, ApiError> {
+) -> Result<Vec<rule::ExistingGateway>, Error> {
     let mut existing = Vec::new();
     for g in gateway::list(db, &gateway::GatewayFilter::default(), Page::ALL)
         .await?
@@ -112,7 +109,7 @@ async fn existing_gateways(
 }
 
 /// The CIDRs of the VPC's tiers.
-async fn tier_cidrs(db: &Db, vpc_id: i64) -> Result<Vec<Ipv4Net>, ApiError> {
+async fn tier_cidrs(db: &Db, vpc_id: i64) -> Result<Vec<Ipv4Net>, Error> {
     Ok(network::tiers_of_vpc(db, vpc_id)
         .await?
         .iter()
@@ -122,18 +119,18 @@ async fn tier_cidrs(db: &Db, vpc_id: i64) -> Result<Vec<Ipv4Net>, ApiError> {
 
 /// Refuses an associated network: only isolated networks outside a VPC can
 /// carry a private gateway, and this manager has none.
-async fn refuse_associated(ctx: &Ctx, id: &str) -> ApiError {
+async fn refuse_associated(ctx: &Ctx, id: &str) -> Error {
     let found = network::get_by_uuid(&ctx.app.db, id).await;
     match found {
-        Ok(Some(n)) if n.removed.is_none() && n.vpc_id.is_some() => ApiError::param(format!(
+        Ok(Some(n)) if n.removed.is_none() && n.vpc_id.is_some() => Error::invalid(format!(
             "Associated network {id} is a VPC tier: a private gateway can only ride on an \
              isolated network outside a VPC; give a vlan instead"
         )),
-        Ok(Some(n)) if n.removed.is_none() => ApiError::param(format!(
+        Ok(Some(n)) if n.removed.is_none() => Error::invalid(format!(
             "Associated network {id} is not an isolated guest network outside a VPC; \
              give a vlan instead"
         )),
-        Ok(_) => ApiError::invalid_id("associatednetworkid", id),
+        Ok(_) => Error::invalid_id("associatednetworkid", id),
         Err(e) => e.into(),
     }
 }
@@ -144,7 +141,7 @@ handler!(create_gateway, |ctx, params| {
     let vpc_id = params.required_uuid(ctx.command, "vpcid")?.to_string();
     let v = vpc_param(ctx, "vpcid", &vpc_id).await?;
     if v.state != vpc::STATE_ENABLED {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "VPC {} is {}, not Enabled: it can't get a private gateway",
             v.uuid, v.state
         )));
@@ -180,7 +177,7 @@ handler!(create_gateway, |ctx, params| {
         .strip_prefix("vlan://")
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| {
-            ApiError::param(format!(
+            Error::invalid(format!(
                 "A private gateway needs a VLAN id; {} is not one",
                 checked.vlan
             ))
@@ -195,7 +192,7 @@ handler!(create_gateway, |ctx, params| {
     };
     rule::check_vlan_not_dynamic(vlan_id, &ranges)?;
     let isolation = IsolationMethod::parse(&physnet.isolation_method).ok_or_else(|| {
-        ApiError::param(format!(
+        Error::invalid(format!(
             "Physical network {} has the unknown isolation method {}",
             physnet.uuid, physnet.isolation_method
         ))
@@ -206,7 +203,7 @@ handler!(create_gateway, |ctx, params| {
         .plugins
         .gurus
         .choose(isolation, NetworkTraffic::Private)
-        .map_err(|e| ApiError::param(format!("Can't create the private network: {e}")))?;
+        .map_err(|e| Error::invalid(format!("Can't create the private network: {e}")))?;
     let name = format!("vpc-{}-privateNetwork", v.name);
     let designed = guru
         .design(&NetworkSpec {
@@ -222,7 +219,7 @@ handler!(create_gateway, |ctx, params| {
             network_domain: None,
             vpc_cidr: None,
         })
-        .map_err(|e| ApiError::param(format!("Can't create the private network: {e}")))?;
+        .map_err(|e| Error::invalid(format!("Can't create the private network: {e}")))?;
     let uri = designed
         .broadcast_uri
         .clone()
@@ -244,7 +241,7 @@ handler!(create_gateway, |ctx, params| {
     });
     let bypass = is_root && params.boolean("bypassvlanoverlapcheck")? == Some(true);
     if let Some(n) = tier_on_vlan.filter(|_| !bypass) {
-        return Err(ApiError::param(format!(
+        return Err(Error::invalid(format!(
             "The VLAN {uri} is already used by network {} in the zone",
             n.uuid
         )));
@@ -254,7 +251,7 @@ handler!(create_gateway, |ctx, params| {
         store::bootstrap::DEFAULT_VPC_TIER_OFFERING_NO_LB,
     )
     .await?
-    .ok_or_else(|| ApiError::internal("the default VPC tier offering is missing"))?;
+    .ok_or_else(|| Error::internal("the default VPC tier offering is missing"))?;
     let mut tx = db.begin().await?;
     // CloudStack leaves the VPC of a private network empty: it is no tier.
     let net = network::create(
