@@ -6,6 +6,7 @@ pub mod agent_client;
 pub mod api;
 pub mod driver;
 pub mod error;
+pub mod future;
 pub mod orchestration;
 pub mod pki;
 pub mod provision;

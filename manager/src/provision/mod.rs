@@ -13,6 +13,7 @@
 //!    ([`resync_after_failure`]), the command reverts its rows and fails, and
 //!    the monitor sends the router the reverted state.
 
+pub mod change;
 pub mod monitor;
 pub mod recovery;
 pub mod state;

@@ -150,7 +150,17 @@ impl Jobs {
     pub async fn recover(&self, app: &App) -> Result<usize, store::StoreError> {
         let abandoned = job::jobs_in_progress_for(&app.db, &self.owner).await?;
         for j in &abandoned {
-            crate::provision::recovery::undo_abandoned(app, j).await;
+            match app.registry.get(&j.cmd).and_then(|c| c.job) {
+                Some(entry) => match (entry.abandon)(app, &j.cmd_info).await {
+                    Ok(()) => {
+                        tracing::warn!(job = %j.uuid, cmd = %j.cmd, "undid what an abandoned job had made")
+                    }
+                    Err(e) => {
+                        tracing::error!(job = %j.uuid, cmd = %j.cmd, error = %e, "undoing an abandoned job failed")
+                    }
+                },
+                None => crate::provision::recovery::undo_abandoned(app, j).await,
+            }
             let result = json!({ "errorcode": 530, "errortext": ABANDONED }).to_string();
             job::complete(&app.db, j.id, job::Outcome::failed(530, result)).await?;
             tracing::warn!(job = %j.uuid, cmd = %j.cmd, "failed a job left running by the previous start");
@@ -237,6 +247,14 @@ async fn execute(app: Arc<App>, claimed: job::Job) {
 }
 
 async fn run_body(app: &Arc<App>, claimed: &job::Job) -> Result<Value, ApiError> {
+    if let Some(entry) = app.registry.get(&claimed.cmd).and_then(|c| c.job) {
+        let ctx = JobCtx {
+            app: app.clone(),
+            caller: caller_of_job(app, claimed).await?,
+            job: claimed.clone(),
+        };
+        return (entry.run)(&ctx, &claimed.cmd_info).await;
+    }
     let body = *app
         .jobs
         .bodies

@@ -2,6 +2,7 @@
 //! command registry, async jobs, and helpers shared by command handlers.
 
 pub mod auth;
+pub mod command;
 pub mod context;
 pub mod expiry;
 pub mod http;

@@ -3,13 +3,12 @@
 //! what the dispatcher checks), and its handler.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 
 use serde_json::Value;
 
 use crate::api::{ApiError, Params};
-use crate::server::context::Ctx;
+use crate::server::context::{App, Ctx};
+use crate::server::jobs::JobCtx;
 
 /// How a command answers (CloudStack's sync, async, async-create).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +78,7 @@ impl ParamType {
 }
 
 /// One parameter of a command.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct ParamSpec {
     pub name: &'static str,
     pub ty: ParamType,
@@ -179,8 +178,7 @@ pub enum Reply {
     Raw(Value),
 }
 
-/// A boxed future returned by handlers.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::future::BoxFuture;
 
 /// A command handler.
 pub type Handler = for<'a> fn(&'a Ctx, &'a Params) -> BoxFuture<'a, Result<Reply, ApiError>>;
@@ -198,6 +196,18 @@ pub struct CommandSpec {
     pub response: Vec<FieldSpec>,
     pub since: &'static str,
     pub handler: Handler,
+    /// The job body of an async command.
+    pub job: Option<JobEntry>,
+}
+
+/// What the job runner does with the jobs of one async command.
+#[derive(Clone, Copy)]
+pub struct JobEntry {
+    /// Runs the job from its stored payload.
+    pub run: for<'a> fn(&'a JobCtx, &'a str) -> BoxFuture<'a, Result<Value, ApiError>>,
+    /// Undoes what the command made before its job ran (see
+    /// [`crate::server::command::AsyncCommand::abandon`]).
+    pub abandon: for<'a> fn(&'a App, &'a str) -> BoxFuture<'a, Result<(), crate::error::Error>>,
 }
 
 impl std::fmt::Debug for CommandSpec {
@@ -266,16 +276,22 @@ impl Registry {
     /// A registry of `commands`.
     pub fn new(commands: Vec<CommandSpec>) -> Self {
         let mut registry = Registry::default();
-        for mut c in commands {
-            if c.kind != Kind::Sync {
-                c.params.extend(async_params());
-            }
-            assert!(
-                registry.commands.insert(c.name, c).is_none(),
-                "command registered twice"
-            );
+        for c in commands {
+            registry.insert(c);
         }
         registry
+    }
+
+    /// Adds a command; async ones take `customjobid` too.
+    pub(crate) fn insert(&mut self, mut c: CommandSpec) {
+        if c.kind != Kind::Sync {
+            c.params.extend(async_params());
+        }
+        let name = c.name;
+        assert!(
+            self.commands.insert(name, c).is_none(),
+            "command {name} registered twice"
+        );
     }
 
     /// The command called `name` (exact, as CloudStack looks them up).

@@ -132,6 +132,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: create_firewall_rule,
+            job: None,
         },
         CommandSpec {
             name: "deleteFirewallRule",
@@ -143,6 +144,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: delete_firewall_rule,
+            job: None,
         },
         CommandSpec {
             name: "listFirewallRules",
@@ -154,6 +156,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: list_firewall_rules,
+            job: None,
         },
     ]
 }

@@ -28,6 +28,7 @@ pub fn commands() -> Vec<CommandSpec> {
             ],
             since: "3.0.0",
             handler: list_apis,
+            job: None,
         },
         CommandSpec {
             name: "queryAsyncJobResult",
@@ -39,6 +40,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: job_fields(),
             since: "",
             handler: query_async_job_result,
+            job: None,
         },
         CommandSpec {
             name: "listAsyncJobs",
@@ -60,6 +62,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: job_fields(),
             since: "",
             handler: list_async_jobs,
+            job: None,
         },
     ]
 }

@@ -222,6 +222,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: network_offering_fields(),
             since: "",
             handler: list_network_offerings,
+            job: None,
         },
         CommandSpec {
             name: "listVPCOfferings",
@@ -233,6 +234,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vpc_offering_fields(),
             since: "",
             handler: list_vpc_offerings,
+            job: None,
         },
         CommandSpec {
             name: "createVPCOffering",
@@ -268,6 +270,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vpc_offering_fields(),
             since: "",
             handler: vpc_change::CREATE_VPC_OFFERING,
+            job: None,
         },
         CommandSpec {
             name: "updateVPCOffering",
@@ -285,6 +288,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vpc_offering_fields(),
             since: "",
             handler: vpc_change::UPDATE_VPC_OFFERING,
+            job: None,
         },
         CommandSpec {
             name: "deleteVPCOffering",
@@ -296,6 +300,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: vpc_change::DELETE_VPC_OFFERING,
+            job: None,
         },
     ]
 }

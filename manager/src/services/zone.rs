@@ -74,6 +74,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: fields(),
             since: "",
             handler: create_zone,
+            job: None,
         },
         CommandSpec {
             name: "listZones",
@@ -94,6 +95,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: fields(),
             since: "",
             handler: list_zones,
+            job: None,
         },
         CommandSpec {
             name: "updateZone",
@@ -108,6 +110,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: fields(),
             since: "",
             handler: update_zone,
+            job: None,
         },
         CommandSpec {
             name: "deleteZone",
@@ -119,6 +122,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: delete_zone,
+            job: None,
         },
     ]
 }

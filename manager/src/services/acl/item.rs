@@ -136,6 +136,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: item_fields(),
             since: "",
             handler: create_item,
+            job: None,
         },
         CommandSpec {
             name: "updateNetworkACLItem",
@@ -147,6 +148,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: item_fields(),
             since: "",
             handler: update_item,
+            job: None,
         },
         CommandSpec {
             name: "moveNetworkAclItem",
@@ -177,6 +179,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: item_fields(),
             since: "",
             handler: move_item,
+            job: None,
         },
         CommandSpec {
             name: "deleteNetworkACL",
@@ -188,6 +191,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: delete_item,
+            job: None,
         },
         CommandSpec {
             name: "listNetworkACLs",
@@ -199,6 +203,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: item_fields(),
             since: "",
             handler: list_items,
+            job: None,
         },
     ]
 }

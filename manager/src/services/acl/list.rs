@@ -71,6 +71,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: list_fields(),
             since: "",
             handler: create_list,
+            job: None,
         },
         CommandSpec {
             name: "updateNetworkACLList",
@@ -88,6 +89,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: list_fields(),
             since: "",
             handler: update_list,
+            job: None,
         },
         CommandSpec {
             name: "deleteNetworkACLList",
@@ -99,6 +101,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: delete_list,
+            job: None,
         },
         CommandSpec {
             name: "listNetworkACLLists",
@@ -110,6 +113,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: list_fields(),
             since: "",
             handler: list_lists,
+            job: None,
         },
         CommandSpec {
             name: "replaceNetworkACLList",
@@ -125,6 +129,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: replace_list,
+            job: None,
         },
     ]
 }

@@ -226,6 +226,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: config_fields(),
             since: "",
             handler: list_configurations_handler,
+            job: None,
         },
         CommandSpec {
             name: "updateConfiguration",
@@ -250,6 +251,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: config_fields(),
             since: "",
             handler: update_configuration,
+            job: None,
         },
     ]
 }

@@ -81,6 +81,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: limit_fields(),
             since: "",
             handler: update_resource_limit,
+            job: None,
         },
         CommandSpec {
             name: "listResourceLimits",
@@ -92,6 +93,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: limit_fields(),
             since: "",
             handler: list_resource_limits,
+            job: None,
         },
     ]
 }

@@ -128,6 +128,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: gateway_fields(),
             since: "",
             handler: create::CREATE_GATEWAY,
+            job: None,
         },
         CommandSpec {
             name: "deletePrivateGateway",
@@ -139,6 +140,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: delete_gateway,
+            job: None,
         },
         CommandSpec {
             name: "listPrivateGateways",
@@ -150,6 +152,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: gateway_fields(),
             since: "",
             handler: list_gateways,
+            job: None,
         },
     ]
 }

@@ -91,6 +91,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: route_fields(),
             since: "",
             handler: create_route,
+            job: None,
         },
         CommandSpec {
             name: "deleteStaticRoute",
@@ -102,6 +103,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: delete_route,
+            job: None,
         },
         CommandSpec {
             name: "listStaticRoutes",
@@ -113,6 +115,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: route_fields(),
             since: "",
             handler: list_routes,
+            job: None,
         },
     ]
 }

@@ -209,6 +209,7 @@ fn spec(
         response,
         since: "",
         handler,
+        job: None,
     }
 }
 

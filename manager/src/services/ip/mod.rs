@@ -116,6 +116,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: ip_fields(),
             since: "",
             handler: associate_ip,
+            job: None,
         },
         CommandSpec {
             name: "disassociateIpAddress",
@@ -131,6 +132,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: disassociate_ip,
+            job: None,
         },
         CommandSpec {
             name: "listPublicIpAddresses",
@@ -142,6 +144,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: ip_fields(),
             since: "",
             handler: list_ips,
+            job: None,
         },
     ]
 }

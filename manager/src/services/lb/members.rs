@@ -316,6 +316,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: assign,
+            job: None,
         },
         CommandSpec {
             name: "removeFromLoadBalancerRule",
@@ -327,6 +328,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: remove,
+            job: None,
         },
         CommandSpec {
             name: "listLoadBalancerRuleInstances",
@@ -354,6 +356,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: list_instances,
+            job: None,
         },
     ]
 }

@@ -380,6 +380,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: lb_fields(),
             since: "",
             handler: create_lb,
+            job: None,
         },
         CommandSpec {
             name: "updateLoadBalancerRule",
@@ -398,6 +399,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: lb_fields(),
             since: "",
             handler: update_lb,
+            job: None,
         },
         CommandSpec {
             name: "deleteLoadBalancerRule",
@@ -409,6 +411,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: delete_lb,
+            job: None,
         },
         CommandSpec {
             name: "listLoadBalancerRules",
@@ -420,6 +423,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: lb_fields(),
             since: "",
             handler: list_lb,
+            job: None,
         },
     ]
 }

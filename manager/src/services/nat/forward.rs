@@ -456,6 +456,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: pf_fields(),
             since: "",
             handler: create_pf,
+            job: None,
         },
         CommandSpec {
             name: "updatePortForwardingRule",
@@ -475,6 +476,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: pf_fields(),
             since: "",
             handler: update_pf,
+            job: None,
         },
         CommandSpec {
             name: "deletePortForwardingRule",
@@ -486,6 +488,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: delete_pf,
+            job: None,
         },
         CommandSpec {
             name: "listPortForwardingRules",
@@ -497,6 +500,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: pf_fields(),
             since: "",
             handler: list_pf,
+            job: None,
         },
     ]
 }

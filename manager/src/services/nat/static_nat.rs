@@ -151,6 +151,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: enable_static_nat,
+            job: None,
         },
         CommandSpec {
             name: "disableStaticNat",
@@ -162,6 +163,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: disable_static_nat,
+            job: None,
         },
     ]
 }

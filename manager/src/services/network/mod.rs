@@ -68,6 +68,7 @@ fn spec(
         response,
         since: "",
         handler,
+        job: None,
     }
 }
 

@@ -166,6 +166,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: network_fields(),
             since: "",
             handler: create::CREATE_NETWORK,
+            job: None,
         },
         CommandSpec {
             name: "listNetworks",
@@ -177,6 +178,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: network_fields(),
             since: "",
             handler: list::LIST_NETWORKS,
+            job: None,
         },
         CommandSpec {
             name: "updateNetwork",
@@ -202,6 +204,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: network_fields(),
             since: "",
             handler: lifecycle::UPDATE_NETWORK,
+            job: None,
         },
         CommandSpec {
             name: "deleteNetwork",
@@ -220,6 +223,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: lifecycle::DELETE_NETWORK,
+            job: None,
         },
         CommandSpec {
             name: "restartNetwork",
@@ -240,6 +244,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: lifecycle::RESTART_NETWORK,
+            job: None,
         },
     ]
 }

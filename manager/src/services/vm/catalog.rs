@@ -77,6 +77,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             ],
             since: "",
             handler: list_service_offerings,
+            job: None,
         },
         CommandSpec {
             name: "listTemplates",
@@ -99,6 +100,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             ],
             since: "",
             handler: list_templates,
+            job: None,
         },
     ]
 }

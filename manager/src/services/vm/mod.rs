@@ -165,6 +165,7 @@ pub fn commands() -> Vec<CommandSpec> {
         response: vm_fields(),
         since: "",
         handler,
+        job: None,
     };
     let mut stop_params = id_param("the ID of the VM");
     stop_params.push(opt(
@@ -189,6 +190,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vm_fields(),
             since: "",
             handler: deploy::DEPLOY,
+            job: None,
         },
         CommandSpec {
             name: "listVirtualMachines",
@@ -200,6 +202,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vm_fields(),
             since: "",
             handler: list::LIST,
+            job: None,
         },
         one(
             "startVirtualMachine",

@@ -155,6 +155,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vpc_fields(),
             since: "",
             handler: create_vpc,
+            job: None,
         },
         CommandSpec {
             name: "updateVPC",
@@ -179,6 +180,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vpc_fields(),
             since: "",
             handler: update_vpc,
+            job: None,
         },
         CommandSpec {
             name: "deleteVPC",
@@ -190,6 +192,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: delete_vpc,
+            job: None,
         },
         CommandSpec {
             name: "restartVPC",
@@ -218,6 +221,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vec![],
             since: "",
             handler: restart_vpc,
+            job: None,
         },
         CommandSpec {
             name: "listVPCs",
@@ -229,6 +233,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: vpc_fields(),
             since: "",
             handler: list_vpcs,
+            job: None,
         },
     ];
     all.extend(router::commands());

@@ -97,6 +97,7 @@ pub fn commands() -> Vec<CommandSpec> {
         response: router_fields(),
         since: "",
         handler,
+        job: None,
     };
     vec![
         CommandSpec {
@@ -109,6 +110,7 @@ pub fn commands() -> Vec<CommandSpec> {
             response: router_fields(),
             since: "",
             handler: list_routers,
+            job: None,
         },
         with_forced(
             one("stopRouter", "Stops a VPC virtual router", stop_router),

@@ -1,0 +1,207 @@
+//! The change protocol: the one place that owns how a change of a VPC's
+//! rows reaches its router.
+//!
+//! A command describes its change as a [`RouterChange`] (what rows it
+//! writes, what it sends to the router, how to put the rows back) and hands
+//! it to [`VpcLock::apply`], which runs the sequence:
+//!
+//! 1. the caller holds the VPC's lock ([`Network::lock`]: a [`VpcLock`] is
+//!    the only way to apply a change, so no change runs unlocked) and has
+//!    validated the request under it;
+//! 2. one transaction writes the rows and bumps the router's config
+//!    generation (only when the router is Running and the change reaches
+//!    it; otherwise the change is stored and goes with the next full
+//!    configuration);
+//! 3. after the commit the router's state is loaded and the change pushed
+//!    with that generation; on success the router's applied generation is
+//!    recorded;
+//! 4. on failure the generation is bumped again, before the rows are put
+//!    back, so the router (which may hold part of the change) looks behind
+//!    and the monitor sends it the reverted state: router and database never
+//!    disagree while both look current. The push's error is the command's.
+
+use std::future::Future;
+
+use tokio::sync::OwnedMutexGuard;
+
+use crate::error::Error;
+use crate::orchestration::ElementResult;
+use crate::orchestration::model::RouterState;
+use crate::store::{Db, Tx};
+
+use crate::store::router;
+
+use super::{
+    Generation, Network, RouterElement, bump, element_error, log_revert, resync_after_failure,
+    state,
+};
+
+/// One change of a VPC's rows that its router must follow.
+pub trait RouterChange: Send + Sync {
+    /// What `write` made (the new row, the old values), given to `undo`
+    /// and returned by [`VpcLock::apply`].
+    type Written: Send + Sync;
+
+    /// What the change is, for the log of a failed undo ("a new ACL item").
+    fn what(&self) -> &'static str;
+
+    /// Writes the change's rows in the transaction that also bumps the
+    /// router's generation.
+    fn write(&self, tx: &mut Tx) -> impl Future<Output = Result<Self::Written, Error>> + Send;
+
+    /// Whether the change reaches the router at all (an ACL list no tier
+    /// uses does not). Asked after `write`.
+    fn reaches_router(&self, _written: &Self::Written) -> bool {
+        true
+    }
+
+    /// Sends the change to the router: `state` is the router's whole state
+    /// as stored after the commit, `generation` the change's.
+    fn push(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        generation: u64,
+    ) -> impl Future<Output = ElementResult> + Send;
+
+    /// Puts the rows back after the router refused the change.
+    fn undo(
+        &self,
+        db: &Db,
+        written: &Self::Written,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// A VPC's lock, held: changes to the VPC are applied through it.
+pub struct VpcLock<'n> {
+    db: &'n Db,
+    network: &'n Network,
+    vpc_id: i64,
+    _guard: OwnedMutexGuard<()>,
+}
+
+impl Network {
+    /// Takes the VPC's lock (waiting for the change holding it): changes
+    /// to one VPC are serialized inside this manager, so generations reach
+    /// its router in order.
+    pub async fn lock<'n>(&'n self, db: &'n Db, vpc_id: i64) -> VpcLock<'n> {
+        VpcLock {
+            db,
+            network: self,
+            vpc_id,
+            _guard: self.lock_vpc(vpc_id).await,
+        }
+    }
+}
+
+impl<'n> VpcLock<'n> {
+    /// The locked VPC.
+    pub fn vpc_id(&self) -> i64 {
+        self.vpc_id
+    }
+
+    /// The store.
+    pub fn db(&self) -> &'n Db {
+        self.db
+    }
+
+    /// The network side (element, plug-ins).
+    pub fn network(&self) -> &'n Network {
+        self.network
+    }
+
+    /// Applies `change` by the protocol of this module: rows and
+    /// generation in one transaction, the push, the applied generation or
+    /// the undo. Returns what `write` made.
+    pub async fn apply<C: RouterChange>(&self, change: &C) -> Result<C::Written, Error> {
+        let mut tx = self.db.begin().await?;
+        let written = change.write(&mut tx).await?;
+        let generation: Option<Generation> = if change.reaches_router(&written) {
+            bump(&mut tx, self.vpc_id).await?
+        } else {
+            None
+        };
+        tx.commit().await?;
+        let Some(g) = generation else {
+            return Ok(written);
+        };
+        let pushed = match state::load(self.db, self.vpc_id).await {
+            Ok(Some(state)) => change
+                .push(&self.network.element, &state, g.generation)
+                .await
+                .map_err(element_error),
+            Ok(None) => Err(Error::internal(
+                "the VPC's router disappeared during the change",
+            )),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = pushed {
+            resync_after_failure(self.db, g.router_id).await;
+            log_revert(change.what(), change.undo(self.db, &written).await);
+            return Err(e);
+        }
+        router::mark_applied(
+            self.db,
+            g.router_id,
+            i64::try_from(g.generation).unwrap_or(i64::MAX),
+        )
+        .await?;
+        Ok(written)
+    }
+
+    /// Sends the VPC's stored state to its router under a new generation,
+    /// for rows written before (by the request that submitted the job): the
+    /// same protocol with nothing to write and nothing to undo.
+    pub async fn push_stored<F>(&self, what: &'static str, send: F) -> Result<(), Error>
+    where
+        F: for<'s> Fn(
+                &'s RouterElement,
+                &'s RouterState,
+                u64,
+            ) -> crate::future::BoxFuture<'s, ElementResult>
+            + Send
+            + Sync,
+    {
+        self.apply(&Stored { what, send }).await
+    }
+}
+
+/// A change whose rows are already stored.
+struct Stored<F> {
+    what: &'static str,
+    send: F,
+}
+
+impl<F> RouterChange for Stored<F>
+where
+    F: for<'s> Fn(
+            &'s RouterElement,
+            &'s RouterState,
+            u64,
+        ) -> crate::future::BoxFuture<'s, ElementResult>
+        + Send
+        + Sync,
+{
+    type Written = ();
+
+    fn what(&self) -> &'static str {
+        self.what
+    }
+
+    async fn write(&self, _tx: &mut Tx) -> Result<(), Error> {
+        Ok(())
+    }
+
+    async fn push(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        generation: u64,
+    ) -> ElementResult {
+        (self.send)(element, state, generation).await
+    }
+
+    async fn undo(&self, _db: &Db, _written: &()) -> Result<(), Error> {
+        Ok(())
+    }
+}
