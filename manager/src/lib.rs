@@ -5,6 +5,7 @@
 pub mod agent_client;
 pub mod api;
 pub mod driver;
+pub mod future;
 pub mod orchestration;
 pub mod pki;
 pub mod provision;

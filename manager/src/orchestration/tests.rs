@@ -13,10 +13,10 @@ use super::recording::sample::{self, mac};
 use super::recording::*;
 use super::{PluginError, Plugins};
 
-type Element = VpcVirtualRouterElement<RecordingAgentClient, RecordingDriver>;
+type Element = RecordedElement;
 
 fn element() -> Element {
-    VpcVirtualRouterElement::new(RecordingAgentClient::new(), RecordingDriver::new())
+    RecordedElement::new(RecordingAgentClient::new(), RecordingDriver::new())
 }
 
 fn pb_item(
@@ -763,7 +763,7 @@ fn the_whole_config_refuses_a_missing_acl_list_and_duplicate_device_indexes() {
 
 #[tokio::test]
 async fn a_router_that_fell_behind_is_resynced_at_the_database_generation() {
-    let e = VpcVirtualRouterElement::new(
+    let e = RecordedElement::new(
         RecordingAgentClient::at_generation(5),
         RecordingDriver::new(),
     );
@@ -786,7 +786,7 @@ async fn a_router_that_fell_behind_is_resynced_at_the_database_generation() {
 
 #[tokio::test]
 async fn a_stale_generation_surfaces_as_an_agent_error() {
-    let e = VpcVirtualRouterElement::new(
+    let e = RecordedElement::new(
         RecordingAgentClient::at_generation(30),
         RecordingDriver::new(),
     );

@@ -3,8 +3,6 @@
 //! what the dispatcher checks), and its handler.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 
 use serde_json::Value;
 
@@ -180,7 +178,7 @@ pub enum Reply {
 }
 
 /// A boxed future returned by handlers.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::future::BoxFuture;
 
 /// A command handler.
 pub type Handler = for<'a> fn(&'a Ctx, &'a Params) -> BoxFuture<'a, Result<Reply, ApiError>>;
