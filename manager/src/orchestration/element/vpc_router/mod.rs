@@ -6,10 +6,10 @@ mod services;
 
 use vpc_proto::v1 as pb;
 
-use super::{ElementError, ElementResult};
 use crate::orchestration::agent::{
     AgentCommand, AgentEndpoint, AgentReply, SharedAgent, SharedDriver,
 };
+use crate::orchestration::element::{ElementError, ElementResult};
 use crate::orchestration::model::{DhcpEntryView, NicRole, RouterState, RouterView, TierView};
 use crate::orchestration::wire;
 

@@ -5,14 +5,13 @@
 use uuid::Uuid;
 use vpc_proto::v1 as pb;
 
-use super::super::capabilities::{
-    Dhcp, Dns, Gateway, Lb, NetworkAcl, NetworkElement, PortForwarding, SourceNat, StaticNat,
-    UserData, VpcProvider,
-};
-use super::super::{ElementError, ElementResult};
 use super::{VPC_VIRTUAL_ROUTER, VpcVirtualRouterElement};
 use crate::future::BoxFuture;
 use crate::orchestration::agent::{AgentCommand, AgentEndpoint};
+use crate::orchestration::element::{
+    Dhcp, Dns, ElementError, ElementResult, Gateway, Lb, NetworkAcl, NetworkElement,
+    PortForwarding, SourceNat, StaticNat, UserData, VpcProvider,
+};
 use crate::orchestration::model::{
     AclListView, DhcpEntryView, LbRuleView, PortForwardView, PrivateGatewayView, PublicIpView,
     RouterState, RouterView, StaticNatView, StaticRouteView, TierView,
@@ -74,7 +73,7 @@ impl NetworkElement for VpcVirtualRouterElement {
         tier: &'a TierView,
         entries: &'a [DhcpEntryView],
     ) -> BoxFuture<'a, ElementResult> {
-        Box::pin(async move { self.set_dhcp(router, generation, tier, entries).await })
+        Box::pin(self.set_dhcp(router, generation, tier, entries))
     }
 
     fn release<'a>(
@@ -84,7 +83,7 @@ impl NetworkElement for VpcVirtualRouterElement {
         tier: &'a TierView,
         entries: &'a [DhcpEntryView],
     ) -> BoxFuture<'a, ElementResult> {
-        Box::pin(async move { self.set_dhcp(router, generation, tier, entries).await })
+        Box::pin(self.set_dhcp(router, generation, tier, entries))
     }
 
     fn shutdown<'a>(
@@ -93,7 +92,7 @@ impl NetworkElement for VpcVirtualRouterElement {
         generation: u64,
         tier: &'a TierView,
     ) -> BoxFuture<'a, ElementResult> {
-        Box::pin(async move { self.remove_tier(router, generation, tier).await })
+        Box::pin(self.remove_tier(router, generation, tier))
     }
 
     fn destroy<'a>(
@@ -102,7 +101,7 @@ impl NetworkElement for VpcVirtualRouterElement {
         generation: u64,
         tier: &'a TierView,
     ) -> BoxFuture<'a, ElementResult> {
-        Box::pin(async move { self.remove_tier(router, generation, tier).await })
+        Box::pin(self.remove_tier(router, generation, tier))
     }
 }
 
@@ -252,7 +251,7 @@ impl Dhcp for VpcVirtualRouterElement {
         tier: &'a TierView,
         entries: &'a [DhcpEntryView],
     ) -> BoxFuture<'a, ElementResult> {
-        Box::pin(async move { self.set_dhcp(router, generation, tier, entries).await })
+        Box::pin(self.set_dhcp(router, generation, tier, entries))
     }
 }
 
@@ -266,7 +265,7 @@ impl Dns for VpcVirtualRouterElement {
         tier: &'a TierView,
         entries: &'a [DhcpEntryView],
     ) -> BoxFuture<'a, ElementResult> {
-        Box::pin(async move { self.set_dhcp(router, generation, tier, entries).await })
+        Box::pin(self.set_dhcp(router, generation, tier, entries))
     }
 }
 
@@ -318,11 +317,11 @@ impl VpcProvider for VpcVirtualRouterElement {
         state: &'a RouterState,
         generation: u64,
     ) -> BoxFuture<'a, ElementResult<AgentEndpoint>> {
-        Box::pin(async move { self.start_router(state, generation).await })
+        Box::pin(self.start_router(state, generation))
     }
 
     fn shutdown_vpc<'a>(&'a self, router: &'a RouterView) -> BoxFuture<'a, ElementResult> {
-        Box::pin(async move { self.stop_router(router).await })
+        Box::pin(self.stop_router(router))
     }
 
     fn create_private_gateway<'a>(
