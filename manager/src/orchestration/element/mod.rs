@@ -3,8 +3,8 @@
 //! the generation the caller gives it (the caller bumps the router's generation
 //! in the database transaction of the change; the element never invents one).
 //!
-//! - [`capabilities`]: the traits an element implements, one per service.
-//! - [`vpc_router`]: the VPC virtual router, the one element for VPC services.
+//! - `capabilities`: the traits an element implements, one per service.
+//! - `vpc_router`: the VPC virtual router, the one element for VPC services.
 
 mod capabilities;
 mod vpc_router;
