@@ -31,8 +31,9 @@ use tonic::{Code, Status};
 use vpc_proto::v1 as pb;
 use vpc_proto::v1::virtual_router_client::VirtualRouterClient;
 
+use crate::future::BoxFuture;
 use crate::orchestration::agent::{
-    AgentClient, AgentCommand, AgentEndpoint, AgentError, AgentReply, BoxFuture, Endpoints,
+    AgentClient, AgentCommand, AgentEndpoint, AgentError, AgentReply, Endpoints,
 };
 use crate::orchestration::model::RouterView;
 use crate::pki::ClientIdentity;
@@ -329,7 +330,18 @@ impl GrpcAgentClient {
 }
 
 impl AgentClient for GrpcAgentClient {
-    async fn send(
+    fn send<'a>(
+        &'a self,
+        router: &'a RouterView,
+        command: AgentCommand,
+    ) -> BoxFuture<'a, Result<AgentReply, AgentError>> {
+        Box::pin(self.send_with_retries(router, command))
+    }
+}
+
+impl GrpcAgentClient {
+    /// Sends one command, retrying while the agent is unreachable.
+    async fn send_with_retries(
         &self,
         router: &RouterView,
         command: AgentCommand,

@@ -29,7 +29,7 @@ impl Router {
 async fn a_vpc_from_start_to_changes_to_resync() {
     let plugins = Plugins::from_config(None, None).unwrap();
     assert!(plugins.element_enabled(VPC_VIRTUAL_ROUTER));
-    let element = VpcVirtualRouterElement::new(RecordingAgentClient::new(), RecordingDriver::new());
+    let element = RecordedElement::new(RecordingAgentClient::new(), RecordingDriver::new());
 
     // Start: one ApplyConfig with everything, at the router's generation.
     let mut router = Router {
@@ -192,7 +192,7 @@ async fn a_vpc_from_start_to_changes_to_resync() {
     ));
 
     // The agent restarted from an old snapshot: resync with one ApplyConfig.
-    let restarted = VpcVirtualRouterElement::new(
+    let restarted = RecordedElement::new(
         RecordingAgentClient::at_generation(3),
         RecordingDriver::new(),
     );
@@ -210,7 +210,7 @@ async fn a_vpc_from_start_to_changes_to_resync() {
 
 #[tokio::test]
 async fn leastconn_never_reaches_the_agent() {
-    let element = VpcVirtualRouterElement::new(RecordingAgentClient::new(), RecordingDriver::new());
+    let element = RecordedElement::new(RecordingAgentClient::new(), RecordingDriver::new());
     let mut rule = sample::lb_rule(LbAlgorithm::parse("leastconn").unwrap());
     rule.public_ip = Ipv4Addr::new(203, 0, 113, 11);
     let err = element

@@ -1,13 +1,18 @@
 //! The seams to the outside: the agent of a router (`AgentClient`) and the
-//! driver that runs routers (`RouterDriver`).
+//! driver that runs routers (`RouterDriver`). Both are object-safe and live
+//! behind `Arc<dyn ...>` ([`SharedAgent`], [`SharedDriver`]): the manager
+//! picks them at start (see [`crate::future`]).
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use vpc_proto::v1 as pb;
 
 use super::model::{RouterNicView, RouterView, VmView};
+
+/// Re-exported so `orchestration::agent::BoxFuture` keeps naming the one
+/// definition in [`crate::future`].
+pub use crate::future::BoxFuture;
 
 /// One agent RPC with its request.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,11 +104,28 @@ pub enum AgentError {
 /// A client of routers' agents.
 pub trait AgentClient: Send + Sync {
     /// Sends one command to the router's agent and waits for its answer.
-    fn send(
-        &self,
-        router: &RouterView,
+    fn send<'a>(
+        &'a self,
+        router: &'a RouterView,
         command: AgentCommand,
-    ) -> impl Future<Output = Result<AgentReply, AgentError>> + Send;
+    ) -> BoxFuture<'a, Result<AgentReply, AgentError>>;
+}
+
+/// The agent client the manager runs with.
+pub type SharedAgent = std::sync::Arc<dyn AgentClient>;
+
+/// A shared client is a client: a [`SharedAgent`] goes wherever an
+/// `AgentClient` is asked for, and a call through it resolves to this trait
+/// (the one its callers import) rather than to the trait object's own
+/// methods.
+impl<T: AgentClient + ?Sized> AgentClient for std::sync::Arc<T> {
+    fn send<'a>(
+        &'a self,
+        router: &'a RouterView,
+        command: AgentCommand,
+    ) -> BoxFuture<'a, Result<AgentReply, AgentError>> {
+        (**self).send(router, command)
+    }
 }
 
 /// How to reach a router's agent.
@@ -125,35 +147,81 @@ pub trait RouterDriver: Send + Sync {
     /// CloudStack's name for its hypervisor that only pretends).
     fn hypervisor(&self) -> &'static str;
     /// Starts the router (with the NICs it has) and returns its agent.
-    fn start_router(
-        &self,
-        router: &RouterView,
-    ) -> impl Future<Output = Result<AgentEndpoint, DriverError>> + Send;
-    fn stop_router(
-        &self,
-        router: &RouterView,
-    ) -> impl Future<Output = Result<(), DriverError>> + Send;
-    fn destroy_router(
-        &self,
-        router: &RouterView,
-    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+    fn start_router<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>>;
+    fn stop_router<'a>(&'a self, router: &'a RouterView) -> BoxFuture<'a, Result<(), DriverError>>;
+    fn destroy_router<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<(), DriverError>>;
     /// Hot-plugs a NIC into the running router.
-    fn plug_nic(
-        &self,
-        router: &RouterView,
-        nic: &RouterNicView,
-    ) -> impl Future<Output = Result<(), DriverError>> + Send;
-    fn unplug_nic(
-        &self,
-        router: &RouterView,
-        nic: &RouterNicView,
-    ) -> impl Future<Output = Result<(), DriverError>> + Send;
+    fn plug_nic<'a>(
+        &'a self,
+        router: &'a RouterView,
+        nic: &'a RouterNicView,
+    ) -> BoxFuture<'a, Result<(), DriverError>>;
+    fn unplug_nic<'a>(
+        &'a self,
+        router: &'a RouterView,
+        nic: &'a RouterNicView,
+    ) -> BoxFuture<'a, Result<(), DriverError>>;
     /// Starts a guest VM with its NICs plugged into their tiers.
-    fn start_vm(&self, vm: &VmView) -> impl Future<Output = Result<(), DriverError>> + Send;
+    fn start_vm<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>>;
     /// Stops a guest VM (it can start again).
-    fn stop_vm(&self, vm: &VmView) -> impl Future<Output = Result<(), DriverError>> + Send;
+    fn stop_vm<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>>;
     /// Removes everything of a guest VM.
-    fn destroy_vm(&self, vm: &VmView) -> impl Future<Output = Result<(), DriverError>> + Send;
+    fn destroy_vm<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>>;
+}
+
+/// The router driver the manager runs with.
+pub type SharedDriver = std::sync::Arc<dyn RouterDriver>;
+
+/// A shared driver is a driver, for the reason given on the `Arc` impl of
+/// [`AgentClient`].
+impl<T: RouterDriver + ?Sized> RouterDriver for std::sync::Arc<T> {
+    fn hypervisor(&self) -> &'static str {
+        (**self).hypervisor()
+    }
+    fn start_router<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>> {
+        (**self).start_router(router)
+    }
+    fn stop_router<'a>(&'a self, router: &'a RouterView) -> BoxFuture<'a, Result<(), DriverError>> {
+        (**self).stop_router(router)
+    }
+    fn destroy_router<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        (**self).destroy_router(router)
+    }
+    fn plug_nic<'a>(
+        &'a self,
+        router: &'a RouterView,
+        nic: &'a RouterNicView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        (**self).plug_nic(router, nic)
+    }
+    fn unplug_nic<'a>(
+        &'a self,
+        router: &'a RouterView,
+        nic: &'a RouterNicView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        (**self).unplug_nic(router, nic)
+    }
+    fn start_vm<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>> {
+        (**self).start_vm(vm)
+    }
+    fn stop_vm<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>> {
+        (**self).stop_vm(vm)
+    }
+    fn destroy_vm<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>> {
+        (**self).destroy_vm(vm)
+    }
 }
 
 /// Where each router's agent listens, by router name: written by the driver
@@ -206,156 +274,5 @@ impl AgentEndpoint {
             .parse()
             .ok()
             .map(AgentEndpoint::Tcp)
-    }
-}
-
-/// A boxed future, for the object-safe seams below.
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// [`AgentClient`] in a form that can live behind `Arc<dyn ...>`, so the
-/// running manager picks its client at start (recording, gRPC) without
-/// making everything generic. Every `AgentClient` is one.
-pub trait DynAgentClient: Send + Sync {
-    fn send_boxed<'a>(
-        &'a self,
-        router: &'a RouterView,
-        command: AgentCommand,
-    ) -> BoxFuture<'a, Result<AgentReply, AgentError>>;
-}
-
-impl<T: AgentClient> DynAgentClient for T {
-    fn send_boxed<'a>(
-        &'a self,
-        router: &'a RouterView,
-        command: AgentCommand,
-    ) -> BoxFuture<'a, Result<AgentReply, AgentError>> {
-        Box::pin(self.send(router, command))
-    }
-}
-
-/// The agent client the manager runs with.
-pub type SharedAgent = std::sync::Arc<dyn DynAgentClient>;
-
-impl<'x> AgentClient for std::sync::Arc<dyn DynAgentClient + 'x> {
-    async fn send(
-        &self,
-        router: &RouterView,
-        command: AgentCommand,
-    ) -> Result<AgentReply, AgentError> {
-        (**self).send_boxed(router, command).await
-    }
-}
-
-/// [`RouterDriver`] behind `Arc<dyn ...>`; every `RouterDriver` is one.
-pub trait DynRouterDriver: Send + Sync {
-    fn hypervisor_name(&self) -> &'static str;
-    fn start_router_boxed<'a>(
-        &'a self,
-        router: &'a RouterView,
-    ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>>;
-    fn stop_router_boxed<'a>(
-        &'a self,
-        router: &'a RouterView,
-    ) -> BoxFuture<'a, Result<(), DriverError>>;
-    fn destroy_router_boxed<'a>(
-        &'a self,
-        router: &'a RouterView,
-    ) -> BoxFuture<'a, Result<(), DriverError>>;
-    fn plug_nic_boxed<'a>(
-        &'a self,
-        router: &'a RouterView,
-        nic: &'a RouterNicView,
-    ) -> BoxFuture<'a, Result<(), DriverError>>;
-    fn unplug_nic_boxed<'a>(
-        &'a self,
-        router: &'a RouterView,
-        nic: &'a RouterNicView,
-    ) -> BoxFuture<'a, Result<(), DriverError>>;
-    fn start_vm_boxed<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>>;
-    fn stop_vm_boxed<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>>;
-    fn destroy_vm_boxed<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>>;
-}
-
-impl<T: RouterDriver> DynRouterDriver for T {
-    fn hypervisor_name(&self) -> &'static str {
-        self.hypervisor()
-    }
-    fn start_router_boxed<'a>(
-        &'a self,
-        router: &'a RouterView,
-    ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>> {
-        Box::pin(self.start_router(router))
-    }
-    fn stop_router_boxed<'a>(
-        &'a self,
-        router: &'a RouterView,
-    ) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(self.stop_router(router))
-    }
-    fn destroy_router_boxed<'a>(
-        &'a self,
-        router: &'a RouterView,
-    ) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(self.destroy_router(router))
-    }
-    fn plug_nic_boxed<'a>(
-        &'a self,
-        router: &'a RouterView,
-        nic: &'a RouterNicView,
-    ) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(self.plug_nic(router, nic))
-    }
-    fn unplug_nic_boxed<'a>(
-        &'a self,
-        router: &'a RouterView,
-        nic: &'a RouterNicView,
-    ) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(self.unplug_nic(router, nic))
-    }
-    fn start_vm_boxed<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(self.start_vm(vm))
-    }
-    fn stop_vm_boxed<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(self.stop_vm(vm))
-    }
-    fn destroy_vm_boxed<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(self.destroy_vm(vm))
-    }
-}
-
-/// The router driver the manager runs with.
-pub type SharedDriver = std::sync::Arc<dyn DynRouterDriver>;
-
-impl<'x> RouterDriver for std::sync::Arc<dyn DynRouterDriver + 'x> {
-    fn hypervisor(&self) -> &'static str {
-        (**self).hypervisor_name()
-    }
-    async fn start_router(&self, router: &RouterView) -> Result<AgentEndpoint, DriverError> {
-        (**self).start_router_boxed(router).await
-    }
-    async fn stop_router(&self, router: &RouterView) -> Result<(), DriverError> {
-        (**self).stop_router_boxed(router).await
-    }
-    async fn destroy_router(&self, router: &RouterView) -> Result<(), DriverError> {
-        (**self).destroy_router_boxed(router).await
-    }
-    async fn plug_nic(&self, router: &RouterView, nic: &RouterNicView) -> Result<(), DriverError> {
-        (**self).plug_nic_boxed(router, nic).await
-    }
-    async fn unplug_nic(
-        &self,
-        router: &RouterView,
-        nic: &RouterNicView,
-    ) -> Result<(), DriverError> {
-        (**self).unplug_nic_boxed(router, nic).await
-    }
-    async fn start_vm(&self, vm: &VmView) -> Result<(), DriverError> {
-        (**self).start_vm_boxed(vm).await
-    }
-    async fn stop_vm(&self, vm: &VmView) -> Result<(), DriverError> {
-        (**self).stop_vm_boxed(vm).await
-    }
-    async fn destroy_vm(&self, vm: &VmView) -> Result<(), DriverError> {
-        (**self).destroy_vm_boxed(vm).await
     }
 }

@@ -6,15 +6,15 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::net::Ipv4Addr;
-use std::pin::Pin;
 
 use ipnet::Ipv4Net;
 use uuid::Uuid;
 
-/// A boxed, sendable future (for the traits used as `dyn`).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// Re-exported so `orchestration::guru::BoxFuture` keeps naming the one
+/// definition in [`crate::future`], which the gurus' and allocators' async
+/// methods return.
+pub use crate::future::BoxFuture;
 
 /// How a physical network isolates its networks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

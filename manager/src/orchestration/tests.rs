@@ -1,11 +1,15 @@
 //! Unit tests of the element against the recording doubles, and of the gurus.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use uuid::Uuid;
 use vpc_proto::v1 as pb;
 
-use super::agent::{AgentCommand, AgentEndpoint, AgentError};
+use super::agent::{
+    AgentClient, AgentCommand, AgentEndpoint, AgentError, AgentReply, RouterDriver, SharedAgent,
+    SharedDriver,
+};
 use super::element::*;
 use super::guru::*;
 use super::model::*;
@@ -13,10 +17,10 @@ use super::recording::sample::{self, mac};
 use super::recording::*;
 use super::{PluginError, Plugins};
 
-type Element = VpcVirtualRouterElement<RecordingAgentClient, RecordingDriver>;
+type Element = RecordedElement;
 
 fn element() -> Element {
-    VpcVirtualRouterElement::new(RecordingAgentClient::new(), RecordingDriver::new())
+    RecordedElement::new(RecordingAgentClient::new(), RecordingDriver::new())
 }
 
 fn pb_item(
@@ -126,6 +130,57 @@ async fn implementing_a_tier_without_a_list_sends_no_acl() {
         .await
         .unwrap();
     assert_eq!(e.agent().rpcs(), vec!["PlugNic", "SetupGuestNetwork"]);
+}
+
+#[tokio::test]
+async fn the_element_serves_its_capabilities_as_trait_objects() {
+    let e = element();
+    // As a manager that picks its plug-ins at start holds them.
+    let network: &dyn NetworkElement = &*e;
+    let provider: &dyn VpcProvider = &*e;
+    let nat: &dyn SourceNat = &*e;
+    assert_eq!(network.name(), VPC_VIRTUAL_ROUTER);
+    provider
+        .apply_static_routes(&sample::router(), 8, &sample::routes())
+        .await
+        .unwrap();
+    nat.apply_source_nat(&sample::router(), 9, &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(e.agent().rpcs(), vec!["SetStaticRoutes", "SetSourceNat"]);
+    assert_eq!(e.agent().applied_generation(), 9);
+    assert!(format!("{:?}", *e).contains(SIMULATOR));
+}
+
+#[tokio::test]
+async fn a_shared_agent_and_driver_forward_to_what_they_hold() {
+    // Code written against `impl AgentClient` / `impl RouterDriver` takes
+    // the manager's shared trait objects too.
+    async fn probe(agent: &impl AgentClient, router: &RouterView) -> u64 {
+        match agent
+            .send(router, AgentCommand::GetState(pb::GetStateRequest {}))
+            .await
+        {
+            Ok(AgentReply::State(state)) => state.generation,
+            other => panic!("{other:?}"),
+        }
+    }
+    async fn stop(driver: &impl RouterDriver, router: &RouterView) -> &'static str {
+        driver.stop_router(router).await.unwrap();
+        driver.hypervisor()
+    }
+    let agent = Arc::new(RecordingAgentClient::at_generation(4));
+    let driver = Arc::new(RecordingDriver::new());
+    let shared_agent: SharedAgent = agent.clone();
+    let shared_driver: SharedDriver = driver.clone();
+    let router = sample::router();
+    assert_eq!(probe(&shared_agent, &router).await, 4);
+    assert_eq!(stop(&shared_driver, &router).await, SIMULATOR);
+    assert_eq!(agent.rpcs(), vec!["GetState"]);
+    assert_eq!(
+        driver.calls(),
+        vec![DriverCall::StopRouter("r-1-VM".into())]
+    );
 }
 
 #[tokio::test]
@@ -763,7 +818,7 @@ fn the_whole_config_refuses_a_missing_acl_list_and_duplicate_device_indexes() {
 
 #[tokio::test]
 async fn a_router_that_fell_behind_is_resynced_at_the_database_generation() {
-    let e = VpcVirtualRouterElement::new(
+    let e = RecordedElement::new(
         RecordingAgentClient::at_generation(5),
         RecordingDriver::new(),
     );
@@ -786,7 +841,7 @@ async fn a_router_that_fell_behind_is_resynced_at_the_database_generation() {
 
 #[tokio::test]
 async fn a_stale_generation_surfaces_as_an_agent_error() {
-    let e = VpcVirtualRouterElement::new(
+    let e = RecordedElement::new(
         RecordingAgentClient::at_generation(30),
         RecordingDriver::new(),
     );

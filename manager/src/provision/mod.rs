@@ -34,7 +34,7 @@ use crate::server::registry::BoxFuture;
 use crate::store::{self, Exec, Tx, router};
 
 /// The element the manager runs with.
-pub type RouterElement = VpcVirtualRouterElement<SharedAgent, SharedDriver>;
+pub type RouterElement = VpcVirtualRouterElement;
 
 /// The agent client and router driver a manager runs with.
 #[derive(Clone)]

@@ -46,6 +46,7 @@ pub use names::Segment;
 pub use vm::Lease;
 pub use zone::OnPrem;
 
+use crate::future::BoxFuture;
 use crate::orchestration::agent::{AgentEndpoint, DriverError, Endpoints, RouterDriver};
 use crate::orchestration::model::{RouterNicView, RouterView, VmView};
 use crate::settings::AgentTransport;
@@ -367,41 +368,55 @@ impl RouterDriver for NetnsDriver {
         "netns"
     }
 
-    async fn start_router(&self, router: &RouterView) -> Result<AgentEndpoint, DriverError> {
-        Ok(self.inner.start_router(router).await?)
+    fn start_router<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>> {
+        Box::pin(async move { Ok(self.inner.start_router(router).await?) })
     }
 
-    async fn stop_router(&self, router: &RouterView) -> Result<(), DriverError> {
-        Ok(self.inner.stop_router(router).await?)
+    fn stop_router<'a>(&'a self, router: &'a RouterView) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move { Ok(self.inner.stop_router(router).await?) })
     }
 
-    async fn destroy_router(&self, router: &RouterView) -> Result<(), DriverError> {
-        self.inner.stop_router(router).await?;
-        Ok(self.inner.remove_router_files(&router.name)?)
+    fn destroy_router<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            self.inner.stop_router(router).await?;
+            Ok(self.inner.remove_router_files(&router.name)?)
+        })
     }
 
-    async fn plug_nic(&self, router: &RouterView, nic: &RouterNicView) -> Result<(), DriverError> {
-        Ok(self.inner.plug_nic(router, nic).await?)
+    fn plug_nic<'a>(
+        &'a self,
+        router: &'a RouterView,
+        nic: &'a RouterNicView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move { Ok(self.inner.plug_nic(router, nic).await?) })
     }
 
-    async fn unplug_nic(
-        &self,
-        router: &RouterView,
-        nic: &RouterNicView,
-    ) -> Result<(), DriverError> {
-        Ok(self.inner.unplug_nic(router, nic).await?)
+    fn unplug_nic<'a>(
+        &'a self,
+        router: &'a RouterView,
+        nic: &'a RouterNicView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move { Ok(self.inner.unplug_nic(router, nic).await?) })
     }
 
-    async fn start_vm(&self, vm: &VmView) -> Result<(), DriverError> {
-        Ok(self.inner.start_vm(vm).await?)
+    fn start_vm<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move { Ok(self.inner.start_vm(vm).await?) })
     }
 
-    async fn stop_vm(&self, vm: &VmView) -> Result<(), DriverError> {
-        Ok(self.inner.stop_vm(vm).await?)
+    fn stop_vm<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move { Ok(self.inner.stop_vm(vm).await?) })
     }
 
-    async fn destroy_vm(&self, vm: &VmView) -> Result<(), DriverError> {
-        self.inner.stop_vm(vm).await?;
-        Ok(self.inner.remove_vm_files(&vm.instance_name)?)
+    fn destroy_vm<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            self.inner.stop_vm(vm).await?;
+            Ok(self.inner.remove_vm_files(&vm.instance_name)?)
+        })
     }
 }
