@@ -72,11 +72,21 @@ pub fn counted_page<T>(rows: Vec<T>, total: i64, in_memory: bool, page: Page) ->
 /// means all rows; `pagesize` may not exceed `default.page.size`; without
 /// paging at most `default.page.size` rows (the count is still the total).
 pub async fn page(ctx: &Ctx, params: &Params) -> Result<Page, ApiError> {
+    paging(ctx, params.long("page")?, params.long("pagesize")?).await
+}
+
+/// The page `page` of `page_size` rows, by CloudStack's paging rules (see
+/// [`page`]).
+pub async fn paging(
+    ctx: &Ctx,
+    page: Option<i64>,
+    page_size: Option<i64>,
+) -> Result<Page, ApiError> {
     let cap = config::value_i64(&ctx.app.db, "default.page.size")
         .await?
         .unwrap_or(500)
         .max(1);
-    match (params.long("page")?, params.long("pagesize")?) {
+    match (page, page_size) {
         (None, None) => Ok(Page::first(cap)),
         (None, Some(-1)) => Ok(Page::ALL),
         (Some(_), None) | (None, Some(_)) => Err(ApiError::param(

@@ -3,11 +3,14 @@
 //! list shows (`account`, `domainid`, `isrecursive`, `listall`), and whether
 //! the caller may act on an object.
 
+use uuid::Uuid;
+
 use crate::api::Params;
 use crate::error::Error;
-use crate::server::registry::{ParamSpec, ParamType, opt};
+use crate::server::command::{Arg, Args, Flag, Id, Int, Text};
+use crate::server::registry::ParamSpec;
 use crate::server::{Ctx, Role};
-use crate::store::{Tx, account, domain, limit};
+use crate::store::{Page, Tx, account, domain, limit};
 
 /// The owner of a new object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,55 +52,12 @@ pub const PROJECTS: &str = "projects do not exist in this cloud; objects belong 
 
 /// The parameters naming the owner of a new object.
 pub fn owner_params() -> Vec<ParamSpec> {
-    vec![
-        opt(
-            "account",
-            ParamType::String,
-            "the account to create it for; needs domainid (admins only)",
-        ),
-        opt("domainid", ParamType::Uuid, "the domain of that account"),
-        opt(
-            "projectid",
-            ParamType::Uuid,
-            "refused: projects are not supported",
-        )
-        .refused(PROJECTS),
-    ]
+    OwnerArgs::specs()
 }
 
 /// The ownership filters of a list command.
 pub fn list_params() -> Vec<ParamSpec> {
-    vec![
-        opt(
-            "account",
-            ParamType::String,
-            "only objects of this account (with domainid)",
-        ),
-        opt("domainid", ParamType::Uuid, "only objects of this domain"),
-        opt(
-            "isrecursive",
-            ParamType::Boolean,
-            "with domainid: also objects of its sub-domains",
-        ),
-        opt(
-            "listall",
-            ParamType::Boolean,
-            "true: every object the caller may see, not only its own",
-        ),
-        opt(
-            "projectid",
-            ParamType::Uuid,
-            "refused: projects are not supported",
-        )
-        .refused(PROJECTS),
-        opt("keyword", ParamType::String, "a substring of the name"),
-        opt("page", ParamType::Integer, "the page to return"),
-        opt(
-            "pagesize",
-            ParamType::Integer,
-            "the number of objects per page",
-        ),
-    ]
+    ListArgs::specs()
 }
 
 async fn owner_of(ctx: &Ctx, a: account::Account) -> Result<Owner, Error> {
@@ -115,8 +75,8 @@ async fn owner_of(ctx: &Ctx, a: account::Account) -> Result<Owner, Error> {
     })
 }
 
-async fn domain_by_param(ctx: &Ctx, params: &Params) -> Result<Option<domain::Domain>, Error> {
-    let Some(id) = params.uuid("domainid")? else {
+async fn domain_by_id(ctx: &Ctx, id: Option<Uuid>) -> Result<Option<domain::Domain>, Error> {
+    let Some(id) = id else {
         return Ok(None);
     };
     let id = id.to_string();
@@ -133,8 +93,54 @@ async fn domain_by_param(ctx: &Ctx, params: &Params) -> Result<Option<domain::Do
 /// The owner of a new object: the caller, or the account named by `account`
 /// + `domainid` (which an admin must cover; users may only name themselves).
 pub async fn owner(ctx: &Ctx, params: &Params) -> Result<Owner, Error> {
-    let name = params.string("account")?.filter(|n| !n.is_empty());
-    let domain = domain_by_param(ctx, params).await?;
+    OwnerArgs::parse(&Args::new(ctx.command, params))?
+        .resolve(ctx)
+        .await
+}
+
+/// The parameters naming the owner of a new object (`account`,
+/// `domainid`; `projectid` refused).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnerArgs {
+    pub account: Option<String>,
+    pub domain_id: Option<Uuid>,
+}
+
+const OWNER_ACCOUNT: Arg<Text> = Arg::opt(
+    "account",
+    "the account to create it for; needs domainid (admins only)",
+);
+const OWNER_DOMAIN: Arg<Id> = Arg::opt("domainid", "the domain of that account");
+const PROJECT: Arg<Id> =
+    Arg::opt("projectid", "refused: projects are not supported").refused(PROJECTS);
+
+impl OwnerArgs {
+    /// What `listApis` shows of them.
+    pub fn specs() -> Vec<ParamSpec> {
+        vec![OWNER_ACCOUNT.spec(), OWNER_DOMAIN.spec(), PROJECT.spec()]
+    }
+
+    pub fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(OwnerArgs {
+            account: args.text(&OWNER_ACCOUNT)?,
+            domain_id: args.get(&OWNER_DOMAIN)?,
+        })
+    }
+
+    /// The owner of a new object: the caller, or the account named by
+    /// `account` + `domainid` (which an admin must cover; users may only
+    /// name themselves).
+    pub async fn resolve(&self, ctx: &Ctx) -> Result<Owner, Error> {
+        resolve_owner(ctx, self.account.clone(), self.domain_id).await
+    }
+}
+
+async fn resolve_owner(
+    ctx: &Ctx,
+    name: Option<String>,
+    domain_id: Option<Uuid>,
+) -> Result<Owner, Error> {
+    let domain = domain_by_id(ctx, domain_id).await?;
     let a = match (name, domain) {
         (None, None) => account::get_by_id(&ctx.app.db, ctx.caller.account_id)
             .await?
@@ -188,15 +194,90 @@ pub struct Scope {
 /// asks for an account, a domain (`isrecursive` for the subtree) or
 /// `listall=true` (everything it covers).
 pub async fn list_scope(ctx: &Ctx, params: &Params) -> Result<Scope, Error> {
+    let by_id = params.string("id")?.is_some_and(|id| !id.is_empty());
+    ListArgs::parse(&Args::new(ctx.command, params))?
+        .scope(ctx, by_id)
+        .await
+}
+
+/// The ownership filters and paging of a list command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListArgs {
+    pub account: Option<String>,
+    pub domain_id: Option<Uuid>,
+    pub recursive: bool,
+    pub list_all: bool,
+    /// A substring of the name.
+    pub keyword: Option<String>,
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+}
+
+const LIST_ACCOUNT: Arg<Text> = Arg::opt("account", "only objects of this account (with domainid)");
+const LIST_DOMAIN: Arg<Id> = Arg::opt("domainid", "only objects of this domain");
+const RECURSIVE: Arg<Flag> = Arg::opt(
+    "isrecursive",
+    "with domainid: also objects of its sub-domains",
+);
+const LIST_ALL: Arg<Flag> = Arg::opt(
+    "listall",
+    "true: every object the caller may see, not only its own",
+);
+const KEYWORD: Arg<Text> = Arg::opt("keyword", "a substring of the name");
+const PAGE: Arg<Int> = Arg::opt("page", "the page to return");
+const PAGE_SIZE: Arg<Int> = Arg::opt("pagesize", "the number of objects per page");
+
+impl ListArgs {
+    /// What `listApis` shows of them.
+    pub fn specs() -> Vec<ParamSpec> {
+        vec![
+            LIST_ACCOUNT.spec(),
+            LIST_DOMAIN.spec(),
+            RECURSIVE.spec(),
+            LIST_ALL.spec(),
+            PROJECT.spec(),
+            KEYWORD.spec(),
+            PAGE.spec(),
+            PAGE_SIZE.spec(),
+        ]
+    }
+
+    pub fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        let params = args.params();
+        Ok(ListArgs {
+            account: args.text(&LIST_ACCOUNT)?,
+            domain_id: args.get(&LIST_DOMAIN)?,
+            recursive: args.get(&RECURSIVE)?.unwrap_or(false),
+            list_all: args.get(&LIST_ALL)?.unwrap_or(false),
+            keyword: args.text(&KEYWORD)?,
+            // Read as 64-bit: the registry checked they are 32-bit integers.
+            page: params.long(PAGE.name())?,
+            page_size: params.long(PAGE_SIZE.name())?,
+        })
+    }
+
+    /// The page of the list, by CloudStack's paging rules
+    /// ([`crate::server::paging`]).
+    pub async fn page(&self, ctx: &Ctx) -> Result<Page, Error> {
+        Ok(crate::server::paging(ctx, self.page, self.page_size).await?)
+    }
+
+    /// The scope of the list. `by_id`: the command was given the `id` of
+    /// one object.
+    pub async fn scope(&self, ctx: &Ctx, by_id: bool) -> Result<Scope, Error> {
+        scope_of(ctx, self, by_id).await
+    }
+}
+
+async fn scope_of(ctx: &Ctx, args: &ListArgs, by_id: bool) -> Result<Scope, Error> {
     let caller = &ctx.caller;
-    let name = params.string("account")?.filter(|n| !n.is_empty());
-    let domain = domain_by_param(ctx, params).await?;
-    let recursive = params.boolean("isrecursive")?.unwrap_or(false);
+    let name = args.account.clone();
+    let domain = domain_by_id(ctx, args.domain_id).await?;
+    let recursive = args.recursive;
     // CloudStack (`buildACLSearchParameters`): an admin looking an object
     // up by `id` finds it anywhere it covers, as with `listall=true`; a user
     // still sees only its own account.
-    let by_id = params.string("id")?.is_some_and(|id| !id.is_empty());
-    let listall = params.boolean("listall")?.unwrap_or(false) || by_id;
+    let listall = args.list_all || by_id;
     if caller.role == Role::User {
         if let Some(name) = &name
             && !name.eq_ignore_ascii_case(&caller.account_name)

@@ -154,7 +154,12 @@ pub(crate) async fn required_zone(
     params: &Params,
     name: &str,
 ) -> Result<zone::Zone, Error> {
-    let id = params.required_uuid(ctx.command, name)?.to_string();
+    zone_by_id(ctx, params.required_uuid(ctx.command, name)?, name).await
+}
+
+/// The live zone `id`, given as parameter `name`.
+pub(crate) async fn zone_by_id(ctx: &Ctx, id: uuid::Uuid, name: &str) -> Result<zone::Zone, Error> {
+    let id = id.to_string();
     zone::get_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|z| z.removed.is_none())
