@@ -173,7 +173,7 @@ impl Manager {
         let (backend, netns) = backend_for(&settings)?;
         let mut manager = Self::start_with(settings, backend).await?;
         if let Some(driver) = &netns {
-            crate::provision::vpc::readopt(&manager.app).await;
+            crate::provision::vpc::readopt(&manager.app.plane()).await;
             tracing::info!(
                 prefix = driver.prefix(),
                 "routers and VMs run as network namespaces"
@@ -248,7 +248,7 @@ impl Manager {
             settings,
             secrets,
             logins: Default::default(),
-            network: Network::new(plugins, backend),
+            network: Arc::new(Network::new(plugins, backend)),
         });
         app.network
             .load_endpoints(&app.db)
@@ -277,17 +277,17 @@ impl Manager {
     ) -> anyhow::Result<()> {
         let runner = tokio::spawn(Jobs::run(self.app.clone()));
         let mut tasks = vec![tokio::spawn(crate::provision::vpc::run_gc(
-            self.app.clone(),
+            self.app.plane(),
         ))];
         tasks.push(tokio::spawn(crate::server::expiry::run(self.app.clone())));
         // Real routers are watched: resynced when they fall behind, idle
         // tiers shut down, namespaces nobody knows removed.
         if let Some(driver) = &self.netns {
             use crate::provision::monitor;
-            tasks.push(tokio::spawn(monitor::run_resync(self.app.clone())));
+            tasks.push(tokio::spawn(monitor::run_resync(self.app.plane())));
             tasks.push(tokio::spawn(monitor::run_network_gc(self.app.clone())));
             tasks.push(tokio::spawn(monitor::run_sweeper(
-                self.app.clone(),
+                self.app.plane(),
                 sweep_with_zones(self.app.clone(), driver.clone()),
             )));
         }

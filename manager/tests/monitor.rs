@@ -54,7 +54,9 @@ async fn reload(m: &TestManager, r: &router::Router) -> router::Router {
 }
 
 async fn resync(m: &TestManager, health: &mut RouterHealth) -> ResyncReport {
-    monitor::resync_once(&m.app, health).await.expect("a round")
+    monitor::resync_once(&m.app.plane(), health)
+        .await
+        .expect("a round")
 }
 
 async fn deploy(client: &Client, env: &Env, tier: &str, name: &str) -> Value {
@@ -370,7 +372,7 @@ on_both_backends!(the_sweeper_gets_the_names_of_live_routers_and_vms, |m| {
             Box::pin(async { vec!["vpc-r-999-VM".to_string()] })
         })
     };
-    let removed = monitor::sweep_once(&m.app, &sweep).await.unwrap();
+    let removed = monitor::sweep_once(&m.app.plane(), &sweep).await.unwrap();
     assert_eq!(removed, ["vpc-r-999-VM"]);
     let names = seen.lock().unwrap().clone();
     assert!(names.contains(&r.name), "{names:?}");

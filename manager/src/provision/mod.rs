@@ -26,11 +26,11 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::error::Error;
+use crate::future::BoxFuture;
 use crate::orchestration::agent::{AgentEndpoint, Endpoints, SharedAgent, SharedDriver};
 use crate::orchestration::model::RouterState;
 use crate::orchestration::recording::{RecordingAgentClient, RecordingDriver};
 use crate::orchestration::{ElementError, ElementResult, Plugins, VpcVirtualRouterElement};
-use crate::server::registry::BoxFuture;
 use crate::store::{self, Exec, Tx, router};
 
 /// The element the manager runs with.
@@ -56,6 +56,21 @@ impl Backend {
             endpoints: Arc::default(),
         }
     }
+}
+
+/// What provisioning needs of the running manager: its store and its
+/// network side. Provisioning never sees the API server's state.
+#[derive(Clone)]
+pub struct Plane {
+    pub db: store::Db,
+    pub network: Arc<Network>,
+}
+
+/// The sync object of jobs that change a VPC's router (its tiers, rules,
+/// VMs): they run one at a time per VPC; the monitor leaves alone a VPC
+/// whose sync object a job holds.
+pub fn vpc_sync(vpc_id: i64) -> String {
+    format!("vpc:{vpc_id}")
 }
 
 /// The network side of the running manager.

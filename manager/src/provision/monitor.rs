@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 
 use vpc_proto::v1 as pb;
 
+use super::Plane;
 use crate::error::Error;
 use crate::orchestration::ElementError;
 use crate::orchestration::agent::{AgentClient, AgentCommand, AgentError, BoxFuture};
 use crate::orchestration::model::{RouterState, RouterView};
-use crate::server::App;
 use crate::store::{self, Page, config, network, router, vm};
 
 use super::{state, tier};
@@ -93,8 +93,8 @@ fn checked_state(state: &str) -> bool {
 
 /// Checks every Running router, and every Error router with an agent
 /// endpoint, once (see the module documentation).
-pub async fn resync_once(app: &App, health: &mut RouterHealth) -> Result<ResyncReport, Error> {
-    let routers = router::list(&app.db, &router::RouterFilter::default(), Page::ALL)
+pub async fn resync_once(plane: &Plane, health: &mut RouterHealth) -> Result<ResyncReport, Error> {
+    let routers = router::list(&plane.db, &router::RouterFilter::default(), Page::ALL)
         .await?
         .items;
     let mut report = ResyncReport::default();
@@ -107,16 +107,16 @@ pub async fn resync_once(app: &App, health: &mut RouterHealth) -> Result<ResyncR
         let Some(vpc_id) = r.vpc_id.filter(|_| due) else {
             continue;
         };
-        let _guard = app.network.lock_vpc(vpc_id).await;
+        let _guard = plane.network.lock_vpc(vpc_id).await;
         // Read again under the lock: a job may have stopped, replaced or
         // pushed to the router meanwhile.
-        let Some(r) = router::get_by_id(&app.db, r.id)
+        let Some(r) = router::get_by_id(&plane.db, r.id)
             .await?
             .filter(|r| r.removed.is_none() && checked_state(&r.state))
         else {
             continue;
         };
-        let outcome = match check(app, &r).await {
+        let outcome = match check(plane, &r).await {
             Ok(outcome) => outcome,
             Err(e) => Checked::Failed(e.to_string()),
         };
@@ -125,8 +125,13 @@ pub async fn resync_once(app: &App, health: &mut RouterHealth) -> Result<ResyncR
             Checked::Current | Checked::Resynced => {
                 health.misses.remove(&r.id);
                 if r.state == router::STATE_ERROR
-                    && router::transition(&app.db, r.id, router::STATE_ERROR, router::STATE_RUNNING)
-                        .await?
+                    && router::transition(
+                        &plane.db,
+                        r.id,
+                        router::STATE_ERROR,
+                        router::STATE_RUNNING,
+                    )
+                    .await?
                 {
                     tracing::info!(router = %r.name, "router answers again; Running");
                     report.recovered.push(r.name.clone());
@@ -142,8 +147,13 @@ pub async fn resync_once(app: &App, health: &mut RouterHealth) -> Result<ResyncR
                 tracing::warn!(router = %r.name, misses = *misses, %reason, "router check failed");
                 if *misses >= ERROR_AFTER
                     && r.state == router::STATE_RUNNING
-                    && router::transition(&app.db, r.id, router::STATE_RUNNING, router::STATE_ERROR)
-                        .await?
+                    && router::transition(
+                        &plane.db,
+                        r.id,
+                        router::STATE_RUNNING,
+                        router::STATE_ERROR,
+                    )
+                    .await?
                 {
                     tracing::warn!(router = %r.name, "router unreachable; marked Error");
                     report.marked_error.push(r.name.clone());
@@ -159,12 +169,12 @@ pub async fn resync_once(app: &App, health: &mut RouterHealth) -> Result<ResyncR
 /// applied generation is recorded on success. The generations are compared
 /// first: the router's whole state is loaded only when it must be sent, so
 /// a check of a router that is current costs no query beyond the router row.
-async fn check(app: &App, r: &router::Router) -> Result<Checked, Error> {
+async fn check(plane: &Plane, r: &router::Router) -> Result<Checked, Error> {
     if r.state == router::STATE_ERROR {
-        let Some(state) = state::load_router(&app.db, r).await? else {
+        let Some(state) = state::load_router(&plane.db, r).await? else {
             return Ok(Checked::Skipped);
         };
-        return recover(app, r, &state).await;
+        return recover(plane, r, &state).await;
     }
     let probe = RouterView {
         id: uuid::Uuid::parse_str(&r.uuid).unwrap_or_default(),
@@ -173,23 +183,28 @@ async fn check(app: &App, r: &router::Router) -> Result<Checked, Error> {
         generation: u64::try_from(r.config_generation).unwrap_or_default(),
         nics: Vec::new(),
     };
-    let reported = match app.network.element.agent_generation(&probe).await {
+    let reported = match plane.network.element.agent_generation(&probe).await {
         Ok(reported) => reported,
         Err(e) => return Ok(Checked::Failed(e.to_string())),
     };
     if reported >= probe.generation {
         if r.applied_generation < r.config_generation {
-            router::mark_applied(&app.db, r.id, r.config_generation).await?;
+            router::mark_applied(&plane.db, r.id, r.config_generation).await?;
         }
         return Ok(Checked::Current);
     }
-    let Some(state) = state::load_router(&app.db, r).await? else {
+    let Some(state) = state::load_router(&plane.db, r).await? else {
         return Ok(Checked::Skipped);
     };
-    match app.network.element.resync_if_behind(&state, reported).await {
+    match plane
+        .network
+        .element
+        .resync_if_behind(&state, reported)
+        .await
+    {
         Ok(resynced) => {
             let generation = i64::try_from(state.router.generation).unwrap_or(i64::MAX);
-            router::mark_applied(&app.db, r.id, generation).await?;
+            router::mark_applied(&plane.db, r.id, generation).await?;
             Ok(if resynced {
                 Checked::Resynced
             } else {
@@ -209,21 +224,27 @@ async fn check(app: &App, r: &router::Router) -> Result<Checked, Error> {
 /// A router in Error that answers gets its whole configuration under a new
 /// generation: changes made while it was in Error were only stored (see
 /// [`super::bump`]), so its generation alone cannot tell it is behind.
-async fn recover(app: &App, r: &router::Router, state: &RouterState) -> Result<Checked, Error> {
+async fn recover(plane: &Plane, r: &router::Router, state: &RouterState) -> Result<Checked, Error> {
     let probe = AgentCommand::GetState(pb::GetStateRequest {});
-    if let Err(e) = app.network.element.agent().send(&state.router, probe).await {
+    if let Err(e) = plane
+        .network
+        .element
+        .agent()
+        .send(&state.router, probe)
+        .await
+    {
         return Ok(Checked::Failed(format!(
             "GetState on router {} failed: {e}",
             r.name
         )));
     }
-    let mut tx = app.db.begin().await?;
+    let mut tx = plane.db.begin().await?;
     let generation = router::bump_generation(&mut tx, r.id).await?;
     tx.commit().await?;
     let g = u64::try_from(generation).unwrap_or_default();
-    match app.network.element.resync(state, g).await {
+    match plane.network.element.resync(state, g).await {
         Ok(()) => {
-            router::mark_applied(&app.db, r.id, generation).await?;
+            router::mark_applied(&plane.db, r.id, generation).await?;
             Ok(Checked::Resynced)
         }
         Err(e) => Ok(Checked::Failed(e.to_string())),
@@ -249,9 +270,9 @@ pub struct StuckReport {
 /// it. A Starting router of an Enabled VPC is started again (it ends Running
 /// or Error), one of a VPC that is going is destroyed, a Stopping one is
 /// stopped.
-pub async fn converge_stuck_once(app: &App) -> Result<StuckReport, Error> {
+pub async fn converge_stuck_once(plane: &Plane) -> Result<StuckReport, Error> {
     let mut report = StuckReport::default();
-    let routers = router::list(&app.db, &router::RouterFilter::default(), Page::ALL)
+    let routers = router::list(&plane.db, &router::RouterFilter::default(), Page::ALL)
         .await?
         .items;
     let stuck =
@@ -260,42 +281,42 @@ pub async fn converge_stuck_once(app: &App) -> Result<StuckReport, Error> {
         let Some(vpc_id) = r.vpc_id else {
             continue;
         };
-        let sync = crate::server::jobs::vpc_sync(vpc_id);
-        if store::job::sync_object_holder(&app.db, &sync)
+        let sync = super::vpc_sync(vpc_id);
+        if store::job::sync_object_holder(&plane.db, &sync)
             .await?
             .is_some()
         {
             continue;
         }
-        let _guard = app.network.lock_vpc(vpc_id).await;
-        let Some(r) = router::get_by_id(&app.db, r.id)
+        let _guard = plane.network.lock_vpc(vpc_id).await;
+        let Some(r) = router::get_by_id(&plane.db, r.id)
             .await?
             .filter(|r| r.removed.is_none() && stuck(r))
         else {
             continue;
         };
-        if store::job::sync_object_holder(&app.db, &sync)
+        if store::job::sync_object_holder(&plane.db, &sync)
             .await?
             .is_some()
         {
             continue;
         }
-        let live_vpc = store::vpc::get_by_id(&app.db, vpc_id)
+        let live_vpc = store::vpc::get_by_id(&plane.db, vpc_id)
             .await?
             .filter(|v| v.removed.is_none() && v.state == store::vpc::STATE_ENABLED);
         let (done, list) = if r.state == router::STATE_STOPPING {
             (
-                super::vpc::stop_router(&app.db, &app.network, &r).await,
+                super::vpc::stop_router(&plane.db, &plane.network, &r).await,
                 &mut report.stopped,
             )
         } else if live_vpc.is_some() {
             (
-                super::vpc::start_router(&app.db, &app.network, &r).await,
+                super::vpc::start_router(&plane.db, &plane.network, &r).await,
                 &mut report.restarted,
             )
         } else {
             (
-                super::vpc::destroy_router(&app.db, &app.network, &r).await,
+                super::vpc::destroy_router(&plane.db, &plane.network, &r).await,
                 &mut report.destroyed,
             )
         };
@@ -316,13 +337,13 @@ pub async fn converge_stuck_once(app: &App) -> Result<StuckReport, Error> {
 /// Runs [`resync_once`] every `router.check.interval` seconds (read every
 /// second, so a change takes effect at once; 0 pauses the checks), after
 /// [`converge_stuck_once`].
-pub async fn run_resync(app: Arc<App>) {
+pub async fn run_resync(plane: Plane) {
     let mut health = RouterHealth::new();
     let mut waited = 0i64;
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         waited += 1;
-        let interval = config::value_i64(&app.db, "router.check.interval")
+        let interval = config::value_i64(&plane.db, "router.check.interval")
             .await
             .ok()
             .flatten()
@@ -331,10 +352,10 @@ pub async fn run_resync(app: Arc<App>) {
             continue;
         }
         waited = 0;
-        if let Err(e) = converge_stuck_once(&app).await {
+        if let Err(e) = converge_stuck_once(&plane).await {
             tracing::warn!(error = %e, "converging routers left by dead jobs failed");
         }
-        match resync_once(&app, &mut health).await {
+        match resync_once(&plane, &mut health).await {
             Ok(report) if !report.resynced.is_empty() || !report.recovered.is_empty() => {
                 tracing::info!(
                     resynced = ?report.resynced,
@@ -390,7 +411,10 @@ async fn in_use(db: &store::Db, tier_id: i64) -> Result<bool, Error> {
 /// One network GC round: implemented VPC tiers without a running VM are
 /// remembered as idle; those idle for `network.gc.wait` seconds are shut
 /// down ([`tier::shutdown_tier`]).
-pub async fn network_gc_once(app: &App, idle: &mut IdleTiers) -> Result<GcReport, Error> {
+pub async fn network_gc_once(
+    app: &crate::server::App,
+    idle: &mut IdleTiers,
+) -> Result<GcReport, Error> {
     let db = &app.db;
     let wait = config::value_i64(db, "network.gc.wait")
         .await?
@@ -448,7 +472,7 @@ pub async fn network_gc_once(app: &App, idle: &mut IdleTiers) -> Result<GcReport
 
 /// Runs [`network_gc_once`] every `network.gc.interval` seconds (read every
 /// second, so a change takes effect at once).
-pub async fn run_network_gc(app: Arc<App>) {
+pub async fn run_network_gc(app: std::sync::Arc<crate::server::App>) {
     let mut idle = IdleTiers::new();
     let mut waited = 0i64;
     loop {
@@ -477,9 +501,9 @@ pub type Sweep = Arc<dyn Fn(Vec<String>) -> BoxFuture<'static, Vec<String>> + Se
 
 /// The names of every live router and every VM not yet expunged: the
 /// namespaces the driver may keep.
-pub async fn known_names(app: &App) -> Result<Vec<String>, Error> {
-    let routers = router::list(&app.db, &router::RouterFilter::default(), Page::ALL).await?;
-    let vms = vm::list(&app.db, &vm::VmFilter::default(), Page::ALL).await?;
+pub async fn known_names(plane: &Plane) -> Result<Vec<String>, Error> {
+    let routers = router::list(&plane.db, &router::RouterFilter::default(), Page::ALL).await?;
+    let vms = vm::list(&plane.db, &vm::VmFilter::default(), Page::ALL).await?;
     let mut names: Vec<String> = routers
         .items
         .into_iter()
@@ -492,20 +516,20 @@ pub async fn known_names(app: &App) -> Result<Vec<String>, Error> {
 }
 
 /// One sweep: the known names to `sweep`; returns what it removed.
-pub async fn sweep_once(app: &App, sweep: &Sweep) -> Result<Vec<String>, Error> {
-    let names = known_names(app).await?;
+pub async fn sweep_once(plane: &Plane, sweep: &Sweep) -> Result<Vec<String>, Error> {
+    let names = known_names(plane).await?;
     Ok(sweep(names).await)
 }
 
 /// Runs [`sweep_once`] [`FIRST_SWEEP_AFTER`] after the start (a manager
 /// restarted after a crash removes what the dead one left within a minute),
 /// then every [`SWEEP_INTERVAL`].
-pub async fn run_sweeper(app: Arc<App>, sweep: Sweep) {
+pub async fn run_sweeper(plane: Plane, sweep: Sweep) {
     let mut wait = FIRST_SWEEP_AFTER;
     loop {
         tokio::time::sleep(wait).await;
         wait = SWEEP_INTERVAL;
-        match sweep_once(&app, &sweep).await {
+        match sweep_once(&plane, &sweep).await {
             Ok(removed) if !removed.is_empty() => {
                 tracing::info!(?removed, "namespaces the database does not know removed");
             }

@@ -5,13 +5,12 @@
 //! collector that finishes VPCs left Inactive.
 
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 use std::time::Duration;
 
+use super::Plane;
 use crate::error::Error;
 use crate::orchestration::model::RouterView;
 use crate::orchestration::{VpcProvider, agent::AgentEndpoint};
-use crate::server::App;
 use crate::store::{self, Db, Page, acl, config, gateway, network, router, rule, vlan, vpc};
 
 use super::{Network, element_error, state};
@@ -443,12 +442,12 @@ pub async fn collect_inactive(db: &Db, net: &Network) -> Result<usize, Error> {
 
 /// The VPC garbage collector: every `vpc.cleanup.interval` seconds (read
 /// every second, so a change takes effect at once), finishes the cleanup of Inactive VPCs.
-pub async fn run_gc(app: Arc<App>) {
+pub async fn run_gc(plane: Plane) {
     let mut waited = 0i64;
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         waited += 1;
-        let interval = config::value_i64(&app.db, "vpc.cleanup.interval")
+        let interval = config::value_i64(&plane.db, "vpc.cleanup.interval")
             .await
             .ok()
             .flatten()
@@ -458,7 +457,7 @@ pub async fn run_gc(app: Arc<App>) {
             continue;
         }
         waited = 0;
-        match collect_inactive(&app.db, &app.network).await {
+        match collect_inactive(&plane.db, &plane.network).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(vpcs = n, "Inactive VPCs cleaned up"),
             Err(e) => tracing::warn!(error = %e, "VPC garbage collection failed"),
@@ -549,10 +548,10 @@ pub async fn purge_account(db: &Db, net: &Network, account_id: i64) -> Result<()
 /// After a manager restart: the driver takes the running routers and VMs
 /// under supervision again (their processes kept running); the resync
 /// monitor then checks each router's configuration.
-pub async fn readopt(app: &App) {
+pub async fn readopt(plane: &Plane) {
     use crate::orchestration::RouterDriver;
-    let db = &app.db;
-    let driver = app.network.element.driver();
+    let db = &plane.db;
+    let driver = plane.network.element.driver();
     let routers = router::list(
         db,
         &router::RouterFilter {

@@ -22,7 +22,17 @@ pub struct App {
     /// Password checks of `login`, off the async workers.
     pub logins: crate::server::auth::Logins,
     /// The network plug-ins and the element that drives routers.
-    pub network: crate::provision::Network,
+    pub network: Arc<crate::provision::Network>,
+}
+
+impl App {
+    /// What provisioning needs: the store and the network side.
+    pub fn plane(&self) -> crate::provision::Plane {
+        crate::provision::Plane {
+            db: self.db.clone(),
+            network: self.network.clone(),
+        }
+    }
 }
 
 /// The authenticated user behind a request.

@@ -18,11 +18,7 @@ use crate::server::context::{App, Caller};
 use crate::server::registry::{BoxFuture, Role};
 use crate::store::{self, job, user};
 
-/// The sync object of jobs that change a VPC's router (its tiers, rules,
-/// VMs): they run one at a time per VPC.
-pub fn vpc_sync(vpc_id: i64) -> String {
-    format!("vpc:{vpc_id}")
-}
+pub use crate::provision::vpc_sync;
 
 /// The text of a job that a manager left running when it stopped.
 pub const ABANDONED: &str = "The management server that was running this job stopped before the job finished; \

@@ -325,7 +325,7 @@ on_both_backends!(
         );
 
         m.agent.clear();
-        let report = monitor::resync_once(&m.app, &mut monitor::RouterHealth::new())
+        let report = monitor::resync_once(&m.app.plane(), &mut monitor::RouterHealth::new())
             .await
             .unwrap();
         assert_eq!(report.resynced, vec![r.name.clone()], "{report:?}");
@@ -395,7 +395,7 @@ on_both_backends!(a_router_left_starting_by_a_dead_job_is_started_again, |m| {
     .await
     .unwrap();
 
-    let report = monitor::converge_stuck_once(&m.app).await.unwrap();
+    let report = monitor::converge_stuck_once(&m.app.plane()).await.unwrap();
     assert_eq!(report.restarted, vec![stuck.name.clone()], "{report:?}");
     assert_eq!(report.destroyed, vec![doomed.name.clone()], "{report:?}");
     let now = router::get_by_id(&m.app.db, stuck.id)
@@ -410,6 +410,6 @@ on_both_backends!(a_router_left_starting_by_a_dead_job_is_started_again, |m| {
         .unwrap();
     assert!(now.removed.is_some());
     // Nothing is left to converge.
-    let again = monitor::converge_stuck_once(&m.app).await.unwrap();
+    let again = monitor::converge_stuck_once(&m.app.plane()).await.unwrap();
     assert_eq!(again, monitor::StuckReport::default());
 });

@@ -266,7 +266,7 @@ async fn a_big_routers_state_loads_in_a_bounded_number_of_statements() {
     let (check, report) = statements(
         cluster,
         &app.db,
-        monitor::resync_once(&app, &mut monitor::RouterHealth::new()),
+        monitor::resync_once(&app.plane(), &mut monitor::RouterHealth::new()),
     )
     .await;
     assert_eq!(report.unwrap().current, vec![r.name.clone()]);
