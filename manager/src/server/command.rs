@@ -69,6 +69,73 @@ pub trait SyncCommand: Command {
 }
 
 /// A command that answers with a job.
+///
+/// The job body is part of the trait, so an async command without one does
+/// not compile. This one has its body and compiles:
+///
+/// ```
+/// use serde_json::{Value, json};
+/// use vpc_manager::error::Error;
+/// use vpc_manager::server::Ctx;
+/// use vpc_manager::server::command::{Args, AsyncCommand, Command, Spec, Submission};
+/// use vpc_manager::server::jobs::JobCtx;
+/// use vpc_manager::server::registry::{ALL, Registry};
+///
+/// struct Ping;
+///
+/// impl Command for Ping {
+///     const NAME: &'static str = "ping";
+///     fn spec() -> Spec {
+///         Spec { description: "ping", roles: ALL, params: vec![], object: "ping", response: vec![], since: "" }
+///     }
+///     fn parse(_: &Args<'_>) -> Result<Self, Error> {
+///         Ok(Ping)
+///     }
+/// }
+///
+/// impl AsyncCommand for Ping {
+///     type Job = ();
+///     async fn submit(self, _: &Ctx) -> Result<Submission<()>, Error> {
+///         Ok(Submission::new((), ("Ping", "-"), "ping".into()))
+///     }
+///     async fn run(_: &JobCtx, _: ()) -> Result<Value, Error> {
+///         Ok(json!({ "success": true }))
+///     }
+/// }
+///
+/// Registry::default().job::<Ping>();
+/// ```
+///
+/// The same command without `run` is refused by the compiler:
+///
+/// ```compile_fail,E0046
+/// use serde_json::{Value, json};
+/// use vpc_manager::error::Error;
+/// use vpc_manager::server::Ctx;
+/// use vpc_manager::server::command::{Args, AsyncCommand, Command, Spec, Submission};
+/// use vpc_manager::server::registry::{ALL, Registry};
+///
+/// struct Ping;
+///
+/// impl Command for Ping {
+///     const NAME: &'static str = "ping";
+///     fn spec() -> Spec {
+///         Spec { description: "ping", roles: ALL, params: vec![], object: "ping", response: vec![], since: "" }
+///     }
+///     fn parse(_: &Args<'_>) -> Result<Self, Error> {
+///         Ok(Ping)
+///     }
+/// }
+///
+/// impl AsyncCommand for Ping {
+///     type Job = ();
+///     async fn submit(self, _: &Ctx) -> Result<Submission<()>, Error> {
+///         Ok(Submission::new((), ("Ping", "-"), "ping".into()))
+///     }
+/// }
+///
+/// Registry::default().job::<Ping>();
+/// ```
 pub trait AsyncCommand: Command {
     /// True for CloudStack's async-create commands: the entity row is
     /// created by `submit`, the response carries its id with the job's.
