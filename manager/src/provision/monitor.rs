@@ -87,8 +87,8 @@ enum Checked {
     Skipped,
 }
 
-fn checked_state(state: &str) -> bool {
-    state == router::STATE_RUNNING || state == router::STATE_ERROR
+fn checked_state(state: router::State) -> bool {
+    matches!(state, router::State::Running | router::State::Error)
 }
 
 /// Checks every Running router, and every Error router with an agent
@@ -112,7 +112,7 @@ pub async fn resync_once(plane: &Plane, health: &mut RouterHealth) -> Result<Res
         // pushed to the router meanwhile.
         let Some(r) = router::get_by_id(&plane.db, r.id)
             .await?
-            .filter(|r| r.removed.is_none() && checked_state(&r.state))
+            .filter(|r| r.removed.is_none() && checked_state(r.state))
         else {
             continue;
         };

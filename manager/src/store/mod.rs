@@ -71,6 +71,7 @@ pub mod router;
 pub mod rule;
 pub mod secret;
 pub mod session;
+pub mod text;
 pub mod user;
 pub mod vlan;
 pub mod vm;

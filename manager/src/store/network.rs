@@ -5,14 +5,28 @@ use sqlx::FromRow;
 use super::query::{self, Arg, Where};
 use super::{Exec, Listed, Page, Result, StoreError, new_uuid, now_ms};
 
+crate::text_enum! {
+    /// A network's state (column `state`).
+    pub enum State {
+        /// `state` of a network that has no resources yet.
+        Allocated = "Allocated",
+        /// `state` of a network with a vnet and a router behind it.
+        Implemented = "Implemented",
+        /// `state` of a network being shut down.
+        Shutdown = "Shutdown",
+        /// `state` of a network being destroyed.
+        Destroy = "Destroy",
+    }
+}
+
 /// `state` of a network that has no resources yet.
-pub const STATE_ALLOCATED: &str = "Allocated";
+pub const STATE_ALLOCATED: State = State::Allocated;
 /// `state` of a network with a vnet and a router behind it.
-pub const STATE_IMPLEMENTED: &str = "Implemented";
+pub const STATE_IMPLEMENTED: State = State::Implemented;
 /// `state` of a network being shut down.
-pub const STATE_SHUTDOWN: &str = "Shutdown";
+pub const STATE_SHUTDOWN: State = State::Shutdown;
 /// `state` of a network being destroyed.
-pub const STATE_DESTROY: &str = "Destroy";
+pub const STATE_DESTROY: State = State::Destroy;
 
 /// `traffic_type` of a VPC tier.
 pub const TRAFFIC_GUEST: &str = "Guest";
@@ -59,7 +73,8 @@ pub struct Network {
     /// The allocated VLAN/VNI.
     pub vnet: Option<String>,
     /// One of the `STATE_*` values.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: State,
     /// The ACL list applied to it.
     pub network_acl_id: Option<i64>,
     /// `Guest`, `Public`, `Control` or `PrivateGateway`.
@@ -277,7 +292,8 @@ pub async fn tiers_of_vpcs<'a>(ex: impl Into<Exec<'a>>, vpc_ids: &[i64]) -> Resu
 }
 
 /// Sets the state of a live network; false when there is none.
-pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
+pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: State) -> Result<bool> {
+    let state = state.as_str();
     query::set_live_state(&mut ex.into(), "networks", id, state).await
 }
 

@@ -9,18 +9,36 @@ use sqlx::FromRow;
 use super::query::{self, Arg, Where};
 use super::{Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
 
-/// Router states.
-pub const STATE_STARTING: &str = "Starting";
+crate::text_enum! {
+    /// A router's state (column `state`).
+    pub enum State {
+        /// A router being started.
+        Starting = "Starting",
+        /// A router that serves.
+        Running = "Running",
+        /// A router shutting down.
+        Stopping = "Stopping",
+        /// A router that is down (the initial state).
+        Stopped = "Stopped",
+        /// A router that failed.
+        Error = "Error",
+        /// A router that is gone (set by [`remove`]).
+        Destroyed = "Destroyed",
+    }
+}
+
+/// A router being started.
+pub const STATE_STARTING: State = State::Starting;
 /// A router that serves.
-pub const STATE_RUNNING: &str = "Running";
+pub const STATE_RUNNING: State = State::Running;
 /// A router shutting down.
-pub const STATE_STOPPING: &str = "Stopping";
+pub const STATE_STOPPING: State = State::Stopping;
 /// A router that is down (the initial state).
-pub const STATE_STOPPED: &str = "Stopped";
+pub const STATE_STOPPED: State = State::Stopped;
 /// A router that failed.
-pub const STATE_ERROR: &str = "Error";
+pub const STATE_ERROR: State = State::Error;
 /// A router that is gone (set by [`remove`]).
-pub const STATE_DESTROYED: &str = "Destroyed";
+pub const STATE_DESTROYED: State = State::Destroyed;
 
 /// NIC roles.
 pub const ROLE_GUEST: &str = "Guest";
@@ -53,8 +71,9 @@ pub struct Router {
     pub domain_id: i64,
     /// The owning domain's path.
     pub domain_path: String,
-    /// One of the `STATE_*` values.
-    pub state: String,
+    /// Its state.
+    #[sqlx(try_from = "String")]
+    pub state: State,
     /// Generation of the wanted configuration.
     pub config_generation: i64,
     /// Last generation the router applied.
@@ -267,17 +286,18 @@ pub async fn list<'a>(
 }
 
 /// Sets the state of a live router; false when there is none.
-pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
-    query::set_live_state(&mut ex.into(), "domain_router", id, state).await
+pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: State) -> Result<bool> {
+    query::set_live_state(&mut ex.into(), "domain_router", id, state.as_str()).await
 }
 
 /// Sets the state only when it is `from` (compare-and-set); false otherwise.
 pub async fn transition<'a>(
     ex: impl Into<Exec<'a>>,
     id: i64,
-    from: &str,
-    to: &str,
+    from: State,
+    to: State,
 ) -> Result<bool> {
+    let (from, to) = (from.as_str(), to.as_str());
     let mut ex = ex.into();
     let done = on_db!(&mut ex, c => {
         sqlx::query(

@@ -5,10 +5,20 @@ use sqlx::FromRow;
 use super::query::{self, Arg, Where};
 use super::{Exec, Listed, Page, Result, StoreError, new_uuid, now_ms};
 
+crate::text_enum! {
+    /// A VPC's state (column `state`).
+    pub enum State {
+        /// `state` of a VPC in use.
+        Enabled = "Enabled",
+        /// `state` of a VPC whose router is gone or being torn down.
+        Inactive = "Inactive",
+    }
+}
+
 /// `state` of a VPC in use.
-pub const STATE_ENABLED: &str = "Enabled";
+pub const STATE_ENABLED: State = State::Enabled;
 /// `state` of a VPC whose router is gone or being torn down.
-pub const STATE_INACTIVE: &str = "Inactive";
+pub const STATE_INACTIVE: State = State::Inactive;
 
 /// A `vpc` row, with the path of its domain.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
@@ -34,7 +44,8 @@ pub struct Vpc {
     /// The offering it was created from.
     pub vpc_offering_id: i64,
     /// [`STATE_ENABLED`] or [`STATE_INACTIVE`].
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: State,
     /// DNS domain of its tiers.
     pub network_domain: Option<String>,
     /// Whether a restart is due.
@@ -209,7 +220,8 @@ async fn update_live<'a>(ex: impl Into<Exec<'a>>, id: i64, set: &str, value: Arg
 }
 
 /// Sets the state of a live VPC; false when there is none.
-pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
+pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: State) -> Result<bool> {
+    let state = state.as_str();
     update_live(ex, id, "state", state.into()).await
 }
 
