@@ -102,6 +102,7 @@ pub(crate) fn may_manage_user(caller: &Caller, target: Target<'_>, user_id: i64)
     target.account_id != caller.account_id && may_manage_account(caller, target)
 }
 
+/// The refusal for an object the caller may not act on (531).
 fn denied(ctx: &Ctx, what: &str) -> Error {
     Error::permission_denied(format!(
         "Account {} does not have permission to access {what}",
@@ -135,7 +136,6 @@ async fn domain_or_own(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::string::String;
 
     fn caller(account_id: i64, user_id: i64, role: Role, path: &str) -> Caller {
         Caller {

@@ -52,3 +52,20 @@ async fn reloaded(ctx: &Ctx, id: i64) -> Result<account::Account, Error> {
         .await?
         .ok_or_else(|| Error::internal("account vanished"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_account_job_keeps_the_previous_versions_key() {
+        let job: AccountJob = serde_json::from_value(json!({ "id": 42 })).unwrap();
+        assert_eq!(job.id, 42);
+        assert_eq!(
+            serde_json::to_value(AccountJob { id: 42 }).unwrap(),
+            json!({ "id": 42 })
+        );
+        assert!(serde_json::from_value::<AccountJob>(json!({})).is_err());
+    }
+}

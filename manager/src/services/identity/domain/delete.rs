@@ -136,3 +136,26 @@ async fn accounts_of<'a>(
     };
     Ok(account::list(ex, &filter, store::Page::ALL).await?.items)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_stored_by_the_previous_version_still_reads() {
+        // The previous version stored `{"id": .., "cleanup": ..}`.
+        let job: DeleteDomainJob =
+            serde_json::from_value(json!({ "id": 7, "cleanup": true })).unwrap();
+        assert_eq!((job.id, job.cleanup), (7, true));
+        let job: DeleteDomainJob = serde_json::from_value(json!({ "id": 8 })).unwrap();
+        assert_eq!((job.id, job.cleanup), (8, false));
+        assert_eq!(
+            serde_json::to_value(DeleteDomainJob {
+                id: 9,
+                cleanup: false
+            })
+            .unwrap(),
+            json!({ "id": 9, "cleanup": false })
+        );
+    }
+}
