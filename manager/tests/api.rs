@@ -670,3 +670,33 @@ on_both_backends!(
         );
     }
 );
+
+on_both_backends!(
+    a_zone_with_a_bad_allocation_state_is_refused_before_it_is_created,
+    |m| {
+        let admin = m.admin();
+        let zone = |state: &'static str| {
+            [
+                ("name", "zs"),
+                ("networktype", "Advanced"),
+                ("dns1", "198.51.100.1"),
+                ("internaldns1", "198.51.100.2"),
+                ("allocationstate", state),
+            ]
+        };
+        let (status, body) = admin.call("createZone", &zone("Sideways")).await;
+        assert_eq!(status, 431, "{body}");
+        assert_eq!(
+            body["createzoneresponse"]["errortext"],
+            "allocationstate Sideways is neither Enabled nor Disabled"
+        );
+        assert_eq!(
+            admin.ok("listZones", &[("name", "zs")]).await,
+            serde_json::json!({}),
+            "the refused zone was not created"
+        );
+        // The same zone with a good state is created (the name is free).
+        let created = admin.ok("createZone", &zone("disabled")).await;
+        assert_eq!(created["zone"]["allocationstate"], "Disabled");
+    }
+);

@@ -42,12 +42,9 @@ use crate::server::registry::{CommandSpec, Registry};
 
 /// Every command of the manager.
 pub fn commands() -> Vec<CommandSpec> {
-    let mut all = meta::commands();
-    all.extend(identity::commands());
-    all.extend(zone::commands());
+    let mut all = Vec::new();
     all.extend(network::commands());
     all.extend(offering::commands());
-    all.extend(config::commands());
     for (commands, _) in VPC_MODULES {
         all.extend(commands());
     }
@@ -58,12 +55,16 @@ pub fn commands() -> Vec<CommandSpec> {
 pub fn registry() -> Registry {
     let mut registry = Registry::new(commands());
     vpc::register(&mut registry);
+    meta::register(&mut registry);
+    identity::register(&mut registry);
+    zone::register(&mut registry);
+    config::register(&mut registry);
     registry
 }
 
 /// The job body of every async command.
 pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
-    let mut bodies = identity::job_bodies();
+    let mut bodies = Vec::new();
     bodies.extend(network::job_bodies());
     bodies.extend(offering::job_bodies());
     for (_, job_bodies) in VPC_MODULES {

@@ -8,35 +8,70 @@
 //! or per-account value can be set here; `updateConfiguration` refuses those
 //! parameters rather than silently changing the global value.
 //!
-//! One file per idea: [`configuration`] (the global keys, the rules their
-//! values follow and their commands) and [`limits`] (resource limits of
-//! accounts and domains); this module assembles their commands.
+//! One folder per resource: [`configuration`] (the global keys, the rules
+//! their values follow, one file per command) and [`limits`] (resource
+//! limits of accounts and domains, one file per command).
 
 mod configuration;
 mod limits;
 
-use crate::server::page_of;
-use crate::server::registry::{CommandSpec, ParamSpec, ParamType::*, opt};
+use crate::error::Error;
+use crate::server::Ctx;
+use crate::server::command::{Arg, Args, Int, Text};
+use crate::server::registry::{ParamSpec, Registry};
+use crate::store::Page;
 
-fn paging() -> Vec<ParamSpec> {
-    vec![
-        opt("keyword", String, "a substring to match"),
-        opt("page", Integer, "the page to return"),
-        opt("pagesize", Integer, "the number of objects per page"),
-    ]
+pub use configuration::{ListConfigurations, UpdateConfiguration};
+pub use limits::{ListResourceLimits, UpdateResourceLimit};
+
+/// Registers the configuration and limit commands.
+pub fn register(registry: &mut Registry) {
+    registry.sync::<ListConfigurations>();
+    registry.sync::<UpdateConfiguration>();
+    registry.sync::<UpdateResourceLimit>();
+    registry.sync::<ListResourceLimits>();
 }
 
-/// The commands of this module.
-pub fn commands() -> Vec<CommandSpec> {
-    let mut all = configuration::commands();
-    all.extend(limits::commands());
-    all
+const KEYWORD: Arg<Text> = Arg::opt("keyword", "a substring to match");
+const PAGE: Arg<Int> = Arg::opt("page", "the page to return");
+const PAGE_SIZE: Arg<Int> = Arg::opt("pagesize", "the number of objects per page");
+
+/// The keyword and paging parameters of the lists of this module, which
+/// filter and page in memory (a few dozen rows).
+#[derive(Debug, Clone, Default)]
+struct Paging {
+    /// `keyword`, None when absent or empty.
+    keyword: Option<String>,
+    page: Option<i64>,
+    page_size: Option<i64>,
+}
+
+impl Paging {
+    /// What `listApis` shows of them.
+    fn specs() -> Vec<ParamSpec> {
+        vec![KEYWORD.spec(), PAGE.spec(), PAGE_SIZE.spec()]
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        let params = args.params();
+        Ok(Paging {
+            keyword: args.text(&KEYWORD)?,
+            // Read as 64-bit: the registry checked they are 32-bit integers.
+            page: params.long(PAGE.name())?,
+            page_size: params.long(PAGE_SIZE.name())?,
+        })
+    }
+
+    /// The page asked for, by CloudStack's paging rules.
+    async fn page(&self, ctx: &Ctx) -> Result<Page, Error> {
+        Ok(crate::server::paging(ctx, self.page, self.page_size).await?)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Page;
+    use crate::server::page_of;
 
     #[test]
     fn pages_are_cut_from_the_list() {

@@ -1,22 +1,47 @@
 //! Domains, accounts and users (CloudStack reference §2.10, §1.11).
 //!
-//! One file per resource: [`domain`], [`account`] and [`user`], with the
-//! response objects they share in [`views`]; this module assembles their
-//! commands and keeps the parameter helpers they share.
+//! One folder per resource, one file per command: [`domain`], [`account`]
+//! and [`user`] (whose keys commands are in `user::keys`), with the
+//! response objects they share in [`views`] and the parameters they share in
+//! [`args`]. This module registers them and holds the access rules: who may
+//! act on which account, user and domain.
 
 mod account;
+mod args;
 mod domain;
 mod user;
 mod views;
 
-use crate::api::Params;
+use uuid::Uuid;
+
 use crate::error::Error;
-use crate::server::jobs::JobBody;
-use crate::server::registry::{
-    CommandSpec, FieldSpec, Handler, Kind, ParamSpec, ParamType::*, opt, req,
-};
+use crate::server::registry::Registry;
 use crate::server::{Caller, Ctx, Role};
 use crate::store;
+
+pub use account::{
+    CreateAccount, DeleteAccount, DisableAccount, EnableAccount, ListAccounts, UpdateAccount,
+};
+pub use domain::{CreateDomain, DeleteDomain, ListDomains};
+pub use user::{CreateUser, EnableUser, GetUserKeys, ListUsers, RegisterUserKeys};
+
+/// Registers the domain, account and user commands.
+pub fn register(registry: &mut Registry) {
+    registry.sync::<CreateDomain>();
+    registry.sync::<ListDomains>();
+    registry.job::<DeleteDomain>();
+    registry.sync::<CreateAccount>();
+    registry.sync::<ListAccounts>();
+    registry.sync::<UpdateAccount>();
+    registry.job::<DisableAccount>();
+    registry.sync::<EnableAccount>();
+    registry.job::<DeleteAccount>();
+    registry.sync::<CreateUser>();
+    registry.sync::<ListUsers>();
+    registry.sync::<RegisterUserKeys>();
+    registry.sync::<EnableUser>();
+    registry.sync::<GetUserKeys>();
+}
 
 /// How much a role may do: a caller acts on another account's users and keys
 /// only from a strictly higher rank.
@@ -77,6 +102,7 @@ pub(crate) fn may_manage_user(caller: &Caller, target: Target<'_>, user_id: i64)
     target.account_id != caller.account_id && may_manage_account(caller, target)
 }
 
+/// The refusal for an object the caller may not act on (531).
 fn denied(ctx: &Ctx, what: &str) -> Error {
     Error::permission_denied(format!(
         "Account {} does not have permission to access {what}",
@@ -84,14 +110,14 @@ fn denied(ctx: &Ctx, what: &str) -> Error {
     ))
 }
 
-/// The live domain named by parameter `name`, which the caller must cover;
-/// the caller's own domain when the parameter is absent.
-async fn domain_param(
+/// The live domain `id` (given as parameter `name`), which the caller must
+/// cover; the caller's own domain when no id is given.
+async fn domain_or_own(
     ctx: &Ctx,
-    params: &Params,
+    id: Option<Uuid>,
     name: &str,
 ) -> Result<store::domain::Domain, Error> {
-    let Some(id) = params.uuid(name)? else {
+    let Some(id) = id else {
         return store::domain::get_by_id(&ctx.app.db, ctx.caller.domain_id)
             .await?
             .ok_or_else(|| Error::internal("caller's domain is gone"));
@@ -107,131 +133,9 @@ async fn domain_param(
     Ok(d)
 }
 
-/// The live account named by `id` or by `account` + `domainid`, which the
-/// caller must cover.
-async fn account_param(
-    ctx: &Ctx,
-    params: &Params,
-    id_name: &str,
-) -> Result<store::account::Account, Error> {
-    let found = match (params.uuid(id_name)?, params.string("account")?) {
-        (Some(id), _) => {
-            let id = id.to_string();
-            let a = store::account::get_by_uuid(&ctx.app.db, &id)
-                .await?
-                .filter(|a| a.removed.is_none());
-            a.ok_or_else(|| Error::invalid_id(id_name, &id))?
-        }
-        (None, Some(name)) => {
-            let d = domain_param(ctx, params, "domainid").await?;
-            let a = store::account::get_by_name(&ctx.app.db, d.id, &name).await?;
-            a.ok_or_else(|| {
-                Error::invalid(format!(
-                    "Unable to find account {name} in domain {}",
-                    d.uuid
-                ))
-            })?
-        }
-        (None, None) => return Err(Error::missing_param(ctx.command, id_name)),
-    };
-    if !ctx.caller.covers(found.id, &found.domain_path) {
-        return Err(denied(ctx, &format!("account {}", found.uuid)));
-    }
-    Ok(found)
-}
-
-/// [`account_param`] for the commands that change an account: the caller
-/// must also be allowed to manage it (see [`may_manage_account`]).
-async fn managed_account_param(
-    ctx: &Ctx,
-    params: &Params,
-    id_name: &str,
-) -> Result<store::account::Account, Error> {
-    let a = account_param(ctx, params, id_name).await?;
-    if !may_manage_account(&ctx.caller, Target::of(&a)) {
-        return Err(denied(ctx, &format!("account {}", a.uuid)));
-    }
-    Ok(a)
-}
-
-fn paging() -> Vec<crate::server::registry::ParamSpec> {
-    vec![
-        opt("keyword", String, "a substring to match"),
-        opt("page", Integer, "the page to return"),
-        opt("pagesize", Integer, "the number of objects per page"),
-        opt(
-            "listall",
-            Boolean,
-            "everything the caller may see, not only its own",
-        ),
-        opt("isrecursive", Boolean, "include sub-domains"),
-    ]
-}
-
-/// The parameters of a new user, for `createAccount` and `createUser`.
-fn user_params(extra: Vec<ParamSpec>) -> Vec<ParamSpec> {
-    let mut p = vec![
-        req("username", String, "the unique user name in the domain"),
-        req(
-            "password",
-            String,
-            "the clear-text password, sent over a trusted connection",
-        ),
-        req("email", String, "the e-mail address of the user"),
-        req("firstname", String, "the first name of the user"),
-        req("lastname", String, "the last name of the user"),
-        opt("domainid", Uuid, "the domain; default the caller's"),
-    ];
-    p.extend(extra);
-    p
-}
-
-/// One command of this module.
-// One argument per field of `CommandSpec` a command sets.
-#[allow(clippy::too_many_arguments)]
-fn spec(
-    name: &'static str,
-    description: &'static str,
-    kind: Kind,
-    roles: &'static [Role],
-    params: Vec<ParamSpec>,
-    object: &'static str,
-    response: Vec<FieldSpec>,
-    handler: Handler,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        description,
-        kind,
-        roles,
-        params,
-        object,
-        response,
-        since: "",
-        handler,
-        job: None,
-    }
-}
-
-/// The commands of this module.
-pub fn commands() -> Vec<CommandSpec> {
-    let mut all = domain::commands();
-    all.extend(account::commands());
-    all.extend(user::commands());
-    all
-}
-
-/// The job bodies of this module's async commands.
-pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
-    let mut bodies = domain::job_bodies();
-    bodies.extend(account::job_bodies());
-    bodies
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::string::String;
 
     fn caller(account_id: i64, user_id: i64, role: Role, path: &str) -> Caller {
         Caller {

@@ -1,17 +1,18 @@
-//! Global configuration keys: `listConfigurations`, `updateConfiguration`,
-//! and the rules a key's value must follow.
+//! Global configuration keys, one command per file: `listConfigurations`
+//! ([`list`]) and `updateConfiguration` ([`update`]); here, the rules a
+//! key's value must follow and the `configuration` object.
+
+mod list;
+mod update;
 
 use serde_json::{Value, json};
 
-use super::{page_of, paging};
-use crate::api::Params;
 use crate::error::Error;
-use crate::handler;
-use crate::server::registry::{
-    CommandSpec, FieldSpec, Kind, ParamSpec, ParamType::*, ROOT, field, opt, req,
-};
-use crate::server::{Ctx, Reply, page};
-use crate::store::{Page, account, config, domain, limit, zone};
+use crate::server::registry::{FieldSpec, field};
+use crate::store::{config, limit};
+
+pub use list::ListConfigurations;
+pub use update::UpdateConfiguration;
 
 /// Longest configuration value accepted (CloudStack's column is 4096 wide).
 const MAX_VALUE_LENGTH: u32 = 4096;
@@ -102,8 +103,8 @@ fn is_dns_suffix(value: &str) -> bool {
 }
 
 /// Checks `value` for key `name` and returns it in the form stored.
-fn checked_value(name: &str, value: &str) -> Result<std::string::String, Error> {
-    let bad = |why: std::string::String| {
+fn checked_value(name: &str, value: &str) -> Result<String, Error> {
+    let bad = |why: String| {
         Error::invalid(format!(
             "The value {value:?} is not valid for configuration {name}: {why}"
         ))
@@ -192,185 +193,6 @@ fn config_fields() -> Vec<FieldSpec> {
         field("options", "string", "the accepted values, when fixed"),
     ]
 }
-
-/// The configuration commands.
-pub(super) fn commands() -> Vec<CommandSpec> {
-    let mut list_configurations = vec![
-        opt("name", String, "a substring of the configuration names"),
-        opt("category", String, "only configurations of this category"),
-        opt(
-            "zoneid",
-            Uuid,
-            "the zone-scoped keys; values are the global ones",
-        ),
-        opt(
-            "accountid",
-            Uuid,
-            "the account-scoped keys; values are the global ones",
-        ),
-        opt(
-            "domainid",
-            Uuid,
-            "the domain-scoped keys; values are the global ones",
-        ),
-    ];
-    list_configurations.extend(paging());
-    vec![
-        CommandSpec {
-            name: "listConfigurations",
-            description: "Lists the global configuration keys and their values",
-            kind: Kind::Sync,
-            roles: ROOT,
-            params: list_configurations,
-            object: "configuration",
-            response: config_fields(),
-            since: "",
-            handler: list_configurations_handler,
-            job: None,
-        },
-        CommandSpec {
-            name: "updateConfiguration",
-            description: "Sets a global configuration value; an empty value restores the default",
-            kind: Kind::Sync,
-            roles: ROOT,
-            params: vec![
-                req("name", String, "the name of the configuration"),
-                ParamSpec {
-                    length: MAX_VALUE_LENGTH,
-                    ..opt(
-                        "value",
-                        String,
-                        "the new value; absent or empty restores the default",
-                    )
-                },
-                opt("zoneid", Uuid, "refused: only global values are stored"),
-                opt("accountid", Uuid, "refused: only global values are stored"),
-                opt("domainid", Uuid, "refused: only global values are stored"),
-            ],
-            object: "configuration",
-            response: config_fields(),
-            since: "",
-            handler: update_configuration,
-            job: None,
-        },
-    ]
-}
-
-fn contains_ci(haystack: &str, needle: &str) -> bool {
-    haystack.to_lowercase().contains(&needle.to_lowercase())
-}
-
-/// The scope named by `zoneid`, `accountid` or `domainid` (at most one, and
-/// it must exist): `Zone`, `Account` or `Domain` as declared in the store.
-async fn scope_param(ctx: &Ctx, params: &Params) -> Result<Option<&'static str>, Error> {
-    let given: Vec<&str> = ["zoneid", "accountid", "domainid"]
-        .into_iter()
-        .filter(|n| params.get(n).is_some_and(|v| !v.is_empty()))
-        .collect();
-    if given.len() > 1 {
-        return Err(Error::invalid(
-            "Give at most one of zoneid, accountid and domainid: each names a scope",
-        ));
-    }
-    let db = &ctx.app.db;
-    if let Some(id) = params.uuid("zoneid")? {
-        let id = id.to_string();
-        zone::get_by_uuid(db, &id)
-            .await?
-            .filter(|z| z.removed.is_none())
-            .ok_or_else(|| Error::invalid_id("zoneid", &id))?;
-        return Ok(Some("Zone"));
-    }
-    if let Some(id) = params.uuid("accountid")? {
-        let id = id.to_string();
-        account::get_by_uuid(db, &id)
-            .await?
-            .filter(|a| a.removed.is_none())
-            .ok_or_else(|| Error::invalid_id("accountid", &id))?;
-        return Ok(Some("Account"));
-    }
-    if let Some(id) = params.uuid("domainid")? {
-        let id = id.to_string();
-        domain::get_by_uuid(db, &id)
-            .await?
-            .filter(|d| d.removed.is_none())
-            .ok_or_else(|| Error::invalid_id("domainid", &id))?;
-        return Ok(Some("Domain"));
-    }
-    Ok(None)
-}
-
-handler!(list_configurations_handler, |ctx, params| {
-    let scope = scope_param(ctx, params).await?;
-    let name = params.string("name")?.filter(|s| !s.is_empty());
-    let category = params.string("category")?.filter(|s| !s.is_empty());
-    let keyword = params.string("keyword")?.filter(|s| !s.is_empty());
-    let paging = page(ctx, params).await?;
-    // A few dozen rows: filter them here, with CloudStack's matching rules
-    // (name and keyword are substrings, the category is exact).
-    let all = config::list(&ctx.app.db, &config::ConfigFilter::default(), Page::ALL).await?;
-    let matching: Vec<config::Config> = all
-        .items
-        .into_iter()
-        .filter(|c| scope.is_none_or(|s| c.scope.eq_ignore_ascii_case(s)))
-        .filter(|c| name.as_deref().is_none_or(|n| contains_ci(&c.name, n)))
-        .filter(|c| {
-            category
-                .as_deref()
-                .is_none_or(|k| c.category.eq_ignore_ascii_case(k))
-        })
-        .filter(|c| {
-            keyword.as_deref().is_none_or(|k| {
-                [
-                    Some(c.name.as_str()),
-                    Some(c.category.as_str()),
-                    Some(c.description.as_str()),
-                    Some(c.component.as_str()),
-                    c.effective(),
-                ]
-                .into_iter()
-                .flatten()
-                .any(|field| contains_ci(field, k))
-            })
-        })
-        .collect();
-    let count = matching.len() as u64;
-    let shown = scope.unwrap_or("global").to_ascii_lowercase();
-    let items = page_of(matching, paging)
-        .iter()
-        .map(|c| config_view(c, &shown))
-        .collect();
-    Ok(Reply::List { count, items })
-});
-
-handler!(update_configuration, |ctx, params| {
-    let name = params.required_string(ctx.command, "name")?;
-    for scoped in ["zoneid", "accountid", "domainid"] {
-        if params.get(scoped).is_some_and(|v| !v.is_empty()) {
-            return Err(Error::invalid(format!(
-                "{scoped} is not supported: this manager stores global configuration values only"
-            )));
-        }
-    }
-    let db = &ctx.app.db;
-    if config::get(db, &name).await?.is_none() {
-        return Err(Error::invalid(format!(
-            "The configuration {name} does not exist"
-        )));
-    }
-    let value = params
-        .string_max("value", MAX_VALUE_LENGTH as usize)?
-        .filter(|v| !v.is_empty());
-    let stored = match value {
-        Some(v) => Some(checked_value(&name, &v)?),
-        None => None,
-    };
-    let updated = config::update(db, &name, stored.as_deref())
-        .await?
-        .ok_or_else(|| Error::invalid(format!("The configuration {name} does not exist")))?;
-    tracing::info!(name = %name, value = ?updated.value, by = %ctx.caller.account_name, "configuration updated");
-    Ok(Reply::Object(config_view(&updated, "global")))
-});
 
 #[cfg(test)]
 mod tests {

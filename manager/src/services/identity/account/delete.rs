@@ -1,0 +1,71 @@
+//! `deleteAccount` (async): an account with its users, VMs and VPCs.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::server::Ctx;
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
+use crate::server::jobs::JobCtx;
+use crate::server::registry::ADMINS;
+use crate::store::account;
+
+use super::super::args::AccountRef;
+use super::{AccountJob, account_sync, check_state_change};
+
+const ID: Arg<Id> = Arg::req("id", "the ID of the account");
+
+/// `deleteAccount`.
+pub struct DeleteAccount {
+    account: AccountRef,
+}
+
+impl Command for DeleteAccount {
+    const NAME: &'static str = "deleteAccount";
+
+    fn spec() -> Spec {
+        Spec {
+            description: "Deletes an account with its users",
+            roles: ADMINS,
+            params: vec![ID.spec()],
+            object: "account",
+            response: vec![],
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        let id: Uuid = args.need(&ID)?;
+        Ok(DeleteAccount {
+            account: AccountRef {
+                id_name: ID.name(),
+                id: Some(id),
+                // Not a parameter of this command, but read (and its
+                // length checked) as before; the id wins over it.
+                name: args.params().string("account")?,
+                domain: None,
+            },
+        })
+    }
+}
+
+impl AsyncCommand for DeleteAccount {
+    type Job = AccountJob;
+
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<AccountJob>, Error> {
+        let a = self.account.managed(ctx).await?;
+        check_state_change(ctx, &a)?;
+        Ok(Submission::new(
+            AccountJob { id: a.id },
+            ("Account", &a.uuid),
+            account_sync(a.id),
+        ))
+    }
+
+    async fn run(job: &JobCtx, payload: AccountJob) -> Result<Value, Error> {
+        // Its VMs and VPCs go with it, everything in them included.
+        crate::provision::vpc::purge_account(&job.app.db, &job.app.network, payload.id).await?;
+        account::remove(&job.app.db, payload.id).await?;
+        Ok(json!({ "success": true }))
+    }
+}
