@@ -45,7 +45,6 @@ pub fn commands() -> Vec<CommandSpec> {
     let mut all = meta::commands();
     all.extend(identity::commands());
     all.extend(zone::commands());
-    all.extend(offering::commands());
     all.extend(config::commands());
     for (commands, _) in VPC_MODULES {
         all.extend(commands());
@@ -58,13 +57,13 @@ pub fn registry() -> Registry {
     let mut registry = Registry::new(commands());
     vpc::register(&mut registry);
     network::register(&mut registry);
+    offering::register(&mut registry);
     registry
 }
 
 /// The job body of every async command.
 pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
     let mut bodies = identity::job_bodies();
-    bodies.extend(offering::job_bodies());
     for (_, job_bodies) in VPC_MODULES {
         bodies.extend(job_bodies());
     }
