@@ -43,8 +43,6 @@ use crate::server::registry::{CommandSpec, Registry};
 /// Every command of the manager.
 pub fn commands() -> Vec<CommandSpec> {
     let mut all = Vec::new();
-    all.extend(network::commands());
-    all.extend(offering::commands());
     for (commands, _) in VPC_MODULES {
         all.extend(commands());
     }
@@ -59,14 +57,14 @@ pub fn registry() -> Registry {
     identity::register(&mut registry);
     zone::register(&mut registry);
     config::register(&mut registry);
+    network::register(&mut registry);
+    offering::register(&mut registry);
     registry
 }
 
 /// The job body of every async command.
 pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
     let mut bodies = Vec::new();
-    bodies.extend(network::job_bodies());
-    bodies.extend(offering::job_bodies());
     for (_, job_bodies) in VPC_MODULES {
         bodies.extend(job_bodies());
     }

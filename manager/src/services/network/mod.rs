@@ -4,129 +4,145 @@
 //! `createVlanIpRange`, `listVlanIpRanges`, `deleteVlanIpRange`. All of them
 //! are for the root admin, as in CloudStack.
 //!
-//! One file per idea: [`physical`] (physical networks), [`traffic`] (their
-//! traffic types) and [`ranges`] (public IP ranges); this module assembles
-//! their commands and keeps the helpers they share.
+//! One folder per resource, one file per command: [`physical_network`],
+//! [`traffic_type`] and [`vlan_ip_range`]; this module registers their
+//! commands and keeps the lookups and paging parameters they share.
 
-mod physical;
-mod ranges;
-mod traffic;
+mod physical_network;
+mod traffic_type;
+mod vlan_ip_range;
 
-pub use physical::parse_vnet_range;
-pub use ranges::normalize_public_vlan;
-
-use crate::api::Params;
-use crate::error::Error;
-use crate::server::jobs::JobBody;
-use crate::server::registry::{
-    CommandSpec, FieldSpec, Handler, Kind, ParamSpec, ParamType::*, ROOT, opt,
+pub use physical_network::{
+    CreatePhysicalNetwork, DeletePhysicalNetwork, ListPhysicalNetworks, UpdatePhysicalNetwork,
+    parse_vnet_range,
 };
-use crate::server::{Ctx, page_of};
-use crate::store::{Db, zone};
+pub use traffic_type::{AddTrafficType, ListTrafficTypes};
+pub use vlan_ip_range::{
+    CreateVlanIpRange, DeleteVlanIpRange, ListVlanIpRanges, normalize_public_vlan,
+};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::server::Ctx;
+use crate::server::command::{Arg, Args, Int, Text};
+use crate::server::registry::{ParamSpec, Registry};
+use crate::store::{Db, Page, zone};
 
 /// Highest VLAN id of an 802.1Q tag.
 const MAX_VLAN: u64 = 4094;
 
+/// Registers the commands of this module.
+pub fn register(registry: &mut Registry) {
+    registry.job::<CreatePhysicalNetwork>();
+    registry.sync::<ListPhysicalNetworks>();
+    registry.job::<UpdatePhysicalNetwork>();
+    registry.job::<DeletePhysicalNetwork>();
+    registry.job::<AddTrafficType>();
+    registry.sync::<ListTrafficTypes>();
+    registry.sync::<CreateVlanIpRange>();
+    registry.sync::<ListVlanIpRanges>();
+    registry.sync::<DeleteVlanIpRange>();
+}
+
+/// The job of a command on one physical network: its row id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhysicalNetworkJob {
+    pub id: i64,
+}
+
+/// The sync object of the jobs on one physical network: they run one at a
+/// time.
+fn physnet_sync(id: i64) -> String {
+    format!("physicalnetwork:{id}")
+}
+
 // ---------------------------------------------------------------- views
 
-async fn zone_uuid_and_name(
-    db: &Db,
-    zone_id: i64,
-) -> Result<Option<(std::string::String, std::string::String)>, Error> {
+async fn zone_uuid_and_name(db: &Db, zone_id: i64) -> Result<Option<(String, String)>, Error> {
     Ok(zone::get_by_id(db, zone_id)
         .await?
         .map(|z| (z.uuid, z.name)))
 }
 
-fn paging() -> Vec<ParamSpec> {
-    vec![
-        opt("keyword", String, "a substring to match"),
-        opt("page", Integer, "the page to return"),
-        opt("pagesize", Integer, "the number of objects per page"),
-    ]
+// ---------------------------------------------------------------- paging
+
+const KEYWORD: Arg<Text> = Arg::opt("keyword", "a substring to match");
+const PAGE: Arg<Int> = Arg::opt("page", "the page to return");
+const PAGE_SIZE: Arg<Int> = Arg::opt("pagesize", "the number of objects per page");
+
+/// The keyword and paging of a list command of this module.
+struct Paging {
+    /// As sent (an empty keyword matches everything).
+    keyword: Option<String>,
+    page: Option<i64>,
+    page_size: Option<i64>,
 }
 
-// ---------------------------------------------------------------- commands
+impl Paging {
+    /// The keyword and paging parameters, for `listApis`.
+    fn specs() -> Vec<ParamSpec> {
+        Self::specs_with(KEYWORD)
+    }
 
-/// One root-admin command of this module.
-fn spec(
-    name: &'static str,
-    description: &'static str,
-    kind: Kind,
-    params: Vec<ParamSpec>,
-    object: &'static str,
-    response: Vec<FieldSpec>,
-    handler: Handler,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        description,
-        kind,
-        roles: ROOT,
-        params,
-        object,
-        response,
-        since: "",
-        handler,
-        job: None,
+    /// The same, with the keyword described as the command matches it.
+    fn specs_with(keyword: Arg<Text>) -> Vec<ParamSpec> {
+        vec![keyword.spec(), PAGE.spec(), PAGE_SIZE.spec()]
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        let params = args.params();
+        Ok(Paging {
+            keyword: args.get(&KEYWORD)?,
+            // Read as 64-bit: the registry checked they are 32-bit integers.
+            page: params.long(PAGE.name())?,
+            page_size: params.long(PAGE_SIZE.name())?,
+        })
+    }
+
+    /// The page to return, by CloudStack's paging rules.
+    async fn page(&self, ctx: &Ctx) -> Result<Page, Error> {
+        Ok(crate::server::paging(ctx, self.page, self.page_size).await?)
     }
 }
 
-/// The commands of this module.
-pub fn commands() -> Vec<CommandSpec> {
-    let mut all = physical::commands();
-    all.extend(traffic::commands());
-    all.extend(ranges::commands());
-    all
-}
+// ---------------------------------------------------------------- lookups
 
-/// The job bodies of this module's async commands.
-pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
-    let mut bodies = physical::job_bodies();
-    bodies.extend(traffic::job_bodies());
-    bodies
-}
-
-// ---------------------------------------------------------------- parameters
-
-/// The live zone named by parameter `name`, if given.
-async fn zone_param(ctx: &Ctx, params: &Params, name: &str) -> Result<Option<zone::Zone>, Error> {
-    let Some(id) = params.uuid(name)? else {
+/// The live zone `id` (given as parameter `param`), if given.
+async fn zone_param(ctx: &Ctx, id: Option<Uuid>, param: &str) -> Result<Option<zone::Zone>, Error> {
+    let Some(id) = id else {
         return Ok(None);
     };
+    Ok(Some(live_zone(ctx, id, param).await?))
+}
+
+/// The live zone `id` (given as parameter `param`).
+async fn live_zone(ctx: &Ctx, id: Uuid, param: &str) -> Result<zone::Zone, Error> {
     let id = id.to_string();
-    let z = zone::get_by_uuid(&ctx.app.db, &id)
+    zone::get_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|z| z.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(name, &id))?;
-    Ok(Some(z))
+        .ok_or_else(|| Error::invalid_id(param, &id))
 }
 
-/// The live physical network named by parameter `name`, if given.
+/// The live physical network `id` (given as parameter `param`), if given.
 async fn physnet_param(
     ctx: &Ctx,
-    params: &Params,
-    name: &str,
+    id: Option<Uuid>,
+    param: &str,
 ) -> Result<Option<zone::PhysicalNetwork>, Error> {
-    let Some(id) = params.uuid(name)? else {
+    let Some(id) = id else {
         return Ok(None);
     };
-    let id = id.to_string();
-    let pn = zone::physical_network_by_uuid(&ctx.app.db, &id)
-        .await?
-        .filter(|p| p.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(name, &id))?;
-    Ok(Some(pn))
+    Ok(Some(live_physnet(ctx, id, param).await?))
 }
 
-/// The live physical network named by the required parameter `name`.
-async fn required_physnet(
-    ctx: &Ctx,
-    params: &Params,
-    name: &str,
-) -> Result<zone::PhysicalNetwork, Error> {
-    params.required_uuid(ctx.command, name)?;
-    physnet_param(ctx, params, name)
+/// The live physical network `id` (given as parameter `param`).
+async fn live_physnet(ctx: &Ctx, id: Uuid, param: &str) -> Result<zone::PhysicalNetwork, Error> {
+    let id = id.to_string();
+    zone::physical_network_by_uuid(&ctx.app.db, &id)
         .await?
-        .ok_or_else(|| Error::missing_param(ctx.command, name))
+        .filter(|p| p.removed.is_none())
+        .ok_or_else(|| Error::invalid_id(param, &id))
 }

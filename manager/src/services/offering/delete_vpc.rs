@@ -1,0 +1,83 @@
+//! `deleteVPCOffering` (root admin): not the default offering, and not one a
+//! VPC uses (counted again in the job).
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{VpcOfferingJob, live_vpc_offering, vpc_offering_sync};
+use crate::error::Error;
+use crate::rules;
+use crate::server::Ctx;
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
+use crate::server::jobs::JobCtx;
+use crate::server::registry::ROOT;
+use crate::store::{Page, offering, vpc};
+
+const ID: Arg<Id> = Arg::req("id", "the ID of the VPC offering");
+
+/// `deleteVPCOffering`.
+pub struct DeleteVpcOffering {
+    id: Uuid,
+}
+
+impl Command for DeleteVpcOffering {
+    const NAME: &'static str = "deleteVPCOffering";
+
+    fn spec() -> Spec {
+        Spec {
+            description: "Deletes a VPC offering that is not the default and no VPC uses",
+            roles: ROOT,
+            params: vec![ID.spec()],
+            object: "vpcoffering",
+            response: vec![],
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(DeleteVpcOffering {
+            id: args.need(&ID)?,
+        })
+    }
+}
+
+impl AsyncCommand for DeleteVpcOffering {
+    type Job = VpcOfferingJob;
+
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<VpcOfferingJob>, Error> {
+        let o = live_vpc_offering(ctx, self.id, ID.name()).await?;
+        // The default offering is refused at once; users are counted in the job.
+        rules::vpc::check_offering_deletable(&o.uuid, o.is_default, 0)?;
+        Ok(Submission::new(
+            VpcOfferingJob { id: o.id },
+            ("VpcOffering", &o.uuid),
+            vpc_offering_sync(o.id),
+        ))
+    }
+
+    async fn run(job: &JobCtx, payload: VpcOfferingJob) -> Result<Value, Error> {
+        let db = &job.app.db;
+        let o = offering::vpc_offering_by_id(db, payload.id)
+            .await?
+            .filter(|o| o.removed.is_none())
+            .ok_or_else(|| Error::invalid("The VPC offering was deleted meanwhile"))?;
+        // Counted in the job, so VPCs created while it waited are seen.
+        let users = vpc::list(
+            db,
+            &vpc::VpcFilter {
+                vpc_offering_id: Some(o.id),
+                ..Default::default()
+            },
+            Page::first(1),
+        )
+        .await?
+        .total;
+        rules::vpc::check_offering_deletable(
+            &o.uuid,
+            o.is_default,
+            usize::try_from(users).unwrap_or(usize::MAX),
+        )?;
+        offering::remove_vpc_offering(db, o.id).await?;
+        Ok(json!({ "success": true }))
+    }
+}

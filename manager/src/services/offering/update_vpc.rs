@@ -1,0 +1,125 @@
+//! `updateVPCOffering` (root admin): name, description, state, sort key.
+//! The default offering cannot be disabled.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::views::vpc_offering_fields;
+use super::{
+    STATE, check_name_free, live_vpc_offering, offering_state, vpc_offering_result,
+    vpc_offering_sync,
+};
+use crate::error::Error;
+use crate::server::Ctx;
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Int, Spec, Submission, Text};
+use crate::server::jobs::JobCtx;
+use crate::server::registry::ROOT;
+use crate::store::offering;
+
+const ID: Arg<Id> = Arg::req("id", "the ID of the VPC offering");
+const NAME: Arg<Text> = Arg::opt("name", "the new name of the VPC offering");
+const DISPLAY_TEXT: Arg<Text> = Arg::opt("displaytext", "the new description of the offering");
+const SORT_KEY: Arg<Int> = Arg::opt("sortkey", "the position of the offering in lists");
+
+/// `updateVPCOffering`.
+pub struct UpdateVpcOffering {
+    id: Uuid,
+    name: Option<String>,
+    display_text: Option<String>,
+    state: Option<String>,
+    sort_key: Option<i64>,
+}
+
+/// The job of `updateVPCOffering`: the checked values to store (its keys
+/// are those of the previous version's job rows).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpdateVpcOfferingJob {
+    pub id: i64,
+    pub name: Option<String>,
+    #[serde(rename = "displaytext")]
+    pub display_text: Option<String>,
+    pub state: Option<String>,
+    #[serde(rename = "sortkey")]
+    pub sort_key: Option<i64>,
+}
+
+impl Command for UpdateVpcOffering {
+    const NAME: &'static str = "updateVPCOffering";
+
+    fn spec() -> Spec {
+        Spec {
+            description: "Changes the name, description or state of a VPC offering",
+            roles: ROOT,
+            params: vec![
+                ID.spec(),
+                NAME.spec(),
+                DISPLAY_TEXT.spec(),
+                STATE.spec(),
+                SORT_KEY.spec(),
+            ],
+            object: "vpcoffering",
+            response: vpc_offering_fields(),
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(UpdateVpcOffering {
+            id: args.need(&ID)?,
+            // A blank name changes nothing.
+            name: args.get(&NAME)?.filter(|n| !n.trim().is_empty()),
+            display_text: args.text(&DISPLAY_TEXT)?,
+            state: args.get(&STATE)?,
+            // Read as 64-bit: the registry checked it is a 32-bit integer.
+            sort_key: args.params().long(SORT_KEY.name())?,
+        })
+    }
+}
+
+impl AsyncCommand for UpdateVpcOffering {
+    type Job = UpdateVpcOfferingJob;
+
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateVpcOfferingJob>, Error> {
+        let o = live_vpc_offering(ctx, self.id, ID.name()).await?;
+        if let Some(name) = &self.name {
+            check_name_free(&ctx.app.db, name, Some(o.id)).await?;
+        }
+        let state = offering_state(self.state.as_deref())?;
+        if o.is_default && state == Some(offering::STATE_DISABLED) {
+            return Err(Error::invalid(format!(
+                "The default VPC offering {} cannot be disabled",
+                o.uuid
+            )));
+        }
+        let job = UpdateVpcOfferingJob {
+            id: o.id,
+            name: self.name,
+            display_text: self.display_text,
+            state: state.map(str::to_string),
+            sort_key: self.sort_key,
+        };
+        Ok(Submission::new(
+            job,
+            ("VpcOffering", &o.uuid),
+            vpc_offering_sync(o.id),
+        ))
+    }
+
+    async fn run(job: &JobCtx, payload: UpdateVpcOfferingJob) -> Result<Value, Error> {
+        let db = &job.app.db;
+        let updated = offering::update_vpc_offering(
+            db,
+            payload.id,
+            payload.name.as_deref(),
+            payload.display_text.as_deref(),
+            payload.state.as_deref(),
+            payload.sort_key,
+        )
+        .await?;
+        if !updated {
+            return Err(Error::invalid("The VPC offering was deleted meanwhile"));
+        }
+        vpc_offering_result(db, payload.id).await
+    }
+}

@@ -1,0 +1,243 @@
+//! Jobs of the physical network and offering commands across a manager
+//! restart: a job row stored by the previous version (its JSON keys) still
+//! runs; an async-create job its manager died running fails and takes the
+//! row it had created with it, as a failed creation does.
+
+mod support;
+
+use serde_json::json;
+use support::api::Client;
+use vpc_manager::serve::Manager;
+use vpc_manager::server::jobs::ABANDONED;
+use vpc_manager::settings::Settings;
+use vpc_manager::store::{Db, job, offering, user, zone};
+
+/// A job row as a previous manager stored it.
+async fn stored_job(
+    db: &Db,
+    admin: &user::User,
+    cmd: &str,
+    info: serde_json::Value,
+    instance: (&str, &str),
+    sync_object: String,
+) -> job::Job {
+    job::insert(
+        db,
+        job::NewJob {
+            user_id: admin.id,
+            account_id: admin.account_id,
+            cmd: cmd.into(),
+            cmd_info: info.to_string(),
+            instance_type: Some(instance.0.into()),
+            instance_uuid: Some(instance.1.into()),
+            sync_object: Some(sync_object),
+            uuid: None,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_jobs_run_and_crashed_creations_leave_no_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("state.db").display()
+    );
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        database_url: Some(url.clone()),
+        manager_id: Some("manager-1".into()),
+        driver: vpc_manager::settings::DriverKind::Simulated,
+        ..Settings::default()
+    };
+    // A first start creates the schema and the admin, then the manager "dies".
+    let first = Manager::start(settings.clone()).await.unwrap();
+    first.app.db.close().await;
+    drop(first);
+
+    let db = Db::connect(&url).await.unwrap();
+    let root = vpc_manager::store::domain::root(&db).await.unwrap();
+    let admin = user::get_by_username(&db, root.id, "admin")
+        .await
+        .unwrap()
+        .unwrap();
+    let z = zone::create(
+        &db,
+        zone::NewZone {
+            name: "lab".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    // Rows that async-create requests made, whose jobs were running on this
+    // manager when it died.
+    let crashed_pn = zone::create_physical_network(&db, z.id, "crashed", "VLAN", None, &[])
+        .await
+        .unwrap();
+    let crashed_offering = offering::create_vpc_offering(
+        &db,
+        offering::NewVpcOffering {
+            name: "crashed".into(),
+            unique_name: None,
+            display_text: "crashed".into(),
+            state: offering::STATE_DISABLED.into(),
+            is_default: false,
+            distributed_router: false,
+            redundant_router: false,
+            network_mode: "NATTED".into(),
+            internet_protocol: "ipv4".into(),
+            services: vec![offering::ServiceProvider::new(
+                "SourceNat",
+                offering::PROVIDER_VPC_VIRTUAL_ROUTER,
+            )],
+        },
+    )
+    .await
+    .unwrap();
+    let crashed = [
+        stored_job(
+            &db,
+            &admin,
+            "createPhysicalNetwork",
+            json!({ "id": crashed_pn.id }),
+            ("PhysicalNetwork", &crashed_pn.uuid),
+            format!("physicalnetwork:{}", crashed_pn.id),
+        )
+        .await,
+        stored_job(
+            &db,
+            &admin,
+            "createVPCOffering",
+            json!({ "id": crashed_offering.id }),
+            ("VpcOffering", &crashed_offering.uuid),
+            format!("vpcoffering:{}", crashed_offering.id),
+        )
+        .await,
+    ];
+    for j in &crashed {
+        assert!(job::claim(&db, j.id, "manager-1").await.unwrap());
+    }
+
+    // Jobs given back at a graceful shutdown (pending, no owner), with the
+    // keys the previous version wrote.
+    let kept = zone::create_physical_network(&db, z.id, "kept", "VLAN", None, &[])
+        .await
+        .unwrap();
+    let add_traffic = stored_job(
+        &db,
+        &admin,
+        "addTrafficType",
+        json!({ "physical_network_id": kept.id, "traffic_type": "Public", "label": "br-pub" }),
+        ("PhysicalNetwork", &kept.uuid),
+        format!("physicalnetwork:{}", kept.id),
+    )
+    .await;
+    let update_pn = stored_job(
+        &db,
+        &admin,
+        "updatePhysicalNetwork",
+        json!({ "id": kept.id, "vnet_range": "100-199", "state": null }),
+        ("PhysicalNetwork", &kept.uuid),
+        format!("physicalnetwork:{}", kept.id),
+    )
+    .await;
+    let default_offering = offering::list_vpc_offerings(
+        &db,
+        &offering::OfferingFilter {
+            is_default: Some(true),
+            ..Default::default()
+        },
+        vpc_manager::store::Page::ALL,
+    )
+    .await
+    .unwrap()
+    .items
+    .into_iter()
+    .next()
+    .unwrap();
+    let update_offering = stored_job(
+        &db,
+        &admin,
+        "updateVPCOffering",
+        json!({
+            "id": default_offering.id,
+            "name": null,
+            "displaytext": "renamed by a stored job",
+            "state": null,
+            "sortkey": 7,
+        }),
+        ("VpcOffering", &default_offering.uuid),
+        format!("vpcoffering:{}", default_offering.id),
+    )
+    .await;
+    db.close().await;
+
+    let second = Manager::start(settings).await.unwrap();
+    let ini = std::fs::read_to_string(&second.cloudstack_ini).unwrap();
+    let field = |k: &str| {
+        ini.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
+            .unwrap()
+            .to_string()
+    };
+    let client = Client {
+        addr: second.app.settings.listen,
+        key: field("key"),
+        secret: field("secret"),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(second.serve(async move {
+        let _ = stopped.await;
+    }));
+
+    for j in &crashed {
+        let done = client.wait_job(&j.uuid).await;
+        assert_eq!(done["jobstatus"], 2, "{done}");
+        assert_eq!(done["jobresult"]["errortext"], ABANDONED);
+    }
+    let physnets = client
+        .ok("listPhysicalNetworks", &[("zoneid", z.uuid.as_str())])
+        .await;
+    let names: Vec<&str> = physnets["physicalnetwork"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["kept"],
+        "the crashed creation left no row: {physnets}"
+    );
+    let offerings = client.ok("listVPCOfferings", &[("name", "crashed")]).await;
+    assert_eq!(offerings, json!({}), "the crashed offering is gone");
+
+    let added = client.wait_job(&add_traffic.uuid).await;
+    assert_eq!(added["jobstatus"], 1, "{added}");
+    assert_eq!(added["jobresult"]["traffictype"]["traffictype"], "Public");
+    assert_eq!(
+        added["jobresult"]["traffictype"]["kvmnetworklabel"],
+        "br-pub"
+    );
+    let updated = client.wait_job(&update_pn.uuid).await;
+    assert_eq!(updated["jobstatus"], 1, "{updated}");
+    assert_eq!(updated["jobresult"]["physicalnetwork"]["vlan"], "100-199");
+    let renamed = client.wait_job(&update_offering.uuid).await;
+    assert_eq!(renamed["jobstatus"], 1, "{renamed}");
+    assert_eq!(
+        renamed["jobresult"]["vpcoffering"]["displaytext"],
+        "renamed by a stored job"
+    );
+    assert_eq!(
+        renamed["jobresult"]["vpcoffering"]["name"],
+        default_offering.name.as_str()
+    );
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
