@@ -29,7 +29,6 @@ const VPC_MODULES: &[Module] = &[
     (vpc::commands, vpc::job_bodies),
     (tier::commands, tier::job_bodies),
     (vm::commands, vm::job_bodies),
-    (acl::commands, acl::job_bodies),
     (gateway::commands, gateway::job_bodies),
     (ip::commands, ip::job_bodies),
     (nat::commands, nat::job_bodies),
@@ -58,6 +57,7 @@ pub fn commands() -> Vec<CommandSpec> {
 pub fn registry() -> Registry {
     let mut registry = Registry::new(commands());
     vpc::register(&mut registry);
+    acl::register(&mut registry);
     registry
 }
 
