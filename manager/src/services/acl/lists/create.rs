@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use serde_json::Value;
 
+use super::delete::DeletedList;
 use super::{ListJob, list_fields, list_result, vpc_param};
 use crate::error::Error;
 use crate::rules;
@@ -88,9 +89,22 @@ impl AsyncCommand for CreateAclList {
         list_result(&job.app.db, payload.id).await
     }
 
-    /// Without its job the list would stay half-created: it goes.
+    /// Without its job the list would stay half-created: it goes, as a
+    /// deleteNetworkACLList would take it, under its VPC's lock and only
+    /// while no tier or private gateway uses it (one may have taken it
+    /// while the job waited; the refusal is then the abandon's error).
     async fn abandon(app: &App, payload: ListJob) -> Result<(), Error> {
-        acl::remove_list(&app.db, payload.id).await?;
-        Ok(())
+        let db = &app.db;
+        let Some(list) = acl::get_by_id(db, payload.id)
+            .await?
+            .filter(|l| l.removed.is_none())
+        else {
+            return Ok(());
+        };
+        let Some(vpc_id) = list.vpc_id else {
+            return Err(Error::internal("a created ACL list has no VPC"));
+        };
+        let lock = app.network.lock(db, vpc_id).await;
+        lock.apply(&DeletedList { list }).await
     }
 }

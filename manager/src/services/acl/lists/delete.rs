@@ -84,8 +84,8 @@ impl AsyncCommand for DeleteAclList {
 /// A list removed with its items. It never reaches the router: the write
 /// refuses a list that a tier or private gateway uses, and only those put a
 /// list on the router.
-struct DeletedList {
-    list: acl::AclList,
+pub(super) struct DeletedList {
+    pub list: acl::AclList,
 }
 
 impl DeletedList {
