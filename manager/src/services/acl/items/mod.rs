@@ -2,8 +2,8 @@
 //! updateNetworkACLItem, moveNetworkAclItem, deleteNetworkACL and
 //! listNetworkACLs.
 //!
-//! Every change of an item is a [`RouterChange`](changes) applied under its
-//! VPC's lock: the item's row changes with the router's generation in one
+//! Every change of an item is a `RouterChange` (`changes`) applied under
+//! its VPC's lock: the item's row changes with the router's generation in one
 //! transaction, then the whole list goes to the router; a failed push puts
 //! the row back as it was and fails the job.
 
