@@ -29,7 +29,6 @@ const VPC_MODULES: &[Module] = &[
     (vpc::commands, vpc::job_bodies),
     (tier::commands, tier::job_bodies),
     (vm::commands, vm::job_bodies),
-    (acl::commands, acl::job_bodies),
     (gateway::commands, gateway::job_bodies),
     (ip::commands, ip::job_bodies),
     (nat::commands, nat::job_bodies),
@@ -59,6 +58,7 @@ pub fn registry() -> Registry {
     config::register(&mut registry);
     network::register(&mut registry);
     offering::register(&mut registry);
+    acl::register(&mut registry);
     registry
 }
 

@@ -1,46 +1,51 @@
-//! Network ACL lists and their items (CloudStack reference §2.8, §3.8).
+//! Network ACL lists and their items (CloudStack reference §2.8, §3.8), one
+//! command per file.
 //!
 //! A list belongs to one VPC, or is one of the two built-in lists
 //! `default_allow` / `default_deny` that everyone sees and no one changes. A
 //! list is attached to tiers and private gateways of its VPC; every change to
 //! its items pushes the whole list, sorted by number, to every NIC of the
-//! router that uses it (`NetworkAcl::apply_network_acl`), and a push that
-//! fails undoes the change.
+//! router that uses it (`NetworkAcl::apply_network_acl`). Each kind of change
+//! is a [`RouterChange`](crate::provision::change::RouterChange) applied
+//! through the VPC's lock, so a push that fails undoes the change.
 //!
-//! - [`list`]: createNetworkACLList, updateNetworkACLList,
+//! - [`lists`]: createNetworkACLList, updateNetworkACLList,
 //!   deleteNetworkACLList, listNetworkACLLists, replaceNetworkACLList;
-//! - [`item`]: createNetworkACL, updateNetworkACLItem, moveNetworkAclItem,
+//! - [`items`]: createNetworkACL, updateNetworkACLItem, moveNetworkAclItem,
 //!   deleteNetworkACL, listNetworkACLs;
 //! - [`md5`]: the digest of moveNetworkAclItem's `aclconsistencyhash`.
 
-mod item;
-mod list;
+mod items;
+mod lists;
 mod md5;
 
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::orchestration::NetworkAcl;
-use crate::provision::{self, Generation, log_revert};
-use crate::server::jobs::{JobBody, vpc_sync};
-use crate::server::registry::CommandSpec;
-use crate::server::{App, Ctx};
+use crate::orchestration::model::RouterState;
+use crate::orchestration::{ElementResult, NetworkAcl};
+use crate::provision::{self, RouterElement};
+use crate::server::Ctx;
+use crate::server::registry::Registry;
 use crate::services::owner::{self, Scope};
-use crate::store::{Db, Page, Tx, acl, network, vpc};
+use crate::store::{Db, Page, acl, network, vpc};
 
-/// The commands of this module.
-pub fn commands() -> Vec<CommandSpec> {
-    let mut all = list::commands();
-    all.extend(item::commands());
-    all
-}
+pub use items::{CreateAclItem, DeleteAclItem, ListAclItems, MoveAclItem, UpdateAclItem};
+pub use lists::{CreateAclList, DeleteAclList, ListAclLists, ReplaceAclList, UpdateAclList};
 
-/// The job body of every async command of this module.
-pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
-    let mut all = list::job_bodies();
-    all.extend(item::job_bodies());
-    all
+/// Registers the ACL commands.
+pub fn register(registry: &mut Registry) {
+    registry.job::<CreateAclList>();
+    registry.job::<UpdateAclList>();
+    registry.job::<DeleteAclList>();
+    registry.sync::<ListAclLists>();
+    registry.job::<ReplaceAclList>();
+    registry.job::<CreateAclItem>();
+    registry.job::<UpdateAclItem>();
+    registry.job::<MoveAclItem>();
+    registry.job::<DeleteAclItem>();
+    registry.sync::<ListAclItems>();
 }
 
 /// The rules' picture of a stored list.
@@ -177,58 +182,44 @@ fn item_view(item: &acl::AclItem, list: &acl::AclList) -> Value {
     view
 }
 
+/// The id the router state gives a stored list.
+fn list_uuid(list: &acl::AclList) -> Result<Uuid, Error> {
+    Uuid::parse_str(&list.uuid)
+        .map_err(|_| Error::internal(format!("stored ACL list id {} is bad", list.uuid)))
+}
+
 /// Whether the list is on the VPC's router: attached to a tier or private
-/// gateway that has a NIC there. Only then does a change bump the router's
-/// generation and get pushed.
+/// gateway that has a NIC there. Only then does a change of its items reach
+/// the router (bump its generation and get pushed); otherwise the change is
+/// stored and goes with the next full configuration.
 async fn list_on_router(db: &Db, vpc_id: i64, list: &acl::AclList) -> Result<bool, Error> {
-    let id = Uuid::parse_str(&list.uuid)
-        .map_err(|_| Error::internal(format!("stored ACL list id {} is bad", list.uuid)))?;
+    let id = list_uuid(list)?;
     Ok(provision::state::load(db, vpc_id)
         .await?
         .is_some_and(|s| s.acl_lists.iter().any(|l| l.id == id)))
 }
 
-/// Bumps the router's generation in `tx` when the change reaches the router.
-async fn bump_if(tx: &mut Tx, vpc_id: i64, on_router: bool) -> Result<Option<Generation>, Error> {
-    if !on_router {
-        return Ok(None);
-    }
-    Ok(provision::bump(tx, vpc_id).await?)
-}
-
-/// Pushes the list — all its live items, sorted by number — to every tier
-/// and private gateway on the router that uses it.
+/// Pushes the list `id` — all its live items, sorted by number — to every
+/// tier and private gateway of `state` that uses it (nothing when none
+/// does any more).
 async fn push_list(
-    app: &App,
-    vpc_id: i64,
-    generation: Option<Generation>,
-    list: &acl::AclList,
-) -> Result<(), Error> {
-    let id = Uuid::parse_str(&list.uuid)
-        .map_err(|_| Error::internal(format!("stored ACL list id {} is bad", list.uuid)))?;
-    provision::push(
-        &app.db,
-        &app.network,
-        vpc_id,
-        generation,
-        move |element, state, g| {
-            Box::pin(async move {
-                let Some(view) = state.acl_list(id) else {
-                    return Ok(());
-                };
-                element
-                    .apply_network_acl(
-                        &state.router,
-                        g,
-                        view,
-                        &state.tiers,
-                        &state.private_gateways,
-                    )
-                    .await
-            })
-        },
-    )
-    .await
+    element: &RouterElement,
+    state: &RouterState,
+    generation: u64,
+    id: Uuid,
+) -> ElementResult {
+    let Some(view) = state.acl_list(id) else {
+        return Ok(());
+    };
+    element
+        .apply_network_acl(
+            &state.router,
+            generation,
+            view,
+            &state.tiers,
+            &state.private_gateways,
+        )
+        .await
 }
 
 /// The live items of a list, by number.

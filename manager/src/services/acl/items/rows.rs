@@ -1,11 +1,10 @@
-//! ACL item rows: what a request asks for (`fields`), the business rules'
-//! picture of an item and the stored row, converted into one another and
-//! checked; the renumbering of a move.
+//! ACL item rows: what a request asks for ([`ItemFields`], [`MoveFields`]),
+//! the business rules' picture of an item and the stored row, converted into
+//! one another and checked; the renumbering of a move.
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::super::md5::md5_hex;
-use crate::api::Params;
 use crate::error::Error;
 use crate::rules::PortRange;
 use crate::rules::acl::{self as rule, AclProtocol, Action, TrafficType};
@@ -89,48 +88,75 @@ pub(super) fn numbers_taken(items: &[acl::AclItem], except: Option<i64>) -> Vec<
         .collect()
 }
 
-/// The item fields a request gives, as stored in a job's parameters.
-pub(super) fn fields_of(params: &Params) -> Result<Value, Error> {
-    Ok(json!({
-        "protocol": params.string("protocol")?.filter(|p| !p.is_empty()),
-        "startport": params.long("startport")?,
-        "endport": params.long("endport")?,
-        "icmptype": params.long("icmptype")?,
-        "icmpcode": params.long("icmpcode")?,
-        "cidrlist": params.list("cidrlist")?,
-        "action": params.string("action")?.filter(|a| !a.is_empty()),
-        "traffictype": params.string("traffictype")?.filter(|t| !t.is_empty()),
-        "number": params.long("number")?,
-        "reason": params.string("reason")?,
-        "partialupgrade": params.boolean("partialupgrade")?,
-    }))
+/// The item fields a request gives (createNetworkACL, updateNetworkACLItem),
+/// stored in the update's job under the parameters' names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemFields {
+    /// None when absent or empty.
+    pub protocol: Option<String>,
+    #[serde(rename = "startport")]
+    pub start_port: Option<i64>,
+    #[serde(rename = "endport")]
+    pub end_port: Option<i64>,
+    #[serde(rename = "icmptype")]
+    pub icmp_type: Option<i64>,
+    #[serde(rename = "icmpcode")]
+    pub icmp_code: Option<i64>,
+    #[serde(rename = "cidrlist")]
+    pub cidrs: Option<Vec<String>>,
+    /// None when absent or empty.
+    pub action: Option<String>,
+    /// None when absent or empty.
+    #[serde(rename = "traffictype")]
+    pub traffic_type: Option<String>,
+    pub number: Option<i64>,
+    /// An empty reason clears it.
+    pub reason: Option<String>,
+    /// updateNetworkACLItem's `partialupgrade` (None: true).
+    #[serde(rename = "partialupgrade")]
+    pub partial: Option<bool>,
+}
+
+/// Where moveNetworkAclItem puts an item, stored in its job under the
+/// parameters' names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveFields {
+    /// The item it goes after (None: to the top).
+    #[serde(rename = "previousaclruleid")]
+    pub previous: Option<String>,
+    /// The item it goes before (None: to the bottom).
+    #[serde(rename = "nextaclruleid")]
+    pub next: Option<String>,
+    #[serde(rename = "aclconsistencyhash")]
+    pub consistency_hash: Option<String>,
 }
 
 /// The `cidrlist` of an item's fields.
-fn cidrs_of(fields: &Value) -> Vec<&str> {
-    fields["cidrlist"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
+fn cidrs_of(fields: &ItemFields) -> Vec<&str> {
+    fields
+        .cidrs
+        .as_deref()
+        .map(|a| a.iter().map(String::as_str).collect())
         .unwrap_or_default()
 }
 
 /// The item `fields` describe, as the rules take it.
-fn new_item<'a>(fields: &'a Value, cidrs: &'a [&'a str]) -> rule::NewAclItem<'a> {
+fn new_item<'a>(fields: &'a ItemFields, cidrs: &'a [&'a str]) -> rule::NewAclItem<'a> {
     rule::NewAclItem {
-        protocol: fields["protocol"].as_str().unwrap_or_default(),
-        start_port: fields["startport"].as_i64(),
-        end_port: fields["endport"].as_i64(),
-        icmp_type: fields["icmptype"].as_i64(),
-        icmp_code: fields["icmpcode"].as_i64(),
+        protocol: fields.protocol.as_deref().unwrap_or_default(),
+        start_port: fields.start_port,
+        end_port: fields.end_port,
+        icmp_type: fields.icmp_type,
+        icmp_code: fields.icmp_code,
         cidrs,
-        action: fields["action"].as_str(),
-        traffic_type: fields["traffictype"].as_str(),
-        number: fields["number"].as_i64(),
+        action: fields.action.as_deref(),
+        traffic_type: fields.traffic_type.as_deref(),
+        number: fields.number,
     }
 }
 
 /// The item `fields` describe, checked against the list's other numbers.
-pub(super) fn checked_new(fields: &Value, taken: &[u32]) -> Result<rule::AclItem, Error> {
+pub(super) fn checked_new(fields: &ItemFields, taken: &[u32]) -> Result<rule::AclItem, Error> {
     let cidrs = cidrs_of(fields);
     rule::validate_item(&new_item(fields, &cidrs), taken)
 }
@@ -138,19 +164,19 @@ pub(super) fn checked_new(fields: &Value, taken: &[u32]) -> Result<rule::AclItem
 /// The row `item` becomes with the changes `fields` (updateNetworkACLItem).
 pub(super) fn merged(
     item: &acl::AclItem,
-    fields: &Value,
+    fields: &ItemFields,
     taken_by_others: &[u32],
 ) -> Result<acl::NewAclItem, Error> {
     let cidrs = cidrs_of(fields);
-    let partial = fields["partialupgrade"].as_bool().unwrap_or(true);
+    let partial = fields.partial.unwrap_or(true);
     let checked = rule::validate_update(
         &checked_of(item)?,
         &new_item(fields, &cidrs),
         partial,
         taken_by_others,
     )?;
-    let reason = match fields["reason"].as_str() {
-        Some(r) => Some(r.to_string()),
+    let reason = match &fields.reason {
+        Some(r) => Some(r.clone()),
         None if partial => item.reason.clone(),
         None => None,
     };
@@ -178,9 +204,9 @@ pub(super) fn check_consistency(items: &[acl::AclItem], hash: Option<&str>) -> R
 pub(super) fn renumbering(
     items: &[acl::AclItem],
     moving: &acl::AclItem,
-    fields: &Value,
+    fields: &MoveFields,
 ) -> Result<Vec<(i64, i64)>, Error> {
-    check_consistency(items, fields["aclconsistencyhash"].as_str())?;
+    check_consistency(items, fields.consistency_hash.as_deref())?;
     let positioned: Vec<rule::Positioned<'_>> = items
         .iter()
         .map(|i| rule::Positioned {
@@ -191,8 +217,8 @@ pub(super) fn renumbering(
     let changes = rule::move_item(
         &positioned,
         &moving.uuid,
-        fields["previousaclruleid"].as_str(),
-        fields["nextaclruleid"].as_str(),
+        fields.previous.as_deref(),
+        fields.next.as_deref(),
     )?;
     Ok(changes
         .into_iter()
@@ -207,7 +233,18 @@ pub(super) fn renumbering(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
+
+    /// Fields as a job row of either version stores them.
+    fn item_fields(stored: Value) -> ItemFields {
+        serde_json::from_value(stored).unwrap()
+    }
+
+    fn move_fields(stored: Value) -> MoveFields {
+        serde_json::from_value(stored).unwrap()
+    }
 
     fn row(id: i64, uuid: &str, number: i64) -> acl::AclItem {
         acl::AclItem {
@@ -250,20 +287,20 @@ mod tests {
     #[test]
     fn partial_update_keeps_the_reason_and_full_update_drops_it() {
         let item = row(1, "a", 3);
-        let partial = merged(&item, &json!({ "action": "deny" }), &[]).unwrap();
+        let partial = merged(&item, &item_fields(json!({ "action": "deny" })), &[]).unwrap();
         assert_eq!(partial.action, "Deny");
         assert_eq!(partial.start_port, Some(22));
         assert_eq!(partial.reason.as_deref(), Some("ssh"));
         let full = merged(
             &item,
-            &json!({ "protocol": "udp", "partialupgrade": false }),
+            &item_fields(json!({ "protocol": "udp", "partialupgrade": false })),
             &[],
         )
         .unwrap();
         assert_eq!((full.protocol.as_str(), full.start_port), ("udp", None));
         assert_eq!(full.cidrs, ["0.0.0.0/0", "::/0"]);
         assert_eq!(full.reason, None);
-        let clash = merged(&item, &json!({ "number": 4 }), &[4])
+        let clash = merged(&item, &item_fields(json!({ "number": 4 })), &[4])
             .map_err(crate::api::ApiError::from)
             .unwrap_err();
         assert_eq!(clash.code, 431);
@@ -272,24 +309,43 @@ mod tests {
     #[test]
     fn moves_honour_the_consistency_hash() {
         let items = [row(1, "a", 1), row(2, "b", 2), row(3, "c", 3)];
-        let fields = json!({ "previousaclruleid": "a", "nextaclruleid": "b" });
+        let fields = move_fields(json!({ "previousaclruleid": "a", "nextaclruleid": "b" }));
         assert_eq!(
             renumbering(&items, &items[2], &fields).unwrap(),
             vec![(3, 2), (2, 3)]
         );
-        let good = json!({
+        let good = move_fields(json!({
             "nextaclruleid": "a",
             "aclconsistencyhash": md5_hex(b"abc"),
-        });
+        }));
         assert_eq!(
             renumbering(&items, &items[2], &good).unwrap(),
             vec![(3, 1), (1, 2), (2, 3)]
         );
-        let stale = json!({ "nextaclruleid": "a", "aclconsistencyhash": md5_hex(b"acb") });
+        let stale =
+            move_fields(json!({ "nextaclruleid": "a", "aclconsistencyhash": md5_hex(b"acb") }));
         let e = renumbering(&items, &items[2], &stale)
             .map_err(crate::api::ApiError::from)
             .unwrap_err();
         assert_eq!(e.code, 431);
         assert!(e.text.contains("aclconsistencyhash"), "{}", e.text);
+    }
+
+    #[test]
+    fn update_fields_read_the_job_rows_the_previous_version_stored() {
+        // The previous version stored every field, absent ones as null.
+        let stored = json!({
+            "protocol": "tcp", "startport": 80, "endport": null, "icmptype": null,
+            "icmpcode": null, "cidrlist": ["10.1.0.0/16"], "action": null,
+            "traffictype": "Egress", "number": 7, "reason": "", "partialupgrade": false,
+        });
+        let fields = item_fields(stored.clone());
+        assert_eq!(fields.protocol.as_deref(), Some("tcp"));
+        assert_eq!((fields.start_port, fields.end_port), (Some(80), None));
+        assert_eq!(fields.cidrs, Some(vec!["10.1.0.0/16".to_string()]));
+        assert_eq!(fields.traffic_type.as_deref(), Some("Egress"));
+        assert_eq!((fields.number, fields.partial), (Some(7), Some(false)));
+        assert_eq!(fields.reason.as_deref(), Some(""));
+        assert_eq!(serde_json::to_value(&fields).unwrap(), stored);
     }
 }

@@ -1,0 +1,149 @@
+//! `createNetworkACL` (async-create): the item's row (Staged) in the request,
+//! numbered under the list's row lock; the job sends the list with it to the
+//! router ([`NewItem`]) and makes it Active.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::super::{items_of, list_on_router, list_param, list_uuid, mutable_list_vpc, tier_param};
+use super::changes::NewItem;
+use super::rows::{ItemFields, checked_new, numbers_taken, stored};
+use super::{
+    ItemJob, LockedItem, fields_of, item_fields, item_params, item_result, list_of,
+    revoke_and_remove,
+};
+use crate::error::Error;
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
+use crate::server::jobs::{JobCtx, vpc_sync};
+use crate::server::registry::ALL;
+use crate::server::{App, Ctx};
+use crate::store::acl;
+
+const PROTOCOL: Arg<Text> = Arg::req(
+    "protocol",
+    "tcp, udp, icmp, all or an IP protocol number 0-255",
+);
+const ACL: Arg<Id> = Arg::opt("aclid", "the ACL list to add the item to");
+const TIER: Arg<Id> = Arg::opt(
+    "networkid",
+    "without aclid: the tier whose ACL list gets the item",
+);
+
+/// `createNetworkACL`.
+pub struct CreateAclItem {
+    acl: Option<Uuid>,
+    tier: Option<Uuid>,
+    fields: ItemFields,
+}
+
+impl Command for CreateAclItem {
+    const NAME: &'static str = "createNetworkACL";
+
+    fn spec() -> Spec {
+        let mut params = vec![PROTOCOL.spec(), ACL.spec(), TIER.spec()];
+        params.extend(item_params());
+        Spec {
+            description: "Adds an item to a network ACL list",
+            roles: ALL,
+            params,
+            object: "networkacl",
+            response: item_fields(),
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(CreateAclItem {
+            acl: args.get(&ACL)?,
+            tier: args.get(&TIER)?,
+            fields: fields_of(args, Some(args.need(&PROTOCOL)?), None)?,
+        })
+    }
+}
+
+impl AsyncCommand for CreateAclItem {
+    const CREATES: bool = true;
+    type Job = ItemJob;
+
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<ItemJob>, Error> {
+        let db = &ctx.app.db;
+        let list = match (self.acl, self.tier) {
+            (Some(id), _) => list_param(db, ACL.name(), &id.to_string()).await?,
+            (None, Some(id)) => {
+                let (tier, _) = tier_param(ctx, TIER.name(), &id.to_string()).await?;
+                let acl_id = tier.network_acl_id.ok_or_else(|| {
+                    Error::invalid(format!(
+                        "Tier {} has no ACL list to add the item to; attach one with \
+                         replaceNetworkACLList or give aclid",
+                        tier.uuid
+                    ))
+                })?;
+                acl::get_by_id(db, acl_id)
+                    .await?
+                    .ok_or_else(|| Error::internal("a tier's ACL list is gone"))?
+            }
+            (None, None) => {
+                return Err(Error::invalid(
+                    "Give aclid (the ACL list) or networkid (the tier whose list gets the item)",
+                ));
+            }
+        };
+        let v = mutable_list_vpc(ctx, &list).await?;
+        let item = {
+            let _lock = ctx.app.network.lock(db, v.id).await;
+            // The numbers are read and the item added under the list's row
+            // lock, so that parallel creates on any manager number one after
+            // another.
+            let mut tx = db.begin().await?;
+            acl::lock_list(&mut tx, list.id).await?;
+            let items = items_of(&mut tx, list.id).await?;
+            let checked = checked_new(&self.fields, &numbers_taken(&items, None))?;
+            let item =
+                acl::create_item(&mut tx, stored(&checked, list.id, self.fields.reason)).await?;
+            tx.commit().await?;
+            item
+        };
+        Ok(Submission::created(
+            ItemJob {
+                id: item.id,
+                vpc_id: v.id,
+            },
+            ("NetworkAclItem", &item.uuid),
+            vpc_sync(v.id),
+        ))
+    }
+
+    async fn run(job: &JobCtx, payload: ItemJob) -> Result<Value, Error> {
+        let db = &job.app.db;
+        let LockedItem { lock, item, list } =
+            LockedItem::take(&job.app, payload.id, payload.vpc_id).await?;
+        let change = NewItem {
+            item_id: item.id,
+            list: list_uuid(&list)?,
+            on_router: list_on_router(db, lock.vpc_id(), &list).await?,
+        };
+        lock.apply(&change).await?;
+        acl::set_item_state(db, item.id, acl::ITEM_ACTIVE).await?;
+        item_result(db, item.id, &list).await
+    }
+
+    /// The item goes, as when its push fails. One that never left Staged
+    /// is only a row; one the job had started to send may be on the router,
+    /// so it leaves through the change protocol, as deleteNetworkACL's do.
+    async fn abandon(app: &App, payload: ItemJob) -> Result<(), Error> {
+        let db = &app.db;
+        let lock = app.network.lock(db, payload.vpc_id).await;
+        let Some(item) = acl::item_by_id(db, payload.id)
+            .await?
+            .filter(|i| i.removed.is_none())
+        else {
+            return Ok(());
+        };
+        if item.state == acl::ITEM_STAGED {
+            acl::remove_item(db, item.id).await?;
+            return Ok(());
+        }
+        let list = list_of(db, &item).await?;
+        revoke_and_remove(&LockedItem { lock, item, list }).await
+    }
+}

@@ -1,0 +1,65 @@
+//! `deleteNetworkACL`: the item is revoked through the change protocol (the
+//! pushed list leaves it out), then removed once the router has the list
+//! without it.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::super::mutable_list_vpc;
+use super::{ItemJob, LockedItem, item_param, revoke_and_remove};
+use crate::error::Error;
+use crate::server::Ctx;
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
+use crate::server::jobs::{JobCtx, vpc_sync};
+use crate::server::registry::ALL;
+
+const ID: Arg<Id> = Arg::req("id", "the ID of the ACL item");
+
+/// `deleteNetworkACL`.
+pub struct DeleteAclItem {
+    id: Uuid,
+}
+
+impl Command for DeleteAclItem {
+    const NAME: &'static str = "deleteNetworkACL";
+
+    fn spec() -> Spec {
+        Spec {
+            description: "Deletes an item of a network ACL list",
+            roles: ALL,
+            params: vec![ID.spec()],
+            object: "networkacl",
+            response: vec![],
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(DeleteAclItem {
+            id: args.need(&ID)?,
+        })
+    }
+}
+
+impl AsyncCommand for DeleteAclItem {
+    type Job = ItemJob;
+
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<ItemJob>, Error> {
+        let (item, list) = item_param(&ctx.app.db, &self.id.to_string()).await?;
+        let v = mutable_list_vpc(ctx, &list).await?;
+        Ok(Submission::new(
+            ItemJob {
+                id: item.id,
+                vpc_id: v.id,
+            },
+            ("NetworkAclItem", &item.uuid),
+            vpc_sync(v.id),
+        ))
+    }
+
+    async fn run(job: &JobCtx, payload: ItemJob) -> Result<Value, Error> {
+        let locked = LockedItem::take(&job.app, payload.id, payload.vpc_id).await?;
+        revoke_and_remove(&locked).await?;
+        Ok(json!({ "success": true }))
+    }
+}

@@ -1,0 +1,191 @@
+//! ACL items (reference §2.8, §3.8), one command per file: createNetworkACL,
+//! updateNetworkACLItem, moveNetworkAclItem, deleteNetworkACL and
+//! listNetworkACLs.
+//!
+//! Every change of an item is a `RouterChange` (`changes`) applied under
+//! its VPC's lock: the item's row changes with the router's generation in one
+//! transaction, then the whole list goes to the router; a failed push puts
+//! the row back as it was and fails the job.
+
+mod changes;
+mod create;
+mod delete;
+mod list;
+mod move_item;
+mod rows;
+mod update;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{item_view, list_uuid};
+use crate::error::Error;
+use crate::provision::change::VpcLock;
+use crate::server::App;
+use crate::server::command::{Arg, Args, Flag, Int, Text, Texts};
+use crate::server::registry::{FieldSpec, ParamSpec, field};
+use crate::store::{Db, acl};
+use rows::ItemFields;
+
+pub use create::CreateAclItem;
+pub use delete::DeleteAclItem;
+pub use list::ListAclItems;
+pub use move_item::MoveAclItem;
+pub use update::UpdateAclItem;
+
+fn item_fields() -> Vec<FieldSpec> {
+    vec![
+        field("id", "string", "the ID of the ACL item"),
+        field(
+            "protocol",
+            "string",
+            "tcp, udp, icmp, all or a protocol number",
+        ),
+        field("startport", "string", "the first port"),
+        field("endport", "string", "the last port"),
+        field("traffictype", "string", "Ingress or Egress"),
+        field("state", "string", "Staged, Add, Active or Revoke"),
+        field("cidrlist", "string", "the comma-separated source CIDRs"),
+        field("icmptype", "integer", "the ICMP type (-1: any)"),
+        field("icmpcode", "integer", "the ICMP code (-1: any)"),
+        field("aclid", "string", "the ID of the ACL list"),
+        field("aclname", "string", "the name of the ACL list"),
+        field("number", "integer", "the position of the item in its list"),
+        field("action", "string", "Allow or Deny"),
+        field("reason", "string", "why the item exists"),
+        field(
+            "fordisplay",
+            "boolean",
+            "whether the item is shown to users",
+        ),
+        field("tags", "list", "the tags of the item"),
+    ]
+}
+
+// The parameters describing an item, shared by create and update.
+const START_PORT: Arg<Int> = Arg::opt("startport", "the first port (tcp and udp)");
+const END_PORT: Arg<Int> = Arg::opt("endport", "the last port; default startport");
+const CIDRS: Arg<Texts> = Arg::opt(
+    "cidrlist",
+    "the source CIDRs (IPv4 or IPv6); default 0.0.0.0/0,::/0",
+);
+const ICMP_TYPE: Arg<Int> = Arg::opt("icmptype", "the ICMP type (icmp only; -1: any)");
+const ICMP_CODE: Arg<Int> = Arg::opt("icmpcode", "the ICMP code (icmp only; -1: any)");
+const TRAFFIC_TYPE: Arg<Text> = Arg::opt("traffictype", "Ingress (default) or Egress");
+const NUMBER: Arg<Int> = Arg::opt(
+    "number",
+    "the position in the list, unique in it; default one past the highest",
+);
+const ACTION: Arg<Text> = Arg::opt("action", "Allow (default) or Deny");
+const REASON: Arg<Text> = Arg::opt("reason", "why the item exists");
+const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; every item is displayed");
+
+/// What `listApis` shows of the parameters describing an item.
+fn item_params() -> Vec<ParamSpec> {
+    vec![
+        START_PORT.spec(),
+        END_PORT.spec(),
+        CIDRS.spec(),
+        ICMP_TYPE.spec(),
+        ICMP_CODE.spec(),
+        TRAFFIC_TYPE.spec(),
+        NUMBER.spec(),
+        ACTION.spec(),
+        REASON.spec(),
+        FOR_DISPLAY.spec(),
+    ]
+}
+
+/// The item fields of a request; `protocol` and `partial` are read by the
+/// command (create requires the protocol, only update has
+/// `partialupgrade`).
+fn fields_of(
+    args: &Args<'_>,
+    protocol: Option<String>,
+    partial: Option<bool>,
+) -> Result<ItemFields, Error> {
+    Ok(ItemFields {
+        protocol: protocol.filter(|p| !p.is_empty()),
+        start_port: args.get(&START_PORT)?.map(i64::from),
+        end_port: args.get(&END_PORT)?.map(i64::from),
+        icmp_type: args.get(&ICMP_TYPE)?.map(i64::from),
+        icmp_code: args.get(&ICMP_CODE)?.map(i64::from),
+        cidrs: args.get(&CIDRS)?,
+        action: args.text(&ACTION)?,
+        traffic_type: args.text(&TRAFFIC_TYPE)?,
+        number: args.get(&NUMBER)?.map(i64::from),
+        reason: args.get(&REASON)?,
+        partial,
+    })
+}
+
+/// The job of a command on one item: the item and its VPC, by row id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemJob {
+    pub id: i64,
+    pub vpc_id: i64,
+}
+
+/// The list of an item.
+async fn list_of(db: &Db, item: &acl::AclItem) -> Result<acl::AclList, Error> {
+    acl::get_by_id(db, item.acl_id)
+        .await?
+        .ok_or_else(|| Error::internal("an ACL item's list is gone"))
+}
+
+/// The live item named by `id` with its list (431 when it names none).
+async fn item_param(db: &Db, id: &str) -> Result<(acl::AclItem, acl::AclList), Error> {
+    let item = acl::item_by_uuid(db, id)
+        .await?
+        .filter(|i| i.removed.is_none())
+        .ok_or_else(|| Error::invalid_id("id", id))?;
+    let list = list_of(db, &item).await?;
+    Ok((item, list))
+}
+
+/// What an item job works on: its VPC's lock, and the item and its list as
+/// they are once the lock is held.
+struct LockedItem<'a> {
+    lock: VpcLock<'a>,
+    item: acl::AclItem,
+    list: acl::AclList,
+}
+
+impl<'a> LockedItem<'a> {
+    /// Locks the job's VPC, then reads its item and list.
+    async fn take(app: &'a App, id: i64, vpc_id: i64) -> Result<Self, Error> {
+        let db = &app.db;
+        let lock = app.network.lock(db, vpc_id).await;
+        let item = acl::item_by_id(db, id)
+            .await?
+            .filter(|i| i.removed.is_none())
+            .ok_or_else(|| Error::invalid("The ACL item was deleted meanwhile"))?;
+        let list = list_of(db, &item).await?;
+        Ok(LockedItem { lock, item, list })
+    }
+}
+
+/// `{"networkacl": ...}` of the live item `id`.
+async fn item_result(db: &Db, id: i64, list: &acl::AclList) -> Result<Value, Error> {
+    let item = acl::item_by_id(db, id)
+        .await?
+        .ok_or_else(|| Error::invalid("The ACL item was deleted meanwhile"))?;
+    Ok(json!({ "networkacl": item_view(&item, list) }))
+}
+
+/// Revokes the locked item through the change protocol (the pushed list
+/// leaves it out), then removes its row once the router has the list
+/// without it: deleteNetworkACL, and a createNetworkACL whose job died.
+async fn revoke_and_remove(locked: &LockedItem<'_>) -> Result<(), Error> {
+    let LockedItem { lock, item, list } = locked;
+    let db = lock.db();
+    let change = changes::RevokedItem {
+        item_id: item.id,
+        old_state: item.state.clone(),
+        list: list_uuid(list)?,
+        on_router: super::list_on_router(db, lock.vpc_id(), list).await?,
+    };
+    lock.apply(&change).await?;
+    acl::remove_item(db, item.id).await?;
+    Ok(())
+}

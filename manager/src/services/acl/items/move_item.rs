@@ -1,0 +1,125 @@
+//! `moveNetworkAclItem`: an item goes between two others, the items after it
+//! renumbered when needed ([`Renumbering`]: the old numbers come back when
+//! the router refuses the list). Refused when the client saw the list in
+//! another order (`aclconsistencyhash`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::super::{items_of, list_on_router, list_uuid, mutable_list_vpc};
+use super::changes::Renumbering;
+use super::rows::{MoveFields, renumbering};
+use super::{LockedItem, item_fields, item_param, item_result};
+use crate::error::Error;
+use crate::server::Ctx;
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
+use crate::server::jobs::{JobCtx, vpc_sync};
+use crate::server::registry::ALL;
+
+const ID: Arg<Id> = Arg::req("id", "the ID of the ACL item to move");
+const PREVIOUS: Arg<Id> = Arg::opt(
+    "previousaclruleid",
+    "the item it goes after (absent: to the top)",
+);
+const NEXT: Arg<Id> = Arg::opt(
+    "nextaclruleid",
+    "the item it goes before (absent: to the bottom)",
+);
+const CONSISTENCY_HASH: Arg<Text> = Arg::opt(
+    "aclconsistencyhash",
+    "MD5 of the list's item IDs in number order, to refuse the move when \
+     the list changed meanwhile",
+);
+
+/// `moveNetworkAclItem`.
+pub struct MoveAclItem {
+    id: Uuid,
+    fields: MoveFields,
+}
+
+/// The job of `moveNetworkAclItem`: the item, its VPC and where it goes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MoveAclItemJob {
+    pub id: i64,
+    pub vpc_id: i64,
+    pub fields: MoveFields,
+}
+
+impl Command for MoveAclItem {
+    const NAME: &'static str = "moveNetworkAclItem";
+
+    fn spec() -> Spec {
+        Spec {
+            description: "Moves an item of a network ACL list between two others, renumbering \
+                          the items after it when needed",
+            roles: ALL,
+            params: vec![
+                ID.spec(),
+                PREVIOUS.spec(),
+                NEXT.spec(),
+                CONSISTENCY_HASH.spec(),
+            ],
+            object: "networkacl",
+            response: item_fields(),
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(MoveAclItem {
+            id: args.need(&ID)?,
+            fields: MoveFields {
+                previous: args.get(&PREVIOUS)?.map(|u| u.to_string()),
+                next: args.get(&NEXT)?.map(|u| u.to_string()),
+                consistency_hash: args.get(&CONSISTENCY_HASH)?,
+            },
+        })
+    }
+}
+
+impl AsyncCommand for MoveAclItem {
+    type Job = MoveAclItemJob;
+
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<MoveAclItemJob>, Error> {
+        let db = &ctx.app.db;
+        let (item, list) = item_param(db, &self.id.to_string()).await?;
+        let v = mutable_list_vpc(ctx, &list).await?;
+        renumbering(&items_of(db, list.id).await?, &item, &self.fields)?;
+        let job = MoveAclItemJob {
+            id: item.id,
+            vpc_id: v.id,
+            fields: self.fields,
+        };
+        Ok(Submission::new(
+            job,
+            ("NetworkAclItem", &item.uuid),
+            vpc_sync(v.id),
+        ))
+    }
+
+    async fn run(job: &JobCtx, payload: MoveAclItemJob) -> Result<Value, Error> {
+        let db = &job.app.db;
+        let LockedItem { lock, item, list } =
+            LockedItem::take(&job.app, payload.id, payload.vpc_id).await?;
+        let items = items_of(db, list.id).await?;
+        let numbers = renumbering(&items, &item, &payload.fields)?;
+        if numbers.is_empty() {
+            // Already in place: nothing changes on the router either.
+            return item_result(db, item.id, &list).await;
+        }
+        let old = items
+            .iter()
+            .filter(|i| numbers.iter().any(|(id, _)| *id == i.id))
+            .map(|i| (i.id, i.number))
+            .collect();
+        let change = Renumbering {
+            numbers,
+            old,
+            list: list_uuid(&list)?,
+            on_router: list_on_router(db, lock.vpc_id(), &list).await?,
+        };
+        lock.apply(&change).await?;
+        item_result(db, item.id, &list).await
+    }
+}

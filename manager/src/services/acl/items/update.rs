@@ -1,0 +1,109 @@
+//! `updateNetworkACLItem`: new values for an item, checked when asked and
+//! again in the job ([`UpdatedItem`]: the old row comes back when the
+//! router refuses the list).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::super::{items_of, list_on_router, list_uuid, mutable_list_vpc};
+use super::changes::UpdatedItem;
+use super::rows::{ItemFields, merged, numbers_taken};
+use super::{LockedItem, fields_of, item_fields, item_param, item_params, item_result};
+use crate::error::Error;
+use crate::server::Ctx;
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission, Text};
+use crate::server::jobs::{JobCtx, vpc_sync};
+use crate::server::registry::ALL;
+use crate::store::acl;
+
+const ID: Arg<Id> = Arg::req("id", "the ID of the ACL item");
+const PROTOCOL: Arg<Text> = Arg::opt("protocol", "tcp, udp, icmp, all or a protocol number");
+const PARTIAL: Arg<Flag> = Arg::opt(
+    "partialupgrade",
+    "true (default): only the given fields change; false: the others go back \
+     to their defaults",
+);
+const CUSTOM_ID: Arg<Text> = Arg::opt("customid", "accepted; ids cannot be changed");
+
+/// `updateNetworkACLItem`.
+pub struct UpdateAclItem {
+    id: Uuid,
+    fields: ItemFields,
+}
+
+/// The job of `updateNetworkACLItem`: the item, its VPC and the new fields.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpdateAclItemJob {
+    pub id: i64,
+    pub vpc_id: i64,
+    pub fields: ItemFields,
+}
+
+impl Command for UpdateAclItem {
+    const NAME: &'static str = "updateNetworkACLItem";
+
+    fn spec() -> Spec {
+        let mut params = vec![ID.spec(), PROTOCOL.spec(), PARTIAL.spec(), CUSTOM_ID.spec()];
+        params.extend(item_params());
+        Spec {
+            description: "Changes an item of a network ACL list",
+            roles: ALL,
+            params,
+            object: "networkacl",
+            response: item_fields(),
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(UpdateAclItem {
+            id: args.need(&ID)?,
+            fields: fields_of(args, args.get(&PROTOCOL)?, args.get(&PARTIAL)?)?,
+        })
+    }
+}
+
+impl AsyncCommand for UpdateAclItem {
+    type Job = UpdateAclItemJob;
+
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateAclItemJob>, Error> {
+        let db = &ctx.app.db;
+        let (item, list) = item_param(db, &self.id.to_string()).await?;
+        let v = mutable_list_vpc(ctx, &list).await?;
+        // Checked now for an immediate answer, and again in the job.
+        let items = items_of(db, list.id).await?;
+        merged(&item, &self.fields, &numbers_taken(&items, Some(item.id)))?;
+        let job = UpdateAclItemJob {
+            id: item.id,
+            vpc_id: v.id,
+            fields: self.fields,
+        };
+        Ok(Submission::new(
+            job,
+            ("NetworkAclItem", &item.uuid),
+            vpc_sync(v.id),
+        ))
+    }
+
+    async fn run(job: &JobCtx, payload: UpdateAclItemJob) -> Result<Value, Error> {
+        let db = &job.app.db;
+        let LockedItem { lock, item, list } =
+            LockedItem::take(&job.app, payload.id, payload.vpc_id).await?;
+        let items = items_of(db, list.id).await?;
+        let new = merged(
+            &item,
+            &payload.fields,
+            &numbers_taken(&items, Some(item.id)),
+        )?;
+        let change = UpdatedItem {
+            list: list_uuid(&list)?,
+            on_router: list_on_router(db, lock.vpc_id(), &list).await?,
+            old: item,
+            new,
+        };
+        lock.apply(&change).await?;
+        acl::set_item_state(db, change.old.id, acl::ITEM_ACTIVE).await?;
+        item_result(db, change.old.id, &list).await
+    }
+}

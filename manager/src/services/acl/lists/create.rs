@@ -1,0 +1,110 @@
+//! `createNetworkACLList` (async-create): the list's row in the request; the
+//! job answers with it. A list without items reaches no router until a tier
+//! or private gateway takes it (replaceNetworkACLList).
+
+use uuid::Uuid;
+
+use serde_json::Value;
+
+use super::delete::DeletedList;
+use super::{ListJob, list_fields, list_result, vpc_param};
+use crate::error::Error;
+use crate::rules;
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission, Text};
+use crate::server::jobs::{JobCtx, vpc_sync};
+use crate::server::registry::ALL;
+use crate::server::{App, Ctx};
+use crate::store::{acl, vpc};
+
+const NAME: Arg<Text> = Arg::req("name", "the name of the ACL list");
+const DESCRIPTION: Arg<Text> = Arg::opt("description", "the description of the ACL list");
+const VPC: Arg<Id> = Arg::opt(
+    "vpcid",
+    "the VPC the list belongs to (required: lists without a VPC are not supported)",
+);
+const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; every list is displayed");
+
+/// `createNetworkACLList`.
+pub struct CreateAclList {
+    name: String,
+    description: String,
+    vpc: Option<Uuid>,
+}
+
+impl Command for CreateAclList {
+    const NAME: &'static str = "createNetworkACLList";
+
+    fn spec() -> Spec {
+        Spec {
+            description: "Creates a network ACL list for a VPC",
+            roles: ALL,
+            params: vec![
+                NAME.spec(),
+                DESCRIPTION.spec(),
+                VPC.spec(),
+                FOR_DISPLAY.spec(),
+            ],
+            object: "networkacllist",
+            response: list_fields(),
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(CreateAclList {
+            name: args.need(&NAME)?,
+            description: args.get(&DESCRIPTION)?.unwrap_or_default(),
+            vpc: args.get(&VPC)?,
+        })
+    }
+}
+
+impl AsyncCommand for CreateAclList {
+    const CREATES: bool = true;
+    type Job = ListJob;
+
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<ListJob>, Error> {
+        rules::acl::validate_list(&self.name, Some(&self.description))?;
+        let Some(vpc_id) = self.vpc else {
+            return Err(Error::invalid(
+                "vpcid is required: ACL lists belong to a VPC (global lists are not supported)",
+            ));
+        };
+        let v = vpc_param(ctx, VPC.name(), &vpc_id.to_string()).await?;
+        if v.state != vpc::STATE_ENABLED {
+            return Err(Error::invalid(format!(
+                "VPC {} is {}, not Enabled: no ACL list can be added to it",
+                v.uuid, v.state
+            )));
+        }
+        let list = acl::create_list(&ctx.app.db, v.id, &self.name, &self.description).await?;
+        Ok(Submission::created(
+            ListJob { id: list.id },
+            ("NetworkAcl", &list.uuid),
+            vpc_sync(v.id),
+        ))
+    }
+
+    async fn run(job: &JobCtx, payload: ListJob) -> Result<Value, Error> {
+        list_result(&job.app.db, payload.id).await
+    }
+
+    /// Without its job the list would stay half-created: it goes, as a
+    /// deleteNetworkACLList would take it, under its VPC's lock and only
+    /// while no tier or private gateway uses it (one may have taken it
+    /// while the job waited; the refusal is then the abandon's error).
+    async fn abandon(app: &App, payload: ListJob) -> Result<(), Error> {
+        let db = &app.db;
+        let Some(list) = acl::get_by_id(db, payload.id)
+            .await?
+            .filter(|l| l.removed.is_none())
+        else {
+            return Ok(());
+        };
+        let Some(vpc_id) = list.vpc_id else {
+            return Err(Error::internal("a created ACL list has no VPC"));
+        };
+        let lock = app.network.lock(db, vpc_id).await;
+        lock.apply(&DeletedList { list }).await
+    }
+}

@@ -1,0 +1,127 @@
+//! `deleteNetworkACLList`: a list no tier or private gateway uses goes with
+//! its items. The removal is a change of the list's VPC ([`DeletedList`]),
+//! applied under the VPC's lock: counted and removed in one transaction, so
+//! a list a tier took meanwhile stays.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::super::{list_param, mutable_list_vpc, rules_list};
+use super::{ListJob, users_of};
+use crate::error::Error;
+use crate::orchestration::ElementResult;
+use crate::orchestration::model::RouterState;
+use crate::provision::RouterElement;
+use crate::provision::change::RouterChange;
+use crate::rules;
+use crate::server::Ctx;
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
+use crate::server::jobs::{JobCtx, vpc_sync};
+use crate::server::registry::ALL;
+use crate::store::{Db, Tx, acl};
+
+const ID: Arg<Id> = Arg::req("id", "the ID of the ACL list");
+
+/// `deleteNetworkACLList`.
+pub struct DeleteAclList {
+    id: Uuid,
+}
+
+impl Command for DeleteAclList {
+    const NAME: &'static str = "deleteNetworkACLList";
+
+    fn spec() -> Spec {
+        Spec {
+            description: "Deletes a network ACL list that no tier or private gateway uses",
+            roles: ALL,
+            params: vec![ID.spec()],
+            object: "networkacllist",
+            response: vec![],
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(DeleteAclList {
+            id: args.need(&ID)?,
+        })
+    }
+}
+
+impl AsyncCommand for DeleteAclList {
+    type Job = ListJob;
+
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<ListJob>, Error> {
+        let db = &ctx.app.db;
+        let list = list_param(db, ID.name(), &self.id.to_string()).await?;
+        let (tiers, gateways) = users_of(db, list.id).await?;
+        rules::acl::check_list_deletable(&rules_list(&list), tiers, gateways)?;
+        let v = mutable_list_vpc(ctx, &list).await?;
+        Ok(Submission::new(
+            ListJob { id: list.id },
+            ("NetworkAcl", &list.uuid),
+            vpc_sync(v.id),
+        ))
+    }
+
+    async fn run(job: &JobCtx, payload: ListJob) -> Result<Value, Error> {
+        let app = &job.app;
+        let Some(list) = acl::get_by_id(&app.db, payload.id).await? else {
+            return Err(Error::invalid("The ACL list was deleted meanwhile"));
+        };
+        match list.vpc_id {
+            Some(vpc_id) => {
+                let lock = app.network.lock(&app.db, vpc_id).await;
+                lock.apply(&DeletedList { list }).await?;
+            }
+            // Only the built-ins have no VPC, and the change refuses them.
+            None => DeletedList { list }.remove(&app.db).await?,
+        }
+        Ok(json!({ "success": true }))
+    }
+}
+
+/// A list removed with its items. It never reaches the router: the write
+/// refuses a list that a tier or private gateway uses, and only those put a
+/// list on the router.
+pub(super) struct DeletedList {
+    pub list: acl::AclList,
+}
+
+impl DeletedList {
+    /// Counts the list's users again (a tier may have taken it since the
+    /// request) and removes it when there are none.
+    async fn remove<'a>(&self, ex: impl Into<crate::store::Exec<'a>>) -> Result<(), Error> {
+        let mut ex = ex.into();
+        let (tiers, gateways) = users_of(ex.reborrow(), self.list.id).await?;
+        rules::acl::check_list_deletable(&rules_list(&self.list), tiers, gateways)?;
+        acl::remove_list(ex, self.list.id).await?;
+        Ok(())
+    }
+}
+
+impl RouterChange for DeletedList {
+    type Written = ();
+
+    fn what(&self) -> &'static str {
+        "a deleted ACL list"
+    }
+
+    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
+        self.remove(tx).await
+    }
+
+    fn reaches_router(&self, _: &()) -> bool {
+        false
+    }
+
+    /// Never called (`reaches_router` is false).
+    async fn push(&self, _: &RouterElement, _: &RouterState, _: u64) -> ElementResult {
+        Ok(())
+    }
+
+    /// Never called: only a failed push is undone.
+    async fn undo(&self, _: &Db, _: &()) -> Result<(), Error> {
+        Ok(())
+    }
+}
