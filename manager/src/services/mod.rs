@@ -31,8 +31,6 @@ const VPC_MODULES: &[Module] = &[
     (vm::commands, vm::job_bodies),
     (acl::commands, acl::job_bodies),
     (gateway::commands, gateway::job_bodies),
-    (ip::commands, ip::job_bodies),
-    (nat::commands, nat::job_bodies),
     (lb::commands, lb::job_bodies),
     (firewall::commands, firewall::job_bodies),
 ];
@@ -58,6 +56,8 @@ pub fn commands() -> Vec<CommandSpec> {
 pub fn registry() -> Registry {
     let mut registry = Registry::new(commands());
     vpc::register(&mut registry);
+    ip::register(&mut registry);
+    nat::register(&mut registry);
     registry
 }
 
