@@ -196,10 +196,11 @@ impl AsyncCommand for AssociateIpAddress {
         Ok(json!({ "ipaddress": view }))
     }
 
-    /// The address goes back to the pool, as when the router refuses it.
+    /// The address goes back to the pool, as when the router refuses it
+    /// ([`AbandonedIp`]).
     async fn abandon(app: &App, payload: AssociateIpJob) -> Result<(), Error> {
-        let _lock = app.network.lock(&app.db, payload.vpc).await;
-        give_back(&app.db, &payload).await
+        let lock = app.network.lock(&app.db, payload.vpc).await;
+        lock.apply(&AbandonedIp { job: payload }).await
     }
 }
 
@@ -233,6 +234,45 @@ impl RouterChange for AcquiredIp {
 
     async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
         give_back(db, &self.job).await
+    }
+}
+
+/// An acquisition whose job never ran or whose manager died: the job
+/// fails, so the address goes back to the pool as when the router refuses
+/// it. The router may hold the address already, and IpAssoc add=false is
+/// refused for an address it does not hold, so it gets its whole state
+/// again. Nothing comes back when it refuses that: the protocol's second
+/// generation makes the monitor send the state later.
+struct AbandonedIp {
+    job: AssociateIpJob,
+}
+
+impl RouterChange for AbandonedIp {
+    type Written = ();
+
+    fn what(&self) -> &'static str {
+        "an abandoned public address"
+    }
+
+    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
+        vlan::release_ip(&mut *tx, self.job.ip).await?;
+        if self.job.source_nat {
+            vpc::set_source_nat_ip(tx, self.job.vpc, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn push(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        generation: u64,
+    ) -> ElementResult {
+        element.resync(state, generation).await
+    }
+
+    async fn undo(&self, _db: &Db, _: &()) -> Result<(), Error> {
+        Ok(())
     }
 }
 

@@ -24,7 +24,7 @@ pub mod views;
 
 use crate::server::registry::Registry;
 
-pub use associate::AssociateIpAddress;
+pub use associate::{AssociateIpAddress, AssociateIpJob};
 pub use disassociate::DisassociateIpAddress;
 pub use list::ListPublicIpAddresses;
 

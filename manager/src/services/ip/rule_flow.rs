@@ -2,8 +2,9 @@
 //! the same for both kinds, on the change protocol
 //! ([`crate::provision::change`]): the request stores a new rule in state
 //! Add and its job pushes the VPC's whole list ([`NewRule`]: Active on
-//! success, withdrawn on failure); a deleted rule is revoked, pushed, then
-//! removed ([`RevokedRule`]).
+//! success, withdrawn on failure; [`WithdrawnRule`] when its job is
+//! abandoned); a deleted rule is revoked, pushed, then removed
+//! ([`RevokedRule`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -94,6 +95,56 @@ pub async fn push_new(lock: &VpcLock<'_>, r: &rule::Rule, lists: RuleLists) -> R
     lock.apply(&NewRule { rule: r, lists }).await?;
     rule::set_state(lock.db(), r.id, rule::STATE_ACTIVE).await?;
     Ok(())
+}
+
+/// A new rule whose job never ran or whose manager died: the job fails, so
+/// the rule goes as when the router refuses it, and the router gets the
+/// list without it (it may hold it already). Nothing comes back when the
+/// router refuses that: the protocol's second generation makes the monitor
+/// send it the whole state.
+pub struct WithdrawnRule<'r> {
+    pub rule: &'r rule::Rule,
+    /// The list of the rule's kind.
+    pub lists: RuleLists,
+}
+
+impl RouterChange for WithdrawnRule<'_> {
+    type Written = ();
+
+    fn what(&self) -> &'static str {
+        "an abandoned NAT or load balancer rule"
+    }
+
+    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
+        rule::remove(&mut *tx, self.rule.id).await?;
+        common::unbind_if_unused(tx, self.rule.ip_address_id).await
+    }
+
+    async fn push(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        generation: u64,
+    ) -> ElementResult {
+        self.lists.send(element, state, generation).await
+    }
+
+    async fn undo(&self, _db: &Db, _: &()) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// The `abandon` of a new rule's job ([`WithdrawnRule`]); a rule already
+/// gone leaves nothing to do.
+pub async fn abandon_new(app: &App, job: RuleJob, lists: RuleLists) -> Result<(), Error> {
+    let lock = app.network.lock(&app.db, job.vpc).await;
+    let Some(r) = rule::get_by_id(&app.db, job.rule)
+        .await?
+        .filter(|r| r.removed.is_none())
+    else {
+        return Ok(());
+    };
+    lock.apply(&WithdrawnRule { rule: &r, lists }).await
 }
 
 /// A rule being deleted: Revoke (off the router's state) while the list

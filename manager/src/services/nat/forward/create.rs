@@ -198,15 +198,9 @@ impl AsyncCommand for CreatePortForwardingRule {
         Ok(json!({ "portforwardingrule": view }))
     }
 
-    /// The rule is withdrawn, as when the router refuses it.
+    /// The rule is withdrawn, as when the router refuses it, and the
+    /// router gets the list without it.
     async fn abandon(app: &App, payload: RuleJob) -> Result<(), Error> {
-        let _lock = app.network.lock(&app.db, payload.vpc).await;
-        let Some(r) = rule::get_by_id(&app.db, payload.rule)
-            .await?
-            .filter(|r| r.removed.is_none())
-        else {
-            return Ok(());
-        };
-        rule_flow::withdraw_rule(&app.db, &r).await
+        rule_flow::abandon_new(app, payload, RuleLists::PORT_FORWARDS).await
     }
 }
