@@ -197,7 +197,7 @@ impl AsyncCommand for AssociateIpAddress {
     }
 
     /// The address goes back to the pool, as when the router refuses it
-    /// ([`AbandonedIp`]).
+    /// (`AbandonedIp`).
     async fn abandon(app: &App, payload: AssociateIpJob) -> Result<(), Error> {
         let lock = app.network.lock(&app.db, payload.vpc).await;
         lock.apply(&AbandonedIp { job: payload }).await

@@ -2,7 +2,7 @@
 //! one-to-one to a VM's address in a tier (synchronously, as in CloudStack);
 //! `disableStaticNat` removes the mapping. Both change the address's row
 //! and send the VPC's whole static NAT list through the change protocol
-//! ([`StaticNatMapping`]).
+//! (`StaticNatMapping`).
 
 mod disable;
 mod enable;
