@@ -9,6 +9,9 @@ use serde_json::Value;
 use support::api::{BOGUS, Client, TestManager, job_ok, on_both_backends, refused, run_job};
 use support::vpc::{account_in, create_vpc, user, zone_env};
 use vpc_manager::orchestration::{AgentCommand, AgentError};
+use vpc_manager::server::command::AsyncCommand;
+use vpc_manager::services::ip::{AssociateIpAddress, AssociateIpJob};
+use vpc_manager::store::vlan;
 
 /// The addresses a client lists with `params`.
 async fn ips(client: &Client, params: &[(&str, &str)]) -> (u64, Vec<Value>) {
@@ -337,3 +340,64 @@ on_both_backends!(vpc_addresses_take_no_firewall_rules, |m| {
     assert!(text.starts_with("Invalid parameter id value="), "{text}");
     assert!(m.agent.commands().is_empty(), "nothing reached the router");
 });
+
+// A job whose manager died is failed at the next start and its command's
+// `abandon` runs: an acquisition then ends as a refused one does, and the
+// router, which may already hold the address, gets its whole state again.
+on_both_backends!(
+    an_abandoned_acquisition_gives_the_address_back_and_resyncs_the_router,
+    |m| {
+        let admin = m.admin();
+        let env = zone_env(&admin, "ipz3").await;
+        let ann = user(&admin, "ann").await;
+        let vpc = create_vpc(&ann, &env, "ann-vpc", "10.1.0.0/16").await;
+        let vpc_id = vpc["id"].as_str().unwrap().to_string();
+        let ip =
+            job_ok(&ann, "associateIpAddress", &[("vpcid", &vpc_id)]).await["ipaddress"].clone();
+        let address = ip["ipaddress"].as_str().unwrap().to_string();
+        let row = vlan::ip_by_uuid(&m.app.db, ip["id"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ips(&ann, &[("vpcid", &vpc_id)]).await.0, 2);
+        let generation = last_generation(m);
+        m.agent.clear();
+
+        let job = AssociateIpJob {
+            ip: row.id,
+            vpc: row.vpc_id.unwrap(),
+            source_nat: false,
+        };
+        AssociateIpAddress::abandon(&m.app, job).await.unwrap();
+
+        let (count, left) = ips(&ann, &[("vpcid", &vpc_id)]).await;
+        assert_eq!(count, 1, "{left:?}");
+        assert_eq!(left[0]["issourcenat"], true, "the source NAT address stays");
+        assert_eq!(m.agent.rpcs(), ["ApplyConfig"]);
+        let AgentCommand::ApplyConfig(sent) = m.agent.commands().remove(0) else {
+            unreachable!("the rpc names say ApplyConfig")
+        };
+        assert!(
+            sent.generation > generation,
+            "{} <= {generation}",
+            sent.generation
+        );
+        let config = sent.config.unwrap();
+        let held: Vec<&str> = config
+            .public_ips
+            .iter()
+            .map(|p| p.ip_address.as_str())
+            .collect();
+        assert!(!held.contains(&address.as_str()), "{held:?}");
+        assert_eq!(held.len(), 1, "{held:?}");
+
+        // The address is free: it can be acquired again.
+        let again = job_ok(
+            &ann,
+            "associateIpAddress",
+            &[("vpcid", &vpc_id), ("ipaddress", &address)],
+        )
+        .await;
+        assert_eq!(again["ipaddress"]["ipaddress"], address.as_str());
+    }
+);

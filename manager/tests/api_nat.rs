@@ -10,6 +10,10 @@ use serde_json::Value;
 use support::api::{BOGUS, Client, TestManager, job_ok, on_both_backends, refused, run_job};
 use support::vpc::{create_tier, create_vpc, deploy_vm_addr as deploy, user, zone_env};
 use vpc_manager::orchestration::{AgentCommand, AgentError};
+use vpc_manager::server::command::AsyncCommand;
+use vpc_manager::services::ip::rule_flow::RuleJob;
+use vpc_manager::services::nat::forward::CreatePortForwardingRule;
+use vpc_manager::store::rule;
 use vpc_proto::v1 as pb;
 
 /// A refused call: its parameters, the expected code and a piece of the text.
@@ -761,3 +765,71 @@ on_both_backends!(static_nat_maps_one_address_to_one_vm, |m| {
         other => panic!("{other:?}"),
     }
 });
+
+// A createPortForwardingRule job whose manager died is failed at the next
+// start and its `abandon` runs: the rule goes as when the router refuses
+// it (its address leaves the tier), and the router, which may already hold
+// it, gets the list without it.
+on_both_backends!(
+    an_abandoned_port_forward_is_withdrawn_from_rows_and_router,
+    |m| {
+        let admin = m.admin();
+        let env = zone_env(&admin, "natz3").await;
+        let eve = user(&admin, "natz3-eve").await;
+        let vpc = create_vpc(&eve, &env, "eve-vpc", "10.5.0.0/16").await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let web = create_tier(&eve, &env, &vpc, "web", "10.5.1.1", "255.255.255.0").await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let vm = deploy(&eve, &env, &web, "vm1").await;
+        let (ip, _) = acquire(&eve, &vpc).await;
+        let created = job_ok(
+            &eve,
+            "createPortForwardingRule",
+            &pf(&ip, &vm.0, "tcp", "80", "8080"),
+        )
+        .await["portforwardingrule"]
+            .clone();
+        assert_eq!(
+            address(&eve, &ip).await["associatednetworkid"],
+            web.as_str()
+        );
+        let row = rule::get_by_uuid(&m.app.db, created["id"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let vpc_row = vpc_manager::store::vpc::get_by_uuid(&m.app.db, &vpc)
+            .await
+            .unwrap()
+            .unwrap();
+        let generation = last_generation(m);
+        m.agent.clear();
+
+        let job = RuleJob {
+            rule: row.id,
+            vpc: vpc_row.id,
+        };
+        CreatePortForwardingRule::abandon(&m.app, job)
+            .await
+            .unwrap();
+
+        let listed = eve
+            .ok("listPortForwardingRules", &[("ipaddressid", &ip)])
+            .await;
+        assert_eq!(listed["count"].as_u64().unwrap_or(0), 0, "{listed}");
+        let unbound = address(&eve, &ip).await;
+        assert!(unbound.get("associatednetworkid").is_none(), "{unbound}");
+        let sent = only_forwards(m);
+        assert!(sent.rules.is_empty(), "{sent:?}");
+        assert!(sent.generation > generation);
+        // Abandoning it again finds nothing to do and sends nothing.
+        m.agent.clear();
+        CreatePortForwardingRule::abandon(&m.app, job)
+            .await
+            .unwrap();
+        assert!(m.agent.rpcs().is_empty());
+    }
+);

@@ -30,8 +30,6 @@ const VPC_MODULES: &[Module] = &[
     (tier::commands, tier::job_bodies),
     (vm::commands, vm::job_bodies),
     (gateway::commands, gateway::job_bodies),
-    (ip::commands, ip::job_bodies),
-    (nat::commands, nat::job_bodies),
     (lb::commands, lb::job_bodies),
     (firewall::commands, firewall::job_bodies),
 ];
@@ -59,6 +57,8 @@ pub fn registry() -> Registry {
     network::register(&mut registry);
     offering::register(&mut registry);
     acl::register(&mut registry);
+    ip::register(&mut registry);
+    nat::register(&mut registry);
     registry
 }
 

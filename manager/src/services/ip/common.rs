@@ -1,22 +1,20 @@
 //! What the public IP, NAT, load balancing and firewall commands share:
 //! resolving their ids with ownership checks, binding an IP to a tier
-//! (reference §3.5), the VM a rule targets, and pushing a VPC's whole rule
-//! lists to its router (the change protocol of `provision`).
+//! (reference §3.5) and the VM a rule targets. What the router gets is in
+//! [`super::push`]; the life of a rule in [`super::rule_flow`].
 
 use std::net::Ipv4Addr;
 
 pub use super::names::{Names, Wanted};
 use crate::api::Params;
 use crate::error::Error;
-use crate::orchestration::element::{Gateway, Lb, PortForwarding, StaticNat};
-use crate::orchestration::model::{NicRole, PublicIpView};
-use crate::provision::{self, Generation};
 use crate::rules;
 use crate::rules::ip::{PortRule, RulePurpose};
-use crate::server::{App, Ctx};
+use crate::server::Ctx;
 use crate::services::owner::check_access;
 use crate::store::{Db, Exec, Page, domain, network, offering, router, rule, vlan, vm, vpc};
 
+pub use super::legacy::{push_lb_rules, push_nat_and_lb};
 pub use crate::server::jobs::vpc_sync;
 
 /// The public IP named by `uuid` (parameter `name`) that somebody holds and
@@ -164,7 +162,16 @@ pub async fn tier_param(
     params: &Params,
     name: &str,
 ) -> Result<Option<network::Network>, Error> {
-    match params.uuid(name)? {
+    tier_opt(ctx, name, params.uuid(name)?).await
+}
+
+/// The tier named by the optional UUID `id` (parameter `name`).
+pub async fn tier_opt(
+    ctx: &Ctx,
+    name: &str,
+    id: Option<uuid::Uuid>,
+) -> Result<Option<network::Network>, Error> {
+    match id {
         Some(id) => Ok(Some(tier_by_uuid(ctx, name, &id.to_string()).await?)),
         None => Ok(None),
     }
@@ -225,23 +232,21 @@ pub fn check_same_owner(v: &vm::Vm, owner_account: i64, what: &str) -> Result<()
 
 /// What a NAT rule on `ip` points at: the VM `vm_uuid` (parameter
 /// `virtualmachineid`; the caller's to use and owned by the address's
-/// account), the tier asked for (`networkid`) and the VM address asked for
-/// (`vmguestip`).
+/// account) and the tier asked for (`networkid`).
 pub async fn nat_target(
     ctx: &Ctx,
-    params: &Params,
     ip: &vlan::PublicIp,
-    vm_uuid: &str,
-) -> Result<(vm::Vm, Option<network::Network>, Option<String>), Error> {
-    let target = vm_by_uuid(ctx, "virtualmachineid", vm_uuid).await?;
+    vm_uuid: uuid::Uuid,
+    network: Option<uuid::Uuid>,
+) -> Result<(vm::Vm, Option<network::Network>), Error> {
+    let target = vm_by_uuid(ctx, "virtualmachineid", &vm_uuid.to_string()).await?;
     check_same_owner(
         &target,
         ip.account_id.unwrap_or_default(),
         &format!("ip address {}", ip.public_ip_address),
     )?;
-    let asked = tier_param(ctx, params, "networkid").await?;
-    let vmguestip = params.string("vmguestip")?;
-    Ok((target, asked, vmguestip))
+    let asked = tier_opt(ctx, "networkid", network).await?;
+    Ok((target, asked))
 }
 
 /// The VM's live NICs, with their tiers.
@@ -342,161 +347,6 @@ pub async fn unbind_if_unused<'a>(ex: impl Into<Exec<'a>>, ip_id: i64) -> Result
         vlan::set_association(ex, ip_id, None, false).await?;
     }
     Ok(())
-}
-
-/// Bumps the router's generation in a transaction of its own (for jobs whose
-/// rows were written by their request).
-pub async fn bump(db: &Db, vpc_id: i64) -> Result<Option<Generation>, Error> {
-    let mut tx = db.begin().await?;
-    let g = provision::bump(&mut tx, vpc_id).await?;
-    tx.commit().await?;
-    Ok(g)
-}
-
-/// Pushes the VPC's whole port forwarding list.
-pub async fn push_port_forwards(
-    app: &App,
-    vpc_id: i64,
-    g: Option<Generation>,
-) -> Result<(), Error> {
-    provision::push(&app.db, &app.network, vpc_id, g, |e, s, g| {
-        Box::pin(async move { e.apply_port_forwards(&s.router, g, &s.port_forwards).await })
-    })
-    .await
-}
-
-/// Pushes the VPC's whole static NAT list.
-pub async fn push_static_nats(app: &App, vpc_id: i64, g: Option<Generation>) -> Result<(), Error> {
-    provision::push(&app.db, &app.network, vpc_id, g, |e, s, g| {
-        Box::pin(async move { e.apply_static_nats(&s.router, g, &s.static_nats).await })
-    })
-    .await
-}
-
-/// Pushes the VPC's whole load balancer list.
-pub async fn push_lb_rules(app: &App, vpc_id: i64, g: Option<Generation>) -> Result<(), Error> {
-    provision::push(&app.db, &app.network, vpc_id, g, |e, s, g| {
-        Box::pin(async move { e.apply_lb_rules(&s.router, g, &s.lb_rules).await })
-    })
-    .await
-}
-
-/// Pushes the VPC's port forwarding, static NAT and load balancer lists
-/// (after rules of several kinds went at once).
-pub async fn push_nat_and_lb(app: &App, vpc_id: i64, g: Option<Generation>) -> Result<(), Error> {
-    provision::push(&app.db, &app.network, vpc_id, g, |e, s, g| {
-        Box::pin(async move {
-            e.apply_port_forwards(&s.router, g, &s.port_forwards)
-                .await?;
-            e.apply_static_nats(&s.router, g, &s.static_nats).await?;
-            e.apply_lb_rules(&s.router, g, &s.lb_rules).await
-        })
-    })
-    .await
-}
-
-/// Associates one held IP of the VPC on its router (IpAssoc add=true).
-pub async fn push_ip(
-    app: &App,
-    vpc_id: i64,
-    ip_uuid: &str,
-    g: Option<Generation>,
-) -> Result<(), Error> {
-    let ip_uuid = ip_uuid.to_string();
-    provision::push(&app.db, &app.network, vpc_id, g, move |e, s, g| {
-        Box::pin(async move {
-            let ips: Vec<PublicIpView> = s
-                .public_ips
-                .iter()
-                .filter(|ip| ip.id.to_string() == ip_uuid)
-                .cloned()
-                .collect();
-            e.apply_ips(&s.router, g, &ips).await
-        })
-    })
-    .await
-}
-
-/// What the router gets when an IP leaves it (IpAssoc add=false): the state
-/// loader shows only allocated IPs, so the view is built here, on the
-/// router's public NIC.
-pub async fn released_view(
-    db: &Db,
-    ip: &vlan::PublicIp,
-    nic: Option<(u32, String)>,
-) -> Result<Option<PublicIpView>, Error> {
-    let Some((nic_index, mac)) = nic else {
-        return Ok(None);
-    };
-    let range = vlan::range_by_id(db, ip.vlan_db_id)
-        .await?
-        .ok_or_else(|| Error::internal("the public range of an address is gone"))?;
-    let id = uuid::Uuid::parse_str(&ip.uuid)
-        .map_err(|_| Error::internal(format!("stored UUID {:?} is not valid", ip.uuid)))?;
-    Ok(Some(PublicIpView {
-        id,
-        address: address(&ip.public_ip_address)?,
-        prefix: crate::orchestration::model::netmask_to_prefix(&range.netmask)
-            .ok_or_else(|| Error::internal("a public range has a bad netmask"))?,
-        gateway: address(&range.gateway)?,
-        nic_index,
-        mac,
-        source_nat: ip.source_nat,
-        one_to_one_nat: ip.one_to_one_nat,
-        private_gateway: false,
-        vlan: range.vlan_id,
-        add: false,
-    }))
-}
-
-/// Withdraws a released IP from the router: the rule lists it had rules in
-/// (whole lists, now without them), then IpAssoc add=false.
-pub async fn push_release(
-    app: &App,
-    vpc_id: i64,
-    ip: &vlan::PublicIp,
-    had: Had,
-    g: Option<Generation>,
-) -> Result<(), Error> {
-    let Some(g) = g else { return Ok(()) };
-    // The public NIC, from the router's state.
-    let nic = provision::state::load(&app.db, vpc_id)
-        .await?
-        .and_then(|s| {
-            s.router
-                .nics
-                .iter()
-                .find(|n| n.role == NicRole::Public)
-                .map(|n| (n.device_index, n.mac.clone()))
-        });
-    let view = released_view(&app.db, ip, nic).await?;
-    provision::push(&app.db, &app.network, vpc_id, Some(g), move |e, s, g| {
-        Box::pin(async move {
-            if had.port_forwards {
-                e.apply_port_forwards(&s.router, g, &s.port_forwards)
-                    .await?;
-            }
-            if had.static_nat {
-                e.apply_static_nats(&s.router, g, &s.static_nats).await?;
-            }
-            if had.load_balancers {
-                e.apply_lb_rules(&s.router, g, &s.lb_rules).await?;
-            }
-            match &view {
-                Some(view) => e.apply_ips(&s.router, g, std::slice::from_ref(view)).await,
-                None => Ok(()),
-            }
-        })
-    })
-    .await
-}
-
-/// Which lists a released IP took part in.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Had {
-    pub port_forwards: bool,
-    pub static_nat: bool,
-    pub load_balancers: bool,
 }
 
 /// Adds the fields of `extra` (an object) to `base` (an object).

@@ -1,17 +1,35 @@
 //! The life of a port forwarding or load balancer rule on the VPC's router,
-//! the same for both kinds: the request stores a new rule in state Add and
-//! its job pushes the VPC's whole list (Active on success, withdrawn on
-//! failure); a deleted rule is revoked, pushed, then removed.
+//! the same for both kinds, on the change protocol
+//! ([`crate::provision::change`]): the request stores a new rule in state
+//! Add and its job pushes the VPC's whole list ([`NewRule`]: Active on
+//! success, withdrawn on failure; [`WithdrawnRule`] when its job is
+//! abandoned); a deleted rule is revoked, pushed, then removed
+//! ([`RevokedRule`]).
 
-use std::future::Future;
-
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::common::{self, vpc_sync};
+use super::common;
+use super::push::RuleLists;
 use crate::error::Error;
-use crate::provision::Generation;
-use crate::server::{App, Ctx, Reply};
-use crate::store::{Db, rule};
+use crate::orchestration::ElementResult;
+use crate::orchestration::model::RouterState;
+use crate::provision::RouterElement;
+use crate::provision::change::{RouterChange, VpcLock};
+use crate::server::App;
+use crate::store::{Db, Tx, rule};
+
+pub use super::legacy::{delete_job, job_ids, push_created, submit_created, submit_rule_job};
+
+/// The job of a change to one rule: the rule and its VPC (the keys the
+/// jobs of earlier versions stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleJob {
+    /// The rule's row id.
+    pub rule: i64,
+    /// The row id of its VPC (the job's lock).
+    pub vpc: i64,
+}
 
 /// The VPC of a rule (through its tier).
 pub async fn vpc_of_rule(db: &Db, r: &rule::Rule) -> Result<i64, Error> {
@@ -21,131 +39,186 @@ pub async fn vpc_of_rule(db: &Db, r: &rule::Rule) -> Result<i64, Error> {
         .ok_or_else(|| Error::internal("a rule's tier has no VPC"))
 }
 
-/// The rule and the VPC a rule job works on (its info's `rule` and `vpc`).
-pub fn job_ids(info: &Value) -> (i64, i64) {
-    (
-        info["rule"].as_i64().unwrap_or_default(),
-        info["vpc"].as_i64().unwrap_or_default(),
-    )
-}
-
-/// Submits the job of a change to rule `r` (info `{rule, vpc}`), serialized
-/// with the VPC's other jobs; `object` is the job's instance type.
-pub async fn submit_rule_job(ctx: &Ctx, object: &str, r: &rule::Rule) -> Result<Reply, Error> {
-    let vpc_id = vpc_of_rule(&ctx.app.db, r).await?;
-    let job_id = ctx
-        .submit_job(
-            json!({ "rule": r.id, "vpc": vpc_id }),
-            Some((object, &r.uuid)),
-            vpc_sync(vpc_id),
-        )
-        .await?;
-    Ok(Reply::Job { job_id })
-}
-
-/// Submits the job that pushes a rule its request stored (async-create);
-/// when no job can be submitted the rule is withdrawn. `what` names the kind
-/// of rule in the log.
-pub async fn submit_created(
-    ctx: &Ctx,
-    object: &str,
-    what: &str,
-    created: rule::Rule,
-    vpc_id: i64,
-) -> Result<Reply, Error> {
-    let submitted = ctx
-        .submit_job(
-            json!({ "rule": created.id, "vpc": vpc_id }),
-            Some((object, &created.uuid)),
-            vpc_sync(vpc_id),
-        )
-        .await;
-    match submitted {
-        Ok(job_id) => Ok(Reply::Created {
-            id: created.uuid,
-            job_id,
-        }),
-        Err(e) => {
-            withdraw(&ctx.app.db, &created, what).await;
-            Err(e)
-        }
-    }
+/// A live rule again, by internal id (jobs re-read what the request stored).
+pub async fn reload(db: &Db, id: i64) -> Result<rule::Rule, Error> {
+    rule::get_by_id(db, id)
+        .await?
+        .filter(|r| r.removed.is_none())
+        .ok_or_else(|| Error::invalid("The rule was deleted meanwhile"))
 }
 
 /// Removes a rule that never reached the router, and unbinds its address
-/// when nothing else uses it (best effort: the caller reports its error).
-pub async fn withdraw(db: &Db, r: &rule::Rule, what: &str) {
-    let undone = async {
-        rule::remove(db, r.id).await?;
-        common::unbind_if_unused(db, r.ip_address_id).await
-    };
-    if let Err(e) = undone.await {
-        tracing::error!(rule = %r.uuid, error = %e, "removing a {what} rule failed");
+/// when nothing else uses it (§3.5).
+pub async fn withdraw_rule(db: &Db, r: &rule::Rule) -> Result<(), Error> {
+    rule::remove(db, r.id).await?;
+    common::unbind_if_unused(db, r.ip_address_id).await
+}
+
+/// A rule its request stored (state Add): the job sends the list it joins;
+/// when the router refuses, the rule is withdrawn.
+pub struct NewRule<'r> {
+    pub rule: &'r rule::Rule,
+    /// The list of the rule's kind.
+    pub lists: RuleLists,
+}
+
+impl RouterChange for NewRule<'_> {
+    type Written = ();
+
+    fn what(&self) -> &'static str {
+        "a new NAT or load balancer rule"
+    }
+
+    /// The request stored the rule already.
+    async fn write(&self, _tx: &mut Tx) -> Result<(), Error> {
+        Ok(())
+    }
+
+    async fn push(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        generation: u64,
+    ) -> ElementResult {
+        self.lists.send(element, state, generation).await
+    }
+
+    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
+        withdraw_rule(db, self.rule).await
     }
 }
 
-/// The job of a new rule `r` (the caller holds the VPC's lock): pushes the
-/// VPC's list with it; Active once the router has it, withdrawn (and the
-/// push's error returned) when not.
-pub async fn push_created<F, Fut>(
-    app: &App,
-    vpc_id: i64,
-    r: &rule::Rule,
-    what: &str,
-    push: F,
-) -> Result<(), Error>
-where
-    F: FnOnce(Option<Generation>) -> Fut,
-    Fut: Future<Output = Result<(), Error>>,
-{
-    let g = common::bump(&app.db, vpc_id).await?;
-    if let Err(e) = push(g).await {
-        withdraw(&app.db, r, what).await;
-        return Err(e);
+/// The job of a new rule `r` (under the VPC's lock): pushes the VPC's list
+/// with it; Active once the router has it, withdrawn (and the push's error
+/// returned) when not.
+pub async fn push_new(lock: &VpcLock<'_>, r: &rule::Rule, lists: RuleLists) -> Result<(), Error> {
+    lock.apply(&NewRule { rule: r, lists }).await?;
+    rule::set_state(lock.db(), r.id, rule::STATE_ACTIVE).await?;
+    Ok(())
+}
+
+/// A new rule whose job never ran or whose manager died: the job fails, so
+/// the rule goes as when the router refuses it, and the router gets the
+/// list without it (it may hold it already). Nothing comes back when the
+/// router refuses that: the protocol's second generation makes the monitor
+/// send it the whole state.
+pub struct WithdrawnRule<'r> {
+    pub rule: &'r rule::Rule,
+    /// The list of the rule's kind.
+    pub lists: RuleLists,
+}
+
+impl RouterChange for WithdrawnRule<'_> {
+    type Written = ();
+
+    fn what(&self) -> &'static str {
+        "an abandoned NAT or load balancer rule"
     }
-    rule::set_state(&app.db, r.id, rule::STATE_ACTIVE).await?;
+
+    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
+        rule::remove(&mut *tx, self.rule.id).await?;
+        common::unbind_if_unused(tx, self.rule.ip_address_id).await
+    }
+
+    async fn push(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        generation: u64,
+    ) -> ElementResult {
+        self.lists.send(element, state, generation).await
+    }
+
+    async fn undo(&self, _db: &Db, _: &()) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// The `abandon` of a new rule's job ([`WithdrawnRule`]); a rule already
+/// gone leaves nothing to do.
+pub async fn abandon_new(app: &App, job: RuleJob, lists: RuleLists) -> Result<(), Error> {
+    let lock = app.network.lock(&app.db, job.vpc).await;
+    let Some(r) = rule::get_by_id(&app.db, job.rule)
+        .await?
+        .filter(|r| r.removed.is_none())
+    else {
+        return Ok(());
+    };
+    lock.apply(&WithdrawnRule { rule: &r, lists }).await
+}
+
+/// A rule being deleted: Revoke (off the router's state) while the list
+/// without it is sent; its old state back when the router refuses.
+pub struct RevokedRule<'r> {
+    pub rule: &'r rule::Rule,
+    /// The list of the rule's kind.
+    pub lists: RuleLists,
+}
+
+impl RouterChange for RevokedRule<'_> {
+    type Written = ();
+
+    fn what(&self) -> &'static str {
+        "a revoked NAT or load balancer rule"
+    }
+
+    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
+        rule::set_state(tx, self.rule.id, rule::STATE_REVOKE).await?;
+        Ok(())
+    }
+
+    async fn push(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        generation: u64,
+    ) -> ElementResult {
+        self.lists.send(element, state, generation).await
+    }
+
+    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
+        rule::set_state(db, self.rule.id, &self.rule.state).await?;
+        Ok(())
+    }
+}
+
+/// Withdraws a rule (PF or LB) from the router ([`RevokedRule`]), then
+/// removes its row and unbinds its address when it was its last rule.
+pub async fn revoke(lock: &VpcLock<'_>, r: &rule::Rule, lists: RuleLists) -> Result<(), Error> {
+    lock.apply(&RevokedRule { rule: r, lists }).await?;
+    let mut tx = lock.db().begin().await?;
+    rule::remove(&mut tx, r.id).await?;
+    common::unbind_if_unused(&mut tx, r.ip_address_id).await?;
+    tx.commit().await?;
     Ok(())
 }
 
 /// The job that deletes a rule (PF or LB): under the VPC's lock, withdraws
-/// the rule from the router (see [`revoke`]); a rule deleted meanwhile (e.g.
+/// the rule from the router ([`revoke`]); a rule deleted meanwhile (e.g.
 /// with its address) leaves nothing to do.
-pub async fn delete_job<F, Fut>(app: &App, info: &Value, push: F) -> Result<Value, Error>
-where
-    F: FnOnce(i64, Option<Generation>) -> Fut,
-    Fut: Future<Output = Result<(), Error>>,
-{
-    let (id, vpc_id) = job_ids(info);
-    let _guard = app.network.lock_vpc(vpc_id).await;
-    let Some(r) = rule::get_by_id(&app.db, id)
+pub async fn delete_rule(app: &App, job: RuleJob, lists: RuleLists) -> Result<Value, Error> {
+    let lock = app.network.lock(&app.db, job.vpc).await;
+    let Some(r) = rule::get_by_id(&app.db, job.rule)
         .await?
         .filter(|r| r.removed.is_none())
     else {
         return Ok(json!({ "success": true }));
     };
-    revoke(app, vpc_id, &r, |g| push(vpc_id, g)).await?;
+    revoke(&lock, &r, lists).await?;
     Ok(json!({ "success": true }))
 }
 
-/// Withdraws a rule (PF or LB) from the router: Revoke (off the router's
-/// state), push the whole list, then remove the row and unbind the address
-/// when it was its last rule. A failed push restores the rule's state.
-pub async fn revoke<F, Fut>(app: &App, vpc_id: i64, r: &rule::Rule, push: F) -> Result<(), Error>
-where
-    F: FnOnce(Option<Generation>) -> Fut,
-    Fut: Future<Output = Result<(), Error>>,
-{
-    let mut tx = app.db.begin().await?;
-    rule::set_state(&mut tx, r.id, rule::STATE_REVOKE).await?;
-    let g = crate::provision::bump(&mut tx, vpc_id).await?;
-    tx.commit().await?;
-    if let Err(e) = push(g).await {
-        rule::set_state(&app.db, r.id, &r.state).await?;
-        return Err(e);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_job_reads_the_keys_earlier_versions_stored() {
+        let job: RuleJob = serde_json::from_value(json!({ "rule": 7, "vpc": 3 })).unwrap();
+        assert_eq!(job, RuleJob { rule: 7, vpc: 3 });
+        assert_eq!(
+            serde_json::to_value(job).unwrap(),
+            json!({ "rule": 7, "vpc": 3 })
+        );
     }
-    let mut tx = app.db.begin().await?;
-    rule::remove(&mut tx, r.id).await?;
-    common::unbind_if_unused(&mut tx, r.ip_address_id).await?;
-    tx.commit().await?;
-    Ok(())
 }
