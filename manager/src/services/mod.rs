@@ -27,8 +27,6 @@ type Module = (
 /// The VPC feature modules.
 const VPC_MODULES: &[Module] = &[
     (vpc::commands, vpc::job_bodies),
-    (tier::commands, tier::job_bodies),
-    (vm::commands, vm::job_bodies),
     (acl::commands, acl::job_bodies),
     (gateway::commands, gateway::job_bodies),
     (ip::commands, ip::job_bodies),
@@ -58,6 +56,8 @@ pub fn commands() -> Vec<CommandSpec> {
 pub fn registry() -> Registry {
     let mut registry = Registry::new(commands());
     vpc::register(&mut registry);
+    tier::register(&mut registry);
+    vm::register(&mut registry);
     registry
 }
 
