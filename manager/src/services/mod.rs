@@ -26,7 +26,6 @@ type Module = (
 
 /// The VPC feature modules.
 const VPC_MODULES: &[Module] = &[
-    (vpc::commands, vpc::job_bodies),
     (acl::commands, acl::job_bodies),
     (gateway::commands, gateway::job_bodies),
     (ip::commands, ip::job_bodies),
