@@ -3,9 +3,10 @@
 //!
 //! - [`design_tier`]: the guru of the zone's Guest physical network shapes a
 //!   new tier (state Allocated);
-//! - [`lifecycle`]: a tier on the router (implement, re-send, shut down,
-//!   destroy, trash), each change through the VPC's change protocol
-//!   ([`super::change`]);
+//! - [`implement_tier`], [`resend_tier`], [`send_dhcp`]: a tier on the
+//!   router, and its DHCP lists; [`shutdown_tier`], [`destroy_tier`],
+//!   [`trash_tier`]: a tier off the router; each router change through the
+//!   VPC's change protocol ([`super::change`]);
 //! - [`nic`]: a VM NIC's address in the tier (reserve, release).
 //!
 //! Every function that changes a tier's router takes the VPC's lock
@@ -13,8 +14,10 @@
 //! the plug-ins; the transactions also lock the VPC row, so managers sharing
 //! PostgreSQL do not interleave either.
 
-mod lifecycle;
+mod implement;
 mod nic;
+mod shutdown;
+mod vnets;
 
 use std::net::Ipv4Addr;
 use std::str::FromStr;
@@ -31,11 +34,11 @@ use crate::orchestration::{ElementError, IsolationMethod, NetworkGuru, NetworkTr
 use crate::store::{self, network, zone};
 
 use super::Network;
+use super::change::VpcLock;
 
-pub use lifecycle::{
-    destroy_tier, implement_tier, resend_tier, send_dhcp, shutdown_tier, trash_tier,
-};
+pub use implement::{implement_tier, resend_tier, send_dhcp};
 pub use nic::{pick_address, release_nic, reserve_nic};
+pub use shutdown::{destroy_tier, shutdown_tier, trash_tier};
 
 fn corrupt(what: &str, value: &str) -> Error {
     Error::internal(format!("stored {what} {value:?} is not valid"))
@@ -236,4 +239,17 @@ fn tier_with_acl(
             None => None,
         };
     Ok((view, acl))
+}
+
+/// The live VPC tier `tier_id`, which must be a tier of the locked VPC.
+async fn tier_of_lock(lock: &VpcLock<'_>, tier_id: i64) -> Result<network::Network, Error> {
+    let tier = live_tier(lock.db(), tier_id).await?;
+    match tier.vpc_id {
+        Some(id) if id == lock.vpc_id() => Ok(tier),
+        Some(_) => Err(Error::internal(format!(
+            "network {} is not a tier of the locked VPC",
+            tier.uuid
+        ))),
+        None => Err(Error::internal("only VPC tiers are changed here")),
+    }
 }

@@ -40,6 +40,7 @@ pub struct DeleteNetworkJob {
     /// The tier's row id.
     pub id: i64,
     /// Delete even when the router could not be cleaned up.
+    #[serde(default)]
     pub forced: bool,
 }
 
