@@ -300,3 +300,21 @@ impl AsyncCommand for DeployVirtualMachine {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deploy_job_stored_by_the_previous_version_still_reads() {
+        let job: DeployVmJob = serde_json::from_str(r#"{"id": 7, "start": false}"#).unwrap();
+        assert_eq!((job.id, job.start), (7, false));
+        // The old body started the VM when `start` was missing.
+        let job: DeployVmJob = serde_json::from_str(r#"{"id": 7}"#).unwrap();
+        assert!(job.start);
+        assert_eq!(
+            serde_json::to_value(DeployVmJob { id: 3, start: true }).unwrap(),
+            serde_json::json!({"id": 3, "start": true})
+        );
+    }
+}

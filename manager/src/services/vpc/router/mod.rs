@@ -122,3 +122,17 @@ async fn live_router(db: &Db, id: i64) -> Result<router::Router, Error> {
         .filter(|r| r.removed.is_none())
         .ok_or_else(|| Error::invalid("The router was destroyed meanwhile"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_router_job_stored_by_the_previous_version_still_reads() {
+        let job: RouterJob = serde_json::from_str(r#"{"id": 4, "forced": true}"#).unwrap();
+        assert_eq!((job.id, job.forced), (4, true));
+        // startRouter's body read no `forced`; a missing one is false.
+        let job: RouterJob = serde_json::from_str(r#"{"id": 4}"#).unwrap();
+        assert!(!job.forced);
+    }
+}
