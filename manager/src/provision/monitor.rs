@@ -449,13 +449,13 @@ pub async fn network_gc_once(
             report.waiting.push(t.uuid);
             continue;
         }
-        let _guard = app.network.lock_vpc(vpc_id).await;
+        let lock = app.network.lock(db, vpc_id).await;
         // A VM may have started while we waited for the lock.
         if in_use(db, t.id).await? {
             idle.since.remove(&t.id);
             continue;
         }
-        match tier::shutdown_tier(app, t.id).await {
+        match tier::shutdown_tier(&lock, t.id).await {
             Ok(_) => {
                 tracing::info!(tier = %t.uuid, name = %t.name, "idle tier shut down");
                 idle.since.remove(&t.id);

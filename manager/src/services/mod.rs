@@ -26,9 +26,6 @@ type Module = (
 
 /// The VPC feature modules.
 const VPC_MODULES: &[Module] = &[
-    (vpc::commands, vpc::job_bodies),
-    (tier::commands, tier::job_bodies),
-    (vm::commands, vm::job_bodies),
     (gateway::commands, gateway::job_bodies),
     (lb::commands, lb::job_bodies),
     (firewall::commands, firewall::job_bodies),
@@ -59,6 +56,8 @@ pub fn registry() -> Registry {
     acl::register(&mut registry);
     ip::register(&mut registry);
     nat::register(&mut registry);
+    tier::register(&mut registry);
+    vm::register(&mut registry);
     registry
 }
 

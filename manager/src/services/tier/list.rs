@@ -3,14 +3,118 @@
 
 use std::collections::HashMap;
 
-use super::{network_view, sees_admin_fields};
-use crate::handler;
-use crate::server::registry::Handler;
-use crate::server::{Reply, counted_page, page};
+use uuid::Uuid;
+
+use super::{network_fields, network_view, sees_admin_fields};
+use crate::error::Error;
+use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text, Texts};
+use crate::server::registry::ALL;
+use crate::server::{Ctx, Reply, counted_page};
 use crate::services::offering::gives_all;
-use crate::services::owner;
+use crate::services::owner::ListArgs;
 use crate::services::related::{Related, services_by_offering};
 use crate::store::{Page, network, offering, vpc, zone};
+
+const ID: Arg<Id> = Arg::opt("id", "the ID of the network");
+const NAME: Arg<Text> = Arg::opt("name", "only networks of this name");
+const VPC: Arg<Id> = Arg::opt("vpcid", "only tiers of this VPC");
+const FOR_VPC: Arg<Flag> = Arg::opt(
+    "forvpc",
+    "true: only VPC tiers; false: only networks outside VPCs",
+);
+const ZONE: Arg<Id> = Arg::opt("zoneid", "only networks of this zone");
+const TRAFFIC_TYPE: Arg<Text> = Arg::opt("traffictype", "only networks of this traffic type");
+const TYPE: Arg<Text> = Arg::opt("type", "only networks of this guest type");
+const IS_SYSTEM: Arg<Flag> = Arg::opt("issystem", "true: only system networks (none)");
+const OFFERING: Arg<Id> = Arg::opt("networkofferingid", "only networks of this offering");
+const PHYSICAL: Arg<Id> = Arg::opt(
+    "physicalnetworkid",
+    "only networks on this physical network",
+);
+const RESTART_REQUIRED: Arg<Flag> = Arg::opt(
+    "restartrequired",
+    "only networks that need (or do not need) a restart",
+);
+const CAN_USE_FOR_DEPLOY: Arg<Flag> = Arg::opt(
+    "canusefordeploy",
+    "only networks VMs can (or cannot) be deployed in",
+);
+const SERVICES: Arg<Texts> = Arg::opt(
+    "supportedservices",
+    "only networks giving all these services",
+);
+const ACL_TYPE: Arg<Text> = Arg::opt("acltype", "only networks of this ACL type (Account)");
+
+/// `listNetworks`.
+pub struct ListNetworks {
+    id: Option<Uuid>,
+    name: Option<String>,
+    vpc: Option<Uuid>,
+    for_vpc: Option<bool>,
+    zone: Option<Uuid>,
+    traffic_type: Option<String>,
+    guest_type: Option<String>,
+    is_system: Option<bool>,
+    offering: Option<Uuid>,
+    physical: Option<Uuid>,
+    restart_required: Option<bool>,
+    can_use_for_deploy: Option<bool>,
+    services: Option<Vec<String>>,
+    acl_type: Option<String>,
+    list: ListArgs,
+}
+
+impl Command for ListNetworks {
+    const NAME: &'static str = "listNetworks";
+
+    fn spec() -> Spec {
+        let mut params = vec![
+            ID.spec(),
+            NAME.spec(),
+            VPC.spec(),
+            FOR_VPC.spec(),
+            ZONE.spec(),
+            TRAFFIC_TYPE.spec(),
+            TYPE.spec(),
+            IS_SYSTEM.spec(),
+            OFFERING.spec(),
+            PHYSICAL.spec(),
+            RESTART_REQUIRED.spec(),
+            CAN_USE_FOR_DEPLOY.spec(),
+            SERVICES.spec(),
+            ACL_TYPE.spec(),
+        ];
+        params.extend(ListArgs::specs());
+        Spec {
+            description: "Lists the tiers the caller may see",
+            roles: ALL,
+            params,
+            object: "network",
+            response: network_fields(),
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(ListNetworks {
+            id: args.get(&ID)?,
+            name: args.text(&NAME)?,
+            vpc: args.get(&VPC)?,
+            for_vpc: args.get(&FOR_VPC)?,
+            zone: args.get(&ZONE)?,
+            traffic_type: args.text(&TRAFFIC_TYPE)?,
+            guest_type: args.text(&TYPE)?,
+            is_system: args.get(&IS_SYSTEM)?,
+            offering: args.get(&OFFERING)?,
+            physical: args.get(&PHYSICAL)?,
+            restart_required: args.get(&RESTART_REQUIRED)?,
+            can_use_for_deploy: args.get(&CAN_USE_FOR_DEPLOY)?,
+            services: args.get(&SERVICES)?,
+            acl_type: args.text(&ACL_TYPE)?,
+            list: ListArgs::parse(args)?,
+        })
+    }
+}
 
 /// An empty list (a filter names something that does not exist, or asks
 /// for networks this manager never lists).
@@ -21,112 +125,113 @@ fn nothing() -> Reply {
     }
 }
 
-/// The handler of `listNetworks`.
-pub(super) const LIST_NETWORKS: Handler = list_networks;
-
-handler!(list_networks, |ctx, params| {
-    let db = &ctx.app.db;
-    let scope = owner::list_scope(ctx, params).await?;
-    // Only Guest tiers are listed: the zone's public network and private
-    // gateway networks are system networks CloudStack hides here.
-    let other_kind = params
-        .string("traffictype")?
-        .filter(|t| !t.is_empty())
-        .is_some_and(|t| !t.eq_ignore_ascii_case(network::TRAFFIC_GUEST))
-        || params
-            .string("type")?
-            .filter(|t| !t.is_empty())
-            .is_some_and(|t| !t.eq_ignore_ascii_case("Isolated"))
-        || params
-            .string("acltype")?
-            .filter(|t| !t.is_empty())
-            .is_some_and(|t| !t.eq_ignore_ascii_case("Account"))
-        || params.boolean("issystem")? == Some(true)
-        || params.boolean("forvpc")? == Some(false)
-        || params.boolean("restartrequired")? == Some(true)
-        || params.boolean("canusefordeploy")? == Some(false);
-    if other_kind {
-        return Ok(nothing());
+impl ListNetworks {
+    /// Whether a filter asks for networks other than VPC tiers: the zone's
+    /// public network and private gateway networks are system networks
+    /// CloudStack hides here.
+    fn other_kind(&self) -> bool {
+        let differs = |given: &Option<String>, only: &str| {
+            given
+                .as_ref()
+                .is_some_and(|t| !t.eq_ignore_ascii_case(only))
+        };
+        differs(&self.traffic_type, network::TRAFFIC_GUEST)
+            || differs(&self.guest_type, "Isolated")
+            || differs(&self.acl_type, "Account")
+            || self.is_system == Some(true)
+            || self.for_vpc == Some(false)
+            || self.restart_required == Some(true)
+            || self.can_use_for_deploy == Some(false)
     }
-    let vpc_id = match params.uuid("vpcid")? {
-        Some(id) => match vpc::get_by_uuid(db, &id.to_string()).await? {
-            Some(v) => Some(v.id),
-            None => return Ok(nothing()),
-        },
-        None => None,
-    };
-    let zone_id = match params.uuid("zoneid")? {
-        Some(id) => match zone::get_by_uuid(db, &id.to_string()).await? {
-            Some(z) => Some(z.id),
-            None => return Ok(nothing()),
-        },
-        None => None,
-    };
-    let offering_id = match params.uuid("networkofferingid")? {
-        Some(id) => match offering::network_offering_by_uuid(db, &id.to_string()).await? {
-            Some(o) => Some(o.id),
-            None => return Ok(nothing()),
-        },
-        None => None,
-    };
-    let physical_id = match params.uuid("physicalnetworkid")? {
-        Some(id) => match zone::physical_network_by_uuid(db, &id.to_string()).await? {
-            Some(p) => Some(p.id),
-            None => return Ok(nothing()),
-        },
-        None => None,
-    };
-    let filter = network::NetworkFilter {
-        uuids: params.uuid("id")?.map(|u| vec![u.to_string()]),
-        keyword: params.string("keyword")?.filter(|k| !k.is_empty()),
-        zone_id,
-        vpc_id,
-        in_vpc: Some(true),
-        account_id: scope.account_id,
-        domain_id: scope.domain_id,
-        domain_path_prefix: scope.domain_path_prefix,
-        traffic_type: Some(network::TRAFFIC_GUEST.into()),
-        ..Default::default()
-    };
-    let name = params.string("name")?.filter(|n| !n.is_empty());
-    let wanted = params.list("supportedservices")?;
-    let in_memory =
-        name.is_some() || offering_id.is_some() || physical_id.is_some() || wanted.is_some();
-    let page = page(ctx, params).await?;
-    let listed = network::list(db, &filter, if in_memory { Page::ALL } else { page }).await?;
-    // The services of every offering the rows use, in one statement, for
-    // the `supportedservices` filter.
-    let offered = match &wanted {
-        Some(_) => {
-            let ids: Vec<i64> = listed.items.iter().map(|t| t.network_offering_id).collect();
-            services_by_offering(offering::network_offerings_services(db, &ids).await?)
+}
+
+impl SyncCommand for ListNetworks {
+    async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
+        let db = &ctx.app.db;
+        let scope = self.list.scope(ctx, self.id.is_some()).await?;
+        if self.other_kind() {
+            return Ok(nothing());
         }
-        None => HashMap::new(),
-    };
-    let mut rows = Vec::new();
-    for t in listed.items {
-        if name.as_ref().is_some_and(|n| *n != t.name)
-            || offering_id.is_some_and(|o| o != t.network_offering_id)
-            || physical_id.is_some_and(|p| Some(p) != t.physical_network_id)
-        {
-            continue;
-        }
-        if let Some(wanted) = &wanted {
-            let services = offered
-                .get(&t.network_offering_id)
-                .map_or(&[][..], Vec::as_slice);
-            if !gives_all(services, wanted) {
+        let vpc_id = match self.vpc {
+            Some(id) => match vpc::get_by_uuid(db, &id.to_string()).await? {
+                Some(v) => Some(v.id),
+                None => return Ok(nothing()),
+            },
+            None => None,
+        };
+        let zone_id = match self.zone {
+            Some(id) => match zone::get_by_uuid(db, &id.to_string()).await? {
+                Some(z) => Some(z.id),
+                None => return Ok(nothing()),
+            },
+            None => None,
+        };
+        let offering_id = match self.offering {
+            Some(id) => match offering::network_offering_by_uuid(db, &id.to_string()).await? {
+                Some(o) => Some(o.id),
+                None => return Ok(nothing()),
+            },
+            None => None,
+        };
+        let physical_id = match self.physical {
+            Some(id) => match zone::physical_network_by_uuid(db, &id.to_string()).await? {
+                Some(p) => Some(p.id),
+                None => return Ok(nothing()),
+            },
+            None => None,
+        };
+        let filter = network::NetworkFilter {
+            uuids: self.id.map(|u| vec![u.to_string()]),
+            keyword: self.list.keyword.clone(),
+            zone_id,
+            vpc_id,
+            in_vpc: Some(true),
+            account_id: scope.account_id,
+            domain_id: scope.domain_id,
+            domain_path_prefix: scope.domain_path_prefix,
+            traffic_type: Some(network::TRAFFIC_GUEST.into()),
+            ..Default::default()
+        };
+        let name = self.name;
+        let wanted = self.services;
+        let in_memory =
+            name.is_some() || offering_id.is_some() || physical_id.is_some() || wanted.is_some();
+        let page = self.list.page(ctx).await?;
+        let listed = network::list(db, &filter, if in_memory { Page::ALL } else { page }).await?;
+        // The services of every offering the rows use, in one statement, for
+        // the `supportedservices` filter.
+        let offered = match &wanted {
+            Some(_) => {
+                let ids: Vec<i64> = listed.items.iter().map(|t| t.network_offering_id).collect();
+                services_by_offering(offering::network_offerings_services(db, &ids).await?)
+            }
+            None => HashMap::new(),
+        };
+        let mut rows = Vec::new();
+        for t in listed.items {
+            if name.as_ref().is_some_and(|n| *n != t.name)
+                || offering_id.is_some_and(|o| o != t.network_offering_id)
+                || physical_id.is_some_and(|p| Some(p) != t.physical_network_id)
+            {
                 continue;
             }
+            if let Some(wanted) = &wanted {
+                let services = offered
+                    .get(&t.network_offering_id)
+                    .map_or(&[][..], Vec::as_slice);
+                if !gives_all(services, wanted) {
+                    continue;
+                }
+            }
+            rows.push(t);
         }
-        rows.push(t);
+        let (count, rows) = counted_page(rows, listed.total, in_memory, page);
+        let admin = sees_admin_fields(ctx.caller.role);
+        let related = Related::for_networks(db, &rows).await?;
+        let items = rows
+            .iter()
+            .map(|t| network_view(&related, t, admin))
+            .collect();
+        Ok(Reply::List { count, items })
     }
-    let (count, rows) = counted_page(rows, listed.total, in_memory, page);
-    let admin = sees_admin_fields(ctx);
-    let related = Related::for_networks(db, &rows).await?;
-    let items = rows
-        .iter()
-        .map(|t| network_view(&related, t, admin))
-        .collect();
-    Ok(Reply::List { count, items })
-});
+}

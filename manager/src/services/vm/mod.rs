@@ -1,28 +1,53 @@
 //! Guest VMs in VPC tiers (CloudStack reference §2.9, §2.10), at record
-//! level: `deployVirtualMachine` (async-create: the VM and its NICs with
-//! their addresses now, the start in the job), `listVirtualMachines`,
-//! `startVirtualMachine`, `stopVirtualMachine`, `rebootVirtualMachine`,
-//! `destroyVirtualMachine`, and the catalog: `listServiceOfferings`,
-//! `listTemplates`. Starting a VM implements its tiers when they are not yet
-//! and gives the router the tiers' DHCP lists.
+//! level, one command per file: `deployVirtualMachine` (async-create: the
+//! VM and its NICs with their addresses now, the start in the job),
+//! `listVirtualMachines`, `startVirtualMachine`, `stopVirtualMachine`,
+//! `rebootVirtualMachine`, `destroyVirtualMachine`, and the catalog:
+//! `listServiceOfferings`, `listTemplates`. Starting a VM implements its
+//! tiers when they are not yet and gives the router the tiers' DHCP lists.
 
 mod catalog;
 mod deploy;
+mod destroy;
 mod list;
-mod power;
+mod reboot;
+mod start;
+mod stop;
+mod views;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
-use crate::api::Params;
 use crate::error::Error;
-use crate::server::jobs::{JobBody, vpc_sync};
-use crate::server::registry::{
-    ALL, CommandSpec, FieldSpec, Kind, ParamSpec, ParamType::*, field, opt, req,
-};
-use crate::server::{Ctx, Role, date};
+use crate::server::command::{Arg, Id};
+use crate::server::jobs::vpc_sync;
+use crate::server::registry::{FieldSpec, Registry, field};
+use crate::server::{App, Ctx, Role};
 use crate::services::owner;
 use crate::services::related::Related;
 use crate::store::{Db, network, router, vm};
+
+pub use catalog::{ListServiceOfferings, ListTemplates};
+pub use deploy::DeployVirtualMachine;
+pub use destroy::DestroyVirtualMachine;
+pub use list::ListVirtualMachines;
+pub use reboot::RebootVirtualMachine;
+pub use start::StartVirtualMachine;
+pub use stop::StopVirtualMachine;
+pub use views::vm_view;
+
+/// Registers the VM commands.
+pub fn register(registry: &mut Registry) {
+    registry.job::<DeployVirtualMachine>();
+    registry.sync::<ListVirtualMachines>();
+    registry.job::<StartVirtualMachine>();
+    registry.job::<StopVirtualMachine>();
+    registry.job::<RebootVirtualMachine>();
+    registry.job::<DestroyVirtualMachine>();
+    registry.sync::<ListServiceOfferings>();
+    registry.sync::<ListTemplates>();
+}
 
 fn vm_fields() -> Vec<FieldSpec> {
     vec![
@@ -58,200 +83,23 @@ fn vm_fields() -> Vec<FieldSpec> {
     ]
 }
 
-fn id_param(what: &'static str) -> Vec<ParamSpec> {
-    vec![req("id", Uuid, what)]
+/// `id` of the commands on one VM.
+const ID: Arg<Id> = Arg::req("id", "the ID of the VM");
+
+/// The job of a command on one VM: its row id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VmJob {
+    pub id: i64,
 }
 
-/// Why deployVirtualMachine refuses user data and SSH key pairs.
-const VM_SERVICES: &str = "user data and SSH key pairs are not served to VMs yet (VM services)";
-
-/// The commands of this module.
-pub fn commands() -> Vec<CommandSpec> {
-    let mut deploy_params = vec![
-        req("zoneid", Uuid, "the zone of the VM"),
-        req("serviceofferingid", Uuid, "the service offering"),
-        req("templateid", Uuid, "the template"),
-        opt(
-            "networkids",
-            List,
-            "the tiers of the VM; the first one holds the default NIC",
-        ),
-        opt(
-            "iptonetworklist",
-            Map,
-            "tiers with addresses, as iptonetworklist[i].networkid and iptonetworklist[i].ip \
-             (instead of networkids)",
-        ),
-        opt(
-            "ipaddress",
-            String,
-            "the address in the first tier (default: its lowest free one)",
-        ),
-        opt(
-            "name",
-            String,
-            "the host name, unique in the account (default VM-<uuid>)",
-        ),
-        opt("displayname", String, "the display name (default the name)"),
-        opt(
-            "startvm",
-            Boolean,
-            "false: only create the VM (default true: start it)",
-        ),
-        opt(
-            "hypervisor",
-            String,
-            "accepted; VMs run as network namespaces",
-        ),
-        opt(
-            "macaddress",
-            String,
-            "the MAC address of the default NIC (unicast, unused)",
-        ),
-        opt(
-            "userdata",
-            String,
-            "refused: user data comes with VM services",
-        )
-        .refused(VM_SERVICES),
-        opt(
-            "userdataid",
-            Uuid,
-            "refused: user data comes with VM services",
-        )
-        .refused(VM_SERVICES),
-        opt(
-            "keypair",
-            String,
-            "refused: SSH key pairs come with VM services",
-        )
-        .refused(VM_SERVICES),
-        opt(
-            "keypairs",
-            List,
-            "refused: SSH key pairs come with VM services",
-        )
-        .refused(VM_SERVICES),
-    ];
-    deploy_params.extend(owner::owner_params());
-    let mut list_params = vec![
-        opt("id", Uuid, "the ID of the VM"),
-        opt("ids", List, "the IDs of the VMs"),
-        opt("name", String, "only VMs of this name"),
-        opt(
-            "state",
-            String,
-            "only VMs in this state (present: not Destroyed)",
-        ),
-        opt("zoneid", Uuid, "only VMs of this zone"),
-        opt("networkid", Uuid, "only VMs with a NIC on this tier"),
-        opt("vpcid", Uuid, "only VMs in this VPC"),
-        opt(
-            "serviceofferingid",
-            Uuid,
-            "only VMs of this service offering",
-        ),
-        opt("templateid", Uuid, "only VMs of this template"),
-        opt("details", List, "accepted; every detail is returned"),
-    ];
-    list_params.extend(owner::list_params());
-    let one = |name, description, params, handler| CommandSpec {
-        name,
-        description,
-        kind: Kind::Async,
-        roles: ALL,
-        params,
-        object: "virtualmachine",
-        response: vm_fields(),
-        since: "",
-        handler,
-        job: None,
-    };
-    let mut stop_params = id_param("the ID of the VM");
-    stop_params.push(opt(
-        "forced",
-        Boolean,
-        "true: stop even if the router cannot be told",
-    ));
-    let mut destroy_params = id_param("the ID of the VM");
-    destroy_params.push(opt(
-        "expunge",
-        Boolean,
-        "true: expunge at once, freeing its addresses (admins only)",
-    ));
-    let mut all = vec![
-        CommandSpec {
-            name: "deployVirtualMachine",
-            description: "Creates a VM in VPC tiers and starts it",
-            kind: Kind::AsyncCreate,
-            roles: ALL,
-            params: deploy_params,
-            object: "virtualmachine",
-            response: vm_fields(),
-            since: "",
-            handler: deploy::DEPLOY,
-            job: None,
-        },
-        CommandSpec {
-            name: "listVirtualMachines",
-            description: "Lists the VMs the caller may see",
-            kind: Kind::Sync,
-            roles: ALL,
-            params: list_params,
-            object: "virtualmachine",
-            response: vm_fields(),
-            since: "",
-            handler: list::LIST,
-            job: None,
-        },
-        one(
-            "startVirtualMachine",
-            "Starts a stopped VM",
-            id_param("the ID of the VM"),
-            power::START,
-        ),
-        one(
-            "stopVirtualMachine",
-            "Stops a running VM; it keeps its addresses",
-            stop_params,
-            power::STOP,
-        ),
-        one(
-            "rebootVirtualMachine",
-            "Reboots a running VM",
-            id_param("the ID of the VM"),
-            power::REBOOT,
-        ),
-        one(
-            "destroyVirtualMachine",
-            "Destroys a VM (and expunges it with expunge=true)",
-            destroy_params,
-            power::DESTROY,
-        ),
-    ];
-    all.extend(catalog::commands());
-    all
-}
-
-/// The job body of every async command of this module.
-pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
-    vec![
-        ("deployVirtualMachine", deploy::DEPLOY_JOB),
-        ("startVirtualMachine", power::START_JOB),
-        ("stopVirtualMachine", power::STOP_JOB),
-        ("rebootVirtualMachine", power::REBOOT_JOB),
-        ("destroyVirtualMachine", power::DESTROY_JOB),
-    ]
-}
-
-/// The live (not expunged) VM named by parameter `name`, which the caller
-/// may act on.
-pub async fn vm_param(ctx: &Ctx, params: &Params, name: &str) -> Result<vm::Vm, Error> {
-    let id = params.required_uuid(ctx.command, name)?.to_string();
+/// The live (not expunged) VM `id`, given as parameter `param`, which the
+/// caller may act on.
+pub async fn live_vm(ctx: &Ctx, id: Uuid, param: &str) -> Result<vm::Vm, Error> {
+    let id = id.to_string();
     let v = vm::get_by_uuid(&ctx.app.db, &id)
         .await?
         .filter(|v| v.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(name, &id))?;
+        .ok_or_else(|| Error::invalid_id(param, &id))?;
     owner::check_access(
         ctx,
         v.account_id,
@@ -259,6 +107,14 @@ pub async fn vm_param(ctx: &Ctx, params: &Params, name: &str) -> Result<vm::Vm, 
         &format!("virtual machine {id}"),
     )?;
     Ok(v)
+}
+
+/// The live VM `id` a job works on.
+async fn job_vm(app: &App, id: i64) -> Result<vm::Vm, Error> {
+    vm::get_by_id(&app.db, id)
+        .await?
+        .filter(|v| v.removed.is_none())
+        .ok_or_else(|| Error::invalid("The virtual machine was expunged meanwhile"))
 }
 
 /// The live NICs of a VM, default NIC first.
@@ -281,88 +137,36 @@ pub async fn vpc_of(db: &Db, vm_id: i64) -> Result<Option<i64>, Error> {
     Ok(None)
 }
 
+/// The VM's tiers (in NIC order) with its NICs, and their VPC.
+async fn tiers_of_vm(db: &Db, vm_id: i64) -> Result<(Vec<TierNic>, Option<i64>), Error> {
+    let mut out = Vec::new();
+    for nic in nics_of(db, vm_id).await? {
+        let t = network::get_by_id(db, nic.network_id)
+            .await?
+            .ok_or_else(|| Error::internal("a VM NIC on a network that is gone"))?;
+        out.push((t, nic));
+    }
+    let vpc_id = out.iter().find_map(|(t, _)| t.vpc_id);
+    Ok((out, vpc_id))
+}
+
+/// A tier of a VM and the VM's NIC on it.
+type TierNic = (network::Network, router::Nic);
+
+/// The UUIDs of the tiers, as the router's state names them.
+fn tier_uuids(tiers: &[TierNic]) -> Vec<Uuid> {
+    tiers
+        .iter()
+        .filter_map(|(t, _)| Uuid::parse_str(&t.uuid).ok())
+        .collect()
+}
+
 /// Jobs on a VM run one at a time with the other jobs of its VPC.
-async fn sync_object(db: &Db, v: &vm::Vm) -> Result<std::string::String, Error> {
+async fn sync_object(db: &Db, v: &vm::Vm) -> Result<String, Error> {
     Ok(match vpc_of(db, v.id).await? {
         Some(id) => vpc_sync(id),
         None => format!("vm:{}", v.id),
     })
-}
-
-/// A VM as the list and the jobs show it; `admin` adds `instancename`.
-/// `related` holds the page's rows ([`Related::for_vms`]).
-pub fn vm_view(related: &Related, v: &vm::Vm, admin: bool) -> Value {
-    let z = related.zone_row(v.zone_id);
-    let o = related.service_offering(v.service_offering_id);
-    let t = related.template(v.template_id);
-    let a = related.account(v.account_id);
-    let d = related.domain(v.domain_id);
-    let mut nics = Vec::new();
-    let mut vpc_uuid = None;
-    for n in related.vm_nics(v.id) {
-        let tier = related.network(n.network_id);
-        let tier_vpc = tier.and_then(|t| t.vpc_id).and_then(|id| related.vpc(id));
-        if vpc_uuid.is_none() {
-            vpc_uuid = tier_vpc.as_ref().map(|p| p.uuid.clone());
-        }
-        let mut nic = json!({
-            "id": n.uuid,
-            "networkid": tier.as_ref().map(|t| &t.uuid),
-            "networkname": tier.as_ref().map(|t| &t.name),
-            "ipaddress": n.ip4_address,
-            "netmask": n.netmask,
-            "gateway": n.gateway,
-            "macaddress": n.mac_address,
-            "isdefault": n.device_index == 0,
-            "traffictype": "Guest",
-            "type": "Isolated",
-            "deviceid": n.device_index.to_string(),
-            "vpcid": tier_vpc.as_ref().map(|p| &p.uuid),
-        });
-        if admin && let Some(uri) = tier.as_ref().and_then(|t| t.broadcast_uri.clone()) {
-            nic["broadcasturi"] = json!(uri);
-            nic["isolationuri"] = json!(uri);
-        }
-        if let Some(m) = nic.as_object_mut() {
-            m.retain(|_, v| !v.is_null());
-        }
-        nics.push(nic);
-    }
-    let mut m = json!({
-        "id": v.uuid,
-        "name": v.name,
-        "displayname": v.display_name,
-        "state": v.state,
-        "zoneid": z.as_ref().map(|z| &z.uuid),
-        "zonename": z.as_ref().map(|z| &z.name),
-        "serviceofferingid": o.as_ref().map(|o| &o.uuid),
-        "serviceofferingname": o.as_ref().map(|o| &o.name),
-        "cpunumber": o.as_ref().map(|o| o.cpu),
-        "cpuspeed": o.as_ref().map(|o| o.speed),
-        "memory": o.as_ref().map(|o| o.ram_size),
-        "templateid": t.as_ref().map(|t| &t.uuid),
-        "templatename": t.as_ref().map(|t| &t.name),
-        "templatedisplaytext": t.as_ref().map(|t| &t.display_text),
-        "guestosid": Value::Null,
-        "account": a.as_ref().map(|a| &a.account_name),
-        "domainid": d.as_ref().map(|d| &d.uuid),
-        "domain": d.as_ref().map(|d| &d.name),
-        "domainpath": d.as_ref().map(|d| d.display_path()),
-        "created": date(v.created),
-        "haenable": false,
-        "passwordenabled": false,
-        "isdynamicallyscalable": false,
-        "vpcid": vpc_uuid,
-        "nic": nics,
-        "tags": [],
-    });
-    if admin {
-        m["instancename"] = json!(v.instance_name);
-    }
-    if let Some(obj) = m.as_object_mut() {
-        obj.retain(|_, v| !v.is_null());
-    }
-    m
 }
 
 /// Whether the caller sees the admin-only fields.
@@ -378,6 +182,18 @@ async fn vm_result(db: &Db, id: i64, admin: bool) -> Result<Value, Error> {
         .ok_or_else(|| Error::invalid("The virtual machine is gone"))?;
     let related = Related::for_vms(db, std::slice::from_ref(&v)).await?;
     Ok(json!({ "virtualmachine": vm_view(&related, &v, admin) }))
+}
+
+/// 431 unless the VM is in one of `states`.
+fn check_state(v: &vm::Vm, states: &[&str], action: &str) -> Result<(), Error> {
+    if states.contains(&v.state.as_str()) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "Unable to {action} virtual machine {} ({}): it is in state {}",
+            v.uuid, v.display_name, v.state
+        )))
+    }
 }
 
 /// Checks a VM name as CloudStack does (a DNS label that is also a valid

@@ -18,8 +18,7 @@ use crate::api::Params;
 use crate::error::Error;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Int, Text};
-use crate::server::jobs::JobBody;
-use crate::server::registry::{CommandSpec, FieldSpec, Registry, field};
+use crate::server::registry::{FieldSpec, Registry, field};
 use crate::services::owner;
 use crate::services::related::Related;
 use crate::store::{Db, config, vpc};
@@ -38,6 +37,10 @@ pub fn register(registry: &mut Registry) {
     registry.job::<DeleteVpc>();
     registry.job::<RestartVpc>();
     registry.sync::<ListVpcs>();
+    registry.sync::<router::ListRouters>();
+    registry.job::<router::StopRouter>();
+    registry.job::<router::StartRouter>();
+    registry.job::<router::RebootRouter>();
 }
 
 fn vpc_fields() -> Vec<FieldSpec> {
@@ -99,16 +102,6 @@ async fn max_public_mtu(db: &Db) -> Result<i64, Error> {
     Ok(config::value_i64(db, "vr.public.interface.max.mtu")
         .await?
         .unwrap_or(vpc::DEFAULT_PUBLIC_MTU))
-}
-
-/// The commands of this module still registered the old way (the routers').
-pub fn commands() -> Vec<CommandSpec> {
-    router::commands()
-}
-
-/// Their job bodies.
-pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
-    router::job_bodies()
 }
 
 /// The live VPC `id` (given as parameter `param`), which the caller may act on.

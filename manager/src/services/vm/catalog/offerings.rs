@@ -1,0 +1,108 @@
+//! `listServiceOfferings`: the service offerings of VMs.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::CatalogPaging;
+use crate::error::Error;
+use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
+use crate::server::registry::{ALL, field};
+use crate::server::{Ctx, Reply, date};
+use crate::store::vm;
+
+const ID: Arg<Id> = Arg::opt("id", "the ID of the service offering");
+const NAME: Arg<Text> = Arg::opt("name", "the name of the service offering");
+const IS_SYSTEM: Arg<Flag> = Arg::opt("issystem", "true: system offerings (none are listed)");
+const ZONE: Arg<Id> = Arg::opt("zoneid", "only offerings usable in this zone (all are)");
+const VM: Arg<Id> = Arg::opt("virtualmachineid", "accepted; every offering fits every VM");
+
+/// `listServiceOfferings`.
+pub struct ListServiceOfferings {
+    id: Option<Uuid>,
+    name: Option<String>,
+    is_system: Option<bool>,
+    paging: CatalogPaging,
+}
+
+impl Command for ListServiceOfferings {
+    const NAME: &'static str = "listServiceOfferings";
+
+    fn spec() -> Spec {
+        let mut params = vec![
+            ID.spec(),
+            NAME.spec(),
+            IS_SYSTEM.spec(),
+            ZONE.spec(),
+            VM.spec(),
+        ];
+        params.extend(CatalogPaging::specs());
+        Spec {
+            description: "Lists the service offerings of VMs",
+            roles: ALL,
+            params,
+            object: "serviceoffering",
+            response: vec![
+                field("id", "string", "the ID of the service offering"),
+                field("name", "string", "the name of the service offering"),
+                field("displaytext", "string", "the description"),
+                field("cpunumber", "integer", "the number of CPU cores"),
+                field("cpuspeed", "integer", "the CPU speed in MHz"),
+                field("memory", "integer", "the memory in MB"),
+                field("created", "date", "when the offering was created"),
+            ],
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(ListServiceOfferings {
+            id: args.get(&ID)?,
+            name: args.text(&NAME)?,
+            is_system: args.get(&IS_SYSTEM)?,
+            paging: CatalogPaging::parse(args)?,
+        })
+    }
+}
+
+impl SyncCommand for ListServiceOfferings {
+    async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
+        if self.is_system == Some(true) {
+            return Ok(Reply::List {
+                count: 0,
+                items: vec![],
+            });
+        }
+        let filter = vm::CatalogFilter {
+            uuid: self.id.map(|u| u.to_string()),
+            name: self.name,
+            keyword: self.paging.keyword.clone(),
+            ..Default::default()
+        };
+        let page = self.paging.page(ctx).await?;
+        let listed = vm::list_offerings(&ctx.app.db, &filter, page).await?;
+        Ok(Reply::List {
+            count: u64::try_from(listed.total).unwrap_or_default(),
+            items: listed.items.iter().map(offering_view).collect(),
+        })
+    }
+}
+
+fn offering_view(o: &vm::ServiceOffering) -> Value {
+    json!({
+        "id": o.uuid,
+        "name": o.name,
+        "displaytext": o.display_text,
+        "cpunumber": o.cpu,
+        "cpuspeed": o.speed,
+        "memory": o.ram_size,
+        "created": date(o.created),
+        "storagetype": "shared",
+        "offerha": false,
+        "limitcpuuse": false,
+        "isvolatile": false,
+        "issystem": false,
+        "defaultuse": o.is_default,
+        "iscustomized": false,
+        "hasannotations": false,
+    })
+}

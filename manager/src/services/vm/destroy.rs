@@ -1,0 +1,230 @@
+//! `destroyVirtualMachine`: a running VM is stopped, then Destroyed; with
+//! `expunge` what points at it goes (its rules, static NAT, load balancer
+//! memberships), the driver removes it and its row and addresses go.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{ID, job_vm, live_vm, sees_admin_fields, stop, sync_object, vm_fields, vm_result};
+use crate::error::Error;
+use crate::orchestration::element::{Lb, PortForwarding, StaticNat};
+use crate::orchestration::model::RouterState;
+use crate::orchestration::{ElementResult, RouterDriver};
+use crate::provision::change::RouterChange;
+use crate::provision::{self, RouterElement};
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Spec, Submission};
+use crate::server::jobs::JobCtx;
+use crate::server::registry::ALL;
+use crate::server::{App, Ctx, Role};
+use crate::store::{Db, Page, Tx, config, rule, vlan, vm, vpc};
+
+const EXPUNGE: Arg<Flag> = Arg::opt(
+    "expunge",
+    "true: expunge at once, freeing its addresses (admins only)",
+);
+
+/// `destroyVirtualMachine`.
+pub struct DestroyVirtualMachine {
+    id: Uuid,
+    expunge: bool,
+}
+
+/// The job of `destroyVirtualMachine`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DestroyVmJob {
+    /// The VM's row id.
+    pub id: i64,
+    #[serde(default)]
+    pub expunge: bool,
+}
+
+impl Command for DestroyVirtualMachine {
+    const NAME: &'static str = "destroyVirtualMachine";
+
+    fn spec() -> Spec {
+        Spec {
+            description: "Destroys a VM (and expunges it with expunge=true)",
+            roles: ALL,
+            params: vec![ID.spec(), EXPUNGE.spec()],
+            object: "virtualmachine",
+            response: vm_fields(),
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(DestroyVirtualMachine {
+            id: args.need(&ID)?,
+            expunge: args.get(&EXPUNGE)?.unwrap_or(false),
+        })
+    }
+}
+
+impl AsyncCommand for DestroyVirtualMachine {
+    type Job = DestroyVmJob;
+
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<DestroyVmJob>, Error> {
+        let v = live_vm(ctx, self.id, ID.name()).await?;
+        if self.expunge && ctx.caller.role == Role::User {
+            let allowed = config::value_bool(&ctx.app.db, "allow.user.expunge.recover.vm")
+                .await?
+                .unwrap_or(false);
+            if !allowed {
+                return Err(Error::permission_denied(
+                    "Parameter expunge can be passed by Admin only. Or when the \
+                     allow.user.expunge.recover.vm key is set.",
+                ));
+            }
+        }
+        let sync = sync_object(&ctx.app.db, &v).await?;
+        let job = DestroyVmJob {
+            id: v.id,
+            expunge: self.expunge,
+        };
+        Ok(Submission::new(job, ("VirtualMachine", &v.uuid), sync))
+    }
+
+    async fn run(job: &JobCtx, payload: DestroyVmJob) -> Result<Value, Error> {
+        let app = &job.app;
+        let id = payload.id;
+        let v = job_vm(app, id).await?;
+        if v.state == vm::STATE_RUNNING || v.state == vm::STATE_STARTING {
+            stop::stop(app, id, false).await?;
+        }
+        if payload.expunge {
+            release_vm_rules(app, &v).await?;
+            let view = provision::state::vm_view(&app.db, &v).await?;
+            app.network
+                .element
+                .driver()
+                .destroy_vm(&view)
+                .await
+                .map_err(|e| {
+                    Error::internal(format!("Unable to expunge virtual machine {}: {e}", v.uuid))
+                })?;
+            vm::expunge(&app.db, id).await?;
+        } else if v.state != vm::STATE_DESTROYED {
+            vm::set_state(&app.db, id, vm::STATE_DESTROYED).await?;
+        }
+        vm_result(&app.db, id, sees_admin_fields(job.caller.role)).await
+    }
+}
+
+/// Before a VM is expunged, what points at it goes (CloudStack's VM
+/// clean-up): its port forwarding rules, static NAT to it and its load
+/// balancer memberships; the router gets the VPC's remaining lists.
+async fn release_vm_rules(app: &App, v: &vm::Vm) -> Result<(), Error> {
+    let db = &app.db;
+    let Some(vpc_id) = super::vpc_of(db, v.id).await? else {
+        return Ok(());
+    };
+    let lock = app.network.lock(db, vpc_id).await;
+    let change = ReleaseVmRules {
+        vpc_id,
+        vm_id: v.id,
+        refused: AtomicBool::new(false),
+    };
+    match lock.apply(&change).await {
+        Err(e) if change.refused.load(Ordering::Relaxed) => {
+            tracing::warn!(vm = %v.uuid, error = %e, "withdrawing an expunged VM's rules failed");
+            Ok(())
+        }
+        other => other.map(|_| ()),
+    }
+}
+
+/// The VM's rules, static NAT and load balancer memberships go.
+struct ReleaseVmRules {
+    vpc_id: i64,
+    vm_id: i64,
+    /// Set when the router refused the change (`undo` ran): the VM goes
+    /// anyway.
+    refused: AtomicBool,
+}
+
+impl RouterChange for ReleaseVmRules {
+    /// Whether anything pointed at the VM.
+    type Written = bool;
+
+    fn what(&self) -> &'static str {
+        "an expunged VM's rules"
+    }
+
+    async fn write(&self, tx: &mut Tx) -> Result<bool, Error> {
+        vpc::lock(&mut *tx, self.vpc_id).await?;
+        let forwards = rule::remove_all(
+            &mut *tx,
+            &rule::RuleFilter {
+                vm_id: Some(self.vm_id),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let nats = vlan::list_ips(
+            &mut *tx,
+            &vlan::PublicIpFilter {
+                vm_id: Some(self.vm_id),
+                ..Default::default()
+            },
+            Page::ALL,
+        )
+        .await?
+        .items;
+        for ip in &nats {
+            vlan::set_static_nat(&mut *tx, ip.id, None, None).await?;
+        }
+        let balancers = rule::list(
+            &mut *tx,
+            &rule::RuleFilter {
+                vpc_id: Some(self.vpc_id),
+                purpose: Some(rule::PURPOSE_LOAD_BALANCING.into()),
+                ..Default::default()
+            },
+            Page::ALL,
+        )
+        .await?
+        .items;
+        let mut members = 0;
+        for lb in &balancers {
+            for m in rule::members_with_vms(&mut *tx, lb.id).await? {
+                if m.vm_id == Some(self.vm_id) {
+                    rule::remove_member(&mut *tx, lb.id, &m.instance_ip).await?;
+                    members += 1;
+                }
+            }
+        }
+        Ok(forwards > 0 || !nats.is_empty() || members > 0)
+    }
+
+    fn reaches_router(&self, changed: &bool) -> bool {
+        *changed
+    }
+
+    async fn push(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        generation: u64,
+    ) -> ElementResult {
+        element
+            .apply_port_forwards(&state.router, generation, &state.port_forwards)
+            .await?;
+        element
+            .apply_static_nats(&state.router, generation, &state.static_nats)
+            .await?;
+        element
+            .apply_lb_rules(&state.router, generation, &state.lb_rules)
+            .await
+    }
+
+    /// The VM goes anyway: the router keeps stale rules until the VPC is
+    /// restarted, which the flag asks for.
+    async fn undo(&self, db: &Db, _: &bool) -> Result<(), Error> {
+        self.refused.store(true, Ordering::Relaxed);
+        vpc::set_restart_required(db, self.vpc_id, true).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,73 @@
+//! `rebootVirtualMachine`: the VM restarts in place through the driver; its
+//! NICs, addresses and leases stay, so the router is not told.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    ID, VmJob, check_state, job_vm, live_vm, sees_admin_fields, sync_object, vm_fields, vm_result,
+};
+use crate::error::Error;
+use crate::orchestration::RouterDriver;
+use crate::provision;
+use crate::server::Ctx;
+use crate::server::command::{Args, AsyncCommand, Command, Spec, Submission};
+use crate::server::jobs::JobCtx;
+use crate::server::registry::ALL;
+use crate::store::vm;
+
+/// `rebootVirtualMachine`.
+pub struct RebootVirtualMachine {
+    id: Uuid,
+}
+
+impl Command for RebootVirtualMachine {
+    const NAME: &'static str = "rebootVirtualMachine";
+
+    fn spec() -> Spec {
+        Spec {
+            description: "Reboots a running VM",
+            roles: ALL,
+            params: vec![ID.spec()],
+            object: "virtualmachine",
+            response: vm_fields(),
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(RebootVirtualMachine {
+            id: args.need(&ID)?,
+        })
+    }
+}
+
+impl AsyncCommand for RebootVirtualMachine {
+    type Job = VmJob;
+
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<VmJob>, Error> {
+        let v = live_vm(ctx, self.id, ID.name()).await?;
+        check_state(&v, &[vm::STATE_RUNNING], "reboot")?;
+        let sync = sync_object(&ctx.app.db, &v).await?;
+        Ok(Submission::new(
+            VmJob { id: v.id },
+            ("VirtualMachine", &v.uuid),
+            sync,
+        ))
+    }
+
+    async fn run(job: &JobCtx, payload: VmJob) -> Result<Value, Error> {
+        let v = job_vm(&job.app, payload.id).await?;
+        check_state(&v, &[vm::STATE_RUNNING], "reboot")?;
+        let view = provision::state::vm_view(&job.app.db, &v).await?;
+        let driver = job.app.network.element.driver();
+        let rebooted = match driver.stop_vm(&view).await {
+            Ok(()) => driver.start_vm(&view).await,
+            Err(e) => Err(e),
+        };
+        rebooted.map_err(|e| {
+            Error::internal(format!("Unable to reboot virtual machine {}: {e}", v.uuid))
+        })?;
+        vm_result(&job.app.db, payload.id, sees_admin_fields(job.caller.role)).await
+    }
+}

@@ -1,0 +1,166 @@
+//! `startVirtualMachine`, and the start every deployment runs: the VM's
+//! tiers are implemented when they are not yet (their first VM), the VM is
+//! Running with its NICs in use and the router gets the tiers' DHCP lists
+//! with it (the element's `prepare`), then the VM itself starts.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    ID, VmJob, check_state, job_vm, live_vm, sees_admin_fields, stop, sync_object, tier_uuids,
+    tiers_of_vm, vm_fields, vm_result,
+};
+use crate::error::Error;
+use crate::orchestration::model::RouterState;
+use crate::orchestration::{ElementResult, RouterDriver};
+use crate::provision::change::RouterChange;
+use crate::provision::{self, RouterElement, tier as tiers};
+use crate::server::command::{Args, AsyncCommand, Command, Spec, Submission};
+use crate::server::jobs::JobCtx;
+use crate::server::registry::ALL;
+use crate::server::{App, Ctx};
+use crate::store::{Db, Tx, network, vm, vpc};
+
+/// `startVirtualMachine`.
+pub struct StartVirtualMachine {
+    id: Uuid,
+}
+
+impl Command for StartVirtualMachine {
+    const NAME: &'static str = "startVirtualMachine";
+
+    fn spec() -> Spec {
+        Spec {
+            description: "Starts a stopped VM",
+            roles: ALL,
+            params: vec![ID.spec()],
+            object: "virtualmachine",
+            response: vm_fields(),
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(StartVirtualMachine {
+            id: args.need(&ID)?,
+        })
+    }
+}
+
+impl AsyncCommand for StartVirtualMachine {
+    type Job = VmJob;
+
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<VmJob>, Error> {
+        let v = live_vm(ctx, self.id, ID.name()).await?;
+        if v.state == vm::STATE_RUNNING {
+            return Err(Error::invalid(format!(
+                "The virtual machine {} ({}) is already running",
+                v.uuid, v.display_name
+            )));
+        }
+        check_state(&v, &[vm::STATE_STOPPED], "start")?;
+        let sync = sync_object(&ctx.app.db, &v).await?;
+        Ok(Submission::new(
+            VmJob { id: v.id },
+            ("VirtualMachine", &v.uuid),
+            sync,
+        ))
+    }
+
+    async fn run(job: &JobCtx, payload: VmJob) -> Result<Value, Error> {
+        start(&job.app, payload.id).await?;
+        vm_result(&job.app.db, payload.id, sees_admin_fields(job.caller.role)).await
+    }
+}
+
+/// Starts a Stopped VM: implements its tiers that are not yet, then marks
+/// it Running with its NICs in use and a new generation, and pushes its
+/// tiers' DHCP lists. When the push fails the VM is Stopped again.
+pub(super) async fn start(app: &App, vm_id: i64) -> Result<(), Error> {
+    let db = &app.db;
+    let v = job_vm(app, vm_id).await?;
+    let (tiers_of, vpc_id) = tiers_of_vm(db, v.id).await?;
+    let Some(vpc_id) = vpc_id else {
+        vm::transition(db, v.id, &[vm::STATE_STOPPED], vm::STATE_RUNNING).await?;
+        return Ok(());
+    };
+    let lock = app.network.lock(db, vpc_id).await;
+    for (t, _) in &tiers_of {
+        if t.state != network::STATE_IMPLEMENTED {
+            tiers::implement_tier(&lock, t.id).await?;
+        }
+    }
+    lock.apply(&StartVm {
+        vpc_id,
+        vm_id: v.id,
+        vm_uuid: &v.uuid,
+        tiers: tier_uuids(&tiers_of),
+    })
+    .await?;
+    drop(lock);
+    // The router serves the VM's lease; now the VM itself runs and takes it.
+    let view = provision::state::vm_view(db, &v).await?;
+    if let Err(e) = app.network.element.driver().start_vm(&view).await {
+        if let Err(undo) = stop::stop(app, vm_id, true).await {
+            tracing::error!(vm = %v.uuid, error = %undo, "stopping a VM that failed to start");
+        }
+        return Err(Error::internal(format!(
+            "Unable to start virtual machine {}: {e}",
+            v.uuid
+        )));
+    }
+    Ok(())
+}
+
+/// A VM joins its tiers: Running, its NICs in use, and the tiers' DHCP
+/// lists with it on the router.
+struct StartVm<'a> {
+    vpc_id: i64,
+    vm_id: i64,
+    vm_uuid: &'a str,
+    tiers: Vec<Uuid>,
+}
+
+impl RouterChange for StartVm<'_> {
+    type Written = ();
+
+    fn what(&self) -> &'static str {
+        "a started VM"
+    }
+
+    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
+        vpc::lock(&mut *tx, self.vpc_id).await?;
+        if !vm::transition(
+            &mut *tx,
+            self.vm_id,
+            &[vm::STATE_STOPPED],
+            vm::STATE_RUNNING,
+        )
+        .await?
+        {
+            return Err(Error::invalid(format!(
+                "Unable to start virtual machine {}: it is not Stopped",
+                self.vm_uuid
+            )));
+        }
+        vm::set_nics_state(&mut *tx, self.vm_id, vm::NIC_RESERVED).await?;
+        Ok(())
+    }
+
+    async fn push(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        generation: u64,
+    ) -> ElementResult {
+        tiers::send_dhcp(element, state, generation, &self.tiers, true).await
+    }
+
+    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
+        let mut tx = db.begin().await?;
+        vm::transition(&mut tx, self.vm_id, &[vm::STATE_RUNNING], vm::STATE_STOPPED).await?;
+        vm::set_nics_state(&mut tx, self.vm_id, vm::NIC_ALLOCATED).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

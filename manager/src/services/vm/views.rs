@@ -1,0 +1,83 @@
+//! A VM as `listVirtualMachines` and the VM jobs show it.
+
+use serde_json::{Value, json};
+
+use crate::server::date;
+use crate::services::related::Related;
+use crate::store::vm;
+
+/// A VM as the list and the jobs show it; `admin` adds `instancename`.
+/// `related` holds the page's rows ([`Related::for_vms`]).
+pub fn vm_view(related: &Related, v: &vm::Vm, admin: bool) -> Value {
+    let z = related.zone_row(v.zone_id);
+    let o = related.service_offering(v.service_offering_id);
+    let t = related.template(v.template_id);
+    let a = related.account(v.account_id);
+    let d = related.domain(v.domain_id);
+    let mut nics = Vec::new();
+    let mut vpc_uuid = None;
+    for n in related.vm_nics(v.id) {
+        let tier = related.network(n.network_id);
+        let tier_vpc = tier.and_then(|t| t.vpc_id).and_then(|id| related.vpc(id));
+        if vpc_uuid.is_none() {
+            vpc_uuid = tier_vpc.as_ref().map(|p| p.uuid.clone());
+        }
+        let mut nic = json!({
+            "id": n.uuid,
+            "networkid": tier.as_ref().map(|t| &t.uuid),
+            "networkname": tier.as_ref().map(|t| &t.name),
+            "ipaddress": n.ip4_address,
+            "netmask": n.netmask,
+            "gateway": n.gateway,
+            "macaddress": n.mac_address,
+            "isdefault": n.device_index == 0,
+            "traffictype": "Guest",
+            "type": "Isolated",
+            "deviceid": n.device_index.to_string(),
+            "vpcid": tier_vpc.as_ref().map(|p| &p.uuid),
+        });
+        if admin && let Some(uri) = tier.as_ref().and_then(|t| t.broadcast_uri.clone()) {
+            nic["broadcasturi"] = json!(uri);
+            nic["isolationuri"] = json!(uri);
+        }
+        if let Some(m) = nic.as_object_mut() {
+            m.retain(|_, v| !v.is_null());
+        }
+        nics.push(nic);
+    }
+    let mut m = json!({
+        "id": v.uuid,
+        "name": v.name,
+        "displayname": v.display_name,
+        "state": v.state,
+        "zoneid": z.as_ref().map(|z| &z.uuid),
+        "zonename": z.as_ref().map(|z| &z.name),
+        "serviceofferingid": o.as_ref().map(|o| &o.uuid),
+        "serviceofferingname": o.as_ref().map(|o| &o.name),
+        "cpunumber": o.as_ref().map(|o| o.cpu),
+        "cpuspeed": o.as_ref().map(|o| o.speed),
+        "memory": o.as_ref().map(|o| o.ram_size),
+        "templateid": t.as_ref().map(|t| &t.uuid),
+        "templatename": t.as_ref().map(|t| &t.name),
+        "templatedisplaytext": t.as_ref().map(|t| &t.display_text),
+        "guestosid": Value::Null,
+        "account": a.as_ref().map(|a| &a.account_name),
+        "domainid": d.as_ref().map(|d| &d.uuid),
+        "domain": d.as_ref().map(|d| &d.name),
+        "domainpath": d.as_ref().map(|d| d.display_path()),
+        "created": date(v.created),
+        "haenable": false,
+        "passwordenabled": false,
+        "isdynamicallyscalable": false,
+        "vpcid": vpc_uuid,
+        "nic": nics,
+        "tags": [],
+    });
+    if admin {
+        m["instancename"] = json!(v.instance_name);
+    }
+    if let Some(obj) = m.as_object_mut() {
+        obj.retain(|_, v| !v.is_null());
+    }
+    m
+}

@@ -1,0 +1,75 @@
+//! `startRouter`: starts a VPC's router with its whole configuration.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    ID, RouterJob, live_router, live_router_of, router_fields, router_result, sync_object,
+};
+use crate::error::Error;
+use crate::provision;
+use crate::server::Ctx;
+use crate::server::command::{Args, AsyncCommand, Command, Spec, Submission};
+use crate::server::jobs::JobCtx;
+use crate::server::registry::ADMINS;
+use crate::store::router;
+
+/// `startRouter`.
+pub struct StartRouter {
+    id: Uuid,
+}
+
+impl Command for StartRouter {
+    const NAME: &'static str = "startRouter";
+
+    fn spec() -> Spec {
+        Spec {
+            description: "Starts a VPC virtual router with its whole configuration",
+            roles: ADMINS,
+            params: vec![ID.spec()],
+            object: "router",
+            response: router_fields(),
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(StartRouter {
+            id: args.need(&ID)?,
+        })
+    }
+}
+
+impl AsyncCommand for StartRouter {
+    type Job = RouterJob;
+
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<RouterJob>, Error> {
+        let r = live_router_of(ctx, self.id).await?;
+        if r.state == router::STATE_RUNNING {
+            return Err(Error::invalid(format!(
+                "Router {} is already Running",
+                r.uuid
+            )));
+        }
+        let job = RouterJob {
+            id: r.id,
+            forced: false,
+        };
+        Ok(Submission::new(
+            job,
+            ("DomainRouter", &r.uuid),
+            sync_object(&r),
+        ))
+    }
+
+    async fn run(job: &JobCtx, payload: RouterJob) -> Result<Value, Error> {
+        let app = &job.app;
+        let r = live_router(&app.db, payload.id).await?;
+        let _lock = app
+            .network
+            .lock(&app.db, r.vpc_id.unwrap_or_default())
+            .await;
+        provision::vpc::start_router(&app.db, &app.network, &r).await?;
+        router_result(app, r.id).await
+    }
+}

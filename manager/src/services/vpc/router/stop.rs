@@ -1,0 +1,82 @@
+//! `stopRouter`: stops a VPC's router; forced, a router that cannot be stopped is marked
+//! Stopped all the same.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    ID, RouterJob, live_router, live_router_of, router_fields, router_result, sync_object,
+};
+use crate::error::Error;
+use crate::server::Ctx;
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Spec, Submission};
+use crate::server::jobs::JobCtx;
+use crate::server::registry::ADMINS;
+use crate::store::router;
+
+const FORCED: Arg<Flag> = Arg::opt(
+    "forced",
+    "true: the router is marked Stopped even when it could not be stopped",
+);
+
+/// `stopRouter`.
+pub struct StopRouter {
+    id: Uuid,
+    forced: bool,
+}
+
+impl Command for StopRouter {
+    const NAME: &'static str = "stopRouter";
+
+    fn spec() -> Spec {
+        Spec {
+            description: "Stops a VPC virtual router",
+            roles: ADMINS,
+            params: vec![ID.spec(), FORCED.spec()],
+            object: "router",
+            response: router_fields(),
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(StopRouter {
+            id: args.need(&ID)?,
+            forced: args.get(&FORCED)?.unwrap_or(false),
+        })
+    }
+}
+
+impl AsyncCommand for StopRouter {
+    type Job = RouterJob;
+
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<RouterJob>, Error> {
+        let r = live_router_of(ctx, self.id).await?;
+        if r.state == router::STATE_STOPPED {
+            return Err(Error::invalid(format!(
+                "Router {} is already Stopped",
+                r.uuid
+            )));
+        }
+        let job = RouterJob {
+            id: r.id,
+            forced: self.forced,
+        };
+        Ok(Submission::new(
+            job,
+            ("DomainRouter", &r.uuid),
+            sync_object(&r),
+        ))
+    }
+
+    async fn run(job: &JobCtx, payload: RouterJob) -> Result<Value, Error> {
+        let app = &job.app;
+        let r = live_router(&app.db, payload.id).await?;
+        let _lock = app
+            .network
+            .lock(&app.db, r.vpc_id.unwrap_or_default())
+            .await;
+        super::stop(app, &r, payload.forced).await?;
+        router_result(app, r.id).await
+    }
+}
