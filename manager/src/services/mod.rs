@@ -30,7 +30,6 @@ const VPC_MODULES: &[Module] = &[
     (tier::commands, tier::job_bodies),
     (vm::commands, vm::job_bodies),
     (acl::commands, acl::job_bodies),
-    (gateway::commands, gateway::job_bodies),
     (ip::commands, ip::job_bodies),
     (nat::commands, nat::job_bodies),
     (lb::commands, lb::job_bodies),
@@ -58,6 +57,7 @@ pub fn commands() -> Vec<CommandSpec> {
 pub fn registry() -> Registry {
     let mut registry = Registry::new(commands());
     vpc::register(&mut registry);
+    gateway::register(&mut registry);
     registry
 }
 
