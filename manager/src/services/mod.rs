@@ -33,7 +33,6 @@ const VPC_MODULES: &[Module] = &[
     (ip::commands, ip::job_bodies),
     (nat::commands, nat::job_bodies),
     (lb::commands, lb::job_bodies),
-    (firewall::commands, firewall::job_bodies),
 ];
 
 use crate::server::jobs::JobBody;
@@ -58,6 +57,7 @@ pub fn registry() -> Registry {
     let mut registry = Registry::new(commands());
     vpc::register(&mut registry);
     gateway::register(&mut registry);
+    firewall::register(&mut registry);
     registry
 }
 
