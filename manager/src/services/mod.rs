@@ -32,7 +32,6 @@ const VPC_MODULES: &[Module] = &[
     (acl::commands, acl::job_bodies),
     (ip::commands, ip::job_bodies),
     (nat::commands, nat::job_bodies),
-    (lb::commands, lb::job_bodies),
 ];
 
 use crate::server::jobs::JobBody;
@@ -58,6 +57,7 @@ pub fn registry() -> Registry {
     vpc::register(&mut registry);
     gateway::register(&mut registry);
     firewall::register(&mut registry);
+    lb::register(&mut registry);
     registry
 }
 
