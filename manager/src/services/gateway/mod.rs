@@ -70,3 +70,18 @@ fn scope_filter(scope: &Scope) -> (Option<i64>, Option<String>, Option<i64>) {
         scope.domain_id,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_and_route_jobs_keep_the_id_key() {
+        let job: RowJob = serde_json::from_str(r#"{"id": 42}"#).unwrap();
+        assert_eq!(job.id, 42);
+        assert_eq!(
+            serde_json::to_value(job).unwrap(),
+            serde_json::json!({ "id": 42 })
+        );
+    }
+}

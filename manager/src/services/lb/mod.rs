@@ -165,3 +165,35 @@ pub fn lb_fields() -> Vec<FieldSpec> {
         field("tags", "list", "resource tags (none)"),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::members::MembersJob;
+    use super::rule::UpdateLbJob;
+    use super::*;
+
+    #[test]
+    fn jobs_stored_by_the_previous_version_still_read() {
+        let job: RuleJob = serde_json::from_str(r#"{"rule": 7, "vpc": 3}"#).unwrap();
+        assert_eq!((job.rule_id, job.vpc_id), (7, 3));
+        let update: UpdateLbJob =
+            serde_json::from_str(r#"{"rule": 7, "vpc": 3, "name": null, "algorithm": "source"}"#)
+                .unwrap();
+        assert_eq!(update.name, None);
+        assert_eq!(update.algorithm.as_deref(), Some("source"));
+        let members: MembersJob =
+            serde_json::from_str(r#"{"rule": 7, "vpc": 3, "members": [[11, "10.1.1.5"]]}"#)
+                .unwrap();
+        assert_eq!(members.members, vec![(11, "10.1.1.5".to_string())]);
+    }
+
+    #[test]
+    fn jobs_are_stored_under_the_keys_earlier_versions_read() {
+        let stored = serde_json::to_value(RuleJob {
+            rule_id: 7,
+            vpc_id: 3,
+        })
+        .unwrap();
+        assert_eq!(stored, json!({ "rule": 7, "vpc": 3 }));
+    }
+}

@@ -2,29 +2,25 @@
 //! during the request; the job that plugs its NIC on the router (or removes
 //! the rows again when the router refuses).
 
-use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::super::{RowJob, vpc_by_id, vpc_param};
-use super::{
-    gateway_fields, gateway_uuid, gateway_view, job_gateway, remove_rows, subnet_of, vlan_form,
+use super::super::{RowJob, vpc_param};
+use super::joins::{GatewayJoins, router_nics};
+use super::lookups::{
+    acl_of_new_gateway, existing_gateways, physical_network, refuse_associated, tier_cidrs,
 };
+use super::{gateway_fields, gateway_uuid, gateway_view, job_gateway, remove_rows};
 use crate::error::Error;
 use crate::orchestration::guru::NetworkSpec;
-use crate::orchestration::model::RouterState;
-use crate::orchestration::{
-    ElementResult, IsolationMethod, NetworkTraffic, RouterDriver, VpcProvider, wire,
-};
-use crate::provision::change::RouterChange;
-use crate::provision::{self, RouterElement, state};
-use crate::rules::{self, gateway as rule};
+use crate::orchestration::{IsolationMethod, NetworkTraffic};
+use crate::rules::gateway as rule;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission, Text};
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::server::{App, Ctx};
 use crate::services::related::Related;
-use crate::store::{self, Db, Page, Tx, acl, gateway, network, router, vnet, vpc, zone};
+use crate::store::{self, Page, gateway, network, vnet, vpc};
 
 const VPC: Arg<Id> = Arg::req("vpcid", "the VPC");
 const IP_ADDRESS: Arg<Text> = Arg::req("ipaddress", "the router's address on the private network");
@@ -108,121 +104,6 @@ impl Command for CreatePrivateGateway {
     }
 }
 
-/// The ACL list of a new gateway: `aclid`, which must be of the VPC or a
-/// default list (431), or `default_deny`.
-async fn acl_of_new_gateway(
-    db: &Db,
-    asked: Option<Uuid>,
-    v: &vpc::Vpc,
-) -> Result<acl::AclList, Error> {
-    let Some(id) = asked else {
-        return acl::get_by_id(db, acl::DEFAULT_DENY_ID)
-            .await?
-            .ok_or_else(|| Error::internal("the default_deny ACL list is missing"));
-    };
-    let id = id.to_string();
-    let list = acl::get_by_uuid(db, &id)
-        .await?
-        .filter(|l| l.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(ACL.name(), &id))?;
-    let list_vpc = match list.vpc_id {
-        Some(vid) => Some(vpc_by_id(db, vid).await?.uuid),
-        None => None,
-    };
-    rules::acl::check_list_in_vpc(&list.name, list_vpc.as_ref(), &v.uuid)?;
-    Ok(list)
-}
-
-/// The physical network of a new gateway: `physicalnetworkid` (in the VPC's
-/// zone), or the zone's only physical network carrying guest traffic.
-async fn physical_network(
-    db: &Db,
-    asked: Option<Uuid>,
-    v: &vpc::Vpc,
-) -> Result<zone::PhysicalNetwork, Error> {
-    if let Some(id) = asked {
-        let id = id.to_string();
-        return zone::physical_network_by_uuid(db, &id)
-            .await?
-            .filter(|p| p.removed.is_none() && p.zone_id == v.zone_id)
-            .ok_or_else(|| Error::invalid_id(PHYSICAL_NETWORK.name(), &id));
-    }
-    let mut guest = Vec::new();
-    for p in zone::physical_networks(db, v.zone_id).await? {
-        if zone::traffic_types(db, p.id)
-            .await?
-            .iter()
-            .any(|t| t.traffic_type == "Guest")
-        {
-            guest.push(p);
-        }
-    }
-    if guest.len() != 1 {
-        return Err(Error::invalid(format!(
-            "Physical network can't be determined: the zone has {} physical networks \
-             carrying guest traffic; give physicalnetworkid",
-            guest.len()
-        )));
-    }
-    Ok(guest.remove(0))
-}
-
-/// The gateways on the same physical network as a new one, for the rules.
-async fn existing_gateways(
-    db: &Db,
-    physnet_id: i64,
-    vpc_id: i64,
-) -> Result<Vec<rule::ExistingGateway>, Error> {
-    let mut existing = Vec::new();
-    for g in gateway::list(db, &gateway::GatewayFilter::default(), Page::ALL)
-        .await?
-        .items
-    {
-        let same_net = network::get_by_id(db, g.network_id)
-            .await?
-            .is_some_and(|n| n.physical_network_id == Some(physnet_id));
-        let (Some(cidr), Ok(ip)) = (subnet_of(&g), g.ip4_address.parse()) else {
-            continue;
-        };
-        if same_net {
-            existing.push(rule::ExistingGateway {
-                same_vpc: g.vpc_id == vpc_id,
-                vlan: vlan_form(&g.broadcast_uri),
-                cidr,
-                ip,
-            });
-        }
-    }
-    Ok(existing)
-}
-
-/// The CIDRs of the VPC's tiers.
-async fn tier_cidrs(db: &Db, vpc_id: i64) -> Result<Vec<Ipv4Net>, Error> {
-    Ok(network::tiers_of_vpc(db, vpc_id)
-        .await?
-        .iter()
-        .filter_map(|n| n.cidr.as_deref()?.parse().ok())
-        .collect())
-}
-
-/// Refuses an associated network: only isolated networks outside a VPC can
-/// carry a private gateway, and this manager has none.
-async fn refuse_associated(ctx: &Ctx, id: &str) -> Error {
-    let found = network::get_by_uuid(&ctx.app.db, id).await;
-    match found {
-        Ok(Some(n)) if n.removed.is_none() && n.vpc_id.is_some() => Error::invalid(format!(
-            "Associated network {id} is a VPC tier: a private gateway can only ride on an \
-             isolated network outside a VPC; give a vlan instead"
-        )),
-        Ok(Some(n)) if n.removed.is_none() => Error::invalid(format!(
-            "Associated network {id} is not an isolated guest network outside a VPC; \
-             give a vlan instead"
-        )),
-        Ok(_) => Error::invalid_id(ASSOCIATED_NETWORK.name(), id),
-        Err(e) => e.into(),
-    }
-}
-
 impl AsyncCommand for CreatePrivateGateway {
     const CREATES: bool = true;
     type Job = RowJob;
@@ -249,10 +130,11 @@ impl AsyncCommand for CreatePrivateGateway {
         // Parameters first, before anything is looked up in the store.
         rule::validate_private_gateway(&request, &[], &[])?;
         if let Some(id) = &associated {
-            return Err(refuse_associated(ctx, id).await);
+            return Err(refuse_associated(ctx, ASSOCIATED_NETWORK.name(), id).await);
         }
-        let list = acl_of_new_gateway(db, self.acl, &v).await?;
-        let physnet = physical_network(db, self.physical_network, &v).await?;
+        let list = acl_of_new_gateway(db, ACL.name(), self.acl, &v).await?;
+        let physnet =
+            physical_network(db, PHYSICAL_NETWORK.name(), self.physical_network, &v).await?;
         let _lock = ctx.app.network.lock(db, v.id).await;
         let checked = rule::validate_private_gateway(
             &request,
@@ -425,99 +307,5 @@ impl AsyncCommand for CreatePrivateGateway {
             remove_rows(db, &g).await?;
         }
         Ok(())
-    }
-}
-
-/// The router NICs on the gateway's private network.
-async fn router_nics(db: &Db, g: &gateway::PrivateGateway) -> Result<Vec<router::Nic>, Error> {
-    Ok(router::list_nics(
-        db,
-        &router::NicFilter {
-            network_id: Some(g.network_id),
-            role: Some(router::ROLE_PRIVATE.into()),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items
-    .into_iter()
-    .filter(|n| n.router_id.is_some())
-    .collect())
-}
-
-/// A new gateway joining the router: its NIC row (when the VPC has a
-/// router), then PlugNic, IpAssoc, SetSourceNat when asked and
-/// SetNetworkAcl. Undone by unplugging what the driver plugged and removing
-/// every row of the gateway.
-struct GatewayJoins<'a> {
-    app: &'a App,
-    /// The gateway's UUID, as the router's state names it.
-    id: Uuid,
-    gateway: &'a gateway::PrivateGateway,
-}
-
-impl RouterChange for GatewayJoins<'_> {
-    type Written = ();
-
-    fn what(&self) -> &'static str {
-        "a new private gateway"
-    }
-
-    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
-        let g = self.gateway;
-        if let Some(r) = provision::vpc_router(&mut *tx, g.vpc_id).await? {
-            router::create_nic(
-                tx,
-                router::NewNic {
-                    owner: router::NicOwner::Router(r.id),
-                    network_id: g.network_id,
-                    device_index: None,
-                    ip4_address: Some(g.ip4_address.clone()),
-                    netmask: Some(g.netmask.clone()),
-                    gateway: Some(g.gateway.clone()),
-                    role: router::ROLE_PRIVATE.into(),
-                },
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn push(
-        &self,
-        element: &RouterElement,
-        state: &RouterState,
-        generation: u64,
-    ) -> ElementResult {
-        element
-            .create_private_gateway(state, generation, self.id)
-            .await
-    }
-
-    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
-        unplug_after_failure(self.app, self.gateway.vpc_id, self.id).await;
-        remove_rows(db, self.gateway).await
-    }
-}
-
-/// After a failed creation: takes the gateway's NIC out of the router again,
-/// as far as the driver plugged it (best effort: the rows go anyway, and
-/// the error of the push is the job's).
-async fn unplug_after_failure(app: &App, vpc_id: i64, id: Uuid) {
-    let Ok(Some(s)) = state::load(&app.db, vpc_id).await else {
-        return;
-    };
-    if let Some(view) = s.private_gateways.iter().find(|g| g.id == id) {
-        let nic = wire::gateway_nic_view(view);
-        if let Err(e) = app
-            .network
-            .element
-            .driver()
-            .unplug_nic(&s.router, &nic)
-            .await
-        {
-            tracing::error!(error = %e, "unplugging the NIC of a private gateway the router refused");
-        }
     }
 }

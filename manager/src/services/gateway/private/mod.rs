@@ -9,12 +9,15 @@
 //! NIC (PlugNic, IpAssoc, SetSourceNat when asked, SetNetworkAcl) and makes
 //! it Ready, or removes every row again when the router refuses.
 //!
-//! One command per file ([`create`], [`delete`], [`list`]); this file holds
+//! One command per file ([`create`], [`delete`], [`list`]; create's store
+//! reads in [`lookups`], its job's change in [`joins`]); this file holds
 //! what they share: the response object and the gateway's rows.
 
 mod create;
 mod delete;
+mod joins;
 mod list;
+mod lookups;
 
 use std::net::Ipv4Addr;
 

@@ -6,5 +6,5 @@
 mod change;
 mod instances;
 
-pub use change::{AssignToLoadBalancerRule, RemoveFromLoadBalancerRule};
+pub use change::{AssignToLoadBalancerRule, MembersJob, RemoveFromLoadBalancerRule};
 pub use instances::ListLoadBalancerRuleInstances;

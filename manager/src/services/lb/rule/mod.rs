@@ -14,7 +14,7 @@ use crate::store::{Db, rule};
 pub use create::CreateLoadBalancerRule;
 pub use delete::DeleteLoadBalancerRule;
 pub use list::ListLoadBalancerRules;
-pub use update::UpdateLoadBalancerRule;
+pub use update::{UpdateLbJob, UpdateLoadBalancerRule};
 
 /// Removes a rule that left (or never reached) the router, and unbinds its
 /// address when nothing else uses it (§3.5).
