@@ -240,7 +240,7 @@ impl Manager {
         write_cloudstack_ini(&cloudstack_ini, &settings.endpoint(), &key, &secret)
             .with_context(|| format!("writing {}", cloudstack_ini.display()))?;
         tracing::info!(path = %cloudstack_ini.display(), endpoint = %settings.endpoint(), "admin credentials written for the cs client");
-        let jobs = Jobs::new(settings.manager_id(), services::job_bodies());
+        let jobs = Jobs::new(settings.manager_id());
         let app = Arc::new(App {
             db,
             registry: services::registry(),

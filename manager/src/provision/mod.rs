@@ -1,21 +1,12 @@
 //! Where the service layer meets the plug-ins: the running manager's network
 //! element (the VPC virtual router over an agent client and a router driver),
-//! per-VPC serialization of changes, and the change protocol every command
-//! that touches a router follows:
-//!
-//! 1. take the VPC's lock ([`Network::lock_vpc`]), validate;
-//! 2. in one transaction, change the rows and bump the router's config
-//!    generation ([`bump`]; None when the VPC has no running router: the
-//!    change is only stored and reaches the router with its next full config);
-//! 3. after the commit, load the router's state ([`state::load`]) and hand it
-//!    to the element ([`push`]); on success the router's applied generation
-//!    is recorded; on failure the generation is bumped again
-//!    ([`resync_after_failure`]), the command reverts its rows and fails, and
-//!    the monitor sends the router the reverted state.
+//! per-VPC serialization of changes, and what provisioning needs of the
+//! running manager ([`Plane`]: the store and the network side, never the API
+//! server). How a change reaches a router is owned by one place, the change
+//! protocol of [`change`] (`VpcLock::apply`).
 
 pub mod change;
 pub mod monitor;
-pub mod recovery;
 pub mod state;
 pub mod tier;
 pub mod vpc;
@@ -26,11 +17,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::error::Error;
-use crate::future::BoxFuture;
 use crate::orchestration::agent::{AgentEndpoint, Endpoints, SharedAgent, SharedDriver};
-use crate::orchestration::model::RouterState;
 use crate::orchestration::recording::{RecordingAgentClient, RecordingDriver};
-use crate::orchestration::{ElementError, ElementResult, Plugins, VpcVirtualRouterElement};
+use crate::orchestration::{ElementError, Plugins, VpcVirtualRouterElement};
 use crate::store::{self, Exec, Tx, router};
 
 /// The element the manager runs with.
@@ -138,7 +127,7 @@ pub struct Generation {
 
 /// Bumps the config generation of the VPC's router when it is Running (in the
 /// change's transaction). None: no running router; the change is stored only.
-pub async fn bump(tx: &mut Tx, vpc_id: i64) -> store::Result<Option<Generation>> {
+async fn bump(tx: &mut Tx, vpc_id: i64) -> store::Result<Option<Generation>> {
     let Some(r) = running_router(&mut *tx, vpc_id).await? else {
         return Ok(None);
     };
@@ -175,44 +164,6 @@ pub async fn running_router<'a>(
         .filter(|r| r.state == router::STATE_RUNNING))
 }
 
-/// Something to do with the element and the router's state.
-pub type Push<'s> = Box<
-    dyn FnOnce(&'s RouterElement, &'s RouterState, u64) -> BoxFuture<'s, ElementResult> + Send + 's,
->;
-
-/// Loads the VPC's router state and runs `push` with the change's
-/// generation (nothing when `generation` is None). Records the applied
-/// generation on success; on failure answers 530 naming the router and what
-/// failed (the caller reverts its rows).
-pub async fn push<F>(
-    db: &store::Db,
-    network: &Network,
-    vpc_id: i64,
-    generation: Option<Generation>,
-    f: F,
-) -> Result<(), Error>
-where
-    F: for<'s> FnOnce(&'s RouterElement, &'s RouterState, u64) -> BoxFuture<'s, ElementResult>,
-{
-    let Some(g) = generation else {
-        return Ok(());
-    };
-    let state = state::load(db, vpc_id)
-        .await?
-        .ok_or_else(|| Error::internal("the VPC's router disappeared during the change"))?;
-    if let Err(e) = f(&network.element, &state, g.generation).await {
-        resync_after_failure(db, g.router_id).await;
-        return Err(element_error(e));
-    }
-    router::mark_applied(
-        db,
-        g.router_id,
-        i64::try_from(g.generation).unwrap_or(i64::MAX),
-    )
-    .await?;
-    Ok(())
-}
-
 /// After a failed push the router may hold part of the change under the
 /// change's generation (an agent that persisted it and then failed to
 /// apply, or the first of several commands): the caller's revert alone
@@ -238,14 +189,14 @@ pub async fn resync_after_failure(db: &store::Db, router_id: i64) {
 
 /// A revert after a failed push must not hide the push's error: its own
 /// failure is only logged.
-pub fn log_revert<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) {
+fn log_revert<T, E: std::fmt::Display>(what: &str, result: Result<T, E>) {
     if let Err(e) = result {
         tracing::error!(error = %e, "reverting {what} after a failed push");
     }
 }
 
 /// The API error of a failed element operation.
-pub fn element_error(e: ElementError) -> Error {
+fn element_error(e: ElementError) -> Error {
     match e {
         ElementError::Unsupported(text) | ElementError::Invalid(text) => Error::invalid(text),
         other => Error::internal(format!("Failed to apply the change on the router: {other}")),

@@ -6,7 +6,6 @@
 //! object run one at a time, also across managers sharing PostgreSQL), runs
 //! each on its own task, and records the result for queryAsyncJobResult.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use tokio::sync::Notify;
 
 use crate::api::ApiError;
 use crate::server::context::{App, Caller};
-use crate::server::registry::{BoxFuture, Role};
+use crate::server::registry::Role;
 use crate::store::{self, job, user};
 
 pub use crate::provision::vpc_sync;
@@ -31,14 +30,9 @@ pub struct JobCtx {
     pub job: job::Job,
 }
 
-/// The work of an async command: gets the parameters the command stored and
-/// returns the job result (a one-key object such as `{"vpc": {...}}`).
-pub type JobBody = for<'a> fn(&'a JobCtx, &'a Value) -> BoxFuture<'a, Result<Value, ApiError>>;
-
 /// The job runner of one manager.
 pub struct Jobs {
     owner: String,
-    bodies: BTreeMap<&'static str, JobBody>,
     wake: Notify,
 }
 
@@ -94,11 +88,10 @@ fn is_lower_case_uuid(id: &str) -> bool {
 }
 
 impl Jobs {
-    /// A runner for manager `owner`, with the body of each async command.
-    pub fn new(owner: String, bodies: Vec<(&'static str, JobBody)>) -> Self {
+    /// A runner for manager `owner` (the job bodies are the registry's).
+    pub fn new(owner: String) -> Self {
         Jobs {
             owner,
-            bodies: bodies.into_iter().collect(),
             wake: Notify::new(),
         }
     }
@@ -140,22 +133,25 @@ impl Jobs {
 
     /// Fails every job this manager left in progress when it last stopped:
     /// none stays pending forever. What such a job half-made is undone first
-    /// ([`crate::provision::recovery`]), while the job still holds its sync
-    /// object, so a failed job means the same after a crash as after an
-    /// ordinary failure.
+    /// (its command's `abandon`, see
+    /// [`crate::server::command::AsyncCommand::abandon`]), while the job still
+    /// holds its sync object, so a failed job means the same after a crash
+    /// as after an ordinary failure; what a command does not undo, the
+    /// background loops converge (rows are the intent: routers behind them
+    /// get their whole state again, routers left Starting or Stopping are
+    /// started again or stopped).
     pub async fn recover(&self, app: &App) -> Result<usize, store::StoreError> {
         let abandoned = job::jobs_in_progress_for(&app.db, &self.owner).await?;
         for j in &abandoned {
-            match app.registry.get(&j.cmd).and_then(|c| c.job) {
-                Some(entry) => match (entry.abandon)(app, &j.cmd_info).await {
+            if let Some(entry) = app.registry.get(&j.cmd).and_then(|c| c.job) {
+                match (entry.abandon)(app, &j.cmd_info).await {
                     Ok(()) => {
                         tracing::warn!(job = %j.uuid, cmd = %j.cmd, "undid what an abandoned job had made")
                     }
                     Err(e) => {
                         tracing::error!(job = %j.uuid, cmd = %j.cmd, error = %e, "undoing an abandoned job failed")
                     }
-                },
-                None => crate::provision::recovery::undo_abandoned(app, j).await,
+                }
             }
             let result = json!({ "errorcode": 530, "errortext": ABANDONED }).to_string();
             job::complete(&app.db, j.id, job::Outcome::failed(530, result)).await?;
@@ -243,25 +239,15 @@ async fn execute(app: Arc<App>, claimed: job::Job) {
 }
 
 async fn run_body(app: &Arc<App>, claimed: &job::Job) -> Result<Value, ApiError> {
-    if let Some(entry) = app.registry.get(&claimed.cmd).and_then(|c| c.job) {
-        let ctx = JobCtx {
-            app: app.clone(),
-            caller: caller_of_job(app, claimed).await?,
-            job: claimed.clone(),
-        };
-        return (entry.run)(&ctx, &claimed.cmd_info).await;
-    }
-    let body = *app
-        .jobs
-        .bodies
-        .get(claimed.cmd.as_str())
+    let entry = app
+        .registry
+        .get(&claimed.cmd)
+        .and_then(|c| c.job)
         .ok_or_else(|| ApiError::internal(format!("no job body for {}", claimed.cmd)))?;
-    let info: Value = serde_json::from_str(&claimed.cmd_info)
-        .map_err(|e| ApiError::internal(format!("bad job parameters: {e}")))?;
     let ctx = JobCtx {
         app: app.clone(),
         caller: caller_of_job(app, claimed).await?,
         job: claimed.clone(),
     };
-    body(&ctx, &info).await
+    (entry.run)(&ctx, &claimed.cmd_info).await
 }

@@ -9,43 +9,11 @@ pub mod http;
 pub mod jobs;
 pub mod registry;
 
-use crate::api::{ApiError, Params};
+use crate::api::ApiError;
 use crate::store::{Page, config};
 
 pub use context::{App, Caller, Ctx};
 pub use registry::{BoxFuture, CommandSpec, Kind, Reply, Role};
-
-/// Defines a command handler: `handler!(name, |ctx, params| { ... })`.
-#[macro_export]
-macro_rules! handler {
-    ($name:ident, |$ctx:ident, $params:ident| $body:block) => {
-        fn $name<'a>(
-            $ctx: &'a $crate::server::Ctx,
-            $params: &'a $crate::api::Params,
-        ) -> $crate::server::BoxFuture<'a, Result<$crate::server::Reply, $crate::api::ApiError>> {
-            Box::pin(async move {
-                let done: Result<$crate::server::Reply, $crate::error::Error> = async move $body.await;
-                done.map_err($crate::api::ApiError::from)
-            })
-        }
-    };
-}
-
-/// Defines a job body: `job_body!(name, |job, info| { ... })`.
-#[macro_export]
-macro_rules! job_body {
-    ($name:ident, |$job:ident, $info:ident| $body:block) => {
-        fn $name<'a>(
-            $job: &'a $crate::server::jobs::JobCtx,
-            $info: &'a serde_json::Value,
-        ) -> $crate::server::BoxFuture<'a, Result<serde_json::Value, $crate::api::ApiError>> {
-            Box::pin(async move {
-                let done: Result<serde_json::Value, $crate::error::Error> = async move $body.await;
-                done.map_err($crate::api::ApiError::from)
-            })
-        }
-    };
-}
 
 /// The rows of `items` (filtered in memory) that `page` selects.
 pub fn page_of<T>(items: Vec<T>, page: Page) -> Vec<T> {
@@ -71,12 +39,6 @@ pub fn counted_page<T>(rows: Vec<T>, total: i64, in_memory: bool, page: Page) ->
 /// §1.9): `page` and `pagesize` go together; `pagesize=-1` without `page`
 /// means all rows; `pagesize` may not exceed `default.page.size`; without
 /// paging at most `default.page.size` rows (the count is still the total).
-pub async fn page(ctx: &Ctx, params: &Params) -> Result<Page, ApiError> {
-    paging(ctx, params.long("page")?, params.long("pagesize")?).await
-}
-
-/// The page `page` of `page_size` rows, by CloudStack's paging rules (see
-/// [`page`]).
 pub async fn paging(
     ctx: &Ctx,
     page: Option<i64>,

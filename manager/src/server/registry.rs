@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::api::{ApiError, Params};
+use crate::server::command::{Arg, Text};
 use crate::server::context::{App, Ctx};
 use crate::server::jobs::JobCtx;
 
@@ -94,53 +95,6 @@ pub struct ParamSpec {
     /// manager does not do what it asks (431 naming it, never silently
     /// dropped).
     pub refused: Option<&'static str>,
-}
-
-impl ParamSpec {
-    /// This parameter, refused with 431 when given (not empty), for the
-    /// reason `why`.
-    pub const fn refused(self, why: &'static str) -> Self {
-        ParamSpec {
-            refused: Some(why),
-            ..self
-        }
-    }
-
-    /// This parameter, taking only `min..=max`.
-    pub const fn within(self, min: i64, max: i64) -> Self {
-        ParamSpec {
-            range: Some((min, max)),
-            ..self
-        }
-    }
-}
-
-/// A required parameter.
-pub const fn req(name: &'static str, ty: ParamType, description: &'static str) -> ParamSpec {
-    ParamSpec {
-        name,
-        ty,
-        required: true,
-        description,
-        length: 255,
-        since: "",
-        range: None,
-        refused: None,
-    }
-}
-
-/// An optional parameter.
-pub const fn opt(name: &'static str, ty: ParamType, description: &'static str) -> ParamSpec {
-    ParamSpec {
-        name,
-        ty,
-        required: false,
-        description,
-        length: 255,
-        since: "",
-        range: None,
-        refused: None,
-    }
 }
 
 /// One field of a command's response object.
@@ -265,23 +219,14 @@ pub struct Registry {
 
 /// Parameters every async command accepts (CloudStack §2.1).
 fn async_params() -> Vec<ParamSpec> {
-    vec![opt(
+    const CUSTOM_JOB_ID: Arg<Text> = Arg::opt(
         "customjobid",
-        ParamType::String,
         "the id of the command's job: a lower-case UUID no job has yet",
-    )]
+    );
+    vec![CUSTOM_JOB_ID.spec()]
 }
 
 impl Registry {
-    /// A registry of `commands`.
-    pub fn new(commands: Vec<CommandSpec>) -> Self {
-        let mut registry = Registry::default();
-        for c in commands {
-            registry.insert(c);
-        }
-        registry
-    }
-
     /// Adds a command; async ones take `customjobid` too.
     pub(crate) fn insert(&mut self, mut c: CommandSpec) {
         if c.kind != Kind::Sync {

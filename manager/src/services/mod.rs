@@ -18,56 +18,28 @@ pub mod vm;
 pub mod vpc;
 pub mod zone;
 
-/// A module's commands and its job bodies.
-type Module = (
-    fn() -> Vec<CommandSpec>,
-    fn() -> Vec<(&'static str, JobBody)>,
-);
+use crate::server::registry::Registry;
 
-/// The VPC feature modules.
-const VPC_MODULES: &[Module] = &[
-    (gateway::commands, gateway::job_bodies),
-    (lb::commands, lb::job_bodies),
-    (firewall::commands, firewall::job_bodies),
-];
-
-use crate::server::jobs::JobBody;
-use crate::server::registry::{CommandSpec, Registry};
-
-/// Every command of the manager.
-pub fn commands() -> Vec<CommandSpec> {
-    let mut all = Vec::new();
-    for (commands, _) in VPC_MODULES {
-        all.extend(commands());
-    }
-    all
-}
-
-/// The registry of every command.
+/// The registry of every command: each resource registers its own, one
+/// line per command.
 pub fn registry() -> Registry {
-    let mut registry = Registry::new(commands());
-    vpc::register(&mut registry);
+    let mut registry = Registry::default();
     meta::register(&mut registry);
     identity::register(&mut registry);
     zone::register(&mut registry);
     config::register(&mut registry);
     network::register(&mut registry);
     offering::register(&mut registry);
-    acl::register(&mut registry);
-    ip::register(&mut registry);
-    nat::register(&mut registry);
+    vpc::register(&mut registry);
     tier::register(&mut registry);
     vm::register(&mut registry);
+    acl::register(&mut registry);
+    gateway::register(&mut registry);
+    ip::register(&mut registry);
+    nat::register(&mut registry);
+    lb::register(&mut registry);
+    firewall::register(&mut registry);
     registry
-}
-
-/// The job body of every async command.
-pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
-    let mut bodies = Vec::new();
-    for (_, job_bodies) in VPC_MODULES {
-        bodies.extend(job_bodies());
-    }
-    bodies
 }
 
 #[cfg(test)]
@@ -77,14 +49,9 @@ mod tests {
 
     #[test]
     fn every_async_command_has_a_job_body_and_documented_parameters() {
-        let bodies: Vec<&str> = job_bodies().into_iter().map(|(name, _)| name).collect();
         for spec in registry().all() {
             if spec.kind != Kind::Sync {
-                assert!(
-                    spec.job.is_some() || bodies.contains(&spec.name),
-                    "{} has no job body",
-                    spec.name
-                );
+                assert!(spec.job.is_some(), "{} has no job body", spec.name);
             }
             assert!(
                 !spec.description.is_empty(),

@@ -5,7 +5,6 @@
 
 use uuid::Uuid;
 
-use crate::api::Params;
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Flag, Id, Int, Text};
 use crate::server::registry::ParamSpec;
@@ -50,16 +49,6 @@ pub fn check_access(
 /// Why `projectid` is refused.
 pub const PROJECTS: &str = "projects do not exist in this cloud; objects belong to accounts";
 
-/// The parameters naming the owner of a new object.
-pub fn owner_params() -> Vec<ParamSpec> {
-    OwnerArgs::specs()
-}
-
-/// The ownership filters of a list command.
-pub fn list_params() -> Vec<ParamSpec> {
-    ListArgs::specs()
-}
-
 async fn owner_of(ctx: &Ctx, a: account::Account) -> Result<Owner, Error> {
     let d = domain::get_by_id(&ctx.app.db, a.domain_id)
         .await?
@@ -88,14 +77,6 @@ async fn domain_by_id(ctx: &Ctx, id: Option<Uuid>) -> Result<Option<domain::Doma
         return Err(denied(ctx, &format!("domain {id}")));
     }
     Ok(Some(d))
-}
-
-/// The owner of a new object: the caller, or the account named by `account`
-/// + `domainid` (which an admin must cover; users may only name themselves).
-pub async fn owner(ctx: &Ctx, params: &Params) -> Result<Owner, Error> {
-    OwnerArgs::parse(&Args::new(ctx.command, params))?
-        .resolve(ctx)
-        .await
 }
 
 /// The parameters naming the owner of a new object (`account`,
@@ -189,17 +170,6 @@ pub struct Scope {
     pub domain_id: Option<i64>,
 }
 
-/// The scope of a list from its ownership filters, as CloudStack reads them:
-/// a user sees its own account; an admin sees its own account unless it
-/// asks for an account, a domain (`isrecursive` for the subtree) or
-/// `listall=true` (everything it covers).
-pub async fn list_scope(ctx: &Ctx, params: &Params) -> Result<Scope, Error> {
-    let by_id = params.string("id")?.is_some_and(|id| !id.is_empty());
-    ListArgs::parse(&Args::new(ctx.command, params))?
-        .scope(ctx, by_id)
-        .await
-}
-
 /// The ownership filters and paging of a list command.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListArgs {
@@ -269,6 +239,10 @@ impl ListArgs {
     }
 }
 
+/// The scope of a list from its ownership filters, as CloudStack reads them:
+/// a user sees its own account; an admin sees its own account unless it
+/// asks for an account, a domain (`isrecursive` for the subtree) or
+/// `listall=true` (everything it covers).
 async fn scope_of(ctx: &Ctx, args: &ListArgs, by_id: bool) -> Result<Scope, Error> {
     let caller = &ctx.caller;
     let name = args.account.clone();

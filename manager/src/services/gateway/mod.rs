@@ -6,31 +6,35 @@
 //! - [`route`]: createStaticRoute, deleteStaticRoute, listStaticRoutes.
 //!
 //! Both belong to the VPC's owner and change the VPC's router through the
-//! change protocol of `provision`: a failed push undoes the change.
+//! change protocol ([`crate::provision::change`]): a failed push undoes the
+//! change. One command per file, in a folder per resource.
 
 mod private;
 mod route;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::Error;
-use crate::provision::log_revert;
-use crate::server::jobs::{JobBody, vpc_sync};
-use crate::server::registry::CommandSpec;
-use crate::server::{Ctx, page_of};
+use crate::server::Ctx;
+use crate::server::registry::Registry;
 use crate::services::owner::{self, Scope};
 use crate::store::{Db, vpc};
 
-/// The commands of this module.
-pub fn commands() -> Vec<CommandSpec> {
-    let mut all = private::commands();
-    all.extend(route::commands());
-    all
+/// Registers the private gateway and static route commands.
+pub fn register(registry: &mut Registry) {
+    registry.job::<private::CreatePrivateGateway>();
+    registry.job::<private::DeletePrivateGateway>();
+    registry.sync::<private::ListPrivateGateways>();
+    registry.job::<route::CreateStaticRoute>();
+    registry.job::<route::DeleteStaticRoute>();
+    registry.sync::<route::ListStaticRoutes>();
 }
 
-/// The job body of every async command of this module.
-pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
-    let mut all = private::job_bodies();
-    all.extend(route::job_bodies());
-    all
+/// The job of a command on one gateway or route: its row id (the key the
+/// jobs of earlier versions stored).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct RowJob {
+    pub id: i64,
 }
 
 /// The live VPC named by parameter `param`, which the caller may act on
@@ -65,4 +69,19 @@ fn scope_filter(scope: &Scope) -> (Option<i64>, Option<String>, Option<i64>) {
         scope.domain_path_prefix.clone(),
         scope.domain_id,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_and_route_jobs_keep_the_id_key() {
+        let job: RowJob = serde_json::from_str(r#"{"id": 42}"#).unwrap();
+        assert_eq!(job.id, 42);
+        assert_eq!(
+            serde_json::to_value(job).unwrap(),
+            serde_json::json!({ "id": 42 })
+        );
+    }
 }

@@ -14,7 +14,6 @@ use crate::server::Ctx;
 use crate::services::owner::check_access;
 use crate::store::{Db, Exec, Page, domain, network, offering, router, rule, vlan, vm, vpc};
 
-pub use super::legacy::{push_lb_rules, push_nat_and_lb};
 pub use crate::server::jobs::vpc_sync;
 
 /// The public IP named by `uuid` (parameter `name`) that somebody holds and

@@ -13,7 +13,6 @@
 
 mod associate;
 mod disassociate;
-mod legacy;
 mod list;
 
 pub mod common;

@@ -19,8 +19,6 @@ use crate::provision::change::{RouterChange, VpcLock};
 use crate::server::App;
 use crate::store::{Db, Tx, rule};
 
-pub use super::legacy::{delete_job, job_ids, push_created, submit_created, submit_rule_job};
-
 /// The job of a change to one rule: the rule and its VPC (the keys the
 /// jobs of earlier versions stored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,31 +2,98 @@
 //! (reference §2.5, §3.4 item 9): rules ([`rule`]: create, update, delete,
 //! list) and their members ([`members`]: assign, remove, list instances).
 //! Every change pushes the VPC's whole load balancer list (with each rule's
-//! backends); a failed push undoes the change and fails the job.
+//! backends, [`push_lb_list`]) through the change protocol
+//! ([`crate::provision::change`]): a failed push undoes the change and fails
+//! the job.
 
 pub mod members;
 pub mod rule;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::Error;
-use crate::server::jobs::JobBody;
-use crate::server::registry::{CommandSpec, FieldSpec, field};
-use crate::services::ip::common::{Names, merge};
+use crate::orchestration::ElementResult;
+use crate::orchestration::element::Lb;
+use crate::orchestration::model::RouterState;
+use crate::provision::RouterElement;
+use crate::server::Ctx;
+use crate::server::registry::{FieldSpec, Registry, field};
+use crate::services::ip::common::{self, Names, merge};
+use crate::services::owner::check_access;
 use crate::store::{self, Db};
 
-/// The commands of this module.
-pub fn commands() -> Vec<CommandSpec> {
-    let mut all = rule::commands();
-    all.extend(members::commands());
-    all
+/// Registers the load balancer commands.
+pub fn register(registry: &mut Registry) {
+    registry.job::<rule::CreateLoadBalancerRule>();
+    registry.job::<rule::UpdateLoadBalancerRule>();
+    registry.job::<rule::DeleteLoadBalancerRule>();
+    registry.sync::<rule::ListLoadBalancerRules>();
+    registry.job::<members::AssignToLoadBalancerRule>();
+    registry.job::<members::RemoveFromLoadBalancerRule>();
+    registry.sync::<members::ListLoadBalancerRuleInstances>();
 }
 
-/// The job body of every async command of this module.
-pub fn job_bodies() -> Vec<(&'static str, JobBody)> {
-    let mut all = rule::job_bodies();
-    all.extend(members::job_bodies());
-    all
+/// The job of a command on one rule: the rule and its VPC (the keys the
+/// jobs of earlier versions stored).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct RuleJob {
+    #[serde(rename = "rule")]
+    pub rule_id: i64,
+    #[serde(rename = "vpc")]
+    pub vpc_id: i64,
+}
+
+/// Sends the VPC's whole load balancer list (live rules with their
+/// backends, from the router's state as stored after the change): what
+/// every change of a rule or of its members pushes.
+pub async fn push_lb_list(
+    element: &RouterElement,
+    state: &RouterState,
+    generation: u64,
+) -> ElementResult {
+    element
+        .apply_lb_rules(&state.router, generation, &state.lb_rules)
+        .await
+}
+
+/// The live load balancer rule named by `uuid` (parameter `name`), which
+/// the caller may change.
+pub async fn lb_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<store::rule::Rule, Error> {
+    let r = store::rule::get_by_uuid(&ctx.app.db, uuid)
+        .await?
+        .filter(|r| r.removed.is_none() && r.purpose == store::rule::PURPOSE_LOAD_BALANCING)
+        .ok_or_else(|| Error::invalid_id(name, uuid))?;
+    check_access(
+        ctx,
+        r.account_id,
+        &r.domain_path,
+        &format!("load balancer rule {}", r.uuid),
+    )?;
+    Ok(r)
+}
+
+/// A live rule again, by internal id.
+pub async fn reload(db: &Db, id: i64) -> Result<store::rule::Rule, Error> {
+    store::rule::get_by_id(db, id)
+        .await?
+        .filter(|r| r.removed.is_none())
+        .ok_or_else(|| Error::invalid("The load balancer rule was deleted meanwhile"))
+}
+
+/// The VPC of a rule (through its tier).
+pub async fn vpc_of_rule(db: &Db, r: &store::rule::Rule) -> Result<i64, Error> {
+    common::tier_by_id(db, r.network_id)
+        .await?
+        .vpc_id
+        .ok_or_else(|| Error::internal("a rule's tier has no VPC"))
+}
+
+/// `loadbalancer` of a job's result: the rule as it is now.
+async fn lb_result(db: &Db, id: i64) -> Result<Value, Error> {
+    let r = reload(db, id).await?;
+    let view = lb_view(db, &mut Names::default(), &r).await?;
+    Ok(json!({ "loadbalancer": view }))
 }
 
 /// A load balancer rule as the API shows it (LoadBalancerResponse: ports and
@@ -97,4 +164,36 @@ pub fn lb_fields() -> Vec<FieldSpec> {
         field("fordisplay", "boolean", "always true"),
         field("tags", "list", "resource tags (none)"),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::members::MembersJob;
+    use super::rule::UpdateLbJob;
+    use super::*;
+
+    #[test]
+    fn jobs_stored_by_the_previous_version_still_read() {
+        let job: RuleJob = serde_json::from_str(r#"{"rule": 7, "vpc": 3}"#).unwrap();
+        assert_eq!((job.rule_id, job.vpc_id), (7, 3));
+        let update: UpdateLbJob =
+            serde_json::from_str(r#"{"rule": 7, "vpc": 3, "name": null, "algorithm": "source"}"#)
+                .unwrap();
+        assert_eq!(update.name, None);
+        assert_eq!(update.algorithm.as_deref(), Some("source"));
+        let members: MembersJob =
+            serde_json::from_str(r#"{"rule": 7, "vpc": 3, "members": [[11, "10.1.1.5"]]}"#)
+                .unwrap();
+        assert_eq!(members.members, vec![(11, "10.1.1.5".to_string())]);
+    }
+
+    #[test]
+    fn jobs_are_stored_under_the_keys_earlier_versions_read() {
+        let stored = serde_json::to_value(RuleJob {
+            rule_id: 7,
+            vpc_id: 3,
+        })
+        .unwrap();
+        assert_eq!(stored, json!({ "rule": 7, "vpc": 3 }));
+    }
 }

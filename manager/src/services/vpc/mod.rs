@@ -14,7 +14,6 @@ mod views;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::api::Params;
 use crate::error::Error;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Int, Text};
@@ -113,11 +112,6 @@ pub async fn live_vpc(ctx: &Ctx, id: Uuid, param: &str) -> Result<vpc::Vpc, Erro
         .ok_or_else(|| Error::invalid_id(param, &id))?;
     owner::check_access(ctx, v.account_id, &v.domain_path, &format!("VPC {id}"))?;
     Ok(v)
-}
-
-/// The live VPC named by parameter `name`, which the caller may act on.
-pub async fn vpc_param(ctx: &Ctx, params: &Params, name: &str) -> Result<vpc::Vpc, Error> {
-    live_vpc(ctx, params.required_uuid(ctx.command, name)?, name).await
 }
 
 /// A job's result: `{"vpc": {...}}`.

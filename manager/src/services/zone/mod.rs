@@ -10,7 +10,6 @@ mod update;
 
 use serde_json::{Value, json};
 
-use crate::api::Params;
 use crate::error::Error;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Text};
@@ -79,16 +78,6 @@ fn allocation_state(given: Option<&str>) -> Result<Option<&'static str>, Error> 
             "allocationstate {s} is neither Enabled nor Disabled"
         ))),
     }
-}
-
-/// The live zone named by the required UUID parameter `name` (431 when it
-/// names none).
-pub(crate) async fn required_zone(
-    ctx: &Ctx,
-    params: &Params,
-    name: &str,
-) -> Result<zone::Zone, Error> {
-    zone_by_id(ctx, params.required_uuid(ctx.command, name)?, name).await
 }
 
 /// The live zone `id`, given as parameter `name`.

@@ -1,0 +1,119 @@
+//! `listPrivateGateways`: the gateways the caller may see, or those of a VPC
+//! it names; `vlan` compares VLANs whatever the broadcast scheme.
+
+use uuid::Uuid;
+
+use super::super::{scope_filter, vpc_param};
+use super::{gateway_fields, gateway_view, vlan_form};
+use crate::error::Error;
+use crate::rules::gateway as rule;
+use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
+use crate::server::registry::ALL;
+use crate::server::{Ctx, Reply, page_of};
+use crate::services::owner::ListArgs;
+use crate::services::related::Related;
+use crate::store::{Page, gateway};
+
+const ID: Arg<Id> = Arg::opt("id", "the ID of the private gateway");
+const VPC: Arg<Id> = Arg::opt("vpcid", "only gateways of this VPC");
+const IP_ADDRESS: Arg<Text> = Arg::opt("ipaddress", "only the gateway with this address");
+const VLAN: Arg<Text> = Arg::opt("vlan", "only gateways on this VLAN");
+const STATE: Arg<Text> = Arg::opt("state", "only gateways in this state");
+
+/// `listPrivateGateways`.
+pub struct ListPrivateGateways {
+    id: Option<Uuid>,
+    vpc: Option<Uuid>,
+    ip_address: Option<String>,
+    vlan: Option<String>,
+    state: Option<String>,
+    list: ListArgs,
+}
+
+impl Command for ListPrivateGateways {
+    const NAME: &'static str = "listPrivateGateways";
+
+    fn spec() -> Spec {
+        let mut params = vec![
+            ID.spec(),
+            VPC.spec(),
+            IP_ADDRESS.spec(),
+            VLAN.spec(),
+            STATE.spec(),
+        ];
+        params.extend(ListArgs::specs());
+        Spec {
+            description: "Lists private gateways",
+            roles: ALL,
+            params,
+            object: "privategateway",
+            response: gateway_fields(),
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(ListPrivateGateways {
+            id: args.get(&ID)?,
+            vpc: args.get(&VPC)?,
+            ip_address: args.text(&IP_ADDRESS)?,
+            // A blank VLAN filters nothing.
+            vlan: args.get(&VLAN)?.filter(|s| !s.trim().is_empty()),
+            state: args.text(&STATE)?,
+            list: ListArgs::parse(args)?,
+        })
+    }
+}
+
+impl SyncCommand for ListPrivateGateways {
+    async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
+        let db = &ctx.app.db;
+        let scope = self.list.scope(ctx, self.id.is_some()).await?;
+        let page = self.list.page(ctx).await?;
+        let (account_id, domain_path_prefix, domain_id) = scope_filter(&scope);
+        let mut filter = gateway::GatewayFilter {
+            uuids: self.id.map(|u| vec![u.to_string()]),
+            ip4_address: self.ip_address,
+            state: self.state,
+            account_id,
+            domain_path_prefix,
+            domain_id,
+            ..Default::default()
+        };
+        if let Some(id) = self.vpc {
+            // A VPC named explicitly (and accessible) shows its gateways
+            // whatever the ownership filters say.
+            let v = vpc_param(ctx, VPC.name(), &id.to_string()).await?;
+            filter = gateway::GatewayFilter {
+                vpc_id: Some(v.id),
+                account_id: None,
+                domain_path_prefix: None,
+                domain_id: None,
+                ..filter
+            };
+        }
+        let full = ctx.caller.is_root_admin();
+        let (count, rows) = match self.vlan {
+            None => {
+                let listed = gateway::list(db, &filter, page).await?;
+                (listed.total as u64, listed.items)
+            }
+            Some(vlan) => {
+                let wanted = rule::normalize_vlan(&vlan)?;
+                let all: Vec<gateway::PrivateGateway> = gateway::list(db, &filter, Page::ALL)
+                    .await?
+                    .items
+                    .into_iter()
+                    .filter(|g| vlan_form(&g.broadcast_uri) == wanted)
+                    .collect();
+                (all.len() as u64, page_of(all, page))
+            }
+        };
+        let related = Related::for_gateways(db, &rows).await?;
+        let mut items = Vec::new();
+        for g in &rows {
+            items.push(gateway_view(&related, g, full)?);
+        }
+        Ok(Reply::List { count, items })
+    }
+}

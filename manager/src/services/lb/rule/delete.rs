@@ -1,0 +1,120 @@
+//! `deleteLoadBalancerRule`: the job revokes the rule (off the router's
+//! state), pushes the VPC's load balancer list without it, then removes it
+//! and unbinds its address when it was the address's last rule.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::super::{RuleJob, lb_by_uuid, push_lb_list, vpc_of_rule};
+use crate::error::Error;
+use crate::orchestration::ElementResult;
+use crate::orchestration::model::RouterState;
+use crate::provision::RouterElement;
+use crate::provision::change::RouterChange;
+use crate::server::Ctx;
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
+use crate::server::jobs::{JobCtx, vpc_sync};
+use crate::server::registry::ALL;
+use crate::services::ip::common;
+use crate::store::{Db, Tx, rule};
+
+const ID: Arg<Id> = Arg::req("id", "the ID of the rule");
+
+/// `deleteLoadBalancerRule`.
+pub struct DeleteLoadBalancerRule {
+    id: Uuid,
+}
+
+impl Command for DeleteLoadBalancerRule {
+    const NAME: &'static str = "deleteLoadBalancerRule";
+
+    fn spec() -> Spec {
+        Spec {
+            description: "Deletes a load balancer rule",
+            roles: ALL,
+            params: vec![ID.spec()],
+            object: "loadbalancer",
+            response: vec![],
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(DeleteLoadBalancerRule {
+            id: args.need(&ID)?,
+        })
+    }
+}
+
+impl AsyncCommand for DeleteLoadBalancerRule {
+    type Job = RuleJob;
+
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<RuleJob>, Error> {
+        let r = lb_by_uuid(ctx, ID.name(), &self.id.to_string()).await?;
+        let vpc_id = vpc_of_rule(&ctx.app.db, &r).await?;
+        Ok(Submission::new(
+            RuleJob {
+                rule_id: r.id,
+                vpc_id,
+            },
+            ("LoadBalancerRule", &r.uuid),
+            vpc_sync(vpc_id),
+        ))
+    }
+
+    /// A rule deleted meanwhile (e.g. with its address) leaves nothing to do.
+    async fn run(job: &JobCtx, payload: RuleJob) -> Result<Value, Error> {
+        let db = &job.app.db;
+        let lock = job.app.network.lock(db, payload.vpc_id).await;
+        let Some(r) = rule::get_by_id(db, payload.rule_id)
+            .await?
+            .filter(|r| r.removed.is_none())
+        else {
+            return Ok(json!({ "success": true }));
+        };
+        lock.apply(&RuleLeaves {
+            rule_id: r.id,
+            old_state: r.state.clone(),
+        })
+        .await?;
+        let mut tx = db.begin().await?;
+        rule::remove(&mut tx, r.id).await?;
+        common::unbind_if_unused(&mut tx, r.ip_address_id).await?;
+        tx.commit().await?;
+        Ok(json!({ "success": true }))
+    }
+}
+
+/// A rule leaving the router: Revoke, then the VPC's list without it; its
+/// old state again when the router refuses.
+struct RuleLeaves {
+    rule_id: i64,
+    old_state: String,
+}
+
+impl RouterChange for RuleLeaves {
+    type Written = ();
+
+    fn what(&self) -> &'static str {
+        "a revoked load balancer rule"
+    }
+
+    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
+        rule::set_state(tx, self.rule_id, rule::STATE_REVOKE).await?;
+        Ok(())
+    }
+
+    async fn push(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        generation: u64,
+    ) -> ElementResult {
+        push_lb_list(element, state, generation).await
+    }
+
+    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
+        rule::set_state(db, self.rule_id, &self.old_state).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,182 @@
+//! `listLoadBalancerRules`: the rules the caller may see, filtered by
+//! address, tier, zone, member VM, name and keyword.
+
+use uuid::Uuid;
+
+use super::super::{lb_fields, lb_view};
+use crate::error::Error;
+use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
+use crate::server::registry::ALL;
+use crate::server::{Ctx, Reply, counted_page};
+use crate::services::ip::common::{self, Names, Wanted, held_ip};
+use crate::services::owner::ListArgs;
+use crate::store::{Db, Page, rule, vm, zone};
+
+const ID: Arg<Id> = Arg::opt("id", "the ID of the rule");
+const NAME: Arg<Text> = Arg::opt("name", "only the rule with this name");
+const PUBLIC_IP: Arg<Id> = Arg::opt("publicipid", "only rules on this public IP address");
+const NETWORK: Arg<Id> = Arg::opt("networkid", "only rules of this tier");
+const VM: Arg<Id> = Arg::opt("virtualmachineid", "only rules balancing to this VM");
+const ZONE: Arg<Id> = Arg::opt("zoneid", "only rules in this zone");
+const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; rules are always shown");
+
+/// `listLoadBalancerRules`.
+pub struct ListLoadBalancerRules {
+    id: Option<Uuid>,
+    name: Option<String>,
+    public_ip: Option<Uuid>,
+    network: Option<Uuid>,
+    vm: Option<Uuid>,
+    zone: Option<Uuid>,
+    list: ListArgs,
+}
+
+impl Command for ListLoadBalancerRules {
+    const NAME: &'static str = "listLoadBalancerRules";
+
+    fn spec() -> Spec {
+        let mut params = vec![
+            ID.spec(),
+            NAME.spec(),
+            PUBLIC_IP.spec(),
+            NETWORK.spec(),
+            VM.spec(),
+            ZONE.spec(),
+            FOR_DISPLAY.spec(),
+        ];
+        params.extend(ListArgs::specs());
+        Spec {
+            description: "Lists load balancer rules",
+            roles: ALL,
+            params,
+            object: "loadbalancerrule",
+            response: lb_fields(),
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(ListLoadBalancerRules {
+            id: args.get(&ID)?,
+            name: args.text(&NAME)?,
+            public_ip: args.get(&PUBLIC_IP)?,
+            network: args.get(&NETWORK)?,
+            vm: args.get(&VM)?,
+            zone: args.get(&ZONE)?,
+            list: ListArgs::parse(args)?,
+        })
+    }
+}
+
+impl SyncCommand for ListLoadBalancerRules {
+    async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
+        let db = &ctx.app.db;
+        let filter = self.rule_filter(ctx).await?;
+        if let Some(id) = self.zone {
+            let id = id.to_string();
+            zone::get_by_uuid(db, &id)
+                .await?
+                .ok_or_else(|| Error::invalid_id(ZONE.name(), &id))?;
+        }
+        let vm_id = match self.vm {
+            Some(id) => {
+                let id = id.to_string();
+                Some(
+                    vm::get_by_uuid(db, &id)
+                        .await?
+                        .ok_or_else(|| Error::invalid_id(VM.name(), &id))?
+                        .id,
+                )
+            }
+            None => None,
+        };
+        let name = self.name.as_deref();
+        let keyword = self.list.keyword.as_deref();
+        let page = self.list.page(ctx).await?;
+        let in_memory = name.is_some() || keyword.is_some() || vm_id.is_some();
+        let listed = rule::list(db, &filter, if in_memory { Page::ALL } else { page }).await?;
+        let mut rows = Vec::new();
+        for r in listed.items {
+            if !in_memory || matches(db, &r, name, keyword, vm_id).await? {
+                rows.push(r);
+            }
+        }
+        let (count, rows) = counted_page(rows, listed.total, in_memory, page);
+        let mut names = Names::default();
+        names
+            .preload(
+                db,
+                Wanted {
+                    ips: rows.iter().map(|r| r.ip_address_id).collect(),
+                    networks: rows.iter().map(|r| r.network_id).collect(),
+                    accounts: rows.iter().map(|r| r.account_id).collect(),
+                    domains: rows.iter().map(|r| r.domain_id).collect(),
+                    load_balancers: rows.iter().map(|r| r.id).collect(),
+                    ..Wanted::default()
+                },
+            )
+            .await?;
+        let mut items = Vec::new();
+        for r in &rows {
+            items.push(lb_view(db, &mut names, r).await?);
+        }
+        Ok(Reply::List { count, items })
+    }
+}
+
+impl ListLoadBalancerRules {
+    /// The store filter: ownership scope, `id`, `publicipid` (an address the
+    /// caller holds), `networkid` (a tier it may use).
+    async fn rule_filter(&self, ctx: &Ctx) -> Result<rule::RuleFilter, Error> {
+        let scope = self.list.scope(ctx, self.id.is_some()).await?;
+        let mut filter = rule::RuleFilter {
+            purpose: Some(rule::PURPOSE_LOAD_BALANCING.to_string()),
+            account_id: scope.account_id,
+            domain_id: scope.domain_id,
+            domain_path_prefix: scope.domain_path_prefix,
+            ..Default::default()
+        };
+        if let Some(id) = self.id {
+            filter.uuids = Some(vec![id.to_string()]);
+        }
+        if let Some(id) = self.public_ip {
+            filter.ip_address_id = Some(held_ip(ctx, PUBLIC_IP.name(), &id.to_string()).await?.id);
+        }
+        if let Some(id) = self.network {
+            filter.network_id = Some(
+                common::tier_by_uuid(ctx, NETWORK.name(), &id.to_string())
+                    .await?
+                    .id,
+            );
+        }
+        Ok(filter)
+    }
+}
+
+/// Whether a rule matches the `name`, `keyword` and `virtualmachineid`
+/// filters.
+async fn matches(
+    db: &Db,
+    r: &rule::Rule,
+    name: Option<&str>,
+    keyword: Option<&str>,
+    vm_id: Option<i64>,
+) -> Result<bool, Error> {
+    let lb_name = rule::load_balancer(db, r.id)
+        .await?
+        .map(|l| l.name)
+        .unwrap_or_default();
+    if name.is_some_and(|n| n != lb_name) {
+        return Ok(false);
+    }
+    if keyword.is_some_and(|k| !lb_name.to_lowercase().contains(&k.to_lowercase())) {
+        return Ok(false);
+    }
+    if let Some(vm_id) = vm_id {
+        let members = rule::members_with_vms(db, r.id).await?;
+        if !members.iter().any(|m| m.vm_id == Some(vm_id)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}

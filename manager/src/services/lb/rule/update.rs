@@ -1,0 +1,183 @@
+//! `updateLoadBalancerRule`: a new name or algorithm, checked during the
+//! request; the job stores it and pushes the VPC's load balancer list, or
+//! puts the old values back when the router refuses.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::super::{lb_by_uuid, lb_fields, lb_result, push_lb_list, reload, vpc_of_rule};
+use crate::error::Error;
+use crate::orchestration::ElementResult;
+use crate::orchestration::model::RouterState;
+use crate::provision::RouterElement;
+use crate::provision::change::RouterChange;
+use crate::rules;
+use crate::server::Ctx;
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission, Text};
+use crate::server::jobs::{JobCtx, vpc_sync};
+use crate::server::registry::ALL;
+use crate::store::{Db, Tx, rule};
+
+const ID: Arg<Id> = Arg::req("id", "the ID of the rule");
+const NAME: Arg<Text> = Arg::opt("name", "the new name");
+const ALGORITHM: Arg<Text> = Arg::opt("algorithm", "roundrobin or source");
+const DESCRIPTION: Arg<Text> = Arg::opt("description", "accepted; not stored");
+const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; rules are always shown");
+const CUSTOM_ID: Arg<Text> = Arg::opt("customid", "accepted; ids cannot be changed");
+
+/// `updateLoadBalancerRule`.
+pub struct UpdateLoadBalancerRule {
+    id: Uuid,
+    name: Option<String>,
+    algorithm: Option<String>,
+    description: Option<String>,
+}
+
+/// The job of `updateLoadBalancerRule`: the rule, its VPC and the checked
+/// new values (absent: unchanged).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpdateLbJob {
+    #[serde(rename = "rule")]
+    pub rule_id: i64,
+    #[serde(rename = "vpc")]
+    pub vpc_id: i64,
+    pub name: Option<String>,
+    pub algorithm: Option<String>,
+}
+
+impl Command for UpdateLoadBalancerRule {
+    const NAME: &'static str = "updateLoadBalancerRule";
+
+    fn spec() -> Spec {
+        Spec {
+            description: "Changes the name or algorithm of a load balancer rule",
+            roles: ALL,
+            params: vec![
+                ID.spec(),
+                NAME.spec(),
+                ALGORITHM.spec(),
+                DESCRIPTION.spec(),
+                FOR_DISPLAY.spec(),
+                CUSTOM_ID.spec(),
+            ],
+            object: "loadbalancer",
+            response: lb_fields(),
+            since: "",
+        }
+    }
+
+    fn parse(args: &Args<'_>) -> Result<Self, Error> {
+        Ok(UpdateLoadBalancerRule {
+            id: args.need(&ID)?,
+            name: args.text(&NAME)?,
+            algorithm: args.text(&ALGORITHM)?,
+            description: args.get(&DESCRIPTION)?,
+        })
+    }
+}
+
+impl AsyncCommand for UpdateLoadBalancerRule {
+    type Job = UpdateLbJob;
+
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateLbJob>, Error> {
+        let r = lb_by_uuid(ctx, ID.name(), &self.id.to_string()).await?;
+        if let Some(name) = &self.name {
+            rules::check_name(NAME.name(), name)?;
+        }
+        let algorithm = match &self.algorithm {
+            Some(a) => Some(rules::lb::Algorithm::parse(a)?.as_str().to_string()),
+            None => None,
+        };
+        if let Some(d) = &self.description {
+            rules::check_length(DESCRIPTION.name(), d, rules::MAX_DISPLAY_TEXT_LEN)?;
+        }
+        let vpc_id = vpc_of_rule(&ctx.app.db, &r).await?;
+        let job = UpdateLbJob {
+            rule_id: r.id,
+            vpc_id,
+            name: self.name,
+            algorithm,
+        };
+        Ok(Submission::new(
+            job,
+            ("LoadBalancerRule", &r.uuid),
+            vpc_sync(vpc_id),
+        ))
+    }
+
+    async fn run(job: &JobCtx, payload: UpdateLbJob) -> Result<Value, Error> {
+        let db = &job.app.db;
+        let id = payload.rule_id;
+        let lock = job.app.network.lock(db, payload.vpc_id).await;
+        let r = reload(db, id).await?;
+        let old = rule::load_balancer(db, id)
+            .await?
+            .ok_or_else(|| Error::internal("a load balancer rule lost its balancer row"))?;
+        lock.apply(&LbSettings {
+            rule_id: id,
+            name: payload.name,
+            algorithm: payload.algorithm,
+            old_name: old.name,
+            old_algorithm: old.algorithm,
+            old_state: r.state,
+        })
+        .await?;
+        rule::set_state(db, id, rule::STATE_ACTIVE).await?;
+        lb_result(db, id).await
+    }
+}
+
+/// A rule's name and algorithm (Add while the router takes them); the old
+/// values and state again when it refuses.
+struct LbSettings {
+    rule_id: i64,
+    name: Option<String>,
+    algorithm: Option<String>,
+    old_name: String,
+    old_algorithm: String,
+    old_state: String,
+}
+
+impl RouterChange for LbSettings {
+    type Written = ();
+
+    fn what(&self) -> &'static str {
+        "a load balancer rule's new settings"
+    }
+
+    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
+        rule::update_load_balancer(
+            &mut *tx,
+            self.rule_id,
+            self.name.as_deref(),
+            self.algorithm.as_deref(),
+        )
+        .await?;
+        rule::set_state(tx, self.rule_id, rule::STATE_ADD).await?;
+        Ok(())
+    }
+
+    async fn push(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        generation: u64,
+    ) -> ElementResult {
+        push_lb_list(element, state, generation).await
+    }
+
+    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
+        let mut tx = db.begin().await?;
+        rule::update_load_balancer(
+            &mut tx,
+            self.rule_id,
+            Some(&self.old_name),
+            Some(&self.old_algorithm),
+        )
+        .await?;
+        rule::set_state(&mut tx, self.rule_id, &self.old_state).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
