@@ -399,13 +399,13 @@ pub struct GcReport {
 }
 
 /// VM states that keep a tier in use (a stopping VM still has its NICs up).
-const ACTIVE_VM: [&str; 3] = [vm::STATE_STARTING, vm::STATE_RUNNING, vm::STATE_STOPPING];
+const ACTIVE_VM: [vm::State; 3] = [vm::STATE_STARTING, vm::STATE_RUNNING, vm::STATE_STOPPING];
 
 async fn in_use(db: &store::Db, tier_id: i64) -> Result<bool, Error> {
     Ok(vm::vms_on_network(db, tier_id)
         .await?
         .iter()
-        .any(|v| ACTIVE_VM.contains(&v.state.as_str())))
+        .any(|v| ACTIVE_VM.contains(&v.state)))
 }
 
 /// One network GC round: implemented VPC tiers without a running VM are

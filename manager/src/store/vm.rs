@@ -5,20 +5,47 @@ use sqlx::FromRow;
 use super::query::{self, Arg, Where};
 use super::{Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
 
+crate::text_enum! {
+    /// A VM's state (column `state`).
+    pub enum State {
+        /// A VM being started.
+        Starting = "Starting",
+        /// A VM that runs.
+        Running = "Running",
+        /// A VM being stopped.
+        Stopping = "Stopping",
+        /// A VM that is down (keeps its NICs and addresses).
+        Stopped = "Stopped",
+        /// A VM destroyed but not expunged (still holds its addresses).
+        Destroyed = "Destroyed",
+        /// A VM expunged: its row is removed and its NICs are gone.
+        Expunging = "Expunging",
+        /// A VM whose start failed.
+        Error = "Error",
+    }
+}
+
+/// A new VM is Stopped until its first start.
+impl Default for State {
+    fn default() -> Self {
+        State::Stopped
+    }
+}
+
 /// A VM being started.
-pub const STATE_STARTING: &str = "Starting";
+pub const STATE_STARTING: State = State::Starting;
 /// A VM that runs.
-pub const STATE_RUNNING: &str = "Running";
+pub const STATE_RUNNING: State = State::Running;
 /// A VM being stopped.
-pub const STATE_STOPPING: &str = "Stopping";
+pub const STATE_STOPPING: State = State::Stopping;
 /// A VM that is down (keeps its NICs and addresses).
-pub const STATE_STOPPED: &str = "Stopped";
+pub const STATE_STOPPED: State = State::Stopped;
 /// A VM destroyed but not expunged (still holds its addresses).
-pub const STATE_DESTROYED: &str = "Destroyed";
+pub const STATE_DESTROYED: State = State::Destroyed;
 /// A VM expunged: its row is removed and its NICs are gone.
-pub const STATE_EXPUNGING: &str = "Expunging";
+pub const STATE_EXPUNGING: State = State::Expunging;
 /// A VM whose start failed.
-pub const STATE_ERROR: &str = "Error";
+pub const STATE_ERROR: State = State::Error;
 
 /// NIC state of a VM NIC in use by a running VM.
 pub const NIC_RESERVED: &str = "Reserved";
@@ -51,7 +78,8 @@ pub struct Vm {
     /// The template.
     pub template_id: i64,
     /// One of the `STATE_*` values.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: State,
     /// Creation time (epoch ms).
     pub created: i64,
     /// Removal (expunge) time (epoch ms), if removed.
@@ -76,7 +104,7 @@ pub struct NewVm {
     /// The template.
     pub template_id: i64,
     /// Initial state.
-    pub state: String,
+    pub state: State,
 }
 
 /// Filters of a VM list; every set field must match.
@@ -135,7 +163,7 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewVm) -> Result<Vm> {
                 .bind(new.domain_id)
                 .bind(new.service_offering_id)
                 .bind(new.template_id)
-                .bind(&new.state)
+                .bind(new.state.as_str())
                 .bind(now_ms())
                 .fetch_one(c)
                 .await?
@@ -225,7 +253,8 @@ pub async fn list<'a>(
 }
 
 /// Sets the state of a live VM; false when there is none.
-pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
+pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: State) -> Result<bool> {
+    let state = state.as_str();
     query::set_live_state(&mut ex.into(), "vm_instance", id, state).await
 }
 
@@ -233,12 +262,15 @@ pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Res
 pub async fn transition<'a>(
     ex: impl Into<Exec<'a>>,
     id: i64,
-    from: &[&str],
-    to: &str,
+    from: &[State],
+    to: State,
 ) -> Result<bool> {
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
     let mut w = Where::new();
-    let p = w.arg(to);
-    w.eq("id", id).push("removed IS NULL").any_of("state", from);
+    let p = w.arg(to.as_str());
+    w.eq("id", id)
+        .push("removed IS NULL")
+        .any_of("state", &from);
     let sql = format!("UPDATE vm_instance SET state = {p}{}", w.sql());
     let mut ex = ex.into();
     let done = on_db!(&mut ex, c => {

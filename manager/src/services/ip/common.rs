@@ -208,7 +208,7 @@ pub async fn vm_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<vm::Vm, Err
         &v.domain_path,
         &format!("virtual machine {}", v.uuid),
     )?;
-    if [vm::STATE_DESTROYED, vm::STATE_EXPUNGING, vm::STATE_ERROR].contains(&v.state.as_str()) {
+    if [vm::STATE_DESTROYED, vm::STATE_EXPUNGING, vm::STATE_ERROR].contains(&v.state) {
         return Err(Error::invalid(format!(
             "Invalid user vm {}: it is in state {}",
             v.name, v.state

@@ -156,8 +156,8 @@ impl SyncCommand for ListVirtualMachines {
                 vm::STATE_ERROR,
             ]
             .into_iter()
-            .find(|k| k.eq_ignore_ascii_case(&s))
-            .map(str::to_string)
+            .find(|k| k.as_str().eq_ignore_ascii_case(&s))
+            .map(String::from)
             .unwrap_or(s)
         });
         let filter = vm::VmFilter {

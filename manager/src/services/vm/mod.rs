@@ -185,8 +185,8 @@ async fn vm_result(db: &Db, id: i64, admin: bool) -> Result<Value, Error> {
 }
 
 /// 431 unless the VM is in one of `states`.
-fn check_state(v: &vm::Vm, states: &[&str], action: &str) -> Result<(), Error> {
-    if states.contains(&v.state.as_str()) {
+fn check_state(v: &vm::Vm, states: &[vm::State], action: &str) -> Result<(), Error> {
+    if states.contains(&v.state) {
         Ok(())
     } else {
         Err(Error::invalid(format!(

@@ -437,7 +437,7 @@ async fn a_page_of_vpcs_routers_tiers_or_vms_costs_a_bounded_number_of_statement
                 domain_id: m0.domain_id,
                 service_offering_id: m0.service_offering_id,
                 template_id: m0.template_id,
-                state: m0.state.clone(),
+                state: m0.state,
             },
         )
         .await

@@ -117,7 +117,7 @@ impl SyncCommand for ListLoadBalancerRuleInstances {
             .filter(|v| {
                 !assigned.contains_key(&v.id)
                     && ![vm::STATE_DESTROYED, vm::STATE_EXPUNGING, vm::STATE_ERROR]
-                        .contains(&v.state.as_str())
+                        .contains(&v.state)
             })
             .collect()
         };

@@ -221,7 +221,7 @@ impl AsyncCommand for DeployVirtualMachine {
                 domain_id: owner.domain_id,
                 service_offering_id: o.id,
                 template_id: t.id,
-                state: vm::STATE_STOPPED.into(),
+                state: vm::STATE_STOPPED,
             },
         )
         .await?;
