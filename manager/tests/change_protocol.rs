@@ -78,7 +78,7 @@ async fn router_now(m: &TestManager, id: i64) -> router::Router {
 }
 
 on_both_backends!(an_applied_change_moves_rows_and_generation_together, |m| {
-    let (v, r) = vpc_and_router(&m).await;
+    let (v, r) = vpc_and_router(m).await;
     let lock = m.app.network.lock(&m.app.db, v.id).await;
     let change = Mtu {
         vpc_id: v.id,
@@ -88,7 +88,7 @@ on_both_backends!(an_applied_change_moves_rows_and_generation_together, |m| {
     };
     assert_eq!(lock.apply(&change).await.unwrap(), 1400);
     drop(lock);
-    let after = router_now(&m, r.id).await;
+    let after = router_now(m, r.id).await;
     assert_eq!(after.config_generation, r.config_generation + 1);
     assert_eq!(after.applied_generation, after.config_generation);
     let v_after = vpc::get_by_id(&m.app.db, v.id).await.unwrap().unwrap();
@@ -105,7 +105,7 @@ on_both_backends!(an_applied_change_moves_rows_and_generation_together, |m| {
 on_both_backends!(
     a_refused_push_puts_the_rows_back_and_leaves_the_router_behind,
     |m| {
-        let (v, r) = vpc_and_router(&m).await;
+        let (v, r) = vpc_and_router(m).await;
         m.agent
             .fail("PlugNic", AgentError::Failed("test refusal".into()));
         let lock = m.app.network.lock(&m.app.db, v.id).await;
@@ -120,7 +120,7 @@ on_both_backends!(
         assert!(e.text().contains("test refusal"), "{e}");
         let v_after = vpc::get_by_id(&m.app.db, v.id).await.unwrap().unwrap();
         assert_eq!(v_after.public_mtu, v.public_mtu, "the rows are back");
-        let after = router_now(&m, r.id).await;
+        let after = router_now(m, r.id).await;
         // The change's generation, then one more for the resync.
         assert_eq!(after.config_generation, r.config_generation + 2);
         assert!(
@@ -131,7 +131,7 @@ on_both_backends!(
 );
 
 on_both_backends!(a_change_that_does_not_reach_the_router_bumps_nothing, |m| {
-    let (v, r) = vpc_and_router(&m).await;
+    let (v, r) = vpc_and_router(m).await;
     let before = m.agent.commands().len();
     let lock = m.app.network.lock(&m.app.db, v.id).await;
     let change = Mtu {
@@ -142,7 +142,7 @@ on_both_backends!(a_change_that_does_not_reach_the_router_bumps_nothing, |m| {
     };
     lock.apply(&change).await.unwrap();
     drop(lock);
-    let after = router_now(&m, r.id).await;
+    let after = router_now(m, r.id).await;
     assert_eq!(after.config_generation, r.config_generation);
     assert_eq!(m.agent.commands().len(), before, "nothing was sent");
     let v_after = vpc::get_by_id(&m.app.db, v.id).await.unwrap().unwrap();
