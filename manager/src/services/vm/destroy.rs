@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{ID, job_vm, live_vm, sees_admin_fields, stop, sync_object, vm_fields, vm_result};
+use super::{ID, job_vm, live_vm, sees_admin_fields, stop, submission, vm_fields, vm_result};
 use crate::error::Error;
 use crate::orchestration::element::{Lb, PortForwarding, StaticNat};
 use crate::orchestration::model::RouterState;
@@ -79,12 +79,11 @@ impl AsyncCommand for DestroyVirtualMachine {
                 ));
             }
         }
-        let sync = sync_object(&ctx.app.db, &v).await?;
         let job = DestroyVmJob {
             id: v.id,
             expunge: self.expunge,
         };
-        Ok(Submission::new(job, ("VirtualMachine", &v.uuid), sync))
+        submission(&ctx.app.db, &v, job).await
     }
 
     async fn run(job: &JobCtx, payload: DestroyVmJob) -> Result<Value, Error> {
