@@ -11,7 +11,6 @@ use uuid::Uuid;
 use super::{job_tier, live_tier, sync_object};
 use crate::error::Error;
 use crate::orchestration::ElementResult;
-use crate::orchestration::element::{Lb, PortForwarding, StaticNat};
 use crate::orchestration::model::RouterState;
 use crate::provision::RouterElement;
 use crate::provision::change::RouterChange;
@@ -20,6 +19,7 @@ use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission};
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ALL;
+use crate::services::ip::push::RuleLists;
 use crate::store::{Db, Page, Tx, network, rule, vlan, vm, vnet, vpc};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the network");
@@ -183,15 +183,7 @@ impl RouterChange for RemoveTier {
         state: &RouterState,
         generation: u64,
     ) -> ElementResult {
-        element
-            .apply_port_forwards(&state.router, generation, &state.port_forwards)
-            .await?;
-        element
-            .apply_static_nats(&state.router, generation, &state.static_nats)
-            .await?;
-        element
-            .apply_lb_rules(&state.router, generation, &state.lb_rules)
-            .await
+        RuleLists::ALL.send(element, state, generation).await
     }
 
     /// The tier stays deleted: the router keeps stale rules until the VPC

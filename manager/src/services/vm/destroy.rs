@@ -8,9 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{ID, job_vm, live_vm, sees_admin_fields, stop, sync_object, vm_fields, vm_result};
+use super::{ID, job_vm, live_vm, sees_admin_fields, stop, submission, vm_fields, vm_result};
 use crate::error::Error;
-use crate::orchestration::element::{Lb, PortForwarding, StaticNat};
 use crate::orchestration::model::RouterState;
 use crate::orchestration::{ElementResult, RouterDriver};
 use crate::provision::change::RouterChange;
@@ -19,6 +18,7 @@ use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Spec, Submi
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ALL;
 use crate::server::{App, Ctx, Role};
+use crate::services::ip::push::RuleLists;
 use crate::store::{Db, Page, Tx, config, rule, vlan, vm, vpc};
 
 const EXPUNGE: Arg<Flag> = Arg::opt(
@@ -79,12 +79,11 @@ impl AsyncCommand for DestroyVirtualMachine {
                 ));
             }
         }
-        let sync = sync_object(&ctx.app.db, &v).await?;
         let job = DestroyVmJob {
             id: v.id,
             expunge: self.expunge,
         };
-        Ok(Submission::new(job, ("VirtualMachine", &v.uuid), sync))
+        submission(&ctx.app.db, &v, job).await
     }
 
     async fn run(job: &JobCtx, payload: DestroyVmJob) -> Result<Value, Error> {
@@ -209,15 +208,7 @@ impl RouterChange for ReleaseVmRules {
         state: &RouterState,
         generation: u64,
     ) -> ElementResult {
-        element
-            .apply_port_forwards(&state.router, generation, &state.port_forwards)
-            .await?;
-        element
-            .apply_static_nats(&state.router, generation, &state.static_nats)
-            .await?;
-        element
-            .apply_lb_rules(&state.router, generation, &state.lb_rules)
-            .await
+        RuleLists::ALL.send(element, state, generation).await
     }
 
     /// The VM goes anyway: the router keeps stale rules until the VPC is

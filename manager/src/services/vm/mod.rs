@@ -20,13 +20,13 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::server::command::{Arg, Id};
+use crate::server::command::{Arg, Id, Submission};
 use crate::server::jobs::vpc_sync;
 use crate::server::registry::{FieldSpec, Registry, field};
 use crate::server::{App, Ctx, Role};
 use crate::services::owner;
 use crate::services::related::Related;
-use crate::store::{Db, network, router, vm};
+use crate::store::{Db, Tx, network, router, vm};
 
 pub use catalog::{ListServiceOfferings, ListTemplates};
 pub use deploy::DeployVirtualMachine;
@@ -167,6 +167,28 @@ async fn sync_object(db: &Db, v: &vm::Vm) -> Result<String, Error> {
         Some(id) => vpc_sync(id),
         None => format!("vm:{}", v.id),
     })
+}
+
+/// The job `job` on VM `v`, in the queue of its VPC.
+async fn submission<J>(db: &Db, v: &vm::Vm, job: J) -> Result<Submission<J>, Error> {
+    let sync = sync_object(db, v).await?;
+    Ok(Submission::new(job, ("VirtualMachine", &v.uuid), sync))
+}
+
+/// Puts back a VM whose change the router refused: from state `from` to
+/// `to`, its NICs in `nics`, in one transaction.
+async fn revert_vm(
+    db: &Db,
+    vm_id: i64,
+    from: vm::State,
+    to: vm::State,
+    nics: &str,
+) -> Result<(), Error> {
+    let mut tx: Tx = db.begin().await?;
+    vm::transition(&mut tx, vm_id, &[from], to).await?;
+    vm::set_nics_state(&mut tx, vm_id, nics).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Whether the caller sees the admin-only fields.

@@ -5,7 +5,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    ID, VmJob, check_state, job_vm, live_vm, sees_admin_fields, sync_object, vm_fields, vm_result,
+    ID, VmJob, check_state, job_vm, live_vm, sees_admin_fields, submission, vm_fields, vm_result,
 };
 use crate::error::Error;
 use crate::orchestration::RouterDriver;
@@ -48,12 +48,7 @@ impl AsyncCommand for RebootVirtualMachine {
     async fn submit(self, ctx: &Ctx) -> Result<Submission<VmJob>, Error> {
         let v = live_vm(ctx, self.id, ID.name()).await?;
         check_state(&v, &[vm::STATE_RUNNING], "reboot")?;
-        let sync = sync_object(&ctx.app.db, &v).await?;
-        Ok(Submission::new(
-            VmJob { id: v.id },
-            ("VirtualMachine", &v.uuid),
-            sync,
-        ))
+        submission(&ctx.app.db, &v, VmJob { id: v.id }).await
     }
 
     async fn run(job: &JobCtx, payload: VmJob) -> Result<Value, Error> {

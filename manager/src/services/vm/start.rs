@@ -7,8 +7,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    ID, VmJob, check_state, job_vm, live_vm, sees_admin_fields, stop, sync_object, tier_uuids,
-    tiers_of_vm, vm_fields, vm_result,
+    ID, VmJob, check_state, job_vm, live_vm, revert_vm, sees_admin_fields, stop, submission,
+    tier_uuids, tiers_of_vm, vm_fields, vm_result,
 };
 use crate::error::Error;
 use crate::orchestration::model::RouterState;
@@ -59,12 +59,7 @@ impl AsyncCommand for StartVirtualMachine {
             )));
         }
         check_state(&v, &[vm::STATE_STOPPED], "start")?;
-        let sync = sync_object(&ctx.app.db, &v).await?;
-        Ok(Submission::new(
-            VmJob { id: v.id },
-            ("VirtualMachine", &v.uuid),
-            sync,
-        ))
+        submission(&ctx.app.db, &v, VmJob { id: v.id }).await
     }
 
     async fn run(job: &JobCtx, payload: VmJob) -> Result<Value, Error> {
@@ -157,10 +152,13 @@ impl RouterChange for StartVm<'_> {
     }
 
     async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
-        let mut tx = db.begin().await?;
-        vm::transition(&mut tx, self.vm_id, &[vm::STATE_RUNNING], vm::STATE_STOPPED).await?;
-        vm::set_nics_state(&mut tx, self.vm_id, vm::NIC_ALLOCATED).await?;
-        tx.commit().await?;
-        Ok(())
+        revert_vm(
+            db,
+            self.vm_id,
+            vm::STATE_RUNNING,
+            vm::STATE_STOPPED,
+            vm::NIC_ALLOCATED,
+        )
+        .await
     }
 }

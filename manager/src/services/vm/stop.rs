@@ -10,8 +10,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    ID, TierNic, check_state, job_vm, live_vm, sees_admin_fields, sync_object, tier_uuids,
-    tiers_of_vm, vm_fields, vm_result,
+    ID, TierNic, check_state, job_vm, live_vm, revert_vm, sees_admin_fields, submission,
+    tier_uuids, tiers_of_vm, vm_fields, vm_result,
 };
 use crate::error::Error;
 use crate::orchestration::model::RouterState;
@@ -74,12 +74,11 @@ impl AsyncCommand for StopVirtualMachine {
             &[vm::STATE_RUNNING, vm::STATE_STOPPED, vm::STATE_STARTING],
             "stop",
         )?;
-        let sync = sync_object(&ctx.app.db, &v).await?;
         let job = StopVmJob {
             id: v.id,
             forced: self.forced,
         };
-        Ok(Submission::new(job, ("VirtualMachine", &v.uuid), sync))
+        submission(&ctx.app.db, &v, job).await
     }
 
     async fn run(job: &JobCtx, payload: StopVmJob) -> Result<Value, Error> {
@@ -204,10 +203,13 @@ impl RouterChange for StopVm<'_> {
         if self.forced {
             return Ok(());
         }
-        let mut tx = db.begin().await?;
-        vm::transition(&mut tx, self.vm_id, &[vm::STATE_STOPPED], vm::STATE_RUNNING).await?;
-        vm::set_nics_state(&mut tx, self.vm_id, vm::NIC_RESERVED).await?;
-        tx.commit().await?;
-        Ok(())
+        revert_vm(
+            db,
+            self.vm_id,
+            vm::STATE_STOPPED,
+            vm::STATE_RUNNING,
+            vm::NIC_RESERVED,
+        )
+        .await
     }
 }

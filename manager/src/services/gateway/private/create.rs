@@ -6,10 +6,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::super::{RowJob, vpc_param};
-use super::joins::{GatewayJoins, router_nics};
+use super::joins::GatewayJoins;
 use super::lookups::{
     acl_of_new_gateway, existing_gateways, physical_network, refuse_associated, tier_cidrs,
 };
+use super::router_nics;
 use super::{gateway_fields, gateway_uuid, gateway_view, job_gateway, remove_rows};
 use crate::error::Error;
 use crate::orchestration::guru::NetworkSpec;

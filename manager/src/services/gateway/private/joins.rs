@@ -11,28 +11,7 @@ use crate::orchestration::{ElementResult, RouterDriver, VpcProvider, wire};
 use crate::provision::change::RouterChange;
 use crate::provision::{self, RouterElement, state};
 use crate::server::App;
-use crate::store::{Db, Page, Tx, gateway, router};
-
-/// The router NICs on the gateway's private network.
-pub(super) async fn router_nics(
-    db: &Db,
-    g: &gateway::PrivateGateway,
-) -> Result<Vec<router::Nic>, Error> {
-    Ok(router::list_nics(
-        db,
-        &router::NicFilter {
-            network_id: Some(g.network_id),
-            role: Some(router::ROLE_PRIVATE.into()),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items
-    .into_iter()
-    .filter(|n| n.router_id.is_some())
-    .collect())
-}
+use crate::store::{Db, Tx, gateway, router};
 
 /// A new gateway joining the router: its NIC row (when the VPC has a
 /// router), then PlugNic, IpAssoc, SetSourceNat when asked and

@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::server::registry::{FieldSpec, field};
 use crate::services::related::Related;
-use crate::store::{Db, Page, gateway, network, router};
+use crate::store::{Db, Exec, Page, gateway, network, router};
 
 pub use create::CreatePrivateGateway;
 pub use delete::DeletePrivateGateway;
@@ -143,18 +143,7 @@ fn gateway_view(
 /// and its private network.
 async fn remove_rows(db: &Db, g: &gateway::PrivateGateway) -> Result<(), Error> {
     let mut tx = db.begin().await?;
-    let nics = router::list_nics(
-        &mut tx,
-        &router::NicFilter {
-            network_id: Some(g.network_id),
-            role: Some(router::ROLE_PRIVATE.into()),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
-    for nic in nics.iter().filter(|n| n.router_id.is_some()) {
+    for nic in router_nics(&mut tx, g).await? {
         router::remove_nic(&mut tx, nic.id).await?;
     }
     gateway::remove_routes(
@@ -169,6 +158,27 @@ async fn remove_rows(db: &Db, g: &gateway::PrivateGateway) -> Result<(), Error> 
     network::remove(&mut tx, g.network_id).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The router NICs on the gateway's private network.
+async fn router_nics<'a>(
+    ex: impl Into<Exec<'a>>,
+    g: &gateway::PrivateGateway,
+) -> Result<Vec<router::Nic>, Error> {
+    Ok(router::list_nics(
+        ex,
+        &router::NicFilter {
+            network_id: Some(g.network_id),
+            role: Some(router::ROLE_PRIVATE.into()),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items
+    .into_iter()
+    .filter(|n| n.router_id.is_some())
+    .collect())
 }
 
 /// The live gateway of a job, by row id.

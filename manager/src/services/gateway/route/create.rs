@@ -9,21 +9,18 @@ use uuid::Uuid;
 
 use super::super::{RowJob, check_vpc_access, vpc_by_id, vpc_param};
 use super::{
-    gateway_state, job_route, other_routes, push_routes, reachable_subnets, route_fields,
+    RouteMove, RouteUndo, gateway_state, job_route, other_routes, reachable_subnets, route_fields,
     route_view,
 };
 use crate::error::Error;
-use crate::orchestration::ElementResult;
-use crate::orchestration::model::RouterState;
-use crate::provision::change::RouterChange;
-use crate::provision::{self, RouterElement};
+use crate::provision;
 use crate::rules::route::{self as rule, Target};
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::server::{App, Ctx};
 use crate::services::related::Related;
-use crate::store::{Db, Tx, gateway, vpc};
+use crate::store::{gateway, vpc};
 
 const CIDR: Arg<Text> = Arg::req("cidr", "the destination CIDR");
 const GATEWAY: Arg<Id> = Arg::opt("gatewayid", "the private gateway the route goes through");
@@ -144,7 +141,15 @@ impl AsyncCommand for CreateStaticRoute {
         let db = &job.app.db;
         let r = job_route(db, payload.id).await?;
         let lock = job.app.network.lock(db, r.vpc_id).await;
-        lock.apply(&RouteJoins { row_id: r.id }).await?;
+        // A new route: Add, then the VPC's route set; removed when the router
+        // refuses.
+        lock.apply(&RouteMove {
+            row_id: r.id,
+            to: gateway::ROUTE_ADD,
+            what: "a new static route",
+            undo: RouteUndo::Remove,
+        })
+        .await?;
         gateway::set_route_state(db, r.id, gateway::ROUTE_ACTIVE).await?;
         let r = job_route(db, payload.id).await?;
         let related = Related::for_routes(db, std::slice::from_ref(&r)).await?;
@@ -178,37 +183,4 @@ fn vpc_cidr(v: &vpc::Vpc) -> Result<Ipv4Net, Error> {
     v.cidr
         .parse()
         .map_err(|_| Error::internal(format!("stored VPC CIDR {} is bad", v.cidr)))
-}
-
-/// A new route joining the router: Add, then the VPC's whole route set;
-/// removed when the router refuses.
-struct RouteJoins {
-    row_id: i64,
-}
-
-impl RouterChange for RouteJoins {
-    type Written = ();
-
-    fn what(&self) -> &'static str {
-        "a new static route"
-    }
-
-    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
-        gateway::set_route_state(tx, self.row_id, gateway::ROUTE_ADD).await?;
-        Ok(())
-    }
-
-    async fn push(
-        &self,
-        element: &RouterElement,
-        state: &RouterState,
-        generation: u64,
-    ) -> ElementResult {
-        push_routes(element, state, generation).await
-    }
-
-    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
-        gateway::remove_route(db, self.row_id).await?;
-        Ok(())
-    }
 }

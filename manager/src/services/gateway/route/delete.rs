@@ -6,17 +6,13 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::super::{RowJob, check_vpc_access, vpc_by_id};
-use super::{job_route, push_routes};
+use super::{RouteMove, RouteUndo, job_route};
 use crate::error::Error;
-use crate::orchestration::ElementResult;
-use crate::orchestration::model::RouterState;
-use crate::provision::RouterElement;
-use crate::provision::change::RouterChange;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
-use crate::store::{Db, Tx, gateway};
+use crate::store::gateway;
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the static route");
 
@@ -72,46 +68,16 @@ impl AsyncCommand for DeleteStaticRoute {
             gateway::remove_route(db, r.id).await?;
             return Ok(json!({ "success": true }));
         }
-        lock.apply(&RouteLeaves {
+        // Revoke (off the router's state), then the VPC's route set; its
+        // old state again when the router refuses.
+        lock.apply(&RouteMove {
             row_id: r.id,
-            old_state: r.state.clone(),
+            to: gateway::ROUTE_REVOKE,
+            what: "a revoked static route",
+            undo: RouteUndo::Restore(r.state.clone()),
         })
         .await?;
         gateway::remove_route(db, r.id).await?;
         Ok(json!({ "success": true }))
-    }
-}
-
-/// A route leaving the router: Revoke (off the router's state), then the
-/// VPC's whole route set; its old state again when the router refuses.
-struct RouteLeaves {
-    row_id: i64,
-    old_state: String,
-}
-
-impl RouterChange for RouteLeaves {
-    type Written = ();
-
-    fn what(&self) -> &'static str {
-        "a revoked static route"
-    }
-
-    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
-        gateway::set_route_state(tx, self.row_id, gateway::ROUTE_REVOKE).await?;
-        Ok(())
-    }
-
-    async fn push(
-        &self,
-        element: &RouterElement,
-        state: &RouterState,
-        generation: u64,
-    ) -> ElementResult {
-        push_routes(element, state, generation).await
-    }
-
-    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
-        gateway::set_route_state(db, self.row_id, &self.old_state).await?;
-        Ok(())
     }
 }

@@ -24,10 +24,11 @@ use crate::error::Error;
 use crate::orchestration::model::RouterState;
 use crate::orchestration::{ElementResult, VpcProvider};
 use crate::provision::RouterElement;
+use crate::provision::change::RouterChange;
 use crate::rules::route::{self as rule, GatewayState};
 use crate::server::registry::{FieldSpec, field};
 use crate::services::related::Related;
-use crate::store::{Db, Page, gateway, vlan};
+use crate::store::{Db, Page, Tx, gateway, vlan};
 
 pub use create::CreateStaticRoute;
 pub use delete::DeleteStaticRoute;
@@ -177,16 +178,54 @@ async fn job_route(db: &Db, id: i64) -> Result<gateway::StaticRoute, Error> {
         .ok_or_else(|| Error::invalid("The static route was deleted meanwhile"))
 }
 
-/// Sends the VPC's whole set of live static routes (the router's state
-/// as stored after the change).
-async fn push_routes(
-    element: &RouterElement,
-    state: &RouterState,
-    generation: u64,
-) -> ElementResult {
-    element
-        .apply_static_routes(&state.router, generation, &state.static_routes)
-        .await
+/// A route moving on the router: it takes state `to`, then the VPC's whole
+/// set of live static routes goes to the router (its state as stored after
+/// the change); when the router refuses, `undo` puts the route back.
+struct RouteMove {
+    row_id: i64,
+    to: &'static str,
+    what: &'static str,
+    undo: RouteUndo,
+}
+
+/// How a route the router refused is put back.
+enum RouteUndo {
+    /// A new route leaves no trace.
+    Remove,
+    /// A revoked route takes its old state again.
+    Restore(String),
+}
+
+impl RouterChange for RouteMove {
+    type Written = ();
+
+    fn what(&self) -> &'static str {
+        self.what
+    }
+
+    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
+        gateway::set_route_state(tx, self.row_id, self.to).await?;
+        Ok(())
+    }
+
+    async fn push(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        generation: u64,
+    ) -> ElementResult {
+        element
+            .apply_static_routes(&state.router, generation, &state.static_routes)
+            .await
+    }
+
+    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
+        match &self.undo {
+            RouteUndo::Remove => gateway::remove_route(db, self.row_id).await?,
+            RouteUndo::Restore(old) => gateway::set_route_state(db, self.row_id, old).await?,
+        };
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::provision;
-use crate::server::command::{Arg, Id};
+use crate::provision::change::VpcLock;
+use crate::server::command::{Arg, Id, Submission};
 use crate::server::jobs::vpc_sync;
 use crate::server::registry::{FieldSpec, field};
 use crate::server::{App, Ctx};
@@ -87,9 +88,15 @@ async fn live_router_of(ctx: &Ctx, id: Uuid) -> Result<router::Router, Error> {
     Ok(r)
 }
 
-/// Jobs on a router run one at a time with the other jobs of its VPC.
-fn sync_object(r: &router::Router) -> String {
-    vpc_sync(r.vpc_id.unwrap_or_default())
+/// The job on router `r`; jobs on a router run one at a time with the other
+/// jobs of its VPC.
+fn submission(r: &router::Router, forced: bool) -> Submission<RouterJob> {
+    let job = RouterJob { id: r.id, forced };
+    Submission::new(
+        job,
+        ("DomainRouter", &r.uuid),
+        vpc_sync(r.vpc_id.unwrap_or_default()),
+    )
 }
 
 /// Stops a router; `forced`, a router that could not be stopped is marked
@@ -113,6 +120,17 @@ async fn router_result(app: &App, id: i64) -> Result<serde_json::Value, Error> {
     let hypervisor = app.network.hypervisor();
     let related = Related::for_routers(&app.db, std::slice::from_ref(&r)).await?;
     Ok(json!({ "router": router_view(&related, &r, true, hypervisor) }))
+}
+
+/// The live router `id` a job works on, with its VPC's lock held: the
+/// job's changes reach the router in order with the VPC's other changes.
+async fn locked_router(app: &App, id: i64) -> Result<(router::Router, VpcLock<'_>), Error> {
+    let r = live_router(&app.db, id).await?;
+    let lock = app
+        .network
+        .lock(&app.db, r.vpc_id.unwrap_or_default())
+        .await;
+    Ok((r, lock))
 }
 
 /// The live router `id` a job works on.

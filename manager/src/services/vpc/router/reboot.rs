@@ -6,7 +6,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    ID, RouterJob, live_router, live_router_of, router_fields, router_result, sync_object,
+    ID, RouterJob, live_router, live_router_of, locked_router, router_fields, router_result,
+    submission,
 };
 use crate::error::Error;
 use crate::provision;
@@ -60,24 +61,12 @@ impl AsyncCommand for RebootRouter {
                 r.uuid, r.state
             )));
         }
-        let job = RouterJob {
-            id: r.id,
-            forced: self.forced,
-        };
-        Ok(Submission::new(
-            job,
-            ("DomainRouter", &r.uuid),
-            sync_object(&r),
-        ))
+        Ok(submission(&r, self.forced))
     }
 
     async fn run(job: &JobCtx, payload: RouterJob) -> Result<Value, Error> {
         let app = &job.app;
-        let r = live_router(&app.db, payload.id).await?;
-        let _lock = app
-            .network
-            .lock(&app.db, r.vpc_id.unwrap_or_default())
-            .await;
+        let (r, _lock) = locked_router(app, payload.id).await?;
         if payload.forced {
             super::stop(app, &r, true).await?;
             let stopped = live_router(&app.db, r.id).await?;
