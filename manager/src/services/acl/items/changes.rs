@@ -29,8 +29,8 @@ pub(super) enum ItemEdit {
     /// An item takes new values (state Add); undone by its old row and
     /// state.
     Updated {
-        /// The item as it was.
-        old: acl::AclItem,
+        /// The item as it was (boxed: the other edits are a few ids).
+        old: Box<acl::AclItem>,
         new: acl::NewAclItem,
     },
     /// Items take new numbers; undone by their old numbers.

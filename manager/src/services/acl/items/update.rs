@@ -82,7 +82,15 @@ impl AsyncCommand for UpdateAclItem {
             &numbers_taken(&items, Some(item.id)),
         )?;
         let id = item.id;
-        apply_edit(&lock, &list, ItemEdit::Updated { old: item, new }).await?;
+        apply_edit(
+            &lock,
+            &list,
+            ItemEdit::Updated {
+                old: Box::new(item),
+                new,
+            },
+        )
+        .await?;
         acl::set_item_state(db, id, acl::ITEM_ACTIVE).await?;
         item_result(db, id, &list).await
     }
