@@ -19,7 +19,8 @@ use crate::server::command::{
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::server::{App, Ctx};
-use crate::services::owner::{self, OwnerArgs, check_access};
+use crate::services::owner::{self, OwnerArgs};
+use crate::services::vpc::live_vpc;
 use crate::store::{Db, Tx, network, vlan, vpc, zone};
 
 use super::common::{self, Names};
@@ -291,21 +292,6 @@ async fn give_back(db: &Db, job: &AssociateIpJob) -> Result<(), Error> {
     Ok(())
 }
 
-/// A live VPC by UUID that the caller may use.
-async fn vpc_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<vpc::Vpc, Error> {
-    let v = vpc::get_by_uuid(&ctx.app.db, uuid)
-        .await?
-        .filter(|v| v.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(name, uuid))?;
-    check_access(
-        ctx,
-        v.account_id,
-        &v.domain_path,
-        &format!("VPC {}", v.uuid),
-    )?;
-    Ok(v)
-}
-
 /// The VPC (and tier) an address is acquired for, from `vpcid`/`networkid`.
 async fn target_of(
     ctx: &Ctx,
@@ -314,7 +300,7 @@ async fn target_of(
 ) -> Result<(vpc::Vpc, Option<network::Network>), Error> {
     let tier = common::tier_opt(ctx, NETWORK.name(), network_id).await?;
     let asked = match vpc_id {
-        Some(id) => Some(vpc_by_uuid(ctx, VPC.name(), &id.to_string()).await?),
+        Some(id) => Some(live_vpc(ctx, id, VPC.name()).await?),
         None => None,
     };
     let v = match (&tier, asked) {

@@ -1,10 +1,11 @@
 //! The life of a port forwarding or load balancer rule on the VPC's router,
 //! the same for both kinds, on the change protocol
 //! ([`crate::provision::change`]): the request stores a new rule in state
-//! Add and its job pushes the VPC's whole list ([`NewRule`]: Active on
-//! success, withdrawn on failure; [`WithdrawnRule`] when its job is
+//! Add and its job pushes the VPC's whole list (`RuleEdit::New`: Active on
+//! success, withdrawn on failure; `RuleEdit::Withdrawn` when its job is
 //! abandoned); a deleted rule is revoked, pushed, then removed
-//! ([`RevokedRule`]).
+//! (`RuleEdit::Revoked`). The three are one `RouterChange` (`RuleChange`):
+//! they differ in the rows, never in what goes to the router.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -52,24 +53,54 @@ pub async fn withdraw_rule(db: &Db, r: &rule::Rule) -> Result<(), Error> {
     common::unbind_if_unused(db, r.ip_address_id).await
 }
 
-/// A rule its request stored (state Add): the job sends the list it joins;
-/// when the router refuses, the rule is withdrawn.
-pub struct NewRule<'r> {
-    pub rule: &'r rule::Rule,
-    /// The list of the rule's kind.
-    pub lists: RuleLists,
+/// What happens to one rule while the list of its kind is sent.
+#[derive(Debug, Clone, Copy)]
+enum RuleEdit {
+    /// The request stored the rule (state Add): nothing to write; the rule
+    /// is withdrawn when the router refuses the list with it.
+    New,
+    /// A new rule whose job never ran or whose manager died: the job fails,
+    /// so the rule goes as when the router refuses it, and the router gets
+    /// the list without it (it may hold it already). Nothing comes back
+    /// when the router refuses that: the protocol's second generation makes
+    /// the monitor send it the whole state.
+    Withdrawn,
+    /// A rule being deleted: Revoke (off the router's state) while the list
+    /// without it is sent; its old state back when the router refuses.
+    Revoked,
 }
 
-impl RouterChange for NewRule<'_> {
+/// A change of one rule: the rows `edit` says, then the list of the rule's
+/// kind (`lists`) goes to the router.
+struct RuleChange<'r> {
+    rule: &'r rule::Rule,
+    lists: RuleLists,
+    edit: RuleEdit,
+}
+
+impl RouterChange for RuleChange<'_> {
     type Written = ();
 
     fn what(&self) -> &'static str {
-        "a new NAT or load balancer rule"
+        match self.edit {
+            RuleEdit::New => "a new NAT or load balancer rule",
+            RuleEdit::Withdrawn => "an abandoned NAT or load balancer rule",
+            RuleEdit::Revoked => "a revoked NAT or load balancer rule",
+        }
     }
 
-    /// The request stored the rule already.
-    async fn write(&self, _tx: &mut Tx) -> Result<(), Error> {
-        Ok(())
+    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
+        match self.edit {
+            RuleEdit::New => Ok(()),
+            RuleEdit::Withdrawn => {
+                rule::remove(&mut *tx, self.rule.id).await?;
+                common::unbind_if_unused(tx, self.rule.ip_address_id).await
+            }
+            RuleEdit::Revoked => {
+                rule::set_state(tx, self.rule.id, rule::STATE_REVOKE).await?;
+                Ok(())
+            }
+        }
     }
 
     async fn push(
@@ -82,58 +113,43 @@ impl RouterChange for NewRule<'_> {
     }
 
     async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
-        withdraw_rule(db, self.rule).await
+        match self.edit {
+            RuleEdit::New => withdraw_rule(db, self.rule).await,
+            RuleEdit::Withdrawn => Ok(()),
+            RuleEdit::Revoked => {
+                rule::set_state(db, self.rule.id, &self.rule.state).await?;
+                Ok(())
+            }
+        }
     }
+}
+
+/// Applies `edit` of the rule `r` under the held lock.
+async fn apply(
+    lock: &VpcLock<'_>,
+    r: &rule::Rule,
+    lists: RuleLists,
+    edit: RuleEdit,
+) -> Result<(), Error> {
+    lock.apply(&RuleChange {
+        rule: r,
+        lists,
+        edit,
+    })
+    .await
 }
 
 /// The job of a new rule `r` (under the VPC's lock): pushes the VPC's list
 /// with it; Active once the router has it, withdrawn (and the push's error
 /// returned) when not.
 pub async fn push_new(lock: &VpcLock<'_>, r: &rule::Rule, lists: RuleLists) -> Result<(), Error> {
-    lock.apply(&NewRule { rule: r, lists }).await?;
+    apply(lock, r, lists, RuleEdit::New).await?;
     rule::set_state(lock.db(), r.id, rule::STATE_ACTIVE).await?;
     Ok(())
 }
 
-/// A new rule whose job never ran or whose manager died: the job fails, so
-/// the rule goes as when the router refuses it, and the router gets the
-/// list without it (it may hold it already). Nothing comes back when the
-/// router refuses that: the protocol's second generation makes the monitor
-/// send it the whole state.
-pub struct WithdrawnRule<'r> {
-    pub rule: &'r rule::Rule,
-    /// The list of the rule's kind.
-    pub lists: RuleLists,
-}
-
-impl RouterChange for WithdrawnRule<'_> {
-    type Written = ();
-
-    fn what(&self) -> &'static str {
-        "an abandoned NAT or load balancer rule"
-    }
-
-    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
-        rule::remove(&mut *tx, self.rule.id).await?;
-        common::unbind_if_unused(tx, self.rule.ip_address_id).await
-    }
-
-    async fn push(
-        &self,
-        element: &RouterElement,
-        state: &RouterState,
-        generation: u64,
-    ) -> ElementResult {
-        self.lists.send(element, state, generation).await
-    }
-
-    async fn undo(&self, _db: &Db, _: &()) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
-/// The `abandon` of a new rule's job ([`WithdrawnRule`]); a rule already
-/// gone leaves nothing to do.
+/// The `abandon` of a new rule's job (`RuleEdit::Withdrawn`); a rule
+/// already gone leaves nothing to do.
 pub async fn abandon_new(app: &App, job: RuleJob, lists: RuleLists) -> Result<(), Error> {
     let lock = app.network.lock(&app.db, job.vpc).await;
     let Some(r) = rule::get_by_id(&app.db, job.rule)
@@ -142,48 +158,13 @@ pub async fn abandon_new(app: &App, job: RuleJob, lists: RuleLists) -> Result<()
     else {
         return Ok(());
     };
-    lock.apply(&WithdrawnRule { rule: &r, lists }).await
+    apply(&lock, &r, lists, RuleEdit::Withdrawn).await
 }
 
-/// A rule being deleted: Revoke (off the router's state) while the list
-/// without it is sent; its old state back when the router refuses.
-pub struct RevokedRule<'r> {
-    pub rule: &'r rule::Rule,
-    /// The list of the rule's kind.
-    pub lists: RuleLists,
-}
-
-impl RouterChange for RevokedRule<'_> {
-    type Written = ();
-
-    fn what(&self) -> &'static str {
-        "a revoked NAT or load balancer rule"
-    }
-
-    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
-        rule::set_state(tx, self.rule.id, rule::STATE_REVOKE).await?;
-        Ok(())
-    }
-
-    async fn push(
-        &self,
-        element: &RouterElement,
-        state: &RouterState,
-        generation: u64,
-    ) -> ElementResult {
-        self.lists.send(element, state, generation).await
-    }
-
-    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
-        rule::set_state(db, self.rule.id, &self.rule.state).await?;
-        Ok(())
-    }
-}
-
-/// Withdraws a rule (PF or LB) from the router ([`RevokedRule`]), then
+/// Withdraws a rule (PF or LB) from the router (`RuleEdit::Revoked`), then
 /// removes its row and unbinds its address when it was its last rule.
 pub async fn revoke(lock: &VpcLock<'_>, r: &rule::Rule, lists: RuleLists) -> Result<(), Error> {
-    lock.apply(&RevokedRule { rule: r, lists }).await?;
+    apply(lock, r, lists, RuleEdit::Revoked).await?;
     let mut tx = lock.db().begin().await?;
     rule::remove(&mut tx, r.id).await?;
     common::unbind_if_unused(&mut tx, r.ip_address_id).await?;

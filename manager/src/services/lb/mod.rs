@@ -19,7 +19,7 @@ use crate::orchestration::model::RouterState;
 use crate::provision::RouterElement;
 use crate::server::Ctx;
 use crate::server::registry::{FieldSpec, Registry, field};
-use crate::services::ip::common::{self, Names, merge};
+use crate::services::ip::common::{Names, merge};
 use crate::services::owner::check_access;
 use crate::store::{self, Db};
 
@@ -81,13 +81,8 @@ pub async fn reload(db: &Db, id: i64) -> Result<store::rule::Rule, Error> {
         .ok_or_else(|| Error::invalid("The load balancer rule was deleted meanwhile"))
 }
 
-/// The VPC of a rule (through its tier).
-pub async fn vpc_of_rule(db: &Db, r: &store::rule::Rule) -> Result<i64, Error> {
-    common::tier_by_id(db, r.network_id)
-        .await?
-        .vpc_id
-        .ok_or_else(|| Error::internal("a rule's tier has no VPC"))
-}
+/// The VPC of a rule (through its tier), as for the NAT rules.
+pub use crate::services::ip::rule_flow::vpc_of_rule;
 
 /// `loadbalancer` of a job's result: the rule as it is now.
 async fn lb_result(db: &Db, id: i64) -> Result<Value, Error> {

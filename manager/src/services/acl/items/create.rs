@@ -1,21 +1,19 @@
 //! `createNetworkACL` (async-create): the item's row (Staged) in the request,
 //! numbered under the list's row lock; the job sends the list with it to the
-//! router ([`NewItem`]) and makes it Active.
+//! router (`ItemEdit::New`) and makes it Active.
 
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::super::{items_of, list_on_router, list_param, list_uuid, mutable_list_vpc, tier_param};
-use super::changes::NewItem;
+use super::super::{items_of, list_param, mutable_list_vpc, tier_param};
+use super::changes::{ItemEdit, apply_edit};
 use super::rows::{ItemFields, checked_new, numbers_taken, stored};
 use super::{
-    ItemJob, LockedItem, fields_of, item_fields, item_params, item_result, list_of,
-    revoke_and_remove,
+    ItemJob, LockedItem, fields_of, item_params, item_result, item_spec, list_of, revoke_and_remove,
 };
 use crate::error::Error;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
 use crate::server::jobs::{JobCtx, vpc_sync};
-use crate::server::registry::ALL;
 use crate::server::{App, Ctx};
 use crate::store::acl;
 
@@ -42,14 +40,7 @@ impl Command for CreateAclItem {
     fn spec() -> Spec {
         let mut params = vec![PROTOCOL.spec(), ACL.spec(), TIER.spec()];
         params.extend(item_params());
-        Spec {
-            description: "Adds an item to a network ACL list",
-            roles: ALL,
-            params,
-            object: "networkacl",
-            response: item_fields(),
-            since: "",
-        }
+        item_spec("Adds an item to a network ACL list", params)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -117,12 +108,7 @@ impl AsyncCommand for CreateAclItem {
         let db = &job.app.db;
         let LockedItem { lock, item, list } =
             LockedItem::take(&job.app, payload.id, payload.vpc_id).await?;
-        let change = NewItem {
-            item_id: item.id,
-            list: list_uuid(&list)?,
-            on_router: list_on_router(db, lock.vpc_id(), &list).await?,
-        };
-        lock.apply(&change).await?;
+        apply_edit(&lock, &list, ItemEdit::New { item_id: item.id }).await?;
         acl::set_item_state(db, item.id, acl::ITEM_ACTIVE).await?;
         item_result(db, item.id, &list).await
     }

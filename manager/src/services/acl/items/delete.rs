@@ -6,11 +6,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::super::mutable_list_vpc;
-use super::{ItemJob, LockedItem, item_param, revoke_and_remove};
+use super::{ItemJob, LockedItem, item_param, item_submission, revoke_and_remove};
 use crate::error::Error;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
-use crate::server::jobs::{JobCtx, vpc_sync};
+use crate::server::jobs::JobCtx;
 use crate::server::registry::ALL;
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the ACL item");
@@ -47,14 +47,11 @@ impl AsyncCommand for DeleteAclItem {
     async fn submit(self, ctx: &Ctx) -> Result<Submission<ItemJob>, Error> {
         let (item, list) = item_param(&ctx.app.db, &self.id.to_string()).await?;
         let v = mutable_list_vpc(ctx, &list).await?;
-        Ok(Submission::new(
-            ItemJob {
-                id: item.id,
-                vpc_id: v.id,
-            },
-            ("NetworkAclItem", &item.uuid),
-            vpc_sync(v.id),
-        ))
+        let job = ItemJob {
+            id: item.id,
+            vpc_id: v.id,
+        };
+        Ok(item_submission(job, &item, v.id))
     }
 
     async fn run(job: &JobCtx, payload: ItemJob) -> Result<Value, Error> {

@@ -7,12 +7,11 @@ use std::collections::hash_map::Entry;
 use uuid::Uuid;
 
 use super::super::{check_vpc_access, item_view, list_param, scope_covers, tier_param, vpc_of};
-use super::item_fields;
+use super::item_spec;
 use super::rows::{action_text, traffic_text};
 use crate::error::Error;
 use crate::rules::acl::{AclProtocol, Action, TrafficType};
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
-use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply, page_of};
 use crate::services::owner::ListArgs;
 use crate::store::{Page, acl, vpc};
@@ -50,14 +49,7 @@ impl Command for ListAclItems {
             FOR_DISPLAY.spec(),
         ];
         params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists the items of network ACL lists",
-            roles: ALL,
-            params,
-            object: "networkacl",
-            response: item_fields(),
-            since: "",
-        }
+        item_spec("Lists the items of network ACL lists", params)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -18,12 +18,13 @@ mod update;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{item_view, list_uuid};
+use super::item_view;
 use crate::error::Error;
 use crate::provision::change::VpcLock;
 use crate::server::App;
-use crate::server::command::{Arg, Args, Flag, Int, Text, Texts};
-use crate::server::registry::{FieldSpec, ParamSpec, field};
+use crate::server::command::{Arg, Args, Flag, Int, Spec, Submission, Text, Texts};
+use crate::server::jobs::vpc_sync;
+use crate::server::registry::{ALL, FieldSpec, ParamSpec, field};
 use crate::store::{Db, acl};
 use rows::ItemFields;
 
@@ -126,6 +127,34 @@ pub struct ItemJob {
     pub vpc_id: i64,
 }
 
+/// The job of a command that changes one item as its `fields` say
+/// (updateNetworkACLItem, moveNetworkAclItem): the item and its VPC, by
+/// row id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EditJob<F> {
+    pub id: i64,
+    pub vpc_id: i64,
+    pub fields: F,
+}
+
+/// A job on the live `item`: its instance is the item, and it runs one at
+/// a time with the other jobs of its VPC.
+fn item_submission<J>(job: J, item: &acl::AclItem, vpc_id: i64) -> Submission<J> {
+    Submission::new(job, ("NetworkAclItem", &item.uuid), vpc_sync(vpc_id))
+}
+
+/// The spec of a command that answers with items (`networkacl`).
+fn item_spec(description: &'static str, params: Vec<ParamSpec>) -> Spec {
+    Spec {
+        description,
+        roles: ALL,
+        params,
+        object: "networkacl",
+        response: item_fields(),
+        since: "",
+    }
+}
+
 /// The list of an item.
 async fn list_of(db: &Db, item: &acl::AclItem) -> Result<acl::AclList, Error> {
     acl::get_by_id(db, item.acl_id)
@@ -179,13 +208,11 @@ async fn item_result(db: &Db, id: i64, list: &acl::AclList) -> Result<Value, Err
 async fn revoke_and_remove(locked: &LockedItem<'_>) -> Result<(), Error> {
     let LockedItem { lock, item, list } = locked;
     let db = lock.db();
-    let change = changes::RevokedItem {
+    let edit = changes::ItemEdit::Revoked {
         item_id: item.id,
         old_state: item.state.clone(),
-        list: list_uuid(list)?,
-        on_router: super::list_on_router(db, lock.vpc_id(), list).await?,
     };
-    lock.apply(&change).await?;
+    changes::apply_edit(lock, list, edit).await?;
     acl::remove_item(db, item.id).await?;
     Ok(())
 }

@@ -1,21 +1,19 @@
 //! `moveNetworkAclItem`: an item goes between two others, the items after it
-//! renumbered when needed ([`Renumbering`]: the old numbers come back when
+//! renumbered when needed (`ItemEdit::Renumbered`: the old numbers come back when
 //! the router refuses the list). Refused when the client saw the list in
 //! another order (`aclconsistencyhash`).
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::super::{items_of, list_on_router, list_uuid, mutable_list_vpc};
-use super::changes::Renumbering;
+use super::super::{items_of, mutable_list_vpc};
+use super::changes::{ItemEdit, apply_edit};
 use super::rows::{MoveFields, renumbering};
-use super::{LockedItem, item_fields, item_param, item_result};
+use super::{EditJob, LockedItem, item_param, item_result, item_spec, item_submission};
 use crate::error::Error;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
-use crate::server::jobs::{JobCtx, vpc_sync};
-use crate::server::registry::ALL;
+use crate::server::jobs::JobCtx;
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the ACL item to move");
 const PREVIOUS: Arg<Id> = Arg::opt(
@@ -39,31 +37,22 @@ pub struct MoveAclItem {
 }
 
 /// The job of `moveNetworkAclItem`: the item, its VPC and where it goes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MoveAclItemJob {
-    pub id: i64,
-    pub vpc_id: i64,
-    pub fields: MoveFields,
-}
+pub type MoveAclItemJob = EditJob<MoveFields>;
 
 impl Command for MoveAclItem {
     const NAME: &'static str = "moveNetworkAclItem";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Moves an item of a network ACL list between two others, renumbering \
-                          the items after it when needed",
-            roles: ALL,
-            params: vec![
+        item_spec(
+            "Moves an item of a network ACL list between two others, renumbering \
+             the items after it when needed",
+            vec![
                 ID.spec(),
                 PREVIOUS.spec(),
                 NEXT.spec(),
                 CONSISTENCY_HASH.spec(),
             ],
-            object: "networkacl",
-            response: item_fields(),
-            since: "",
-        }
+        )
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -91,11 +80,7 @@ impl AsyncCommand for MoveAclItem {
             vpc_id: v.id,
             fields: self.fields,
         };
-        Ok(Submission::new(
-            job,
-            ("NetworkAclItem", &item.uuid),
-            vpc_sync(v.id),
-        ))
+        Ok(item_submission(job, &item, v.id))
     }
 
     async fn run(job: &JobCtx, payload: MoveAclItemJob) -> Result<Value, Error> {
@@ -113,13 +98,7 @@ impl AsyncCommand for MoveAclItem {
             .filter(|i| numbers.iter().any(|(id, _)| *id == i.id))
             .map(|i| (i.id, i.number))
             .collect();
-        let change = Renumbering {
-            numbers,
-            old,
-            list: list_uuid(&list)?,
-            on_router: list_on_router(db, lock.vpc_id(), &list).await?,
-        };
-        lock.apply(&change).await?;
+        apply_edit(&lock, &list, ItemEdit::Renumbered { numbers, old }).await?;
         item_result(db, item.id, &list).await
     }
 }

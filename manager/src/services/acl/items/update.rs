@@ -1,20 +1,21 @@
 //! `updateNetworkACLItem`: new values for an item, checked when asked and
-//! again in the job ([`UpdatedItem`]: the old row comes back when the
+//! again in the job (`ItemEdit::Updated`: the old row comes back when the
 //! router refuses the list).
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::super::{items_of, list_on_router, list_uuid, mutable_list_vpc};
-use super::changes::UpdatedItem;
+use super::super::{items_of, mutable_list_vpc};
+use super::changes::{ItemEdit, apply_edit};
 use super::rows::{ItemFields, merged, numbers_taken};
-use super::{LockedItem, fields_of, item_fields, item_param, item_params, item_result};
+use super::{
+    EditJob, LockedItem, fields_of, item_param, item_params, item_result, item_spec,
+    item_submission,
+};
 use crate::error::Error;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission, Text};
-use crate::server::jobs::{JobCtx, vpc_sync};
-use crate::server::registry::ALL;
+use crate::server::jobs::JobCtx;
 use crate::store::acl;
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the ACL item");
@@ -33,12 +34,7 @@ pub struct UpdateAclItem {
 }
 
 /// The job of `updateNetworkACLItem`: the item, its VPC and the new fields.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UpdateAclItemJob {
-    pub id: i64,
-    pub vpc_id: i64,
-    pub fields: ItemFields,
-}
+pub type UpdateAclItemJob = EditJob<ItemFields>;
 
 impl Command for UpdateAclItem {
     const NAME: &'static str = "updateNetworkACLItem";
@@ -46,14 +42,7 @@ impl Command for UpdateAclItem {
     fn spec() -> Spec {
         let mut params = vec![ID.spec(), PROTOCOL.spec(), PARTIAL.spec(), CUSTOM_ID.spec()];
         params.extend(item_params());
-        Spec {
-            description: "Changes an item of a network ACL list",
-            roles: ALL,
-            params,
-            object: "networkacl",
-            response: item_fields(),
-            since: "",
-        }
+        item_spec("Changes an item of a network ACL list", params)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -79,11 +68,7 @@ impl AsyncCommand for UpdateAclItem {
             vpc_id: v.id,
             fields: self.fields,
         };
-        Ok(Submission::new(
-            job,
-            ("NetworkAclItem", &item.uuid),
-            vpc_sync(v.id),
-        ))
+        Ok(item_submission(job, &item, v.id))
     }
 
     async fn run(job: &JobCtx, payload: UpdateAclItemJob) -> Result<Value, Error> {
@@ -96,14 +81,17 @@ impl AsyncCommand for UpdateAclItem {
             &payload.fields,
             &numbers_taken(&items, Some(item.id)),
         )?;
-        let change = UpdatedItem {
-            list: list_uuid(&list)?,
-            on_router: list_on_router(db, lock.vpc_id(), &list).await?,
-            old: item,
-            new,
-        };
-        lock.apply(&change).await?;
-        acl::set_item_state(db, change.old.id, acl::ITEM_ACTIVE).await?;
-        item_result(db, change.old.id, &list).await
+        let id = item.id;
+        apply_edit(
+            &lock,
+            &list,
+            ItemEdit::Updated {
+                old: Box::new(item),
+                new,
+            },
+        )
+        .await?;
+        acl::set_item_state(db, id, acl::ITEM_ACTIVE).await?;
+        item_result(db, id, &list).await
     }
 }

@@ -7,12 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::super::{RuleJob, lb_fields, lb_result, push_lb_list};
-use super::withdraw;
 use crate::error::Error;
-use crate::orchestration::ElementResult;
-use crate::orchestration::model::RouterState;
-use crate::provision::RouterElement;
-use crate::provision::change::RouterChange;
 use crate::rules;
 use crate::rules::ip::{PortRule, RulePurpose};
 use crate::server::command::{
@@ -22,7 +17,9 @@ use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::server::{App, Ctx};
 use crate::services::ip::common::{self, held_ip};
-use crate::store::{Db, Page, Tx, network, rule, vlan};
+use crate::services::ip::push::RuleLists;
+use crate::services::ip::rule_flow;
+use crate::store::{Db, Page, network, rule, vlan};
 
 const NAME: Arg<Text> = Arg::req("name", "the name of the rule");
 const ALGORITHM: Arg<Text> = Arg::req(
@@ -209,8 +206,7 @@ impl AsyncCommand for CreateLoadBalancerRule {
         let db = &job.app.db;
         let lock = job.app.network.lock(db, payload.vpc_id).await;
         let r = super::super::reload(db, payload.rule_id).await?;
-        lock.apply(&RuleJoins { rule: &r }).await?;
-        rule::set_state(db, r.id, rule::STATE_ACTIVE).await?;
+        rule_flow::push_new(&lock, &r, RuleLists::LOAD_BALANCERS).await?;
         lb_result(db, payload.rule_id).await
     }
 
@@ -227,7 +223,7 @@ impl AsyncCommand for CreateLoadBalancerRule {
         else {
             return Ok(());
         };
-        withdraw(db, &r).await?;
+        rule_flow::withdraw_rule(db, &r).await?;
         lock.push_stored(
             "the load balancer list without an abandoned rule",
             |e, s, g| Box::pin(push_lb_list(e, s, g)),
@@ -252,36 +248,5 @@ async fn lb_tier_of_vpc(db: &Db, vpc_id: i64) -> Result<Option<network::Network>
     match first {
         Some(r) => Ok(Some(common::tier_by_id(db, r.network_id).await?)),
         None => Ok(None),
-    }
-}
-
-/// A new rule joining the router: its rows are the request's; the VPC's
-/// list goes with it, and it is withdrawn when the router refuses.
-struct RuleJoins<'a> {
-    rule: &'a rule::Rule,
-}
-
-impl RouterChange for RuleJoins<'_> {
-    type Written = ();
-
-    fn what(&self) -> &'static str {
-        "a new load balancer rule"
-    }
-
-    async fn write(&self, _tx: &mut Tx) -> Result<(), Error> {
-        Ok(())
-    }
-
-    async fn push(
-        &self,
-        element: &RouterElement,
-        state: &RouterState,
-        generation: u64,
-    ) -> ElementResult {
-        push_lb_list(element, state, generation).await
-    }
-
-    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
-        withdraw(db, self.rule).await
     }
 }

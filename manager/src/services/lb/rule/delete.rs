@@ -5,18 +5,15 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::super::{RuleJob, lb_by_uuid, push_lb_list, vpc_of_rule};
+use super::super::{RuleJob, lb_by_uuid, vpc_of_rule};
 use crate::error::Error;
-use crate::orchestration::ElementResult;
-use crate::orchestration::model::RouterState;
-use crate::provision::RouterElement;
-use crate::provision::change::RouterChange;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
-use crate::services::ip::common;
-use crate::store::{Db, Tx, rule};
+use crate::services::ip::push::RuleLists;
+use crate::services::ip::rule_flow;
+use crate::store::rule;
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the rule");
 
@@ -72,49 +69,7 @@ impl AsyncCommand for DeleteLoadBalancerRule {
         else {
             return Ok(json!({ "success": true }));
         };
-        lock.apply(&RuleLeaves {
-            rule_id: r.id,
-            old_state: r.state.clone(),
-        })
-        .await?;
-        let mut tx = db.begin().await?;
-        rule::remove(&mut tx, r.id).await?;
-        common::unbind_if_unused(&mut tx, r.ip_address_id).await?;
-        tx.commit().await?;
+        rule_flow::revoke(&lock, &r, RuleLists::LOAD_BALANCERS).await?;
         Ok(json!({ "success": true }))
-    }
-}
-
-/// A rule leaving the router: Revoke, then the VPC's list without it; its
-/// old state again when the router refuses.
-struct RuleLeaves {
-    rule_id: i64,
-    old_state: String,
-}
-
-impl RouterChange for RuleLeaves {
-    type Written = ();
-
-    fn what(&self) -> &'static str {
-        "a revoked load balancer rule"
-    }
-
-    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
-        rule::set_state(tx, self.rule_id, rule::STATE_REVOKE).await?;
-        Ok(())
-    }
-
-    async fn push(
-        &self,
-        element: &RouterElement,
-        state: &RouterState,
-        generation: u64,
-    ) -> ElementResult {
-        push_lb_list(element, state, generation).await
-    }
-
-    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
-        rule::set_state(db, self.rule_id, &self.old_state).await?;
-        Ok(())
     }
 }

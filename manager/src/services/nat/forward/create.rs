@@ -20,6 +20,7 @@ use crate::services::ip::push::RuleLists;
 use crate::services::ip::rule_flow::{self, RuleJob};
 use crate::store::{rule, vlan};
 
+use super::super::VM_TIER as NETWORK;
 use super::{INSTANCE, pf_fields, pf_view};
 
 const IP: Arg<Id> = Arg::req("ipaddressid", "the public IP address");
@@ -36,11 +37,6 @@ const PUBLIC_END_PORT: Arg<Int> =
 const CIDRS: Arg<Texts> = Arg::opt(
     "cidrlist",
     "source CIDRs allowed to use the rule (default 0.0.0.0/0)",
-);
-const NETWORK: Arg<Id> = Arg::opt(
-    "networkid",
-    "the tier of the VM; needed when the address is bound to no tier yet and \
-     the VM has NICs in several tiers of the VPC",
 );
 const VM_GUEST_IP: Arg<Text> = Arg::opt(
     "vmguestip",

@@ -11,15 +11,11 @@ use crate::server::{Ctx, Reply};
 use crate::services::ip::common::{self, held_ip};
 use crate::store::{Page, vlan};
 
+use super::super::VM_TIER as NETWORK;
 use super::{Mapping, StaticNatMapping};
 
 const IP: Arg<Id> = Arg::req("ipaddressid", "the public IP address");
 const VM: Arg<Id> = Arg::req("virtualmachineid", "the VM to map it to");
-const NETWORK: Arg<Id> = Arg::opt(
-    "networkid",
-    "the tier of the VM; needed when the address is bound to no tier yet and \
-     the VM has NICs in several tiers of the VPC",
-);
 const VM_GUEST_IP: Arg<Text> = Arg::opt(
     "vmguestip",
     "the VM's address in the tier (its NIC address; secondary addresses are \
