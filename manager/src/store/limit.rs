@@ -12,7 +12,7 @@
 
 use sqlx::FromRow;
 
-use super::{Exec, Result, StoreError, account, config, domain};
+use super::{Exec, OrNotFound, Result, account, config, domain};
 
 /// The value meaning "no limit".
 pub const UNLIMITED: i64 = -1;
@@ -49,10 +49,7 @@ fn config_suffix(name: &str) -> Result<&'static str> {
         .iter()
         .find(|t| t.1 == name)
         .map(|t| t.2)
-        .ok_or_else(|| StoreError::NotFound {
-            what: "resource type",
-            key: name.to_string(),
-        })
+        .or_not_found("resource type", name)
 }
 
 /// A `resource_limit` row: set on exactly one of an account or a domain.
@@ -120,10 +117,7 @@ pub async fn effective_for_account<'a>(
     let mut ex = ex.into();
     let account = account::get_by_id(ex.reborrow(), account_id)
         .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "account",
-            key: account_id.to_string(),
-        })?;
+        .or_not_found("account", account_id)?;
     if account.account_type == account::TYPE_ADMIN {
         return Ok(UNLIMITED);
     }
@@ -145,10 +139,7 @@ pub async fn effective_for_domain<'a>(
     let mut ex = ex.into();
     let domain = domain::get_by_id(ex.reborrow(), domain_id)
         .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "domain",
-            key: domain_id.to_string(),
-        })?;
+        .or_not_found("domain", domain_id)?;
     if domain.parent_id.is_none() {
         return Ok(UNLIMITED);
     }
@@ -362,10 +353,7 @@ pub async fn check(
     lock_owner(tx, account_id).await?;
     let a = account::get_by_id(&mut *tx, account_id)
         .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "account",
-            key: account_id.to_string(),
-        })?;
+        .or_not_found("account", account_id)?;
     let max = effective_for_account(&mut *tx, account_id, resource_type).await?;
     if max != UNLIMITED {
         let current = count_for_account(&mut *tx, account_id, resource_type).await?;
@@ -382,10 +370,7 @@ pub async fn check(
     while let Some(domain_id) = next {
         let d = domain::get_by_id(&mut *tx, domain_id)
             .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "domain",
-                key: domain_id.to_string(),
-            })?;
+            .or_not_found("domain", domain_id)?;
         next = d.parent_id;
         let max = effective_for_domain(&mut *tx, d.id, resource_type).await?;
         if max == UNLIMITED {

@@ -7,7 +7,7 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
-use super::{Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
 
 crate::text_enum! {
     /// A router's state (column `state`).
@@ -222,12 +222,7 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewRouter) -> Result<Route
                     .execute(c)
                     .await?;
             });
-            get_by_id(ex, id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    what: "router",
-                    key: id.to_string(),
-                })
+            get_by_id(ex, id).await?.or_not_found("router", id)
         })
     })
     .await
@@ -348,10 +343,7 @@ pub async fn bump_generation<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<i64
         .fetch_optional(c)
         .await?
     });
-    generation.ok_or_else(|| StoreError::NotFound {
-        what: "router",
-        key: id.to_string(),
-    })
+    generation.or_not_found("router", id)
 }
 
 /// Records that the router applied `generation`; the applied generation never goes
@@ -368,10 +360,7 @@ pub async fn mark_applied<'a>(ex: impl Into<Exec<'a>>, id: i64, generation: i64)
         .fetch_optional(c)
         .await?
     });
-    applied.ok_or_else(|| StoreError::NotFound {
-        what: "router",
-        key: id.to_string(),
-    })
+    applied.or_not_found("router", id)
 }
 
 /// Marks a live router removed (Destroyed) and its NICs removed; false when it already
@@ -481,12 +470,7 @@ pub async fn create_nic<'a>(ex: impl Into<Exec<'a>>, new: NewNic) -> Result<Nic>
                     .await?
                 });
                 if let Some(id) = id {
-                    return nic_by_id(ex, id)
-                        .await?
-                        .ok_or_else(|| StoreError::NotFound {
-                            what: "nic",
-                            key: id.to_string(),
-                        });
+                    return nic_by_id(ex, id).await?.or_not_found("nic", id);
                 }
             }
             Err(StoreError::Conflict(

@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
-use super::{Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use super::{Exec, Listed, OrNotFound, Page, Result, atomically, new_uuid, now_ms};
 
 crate::text_enum! {
     /// A VM's state (column `state`).
@@ -175,12 +175,7 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewVm) -> Result<Vm> {
                     .execute(c)
                     .await?;
             });
-            get_by_id(ex, id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    what: "vm",
-                    key: id.to_string(),
-                })
+            get_by_id(ex, id).await?.or_not_found("vm", id)
         })
     })
     .await

@@ -4,7 +4,7 @@
 use sqlx::FromRow;
 
 use super::query::{self, Where};
-use super::{Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
 
 /// A `data_center` row.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
@@ -261,10 +261,7 @@ pub async fn create_physical_network<'a>(
                 .fetch_optional(c)
                 .await?
             });
-            let id = id.ok_or_else(|| StoreError::NotFound {
-                what: "zone",
-                key: zone_id.to_string(),
-            })?;
+            let id = id.or_not_found("zone", zone_id)?;
             for (traffic_type, label) in &traffic {
                 on_db!(&mut ex, c => {
                     sqlx::query(
@@ -501,8 +498,5 @@ pub async fn add_traffic_type<'a>(
         .fetch_optional(c)
         .await?
     });
-    added.ok_or_else(|| StoreError::NotFound {
-        what: "physical network",
-        key: physical_network_id.to_string(),
-    })
+    added.or_not_found("physical network", physical_network_id)
 }
