@@ -366,35 +366,7 @@ pub async fn mark_applied<'a>(ex: impl Into<Exec<'a>>, id: i64, generation: i64)
 /// Marks a live router removed (Destroyed) and its NICs removed; false when it already
 /// was.
 pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    atomically(ex.into(), move |tx| {
-        Box::pin(async move {
-            let mut ex = Exec::Tx(tx);
-            let now = now_ms();
-            let done = on_db!(&mut ex, c => {
-                sqlx::query(
-                    "UPDATE domain_router SET removed = $2, state = 'Destroyed' \
-                     WHERE id = $1 AND removed IS NULL",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(c)
-                .await?
-                .rows_affected()
-            });
-            on_db!(&mut ex, c => {
-                sqlx::query(
-                    "UPDATE nics SET removed = $2, state = 'Deallocated' \
-                     WHERE router_id = $1 AND removed IS NULL",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(c)
-                .await?;
-            });
-            Ok(done == 1)
-        })
-    })
-    .await
+    super::vm::remove_with_nics(ex.into(), "domain_router", "Destroyed", "router_id", id).await
 }
 
 /// A random locally administered unicast MAC (`02:xx:xx:xx:xx:xx`).

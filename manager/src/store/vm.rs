@@ -280,30 +280,46 @@ pub async fn transition<'a>(
 /// Expunges a VM: the row is marked removed (state Expunging) and its NICs removed,
 /// which frees their addresses. False when it already was.
 pub async fn expunge<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    atomically(ex.into(), move |tx| {
+    remove_with_nics(ex.into(), "vm_instance", "Expunging", "vm_id", id).await
+}
+
+/// Marks a live machine row (a VM or a router) of `table` removed in `state`
+/// and its live NICs (`nic_owner` = id) removed and Deallocated, in one
+/// transaction and at one instant, so no NIC outlives its machine or keeps
+/// an address; false when the machine already was removed.
+pub(crate) async fn remove_with_nics(
+    ex: Exec<'_>,
+    table: &'static str,
+    state: &'static str,
+    nic_owner: &'static str,
+    id: i64,
+) -> Result<bool> {
+    atomically(ex, move |tx| {
         Box::pin(async move {
             let mut ex = Exec::Tx(tx);
             let now = now_ms();
+            let machine = format!(
+                "UPDATE {table} SET removed = $2, state = '{state}' \
+                 WHERE id = $1 AND removed IS NULL"
+            );
             let done = on_db!(&mut ex, c => {
-                sqlx::query(
-                    "UPDATE vm_instance SET removed = $2, state = 'Expunging' \
-                     WHERE id = $1 AND removed IS NULL",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(c)
-                .await?
-                .rows_affected()
+                sqlx::query(sqlx::AssertSqlSafe(machine))
+                    .bind(id)
+                    .bind(now)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
             });
+            let nics = format!(
+                "UPDATE nics SET removed = $2, state = 'Deallocated' \
+                 WHERE {nic_owner} = $1 AND removed IS NULL"
+            );
             on_db!(&mut ex, c => {
-                sqlx::query(
-                    "UPDATE nics SET removed = $2, state = 'Deallocated' \
-                     WHERE vm_id = $1 AND removed IS NULL",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(c)
-                .await?;
+                sqlx::query(sqlx::AssertSqlSafe(nics))
+                    .bind(id)
+                    .bind(now)
+                    .execute(c)
+                    .await?;
             });
             Ok(done == 1)
         })
