@@ -157,21 +157,7 @@ pub async fn set_for_account<'a>(
     resource_type: &str,
     max: i64,
 ) -> Result<ResourceLimit> {
-    config_suffix(resource_type)?;
-    let mut ex = ex.into();
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_as(
-            "INSERT INTO resource_limit (type, max, account_id) VALUES ($1, $2, $3) \
-             ON CONFLICT (type, account_id) WHERE account_id IS NOT NULL \
-             DO UPDATE SET max = excluded.max \
-             RETURNING id, type, max, account_id, domain_id",
-        )
-        .bind(resource_type)
-        .bind(max)
-        .bind(account_id)
-        .fetch_one(c)
-        .await?
-    }))
+    upsert(ex.into(), "account_id", account_id, resource_type, max).await
 }
 
 /// Sets a domain's limit (insert or replace); returns the row.
@@ -181,20 +167,33 @@ pub async fn set_for_domain<'a>(
     resource_type: &str,
     max: i64,
 ) -> Result<ResourceLimit> {
+    upsert(ex.into(), "domain_id", domain_id, resource_type, max).await
+}
+
+/// Inserts or replaces the limit of the account or domain whose id stands in
+/// `owner_column`: the partial unique index on `(type, owner_column)` is the
+/// conflict target, so an owner has at most one row per type.
+async fn upsert(
+    mut ex: Exec<'_>,
+    owner_column: &'static str,
+    owner_id: i64,
+    resource_type: &str,
+    max: i64,
+) -> Result<ResourceLimit> {
     config_suffix(resource_type)?;
-    let mut ex = ex.into();
+    let sql = format!(
+        "INSERT INTO resource_limit (type, max, {owner_column}) VALUES ($1, $2, $3) \
+         ON CONFLICT (type, {owner_column}) WHERE {owner_column} IS NOT NULL \
+         DO UPDATE SET max = excluded.max \
+         RETURNING id, type, max, account_id, domain_id"
+    );
     Ok(on_db!(&mut ex, c => {
-        sqlx::query_as(
-            "INSERT INTO resource_limit (type, max, domain_id) VALUES ($1, $2, $3) \
-             ON CONFLICT (type, domain_id) WHERE domain_id IS NOT NULL \
-             DO UPDATE SET max = excluded.max \
-             RETURNING id, type, max, account_id, domain_id",
-        )
-        .bind(resource_type)
-        .bind(max)
-        .bind(domain_id)
-        .fetch_one(c)
-        .await?
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(resource_type)
+            .bind(max)
+            .bind(owner_id)
+            .fetch_one(c)
+            .await?
     }))
 }
 
