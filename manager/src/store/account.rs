@@ -102,9 +102,7 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewAccount) -> Result<Acco
 }
 
 async fn get_where<'a>(ex: impl Into<Exec<'a>>, w: Where) -> Result<Option<Account>> {
-    let sql = format!("SELECT {COLUMNS} FROM {FROM}{}", w.sql());
-    let rows = query::fetch_all(&mut ex.into(), sql, w.args()).await?;
-    Ok(rows.into_iter().next())
+    query::fetch_first(&mut ex.into(), COLUMNS, FROM, &w).await
 }
 
 /// An account by internal id, removed or not.

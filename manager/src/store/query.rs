@@ -341,6 +341,20 @@ where
 {
     let mut w = Where::new();
     w.eq(column, value);
+    fetch_first(ex, columns, from, &w).await
+}
+
+/// The first row of `SELECT columns FROM from{w}`: a lookup by a key the
+/// WHERE clause makes unique (one column or several).
+pub(crate) async fn fetch_first<T>(
+    ex: &mut Exec<'_>,
+    columns: &str,
+    from: &str,
+    w: &Where,
+) -> Result<Option<T>>
+where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
     let sql = format!("SELECT {columns} FROM {from}{}", w.sql());
     Ok(fetch_all(ex, sql, w.args()).await?.into_iter().next())
 }

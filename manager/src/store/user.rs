@@ -140,9 +140,7 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewUser) -> Result<User> {
 }
 
 async fn get_where<'a>(ex: impl Into<Exec<'a>>, w: Where) -> Result<Option<User>> {
-    let sql = format!("SELECT {COLUMNS} FROM {FROM}{}", w.sql());
-    let rows = query::fetch_all(&mut ex.into(), sql, w.args()).await?;
-    Ok(rows.into_iter().next())
+    query::fetch_first(&mut ex.into(), COLUMNS, FROM, &w).await
 }
 
 /// A user by internal id, removed or not.

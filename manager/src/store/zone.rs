@@ -288,13 +288,14 @@ pub async fn physical_network_by_id<'a>(
     ex: impl Into<Exec<'a>>,
     id: i64,
 ) -> Result<Option<PhysicalNetwork>> {
-    let mut w = Where::new();
-    w.eq("id", id);
-    let sql = format!("SELECT {PHYSNET_COLUMNS} FROM physical_network{}", w.sql());
-    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
-        .await?
-        .into_iter()
-        .next())
+    query::fetch_by(
+        &mut ex.into(),
+        PHYSNET_COLUMNS,
+        "physical_network",
+        "id",
+        id,
+    )
+    .await
 }
 
 /// Physical networks by internal id, removed or not, in one statement (list
@@ -386,13 +387,14 @@ pub async fn physical_network_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
     uuid: &str,
 ) -> Result<Option<PhysicalNetwork>> {
-    let mut w = Where::new();
-    w.eq("uuid", uuid);
-    let sql = format!("SELECT {PHYSNET_COLUMNS} FROM physical_network{}", w.sql());
-    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
-        .await?
-        .into_iter()
-        .next())
+    query::fetch_by(
+        &mut ex.into(),
+        PHYSNET_COLUMNS,
+        "physical_network",
+        "uuid",
+        uuid,
+    )
+    .await
 }
 
 /// Lists live physical networks, by zone then creation.
