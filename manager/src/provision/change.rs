@@ -133,7 +133,7 @@ impl<'n> VpcLock<'n> {
             Ok(None) => Err(Error::internal(
                 "the VPC's router disappeared during the change",
             )),
-            Err(e) => Err(Error::from(e)),
+            Err(e) => Err(e),
         };
         if let Err(e) = pushed {
             resync_after_failure(self.db, g.router_id).await;
