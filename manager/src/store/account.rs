@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::query::{self, Where};
-use super::{Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use super::{Exec, Listed, OrNotFound, Page, Result, atomically, new_uuid, now_ms};
 
 /// `type` of a normal user account.
 pub const TYPE_USER: i64 = 0;
@@ -97,22 +97,12 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewAccount) -> Result<Acco
         .fetch_optional(c)
         .await?
     });
-    let id = id.ok_or_else(|| StoreError::NotFound {
-        what: "domain",
-        key: new.domain_id.to_string(),
-    })?;
-    get_by_id(ex, id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "account",
-            key: id.to_string(),
-        })
+    let id = id.or_not_found("domain", new.domain_id)?;
+    get_by_id(ex, id).await?.or_not_found("account", id)
 }
 
 async fn get_where<'a>(ex: impl Into<Exec<'a>>, w: Where) -> Result<Option<Account>> {
-    let sql = format!("SELECT {COLUMNS} FROM {FROM}{}", w.sql());
-    let rows = query::fetch_all(&mut ex.into(), sql, w.args()).await?;
-    Ok(rows.into_iter().next())
+    query::fetch_first(&mut ex.into(), COLUMNS, FROM, &w).await
 }
 
 /// An account by internal id, removed or not.

@@ -8,7 +8,7 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
-use super::{Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
 
 /// Id of the built-in list that denies everything.
 pub const DEFAULT_DENY_ID: i64 = 1;
@@ -190,12 +190,7 @@ pub async fn create_list<'a>(
         .fetch_one(c)
         .await?
     });
-    get_by_id(ex, id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "network ACL",
-            key: id.to_string(),
-        })
+    get_by_id(ex, id).await?.or_not_found("network ACL", id)
 }
 
 async fn get<'a, V: Into<Arg>>(
@@ -252,10 +247,7 @@ pub async fn mutable_list<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<AclLis
     let list = get_by_id(ex, id)
         .await?
         .filter(|l| l.removed.is_none())
-        .ok_or_else(|| StoreError::NotFound {
-            what: "network ACL",
-            key: id.to_string(),
-        })?;
+        .or_not_found("network ACL", id)?;
     if list.is_builtin() {
         return Err(StoreError::Conflict(format!(
             "the default network ACL {} cannot be modified",
@@ -305,12 +297,7 @@ pub async fn update_list<'a>(
                 .execute(c)
                 .await?;
             });
-            get_by_id(ex, id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    what: "network ACL",
-                    key: id.to_string(),
-                })
+            get_by_id(ex, id).await?.or_not_found("network ACL", id)
         })
     })
     .await
@@ -402,10 +389,7 @@ pub async fn create_item<'a>(ex: impl Into<Exec<'a>>, new: NewAclItem) -> Result
             });
             item_by_id(ex, id)
                 .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    what: "network ACL item",
-                    key: id.to_string(),
-                })
+                .or_not_found("network ACL item", id)
         })
     })
     .await
@@ -468,10 +452,7 @@ async fn item_of_mutable_list(ex: &mut Exec<'_>, id: i64) -> Result<AclItem> {
     let item = item_by_id(ex.reborrow(), id)
         .await?
         .filter(|i| i.removed.is_none())
-        .ok_or_else(|| StoreError::NotFound {
-            what: "network ACL item",
-            key: id.to_string(),
-        })?;
+        .or_not_found("network ACL item", id)?;
     mutable_list(ex.reborrow(), item.acl_id).await?;
     Ok(item)
 }
@@ -519,10 +500,7 @@ pub async fn update_item<'a>(ex: impl Into<Exec<'a>>, id: i64, new: NewAclItem) 
             });
             item_by_id(ex, id)
                 .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    what: "network ACL item",
-                    key: id.to_string(),
-                })
+                .or_not_found("network ACL item", id)
         })
     })
     .await

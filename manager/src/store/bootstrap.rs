@@ -12,7 +12,9 @@ use super::offering::{
     ServiceProvider,
 };
 use super::secret::SecretBox;
-use super::{Db, Exec, Result, StoreError, account, config, domain, new_uuid, now_ms, user};
+use super::{
+    Db, Exec, OrNotFound, Result, StoreError, account, config, domain, new_uuid, now_ms, user,
+};
 
 /// Name of the account (and user) that background work such as VPC clean-up runs as.
 pub const SYSTEM_ACCOUNT: &str = "system";
@@ -96,10 +98,7 @@ pub async fn seed(db: &Db) -> Result<()> {
     }
     let system = account::get_by_name(db, root.id, SYSTEM_ACCOUNT)
         .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "account",
-            key: SYSTEM_ACCOUNT.into(),
-        })?;
+        .or_not_found("account", SYSTEM_ACCOUNT)?;
     if user::get_by_username(db, root.id, SYSTEM_ACCOUNT)
         .await?
         .is_none()

@@ -6,7 +6,7 @@
 use sqlx::FromRow;
 
 use super::query::{self, Where};
-use super::{Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
 
 /// The path of the ROOT domain.
 pub const ROOT_PATH: &str = "/";
@@ -78,10 +78,7 @@ pub(crate) const COLUMNS: &str =
 pub async fn root<'a>(ex: impl Into<Exec<'a>>) -> Result<Domain> {
     get_by_path(ex, ROOT_PATH)
         .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "domain",
-            key: ROOT_PATH.into(),
-        })
+        .or_not_found("domain", ROOT_PATH)
 }
 
 /// A domain by internal id, removed or not.
@@ -134,10 +131,7 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewDomain) -> Result<Domai
     let parent = get_by_id(ex.reborrow(), new.parent_id)
         .await?
         .filter(|p| p.removed.is_none())
-        .ok_or_else(|| StoreError::NotFound {
-            what: "domain",
-            key: new.parent_id.to_string(),
-        })?;
+        .or_not_found("domain", new.parent_id)?;
     let path = format!("{}{}/", parent.path, new.name);
     Ok(on_db!(&mut ex, c => {
         sqlx::query_as(
@@ -199,10 +193,7 @@ pub async fn rename<'a>(ex: impl Into<Exec<'a>>, id: i64, name: &str) -> Result<
             let domain = get_by_id(ex.reborrow(), id)
                 .await?
                 .filter(|d| d.removed.is_none() && d.parent_id.is_some())
-                .ok_or_else(|| StoreError::NotFound {
-                    what: "domain",
-                    key: id.to_string(),
-                })?;
+                .or_not_found("domain", id)?;
             let parent_path = &domain.path[..domain.path.len() - domain.name.len() - 1];
             let new_path = format!("{parent_path}{name}/");
             on_db!(&mut ex, c => {
@@ -223,12 +214,7 @@ pub async fn rename<'a>(ex: impl Into<Exec<'a>>, id: i64, name: &str) -> Result<
                 .execute(c)
                 .await?;
             });
-            get_by_id(ex, id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    what: "domain",
-                    key: id.to_string(),
-                })
+            get_by_id(ex, id).await?.or_not_found("domain", id)
         })
     })
     .await

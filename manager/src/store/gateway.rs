@@ -4,7 +4,7 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
-use super::{Exec, Listed, Page, Result, StoreError, new_uuid, now_ms};
+use super::{Exec, Listed, OrNotFound, Page, Result, new_uuid, now_ms};
 
 /// Private gateway states.
 pub const GATEWAY_CREATING: &str = "Creating";
@@ -210,12 +210,7 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewPrivateGateway) -> Resu
         .fetch_one(c)
         .await?
     });
-    get_by_id(ex, id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "private gateway",
-            key: id.to_string(),
-        })
+    get_by_id(ex, id).await?.or_not_found("private gateway", id)
 }
 
 async fn get_gateway<'a, V: Into<Arg>>(
@@ -316,12 +311,7 @@ pub async fn create_route<'a>(ex: impl Into<Exec<'a>>, new: NewStaticRoute) -> R
         .fetch_one(c)
         .await?
     });
-    route_by_id(ex, id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "static route",
-            key: id.to_string(),
-        })
+    route_by_id(ex, id).await?.or_not_found("static route", id)
 }
 
 async fn get_route<'a, V: Into<Arg>>(

@@ -12,7 +12,7 @@
 
 use sqlx::FromRow;
 
-use super::{Exec, Result, StoreError, account, config, domain};
+use super::{Exec, OrNotFound, Result, account, config, domain};
 
 /// The value meaning "no limit".
 pub const UNLIMITED: i64 = -1;
@@ -49,10 +49,7 @@ fn config_suffix(name: &str) -> Result<&'static str> {
         .iter()
         .find(|t| t.1 == name)
         .map(|t| t.2)
-        .ok_or_else(|| StoreError::NotFound {
-            what: "resource type",
-            key: name.to_string(),
-        })
+        .or_not_found("resource type", name)
 }
 
 /// A `resource_limit` row: set on exactly one of an account or a domain.
@@ -120,10 +117,7 @@ pub async fn effective_for_account<'a>(
     let mut ex = ex.into();
     let account = account::get_by_id(ex.reborrow(), account_id)
         .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "account",
-            key: account_id.to_string(),
-        })?;
+        .or_not_found("account", account_id)?;
     if account.account_type == account::TYPE_ADMIN {
         return Ok(UNLIMITED);
     }
@@ -145,10 +139,7 @@ pub async fn effective_for_domain<'a>(
     let mut ex = ex.into();
     let domain = domain::get_by_id(ex.reborrow(), domain_id)
         .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "domain",
-            key: domain_id.to_string(),
-        })?;
+        .or_not_found("domain", domain_id)?;
     if domain.parent_id.is_none() {
         return Ok(UNLIMITED);
     }
@@ -166,21 +157,7 @@ pub async fn set_for_account<'a>(
     resource_type: &str,
     max: i64,
 ) -> Result<ResourceLimit> {
-    config_suffix(resource_type)?;
-    let mut ex = ex.into();
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_as(
-            "INSERT INTO resource_limit (type, max, account_id) VALUES ($1, $2, $3) \
-             ON CONFLICT (type, account_id) WHERE account_id IS NOT NULL \
-             DO UPDATE SET max = excluded.max \
-             RETURNING id, type, max, account_id, domain_id",
-        )
-        .bind(resource_type)
-        .bind(max)
-        .bind(account_id)
-        .fetch_one(c)
-        .await?
-    }))
+    upsert(ex.into(), "account_id", account_id, resource_type, max).await
 }
 
 /// Sets a domain's limit (insert or replace); returns the row.
@@ -190,20 +167,33 @@ pub async fn set_for_domain<'a>(
     resource_type: &str,
     max: i64,
 ) -> Result<ResourceLimit> {
+    upsert(ex.into(), "domain_id", domain_id, resource_type, max).await
+}
+
+/// Inserts or replaces the limit of the account or domain whose id stands in
+/// `owner_column`: the partial unique index on `(type, owner_column)` is the
+/// conflict target, so an owner has at most one row per type.
+async fn upsert(
+    mut ex: Exec<'_>,
+    owner_column: &'static str,
+    owner_id: i64,
+    resource_type: &str,
+    max: i64,
+) -> Result<ResourceLimit> {
     config_suffix(resource_type)?;
-    let mut ex = ex.into();
+    let sql = format!(
+        "INSERT INTO resource_limit (type, max, {owner_column}) VALUES ($1, $2, $3) \
+         ON CONFLICT (type, {owner_column}) WHERE {owner_column} IS NOT NULL \
+         DO UPDATE SET max = excluded.max \
+         RETURNING id, type, max, account_id, domain_id"
+    );
     Ok(on_db!(&mut ex, c => {
-        sqlx::query_as(
-            "INSERT INTO resource_limit (type, max, domain_id) VALUES ($1, $2, $3) \
-             ON CONFLICT (type, domain_id) WHERE domain_id IS NOT NULL \
-             DO UPDATE SET max = excluded.max \
-             RETURNING id, type, max, account_id, domain_id",
-        )
-        .bind(resource_type)
-        .bind(max)
-        .bind(domain_id)
-        .fetch_one(c)
-        .await?
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(resource_type)
+            .bind(max)
+            .bind(owner_id)
+            .fetch_one(c)
+            .await?
     }))
 }
 
@@ -362,10 +352,7 @@ pub async fn check(
     lock_owner(tx, account_id).await?;
     let a = account::get_by_id(&mut *tx, account_id)
         .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "account",
-            key: account_id.to_string(),
-        })?;
+        .or_not_found("account", account_id)?;
     let max = effective_for_account(&mut *tx, account_id, resource_type).await?;
     if max != UNLIMITED {
         let current = count_for_account(&mut *tx, account_id, resource_type).await?;
@@ -382,10 +369,7 @@ pub async fn check(
     while let Some(domain_id) = next {
         let d = domain::get_by_id(&mut *tx, domain_id)
             .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "domain",
-                key: domain_id.to_string(),
-            })?;
+            .or_not_found("domain", domain_id)?;
         next = d.parent_id;
         let max = effective_for_domain(&mut *tx, d.id, resource_type).await?;
         if max == UNLIMITED {

@@ -123,6 +123,22 @@ impl From<sqlx::Error> for StoreError {
 /// Result of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Turns a lookup's `None` into [`StoreError::NotFound`]: the row a statement
+/// just wrote and reads back, or one an operation depends on, must exist.
+pub(crate) trait OrNotFound<T> {
+    /// The row, or `NotFound` naming its kind and how it was looked up.
+    fn or_not_found(self, what: &'static str, key: impl ToString) -> Result<T>;
+}
+
+impl<T> OrNotFound<T> for Option<T> {
+    fn or_not_found(self, what: &'static str, key: impl ToString) -> Result<T> {
+        self.ok_or_else(|| StoreError::NotFound {
+            what,
+            key: key.to_string(),
+        })
+    }
+}
+
 /// Which SQL backend a [`Db`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
-use super::{Exec, Listed, Page, Result, StoreError, new_uuid, now_ms};
+use super::{Exec, Listed, OrNotFound, Page, Result, new_uuid, now_ms};
 
 crate::text_enum! {
     /// A network's state (column `state`).
@@ -199,12 +199,7 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewNetwork) -> Result<Netw
         .fetch_one(c)
         .await?
     });
-    get_by_id(ex, id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "network",
-            key: id.to_string(),
-        })
+    get_by_id(ex, id).await?.or_not_found("network", id)
 }
 
 async fn get<'a, V: Into<Arg>>(
@@ -396,19 +391,16 @@ pub async fn public_network<'a>(ex: impl Into<Exec<'a>>, zone_id: i64) -> Result
     let system =
         super::account::get_by_name(ex.reborrow(), root.id, super::bootstrap::SYSTEM_ACCOUNT)
             .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "account",
-                key: super::bootstrap::SYSTEM_ACCOUNT.into(),
-            })?;
+            .or_not_found("account", super::bootstrap::SYSTEM_ACCOUNT)?;
     let offering = super::offering::network_offering_by_unique_name(
         ex.reborrow(),
         super::bootstrap::DEFAULT_VPC_TIER_OFFERING,
     )
     .await?
-    .ok_or_else(|| StoreError::NotFound {
-        what: "network offering",
-        key: super::bootstrap::DEFAULT_VPC_TIER_OFFERING.into(),
-    })?;
+    .or_not_found(
+        "network offering",
+        super::bootstrap::DEFAULT_VPC_TIER_OFFERING,
+    )?;
     create(
         ex,
         NewNetwork {

@@ -293,16 +293,7 @@ pub async fn vpc_offering_services<'a>(
     ex: impl Into<Exec<'a>>,
     offering_id: i64,
 ) -> Result<Vec<ServiceProvider>> {
-    let mut ex = ex.into();
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_as(
-            "SELECT service, provider FROM vpc_offering_service_map \
-             WHERE vpc_offering_id = $1 ORDER BY id",
-        )
-        .bind(offering_id)
-        .fetch_all(c)
-        .await?
-    }))
+    VPC_SERVICES.of(ex.into(), offering_id).await
 }
 
 /// A service of a VPC or network offering, with the offering (batch loads).
@@ -322,15 +313,7 @@ pub async fn vpc_offerings_services<'a>(
     ex: impl Into<Exec<'a>>,
     ids: &[i64],
 ) -> Result<Vec<OfferingService>> {
-    query::fetch_by_ids(
-        &mut ex.into(),
-        "vpc_offering_id AS offering_id, service, provider",
-        "vpc_offering_service_map",
-        "vpc_offering_id",
-        ids,
-        "vpc_offering_id, id",
-    )
-    .await
+    VPC_SERVICES.of_each(ex.into(), ids).await
 }
 
 /// Changes a live VPC offering's name, display text, state or sort key (None keeps a
@@ -502,16 +485,7 @@ pub async fn network_offering_services<'a>(
     ex: impl Into<Exec<'a>>,
     offering_id: i64,
 ) -> Result<Vec<ServiceProvider>> {
-    let mut ex = ex.into();
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_as(
-            "SELECT service, provider FROM ntwk_offering_service_map \
-             WHERE network_offering_id = $1 ORDER BY id",
-        )
-        .bind(offering_id)
-        .fetch_all(c)
-        .await?
-    }))
+    NETWORK_SERVICES.of(ex.into(), offering_id).await
 }
 
 /// The services of the given network offerings in one statement, in the
@@ -520,15 +494,53 @@ pub async fn network_offerings_services<'a>(
     ex: impl Into<Exec<'a>>,
     ids: &[i64],
 ) -> Result<Vec<OfferingService>> {
-    query::fetch_by_ids(
-        &mut ex.into(),
-        "network_offering_id AS offering_id, service, provider",
-        "ntwk_offering_service_map",
-        "network_offering_id",
-        ids,
-        "network_offering_id, id",
-    )
-    .await
+    NETWORK_SERVICES.of_each(ex.into(), ids).await
+}
+
+/// Where one kind of offering keeps its services: the map table and the
+/// column naming the offering. VPC and network offerings read them alike.
+struct ServiceMap {
+    table: &'static str,
+    offering_column: &'static str,
+}
+
+const VPC_SERVICES: ServiceMap = ServiceMap {
+    table: "vpc_offering_service_map",
+    offering_column: "vpc_offering_id",
+};
+
+const NETWORK_SERVICES: ServiceMap = ServiceMap {
+    table: "ntwk_offering_service_map",
+    offering_column: "network_offering_id",
+};
+
+impl ServiceMap {
+    /// One offering's services, in the order they were stored.
+    async fn of(&self, mut ex: Exec<'_>, offering_id: i64) -> Result<Vec<ServiceProvider>> {
+        let mut w = Where::new();
+        w.eq(self.offering_column, offering_id);
+        let sql = format!(
+            "SELECT service, provider FROM {}{} ORDER BY id",
+            self.table,
+            w.sql()
+        );
+        query::fetch_all(&mut ex, sql, w.args()).await
+    }
+
+    /// The services of several offerings in one statement, each offering's
+    /// in the order [`ServiceMap::of`] gives them.
+    async fn of_each(&self, mut ex: Exec<'_>, ids: &[i64]) -> Result<Vec<OfferingService>> {
+        let column = self.offering_column;
+        query::fetch_by_ids(
+            &mut ex,
+            &format!("{column} AS offering_id, service, provider"),
+            self.table,
+            column,
+            ids,
+            &format!("{column}, id"),
+        )
+        .await
+    }
 }
 
 fn offering_where(filter: &OfferingFilter, network: bool) -> Where {

@@ -10,6 +10,15 @@ use sqlx::{AssertSqlSafe, FromRow};
 
 use super::{Exec, Result};
 
+/// A row type both backends decode: the result of every generic query here.
+pub(crate) trait Row:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{}
+
 /// A value bound to a `$N` placeholder.
 #[derive(Clone, Debug)]
 pub(crate) enum Arg {
@@ -239,7 +248,7 @@ pub(crate) async fn list<T>(
     page: Page,
 ) -> Result<Listed<T>>
 where
-    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    T: Row,
 {
     let where_sql = filter.sql();
     let select = format!(
@@ -266,7 +275,7 @@ where
 /// Runs a SELECT assembled at run time and returns every row.
 pub(crate) async fn fetch_all<T>(ex: &mut Exec<'_>, sql: String, args: &[Arg]) -> Result<Vec<T>>
 where
-    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    T: Row,
 {
     Ok(on_db!(ex, c => {
         bind_args!(sqlx::query_as(AssertSqlSafe(sql)), args).fetch_all(c).await?
@@ -292,7 +301,7 @@ pub(crate) async fn fetch_by_ids<T>(
     order: &str,
 ) -> Result<Vec<T>>
 where
-    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    T: Row,
 {
     fetch_live_by_ids(ex, columns, from, None, column, ids, order).await
 }
@@ -309,7 +318,7 @@ pub(crate) async fn fetch_live_by_ids<T>(
     order: &str,
 ) -> Result<Vec<T>>
 where
-    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    T: Row,
 {
     let mut ids = ids.to_vec();
     ids.sort_unstable();
@@ -337,10 +346,24 @@ pub(crate) async fn fetch_by<T, V: Into<Arg>>(
     value: V,
 ) -> Result<Option<T>>
 where
-    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    T: Row,
 {
     let mut w = Where::new();
     w.eq(column, value);
+    fetch_first(ex, columns, from, &w).await
+}
+
+/// The first row of `SELECT columns FROM from{w}`: a lookup by a key the
+/// WHERE clause makes unique (one column or several).
+pub(crate) async fn fetch_first<T>(
+    ex: &mut Exec<'_>,
+    columns: &str,
+    from: &str,
+    w: &Where,
+) -> Result<Option<T>>
+where
+    T: Row,
+{
     let sql = format!("SELECT {columns} FROM {from}{}", w.sql());
     Ok(fetch_all(ex, sql, w.args()).await?.into_iter().next())
 }

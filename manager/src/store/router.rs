@@ -7,7 +7,7 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
-use super::{Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
 
 crate::text_enum! {
     /// A router's state (column `state`).
@@ -222,12 +222,7 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewRouter) -> Result<Route
                     .execute(c)
                     .await?;
             });
-            get_by_id(ex, id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    what: "router",
-                    key: id.to_string(),
-                })
+            get_by_id(ex, id).await?.or_not_found("router", id)
         })
     })
     .await
@@ -348,10 +343,7 @@ pub async fn bump_generation<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<i64
         .fetch_optional(c)
         .await?
     });
-    generation.ok_or_else(|| StoreError::NotFound {
-        what: "router",
-        key: id.to_string(),
-    })
+    generation.or_not_found("router", id)
 }
 
 /// Records that the router applied `generation`; the applied generation never goes
@@ -368,44 +360,13 @@ pub async fn mark_applied<'a>(ex: impl Into<Exec<'a>>, id: i64, generation: i64)
         .fetch_optional(c)
         .await?
     });
-    applied.ok_or_else(|| StoreError::NotFound {
-        what: "router",
-        key: id.to_string(),
-    })
+    applied.or_not_found("router", id)
 }
 
 /// Marks a live router removed (Destroyed) and its NICs removed; false when it already
 /// was.
 pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    atomically(ex.into(), move |tx| {
-        Box::pin(async move {
-            let mut ex = Exec::Tx(tx);
-            let now = now_ms();
-            let done = on_db!(&mut ex, c => {
-                sqlx::query(
-                    "UPDATE domain_router SET removed = $2, state = 'Destroyed' \
-                     WHERE id = $1 AND removed IS NULL",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(c)
-                .await?
-                .rows_affected()
-            });
-            on_db!(&mut ex, c => {
-                sqlx::query(
-                    "UPDATE nics SET removed = $2, state = 'Deallocated' \
-                     WHERE router_id = $1 AND removed IS NULL",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(c)
-                .await?;
-            });
-            Ok(done == 1)
-        })
-    })
-    .await
+    super::vm::remove_with_nics(ex.into(), "domain_router", "Destroyed", "router_id", id).await
 }
 
 /// A random locally administered unicast MAC (`02:xx:xx:xx:xx:xx`).
@@ -481,12 +442,7 @@ pub async fn create_nic<'a>(ex: impl Into<Exec<'a>>, new: NewNic) -> Result<Nic>
                     .await?
                 });
                 if let Some(id) = id {
-                    return nic_by_id(ex, id)
-                        .await?
-                        .ok_or_else(|| StoreError::NotFound {
-                            what: "nic",
-                            key: id.to_string(),
-                        });
+                    return nic_by_id(ex, id).await?.or_not_found("nic", id);
                 }
             }
             Err(StoreError::Conflict(

@@ -5,7 +5,7 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
-use super::{Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use super::{Exec, Listed, OrNotFound, Page, Result, atomically, new_uuid, now_ms};
 
 /// `purpose` of a port-forwarding rule.
 pub const PURPOSE_PORT_FORWARDING: &str = "PortForwarding";
@@ -170,12 +170,7 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewRule) -> Result<Rule> {
         .fetch_one(c)
         .await?
     });
-    get_by_id(ex, id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "rule",
-            key: id.to_string(),
-        })
+    get_by_id(ex, id).await?.or_not_found("rule", id)
 }
 
 async fn get<'a, V: Into<Arg>>(
@@ -327,10 +322,7 @@ pub async fn create_load_balancer<'a>(
             });
             let lb = load_balancer(ex, rule.id)
                 .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    what: "load balancer",
-                    key: rule.id.to_string(),
-                })?;
+                .or_not_found("load balancer", rule.id)?;
             Ok((rule, lb))
         })
     })

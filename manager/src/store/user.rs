@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 
 use super::query::{self, Where};
 use super::secret::SecretBox;
-use super::{Exec, Listed, Page, Result, StoreError, new_uuid, now_ms};
+use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, new_uuid, now_ms};
 
 /// A `users` row. `password` holds a hash (see [`hash_password`]), never clear text.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
@@ -135,22 +135,12 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewUser) -> Result<User> {
         .fetch_optional(c)
         .await?
     });
-    let id = id.ok_or_else(|| StoreError::NotFound {
-        what: "account",
-        key: new.account_id.to_string(),
-    })?;
-    get_by_id(ex, id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "user",
-            key: id.to_string(),
-        })
+    let id = id.or_not_found("account", new.account_id)?;
+    get_by_id(ex, id).await?.or_not_found("user", id)
 }
 
 async fn get_where<'a>(ex: impl Into<Exec<'a>>, w: Where) -> Result<Option<User>> {
-    let sql = format!("SELECT {COLUMNS} FROM {FROM}{}", w.sql());
-    let rows = query::fetch_all(&mut ex.into(), sql, w.args()).await?;
-    Ok(rows.into_iter().next())
+    query::fetch_first(&mut ex.into(), COLUMNS, FROM, &w).await
 }
 
 /// A user by internal id, removed or not.

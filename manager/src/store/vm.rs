@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
-use super::{Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use super::{Exec, Listed, OrNotFound, Page, Result, atomically, new_uuid, now_ms};
 
 crate::text_enum! {
     /// A VM's state (column `state`).
@@ -175,12 +175,7 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewVm) -> Result<Vm> {
                     .execute(c)
                     .await?;
             });
-            get_by_id(ex, id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound {
-                    what: "vm",
-                    key: id.to_string(),
-                })
+            get_by_id(ex, id).await?.or_not_found("vm", id)
         })
     })
     .await
@@ -285,30 +280,46 @@ pub async fn transition<'a>(
 /// Expunges a VM: the row is marked removed (state Expunging) and its NICs removed,
 /// which frees their addresses. False when it already was.
 pub async fn expunge<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    atomically(ex.into(), move |tx| {
+    remove_with_nics(ex.into(), "vm_instance", "Expunging", "vm_id", id).await
+}
+
+/// Marks a live machine row (a VM or a router) of `table` removed in `state`
+/// and its live NICs (`nic_owner` = id) removed and Deallocated, in one
+/// transaction and at one instant, so no NIC outlives its machine or keeps
+/// an address; false when the machine already was removed.
+pub(crate) async fn remove_with_nics(
+    ex: Exec<'_>,
+    table: &'static str,
+    state: &'static str,
+    nic_owner: &'static str,
+    id: i64,
+) -> Result<bool> {
+    atomically(ex, move |tx| {
         Box::pin(async move {
             let mut ex = Exec::Tx(tx);
             let now = now_ms();
+            let machine = format!(
+                "UPDATE {table} SET removed = $2, state = '{state}' \
+                 WHERE id = $1 AND removed IS NULL"
+            );
             let done = on_db!(&mut ex, c => {
-                sqlx::query(
-                    "UPDATE vm_instance SET removed = $2, state = 'Expunging' \
-                     WHERE id = $1 AND removed IS NULL",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(c)
-                .await?
-                .rows_affected()
+                sqlx::query(sqlx::AssertSqlSafe(machine))
+                    .bind(id)
+                    .bind(now)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
             });
+            let nics = format!(
+                "UPDATE nics SET removed = $2, state = 'Deallocated' \
+                 WHERE {nic_owner} = $1 AND removed IS NULL"
+            );
             on_db!(&mut ex, c => {
-                sqlx::query(
-                    "UPDATE nics SET removed = $2, state = 'Deallocated' \
-                     WHERE vm_id = $1 AND removed IS NULL",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(c)
-                .await?;
+                sqlx::query(sqlx::AssertSqlSafe(nics))
+                    .bind(id)
+                    .bind(now)
+                    .execute(c)
+                    .await?;
             });
             Ok(done == 1)
         })

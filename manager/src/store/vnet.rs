@@ -7,7 +7,7 @@
 use sqlx::AssertSqlSafe;
 
 use super::query::{Arg, bind_args};
-use super::{Backend, Exec, Result, StoreError, atomically, now_ms};
+use super::{Backend, Exec, OrNotFound, Result, StoreError, atomically, now_ms};
 
 /// The most vnets one [`populate`] call creates.
 pub const MAX_RANGE_SIZE: i64 = 65_536;
@@ -63,10 +63,7 @@ pub async fn populate<'a>(
                 .fetch_optional(c)
                 .await?
             });
-            let zone_id = zone_id.ok_or_else(|| StoreError::NotFound {
-                what: "physical network",
-                key: physical_network_id.to_string(),
-            })?;
+            let zone_id = zone_id.or_not_found("physical network", physical_network_id)?;
             let mut added = 0;
             for chunk in numbers.chunks(INSERT_BATCH) {
                 let mut args = vec![Arg::Int(zone_id), Arg::Int(physical_network_id)];

@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
-use super::{Exec, Listed, Page, Result, StoreError, new_uuid, now_ms};
+use super::{Exec, Listed, OrNotFound, Page, Result, new_uuid, now_ms};
 
 crate::text_enum! {
     /// A VPC's state (column `state`).
@@ -147,12 +147,7 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewVpc) -> Result<Vpc> {
         .fetch_one(c)
         .await?
     });
-    get_by_id(ex, id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound {
-            what: "vpc",
-            key: id.to_string(),
-        })
+    get_by_id(ex, id).await?.or_not_found("vpc", id)
 }
 
 async fn get<'a, V: Into<Arg>>(

@@ -4,7 +4,7 @@
 use sqlx::FromRow;
 
 use super::query::{self, Where};
-use super::{Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
 
 /// A `data_center` row.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
@@ -261,10 +261,7 @@ pub async fn create_physical_network<'a>(
                 .fetch_optional(c)
                 .await?
             });
-            let id = id.ok_or_else(|| StoreError::NotFound {
-                what: "zone",
-                key: zone_id.to_string(),
-            })?;
+            let id = id.or_not_found("zone", zone_id)?;
             for (traffic_type, label) in &traffic {
                 on_db!(&mut ex, c => {
                     sqlx::query(
@@ -291,13 +288,14 @@ pub async fn physical_network_by_id<'a>(
     ex: impl Into<Exec<'a>>,
     id: i64,
 ) -> Result<Option<PhysicalNetwork>> {
-    let mut w = Where::new();
-    w.eq("id", id);
-    let sql = format!("SELECT {PHYSNET_COLUMNS} FROM physical_network{}", w.sql());
-    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
-        .await?
-        .into_iter()
-        .next())
+    query::fetch_by(
+        &mut ex.into(),
+        PHYSNET_COLUMNS,
+        "physical_network",
+        "id",
+        id,
+    )
+    .await
 }
 
 /// Physical networks by internal id, removed or not, in one statement (list
@@ -389,13 +387,14 @@ pub async fn physical_network_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
     uuid: &str,
 ) -> Result<Option<PhysicalNetwork>> {
-    let mut w = Where::new();
-    w.eq("uuid", uuid);
-    let sql = format!("SELECT {PHYSNET_COLUMNS} FROM physical_network{}", w.sql());
-    Ok(query::fetch_all(&mut ex.into(), sql, w.args())
-        .await?
-        .into_iter()
-        .next())
+    query::fetch_by(
+        &mut ex.into(),
+        PHYSNET_COLUMNS,
+        "physical_network",
+        "uuid",
+        uuid,
+    )
+    .await
 }
 
 /// Lists live physical networks, by zone then creation.
@@ -501,8 +500,5 @@ pub async fn add_traffic_type<'a>(
         .fetch_optional(c)
         .await?
     });
-    added.ok_or_else(|| StoreError::NotFound {
-        what: "physical network",
-        key: physical_network_id.to_string(),
-    })
+    added.or_not_found("physical network", physical_network_id)
 }
