@@ -11,6 +11,7 @@ use crate::server::registry::ParamSpec;
 use crate::store::{self, Page};
 
 use super::{Target, denied, domain_or_own, may_manage_account};
+use crate::services::owner::account_in_domain;
 
 const ACCOUNT_ID: Arg<Id> = Arg::opt("id", "the ID of the account");
 const ACCOUNT_NAME: Arg<Text> = Arg::opt("account", "the account name (with domainid)");
@@ -60,13 +61,7 @@ impl AccountRef {
             }
             (None, Some(name)) => {
                 let d = domain_or_own(ctx, self.domain, ACCOUNT_DOMAIN.name()).await?;
-                let a = store::account::get_by_name(&ctx.app.db, d.id, name).await?;
-                a.ok_or_else(|| {
-                    Error::invalid(format!(
-                        "Unable to find account {name} in domain {}",
-                        d.uuid
-                    ))
-                })?
+                account_in_domain(ctx, &d, name).await?
             }
             (None, None) => return Err(Error::missing_param(ctx.command, self.id_name)),
         };

@@ -11,6 +11,7 @@ use crate::store::{account, domain, limit};
 
 use super::super::Paging;
 use super::{Owner, bad_resource_type, denied, domain_of, limit_fields, limit_view, live_domain};
+use crate::services::owner::account_in_domain;
 
 const ID: Arg<Long> = Arg::opt("id", "only the limit row with this ID");
 const RESOURCE_TYPE: Arg<Int> = Arg::opt("resourcetype", "only this resource type code");
@@ -114,14 +115,7 @@ impl SyncCommand for ListResourceLimits {
                             .await?
                             .ok_or_else(|| Error::internal("caller's domain is gone"))?,
                     };
-                    let a = account::get_by_name(db, d.id, &name)
-                        .await?
-                        .ok_or_else(|| {
-                            Error::invalid(format!(
-                                "Unable to find account {name} in domain {}",
-                                d.uuid
-                            ))
-                        })?;
+                    let a = account_in_domain(ctx, &d, &name).await?;
                     if !caller.covers(a.id, &a.domain_path) {
                         return Err(denied(ctx, &format!("the limits of account {}", a.uuid)));
                     }
