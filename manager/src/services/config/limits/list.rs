@@ -7,11 +7,11 @@ use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Int, Long, Spec, SyncCommand, Text};
 use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply, Role, page_of};
+use crate::services::owner::account_in_domain;
 use crate::store::{account, domain, limit};
 
 use super::super::Paging;
 use super::{Owner, bad_resource_type, denied, domain_of, limit_fields, limit_view, live_domain};
-use crate::services::owner::account_in_domain;
 
 const ID: Arg<Long> = Arg::opt("id", "only the limit row with this ID");
 const RESOURCE_TYPE: Arg<Int> = Arg::opt("resourcetype", "only this resource type code");
