@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiError, Params, parse_expires, verify};
 use crate::server::context::{App, Caller};
-use crate::server::registry::Role;
 use crate::store::{self, account, config, domain, session, user};
 
 /// How long a login session lives without use (CloudStack's default 30 min).
@@ -112,18 +111,7 @@ fn caller_of(identity: user::Identity) -> Result<Caller, ApiError> {
     {
         return Err(ApiError::unauthorized());
     }
-    Ok(Caller {
-        role: Role::of_account_type(identity.account_type),
-        user_id: identity.user_id,
-        user_uuid: identity.user_uuid,
-        account_id: identity.account_id,
-        account_uuid: identity.account_uuid,
-        account_name: identity.account_name,
-        account_type: identity.account_type,
-        domain_id: identity.domain_id,
-        domain_uuid: identity.domain_uuid,
-        domain_path: identity.domain_path,
-    })
+    Ok(Caller::from(identity))
 }
 
 /// The value of cookie `name`, if the request carries it.

@@ -9,7 +9,7 @@ use crate::server::jobs::Submit;
 use crate::server::jobs::Jobs;
 use crate::server::registry::{Registry, Role};
 use crate::settings::Settings;
-use crate::store::Db;
+use crate::store::{Db, user};
 
 /// The running manager: its store, commands, jobs and settings.
 pub struct App {
@@ -50,6 +50,25 @@ pub struct Caller {
     /// The domain's path (`/`, `/a/`, ...): a domain admin sees this subtree.
     pub domain_path: String,
     pub role: Role,
+}
+
+/// The caller a live user's identity row makes: a request's (after its
+/// signature or session checks) and a job's (the user who submitted it).
+impl From<user::Identity> for Caller {
+    fn from(identity: user::Identity) -> Self {
+        Caller {
+            role: Role::of_account_type(identity.account_type),
+            user_id: identity.user_id,
+            user_uuid: identity.user_uuid,
+            account_id: identity.account_id,
+            account_uuid: identity.account_uuid,
+            account_name: identity.account_name,
+            account_type: identity.account_type,
+            domain_id: identity.domain_id,
+            domain_uuid: identity.domain_uuid,
+            domain_path: identity.domain_path,
+        }
+    }
 }
 
 impl Caller {

@@ -14,7 +14,6 @@ use tokio::sync::Notify;
 
 use crate::api::ApiError;
 use crate::server::context::{App, Caller};
-use crate::server::registry::Role;
 use crate::store::{self, job, user};
 
 pub use crate::provision::vpc_sync;
@@ -202,18 +201,7 @@ async fn caller_of_job(app: &App, j: &job::Job) -> Result<Caller, ApiError> {
     let identity = user::identity_by_user_id(&app.db, j.user_id)
         .await?
         .ok_or_else(|| ApiError::internal("the job's user no longer exists"))?;
-    Ok(Caller {
-        role: Role::of_account_type(identity.account_type),
-        user_id: identity.user_id,
-        user_uuid: identity.user_uuid,
-        account_id: identity.account_id,
-        account_uuid: identity.account_uuid,
-        account_name: identity.account_name,
-        account_type: identity.account_type,
-        domain_id: identity.domain_id,
-        domain_uuid: identity.domain_uuid,
-        domain_path: identity.domain_path,
-    })
+    Ok(Caller::from(identity))
 }
 
 async fn execute(app: Arc<App>, claimed: job::Job) {

@@ -7,6 +7,7 @@ pub mod context;
 pub mod expiry;
 pub mod http;
 pub mod jobs;
+pub mod list_paging;
 pub mod registry;
 
 use crate::api::ApiError;

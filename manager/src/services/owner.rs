@@ -31,6 +31,23 @@ pub fn denied(ctx: &Ctx, what: &str) -> Error {
     ))
 }
 
+/// The live account `name` of domain `d` (the store's `get_by_name` skips
+/// removed ones), or CloudStack's 431 naming both.
+pub(crate) async fn account_in_domain(
+    ctx: &Ctx,
+    d: &domain::Domain,
+    name: &str,
+) -> Result<account::Account, Error> {
+    account::get_by_name(&ctx.app.db, d.id, name)
+        .await?
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "Unable to find account {name} in domain {}",
+                d.uuid
+            ))
+        })
+}
+
 /// Checks that the caller may act on an object of account `account_id` in
 /// the domain at `domain_path`: 531 otherwise.
 pub fn check_access(
@@ -141,15 +158,7 @@ async fn resolve_owner(
                 .await?
                 .ok_or_else(|| Error::internal("the caller's account is gone"))?
         }
-        (Some(name), Some(d)) => account::get_by_name(&ctx.app.db, d.id, &name)
-            .await?
-            .filter(|a| a.removed.is_none())
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "Unable to find account {name} in domain {}",
-                    d.uuid
-                ))
-            })?,
+        (Some(name), Some(d)) => account_in_domain(ctx, &d, &name).await?,
     };
     if a.id != ctx.caller.account_id
         && (ctx.caller.role == Role::User || !ctx.caller.covers_domain(&a.domain_path))
@@ -272,15 +281,7 @@ async fn scope_of(ctx: &Ctx, args: &ListArgs, by_id: bool) -> Result<Scope, Erro
                     .await?
                     .ok_or_else(|| Error::internal("the caller's domain is gone"))?,
             };
-            let a = account::get_by_name(&ctx.app.db, d.id, &name)
-                .await?
-                .filter(|a| a.removed.is_none())
-                .ok_or_else(|| {
-                    Error::invalid(format!(
-                        "Unable to find account {name} in domain {}",
-                        d.uuid
-                    ))
-                })?;
+            let a = account_in_domain(ctx, &d, &name).await?;
             Ok(Scope {
                 account_id: Some(a.id),
                 ..Default::default()

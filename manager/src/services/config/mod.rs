@@ -15,11 +15,7 @@
 mod configuration;
 mod limits;
 
-use crate::error::Error;
-use crate::server::Ctx;
-use crate::server::command::{Arg, Args, Int, Text};
-use crate::server::registry::{ParamSpec, Registry};
-use crate::store::Page;
+use crate::server::registry::Registry;
 
 pub use configuration::{ListConfigurations, UpdateConfiguration};
 pub use limits::{ListResourceLimits, UpdateResourceLimit};
@@ -32,46 +28,14 @@ pub fn register(registry: &mut Registry) {
     registry.sync::<ListResourceLimits>();
 }
 
-const KEYWORD: Arg<Text> = Arg::opt("keyword", "a substring to match");
-const PAGE: Arg<Int> = Arg::opt("page", "the page to return");
-const PAGE_SIZE: Arg<Int> = Arg::opt("pagesize", "the number of objects per page");
-
-/// The keyword and paging parameters of the lists of this module, which
-/// filter and page in memory (a few dozen rows).
-#[derive(Debug, Clone, Default)]
-struct Paging {
-    /// `keyword`, None when absent or empty.
-    keyword: Option<String>,
-    page: Option<i64>,
-    page_size: Option<i64>,
-}
-
-impl Paging {
-    /// What `listApis` shows of them.
-    fn specs() -> Vec<ParamSpec> {
-        vec![KEYWORD.spec(), PAGE.spec(), PAGE_SIZE.spec()]
-    }
-
-    fn parse(args: &Args<'_>) -> Result<Self, Error> {
-        let params = args.params();
-        Ok(Paging {
-            keyword: args.text(&KEYWORD)?,
-            // Read as 64-bit: the registry checked they are 32-bit integers.
-            page: params.long(PAGE.name())?,
-            page_size: params.long(PAGE_SIZE.name())?,
-        })
-    }
-
-    /// The page asked for, by CloudStack's paging rules.
-    async fn page(&self, ctx: &Ctx) -> Result<Page, Error> {
-        Ok(crate::server::paging(ctx, self.page, self.page_size).await?)
-    }
-}
+// The keyword and paging of the lists of this module, which filter and page
+// in memory (a few dozen rows).
+use crate::server::list_paging::Paging;
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::server::page_of;
+    use crate::store::Page;
 
     #[test]
     fn pages_are_cut_from_the_list() {

@@ -6,8 +6,10 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, Flag, Id, Int, Text};
+use crate::server::command::{Arg, Args, Flag, Id, Text};
+use crate::server::list_paging;
 use crate::server::registry::ParamSpec;
+use crate::services::owner::account_in_domain;
 use crate::store::{self, Page};
 
 use super::{Target, denied, domain_or_own, may_manage_account};
@@ -60,13 +62,7 @@ impl AccountRef {
             }
             (None, Some(name)) => {
                 let d = domain_or_own(ctx, self.domain, ACCOUNT_DOMAIN.name()).await?;
-                let a = store::account::get_by_name(&ctx.app.db, d.id, name).await?;
-                a.ok_or_else(|| {
-                    Error::invalid(format!(
-                        "Unable to find account {name} in domain {}",
-                        d.uuid
-                    ))
-                })?
+                account_in_domain(ctx, &d, name).await?
             }
             (None, None) => return Err(Error::missing_param(ctx.command, self.id_name)),
         };
@@ -87,19 +83,14 @@ impl AccountRef {
     }
 }
 
-const KEYWORD: Arg<Text> = Arg::opt("keyword", "a substring to match");
-const PAGE: Arg<Int> = Arg::opt("page", "the page to return");
-const PAGE_SIZE: Arg<Int> = Arg::opt("pagesize", "the number of objects per page");
 const LIST_ALL: Arg<Flag> = Arg::opt("listall", "everything the caller may see, not only its own");
 const RECURSIVE: Arg<Flag> = Arg::opt("isrecursive", "include sub-domains");
 
 /// The keyword, paging and scope parameters of the identity lists.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Paging {
-    /// `keyword` as given (an empty keyword matches everything).
-    pub(super) keyword: Option<String>,
-    pub(super) page: Option<i64>,
-    pub(super) page_size: Option<i64>,
+    /// `keyword`, `page` and `pagesize`.
+    pub(super) list: list_paging::Paging,
     pub(super) list_all: bool,
     pub(super) recursive: bool,
 }
@@ -107,22 +98,14 @@ pub(super) struct Paging {
 impl Paging {
     /// What `listApis` shows of them.
     pub(super) fn specs() -> Vec<ParamSpec> {
-        vec![
-            KEYWORD.spec(),
-            PAGE.spec(),
-            PAGE_SIZE.spec(),
-            LIST_ALL.spec(),
-            RECURSIVE.spec(),
-        ]
+        let mut specs = list_paging::Paging::specs();
+        specs.extend([LIST_ALL.spec(), RECURSIVE.spec()]);
+        specs
     }
 
     pub(super) fn parse(args: &Args<'_>) -> Result<Self, Error> {
-        let params = args.params();
         Ok(Paging {
-            keyword: args.get(&KEYWORD)?,
-            // Read as 64-bit: the registry checked they are 32-bit integers.
-            page: params.long(PAGE.name())?,
-            page_size: params.long(PAGE_SIZE.name())?,
+            list: list_paging::Paging::parse(args)?,
             list_all: args.get(&LIST_ALL)?.unwrap_or(false),
             recursive: args.get(&RECURSIVE)?.unwrap_or(false),
         })
@@ -130,7 +113,7 @@ impl Paging {
 
     /// The page asked for, by CloudStack's paging rules.
     pub(super) async fn page(&self, ctx: &Ctx) -> Result<Page, Error> {
-        Ok(crate::server::paging(ctx, self.page, self.page_size).await?)
+        self.list.page(ctx).await
     }
 }
 

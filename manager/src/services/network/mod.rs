@@ -26,9 +26,8 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, Int, Text};
-use crate::server::registry::{ParamSpec, Registry};
-use crate::store::{Db, Page, zone};
+use crate::server::registry::Registry;
+use crate::store::{Db, zone};
 
 /// Highest VLAN id of an 802.1Q tag.
 const MAX_VLAN: u64 = 4094;
@@ -68,44 +67,7 @@ async fn zone_uuid_and_name(db: &Db, zone_id: i64) -> Result<Option<(String, Str
 
 // ---------------------------------------------------------------- paging
 
-const KEYWORD: Arg<Text> = Arg::opt("keyword", "a substring to match");
-const PAGE: Arg<Int> = Arg::opt("page", "the page to return");
-const PAGE_SIZE: Arg<Int> = Arg::opt("pagesize", "the number of objects per page");
-
-/// The keyword and paging of a list command of this module.
-struct Paging {
-    /// As sent (an empty keyword matches everything).
-    keyword: Option<String>,
-    page: Option<i64>,
-    page_size: Option<i64>,
-}
-
-impl Paging {
-    /// The keyword and paging parameters, for `listApis`.
-    fn specs() -> Vec<ParamSpec> {
-        Self::specs_with(KEYWORD)
-    }
-
-    /// The same, with the keyword described as the command matches it.
-    fn specs_with(keyword: Arg<Text>) -> Vec<ParamSpec> {
-        vec![keyword.spec(), PAGE.spec(), PAGE_SIZE.spec()]
-    }
-
-    fn parse(args: &Args<'_>) -> Result<Self, Error> {
-        let params = args.params();
-        Ok(Paging {
-            keyword: args.get(&KEYWORD)?,
-            // Read as 64-bit: the registry checked they are 32-bit integers.
-            page: params.long(PAGE.name())?,
-            page_size: params.long(PAGE_SIZE.name())?,
-        })
-    }
-
-    /// The page to return, by CloudStack's paging rules.
-    async fn page(&self, ctx: &Ctx) -> Result<Page, Error> {
-        Ok(crate::server::paging(ctx, self.page, self.page_size).await?)
-    }
-}
+use crate::server::list_paging::Paging;
 
 // ---------------------------------------------------------------- lookups
 

@@ -72,7 +72,9 @@ impl SyncCommand for ListConfigurations {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let scope = self.scope(ctx).await?;
         let paging = self.paging.page(ctx).await?;
-        let (name, category, keyword) = (self.name, self.category, self.paging.keyword);
+        // An empty keyword is no filter.
+        let keyword = self.paging.keyword.filter(|k| !k.is_empty());
+        let (name, category) = (self.name, self.category);
         // A few dozen rows: filter them here, with CloudStack's matching rules
         // (name and keyword are substrings, the category is exact).
         let all = config::list(&ctx.app.db, &config::ConfigFilter::default(), Page::ALL).await?;

@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Int, Long, Spec, SyncCommand, Text};
 use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply, Role, page_of};
+use crate::services::owner::account_in_domain;
 use crate::store::{account, domain, limit};
 
 use super::super::Paging;
@@ -114,14 +115,7 @@ impl SyncCommand for ListResourceLimits {
                             .await?
                             .ok_or_else(|| Error::internal("caller's domain is gone"))?,
                     };
-                    let a = account::get_by_name(db, d.id, &name)
-                        .await?
-                        .ok_or_else(|| {
-                            Error::invalid(format!(
-                                "Unable to find account {name} in domain {}",
-                                d.uuid
-                            ))
-                        })?;
+                    let a = account_in_domain(ctx, &d, &name).await?;
                     if !caller.covers(a.id, &a.domain_path) {
                         return Err(denied(ctx, &format!("the limits of account {}", a.uuid)));
                     }

@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Id, Int, Long, Spec, SyncCommand, Text};
 use crate::server::registry::ADMINS;
 use crate::server::{Ctx, Reply, Role};
+use crate::services::owner::account_in_domain;
 use crate::store::{account, bootstrap, limit};
 
 use super::{Owner, bad_resource_type, denied, limit_fields, limit_view, live_domain};
@@ -92,14 +93,7 @@ impl SyncCommand for UpdateResourceLimit {
                 ));
             }
             (Some(name), Some(d)) => {
-                let a = account::get_by_name(db, d.id, &name)
-                    .await?
-                    .ok_or_else(|| {
-                        Error::invalid(format!(
-                            "Unable to find account {name} in domain {}",
-                            d.uuid
-                        ))
-                    })?;
+                let a = account_in_domain(ctx, &d, &name).await?;
                 if a.account_name == bootstrap::SYSTEM_ACCOUNT && d.parent_id.is_none() {
                     return Err(Error::invalid(
                         "The limits of the system account cannot be changed",

@@ -68,7 +68,7 @@ impl SyncCommand for ListAccounts {
         let caller = &ctx.caller;
         let mut filter = account::AccountFilter {
             name: self.name,
-            keyword: self.paging.keyword.clone(),
+            keyword: self.paging.list.keyword.clone(),
             state: self.state,
             account_type: self.account_type.map(i64::from),
             uuids: self.id.map(|u| vec![u.to_string()]),

@@ -59,7 +59,7 @@ impl SyncCommand for ListDomains {
             uuid: self.id.map(|u| u.to_string()),
             name: self.name,
             level: self.level,
-            keyword: self.paging.keyword.clone(),
+            keyword: self.paging.list.keyword.clone(),
             path_prefix: Some(caller.domain_path.clone()),
             ..Default::default()
         };

@@ -4,7 +4,8 @@ use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Spec, SyncCommand, Text};
 use crate::server::registry::ADMINS;
 use crate::server::{Ctx, Reply};
-use crate::store::{self, account, user};
+use crate::services::owner::account_in_domain;
+use crate::store::{self, user};
 
 use super::super::args::{NewUserArgs, USER_DOMAIN};
 use super::super::views::{user_fields, user_view};
@@ -44,14 +45,7 @@ impl SyncCommand for CreateUser {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let d = domain_or_own(ctx, self.user.domain, USER_DOMAIN.name()).await?;
         let name = self.account;
-        let a = account::get_by_name(&ctx.app.db, d.id, &name)
-            .await?
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "Unable to find account {name} in domain {}",
-                    d.uuid
-                ))
-            })?;
+        let a = account_in_domain(ctx, &d, &name).await?;
         if !may_manage_account(&ctx.caller, Target::of(&a)) {
             return Err(denied(ctx, &format!("account {}", a.uuid)));
         }

@@ -6,18 +6,26 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::server::command::{Args, Command, Spec, SyncCommand};
-use crate::server::registry::{ALL, FieldSpec, field};
+use crate::server::registry::{ALL, field};
 use crate::server::{Ctx, Reply};
 use crate::store::user;
 
 use super::{USER_ID, managed_user};
 
-/// The fields of the `userkeys` object.
-fn key_fields() -> Vec<FieldSpec> {
-    vec![
-        field("apikey", "string", "the API key"),
-        field("secretkey", "string", "the secret key"),
-    ]
+/// The spec both commands share: one user by `id`, any role (the body
+/// checks the caller may manage that user), a `userkeys` object.
+fn keys_spec(description: &'static str) -> Spec {
+    Spec {
+        description,
+        roles: ALL,
+        params: vec![USER_ID.spec()],
+        object: "userkeys",
+        response: vec![
+            field("apikey", "string", "the API key"),
+            field("secretkey", "string", "the secret key"),
+        ],
+        since: "",
+    }
 }
 
 /// `registerUserKeys`.
@@ -29,14 +37,7 @@ impl Command for RegisterUserKeys {
     const NAME: &'static str = "registerUserKeys";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Generates a new API key and secret key for a user",
-            roles: ALL,
-            params: vec![USER_ID.spec()],
-            object: "userkeys",
-            response: key_fields(),
-            since: "",
-        }
+        keys_spec("Generates a new API key and secret key for a user")
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -65,14 +66,7 @@ impl Command for GetUserKeys {
     const NAME: &'static str = "getUserKeys";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Returns a user's API key and secret key",
-            roles: ALL,
-            params: vec![USER_ID.spec()],
-            object: "userkeys",
-            response: key_fields(),
-            since: "",
-        }
+        keys_spec("Returns a user's API key and secret key")
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

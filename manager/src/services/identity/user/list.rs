@@ -75,7 +75,7 @@ impl SyncCommand for ListUsers {
         let mut filter = user::UserFilter {
             uuid: self.id.map(|u| u.to_string()),
             username: self.username,
-            keyword: self.paging.keyword.clone(),
+            keyword: self.paging.list.keyword.clone(),
             ..Default::default()
         };
         if caller.role == Role::User {
