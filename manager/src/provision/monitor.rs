@@ -16,6 +16,9 @@
 //!   database knows, so it can remove what a crash left behind.
 //!
 //! Each loop has a `*_once` function that does one round and reports it.
+//!
+//! (Over 400 lines: three background loops that share one reading of the
+//! router table and one lock discipline; next to split, one file per loop.)
 
 use std::collections::HashMap;
 use std::sync::Arc;

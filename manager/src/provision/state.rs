@@ -2,6 +2,9 @@
 //! router and its NICs, the implemented tiers, public IPs, private gateways,
 //! the ACL lists in use, static routes, NAT and LB rules and DHCP leases.
 //! Only what belongs on the router is included (live rules, plugged tiers).
+//!
+//! (Over 400 lines: one loader of the router's whole state, one statement
+//! per table; its views are next to move into their own file.)
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;

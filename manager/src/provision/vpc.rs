@@ -3,6 +3,9 @@
 //! rules, routes, gateways, ACL lists, then the row), restart (with or
 //! without a new router), router stop/start/reboot, and the garbage
 //! collector that finishes VPCs left Inactive.
+//!
+//! (Over 400 lines: the VPC's start, destroy, restart and adoption share
+//! their router and address steps; next to split, adoption in its own file.)
 
 use std::net::Ipv4Addr;
 use std::time::Duration;

@@ -1,5 +1,8 @@
 //! One API command, one type.
 //!
+//! (Over 400 lines: a third is the doc tests that prove an async command
+//! without a job body does not compile; the rest is one framework.)
+//!
 //! A command is a struct holding its parsed request. It implements
 //! [`Command`] (its name, its [`Spec`] as `listApis` shows it, and `parse`,
 //! from the request's parameters into the struct), then either
