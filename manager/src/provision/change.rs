@@ -114,6 +114,17 @@ impl<'n> VpcLock<'n> {
     /// generation in one transaction, the push, the applied generation or
     /// the undo. Returns what `write` made.
     pub async fn apply<C: RouterChange>(&self, change: &C) -> Result<C::Written, Error> {
+        self.apply_or_refused(change).await?
+    }
+
+    /// [`VpcLock::apply`], telling a change the router refused (the inner
+    /// error: the push failed and `undo` ran) from one that failed before
+    /// any push (the outer error: nothing was written). For changes whose
+    /// command goes on when the router refuses (a forced delete).
+    pub async fn apply_or_refused<C: RouterChange>(
+        &self,
+        change: &C,
+    ) -> Result<Result<C::Written, Error>, Error> {
         let mut tx = self.db.begin().await?;
         let written = change.write(&mut tx).await?;
         let generation: Option<Generation> = if change.reaches_router(&written) {
@@ -123,7 +134,7 @@ impl<'n> VpcLock<'n> {
         };
         tx.commit().await?;
         let Some(g) = generation else {
-            return Ok(written);
+            return Ok(Ok(written));
         };
         let pushed = match state::load(self.db, self.vpc_id).await {
             Ok(Some(state)) => change
@@ -138,7 +149,7 @@ impl<'n> VpcLock<'n> {
         if let Err(e) = pushed {
             resync_after_failure(self.db, g.router_id).await;
             log_revert(change.what(), change.undo(self.db, &written).await);
-            return Err(e);
+            return Ok(Err(e));
         }
         router::mark_applied(
             self.db,
@@ -146,7 +157,7 @@ impl<'n> VpcLock<'n> {
             i64::try_from(g.generation).unwrap_or(i64::MAX),
         )
         .await?;
-        Ok(written)
+        Ok(Ok(written))
     }
 
     /// Sends the VPC's stored state to its router under a new generation,

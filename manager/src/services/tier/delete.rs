@@ -2,8 +2,6 @@
 //! its guru has the last word, and its rows go with its rules and address
 //! associations.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -110,15 +108,9 @@ impl AsyncCommand for DeleteNetwork {
         let removal = RemoveTier {
             vpc_id,
             tier_id: t.id,
-            refused: AtomicBool::new(false),
         };
-        match lock.apply(&removal).await {
-            Err(e) if removal.refused.load(Ordering::Relaxed) => {
-                tracing::warn!(network = %t.uuid, error = %e, "withdrawing a deleted tier's rules failed");
-            }
-            other => {
-                other?;
-            }
+        if let Err(e) = lock.apply_or_refused(&removal).await? {
+            tracing::warn!(network = %t.uuid, error = %e, "withdrawing a deleted tier's rules failed");
         }
         Ok(json!({ "success": true }))
     }
@@ -130,9 +122,6 @@ impl AsyncCommand for DeleteNetwork {
 struct RemoveTier {
     vpc_id: i64,
     tier_id: i64,
-    /// Set when the router refused the change (`undo` ran): the tier is
-    /// deleted all the same.
-    refused: AtomicBool,
 }
 
 impl RouterChange for RemoveTier {
@@ -189,7 +178,6 @@ impl RouterChange for RemoveTier {
     /// The tier stays deleted: the router keeps stale rules until the VPC
     /// is restarted, which the flag asks for.
     async fn undo(&self, db: &Db, _rules_of_tier: &usize) -> Result<(), Error> {
-        self.refused.store(true, Ordering::Relaxed);
         vpc::set_restart_required(db, self.vpc_id, true).await?;
         Ok(())
     }

@@ -2,8 +2,6 @@
 //! `expunge` what points at it goes (its rules, static NAT, load balancer
 //! memberships), the driver removes it and its row and addresses go.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -124,24 +122,17 @@ async fn release_vm_rules(app: &App, v: &vm::Vm) -> Result<(), Error> {
     let change = ReleaseVmRules {
         vpc_id,
         vm_id: v.id,
-        refused: AtomicBool::new(false),
     };
-    match lock.apply(&change).await {
-        Err(e) if change.refused.load(Ordering::Relaxed) => {
-            tracing::warn!(vm = %v.uuid, error = %e, "withdrawing an expunged VM's rules failed");
-            Ok(())
-        }
-        other => other.map(|_| ()),
+    if let Err(e) = lock.apply_or_refused(&change).await? {
+        tracing::warn!(vm = %v.uuid, error = %e, "withdrawing an expunged VM's rules failed");
     }
+    Ok(())
 }
 
 /// The VM's rules, static NAT and load balancer memberships go.
 struct ReleaseVmRules {
     vpc_id: i64,
     vm_id: i64,
-    /// Set when the router refused the change (`undo` ran): the VM goes
-    /// anyway.
-    refused: AtomicBool,
 }
 
 impl RouterChange for ReleaseVmRules {
@@ -214,7 +205,6 @@ impl RouterChange for ReleaseVmRules {
     /// The VM goes anyway: the router keeps stale rules until the VPC is
     /// restarted, which the flag asks for.
     async fn undo(&self, db: &Db, _: &bool) -> Result<(), Error> {
-        self.refused.store(true, Ordering::Relaxed);
         vpc::set_restart_required(db, self.vpc_id, true).await?;
         Ok(())
     }

@@ -3,8 +3,6 @@
 //! addresses for the VM), it is Stopped and its tiers' DHCP lists go to the
 //! router without it (the element's `release`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -121,9 +119,8 @@ pub(super) async fn stop(app: &App, vm_id: i64, forced: bool) -> Result<(), Erro
         tiers: &tiers_of,
         tier_uuids: tier_uuids(&tiers_of),
         forced,
-        refused: AtomicBool::new(false),
     };
-    match lock.apply(&change).await {
+    match lock.apply_or_refused(&change).await? {
         Ok(true) => Ok(()),
         Ok(false) => {
             let now = job_vm(app, vm_id).await?;
@@ -135,7 +132,7 @@ pub(super) async fn stop(app: &App, vm_id: i64, forced: bool) -> Result<(), Erro
                 now.uuid, now.state
             )))
         }
-        Err(e) if forced && change.refused.load(Ordering::Relaxed) => {
+        Err(e) if forced => {
             tracing::warn!(vm = %v.uuid, error = %e, "forced stop: the router still serves the VM's leases");
             Ok(())
         }
@@ -152,9 +149,6 @@ struct StopVm<'a> {
     tiers: &'a [TierNic],
     tier_uuids: Vec<Uuid>,
     forced: bool,
-    /// Set when the router refused the change (`undo` ran): a forced stop
-    /// then succeeds all the same.
-    refused: AtomicBool,
 }
 
 impl RouterChange for StopVm<'_> {
@@ -199,7 +193,6 @@ impl RouterChange for StopVm<'_> {
     /// The VM runs again, unless the stop is forced: it then stays Stopped
     /// and the router forgets its leases with the resync that follows.
     async fn undo(&self, db: &Db, _: &bool) -> Result<(), Error> {
-        self.refused.store(true, Ordering::Relaxed);
         if self.forced {
             return Ok(());
         }
