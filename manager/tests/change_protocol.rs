@@ -127,6 +127,16 @@ on_both_backends!(
             after.applied_generation < after.config_generation,
             "the router looks behind: the monitor sends it the reverted state"
         );
+        // The same refusal, told apart from a failure before any push.
+        let lock = m.app.network.lock(&m.app.db, v.id).await;
+        let outcome = lock.apply_or_refused(&change).await;
+        drop(lock);
+        let refused = outcome
+            .expect("written and pushed")
+            .expect_err("the router refuses");
+        assert!(refused.text().contains("test refusal"), "{refused}");
+        let v_after = vpc::get_by_id(&m.app.db, v.id).await.unwrap().unwrap();
+        assert_eq!(v_after.public_mtu, v.public_mtu, "undone again");
     }
 );
 
