@@ -5,37 +5,20 @@
 mod support;
 
 use support::api::Client;
+use support::restart::{DeadManager, dead_manager};
 use vpc_manager::serve::Manager;
 use vpc_manager::server::jobs::ABANDONED;
-use vpc_manager::settings::Settings;
-use vpc_manager::store::{Db, domain, job, user};
+use vpc_manager::store::{domain, job};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_job_fails_and_a_released_job_runs_at_the_next_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("state.db").display()
-    );
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().to_path_buf(),
-        database_url: Some(url.clone()),
-        manager_id: Some("manager-1".into()),
-        driver: vpc_manager::settings::DriverKind::Simulated,
-        ..Settings::default()
-    };
-    // A first start creates the schema and the admin, then the manager "dies".
-    let first = Manager::start(settings.clone()).await.unwrap();
-    first.app.db.close().await;
-    drop(first);
-
-    let db = Db::connect(&url).await.unwrap();
+    let DeadManager {
+        dir: _dir,
+        settings,
+        db,
+        admin,
+    } = dead_manager().await;
     let root = domain::root(&db).await.unwrap();
-    let admin = user::get_by_username(&db, root.id, "admin")
-        .await
-        .unwrap()
-        .unwrap();
     let mut jobs = Vec::new();
     for name in ["crashed", "released"] {
         let d = domain::create(

@@ -7,5 +7,6 @@ pub mod api;
 pub mod e2e;
 pub mod netns;
 pub mod postgres;
+pub mod restart;
 pub mod store;
 pub mod vpc;
