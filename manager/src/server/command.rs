@@ -471,15 +471,19 @@ fn submit_job<'a, C: AsyncCommand>(
     Box::pin(async move {
         let request = C::parse(&Args::new(C::NAME, params))?;
         let submission = request.submit(ctx).await?;
-        let info = serde_json::to_value(&submission.job)
-            .map_err(|e| ApiError::internal(format!("the job of {}: {e}", C::NAME)))?;
         let instance = submission
             .instance
             .as_ref()
             .map(|(kind, id)| (*kind, id.as_str()));
-        let submitted = ctx
-            .submit_job(info, instance, submission.sync_object.clone())
-            .await;
+        // A payload that cannot be stored is a job that could not be
+        // stored: what `submit` made is undone either way.
+        let submitted = match serde_json::to_value(&submission.job) {
+            Ok(info) => {
+                ctx.submit_job(info, instance, submission.sync_object.clone())
+                    .await
+            }
+            Err(e) => Err(Error::internal(format!("the job of {}: {e}", C::NAME))),
+        };
         let job_id = match submitted {
             Ok(job_id) => job_id,
             Err(e) => {
