@@ -22,8 +22,6 @@
 
 use std::future::Future;
 
-use tokio::sync::OwnedMutexGuard;
-
 use crate::error::Error;
 use crate::orchestration::ElementResult;
 use crate::orchestration::model::RouterState;
@@ -31,6 +29,7 @@ use crate::store::{Db, Tx};
 
 use crate::store::router;
 
+use super::lock::HeldLock;
 use super::{
     Generation, Network, RouterElement, bump, element_error, log_revert, resync_after_failure,
     state,
@@ -77,20 +76,22 @@ pub struct VpcLock<'n> {
     db: &'n Db,
     network: &'n Network,
     vpc_id: i64,
-    _guard: OwnedMutexGuard<()>,
+    _held: HeldLock,
 }
 
 impl Network {
     /// Takes the VPC's lock (waiting for the change holding it): changes
-    /// to one VPC are serialized inside this manager, so generations reach
-    /// its router in order.
-    pub async fn lock<'n>(&'n self, db: &'n Db, vpc_id: i64) -> VpcLock<'n> {
-        VpcLock {
+    /// to one VPC are serialized across every manager of the database (see
+    /// [`super::lock`]), so generations reach its router in order and each
+    /// command's checks see every earlier change. Fails only when the
+    /// database cannot be reached.
+    pub async fn lock<'n>(&'n self, db: &'n Db, vpc_id: i64) -> Result<VpcLock<'n>, Error> {
+        Ok(VpcLock {
             db,
             network: self,
             vpc_id,
-            _guard: self.lock_vpc(vpc_id).await,
-        }
+            _held: self.locks.hold(db, vpc_id).await?,
+        })
     }
 }
 

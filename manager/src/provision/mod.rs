@@ -6,15 +6,13 @@
 //! protocol of [`change`] (`VpcLock::apply`).
 
 pub mod change;
+pub mod lock;
 pub mod monitor;
 pub mod state;
 pub mod tier;
 pub mod vpc;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use tokio::sync::OwnedMutexGuard;
+use std::sync::Arc;
 
 use crate::error::Error;
 use crate::orchestration::agent::{AgentEndpoint, Endpoints, SharedAgent, SharedDriver};
@@ -68,7 +66,7 @@ pub struct Network {
     pub element: RouterElement,
     /// Where routers' agents listen.
     pub endpoints: Arc<Endpoints>,
-    locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    locks: lock::VpcLocks,
 }
 
 impl Network {
@@ -77,7 +75,7 @@ impl Network {
             plugins,
             element: VpcVirtualRouterElement::new(backend.agent, backend.driver),
             endpoints: backend.endpoints,
-            locks: Mutex::new(HashMap::new()),
+            locks: lock::VpcLocks::default(),
         }
     }
 
@@ -103,18 +101,6 @@ impl Network {
             }
         }
         Ok(n)
-    }
-
-    /// Serializes changes to one VPC inside this manager (jobs on one VPC
-    /// are already serialized by their sync object; this also covers the
-    /// synchronous commands, and keeps generations reaching the router in
-    /// order).
-    pub async fn lock_vpc(&self, vpc_id: i64) -> OwnedMutexGuard<()> {
-        let lock = {
-            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-            locks.entry(vpc_id).or_default().clone()
-        };
-        lock.lock_owned().await
     }
 }
 

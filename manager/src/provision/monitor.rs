@@ -110,7 +110,7 @@ pub async fn resync_once(plane: &Plane, health: &mut RouterHealth) -> Result<Res
         let Some(vpc_id) = r.vpc_id.filter(|_| due) else {
             continue;
         };
-        let _guard = plane.network.lock_vpc(vpc_id).await;
+        let _guard = plane.network.lock(&plane.db, vpc_id).await?;
         // Read again under the lock: a job may have stopped, replaced or
         // pushed to the router meanwhile.
         let Some(r) = router::get_by_id(&plane.db, r.id)
@@ -291,7 +291,7 @@ pub async fn converge_stuck_once(plane: &Plane) -> Result<StuckReport, Error> {
         {
             continue;
         }
-        let _guard = plane.network.lock_vpc(vpc_id).await;
+        let _guard = plane.network.lock(&plane.db, vpc_id).await?;
         let Some(r) = router::get_by_id(&plane.db, r.id)
             .await?
             .filter(|r| r.removed.is_none() && stuck(r))
@@ -452,7 +452,7 @@ pub async fn network_gc_once(
             report.waiting.push(t.uuid);
             continue;
         }
-        let lock = app.network.lock(db, vpc_id).await;
+        let lock = app.network.lock(db, vpc_id).await?;
         // A VM may have started while we waited for the lock.
         if in_use(db, t.id).await? {
             idle.since.remove(&t.id);

@@ -432,7 +432,7 @@ pub async fn collect_inactive(db: &Db, net: &Network) -> Result<usize, Error> {
     .items;
     let mut done = 0;
     for v in inactive {
-        let _guard = net.lock_vpc(v.id).await;
+        let _guard = net.lock(db, v.id).await?;
         match destroy_vpc(db, net, v.id).await {
             Ok(()) => done += 1,
             Err(e) => {
@@ -542,7 +542,7 @@ pub async fn purge_account(db: &Db, net: &Network, account_id: i64) -> Result<()
     .await?
     .items;
     for v in vpcs {
-        let _guard = net.lock_vpc(v.id).await;
+        let _guard = net.lock(db, v.id).await?;
         purge_vpc(db, net, v.id).await?;
     }
     Ok(())

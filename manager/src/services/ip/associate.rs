@@ -146,7 +146,7 @@ impl AsyncCommand for AssociateIpAddress {
 
         // Under the VPC's lock: two first addresses must not both become
         // its source NAT address.
-        let _lock = ctx.app.network.lock(db, v.id).await;
+        let _lock = ctx.app.network.lock(db, v.id).await?;
         // §3.5: the VPC's first address becomes its source NAT address.
         let source_nat = v.source_nat_ip_id.is_none();
         let mut tx = db.begin().await?;
@@ -185,7 +185,7 @@ impl AsyncCommand for AssociateIpAddress {
 
     async fn run(job: &JobCtx, payload: AssociateIpJob) -> Result<Value, Error> {
         let app = &job.app;
-        let lock = app.network.lock(&app.db, payload.vpc).await;
+        let lock = app.network.lock(&app.db, payload.vpc).await?;
         let ip = common::reload_ip(&app.db, payload.ip).await?;
         lock.apply(&AcquiredIp {
             job: payload,
@@ -200,7 +200,7 @@ impl AsyncCommand for AssociateIpAddress {
     /// The address goes back to the pool, as when the router refuses it
     /// (`AbandonedIp`).
     async fn abandon(app: &App, payload: AssociateIpJob) -> Result<(), Error> {
-        let lock = app.network.lock(&app.db, payload.vpc).await;
+        let lock = app.network.lock(&app.db, payload.vpc).await?;
         lock.apply(&AbandonedIp { job: payload }).await
     }
 }

@@ -90,7 +90,7 @@ impl AsyncCommand for DisassociateIpAddress {
             release_outside_vpc(&app.db, payload.ip).await?;
             return Ok(json!({ "success": true }));
         };
-        let lock = app.network.lock(&app.db, vpc_id).await;
+        let lock = app.network.lock(&app.db, vpc_id).await?;
         // Re-read under the lock: another job may have released it.
         let Some(ip) = vlan::ip_by_id(&app.db, payload.ip)
             .await?

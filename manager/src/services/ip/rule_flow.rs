@@ -151,7 +151,7 @@ pub async fn push_new(lock: &VpcLock<'_>, r: &rule::Rule, lists: RuleLists) -> R
 /// The `abandon` of a new rule's job (`RuleEdit::Withdrawn`); a rule
 /// already gone leaves nothing to do.
 pub async fn abandon_new(app: &App, job: RuleJob, lists: RuleLists) -> Result<(), Error> {
-    let lock = app.network.lock(&app.db, job.vpc).await;
+    let lock = app.network.lock(&app.db, job.vpc).await?;
     let Some(r) = rule::get_by_id(&app.db, job.rule)
         .await?
         .filter(|r| r.removed.is_none())
@@ -176,7 +176,7 @@ pub async fn revoke(lock: &VpcLock<'_>, r: &rule::Rule, lists: RuleLists) -> Res
 /// the rule from the router ([`revoke`]); a rule deleted meanwhile (e.g.
 /// with its address) leaves nothing to do.
 pub async fn delete_rule(app: &App, job: RuleJob, lists: RuleLists) -> Result<Value, Error> {
-    let lock = app.network.lock(&app.db, job.vpc).await;
+    let lock = app.network.lock(&app.db, job.vpc).await?;
     let Some(r) = rule::get_by_id(&app.db, job.rule)
         .await?
         .filter(|r| r.removed.is_none())

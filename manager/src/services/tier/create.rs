@@ -290,7 +290,7 @@ impl SyncCommand for CreateNetwork {
             },
         )?;
 
-        let _lock = ctx.app.network.lock(db, v.id).await;
+        let _lock = ctx.app.network.lock(db, v.id).await?;
         let mut tx = db.begin().await?;
         vpc::lock(&mut tx, v.id).await?;
         let live = vpc::get_by_id(&mut tx, v.id)

@@ -85,7 +85,7 @@ impl AsyncCommand for DeleteNetwork {
         let app = &job.app;
         let db = &app.db;
         let (t, vpc_id) = job_tier(db, payload.id).await?;
-        let lock = app.network.lock(db, vpc_id).await;
+        let lock = app.network.lock(db, vpc_id).await?;
         // CloudStack refuses while any VM of the tier is not expunged; the
         // command then fails with "Failed to delete network" (530).
         if let Some(v) = vm::vms_on_network(db, t.id).await?.first() {

@@ -90,7 +90,7 @@ impl AsyncCommand for RestartNetwork {
     async fn run(job: &JobCtx, payload: TierJob) -> Result<Value, Error> {
         let app = &job.app;
         let (t, vpc_id) = job_tier(&app.db, payload.id).await?;
-        let lock = app.network.lock(&app.db, vpc_id).await;
+        let lock = app.network.lock(&app.db, vpc_id).await?;
         tiers::resend_tier(&lock, t.id).await?;
         Ok(json!({ "success": true }))
     }

@@ -118,7 +118,7 @@ async fn release_vm_rules(app: &App, v: &vm::Vm) -> Result<(), Error> {
     let Some(vpc_id) = super::vpc_of(db, v.id).await? else {
         return Ok(());
     };
-    let lock = app.network.lock(db, vpc_id).await;
+    let lock = app.network.lock(db, vpc_id).await?;
     let change = ReleaseVmRules {
         vpc_id,
         vm_id: v.id,

@@ -79,7 +79,7 @@ pub(super) async fn start(app: &App, vm_id: i64) -> Result<(), Error> {
         vm::transition(db, v.id, &[vm::STATE_STOPPED], vm::STATE_RUNNING).await?;
         return Ok(());
     };
-    let lock = app.network.lock(db, vpc_id).await;
+    let lock = app.network.lock(db, vpc_id).await?;
     for (t, _) in &tiers_of {
         if t.state != network::STATE_IMPLEMENTED {
             tiers::implement_tier(&lock, t.id).await?;

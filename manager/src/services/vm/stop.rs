@@ -111,7 +111,7 @@ pub(super) async fn stop(app: &App, vm_id: i64, forced: bool) -> Result<(), Erro
         vm::transition(db, v.id, &[vm::STATE_RUNNING], vm::STATE_STOPPED).await?;
         return Ok(());
     };
-    let lock = app.network.lock(db, vpc_id).await;
+    let lock = app.network.lock(db, vpc_id).await?;
     let change = StopVm {
         network: &app.network,
         vpc_id,

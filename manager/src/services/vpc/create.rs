@@ -238,7 +238,7 @@ impl AsyncCommand for CreateVpc {
     async fn run(job: &JobCtx, payload: CreateVpcJob) -> Result<Value, Error> {
         let app = &job.app;
         let id = payload.id;
-        let _lock = app.network.lock(&app.db, id).await;
+        let _lock = app.network.lock(&app.db, id).await?;
         let started = if payload.start {
             provision::vpc::start_vpc(&app.db, &app.network, id, payload.source_nat).await
         } else {
@@ -257,7 +257,7 @@ impl AsyncCommand for CreateVpc {
     /// The VPC is destroyed, as when its start fails: its router is removed
     /// through the driver, its rows go.
     async fn abandon(app: &App, payload: CreateVpcJob) -> Result<(), Error> {
-        let _lock = app.network.lock(&app.db, payload.id).await;
+        let _lock = app.network.lock(&app.db, payload.id).await?;
         provision::vpc::destroy_vpc(&app.db, &app.network, payload.id).await
     }
 }

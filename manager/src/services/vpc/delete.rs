@@ -65,7 +65,7 @@ impl AsyncCommand for DeleteVpc {
     async fn run(job: &JobCtx, payload: VpcJob) -> Result<Value, Error> {
         let app = &job.app;
         let id = payload.id;
-        let _lock = app.network.lock(&app.db, id).await;
+        let _lock = app.network.lock(&app.db, id).await?;
         let Some(v) = vpc::get_by_id(&app.db, id)
             .await?
             .filter(|v| v.removed.is_none())

@@ -97,7 +97,7 @@ impl AsyncCommand for RestartVpc {
 
     async fn run(job: &JobCtx, payload: RestartVpcJob) -> Result<Value, Error> {
         let app = &job.app;
-        let _lock = app.network.lock(&app.db, payload.id).await;
+        let _lock = app.network.lock(&app.db, payload.id).await?;
         provision::vpc::restart_vpc(&app.db, &app.network, payload.id, payload.cleanup).await?;
         Ok(json!({ "success": true }))
     }

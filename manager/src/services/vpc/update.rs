@@ -127,7 +127,7 @@ impl AsyncCommand for UpdateVpc {
     async fn run(job: &JobCtx, payload: UpdateVpcJob) -> Result<Value, Error> {
         let app = &job.app;
         let id = payload.id;
-        let lock = app.network.lock(&app.db, id).await;
+        let lock = app.network.lock(&app.db, id).await?;
         if !vpc::update(
             &app.db,
             id,

@@ -81,7 +81,7 @@ impl AsyncCommand for CreateAclItem {
         };
         let v = mutable_list_vpc(ctx, &list).await?;
         let item = {
-            let _lock = ctx.app.network.lock(db, v.id).await;
+            let _lock = ctx.app.network.lock(db, v.id).await?;
             // The numbers are read and the item added under the list's row
             // lock, so that parallel creates on any manager number one after
             // another.
@@ -118,7 +118,7 @@ impl AsyncCommand for CreateAclItem {
     /// so it leaves through the change protocol, as deleteNetworkACL's do.
     async fn abandon(app: &App, payload: ItemJob) -> Result<(), Error> {
         let db = &app.db;
-        let lock = app.network.lock(db, payload.vpc_id).await;
+        let lock = app.network.lock(db, payload.vpc_id).await?;
         let Some(item) = acl::item_by_id(db, payload.id)
             .await?
             .filter(|i| i.removed.is_none())

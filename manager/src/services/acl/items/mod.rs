@@ -184,7 +184,7 @@ impl<'a> LockedItem<'a> {
     /// Locks the job's VPC, then reads its item and list.
     async fn take(app: &'a App, id: i64, vpc_id: i64) -> Result<Self, Error> {
         let db = &app.db;
-        let lock = app.network.lock(db, vpc_id).await;
+        let lock = app.network.lock(db, vpc_id).await?;
         let item = acl::item_by_id(db, id)
             .await?
             .filter(|i| i.removed.is_none())

@@ -104,7 +104,7 @@ impl AsyncCommand for CreateAclList {
         let Some(vpc_id) = list.vpc_id else {
             return Err(Error::internal("a created ACL list has no VPC"));
         };
-        let lock = app.network.lock(db, vpc_id).await;
+        let lock = app.network.lock(db, vpc_id).await?;
         lock.apply(&DeletedList { list }).await
     }
 }

@@ -71,7 +71,7 @@ impl AsyncCommand for DeleteAclList {
         };
         match list.vpc_id {
             Some(vpc_id) => {
-                let lock = app.network.lock(&app.db, vpc_id).await;
+                let lock = app.network.lock(&app.db, vpc_id).await?;
                 lock.apply(&DeletedList { list }).await?;
             }
             // Only the built-ins have no VPC, and the change refuses them.

@@ -124,7 +124,7 @@ impl AsyncCommand for ReplaceAclList {
     async fn run(job: &JobCtx, payload: ReplaceAclListJob) -> Result<Value, Error> {
         let app = &job.app;
         let db = &app.db;
-        let lock = app.network.lock(db, payload.vpc_id).await;
+        let lock = app.network.lock(db, payload.vpc_id).await?;
         acl::get_by_id(db, payload.acl_id)
             .await?
             .filter(|l| l.removed.is_none())

@@ -136,7 +136,7 @@ impl AsyncCommand for CreatePrivateGateway {
         let list = acl_of_new_gateway(db, ACL.name(), self.acl, &v).await?;
         let physnet =
             physical_network(db, PHYSICAL_NETWORK.name(), self.physical_network, &v).await?;
-        let _lock = ctx.app.network.lock(db, v.id).await;
+        let _lock = ctx.app.network.lock(db, v.id).await?;
         let checked = rule::validate_private_gateway(
             &request,
             &existing_gateways(db, physnet.id, v.id).await?,
@@ -277,7 +277,7 @@ impl AsyncCommand for CreatePrivateGateway {
         let app = &job.app;
         let db = &app.db;
         let g = job_gateway(db, payload.id).await?;
-        let lock = app.network.lock(db, g.vpc_id).await;
+        let lock = app.network.lock(db, g.vpc_id).await?;
         let change = GatewayJoins {
             app,
             id: gateway_uuid(&g)?,
@@ -303,7 +303,7 @@ impl AsyncCommand for CreatePrivateGateway {
         else {
             return Ok(());
         };
-        let _lock = app.network.lock(db, g.vpc_id).await;
+        let _lock = app.network.lock(db, g.vpc_id).await?;
         if router_nics(db, &g).await?.is_empty() {
             remove_rows(db, &g).await?;
         }

@@ -77,7 +77,7 @@ impl AsyncCommand for DeletePrivateGateway {
         let app = &job.app;
         let db = &app.db;
         let g = job_gateway(db, payload.id).await?;
-        let lock = app.network.lock(db, g.vpc_id).await;
+        let lock = app.network.lock(db, g.vpc_id).await?;
         // Checked again: a route may have come meanwhile.
         rule::check_gateway_deletable(&g.uuid, routes_via(db, &g).await?, true, false)?;
         let id = gateway_uuid(&g)?;

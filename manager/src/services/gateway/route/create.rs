@@ -111,7 +111,7 @@ impl AsyncCommand for CreateStaticRoute {
         let config = provision::rules_config(db).await?;
         // The overlap check and the insert under the VPC's lock: two routes
         // checked at once cannot both pass.
-        let _lock = ctx.app.network.lock(db, v.id).await;
+        let _lock = ctx.app.network.lock(db, v.id).await?;
         let net = rule::validate_route_cidr(
             &self.cidr,
             &vpc_cidr,
@@ -140,7 +140,7 @@ impl AsyncCommand for CreateStaticRoute {
     async fn run(job: &JobCtx, payload: RowJob) -> Result<Value, Error> {
         let db = &job.app.db;
         let r = job_route(db, payload.id).await?;
-        let lock = job.app.network.lock(db, r.vpc_id).await;
+        let lock = job.app.network.lock(db, r.vpc_id).await?;
         // A new route: Add, then the VPC's route set; removed when the router
         // refuses.
         lock.apply(&RouteMove {
@@ -167,7 +167,7 @@ impl AsyncCommand for CreateStaticRoute {
         else {
             return Ok(());
         };
-        let _lock = app.network.lock(db, r.vpc_id).await;
+        let _lock = app.network.lock(db, r.vpc_id).await?;
         if gateway::route_by_id(db, r.id)
             .await?
             .is_some_and(|r| r.removed.is_none() && r.state == gateway::ROUTE_STAGED)

@@ -62,7 +62,7 @@ impl AsyncCommand for DeleteStaticRoute {
     async fn run(job: &JobCtx, payload: RowJob) -> Result<Value, Error> {
         let db = &job.app.db;
         let r = job_route(db, payload.id).await?;
-        let lock = job.app.network.lock(db, r.vpc_id).await;
+        let lock = job.app.network.lock(db, r.vpc_id).await?;
         if r.state == gateway::ROUTE_STAGED {
             // Never reached the router.
             gateway::remove_route(db, r.id).await?;

@@ -159,7 +159,7 @@ impl Members {
 async fn change_members(job: &JobCtx, payload: MembersJob, add: bool) -> Result<Value, Error> {
     let db = &job.app.db;
     let id = payload.rule_id;
-    let lock = job.app.network.lock(db, payload.vpc_id).await;
+    let lock = job.app.network.lock(db, payload.vpc_id).await?;
     let r = reload(db, id).await?;
     lock.apply(&MemberChange {
         rule_id: id,

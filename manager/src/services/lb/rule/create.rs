@@ -147,7 +147,7 @@ impl AsyncCommand for CreateLoadBalancerRule {
             None => None,
         };
 
-        let _lock = ctx.app.network.lock(db, v.id).await;
+        let _lock = ctx.app.network.lock(db, v.id).await?;
         let ip = common::reload_ip(db, ip.id).await?;
         // The address's purpose and ports first: CloudStack reports a conflict
         // (537) before looking at tiers.
@@ -204,7 +204,7 @@ impl AsyncCommand for CreateLoadBalancerRule {
 
     async fn run(job: &JobCtx, payload: RuleJob) -> Result<Value, Error> {
         let db = &job.app.db;
-        let lock = job.app.network.lock(db, payload.vpc_id).await;
+        let lock = job.app.network.lock(db, payload.vpc_id).await?;
         let r = super::super::reload(db, payload.rule_id).await?;
         rule_flow::push_new(&lock, &r, RuleLists::LOAD_BALANCERS).await?;
         lb_result(db, payload.rule_id).await
@@ -216,7 +216,7 @@ impl AsyncCommand for CreateLoadBalancerRule {
     /// stays.
     async fn abandon(app: &App, payload: RuleJob) -> Result<(), Error> {
         let db = &app.db;
-        let lock = app.network.lock(db, payload.vpc_id).await;
+        let lock = app.network.lock(db, payload.vpc_id).await?;
         let Some(r) = rule::get_by_id(db, payload.rule_id)
             .await?
             .filter(|r| r.removed.is_none() && r.state == rule::STATE_ADD)

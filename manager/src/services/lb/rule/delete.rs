@@ -62,7 +62,7 @@ impl AsyncCommand for DeleteLoadBalancerRule {
     /// A rule deleted meanwhile (e.g. with its address) leaves nothing to do.
     async fn run(job: &JobCtx, payload: RuleJob) -> Result<Value, Error> {
         let db = &job.app.db;
-        let lock = job.app.network.lock(db, payload.vpc_id).await;
+        let lock = job.app.network.lock(db, payload.vpc_id).await?;
         let Some(r) = rule::get_by_id(db, payload.rule_id)
             .await?
             .filter(|r| r.removed.is_none())

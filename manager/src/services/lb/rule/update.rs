@@ -109,7 +109,7 @@ impl AsyncCommand for UpdateLoadBalancerRule {
     async fn run(job: &JobCtx, payload: UpdateLbJob) -> Result<Value, Error> {
         let db = &job.app.db;
         let id = payload.rule_id;
-        let lock = job.app.network.lock(db, payload.vpc_id).await;
+        let lock = job.app.network.lock(db, payload.vpc_id).await?;
         let r = reload(db, id).await?;
         let old = rule::load_balancer(db, id)
             .await?

@@ -131,7 +131,7 @@ impl AsyncCommand for CreatePortForwardingRule {
         common::check_enabled(&v)?;
         let (target, asked) = common::nat_target(ctx, &ip, self.vm, self.network).await?;
 
-        let _lock = ctx.app.network.lock(db, v.id).await;
+        let _lock = ctx.app.network.lock(db, v.id).await?;
         let ip = common::reload_ip(db, ip.id).await?;
         // The address's purpose and ports first: CloudStack reports a
         // conflict (537) before looking at tiers.
@@ -186,7 +186,7 @@ impl AsyncCommand for CreatePortForwardingRule {
 
     async fn run(job: &JobCtx, payload: RuleJob) -> Result<Value, Error> {
         let app = &job.app;
-        let lock = app.network.lock(&app.db, payload.vpc).await;
+        let lock = app.network.lock(&app.db, payload.vpc).await?;
         let r = rule_flow::reload(&app.db, payload.rule).await?;
         rule_flow::push_new(&lock, &r, RuleLists::PORT_FORWARDS).await?;
         let r = rule_flow::reload(&app.db, payload.rule).await?;

@@ -114,7 +114,7 @@ impl AsyncCommand for UpdatePortForwardingRule {
 
     async fn run(job: &JobCtx, payload: UpdatePfJob) -> Result<Value, Error> {
         let app = &job.app;
-        let lock = app.network.lock(&app.db, payload.vpc).await;
+        let lock = app.network.lock(&app.db, payload.vpc).await?;
         let old = rule_flow::reload(&app.db, payload.rule).await?;
         lock.apply(&PfDestination {
             rule: payload.rule,

@@ -72,7 +72,7 @@ impl AsyncCommand for DisableStaticNat {
 
     async fn run(job: &JobCtx, payload: DisableStaticNatJob) -> Result<Value, Error> {
         let app = &job.app;
-        let lock = app.network.lock(&app.db, payload.vpc).await;
+        let lock = app.network.lock(&app.db, payload.vpc).await?;
         let ip = common::reload_ip(&app.db, payload.ip).await?;
         check_has_static_nat(&ip)?;
         lock.apply(&StaticNatMapping {

@@ -63,7 +63,7 @@ impl SyncCommand for EnableStaticNat {
         common::check_enabled(&v)?;
         let (target, asked) = common::nat_target(ctx, &ip, self.vm, self.network).await?;
 
-        let lock = ctx.app.network.lock(db, v.id).await;
+        let lock = ctx.app.network.lock(db, v.id).await?;
         // Re-read under the lock: another change may have come first.
         let ip = common::reload_ip(db, ip.id).await?;
         let tier = common::rule_tier(db, &ip, &v, asked.as_ref(), Some(&target)).await?;

@@ -282,7 +282,7 @@ impl AsyncCommand for DeployVirtualMachine {
         };
         let vpc_id = super::vpc_of(db, v.id).await?;
         let _lock = match vpc_id {
-            Some(id) => Some(app.network.lock(db, id).await),
+            Some(id) => Some(app.network.lock(db, id).await?),
             None => None,
         };
         let view = provision::state::vm_view(db, &v).await?;

@@ -129,7 +129,7 @@ async fn locked_router(app: &App, id: i64) -> Result<(router::Router, VpcLock<'_
     let lock = app
         .network
         .lock(&app.db, r.vpc_id.unwrap_or_default())
-        .await;
+        .await?;
     Ok((r, lock))
 }
 
