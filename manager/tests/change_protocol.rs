@@ -79,7 +79,12 @@ async fn router_now(m: &TestManager, id: i64) -> router::Router {
 
 on_both_backends!(an_applied_change_moves_rows_and_generation_together, |m| {
     let (v, r) = vpc_and_router(m).await;
-    let lock = m.app.network.lock(&m.app.db, v.id).await;
+    let lock = m
+        .app
+        .network
+        .lock(&m.app.db, v.id)
+        .await
+        .expect("lock the VPC");
     let change = Mtu {
         vpc_id: v.id,
         mtu: 1400,
@@ -108,7 +113,12 @@ on_both_backends!(
         let (v, r) = vpc_and_router(m).await;
         m.agent
             .fail("PlugNic", AgentError::Failed("test refusal".into()));
-        let lock = m.app.network.lock(&m.app.db, v.id).await;
+        let lock = m
+            .app
+            .network
+            .lock(&m.app.db, v.id)
+            .await
+            .expect("lock the VPC");
         let change = Mtu {
             vpc_id: v.id,
             mtu: 1300,
@@ -128,7 +138,12 @@ on_both_backends!(
             "the router looks behind: the monitor sends it the reverted state"
         );
         // The same refusal, told apart from a failure before any push.
-        let lock = m.app.network.lock(&m.app.db, v.id).await;
+        let lock = m
+            .app
+            .network
+            .lock(&m.app.db, v.id)
+            .await
+            .expect("lock the VPC");
         let outcome = lock.apply_or_refused(&change).await;
         drop(lock);
         let refused = outcome
@@ -143,7 +158,12 @@ on_both_backends!(
 on_both_backends!(a_change_that_does_not_reach_the_router_bumps_nothing, |m| {
     let (v, r) = vpc_and_router(m).await;
     let before = m.agent.commands().len();
-    let lock = m.app.network.lock(&m.app.db, v.id).await;
+    let lock = m
+        .app
+        .network
+        .lock(&m.app.db, v.id)
+        .await
+        .expect("lock the VPC");
     let change = Mtu {
         vpc_id: v.id,
         mtu: 1450,
