@@ -4,6 +4,7 @@
 
 pub mod agent_client;
 pub mod api;
+pub mod cluster;
 pub mod driver;
 pub mod error;
 pub mod future;

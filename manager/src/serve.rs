@@ -109,6 +109,8 @@ pub struct Manager {
     pub cloudstack_ini: PathBuf,
     /// The netns driver, when routers run as namespaces on this host.
     pub netns: Option<NetnsDriver>,
+    /// This manager's row among the cluster's managers.
+    pub member: crate::store::cluster::Member,
 }
 
 /// The agent client and driver of `settings.driver`: namespaces on this host
@@ -240,6 +242,10 @@ impl Manager {
         write_cloudstack_ini(&cloudstack_ini, &settings.endpoint(), &key, &secret)
             .with_context(|| format!("writing {}", cloudstack_ini.display()))?;
         tracing::info!(path = %cloudstack_ini.display(), endpoint = %settings.endpoint(), "admin credentials written for the cs client");
+        let member =
+            crate::cluster::join(&db, &settings.manager_id(), &settings.listen.to_string())
+                .await
+                .context("joining the cluster of managers")?;
         let jobs = Jobs::new(settings.manager_id());
         let app = Arc::new(App {
             db,
@@ -266,6 +272,7 @@ impl Manager {
             listener,
             cloudstack_ini,
             netns: None,
+            member,
         })
     }
 
@@ -275,11 +282,17 @@ impl Manager {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let runner = tokio::spawn(Jobs::run(self.app.clone()));
-        let mut tasks = vec![tokio::spawn(crate::provision::vpc::run_gc(
+        // The background tasks end with this future, also when it is
+        // dropped before it returns.
+        let mut tasks = Background(vec![tokio::spawn(Jobs::run(self.app.clone()))]);
+        tasks.push(tokio::spawn(crate::provision::vpc::run_gc(
             self.app.plane(),
-        ))];
+        )));
         tasks.push(tokio::spawn(crate::server::expiry::run(self.app.clone())));
+        tasks.push(tokio::spawn(crate::cluster::run_heartbeat(
+            self.app.db.clone(),
+            self.member.clone(),
+        )));
         // Real routers are watched: resynced when they fall behind, idle
         // tiers shut down, namespaces nobody knows removed.
         if let Some(driver) = &self.netns {
@@ -319,10 +332,7 @@ impl Manager {
             }
         }
         // No new job starts; the ones still running are left resumable.
-        runner.abort();
-        for task in tasks {
-            task.abort();
-        }
+        drop(tasks);
         // Agents and DHCP clients keep running; the next start adopts them.
         if let Some(driver) = &self.netns {
             driver.shutdown().await;
@@ -331,8 +341,28 @@ impl Manager {
         if released > 0 {
             tracing::info!(released, "running jobs released for the next start");
         }
+        if let Err(e) = crate::cluster::leave(&self.app.db, &self.member).await {
+            tracing::warn!(error = %e, "recording that this manager left the cluster failed");
+        }
         self.app.db.close().await;
         Ok(())
+    }
+}
+
+/// The manager's background tasks, aborted when dropped.
+struct Background(Vec<tokio::task::JoinHandle<()>>);
+
+impl Background {
+    fn push(&mut self, task: tokio::task::JoinHandle<()>) {
+        self.0.push(task);
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }
 

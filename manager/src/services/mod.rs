@@ -1,6 +1,7 @@
 //! The API commands, one module per resource.
 
 pub mod acl;
+pub mod cluster;
 pub mod config;
 pub mod firewall;
 pub mod gateway;
@@ -27,6 +28,7 @@ pub fn registry() -> Registry {
     meta::register(&mut registry);
     identity::register(&mut registry);
     zone::register(&mut registry);
+    cluster::register(&mut registry);
     config::register(&mut registry);
     network::register(&mut registry);
     offering::register(&mut registry);

@@ -52,6 +52,12 @@ pub const DEFAULTS: &[ConfigDef] = &[
         "Maximum number of tiers (guest networks) in one VPC"),
     def("vpc.cleanup.interval", "Advanced", "3600", "Global", false,
         "Seconds between runs of the clean-up of Inactive VPCs"),
+    def("cluster.heartbeat.interval", "management-server", "1500", "Global", true,
+        "Milliseconds between the heartbeats each manager writes to the database"),
+    // CloudStack's default is 150000; jobs and routers of a silent manager are
+    // taken over once it counts as Down, so this waits 15 s, not 150.
+    def("cluster.heartbeat.threshold", "management-server", "15000", "Global", true,
+        "Milliseconds without a heartbeat after which a manager counts as Down"),
     def("max.account.vpcs", "Account Defaults", "20", "Global", true,
         "Default maximum number of VPCs an account may own"),
     def("max.domain.vpcs", "Domain Defaults", "40", "Global", true,

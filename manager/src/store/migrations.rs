@@ -36,6 +36,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "vpc_params",
         include_str!("../../../migrations/sqlite/0005_vpc_params.sql"),
     ),
+    (
+        9,
+        "cluster",
+        include_str!("../../../migrations/sqlite/0009_cluster.sql"),
+    ),
 ];
 
 /// (version, description, SQL) of each PostgreSQL migration, in order.
@@ -64,6 +69,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         5,
         "vpc_params",
         include_str!("../../../migrations/postgres/0005_vpc_params.sql"),
+    ),
+    (
+        9,
+        "cluster",
+        include_str!("../../../migrations/postgres/0009_cluster.sql"),
     ),
 ];
 

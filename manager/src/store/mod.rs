@@ -60,6 +60,7 @@ pub mod account;
 pub mod acl;
 pub mod batch;
 pub mod bootstrap;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod gateway;

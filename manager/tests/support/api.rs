@@ -163,6 +163,16 @@ impl TestManager {
         }
     }
 
+    /// Ends the manager as a kill would: its tasks stop where they are,
+    /// nothing is recorded (no job released, no cluster leave).
+    #[allow(dead_code)]
+    pub async fn kill(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

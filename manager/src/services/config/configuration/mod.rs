@@ -49,6 +49,11 @@ fn kind_of(name: &str) -> ValueKind {
         "network.gc.wait" => ValueKind::Integer { min: 0, max: INT },
         "incorrect.login.attempts.allowed" => ValueKind::Integer { min: 0, max: INT },
         "job.expire.minutes" => ValueKind::Integer { min: 1, max: INT },
+        "cluster.heartbeat.interval" => ValueKind::Integer { min: 100, max: INT },
+        "cluster.heartbeat.threshold" => ValueKind::Integer {
+            min: 1000,
+            max: INT,
+        },
         "router.check.interval" => ValueKind::Integer { min: 0, max: INT },
         "default.page.size" => ValueKind::Integer {
             min: 1,
