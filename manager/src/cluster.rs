@@ -22,7 +22,8 @@ pub async fn heartbeat_threshold_ms(db: &Db) -> Result<i64, Error> {
         .unwrap_or(DEFAULT_HEARTBEAT_THRESHOLD_MS))
 }
 
-async fn heartbeat_interval(db: &Db) -> Duration {
+/// How often a manager beats (and looks for gone managers' work).
+pub async fn heartbeat_interval(db: &Db) -> Duration {
     let ms = config::value_i64(db, "cluster.heartbeat.interval")
         .await
         .ok()

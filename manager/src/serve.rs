@@ -289,6 +289,9 @@ impl Manager {
             self.app.plane(),
         )));
         tasks.push(tokio::spawn(crate::server::expiry::run(self.app.clone())));
+        tasks.push(tokio::spawn(crate::server::jobs::run_takeover(
+            self.app.clone(),
+        )));
         tasks.push(tokio::spawn(crate::cluster::run_heartbeat(
             self.app.db.clone(),
             self.member.clone(),

@@ -142,21 +142,37 @@ impl Jobs {
     pub async fn recover(&self, app: &App) -> Result<usize, store::StoreError> {
         let abandoned = job::jobs_in_progress_for(&app.db, &self.owner).await?;
         for j in &abandoned {
-            if let Some(entry) = app.registry.get(&j.cmd).and_then(|c| c.job) {
-                match (entry.abandon)(app, &j.cmd_info).await {
-                    Ok(()) => {
-                        tracing::warn!(job = %j.uuid, cmd = %j.cmd, "undid what an abandoned job had made")
-                    }
-                    Err(e) => {
-                        tracing::error!(job = %j.uuid, cmd = %j.cmd, error = %e, "undoing an abandoned job failed")
-                    }
-                }
-            }
-            let result = json!({ "errorcode": 530, "errortext": ABANDONED }).to_string();
-            job::complete(&app.db, j.id, job::Outcome::failed(530, result)).await?;
+            fail_abandoned(app, j, ABANDONED).await?;
             tracing::warn!(job = %j.uuid, cmd = %j.cmd, "failed a job left running by the previous start");
         }
         Ok(abandoned.len())
+    }
+
+    /// Takes over the jobs of managers that are gone (left, or silent past
+    /// `cluster.heartbeat.threshold`) and fails each as [`Jobs::recover`]
+    /// fails its own after a crash: what it half-made is undone, its sync
+    /// object freed, its result says which manager stopped. Each job is
+    /// moved to this manager first, so two live managers never both handle
+    /// one. Returns how many were taken over.
+    pub async fn take_over(&self, app: &App) -> Result<usize, store::StoreError> {
+        let threshold = crate::cluster::heartbeat_threshold_ms(&app.db)
+            .await
+            .unwrap_or(crate::cluster::DEFAULT_HEARTBEAT_THRESHOLD_MS);
+        let orphans =
+            store::cluster::orphaned_jobs(&app.db, &self.owner, store::now_ms(), threshold).await?;
+        let mut taken = 0;
+        for (id, from) in orphans {
+            if !store::cluster::take_over_job(&app.db, id, &from, &self.owner).await? {
+                continue;
+            }
+            let Some(j) = job::get_by_id(&app.db, id).await? else {
+                continue;
+            };
+            fail_abandoned(app, &j, &taken_over_text(&from)).await?;
+            tracing::warn!(job = %j.uuid, cmd = %j.cmd, from = %from, "failed a job of a manager that stopped answering");
+            taken += 1;
+        }
+        Ok(taken)
     }
 
     /// Gives every job this manager is running back to the queue, at a
@@ -193,6 +209,51 @@ impl Jobs {
                 _ = app.jobs.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
+        }
+    }
+}
+
+/// The result of a job taken over from manager `from`.
+pub fn taken_over_text(from: &str) -> String {
+    format!(
+        "The management server {from} that was running this job stopped answering before the \
+         job finished; the job did not complete. Check the state of the object and run the \
+         command again."
+    )
+}
+
+/// Undoes what an abandoned job made (its command's `abandon`) and fails
+/// it with `text` (530).
+async fn fail_abandoned(app: &App, j: &job::Job, text: &str) -> Result<(), store::StoreError> {
+    if let Some(entry) = app.registry.get(&j.cmd).and_then(|c| c.job) {
+        match (entry.abandon)(app, &j.cmd_info).await {
+            Ok(()) => {
+                tracing::warn!(job = %j.uuid, cmd = %j.cmd, "undid what an abandoned job had made")
+            }
+            Err(e) => {
+                tracing::error!(job = %j.uuid, cmd = %j.cmd, error = %e, "undoing an abandoned job failed")
+            }
+        }
+    }
+    let result = json!({ "errorcode": 530, "errortext": text }).to_string();
+    job::complete(&app.db, j.id, job::Outcome::failed(530, result)).await?;
+    Ok(())
+}
+
+/// Takes over the jobs of gone managers at every heartbeat, until aborted.
+pub async fn run_takeover(app: Arc<App>) {
+    loop {
+        tokio::time::sleep(crate::cluster::heartbeat_interval(&app.db).await).await;
+        match app.jobs.take_over(&app).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(
+                    taken = n,
+                    "took over the jobs of a manager that stopped answering"
+                );
+                app.jobs.wake.notify_one();
+            }
+            Err(e) => tracing::warn!(error = %e, "taking over the jobs of gone managers failed"),
         }
     }
 }

@@ -162,6 +162,60 @@ pub async fn list<'a>(
     }))
 }
 
+/// In-progress jobs whose owner is gone at `now`: a member that left or
+/// has been silent for more than `threshold_ms`, or a name no member has
+/// whose job has not moved for that long (a manager of a version without
+/// membership). `me` is never gone. (job id, owner), oldest first.
+pub async fn orphaned_jobs<'a>(
+    ex: impl Into<Exec<'a>>,
+    me: &str,
+    now: i64,
+    threshold_ms: i64,
+) -> Result<Vec<(i64, String)>> {
+    let since = now.saturating_sub(threshold_ms);
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT j.id, j.owner_manager FROM async_job j \
+             LEFT JOIN mshost m ON m.name = j.owner_manager \
+             WHERE j.status = 0 AND j.owner_manager IS NOT NULL AND j.owner_manager <> $1 \
+             AND ((m.id IS NOT NULL AND (m.stopped IS NOT NULL OR m.last_heartbeat < $2)) \
+                  OR (m.id IS NULL AND j.last_updated < $2)) \
+             ORDER BY j.id",
+        )
+        .bind(me)
+        .bind(since)
+        .fetch_all(c)
+        .await?
+    }))
+}
+
+/// Moves an in-progress job from the gone owner `from` to `me`. False when
+/// it is no longer `from`'s (another member took it, or it ended).
+pub async fn take_over_job<'a>(
+    ex: impl Into<Exec<'a>>,
+    job_id: i64,
+    from: &str,
+    me: &str,
+) -> Result<bool> {
+    let now = now_ms();
+    let mut ex = ex.into();
+    let moved = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE async_job SET owner_manager = $3, last_updated = $4 \
+             WHERE id = $1 AND status = 0 AND owner_manager = $2",
+        )
+        .bind(job_id)
+        .bind(from)
+        .bind(me)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(moved == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,150 @@
+//! Jobs of a manager that stops answering are taken over by a live one, on
+//! PostgreSQL: a job whose owner's heartbeat is older than
+//! `cluster.heartbeat.threshold` fails (its half-made work undone) with a
+//! text naming the manager; a job whose owner keeps beating is left alone.
+
+mod support;
+
+use std::time::Duration;
+
+use support::api::{Client, TestManager};
+use support::postgres::Cluster;
+use vpc_manager::server::jobs::taken_over_text;
+use vpc_manager::store::{Db, cluster, domain, job, user};
+
+/// A deadlock guard for waits that must end, not a speed assertion.
+const MUST_END: Duration = Duration::from_secs(60);
+const THRESHOLD_MS: &str = "2000";
+
+async fn planted_job(db: &Db, admin: &user::User, name: &str, owner: &str) -> job::Job {
+    let root = domain::root(db).await.expect("root domain");
+    let d = domain::create(
+        db,
+        domain::NewDomain {
+            parent_id: root.id,
+            name: name.into(),
+            network_domain: None,
+        },
+    )
+    .await
+    .expect("domain");
+    let j = job::insert(
+        db,
+        job::NewJob {
+            user_id: admin.id,
+            account_id: admin.account_id,
+            cmd: "deleteDomain".into(),
+            cmd_info: serde_json::json!({ "id": d.id, "cleanup": false }).to_string(),
+            instance_type: Some("Domain".into()),
+            instance_uuid: Some(d.uuid.clone()),
+            sync_object: Some(format!("domain:{}", d.id)),
+            uuid: None,
+        },
+    )
+    .await
+    .expect("job");
+    assert!(job::claim(db, j.id, owner).await.expect("claim"));
+    j
+}
+
+/// Polls a job until it ends.
+async fn until_done(admin: &Client, job_id: &str) -> serde_json::Value {
+    tokio::time::timeout(MUST_END, async {
+        loop {
+            let job = admin.ok("queryAsyncJobResult", &[("jobid", job_id)]).await;
+            if job["jobstatus"] != 0 {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("job {job_id} never ended"))
+}
+
+async fn member(db: &Db, name: &str) -> cluster::Member {
+    cluster::join(
+        db,
+        &cluster::Joining {
+            name: name.into(),
+            address: "127.0.0.1:1".into(),
+            version: "test".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_managers_jobs_are_taken_over_and_a_beating_ones_are_not() {
+    let pg = tokio::task::spawn_blocking(Cluster::shared)
+        .await
+        .expect("PostgreSQL test cluster");
+    let url = pg.create_database().await;
+    let m = TestManager::start(Some(url.clone())).await;
+    let admin = m.admin();
+    for (name, value) in [
+        ("cluster.heartbeat.interval", "200"),
+        ("cluster.heartbeat.threshold", THRESHOLD_MS),
+    ] {
+        admin
+            .ok("updateConfiguration", &[("name", name), ("value", value)])
+            .await;
+    }
+    let db = Db::connect(&url).await.expect("database");
+    let root = domain::root(&db).await.expect("root");
+    let admin_user = user::get_by_username(&db, root.id, "admin")
+        .await
+        .expect("admin")
+        .expect("admin");
+
+    // Two other managers: one keeps beating, one went silent.
+    let live = member(&db, "live-manager").await;
+    member(&db, "dead-manager").await;
+    let beating = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = cluster::heartbeat(&db, live.id).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let orphan = planted_job(&db, &admin_user, "orphan", "dead-manager").await;
+    let kept = planted_job(&db, &admin_user, "kept", "live-manager").await;
+
+    let failed = until_done(&admin, &orphan.uuid).await;
+    assert_eq!(failed["jobstatus"], 2, "{failed}");
+    assert_eq!(failed["jobresultcode"], 530);
+    assert_eq!(
+        failed["jobresult"]["errortext"],
+        taken_over_text("dead-manager")
+    );
+    // Its sync object is free again: nothing holds domain:<id>.
+    let sync = orphan.sync_object.clone().expect("sync object");
+    assert_eq!(
+        job::sync_object_holder(&db, &sync).await.expect("holder"),
+        None
+    );
+
+    // Several thresholds later the beating manager still has its job.
+    tokio::time::sleep(Duration::from_millis(3 * 2000)).await;
+    let still = job::get_by_id(&db, kept.id)
+        .await
+        .expect("read")
+        .expect("job");
+    assert_eq!(still.status, 0, "a live manager's job is not taken");
+    assert_eq!(still.owner_manager.as_deref(), Some("live-manager"));
+
+    // It goes silent too: its job is taken over in turn.
+    beating.abort();
+    let failed = until_done(&admin, &kept.uuid).await;
+    assert_eq!(failed["jobstatus"], 2, "{failed}");
+    assert_eq!(
+        failed["jobresult"]["errortext"],
+        taken_over_text("live-manager")
+    );
+    db.close().await;
+    m.stop().await;
+}
