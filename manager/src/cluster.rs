@@ -33,6 +33,95 @@ pub async fn heartbeat_interval(db: &Db) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(1500))
 }
 
+/// Who among the live managers does a piece of background work: each
+/// router's health check and resync (keyed by the router's id) and each
+/// cluster-wide loop (keyed by one of the `LOOP_*` keys). Rendezvous
+/// hashing: every manager computes the same owner from the same member
+/// list, and a member joining or leaving moves only the keys it takes or
+/// gives back.
+#[derive(Clone, Debug)]
+pub struct Shares {
+    me: String,
+    live: Vec<String>,
+}
+
+/// The key of the VPC clean-up loop.
+pub const LOOP_VPC_GC: i64 = -1;
+/// The key of the idle-tier shutdown loop.
+pub const LOOP_NETWORK_GC: i64 = -2;
+/// The key of the job and session expiry loop.
+pub const LOOP_EXPIRY: i64 = -3;
+
+impl Shares {
+    /// `me` and the other live members (`me` counts as live: a manager
+    /// reading its own row late still does its share).
+    pub fn new(me: &str, mut live: Vec<String>) -> Shares {
+        if !live.iter().any(|m| m == me) {
+            live.push(me.to_string());
+        }
+        live.sort();
+        live.dedup();
+        Shares {
+            me: me.to_string(),
+            live,
+        }
+    }
+
+    /// The live members as read from the database at `now`.
+    pub async fn read(db: &Db, me: &str) -> Result<Shares, Error> {
+        let threshold = heartbeat_threshold_ms(db).await?;
+        let now = crate::store::now_ms();
+        let live = cluster::list(db, None, None)
+            .await?
+            .into_iter()
+            .filter(|m| m.state_at(now, threshold) == cluster::MemberState::Up)
+            .map(|m| m.name)
+            .collect();
+        Ok(Shares::new(me, live))
+    }
+
+    /// The member that does the work of `key`.
+    pub fn owner(&self, key: i64) -> &str {
+        self.live
+            .iter()
+            .max_by_key(|m| weight(m, key))
+            .map_or(self.me.as_str(), String::as_str)
+    }
+
+    /// Whether this manager does the work of `key`.
+    pub fn mine(&self, key: i64) -> bool {
+        self.owner(key) == self.me
+    }
+}
+
+/// The rendezvous weight of `member` for `key`: FNV-1a over both, mixed
+/// by a 64-bit finalizer so that close keys spread.
+fn weight(member: &str, key: i64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in member.bytes().chain(key.to_le_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// Whether this manager runs the cluster-wide loop `key` now. A database
+/// that cannot be read counts as yes: the loops' work is safe to repeat,
+/// and skipping it everywhere is worse than doing it twice.
+pub async fn runs_loop(db: &Db, me: &str, key: i64) -> bool {
+    match Shares::read(db, me).await {
+        Ok(shares) => shares.mine(key),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the cluster's members failed");
+            true
+        }
+    }
+}
+
 /// Joins the cluster as `name`, listening at `address`.
 pub async fn join(db: &Db, name: &str, address: &str) -> Result<Member, Error> {
     let who = Joining {
@@ -115,6 +204,63 @@ mod tests {
             Some("Debian GNU/Linux 12 (bookworm)")
         );
         assert_eq!(pretty_name("NAME=x\n"), None);
+    }
+
+    fn shares(me: &str, live: &[&str]) -> Shares {
+        Shares::new(me, live.iter().map(|m| m.to_string()).collect())
+    }
+
+    #[test]
+    fn every_member_computes_the_same_owner_and_each_key_has_one() {
+        let names = ["m-a", "m-b", "m-c"];
+        for key in -3..500 {
+            let owners: Vec<String> = names
+                .iter()
+                .map(|me| shares(me, &names).owner(key).to_string())
+                .collect();
+            assert!(
+                owners.windows(2).all(|w| w[0] == w[1]),
+                "key {key}: {owners:?}"
+            );
+            let mine = names
+                .iter()
+                .filter(|me| shares(me, &names).mine(key))
+                .count();
+            assert_eq!(mine, 1, "key {key}");
+        }
+    }
+
+    #[test]
+    fn keys_spread_over_members_and_a_joiner_takes_only_its_share() {
+        let three = ["m-a", "m-b", "m-c"];
+        let four = ["m-a", "m-b", "m-c", "m-d"];
+        let keys = 0..3000;
+        let before = shares("m-a", &three);
+        let after = shares("m-a", &four);
+        for m in three {
+            let n = keys.clone().filter(|k| before.owner(*k) == m).count();
+            assert!((800..1200).contains(&n), "{m} owns {n} of 3000");
+        }
+        let moved: Vec<i64> = keys
+            .clone()
+            .filter(|k| before.owner(*k) != after.owner(*k))
+            .collect();
+        // Only keys that went to the new member moved.
+        assert!(moved.iter().all(|k| after.owner(*k) == "m-d"));
+        assert!((550..950).contains(&moved.len()), "{} moved", moved.len());
+        // It leaves again: exactly those keys go back.
+        assert!(
+            keys.clone()
+                .all(|k| before.owner(k) == shares("m-b", &three).owner(k))
+        );
+    }
+
+    #[test]
+    fn a_manager_alone_or_missing_from_the_list_does_its_own_share() {
+        let alone = shares("m-a", &[]);
+        assert!((0..100).all(|k| alone.mine(k)));
+        let late = shares("m-a", &["m-b"]);
+        assert!((0..100).any(|k| late.mine(k)));
     }
 
     #[test]

@@ -51,6 +51,9 @@ impl Backend {
 pub struct Plane {
     pub db: store::Db,
     pub network: Arc<Network>,
+    /// This manager's name among the cluster's members: background work is
+    /// shared out by it ([`crate::cluster::Shares`]).
+    pub member: String,
 }
 
 /// The sync object of jobs that change a VPC's router (its tiers, rules,

@@ -101,6 +101,9 @@ pub async fn resync_once(plane: &Plane, health: &mut RouterHealth) -> Result<Res
         .await?
         .items;
     let mut report = ResyncReport::default();
+    // Each router is checked by one live manager.
+    let shares = crate::cluster::Shares::read(&plane.db, &plane.member).await?;
+    let routers: Vec<router::Router> = routers.into_iter().filter(|r| shares.mine(r.id)).collect();
     health
         .misses
         .retain(|id, _| routers.iter().any(|r| r.id == *id));
@@ -280,7 +283,11 @@ pub async fn converge_stuck_once(plane: &Plane) -> Result<StuckReport, Error> {
         .items;
     let stuck =
         |r: &router::Router| r.state == router::STATE_STARTING || r.state == router::STATE_STOPPING;
-    for r in routers.into_iter().filter(|r| stuck(r)) {
+    let shares = crate::cluster::Shares::read(&plane.db, &plane.member).await?;
+    for r in routers
+        .into_iter()
+        .filter(|r| stuck(r) && shares.mine(r.id))
+    {
         let Some(vpc_id) = r.vpc_id else {
             continue;
         };
@@ -474,7 +481,8 @@ pub async fn network_gc_once(
 }
 
 /// Runs [`network_gc_once`] every `network.gc.interval` seconds (read every
-/// second, so a change takes effect at once).
+/// second, so a change takes effect at once), on one live manager of the
+/// cluster.
 pub async fn run_network_gc(app: std::sync::Arc<crate::server::App>) {
     let mut idle = IdleTiers::new();
     let mut waited = 0i64;
@@ -491,6 +499,13 @@ pub async fn run_network_gc(app: std::sync::Arc<crate::server::App>) {
             continue;
         }
         waited = 0;
+        if !crate::cluster::runs_loop(&app.db, app.jobs.owner(), crate::cluster::LOOP_NETWORK_GC)
+            .await
+        {
+            // Another manager runs it; what this one saw idle is stale.
+            idle = IdleTiers::new();
+            continue;
+        }
         if let Err(e) = network_gc_once(&app, &mut idle).await {
             tracing::warn!(error = %e, "network garbage collection failed");
         }

@@ -444,7 +444,8 @@ pub async fn collect_inactive(db: &Db, net: &Network) -> Result<usize, Error> {
 }
 
 /// The VPC garbage collector: every `vpc.cleanup.interval` seconds (read
-/// every second, so a change takes effect at once), finishes the cleanup of Inactive VPCs.
+/// every second, so a change takes effect at once), finishes the cleanup of Inactive VPCs;
+/// one live manager of the cluster runs it.
 pub async fn run_gc(plane: Plane) {
     let mut waited = 0i64;
     loop {
@@ -460,6 +461,9 @@ pub async fn run_gc(plane: Plane) {
             continue;
         }
         waited = 0;
+        if !crate::cluster::runs_loop(&plane.db, &plane.member, crate::cluster::LOOP_VPC_GC).await {
+            continue;
+        }
         match collect_inactive(&plane.db, &plane.network).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(vpcs = n, "Inactive VPCs cleaned up"),

@@ -31,6 +31,7 @@ impl App {
         crate::provision::Plane {
             db: self.db.clone(),
             network: self.network.clone(),
+            member: self.jobs.owner().to_string(),
         }
     }
 }

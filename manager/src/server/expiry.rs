@@ -44,10 +44,15 @@ pub async fn purge_once(app: &App) -> Result<Purged, StoreError> {
     Ok(Purged { sessions, jobs })
 }
 
-/// Runs [`purge_once`] every [`PURGE_INTERVAL`].
+/// Runs [`purge_once`] every [`PURGE_INTERVAL`], on one live manager of the
+/// cluster.
 pub async fn run(app: Arc<App>) {
     loop {
         tokio::time::sleep(PURGE_INTERVAL).await;
+        if !crate::cluster::runs_loop(&app.db, app.jobs.owner(), crate::cluster::LOOP_EXPIRY).await
+        {
+            continue;
+        }
         match purge_once(&app).await {
             Ok(Purged {
                 sessions: 0,
