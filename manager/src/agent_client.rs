@@ -305,7 +305,7 @@ impl GrpcAgentClient {
         timeout: Duration,
     ) -> Result<AgentReply, Failure> {
         // Looked up at every try: a restarted agent may listen elsewhere.
-        let Some(endpoint) = self.endpoints.get(router) else {
+        let Some(endpoint) = self.endpoints.resolve(router).await else {
             return Err(Failure::Final(AgentError::Unreachable(format!(
                 "no agent endpoint is known for router {router}"
             ))));

@@ -226,10 +226,27 @@ impl<T: RouterDriver + ?Sized> RouterDriver for std::sync::Arc<T> {
 
 /// Where each router's agent listens, by router name: written by the driver
 /// when it starts a router, read by the agent client, filled from the
-/// database when the manager starts.
-#[derive(Debug, Default)]
+/// database when the manager starts, and looked up in the database
+/// ([`Endpoints::set_lookup`]) for a router this manager has not seen: one
+/// started by another manager of the cluster.
+#[derive(Default)]
 pub struct Endpoints {
     by_router: std::sync::RwLock<std::collections::HashMap<String, AgentEndpoint>>,
+    lookup: std::sync::OnceLock<EndpointLookup>,
+}
+
+/// Reads a router's endpoint from where the cluster keeps it.
+pub type EndpointLookup = std::sync::Arc<
+    dyn Fn(String) -> crate::future::BoxFuture<'static, Option<AgentEndpoint>> + Send + Sync,
+>;
+
+impl std::fmt::Debug for Endpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoints")
+            .field("by_router", &self.by_router)
+            .field("lookup", &self.lookup.get().is_some())
+            .finish()
+    }
 }
 
 impl Endpoints {
@@ -254,6 +271,24 @@ impl Endpoints {
             .unwrap_or_else(|e| e.into_inner())
             .remove(router);
     }
+
+    /// Sets where [`Endpoints::resolve`] looks for routers the book does not
+    /// hold (once; later calls are ignored).
+    pub fn set_lookup(&self, lookup: EndpointLookup) {
+        let _ = self.lookup.set(lookup);
+    }
+
+    /// The router's endpoint: from the book, else from the lookup (and then
+    /// kept in the book).
+    pub async fn resolve(&self, router: &str) -> Option<AgentEndpoint> {
+        if let Some(endpoint) = self.get(router) {
+            return Some(endpoint);
+        }
+        let lookup = self.lookup.get()?.clone();
+        let endpoint = lookup(router.to_string()).await?;
+        self.set(router, endpoint.clone());
+        Some(endpoint)
+    }
 }
 
 impl AgentEndpoint {
@@ -274,5 +309,40 @@ impl AgentEndpoint {
             .parse()
             .ok()
             .map(AgentEndpoint::Tcp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_router_missing_from_the_book_is_looked_up_once_then_kept() {
+        let book = Endpoints::default();
+        assert_eq!(
+            book.resolve("r-1-VM").await,
+            None,
+            "no lookup, nothing known"
+        );
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = asked.clone();
+        book.set_lookup(std::sync::Arc::new(move |name: String| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async move {
+                (name == "r-1-VM").then(|| AgentEndpoint::UnixSocket("/run/r-1.sock".into()))
+            })
+        }));
+        let found = book.resolve("r-1-VM").await;
+        assert_eq!(
+            found,
+            Some(AgentEndpoint::UnixSocket("/run/r-1.sock".into()))
+        );
+        assert_eq!(book.resolve("r-1-VM").await, found);
+        assert_eq!(
+            asked.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "kept in the book"
+        );
+        assert_eq!(book.resolve("r-2-VM").await, None);
     }
 }

@@ -89,8 +89,33 @@ impl Network {
     }
 
     /// Fills the endpoint book from the routers the database knows (at
-    /// start, so a restarted manager reaches the routers that kept running).
+    /// start, so a restarted manager reaches the routers that kept running),
+    /// and makes the book read the database for routers it does not hold
+    /// (started by another manager since).
     pub async fn load_endpoints(&self, db: &store::Db) -> store::Result<usize> {
+        let lookup_db = db.clone();
+        self.endpoints.set_lookup(Arc::new(move |name: String| {
+            let db = lookup_db.clone();
+            Box::pin(async move {
+                let filter = router::RouterFilter {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                };
+                match router::list(&db, &filter, store::Page::first(1)).await {
+                    Ok(listed) => listed
+                        .items
+                        .into_iter()
+                        .next()?
+                        .agent_endpoint
+                        .as_deref()
+                        .and_then(AgentEndpoint::from_text),
+                    Err(e) => {
+                        tracing::warn!(router = %name, error = %e, "reading a router's endpoint failed");
+                        None
+                    }
+                }
+            })
+        }));
         let routers = router::list(db, &router::RouterFilter::default(), store::Page::ALL).await?;
         let mut n = 0;
         for r in routers.items {
