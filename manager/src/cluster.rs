@@ -5,8 +5,12 @@
 
 use std::time::Duration;
 
+use std::path::Path;
+
 use crate::error::Error;
-use crate::store::cluster::{self, Joining, Member};
+use crate::pki::{Pki, PkiFiles};
+use crate::store::cluster::{self, Joining, Member, StoredCa};
+use crate::store::secret::SecretBox;
 use crate::store::{Db, config};
 
 /// `cluster.heartbeat.interval` when unset or unreadable (ms).
@@ -120,6 +124,57 @@ pub async fn runs_loop(db: &Db, me: &str, key: i64) -> bool {
             true
         }
     }
+}
+
+/// Makes `<data_dir>/pki/` hold the cluster's agent CA and client identity,
+/// so every manager's client certificate is accepted by every router and
+/// each manager issues router certificates from the same CA. The first
+/// manager of a database stores its own (created if missing; its keys
+/// sealed with the database key, which every manager of one database
+/// shares); the others take the stored one instead of theirs. Returns
+/// whether this manager's files were replaced.
+pub async fn share_ca(db: &Db, secrets: &SecretBox, data_dir: &Path) -> anyhow::Result<bool> {
+    use anyhow::Context;
+    Pki::load_or_create(data_dir).context("the routers' certificate authority")?;
+    let local =
+        PkiFiles::read(data_dir)?.context("the certificate authority's files are incomplete")?;
+    let stored = match cluster::get_ca(db).await? {
+        Some(stored) => stored,
+        None => {
+            let sealed = StoredCa {
+                ca_cert: local.ca_cert.clone(),
+                ca_key: secrets.seal(&local.ca_key),
+                client_cert: local.client_cert.clone(),
+                client_key: secrets.seal(&local.client_key),
+            };
+            if cluster::insert_ca(db, &sealed).await? {
+                tracing::info!("this manager's agent CA is now the cluster's");
+                return Ok(false);
+            }
+            cluster::get_ca(db)
+                .await?
+                .context("the cluster's CA vanished while it was being stored")?
+        }
+    };
+    let shared = PkiFiles {
+        ca_key: secrets
+            .open(&stored.ca_key)
+            .context("opening the cluster CA's key (is the database key the same?)")?,
+        client_key: secrets
+            .open(&stored.client_key)
+            .context("opening the managers' client key (is the database key the same?)")?,
+        ca_cert: stored.ca_cert,
+        client_cert: stored.client_cert,
+    };
+    if shared == local {
+        return Ok(false);
+    }
+    shared.write(data_dir)?;
+    tracing::warn!(
+        dir = %data_dir.join("pki").display(),
+        "this manager's own agent CA was replaced by the cluster's"
+    );
+    Ok(true)
 }
 
 /// Joins the cluster as `name`, listening at `address`.

@@ -161,6 +161,51 @@ fn parse_key(path: &Path, pem: &str) -> Result<KeyPair, PkiError> {
     })
 }
 
+/// The four PEM texts of a PKI directory: what the managers of one cluster
+/// share (through the database, [`crate::cluster::share_ca`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PkiFiles {
+    pub ca_cert: String,
+    pub ca_key: String,
+    pub client_cert: String,
+    pub client_key: String,
+}
+
+impl std::fmt::Debug for PkiFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PkiFiles").finish_non_exhaustive()
+    }
+}
+
+impl PkiFiles {
+    /// Reads them from `<data_dir>/pki/`; None when any is missing.
+    pub fn read(data_dir: &Path) -> Result<Option<PkiFiles>, PkiError> {
+        let dir = data_dir.join("pki");
+        let texts = [CA_CERT, CA_KEY, CLIENT_CERT, CLIENT_KEY].map(|name| read(&dir.join(name)));
+        let [ca_cert, ca_key, client_cert, client_key] = texts;
+        Ok(match (ca_cert?, ca_key?, client_cert?, client_key?) {
+            (Some(ca_cert), Some(ca_key), Some(client_cert), Some(client_key)) => Some(PkiFiles {
+                ca_cert,
+                ca_key,
+                client_cert,
+                client_key,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Writes them into `<data_dir>/pki/` (0600 each), keys first.
+    pub fn write(&self, data_dir: &Path) -> Result<(), PkiError> {
+        let dir = data_dir.join("pki");
+        parse_key(&dir.join(CA_KEY), &self.ca_key)?;
+        parse_key(&dir.join(CLIENT_KEY), &self.client_key)?;
+        write_private(&dir.join(CA_KEY), &self.ca_key)?;
+        write_private(&dir.join(CA_CERT), &self.ca_cert)?;
+        write_private(&dir.join(CLIENT_KEY), &self.client_key)?;
+        write_private(&dir.join(CLIENT_CERT), &self.client_cert)
+    }
+}
+
 impl Pki {
     /// Loads the CA and the manager's client certificate from
     /// `<data_dir>/pki/`, creating what is missing (the CA at first start).

@@ -102,6 +102,25 @@ pub fn secret_box(settings: &Settings) -> anyhow::Result<SecretBox> {
     )?)
 }
 
+/// Puts the cluster's agent CA into the data directory before the driver
+/// loads it ([`crate::cluster::share_ca`]), on a connection of its own.
+async fn share_ca(settings: &Settings) -> anyhow::Result<()> {
+    create_private_dir(&settings.data_dir, 0o711)
+        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    let secrets = secret_box(settings).context("the database key")?;
+    private_sqlite_file(&settings.database_url()).context("creating the SQLite database file")?;
+    let db = Db::connect_with(
+        &settings.database_url(),
+        settings.database_acquire_timeout(),
+    )
+    .await
+    .context("opening the database")?;
+    let shared = crate::cluster::share_ca(&db, &secrets, &settings.data_dir).await;
+    db.close().await;
+    shared.context("sharing the agent CA")?;
+    Ok(())
+}
+
 /// A manager ready to serve: its app state and bound listener.
 pub struct Manager {
     pub app: Arc<App>,
@@ -172,6 +191,9 @@ impl Manager {
     /// and binds the API port; routers and VMs run where `settings.driver`
     /// says.
     pub async fn start(settings: Settings) -> anyhow::Result<Manager> {
+        if settings.driver == DriverKind::Netns {
+            share_ca(&settings).await?;
+        }
         let (backend, netns) = backend_for(&settings)?;
         let mut manager = Self::start_with(settings, backend).await?;
         if let Some(driver) = &netns {

@@ -18,3 +18,14 @@ CREATE TABLE mshost (
     stopped         BIGINT,
     last_heartbeat  BIGINT NOT NULL
 );
+
+-- The agent CA every manager of the database uses (one row): certificates
+-- in PEM, private keys sealed with the database key (never in clear).
+CREATE TABLE cluster_ca (
+    id              INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    ca_cert         TEXT    NOT NULL,
+    ca_key          TEXT    NOT NULL,
+    client_cert     TEXT    NOT NULL,
+    client_key      TEXT    NOT NULL,
+    created         BIGINT  NOT NULL
+);

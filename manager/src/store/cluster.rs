@@ -216,6 +216,52 @@ pub async fn take_over_job<'a>(
     Ok(moved == 1)
 }
 
+/// The cluster's agent CA as stored: certificates in PEM, keys sealed.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct StoredCa {
+    pub ca_cert: String,
+    /// The CA's key, sealed with the database key.
+    pub ca_key: String,
+    /// The managers' client certificate.
+    pub client_cert: String,
+    /// Its key, sealed with the database key.
+    pub client_key: String,
+}
+
+/// The cluster's CA, if one was stored.
+pub async fn get_ca<'a>(ex: impl Into<Exec<'a>>) -> Result<Option<StoredCa>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT ca_cert, ca_key, client_cert, client_key FROM cluster_ca WHERE id = 1",
+        )
+        .fetch_optional(c)
+        .await?
+    }))
+}
+
+/// Stores `ca` as the cluster's CA unless one is stored already (another
+/// manager won the race); false then.
+pub async fn insert_ca<'a>(ex: impl Into<Exec<'a>>, ca: &StoredCa) -> Result<bool> {
+    let now = now_ms();
+    let mut ex = ex.into();
+    let inserted = on_db!(&mut ex, c => {
+        sqlx::query(
+            "INSERT INTO cluster_ca (id, ca_cert, ca_key, client_cert, client_key, created) \
+             VALUES (1, $1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&ca.ca_cert)
+        .bind(&ca.ca_key)
+        .bind(&ca.client_cert)
+        .bind(&ca.client_key)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(inserted == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
