@@ -298,8 +298,10 @@ impl Manager {
         })
     }
 
-    /// Serves until `shutdown` resolves; in-flight requests finish. Jobs
-    /// still running are recorded as failed at the next start.
+    /// Serves until `shutdown` resolves; in-flight requests finish. Then no
+    /// job is claimed any more, running jobs may end up to
+    /// `shutdown_job_wait_ms`, those still running are stopped and handed
+    /// back to the queue, and the manager leaves the cluster.
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -356,8 +358,17 @@ impl Manager {
                     .await?;
             }
         }
-        // No new job starts; the ones still running are left resumable.
+        // No new job starts; running ones may end up to a deadline, the
+        // rest are stopped and handed back below.
         drop(tasks);
+        let wait = std::time::Duration::from_millis(self.app.settings.shutdown_job_wait_ms);
+        let stopped = self.app.jobs.drain(wait).await;
+        if stopped > 0 {
+            tracing::warn!(
+                stopped,
+                "jobs still running at the shutdown deadline were stopped"
+            );
+        }
         // Agents and DHCP clients keep running; the next start adopts them.
         if let Some(driver) = &self.netns {
             driver.shutdown().await;

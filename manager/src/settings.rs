@@ -82,6 +82,10 @@ pub struct Settings {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// At a graceful stop (SIGTERM), how long running jobs may go on to
+    /// their end (ms); those still running then are handed back for
+    /// another manager (or the next start) to run again.
+    pub shutdown_job_wait_ms: u64,
 }
 
 impl Default for Settings {
@@ -106,6 +110,7 @@ impl Default for Settings {
             database_key_file: None,
             tls_cert: None,
             tls_key: None,
+            shutdown_job_wait_ms: 30_000,
         }
     }
 }

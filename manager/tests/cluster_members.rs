@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use support::api::{Client, TestManager, refused};
+use support::api::{Client, TestManager, http, query, refused};
 use support::postgres::Cluster;
 
 /// A deadlock guard for waits that must end, not a speed assertion.
@@ -93,6 +93,62 @@ async fn managers_of_one_database_see_each_other_come_and_go() {
         .await;
     assert_eq!(by_id["count"], 1, "{by_id}");
     assert_eq!(by_id["managementserver"][0]["name"], name_b.as_str());
+
+    // A session opened on one manager works on another, and a job started
+    // through one is answered by the other.
+    let root_domain = admin_a.ok("listDomains", &[("name", "ROOT")]).await["domain"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    support::vpc::new_account(&admin_a, "roamer", &root_domain, "0").await;
+    let login = http(
+        a.addr,
+        "POST",
+        "/client/api",
+        "command=login&username=roamer&password=pw&domain=/&response=json",
+        &[],
+    )
+    .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let key = login.json()["loginresponse"]["sessionkey"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let target = format!(
+        "/client/api?{}",
+        query(&[
+            ("command".into(), "listAccounts".into()),
+            ("response".into(), "json".into()),
+            ("sessionkey".into(), key.clone()),
+        ])
+    );
+    let on_b = http(
+        b.addr,
+        "GET",
+        &target,
+        "",
+        &[("Cookie", &format!("sessionkey={key}"))],
+    )
+    .await;
+    assert_eq!(on_b.status, 200, "{}", on_b.body);
+    assert_eq!(
+        on_b.json()["listaccountsresponse"]["account"][0]["name"],
+        "roamer"
+    );
+    let started = admin_a
+        .ok(
+            "createDomain",
+            &[("name", "roaming"), ("parentdomainid", &root_domain)],
+        )
+        .await;
+    let domain = started["domain"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let job = admin_a.ok("deleteDomain", &[("id", &domain)]).await;
+    let job_id = job["jobid"].as_str().unwrap_or_default().to_string();
+    let done = admin_b.wait_job(&job_id).await;
+    assert_eq!(done["jobstatus"], 1, "{done}");
 
     // B stops cleanly: Down at once, with its stop time.
     b.stop().await;

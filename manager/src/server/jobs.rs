@@ -33,6 +33,10 @@ pub struct JobCtx {
 pub struct Jobs {
     owner: String,
     wake: Notify,
+    /// The jobs this manager runs now, to wait for or stop at shutdown.
+    running: std::sync::Mutex<std::collections::HashMap<i64, tokio::task::AbortHandle>>,
+    /// Notified when a running job ends.
+    ended: Notify,
 }
 
 /// What a command needs to submit a job.
@@ -92,7 +96,43 @@ impl Jobs {
         Jobs {
             owner,
             wake: Notify::new(),
+            running: Default::default(),
+            ended: Notify::new(),
         }
+    }
+
+    fn running(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, tokio::task::AbortHandle>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many jobs this manager runs now.
+    pub fn running_count(&self) -> usize {
+        self.running().len()
+    }
+
+    /// At a graceful stop, after claiming stopped: waits up to `wait` for
+    /// the running jobs to end, then stops those still running (their rows
+    /// stay in progress, for [`Jobs::release_running`] to hand back).
+    /// Returns how many were stopped.
+    pub async fn drain(&self, wait: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let ended = self.ended.notified();
+            if self.running().is_empty() {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                break;
+            }
+        }
+        let stopped: Vec<tokio::task::AbortHandle> =
+            self.running().drain().map(|(_, task)| task).collect();
+        for task in &stopped {
+            task.abort();
+        }
+        stopped.len()
     }
 
     /// This manager's name in job rows.
@@ -196,7 +236,12 @@ impl Jobs {
             loop {
                 match job::claim_next(&app.db, &app.jobs.owner).await {
                     Ok(Some(claimed)) => {
-                        tokio::spawn(execute(app.clone(), claimed));
+                        let id = claimed.id;
+                        // Registered before it can end: the task removes
+                        // itself when done, under the same lock.
+                        let mut running = app.jobs.running();
+                        let task = tokio::spawn(execute(app.clone(), claimed));
+                        running.insert(id, task.abort_handle());
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -283,6 +328,8 @@ async fn execute(app: Arc<App>, claimed: job::Job) {
         tracing::error!(job = %claimed.uuid, error = %e, "recording a job result failed");
     }
     tracing::info!(job = %claimed.uuid, cmd = %claimed.cmd, status, code, micros = started.elapsed().as_micros() as u64, "job finished");
+    app.jobs.running().remove(&claimed.id);
+    app.jobs.ended.notify_waiters();
     // A job waiting on the same sync object can start now.
     app.jobs.wake.notify_one();
 }
@@ -299,4 +346,40 @@ async fn run_body(app: &Arc<App>, claimed: &job::Job) -> Result<Value, ApiError>
         job: claimed.clone(),
     };
     (entry.run)(&ctx, &claimed.cmd_info).await
+}
+
+#[cfg(test)]
+mod drain_tests {
+    use super::*;
+
+    fn register(jobs: &Jobs, id: i64, task: &tokio::task::JoinHandle<()>) {
+        jobs.running().insert(id, task.abort_handle());
+    }
+
+    #[tokio::test]
+    async fn a_stop_waits_for_jobs_that_end_in_time() {
+        let jobs = Arc::new(Jobs::new("m".into()));
+        let mine = jobs.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            mine.running().remove(&1);
+            mine.ended.notify_waiters();
+        });
+        register(&jobs, 1, &task);
+        assert_eq!(jobs.drain(Duration::from_secs(30)).await, 0);
+        assert!(task.await.is_ok(), "the job ran to its end");
+        assert_eq!(jobs.running_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_stop_stops_jobs_still_running_at_its_deadline() {
+        let jobs = Jobs::new("m".into());
+        let task = tokio::spawn(async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        });
+        register(&jobs, 2, &task);
+        assert_eq!(jobs.drain(Duration::from_millis(50)).await, 1);
+        assert!(task.await.expect_err("stopped").is_cancelled());
+        assert_eq!(jobs.running_count(), 0);
+    }
 }
