@@ -95,6 +95,25 @@ impl Network {
     }
 }
 
+impl Network {
+    /// Takes the lock of a physical network, for checks that span the VPCs
+    /// of its zone (a private gateway's VLAN and address). Take it after
+    /// the VPC's lock, never before.
+    pub async fn lock_physical_network(
+        &self,
+        db: &Db,
+        physical_network_id: i64,
+    ) -> Result<HeldLock, Error> {
+        self.locks
+            .hold_key(
+                db,
+                super::lock::PHYSICAL_NETWORK_LOCK_CLASS,
+                physical_network_id,
+            )
+            .await
+    }
+}
+
 impl<'n> VpcLock<'n> {
     /// The locked VPC.
     pub fn vpc_id(&self) -> i64 {

@@ -33,17 +33,24 @@ use crate::store::{Db, StoreError};
 /// size of the lock pool); more wait for a free lock connection.
 pub const LOCK_CONNECTIONS: usize = 16;
 
-/// The first key of the two-key advisory locks this module takes: it keeps
-/// VPC locks apart from any other advisory lock (ASCII "VPC1").
+/// The first key of the two-key advisory locks this module takes for VPCs:
+/// it keeps VPC locks apart from any other advisory lock (ASCII "VPC1").
 pub const VPC_LOCK_CLASS: i32 = 0x5650_4331;
+/// The first key of the locks of physical networks ("PHN1"): checks that
+/// span the VPCs of a zone (a private gateway's VLAN and address) run under
+/// it.
+pub const PHYSICAL_NETWORK_LOCK_CLASS: i32 = 0x5048_4e31;
 
 /// Above this many idle entries the local mutex table drops the idle ones.
 const LOCAL_TABLE_TRIM: usize = 1024;
 
+/// A lock's class and row id.
+type LockKey = (i32, i64);
+
 /// The locks of one manager.
 #[derive(Default)]
 pub struct VpcLocks {
-    local: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    local: Mutex<HashMap<LockKey, Arc<tokio::sync::Mutex<()>>>>,
     cluster: OnceCell<ClusterLocks>,
 }
 
@@ -55,6 +62,7 @@ struct ClusterLocks {
 
 /// A VPC's lock, held until dropped.
 pub struct HeldLock {
+    class: i32,
     key: i32,
     cluster: Option<(PoolConnection<Postgres>, OwnedSemaphorePermit)>,
     // Freed as the database lock's release starts: a task of this manager
@@ -66,30 +74,38 @@ impl VpcLocks {
     /// Waits for the VPC's lock and takes it. Fails only when the database
     /// cannot be reached to take its part of the lock.
     pub async fn hold(&self, db: &Db, vpc_id: i64) -> Result<HeldLock, Error> {
-        let key = lock_key(vpc_id)?;
-        let local = self.local_mutex(vpc_id).lock_owned().await;
+        self.hold_key(db, VPC_LOCK_CLASS, vpc_id).await
+    }
+
+    /// The same for another kind of row (`class`, e.g.
+    /// [`PHYSICAL_NETWORK_LOCK_CLASS`]) and its id.
+    pub async fn hold_key(&self, db: &Db, class: i32, id: i64) -> Result<HeldLock, Error> {
+        let key = lock_key(id)?;
+        let local = self.local_mutex(class, id).lock_owned().await;
         let cluster = match db {
             Db::Sqlite(_) => None,
-            Db::Postgres(pool) => Some(self.take_in_database(pool, key).await?),
+            Db::Postgres(pool) => Some(self.take_in_database(pool, class, key).await?),
         };
         Ok(HeldLock {
+            class,
             key,
             cluster,
             _local: local,
         })
     }
 
-    fn local_mutex(&self, vpc_id: i64) -> Arc<tokio::sync::Mutex<()>> {
+    fn local_mutex(&self, class: i32, id: i64) -> Arc<tokio::sync::Mutex<()>> {
         let mut table = self.local.lock().unwrap_or_else(|e| e.into_inner());
         if table.len() > LOCAL_TABLE_TRIM {
             table.retain(|_, m| Arc::strong_count(m) > 1);
         }
-        table.entry(vpc_id).or_default().clone()
+        table.entry((class, id)).or_default().clone()
     }
 
     async fn take_in_database(
         &self,
         pool: &PgPool,
+        class: i32,
         key: i32,
     ) -> Result<(PoolConnection<Postgres>, OwnedSemaphorePermit), Error> {
         let cluster = self
@@ -103,7 +119,7 @@ impl VpcLocks {
         let mut waiting = Waiting(Some(cluster.pool.acquire().await.map_err(database)?));
         if let Some(conn) = waiting.0.as_mut() {
             sqlx::query("SELECT pg_advisory_lock($1, $2)")
-                .bind(VPC_LOCK_CLASS)
+                .bind(class)
                 .bind(key)
                 .execute(&mut **conn)
                 .await
@@ -155,10 +171,10 @@ impl Drop for HeldLock {
         let Some((mut conn, permit)) = self.cluster.take() else {
             return;
         };
-        let key = self.key;
+        let (class, key) = (self.class, self.key);
         let unlock = async move {
             let released = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
-                .bind(VPC_LOCK_CLASS)
+                .bind(class)
                 .bind(key)
                 .fetch_one(&mut *conn)
                 .await
@@ -185,9 +201,10 @@ impl Drop for HeldLock {
     }
 }
 
-/// The advisory key of a VPC: its row id, which must fit the second key.
-fn lock_key(vpc_id: i64) -> Result<i32, Error> {
-    i32::try_from(vpc_id).map_err(|_| Error::internal(format!("VPC id {vpc_id} is out of range")))
+/// The advisory key of a row: its id, which must fit the second key.
+fn lock_key(id: i64) -> Result<i32, Error> {
+    i32::try_from(id)
+        .map_err(|_| Error::internal(format!("row id {id} is out of range for a lock")))
 }
 
 fn database(err: sqlx::Error) -> Error {
@@ -207,12 +224,12 @@ mod tests {
     #[tokio::test]
     async fn the_local_table_forgets_idle_vpcs_past_its_bound() {
         let locks = VpcLocks::default();
-        let kept = locks.local_mutex(0).lock_owned().await;
+        let kept = locks.local_mutex(VPC_LOCK_CLASS, 0).lock_owned().await;
         for id in 1..=(LOCAL_TABLE_TRIM as i64) {
-            drop(locks.local_mutex(id));
+            drop(locks.local_mutex(VPC_LOCK_CLASS, id));
         }
         // The next look-up trims: only the held one and the new one remain.
-        drop(locks.local_mutex(-1));
+        drop(locks.local_mutex(PHYSICAL_NETWORK_LOCK_CLASS, 0));
         let len = locks.local.lock().map(|t| t.len()).unwrap_or_default();
         assert_eq!(len, 2);
         drop(kept);

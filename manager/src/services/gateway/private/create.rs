@@ -137,6 +137,12 @@ impl AsyncCommand for CreatePrivateGateway {
         let physnet =
             physical_network(db, PHYSICAL_NETWORK.name(), self.physical_network, &v).await?;
         let _lock = ctx.app.network.lock(db, v.id).await?;
+        // Gateways of other VPCs on this physical network are checked too.
+        let _physnet_lock = ctx
+            .app
+            .network
+            .lock_physical_network(db, physnet.id)
+            .await?;
         let checked = rule::validate_private_gateway(
             &request,
             &existing_gateways(db, physnet.id, v.id).await?,
