@@ -51,6 +51,42 @@ pub struct Spec {
     pub since: &'static str,
 }
 
+/// A spec is built in one chain, `Spec::new(description, roles)
+/// .params([..]).returns(object, fields)`, so a command says only what is
+/// its own; the fields stay public for commands written as a literal.
+impl Spec {
+    /// A command with no parameters, no response object and no `since`.
+    pub fn new(description: &'static str, roles: &'static [Role]) -> Self {
+        Spec {
+            description,
+            roles,
+            params: Vec::new(),
+            object: "",
+            response: Vec::new(),
+            since: "",
+        }
+    }
+
+    /// Appends parameters, in the order `listApis` shows them.
+    pub fn params(mut self, params: impl IntoIterator<Item = ParamSpec>) -> Self {
+        self.params.extend(params);
+        self
+    }
+
+    /// The key of the single object the command answers with, and its fields.
+    pub fn returns(mut self, object: &'static str, response: Vec<FieldSpec>) -> Self {
+        self.object = object;
+        self.response = response;
+        self
+    }
+
+    /// The CloudStack version that added the command.
+    pub fn since(mut self, since: &'static str) -> Self {
+        self.since = since;
+        self
+    }
+}
+
 /// An API command: its name, what `listApis` shows, and how its request is
 /// read. `Self` is the parsed request.
 pub trait Command: Sized + Send + 'static {
@@ -89,7 +125,7 @@ pub trait SyncCommand: Command {
 /// impl Command for Ping {
 ///     const NAME: &'static str = "ping";
 ///     fn spec() -> Spec {
-///         Spec { description: "ping", roles: ALL, params: vec![], object: "ping", response: vec![], since: "" }
+///         Spec::new("ping", ALL).returns("ping", vec![])
 ///     }
 ///     fn parse(_: &Args<'_>) -> Result<Self, Error> {
 ///         Ok(Ping)
@@ -123,7 +159,7 @@ pub trait SyncCommand: Command {
 /// impl Command for Ping {
 ///     const NAME: &'static str = "ping";
 ///     fn spec() -> Spec {
-///         Spec { description: "ping", roles: ALL, params: vec![], object: "ping", response: vec![], since: "" }
+///         Spec::new("ping", ALL).returns("ping", vec![])
 ///     }
 ///     fn parse(_: &Args<'_>) -> Result<Self, Error> {
 ///         Ok(Ping)

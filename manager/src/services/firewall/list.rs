@@ -29,21 +29,18 @@ impl Command for ListFirewallRules {
     const NAME: &'static str = "listFirewallRules";
 
     fn spec() -> Spec {
-        let mut params = vec![
+        Spec::new(
+            "Lists firewall rules: always none, VPC tiers use network ACLs",
+            ALL,
+        )
+        .params([
             ID.spec(),
             IP_ADDRESS.spec(),
             NETWORK.spec(),
             FOR_DISPLAY.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists firewall rules: always none, VPC tiers use network ACLs",
-            roles: ALL,
-            params,
-            object: "firewallrule",
-            response: vec![],
-            since: "",
-        }
+        ])
+        .params(ListArgs::specs())
+        .returns("firewallrule", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

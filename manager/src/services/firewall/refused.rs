@@ -49,24 +49,22 @@ impl Command for CreateFirewallRule {
     const NAME: &'static str = "createFirewallRule";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Refused for VPC addresses: VPC tiers use network ACLs (createNetworkACL)",
-            roles: ALL,
-            params: vec![
-                IP_ADDRESS.spec(),
-                PROTOCOL.spec(),
-                START_PORT.spec(),
-                END_PORT.spec(),
-                CIDRS.spec(),
-                ICMP_TYPE.spec(),
-                ICMP_CODE.spec(),
-                TYPE.spec(),
-                FOR_DISPLAY.spec(),
-            ],
-            object: "firewallrule",
-            response: vec![],
-            since: "",
-        }
+        Spec::new(
+            "Refused for VPC addresses: VPC tiers use network ACLs (createNetworkACL)",
+            ALL,
+        )
+        .params([
+            IP_ADDRESS.spec(),
+            PROTOCOL.spec(),
+            START_PORT.spec(),
+            END_PORT.spec(),
+            CIDRS.spec(),
+            ICMP_TYPE.spec(),
+            ICMP_CODE.spec(),
+            TYPE.spec(),
+            FOR_DISPLAY.spec(),
+        ])
+        .returns("firewallrule", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -100,14 +98,9 @@ impl Command for DeleteFirewallRule {
     const NAME: &'static str = "deleteFirewallRule";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Refused: VPC addresses have no firewall rules",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "firewallrule",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Refused: VPC addresses have no firewall rules", ALL)
+            .params([ID.spec()])
+            .returns("firewallrule", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

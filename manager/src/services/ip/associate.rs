@@ -73,24 +73,18 @@ impl Command for AssociateIpAddress {
     const NAME: &'static str = "associateIpAddress";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            VPC.spec(),
-            NETWORK.spec(),
-            ZONE.spec(),
-            ADDRESS.spec(),
-            PORTABLE.spec(),
-            REGION.spec(),
-            FOR_DISPLAY.spec(),
-        ];
-        params.extend(OwnerArgs::specs());
-        Spec {
-            description: "Acquires a public IP address for a VPC",
-            roles: ALL,
-            params,
-            object: "ipaddress",
-            response: ip_fields(),
-            since: "",
-        }
+        Spec::new("Acquires a public IP address for a VPC", ALL)
+            .params([
+                VPC.spec(),
+                NETWORK.spec(),
+                ZONE.spec(),
+                ADDRESS.spec(),
+                PORTABLE.spec(),
+                REGION.spec(),
+                FOR_DISPLAY.spec(),
+            ])
+            .params(OwnerArgs::specs())
+            .returns("ipaddress", ip_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

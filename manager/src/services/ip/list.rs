@@ -61,31 +61,25 @@ impl Command for ListPublicIpAddresses {
     const NAME: &'static str = "listPublicIpAddresses";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            ADDRESS.spec(),
-            VPC.spec(),
-            ASSOCIATED_NETWORK.spec(),
-            NETWORK.spec(),
-            ZONE.spec(),
-            SOURCE_NAT.spec(),
-            STATIC_NAT.spec(),
-            ALLOCATED_ONLY.spec(),
-            STATE.spec(),
-            FOR_VIRTUAL_NETWORK.spec(),
-            RANGE.spec(),
-            FOR_LOAD_BALANCING.spec(),
-            PHYSICAL_NETWORK.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists public IP addresses",
-            roles: ALL,
-            params,
-            object: "publicipaddress",
-            response: ip_fields(),
-            since: "",
-        }
+        Spec::new("Lists public IP addresses", ALL)
+            .params([
+                ID.spec(),
+                ADDRESS.spec(),
+                VPC.spec(),
+                ASSOCIATED_NETWORK.spec(),
+                NETWORK.spec(),
+                ZONE.spec(),
+                SOURCE_NAT.spec(),
+                STATIC_NAT.spec(),
+                ALLOCATED_ONLY.spec(),
+                STATE.spec(),
+                FOR_VIRTUAL_NETWORK.spec(),
+                RANGE.spec(),
+                FOR_LOAD_BALANCING.spec(),
+                PHYSICAL_NETWORK.spec(),
+            ])
+            .params(ListArgs::specs())
+            .returns("publicipaddress", ip_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

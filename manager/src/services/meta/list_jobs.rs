@@ -26,20 +26,15 @@ impl Command for ListAsyncJobs {
     const NAME: &'static str = "listAsyncJobs";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Lists the async jobs the caller may see",
-            roles: ALL,
-            params: vec![
+        Spec::new("Lists the async jobs the caller may see", ALL)
+            .params([
                 START_DATE.spec(),
                 LIST_ALL.spec(),
                 PAGE.spec(),
                 PAGE_SIZE.spec(),
                 KEYWORD.spec(),
-            ],
-            object: "asyncjobs",
-            response: job_fields(),
-            since: "",
-        }
+            ])
+            .returns("asyncjobs", job_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -22,14 +22,9 @@ impl Command for QueryAsyncJobResult {
     const NAME: &'static str = "queryAsyncJobResult";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Returns the status and result of an async job",
-            roles: ALL,
-            params: vec![JOB_ID.spec()],
-            object: "asyncjobs",
-            response: job_fields(),
-            since: "",
-        }
+        Spec::new("Returns the status and result of an async job", ALL)
+            .params([JOB_ID.spec()])
+            .returns("asyncjobs", job_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

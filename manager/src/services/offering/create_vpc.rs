@@ -54,20 +54,15 @@ impl Command for CreateVpcOffering {
     const NAME: &'static str = "createVPCOffering";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a VPC offering (Disabled unless enable=true)",
-            roles: ROOT,
-            params: vec![
+        Spec::new("Creates a VPC offering (Disabled unless enable=true)", ROOT)
+            .params([
                 NAME.spec(),
                 DISPLAY_TEXT.spec(),
                 SERVICES.spec(),
                 PROVIDERS.spec(),
                 ENABLE.spec(),
-            ],
-            object: "vpcoffering",
-            response: vpc_offering_fields(),
-            since: "",
-        }
+            ])
+            .returns("vpcoffering", vpc_offering_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -24,14 +24,12 @@ impl Command for DeleteVpcOffering {
     const NAME: &'static str = "deleteVPCOffering";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a VPC offering that is not the default and no VPC uses",
-            roles: ROOT,
-            params: vec![ID.spec()],
-            object: "vpcoffering",
-            response: vec![],
-            since: "",
-        }
+        Spec::new(
+            "Deletes a VPC offering that is not the default and no VPC uses",
+            ROOT,
+        )
+        .params([ID.spec()])
+        .returns("vpcoffering", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -42,26 +42,20 @@ impl Command for ListNetworkOfferings {
     const NAME: &'static str = "listNetworkOfferings";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            NAME.spec(),
-            FOR_VPC.spec(),
-            STATE.spec(),
-            IS_DEFAULT.spec(),
-            GUEST_IP_TYPE.spec(),
-            TRAFFIC_TYPE.spec(),
-            SERVICES.spec(),
-            ZONE.spec(),
-        ];
-        params.extend(OfferingListArgs::paging_specs());
-        Spec {
-            description: "Lists network offerings",
-            roles: ALL,
-            params,
-            object: "networkoffering",
-            response: network_offering_fields(),
-            since: "",
-        }
+        Spec::new("Lists network offerings", ALL)
+            .params([
+                ID.spec(),
+                NAME.spec(),
+                FOR_VPC.spec(),
+                STATE.spec(),
+                IS_DEFAULT.spec(),
+                GUEST_IP_TYPE.spec(),
+                TRAFFIC_TYPE.spec(),
+                SERVICES.spec(),
+                ZONE.spec(),
+            ])
+            .params(OfferingListArgs::paging_specs())
+            .returns("networkoffering", network_offering_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

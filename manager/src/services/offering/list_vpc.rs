@@ -26,23 +26,17 @@ impl Command for ListVpcOfferings {
     const NAME: &'static str = "listVPCOfferings";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            NAME.spec(),
-            STATE.spec(),
-            IS_DEFAULT.spec(),
-            SERVICES.spec(),
-            ZONE.spec(),
-        ];
-        params.extend(OfferingListArgs::paging_specs());
-        Spec {
-            description: "Lists VPC offerings",
-            roles: ALL,
-            params,
-            object: "vpcoffering",
-            response: vpc_offering_fields(),
-            since: "",
-        }
+        Spec::new("Lists VPC offerings", ALL)
+            .params([
+                ID.spec(),
+                NAME.spec(),
+                STATE.spec(),
+                IS_DEFAULT.spec(),
+                SERVICES.spec(),
+                ZONE.spec(),
+            ])
+            .params(OfferingListArgs::paging_specs())
+            .returns("vpcoffering", vpc_offering_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

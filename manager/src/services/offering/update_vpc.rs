@@ -48,20 +48,18 @@ impl Command for UpdateVpcOffering {
     const NAME: &'static str = "updateVPCOffering";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Changes the name, description or state of a VPC offering",
-            roles: ROOT,
-            params: vec![
-                ID.spec(),
-                NAME.spec(),
-                DISPLAY_TEXT.spec(),
-                STATE.spec(),
-                SORT_KEY.spec(),
-            ],
-            object: "vpcoffering",
-            response: vpc_offering_fields(),
-            since: "",
-        }
+        Spec::new(
+            "Changes the name, description or state of a VPC offering",
+            ROOT,
+        )
+        .params([
+            ID.spec(),
+            NAME.spec(),
+            DISPLAY_TEXT.spec(),
+            STATE.spec(),
+            SORT_KEY.spec(),
+        ])
+        .returns("vpcoffering", vpc_offering_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

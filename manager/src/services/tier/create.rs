@@ -92,28 +92,22 @@ impl Command for CreateNetwork {
     const NAME: &'static str = "createNetwork";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            NAME.spec(),
-            DISPLAY_TEXT.spec(),
-            OFFERING.spec(),
-            ZONE.spec(),
-            VPC.spec(),
-            GATEWAY.spec(),
-            NETMASK.spec(),
-            ACL.spec(),
-            NETWORK_DOMAIN.spec(),
-            ACL_TYPE.spec(),
-            DISPLAY_NETWORK.spec(),
-        ];
-        params.extend(OwnerArgs::specs());
-        Spec {
-            description: "Creates a tier of a VPC",
-            roles: ALL,
-            params,
-            object: "network",
-            response: network_fields(),
-            since: "",
-        }
+        Spec::new("Creates a tier of a VPC", ALL)
+            .params([
+                NAME.spec(),
+                DISPLAY_TEXT.spec(),
+                OFFERING.spec(),
+                ZONE.spec(),
+                VPC.spec(),
+                GATEWAY.spec(),
+                NETMASK.spec(),
+                ACL.spec(),
+                NETWORK_DOMAIN.spec(),
+                ACL_TYPE.spec(),
+                DISPLAY_NETWORK.spec(),
+            ])
+            .params(OwnerArgs::specs())
+            .returns("network", network_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

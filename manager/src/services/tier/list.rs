@@ -68,31 +68,25 @@ impl Command for ListNetworks {
     const NAME: &'static str = "listNetworks";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            NAME.spec(),
-            VPC.spec(),
-            FOR_VPC.spec(),
-            ZONE.spec(),
-            TRAFFIC_TYPE.spec(),
-            TYPE.spec(),
-            IS_SYSTEM.spec(),
-            OFFERING.spec(),
-            PHYSICAL.spec(),
-            RESTART_REQUIRED.spec(),
-            CAN_USE_FOR_DEPLOY.spec(),
-            SERVICES.spec(),
-            ACL_TYPE.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists the tiers the caller may see",
-            roles: ALL,
-            params,
-            object: "network",
-            response: network_fields(),
-            since: "",
-        }
+        Spec::new("Lists the tiers the caller may see", ALL)
+            .params([
+                ID.spec(),
+                NAME.spec(),
+                VPC.spec(),
+                FOR_VPC.spec(),
+                ZONE.spec(),
+                TRAFFIC_TYPE.spec(),
+                TYPE.spec(),
+                IS_SYSTEM.spec(),
+                OFFERING.spec(),
+                PHYSICAL.spec(),
+                RESTART_REQUIRED.spec(),
+                CAN_USE_FOR_DEPLOY.spec(),
+                SERVICES.spec(),
+                ACL_TYPE.spec(),
+            ])
+            .params(ListArgs::specs())
+            .returns("network", network_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

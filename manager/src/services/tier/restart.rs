@@ -33,19 +33,14 @@ impl Command for RestartNetwork {
     const NAME: &'static str = "restartNetwork";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Sends an implemented tier to its router again",
-            roles: ALL,
-            params: vec![
+        Spec::new("Sends an implemented tier to its router again", ALL)
+            .params([
                 ID.spec(),
                 CLEANUP.spec(),
                 MAKE_REDUNDANT.spec(),
                 LIVE_PATCH.spec(),
-            ],
-            object: "network",
-            response: vec![],
-            since: "",
-        }
+            ])
+            .returns("network", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

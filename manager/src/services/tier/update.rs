@@ -47,20 +47,15 @@ impl Command for UpdateNetwork {
     const NAME: &'static str = "updateNetwork";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Renames a tier or changes its description",
-            roles: ALL,
-            params: vec![
+        Spec::new("Renames a tier or changes its description", ALL)
+            .params([
                 ID.spec(),
                 NAME.spec(),
                 DISPLAY_TEXT.spec(),
                 NETWORK_DOMAIN.spec(),
                 OFFERING.spec(),
-            ],
-            object: "network",
-            response: network_fields(),
-            since: "",
-        }
+            ])
+            .returns("network", network_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -43,14 +43,9 @@ impl Command for DestroyVirtualMachine {
     const NAME: &'static str = "destroyVirtualMachine";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Destroys a VM (and expunges it with expunge=true)",
-            roles: ALL,
-            params: vec![ID.spec(), EXPUNGE.spec()],
-            object: "virtualmachine",
-            response: vm_fields(),
-            since: "",
-        }
+        Spec::new("Destroys a VM (and expunges it with expunge=true)", ALL)
+            .params([ID.spec(), EXPUNGE.spec()])
+            .returns("virtualmachine", vm_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -44,27 +44,21 @@ impl Command for ListVirtualMachines {
     const NAME: &'static str = "listVirtualMachines";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            IDS.spec(),
-            NAME.spec(),
-            STATE.spec(),
-            ZONE.spec(),
-            NETWORK.spec(),
-            VPC.spec(),
-            SERVICE_OFFERING.spec(),
-            TEMPLATE.spec(),
-            DETAILS.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists the VMs the caller may see",
-            roles: ALL,
-            params,
-            object: "virtualmachine",
-            response: vm_fields(),
-            since: "",
-        }
+        Spec::new("Lists the VMs the caller may see", ALL)
+            .params([
+                ID.spec(),
+                IDS.spec(),
+                NAME.spec(),
+                STATE.spec(),
+                ZONE.spec(),
+                NETWORK.spec(),
+                VPC.spec(),
+                SERVICE_OFFERING.spec(),
+                TEMPLATE.spec(),
+                DETAILS.spec(),
+            ])
+            .params(ListArgs::specs())
+            .returns("virtualmachine", vm_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -25,14 +25,9 @@ impl Command for RebootVirtualMachine {
     const NAME: &'static str = "rebootVirtualMachine";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Reboots a running VM",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "virtualmachine",
-            response: vm_fields(),
-            since: "",
-        }
+        Spec::new("Reboots a running VM", ALL)
+            .params([ID.spec()])
+            .returns("virtualmachine", vm_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -30,14 +30,9 @@ impl Command for StartVirtualMachine {
     const NAME: &'static str = "startVirtualMachine";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Starts a stopped VM",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "virtualmachine",
-            response: vm_fields(),
-            since: "",
-        }
+        Spec::new("Starts a stopped VM", ALL)
+            .params([ID.spec()])
+            .returns("virtualmachine", vm_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -44,14 +44,9 @@ impl Command for StopVirtualMachine {
     const NAME: &'static str = "stopVirtualMachine";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Stops a running VM; it keeps its addresses",
-            roles: ALL,
-            params: vec![ID.spec(), FORCED.spec()],
-            object: "virtualmachine",
-            response: vm_fields(),
-            since: "",
-        }
+        Spec::new("Stops a running VM; it keeps its addresses", ALL)
+            .params([ID.spec(), FORCED.spec()])
+            .returns("virtualmachine", vm_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

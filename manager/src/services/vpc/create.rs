@@ -71,30 +71,24 @@ impl Command for CreateVpc {
     const NAME: &'static str = "createVPC";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            NAME.spec(),
-            ZONE.spec(),
-            OFFERING.spec(),
-            CIDR.spec(),
-            CIDR_SIZE.spec(),
-            DISPLAY_TEXT.spec(),
-            NETWORK_DOMAIN.spec(),
-            START.spec(),
-            PUBLIC_MTU.spec(),
-            DNS1.spec(),
-            DNS2.spec(),
-            SOURCE_NAT.spec(),
-            FOR_DISPLAY.spec(),
-        ];
-        params.extend(OwnerArgs::specs());
-        Spec {
-            description: "Creates a VPC and starts its virtual router",
-            roles: ALL,
-            params,
-            object: "vpc",
-            response: vpc_fields(),
-            since: "",
-        }
+        Spec::new("Creates a VPC and starts its virtual router", ALL)
+            .params([
+                NAME.spec(),
+                ZONE.spec(),
+                OFFERING.spec(),
+                CIDR.spec(),
+                CIDR_SIZE.spec(),
+                DISPLAY_TEXT.spec(),
+                NETWORK_DOMAIN.spec(),
+                START.spec(),
+                PUBLIC_MTU.spec(),
+                DNS1.spec(),
+                DNS2.spec(),
+                SOURCE_NAT.spec(),
+                FOR_DISPLAY.spec(),
+            ])
+            .params(OwnerArgs::specs())
+            .returns("vpc", vpc_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

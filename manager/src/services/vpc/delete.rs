@@ -33,14 +33,7 @@ impl Command for DeleteVpc {
     const NAME: &'static str = "deleteVPC";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a VPC without tiers, with its router, addresses, gateways, routes and ACL lists",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "vpc",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes a VPC without tiers, with its router, addresses, gateways, routes and ACL lists", ALL).params([ID.spec()]).returns("vpc", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -50,27 +50,21 @@ impl Command for ListVpcs {
     const NAME: &'static str = "listVPCs";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            ZONE.spec(),
-            NAME.spec(),
-            DISPLAY_TEXT.spec(),
-            CIDR.spec(),
-            OFFERING.spec(),
-            SERVICES.spec(),
-            STATE.spec(),
-            RESTART_REQUIRED.spec(),
-            FOR_DISPLAY.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists VPCs",
-            roles: ALL,
-            params,
-            object: "vpc",
-            response: vpc_fields(),
-            since: "",
-        }
+        Spec::new("Lists VPCs", ALL)
+            .params([
+                ID.spec(),
+                ZONE.spec(),
+                NAME.spec(),
+                DISPLAY_TEXT.spec(),
+                CIDR.spec(),
+                OFFERING.spec(),
+                SERVICES.spec(),
+                STATE.spec(),
+                RESTART_REQUIRED.spec(),
+                FOR_DISPLAY.spec(),
+            ])
+            .params(ListArgs::specs())
+            .returns("vpc", vpc_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

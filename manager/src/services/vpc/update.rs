@@ -58,22 +58,20 @@ impl Command for UpdateVpc {
     const NAME: &'static str = "updateVPC";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Renames a VPC, changes its description, its source NAT address or its public MTU",
-            roles: ALL,
-            params: vec![
-                ID.spec(),
-                NAME.spec(),
-                DISPLAY_TEXT.spec(),
-                SOURCE_NAT.spec(),
-                PUBLIC_MTU.spec(),
-                FOR_DISPLAY.spec(),
-                CUSTOM_ID.spec(),
-            ],
-            object: "vpc",
-            response: vpc_fields(),
-            since: "",
-        }
+        Spec::new(
+            "Renames a VPC, changes its description, its source NAT address or its public MTU",
+            ALL,
+        )
+        .params([
+            ID.spec(),
+            NAME.spec(),
+            DISPLAY_TEXT.spec(),
+            SOURCE_NAT.spec(),
+            PUBLIC_MTU.spec(),
+            FOR_DISPLAY.spec(),
+            CUSTOM_ID.spec(),
+        ])
+        .returns("vpc", vpc_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -39,10 +39,8 @@ impl Command for CreateZone {
     const NAME: &'static str = "createZone";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates an Advanced zone",
-            roles: ROOT,
-            params: vec![
+        Spec::new("Creates an Advanced zone", ROOT)
+            .params([
                 NAME.spec(),
                 NETWORK_TYPE.spec(),
                 DNS1.spec(),
@@ -53,11 +51,8 @@ impl Command for CreateZone {
                 DOMAIN.spec(),
                 DESCRIPTION.spec(),
                 ALLOCATION_STATE.spec(),
-            ],
-            object: "zone",
-            response: fields(),
-            since: "",
-        }
+            ])
+            .returns("zone", fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -36,10 +36,8 @@ impl Command for ListZones {
     const NAME: &'static str = "listZones";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Lists zones",
-            roles: ALL,
-            params: vec![
+        Spec::new("Lists zones", ALL)
+            .params([
                 ID.spec(),
                 IDS.spec(),
                 NAME.spec(),
@@ -48,11 +46,8 @@ impl Command for ListZones {
                 KEYWORD.spec(),
                 PAGE.spec(),
                 PAGE_SIZE.spec(),
-            ],
-            object: "zone",
-            response: fields(),
-            since: "",
-        }
+            ])
+            .returns("zone", fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

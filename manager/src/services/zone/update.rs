@@ -23,14 +23,9 @@ impl Command for UpdateZone {
     const NAME: &'static str = "updateZone";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Updates a zone",
-            roles: ROOT,
-            params: vec![ID.spec(), ALLOCATION_STATE.spec()],
-            object: "zone",
-            response: fields(),
-            since: "",
-        }
+        Spec::new("Updates a zone", ROOT)
+            .params([ID.spec(), ALLOCATION_STATE.spec()])
+            .returns("zone", fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -24,14 +24,9 @@ impl Command for DeleteAclItem {
     const NAME: &'static str = "deleteNetworkACL";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes an item of a network ACL list",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "networkacl",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes an item of a network ACL list", ALL)
+            .params([ID.spec()])
+            .returns("networkacl", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -145,14 +145,9 @@ fn item_submission<J>(job: J, item: &acl::AclItem, vpc_id: i64) -> Submission<J>
 
 /// The spec of a command that answers with items (`networkacl`).
 fn item_spec(description: &'static str, params: Vec<ParamSpec>) -> Spec {
-    Spec {
-        description,
-        roles: ALL,
-        params,
-        object: "networkacl",
-        response: item_fields(),
-        since: "",
-    }
+    Spec::new(description, ALL)
+        .params(params)
+        .returns("networkacl", item_fields())
 }
 
 /// The list of an item.

@@ -35,19 +35,14 @@ impl Command for CreateAclList {
     const NAME: &'static str = "createNetworkACLList";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a network ACL list for a VPC",
-            roles: ALL,
-            params: vec![
+        Spec::new("Creates a network ACL list for a VPC", ALL)
+            .params([
                 NAME.spec(),
                 DESCRIPTION.spec(),
                 VPC.spec(),
                 FOR_DISPLAY.spec(),
-            ],
-            object: "networkacllist",
-            response: list_fields(),
-            since: "",
-        }
+            ])
+            .returns("networkacllist", list_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -31,14 +31,12 @@ impl Command for DeleteAclList {
     const NAME: &'static str = "deleteNetworkACLList";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a network ACL list that no tier or private gateway uses",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "networkacllist",
-            response: vec![],
-            since: "",
-        }
+        Spec::new(
+            "Deletes a network ACL list that no tier or private gateway uses",
+            ALL,
+        )
+        .params([ID.spec()])
+        .returns("networkacllist", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -32,22 +32,16 @@ impl Command for ListAclLists {
     const NAME: &'static str = "listNetworkACLLists";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            NAME.spec(),
-            VPC.spec(),
-            TIER.spec(),
-            FOR_DISPLAY.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists network ACL lists, the default lists included",
-            roles: ALL,
-            params,
-            object: "networkacllist",
-            response: list_fields(),
-            since: "",
-        }
+        Spec::new("Lists network ACL lists, the default lists included", ALL)
+            .params([
+                ID.spec(),
+                NAME.spec(),
+                VPC.spec(),
+                TIER.spec(),
+                FOR_DISPLAY.spec(),
+            ])
+            .params(ListArgs::specs())
+            .returns("networkacllist", list_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

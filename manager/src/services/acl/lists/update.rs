@@ -42,20 +42,15 @@ impl Command for UpdateAclList {
     const NAME: &'static str = "updateNetworkACLList";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Renames a network ACL list or changes its description",
-            roles: ALL,
-            params: vec![
+        Spec::new("Renames a network ACL list or changes its description", ALL)
+            .params([
                 ID.spec(),
                 NAME.spec(),
                 DESCRIPTION.spec(),
                 FOR_DISPLAY.spec(),
                 CUSTOM_ID.spec(),
-            ],
-            object: "networkacllist",
-            response: list_fields(),
-            since: "",
-        }
+            ])
+            .returns("networkacllist", list_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

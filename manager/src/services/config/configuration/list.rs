@@ -38,22 +38,16 @@ impl Command for ListConfigurations {
     const NAME: &'static str = "listConfigurations";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            NAME.spec(),
-            CATEGORY.spec(),
-            ZONE.spec(),
-            ACCOUNT.spec(),
-            DOMAIN.spec(),
-        ];
-        params.extend(Paging::specs());
-        Spec {
-            description: "Lists the global configuration keys and their values",
-            roles: ROOT,
-            params,
-            object: "configuration",
-            response: config_fields(),
-            since: "",
-        }
+        Spec::new("Lists the global configuration keys and their values", ROOT)
+            .params([
+                NAME.spec(),
+                CATEGORY.spec(),
+                ZONE.spec(),
+                ACCOUNT.spec(),
+                DOMAIN.spec(),
+            ])
+            .params(Paging::specs())
+            .returns("configuration", config_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -32,20 +32,18 @@ impl Command for UpdateConfiguration {
     const NAME: &'static str = "updateConfiguration";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Sets a global configuration value; an empty value restores the default",
-            roles: ROOT,
-            params: vec![
-                NAME.spec(),
-                VALUE.spec(),
-                ZONE.spec(),
-                ACCOUNT.spec(),
-                DOMAIN.spec(),
-            ],
-            object: "configuration",
-            response: config_fields(),
-            since: "",
-        }
+        Spec::new(
+            "Sets a global configuration value; an empty value restores the default",
+            ROOT,
+        )
+        .params([
+            NAME.spec(),
+            VALUE.spec(),
+            ZONE.spec(),
+            ACCOUNT.spec(),
+            DOMAIN.spec(),
+        ])
+        .returns("configuration", config_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

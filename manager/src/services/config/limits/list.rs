@@ -41,24 +41,18 @@ impl Command for ListResourceLimits {
     const NAME: &'static str = "listResourceLimits";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            RESOURCE_TYPE.spec(),
-            RESOURCE_TYPE_NAME.spec(),
-            ACCOUNT.spec(),
-            DOMAIN.spec(),
-            RECURSIVE.spec(),
-            LIST_ALL.spec(),
-        ];
-        params.extend(Paging::specs());
-        Spec {
-            description: "Lists the limits in force for an account or a domain",
-            roles: ALL,
-            params,
-            object: "resourcelimit",
-            response: limit_fields(),
-            since: "",
-        }
+        Spec::new("Lists the limits in force for an account or a domain", ALL)
+            .params([
+                ID.spec(),
+                RESOURCE_TYPE.spec(),
+                RESOURCE_TYPE_NAME.spec(),
+                ACCOUNT.spec(),
+                DOMAIN.spec(),
+                RECURSIVE.spec(),
+                LIST_ALL.spec(),
+            ])
+            .params(Paging::specs())
+            .returns("resourcelimit", limit_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -32,19 +32,17 @@ impl Command for UpdateResourceLimit {
     const NAME: &'static str = "updateResourceLimit";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Sets the limit of a resource type for an account or a domain",
-            roles: ADMINS,
-            params: vec![
-                RESOURCE_TYPE.spec(),
-                MAX.spec(),
-                ACCOUNT.spec(),
-                DOMAIN.spec(),
-            ],
-            object: "resourcelimit",
-            response: limit_fields(),
-            since: "",
-        }
+        Spec::new(
+            "Sets the limit of a resource type for an account or a domain",
+            ADMINS,
+        )
+        .params([
+            RESOURCE_TYPE.spec(),
+            MAX.spec(),
+            ACCOUNT.spec(),
+            DOMAIN.spec(),
+        ])
+        .returns("resourcelimit", limit_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

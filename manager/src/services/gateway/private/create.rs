@@ -67,10 +67,8 @@ impl Command for CreatePrivateGateway {
     const NAME: &'static str = "createPrivateGateway";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a private gateway of a VPC on a VLAN",
-            roles: ALL,
-            params: vec![
+        Spec::new("Creates a private gateway of a VPC on a VLAN", ALL)
+            .params([
                 VPC.spec(),
                 IP_ADDRESS.spec(),
                 GATEWAY.spec(),
@@ -81,11 +79,8 @@ impl Command for CreatePrivateGateway {
                 ACL.spec(),
                 ASSOCIATED_NETWORK.spec(),
                 BYPASS_VLAN_CHECK.spec(),
-            ],
-            object: "privategateway",
-            response: gateway_fields(),
-            since: "",
-        }
+            ])
+            .returns("privategateway", gateway_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -30,14 +30,9 @@ impl Command for DeletePrivateGateway {
     const NAME: &'static str = "deletePrivateGateway";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a private gateway that no static route uses",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "privategateway",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes a private gateway that no static route uses", ALL)
+            .params([ID.spec()])
+            .returns("privategateway", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -34,22 +34,16 @@ impl Command for ListPrivateGateways {
     const NAME: &'static str = "listPrivateGateways";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            VPC.spec(),
-            IP_ADDRESS.spec(),
-            VLAN.spec(),
-            STATE.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists private gateways",
-            roles: ALL,
-            params,
-            object: "privategateway",
-            response: gateway_fields(),
-            since: "",
-        }
+        Spec::new("Lists private gateways", ALL)
+            .params([
+                ID.spec(),
+                VPC.spec(),
+                IP_ADDRESS.spec(),
+                VLAN.spec(),
+                STATE.spec(),
+            ])
+            .params(ListArgs::specs())
+            .returns("privategateway", gateway_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

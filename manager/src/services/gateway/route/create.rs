@@ -42,14 +42,12 @@ impl Command for CreateStaticRoute {
     const NAME: &'static str = "createStaticRoute";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a static route of a VPC through a private gateway or to a next hop",
-            roles: ALL,
-            params: vec![CIDR.spec(), GATEWAY.spec(), NEXT_HOP.spec(), VPC.spec()],
-            object: "staticroute",
-            response: route_fields(),
-            since: "",
-        }
+        Spec::new(
+            "Creates a static route of a VPC through a private gateway or to a next hop",
+            ALL,
+        )
+        .params([CIDR.spec(), GATEWAY.spec(), NEXT_HOP.spec(), VPC.spec()])
+        .returns("staticroute", route_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -25,14 +25,9 @@ impl Command for DeleteStaticRoute {
     const NAME: &'static str = "deleteStaticRoute";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a static route",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "staticroute",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes a static route", ALL)
+            .params([ID.spec()])
+            .returns("staticroute", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

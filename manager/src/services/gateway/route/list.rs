@@ -31,16 +31,10 @@ impl Command for ListStaticRoutes {
     const NAME: &'static str = "listStaticRoutes";
 
     fn spec() -> Spec {
-        let mut params = vec![ID.spec(), VPC.spec(), GATEWAY.spec(), STATE.spec()];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists static routes",
-            roles: ALL,
-            params,
-            object: "staticroute",
-            response: route_fields(),
-            since: "",
-        }
+        Spec::new("Lists static routes", ALL)
+            .params([ID.spec(), VPC.spec(), GATEWAY.spec(), STATE.spec()])
+            .params(ListArgs::specs())
+            .returns("staticroute", route_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

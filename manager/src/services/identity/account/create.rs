@@ -33,18 +33,13 @@ impl Command for CreateAccount {
     const NAME: &'static str = "createAccount";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates an account with its first user",
-            roles: ADMINS,
-            params: NewUserArgs::specs(vec![
+        Spec::new("Creates an account with its first user", ADMINS)
+            .params(NewUserArgs::specs(vec![
                 ACCOUNT_TYPE.spec(),
                 ACCOUNT.spec(),
                 NETWORK_DOMAIN.spec(),
-            ]),
-            object: "account",
-            response: account_fields(),
-            since: "",
-        }
+            ]))
+            .returns("account", account_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

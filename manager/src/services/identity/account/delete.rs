@@ -24,14 +24,9 @@ impl Command for DeleteAccount {
     const NAME: &'static str = "deleteAccount";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes an account with its users",
-            roles: ADMINS,
-            params: vec![ID.spec()],
-            object: "account",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes an account with its users", ADMINS)
+            .params([ID.spec()])
+            .returns("account", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -33,22 +33,16 @@ impl Command for ListAccounts {
     const NAME: &'static str = "listAccounts";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            NAME.spec(),
-            DOMAIN.spec(),
-            ACCOUNT_TYPE.spec(),
-            STATE.spec(),
-        ];
-        params.extend(Paging::specs());
-        Spec {
-            description: "Lists accounts",
-            roles: ALL,
-            params,
-            object: "account",
-            response: account_fields(),
-            since: "",
-        }
+        Spec::new("Lists accounts", ALL)
+            .params([
+                ID.spec(),
+                NAME.spec(),
+                DOMAIN.spec(),
+                ACCOUNT_TYPE.spec(),
+                STATE.spec(),
+            ])
+            .params(Paging::specs())
+            .returns("account", account_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -28,16 +28,13 @@ impl Command for DisableAccount {
     const NAME: &'static str = "disableAccount";
 
     fn spec() -> Spec {
-        let mut params = AccountRef::specs();
-        params.push(LOCK.spec());
-        Spec {
-            description: "Disables an account: its users can no longer call the API",
-            roles: ADMINS,
-            params,
-            object: "account",
-            response: account_fields(),
-            since: "",
-        }
+        Spec::new(
+            "Disables an account: its users can no longer call the API",
+            ADMINS,
+        )
+        .params(AccountRef::specs())
+        .params([LOCK.spec()])
+        .returns("account", account_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -85,14 +82,9 @@ impl Command for EnableAccount {
     const NAME: &'static str = "enableAccount";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Enables a disabled account",
-            roles: ADMINS,
-            params: AccountRef::specs(),
-            object: "account",
-            response: account_fields(),
-            since: "",
-        }
+        Spec::new("Enables a disabled account", ADMINS)
+            .params(AccountRef::specs())
+            .returns("account", account_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -26,16 +26,10 @@ impl Command for UpdateAccount {
     const NAME: &'static str = "updateAccount";
 
     fn spec() -> Spec {
-        let mut params = AccountRef::specs();
-        params.extend([NEW_NAME.spec(), NETWORK_DOMAIN.spec()]);
-        Spec {
-            description: "Renames an account or changes its network domain",
-            roles: ADMINS,
-            params,
-            object: "account",
-            response: account_fields(),
-            since: "",
-        }
+        Spec::new("Renames an account or changes its network domain", ADMINS)
+            .params(AccountRef::specs())
+            .params([NEW_NAME.spec(), NETWORK_DOMAIN.spec()])
+            .returns("account", account_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

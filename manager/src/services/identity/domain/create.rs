@@ -29,14 +29,9 @@ impl Command for CreateDomain {
     const NAME: &'static str = "createDomain";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a domain below a parent domain",
-            roles: ADMINS,
-            params: vec![NAME.spec(), PARENT.spec(), NETWORK_DOMAIN.spec()],
-            object: "domain",
-            response: domain_fields(),
-            since: "",
-        }
+        Spec::new("Creates a domain below a parent domain", ADMINS)
+            .params([NAME.spec(), PARENT.spec(), NETWORK_DOMAIN.spec()])
+            .returns("domain", domain_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

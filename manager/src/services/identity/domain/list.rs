@@ -27,16 +27,10 @@ impl Command for ListDomains {
     const NAME: &'static str = "listDomains";
 
     fn spec() -> Spec {
-        let mut params = vec![ID.spec(), NAME.spec(), LEVEL.spec()];
-        params.extend(Paging::specs());
-        Spec {
-            description: "Lists domains",
-            roles: ALL,
-            params,
-            object: "domain",
-            response: domain_fields(),
-            since: "",
-        }
+        Spec::new("Lists domains", ALL)
+            .params([ID.spec(), NAME.spec(), LEVEL.spec()])
+            .params(Paging::specs())
+            .returns("domain", domain_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

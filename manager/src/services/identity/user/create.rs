@@ -23,14 +23,9 @@ impl Command for CreateUser {
     const NAME: &'static str = "createUser";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a user in an account",
-            roles: ADMINS,
-            params: NewUserArgs::specs(vec![ACCOUNT.spec()]),
-            object: "user",
-            response: user_fields(),
-            since: "",
-        }
+        Spec::new("Creates a user in an account", ADMINS)
+            .params(NewUserArgs::specs(vec![ACCOUNT.spec()]))
+            .returns("user", user_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

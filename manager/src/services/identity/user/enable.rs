@@ -22,14 +22,12 @@ impl Command for EnableUser {
     const NAME: &'static str = "enableUser";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Enables a user (and its account), forgetting its wrong passwords",
-            roles: ADMINS,
-            params: vec![USER_ID.spec()],
-            object: "user",
-            response: user_fields(),
-            since: "",
-        }
+        Spec::new(
+            "Enables a user (and its account), forgetting its wrong passwords",
+            ADMINS,
+        )
+        .params([USER_ID.spec()])
+        .returns("user", user_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

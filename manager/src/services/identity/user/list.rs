@@ -39,22 +39,16 @@ impl Command for ListUsers {
     const NAME: &'static str = "listUsers";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            USERNAME.spec(),
-            ACCOUNT.spec(),
-            DOMAIN.spec(),
-            STATE.spec(),
-        ];
-        params.extend(Paging::specs());
-        Spec {
-            description: "Lists users",
-            roles: ALL,
-            params,
-            object: "user",
-            response: user_fields(),
-            since: "",
-        }
+        Spec::new("Lists users", ALL)
+            .params([
+                ID.spec(),
+                USERNAME.spec(),
+                ACCOUNT.spec(),
+                DOMAIN.spec(),
+                STATE.spec(),
+            ])
+            .params(Paging::specs())
+            .returns("user", user_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

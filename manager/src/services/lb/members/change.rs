@@ -56,14 +56,9 @@ pub struct MembersJob {
 }
 
 fn spec(description: &'static str) -> Spec {
-    Spec {
-        description,
-        roles: ALL,
-        params: vec![ID.spec(), VMS.spec(), VM_IP_MAP.spec()],
-        object: "loadbalancer",
-        response: vec![],
-        since: "",
-    }
+    Spec::new(description, ALL)
+        .params([ID.spec(), VMS.spec(), VM_IP_MAP.spec()])
+        .returns("loadbalancer", vec![])
 }
 
 impl Members {

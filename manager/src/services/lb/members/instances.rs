@@ -42,22 +42,20 @@ impl Command for ListLoadBalancerRuleInstances {
     const NAME: &'static str = "listLoadBalancerRuleInstances";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Lists the VMs of a load balancer rule (applied=false: the VMs that \
+        Spec::new(
+            "Lists the VMs of a load balancer rule (applied=false: the VMs that \
                           could join it)",
-            roles: ALL,
-            params: vec![
-                ID.spec(),
-                APPLIED.spec(),
-                LB_VM_IPS.spec(),
-                KEYWORD.spec(),
-                PAGE.spec(),
-                PAGE_SIZE.spec(),
-            ],
-            object: "loadbalancerruleinstance",
-            response: vec![],
-            since: "",
-        }
+            ALL,
+        )
+        .params([
+            ID.spec(),
+            APPLIED.spec(),
+            LB_VM_IPS.spec(),
+            KEYWORD.spec(),
+            PAGE.spec(),
+            PAGE_SIZE.spec(),
+        ])
+        .returns("loadbalancerruleinstance", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

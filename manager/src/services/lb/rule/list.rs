@@ -35,24 +35,18 @@ impl Command for ListLoadBalancerRules {
     const NAME: &'static str = "listLoadBalancerRules";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            NAME.spec(),
-            PUBLIC_IP.spec(),
-            NETWORK.spec(),
-            VM.spec(),
-            ZONE.spec(),
-            FOR_DISPLAY.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists load balancer rules",
-            roles: ALL,
-            params,
-            object: "loadbalancerrule",
-            response: lb_fields(),
-            since: "",
-        }
+        Spec::new("Lists load balancer rules", ALL)
+            .params([
+                ID.spec(),
+                NAME.spec(),
+                PUBLIC_IP.spec(),
+                NETWORK.spec(),
+                VM.spec(),
+                ZONE.spec(),
+                FOR_DISPLAY.spec(),
+            ])
+            .params(ListArgs::specs())
+            .returns("loadbalancerrule", lb_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -50,21 +50,16 @@ impl Command for UpdateLoadBalancerRule {
     const NAME: &'static str = "updateLoadBalancerRule";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Changes the name or algorithm of a load balancer rule",
-            roles: ALL,
-            params: vec![
+        Spec::new("Changes the name or algorithm of a load balancer rule", ALL)
+            .params([
                 ID.spec(),
                 NAME.spec(),
                 ALGORITHM.spec(),
                 DESCRIPTION.spec(),
                 FOR_DISPLAY.spec(),
                 CUSTOM_ID.spec(),
-            ],
-            object: "loadbalancer",
-            response: lb_fields(),
-            since: "",
-        }
+            ])
+            .returns("loadbalancer", lb_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -24,16 +24,10 @@ impl Command for ListPortForwardingRules {
     const NAME: &'static str = "listPortForwardingRules";
 
     fn spec() -> Spec {
-        let mut params = vec![ID.spec(), IP.spec(), NETWORK.spec(), FOR_DISPLAY.spec()];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists port forwarding rules",
-            roles: ALL,
-            params,
-            object: "portforwardingrule",
-            response: pf_fields(),
-            since: "",
-        }
+        Spec::new("Lists port forwarding rules", ALL)
+            .params([ID.spec(), IP.spec(), NETWORK.spec(), FOR_DISPLAY.spec()])
+            .params(ListArgs::specs())
+            .returns("portforwardingrule", pf_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -68,10 +68,8 @@ impl Command for UpdatePortForwardingRule {
     const NAME: &'static str = "updatePortForwardingRule";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Changes where a port forwarding rule forwards to",
-            roles: ALL,
-            params: vec![
+        Spec::new("Changes where a port forwarding rule forwards to", ALL)
+            .params([
                 RULE_ID.spec(),
                 PRIVATE_PORT.spec(),
                 PRIVATE_END_PORT.spec(),
@@ -79,11 +77,8 @@ impl Command for UpdatePortForwardingRule {
                 VM_GUEST_IP.spec(),
                 FOR_DISPLAY.spec(),
                 CUSTOM_ID.spec(),
-            ],
-            object: "portforwardingrule",
-            response: pf_fields(),
-            since: "",
-        }
+            ])
+            .returns("portforwardingrule", pf_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

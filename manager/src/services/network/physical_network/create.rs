@@ -41,21 +41,16 @@ impl Command for CreatePhysicalNetwork {
     const NAME: &'static str = "createPhysicalNetwork";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a physical network in a zone",
-            roles: ROOT,
-            params: vec![
+        Spec::new("Creates a physical network in a zone", ROOT)
+            .params([
                 ZONE.spec(),
                 NAME.spec(),
                 ISOLATION.spec(),
                 VLAN.spec(),
                 BROADCAST.spec(),
                 TAGS.spec(),
-            ],
-            object: "physicalnetwork",
-            response: physnet_fields(),
-            since: "",
-        }
+            ])
+            .returns("physicalnetwork", physnet_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -22,14 +22,12 @@ impl Command for DeletePhysicalNetwork {
     const NAME: &'static str = "deletePhysicalNetwork";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a physical network that has no public IP ranges",
-            roles: ROOT,
-            params: vec![ID.spec()],
-            object: "physicalnetwork",
-            response: vec![],
-            since: "",
-        }
+        Spec::new(
+            "Deletes a physical network that has no public IP ranges",
+            ROOT,
+        )
+        .params([ID.spec()])
+        .returns("physicalnetwork", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

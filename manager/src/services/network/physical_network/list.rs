@@ -26,16 +26,10 @@ impl Command for ListPhysicalNetworks {
     const NAME: &'static str = "listPhysicalNetworks";
 
     fn spec() -> Spec {
-        let mut params = vec![ID.spec(), ZONE.spec(), NAME.spec()];
-        params.extend(Paging::specs());
-        Spec {
-            description: "Lists physical networks",
-            roles: ROOT,
-            params,
-            object: "physicalnetwork",
-            response: physnet_fields(),
-            since: "",
-        }
+        Spec::new("Lists physical networks", ROOT)
+            .params([ID.spec(), ZONE.spec(), NAME.spec()])
+            .params(Paging::specs())
+            .returns("physicalnetwork", physnet_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -39,14 +39,12 @@ impl Command for UpdatePhysicalNetwork {
     const NAME: &'static str = "updatePhysicalNetwork";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Changes the guest VLAN/VNI range or the state of a physical network",
-            roles: ROOT,
-            params: vec![ID.spec(), VLAN.spec(), STATE.spec(), TAGS.spec()],
-            object: "physicalnetwork",
-            response: physnet_fields(),
-            since: "",
-        }
+        Spec::new(
+            "Changes the guest VLAN/VNI range or the state of a physical network",
+            ROOT,
+        )
+        .params([ID.spec(), VLAN.spec(), STATE.spec(), TAGS.spec()])
+        .returns("physicalnetwork", physnet_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

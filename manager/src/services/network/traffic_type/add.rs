@@ -59,10 +59,8 @@ impl Command for AddTrafficType {
     const NAME: &'static str = "addTrafficType";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Adds a traffic type to a physical network",
-            roles: ROOT,
-            params: vec![
+        Spec::new("Adds a traffic type to a physical network", ROOT)
+            .params([
                 PHYSNET.spec(),
                 TRAFFIC_TYPE.spec(),
                 KVM_LABEL.spec(),
@@ -70,11 +68,8 @@ impl Command for AddTrafficType {
                 VMWARE_LABEL.spec(),
                 HYPERV_LABEL.spec(),
                 OVM3_LABEL.spec(),
-            ],
-            object: "traffictype",
-            response: traffic_type_fields(),
-            since: "",
-        }
+            ])
+            .returns("traffictype", traffic_type_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

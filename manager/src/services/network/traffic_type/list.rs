@@ -22,16 +22,10 @@ impl Command for ListTrafficTypes {
     const NAME: &'static str = "listTrafficTypes";
 
     fn spec() -> Spec {
-        let mut params = vec![PHYSNET.spec()];
-        params.extend(Paging::specs_with(KEYWORD));
-        Spec {
-            description: "Lists the traffic types of a physical network",
-            roles: ROOT,
-            params,
-            object: "traffictype",
-            response: traffic_type_fields(),
-            since: "",
-        }
+        Spec::new("Lists the traffic types of a physical network", ROOT)
+            .params([PHYSNET.spec()])
+            .params(Paging::specs_with(KEYWORD))
+            .returns("traffictype", traffic_type_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -60,10 +60,8 @@ impl Command for CreateVlanIpRange {
     const NAME: &'static str = "createVlanIpRange";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a public IP range in a zone",
-            roles: ROOT,
-            params: vec![
+        Spec::new("Creates a public IP range in a zone", ROOT)
+            .params([
                 ZONE.spec(),
                 PHYSNET.spec(),
                 VLAN.spec(),
@@ -75,11 +73,8 @@ impl Command for CreateVlanIpRange {
                 ACCOUNT.spec(),
                 DOMAIN.spec(),
                 PROJECT.spec(),
-            ],
-            object: "vlan",
-            response: range_fields(),
-            since: "",
-        }
+            ])
+            .returns("vlan", range_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -39,22 +39,16 @@ impl Command for ListVlanIpRanges {
     const NAME: &'static str = "listVlanIpRanges";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            ZONE.spec(),
-            PHYSNET.spec(),
-            VLAN.spec(),
-            FOR_VIRTUAL_NETWORK.spec(),
-        ];
-        params.extend(Paging::specs());
-        Spec {
-            description: "Lists public IP ranges",
-            roles: ROOT,
-            params,
-            object: "vlaniprange",
-            response: range_fields(),
-            since: "",
-        }
+        Spec::new("Lists public IP ranges", ROOT)
+            .params([
+                ID.spec(),
+                ZONE.spec(),
+                PHYSNET.spec(),
+                VLAN.spec(),
+                FOR_VIRTUAL_NETWORK.spec(),
+            ])
+            .params(Paging::specs())
+            .returns("vlaniprange", range_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

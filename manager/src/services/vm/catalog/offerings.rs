@@ -28,30 +28,27 @@ impl Command for ListServiceOfferings {
     const NAME: &'static str = "listServiceOfferings";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            NAME.spec(),
-            IS_SYSTEM.spec(),
-            ZONE.spec(),
-            VM.spec(),
-        ];
-        params.extend(CatalogPaging::specs());
-        Spec {
-            description: "Lists the service offerings of VMs",
-            roles: ALL,
-            params,
-            object: "serviceoffering",
-            response: vec![
-                field("id", "string", "the ID of the service offering"),
-                field("name", "string", "the name of the service offering"),
-                field("displaytext", "string", "the description"),
-                field("cpunumber", "integer", "the number of CPU cores"),
-                field("cpuspeed", "integer", "the CPU speed in MHz"),
-                field("memory", "integer", "the memory in MB"),
-                field("created", "date", "when the offering was created"),
-            ],
-            since: "",
-        }
+        Spec::new("Lists the service offerings of VMs", ALL)
+            .params([
+                ID.spec(),
+                NAME.spec(),
+                IS_SYSTEM.spec(),
+                ZONE.spec(),
+                VM.spec(),
+            ])
+            .params(CatalogPaging::specs())
+            .returns(
+                "serviceoffering",
+                vec![
+                    field("id", "string", "the ID of the service offering"),
+                    field("name", "string", "the name of the service offering"),
+                    field("displaytext", "string", "the description"),
+                    field("cpunumber", "integer", "the number of CPU cores"),
+                    field("cpuspeed", "integer", "the CPU speed in MHz"),
+                    field("memory", "integer", "the memory in MB"),
+                    field("created", "date", "when the offering was created"),
+                ],
+            )
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -34,33 +34,30 @@ impl Command for ListTemplates {
     const NAME: &'static str = "listTemplates";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            FILTER.spec(),
-            ID.spec(),
-            NAME.spec(),
-            ZONE.spec(),
-            HYPERVISOR.spec(),
-        ];
-        params.extend(CatalogPaging::specs());
-        Spec {
-            description: "Lists the templates VMs can be deployed from",
-            roles: ALL,
-            params,
-            object: "template",
-            response: vec![
-                field("id", "string", "the ID of the template"),
-                field("name", "string", "the name of the template"),
-                field("displaytext", "string", "the description"),
-                field("ispublic", "boolean", "whether every account may use it"),
-                field("isfeatured", "boolean", "whether it is featured"),
-                field("isready", "boolean", "whether it can be deployed"),
-                field("format", "string", "the template format"),
-                field("ostypename", "string", "the OS type"),
-                field("account", "string", "the owner account"),
-                field("created", "date", "when the template was created"),
-            ],
-            since: "",
-        }
+        Spec::new("Lists the templates VMs can be deployed from", ALL)
+            .params([
+                FILTER.spec(),
+                ID.spec(),
+                NAME.spec(),
+                ZONE.spec(),
+                HYPERVISOR.spec(),
+            ])
+            .params(CatalogPaging::specs())
+            .returns(
+                "template",
+                vec![
+                    field("id", "string", "the ID of the template"),
+                    field("name", "string", "the name of the template"),
+                    field("displaytext", "string", "the description"),
+                    field("ispublic", "boolean", "whether every account may use it"),
+                    field("isfeatured", "boolean", "whether it is featured"),
+                    field("isready", "boolean", "whether it can be deployed"),
+                    field("format", "string", "the template format"),
+                    field("ostypename", "string", "the OS type"),
+                    field("account", "string", "the owner account"),
+                    field("created", "date", "when the template was created"),
+                ],
+            )
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -101,32 +101,26 @@ impl Command for DeployVirtualMachine {
     const NAME: &'static str = "deployVirtualMachine";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ZONE.spec(),
-            SERVICE_OFFERING.spec(),
-            TEMPLATE.spec(),
-            NETWORK_IDS.spec(),
-            IP_TO_NETWORK.spec(),
-            IP_ADDRESS.spec(),
-            NAME.spec(),
-            DISPLAY_NAME.spec(),
-            START_VM.spec(),
-            HYPERVISOR.spec(),
-            MAC_ADDRESS.spec(),
-            USER_DATA.spec(),
-            USER_DATA_ID.spec(),
-            KEY_PAIR.spec(),
-            KEY_PAIRS.spec(),
-        ];
-        params.extend(OwnerArgs::specs());
-        Spec {
-            description: "Creates a VM in VPC tiers and starts it",
-            roles: ALL,
-            params,
-            object: "virtualmachine",
-            response: vm_fields(),
-            since: "",
-        }
+        Spec::new("Creates a VM in VPC tiers and starts it", ALL)
+            .params([
+                ZONE.spec(),
+                SERVICE_OFFERING.spec(),
+                TEMPLATE.spec(),
+                NETWORK_IDS.spec(),
+                IP_TO_NETWORK.spec(),
+                IP_ADDRESS.spec(),
+                NAME.spec(),
+                DISPLAY_NAME.spec(),
+                START_VM.spec(),
+                HYPERVISOR.spec(),
+                MAC_ADDRESS.spec(),
+                USER_DATA.spec(),
+                USER_DATA_ID.spec(),
+                KEY_PAIR.spec(),
+                KEY_PAIRS.spec(),
+            ])
+            .params(OwnerArgs::specs())
+            .returns("virtualmachine", vm_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

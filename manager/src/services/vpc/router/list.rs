@@ -45,30 +45,24 @@ impl Command for ListRouters {
     const NAME: &'static str = "listRouters";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            NAME.spec(),
-            STATE.spec(),
-            ZONE.spec(),
-            VPC.spec(),
-            NETWORK.spec(),
-            FOR_VPC.spec(),
-            POD.spec(),
-            HOST.spec(),
-            CLUSTER.spec(),
-            VERSION.spec(),
-            HEALTH_CHECKS_FAILED.spec(),
-            FETCH_HEALTH_CHECKS.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists VPC virtual routers",
-            roles: ADMINS,
-            params,
-            object: "router",
-            response: router_fields(),
-            since: "",
-        }
+        Spec::new("Lists VPC virtual routers", ADMINS)
+            .params([
+                ID.spec(),
+                NAME.spec(),
+                STATE.spec(),
+                ZONE.spec(),
+                VPC.spec(),
+                NETWORK.spec(),
+                FOR_VPC.spec(),
+                POD.spec(),
+                HOST.spec(),
+                CLUSTER.spec(),
+                VERSION.spec(),
+                HEALTH_CHECKS_FAILED.spec(),
+                FETCH_HEALTH_CHECKS.spec(),
+            ])
+            .params(ListArgs::specs())
+            .returns("router", router_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -32,14 +32,12 @@ impl Command for RebootRouter {
     const NAME: &'static str = "rebootRouter";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Reboots a VPC virtual router and re-sends its whole configuration",
-            roles: ADMINS,
-            params: vec![ID.spec(), FORCED.spec()],
-            object: "router",
-            response: router_fields(),
-            since: "",
-        }
+        Spec::new(
+            "Reboots a VPC virtual router and re-sends its whole configuration",
+            ADMINS,
+        )
+        .params([ID.spec(), FORCED.spec()])
+        .returns("router", router_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

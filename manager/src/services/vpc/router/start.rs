@@ -23,14 +23,12 @@ impl Command for StartRouter {
     const NAME: &'static str = "startRouter";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Starts a VPC virtual router with its whole configuration",
-            roles: ADMINS,
-            params: vec![ID.spec()],
-            object: "router",
-            response: router_fields(),
-            since: "",
-        }
+        Spec::new(
+            "Starts a VPC virtual router with its whole configuration",
+            ADMINS,
+        )
+        .params([ID.spec()])
+        .returns("router", router_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -29,14 +29,9 @@ impl Command for StopRouter {
     const NAME: &'static str = "stopRouter";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Stops a VPC virtual router",
-            roles: ADMINS,
-            params: vec![ID.spec(), FORCED.spec()],
-            object: "router",
-            response: router_fields(),
-            since: "",
-        }
+        Spec::new("Stops a VPC virtual router", ADMINS)
+            .params([ID.spec(), FORCED.spec()])
+            .returns("router", router_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
