@@ -25,8 +25,8 @@ use std::future::Future;
 use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -231,6 +231,13 @@ impl<J> Submission<J> {
             ..Submission::new(job, instance, sync_object)
         }
     }
+}
+
+/// The job of a command on one row (a VM, a tier, a list...): its row id,
+/// stored as `{"id": n}`, the key every earlier version used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdJob {
+    pub id: i64,
 }
 
 /// A parameter's value type: how `listApis` names it and how it is read.
@@ -554,4 +561,20 @@ fn abandon_job<'a, C: AsyncCommand>(
     info: &'a str,
 ) -> BoxFuture<'a, Result<(), Error>> {
     Box::pin(async move { C::abandon(app, payload::<C>(info)?).await })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_id_job_keeps_the_id_key_that_earlier_versions_stored() {
+        // Gateway, route, account, VM, tier, VPC, offering, physical
+        // network and ACL list jobs were all stored as `{"id": n}`.
+        let job: IdJob = serde_json::from_str(r#"{"id": 42}"#).unwrap();
+        assert_eq!(job.id, 42);
+        assert_eq!(serde_json::to_value(job).unwrap(), json!({ "id": 42 }));
+        assert!(serde_json::from_value::<IdJob>(json!({})).is_err());
+    }
 }

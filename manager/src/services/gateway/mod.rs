@@ -12,8 +12,6 @@
 mod private;
 mod route;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::Error;
 use crate::server::Ctx;
 use crate::server::registry::Registry;
@@ -28,13 +26,6 @@ pub fn register(registry: &mut Registry) {
     registry.job::<route::CreateStaticRoute>();
     registry.job::<route::DeleteStaticRoute>();
     registry.sync::<route::ListStaticRoutes>();
-}
-
-/// The job of a command on one gateway or route: its row id (the key the
-/// jobs of earlier versions stored).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct RowJob {
-    pub id: i64,
 }
 
 /// The live VPC named by parameter `param`, which the caller may act on
@@ -69,19 +60,4 @@ fn scope_filter(scope: &Scope) -> (Option<i64>, Option<String>, Option<i64>) {
         scope.domain_path_prefix.clone(),
         scope.domain_id,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gateway_and_route_jobs_keep_the_id_key() {
-        let job: RowJob = serde_json::from_str(r#"{"id": 42}"#).unwrap();
-        assert_eq!(job.id, 42);
-        assert_eq!(
-            serde_json::to_value(job).unwrap(),
-            serde_json::json!({ "id": 42 })
-        );
-    }
 }

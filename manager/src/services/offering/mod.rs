@@ -22,7 +22,6 @@ pub use list_vpc::ListVpcOfferings;
 pub use update_vpc::UpdateVpcOffering;
 pub(crate) use views::services_view;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -41,12 +40,6 @@ pub fn register(registry: &mut Registry) {
     registry.job::<CreateVpcOffering>();
     registry.job::<UpdateVpcOffering>();
     registry.job::<DeleteVpcOffering>();
-}
-
-/// The job of a command on one VPC offering: its row id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VpcOfferingJob {
-    pub id: i64,
 }
 
 /// The sync object of the jobs on one VPC offering.

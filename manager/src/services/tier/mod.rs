@@ -101,12 +101,6 @@ pub async fn live_tier(ctx: &Ctx, id: Uuid, param: &str) -> Result<network::Netw
     Ok(t)
 }
 
-/// The job of a command on one tier: its row id.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct TierJob {
-    pub id: i64,
-}
-
 /// Jobs on a tier run one at a time with the other jobs of its VPC.
 fn sync_object(t: &network::Network) -> String {
     match t.vpc_id {

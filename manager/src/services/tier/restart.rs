@@ -5,11 +5,11 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{TierJob, job_tier, live_tier, sync_object};
+use super::{job_tier, live_tier, sync_object};
 use crate::error::Error;
 use crate::provision::tier as tiers;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission};
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, IdJob, Spec, Submission};
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ALL;
 use crate::store::network;
@@ -53,9 +53,9 @@ impl Command for RestartNetwork {
 }
 
 impl AsyncCommand for RestartNetwork {
-    type Job = TierJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<TierJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let t = live_tier(ctx, self.id, ID.name()).await?;
         if self.cleanup {
             return Err(Error::invalid(format!(
@@ -76,13 +76,13 @@ impl AsyncCommand for RestartNetwork {
             )));
         }
         Ok(Submission::new(
-            TierJob { id: t.id },
+            IdJob { id: t.id },
             ("Network", &t.uuid),
             sync_object(&t),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: TierJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let app = &job.app;
         let (t, vpc_id) = job_tier(&app.db, payload.id).await?;
         let lock = app.network.lock(&app.db, vpc_id).await;

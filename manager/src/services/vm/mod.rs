@@ -15,7 +15,6 @@ mod start;
 mod stop;
 mod views;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -85,12 +84,6 @@ fn vm_fields() -> Vec<FieldSpec> {
 
 /// `id` of the commands on one VM.
 const ID: Arg<Id> = Arg::req("id", "the ID of the VM");
-
-/// The job of a command on one VM: its row id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VmJob {
-    pub id: i64,
-}
 
 /// The live (not expunged) VM `id`, given as parameter `param`, which the
 /// caller may act on.

@@ -10,7 +10,6 @@ mod list;
 mod replace;
 mod update;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{check_vpc_access, list_view, vpc_of};
@@ -24,12 +23,6 @@ pub use delete::DeleteAclList;
 pub use list::ListAclLists;
 pub use replace::ReplaceAclList;
 pub use update::UpdateAclList;
-
-/// The job of a command on one list: its row id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ListJob {
-    pub id: i64,
-}
 
 fn list_fields() -> Vec<FieldSpec> {
     vec![

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::server::command::{
-    Arg, Args, AsyncCommand, Command, Flag, Spec, Submission, SyncCommand,
+    Arg, Args, AsyncCommand, Command, Flag, IdJob, Spec, Submission, SyncCommand,
 };
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ADMINS;
@@ -14,7 +14,7 @@ use crate::store::account;
 
 use super::super::args::AccountRef;
 use super::super::views::{account_fields, account_view};
-use super::{AccountJob, account_sync, check_state_change, reloaded};
+use super::{account_sync, check_state_change, reloaded};
 
 const LOCK: Arg<Flag> = Arg::req("lock", "lock the account (only disabling is supported)");
 
@@ -46,9 +46,9 @@ impl Command for DisableAccount {
 }
 
 impl AsyncCommand for DisableAccount {
-    type Job = AccountJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<AccountJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let a = self.account.managed(ctx).await?;
         check_state_change(ctx, &a)?;
         if self.lock != Some(true) {
@@ -57,13 +57,13 @@ impl AsyncCommand for DisableAccount {
             ));
         }
         Ok(Submission::new(
-            AccountJob { id: a.id },
+            IdJob { id: a.id },
             ("Account", &a.uuid),
             account_sync(a.id),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: AccountJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let db = &job.app.db;
         account::set_state(db, payload.id, account::STATE_DISABLED).await?;
         let a = account::get_by_id(db, payload.id)
