@@ -73,10 +73,11 @@ impl Spec {
         self
     }
 
-    /// The key of the single object the command answers with, and its fields.
-    pub fn returns(mut self, object: &'static str, response: Vec<FieldSpec>) -> Self {
+    /// The key of the single object the command answers with, and its fields
+    /// (a resource's field list is a `const` slice, written once).
+    pub fn returns(mut self, object: &'static str, response: impl Into<Vec<FieldSpec>>) -> Self {
         self.object = object;
-        self.response = response;
+        self.response = response.into();
         self
     }
 

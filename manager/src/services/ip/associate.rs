@@ -25,7 +25,7 @@ use crate::store::{Db, Tx, network, vlan, vpc, zone};
 
 use super::common::{self, Names};
 use super::push::send_ip;
-use super::views::{ip_fields, ip_view};
+use super::views::{IP_FIELDS, ip_view};
 
 const VPC: Arg<Id> = Arg::opt(
     "vpcid",
@@ -84,7 +84,7 @@ impl Command for AssociateIpAddress {
                 FOR_DISPLAY.spec(),
             ])
             .params(OwnerArgs::specs())
-            .returns("ipaddress", ip_fields())
+            .returns("ipaddress", IP_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -11,7 +11,7 @@ use crate::services::owner::{ListArgs, check_access};
 use crate::store::{Page, network, vlan, vpc, zone};
 
 use super::common::{Names, Wanted};
-use super::views::{ip_fields, ip_view};
+use super::views::{IP_FIELDS, ip_view};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the address");
 const ADDRESS: Arg<Text> = Arg::opt("ipaddress", "only this address");
@@ -79,7 +79,7 @@ impl Command for ListPublicIpAddresses {
                 PHYSICAL_NETWORK.spec(),
             ])
             .params(ListArgs::specs())
-            .returns("publicipaddress", ip_fields())
+            .returns("publicipaddress", IP_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -7,7 +7,7 @@ use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply, Role, paging};
 use crate::store::job;
 
-use super::job_view::{job_fields, job_view};
+use super::job_view::{JOB_FIELDS, job_view};
 
 const START_DATE: Arg<Date> = Arg::opt("startdate", "only jobs created on or after this date");
 const LIST_ALL: Arg<Flag> = Arg::opt("listall", "all jobs the caller may see, not only its own");
@@ -34,7 +34,7 @@ impl Command for ListAsyncJobs {
                 PAGE_SIZE.spec(),
                 KEYWORD.spec(),
             ])
-            .returns("asyncjobs", job_fields())
+            .returns("asyncjobs", JOB_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -9,7 +9,7 @@ use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply};
 use crate::store::job;
 
-use super::job_view::{job_fields, job_view, may_see};
+use super::job_view::{JOB_FIELDS, job_view, may_see};
 
 const JOB_ID: Arg<Id> = Arg::req("jobid", "the ID of the async job");
 
@@ -24,7 +24,7 @@ impl Command for QueryAsyncJobResult {
     fn spec() -> Spec {
         Spec::new("Returns the status and result of an async job", ALL)
             .params([JOB_ID.spec()])
-            .returns("asyncjobs", job_fields())
+            .returns("asyncjobs", JOB_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::views::vpc_offering_fields;
+use super::views::VPC_OFFERING_FIELDS;
 use super::{check_name_free, vpc_offering_result, vpc_offering_sync};
 use crate::error::Error;
 use crate::server::command::{
@@ -62,7 +62,7 @@ impl Command for CreateVpcOffering {
                 PROVIDERS.spec(),
                 ENABLE.spec(),
             ])
-            .returns("vpcoffering", vpc_offering_fields())
+            .returns("vpcoffering", VPC_OFFERING_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

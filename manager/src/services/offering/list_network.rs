@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::views::{network_offering_fields, network_offering_view};
+use super::views::{NETWORK_OFFERING_FIELDS, network_offering_view};
 use super::{OfferingListArgs, SERVICES, STATE, ZONE, with_services};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
@@ -55,7 +55,7 @@ impl Command for ListNetworkOfferings {
                 ZONE.spec(),
             ])
             .params(OfferingListArgs::paging_specs())
-            .returns("networkoffering", network_offering_fields())
+            .returns("networkoffering", NETWORK_OFFERING_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

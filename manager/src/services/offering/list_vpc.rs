@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::views::{vpc_offering_fields, vpc_offering_view};
+use super::views::{VPC_OFFERING_FIELDS, vpc_offering_view};
 use super::{OfferingListArgs, SERVICES, STATE, ZONE, with_services};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
@@ -36,7 +36,7 @@ impl Command for ListVpcOfferings {
                 ZONE.spec(),
             ])
             .params(OfferingListArgs::paging_specs())
-            .returns("vpcoffering", vpc_offering_fields())
+            .returns("vpcoffering", VPC_OFFERING_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::views::vpc_offering_fields;
+use super::views::VPC_OFFERING_FIELDS;
 use super::{
     STATE, check_name_free, live_vpc_offering, offering_state, vpc_offering_result,
     vpc_offering_sync,
@@ -59,7 +59,7 @@ impl Command for UpdateVpcOffering {
             STATE.spec(),
             SORT_KEY.spec(),
         ])
-        .returns("vpcoffering", vpc_offering_fields())
+        .returns("vpcoffering", VPC_OFFERING_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

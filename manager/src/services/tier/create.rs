@@ -8,7 +8,7 @@ use std::str::FromStr;
 use ipnet::Ipv4Net;
 use uuid::Uuid;
 
-use super::{network_fields, network_view, sees_admin_fields};
+use super::{NETWORK_FIELDS, network_view, sees_admin_fields};
 use crate::error::Error;
 use crate::provision::{self, tier::TierDesign};
 use crate::rules::{self, tier as tier_rules};
@@ -107,7 +107,7 @@ impl Command for CreateNetwork {
                 DISPLAY_NETWORK.spec(),
             ])
             .params(OwnerArgs::specs())
-            .returns("network", network_fields())
+            .returns("network", NETWORK_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

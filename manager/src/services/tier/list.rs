@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::{network_fields, network_view, sees_admin_fields};
+use super::{NETWORK_FIELDS, network_view, sees_admin_fields};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text, Texts};
 use crate::server::registry::ALL;
@@ -86,7 +86,7 @@ impl Command for ListNetworks {
                 ACL_TYPE.spec(),
             ])
             .params(ListArgs::specs())
-            .returns("network", network_fields())
+            .returns("network", NETWORK_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{live_tier, network_fields, network_result, sees_admin_fields, sync_object};
+use super::{NETWORK_FIELDS, live_tier, network_result, sees_admin_fields, sync_object};
 use crate::error::Error;
 use crate::rules;
 use crate::server::Ctx;
@@ -55,7 +55,7 @@ impl Command for UpdateNetwork {
                 NETWORK_DOMAIN.spec(),
                 OFFERING.spec(),
             ])
-            .returns("network", network_fields())
+            .returns("network", NETWORK_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{ID, job_vm, live_vm, sees_admin_fields, stop, submission, vm_fields, vm_result};
+use super::{ID, VM_FIELDS, job_vm, live_vm, sees_admin_fields, stop, submission, vm_result};
 use crate::error::Error;
 use crate::orchestration::model::RouterState;
 use crate::orchestration::{ElementResult, RouterDriver};
@@ -45,7 +45,7 @@ impl Command for DestroyVirtualMachine {
     fn spec() -> Spec {
         Spec::new("Destroys a VM (and expunges it with expunge=true)", ALL)
             .params([ID.spec(), EXPUNGE.spec()])
-            .returns("virtualmachine", vm_fields())
+            .returns("virtualmachine", VM_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

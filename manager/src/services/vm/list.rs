@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{sees_admin_fields, vm_fields, vm_view};
+use super::{VM_FIELDS, sees_admin_fields, vm_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Id, Ids, Spec, SyncCommand, Text, Texts};
 use crate::server::registry::ALL;
@@ -58,7 +58,7 @@ impl Command for ListVirtualMachines {
                 DETAILS.spec(),
             ])
             .params(ListArgs::specs())
-            .returns("virtualmachine", vm_fields())
+            .returns("virtualmachine", VM_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

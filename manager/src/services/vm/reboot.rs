@@ -5,7 +5,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    ID, check_state, job_vm, live_vm, sees_admin_fields, submission, vm_fields, vm_result,
+    ID, VM_FIELDS, check_state, job_vm, live_vm, sees_admin_fields, submission, vm_result,
 };
 use crate::error::Error;
 use crate::orchestration::RouterDriver;
@@ -27,7 +27,7 @@ impl Command for RebootVirtualMachine {
     fn spec() -> Spec {
         Spec::new("Reboots a running VM", ALL)
             .params([ID.spec()])
-            .returns("virtualmachine", vm_fields())
+            .returns("virtualmachine", VM_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

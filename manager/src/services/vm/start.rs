@@ -7,8 +7,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    ID, check_state, job_vm, live_vm, revert_vm, sees_admin_fields, stop, submission, tier_uuids,
-    tiers_of_vm, vm_fields, vm_result,
+    ID, VM_FIELDS, check_state, job_vm, live_vm, revert_vm, sees_admin_fields, stop, submission,
+    tier_uuids, tiers_of_vm, vm_result,
 };
 use crate::error::Error;
 use crate::orchestration::model::RouterState;
@@ -32,7 +32,7 @@ impl Command for StartVirtualMachine {
     fn spec() -> Spec {
         Spec::new("Starts a stopped VM", ALL)
             .params([ID.spec()])
-            .returns("virtualmachine", vm_fields())
+            .returns("virtualmachine", VM_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -8,8 +8,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    ID, TierNic, check_state, job_vm, live_vm, revert_vm, sees_admin_fields, submission,
-    tier_uuids, tiers_of_vm, vm_fields, vm_result,
+    ID, TierNic, VM_FIELDS, check_state, job_vm, live_vm, revert_vm, sees_admin_fields, submission,
+    tier_uuids, tiers_of_vm, vm_result,
 };
 use crate::error::Error;
 use crate::orchestration::model::RouterState;
@@ -46,7 +46,7 @@ impl Command for StopVirtualMachine {
     fn spec() -> Spec {
         Spec::new("Stops a running VM; it keeps its addresses", ALL)
             .params([ID.spec(), FORCED.spec()])
-            .returns("virtualmachine", vm_fields())
+            .returns("virtualmachine", VM_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

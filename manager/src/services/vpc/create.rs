@@ -21,7 +21,7 @@ use crate::services::owner::{self, OwnerArgs};
 use crate::services::zone::zone_by_id;
 use crate::store::{Db, account, config, offering, vpc};
 
-use super::{DNS1, DNS2, PUBLIC_MTU, max_public_mtu, vpc_fields, vpc_result};
+use super::{DNS1, DNS2, PUBLIC_MTU, VPC_FIELDS, max_public_mtu, vpc_result};
 
 const NAME: Arg<Text> = Arg::req("name", "the name of the VPC");
 const ZONE: Arg<Id> = Arg::req("zoneid", "the zone of the VPC");
@@ -88,7 +88,7 @@ impl Command for CreateVpc {
                 FOR_DISPLAY.spec(),
             ])
             .params(OwnerArgs::specs())
-            .returns("vpc", vpc_fields())
+            .returns("vpc", VPC_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -13,7 +13,7 @@ use crate::services::owner::ListArgs;
 use crate::services::related::{Related, services_by_offering};
 use crate::store::{Page, offering, vpc, zone};
 
-use super::{vpc_fields, vpc_view};
+use super::{VPC_FIELDS, vpc_view};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the VPC");
 const ZONE: Arg<Id> = Arg::opt("zoneid", "only VPCs of this zone");
@@ -64,7 +64,7 @@ impl Command for ListVpcs {
                 FOR_DISPLAY.spec(),
             ])
             .params(ListArgs::specs())
-            .returns("vpc", vpc_fields())
+            .returns("vpc", VPC_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -18,7 +18,7 @@ use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::store::{self, Db, Page, Tx, vpc};
 
-use super::{PUBLIC_MTU, live_vpc, max_public_mtu, vpc_fields, vpc_result};
+use super::{PUBLIC_MTU, VPC_FIELDS, live_vpc, max_public_mtu, vpc_result};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the VPC");
 const NAME: Arg<Text> = Arg::opt("name", "the new name");
@@ -71,7 +71,7 @@ impl Command for UpdateVpc {
             FOR_DISPLAY.spec(),
             CUSTOM_ID.spec(),
         ])
-        .returns("vpc", vpc_fields())
+        .returns("vpc", VPC_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

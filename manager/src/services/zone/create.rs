@@ -6,7 +6,7 @@ use crate::server::registry::ROOT;
 use crate::server::{Ctx, Reply};
 use crate::store::{self, zone};
 
-use super::{ALLOCATION_STATE, allocation_state, fields, reloaded, zone_view};
+use super::{ALLOCATION_STATE, ZONE_FIELDS, allocation_state, reloaded, zone_view};
 
 const NAME: Arg<Text> = Arg::req("name", "the name of the zone");
 const NETWORK_TYPE: Arg<Text> = Arg::req(
@@ -52,7 +52,7 @@ impl Command for CreateZone {
                 DESCRIPTION.spec(),
                 ALLOCATION_STATE.spec(),
             ])
-            .returns("zone", fields())
+            .returns("zone", ZONE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

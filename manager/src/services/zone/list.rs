@@ -9,7 +9,7 @@ use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply, paging};
 use crate::store::zone;
 
-use super::{fields, zone_view};
+use super::{ZONE_FIELDS, zone_view};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the zone");
 const IDS: Arg<Ids> = Arg::opt("ids", "IDs of zones");
@@ -47,7 +47,7 @@ impl Command for ListZones {
                 PAGE.spec(),
                 PAGE_SIZE.spec(),
             ])
-            .returns("zone", fields())
+            .returns("zone", ZONE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

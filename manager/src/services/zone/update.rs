@@ -9,7 +9,7 @@ use crate::server::registry::ROOT;
 use crate::server::{Ctx, Reply};
 use crate::store::zone;
 
-use super::{ALLOCATION_STATE, allocation_state, fields, reloaded, zone_by_id, zone_view};
+use super::{ALLOCATION_STATE, ZONE_FIELDS, allocation_state, reloaded, zone_by_id, zone_view};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the zone");
 
@@ -25,7 +25,7 @@ impl Command for UpdateZone {
     fn spec() -> Spec {
         Spec::new("Updates a zone", ROOT)
             .params([ID.spec(), ALLOCATION_STATE.spec()])
-            .returns("zone", fields())
+            .returns("zone", ZONE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use serde_json::Value;
 
 use super::delete::DeletedList;
-use super::{list_fields, list_result, vpc_param};
+use super::{LIST_FIELDS, list_result, vpc_param};
 use crate::error::Error;
 use crate::rules;
 use crate::server::command::{
@@ -44,7 +44,7 @@ impl Command for CreateAclList {
                 VPC.spec(),
                 FOR_DISPLAY.spec(),
             ])
-            .returns("networkacllist", list_fields())
+            .returns("networkacllist", LIST_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::super::{list_view, scope_covers, tier_param};
-use super::{list_fields, vpc_param};
+use super::{LIST_FIELDS, vpc_param};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ALL;
@@ -41,7 +41,7 @@ impl Command for ListAclLists {
                 FOR_DISPLAY.spec(),
             ])
             .params(ListArgs::specs())
-            .returns("networkacllist", list_fields())
+            .returns("networkacllist", LIST_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -24,20 +24,18 @@ pub use list::ListAclLists;
 pub use replace::ReplaceAclList;
 pub use update::UpdateAclList;
 
-fn list_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the ACL list"),
-        field("name", "string", "the name of the ACL list"),
-        field("description", "string", "the description of the ACL list"),
-        field("vpcid", "string", "the VPC of the ACL list"),
-        field("vpcname", "string", "the name of the VPC of the ACL list"),
-        field(
-            "fordisplay",
-            "boolean",
-            "whether the list is shown to users",
-        ),
-    ]
-}
+const LIST_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the ACL list"),
+    field("name", "string", "the name of the ACL list"),
+    field("description", "string", "the description of the ACL list"),
+    field("vpcid", "string", "the VPC of the ACL list"),
+    field("vpcname", "string", "the name of the VPC of the ACL list"),
+    field(
+        "fordisplay",
+        "boolean",
+        "whether the list is shown to users",
+    ),
+];
 
 /// The live VPC named by parameter `param`, which the caller may act on.
 async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, Error> {

@@ -6,7 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::super::{list_param, mutable_list_vpc};
-use super::{list_fields, list_result};
+use super::{LIST_FIELDS, list_result};
 use crate::error::Error;
 use crate::rules;
 use crate::server::Ctx;
@@ -50,7 +50,7 @@ impl Command for UpdateAclList {
                 FOR_DISPLAY.spec(),
                 CUSTOM_ID.spec(),
             ])
-            .returns("networkacllist", list_fields())
+            .returns("networkacllist", LIST_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -10,7 +10,7 @@ use crate::server::{Ctx, Reply, page_of};
 use crate::store::{Page, account, config, domain, zone};
 
 use super::super::Paging;
-use super::{config_fields, config_view};
+use super::{CONFIG_FIELDS, config_view};
 
 const NAME: Arg<Text> = Arg::opt("name", "a substring of the configuration names");
 const CATEGORY: Arg<Text> = Arg::opt("category", "only configurations of this category");
@@ -47,7 +47,7 @@ impl Command for ListConfigurations {
                 DOMAIN.spec(),
             ])
             .params(Paging::specs())
-            .returns("configuration", config_fields())
+            .returns("configuration", CONFIG_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

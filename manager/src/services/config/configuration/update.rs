@@ -7,7 +7,7 @@ use crate::server::registry::ROOT;
 use crate::server::{Ctx, Reply};
 use crate::store::config;
 
-use super::{MAX_VALUE_LENGTH, checked_value, config_fields, config_view};
+use super::{CONFIG_FIELDS, MAX_VALUE_LENGTH, checked_value, config_view};
 
 const NAME: Arg<Text> = Arg::req("name", "the name of the configuration");
 const VALUE: Arg<Text> = Arg::opt(
@@ -43,7 +43,7 @@ impl Command for UpdateConfiguration {
             ACCOUNT.spec(),
             DOMAIN.spec(),
         ])
-        .returns("configuration", config_fields())
+        .returns("configuration", CONFIG_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

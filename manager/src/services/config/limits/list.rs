@@ -11,7 +11,7 @@ use crate::services::owner::account_in_domain;
 use crate::store::{account, domain, limit};
 
 use super::super::Paging;
-use super::{Owner, bad_resource_type, denied, domain_of, limit_fields, limit_view, live_domain};
+use super::{LIMIT_FIELDS, Owner, bad_resource_type, denied, domain_of, limit_view, live_domain};
 
 const ID: Arg<Long> = Arg::opt("id", "only the limit row with this ID");
 const RESOURCE_TYPE: Arg<Int> = Arg::opt("resourcetype", "only this resource type code");
@@ -52,7 +52,7 @@ impl Command for ListResourceLimits {
                 LIST_ALL.spec(),
             ])
             .params(Paging::specs())
-            .returns("resourcelimit", limit_fields())
+            .returns("resourcelimit", LIMIT_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -10,7 +10,7 @@ use crate::server::{Ctx, Reply, Role};
 use crate::services::owner::account_in_domain;
 use crate::store::{account, bootstrap, limit};
 
-use super::{Owner, bad_resource_type, denied, limit_fields, limit_view, live_domain};
+use super::{LIMIT_FIELDS, Owner, bad_resource_type, denied, limit_view, live_domain};
 
 const RESOURCE_TYPE: Arg<Int> = Arg::req(
     "resourcetype",
@@ -42,7 +42,7 @@ impl Command for UpdateResourceLimit {
             ACCOUNT.spec(),
             DOMAIN.spec(),
         ])
-        .returns("resourcelimit", limit_fields())
+        .returns("resourcelimit", LIMIT_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -11,7 +11,7 @@ use super::lookups::{
     acl_of_new_gateway, existing_gateways, physical_network, refuse_associated, tier_cidrs,
 };
 use super::router_nics;
-use super::{gateway_fields, gateway_uuid, gateway_view, job_gateway, remove_rows};
+use super::{GATEWAY_FIELDS, gateway_uuid, gateway_view, job_gateway, remove_rows};
 use crate::error::Error;
 use crate::orchestration::guru::NetworkSpec;
 use crate::orchestration::{IsolationMethod, NetworkTraffic};
@@ -82,7 +82,7 @@ impl Command for CreatePrivateGateway {
                 ASSOCIATED_NETWORK.spec(),
                 BYPASS_VLAN_CHECK.spec(),
             ])
-            .returns("privategateway", gateway_fields())
+            .returns("privategateway", GATEWAY_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::super::{scope_filter, vpc_param};
-use super::{gateway_fields, gateway_view, vlan_form};
+use super::{GATEWAY_FIELDS, gateway_view, vlan_form};
 use crate::error::Error;
 use crate::rules::gateway as rule;
 use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
@@ -43,7 +43,7 @@ impl Command for ListPrivateGateways {
                 STATE.spec(),
             ])
             .params(ListArgs::specs())
-            .returns("privategateway", gateway_fields())
+            .returns("privategateway", GATEWAY_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::super::{check_vpc_access, vpc_by_id, vpc_param};
 use super::{
-    RouteMove, RouteUndo, gateway_state, job_route, other_routes, reachable_subnets, route_fields,
+    ROUTE_FIELDS, RouteMove, RouteUndo, gateway_state, job_route, other_routes, reachable_subnets,
     route_view,
 };
 use crate::error::Error;
@@ -47,7 +47,7 @@ impl Command for CreateStaticRoute {
             ALL,
         )
         .params([CIDR.spec(), GATEWAY.spec(), NEXT_HOP.spec(), VPC.spec()])
-        .returns("staticroute", route_fields())
+        .returns("staticroute", ROUTE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

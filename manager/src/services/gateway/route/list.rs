@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::super::{check_vpc_access, scope_filter, vpc_by_id, vpc_param};
-use super::{route_fields, route_view};
+use super::{ROUTE_FIELDS, route_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ALL;
@@ -34,7 +34,7 @@ impl Command for ListStaticRoutes {
         Spec::new("Lists static routes", ALL)
             .params([ID.spec(), VPC.spec(), GATEWAY.spec(), STATE.spec()])
             .params(ListArgs::specs())
-            .returns("staticroute", route_fields())
+            .returns("staticroute", ROUTE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -7,7 +7,7 @@ use crate::server::{Ctx, Reply};
 use crate::store::{self, account, user};
 
 use super::super::args::{NewUserArgs, USER_DOMAIN};
-use super::super::views::{account_fields, account_view};
+use super::super::views::{ACCOUNT_FIELDS, account_view};
 use super::super::{Target, denied, domain_or_own, may_manage_account};
 
 const ACCOUNT_TYPE: Arg<Int> = Arg::opt(
@@ -39,7 +39,7 @@ impl Command for CreateAccount {
                 ACCOUNT.spec(),
                 NETWORK_DOMAIN.spec(),
             ]))
-            .returns("account", account_fields())
+            .returns("account", ACCOUNT_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

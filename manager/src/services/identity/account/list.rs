@@ -11,7 +11,7 @@ use crate::store::account;
 
 use super::super::args::Paging;
 use super::super::domain_or_own;
-use super::super::views::{account_fields, account_view};
+use super::super::views::{ACCOUNT_FIELDS, account_view};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the account");
 const NAME: Arg<Text> = Arg::opt("name", "the name of the account");
@@ -42,7 +42,7 @@ impl Command for ListAccounts {
                 STATE.spec(),
             ])
             .params(Paging::specs())
-            .returns("account", account_fields())
+            .returns("account", ACCOUNT_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

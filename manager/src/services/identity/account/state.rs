@@ -13,7 +13,7 @@ use crate::server::{Ctx, Reply};
 use crate::store::account;
 
 use super::super::args::AccountRef;
-use super::super::views::{account_fields, account_view};
+use super::super::views::{ACCOUNT_FIELDS, account_view};
 use super::{account_sync, check_state_change, reloaded};
 
 const LOCK: Arg<Flag> = Arg::req("lock", "lock the account (only disabling is supported)");
@@ -34,7 +34,7 @@ impl Command for DisableAccount {
         )
         .params(AccountRef::specs())
         .params([LOCK.spec()])
-        .returns("account", account_fields())
+        .returns("account", ACCOUNT_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -84,7 +84,7 @@ impl Command for EnableAccount {
     fn spec() -> Spec {
         Spec::new("Enables a disabled account", ADMINS)
             .params(AccountRef::specs())
-            .returns("account", account_fields())
+            .returns("account", ACCOUNT_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -8,7 +8,7 @@ use crate::server::{Ctx, Reply};
 use crate::store::account;
 
 use super::super::args::AccountRef;
-use super::super::views::{account_fields, account_view};
+use super::super::views::{ACCOUNT_FIELDS, account_view};
 use super::reloaded;
 
 const NEW_NAME: Arg<Text> = Arg::opt("newname", "the new name of the account");
@@ -29,7 +29,7 @@ impl Command for UpdateAccount {
         Spec::new("Renames an account or changes its network domain", ADMINS)
             .params(AccountRef::specs())
             .params([NEW_NAME.spec(), NETWORK_DOMAIN.spec()])
-            .returns("account", account_fields())
+            .returns("account", ACCOUNT_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

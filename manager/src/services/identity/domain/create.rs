@@ -9,7 +9,7 @@ use crate::server::{Ctx, Reply};
 use crate::store::{self, domain};
 
 use super::super::domain_or_own;
-use super::super::views::{domain_fields, domain_view};
+use super::super::views::{DOMAIN_FIELDS, domain_view};
 
 const NAME: Arg<Text> = Arg::req("name", "the name of the domain");
 const PARENT: Arg<Id> = Arg::opt("parentdomainid", "the parent domain; default the caller's");
@@ -31,7 +31,7 @@ impl Command for CreateDomain {
     fn spec() -> Spec {
         Spec::new("Creates a domain below a parent domain", ADMINS)
             .params([NAME.spec(), PARENT.spec(), NETWORK_DOMAIN.spec()])
-            .returns("domain", domain_fields())
+            .returns("domain", DOMAIN_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -9,7 +9,7 @@ use crate::server::{Ctx, Reply, Role};
 use crate::store::domain;
 
 use super::super::args::Paging;
-use super::super::views::{domain_fields, domain_view};
+use super::super::views::{DOMAIN_FIELDS, domain_view};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the domain");
 const NAME: Arg<Text> = Arg::opt("name", "the name of the domain");
@@ -30,7 +30,7 @@ impl Command for ListDomains {
         Spec::new("Lists domains", ALL)
             .params([ID.spec(), NAME.spec(), LEVEL.spec()])
             .params(Paging::specs())
-            .returns("domain", domain_fields())
+            .returns("domain", DOMAIN_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

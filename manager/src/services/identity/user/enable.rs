@@ -10,7 +10,7 @@ use crate::server::registry::ADMINS;
 use crate::server::{Ctx, Reply};
 use crate::store::{account, user};
 
-use super::super::views::{user_fields, user_view};
+use super::super::views::{USER_FIELDS, user_view};
 use super::{USER_ID, managed_user, owner_of};
 
 /// `enableUser`.
@@ -27,7 +27,7 @@ impl Command for EnableUser {
             ADMINS,
         )
         .params([USER_ID.spec()])
-        .returns("user", user_fields())
+        .returns("user", USER_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

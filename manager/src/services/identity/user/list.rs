@@ -11,7 +11,7 @@ use crate::store::user;
 
 use super::super::args::{AccountRef, Paging};
 use super::super::domain_or_own;
-use super::super::views::{user_fields, user_view};
+use super::super::views::{USER_FIELDS, user_view};
 use super::owner_of;
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the user");
@@ -48,7 +48,7 @@ impl Command for ListUsers {
                 STATE.spec(),
             ])
             .params(Paging::specs())
-            .returns("user", user_fields())
+            .returns("user", USER_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -6,7 +6,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::super::{RuleJob, lb_fields, lb_result, push_lb_list};
+use super::super::{LB_FIELDS, RuleJob, lb_result, push_lb_list};
 use crate::error::Error;
 use crate::rules;
 use crate::rules::ip::{PortRule, RulePurpose};
@@ -86,7 +86,7 @@ impl Command for CreateLoadBalancerRule {
             DOMAIN.spec(),
             FOR_DISPLAY.spec(),
         ])
-        .returns("loadbalancer", lb_fields())
+        .returns("loadbalancer", LB_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

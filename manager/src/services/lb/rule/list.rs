@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::super::{lb_fields, lb_view};
+use super::super::{LB_FIELDS, lb_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ALL;
@@ -46,7 +46,7 @@ impl Command for ListLoadBalancerRules {
                 FOR_DISPLAY.spec(),
             ])
             .params(ListArgs::specs())
-            .returns("loadbalancerrule", lb_fields())
+            .returns("loadbalancerrule", LB_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::super::{lb_by_uuid, lb_fields, lb_result, push_lb_list, reload, vpc_of_rule};
+use super::super::{LB_FIELDS, lb_by_uuid, lb_result, push_lb_list, reload, vpc_of_rule};
 use crate::error::Error;
 use crate::orchestration::ElementResult;
 use crate::orchestration::model::RouterState;
@@ -59,7 +59,7 @@ impl Command for UpdateLoadBalancerRule {
                 FOR_DISPLAY.spec(),
                 CUSTOM_ID.spec(),
             ])
-            .returns("loadbalancer", lb_fields())
+            .returns("loadbalancer", LB_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -21,7 +21,7 @@ use crate::services::ip::rule_flow::{self, RuleJob};
 use crate::store::{rule, vlan};
 
 use super::super::VM_TIER as NETWORK;
-use super::{INSTANCE, pf_fields, pf_view};
+use super::{INSTANCE, PF_FIELDS, pf_view};
 
 const IP: Arg<Id> = Arg::req("ipaddressid", "the public IP address");
 const PRIVATE_PORT: Arg<Int> = Arg::req("privateport", "the first port on the VM");
@@ -86,7 +86,7 @@ impl Command for CreatePortForwardingRule {
             OPEN_FIREWALL.spec(),
             FOR_DISPLAY.spec(),
         ])
-        .returns("portforwardingrule", pf_fields())
+        .returns("portforwardingrule", PF_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -8,7 +8,7 @@ use crate::services::ip::common::{Names, Wanted};
 use crate::services::owner::ListArgs;
 use crate::store::rule;
 
-use super::{RuleListArgs, pf_fields, pf_view};
+use super::{PF_FIELDS, RuleListArgs, pf_view};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the rule");
 const IP: Arg<Id> = Arg::opt("ipaddressid", "only rules on this public IP address");
@@ -27,7 +27,7 @@ impl Command for ListPortForwardingRules {
         Spec::new("Lists port forwarding rules", ALL)
             .params([ID.spec(), IP.spec(), NETWORK.spec(), FOR_DISPLAY.spec()])
             .params(ListArgs::specs())
-            .returns("portforwardingrule", pf_fields())
+            .returns("portforwardingrule", PF_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -81,35 +81,33 @@ pub async fn pf_view(db: &Db, names: &mut Names, r: &rule::Rule) -> Result<Value
     }))
 }
 
-fn pf_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the rule"),
-        field("privateport", "string", "the first port on the VM"),
-        field("privateendport", "string", "the last port on the VM"),
-        field("protocol", "string", "tcp or udp"),
-        field("publicport", "string", "the first public port"),
-        field("publicendport", "string", "the last public port"),
-        field("virtualmachineid", "string", "the VM the rule forwards to"),
-        field("virtualmachinename", "string", "the name of that VM"),
-        field(
-            "virtualmachinedisplayname",
-            "string",
-            "the display name of that VM",
-        ),
-        field("ipaddressid", "string", "the public IP address of the rule"),
-        field("ipaddress", "string", "that address"),
-        field("state", "string", "Add (being applied), Active or Revoke"),
-        field(
-            "cidrlist",
-            "string",
-            "the source CIDRs allowed, comma-separated",
-        ),
-        field("vmguestip", "string", "the VM address the rule forwards to"),
-        field("networkid", "string", "the tier of the rule"),
-        field("fordisplay", "boolean", "always true"),
-        field("tags", "list", "resource tags (none)"),
-    ]
-}
+const PF_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the rule"),
+    field("privateport", "string", "the first port on the VM"),
+    field("privateendport", "string", "the last port on the VM"),
+    field("protocol", "string", "tcp or udp"),
+    field("publicport", "string", "the first public port"),
+    field("publicendport", "string", "the last public port"),
+    field("virtualmachineid", "string", "the VM the rule forwards to"),
+    field("virtualmachinename", "string", "the name of that VM"),
+    field(
+        "virtualmachinedisplayname",
+        "string",
+        "the display name of that VM",
+    ),
+    field("ipaddressid", "string", "the public IP address of the rule"),
+    field("ipaddress", "string", "that address"),
+    field("state", "string", "Add (being applied), Active or Revoke"),
+    field(
+        "cidrlist",
+        "string",
+        "the source CIDRs allowed, comma-separated",
+    ),
+    field("vmguestip", "string", "the VM address the rule forwards to"),
+    field("networkid", "string", "the tier of the rule"),
+    field("fordisplay", "boolean", "always true"),
+    field("tags", "list", "resource tags (none)"),
+];
 
 /// The live port forwarding rule named by `uuid`, which the caller may change.
 async fn pf_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<rule::Rule, Error> {

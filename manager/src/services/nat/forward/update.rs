@@ -24,7 +24,7 @@ use crate::services::ip::push::RuleLists;
 use crate::services::ip::rule_flow;
 use crate::store::{Db, Tx, rule, vm};
 
-use super::{INSTANCE, RULE_ID, pf_by_uuid, pf_fields, pf_view};
+use super::{INSTANCE, PF_FIELDS, RULE_ID, pf_by_uuid, pf_view};
 
 const PRIVATE_PORT: Arg<Int> = Arg::opt("privateport", "the new first port on the VM");
 const PRIVATE_END_PORT: Arg<Int> = Arg::opt("privateendport", "the new last port on the VM");
@@ -78,7 +78,7 @@ impl Command for UpdatePortForwardingRule {
                 FOR_DISPLAY.spec(),
                 CUSTOM_ID.spec(),
             ])
-            .returns("portforwardingrule", pf_fields())
+            .returns("portforwardingrule", PF_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::super::{live_zone, physnet_sync};
-use super::{BROADCAST_ZONE, TAGS, isolation_method, physnet_fields, physnet_view, vnet_param};
+use super::{BROADCAST_ZONE, PHYSNET_FIELDS, TAGS, isolation_method, physnet_view, vnet_param};
 use crate::error::Error;
 use crate::server::command::{
     Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission, Text, Texts,
@@ -52,7 +52,7 @@ impl Command for CreatePhysicalNetwork {
                 BROADCAST.spec(),
                 TAGS.spec(),
             ])
-            .returns("physicalnetwork", physnet_fields())
+            .returns("physicalnetwork", PHYSNET_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::super::{Paging, zone_param};
-use super::{physnet_fields, physnet_view};
+use super::{PHYSNET_FIELDS, physnet_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ROOT;
@@ -29,7 +29,7 @@ impl Command for ListPhysicalNetworks {
         Spec::new("Lists physical networks", ROOT)
             .params([ID.spec(), ZONE.spec(), NAME.spec()])
             .params(Paging::specs())
-            .returns("physicalnetwork", physnet_fields())
+            .returns("physicalnetwork", PHYSNET_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::super::{live_physnet, physnet_sync};
-use super::{TAGS, physnet_fields, physnet_state, physnet_view, vnet_param};
+use super::{PHYSNET_FIELDS, TAGS, physnet_state, physnet_view, vnet_param};
 use crate::error::Error;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
@@ -44,7 +44,7 @@ impl Command for UpdatePhysicalNetwork {
             ROOT,
         )
         .params([ID.spec(), VLAN.spec(), STATE.spec(), TAGS.spec()])
-        .returns("physicalnetwork", physnet_fields())
+        .returns("physicalnetwork", PHYSNET_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

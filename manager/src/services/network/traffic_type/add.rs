@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::super::{live_physnet, physnet_sync};
 use super::{
-    PHYSNET, canonical_traffic_type, duplicate_traffic_type, traffic_type_fields, traffic_type_view,
+    PHYSNET, TRAFFIC_TYPE_FIELDS, canonical_traffic_type, duplicate_traffic_type, traffic_type_view,
 };
 use crate::error::Error;
 use crate::server::Ctx;
@@ -69,7 +69,7 @@ impl Command for AddTrafficType {
                 HYPERV_LABEL.spec(),
                 OVM3_LABEL.spec(),
             ])
-            .returns("traffictype", traffic_type_fields())
+            .returns("traffictype", TRAFFIC_TYPE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

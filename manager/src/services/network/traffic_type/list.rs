@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::super::{Paging, live_physnet};
-use super::{PHYSNET, traffic_type_fields, traffic_type_view};
+use super::{PHYSNET, TRAFFIC_TYPE_FIELDS, traffic_type_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Spec, SyncCommand, Text};
 use crate::server::registry::ROOT;
@@ -25,7 +25,7 @@ impl Command for ListTrafficTypes {
         Spec::new("Lists the traffic types of a physical network", ROOT)
             .params([PHYSNET.spec()])
             .params(Paging::specs_with(KEYWORD))
-            .returns("traffictype", traffic_type_fields())
+            .returns("traffictype", TRAFFIC_TYPE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use uuid::Uuid;
 
 use super::super::{physnet_param, zone_param};
-use super::{RangeText, check_range, normalize_public_vlan, range_fields, range_view};
+use super::{RANGE_FIELDS, RangeText, check_range, normalize_public_vlan, range_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ROOT;
@@ -74,7 +74,7 @@ impl Command for CreateVlanIpRange {
                 DOMAIN.spec(),
                 PROJECT.spec(),
             ])
-            .returns("vlan", range_fields())
+            .returns("vlan", RANGE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::super::{Paging, physnet_param, zone_param};
-use super::{normalize_public_vlan, range_fields, range_view};
+use super::{RANGE_FIELDS, normalize_public_vlan, range_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ROOT;
@@ -48,7 +48,7 @@ impl Command for ListVlanIpRanges {
                 FOR_VIRTUAL_NETWORK.spec(),
             ])
             .params(Paging::specs())
-            .returns("vlaniprange", range_fields())
+            .returns("vlaniprange", RANGE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

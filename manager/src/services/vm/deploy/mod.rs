@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 mod tiers;
 
-use super::{sees_admin_fields, start, vm_fields, vm_result};
+use super::{VM_FIELDS, sees_admin_fields, start, vm_result};
 use crate::error::Error;
 use crate::orchestration::RouterDriver;
 use crate::provision;
@@ -120,7 +120,7 @@ impl Command for DeployVirtualMachine {
                 KEY_PAIRS.spec(),
             ])
             .params(OwnerArgs::specs())
-            .returns("virtualmachine", vm_fields())
+            .returns("virtualmachine", VM_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::router_fields;
+use super::ROUTER_FIELDS;
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ADMINS;
@@ -62,7 +62,7 @@ impl Command for ListRouters {
                 FETCH_HEALTH_CHECKS.spec(),
             ])
             .params(ListArgs::specs())
-            .returns("router", router_fields())
+            .returns("router", ROUTER_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

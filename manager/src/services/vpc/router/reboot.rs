@@ -6,7 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    ID, RouterJob, live_router, live_router_of, locked_router, router_fields, router_result,
+    ID, ROUTER_FIELDS, RouterJob, live_router, live_router_of, locked_router, router_result,
     submission,
 };
 use crate::error::Error;
@@ -37,7 +37,7 @@ impl Command for RebootRouter {
             ADMINS,
         )
         .params([ID.spec(), FORCED.spec()])
-        .returns("router", router_fields())
+        .returns("router", ROUTER_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -4,7 +4,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    ID, RouterJob, live_router_of, locked_router, router_fields, router_result, submission,
+    ID, ROUTER_FIELDS, RouterJob, live_router_of, locked_router, router_result, submission,
 };
 use crate::error::Error;
 use crate::provision;
@@ -28,7 +28,7 @@ impl Command for StartRouter {
             ADMINS,
         )
         .params([ID.spec()])
-        .returns("router", router_fields())
+        .returns("router", ROUTER_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

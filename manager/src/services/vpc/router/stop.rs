@@ -5,7 +5,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    ID, RouterJob, live_router_of, locked_router, router_fields, router_result, submission,
+    ID, ROUTER_FIELDS, RouterJob, live_router_of, locked_router, router_result, submission,
 };
 use crate::error::Error;
 use crate::server::Ctx;
@@ -31,7 +31,7 @@ impl Command for StopRouter {
     fn spec() -> Spec {
         Spec::new("Stops a VPC virtual router", ADMINS)
             .params([ID.spec(), FORCED.spec()])
-            .returns("router", router_fields())
+            .returns("router", ROUTER_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
