@@ -51,20 +51,27 @@ pub struct Spec {
     pub since: &'static str,
 }
 
-/// A spec is built in one chain, `Spec::new(description, roles)
+/// A spec is built in one chain, `Spec::new(description).roles(roles)
 /// .params([..]).returns(object, fields)`, so a command says only what is
 /// its own; the fields stay public for commands written as a literal.
 impl Spec {
-    /// A command with no parameters, no response object and no `since`.
-    pub fn new(description: &'static str, roles: &'static [Role]) -> Self {
+    /// A command no role may call yet, with no parameters, no response
+    /// object and no `since`.
+    pub fn new(description: &'static str) -> Self {
         Spec {
             description,
-            roles,
+            roles: &[],
             params: Vec::new(),
             object: "",
             response: Vec::new(),
             since: "",
         }
+    }
+
+    /// The roles that may call the command.
+    pub fn roles(mut self, roles: &'static [Role]) -> Self {
+        self.roles = roles;
+        self
     }
 
     /// Appends parameters, in the order `listApis` shows them.
@@ -126,7 +133,7 @@ pub trait SyncCommand: Command {
 /// impl Command for Ping {
 ///     const NAME: &'static str = "ping";
 ///     fn spec() -> Spec {
-///         Spec::new("ping", ALL).returns("ping", vec![])
+///         Spec::new("ping").roles(ALL).returns("ping", vec![])
 ///     }
 ///     fn parse(_: &Args<'_>) -> Result<Self, Error> {
 ///         Ok(Ping)
@@ -160,7 +167,7 @@ pub trait SyncCommand: Command {
 /// impl Command for Ping {
 ///     const NAME: &'static str = "ping";
 ///     fn spec() -> Spec {
-///         Spec::new("ping", ALL).returns("ping", vec![])
+///         Spec::new("ping").roles(ALL).returns("ping", vec![])
 ///     }
 ///     fn parse(_: &Args<'_>) -> Result<Self, Error> {
 ///         Ok(Ping)

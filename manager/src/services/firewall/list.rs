@@ -29,18 +29,16 @@ impl Command for ListFirewallRules {
     const NAME: &'static str = "listFirewallRules";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Lists firewall rules: always none, VPC tiers use network ACLs",
-            ALL,
-        )
-        .params([
-            ID.spec(),
-            IP_ADDRESS.spec(),
-            NETWORK.spec(),
-            FOR_DISPLAY.spec(),
-        ])
-        .params(ListArgs::specs())
-        .returns("firewallrule", vec![])
+        Spec::new("Lists firewall rules: always none, VPC tiers use network ACLs")
+            .roles(ALL)
+            .params([
+                ID.spec(),
+                IP_ADDRESS.spec(),
+                NETWORK.spec(),
+                FOR_DISPLAY.spec(),
+            ])
+            .params(ListArgs::specs())
+            .returns("firewallrule", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

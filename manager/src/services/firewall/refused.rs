@@ -49,22 +49,20 @@ impl Command for CreateFirewallRule {
     const NAME: &'static str = "createFirewallRule";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Refused for VPC addresses: VPC tiers use network ACLs (createNetworkACL)",
-            ALL,
-        )
-        .params([
-            IP_ADDRESS.spec(),
-            PROTOCOL.spec(),
-            START_PORT.spec(),
-            END_PORT.spec(),
-            CIDRS.spec(),
-            ICMP_TYPE.spec(),
-            ICMP_CODE.spec(),
-            TYPE.spec(),
-            FOR_DISPLAY.spec(),
-        ])
-        .returns("firewallrule", vec![])
+        Spec::new("Refused for VPC addresses: VPC tiers use network ACLs (createNetworkACL)")
+            .roles(ALL)
+            .params([
+                IP_ADDRESS.spec(),
+                PROTOCOL.spec(),
+                START_PORT.spec(),
+                END_PORT.spec(),
+                CIDRS.spec(),
+                ICMP_TYPE.spec(),
+                ICMP_CODE.spec(),
+                TYPE.spec(),
+                FOR_DISPLAY.spec(),
+            ])
+            .returns("firewallrule", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -98,7 +96,8 @@ impl Command for DeleteFirewallRule {
     const NAME: &'static str = "deleteFirewallRule";
 
     fn spec() -> Spec {
-        Spec::new("Refused: VPC addresses have no firewall rules", ALL)
+        Spec::new("Refused: VPC addresses have no firewall rules")
+            .roles(ALL)
             .params([ID.spec()])
             .returns("firewallrule", vec![])
     }

@@ -73,7 +73,8 @@ impl Command for AssociateIpAddress {
     const NAME: &'static str = "associateIpAddress";
 
     fn spec() -> Spec {
-        Spec::new("Acquires a public IP address for a VPC", ALL)
+        Spec::new("Acquires a public IP address for a VPC")
+            .roles(ALL)
             .params([
                 VPC.spec(),
                 NETWORK.spec(),

@@ -48,8 +48,8 @@ impl Command for DisassociateIpAddress {
         Spec::new(
             "Releases a public IP address: its rules are removed and the router \
                           gives it up",
-            ALL,
         )
+        .roles(ALL)
         .params([ID.spec(), ADDRESS.spec()])
         .returns("ipaddress", vec![])
     }

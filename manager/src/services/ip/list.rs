@@ -61,7 +61,8 @@ impl Command for ListPublicIpAddresses {
     const NAME: &'static str = "listPublicIpAddresses";
 
     fn spec() -> Spec {
-        Spec::new("Lists public IP addresses", ALL)
+        Spec::new("Lists public IP addresses")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 ADDRESS.spec(),

@@ -26,7 +26,8 @@ impl Command for ListAsyncJobs {
     const NAME: &'static str = "listAsyncJobs";
 
     fn spec() -> Spec {
-        Spec::new("Lists the async jobs the caller may see", ALL)
+        Spec::new("Lists the async jobs the caller may see")
+            .roles(ALL)
             .params([
                 START_DATE.spec(),
                 LIST_ALL.spec(),

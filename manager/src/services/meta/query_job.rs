@@ -22,7 +22,8 @@ impl Command for QueryAsyncJobResult {
     const NAME: &'static str = "queryAsyncJobResult";
 
     fn spec() -> Spec {
-        Spec::new("Returns the status and result of an async job", ALL)
+        Spec::new("Returns the status and result of an async job")
+            .roles(ALL)
             .params([JOB_ID.spec()])
             .returns("asyncjobs", JOB_FIELDS)
     }

@@ -54,7 +54,8 @@ impl Command for CreateVpcOffering {
     const NAME: &'static str = "createVPCOffering";
 
     fn spec() -> Spec {
-        Spec::new("Creates a VPC offering (Disabled unless enable=true)", ROOT)
+        Spec::new("Creates a VPC offering (Disabled unless enable=true)")
+            .roles(ROOT)
             .params([
                 NAME.spec(),
                 DISPLAY_TEXT.spec(),

@@ -24,12 +24,10 @@ impl Command for DeleteVpcOffering {
     const NAME: &'static str = "deleteVPCOffering";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Deletes a VPC offering that is not the default and no VPC uses",
-            ROOT,
-        )
-        .params([ID.spec()])
-        .returns("vpcoffering", vec![])
+        Spec::new("Deletes a VPC offering that is not the default and no VPC uses")
+            .roles(ROOT)
+            .params([ID.spec()])
+            .returns("vpcoffering", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

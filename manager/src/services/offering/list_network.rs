@@ -42,7 +42,8 @@ impl Command for ListNetworkOfferings {
     const NAME: &'static str = "listNetworkOfferings";
 
     fn spec() -> Spec {
-        Spec::new("Lists network offerings", ALL)
+        Spec::new("Lists network offerings")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 NAME.spec(),

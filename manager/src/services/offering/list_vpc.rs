@@ -26,7 +26,8 @@ impl Command for ListVpcOfferings {
     const NAME: &'static str = "listVPCOfferings";
 
     fn spec() -> Spec {
-        Spec::new("Lists VPC offerings", ALL)
+        Spec::new("Lists VPC offerings")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 NAME.spec(),

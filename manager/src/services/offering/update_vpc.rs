@@ -48,18 +48,16 @@ impl Command for UpdateVpcOffering {
     const NAME: &'static str = "updateVPCOffering";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Changes the name, description or state of a VPC offering",
-            ROOT,
-        )
-        .params([
-            ID.spec(),
-            NAME.spec(),
-            DISPLAY_TEXT.spec(),
-            STATE.spec(),
-            SORT_KEY.spec(),
-        ])
-        .returns("vpcoffering", VPC_OFFERING_FIELDS)
+        Spec::new("Changes the name, description or state of a VPC offering")
+            .roles(ROOT)
+            .params([
+                ID.spec(),
+                NAME.spec(),
+                DISPLAY_TEXT.spec(),
+                STATE.spec(),
+                SORT_KEY.spec(),
+            ])
+            .returns("vpcoffering", VPC_OFFERING_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

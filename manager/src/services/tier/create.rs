@@ -92,7 +92,8 @@ impl Command for CreateNetwork {
     const NAME: &'static str = "createNetwork";
 
     fn spec() -> Spec {
-        Spec::new("Creates a tier of a VPC", ALL)
+        Spec::new("Creates a tier of a VPC")
+            .roles(ALL)
             .params([
                 NAME.spec(),
                 DISPLAY_TEXT.spec(),

@@ -46,7 +46,8 @@ impl Command for DeleteNetwork {
     const NAME: &'static str = "deleteNetwork";
 
     fn spec() -> Spec {
-        Spec::new("Deletes a tier in which no VM is left", ALL)
+        Spec::new("Deletes a tier in which no VM is left")
+            .roles(ALL)
             .params([ID.spec(), FORCED.spec()])
             .returns("network", vec![])
     }

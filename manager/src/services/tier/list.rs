@@ -68,7 +68,8 @@ impl Command for ListNetworks {
     const NAME: &'static str = "listNetworks";
 
     fn spec() -> Spec {
-        Spec::new("Lists the tiers the caller may see", ALL)
+        Spec::new("Lists the tiers the caller may see")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 NAME.spec(),

@@ -33,7 +33,8 @@ impl Command for RestartNetwork {
     const NAME: &'static str = "restartNetwork";
 
     fn spec() -> Spec {
-        Spec::new("Sends an implemented tier to its router again", ALL)
+        Spec::new("Sends an implemented tier to its router again")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 CLEANUP.spec(),

@@ -47,7 +47,8 @@ impl Command for UpdateNetwork {
     const NAME: &'static str = "updateNetwork";
 
     fn spec() -> Spec {
-        Spec::new("Renames a tier or changes its description", ALL)
+        Spec::new("Renames a tier or changes its description")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 NAME.spec(),

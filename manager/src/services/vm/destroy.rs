@@ -43,7 +43,8 @@ impl Command for DestroyVirtualMachine {
     const NAME: &'static str = "destroyVirtualMachine";
 
     fn spec() -> Spec {
-        Spec::new("Destroys a VM (and expunges it with expunge=true)", ALL)
+        Spec::new("Destroys a VM (and expunges it with expunge=true)")
+            .roles(ALL)
             .params([ID.spec(), EXPUNGE.spec()])
             .returns("virtualmachine", VM_FIELDS)
     }

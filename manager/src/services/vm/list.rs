@@ -44,7 +44,8 @@ impl Command for ListVirtualMachines {
     const NAME: &'static str = "listVirtualMachines";
 
     fn spec() -> Spec {
-        Spec::new("Lists the VMs the caller may see", ALL)
+        Spec::new("Lists the VMs the caller may see")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 IDS.spec(),

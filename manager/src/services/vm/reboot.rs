@@ -25,7 +25,8 @@ impl Command for RebootVirtualMachine {
     const NAME: &'static str = "rebootVirtualMachine";
 
     fn spec() -> Spec {
-        Spec::new("Reboots a running VM", ALL)
+        Spec::new("Reboots a running VM")
+            .roles(ALL)
             .params([ID.spec()])
             .returns("virtualmachine", VM_FIELDS)
     }

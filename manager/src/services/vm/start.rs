@@ -30,7 +30,8 @@ impl Command for StartVirtualMachine {
     const NAME: &'static str = "startVirtualMachine";
 
     fn spec() -> Spec {
-        Spec::new("Starts a stopped VM", ALL)
+        Spec::new("Starts a stopped VM")
+            .roles(ALL)
             .params([ID.spec()])
             .returns("virtualmachine", VM_FIELDS)
     }

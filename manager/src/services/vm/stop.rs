@@ -44,7 +44,8 @@ impl Command for StopVirtualMachine {
     const NAME: &'static str = "stopVirtualMachine";
 
     fn spec() -> Spec {
-        Spec::new("Stops a running VM; it keeps its addresses", ALL)
+        Spec::new("Stops a running VM; it keeps its addresses")
+            .roles(ALL)
             .params([ID.spec(), FORCED.spec()])
             .returns("virtualmachine", VM_FIELDS)
     }

@@ -71,7 +71,8 @@ impl Command for CreateVpc {
     const NAME: &'static str = "createVPC";
 
     fn spec() -> Spec {
-        Spec::new("Creates a VPC and starts its virtual router", ALL)
+        Spec::new("Creates a VPC and starts its virtual router")
+            .roles(ALL)
             .params([
                 NAME.spec(),
                 ZONE.spec(),

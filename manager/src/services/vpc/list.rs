@@ -50,7 +50,8 @@ impl Command for ListVpcs {
     const NAME: &'static str = "listVPCs";
 
     fn spec() -> Spec {
-        Spec::new("Lists VPCs", ALL)
+        Spec::new("Lists VPCs")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 ZONE.spec(),

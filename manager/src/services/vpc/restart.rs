@@ -50,8 +50,8 @@ impl Command for RestartVpc {
     fn spec() -> Spec {
         Spec::new(
             "Restarts a VPC: re-sends its whole configuration, or with cleanup replaces its router",
-            ALL,
         )
+        .roles(ALL)
         .params([
             ID.spec(),
             CLEANUP.spec(),

@@ -60,8 +60,8 @@ impl Command for UpdateVpc {
     fn spec() -> Spec {
         Spec::new(
             "Renames a VPC, changes its description, its source NAT address or its public MTU",
-            ALL,
         )
+        .roles(ALL)
         .params([
             ID.spec(),
             NAME.spec(),

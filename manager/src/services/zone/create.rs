@@ -39,7 +39,8 @@ impl Command for CreateZone {
     const NAME: &'static str = "createZone";
 
     fn spec() -> Spec {
-        Spec::new("Creates an Advanced zone", ROOT)
+        Spec::new("Creates an Advanced zone")
+            .roles(ROOT)
             .params([
                 NAME.spec(),
                 NETWORK_TYPE.spec(),

@@ -21,7 +21,8 @@ impl Command for DeleteZone {
     const NAME: &'static str = "deleteZone";
 
     fn spec() -> Spec {
-        Spec::new("Deletes a zone that has no physical networks", ROOT)
+        Spec::new("Deletes a zone that has no physical networks")
+            .roles(ROOT)
             .params([ID.spec()])
             .returns("zone", vec![])
     }

@@ -36,7 +36,8 @@ impl Command for ListZones {
     const NAME: &'static str = "listZones";
 
     fn spec() -> Spec {
-        Spec::new("Lists zones", ALL)
+        Spec::new("Lists zones")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 IDS.spec(),

@@ -23,7 +23,8 @@ impl Command for UpdateZone {
     const NAME: &'static str = "updateZone";
 
     fn spec() -> Spec {
-        Spec::new("Updates a zone", ROOT)
+        Spec::new("Updates a zone")
+            .roles(ROOT)
             .params([ID.spec(), ALLOCATION_STATE.spec()])
             .returns("zone", ZONE_FIELDS)
     }

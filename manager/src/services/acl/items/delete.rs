@@ -24,7 +24,8 @@ impl Command for DeleteAclItem {
     const NAME: &'static str = "deleteNetworkACL";
 
     fn spec() -> Spec {
-        Spec::new("Deletes an item of a network ACL list", ALL)
+        Spec::new("Deletes an item of a network ACL list")
+            .roles(ALL)
             .params([ID.spec()])
             .returns("networkacl", vec![])
     }

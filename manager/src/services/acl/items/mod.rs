@@ -143,7 +143,8 @@ fn item_submission<J>(job: J, item: &acl::AclItem, vpc_id: i64) -> Submission<J>
 
 /// The spec of a command that answers with items (`networkacl`).
 fn item_spec(description: &'static str, params: Vec<ParamSpec>) -> Spec {
-    Spec::new(description, ALL)
+    Spec::new(description)
+        .roles(ALL)
         .params(params)
         .returns("networkacl", ITEM_FIELDS)
 }

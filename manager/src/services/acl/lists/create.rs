@@ -37,7 +37,8 @@ impl Command for CreateAclList {
     const NAME: &'static str = "createNetworkACLList";
 
     fn spec() -> Spec {
-        Spec::new("Creates a network ACL list for a VPC", ALL)
+        Spec::new("Creates a network ACL list for a VPC")
+            .roles(ALL)
             .params([
                 NAME.spec(),
                 DESCRIPTION.spec(),

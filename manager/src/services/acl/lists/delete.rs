@@ -31,12 +31,10 @@ impl Command for DeleteAclList {
     const NAME: &'static str = "deleteNetworkACLList";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Deletes a network ACL list that no tier or private gateway uses",
-            ALL,
-        )
-        .params([ID.spec()])
-        .returns("networkacllist", vec![])
+        Spec::new("Deletes a network ACL list that no tier or private gateway uses")
+            .roles(ALL)
+            .params([ID.spec()])
+            .returns("networkacllist", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -32,7 +32,8 @@ impl Command for ListAclLists {
     const NAME: &'static str = "listNetworkACLLists";
 
     fn spec() -> Spec {
-        Spec::new("Lists network ACL lists, the default lists included", ALL)
+        Spec::new("Lists network ACL lists, the default lists included")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 NAME.spec(),

@@ -52,12 +52,10 @@ impl Command for ReplaceAclList {
     const NAME: &'static str = "replaceNetworkACLList";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Attaches an ACL list to a tier or a private gateway in place of its current one",
-            ALL,
-        )
-        .params([ACL.spec(), TIER.spec(), GATEWAY.spec()])
-        .returns("networkacllist", vec![])
+        Spec::new("Attaches an ACL list to a tier or a private gateway in place of its current one")
+            .roles(ALL)
+            .params([ACL.spec(), TIER.spec(), GATEWAY.spec()])
+            .returns("networkacllist", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

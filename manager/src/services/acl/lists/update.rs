@@ -42,7 +42,8 @@ impl Command for UpdateAclList {
     const NAME: &'static str = "updateNetworkACLList";
 
     fn spec() -> Spec {
-        Spec::new("Renames a network ACL list or changes its description", ALL)
+        Spec::new("Renames a network ACL list or changes its description")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 NAME.spec(),

@@ -38,7 +38,8 @@ impl Command for ListConfigurations {
     const NAME: &'static str = "listConfigurations";
 
     fn spec() -> Spec {
-        Spec::new("Lists the global configuration keys and their values", ROOT)
+        Spec::new("Lists the global configuration keys and their values")
+            .roles(ROOT)
             .params([
                 NAME.spec(),
                 CATEGORY.spec(),

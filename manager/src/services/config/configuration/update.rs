@@ -32,18 +32,16 @@ impl Command for UpdateConfiguration {
     const NAME: &'static str = "updateConfiguration";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Sets a global configuration value; an empty value restores the default",
-            ROOT,
-        )
-        .params([
-            NAME.spec(),
-            VALUE.spec(),
-            ZONE.spec(),
-            ACCOUNT.spec(),
-            DOMAIN.spec(),
-        ])
-        .returns("configuration", CONFIG_FIELDS)
+        Spec::new("Sets a global configuration value; an empty value restores the default")
+            .roles(ROOT)
+            .params([
+                NAME.spec(),
+                VALUE.spec(),
+                ZONE.spec(),
+                ACCOUNT.spec(),
+                DOMAIN.spec(),
+            ])
+            .returns("configuration", CONFIG_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

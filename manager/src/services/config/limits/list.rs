@@ -41,7 +41,8 @@ impl Command for ListResourceLimits {
     const NAME: &'static str = "listResourceLimits";
 
     fn spec() -> Spec {
-        Spec::new("Lists the limits in force for an account or a domain", ALL)
+        Spec::new("Lists the limits in force for an account or a domain")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 RESOURCE_TYPE.spec(),

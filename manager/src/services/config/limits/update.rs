@@ -32,17 +32,15 @@ impl Command for UpdateResourceLimit {
     const NAME: &'static str = "updateResourceLimit";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Sets the limit of a resource type for an account or a domain",
-            ADMINS,
-        )
-        .params([
-            RESOURCE_TYPE.spec(),
-            MAX.spec(),
-            ACCOUNT.spec(),
-            DOMAIN.spec(),
-        ])
-        .returns("resourcelimit", LIMIT_FIELDS)
+        Spec::new("Sets the limit of a resource type for an account or a domain")
+            .roles(ADMINS)
+            .params([
+                RESOURCE_TYPE.spec(),
+                MAX.spec(),
+                ACCOUNT.spec(),
+                DOMAIN.spec(),
+            ])
+            .returns("resourcelimit", LIMIT_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

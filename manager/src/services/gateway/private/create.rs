@@ -69,7 +69,8 @@ impl Command for CreatePrivateGateway {
     const NAME: &'static str = "createPrivateGateway";
 
     fn spec() -> Spec {
-        Spec::new("Creates a private gateway of a VPC on a VLAN", ALL)
+        Spec::new("Creates a private gateway of a VPC on a VLAN")
+            .roles(ALL)
             .params([
                 VPC.spec(),
                 IP_ADDRESS.spec(),

@@ -30,7 +30,8 @@ impl Command for DeletePrivateGateway {
     const NAME: &'static str = "deletePrivateGateway";
 
     fn spec() -> Spec {
-        Spec::new("Deletes a private gateway that no static route uses", ALL)
+        Spec::new("Deletes a private gateway that no static route uses")
+            .roles(ALL)
             .params([ID.spec()])
             .returns("privategateway", vec![])
     }

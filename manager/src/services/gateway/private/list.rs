@@ -34,7 +34,8 @@ impl Command for ListPrivateGateways {
     const NAME: &'static str = "listPrivateGateways";
 
     fn spec() -> Spec {
-        Spec::new("Lists private gateways", ALL)
+        Spec::new("Lists private gateways")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 VPC.spec(),

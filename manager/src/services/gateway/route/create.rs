@@ -42,12 +42,10 @@ impl Command for CreateStaticRoute {
     const NAME: &'static str = "createStaticRoute";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Creates a static route of a VPC through a private gateway or to a next hop",
-            ALL,
-        )
-        .params([CIDR.spec(), GATEWAY.spec(), NEXT_HOP.spec(), VPC.spec()])
-        .returns("staticroute", ROUTE_FIELDS)
+        Spec::new("Creates a static route of a VPC through a private gateway or to a next hop")
+            .roles(ALL)
+            .params([CIDR.spec(), GATEWAY.spec(), NEXT_HOP.spec(), VPC.spec()])
+            .returns("staticroute", ROUTE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

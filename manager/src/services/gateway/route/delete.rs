@@ -25,7 +25,8 @@ impl Command for DeleteStaticRoute {
     const NAME: &'static str = "deleteStaticRoute";
 
     fn spec() -> Spec {
-        Spec::new("Deletes a static route", ALL)
+        Spec::new("Deletes a static route")
+            .roles(ALL)
             .params([ID.spec()])
             .returns("staticroute", vec![])
     }

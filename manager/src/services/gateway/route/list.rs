@@ -31,7 +31,8 @@ impl Command for ListStaticRoutes {
     const NAME: &'static str = "listStaticRoutes";
 
     fn spec() -> Spec {
-        Spec::new("Lists static routes", ALL)
+        Spec::new("Lists static routes")
+            .roles(ALL)
             .params([ID.spec(), VPC.spec(), GATEWAY.spec(), STATE.spec()])
             .params(ListArgs::specs())
             .returns("staticroute", ROUTE_FIELDS)

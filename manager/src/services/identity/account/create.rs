@@ -33,7 +33,8 @@ impl Command for CreateAccount {
     const NAME: &'static str = "createAccount";
 
     fn spec() -> Spec {
-        Spec::new("Creates an account with its first user", ADMINS)
+        Spec::new("Creates an account with its first user")
+            .roles(ADMINS)
             .params(NewUserArgs::specs(vec![
                 ACCOUNT_TYPE.spec(),
                 ACCOUNT.spec(),

@@ -24,7 +24,8 @@ impl Command for DeleteAccount {
     const NAME: &'static str = "deleteAccount";
 
     fn spec() -> Spec {
-        Spec::new("Deletes an account with its users", ADMINS)
+        Spec::new("Deletes an account with its users")
+            .roles(ADMINS)
             .params([ID.spec()])
             .returns("account", vec![])
     }

@@ -33,7 +33,8 @@ impl Command for ListAccounts {
     const NAME: &'static str = "listAccounts";
 
     fn spec() -> Spec {
-        Spec::new("Lists accounts", ALL)
+        Spec::new("Lists accounts")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 NAME.spec(),

@@ -28,13 +28,11 @@ impl Command for DisableAccount {
     const NAME: &'static str = "disableAccount";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Disables an account: its users can no longer call the API",
-            ADMINS,
-        )
-        .params(AccountRef::specs())
-        .params([LOCK.spec()])
-        .returns("account", ACCOUNT_FIELDS)
+        Spec::new("Disables an account: its users can no longer call the API")
+            .roles(ADMINS)
+            .params(AccountRef::specs())
+            .params([LOCK.spec()])
+            .returns("account", ACCOUNT_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -82,7 +80,8 @@ impl Command for EnableAccount {
     const NAME: &'static str = "enableAccount";
 
     fn spec() -> Spec {
-        Spec::new("Enables a disabled account", ADMINS)
+        Spec::new("Enables a disabled account")
+            .roles(ADMINS)
             .params(AccountRef::specs())
             .returns("account", ACCOUNT_FIELDS)
     }

@@ -26,7 +26,8 @@ impl Command for UpdateAccount {
     const NAME: &'static str = "updateAccount";
 
     fn spec() -> Spec {
-        Spec::new("Renames an account or changes its network domain", ADMINS)
+        Spec::new("Renames an account or changes its network domain")
+            .roles(ADMINS)
             .params(AccountRef::specs())
             .params([NEW_NAME.spec(), NETWORK_DOMAIN.spec()])
             .returns("account", ACCOUNT_FIELDS)

@@ -29,7 +29,8 @@ impl Command for CreateDomain {
     const NAME: &'static str = "createDomain";
 
     fn spec() -> Spec {
-        Spec::new("Creates a domain below a parent domain", ADMINS)
+        Spec::new("Creates a domain below a parent domain")
+            .roles(ADMINS)
             .params([NAME.spec(), PARENT.spec(), NETWORK_DOMAIN.spec()])
             .returns("domain", DOMAIN_FIELDS)
     }

@@ -40,12 +40,10 @@ impl Command for DeleteDomain {
     const NAME: &'static str = "deleteDomain";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Deletes a domain; with cleanup=true also its sub-domains and accounts",
-            ADMINS,
-        )
-        .params([ID.spec(), CLEANUP.spec()])
-        .returns("domain", vec![])
+        Spec::new("Deletes a domain; with cleanup=true also its sub-domains and accounts")
+            .roles(ADMINS)
+            .params([ID.spec(), CLEANUP.spec()])
+            .returns("domain", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -27,7 +27,8 @@ impl Command for ListDomains {
     const NAME: &'static str = "listDomains";
 
     fn spec() -> Spec {
-        Spec::new("Lists domains", ALL)
+        Spec::new("Lists domains")
+            .roles(ALL)
             .params([ID.spec(), NAME.spec(), LEVEL.spec()])
             .params(Paging::specs())
             .returns("domain", DOMAIN_FIELDS)

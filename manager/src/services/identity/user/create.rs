@@ -23,7 +23,8 @@ impl Command for CreateUser {
     const NAME: &'static str = "createUser";
 
     fn spec() -> Spec {
-        Spec::new("Creates a user in an account", ADMINS)
+        Spec::new("Creates a user in an account")
+            .roles(ADMINS)
             .params(NewUserArgs::specs(vec![ACCOUNT.spec()]))
             .returns("user", USER_FIELDS)
     }

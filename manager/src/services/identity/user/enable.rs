@@ -22,12 +22,10 @@ impl Command for EnableUser {
     const NAME: &'static str = "enableUser";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Enables a user (and its account), forgetting its wrong passwords",
-            ADMINS,
-        )
-        .params([USER_ID.spec()])
-        .returns("user", USER_FIELDS)
+        Spec::new("Enables a user (and its account), forgetting its wrong passwords")
+            .roles(ADMINS)
+            .params([USER_ID.spec()])
+            .returns("user", USER_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -15,7 +15,8 @@ use super::{USER_ID, managed_user};
 /// The spec both commands share: one user by `id`, any role (the body
 /// checks the caller may manage that user), a `userkeys` object.
 fn keys_spec(description: &'static str) -> Spec {
-    Spec::new(description, ALL)
+    Spec::new(description)
+        .roles(ALL)
         .params([USER_ID.spec()])
         .returns(
             "userkeys",

@@ -39,7 +39,8 @@ impl Command for ListUsers {
     const NAME: &'static str = "listUsers";
 
     fn spec() -> Spec {
-        Spec::new("Lists users", ALL)
+        Spec::new("Lists users")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 USERNAME.spec(),

@@ -56,7 +56,8 @@ pub struct MembersJob {
 }
 
 fn spec(description: &'static str) -> Spec {
-    Spec::new(description, ALL)
+    Spec::new(description)
+        .roles(ALL)
         .params([ID.spec(), VMS.spec(), VM_IP_MAP.spec()])
         .returns("loadbalancer", vec![])
 }

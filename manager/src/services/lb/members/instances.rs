@@ -45,8 +45,8 @@ impl Command for ListLoadBalancerRuleInstances {
         Spec::new(
             "Lists the VMs of a load balancer rule (applied=false: the VMs that \
                           could join it)",
-            ALL,
         )
+        .roles(ALL)
         .params([
             ID.spec(),
             APPLIED.spec(),

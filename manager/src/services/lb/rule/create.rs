@@ -66,27 +66,25 @@ impl Command for CreateLoadBalancerRule {
     const NAME: &'static str = "createLoadBalancerRule";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Creates a public load balancer rule on a VPC public IP address",
-            ALL,
-        )
-        .params([
-            NAME.spec(),
-            ALGORITHM.spec(),
-            PRIVATE_PORT.spec(),
-            PUBLIC_PORT.spec(),
-            PUBLIC_IP.spec(),
-            NETWORK.spec(),
-            PROTOCOL.spec(),
-            CIDRS.spec(),
-            DESCRIPTION.spec(),
-            OPEN_FIREWALL.spec(),
-            ZONE.spec(),
-            ACCOUNT.spec(),
-            DOMAIN.spec(),
-            FOR_DISPLAY.spec(),
-        ])
-        .returns("loadbalancer", LB_FIELDS)
+        Spec::new("Creates a public load balancer rule on a VPC public IP address")
+            .roles(ALL)
+            .params([
+                NAME.spec(),
+                ALGORITHM.spec(),
+                PRIVATE_PORT.spec(),
+                PUBLIC_PORT.spec(),
+                PUBLIC_IP.spec(),
+                NETWORK.spec(),
+                PROTOCOL.spec(),
+                CIDRS.spec(),
+                DESCRIPTION.spec(),
+                OPEN_FIREWALL.spec(),
+                ZONE.spec(),
+                ACCOUNT.spec(),
+                DOMAIN.spec(),
+                FOR_DISPLAY.spec(),
+            ])
+            .returns("loadbalancer", LB_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -26,7 +26,8 @@ impl Command for DeleteLoadBalancerRule {
     const NAME: &'static str = "deleteLoadBalancerRule";
 
     fn spec() -> Spec {
-        Spec::new("Deletes a load balancer rule", ALL)
+        Spec::new("Deletes a load balancer rule")
+            .roles(ALL)
             .params([ID.spec()])
             .returns("loadbalancer", vec![])
     }

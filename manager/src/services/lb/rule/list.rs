@@ -35,7 +35,8 @@ impl Command for ListLoadBalancerRules {
     const NAME: &'static str = "listLoadBalancerRules";
 
     fn spec() -> Spec {
-        Spec::new("Lists load balancer rules", ALL)
+        Spec::new("Lists load balancer rules")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 NAME.spec(),

@@ -50,7 +50,8 @@ impl Command for UpdateLoadBalancerRule {
     const NAME: &'static str = "updateLoadBalancerRule";
 
     fn spec() -> Spec {
-        Spec::new("Changes the name or algorithm of a load balancer rule", ALL)
+        Spec::new("Changes the name or algorithm of a load balancer rule")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 NAME.spec(),

@@ -68,25 +68,23 @@ impl Command for CreatePortForwardingRule {
     const NAME: &'static str = "createPortForwardingRule";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Forwards ports of a VPC public IP address to a VM in a tier",
-            ALL,
-        )
-        .params([
-            IP.spec(),
-            PRIVATE_PORT.spec(),
-            PUBLIC_PORT.spec(),
-            PROTOCOL.spec(),
-            VM.spec(),
-            PRIVATE_END_PORT.spec(),
-            PUBLIC_END_PORT.spec(),
-            CIDRS.spec(),
-            NETWORK.spec(),
-            VM_GUEST_IP.spec(),
-            OPEN_FIREWALL.spec(),
-            FOR_DISPLAY.spec(),
-        ])
-        .returns("portforwardingrule", PF_FIELDS)
+        Spec::new("Forwards ports of a VPC public IP address to a VM in a tier")
+            .roles(ALL)
+            .params([
+                IP.spec(),
+                PRIVATE_PORT.spec(),
+                PUBLIC_PORT.spec(),
+                PROTOCOL.spec(),
+                VM.spec(),
+                PRIVATE_END_PORT.spec(),
+                PUBLIC_END_PORT.spec(),
+                CIDRS.spec(),
+                NETWORK.spec(),
+                VM_GUEST_IP.spec(),
+                OPEN_FIREWALL.spec(),
+                FOR_DISPLAY.spec(),
+            ])
+            .returns("portforwardingrule", PF_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -24,7 +24,8 @@ impl Command for DeletePortForwardingRule {
     const NAME: &'static str = "deletePortForwardingRule";
 
     fn spec() -> Spec {
-        Spec::new("Deletes a port forwarding rule", ALL)
+        Spec::new("Deletes a port forwarding rule")
+            .roles(ALL)
             .params([RULE_ID.spec()])
             .returns("portforwardingrule", vec![])
     }

@@ -24,7 +24,8 @@ impl Command for ListPortForwardingRules {
     const NAME: &'static str = "listPortForwardingRules";
 
     fn spec() -> Spec {
-        Spec::new("Lists port forwarding rules", ALL)
+        Spec::new("Lists port forwarding rules")
+            .roles(ALL)
             .params([ID.spec(), IP.spec(), NETWORK.spec(), FOR_DISPLAY.spec()])
             .params(ListArgs::specs())
             .returns("portforwardingrule", PF_FIELDS)

@@ -68,7 +68,8 @@ impl Command for UpdatePortForwardingRule {
     const NAME: &'static str = "updatePortForwardingRule";
 
     fn spec() -> Spec {
-        Spec::new("Changes where a port forwarding rule forwards to", ALL)
+        Spec::new("Changes where a port forwarding rule forwards to")
+            .roles(ALL)
             .params([
                 RULE_ID.spec(),
                 PRIVATE_PORT.spec(),

@@ -35,7 +35,8 @@ impl Command for DisableStaticNat {
     const NAME: &'static str = "disableStaticNat";
 
     fn spec() -> Spec {
-        Spec::new("Removes the static NAT mapping of a public IP address", ALL)
+        Spec::new("Removes the static NAT mapping of a public IP address")
+            .roles(ALL)
             .params([IP.spec()])
             .returns("success", vec![])
     }

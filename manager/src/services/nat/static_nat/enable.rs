@@ -34,12 +34,10 @@ impl Command for EnableStaticNat {
     const NAME: &'static str = "enableStaticNat";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Maps a public IP address of a VPC one-to-one to a VM address in a tier",
-            ALL,
-        )
-        .params([IP.spec(), VM.spec(), NETWORK.spec(), VM_GUEST_IP.spec()])
-        .returns("success", vec![])
+        Spec::new("Maps a public IP address of a VPC one-to-one to a VM address in a tier")
+            .roles(ALL)
+            .params([IP.spec(), VM.spec(), NETWORK.spec(), VM_GUEST_IP.spec()])
+            .returns("success", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

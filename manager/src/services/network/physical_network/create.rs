@@ -43,7 +43,8 @@ impl Command for CreatePhysicalNetwork {
     const NAME: &'static str = "createPhysicalNetwork";
 
     fn spec() -> Spec {
-        Spec::new("Creates a physical network in a zone", ROOT)
+        Spec::new("Creates a physical network in a zone")
+            .roles(ROOT)
             .params([
                 ZONE.spec(),
                 NAME.spec(),

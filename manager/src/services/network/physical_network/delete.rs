@@ -22,12 +22,10 @@ impl Command for DeletePhysicalNetwork {
     const NAME: &'static str = "deletePhysicalNetwork";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Deletes a physical network that has no public IP ranges",
-            ROOT,
-        )
-        .params([ID.spec()])
-        .returns("physicalnetwork", vec![])
+        Spec::new("Deletes a physical network that has no public IP ranges")
+            .roles(ROOT)
+            .params([ID.spec()])
+            .returns("physicalnetwork", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -26,7 +26,8 @@ impl Command for ListPhysicalNetworks {
     const NAME: &'static str = "listPhysicalNetworks";
 
     fn spec() -> Spec {
-        Spec::new("Lists physical networks", ROOT)
+        Spec::new("Lists physical networks")
+            .roles(ROOT)
             .params([ID.spec(), ZONE.spec(), NAME.spec()])
             .params(Paging::specs())
             .returns("physicalnetwork", PHYSNET_FIELDS)

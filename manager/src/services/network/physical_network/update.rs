@@ -39,12 +39,10 @@ impl Command for UpdatePhysicalNetwork {
     const NAME: &'static str = "updatePhysicalNetwork";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Changes the guest VLAN/VNI range or the state of a physical network",
-            ROOT,
-        )
-        .params([ID.spec(), VLAN.spec(), STATE.spec(), TAGS.spec()])
-        .returns("physicalnetwork", PHYSNET_FIELDS)
+        Spec::new("Changes the guest VLAN/VNI range or the state of a physical network")
+            .roles(ROOT)
+            .params([ID.spec(), VLAN.spec(), STATE.spec(), TAGS.spec()])
+            .returns("physicalnetwork", PHYSNET_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

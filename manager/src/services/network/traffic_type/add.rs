@@ -59,7 +59,8 @@ impl Command for AddTrafficType {
     const NAME: &'static str = "addTrafficType";
 
     fn spec() -> Spec {
-        Spec::new("Adds a traffic type to a physical network", ROOT)
+        Spec::new("Adds a traffic type to a physical network")
+            .roles(ROOT)
             .params([
                 PHYSNET.spec(),
                 TRAFFIC_TYPE.spec(),

@@ -22,7 +22,8 @@ impl Command for ListTrafficTypes {
     const NAME: &'static str = "listTrafficTypes";
 
     fn spec() -> Spec {
-        Spec::new("Lists the traffic types of a physical network", ROOT)
+        Spec::new("Lists the traffic types of a physical network")
+            .roles(ROOT)
             .params([PHYSNET.spec()])
             .params(Paging::specs_with(KEYWORD))
             .returns("traffictype", TRAFFIC_TYPE_FIELDS)

@@ -60,7 +60,8 @@ impl Command for CreateVlanIpRange {
     const NAME: &'static str = "createVlanIpRange";
 
     fn spec() -> Spec {
-        Spec::new("Creates a public IP range in a zone", ROOT)
+        Spec::new("Creates a public IP range in a zone")
+            .roles(ROOT)
             .params([
                 ZONE.spec(),
                 PHYSNET.spec(),

@@ -19,12 +19,10 @@ impl Command for DeleteVlanIpRange {
     const NAME: &'static str = "deleteVlanIpRange";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Deletes a public IP range none of whose addresses is allocated",
-            ROOT,
-        )
-        .params([ID.spec()])
-        .returns("vlaniprange", vec![])
+        Spec::new("Deletes a public IP range none of whose addresses is allocated")
+            .roles(ROOT)
+            .params([ID.spec()])
+            .returns("vlaniprange", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -39,7 +39,8 @@ impl Command for ListVlanIpRanges {
     const NAME: &'static str = "listVlanIpRanges";
 
     fn spec() -> Spec {
-        Spec::new("Lists public IP ranges", ROOT)
+        Spec::new("Lists public IP ranges")
+            .roles(ROOT)
             .params([
                 ID.spec(),
                 ZONE.spec(),

@@ -28,7 +28,8 @@ impl Command for ListServiceOfferings {
     const NAME: &'static str = "listServiceOfferings";
 
     fn spec() -> Spec {
-        Spec::new("Lists the service offerings of VMs", ALL)
+        Spec::new("Lists the service offerings of VMs")
+            .roles(ALL)
             .params([
                 ID.spec(),
                 NAME.spec(),

@@ -34,7 +34,8 @@ impl Command for ListTemplates {
     const NAME: &'static str = "listTemplates";
 
     fn spec() -> Spec {
-        Spec::new("Lists the templates VMs can be deployed from", ALL)
+        Spec::new("Lists the templates VMs can be deployed from")
+            .roles(ALL)
             .params([
                 FILTER.spec(),
                 ID.spec(),

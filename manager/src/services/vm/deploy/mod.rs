@@ -101,7 +101,8 @@ impl Command for DeployVirtualMachine {
     const NAME: &'static str = "deployVirtualMachine";
 
     fn spec() -> Spec {
-        Spec::new("Creates a VM in VPC tiers and starts it", ALL)
+        Spec::new("Creates a VM in VPC tiers and starts it")
+            .roles(ALL)
             .params([
                 ZONE.spec(),
                 SERVICE_OFFERING.spec(),

@@ -45,7 +45,8 @@ impl Command for ListRouters {
     const NAME: &'static str = "listRouters";
 
     fn spec() -> Spec {
-        Spec::new("Lists VPC virtual routers", ADMINS)
+        Spec::new("Lists VPC virtual routers")
+            .roles(ADMINS)
             .params([
                 ID.spec(),
                 NAME.spec(),

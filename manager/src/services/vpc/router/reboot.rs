@@ -32,12 +32,10 @@ impl Command for RebootRouter {
     const NAME: &'static str = "rebootRouter";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Reboots a VPC virtual router and re-sends its whole configuration",
-            ADMINS,
-        )
-        .params([ID.spec(), FORCED.spec()])
-        .returns("router", ROUTER_FIELDS)
+        Spec::new("Reboots a VPC virtual router and re-sends its whole configuration")
+            .roles(ADMINS)
+            .params([ID.spec(), FORCED.spec()])
+            .returns("router", ROUTER_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

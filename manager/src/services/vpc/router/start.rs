@@ -23,12 +23,10 @@ impl Command for StartRouter {
     const NAME: &'static str = "startRouter";
 
     fn spec() -> Spec {
-        Spec::new(
-            "Starts a VPC virtual router with its whole configuration",
-            ADMINS,
-        )
-        .params([ID.spec()])
-        .returns("router", ROUTER_FIELDS)
+        Spec::new("Starts a VPC virtual router with its whole configuration")
+            .roles(ADMINS)
+            .params([ID.spec()])
+            .returns("router", ROUTER_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

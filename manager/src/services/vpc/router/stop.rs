@@ -29,7 +29,8 @@ impl Command for StopRouter {
     const NAME: &'static str = "stopRouter";
 
     fn spec() -> Spec {
-        Spec::new("Stops a VPC virtual router", ADMINS)
+        Spec::new("Stops a VPC virtual router")
+            .roles(ADMINS)
             .params([ID.spec(), FORCED.spec()])
             .returns("router", ROUTER_FIELDS)
     }
