@@ -52,7 +52,7 @@ pub struct Spec {
 }
 
 /// A spec is built in one chain, `Spec::new(description).roles(roles)
-/// .params([..]).returns(object, fields)`, so a command says only what is
+/// .param(ID).param(NAME).returns(object, fields)`, so a command says only what is
 /// its own; the fields stay public for commands written as a literal.
 impl Spec {
     /// A command no role may call yet, with no parameters, no response
@@ -74,7 +74,13 @@ impl Spec {
         self
     }
 
-    /// Appends parameters, in the order `listApis` shows them.
+    /// Appends a parameter: `listApis` shows them in the order they are added.
+    pub fn param<T: ArgType>(mut self, arg: Arg<T>) -> Self {
+        self.params.push(arg.spec());
+        self
+    }
+
+    /// Appends a group of parameters (`ListArgs::specs()`, ...).
     pub fn params(mut self, params: impl IntoIterator<Item = ParamSpec>) -> Self {
         self.params.extend(params);
         self

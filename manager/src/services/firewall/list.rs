@@ -31,12 +31,10 @@ impl Command for ListFirewallRules {
     fn spec() -> Spec {
         Spec::new("Lists firewall rules: always none, VPC tiers use network ACLs")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                IP_ADDRESS.spec(),
-                NETWORK.spec(),
-                FOR_DISPLAY.spec(),
-            ])
+            .param(ID)
+            .param(IP_ADDRESS)
+            .param(NETWORK)
+            .param(FOR_DISPLAY)
             .params(ListArgs::specs())
             .returns("firewallrule", vec![])
     }

@@ -51,17 +51,15 @@ impl Command for CreateFirewallRule {
     fn spec() -> Spec {
         Spec::new("Refused for VPC addresses: VPC tiers use network ACLs (createNetworkACL)")
             .roles(ALL)
-            .params([
-                IP_ADDRESS.spec(),
-                PROTOCOL.spec(),
-                START_PORT.spec(),
-                END_PORT.spec(),
-                CIDRS.spec(),
-                ICMP_TYPE.spec(),
-                ICMP_CODE.spec(),
-                TYPE.spec(),
-                FOR_DISPLAY.spec(),
-            ])
+            .param(IP_ADDRESS)
+            .param(PROTOCOL)
+            .param(START_PORT)
+            .param(END_PORT)
+            .param(CIDRS)
+            .param(ICMP_TYPE)
+            .param(ICMP_CODE)
+            .param(TYPE)
+            .param(FOR_DISPLAY)
             .returns("firewallrule", vec![])
     }
 
@@ -98,7 +96,7 @@ impl Command for DeleteFirewallRule {
     fn spec() -> Spec {
         Spec::new("Refused: VPC addresses have no firewall rules")
             .roles(ALL)
-            .params([ID.spec()])
+            .param(ID)
             .returns("firewallrule", vec![])
     }
 

@@ -75,15 +75,13 @@ impl Command for AssociateIpAddress {
     fn spec() -> Spec {
         Spec::new("Acquires a public IP address for a VPC")
             .roles(ALL)
-            .params([
-                VPC.spec(),
-                NETWORK.spec(),
-                ZONE.spec(),
-                ADDRESS.spec(),
-                PORTABLE.spec(),
-                REGION.spec(),
-                FOR_DISPLAY.spec(),
-            ])
+            .param(VPC)
+            .param(NETWORK)
+            .param(ZONE)
+            .param(ADDRESS)
+            .param(PORTABLE)
+            .param(REGION)
+            .param(FOR_DISPLAY)
             .params(OwnerArgs::specs())
             .returns("ipaddress", IP_FIELDS)
     }

@@ -50,7 +50,8 @@ impl Command for DisassociateIpAddress {
                           gives it up",
         )
         .roles(ALL)
-        .params([ID.spec(), ADDRESS.spec()])
+        .param(ID)
+        .param(ADDRESS)
         .returns("ipaddress", vec![])
     }
 

@@ -63,22 +63,20 @@ impl Command for ListPublicIpAddresses {
     fn spec() -> Spec {
         Spec::new("Lists public IP addresses")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                ADDRESS.spec(),
-                VPC.spec(),
-                ASSOCIATED_NETWORK.spec(),
-                NETWORK.spec(),
-                ZONE.spec(),
-                SOURCE_NAT.spec(),
-                STATIC_NAT.spec(),
-                ALLOCATED_ONLY.spec(),
-                STATE.spec(),
-                FOR_VIRTUAL_NETWORK.spec(),
-                RANGE.spec(),
-                FOR_LOAD_BALANCING.spec(),
-                PHYSICAL_NETWORK.spec(),
-            ])
+            .param(ID)
+            .param(ADDRESS)
+            .param(VPC)
+            .param(ASSOCIATED_NETWORK)
+            .param(NETWORK)
+            .param(ZONE)
+            .param(SOURCE_NAT)
+            .param(STATIC_NAT)
+            .param(ALLOCATED_ONLY)
+            .param(STATE)
+            .param(FOR_VIRTUAL_NETWORK)
+            .param(RANGE)
+            .param(FOR_LOAD_BALANCING)
+            .param(PHYSICAL_NETWORK)
             .params(ListArgs::specs())
             .returns("publicipaddress", IP_FIELDS)
     }

@@ -21,7 +21,7 @@ impl Command for ListApis {
     fn spec() -> Spec {
         Spec::new("Lists the APIs the caller may call, with their parameters and responses")
             .roles(ALL)
-            .params([NAME.spec()])
+            .param(NAME)
             .returns(
                 "api",
                 vec![

@@ -28,13 +28,11 @@ impl Command for ListAsyncJobs {
     fn spec() -> Spec {
         Spec::new("Lists the async jobs the caller may see")
             .roles(ALL)
-            .params([
-                START_DATE.spec(),
-                LIST_ALL.spec(),
-                PAGE.spec(),
-                PAGE_SIZE.spec(),
-                KEYWORD.spec(),
-            ])
+            .param(START_DATE)
+            .param(LIST_ALL)
+            .param(PAGE)
+            .param(PAGE_SIZE)
+            .param(KEYWORD)
             .returns("asyncjobs", JOB_FIELDS)
     }
 

@@ -24,7 +24,7 @@ impl Command for QueryAsyncJobResult {
     fn spec() -> Spec {
         Spec::new("Returns the status and result of an async job")
             .roles(ALL)
-            .params([JOB_ID.spec()])
+            .param(JOB_ID)
             .returns("asyncjobs", JOB_FIELDS)
     }
 

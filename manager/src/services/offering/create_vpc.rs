@@ -56,13 +56,11 @@ impl Command for CreateVpcOffering {
     fn spec() -> Spec {
         Spec::new("Creates a VPC offering (Disabled unless enable=true)")
             .roles(ROOT)
-            .params([
-                NAME.spec(),
-                DISPLAY_TEXT.spec(),
-                SERVICES.spec(),
-                PROVIDERS.spec(),
-                ENABLE.spec(),
-            ])
+            .param(NAME)
+            .param(DISPLAY_TEXT)
+            .param(SERVICES)
+            .param(PROVIDERS)
+            .param(ENABLE)
             .returns("vpcoffering", VPC_OFFERING_FIELDS)
     }
 

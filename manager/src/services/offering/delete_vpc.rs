@@ -26,7 +26,7 @@ impl Command for DeleteVpcOffering {
     fn spec() -> Spec {
         Spec::new("Deletes a VPC offering that is not the default and no VPC uses")
             .roles(ROOT)
-            .params([ID.spec()])
+            .param(ID)
             .returns("vpcoffering", vec![])
     }
 

@@ -44,17 +44,15 @@ impl Command for ListNetworkOfferings {
     fn spec() -> Spec {
         Spec::new("Lists network offerings")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                NAME.spec(),
-                FOR_VPC.spec(),
-                STATE.spec(),
-                IS_DEFAULT.spec(),
-                GUEST_IP_TYPE.spec(),
-                TRAFFIC_TYPE.spec(),
-                SERVICES.spec(),
-                ZONE.spec(),
-            ])
+            .param(ID)
+            .param(NAME)
+            .param(FOR_VPC)
+            .param(STATE)
+            .param(IS_DEFAULT)
+            .param(GUEST_IP_TYPE)
+            .param(TRAFFIC_TYPE)
+            .param(SERVICES)
+            .param(ZONE)
             .params(OfferingListArgs::paging_specs())
             .returns("networkoffering", NETWORK_OFFERING_FIELDS)
     }

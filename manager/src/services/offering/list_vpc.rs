@@ -28,14 +28,12 @@ impl Command for ListVpcOfferings {
     fn spec() -> Spec {
         Spec::new("Lists VPC offerings")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                NAME.spec(),
-                STATE.spec(),
-                IS_DEFAULT.spec(),
-                SERVICES.spec(),
-                ZONE.spec(),
-            ])
+            .param(ID)
+            .param(NAME)
+            .param(STATE)
+            .param(IS_DEFAULT)
+            .param(SERVICES)
+            .param(ZONE)
             .params(OfferingListArgs::paging_specs())
             .returns("vpcoffering", VPC_OFFERING_FIELDS)
     }

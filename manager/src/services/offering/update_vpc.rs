@@ -50,13 +50,11 @@ impl Command for UpdateVpcOffering {
     fn spec() -> Spec {
         Spec::new("Changes the name, description or state of a VPC offering")
             .roles(ROOT)
-            .params([
-                ID.spec(),
-                NAME.spec(),
-                DISPLAY_TEXT.spec(),
-                STATE.spec(),
-                SORT_KEY.spec(),
-            ])
+            .param(ID)
+            .param(NAME)
+            .param(DISPLAY_TEXT)
+            .param(STATE)
+            .param(SORT_KEY)
             .returns("vpcoffering", VPC_OFFERING_FIELDS)
     }
 

@@ -94,19 +94,17 @@ impl Command for CreateNetwork {
     fn spec() -> Spec {
         Spec::new("Creates a tier of a VPC")
             .roles(ALL)
-            .params([
-                NAME.spec(),
-                DISPLAY_TEXT.spec(),
-                OFFERING.spec(),
-                ZONE.spec(),
-                VPC.spec(),
-                GATEWAY.spec(),
-                NETMASK.spec(),
-                ACL.spec(),
-                NETWORK_DOMAIN.spec(),
-                ACL_TYPE.spec(),
-                DISPLAY_NETWORK.spec(),
-            ])
+            .param(NAME)
+            .param(DISPLAY_TEXT)
+            .param(OFFERING)
+            .param(ZONE)
+            .param(VPC)
+            .param(GATEWAY)
+            .param(NETMASK)
+            .param(ACL)
+            .param(NETWORK_DOMAIN)
+            .param(ACL_TYPE)
+            .param(DISPLAY_NETWORK)
             .params(OwnerArgs::specs())
             .returns("network", NETWORK_FIELDS)
     }

@@ -48,7 +48,8 @@ impl Command for DeleteNetwork {
     fn spec() -> Spec {
         Spec::new("Deletes a tier in which no VM is left")
             .roles(ALL)
-            .params([ID.spec(), FORCED.spec()])
+            .param(ID)
+            .param(FORCED)
             .returns("network", vec![])
     }
 

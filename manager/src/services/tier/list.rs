@@ -70,22 +70,20 @@ impl Command for ListNetworks {
     fn spec() -> Spec {
         Spec::new("Lists the tiers the caller may see")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                NAME.spec(),
-                VPC.spec(),
-                FOR_VPC.spec(),
-                ZONE.spec(),
-                TRAFFIC_TYPE.spec(),
-                TYPE.spec(),
-                IS_SYSTEM.spec(),
-                OFFERING.spec(),
-                PHYSICAL.spec(),
-                RESTART_REQUIRED.spec(),
-                CAN_USE_FOR_DEPLOY.spec(),
-                SERVICES.spec(),
-                ACL_TYPE.spec(),
-            ])
+            .param(ID)
+            .param(NAME)
+            .param(VPC)
+            .param(FOR_VPC)
+            .param(ZONE)
+            .param(TRAFFIC_TYPE)
+            .param(TYPE)
+            .param(IS_SYSTEM)
+            .param(OFFERING)
+            .param(PHYSICAL)
+            .param(RESTART_REQUIRED)
+            .param(CAN_USE_FOR_DEPLOY)
+            .param(SERVICES)
+            .param(ACL_TYPE)
             .params(ListArgs::specs())
             .returns("network", NETWORK_FIELDS)
     }

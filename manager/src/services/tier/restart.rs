@@ -35,12 +35,10 @@ impl Command for RestartNetwork {
     fn spec() -> Spec {
         Spec::new("Sends an implemented tier to its router again")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                CLEANUP.spec(),
-                MAKE_REDUNDANT.spec(),
-                LIVE_PATCH.spec(),
-            ])
+            .param(ID)
+            .param(CLEANUP)
+            .param(MAKE_REDUNDANT)
+            .param(LIVE_PATCH)
             .returns("network", vec![])
     }
 

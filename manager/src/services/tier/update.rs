@@ -49,13 +49,11 @@ impl Command for UpdateNetwork {
     fn spec() -> Spec {
         Spec::new("Renames a tier or changes its description")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                NAME.spec(),
-                DISPLAY_TEXT.spec(),
-                NETWORK_DOMAIN.spec(),
-                OFFERING.spec(),
-            ])
+            .param(ID)
+            .param(NAME)
+            .param(DISPLAY_TEXT)
+            .param(NETWORK_DOMAIN)
+            .param(OFFERING)
             .returns("network", NETWORK_FIELDS)
     }
 

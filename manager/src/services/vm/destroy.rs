@@ -45,7 +45,8 @@ impl Command for DestroyVirtualMachine {
     fn spec() -> Spec {
         Spec::new("Destroys a VM (and expunges it with expunge=true)")
             .roles(ALL)
-            .params([ID.spec(), EXPUNGE.spec()])
+            .param(ID)
+            .param(EXPUNGE)
             .returns("virtualmachine", VM_FIELDS)
     }
 

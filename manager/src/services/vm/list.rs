@@ -46,18 +46,16 @@ impl Command for ListVirtualMachines {
     fn spec() -> Spec {
         Spec::new("Lists the VMs the caller may see")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                IDS.spec(),
-                NAME.spec(),
-                STATE.spec(),
-                ZONE.spec(),
-                NETWORK.spec(),
-                VPC.spec(),
-                SERVICE_OFFERING.spec(),
-                TEMPLATE.spec(),
-                DETAILS.spec(),
-            ])
+            .param(ID)
+            .param(IDS)
+            .param(NAME)
+            .param(STATE)
+            .param(ZONE)
+            .param(NETWORK)
+            .param(VPC)
+            .param(SERVICE_OFFERING)
+            .param(TEMPLATE)
+            .param(DETAILS)
             .params(ListArgs::specs())
             .returns("virtualmachine", VM_FIELDS)
     }

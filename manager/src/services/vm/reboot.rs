@@ -27,7 +27,7 @@ impl Command for RebootVirtualMachine {
     fn spec() -> Spec {
         Spec::new("Reboots a running VM")
             .roles(ALL)
-            .params([ID.spec()])
+            .param(ID)
             .returns("virtualmachine", VM_FIELDS)
     }
 

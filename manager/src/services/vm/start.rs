@@ -32,7 +32,7 @@ impl Command for StartVirtualMachine {
     fn spec() -> Spec {
         Spec::new("Starts a stopped VM")
             .roles(ALL)
-            .params([ID.spec()])
+            .param(ID)
             .returns("virtualmachine", VM_FIELDS)
     }
 

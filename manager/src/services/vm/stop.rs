@@ -46,7 +46,8 @@ impl Command for StopVirtualMachine {
     fn spec() -> Spec {
         Spec::new("Stops a running VM; it keeps its addresses")
             .roles(ALL)
-            .params([ID.spec(), FORCED.spec()])
+            .param(ID)
+            .param(FORCED)
             .returns("virtualmachine", VM_FIELDS)
     }
 

@@ -73,21 +73,19 @@ impl Command for CreateVpc {
     fn spec() -> Spec {
         Spec::new("Creates a VPC and starts its virtual router")
             .roles(ALL)
-            .params([
-                NAME.spec(),
-                ZONE.spec(),
-                OFFERING.spec(),
-                CIDR.spec(),
-                CIDR_SIZE.spec(),
-                DISPLAY_TEXT.spec(),
-                NETWORK_DOMAIN.spec(),
-                START.spec(),
-                PUBLIC_MTU.spec(),
-                DNS1.spec(),
-                DNS2.spec(),
-                SOURCE_NAT.spec(),
-                FOR_DISPLAY.spec(),
-            ])
+            .param(NAME)
+            .param(ZONE)
+            .param(OFFERING)
+            .param(CIDR)
+            .param(CIDR_SIZE)
+            .param(DISPLAY_TEXT)
+            .param(NETWORK_DOMAIN)
+            .param(START)
+            .param(PUBLIC_MTU)
+            .param(DNS1)
+            .param(DNS2)
+            .param(SOURCE_NAT)
+            .param(FOR_DISPLAY)
             .params(OwnerArgs::specs())
             .returns("vpc", VPC_FIELDS)
     }

@@ -26,7 +26,7 @@ impl Command for DeleteVpc {
     const NAME: &'static str = "deleteVPC";
 
     fn spec() -> Spec {
-        Spec::new("Deletes a VPC without tiers, with its router, addresses, gateways, routes and ACL lists").roles(ALL).params([ID.spec()]).returns("vpc", vec![])
+        Spec::new("Deletes a VPC without tiers, with its router, addresses, gateways, routes and ACL lists").roles(ALL).param(ID).returns("vpc", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

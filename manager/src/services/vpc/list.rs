@@ -52,18 +52,16 @@ impl Command for ListVpcs {
     fn spec() -> Spec {
         Spec::new("Lists VPCs")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                ZONE.spec(),
-                NAME.spec(),
-                DISPLAY_TEXT.spec(),
-                CIDR.spec(),
-                OFFERING.spec(),
-                SERVICES.spec(),
-                STATE.spec(),
-                RESTART_REQUIRED.spec(),
-                FOR_DISPLAY.spec(),
-            ])
+            .param(ID)
+            .param(ZONE)
+            .param(NAME)
+            .param(DISPLAY_TEXT)
+            .param(CIDR)
+            .param(OFFERING)
+            .param(SERVICES)
+            .param(STATE)
+            .param(RESTART_REQUIRED)
+            .param(FOR_DISPLAY)
             .params(ListArgs::specs())
             .returns("vpc", VPC_FIELDS)
     }

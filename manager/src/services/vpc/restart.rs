@@ -52,12 +52,10 @@ impl Command for RestartVpc {
             "Restarts a VPC: re-sends its whole configuration, or with cleanup replaces its router",
         )
         .roles(ALL)
-        .params([
-            ID.spec(),
-            CLEANUP.spec(),
-            MAKE_REDUNDANT.spec(),
-            LIVE_PATCH.spec(),
-        ])
+        .param(ID)
+        .param(CLEANUP)
+        .param(MAKE_REDUNDANT)
+        .param(LIVE_PATCH)
         .returns("vpc", vec![])
     }
 

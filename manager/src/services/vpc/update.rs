@@ -62,15 +62,13 @@ impl Command for UpdateVpc {
             "Renames a VPC, changes its description, its source NAT address or its public MTU",
         )
         .roles(ALL)
-        .params([
-            ID.spec(),
-            NAME.spec(),
-            DISPLAY_TEXT.spec(),
-            SOURCE_NAT.spec(),
-            PUBLIC_MTU.spec(),
-            FOR_DISPLAY.spec(),
-            CUSTOM_ID.spec(),
-        ])
+        .param(ID)
+        .param(NAME)
+        .param(DISPLAY_TEXT)
+        .param(SOURCE_NAT)
+        .param(PUBLIC_MTU)
+        .param(FOR_DISPLAY)
+        .param(CUSTOM_ID)
         .returns("vpc", VPC_FIELDS)
     }
 

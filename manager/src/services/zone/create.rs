@@ -41,18 +41,16 @@ impl Command for CreateZone {
     fn spec() -> Spec {
         Spec::new("Creates an Advanced zone")
             .roles(ROOT)
-            .params([
-                NAME.spec(),
-                NETWORK_TYPE.spec(),
-                DNS1.spec(),
-                INTERNAL_DNS1.spec(),
-                DNS2.spec(),
-                INTERNAL_DNS2.spec(),
-                GUEST_CIDR.spec(),
-                DOMAIN.spec(),
-                DESCRIPTION.spec(),
-                ALLOCATION_STATE.spec(),
-            ])
+            .param(NAME)
+            .param(NETWORK_TYPE)
+            .param(DNS1)
+            .param(INTERNAL_DNS1)
+            .param(DNS2)
+            .param(INTERNAL_DNS2)
+            .param(GUEST_CIDR)
+            .param(DOMAIN)
+            .param(DESCRIPTION)
+            .param(ALLOCATION_STATE)
             .returns("zone", ZONE_FIELDS)
     }
 

@@ -23,7 +23,7 @@ impl Command for DeleteZone {
     fn spec() -> Spec {
         Spec::new("Deletes a zone that has no physical networks")
             .roles(ROOT)
-            .params([ID.spec()])
+            .param(ID)
             .returns("zone", vec![])
     }
 

@@ -38,16 +38,14 @@ impl Command for ListZones {
     fn spec() -> Spec {
         Spec::new("Lists zones")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                IDS.spec(),
-                NAME.spec(),
-                AVAILABLE.spec(),
-                NETWORK_TYPE.spec(),
-                KEYWORD.spec(),
-                PAGE.spec(),
-                PAGE_SIZE.spec(),
-            ])
+            .param(ID)
+            .param(IDS)
+            .param(NAME)
+            .param(AVAILABLE)
+            .param(NETWORK_TYPE)
+            .param(KEYWORD)
+            .param(PAGE)
+            .param(PAGE_SIZE)
             .returns("zone", ZONE_FIELDS)
     }
 

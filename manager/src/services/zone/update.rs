@@ -25,7 +25,8 @@ impl Command for UpdateZone {
     fn spec() -> Spec {
         Spec::new("Updates a zone")
             .roles(ROOT)
-            .params([ID.spec(), ALLOCATION_STATE.spec()])
+            .param(ID)
+            .param(ALLOCATION_STATE)
             .returns("zone", ZONE_FIELDS)
     }
 

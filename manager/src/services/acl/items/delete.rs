@@ -26,7 +26,7 @@ impl Command for DeleteAclItem {
     fn spec() -> Spec {
         Spec::new("Deletes an item of a network ACL list")
             .roles(ALL)
-            .params([ID.spec()])
+            .param(ID)
             .returns("networkacl", vec![])
     }
 

@@ -39,12 +39,10 @@ impl Command for CreateAclList {
     fn spec() -> Spec {
         Spec::new("Creates a network ACL list for a VPC")
             .roles(ALL)
-            .params([
-                NAME.spec(),
-                DESCRIPTION.spec(),
-                VPC.spec(),
-                FOR_DISPLAY.spec(),
-            ])
+            .param(NAME)
+            .param(DESCRIPTION)
+            .param(VPC)
+            .param(FOR_DISPLAY)
             .returns("networkacllist", LIST_FIELDS)
     }
 

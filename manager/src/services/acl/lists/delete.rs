@@ -33,7 +33,7 @@ impl Command for DeleteAclList {
     fn spec() -> Spec {
         Spec::new("Deletes a network ACL list that no tier or private gateway uses")
             .roles(ALL)
-            .params([ID.spec()])
+            .param(ID)
             .returns("networkacllist", vec![])
     }
 

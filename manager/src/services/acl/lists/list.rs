@@ -34,13 +34,11 @@ impl Command for ListAclLists {
     fn spec() -> Spec {
         Spec::new("Lists network ACL lists, the default lists included")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                NAME.spec(),
-                VPC.spec(),
-                TIER.spec(),
-                FOR_DISPLAY.spec(),
-            ])
+            .param(ID)
+            .param(NAME)
+            .param(VPC)
+            .param(TIER)
+            .param(FOR_DISPLAY)
             .params(ListArgs::specs())
             .returns("networkacllist", LIST_FIELDS)
     }

@@ -54,7 +54,9 @@ impl Command for ReplaceAclList {
     fn spec() -> Spec {
         Spec::new("Attaches an ACL list to a tier or a private gateway in place of its current one")
             .roles(ALL)
-            .params([ACL.spec(), TIER.spec(), GATEWAY.spec()])
+            .param(ACL)
+            .param(TIER)
+            .param(GATEWAY)
             .returns("networkacllist", vec![])
     }
 

@@ -44,13 +44,11 @@ impl Command for UpdateAclList {
     fn spec() -> Spec {
         Spec::new("Renames a network ACL list or changes its description")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                NAME.spec(),
-                DESCRIPTION.spec(),
-                FOR_DISPLAY.spec(),
-                CUSTOM_ID.spec(),
-            ])
+            .param(ID)
+            .param(NAME)
+            .param(DESCRIPTION)
+            .param(FOR_DISPLAY)
+            .param(CUSTOM_ID)
             .returns("networkacllist", LIST_FIELDS)
     }
 

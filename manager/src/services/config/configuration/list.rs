@@ -40,13 +40,11 @@ impl Command for ListConfigurations {
     fn spec() -> Spec {
         Spec::new("Lists the global configuration keys and their values")
             .roles(ROOT)
-            .params([
-                NAME.spec(),
-                CATEGORY.spec(),
-                ZONE.spec(),
-                ACCOUNT.spec(),
-                DOMAIN.spec(),
-            ])
+            .param(NAME)
+            .param(CATEGORY)
+            .param(ZONE)
+            .param(ACCOUNT)
+            .param(DOMAIN)
             .params(Paging::specs())
             .returns("configuration", CONFIG_FIELDS)
     }

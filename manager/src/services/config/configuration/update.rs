@@ -34,13 +34,11 @@ impl Command for UpdateConfiguration {
     fn spec() -> Spec {
         Spec::new("Sets a global configuration value; an empty value restores the default")
             .roles(ROOT)
-            .params([
-                NAME.spec(),
-                VALUE.spec(),
-                ZONE.spec(),
-                ACCOUNT.spec(),
-                DOMAIN.spec(),
-            ])
+            .param(NAME)
+            .param(VALUE)
+            .param(ZONE)
+            .param(ACCOUNT)
+            .param(DOMAIN)
             .returns("configuration", CONFIG_FIELDS)
     }
 

@@ -43,15 +43,13 @@ impl Command for ListResourceLimits {
     fn spec() -> Spec {
         Spec::new("Lists the limits in force for an account or a domain")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                RESOURCE_TYPE.spec(),
-                RESOURCE_TYPE_NAME.spec(),
-                ACCOUNT.spec(),
-                DOMAIN.spec(),
-                RECURSIVE.spec(),
-                LIST_ALL.spec(),
-            ])
+            .param(ID)
+            .param(RESOURCE_TYPE)
+            .param(RESOURCE_TYPE_NAME)
+            .param(ACCOUNT)
+            .param(DOMAIN)
+            .param(RECURSIVE)
+            .param(LIST_ALL)
             .params(Paging::specs())
             .returns("resourcelimit", LIMIT_FIELDS)
     }

@@ -34,12 +34,10 @@ impl Command for UpdateResourceLimit {
     fn spec() -> Spec {
         Spec::new("Sets the limit of a resource type for an account or a domain")
             .roles(ADMINS)
-            .params([
-                RESOURCE_TYPE.spec(),
-                MAX.spec(),
-                ACCOUNT.spec(),
-                DOMAIN.spec(),
-            ])
+            .param(RESOURCE_TYPE)
+            .param(MAX)
+            .param(ACCOUNT)
+            .param(DOMAIN)
             .returns("resourcelimit", LIMIT_FIELDS)
     }
 

@@ -71,18 +71,16 @@ impl Command for CreatePrivateGateway {
     fn spec() -> Spec {
         Spec::new("Creates a private gateway of a VPC on a VLAN")
             .roles(ALL)
-            .params([
-                VPC.spec(),
-                IP_ADDRESS.spec(),
-                GATEWAY.spec(),
-                NETMASK.spec(),
-                VLAN.spec(),
-                PHYSICAL_NETWORK.spec(),
-                SOURCE_NAT.spec(),
-                ACL.spec(),
-                ASSOCIATED_NETWORK.spec(),
-                BYPASS_VLAN_CHECK.spec(),
-            ])
+            .param(VPC)
+            .param(IP_ADDRESS)
+            .param(GATEWAY)
+            .param(NETMASK)
+            .param(VLAN)
+            .param(PHYSICAL_NETWORK)
+            .param(SOURCE_NAT)
+            .param(ACL)
+            .param(ASSOCIATED_NETWORK)
+            .param(BYPASS_VLAN_CHECK)
             .returns("privategateway", GATEWAY_FIELDS)
     }
 

@@ -32,7 +32,7 @@ impl Command for DeletePrivateGateway {
     fn spec() -> Spec {
         Spec::new("Deletes a private gateway that no static route uses")
             .roles(ALL)
-            .params([ID.spec()])
+            .param(ID)
             .returns("privategateway", vec![])
     }
 

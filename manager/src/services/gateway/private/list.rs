@@ -36,13 +36,11 @@ impl Command for ListPrivateGateways {
     fn spec() -> Spec {
         Spec::new("Lists private gateways")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                VPC.spec(),
-                IP_ADDRESS.spec(),
-                VLAN.spec(),
-                STATE.spec(),
-            ])
+            .param(ID)
+            .param(VPC)
+            .param(IP_ADDRESS)
+            .param(VLAN)
+            .param(STATE)
             .params(ListArgs::specs())
             .returns("privategateway", GATEWAY_FIELDS)
     }

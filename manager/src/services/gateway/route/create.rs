@@ -44,7 +44,10 @@ impl Command for CreateStaticRoute {
     fn spec() -> Spec {
         Spec::new("Creates a static route of a VPC through a private gateway or to a next hop")
             .roles(ALL)
-            .params([CIDR.spec(), GATEWAY.spec(), NEXT_HOP.spec(), VPC.spec()])
+            .param(CIDR)
+            .param(GATEWAY)
+            .param(NEXT_HOP)
+            .param(VPC)
             .returns("staticroute", ROUTE_FIELDS)
     }
 

@@ -27,7 +27,7 @@ impl Command for DeleteStaticRoute {
     fn spec() -> Spec {
         Spec::new("Deletes a static route")
             .roles(ALL)
-            .params([ID.spec()])
+            .param(ID)
             .returns("staticroute", vec![])
     }
 

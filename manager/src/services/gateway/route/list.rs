@@ -33,7 +33,10 @@ impl Command for ListStaticRoutes {
     fn spec() -> Spec {
         Spec::new("Lists static routes")
             .roles(ALL)
-            .params([ID.spec(), VPC.spec(), GATEWAY.spec(), STATE.spec()])
+            .param(ID)
+            .param(VPC)
+            .param(GATEWAY)
+            .param(STATE)
             .params(ListArgs::specs())
             .returns("staticroute", ROUTE_FIELDS)
     }

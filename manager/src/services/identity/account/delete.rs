@@ -26,7 +26,7 @@ impl Command for DeleteAccount {
     fn spec() -> Spec {
         Spec::new("Deletes an account with its users")
             .roles(ADMINS)
-            .params([ID.spec()])
+            .param(ID)
             .returns("account", vec![])
     }
 

@@ -35,13 +35,11 @@ impl Command for ListAccounts {
     fn spec() -> Spec {
         Spec::new("Lists accounts")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                NAME.spec(),
-                DOMAIN.spec(),
-                ACCOUNT_TYPE.spec(),
-                STATE.spec(),
-            ])
+            .param(ID)
+            .param(NAME)
+            .param(DOMAIN)
+            .param(ACCOUNT_TYPE)
+            .param(STATE)
             .params(Paging::specs())
             .returns("account", ACCOUNT_FIELDS)
     }

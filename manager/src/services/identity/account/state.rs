@@ -31,7 +31,7 @@ impl Command for DisableAccount {
         Spec::new("Disables an account: its users can no longer call the API")
             .roles(ADMINS)
             .params(AccountRef::specs())
-            .params([LOCK.spec()])
+            .param(LOCK)
             .returns("account", ACCOUNT_FIELDS)
     }
 

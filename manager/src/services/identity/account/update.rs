@@ -29,7 +29,8 @@ impl Command for UpdateAccount {
         Spec::new("Renames an account or changes its network domain")
             .roles(ADMINS)
             .params(AccountRef::specs())
-            .params([NEW_NAME.spec(), NETWORK_DOMAIN.spec()])
+            .param(NEW_NAME)
+            .param(NETWORK_DOMAIN)
             .returns("account", ACCOUNT_FIELDS)
     }
 

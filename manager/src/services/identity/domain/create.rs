@@ -31,7 +31,9 @@ impl Command for CreateDomain {
     fn spec() -> Spec {
         Spec::new("Creates a domain below a parent domain")
             .roles(ADMINS)
-            .params([NAME.spec(), PARENT.spec(), NETWORK_DOMAIN.spec()])
+            .param(NAME)
+            .param(PARENT)
+            .param(NETWORK_DOMAIN)
             .returns("domain", DOMAIN_FIELDS)
     }
 

@@ -42,7 +42,8 @@ impl Command for DeleteDomain {
     fn spec() -> Spec {
         Spec::new("Deletes a domain; with cleanup=true also its sub-domains and accounts")
             .roles(ADMINS)
-            .params([ID.spec(), CLEANUP.spec()])
+            .param(ID)
+            .param(CLEANUP)
             .returns("domain", vec![])
     }
 

@@ -29,7 +29,9 @@ impl Command for ListDomains {
     fn spec() -> Spec {
         Spec::new("Lists domains")
             .roles(ALL)
-            .params([ID.spec(), NAME.spec(), LEVEL.spec()])
+            .param(ID)
+            .param(NAME)
+            .param(LEVEL)
             .params(Paging::specs())
             .returns("domain", DOMAIN_FIELDS)
     }

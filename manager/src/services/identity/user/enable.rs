@@ -24,7 +24,7 @@ impl Command for EnableUser {
     fn spec() -> Spec {
         Spec::new("Enables a user (and its account), forgetting its wrong passwords")
             .roles(ADMINS)
-            .params([USER_ID.spec()])
+            .param(USER_ID)
             .returns("user", USER_FIELDS)
     }
 

@@ -41,13 +41,11 @@ impl Command for ListUsers {
     fn spec() -> Spec {
         Spec::new("Lists users")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                USERNAME.spec(),
-                ACCOUNT.spec(),
-                DOMAIN.spec(),
-                STATE.spec(),
-            ])
+            .param(ID)
+            .param(USERNAME)
+            .param(ACCOUNT)
+            .param(DOMAIN)
+            .param(STATE)
             .params(Paging::specs())
             .returns("user", USER_FIELDS)
     }

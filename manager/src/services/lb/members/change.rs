@@ -58,7 +58,9 @@ pub struct MembersJob {
 fn spec(description: &'static str) -> Spec {
     Spec::new(description)
         .roles(ALL)
-        .params([ID.spec(), VMS.spec(), VM_IP_MAP.spec()])
+        .param(ID)
+        .param(VMS)
+        .param(VM_IP_MAP)
         .returns("loadbalancer", vec![])
 }
 

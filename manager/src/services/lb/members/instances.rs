@@ -47,14 +47,12 @@ impl Command for ListLoadBalancerRuleInstances {
                           could join it)",
         )
         .roles(ALL)
-        .params([
-            ID.spec(),
-            APPLIED.spec(),
-            LB_VM_IPS.spec(),
-            KEYWORD.spec(),
-            PAGE.spec(),
-            PAGE_SIZE.spec(),
-        ])
+        .param(ID)
+        .param(APPLIED)
+        .param(LB_VM_IPS)
+        .param(KEYWORD)
+        .param(PAGE)
+        .param(PAGE_SIZE)
         .returns("loadbalancerruleinstance", vec![])
     }
 

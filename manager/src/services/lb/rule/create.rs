@@ -68,22 +68,20 @@ impl Command for CreateLoadBalancerRule {
     fn spec() -> Spec {
         Spec::new("Creates a public load balancer rule on a VPC public IP address")
             .roles(ALL)
-            .params([
-                NAME.spec(),
-                ALGORITHM.spec(),
-                PRIVATE_PORT.spec(),
-                PUBLIC_PORT.spec(),
-                PUBLIC_IP.spec(),
-                NETWORK.spec(),
-                PROTOCOL.spec(),
-                CIDRS.spec(),
-                DESCRIPTION.spec(),
-                OPEN_FIREWALL.spec(),
-                ZONE.spec(),
-                ACCOUNT.spec(),
-                DOMAIN.spec(),
-                FOR_DISPLAY.spec(),
-            ])
+            .param(NAME)
+            .param(ALGORITHM)
+            .param(PRIVATE_PORT)
+            .param(PUBLIC_PORT)
+            .param(PUBLIC_IP)
+            .param(NETWORK)
+            .param(PROTOCOL)
+            .param(CIDRS)
+            .param(DESCRIPTION)
+            .param(OPEN_FIREWALL)
+            .param(ZONE)
+            .param(ACCOUNT)
+            .param(DOMAIN)
+            .param(FOR_DISPLAY)
             .returns("loadbalancer", LB_FIELDS)
     }
 

@@ -28,7 +28,7 @@ impl Command for DeleteLoadBalancerRule {
     fn spec() -> Spec {
         Spec::new("Deletes a load balancer rule")
             .roles(ALL)
-            .params([ID.spec()])
+            .param(ID)
             .returns("loadbalancer", vec![])
     }
 

@@ -37,15 +37,13 @@ impl Command for ListLoadBalancerRules {
     fn spec() -> Spec {
         Spec::new("Lists load balancer rules")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                NAME.spec(),
-                PUBLIC_IP.spec(),
-                NETWORK.spec(),
-                VM.spec(),
-                ZONE.spec(),
-                FOR_DISPLAY.spec(),
-            ])
+            .param(ID)
+            .param(NAME)
+            .param(PUBLIC_IP)
+            .param(NETWORK)
+            .param(VM)
+            .param(ZONE)
+            .param(FOR_DISPLAY)
             .params(ListArgs::specs())
             .returns("loadbalancerrule", LB_FIELDS)
     }

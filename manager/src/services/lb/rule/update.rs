@@ -52,14 +52,12 @@ impl Command for UpdateLoadBalancerRule {
     fn spec() -> Spec {
         Spec::new("Changes the name or algorithm of a load balancer rule")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                NAME.spec(),
-                ALGORITHM.spec(),
-                DESCRIPTION.spec(),
-                FOR_DISPLAY.spec(),
-                CUSTOM_ID.spec(),
-            ])
+            .param(ID)
+            .param(NAME)
+            .param(ALGORITHM)
+            .param(DESCRIPTION)
+            .param(FOR_DISPLAY)
+            .param(CUSTOM_ID)
             .returns("loadbalancer", LB_FIELDS)
     }
 

@@ -70,20 +70,18 @@ impl Command for CreatePortForwardingRule {
     fn spec() -> Spec {
         Spec::new("Forwards ports of a VPC public IP address to a VM in a tier")
             .roles(ALL)
-            .params([
-                IP.spec(),
-                PRIVATE_PORT.spec(),
-                PUBLIC_PORT.spec(),
-                PROTOCOL.spec(),
-                VM.spec(),
-                PRIVATE_END_PORT.spec(),
-                PUBLIC_END_PORT.spec(),
-                CIDRS.spec(),
-                NETWORK.spec(),
-                VM_GUEST_IP.spec(),
-                OPEN_FIREWALL.spec(),
-                FOR_DISPLAY.spec(),
-            ])
+            .param(IP)
+            .param(PRIVATE_PORT)
+            .param(PUBLIC_PORT)
+            .param(PROTOCOL)
+            .param(VM)
+            .param(PRIVATE_END_PORT)
+            .param(PUBLIC_END_PORT)
+            .param(CIDRS)
+            .param(NETWORK)
+            .param(VM_GUEST_IP)
+            .param(OPEN_FIREWALL)
+            .param(FOR_DISPLAY)
             .returns("portforwardingrule", PF_FIELDS)
     }
 

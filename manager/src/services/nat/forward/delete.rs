@@ -26,7 +26,7 @@ impl Command for DeletePortForwardingRule {
     fn spec() -> Spec {
         Spec::new("Deletes a port forwarding rule")
             .roles(ALL)
-            .params([RULE_ID.spec()])
+            .param(RULE_ID)
             .returns("portforwardingrule", vec![])
     }
 

@@ -26,7 +26,10 @@ impl Command for ListPortForwardingRules {
     fn spec() -> Spec {
         Spec::new("Lists port forwarding rules")
             .roles(ALL)
-            .params([ID.spec(), IP.spec(), NETWORK.spec(), FOR_DISPLAY.spec()])
+            .param(ID)
+            .param(IP)
+            .param(NETWORK)
+            .param(FOR_DISPLAY)
             .params(ListArgs::specs())
             .returns("portforwardingrule", PF_FIELDS)
     }

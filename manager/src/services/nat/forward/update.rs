@@ -70,15 +70,13 @@ impl Command for UpdatePortForwardingRule {
     fn spec() -> Spec {
         Spec::new("Changes where a port forwarding rule forwards to")
             .roles(ALL)
-            .params([
-                RULE_ID.spec(),
-                PRIVATE_PORT.spec(),
-                PRIVATE_END_PORT.spec(),
-                VM.spec(),
-                VM_GUEST_IP.spec(),
-                FOR_DISPLAY.spec(),
-                CUSTOM_ID.spec(),
-            ])
+            .param(RULE_ID)
+            .param(PRIVATE_PORT)
+            .param(PRIVATE_END_PORT)
+            .param(VM)
+            .param(VM_GUEST_IP)
+            .param(FOR_DISPLAY)
+            .param(CUSTOM_ID)
             .returns("portforwardingrule", PF_FIELDS)
     }
 

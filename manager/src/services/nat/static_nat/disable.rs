@@ -37,7 +37,7 @@ impl Command for DisableStaticNat {
     fn spec() -> Spec {
         Spec::new("Removes the static NAT mapping of a public IP address")
             .roles(ALL)
-            .params([IP.spec()])
+            .param(IP)
             .returns("success", vec![])
     }
 

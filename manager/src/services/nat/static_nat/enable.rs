@@ -36,7 +36,10 @@ impl Command for EnableStaticNat {
     fn spec() -> Spec {
         Spec::new("Maps a public IP address of a VPC one-to-one to a VM address in a tier")
             .roles(ALL)
-            .params([IP.spec(), VM.spec(), NETWORK.spec(), VM_GUEST_IP.spec()])
+            .param(IP)
+            .param(VM)
+            .param(NETWORK)
+            .param(VM_GUEST_IP)
             .returns("success", vec![])
     }
 

@@ -45,14 +45,12 @@ impl Command for CreatePhysicalNetwork {
     fn spec() -> Spec {
         Spec::new("Creates a physical network in a zone")
             .roles(ROOT)
-            .params([
-                ZONE.spec(),
-                NAME.spec(),
-                ISOLATION.spec(),
-                VLAN.spec(),
-                BROADCAST.spec(),
-                TAGS.spec(),
-            ])
+            .param(ZONE)
+            .param(NAME)
+            .param(ISOLATION)
+            .param(VLAN)
+            .param(BROADCAST)
+            .param(TAGS)
             .returns("physicalnetwork", PHYSNET_FIELDS)
     }
 

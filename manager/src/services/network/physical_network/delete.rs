@@ -24,7 +24,7 @@ impl Command for DeletePhysicalNetwork {
     fn spec() -> Spec {
         Spec::new("Deletes a physical network that has no public IP ranges")
             .roles(ROOT)
-            .params([ID.spec()])
+            .param(ID)
             .returns("physicalnetwork", vec![])
     }
 

@@ -28,7 +28,9 @@ impl Command for ListPhysicalNetworks {
     fn spec() -> Spec {
         Spec::new("Lists physical networks")
             .roles(ROOT)
-            .params([ID.spec(), ZONE.spec(), NAME.spec()])
+            .param(ID)
+            .param(ZONE)
+            .param(NAME)
             .params(Paging::specs())
             .returns("physicalnetwork", PHYSNET_FIELDS)
     }

@@ -41,7 +41,10 @@ impl Command for UpdatePhysicalNetwork {
     fn spec() -> Spec {
         Spec::new("Changes the guest VLAN/VNI range or the state of a physical network")
             .roles(ROOT)
-            .params([ID.spec(), VLAN.spec(), STATE.spec(), TAGS.spec()])
+            .param(ID)
+            .param(VLAN)
+            .param(STATE)
+            .param(TAGS)
             .returns("physicalnetwork", PHYSNET_FIELDS)
     }
 

@@ -61,15 +61,13 @@ impl Command for AddTrafficType {
     fn spec() -> Spec {
         Spec::new("Adds a traffic type to a physical network")
             .roles(ROOT)
-            .params([
-                PHYSNET.spec(),
-                TRAFFIC_TYPE.spec(),
-                KVM_LABEL.spec(),
-                XEN_LABEL.spec(),
-                VMWARE_LABEL.spec(),
-                HYPERV_LABEL.spec(),
-                OVM3_LABEL.spec(),
-            ])
+            .param(PHYSNET)
+            .param(TRAFFIC_TYPE)
+            .param(KVM_LABEL)
+            .param(XEN_LABEL)
+            .param(VMWARE_LABEL)
+            .param(HYPERV_LABEL)
+            .param(OVM3_LABEL)
             .returns("traffictype", TRAFFIC_TYPE_FIELDS)
     }
 

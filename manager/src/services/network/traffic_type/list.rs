@@ -24,7 +24,7 @@ impl Command for ListTrafficTypes {
     fn spec() -> Spec {
         Spec::new("Lists the traffic types of a physical network")
             .roles(ROOT)
-            .params([PHYSNET.spec()])
+            .param(PHYSNET)
             .params(Paging::specs_with(KEYWORD))
             .returns("traffictype", TRAFFIC_TYPE_FIELDS)
     }

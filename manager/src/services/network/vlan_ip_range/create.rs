@@ -62,19 +62,17 @@ impl Command for CreateVlanIpRange {
     fn spec() -> Spec {
         Spec::new("Creates a public IP range in a zone")
             .roles(ROOT)
-            .params([
-                ZONE.spec(),
-                PHYSNET.spec(),
-                VLAN.spec(),
-                GATEWAY.spec(),
-                NETMASK.spec(),
-                START.spec(),
-                END.spec(),
-                FOR_VIRTUAL_NETWORK.spec(),
-                ACCOUNT.spec(),
-                DOMAIN.spec(),
-                PROJECT.spec(),
-            ])
+            .param(ZONE)
+            .param(PHYSNET)
+            .param(VLAN)
+            .param(GATEWAY)
+            .param(NETMASK)
+            .param(START)
+            .param(END)
+            .param(FOR_VIRTUAL_NETWORK)
+            .param(ACCOUNT)
+            .param(DOMAIN)
+            .param(PROJECT)
             .returns("vlan", RANGE_FIELDS)
     }
 

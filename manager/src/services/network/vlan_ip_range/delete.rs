@@ -21,7 +21,7 @@ impl Command for DeleteVlanIpRange {
     fn spec() -> Spec {
         Spec::new("Deletes a public IP range none of whose addresses is allocated")
             .roles(ROOT)
-            .params([ID.spec()])
+            .param(ID)
             .returns("vlaniprange", vec![])
     }
 

@@ -41,13 +41,11 @@ impl Command for ListVlanIpRanges {
     fn spec() -> Spec {
         Spec::new("Lists public IP ranges")
             .roles(ROOT)
-            .params([
-                ID.spec(),
-                ZONE.spec(),
-                PHYSNET.spec(),
-                VLAN.spec(),
-                FOR_VIRTUAL_NETWORK.spec(),
-            ])
+            .param(ID)
+            .param(ZONE)
+            .param(PHYSNET)
+            .param(VLAN)
+            .param(FOR_VIRTUAL_NETWORK)
             .params(Paging::specs())
             .returns("vlaniprange", RANGE_FIELDS)
     }

@@ -30,13 +30,11 @@ impl Command for ListServiceOfferings {
     fn spec() -> Spec {
         Spec::new("Lists the service offerings of VMs")
             .roles(ALL)
-            .params([
-                ID.spec(),
-                NAME.spec(),
-                IS_SYSTEM.spec(),
-                ZONE.spec(),
-                VM.spec(),
-            ])
+            .param(ID)
+            .param(NAME)
+            .param(IS_SYSTEM)
+            .param(ZONE)
+            .param(VM)
             .params(CatalogPaging::specs())
             .returns(
                 "serviceoffering",

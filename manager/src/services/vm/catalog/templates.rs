@@ -36,13 +36,11 @@ impl Command for ListTemplates {
     fn spec() -> Spec {
         Spec::new("Lists the templates VMs can be deployed from")
             .roles(ALL)
-            .params([
-                FILTER.spec(),
-                ID.spec(),
-                NAME.spec(),
-                ZONE.spec(),
-                HYPERVISOR.spec(),
-            ])
+            .param(FILTER)
+            .param(ID)
+            .param(NAME)
+            .param(ZONE)
+            .param(HYPERVISOR)
             .params(CatalogPaging::specs())
             .returns(
                 "template",

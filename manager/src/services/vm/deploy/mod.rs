@@ -103,23 +103,21 @@ impl Command for DeployVirtualMachine {
     fn spec() -> Spec {
         Spec::new("Creates a VM in VPC tiers and starts it")
             .roles(ALL)
-            .params([
-                ZONE.spec(),
-                SERVICE_OFFERING.spec(),
-                TEMPLATE.spec(),
-                NETWORK_IDS.spec(),
-                IP_TO_NETWORK.spec(),
-                IP_ADDRESS.spec(),
-                NAME.spec(),
-                DISPLAY_NAME.spec(),
-                START_VM.spec(),
-                HYPERVISOR.spec(),
-                MAC_ADDRESS.spec(),
-                USER_DATA.spec(),
-                USER_DATA_ID.spec(),
-                KEY_PAIR.spec(),
-                KEY_PAIRS.spec(),
-            ])
+            .param(ZONE)
+            .param(SERVICE_OFFERING)
+            .param(TEMPLATE)
+            .param(NETWORK_IDS)
+            .param(IP_TO_NETWORK)
+            .param(IP_ADDRESS)
+            .param(NAME)
+            .param(DISPLAY_NAME)
+            .param(START_VM)
+            .param(HYPERVISOR)
+            .param(MAC_ADDRESS)
+            .param(USER_DATA)
+            .param(USER_DATA_ID)
+            .param(KEY_PAIR)
+            .param(KEY_PAIRS)
             .params(OwnerArgs::specs())
             .returns("virtualmachine", VM_FIELDS)
     }

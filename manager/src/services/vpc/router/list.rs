@@ -47,21 +47,19 @@ impl Command for ListRouters {
     fn spec() -> Spec {
         Spec::new("Lists VPC virtual routers")
             .roles(ADMINS)
-            .params([
-                ID.spec(),
-                NAME.spec(),
-                STATE.spec(),
-                ZONE.spec(),
-                VPC.spec(),
-                NETWORK.spec(),
-                FOR_VPC.spec(),
-                POD.spec(),
-                HOST.spec(),
-                CLUSTER.spec(),
-                VERSION.spec(),
-                HEALTH_CHECKS_FAILED.spec(),
-                FETCH_HEALTH_CHECKS.spec(),
-            ])
+            .param(ID)
+            .param(NAME)
+            .param(STATE)
+            .param(ZONE)
+            .param(VPC)
+            .param(NETWORK)
+            .param(FOR_VPC)
+            .param(POD)
+            .param(HOST)
+            .param(CLUSTER)
+            .param(VERSION)
+            .param(HEALTH_CHECKS_FAILED)
+            .param(FETCH_HEALTH_CHECKS)
             .params(ListArgs::specs())
             .returns("router", ROUTER_FIELDS)
     }

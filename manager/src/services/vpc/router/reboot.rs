@@ -34,7 +34,8 @@ impl Command for RebootRouter {
     fn spec() -> Spec {
         Spec::new("Reboots a VPC virtual router and re-sends its whole configuration")
             .roles(ADMINS)
-            .params([ID.spec(), FORCED.spec()])
+            .param(ID)
+            .param(FORCED)
             .returns("router", ROUTER_FIELDS)
     }
 

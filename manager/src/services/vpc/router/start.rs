@@ -25,7 +25,7 @@ impl Command for StartRouter {
     fn spec() -> Spec {
         Spec::new("Starts a VPC virtual router with its whole configuration")
             .roles(ADMINS)
-            .params([ID.spec()])
+            .param(ID)
             .returns("router", ROUTER_FIELDS)
     }
 

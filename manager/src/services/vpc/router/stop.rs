@@ -31,7 +31,8 @@ impl Command for StopRouter {
     fn spec() -> Spec {
         Spec::new("Stops a VPC virtual router")
             .roles(ADMINS)
-            .params([ID.spec(), FORCED.spec()])
+            .param(ID)
+            .param(FORCED)
             .returns("router", ROUTER_FIELDS)
     }
 
