@@ -13,9 +13,9 @@ mod private;
 mod route;
 
 use crate::error::Error;
-use crate::server::Ctx;
 use crate::server::registry::Registry;
-use crate::services::owner::{self, Scope};
+use crate::services::owner::Scope;
+use crate::services::vpc::{check_vpc_access, vpc_param};
 use crate::store::{Db, vpc};
 
 /// Registers the private gateway and static route commands.
@@ -26,24 +26,6 @@ pub fn register(registry: &mut Registry) {
     registry.job::<route::CreateStaticRoute>();
     registry.job::<route::DeleteStaticRoute>();
     registry.sync::<route::ListStaticRoutes>();
-}
-
-/// The live VPC named by parameter `param`, which the caller may act on
-/// (431 when it names none, 531 when it is someone else's).
-async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, Error> {
-    let v = vpc::get_by_uuid(&ctx.app.db, id)
-        .await?
-        .filter(|v| v.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(param, id))?;
-    check_vpc_access(ctx, &v)?;
-    Ok(v)
-}
-
-/// Checks that the caller may act on objects of `v` (531). The text does
-/// not name the VPC: a caller who named an object of someone else's VPC
-/// must not learn which VPC that is.
-fn check_vpc_access(ctx: &Ctx, v: &vpc::Vpc) -> Result<(), Error> {
-    owner::check_access(ctx, v.account_id, &v.domain_path, "objects of this VPC")
 }
 
 /// A VPC by internal id (live or not: its objects may outlive it briefly).

@@ -112,6 +112,25 @@ pub async fn live_vpc(ctx: &Ctx, id: Uuid, param: &str) -> Result<vpc::Vpc, Erro
     Ok(v)
 }
 
+/// The live VPC named by parameter `param`, which the caller may act on
+/// (431 when it names none, 531 when it is someone else's), for the
+/// commands on objects of a VPC (ACL lists, gateways, routes).
+pub(crate) async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, Error> {
+    let v = vpc::get_by_uuid(&ctx.app.db, id)
+        .await?
+        .filter(|v| v.removed.is_none())
+        .ok_or_else(|| Error::invalid_id(param, id))?;
+    check_vpc_access(ctx, &v)?;
+    Ok(v)
+}
+
+/// Checks that the caller may act on objects of `v` (531). The text does
+/// not name the VPC: a caller who named an object of someone else's VPC
+/// must not learn which VPC that is.
+pub(crate) fn check_vpc_access(ctx: &Ctx, v: &vpc::Vpc) -> Result<(), Error> {
+    owner::check_access(ctx, v.account_id, &v.domain_path, "objects of this VPC")
+}
+
 /// A job's result: `{"vpc": {...}}`.
 async fn vpc_result(db: &Db, id: i64) -> Result<serde_json::Value, Error> {
     let v = vpc::get_by_id(db, id)

@@ -12,11 +12,11 @@ mod update;
 
 use serde_json::{Value, json};
 
-use super::{check_vpc_access, list_view, vpc_of};
+use super::{list_view, vpc_of};
 use crate::error::Error;
-use crate::server::Ctx;
 use crate::server::registry::{FieldSpec, field};
-use crate::store::{Db, Exec, Page, acl, gateway, network, vpc};
+use crate::services::vpc::vpc_param;
+use crate::store::{Db, Exec, Page, acl, gateway, network};
 
 pub use create::CreateAclList;
 pub use delete::DeleteAclList;
@@ -36,16 +36,6 @@ const LIST_FIELDS: &[FieldSpec] = &[
         "whether the list is shown to users",
     ),
 ];
-
-/// The live VPC named by parameter `param`, which the caller may act on.
-async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, Error> {
-    let v = vpc::get_by_uuid(&ctx.app.db, id)
-        .await?
-        .filter(|v| v.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(param, id))?;
-    check_vpc_access(ctx, &v)?;
-    Ok(v)
-}
 
 /// `{"networkacllist": ...}` of the live list `id`.
 async fn list_result(db: &Db, id: i64) -> Result<Value, Error> {
