@@ -3,9 +3,10 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::CatalogPaging;
+use super::catalog_specs;
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
+use crate::server::list_paging::Paging;
 use crate::server::registry::{ALL, field};
 use crate::server::{Ctx, Reply, date};
 use crate::store::vm;
@@ -21,7 +22,7 @@ pub struct ListServiceOfferings {
     id: Option<Uuid>,
     name: Option<String>,
     is_system: Option<bool>,
-    paging: CatalogPaging,
+    paging: Paging,
 }
 
 impl Command for ListServiceOfferings {
@@ -35,7 +36,7 @@ impl Command for ListServiceOfferings {
             .param(IS_SYSTEM)
             .param(ZONE)
             .param(VM)
-            .params(CatalogPaging::specs())
+            .params(catalog_specs())
             .returns(
                 "serviceoffering",
                 vec![
@@ -55,7 +56,7 @@ impl Command for ListServiceOfferings {
             id: args.get(&ID)?,
             name: args.text(&NAME)?,
             is_system: args.get(&IS_SYSTEM)?,
-            paging: CatalogPaging::parse(args)?,
+            paging: Paging::parse(args)?,
         })
     }
 }

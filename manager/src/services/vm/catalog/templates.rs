@@ -4,9 +4,10 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::CatalogPaging;
+use super::catalog_specs;
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
+use crate::server::list_paging::Paging;
 use crate::server::registry::{ALL, field};
 use crate::server::{Ctx, Reply, Role, date, page_of};
 use crate::store::{Page, vm, zone};
@@ -27,7 +28,7 @@ pub struct ListTemplates {
     id: Option<Uuid>,
     name: Option<String>,
     zone: Option<Uuid>,
-    paging: CatalogPaging,
+    paging: Paging,
 }
 
 impl Command for ListTemplates {
@@ -41,7 +42,7 @@ impl Command for ListTemplates {
             .param(NAME)
             .param(ZONE)
             .param(HYPERVISOR)
-            .params(CatalogPaging::specs())
+            .params(catalog_specs())
             .returns(
                 "template",
                 vec![
@@ -65,7 +66,7 @@ impl Command for ListTemplates {
             id: args.get(&ID)?,
             name: args.text(&NAME)?,
             zone: args.get(&ZONE)?,
-            paging: CatalogPaging::parse(args)?,
+            paging: Paging::parse(args)?,
         })
     }
 }
