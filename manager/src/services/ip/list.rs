@@ -106,10 +106,7 @@ impl SyncCommand for ListPublicIpAddresses {
         let scope = self.list.scope(ctx, self.id.is_some()).await?;
         let page = self.list.page(ctx).await?;
         if self.for_virtual_network == Some(false) {
-            return Ok(Reply::List {
-                count: 0,
-                items: vec![],
-            });
+            return Ok(Reply::empty_list());
         }
         let mut filter = vlan::PublicIpFilter {
             source_nat: self.source_nat,

@@ -82,10 +82,7 @@ impl SyncCommand for ListNetworkOfferings {
                 .as_deref()
                 .is_some_and(|t| !t.eq_ignore_ascii_case("Guest"));
         if other_kind {
-            return Ok(Reply::List {
-                count: 0,
-                items: vec![],
-            });
+            return Ok(Reply::empty_list());
         }
         let filter = offering::OfferingFilter {
             for_vpc: self.for_vpc,

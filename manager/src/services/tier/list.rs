@@ -112,10 +112,7 @@ impl Command for ListNetworks {
 /// An empty list (a filter names something that does not exist, or asks
 /// for networks this manager never lists).
 fn nothing() -> Reply {
-    Reply::List {
-        count: 0,
-        items: vec![],
-    }
+    Reply::empty_list()
 }
 
 impl ListNetworks {

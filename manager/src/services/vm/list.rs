@@ -78,10 +78,7 @@ impl Command for ListVirtualMachines {
 
 /// An empty list (a filter names something that does not exist).
 fn nothing() -> Reply {
-    Reply::List {
-        count: 0,
-        items: vec![],
-    }
+    Reply::empty_list()
 }
 
 impl SyncCommand for ListVirtualMachines {

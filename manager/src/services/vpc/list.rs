@@ -86,10 +86,7 @@ impl SyncCommand for ListVpcs {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let db = &ctx.app.db;
         let scope = self.list.scope(ctx, self.id.is_some()).await?;
-        let none = Reply::List {
-            count: 0,
-            items: vec![],
-        };
+        let none = Reply::empty_list();
         let zone_id = match self.zone {
             Some(z) => match zone::get_by_uuid(db, &z.to_string()).await? {
                 Some(z) => Some(z.id),

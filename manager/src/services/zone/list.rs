@@ -69,10 +69,7 @@ impl SyncCommand for ListZones {
         if let Some(kind) = &self.network_type
             && !kind.eq_ignore_ascii_case("advanced")
         {
-            return Ok(Reply::List {
-                count: 0,
-                items: vec![],
-            });
+            return Ok(Reply::empty_list());
         }
         let mut filter = zone::ZoneFilter {
             uuids,

@@ -76,10 +76,7 @@ impl SyncCommand for ListAclLists {
         if let Some(id) = self.tier {
             let (tier, _) = tier_param(ctx, TIER.name(), &id.to_string()).await?;
             let Some(acl_id) = tier.network_acl_id else {
-                return Ok(Reply::List {
-                    count: 0,
-                    items: vec![],
-                });
+                return Ok(Reply::empty_list());
             };
             filter.id = Some(acl_id);
             named_vpc = true;

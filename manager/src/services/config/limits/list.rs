@@ -71,10 +71,7 @@ impl SyncCommand for ListResourceLimits {
         let caller = &ctx.caller;
         let db = &ctx.app.db;
         let codes = self.wanted_types()?;
-        let empty = Reply::List {
-            count: 0,
-            items: vec![],
-        };
+        let empty = Reply::empty_list();
         let own_account = || async {
             let a = account::get_by_id(db, caller.account_id)
                 .await?

@@ -78,10 +78,7 @@ impl SyncCommand for ListAccounts {
                     .is_none_or(|u| u.contains(&caller.account_uuid))
             });
             if filter.uuids.is_none() {
-                return Ok(Reply::List {
-                    count: 0,
-                    items: vec![],
-                });
+                return Ok(Reply::empty_list());
             }
         } else {
             let d = domain_or_own(ctx, self.domain, DOMAIN.name()).await?;

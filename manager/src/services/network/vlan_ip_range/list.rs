@@ -67,10 +67,7 @@ impl SyncCommand for ListVlanIpRanges {
         let db = &ctx.app.db;
         // Every range serves virtual networks: none is of the other kind.
         if self.for_virtual_network == Some(false) {
-            return Ok(Reply::List {
-                count: 0,
-                items: vec![],
-            });
+            return Ok(Reply::empty_list());
         }
         let zone_id = zone_param(ctx, self.zone, ZONE.name()).await?.map(|z| z.id);
         let physnet_id = physnet_param(ctx, self.physnet, PHYSNET.name())

@@ -64,10 +64,7 @@ impl Command for ListServiceOfferings {
 impl SyncCommand for ListServiceOfferings {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         if self.is_system == Some(true) {
-            return Ok(Reply::List {
-                count: 0,
-                items: vec![],
-            });
+            return Ok(Reply::empty_list());
         }
         let filter = vm::CatalogFilter {
             uuid: self.id.map(|u| u.to_string()),

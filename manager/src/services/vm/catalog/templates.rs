@@ -82,10 +82,7 @@ impl SyncCommand for ListTemplates {
             Some(id) => match zone::get_by_uuid(db, &id.to_string()).await? {
                 Some(z) if z.removed.is_none() => Some(z),
                 _ => {
-                    return Ok(Reply::List {
-                        count: 0,
-                        items: vec![],
-                    });
+                    return Ok(Reply::empty_list());
                 }
             },
             None => None,

@@ -81,10 +81,7 @@ impl Command for ListRouters {
 impl SyncCommand for ListRouters {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let db = &ctx.app.db;
-        let empty = Ok(Reply::List {
-            count: 0,
-            items: vec![],
-        });
+        let empty = Ok(Reply::empty_list());
         if self.for_vpc == Some(false) {
             return empty;
         }
