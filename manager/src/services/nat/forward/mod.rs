@@ -13,10 +13,9 @@ mod update;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::api::Params;
 use crate::error::Error;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, Id};
+use crate::server::command::{Arg, Id};
 use crate::server::registry::{FieldSpec, Registry, field};
 use crate::services::ip::common::{self, Names, held_ip};
 use crate::services::owner::{ListArgs, check_access};
@@ -161,22 +160,4 @@ impl RuleListArgs {
         }
         Ok(filter)
     }
-}
-
-/// The rule filter of a rule list read from the request's parameters:
-/// ownership scope, `id`, `ip_param`, `networkid` (for the list commands
-/// still in the old shape).
-pub async fn rule_filter(
-    ctx: &Ctx,
-    params: &Params,
-    purpose: &str,
-    ip_param: &'static str,
-) -> Result<rule::RuleFilter, Error> {
-    let args = RuleListArgs {
-        id: params.uuid("id")?,
-        ip: params.uuid(ip_param)?.map(|id| (ip_param, id)),
-        network: params.uuid("networkid")?,
-        list: ListArgs::parse(&Args::new(ctx.command, params))?,
-    };
-    args.filter(ctx, purpose).await
 }
