@@ -25,8 +25,8 @@ use std::future::Future;
 use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -49,6 +49,56 @@ pub struct Spec {
     pub object: &'static str,
     pub response: Vec<FieldSpec>,
     pub since: &'static str,
+}
+
+/// A spec is built in one chain, `Spec::new(description).roles(roles)
+/// .param(ID).param(NAME).returns(object, fields)`, so a command says only what is
+/// its own; the fields stay public for commands written as a literal.
+impl Spec {
+    /// A command no role may call yet, with no parameters, no response
+    /// object and no `since`.
+    pub fn new(description: &'static str) -> Self {
+        Spec {
+            description,
+            roles: &[],
+            params: Vec::new(),
+            object: "",
+            response: Vec::new(),
+            since: "",
+        }
+    }
+
+    /// The roles that may call the command.
+    pub fn roles(mut self, roles: &'static [Role]) -> Self {
+        self.roles = roles;
+        self
+    }
+
+    /// Appends a parameter: `listApis` shows them in the order they are added.
+    pub fn param<T: ArgType>(mut self, arg: Arg<T>) -> Self {
+        self.params.push(arg.spec());
+        self
+    }
+
+    /// Appends a group of parameters (`ListArgs::specs()`, ...).
+    pub fn params(mut self, params: impl IntoIterator<Item = ParamSpec>) -> Self {
+        self.params.extend(params);
+        self
+    }
+
+    /// The key of the single object the command answers with, and its fields
+    /// (a resource's field list is a `const` slice, written once).
+    pub fn returns(mut self, object: &'static str, response: impl Into<Vec<FieldSpec>>) -> Self {
+        self.object = object;
+        self.response = response.into();
+        self
+    }
+
+    /// The CloudStack version that added the command.
+    pub fn since(mut self, since: &'static str) -> Self {
+        self.since = since;
+        self
+    }
 }
 
 /// An API command: its name, what `listApis` shows, and how its request is
@@ -89,7 +139,7 @@ pub trait SyncCommand: Command {
 /// impl Command for Ping {
 ///     const NAME: &'static str = "ping";
 ///     fn spec() -> Spec {
-///         Spec { description: "ping", roles: ALL, params: vec![], object: "ping", response: vec![], since: "" }
+///         Spec::new("ping").roles(ALL).returns("ping", vec![])
 ///     }
 ///     fn parse(_: &Args<'_>) -> Result<Self, Error> {
 ///         Ok(Ping)
@@ -123,7 +173,7 @@ pub trait SyncCommand: Command {
 /// impl Command for Ping {
 ///     const NAME: &'static str = "ping";
 ///     fn spec() -> Spec {
-///         Spec { description: "ping", roles: ALL, params: vec![], object: "ping", response: vec![], since: "" }
+///         Spec::new("ping").roles(ALL).returns("ping", vec![])
 ///     }
 ///     fn parse(_: &Args<'_>) -> Result<Self, Error> {
 ///         Ok(Ping)
@@ -195,6 +245,13 @@ impl<J> Submission<J> {
             ..Submission::new(job, instance, sync_object)
         }
     }
+}
+
+/// The job of a command on one row (a VM, a tier, a list...): its row id,
+/// stored as `{"id": n}`, the key every earlier version used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdJob {
+    pub id: i64,
 }
 
 /// A parameter's value type: how `listApis` names it and how it is read.
@@ -518,4 +575,20 @@ fn abandon_job<'a, C: AsyncCommand>(
     info: &'a str,
 ) -> BoxFuture<'a, Result<(), Error>> {
     Box::pin(async move { C::abandon(app, payload::<C>(info)?).await })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_id_job_keeps_the_id_key_that_earlier_versions_stored() {
+        // Gateway, route, account, VM, tier, VPC, offering, physical
+        // network and ACL list jobs were all stored as `{"id": n}`.
+        let job: IdJob = serde_json::from_str(r#"{"id": 42}"#).unwrap();
+        assert_eq!(job.id, 42);
+        assert_eq!(serde_json::to_value(job).unwrap(), json!({ "id": 42 }));
+        assert!(serde_json::from_value::<IdJob>(json!({})).is_err());
+    }
 }

@@ -30,7 +30,14 @@ impl Paging {
 
     /// The same, with the keyword described as the command matches it.
     pub fn specs_with(keyword: Arg<Text>) -> Vec<ParamSpec> {
-        vec![keyword.spec(), PAGE.spec(), PAGE_SIZE.spec()]
+        Self::specs_described(keyword, PAGE_SIZE)
+    }
+
+    /// The same, with the keyword and the page size described as the
+    /// command lists them (what it matches, what a page holds). Only the
+    /// descriptions differ: `parse` reads the parameters by name.
+    pub fn specs_described(keyword: Arg<Text>, page_size: Arg<Int>) -> Vec<ParamSpec> {
+        vec![keyword.spec(), PAGE.spec(), page_size.spec()]
     }
 
     pub fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -132,6 +132,16 @@ pub enum Reply {
     Raw(Value),
 }
 
+impl Reply {
+    /// A list with nothing in it (a filter that can match nothing).
+    pub fn empty_list() -> Self {
+        Reply::List {
+            count: 0,
+            items: Vec::new(),
+        }
+    }
+}
+
 pub use crate::future::BoxFuture;
 
 /// A command handler.

@@ -28,7 +28,8 @@ use crate::orchestration::{ElementResult, NetworkAcl};
 use crate::provision::{self, RouterElement};
 use crate::server::Ctx;
 use crate::server::registry::Registry;
-use crate::services::owner::{self, Scope};
+use crate::services::owner::Scope;
+use crate::services::vpc::check_vpc_access;
 use crate::store::{Db, Page, acl, network, vpc};
 
 pub use items::{CreateAclItem, DeleteAclItem, ListAclItems, MoveAclItem, UpdateAclItem};
@@ -74,13 +75,6 @@ async fn vpc_of(db: &Db, list: &acl::AclList) -> Result<Option<vpc::Vpc>, Error>
             Error::internal(format!("the VPC of ACL list {} is gone", list.uuid))
         })?)),
     }
-}
-
-/// Checks that the caller may act on objects of `v` (531). The text does
-/// not name the VPC: a caller who named an object of someone else's VPC
-/// must not learn which VPC that is.
-fn check_vpc_access(ctx: &Ctx, v: &vpc::Vpc) -> Result<(), Error> {
-    owner::check_access(ctx, v.account_id, &v.domain_path, "objects of this VPC")
 }
 
 /// The VPC of a list the caller wants to change: the built-ins are refused

@@ -29,21 +29,14 @@ impl Command for ListFirewallRules {
     const NAME: &'static str = "listFirewallRules";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            IP_ADDRESS.spec(),
-            NETWORK.spec(),
-            FOR_DISPLAY.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists firewall rules: always none, VPC tiers use network ACLs",
-            roles: ALL,
-            params,
-            object: "firewallrule",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Lists firewall rules: always none, VPC tiers use network ACLs")
+            .roles(ALL)
+            .param(ID)
+            .param(IP_ADDRESS)
+            .param(NETWORK)
+            .param(FOR_DISPLAY)
+            .params(ListArgs::specs())
+            .returns("firewallrule", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -49,24 +49,18 @@ impl Command for CreateFirewallRule {
     const NAME: &'static str = "createFirewallRule";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Refused for VPC addresses: VPC tiers use network ACLs (createNetworkACL)",
-            roles: ALL,
-            params: vec![
-                IP_ADDRESS.spec(),
-                PROTOCOL.spec(),
-                START_PORT.spec(),
-                END_PORT.spec(),
-                CIDRS.spec(),
-                ICMP_TYPE.spec(),
-                ICMP_CODE.spec(),
-                TYPE.spec(),
-                FOR_DISPLAY.spec(),
-            ],
-            object: "firewallrule",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Refused for VPC addresses: VPC tiers use network ACLs (createNetworkACL)")
+            .roles(ALL)
+            .param(IP_ADDRESS)
+            .param(PROTOCOL)
+            .param(START_PORT)
+            .param(END_PORT)
+            .param(CIDRS)
+            .param(ICMP_TYPE)
+            .param(ICMP_CODE)
+            .param(TYPE)
+            .param(FOR_DISPLAY)
+            .returns("firewallrule", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -100,14 +94,10 @@ impl Command for DeleteFirewallRule {
     const NAME: &'static str = "deleteFirewallRule";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Refused: VPC addresses have no firewall rules",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "firewallrule",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Refused: VPC addresses have no firewall rules")
+            .roles(ALL)
+            .param(ID)
+            .returns("firewallrule", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -12,12 +12,10 @@
 mod private;
 mod route;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::Error;
-use crate::server::Ctx;
 use crate::server::registry::Registry;
-use crate::services::owner::{self, Scope};
+use crate::services::owner::Scope;
+use crate::services::vpc::{check_vpc_access, vpc_param};
 use crate::store::{Db, vpc};
 
 /// Registers the private gateway and static route commands.
@@ -28,31 +26,6 @@ pub fn register(registry: &mut Registry) {
     registry.job::<route::CreateStaticRoute>();
     registry.job::<route::DeleteStaticRoute>();
     registry.sync::<route::ListStaticRoutes>();
-}
-
-/// The job of a command on one gateway or route: its row id (the key the
-/// jobs of earlier versions stored).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct RowJob {
-    pub id: i64,
-}
-
-/// The live VPC named by parameter `param`, which the caller may act on
-/// (431 when it names none, 531 when it is someone else's).
-async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, Error> {
-    let v = vpc::get_by_uuid(&ctx.app.db, id)
-        .await?
-        .filter(|v| v.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(param, id))?;
-    check_vpc_access(ctx, &v)?;
-    Ok(v)
-}
-
-/// Checks that the caller may act on objects of `v` (531). The text does
-/// not name the VPC: a caller who named an object of someone else's VPC
-/// must not learn which VPC that is.
-fn check_vpc_access(ctx: &Ctx, v: &vpc::Vpc) -> Result<(), Error> {
-    owner::check_access(ctx, v.account_id, &v.domain_path, "objects of this VPC")
 }
 
 /// A VPC by internal id (live or not: its objects may outlive it briefly).
@@ -69,19 +42,4 @@ fn scope_filter(scope: &Scope) -> (Option<i64>, Option<String>, Option<i64>) {
         scope.domain_path_prefix.clone(),
         scope.domain_id,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gateway_and_route_jobs_keep_the_id_key() {
-        let job: RowJob = serde_json::from_str(r#"{"id": 42}"#).unwrap();
-        assert_eq!(job.id, 42);
-        assert_eq!(
-            serde_json::to_value(job).unwrap(),
-            serde_json::json!({ "id": 42 })
-        );
-    }
 }

@@ -93,49 +93,43 @@ pub(super) async fn account_view(ctx: &Ctx, a: &account::Account) -> Result<Valu
     }))
 }
 
-pub(super) fn domain_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the domain"),
-        field("name", "string", "the name of the domain"),
-        field("level", "integer", "the depth of the domain below ROOT"),
-        field("parentdomainid", "string", "the ID of the parent domain"),
-        field("path", "string", "the path of the domain"),
-        field(
-            "haschild",
-            "boolean",
-            "whether the domain has child domains",
-        ),
-        field(
-            "networkdomain",
-            "string",
-            "the network domain of the domain",
-        ),
-    ]
-}
+pub(super) const DOMAIN_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the domain"),
+    field("name", "string", "the name of the domain"),
+    field("level", "integer", "the depth of the domain below ROOT"),
+    field("parentdomainid", "string", "the ID of the parent domain"),
+    field("path", "string", "the path of the domain"),
+    field(
+        "haschild",
+        "boolean",
+        "whether the domain has child domains",
+    ),
+    field(
+        "networkdomain",
+        "string",
+        "the network domain of the domain",
+    ),
+];
 
-pub(super) fn account_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the account"),
-        field("name", "string", "the name of the account"),
-        field(
-            "accounttype",
-            "integer",
-            "0 user, 1 root admin, 2 domain admin",
-        ),
-        field("roletype", "string", "the role of the account"),
-        field("domainid", "string", "the ID of the account's domain"),
-        field("state", "string", "enabled or disabled"),
-        field("user", "list", "the users of the account"),
-    ]
-}
+pub(super) const ACCOUNT_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the account"),
+    field("name", "string", "the name of the account"),
+    field(
+        "accounttype",
+        "integer",
+        "0 user, 1 root admin, 2 domain admin",
+    ),
+    field("roletype", "string", "the role of the account"),
+    field("domainid", "string", "the ID of the account's domain"),
+    field("state", "string", "enabled or disabled"),
+    field("user", "list", "the users of the account"),
+];
 
-pub(super) fn user_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the user"),
-        field("username", "string", "the user name"),
-        field("accountid", "string", "the ID of the user's account"),
-        field("domainid", "string", "the ID of the user's domain"),
-        field("state", "string", "enabled or disabled"),
-        field("apikey", "string", "the user's API key"),
-    ]
-}
+pub(super) const USER_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the user"),
+    field("username", "string", "the user name"),
+    field("accountid", "string", "the ID of the user's account"),
+    field("domainid", "string", "the ID of the user's domain"),
+    field("state", "string", "enabled or disabled"),
+    field("apikey", "string", "the user's API key"),
+];

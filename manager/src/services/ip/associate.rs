@@ -25,7 +25,7 @@ use crate::store::{Db, Tx, network, vlan, vpc, zone};
 
 use super::common::{self, Names};
 use super::push::send_ip;
-use super::views::{ip_fields, ip_view};
+use super::views::{IP_FIELDS, ip_view};
 
 const VPC: Arg<Id> = Arg::opt(
     "vpcid",
@@ -73,24 +73,17 @@ impl Command for AssociateIpAddress {
     const NAME: &'static str = "associateIpAddress";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            VPC.spec(),
-            NETWORK.spec(),
-            ZONE.spec(),
-            ADDRESS.spec(),
-            PORTABLE.spec(),
-            REGION.spec(),
-            FOR_DISPLAY.spec(),
-        ];
-        params.extend(OwnerArgs::specs());
-        Spec {
-            description: "Acquires a public IP address for a VPC",
-            roles: ALL,
-            params,
-            object: "ipaddress",
-            response: ip_fields(),
-            since: "",
-        }
+        Spec::new("Acquires a public IP address for a VPC")
+            .roles(ALL)
+            .param(VPC)
+            .param(NETWORK)
+            .param(ZONE)
+            .param(ADDRESS)
+            .param(PORTABLE)
+            .param(REGION)
+            .param(FOR_DISPLAY)
+            .params(OwnerArgs::specs())
+            .returns("ipaddress", IP_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -45,15 +45,14 @@ impl Command for DisassociateIpAddress {
     const NAME: &'static str = "disassociateIpAddress";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Releases a public IP address: its rules are removed and the router \
+        Spec::new(
+            "Releases a public IP address: its rules are removed and the router \
                           gives it up",
-            roles: ALL,
-            params: vec![ID.spec(), ADDRESS.spec()],
-            object: "ipaddress",
-            response: vec![],
-            since: "",
-        }
+        )
+        .roles(ALL)
+        .param(ID)
+        .param(ADDRESS)
+        .returns("ipaddress", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

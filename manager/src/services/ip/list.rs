@@ -11,7 +11,7 @@ use crate::services::owner::{ListArgs, check_access};
 use crate::store::{Page, network, vlan, vpc, zone};
 
 use super::common::{Names, Wanted};
-use super::views::{ip_fields, ip_view};
+use super::views::{IP_FIELDS, ip_view};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the address");
 const ADDRESS: Arg<Text> = Arg::opt("ipaddress", "only this address");
@@ -61,31 +61,24 @@ impl Command for ListPublicIpAddresses {
     const NAME: &'static str = "listPublicIpAddresses";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            ADDRESS.spec(),
-            VPC.spec(),
-            ASSOCIATED_NETWORK.spec(),
-            NETWORK.spec(),
-            ZONE.spec(),
-            SOURCE_NAT.spec(),
-            STATIC_NAT.spec(),
-            ALLOCATED_ONLY.spec(),
-            STATE.spec(),
-            FOR_VIRTUAL_NETWORK.spec(),
-            RANGE.spec(),
-            FOR_LOAD_BALANCING.spec(),
-            PHYSICAL_NETWORK.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists public IP addresses",
-            roles: ALL,
-            params,
-            object: "publicipaddress",
-            response: ip_fields(),
-            since: "",
-        }
+        Spec::new("Lists public IP addresses")
+            .roles(ALL)
+            .param(ID)
+            .param(ADDRESS)
+            .param(VPC)
+            .param(ASSOCIATED_NETWORK)
+            .param(NETWORK)
+            .param(ZONE)
+            .param(SOURCE_NAT)
+            .param(STATIC_NAT)
+            .param(ALLOCATED_ONLY)
+            .param(STATE)
+            .param(FOR_VIRTUAL_NETWORK)
+            .param(RANGE)
+            .param(FOR_LOAD_BALANCING)
+            .param(PHYSICAL_NETWORK)
+            .params(ListArgs::specs())
+            .returns("publicipaddress", IP_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -113,10 +106,7 @@ impl SyncCommand for ListPublicIpAddresses {
         let scope = self.list.scope(ctx, self.id.is_some()).await?;
         let page = self.list.page(ctx).await?;
         if self.for_virtual_network == Some(false) {
-            return Ok(Reply::List {
-                count: 0,
-                items: vec![],
-            });
+            return Ok(Reply::empty_list());
         }
         let mut filter = vlan::PublicIpFilter {
             source_nat: self.source_nat,

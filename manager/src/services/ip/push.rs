@@ -3,14 +3,12 @@
 //! replaces a list at once), and IpAssoc for one address.
 //!
 //! These are the `push` halves of the [`RouterChange`]s of the IP, NAT and
-//! LB commands, and sends for [`VpcLock::push_stored`]; the change protocol
-//! ([`crate::provision::change`]) decides when they run.
+//! LB commands; the change protocol ([`crate::provision::change`]) decides
+//! when they run.
 //!
 //! [`RouterChange`]: crate::provision::change::RouterChange
-//! [`VpcLock::push_stored`]: crate::provision::change::VpcLock::push_stored
 
 use crate::error::Error;
-use crate::future::BoxFuture;
 use crate::orchestration::ElementResult;
 use crate::orchestration::element::{Gateway, Lb, PortForwarding, StaticNat};
 use crate::orchestration::model::{NicRole, PublicIpView, RouterState};
@@ -79,43 +77,6 @@ impl RuleLists {
         }
         Ok(())
     }
-}
-
-/// The VPC's whole port forwarding list (a send for `push_stored`).
-pub fn send_port_forwards<'s>(
-    element: &'s RouterElement,
-    state: &'s RouterState,
-    generation: u64,
-) -> BoxFuture<'s, ElementResult> {
-    Box::pin(RuleLists::PORT_FORWARDS.send(element, state, generation))
-}
-
-/// The VPC's whole static NAT list (a send for `push_stored`).
-pub fn send_static_nats<'s>(
-    element: &'s RouterElement,
-    state: &'s RouterState,
-    generation: u64,
-) -> BoxFuture<'s, ElementResult> {
-    Box::pin(RuleLists::STATIC_NATS.send(element, state, generation))
-}
-
-/// The VPC's whole load balancer list (a send for `push_stored`).
-pub fn send_lb_rules<'s>(
-    element: &'s RouterElement,
-    state: &'s RouterState,
-    generation: u64,
-) -> BoxFuture<'s, ElementResult> {
-    Box::pin(RuleLists::LOAD_BALANCERS.send(element, state, generation))
-}
-
-/// The VPC's port forwarding, static NAT and load balancer lists (a send
-/// for `push_stored`, after rules of several kinds went at once).
-pub fn send_nat_and_lb<'s>(
-    element: &'s RouterElement,
-    state: &'s RouterState,
-    generation: u64,
-) -> BoxFuture<'s, ElementResult> {
-    Box::pin(RuleLists::ALL.send(element, state, generation))
 }
 
 /// Associates one held address of the VPC on its router (IpAssoc

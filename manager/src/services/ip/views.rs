@@ -79,72 +79,70 @@ pub async fn ip_view(
 }
 
 /// The documented fields of the public IP object.
-pub fn ip_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the public IP address"),
-        field("ipaddress", "string", "the public IP address"),
-        field("allocated", "date", "when the address was acquired"),
-        field("zoneid", "string", "the zone of the address"),
-        field("zonename", "string", "the name of the zone"),
-        field(
-            "issourcenat",
-            "boolean",
-            "whether it is the VPC's source NAT address",
-        ),
-        field("account", "string", "the account holding the address"),
-        field("domainid", "string", "the domain of that account"),
-        field("domain", "string", "the name of that domain"),
-        field(
-            "forvirtualnetwork",
-            "boolean",
-            "always true: the address serves virtual networks",
-        ),
-        field(
-            "vlanid",
-            "string",
-            "the public IP range of the address (admins only)",
-        ),
-        field("vlanname", "string", "the VLAN of that range (admins only)"),
-        field(
-            "isstaticnat",
-            "boolean",
-            "whether static NAT is enabled on it",
-        ),
-        field("issystem", "boolean", "always false"),
-        field(
-            "virtualmachineid",
-            "string",
-            "the VM behind the address (static NAT)",
-        ),
-        field("virtualmachinename", "string", "the name of that VM"),
-        field(
-            "virtualmachinedisplayname",
-            "string",
-            "the display name of that VM",
-        ),
-        field("virtualmachinetype", "string", "the type of that VM (User)"),
-        field(
-            "vmipaddress",
-            "string",
-            "the VM address behind the address (static NAT)",
-        ),
-        field(
-            "associatednetworkid",
-            "string",
-            "the tier the address is bound to, once a rule binds it",
-        ),
-        field("associatednetworkname", "string", "the name of that tier"),
-        field("vpcid", "string", "the VPC the address is acquired for"),
-        field("vpcname", "string", "the name of that VPC"),
-        field("state", "string", "Allocated, Releasing or Free"),
-        field("isportable", "boolean", "always false"),
-        field("fordisplay", "boolean", "always true"),
-        field(
-            "hasrules",
-            "boolean",
-            "whether port forwarding, load balancing or static NAT uses it",
-        ),
-        field("forsystemvms", "boolean", "always false"),
-        field("tags", "list", "resource tags (none)"),
-    ]
-}
+pub const IP_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the public IP address"),
+    field("ipaddress", "string", "the public IP address"),
+    field("allocated", "date", "when the address was acquired"),
+    field("zoneid", "string", "the zone of the address"),
+    field("zonename", "string", "the name of the zone"),
+    field(
+        "issourcenat",
+        "boolean",
+        "whether it is the VPC's source NAT address",
+    ),
+    field("account", "string", "the account holding the address"),
+    field("domainid", "string", "the domain of that account"),
+    field("domain", "string", "the name of that domain"),
+    field(
+        "forvirtualnetwork",
+        "boolean",
+        "always true: the address serves virtual networks",
+    ),
+    field(
+        "vlanid",
+        "string",
+        "the public IP range of the address (admins only)",
+    ),
+    field("vlanname", "string", "the VLAN of that range (admins only)"),
+    field(
+        "isstaticnat",
+        "boolean",
+        "whether static NAT is enabled on it",
+    ),
+    field("issystem", "boolean", "always false"),
+    field(
+        "virtualmachineid",
+        "string",
+        "the VM behind the address (static NAT)",
+    ),
+    field("virtualmachinename", "string", "the name of that VM"),
+    field(
+        "virtualmachinedisplayname",
+        "string",
+        "the display name of that VM",
+    ),
+    field("virtualmachinetype", "string", "the type of that VM (User)"),
+    field(
+        "vmipaddress",
+        "string",
+        "the VM address behind the address (static NAT)",
+    ),
+    field(
+        "associatednetworkid",
+        "string",
+        "the tier the address is bound to, once a rule binds it",
+    ),
+    field("associatednetworkname", "string", "the name of that tier"),
+    field("vpcid", "string", "the VPC the address is acquired for"),
+    field("vpcname", "string", "the name of that VPC"),
+    field("state", "string", "Allocated, Releasing or Free"),
+    field("isportable", "boolean", "always false"),
+    field("fordisplay", "boolean", "always true"),
+    field(
+        "hasrules",
+        "boolean",
+        "whether port forwarding, load balancing or static NAT uses it",
+    ),
+    field("forsystemvms", "boolean", "always false"),
+    field("tags", "list", "resource tags (none)"),
+];

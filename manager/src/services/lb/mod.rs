@@ -134,32 +134,30 @@ pub async fn lb_view(db: &Db, names: &mut Names, r: &store::rule::Rule) -> Resul
 }
 
 /// The documented fields of the load balancer object.
-pub fn lb_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the rule"),
-        field("name", "string", "the name of the rule"),
-        field("algorithm", "string", "roundrobin or source"),
-        field("publicport", "string", "the public port"),
-        field("privateport", "string", "the port on the VMs"),
-        field("publicipid", "string", "the public IP address of the rule"),
-        field("publicip", "string", "that address"),
-        field("zoneid", "string", "the zone of the address"),
-        field("zonename", "string", "the name of that zone"),
-        field("networkid", "string", "the tier of the rule's VMs"),
-        field("protocol", "string", "tcp or udp"),
-        field(
-            "cidrlist",
-            "string",
-            "the source CIDRs balanced, comma-separated",
-        ),
-        field("state", "string", "Add (being applied), Active or Revoke"),
-        field("account", "string", "the owner"),
-        field("domainid", "string", "the owner's domain"),
-        field("domain", "string", "the name of that domain"),
-        field("fordisplay", "boolean", "always true"),
-        field("tags", "list", "resource tags (none)"),
-    ]
-}
+pub const LB_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the rule"),
+    field("name", "string", "the name of the rule"),
+    field("algorithm", "string", "roundrobin or source"),
+    field("publicport", "string", "the public port"),
+    field("privateport", "string", "the port on the VMs"),
+    field("publicipid", "string", "the public IP address of the rule"),
+    field("publicip", "string", "that address"),
+    field("zoneid", "string", "the zone of the address"),
+    field("zonename", "string", "the name of that zone"),
+    field("networkid", "string", "the tier of the rule's VMs"),
+    field("protocol", "string", "tcp or udp"),
+    field(
+        "cidrlist",
+        "string",
+        "the source CIDRs balanced, comma-separated",
+    ),
+    field("state", "string", "Add (being applied), Active or Revoke"),
+    field("account", "string", "the owner"),
+    field("domainid", "string", "the owner's domain"),
+    field("domain", "string", "the name of that domain"),
+    field("fordisplay", "boolean", "always true"),
+    field("tags", "list", "resource tags (none)"),
+];
 
 #[cfg(test)]
 mod tests {

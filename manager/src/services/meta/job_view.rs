@@ -9,42 +9,40 @@ use crate::server::{Ctx, Role, date};
 use crate::store::{account, job, user};
 
 /// The documented fields of a job.
-pub(super) fn job_fields() -> Vec<FieldSpec> {
-    vec![
-        field("jobid", "string", "the ID of the job"),
-        field("accountid", "string", "the account that submitted the job"),
-        field("userid", "string", "the user that submitted the job"),
-        field("cmd", "string", "the command the job runs"),
-        field(
-            "jobstatus",
-            "integer",
-            "0 in progress, 1 succeeded, 2 failed",
-        ),
-        field(
-            "jobresultcode",
-            "integer",
-            "0 on success, else the error code",
-        ),
-        field("jobresulttype", "string", "object or text"),
-        field(
-            "jobresult",
-            "object",
-            "the result: the object, or errorcode and errortext",
-        ),
-        field(
-            "jobinstancetype",
-            "string",
-            "the type of the object the job works on",
-        ),
-        field(
-            "jobinstanceid",
-            "string",
-            "the ID of the object the job works on",
-        ),
-        field("created", "date", "when the job was submitted"),
-        field("completed", "date", "when the job finished"),
-    ]
-}
+pub(super) const JOB_FIELDS: &[FieldSpec] = &[
+    field("jobid", "string", "the ID of the job"),
+    field("accountid", "string", "the account that submitted the job"),
+    field("userid", "string", "the user that submitted the job"),
+    field("cmd", "string", "the command the job runs"),
+    field(
+        "jobstatus",
+        "integer",
+        "0 in progress, 1 succeeded, 2 failed",
+    ),
+    field(
+        "jobresultcode",
+        "integer",
+        "0 on success, else the error code",
+    ),
+    field("jobresulttype", "string", "object or text"),
+    field(
+        "jobresult",
+        "object",
+        "the result: the object, or errorcode and errortext",
+    ),
+    field(
+        "jobinstancetype",
+        "string",
+        "the type of the object the job works on",
+    ),
+    field(
+        "jobinstanceid",
+        "string",
+        "the ID of the object the job works on",
+    ),
+    field("created", "date", "when the job was submitted"),
+    field("completed", "date", "when the job finished"),
+];
 
 /// A job as queryAsyncJobResult and listAsyncJobs show it.
 pub(super) async fn job_view(ctx: &Ctx, j: &job::Job) -> Result<Value, Error> {

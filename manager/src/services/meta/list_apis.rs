@@ -19,20 +19,20 @@ impl Command for ListApis {
     const NAME: &'static str = "listApis";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Lists the APIs the caller may call, with their parameters and responses",
-            roles: ALL,
-            params: vec![NAME.spec()],
-            object: "api",
-            response: vec![
-                field("name", "string", "the name of the API"),
-                field("description", "string", "what the API does"),
-                field("isasync", "boolean", "true when the API answers with a job"),
-                field("params", "list", "the API's parameters"),
-                field("response", "list", "the fields of the API's response"),
-            ],
-            since: "3.0.0",
-        }
+        Spec::new("Lists the APIs the caller may call, with their parameters and responses")
+            .roles(ALL)
+            .param(NAME)
+            .returns(
+                "api",
+                vec![
+                    field("name", "string", "the name of the API"),
+                    field("description", "string", "what the API does"),
+                    field("isasync", "boolean", "true when the API answers with a job"),
+                    field("params", "list", "the API's parameters"),
+                    field("response", "list", "the fields of the API's response"),
+                ],
+            )
+            .since("3.0.0")
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -7,7 +7,7 @@ use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply, Role, paging};
 use crate::store::job;
 
-use super::job_view::{job_fields, job_view};
+use super::job_view::{JOB_FIELDS, job_view};
 
 const START_DATE: Arg<Date> = Arg::opt("startdate", "only jobs created on or after this date");
 const LIST_ALL: Arg<Flag> = Arg::opt("listall", "all jobs the caller may see, not only its own");
@@ -26,20 +26,14 @@ impl Command for ListAsyncJobs {
     const NAME: &'static str = "listAsyncJobs";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Lists the async jobs the caller may see",
-            roles: ALL,
-            params: vec![
-                START_DATE.spec(),
-                LIST_ALL.spec(),
-                PAGE.spec(),
-                PAGE_SIZE.spec(),
-                KEYWORD.spec(),
-            ],
-            object: "asyncjobs",
-            response: job_fields(),
-            since: "",
-        }
+        Spec::new("Lists the async jobs the caller may see")
+            .roles(ALL)
+            .param(START_DATE)
+            .param(LIST_ALL)
+            .param(PAGE)
+            .param(PAGE_SIZE)
+            .param(KEYWORD)
+            .returns("asyncjobs", JOB_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

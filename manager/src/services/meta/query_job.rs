@@ -9,7 +9,7 @@ use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply};
 use crate::store::job;
 
-use super::job_view::{job_fields, job_view, may_see};
+use super::job_view::{JOB_FIELDS, job_view, may_see};
 
 const JOB_ID: Arg<Id> = Arg::req("jobid", "the ID of the async job");
 
@@ -22,14 +22,10 @@ impl Command for QueryAsyncJobResult {
     const NAME: &'static str = "queryAsyncJobResult";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Returns the status and result of an async job",
-            roles: ALL,
-            params: vec![JOB_ID.spec()],
-            object: "asyncjobs",
-            response: job_fields(),
-            since: "",
-        }
+        Spec::new("Returns the status and result of an async job")
+            .roles(ALL)
+            .param(JOB_ID)
+            .returns("asyncjobs", JOB_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -21,7 +21,6 @@ pub use vlan_ip_range::{
     CreateVlanIpRange, DeleteVlanIpRange, ListVlanIpRanges, normalize_public_vlan,
 };
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::Error;
@@ -43,12 +42,6 @@ pub fn register(registry: &mut Registry) {
     registry.sync::<CreateVlanIpRange>();
     registry.sync::<ListVlanIpRanges>();
     registry.sync::<DeleteVlanIpRange>();
-}
-
-/// The job of a command on one physical network: its row id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PhysicalNetworkJob {
-    pub id: i64,
 }
 
 /// The sync object of the jobs on one physical network: they run one at a

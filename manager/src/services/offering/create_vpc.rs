@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::views::vpc_offering_fields;
-use super::{VpcOfferingJob, check_name_free, vpc_offering_result, vpc_offering_sync};
+use super::views::VPC_OFFERING_FIELDS;
+use super::{check_name_free, vpc_offering_result, vpc_offering_sync};
 use crate::error::Error;
 use crate::server::command::{
-    Arg, Args, AsyncCommand, Command, Flag, Map, Spec, Submission, Text, Texts,
+    Arg, Args, AsyncCommand, Command, Flag, IdJob, Map, Spec, Submission, Text, Texts,
 };
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ROOT;
@@ -54,20 +54,14 @@ impl Command for CreateVpcOffering {
     const NAME: &'static str = "createVPCOffering";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a VPC offering (Disabled unless enable=true)",
-            roles: ROOT,
-            params: vec![
-                NAME.spec(),
-                DISPLAY_TEXT.spec(),
-                SERVICES.spec(),
-                PROVIDERS.spec(),
-                ENABLE.spec(),
-            ],
-            object: "vpcoffering",
-            response: vpc_offering_fields(),
-            since: "",
-        }
+        Spec::new("Creates a VPC offering (Disabled unless enable=true)")
+            .roles(ROOT)
+            .param(NAME)
+            .param(DISPLAY_TEXT)
+            .param(SERVICES)
+            .param(PROVIDERS)
+            .param(ENABLE)
+            .returns("vpcoffering", VPC_OFFERING_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -83,9 +77,9 @@ impl Command for CreateVpcOffering {
 
 impl AsyncCommand for CreateVpcOffering {
     const CREATES: bool = true;
-    type Job = VpcOfferingJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<VpcOfferingJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let db = &ctx.app.db;
         let name = self.name;
         // A blank name is no name (the registry refuses only an empty one).
@@ -120,13 +114,13 @@ impl AsyncCommand for CreateVpcOffering {
         )
         .await?;
         Ok(Submission::created(
-            VpcOfferingJob { id: created.id },
+            IdJob { id: created.id },
             ("VpcOffering", &created.uuid),
             vpc_offering_sync(created.id),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: VpcOfferingJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         vpc_offering_result(&job.app.db, payload.id).await
     }
 
@@ -134,7 +128,7 @@ impl AsyncCommand for CreateVpcOffering {
     /// id for it, or its job failed), so it goes again; unless a VPC was
     /// created with it meanwhile (an offering can be created Enabled), which
     /// must keep its offering.
-    async fn abandon(app: &App, payload: VpcOfferingJob) -> Result<(), Error> {
+    async fn abandon(app: &App, payload: IdJob) -> Result<(), Error> {
         let users = vpc::list(
             &app.db,
             &vpc::VpcFilter {

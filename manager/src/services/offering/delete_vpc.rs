@@ -4,11 +4,11 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{VpcOfferingJob, live_vpc_offering, vpc_offering_sync};
+use super::{live_vpc_offering, vpc_offering_sync};
 use crate::error::Error;
 use crate::rules;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission};
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ROOT;
 use crate::store::{Page, offering, vpc};
@@ -24,14 +24,10 @@ impl Command for DeleteVpcOffering {
     const NAME: &'static str = "deleteVPCOffering";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a VPC offering that is not the default and no VPC uses",
-            roles: ROOT,
-            params: vec![ID.spec()],
-            object: "vpcoffering",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes a VPC offering that is not the default and no VPC uses")
+            .roles(ROOT)
+            .param(ID)
+            .returns("vpcoffering", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -42,20 +38,20 @@ impl Command for DeleteVpcOffering {
 }
 
 impl AsyncCommand for DeleteVpcOffering {
-    type Job = VpcOfferingJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<VpcOfferingJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let o = live_vpc_offering(ctx, self.id, ID.name()).await?;
         // The default offering is refused at once; users are counted in the job.
         rules::vpc::check_offering_deletable(&o.uuid, o.is_default, 0)?;
         Ok(Submission::new(
-            VpcOfferingJob { id: o.id },
+            IdJob { id: o.id },
             ("VpcOffering", &o.uuid),
             vpc_offering_sync(o.id),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: VpcOfferingJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let db = &job.app.db;
         let o = offering::vpc_offering_by_id(db, payload.id)
             .await?

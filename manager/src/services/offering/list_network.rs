@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::views::{network_offering_fields, network_offering_view};
+use super::views::{NETWORK_OFFERING_FIELDS, network_offering_view};
 use super::{OfferingListArgs, SERVICES, STATE, ZONE, with_services};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
@@ -42,26 +42,19 @@ impl Command for ListNetworkOfferings {
     const NAME: &'static str = "listNetworkOfferings";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            NAME.spec(),
-            FOR_VPC.spec(),
-            STATE.spec(),
-            IS_DEFAULT.spec(),
-            GUEST_IP_TYPE.spec(),
-            TRAFFIC_TYPE.spec(),
-            SERVICES.spec(),
-            ZONE.spec(),
-        ];
-        params.extend(OfferingListArgs::paging_specs());
-        Spec {
-            description: "Lists network offerings",
-            roles: ALL,
-            params,
-            object: "networkoffering",
-            response: network_offering_fields(),
-            since: "",
-        }
+        Spec::new("Lists network offerings")
+            .roles(ALL)
+            .param(ID)
+            .param(NAME)
+            .param(FOR_VPC)
+            .param(STATE)
+            .param(IS_DEFAULT)
+            .param(GUEST_IP_TYPE)
+            .param(TRAFFIC_TYPE)
+            .param(SERVICES)
+            .param(ZONE)
+            .params(OfferingListArgs::paging_specs())
+            .returns("networkoffering", NETWORK_OFFERING_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -89,10 +82,7 @@ impl SyncCommand for ListNetworkOfferings {
                 .as_deref()
                 .is_some_and(|t| !t.eq_ignore_ascii_case("Guest"));
         if other_kind {
-            return Ok(Reply::List {
-                count: 0,
-                items: vec![],
-            });
+            return Ok(Reply::empty_list());
         }
         let filter = offering::OfferingFilter {
             for_vpc: self.for_vpc,

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::views::{vpc_offering_fields, vpc_offering_view};
+use super::views::{VPC_OFFERING_FIELDS, vpc_offering_view};
 use super::{OfferingListArgs, SERVICES, STATE, ZONE, with_services};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
@@ -26,23 +26,16 @@ impl Command for ListVpcOfferings {
     const NAME: &'static str = "listVPCOfferings";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            NAME.spec(),
-            STATE.spec(),
-            IS_DEFAULT.spec(),
-            SERVICES.spec(),
-            ZONE.spec(),
-        ];
-        params.extend(OfferingListArgs::paging_specs());
-        Spec {
-            description: "Lists VPC offerings",
-            roles: ALL,
-            params,
-            object: "vpcoffering",
-            response: vpc_offering_fields(),
-            since: "",
-        }
+        Spec::new("Lists VPC offerings")
+            .roles(ALL)
+            .param(ID)
+            .param(NAME)
+            .param(STATE)
+            .param(IS_DEFAULT)
+            .param(SERVICES)
+            .param(ZONE)
+            .params(OfferingListArgs::paging_specs())
+            .returns("vpcoffering", VPC_OFFERING_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -22,12 +22,12 @@ pub use list_vpc::ListVpcOfferings;
 pub use update_vpc::UpdateVpcOffering;
 pub(crate) use views::services_view;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Id, Int, Text, Texts};
+use crate::server::list_paging::Paging;
 use crate::server::registry::{ParamSpec, Registry};
 use crate::server::{Ctx, page_of};
 use crate::store::{Db, Page, offering};
@@ -41,12 +41,6 @@ pub fn register(registry: &mut Registry) {
     registry.job::<CreateVpcOffering>();
     registry.job::<UpdateVpcOffering>();
     registry.job::<DeleteVpcOffering>();
-}
-
-/// The job of a command on one VPC offering: its row id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VpcOfferingJob {
-    pub id: i64,
 }
 
 /// The sync object of the jobs on one VPC offering.
@@ -69,36 +63,29 @@ const ZONE: Arg<Id> = Arg::opt(
     "only offerings usable in this zone (all offerings are)",
 );
 const KEYWORD: Arg<Text> = Arg::opt("keyword", "a substring of the name or description");
-const PAGE: Arg<Int> = Arg::opt("page", "the page to return");
 const PAGE_SIZE: Arg<Int> = Arg::opt("pagesize", "the number of offerings per page");
 
 /// The parameters both lists read the same way: the filters of the store's
 /// [`offering::OfferingFilter`] besides `id`, `name` and `isdefault`
 /// (described differently by each list), the service filter and paging.
 struct OfferingListArgs {
-    keyword: Option<String>,
     /// As sent: checked by [`offering_state`] when the list runs.
     state: Option<String>,
     services: Option<Vec<String>>,
-    page: Option<i64>,
-    page_size: Option<i64>,
+    paging: Paging,
 }
 
 impl OfferingListArgs {
     /// `keyword`, `page` and `pagesize` for `listApis`.
     fn paging_specs() -> Vec<ParamSpec> {
-        vec![KEYWORD.spec(), PAGE.spec(), PAGE_SIZE.spec()]
+        Paging::specs_described(KEYWORD, PAGE_SIZE)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
-        let params = args.params();
         Ok(OfferingListArgs {
-            keyword: args.get(&KEYWORD)?,
             state: args.get(&STATE)?,
             services: args.get(&SERVICES)?,
-            // Read as 64-bit: the registry checked they are 32-bit integers.
-            page: params.long(PAGE.name())?,
-            page_size: params.long(PAGE_SIZE.name())?,
+            paging: Paging::parse(args)?,
         })
     }
 
@@ -112,7 +99,7 @@ impl OfferingListArgs {
         Ok(offering::OfferingFilter {
             uuid: id.map(|u| u.to_string()),
             name,
-            keyword: self.keyword.clone(),
+            keyword: self.paging.keyword.clone(),
             state: offering_state(self.state.as_deref())?.map(str::to_string),
             is_default,
             for_vpc: None,
@@ -120,7 +107,7 @@ impl OfferingListArgs {
     }
 
     async fn page(&self, ctx: &Ctx) -> Result<Page, Error> {
-        Ok(crate::server::paging(ctx, self.page, self.page_size).await?)
+        self.paging.page(ctx).await
     }
 }
 

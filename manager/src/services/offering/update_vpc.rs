@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::views::vpc_offering_fields;
+use super::views::VPC_OFFERING_FIELDS;
 use super::{
     STATE, check_name_free, live_vpc_offering, offering_state, vpc_offering_result,
     vpc_offering_sync,
@@ -48,20 +48,14 @@ impl Command for UpdateVpcOffering {
     const NAME: &'static str = "updateVPCOffering";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Changes the name, description or state of a VPC offering",
-            roles: ROOT,
-            params: vec![
-                ID.spec(),
-                NAME.spec(),
-                DISPLAY_TEXT.spec(),
-                STATE.spec(),
-                SORT_KEY.spec(),
-            ],
-            object: "vpcoffering",
-            response: vpc_offering_fields(),
-            since: "",
-        }
+        Spec::new("Changes the name, description or state of a VPC offering")
+            .roles(ROOT)
+            .param(ID)
+            .param(NAME)
+            .param(DISPLAY_TEXT)
+            .param(STATE)
+            .param(SORT_KEY)
+            .returns("vpcoffering", VPC_OFFERING_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

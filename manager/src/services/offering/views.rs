@@ -82,61 +82,55 @@ pub(super) fn vpc_offering_view(
     })
 }
 
-fn service_field() -> FieldSpec {
+const SERVICE_FIELD: FieldSpec = field(
+    "service",
+    "list",
+    "the services of the offering, each with its providers",
+);
+
+pub(super) const NETWORK_OFFERING_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the network offering"),
+    field("name", "string", "the name of the network offering"),
+    field("displaytext", "string", "the description of the offering"),
+    field("traffictype", "string", "the traffic type: Guest"),
+    field("guestiptype", "string", "the guest IP type: Isolated"),
+    field("state", "string", "Enabled or Disabled"),
+    field("isdefault", "boolean", "whether it is a default offering"),
+    field("forvpc", "boolean", "whether it is for VPC tiers"),
     field(
-        "service",
-        "list",
-        "the services of the offering, each with its providers",
-    )
-}
+        "specifyvlan",
+        "boolean",
+        "whether the creator picks the VLAN",
+    ),
+    field("conservemode", "boolean", "whether conserve mode is on"),
+    field(
+        "egressdefaultpolicy",
+        "boolean",
+        "the default egress policy (false: deny)",
+    ),
+    SERVICE_FIELD,
+    field("created", "date", "when the offering was created"),
+];
 
-pub(super) fn network_offering_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the network offering"),
-        field("name", "string", "the name of the network offering"),
-        field("displaytext", "string", "the description of the offering"),
-        field("traffictype", "string", "the traffic type: Guest"),
-        field("guestiptype", "string", "the guest IP type: Isolated"),
-        field("state", "string", "Enabled or Disabled"),
-        field("isdefault", "boolean", "whether it is a default offering"),
-        field("forvpc", "boolean", "whether it is for VPC tiers"),
-        field(
-            "specifyvlan",
-            "boolean",
-            "whether the creator picks the VLAN",
-        ),
-        field("conservemode", "boolean", "whether conserve mode is on"),
-        field(
-            "egressdefaultpolicy",
-            "boolean",
-            "the default egress policy (false: deny)",
-        ),
-        service_field(),
-        field("created", "date", "when the offering was created"),
-    ]
-}
-
-pub(super) fn vpc_offering_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the VPC offering"),
-        field("name", "string", "the name of the VPC offering"),
-        field("displaytext", "string", "the description of the offering"),
-        field("isdefault", "boolean", "whether it is the default offering"),
-        field("state", "string", "Enabled or Disabled"),
-        service_field(),
-        field("created", "date", "when the offering was created"),
-        field(
-            "distributedvpcrouter",
-            "boolean",
-            "whether the VPC router is distributed",
-        ),
-        field(
-            "supportsregionLevelvpc",
-            "boolean",
-            "whether region-level VPCs are supported",
-        ),
-    ]
-}
+pub(super) const VPC_OFFERING_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the VPC offering"),
+    field("name", "string", "the name of the VPC offering"),
+    field("displaytext", "string", "the description of the offering"),
+    field("isdefault", "boolean", "whether it is the default offering"),
+    field("state", "string", "Enabled or Disabled"),
+    SERVICE_FIELD,
+    field("created", "date", "when the offering was created"),
+    field(
+        "distributedvpcrouter",
+        "boolean",
+        "whether the VPC router is distributed",
+    ),
+    field(
+        "supportsregionLevelvpc",
+        "boolean",
+        "whether region-level VPCs are supported",
+    ),
+];
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use ipnet::Ipv4Net;
 use uuid::Uuid;
 
-use super::{network_fields, network_view, sees_admin_fields};
+use super::{NETWORK_FIELDS, network_view, sees_admin_fields};
 use crate::error::Error;
 use crate::provision::{self, tier::TierDesign};
 use crate::rules::{self, tier as tier_rules};
@@ -92,28 +92,21 @@ impl Command for CreateNetwork {
     const NAME: &'static str = "createNetwork";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            NAME.spec(),
-            DISPLAY_TEXT.spec(),
-            OFFERING.spec(),
-            ZONE.spec(),
-            VPC.spec(),
-            GATEWAY.spec(),
-            NETMASK.spec(),
-            ACL.spec(),
-            NETWORK_DOMAIN.spec(),
-            ACL_TYPE.spec(),
-            DISPLAY_NETWORK.spec(),
-        ];
-        params.extend(OwnerArgs::specs());
-        Spec {
-            description: "Creates a tier of a VPC",
-            roles: ALL,
-            params,
-            object: "network",
-            response: network_fields(),
-            since: "",
-        }
+        Spec::new("Creates a tier of a VPC")
+            .roles(ALL)
+            .param(NAME)
+            .param(DISPLAY_TEXT)
+            .param(OFFERING)
+            .param(ZONE)
+            .param(VPC)
+            .param(GATEWAY)
+            .param(NETMASK)
+            .param(ACL)
+            .param(NETWORK_DOMAIN)
+            .param(ACL_TYPE)
+            .param(DISPLAY_NETWORK)
+            .params(OwnerArgs::specs())
+            .returns("network", NETWORK_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

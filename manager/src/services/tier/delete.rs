@@ -46,14 +46,11 @@ impl Command for DeleteNetwork {
     const NAME: &'static str = "deleteNetwork";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a tier in which no VM is left",
-            roles: ALL,
-            params: vec![ID.spec(), FORCED.spec()],
-            object: "network",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes a tier in which no VM is left")
+            .roles(ALL)
+            .param(ID)
+            .param(FORCED)
+            .returns("network", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

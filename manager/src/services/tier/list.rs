@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::{network_fields, network_view, sees_admin_fields};
+use super::{NETWORK_FIELDS, network_view, sees_admin_fields};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text, Texts};
 use crate::server::registry::ALL;
@@ -68,31 +68,24 @@ impl Command for ListNetworks {
     const NAME: &'static str = "listNetworks";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            NAME.spec(),
-            VPC.spec(),
-            FOR_VPC.spec(),
-            ZONE.spec(),
-            TRAFFIC_TYPE.spec(),
-            TYPE.spec(),
-            IS_SYSTEM.spec(),
-            OFFERING.spec(),
-            PHYSICAL.spec(),
-            RESTART_REQUIRED.spec(),
-            CAN_USE_FOR_DEPLOY.spec(),
-            SERVICES.spec(),
-            ACL_TYPE.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists the tiers the caller may see",
-            roles: ALL,
-            params,
-            object: "network",
-            response: network_fields(),
-            since: "",
-        }
+        Spec::new("Lists the tiers the caller may see")
+            .roles(ALL)
+            .param(ID)
+            .param(NAME)
+            .param(VPC)
+            .param(FOR_VPC)
+            .param(ZONE)
+            .param(TRAFFIC_TYPE)
+            .param(TYPE)
+            .param(IS_SYSTEM)
+            .param(OFFERING)
+            .param(PHYSICAL)
+            .param(RESTART_REQUIRED)
+            .param(CAN_USE_FOR_DEPLOY)
+            .param(SERVICES)
+            .param(ACL_TYPE)
+            .params(ListArgs::specs())
+            .returns("network", NETWORK_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -119,10 +112,7 @@ impl Command for ListNetworks {
 /// An empty list (a filter names something that does not exist, or asks
 /// for networks this manager never lists).
 fn nothing() -> Reply {
-    Reply::List {
-        count: 0,
-        items: vec![],
-    }
+    Reply::empty_list()
 }
 
 impl ListNetworks {

@@ -5,11 +5,11 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{TierJob, job_tier, live_tier, sync_object};
+use super::{job_tier, live_tier, sync_object};
 use crate::error::Error;
 use crate::provision::tier as tiers;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission};
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, IdJob, Spec, Submission};
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ALL;
 use crate::store::network;
@@ -33,19 +33,13 @@ impl Command for RestartNetwork {
     const NAME: &'static str = "restartNetwork";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Sends an implemented tier to its router again",
-            roles: ALL,
-            params: vec![
-                ID.spec(),
-                CLEANUP.spec(),
-                MAKE_REDUNDANT.spec(),
-                LIVE_PATCH.spec(),
-            ],
-            object: "network",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Sends an implemented tier to its router again")
+            .roles(ALL)
+            .param(ID)
+            .param(CLEANUP)
+            .param(MAKE_REDUNDANT)
+            .param(LIVE_PATCH)
+            .returns("network", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -58,9 +52,9 @@ impl Command for RestartNetwork {
 }
 
 impl AsyncCommand for RestartNetwork {
-    type Job = TierJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<TierJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let t = live_tier(ctx, self.id, ID.name()).await?;
         if self.cleanup {
             return Err(Error::invalid(format!(
@@ -81,13 +75,13 @@ impl AsyncCommand for RestartNetwork {
             )));
         }
         Ok(Submission::new(
-            TierJob { id: t.id },
+            IdJob { id: t.id },
             ("Network", &t.uuid),
             sync_object(&t),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: TierJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let app = &job.app;
         let (t, vpc_id) = job_tier(&app.db, payload.id).await?;
         let lock = app.network.lock(&app.db, vpc_id).await?;

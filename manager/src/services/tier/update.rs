@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{live_tier, network_fields, network_result, sees_admin_fields, sync_object};
+use super::{NETWORK_FIELDS, live_tier, network_result, sees_admin_fields, sync_object};
 use crate::error::Error;
 use crate::rules;
 use crate::server::Ctx;
@@ -47,20 +47,14 @@ impl Command for UpdateNetwork {
     const NAME: &'static str = "updateNetwork";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Renames a tier or changes its description",
-            roles: ALL,
-            params: vec![
-                ID.spec(),
-                NAME.spec(),
-                DISPLAY_TEXT.spec(),
-                NETWORK_DOMAIN.spec(),
-                OFFERING.spec(),
-            ],
-            object: "network",
-            response: network_fields(),
-            since: "",
-        }
+        Spec::new("Renames a tier or changes its description")
+            .roles(ALL)
+            .param(ID)
+            .param(NAME)
+            .param(DISPLAY_TEXT)
+            .param(NETWORK_DOMAIN)
+            .param(OFFERING)
+            .returns("network", NETWORK_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

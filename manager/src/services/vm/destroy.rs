@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{ID, job_vm, live_vm, sees_admin_fields, stop, submission, vm_fields, vm_result};
+use super::{ID, VM_FIELDS, job_vm, live_vm, sees_admin_fields, stop, submission, vm_result};
 use crate::error::Error;
 use crate::orchestration::model::RouterState;
 use crate::orchestration::{ElementResult, RouterDriver};
@@ -43,14 +43,11 @@ impl Command for DestroyVirtualMachine {
     const NAME: &'static str = "destroyVirtualMachine";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Destroys a VM (and expunges it with expunge=true)",
-            roles: ALL,
-            params: vec![ID.spec(), EXPUNGE.spec()],
-            object: "virtualmachine",
-            response: vm_fields(),
-            since: "",
-        }
+        Spec::new("Destroys a VM (and expunges it with expunge=true)")
+            .roles(ALL)
+            .param(ID)
+            .param(EXPUNGE)
+            .returns("virtualmachine", VM_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

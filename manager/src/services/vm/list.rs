@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{sees_admin_fields, vm_fields, vm_view};
+use super::{VM_FIELDS, sees_admin_fields, vm_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Id, Ids, Spec, SyncCommand, Text, Texts};
 use crate::server::registry::ALL;
@@ -44,27 +44,20 @@ impl Command for ListVirtualMachines {
     const NAME: &'static str = "listVirtualMachines";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            IDS.spec(),
-            NAME.spec(),
-            STATE.spec(),
-            ZONE.spec(),
-            NETWORK.spec(),
-            VPC.spec(),
-            SERVICE_OFFERING.spec(),
-            TEMPLATE.spec(),
-            DETAILS.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists the VMs the caller may see",
-            roles: ALL,
-            params,
-            object: "virtualmachine",
-            response: vm_fields(),
-            since: "",
-        }
+        Spec::new("Lists the VMs the caller may see")
+            .roles(ALL)
+            .param(ID)
+            .param(IDS)
+            .param(NAME)
+            .param(STATE)
+            .param(ZONE)
+            .param(NETWORK)
+            .param(VPC)
+            .param(SERVICE_OFFERING)
+            .param(TEMPLATE)
+            .param(DETAILS)
+            .params(ListArgs::specs())
+            .returns("virtualmachine", VM_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -85,10 +78,7 @@ impl Command for ListVirtualMachines {
 
 /// An empty list (a filter names something that does not exist).
 fn nothing() -> Reply {
-    Reply::List {
-        count: 0,
-        items: vec![],
-    }
+    Reply::empty_list()
 }
 
 impl SyncCommand for ListVirtualMachines {

@@ -15,7 +15,6 @@ mod start;
 mod stop;
 mod views;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -49,48 +48,40 @@ pub fn register(registry: &mut Registry) {
     registry.sync::<ListTemplates>();
 }
 
-fn vm_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the VM"),
-        field("name", "string", "the name (host name) of the VM"),
-        field("displayname", "string", "the display name of the VM"),
-        field(
-            "instancename",
-            "string",
-            "the internal name i-<account>-<id>-VM (admins only)",
-        ),
-        field(
-            "state",
-            "string",
-            "Running, Stopped, Destroyed, Expunging, Error",
-        ),
-        field("zoneid", "string", "the zone"),
-        field("zonename", "string", "the name of the zone"),
-        field("serviceofferingid", "string", "the service offering"),
-        field("serviceofferingname", "string", "the name of the offering"),
-        field("templateid", "string", "the template"),
-        field("templatename", "string", "the name of the template"),
-        field("account", "string", "the owner account"),
-        field("domainid", "string", "the owner's domain"),
-        field("domain", "string", "the name of the owner's domain"),
-        field("created", "date", "when the VM was created"),
-        field(
-            "nic",
-            "list",
-            "the NICs: id, networkid, networkname, ipaddress, netmask, gateway, macaddress, \
+const VM_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the VM"),
+    field("name", "string", "the name (host name) of the VM"),
+    field("displayname", "string", "the display name of the VM"),
+    field(
+        "instancename",
+        "string",
+        "the internal name i-<account>-<id>-VM (admins only)",
+    ),
+    field(
+        "state",
+        "string",
+        "Running, Stopped, Destroyed, Expunging, Error",
+    ),
+    field("zoneid", "string", "the zone"),
+    field("zonename", "string", "the name of the zone"),
+    field("serviceofferingid", "string", "the service offering"),
+    field("serviceofferingname", "string", "the name of the offering"),
+    field("templateid", "string", "the template"),
+    field("templatename", "string", "the name of the template"),
+    field("account", "string", "the owner account"),
+    field("domainid", "string", "the owner's domain"),
+    field("domain", "string", "the name of the owner's domain"),
+    field("created", "date", "when the VM was created"),
+    field(
+        "nic",
+        "list",
+        "the NICs: id, networkid, networkname, ipaddress, netmask, gateway, macaddress, \
              isdefault, traffictype, type",
-        ),
-    ]
-}
+    ),
+];
 
 /// `id` of the commands on one VM.
 const ID: Arg<Id> = Arg::req("id", "the ID of the VM");
-
-/// The job of a command on one VM: its row id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VmJob {
-    pub id: i64,
-}
 
 /// The live (not expunged) VM `id`, given as parameter `param`, which the
 /// caller may act on.

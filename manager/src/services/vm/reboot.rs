@@ -5,13 +5,13 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    ID, VmJob, check_state, job_vm, live_vm, sees_admin_fields, submission, vm_fields, vm_result,
+    ID, VM_FIELDS, check_state, job_vm, live_vm, sees_admin_fields, submission, vm_result,
 };
 use crate::error::Error;
 use crate::orchestration::RouterDriver;
 use crate::provision;
 use crate::server::Ctx;
-use crate::server::command::{Args, AsyncCommand, Command, Spec, Submission};
+use crate::server::command::{Args, AsyncCommand, Command, IdJob, Spec, Submission};
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ALL;
 use crate::store::vm;
@@ -25,14 +25,10 @@ impl Command for RebootVirtualMachine {
     const NAME: &'static str = "rebootVirtualMachine";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Reboots a running VM",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "virtualmachine",
-            response: vm_fields(),
-            since: "",
-        }
+        Spec::new("Reboots a running VM")
+            .roles(ALL)
+            .param(ID)
+            .returns("virtualmachine", VM_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -43,15 +39,15 @@ impl Command for RebootVirtualMachine {
 }
 
 impl AsyncCommand for RebootVirtualMachine {
-    type Job = VmJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<VmJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let v = live_vm(ctx, self.id, ID.name()).await?;
         check_state(&v, &[vm::STATE_RUNNING], "reboot")?;
-        submission(&ctx.app.db, &v, VmJob { id: v.id }).await
+        submission(&ctx.app.db, &v, IdJob { id: v.id }).await
     }
 
-    async fn run(job: &JobCtx, payload: VmJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let v = job_vm(&job.app, payload.id).await?;
         check_state(&v, &[vm::STATE_RUNNING], "reboot")?;
         let view = provision::state::vm_view(&job.app.db, &v).await?;

@@ -7,15 +7,15 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    ID, VmJob, check_state, job_vm, live_vm, revert_vm, sees_admin_fields, stop, submission,
-    tier_uuids, tiers_of_vm, vm_fields, vm_result,
+    ID, VM_FIELDS, check_state, job_vm, live_vm, revert_vm, sees_admin_fields, stop, submission,
+    tier_uuids, tiers_of_vm, vm_result,
 };
 use crate::error::Error;
 use crate::orchestration::model::RouterState;
 use crate::orchestration::{ElementResult, RouterDriver};
 use crate::provision::change::RouterChange;
 use crate::provision::{self, RouterElement, tier as tiers};
-use crate::server::command::{Args, AsyncCommand, Command, Spec, Submission};
+use crate::server::command::{Args, AsyncCommand, Command, IdJob, Spec, Submission};
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ALL;
 use crate::server::{App, Ctx};
@@ -30,14 +30,10 @@ impl Command for StartVirtualMachine {
     const NAME: &'static str = "startVirtualMachine";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Starts a stopped VM",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "virtualmachine",
-            response: vm_fields(),
-            since: "",
-        }
+        Spec::new("Starts a stopped VM")
+            .roles(ALL)
+            .param(ID)
+            .returns("virtualmachine", VM_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -48,9 +44,9 @@ impl Command for StartVirtualMachine {
 }
 
 impl AsyncCommand for StartVirtualMachine {
-    type Job = VmJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<VmJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let v = live_vm(ctx, self.id, ID.name()).await?;
         if v.state == vm::STATE_RUNNING {
             return Err(Error::invalid(format!(
@@ -59,10 +55,10 @@ impl AsyncCommand for StartVirtualMachine {
             )));
         }
         check_state(&v, &[vm::STATE_STOPPED], "start")?;
-        submission(&ctx.app.db, &v, VmJob { id: v.id }).await
+        submission(&ctx.app.db, &v, IdJob { id: v.id }).await
     }
 
-    async fn run(job: &JobCtx, payload: VmJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         start(&job.app, payload.id).await?;
         vm_result(&job.app.db, payload.id, sees_admin_fields(job.caller.role)).await
     }

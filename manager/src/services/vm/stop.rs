@@ -8,8 +8,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    ID, TierNic, check_state, job_vm, live_vm, revert_vm, sees_admin_fields, submission,
-    tier_uuids, tiers_of_vm, vm_fields, vm_result,
+    ID, TierNic, VM_FIELDS, check_state, job_vm, live_vm, revert_vm, sees_admin_fields, submission,
+    tier_uuids, tiers_of_vm, vm_result,
 };
 use crate::error::Error;
 use crate::orchestration::model::RouterState;
@@ -44,14 +44,11 @@ impl Command for StopVirtualMachine {
     const NAME: &'static str = "stopVirtualMachine";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Stops a running VM; it keeps its addresses",
-            roles: ALL,
-            params: vec![ID.spec(), FORCED.spec()],
-            object: "virtualmachine",
-            response: vm_fields(),
-            since: "",
-        }
+        Spec::new("Stops a running VM; it keeps its addresses")
+            .roles(ALL)
+            .param(ID)
+            .param(FORCED)
+            .returns("virtualmachine", VM_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -21,7 +21,7 @@ use crate::services::owner::{self, OwnerArgs};
 use crate::services::zone::zone_by_id;
 use crate::store::{Db, account, config, offering, vpc};
 
-use super::{DNS1, DNS2, PUBLIC_MTU, max_public_mtu, vpc_fields, vpc_result};
+use super::{DNS1, DNS2, PUBLIC_MTU, VPC_FIELDS, max_public_mtu, vpc_result};
 
 const NAME: Arg<Text> = Arg::req("name", "the name of the VPC");
 const ZONE: Arg<Id> = Arg::req("zoneid", "the zone of the VPC");
@@ -71,30 +71,23 @@ impl Command for CreateVpc {
     const NAME: &'static str = "createVPC";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            NAME.spec(),
-            ZONE.spec(),
-            OFFERING.spec(),
-            CIDR.spec(),
-            CIDR_SIZE.spec(),
-            DISPLAY_TEXT.spec(),
-            NETWORK_DOMAIN.spec(),
-            START.spec(),
-            PUBLIC_MTU.spec(),
-            DNS1.spec(),
-            DNS2.spec(),
-            SOURCE_NAT.spec(),
-            FOR_DISPLAY.spec(),
-        ];
-        params.extend(OwnerArgs::specs());
-        Spec {
-            description: "Creates a VPC and starts its virtual router",
-            roles: ALL,
-            params,
-            object: "vpc",
-            response: vpc_fields(),
-            since: "",
-        }
+        Spec::new("Creates a VPC and starts its virtual router")
+            .roles(ALL)
+            .param(NAME)
+            .param(ZONE)
+            .param(OFFERING)
+            .param(CIDR)
+            .param(CIDR_SIZE)
+            .param(DISPLAY_TEXT)
+            .param(NETWORK_DOMAIN)
+            .param(START)
+            .param(PUBLIC_MTU)
+            .param(DNS1)
+            .param(DNS2)
+            .param(SOURCE_NAT)
+            .param(FOR_DISPLAY)
+            .params(OwnerArgs::specs())
+            .returns("vpc", VPC_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

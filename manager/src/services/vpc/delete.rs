@@ -1,7 +1,6 @@
 //! `deleteVPC`: a VPC without tiers goes with its router, addresses,
 //! gateways, routes and ACL lists.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -9,7 +8,7 @@ use crate::error::Error;
 use crate::provision;
 use crate::rules;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission};
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::store::{network, vpc};
@@ -17,12 +16,6 @@ use crate::store::{network, vpc};
 use super::live_vpc;
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the VPC");
-
-/// The job of a command on one VPC: its row id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VpcJob {
-    pub id: i64,
-}
 
 /// `deleteVPC`.
 pub struct DeleteVpc {
@@ -33,14 +26,7 @@ impl Command for DeleteVpc {
     const NAME: &'static str = "deleteVPC";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a VPC without tiers, with its router, addresses, gateways, routes and ACL lists",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "vpc",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes a VPC without tiers, with its router, addresses, gateways, routes and ACL lists").roles(ALL).param(ID).returns("vpc", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -51,18 +37,18 @@ impl Command for DeleteVpc {
 }
 
 impl AsyncCommand for DeleteVpc {
-    type Job = VpcJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<VpcJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let v = live_vpc(ctx, self.id, ID.name()).await?;
         Ok(Submission::new(
-            VpcJob { id: v.id },
+            IdJob { id: v.id },
             ("Vpc", &v.uuid),
             vpc_sync(v.id),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: VpcJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let app = &job.app;
         let id = payload.id;
         let _lock = app.network.lock(&app.db, id).await?;

@@ -13,7 +13,7 @@ use crate::services::owner::ListArgs;
 use crate::services::related::{Related, services_by_offering};
 use crate::store::{Page, offering, vpc, zone};
 
-use super::{vpc_fields, vpc_view};
+use super::{VPC_FIELDS, vpc_view};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the VPC");
 const ZONE: Arg<Id> = Arg::opt("zoneid", "only VPCs of this zone");
@@ -50,27 +50,20 @@ impl Command for ListVpcs {
     const NAME: &'static str = "listVPCs";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            ZONE.spec(),
-            NAME.spec(),
-            DISPLAY_TEXT.spec(),
-            CIDR.spec(),
-            OFFERING.spec(),
-            SERVICES.spec(),
-            STATE.spec(),
-            RESTART_REQUIRED.spec(),
-            FOR_DISPLAY.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists VPCs",
-            roles: ALL,
-            params,
-            object: "vpc",
-            response: vpc_fields(),
-            since: "",
-        }
+        Spec::new("Lists VPCs")
+            .roles(ALL)
+            .param(ID)
+            .param(ZONE)
+            .param(NAME)
+            .param(DISPLAY_TEXT)
+            .param(CIDR)
+            .param(OFFERING)
+            .param(SERVICES)
+            .param(STATE)
+            .param(RESTART_REQUIRED)
+            .param(FOR_DISPLAY)
+            .params(ListArgs::specs())
+            .returns("vpc", VPC_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -93,10 +86,7 @@ impl SyncCommand for ListVpcs {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let db = &ctx.app.db;
         let scope = self.list.scope(ctx, self.id.is_some()).await?;
-        let none = Reply::List {
-            count: 0,
-            items: vec![],
-        };
+        let none = Reply::empty_list();
         let zone_id = match self.zone {
             Some(z) => match zone::get_by_uuid(db, &z.to_string()).await? {
                 Some(z) => Some(z.id),

@@ -42,42 +42,40 @@ pub fn register(registry: &mut Registry) {
     registry.job::<router::RebootRouter>();
 }
 
-fn vpc_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the VPC"),
-        field("name", "string", "the name of the VPC"),
-        field("displaytext", "string", "the description of the VPC"),
-        field(
-            "state",
-            "string",
-            "Enabled, or Inactive while it is deleted",
-        ),
-        field("zoneid", "string", "the zone of the VPC"),
-        field("zonename", "string", "the name of the zone"),
-        field("cidr", "string", "the super CIDR of the VPC's tiers"),
-        field("vpcofferingid", "string", "the offering of the VPC"),
-        field("vpcofferingname", "string", "the name of the offering"),
-        field(
-            "service",
-            "list",
-            "the services of the offering, with providers",
-        ),
-        field("network", "list", "the tiers of the VPC"),
-        field(
-            "restartrequired",
-            "boolean",
-            "whether the VPC needs a restart",
-        ),
-        field("networkdomain", "string", "the DNS domain of the tiers"),
-        field("account", "string", "the owner account"),
-        field("domainid", "string", "the owner's domain"),
-        field("domain", "string", "the name of the owner's domain"),
-        field("created", "date", "when the VPC was created"),
-        field("publicmtu", "integer", "the MTU of the router's public NIC"),
-        field("dns1", "string", "the first IPv4 DNS server of the VPC"),
-        field("dns2", "string", "the second IPv4 DNS server of the VPC"),
-    ]
-}
+const VPC_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the VPC"),
+    field("name", "string", "the name of the VPC"),
+    field("displaytext", "string", "the description of the VPC"),
+    field(
+        "state",
+        "string",
+        "Enabled, or Inactive while it is deleted",
+    ),
+    field("zoneid", "string", "the zone of the VPC"),
+    field("zonename", "string", "the name of the zone"),
+    field("cidr", "string", "the super CIDR of the VPC's tiers"),
+    field("vpcofferingid", "string", "the offering of the VPC"),
+    field("vpcofferingname", "string", "the name of the offering"),
+    field(
+        "service",
+        "list",
+        "the services of the offering, with providers",
+    ),
+    field("network", "list", "the tiers of the VPC"),
+    field(
+        "restartrequired",
+        "boolean",
+        "whether the VPC needs a restart",
+    ),
+    field("networkdomain", "string", "the DNS domain of the tiers"),
+    field("account", "string", "the owner account"),
+    field("domainid", "string", "the owner's domain"),
+    field("domain", "string", "the name of the owner's domain"),
+    field("created", "date", "when the VPC was created"),
+    field("publicmtu", "integer", "the MTU of the router's public NIC"),
+    field("dns1", "string", "the first IPv4 DNS server of the VPC"),
+    field("dns2", "string", "the second IPv4 DNS server of the VPC"),
+];
 
 /// `publicmtu` (createVPC, updateVPC): the MTU of the router's public NIC.
 /// Its range depends on `vr.public.interface.max.mtu`, so the command
@@ -112,6 +110,25 @@ pub async fn live_vpc(ctx: &Ctx, id: Uuid, param: &str) -> Result<vpc::Vpc, Erro
         .ok_or_else(|| Error::invalid_id(param, &id))?;
     owner::check_access(ctx, v.account_id, &v.domain_path, &format!("VPC {id}"))?;
     Ok(v)
+}
+
+/// The live VPC named by parameter `param`, which the caller may act on
+/// (431 when it names none, 531 when it is someone else's), for the
+/// commands on objects of a VPC (ACL lists, gateways, routes).
+pub(crate) async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, Error> {
+    let v = vpc::get_by_uuid(&ctx.app.db, id)
+        .await?
+        .filter(|v| v.removed.is_none())
+        .ok_or_else(|| Error::invalid_id(param, id))?;
+    check_vpc_access(ctx, &v)?;
+    Ok(v)
+}
+
+/// Checks that the caller may act on objects of `v` (531). The text does
+/// not name the VPC: a caller who named an object of someone else's VPC
+/// must not learn which VPC that is.
+pub(crate) fn check_vpc_access(ctx: &Ctx, v: &vpc::Vpc) -> Result<(), Error> {
+    owner::check_access(ctx, v.account_id, &v.domain_path, "objects of this VPC")
 }
 
 /// A job's result: `{"vpc": {...}}`.

@@ -48,19 +48,15 @@ impl Command for RestartVpc {
     const NAME: &'static str = "restartVPC";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Restarts a VPC: re-sends its whole configuration, or with cleanup replaces its router",
-            roles: ALL,
-            params: vec![
-                ID.spec(),
-                CLEANUP.spec(),
-                MAKE_REDUNDANT.spec(),
-                LIVE_PATCH.spec(),
-            ],
-            object: "vpc",
-            response: vec![],
-            since: "",
-        }
+        Spec::new(
+            "Restarts a VPC: re-sends its whole configuration, or with cleanup replaces its router",
+        )
+        .roles(ALL)
+        .param(ID)
+        .param(CLEANUP)
+        .param(MAKE_REDUNDANT)
+        .param(LIVE_PATCH)
+        .returns("vpc", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -18,7 +18,7 @@ use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::store::{self, Db, Page, Tx, vpc};
 
-use super::{PUBLIC_MTU, live_vpc, max_public_mtu, vpc_fields, vpc_result};
+use super::{PUBLIC_MTU, VPC_FIELDS, live_vpc, max_public_mtu, vpc_result};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the VPC");
 const NAME: Arg<Text> = Arg::opt("name", "the new name");
@@ -58,22 +58,18 @@ impl Command for UpdateVpc {
     const NAME: &'static str = "updateVPC";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Renames a VPC, changes its description, its source NAT address or its public MTU",
-            roles: ALL,
-            params: vec![
-                ID.spec(),
-                NAME.spec(),
-                DISPLAY_TEXT.spec(),
-                SOURCE_NAT.spec(),
-                PUBLIC_MTU.spec(),
-                FOR_DISPLAY.spec(),
-                CUSTOM_ID.spec(),
-            ],
-            object: "vpc",
-            response: vpc_fields(),
-            since: "",
-        }
+        Spec::new(
+            "Renames a VPC, changes its description, its source NAT address or its public MTU",
+        )
+        .roles(ALL)
+        .param(ID)
+        .param(NAME)
+        .param(DISPLAY_TEXT)
+        .param(SOURCE_NAT)
+        .param(PUBLIC_MTU)
+        .param(FOR_DISPLAY)
+        .param(CUSTOM_ID)
+        .returns("vpc", VPC_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

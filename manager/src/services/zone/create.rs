@@ -6,7 +6,7 @@ use crate::server::registry::ROOT;
 use crate::server::{Ctx, Reply};
 use crate::store::{self, zone};
 
-use super::{ALLOCATION_STATE, allocation_state, fields, reloaded, zone_view};
+use super::{ALLOCATION_STATE, ZONE_FIELDS, allocation_state, reloaded, zone_view};
 
 const NAME: Arg<Text> = Arg::req("name", "the name of the zone");
 const NETWORK_TYPE: Arg<Text> = Arg::req(
@@ -39,25 +39,19 @@ impl Command for CreateZone {
     const NAME: &'static str = "createZone";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates an Advanced zone",
-            roles: ROOT,
-            params: vec![
-                NAME.spec(),
-                NETWORK_TYPE.spec(),
-                DNS1.spec(),
-                INTERNAL_DNS1.spec(),
-                DNS2.spec(),
-                INTERNAL_DNS2.spec(),
-                GUEST_CIDR.spec(),
-                DOMAIN.spec(),
-                DESCRIPTION.spec(),
-                ALLOCATION_STATE.spec(),
-            ],
-            object: "zone",
-            response: fields(),
-            since: "",
-        }
+        Spec::new("Creates an Advanced zone")
+            .roles(ROOT)
+            .param(NAME)
+            .param(NETWORK_TYPE)
+            .param(DNS1)
+            .param(INTERNAL_DNS1)
+            .param(DNS2)
+            .param(INTERNAL_DNS2)
+            .param(GUEST_CIDR)
+            .param(DOMAIN)
+            .param(DESCRIPTION)
+            .param(ALLOCATION_STATE)
+            .returns("zone", ZONE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

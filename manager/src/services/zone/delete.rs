@@ -21,14 +21,10 @@ impl Command for DeleteZone {
     const NAME: &'static str = "deleteZone";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a zone that has no physical networks",
-            roles: ROOT,
-            params: vec![ID.spec()],
-            object: "zone",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes a zone that has no physical networks")
+            .roles(ROOT)
+            .param(ID)
+            .returns("zone", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

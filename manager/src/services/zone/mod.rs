@@ -57,16 +57,14 @@ fn zone_view(ctx: &Ctx, z: &zone::Zone) -> Value {
 }
 
 /// The documented fields of a zone.
-fn fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the zone"),
-        field("name", "string", "the name of the zone"),
-        field("networktype", "string", "Advanced"),
-        field("allocationstate", "string", "Enabled or Disabled"),
-        field("dns1", "string", "the first public DNS server"),
-        field("internaldns1", "string", "the first internal DNS server"),
-    ]
-}
+const ZONE_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the zone"),
+    field("name", "string", "the name of the zone"),
+    field("networktype", "string", "Advanced"),
+    field("allocationstate", "string", "Enabled or Disabled"),
+    field("dns1", "string", "the first public DNS server"),
+    field("internaldns1", "string", "the first internal DNS server"),
+];
 
 /// The allocation state `given` names (any case): `Enabled` or `Disabled`.
 fn allocation_state(given: Option<&str>) -> Result<Option<&'static str>, Error> {

@@ -9,7 +9,7 @@ use crate::server::registry::ROOT;
 use crate::server::{Ctx, Reply};
 use crate::store::zone;
 
-use super::{ALLOCATION_STATE, allocation_state, fields, reloaded, zone_by_id, zone_view};
+use super::{ALLOCATION_STATE, ZONE_FIELDS, allocation_state, reloaded, zone_by_id, zone_view};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the zone");
 
@@ -23,14 +23,11 @@ impl Command for UpdateZone {
     const NAME: &'static str = "updateZone";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Updates a zone",
-            roles: ROOT,
-            params: vec![ID.spec(), ALLOCATION_STATE.spec()],
-            object: "zone",
-            response: fields(),
-            since: "",
-        }
+        Spec::new("Updates a zone")
+            .roles(ROOT)
+            .param(ID)
+            .param(ALLOCATION_STATE)
+            .returns("zone", ZONE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

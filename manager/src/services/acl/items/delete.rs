@@ -24,14 +24,10 @@ impl Command for DeleteAclItem {
     const NAME: &'static str = "deleteNetworkACL";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes an item of a network ACL list",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "networkacl",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes an item of a network ACL list")
+            .roles(ALL)
+            .param(ID)
+            .returns("networkacl", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

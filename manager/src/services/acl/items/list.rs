@@ -111,10 +111,7 @@ impl SyncCommand for ListAclItems {
                     named = true;
                 }
                 _ => {
-                    return Ok(Reply::List {
-                        count: 0,
-                        items: vec![],
-                    });
+                    return Ok(Reply::empty_list());
                 }
             }
         }

@@ -34,34 +34,32 @@ pub use list::ListAclItems;
 pub use move_item::MoveAclItem;
 pub use update::UpdateAclItem;
 
-fn item_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the ACL item"),
-        field(
-            "protocol",
-            "string",
-            "tcp, udp, icmp, all or a protocol number",
-        ),
-        field("startport", "string", "the first port"),
-        field("endport", "string", "the last port"),
-        field("traffictype", "string", "Ingress or Egress"),
-        field("state", "string", "Staged, Add, Active or Revoke"),
-        field("cidrlist", "string", "the comma-separated source CIDRs"),
-        field("icmptype", "integer", "the ICMP type (-1: any)"),
-        field("icmpcode", "integer", "the ICMP code (-1: any)"),
-        field("aclid", "string", "the ID of the ACL list"),
-        field("aclname", "string", "the name of the ACL list"),
-        field("number", "integer", "the position of the item in its list"),
-        field("action", "string", "Allow or Deny"),
-        field("reason", "string", "why the item exists"),
-        field(
-            "fordisplay",
-            "boolean",
-            "whether the item is shown to users",
-        ),
-        field("tags", "list", "the tags of the item"),
-    ]
-}
+const ITEM_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the ACL item"),
+    field(
+        "protocol",
+        "string",
+        "tcp, udp, icmp, all or a protocol number",
+    ),
+    field("startport", "string", "the first port"),
+    field("endport", "string", "the last port"),
+    field("traffictype", "string", "Ingress or Egress"),
+    field("state", "string", "Staged, Add, Active or Revoke"),
+    field("cidrlist", "string", "the comma-separated source CIDRs"),
+    field("icmptype", "integer", "the ICMP type (-1: any)"),
+    field("icmpcode", "integer", "the ICMP code (-1: any)"),
+    field("aclid", "string", "the ID of the ACL list"),
+    field("aclname", "string", "the name of the ACL list"),
+    field("number", "integer", "the position of the item in its list"),
+    field("action", "string", "Allow or Deny"),
+    field("reason", "string", "why the item exists"),
+    field(
+        "fordisplay",
+        "boolean",
+        "whether the item is shown to users",
+    ),
+    field("tags", "list", "the tags of the item"),
+];
 
 // The parameters describing an item, shared by create and update.
 const START_PORT: Arg<Int> = Arg::opt("startport", "the first port (tcp and udp)");
@@ -145,14 +143,10 @@ fn item_submission<J>(job: J, item: &acl::AclItem, vpc_id: i64) -> Submission<J>
 
 /// The spec of a command that answers with items (`networkacl`).
 fn item_spec(description: &'static str, params: Vec<ParamSpec>) -> Spec {
-    Spec {
-        description,
-        roles: ALL,
-        params,
-        object: "networkacl",
-        response: item_fields(),
-        since: "",
-    }
+    Spec::new(description)
+        .roles(ALL)
+        .params(params)
+        .returns("networkacl", ITEM_FIELDS)
 }
 
 /// The list of an item.

@@ -7,10 +7,12 @@ use uuid::Uuid;
 use serde_json::Value;
 
 use super::delete::DeletedList;
-use super::{ListJob, list_fields, list_result, vpc_param};
+use super::{LIST_FIELDS, list_result, vpc_param};
 use crate::error::Error;
 use crate::rules;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission, Text};
+use crate::server::command::{
+    Arg, Args, AsyncCommand, Command, Flag, Id, IdJob, Spec, Submission, Text,
+};
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::server::{App, Ctx};
@@ -35,19 +37,13 @@ impl Command for CreateAclList {
     const NAME: &'static str = "createNetworkACLList";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a network ACL list for a VPC",
-            roles: ALL,
-            params: vec![
-                NAME.spec(),
-                DESCRIPTION.spec(),
-                VPC.spec(),
-                FOR_DISPLAY.spec(),
-            ],
-            object: "networkacllist",
-            response: list_fields(),
-            since: "",
-        }
+        Spec::new("Creates a network ACL list for a VPC")
+            .roles(ALL)
+            .param(NAME)
+            .param(DESCRIPTION)
+            .param(VPC)
+            .param(FOR_DISPLAY)
+            .returns("networkacllist", LIST_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -61,9 +57,9 @@ impl Command for CreateAclList {
 
 impl AsyncCommand for CreateAclList {
     const CREATES: bool = true;
-    type Job = ListJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<ListJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         rules::acl::validate_list(&self.name, Some(&self.description))?;
         let Some(vpc_id) = self.vpc else {
             return Err(Error::invalid(
@@ -79,13 +75,13 @@ impl AsyncCommand for CreateAclList {
         }
         let list = acl::create_list(&ctx.app.db, v.id, &self.name, &self.description).await?;
         Ok(Submission::created(
-            ListJob { id: list.id },
+            IdJob { id: list.id },
             ("NetworkAcl", &list.uuid),
             vpc_sync(v.id),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: ListJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         list_result(&job.app.db, payload.id).await
     }
 
@@ -93,7 +89,7 @@ impl AsyncCommand for CreateAclList {
     /// deleteNetworkACLList would take it, under its VPC's lock and only
     /// while no tier or private gateway uses it (one may have taken it
     /// while the job waited; the refusal is then the abandon's error).
-    async fn abandon(app: &App, payload: ListJob) -> Result<(), Error> {
+    async fn abandon(app: &App, payload: IdJob) -> Result<(), Error> {
         let db = &app.db;
         let Some(list) = acl::get_by_id(db, payload.id)
             .await?

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::super::{list_param, mutable_list_vpc, rules_list};
-use super::{ListJob, users_of};
+use super::users_of;
 use crate::error::Error;
 use crate::orchestration::ElementResult;
 use crate::orchestration::model::RouterState;
@@ -15,7 +15,7 @@ use crate::provision::RouterElement;
 use crate::provision::change::RouterChange;
 use crate::rules;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission};
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::store::{Db, Tx, acl};
@@ -31,14 +31,10 @@ impl Command for DeleteAclList {
     const NAME: &'static str = "deleteNetworkACLList";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a network ACL list that no tier or private gateway uses",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "networkacllist",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes a network ACL list that no tier or private gateway uses")
+            .roles(ALL)
+            .param(ID)
+            .returns("networkacllist", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -49,22 +45,22 @@ impl Command for DeleteAclList {
 }
 
 impl AsyncCommand for DeleteAclList {
-    type Job = ListJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<ListJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let db = &ctx.app.db;
         let list = list_param(db, ID.name(), &self.id.to_string()).await?;
         let (tiers, gateways) = users_of(db, list.id).await?;
         rules::acl::check_list_deletable(&rules_list(&list), tiers, gateways)?;
         let v = mutable_list_vpc(ctx, &list).await?;
         Ok(Submission::new(
-            ListJob { id: list.id },
+            IdJob { id: list.id },
             ("NetworkAcl", &list.uuid),
             vpc_sync(v.id),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: ListJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let app = &job.app;
         let Some(list) = acl::get_by_id(&app.db, payload.id).await? else {
             return Err(Error::invalid("The ACL list was deleted meanwhile"));

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::super::{list_view, scope_covers, tier_param};
-use super::{list_fields, vpc_param};
+use super::{LIST_FIELDS, vpc_param};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ALL;
@@ -32,22 +32,15 @@ impl Command for ListAclLists {
     const NAME: &'static str = "listNetworkACLLists";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            NAME.spec(),
-            VPC.spec(),
-            TIER.spec(),
-            FOR_DISPLAY.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists network ACL lists, the default lists included",
-            roles: ALL,
-            params,
-            object: "networkacllist",
-            response: list_fields(),
-            since: "",
-        }
+        Spec::new("Lists network ACL lists, the default lists included")
+            .roles(ALL)
+            .param(ID)
+            .param(NAME)
+            .param(VPC)
+            .param(TIER)
+            .param(FOR_DISPLAY)
+            .params(ListArgs::specs())
+            .returns("networkacllist", LIST_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -83,10 +76,7 @@ impl SyncCommand for ListAclLists {
         if let Some(id) = self.tier {
             let (tier, _) = tier_param(ctx, TIER.name(), &id.to_string()).await?;
             let Some(acl_id) = tier.network_acl_id else {
-                return Ok(Reply::List {
-                    count: 0,
-                    items: vec![],
-                });
+                return Ok(Reply::empty_list());
             };
             filter.id = Some(acl_id);
             named_vpc = true;

@@ -10,14 +10,13 @@ mod list;
 mod replace;
 mod update;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{check_vpc_access, list_view, vpc_of};
+use super::{list_view, vpc_of};
 use crate::error::Error;
-use crate::server::Ctx;
 use crate::server::registry::{FieldSpec, field};
-use crate::store::{Db, Exec, Page, acl, gateway, network, vpc};
+use crate::services::vpc::vpc_param;
+use crate::store::{Db, Exec, Page, acl, gateway, network};
 
 pub use create::CreateAclList;
 pub use delete::DeleteAclList;
@@ -25,36 +24,18 @@ pub use list::ListAclLists;
 pub use replace::ReplaceAclList;
 pub use update::UpdateAclList;
 
-/// The job of a command on one list: its row id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ListJob {
-    pub id: i64,
-}
-
-fn list_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the ACL list"),
-        field("name", "string", "the name of the ACL list"),
-        field("description", "string", "the description of the ACL list"),
-        field("vpcid", "string", "the VPC of the ACL list"),
-        field("vpcname", "string", "the name of the VPC of the ACL list"),
-        field(
-            "fordisplay",
-            "boolean",
-            "whether the list is shown to users",
-        ),
-    ]
-}
-
-/// The live VPC named by parameter `param`, which the caller may act on.
-async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, Error> {
-    let v = vpc::get_by_uuid(&ctx.app.db, id)
-        .await?
-        .filter(|v| v.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(param, id))?;
-    check_vpc_access(ctx, &v)?;
-    Ok(v)
-}
+const LIST_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the ACL list"),
+    field("name", "string", "the name of the ACL list"),
+    field("description", "string", "the description of the ACL list"),
+    field("vpcid", "string", "the VPC of the ACL list"),
+    field("vpcname", "string", "the name of the VPC of the ACL list"),
+    field(
+        "fordisplay",
+        "boolean",
+        "whether the list is shown to users",
+    ),
+];
 
 /// `{"networkacllist": ...}` of the live list `id`.
 async fn list_result(db: &Db, id: i64) -> Result<Value, Error> {

@@ -52,14 +52,12 @@ impl Command for ReplaceAclList {
     const NAME: &'static str = "replaceNetworkACLList";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Attaches an ACL list to a tier or a private gateway in place of its current one",
-            roles: ALL,
-            params: vec![ACL.spec(), TIER.spec(), GATEWAY.spec()],
-            object: "networkacllist",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Attaches an ACL list to a tier or a private gateway in place of its current one")
+            .roles(ALL)
+            .param(ACL)
+            .param(TIER)
+            .param(GATEWAY)
+            .returns("networkacllist", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

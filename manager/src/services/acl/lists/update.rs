@@ -6,7 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::super::{list_param, mutable_list_vpc};
-use super::{list_fields, list_result};
+use super::{LIST_FIELDS, list_result};
 use crate::error::Error;
 use crate::rules;
 use crate::server::Ctx;
@@ -42,20 +42,14 @@ impl Command for UpdateAclList {
     const NAME: &'static str = "updateNetworkACLList";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Renames a network ACL list or changes its description",
-            roles: ALL,
-            params: vec![
-                ID.spec(),
-                NAME.spec(),
-                DESCRIPTION.spec(),
-                FOR_DISPLAY.spec(),
-                CUSTOM_ID.spec(),
-            ],
-            object: "networkacllist",
-            response: list_fields(),
-            since: "",
-        }
+        Spec::new("Renames a network ACL list or changes its description")
+            .roles(ALL)
+            .param(ID)
+            .param(NAME)
+            .param(DESCRIPTION)
+            .param(FOR_DISPLAY)
+            .param(CUSTOM_ID)
+            .returns("networkacllist", LIST_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -10,7 +10,7 @@ use crate::server::{Ctx, Reply, page_of};
 use crate::store::{Page, account, config, domain, zone};
 
 use super::super::Paging;
-use super::{config_fields, config_view};
+use super::{CONFIG_FIELDS, config_view};
 
 const NAME: Arg<Text> = Arg::opt("name", "a substring of the configuration names");
 const CATEGORY: Arg<Text> = Arg::opt("category", "only configurations of this category");
@@ -38,22 +38,15 @@ impl Command for ListConfigurations {
     const NAME: &'static str = "listConfigurations";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            NAME.spec(),
-            CATEGORY.spec(),
-            ZONE.spec(),
-            ACCOUNT.spec(),
-            DOMAIN.spec(),
-        ];
-        params.extend(Paging::specs());
-        Spec {
-            description: "Lists the global configuration keys and their values",
-            roles: ROOT,
-            params,
-            object: "configuration",
-            response: config_fields(),
-            since: "",
-        }
+        Spec::new("Lists the global configuration keys and their values")
+            .roles(ROOT)
+            .param(NAME)
+            .param(CATEGORY)
+            .param(ZONE)
+            .param(ACCOUNT)
+            .param(DOMAIN)
+            .params(Paging::specs())
+            .returns("configuration", CONFIG_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -180,24 +180,22 @@ fn config_view(c: &config::Config, scope: &str) -> Value {
     view
 }
 
-fn config_fields() -> Vec<FieldSpec> {
-    vec![
-        field("category", "string", "the category of the configuration"),
-        field("name", "string", "the name of the configuration"),
-        field("value", "string", "the value in force"),
-        field("defaultvalue", "string", "the default value"),
-        field("scope", "string", "the scope the value applies to"),
-        field("description", "string", "what the configuration does"),
-        field(
-            "isdynamic",
-            "boolean",
-            "true when a change applies without a restart",
-        ),
-        field("component", "string", "the component that reads it"),
-        field("type", "string", "Number, Boolean or String"),
-        field("options", "string", "the accepted values, when fixed"),
-    ]
-}
+const CONFIG_FIELDS: &[FieldSpec] = &[
+    field("category", "string", "the category of the configuration"),
+    field("name", "string", "the name of the configuration"),
+    field("value", "string", "the value in force"),
+    field("defaultvalue", "string", "the default value"),
+    field("scope", "string", "the scope the value applies to"),
+    field("description", "string", "what the configuration does"),
+    field(
+        "isdynamic",
+        "boolean",
+        "true when a change applies without a restart",
+    ),
+    field("component", "string", "the component that reads it"),
+    field("type", "string", "Number, Boolean or String"),
+    field("options", "string", "the accepted values, when fixed"),
+];
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@ use crate::server::registry::ROOT;
 use crate::server::{Ctx, Reply};
 use crate::store::config;
 
-use super::{MAX_VALUE_LENGTH, checked_value, config_fields, config_view};
+use super::{CONFIG_FIELDS, MAX_VALUE_LENGTH, checked_value, config_view};
 
 const NAME: Arg<Text> = Arg::req("name", "the name of the configuration");
 const VALUE: Arg<Text> = Arg::opt(
@@ -32,20 +32,14 @@ impl Command for UpdateConfiguration {
     const NAME: &'static str = "updateConfiguration";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Sets a global configuration value; an empty value restores the default",
-            roles: ROOT,
-            params: vec![
-                NAME.spec(),
-                VALUE.spec(),
-                ZONE.spec(),
-                ACCOUNT.spec(),
-                DOMAIN.spec(),
-            ],
-            object: "configuration",
-            response: config_fields(),
-            since: "",
-        }
+        Spec::new("Sets a global configuration value; an empty value restores the default")
+            .roles(ROOT)
+            .param(NAME)
+            .param(VALUE)
+            .param(ZONE)
+            .param(ACCOUNT)
+            .param(DOMAIN)
+            .returns("configuration", CONFIG_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

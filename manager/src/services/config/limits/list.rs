@@ -11,7 +11,7 @@ use crate::services::owner::account_in_domain;
 use crate::store::{account, domain, limit};
 
 use super::super::Paging;
-use super::{Owner, bad_resource_type, denied, domain_of, limit_fields, limit_view, live_domain};
+use super::{LIMIT_FIELDS, Owner, bad_resource_type, denied, domain_of, limit_view, live_domain};
 
 const ID: Arg<Long> = Arg::opt("id", "only the limit row with this ID");
 const RESOURCE_TYPE: Arg<Int> = Arg::opt("resourcetype", "only this resource type code");
@@ -41,24 +41,17 @@ impl Command for ListResourceLimits {
     const NAME: &'static str = "listResourceLimits";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            RESOURCE_TYPE.spec(),
-            RESOURCE_TYPE_NAME.spec(),
-            ACCOUNT.spec(),
-            DOMAIN.spec(),
-            RECURSIVE.spec(),
-            LIST_ALL.spec(),
-        ];
-        params.extend(Paging::specs());
-        Spec {
-            description: "Lists the limits in force for an account or a domain",
-            roles: ALL,
-            params,
-            object: "resourcelimit",
-            response: limit_fields(),
-            since: "",
-        }
+        Spec::new("Lists the limits in force for an account or a domain")
+            .roles(ALL)
+            .param(ID)
+            .param(RESOURCE_TYPE)
+            .param(RESOURCE_TYPE_NAME)
+            .param(ACCOUNT)
+            .param(DOMAIN)
+            .param(RECURSIVE)
+            .param(LIST_ALL)
+            .params(Paging::specs())
+            .returns("resourcelimit", LIMIT_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -78,10 +71,7 @@ impl SyncCommand for ListResourceLimits {
         let caller = &ctx.caller;
         let db = &ctx.app.db;
         let codes = self.wanted_types()?;
-        let empty = Reply::List {
-            count: 0,
-            items: vec![],
-        };
+        let empty = Reply::empty_list();
         let own_account = || async {
             let a = account::get_by_id(db, caller.account_id)
                 .await?

@@ -16,25 +16,23 @@ pub use list::ListResourceLimits;
 pub use update::UpdateResourceLimit;
 
 /// The documented fields of a limit.
-fn limit_fields() -> Vec<FieldSpec> {
-    vec![
-        field("account", "string", "the account of the limit"),
-        field("domainid", "string", "the ID of the domain of the limit"),
-        field("domain", "string", "the name of the domain of the limit"),
-        field(
-            "domainpath",
-            "string",
-            "the path of the domain of the limit",
-        ),
-        field(
-            "resourcetype",
-            "string",
-            "the resource type code (7 for vpc)",
-        ),
-        field("resourcetypename", "string", "the resource type name"),
-        field("max", "long", "the limit; -1 means unlimited"),
-    ]
-}
+const LIMIT_FIELDS: &[FieldSpec] = &[
+    field("account", "string", "the account of the limit"),
+    field("domainid", "string", "the ID of the domain of the limit"),
+    field("domain", "string", "the name of the domain of the limit"),
+    field(
+        "domainpath",
+        "string",
+        "the path of the domain of the limit",
+    ),
+    field(
+        "resourcetype",
+        "string",
+        "the resource type code (7 for vpc)",
+    ),
+    field("resourcetypename", "string", "the resource type name"),
+    field("max", "long", "the limit; -1 means unlimited"),
+];
 
 /// The refusal for limits the caller may not change or see (531).
 fn denied(ctx: &Ctx, what: &str) -> Error {

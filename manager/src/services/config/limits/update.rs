@@ -10,7 +10,7 @@ use crate::server::{Ctx, Reply, Role};
 use crate::services::owner::account_in_domain;
 use crate::store::{account, bootstrap, limit};
 
-use super::{Owner, bad_resource_type, denied, limit_fields, limit_view, live_domain};
+use super::{LIMIT_FIELDS, Owner, bad_resource_type, denied, limit_view, live_domain};
 
 const RESOURCE_TYPE: Arg<Int> = Arg::req(
     "resourcetype",
@@ -32,19 +32,13 @@ impl Command for UpdateResourceLimit {
     const NAME: &'static str = "updateResourceLimit";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Sets the limit of a resource type for an account or a domain",
-            roles: ADMINS,
-            params: vec![
-                RESOURCE_TYPE.spec(),
-                MAX.spec(),
-                ACCOUNT.spec(),
-                DOMAIN.spec(),
-            ],
-            object: "resourcelimit",
-            response: limit_fields(),
-            since: "",
-        }
+        Spec::new("Sets the limit of a resource type for an account or a domain")
+            .roles(ADMINS)
+            .param(RESOURCE_TYPE)
+            .param(MAX)
+            .param(ACCOUNT)
+            .param(DOMAIN)
+            .returns("resourcelimit", LIMIT_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

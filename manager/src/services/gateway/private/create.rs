@@ -5,18 +5,20 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::super::{RowJob, vpc_param};
+use super::super::vpc_param;
 use super::joins::GatewayJoins;
 use super::lookups::{
     acl_of_new_gateway, existing_gateways, physical_network, refuse_associated, tier_cidrs,
 };
 use super::router_nics;
-use super::{gateway_fields, gateway_uuid, gateway_view, job_gateway, remove_rows};
+use super::{GATEWAY_FIELDS, gateway_uuid, gateway_view, job_gateway, remove_rows};
 use crate::error::Error;
 use crate::orchestration::guru::NetworkSpec;
 use crate::orchestration::{IsolationMethod, NetworkTraffic};
 use crate::rules::gateway as rule;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission, Text};
+use crate::server::command::{
+    Arg, Args, AsyncCommand, Command, Flag, Id, IdJob, Spec, Submission, Text,
+};
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::server::{App, Ctx};
@@ -67,25 +69,19 @@ impl Command for CreatePrivateGateway {
     const NAME: &'static str = "createPrivateGateway";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a private gateway of a VPC on a VLAN",
-            roles: ALL,
-            params: vec![
-                VPC.spec(),
-                IP_ADDRESS.spec(),
-                GATEWAY.spec(),
-                NETMASK.spec(),
-                VLAN.spec(),
-                PHYSICAL_NETWORK.spec(),
-                SOURCE_NAT.spec(),
-                ACL.spec(),
-                ASSOCIATED_NETWORK.spec(),
-                BYPASS_VLAN_CHECK.spec(),
-            ],
-            object: "privategateway",
-            response: gateway_fields(),
-            since: "",
-        }
+        Spec::new("Creates a private gateway of a VPC on a VLAN")
+            .roles(ALL)
+            .param(VPC)
+            .param(IP_ADDRESS)
+            .param(GATEWAY)
+            .param(NETMASK)
+            .param(VLAN)
+            .param(PHYSICAL_NETWORK)
+            .param(SOURCE_NAT)
+            .param(ACL)
+            .param(ASSOCIATED_NETWORK)
+            .param(BYPASS_VLAN_CHECK)
+            .returns("privategateway", GATEWAY_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -107,9 +103,9 @@ impl Command for CreatePrivateGateway {
 
 impl AsyncCommand for CreatePrivateGateway {
     const CREATES: bool = true;
-    type Job = RowJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<RowJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let db = &ctx.app.db;
         let is_root = ctx.caller.is_root_admin();
         let v = vpc_param(ctx, VPC.name(), &self.vpc.to_string()).await?;
@@ -273,13 +269,13 @@ impl AsyncCommand for CreatePrivateGateway {
         .await?;
         tx.commit().await?;
         Ok(Submission::created(
-            RowJob { id: g.id },
+            IdJob { id: g.id },
             ("PrivateGateway", &g.uuid),
             vpc_sync(v.id),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: RowJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let app = &job.app;
         let db = &app.db;
         let g = job_gateway(db, payload.id).await?;
@@ -301,7 +297,7 @@ impl AsyncCommand for CreatePrivateGateway {
     /// refused push. Once its NIC row exists the job may have reached the
     /// router: the gateway is left to the background loops, which send the
     /// router the stored state.
-    async fn abandon(app: &App, payload: RowJob) -> Result<(), Error> {
+    async fn abandon(app: &App, payload: IdJob) -> Result<(), Error> {
         let db = &app.db;
         let Some(g) = gateway::get_by_id(db, payload.id)
             .await?

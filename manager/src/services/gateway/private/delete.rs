@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::super::{RowJob, check_vpc_access, vpc_by_id};
+use super::super::{check_vpc_access, vpc_by_id};
 use super::{gateway_uuid, job_gateway, remove_rows, routes_via};
 use crate::error::Error;
 use crate::orchestration::ElementResult;
@@ -14,7 +14,7 @@ use crate::provision::change::RouterChange;
 use crate::provision::{RouterElement, state};
 use crate::rules::gateway as rule;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission};
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::store::{Db, Tx, gateway};
@@ -30,14 +30,10 @@ impl Command for DeletePrivateGateway {
     const NAME: &'static str = "deletePrivateGateway";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a private gateway that no static route uses",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "privategateway",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes a private gateway that no static route uses")
+            .roles(ALL)
+            .param(ID)
+            .returns("privategateway", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -48,9 +44,9 @@ impl Command for DeletePrivateGateway {
 }
 
 impl AsyncCommand for DeletePrivateGateway {
-    type Job = RowJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<RowJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let g = gateway_param(ctx, self.id).await?;
         // Every gateway here sits on a VLAN the root admin gave (CloudStack's
         // private gateway offering specifies the VLAN).
@@ -67,13 +63,13 @@ impl AsyncCommand for DeletePrivateGateway {
             )));
         }
         Ok(Submission::new(
-            RowJob { id: g.id },
+            IdJob { id: g.id },
             ("PrivateGateway", &g.uuid),
             vpc_sync(g.vpc_id),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: RowJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let app = &job.app;
         let db = &app.db;
         let g = job_gateway(db, payload.id).await?;

@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::super::{scope_filter, vpc_param};
-use super::{gateway_fields, gateway_view, vlan_form};
+use super::{GATEWAY_FIELDS, gateway_view, vlan_form};
 use crate::error::Error;
 use crate::rules::gateway as rule;
 use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
@@ -34,22 +34,15 @@ impl Command for ListPrivateGateways {
     const NAME: &'static str = "listPrivateGateways";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            VPC.spec(),
-            IP_ADDRESS.spec(),
-            VLAN.spec(),
-            STATE.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists private gateways",
-            roles: ALL,
-            params,
-            object: "privategateway",
-            response: gateway_fields(),
-            since: "",
-        }
+        Spec::new("Lists private gateways")
+            .roles(ALL)
+            .param(ID)
+            .param(VPC)
+            .param(IP_ADDRESS)
+            .param(VLAN)
+            .param(STATE)
+            .params(ListArgs::specs())
+            .returns("privategateway", GATEWAY_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -34,43 +34,41 @@ pub use create::CreatePrivateGateway;
 pub use delete::DeletePrivateGateway;
 pub use list::ListPrivateGateways;
 
-fn gateway_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the private gateway"),
-        field("gateway", "string", "the next hop on the private network"),
-        field("netmask", "string", "the netmask of the private network"),
-        field(
-            "ipaddress",
-            "string",
-            "the router's address on the private network",
-        ),
-        field("zoneid", "string", "the zone of the gateway"),
-        field("zonename", "string", "the name of the zone"),
-        field(
-            "vlan",
-            "string",
-            "the VLAN of the private network (admins only)",
-        ),
-        field("vpcid", "string", "the VPC of the gateway"),
-        field("vpcname", "string", "the name of the VPC"),
-        field(
-            "physicalnetworkid",
-            "string",
-            "the physical network carrying it",
-        ),
-        field("state", "string", "Creating, Ready or Deleting"),
-        field(
-            "sourcenatsupported",
-            "boolean",
-            "whether traffic leaving through it is source-NATed",
-        ),
-        field("aclid", "string", "the ACL list of the gateway"),
-        field("aclname", "string", "the name of the ACL list"),
-        field("account", "string", "the owner's account"),
-        field("domainid", "string", "the owner's domain"),
-        field("domain", "string", "the name of the owner's domain"),
-    ]
-}
+const GATEWAY_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the private gateway"),
+    field("gateway", "string", "the next hop on the private network"),
+    field("netmask", "string", "the netmask of the private network"),
+    field(
+        "ipaddress",
+        "string",
+        "the router's address on the private network",
+    ),
+    field("zoneid", "string", "the zone of the gateway"),
+    field("zonename", "string", "the name of the zone"),
+    field(
+        "vlan",
+        "string",
+        "the VLAN of the private network (admins only)",
+    ),
+    field("vpcid", "string", "the VPC of the gateway"),
+    field("vpcname", "string", "the name of the VPC"),
+    field(
+        "physicalnetworkid",
+        "string",
+        "the physical network carrying it",
+    ),
+    field("state", "string", "Creating, Ready or Deleting"),
+    field(
+        "sourcenatsupported",
+        "boolean",
+        "whether traffic leaving through it is source-NATed",
+    ),
+    field("aclid", "string", "the ACL list of the gateway"),
+    field("aclname", "string", "the name of the ACL list"),
+    field("account", "string", "the owner's account"),
+    field("domainid", "string", "the owner's domain"),
+    field("domain", "string", "the name of the owner's domain"),
+];
 
 /// The subnet of a stored gateway.
 fn subnet_of(g: &gateway::PrivateGateway) -> Option<Ipv4Net> {

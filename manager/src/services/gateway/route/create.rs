@@ -7,15 +7,15 @@ use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::super::{RowJob, check_vpc_access, vpc_by_id, vpc_param};
+use super::super::{check_vpc_access, vpc_by_id, vpc_param};
 use super::{
-    RouteMove, RouteUndo, gateway_state, job_route, other_routes, reachable_subnets, route_fields,
+    ROUTE_FIELDS, RouteMove, RouteUndo, gateway_state, job_route, other_routes, reachable_subnets,
     route_view,
 };
 use crate::error::Error;
 use crate::provision;
 use crate::rules::route::{self as rule, Target};
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission, Text};
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::server::{App, Ctx};
@@ -42,14 +42,13 @@ impl Command for CreateStaticRoute {
     const NAME: &'static str = "createStaticRoute";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a static route of a VPC through a private gateway or to a next hop",
-            roles: ALL,
-            params: vec![CIDR.spec(), GATEWAY.spec(), NEXT_HOP.spec(), VPC.spec()],
-            object: "staticroute",
-            response: route_fields(),
-            since: "",
-        }
+        Spec::new("Creates a static route of a VPC through a private gateway or to a next hop")
+            .roles(ALL)
+            .param(CIDR)
+            .param(GATEWAY)
+            .param(NEXT_HOP)
+            .param(VPC)
+            .returns("staticroute", ROUTE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -65,9 +64,9 @@ impl Command for CreateStaticRoute {
 
 impl AsyncCommand for CreateStaticRoute {
     const CREATES: bool = true;
-    type Job = RowJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<RowJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let db = &ctx.app.db;
         let gateway_id = self.gateway.map(|u| u.to_string());
         let vpc_id = self.vpc.map(|u| u.to_string());
@@ -131,13 +130,13 @@ impl AsyncCommand for CreateStaticRoute {
         )
         .await?;
         Ok(Submission::created(
-            RowJob { id: r.id },
+            IdJob { id: r.id },
             ("StaticRoute", &r.uuid),
             vpc_sync(v.id),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: RowJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let db = &job.app.db;
         let r = job_route(db, payload.id).await?;
         let lock = job.app.network.lock(db, r.vpc_id).await?;
@@ -159,7 +158,7 @@ impl AsyncCommand for CreateStaticRoute {
     /// A route still Staged never reached the router: it goes, as after a
     /// refused push. A route the job made Add may be on the router; it is
     /// left to the background loops, which send the router the stored state.
-    async fn abandon(app: &App, payload: RowJob) -> Result<(), Error> {
+    async fn abandon(app: &App, payload: IdJob) -> Result<(), Error> {
         let db = &app.db;
         let Some(r) = gateway::route_by_id(db, payload.id)
             .await?

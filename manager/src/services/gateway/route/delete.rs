@@ -5,11 +5,11 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::super::{RowJob, check_vpc_access, vpc_by_id};
+use super::super::{check_vpc_access, vpc_by_id};
 use super::{RouteMove, RouteUndo, job_route};
 use crate::error::Error;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission};
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::store::gateway;
@@ -25,14 +25,10 @@ impl Command for DeleteStaticRoute {
     const NAME: &'static str = "deleteStaticRoute";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a static route",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "staticroute",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes a static route")
+            .roles(ALL)
+            .param(ID)
+            .returns("staticroute", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -43,9 +39,9 @@ impl Command for DeleteStaticRoute {
 }
 
 impl AsyncCommand for DeleteStaticRoute {
-    type Job = RowJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<RowJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let id = self.id.to_string();
         let r = gateway::route_by_uuid(&ctx.app.db, &id)
             .await?
@@ -53,13 +49,13 @@ impl AsyncCommand for DeleteStaticRoute {
             .ok_or_else(|| Error::invalid_id(ID.name(), &id))?;
         check_vpc_access(ctx, &vpc_by_id(&ctx.app.db, r.vpc_id).await?)?;
         Ok(Submission::new(
-            RowJob { id: r.id },
+            IdJob { id: r.id },
             ("StaticRoute", &r.uuid),
             vpc_sync(r.vpc_id),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: RowJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let db = &job.app.db;
         let r = job_route(db, payload.id).await?;
         let lock = job.app.network.lock(db, r.vpc_id).await?;

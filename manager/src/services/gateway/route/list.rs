@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::super::{check_vpc_access, scope_filter, vpc_by_id, vpc_param};
-use super::{route_fields, route_view};
+use super::{ROUTE_FIELDS, route_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ALL;
@@ -31,16 +31,14 @@ impl Command for ListStaticRoutes {
     const NAME: &'static str = "listStaticRoutes";
 
     fn spec() -> Spec {
-        let mut params = vec![ID.spec(), VPC.spec(), GATEWAY.spec(), STATE.spec()];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists static routes",
-            roles: ALL,
-            params,
-            object: "staticroute",
-            response: route_fields(),
-            since: "",
-        }
+        Spec::new("Lists static routes")
+            .roles(ALL)
+            .param(ID)
+            .param(VPC)
+            .param(GATEWAY)
+            .param(STATE)
+            .params(ListArgs::specs())
+            .returns("staticroute", ROUTE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

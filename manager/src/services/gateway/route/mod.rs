@@ -34,33 +34,31 @@ pub use create::CreateStaticRoute;
 pub use delete::DeleteStaticRoute;
 pub use list::ListStaticRoutes;
 
-fn route_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the static route"),
-        field("state", "string", "Staged, Add, Active or Revoke"),
-        field("cidr", "string", "the destination CIDR"),
-        field("vpcid", "string", "the VPC of the route"),
-        field(
-            "vpcgatewayid",
-            "string",
-            "the private gateway the route goes through",
-        ),
-        field(
-            "vpcgatewayip",
-            "string",
-            "the address of that private gateway",
-        ),
-        field(
-            "nexthop",
-            "string",
-            "the next hop of a route without a gateway",
-        ),
-        field("account", "string", "the owner's account"),
-        field("domainid", "string", "the owner's domain"),
-        field("domain", "string", "the name of the owner's domain"),
-        field("tags", "list", "the tags of the route"),
-    ]
-}
+const ROUTE_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the static route"),
+    field("state", "string", "Staged, Add, Active or Revoke"),
+    field("cidr", "string", "the destination CIDR"),
+    field("vpcid", "string", "the VPC of the route"),
+    field(
+        "vpcgatewayid",
+        "string",
+        "the private gateway the route goes through",
+    ),
+    field(
+        "vpcgatewayip",
+        "string",
+        "the address of that private gateway",
+    ),
+    field(
+        "nexthop",
+        "string",
+        "the next hop of a route without a gateway",
+    ),
+    field("account", "string", "the owner's account"),
+    field("domainid", "string", "the owner's domain"),
+    field("domain", "string", "the name of the owner's domain"),
+    field("tags", "list", "the tags of the route"),
+];
 
 /// `staticroute` of a response; `related` holds the page's VPCs, gateways
 /// and owners ([`Related::for_routes`]).

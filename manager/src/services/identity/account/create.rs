@@ -7,7 +7,7 @@ use crate::server::{Ctx, Reply};
 use crate::store::{self, account, user};
 
 use super::super::args::{NewUserArgs, USER_DOMAIN};
-use super::super::views::{account_fields, account_view};
+use super::super::views::{ACCOUNT_FIELDS, account_view};
 use super::super::{Target, denied, domain_or_own, may_manage_account};
 
 const ACCOUNT_TYPE: Arg<Int> = Arg::opt(
@@ -33,18 +33,14 @@ impl Command for CreateAccount {
     const NAME: &'static str = "createAccount";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates an account with its first user",
-            roles: ADMINS,
-            params: NewUserArgs::specs(vec![
+        Spec::new("Creates an account with its first user")
+            .roles(ADMINS)
+            .params(NewUserArgs::specs(vec![
                 ACCOUNT_TYPE.spec(),
                 ACCOUNT.spec(),
                 NETWORK_DOMAIN.spec(),
-            ]),
-            object: "account",
-            response: account_fields(),
-            since: "",
-        }
+            ]))
+            .returns("account", ACCOUNT_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

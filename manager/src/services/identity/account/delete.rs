@@ -5,13 +5,13 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission};
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ADMINS;
 use crate::store::account;
 
 use super::super::args::AccountRef;
-use super::{AccountJob, account_sync, check_state_change};
+use super::{account_sync, check_state_change};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the account");
 
@@ -24,14 +24,10 @@ impl Command for DeleteAccount {
     const NAME: &'static str = "deleteAccount";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes an account with its users",
-            roles: ADMINS,
-            params: vec![ID.spec()],
-            object: "account",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes an account with its users")
+            .roles(ADMINS)
+            .param(ID)
+            .returns("account", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -50,19 +46,19 @@ impl Command for DeleteAccount {
 }
 
 impl AsyncCommand for DeleteAccount {
-    type Job = AccountJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<AccountJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let a = self.account.managed(ctx).await?;
         check_state_change(ctx, &a)?;
         Ok(Submission::new(
-            AccountJob { id: a.id },
+            IdJob { id: a.id },
             ("Account", &a.uuid),
             account_sync(a.id),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: AccountJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         // Its VMs and VPCs go with it, everything in them included.
         crate::provision::vpc::purge_account(&job.app.db, &job.app.network, payload.id).await?;
         account::remove(&job.app.db, payload.id).await?;

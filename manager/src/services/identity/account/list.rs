@@ -11,7 +11,7 @@ use crate::store::account;
 
 use super::super::args::Paging;
 use super::super::domain_or_own;
-use super::super::views::{account_fields, account_view};
+use super::super::views::{ACCOUNT_FIELDS, account_view};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the account");
 const NAME: Arg<Text> = Arg::opt("name", "the name of the account");
@@ -33,22 +33,15 @@ impl Command for ListAccounts {
     const NAME: &'static str = "listAccounts";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            NAME.spec(),
-            DOMAIN.spec(),
-            ACCOUNT_TYPE.spec(),
-            STATE.spec(),
-        ];
-        params.extend(Paging::specs());
-        Spec {
-            description: "Lists accounts",
-            roles: ALL,
-            params,
-            object: "account",
-            response: account_fields(),
-            since: "",
-        }
+        Spec::new("Lists accounts")
+            .roles(ALL)
+            .param(ID)
+            .param(NAME)
+            .param(DOMAIN)
+            .param(ACCOUNT_TYPE)
+            .param(STATE)
+            .params(Paging::specs())
+            .returns("account", ACCOUNT_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -85,10 +78,7 @@ impl SyncCommand for ListAccounts {
                     .is_none_or(|u| u.contains(&caller.account_uuid))
             });
             if filter.uuids.is_none() {
-                return Ok(Reply::List {
-                    count: 0,
-                    items: vec![],
-                });
+                return Ok(Reply::empty_list());
             }
         } else {
             let d = domain_or_own(ctx, self.domain, DOMAIN.name()).await?;

@@ -9,8 +9,6 @@ mod list;
 mod state;
 mod update;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::Error;
 use crate::server::Ctx;
 use crate::store::account;
@@ -22,12 +20,6 @@ pub use delete::DeleteAccount;
 pub use list::ListAccounts;
 pub use state::{DisableAccount, EnableAccount};
 pub use update::UpdateAccount;
-
-/// The job of a command on one account: its row id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AccountJob {
-    pub id: i64,
-}
 
 /// The sync object of jobs on account `id`: they run one at a time.
 fn account_sync(id: i64) -> String {
@@ -51,21 +43,4 @@ async fn reloaded(ctx: &Ctx, id: i64) -> Result<account::Account, Error> {
     account::get_by_id(&ctx.app.db, id)
         .await?
         .ok_or_else(|| Error::internal("account vanished"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn an_account_job_keeps_the_previous_versions_key() {
-        let job: AccountJob = serde_json::from_value(json!({ "id": 42 })).unwrap();
-        assert_eq!(job.id, 42);
-        assert_eq!(
-            serde_json::to_value(AccountJob { id: 42 }).unwrap(),
-            json!({ "id": 42 })
-        );
-        assert!(serde_json::from_value::<AccountJob>(json!({})).is_err());
-    }
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::server::command::{
-    Arg, Args, AsyncCommand, Command, Flag, Spec, Submission, SyncCommand,
+    Arg, Args, AsyncCommand, Command, Flag, IdJob, Spec, Submission, SyncCommand,
 };
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ADMINS;
@@ -13,8 +13,8 @@ use crate::server::{Ctx, Reply};
 use crate::store::account;
 
 use super::super::args::AccountRef;
-use super::super::views::{account_fields, account_view};
-use super::{AccountJob, account_sync, check_state_change, reloaded};
+use super::super::views::{ACCOUNT_FIELDS, account_view};
+use super::{account_sync, check_state_change, reloaded};
 
 const LOCK: Arg<Flag> = Arg::req("lock", "lock the account (only disabling is supported)");
 
@@ -28,16 +28,11 @@ impl Command for DisableAccount {
     const NAME: &'static str = "disableAccount";
 
     fn spec() -> Spec {
-        let mut params = AccountRef::specs();
-        params.push(LOCK.spec());
-        Spec {
-            description: "Disables an account: its users can no longer call the API",
-            roles: ADMINS,
-            params,
-            object: "account",
-            response: account_fields(),
-            since: "",
-        }
+        Spec::new("Disables an account: its users can no longer call the API")
+            .roles(ADMINS)
+            .params(AccountRef::specs())
+            .param(LOCK)
+            .returns("account", ACCOUNT_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -49,9 +44,9 @@ impl Command for DisableAccount {
 }
 
 impl AsyncCommand for DisableAccount {
-    type Job = AccountJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<AccountJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let a = self.account.managed(ctx).await?;
         check_state_change(ctx, &a)?;
         if self.lock != Some(true) {
@@ -60,13 +55,13 @@ impl AsyncCommand for DisableAccount {
             ));
         }
         Ok(Submission::new(
-            AccountJob { id: a.id },
+            IdJob { id: a.id },
             ("Account", &a.uuid),
             account_sync(a.id),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: AccountJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let db = &job.app.db;
         account::set_state(db, payload.id, account::STATE_DISABLED).await?;
         let a = account::get_by_id(db, payload.id)
@@ -85,14 +80,10 @@ impl Command for EnableAccount {
     const NAME: &'static str = "enableAccount";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Enables a disabled account",
-            roles: ADMINS,
-            params: AccountRef::specs(),
-            object: "account",
-            response: account_fields(),
-            since: "",
-        }
+        Spec::new("Enables a disabled account")
+            .roles(ADMINS)
+            .params(AccountRef::specs())
+            .returns("account", ACCOUNT_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -8,7 +8,7 @@ use crate::server::{Ctx, Reply};
 use crate::store::account;
 
 use super::super::args::AccountRef;
-use super::super::views::{account_fields, account_view};
+use super::super::views::{ACCOUNT_FIELDS, account_view};
 use super::reloaded;
 
 const NEW_NAME: Arg<Text> = Arg::opt("newname", "the new name of the account");
@@ -26,16 +26,12 @@ impl Command for UpdateAccount {
     const NAME: &'static str = "updateAccount";
 
     fn spec() -> Spec {
-        let mut params = AccountRef::specs();
-        params.extend([NEW_NAME.spec(), NETWORK_DOMAIN.spec()]);
-        Spec {
-            description: "Renames an account or changes its network domain",
-            roles: ADMINS,
-            params,
-            object: "account",
-            response: account_fields(),
-            since: "",
-        }
+        Spec::new("Renames an account or changes its network domain")
+            .roles(ADMINS)
+            .params(AccountRef::specs())
+            .param(NEW_NAME)
+            .param(NETWORK_DOMAIN)
+            .returns("account", ACCOUNT_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

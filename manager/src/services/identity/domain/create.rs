@@ -9,7 +9,7 @@ use crate::server::{Ctx, Reply};
 use crate::store::{self, domain};
 
 use super::super::domain_or_own;
-use super::super::views::{domain_fields, domain_view};
+use super::super::views::{DOMAIN_FIELDS, domain_view};
 
 const NAME: Arg<Text> = Arg::req("name", "the name of the domain");
 const PARENT: Arg<Id> = Arg::opt("parentdomainid", "the parent domain; default the caller's");
@@ -29,14 +29,12 @@ impl Command for CreateDomain {
     const NAME: &'static str = "createDomain";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a domain below a parent domain",
-            roles: ADMINS,
-            params: vec![NAME.spec(), PARENT.spec(), NETWORK_DOMAIN.spec()],
-            object: "domain",
-            response: domain_fields(),
-            since: "",
-        }
+        Spec::new("Creates a domain below a parent domain")
+            .roles(ADMINS)
+            .param(NAME)
+            .param(PARENT)
+            .param(NETWORK_DOMAIN)
+            .returns("domain", DOMAIN_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

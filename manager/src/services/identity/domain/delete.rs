@@ -40,14 +40,11 @@ impl Command for DeleteDomain {
     const NAME: &'static str = "deleteDomain";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a domain; with cleanup=true also its sub-domains and accounts",
-            roles: ADMINS,
-            params: vec![ID.spec(), CLEANUP.spec()],
-            object: "domain",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes a domain; with cleanup=true also its sub-domains and accounts")
+            .roles(ADMINS)
+            .param(ID)
+            .param(CLEANUP)
+            .returns("domain", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

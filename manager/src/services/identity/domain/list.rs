@@ -9,7 +9,7 @@ use crate::server::{Ctx, Reply, Role};
 use crate::store::domain;
 
 use super::super::args::Paging;
-use super::super::views::{domain_fields, domain_view};
+use super::super::views::{DOMAIN_FIELDS, domain_view};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the domain");
 const NAME: Arg<Text> = Arg::opt("name", "the name of the domain");
@@ -27,16 +27,13 @@ impl Command for ListDomains {
     const NAME: &'static str = "listDomains";
 
     fn spec() -> Spec {
-        let mut params = vec![ID.spec(), NAME.spec(), LEVEL.spec()];
-        params.extend(Paging::specs());
-        Spec {
-            description: "Lists domains",
-            roles: ALL,
-            params,
-            object: "domain",
-            response: domain_fields(),
-            since: "",
-        }
+        Spec::new("Lists domains")
+            .roles(ALL)
+            .param(ID)
+            .param(NAME)
+            .param(LEVEL)
+            .params(Paging::specs())
+            .returns("domain", DOMAIN_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -8,7 +8,7 @@ use crate::services::owner::account_in_domain;
 use crate::store::{self, user};
 
 use super::super::args::{NewUserArgs, USER_DOMAIN};
-use super::super::views::{user_fields, user_view};
+use super::super::views::{USER_FIELDS, user_view};
 use super::super::{Target, denied, domain_or_own, may_manage_account};
 
 const ACCOUNT: Arg<Text> = Arg::req("account", "the account of the user");
@@ -23,14 +23,10 @@ impl Command for CreateUser {
     const NAME: &'static str = "createUser";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a user in an account",
-            roles: ADMINS,
-            params: NewUserArgs::specs(vec![ACCOUNT.spec()]),
-            object: "user",
-            response: user_fields(),
-            since: "",
-        }
+        Spec::new("Creates a user in an account")
+            .roles(ADMINS)
+            .params(NewUserArgs::specs(vec![ACCOUNT.spec()]))
+            .returns("user", USER_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -10,7 +10,7 @@ use crate::server::registry::ADMINS;
 use crate::server::{Ctx, Reply};
 use crate::store::{account, user};
 
-use super::super::views::{user_fields, user_view};
+use super::super::views::{USER_FIELDS, user_view};
 use super::{USER_ID, managed_user, owner_of};
 
 /// `enableUser`.
@@ -22,14 +22,10 @@ impl Command for EnableUser {
     const NAME: &'static str = "enableUser";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Enables a user (and its account), forgetting its wrong passwords",
-            roles: ADMINS,
-            params: vec![USER_ID.spec()],
-            object: "user",
-            response: user_fields(),
-            since: "",
-        }
+        Spec::new("Enables a user (and its account), forgetting its wrong passwords")
+            .roles(ADMINS)
+            .param(USER_ID)
+            .returns("user", USER_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

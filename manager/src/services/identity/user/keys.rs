@@ -15,17 +15,13 @@ use super::{USER_ID, managed_user};
 /// The spec both commands share: one user by `id`, any role (the body
 /// checks the caller may manage that user), a `userkeys` object.
 fn keys_spec(description: &'static str) -> Spec {
-    Spec {
-        description,
-        roles: ALL,
-        params: vec![USER_ID.spec()],
-        object: "userkeys",
-        response: vec![
+    Spec::new(description).roles(ALL).param(USER_ID).returns(
+        "userkeys",
+        vec![
             field("apikey", "string", "the API key"),
             field("secretkey", "string", "the secret key"),
         ],
-        since: "",
-    }
+    )
 }
 
 /// `registerUserKeys`.

@@ -11,7 +11,7 @@ use crate::store::user;
 
 use super::super::args::{AccountRef, Paging};
 use super::super::domain_or_own;
-use super::super::views::{user_fields, user_view};
+use super::super::views::{USER_FIELDS, user_view};
 use super::owner_of;
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the user");
@@ -39,22 +39,15 @@ impl Command for ListUsers {
     const NAME: &'static str = "listUsers";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            USERNAME.spec(),
-            ACCOUNT.spec(),
-            DOMAIN.spec(),
-            STATE.spec(),
-        ];
-        params.extend(Paging::specs());
-        Spec {
-            description: "Lists users",
-            roles: ALL,
-            params,
-            object: "user",
-            response: user_fields(),
-            since: "",
-        }
+        Spec::new("Lists users")
+            .roles(ALL)
+            .param(ID)
+            .param(USERNAME)
+            .param(ACCOUNT)
+            .param(DOMAIN)
+            .param(STATE)
+            .params(Paging::specs())
+            .returns("user", USER_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -56,14 +56,12 @@ pub struct MembersJob {
 }
 
 fn spec(description: &'static str) -> Spec {
-    Spec {
-        description,
-        roles: ALL,
-        params: vec![ID.spec(), VMS.spec(), VM_IP_MAP.spec()],
-        object: "loadbalancer",
-        response: vec![],
-        since: "",
-    }
+    Spec::new(description)
+        .roles(ALL)
+        .param(ID)
+        .param(VMS)
+        .param(VM_IP_MAP)
+        .returns("loadbalancer", vec![])
 }
 
 impl Members {

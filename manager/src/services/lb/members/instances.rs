@@ -10,8 +10,9 @@ use uuid::Uuid;
 use super::super::lb_by_uuid;
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Int, Spec, SyncCommand, Text};
+use crate::server::list_paging::Paging;
 use crate::server::registry::ALL;
-use crate::server::{Ctx, Reply, date, page_of, paging};
+use crate::server::{Ctx, Reply, date, page_of};
 use crate::services::ip::common::{self, Names, merge};
 use crate::store::{Db, Page, rule, vm};
 
@@ -25,7 +26,6 @@ const LB_VM_IPS: Arg<Flag> = Arg::opt(
     "true: each VM with its addresses in the rule (lbrulevmidip)",
 );
 const KEYWORD: Arg<Text> = Arg::opt("keyword", "a substring of the VM name");
-const PAGE: Arg<Int> = Arg::opt("page", "the page to return");
 const PAGE_SIZE: Arg<Int> = Arg::opt("pagesize", "the number of VMs per page");
 
 /// `listLoadBalancerRuleInstances`.
@@ -33,31 +33,23 @@ pub struct ListLoadBalancerRuleInstances {
     id: Uuid,
     applied: bool,
     lb_vm_ips: bool,
-    keyword: Option<String>,
-    page: Option<i64>,
-    page_size: Option<i64>,
+    paging: Paging,
 }
 
 impl Command for ListLoadBalancerRuleInstances {
     const NAME: &'static str = "listLoadBalancerRuleInstances";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Lists the VMs of a load balancer rule (applied=false: the VMs that \
+        Spec::new(
+            "Lists the VMs of a load balancer rule (applied=false: the VMs that \
                           could join it)",
-            roles: ALL,
-            params: vec![
-                ID.spec(),
-                APPLIED.spec(),
-                LB_VM_IPS.spec(),
-                KEYWORD.spec(),
-                PAGE.spec(),
-                PAGE_SIZE.spec(),
-            ],
-            object: "loadbalancerruleinstance",
-            response: vec![],
-            since: "",
-        }
+        )
+        .roles(ALL)
+        .param(ID)
+        .param(APPLIED)
+        .param(LB_VM_IPS)
+        .params(Paging::specs_described(KEYWORD, PAGE_SIZE))
+        .returns("loadbalancerruleinstance", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -65,9 +57,7 @@ impl Command for ListLoadBalancerRuleInstances {
             id: args.need(&ID)?,
             applied: args.get(&APPLIED)? != Some(false),
             lb_vm_ips: args.get(&LB_VM_IPS)? == Some(true),
-            keyword: args.text(&KEYWORD)?,
-            page: args.get(&PAGE)?.map(i64::from),
-            page_size: args.get(&PAGE_SIZE)?.map(i64::from),
+            paging: Paging::parse(args)?,
         })
     }
 }
@@ -76,7 +66,7 @@ impl SyncCommand for ListLoadBalancerRuleInstances {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let db = &ctx.app.db;
         let r = lb_by_uuid(ctx, ID.name(), &self.id.to_string()).await?;
-        let page = paging(ctx, self.page, self.page_size).await?;
+        let page = self.paging.page(ctx).await?;
         let members = rule::members_with_vms(db, r.id).await?;
         // The member VMs in the order they joined, with their addresses.
         let mut assigned: BTreeMap<i64, Vec<String>> = BTreeMap::new();
@@ -124,7 +114,9 @@ impl SyncCommand for ListLoadBalancerRuleInstances {
         let vms: Vec<vm::Vm> = vms
             .into_iter()
             .filter(|v| {
-                self.keyword
+                // An empty keyword matches every name.
+                self.paging
+                    .keyword
                     .as_ref()
                     .is_none_or(|k| v.name.to_lowercase().contains(&k.to_lowercase()))
             })

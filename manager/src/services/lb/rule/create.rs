@@ -6,7 +6,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::super::{RuleJob, lb_fields, lb_result, push_lb_list};
+use super::super::{LB_FIELDS, RuleJob, lb_result, push_lb_list};
 use crate::error::Error;
 use crate::rules;
 use crate::rules::ip::{PortRule, RulePurpose};
@@ -66,29 +66,23 @@ impl Command for CreateLoadBalancerRule {
     const NAME: &'static str = "createLoadBalancerRule";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a public load balancer rule on a VPC public IP address",
-            roles: ALL,
-            params: vec![
-                NAME.spec(),
-                ALGORITHM.spec(),
-                PRIVATE_PORT.spec(),
-                PUBLIC_PORT.spec(),
-                PUBLIC_IP.spec(),
-                NETWORK.spec(),
-                PROTOCOL.spec(),
-                CIDRS.spec(),
-                DESCRIPTION.spec(),
-                OPEN_FIREWALL.spec(),
-                ZONE.spec(),
-                ACCOUNT.spec(),
-                DOMAIN.spec(),
-                FOR_DISPLAY.spec(),
-            ],
-            object: "loadbalancer",
-            response: lb_fields(),
-            since: "",
-        }
+        Spec::new("Creates a public load balancer rule on a VPC public IP address")
+            .roles(ALL)
+            .param(NAME)
+            .param(ALGORITHM)
+            .param(PRIVATE_PORT)
+            .param(PUBLIC_PORT)
+            .param(PUBLIC_IP)
+            .param(NETWORK)
+            .param(PROTOCOL)
+            .param(CIDRS)
+            .param(DESCRIPTION)
+            .param(OPEN_FIREWALL)
+            .param(ZONE)
+            .param(ACCOUNT)
+            .param(DOMAIN)
+            .param(FOR_DISPLAY)
+            .returns("loadbalancer", LB_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -26,14 +26,10 @@ impl Command for DeleteLoadBalancerRule {
     const NAME: &'static str = "deleteLoadBalancerRule";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a load balancer rule",
-            roles: ALL,
-            params: vec![ID.spec()],
-            object: "loadbalancer",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes a load balancer rule")
+            .roles(ALL)
+            .param(ID)
+            .returns("loadbalancer", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -3,12 +3,13 @@
 
 use uuid::Uuid;
 
-use super::super::{lb_fields, lb_view};
+use super::super::{LB_FIELDS, lb_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply, counted_page};
-use crate::services::ip::common::{self, Names, Wanted, held_ip};
+use crate::services::ip::common::{Names, Wanted};
+use crate::services::nat::forward::RuleListArgs;
 use crate::services::owner::ListArgs;
 use crate::store::{Db, Page, rule, vm, zone};
 
@@ -22,48 +23,41 @@ const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; rules are alway
 
 /// `listLoadBalancerRules`.
 pub struct ListLoadBalancerRules {
-    id: Option<Uuid>,
+    /// `id`, `publicipid`, `networkid` and the ownership filters.
+    args: RuleListArgs,
     name: Option<String>,
-    public_ip: Option<Uuid>,
-    network: Option<Uuid>,
     vm: Option<Uuid>,
     zone: Option<Uuid>,
-    list: ListArgs,
 }
 
 impl Command for ListLoadBalancerRules {
     const NAME: &'static str = "listLoadBalancerRules";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            NAME.spec(),
-            PUBLIC_IP.spec(),
-            NETWORK.spec(),
-            VM.spec(),
-            ZONE.spec(),
-            FOR_DISPLAY.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists load balancer rules",
-            roles: ALL,
-            params,
-            object: "loadbalancerrule",
-            response: lb_fields(),
-            since: "",
-        }
+        Spec::new("Lists load balancer rules")
+            .roles(ALL)
+            .param(ID)
+            .param(NAME)
+            .param(PUBLIC_IP)
+            .param(NETWORK)
+            .param(VM)
+            .param(ZONE)
+            .param(FOR_DISPLAY)
+            .params(ListArgs::specs())
+            .returns("loadbalancerrule", LB_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
         Ok(ListLoadBalancerRules {
-            id: args.get(&ID)?,
+            args: RuleListArgs {
+                id: args.get(&ID)?,
+                ip: args.get(&PUBLIC_IP)?.map(|id| (PUBLIC_IP.name(), id)),
+                network: args.get(&NETWORK)?,
+                list: ListArgs::parse(args)?,
+            },
             name: args.text(&NAME)?,
-            public_ip: args.get(&PUBLIC_IP)?,
-            network: args.get(&NETWORK)?,
             vm: args.get(&VM)?,
             zone: args.get(&ZONE)?,
-            list: ListArgs::parse(args)?,
         })
     }
 }
@@ -71,7 +65,7 @@ impl Command for ListLoadBalancerRules {
 impl SyncCommand for ListLoadBalancerRules {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let db = &ctx.app.db;
-        let filter = self.rule_filter(ctx).await?;
+        let filter = self.args.filter(ctx, rule::PURPOSE_LOAD_BALANCING).await?;
         if let Some(id) = self.zone {
             let id = id.to_string();
             zone::get_by_uuid(db, &id)
@@ -91,8 +85,8 @@ impl SyncCommand for ListLoadBalancerRules {
             None => None,
         };
         let name = self.name.as_deref();
-        let keyword = self.list.keyword.as_deref();
-        let page = self.list.page(ctx).await?;
+        let keyword = self.args.list.keyword.as_deref();
+        let page = self.args.list.page(ctx).await?;
         let in_memory = name.is_some() || keyword.is_some() || vm_id.is_some();
         let listed = rule::list(db, &filter, if in_memory { Page::ALL } else { page }).await?;
         let mut rows = Vec::new();
@@ -121,35 +115,6 @@ impl SyncCommand for ListLoadBalancerRules {
             items.push(lb_view(db, &mut names, r).await?);
         }
         Ok(Reply::List { count, items })
-    }
-}
-
-impl ListLoadBalancerRules {
-    /// The store filter: ownership scope, `id`, `publicipid` (an address the
-    /// caller holds), `networkid` (a tier it may use).
-    async fn rule_filter(&self, ctx: &Ctx) -> Result<rule::RuleFilter, Error> {
-        let scope = self.list.scope(ctx, self.id.is_some()).await?;
-        let mut filter = rule::RuleFilter {
-            purpose: Some(rule::PURPOSE_LOAD_BALANCING.to_string()),
-            account_id: scope.account_id,
-            domain_id: scope.domain_id,
-            domain_path_prefix: scope.domain_path_prefix,
-            ..Default::default()
-        };
-        if let Some(id) = self.id {
-            filter.uuids = Some(vec![id.to_string()]);
-        }
-        if let Some(id) = self.public_ip {
-            filter.ip_address_id = Some(held_ip(ctx, PUBLIC_IP.name(), &id.to_string()).await?.id);
-        }
-        if let Some(id) = self.network {
-            filter.network_id = Some(
-                common::tier_by_uuid(ctx, NETWORK.name(), &id.to_string())
-                    .await?
-                    .id,
-            );
-        }
-        Ok(filter)
     }
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::super::{lb_by_uuid, lb_fields, lb_result, push_lb_list, reload, vpc_of_rule};
+use super::super::{LB_FIELDS, lb_by_uuid, lb_result, push_lb_list, reload, vpc_of_rule};
 use crate::error::Error;
 use crate::orchestration::ElementResult;
 use crate::orchestration::model::RouterState;
@@ -50,21 +50,15 @@ impl Command for UpdateLoadBalancerRule {
     const NAME: &'static str = "updateLoadBalancerRule";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Changes the name or algorithm of a load balancer rule",
-            roles: ALL,
-            params: vec![
-                ID.spec(),
-                NAME.spec(),
-                ALGORITHM.spec(),
-                DESCRIPTION.spec(),
-                FOR_DISPLAY.spec(),
-                CUSTOM_ID.spec(),
-            ],
-            object: "loadbalancer",
-            response: lb_fields(),
-            since: "",
-        }
+        Spec::new("Changes the name or algorithm of a load balancer rule")
+            .roles(ALL)
+            .param(ID)
+            .param(NAME)
+            .param(ALGORITHM)
+            .param(DESCRIPTION)
+            .param(FOR_DISPLAY)
+            .param(CUSTOM_ID)
+            .returns("loadbalancer", LB_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

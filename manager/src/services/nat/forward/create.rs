@@ -21,7 +21,7 @@ use crate::services::ip::rule_flow::{self, RuleJob};
 use crate::store::{rule, vlan};
 
 use super::super::VM_TIER as NETWORK;
-use super::{INSTANCE, pf_fields, pf_view};
+use super::{INSTANCE, PF_FIELDS, pf_view};
 
 const IP: Arg<Id> = Arg::req("ipaddressid", "the public IP address");
 const PRIVATE_PORT: Arg<Int> = Arg::req("privateport", "the first port on the VM");
@@ -68,27 +68,21 @@ impl Command for CreatePortForwardingRule {
     const NAME: &'static str = "createPortForwardingRule";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Forwards ports of a VPC public IP address to a VM in a tier",
-            roles: ALL,
-            params: vec![
-                IP.spec(),
-                PRIVATE_PORT.spec(),
-                PUBLIC_PORT.spec(),
-                PROTOCOL.spec(),
-                VM.spec(),
-                PRIVATE_END_PORT.spec(),
-                PUBLIC_END_PORT.spec(),
-                CIDRS.spec(),
-                NETWORK.spec(),
-                VM_GUEST_IP.spec(),
-                OPEN_FIREWALL.spec(),
-                FOR_DISPLAY.spec(),
-            ],
-            object: "portforwardingrule",
-            response: pf_fields(),
-            since: "",
-        }
+        Spec::new("Forwards ports of a VPC public IP address to a VM in a tier")
+            .roles(ALL)
+            .param(IP)
+            .param(PRIVATE_PORT)
+            .param(PUBLIC_PORT)
+            .param(PROTOCOL)
+            .param(VM)
+            .param(PRIVATE_END_PORT)
+            .param(PUBLIC_END_PORT)
+            .param(CIDRS)
+            .param(NETWORK)
+            .param(VM_GUEST_IP)
+            .param(OPEN_FIREWALL)
+            .param(FOR_DISPLAY)
+            .returns("portforwardingrule", PF_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -24,14 +24,10 @@ impl Command for DeletePortForwardingRule {
     const NAME: &'static str = "deletePortForwardingRule";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a port forwarding rule",
-            roles: ALL,
-            params: vec![RULE_ID.spec()],
-            object: "portforwardingrule",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes a port forwarding rule")
+            .roles(ALL)
+            .param(RULE_ID)
+            .returns("portforwardingrule", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -8,7 +8,7 @@ use crate::services::ip::common::{Names, Wanted};
 use crate::services::owner::ListArgs;
 use crate::store::rule;
 
-use super::{RuleListArgs, pf_fields, pf_view};
+use super::{PF_FIELDS, RuleListArgs, pf_view};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the rule");
 const IP: Arg<Id> = Arg::opt("ipaddressid", "only rules on this public IP address");
@@ -24,16 +24,14 @@ impl Command for ListPortForwardingRules {
     const NAME: &'static str = "listPortForwardingRules";
 
     fn spec() -> Spec {
-        let mut params = vec![ID.spec(), IP.spec(), NETWORK.spec(), FOR_DISPLAY.spec()];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists port forwarding rules",
-            roles: ALL,
-            params,
-            object: "portforwardingrule",
-            response: pf_fields(),
-            since: "",
-        }
+        Spec::new("Lists port forwarding rules")
+            .roles(ALL)
+            .param(ID)
+            .param(IP)
+            .param(NETWORK)
+            .param(FOR_DISPLAY)
+            .params(ListArgs::specs())
+            .returns("portforwardingrule", PF_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

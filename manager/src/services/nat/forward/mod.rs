@@ -13,10 +13,9 @@ mod update;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::api::Params;
 use crate::error::Error;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, Id};
+use crate::server::command::{Arg, Id};
 use crate::server::registry::{FieldSpec, Registry, field};
 use crate::services::ip::common::{self, Names, held_ip};
 use crate::services::owner::{ListArgs, check_access};
@@ -81,35 +80,33 @@ pub async fn pf_view(db: &Db, names: &mut Names, r: &rule::Rule) -> Result<Value
     }))
 }
 
-fn pf_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the rule"),
-        field("privateport", "string", "the first port on the VM"),
-        field("privateendport", "string", "the last port on the VM"),
-        field("protocol", "string", "tcp or udp"),
-        field("publicport", "string", "the first public port"),
-        field("publicendport", "string", "the last public port"),
-        field("virtualmachineid", "string", "the VM the rule forwards to"),
-        field("virtualmachinename", "string", "the name of that VM"),
-        field(
-            "virtualmachinedisplayname",
-            "string",
-            "the display name of that VM",
-        ),
-        field("ipaddressid", "string", "the public IP address of the rule"),
-        field("ipaddress", "string", "that address"),
-        field("state", "string", "Add (being applied), Active or Revoke"),
-        field(
-            "cidrlist",
-            "string",
-            "the source CIDRs allowed, comma-separated",
-        ),
-        field("vmguestip", "string", "the VM address the rule forwards to"),
-        field("networkid", "string", "the tier of the rule"),
-        field("fordisplay", "boolean", "always true"),
-        field("tags", "list", "resource tags (none)"),
-    ]
-}
+const PF_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the rule"),
+    field("privateport", "string", "the first port on the VM"),
+    field("privateendport", "string", "the last port on the VM"),
+    field("protocol", "string", "tcp or udp"),
+    field("publicport", "string", "the first public port"),
+    field("publicendport", "string", "the last public port"),
+    field("virtualmachineid", "string", "the VM the rule forwards to"),
+    field("virtualmachinename", "string", "the name of that VM"),
+    field(
+        "virtualmachinedisplayname",
+        "string",
+        "the display name of that VM",
+    ),
+    field("ipaddressid", "string", "the public IP address of the rule"),
+    field("ipaddress", "string", "that address"),
+    field("state", "string", "Add (being applied), Active or Revoke"),
+    field(
+        "cidrlist",
+        "string",
+        "the source CIDRs allowed, comma-separated",
+    ),
+    field("vmguestip", "string", "the VM address the rule forwards to"),
+    field("networkid", "string", "the tier of the rule"),
+    field("fordisplay", "boolean", "always true"),
+    field("tags", "list", "resource tags (none)"),
+];
 
 /// The live port forwarding rule named by `uuid`, which the caller may change.
 async fn pf_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<rule::Rule, Error> {
@@ -163,22 +160,4 @@ impl RuleListArgs {
         }
         Ok(filter)
     }
-}
-
-/// The rule filter of a rule list read from the request's parameters:
-/// ownership scope, `id`, `ip_param`, `networkid` (for the list commands
-/// still in the old shape).
-pub async fn rule_filter(
-    ctx: &Ctx,
-    params: &Params,
-    purpose: &str,
-    ip_param: &'static str,
-) -> Result<rule::RuleFilter, Error> {
-    let args = RuleListArgs {
-        id: params.uuid("id")?,
-        ip: params.uuid(ip_param)?.map(|id| (ip_param, id)),
-        network: params.uuid("networkid")?,
-        list: ListArgs::parse(&Args::new(ctx.command, params))?,
-    };
-    args.filter(ctx, purpose).await
 }

@@ -24,7 +24,7 @@ use crate::services::ip::push::RuleLists;
 use crate::services::ip::rule_flow;
 use crate::store::{Db, Tx, rule, vm};
 
-use super::{INSTANCE, RULE_ID, pf_by_uuid, pf_fields, pf_view};
+use super::{INSTANCE, PF_FIELDS, RULE_ID, pf_by_uuid, pf_view};
 
 const PRIVATE_PORT: Arg<Int> = Arg::opt("privateport", "the new first port on the VM");
 const PRIVATE_END_PORT: Arg<Int> = Arg::opt("privateendport", "the new last port on the VM");
@@ -68,22 +68,16 @@ impl Command for UpdatePortForwardingRule {
     const NAME: &'static str = "updatePortForwardingRule";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Changes where a port forwarding rule forwards to",
-            roles: ALL,
-            params: vec![
-                RULE_ID.spec(),
-                PRIVATE_PORT.spec(),
-                PRIVATE_END_PORT.spec(),
-                VM.spec(),
-                VM_GUEST_IP.spec(),
-                FOR_DISPLAY.spec(),
-                CUSTOM_ID.spec(),
-            ],
-            object: "portforwardingrule",
-            response: pf_fields(),
-            since: "",
-        }
+        Spec::new("Changes where a port forwarding rule forwards to")
+            .roles(ALL)
+            .param(RULE_ID)
+            .param(PRIVATE_PORT)
+            .param(PRIVATE_END_PORT)
+            .param(VM)
+            .param(VM_GUEST_IP)
+            .param(FOR_DISPLAY)
+            .param(CUSTOM_ID)
+            .returns("portforwardingrule", PF_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

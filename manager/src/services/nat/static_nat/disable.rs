@@ -35,14 +35,10 @@ impl Command for DisableStaticNat {
     const NAME: &'static str = "disableStaticNat";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Removes the static NAT mapping of a public IP address",
-            roles: ALL,
-            params: vec![IP.spec()],
-            object: "success",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Removes the static NAT mapping of a public IP address")
+            .roles(ALL)
+            .param(IP)
+            .returns("success", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -34,14 +34,13 @@ impl Command for EnableStaticNat {
     const NAME: &'static str = "enableStaticNat";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Maps a public IP address of a VPC one-to-one to a VM address in a tier",
-            roles: ALL,
-            params: vec![IP.spec(), VM.spec(), NETWORK.spec(), VM_GUEST_IP.spec()],
-            object: "success",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Maps a public IP address of a VPC one-to-one to a VM address in a tier")
+            .roles(ALL)
+            .param(IP)
+            .param(VM)
+            .param(NETWORK)
+            .param(VM_GUEST_IP)
+            .returns("success", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

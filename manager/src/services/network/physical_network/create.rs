@@ -4,10 +4,12 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::super::{PhysicalNetworkJob, live_zone, physnet_sync};
-use super::{BROADCAST_ZONE, TAGS, isolation_method, physnet_fields, physnet_view, vnet_param};
+use super::super::{live_zone, physnet_sync};
+use super::{BROADCAST_ZONE, PHYSNET_FIELDS, TAGS, isolation_method, physnet_view, vnet_param};
 use crate::error::Error;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text, Texts};
+use crate::server::command::{
+    Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission, Text, Texts,
+};
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ROOT;
 use crate::server::{App, Ctx};
@@ -41,21 +43,15 @@ impl Command for CreatePhysicalNetwork {
     const NAME: &'static str = "createPhysicalNetwork";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a physical network in a zone",
-            roles: ROOT,
-            params: vec![
-                ZONE.spec(),
-                NAME.spec(),
-                ISOLATION.spec(),
-                VLAN.spec(),
-                BROADCAST.spec(),
-                TAGS.spec(),
-            ],
-            object: "physicalnetwork",
-            response: physnet_fields(),
-            since: "",
-        }
+        Spec::new("Creates a physical network in a zone")
+            .roles(ROOT)
+            .param(ZONE)
+            .param(NAME)
+            .param(ISOLATION)
+            .param(VLAN)
+            .param(BROADCAST)
+            .param(TAGS)
+            .returns("physicalnetwork", PHYSNET_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -71,9 +67,9 @@ impl Command for CreatePhysicalNetwork {
 
 impl AsyncCommand for CreatePhysicalNetwork {
     const CREATES: bool = true;
-    type Job = PhysicalNetworkJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<PhysicalNetworkJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let z = live_zone(ctx, self.zone, ZONE.name()).await?;
         let method = isolation_method(&self.isolation)?;
         let vnet = vnet_param(method, self.vlan.as_deref())?;
@@ -97,13 +93,13 @@ impl AsyncCommand for CreatePhysicalNetwork {
                     other => other.into(),
                 })?;
         Ok(Submission::created(
-            PhysicalNetworkJob { id: created.id },
+            IdJob { id: created.id },
             ("PhysicalNetwork", &created.uuid),
             physnet_sync(created.id),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: PhysicalNetworkJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let db = &job.app.db;
         let created = zone::physical_network_by_id(db, payload.id)
             .await?
@@ -116,7 +112,7 @@ impl AsyncCommand for CreatePhysicalNetwork {
 
     /// Without its job the row would stay half-created (the API answered no
     /// id for it, or its job failed), so it goes again.
-    async fn abandon(app: &App, payload: PhysicalNetworkJob) -> Result<(), Error> {
+    async fn abandon(app: &App, payload: IdJob) -> Result<(), Error> {
         zone::remove_physical_network(&app.db, payload.id).await?;
         Ok(())
     }

@@ -3,10 +3,10 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::super::{PhysicalNetworkJob, live_physnet, physnet_sync};
+use super::super::{live_physnet, physnet_sync};
 use crate::error::Error;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission};
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ROOT;
 use crate::store::{self, zone};
@@ -22,14 +22,10 @@ impl Command for DeletePhysicalNetwork {
     const NAME: &'static str = "deletePhysicalNetwork";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a physical network that has no public IP ranges",
-            roles: ROOT,
-            params: vec![ID.spec()],
-            object: "physicalnetwork",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes a physical network that has no public IP ranges")
+            .roles(ROOT)
+            .param(ID)
+            .returns("physicalnetwork", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -40,18 +36,18 @@ impl Command for DeletePhysicalNetwork {
 }
 
 impl AsyncCommand for DeletePhysicalNetwork {
-    type Job = PhysicalNetworkJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<PhysicalNetworkJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let pn = live_physnet(ctx, self.id, ID.name()).await?;
         Ok(Submission::new(
-            PhysicalNetworkJob { id: pn.id },
+            IdJob { id: pn.id },
             ("PhysicalNetwork", &pn.uuid),
             physnet_sync(pn.id),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: PhysicalNetworkJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let db = &job.app.db;
         let id = payload.id;
         let uuid = zone::physical_network_by_id(db, id)

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::super::{Paging, zone_param};
-use super::{physnet_fields, physnet_view};
+use super::{PHYSNET_FIELDS, physnet_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ROOT;
@@ -26,16 +26,13 @@ impl Command for ListPhysicalNetworks {
     const NAME: &'static str = "listPhysicalNetworks";
 
     fn spec() -> Spec {
-        let mut params = vec![ID.spec(), ZONE.spec(), NAME.spec()];
-        params.extend(Paging::specs());
-        Spec {
-            description: "Lists physical networks",
-            roles: ROOT,
-            params,
-            object: "physicalnetwork",
-            response: physnet_fields(),
-            since: "",
-        }
+        Spec::new("Lists physical networks")
+            .roles(ROOT)
+            .param(ID)
+            .param(ZONE)
+            .param(NAME)
+            .params(Paging::specs())
+            .returns("physicalnetwork", PHYSNET_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -48,26 +48,24 @@ async fn physnet_view(db: &Db, pn: &zone::PhysicalNetwork) -> Result<Value, Erro
     }))
 }
 
-fn physnet_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the physical network"),
-        field("name", "string", "the name of the physical network"),
-        field("zoneid", "string", "the ID of the zone"),
-        field("zonename", "string", "the name of the zone"),
-        field(
-            "isolationmethods",
-            "string",
-            "the isolation method of guest networks: VLAN or VXLAN",
-        ),
-        field("vlan", "string", "the guest VLAN or VNI range"),
-        field("state", "string", "Enabled or Disabled"),
-        field(
-            "broadcastdomainrange",
-            "string",
-            "the broadcast domain range (always ZONE)",
-        ),
-    ]
-}
+const PHYSNET_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the physical network"),
+    field("name", "string", "the name of the physical network"),
+    field("zoneid", "string", "the ID of the zone"),
+    field("zonename", "string", "the name of the zone"),
+    field(
+        "isolationmethods",
+        "string",
+        "the isolation method of guest networks: VLAN or VXLAN",
+    ),
+    field("vlan", "string", "the guest VLAN or VNI range"),
+    field("state", "string", "Enabled or Disabled"),
+    field(
+        "broadcastdomainrange",
+        "string",
+        "the broadcast domain range (always ZONE)",
+    ),
+];
 
 // ---------------------------------------------------------------- checks
 

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::super::{live_physnet, physnet_sync};
-use super::{TAGS, physnet_fields, physnet_state, physnet_view, vnet_param};
+use super::{PHYSNET_FIELDS, TAGS, physnet_state, physnet_view, vnet_param};
 use crate::error::Error;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
@@ -39,14 +39,13 @@ impl Command for UpdatePhysicalNetwork {
     const NAME: &'static str = "updatePhysicalNetwork";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Changes the guest VLAN/VNI range or the state of a physical network",
-            roles: ROOT,
-            params: vec![ID.spec(), VLAN.spec(), STATE.spec(), TAGS.spec()],
-            object: "physicalnetwork",
-            response: physnet_fields(),
-            since: "",
-        }
+        Spec::new("Changes the guest VLAN/VNI range or the state of a physical network")
+            .roles(ROOT)
+            .param(ID)
+            .param(VLAN)
+            .param(STATE)
+            .param(TAGS)
+            .returns("physicalnetwork", PHYSNET_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

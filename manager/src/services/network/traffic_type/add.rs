@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::super::{live_physnet, physnet_sync};
 use super::{
-    PHYSNET, canonical_traffic_type, duplicate_traffic_type, traffic_type_fields, traffic_type_view,
+    PHYSNET, TRAFFIC_TYPE_FIELDS, canonical_traffic_type, duplicate_traffic_type, traffic_type_view,
 };
 use crate::error::Error;
 use crate::server::Ctx;
@@ -59,22 +59,16 @@ impl Command for AddTrafficType {
     const NAME: &'static str = "addTrafficType";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Adds a traffic type to a physical network",
-            roles: ROOT,
-            params: vec![
-                PHYSNET.spec(),
-                TRAFFIC_TYPE.spec(),
-                KVM_LABEL.spec(),
-                XEN_LABEL.spec(),
-                VMWARE_LABEL.spec(),
-                HYPERV_LABEL.spec(),
-                OVM3_LABEL.spec(),
-            ],
-            object: "traffictype",
-            response: traffic_type_fields(),
-            since: "",
-        }
+        Spec::new("Adds a traffic type to a physical network")
+            .roles(ROOT)
+            .param(PHYSNET)
+            .param(TRAFFIC_TYPE)
+            .param(KVM_LABEL)
+            .param(XEN_LABEL)
+            .param(VMWARE_LABEL)
+            .param(HYPERV_LABEL)
+            .param(OVM3_LABEL)
+            .returns("traffictype", TRAFFIC_TYPE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::super::{Paging, live_physnet};
-use super::{PHYSNET, traffic_type_fields, traffic_type_view};
+use super::{PHYSNET, TRAFFIC_TYPE_FIELDS, traffic_type_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Spec, SyncCommand, Text};
 use crate::server::registry::ROOT;
@@ -22,16 +22,11 @@ impl Command for ListTrafficTypes {
     const NAME: &'static str = "listTrafficTypes";
 
     fn spec() -> Spec {
-        let mut params = vec![PHYSNET.spec()];
-        params.extend(Paging::specs_with(KEYWORD));
-        Spec {
-            description: "Lists the traffic types of a physical network",
-            roles: ROOT,
-            params,
-            object: "traffictype",
-            response: traffic_type_fields(),
-            since: "",
-        }
+        Spec::new("Lists the traffic types of a physical network")
+            .roles(ROOT)
+            .param(PHYSNET)
+            .params(Paging::specs_with(KEYWORD))
+            .returns("traffictype", TRAFFIC_TYPE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -49,31 +49,29 @@ fn traffic_type_view(pn: &zone::PhysicalNetwork, t: &zone::TrafficType) -> Value
     })
 }
 
-fn traffic_type_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the traffic type"),
-        field(
-            "traffictype",
-            "string",
-            "Guest, Public, Management or Storage",
-        ),
-        field(
-            "physicalnetworkid",
-            "string",
-            "the ID of the physical network",
-        ),
-        field(
-            "kvmnetworklabel",
-            "string",
-            "the host-side label (bridge or device) of the traffic",
-        ),
-        field(
-            "isolationmethods",
-            "string",
-            "the isolation method of the physical network",
-        ),
-    ]
-}
+const TRAFFIC_TYPE_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the traffic type"),
+    field(
+        "traffictype",
+        "string",
+        "Guest, Public, Management or Storage",
+    ),
+    field(
+        "physicalnetworkid",
+        "string",
+        "the ID of the physical network",
+    ),
+    field(
+        "kvmnetworklabel",
+        "string",
+        "the host-side label (bridge or device) of the traffic",
+    ),
+    field(
+        "isolationmethods",
+        "string",
+        "the isolation method of the physical network",
+    ),
+];
 
 // ---------------------------------------------------------------- checks
 

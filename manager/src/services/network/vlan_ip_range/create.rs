@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use uuid::Uuid;
 
 use super::super::{physnet_param, zone_param};
-use super::{RangeText, check_range, normalize_public_vlan, range_fields, range_view};
+use super::{RANGE_FIELDS, RangeText, check_range, normalize_public_vlan, range_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ROOT;
@@ -60,26 +60,20 @@ impl Command for CreateVlanIpRange {
     const NAME: &'static str = "createVlanIpRange";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Creates a public IP range in a zone",
-            roles: ROOT,
-            params: vec![
-                ZONE.spec(),
-                PHYSNET.spec(),
-                VLAN.spec(),
-                GATEWAY.spec(),
-                NETMASK.spec(),
-                START.spec(),
-                END.spec(),
-                FOR_VIRTUAL_NETWORK.spec(),
-                ACCOUNT.spec(),
-                DOMAIN.spec(),
-                PROJECT.spec(),
-            ],
-            object: "vlan",
-            response: range_fields(),
-            since: "",
-        }
+        Spec::new("Creates a public IP range in a zone")
+            .roles(ROOT)
+            .param(ZONE)
+            .param(PHYSNET)
+            .param(VLAN)
+            .param(GATEWAY)
+            .param(NETMASK)
+            .param(START)
+            .param(END)
+            .param(FOR_VIRTUAL_NETWORK)
+            .param(ACCOUNT)
+            .param(DOMAIN)
+            .param(PROJECT)
+            .returns("vlan", RANGE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

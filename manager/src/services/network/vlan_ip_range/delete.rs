@@ -19,14 +19,10 @@ impl Command for DeleteVlanIpRange {
     const NAME: &'static str = "deleteVlanIpRange";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Deletes a public IP range none of whose addresses is allocated",
-            roles: ROOT,
-            params: vec![ID.spec()],
-            object: "vlaniprange",
-            response: vec![],
-            since: "",
-        }
+        Spec::new("Deletes a public IP range none of whose addresses is allocated")
+            .roles(ROOT)
+            .param(ID)
+            .returns("vlaniprange", vec![])
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

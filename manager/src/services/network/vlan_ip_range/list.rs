@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::super::{Paging, physnet_param, zone_param};
-use super::{normalize_public_vlan, range_fields, range_view};
+use super::{RANGE_FIELDS, normalize_public_vlan, range_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ROOT;
@@ -39,22 +39,15 @@ impl Command for ListVlanIpRanges {
     const NAME: &'static str = "listVlanIpRanges";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            ZONE.spec(),
-            PHYSNET.spec(),
-            VLAN.spec(),
-            FOR_VIRTUAL_NETWORK.spec(),
-        ];
-        params.extend(Paging::specs());
-        Spec {
-            description: "Lists public IP ranges",
-            roles: ROOT,
-            params,
-            object: "vlaniprange",
-            response: range_fields(),
-            since: "",
-        }
+        Spec::new("Lists public IP ranges")
+            .roles(ROOT)
+            .param(ID)
+            .param(ZONE)
+            .param(PHYSNET)
+            .param(VLAN)
+            .param(FOR_VIRTUAL_NETWORK)
+            .params(Paging::specs())
+            .returns("vlaniprange", RANGE_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -74,10 +67,7 @@ impl SyncCommand for ListVlanIpRanges {
         let db = &ctx.app.db;
         // Every range serves virtual networks: none is of the other kind.
         if self.for_virtual_network == Some(false) {
-            return Ok(Reply::List {
-                count: 0,
-                items: vec![],
-            });
+            return Ok(Reply::empty_list());
         }
         let zone_id = zone_param(ctx, self.zone, ZONE.name()).await?.map(|z| z.id);
         let physnet_id = physnet_param(ctx, self.physnet, PHYSNET.name())

@@ -47,37 +47,35 @@ async fn range_view(db: &Db, r: &vlan::VlanRange) -> Result<Value, Error> {
     }))
 }
 
-fn range_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the public IP range"),
-        field(
-            "forvirtualnetwork",
-            "boolean",
-            "true: the range serves public IPs of virtual (VPC) networks",
-        ),
-        field("zoneid", "string", "the ID of the zone"),
-        field(
-            "vlan",
-            "string",
-            "the VLAN of the range: vlan://<n> or vlan://untagged",
-        ),
-        field("gateway", "string", "the gateway of the range's subnet"),
-        field("netmask", "string", "the netmask of the range's subnet"),
-        field("startip", "string", "the first address of the range"),
-        field("endip", "string", "the last address of the range"),
-        field("description", "string", "the range as startip-endip"),
-        field(
-            "physicalnetworkid",
-            "string",
-            "the ID of the physical network",
-        ),
-        field(
-            "forsystemvms",
-            "boolean",
-            "whether the range is reserved for system VMs (never)",
-        ),
-    ]
-}
+const RANGE_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the public IP range"),
+    field(
+        "forvirtualnetwork",
+        "boolean",
+        "true: the range serves public IPs of virtual (VPC) networks",
+    ),
+    field("zoneid", "string", "the ID of the zone"),
+    field(
+        "vlan",
+        "string",
+        "the VLAN of the range: vlan://<n> or vlan://untagged",
+    ),
+    field("gateway", "string", "the gateway of the range's subnet"),
+    field("netmask", "string", "the netmask of the range's subnet"),
+    field("startip", "string", "the first address of the range"),
+    field("endip", "string", "the last address of the range"),
+    field("description", "string", "the range as startip-endip"),
+    field(
+        "physicalnetworkid",
+        "string",
+        "the ID of the physical network",
+    ),
+    field(
+        "forsystemvms",
+        "boolean",
+        "whether the range is reserved for system VMs (never)",
+    ),
+];
 
 // ---------------------------------------------------------------- checks
 

@@ -3,9 +3,10 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::CatalogPaging;
+use super::catalog_specs;
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
+use crate::server::list_paging::Paging;
 use crate::server::registry::{ALL, field};
 use crate::server::{Ctx, Reply, date};
 use crate::store::vm;
@@ -21,37 +22,33 @@ pub struct ListServiceOfferings {
     id: Option<Uuid>,
     name: Option<String>,
     is_system: Option<bool>,
-    paging: CatalogPaging,
+    paging: Paging,
 }
 
 impl Command for ListServiceOfferings {
     const NAME: &'static str = "listServiceOfferings";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            NAME.spec(),
-            IS_SYSTEM.spec(),
-            ZONE.spec(),
-            VM.spec(),
-        ];
-        params.extend(CatalogPaging::specs());
-        Spec {
-            description: "Lists the service offerings of VMs",
-            roles: ALL,
-            params,
-            object: "serviceoffering",
-            response: vec![
-                field("id", "string", "the ID of the service offering"),
-                field("name", "string", "the name of the service offering"),
-                field("displaytext", "string", "the description"),
-                field("cpunumber", "integer", "the number of CPU cores"),
-                field("cpuspeed", "integer", "the CPU speed in MHz"),
-                field("memory", "integer", "the memory in MB"),
-                field("created", "date", "when the offering was created"),
-            ],
-            since: "",
-        }
+        Spec::new("Lists the service offerings of VMs")
+            .roles(ALL)
+            .param(ID)
+            .param(NAME)
+            .param(IS_SYSTEM)
+            .param(ZONE)
+            .param(VM)
+            .params(catalog_specs())
+            .returns(
+                "serviceoffering",
+                vec![
+                    field("id", "string", "the ID of the service offering"),
+                    field("name", "string", "the name of the service offering"),
+                    field("displaytext", "string", "the description"),
+                    field("cpunumber", "integer", "the number of CPU cores"),
+                    field("cpuspeed", "integer", "the CPU speed in MHz"),
+                    field("memory", "integer", "the memory in MB"),
+                    field("created", "date", "when the offering was created"),
+                ],
+            )
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -59,7 +56,7 @@ impl Command for ListServiceOfferings {
             id: args.get(&ID)?,
             name: args.text(&NAME)?,
             is_system: args.get(&IS_SYSTEM)?,
-            paging: CatalogPaging::parse(args)?,
+            paging: Paging::parse(args)?,
         })
     }
 }
@@ -67,10 +64,7 @@ impl Command for ListServiceOfferings {
 impl SyncCommand for ListServiceOfferings {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         if self.is_system == Some(true) {
-            return Ok(Reply::List {
-                count: 0,
-                items: vec![],
-            });
+            return Ok(Reply::empty_list());
         }
         let filter = vm::CatalogFilter {
             uuid: self.id.map(|u| u.to_string()),

@@ -4,9 +4,10 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::CatalogPaging;
+use super::catalog_specs;
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
+use crate::server::list_paging::Paging;
 use crate::server::registry::{ALL, field};
 use crate::server::{Ctx, Reply, Role, date, page_of};
 use crate::store::{Page, vm, zone};
@@ -27,40 +28,36 @@ pub struct ListTemplates {
     id: Option<Uuid>,
     name: Option<String>,
     zone: Option<Uuid>,
-    paging: CatalogPaging,
+    paging: Paging,
 }
 
 impl Command for ListTemplates {
     const NAME: &'static str = "listTemplates";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            FILTER.spec(),
-            ID.spec(),
-            NAME.spec(),
-            ZONE.spec(),
-            HYPERVISOR.spec(),
-        ];
-        params.extend(CatalogPaging::specs());
-        Spec {
-            description: "Lists the templates VMs can be deployed from",
-            roles: ALL,
-            params,
-            object: "template",
-            response: vec![
-                field("id", "string", "the ID of the template"),
-                field("name", "string", "the name of the template"),
-                field("displaytext", "string", "the description"),
-                field("ispublic", "boolean", "whether every account may use it"),
-                field("isfeatured", "boolean", "whether it is featured"),
-                field("isready", "boolean", "whether it can be deployed"),
-                field("format", "string", "the template format"),
-                field("ostypename", "string", "the OS type"),
-                field("account", "string", "the owner account"),
-                field("created", "date", "when the template was created"),
-            ],
-            since: "",
-        }
+        Spec::new("Lists the templates VMs can be deployed from")
+            .roles(ALL)
+            .param(FILTER)
+            .param(ID)
+            .param(NAME)
+            .param(ZONE)
+            .param(HYPERVISOR)
+            .params(catalog_specs())
+            .returns(
+                "template",
+                vec![
+                    field("id", "string", "the ID of the template"),
+                    field("name", "string", "the name of the template"),
+                    field("displaytext", "string", "the description"),
+                    field("ispublic", "boolean", "whether every account may use it"),
+                    field("isfeatured", "boolean", "whether it is featured"),
+                    field("isready", "boolean", "whether it can be deployed"),
+                    field("format", "string", "the template format"),
+                    field("ostypename", "string", "the OS type"),
+                    field("account", "string", "the owner account"),
+                    field("created", "date", "when the template was created"),
+                ],
+            )
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -69,7 +66,7 @@ impl Command for ListTemplates {
             id: args.get(&ID)?,
             name: args.text(&NAME)?,
             zone: args.get(&ZONE)?,
-            paging: CatalogPaging::parse(args)?,
+            paging: Paging::parse(args)?,
         })
     }
 }
@@ -85,10 +82,7 @@ impl SyncCommand for ListTemplates {
             Some(id) => match zone::get_by_uuid(db, &id.to_string()).await? {
                 Some(z) if z.removed.is_none() => Some(z),
                 _ => {
-                    return Ok(Reply::List {
-                        count: 0,
-                        items: vec![],
-                    });
+                    return Ok(Reply::empty_list());
                 }
             },
             None => None,

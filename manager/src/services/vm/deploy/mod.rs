@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 mod tiers;
 
-use super::{sees_admin_fields, start, vm_fields, vm_result};
+use super::{VM_FIELDS, sees_admin_fields, start, vm_result};
 use crate::error::Error;
 use crate::orchestration::RouterDriver;
 use crate::provision;
@@ -101,32 +101,25 @@ impl Command for DeployVirtualMachine {
     const NAME: &'static str = "deployVirtualMachine";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ZONE.spec(),
-            SERVICE_OFFERING.spec(),
-            TEMPLATE.spec(),
-            NETWORK_IDS.spec(),
-            IP_TO_NETWORK.spec(),
-            IP_ADDRESS.spec(),
-            NAME.spec(),
-            DISPLAY_NAME.spec(),
-            START_VM.spec(),
-            HYPERVISOR.spec(),
-            MAC_ADDRESS.spec(),
-            USER_DATA.spec(),
-            USER_DATA_ID.spec(),
-            KEY_PAIR.spec(),
-            KEY_PAIRS.spec(),
-        ];
-        params.extend(OwnerArgs::specs());
-        Spec {
-            description: "Creates a VM in VPC tiers and starts it",
-            roles: ALL,
-            params,
-            object: "virtualmachine",
-            response: vm_fields(),
-            since: "",
-        }
+        Spec::new("Creates a VM in VPC tiers and starts it")
+            .roles(ALL)
+            .param(ZONE)
+            .param(SERVICE_OFFERING)
+            .param(TEMPLATE)
+            .param(NETWORK_IDS)
+            .param(IP_TO_NETWORK)
+            .param(IP_ADDRESS)
+            .param(NAME)
+            .param(DISPLAY_NAME)
+            .param(START_VM)
+            .param(HYPERVISOR)
+            .param(MAC_ADDRESS)
+            .param(USER_DATA)
+            .param(USER_DATA_ID)
+            .param(KEY_PAIR)
+            .param(KEY_PAIRS)
+            .params(OwnerArgs::specs())
+            .returns("virtualmachine", VM_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::router_fields;
+use super::ROUTER_FIELDS;
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ADMINS;
@@ -45,30 +45,23 @@ impl Command for ListRouters {
     const NAME: &'static str = "listRouters";
 
     fn spec() -> Spec {
-        let mut params = vec![
-            ID.spec(),
-            NAME.spec(),
-            STATE.spec(),
-            ZONE.spec(),
-            VPC.spec(),
-            NETWORK.spec(),
-            FOR_VPC.spec(),
-            POD.spec(),
-            HOST.spec(),
-            CLUSTER.spec(),
-            VERSION.spec(),
-            HEALTH_CHECKS_FAILED.spec(),
-            FETCH_HEALTH_CHECKS.spec(),
-        ];
-        params.extend(ListArgs::specs());
-        Spec {
-            description: "Lists VPC virtual routers",
-            roles: ADMINS,
-            params,
-            object: "router",
-            response: router_fields(),
-            since: "",
-        }
+        Spec::new("Lists VPC virtual routers")
+            .roles(ADMINS)
+            .param(ID)
+            .param(NAME)
+            .param(STATE)
+            .param(ZONE)
+            .param(VPC)
+            .param(NETWORK)
+            .param(FOR_VPC)
+            .param(POD)
+            .param(HOST)
+            .param(CLUSTER)
+            .param(VERSION)
+            .param(HEALTH_CHECKS_FAILED)
+            .param(FETCH_HEALTH_CHECKS)
+            .params(ListArgs::specs())
+            .returns("router", ROUTER_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -88,10 +81,7 @@ impl Command for ListRouters {
 impl SyncCommand for ListRouters {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let db = &ctx.app.db;
-        let empty = Ok(Reply::List {
-            count: 0,
-            items: vec![],
-        });
+        let empty = Ok(Reply::empty_list());
         if self.for_vpc == Some(false) {
             return empty;
         }

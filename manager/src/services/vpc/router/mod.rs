@@ -28,41 +28,39 @@ pub use reboot::RebootRouter;
 pub use start::StartRouter;
 pub use stop::StopRouter;
 
-fn router_fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the router"),
-        field("name", "string", "the name of the router (r-<id>-VM)"),
-        field(
-            "state",
-            "string",
-            "Starting, Running, Stopping, Stopped, Error",
-        ),
-        field("vpcid", "string", "the VPC the router serves"),
-        field("vpcname", "string", "the name of that VPC"),
-        field("zoneid", "string", "the zone of the router"),
-        field("publicip", "string", "the router's source NAT address"),
-        field("nic", "list", "the router's NICs"),
-        field("role", "string", "VIRTUAL_ROUTER"),
-        field(
-            "configcurrent",
-            "boolean",
-            "whether the router has applied its latest configuration",
-        ),
-        field(
-            "configgeneration",
-            "long",
-            "the generation of the wanted configuration",
-        ),
-        field(
-            "appliedgeneration",
-            "long",
-            "the generation the router confirmed",
-        ),
-        field("account", "string", "the owner of the router's VPC"),
-        field("domainid", "string", "the owner's domain"),
-        field("created", "date", "when the router was created"),
-    ]
-}
+const ROUTER_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the router"),
+    field("name", "string", "the name of the router (r-<id>-VM)"),
+    field(
+        "state",
+        "string",
+        "Starting, Running, Stopping, Stopped, Error",
+    ),
+    field("vpcid", "string", "the VPC the router serves"),
+    field("vpcname", "string", "the name of that VPC"),
+    field("zoneid", "string", "the zone of the router"),
+    field("publicip", "string", "the router's source NAT address"),
+    field("nic", "list", "the router's NICs"),
+    field("role", "string", "VIRTUAL_ROUTER"),
+    field(
+        "configcurrent",
+        "boolean",
+        "whether the router has applied its latest configuration",
+    ),
+    field(
+        "configgeneration",
+        "long",
+        "the generation of the wanted configuration",
+    ),
+    field(
+        "appliedgeneration",
+        "long",
+        "the generation the router confirmed",
+    ),
+    field("account", "string", "the owner of the router's VPC"),
+    field("domainid", "string", "the owner's domain"),
+    field("created", "date", "when the router was created"),
+];
 
 /// `id` of the commands on one router.
 const ID: Arg<Id> = Arg::req("id", "the ID of the router");

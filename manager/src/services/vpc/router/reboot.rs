@@ -6,7 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    ID, RouterJob, live_router, live_router_of, locked_router, router_fields, router_result,
+    ID, ROUTER_FIELDS, RouterJob, live_router, live_router_of, locked_router, router_result,
     submission,
 };
 use crate::error::Error;
@@ -32,14 +32,11 @@ impl Command for RebootRouter {
     const NAME: &'static str = "rebootRouter";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Reboots a VPC virtual router and re-sends its whole configuration",
-            roles: ADMINS,
-            params: vec![ID.spec(), FORCED.spec()],
-            object: "router",
-            response: router_fields(),
-            since: "",
-        }
+        Spec::new("Reboots a VPC virtual router and re-sends its whole configuration")
+            .roles(ADMINS)
+            .param(ID)
+            .param(FORCED)
+            .returns("router", ROUTER_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

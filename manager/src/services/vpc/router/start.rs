@@ -4,7 +4,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    ID, RouterJob, live_router_of, locked_router, router_fields, router_result, submission,
+    ID, ROUTER_FIELDS, RouterJob, live_router_of, locked_router, router_result, submission,
 };
 use crate::error::Error;
 use crate::provision;
@@ -23,14 +23,10 @@ impl Command for StartRouter {
     const NAME: &'static str = "startRouter";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Starts a VPC virtual router with its whole configuration",
-            roles: ADMINS,
-            params: vec![ID.spec()],
-            object: "router",
-            response: router_fields(),
-            since: "",
-        }
+        Spec::new("Starts a VPC virtual router with its whole configuration")
+            .roles(ADMINS)
+            .param(ID)
+            .returns("router", ROUTER_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -5,7 +5,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    ID, RouterJob, live_router_of, locked_router, router_fields, router_result, submission,
+    ID, ROUTER_FIELDS, RouterJob, live_router_of, locked_router, router_result, submission,
 };
 use crate::error::Error;
 use crate::server::Ctx;
@@ -29,14 +29,11 @@ impl Command for StopRouter {
     const NAME: &'static str = "stopRouter";
 
     fn spec() -> Spec {
-        Spec {
-            description: "Stops a VPC virtual router",
-            roles: ADMINS,
-            params: vec![ID.spec(), FORCED.spec()],
-            object: "router",
-            response: router_fields(),
-            since: "",
-        }
+        Spec::new("Stops a VPC virtual router")
+            .roles(ADMINS)
+            .param(ID)
+            .param(FORCED)
+            .returns("router", ROUTER_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
