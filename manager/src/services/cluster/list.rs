@@ -28,16 +28,13 @@ impl Command for ListManagementServers {
     const NAME: &'static str = "listManagementServers";
 
     fn spec() -> Spec {
-        let mut params = vec![ID.spec(), NAME.spec()];
-        params.extend(Paging::specs());
-        Spec {
-            description: "Lists management servers.",
-            roles: ROOT,
-            params,
-            object: "managementserver",
-            response: fields(),
-            since: "4.15.0",
-        }
+        Spec::new("Lists management servers.")
+            .roles(ROOT)
+            .param(ID)
+            .param(NAME)
+            .params(Paging::specs())
+            .returns("managementserver", MANAGEMENT_SERVER_FIELDS)
+            .since("4.15.0")
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -102,22 +99,20 @@ fn view(m: &Member, now: i64, threshold_ms: i64) -> Value {
     })
 }
 
-fn fields() -> Vec<FieldSpec> {
-    vec![
-        field("id", "string", "the ID of the management server"),
-        field("name", "string", "the name of the management server"),
-        field(
-            "state",
-            "string",
-            "Up, or Down when its heartbeat is late or it left",
-        ),
-        field("version", "string", "the version of the management server"),
-        field("osdistribution", "string", "the OS distribution it runs on"),
-        field("kernelversion", "string", "the kernel it runs on"),
-        field("ipaddress", "string", "the address its API listens on"),
-        field("serviceip", "string", "the same as ipaddress (deprecated)"),
-        field("lastserverstart", "date", "when it last started"),
-        field("lastserverstop", "date", "when it last stopped"),
-        field("lastboottime", "date", "when its host last booted"),
-    ]
-}
+const MANAGEMENT_SERVER_FIELDS: &[FieldSpec] = &[
+    field("id", "string", "the ID of the management server"),
+    field("name", "string", "the name of the management server"),
+    field(
+        "state",
+        "string",
+        "Up, or Down when its heartbeat is late or it left",
+    ),
+    field("version", "string", "the version of the management server"),
+    field("osdistribution", "string", "the OS distribution it runs on"),
+    field("kernelversion", "string", "the kernel it runs on"),
+    field("ipaddress", "string", "the address its API listens on"),
+    field("serviceip", "string", "the same as ipaddress (deprecated)"),
+    field("lastserverstart", "date", "when it last started"),
+    field("lastserverstop", "date", "when it last stopped"),
+    field("lastboottime", "date", "when its host last booted"),
+];
