@@ -444,5 +444,6 @@ pub fn router_config(state: &RouterState) -> Result<pb::RouterConfig, ElementErr
         static_nat_rules: static_nats(&state.static_nats),
         load_balancer_rules: lb_rules(&state.lb_rules)?,
         dhcp,
+        vm_data: Vec::new(),
     })
 }
