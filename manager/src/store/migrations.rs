@@ -36,6 +36,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "vpc_params",
         include_str!("../../../migrations/sqlite/0005_vpc_params.sql"),
     ),
+    (
+        7,
+        "vm_services",
+        include_str!("../../../migrations/sqlite/0007_vm_services.sql"),
+    ),
 ];
 
 /// (version, description, SQL) of each PostgreSQL migration, in order.
@@ -64,6 +69,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         5,
         "vpc_params",
         include_str!("../../../migrations/postgres/0005_vpc_params.sql"),
+    ),
+    (
+        7,
+        "vm_services",
+        include_str!("../../../migrations/postgres/0007_vm_services.sql"),
     ),
 ];
 

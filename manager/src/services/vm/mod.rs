@@ -11,6 +11,7 @@ mod deploy;
 mod destroy;
 mod list;
 mod reboot;
+mod reset_ssh_key;
 mod start;
 mod stop;
 mod views;
@@ -33,6 +34,7 @@ pub use deploy::DeployVirtualMachine;
 pub use destroy::DestroyVirtualMachine;
 pub use list::ListVirtualMachines;
 pub use reboot::RebootVirtualMachine;
+pub use reset_ssh_key::ResetSshKeyForVirtualMachine;
 pub use start::StartVirtualMachine;
 pub use stop::StopVirtualMachine;
 pub use views::vm_view;
@@ -47,6 +49,7 @@ pub fn register(registry: &mut Registry) {
     registry.job::<DestroyVirtualMachine>();
     registry.sync::<ListServiceOfferings>();
     registry.sync::<ListTemplates>();
+    registry.job::<ResetSshKeyForVirtualMachine>();
 }
 
 fn vm_fields() -> Vec<FieldSpec> {
