@@ -236,6 +236,48 @@ on_both_backends!(
         assert_eq!(data.vms.len(), 2);
         assert!(data.vms[1].user_data.is_empty() && data.vms[1].public_keys.is_empty());
 
+        // New user data reaches the router at once, with a new generation.
+        let g = m.agent.applied_generation();
+        m.agent.clear();
+        let updated = alice
+            .ok(
+                "updateVirtualMachine",
+                &[
+                    ("id", &vm_id),
+                    ("userdata", "I2Nsb3VkLWNvbmZpZwpob3N0bmFtZTogbmV3Cg=="),
+                ],
+            )
+            .await;
+        assert_eq!(updated["virtualmachine"]["id"], vm_id.as_str());
+        let rpcs: Vec<_> = m
+            .agent
+            .commands()
+            .iter()
+            .map(|c| (c.rpc(), c.generation()))
+            .collect();
+        assert_eq!(rpcs, vec![("SetVmData", Some(g + 1))]);
+        assert_eq!(
+            last_vm_data(m).vms[0].user_data,
+            b"#cloud-config\nhostname: new\n"
+        );
+        let (code, text) = refused(
+            &alice,
+            "updateVirtualMachine",
+            &[("id", &vm_id), ("userdata", "!!")],
+        )
+        .await;
+        assert_eq!(
+            (code, text.as_str()),
+            (431, "User data is not base64 encoded")
+        );
+        assert_eq!(m.agent.commands().len(), 1, "a refusal sends nothing");
+        alice
+            .ok(
+                "updateVirtualMachine",
+                &[("id", &vm_id), ("userdata", USER_DATA)],
+            )
+            .await;
+
         // The router's full state carries the same.
         m.agent.clear();
         let routers = admin

@@ -105,6 +105,21 @@ async fn a_vm_fetches_its_user_data_and_key_from_its_router_and_no_other_vms() {
         (200, "web1".to_string())
     );
 
+    // New user data is served at once.
+    admin
+        .ok(
+            "updateVirtualMachine",
+            &[
+                ("id", web1["id"].as_str().unwrap()),
+                ("userdata", "I2Nsb3VkLWNvbmZpZwpob3N0bmFtZTogbmV3Cg=="),
+            ],
+        )
+        .await;
+    assert_eq!(
+        get(&ns1, &format!("{base}/user-data")).await,
+        (200, "#cloud-config\nhostname: new\n".to_string())
+    );
+
     // The other VM reads its own metadata, and no user data or keys.
     let (status, instance) = get_answered(&ns2, &format!("{base}/meta-data/instance-id")).await;
     assert_eq!(

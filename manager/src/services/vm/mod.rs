@@ -14,6 +14,7 @@ mod reboot;
 mod reset_ssh_key;
 mod start;
 mod stop;
+mod update;
 mod views;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,7 @@ pub use reboot::RebootVirtualMachine;
 pub use reset_ssh_key::ResetSshKeyForVirtualMachine;
 pub use start::StartVirtualMachine;
 pub use stop::StopVirtualMachine;
+pub use update::UpdateVirtualMachine;
 pub use views::vm_view;
 
 /// Registers the VM commands.
@@ -50,6 +52,7 @@ pub fn register(registry: &mut Registry) {
     registry.sync::<ListServiceOfferings>();
     registry.sync::<ListTemplates>();
     registry.job::<ResetSshKeyForVirtualMachine>();
+    registry.sync::<UpdateVirtualMachine>();
 }
 
 fn vm_fields() -> Vec<FieldSpec> {
