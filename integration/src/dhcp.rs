@@ -174,6 +174,9 @@ pub struct Lease {
     pub dns: Vec<Ipv4Addr>,
     /// The domain name offered, if any.
     pub domain: Option<String>,
+    /// The server identifier (option 54): the address cloud-init's
+    /// CloudStack data source takes for the virtual router.
+    pub server: Option<Ipv4Addr>,
 }
 
 /// The udhcpc hook script. `$1` is the event; the lease arrives in environment variables.
@@ -217,8 +220,8 @@ case "$1" in
         if [ -n "$first_router" ]; then
             ip route replace default via "$first_router" dev "$interface"
         fi
-        printf 'ip=%s\nmask=%s\nrouter=%s\ndns=%s\ndomain=%s\n' \
-            "$ip" "$prefix" "$first_router" "$dns" "$domain" > "{result}.tmp"
+        printf 'ip=%s\nmask=%s\nrouter=%s\ndns=%s\ndomain=%s\nserver=%s\n' \
+            "$ip" "$prefix" "$first_router" "$dns" "$domain" "$serverid" > "{result}.tmp"
         mv "{result}.tmp" "{result}"
         ;;
 esac
@@ -260,12 +263,17 @@ pub(crate) fn parse_lease(text: &str) -> Result<Lease> {
         .map(|d| addr("dns", d))
         .collect::<Result<_>>()?;
     let domain = Some(field("domain").to_owned()).filter(|d| !d.is_empty());
+    let server = match field("server") {
+        "" => None,
+        s => Some(addr("server", s)?),
+    };
     Ok(Lease {
         ip,
         prefix_len,
         router,
         dns,
         domain,
+        server,
     })
 }
 
@@ -362,6 +370,7 @@ mod tests {
                     "10.201.0.54".parse().unwrap()
                 ],
                 domain: Some("lab.test".into()),
+                server: None,
             }
         );
     }

@@ -199,6 +199,7 @@ on_both_backends!(
                 ("SetupGuestNetwork", g + 1),
                 ("SetNetworkAcl", g + 1),
                 ("SetDhcpEntries", g + 2),
+                ("SetVmData", g + 2),
             ]
         );
         let commands = m.agent.commands();
@@ -252,7 +253,10 @@ on_both_backends!(
         )
         .await;
         assert_eq!(vm2["nic"][0]["ipaddress"], "10.1.1.50");
-        assert_eq!(rpcs_and_generations(m), vec![("SetDhcpEntries", g + 3)]);
+        assert_eq!(
+            rpcs_and_generations(m),
+            vec![("SetDhcpEntries", g + 3), ("SetVmData", g + 3)]
+        );
         let leases = last_leases(m);
         assert_eq!(leases.len(), 2);
         assert_eq!(leases[1].1, "10.1.1.50");
@@ -320,7 +324,8 @@ on_both_backends!(
         let (code, text) = refused(&alice, "deployVirtualMachine", &no_tier).await;
         assert_eq!(code, 431);
         assert!(text.contains("networkids"), "{text}");
-        assert!(m.agent.commands().len() == 1, "refusals send nothing");
+        // vm2's SetDhcpEntries and SetVmData only.
+        assert!(m.agent.commands().len() == 2, "refusals send nothing");
 
         // Ownership: bob may not use alice's tier, nor may an admin give bob a
         // NIC in it; a VM's tiers are in one VPC.
@@ -397,7 +402,10 @@ on_both_backends!(
                 .clone();
         assert_eq!(stopped["state"], "Stopped");
         assert_eq!(stopped["nic"][0]["ipaddress"], "10.1.1.50");
-        assert_eq!(rpcs_and_generations(m), vec![("SetDhcpEntries", g + 4)]);
+        assert_eq!(
+            rpcs_and_generations(m),
+            vec![("SetDhcpEntries", g + 4), ("SetVmData", g + 4)]
+        );
         assert_eq!(
             last_leases(m),
             vec![(vm1_mac.clone(), "10.1.1.2".into(), "vm1".into(), true)]
@@ -421,7 +429,10 @@ on_both_backends!(
                 .clone();
         assert_eq!(started["state"], "Running");
         assert_eq!(started["nic"][0]["ipaddress"], "10.1.1.50");
-        assert_eq!(rpcs_and_generations(m), vec![("SetDhcpEntries", g + 5)]);
+        assert_eq!(
+            rpcs_and_generations(m),
+            vec![("SetDhcpEntries", g + 5), ("SetVmData", g + 5)]
+        );
         assert_eq!(last_leases(m).len(), 2);
         let (code, text) = refused(&alice, "startVirtualMachine", &[("id", &vm2_id)]).await;
         assert_eq!(code, 431);
@@ -435,7 +446,10 @@ on_both_backends!(
             job_ok(&alice, "destroyVirtualMachine", &[("id", &vm2_id)]).await["virtualmachine"]
                 .clone();
         assert_eq!(destroyed["state"], "Destroyed");
-        assert_eq!(rpcs_and_generations(m), vec![("SetDhcpEntries", g + 6)]);
+        assert_eq!(
+            rpcs_and_generations(m),
+            vec![("SetDhcpEntries", g + 6), ("SetVmData", g + 6)]
+        );
         let (code, text) = refused(
             &alice,
             "destroyVirtualMachine",
@@ -560,7 +574,8 @@ on_both_backends!(
             vec![
                 ("PlugNic", g + 1),
                 ("SetupGuestNetwork", g + 1),
-                ("SetDhcpEntries", g + 2)
+                ("SetDhcpEntries", g + 2),
+                ("SetVmData", g + 2)
             ]
         );
         assert_eq!(tier(&admin, &db_id).await["vlan"], "100");

@@ -676,8 +676,13 @@ on_both_backends!(vms_run_on_the_driver_after_their_leases, |m| {
     let vm = done["jobresult"]["virtualmachine"].clone();
     let vm_id = vm["id"].as_str().unwrap().to_string();
     let instance = vm["instancename"].as_str().unwrap().to_string();
-    // The lease reaches the router before the VM starts.
-    assert_eq!(m.agent.rpcs().last(), Some(&"SetDhcpEntries"));
+    // The lease, then what the VM reads from the router (VM services),
+    // reach the router before the VM starts.
+    let rpcs = m.agent.rpcs();
+    assert_eq!(
+        rpcs[rpcs.len().saturating_sub(2)..],
+        ["SetDhcpEntries", "SetVmData"]
+    );
     assert_eq!(
         m.driver.calls().last(),
         Some(&DriverCall::StartVm(instance.clone()))

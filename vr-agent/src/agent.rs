@@ -14,6 +14,7 @@ mod reconcile;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{Mutex, watch};
@@ -22,6 +23,7 @@ use vpc_proto::v1 as pb;
 use crate::apply::dnsmasq::{DnsmasqOptions, Supervisor};
 use crate::apply::netlink::{Netlink, NetlinkError};
 use crate::apply::nft::{Nft, NftError};
+use crate::metadata::Directory;
 use crate::model::{Invalid, Limits, Mac, Router};
 use crate::plan;
 use crate::plan::nft::{NftOptions, Ruleset};
@@ -136,6 +138,8 @@ pub struct Agent {
     settings: AgentSettings,
     /// Whether the desired state is applied, for grpc.health.v1.
     serving: watch::Sender<bool>,
+    /// What the VM services serve: the VM data of the applied state.
+    vm_data: watch::Sender<Arc<Directory>>,
 }
 
 /// The result of one command.
@@ -214,6 +218,7 @@ impl Agent {
             store,
             settings,
             serving: watch::Sender::new(!recovering),
+            vm_data: watch::Sender::new(Arc::new(Directory::default())),
         };
         {
             let mut inner = agent.inner.lock().await;
@@ -232,6 +237,7 @@ impl Agent {
                     }
                 }
                 inner.router = router;
+                agent.publish_vm_data(&inner);
             }
             agent.publish(&inner);
         }
@@ -241,6 +247,24 @@ impl Agent {
     /// Whether the agent can apply its state, as it changes.
     pub fn serving(&self) -> watch::Receiver<bool> {
         self.serving.subscribe()
+    }
+
+    /// What the VM services serve, as it changes.
+    pub fn vm_data(&self) -> watch::Receiver<Arc<Directory>> {
+        self.vm_data.subscribe()
+    }
+
+    /// Publishes the VM data of the state just applied (or, at start, the
+    /// persisted one: a restarted agent serves what it served before).
+    fn publish_vm_data(&self, inner: &Inner) {
+        let directory = Directory::from_router(&inner.router);
+        self.vm_data.send_if_modified(|current| {
+            let changed = **current != directory;
+            if changed {
+                *current = Arc::new(directory);
+            }
+            changed
+        });
     }
 
     /// Publishes the serving condition after a change of status.
@@ -295,6 +319,7 @@ impl Agent {
             Ok(report) => {
                 inner.desired = desired;
                 inner.router = router;
+                self.publish_vm_data(&inner);
                 inner.applied_generation = generation;
                 inner.last_error.clear();
                 if inner.status.state_file.take().is_some() {

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod apply;
 pub mod endpoint;
 pub mod health;
+pub mod metadata;
 pub mod model;
 pub mod netns;
 pub mod plan;

@@ -3,7 +3,8 @@
 //! It serves `vpc.agent.v1.VirtualRouter` (plus gRPC reflection and
 //! `grpc.health.v1`) on a Unix socket or on TCP with mutual TLS, and programs
 //! the router's namespace: links, addresses, route tables and rules through
-//! netlink, one nftables table, and a dnsmasq per tier.
+//! netlink, one nftables table, and a dnsmasq per tier. It also serves the
+//! tiers' VMs their user data, metadata and passwords (ports 80 and 8080).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use vr_agent::apply::dnsmasq::DnsmasqOptions;
 use vr_agent::endpoint::tls::MANAGER_CLIENT_NAME;
 use vr_agent::endpoint::{DEFAULT_MAX_REQUEST_BYTES, Endpoint, ServeOptions, TlsFiles};
 use vr_agent::model::Limits;
-use vr_agent::{accounts, netns, service};
+use vr_agent::{accounts, metadata, netns, service};
 
 /// The VPC virtual router agent.
 #[derive(Parser, Debug)]
@@ -109,6 +110,12 @@ struct Cli {
     #[arg(long)]
     open_agent_port_before_control: bool,
 
+    /// Do not serve the VM services (user data and metadata on port 80,
+    /// passwords on port 8080) that cloud-init's CloudStack data source
+    /// reads from the router.
+    #[arg(long)]
+    no_vm_services: bool,
+
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -194,6 +201,20 @@ async fn main() -> anyhow::Result<()> {
     let agent = Arc::new(Agent::start(settings).await?);
     serve_options.serving = Some(agent.serving());
 
+    // A router without its VM services still routes: a port taken by
+    // something else is logged, not fatal.
+    let vm_services = if cli.no_vm_services {
+        None
+    } else {
+        match metadata::server::serve(agent.vm_data(), Default::default()).await {
+            Ok(task) => Some(task),
+            Err(e) => {
+                tracing::error!(error = %e, "the VM services (ports 80 and 8080) could not listen");
+                None
+            }
+        }
+    };
+
     let interval = Duration::from_secs_f64(cli.reconcile_interval.max(0.1));
     let reconciler = {
         let agent = agent.clone();
@@ -218,6 +239,9 @@ async fn main() -> anyhow::Result<()> {
         )
         .await;
     reconciler.abort();
+    if let Some(task) = vm_services {
+        task.abort();
+    }
     result
 }
 

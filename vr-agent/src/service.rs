@@ -181,6 +181,15 @@ impl VirtualRouter for RouterService {
             .await
     }
 
+    async fn set_vm_data(
+        &self,
+        r: Request<SetVmDataRequest>,
+    ) -> Result<Response<ApplyResponse>, Status> {
+        let r = r.into_inner();
+        self.change(r.generation, Change::SetVmData(r.vm_data))
+            .await
+    }
+
     async fn apply_config(
         &self,
         r: Request<ApplyConfigRequest>,

@@ -205,5 +205,6 @@ pub fn sample_config() -> pb::RouterConfig {
                 ..Default::default()
             }],
         }],
+        vm_data: Vec::new(),
     }
 }

@@ -28,6 +28,7 @@ pub enum Change {
     SetStaticNat(Vec<pb::StaticNatRule>),
     SetLoadBalancers(Vec<pb::LoadBalancerRule>),
     SetDhcpEntries(Option<pb::TierDhcp>),
+    SetVmData(Option<pb::TierVmData>),
     ApplyConfig(Option<pb::RouterConfig>),
 }
 
@@ -47,6 +48,7 @@ impl Change {
             Change::SetStaticNat(_) => "SetStaticNatRules",
             Change::SetLoadBalancers(_) => "SetLoadBalancerRules",
             Change::SetDhcpEntries(_) => "SetDhcpEntries",
+            Change::SetVmData(_) => "SetVmData",
             Change::ApplyConfig(_) => "ApplyConfig",
         }
     }
@@ -88,6 +90,7 @@ fn check_sizes(change: &Change, limits: &Limits) -> Result<(), Invalid> {
         Change::SetStaticNat(rules) => limits.check_static_nats("rules", rules),
         Change::SetLoadBalancers(rules) => limits.check_load_balancers("rules", rules),
         Change::SetDhcpEntries(Some(dhcp)) => limits.check_dhcp("dhcp", dhcp),
+        Change::SetVmData(Some(data)) => limits.check_vm_data("vm_data", data),
         Change::ApplyConfig(Some(config)) => limits.check(config),
         Change::SetupGuestNetwork(Some(network)) => limits.check(&pb::RouterConfig {
             guest_networks: vec![network.clone()],
@@ -224,6 +227,14 @@ pub fn apply(
                 next.dhcp.sort_by_key(|d| d.device_index);
             }
         }
+        Change::SetVmData(data) => {
+            let data = required(data, "vm_data")?;
+            next.vm_data.retain(|d| d.device_index != data.device_index);
+            if !data.vms.is_empty() {
+                next.vm_data.push(data);
+                next.vm_data.sort_by_key(|d| d.device_index);
+            }
+        }
         Change::ApplyConfig(config) => next = required(config, "config")?,
     }
     // A list that grows by steps (IpAssoc adds IPs) is bounded as a whole.
@@ -264,6 +275,7 @@ fn remove_tier(config: &mut pb::RouterConfig, index: u32) {
         .and_then(|g| g.cidr.parse().ok());
     config.guest_networks.retain(|g| g.device_index != index);
     config.dhcp.retain(|d| d.device_index != index);
+    config.vm_data.retain(|d| d.device_index != index);
     config.network_acls.retain(|a| a.device_index != index);
     let Some(cidr) = cidr else { return };
     let inside = |ip: &str| ip.parse::<Ipv4Addr>().is_ok_and(|ip| cidr.contains(&ip));

@@ -29,6 +29,7 @@ pub enum AgentCommand {
     SetStaticNatRules(pb::SetStaticNatRulesRequest),
     SetLoadBalancerRules(pb::SetLoadBalancerRulesRequest),
     SetDhcpEntries(pb::SetDhcpEntriesRequest),
+    SetVmData(pb::SetVmDataRequest),
     ApplyConfig(pb::ApplyConfigRequest),
     GetState(pb::GetStateRequest),
 }
@@ -49,6 +50,7 @@ impl AgentCommand {
             AgentCommand::SetStaticNatRules(_) => "SetStaticNatRules",
             AgentCommand::SetLoadBalancerRules(_) => "SetLoadBalancerRules",
             AgentCommand::SetDhcpEntries(_) => "SetDhcpEntries",
+            AgentCommand::SetVmData(_) => "SetVmData",
             AgentCommand::ApplyConfig(_) => "ApplyConfig",
             AgentCommand::GetState(_) => "GetState",
         }
@@ -69,6 +71,7 @@ impl AgentCommand {
             AgentCommand::SetStaticNatRules(r) => r.generation,
             AgentCommand::SetLoadBalancerRules(r) => r.generation,
             AgentCommand::SetDhcpEntries(r) => r.generation,
+            AgentCommand::SetVmData(r) => r.generation,
             AgentCommand::ApplyConfig(r) => r.generation,
             AgentCommand::GetState(_) => return None,
         })

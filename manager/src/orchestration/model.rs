@@ -387,9 +387,42 @@ pub struct RouterState {
     pub static_nats: Vec<StaticNatView>,
     pub lb_rules: Vec<LbRuleView>,
     pub dhcp: Vec<TierDhcpView>,
+    /// What each tier's VMs read from the router (user data, metadata,
+    /// keys), for the same VM NICs as the tier's DHCP list.
+    pub vm_data: Vec<TierVmDataView>,
+}
+
+/// What one VM NIC reads from the router's metadata server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmDataView {
+    pub mac: String,
+    pub ip: Ipv4Addr,
+    pub vm_id: Uuid,
+    pub hostname: String,
+    pub service_offering: String,
+    pub zone_name: String,
+    /// Decoded; empty when none.
+    pub user_data: Vec<u8>,
+    pub public_keys: Vec<String>,
+}
+
+/// The VM data of one tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierVmDataView {
+    pub tier_id: Uuid,
+    pub vms: Vec<VmDataView>,
 }
 
 impl RouterState {
+    /// The VM data of a tier (empty when none is known).
+    pub fn vm_data_of(&self, tier_id: Uuid) -> &[VmDataView] {
+        self.vm_data
+            .iter()
+            .find(|d| d.tier_id == tier_id)
+            .map(|d| d.vms.as_slice())
+            .unwrap_or(&[])
+    }
+
     /// The ACL list with this id.
     pub fn acl_list(&self, id: Uuid) -> Option<&AclListView> {
         self.acl_lists.iter().find(|l| l.id == id)

@@ -10,7 +10,7 @@ use super::element::ElementError;
 use super::model::{
     AclAction, AclItemView, AclListView, AclProtocol, AclTraffic, DhcpEntryView, LbAlgorithm,
     LbRuleView, NicRole, PortForwardView, PrivateGatewayView, PublicIpView, RouterNicView,
-    RouterState, StaticNatView, StaticRouteView, TierView,
+    RouterState, StaticNatView, StaticRouteView, TierView, VmDataView,
 };
 
 /// A router NIC.
@@ -358,6 +358,57 @@ pub fn tier_dhcp(tier: &TierView, entries: &[DhcpEntryView]) -> pb::TierDhcp {
     }
 }
 
+/// The VPC's source NAT address: the public address CloudStack's metadata
+/// gives a VPC's VMs (`public-ipv4`, `public-hostname`).
+pub fn source_nat_ip(state: &RouterState) -> Option<std::net::Ipv4Addr> {
+    state
+        .public_ips
+        .iter()
+        .find(|p| p.source_nat && !p.private_gateway)
+        .map(|p| p.address)
+}
+
+/// What a tier's VMs read from the router, with the metadata files in
+/// CloudStack's order (`generateVmData`): service-offering,
+/// availability-zone, local-ipv4, local-hostname, public-ipv4,
+/// public-hostname, instance-id, vm-id (public-keys follows, from its own
+/// field). cloud-identifier and hypervisor-host-name are left out: this
+/// manager has no `cloud.identifier` and its VMs no hypervisor host.
+pub fn tier_vm_data(
+    tier: &TierView,
+    vms: &[VmDataView],
+    public_ip: Option<std::net::Ipv4Addr>,
+) -> pb::TierVmData {
+    let entry = |name: &str, value: String| pb::MetadataEntry {
+        name: name.into(),
+        value,
+    };
+    let public = public_ip.map(|ip| ip.to_string()).unwrap_or_default();
+    pb::TierVmData {
+        device_index: tier.device_index,
+        vms: vms
+            .iter()
+            .map(|vm| pb::VmData {
+                mac_address: vm.mac.clone(),
+                ip_address: vm.ip.to_string(),
+                user_data: vm.user_data.clone(),
+                metadata: vec![
+                    entry("service-offering", vm.service_offering.clone()),
+                    entry("availability-zone", vm.zone_name.clone()),
+                    entry("local-ipv4", vm.ip.to_string()),
+                    entry("local-hostname", vm.hostname.clone()),
+                    entry("public-ipv4", public.clone()),
+                    entry("public-hostname", public.clone()),
+                    entry("instance-id", vm.vm_id.to_string()),
+                    entry("vm-id", vm.vm_id.to_string()),
+                ],
+                public_keys: vm.public_keys.clone(),
+                password: String::new(),
+            })
+            .collect(),
+    }
+}
+
 fn list_of(
     state: &RouterState,
     id: Option<uuid::Uuid>,
@@ -444,5 +495,12 @@ pub fn router_config(state: &RouterState) -> Result<pb::RouterConfig, ElementErr
         static_nat_rules: static_nats(&state.static_nats),
         load_balancer_rules: lb_rules(&state.lb_rules)?,
         dhcp,
+        vm_data: state
+            .tiers
+            .iter()
+            .map(|t| (t, state.vm_data_of(t.id)))
+            .filter(|(_, vms)| !vms.is_empty())
+            .map(|(t, vms)| tier_vm_data(t, vms, source_nat_ip(state)))
+            .collect(),
     })
 }

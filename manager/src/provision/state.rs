@@ -17,7 +17,8 @@ use crate::orchestration::model::{
     AclAction, AclItemView, AclListView, AclProtocol, AclTraffic, DhcpEntryView, L4Protocol,
     LbAlgorithm, LbBackendView, LbRuleView, NicRole, PortForwardView, PrivateGatewayView,
     PublicIpView, RouterNicView, RouterState, RouterView, RuleState, StaticNatView,
-    StaticRouteView, TierDhcpView, TierView, VpcView, netmask_to_prefix,
+    StaticRouteView, TierDhcpView, TierView, TierVmDataView, VmDataView, VpcView,
+    netmask_to_prefix,
 };
 use crate::store::{self, Db, Page, acl, gateway, network, router, rule, vlan, vm, vpc};
 
@@ -183,6 +184,8 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
     };
     let tier_ids: Vec<i64> = plugged.iter().map(|(t, _)| t.id).collect();
     let leases = store::batch::dhcp_entries(db, &tier_ids).await?;
+    let vm_rows = store::vmdata::for_tiers(db, &tier_ids).await?;
+    let mut vm_data = Vec::new();
 
     let mut tiers = Vec::new();
     let mut dhcp = Vec::new();
@@ -223,6 +226,14 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
             tier_id: tier_uuid,
             entries,
         });
+        vm_data.push(TierVmDataView {
+            tier_id: tier_uuid,
+            vms: vm_rows
+                .iter()
+                .filter(|r| r.network_id == t.id)
+                .map(vm_data_view)
+                .collect::<Result<Vec<_>, Error>>()?,
+        });
     }
 
     let private_gateways = load_gateways(db, &gateway_rows, &networks, &acl_uuid).await?;
@@ -249,7 +260,27 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
         static_nats,
         lb_rules,
         dhcp,
+        vm_data,
     }))
+}
+
+/// What one VM NIC reads from the router, from its stored row.
+fn vm_data_view(r: &store::vmdata::TierVmRow) -> Result<VmDataView, Error> {
+    Ok(VmDataView {
+        mac: r.mac.clone(),
+        ip: ipv4("VM address", &r.ip)?,
+        vm_id: uuid_of(&r.vm_uuid)?,
+        hostname: r.hostname.clone(),
+        service_offering: r.service_offering.clone(),
+        zone_name: r.zone_name.clone(),
+        user_data: crate::services::userdata::decode_stored(&r.user_data),
+        public_keys: r
+            .public_keys
+            .lines()
+            .filter(|k| !k.trim().is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 /// The upstream resolvers of the router's DNS, which the tiers' DHCP also

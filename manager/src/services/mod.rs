@@ -14,7 +14,9 @@ pub mod network;
 pub mod offering;
 pub mod owner;
 pub mod related;
+pub mod sshkey;
 pub mod tier;
+pub mod userdata;
 pub mod vm;
 pub mod vpc;
 pub mod zone;
@@ -41,6 +43,7 @@ pub fn registry() -> Registry {
     nat::register(&mut registry);
     lb::register(&mut registry);
     firewall::register(&mut registry);
+    sshkey::register(&mut registry);
     registry
 }
 

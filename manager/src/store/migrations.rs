@@ -37,6 +37,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0005_vpc_params.sql"),
     ),
     (
+        7,
+        "vm_services",
+        include_str!("../../../migrations/sqlite/0007_vm_services.sql"),
+    ),
+    (
         9,
         "cluster",
         include_str!("../../../migrations/sqlite/0009_cluster.sql"),
@@ -69,6 +74,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         5,
         "vpc_params",
         include_str!("../../../migrations/postgres/0005_vpc_params.sql"),
+    ),
+    (
+        7,
+        "vm_services",
+        include_str!("../../../migrations/postgres/0007_vm_services.sql"),
     ),
     (
         9,

@@ -285,6 +285,20 @@ pub struct DhcpHost {
     pub default_gateway: bool,
 }
 
+/// What one VM NIC reads from the router's metadata and password servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmData {
+    pub mac: Mac,
+    pub ip: Ipv4Addr,
+    /// Decoded; empty when the VM has none.
+    pub user_data: Vec<u8>,
+    /// Metadata files in listing order, empty values left out.
+    pub metadata: Vec<(String, String)>,
+    pub public_keys: Vec<String>,
+    /// A pending one-time password; empty when none is.
+    pub password: String,
+}
+
 /// The whole validated desired state of a router.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Router {
@@ -298,6 +312,8 @@ pub struct Router {
     pub static_nats: Vec<StaticNat>,
     pub load_balancers: Vec<LoadBalancer>,
     pub dhcp: BTreeMap<u32, Vec<DhcpHost>>,
+    /// What each tier's VMs read from the router, by guest NIC.
+    pub vm_data: BTreeMap<u32, Vec<VmData>>,
 }
 
 impl Router {

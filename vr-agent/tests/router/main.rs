@@ -5,6 +5,7 @@
 
 mod fixture;
 mod tls;
+mod vm_services;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

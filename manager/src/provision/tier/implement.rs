@@ -258,6 +258,8 @@ pub async fn send_dhcp(
                 .release(&state.router, generation, view, entries)
                 .await?;
         }
+        // What the tier's VMs read from the router follows the same VMs.
+        element.set_vm_data(state, generation, view).await?;
     }
     Ok(())
 }

@@ -11,8 +11,10 @@ mod deploy;
 mod destroy;
 mod list;
 mod reboot;
+mod reset_ssh_key;
 mod start;
 mod stop;
+mod update;
 mod views;
 
 use serde_json::{Value, json};
@@ -32,8 +34,10 @@ pub use deploy::DeployVirtualMachine;
 pub use destroy::DestroyVirtualMachine;
 pub use list::ListVirtualMachines;
 pub use reboot::RebootVirtualMachine;
+pub use reset_ssh_key::ResetSshKeyForVirtualMachine;
 pub use start::StartVirtualMachine;
 pub use stop::StopVirtualMachine;
+pub use update::UpdateVirtualMachine;
 pub use views::vm_view;
 
 /// Registers the VM commands.
@@ -46,6 +50,8 @@ pub fn register(registry: &mut Registry) {
     registry.job::<DestroyVirtualMachine>();
     registry.sync::<ListServiceOfferings>();
     registry.sync::<ListTemplates>();
+    registry.job::<ResetSshKeyForVirtualMachine>();
+    registry.sync::<UpdateVirtualMachine>();
 }
 
 const VM_FIELDS: &[FieldSpec] = &[

@@ -53,7 +53,7 @@ impl Default for Limits {
 }
 
 /// Refuses `list` when it has more than `max` entries.
-fn at_most<T>(field: &str, list: &[T], max: usize, flag: Option<&str>) -> Result<()> {
+pub(super) fn at_most<T>(field: &str, list: &[T], max: usize, flag: Option<&str>) -> Result<()> {
     if list.len() <= max {
         return Ok(());
     }
@@ -101,6 +101,10 @@ impl Limits {
         at_most("dhcp", &config.dhcp, PER_NIC, None)?;
         for (i, d) in config.dhcp.iter().enumerate() {
             self.check_dhcp(&format!("dhcp[{i}]"), d)?;
+        }
+        at_most("vm_data", &config.vm_data, PER_NIC, None)?;
+        for (i, d) in config.vm_data.iter().enumerate() {
+            self.check_vm_data(&format!("vm_data[{i}]"), d)?;
         }
         Ok(())
     }

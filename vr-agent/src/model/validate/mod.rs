@@ -2,7 +2,8 @@
 //!
 //! One submodule per group of resources: `nics` (NICs, tiers, public IPs),
 //! `rules` (ACLs), `nat` (source NAT, static routes, port forwarding, static
-//! NAT, load balancers and their conflicts) and `dhcp` (leases).
+//! NAT, load balancers and their conflicts), `dhcp` (leases) and `vmdata`
+//! (what VMs read from the metadata and password servers).
 
 mod dhcp;
 pub mod limits;
@@ -10,6 +11,7 @@ mod nat;
 mod nics;
 mod rules;
 pub mod text;
+pub mod vmdata;
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -177,6 +179,7 @@ impl Router {
         router.load_balancers = nat::load_balancers(&router, &config.load_balancer_rules)?;
         nat::check_public_port_conflicts(&router)?;
         router.dhcp = dhcp::dhcp(&router, &config.dhcp)?;
+        router.vm_data = vmdata::vm_data(&router, &config.vm_data)?;
         Ok(router)
     }
 }

@@ -285,6 +285,21 @@ pub(super) fn input(router: &Router, options: &NftOptions) -> Chain {
                 tier.cidr
             ));
         }
+        // The VM services (metadata on 80, passwords on 8080) answer only
+        // the tier's own addresses, on the tier's gateway, whatever the
+        // tier's ACL says: cloud-init must reach them before anything else.
+        for tier in router.tiers.values() {
+            if router.vm_data.contains_key(&tier.index) {
+                rules.push(format!(
+                    "iifname {} ip saddr {} ip daddr {} tcp dport {{ {}, {} }} accept",
+                    ifname(tier.index),
+                    tier.cidr,
+                    tier.gateway,
+                    crate::metadata::METADATA_PORT,
+                    crate::metadata::PASSWORD_PORT
+                ));
+            }
+        }
     }
     let control: Vec<String> = router
         .nics_with(Role::Control)

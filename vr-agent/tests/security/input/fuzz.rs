@@ -317,6 +317,28 @@ fn tier_dhcp() -> BoxedStrategy<pb::TierDhcp> {
         .boxed()
 }
 
+fn tier_vm_data() -> BoxedStrategy<pb::TierVmData> {
+    let entry = (word(), word())
+        .prop_map(|(name, value)| pb::MetadataEntry { name, value })
+        .boxed();
+    let vm = (
+        (mac_text(), ip(), word()),
+        (list(entry), list(word()), word()),
+    )
+        .prop_map(|(a, b)| pb::VmData {
+            mac_address: a.0,
+            ip_address: a.1,
+            user_data: a.2.into_bytes(),
+            metadata: b.0,
+            public_keys: b.1,
+            password: b.2,
+        })
+        .boxed();
+    (index(), long_list(vm))
+        .prop_map(|(device_index, vms)| pb::TierVmData { device_index, vms })
+        .boxed()
+}
+
 fn route() -> BoxedStrategy<pb::StaticRoute> {
     (cidr(), ip(), ip(), word())
         .prop_map(|(cidr, next_hop, gateway_ip, id)| pb::StaticRoute {
@@ -362,6 +384,7 @@ fn config() -> BoxedStrategy<pb::RouterConfig> {
             list(static_nat()),
             list(load_balancer()),
             list(tier_dhcp()),
+            list(tier_vm_data()),
         ),
     )
         .prop_map(|(a, b, c)| pb::RouterConfig {
@@ -378,6 +401,7 @@ fn config() -> BoxedStrategy<pb::RouterConfig> {
             static_nat_rules: c.1,
             load_balancer_rules: c.2,
             dhcp: c.3,
+            vm_data: c.4,
         })
         .boxed()
 }
@@ -398,6 +422,7 @@ fn change() -> BoxedStrategy<Change> {
         list(static_nat()).prop_map(Change::SetStaticNat),
         list(load_balancer()).prop_map(Change::SetLoadBalancers),
         prop::option::of(tier_dhcp()).prop_map(Change::SetDhcpEntries),
+        prop::option::of(tier_vm_data()).prop_map(Change::SetVmData),
         prop::option::of(config()).prop_map(Change::ApplyConfig),
     ]
     .boxed()

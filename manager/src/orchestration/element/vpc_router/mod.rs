@@ -3,6 +3,7 @@
 //! services it provides, one trait each, are in [`services`].
 
 mod services;
+mod vm_data;
 
 use vpc_proto::v1 as pb;
 

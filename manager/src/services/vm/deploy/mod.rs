@@ -23,12 +23,13 @@ use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::server::{App, Ctx};
 use crate::services::owner::{self, OwnerArgs};
+use crate::services::userdata;
 use crate::services::zone::zone_by_id;
-use crate::store::{self, router, vm, vpc};
+use crate::store::{self, router, vm, vmdata, vpc};
 use tiers::Deferred;
 
-/// Why deployVirtualMachine refuses user data and SSH key pairs.
-const VM_SERVICES: &str = "user data and SSH key pairs are not served to VMs yet (VM services)";
+/// Why deployVirtualMachine refuses `userdataid`.
+const VM_SERVICES: &str = "registered user data (registerUserData) is not kept yet";
 
 const ZONE: Arg<Id> = Arg::req("zoneid", "the zone of the VM");
 const SERVICE_OFFERING: Arg<Id> = Arg::req("serviceofferingid", "the service offering");
@@ -60,14 +61,21 @@ const MAC_ADDRESS: Arg<Text> = Arg::opt(
     "macaddress",
     "the MAC address of the default NIC (unicast, unused)",
 );
-const USER_DATA: Arg<Text> =
-    Arg::opt("userdata", "refused: user data comes with VM services").refused(VM_SERVICES);
-const USER_DATA_ID: Arg<Id> =
-    Arg::opt("userdataid", "refused: user data comes with VM services").refused(VM_SERVICES);
-const KEY_PAIR: Arg<Text> =
-    Arg::opt("keypair", "refused: SSH key pairs come with VM services").refused(VM_SERVICES);
-const KEY_PAIRS: Arg<Texts> =
-    Arg::opt("keypairs", "refused: SSH key pairs come with VM services").refused(VM_SERVICES);
+const USER_DATA: Arg<Text> = Arg::opt(
+    "userdata",
+    "the user data the VM reads from its router, base64 (at most 32768 characters)",
+)
+.length(1_048_576);
+const USER_DATA_ID: Arg<Id> = Arg::opt(
+    "userdataid",
+    "refused: registered user data is not kept yet",
+)
+.refused(VM_SERVICES);
+const KEY_PAIR: Arg<Text> = Arg::opt("keypair", "the SSH key pair whose key the VM reads");
+const KEY_PAIRS: Arg<Texts> = Arg::opt(
+    "keypairs",
+    "the SSH key pairs whose keys the VM reads (instead of keypair)",
+);
 
 /// `deployVirtualMachine`.
 pub struct DeployVirtualMachine {
@@ -81,6 +89,8 @@ pub struct DeployVirtualMachine {
     display_name: Option<String>,
     start: bool,
     mac_address: Option<String>,
+    user_data: Option<String>,
+    key_pairs: Option<Vec<String>>,
     owner: OwnerArgs,
 }
 
@@ -134,6 +144,11 @@ impl Command for DeployVirtualMachine {
             display_name: args.text(&DISPLAY_NAME)?,
             start: args.get(&START_VM)?.unwrap_or(true),
             mac_address: args.text(&MAC_ADDRESS)?,
+            user_data: args.text(&USER_DATA)?,
+            key_pairs: match args.get(&KEY_PAIRS)? {
+                Some(names) => Some(names),
+                None => args.text(&KEY_PAIR)?.map(|n| vec![n]),
+            },
             owner: OwnerArgs::parse(args)?,
         })
     }
@@ -184,6 +199,11 @@ impl AsyncCommand for DeployVirtualMachine {
             .mac_address
             .map(|m| rules::parse_mac(MAC_ADDRESS.name(), &m))
             .transpose()?;
+        let user_data = self
+            .user_data
+            .as_deref()
+            .map(userdata::check_user_data)
+            .transpose()?;
 
         let mut tx = db.begin().await?;
         vpc::lock(&mut tx, vpc_id).await?;
@@ -218,6 +238,22 @@ impl AsyncCommand for DeployVirtualMachine {
             },
         )
         .await?;
+        if user_data.is_some() || self.key_pairs.is_some() {
+            let (public_keys, keypair_names) = match &self.key_pairs {
+                Some(names) => userdata::key_pairs(&mut tx, owner.account_id, names).await?,
+                None => Default::default(),
+            };
+            vmdata::set(
+                &mut tx,
+                &vmdata::VmUserData {
+                    vm_id: created.id,
+                    user_data: user_data.unwrap_or_default(),
+                    public_keys,
+                    keypair_names,
+                },
+            )
+            .await?;
+        }
         for (i, (tier, ip)) in tiers.iter().enumerate() {
             let index = i64::try_from(i).unwrap_or(i64::MAX);
             let nic =
