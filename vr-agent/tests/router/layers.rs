@@ -94,3 +94,61 @@ fn alternating_overlapping_items_decide_each_probe_as_first_match() {
     assert!(wrong.is_empty(), "{wrong:#?}\n{}", r.state().live_ruleset);
     drop(servers);
 }
+
+#[test]
+fn a_list_past_the_element_bound_is_refused_naming_its_items_and_the_old_rules_stay() {
+    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+    // One element per item and CIDR, so that a small list crosses it.
+    let mut r = RouterLab::start("acl_bound");
+    r.restart_with_flags(&["--max-acl-elements-per-item", "1"]);
+    let mut config = r.base_config();
+    config.network_acls.clear();
+    r.apply_config(config);
+    let _web = TcpEchoServer::start(&r.vm1, addr("0.0.0.0:7000")).unwrap();
+    let web = addr("10.1.1.5:7000");
+    let allow = item(
+        10,
+        Allow,
+        Ingress,
+        Tcp,
+        &["10.1.2.0/24"],
+        Some((7000, 7000)),
+    );
+    r.set_acl(2, vec![allow.clone()]);
+    assert!(tcp_connect(&r.vm2, web, SHORT).unwrap());
+    let before = r.state();
+
+    // ICMP type 0 code 0 from the VPC, then any ICMP from tier 2: the second
+    // box is cut in two around the first, three elements for two entries.
+    let mut echo_reply = item(1, Allow, Ingress, Icmp, &["10.1.0.0/16"], None);
+    echo_reply.icmp_type = Some(0);
+    echo_reply.icmp_code = Some(0);
+    let any_icmp = item(2, Allow, Ingress, Icmp, &["10.1.2.0/24"], None);
+    let generation = r.next_generation();
+    let acl = pb::NetworkAcl {
+        device_index: 2,
+        mac_address: vr_agent::testing::mac(2),
+        items: vec![echo_reply, any_icmp],
+        ..Default::default()
+    };
+    let err = r
+        .call(move |mut c| async move {
+            c.set_network_acl(pb::SetNetworkAclRequest {
+                generation,
+                acl: Some(acl),
+            })
+            .await
+        })
+        .expect_err("over the element bound");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("acl.items"), "{err:?}");
+    assert!(err.message().contains("items 2"), "{err:?}");
+
+    // Nothing changed: the same desired state and table, and the old rule
+    // still lets vm2 in.
+    let after = r.state();
+    assert_eq!(after.config, before.config);
+    assert_eq!(after.generation, before.generation);
+    assert_eq!(after.live_ruleset, before.live_ruleset);
+    assert!(tcp_connect(&r.vm2, web, SHORT).unwrap());
+}

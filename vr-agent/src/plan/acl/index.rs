@@ -104,8 +104,21 @@ impl<const D: usize> Index<D> {
     }
 
     /// Walks the tree depth first; `visit` decides at each node.
-    pub fn walk(&self, mut visit: impl FnMut(Node<'_, D>) -> Step) {
-        let mut stack = vec![1usize];
+    pub fn walk(&self, visit: impl FnMut(Node<'_, D>) -> Step) {
+        self.walk_preferring(None, visit)
+    }
+
+    /// Walks the tree depth first, entering first the child with the higher
+    /// mark of kind `prefer`: a search for the highest mark finds it early
+    /// and then skips the rest (without this, a list where every item
+    /// overlaps every other one costs a pass over the tree per item).
+    pub fn walk_preferring(
+        &self,
+        prefer: Option<usize>,
+        mut visit: impl FnMut(Node<'_, D>) -> Step,
+    ) {
+        let mut stack = Vec::with_capacity(64);
+        stack.push(1usize);
         while let Some(node) = stack.pop() {
             let Some(bounds) = &self.bounds[node] else {
                 continue;
@@ -119,8 +132,16 @@ impl<const D: usize> Index<D> {
                 Step::Stop => return,
                 Step::Skip => {}
                 Step::Descend if leaf.is_none() => {
-                    stack.push(2 * node + 1);
-                    stack.push(2 * node);
+                    let (left, right) = (2 * node, 2 * node + 1);
+                    let right_first =
+                        prefer.is_some_and(|k| self.marks[right][k] > self.marks[left][k]);
+                    if right_first {
+                        stack.push(left);
+                        stack.push(right);
+                    } else {
+                        stack.push(right);
+                        stack.push(left);
+                    }
                 }
                 Step::Descend => {}
             }
