@@ -201,15 +201,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn alternating_overlapping_items_need_one_layer_per_change_of_action() {
-        // 0.0.0.0/0 deny, 10/8 allow, 10.1/16 deny, 10.1.1/24 allow: each
-        // overlaps the one before with the other action.
+    fn nested(ports: &[(u16, u16)]) -> Vec<AclRule> {
         let cidrs = ["0.0.0.0/0", "10.0.0.0/8", "10.1.0.0/16", "10.1.1.0/24"];
-        let rules: Vec<AclRule> = cidrs
+        cidrs
             .iter()
+            .zip(ports)
             .enumerate()
-            .map(|(i, c)| AclRule {
+            .map(|(i, (c, &(first, last)))| AclRule {
                 number: i as u32 + 1,
                 action: if i % 2 == 0 {
                     Action::Deny
@@ -217,28 +215,40 @@ mod tests {
                     Action::Allow
                 },
                 direction: Direction::Ingress,
-                matches: Match::All,
-                cidrs: vec![c.parse().unwrap()],
-            })
-            .collect();
-        let refs: Vec<&AclRule> = rules.iter().collect();
-        assert_eq!(compile(&refs).unwrap().layers, 4);
-        // The same items, each one port apart: nothing overlaps, one layer.
-        let apart: Vec<AclRule> = rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| AclRule {
                 matches: Match::Ports {
                     protocol: 6,
-                    first: 100 + i as u16,
-                    last: 100 + i as u16,
+                    first,
+                    last,
                 },
-                ..r.clone()
+                cidrs: vec![c.parse().unwrap()],
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn alternating_overlapping_items_need_one_layer_per_change_of_action() {
+        // Each item overlaps the one before with the other action, and
+        // sticks out of it (its ports go further), so none is shadowed.
+        let rules = nested(&[(1, 100), (50, 200), (150, 300), (250, 400)]);
+        let refs: Vec<&AclRule> = rules.iter().collect();
+        assert_eq!(compile(&refs).unwrap().layers, 4);
+        // The same items, ports apart: nothing overlaps, one layer.
+        let apart = nested(&[(100, 100), (101, 101), (102, 102), (103, 103)]);
         let refs: Vec<&AclRule> = apart.iter().collect();
         let compiled = compile(&refs).unwrap();
         assert_eq!(compiled.layers, 1);
         assert_eq!(compiled.lookups.len(), 2, "one deny and one allow set");
+    }
+
+    #[test]
+    fn an_item_inside_an_earlier_one_is_left_out() {
+        // Every later item lies inside the first (all ports of 0.0.0.0/0):
+        // they can never decide, so they add no layer and no element.
+        let rules = nested(&[(1, 65535), (50, 200), (150, 300), (250, 400)]);
+        let refs: Vec<&AclRule> = rules.iter().collect();
+        let compiled = compile(&refs).unwrap();
+        assert_eq!(compiled.layers, 1);
+        assert_eq!(compiled.elements(), 1);
+        assert_eq!(compiled.lookups[0].action, Action::Deny);
     }
 }
