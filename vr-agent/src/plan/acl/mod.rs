@@ -23,14 +23,21 @@
 //! correct.) `eval` checks this on random lists against a plain first-match
 //! evaluator.
 //!
+//! An entry whose box lies inside the box of an earlier entry is left out
+//! first: the earlier entry matches every packet it would, so it never
+//! decides (the proof above holds for the list without it).
+//!
 //! The number of layers is the length of the longest chain of entries, each
 //! intersecting the one before with the other action, and does not grow with
 //! the item count: items that do not overlap collapse into the same lookups.
 //! Overlap is found with an index over the boxes sorted by address
 //! ([`index`]), not by comparing every pair; set elements are placed as
 //! [`crate::plan::boxes`] explains, within a bound of
-//! [`ELEMENTS_PER_ENTRY`] elements per entry, past which the list is refused
-//! naming the items being cut.
+//! [`ELEMENTS_PER_ENTRY`] elements per entry (the agent's
+//! `--max-acl-elements-per-item`), past which the list is refused naming the
+//! items being cut. Item addresses are prefixes, so placement only ever cuts
+//! ports, protocols or ICMP fields, and lists met so far stay near one
+//! element per entry; the bound guards against what is not foreseen.
 
 pub mod eval;
 pub mod index;
