@@ -149,7 +149,7 @@ pub fn place(boxes: &[Box3], budget: &mut usize) -> Result<Placement, OverBudget
 fn stab(index: &Index<3>, placed: &[Vec<Box3>], point: &[u128; 3]) -> Option<Box3> {
     index.find(
         |bounds, marks| marks[0] > 0 && holds(bounds, point),
-        |leaf| match placed[leaf].iter().find(|e| holds(*e, point)) {
+        |leaf| match placed[leaf].iter().find(|e| holds(e, point)) {
             Some(e) => ControlFlow::Break(*e),
             None => ControlFlow::Continue(()),
         },

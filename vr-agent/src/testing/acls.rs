@@ -257,7 +257,11 @@ fn chain(number: u32) -> pb::AclItem {
     use pb::{AclAction::*, Protocol::*, TrafficType::*};
     // Port ranges that slide by one: every item overlaps every other one,
     // none holds another, and the action alternates.
-    let action = if number % 2 == 0 { Allow } else { Deny };
+    let action = if number.is_multiple_of(2) {
+        Allow
+    } else {
+        Deny
+    };
     let first = 1 + number % 30_000;
     item(
         number,

@@ -116,10 +116,7 @@ mod tests {
             if v6 { "::/0" } else { "0.0.0.0/0" }.parse().unwrap()
         } else if v6 {
             let addr = std::net::Ipv6Addr::from((0x2001_0db8_u128 << 96) | at as u128);
-            ipnet::Ipv6Net::new(addr, 96 + len as u8)
-                .unwrap()
-                .trunc()
-                .into()
+            ipnet::Ipv6Net::new(addr, 96 + len).unwrap().trunc().into()
         } else {
             let addr = std::net::Ipv4Addr::new(10, 0, 0, at);
             ipnet::Ipv4Net::new(addr, len).unwrap().trunc().into()
