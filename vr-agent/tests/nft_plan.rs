@@ -168,8 +168,8 @@ fn update_touches_only_the_changed_chain() {
         "add element inet vpc acl_inbound_eth2_l0_deny_v4_ports { 10.1.2.0/24 . 17 . 53 }"
     );
 
-    // A deny after an allow it overlaps needs a new layer: that chain is
-    // rebuilt, alone.
+    // A deny after an allow it overlaps (and sticks out of, or it would be
+    // shadowed) needs a new layer: that chain is rebuilt, alone.
     let mut split = sample_config();
     split.network_acls[0].items.push(item(
         35,
@@ -177,7 +177,7 @@ fn update_touches_only_the_changed_chain() {
         Ingress,
         Tcp,
         &["10.1.2.0/24"],
-        Some((80, 80)),
+        Some((79, 81)),
     ));
     let new = ruleset(&split);
     let update = new.render_update(&old).expect("changed");
