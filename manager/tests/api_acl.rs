@@ -513,7 +513,11 @@ on_both_backends!(
                 vec![("cidrlist", "nonsense")],
                 "Source cidrs formatting error",
             ),
-            (vec![("number", "0")], "Invalid rule number 0"),
+            // CloudStack's text (NetworkACLServiceImpl.validateAclRuleNumber).
+            (
+                vec![("number", "0")],
+                "Invalid number [0]. Number cannot be < 1",
+            ),
             (vec![("action", "maybe")], "Invalid action"),
             (vec![("traffictype", "sideways")], "Invalid traffictype"),
             (vec![("aclid", BOGUS)], "aclid value="),
@@ -667,6 +671,19 @@ on_both_backends!(
         .await;
         assert_eq!(code, 431);
         assert!(text.contains("number 5 already exists"), "{text}");
+        // Item numbers start at 1 for an update too (the router refuses 0).
+        let (code, text) = refused_under(
+            &admin,
+            "updateNetworkACLItem",
+            "createnetworkaclresponse",
+            &[("id", &any), ("number", "0")],
+        )
+        .await;
+        assert_eq!(code, 431);
+        assert!(
+            text.contains("Invalid number [0]. Number cannot be < 1"),
+            "{text}"
+        );
         let done = run_under(
             &admin,
             "updateNetworkACLItem",
@@ -1034,3 +1051,42 @@ on_both_backends!(
         );
     }
 );
+
+on_both_backends!(a_list_stops_growing_at_network_acl_max_items, |m| {
+    let admin = m.admin();
+    let env = zone_env(&admin, "maxz").await;
+    let vpc = create_vpc(&admin, &env, "max-vpc", "10.1.0.0/16").await;
+    let vpc_id = vpc["id"].as_str().unwrap().to_string();
+    let (list_id, _) = create(
+        &admin,
+        "createNetworkACLList",
+        &[("name", "short"), ("vpcid", &vpc_id)],
+    )
+    .await;
+    admin
+        .ok(
+            "updateConfiguration",
+            &[("name", "network.acl.max.items"), ("value", "2")],
+        )
+        .await;
+    let item = [("aclid", list_id.as_str()), ("protocol", "tcp")];
+    for _ in 0..2 {
+        let (_, job) = create(&admin, "createNetworkACL", &item).await;
+        assert_eq!(job["jobstatus"], 1, "{job}");
+    }
+    m.agent.clear();
+    let (code, text) = refused(&admin, "createNetworkACL", &item).await;
+    assert_eq!(code, 535, "{text}");
+    assert!(text.contains("cannot surpass [2]"), "{text}");
+    assert!(text.contains("network.acl.max.items"), "{text}");
+    assert_eq!(listed_numbers(&admin, &list_id).await.len(), 2);
+    assert!(m.agent.commands().is_empty());
+    // A bound of 0 is not a bound.
+    let (code, _) = refused(
+        &admin,
+        "updateConfiguration",
+        &[("name", "network.acl.max.items"), ("value", "0")],
+    )
+    .await;
+    assert_eq!(code, 431);
+});

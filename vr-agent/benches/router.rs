@@ -4,14 +4,19 @@
 //! 1. Apply time: a router with 10 tiers x 1,000 ACL items and 1,000 port
 //!    forwarding rules, applied cold and re-applied with every item changed.
 //! 2. Changing one ACL item, with 1,000 and with 10,000 items in the list.
-//! 3. Between two tiers, with the agent's ruleset at 0 and 10,000 ACL items,
-//!    against the same 10,000-item policy loaded as a linear nft chain and as
-//!    a linear iptables-restore ruleset (legacy and nft backends): TCP bulk
-//!    throughput (iperf3), and the new-flow rate: 64-byte UDP datagrams from
-//!    1,024 source ports that are never answered, so conntrack keeps every
-//!    flow NEW and every packet walks the ACL, as a new flow's first does.
+//! 3. Between two tiers: the agent's ruleset with no ACL items (allow all)
+//!    and with 10,000 items from each traffic generator of
+//!    `vr_agent::testing::acls` (one action, realistic mix, adversarial),
+//!    each ending with the item that lets the benchmark traffic in from the
+//!    last layer it needs, against a 10,000-rule policy loaded as a linear
+//!    nft chain and as a linear iptables-restore ruleset (legacy and nft
+//!    backends): the new-flow rate (64-byte UDP datagrams, each from a new
+//!    source address and port, so every datagram is a new conntrack entry
+//!    and walks the ACL) and TCP bulk throughput (iperf3). Every run builds
+//!    fresh lab namespaces, so each starts with an empty conntrack table.
 //!
-//! Results are medians of interleaved repetitions, printed as a table.
+//! Results are medians of interleaved repetitions, printed as a table with
+//! the machine they ran on.
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -22,6 +27,7 @@ use tonic::transport::Channel;
 use vpc_integration::{Lab, Netns, ProcessHandle, require_root};
 use vpc_proto::v1 as pb;
 use vpc_proto::v1::virtual_router_client::VirtualRouterClient;
+use vr_agent::testing::acls::{Generator, bench_allow};
 use vr_agent::testing::{item, mac, tier};
 
 const TIERS: u32 = 10;
@@ -304,16 +310,40 @@ fn bench_apply(report: &mut String) {
 /// Which firewall the router runs for a throughput sample.
 #[derive(Clone, Copy, Debug)]
 enum Ruleset {
-    Agent(u32),
+    /// The agent with no items (`None`: one allow-all item) or with 10,000
+    /// items of a generator.
+    Agent(Option<Generator>),
     NftLinear,
     IptablesLegacy,
     IptablesNft,
 }
 
+/// Items of the generated lists (the benchmark's two allows come after).
+const GENERATED: u32 = 10_000 - 2;
+
+/// A generator's 10,000-item policy: its items, then UDP 5201 from
+/// anywhere (behind every deny of UDP 5201 the list has) and TCP 5201 from
+/// the client tier (iperf3's control and bulk connections).
+fn generated_policy(generator: Generator) -> Vec<pb::AclItem> {
+    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+    let mut items = generator.items(GENERATED, 7);
+    items.push(bench_allow(GENERATED + 1));
+    items.push(item(
+        GENERATED + 2,
+        Allow,
+        Ingress,
+        Tcp,
+        &["10.1.2.0/24"],
+        Some((5201, 5201)),
+    ));
+    items
+}
+
 impl Ruleset {
     fn label(self) -> String {
         match self {
-            Ruleset::Agent(n) => format!("vr-agent, {n} ACL items"),
+            Ruleset::Agent(None) => "vr-agent, no ACL items (allow all)".into(),
+            Ruleset::Agent(Some(g)) => format!("vr-agent, 10,000 items: {}", g.name()),
             Ruleset::NftLinear => "linear nft chain, 10,000 rules".into(),
             Ruleset::IptablesLegacy => "linear iptables-legacy-restore, 10,000 rules".into(),
             Ruleset::IptablesNft => "linear iptables-nft-restore, 10,000 rules".into(),
@@ -416,11 +446,12 @@ fn flow_lab(ruleset: Ruleset) -> (FlowLab, Option<Agent>) {
             config.network_acls = vec![pb::NetworkAcl {
                 device_index: 3,
                 mac_address: mac(3),
-                items: if n == 0 {
-                    use pb::{AclAction::*, Protocol::*, TrafficType::*};
-                    vec![item(1, Allow, Ingress, All, &["10.1.2.0/24"], None)]
-                } else {
-                    policy(n, 0)
+                items: match n {
+                    None => {
+                        use pb::{AclAction::*, Protocol::*, TrafficType::*};
+                        vec![item(1, Allow, Ingress, All, &["10.1.2.0/24"], None)]
+                    }
+                    Some(generator) => generated_policy(generator),
                 },
                 ..Default::default()
             }];
@@ -489,10 +520,67 @@ fn iperf(flows: &FlowLab, udp: bool) -> f64 {
     }
 }
 
-/// Packets per second (thousands) of 64-byte UDP datagrams sent from 1,024
-/// source ports (distinct flows) to a receiver that never answers: with no
-/// reply, conntrack keeps every flow NEW, so every packet walks the ACL as the
-/// first packet of a new flow does.
+/// A raw IPv4 socket that sends headers we write (IPPROTO_RAW implies
+/// IP_HDRINCL); the kernel fills in the checksum and total length.
+struct RawSender(std::os::fd::OwnedFd);
+
+impl RawSender {
+    fn open() -> RawSender {
+        use std::os::fd::FromRawFd;
+        // SAFETY: socket() returns a new descriptor or -1, checked below.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
+        assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+        // SAFETY: fd is a fresh descriptor that nothing else owns.
+        RawSender(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    }
+
+    fn send(&self, packet: &[u8], to: std::net::Ipv4Addr) {
+        use std::os::fd::AsRawFd;
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(to).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: packet and addr outlive the call; the lengths are theirs.
+        unsafe {
+            libc::sendto(
+                self.0.as_raw_fd(),
+                packet.as_ptr().cast(),
+                packet.len(),
+                0,
+                (&addr as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+    }
+}
+
+/// An IPv4 UDP datagram with a 64-byte payload from `source:port` to
+/// 10.1.3.5:5201 (UDP checksum 0: none, which IPv4 allows).
+fn datagram(source: std::net::Ipv4Addr, port: u16) -> [u8; 92] {
+    let mut p = [0u8; 92];
+    p[0] = 0x45;
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&source.octets());
+    p[16..20].copy_from_slice(&[10, 1, 3, 5]);
+    p[20..22].copy_from_slice(&port.to_be_bytes());
+    p[22..24].copy_from_slice(&5201u16.to_be_bytes());
+    p[24..26].copy_from_slice(&72u16.to_be_bytes());
+    p[28..].fill(0x5a);
+    p
+}
+
+/// Thousands of datagrams per second that reach the receiver when every
+/// datagram is a new flow: 64-byte UDP datagrams to 10.1.3.5:5201, each
+/// from the next of 253 source addresses of the client tier and, every 253
+/// datagrams, the next of 64,000 source ports (16 million flows, more than
+/// a run sends, so no datagram finds a conntrack entry and each walks the
+/// ACL as a new flow's first packet does). Sent on a raw socket: one socket,
+/// no binding per flow.
 fn new_flow_rate(flows: &FlowLab) -> f64 {
     use std::net::UdpSocket;
     use std::sync::Arc;
@@ -523,15 +611,14 @@ fn new_flow_rate(flows: &FlowLab) -> f64 {
     let sender_stop = stop.clone();
     let sender = std::thread::spawn(move || {
         vpc_integration::run_in_netns(&client, move || {
-            let sockets: Vec<UdpSocket> = (0..1024)
-                .map(|_| UdpSocket::bind("10.1.2.5:0").unwrap())
-                .collect();
-            let payload = [0x5au8; 64];
-            let target = "10.1.3.5:5201";
-            let mut k = 0usize;
+            let raw = RawSender::open();
+            let to = std::net::Ipv4Addr::new(10, 1, 3, 5);
+            let mut k = 0u32;
             while !sender_stop.load(Ordering::Relaxed) {
-                let _ = sockets[k % sockets.len()].send_to(&payload, target);
-                k += 1;
+                let host = 2 + (k % 253) as u8;
+                let port = 1024 + ((k / 253) % 64_000) as u16;
+                raw.send(&datagram(std::net::Ipv4Addr::new(10, 1, 2, host), port), to);
+                k = k.wrapping_add(1);
             }
             Ok(())
         })
@@ -546,10 +633,36 @@ fn new_flow_rate(flows: &FlowLab) -> f64 {
     (after - before) as f64 / measure.as_secs_f64() / 1000.0
 }
 
+/// The machine the benchmark runs on, for the report.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    format!(
+        "{} CPUs ({cpu}), kernel {}, load average at the end {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel.trim(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
+
 fn bench_flows(report: &mut String) {
     let cases = [
-        Ruleset::Agent(0),
-        Ruleset::Agent(10_000),
+        Ruleset::Agent(None),
+        Ruleset::Agent(Some(Generator::OneAction)),
+        Ruleset::Agent(Some(Generator::Realistic)),
+        Ruleset::Agent(Some(Generator::Adversarial)),
         Ruleset::NftLinear,
         Ruleset::IptablesLegacy,
         Ruleset::IptablesNft,
@@ -559,8 +672,10 @@ fn bench_flows(report: &mut String) {
     for _ in 0..FLOW_REPS {
         for (k, case) in cases.iter().enumerate() {
             let (flows, agent) = flow_lab(*case);
-            tcp[k].push(iperf(&flows, false));
+            // New flows first, while the namespaces' conntrack tables are
+            // empty; then iperf3's few connections.
             udp[k].push(new_flow_rate(&flows));
+            tcp[k].push(iperf(&flows, false));
             drop(agent);
         }
     }
@@ -571,19 +686,19 @@ fn bench_flows(report: &mut String) {
     );
     let _ = writeln!(
         report,
-        "| router ruleset | TCP bulk Gbit/s | vs 0 items | new flows: UDP 64 B kpps, 1,024 unanswered flows | vs 0 items |\n|---|---|---|---|---|"
+        "| router ruleset | new flows: UDP 64 B, a new flow per datagram, kpps | vs no items | TCP bulk Gbit/s | vs no items |\n|---|---|---|---|---|"
     );
     for (k, case) in cases.iter().enumerate() {
         let (t, u) = (median(tcp[k].clone()), median(udp[k].clone()));
         let _ = writeln!(
             report,
-            "| {} | {t:.2} | {:.0}% | {u:.1} | {:.0}% |",
+            "| {} | {u:.1} | {:.0}% | {t:.2} | {:.0}% |",
             case.label(),
-            100.0 * t / base.0,
-            100.0 * u / base.1
+            100.0 * u / base.1,
+            100.0 * t / base.0
         );
     }
-    let _ = writeln!(report);
+    let _ = writeln!(report, "\nMachine: {}\n", machine());
 }
 
 fn main() {

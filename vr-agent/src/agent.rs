@@ -172,7 +172,7 @@ impl Agent {
             }
             Ok(desired) => {
                 let desired = desired.unwrap_or_default();
-                match Router::from_config(&desired.config) {
+                match Router::from_config_with(&desired.config, &settings.limits) {
                     Ok(router) => Ok((desired, router)),
                     Err(e) => Err(unusable(&store, format!("invalid: {e}"))?),
                 }

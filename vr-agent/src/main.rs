@@ -78,6 +78,11 @@ struct Cli {
     #[arg(long, default_value_t = Limits::default().acl_items)]
     max_acl_items: usize,
 
+    /// Most nft set elements an ACL list may need per item and CIDR; a list
+    /// whose overlapping items would need more is refused naming them.
+    #[arg(long, default_value_t = Limits::default().acl_elements_per_entry)]
+    max_acl_elements_per_item: usize,
+
     /// Most port forwarding rules of the router.
     #[arg(long, default_value_t = Limits::default().port_forwards)]
     max_port_forwards: usize,
@@ -182,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
         acl_items: cli.max_acl_items,
         port_forwards: cli.max_port_forwards,
         dhcp_entries: cli.max_dhcp_entries,
+        acl_elements_per_entry: cli.max_acl_elements_per_item,
     };
     let socket_group = match (&cli.socket_group, &endpoint) {
         (None, _) => None,

@@ -1,5 +1,7 @@
 //! Sample desired states shared by tests and benchmarks.
 
+pub mod acls;
+
 use vpc_proto::v1 as pb;
 
 /// The MAC the sample gives NIC `index`.

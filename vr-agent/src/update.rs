@@ -114,7 +114,7 @@ pub fn apply(
     check_sizes(&change, limits)?;
     if let Change::SetNetworkAcl(acl) = change {
         let acl = required(acl, "acl")?;
-        let next_router = router.with_acl(&acl)?;
+        let next_router = router.with_acl(&acl, limits.acl_elements_per_entry)?;
         let mut next = config.clone();
         next.network_acls
             .retain(|a| a.device_index != acl.device_index);
@@ -239,7 +239,7 @@ pub fn apply(
     }
     // A list that grows by steps (IpAssoc adds IPs) is bounded as a whole.
     limits.check(&next)?;
-    let router = Router::from_config(&next)?;
+    let router = Router::from_config_with(&next, limits)?;
     Ok((next, router))
 }
 

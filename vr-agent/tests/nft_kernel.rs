@@ -40,6 +40,19 @@ fn load(ns: &Netns, scripts: Vec<String>) -> String {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A set's elements in a fixed order: nft lists them in the order they were
+/// added, and an element delta appends where a full load lists them in plan
+/// order. The order is not seen by lookups (a set only answers "held").
+fn sorted_elements(block: String) -> String {
+    let Some((head, rest)) = block.split_once("elements = {") else {
+        return block;
+    };
+    let (body, tail) = rest.split_once('}').expect("closing brace");
+    let mut elements: Vec<&str> = body.split(',').map(str::trim).collect();
+    elements.sort_unstable();
+    format!("{head}elements = {{ {} }}{tail}", elements.join(", "))
+}
+
 /// The table's sets, maps and chains as nft lists them, in name order: a
 /// re-created set is listed after the others, which changes nothing.
 fn blocks(listing: &str) -> Vec<String> {
@@ -48,7 +61,10 @@ fn blocks(listing: &str) -> Vec<String> {
         .strip_prefix("table inet vpc {")
         .and_then(|b| b.strip_suffix('}'))
         .expect("one table");
-    let mut blocks: Vec<String> = body.split("\n\n").map(|b| b.trim().to_string()).collect();
+    let mut blocks: Vec<String> = body
+        .split("\n\n")
+        .map(|b| sorted_elements(b.trim().to_string()))
+        .collect();
     blocks.sort();
     blocks
 }

@@ -78,16 +78,25 @@ fn deny_with_lower_number_is_checked_before_a_later_allow() {
         .iter()
         .find(|c| c.name == "ACL_INBOUND_eth2")
         .expect("chain");
-    assert!(
-        chain.rules[0].ends_with(" drop") && chain.rules[0].contains("_10_"),
-        "{:?}",
-        chain.rules
-    );
-    assert!(
-        chain.rules[1].ends_with(" accept") && chain.rules[1].contains("_20_"),
-        "{:?}",
-        chain.rules
-    );
+    // Item 10 denies TCP 22 from 10.1.2.128/25; item 20 allows TCP 22 from
+    // 10.0.0.0/8, which overlaps it, so the allow is looked up later.
+    let position = |set_holding: &str| {
+        let set = chain
+            .sets
+            .iter()
+            .find(|s| s.elements.iter().any(|e| e == set_holding))
+            .unwrap_or_else(|| panic!("no set holds {set_holding}: {:#?}", chain.sets));
+        chain
+            .rules
+            .iter()
+            .position(|r| r.contains(&format!("@{} ", set.name)))
+            .expect("a rule looks the set up")
+    };
+    let deny = position("10.1.2.128/25 . 6 . 22");
+    let allow = position("10.0.0.0/8 . 6 . 22");
+    assert!(chain.rules[deny].ends_with(" drop"), "{:?}", chain.rules);
+    assert!(chain.rules[allow].ends_with(" accept"), "{:?}", chain.rules);
+    assert!(deny < allow, "{:?}", chain.rules);
 }
 
 #[test]
@@ -125,7 +134,8 @@ fn update_touches_only_the_changed_chain() {
     use pb::{AclAction::*, Protocol::*, TrafficType::*};
     let old = ruleset(&sample_config());
 
-    // A new item that joins the last allow run only adds one set element.
+    // A new item that overlaps no deny joins the first layer's allow set:
+    // one set element.
     let mut joined = sample_config();
     joined.network_acls[0].items.push(item(
         60,
@@ -138,18 +148,36 @@ fn update_touches_only_the_changed_chain() {
     let update = ruleset(&joined).render_update(&old).expect("changed");
     assert_eq!(
         update.trim(),
-        "add element inet vpc acl_inbound_eth2_20_v4_ports { 10.1.2.0/24 . 17 . 53 }"
+        "add element inet vpc acl_inbound_eth2_l0_allow_v4_ports { 10.1.2.0/24 . 17 . 53 }"
     );
 
-    // A deny between two allows splits a run: that chain is rebuilt, alone.
-    let mut split = sample_config();
-    split.network_acls[0].items.push(item(
+    // A deny that overlaps no earlier allow joins the first layer's deny
+    // set, wherever its number falls between allows.
+    let mut between = sample_config();
+    between.network_acls[0].items.push(item(
         25,
         Deny,
         Ingress,
         Udp,
         &["10.1.2.0/24"],
         Some((53, 53)),
+    ));
+    let update = ruleset(&between).render_update(&old).expect("changed");
+    assert_eq!(
+        update.trim(),
+        "add element inet vpc acl_inbound_eth2_l0_deny_v4_ports { 10.1.2.0/24 . 17 . 53 }"
+    );
+
+    // A deny after an allow it overlaps (and sticks out of, or it would be
+    // shadowed) needs a new layer: that chain is rebuilt, alone.
+    let mut split = sample_config();
+    split.network_acls[0].items.push(item(
+        35,
+        Deny,
+        Ingress,
+        Tcp,
+        &["10.1.2.0/24"],
+        Some((79, 81)),
     ));
     let new = ruleset(&split);
     let update = new.render_update(&old).expect("changed");

@@ -105,6 +105,11 @@ pub const DEFAULTS: &[ConfigDef] = &[
         "Wrong passwords in a row after which a user is disabled (0 or less: never)"),
     def("api.sessionkey.check.locations", "Advanced", "CookieAndParameter", "Global", true,
         "Where a session key must appear: CookieAndParameter, CookieOrParameter or ParameterOnly"),
+    // Not a CloudStack key (it has no bound): 10,000 covers the longest lists
+    // seen in practice by far and is half the router agent's own bound
+    // (--max-acl-items, 20,000), so the API refuses first, with its own error.
+    def("network.acl.max.items", "Network", "10000", "Global", true,
+        "Maximum number of items in one network ACL list (createNetworkACL)"),
     def("vr.public.interface.max.mtu", "VirtualRouter", "1500", "Zone", true,
         "The maximum value the MTU can have on the VR's public interfaces (createVPC and \
          updateVPC publicmtu)"),

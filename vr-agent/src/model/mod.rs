@@ -203,16 +203,31 @@ pub struct AclRule {
 }
 
 /// The ACL of one NIC, items sorted by number.
+///
+/// Each direction is compiled into set lookups when the list is validated:
+/// a list whose sets would pass the element bound is refused like any other
+/// invalid input, before it is persisted, and the planner reuses the result
+/// instead of compiling a second time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acl {
     pub index: u32,
     pub rules: Vec<AclRule>,
+    pub ingress: crate::plan::acl::Compiled,
+    pub egress: crate::plan::acl::Compiled,
 }
 
 impl Acl {
     /// Items of one direction, in number order.
     pub fn rules(&self, direction: Direction) -> impl Iterator<Item = &AclRule> {
         self.rules.iter().filter(move |r| r.direction == direction)
+    }
+
+    /// The compiled lookups of one direction.
+    pub fn compiled(&self, direction: Direction) -> &crate::plan::acl::Compiled {
+        match direction {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Pure planners: desired state in, kernel state to reach out. No syscalls.
 
+pub mod acl;
 pub mod boxes;
 pub mod dnsmasq;
 pub mod net;

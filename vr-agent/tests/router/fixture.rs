@@ -44,6 +44,8 @@ pub struct RouterLab {
     pub socket: PathBuf,
     pub state_dir: PathBuf,
     pub extra_args: Vec<String>,
+    /// More agent flags, kept with the Unix listener.
+    pub flags: Vec<String>,
     /// The agent's `--reconcile-interval`, in seconds.
     pub reconcile_interval: String,
     agent: Option<ProcessHandle>,
@@ -143,6 +145,7 @@ impl RouterLab {
             socket,
             state_dir,
             extra_args,
+            flags: Vec::new(),
             reconcile_interval: "0.5".into(),
             agent: None,
             generation: 0,
@@ -169,6 +172,7 @@ impl RouterLab {
             // A TCP listener replaces the Unix one.
             argv.drain(1..3);
         }
+        argv.extend(self.flags.iter().cloned());
         let handle = self.lab.spawn(&self.r, "agent", &argv).unwrap();
         self.agent = Some(handle);
         if self.extra_args.is_empty() {
@@ -188,6 +192,13 @@ impl RouterLab {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+    }
+
+    /// Restarts the agent with `flags` added to its command line.
+    pub fn restart_with_flags(&mut self, flags: &[&str]) {
+        self.kill_agent();
+        self.flags = flags.iter().map(|f| f.to_string()).collect();
+        self.spawn_agent();
     }
 
     /// Kills the agent with SIGKILL, as a crash would.

@@ -302,7 +302,7 @@ pub fn validate_item(req: &NewAclItem<'_>, taken: &[u32]) -> Result<AclItem, Err
         None => next_number(taken),
         Some(n) if n < 1 || n > i64::from(u32::MAX) => {
             return Err(Error::invalid(format!(
-                "Invalid rule number {n}: it must be at least 1"
+                "Invalid number [{n}]. Number cannot be < 1"
             )));
         }
         Some(n) => n as u32,

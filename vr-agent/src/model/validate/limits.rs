@@ -37,17 +37,22 @@ pub struct Limits {
     pub port_forwards: usize,
     /// Static leases of one tier.
     pub dhcp_entries: usize,
+    /// nft set elements an ACL list may need per item and CIDR (see
+    /// [`crate::plan::acl`]); a list needing more is refused naming the
+    /// items being cut.
+    pub acl_elements_per_entry: usize,
 }
 
 impl Default for Limits {
     /// 20,000 ACL items per list (twice the largest list the benchmarks
     /// measure), 10,000 port forwards, 16,384 leases per tier (a /18 tier
-    /// full of VMs).
+    /// full of VMs), 4 set elements per ACL item and CIDR.
     fn default() -> Self {
         Self {
             acl_items: 20_000,
             port_forwards: 10_000,
             dhcp_entries: 16_384,
+            acl_elements_per_entry: crate::plan::acl::ELEMENTS_PER_ENTRY,
         }
     }
 }

@@ -160,8 +160,16 @@ fn l4(field: &str, value: i32) -> Result<L4> {
 }
 
 impl Router {
-    /// Validates a desired state and resolves its references.
+    /// Validates a desired state and resolves its references, under the
+    /// default [`limits::Limits`].
     pub fn from_config(config: &pb::RouterConfig) -> Result<Router> {
+        Self::from_config_with(config, &limits::Limits::default())
+    }
+
+    /// Validates a desired state under `limits` (those that shape the
+    /// result, such as the ACL element bound; list sizes are checked by
+    /// [`limits::Limits::check`] before).
+    pub fn from_config_with(config: &pb::RouterConfig, limits: &limits::Limits) -> Result<Router> {
         text::identifier("router_name", &config.router_name)?;
         text::identifier("vpc_id", &config.vpc_id)?;
         if !config.vpc_cidr.is_empty() {
@@ -173,7 +181,11 @@ impl Router {
         router.public_ips = nics::public_ips(&router.nics, &config.public_ips)?;
         router.source_nat = nat::source_nat(&router, &config.source_nat_rules)?;
         router.static_routes = nat::static_routes(&router, &config.static_routes)?;
-        router.acls = rules::acls(&router.nics, &config.network_acls)?;
+        router.acls = rules::acls(
+            &router.nics,
+            &config.network_acls,
+            limits.acl_elements_per_entry,
+        )?;
         router.port_forwards = nat::port_forwards(&router, &config.port_forwarding_rules)?;
         router.static_nats = nat::static_nats(&router, &config.static_nat_rules)?;
         router.load_balancers = nat::load_balancers(&router, &config.load_balancer_rules)?;

@@ -12,7 +12,8 @@ impl Router {
     /// This router with NIC `acl.device_index`'s ACL replaced (removed when
     /// the list is empty), validating only that ACL: a one-item change to a
     /// long list must not re-validate every other list of the router.
-    pub fn with_acl(&self, acl: &pb::NetworkAcl) -> Result<Router> {
+    /// `per_entry` bounds the set elements per item and CIDR.
+    pub fn with_acl(&self, acl: &pb::NetworkAcl, per_entry: usize) -> Result<Router> {
         let nic = nic_ref(
             &self.nics,
             "acl.device_index",
@@ -25,8 +26,10 @@ impl Router {
         if acl.items.is_empty() {
             next.acls.remove(&nic.index);
         } else {
-            next.acls
-                .insert(nic.index, self::acl("acl.items", nic.index, &acl.items)?);
+            next.acls.insert(
+                nic.index,
+                self::acl("acl.items", nic.index, &acl.items, per_entry)?,
+            );
         }
         Ok(next)
     }
@@ -35,6 +38,7 @@ impl Router {
 pub(super) fn acls(
     nics: &BTreeMap<u32, Nic>,
     wire: &[pb::NetworkAcl],
+    per_entry: usize,
 ) -> Result<BTreeMap<u32, Acl>> {
     let mut out = BTreeMap::new();
     for (i, a) in wire.iter().enumerate() {
@@ -47,7 +51,7 @@ pub(super) fn acls(
             &[Role::Guest, Role::Private],
         )?;
         labels(&format!("network_acls[{i}]"), a)?;
-        let acl = acl(&f("items"), nic.index, &a.items)?;
+        let acl = acl(&f("items"), nic.index, &a.items, per_entry)?;
         if out.insert(nic.index, acl).is_some() {
             return Err(bad(
                 f("device_index"),
@@ -64,8 +68,9 @@ fn labels(field: &str, acl: &pb::NetworkAcl) -> Result<()> {
     text::name(&format!("{field}.acl_name"), &acl.acl_name)
 }
 
-/// Validates one NIC's item list and sorts it by number.
-pub(crate) fn acl(field: &str, index: u32, items: &[pb::AclItem]) -> Result<Acl> {
+/// Validates one NIC's item list, sorts it by number and compiles each
+/// direction within `per_entry` set elements per item and CIDR.
+pub(crate) fn acl(field: &str, index: u32, items: &[pb::AclItem], per_entry: usize) -> Result<Acl> {
     let mut rules = Vec::with_capacity(items.len());
     let mut numbers = BTreeSet::new();
     for (i, item) in items.iter().enumerate() {
@@ -168,5 +173,22 @@ pub(crate) fn acl(field: &str, index: u32, items: &[pb::AclItem]) -> Result<Acl>
         });
     }
     rules.sort_by_key(|r| r.number);
-    Ok(Acl { index, rules })
+    let compile = |direction: Direction| {
+        let list: Vec<&AclRule> = rules.iter().filter(|r| r.direction == direction).collect();
+        crate::plan::acl::compile_bounded(&list, per_entry).map_err(|e| {
+            let name = match direction {
+                Direction::Ingress => "ingress",
+                Direction::Egress => "egress",
+            };
+            bad(field, format!("{name}: {e}"))
+        })
+    };
+    let ingress = compile(Direction::Ingress)?;
+    let egress = compile(Direction::Egress)?;
+    Ok(Acl {
+        index,
+        rules,
+        ingress,
+        egress,
+    })
 }

@@ -30,6 +30,7 @@ pub mod shape;
 use ipnet::Ipv4Net;
 
 use crate::model::*;
+use crate::plan::acl::Compiled;
 
 /// `table inet vpc`: the only table the agent touches.
 pub const TABLE: &str = "vpc";
@@ -124,20 +125,12 @@ pub fn plan_from(
             }
         }
         let acl = router.acls.get(&nic.index);
-        let rules = |d| {
-            acl.map(|a| a.rules(d).collect::<Vec<_>>())
-                .unwrap_or_default()
-        };
-        chains.push(acl::acl_chain(
-            nic.index,
-            Direction::Ingress,
-            &rules(Direction::Ingress),
-        ));
-        chains.push(acl::acl_chain(
-            nic.index,
-            Direction::Egress,
-            &rules(Direction::Egress),
-        ));
+        for direction in [Direction::Ingress, Direction::Egress] {
+            let empty = Compiled::default();
+            let compiled = acl.map_or(&empty, |a| a.compiled(direction));
+            let has_items = acl.is_some_and(|a| a.rules(direction).next().is_some());
+            chains.push(acl::acl_chain(nic.index, direction, compiled, has_items));
+        }
     }
     chains.push(antispoof::chain(router));
     chains.push(base::mangle(router));

@@ -484,6 +484,7 @@ fn fuzzing_every_rpc_through_validation_finds_no_panic_and_no_state_that_fails_t
         acl_items: 100,
         port_forwards: 100,
         dhcp_entries: 100,
+        ..Limits::default()
     };
     let strategy = (any::<bool>(), prop::collection::vec(change(), 1..12));
     let budget = budget();

@@ -88,6 +88,18 @@ impl AsyncCommand for CreateAclItem {
             let mut tx = db.begin().await?;
             acl::lock_list(&mut tx, list.id).await?;
             let items = items_of(&mut tx, list.id).await?;
+            // A list grows only here; the router agent bounds it again.
+            let max = crate::store::config::value_i64(&mut tx, "network.acl.max.items")
+                .await?
+                .unwrap_or(i64::MAX);
+            if i64::try_from(items.len()).unwrap_or(i64::MAX) >= max {
+                return Err(Error::limit_exceeded(format!(
+                    "Number of items per network ACL list cannot surpass [{max}] \
+                     (network.acl.max.items): list {} already has {} items",
+                    list.uuid,
+                    items.len()
+                )));
+            }
             let checked = checked_new(&self.fields, &numbers_taken(&items, None))?;
             let item =
                 acl::create_item(&mut tx, stored(&checked, list.id, self.fields.reason)).await?;

@@ -45,6 +45,7 @@ fn kind_of(name: &str) -> ValueKind {
     const INT: i64 = i32::MAX as i64;
     match name {
         "vpc.max.networks" => ValueKind::Integer { min: 1, max: INT },
+        "network.acl.max.items" => ValueKind::Integer { min: 1, max: INT },
         "vpc.cleanup.interval" | "network.gc.interval" => ValueKind::Integer { min: 1, max: INT },
         "network.gc.wait" => ValueKind::Integer { min: 0, max: INT },
         "incorrect.login.attempts.allowed" => ValueKind::Integer { min: 0, max: INT },

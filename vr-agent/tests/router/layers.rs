@@ -1,0 +1,154 @@
+//! Layered ACL lookups, proven with real packets: a list whose items
+//! alternate between allow and deny over overlapping sources and ports (each
+//! item overlaps the one before with the other action, so every item needs
+//! its own layer) decides each probe as first match over the numbered list.
+
+use std::time::Duration;
+
+use vpc_integration::{TcpEchoServer, tcp_connect};
+use vpc_proto::v1 as pb;
+use vr_agent::model::{Action, Direction, Router};
+use vr_agent::plan::acl::eval::{Packet, first_match, walk};
+use vr_agent::testing::item;
+
+use crate::fixture::{RouterLab, addr};
+
+const SHORT: Duration = Duration::from_millis(700);
+
+#[test]
+fn alternating_overlapping_items_decide_each_probe_as_first_match() {
+    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+    let mut r = RouterLab::start("acl_layers");
+    let mut config = r.base_config();
+    config.network_acls.clear();
+    r.apply_config(config.clone());
+    let servers: Vec<TcpEchoServer> = (7000..=7006)
+        .map(|port| TcpEchoServer::start(&r.vm1, addr(&format!("0.0.0.0:{port}"))).unwrap())
+        .collect();
+
+    // vm2 is 10.1.2.5 and vm3 10.1.2.6, both in tier eth3; vm1 in eth2.
+    let items = vec![
+        item(1, Deny, Ingress, Tcp, &["10.1.2.5/32"], Some((7000, 7001))),
+        item(2, Allow, Ingress, Tcp, &["10.1.2.4/30"], Some((7000, 7003))),
+        item(3, Deny, Ingress, Tcp, &["10.1.2.0/24"], Some((7002, 7004))),
+        item(4, Allow, Ingress, Tcp, &["10.1.0.0/16"], Some((7000, 7005))),
+        item(5, Deny, Ingress, All, &["10.1.2.6/32"], None),
+        item(6, Allow, Ingress, Tcp, &["10.1.2.0/24"], Some((7006, 7006))),
+    ];
+    r.set_acl(2, items.clone());
+
+    // What the list says, by the plain first-match reading, and the layers
+    // the compiler made of it.
+    config.network_acls = vec![pb::NetworkAcl {
+        device_index: 2,
+        mac_address: vr_agent::testing::mac(2),
+        items,
+        ..Default::default()
+    }];
+    let router = Router::from_config(&config).expect("valid");
+    let acl = &router.acls[&2];
+    let rules: Vec<_> = acl.rules(Direction::Ingress).collect();
+    assert_eq!(acl.ingress.layers, 6, "each item overlaps the one before");
+
+    let expected_by_hand = [
+        // (vm, port, allowed)
+        ("vm2", 7000, false),
+        ("vm2", 7001, false),
+        ("vm2", 7002, true),
+        ("vm2", 7003, true),
+        ("vm2", 7004, false),
+        ("vm2", 7005, true),
+        ("vm2", 7006, true),
+        ("vm3", 7000, true),
+        ("vm3", 7001, true),
+        ("vm3", 7002, true),
+        ("vm3", 7003, true),
+        ("vm3", 7004, false),
+        ("vm3", 7005, true),
+        ("vm3", 7006, false),
+    ];
+    let mut wrong = Vec::new();
+    for (vm, port, allowed) in expected_by_hand {
+        let (ns, source) = match vm {
+            "vm2" => (&r.vm2, [10, 1, 2, 5]),
+            _ => (&r.vm3, [10, 1, 2, 6]),
+        };
+        let packet = Packet {
+            v6: false,
+            addr: u32::from(std::net::Ipv4Addr::from(source)) as u128,
+            protocol: 6,
+            port,
+            icmp: (0, 0),
+        };
+        let listed = first_match(&rules, &packet) == Some(Action::Allow);
+        assert_eq!(listed, allowed, "{vm} -> {port}: the table above is wrong");
+        assert_eq!(walk(&acl.ingress, &packet), first_match(&rules, &packet));
+        let target = addr(&format!("10.1.1.5:{port}"));
+        let measured = tcp_connect(ns, target, SHORT).unwrap();
+        if measured != allowed {
+            wrong.push(format!(
+                "{vm} -> {port}: allowed {allowed}, measured {measured}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}\n{}", r.state().live_ruleset);
+    drop(servers);
+}
+
+#[test]
+fn a_list_past_the_element_bound_is_refused_naming_its_items_and_the_old_rules_stay() {
+    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+    // One element per item and CIDR, so that a small list crosses it.
+    let mut r = RouterLab::start("acl_bound");
+    r.restart_with_flags(&["--max-acl-elements-per-item", "1"]);
+    let mut config = r.base_config();
+    config.network_acls.clear();
+    r.apply_config(config);
+    let _web = TcpEchoServer::start(&r.vm1, addr("0.0.0.0:7000")).unwrap();
+    let web = addr("10.1.1.5:7000");
+    let allow = item(
+        10,
+        Allow,
+        Ingress,
+        Tcp,
+        &["10.1.2.0/24"],
+        Some((7000, 7000)),
+    );
+    r.set_acl(2, vec![allow.clone()]);
+    assert!(tcp_connect(&r.vm2, web, SHORT).unwrap());
+    let before = r.state();
+
+    // ICMP type 0 code 0 from the VPC, then any ICMP from tier 2: the second
+    // box is cut in two around the first, three elements for two entries.
+    let mut echo_reply = item(1, Allow, Ingress, Icmp, &["10.1.0.0/16"], None);
+    echo_reply.icmp_type = Some(0);
+    echo_reply.icmp_code = Some(0);
+    let any_icmp = item(2, Allow, Ingress, Icmp, &["10.1.2.0/24"], None);
+    let generation = r.next_generation();
+    let acl = pb::NetworkAcl {
+        device_index: 2,
+        mac_address: vr_agent::testing::mac(2),
+        items: vec![echo_reply, any_icmp],
+        ..Default::default()
+    };
+    let err = r
+        .call(move |mut c| async move {
+            c.set_network_acl(pb::SetNetworkAclRequest {
+                generation,
+                acl: Some(acl),
+            })
+            .await
+        })
+        .expect_err("over the element bound");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("acl.items"), "{err:?}");
+    assert!(err.message().contains("items 2"), "{err:?}");
+
+    // Nothing changed: the same desired state and table, and the old rule
+    // still lets vm2 in.
+    let after = r.state();
+    assert_eq!(after.config, before.config);
+    assert_eq!(after.generation, before.generation);
+    assert_eq!(after.live_ruleset, before.live_ruleset);
+    assert!(tcp_connect(&r.vm2, web, SHORT).unwrap());
+}
