@@ -26,7 +26,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 packages=(
   nftables iproute2 dnsmasq-base iputils-ping busybox iperf3 iptables
   postgresql-15 postgresql-client-15 python3-venv python3-pip
-  gcc pkg-config ca-certificates procps
+  gcc pkg-config ca-certificates procps openssh-client
 )
 missing=()
 for p in "${packages[@]}"; do
