@@ -10,14 +10,11 @@ use vpc_manager::pki::{Pki, PkiFiles};
 use vpc_manager::store::secret::SecretBox;
 use vpc_manager::store::{Db, cluster};
 
-use support::postgres::Cluster;
+use support::postgres::fresh_database;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_manager_of_a_database_uses_the_first_managers_ca() {
-    let pg = tokio::task::spawn_blocking(Cluster::shared)
-        .await
-        .expect("PostgreSQL test cluster");
-    let url = pg.create_database().await;
+    let url = fresh_database().await;
     let db = Db::connect(&url).await.expect("database");
     let key = SecretBox::generate_key_text();
     let secrets = SecretBox::from_key_text(&key).expect("database key");

@@ -7,7 +7,7 @@
 mod support;
 
 use support::api::{Client, TestManager, id};
-use support::postgres::Cluster;
+use support::postgres::fresh_database;
 use support::vpc::{create_vpc, zone_env};
 
 const TRIES: usize = 8;
@@ -42,10 +42,7 @@ async fn race(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conflicting_requests_over_two_managers_are_accepted_once() {
-    let pg = tokio::task::spawn_blocking(Cluster::shared)
-        .await
-        .expect("PostgreSQL test cluster");
-    let url = pg.create_database().await;
+    let url = fresh_database().await;
     let a = TestManager::start(Some(url.clone())).await;
     let b = TestManager::start(Some(url.clone())).await;
     let (admin_a, admin_b) = (a.admin(), b.admin());

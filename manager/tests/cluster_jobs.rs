@@ -8,7 +8,8 @@ mod support;
 use std::time::Duration;
 
 use support::api::{Client, TestManager};
-use support::postgres::Cluster;
+use support::postgres::fresh_database;
+use support::restart::planted_delete_domain;
 use vpc_manager::server::jobs::taken_over_text;
 use vpc_manager::store::{Db, cluster, domain, job, user};
 
@@ -17,32 +18,7 @@ const MUST_END: Duration = Duration::from_secs(60);
 const THRESHOLD_MS: &str = "2000";
 
 async fn planted_job(db: &Db, admin: &user::User, name: &str, owner: &str) -> job::Job {
-    let root = domain::root(db).await.expect("root domain");
-    let d = domain::create(
-        db,
-        domain::NewDomain {
-            parent_id: root.id,
-            name: name.into(),
-            network_domain: None,
-        },
-    )
-    .await
-    .expect("domain");
-    let j = job::insert(
-        db,
-        job::NewJob {
-            user_id: admin.id,
-            account_id: admin.account_id,
-            cmd: "deleteDomain".into(),
-            cmd_info: serde_json::json!({ "id": d.id, "cleanup": false }).to_string(),
-            instance_type: Some("Domain".into()),
-            instance_uuid: Some(d.uuid.clone()),
-            sync_object: Some(format!("domain:{}", d.id)),
-            uuid: None,
-        },
-    )
-    .await
-    .expect("job");
+    let (j, _) = planted_delete_domain(db, admin, name).await;
     assert!(job::claim(db, j.id, owner).await.expect("claim"));
     j
 }
@@ -78,10 +54,7 @@ async fn member(db: &Db, name: &str) -> cluster::Member {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_managers_jobs_are_taken_over_and_a_beating_ones_are_not() {
-    let pg = tokio::task::spawn_blocking(Cluster::shared)
-        .await
-        .expect("PostgreSQL test cluster");
-    let url = pg.create_database().await;
+    let url = fresh_database().await;
     let m = TestManager::start(Some(url.clone())).await;
     let admin = m.admin();
     for (name, value) in [

@@ -14,7 +14,7 @@ use sqlx::Row;
 use vpc_manager::provision::lock::{VPC_LOCK_CLASS, VpcLocks};
 use vpc_manager::store::Db;
 
-use support::postgres::Cluster;
+use support::postgres::fresh_database;
 
 /// A deadlock guard for waits that must end, not a speed assertion.
 const MUST_END: Duration = Duration::from_secs(30);
@@ -34,10 +34,7 @@ async fn manager(url: &str) -> Arc<Manager> {
 }
 
 async fn database() -> String {
-    let cluster = tokio::task::spawn_blocking(Cluster::shared)
-        .await
-        .expect("PostgreSQL test cluster");
-    cluster.create_database().await
+    fresh_database().await
 }
 
 fn pool(db: &Db) -> &sqlx::PgPool {

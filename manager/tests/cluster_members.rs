@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use support::api::{Client, TestManager, http, query, refused};
-use support::postgres::Cluster;
+use support::postgres::fresh_database;
 
 /// A deadlock guard for waits that must end, not a speed assertion.
 const MUST_END: Duration = Duration::from_secs(60);
@@ -47,10 +47,7 @@ async fn until_state(admin: &Client, name: &str, state: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn managers_of_one_database_see_each_other_come_and_go() {
-    let cluster = tokio::task::spawn_blocking(Cluster::shared)
-        .await
-        .expect("PostgreSQL test cluster");
-    let url = cluster.create_database().await;
+    let url = fresh_database().await;
     let a = TestManager::start(Some(url.clone())).await;
     let b = TestManager::start(Some(url.clone())).await;
     let c = TestManager::start(Some(url.clone())).await;

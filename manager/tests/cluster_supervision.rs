@@ -11,7 +11,7 @@ use vpc_manager::provision::monitor::{self, RouterHealth};
 use vpc_manager::store::{Page, router};
 
 use support::api::TestManager;
-use support::postgres::Cluster;
+use support::postgres::fresh_database;
 use support::vpc::{create_vpc, zone_env};
 
 const VPCS: usize = 12;
@@ -62,10 +62,7 @@ fn expected(all: &[router::Router], me: &str, live: &[String]) -> BTreeSet<Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_router_is_checked_by_one_live_manager_and_shares_follow_members() {
-    let pg = tokio::task::spawn_blocking(Cluster::shared)
-        .await
-        .expect("PostgreSQL test cluster");
-    let url = pg.create_database().await;
+    let url = fresh_database().await;
     let a = TestManager::start(Some(url.clone())).await;
     let b = TestManager::start(Some(url.clone())).await;
     let c = TestManager::start(Some(url.clone())).await;

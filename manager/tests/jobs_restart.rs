@@ -5,10 +5,10 @@
 mod support;
 
 use support::api::Client;
-use support::restart::{DeadManager, dead_manager};
+use support::restart::{DeadManager, dead_manager, planted_delete_domain};
 use vpc_manager::serve::Manager;
 use vpc_manager::server::jobs::ABANDONED;
-use vpc_manager::store::{domain, job};
+use vpc_manager::store::job;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_job_fails_and_a_released_job_runs_at_the_next_start() {
@@ -18,35 +18,9 @@ async fn a_crashed_job_fails_and_a_released_job_runs_at_the_next_start() {
         db,
         admin,
     } = dead_manager().await;
-    let root = domain::root(&db).await.unwrap();
     let mut jobs = Vec::new();
     for name in ["crashed", "released"] {
-        let d = domain::create(
-            &db,
-            domain::NewDomain {
-                parent_id: root.id,
-                name: name.into(),
-                network_domain: None,
-            },
-        )
-        .await
-        .unwrap();
-        let j = job::insert(
-            &db,
-            job::NewJob {
-                user_id: admin.id,
-                account_id: admin.account_id,
-                cmd: "deleteDomain".into(),
-                cmd_info: serde_json::json!({ "id": d.id, "cleanup": false }).to_string(),
-                instance_type: Some("Domain".into()),
-                instance_uuid: Some(d.uuid.clone()),
-                sync_object: Some(format!("domain:{}", d.id)),
-                uuid: None,
-            },
-        )
-        .await
-        .unwrap();
-        jobs.push((j, d));
+        jobs.push(planted_delete_domain(&db, &admin, name).await);
     }
     // The first job was running on this manager when it died; the second was
     // given back at a graceful shutdown (pending, no owner).

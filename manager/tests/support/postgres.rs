@@ -61,6 +61,16 @@ extern "C" fn stop_shared_cluster() {
     }
 }
 
+/// A new empty database on the shared cluster (started on first use);
+/// returns its URL.
+#[allow(dead_code)]
+pub async fn fresh_database() -> String {
+    let cluster = tokio::task::spawn_blocking(Cluster::shared)
+        .await
+        .expect("PostgreSQL test cluster");
+    cluster.create_database().await
+}
+
 impl Cluster {
     /// One cluster for the whole test binary, started on first use and stopped when
     /// the process exits.

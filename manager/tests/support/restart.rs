@@ -3,7 +3,7 @@
 
 use vpc_manager::serve::Manager;
 use vpc_manager::settings::Settings;
-use vpc_manager::store::{Db, domain, user};
+use vpc_manager::store::{Db, domain, job, user};
 
 /// The dead manager's data: its directory (kept alive), the settings to
 /// start it again, its database and its admin user.
@@ -47,4 +47,41 @@ pub async fn dead_manager() -> DeadManager {
         db,
         admin,
     }
+}
+
+/// A new sub-domain `name` of ROOT and a pending `deleteDomain` job for it,
+/// inserted straight into the database (owned by nobody yet).
+#[allow(dead_code)]
+pub async fn planted_delete_domain(
+    db: &Db,
+    admin: &user::User,
+    name: &str,
+) -> (job::Job, domain::Domain) {
+    let root = domain::root(db).await.expect("root domain");
+    let d = domain::create(
+        db,
+        domain::NewDomain {
+            parent_id: root.id,
+            name: name.into(),
+            network_domain: None,
+        },
+    )
+    .await
+    .expect("domain");
+    let j = job::insert(
+        db,
+        job::NewJob {
+            user_id: admin.id,
+            account_id: admin.account_id,
+            cmd: "deleteDomain".into(),
+            cmd_info: serde_json::json!({ "id": d.id, "cleanup": false }).to_string(),
+            instance_type: Some("Domain".into()),
+            instance_uuid: Some(d.uuid.clone()),
+            sync_object: Some(format!("domain:{}", d.id)),
+            uuid: None,
+        },
+    )
+    .await
+    .expect("job");
+    (j, d)
 }

@@ -56,7 +56,7 @@ fn numbers() {
             &[],
         ),
         431,
-        "rule number 0",
+        "Invalid number [0]. Number cannot be < 1",
     );
 }
 
