@@ -1,11 +1,12 @@
 //! This manager's membership in the cluster of managers sharing its
 //! database: it joins at start, renews its heartbeat every
 //! `cluster.heartbeat.interval` ms and leaves when it stops. The rows are
-//! in [`crate::store::cluster`]; `listManagementServers` shows them.
-
-use std::time::Duration;
+//! in [`crate::store::cluster`]; `listManagementServers` shows them. Also
+//! what the members share: background work ([`Shares`]) and the agent CA
+//! ([`share_ca`]).
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::pki::{Pki, PkiFiles};
@@ -34,7 +35,7 @@ pub async fn heartbeat_interval(db: &Db) -> Duration {
         .flatten()
         .filter(|ms| *ms > 0)
         .unwrap_or(DEFAULT_HEARTBEAT_INTERVAL_MS);
-    Duration::from_millis(u64::try_from(ms).unwrap_or(1500))
+    Duration::from_millis(u64::try_from(ms).unwrap_or_default())
 }
 
 /// Who among the live managers does a piece of background work: each
@@ -71,7 +72,7 @@ impl Shares {
         }
     }
 
-    /// The live members as read from the database at `now`.
+    /// The live members as read from the database now.
     pub async fn read(db: &Db, me: &str) -> Result<Shares, Error> {
         let threshold = heartbeat_threshold_ms(db).await?;
         let now = crate::store::now_ms();
