@@ -3,7 +3,7 @@
 use prost::Message;
 use prost_types::FileDescriptorSet;
 
-const RPCS: [&str; 14] = [
+const RPCS: [&str; 15] = [
     "PlugNic",
     "UnplugNic",
     "SetupGuestNetwork",
@@ -17,6 +17,7 @@ const RPCS: [&str; 14] = [
     "SetLoadBalancerRules",
     "SetDhcpEntries",
     "ApplyConfig",
+    "SetVmData",
     "GetState",
 ];
 
