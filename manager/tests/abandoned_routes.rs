@@ -50,7 +50,7 @@ async fn an_abandoned_route_goes_only_when_it_never_reached_the_router() {
     let admin = m.admin();
     let env = zone_env(&admin, "abz").await;
     let created = create_vpc(&admin, &env, "ab-vpc", "10.1.0.0/16").await;
-    let v = vpc::get_by_uuid(&m.app.db, created["id"].as_str().unwrap())
+    let v = vpc::get_by_uuid(&m.app.db, created["id"].as_str().unwrap().parse().unwrap())
         .await
         .unwrap()
         .unwrap();

@@ -27,10 +27,6 @@ fn corrupt(what: &str, value: &str) -> Error {
     Error::internal(format!("stored {what} {value:?} is not valid"))
 }
 
-fn uuid_of(text: &str) -> Result<Uuid, Error> {
-    Uuid::parse_str(text).map_err(|_| corrupt("UUID", text))
-}
-
 fn ipv4(what: &str, text: &str) -> Result<Ipv4Addr, Error> {
     text.trim().parse().map_err(|_| corrupt(what, text))
 }
@@ -139,9 +135,9 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
             },
         });
     }
-    let vpc_zone_id = uuid_of(&vpc_zone.uuid)?;
+    let vpc_zone_id = vpc_zone.uuid;
     let router_view = RouterView {
-        id: uuid_of(&r.uuid)?,
+        id: r.uuid,
         name: r.name.clone(),
         zone_id: if r.zone_id == v.zone_id {
             vpc_zone_id
@@ -191,7 +187,7 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
         let cidr = Ipv4Net::from_str(&cidr_text).map_err(|_| corrupt("tier CIDR", &cidr_text))?;
         let gateway = ipv4("tier gateway", t.gateway.as_deref().unwrap_or_default())?;
         let acl_id = t.network_acl_id.map(acl_uuid).transpose()?;
-        let tier_uuid = uuid_of(&t.uuid)?;
+        let tier_uuid = t.uuid;
         tiers.push(TierView {
             id: tier_uuid,
             name: t.name.clone(),
@@ -233,7 +229,7 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
     let static_nats = public_ips_static_nat(&allocated)?;
     Ok(Some(RouterState {
         vpc: VpcView {
-            id: uuid_of(&v.uuid)?,
+            id: v.uuid,
             name: v.name.clone(),
             cidr: Ipv4Net::from_str(&v.cidr).map_err(|_| corrupt("VPC CIDR", &v.cidr))?,
             network_domain: domain,
@@ -279,12 +275,12 @@ async fn network_of(
     known: &[network::Network],
 ) -> Result<(Uuid, Option<String>), Error> {
     if let Some(n) = known.iter().find(|n| n.id == id) {
-        return Ok((uuid_of(&n.uuid)?, n.broadcast_uri.clone()));
+        return Ok((n.uuid, n.broadcast_uri.clone()));
     }
     let n = network::get_by_id(db, id)
         .await?
         .ok_or_else(|| corrupt("network id", &id.to_string()))?;
-    Ok((uuid_of(&n.uuid)?, n.broadcast_uri))
+    Ok((n.uuid, n.broadcast_uri))
 }
 
 /// The UUID of a zone.
@@ -292,7 +288,7 @@ pub async fn zone_uuid(db: &Db, id: i64) -> Result<Uuid, Error> {
     let z = store::zone::get_by_id(db, id)
         .await?
         .ok_or_else(|| corrupt("zone id", &id.to_string()))?;
-    uuid_of(&z.uuid)
+    Ok(z.uuid)
 }
 
 /// The ACL lists `ids` (sorted, distinct) with their live items, in the
@@ -311,7 +307,7 @@ async fn load_acl_lists(db: &Db, ids: &[i64]) -> Result<Vec<AclListView>, Error>
             item_views.push(acl_item_view(i)?);
         }
         views.push(AclListView {
-            id: uuid_of(&list.uuid)?,
+            id: list.uuid,
             name: list.name.clone(),
             items: item_views,
         });
@@ -330,7 +326,7 @@ pub fn acl_item_view(i: &acl::AclItem) -> Result<AclItemView, Error> {
     };
     let port = |p: Option<i64>| p.and_then(|p| u16::try_from(p).ok());
     Ok(AclItemView {
-        id: uuid_of(&i.uuid)?,
+        id: i.uuid,
         number: u32::try_from(i.number).unwrap_or_default(),
         action: if i.action.eq_ignore_ascii_case("deny") {
             AclAction::Deny
@@ -391,7 +387,7 @@ async fn load_gateways(
         let acl_id = g.network_acl_id.map(acl_uuid).transpose()?;
         let (network_id, _) = network_of(db, g.network_id, networks).await?;
         views.push(PrivateGatewayView {
-            id: uuid_of(&g.uuid)?,
+            id: g.uuid,
             network_id,
             ip: ipv4("gateway address", &g.ip4_address)?,
             prefix: prefix(Some(&g.netmask))?,
@@ -430,7 +426,7 @@ async fn load_public_ips(
             .find(|r| r.id == ip.vlan_db_id)
             .ok_or_else(|| corrupt("public range id", &ip.vlan_db_id.to_string()))?;
         views.push(PublicIpView {
-            id: uuid_of(&ip.uuid)?,
+            id: ip.uuid,
             address: ipv4("public address", &ip.public_ip_address)?,
             prefix: prefix(Some(&range.netmask))?,
             gateway: ipv4("public gateway", &range.gateway)?,
@@ -490,7 +486,7 @@ async fn load_routes(
             (None, None) => continue,
         };
         views.push(StaticRouteView {
-            id: uuid_of(&r.uuid)?,
+            id: r.uuid,
             cidr: Ipv4Net::from_str(&r.cidr).map_err(|_| corrupt("route CIDR", &r.cidr))?,
             next_hop,
             gateway_ip,
@@ -565,7 +561,7 @@ async fn load_rules(
         let public_ip = ipv4("public address", &ip.public_ip_address)?;
         match r.purpose.as_str() {
             rule::PURPOSE_PORT_FORWARDING => forwards.push(PortForwardView {
-                id: uuid_of(&r.uuid)?,
+                id: r.uuid,
                 public_ip,
                 protocol: l4(&r.protocol)?,
                 public_start_port: port(r.start_port),
@@ -584,7 +580,7 @@ async fn load_rules(
                 for member in members.iter().filter(|m| m.load_balancer_id == r.id) {
                     // The VM's UUID names the backend in the agent's logs.
                     let vm_id = match &member.vm_uuid {
-                        Some(uuid) => uuid_of(uuid)?,
+                        Some(uuid) => *uuid,
                         None => Uuid::nil(),
                     };
                     backends.push(LbBackendView {
@@ -594,7 +590,7 @@ async fn load_rules(
                     });
                 }
                 balancers.push(LbRuleView {
-                    id: uuid_of(&r.uuid)?,
+                    id: r.uuid,
                     name: lb.name,
                     public_ip,
                     protocol: l4(&r.protocol)?,
@@ -621,7 +617,7 @@ fn public_ips_static_nat(ips: &[vlan::PublicIp]) -> Result<Vec<StaticNatView>, E
             continue;
         };
         views.push(StaticNatView {
-            id: uuid_of(&ip.uuid)?,
+            id: ip.uuid,
             public_ip: ipv4("public address", &ip.public_ip_address)?,
             private_ip: ipv4("static NAT target", vm_ip)?,
             state: RuleState::Active,
@@ -649,7 +645,7 @@ pub async fn vm_view(db: &Db, v: &vm::Vm) -> Result<crate::orchestration::model:
         });
     }
     Ok(VmView {
-        id: uuid_of(&v.uuid)?,
+        id: v.uuid,
         hostname: v.name.clone(),
         instance_name: v.instance_name.clone(),
         zone_id: zone_uuid(db, v.zone_id).await?,

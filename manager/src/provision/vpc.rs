@@ -185,7 +185,7 @@ pub async fn router_view(db: &Db, r: &router::Router) -> Result<RouterView, Erro
     match state::load_router(db, r).await? {
         Some(s) => Ok(s.router),
         None => Ok(RouterView {
-            id: uuid::Uuid::parse_str(&r.uuid).unwrap_or_default(),
+            id: r.uuid,
             name: r.name.clone(),
             zone_id: state::zone_uuid(db, r.zone_id).await.unwrap_or_default(),
             generation: u64::try_from(r.config_generation).unwrap_or_default(),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::server::jobs::Submit;
 
@@ -39,14 +40,14 @@ impl App {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub user_id: i64,
-    pub user_uuid: String,
+    pub user_uuid: Uuid,
     pub account_id: i64,
-    pub account_uuid: String,
+    pub account_uuid: Uuid,
     pub account_name: String,
     /// 0 user, 1 root admin, 2 domain admin.
     pub account_type: i64,
     pub domain_id: i64,
-    pub domain_uuid: String,
+    pub domain_uuid: Uuid,
     /// The domain's path (`/`, `/a/`, ...): a domain admin sees this subtree.
     pub domain_path: String,
     pub role: Role,
@@ -106,7 +107,7 @@ pub struct Ctx {
     pub command: &'static str,
     /// The id the caller chose for the command's job (`customjobid`),
     /// checked before the handler runs.
-    pub custom_job_id: Option<String>,
+    pub custom_job_id: Option<Uuid>,
 }
 
 impl Ctx {
@@ -115,7 +116,7 @@ impl Ctx {
     pub async fn submit_job(
         &self,
         info: Value,
-        instance: Option<(&str, &str)>,
+        instance: Option<(&str, Uuid)>,
         sync_object: String,
     ) -> Result<String, crate::error::Error> {
         let submit = Submit {

@@ -3,7 +3,9 @@
 use sqlx::FromRow;
 
 use super::query::{self, Where};
+use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, atomically, new_uuid, now_ms};
+use uuid::Uuid;
 
 /// `type` of a normal user account.
 pub const TYPE_USER: i64 = 0;
@@ -23,7 +25,8 @@ pub struct Account {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// Name, unique among the live accounts of its domain.
     pub account_name: String,
     /// [`TYPE_USER`], [`TYPE_ADMIN`] or [`TYPE_DOMAIN_ADMIN`].
@@ -60,7 +63,7 @@ pub struct NewAccount {
 #[derive(Clone, Debug, Default)]
 pub struct AccountFilter {
     /// Only these accounts (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Exact account name.
     pub name: Option<String>,
     /// Only accounts of this domain.
@@ -113,7 +116,7 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Ac
 }
 
 /// An account by UUID, removed or not.
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Account>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Account>> {
     let mut w = Where::new();
     w.eq("a.uuid", uuid);
     get_where(ex, w).await

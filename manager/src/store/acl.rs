@@ -8,7 +8,9 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
+use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use uuid::Uuid;
 
 /// Id of the built-in list that denies everything.
 pub const DEFAULT_DENY_ID: i64 = 1;
@@ -34,7 +36,8 @@ pub struct AclList {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// Name.
     pub name: String,
     /// Description.
@@ -60,7 +63,8 @@ pub struct AclItem {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The list.
     pub acl_id: i64,
     /// Position in the list, unique among its live rules.
@@ -135,7 +139,7 @@ pub struct AclFilter {
     /// Only this list (internal id).
     pub id: Option<i64>,
     /// Only these lists (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Exact name.
     pub name: Option<String>,
     /// Substring of the name or description, case-insensitive.
@@ -152,7 +156,7 @@ pub struct AclItemFilter {
     /// Only this rule (internal id).
     pub id: Option<i64>,
     /// Only these rules (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Only rules of this list.
     pub acl_id: Option<i64>,
     /// Only this direction.
@@ -207,7 +211,7 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Ac
 }
 
 /// A list by UUID, removed or not.
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<AclList>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<AclList>> {
     get(ex, "uuid", uuid).await
 }
 
@@ -416,7 +420,7 @@ pub async fn item_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<A
 }
 
 /// A rule by UUID, removed or not.
-pub async fn item_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<AclItem>> {
+pub async fn item_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<AclItem>> {
     get_item(ex, "uuid", uuid).await
 }
 

@@ -8,7 +8,9 @@
 use sqlx::FromRow;
 
 use super::query::{self, Where};
+use super::text::StoredOpt;
 use super::{Exec, Result, acl};
+use uuid::Uuid;
 
 /// ACL lists by internal id, removed or not (as `acl::get_by_id`).
 pub async fn acl_lists<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<acl::AclList>> {
@@ -76,7 +78,8 @@ pub struct LbMember {
     /// The member's address.
     pub instance_ip: String,
     /// The VM's UUID, when the VM row still exists.
-    pub vm_uuid: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub vm_uuid: Option<Uuid>,
 }
 
 /// The members of the given load balancers, in the order they were added.

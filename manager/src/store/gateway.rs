@@ -4,7 +4,9 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
+use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, new_uuid, now_ms};
+use uuid::Uuid;
 
 /// Private gateway states.
 pub const GATEWAY_CREATING: &str = "Creating";
@@ -28,7 +30,8 @@ pub struct PrivateGateway {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The VPC.
     pub vpc_id: i64,
     /// The private network created for it.
@@ -90,7 +93,7 @@ pub struct GatewayFilter {
     /// Only this gateway (internal id).
     pub id: Option<i64>,
     /// Only these gateways (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Only gateways of this VPC.
     pub vpc_id: Option<i64>,
     /// Only this address.
@@ -115,7 +118,8 @@ pub struct StaticRoute {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The VPC.
     pub vpc_id: i64,
     /// The private gateway it goes through (or None with a next hop).
@@ -161,7 +165,7 @@ pub struct RouteFilter {
     /// Only this route (internal id).
     pub id: Option<i64>,
     /// Only these routes (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Only routes of this VPC.
     pub vpc_id: Option<i64>,
     /// Only routes through this gateway.
@@ -235,7 +239,7 @@ pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Priv
 /// A private gateway by UUID, removed or not.
 pub async fn get_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
-    uuid: &str,
+    uuid: Uuid,
 ) -> Result<Option<PrivateGateway>> {
     get_gateway(ex, "g.uuid", uuid).await
 }
@@ -328,7 +332,7 @@ pub async fn route_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<
 }
 
 /// A static route by UUID, removed or not.
-pub async fn route_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<StaticRoute>> {
+pub async fn route_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<StaticRoute>> {
     get_route(ex, "s.uuid", uuid).await
 }
 

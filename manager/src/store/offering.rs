@@ -5,7 +5,9 @@
 use sqlx::FromRow;
 
 use super::query::{self, Where};
+use super::text::Stored;
 use super::{Exec, Listed, Page, Result, atomically, new_uuid, now_ms};
+use uuid::Uuid;
 
 /// `state` of an offering that can be used.
 pub const STATE_ENABLED: &str = "Enabled";
@@ -39,7 +41,8 @@ pub struct VpcOffering {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// Display name.
     pub name: String,
     /// Stable name of a built-in offering; None for offerings created through the API.
@@ -97,7 +100,8 @@ pub struct NetworkOffering {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// Display name.
     pub name: String,
     /// Stable name of a built-in offering.
@@ -153,7 +157,7 @@ pub struct NewNetworkOffering {
 #[derive(Clone, Debug, Default)]
 pub struct OfferingFilter {
     /// Only this offering (API id).
-    pub uuid: Option<String>,
+    pub uuid: Option<Uuid>,
     /// Exact name.
     pub name: Option<String>,
     /// Substring of name or display text, case-insensitive.
@@ -241,7 +245,7 @@ pub async fn vpc_offering_by_id<'a>(
 /// A VPC offering by UUID, removed or not.
 pub async fn vpc_offering_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
-    uuid: &str,
+    uuid: Uuid,
 ) -> Result<Option<VpcOffering>> {
     get_vpc_offering(ex, "uuid", uuid).await
 }
@@ -432,7 +436,7 @@ pub async fn network_offering_by_id<'a>(
 /// A network offering by UUID, removed or not.
 pub async fn network_offering_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
-    uuid: &str,
+    uuid: Uuid,
 ) -> Result<Option<NetworkOffering>> {
     get_network_offering(ex, "uuid", uuid).await
 }

@@ -7,7 +7,9 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
+use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use uuid::Uuid;
 
 crate::text_enum! {
     /// A router's state (column `state`).
@@ -58,7 +60,8 @@ pub struct Router {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// `r-<id>-VM`.
     pub name: String,
     /// The VPC it serves.
@@ -105,7 +108,7 @@ pub struct RouterFilter {
     /// Only this router (internal id).
     pub id: Option<i64>,
     /// Only these routers (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Substring of the name, case-insensitive.
     pub keyword: Option<String>,
     /// Exactly this name.
@@ -132,7 +135,8 @@ pub struct Nic {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The router holding it (or None for a VM's NIC).
     pub router_id: Option<i64>,
     /// The VM holding it.
@@ -242,7 +246,7 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Ro
 }
 
 /// A router by UUID, removed or not.
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Router>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Router>> {
     get(ex, "r.uuid", uuid).await
 }
 
@@ -467,7 +471,7 @@ pub async fn nic_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Ni
 }
 
 /// A NIC by UUID, removed or not.
-pub async fn nic_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Nic>> {
+pub async fn nic_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Nic>> {
     get_nic(ex, "uuid", uuid).await
 }
 

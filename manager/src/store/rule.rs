@@ -5,7 +5,9 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
+use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, atomically, new_uuid, now_ms};
+use uuid::Uuid;
 
 /// `purpose` of a port-forwarding rule.
 pub const PURPOSE_PORT_FORWARDING: &str = "PortForwarding";
@@ -29,7 +31,8 @@ pub struct Rule {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The public address (`user_ip_address.id`).
     pub ip_address_id: i64,
     /// The tier the traffic goes to.
@@ -101,7 +104,7 @@ pub struct RuleFilter {
     /// Only this rule (internal id).
     pub id: Option<i64>,
     /// Only these rules (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Only rules on this public address.
     pub ip_address_id: Option<i64>,
     /// Only rules towards this tier.
@@ -187,7 +190,7 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Ru
 }
 
 /// A rule by UUID, removed or not.
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Rule>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Rule>> {
     get(ex, "f.uuid", uuid).await
 }
 

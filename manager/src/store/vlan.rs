@@ -10,7 +10,9 @@ use std::net::Ipv4Addr;
 use sqlx::{AssertSqlSafe, FromRow};
 
 use super::query::{self, Arg, Where, bind_args};
+use super::text::Stored;
 use super::{Backend, Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use uuid::Uuid;
 
 /// `state` of an address nobody holds.
 pub const IP_FREE: &str = "Free";
@@ -31,7 +33,8 @@ pub struct VlanRange {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The zone.
     pub zone_id: i64,
     /// The physical network carrying it.
@@ -81,7 +84,8 @@ pub struct PublicIp {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The zone.
     pub zone_id: i64,
     /// The range it belongs to.
@@ -116,7 +120,7 @@ pub struct PublicIp {
 #[derive(Clone, Debug, Default)]
 pub struct PublicIpFilter {
     /// Only this address (API id).
-    pub uuid: Option<String>,
+    pub uuid: Option<Uuid>,
     /// Only this zone.
     pub zone_id: Option<i64>,
     /// Only this exact address.
@@ -284,7 +288,7 @@ pub async fn ranges_by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<V
 }
 
 /// A range by UUID, removed or not.
-pub async fn range_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<VlanRange>> {
+pub async fn range_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<VlanRange>> {
     get_range(ex, "uuid", uuid).await
 }
 
@@ -452,9 +456,9 @@ pub async fn ips_by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<
 }
 
 /// An address by UUID.
-pub async fn ip_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<PublicIp>> {
+pub async fn ip_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<PublicIp>> {
     let filter = PublicIpFilter {
-        uuid: Some(uuid.to_string()),
+        uuid: Some(uuid),
         ..PublicIpFilter::default()
     };
     Ok(list_ips(ex, &filter, Page::ALL)

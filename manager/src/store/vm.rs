@@ -3,7 +3,9 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
+use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, atomically, new_uuid, now_ms};
+use uuid::Uuid;
 
 crate::text_enum! {
     /// A VM's state (column `state`).
@@ -58,7 +60,8 @@ pub struct Vm {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The user's name, also the host name.
     pub name: String,
     /// `i-<account id>-<id>-VM`.
@@ -113,7 +116,7 @@ pub struct VmFilter {
     /// Only this VM (internal id).
     pub id: Option<i64>,
     /// Only these VMs (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Exact name, case-insensitive.
     pub name: Option<String>,
     /// Substring of the name or display name, case-insensitive.
@@ -200,7 +203,7 @@ pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Vm>>
 }
 
 /// A VM by UUID, removed or not.
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Vm>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Vm>> {
     get(ex, "v.uuid", uuid).await
 }
 
@@ -425,7 +428,8 @@ pub struct ServiceOffering {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// Name.
     pub name: String,
     /// Description.
@@ -450,7 +454,8 @@ pub struct Template {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// Name.
     pub name: String,
     /// Description.
@@ -473,7 +478,7 @@ pub struct Template {
 #[derive(Clone, Debug, Default)]
 pub struct CatalogFilter {
     /// Only this row (API id).
-    pub uuid: Option<String>,
+    pub uuid: Option<Uuid>,
     /// Exact name.
     pub name: Option<String>,
     /// Substring of name or display text, case-insensitive.
@@ -524,7 +529,7 @@ pub async fn offerings_by_ids<'a>(
 /// A service offering by UUID, removed or not.
 pub async fn offering_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
-    uuid: &str,
+    uuid: Uuid,
 ) -> Result<Option<ServiceOffering>> {
     query::fetch_by(
         &mut ex.into(),
@@ -582,7 +587,7 @@ pub async fn templates_by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Resul
 }
 
 /// A template by UUID, removed or not.
-pub async fn template_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Template>> {
+pub async fn template_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Template>> {
     query::fetch_by(
         &mut ex.into(),
         TEMPLATE_COLUMNS,

@@ -3,7 +3,9 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
+use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, new_uuid, now_ms};
+use uuid::Uuid;
 
 crate::text_enum! {
     /// A VPC's state (column `state`).
@@ -26,7 +28,8 @@ pub struct Vpc {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// Name.
     pub name: String,
     /// Description.
@@ -98,7 +101,7 @@ pub struct VpcFilter {
     /// Only this VPC (internal id).
     pub id: Option<i64>,
     /// Only these VPCs (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Exact name.
     pub name: Option<String>,
     /// Substring of the name or description, case-insensitive.
@@ -164,7 +167,7 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Vp
 }
 
 /// A VPC by UUID, removed or not.
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Vpc>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Vpc>> {
     get(ex, "v.uuid", uuid).await
 }
 

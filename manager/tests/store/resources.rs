@@ -51,7 +51,7 @@ on_both_backends!(
         );
 
         assert!(zone::remove(&db, z.id).await.unwrap());
-        let gone = zone::get_by_uuid(&db, &z.uuid)
+        let gone = zone::get_by_uuid(&db, z.uuid)
             .await
             .unwrap()
             .expect("found by UUID");
@@ -357,7 +357,7 @@ on_both_backends!(
             .expect("released address");
         assert_eq!(again.public_ip_address, "203.0.113.15");
         assert_eq!(
-            vlan::ip_by_uuid(&db, &picked.uuid)
+            vlan::ip_by_uuid(&db, picked.uuid)
                 .await
                 .unwrap()
                 .unwrap()

@@ -44,10 +44,6 @@ fn corrupt(what: &str, value: &str) -> Error {
     Error::internal(format!("stored {what} {value:?} is not valid"))
 }
 
-fn uuid_of(text: &str) -> Result<Uuid, Error> {
-    Uuid::parse_str(text).map_err(|_| corrupt("UUID", text))
-}
-
 /// The API error of a guru's refusal.
 pub fn guru_error(e: GuruError) -> Error {
     match e {
@@ -134,7 +130,7 @@ pub fn design_tier(
         name: spec.name.to_string(),
         traffic: NetworkTraffic::Guest,
         isolation,
-        physical_network_id: Some(uuid_of(&physical.uuid)?),
+        physical_network_id: Some(physical.uuid),
         cidr: Some(spec.cidr),
         gateway: Some(spec.gateway),
         vlan: None,
@@ -164,7 +160,7 @@ fn tier_network(
         .transpose()?;
     let implemented = tier.state == network::STATE_IMPLEMENTED;
     let designed = DesignedNetwork {
-        id: uuid_of(&tier.uuid)?,
+        id: tier.uuid,
         name: tier.name.clone(),
         guru: guru.name(),
         traffic: NetworkTraffic::Guest,
@@ -174,7 +170,7 @@ fn tier_network(
         } else {
             NetworkState::Allocated
         },
-        physical_network_id: physical.map(|p| uuid_of(&p.uuid)).transpose()?,
+        physical_network_id: physical.map(|p| p.uuid),
         cidr,
         gateway,
         broadcast_uri: tier.broadcast_uri.clone(),

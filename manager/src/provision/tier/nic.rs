@@ -12,7 +12,7 @@ use crate::orchestration::guru::{AddressAllocator, BoxFuture, GuruError, NicRequ
 use crate::provision::Network;
 use crate::store::{Page, Tx, network, router, vm};
 
-use super::{guru_error, guru_of, physical_of, tier_network, uuid_of};
+use super::{guru_error, guru_of, physical_of, tier_network};
 
 /// The addresses of one tier, inside the caller's transaction: the lowest
 /// address no live NIC on the tier holds (or the one asked for, when free).
@@ -135,7 +135,7 @@ pub async fn reserve_nic(
             &designed,
             &NicRequest {
                 network_id: designed.network.id,
-                owner_id: uuid_of(&vm_row.uuid)?,
+                owner_id: vm_row.uuid,
                 requested_ip: requested,
                 requested_mac: None,
             },

@@ -19,6 +19,7 @@ use crate::server::Ctx;
 use crate::server::registry::Registry;
 use crate::services::owner::{self, Scope};
 use crate::store::{Db, vpc};
+use uuid::Uuid;
 
 /// Registers the private gateway and static route commands.
 pub fn register(registry: &mut Registry) {
@@ -39,7 +40,7 @@ pub struct RowJob {
 
 /// The live VPC named by parameter `param`, which the caller may act on
 /// (431 when it names none, 531 when it is someone else's).
-async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, Error> {
+async fn vpc_param(ctx: &Ctx, param: &str, id: Uuid) -> Result<vpc::Vpc, Error> {
     let v = vpc::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|v| v.removed.is_none())

@@ -54,8 +54,7 @@ impl AccountRef {
     pub(super) async fn resolve(&self, ctx: &Ctx) -> Result<store::account::Account, Error> {
         let found = match (self.id, &self.name) {
             (Some(id), _) => {
-                let id = id.to_string();
-                let a = store::account::get_by_uuid(&ctx.app.db, &id)
+                let a = store::account::get_by_uuid(&ctx.app.db, id)
                     .await?
                     .filter(|a| a.removed.is_none());
                 a.ok_or_else(|| Error::invalid_id(self.id_name, &id))?

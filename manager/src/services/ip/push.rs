@@ -124,12 +124,12 @@ pub async fn send_ip(
     element: &RouterElement,
     state: &RouterState,
     generation: u64,
-    ip_uuid: &str,
+    ip_uuid: uuid::Uuid,
 ) -> ElementResult {
     let ips: Vec<PublicIpView> = state
         .public_ips
         .iter()
-        .filter(|ip| ip.id.to_string() == ip_uuid)
+        .filter(|ip| ip.id == ip_uuid)
         .cloned()
         .collect();
     element.apply_ips(&state.router, generation, &ips).await
@@ -151,8 +151,7 @@ pub struct ReleasedIp {
 impl ReleasedIp {
     /// The address `ip` of the public range `range`.
     pub fn of(ip: &vlan::PublicIp, range: &vlan::VlanRange) -> Result<Self, Error> {
-        let id = uuid::Uuid::parse_str(&ip.uuid)
-            .map_err(|_| Error::internal(format!("stored UUID {:?} is not valid", ip.uuid)))?;
+        let id = ip.uuid;
         Ok(ReleasedIp {
             id,
             address: address(&ip.public_ip_address)?,

@@ -22,6 +22,7 @@ use crate::server::registry::{FieldSpec, Registry, field};
 use crate::services::ip::common::{Names, merge};
 use crate::services::owner::check_access;
 use crate::store::{self, Db};
+use uuid::Uuid;
 
 /// Registers the load balancer commands.
 pub fn register(registry: &mut Registry) {
@@ -59,7 +60,7 @@ pub async fn push_lb_list(
 
 /// The live load balancer rule named by `uuid` (parameter `name`), which
 /// the caller may change.
-pub async fn lb_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<store::rule::Rule, Error> {
+pub async fn lb_by_uuid(ctx: &Ctx, name: &str, uuid: Uuid) -> Result<store::rule::Rule, Error> {
     let r = store::rule::get_by_uuid(&ctx.app.db, uuid)
         .await?
         .filter(|r| r.removed.is_none() && r.purpose == store::rule::PURPOSE_LOAD_BALANCING)

@@ -121,7 +121,7 @@ impl AsyncCommand for CreateVpcOffering {
         .await?;
         Ok(Submission::created(
             VpcOfferingJob { id: created.id },
-            ("VpcOffering", &created.uuid),
+            ("VpcOffering", created.uuid),
             vpc_offering_sync(created.id),
         ))
     }

@@ -50,7 +50,7 @@ impl AsyncCommand for DeleteVpcOffering {
         rules::vpc::check_offering_deletable(&o.uuid, o.is_default, 0)?;
         Ok(Submission::new(
             VpcOfferingJob { id: o.id },
-            ("VpcOffering", &o.uuid),
+            ("VpcOffering", o.uuid),
             vpc_offering_sync(o.id),
         ))
     }

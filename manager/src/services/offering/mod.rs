@@ -110,7 +110,7 @@ impl OfferingListArgs {
         is_default: Option<bool>,
     ) -> Result<offering::OfferingFilter, Error> {
         Ok(offering::OfferingFilter {
-            uuid: id.map(|u| u.to_string()),
+            uuid: id,
             name,
             keyword: self.keyword.clone(),
             state: offering_state(self.state.as_deref())?.map(str::to_string),
@@ -213,8 +213,7 @@ async fn live_vpc_offering(
     id: Uuid,
     param: &str,
 ) -> Result<offering::VpcOffering, Error> {
-    let id = id.to_string();
-    offering::vpc_offering_by_uuid(&ctx.app.db, &id)
+    offering::vpc_offering_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|o| o.removed.is_none())
         .ok_or_else(|| Error::invalid_id(param, &id))

@@ -101,7 +101,7 @@ impl AsyncCommand for UpdateVpcOffering {
         };
         Ok(Submission::new(
             job,
-            ("VpcOffering", &o.uuid),
+            ("VpcOffering", o.uuid),
             vpc_offering_sync(o.id),
         ))
     }

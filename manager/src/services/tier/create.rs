@@ -152,8 +152,8 @@ impl SyncCommand for CreateNetwork {
             )));
         }
         let z = zone_by_id(ctx, self.zone, ZONE.name()).await?;
-        let offering_id = self.offering.to_string();
-        let o = offering::network_offering_by_uuid(db, &offering_id)
+        let offering_id = self.offering;
+        let o = offering::network_offering_by_uuid(db, offering_id)
             .await?
             .filter(|o| o.removed.is_none())
             .ok_or_else(|| Error::invalid_id(OFFERING.name(), &offering_id))?;
@@ -162,8 +162,7 @@ impl SyncCommand for CreateNetwork {
                 "Only VPC tiers can be created here: vpcid is required (with gateway and netmask)",
             ));
         };
-        let vpc_uuid = vpc_uuid.to_string();
-        let v = vpc::get_by_uuid(db, &vpc_uuid)
+        let v = vpc::get_by_uuid(db, vpc_uuid)
             .await?
             .filter(|v| v.removed.is_none())
             .ok_or_else(|| Error::invalid_id(VPC.name(), &vpc_uuid))?;
@@ -223,8 +222,7 @@ impl SyncCommand for CreateNetwork {
         }
         let acl_list = match self.acl {
             Some(id) => {
-                let id = id.to_string();
-                let l = acl::get_by_uuid(db, &id)
+                let l = acl::get_by_uuid(db, id)
                     .await?
                     .filter(|l| l.removed.is_none())
                     .ok_or_else(|| Error::invalid_id(ACL.name(), &id))?;

@@ -82,7 +82,7 @@ impl AsyncCommand for RestartNetwork {
         }
         Ok(Submission::new(
             TierJob { id: t.id },
-            ("Network", &t.uuid),
+            ("Network", t.uuid),
             sync_object(&t),
         ))
     }

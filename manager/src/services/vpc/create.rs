@@ -161,8 +161,8 @@ impl AsyncCommand for CreateVpc {
             z.allocation_state == "Enabled",
             ctx.caller.is_root_admin(),
         )?;
-        let offering_id = self.offering.to_string();
-        let o = offering::vpc_offering_by_uuid(db, &offering_id)
+        let offering_id = self.offering;
+        let o = offering::vpc_offering_by_uuid(db, offering_id)
             .await?
             .filter(|o| o.removed.is_none())
             .ok_or_else(|| Error::invalid_id(OFFERING.name(), &offering_id))?;
@@ -230,7 +230,7 @@ impl AsyncCommand for CreateVpc {
         };
         Ok(Submission::created(
             job,
-            ("Vpc", &created.uuid),
+            ("Vpc", created.uuid),
             vpc_sync(created.id),
         ))
     }

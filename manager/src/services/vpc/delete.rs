@@ -57,7 +57,7 @@ impl AsyncCommand for DeleteVpc {
         let v = live_vpc(ctx, self.id, ID.name()).await?;
         Ok(Submission::new(
             VpcJob { id: v.id },
-            ("Vpc", &v.uuid),
+            ("Vpc", v.uuid),
             vpc_sync(v.id),
         ))
     }

@@ -98,21 +98,21 @@ impl SyncCommand for ListVpcs {
             items: vec![],
         };
         let zone_id = match self.zone {
-            Some(z) => match zone::get_by_uuid(db, &z.to_string()).await? {
+            Some(z) => match zone::get_by_uuid(db, z).await? {
                 Some(z) => Some(z.id),
                 None => return Ok(none),
             },
             None => None,
         };
         let offering_id = match self.offering {
-            Some(o) => match offering::vpc_offering_by_uuid(db, &o.to_string()).await? {
+            Some(o) => match offering::vpc_offering_by_uuid(db, o).await? {
                 Some(o) => Some(o.id),
                 None => return Ok(none),
             },
             None => None,
         };
         let filter = vpc::VpcFilter {
-            uuids: self.id.map(|u| vec![u.to_string()]),
+            uuids: self.id.map(|u| vec![u]),
             name: self.name,
             keyword: self.list.keyword.clone(),
             zone_id,

@@ -92,7 +92,7 @@ impl AsyncCommand for RestartVpc {
             id: v.id,
             cleanup: self.cleanup,
         };
-        Ok(Submission::new(job, ("Vpc", &v.uuid), vpc_sync(v.id)))
+        Ok(Submission::new(job, ("Vpc", v.uuid), vpc_sync(v.id)))
     }
 
     async fn run(job: &JobCtx, payload: RestartVpcJob) -> Result<Value, Error> {

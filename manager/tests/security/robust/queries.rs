@@ -297,13 +297,13 @@ async fn list_as_admin(
         app: app.clone(),
         caller: Caller {
             user_id: 0,
-            user_uuid: String::new(),
+            user_uuid: uuid::Uuid::nil(),
             account_id: admin.id,
-            account_uuid: admin.uuid.clone(),
+            account_uuid: admin.uuid,
             account_name: admin.account_name.clone(),
             account_type: 1,
             domain_id: root.id,
-            domain_uuid: root.uuid.clone(),
+            domain_uuid: root.uuid,
             domain_path: root.path.clone(),
             role: Role::Admin,
         },
@@ -351,7 +351,7 @@ async fn a_page_of_vpcs_routers_tiers_or_vms_costs_a_bounded_number_of_statement
     // with a router holding a public and a control NIC, written straight to
     // the store: the API would take minutes to start 500 routers.
     let db = vpc_manager::store::Db::connect(&url).await.unwrap();
-    let v0 = vpc::get_by_uuid(&db, first["id"].as_str().unwrap())
+    let v0 = vpc::get_by_uuid(&db, first["id"].as_str().unwrap().parse().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -361,7 +361,10 @@ async fn a_page_of_vpcs_routers_tiers_or_vms_costs_a_bounded_number_of_statement
         .unwrap()
         .items;
     assert_eq!(routers.len(), 1, "createVPC starts one router");
-    let t0 = network::get_by_uuid(&db, &tier0).await.unwrap().unwrap();
+    let t0 = network::get_by_uuid(&db, tier0.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let allow = vpc_manager::store::acl::list(
         &db,
         &vpc_manager::store::acl::AclFilter {
@@ -375,7 +378,7 @@ async fn a_page_of_vpcs_routers_tiers_or_vms_costs_a_bounded_number_of_statement
     .unwrap()
     .items
     .remove(0);
-    let m0 = vm::get_by_uuid(&db, vm0["id"].as_str().unwrap())
+    let m0 = vm::get_by_uuid(&db, vm0["id"].as_str().unwrap().parse().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -528,7 +531,7 @@ async fn a_page_of_vpcs_routers_tiers_or_vms_costs_a_bounded_number_of_statement
         match command {
             "listRouters" => {
                 assert_eq!(row["nic"].as_array().unwrap().len(), 2, "{row}");
-                assert_eq!(row["publicnetworkid"], public.uuid.as_str(), "{row}");
+                assert_eq!(row["publicnetworkid"], public.uuid.to_string(), "{row}");
                 assert!(row["vpcname"].is_string(), "{row}");
             }
             "listVPCs" => {

@@ -53,13 +53,13 @@ impl AsyncCommand for DeleteAclList {
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<ListJob>, Error> {
         let db = &ctx.app.db;
-        let list = list_param(db, ID.name(), &self.id.to_string()).await?;
+        let list = list_param(db, ID.name(), self.id).await?;
         let (tiers, gateways) = users_of(db, list.id).await?;
         rules::acl::check_list_deletable(&rules_list(&list), tiers, gateways)?;
         let v = mutable_list_vpc(ctx, &list).await?;
         Ok(Submission::new(
             ListJob { id: list.id },
-            ("NetworkAcl", &list.uuid),
+            ("NetworkAcl", list.uuid),
             vpc_sync(v.id),
         ))
     }

@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::server::Ctx;
 use crate::server::registry::{FieldSpec, field};
 use crate::store::{Db, Exec, Page, acl, gateway, network, vpc};
+use uuid::Uuid;
 
 pub use create::CreateAclList;
 pub use delete::DeleteAclList;
@@ -47,7 +48,7 @@ fn list_fields() -> Vec<FieldSpec> {
 }
 
 /// The live VPC named by parameter `param`, which the caller may act on.
-async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, Error> {
+async fn vpc_param(ctx: &Ctx, param: &str, id: Uuid) -> Result<vpc::Vpc, Error> {
     let v = vpc::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|v| v.removed.is_none())

@@ -68,7 +68,7 @@ impl AsyncCommand for DeletePrivateGateway {
         }
         Ok(Submission::new(
             RowJob { id: g.id },
-            ("PrivateGateway", &g.uuid),
+            ("PrivateGateway", g.uuid),
             vpc_sync(g.vpc_id),
         ))
     }
@@ -93,8 +93,7 @@ impl AsyncCommand for DeletePrivateGateway {
 
 /// The live gateway named by `id`, which the caller may act on.
 async fn gateway_param(ctx: &Ctx, id: Uuid) -> Result<gateway::PrivateGateway, Error> {
-    let id = id.to_string();
-    let g = gateway::get_by_uuid(&ctx.app.db, &id)
+    let g = gateway::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|g| g.removed.is_none())
         .ok_or_else(|| Error::invalid_id(ID.name(), &id))?;

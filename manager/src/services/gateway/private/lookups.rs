@@ -26,8 +26,7 @@ pub(super) async fn acl_of_new_gateway(
             .await?
             .ok_or_else(|| Error::internal("the default_deny ACL list is missing"));
     };
-    let id = id.to_string();
-    let list = acl::get_by_uuid(db, &id)
+    let list = acl::get_by_uuid(db, id)
         .await?
         .filter(|l| l.removed.is_none())
         .ok_or_else(|| Error::invalid_id(param, &id))?;
@@ -48,8 +47,7 @@ pub(super) async fn physical_network(
     v: &vpc::Vpc,
 ) -> Result<zone::PhysicalNetwork, Error> {
     if let Some(id) = asked {
-        let id = id.to_string();
-        return zone::physical_network_by_uuid(db, &id)
+        return zone::physical_network_by_uuid(db, id)
             .await?
             .filter(|p| p.removed.is_none() && p.zone_id == v.zone_id)
             .ok_or_else(|| Error::invalid_id(param, &id));
@@ -114,7 +112,7 @@ pub(super) async fn tier_cidrs(db: &Db, vpc_id: i64) -> Result<Vec<Ipv4Net>, Err
 
 /// Refuses an associated network: only isolated networks outside a VPC can
 /// carry a private gateway, and this manager has none.
-pub(super) async fn refuse_associated(ctx: &Ctx, param: &str, id: &str) -> Error {
+pub(super) async fn refuse_associated(ctx: &Ctx, param: &str, id: Uuid) -> Error {
     let found = network::get_by_uuid(&ctx.app.db, id).await;
     match found {
         Ok(Some(n)) if n.removed.is_none() && n.vpc_id.is_some() => Error::invalid(format!(

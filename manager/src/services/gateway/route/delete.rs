@@ -46,15 +46,15 @@ impl AsyncCommand for DeleteStaticRoute {
     type Job = RowJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<RowJob>, Error> {
-        let id = self.id.to_string();
-        let r = gateway::route_by_uuid(&ctx.app.db, &id)
+        let id = self.id;
+        let r = gateway::route_by_uuid(&ctx.app.db, id)
             .await?
             .filter(|r| r.removed.is_none())
             .ok_or_else(|| Error::invalid_id(ID.name(), &id))?;
         check_vpc_access(ctx, &vpc_by_id(&ctx.app.db, r.vpc_id).await?)?;
         Ok(Submission::new(
             RowJob { id: r.id },
-            ("StaticRoute", &r.uuid),
+            ("StaticRoute", r.uuid),
             vpc_sync(r.vpc_id),
         ))
     }

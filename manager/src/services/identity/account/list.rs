@@ -71,7 +71,7 @@ impl SyncCommand for ListAccounts {
             keyword: self.paging.list.keyword.clone(),
             state: self.state,
             account_type: self.account_type.map(i64::from),
-            uuids: self.id.map(|u| vec![u.to_string()]),
+            uuids: self.id.map(|u| vec![u]),
             ..Default::default()
         };
         let recursive = self.paging.recursive || self.paging.list_all;

@@ -61,7 +61,7 @@ impl AsyncCommand for DisableAccount {
         }
         Ok(Submission::new(
             AccountJob { id: a.id },
-            ("Account", &a.uuid),
+            ("Account", a.uuid),
             account_sync(a.id),
         ))
     }

@@ -74,7 +74,7 @@ impl AsyncCommand for DeleteDomain {
         };
         Ok(Submission::new(
             job,
-            ("Domain", &d.uuid),
+            ("Domain", d.uuid),
             format!("domain:{}", d.id),
         ))
     }

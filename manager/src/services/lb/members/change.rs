@@ -79,7 +79,7 @@ impl Members {
     /// add: none may be assigned already; to remove: each must be) and
     /// returns the job that changes them.
     async fn submit(self, ctx: &Ctx, add: bool) -> Result<Submission<MembersJob>, Error> {
-        let r = lb_by_uuid(ctx, ID.name(), &self.id.to_string()).await?;
+        let r = lb_by_uuid(ctx, ID.name(), self.id).await?;
         let vpc_id = vpc_of_rule(&ctx.app.db, &r).await?;
         let wanted = self.targets(ctx, &r).await?;
         let existing = rule::members_with_vms(&ctx.app.db, r.id).await?;
@@ -108,7 +108,7 @@ impl Members {
         };
         Ok(Submission::new(
             job,
-            ("LoadBalancerRule", &r.uuid),
+            ("LoadBalancerRule", r.uuid),
             vpc_sync(vpc_id),
         ))
     }
@@ -119,19 +119,18 @@ impl Members {
     /// rule's tier.
     async fn targets(self, ctx: &Ctx, r: &rule::Rule) -> Result<Vec<(vm::Vm, Member)>, Error> {
         let db = &ctx.app.db;
-        let mut asked: Vec<(String, Option<String>)> = self
+        let mut asked: Vec<(Uuid, Option<String>)> = self
             .vms?
             .unwrap_or_default()
             .into_iter()
-            .map(|id| (id.to_string(), None))
+            .map(|id| (id, None))
             .collect();
         for entry in self.vm_ip_map?.unwrap_or_default() {
             let vmid = entry.get("vmid").ok_or_else(|| {
                 Error::invalid("each vmidipmap entry needs a vmid (and optionally a vmip)")
             })?;
             let parsed = Uuid::parse_str(vmid.trim())
-                .map_err(|_| Error::invalid_id(VM_IP_MAP.name(), vmid))?
-                .to_string();
+                .map_err(|_| Error::invalid_id(VM_IP_MAP.name(), vmid))?;
             asked.push((parsed, entry.get("vmip").cloned()));
         }
         if asked.is_empty() {
@@ -142,7 +141,7 @@ impl Members {
         let tier = common::tier_by_id(db, r.network_id).await?;
         let mut out: Vec<(vm::Vm, Member)> = Vec::new();
         for (id, vmip) in asked {
-            let target = common::vm_by_uuid(ctx, VMS.name(), &id).await?;
+            let target = common::vm_by_uuid(ctx, VMS.name(), id).await?;
             common::check_same_owner(&target, r.account_id, &format!("rule {}", r.uuid))?;
             let address = common::vm_target(db, &target, &tier, vmip.as_deref()).await?;
             let member = (target.id, address.to_string());

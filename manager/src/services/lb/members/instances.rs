@@ -75,7 +75,7 @@ impl Command for ListLoadBalancerRuleInstances {
 impl SyncCommand for ListLoadBalancerRuleInstances {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let db = &ctx.app.db;
-        let r = lb_by_uuid(ctx, ID.name(), &self.id.to_string()).await?;
+        let r = lb_by_uuid(ctx, ID.name(), self.id).await?;
         let page = paging(ctx, self.page, self.page_size).await?;
         let members = rule::members_with_vms(db, r.id).await?;
         // The member VMs in the order they joined, with their addresses.

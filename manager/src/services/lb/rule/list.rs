@@ -73,21 +73,17 @@ impl SyncCommand for ListLoadBalancerRules {
         let db = &ctx.app.db;
         let filter = self.rule_filter(ctx).await?;
         if let Some(id) = self.zone {
-            let id = id.to_string();
-            zone::get_by_uuid(db, &id)
+            zone::get_by_uuid(db, id)
                 .await?
                 .ok_or_else(|| Error::invalid_id(ZONE.name(), &id))?;
         }
         let vm_id = match self.vm {
-            Some(id) => {
-                let id = id.to_string();
-                Some(
-                    vm::get_by_uuid(db, &id)
-                        .await?
-                        .ok_or_else(|| Error::invalid_id(VM.name(), &id))?
-                        .id,
-                )
-            }
+            Some(id) => Some(
+                vm::get_by_uuid(db, id)
+                    .await?
+                    .ok_or_else(|| Error::invalid_id(VM.name(), &id))?
+                    .id,
+            ),
             None => None,
         };
         let name = self.name.as_deref();
@@ -137,17 +133,13 @@ impl ListLoadBalancerRules {
             ..Default::default()
         };
         if let Some(id) = self.id {
-            filter.uuids = Some(vec![id.to_string()]);
+            filter.uuids = Some(vec![id]);
         }
         if let Some(id) = self.public_ip {
-            filter.ip_address_id = Some(held_ip(ctx, PUBLIC_IP.name(), &id.to_string()).await?.id);
+            filter.ip_address_id = Some(held_ip(ctx, PUBLIC_IP.name(), id).await?.id);
         }
         if let Some(id) = self.network {
-            filter.network_id = Some(
-                common::tier_by_uuid(ctx, NETWORK.name(), &id.to_string())
-                    .await?
-                    .id,
-            );
+            filter.network_id = Some(common::tier_by_uuid(ctx, NETWORK.name(), id).await?.id);
         }
         Ok(filter)
     }

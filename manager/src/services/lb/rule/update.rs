@@ -81,7 +81,7 @@ impl AsyncCommand for UpdateLoadBalancerRule {
     type Job = UpdateLbJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateLbJob>, Error> {
-        let r = lb_by_uuid(ctx, ID.name(), &self.id.to_string()).await?;
+        let r = lb_by_uuid(ctx, ID.name(), self.id).await?;
         if let Some(name) = &self.name {
             rules::check_name(NAME.name(), name)?;
         }
@@ -101,7 +101,7 @@ impl AsyncCommand for UpdateLoadBalancerRule {
         };
         Ok(Submission::new(
             job,
-            ("LoadBalancerRule", &r.uuid),
+            ("LoadBalancerRule", r.uuid),
             vpc_sync(vpc_id),
         ))
     }

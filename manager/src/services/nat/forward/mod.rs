@@ -112,7 +112,7 @@ fn pf_fields() -> Vec<FieldSpec> {
 }
 
 /// The live port forwarding rule named by `uuid`, which the caller may change.
-async fn pf_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<rule::Rule, Error> {
+async fn pf_by_uuid(ctx: &Ctx, name: &str, uuid: Uuid) -> Result<rule::Rule, Error> {
     let r = rule::get_by_uuid(&ctx.app.db, uuid)
         .await?
         .filter(|r| r.removed.is_none() && r.purpose == rule::PURPOSE_PORT_FORWARDING)
@@ -149,17 +149,13 @@ impl RuleListArgs {
             ..Default::default()
         };
         if let Some(id) = self.id {
-            filter.uuids = Some(vec![id.to_string()]);
+            filter.uuids = Some(vec![id]);
         }
         if let Some((name, id)) = self.ip {
-            filter.ip_address_id = Some(held_ip(ctx, name, &id.to_string()).await?.id);
+            filter.ip_address_id = Some(held_ip(ctx, name, id).await?.id);
         }
         if let Some(id) = self.network {
-            filter.network_id = Some(
-                common::tier_by_uuid(ctx, "networkid", &id.to_string())
-                    .await?
-                    .id,
-            );
+            filter.network_id = Some(common::tier_by_uuid(ctx, "networkid", id).await?.id);
         }
         Ok(filter)
     }

@@ -101,7 +101,7 @@ impl AsyncCommand for UpdatePortForwardingRule {
     type Job = UpdatePfJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdatePfJob>, Error> {
-        let r = pf_by_uuid(ctx, RULE_ID.name(), &self.id.to_string()).await?;
+        let r = pf_by_uuid(ctx, RULE_ID.name(), self.id).await?;
         let vpc_id = rule_flow::vpc_of_rule(&ctx.app.db, &r).await?;
         let destination = self.new_destination(ctx, &r).await?;
         let job = UpdatePfJob {
@@ -109,7 +109,7 @@ impl AsyncCommand for UpdatePortForwardingRule {
             vpc: vpc_id,
             destination,
         };
-        Ok(Submission::new(job, (INSTANCE, &r.uuid), vpc_sync(vpc_id)))
+        Ok(Submission::new(job, (INSTANCE, r.uuid), vpc_sync(vpc_id)))
     }
 
     async fn run(job: &JobCtx, payload: UpdatePfJob) -> Result<Value, Error> {
@@ -168,7 +168,7 @@ impl UpdatePortForwardingRule {
         let tier = common::tier_by_id(db, r.network_id).await?;
         let target = match self.vm {
             Some(id) => {
-                let target = common::vm_by_uuid(ctx, VM.name(), &id.to_string()).await?;
+                let target = common::vm_by_uuid(ctx, VM.name(), id).await?;
                 common::check_same_owner(&target, r.account_id, &format!("rule {}", r.uuid))?;
                 Some(target)
             }

@@ -58,7 +58,7 @@ impl Command for EnableStaticNat {
 impl SyncCommand for EnableStaticNat {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let db = &ctx.app.db;
-        let ip = held_ip(ctx, IP.name(), &self.ip.to_string()).await?;
+        let ip = held_ip(ctx, IP.name(), self.ip).await?;
         let v = common::vpc_of_ip(db, &ip).await?;
         common::check_enabled(&v)?;
         let (target, asked) = common::nat_target(ctx, &ip, self.vm, self.network).await?;

@@ -98,7 +98,7 @@ impl AsyncCommand for CreatePhysicalNetwork {
                 })?;
         Ok(Submission::created(
             PhysicalNetworkJob { id: created.id },
-            ("PhysicalNetwork", &created.uuid),
+            ("PhysicalNetwork", created.uuid),
             physnet_sync(created.id),
         ))
     }

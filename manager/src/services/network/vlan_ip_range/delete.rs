@@ -38,8 +38,8 @@ impl Command for DeleteVlanIpRange {
 
 impl SyncCommand for DeleteVlanIpRange {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
-        let id = self.id.to_string();
-        let r = vlan::range_by_uuid(&ctx.app.db, &id)
+        let id = self.id;
+        let r = vlan::range_by_uuid(&ctx.app.db, id)
             .await?
             .filter(|r| r.removed.is_none())
             .ok_or_else(|| Error::invalid_id(ID.name(), &id))?;

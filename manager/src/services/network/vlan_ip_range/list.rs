@@ -83,7 +83,7 @@ impl SyncCommand for ListVlanIpRanges {
         let physnet_id = physnet_param(ctx, self.physnet, PHYSNET.name())
             .await?
             .map(|p| p.id);
-        let uuid = self.id.map(|u| u.to_string());
+        let uuid = self.id;
         let vlan_id = self
             .vlan
             .map(|v| normalize_public_vlan(Some(&v)))

@@ -73,7 +73,7 @@ impl SyncCommand for ListServiceOfferings {
             });
         }
         let filter = vm::CatalogFilter {
-            uuid: self.id.map(|u| u.to_string()),
+            uuid: self.id,
             name: self.name,
             keyword: self.paging.keyword.clone(),
             ..Default::default()
