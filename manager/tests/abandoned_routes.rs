@@ -11,7 +11,12 @@ use vpc_manager::store::{gateway, vpc};
 
 /// A route of VPC `vpc_id` inserted as the request of createStaticRoute
 /// stores it (Staged), in state `state`.
-async fn stored_route(m: &TestManager, v: &vpc::Vpc, cidr: &str, state: &str) -> i64 {
+async fn stored_route(
+    m: &TestManager,
+    v: &vpc::Vpc,
+    cidr: &str,
+    state: gateway::RouteState,
+) -> i64 {
     let r = gateway::create_route(
         &m.app.db,
         gateway::NewStaticRoute {

@@ -183,7 +183,7 @@ support::api::on_both_backends!(abandoned_acl_creates_leave_what_a_failed_run_le
     let left = acl::item_by_id(&m.app.db, kept).await.unwrap().unwrap();
     assert_eq!(
         (left.removed, left.state.as_str()),
-        (None, acl::ITEM_ACTIVE)
+        (None, acl::ITEM_ACTIVE.as_str())
     );
     // Abandoning it again finds nothing to undo.
     abandon(

@@ -508,8 +508,8 @@ on_both_backends!(nics_get_unique_macs_and_device_indexes, |db, url| {
             owner,
             network_id: tier.id,
             device_index: None,
-            ip4_address: Some("169.254.3.4".into()),
-            netmask: Some("255.255.0.0".into()),
+            ip4_address: Some("169.254.3.4".parse().unwrap()),
+            netmask: Some("255.255.0.0".parse().unwrap()),
             gateway: None,
             role: router::ROLE_CONTROL.into(),
         },
@@ -522,8 +522,8 @@ on_both_backends!(nics_get_unique_macs_and_device_indexes, |db, url| {
             owner,
             network_id: tier.id,
             device_index: None,
-            ip4_address: Some("10.1.1.1".into()),
-            netmask: Some("255.255.255.0".into()),
+            ip4_address: Some("10.1.1.1".parse().unwrap()),
+            netmask: Some("255.255.255.0".parse().unwrap()),
             gateway: None,
             role: router::ROLE_GUEST.into(),
         },
@@ -796,7 +796,7 @@ on_both_backends!(acl_item_numbers_are_unique_per_list, |db, url| {
             updated.protocol.as_str(),
             updated.state.as_str()
         ),
-        (10, "udp", acl::ITEM_STAGED)
+        (10, "udp", acl::ITEM_STAGED.as_str())
     );
 
     let items = acl::list_items(
@@ -917,7 +917,7 @@ on_both_backends!(private_gateways_and_static_routes, |db, url| {
     let gw = gateway::get_by_uuid(&db, gw.uuid).await.unwrap().unwrap();
     assert_eq!(
         (gw.state.as_str(), gw.network_acl_id),
-        (gateway::GATEWAY_READY, Some(acl::DEFAULT_ALLOW_ID))
+        (gateway::GATEWAY_READY.as_str(), Some(acl::DEFAULT_ALLOW_ID))
     );
     let listed = gateway::list(
         &db,

@@ -109,8 +109,8 @@ fn store_error(e: store::StoreError) -> ApiError {
 
 fn caller_of(identity: user::Identity) -> Result<Caller, ApiError> {
     // A disabled user or account cannot call the API at all.
-    if identity.user_state != account::STATE_ENABLED
-        || identity.account_state != account::STATE_ENABLED
+    if identity.user_state != account::STATE_ENABLED.as_str()
+        || identity.account_state != account::STATE_ENABLED.as_str()
     {
         return Err(ApiError::unauthorized());
     }

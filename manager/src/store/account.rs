@@ -14,10 +14,20 @@ pub const TYPE_ADMIN: i64 = 1;
 /// `type` of a domain admin account.
 pub const TYPE_DOMAIN_ADMIN: i64 = 2;
 
+crate::text_enum! {
+    /// An account's state (column `state`).
+    pub enum State {
+        /// `state` of an account that may log in and act.
+        Enabled = "enabled",
+        /// `state` of an account whose users are refused.
+        Disabled = "disabled",
+    }
+}
+
 /// `state` of an account that may log in and act.
-pub const STATE_ENABLED: &str = "enabled";
+pub const STATE_ENABLED: State = State::Enabled;
 /// `state` of an account whose users are refused.
-pub const STATE_DISABLED: &str = "disabled";
+pub const STATE_DISABLED: State = State::Disabled;
 
 /// An `account` row, with the path of its domain.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
@@ -37,7 +47,8 @@ pub struct Account {
     /// The owning domain's path (`/`, `/a/`), for subtree checks.
     pub domain_path: String,
     /// [`STATE_ENABLED`] or [`STATE_DISABLED`].
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: State,
     /// DNS domain for this account's networks.
     pub network_domain: Option<String>,
     /// Creation time (epoch ms).
@@ -194,7 +205,8 @@ pub async fn update<'a>(
 }
 
 /// Enables or disables a live account.
-pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
+pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: State) -> Result<bool> {
+    let state = state.as_str();
     query::set_live_state(&mut ex.into(), "account", id, state).await
 }
 

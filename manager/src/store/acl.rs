@@ -21,14 +21,28 @@ pub const DEFAULT_DENY: &str = "default_deny";
 /// Name of [`DEFAULT_ALLOW_ID`].
 pub const DEFAULT_ALLOW: &str = "default_allow";
 
-/// Rule states.
-pub const ITEM_STAGED: &str = "Staged";
+crate::text_enum! {
+    /// An ACL item's state (column `state`).
+    pub enum ItemState {
+        /// Written but not yet due on the router (CloudStack's Staged).
+        Staged = "Staged",
+        /// A rule waiting to be pushed to the router.
+        Add = "Add",
+        /// A rule the router applies.
+        Active = "Active",
+        /// A rule waiting to be withdrawn from the router.
+        Revoke = "Revoke",
+    }
+}
+
+/// Written but not yet due on the router.
+pub const ITEM_STAGED: ItemState = ItemState::Staged;
 /// A rule waiting to be pushed to the router.
-pub const ITEM_ADD: &str = "Add";
+pub const ITEM_ADD: ItemState = ItemState::Add;
 /// A rule the router applies.
-pub const ITEM_ACTIVE: &str = "Active";
+pub const ITEM_ACTIVE: ItemState = ItemState::Active;
 /// A rule waiting to be withdrawn from the router.
-pub const ITEM_REVOKE: &str = "Revoke";
+pub const ITEM_REVOKE: ItemState = ItemState::Revoke;
 
 /// A `network_acl` row.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
@@ -86,7 +100,8 @@ pub struct AclItem {
     /// Comma-separated CIDRs.
     pub cidr_list: String,
     /// One of the `ITEM_*` states.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: ItemState,
     /// Free text.
     pub reason: Option<String>,
     /// Creation time (epoch ms).
@@ -462,7 +477,12 @@ async fn item_of_mutable_list(ex: &mut Exec<'_>, id: i64) -> Result<AclItem> {
 }
 
 /// Sets the state of a live rule of a list that is not built-in.
-pub async fn set_item_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
+pub async fn set_item_state<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    state: ItemState,
+) -> Result<bool> {
+    let state = state.as_str();
     let state = state.to_string();
     atomically(ex.into(), move |tx| {
         Box::pin(async move {

@@ -3,8 +3,10 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
-use super::text::Stored;
+use super::text::{Stored, StoredOpt};
 use super::{Exec, Listed, OrNotFound, Page, Result, new_uuid, now_ms};
+use ipnet::Ipv4Net;
+use std::net::Ipv4Addr;
 use uuid::Uuid;
 
 crate::text_enum! {
@@ -64,11 +66,14 @@ pub struct Network {
     /// The offering.
     pub network_offering_id: i64,
     /// Its CIDR.
-    pub cidr: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub cidr: Option<Ipv4Net>,
     /// Its gateway (the router's address on it).
-    pub gateway: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub gateway: Option<Ipv4Addr>,
     /// Its netmask.
-    pub netmask: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub netmask: Option<Ipv4Addr>,
     /// DNS domain.
     pub network_domain: Option<String>,
     /// `vlan://100`, `vxlan://5001` ...

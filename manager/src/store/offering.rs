@@ -9,10 +9,20 @@ use super::text::Stored;
 use super::{Exec, Listed, Page, Result, atomically, new_uuid, now_ms};
 use uuid::Uuid;
 
+crate::text_enum! {
+    /// An offering's state (column `state`).
+    pub enum State {
+        /// `state` of an offering that can be used.
+        Enabled = "Enabled",
+        /// `state` of an offering that cannot be used for new VPCs/tiers.
+        Disabled = "Disabled",
+    }
+}
+
 /// `state` of an offering that can be used.
-pub const STATE_ENABLED: &str = "Enabled";
+pub const STATE_ENABLED: State = State::Enabled;
 /// `state` of an offering that cannot be used for new VPCs/tiers.
-pub const STATE_DISABLED: &str = "Disabled";
+pub const STATE_DISABLED: State = State::Disabled;
 /// The provider of every VPC service the virtual router gives.
 pub const PROVIDER_VPC_VIRTUAL_ROUTER: &str = "VpcVirtualRouter";
 
@@ -50,7 +60,8 @@ pub struct VpcOffering {
     /// Description.
     pub display_text: String,
     /// [`STATE_ENABLED`] or [`STATE_DISABLED`].
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: State,
     /// Whether this is the default offering.
     pub is_default: bool,
     /// DistributedRouter capability.
@@ -113,7 +124,8 @@ pub struct NetworkOffering {
     /// `Isolated` (VPC tiers are isolated networks).
     pub guest_type: String,
     /// [`STATE_ENABLED`] or [`STATE_DISABLED`].
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: State,
     /// Whether it is a default offering.
     pub is_default: bool,
     /// Usable for VPC tiers.

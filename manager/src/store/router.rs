@@ -7,8 +7,9 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
-use super::text::Stored;
+use super::text::{Stored, StoredOpt};
 use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use std::net::Ipv4Addr;
 use uuid::Uuid;
 
 crate::text_enum! {
@@ -148,11 +149,14 @@ pub struct Nic {
     /// Locally administered MAC, unique among live NICs.
     pub mac_address: String,
     /// IPv4 address.
-    pub ip4_address: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub ip4_address: Option<Ipv4Addr>,
     /// Netmask.
-    pub netmask: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub netmask: Option<Ipv4Addr>,
     /// Gateway.
-    pub gateway: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub gateway: Option<Ipv4Addr>,
     /// One of the `ROLE_*` values.
     pub role: String,
     /// Allocated, Reserved, Releasing ...
@@ -182,11 +186,11 @@ pub struct NewNic {
     /// Position; None takes the next free index of the owner.
     pub device_index: Option<i64>,
     /// IPv4 address.
-    pub ip4_address: Option<String>,
+    pub ip4_address: Option<Ipv4Addr>,
     /// Netmask.
-    pub netmask: Option<String>,
+    pub netmask: Option<Ipv4Addr>,
     /// Gateway.
-    pub gateway: Option<String>,
+    pub gateway: Option<Ipv4Addr>,
     /// Role.
     pub role: String,
 }
@@ -437,9 +441,9 @@ pub async fn create_nic<'a>(ex: impl Into<Exec<'a>>, new: NewNic) -> Result<Nic>
                     .bind(new.network_id)
                     .bind(device_index)
                     .bind(&mac)
-                    .bind(&new.ip4_address)
-                    .bind(&new.netmask)
-                    .bind(&new.gateway)
+                    .bind(new.ip4_address.map(|a| a.to_string()))
+                    .bind(new.netmask.map(|a| a.to_string()))
+                    .bind(new.gateway.map(|a| a.to_string()))
                     .bind(&new.role)
                     .bind(now_ms())
                     .fetch_optional(c)

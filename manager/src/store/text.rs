@@ -305,4 +305,37 @@ mod tests {
             "stored text \"10.0.0.0\" is not an IPv4 CIDR"
         );
     }
+
+    /// Every value of a column enum reads back from the text it writes.
+    fn round_trips<T>(all: &[T])
+    where
+        T: Copy + PartialEq + std::fmt::Debug + std::str::FromStr + std::fmt::Display,
+        <T as std::str::FromStr>::Err: std::fmt::Debug,
+    {
+        for v in all {
+            assert_eq!(v.to_string().parse::<T>().unwrap(), *v);
+        }
+    }
+
+    #[test]
+    fn the_state_and_kind_columns_round_trip_to_their_texts() {
+        use crate::store::{account, acl, gateway, offering, rule, vlan};
+        round_trips(rule::State::ALL);
+        round_trips(rule::Purpose::ALL);
+        round_trips(acl::ItemState::ALL);
+        round_trips(gateway::GatewayState::ALL);
+        round_trips(gateway::RouteState::ALL);
+        round_trips(offering::State::ALL);
+        round_trips(vlan::IpState::ALL);
+        round_trips(account::State::ALL);
+        // The texts are the ones the database held as constants before.
+        assert_eq!(account::STATE_ENABLED.as_str(), "enabled");
+        assert_eq!(rule::PURPOSE_LOAD_BALANCING.as_str(), "LoadBalancing");
+        assert_eq!(vlan::IP_RELEASING.as_str(), "Releasing");
+        let e = "Gone".parse::<gateway::RouteState>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown RouteState value \"Gone\" in the database"
+        );
+    }
 }

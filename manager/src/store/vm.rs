@@ -5,6 +5,7 @@ use sqlx::FromRow;
 use super::query::{self, Arg, Where};
 use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, atomically, new_uuid, now_ms};
+use std::net::Ipv4Addr;
 use uuid::Uuid;
 
 crate::text_enum! {
@@ -394,7 +395,8 @@ pub struct DhcpEntry {
     /// The NIC's MAC.
     pub mac: String,
     /// The NIC's address.
-    pub ip: String,
+    #[sqlx(try_from = "Stored")]
+    pub ip: Ipv4Addr,
     /// The VM's name (its host name).
     pub hostname: String,
     /// Whether this is the VM's first NIC (the one with the default route).

@@ -5,6 +5,7 @@ use sqlx::FromRow;
 use super::query::{self, Arg, Where};
 use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, new_uuid, now_ms};
+use ipnet::Ipv4Net;
 use uuid::Uuid;
 
 crate::text_enum! {
@@ -37,7 +38,8 @@ pub struct Vpc {
     /// The zone.
     pub zone_id: i64,
     /// The VPC's super-CIDR.
-    pub cidr: String,
+    #[sqlx(try_from = "Stored")]
+    pub cidr: Ipv4Net,
     /// The owner.
     pub account_id: i64,
     /// The owner's domain.

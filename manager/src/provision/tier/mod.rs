@@ -20,7 +20,6 @@ mod shutdown;
 mod vnets;
 
 use std::net::Ipv4Addr;
-use std::str::FromStr;
 
 use ipnet::Ipv4Net;
 use uuid::Uuid;
@@ -148,16 +147,8 @@ fn tier_network(
     isolation: IsolationMethod,
     physical: Option<&zone::PhysicalNetwork>,
 ) -> Result<ImplementedNetwork, Error> {
-    let cidr_text = tier.cidr.clone().unwrap_or_default();
-    let cidr = Ipv4Net::from_str(&cidr_text).map_err(|_| corrupt("tier CIDR", &cidr_text))?;
-    let gateway = tier
-        .gateway
-        .as_deref()
-        .map(|g| {
-            g.parse::<Ipv4Addr>()
-                .map_err(|_| corrupt("tier gateway", g))
-        })
-        .transpose()?;
+    let cidr = tier.cidr.ok_or_else(|| corrupt("tier CIDR", ""))?;
+    let gateway = tier.gateway;
     let implemented = tier.state == network::STATE_IMPLEMENTED;
     let designed = DesignedNetwork {
         id: tier.uuid,

@@ -43,8 +43,7 @@ impl AddressAllocator for TxAddresses<'_> {
             .items;
             let used: Vec<Ipv4Addr> = nics
                 .iter()
-                .filter_map(|n| n.ip4_address.as_deref())
-                .filter_map(|ip| ip.parse().ok())
+                .filter_map(|n| n.ip4_address)
                 .chain(excluded)
                 .collect();
             pick_address(cidr, requested, &used)
@@ -159,9 +158,9 @@ pub async fn reserve_nic(
             owner: router::NicOwner::Vm(vm_row.id),
             network_id: tier.id,
             device_index: Some(device_index),
-            ip4_address: Some(reserved.ip.to_string()),
-            netmask: tier.netmask.clone(),
-            gateway: tier.gateway.clone(),
+            ip4_address: Some(reserved.ip),
+            netmask: tier.netmask,
+            gateway: tier.gateway,
             role: router::ROLE_GUEST.into(),
         },
     )
@@ -180,7 +179,7 @@ pub async fn release_nic(
     let (pn, isolation) = physical_of(&mut *tx, tier).await?;
     let guru = guru_of(network, tier, isolation)?;
     let designed = tier_network(tier, guru, isolation, Some(&pn))?;
-    let Some(ip) = nic.ip4_address.as_deref().and_then(|ip| ip.parse().ok()) else {
+    let Some(ip) = nic.ip4_address else {
         return Ok(());
     };
     let reserved = ReservedNic {

@@ -92,17 +92,11 @@ pub fn check_enabled(v: &vpc::Vpc) -> Result<(), Error> {
 /// The IP as the business rules see it.
 pub fn rules_ip(ip: &vlan::PublicIp) -> Result<rules::ip::PublicIp<i64>, Error> {
     Ok(rules::ip::PublicIp {
-        address: address(&ip.public_ip_address)?,
+        address: ip.public_ip_address,
         source_nat: ip.source_nat,
         static_nat: ip.one_to_one_nat,
         tier: ip.associated_network_id,
     })
-}
-
-/// A stored IPv4 address.
-pub fn address(text: &str) -> Result<Ipv4Addr, Error> {
-    text.parse()
-        .map_err(|_| Error::internal(format!("stored address {text:?} is not valid")))
 }
 
 /// The rules on an IP that are not being withdrawn (any purpose).
@@ -126,7 +120,7 @@ pub async fn live_rules_on_ip<'a>(
 pub async fn port_rules_on_ip(db: &Db, ip_id: i64) -> Result<Vec<PortRule>, Error> {
     let mut out = Vec::new();
     for r in live_rules_on_ip(db, ip_id).await? {
-        let purpose = match r.purpose.as_str() {
+        let purpose = match r.purpose {
             rule::PURPOSE_PORT_FORWARDING => RulePurpose::PortForwarding,
             rule::PURPOSE_LOAD_BALANCING => RulePurpose::LoadBalancing,
             _ => continue,
@@ -328,7 +322,9 @@ pub async fn vm_target(
                 target.name, tier.name
             ))
         })?;
-    let nic_address = address(nic.ip4_address.as_deref().unwrap_or_default())?;
+    let nic_address = nic
+        .ip4_address
+        .ok_or_else(|| Error::internal("stored address \"\" is not valid"))?;
     rules::ip::target_address(&target.name, nic_address, vmguestip)
 }
 

@@ -17,8 +17,6 @@ use crate::orchestration::model::{NicRole, PublicIpView, RouterState};
 use crate::provision::RouterElement;
 use crate::store::vlan;
 
-use super::common::address;
-
 /// Which of the VPC's rule lists a change touches (the lists a released
 /// address had rules in, the list a new rule joins).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -154,10 +152,10 @@ impl ReleasedIp {
         let id = ip.uuid;
         Ok(ReleasedIp {
             id,
-            address: address(&ip.public_ip_address)?,
-            prefix: crate::orchestration::model::netmask_to_prefix(&range.netmask)
-                .ok_or_else(|| Error::internal("a public range has a bad netmask"))?,
-            gateway: address(&range.gateway)?,
+            address: ip.public_ip_address,
+            prefix: ipnet::ipv4_mask_to_prefix(range.netmask)
+                .map_err(|_| Error::internal("a public range has a bad netmask"))?,
+            gateway: range.gateway,
             vlan: range.vlan_id.clone(),
             source_nat: ip.source_nat,
             one_to_one_nat: ip.one_to_one_nat,

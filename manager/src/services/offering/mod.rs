@@ -128,11 +128,11 @@ impl OfferingListArgs {
 fn offering_state(text: Option<&str>) -> Result<Option<&'static str>, Error> {
     match text {
         None | Some("") => Ok(None),
-        Some(s) if s.eq_ignore_ascii_case(offering::STATE_ENABLED) => {
-            Ok(Some(offering::STATE_ENABLED))
+        Some(s) if s.eq_ignore_ascii_case(offering::STATE_ENABLED.as_str()) => {
+            Ok(Some(offering::STATE_ENABLED.as_str()))
         }
-        Some(s) if s.eq_ignore_ascii_case(offering::STATE_DISABLED) => {
-            Ok(Some(offering::STATE_DISABLED))
+        Some(s) if s.eq_ignore_ascii_case(offering::STATE_DISABLED.as_str()) => {
+            Ok(Some(offering::STATE_DISABLED.as_str()))
         }
         Some(s) => Err(Error::invalid(format!(
             "state {s} is neither Enabled nor Disabled"
@@ -250,11 +250,11 @@ mod tests {
         assert_eq!(offering_state(Some("")).unwrap(), None);
         assert_eq!(
             offering_state(Some("enabled")).unwrap(),
-            Some(offering::STATE_ENABLED)
+            Some(offering::STATE_ENABLED.as_str())
         );
         assert_eq!(
             offering_state(Some("DISABLED")).unwrap(),
-            Some(offering::STATE_DISABLED)
+            Some(offering::STATE_DISABLED.as_str())
         );
         assert_eq!(
             crate::api::ApiError::from(offering_state(Some("Gone")).unwrap_err()).code,

@@ -3,8 +3,6 @@
 //! that first locks the VPC row, so parallel creations never exceed
 //! `vpc.max.networks` nor overlap.
 
-use std::str::FromStr;
-
 use ipnet::Ipv4Net;
 use uuid::Uuid;
 
@@ -83,9 +81,8 @@ fn pairs(services: &[offering::ServiceProvider]) -> Vec<(&str, &str)> {
 
 /// The CIDR of a private gateway's network.
 fn gateway_cidr(g: &gateway::PrivateGateway) -> Option<Ipv4Net> {
-    let ip: std::net::Ipv4Addr = g.gateway.parse().ok()?;
-    let prefix = rules::parse_netmask("netmask", &g.netmask).ok()?;
-    Ipv4Net::new(ip, prefix).ok().map(|n| n.trunc())
+    let prefix = ipnet::ipv4_mask_to_prefix(g.netmask).ok()?;
+    Ipv4Net::new(g.gateway, prefix).ok().map(|n| n.trunc())
 }
 
 impl Command for CreateNetwork {
@@ -246,8 +243,7 @@ impl SyncCommand for CreateNetwork {
         let gateway_param = self.gateway;
         let netmask_param = self.netmask;
         let network_domain = self.network_domain;
-        let vpc_cidr = Ipv4Net::from_str(&v.cidr)
-            .map_err(|_| Error::internal(format!("stored VPC CIDR {:?} is not valid", v.cidr)))?;
+        let vpc_cidr = v.cidr;
         let vpc_domain = v.network_domain.clone().unwrap_or_default();
         let new_tier = tier_rules::NewTier {
             name: &name,
@@ -303,7 +299,7 @@ impl SyncCommand for CreateNetwork {
         let tiers = network::tiers_of_vpc(&mut tx, live.id).await?;
         let mut existing = Vec::with_capacity(tiers.len());
         for t in &tiers {
-            let Some(cidr) = t.cidr.as_deref().and_then(|c| Ipv4Net::from_str(c).ok()) else {
+            let Some(cidr) = t.cidr else {
                 continue;
             };
             let services =

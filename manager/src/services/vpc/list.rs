@@ -143,7 +143,7 @@ impl SyncCommand for ListVpcs {
                 .display_text
                 .as_ref()
                 .is_some_and(|t| *t != v.display_text)
-                || self.cidr.as_ref().is_some_and(|c| *c != v.cidr)
+                || self.cidr.as_ref().is_some_and(|c| *c != v.cidr.to_string())
             {
                 continue;
             }

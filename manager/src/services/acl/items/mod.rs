@@ -211,7 +211,7 @@ async fn revoke_and_remove(locked: &LockedItem<'_>) -> Result<(), Error> {
     let db = lock.db();
     let edit = changes::ItemEdit::Revoked {
         item_id: item.id,
-        old_state: item.state.clone(),
+        old_state: item.state,
     };
     changes::apply_edit(lock, list, edit).await?;
     acl::remove_item(db, item.id).await?;

@@ -271,7 +271,7 @@ mod tests {
             icmp_type: None,
             icmp_code: None,
             cidr_list: "10.0.0.0/8".into(),
-            state: "Active".into(),
+            state: acl::ITEM_ACTIVE,
             reason: Some("ssh".into()),
             created: 0,
             removed: None,

@@ -86,7 +86,7 @@ pub(super) async fn existing_gateways(
         let same_net = network::get_by_id(db, g.network_id)
             .await?
             .is_some_and(|n| n.physical_network_id == Some(physnet_id));
-        let (Some(cidr), Ok(ip)) = (subnet_of(&g), g.ip4_address.parse()) else {
+        let (Some(cidr), ip) = (subnet_of(&g), g.ip4_address) else {
             continue;
         };
         if same_net {
@@ -106,7 +106,7 @@ pub(super) async fn tier_cidrs(db: &Db, vpc_id: i64) -> Result<Vec<Ipv4Net>, Err
     Ok(network::tiers_of_vpc(db, vpc_id)
         .await?
         .iter()
-        .filter_map(|n| n.cidr.as_deref()?.parse().ok())
+        .filter_map(|n| n.cidr)
         .collect())
 }
 

@@ -19,8 +19,6 @@ mod joins;
 mod list;
 mod lookups;
 
-use std::net::Ipv4Addr;
-
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -74,10 +72,8 @@ fn gateway_fields() -> Vec<FieldSpec> {
 
 /// The subnet of a stored gateway.
 fn subnet_of(g: &gateway::PrivateGateway) -> Option<Ipv4Net> {
-    let gw: Ipv4Addr = g.gateway.parse().ok()?;
-    let mask: Ipv4Addr = g.netmask.parse().ok()?;
-    let prefix = ipnet::ipv4_mask_to_prefix(mask).ok()?;
-    Ipv4Net::new(gw, prefix).ok().map(|n| n.trunc())
+    let prefix = ipnet::ipv4_mask_to_prefix(g.netmask).ok()?;
+    Ipv4Net::new(g.gateway, prefix).ok().map(|n| n.trunc())
 }
 
 /// A broadcast URI in the rules' VLAN form (`vlan://N` whatever the scheme).

@@ -95,7 +95,7 @@ impl AsyncCommand for CreateStaticRoute {
                         "Private gateway {id} does not belong to VPC {asked}"
                     )));
                 }
-                rule::check_gateway_ready(&g.uuid, gateway_state(&g.state))?;
+                rule::check_gateway_ready(&g.uuid, gateway_state(g.state))?;
                 (v, Some(g.id), None)
             }
             Target::NextHop(ip) => {
@@ -188,7 +188,5 @@ impl AsyncCommand for CreateStaticRoute {
 
 /// The stored CIDR of a VPC.
 fn vpc_cidr(v: &vpc::Vpc) -> Result<Ipv4Net, Error> {
-    v.cidr
-        .parse()
-        .map_err(|_| Error::internal(format!("stored VPC CIDR {} is bad", v.cidr)))
+    Ok(v.cidr)
 }

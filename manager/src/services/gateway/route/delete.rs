@@ -74,7 +74,7 @@ impl AsyncCommand for DeleteStaticRoute {
             row_id: r.id,
             to: gateway::ROUTE_REVOKE,
             what: "a revoked static route",
-            undo: RouteUndo::Restore(r.state.clone()),
+            undo: RouteUndo::Restore(r.state),
         })
         .await?;
         gateway::remove_route(db, r.id).await?;

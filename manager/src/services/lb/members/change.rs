@@ -84,16 +84,16 @@ impl Members {
         let wanted = self.targets(ctx, &r).await?;
         let existing = rule::members_with_vms(&ctx.app.db, r.id).await?;
         for (target, (vm_id, ip)) in &wanted {
-            if add && existing.iter().any(|m| &m.instance_ip == ip) {
+            if add && existing.iter().any(|m| m.instance_ip.to_string() == *ip) {
                 return Err(Error::invalid(format!(
                     "Virtual machine {} ({ip}) is already assigned to load balancer rule {}",
                     target.name, r.uuid
                 )));
             }
             if !add
-                && !existing
-                    .iter()
-                    .any(|m| &m.instance_ip == ip && m.vm_id.is_none_or(|v| v == *vm_id))
+                && !existing.iter().any(|m| {
+                    m.instance_ip.to_string() == *ip && m.vm_id.is_none_or(|v| v == *vm_id)
+                })
             {
                 return Err(Error::invalid(format!(
                     "Virtual machine {} ({ip}) is not assigned to load balancer rule {}",
@@ -232,7 +232,7 @@ struct MemberChange {
     rule_id: i64,
     members: Vec<Member>,
     add: bool,
-    old_state: String,
+    old_state: rule::State,
 }
 
 impl RouterChange for MemberChange {
@@ -277,7 +277,7 @@ impl RouterChange for MemberChange {
                 rule::add_vm_member(&mut tx, self.rule_id, ip, *vm_id).await?;
             }
         }
-        rule::set_state(&mut tx, self.rule_id, &self.old_state).await?;
+        rule::set_state(&mut tx, self.rule_id, self.old_state).await?;
         tx.commit().await?;
         Ok(())
     }

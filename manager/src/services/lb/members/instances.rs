@@ -89,7 +89,7 @@ impl SyncCommand for ListLoadBalancerRuleInstances {
                 assigned
                     .entry(vm_id)
                     .or_default()
-                    .push(m.instance_ip.clone());
+                    .push(m.instance_ip.to_string());
             }
         }
         let vms: Vec<vm::Vm> = if self.applied {

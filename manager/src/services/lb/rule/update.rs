@@ -136,7 +136,7 @@ struct LbSettings {
     algorithm: Option<String>,
     old_name: String,
     old_algorithm: String,
-    old_state: String,
+    old_state: rule::State,
 }
 
 impl RouterChange for LbSettings {
@@ -176,7 +176,7 @@ impl RouterChange for LbSettings {
             Some(&self.old_algorithm),
         )
         .await?;
-        rule::set_state(&mut tx, self.rule_id, &self.old_state).await?;
+        rule::set_state(&mut tx, self.rule_id, self.old_state).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -120,7 +120,7 @@ impl AsyncCommand for UpdatePortForwardingRule {
             rule: payload.rule,
             new: payload.destination,
             old: Destination {
-                ip: old.dest_ip.clone().unwrap_or_default(),
+                ip: old.dest_ip.map(|a| a.to_string()).unwrap_or_default(),
                 start: old.dest_start_port.unwrap_or_default(),
                 end: old.dest_end_port.unwrap_or_default(),
                 vm: old.vm_id,
@@ -185,7 +185,10 @@ impl UpdatePortForwardingRule {
                     .to_string(),
                 Some(target.id),
             ),
-            None => (r.dest_ip.clone().unwrap_or_default(), r.vm_id),
+            None => (
+                r.dest_ip.map(|a| a.to_string()).unwrap_or_default(),
+                r.vm_id,
+            ),
         };
         Ok(Destination {
             ip,
@@ -202,11 +205,11 @@ struct PfDestination {
     rule: i64,
     new: Destination,
     old: Destination,
-    old_state: String,
+    old_state: rule::State,
 }
 
 impl PfDestination {
-    async fn set(tx: &mut Tx, id: i64, to: &Destination, state: &str) -> Result<(), Error> {
+    async fn set(tx: &mut Tx, id: i64, to: &Destination, state: rule::State) -> Result<(), Error> {
         rule::set_destination(&mut *tx, id, &to.ip, to.start, to.end, to.vm).await?;
         rule::set_state(tx, id, state).await?;
         Ok(())
@@ -237,7 +240,7 @@ impl RouterChange for PfDestination {
 
     async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
         let mut tx = db.begin().await?;
-        Self::set(&mut tx, self.rule, &self.old, &self.old_state).await?;
+        Self::set(&mut tx, self.rule, &self.old, self.old_state).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -86,14 +86,9 @@ impl SyncCommand for EnableStaticNat {
         .await?
         .items
         .into_iter()
-        .find(|other| other.vm_ip.as_deref() == Some(address.to_string().as_str()))
-        .map(|other| common::address(&other.public_ip_address))
-        .transpose()?;
-        rules::ip::check_vm_static_nat_free(
-            &target.name,
-            common::address(&ip.public_ip_address)?,
-            taken,
-        )?;
+        .find(|other| other.vm_ip == Some(address))
+        .map(|other| other.public_ip_address);
+        rules::ip::check_vm_static_nat_free(&target.name, ip.public_ip_address, taken)?;
 
         // When the router keeps its old list, so does the address: its
         // tier as before, no VM.
