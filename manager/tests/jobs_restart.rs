@@ -39,7 +39,7 @@ async fn a_crashed_job_fails_and_a_released_job_runs_at_the_next_start() {
                 cmd: "deleteDomain".into(),
                 cmd_info: serde_json::json!({ "id": d.id, "cleanup": false }).to_string(),
                 instance_type: Some("Domain".into()),
-                instance_uuid: Some(d.uuid.clone()),
+                instance_uuid: Some(d.uuid),
                 sync_object: Some(format!("domain:{}", d.id)),
                 uuid: None,
             },

@@ -458,10 +458,7 @@ async fn load_routes(
             Some(id) => gateway::get_by_id(db, id).await?,
             None => None,
         };
-        let gateway_ip = match &gateway_row {
-            Some(g) => Some(g.ip4_address),
-            None => None,
-        };
+        let gateway_ip = gateway_row.as_ref().map(|g| g.ip4_address);
         // A route through a gateway that is not on the router is not either.
         if let Some(ip) = gateway_ip
             && !gateways.iter().any(|g| g.ip == ip)

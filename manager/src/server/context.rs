@@ -124,7 +124,7 @@ impl Ctx {
             info,
             instance,
             sync_object: Some(sync_object),
-            custom_id: self.custom_job_id.clone(),
+            custom_id: self.custom_job_id,
         };
         self.app
             .jobs

@@ -120,7 +120,7 @@ impl Jobs {
                 instance_type: submit.instance.map(|(t, _)| t.to_string()),
                 instance_uuid: submit.instance.map(|(_, id)| id),
                 sync_object: submit.sync_object,
-                uuid: submit.custom_id.clone(),
+                uuid: submit.custom_id,
             },
         )
         .await

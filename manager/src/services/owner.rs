@@ -88,7 +88,7 @@ async fn domain_by_id(ctx: &Ctx, id: Option<Uuid>) -> Result<Option<domain::Doma
     let d = domain::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|d| d.removed.is_none())
-        .ok_or_else(|| Error::invalid_id("domainid", &id))?;
+        .ok_or_else(|| Error::invalid_id("domainid", id))?;
     if !ctx.caller.covers_domain(&d.path) {
         return Err(denied(ctx, &format!("domain {id}")));
     }

@@ -162,7 +162,7 @@ pub async fn list<'a>(
 ) -> Result<Listed<Domain>> {
     let mut w = Where::new();
     w.push("removed IS NULL")
-        .eq_opt("uuid", filter.uuid.clone())
+        .eq_opt("uuid", filter.uuid)
         .eq_opt("name", filter.name.clone())
         .eq_opt("level", filter.level)
         .eq_opt("parent_id", filter.parent_id)

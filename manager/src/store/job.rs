@@ -396,7 +396,7 @@ pub async fn list<'a>(
     w.eq_opt("j.account_id", filter.account_id)
         .eq_opt("j.user_id", filter.user_id)
         .eq_opt("j.status", filter.status)
-        .eq_opt("j.instance_uuid", filter.instance_uuid.clone());
+        .eq_opt("j.instance_uuid", filter.instance_uuid);
     if let Some(prefix) = &filter.domain_path_prefix {
         w.starts_with("d.path", prefix);
     }

@@ -562,7 +562,7 @@ impl ServiceMap {
 fn offering_where(filter: &OfferingFilter, network: bool) -> Where {
     let mut w = Where::new();
     w.push("removed IS NULL")
-        .eq_opt("uuid", filter.uuid.clone())
+        .eq_opt("uuid", filter.uuid)
         .eq_opt("name", filter.name.clone())
         .eq_opt("state", filter.state.clone())
         .eq_opt("is_default", filter.is_default)

@@ -239,7 +239,7 @@ pub async fn list<'a>(
 ) -> Result<Listed<User>> {
     let mut w = Where::new();
     w.push("u.removed IS NULL")
-        .eq_opt("u.uuid", filter.uuid.clone())
+        .eq_opt("u.uuid", filter.uuid)
         .eq_opt("u.username", filter.username.clone())
         .eq_opt("u.account_id", filter.account_id)
         .keyword(

@@ -494,7 +494,7 @@ pub async fn list_ips<'a>(
     page: Page,
 ) -> Result<Listed<PublicIp>> {
     let mut w = Where::new();
-    w.eq_opt("uuid", filter.uuid.clone())
+    w.eq_opt("uuid", filter.uuid)
         .eq_opt("zone_id", filter.zone_id)
         .eq_opt("public_ip_address", filter.address.clone())
         .eq_opt("account_id", filter.account_id)

@@ -546,7 +546,7 @@ pub async fn offering_by_uuid<'a>(
 fn catalog_where(filter: &CatalogFilter) -> Where {
     let mut w = Where::new();
     w.push("removed IS NULL")
-        .eq_opt("uuid", filter.uuid.clone())
+        .eq_opt("uuid", filter.uuid)
         .eq_opt("name", filter.name.clone())
         .keyword(&["name", "display_text"], filter.keyword.as_deref());
     w

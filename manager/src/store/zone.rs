@@ -409,7 +409,7 @@ pub async fn list_physical_networks<'a>(
 ) -> Result<Listed<PhysicalNetwork>> {
     let mut w = Where::new();
     w.push("removed IS NULL")
-        .eq_opt("uuid", filter.uuid.clone())
+        .eq_opt("uuid", filter.uuid)
         .eq_opt("zone_id", filter.zone_id)
         .eq_opt("name", filter.name.clone())
         .keyword(&["name"], filter.keyword.as_deref());

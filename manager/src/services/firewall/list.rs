@@ -75,7 +75,7 @@ impl SyncCommand for ListFirewallRules {
             rule::get_by_uuid(&ctx.app.db, id)
                 .await?
                 .filter(|r| r.removed.is_none())
-                .ok_or_else(|| Error::invalid_id(ID.name(), &id))?;
+                .ok_or_else(|| Error::invalid_id(ID.name(), id))?;
         }
         Ok(Reply::List {
             count: 0,

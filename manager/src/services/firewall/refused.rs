@@ -128,7 +128,7 @@ impl AsyncCommand for DeleteFirewallRule {
         let r = rule::get_by_uuid(&ctx.app.db, id)
             .await?
             .filter(|r| r.removed.is_none())
-            .ok_or_else(|| Error::invalid_id(ID.name(), &id))?;
+            .ok_or_else(|| Error::invalid_id(ID.name(), id))?;
         check_access(
             ctx,
             r.account_id,

@@ -125,7 +125,7 @@ async fn domain_or_own(
     let found = store::domain::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|d| d.removed.is_none());
-    let d = found.ok_or_else(|| Error::invalid_id(name, &id))?;
+    let d = found.ok_or_else(|| Error::invalid_id(name, id))?;
     if !ctx.caller.covers_domain(&d.path) {
         return Err(denied(ctx, &format!("domain {id}")));
     }

@@ -116,7 +116,7 @@ impl AsyncCommand for AssociateIpAddress {
             let z = zone::get_by_uuid(db, zone_id)
                 .await?
                 .filter(|z| z.removed.is_none())
-                .ok_or_else(|| Error::invalid_id(ZONE.name(), &zone_id.to_string()))?;
+                .ok_or_else(|| Error::invalid_id(ZONE.name(), zone_id.to_string()))?;
             if z.id != v.zone_id {
                 return Err(Error::invalid(format!(
                     "VPC {} is in another zone than zoneid {}",

@@ -86,7 +86,7 @@ pub fn check_enabled(v: &vpc::Vpc) -> Result<(), Error> {
     } else {
         rules::vpc::VpcState::Inactive
     };
-    rules::vpc::check_vpc_enabled(&v.uuid, state)
+    rules::vpc::check_vpc_enabled(v.uuid, state)
 }
 
 /// The IP as the business rules see it.

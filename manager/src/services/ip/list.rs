@@ -129,7 +129,7 @@ impl SyncCommand for ListPublicIpAddresses {
         if let Some(id) = self.vpc {
             let v = vpc::get_by_uuid(db, id)
                 .await?
-                .ok_or_else(|| Error::invalid_id(VPC.name(), &id))?;
+                .ok_or_else(|| Error::invalid_id(VPC.name(), id))?;
             check_access(
                 ctx,
                 v.account_id,
@@ -146,7 +146,7 @@ impl SyncCommand for ListPublicIpAddresses {
             if let Some(id) = id {
                 let n = network::get_by_uuid(db, id)
                     .await?
-                    .ok_or_else(|| Error::invalid_id(name, &id))?;
+                    .ok_or_else(|| Error::invalid_id(name, id))?;
                 check_access(
                     ctx,
                     n.account_id,
@@ -159,14 +159,14 @@ impl SyncCommand for ListPublicIpAddresses {
         if let Some(id) = self.zone {
             let z = zone::get_by_uuid(db, id)
                 .await?
-                .ok_or_else(|| Error::invalid_id(ZONE.name(), &id))?;
+                .ok_or_else(|| Error::invalid_id(ZONE.name(), id))?;
             filter.zone_id = Some(z.id);
         }
         let vlan_range = match self.range {
             Some(id) => Some(
                 vlan::range_by_uuid(db, id)
                     .await?
-                    .ok_or_else(|| Error::invalid_id(RANGE.name(), &id))?
+                    .ok_or_else(|| Error::invalid_id(RANGE.name(), id))?
                     .id,
             ),
             None => None,

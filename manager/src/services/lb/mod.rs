@@ -99,27 +99,24 @@ pub async fn lb_view(db: &Db, names: &mut Names, r: &store::rule::Rule) -> Resul
     let ip = names
         .ip(db, r.ip_address_id)
         .await?
-        .map(|ip| (ip.uuid.clone(), ip.public_ip_address.clone(), ip.zone_id));
+        .map(|ip| (ip.uuid, ip.public_ip_address, ip.zone_id));
     let zone = match &ip {
         Some((_, _, zone_id)) => names
             .zone(db, *zone_id)
             .await?
-            .map(|z| (z.uuid.clone(), z.name.clone())),
+            .map(|z| (z.uuid, z.name.clone())),
         None => None,
     };
-    let tier = names
-        .network(db, r.network_id)
-        .await?
-        .map(|n| n.uuid.clone());
+    let tier = names.network(db, r.network_id).await?.map(|n| n.uuid);
     let view = json!({
         "id": r.uuid,
         "name": lb.as_ref().map(|l| l.name.clone()),
         "algorithm": lb.as_ref().map(|l| l.algorithm.clone()),
         "publicport": lb.as_ref().map(|l| l.public_port.to_string()),
         "privateport": lb.as_ref().map(|l| l.private_port.to_string()),
-        "publicipid": ip.as_ref().map(|i| i.0.clone()),
-        "publicip": ip.as_ref().map(|i| i.1.clone()),
-        "zoneid": zone.as_ref().map(|z| z.0.clone()),
+        "publicipid": ip.as_ref().map(|i| i.0),
+        "publicip": ip.as_ref().map(|i| i.1),
+        "zoneid": zone.as_ref().map(|z| z.0),
         "zonename": zone.as_ref().map(|z| z.1.clone()),
         "networkid": tier,
         "protocol": r.protocol,

@@ -43,7 +43,7 @@ impl SyncCommand for QueryAsyncJobResult {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let id = self.job_id;
         let Some(j) = job::get_by_uuid(&ctx.app.db, id).await? else {
-            return Err(Error::invalid_id(JOB_ID.name(), &id));
+            return Err(Error::invalid_id(JOB_ID.name(), id));
         };
         if !may_see(ctx, j.account_id).await? {
             return Err(Error::permission_denied(format!(

@@ -84,7 +84,7 @@ async fn live_zone(ctx: &Ctx, id: Uuid, param: &str) -> Result<zone::Zone, Error
     zone::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|z| z.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(param, &id))
+        .ok_or_else(|| Error::invalid_id(param, id))
 }
 
 /// The live physical network `id` (given as parameter `param`), if given.
@@ -104,5 +104,5 @@ async fn live_physnet(ctx: &Ctx, id: Uuid, param: &str) -> Result<zone::Physical
     zone::physical_network_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|p| p.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(param, &id))
+        .ok_or_else(|| Error::invalid_id(param, id))
 }

@@ -216,7 +216,7 @@ async fn live_vpc_offering(
     offering::vpc_offering_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|o| o.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(param, &id))
+        .ok_or_else(|| Error::invalid_id(param, id))
 }
 
 /// A job's result: `{"vpcoffering": {...}}`.

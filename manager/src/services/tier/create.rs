@@ -153,7 +153,7 @@ impl SyncCommand for CreateNetwork {
         let o = offering::network_offering_by_uuid(db, offering_id)
             .await?
             .filter(|o| o.removed.is_none())
-            .ok_or_else(|| Error::invalid_id(OFFERING.name(), &offering_id))?;
+            .ok_or_else(|| Error::invalid_id(OFFERING.name(), offering_id))?;
         let Some(vpc_uuid) = self.vpc else {
             return Err(Error::invalid(
                 "Only VPC tiers can be created here: vpcid is required (with gateway and netmask)",
@@ -162,7 +162,7 @@ impl SyncCommand for CreateNetwork {
         let v = vpc::get_by_uuid(db, vpc_uuid)
             .await?
             .filter(|v| v.removed.is_none())
-            .ok_or_else(|| Error::invalid_id(VPC.name(), &vpc_uuid))?;
+            .ok_or_else(|| Error::invalid_id(VPC.name(), vpc_uuid))?;
         owner::check_access(
             ctx,
             v.account_id,
@@ -211,7 +211,7 @@ impl SyncCommand for CreateNetwork {
         }
         if o.for_vpc {
             tier_rules::check_offering_services(
-                &o.uuid,
+                o.uuid,
                 &pairs(&services),
                 &v.name,
                 &pairs(&vpc_services),
@@ -222,7 +222,7 @@ impl SyncCommand for CreateNetwork {
                 let l = acl::get_by_uuid(db, id)
                     .await?
                     .filter(|l| l.removed.is_none())
-                    .ok_or_else(|| Error::invalid_id(ACL.name(), &id))?;
+                    .ok_or_else(|| Error::invalid_id(ACL.name(), id))?;
                 if !l.is_builtin() && l.vpc_id != Some(v.id) {
                     return Err(Error::invalid(format!(
                         "Can't use ACL list {} for the network: it belongs to a different VPC than {}",

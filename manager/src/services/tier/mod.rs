@@ -95,7 +95,7 @@ pub async fn live_tier(ctx: &Ctx, id: Uuid, param: &str) -> Result<network::Netw
     let t = network::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|t| t.removed.is_none() && t.traffic_type == network::TRAFFIC_GUEST)
-        .ok_or_else(|| Error::invalid_id(param, &id))?;
+        .ok_or_else(|| Error::invalid_id(param, id))?;
     owner::check_access(ctx, t.account_id, &t.domain_path, &format!("network {id}"))?;
     Ok(t)
 }

@@ -98,7 +98,7 @@ pub async fn live_vm(ctx: &Ctx, id: Uuid, param: &str) -> Result<vm::Vm, Error> 
     let v = vm::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|v| v.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(param, &id))?;
+        .ok_or_else(|| Error::invalid_id(param, id))?;
     owner::check_access(
         ctx,
         v.account_id,

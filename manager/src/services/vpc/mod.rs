@@ -108,7 +108,7 @@ pub async fn live_vpc(ctx: &Ctx, id: Uuid, param: &str) -> Result<vpc::Vpc, Erro
     let v = vpc::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|v| v.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(param, &id))?;
+        .ok_or_else(|| Error::invalid_id(param, id))?;
     owner::check_access(ctx, v.account_id, &v.domain_path, &format!("VPC {id}"))?;
     Ok(v)
 }

@@ -82,7 +82,7 @@ impl AsyncCommand for RestartVpc {
         } else {
             rules::vpc::VpcState::Inactive
         };
-        rules::vpc::check_vpc_enabled(&v.uuid, state)?;
+        rules::vpc::check_vpc_enabled(v.uuid, state)?;
         if self.make_redundant {
             return Err(Error::invalid(
                 "Redundant VPC routers are not supported; restart without makeredundant",

@@ -85,7 +85,7 @@ pub(crate) async fn zone_by_id(ctx: &Ctx, id: uuid::Uuid, name: &str) -> Result<
     zone::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|z| z.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(name, &id))
+        .ok_or_else(|| Error::invalid_id(name, id))
 }
 
 /// The zone row `id` as it is now (after a change).

@@ -98,7 +98,7 @@ impl AsyncCommand for ReplaceAclList {
                 let g = gateway::get_by_uuid(db, id)
                     .await?
                     .filter(|g| g.removed.is_none())
-                    .ok_or_else(|| Error::invalid_id(GATEWAY.name(), &id))?;
+                    .ok_or_else(|| Error::invalid_id(GATEWAY.name(), id))?;
                 let v = vpc::get_by_id(db, g.vpc_id)
                     .await?
                     .ok_or_else(|| Error::internal("the VPC of a private gateway is gone"))?;

@@ -132,21 +132,21 @@ impl ListConfigurations {
             zone::get_by_uuid(db, id)
                 .await?
                 .filter(|z| z.removed.is_none())
-                .ok_or_else(|| Error::invalid_id(ZONE.name(), &id))?;
+                .ok_or_else(|| Error::invalid_id(ZONE.name(), id))?;
             return Ok(Some("Zone"));
         }
         if let Some(id) = self.account {
             account::get_by_uuid(db, id)
                 .await?
                 .filter(|a| a.removed.is_none())
-                .ok_or_else(|| Error::invalid_id(ACCOUNT.name(), &id))?;
+                .ok_or_else(|| Error::invalid_id(ACCOUNT.name(), id))?;
             return Ok(Some("Account"));
         }
         if let Some(id) = self.domain {
             domain::get_by_uuid(db, id)
                 .await?
                 .filter(|d| d.removed.is_none())
-                .ok_or_else(|| Error::invalid_id(DOMAIN.name(), &id))?;
+                .ok_or_else(|| Error::invalid_id(DOMAIN.name(), id))?;
             return Ok(Some("Domain"));
         }
         Ok(None)

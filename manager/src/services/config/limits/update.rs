@@ -72,7 +72,7 @@ impl SyncCommand for UpdateResourceLimit {
             Some(id) => Some(
                 live_domain(ctx, id)
                     .await?
-                    .ok_or_else(|| Error::invalid_id(DOMAIN.name(), &id))?,
+                    .ok_or_else(|| Error::invalid_id(DOMAIN.name(), id))?,
             ),
             None => None,
         };

@@ -29,7 +29,7 @@ pub(super) async fn acl_of_new_gateway(
     let list = acl::get_by_uuid(db, id)
         .await?
         .filter(|l| l.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(param, &id))?;
+        .ok_or_else(|| Error::invalid_id(param, id))?;
     let list_vpc = match list.vpc_id {
         Some(vid) => Some(vpc_by_id(db, vid).await?.uuid),
         None => None,
@@ -50,7 +50,7 @@ pub(super) async fn physical_network(
         return zone::physical_network_by_uuid(db, id)
             .await?
             .filter(|p| p.removed.is_none() && p.zone_id == v.zone_id)
-            .ok_or_else(|| Error::invalid_id(param, &id));
+            .ok_or_else(|| Error::invalid_id(param, id));
     }
     let mut guest = Vec::new();
     for p in zone::physical_networks(db, v.zone_id).await? {

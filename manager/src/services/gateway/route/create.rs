@@ -95,7 +95,7 @@ impl AsyncCommand for CreateStaticRoute {
                         "Private gateway {id} does not belong to VPC {asked}"
                     )));
                 }
-                rule::check_gateway_ready(&g.uuid, gateway_state(g.state))?;
+                rule::check_gateway_ready(g.uuid, gateway_state(g.state))?;
                 (v, Some(g.id), None)
             }
             Target::NextHop(ip) => {

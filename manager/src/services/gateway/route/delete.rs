@@ -50,7 +50,7 @@ impl AsyncCommand for DeleteStaticRoute {
         let r = gateway::route_by_uuid(&ctx.app.db, id)
             .await?
             .filter(|r| r.removed.is_none())
-            .ok_or_else(|| Error::invalid_id(ID.name(), &id))?;
+            .ok_or_else(|| Error::invalid_id(ID.name(), id))?;
         check_vpc_access(ctx, &vpc_by_id(&ctx.app.db, r.vpc_id).await?)?;
         Ok(Submission::new(
             RowJob { id: r.id },

@@ -78,7 +78,7 @@ impl SyncCommand for ListStaticRoutes {
             let g = gateway::get_by_uuid(db, id)
                 .await?
                 .filter(|g| g.removed.is_none())
-                .ok_or_else(|| Error::invalid_id(GATEWAY.name(), &id))?;
+                .ok_or_else(|| Error::invalid_id(GATEWAY.name(), id))?;
             check_vpc_access(ctx, &vpc_by_id(db, g.vpc_id).await?)?;
             filter.vpc_gateway_id = Some(g.id);
             named = Some(named.unwrap_or(g.vpc_id));

@@ -78,7 +78,7 @@ impl SyncCommand for ListAccounts {
         if caller.role == Role::User {
             // A user sees its own account, and only when the id asked for
             // (if any) is its own.
-            filter.uuids = Some(vec![caller.account_uuid.clone()]).filter(|_| {
+            filter.uuids = Some(vec![caller.account_uuid]).filter(|_| {
                 filter
                     .uuids
                     .as_ref()

@@ -30,10 +30,10 @@ async fn managed_user(ctx: &Ctx, id: Uuid) -> Result<user::User, Error> {
     let u = user::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|u| u.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(USER_ID.name(), &id))?;
+        .ok_or_else(|| Error::invalid_id(USER_ID.name(), id))?;
     let a = account::get_by_id(&ctx.app.db, u.account_id)
         .await?
-        .ok_or_else(|| Error::invalid_id(USER_ID.name(), &id))?;
+        .ok_or_else(|| Error::invalid_id(USER_ID.name(), id))?;
     if !may_manage_user(&ctx.caller, Target::of(&a), u.id) {
         return Err(denied(ctx, &format!("user {id}")));
     }

@@ -160,13 +160,10 @@ async fn vm_view(db: &Db, names: &mut Names, v: &vm::Vm) -> Result<Value, Error>
     let zone = names
         .zone(db, v.zone_id)
         .await?
-        .map(|z| (z.uuid.clone(), z.name.clone()));
+        .map(|z| (z.uuid, z.name.clone()));
     let mut nics = Vec::new();
     for n in common::vm_nics(db, v.id).await? {
-        let network = names
-            .network(db, n.network_id)
-            .await?
-            .map(|t| t.uuid.clone());
+        let network = names.network(db, n.network_id).await?.map(|t| t.uuid);
         nics.push(json!({
             "id": n.uuid,
             "networkid": network,
@@ -184,7 +181,7 @@ async fn vm_view(db: &Db, names: &mut Names, v: &vm::Vm) -> Result<Value, Error>
         "name": v.name,
         "displayname": v.display_name,
         "state": v.state,
-        "zoneid": zone.as_ref().map(|z| z.0.clone()),
+        "zoneid": zone.as_ref().map(|z| z.0),
         "zonename": zone.as_ref().map(|z| z.1.clone()),
         "created": date(v.created),
         "nic": nics,

@@ -75,13 +75,13 @@ impl SyncCommand for ListLoadBalancerRules {
         if let Some(id) = self.zone {
             zone::get_by_uuid(db, id)
                 .await?
-                .ok_or_else(|| Error::invalid_id(ZONE.name(), &id))?;
+                .ok_or_else(|| Error::invalid_id(ZONE.name(), id))?;
         }
         let vm_id = match self.vm {
             Some(id) => Some(
                 vm::get_by_uuid(db, id)
                     .await?
-                    .ok_or_else(|| Error::invalid_id(VM.name(), &id))?
+                    .ok_or_else(|| Error::invalid_id(VM.name(), id))?
                     .id,
             ),
             None => None,

@@ -47,16 +47,13 @@ pub async fn pf_view(db: &Db, names: &mut Names, r: &rule::Rule) -> Result<Value
     let ip = names
         .ip(db, r.ip_address_id)
         .await?
-        .map(|ip| (ip.uuid.clone(), ip.public_ip_address.clone()));
-    let tier = names
-        .network(db, r.network_id)
-        .await?
-        .map(|n| n.uuid.clone());
+        .map(|ip| (ip.uuid, ip.public_ip_address));
+    let tier = names.network(db, r.network_id).await?.map(|n| n.uuid);
     let target = match r.vm_id {
         Some(id) => names
             .vm(db, id)
             .await?
-            .map(|v| (v.uuid.clone(), v.name.clone(), v.display_name.clone())),
+            .map(|v| (v.uuid, v.name.clone(), v.display_name.clone())),
         None => None,
     };
     let text = |p: Option<i64>| p.map(|p| p.to_string());
@@ -67,11 +64,11 @@ pub async fn pf_view(db: &Db, names: &mut Names, r: &rule::Rule) -> Result<Value
         "protocol": r.protocol,
         "publicport": text(r.start_port),
         "publicendport": text(r.end_port.or(r.start_port)),
-        "virtualmachineid": target.as_ref().map(|t| t.0.clone()),
+        "virtualmachineid": target.as_ref().map(|t| t.0),
         "virtualmachinename": target.as_ref().map(|t| t.1.clone()),
         "virtualmachinedisplayname": target.as_ref().map(|t| t.2.clone()),
-        "ipaddressid": ip.as_ref().map(|i| i.0.clone()),
-        "ipaddress": ip.as_ref().map(|i| i.1.clone()),
+        "ipaddressid": ip.as_ref().map(|i| i.0),
+        "ipaddress": ip.as_ref().map(|i| i.1),
         "state": r.state,
         "cidrlist": r.source_cidrs.clone().unwrap_or_default(),
         "vmguestip": r.dest_ip,

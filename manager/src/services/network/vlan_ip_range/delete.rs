@@ -42,7 +42,7 @@ impl SyncCommand for DeleteVlanIpRange {
         let r = vlan::range_by_uuid(&ctx.app.db, id)
             .await?
             .filter(|r| r.removed.is_none())
-            .ok_or_else(|| Error::invalid_id(ID.name(), &id))?;
+            .ok_or_else(|| Error::invalid_id(ID.name(), id))?;
         // The store checks for allocated addresses in its transaction.
         vlan::remove_range(&ctx.app.db, r.id)
             .await

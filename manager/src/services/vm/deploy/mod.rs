@@ -157,12 +157,12 @@ impl AsyncCommand for DeployVirtualMachine {
         let o = vm::offering_by_uuid(db, offering_id)
             .await?
             .filter(|o| o.removed.is_none())
-            .ok_or_else(|| Error::invalid_id(SERVICE_OFFERING.name(), &offering_id))?;
+            .ok_or_else(|| Error::invalid_id(SERVICE_OFFERING.name(), offering_id))?;
         let template_id = self.template;
         let t = vm::template_by_uuid(db, template_id)
             .await?
             .filter(|t| t.removed.is_none())
-            .ok_or_else(|| Error::invalid_id(TEMPLATE.name(), &template_id))?;
+            .ok_or_else(|| Error::invalid_id(TEMPLATE.name(), template_id))?;
         let owner = self.owner.resolve(ctx).await?;
         let requested = tiers::requested_networks(
             self.network_ids,

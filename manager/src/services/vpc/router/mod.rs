@@ -82,7 +82,7 @@ async fn live_router_of(ctx: &Ctx, id: Uuid) -> Result<router::Router, Error> {
     let r = router::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|r| r.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(ID.name(), &id))?;
+        .ok_or_else(|| Error::invalid_id(ID.name(), id))?;
     owner::check_access(ctx, r.account_id, &r.domain_path, &format!("router {id}"))?;
     Ok(r)
 }
