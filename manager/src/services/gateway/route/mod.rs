@@ -135,8 +135,12 @@ async fn reachable_subnets(db: &Db, vpc_id: i64) -> Result<Vec<Ipv4Net>, Error> 
     )
     .await?
     .items;
-    for ip in ips {
-        if let Some(range) = vlan::range_by_id(db, ip.vlan_db_id).await?
+    // The ranges of all the addresses in one statement, then in the
+    // addresses' order as before (the first range of a subnet wins).
+    let range_ids: Vec<i64> = ips.iter().map(|ip| ip.vlan_db_id).collect();
+    let ranges = vlan::ranges_by_ids(db, &range_ids).await?;
+    for ip in &ips {
+        if let Some(range) = ranges.iter().find(|r| r.id == ip.vlan_db_id)
             && let Some(net) = subnet(range.gateway, range.netmask)
             && !nets.contains(&net)
         {
