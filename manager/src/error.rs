@@ -71,7 +71,7 @@ impl Error {
     }
 
     /// The entity `value` of parameter `param` does not exist.
-    pub fn invalid_id(param: &str, value: &str) -> Self {
+    pub fn invalid_id(param: &str, value: impl std::fmt::Display) -> Self {
         Error::NotFound {
             param: param.to_string(),
             value: value.to_string(),

@@ -418,9 +418,7 @@ fn sweep_with_zones(app: Arc<App>, driver: NetnsDriver) -> crate::provision::mon
             match zones {
                 Ok(zones) => {
                     for z in zones.items {
-                        if let Ok(id) = uuid::Uuid::parse_str(&z.uuid) {
-                            known.push(driver.zone_ns(&id));
-                        }
+                        known.push(driver.zone_ns(&z.uuid));
                     }
                 }
                 // Without the zones nothing is swept: a zone namespace must

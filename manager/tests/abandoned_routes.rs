@@ -11,7 +11,12 @@ use vpc_manager::store::{gateway, vpc};
 
 /// A route of VPC `vpc_id` inserted as the request of createStaticRoute
 /// stores it (Staged), in state `state`.
-async fn stored_route(m: &TestManager, v: &vpc::Vpc, cidr: &str, state: &str) -> i64 {
+async fn stored_route(
+    m: &TestManager,
+    v: &vpc::Vpc,
+    cidr: &str,
+    state: gateway::RouteState,
+) -> i64 {
     let r = gateway::create_route(
         &m.app.db,
         gateway::NewStaticRoute {
@@ -50,7 +55,7 @@ async fn an_abandoned_route_goes_only_when_it_never_reached_the_router() {
     let admin = m.admin();
     let env = zone_env(&admin, "abz").await;
     let created = create_vpc(&admin, &env, "ab-vpc", "10.1.0.0/16").await;
-    let v = vpc::get_by_uuid(&m.app.db, created["id"].as_str().unwrap())
+    let v = vpc::get_by_uuid(&m.app.db, created["id"].as_str().unwrap().parse().unwrap())
         .await
         .unwrap()
         .unwrap();

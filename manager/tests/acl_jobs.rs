@@ -66,7 +66,7 @@ async fn item(m: &TestManager, admin: &Client, list: &str, number: &str) -> i64 
     let job = admin.wait_job(accepted["jobid"].as_str().unwrap()).await;
     assert_eq!(job["jobstatus"], 1, "{job}");
     let uuid = accepted["id"].as_str().unwrap();
-    acl::item_by_uuid(&m.app.db, uuid)
+    acl::item_by_uuid(&m.app.db, uuid.parse().unwrap())
         .await
         .unwrap()
         .unwrap()
@@ -89,7 +89,7 @@ support::api::on_both_backends!(abandoned_acl_creates_leave_what_a_failed_run_le
     let env = zone_env(&admin, "abz").await;
     let v = create_vpc(&admin, &env, "abandon-vpc", "10.1.0.0/16").await;
     let vpc_uuid = v["id"].as_str().unwrap().to_string();
-    let vpc_id = vpc::get_by_uuid(&m.app.db, &vpc_uuid)
+    let vpc_id = vpc::get_by_uuid(&m.app.db, vpc_uuid.parse().unwrap())
         .await
         .unwrap()
         .unwrap()
@@ -145,7 +145,7 @@ support::api::on_both_backends!(abandoned_acl_creates_leave_what_a_failed_run_le
 
     // An item still Staged (its job never ran) is only a row: it goes and
     // nothing is sent.
-    let list_id = acl::get_by_uuid(&m.app.db, &list_uuid)
+    let list_id = acl::get_by_uuid(&m.app.db, list_uuid.parse().unwrap())
         .await
         .unwrap()
         .unwrap()
@@ -183,7 +183,7 @@ support::api::on_both_backends!(abandoned_acl_creates_leave_what_a_failed_run_le
     let left = acl::item_by_id(&m.app.db, kept).await.unwrap().unwrap();
     assert_eq!(
         (left.removed, left.state.as_str()),
-        (None, acl::ITEM_ACTIVE)
+        (None, acl::ITEM_ACTIVE.as_str())
     );
     // Abandoning it again finds nothing to undo.
     abandon(
@@ -202,7 +202,7 @@ support::api::on_both_backends!(abandoned_acl_creates_leave_what_a_failed_run_le
         )
         .await;
     admin.wait_job(spare["jobid"].as_str().unwrap()).await;
-    let spare_id = acl::get_by_uuid(&m.app.db, spare["id"].as_str().unwrap())
+    let spare_id = acl::get_by_uuid(&m.app.db, spare["id"].as_str().unwrap().parse().unwrap())
         .await
         .unwrap()
         .unwrap()

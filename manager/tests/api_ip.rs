@@ -355,7 +355,7 @@ on_both_backends!(
         let ip =
             job_ok(&ann, "associateIpAddress", &[("vpcid", &vpc_id)]).await["ipaddress"].clone();
         let address = ip["ipaddress"].as_str().unwrap().to_string();
-        let row = vlan::ip_by_uuid(&m.app.db, ip["id"].as_str().unwrap())
+        let row = vlan::ip_by_uuid(&m.app.db, ip["id"].as_str().unwrap().parse().unwrap())
             .await
             .unwrap()
             .unwrap();

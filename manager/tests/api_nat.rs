@@ -797,11 +797,11 @@ on_both_backends!(
             address(&eve, &ip).await["associatednetworkid"],
             web.as_str()
         );
-        let row = rule::get_by_uuid(&m.app.db, created["id"].as_str().unwrap())
+        let row = rule::get_by_uuid(&m.app.db, created["id"].as_str().unwrap().parse().unwrap())
             .await
             .unwrap()
             .unwrap();
-        let vpc_row = vpc_manager::store::vpc::get_by_uuid(&m.app.db, &vpc)
+        let vpc_row = vpc_manager::store::vpc::get_by_uuid(&m.app.db, vpc.parse().unwrap())
             .await
             .unwrap()
             .unwrap();

@@ -530,7 +530,10 @@ on_both_backends!(
             .await
             .unwrap()
             .unwrap();
-        let z = zone::get_by_uuid(&db, &zone_id).await.unwrap().unwrap();
+        let z = zone::get_by_uuid(&db, zone_id.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         let ip = vlan::allocate_ip(
             &db,
             z.id,

@@ -302,8 +302,11 @@ on_both_backends!(update_and_delete_vpc_offering_refusals, |m, url| {
         .await
         .unwrap()
         .unwrap();
-    let z = zone::get_by_uuid(&db, &zone_id).await.unwrap().unwrap();
-    let o = offering::vpc_offering_by_uuid(&db, &offering_id)
+    let z = zone::get_by_uuid(&db, zone_id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let o = offering::vpc_offering_by_uuid(&db, offering_id.parse().unwrap())
         .await
         .unwrap()
         .unwrap();

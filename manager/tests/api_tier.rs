@@ -238,6 +238,7 @@ on_both_backends!(
                 .await
                 .unwrap()
                 .uuid
+                .to_string()
             }
         };
         let disabled = offering("off-disabled", "Disabled", true).await;

@@ -63,7 +63,10 @@ async fn vpc_and_router(m: &TestManager) -> (vpc::Vpc, router::Router) {
     let env = zone_env(&admin, "change").await;
     let created = create_vpc(&admin, &env, "change", "10.30.0.0/16").await;
     let uuid = created["id"].as_str().unwrap().to_string();
-    let v = vpc::get_by_uuid(&m.app.db, &uuid).await.unwrap().unwrap();
+    let v = vpc::get_by_uuid(&m.app.db, uuid.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let r = provision::vpc_router(&m.app.db, v.id)
         .await
         .unwrap()

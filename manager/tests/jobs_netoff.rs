@@ -18,7 +18,7 @@ async fn stored_job(
     admin: &user::User,
     cmd: &str,
     info: serde_json::Value,
-    instance: (&str, &str),
+    instance: (&str, uuid::Uuid),
     sync_object: String,
 ) -> job::Job {
     job::insert(
@@ -29,7 +29,7 @@ async fn stored_job(
             cmd: cmd.into(),
             cmd_info: info.to_string(),
             instance_type: Some(instance.0.into()),
-            instance_uuid: Some(instance.1.into()),
+            instance_uuid: Some(instance.1),
             sync_object: Some(sync_object),
             uuid: None,
         },
@@ -87,7 +87,7 @@ async fn stored_jobs_run_and_crashed_creations_leave_no_rows() {
             &admin,
             "createPhysicalNetwork",
             json!({ "id": crashed_pn.id }),
-            ("PhysicalNetwork", &crashed_pn.uuid),
+            ("PhysicalNetwork", crashed_pn.uuid),
             format!("physicalnetwork:{}", crashed_pn.id),
         )
         .await,
@@ -96,7 +96,7 @@ async fn stored_jobs_run_and_crashed_creations_leave_no_rows() {
             &admin,
             "createVPCOffering",
             json!({ "id": crashed_offering.id }),
-            ("VpcOffering", &crashed_offering.uuid),
+            ("VpcOffering", crashed_offering.uuid),
             format!("vpcoffering:{}", crashed_offering.id),
         )
         .await,
@@ -115,7 +115,7 @@ async fn stored_jobs_run_and_crashed_creations_leave_no_rows() {
         &admin,
         "addTrafficType",
         json!({ "physical_network_id": kept.id, "traffic_type": "Public", "label": "br-pub" }),
-        ("PhysicalNetwork", &kept.uuid),
+        ("PhysicalNetwork", kept.uuid),
         format!("physicalnetwork:{}", kept.id),
     )
     .await;
@@ -124,7 +124,7 @@ async fn stored_jobs_run_and_crashed_creations_leave_no_rows() {
         &admin,
         "updatePhysicalNetwork",
         json!({ "id": kept.id, "vnet_range": "100-199", "state": null }),
-        ("PhysicalNetwork", &kept.uuid),
+        ("PhysicalNetwork", kept.uuid),
         format!("physicalnetwork:{}", kept.id),
     )
     .await;
@@ -153,7 +153,7 @@ async fn stored_jobs_run_and_crashed_creations_leave_no_rows() {
             "state": null,
             "sortkey": 7,
         }),
-        ("VpcOffering", &default_offering.uuid),
+        ("VpcOffering", default_offering.uuid),
         format!("vpcoffering:{}", default_offering.id),
     )
     .await;
@@ -178,12 +178,15 @@ async fn stored_jobs_run_and_crashed_creations_leave_no_rows() {
     }));
 
     for j in &crashed {
-        let done = client.wait_job(&j.uuid).await;
+        let done = client.wait_job(&j.uuid.to_string()).await;
         assert_eq!(done["jobstatus"], 2, "{done}");
         assert_eq!(done["jobresult"]["errortext"], ABANDONED);
     }
     let physnets = client
-        .ok("listPhysicalNetworks", &[("zoneid", z.uuid.as_str())])
+        .ok(
+            "listPhysicalNetworks",
+            &[("zoneid", z.uuid.to_string().as_str())],
+        )
         .await;
     let names: Vec<&str> = physnets["physicalnetwork"]
         .as_array()
@@ -199,17 +202,17 @@ async fn stored_jobs_run_and_crashed_creations_leave_no_rows() {
     let offerings = client.ok("listVPCOfferings", &[("name", "crashed")]).await;
     assert_eq!(offerings, json!({}), "the crashed offering is gone");
 
-    let added = client.wait_job(&add_traffic.uuid).await;
+    let added = client.wait_job(&add_traffic.uuid.to_string()).await;
     assert_eq!(added["jobstatus"], 1, "{added}");
     assert_eq!(added["jobresult"]["traffictype"]["traffictype"], "Public");
     assert_eq!(
         added["jobresult"]["traffictype"]["kvmnetworklabel"],
         "br-pub"
     );
-    let updated = client.wait_job(&update_pn.uuid).await;
+    let updated = client.wait_job(&update_pn.uuid.to_string()).await;
     assert_eq!(updated["jobstatus"], 1, "{updated}");
     assert_eq!(updated["jobresult"]["physicalnetwork"]["vlan"], "100-199");
-    let renamed = client.wait_job(&update_offering.uuid).await;
+    let renamed = client.wait_job(&update_offering.uuid.to_string()).await;
     assert_eq!(renamed["jobstatus"], 1, "{renamed}");
     assert_eq!(
         renamed["jobresult"]["vpcoffering"]["displaytext"],

@@ -45,11 +45,11 @@ async fn a_crashed_job_fails_and_a_released_job_runs_at_the_next_start() {
         let _ = stopped.await;
     }));
 
-    let crashed = client.wait_job(&jobs[0].0.uuid).await;
+    let crashed = client.wait_job(&jobs[0].0.uuid.to_string()).await;
     assert_eq!(crashed["jobstatus"], 2, "{crashed}");
     assert_eq!(crashed["jobresultcode"], 530);
     assert_eq!(crashed["jobresult"]["errortext"], ABANDONED);
-    let released = client.wait_job(&jobs[1].0.uuid).await;
+    let released = client.wait_job(&jobs[1].0.uuid.to_string()).await;
     assert_eq!(released["jobstatus"], 1, "the released job ran: {released}");
     let left = client.ok("listDomains", &[("name", "released")]).await;
     assert_eq!(left, serde_json::json!({}), "its domain is gone");

@@ -33,7 +33,7 @@ fn id(v: &Value) -> String {
 
 /// The live router of the VPC with this UUID.
 async fn router_of(m: &TestManager, vpc_uuid: &str) -> router::Router {
-    let v = vpc::get_by_uuid(&m.app.db, vpc_uuid)
+    let v = vpc::get_by_uuid(&m.app.db, vpc_uuid.parse().unwrap())
         .await
         .unwrap()
         .expect("the VPC");
@@ -188,7 +188,7 @@ on_both_backends!(
         assert_eq!(report.resynced, one(&r.name), "{report:?}");
 
         // A stopped router is left alone.
-        job_ok(&admin, "stopRouter", &[("id", &r.uuid)]).await;
+        job_ok(&admin, "stopRouter", &[("id", &r.uuid.to_string())]).await;
         m.agent.clear();
         let report = resync(m, &mut health).await;
         assert_eq!(report, ResyncReport::default());
@@ -211,7 +211,10 @@ on_both_backends!(
         job_ok(&admin, "stopVirtualMachine", &[("id", &id(&stopped))]).await;
 
         let db = &m.app.db;
-        let tier_row = network::get_by_uuid(db, &idle_id).await.unwrap().unwrap();
+        let tier_row = network::get_by_uuid(db, idle_id.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(tier_row.state, "Implemented");
         let physnet = tier_row.physical_network_id.expect("a physical network");
         assert!(
@@ -297,7 +300,10 @@ on_both_backends!(
                 nic_index.mac_address.clone()
             )]
         );
-        let tier_row = network::get_by_uuid(db, &idle_id).await.unwrap().unwrap();
+        let tier_row = network::get_by_uuid(db, idle_id.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(tier_row.state, "Allocated");
         assert_eq!(tier_row.vnet, None);
         assert_eq!(
@@ -314,7 +320,10 @@ on_both_backends!(
             reload(m, &r).await.applied_generation,
             r.config_generation + 1
         );
-        let busy_row = network::get_by_uuid(db, &busy_id).await.unwrap().unwrap();
+        let busy_row = network::get_by_uuid(db, busy_id.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             busy_row.state, "Implemented",
             "a tier with a running VM stays"
@@ -325,7 +334,10 @@ on_both_backends!(
         // Its VM starts again: the tier is implemented anew, and a tier in
         // use is no longer idle.
         job_ok(&admin, "startVirtualMachine", &[("id", &id(&stopped))]).await;
-        let tier_row = network::get_by_uuid(db, &idle_id).await.unwrap().unwrap();
+        let tier_row = network::get_by_uuid(db, idle_id.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(tier_row.state, "Implemented");
         admin
             .ok(

@@ -205,7 +205,7 @@ on_both_backends!(transactions_commit_together_or_not_at_all, |db, url| {
     .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(
-        account::get_by_uuid(&db, &a.uuid)
+        account::get_by_uuid(&db, a.uuid)
             .await
             .unwrap()
             .unwrap()

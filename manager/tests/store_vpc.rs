@@ -150,7 +150,7 @@ on_both_backends!(vpcs_are_created_listed_and_soft_deleted, |db, url| {
     assert_eq!(v.domain_path, "/sales/");
     assert!(!v.restart_required && !v.redundant && v.source_nat_ip_id.is_none());
     assert_eq!(
-        vpc::get_by_uuid(&db, &v.uuid).await.unwrap(),
+        vpc::get_by_uuid(&db, v.uuid).await.unwrap(),
         Some(v.clone())
     );
     assert_eq!(vpc::count_for_account(&db, f.account_id).await.unwrap(), 2);
@@ -209,7 +209,7 @@ on_both_backends!(vpcs_are_created_listed_and_soft_deleted, |db, url| {
 
     assert!(vpc::remove(&db, other.id).await.unwrap());
     assert!(!vpc::remove(&db, other.id).await.unwrap());
-    let gone = vpc::get_by_uuid(&db, &other.uuid).await.unwrap().unwrap();
+    let gone = vpc::get_by_uuid(&db, other.uuid).await.unwrap().unwrap();
     assert!(gone.removed.is_some());
     assert_eq!(vpc::count_for_account(&db, f.account_id).await.unwrap(), 1);
     let all = vpc::list(&db, &VpcFilter::default(), Page::ALL)
@@ -243,7 +243,7 @@ on_both_backends!(tiers_belong_to_their_vpc, |db, url| {
             .await
             .unwrap()
     );
-    let t1 = network::get_by_uuid(&db, &t1.uuid).await.unwrap().unwrap();
+    let t1 = network::get_by_uuid(&db, t1.uuid).await.unwrap().unwrap();
     assert_eq!(t1.broadcast_uri.as_deref(), Some("vxlan://5000"));
     assert_eq!(t1.network_acl_id, Some(acl::DEFAULT_DENY_ID));
 
@@ -485,7 +485,7 @@ on_both_backends!(routers_bump_generations_atomically, |db, url| {
     );
 
     assert!(router::remove(&db, r.id).await.unwrap());
-    let gone = router::get_by_uuid(&db, &r.uuid).await.unwrap().unwrap();
+    let gone = router::get_by_uuid(&db, r.uuid).await.unwrap().unwrap();
     assert_eq!(gone.state, router::STATE_DESTROYED);
     assert!(matches!(
         router::bump_generation(&db, r.id).await,
@@ -508,8 +508,8 @@ on_both_backends!(nics_get_unique_macs_and_device_indexes, |db, url| {
             owner,
             network_id: tier.id,
             device_index: None,
-            ip4_address: Some("169.254.3.4".into()),
-            netmask: Some("255.255.0.0".into()),
+            ip4_address: Some("169.254.3.4".parse().unwrap()),
+            netmask: Some("255.255.0.0".parse().unwrap()),
             gateway: None,
             role: router::ROLE_CONTROL.into(),
         },
@@ -522,8 +522,8 @@ on_both_backends!(nics_get_unique_macs_and_device_indexes, |db, url| {
             owner,
             network_id: tier.id,
             device_index: None,
-            ip4_address: Some("10.1.1.1".into()),
-            netmask: Some("255.255.255.0".into()),
+            ip4_address: Some("10.1.1.1".parse().unwrap()),
+            netmask: Some("255.255.255.0".parse().unwrap()),
             gateway: None,
             role: router::ROLE_GUEST.into(),
         },
@@ -533,7 +533,7 @@ on_both_backends!(nics_get_unique_macs_and_device_indexes, |db, url| {
     assert_eq!((control.device_index, guest.device_index), (0, 1));
     assert_eq!(router::next_device_index(&db, owner).await.unwrap(), 2);
     assert_eq!(
-        router::nic_by_uuid(&db, &guest.uuid).await.unwrap(),
+        router::nic_by_uuid(&db, guest.uuid).await.unwrap(),
         Some(guest.clone())
     );
 
@@ -754,7 +754,7 @@ on_both_backends!(acl_item_numbers_are_unique_per_list, |db, url| {
     let l2 = acl::create_list(&db, v.id, "db-acl", "").await.unwrap();
     assert!(!l1.is_builtin());
     assert_eq!(
-        acl::get_by_uuid(&db, &l1.uuid).await.unwrap(),
+        acl::get_by_uuid(&db, l1.uuid).await.unwrap(),
         Some(l1.clone())
     );
 
@@ -796,7 +796,7 @@ on_both_backends!(acl_item_numbers_are_unique_per_list, |db, url| {
             updated.protocol.as_str(),
             updated.state.as_str()
         ),
-        (10, "udp", acl::ITEM_STAGED)
+        (10, "udp", acl::ITEM_STAGED.as_str())
     );
 
     let items = acl::list_items(
@@ -914,10 +914,10 @@ on_both_backends!(private_gateways_and_static_routes, |db, url| {
             .await
             .unwrap()
     );
-    let gw = gateway::get_by_uuid(&db, &gw.uuid).await.unwrap().unwrap();
+    let gw = gateway::get_by_uuid(&db, gw.uuid).await.unwrap().unwrap();
     assert_eq!(
         (gw.state.as_str(), gw.network_acl_id),
-        (gateway::GATEWAY_READY, Some(acl::DEFAULT_ALLOW_ID))
+        (gateway::GATEWAY_READY.as_str(), Some(acl::DEFAULT_ALLOW_ID))
     );
     let listed = gateway::list(
         &db,
@@ -966,7 +966,7 @@ on_both_backends!(private_gateways_and_static_routes, |db, url| {
     assert_eq!(routes.items[0].state, gateway::ROUTE_ACTIVE);
 
     assert!(gateway::remove_route(&db, route.id).await.unwrap());
-    let gone = gateway::route_by_uuid(&db, &route.uuid)
+    let gone = gateway::route_by_uuid(&db, route.uuid)
         .await
         .unwrap()
         .unwrap();
@@ -1127,10 +1127,7 @@ on_both_backends!(nat_and_load_balancing_rules, |db, url| {
 
     assert!(rule::remove(&db, lb.id).await.unwrap());
     assert!(rule::members(&db, lb.id).await.unwrap().is_empty());
-    let gone = rule::get_by_uuid(&db, &lb_rule.uuid)
-        .await
-        .unwrap()
-        .unwrap();
+    let gone = rule::get_by_uuid(&db, lb_rule.uuid).await.unwrap().unwrap();
     assert_eq!(gone.state, rule::STATE_REVOKE);
     assert_eq!(
         rule::list(&db, &RuleFilter::default(), Page::ALL)

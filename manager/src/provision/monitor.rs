@@ -183,7 +183,7 @@ async fn check(plane: &Plane, r: &router::Router) -> Result<Checked, Error> {
         return recover(plane, r, &state).await;
     }
     let probe = RouterView {
-        id: uuid::Uuid::parse_str(&r.uuid).unwrap_or_default(),
+        id: r.uuid,
         name: r.name.clone(),
         zone_id: uuid::Uuid::nil(),
         generation: u64::try_from(r.config_generation).unwrap_or_default(),
@@ -456,7 +456,7 @@ pub async fn network_gc_once(
         }
         let since = *idle.since.entry(t.id).or_insert(now);
         if now.duration_since(since) < wait {
-            report.waiting.push(t.uuid);
+            report.waiting.push(t.uuid.to_string());
             continue;
         }
         let lock = app.network.lock(db, vpc_id).await?;
@@ -469,11 +469,11 @@ pub async fn network_gc_once(
             Ok(_) => {
                 tracing::info!(tier = %t.uuid, name = %t.name, "idle tier shut down");
                 idle.since.remove(&t.id);
-                report.shut_down.push(t.uuid);
+                report.shut_down.push(t.uuid.to_string());
             }
             Err(e) => {
                 tracing::warn!(tier = %t.uuid, error = %e, "shutting an idle tier down failed");
-                report.failed.push((t.uuid, e.to_string()));
+                report.failed.push((t.uuid.to_string(), e.to_string()));
             }
         }
     }

@@ -7,9 +7,7 @@
 //! per table; its views are next to move into their own file.)
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::str::FromStr;
 
-use ipnet::Ipv4Net;
 use uuid::Uuid;
 
 use crate::error::Error;
@@ -28,19 +26,6 @@ fn corrupt(what: &str, value: &str) -> Error {
     Error::internal(format!("stored {what} {value:?} is not valid"))
 }
 
-fn uuid_of(text: &str) -> Result<Uuid, Error> {
-    Uuid::parse_str(text).map_err(|_| corrupt("UUID", text))
-}
-
-fn ipv4(what: &str, text: &str) -> Result<Ipv4Addr, Error> {
-    text.trim().parse().map_err(|_| corrupt(what, text))
-}
-
-/// An optional stored address (a NIC's address or gateway), parsed.
-fn ipv4_opt(what: &str, text: Option<&str>) -> Result<Option<Ipv4Addr>, Error> {
-    text.map(|t| ipv4(what, t)).transpose()
-}
-
 /// The VPC's allocated public addresses.
 async fn allocated_ips(db: &Db, vpc_id: i64) -> Result<Vec<vlan::PublicIp>, Error> {
     let filter = vlan::PublicIpFilter {
@@ -51,9 +36,9 @@ async fn allocated_ips(db: &Db, vpc_id: i64) -> Result<Vec<vlan::PublicIp>, Erro
     Ok(vlan::list_ips(db, &filter, Page::ALL).await?.items)
 }
 
-fn prefix(netmask: Option<&str>) -> Result<u8, Error> {
-    let mask = netmask.unwrap_or("255.255.255.255");
-    netmask_to_prefix(mask).ok_or_else(|| corrupt("netmask", mask))
+fn prefix(netmask: Option<Ipv4Addr>) -> Result<u8, Error> {
+    let mask = netmask.unwrap_or(Ipv4Addr::BROADCAST);
+    ipnet::ipv4_mask_to_prefix(mask).map_err(|_| corrupt("netmask", &mask.to_string()))
 }
 
 fn rule_state(text: &str) -> RuleState {
@@ -128,9 +113,9 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
                 NicRole::Public => broadcast_uri.or_else(|| Some("untagged".into())),
                 _ => broadcast_uri,
             },
-            ip: ipv4_opt("NIC address", n.ip4_address.as_deref())?.map(IpAddr::V4),
-            prefix: prefix(n.netmask.as_deref())?,
-            gateway: ipv4_opt("NIC gateway", n.gateway.as_deref())?.map(IpAddr::V4),
+            ip: n.ip4_address.map(IpAddr::V4),
+            prefix: prefix(n.netmask)?,
+            gateway: n.gateway.map(IpAddr::V4),
             // The VPC's `publicmtu` is the public NIC's (CloudStack's
             // "MTU configured on the public interfaces of the VPC VR").
             mtu: if role == NicRole::Public {
@@ -140,9 +125,9 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
             },
         });
     }
-    let vpc_zone_id = uuid_of(&vpc_zone.uuid)?;
+    let vpc_zone_id = vpc_zone.uuid;
     let router_view = RouterView {
-        id: uuid_of(&r.uuid)?,
+        id: r.uuid,
         name: r.name.clone(),
         zone_id: if r.zone_id == v.zone_id {
             vpc_zone_id
@@ -190,11 +175,10 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
     let mut tiers = Vec::new();
     let mut dhcp = Vec::new();
     for (t, nic) in &plugged {
-        let cidr_text = t.cidr.clone().unwrap_or_default();
-        let cidr = Ipv4Net::from_str(&cidr_text).map_err(|_| corrupt("tier CIDR", &cidr_text))?;
-        let gateway = ipv4("tier gateway", t.gateway.as_deref().unwrap_or_default())?;
+        let cidr = t.cidr.ok_or_else(|| corrupt("tier CIDR", ""))?;
+        let gateway = t.gateway.ok_or_else(|| corrupt("tier gateway", ""))?;
         let acl_id = t.network_acl_id.map(acl_uuid).transpose()?;
-        let tier_uuid = uuid_of(&t.uuid)?;
+        let tier_uuid = t.uuid;
         tiers.push(TierView {
             id: tier_uuid,
             name: t.name.clone(),
@@ -214,7 +198,7 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
             .map(|e| {
                 Ok(DhcpEntryView {
                     mac: e.mac.clone(),
-                    ip: ipv4("VM address", &e.ip)?,
+                    ip: e.ip,
                     hostname: e.hostname.clone(),
                     default_gateway: e.default_nic,
                     ip6: None,
@@ -244,9 +228,9 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
     let static_nats = public_ips_static_nat(&allocated)?;
     Ok(Some(RouterState {
         vpc: VpcView {
-            id: uuid_of(&v.uuid)?,
+            id: v.uuid,
             name: v.name.clone(),
-            cidr: Ipv4Net::from_str(&v.cidr).map_err(|_| corrupt("VPC CIDR", &v.cidr))?,
+            cidr: v.cidr,
             network_domain: domain,
             zone_id: vpc_zone_id,
         },
@@ -310,12 +294,12 @@ async fn network_of(
     known: &[network::Network],
 ) -> Result<(Uuid, Option<String>), Error> {
     if let Some(n) = known.iter().find(|n| n.id == id) {
-        return Ok((uuid_of(&n.uuid)?, n.broadcast_uri.clone()));
+        return Ok((n.uuid, n.broadcast_uri.clone()));
     }
     let n = network::get_by_id(db, id)
         .await?
         .ok_or_else(|| corrupt("network id", &id.to_string()))?;
-    Ok((uuid_of(&n.uuid)?, n.broadcast_uri))
+    Ok((n.uuid, n.broadcast_uri))
 }
 
 /// The UUID of a zone.
@@ -323,7 +307,7 @@ pub async fn zone_uuid(db: &Db, id: i64) -> Result<Uuid, Error> {
     let z = store::zone::get_by_id(db, id)
         .await?
         .ok_or_else(|| corrupt("zone id", &id.to_string()))?;
-    uuid_of(&z.uuid)
+    Ok(z.uuid)
 }
 
 /// The ACL lists `ids` (sorted, distinct) with their live items, in the
@@ -342,7 +326,7 @@ async fn load_acl_lists(db: &Db, ids: &[i64]) -> Result<Vec<AclListView>, Error>
             item_views.push(acl_item_view(i)?);
         }
         views.push(AclListView {
-            id: uuid_of(&list.uuid)?,
+            id: list.uuid,
             name: list.name.clone(),
             items: item_views,
         });
@@ -361,7 +345,7 @@ pub fn acl_item_view(i: &acl::AclItem) -> Result<AclItemView, Error> {
     };
     let port = |p: Option<i64>| p.and_then(|p| u16::try_from(p).ok());
     Ok(AclItemView {
-        id: uuid_of(&i.uuid)?,
+        id: i.uuid,
         number: u32::try_from(i.number).unwrap_or_default(),
         action: if i.action.eq_ignore_ascii_case("deny") {
             AclAction::Deny
@@ -379,7 +363,7 @@ pub fn acl_item_view(i: &acl::AclItem) -> Result<AclItemView, Error> {
         end_port: port(i.end_port),
         icmp_type: i.icmp_type.and_then(|v| i32::try_from(v).ok()),
         icmp_code: i.icmp_code.and_then(|v| i32::try_from(v).ok()),
-        state: rule_state(&i.state),
+        state: rule_state(i.state.as_str()),
     })
 }
 
@@ -422,11 +406,11 @@ async fn load_gateways(
         let acl_id = g.network_acl_id.map(acl_uuid).transpose()?;
         let (network_id, _) = network_of(db, g.network_id, networks).await?;
         views.push(PrivateGatewayView {
-            id: uuid_of(&g.uuid)?,
+            id: g.uuid,
             network_id,
-            ip: ipv4("gateway address", &g.ip4_address)?,
-            prefix: prefix(Some(&g.netmask))?,
-            gateway: ipv4("gateway next hop", &g.gateway)?,
+            ip: g.ip4_address,
+            prefix: prefix(Some(g.netmask))?,
+            gateway: g.gateway,
             vlan: g.broadcast_uri.clone(),
             source_nat_supported: g.source_nat,
             acl_id,
@@ -461,10 +445,10 @@ async fn load_public_ips(
             .find(|r| r.id == ip.vlan_db_id)
             .ok_or_else(|| corrupt("public range id", &ip.vlan_db_id.to_string()))?;
         views.push(PublicIpView {
-            id: uuid_of(&ip.uuid)?,
-            address: ipv4("public address", &ip.public_ip_address)?,
-            prefix: prefix(Some(&range.netmask))?,
-            gateway: ipv4("public gateway", &range.gateway)?,
+            id: ip.uuid,
+            address: ip.public_ip_address,
+            prefix: prefix(Some(range.netmask))?,
+            gateway: range.gateway,
             nic_index: index(public_nic.device_index),
             mac: public_nic.mac_address.clone(),
             source_nat: ip.source_nat,
@@ -497,7 +481,7 @@ async fn load_routes(
     .items;
     let mut views = Vec::new();
     for r in routes {
-        let state = rule_state(&r.state);
+        let state = rule_state(r.state.as_str());
         if !state.is_live() {
             continue;
         }
@@ -505,10 +489,7 @@ async fn load_routes(
             Some(id) => gateway::get_by_id(db, id).await?,
             None => None,
         };
-        let gateway_ip = match &gateway_row {
-            Some(g) => Some(ipv4("gateway address", &g.ip4_address)?),
-            None => None,
-        };
+        let gateway_ip = gateway_row.as_ref().map(|g| g.ip4_address);
         // A route through a gateway that is not on the router is not either.
         if let Some(ip) = gateway_ip
             && !gateways.iter().any(|g| g.ip == ip)
@@ -516,13 +497,13 @@ async fn load_routes(
             continue;
         }
         let next_hop = match (&r.next_hop, &gateway_row) {
-            (Some(hop), _) => ipv4("next hop", hop)?,
-            (None, Some(g)) => ipv4("gateway next hop", &g.gateway)?,
+            (Some(hop), _) => *hop,
+            (None, Some(g)) => g.gateway,
             (None, None) => continue,
         };
         views.push(StaticRouteView {
-            id: uuid_of(&r.uuid)?,
-            cidr: Ipv4Net::from_str(&r.cidr).map_err(|_| corrupt("route CIDR", &r.cidr))?,
+            id: r.uuid,
+            cidr: r.cidr,
             next_hop,
             gateway_ip,
             state,
@@ -578,14 +559,16 @@ async fn load_rules(
     .items;
     let lb_ids: Vec<i64> = rules
         .iter()
-        .filter(|r| r.purpose == rule::PURPOSE_LOAD_BALANCING && rule_state(&r.state).is_live())
+        .filter(|r| {
+            r.purpose == rule::PURPOSE_LOAD_BALANCING && rule_state(r.state.as_str()).is_live()
+        })
         .map(|r| r.id)
         .collect();
     let members = store::batch::lb_members(db, &lb_ids).await?;
     let mut forwards = Vec::new();
     let mut balancers = Vec::new();
     for r in rules {
-        let state = rule_state(&r.state);
+        let state = rule_state(r.state.as_str());
         if !state.is_live() {
             continue;
         }
@@ -593,15 +576,15 @@ async fn load_rules(
             .iter()
             .find(|ip| ip.id == r.ip_address_id)
             .ok_or_else(|| corrupt("rule address id", &r.ip_address_id.to_string()))?;
-        let public_ip = ipv4("public address", &ip.public_ip_address)?;
-        match r.purpose.as_str() {
+        let public_ip = ip.public_ip_address;
+        match r.purpose {
             rule::PURPOSE_PORT_FORWARDING => forwards.push(PortForwardView {
-                id: uuid_of(&r.uuid)?,
+                id: r.uuid,
                 public_ip,
                 protocol: l4(&r.protocol)?,
                 public_start_port: port(r.start_port),
                 public_end_port: port(r.end_port.or(r.start_port)),
-                private_ip: ipv4("forward target", r.dest_ip.as_deref().unwrap_or_default())?,
+                private_ip: r.dest_ip.ok_or_else(|| corrupt("forward target", ""))?,
                 private_start_port: port(r.dest_start_port),
                 private_end_port: port(r.dest_end_port.or(r.dest_start_port)),
                 source_cidrs: cidr_list(r.source_cidrs.as_deref()),
@@ -615,17 +598,17 @@ async fn load_rules(
                 for member in members.iter().filter(|m| m.load_balancer_id == r.id) {
                     // The VM's UUID names the backend in the agent's logs.
                     let vm_id = match &member.vm_uuid {
-                        Some(uuid) => uuid_of(uuid)?,
+                        Some(uuid) => *uuid,
                         None => Uuid::nil(),
                     };
                     backends.push(LbBackendView {
                         vm_id,
-                        ip: ipv4("LB member", &member.instance_ip)?,
+                        ip: member.instance_ip,
                         port: None,
                     });
                 }
                 balancers.push(LbRuleView {
-                    id: uuid_of(&r.uuid)?,
+                    id: r.uuid,
                     name: lb.name,
                     public_ip,
                     protocol: l4(&r.protocol)?,
@@ -648,13 +631,13 @@ async fn load_rules(
 fn public_ips_static_nat(ips: &[vlan::PublicIp]) -> Result<Vec<StaticNatView>, Error> {
     let mut views = Vec::new();
     for ip in ips.iter().filter(|ip| ip.one_to_one_nat) {
-        let Some(vm_ip) = ip.vm_ip.as_deref() else {
+        let Some(vm_ip) = ip.vm_ip else {
             continue;
         };
         views.push(StaticNatView {
-            id: uuid_of(&ip.uuid)?,
-            public_ip: ipv4("public address", &ip.public_ip_address)?,
-            private_ip: ipv4("static NAT target", vm_ip)?,
+            id: ip.uuid,
+            public_ip: ip.public_ip_address,
+            private_ip: vm_ip,
             state: RuleState::Active,
         });
     }
@@ -673,14 +656,14 @@ pub async fn vm_view(db: &Db, v: &vm::Vm) -> Result<crate::orchestration::model:
             mac: n.mac_address.clone(),
             network_id,
             broadcast_uri,
-            ip: ipv4_opt("VM address", n.ip4_address.as_deref())?,
-            prefix: prefix(n.netmask.as_deref())?,
-            gateway: ipv4_opt("VM gateway", n.gateway.as_deref())?,
+            ip: n.ip4_address,
+            prefix: prefix(n.netmask)?,
+            gateway: n.gateway,
             default: n.device_index == 0,
         });
     }
     Ok(VmView {
-        id: uuid_of(&v.uuid)?,
+        id: v.uuid,
         hostname: v.name.clone(),
         instance_name: v.instance_name.clone(),
         zone_id: zone_uuid(db, v.zone_id).await?,

@@ -91,9 +91,9 @@ async fn ensure_source_nat(
                 owner: router::NicOwner::Router(r.id),
                 network_id: public.id,
                 device_index: Some(PUBLIC_NIC_INDEX),
-                ip4_address: Some(ip.public_ip_address.clone()),
-                netmask: Some(range.netmask.clone()),
-                gateway: Some(range.gateway.clone()),
+                ip4_address: Some(ip.public_ip_address),
+                netmask: Some(range.netmask),
+                gateway: Some(range.gateway),
                 role: router::ROLE_PUBLIC.into(),
             },
         )
@@ -185,7 +185,7 @@ pub async fn router_view(db: &Db, r: &router::Router) -> Result<RouterView, Erro
     match state::load_router(db, r).await? {
         Some(s) => Ok(s.router),
         None => Ok(RouterView {
-            id: uuid::Uuid::parse_str(&r.uuid).unwrap_or_default(),
+            id: r.uuid,
             name: r.name.clone(),
             zone_id: state::zone_uuid(db, r.zone_id).await.unwrap_or_default(),
             generation: u64::try_from(r.config_generation).unwrap_or_default(),
@@ -286,9 +286,9 @@ async fn restart_inner(db: &Db, net: &Network, vpc_id: i64, cleanup: bool) -> Re
                 owner: router::NicOwner::Router(new.id),
                 network_id: n.network_id,
                 device_index: Some(n.device_index),
-                ip4_address: n.ip4_address.clone(),
-                netmask: n.netmask.clone(),
-                gateway: n.gateway.clone(),
+                ip4_address: n.ip4_address,
+                netmask: n.netmask,
+                gateway: n.gateway,
                 role: n.role.clone(),
             },
         )

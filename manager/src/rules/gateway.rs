@@ -162,7 +162,7 @@ pub fn check_vlan_not_dynamic(vlan: u32, ranges: &[(i64, i64)]) -> Result<(), Er
 /// offering specifies a VLAN (431), and no gateway goes while static routes
 /// use it (530, a CloudRuntimeException in CloudStack).
 pub fn check_gateway_deletable(
-    gateway: &str,
+    gateway: impl std::fmt::Display,
     route_count: usize,
     caller_is_root: bool,
     offering_specifies_vlan: bool,

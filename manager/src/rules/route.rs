@@ -70,7 +70,10 @@ pub fn validate_route_cidr(
 }
 
 /// The route goes through a private gateway, which must be Ready.
-pub fn check_gateway_ready(gateway: &str, state: GatewayState) -> Result<(), Error> {
+pub fn check_gateway_ready(
+    gateway: impl std::fmt::Display,
+    state: GatewayState,
+) -> Result<(), Error> {
     if state != GatewayState::Ready {
         return Err(Error::invalid(format!(
             "Gateway {gateway} is not in Ready state ({state:?}); can't add a static route through it"

@@ -191,7 +191,7 @@ pub fn validate_new_tier(
 /// SourceNat or Gateway (an Isolated VPC offering), and every (service,
 /// provider) pair it has must be one the VPC offering has.
 pub fn check_offering_services(
-    offering: &str,
+    offering: impl std::fmt::Display,
     tier_services: &[(&str, &str)],
     vpc_name: &str,
     vpc_services: &[(&str, &str)],

@@ -49,7 +49,10 @@ pub enum OfferingState {
 }
 
 /// The offering named in createVPC must be Enabled.
-pub fn check_offering_enabled(offering: &str, state: OfferingState) -> Result<(), Error> {
+pub fn check_offering_enabled(
+    offering: impl std::fmt::Display,
+    state: OfferingState,
+) -> Result<(), Error> {
     match state {
         OfferingState::Enabled => Ok(()),
         OfferingState::Disabled => Err(Error::invalid(format!(
@@ -133,7 +136,7 @@ pub enum VpcState {
 
 /// Commands that change a VPC (restartVPC, new tiers, gateways, routes)
 /// need it Enabled; an Inactive VPC is being deleted.
-pub fn check_vpc_enabled(vpc: &str, state: VpcState) -> Result<(), Error> {
+pub fn check_vpc_enabled(vpc: impl std::fmt::Display, state: VpcState) -> Result<(), Error> {
     match state {
         VpcState::Enabled => Ok(()),
         VpcState::Inactive => Err(Error::invalid(format!(
@@ -143,7 +146,7 @@ pub fn check_vpc_enabled(vpc: &str, state: VpcState) -> Result<(), Error> {
 }
 
 /// deleteVPC is refused while the VPC still has (non-system) tiers.
-pub fn check_vpc_deletable(vpc: &str, tier_count: usize) -> Result<(), Error> {
+pub fn check_vpc_deletable(vpc: impl std::fmt::Display, tier_count: usize) -> Result<(), Error> {
     if tier_count > 0 {
         return Err(Error::invalid(format!(
             "Can't delete VPC {vpc} as its used by {tier_count} networks; delete its tiers first"
@@ -241,7 +244,7 @@ pub fn check_zone_usable(zone: &str, enabled: bool, caller_is_root: bool) -> Res
 /// deleteVPCOffering: refused for the built-in offerings and for offerings
 /// that VPCs still use.
 pub fn check_offering_deletable(
-    offering: &str,
+    offering: impl std::fmt::Display,
     is_default: bool,
     vpc_count: usize,
 ) -> Result<(), Error> {

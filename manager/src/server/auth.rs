@@ -109,8 +109,8 @@ fn store_error(e: store::StoreError) -> ApiError {
 
 fn caller_of(identity: user::Identity) -> Result<Caller, ApiError> {
     // A disabled user or account cannot call the API at all.
-    if identity.user_state != account::STATE_ENABLED
-        || identity.account_state != account::STATE_ENABLED
+    if identity.user_state != account::STATE_ENABLED.as_str()
+        || identity.account_state != account::STATE_ENABLED.as_str()
     {
         return Err(ApiError::unauthorized());
     }
@@ -275,9 +275,14 @@ pub async fn login(
         )
     };
     let domain = match params.get("domainid") {
-        Some(uuid) => domain::get_by_uuid(&app.db, uuid)
-            .await
-            .map_err(store_error)?,
+        // An id that is no UUID names no domain: the same refusal as an
+        // unknown one.
+        Some(uuid) => match uuid::Uuid::parse_str(uuid) {
+            Ok(uuid) => domain::get_by_uuid(&app.db, uuid)
+                .await
+                .map_err(store_error)?,
+            Err(_) => None,
+        },
         None => {
             let path = params.get("domain").unwrap_or("/").trim_matches('/');
             let path = if path.is_empty() {

@@ -219,19 +219,19 @@ pub trait AsyncCommand: Command {
 pub struct Submission<J> {
     pub job: J,
     /// `jobinstancetype` and `jobinstanceid` (the entity's UUID).
-    pub instance: Option<(&'static str, String)>,
+    pub instance: Option<(&'static str, Uuid)>,
     /// Jobs with the same sync object run one at a time (e.g. `vpc:7`).
     pub sync_object: String,
     /// The UUID of the entity an async-create command made.
-    pub created: Option<String>,
+    pub created: Option<Uuid>,
 }
 
 impl<J> Submission<J> {
     /// A job on the entity `instance` (type, UUID), serialized on `sync_object`.
-    pub fn new(job: J, instance: (&'static str, &str), sync_object: String) -> Self {
+    pub fn new(job: J, instance: (&'static str, Uuid), sync_object: String) -> Self {
         Submission {
             job,
-            instance: Some((instance.0, instance.1.to_string())),
+            instance: Some(instance),
             sync_object,
             created: None,
         }
@@ -239,9 +239,9 @@ impl<J> Submission<J> {
 
     /// The same, for the entity an async-create command made (its UUID is
     /// the response's `id`).
-    pub fn created(job: J, instance: (&'static str, &str), sync_object: String) -> Self {
+    pub fn created(job: J, instance: (&'static str, Uuid), sync_object: String) -> Self {
         Submission {
-            created: Some(instance.1.to_string()),
+            created: Some(instance.1),
             ..Submission::new(job, instance, sync_object)
         }
     }
@@ -528,10 +528,7 @@ fn submit_job<'a, C: AsyncCommand>(
     Box::pin(async move {
         let request = C::parse(&Args::new(C::NAME, params))?;
         let submission = request.submit(ctx).await?;
-        let instance = submission
-            .instance
-            .as_ref()
-            .map(|(kind, id)| (*kind, id.as_str()));
+        let instance = submission.instance;
         // A payload that cannot be stored is a job that could not be
         // stored: what `submit` made is undone either way.
         let submitted = match serde_json::to_value(&submission.job) {
@@ -551,7 +548,10 @@ fn submit_job<'a, C: AsyncCommand>(
             }
         };
         Ok(match submission.created {
-            Some(id) if C::CREATES => Reply::Created { id, job_id },
+            Some(id) if C::CREATES => Reply::Created {
+                id: id.to_string(),
+                job_id,
+            },
             _ => Reply::Job { job_id },
         })
     })

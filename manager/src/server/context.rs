@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::server::jobs::Submit;
 
@@ -40,14 +41,14 @@ impl App {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub user_id: i64,
-    pub user_uuid: String,
+    pub user_uuid: Uuid,
     pub account_id: i64,
-    pub account_uuid: String,
+    pub account_uuid: Uuid,
     pub account_name: String,
     /// 0 user, 1 root admin, 2 domain admin.
     pub account_type: i64,
     pub domain_id: i64,
-    pub domain_uuid: String,
+    pub domain_uuid: Uuid,
     /// The domain's path (`/`, `/a/`, ...): a domain admin sees this subtree.
     pub domain_path: String,
     pub role: Role,
@@ -107,7 +108,7 @@ pub struct Ctx {
     pub command: &'static str,
     /// The id the caller chose for the command's job (`customjobid`),
     /// checked before the handler runs.
-    pub custom_job_id: Option<String>,
+    pub custom_job_id: Option<Uuid>,
 }
 
 impl Ctx {
@@ -116,7 +117,7 @@ impl Ctx {
     pub async fn submit_job(
         &self,
         info: Value,
-        instance: Option<(&str, &str)>,
+        instance: Option<(&str, Uuid)>,
         sync_object: String,
     ) -> Result<String, crate::error::Error> {
         let submit = Submit {
@@ -124,7 +125,7 @@ impl Ctx {
             info,
             instance,
             sync_object: Some(sync_object),
-            custom_id: self.custom_job_id.clone(),
+            custom_id: self.custom_job_id,
         };
         self.app
             .jobs

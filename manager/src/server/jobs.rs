@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use crate::api::ApiError;
 use crate::server::context::{App, Caller};
 use crate::store::{self, job, user};
+use uuid::Uuid;
 
 pub use crate::provision::vpc_sync;
 
@@ -44,12 +45,12 @@ pub struct Submit<'a> {
     pub cmd: &'a str,
     pub info: Value,
     /// `jobinstancetype` and `jobinstanceid`.
-    pub instance: Option<(&'a str, &'a str)>,
+    pub instance: Option<(&'a str, Uuid)>,
     /// Jobs with the same sync object run one at a time.
     pub sync_object: Option<String>,
     /// The job's id the caller chose (`customjobid`), already checked by
     /// [`check_custom_job_id`].
-    pub custom_id: Option<String>,
+    pub custom_id: Option<Uuid>,
 }
 
 /// `customjobid`, which every async command takes (CloudStack's
@@ -59,7 +60,7 @@ pub struct Submit<'a> {
 pub async fn check_custom_job_id(
     db: &store::Db,
     value: Option<&str>,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<Uuid>, ApiError> {
     let Some(id) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -68,10 +69,12 @@ pub async fn check_custom_job_id(
             "UUID: {id} doesn't follow the UUID format"
         )));
     }
-    if job::get_by_uuid(db, id).await?.is_some() {
+    let uuid = Uuid::parse_str(id)
+        .map_err(|_| ApiError::param(format!("UUID: {id} doesn't follow the UUID format")))?;
+    if job::get_by_uuid(db, uuid).await?.is_some() {
         return Err(duplicate_job_id(id));
     }
-    Ok(Some(id.to_string()))
+    Ok(Some(uuid))
 }
 
 fn duplicate_job_id(id: &str) -> ApiError {
@@ -155,19 +158,19 @@ impl Jobs {
                 cmd: submit.cmd.to_string(),
                 cmd_info: submit.info.to_string(),
                 instance_type: submit.instance.map(|(t, _)| t.to_string()),
-                instance_uuid: submit.instance.map(|(_, id)| id.to_string()),
+                instance_uuid: submit.instance.map(|(_, id)| id),
                 sync_object: submit.sync_object,
-                uuid: submit.custom_id.clone(),
+                uuid: submit.custom_id,
             },
         )
         .await
         .map_err(|e| match (e, &submit.custom_id) {
             // Taken between the check and the insert by another request.
-            (store::StoreError::Duplicate(_), Some(id)) => duplicate_job_id(id),
+            (store::StoreError::Duplicate(_), Some(id)) => duplicate_job_id(&id.to_string()),
             (e, _) => e.into(),
         })?;
         self.wake.notify_one();
-        Ok(row.uuid)
+        Ok(row.uuid.to_string())
     }
 
     /// Fails every job this manager left in progress when it last stopped:

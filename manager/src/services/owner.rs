@@ -15,10 +15,10 @@ use crate::store::{Page, Tx, account, domain, limit};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
     pub account_id: i64,
-    pub account_uuid: String,
+    pub account_uuid: Uuid,
     pub account_name: String,
     pub domain_id: i64,
-    pub domain_uuid: String,
+    pub domain_uuid: Uuid,
     pub domain_name: String,
     pub domain_path: String,
 }
@@ -85,11 +85,10 @@ async fn domain_by_id(ctx: &Ctx, id: Option<Uuid>) -> Result<Option<domain::Doma
     let Some(id) = id else {
         return Ok(None);
     };
-    let id = id.to_string();
-    let d = domain::get_by_uuid(&ctx.app.db, &id)
+    let d = domain::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|d| d.removed.is_none())
-        .ok_or_else(|| Error::invalid_id("domainid", &id))?;
+        .ok_or_else(|| Error::invalid_id("domainid", id))?;
     if !ctx.caller.covers_domain(&d.path) {
         return Err(denied(ctx, &format!("domain {id}")));
     }

@@ -280,7 +280,7 @@ impl Related {
     pub fn zone(&self, id: i64) -> (String, String) {
         self.zones
             .get(&id)
-            .map(|z| (z.uuid.clone(), z.name.clone()))
+            .map(|z| (z.uuid.to_string(), z.name.clone()))
             .unwrap_or_default()
     }
 

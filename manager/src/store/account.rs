@@ -3,7 +3,9 @@
 use sqlx::FromRow;
 
 use super::query::{self, Where};
+use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, atomically, new_uuid, now_ms};
+use uuid::Uuid;
 
 /// `type` of a normal user account.
 pub const TYPE_USER: i64 = 0;
@@ -12,10 +14,20 @@ pub const TYPE_ADMIN: i64 = 1;
 /// `type` of a domain admin account.
 pub const TYPE_DOMAIN_ADMIN: i64 = 2;
 
+crate::text_enum! {
+    /// An account's state (column `state`).
+    pub enum State {
+        /// `state` of an account that may log in and act.
+        Enabled = "enabled",
+        /// `state` of an account whose users are refused.
+        Disabled = "disabled",
+    }
+}
+
 /// `state` of an account that may log in and act.
-pub const STATE_ENABLED: &str = "enabled";
+pub const STATE_ENABLED: State = State::Enabled;
 /// `state` of an account whose users are refused.
-pub const STATE_DISABLED: &str = "disabled";
+pub const STATE_DISABLED: State = State::Disabled;
 
 /// An `account` row, with the path of its domain.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
@@ -23,7 +35,8 @@ pub struct Account {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// Name, unique among the live accounts of its domain.
     pub account_name: String,
     /// [`TYPE_USER`], [`TYPE_ADMIN`] or [`TYPE_DOMAIN_ADMIN`].
@@ -34,7 +47,8 @@ pub struct Account {
     /// The owning domain's path (`/`, `/a/`), for subtree checks.
     pub domain_path: String,
     /// [`STATE_ENABLED`] or [`STATE_DISABLED`].
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: State,
     /// DNS domain for this account's networks.
     pub network_domain: Option<String>,
     /// Creation time (epoch ms).
@@ -60,7 +74,7 @@ pub struct NewAccount {
 #[derive(Clone, Debug, Default)]
 pub struct AccountFilter {
     /// Only these accounts (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Exact account name.
     pub name: Option<String>,
     /// Only accounts of this domain.
@@ -113,7 +127,7 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Ac
 }
 
 /// An account by UUID, removed or not.
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Account>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Account>> {
     let mut w = Where::new();
     w.eq("a.uuid", uuid);
     get_where(ex, w).await
@@ -191,7 +205,8 @@ pub async fn update<'a>(
 }
 
 /// Enables or disables a live account.
-pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
+pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: State) -> Result<bool> {
+    let state = state.as_str();
     query::set_live_state(&mut ex.into(), "account", id, state).await
 }
 

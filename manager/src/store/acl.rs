@@ -8,7 +8,9 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
+use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use uuid::Uuid;
 
 /// Id of the built-in list that denies everything.
 pub const DEFAULT_DENY_ID: i64 = 1;
@@ -19,14 +21,28 @@ pub const DEFAULT_DENY: &str = "default_deny";
 /// Name of [`DEFAULT_ALLOW_ID`].
 pub const DEFAULT_ALLOW: &str = "default_allow";
 
-/// Rule states.
-pub const ITEM_STAGED: &str = "Staged";
+crate::text_enum! {
+    /// An ACL item's state (column `state`).
+    pub enum ItemState {
+        /// Written but not yet due on the router (CloudStack's Staged).
+        Staged = "Staged",
+        /// A rule waiting to be pushed to the router.
+        Add = "Add",
+        /// A rule the router applies.
+        Active = "Active",
+        /// A rule waiting to be withdrawn from the router.
+        Revoke = "Revoke",
+    }
+}
+
+/// Written but not yet due on the router.
+pub const ITEM_STAGED: ItemState = ItemState::Staged;
 /// A rule waiting to be pushed to the router.
-pub const ITEM_ADD: &str = "Add";
+pub const ITEM_ADD: ItemState = ItemState::Add;
 /// A rule the router applies.
-pub const ITEM_ACTIVE: &str = "Active";
+pub const ITEM_ACTIVE: ItemState = ItemState::Active;
 /// A rule waiting to be withdrawn from the router.
-pub const ITEM_REVOKE: &str = "Revoke";
+pub const ITEM_REVOKE: ItemState = ItemState::Revoke;
 
 /// A `network_acl` row.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
@@ -34,7 +50,8 @@ pub struct AclList {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// Name.
     pub name: String,
     /// Description.
@@ -60,7 +77,8 @@ pub struct AclItem {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The list.
     pub acl_id: i64,
     /// Position in the list, unique among its live rules.
@@ -82,7 +100,8 @@ pub struct AclItem {
     /// Comma-separated CIDRs.
     pub cidr_list: String,
     /// One of the `ITEM_*` states.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: ItemState,
     /// Free text.
     pub reason: Option<String>,
     /// Creation time (epoch ms).
@@ -135,7 +154,7 @@ pub struct AclFilter {
     /// Only this list (internal id).
     pub id: Option<i64>,
     /// Only these lists (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Exact name.
     pub name: Option<String>,
     /// Substring of the name or description, case-insensitive.
@@ -152,7 +171,7 @@ pub struct AclItemFilter {
     /// Only this rule (internal id).
     pub id: Option<i64>,
     /// Only these rules (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Only rules of this list.
     pub acl_id: Option<i64>,
     /// Only this direction.
@@ -207,7 +226,7 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Ac
 }
 
 /// A list by UUID, removed or not.
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<AclList>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<AclList>> {
     get(ex, "uuid", uuid).await
 }
 
@@ -416,7 +435,7 @@ pub async fn item_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<A
 }
 
 /// A rule by UUID, removed or not.
-pub async fn item_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<AclItem>> {
+pub async fn item_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<AclItem>> {
     get_item(ex, "uuid", uuid).await
 }
 
@@ -458,7 +477,12 @@ async fn item_of_mutable_list(ex: &mut Exec<'_>, id: i64) -> Result<AclItem> {
 }
 
 /// Sets the state of a live rule of a list that is not built-in.
-pub async fn set_item_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
+pub async fn set_item_state<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    state: ItemState,
+) -> Result<bool> {
+    let state = state.as_str();
     let state = state.to_string();
     atomically(ex.into(), move |tx| {
         Box::pin(async move {

@@ -8,7 +8,10 @@
 use sqlx::FromRow;
 
 use super::query::{self, Where};
+use super::text::{Stored, StoredOpt};
 use super::{Exec, Result, acl};
+use std::net::Ipv4Addr;
+use uuid::Uuid;
 
 /// ACL lists by internal id, removed or not (as `acl::get_by_id`).
 pub async fn acl_lists<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<acl::AclList>> {
@@ -42,7 +45,8 @@ pub struct TierDhcpEntry {
     /// The NIC's MAC.
     pub mac: String,
     /// The NIC's address.
-    pub ip: String,
+    #[sqlx(try_from = "Stored")]
+    pub ip: Ipv4Addr,
     /// The VM's name (its host name).
     pub hostname: String,
     /// Whether this is the VM's first NIC (the one with the default route).
@@ -74,9 +78,11 @@ pub struct LbMember {
     /// The rule (`firewall_rules.id` of the load balancer).
     pub load_balancer_id: i64,
     /// The member's address.
-    pub instance_ip: String,
+    #[sqlx(try_from = "Stored")]
+    pub instance_ip: Ipv4Addr,
     /// The VM's UUID, when the VM row still exists.
-    pub vm_uuid: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub vm_uuid: Option<Uuid>,
 }
 
 /// The members of the given load balancers, in the order they were added.

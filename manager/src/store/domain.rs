@@ -6,7 +6,9 @@
 use sqlx::FromRow;
 
 use super::query::{self, Where};
+use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use uuid::Uuid;
 
 /// The path of the ROOT domain.
 pub const ROOT_PATH: &str = "/";
@@ -19,7 +21,8 @@ pub struct Domain {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// None for ROOT.
     pub parent_id: Option<i64>,
     /// Name, unique among its siblings.
@@ -58,7 +61,7 @@ pub struct NewDomain {
 #[derive(Clone, Debug, Default)]
 pub struct DomainFilter {
     /// Only this domain.
-    pub uuid: Option<String>,
+    pub uuid: Option<Uuid>,
     /// Exact name.
     pub name: Option<String>,
     /// Depth (ROOT is 0).
@@ -93,11 +96,11 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Do
 }
 
 /// A domain by UUID, removed or not (the API resolves removed ids too).
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Domain>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Domain>> {
     let mut ex = ex.into();
     Ok(on_db!(&mut ex, c => {
         sqlx::query_as("SELECT id, uuid, parent_id, name, path, level, network_domain, created, removed FROM domain WHERE uuid = $1")
-            .bind(uuid)
+            .bind(uuid.to_string())
             .fetch_optional(c)
             .await?
     }))
@@ -159,7 +162,7 @@ pub async fn list<'a>(
 ) -> Result<Listed<Domain>> {
     let mut w = Where::new();
     w.push("removed IS NULL")
-        .eq_opt("uuid", filter.uuid.clone())
+        .eq_opt("uuid", filter.uuid)
         .eq_opt("name", filter.name.clone())
         .eq_opt("level", filter.level)
         .eq_opt("parent_id", filter.parent_id)

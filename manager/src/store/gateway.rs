@@ -4,23 +4,53 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
+use super::text::{Stored, StoredOpt};
 use super::{Exec, Listed, OrNotFound, Page, Result, new_uuid, now_ms};
+use ipnet::Ipv4Net;
+use std::net::Ipv4Addr;
+use uuid::Uuid;
 
-/// Private gateway states.
-pub const GATEWAY_CREATING: &str = "Creating";
+crate::text_enum! {
+    /// A private gateway's state (column `state`).
+    pub enum GatewayState {
+        /// A gateway being set up.
+        Creating = "Creating",
+        /// A gateway the router serves.
+        Ready = "Ready",
+        /// A gateway being torn down.
+        Deleting = "Deleting",
+    }
+}
+
+/// A gateway being set up.
+pub const GATEWAY_CREATING: GatewayState = GatewayState::Creating;
 /// A gateway the router serves.
-pub const GATEWAY_READY: &str = "Ready";
+pub const GATEWAY_READY: GatewayState = GatewayState::Ready;
 /// A gateway being torn down.
-pub const GATEWAY_DELETING: &str = "Deleting";
+pub const GATEWAY_DELETING: GatewayState = GatewayState::Deleting;
 
-/// Static route states.
-pub const ROUTE_STAGED: &str = "Staged";
+crate::text_enum! {
+    /// A static route's state (column `state`).
+    pub enum RouteState {
+        /// Written but not yet due on the router.
+        Staged = "Staged",
+        /// A route waiting to be pushed to the router.
+        Add = "Add",
+        /// A route the router applies.
+        Active = "Active",
+        /// A route waiting to be withdrawn.
+        Revoke = "Revoke",
+    }
+}
+
+/// Written but not yet due on the router.
+pub const ROUTE_STAGED: RouteState = RouteState::Staged;
 /// A route waiting to be pushed to the router.
-pub const ROUTE_ADD: &str = "Add";
+pub const ROUTE_ADD: RouteState = RouteState::Add;
 /// A route the router applies.
-pub const ROUTE_ACTIVE: &str = "Active";
+pub const ROUTE_ACTIVE: RouteState = RouteState::Active;
 /// A route waiting to be withdrawn.
-pub const ROUTE_REVOKE: &str = "Revoke";
+pub const ROUTE_REVOKE: RouteState = RouteState::Revoke;
 
 /// A `vpc_gateways` row, with the path of its domain.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
@@ -28,17 +58,21 @@ pub struct PrivateGateway {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The VPC.
     pub vpc_id: i64,
     /// The private network created for it.
     pub network_id: i64,
     /// The router's address on it.
-    pub ip4_address: String,
+    #[sqlx(try_from = "Stored")]
+    pub ip4_address: Ipv4Addr,
     /// The upstream gateway.
-    pub gateway: String,
+    #[sqlx(try_from = "Stored")]
+    pub gateway: Ipv4Addr,
     /// Netmask.
-    pub netmask: String,
+    #[sqlx(try_from = "Stored")]
+    pub netmask: Ipv4Addr,
     /// `vlan://<n>` / `vxlan://<n>`.
     pub broadcast_uri: String,
     /// Whether traffic leaving through it is source-NATed.
@@ -46,7 +80,8 @@ pub struct PrivateGateway {
     /// The ACL list of its NIC.
     pub network_acl_id: Option<i64>,
     /// One of the `GATEWAY_*` states.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: GatewayState,
     /// The owner.
     pub account_id: i64,
     /// The owner's domain.
@@ -90,7 +125,7 @@ pub struct GatewayFilter {
     /// Only this gateway (internal id).
     pub id: Option<i64>,
     /// Only these gateways (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Only gateways of this VPC.
     pub vpc_id: Option<i64>,
     /// Only this address.
@@ -115,17 +150,21 @@ pub struct StaticRoute {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The VPC.
     pub vpc_id: i64,
     /// The private gateway it goes through (or None with a next hop).
     pub vpc_gateway_id: Option<i64>,
     /// Destination CIDR.
-    pub cidr: String,
+    #[sqlx(try_from = "Stored")]
+    pub cidr: Ipv4Net,
     /// Next-hop address.
-    pub next_hop: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub next_hop: Option<Ipv4Addr>,
     /// One of the `ROUTE_*` states.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: RouteState,
     /// The owner.
     pub account_id: i64,
     /// The owner's domain.
@@ -161,7 +200,7 @@ pub struct RouteFilter {
     /// Only this route (internal id).
     pub id: Option<i64>,
     /// Only these routes (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Only routes of this VPC.
     pub vpc_id: Option<i64>,
     /// Only routes through this gateway.
@@ -235,7 +274,7 @@ pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Priv
 /// A private gateway by UUID, removed or not.
 pub async fn get_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
-    uuid: &str,
+    uuid: Uuid,
 ) -> Result<Option<PrivateGateway>> {
     get_gateway(ex, "g.uuid", uuid).await
 }
@@ -266,7 +305,8 @@ pub async fn list<'a>(
 }
 
 /// Sets the state of a live private gateway.
-pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
+pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: GatewayState) -> Result<bool> {
+    let state = state.as_str();
     query::set_live_state(&mut ex.into(), "vpc_gateways", id, state).await
 }
 
@@ -288,7 +328,13 @@ pub async fn set_acl<'a>(ex: impl Into<Exec<'a>>, id: i64, acl_id: Option<i64>) 
 
 /// Marks a live private gateway removed (state Deleting).
 pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    query::soft_delete(&mut ex.into(), "vpc_gateways", id, GATEWAY_DELETING).await
+    query::soft_delete(
+        &mut ex.into(),
+        "vpc_gateways",
+        id,
+        GATEWAY_DELETING.as_str(),
+    )
+    .await
 }
 
 /// Creates a static route, Staged.
@@ -328,7 +374,7 @@ pub async fn route_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<
 }
 
 /// A static route by UUID, removed or not.
-pub async fn route_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<StaticRoute>> {
+pub async fn route_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<StaticRoute>> {
     get_route(ex, "s.uuid", uuid).await
 }
 
@@ -357,13 +403,18 @@ pub async fn list_routes<'a>(
 }
 
 /// Sets the state of a live static route.
-pub async fn set_route_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
+pub async fn set_route_state<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    state: RouteState,
+) -> Result<bool> {
+    let state = state.as_str();
     query::set_live_state(&mut ex.into(), "static_routes", id, state).await
 }
 
 /// Marks a live static route removed (state Revoke).
 pub async fn remove_route<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    query::soft_delete(&mut ex.into(), "static_routes", id, ROUTE_REVOKE).await
+    query::soft_delete(&mut ex.into(), "static_routes", id, ROUTE_REVOKE.as_str()).await
 }
 
 /// Marks every live static route `filter` selects removed; how many.

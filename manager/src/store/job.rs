@@ -15,7 +15,9 @@
 use sqlx::FromRow;
 
 use super::query::{self, Where};
+use super::text::{Stored, StoredOpt};
 use super::{Backend, Exec, Listed, Page, Result, atomically, new_uuid, now_ms};
+use uuid::Uuid;
 
 /// `status` of a job that has not finished.
 pub const STATUS_IN_PROGRESS: i64 = 0;
@@ -32,7 +34,8 @@ pub struct Job {
     /// Internal key (also the queue order).
     pub id: i64,
     /// API `jobid`.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The user who submitted the command.
     pub user_id: i64,
     /// That user's account.
@@ -44,7 +47,8 @@ pub struct Job {
     /// `jobinstancetype` (`Vpc`, `Network` …).
     pub instance_type: Option<String>,
     /// `jobinstanceid`: the UUID of the object the job works on.
-    pub instance_uuid: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub instance_uuid: Option<Uuid>,
     /// Jobs with the same sync object run one at a time.
     pub sync_object: Option<String>,
     /// One of the `STATUS_*` constants.
@@ -79,12 +83,12 @@ pub struct NewJob {
     /// `jobinstancetype`.
     pub instance_type: Option<String>,
     /// `jobinstanceid` (a UUID).
-    pub instance_uuid: Option<String>,
+    pub instance_uuid: Option<Uuid>,
     /// Serialize with other jobs on this object (e.g. `vpc:42`).
     pub sync_object: Option<String>,
     /// The job's id when the caller chose it (`customjobid`); None: a new
     /// random UUID.
-    pub uuid: Option<String>,
+    pub uuid: Option<Uuid>,
 }
 
 /// How a job ended.
@@ -134,7 +138,7 @@ pub struct JobFilter {
     /// Only this status.
     pub status: Option<i64>,
     /// Only jobs working on this object (UUID).
-    pub instance_uuid: Option<String>,
+    pub instance_uuid: Option<Uuid>,
 }
 
 const COLUMNS: &str = "j.id, j.uuid, j.user_id, j.account_id, j.cmd, j.cmd_info, \
@@ -152,13 +156,13 @@ pub async fn insert<'a>(ex: impl Into<Exec<'a>>, new: NewJob) -> Result<Job> {
              instance_uuid, sync_object, status, result_code, created, last_updated) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0, $9, $9) RETURNING id",
         )
-        .bind(new.uuid.clone().unwrap_or_else(new_uuid))
+        .bind(new.uuid.map_or_else(new_uuid, |u| u.to_string()))
         .bind(new.user_id)
         .bind(new.account_id)
         .bind(&new.cmd)
         .bind(&new.cmd_info)
         .bind(&new.instance_type)
-        .bind(&new.instance_uuid)
+        .bind(new.instance_uuid.map(|u| u.to_string()))
         .bind(&new.sync_object)
         .bind(now)
         .fetch_one(c)
@@ -180,7 +184,7 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Jo
 }
 
 /// A job by its API `jobid`.
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Job>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Job>> {
     let mut w = Where::new();
     w.eq("j.uuid", uuid);
     Ok(get_where(ex, w).await?.into_iter().next())
@@ -392,7 +396,7 @@ pub async fn list<'a>(
     w.eq_opt("j.account_id", filter.account_id)
         .eq_opt("j.user_id", filter.user_id)
         .eq_opt("j.status", filter.status)
-        .eq_opt("j.instance_uuid", filter.instance_uuid.clone());
+        .eq_opt("j.instance_uuid", filter.instance_uuid);
     if let Some(prefix) = &filter.domain_path_prefix {
         w.starts_with("d.path", prefix);
     }

@@ -13,6 +13,7 @@
 use sqlx::FromRow;
 
 use super::{Exec, OrNotFound, Result, account, config, domain};
+use uuid::Uuid;
 
 /// The value meaning "no limit".
 pub const UNLIMITED: i64 = -1;
@@ -330,7 +331,7 @@ pub enum Exceeded {
     /// The limit of the account's domain or of a domain above it.
     Domain {
         /// The domain's UUID.
-        uuid: String,
+        uuid: Uuid,
         /// The limit in force.
         max: i64,
         /// What the domain's accounts hold.

@@ -7,7 +7,9 @@
 //! `ON CONFLICT`), and expanded for both pools by the crate-internal `on_db!` macro.
 //!
 //! Conventions the API layer relies on:
-//! - internal keys are `i64` ids; every API-visible row also has a `uuid` (text);
+//! - internal keys are `i64` ids; every API-visible row also has a `uuid`, a
+//!   `uuid::Uuid` stored as hyphenated lower-case text (addresses and CIDRs are
+//!   `Ipv4Addr`/`Ipv4Net`, states `text_enum!`s: see `text.rs`);
 //! - times are epoch milliseconds (`i64`, see [`now_ms`]);
 //! - removed rows keep a `removed` time; `get_by_uuid` still finds them, lists skip them;
 //! - functions take anything that converts into an [`Exec`]: `&db` (auto-commit) or

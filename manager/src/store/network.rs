@@ -3,7 +3,11 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
+use super::text::{Stored, StoredOpt};
 use super::{Exec, Listed, OrNotFound, Page, Result, new_uuid, now_ms};
+use ipnet::Ipv4Net;
+use std::net::Ipv4Addr;
+use uuid::Uuid;
 
 crate::text_enum! {
     /// A network's state (column `state`).
@@ -41,7 +45,8 @@ pub struct Network {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// Name.
     pub name: String,
     /// Description.
@@ -61,11 +66,14 @@ pub struct Network {
     /// The offering.
     pub network_offering_id: i64,
     /// Its CIDR.
-    pub cidr: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub cidr: Option<Ipv4Net>,
     /// Its gateway (the router's address on it).
-    pub gateway: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub gateway: Option<Ipv4Addr>,
     /// Its netmask.
-    pub netmask: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub netmask: Option<Ipv4Addr>,
     /// DNS domain.
     pub network_domain: Option<String>,
     /// `vlan://100`, `vxlan://5001` ...
@@ -132,7 +140,7 @@ pub struct NetworkFilter {
     /// Only this network (internal id).
     pub id: Option<i64>,
     /// Only these networks (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Substring of the name or description, case-insensitive.
     pub keyword: Option<String>,
     /// Only this zone.
@@ -216,7 +224,7 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Ne
 }
 
 /// A network by UUID, removed or not.
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Network>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Network>> {
     get(ex, "n.uuid", uuid).await
 }
 

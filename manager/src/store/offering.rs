@@ -5,12 +5,24 @@
 use sqlx::FromRow;
 
 use super::query::{self, Where};
+use super::text::Stored;
 use super::{Exec, Listed, Page, Result, atomically, new_uuid, now_ms};
+use uuid::Uuid;
+
+crate::text_enum! {
+    /// An offering's state (column `state`).
+    pub enum State {
+        /// `state` of an offering that can be used.
+        Enabled = "Enabled",
+        /// `state` of an offering that cannot be used for new VPCs/tiers.
+        Disabled = "Disabled",
+    }
+}
 
 /// `state` of an offering that can be used.
-pub const STATE_ENABLED: &str = "Enabled";
+pub const STATE_ENABLED: State = State::Enabled;
 /// `state` of an offering that cannot be used for new VPCs/tiers.
-pub const STATE_DISABLED: &str = "Disabled";
+pub const STATE_DISABLED: State = State::Disabled;
 /// The provider of every VPC service the virtual router gives.
 pub const PROVIDER_VPC_VIRTUAL_ROUTER: &str = "VpcVirtualRouter";
 
@@ -39,7 +51,8 @@ pub struct VpcOffering {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// Display name.
     pub name: String,
     /// Stable name of a built-in offering; None for offerings created through the API.
@@ -47,7 +60,8 @@ pub struct VpcOffering {
     /// Description.
     pub display_text: String,
     /// [`STATE_ENABLED`] or [`STATE_DISABLED`].
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: State,
     /// Whether this is the default offering.
     pub is_default: bool,
     /// DistributedRouter capability.
@@ -97,7 +111,8 @@ pub struct NetworkOffering {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// Display name.
     pub name: String,
     /// Stable name of a built-in offering.
@@ -109,7 +124,8 @@ pub struct NetworkOffering {
     /// `Isolated` (VPC tiers are isolated networks).
     pub guest_type: String,
     /// [`STATE_ENABLED`] or [`STATE_DISABLED`].
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: State,
     /// Whether it is a default offering.
     pub is_default: bool,
     /// Usable for VPC tiers.
@@ -153,7 +169,7 @@ pub struct NewNetworkOffering {
 #[derive(Clone, Debug, Default)]
 pub struct OfferingFilter {
     /// Only this offering (API id).
-    pub uuid: Option<String>,
+    pub uuid: Option<Uuid>,
     /// Exact name.
     pub name: Option<String>,
     /// Substring of name or display text, case-insensitive.
@@ -241,7 +257,7 @@ pub async fn vpc_offering_by_id<'a>(
 /// A VPC offering by UUID, removed or not.
 pub async fn vpc_offering_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
-    uuid: &str,
+    uuid: Uuid,
 ) -> Result<Option<VpcOffering>> {
     get_vpc_offering(ex, "uuid", uuid).await
 }
@@ -432,7 +448,7 @@ pub async fn network_offering_by_id<'a>(
 /// A network offering by UUID, removed or not.
 pub async fn network_offering_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
-    uuid: &str,
+    uuid: Uuid,
 ) -> Result<Option<NetworkOffering>> {
     get_network_offering(ex, "uuid", uuid).await
 }
@@ -546,7 +562,7 @@ impl ServiceMap {
 fn offering_where(filter: &OfferingFilter, network: bool) -> Where {
     let mut w = Where::new();
     w.push("removed IS NULL")
-        .eq_opt("uuid", filter.uuid.clone())
+        .eq_opt("uuid", filter.uuid)
         .eq_opt("name", filter.name.clone())
         .eq_opt("state", filter.state.clone())
         .eq_opt("is_default", filter.is_default)

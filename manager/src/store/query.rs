@@ -45,6 +45,13 @@ impl From<String> for Arg {
     }
 }
 
+impl From<uuid::Uuid> for Arg {
+    /// The hyphenated lower-case text every `uuid` column holds.
+    fn from(v: uuid::Uuid) -> Self {
+        Arg::Text(v.to_string())
+    }
+}
+
 impl From<bool> for Arg {
     fn from(v: bool) -> Self {
         Arg::Bool(v)

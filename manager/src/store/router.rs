@@ -7,7 +7,10 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
+use super::text::{Stored, StoredOpt};
 use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use std::net::Ipv4Addr;
+use uuid::Uuid;
 
 crate::text_enum! {
     /// A router's state (column `state`).
@@ -58,7 +61,8 @@ pub struct Router {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// `r-<id>-VM`.
     pub name: String,
     /// The VPC it serves.
@@ -105,7 +109,7 @@ pub struct RouterFilter {
     /// Only this router (internal id).
     pub id: Option<i64>,
     /// Only these routers (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Substring of the name, case-insensitive.
     pub keyword: Option<String>,
     /// Exactly this name.
@@ -132,7 +136,8 @@ pub struct Nic {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The router holding it (or None for a VM's NIC).
     pub router_id: Option<i64>,
     /// The VM holding it.
@@ -144,11 +149,14 @@ pub struct Nic {
     /// Locally administered MAC, unique among live NICs.
     pub mac_address: String,
     /// IPv4 address.
-    pub ip4_address: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub ip4_address: Option<Ipv4Addr>,
     /// Netmask.
-    pub netmask: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub netmask: Option<Ipv4Addr>,
     /// Gateway.
-    pub gateway: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub gateway: Option<Ipv4Addr>,
     /// One of the `ROLE_*` values.
     pub role: String,
     /// Allocated, Reserved, Releasing ...
@@ -178,11 +186,11 @@ pub struct NewNic {
     /// Position; None takes the next free index of the owner.
     pub device_index: Option<i64>,
     /// IPv4 address.
-    pub ip4_address: Option<String>,
+    pub ip4_address: Option<Ipv4Addr>,
     /// Netmask.
-    pub netmask: Option<String>,
+    pub netmask: Option<Ipv4Addr>,
     /// Gateway.
-    pub gateway: Option<String>,
+    pub gateway: Option<Ipv4Addr>,
     /// Role.
     pub role: String,
 }
@@ -242,7 +250,7 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Ro
 }
 
 /// A router by UUID, removed or not.
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Router>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Router>> {
     get(ex, "r.uuid", uuid).await
 }
 
@@ -433,9 +441,9 @@ pub async fn create_nic<'a>(ex: impl Into<Exec<'a>>, new: NewNic) -> Result<Nic>
                     .bind(new.network_id)
                     .bind(device_index)
                     .bind(&mac)
-                    .bind(&new.ip4_address)
-                    .bind(&new.netmask)
-                    .bind(&new.gateway)
+                    .bind(new.ip4_address.map(|a| a.to_string()))
+                    .bind(new.netmask.map(|a| a.to_string()))
+                    .bind(new.gateway.map(|a| a.to_string()))
                     .bind(&new.role)
                     .bind(now_ms())
                     .fetch_optional(c)
@@ -467,7 +475,7 @@ pub async fn nic_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Ni
 }
 
 /// A NIC by UUID, removed or not.
-pub async fn nic_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Nic>> {
+pub async fn nic_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Nic>> {
     get_nic(ex, "uuid", uuid).await
 }
 

@@ -5,23 +5,52 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
+use super::text::{Stored, StoredOpt};
 use super::{Exec, Listed, OrNotFound, Page, Result, atomically, new_uuid, now_ms};
+use std::net::Ipv4Addr;
+use uuid::Uuid;
+
+crate::text_enum! {
+    /// A rule's purpose (column `purpose`).
+    pub enum Purpose {
+        /// `purpose` of a port-forwarding rule.
+        PortForwarding = "PortForwarding",
+        /// `purpose` of a static NAT rule.
+        StaticNat = "StaticNat",
+        /// `purpose` of a load-balancing rule.
+        LoadBalancing = "LoadBalancing",
+    }
+}
 
 /// `purpose` of a port-forwarding rule.
-pub const PURPOSE_PORT_FORWARDING: &str = "PortForwarding";
+pub const PURPOSE_PORT_FORWARDING: Purpose = Purpose::PortForwarding;
 /// `purpose` of a static NAT rule.
-pub const PURPOSE_STATIC_NAT: &str = "StaticNat";
+pub const PURPOSE_STATIC_NAT: Purpose = Purpose::StaticNat;
 /// `purpose` of a load-balancing rule.
-pub const PURPOSE_LOAD_BALANCING: &str = "LoadBalancing";
+pub const PURPOSE_LOAD_BALANCING: Purpose = Purpose::LoadBalancing;
 
-/// Rule states.
-pub const STATE_STAGED: &str = "Staged";
+crate::text_enum! {
+    /// A rule's state (column `state`).
+    pub enum State {
+        /// Written but not yet due on the router (CloudStack's Staged).
+        Staged = "Staged",
+        /// A rule waiting to be pushed to the router (the initial state).
+        Add = "Add",
+        /// A rule the router applies.
+        Active = "Active",
+        /// A rule waiting to be withdrawn (set by [`remove`]).
+        Revoke = "Revoke",
+    }
+}
+
+/// Written but not yet due on the router.
+pub const STATE_STAGED: State = State::Staged;
 /// A rule waiting to be pushed to the router (the initial state).
-pub const STATE_ADD: &str = "Add";
+pub const STATE_ADD: State = State::Add;
 /// A rule the router applies.
-pub const STATE_ACTIVE: &str = "Active";
+pub const STATE_ACTIVE: State = State::Active;
 /// A rule waiting to be withdrawn (set by [`remove`]).
-pub const STATE_REVOKE: &str = "Revoke";
+pub const STATE_REVOKE: State = State::Revoke;
 
 /// A `firewall_rules` row, with the path of its domain.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
@@ -29,13 +58,15 @@ pub struct Rule {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The public address (`user_ip_address.id`).
     pub ip_address_id: i64,
     /// The tier the traffic goes to.
     pub network_id: i64,
     /// One of the `PURPOSE_*` values.
-    pub purpose: String,
+    #[sqlx(try_from = "String")]
+    pub purpose: Purpose,
     /// `tcp`, `udp`, `all` ...
     pub protocol: String,
     /// First public port.
@@ -43,7 +74,8 @@ pub struct Rule {
     /// Last public port.
     pub end_port: Option<i64>,
     /// Destination (private) address.
-    pub dest_ip: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub dest_ip: Option<Ipv4Addr>,
     /// First private port.
     pub dest_start_port: Option<i64>,
     /// Last private port.
@@ -51,7 +83,8 @@ pub struct Rule {
     /// Comma-separated source CIDRs.
     pub source_cidrs: Option<String>,
     /// One of the `STATE_*` values.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: State,
     /// The owner.
     pub account_id: i64,
     /// The owner's domain.
@@ -101,7 +134,7 @@ pub struct RuleFilter {
     /// Only this rule (internal id).
     pub id: Option<i64>,
     /// Only these rules (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Only rules on this public address.
     pub ip_address_id: Option<i64>,
     /// Only rules towards this tier.
@@ -187,7 +220,7 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Ru
 }
 
 /// A rule by UUID, removed or not.
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Rule>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Rule>> {
     get(ex, "f.uuid", uuid).await
 }
 
@@ -238,7 +271,8 @@ pub async fn live_on_ips<'a>(ex: impl Into<Exec<'a>>, ip_ids: &[i64]) -> Result<
 }
 
 /// Sets the state of a live rule.
-pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
+pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: State) -> Result<bool> {
+    let state = state.as_str();
     query::set_live_state(&mut ex.into(), "firewall_rules", id, state).await
 }
 
@@ -472,7 +506,8 @@ pub async fn set_destination<'a>(
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
 pub struct Member {
     /// The member's address.
-    pub instance_ip: String,
+    #[sqlx(try_from = "Stored")]
+    pub instance_ip: Ipv4Addr,
     /// The VM holding it.
     pub vm_id: Option<i64>,
 }

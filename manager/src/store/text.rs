@@ -4,6 +4,18 @@
 //! shows), is checked when a row is read (an unknown text is a corrupt
 //! row, not a silent mismatch), and still compares equal to its text so
 //! code and tests can name either.
+//!
+//! Columns that hold a UUID, an IPv4 address or a CIDR are read through
+//! [`Stored`] into `uuid::Uuid`, `Ipv4Addr` and `ipnet::Ipv4Net`: parsed
+//! once, here, so no caller parses or compares their text.
+
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use ipnet::Ipv4Net;
+use sqlx::error::BoxDynError;
+use sqlx::{Database, Decode, Type};
+use uuid::Uuid;
 
 /// Declares a text-valued column enum: `pub enum Name { Variant = "Text", ... }`
 /// with `as_str`, `Display`, `FromStr`, `TryFrom<String>` (for sqlx's
@@ -113,6 +125,121 @@ pub struct UnknownText {
     pub text: String,
 }
 
+/// A text column as the database hands it over, before the store parses it
+/// into its Rust type (`#[sqlx(try_from = "Stored")]` on a [`Uuid`],
+/// [`Ipv4Addr`] or [`Ipv4Net`] field): the text is parsed once, when the row
+/// is read, and a text that does not parse fails the read naming the column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored(pub String);
+
+/// A nullable [`Stored`] column (`#[sqlx(try_from = "StoredOpt")]` on an
+/// `Option<..>` field): NULL reads as `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOpt(pub Option<String>);
+
+impl<DB: Database> Type<DB> for Stored
+where
+    String: Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'r, DB: Database> Decode<'r, DB> for Stored
+where
+    String: Decode<'r, DB>,
+{
+    fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(Stored(<String as Decode<'r, DB>>::decode(value)?))
+    }
+}
+
+impl<DB: Database> Type<DB> for StoredOpt
+where
+    String: Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'r, DB: Database> Decode<'r, DB> for StoredOpt
+where
+    String: Decode<'r, DB> + Type<DB>,
+{
+    fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(StoredOpt(<Option<String> as Decode<'r, DB>>::decode(
+            value,
+        )?))
+    }
+}
+
+/// A stored text that is not what its column holds: the row is corrupt.
+/// sqlx wraps it in an error naming the column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stored text {text:?} is not {kind}")]
+pub struct Unparsable {
+    /// What the column holds ("a UUID", "an IPv4 address" ...).
+    pub kind: &'static str,
+    /// The text found.
+    pub text: String,
+}
+
+fn parse_stored<T: FromStr>(kind: &'static str, text: String) -> Result<T, Unparsable> {
+    text.parse().map_err(|_| Unparsable { kind, text })
+}
+
+impl TryFrom<Stored> for Uuid {
+    type Error = Unparsable;
+    fn try_from(stored: Stored) -> Result<Self, Unparsable> {
+        parse_stored("a UUID", stored.0)
+    }
+}
+
+impl TryFrom<StoredOpt> for Option<Uuid> {
+    type Error = Unparsable;
+    fn try_from(stored: StoredOpt) -> Result<Self, Unparsable> {
+        stored.0.map(|t| Uuid::try_from(Stored(t))).transpose()
+    }
+}
+
+impl TryFrom<Stored> for Ipv4Addr {
+    type Error = Unparsable;
+    fn try_from(stored: Stored) -> Result<Self, Unparsable> {
+        parse_stored("an IPv4 address", stored.0)
+    }
+}
+
+impl TryFrom<StoredOpt> for Option<Ipv4Addr> {
+    type Error = Unparsable;
+    fn try_from(stored: StoredOpt) -> Result<Self, Unparsable> {
+        stored.0.map(|t| Ipv4Addr::try_from(Stored(t))).transpose()
+    }
+}
+
+impl TryFrom<Stored> for Ipv4Net {
+    type Error = Unparsable;
+    fn try_from(stored: Stored) -> Result<Self, Unparsable> {
+        parse_stored("an IPv4 CIDR", stored.0)
+    }
+}
+
+impl TryFrom<StoredOpt> for Option<Ipv4Net> {
+    type Error = Unparsable;
+    fn try_from(stored: StoredOpt) -> Result<Self, Unparsable> {
+        stored.0.map(|t| Ipv4Net::try_from(Stored(t))).transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     crate::text_enum! {
@@ -143,5 +270,72 @@ mod tests {
             "unknown Light value \"Blue\" in the database"
         );
         assert!(serde_json::from_value::<Light>(serde_json::json!("red")).is_err());
+    }
+
+    #[test]
+    fn stored_texts_parse_into_their_types_and_print_back_the_same() {
+        use super::{Stored, StoredOpt};
+        let text = "6b1e9e5f-1f0e-4d3c-9a55-2f2f7b1a0c11";
+        let id = uuid::Uuid::try_from(Stored(text.into())).unwrap();
+        assert_eq!(id.to_string(), text);
+        let ip = std::net::Ipv4Addr::try_from(Stored("10.1.2.3".into())).unwrap();
+        assert_eq!(ip.to_string(), "10.1.2.3");
+        let net = ipnet::Ipv4Net::try_from(Stored("10.1.0.0/16".into())).unwrap();
+        assert_eq!(net.to_string(), "10.1.0.0/16");
+        assert_eq!(Option::<uuid::Uuid>::try_from(StoredOpt(None)), Ok(None));
+        assert_eq!(
+            Option::<std::net::Ipv4Addr>::try_from(StoredOpt(Some("10.0.0.1".into()))),
+            Ok(Some(std::net::Ipv4Addr::new(10, 0, 0, 1)))
+        );
+    }
+
+    #[test]
+    fn a_stored_text_that_does_not_parse_says_what_it_should_be() {
+        use super::Stored;
+        let e = uuid::Uuid::try_from(Stored("v-1".into())).unwrap_err();
+        assert_eq!(e.to_string(), "stored text \"v-1\" is not a UUID");
+        let e = std::net::Ipv4Addr::try_from(Stored("10.0.0".into())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "stored text \"10.0.0\" is not an IPv4 address"
+        );
+        let e = ipnet::Ipv4Net::try_from(Stored("10.0.0.0".into())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "stored text \"10.0.0.0\" is not an IPv4 CIDR"
+        );
+    }
+
+    /// Every value of a column enum reads back from the text it writes.
+    fn round_trips<T>(all: &[T])
+    where
+        T: Copy + PartialEq + std::fmt::Debug + std::str::FromStr + std::fmt::Display,
+        <T as std::str::FromStr>::Err: std::fmt::Debug,
+    {
+        for v in all {
+            assert_eq!(v.to_string().parse::<T>().unwrap(), *v);
+        }
+    }
+
+    #[test]
+    fn the_state_and_kind_columns_round_trip_to_their_texts() {
+        use crate::store::{account, acl, gateway, offering, rule, vlan};
+        round_trips(rule::State::ALL);
+        round_trips(rule::Purpose::ALL);
+        round_trips(acl::ItemState::ALL);
+        round_trips(gateway::GatewayState::ALL);
+        round_trips(gateway::RouteState::ALL);
+        round_trips(offering::State::ALL);
+        round_trips(vlan::IpState::ALL);
+        round_trips(account::State::ALL);
+        // The texts are the ones the database held as constants before.
+        assert_eq!(account::STATE_ENABLED.as_str(), "enabled");
+        assert_eq!(rule::PURPOSE_LOAD_BALANCING.as_str(), "LoadBalancing");
+        assert_eq!(vlan::IP_RELEASING.as_str(), "Releasing");
+        let e = "Gone".parse::<gateway::RouteState>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown RouteState value \"Gone\" in the database"
+        );
     }
 }

@@ -10,7 +10,9 @@ use subtle::ConstantTimeEq;
 
 use super::query::{self, Where};
 use super::secret::SecretBox;
+use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, new_uuid, now_ms};
+use uuid::Uuid;
 
 /// A `users` row. `password` holds a hash (see [`hash_password`]), never clear text.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
@@ -18,7 +20,8 @@ pub struct User {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The owning account.
     pub account_id: i64,
     /// The account's domain.
@@ -67,7 +70,7 @@ pub struct NewUser {
 #[derive(Clone, Debug, Default)]
 pub struct UserFilter {
     /// Only this user (API id).
-    pub uuid: Option<String>,
+    pub uuid: Option<Uuid>,
     /// Exact username.
     pub username: Option<String>,
     /// Only users of this account.
@@ -84,7 +87,8 @@ pub struct Identity {
     /// The user's internal key.
     pub user_id: i64,
     /// The user's API id.
-    pub user_uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub user_uuid: Uuid,
     /// Login name.
     pub username: String,
     /// The user's state.
@@ -94,7 +98,8 @@ pub struct Identity {
     /// The account's internal key.
     pub account_id: i64,
     /// The account's API id.
-    pub account_uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub account_uuid: Uuid,
     /// The account's name.
     pub account_name: String,
     /// The account's type (see `account::TYPE_*`).
@@ -104,7 +109,8 @@ pub struct Identity {
     /// The domain's internal key.
     pub domain_id: i64,
     /// The domain's API id.
-    pub domain_uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub domain_uuid: Uuid,
     /// The domain's path.
     pub domain_path: String,
 }
@@ -151,7 +157,7 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Us
 }
 
 /// A user by UUID, removed or not.
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<User>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<User>> {
     let mut w = Where::new();
     w.eq("u.uuid", uuid);
     get_where(ex, w).await
@@ -233,7 +239,7 @@ pub async fn list<'a>(
 ) -> Result<Listed<User>> {
     let mut w = Where::new();
     w.push("u.removed IS NULL")
-        .eq_opt("u.uuid", filter.uuid.clone())
+        .eq_opt("u.uuid", filter.uuid)
         .eq_opt("u.username", filter.username.clone())
         .eq_opt("u.account_id", filter.account_id)
         .keyword(

@@ -10,14 +10,28 @@ use std::net::Ipv4Addr;
 use sqlx::{AssertSqlSafe, FromRow};
 
 use super::query::{self, Arg, Where, bind_args};
+use super::text::{Stored, StoredOpt};
 use super::{Backend, Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use uuid::Uuid;
+
+crate::text_enum! {
+    /// A public address's state (column `state`).
+    pub enum IpState {
+        /// `state` of an address nobody holds.
+        Free = "Free",
+        /// `state` of an address an account holds.
+        Allocated = "Allocated",
+        /// `state` of an address being given back (its router may still hold it).
+        Releasing = "Releasing",
+    }
+}
 
 /// `state` of an address nobody holds.
-pub const IP_FREE: &str = "Free";
+pub const IP_FREE: IpState = IpState::Free;
 /// `state` of an address an account holds.
-pub const IP_ALLOCATED: &str = "Allocated";
+pub const IP_ALLOCATED: IpState = IpState::Allocated;
 /// `state` of an address being given back (its router may still hold it).
-pub const IP_RELEASING: &str = "Releasing";
+pub const IP_RELEASING: IpState = IpState::Releasing;
 
 /// The largest range created in one call (a /16).
 pub const MAX_RANGE_SIZE: u32 = 65_536;
@@ -31,7 +45,8 @@ pub struct VlanRange {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The zone.
     pub zone_id: i64,
     /// The physical network carrying it.
@@ -39,13 +54,17 @@ pub struct VlanRange {
     /// `vlan://<n>` or `untagged`.
     pub vlan_id: String,
     /// The range's gateway.
-    pub gateway: String,
+    #[sqlx(try_from = "Stored")]
+    pub gateway: Ipv4Addr,
     /// The range's netmask.
-    pub netmask: String,
+    #[sqlx(try_from = "Stored")]
+    pub netmask: Ipv4Addr,
     /// First address.
-    pub start_ip: String,
+    #[sqlx(try_from = "Stored")]
+    pub start_ip: Ipv4Addr,
     /// Last address.
-    pub end_ip: String,
+    #[sqlx(try_from = "Stored")]
+    pub end_ip: Ipv4Addr,
     /// First address as an integer.
     pub start_num: i64,
     /// Last address as an integer.
@@ -81,17 +100,20 @@ pub struct PublicIp {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The zone.
     pub zone_id: i64,
     /// The range it belongs to.
     pub vlan_db_id: i64,
     /// The address.
-    pub public_ip_address: String,
+    #[sqlx(try_from = "Stored")]
+    pub public_ip_address: Ipv4Addr,
     /// The address as an integer.
     pub ip_num: i64,
     /// [`IP_FREE`] or [`IP_ALLOCATED`].
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: IpState,
     /// Allocation time (epoch ms).
     pub allocated: Option<i64>,
     /// The holding account.
@@ -109,14 +131,15 @@ pub struct PublicIp {
     /// The VM behind it (static NAT).
     pub vm_id: Option<i64>,
     /// The VM address behind it (static NAT).
-    pub vm_ip: Option<String>,
+    #[sqlx(try_from = "StoredOpt")]
+    pub vm_ip: Option<Ipv4Addr>,
 }
 
 /// Filters of a public IP list; every set field must match.
 #[derive(Clone, Debug, Default)]
 pub struct PublicIpFilter {
     /// Only this address (API id).
-    pub uuid: Option<String>,
+    pub uuid: Option<Uuid>,
     /// Only this zone.
     pub zone_id: Option<i64>,
     /// Only this exact address.
@@ -284,7 +307,7 @@ pub async fn ranges_by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<V
 }
 
 /// A range by UUID, removed or not.
-pub async fn range_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<VlanRange>> {
+pub async fn range_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<VlanRange>> {
     get_range(ex, "uuid", uuid).await
 }
 
@@ -452,9 +475,9 @@ pub async fn ips_by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<
 }
 
 /// An address by UUID.
-pub async fn ip_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<PublicIp>> {
+pub async fn ip_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<PublicIp>> {
     let filter = PublicIpFilter {
-        uuid: Some(uuid.to_string()),
+        uuid: Some(uuid),
         ..PublicIpFilter::default()
     };
     Ok(list_ips(ex, &filter, Page::ALL)
@@ -471,7 +494,7 @@ pub async fn list_ips<'a>(
     page: Page,
 ) -> Result<Listed<PublicIp>> {
     let mut w = Where::new();
-    w.eq_opt("uuid", filter.uuid.clone())
+    w.eq_opt("uuid", filter.uuid)
         .eq_opt("zone_id", filter.zone_id)
         .eq_opt("public_ip_address", filter.address.clone())
         .eq_opt("account_id", filter.account_id)
@@ -521,7 +544,8 @@ pub async fn set_source_nat<'a>(ex: impl Into<Exec<'a>>, vpc_id: i64, ip_id: i64
 
 /// Sets the state of a held address (e.g. [`IP_RELEASING`], or back to
 /// [`IP_ALLOCATED`]).
-pub async fn set_ip_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
+pub async fn set_ip_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: IpState) -> Result<bool> {
+    let state = state.as_str();
     let mut ex = ex.into();
     let done = on_db!(&mut ex, c => {
         sqlx::query("UPDATE user_ip_address SET state = $2 WHERE id = $1 AND state <> 'Free'")

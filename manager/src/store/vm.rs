@@ -3,7 +3,10 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
+use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, atomically, new_uuid, now_ms};
+use std::net::Ipv4Addr;
+use uuid::Uuid;
 
 crate::text_enum! {
     /// A VM's state (column `state`).
@@ -58,7 +61,8 @@ pub struct Vm {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The user's name, also the host name.
     pub name: String,
     /// `i-<account id>-<id>-VM`.
@@ -113,7 +117,7 @@ pub struct VmFilter {
     /// Only this VM (internal id).
     pub id: Option<i64>,
     /// Only these VMs (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Exact name, case-insensitive.
     pub name: Option<String>,
     /// Substring of the name or display name, case-insensitive.
@@ -200,7 +204,7 @@ pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Vm>>
 }
 
 /// A VM by UUID, removed or not.
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Vm>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Vm>> {
     get(ex, "v.uuid", uuid).await
 }
 
@@ -391,7 +395,8 @@ pub struct DhcpEntry {
     /// The NIC's MAC.
     pub mac: String,
     /// The NIC's address.
-    pub ip: String,
+    #[sqlx(try_from = "Stored")]
+    pub ip: Ipv4Addr,
     /// The VM's name (its host name).
     pub hostname: String,
     /// Whether this is the VM's first NIC (the one with the default route).
@@ -425,7 +430,8 @@ pub struct ServiceOffering {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// Name.
     pub name: String,
     /// Description.
@@ -450,7 +456,8 @@ pub struct Template {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// Name.
     pub name: String,
     /// Description.
@@ -473,7 +480,7 @@ pub struct Template {
 #[derive(Clone, Debug, Default)]
 pub struct CatalogFilter {
     /// Only this row (API id).
-    pub uuid: Option<String>,
+    pub uuid: Option<Uuid>,
     /// Exact name.
     pub name: Option<String>,
     /// Substring of name or display text, case-insensitive.
@@ -524,7 +531,7 @@ pub async fn offerings_by_ids<'a>(
 /// A service offering by UUID, removed or not.
 pub async fn offering_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
-    uuid: &str,
+    uuid: Uuid,
 ) -> Result<Option<ServiceOffering>> {
     query::fetch_by(
         &mut ex.into(),
@@ -539,7 +546,7 @@ pub async fn offering_by_uuid<'a>(
 fn catalog_where(filter: &CatalogFilter) -> Where {
     let mut w = Where::new();
     w.push("removed IS NULL")
-        .eq_opt("uuid", filter.uuid.clone())
+        .eq_opt("uuid", filter.uuid)
         .eq_opt("name", filter.name.clone())
         .keyword(&["name", "display_text"], filter.keyword.as_deref());
     w
@@ -582,7 +589,7 @@ pub async fn templates_by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Resul
 }
 
 /// A template by UUID, removed or not.
-pub async fn template_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Template>> {
+pub async fn template_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Template>> {
     query::fetch_by(
         &mut ex.into(),
         TEMPLATE_COLUMNS,

@@ -3,7 +3,10 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
+use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, new_uuid, now_ms};
+use ipnet::Ipv4Net;
+use uuid::Uuid;
 
 crate::text_enum! {
     /// A VPC's state (column `state`).
@@ -26,7 +29,8 @@ pub struct Vpc {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// Name.
     pub name: String,
     /// Description.
@@ -34,7 +38,8 @@ pub struct Vpc {
     /// The zone.
     pub zone_id: i64,
     /// The VPC's super-CIDR.
-    pub cidr: String,
+    #[sqlx(try_from = "Stored")]
+    pub cidr: Ipv4Net,
     /// The owner.
     pub account_id: i64,
     /// The owner's domain.
@@ -98,7 +103,7 @@ pub struct VpcFilter {
     /// Only this VPC (internal id).
     pub id: Option<i64>,
     /// Only these VPCs (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Exact name.
     pub name: Option<String>,
     /// Substring of the name or description, case-insensitive.
@@ -164,7 +169,7 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Vp
 }
 
 /// A VPC by UUID, removed or not.
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Vpc>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Vpc>> {
     get(ex, "v.uuid", uuid).await
 }
 

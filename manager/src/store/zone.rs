@@ -4,7 +4,9 @@
 use sqlx::FromRow;
 
 use super::query::{self, Where};
+use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
+use uuid::Uuid;
 
 /// A `data_center` row.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
@@ -12,7 +14,8 @@ pub struct Zone {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// Name, unique among live zones.
     pub name: String,
     /// Description.
@@ -68,7 +71,7 @@ pub struct NewZone {
 #[derive(Clone, Debug, Default)]
 pub struct ZoneFilter {
     /// Only these zones (API ids).
-    pub uuids: Option<Vec<String>>,
+    pub uuids: Option<Vec<Uuid>>,
     /// Exact name.
     pub name: Option<String>,
     /// Substring of the name, case-insensitive.
@@ -83,7 +86,8 @@ pub struct PhysicalNetwork {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
     /// The zone.
     pub zone_id: i64,
     /// Name.
@@ -159,7 +163,7 @@ pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Zo
 }
 
 /// A zone by UUID, removed or not.
-pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: &str) -> Result<Option<Zone>> {
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Zone>> {
     get_zone(ex, "uuid", uuid).await
 }
 
@@ -373,7 +377,7 @@ pub async fn traffic_types<'a>(
 #[derive(Clone, Debug, Default)]
 pub struct PhysicalNetworkFilter {
     /// Only this physical network (API id).
-    pub uuid: Option<String>,
+    pub uuid: Option<Uuid>,
     /// Only the networks of this zone.
     pub zone_id: Option<i64>,
     /// Exact name.
@@ -385,7 +389,7 @@ pub struct PhysicalNetworkFilter {
 /// A physical network by UUID, removed or not.
 pub async fn physical_network_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
-    uuid: &str,
+    uuid: Uuid,
 ) -> Result<Option<PhysicalNetwork>> {
     query::fetch_by(
         &mut ex.into(),
@@ -405,7 +409,7 @@ pub async fn list_physical_networks<'a>(
 ) -> Result<Listed<PhysicalNetwork>> {
     let mut w = Where::new();
     w.push("removed IS NULL")
-        .eq_opt("uuid", filter.uuid.clone())
+        .eq_opt("uuid", filter.uuid)
         .eq_opt("zone_id", filter.zone_id)
         .eq_opt("name", filter.name.clone())
         .keyword(&["name"], filter.keyword.as_deref());

@@ -363,14 +363,20 @@ on_both_backends!(a_router_left_starting_by_a_dead_job_is_started_again, |m| {
         .await
         .unwrap()
         .items;
-    let vpc_row = vpc_manager::store::vpc::get_by_uuid(&m.app.db, vpc["id"].as_str().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let gone_row = vpc_manager::store::vpc::get_by_uuid(&m.app.db, gone["id"].as_str().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let vpc_row = vpc_manager::store::vpc::get_by_uuid(
+        &m.app.db,
+        vpc["id"].as_str().unwrap().parse().unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let gone_row = vpc_manager::store::vpc::get_by_uuid(
+        &m.app.db,
+        gone["id"].as_str().unwrap().parse().unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let stuck = all
         .iter()
         .find(|r| r.vpc_id == Some(vpc_row.id))

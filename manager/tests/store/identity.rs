@@ -58,7 +58,7 @@ on_both_backends!(domain_tree_lists_subtrees_and_renames_paths, |db, url| {
         "{refused:?}"
     );
     assert!(domain::remove(&db, b.id).await.unwrap());
-    let removed = domain::get_by_uuid(&db, &b.uuid)
+    let removed = domain::get_by_uuid(&db, b.uuid)
         .await
         .unwrap()
         .expect("removed rows resolve by UUID");
@@ -154,7 +154,7 @@ on_both_backends!(
         assert!(account::remove(&db, acct.id).await.unwrap());
         assert!(user::identity_by_api_key(&db, &k1).await.unwrap().is_none());
         assert!(
-            user::get_by_uuid(&db, &u1.uuid)
+            user::get_by_uuid(&db, u1.uuid)
                 .await
                 .unwrap()
                 .unwrap()
@@ -162,7 +162,7 @@ on_both_backends!(
                 .is_some()
         );
         assert!(
-            account::get_by_uuid(&db, &acct.uuid)
+            account::get_by_uuid(&db, acct.uuid)
                 .await
                 .unwrap()
                 .unwrap()
@@ -223,7 +223,7 @@ on_both_backends!(lists_page_with_totals_and_filter_by_subtree, |db, url| {
     .await
     .unwrap();
     assert_eq!(picked.total, 1);
-    let uuids = vec![picked.items[0].uuid.clone(), "no-such-uuid".to_string()];
+    let uuids = vec![picked.items[0].uuid, uuid::Uuid::new_v4()];
     let by_ids = account::list(
         &db,
         &AccountFilter {

@@ -16,7 +16,7 @@ on_both_backends!(job_lifecycle_claim_complete_and_query, |db, url| {
         &db,
         NewJob {
             instance_type: Some("Vpc".into()),
-            instance_uuid: Some("v-1".into()),
+            instance_uuid: Some(uuid::Uuid::new_v4()),
             ..job_for(&u, "createVPC", Some("vpc:1"))
         },
     )
@@ -46,7 +46,7 @@ on_both_backends!(job_lifecycle_claim_complete_and_query, |db, url| {
     );
     assert_eq!(job::sync_object_holder(&db, "vpc:1").await.unwrap(), None);
 
-    let done = job::get_by_uuid(&db, &j.uuid).await.unwrap().unwrap();
+    let done = job::get_by_uuid(&db, j.uuid).await.unwrap().unwrap();
     assert_eq!(
         (done.status, done.result_code, done.result_type.as_deref()),
         (1, 0, Some("object"))

@@ -51,7 +51,7 @@ on_both_backends!(
         );
 
         assert!(zone::remove(&db, z.id).await.unwrap());
-        let gone = zone::get_by_uuid(&db, &z.uuid)
+        let gone = zone::get_by_uuid(&db, z.uuid)
             .await
             .unwrap()
             .expect("found by UUID");
@@ -310,7 +310,7 @@ on_both_backends!(
             .expect("free address");
         assert_eq!(
             (
-                picked.public_ip_address.as_str(),
+                picked.public_ip_address.to_string().as_str(),
                 picked.state.as_str(),
                 picked.vpc_id,
                 picked.source_nat
@@ -347,7 +347,7 @@ on_both_backends!(
         for t in tasks {
             all.extend(t.await.unwrap());
         }
-        let unique: HashSet<&String> = all.iter().collect();
+        let unique: HashSet<_> = all.iter().collect();
         assert_eq!((all.len(), unique.len()), (15, 15), "{all:?}");
 
         assert!(vlan::release_ip(&db, picked.id).await.unwrap());
@@ -355,9 +355,9 @@ on_both_backends!(
             .await
             .unwrap()
             .expect("released address");
-        assert_eq!(again.public_ip_address, "203.0.113.15");
+        assert_eq!(again.public_ip_address.to_string(), "203.0.113.15");
         assert_eq!(
-            vlan::ip_by_uuid(&db, &picked.uuid)
+            vlan::ip_by_uuid(&db, picked.uuid)
                 .await
                 .unwrap()
                 .unwrap()

@@ -17,7 +17,7 @@ use crate::store::{Db, Tx, network, router, vnet, vpc, zone};
 use super::vnets::TxVnets;
 use super::{
     guru_error, guru_of, live_tier, physical_of, tier_network, tier_of_lock, tier_view,
-    tier_with_acl, uuid_of,
+    tier_with_acl,
 };
 
 /// Implements an Allocated tier (its first VM, restartNetwork): a vnet from
@@ -36,7 +36,7 @@ pub async fn implement_tier(lock: &VpcLock<'_>, tier_id: i64) -> Result<network:
         network: lock.network(),
         vpc_id: lock.vpc_id(),
         tier_id,
-        tier_uuid: uuid_of(&tier.uuid)?,
+        tier_uuid: tier.uuid,
         physical,
         isolation,
     })
@@ -107,8 +107,8 @@ impl RouterChange for Implement<'_> {
                 owner: router::NicOwner::Router(r.id),
                 network_id: tier.id,
                 device_index: None,
-                ip4_address: tier.gateway.clone(),
-                netmask: tier.netmask.clone(),
+                ip4_address: tier.gateway,
+                netmask: tier.netmask,
                 gateway: None,
                 role: router::ROLE_GUEST.into(),
             },
@@ -187,7 +187,7 @@ pub async fn resend_tier(lock: &VpcLock<'_>, tier_id: i64) -> Result<(), Error> 
     let tier = tier_of_lock(lock, tier_id).await?;
     lock.apply(&Resend {
         vpc_id: lock.vpc_id(),
-        tier_uuid: uuid_of(&tier.uuid)?,
+        tier_uuid: tier.uuid,
     })
     .await
 }

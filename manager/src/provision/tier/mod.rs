@@ -20,7 +20,6 @@ mod shutdown;
 mod vnets;
 
 use std::net::Ipv4Addr;
-use std::str::FromStr;
 
 use ipnet::Ipv4Net;
 use uuid::Uuid;
@@ -42,10 +41,6 @@ pub use shutdown::{destroy_tier, shutdown_tier, trash_tier};
 
 fn corrupt(what: &str, value: &str) -> Error {
     Error::internal(format!("stored {what} {value:?} is not valid"))
-}
-
-fn uuid_of(text: &str) -> Result<Uuid, Error> {
-    Uuid::parse_str(text).map_err(|_| corrupt("UUID", text))
 }
 
 /// The API error of a guru's refusal.
@@ -134,7 +129,7 @@ pub fn design_tier(
         name: spec.name.to_string(),
         traffic: NetworkTraffic::Guest,
         isolation,
-        physical_network_id: Some(uuid_of(&physical.uuid)?),
+        physical_network_id: Some(physical.uuid),
         cidr: Some(spec.cidr),
         gateway: Some(spec.gateway),
         vlan: None,
@@ -152,19 +147,11 @@ fn tier_network(
     isolation: IsolationMethod,
     physical: Option<&zone::PhysicalNetwork>,
 ) -> Result<ImplementedNetwork, Error> {
-    let cidr_text = tier.cidr.clone().unwrap_or_default();
-    let cidr = Ipv4Net::from_str(&cidr_text).map_err(|_| corrupt("tier CIDR", &cidr_text))?;
-    let gateway = tier
-        .gateway
-        .as_deref()
-        .map(|g| {
-            g.parse::<Ipv4Addr>()
-                .map_err(|_| corrupt("tier gateway", g))
-        })
-        .transpose()?;
+    let cidr = tier.cidr.ok_or_else(|| corrupt("tier CIDR", ""))?;
+    let gateway = tier.gateway;
     let implemented = tier.state == network::STATE_IMPLEMENTED;
     let designed = DesignedNetwork {
-        id: uuid_of(&tier.uuid)?,
+        id: tier.uuid,
         name: tier.name.clone(),
         guru: guru.name(),
         traffic: NetworkTraffic::Guest,
@@ -174,7 +161,7 @@ fn tier_network(
         } else {
             NetworkState::Allocated
         },
-        physical_network_id: physical.map(|p| uuid_of(&p.uuid)).transpose()?,
+        physical_network_id: physical.map(|p| p.uuid),
         cidr,
         gateway,
         broadcast_uri: tier.broadcast_uri.clone(),

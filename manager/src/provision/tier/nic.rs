@@ -12,7 +12,7 @@ use crate::orchestration::guru::{AddressAllocator, BoxFuture, GuruError, NicRequ
 use crate::provision::Network;
 use crate::store::{Page, Tx, network, router, vm};
 
-use super::{guru_error, guru_of, physical_of, tier_network, uuid_of};
+use super::{guru_error, guru_of, physical_of, tier_network};
 
 /// The addresses of one tier, inside the caller's transaction: the lowest
 /// address no live NIC on the tier holds (or the one asked for, when free).
@@ -43,8 +43,7 @@ impl AddressAllocator for TxAddresses<'_> {
             .items;
             let used: Vec<Ipv4Addr> = nics
                 .iter()
-                .filter_map(|n| n.ip4_address.as_deref())
-                .filter_map(|ip| ip.parse().ok())
+                .filter_map(|n| n.ip4_address)
                 .chain(excluded)
                 .collect();
             pick_address(cidr, requested, &used)
@@ -135,7 +134,7 @@ pub async fn reserve_nic(
             &designed,
             &NicRequest {
                 network_id: designed.network.id,
-                owner_id: uuid_of(&vm_row.uuid)?,
+                owner_id: vm_row.uuid,
                 requested_ip: requested,
                 requested_mac: None,
             },
@@ -159,9 +158,9 @@ pub async fn reserve_nic(
             owner: router::NicOwner::Vm(vm_row.id),
             network_id: tier.id,
             device_index: Some(device_index),
-            ip4_address: Some(reserved.ip.to_string()),
-            netmask: tier.netmask.clone(),
-            gateway: tier.gateway.clone(),
+            ip4_address: Some(reserved.ip),
+            netmask: tier.netmask,
+            gateway: tier.gateway,
             role: router::ROLE_GUEST.into(),
         },
     )
@@ -180,7 +179,7 @@ pub async fn release_nic(
     let (pn, isolation) = physical_of(&mut *tx, tier).await?;
     let guru = guru_of(network, tier, isolation)?;
     let designed = tier_network(tier, guru, isolation, Some(&pn))?;
-    let Some(ip) = nic.ip4_address.as_deref().and_then(|ip| ip.parse().ok()) else {
+    let Some(ip) = nic.ip4_address else {
         return Ok(());
     };
     let reserved = ReservedNic {

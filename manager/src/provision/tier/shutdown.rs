@@ -13,9 +13,7 @@ use crate::provision::{Network, RouterElement};
 use crate::store::{self, Db, Page, Tx, network, router, vnet, vpc};
 
 use super::vnets::TxVnets;
-use super::{
-    guru_error, guru_of, live_tier, physical_of, tier_network, tier_of_lock, tier_view, uuid_of,
-};
+use super::{guru_error, guru_of, live_tier, physical_of, tier_network, tier_of_lock, tier_view};
 
 /// The router's live NIC on a tier, if the tier is plugged.
 async fn router_nic<'a>(
@@ -122,7 +120,7 @@ async fn take_down(lock: &VpcLock<'_>, tier_id: i64, how: How) -> Result<network
         .apply(&TakeDown {
             vpc_id: lock.vpc_id(),
             tier_id,
-            tier_uuid: uuid_of(&tier.uuid)?,
+            tier_uuid: tier.uuid,
             how,
         })
         .await?;

@@ -60,7 +60,7 @@ fn rules_list(list: &acl::AclList) -> crate::rules::acl::AclList<'_> {
 }
 
 /// The live list named by parameter `param` (431 when it names none).
-async fn list_param(db: &Db, param: &str, id: &str) -> Result<acl::AclList, Error> {
+async fn list_param(db: &Db, param: &str, id: Uuid) -> Result<acl::AclList, Error> {
     acl::get_by_uuid(db, id)
         .await?
         .filter(|l| l.removed.is_none())
@@ -104,7 +104,7 @@ fn scope_covers(scope: &Scope, v: &vpc::Vpc) -> bool {
 async fn tier_param(
     ctx: &Ctx,
     param: &str,
-    id: &str,
+    id: Uuid,
 ) -> Result<(network::Network, vpc::Vpc), Error> {
     let db = &ctx.app.db;
     let tier = network::get_by_uuid(db, id)
@@ -178,8 +178,7 @@ fn item_view(item: &acl::AclItem, list: &acl::AclList) -> Value {
 
 /// The id the router state gives a stored list.
 fn list_uuid(list: &acl::AclList) -> Result<Uuid, Error> {
-    Uuid::parse_str(&list.uuid)
-        .map_err(|_| Error::internal(format!("stored ACL list id {} is bad", list.uuid)))
+    Ok(list.uuid)
 }
 
 /// Whether the list is on the VPC's router: attached to a tier or private

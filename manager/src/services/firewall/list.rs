@@ -59,17 +59,16 @@ impl SyncCommand for ListFirewallRules {
         // foreign id is refused as everywhere else.
         self.list.scope(ctx, self.id.is_some()).await?;
         if let Some(id) = self.ip_address {
-            held_ip(ctx, IP_ADDRESS.name(), &id.to_string()).await?;
+            held_ip(ctx, IP_ADDRESS.name(), id).await?;
         }
         if let Some(id) = self.network {
-            common::tier_by_uuid(ctx, NETWORK.name(), &id.to_string()).await?;
+            common::tier_by_uuid(ctx, NETWORK.name(), id).await?;
         }
         if let Some(id) = self.id {
-            let id = id.to_string();
-            rule::get_by_uuid(&ctx.app.db, &id)
+            rule::get_by_uuid(&ctx.app.db, id)
                 .await?
                 .filter(|r| r.removed.is_none())
-                .ok_or_else(|| Error::invalid_id(ID.name(), &id))?;
+                .ok_or_else(|| Error::invalid_id(ID.name(), id))?;
         }
         Ok(Reply::List {
             count: 0,

@@ -76,7 +76,7 @@ impl AsyncCommand for CreateFirewallRule {
     type Job = NeverStored;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<NeverStored>, Error> {
-        let ip = held_ip(ctx, IP_ADDRESS.name(), &self.ip_address.to_string()).await?;
+        let ip = held_ip(ctx, IP_ADDRESS.name(), self.ip_address).await?;
         Err(use_acls(&ip))
     }
 
@@ -111,14 +111,14 @@ impl AsyncCommand for DeleteFirewallRule {
     type Job = NeverStored;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<NeverStored>, Error> {
-        let id = self.id.to_string();
+        let id = self.id;
         // No firewall rule ever exists here. A port forwarding or load
         // balancer rule named by mistake gets the ACL hint; anything else is
         // an unknown id (the text Terraform reads as "already gone").
-        let r = rule::get_by_uuid(&ctx.app.db, &id)
+        let r = rule::get_by_uuid(&ctx.app.db, id)
             .await?
             .filter(|r| r.removed.is_none())
-            .ok_or_else(|| Error::invalid_id(ID.name(), &id))?;
+            .ok_or_else(|| Error::invalid_id(ID.name(), id))?;
         check_access(
             ctx,
             r.account_id,

@@ -54,11 +54,10 @@ impl AccountRef {
     pub(super) async fn resolve(&self, ctx: &Ctx) -> Result<store::account::Account, Error> {
         let found = match (self.id, &self.name) {
             (Some(id), _) => {
-                let id = id.to_string();
-                let a = store::account::get_by_uuid(&ctx.app.db, &id)
+                let a = store::account::get_by_uuid(&ctx.app.db, id)
                     .await?
                     .filter(|a| a.removed.is_none());
-                a.ok_or_else(|| Error::invalid_id(self.id_name, &id))?
+                a.ok_or_else(|| Error::invalid_id(self.id_name, id))?
             }
             (None, Some(name)) => {
                 let d = domain_or_own(ctx, self.domain, ACCOUNT_DOMAIN.name()).await?;

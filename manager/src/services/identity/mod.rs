@@ -122,11 +122,10 @@ async fn domain_or_own(
             .await?
             .ok_or_else(|| Error::internal("caller's domain is gone"));
     };
-    let id = id.to_string();
-    let found = store::domain::get_by_uuid(&ctx.app.db, &id)
+    let found = store::domain::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|d| d.removed.is_none());
-    let d = found.ok_or_else(|| Error::invalid_id(name, &id))?;
+    let d = found.ok_or_else(|| Error::invalid_id(name, id))?;
     if !ctx.caller.covers_domain(&d.path) {
         return Err(denied(ctx, &format!("domain {id}")));
     }
@@ -140,9 +139,9 @@ mod tests {
     fn caller(account_id: i64, user_id: i64, role: Role, path: &str) -> Caller {
         Caller {
             user_id,
-            user_uuid: String::new(),
+            user_uuid: uuid::Uuid::nil(),
             account_id,
-            account_uuid: String::new(),
+            account_uuid: uuid::Uuid::nil(),
             account_name: String::new(),
             account_type: match role {
                 Role::Admin => 1,
@@ -150,7 +149,7 @@ mod tests {
                 Role::User => 0,
             },
             domain_id: 0,
-            domain_uuid: String::new(),
+            domain_uuid: uuid::Uuid::nil(),
             domain_path: path.into(),
             role,
         }

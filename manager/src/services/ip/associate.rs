@@ -106,10 +106,10 @@ impl AsyncCommand for AssociateIpAddress {
         let (v, tier) = target_of(ctx, self.vpc, self.network).await?;
         common::check_enabled(&v)?;
         if let Some(zone_id) = self.zone {
-            let z = zone::get_by_uuid(db, &zone_id.to_string())
+            let z = zone::get_by_uuid(db, zone_id)
                 .await?
                 .filter(|z| z.removed.is_none())
-                .ok_or_else(|| Error::invalid_id(ZONE.name(), &zone_id.to_string()))?;
+                .ok_or_else(|| Error::invalid_id(ZONE.name(), zone_id.to_string()))?;
             if z.id != v.zone_id {
                 return Err(Error::invalid(format!(
                     "VPC {} is in another zone than zoneid {}",
@@ -134,7 +134,7 @@ impl AsyncCommand for AssociateIpAddress {
             .transpose()?;
         let zone_uuid = zone::get_by_id(db, v.zone_id)
             .await?
-            .map(|z| z.uuid)
+            .map(|z| z.uuid.to_string())
             .unwrap_or_default();
 
         // Under the VPC's lock: two first addresses must not both become
@@ -171,7 +171,7 @@ impl AsyncCommand for AssociateIpAddress {
         };
         Ok(Submission::created(
             job,
-            ("IpAddress", &ip.uuid),
+            ("IpAddress", ip.uuid),
             vpc_sync(v.id),
         ))
     }
@@ -202,7 +202,7 @@ impl AsyncCommand for AssociateIpAddress {
 /// add=true); given back to the pool when the router refuses it.
 struct AcquiredIp {
     job: AssociateIpJob,
-    uuid: String,
+    uuid: Uuid,
 }
 
 impl RouterChange for AcquiredIp {
@@ -223,7 +223,7 @@ impl RouterChange for AcquiredIp {
         state: &RouterState,
         generation: u64,
     ) -> ElementResult {
-        send_ip(element, state, generation, &self.uuid).await
+        send_ip(element, state, generation, self.uuid).await
     }
 
     async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {

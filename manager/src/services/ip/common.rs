@@ -13,13 +13,14 @@ use crate::rules::ip::{PortRule, RulePurpose};
 use crate::server::Ctx;
 use crate::services::owner::check_access;
 use crate::store::{Db, Exec, Page, domain, network, offering, router, rule, vlan, vm, vpc};
+use uuid::Uuid;
 
 pub use crate::server::jobs::vpc_sync;
 
 /// The public IP named by `uuid` (parameter `name`) that somebody holds and
 /// the caller may act on: 431 when there is none, 531 when it is another
 /// account's.
-pub async fn held_ip(ctx: &Ctx, name: &str, uuid: &str) -> Result<vlan::PublicIp, Error> {
+pub async fn held_ip(ctx: &Ctx, name: &str, uuid: Uuid) -> Result<vlan::PublicIp, Error> {
     let db = &ctx.app.db;
     let ip = vlan::ip_by_uuid(db, uuid)
         .await?
@@ -32,7 +33,7 @@ pub async fn held_ip(ctx: &Ctx, name: &str, uuid: &str) -> Result<vlan::PublicIp
 /// 531 unless the caller may act on the held IP.
 pub async fn check_ip_access(ctx: &Ctx, ip: &vlan::PublicIp) -> Result<(), Error> {
     let (Some(account_id), Some(domain_id)) = (ip.account_id, ip.domain_id) else {
-        return Err(Error::invalid_id("ipaddressid", &ip.uuid));
+        return Err(Error::invalid_id("ipaddressid", ip.uuid));
     };
     let path = domain_path(&ctx.app.db, domain_id).await?;
     check_access(
@@ -85,23 +86,17 @@ pub fn check_enabled(v: &vpc::Vpc) -> Result<(), Error> {
     } else {
         rules::vpc::VpcState::Inactive
     };
-    rules::vpc::check_vpc_enabled(&v.uuid, state)
+    rules::vpc::check_vpc_enabled(v.uuid, state)
 }
 
 /// The IP as the business rules see it.
 pub fn rules_ip(ip: &vlan::PublicIp) -> Result<rules::ip::PublicIp<i64>, Error> {
     Ok(rules::ip::PublicIp {
-        address: address(&ip.public_ip_address)?,
+        address: ip.public_ip_address,
         source_nat: ip.source_nat,
         static_nat: ip.one_to_one_nat,
         tier: ip.associated_network_id,
     })
-}
-
-/// A stored IPv4 address.
-pub fn address(text: &str) -> Result<Ipv4Addr, Error> {
-    text.parse()
-        .map_err(|_| Error::internal(format!("stored address {text:?} is not valid")))
 }
 
 /// The rules on an IP that are not being withdrawn (any purpose).
@@ -125,7 +120,7 @@ pub async fn live_rules_on_ip<'a>(
 pub async fn port_rules_on_ip(db: &Db, ip_id: i64) -> Result<Vec<PortRule>, Error> {
     let mut out = Vec::new();
     for r in live_rules_on_ip(db, ip_id).await? {
-        let purpose = match r.purpose.as_str() {
+        let purpose = match r.purpose {
             rule::PURPOSE_PORT_FORWARDING => RulePurpose::PortForwarding,
             rule::PURPOSE_LOAD_BALANCING => RulePurpose::LoadBalancing,
             _ => continue,
@@ -141,7 +136,7 @@ pub async fn port_rules_on_ip(db: &Db, ip_id: i64) -> Result<Vec<PortRule>, Erro
 }
 
 /// A live tier (guest network of a VPC) by UUID, which the caller may use.
-pub async fn tier_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<network::Network, Error> {
+pub async fn tier_by_uuid(ctx: &Ctx, name: &str, uuid: Uuid) -> Result<network::Network, Error> {
     let n = network::get_by_uuid(&ctx.app.db, uuid)
         .await?
         .filter(|n| n.removed.is_none() && n.traffic_type == network::TRAFFIC_GUEST)
@@ -171,7 +166,7 @@ pub async fn tier_opt(
     id: Option<uuid::Uuid>,
 ) -> Result<Option<network::Network>, Error> {
     match id {
-        Some(id) => Ok(Some(tier_by_uuid(ctx, name, &id.to_string()).await?)),
+        Some(id) => Ok(Some(tier_by_uuid(ctx, name, id).await?)),
         None => Ok(None),
     }
 }
@@ -197,7 +192,7 @@ pub fn check_tier_of_vpc(tier: &network::Network, v: &vpc::Vpc) -> Result<(), Er
 
 /// A VM named by `uuid` (parameter `name`) that can take a rule: live and not
 /// destroyed (431 otherwise), the caller's to use (531).
-pub async fn vm_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<vm::Vm, Error> {
+pub async fn vm_by_uuid(ctx: &Ctx, name: &str, uuid: Uuid) -> Result<vm::Vm, Error> {
     let v = vm::get_by_uuid(&ctx.app.db, uuid)
         .await?
         .filter(|v| v.removed.is_none())
@@ -238,7 +233,7 @@ pub async fn nat_target(
     vm_uuid: uuid::Uuid,
     network: Option<uuid::Uuid>,
 ) -> Result<(vm::Vm, Option<network::Network>), Error> {
-    let target = vm_by_uuid(ctx, "virtualmachineid", &vm_uuid.to_string()).await?;
+    let target = vm_by_uuid(ctx, "virtualmachineid", vm_uuid).await?;
     check_same_owner(
         &target,
         ip.account_id.unwrap_or_default(),
@@ -327,7 +322,9 @@ pub async fn vm_target(
                 target.name, tier.name
             ))
         })?;
-    let nic_address = address(nic.ip4_address.as_deref().unwrap_or_default())?;
+    let nic_address = nic
+        .ip4_address
+        .ok_or_else(|| Error::internal("stored address \"\" is not valid"))?;
     rules::ip::target_address(&target.name, nic_address, vmguestip)
 }
 

@@ -75,7 +75,7 @@ impl AsyncCommand for DisassociateIpAddress {
         };
         Ok(Submission::new(
             DisassociateIpJob { ip: ip.id },
-            ("IpAddress", &ip.uuid),
+            ("IpAddress", ip.uuid),
             sync,
         ))
     }
@@ -195,7 +195,7 @@ async fn address_param(
     address: Option<String>,
 ) -> Result<vlan::PublicIp, Error> {
     match (id, address) {
-        (Some(id), None) => held_ip(ctx, ID.name(), &id.to_string()).await,
+        (Some(id), None) => held_ip(ctx, ID.name(), id).await,
         (None, Some(address)) => {
             rules::parse_ipv4(ADDRESS.name(), &address)?;
             let found = vlan::list_ips(

@@ -112,15 +112,14 @@ impl SyncCommand for ListPublicIpAddresses {
             source_nat: self.source_nat,
             one_to_one_nat: self.static_nat,
             state: self.state,
-            uuid: self.id.map(|id| id.to_string()),
+            uuid: self.id,
             address: self.address.map(|a| a.trim().to_string()),
             ..Default::default()
         };
         if let Some(id) = self.vpc {
-            let id = id.to_string();
-            let v = vpc::get_by_uuid(db, &id)
+            let v = vpc::get_by_uuid(db, id)
                 .await?
-                .ok_or_else(|| Error::invalid_id(VPC.name(), &id))?;
+                .ok_or_else(|| Error::invalid_id(VPC.name(), id))?;
             check_access(
                 ctx,
                 v.account_id,
@@ -135,10 +134,9 @@ impl SyncCommand for ListPublicIpAddresses {
             (NETWORK.name(), self.network),
         ] {
             if let Some(id) = id {
-                let id = id.to_string();
-                let n = network::get_by_uuid(db, &id)
+                let n = network::get_by_uuid(db, id)
                     .await?
-                    .ok_or_else(|| Error::invalid_id(name, &id))?;
+                    .ok_or_else(|| Error::invalid_id(name, id))?;
                 check_access(
                     ctx,
                     n.account_id,
@@ -149,22 +147,18 @@ impl SyncCommand for ListPublicIpAddresses {
             }
         }
         if let Some(id) = self.zone {
-            let id = id.to_string();
-            let z = zone::get_by_uuid(db, &id)
+            let z = zone::get_by_uuid(db, id)
                 .await?
-                .ok_or_else(|| Error::invalid_id(ZONE.name(), &id))?;
+                .ok_or_else(|| Error::invalid_id(ZONE.name(), id))?;
             filter.zone_id = Some(z.id);
         }
         let vlan_range = match self.range {
-            Some(id) => {
-                let id = id.to_string();
-                Some(
-                    vlan::range_by_uuid(db, &id)
-                        .await?
-                        .ok_or_else(|| Error::invalid_id(RANGE.name(), &id))?
-                        .id,
-                )
-            }
+            Some(id) => Some(
+                vlan::range_by_uuid(db, id)
+                    .await?
+                    .ok_or_else(|| Error::invalid_id(RANGE.name(), id))?
+                    .id,
+            ),
             None => None,
         };
         filter.account_id = scope.account_id;

@@ -216,7 +216,7 @@ impl Names {
         };
         let (domain_uuid, domain_name) = match domain_id {
             Some(id) => match self.domain(db, id).await? {
-                Some(d) => (Some(d.uuid.clone()), Some(d.name.clone())),
+                Some(d) => (Some(d.uuid), Some(d.name.clone())),
                 None => (None, None),
             },
             None => (None, None),

@@ -15,8 +15,6 @@ use crate::orchestration::model::{NicRole, PublicIpView, RouterState};
 use crate::provision::RouterElement;
 use crate::store::vlan;
 
-use super::common::address;
-
 /// Which of the VPC's rule lists a change touches (the lists a released
 /// address had rules in, the list a new rule joins).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -85,12 +83,12 @@ pub async fn send_ip(
     element: &RouterElement,
     state: &RouterState,
     generation: u64,
-    ip_uuid: &str,
+    ip_uuid: uuid::Uuid,
 ) -> ElementResult {
     let ips: Vec<PublicIpView> = state
         .public_ips
         .iter()
-        .filter(|ip| ip.id.to_string() == ip_uuid)
+        .filter(|ip| ip.id == ip_uuid)
         .cloned()
         .collect();
     element.apply_ips(&state.router, generation, &ips).await
@@ -112,14 +110,13 @@ pub struct ReleasedIp {
 impl ReleasedIp {
     /// The address `ip` of the public range `range`.
     pub fn of(ip: &vlan::PublicIp, range: &vlan::VlanRange) -> Result<Self, Error> {
-        let id = uuid::Uuid::parse_str(&ip.uuid)
-            .map_err(|_| Error::internal(format!("stored UUID {:?} is not valid", ip.uuid)))?;
+        let id = ip.uuid;
         Ok(ReleasedIp {
             id,
-            address: address(&ip.public_ip_address)?,
-            prefix: crate::orchestration::model::netmask_to_prefix(&range.netmask)
-                .ok_or_else(|| Error::internal("a public range has a bad netmask"))?,
-            gateway: address(&range.gateway)?,
+            address: ip.public_ip_address,
+            prefix: ipnet::ipv4_mask_to_prefix(range.netmask)
+                .map_err(|_| Error::internal("a public range has a bad netmask"))?,
+            gateway: range.gateway,
             vlan: range.vlan_id.clone(),
             source_nat: ip.source_nat,
             one_to_one_nat: ip.one_to_one_nat,

@@ -117,7 +117,7 @@ impl RouterChange for RuleChange<'_> {
             RuleEdit::New => withdraw_rule(db, self.rule).await,
             RuleEdit::Withdrawn => Ok(()),
             RuleEdit::Revoked => {
-                rule::set_state(db, self.rule.id, &self.rule.state).await?;
+                rule::set_state(db, self.rule.id, self.rule.state).await?;
                 Ok(())
             }
         }

@@ -19,26 +19,23 @@ pub async fn ip_view(
     let zone = names
         .zone(db, ip.zone_id)
         .await?
-        .map(|z| (z.uuid.clone(), z.name.clone()));
+        .map(|z| (z.uuid, z.name.clone()));
     let vpc = match ip.vpc_id {
-        Some(id) => names
-            .vpc(db, id)
-            .await?
-            .map(|v| (v.uuid.clone(), v.name.clone())),
+        Some(id) => names.vpc(db, id).await?.map(|v| (v.uuid, v.name.clone())),
         None => None,
     };
     let tier = match ip.associated_network_id {
         Some(id) => names
             .network(db, id)
             .await?
-            .map(|n| (n.uuid.clone(), n.name.clone())),
+            .map(|n| (n.uuid, n.name.clone())),
         None => None,
     };
     let vm = match ip.vm_id {
         Some(id) => names
             .vm(db, id)
             .await?
-            .map(|v| (v.uuid.clone(), v.name.clone(), v.display_name.clone())),
+            .map(|v| (v.uuid, v.name.clone(), v.display_name.clone())),
         None => None,
     };
     let range = names.range(db, ip.vlan_db_id).await?.cloned();
@@ -48,23 +45,23 @@ pub async fn ip_view(
         "id": ip.uuid,
         "ipaddress": ip.public_ip_address,
         "allocated": ip.allocated.map(date),
-        "zoneid": zone.as_ref().map(|z| z.0.clone()),
+        "zoneid": zone.as_ref().map(|z| z.0),
         "zonename": zone.as_ref().map(|z| z.1.clone()),
         "issourcenat": ip.source_nat,
         "forvirtualnetwork": true,
-        "vlanid": range.as_ref().filter(|_| admin).map(|r| r.uuid.clone()),
+        "vlanid": range.as_ref().filter(|_| admin).map(|r| r.uuid),
         "vlanname": range.as_ref().filter(|_| admin).map(|r| r.vlan_id.clone()),
         "physicalnetworkid": None::<String>,
         "isstaticnat": ip.one_to_one_nat,
         "issystem": false,
-        "virtualmachineid": vm.as_ref().map(|v| v.0.clone()),
+        "virtualmachineid": vm.as_ref().map(|v| v.0),
         "virtualmachinename": vm.as_ref().map(|v| v.1.clone()),
         "virtualmachinedisplayname": vm.as_ref().map(|v| v.2.clone()),
         "virtualmachinetype": vm.as_ref().map(|_| "User"),
         "vmipaddress": ip.vm_ip,
-        "associatednetworkid": tier.as_ref().map(|t| t.0.clone()),
+        "associatednetworkid": tier.as_ref().map(|t| t.0),
         "associatednetworkname": tier.as_ref().map(|t| t.1.clone()),
-        "vpcid": vpc.as_ref().map(|v| v.0.clone()),
+        "vpcid": vpc.as_ref().map(|v| v.0),
         "vpcname": vpc.as_ref().map(|v| v.1.clone()),
         "state": ip.state,
         "isportable": false,

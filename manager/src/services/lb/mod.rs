@@ -22,6 +22,7 @@ use crate::server::registry::{FieldSpec, Registry, field};
 use crate::services::ip::common::{Names, merge};
 use crate::services::owner::check_access;
 use crate::store::{self, Db};
+use uuid::Uuid;
 
 /// Registers the load balancer commands.
 pub fn register(registry: &mut Registry) {
@@ -59,7 +60,7 @@ pub async fn push_lb_list(
 
 /// The live load balancer rule named by `uuid` (parameter `name`), which
 /// the caller may change.
-pub async fn lb_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<store::rule::Rule, Error> {
+pub async fn lb_by_uuid(ctx: &Ctx, name: &str, uuid: Uuid) -> Result<store::rule::Rule, Error> {
     let r = store::rule::get_by_uuid(&ctx.app.db, uuid)
         .await?
         .filter(|r| r.removed.is_none() && r.purpose == store::rule::PURPOSE_LOAD_BALANCING)
@@ -98,27 +99,24 @@ pub async fn lb_view(db: &Db, names: &mut Names, r: &store::rule::Rule) -> Resul
     let ip = names
         .ip(db, r.ip_address_id)
         .await?
-        .map(|ip| (ip.uuid.clone(), ip.public_ip_address.clone(), ip.zone_id));
+        .map(|ip| (ip.uuid, ip.public_ip_address, ip.zone_id));
     let zone = match &ip {
         Some((_, _, zone_id)) => names
             .zone(db, *zone_id)
             .await?
-            .map(|z| (z.uuid.clone(), z.name.clone())),
+            .map(|z| (z.uuid, z.name.clone())),
         None => None,
     };
-    let tier = names
-        .network(db, r.network_id)
-        .await?
-        .map(|n| n.uuid.clone());
+    let tier = names.network(db, r.network_id).await?.map(|n| n.uuid);
     let view = json!({
         "id": r.uuid,
         "name": lb.as_ref().map(|l| l.name.clone()),
         "algorithm": lb.as_ref().map(|l| l.algorithm.clone()),
         "publicport": lb.as_ref().map(|l| l.public_port.to_string()),
         "privateport": lb.as_ref().map(|l| l.private_port.to_string()),
-        "publicipid": ip.as_ref().map(|i| i.0.clone()),
-        "publicip": ip.as_ref().map(|i| i.1.clone()),
-        "zoneid": zone.as_ref().map(|z| z.0.clone()),
+        "publicipid": ip.as_ref().map(|i| i.0),
+        "publicip": ip.as_ref().map(|i| i.1),
+        "zoneid": zone.as_ref().map(|z| z.0),
         "zonename": zone.as_ref().map(|z| z.1.clone()),
         "networkid": tier,
         "protocol": r.protocol,

@@ -37,9 +37,9 @@ impl Command for QueryAsyncJobResult {
 
 impl SyncCommand for QueryAsyncJobResult {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
-        let id = self.job_id.to_string();
-        let Some(j) = job::get_by_uuid(&ctx.app.db, &id).await? else {
-            return Err(Error::invalid_id(JOB_ID.name(), &id));
+        let id = self.job_id;
+        let Some(j) = job::get_by_uuid(&ctx.app.db, id).await? else {
+            return Err(Error::invalid_id(JOB_ID.name(), id));
         };
         if !may_see(ctx, j.account_id).await? {
             return Err(Error::permission_denied(format!(

@@ -55,7 +55,7 @@ fn physnet_sync(id: i64) -> String {
 async fn zone_uuid_and_name(db: &Db, zone_id: i64) -> Result<Option<(String, String)>, Error> {
     Ok(zone::get_by_id(db, zone_id)
         .await?
-        .map(|z| (z.uuid, z.name)))
+        .map(|z| (z.uuid.to_string(), z.name)))
 }
 
 // ---------------------------------------------------------------- paging
@@ -74,11 +74,10 @@ async fn zone_param(ctx: &Ctx, id: Option<Uuid>, param: &str) -> Result<Option<z
 
 /// The live zone `id` (given as parameter `param`).
 async fn live_zone(ctx: &Ctx, id: Uuid, param: &str) -> Result<zone::Zone, Error> {
-    let id = id.to_string();
-    zone::get_by_uuid(&ctx.app.db, &id)
+    zone::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|z| z.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(param, &id))
+        .ok_or_else(|| Error::invalid_id(param, id))
 }
 
 /// The live physical network `id` (given as parameter `param`), if given.
@@ -95,9 +94,8 @@ async fn physnet_param(
 
 /// The live physical network `id` (given as parameter `param`).
 async fn live_physnet(ctx: &Ctx, id: Uuid, param: &str) -> Result<zone::PhysicalNetwork, Error> {
-    let id = id.to_string();
-    zone::physical_network_by_uuid(&ctx.app.db, &id)
+    zone::physical_network_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|p| p.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(param, &id))
+        .ok_or_else(|| Error::invalid_id(param, id))
 }

@@ -115,7 +115,7 @@ impl AsyncCommand for CreateVpcOffering {
         .await?;
         Ok(Submission::created(
             IdJob { id: created.id },
-            ("VpcOffering", &created.uuid),
+            ("VpcOffering", created.uuid),
             vpc_offering_sync(created.id),
         ))
     }

@@ -43,10 +43,10 @@ impl AsyncCommand for DeleteVpcOffering {
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let o = live_vpc_offering(ctx, self.id, ID.name()).await?;
         // The default offering is refused at once; users are counted in the job.
-        rules::vpc::check_offering_deletable(&o.uuid, o.is_default, 0)?;
+        rules::vpc::check_offering_deletable(o.uuid, o.is_default, 0)?;
         Ok(Submission::new(
             IdJob { id: o.id },
-            ("VpcOffering", &o.uuid),
+            ("VpcOffering", o.uuid),
             vpc_offering_sync(o.id),
         ))
     }
@@ -69,7 +69,7 @@ impl AsyncCommand for DeleteVpcOffering {
         .await?
         .total;
         rules::vpc::check_offering_deletable(
-            &o.uuid,
+            o.uuid,
             o.is_default,
             usize::try_from(users).unwrap_or(usize::MAX),
         )?;

@@ -97,7 +97,7 @@ impl OfferingListArgs {
         is_default: Option<bool>,
     ) -> Result<offering::OfferingFilter, Error> {
         Ok(offering::OfferingFilter {
-            uuid: id.map(|u| u.to_string()),
+            uuid: id,
             name,
             keyword: self.paging.keyword.clone(),
             state: offering_state(self.state.as_deref())?.map(str::to_string),
@@ -115,11 +115,11 @@ impl OfferingListArgs {
 fn offering_state(text: Option<&str>) -> Result<Option<&'static str>, Error> {
     match text {
         None | Some("") => Ok(None),
-        Some(s) if s.eq_ignore_ascii_case(offering::STATE_ENABLED) => {
-            Ok(Some(offering::STATE_ENABLED))
+        Some(s) if s.eq_ignore_ascii_case(offering::STATE_ENABLED.as_str()) => {
+            Ok(Some(offering::STATE_ENABLED.as_str()))
         }
-        Some(s) if s.eq_ignore_ascii_case(offering::STATE_DISABLED) => {
-            Ok(Some(offering::STATE_DISABLED))
+        Some(s) if s.eq_ignore_ascii_case(offering::STATE_DISABLED.as_str()) => {
+            Ok(Some(offering::STATE_DISABLED.as_str()))
         }
         Some(s) => Err(Error::invalid(format!(
             "state {s} is neither Enabled nor Disabled"
@@ -200,11 +200,10 @@ async fn live_vpc_offering(
     id: Uuid,
     param: &str,
 ) -> Result<offering::VpcOffering, Error> {
-    let id = id.to_string();
-    offering::vpc_offering_by_uuid(&ctx.app.db, &id)
+    offering::vpc_offering_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|o| o.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(param, &id))
+        .ok_or_else(|| Error::invalid_id(param, id))
 }
 
 /// A job's result: `{"vpcoffering": {...}}`.
@@ -238,11 +237,11 @@ mod tests {
         assert_eq!(offering_state(Some("")).unwrap(), None);
         assert_eq!(
             offering_state(Some("enabled")).unwrap(),
-            Some(offering::STATE_ENABLED)
+            Some(offering::STATE_ENABLED.as_str())
         );
         assert_eq!(
             offering_state(Some("DISABLED")).unwrap(),
-            Some(offering::STATE_DISABLED)
+            Some(offering::STATE_DISABLED.as_str())
         );
         assert_eq!(
             crate::api::ApiError::from(offering_state(Some("Gone")).unwrap_err()).code,

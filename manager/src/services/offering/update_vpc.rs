@@ -80,7 +80,7 @@ impl AsyncCommand for UpdateVpcOffering {
             check_name_free(&ctx.app.db, name, Some(o.id)).await?;
         }
         let state = offering_state(self.state.as_deref())?;
-        if o.is_default && state == Some(offering::STATE_DISABLED) {
+        if o.is_default && state == Some(offering::STATE_DISABLED.as_str()) {
             return Err(Error::invalid(format!(
                 "The default VPC offering {} cannot be disabled",
                 o.uuid
@@ -95,7 +95,7 @@ impl AsyncCommand for UpdateVpcOffering {
         };
         Ok(Submission::new(
             job,
-            ("VpcOffering", &o.uuid),
+            ("VpcOffering", o.uuid),
             vpc_offering_sync(o.id),
         ))
     }

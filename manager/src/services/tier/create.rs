@@ -3,8 +3,6 @@
 //! that first locks the VPC row, so parallel creations never exceed
 //! `vpc.max.networks` nor overlap.
 
-use std::str::FromStr;
-
 use ipnet::Ipv4Net;
 use uuid::Uuid;
 
@@ -83,9 +81,8 @@ fn pairs(services: &[offering::ServiceProvider]) -> Vec<(&str, &str)> {
 
 /// The CIDR of a private gateway's network.
 fn gateway_cidr(g: &gateway::PrivateGateway) -> Option<Ipv4Net> {
-    let ip: std::net::Ipv4Addr = g.gateway.parse().ok()?;
-    let prefix = rules::parse_netmask("netmask", &g.netmask).ok()?;
-    Ipv4Net::new(ip, prefix).ok().map(|n| n.trunc())
+    let prefix = ipnet::ipv4_mask_to_prefix(g.netmask).ok()?;
+    Ipv4Net::new(g.gateway, prefix).ok().map(|n| n.trunc())
 }
 
 impl Command for CreateNetwork {
@@ -145,21 +142,20 @@ impl SyncCommand for CreateNetwork {
             )));
         }
         let z = zone_by_id(ctx, self.zone, ZONE.name()).await?;
-        let offering_id = self.offering.to_string();
-        let o = offering::network_offering_by_uuid(db, &offering_id)
+        let offering_id = self.offering;
+        let o = offering::network_offering_by_uuid(db, offering_id)
             .await?
             .filter(|o| o.removed.is_none())
-            .ok_or_else(|| Error::invalid_id(OFFERING.name(), &offering_id))?;
+            .ok_or_else(|| Error::invalid_id(OFFERING.name(), offering_id))?;
         let Some(vpc_uuid) = self.vpc else {
             return Err(Error::invalid(
                 "Only VPC tiers can be created here: vpcid is required (with gateway and netmask)",
             ));
         };
-        let vpc_uuid = vpc_uuid.to_string();
-        let v = vpc::get_by_uuid(db, &vpc_uuid)
+        let v = vpc::get_by_uuid(db, vpc_uuid)
             .await?
             .filter(|v| v.removed.is_none())
-            .ok_or_else(|| Error::invalid_id(VPC.name(), &vpc_uuid))?;
+            .ok_or_else(|| Error::invalid_id(VPC.name(), vpc_uuid))?;
         owner::check_access(
             ctx,
             v.account_id,
@@ -208,7 +204,7 @@ impl SyncCommand for CreateNetwork {
         }
         if o.for_vpc {
             tier_rules::check_offering_services(
-                &o.uuid,
+                o.uuid,
                 &pairs(&services),
                 &v.name,
                 &pairs(&vpc_services),
@@ -216,11 +212,10 @@ impl SyncCommand for CreateNetwork {
         }
         let acl_list = match self.acl {
             Some(id) => {
-                let id = id.to_string();
-                let l = acl::get_by_uuid(db, &id)
+                let l = acl::get_by_uuid(db, id)
                     .await?
                     .filter(|l| l.removed.is_none())
-                    .ok_or_else(|| Error::invalid_id(ACL.name(), &id))?;
+                    .ok_or_else(|| Error::invalid_id(ACL.name(), id))?;
                 if !l.is_builtin() && l.vpc_id != Some(v.id) {
                     return Err(Error::invalid(format!(
                         "Can't use ACL list {} for the network: it belongs to a different VPC than {}",
@@ -241,8 +236,7 @@ impl SyncCommand for CreateNetwork {
         let gateway_param = self.gateway;
         let netmask_param = self.netmask;
         let network_domain = self.network_domain;
-        let vpc_cidr = Ipv4Net::from_str(&v.cidr)
-            .map_err(|_| Error::internal(format!("stored VPC CIDR {:?} is not valid", v.cidr)))?;
+        let vpc_cidr = v.cidr;
         let vpc_domain = v.network_domain.clone().unwrap_or_default();
         let new_tier = tier_rules::NewTier {
             name: &name,
@@ -298,7 +292,7 @@ impl SyncCommand for CreateNetwork {
         let tiers = network::tiers_of_vpc(&mut tx, live.id).await?;
         let mut existing = Vec::with_capacity(tiers.len());
         for t in &tiers {
-            let Some(cidr) = t.cidr.as_deref().and_then(|c| Ipv4Net::from_str(c).ok()) else {
+            let Some(cidr) = t.cidr else {
                 continue;
             };
             let services =

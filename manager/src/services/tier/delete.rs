@@ -75,7 +75,7 @@ impl AsyncCommand for DeleteNetwork {
             id: t.id,
             forced: self.forced,
         };
-        Ok(Submission::new(job, ("Network", &t.uuid), sync_object(&t)))
+        Ok(Submission::new(job, ("Network", t.uuid), sync_object(&t)))
     }
 
     async fn run(job: &JobCtx, payload: DeleteNetworkJob) -> Result<Value, Error> {

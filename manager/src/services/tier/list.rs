@@ -143,35 +143,35 @@ impl SyncCommand for ListNetworks {
             return Ok(nothing());
         }
         let vpc_id = match self.vpc {
-            Some(id) => match vpc::get_by_uuid(db, &id.to_string()).await? {
+            Some(id) => match vpc::get_by_uuid(db, id).await? {
                 Some(v) => Some(v.id),
                 None => return Ok(nothing()),
             },
             None => None,
         };
         let zone_id = match self.zone {
-            Some(id) => match zone::get_by_uuid(db, &id.to_string()).await? {
+            Some(id) => match zone::get_by_uuid(db, id).await? {
                 Some(z) => Some(z.id),
                 None => return Ok(nothing()),
             },
             None => None,
         };
         let offering_id = match self.offering {
-            Some(id) => match offering::network_offering_by_uuid(db, &id.to_string()).await? {
+            Some(id) => match offering::network_offering_by_uuid(db, id).await? {
                 Some(o) => Some(o.id),
                 None => return Ok(nothing()),
             },
             None => None,
         };
         let physical_id = match self.physical {
-            Some(id) => match zone::physical_network_by_uuid(db, &id.to_string()).await? {
+            Some(id) => match zone::physical_network_by_uuid(db, id).await? {
                 Some(p) => Some(p.id),
                 None => return Ok(nothing()),
             },
             None => None,
         };
         let filter = network::NetworkFilter {
-            uuids: self.id.map(|u| vec![u.to_string()]),
+            uuids: self.id.map(|u| vec![u]),
             keyword: self.list.keyword.clone(),
             zone_id,
             vpc_id,

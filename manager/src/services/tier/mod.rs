@@ -90,11 +90,10 @@ const NETWORK_FIELDS: &[FieldSpec] = &[
 /// The live tier (Guest network of a VPC) `id`, given as parameter `param`,
 /// which the caller may act on.
 pub async fn live_tier(ctx: &Ctx, id: Uuid, param: &str) -> Result<network::Network, Error> {
-    let id = id.to_string();
-    let t = network::get_by_uuid(&ctx.app.db, &id)
+    let t = network::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|t| t.removed.is_none() && t.traffic_type == network::TRAFFIC_GUEST)
-        .ok_or_else(|| Error::invalid_id(param, &id))?;
+        .ok_or_else(|| Error::invalid_id(param, id))?;
     owner::check_access(ctx, t.account_id, &t.domain_path, &format!("network {id}"))?;
     Ok(t)
 }

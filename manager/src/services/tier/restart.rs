@@ -76,7 +76,7 @@ impl AsyncCommand for RestartNetwork {
         }
         Ok(Submission::new(
             IdJob { id: t.id },
-            ("Network", &t.uuid),
+            ("Network", t.uuid),
             sync_object(&t),
         ))
     }

@@ -91,7 +91,7 @@ impl AsyncCommand for UpdateNetwork {
         if let Some(o) = self.offering {
             let current =
                 offering::network_offering_by_id(&ctx.app.db, t.network_offering_id).await?;
-            if current.is_none_or(|c| c.uuid != o.to_string()) {
+            if current.is_none_or(|c| c.uuid != o) {
                 return Err(Error::invalid(format!(
                     "Changing the network offering of VPC tier {} is not supported",
                     t.uuid
@@ -103,7 +103,7 @@ impl AsyncCommand for UpdateNetwork {
             name: self.name,
             display_text: self.display_text,
         };
-        Ok(Submission::new(job, ("Network", &t.uuid), sync_object(&t)))
+        Ok(Submission::new(job, ("Network", t.uuid), sync_object(&t)))
     }
 
     async fn run(job: &JobCtx, payload: UpdateNetworkJob) -> Result<Value, Error> {

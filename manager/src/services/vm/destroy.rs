@@ -178,7 +178,7 @@ impl RouterChange for ReleaseVmRules {
         for lb in &balancers {
             for m in rule::members_with_vms(&mut *tx, lb.id).await? {
                 if m.vm_id == Some(self.vm_id) {
-                    rule::remove_member(&mut *tx, lb.id, &m.instance_ip).await?;
+                    rule::remove_member(&mut *tx, lb.id, &m.instance_ip.to_string()).await?;
                     members += 1;
                 }
             }

@@ -85,46 +85,43 @@ impl SyncCommand for ListVirtualMachines {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let db = &ctx.app.db;
         let scope = self.list.scope(ctx, self.id.is_some()).await?;
-        let mut uuids: Option<Vec<String>> = self
-            .ids?
-            .map(|ids| ids.iter().map(|u| u.to_string()).collect());
+        let mut uuids: Option<Vec<Uuid>> = self.ids?;
         if let Some(id) = self.id {
-            let id = id.to_string();
             uuids = Some(match uuids {
                 Some(ids) => ids.into_iter().filter(|u| *u == id).collect(),
                 None => vec![id],
             });
         }
         let zone_id = match self.zone {
-            Some(id) => match zone::get_by_uuid(db, &id.to_string()).await? {
+            Some(id) => match zone::get_by_uuid(db, id).await? {
                 Some(z) => Some(z.id),
                 None => return Ok(nothing()),
             },
             None => None,
         };
         let network_id = match self.network {
-            Some(id) => match network::get_by_uuid(db, &id.to_string()).await? {
+            Some(id) => match network::get_by_uuid(db, id).await? {
                 Some(n) => Some(n.id),
                 None => return Ok(nothing()),
             },
             None => None,
         };
         let vpc_id = match self.vpc {
-            Some(id) => match vpc::get_by_uuid(db, &id.to_string()).await? {
+            Some(id) => match vpc::get_by_uuid(db, id).await? {
                 Some(v) => Some(v.id),
                 None => return Ok(nothing()),
             },
             None => None,
         };
         let service_offering_id = match self.service_offering {
-            Some(id) => match vm::offering_by_uuid(db, &id.to_string()).await? {
+            Some(id) => match vm::offering_by_uuid(db, id).await? {
                 Some(o) => Some(o.id),
                 None => return Ok(nothing()),
             },
             None => None,
         };
         let template_id = match self.template {
-            Some(id) => match vm::template_by_uuid(db, &id.to_string()).await? {
+            Some(id) => match vm::template_by_uuid(db, id).await? {
                 Some(t) => Some(t.id),
                 None => return Ok(nothing()),
             },

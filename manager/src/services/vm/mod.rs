@@ -92,11 +92,10 @@ const ID: Arg<Id> = Arg::req("id", "the ID of the VM");
 /// The live (not expunged) VM `id`, given as parameter `param`, which the
 /// caller may act on.
 pub async fn live_vm(ctx: &Ctx, id: Uuid, param: &str) -> Result<vm::Vm, Error> {
-    let id = id.to_string();
-    let v = vm::get_by_uuid(&ctx.app.db, &id)
+    let v = vm::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|v| v.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(param, &id))?;
+        .ok_or_else(|| Error::invalid_id(param, id))?;
     owner::check_access(
         ctx,
         v.account_id,
@@ -152,10 +151,7 @@ type TierNic = (network::Network, router::Nic);
 
 /// The UUIDs of the tiers, as the router's state names them.
 fn tier_uuids(tiers: &[TierNic]) -> Vec<Uuid> {
-    tiers
-        .iter()
-        .filter_map(|(t, _)| Uuid::parse_str(&t.uuid).ok())
-        .collect()
+    tiers.iter().map(|(t, _)| t.uuid).collect()
 }
 
 /// Jobs on a VM run one at a time with the other jobs of its VPC.
@@ -169,7 +165,7 @@ async fn sync_object(db: &Db, v: &vm::Vm) -> Result<String, Error> {
 /// The job `job` on VM `v`, in the queue of its VPC.
 async fn submission<J>(db: &Db, v: &vm::Vm, job: J) -> Result<Submission<J>, Error> {
     let sync = sync_object(db, v).await?;
-    Ok(Submission::new(job, ("VirtualMachine", &v.uuid), sync))
+    Ok(Submission::new(job, ("VirtualMachine", v.uuid), sync))
 }
 
 /// Puts back a VM whose change the router refused: from state `from` to

@@ -84,7 +84,7 @@ pub(super) async fn start(app: &App, vm_id: i64) -> Result<(), Error> {
     lock.apply(&StartVm {
         vpc_id,
         vm_id: v.id,
-        vm_uuid: &v.uuid,
+        vm_uuid: v.uuid,
         tiers: tier_uuids(&tiers_of),
     })
     .await?;
@@ -105,14 +105,14 @@ pub(super) async fn start(app: &App, vm_id: i64) -> Result<(), Error> {
 
 /// A VM joins its tiers: Running, its NICs in use, and the tiers' DHCP
 /// lists with it on the router.
-struct StartVm<'a> {
+struct StartVm {
     vpc_id: i64,
     vm_id: i64,
-    vm_uuid: &'a str,
+    vm_uuid: Uuid,
     tiers: Vec<Uuid>,
 }
 
-impl RouterChange for StartVm<'_> {
+impl RouterChange for StartVm {
     type Written = ();
 
     fn what(&self) -> &'static str {

@@ -20,7 +20,7 @@ pub fn vm_view(related: &Related, v: &vm::Vm, admin: bool) -> Value {
         let tier = related.network(n.network_id);
         let tier_vpc = tier.and_then(|t| t.vpc_id).and_then(|id| related.vpc(id));
         if vpc_uuid.is_none() {
-            vpc_uuid = tier_vpc.as_ref().map(|p| p.uuid.clone());
+            vpc_uuid = tier_vpc.as_ref().map(|p| p.uuid);
         }
         let mut nic = json!({
             "id": n.uuid,

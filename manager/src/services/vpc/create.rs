@@ -154,17 +154,17 @@ impl AsyncCommand for CreateVpc {
             z.allocation_state == "Enabled",
             ctx.caller.is_root_admin(),
         )?;
-        let offering_id = self.offering.to_string();
-        let o = offering::vpc_offering_by_uuid(db, &offering_id)
+        let offering_id = self.offering;
+        let o = offering::vpc_offering_by_uuid(db, offering_id)
             .await?
             .filter(|o| o.removed.is_none())
-            .ok_or_else(|| Error::invalid_id(OFFERING.name(), &offering_id))?;
+            .ok_or_else(|| Error::invalid_id(OFFERING.name(), offering_id))?;
         let state = if o.state == offering::STATE_ENABLED {
             rules::vpc::OfferingState::Enabled
         } else {
             rules::vpc::OfferingState::Disabled
         };
-        rules::vpc::check_offering_enabled(&o.uuid, state)?;
+        rules::vpc::check_offering_enabled(o.uuid, state)?;
         let services = offering::vpc_offering_services(db, o.id).await?;
         rules::vpc::check_dns(
             self.dns1.as_deref(),
@@ -223,7 +223,7 @@ impl AsyncCommand for CreateVpc {
         };
         Ok(Submission::created(
             job,
-            ("Vpc", &created.uuid),
+            ("Vpc", created.uuid),
             vpc_sync(created.id),
         ))
     }

@@ -43,7 +43,7 @@ impl AsyncCommand for DeleteVpc {
         let v = live_vpc(ctx, self.id, ID.name()).await?;
         Ok(Submission::new(
             IdJob { id: v.id },
-            ("Vpc", &v.uuid),
+            ("Vpc", v.uuid),
             vpc_sync(v.id),
         ))
     }
@@ -60,7 +60,7 @@ impl AsyncCommand for DeleteVpc {
         };
         // Counted in the job: tiers created while it waited count too.
         let tiers = network::count_tiers(&app.db, id).await?;
-        rules::vpc::check_vpc_deletable(&v.uuid, usize::try_from(tiers).unwrap_or(usize::MAX))?;
+        rules::vpc::check_vpc_deletable(v.uuid, usize::try_from(tiers).unwrap_or(usize::MAX))?;
         vpc::set_state(&app.db, id, vpc::STATE_INACTIVE).await?;
         provision::vpc::destroy_vpc(&app.db, &app.network, id)
             .await

@@ -88,21 +88,21 @@ impl SyncCommand for ListVpcs {
         let scope = self.list.scope(ctx, self.id.is_some()).await?;
         let none = Reply::empty_list();
         let zone_id = match self.zone {
-            Some(z) => match zone::get_by_uuid(db, &z.to_string()).await? {
+            Some(z) => match zone::get_by_uuid(db, z).await? {
                 Some(z) => Some(z.id),
                 None => return Ok(none),
             },
             None => None,
         };
         let offering_id = match self.offering {
-            Some(o) => match offering::vpc_offering_by_uuid(db, &o.to_string()).await? {
+            Some(o) => match offering::vpc_offering_by_uuid(db, o).await? {
                 Some(o) => Some(o.id),
                 None => return Ok(none),
             },
             None => None,
         };
         let filter = vpc::VpcFilter {
-            uuids: self.id.map(|u| vec![u.to_string()]),
+            uuids: self.id.map(|u| vec![u]),
             name: self.name,
             keyword: self.list.keyword.clone(),
             zone_id,
@@ -133,7 +133,7 @@ impl SyncCommand for ListVpcs {
                 .display_text
                 .as_ref()
                 .is_some_and(|t| *t != v.display_text)
-                || self.cidr.as_ref().is_some_and(|c| *c != v.cidr)
+                || self.cidr.as_ref().is_some_and(|c| *c != v.cidr.to_string())
             {
                 continue;
             }

@@ -103,11 +103,10 @@ async fn max_public_mtu(db: &Db) -> Result<i64, Error> {
 
 /// The live VPC `id` (given as parameter `param`), which the caller may act on.
 pub async fn live_vpc(ctx: &Ctx, id: Uuid, param: &str) -> Result<vpc::Vpc, Error> {
-    let id = id.to_string();
-    let v = vpc::get_by_uuid(&ctx.app.db, &id)
+    let v = vpc::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|v| v.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(param, &id))?;
+        .ok_or_else(|| Error::invalid_id(param, id))?;
     owner::check_access(ctx, v.account_id, &v.domain_path, &format!("VPC {id}"))?;
     Ok(v)
 }

@@ -78,7 +78,7 @@ impl AsyncCommand for RestartVpc {
         } else {
             rules::vpc::VpcState::Inactive
         };
-        rules::vpc::check_vpc_enabled(&v.uuid, state)?;
+        rules::vpc::check_vpc_enabled(v.uuid, state)?;
         if self.make_redundant {
             return Err(Error::invalid(
                 "Redundant VPC routers are not supported; restart without makeredundant",
@@ -88,7 +88,7 @@ impl AsyncCommand for RestartVpc {
             id: v.id,
             cleanup: self.cleanup,
         };
-        Ok(Submission::new(job, ("Vpc", &v.uuid), vpc_sync(v.id)))
+        Ok(Submission::new(job, ("Vpc", v.uuid), vpc_sync(v.id)))
     }
 
     async fn run(job: &JobCtx, payload: RestartVpcJob) -> Result<Value, Error> {

@@ -117,7 +117,7 @@ impl AsyncCommand for UpdateVpc {
             source_nat,
             public_mtu,
         };
-        Ok(Submission::new(job, ("Vpc", &v.uuid), vpc_sync(v.id)))
+        Ok(Submission::new(job, ("Vpc", v.uuid), vpc_sync(v.id)))
     }
 
     async fn run(job: &JobCtx, payload: UpdateVpcJob) -> Result<Value, Error> {

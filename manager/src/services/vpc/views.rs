@@ -46,7 +46,7 @@ pub fn vpc_view(related: &Related, v: &vpc::Vpc, with_tiers: bool) -> Value {
         "zoneid": zone_uuid,
         "zonename": zone_name,
         "cidr": v.cidr,
-        "vpcofferingid": o.as_ref().map(|o| o.uuid.clone()),
+        "vpcofferingid": o.as_ref().map(|o| o.uuid),
         "vpcofferingname": o.as_ref().map(|o| o.name.clone()),
         "service": service,
         "network": tiers,
@@ -91,7 +91,7 @@ pub fn router_view(related: &Related, r: &router::Router, admin: bool, hyperviso
         }
         nic_views.push(json!({
             "id": n.uuid,
-            "networkid": net.map(|x| x.uuid.clone()),
+            "networkid": net.map(|x| x.uuid),
             "networkname": net.map(|x| x.name.clone()),
             "ipaddress": n.ip4_address,
             "netmask": n.netmask,
@@ -112,7 +112,7 @@ pub fn router_view(related: &Related, r: &router::Router, admin: bool, hyperviso
         "zonename": zone_name,
         "state": r.state,
         "created": date(r.created),
-        "vpcid": v.map(|v| v.uuid.clone()),
+        "vpcid": v.map(|v| v.uuid),
         "vpcname": v.map(|v| v.name.clone()),
         "networkdomain": v.and_then(|v| v.network_domain.clone()),
         "role": "VIRTUAL_ROUTER",

@@ -61,10 +61,8 @@ impl SyncCommand for ListZones {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         // `id` wins over `ids`.
         let uuids = match self.id {
-            Some(id) => Some(vec![id.to_string()]),
-            None => self
-                .ids
-                .map(|ids| ids.iter().map(Uuid::to_string).collect()),
+            Some(id) => Some(vec![id]),
+            None => self.ids,
         };
         if let Some(kind) = &self.network_type
             && !kind.eq_ignore_ascii_case("advanced")

@@ -80,11 +80,10 @@ fn allocation_state(given: Option<&str>) -> Result<Option<&'static str>, Error> 
 
 /// The live zone `id`, given as parameter `name`.
 pub(crate) async fn zone_by_id(ctx: &Ctx, id: uuid::Uuid, name: &str) -> Result<zone::Zone, Error> {
-    let id = id.to_string();
-    zone::get_by_uuid(&ctx.app.db, &id)
+    zone::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|z| z.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(name, &id))
+        .ok_or_else(|| Error::invalid_id(name, id))
 }
 
 /// The zone row `id` as it is now (after a change).

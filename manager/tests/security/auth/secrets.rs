@@ -51,7 +51,7 @@ on_both_backends!(
         let (user, client) = keyed_user(&admin, "oldrow").await;
         // A row as an older manager wrote it: the secret in clear.
         let clear = "old-clear-secret-from-before-sealing";
-        vpc_manager::store::user::get_by_uuid(&m.app.db, &user)
+        vpc_manager::store::user::get_by_uuid(&m.app.db, user.parse().unwrap())
             .await
             .unwrap()
             .unwrap();

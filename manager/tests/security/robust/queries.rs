@@ -297,13 +297,13 @@ async fn list_as_admin(
         app: app.clone(),
         caller: Caller {
             user_id: 0,
-            user_uuid: String::new(),
+            user_uuid: uuid::Uuid::nil(),
             account_id: admin.id,
-            account_uuid: admin.uuid.clone(),
+            account_uuid: admin.uuid,
             account_name: admin.account_name.clone(),
             account_type: 1,
             domain_id: root.id,
-            domain_uuid: root.uuid.clone(),
+            domain_uuid: root.uuid,
             domain_path: root.path.clone(),
             role: Role::Admin,
         },
@@ -351,7 +351,7 @@ async fn a_page_of_vpcs_routers_tiers_or_vms_costs_a_bounded_number_of_statement
     // with a router holding a public and a control NIC, written straight to
     // the store: the API would take minutes to start 500 routers.
     let db = vpc_manager::store::Db::connect(&url).await.unwrap();
-    let v0 = vpc::get_by_uuid(&db, first["id"].as_str().unwrap())
+    let v0 = vpc::get_by_uuid(&db, first["id"].as_str().unwrap().parse().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -361,7 +361,10 @@ async fn a_page_of_vpcs_routers_tiers_or_vms_costs_a_bounded_number_of_statement
         .unwrap()
         .items;
     assert_eq!(routers.len(), 1, "createVPC starts one router");
-    let t0 = network::get_by_uuid(&db, &tier0).await.unwrap().unwrap();
+    let t0 = network::get_by_uuid(&db, tier0.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let allow = vpc_manager::store::acl::list(
         &db,
         &vpc_manager::store::acl::AclFilter {
@@ -375,7 +378,7 @@ async fn a_page_of_vpcs_routers_tiers_or_vms_costs_a_bounded_number_of_statement
     .unwrap()
     .items
     .remove(0);
-    let m0 = vm::get_by_uuid(&db, vm0["id"].as_str().unwrap())
+    let m0 = vm::get_by_uuid(&db, vm0["id"].as_str().unwrap().parse().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -417,9 +420,9 @@ async fn a_page_of_vpcs_routers_tiers_or_vms_costs_a_bounded_number_of_statement
                 account_id: t0.account_id,
                 domain_id: t0.domain_id,
                 network_offering_id: t0.network_offering_id,
-                cidr: Some(v.cidr.clone()),
-                gateway: t0.gateway.clone(),
-                netmask: t0.netmask.clone(),
+                cidr: Some(v.cidr.to_string()),
+                gateway: t0.gateway.map(|a| a.to_string()),
+                netmask: t0.netmask.map(|a| a.to_string()),
                 network_domain: t0.network_domain.clone(),
                 network_acl_id: Some(allow.id),
                 ..Default::default()
@@ -448,9 +451,9 @@ async fn a_page_of_vpcs_routers_tiers_or_vms_costs_a_bounded_number_of_statement
                 owner: router::NicOwner::Vm(guest.id),
                 network_id: t.id,
                 device_index: Some(0),
-                ip4_address: Some(format!("10.0.1.{}", 10 + i % 200)),
-                netmask: Some("255.255.255.0".into()),
-                gateway: Some("10.0.1.1".into()),
+                ip4_address: Some(format!("10.0.1.{}", 10 + i % 200).parse().unwrap()),
+                netmask: Some("255.255.255.0".parse().unwrap()),
+                gateway: Some("10.0.1.1".parse().unwrap()),
                 role: router::ROLE_GUEST.into(),
             },
         )
@@ -463,9 +466,9 @@ async fn a_page_of_vpcs_routers_tiers_or_vms_costs_a_bounded_number_of_statement
                     owner: router::NicOwner::Router(r.id),
                     network_id: public.id,
                     device_index: Some(index),
-                    ip4_address: Some(format!("203.0.113.{}", 100 + i % 100)),
-                    netmask: Some("255.255.255.0".into()),
-                    gateway: Some("203.0.113.1".into()),
+                    ip4_address: Some(format!("203.0.113.{}", 100 + i % 100).parse().unwrap()),
+                    netmask: Some("255.255.255.0".parse().unwrap()),
+                    gateway: Some("203.0.113.1".parse().unwrap()),
                     role: role.into(),
                 },
             )
@@ -528,7 +531,7 @@ async fn a_page_of_vpcs_routers_tiers_or_vms_costs_a_bounded_number_of_statement
         match command {
             "listRouters" => {
                 assert_eq!(row["nic"].as_array().unwrap().len(), 2, "{row}");
-                assert_eq!(row["publicnetworkid"], public.uuid.as_str(), "{row}");
+                assert_eq!(row["publicnetworkid"], public.uuid.to_string(), "{row}");
                 assert!(row["vpcname"].is_string(), "{row}");
             }
             "listVPCs" => {

@@ -42,7 +42,10 @@ pub(super) enum ItemEdit {
     },
     /// An item is revoked: the pushed list leaves it out. Undone by its old
     /// state; its row is removed by the caller once the router has the list.
-    Revoked { item_id: i64, old_state: String },
+    Revoked {
+        item_id: i64,
+        old_state: acl::ItemState,
+    },
 }
 
 /// An edit of the items of `list`, sent as the whole list when it is on
@@ -121,14 +124,14 @@ impl RouterChange for ItemChange {
             ItemEdit::Updated { old, .. } => {
                 let mut tx = db.begin().await?;
                 acl::update_item(&mut tx, old.id, as_new(old)).await?;
-                acl::set_item_state(&mut tx, old.id, &old.state).await?;
+                acl::set_item_state(&mut tx, old.id, old.state).await?;
                 tx.commit().await?;
             }
             ItemEdit::Renumbered { old, .. } => {
                 acl::renumber_items(db, old.clone()).await?;
             }
             ItemEdit::Revoked { item_id, old_state } => {
-                acl::set_item_state(db, *item_id, old_state).await?;
+                acl::set_item_state(db, *item_id, *old_state).await?;
             }
         }
         Ok(())

@@ -59,9 +59,9 @@ impl AsyncCommand for CreateAclItem {
     async fn submit(self, ctx: &Ctx) -> Result<Submission<ItemJob>, Error> {
         let db = &ctx.app.db;
         let list = match (self.acl, self.tier) {
-            (Some(id), _) => list_param(db, ACL.name(), &id.to_string()).await?,
+            (Some(id), _) => list_param(db, ACL.name(), id).await?,
             (None, Some(id)) => {
-                let (tier, _) = tier_param(ctx, TIER.name(), &id.to_string()).await?;
+                let (tier, _) = tier_param(ctx, TIER.name(), id).await?;
                 let acl_id = tier.network_acl_id.ok_or_else(|| {
                     Error::invalid(format!(
                         "Tier {} has no ACL list to add the item to; attach one with \
@@ -111,7 +111,7 @@ impl AsyncCommand for CreateAclItem {
                 id: item.id,
                 vpc_id: v.id,
             },
-            ("NetworkAclItem", &item.uuid),
+            ("NetworkAclItem", item.uuid),
             vpc_sync(v.id),
         ))
     }

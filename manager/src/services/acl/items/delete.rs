@@ -41,7 +41,7 @@ impl AsyncCommand for DeleteAclItem {
     type Job = ItemJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<ItemJob>, Error> {
-        let (item, list) = item_param(&ctx.app.db, &self.id.to_string()).await?;
+        let (item, list) = item_param(&ctx.app.db, self.id).await?;
         let v = mutable_list_vpc(ctx, &list).await?;
         let job = ItemJob {
             id: item.id,

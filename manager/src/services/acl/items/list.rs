@@ -71,7 +71,7 @@ impl SyncCommand for ListAclItems {
         let scope = self.list.scope(ctx, self.id.is_some()).await?;
         let page = self.list.page(ctx).await?;
         let mut filter = acl::AclItemFilter {
-            uuids: self.id.map(|u| vec![u.to_string()]),
+            uuids: self.id.map(|u| vec![u]),
             traffic_type: self
                 .traffic_type
                 .map(|t| TrafficType::parse(Some(&t)).map(traffic_text))
@@ -96,7 +96,7 @@ impl SyncCommand for ListAclItems {
         let by_id = filter.uuids.is_some();
         let mut named = false;
         if let Some(id) = self.acl {
-            let list = list_param(db, ACL.name(), &id.to_string()).await?;
+            let list = list_param(db, ACL.name(), id).await?;
             if let Some(v) = vpc_of(db, &list).await? {
                 check_vpc_access(ctx, &v)?;
             }
@@ -104,7 +104,7 @@ impl SyncCommand for ListAclItems {
             named = true;
         }
         if let Some(id) = self.tier {
-            let (tier, _) = tier_param(ctx, TIER.name(), &id.to_string()).await?;
+            let (tier, _) = tier_param(ctx, TIER.name(), id).await?;
             match tier.network_acl_id {
                 Some(acl_id) if filter.acl_id.is_none_or(|a| a == acl_id) => {
                     filter.acl_id = Some(acl_id);

@@ -27,6 +27,7 @@ use crate::server::jobs::vpc_sync;
 use crate::server::registry::{ALL, FieldSpec, ParamSpec, field};
 use crate::store::{Db, acl};
 use rows::ItemFields;
+use uuid::Uuid;
 
 pub use create::CreateAclItem;
 pub use delete::DeleteAclItem;
@@ -138,7 +139,7 @@ pub struct EditJob<F> {
 /// A job on the live `item`: its instance is the item, and it runs one at
 /// a time with the other jobs of its VPC.
 fn item_submission<J>(job: J, item: &acl::AclItem, vpc_id: i64) -> Submission<J> {
-    Submission::new(job, ("NetworkAclItem", &item.uuid), vpc_sync(vpc_id))
+    Submission::new(job, ("NetworkAclItem", item.uuid), vpc_sync(vpc_id))
 }
 
 /// The spec of a command that answers with items (`networkacl`).
@@ -157,7 +158,7 @@ async fn list_of(db: &Db, item: &acl::AclItem) -> Result<acl::AclList, Error> {
 }
 
 /// The live item named by `id` with its list (431 when it names none).
-async fn item_param(db: &Db, id: &str) -> Result<(acl::AclItem, acl::AclList), Error> {
+async fn item_param(db: &Db, id: Uuid) -> Result<(acl::AclItem, acl::AclList), Error> {
     let item = acl::item_by_uuid(db, id)
         .await?
         .filter(|i| i.removed.is_none())
@@ -204,7 +205,7 @@ async fn revoke_and_remove(locked: &LockedItem<'_>) -> Result<(), Error> {
     let db = lock.db();
     let edit = changes::ItemEdit::Revoked {
         item_id: item.id,
-        old_state: item.state.clone(),
+        old_state: item.state,
     };
     changes::apply_edit(lock, list, edit).await?;
     acl::remove_item(db, item.id).await?;

@@ -72,7 +72,7 @@ impl AsyncCommand for MoveAclItem {
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<MoveAclItemJob>, Error> {
         let db = &ctx.app.db;
-        let (item, list) = item_param(db, &self.id.to_string()).await?;
+        let (item, list) = item_param(db, self.id).await?;
         let v = mutable_list_vpc(ctx, &list).await?;
         renumbering(&items_of(db, list.id).await?, &item, &self.fields)?;
         let job = MoveAclItemJob {

@@ -189,7 +189,7 @@ pub(super) fn check_consistency(items: &[acl::AclItem], hash: Option<&str>) -> R
     let Some(hash) = hash.filter(|h| !h.trim().is_empty()) else {
         return Ok(());
     };
-    let ids: std::string::String = items.iter().map(|i| i.uuid.as_str()).collect();
+    let ids: std::string::String = items.iter().map(|i| i.uuid.to_string()).collect();
     if !md5_hex(ids.as_bytes()).eq_ignore_ascii_case(hash.trim()) {
         return Err(Error::invalid(
             "It seems that the access control list in the database is not in the state that \
@@ -207,16 +207,19 @@ pub(super) fn renumbering(
     fields: &MoveFields,
 ) -> Result<Vec<(i64, i64)>, Error> {
     check_consistency(items, fields.consistency_hash.as_deref())?;
+    // The move rule works on the ids as the client gives them: text.
+    let texts: Vec<std::string::String> = items.iter().map(|i| i.uuid.to_string()).collect();
     let positioned: Vec<rule::Positioned<'_>> = items
         .iter()
-        .map(|i| rule::Positioned {
-            id: &i.uuid,
+        .zip(&texts)
+        .map(|(i, id)| rule::Positioned {
+            id,
             number: u32::try_from(i.number).unwrap_or_default(),
         })
         .collect();
     let changes = rule::move_item(
         &positioned,
-        &moving.uuid,
+        &moving.uuid.to_string(),
         fields.previous.as_deref(),
         fields.next.as_deref(),
     )?;
@@ -225,8 +228,9 @@ pub(super) fn renumbering(
         .filter_map(|(uuid, number)| {
             items
                 .iter()
-                .find(|i| i.uuid == uuid)
-                .map(|i| (i.id, i64::from(number)))
+                .zip(&texts)
+                .find(|(_, id)| **id == uuid)
+                .map(|(i, _)| (i.id, i64::from(number)))
         })
         .collect())
 }
@@ -246,10 +250,17 @@ mod tests {
         serde_json::from_value(stored).unwrap()
     }
 
-    fn row(id: i64, uuid: &str, number: i64) -> acl::AclItem {
+    /// The item id a one-letter name stands for (`a` is `…00a`).
+    fn uuid_of(letter: &str) -> uuid::Uuid {
+        format!("00000000-0000-0000-0000-00000000000{letter}")
+            .parse()
+            .unwrap()
+    }
+
+    fn row(id: i64, letter: &str, number: i64) -> acl::AclItem {
         acl::AclItem {
             id,
-            uuid: uuid.into(),
+            uuid: uuid_of(letter),
             acl_id: 9,
             number,
             action: "Allow".into(),
@@ -260,7 +271,7 @@ mod tests {
             icmp_type: None,
             icmp_code: None,
             cidr_list: "10.0.0.0/8".into(),
-            state: "Active".into(),
+            state: acl::ITEM_ACTIVE,
             reason: Some("ssh".into()),
             created: 0,
             removed: None,
@@ -309,21 +320,23 @@ mod tests {
     #[test]
     fn moves_honour_the_consistency_hash() {
         let items = [row(1, "a", 1), row(2, "b", 2), row(3, "c", 3)];
-        let fields = move_fields(json!({ "previousaclruleid": "a", "nextaclruleid": "b" }));
+        let (a, b, c) = (uuid_of("a"), uuid_of("b"), uuid_of("c"));
+        let fields = move_fields(json!({ "previousaclruleid": a, "nextaclruleid": b }));
         assert_eq!(
             renumbering(&items, &items[2], &fields).unwrap(),
             vec![(3, 2), (2, 3)]
         );
         let good = move_fields(json!({
-            "nextaclruleid": "a",
-            "aclconsistencyhash": md5_hex(b"abc"),
+            "nextaclruleid": a,
+            "aclconsistencyhash": md5_hex(format!("{a}{b}{c}").as_bytes()),
         }));
         assert_eq!(
             renumbering(&items, &items[2], &good).unwrap(),
             vec![(3, 1), (1, 2), (2, 3)]
         );
-        let stale =
-            move_fields(json!({ "nextaclruleid": "a", "aclconsistencyhash": md5_hex(b"acb") }));
+        let stale = move_fields(
+            json!({ "nextaclruleid": a, "aclconsistencyhash": md5_hex(format!("{a}{c}{b}").as_bytes()) }),
+        );
         let e = renumbering(&items, &items[2], &stale)
             .map_err(crate::api::ApiError::from)
             .unwrap_err();

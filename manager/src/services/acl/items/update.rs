@@ -58,7 +58,7 @@ impl AsyncCommand for UpdateAclItem {
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateAclItemJob>, Error> {
         let db = &ctx.app.db;
-        let (item, list) = item_param(db, &self.id.to_string()).await?;
+        let (item, list) = item_param(db, self.id).await?;
         let v = mutable_list_vpc(ctx, &list).await?;
         // Checked now for an immediate answer, and again in the job.
         let items = items_of(db, list.id).await?;

@@ -66,7 +66,7 @@ impl AsyncCommand for CreateAclList {
                 "vpcid is required: ACL lists belong to a VPC (global lists are not supported)",
             ));
         };
-        let v = vpc_param(ctx, VPC.name(), &vpc_id.to_string()).await?;
+        let v = vpc_param(ctx, VPC.name(), vpc_id).await?;
         if v.state != vpc::STATE_ENABLED {
             return Err(Error::invalid(format!(
                 "VPC {} is {}, not Enabled: no ACL list can be added to it",
@@ -76,7 +76,7 @@ impl AsyncCommand for CreateAclList {
         let list = acl::create_list(&ctx.app.db, v.id, &self.name, &self.description).await?;
         Ok(Submission::created(
             IdJob { id: list.id },
-            ("NetworkAcl", &list.uuid),
+            ("NetworkAcl", list.uuid),
             vpc_sync(v.id),
         ))
     }

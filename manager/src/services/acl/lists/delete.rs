@@ -49,13 +49,13 @@ impl AsyncCommand for DeleteAclList {
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let db = &ctx.app.db;
-        let list = list_param(db, ID.name(), &self.id.to_string()).await?;
+        let list = list_param(db, ID.name(), self.id).await?;
         let (tiers, gateways) = users_of(db, list.id).await?;
         rules::acl::check_list_deletable(&rules_list(&list), tiers, gateways)?;
         let v = mutable_list_vpc(ctx, &list).await?;
         Ok(Submission::new(
             IdJob { id: list.id },
-            ("NetworkAcl", &list.uuid),
+            ("NetworkAcl", list.uuid),
             vpc_sync(v.id),
         ))
     }

@@ -63,18 +63,18 @@ impl SyncCommand for ListAclLists {
             include_builtin: true,
             name: self.name,
             keyword: self.list.keyword.clone(),
-            uuids: self.id.map(|u| vec![u.to_string()]),
+            uuids: self.id.map(|u| vec![u]),
             ..Default::default()
         };
         // A VPC or tier named explicitly (and accessible) shows its lists
         // whatever the ownership filters say.
         let mut named_vpc = false;
         if let Some(id) = self.vpc {
-            filter.vpc_id = Some(vpc_param(ctx, VPC.name(), &id.to_string()).await?.id);
+            filter.vpc_id = Some(vpc_param(ctx, VPC.name(), id).await?.id);
             named_vpc = true;
         }
         if let Some(id) = self.tier {
-            let (tier, _) = tier_param(ctx, TIER.name(), &id.to_string()).await?;
+            let (tier, _) = tier_param(ctx, TIER.name(), id).await?;
             let Some(acl_id) = tier.network_acl_id else {
                 return Ok(Reply::empty_list());
             };

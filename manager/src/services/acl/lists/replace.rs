@@ -74,7 +74,7 @@ impl AsyncCommand for ReplaceAclList {
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<ReplaceAclListJob>, Error> {
         let db = &ctx.app.db;
-        let list = list_param(db, ACL.name(), &self.acl.to_string()).await?;
+        let list = list_param(db, ACL.name(), self.acl).await?;
         let (target, v) = match (self.tier, self.gateway) {
             (Some(_), Some(_)) | (None, None) => {
                 return Err(Error::invalid(
@@ -83,7 +83,7 @@ impl AsyncCommand for ReplaceAclList {
                 ));
             }
             (Some(id), None) => {
-                let (tier, v) = tier_param(ctx, TIER.name(), &id.to_string()).await?;
+                let (tier, v) = tier_param(ctx, TIER.name(), id).await?;
                 let services =
                     offering::network_offering_services(db, tier.network_offering_id).await?;
                 rules::acl::check_tier_takes_acl(
@@ -93,11 +93,10 @@ impl AsyncCommand for ReplaceAclList {
                 (TargetId::Tier(tier.id), v)
             }
             (None, Some(id)) => {
-                let id = id.to_string();
-                let g = gateway::get_by_uuid(db, &id)
+                let g = gateway::get_by_uuid(db, id)
                     .await?
                     .filter(|g| g.removed.is_none())
-                    .ok_or_else(|| Error::invalid_id(GATEWAY.name(), &id))?;
+                    .ok_or_else(|| Error::invalid_id(GATEWAY.name(), id))?;
                 let v = vpc::get_by_id(db, g.vpc_id)
                     .await?
                     .ok_or_else(|| Error::internal("the VPC of a private gateway is gone"))?;
@@ -114,7 +113,7 @@ impl AsyncCommand for ReplaceAclList {
         };
         Ok(Submission::new(
             job,
-            ("NetworkAcl", &list.uuid),
+            ("NetworkAcl", list.uuid),
             vpc_sync(v.id),
         ))
     }
@@ -180,11 +179,10 @@ impl Target {
 
     /// Its id as the router state names it.
     fn uuid(&self) -> Result<Uuid, Error> {
-        let text = match self {
-            Target::Tier(t) => &t.uuid,
-            Target::Gateway(g) => &g.uuid,
-        };
-        Uuid::parse_str(text).map_err(|_| Error::internal(format!("stored id {text} is bad")))
+        Ok(match self {
+            Target::Tier(t) => t.uuid,
+            Target::Gateway(g) => g.uuid,
+        })
     }
 
     /// Attaches `acl_id` to it (None detaches).

@@ -65,7 +65,7 @@ impl AsyncCommand for UpdateAclList {
     type Job = UpdateAclListJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateAclListJob>, Error> {
-        let list = list_param(&ctx.app.db, ID.name(), &self.id.to_string()).await?;
+        let list = list_param(&ctx.app.db, ID.name(), self.id).await?;
         let v = mutable_list_vpc(ctx, &list).await?;
         if let Some(n) = &self.name {
             rules::acl::validate_list(n, self.description.as_deref())?;
@@ -77,7 +77,7 @@ impl AsyncCommand for UpdateAclList {
         };
         Ok(Submission::new(
             job,
-            ("NetworkAcl", &list.uuid),
+            ("NetworkAcl", list.uuid),
             vpc_sync(v.id),
         ))
     }

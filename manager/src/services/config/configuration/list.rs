@@ -122,27 +122,24 @@ impl ListConfigurations {
         }
         let db = &ctx.app.db;
         if let Some(id) = self.zone {
-            let id = id.to_string();
-            zone::get_by_uuid(db, &id)
+            zone::get_by_uuid(db, id)
                 .await?
                 .filter(|z| z.removed.is_none())
-                .ok_or_else(|| Error::invalid_id(ZONE.name(), &id))?;
+                .ok_or_else(|| Error::invalid_id(ZONE.name(), id))?;
             return Ok(Some("Zone"));
         }
         if let Some(id) = self.account {
-            let id = id.to_string();
-            account::get_by_uuid(db, &id)
+            account::get_by_uuid(db, id)
                 .await?
                 .filter(|a| a.removed.is_none())
-                .ok_or_else(|| Error::invalid_id(ACCOUNT.name(), &id))?;
+                .ok_or_else(|| Error::invalid_id(ACCOUNT.name(), id))?;
             return Ok(Some("Account"));
         }
         if let Some(id) = self.domain {
-            let id = id.to_string();
-            domain::get_by_uuid(db, &id)
+            domain::get_by_uuid(db, id)
                 .await?
                 .filter(|d| d.removed.is_none())
-                .ok_or_else(|| Error::invalid_id(DOMAIN.name(), &id))?;
+                .ok_or_else(|| Error::invalid_id(DOMAIN.name(), id))?;
             return Ok(Some("Domain"));
         }
         Ok(None)

@@ -86,7 +86,7 @@ impl SyncCommand for ListResourceLimits {
             own_account().await?
         } else {
             let d = match self.domain {
-                Some(id) => match live_domain(ctx, &id.to_string()).await? {
+                Some(id) => match live_domain(ctx, id).await? {
                     Some(d) => Some(d),
                     None => return Ok(empty),
                 },

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::server::Ctx;
 use crate::server::registry::{FieldSpec, field};
 use crate::store::{account, domain, limit};
+use uuid::Uuid;
 
 pub use list::ListResourceLimits;
 pub use update::UpdateResourceLimit;
@@ -78,7 +79,7 @@ fn bad_resource_type(value: impl std::fmt::Display) -> Error {
 }
 
 /// The domain `uuid` unless removed.
-async fn live_domain(ctx: &Ctx, uuid: &str) -> Result<Option<domain::Domain>, Error> {
+async fn live_domain(ctx: &Ctx, uuid: Uuid) -> Result<Option<domain::Domain>, Error> {
     Ok(domain::get_by_uuid(&ctx.app.db, uuid)
         .await?
         .filter(|d| d.removed.is_none()))

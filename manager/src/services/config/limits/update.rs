@@ -63,14 +63,11 @@ impl SyncCommand for UpdateResourceLimit {
             ));
         }
         let d = match self.domain {
-            Some(id) => {
-                let id = id.to_string();
-                Some(
-                    live_domain(ctx, &id)
-                        .await?
-                        .ok_or_else(|| Error::invalid_id(DOMAIN.name(), &id))?,
-                )
-            }
+            Some(id) => Some(
+                live_domain(ctx, id)
+                    .await?
+                    .ok_or_else(|| Error::invalid_id(DOMAIN.name(), id))?,
+            ),
             None => None,
         };
         let db = &ctx.app.db;

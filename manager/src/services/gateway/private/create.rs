@@ -108,7 +108,7 @@ impl AsyncCommand for CreatePrivateGateway {
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let db = &ctx.app.db;
         let is_root = ctx.caller.is_root_admin();
-        let v = vpc_param(ctx, VPC.name(), &self.vpc.to_string()).await?;
+        let v = vpc_param(ctx, VPC.name(), self.vpc).await?;
         if v.state != vpc::STATE_ENABLED {
             return Err(Error::invalid(format!(
                 "VPC {} is {}, not Enabled: it can't get a private gateway",
@@ -126,7 +126,7 @@ impl AsyncCommand for CreatePrivateGateway {
         };
         // Parameters first, before anything is looked up in the store.
         rule::validate_private_gateway(&request, &[], &[])?;
-        if let Some(id) = &associated {
+        if let Some(id) = self.associated_network {
             return Err(refuse_associated(ctx, ASSOCIATED_NETWORK.name(), id).await);
         }
         let list = acl_of_new_gateway(db, ACL.name(), self.acl, &v).await?;
@@ -183,7 +183,7 @@ impl AsyncCommand for CreatePrivateGateway {
                 name: name.clone(),
                 traffic: NetworkTraffic::Private,
                 isolation,
-                physical_network_id: Uuid::parse_str(&physnet.uuid).ok(),
+                physical_network_id: Some(physnet.uuid),
                 cidr: Some(checked.cidr),
                 gateway: Some(checked.gateway),
                 vlan: Some(vlan_id),
@@ -270,7 +270,7 @@ impl AsyncCommand for CreatePrivateGateway {
         tx.commit().await?;
         Ok(Submission::created(
             IdJob { id: g.id },
-            ("PrivateGateway", &g.uuid),
+            ("PrivateGateway", g.uuid),
             vpc_sync(v.id),
         ))
     }

@@ -51,7 +51,7 @@ impl AsyncCommand for DeletePrivateGateway {
         // Every gateway here sits on a VLAN the root admin gave (CloudStack's
         // private gateway offering specifies the VLAN).
         rule::check_gateway_deletable(
-            &g.uuid,
+            g.uuid,
             routes_via(&ctx.app.db, &g).await?,
             ctx.caller.is_root_admin(),
             true,
@@ -64,7 +64,7 @@ impl AsyncCommand for DeletePrivateGateway {
         }
         Ok(Submission::new(
             IdJob { id: g.id },
-            ("PrivateGateway", &g.uuid),
+            ("PrivateGateway", g.uuid),
             vpc_sync(g.vpc_id),
         ))
     }
@@ -75,7 +75,7 @@ impl AsyncCommand for DeletePrivateGateway {
         let g = job_gateway(db, payload.id).await?;
         let lock = app.network.lock(db, g.vpc_id).await?;
         // Checked again: a route may have come meanwhile.
-        rule::check_gateway_deletable(&g.uuid, routes_via(db, &g).await?, true, false)?;
+        rule::check_gateway_deletable(g.uuid, routes_via(db, &g).await?, true, false)?;
         let id = gateway_uuid(&g)?;
         // The gateway as the router has it, taken before it leaves the state.
         let view = state::load(db, g.vpc_id)
@@ -89,11 +89,10 @@ impl AsyncCommand for DeletePrivateGateway {
 
 /// The live gateway named by `id`, which the caller may act on.
 async fn gateway_param(ctx: &Ctx, id: Uuid) -> Result<gateway::PrivateGateway, Error> {
-    let id = id.to_string();
-    let g = gateway::get_by_uuid(&ctx.app.db, &id)
+    let g = gateway::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|g| g.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(ID.name(), &id))?;
+        .ok_or_else(|| Error::invalid_id(ID.name(), id))?;
     check_vpc_access(ctx, &vpc_by_id(&ctx.app.db, g.vpc_id).await?)?;
     Ok(g)
 }

@@ -40,9 +40,9 @@ impl RouterChange for GatewayJoins<'_> {
                     owner: router::NicOwner::Router(r.id),
                     network_id: g.network_id,
                     device_index: None,
-                    ip4_address: Some(g.ip4_address.clone()),
-                    netmask: Some(g.netmask.clone()),
-                    gateway: Some(g.gateway.clone()),
+                    ip4_address: Some(g.ip4_address),
+                    netmask: Some(g.netmask),
+                    gateway: Some(g.gateway),
                     role: router::ROLE_PRIVATE.into(),
                 },
             )

@@ -65,7 +65,7 @@ impl SyncCommand for ListPrivateGateways {
         let page = self.list.page(ctx).await?;
         let (account_id, domain_path_prefix, domain_id) = scope_filter(&scope);
         let mut filter = gateway::GatewayFilter {
-            uuids: self.id.map(|u| vec![u.to_string()]),
+            uuids: self.id.map(|u| vec![u]),
             ip4_address: self.ip_address,
             state: self.state,
             account_id,
@@ -76,7 +76,7 @@ impl SyncCommand for ListPrivateGateways {
         if let Some(id) = self.vpc {
             // A VPC named explicitly (and accessible) shows its gateways
             // whatever the ownership filters say.
-            let v = vpc_param(ctx, VPC.name(), &id.to_string()).await?;
+            let v = vpc_param(ctx, VPC.name(), id).await?;
             filter = gateway::GatewayFilter {
                 vpc_id: Some(v.id),
                 account_id: None,

@@ -26,11 +26,10 @@ pub(super) async fn acl_of_new_gateway(
             .await?
             .ok_or_else(|| Error::internal("the default_deny ACL list is missing"));
     };
-    let id = id.to_string();
-    let list = acl::get_by_uuid(db, &id)
+    let list = acl::get_by_uuid(db, id)
         .await?
         .filter(|l| l.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(param, &id))?;
+        .ok_or_else(|| Error::invalid_id(param, id))?;
     let list_vpc = match list.vpc_id {
         Some(vid) => Some(vpc_by_id(db, vid).await?.uuid),
         None => None,
@@ -48,11 +47,10 @@ pub(super) async fn physical_network(
     v: &vpc::Vpc,
 ) -> Result<zone::PhysicalNetwork, Error> {
     if let Some(id) = asked {
-        let id = id.to_string();
-        return zone::physical_network_by_uuid(db, &id)
+        return zone::physical_network_by_uuid(db, id)
             .await?
             .filter(|p| p.removed.is_none() && p.zone_id == v.zone_id)
-            .ok_or_else(|| Error::invalid_id(param, &id));
+            .ok_or_else(|| Error::invalid_id(param, id));
     }
     let mut guest = Vec::new();
     for p in zone::physical_networks(db, v.zone_id).await? {
@@ -88,7 +86,7 @@ pub(super) async fn existing_gateways(
         let same_net = network::get_by_id(db, g.network_id)
             .await?
             .is_some_and(|n| n.physical_network_id == Some(physnet_id));
-        let (Some(cidr), Ok(ip)) = (subnet_of(&g), g.ip4_address.parse()) else {
+        let (Some(cidr), ip) = (subnet_of(&g), g.ip4_address) else {
             continue;
         };
         if same_net {
@@ -108,13 +106,13 @@ pub(super) async fn tier_cidrs(db: &Db, vpc_id: i64) -> Result<Vec<Ipv4Net>, Err
     Ok(network::tiers_of_vpc(db, vpc_id)
         .await?
         .iter()
-        .filter_map(|n| n.cidr.as_deref()?.parse().ok())
+        .filter_map(|n| n.cidr)
         .collect())
 }
 
 /// Refuses an associated network: only isolated networks outside a VPC can
 /// carry a private gateway, and this manager has none.
-pub(super) async fn refuse_associated(ctx: &Ctx, param: &str, id: &str) -> Error {
+pub(super) async fn refuse_associated(ctx: &Ctx, param: &str, id: Uuid) -> Error {
     let found = network::get_by_uuid(&ctx.app.db, id).await;
     match found {
         Ok(Some(n)) if n.removed.is_none() && n.vpc_id.is_some() => Error::invalid(format!(

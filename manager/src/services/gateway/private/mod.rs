@@ -19,8 +19,6 @@ mod joins;
 mod list;
 mod lookups;
 
-use std::net::Ipv4Addr;
-
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -72,10 +70,8 @@ const GATEWAY_FIELDS: &[FieldSpec] = &[
 
 /// The subnet of a stored gateway.
 fn subnet_of(g: &gateway::PrivateGateway) -> Option<Ipv4Net> {
-    let gw: Ipv4Addr = g.gateway.parse().ok()?;
-    let mask: Ipv4Addr = g.netmask.parse().ok()?;
-    let prefix = ipnet::ipv4_mask_to_prefix(mask).ok()?;
-    Ipv4Net::new(gw, prefix).ok().map(|n| n.trunc())
+    let prefix = ipnet::ipv4_mask_to_prefix(g.netmask).ok()?;
+    Ipv4Net::new(g.gateway, prefix).ok().map(|n| n.trunc())
 }
 
 /// A broadcast URI in the rules' VLAN form (`vlan://N` whatever the scheme).
@@ -188,8 +184,7 @@ async fn job_gateway(db: &Db, id: i64) -> Result<gateway::PrivateGateway, Error>
 }
 
 fn gateway_uuid(g: &gateway::PrivateGateway) -> Result<Uuid, Error> {
-    Uuid::parse_str(&g.uuid)
-        .map_err(|_| Error::internal(format!("stored gateway id {} is bad", g.uuid)))
+    Ok(g.uuid)
 }
 
 /// The static routes through a gateway (none may remain when it goes).

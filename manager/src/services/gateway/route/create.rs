@@ -76,25 +76,33 @@ impl AsyncCommand for CreateStaticRoute {
             vpc_id.is_some(),
         )?;
         let (v, via, hop) = match target {
-            Target::Gateway(id) => {
+            Target::Gateway(_) => {
+                // route_target saw gatewayid: it is `self.gateway`.
+                let id = self
+                    .gateway
+                    .ok_or_else(|| Error::internal("a gateway target without gatewayid"))?;
                 let g = gateway::get_by_uuid(db, id)
                     .await?
                     .filter(|g| g.removed.is_none())
                     .ok_or_else(|| Error::invalid_id(GATEWAY.name(), id))?;
                 let v = vpc_by_id(db, g.vpc_id).await?;
                 check_vpc_access(ctx, &v)?;
-                if let Some(asked) = &vpc_id
-                    && *asked != v.uuid
+                if let Some(asked) = self.vpc
+                    && asked != v.uuid
                 {
                     return Err(Error::invalid(format!(
                         "Private gateway {id} does not belong to VPC {asked}"
                     )));
                 }
-                rule::check_gateway_ready(&g.uuid, gateway_state(&g.state))?;
+                rule::check_gateway_ready(g.uuid, gateway_state(g.state))?;
                 (v, Some(g.id), None)
             }
             Target::NextHop(ip) => {
-                let v = vpc_param(ctx, VPC.name(), vpc_id.as_deref().unwrap_or_default()).await?;
+                // route_target refuses a next hop without vpcid.
+                let asked = self
+                    .vpc
+                    .ok_or_else(|| Error::internal("a next hop without vpcid"))?;
+                let v = vpc_param(ctx, VPC.name(), asked).await?;
                 let vpc_cidr = vpc_cidr(&v)?;
                 rule::check_next_hop(ip, &vpc_cidr, &reachable_subnets(db, v.id).await?)?;
                 (v, None, Some(ip.to_string()))
@@ -131,7 +139,7 @@ impl AsyncCommand for CreateStaticRoute {
         .await?;
         Ok(Submission::created(
             IdJob { id: r.id },
-            ("StaticRoute", &r.uuid),
+            ("StaticRoute", r.uuid),
             vpc_sync(v.id),
         ))
     }
@@ -179,7 +187,5 @@ impl AsyncCommand for CreateStaticRoute {
 
 /// The stored CIDR of a VPC.
 fn vpc_cidr(v: &vpc::Vpc) -> Result<Ipv4Net, Error> {
-    v.cidr
-        .parse()
-        .map_err(|_| Error::internal(format!("stored VPC CIDR {} is bad", v.cidr)))
+    Ok(v.cidr)
 }

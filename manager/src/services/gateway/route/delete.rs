@@ -42,15 +42,15 @@ impl AsyncCommand for DeleteStaticRoute {
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
-        let id = self.id.to_string();
-        let r = gateway::route_by_uuid(&ctx.app.db, &id)
+        let id = self.id;
+        let r = gateway::route_by_uuid(&ctx.app.db, id)
             .await?
             .filter(|r| r.removed.is_none())
-            .ok_or_else(|| Error::invalid_id(ID.name(), &id))?;
+            .ok_or_else(|| Error::invalid_id(ID.name(), id))?;
         check_vpc_access(ctx, &vpc_by_id(&ctx.app.db, r.vpc_id).await?)?;
         Ok(Submission::new(
             IdJob { id: r.id },
-            ("StaticRoute", &r.uuid),
+            ("StaticRoute", r.uuid),
             vpc_sync(r.vpc_id),
         ))
     }
@@ -70,7 +70,7 @@ impl AsyncCommand for DeleteStaticRoute {
             row_id: r.id,
             to: gateway::ROUTE_REVOKE,
             what: "a revoked static route",
-            undo: RouteUndo::Restore(r.state.clone()),
+            undo: RouteUndo::Restore(r.state),
         })
         .await?;
         gateway::remove_route(db, r.id).await?;

@@ -59,7 +59,7 @@ impl SyncCommand for ListStaticRoutes {
         let page = self.list.page(ctx).await?;
         let (account_id, domain_path_prefix, domain_id) = scope_filter(&scope);
         let mut filter = gateway::RouteFilter {
-            uuids: self.id.map(|u| vec![u.to_string()]),
+            uuids: self.id.map(|u| vec![u]),
             state: self.state,
             account_id,
             domain_path_prefix,
@@ -70,14 +70,13 @@ impl SyncCommand for ListStaticRoutes {
         // whatever the ownership filters say.
         let mut named = None;
         if let Some(id) = self.vpc {
-            named = Some(vpc_param(ctx, VPC.name(), &id.to_string()).await?.id);
+            named = Some(vpc_param(ctx, VPC.name(), id).await?.id);
         }
         if let Some(id) = self.gateway {
-            let id = id.to_string();
-            let g = gateway::get_by_uuid(db, &id)
+            let g = gateway::get_by_uuid(db, id)
                 .await?
                 .filter(|g| g.removed.is_none())
-                .ok_or_else(|| Error::invalid_id(GATEWAY.name(), &id))?;
+                .ok_or_else(|| Error::invalid_id(GATEWAY.name(), id))?;
             check_vpc_access(ctx, &vpc_by_id(db, g.vpc_id).await?)?;
             filter.vpc_gateway_id = Some(g.id);
             named = Some(named.unwrap_or(g.vpc_id));

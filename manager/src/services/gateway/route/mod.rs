@@ -95,7 +95,7 @@ fn route_view(related: &Related, r: &gateway::StaticRoute) -> Result<Value, Erro
     Ok(view)
 }
 
-fn gateway_state(state: &str) -> GatewayState {
+fn gateway_state(state: gateway::GatewayState) -> GatewayState {
     match state {
         gateway::GATEWAY_READY => GatewayState::Ready,
         gateway::GATEWAY_CREATING => GatewayState::Creating,
@@ -103,10 +103,9 @@ fn gateway_state(state: &str) -> GatewayState {
     }
 }
 
-fn subnet(gateway: &str, netmask: &str) -> Option<Ipv4Net> {
-    let gw: Ipv4Addr = gateway.parse().ok()?;
-    let prefix = ipnet::ipv4_mask_to_prefix(netmask.parse().ok()?).ok()?;
-    Ipv4Net::new(gw, prefix).ok().map(|n| n.trunc())
+fn subnet(gateway: Ipv4Addr, netmask: Ipv4Addr) -> Option<Ipv4Net> {
+    let prefix = ipnet::ipv4_mask_to_prefix(netmask).ok()?;
+    Ipv4Net::new(gateway, prefix).ok().map(|n| n.trunc())
 }
 
 /// The subnets a next hop may be in besides the VPC CIDR: those of the
@@ -123,11 +122,7 @@ async fn reachable_subnets(db: &Db, vpc_id: i64) -> Result<Vec<Ipv4Net>, Error> 
     )
     .await?
     .items;
-    nets.extend(
-        gateways
-            .iter()
-            .filter_map(|g| subnet(&g.gateway, &g.netmask)),
-    );
+    nets.extend(gateways.iter().filter_map(|g| subnet(g.gateway, g.netmask)));
     let ips = vlan::list_ips(
         db,
         &vlan::PublicIpFilter {
@@ -138,9 +133,13 @@ async fn reachable_subnets(db: &Db, vpc_id: i64) -> Result<Vec<Ipv4Net>, Error> 
     )
     .await?
     .items;
-    for ip in ips {
-        if let Some(range) = vlan::range_by_id(db, ip.vlan_db_id).await?
-            && let Some(net) = subnet(&range.gateway, &range.netmask)
+    // The ranges of all the addresses in one statement, then in the
+    // addresses' order as before (the first range of a subnet wins).
+    let range_ids: Vec<i64> = ips.iter().map(|ip| ip.vlan_db_id).collect();
+    let ranges = vlan::ranges_by_ids(db, &range_ids).await?;
+    for ip in &ips {
+        if let Some(range) = ranges.iter().find(|r| r.id == ip.vlan_db_id)
+            && let Some(net) = subnet(range.gateway, range.netmask)
             && !nets.contains(&net)
         {
             nets.push(net);
@@ -163,8 +162,7 @@ async fn other_routes(db: &Db, vpc_id: i64) -> Result<Vec<rule::ExistingRoute>, 
     .items
     .iter()
     .filter(|r| r.state != gateway::ROUTE_REVOKE)
-    .filter_map(|r| r.cidr.parse().ok())
-    .map(|cidr| rule::ExistingRoute { cidr })
+    .map(|r| rule::ExistingRoute { cidr: r.cidr })
     .collect())
 }
 
@@ -181,7 +179,7 @@ async fn job_route(db: &Db, id: i64) -> Result<gateway::StaticRoute, Error> {
 /// the change); when the router refuses, `undo` puts the route back.
 struct RouteMove {
     row_id: i64,
-    to: &'static str,
+    to: gateway::RouteState,
     what: &'static str,
     undo: RouteUndo,
 }
@@ -191,7 +189,7 @@ enum RouteUndo {
     /// A new route leaves no trace.
     Remove,
     /// A revoked route takes its old state again.
-    Restore(String),
+    Restore(gateway::RouteState),
 }
 
 impl RouterChange for RouteMove {
@@ -220,7 +218,7 @@ impl RouterChange for RouteMove {
     async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
         match &self.undo {
             RouteUndo::Remove => gateway::remove_route(db, self.row_id).await?,
-            RouteUndo::Restore(old) => gateway::set_route_state(db, self.row_id, old).await?,
+            RouteUndo::Restore(old) => gateway::set_route_state(db, self.row_id, *old).await?,
         };
         Ok(())
     }
@@ -230,14 +228,21 @@ impl RouterChange for RouteMove {
 mod tests {
     use super::*;
 
+    fn ip(text: &str) -> Ipv4Addr {
+        text.parse().unwrap()
+    }
+
     #[test]
     fn subnets_from_gateway_and_netmask() {
         assert_eq!(
-            subnet("172.16.0.1", "255.255.255.0"),
+            subnet(ip("172.16.0.1"), ip("255.255.255.0")),
             Some("172.16.0.0/24".parse().unwrap())
         );
-        assert_eq!(subnet("172.16.0.1", "255.0.255.0"), None);
-        assert_eq!(gateway_state("Ready"), GatewayState::Ready);
-        assert_eq!(gateway_state("Creating"), GatewayState::Creating);
+        assert_eq!(subnet(ip("172.16.0.1"), ip("255.0.255.0")), None);
+        assert_eq!(gateway_state(gateway::GATEWAY_READY), GatewayState::Ready);
+        assert_eq!(
+            gateway_state(gateway::GATEWAY_CREATING),
+            GatewayState::Creating
+        );
     }
 }

@@ -53,7 +53,7 @@ impl AsyncCommand for DeleteAccount {
         check_state_change(ctx, &a)?;
         Ok(Submission::new(
             IdJob { id: a.id },
-            ("Account", &a.uuid),
+            ("Account", a.uuid),
             account_sync(a.id),
         ))
     }

@@ -64,14 +64,14 @@ impl SyncCommand for ListAccounts {
             keyword: self.paging.list.keyword.clone(),
             state: self.state,
             account_type: self.account_type.map(i64::from),
-            uuids: self.id.map(|u| vec![u.to_string()]),
+            uuids: self.id.map(|u| vec![u]),
             ..Default::default()
         };
         let recursive = self.paging.recursive || self.paging.list_all;
         if caller.role == Role::User {
             // A user sees its own account, and only when the id asked for
             // (if any) is its own.
-            filter.uuids = Some(vec![caller.account_uuid.clone()]).filter(|_| {
+            filter.uuids = Some(vec![caller.account_uuid]).filter(|_| {
                 filter
                     .uuids
                     .as_ref()

@@ -56,7 +56,7 @@ impl AsyncCommand for DisableAccount {
         }
         Ok(Submission::new(
             IdJob { id: a.id },
-            ("Account", &a.uuid),
+            ("Account", a.uuid),
             account_sync(a.id),
         ))
     }

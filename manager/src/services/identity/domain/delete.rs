@@ -71,7 +71,7 @@ impl AsyncCommand for DeleteDomain {
         };
         Ok(Submission::new(
             job,
-            ("Domain", &d.uuid),
+            ("Domain", d.uuid),
             format!("domain:{}", d.id),
         ))
     }

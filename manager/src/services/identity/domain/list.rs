@@ -53,7 +53,7 @@ impl SyncCommand for ListDomains {
         // Everyone lists within its own domain's subtree; a user sees only
         // its own domain (filtered below, so the count is of what it sees).
         let filter = domain::DomainFilter {
-            uuid: self.id.map(|u| u.to_string()),
+            uuid: self.id,
             name: self.name,
             level: self.level,
             keyword: self.paging.list.keyword.clone(),

@@ -39,7 +39,7 @@ impl SyncCommand for EnableUser {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let u = managed_user(ctx, self.id).await?;
         let mut tx = ctx.app.db.begin().await?;
-        user::set_state(&mut tx, u.id, account::STATE_ENABLED).await?;
+        user::set_state(&mut tx, u.id, account::STATE_ENABLED.as_str()).await?;
         account::set_state(&mut tx, u.account_id, account::STATE_ENABLED).await?;
         user::reset_login_attempts(&mut tx, u.id).await?;
         tx.commit().await?;

@@ -66,7 +66,7 @@ impl SyncCommand for ListUsers {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let caller = &ctx.caller;
         let mut filter = user::UserFilter {
-            uuid: self.id.map(|u| u.to_string()),
+            uuid: self.id,
             username: self.username,
             keyword: self.paging.list.keyword.clone(),
             ..Default::default()

@@ -27,14 +27,13 @@ const USER_ID: Arg<Id> = Arg::req("id", "the ID of the user");
 /// The live user `id`, whose keys and state the caller may manage (see
 /// [`may_manage_user`]).
 async fn managed_user(ctx: &Ctx, id: Uuid) -> Result<user::User, Error> {
-    let id = id.to_string();
-    let u = user::get_by_uuid(&ctx.app.db, &id)
+    let u = user::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|u| u.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(USER_ID.name(), &id))?;
+        .ok_or_else(|| Error::invalid_id(USER_ID.name(), id))?;
     let a = account::get_by_id(&ctx.app.db, u.account_id)
         .await?
-        .ok_or_else(|| Error::invalid_id(USER_ID.name(), &id))?;
+        .ok_or_else(|| Error::invalid_id(USER_ID.name(), id))?;
     if !may_manage_user(&ctx.caller, Target::of(&a), u.id) {
         return Err(denied(ctx, &format!("user {id}")));
     }

@@ -77,21 +77,21 @@ impl Members {
     /// add: none may be assigned already; to remove: each must be) and
     /// returns the job that changes them.
     async fn submit(self, ctx: &Ctx, add: bool) -> Result<Submission<MembersJob>, Error> {
-        let r = lb_by_uuid(ctx, ID.name(), &self.id.to_string()).await?;
+        let r = lb_by_uuid(ctx, ID.name(), self.id).await?;
         let vpc_id = vpc_of_rule(&ctx.app.db, &r).await?;
         let wanted = self.targets(ctx, &r).await?;
         let existing = rule::members_with_vms(&ctx.app.db, r.id).await?;
         for (target, (vm_id, ip)) in &wanted {
-            if add && existing.iter().any(|m| &m.instance_ip == ip) {
+            if add && existing.iter().any(|m| m.instance_ip.to_string() == *ip) {
                 return Err(Error::invalid(format!(
                     "Virtual machine {} ({ip}) is already assigned to load balancer rule {}",
                     target.name, r.uuid
                 )));
             }
             if !add
-                && !existing
-                    .iter()
-                    .any(|m| &m.instance_ip == ip && m.vm_id.is_none_or(|v| v == *vm_id))
+                && !existing.iter().any(|m| {
+                    m.instance_ip.to_string() == *ip && m.vm_id.is_none_or(|v| v == *vm_id)
+                })
             {
                 return Err(Error::invalid(format!(
                     "Virtual machine {} ({ip}) is not assigned to load balancer rule {}",
@@ -106,7 +106,7 @@ impl Members {
         };
         Ok(Submission::new(
             job,
-            ("LoadBalancerRule", &r.uuid),
+            ("LoadBalancerRule", r.uuid),
             vpc_sync(vpc_id),
         ))
     }
@@ -117,19 +117,18 @@ impl Members {
     /// rule's tier.
     async fn targets(self, ctx: &Ctx, r: &rule::Rule) -> Result<Vec<(vm::Vm, Member)>, Error> {
         let db = &ctx.app.db;
-        let mut asked: Vec<(String, Option<String>)> = self
+        let mut asked: Vec<(Uuid, Option<String>)> = self
             .vms?
             .unwrap_or_default()
             .into_iter()
-            .map(|id| (id.to_string(), None))
+            .map(|id| (id, None))
             .collect();
         for entry in self.vm_ip_map?.unwrap_or_default() {
             let vmid = entry.get("vmid").ok_or_else(|| {
                 Error::invalid("each vmidipmap entry needs a vmid (and optionally a vmip)")
             })?;
             let parsed = Uuid::parse_str(vmid.trim())
-                .map_err(|_| Error::invalid_id(VM_IP_MAP.name(), vmid))?
-                .to_string();
+                .map_err(|_| Error::invalid_id(VM_IP_MAP.name(), vmid))?;
             asked.push((parsed, entry.get("vmip").cloned()));
         }
         if asked.is_empty() {
@@ -140,7 +139,7 @@ impl Members {
         let tier = common::tier_by_id(db, r.network_id).await?;
         let mut out: Vec<(vm::Vm, Member)> = Vec::new();
         for (id, vmip) in asked {
-            let target = common::vm_by_uuid(ctx, VMS.name(), &id).await?;
+            let target = common::vm_by_uuid(ctx, VMS.name(), id).await?;
             common::check_same_owner(&target, r.account_id, &format!("rule {}", r.uuid))?;
             let address = common::vm_target(db, &target, &tier, vmip.as_deref()).await?;
             let member = (target.id, address.to_string());
@@ -231,7 +230,7 @@ struct MemberChange {
     rule_id: i64,
     members: Vec<Member>,
     add: bool,
-    old_state: String,
+    old_state: rule::State,
 }
 
 impl RouterChange for MemberChange {
@@ -276,7 +275,7 @@ impl RouterChange for MemberChange {
                 rule::add_vm_member(&mut tx, self.rule_id, ip, *vm_id).await?;
             }
         }
-        rule::set_state(&mut tx, self.rule_id, &self.old_state).await?;
+        rule::set_state(&mut tx, self.rule_id, self.old_state).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -65,7 +65,7 @@ impl Command for ListLoadBalancerRuleInstances {
 impl SyncCommand for ListLoadBalancerRuleInstances {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let db = &ctx.app.db;
-        let r = lb_by_uuid(ctx, ID.name(), &self.id.to_string()).await?;
+        let r = lb_by_uuid(ctx, ID.name(), self.id).await?;
         let page = self.paging.page(ctx).await?;
         let members = rule::members_with_vms(db, r.id).await?;
         // The member VMs in the order they joined, with their addresses.
@@ -79,7 +79,7 @@ impl SyncCommand for ListLoadBalancerRuleInstances {
                 assigned
                     .entry(vm_id)
                     .or_default()
-                    .push(m.instance_ip.clone());
+                    .push(m.instance_ip.to_string());
             }
         }
         let vms: Vec<vm::Vm> = if self.applied {
@@ -152,13 +152,10 @@ async fn vm_view(db: &Db, names: &mut Names, v: &vm::Vm) -> Result<Value, Error>
     let zone = names
         .zone(db, v.zone_id)
         .await?
-        .map(|z| (z.uuid.clone(), z.name.clone()));
+        .map(|z| (z.uuid, z.name.clone()));
     let mut nics = Vec::new();
     for n in common::vm_nics(db, v.id).await? {
-        let network = names
-            .network(db, n.network_id)
-            .await?
-            .map(|t| t.uuid.clone());
+        let network = names.network(db, n.network_id).await?.map(|t| t.uuid);
         nics.push(json!({
             "id": n.uuid,
             "networkid": network,
@@ -176,7 +173,7 @@ async fn vm_view(db: &Db, names: &mut Names, v: &vm::Vm) -> Result<Value, Error>
         "name": v.name,
         "displayname": v.display_name,
         "state": v.state,
-        "zoneid": zone.as_ref().map(|z| z.0.clone()),
+        "zoneid": zone.as_ref().map(|z| z.0),
         "zonename": zone.as_ref().map(|z| z.1.clone()),
         "created": date(v.created),
         "nic": nics,

@@ -133,11 +133,11 @@ impl AsyncCommand for CreateLoadBalancerRule {
                  acquired for the VPC (associateIpAddress vpcid=...)",
             )
         })?;
-        let ip = held_ip(ctx, PUBLIC_IP.name(), &ip_id.to_string()).await?;
+        let ip = held_ip(ctx, PUBLIC_IP.name(), ip_id).await?;
         let v = common::vpc_of_ip(db, &ip).await?;
         common::check_enabled(&v)?;
         let asked = match self.network {
-            Some(id) => Some(common::tier_by_uuid(ctx, NETWORK.name(), &id.to_string()).await?),
+            Some(id) => Some(common::tier_by_uuid(ctx, NETWORK.name(), id).await?),
             None => None,
         };
 
@@ -191,7 +191,7 @@ impl AsyncCommand for CreateLoadBalancerRule {
                 rule_id: created.id,
                 vpc_id: v.id,
             },
-            ("LoadBalancerRule", &created.uuid),
+            ("LoadBalancerRule", created.uuid),
             vpc_sync(v.id),
         ))
     }

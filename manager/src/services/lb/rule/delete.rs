@@ -43,14 +43,14 @@ impl AsyncCommand for DeleteLoadBalancerRule {
     type Job = RuleJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<RuleJob>, Error> {
-        let r = lb_by_uuid(ctx, ID.name(), &self.id.to_string()).await?;
+        let r = lb_by_uuid(ctx, ID.name(), self.id).await?;
         let vpc_id = vpc_of_rule(&ctx.app.db, &r).await?;
         Ok(Submission::new(
             RuleJob {
                 rule_id: r.id,
                 vpc_id,
             },
-            ("LoadBalancerRule", &r.uuid),
+            ("LoadBalancerRule", r.uuid),
             vpc_sync(vpc_id),
         ))
     }

@@ -67,21 +67,17 @@ impl SyncCommand for ListLoadBalancerRules {
         let db = &ctx.app.db;
         let filter = self.args.filter(ctx, rule::PURPOSE_LOAD_BALANCING).await?;
         if let Some(id) = self.zone {
-            let id = id.to_string();
-            zone::get_by_uuid(db, &id)
+            zone::get_by_uuid(db, id)
                 .await?
-                .ok_or_else(|| Error::invalid_id(ZONE.name(), &id))?;
+                .ok_or_else(|| Error::invalid_id(ZONE.name(), id))?;
         }
         let vm_id = match self.vm {
-            Some(id) => {
-                let id = id.to_string();
-                Some(
-                    vm::get_by_uuid(db, &id)
-                        .await?
-                        .ok_or_else(|| Error::invalid_id(VM.name(), &id))?
-                        .id,
-                )
-            }
+            Some(id) => Some(
+                vm::get_by_uuid(db, id)
+                    .await?
+                    .ok_or_else(|| Error::invalid_id(VM.name(), id))?
+                    .id,
+            ),
             None => None,
         };
         let name = self.name.as_deref();

@@ -75,7 +75,7 @@ impl AsyncCommand for UpdateLoadBalancerRule {
     type Job = UpdateLbJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateLbJob>, Error> {
-        let r = lb_by_uuid(ctx, ID.name(), &self.id.to_string()).await?;
+        let r = lb_by_uuid(ctx, ID.name(), self.id).await?;
         if let Some(name) = &self.name {
             rules::check_name(NAME.name(), name)?;
         }
@@ -95,7 +95,7 @@ impl AsyncCommand for UpdateLoadBalancerRule {
         };
         Ok(Submission::new(
             job,
-            ("LoadBalancerRule", &r.uuid),
+            ("LoadBalancerRule", r.uuid),
             vpc_sync(vpc_id),
         ))
     }
@@ -130,7 +130,7 @@ struct LbSettings {
     algorithm: Option<String>,
     old_name: String,
     old_algorithm: String,
-    old_state: String,
+    old_state: rule::State,
 }
 
 impl RouterChange for LbSettings {
@@ -170,7 +170,7 @@ impl RouterChange for LbSettings {
             Some(&self.old_algorithm),
         )
         .await?;
-        rule::set_state(&mut tx, self.rule_id, &self.old_state).await?;
+        rule::set_state(&mut tx, self.rule_id, self.old_state).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -110,7 +110,7 @@ impl AsyncCommand for CreatePortForwardingRule {
     async fn submit(self, ctx: &Ctx) -> Result<Submission<RuleJob>, Error> {
         let db = &ctx.app.db;
         let cidr_refs: Vec<&str> = self.cidrs.iter().map(|c| c.as_str()).collect();
-        let ip = held_ip(ctx, IP.name(), &self.ip.to_string()).await?;
+        let ip = held_ip(ctx, IP.name(), self.ip).await?;
         let v = common::vpc_of_ip(db, &ip).await?;
         // §2.5: VPC addresses have no firewall, so openfirewall=true is refused.
         let checked = rules::nat::validate_port_forward(&rules::nat::NewPortForward {
@@ -173,7 +173,7 @@ impl AsyncCommand for CreatePortForwardingRule {
         };
         Ok(Submission::created(
             job,
-            (INSTANCE, &created.uuid),
+            (INSTANCE, created.uuid),
             vpc_sync(v.id),
         ))
     }

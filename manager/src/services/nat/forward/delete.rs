@@ -41,13 +41,13 @@ impl AsyncCommand for DeletePortForwardingRule {
     type Job = RuleJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<RuleJob>, Error> {
-        let r = pf_by_uuid(ctx, RULE_ID.name(), &self.id.to_string()).await?;
+        let r = pf_by_uuid(ctx, RULE_ID.name(), self.id).await?;
         let vpc_id = rule_flow::vpc_of_rule(&ctx.app.db, &r).await?;
         let job = RuleJob {
             rule: r.id,
             vpc: vpc_id,
         };
-        Ok(Submission::new(job, (INSTANCE, &r.uuid), vpc_sync(vpc_id)))
+        Ok(Submission::new(job, (INSTANCE, r.uuid), vpc_sync(vpc_id)))
     }
 
     async fn run(job: &JobCtx, payload: RuleJob) -> Result<Value, Error> {

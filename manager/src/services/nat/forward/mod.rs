@@ -46,16 +46,13 @@ pub async fn pf_view(db: &Db, names: &mut Names, r: &rule::Rule) -> Result<Value
     let ip = names
         .ip(db, r.ip_address_id)
         .await?
-        .map(|ip| (ip.uuid.clone(), ip.public_ip_address.clone()));
-    let tier = names
-        .network(db, r.network_id)
-        .await?
-        .map(|n| n.uuid.clone());
+        .map(|ip| (ip.uuid, ip.public_ip_address));
+    let tier = names.network(db, r.network_id).await?.map(|n| n.uuid);
     let target = match r.vm_id {
         Some(id) => names
             .vm(db, id)
             .await?
-            .map(|v| (v.uuid.clone(), v.name.clone(), v.display_name.clone())),
+            .map(|v| (v.uuid, v.name.clone(), v.display_name.clone())),
         None => None,
     };
     let text = |p: Option<i64>| p.map(|p| p.to_string());
@@ -66,11 +63,11 @@ pub async fn pf_view(db: &Db, names: &mut Names, r: &rule::Rule) -> Result<Value
         "protocol": r.protocol,
         "publicport": text(r.start_port),
         "publicendport": text(r.end_port.or(r.start_port)),
-        "virtualmachineid": target.as_ref().map(|t| t.0.clone()),
+        "virtualmachineid": target.as_ref().map(|t| t.0),
         "virtualmachinename": target.as_ref().map(|t| t.1.clone()),
         "virtualmachinedisplayname": target.as_ref().map(|t| t.2.clone()),
-        "ipaddressid": ip.as_ref().map(|i| i.0.clone()),
-        "ipaddress": ip.as_ref().map(|i| i.1.clone()),
+        "ipaddressid": ip.as_ref().map(|i| i.0),
+        "ipaddress": ip.as_ref().map(|i| i.1),
         "state": r.state,
         "cidrlist": r.source_cidrs.clone().unwrap_or_default(),
         "vmguestip": r.dest_ip,
@@ -109,7 +106,7 @@ const PF_FIELDS: &[FieldSpec] = &[
 ];
 
 /// The live port forwarding rule named by `uuid`, which the caller may change.
-async fn pf_by_uuid(ctx: &Ctx, name: &str, uuid: &str) -> Result<rule::Rule, Error> {
+async fn pf_by_uuid(ctx: &Ctx, name: &str, uuid: Uuid) -> Result<rule::Rule, Error> {
     let r = rule::get_by_uuid(&ctx.app.db, uuid)
         .await?
         .filter(|r| r.removed.is_none() && r.purpose == rule::PURPOSE_PORT_FORWARDING)
@@ -146,17 +143,13 @@ impl RuleListArgs {
             ..Default::default()
         };
         if let Some(id) = self.id {
-            filter.uuids = Some(vec![id.to_string()]);
+            filter.uuids = Some(vec![id]);
         }
         if let Some((name, id)) = self.ip {
-            filter.ip_address_id = Some(held_ip(ctx, name, &id.to_string()).await?.id);
+            filter.ip_address_id = Some(held_ip(ctx, name, id).await?.id);
         }
         if let Some(id) = self.network {
-            filter.network_id = Some(
-                common::tier_by_uuid(ctx, "networkid", &id.to_string())
-                    .await?
-                    .id,
-            );
+            filter.network_id = Some(common::tier_by_uuid(ctx, "networkid", id).await?.id);
         }
         Ok(filter)
     }

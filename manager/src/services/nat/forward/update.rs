@@ -95,7 +95,7 @@ impl AsyncCommand for UpdatePortForwardingRule {
     type Job = UpdatePfJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdatePfJob>, Error> {
-        let r = pf_by_uuid(ctx, RULE_ID.name(), &self.id.to_string()).await?;
+        let r = pf_by_uuid(ctx, RULE_ID.name(), self.id).await?;
         let vpc_id = rule_flow::vpc_of_rule(&ctx.app.db, &r).await?;
         let destination = self.new_destination(ctx, &r).await?;
         let job = UpdatePfJob {
@@ -103,7 +103,7 @@ impl AsyncCommand for UpdatePortForwardingRule {
             vpc: vpc_id,
             destination,
         };
-        Ok(Submission::new(job, (INSTANCE, &r.uuid), vpc_sync(vpc_id)))
+        Ok(Submission::new(job, (INSTANCE, r.uuid), vpc_sync(vpc_id)))
     }
 
     async fn run(job: &JobCtx, payload: UpdatePfJob) -> Result<Value, Error> {
@@ -114,7 +114,7 @@ impl AsyncCommand for UpdatePortForwardingRule {
             rule: payload.rule,
             new: payload.destination,
             old: Destination {
-                ip: old.dest_ip.clone().unwrap_or_default(),
+                ip: old.dest_ip.map(|a| a.to_string()).unwrap_or_default(),
                 start: old.dest_start_port.unwrap_or_default(),
                 end: old.dest_end_port.unwrap_or_default(),
                 vm: old.vm_id,
@@ -162,7 +162,7 @@ impl UpdatePortForwardingRule {
         let tier = common::tier_by_id(db, r.network_id).await?;
         let target = match self.vm {
             Some(id) => {
-                let target = common::vm_by_uuid(ctx, VM.name(), &id.to_string()).await?;
+                let target = common::vm_by_uuid(ctx, VM.name(), id).await?;
                 common::check_same_owner(&target, r.account_id, &format!("rule {}", r.uuid))?;
                 Some(target)
             }
@@ -179,7 +179,10 @@ impl UpdatePortForwardingRule {
                     .to_string(),
                 Some(target.id),
             ),
-            None => (r.dest_ip.clone().unwrap_or_default(), r.vm_id),
+            None => (
+                r.dest_ip.map(|a| a.to_string()).unwrap_or_default(),
+                r.vm_id,
+            ),
         };
         Ok(Destination {
             ip,
@@ -196,11 +199,11 @@ struct PfDestination {
     rule: i64,
     new: Destination,
     old: Destination,
-    old_state: String,
+    old_state: rule::State,
 }
 
 impl PfDestination {
-    async fn set(tx: &mut Tx, id: i64, to: &Destination, state: &str) -> Result<(), Error> {
+    async fn set(tx: &mut Tx, id: i64, to: &Destination, state: rule::State) -> Result<(), Error> {
         rule::set_destination(&mut *tx, id, &to.ip, to.start, to.end, to.vm).await?;
         rule::set_state(tx, id, state).await?;
         Ok(())
@@ -231,7 +234,7 @@ impl RouterChange for PfDestination {
 
     async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
         let mut tx = db.begin().await?;
-        Self::set(&mut tx, self.rule, &self.old, &self.old_state).await?;
+        Self::set(&mut tx, self.rule, &self.old, self.old_state).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -52,18 +52,14 @@ impl AsyncCommand for DisableStaticNat {
     type Job = DisableStaticNatJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<DisableStaticNatJob>, Error> {
-        let ip = held_ip(ctx, IP.name(), &self.ip.to_string()).await?;
+        let ip = held_ip(ctx, IP.name(), self.ip).await?;
         check_has_static_nat(&ip)?;
         let v = common::vpc_of_ip(&ctx.app.db, &ip).await?;
         let job = DisableStaticNatJob {
             ip: ip.id,
             vpc: v.id,
         };
-        Ok(Submission::new(
-            job,
-            ("IpAddress", &ip.uuid),
-            vpc_sync(v.id),
-        ))
+        Ok(Submission::new(job, ("IpAddress", ip.uuid), vpc_sync(v.id)))
     }
 
     async fn run(job: &JobCtx, payload: DisableStaticNatJob) -> Result<Value, Error> {

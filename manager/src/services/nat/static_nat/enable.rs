@@ -57,7 +57,7 @@ impl Command for EnableStaticNat {
 impl SyncCommand for EnableStaticNat {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let db = &ctx.app.db;
-        let ip = held_ip(ctx, IP.name(), &self.ip.to_string()).await?;
+        let ip = held_ip(ctx, IP.name(), self.ip).await?;
         let v = common::vpc_of_ip(db, &ip).await?;
         common::check_enabled(&v)?;
         let (target, asked) = common::nat_target(ctx, &ip, self.vm, self.network).await?;
@@ -85,14 +85,9 @@ impl SyncCommand for EnableStaticNat {
         .await?
         .items
         .into_iter()
-        .find(|other| other.vm_ip.as_deref() == Some(address.to_string().as_str()))
-        .map(|other| common::address(&other.public_ip_address))
-        .transpose()?;
-        rules::ip::check_vm_static_nat_free(
-            &target.name,
-            common::address(&ip.public_ip_address)?,
-            taken,
-        )?;
+        .find(|other| other.vm_ip == Some(address))
+        .map(|other| other.public_ip_address);
+        rules::ip::check_vm_static_nat_free(&target.name, ip.public_ip_address, taken)?;
 
         // When the router keeps its old list, so does the address: its
         // tier as before, no VM.

@@ -38,7 +38,7 @@ impl Mapping {
     fn of(ip: &vlan::PublicIp) -> Self {
         Mapping {
             tier: ip.associated_network_id,
-            vm: ip.vm_id.zip(ip.vm_ip.clone()),
+            vm: ip.vm_id.zip(ip.vm_ip.map(|a| a.to_string())),
         }
     }
 

@@ -94,7 +94,7 @@ impl AsyncCommand for CreatePhysicalNetwork {
                 })?;
         Ok(Submission::created(
             IdJob { id: created.id },
-            ("PhysicalNetwork", &created.uuid),
+            ("PhysicalNetwork", created.uuid),
             physnet_sync(created.id),
         ))
     }

@@ -42,7 +42,7 @@ impl AsyncCommand for DeletePhysicalNetwork {
         let pn = live_physnet(ctx, self.id, ID.name()).await?;
         Ok(Submission::new(
             IdJob { id: pn.id },
-            ("PhysicalNetwork", &pn.uuid),
+            ("PhysicalNetwork", pn.uuid),
             physnet_sync(pn.id),
         ))
     }
@@ -52,7 +52,7 @@ impl AsyncCommand for DeletePhysicalNetwork {
         let id = payload.id;
         let uuid = zone::physical_network_by_id(db, id)
             .await?
-            .map(|p| p.uuid)
+            .map(|p| p.uuid.to_string())
             .unwrap_or_default();
         // Counted in the store's transaction: a range added while the job
         // waited keeps the network.

@@ -50,7 +50,7 @@ impl SyncCommand for ListPhysicalNetworks {
         let db = &ctx.app.db;
         let zone_id = zone_param(ctx, self.zone, ZONE.name()).await?.map(|z| z.id);
         let filter = zone::PhysicalNetworkFilter {
-            uuid: self.id.map(|u| u.to_string()),
+            uuid: self.id,
             zone_id,
             name: self.name,
             keyword: self.paging.keyword.clone(),

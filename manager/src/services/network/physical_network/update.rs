@@ -71,7 +71,7 @@ impl AsyncCommand for UpdatePhysicalNetwork {
         };
         Ok(Submission::new(
             job,
-            ("PhysicalNetwork", &pn.uuid),
+            ("PhysicalNetwork", pn.uuid),
             physnet_sync(pn.id),
         ))
     }

@@ -97,7 +97,7 @@ impl AsyncCommand for AddTrafficType {
         };
         Ok(Submission::new(
             job,
-            ("PhysicalNetwork", &pn.uuid),
+            ("PhysicalNetwork", pn.uuid),
             physnet_sync(pn.id),
         ))
     }

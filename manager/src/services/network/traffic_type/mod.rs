@@ -26,8 +26,8 @@ const PHYSNET: Arg<Id> = Arg::req("physicalnetworkid", "the ID of the physical n
 /// The API id of a traffic type. The store keeps no UUID for these rows, so
 /// the id is a name-based (version 5) UUID of the type in the namespace of
 /// its physical network: stable, and unique across physical networks.
-fn traffic_type_uuid(physnet_uuid: &str, traffic_type: &str) -> String {
-    let namespace = uuid::Uuid::parse_str(physnet_uuid).unwrap_or_default();
+fn traffic_type_uuid(physnet_uuid: &uuid::Uuid, traffic_type: &str) -> String {
+    let namespace = *physnet_uuid;
     let mut hash = Sha1::new();
     hash.update(namespace.as_bytes());
     hash.update(traffic_type.as_bytes());
@@ -101,13 +101,16 @@ mod tests {
 
     #[test]
     fn traffic_type_ids_are_stable_and_distinct() {
-        let pn = "5f0e6a0c-9d2b-4f4e-8a55-3c1d2e7b9a10";
+        let pn = &"5f0e6a0c-9d2b-4f4e-8a55-3c1d2e7b9a10".parse().unwrap();
         let a = traffic_type_uuid(pn, "Public");
         assert_eq!(a, traffic_type_uuid(pn, "Public"));
         assert_ne!(a, traffic_type_uuid(pn, "Guest"));
         assert_ne!(
             a,
-            traffic_type_uuid("6b1e9e5f-1f0e-4d3c-9a55-2f2f7b1a0c11", "Public")
+            traffic_type_uuid(
+                &"6b1e9e5f-1f0e-4d3c-9a55-2f2f7b1a0c11".parse().unwrap(),
+                "Public"
+            )
         );
         assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 5);
     }

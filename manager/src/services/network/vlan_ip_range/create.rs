@@ -1,8 +1,6 @@
 //! `createVlanIpRange`: a public IP range of a zone, on the physical network
 //! that carries its Public traffic.
 
-use std::net::Ipv4Addr;
-
 use uuid::Uuid;
 
 use super::super::{physnet_param, zone_param};
@@ -148,13 +146,9 @@ impl SyncCommand for CreateVlanIpRange {
         // Every range of one subnet must agree on the VLAN, gateway and netmask.
         let existing = vlan::list_ranges(db, Some(z.id), Page::ALL).await?;
         for other in &existing.items {
-            let other_subnet = other
-                .netmask
-                .parse::<Ipv4Addr>()
+            let other_subnet = ipnet::ipv4_mask_to_prefix(other.netmask)
                 .ok()
-                .and_then(|m| ipnet::ipv4_mask_to_prefix(m).ok())
-                .zip(other.gateway.parse::<Ipv4Addr>().ok())
-                .and_then(|(prefix, gw)| ipnet::Ipv4Net::new(gw, prefix).ok())
+                .and_then(|prefix| ipnet::Ipv4Net::new(other.gateway, prefix).ok())
                 .map(|n| n.trunc());
             let Some(other_subnet) = other_subnet else {
                 continue;
@@ -163,8 +157,8 @@ impl SyncCommand for CreateVlanIpRange {
                 other_subnet.contains(&range.subnet) || range.subnet.contains(&other_subnet);
             if shares
                 && (other.vlan_id != vlan_id
-                    || other.gateway != range.gateway.to_string()
-                    || other.netmask != range.netmask.to_string())
+                    || other.gateway != range.gateway
+                    || other.netmask != range.netmask)
             {
                 return Err(Error::invalid(format!(
                     "The subnet {} overlaps the range {}-{} (vlan {}, gateway {}, netmask {}); \

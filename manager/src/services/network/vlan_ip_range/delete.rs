@@ -34,11 +34,11 @@ impl Command for DeleteVlanIpRange {
 
 impl SyncCommand for DeleteVlanIpRange {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
-        let id = self.id.to_string();
-        let r = vlan::range_by_uuid(&ctx.app.db, &id)
+        let id = self.id;
+        let r = vlan::range_by_uuid(&ctx.app.db, id)
             .await?
             .filter(|r| r.removed.is_none())
-            .ok_or_else(|| Error::invalid_id(ID.name(), &id))?;
+            .ok_or_else(|| Error::invalid_id(ID.name(), id))?;
         // The store checks for allocated addresses in its transaction.
         vlan::remove_range(&ctx.app.db, r.id)
             .await

@@ -73,7 +73,7 @@ impl SyncCommand for ListVlanIpRanges {
         let physnet_id = physnet_param(ctx, self.physnet, PHYSNET.name())
             .await?
             .map(|p| p.id);
-        let uuid = self.id.map(|u| u.to_string());
+        let uuid = self.id;
         let vlan_id = self
             .vlan
             .map(|v| normalize_public_vlan(Some(&v)))
@@ -89,9 +89,14 @@ impl SyncCommand for ListVlanIpRanges {
             .filter(|r| vlan_id.as_ref().is_none_or(|v| &r.vlan_id == v))
             .filter(|r| {
                 keyword.as_deref().is_none_or(|k| {
-                    [&r.vlan_id, &r.start_ip, &r.end_ip, &r.gateway]
-                        .iter()
-                        .any(|f| f.to_lowercase().contains(k))
+                    [
+                        r.vlan_id.clone(),
+                        r.start_ip.to_string(),
+                        r.end_ip.to_string(),
+                        r.gateway.to_string(),
+                    ]
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(k))
                 })
             })
             .collect();

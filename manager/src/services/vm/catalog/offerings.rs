@@ -67,7 +67,7 @@ impl SyncCommand for ListServiceOfferings {
             return Ok(Reply::empty_list());
         }
         let filter = vm::CatalogFilter {
-            uuid: self.id.map(|u| u.to_string()),
+            uuid: self.id,
             name: self.name,
             keyword: self.paging.keyword.clone(),
             ..Default::default()

@@ -79,7 +79,7 @@ impl SyncCommand for ListTemplates {
             return Err(Error::invalid("Filter all can be specified by admin only"));
         }
         let z = match self.zone {
-            Some(id) => match zone::get_by_uuid(db, &id.to_string()).await? {
+            Some(id) => match zone::get_by_uuid(db, id).await? {
                 Some(z) if z.removed.is_none() => Some(z),
                 _ => {
                     return Ok(Reply::empty_list());
@@ -88,7 +88,7 @@ impl SyncCommand for ListTemplates {
             None => None,
         };
         let filter = vm::CatalogFilter {
-            uuid: self.id.map(|u| u.to_string()),
+            uuid: self.id,
             name: self.name,
             keyword: self.paging.keyword.clone(),
             ..Default::default()
@@ -188,7 +188,7 @@ mod tests {
     fn template(public: bool, featured: bool) -> vm::Template {
         vm::Template {
             id: 1,
-            uuid: "u".into(),
+            uuid: uuid::Uuid::nil(),
             name: "t".into(),
             display_text: std::string::String::new(),
             format: "NETNS".into(),

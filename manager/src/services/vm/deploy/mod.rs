@@ -161,16 +161,16 @@ impl AsyncCommand for DeployVirtualMachine {
     async fn submit(self, ctx: &Ctx) -> Result<Submission<DeployVmJob>, Error> {
         let db = &ctx.app.db;
         let z = zone_by_id(ctx, self.zone, ZONE.name()).await?;
-        let offering_id = self.service_offering.to_string();
-        let o = vm::offering_by_uuid(db, &offering_id)
+        let offering_id = self.service_offering;
+        let o = vm::offering_by_uuid(db, offering_id)
             .await?
             .filter(|o| o.removed.is_none())
-            .ok_or_else(|| Error::invalid_id(SERVICE_OFFERING.name(), &offering_id))?;
-        let template_id = self.template.to_string();
-        let t = vm::template_by_uuid(db, &template_id)
+            .ok_or_else(|| Error::invalid_id(SERVICE_OFFERING.name(), offering_id))?;
+        let template_id = self.template;
+        let t = vm::template_by_uuid(db, template_id)
             .await?
             .filter(|t| t.removed.is_none())
-            .ok_or_else(|| Error::invalid_id(TEMPLATE.name(), &template_id))?;
+            .ok_or_else(|| Error::invalid_id(TEMPLATE.name(), template_id))?;
         let owner = self.owner.resolve(ctx).await?;
         let requested = tiers::requested_networks(
             self.network_ids,
@@ -277,7 +277,7 @@ impl AsyncCommand for DeployVirtualMachine {
                 id: created.id,
                 start: self.start,
             },
-            ("VirtualMachine", &created.uuid),
+            ("VirtualMachine", created.uuid),
             vpc_sync(vpc_id),
         ))
     }

@@ -23,13 +23,13 @@ pub(super) fn requested_networks(
     network_ids: Deferred<Option<Vec<Uuid>>>,
     ip_to_network: Deferred<Option<Vec<BTreeMap<String, String>>>>,
     ip_address: Option<&str>,
-) -> Result<Vec<(String, Option<Ipv4Addr>)>, Error> {
+) -> Result<Vec<(Uuid, Option<Ipv4Addr>)>, Error> {
     let listed = network_ids?.unwrap_or_default();
     let mapped = ip_to_network?.unwrap_or_default();
     let ip = ip_address
         .map(|a| rules::parse_ipv4("ipaddress", a))
         .transpose()?;
-    let requested: Vec<(String, Option<Ipv4Addr>)> = match (listed.is_empty(), mapped.is_empty()) {
+    let requested: Vec<(Uuid, Option<Ipv4Addr>)> = match (listed.is_empty(), mapped.is_empty()) {
         (false, false) => {
             return Err(Error::invalid(
                 "networkids and iptonetworklist can't be specified at the same time",
@@ -43,7 +43,7 @@ pub(super) fn requested_networks(
         (false, true) => listed
             .iter()
             .enumerate()
-            .map(|(i, id)| (id.to_string(), if i == 0 { ip } else { None }))
+            .map(|(i, id)| (*id, if i == 0 { ip } else { None }))
             .collect(),
         (true, false) => {
             if ip.is_some() {
@@ -59,9 +59,7 @@ pub(super) fn requested_networks(
                     .ok_or_else(|| {
                         Error::invalid("each iptonetworklist entry needs a networkid")
                     })?;
-                let id = Uuid::parse_str(id)
-                    .map_err(|_| Error::invalid_id("networkid", id))?
-                    .to_string();
+                let id = Uuid::parse_str(id).map_err(|_| Error::invalid_id("networkid", id))?;
                 let ip = entry
                     .get("ip")
                     .filter(|v| !v.is_empty())
@@ -88,11 +86,11 @@ pub(super) async fn tiers_of(
     ctx: &Ctx,
     zone_id: i64,
     owner: &owner::Owner,
-    requested: &[(String, Option<Ipv4Addr>)],
+    requested: &[(Uuid, Option<Ipv4Addr>)],
 ) -> Result<Vec<(network::Network, Option<Ipv4Addr>)>, Error> {
     let mut tiers: Vec<(network::Network, Option<Ipv4Addr>)> = Vec::new();
     for (id, ip) in requested {
-        let t = network::get_by_uuid(&ctx.app.db, id)
+        let t = network::get_by_uuid(&ctx.app.db, *id)
             .await?
             .filter(|t| {
                 t.removed.is_none()

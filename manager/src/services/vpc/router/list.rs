@@ -87,7 +87,7 @@ impl SyncCommand for ListRouters {
         }
         let scope = self.list.scope(ctx, self.id.is_some()).await?;
         let mut filter = router::RouterFilter {
-            uuids: self.id.map(|u| vec![u.to_string()]),
+            uuids: self.id.map(|u| vec![u]),
             keyword: self.list.keyword.clone(),
             state: self.state,
             name: self.name,
@@ -97,20 +97,20 @@ impl SyncCommand for ListRouters {
             ..Default::default()
         };
         if let Some(z) = self.zone {
-            match zone::get_by_uuid(db, &z.to_string()).await? {
+            match zone::get_by_uuid(db, z).await? {
                 Some(z) => filter.zone_id = Some(z.id),
                 None => return empty,
             }
         }
         let mut vpc_id = None;
         if let Some(v) = self.vpc {
-            match vpc::get_by_uuid(db, &v.to_string()).await? {
+            match vpc::get_by_uuid(db, v).await? {
                 Some(v) => vpc_id = Some(v.id),
                 None => return empty,
             }
         }
         if let Some(n) = self.network {
-            match network::get_by_uuid(db, &n.to_string()).await? {
+            match network::get_by_uuid(db, n).await? {
                 Some(n) if n.vpc_id.is_some() && vpc_id.is_none_or(|v| Some(v) == n.vpc_id) => {
                     vpc_id = n.vpc_id;
                 }

@@ -77,11 +77,10 @@ pub struct RouterJob {
 
 /// The live router `id`, which the caller may act on.
 async fn live_router_of(ctx: &Ctx, id: Uuid) -> Result<router::Router, Error> {
-    let id = id.to_string();
-    let r = router::get_by_uuid(&ctx.app.db, &id)
+    let r = router::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|r| r.removed.is_none())
-        .ok_or_else(|| Error::invalid_id(ID.name(), &id))?;
+        .ok_or_else(|| Error::invalid_id(ID.name(), id))?;
     owner::check_access(ctx, r.account_id, &r.domain_path, &format!("router {id}"))?;
     Ok(r)
 }
@@ -92,7 +91,7 @@ fn submission(r: &router::Router, forced: bool) -> Submission<RouterJob> {
     let job = RouterJob { id: r.id, forced };
     Submission::new(
         job,
-        ("DomainRouter", &r.uuid),
+        ("DomainRouter", r.uuid),
         vpc_sync(r.vpc_id.unwrap_or_default()),
     )
 }
