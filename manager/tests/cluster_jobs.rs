@@ -87,7 +87,7 @@ async fn a_silent_managers_jobs_are_taken_over_and_a_beating_ones_are_not() {
     let orphan = planted_job(&db, &admin_user, "orphan", "dead-manager").await;
     let kept = planted_job(&db, &admin_user, "kept", "live-manager").await;
 
-    let failed = until_done(&admin, &orphan.uuid).await;
+    let failed = until_done(&admin, &orphan.uuid.to_string()).await;
     assert_eq!(failed["jobstatus"], 2, "{failed}");
     assert_eq!(failed["jobresultcode"], 530);
     assert_eq!(
@@ -112,7 +112,7 @@ async fn a_silent_managers_jobs_are_taken_over_and_a_beating_ones_are_not() {
 
     // It goes silent too: its job is taken over in turn.
     beating.abort();
-    let failed = until_done(&admin, &kept.uuid).await;
+    let failed = until_done(&admin, &kept.uuid.to_string()).await;
     assert_eq!(failed["jobstatus"], 2, "{failed}");
     assert_eq!(
         failed["jobresult"]["errortext"],

@@ -16,7 +16,6 @@ use crate::orchestration::model::{
     LbAlgorithm, LbBackendView, LbRuleView, NicRole, PortForwardView, PrivateGatewayView,
     PublicIpView, RouterNicView, RouterState, RouterView, RuleState, StaticNatView,
     StaticRouteView, TierDhcpView, TierView, TierVmDataView, VmDataView, VpcView,
-    netmask_to_prefix,
 };
 use crate::store::{self, Db, Page, acl, gateway, network, router, rule, vlan, vm, vpc};
 
@@ -252,8 +251,8 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
 fn vm_data_view(r: &store::vmdata::TierVmRow) -> Result<VmDataView, Error> {
     Ok(VmDataView {
         mac: r.mac.clone(),
-        ip: ipv4("VM address", &r.ip)?,
-        vm_id: uuid_of(&r.vm_uuid)?,
+        ip: r.ip,
+        vm_id: r.vm_uuid,
         hostname: r.hostname.clone(),
         service_offering: r.service_offering.clone(),
         zone_name: r.zone_name.clone(),

@@ -16,7 +16,8 @@ pub struct Member {
     /// Internal key.
     pub id: i64,
     /// API id.
-    pub uuid: String,
+    #[sqlx(try_from = "super::text::Stored")]
+    pub uuid: uuid::Uuid,
     /// The manager's name: the owner name of the jobs it claims.
     pub name: String,
     /// Where its API listens (`host:port`).
@@ -146,9 +147,10 @@ pub async fn leave<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<()> {
 /// Every manager that ever joined, by id; `uuid`/`name` narrow it.
 pub async fn list<'a>(
     ex: impl Into<Exec<'a>>,
-    uuid: Option<&str>,
+    uuid: Option<uuid::Uuid>,
     name: Option<&str>,
 ) -> Result<Vec<Member>> {
+    let uuid = uuid.map(|u| u.to_string());
     let mut ex = ex.into();
     Ok(on_db!(&mut ex, c => {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -269,7 +271,7 @@ mod tests {
     fn member(stopped: Option<i64>, last_heartbeat: i64) -> Member {
         Member {
             id: 1,
-            uuid: String::new(),
+            uuid: uuid::Uuid::nil(),
             name: "m1".into(),
             address: String::new(),
             version: String::new(),

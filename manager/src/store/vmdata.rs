@@ -63,8 +63,10 @@ pub async fn set<'a>(ex: impl Into<Exec<'a>>, row: &VmUserData) -> Result<()> {
 pub struct TierVmRow {
     pub network_id: i64,
     pub mac: String,
-    pub ip: String,
-    pub vm_uuid: String,
+    #[sqlx(try_from = "super::text::Stored")]
+    pub ip: std::net::Ipv4Addr,
+    #[sqlx(try_from = "super::text::Stored")]
+    pub vm_uuid: uuid::Uuid,
     /// The host name.
     pub hostname: String,
     pub service_offering: String,

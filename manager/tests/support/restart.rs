@@ -76,7 +76,7 @@ pub async fn planted_delete_domain(
             cmd: "deleteDomain".into(),
             cmd_info: serde_json::json!({ "id": d.id, "cleanup": false }).to_string(),
             instance_type: Some("Domain".into()),
-            instance_uuid: Some(d.uuid.clone()),
+            instance_uuid: Some(d.uuid),
             sync_object: Some(format!("domain:{}", d.id)),
             uuid: None,
         },

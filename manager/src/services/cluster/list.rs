@@ -49,10 +49,9 @@ impl Command for ListManagementServers {
 impl SyncCommand for ListManagementServers {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let db = &ctx.app.db;
-        let uuid = self.id.map(|id| id.to_string());
         let threshold = cluster::heartbeat_threshold_ms(db).await?;
         let keyword = self.paging.keyword.clone().unwrap_or_default();
-        let members: Vec<Member> = store::cluster::list(db, uuid.as_deref(), self.name.as_deref())
+        let members: Vec<Member> = store::cluster::list(db, self.id, self.name.as_deref())
             .await?
             .into_iter()
             .filter(|m| m.name.contains(&keyword))

@@ -17,7 +17,6 @@ use crate::server::registry::Registry;
 use crate::services::owner::Scope;
 use crate::services::vpc::{check_vpc_access, vpc_param};
 use crate::store::{Db, vpc};
-use uuid::Uuid;
 
 /// Registers the private gateway and static route commands.
 pub fn register(registry: &mut Registry) {

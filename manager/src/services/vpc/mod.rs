@@ -114,7 +114,7 @@ pub async fn live_vpc(ctx: &Ctx, id: Uuid, param: &str) -> Result<vpc::Vpc, Erro
 /// The live VPC named by parameter `param`, which the caller may act on
 /// (431 when it names none, 531 when it is someone else's), for the
 /// commands on objects of a VPC (ACL lists, gateways, routes).
-pub(crate) async fn vpc_param(ctx: &Ctx, param: &str, id: &str) -> Result<vpc::Vpc, Error> {
+pub(crate) async fn vpc_param(ctx: &Ctx, param: &str, id: Uuid) -> Result<vpc::Vpc, Error> {
     let v = vpc::get_by_uuid(&ctx.app.db, id)
         .await?
         .filter(|v| v.removed.is_none())

@@ -49,10 +49,7 @@ impl Command for ListPortForwardingRules {
 impl SyncCommand for ListPortForwardingRules {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
         let db = &ctx.app.db;
-        let filter = self
-            .args
-            .filter(ctx, rule::PURPOSE_PORT_FORWARDING.as_str())
-            .await?;
+        let filter = self.args.filter(ctx, rule::PURPOSE_PORT_FORWARDING).await?;
         let page = self.args.list.page(ctx).await?;
         let listed = rule::list(db, &filter, page).await?;
         let mut names = Names::default();

@@ -133,7 +133,11 @@ pub struct RuleListArgs {
 
 impl RuleListArgs {
     /// The rule filter: ownership scope, `id`, the address, `networkid`.
-    pub async fn filter(&self, ctx: &Ctx, purpose: &str) -> Result<rule::RuleFilter, Error> {
+    pub async fn filter(
+        &self,
+        ctx: &Ctx,
+        purpose: rule::Purpose,
+    ) -> Result<rule::RuleFilter, Error> {
         let scope = self.list.scope(ctx, self.id.is_some()).await?;
         let mut filter = rule::RuleFilter {
             purpose: Some(purpose.to_string()),
