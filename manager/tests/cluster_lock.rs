@@ -44,10 +44,12 @@ fn pool(db: &Db) -> &sqlx::PgPool {
     }
 }
 
-/// The backend pids holding (granted) the advisory lock of `vpc_id`.
+/// The backend pids holding (granted) the advisory lock of `vpc_id` in this
+/// test's database (the other tests' databases share the server).
 async fn holders(db: &Db, vpc_id: i64) -> Vec<i32> {
     sqlx::query(
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
          AND classid = $1::oid AND objid = $2::oid AND objsubid = 2",
     )
     .bind(i64::from(VPC_LOCK_CLASS))

@@ -149,7 +149,7 @@ pub trait SyncCommand: Command {
 /// impl AsyncCommand for Ping {
 ///     type Job = ();
 ///     async fn submit(self, _: &Ctx) -> Result<Submission<()>, Error> {
-///         Ok(Submission::new((), ("Ping", "-"), "ping".into()))
+///         Ok(Submission::new((), ("Ping", uuid::Uuid::nil()), "ping".into()))
 ///     }
 ///     async fn run(_: &JobCtx, _: ()) -> Result<Value, Error> {
 ///         Ok(json!({ "success": true }))
@@ -183,7 +183,7 @@ pub trait SyncCommand: Command {
 /// impl AsyncCommand for Ping {
 ///     type Job = ();
 ///     async fn submit(self, _: &Ctx) -> Result<Submission<()>, Error> {
-///         Ok(Submission::new((), ("Ping", "-"), "ping".into()))
+///         Ok(Submission::new((), ("Ping", uuid::Uuid::nil()), "ping".into()))
 ///     }
 /// }
 ///
