@@ -211,7 +211,13 @@ impl Jobs {
             let Some(j) = job::get_by_id(&app.db, id).await? else {
                 continue;
             };
-            fail_abandoned(app, &j, &taken_over_text(&from)).await?;
+            if let Err(e) = fail_abandoned(app, &j, &taken_over_text(&from)).await {
+                // Give it back, so the next round (here or on another
+                // manager) tries again instead of it staying ours, in
+                // progress, with nobody running it.
+                store::cluster::take_over_job(&app.db, id, &self.owner, &from).await?;
+                return Err(e);
+            }
             tracing::warn!(job = %j.uuid, cmd = %j.cmd, from = %from, "failed a job of a manager that stopped answering");
             taken += 1;
         }
