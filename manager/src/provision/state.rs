@@ -373,16 +373,7 @@ async fn live_gateways<'n>(
     vpc_id: i64,
     nics: &'n [router::Nic],
 ) -> Result<Vec<(gateway::PrivateGateway, &'n router::Nic)>, Error> {
-    let gateways = gateway::list(
-        db,
-        &gateway::GatewayFilter {
-            vpc_id: Some(vpc_id),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
+    let gateways = gateway::of_vpc(db, vpc_id).await?;
     Ok(gateways
         .into_iter()
         .filter(|g| g.state != gateway::GATEWAY_DELETING)

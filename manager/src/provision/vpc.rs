@@ -385,16 +385,7 @@ pub async fn destroy_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), Erro
         },
     )
     .await?;
-    let gateways = gateway::list(
-        &mut tx,
-        &gateway::GatewayFilter {
-            vpc_id: Some(v.id),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
+    let gateways = gateway::of_vpc(&mut tx, v.id).await?;
     for g in gateways {
         gateway::remove(&mut tx, g.id).await?;
         network::remove(&mut tx, g.network_id).await?;

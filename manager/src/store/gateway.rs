@@ -279,6 +279,15 @@ pub async fn get_by_uuid<'a>(
     get_gateway(ex, "g.uuid", uuid).await
 }
 
+/// The live private gateways of a VPC, by creation order.
+pub async fn of_vpc<'a>(ex: impl Into<Exec<'a>>, vpc_id: i64) -> Result<Vec<PrivateGateway>> {
+    let filter = GatewayFilter {
+        vpc_id: Some(vpc_id),
+        ..Default::default()
+    };
+    Ok(list(ex, &filter, Page::ALL).await?.items)
+}
+
 /// Lists live private gateways by creation order.
 pub async fn list<'a>(
     ex: impl Into<Exec<'a>>,

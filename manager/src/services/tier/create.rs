@@ -16,7 +16,7 @@ use crate::server::{Ctx, Reply};
 use crate::services::owner::{self, OwnerArgs};
 use crate::services::related::Related;
 use crate::services::zone::zone_by_id;
-use crate::store::{Page, acl, config, gateway, network, offering, vpc};
+use crate::store::{acl, config, gateway, network, offering, vpc};
 
 const NAME: Arg<Text> = Arg::req("name", "the name of the tier");
 const DISPLAY_TEXT: Arg<Text> = Arg::opt("displaytext", "the description; default the name");
@@ -303,16 +303,7 @@ impl SyncCommand for CreateNetwork {
                 public_lb: has_public_lb(&services),
             });
         }
-        let gateways = gateway::list(
-            &mut tx,
-            &gateway::GatewayFilter {
-                vpc_id: Some(live.id),
-                ..Default::default()
-            },
-            Page::ALL,
-        )
-        .await?
-        .items;
+        let gateways = gateway::of_vpc(&mut tx, live.id).await?;
         let gateway_cidrs: Vec<Ipv4Net> = gateways.iter().filter_map(gateway_cidr).collect();
         let checked = tier_rules::validate_new_tier(
             &new_tier,

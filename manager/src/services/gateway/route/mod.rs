@@ -112,16 +112,7 @@ fn subnet(gateway: Ipv4Addr, netmask: Ipv4Addr) -> Option<Ipv4Net> {
 /// VPC's private gateways and of the public ranges of its addresses.
 async fn reachable_subnets(db: &Db, vpc_id: i64) -> Result<Vec<Ipv4Net>, Error> {
     let mut nets = Vec::new();
-    let gateways = gateway::list(
-        db,
-        &gateway::GatewayFilter {
-            vpc_id: Some(vpc_id),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
+    let gateways = gateway::of_vpc(db, vpc_id).await?;
     nets.extend(gateways.iter().filter_map(|g| subnet(g.gateway, g.netmask)));
     let ips = vlan::list_ips(
         db,
