@@ -6,9 +6,8 @@
 mod support;
 
 use serde_json::json;
-use support::api::Client;
+use support::api::TestManager;
 use support::restart::{DeadManager, dead_manager};
-use vpc_manager::serve::Manager;
 use vpc_manager::server::jobs::ABANDONED;
 use vpc_manager::store::{Db, job, offering, user, zone};
 
@@ -41,7 +40,7 @@ async fn stored_job(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_jobs_run_and_crashed_creations_leave_no_rows() {
     let DeadManager {
-        dir: _dir,
+        dir,
         settings,
         db,
         admin,
@@ -159,23 +158,8 @@ async fn stored_jobs_run_and_crashed_creations_leave_no_rows() {
     .await;
     db.close().await;
 
-    let second = Manager::start(settings).await.unwrap();
-    let ini = std::fs::read_to_string(&second.cloudstack_ini).unwrap();
-    let field = |k: &str| {
-        ini.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
-            .unwrap()
-            .to_string()
-    };
-    let client = Client {
-        addr: second.app.settings.listen,
-        key: field("key"),
-        secret: field("secret"),
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(second.serve(async move {
-        let _ = stopped.await;
-    }));
+    let (second, _) = TestManager::start_real(settings, dir).await;
+    let client = second.admin();
 
     for j in &crashed {
         let done = client.wait_job(&j.uuid.to_string()).await;
@@ -223,6 +207,5 @@ async fn stored_jobs_run_and_crashed_creations_leave_no_rows() {
         default_offering.name.as_str()
     );
 
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    second.stop().await;
 }

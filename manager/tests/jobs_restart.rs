@@ -4,16 +4,15 @@
 
 mod support;
 
-use support::api::Client;
+use support::api::TestManager;
 use support::restart::{DeadManager, dead_manager, planted_delete_domain};
-use vpc_manager::serve::Manager;
 use vpc_manager::server::jobs::ABANDONED;
 use vpc_manager::store::job;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_job_fails_and_a_released_job_runs_at_the_next_start() {
     let DeadManager {
-        dir: _dir,
+        dir,
         settings,
         db,
         admin,
@@ -27,23 +26,8 @@ async fn a_crashed_job_fails_and_a_released_job_runs_at_the_next_start() {
     assert!(job::claim(&db, jobs[0].0.id, "manager-1").await.unwrap());
     db.close().await;
 
-    let second = Manager::start(settings).await.unwrap();
-    let ini = std::fs::read_to_string(&second.cloudstack_ini).unwrap();
-    let field = |k: &str| {
-        ini.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k} = ")))
-            .unwrap()
-            .to_string()
-    };
-    let client = Client {
-        addr: second.app.settings.listen,
-        key: field("key"),
-        secret: field("secret"),
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(second.serve(async move {
-        let _ = stopped.await;
-    }));
+    let (second, _) = TestManager::start_real(settings, dir).await;
+    let client = second.admin();
 
     let crashed = client.wait_job(&jobs[0].0.uuid.to_string()).await;
     assert_eq!(crashed["jobstatus"], 2, "{crashed}");
@@ -54,6 +38,5 @@ async fn a_crashed_job_fails_and_a_released_job_runs_at_the_next_start() {
     let left = client.ok("listDomains", &[("name", "released")]).await;
     assert_eq!(left, serde_json::json!({}), "its domain is gone");
 
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    second.stop().await;
 }
