@@ -153,6 +153,7 @@ impl From<StoreError> for Error {
                      must be unique is taken. Try again, or choose another value",
                 )
             }
+            StoreError::Overlap(constraint) => overlap(&constraint),
             StoreError::Conflict(text) => Error::InUse(text),
             StoreError::NotFound { what, key } => {
                 Error::invalid(format!("{what} {key} does not exist"))
@@ -164,6 +165,30 @@ impl From<StoreError> for Error {
                 )
             }
         }
+    }
+}
+
+/// The error for a write the database refused as overlapping a live row
+/// (migration 0013's constraints). The services check the same under the
+/// VPC's lock first, with the request's values in the text; this is the
+/// backstop, so its texts say what overlapped without the values.
+fn overlap(constraint: &str) -> Error {
+    tracing::warn!(constraint, "exclusion constraint refused a write");
+    match constraint {
+        "networks_tier_cidrs_disjoint" => {
+            Error::invalid("Network cidr overlaps with the cidr of another tier of the VPC")
+        }
+        "static_routes_cidrs_disjoint" => Error::conflict(
+            "New static route cidr conflicts with an existing static route of the VPC",
+        ),
+        "firewall_rules_ports_disjoint" => Error::conflict(
+            "The range specified conflicts with a rule on the same ports and protocol of the ip \
+             address",
+        ),
+        _ => Error::invalid(
+            "The request conflicts with an object that exists already: a value overlaps one \
+             that is taken. Try again, or choose another value",
+        ),
     }
 }
 
@@ -180,6 +205,17 @@ mod tests {
             assert!(!e.text.contains(leak), "{leak} in {}", e.text);
         }
         assert!(e.text.contains("exists already"), "{}", e.text);
+    }
+
+    #[test]
+    fn an_overlap_the_database_refused_gets_the_services_kind_of_error() {
+        let code = |c: &str| ApiError::from(Error::from(StoreError::Overlap(c.into()))).code;
+        assert_eq!(code("networks_tier_cidrs_disjoint"), 431);
+        assert_eq!(code("static_routes_cidrs_disjoint"), 537);
+        assert_eq!(code("firewall_rules_ports_disjoint"), 537);
+        let other = ApiError::from(Error::from(StoreError::Overlap("x_disjoint".into())));
+        assert_eq!(other.code, 431);
+        assert!(!other.text.contains("x_disjoint"), "{}", other.text);
     }
 
     #[test]

@@ -225,14 +225,17 @@ const ROUTE_COLUMNS: &str = "s.id, s.uuid, s.vpc_id, s.vpc_gateway_id, s.cidr, s
      s.state, s.account_id, s.domain_id, d.path AS domain_path, s.created, s.removed";
 const ROUTE_FROM: &str = "static_routes s JOIN domain d ON d.id = s.domain_id";
 
-/// Creates a private gateway, Creating.
+/// Creates a private gateway, Creating, on its private network's physical
+/// network (copied for the unique address index of migration 0013).
 pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewPrivateGateway) -> Result<PrivateGateway> {
     let mut ex = ex.into();
     let id: i64 = on_db!(&mut ex, c => {
         sqlx::query_scalar(
             "INSERT INTO vpc_gateways (uuid, vpc_id, network_id, ip4_address, gateway, netmask, \
-             broadcast_uri, source_nat, network_acl_id, state, account_id, domain_id, created) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'Creating', $10, $11, $12) RETURNING id",
+             broadcast_uri, source_nat, network_acl_id, state, account_id, domain_id, created, \
+             physical_network_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'Creating', $10, $11, $12, \
+             (SELECT physical_network_id FROM networks WHERE id = $3)) RETURNING id",
         )
         .bind(new_uuid())
         .bind(new.vpc_id)

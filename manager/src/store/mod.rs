@@ -101,6 +101,11 @@ pub enum StoreError {
     /// A unique constraint refused the write (what the database said).
     #[error("duplicate entry: {0}")]
     Duplicate(String),
+    /// An exclusion constraint refused the write (PostgreSQL's 23P01): the
+    /// row overlaps a live one; the constraint's name (migration 0013 names
+    /// what overlaps what).
+    #[error("overlapping entry (constraint {0})")]
+    Overlap(String),
     /// A row the operation depends on does not exist.
     #[error("{what} {key} does not exist")]
     NotFound {
@@ -114,12 +119,20 @@ pub enum StoreError {
     Conflict(String),
 }
 
+/// PostgreSQL's SQLSTATE for a write an exclusion constraint refused.
+const EXCLUSION_VIOLATION: &str = "23P01";
+
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &err
             && db.is_unique_violation()
         {
             return StoreError::Duplicate(db.message().to_string());
+        }
+        if let sqlx::Error::Database(db) = &err
+            && db.code().as_deref() == Some(EXCLUSION_VIOLATION)
+        {
+            return StoreError::Overlap(db.constraint().unwrap_or_default().to_string());
         }
         StoreError::Sqlx(err)
     }
