@@ -121,3 +121,64 @@ async fn a_silent_managers_jobs_are_taken_over_and_a_beating_ones_are_not() {
     db.close().await;
     m.stop().await;
 }
+
+/// A job whose command is safe to run again (`restartVPC`) is not failed
+/// when its manager goes silent: a live manager queues it again and runs it
+/// to success, and the router gets its state once more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_managers_rerunnable_job_runs_again_elsewhere() {
+    let url = fresh_database().await;
+    let m = TestManager::start(Some(url.clone())).await;
+    let admin = m.admin();
+    for (name, value) in [
+        ("cluster.heartbeat.interval", "200"),
+        ("cluster.heartbeat.threshold", THRESHOLD_MS),
+    ] {
+        admin
+            .ok("updateConfiguration", &[("name", name), ("value", value)])
+            .await;
+    }
+    let env = support::vpc::zone_env(&admin, "zone-rerun").await;
+    let v = support::vpc::create_vpc(&admin, &env, "rerun", "10.5.0.0/16").await;
+    let vpc_uuid: uuid::Uuid = v["id"].as_str().unwrap().parse().unwrap();
+    let db = Db::connect(&url).await.expect("database");
+    let vpc_row = vpc_manager::store::vpc::get_by_uuid(&db, vpc_uuid)
+        .await
+        .expect("read")
+        .expect("vpc");
+    let root = domain::root(&db).await.expect("root");
+    let admin_user = user::get_by_username(&db, root.id, "admin")
+        .await
+        .expect("admin")
+        .expect("admin");
+    member(&db, "gone-manager").await;
+    let pushes_before = m.agent.sent().len();
+    let j = job::insert(
+        &db,
+        job::NewJob {
+            user_id: admin_user.id,
+            account_id: admin_user.account_id,
+            cmd: "restartVPC".into(),
+            cmd_info: serde_json::json!({ "id": vpc_row.id, "cleanup": false }).to_string(),
+            instance_type: Some("Vpc".into()),
+            instance_uuid: Some(vpc_uuid),
+            sync_object: Some(vpc_manager::server::jobs::vpc_sync(vpc_row.id)),
+            uuid: None,
+        },
+    )
+    .await
+    .expect("job");
+    assert!(job::claim(&db, j.id, "gone-manager").await.expect("claim"));
+
+    let done = until_done(&admin, &j.uuid.to_string()).await;
+    assert_eq!(done["jobstatus"], 1, "run again, not failed: {done}");
+    assert_eq!(done["jobresult"]["success"], true, "{done}");
+    let again = job::get_by_id(&db, j.id).await.expect("read").expect("job");
+    assert_ne!(again.owner_manager.as_deref(), Some("gone-manager"));
+    assert!(
+        m.agent.sent().len() > pushes_before,
+        "the restart reached the router again"
+    );
+    db.close().await;
+    m.stop().await;
+}

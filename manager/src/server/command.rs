@@ -194,6 +194,14 @@ pub trait AsyncCommand: Command {
     /// created by `submit`, the response carries its id with the job's.
     const CREATES: bool = false;
 
+    /// True when `run` is safe to run again from its stored payload after it
+    /// was cut off at any point: it re-sends what the rows say (a repeated
+    /// push carries a new generation and changes nothing that is already
+    /// applied) and looks for what exists before it makes anything. The job
+    /// of a manager that died is then run again by another manager
+    /// (issue 11's take-over); otherwise it is failed after `abandon`.
+    const RERUN: bool = false;
+
     /// What the job row stores: everything `run` needs.
     type Job: Serialize + DeserializeOwned + Send + Sync + 'static;
 
@@ -486,6 +494,7 @@ impl Registry {
         let entry = JobEntry {
             run: run_job::<C>,
             abandon: abandon_job::<C>,
+            rerun: C::RERUN,
         };
         self.insert(spec_of::<C>(kind, submit_job::<C>, Some(entry)));
     }

@@ -173,7 +173,8 @@ impl Jobs {
         Ok(row.uuid.to_string())
     }
 
-    /// Fails every job this manager left in progress when it last stopped:
+    /// Queues again every job this manager left in progress when it last
+    /// stopped whose command is safe to run again, and fails the others:
     /// none stays pending forever. What such a job half-made is undone first
     /// (its command's `abandon`, see
     /// [`crate::server::command::AsyncCommand::abandon`]), while the job still
@@ -185,6 +186,11 @@ impl Jobs {
     pub async fn recover(&self, app: &App) -> Result<usize, store::StoreError> {
         let abandoned = job::jobs_in_progress_for(&app.db, &self.owner).await?;
         for j in &abandoned {
+            if reruns(app, j) {
+                job::release(&app.db, j.id).await?;
+                tracing::warn!(job = %j.uuid, cmd = %j.cmd, "queued again a job left running by the previous start");
+                continue;
+            }
             fail_abandoned(app, j, ABANDONED).await?;
             tracing::warn!(job = %j.uuid, cmd = %j.cmd, "failed a job left running by the previous start");
         }
@@ -192,11 +198,13 @@ impl Jobs {
     }
 
     /// Takes over the jobs of managers that are gone (left, or silent past
-    /// `cluster.heartbeat.threshold`) and fails each as [`Jobs::recover`]
-    /// fails its own after a crash: what it half-made is undone, its sync
-    /// object freed, its result says which manager stopped. Each job is
-    /// moved to this manager first, so two live managers never both handle
-    /// one. Returns how many were taken over.
+    /// `cluster.heartbeat.threshold`). A job whose command is safe to run
+    /// again ([`crate::server::command::AsyncCommand::RERUN`]) goes back to
+    /// the queue and runs again; any other fails as [`Jobs::recover`] fails
+    /// its own after a crash: what it half-made is undone, its sync object
+    /// freed, its result says which manager stopped. Each job is moved to
+    /// this manager first, so two live managers never both handle one.
+    /// Returns how many were taken over.
     pub async fn take_over(&self, app: &App) -> Result<usize, store::StoreError> {
         let threshold = crate::cluster::heartbeat_threshold_ms(&app.db)
             .await
@@ -211,6 +219,14 @@ impl Jobs {
             let Some(j) = job::get_by_id(&app.db, id).await? else {
                 continue;
             };
+            if reruns(app, &j) {
+                // Back to the queue, its sync object freed: the next claim
+                // (here or on another manager) runs it again in its turn.
+                job::release(&app.db, id).await?;
+                tracing::warn!(job = %j.uuid, cmd = %j.cmd, from = %from, "queued again a job of a manager that stopped answering");
+                taken += 1;
+                continue;
+            }
             if let Err(e) = fail_abandoned(app, &j, &taken_over_text(&from)).await {
                 // Give it back, so the next round (here or on another
                 // manager) tries again instead of it staying ours, in
@@ -265,6 +281,15 @@ impl Jobs {
             }
         }
     }
+}
+
+/// Whether the job's command runs again after its manager stopped
+/// ([`crate::server::command::AsyncCommand::RERUN`]).
+fn reruns(app: &App, j: &job::Job) -> bool {
+    app.registry
+        .get(&j.cmd)
+        .and_then(|c| c.job)
+        .is_some_and(|entry| entry.rerun)
 }
 
 /// The result of a job taken over from manager `from`.

@@ -172,6 +172,9 @@ pub struct JobEntry {
     /// Undoes what the command made before its job ran (see
     /// [`crate::server::command::AsyncCommand::abandon`]).
     pub abandon: for<'a> fn(&'a App, &'a str) -> BoxFuture<'a, Result<(), crate::error::Error>>,
+    /// The job runs again when its manager dies (see
+    /// [`crate::server::command::AsyncCommand::RERUN`]).
+    pub rerun: bool,
 }
 
 impl std::fmt::Debug for CommandSpec {

@@ -52,6 +52,8 @@ impl Command for RestartNetwork {
 }
 
 impl AsyncCommand for RestartNetwork {
+    /// Safe to run again: it re-sends the tier's state, as the rows say.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {

@@ -69,6 +69,8 @@ impl Command for RestartVpc {
 }
 
 impl AsyncCommand for RestartVpc {
+    /// Safe to run again: it replaces the router or re-sends its whole state, as the rows say.
+    const RERUN: bool = true;
     type Job = RestartVpcJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<RestartVpcJob>, Error> {

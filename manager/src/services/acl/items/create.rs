@@ -53,6 +53,9 @@ impl Command for CreateAclItem {
 }
 
 impl AsyncCommand for CreateAclItem {
+    /// Safe to run again: it marks the stored item Add, sends its list and marks it Active, from
+    /// whatever state a cut-off run left.
+    const RERUN: bool = true;
     const CREATES: bool = true;
     type Job = ItemJob;
 

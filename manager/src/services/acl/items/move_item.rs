@@ -68,6 +68,9 @@ impl Command for MoveAclItem {
 }
 
 impl AsyncCommand for MoveAclItem {
+    /// Safe to run again: the renumbering is computed from the numbers as they are now; one already
+    /// in place changes nothing.
+    const RERUN: bool = true;
     type Job = MoveAclItemJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<MoveAclItemJob>, Error> {

@@ -54,6 +54,9 @@ impl Command for UpdateAclItem {
 }
 
 impl AsyncCommand for UpdateAclItem {
+    /// Safe to run again: it merges the stored fields into the item as it is now and sends its
+    /// list.
+    const RERUN: bool = true;
     type Job = UpdateAclItemJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateAclItemJob>, Error> {
