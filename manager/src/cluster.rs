@@ -195,19 +195,102 @@ pub async fn join(db: &Db, name: &str, address: &str) -> Result<Member, Error> {
 /// that cannot be reached is logged and tried again at the next beat; a
 /// row that says the member left (another start under the same name took
 /// it over, or an operator) is joined again.
-pub async fn run_heartbeat(db: Db, member: Member) {
+///
+/// Self-fencing: a manager that has not renewed its heartbeat for half of
+/// `cluster.heartbeat.threshold` (unreachable or hanging database) stops
+/// its jobs and claims no more ([`crate::server::jobs::Jobs::fence`]),
+/// before the others count it Down and run those jobs themselves. The
+/// first renewed beat ends the fence. Every database call here has a
+/// deadline, as a partitioned database hangs more often than it refuses.
+pub async fn run_heartbeat(app: std::sync::Arc<crate::server::App>, member: Member) {
+    let db = &app.db;
+    let mut interval = Duration::from_millis(DEFAULT_HEARTBEAT_INTERVAL_MS as u64);
+    let mut threshold = Duration::from_millis(DEFAULT_HEARTBEAT_THRESHOLD_MS as u64);
+    let mut last_beat = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(heartbeat_interval(&db).await).await;
-        match cluster::heartbeat(&db, member.id).await {
-            Ok(true) => {}
-            Ok(false) => {
+        tokio::time::sleep(interval).await;
+        let deadline = beat_deadline(interval, threshold);
+        if let Ok(read) = tokio::time::timeout(deadline, heartbeat_interval(db)).await {
+            interval = read;
+        }
+        if let Ok(Ok(ms)) = tokio::time::timeout(deadline, heartbeat_threshold_ms(db)).await {
+            threshold = Duration::from_millis(u64::try_from(ms).unwrap_or_default());
+        }
+        let beat = tokio::time::timeout(deadline, cluster::heartbeat(db, member.id)).await;
+        let renewed = match beat {
+            Ok(Ok(true)) => true,
+            Ok(Ok(false)) => {
                 tracing::warn!(name = %member.name, "this manager's cluster row says it left; joining again");
-                if let Err(e) = join(&db, &member.name, &member.address).await {
-                    tracing::warn!(error = %e, "joining the cluster again failed");
+                match tokio::time::timeout(deadline, join(db, &member.name, &member.address)).await
+                {
+                    Ok(Ok(_)) => true,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "joining the cluster again failed");
+                        false
+                    }
+                    Err(_) => false,
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cluster heartbeat failed"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cluster heartbeat failed");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    deadline_ms = deadline.as_millis() as u64,
+                    "cluster heartbeat timed out"
+                );
+                false
+            }
+        };
+        if renewed {
+            last_beat = tokio::time::Instant::now();
         }
+        match fence_step(app.jobs.is_fenced(), last_beat.elapsed(), threshold) {
+            FenceStep::Fence => {
+                let stopped = app.jobs.fence();
+                tracing::error!(
+                    stopped,
+                    silent_ms = last_beat.elapsed().as_millis() as u64,
+                    "the cluster heartbeat could not be renewed: this manager stops its jobs \
+                     until it can, so that no job runs on two managers"
+                );
+            }
+            FenceStep::Unfence => match app.jobs.unfence(&app).await {
+                Ok(handled) => tracing::warn!(
+                    handled,
+                    "the cluster heartbeat is renewed again: jobs resume"
+                ),
+                Err(e) => tracing::warn!(error = %e, "ending the fence failed; trying again"),
+            },
+            FenceStep::Stay => {}
+        }
+    }
+}
+
+/// How long one heartbeat's database call may take: a quarter of the
+/// threshold, and at least one interval.
+fn beat_deadline(interval: Duration, threshold: Duration) -> Duration {
+    (threshold / 4).max(interval)
+}
+
+/// What the heartbeat loop does about the fence.
+#[derive(Debug, PartialEq, Eq)]
+enum FenceStep {
+    Fence,
+    Unfence,
+    Stay,
+}
+
+/// Fence once the last renewed beat is half a threshold old (the others
+/// count this manager Down at a whole threshold); unfence at the first
+/// renewed beat.
+fn fence_step(fenced: bool, since_beat: Duration, threshold: Duration) -> FenceStep {
+    let silent = since_beat >= threshold / 2;
+    match (fenced, silent) {
+        (false, true) => FenceStep::Fence,
+        (true, false) => FenceStep::Unfence,
+        _ => FenceStep::Stay,
     }
 }
 
@@ -317,6 +400,31 @@ mod tests {
         assert!((0..100).all(|k| alone.mine(k)));
         let late = shares("m-a", &["m-b"]);
         assert!((0..100).any(|k| late.mine(k)));
+    }
+
+    #[test]
+    fn a_manager_fences_at_half_the_threshold_and_unfences_at_the_next_beat() {
+        let t = Duration::from_secs(15);
+        let s = Duration::from_secs;
+        assert_eq!(fence_step(false, s(1), t), FenceStep::Stay);
+        assert_eq!(
+            fence_step(false, Duration::from_millis(7499), t),
+            FenceStep::Stay
+        );
+        assert_eq!(
+            fence_step(false, Duration::from_millis(7500), t),
+            FenceStep::Fence
+        );
+        assert_eq!(fence_step(true, s(20), t), FenceStep::Stay);
+        assert_eq!(fence_step(true, s(0), t), FenceStep::Unfence);
+        assert_eq!(fence_step(false, s(0), t), FenceStep::Stay);
+    }
+
+    #[test]
+    fn a_beat_may_take_a_quarter_threshold_but_never_less_than_an_interval() {
+        let ms = Duration::from_millis;
+        assert_eq!(beat_deadline(ms(1500), ms(15_000)), ms(3750));
+        assert_eq!(beat_deadline(ms(1500), ms(2000)), ms(1500));
     }
 
     #[test]

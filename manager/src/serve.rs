@@ -317,7 +317,7 @@ impl Manager {
             self.app.clone(),
         )));
         tasks.push(tokio::spawn(crate::cluster::run_heartbeat(
-            self.app.db.clone(),
+            self.app.clone(),
             self.member.clone(),
         )));
         // Real routers are watched: resynced when they fall behind, idle

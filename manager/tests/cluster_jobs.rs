@@ -182,3 +182,90 @@ async fn a_silent_managers_rerunnable_job_runs_again_elsewhere() {
     db.close().await;
     m.stop().await;
 }
+
+/// A manager cut off from its database stops the jobs it runs before the
+/// other managers would count it Down (self-fencing), and when the database
+/// is back it runs again what nobody took over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_cut_off_from_its_database_stops_its_jobs_until_it_is_back() {
+    use sqlx::Connection;
+    let url = fresh_database().await;
+    let m = TestManager::start(Some(url.clone())).await;
+    let admin = m.admin();
+    for (name, value) in [
+        ("cluster.heartbeat.interval", "200"),
+        ("cluster.heartbeat.threshold", THRESHOLD_MS),
+    ] {
+        admin
+            .ok("updateConfiguration", &[("name", name), ("value", value)])
+            .await;
+    }
+    let env = support::vpc::zone_env(&admin, "zone-fence").await;
+    let v = support::vpc::create_vpc(&admin, &env, "fence", "10.6.0.0/16").await;
+    let vpc = v["id"].as_str().unwrap().to_string();
+
+    // A restart that waits on its router.
+    m.agent.hold();
+    let started = admin.ok("restartVPC", &[("id", &vpc)]).await;
+    let job_id = started["jobid"].as_str().unwrap().to_string();
+    let until = |what: &'static str, done: Box<dyn Fn() -> bool + Send>| async move {
+        tokio::time::timeout(MUST_END, async {
+            while !done() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("never {what}"));
+    };
+    let app = m.app.clone();
+    until("running", Box::new(move || app.jobs.running_count() == 1)).await;
+
+    // The database goes away for this manager: no new connection is
+    // allowed and its open ones are ended.
+    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("url");
+    let name = options.get_database().expect("database name").to_string();
+    // The operator works from the server's maintenance database.
+    let mut operator = sqlx::PgConnection::connect_with(&options.database("postgres"))
+        .await
+        .expect("connect");
+    let cut = format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false");
+    sqlx::query(sqlx::AssertSqlSafe(cut))
+        .execute(&mut operator)
+        .await
+        .expect("cut");
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1",
+    )
+    .bind(&name)
+    .execute(&mut operator)
+    .await
+    .expect("end the manager's connections");
+
+    let app = m.app.clone();
+    until(
+        "fenced",
+        Box::new(move || app.jobs.is_fenced() && app.jobs.running_count() == 0),
+    )
+    .await;
+    m.agent.release();
+    let back = format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true");
+    sqlx::query(sqlx::AssertSqlSafe(back))
+        .execute(&mut operator)
+        .await
+        .expect("back");
+    let db = Db::connect(&url).await.expect("database");
+    let row = job::get_by_uuid(&db, job_id.parse().unwrap());
+    let stopped = row.await.expect("read").expect("job");
+    assert!(
+        stopped.status == 0 || stopped.status == 1,
+        "a fenced job is not failed: {stopped:?}"
+    );
+
+    let done = until_done(&admin, &job_id).await;
+    assert_eq!(done["jobstatus"], 1, "run again once back: {done}");
+    let app = m.app.clone();
+    until("unfenced", Box::new(move || !app.jobs.is_fenced())).await;
+    operator.close().await.expect("close");
+    m.stop().await;
+}

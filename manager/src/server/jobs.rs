@@ -38,6 +38,9 @@ pub struct Jobs {
     running: std::sync::Mutex<std::collections::HashMap<i64, tokio::task::AbortHandle>>,
     /// Notified when a running job ends.
     ended: Notify,
+    /// Set while this manager cannot renew its cluster heartbeat: it claims
+    /// nothing and runs nothing (see [`Jobs::fence`]).
+    fenced: std::sync::atomic::AtomicBool,
 }
 
 /// What a command needs to submit a job.
@@ -101,7 +104,40 @@ impl Jobs {
             wake: Notify::new(),
             running: Default::default(),
             ended: Notify::new(),
+            fenced: Default::default(),
         }
+    }
+
+    /// Stops every job this manager runs and claims no more: its heartbeat
+    /// could not be renewed for long enough that the other managers will
+    /// soon count it Down and take its jobs over, and two managers must
+    /// never run one job. The stopped jobs' rows stay in progress, for the
+    /// take-over or for [`Jobs::unfence`]. Returns how many were stopped.
+    pub fn fence(&self) -> usize {
+        self.fenced.store(true, std::sync::atomic::Ordering::SeqCst);
+        let running = std::mem::take(&mut *self.running());
+        for task in running.values() {
+            task.abort();
+        }
+        self.ended.notify_waiters();
+        running.len()
+    }
+
+    /// Whether this manager is fenced off its jobs.
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Ends a fence once the heartbeat is renewed again: the jobs it
+    /// stopped that no other manager took over meanwhile are handled as
+    /// after a restart ([`Jobs::recover`]: queued again or failed), then
+    /// claiming resumes.
+    pub async fn unfence(&self, app: &App) -> Result<usize, store::StoreError> {
+        let handled = self.recover(app).await?;
+        self.fenced
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_one();
+        Ok(handled)
     }
 
     fn running(
@@ -258,7 +294,7 @@ impl Jobs {
     /// through other managers.
     pub async fn run(app: Arc<App>) {
         loop {
-            loop {
+            while !app.jobs.is_fenced() {
                 match job::claim_next(&app.db, &app.jobs.owner).await {
                     Ok(Some(claimed)) => {
                         let id = claimed.id;
@@ -266,6 +302,12 @@ impl Jobs {
                         // itself when done, under the same lock.
                         let mut running = app.jobs.running();
                         let task = tokio::spawn(execute(app.clone(), claimed));
+                        if app.jobs.is_fenced() {
+                            // Fenced while claiming: the row stays in
+                            // progress for the take-over or the unfence.
+                            task.abort();
+                            continue;
+                        }
                         running.insert(id, task.abort_handle());
                     }
                     Ok(None) => break,

@@ -39,6 +39,9 @@ pub struct RecordingAgentClient {
     /// The router that got the last command.
     last: Mutex<Option<String>>,
     failures: Mutex<HashMap<&'static str, AgentError>>,
+    /// While set, every command waits here before it is answered (a router
+    /// that takes its time), until [`RecordingAgentClient::release`].
+    held: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
 impl RecordingAgentClient {
@@ -51,6 +54,18 @@ impl RecordingAgentClient {
         let client = Self::default();
         *lock(&client.initial) = generation;
         client
+    }
+
+    /// Makes every later command wait until [`RecordingAgentClient::release`].
+    pub fn hold(&self) {
+        *lock(&self.held) = Some(Arc::new(tokio::sync::Semaphore::new(0)));
+    }
+
+    /// Lets held and later commands through.
+    pub fn release(&self) {
+        if let Some(gate) = lock(&self.held).take() {
+            gate.close();
+        }
     }
 
     /// Makes every later `rpc` fail with `error`.
@@ -113,7 +128,14 @@ impl AgentClient for RecordingAgentClient {
         router: &'a RouterView,
         command: AgentCommand,
     ) -> BoxFuture<'a, Result<AgentReply, AgentError>> {
-        Box::pin(async move { self.answer(router, command) })
+        Box::pin(async move {
+            let gate = lock(&self.held).clone();
+            if let Some(gate) = gate {
+                // Closed by `release`: the wait ends with an error, by design.
+                let _ = gate.acquire().await;
+            }
+            self.answer(router, command)
+        })
     }
 }
 
