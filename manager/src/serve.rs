@@ -239,6 +239,9 @@ impl Manager {
         if sealed > 0 {
             tracing::info!(sealed, "secret keys stored in clear are now sealed");
         }
+        // VMs' passwords reach routers through the state loader, which
+        // opens them with the process's key ring.
+        secret::remember(&secrets);
         let (key, secret) = bootstrap::ensure_admin(&db, &secrets)
             .await
             .context("bootstrapping the admin account")?;

@@ -347,3 +347,271 @@ on_both_backends!(
         );
     }
 );
+
+/// The error text of a refused call.
+fn error_text(body: &serde_json::Value) -> String {
+    body.as_object()
+        .and_then(|o| o.values().next())
+        .and_then(|r| r["errortext"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+on_both_backends!(
+    registered_user_data_passwords_and_the_limits_of_get_and_post,
+    |m| {
+        let admin = m.admin();
+        let env = zone_env(&admin, "sz2").await;
+        let alice = user(&admin, "alice").await;
+        let bob = user(&admin, "bob").await;
+        let vpc = create_vpc(&alice, &env, "vp", "10.2.0.0/16").await;
+        let vpc_id = vpc["id"].as_str().unwrap().to_string();
+        let web = create_tier(&alice, &env, &vpc_id, "web", "10.2.1.1", "255.255.255.0").await;
+        let web_id = web["id"].as_str().unwrap().to_string();
+
+        // registerUserData: CloudStack's checks and texts.
+        let registered = alice
+            .ok(
+                "registerUserData",
+                &[
+                    ("name", "boot"),
+                    ("userdata", USER_DATA),
+                    ("params", "role,site"),
+                ],
+            )
+            .await["userdata"]
+            .clone();
+        assert_eq!(registered["name"], "boot");
+        assert_eq!(registered["params"], "role,site");
+        assert_eq!(registered["account"], "alice");
+        assert_eq!(registered["userdata"], format!("{USER_DATA}=="));
+        let boot = registered["id"].as_str().unwrap().to_string();
+        let cases: [(&[(&str, &str)], &str); 4] = [
+            (
+                &[("name", "boot"), ("userdata", "SGk=")],
+                "A userdata with name boot already exists for this account.",
+            ),
+            (
+                &[("name", "again"), ("userdata", USER_DATA)],
+                "Userdata boot with same content already exists for this account.",
+            ),
+            (
+                &[
+                    ("name", "meta"),
+                    ("userdata", "SGk="),
+                    ("params", "a,public-keys,vm-id"),
+                ],
+                "Params passed here have a few virtual router metadata file names [public-keys, vm-id]",
+            ),
+            (
+                &[("name", "short"), ("userdata", "")],
+                "Unable to execute API command registeruserdata due to missing parameter userdata",
+            ),
+        ];
+        for (params, expected) in cases {
+            let (code, text) = refused(&alice, "registerUserData", params).await;
+            assert_eq!((code, text.as_str()), (431, expected), "{params:?}");
+        }
+        // Bob may reuse the name; each sees his own; the admin sees both.
+        bob.ok(
+            "registerUserData",
+            &[("name", "boot"), ("userdata", USER_DATA)],
+        )
+        .await;
+        assert_eq!(alice.ok("listUserData", &[]).await["count"], 1);
+        assert_eq!(
+            alice.ok("listUserData", &[("name", "boot")]).await["userdata"][0]["id"],
+            boot.as_str()
+        );
+        assert_eq!(
+            admin.ok("listUserData", &[("listall", "true")]).await["count"],
+            2
+        );
+        let (code, _) = refused(&bob, "deleteUserData", &[("id", &boot)]).await;
+        assert_eq!(code, 431, "bob cannot delete alice's");
+
+        // Deployed with it: the router serves its content and the params'
+        // values as metadata files; both userdata and userdataid is refused.
+        let mut params = vm_params(&env, &web_id, "vm1");
+        params.extend([("userdataid", boot.as_str()), ("userdata", USER_DATA)]);
+        let (code, text) = refused(&alice, "deployVirtualMachine", &params).await;
+        assert_eq!(
+            (code, text.as_str()),
+            (
+                431,
+                "Both userdata and userdata ID inputs are not allowed, please provide only one"
+            )
+        );
+        let mut params = vm_params(&env, &web_id, "vm1");
+        params.extend([
+            ("userdataid", boot.as_str()),
+            ("userdatadetails[0].colour", "red"),
+        ]);
+        let (code, text) = refused(&alice, "deployVirtualMachine", &params).await;
+        assert_eq!(code, 431);
+        assert!(text.contains("colour is not a param"), "{text}");
+        let mut params = vm_params(&env, &web_id, "vm1");
+        params.extend([
+            ("userdataid", boot.as_str()),
+            ("userdatadetails[0].role", "web"),
+            ("userdatadetails[0].site", "lab-1"),
+        ]);
+        m.agent.clear();
+        let vm = job_ok(&alice, "deployVirtualMachine", &params).await["virtualmachine"].clone();
+        assert!(
+            vm.get("password").is_none(),
+            "no password-enabled template: {vm}"
+        );
+        let sent = last_vm_data(m).vms[0].clone();
+        assert_eq!(sent.user_data, b"#cloud-config\nhostname: web\n");
+        assert_eq!(metadata(&sent, "role"), "web");
+        assert_eq!(metadata(&sent, "site"), "lab-1");
+        assert!(
+            metadata(&sent, "cloud-identifier").starts_with("CloudStack-{"),
+            "{sent:?}"
+        );
+        assert_eq!(
+            metadata(&sent, "hypervisor-host-name"),
+            "",
+            "not exposed by default"
+        );
+        assert!(sent.password.is_empty());
+        let (code, text) = refused(&alice, "deleteUserData", &[("id", &boot)]).await;
+        assert_eq!(code, 530);
+        assert_eq!(
+            text,
+            "Userdata boot cannot be removed as it is being used by some instances"
+        );
+
+        // A password-enabled template: the password is made at deployment,
+        // shown once in the job's result, and sent to the router.
+        let template = vpc_manager_template(&admin).await;
+        let (code, _) = refused(
+            &alice,
+            "updateTemplate",
+            &[("id", &template), ("passwordenabled", "true")],
+        )
+        .await;
+        assert_eq!(code, 432, "only the root admin updates templates");
+        let t = admin
+            .ok(
+                "updateTemplate",
+                &[("id", &template), ("passwordenabled", "true")],
+            )
+            .await;
+        assert_eq!(t["template"]["passwordenabled"], true, "{t}");
+        m.agent.clear();
+        let vm2 = job_ok(
+            &alice,
+            "deployVirtualMachine",
+            &vm_params(&env, &web_id, "vm2"),
+        )
+        .await["virtualmachine"]
+            .clone();
+        let first = vm2["password"]
+            .as_str()
+            .expect("a password once")
+            .to_string();
+        assert!(first.len() >= 6, "{first}");
+        assert_eq!(vm2["passwordenabled"], true);
+        let vm2_id = vm2["id"].as_str().unwrap().to_string();
+        let on_router = |data: pb::TierVmData| {
+            data.vms
+                .into_iter()
+                .find(|v| metadata(v, "vm-id") == vm2_id)
+                .map(|v| v.password)
+                .unwrap_or_default()
+        };
+        assert_eq!(on_router(last_vm_data(m)), first);
+        let listed = alice.ok("listVirtualMachines", &[("id", &vm2_id)]).await;
+        assert!(
+            listed["virtualmachine"][0].get("password").is_none(),
+            "listed without its password: {listed}"
+        );
+        // Reset: only when Stopped; a new password, sent when it starts.
+        let (code, text) =
+            refused(&alice, "resetPasswordForVirtualMachine", &[("id", &vm2_id)]).await;
+        assert_eq!(code, 431);
+        assert!(
+            text.ends_with("should be stopped to do password reset"),
+            "{text}"
+        );
+        job_ok(&alice, "stopVirtualMachine", &[("id", &vm2_id)]).await;
+        let reset = job_ok(&alice, "resetPasswordForVirtualMachine", &[("id", &vm2_id)]).await;
+        let second = reset["virtualmachine"]["password"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_ne!(second, first);
+        m.agent.clear();
+        job_ok(&alice, "startVirtualMachine", &[("id", &vm2_id)]).await;
+        assert_eq!(on_router(last_vm_data(m)), second);
+        // The first VM's template was not password-enabled when it was made,
+        // but it is now: its reset is allowed once it is stopped; a template
+        // without passwords refuses it.
+        admin
+            .ok(
+                "updateTemplate",
+                &[("id", &template), ("passwordenabled", "false")],
+            )
+            .await;
+        job_ok(&alice, "stopVirtualMachine", &[("id", &vm2_id)]).await;
+        let (code, text) =
+            refused(&alice, "resetPasswordForVirtualMachine", &[("id", &vm2_id)]).await;
+        assert_eq!(
+            (code, text.as_str()),
+            (
+                431,
+                "Fail to reset password for the virtual machine, the template is not password enabled"
+            )
+        );
+
+        // User data by GET is bounded at 4 KB encoded, by POST at the setting.
+        let big = "QUFB".repeat(2048);
+        let (code, text) = refused(
+            &alice,
+            "registerUserData",
+            &[("name", "big"), ("userdata", big.as_str())],
+        )
+        .await;
+        assert_eq!(
+            (code, text.as_str()),
+            (431, "User data is too long for an http GET request")
+        );
+        let (status, body) = alice
+            .call_post(
+                "registerUserData",
+                &[("name", "big"), ("userdata", big.as_str())],
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        admin
+            .ok(
+                "updateConfiguration",
+                &[("name", "vm.userdata.max.length"), ("value", "4096")],
+            )
+            .await;
+        let bigger = "QUJD".repeat(2048);
+        let (status, body) = alice
+            .call_post(
+                "registerUserData",
+                &[("name", "bigger"), ("userdata", bigger.as_str())],
+            )
+            .await;
+        assert_eq!(status, 431, "{body}");
+        assert_eq!(
+            error_text(&body),
+            "User data has exceeded configurable max length : 4096"
+        );
+    }
+);
+
+/// The seeded template's id.
+async fn vpc_manager_template(admin: &support::api::Client) -> String {
+    admin
+        .ok("listTemplates", &[("templatefilter", "featured")])
+        .await["template"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}

@@ -212,7 +212,13 @@ async fn main() -> anyhow::Result<()> {
     let vm_services = if cli.no_vm_services {
         None
     } else {
-        match metadata::server::serve(agent.vm_data(), Default::default()).await {
+        match metadata::server::serve(
+            agent.vm_data(),
+            Default::default(),
+            Some(cli.state_dir.join("passwords-acknowledged.json")),
+        )
+        .await
+        {
             Ok(task) => Some(task),
             Err(e) => {
                 tracing::error!(error = %e, "the VM services (ports 80 and 8080) could not listen");

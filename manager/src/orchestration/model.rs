@@ -404,6 +404,17 @@ pub struct VmDataView {
     /// Decoded; empty when none.
     pub user_data: Vec<u8>,
     pub public_keys: Vec<String>,
+    /// The password the router's password server hands out until the VM
+    /// acknowledges it; empty when none.
+    pub password: String,
+    /// The values of its registered user data's params, served as metadata
+    /// files of their names, in name order.
+    pub details: Vec<(String, String)>,
+    /// `CloudStack-{<cloud.identifier>}`, empty when the cloud has none.
+    pub cloud_identifier: String,
+    /// The host it runs on, when `global.allow.expose.host.hostname` allows
+    /// it; empty otherwise.
+    pub hypervisor_host_name: String,
 }
 
 /// The VM data of one tier.

@@ -372,8 +372,9 @@ pub fn source_nat_ip(state: &RouterState) -> Option<std::net::Ipv4Addr> {
 /// CloudStack's order (`generateVmData`): service-offering,
 /// availability-zone, local-ipv4, local-hostname, public-ipv4,
 /// public-hostname, instance-id, vm-id (public-keys follows, from its own
-/// field). cloud-identifier and hypervisor-host-name are left out: this
-/// manager has no `cloud.identifier` and its VMs no hypervisor host.
+/// field), cloud-identifier, hypervisor-host-name, then the values of the
+/// registered user data's params (`userdatadetails`), by name. An empty
+/// value is neither listed nor served.
 pub fn tier_vm_data(
     tier: &TierView,
     vms: &[VmDataView],
@@ -401,9 +402,14 @@ pub fn tier_vm_data(
                     entry("public-hostname", public.clone()),
                     entry("instance-id", vm.vm_id.to_string()),
                     entry("vm-id", vm.vm_id.to_string()),
-                ],
+                    entry("cloud-identifier", vm.cloud_identifier.clone()),
+                    entry("hypervisor-host-name", vm.hypervisor_host_name.clone()),
+                ]
+                .into_iter()
+                .chain(vm.details.iter().map(|(k, v)| entry(k, v.clone())))
+                .collect(),
                 public_keys: vm.public_keys.clone(),
-                password: String::new(),
+                password: vm.password.clone(),
             })
             .collect(),
     }

@@ -169,6 +169,7 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
     let tier_ids: Vec<i64> = plugged.iter().map(|(t, _)| t.id).collect();
     let leases = store::batch::dhcp_entries(db, &tier_ids).await?;
     let vm_rows = store::vmdata::for_tiers(db, &tier_ids).await?;
+    let cloud = cloud_metadata(db).await?;
     let mut vm_data = Vec::new();
 
     let mut tiers = Vec::new();
@@ -214,7 +215,7 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
             vms: vm_rows
                 .iter()
                 .filter(|r| r.network_id == t.id)
-                .map(vm_data_view)
+                .map(|r| vm_data_view(r, &cloud))
                 .collect::<Result<Vec<_>, Error>>()?,
         });
     }
@@ -247,8 +248,42 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
     }))
 }
 
-/// What one VM NIC reads from the router, from its stored row.
-fn vm_data_view(r: &store::vmdata::TierVmRow) -> Result<VmDataView, Error> {
+/// What every VM reads alike: (`cloud-identifier`, `hypervisor-host-name`).
+async fn cloud_metadata(db: &Db) -> Result<(String, String), Error> {
+    let identifier = store::config::value(db, "cloud.identifier")
+        .await?
+        .filter(|v| !v.is_empty())
+        .map(|v| format!("CloudStack-{{{v}}}"))
+        .unwrap_or_default();
+    // Routers and VMs run on this host (the netns driver).
+    let host = if store::config::value_bool(db, "global.allow.expose.host.hostname")
+        .await?
+        .unwrap_or(false)
+    {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok((identifier, host))
+}
+
+/// What one VM NIC reads from the router, from its stored row. A password
+/// no key of this process opens is left out (and logged): the VM then gets
+/// none rather than a wrong one.
+fn vm_data_view(
+    r: &store::vmdata::TierVmRow,
+    cloud: &(String, String),
+) -> Result<VmDataView, Error> {
+    let password = if r.password.is_empty() {
+        String::new()
+    } else {
+        crate::store::secret::open_with_ring(&r.password).unwrap_or_else(|| {
+            tracing::error!(vm = %r.vm_uuid, "the VM's password does not open with any database key of this process");
+            String::new()
+        })
+    };
     Ok(VmDataView {
         mac: r.mac.clone(),
         ip: r.ip,
@@ -263,6 +298,10 @@ fn vm_data_view(r: &store::vmdata::TierVmRow) -> Result<VmDataView, Error> {
             .filter(|k| !k.trim().is_empty())
             .map(str::to_owned)
             .collect(),
+        password,
+        details: crate::services::userdata::stored_details(&r.user_data_details),
+        cloud_identifier: cloud.0.clone(),
+        hypervisor_host_name: cloud.1.clone(),
     })
 }
 

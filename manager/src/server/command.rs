@@ -266,7 +266,9 @@ pub struct IdJob {
 pub trait ArgType {
     const TYPE: ParamType;
     type Value;
-    fn read(params: &Params, name: &str) -> Result<Option<Self::Value>, ApiError>;
+    /// Reads parameter `name`; `length` bounds a string value (the
+    /// parameter's declared length).
+    fn read(params: &Params, name: &str, length: usize) -> Result<Option<Self::Value>, ApiError>;
 }
 
 /// Text (`string`); an empty value reads as `Some("")`.
@@ -291,15 +293,15 @@ pub struct Date;
 impl ArgType for Text {
     const TYPE: ParamType = ParamType::String;
     type Value = String;
-    fn read(params: &Params, name: &str) -> Result<Option<String>, ApiError> {
-        params.string(name)
+    fn read(params: &Params, name: &str, length: usize) -> Result<Option<String>, ApiError> {
+        params.string_max(name, length)
     }
 }
 
 impl ArgType for Id {
     const TYPE: ParamType = ParamType::Uuid;
     type Value = Uuid;
-    fn read(params: &Params, name: &str) -> Result<Option<Uuid>, ApiError> {
+    fn read(params: &Params, name: &str, _length: usize) -> Result<Option<Uuid>, ApiError> {
         params.uuid(name)
     }
 }
@@ -307,7 +309,7 @@ impl ArgType for Id {
 impl ArgType for Flag {
     const TYPE: ParamType = ParamType::Boolean;
     type Value = bool;
-    fn read(params: &Params, name: &str) -> Result<Option<bool>, ApiError> {
+    fn read(params: &Params, name: &str, _length: usize) -> Result<Option<bool>, ApiError> {
         params.boolean(name)
     }
 }
@@ -315,7 +317,7 @@ impl ArgType for Flag {
 impl ArgType for Int {
     const TYPE: ParamType = ParamType::Integer;
     type Value = i32;
-    fn read(params: &Params, name: &str) -> Result<Option<i32>, ApiError> {
+    fn read(params: &Params, name: &str, _length: usize) -> Result<Option<i32>, ApiError> {
         params.integer(name)
     }
 }
@@ -323,7 +325,7 @@ impl ArgType for Int {
 impl ArgType for Long {
     const TYPE: ParamType = ParamType::Long;
     type Value = i64;
-    fn read(params: &Params, name: &str) -> Result<Option<i64>, ApiError> {
+    fn read(params: &Params, name: &str, _length: usize) -> Result<Option<i64>, ApiError> {
         params.long(name)
     }
 }
@@ -331,7 +333,7 @@ impl ArgType for Long {
 impl ArgType for Texts {
     const TYPE: ParamType = ParamType::List;
     type Value = Vec<String>;
-    fn read(params: &Params, name: &str) -> Result<Option<Vec<String>>, ApiError> {
+    fn read(params: &Params, name: &str, _length: usize) -> Result<Option<Vec<String>>, ApiError> {
         params.list(name)
     }
 }
@@ -339,7 +341,7 @@ impl ArgType for Texts {
 impl ArgType for Ids {
     const TYPE: ParamType = ParamType::List;
     type Value = Vec<Uuid>;
-    fn read(params: &Params, name: &str) -> Result<Option<Vec<Uuid>>, ApiError> {
+    fn read(params: &Params, name: &str, _length: usize) -> Result<Option<Vec<Uuid>>, ApiError> {
         params.uuid_list(name)
     }
 }
@@ -347,7 +349,7 @@ impl ArgType for Ids {
 impl ArgType for Map {
     const TYPE: ParamType = ParamType::Map;
     type Value = Vec<BTreeMap<String, String>>;
-    fn read(params: &Params, name: &str) -> Result<Option<Self::Value>, ApiError> {
+    fn read(params: &Params, name: &str, _length: usize) -> Result<Option<Self::Value>, ApiError> {
         let entries = params.map(name)?;
         Ok((!entries.is_empty()).then_some(entries))
     }
@@ -356,7 +358,7 @@ impl ArgType for Map {
 impl ArgType for Date {
     const TYPE: ParamType = ParamType::Date;
     type Value = DateTime<Utc>;
-    fn read(params: &Params, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    fn read(params: &Params, name: &str, _length: usize) -> Result<Option<DateTime<Utc>>, ApiError> {
         params.date(name)
     }
 }
@@ -456,7 +458,11 @@ impl<'a> Args<'a> {
 
     /// The value of an optional parameter (None when absent).
     pub fn get<T: ArgType>(&self, arg: &Arg<T>) -> Result<Option<T::Value>, Error> {
-        Ok(T::read(self.params, arg.spec.name)?)
+        Ok(T::read(
+            self.params,
+            arg.spec.name,
+            arg.spec.length as usize,
+        )?)
     }
 
     /// The value of a parameter that must be given (431 "missing

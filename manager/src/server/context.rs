@@ -109,6 +109,9 @@ pub struct Ctx {
     /// The id the caller chose for the command's job (`customjobid`),
     /// checked before the handler runs.
     pub custom_job_id: Option<Uuid>,
+    /// The request came by POST (CloudStack bounds some parameters, such as
+    /// user data, by the method).
+    pub http_post: bool,
 }
 
 impl Ctx {

@@ -233,6 +233,7 @@ async fn handle(
         caller,
         command: spec.name,
         custom_job_id,
+        http_post: method == Method::POST,
     };
     let reply = (spec.handler)(&ctx, params)
         .await

@@ -208,7 +208,7 @@ impl CommandSpec {
                 )));
             }
             params.check_typed(self.name, p.name, p.ty.name(), p.range)?;
-            let value = params.string(p.name)?;
+            let value = params.string_max(p.name, p.length as usize)?;
             match value {
                 None if p.required => return Err(ApiError::missing_param(self.name, p.name)),
                 Some(v) if v.is_empty() && p.required => {

@@ -44,6 +44,7 @@ pub fn registry() -> Registry {
     lb::register(&mut registry);
     firewall::register(&mut registry);
     sshkey::register(&mut registry);
+    userdata::register(&mut registry);
     registry
 }
 

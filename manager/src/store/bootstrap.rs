@@ -118,6 +118,7 @@ pub async fn seed(db: &Db) -> Result<()> {
         )?;
     }
     config::seed(db).await?;
+    config::seed_cloud_identifier(db).await?;
     seed_offerings(db).await
 }
 

@@ -110,6 +110,15 @@ pub const DEFAULTS: &[ConfigDef] = &[
     // (--max-acl-items, 20,000), so the API refuses first, with its own error.
     def("network.acl.max.items", "Network", "10000", "Global", true,
         "Maximum number of items in one network ACL list (createNetworkACL)"),
+    def("vm.userdata.max.length", "Advanced", "32768", "Global", true,
+        "Max length of vm userdata after base64 encoding. Default is 32768 and maximum is 1048576"),
+    def("vm.password.length", "Advanced", "6", "Global", false,
+        "Specifies the length of a randomly generated password"),
+    def("global.allow.expose.host.hostname", "Advanced", "false", "Global", true,
+        "Whether the metadata of VMs (hypervisor-host-name) names the host they run on"),
+    // CloudStack generates it at installation; seeded at the first start.
+    def("cloud.identifier", "Hidden", "", "Global", false,
+        "A unique identifier for the cloud"),
     def("vr.public.interface.max.mtu", "VirtualRouter", "1500", "Zone", true,
         "The maximum value the MTU can have on the VR's public interfaces (createVPC and \
          updateVPC publicmtu)"),
@@ -207,6 +216,23 @@ pub async fn seed<'a>(ex: impl Into<Exec<'a>>) -> Result<()> {
             .await?;
         });
     }
+    Ok(())
+}
+
+/// Gives `cloud.identifier` a random UUID when it has no value yet (the
+/// metadata's `cloud-identifier` is `CloudStack-{<it>}`); a value once set
+/// is kept.
+pub async fn seed_cloud_identifier<'a>(ex: impl Into<Exec<'a>>) -> Result<()> {
+    let mut ex = ex.into();
+    on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE configuration SET value = $1 WHERE name = 'cloud.identifier' \
+             AND (value IS NULL OR value = '')",
+        )
+        .bind(super::new_uuid())
+        .execute(c)
+        .await?;
+    });
     Ok(())
 }
 

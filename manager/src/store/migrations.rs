@@ -51,6 +51,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "integrity",
         include_str!("../../../migrations/sqlite/0013_integrity.sql"),
     ),
+    (
+        14,
+        "vm_passwords",
+        include_str!("../../../migrations/sqlite/0014_vm_passwords.sql"),
+    ),
 ];
 
 /// (version, description, SQL) of each PostgreSQL migration, in order.
@@ -94,6 +99,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         13,
         "integrity",
         include_str!("../../../migrations/postgres/0013_integrity.sql"),
+    ),
+    (
+        14,
+        "vm_passwords",
+        include_str!("../../../migrations/postgres/0014_vm_passwords.sql"),
     ),
 ];
 

@@ -77,6 +77,7 @@ pub mod session;
 pub mod sshkey;
 pub mod text;
 pub mod user;
+pub mod userdata;
 pub mod vlan;
 pub mod vm;
 pub mod vmdata;

@@ -51,6 +51,7 @@ pub enum SecretError {
 }
 
 /// The database key, able to seal and open secrets.
+#[derive(Clone)]
 pub struct SecretBox {
     key: LessSafeKey,
 }
@@ -161,6 +162,28 @@ impl SecretBox {
             .map_err(|_| SecretError::Open)?;
         String::from_utf8(clear.to_vec()).map_err(|_| SecretError::Open)
     }
+}
+
+/// The database keys this process works with: one per manager it runs (a
+/// test process runs several). Code that has the database but no manager,
+/// such as the router state loader that hands VMs their passwords, opens
+/// sealed values with it.
+static KEY_RING: std::sync::RwLock<Vec<SecretBox>> = std::sync::RwLock::new(Vec::new());
+
+/// Adds a manager's database key to the process's key ring.
+pub fn remember(key: &SecretBox) {
+    KEY_RING
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(key.clone());
+}
+
+/// A sealed value opened with whichever key of the ring seals it (AES-GCM
+/// authenticates, so a wrong key fails rather than garbles); None when no
+/// key opens it. A clear-text value comes back as it is.
+pub fn open_with_ring(stored: &str) -> Option<String> {
+    let ring = KEY_RING.read().unwrap_or_else(|e| e.into_inner());
+    ring.iter().find_map(|key| key.open(stored).ok())
 }
 
 /// Whether a stored value is sealed (not an old clear-text row).

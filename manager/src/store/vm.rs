@@ -470,6 +470,9 @@ pub struct Template {
     pub is_public: bool,
     /// Featured.
     pub is_featured: bool,
+    /// VMs of it take a password from the router (CloudStack's
+    /// `passwordenabled`).
+    pub enable_password: bool,
     /// Creation time (epoch ms).
     pub created: i64,
     /// Removal time (epoch ms), if removed.
@@ -493,8 +496,8 @@ pub struct CatalogFilter {
 
 const OFFERING_COLUMNS: &str =
     "id, uuid, name, display_text, cpu, speed, ram_size, is_default, created, removed";
-const TEMPLATE_COLUMNS: &str =
-    "id, uuid, name, display_text, format, os_type, is_public, is_featured, created, removed";
+const TEMPLATE_COLUMNS: &str = "id, uuid, name, display_text, format, os_type, is_public, is_featured, enable_password, \
+     created, removed";
 
 /// A service offering by internal id, removed or not.
 pub async fn offering_by_id<'a>(
@@ -598,6 +601,39 @@ pub async fn template_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result
         uuid,
     )
     .await
+}
+
+/// What updateTemplate changes (None: kept).
+#[derive(Clone, Debug, Default)]
+pub struct TemplateUpdate {
+    pub name: Option<String>,
+    pub display_text: Option<String>,
+    pub enable_password: Option<bool>,
+}
+
+/// Updates a live template; false when it was gone.
+pub async fn update_template<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    update: &TemplateUpdate,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE vm_template SET name = COALESCE($2, name), \
+             display_text = COALESCE($3, display_text), \
+             enable_password = COALESCE($4, enable_password) \
+             WHERE id = $1 AND removed IS NULL",
+        )
+        .bind(id)
+        .bind(update.name.as_deref())
+        .bind(update.display_text.as_deref())
+        .bind(update.enable_password)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
 }
 
 /// Lists live templates by id.

@@ -276,6 +276,15 @@ impl Client {
         (response.status, response.json())
     }
 
+    /// Calls `command` with POST (the parameters in a form body); returns
+    /// the status and the JSON body.
+    #[allow(dead_code)]
+    pub async fn call_post(&self, command: &str, params: &[(&str, &str)]) -> (u16, Value) {
+        let body = query(&self.signed(command, params));
+        let response = http(self.addr, "POST", "/client/api", &body, &[]).await;
+        (response.status, response.json())
+    }
+
     /// Calls `command` and returns the content of its response envelope,
     /// panicking unless the status is 200.
     pub async fn ok(&self, command: &str, params: &[(&str, &str)]) -> Value {

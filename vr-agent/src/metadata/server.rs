@@ -48,6 +48,35 @@ struct Shared {
     directory: watch::Receiver<Arc<Directory>>,
     /// The password each VM address last acknowledged (`saved_password`).
     acknowledged: Mutex<HashMap<Ipv4Addr, String>>,
+    /// Where the acknowledgements are kept across restarts of the agent, so
+    /// a password the manager sends again is not served a second time.
+    acks_file: Option<std::path::PathBuf>,
+}
+
+/// The acknowledged passwords kept in `path` (none when it is missing or
+/// unreadable: the worst case is a password served once more).
+fn load_acks(path: &std::path::Path) -> HashMap<Ipv4Addr, String> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+/// Writes the acknowledged passwords to `path` atomically (a new file
+/// renamed over the old one), readable by root only.
+fn store_acks(path: &std::path::Path, acks: &HashMap<Ipv4Addr, String>) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&serde_json::to_vec(acks).map_err(std::io::Error::other)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 impl Shared {
@@ -117,6 +146,11 @@ async fn password(
         let (answer, effect) = password_answer(vm, acked, request);
         if let (PasswordEffect::Acknowledged(p), Some(vm)) = (&effect, vm) {
             acknowledged.insert(vm.ip, p.clone());
+            if let Some(path) = &shared.acks_file
+                && let Err(e) = store_acks(path, &acknowledged)
+            {
+                tracing::warn!(error = %e, path = %path.display(), "keeping the acknowledged passwords failed");
+            }
         }
         (answer, effect)
     };
@@ -142,14 +176,18 @@ impl Default for Listen {
     }
 }
 
-/// Binds both listeners and serves them until the task is aborted.
+/// Binds both listeners and serves them until the task is aborted. The
+/// acknowledged passwords are kept in `acks_file` when one is given.
 pub async fn serve(
     directory: watch::Receiver<Arc<Directory>>,
     listen: Listen,
+    acks_file: Option<std::path::PathBuf>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let acknowledged = acks_file.as_deref().map(load_acks).unwrap_or_default();
     let shared = Arc::new(Shared {
         directory,
-        acknowledged: Mutex::new(HashMap::new()),
+        acknowledged: Mutex::new(acknowledged),
+        acks_file,
     });
     let metadata_listener = TcpListener::bind(listen.metadata).await?;
     let password_listener = TcpListener::bind(listen.password).await?;
@@ -172,4 +210,27 @@ pub async fn serve(
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acknowledged_passwords_survive_a_restart_of_the_agent() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("passwords-acknowledged.json");
+        assert!(load_acks(&path).is_empty(), "nothing kept yet");
+        let mut acks = HashMap::new();
+        acks.insert(Ipv4Addr::new(10, 1, 1, 5), "Ab3def".to_string());
+        store_acks(&path, &acks).expect("store");
+        assert_eq!(load_acks(&path), acks);
+        let mode = std::fs::metadata(&path).expect("meta").permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+        std::fs::write(&path, b"garbage").expect("damage");
+        assert!(load_acks(&path).is_empty(), "a damaged file counts as none");
+    }
 }

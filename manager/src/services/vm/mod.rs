@@ -3,14 +3,17 @@
 //! VM and its NICs with their addresses now, the start in the job),
 //! `listVirtualMachines`, `startVirtualMachine`, `stopVirtualMachine`,
 //! `rebootVirtualMachine`, `destroyVirtualMachine`, and the catalog:
-//! `listServiceOfferings`, `listTemplates`. Starting a VM implements its
+//! `listServiceOfferings`, `listTemplates`, `updateTemplate`; passwords
+//! (`resetPasswordForVirtualMachine`) and SSH keys of VMs. Starting a VM implements its
 //! tiers when they are not yet and gives the router the tiers' DHCP lists.
 
 mod catalog;
 mod deploy;
 mod destroy;
 mod list;
+mod password;
 mod reboot;
+mod reset_password;
 mod reset_ssh_key;
 mod start;
 mod stop;
@@ -29,11 +32,12 @@ use crate::services::owner;
 use crate::services::related::Related;
 use crate::store::{Db, Tx, network, router, vm};
 
-pub use catalog::{ListServiceOfferings, ListTemplates};
+pub use catalog::{ListServiceOfferings, ListTemplates, UpdateTemplate};
 pub use deploy::DeployVirtualMachine;
 pub use destroy::DestroyVirtualMachine;
 pub use list::ListVirtualMachines;
 pub use reboot::RebootVirtualMachine;
+pub use reset_password::ResetPasswordForVirtualMachine;
 pub use reset_ssh_key::ResetSshKeyForVirtualMachine;
 pub use start::StartVirtualMachine;
 pub use stop::StopVirtualMachine;
@@ -51,6 +55,8 @@ pub fn register(registry: &mut Registry) {
     registry.sync::<ListServiceOfferings>();
     registry.sync::<ListTemplates>();
     registry.job::<ResetSshKeyForVirtualMachine>();
+    registry.job::<ResetPasswordForVirtualMachine>();
+    registry.sync::<UpdateTemplate>();
     registry.sync::<UpdateVirtualMachine>();
 }
 

@@ -67,7 +67,7 @@ pub fn vm_view(related: &Related, v: &vm::Vm, admin: bool) -> Value {
         "domainpath": d.as_ref().map(|d| d.display_path()),
         "created": date(v.created),
         "haenable": false,
-        "passwordenabled": false,
+        "passwordenabled": t.as_ref().is_some_and(|t| t.enable_password),
         "isdynamicallyscalable": false,
         "vpcid": vpc_uuid,
         "nic": nics,

@@ -46,6 +46,12 @@ fn kind_of(name: &str) -> ValueKind {
     match name {
         "vpc.max.networks" => ValueKind::Integer { min: 1, max: INT },
         "network.acl.max.items" => ValueKind::Integer { min: 1, max: INT },
+        "vm.userdata.max.length" => ValueKind::Integer {
+            min: 1,
+            max: crate::services::userdata::MAX_POST_LENGTH as i64,
+        },
+        // CloudStack refuses fewer than 6 characters.
+        "vm.password.length" => ValueKind::Integer { min: 6, max: 255 },
         "vpc.cleanup.interval" | "network.gc.interval" => ValueKind::Integer { min: 1, max: INT },
         "network.gc.wait" => ValueKind::Integer { min: 0, max: INT },
         "incorrect.login.attempts.allowed" => ValueKind::Integer { min: 0, max: INT },
@@ -68,7 +74,8 @@ fn kind_of(name: &str) -> ValueKind {
         },
         "allow.non.rfc1918.compliant.ips"
         | "vpc.tier.name.prepend"
-        | "enforce.post.requests.and.timestamps" => ValueKind::Boolean,
+        | "enforce.post.requests.and.timestamps"
+        | "global.allow.expose.host.hostname" => ValueKind::Boolean,
         "guest.domain.suffix" => ValueKind::DnsSuffix,
         "denied.routes" => ValueKind::CidrList,
         "api.sessionkey.check.locations" => ValueKind::OneOf(SESSION_KEY_LOCATIONS),

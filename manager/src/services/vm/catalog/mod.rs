@@ -1,10 +1,11 @@
-//! What VMs are deployed from (§2.10): `listServiceOfferings` and
-//! `listTemplates`. Both lists are the built-in rows of the schema; every
+//! What VMs are deployed from (§2.10): `listServiceOfferings`,
+//! `listTemplates` and `updateTemplate`. Both lists are the built-in rows of the schema; every
 //! template is public and belongs to the system. Both take the same paging
 //! parameters ([`catalog_specs`], read as a [`Paging`]).
 
 mod offerings;
 mod templates;
+mod update_template;
 
 use crate::server::command::{Arg, Flag, Id, Int, Text};
 use crate::server::list_paging::Paging;
@@ -12,6 +13,7 @@ use crate::server::registry::ParamSpec;
 
 pub use offerings::ListServiceOfferings;
 pub use templates::ListTemplates;
+pub use update_template::UpdateTemplate;
 
 const KEYWORD: Arg<Text> = Arg::opt("keyword", "a substring of the name or description");
 const PAGE_SIZE: Arg<Int> = Arg::opt("pagesize", "the number of rows per page");

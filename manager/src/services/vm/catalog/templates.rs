@@ -1,14 +1,14 @@
 //! `listTemplates`: the templates VMs can be deployed from, by
 //! CloudStack's template filters.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::catalog_specs;
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
 use crate::server::list_paging::Paging;
-use crate::server::registry::{ALL, field};
+use crate::server::registry::{ALL, FieldSpec, field};
 use crate::server::{Ctx, Reply, Role, date, page_of};
 use crate::store::{Page, vm, zone};
 
@@ -43,21 +43,7 @@ impl Command for ListTemplates {
             .param(ZONE)
             .param(HYPERVISOR)
             .params(catalog_specs())
-            .returns(
-                "template",
-                vec![
-                    field("id", "string", "the ID of the template"),
-                    field("name", "string", "the name of the template"),
-                    field("displaytext", "string", "the description"),
-                    field("ispublic", "boolean", "whether every account may use it"),
-                    field("isfeatured", "boolean", "whether it is featured"),
-                    field("isready", "boolean", "whether it can be deployed"),
-                    field("format", "string", "the template format"),
-                    field("ostypename", "string", "the OS type"),
-                    field("account", "string", "the owner account"),
-                    field("created", "date", "when the template was created"),
-                ],
-            )
+            .returns("template", template_fields())
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -102,33 +88,7 @@ impl SyncCommand for ListTemplates {
         let count = shown.len() as u64;
         let items = page_of(shown, page)
             .iter()
-            .map(|t| {
-                let mut v = json!({
-                    "id": t.uuid,
-                    "name": t.name,
-                    "displaytext": t.display_text,
-                    "ispublic": t.is_public,
-                    "isfeatured": t.is_featured,
-                    "isready": true,
-                    "status": "Download Complete",
-                    "format": t.format,
-                    "ostypename": t.os_type,
-                    "account": "system",
-                    "templatetype": "BUILTIN",
-                    "crossZones": true,
-                    "bootable": true,
-                    "passwordenabled": false,
-                    "sshkeyenabled": false,
-                    "isextractable": false,
-                    "created": date(t.created),
-                    "tags": [],
-                });
-                if let Some(z) = &z {
-                    v["zoneid"] = json!(z.uuid);
-                    v["zonename"] = json!(z.name);
-                }
-                v
-            })
+            .map(|t| template_view(t, z.as_ref()))
             .collect();
         Ok(Reply::List { count, items })
     }
@@ -181,6 +141,52 @@ impl TemplateFilter {
     }
 }
 
+/// A template as listTemplates and updateTemplate show it; with the zone's
+/// id and name when the list asked for one zone.
+pub(super) fn template_view(t: &vm::Template, z: Option<&zone::Zone>) -> Value {
+    let mut v = json!({
+        "id": t.uuid,
+        "name": t.name,
+        "displaytext": t.display_text,
+        "ispublic": t.is_public,
+        "isfeatured": t.is_featured,
+        "isready": true,
+        "status": "Download Complete",
+        "format": t.format,
+        "ostypename": t.os_type,
+        "account": "system",
+        "templatetype": "BUILTIN",
+        "crossZones": true,
+        "bootable": true,
+        "passwordenabled": t.enable_password,
+        "sshkeyenabled": false,
+        "isextractable": false,
+        "created": date(t.created),
+        "tags": [],
+    });
+    if let Some(z) = z {
+        v["zoneid"] = json!(z.uuid);
+        v["zonename"] = json!(z.name);
+    }
+    v
+}
+
+/// The fields of a template in a response.
+pub(super) fn template_fields() -> Vec<FieldSpec> {
+    vec![
+        field("id", "string", "the ID of the template"),
+        field("name", "string", "the name of the template"),
+        field("displaytext", "string", "the description"),
+        field("ispublic", "boolean", "whether every account may use it"),
+        field("isfeatured", "boolean", "whether it is featured"),
+        field("isready", "boolean", "whether it can be deployed"),
+        field("format", "string", "the template format"),
+        field("ostypename", "string", "the OS type"),
+        field("account", "string", "the owner account"),
+        field("created", "date", "when the template was created"),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +201,7 @@ mod tests {
             os_type: "Linux".into(),
             is_public: public,
             is_featured: featured,
+            enable_password: false,
             created: 0,
             removed: None,
         }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 mod tiers;
 
-use super::{VM_FIELDS, sees_admin_fields, start, vm_result};
+use super::{VM_FIELDS, password, sees_admin_fields, start, vm_result};
 use crate::error::Error;
 use crate::orchestration::RouterDriver;
 use crate::provision;
@@ -27,9 +27,6 @@ use crate::services::userdata;
 use crate::services::zone::zone_by_id;
 use crate::store::{self, router, vm, vmdata, vpc};
 use tiers::Deferred;
-
-/// Why deployVirtualMachine refuses `userdataid`.
-const VM_SERVICES: &str = "registered user data (registerUserData) is not kept yet";
 
 const ZONE: Arg<Id> = Arg::req("zoneid", "the zone of the VM");
 const SERVICE_OFFERING: Arg<Id> = Arg::req("serviceofferingid", "the service offering");
@@ -68,9 +65,13 @@ const USER_DATA: Arg<Text> = Arg::opt(
 .length(1_048_576);
 const USER_DATA_ID: Arg<Id> = Arg::opt(
     "userdataid",
-    "refused: registered user data is not kept yet",
-)
-.refused(VM_SERVICES);
+    "registered userdata (registerUserData) the VM reads from its router, instead of userdata",
+);
+const USER_DATA_DETAILS: Arg<Map> = Arg::opt(
+    "userdatadetails",
+    "values of the registered userdata's params, as userdatadetails[0].<param>=<value>; \
+     each is served to the VM as the metadata file of its name",
+);
 const KEY_PAIR: Arg<Text> = Arg::opt("keypair", "the SSH key pair whose key the VM reads");
 const KEY_PAIRS: Arg<Texts> = Arg::opt(
     "keypairs",
@@ -90,6 +91,8 @@ pub struct DeployVirtualMachine {
     start: bool,
     mac_address: Option<String>,
     user_data: Option<String>,
+    user_data_id: Option<Uuid>,
+    user_data_details: Option<Vec<BTreeMap<String, String>>>,
     key_pairs: Option<Vec<String>>,
     owner: OwnerArgs,
 }
@@ -126,6 +129,7 @@ impl Command for DeployVirtualMachine {
             .param(MAC_ADDRESS)
             .param(USER_DATA)
             .param(USER_DATA_ID)
+            .param(USER_DATA_DETAILS)
             .param(KEY_PAIR)
             .param(KEY_PAIRS)
             .params(OwnerArgs::specs())
@@ -145,6 +149,8 @@ impl Command for DeployVirtualMachine {
             start: args.get(&START_VM)?.unwrap_or(true),
             mac_address: args.text(&MAC_ADDRESS)?,
             user_data: args.text(&USER_DATA)?,
+            user_data_id: args.get(&USER_DATA_ID)?,
+            user_data_details: args.get(&USER_DATA_DETAILS)?,
             key_pairs: match args.get(&KEY_PAIRS)? {
                 Some(names) => Some(names),
                 None => args.text(&KEY_PAIR)?.map(|n| vec![n]),
@@ -199,11 +205,22 @@ impl AsyncCommand for DeployVirtualMachine {
             .mac_address
             .map(|m| rules::parse_mac(MAC_ADDRESS.name(), &m))
             .transpose()?;
-        let user_data = self
-            .user_data
-            .as_deref()
-            .map(userdata::check_user_data)
-            .transpose()?;
+        let user_data = match (&self.user_data, self.user_data_id) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "Both userdata and userdata ID inputs are not allowed, please provide only one",
+                ));
+            }
+            (Some(u), None) => Some(userdata::checked(ctx, u).await?),
+            (None, _) => None,
+        };
+        let registered = userdata::registered_for(
+            ctx,
+            owner.account_id,
+            self.user_data_id,
+            self.user_data_details,
+        )
+        .await?;
 
         let mut tx = db.begin().await?;
         vpc::lock(&mut tx, vpc_id).await?;
@@ -238,18 +255,38 @@ impl AsyncCommand for DeployVirtualMachine {
             },
         )
         .await?;
-        if user_data.is_some() || self.key_pairs.is_some() {
+        if user_data.is_some()
+            || registered.is_some()
+            || self.key_pairs.is_some()
+            || t.enable_password
+        {
             let (public_keys, keypair_names) = match &self.key_pairs {
                 Some(names) => userdata::key_pairs(&mut tx, owner.account_id, names).await?,
                 None => Default::default(),
+            };
+            let (user_data, user_data_id, user_data_details) = match registered {
+                Some(r) => (r.user_data, Some(r.id), r.details),
+                None => (user_data.unwrap_or_default(), None, String::new()),
+            };
+            // A password-enabled template's VM gets its password now; the
+            // job shows it once.
+            let password = if t.enable_password {
+                ctx.app.secrets.seal(&password::generate(
+                    password::configured_length(&ctx.app.db).await?,
+                ))
+            } else {
+                String::new()
             };
             vmdata::set(
                 &mut tx,
                 &vmdata::VmUserData {
                     vm_id: created.id,
-                    user_data: user_data.unwrap_or_default(),
+                    user_data,
                     public_keys,
                     keypair_names,
+                    password,
+                    user_data_id,
+                    user_data_details,
                 },
             )
             .await?;
@@ -295,7 +332,11 @@ impl AsyncCommand for DeployVirtualMachine {
             }
             return Err(e);
         }
-        vm_result(&app.db, id, sees_admin_fields(job.caller.role)).await
+        let result = vm_result(&app.db, id, sees_admin_fields(job.caller.role)).await?;
+        Ok(match password::current(app, id).await? {
+            Some(clear) => password::shown(result, &clear),
+            None => result,
+        })
     }
 
     /// As when the start fails: the VM is removed through the driver and
