@@ -358,7 +358,11 @@ impl ArgType for Map {
 impl ArgType for Date {
     const TYPE: ParamType = ParamType::Date;
     type Value = DateTime<Utc>;
-    fn read(params: &Params, name: &str, _length: usize) -> Result<Option<DateTime<Utc>>, ApiError> {
+    fn read(
+        params: &Params,
+        name: &str,
+        _length: usize,
+    ) -> Result<Option<DateTime<Utc>>, ApiError> {
         params.date(name)
     }
 }
