@@ -4,6 +4,7 @@
 
 use sqlx::FromRow;
 
+use super::query::{self, Arg, Where};
 use super::{Exec, Result, new_uuid, now_ms};
 
 /// A `user_data` row with its owner's names, as the commands show it.
@@ -28,11 +29,24 @@ pub struct UserData {
     pub domain_path: String,
 }
 
-const SELECT: &str = "SELECT u.id, u.uuid, u.name, u.account_id, u.domain_id, u.user_data, \
-     u.params, a.account_name, a.uuid AS account_uuid, d.uuid AS domain_uuid, \
-     d.name AS domain_name, d.path AS domain_path \
-     FROM user_data u JOIN account a ON a.id = u.account_id JOIN domain d ON d.id = u.domain_id \
-     WHERE u.removed IS NULL";
+const COLUMNS: &str = "u.id, u.uuid, u.name, u.account_id, u.domain_id, u.user_data, u.params, \
+     a.account_name, a.uuid AS account_uuid, d.uuid AS domain_uuid, d.name AS domain_name, \
+     d.path AS domain_path";
+const FROM: &str = "user_data u JOIN account a ON a.id = u.account_id \
+     JOIN domain d ON d.id = u.domain_id";
+
+/// The live row the conditions `(column, value)` single out.
+async fn live_where<'a>(
+    ex: impl Into<Exec<'a>>,
+    conditions: Vec<(&str, Arg)>,
+) -> Result<Option<UserData>> {
+    let mut w = Where::new();
+    w.push("u.removed IS NULL");
+    for (column, value) in conditions {
+        w.eq(column, value);
+    }
+    query::fetch_first(&mut ex.into(), COLUMNS, FROM, &w).await
+}
 
 /// What registerUserData stores.
 pub struct NewUserData<'a> {
@@ -66,23 +80,12 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewUserData<'_>) -> Result
 
 /// Live user data by internal id.
 pub async fn by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<UserData>> {
-    let mut ex = ex.into();
-    let sql = format!("{SELECT} AND u.id = $1");
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(c).await?
-    }))
+    live_where(ex, vec![("u.id", id.into())]).await
 }
 
 /// Live user data by UUID.
 pub async fn by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: uuid::Uuid) -> Result<Option<UserData>> {
-    let mut ex = ex.into();
-    let sql = format!("{SELECT} AND u.uuid = $1");
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(uuid.to_string())
-            .fetch_optional(c)
-            .await?
-    }))
+    live_where(ex, vec![("u.uuid", uuid.into())]).await
 }
 
 /// The account's live user data called `name`.
@@ -91,15 +94,11 @@ pub async fn by_name<'a>(
     account_id: i64,
     name: &str,
 ) -> Result<Option<UserData>> {
-    let mut ex = ex.into();
-    let sql = format!("{SELECT} AND u.account_id = $1 AND u.name = $2");
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(account_id)
-            .bind(name)
-            .fetch_optional(c)
-            .await?
-    }))
+    live_where(
+        ex,
+        vec![("u.account_id", account_id.into()), ("u.name", name.into())],
+    )
+    .await
 }
 
 /// The account's live user data with exactly this content.
@@ -108,25 +107,21 @@ pub async fn by_content<'a>(
     account_id: i64,
     user_data: &str,
 ) -> Result<Option<UserData>> {
-    let mut ex = ex.into();
-    let sql = format!("{SELECT} AND u.account_id = $1 AND u.user_data = $2");
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(account_id)
-            .bind(user_data)
-            .fetch_optional(c)
-            .await?
-    }))
+    live_where(
+        ex,
+        vec![
+            ("u.account_id", account_id.into()),
+            ("u.user_data", user_data.into()),
+        ],
+    )
+    .await
 }
 
 /// Every live registered user data, oldest first; the caller filters by
 /// scope (a handful per account).
 pub async fn all<'a>(ex: impl Into<Exec<'a>>) -> Result<Vec<UserData>> {
-    let mut ex = ex.into();
-    let sql = format!("{SELECT} ORDER BY u.id");
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(c).await?
-    }))
+    let sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE u.removed IS NULL ORDER BY u.id");
+    query::fetch_all(&mut ex.into(), sql, &[]).await
 }
 
 /// How many live VMs were deployed with (or given) this user data.
