@@ -27,6 +27,7 @@ packages=(
   nftables iproute2 dnsmasq-base iputils-ping busybox iperf3 iptables
   postgresql-15 postgresql-client-15 python3-venv python3-pip
   gcc pkg-config ca-certificates procps openssh-client
+  cloud-init
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -267,3 +267,97 @@ async fn a_vm_gets_its_password_once_and_its_registered_user_data_with_params() 
     }
     e.finish().await;
 }
+
+/// Runs cloud-init's CloudStack data source (Debian's package, unmodified)
+/// in the VM's namespace, with the router as its DNS server as the VM's
+/// DHCP lease says (a private mount namespace: the host's resolv.conf is
+/// untouched); returns what it read.
+async fn cloud_init(ns: &Netns, dns: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("dir");
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(&resolv, format!("nameserver {dns}\n")).expect("resolv.conf");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/cloud_init_cloudstack.py"
+    );
+    let (ns, resolv) = (ns.name().to_string(), resolv.display().to_string());
+    let out = blocking(move || {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "unshare", "-m", "sh", "-c"])
+            .arg(format!(
+                "mount --bind {resolv} /etc/resolv.conf && exec /usr/bin/python3 {script}"
+            ))
+            .output()
+            .expect("cloud-init's data source")
+    })
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|_| {
+        panic!(
+            "cloud-init printed no result: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cloud_inits_cloudstack_data_source_configures_a_vm_from_its_router() {
+    let e = E2e::start(AgentTransport::Unix).await;
+    let admin = e.admin();
+    let vpc = e.vpc(&admin, "ci", "10.73.0.0/16").await;
+    let vpc_id = vpc["id"].as_str().unwrap().to_string();
+    let web = e
+        .tier(&admin, &vpc_id, "web", "10.73.1.1", None, false)
+        .await;
+    let web_id = web["id"].as_str().unwrap().to_string();
+    admin
+        .ok(
+            "registerSSHKeyPair",
+            &[("name", "laptop"), ("publickey", KEY)],
+        )
+        .await;
+    admin
+        .ok(
+            "updateTemplate",
+            &[("id", &e.template), ("passwordenabled", "true")],
+        )
+        .await;
+    let vm = job_ok(
+        &admin,
+        "deployVirtualMachine",
+        &[
+            ("zoneid", &e.zone),
+            ("serviceofferingid", &e.service_offering),
+            ("templateid", &e.template),
+            ("networkids", &web_id),
+            ("name", "ci1"),
+            ("userdata", USER_DATA),
+            ("keypair", "laptop"),
+        ],
+    )
+    .await["virtualmachine"]
+        .clone();
+    let password = vm["password"].as_str().unwrap().to_string();
+    e.lease(&vm).await;
+    let ns = e.vm_ns(&vm);
+    // The router answers as soon as the VM's data is applied.
+    get_answered(&ns, "http://10.73.1.1/latest/meta-data/instance-id").await;
+
+    let read = cloud_init(&ns, "10.73.1.1").await;
+    assert_eq!(read["found"], true, "{read}");
+    assert_eq!(
+        read["router_by_name"], "10.73.1.1",
+        "found as data-server: {read}"
+    );
+    assert_eq!(read["router"], "10.73.1.1");
+    assert_eq!(read["instance_id"], vm["id"]);
+    assert_eq!(read["local_hostname"], "ci1");
+    assert_eq!(read["user_data"], "#cloud-config\nhostname: web1\n");
+    assert_eq!(read["public_keys"], serde_json::json!([KEY]));
+    assert_eq!(read["password"], password.as_str());
+    // cloud-init acknowledged it: a second boot gets no password.
+    let again = cloud_init(&ns, "10.73.1.1").await;
+    assert_eq!(again["found"], true);
+    assert!(again["password"].is_null(), "{again}");
+    e.finish().await;
+}

@@ -258,6 +258,16 @@ fn render_conf(tier: &Tier, dir: &Path) -> String {
         escape(tier.cidr.network()),
         escape(tier.cidr.netmask())
     ));
+    // cloud-init's CloudStack data source finds the router by this name
+    // before anything else; CloudStack's router answers it with its
+    // address on the tier.
+    if tier.domain.is_empty() {
+        line(&format!("host-record=data-server,{gateway}"));
+    } else {
+        line(&format!(
+            "host-record=data-server,data-server.{domain},{gateway}"
+        ));
+    }
     if !tier.domain.is_empty() {
         line(&format!("domain={domain}"));
         // Answer the tier's names locally, never forward them.
