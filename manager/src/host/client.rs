@@ -15,7 +15,9 @@ use vpc_proto::host::v1::host_agent_client::HostAgentClient;
 
 use super::convert;
 use crate::future::BoxFuture;
-use crate::orchestration::agent::{AgentEndpoint, DriverError, Endpoints, RouterDriver};
+use crate::orchestration::agent::{
+    AgentEndpoint, DriverError, Endpoints, HostInventory, RouterDriver,
+};
 use crate::orchestration::model::{RouterNicView, RouterView, VmView};
 
 /// How long a connection to the host agent may take.
@@ -96,6 +98,26 @@ pub fn driver_error(target: &str, status: &tonic::Status) -> DriverError {
             status.message()
         )),
         _ => DriverError(status.message().to_string()),
+    }
+}
+
+/// What a host agent's inventory says runs: the routers and VMs it reports
+/// Running (a broken one is to be started again, like one it lacks).
+pub fn running(inventory: &pb::InventoryResponse) -> HostInventory {
+    let running = pb::RunState::Running as i32;
+    HostInventory {
+        routers: inventory
+            .routers
+            .iter()
+            .filter(|r| r.state == running)
+            .map(|r| (r.name.clone(), AgentEndpoint::from_text(&r.agent_endpoint)))
+            .collect(),
+        vms: inventory
+            .vms
+            .iter()
+            .filter(|v| v.state == running)
+            .map(|v| v.instance_name.clone())
+            .collect(),
     }
 }
 
@@ -235,11 +257,56 @@ impl RouterDriver for HostDriver {
             Ok(())
         })
     }
+
+    fn inventory(&self) -> BoxFuture<'_, Result<Option<HostInventory>, DriverError>> {
+        Box::pin(async move { Ok(Some(running(&HostDriver::inventory(self).await?))) })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_routers_and_vms_reported_running_count_as_running() {
+        let inventory = pb::InventoryResponse {
+            prefix: "vpc-".into(),
+            routers: vec![
+                pb::RouterEntry {
+                    name: "r-1-VM".into(),
+                    state: pb::RunState::Running as i32,
+                    agent_endpoint: "unix:///d/routers/r-1-VM/agent.sock".into(),
+                    agent_pid: 42,
+                },
+                pb::RouterEntry {
+                    name: "r-2-VM".into(),
+                    state: pb::RunState::Broken as i32,
+                    ..Default::default()
+                },
+            ],
+            vms: vec![
+                pb::VmEntry {
+                    instance_name: "i-2-3-VM".into(),
+                    state: pb::RunState::Running as i32,
+                },
+                pb::VmEntry {
+                    instance_name: "i-2-4-VM".into(),
+                    state: pb::RunState::Broken as i32,
+                },
+            ],
+        };
+        let running = running(&inventory);
+        assert_eq!(
+            running.routers.into_iter().collect::<Vec<_>>(),
+            [(
+                "r-1-VM".to_string(),
+                Some(AgentEndpoint::UnixSocket(
+                    "/d/routers/r-1-VM/agent.sock".into()
+                ))
+            )]
+        );
+        assert_eq!(running.vms.into_iter().collect::<Vec<_>>(), ["i-2-3-VM"]);
+    }
 
     #[test]
     fn the_driver_text_comes_back_unchanged_and_transport_failures_say_so() {

@@ -9,12 +9,15 @@
 //!   agent; the manager drives routers and VMs only through it.
 //! - [`convert`]: the views to and from the messages, with the checks the
 //!   host agent makes on every field.
+//! - [`tls`]: the host agent on TCP with mutual TLS from the cluster CA.
 //! - [`views`]: the host agent's records of what it runs, read at its next
 //!   start to take the live routers and VMs back.
 
 pub mod client;
 pub mod convert;
+pub mod run;
 pub mod server;
+pub mod tls;
 pub mod views;
 
 pub use client::HostDriver;

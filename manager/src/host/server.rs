@@ -305,9 +305,54 @@ impl HostAgentRpc for HostAgent {
     }
 }
 
+/// Admits a call only from the manager's client certificate (on TCP with
+/// mutual TLS): the CA signs routers' and host agents' certificates too,
+/// and none of those may drive a host. `None` admits every caller (a Unix
+/// socket, guarded by its file mode).
+#[derive(Clone)]
+pub struct ManagerOnly {
+    /// The DER of the manager's client certificate.
+    pub allowed: Option<Arc<Vec<u8>>>,
+}
+
+impl tonic::service::Interceptor for ManagerOnly {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let Some(allowed) = &self.allowed else {
+            return Ok(request);
+        };
+        let presented = request.peer_certs();
+        let leaf = presented.as_ref().and_then(|certs| certs.first());
+        match leaf {
+            Some(cert) if cert.as_ref() == allowed.as_slice() => Ok(request),
+            _ => {
+                tracing::warn!(
+                    peer = ?request.remote_addr(),
+                    "host agent: a client other than the manager was refused"
+                );
+                Err(Status::permission_denied(
+                    "only the manager's client certificate may drive this host agent",
+                ))
+            }
+        }
+    }
+}
+
+/// The host agent's gRPC router type.
+pub type GrpcRouter = tonic::transport::server::Router<
+    tower::layer::util::Stack<
+        tonic::service::InterceptorLayer<ManagerOnly>,
+        tower::layer::util::Identity,
+    >,
+>;
+
 /// The gRPC router of a host agent: the service, health (SERVING for as
-/// long as it runs) and reflection v1 and v1alpha (for older grpcurl).
-pub async fn grpc_router(agent: HostAgent) -> anyhow::Result<tonic::transport::server::Router> {
+/// long as it runs) and reflection v1 and v1alpha (for older grpcurl),
+/// each behind `check`; with `tls`, served over mutual TLS.
+pub async fn grpc_router(
+    agent: HostAgent,
+    check: ManagerOnly,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> anyhow::Result<GrpcRouter> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<HostAgentServer<HostAgent>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -318,7 +363,12 @@ pub async fn grpc_router(agent: HostAgent) -> anyhow::Result<tonic::transport::s
         .register_encoded_file_descriptor_set(vpc_proto::HOST_FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    Ok(tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).context("the host agent's TLS")?;
+    }
+    Ok(builder
+        .layer(tonic::service::InterceptorLayer::new(check))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -349,12 +399,32 @@ pub async fn serve_unix(
     listener: tokio::net::UnixListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    grpc_router(agent)
+    grpc_router(agent, ManagerOnly { allowed: None }, None)
         .await?
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::UnixListenerStream::new(listener),
             shutdown,
         )
+        .await?;
+    Ok(())
+}
+
+/// Serves the host agent on TCP `addr` with mutual TLS until `shutdown`
+/// resolves: its certificate from the cluster CA, admitting only the
+/// manager's client certificate.
+pub async fn serve_tcp(
+    agent: HostAgent,
+    addr: std::net::SocketAddr,
+    pki: &crate::pki::Pki,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let (tls, manager) = super::tls::server_tls(pki)?;
+    let check = ManagerOnly {
+        allowed: Some(Arc::new(manager)),
+    };
+    grpc_router(agent, check, Some(tls))
+        .await?
+        .serve_with_shutdown(addr, shutdown)
         .await?;
     Ok(())
 }
