@@ -319,3 +319,129 @@ async fn routers_keep_forwarding_while_the_host_agent_is_killed_and_it_takes_the
     drop(second);
     e.finish().await;
 }
+
+/// A free TCP port on the loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Inventory over TCP with mutual TLS as `identity` presents itself.
+async fn inventory_as(
+    port: u16,
+    identity: Option<&vpc_manager::pki::ClientIdentity>,
+    ca_pem: &str,
+) -> Result<pb::InventoryResponse, tonic::Status> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let mut tls = ClientTlsConfig::new()
+        .domain_name(vpc_manager::host::tls::SERVER_NAME)
+        .ca_certificate(Certificate::from_pem(ca_pem));
+    if let Some(identity) = identity {
+        tls = tls.identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem));
+    }
+    let channel = Endpoint::from_shared(format!("https://127.0.0.1:{port}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    pb::host_agent_client::HostAgentClient::new(channel)
+        .inventory(pb::InventoryRequest {})
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_tcp_the_host_agent_admits_only_the_managers_client_certificate() {
+    use vpc_manager::pki::Pki;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pki = Pki::load_or_create(dir.path()).expect("the CA");
+    let driver = NetnsDriver::new(
+        "hta-",
+        dir.path(),
+        vpc_manager::driver::default_agent_path(),
+        AgentTransport::Unix,
+        Default::default(),
+        None,
+    )
+    .expect("driver");
+    let agent = vpc_manager::host::HostAgent::new(driver, dir.path());
+    let port = free_port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served_pki = Pki::load_or_create(dir.path()).expect("the same CA");
+    let server = tokio::spawn(async move {
+        vpc_manager::host::server::serve_tcp(agent, addr, &served_pki, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+
+    // The manager's driver, as `host_agent_url = "https://…"` builds it.
+    let endpoints = std::sync::Arc::default();
+    let driver =
+        vpc_manager::host::tls::host_driver(&format!("https://127.0.0.1:{port}"), &pki, endpoints)
+            .await
+            .expect("a driver");
+    let started = Instant::now();
+    let inventory = loop {
+        match driver.inventory().await {
+            Ok(i) => break i,
+            Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the manager is refused: {e}"),
+        }
+    };
+    assert_eq!(inventory.prefix, "hta-");
+    assert!(inventory.routers.is_empty() && inventory.vms.is_empty());
+
+    // A client certificate from the same CA, for the same name, that is not
+    // the manager's own one (another key): refused.
+    let other = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(other.path().join("pki")).unwrap();
+    for file in ["ca.pem", "ca.key"] {
+        std::fs::copy(
+            dir.path().join("pki").join(file),
+            other.path().join("pki").join(file),
+        )
+        .unwrap();
+    }
+    let impostor = Pki::load_or_create(other.path()).expect("the same CA, another client");
+    assert_eq!(impostor.ca_pem(), pki.ca_pem(), "one CA");
+    assert_ne!(
+        impostor.client_identity().cert_pem,
+        pki.client_identity().cert_pem
+    );
+    let refused = inventory_as(port, Some(&impostor.client_identity()), pki.ca_pem())
+        .await
+        .expect_err("another client certificate of the CA is refused");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused}");
+
+    // A router's certificate (server use only) and no certificate at all:
+    // refused too.
+    let router = pki.issue_router("r-1-VM").expect("a router certificate");
+    let as_router = vpc_manager::pki::ClientIdentity {
+        cert_pem: router.cert_pem,
+        key_pem: router.key_pem,
+        ca_pem: router.ca_pem,
+    };
+    assert!(
+        inventory_as(port, Some(&as_router), pki.ca_pem())
+            .await
+            .is_err()
+    );
+    assert!(inventory_as(port, None, pki.ca_pem()).await.is_err());
+    // The manager's own identity, by hand, still passes.
+    inventory_as(port, Some(&pki.client_identity()), pki.ca_pem())
+        .await
+        .expect("the manager is admitted");
+
+    let _ = stop.send(());
+    server.await.expect("server task").expect("served cleanly");
+}

@@ -312,7 +312,8 @@ mod tests {
 
     #[test]
     fn bad_nic_fields_are_refused_naming_the_nic_and_field() {
-        let cases: [(fn(&mut pb::RouterNic), &str); 6] = [
+        type Spoil = fn(&mut pb::RouterNic);
+        let cases: [(Spoil, &str); 6] = [
             (
                 |n| n.mac_address = "02:00:zz:00:00:01".into(),
                 "mac_address",
