@@ -445,3 +445,83 @@ async fn on_tcp_the_host_agent_admits_only_the_managers_client_certificate() {
     let _ = stop.send(());
     server.await.expect("server task").expect("served cleanly");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_manager_starts_only_what_its_host_does_not_run() {
+    let e = E2e::start(AgentTransport::Unix).await;
+    let admin = e.admin();
+    let kept = e.vpc(&admin, "kept", "10.82.0.0/16").await;
+    let broken = e.vpc(&admin, "broken", "10.83.0.0/16").await;
+    let router_of = |vpc: &serde_json::Value| {
+        let admin = admin.clone();
+        let vpc = vpc["id"].as_str().unwrap().to_string();
+        async move {
+            admin.ok("listRouters", &[("vpcid", &vpc)]).await["router"][0]["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let (kept_router, broken_router) = (router_of(&kept).await, router_of(&broken).await);
+    let tier = e
+        .tier(
+            &admin,
+            kept["id"].as_str().unwrap(),
+            "t",
+            "10.82.1.1",
+            None,
+            false,
+        )
+        .await;
+    let vm = e.vm(&admin, tier["id"].as_str().unwrap(), "v1").await;
+    let _ = e.lease(&vm).await;
+    let instance = vm["instancename"].as_str().unwrap().to_string();
+    let kept_pid = e.driver.agent_pid(&kept_router).expect("agent runs");
+    let broken_pid = e.driver.agent_pid(&broken_router).expect("agent runs");
+    let dhcp_pid = e
+        .driver
+        .dhcp_client_pid(&instance, 0)
+        .expect("DHCP client runs");
+
+    // While no manager runs, one router's agent dies (nobody restarts it).
+    let e = e
+        .restart_manager(|| {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(broken_pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        })
+        .await;
+
+    // The new host agent took the live router and VM back as they were;
+    // the manager started only the router whose agent was gone.
+    assert_eq!(e.driver.agent_pid(&kept_router), Some(kept_pid));
+    assert_eq!(
+        e.driver.agent_starts(&kept_router),
+        0,
+        "taken back, not started"
+    );
+    assert_eq!(e.driver.dhcp_client_pid(&instance, 0), Some(dhcp_pid));
+    assert_eq!(
+        e.driver.agent_starts(&broken_router),
+        1,
+        "the router without a live agent is started again"
+    );
+    assert_ne!(e.driver.agent_pid(&broken_router), Some(broken_pid));
+    let state = e
+        .agent_state(&broken_router)
+        .await
+        .expect("the restarted agent answers");
+    assert!(state.generation > 0, "it holds its configuration again");
+
+    // The manager works through the new host agent: a second VM on the
+    // kept router's tier takes its address from that router.
+    let admin = e.admin();
+    let vm2 = e.vm(&admin, tier["id"].as_str().unwrap(), "v2").await;
+    let ip2 = e.lease(&vm2).await;
+    assert_eq!(
+        ip2.to_string(),
+        vm2["nic"][0]["ipaddress"].as_str().unwrap()
+    );
+    e.finish().await;
+}

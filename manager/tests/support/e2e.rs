@@ -193,6 +193,43 @@ impl E2e {
         self.m.admin()
     }
 
+    /// Stops the manager gracefully (routers and VMs keep running), runs
+    /// `while_down`, and starts a new manager, with its own in-process host
+    /// agent, on the same data directory and settings.
+    pub async fn restart_manager(self, while_down: impl FnOnce()) -> E2e {
+        let E2e {
+            m,
+            driver: _,
+            prefix,
+            zone,
+            vpc_offering,
+            tier_offering,
+            tier_offering_lb,
+            service_offering,
+            template,
+            mut guard,
+        } = self;
+        let mut settings = m.app.settings.clone();
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        let data_dir = m.stop_keeping_data().await;
+        while_down();
+        let (m, netns) = TestManager::start_real(settings, data_dir).await;
+        let driver = netns.expect("the netns driver");
+        guard.driver = Some(driver.clone());
+        E2e {
+            m,
+            driver,
+            prefix,
+            zone,
+            vpc_offering,
+            tier_offering,
+            tier_offering_lb,
+            service_offering,
+            template,
+            guard,
+        }
+    }
+
     /// createVPC, to its end.
     pub async fn vpc(&self, client: &Client, name: &str, cidr: &str) -> Value {
         job_ok(
