@@ -525,3 +525,153 @@ async fn a_restarted_manager_starts_only_what_its_host_does_not_run() {
     );
     e.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_its_socket_the_host_agent_serves_health_and_reflection_refuses_bad_fields_and_keeps_driver_texts()
+ {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use vpc_manager::orchestration::RouterDriver;
+    use vpc_manager::orchestration::model::{NicRole, RouterNicView, RouterView};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prefix = new_prefix();
+    let driver = NetnsDriver::new(
+        &prefix,
+        dir.path(),
+        vpc_manager::driver::default_agent_path(),
+        AgentTransport::Unix,
+        Default::default(),
+        None,
+    )
+    .expect("driver");
+    let agent = vpc_manager::host::HostAgent::new(driver.clone(), dir.path());
+    let socket = dir.path().join("h.sock");
+    let listener = vpc_manager::host::server::bind_unix(&socket).expect("bind");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "root only");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(vpc_manager::host::server::serve_unix(
+        agent,
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let channel = vpc_proto::channel::unix(socket.clone())
+        .await
+        .expect("connects");
+    let health = HealthClient::new(channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: vpc_proto::HOST_AGENT_SERVICE.into(),
+        })
+        .await
+        .expect("health answers")
+        .into_inner();
+    assert_eq!(
+        health.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("reflection answers")
+        .into_inner();
+    let listed = match answers
+        .message()
+        .await
+        .expect("a reply")
+        .and_then(|r| r.message_response)
+    {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect::<Vec<_>>()
+        }
+        other => panic!("not a service list: {other:?}"),
+    };
+    assert!(
+        listed.iter().any(|s| s == vpc_proto::HOST_AGENT_SERVICE),
+        "{listed:?}"
+    );
+
+    // A bad field is refused naming it, and nothing ran: no namespace.
+    let mut client = pb::host_agent_client::HostAgentClient::new(channel);
+    let refused = client
+        .start_router(pb::StartRouterRequest {
+            router: Some(pb::Router {
+                id: "6f1c2a34-0000-4000-8000-000000000001".into(),
+                name: "../../etc".into(),
+                zone_id: "6f1c2a34-0000-4000-8000-000000000002".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().starts_with("router.name: "),
+        "{}",
+        refused.message()
+    );
+    let missing_mac = client
+        .start_vm(pb::VmRequest {
+            vm: Some(pb::Vm {
+                id: "6f1c2a34-0000-4000-8000-000000000003".into(),
+                instance_name: "i-2-3-VM".into(),
+                zone_id: "6f1c2a34-0000-4000-8000-000000000002".into(),
+                nics: vec![pb::VmNic {
+                    mac_address: "02:00:00:00:00".into(),
+                    network_id: "6f1c2a34-0000-4000-8000-000000000004".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(missing_mac.code(), tonic::Code::InvalidArgument);
+    assert!(
+        missing_mac
+            .message()
+            .starts_with("vm.nics[0].mac_address: "),
+        "{}",
+        missing_mac.message()
+    );
+    assert!(!Path::new(&format!("/run/netns/{prefix}i-2-3-VM")).exists());
+
+    // A driver failure reads the same through the host agent as from the
+    // driver itself.
+    let router = RouterView {
+        id: uuid::Uuid::from_u128(1),
+        name: "r-77-VM".into(),
+        zone_id: uuid::Uuid::from_u128(2),
+        generation: 1,
+        nics: Vec::new(),
+    };
+    let nic = RouterNicView {
+        device_index: 2,
+        mac: "02:00:00:00:07:02".into(),
+        role: NicRole::Guest,
+        network_id: uuid::Uuid::from_u128(3),
+        ip: None,
+        prefix: 24,
+        gateway: None,
+        mtu: 0,
+        broadcast_uri: Some("vlan://120".into()),
+    };
+    let direct = driver.plug_nic(&router, &nic).await.expect_err("no router");
+    let host = vpc_manager::host::HostDriver::unix(&socket, Default::default());
+    let through = host.plug_nic(&router, &nic).await.expect_err("no router");
+    assert_eq!(through, direct);
+    assert!(direct.0.contains("is not running"), "{direct}");
+
+    let _ = stop.send(());
+    server.await.expect("server task").expect("served cleanly");
+}
