@@ -425,10 +425,10 @@ impl Manager {
             use crate::provision::monitor;
             tasks.push(tokio::spawn(monitor::run_resync(self.app.plane())));
             tasks.push(tokio::spawn(monitor::run_network_gc(self.app.clone())));
-            if let Some(driver) = &self.netns {
+            if let Some(host) = &self.host {
                 tasks.push(tokio::spawn(monitor::run_sweeper(
                     self.app.plane(),
-                    sweep_with_zones(self.app.clone(), driver.clone()),
+                    sweep_with_zones(self.app.clone(), host.agent.clone()),
                 )));
             }
         }
@@ -506,13 +506,15 @@ impl Drop for Background {
     }
 }
 
-/// The sweeper's clean-up: the driver removes namespaces of its prefix that
-/// are neither a known router or VM nor a live zone's.
-fn sweep_with_zones(app: Arc<App>, driver: NetnsDriver) -> crate::provision::monitor::Sweep {
+/// The sweeper's clean-up: the in-process host agent's driver removes
+/// namespaces of its prefix that are neither a known router or VM nor a live
+/// zone's, and the host agent forgets its records of them.
+fn sweep_with_zones(app: Arc<App>, host: HostAgent) -> crate::provision::monitor::Sweep {
     Arc::new(move |mut known: Vec<String>| {
         let app = app.clone();
-        let driver = driver.clone();
+        let host = host.clone();
         Box::pin(async move {
+            let driver = host.driver();
             let zones = crate::store::zone::list(
                 &app.db,
                 &crate::store::zone::ZoneFilter::default(),
@@ -532,7 +534,9 @@ fn sweep_with_zones(app: Arc<App>, driver: NetnsDriver) -> crate::provision::mon
                     return Vec::new();
                 }
             }
-            driver.sweep(&known).await
+            let removed = driver.sweep(&known).await;
+            host.forget(&removed);
+            removed
         })
     })
 }

@@ -288,3 +288,59 @@ async fn on_tcp_the_host_agent_admits_only_the_managers_client_certificate() {
     let _ = stop.send(());
     server.await.expect("server task").expect("served cleanly");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_agent_binary_serves_its_socket_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("h.sock");
+    let prefix = new_prefix();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vpc-manager"))
+        .args(["host-agent", "--listen"])
+        .arg(format!("unix:{}", socket.display()))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--netns-prefix", &prefix])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("vpc-manager host-agent starts");
+    let started = Instant::now();
+    let inventory = loop {
+        let asked = async {
+            let channel = vpc_proto::channel::unix(socket.clone()).await.ok()?;
+            pb::host_agent_client::HostAgentClient::new(channel)
+                .inventory(pb::InventoryRequest {})
+                .await
+                .ok()
+        };
+        if let Some(answer) = asked.await {
+            break answer.into_inner();
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "host-agent exited early"
+        );
+        assert!(started.elapsed() < Duration::from_secs(20), "no answer");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(inventory.prefix, prefix);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("host-agent did not stop on SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert!(!Path::new(&socket).exists(), "its socket is removed");
+}

@@ -115,6 +115,23 @@ impl HostAgent {
         recovered
     }
 
+    /// Drops the records of routers and VMs whose namespaces the sweeper
+    /// removed (they are no longer anyone's), so the inventory stops
+    /// listing them.
+    pub fn forget(&self, namespaces: &[String]) {
+        let prefix = self.driver.prefix();
+        for name in namespaces.iter().filter_map(|ns| ns.strip_prefix(prefix)) {
+            if crate::driver::netns::names::check_object_name("router", name).is_err() {
+                continue;
+            }
+            for removed in [self.views.remove_router(name), self.views.remove_vm(name)] {
+                if let Err(e) = removed {
+                    tracing::warn!(name, error = %e, "host agent: record not removed");
+                }
+            }
+        }
+    }
+
     /// The routers and VMs recorded here, with their state.
     pub fn inventory(&self) -> pb::InventoryResponse {
         let routers = self
@@ -427,4 +444,48 @@ pub async fn serve_tcp(
         .serve_with_shutdown(addr, shutdown)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::AgentTransport;
+
+    #[test]
+    fn a_recorded_router_without_its_namespace_is_broken_until_the_sweeper_forgets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = NetnsDriver::new(
+            "hst-",
+            dir.path(),
+            crate::driver::default_agent_path(),
+            AgentTransport::Unix,
+            Arc::default(),
+            None,
+        )
+        .unwrap();
+        let agent = HostAgent::new(driver, dir.path());
+        let router = pb::Router {
+            id: uuid::Uuid::from_u128(1).to_string(),
+            name: "r-5-VM".into(),
+            zone_id: uuid::Uuid::from_u128(2).to_string(),
+            ..Default::default()
+        };
+        Views::new(dir.path()).save_router(&router).unwrap();
+        let inventory = agent.inventory();
+        assert_eq!(inventory.prefix, "hst-");
+        assert_eq!(inventory.routers.len(), 1);
+        assert_eq!(inventory.routers[0].state, pb::RunState::Broken as i32);
+        assert_eq!(inventory.routers[0].agent_pid, 0);
+        assert!(
+            inventory.routers[0]
+                .agent_endpoint
+                .ends_with("/routers/r-5-VM/agent.sock"),
+            "{:?}",
+            inventory.routers[0]
+        );
+        agent.forget(&["other-r-5-VM".into(), "hst-zone-00000000".into()]);
+        assert_eq!(agent.inventory().routers.len(), 1, "not its namespace");
+        agent.forget(&["hst-r-5-VM".into()]);
+        assert!(agent.inventory().routers.is_empty());
+    }
 }
