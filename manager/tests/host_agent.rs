@@ -27,14 +27,31 @@ struct HostAgentProcess {
 
 impl HostAgentProcess {
     fn start(socket: &Path, data_dir: &Path, prefix: &str, log: &Path) -> HostAgentProcess {
+        Self::start_listening(
+            &format!("unix:{}", socket.display()),
+            &[],
+            data_dir,
+            prefix,
+            log,
+        )
+    }
+
+    /// On `listen`, with `extra` arguments.
+    fn start_listening(
+        listen: &str,
+        extra: &[String],
+        data_dir: &Path,
+        prefix: &str,
+        log: &Path,
+    ) -> HostAgentProcess {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .expect("host agent log");
         let child = Command::new(env!("CARGO_BIN_EXE_vpc-manager"))
-            .args(["host-agent", "--listen"])
-            .arg(format!("unix:{}", socket.display()))
+            .args(["host-agent", "--listen", listen])
+            .args(extra)
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--netns-prefix", prefix])
@@ -399,5 +416,107 @@ async fn a_restarted_manager_starts_only_what_its_host_does_not_run() {
         ip2.to_string(),
         vm2["nic"][0]["ipaddress"].as_str().unwrap()
     );
+    e.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manager_drives_a_host_agent_on_tcp_with_the_cluster_ca() {
+    use vpc_manager::orchestration::RouterDriver;
+    vpc_integration::require_root();
+    let prefix = new_prefix();
+    let host_dir = tempfile::tempdir().expect("host agent dir");
+    std::fs::set_permissions(
+        host_dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .expect("chmod the host agent dir");
+    let data = host_dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let reader = NetnsDriver::new(
+        &prefix,
+        &data,
+        vpc_manager::driver::default_agent_path(),
+        AgentTransport::Unix,
+        Default::default(),
+        None,
+    )
+    .expect("a reader of the host agent's files");
+    // The manager first: it makes the database and the cluster CA; the
+    // host agent, not yet running, is reached at the first call.
+    let url = format!("https://127.0.0.1:{port}");
+    let e = E2e::start_with(
+        prefix.clone(),
+        AgentTransport::Unix,
+        |s| s.host_agent_url = Some(url),
+        Some(reader),
+    )
+    .await;
+    let manager_dir = e.m.data_dir.path().to_path_buf();
+    let host = HostAgentProcess::start_listening(
+        &format!("tcp://127.0.0.1:{port}"),
+        &[
+            "--database-url".into(),
+            e.m.database_url(),
+            "--database-key-file".into(),
+            manager_dir.join("database.key").display().to_string(),
+        ],
+        &data,
+        &prefix,
+        &host_dir.path().join("host-agent.log"),
+    );
+    let driver = e.m.app.network.element.driver().clone();
+    let started = Instant::now();
+    loop {
+        match driver.inventory().await {
+            Ok(Some(_)) => break,
+            other => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "the host agent on TCP is not reached: {other:?}; its log: {}",
+                    std::fs::read_to_string(host_dir.path().join("host-agent.log"))
+                        .unwrap_or_default()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(data.join("pki").join("ca.pem")).expect("the host agent's CA"),
+        std::fs::read_to_string(manager_dir.join("pki").join("ca.pem")).expect("the manager's CA"),
+        "one CA, taken from the database"
+    );
+
+    let admin = e.admin();
+    let vpc = e.vpc(&admin, "tcp", "10.84.0.0/16").await;
+    let tier = e
+        .tier(
+            &admin,
+            vpc["id"].as_str().unwrap(),
+            "t",
+            "10.84.1.1",
+            None,
+            false,
+        )
+        .await;
+    let vm = e.vm(&admin, tier["id"].as_str().unwrap(), "v1").await;
+    let ip = e.lease(&vm).await;
+    assert_eq!(ip.to_string(), vm["nic"][0]["ipaddress"].as_str().unwrap());
+    let router = admin
+        .ok("listRouters", &[("vpcid", vpc["id"].as_str().unwrap())])
+        .await["router"][0]
+        .clone();
+    assert_eq!(router["state"], "Running", "{router}");
+    assert!(
+        data.join("routers")
+            .join(router["name"].as_str().unwrap())
+            .join("agent.sock")
+            .exists(),
+        "the router runs under the host agent's directory"
+    );
+
+    drop(host);
     e.finish().await;
 }
