@@ -7,8 +7,10 @@
 # ROOT domain, the admin account (keys in <data dir>/cloudstack.ini for the cs
 # client), the default offerings and zone1 (guest VLANs 100-999, a public
 # range in 203.0.113.0/24 whose gateway is the upstream namespace
-# vpc-up-<zone>). Later starts keep all that and adopt the routers and VMs
-# still running. Ctrl-C stops the manager; routers and VMs keep running.
+# vpc-up-<zone>). The manager runs its host agent in-process (socket
+# host-agent.sock in the data directory). Later starts keep all that; the host
+# agent takes back the routers and VMs still running. Ctrl-C stops the
+# manager; routers and VMs keep running.
 #
 # Environment: VPC_DATA_DIR, VPC_LISTEN (address:port), VPC_NETNS_PREFIX
 # override the defaults.

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod driver;
 pub mod error;
 pub mod future;
+pub mod host;
 pub mod orchestration;
 pub mod pki;
 pub mod provision;

@@ -23,6 +23,42 @@ enum Command {
     /// besides routers and VMs.
     #[command(subcommand)]
     Netns(NetnsCommand),
+    /// Run a host agent: the routers and VMs of this host, driven by
+    /// managers over gRPC (vpc.host.v1).
+    HostAgent(HostAgentArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct HostAgentArgs {
+    /// Where to listen: unix:PATH (a socket, mode 0600) or tcp://IP:PORT
+    /// (mutual TLS from the cluster CA, admitting only the manager).
+    #[arg(long)]
+    listen: String,
+    /// TOML settings file (the manager's keys; data_dir, netns_prefix,
+    /// agent_path, agent_transport, database_url are used); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (routers' and VMs' files, the host agent's records).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Prefix of every network namespace (default vpc-).
+    #[arg(long)]
+    netns_prefix: Option<String>,
+    /// The vr-agent binary (default: next to this binary).
+    #[arg(long)]
+    agent_path: Option<PathBuf>,
+    /// How routers' agents listen.
+    #[arg(long, value_enum)]
+    agent_transport: Option<AgentTransport>,
+    /// The cluster's database, to fetch the cluster CA (TCP only).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// File holding the database key (base64 of 32 bytes; VPC_DATABASE_KEY wins).
+    #[arg(long)]
+    database_key_file: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -69,6 +105,10 @@ struct ServeArgs {
     /// 32 bytes; VPC_DATABASE_KEY wins; default data_dir/database.key).
     #[arg(long)]
     database_key_file: Option<PathBuf>,
+    /// The host agent that runs routers and VMs: unix:///PATH or
+    /// https://HOST:PORT (default: one started in-process).
+    #[arg(long)]
+    host_agent_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -224,6 +264,38 @@ fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     if let Some(v) = &args.database_key_file {
         s.database_key_file = Some(v.clone());
     }
+    if let Some(v) = &args.host_agent_url {
+        s.host_agent_url = Some(v.clone());
+    }
+    Ok(s)
+}
+
+fn host_agent_settings(args: &HostAgentArgs) -> anyhow::Result<Settings> {
+    let mut s = match &args.config {
+        Some(path) => Settings::from_file(path)?,
+        None => Settings::default(),
+    };
+    if let Some(v) = &args.data_dir {
+        s.data_dir = v.clone();
+    }
+    if let Some(v) = &args.netns_prefix {
+        s.netns_prefix = v.clone();
+    }
+    if let Some(v) = &args.agent_path {
+        s.agent_path = Some(v.clone());
+    }
+    if let Some(v) = args.agent_transport {
+        s.agent_transport = v;
+    }
+    if let Some(v) = &args.database_url {
+        s.database_url = Some(v.clone());
+    }
+    if let Some(v) = &args.database_key_file {
+        s.database_key_file = Some(v.clone());
+    }
+    if let Some(v) = args.log_format {
+        s.log_format = v;
+    }
     Ok(s)
 }
 
@@ -266,5 +338,11 @@ async fn main() -> anyhow::Result<()> {
             manager.serve(shutdown_signal()).await
         }
         Command::Netns(command) => netns_command(command).await,
+        Command::HostAgent(args) => {
+            let settings = host_agent_settings(&args)?;
+            let listen = vpc_manager::host::run::Listen::parse(&args.listen)?;
+            init_tracing(settings.log_format);
+            vpc_manager::host::run::run(settings, listen, shutdown_signal()).await
+        }
     }
 }

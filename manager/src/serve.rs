@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::agent_client::GrpcAgentClient;
 use crate::driver::NetnsDriver;
+use crate::host::{HostAgent, HostDriver};
 use crate::orchestration::Plugins;
 use crate::orchestration::agent::Endpoints;
 use crate::pki::Pki;
@@ -104,7 +105,7 @@ pub fn secret_box(settings: &Settings) -> anyhow::Result<SecretBox> {
 
 /// Puts the cluster's agent CA into the data directory before the driver
 /// loads it ([`crate::cluster::share_ca`]), on a connection of its own.
-async fn share_ca(settings: &Settings) -> anyhow::Result<()> {
+pub async fn share_ca(settings: &Settings) -> anyhow::Result<()> {
     create_private_dir(&settings.data_dir, 0o711)
         .with_context(|| format!("creating {}", settings.data_dir.display()))?;
     let secrets = secret_box(settings).context("the database key")?;
@@ -126,16 +127,109 @@ pub struct Manager {
     pub app: Arc<App>,
     pub listener: TcpListener,
     pub cloudstack_ini: PathBuf,
-    /// The netns driver, when routers run as namespaces on this host.
+    /// The netns driver of the in-process host agent.
     pub netns: Option<NetnsDriver>,
+    /// The in-process host agent (the embedded default).
+    pub host: Option<EmbeddedHost>,
     /// This manager's row among the cluster's managers.
     pub member: crate::store::cluster::Member,
 }
 
-/// The agent client and driver of `settings.driver`: namespaces on this host
-/// with a gRPC client (over Unix sockets, or TCP with mutual TLS from the
-/// manager's CA in the data directory), or the simulated backend.
-pub fn backend_for(settings: &Settings) -> anyhow::Result<(Backend, Option<NetnsDriver>)> {
+/// The netns driver of `settings` (prefix, data directory, vr-agent,
+/// agent transport), registering agents in its own endpoint book: what a
+/// host agent runs routers and VMs with.
+pub fn netns_driver(settings: &Settings, pki: Option<Arc<Pki>>) -> anyhow::Result<NetnsDriver> {
+    let agent_path = settings
+        .agent_path
+        .clone()
+        .unwrap_or_else(crate::driver::default_agent_path);
+    let tls = match (settings.agent_transport, pki) {
+        (AgentTransport::Tcp, Some(pki)) => Some(crate::driver::tls_from_pki(pki)),
+        _ => None,
+    };
+    NetnsDriver::new(
+        &settings.netns_prefix,
+        &settings.data_dir,
+        agent_path,
+        settings.agent_transport,
+        Arc::default(),
+        tls,
+    )
+    .context("the netns driver")
+}
+
+/// A host agent run in-process by the manager (the embedded default): its
+/// gRPC server on a Unix socket in the data directory. It stops serving
+/// with the manager; the routers and VMs keep running.
+pub struct EmbeddedHost {
+    /// The host agent's socket.
+    pub socket: PathBuf,
+    /// The host agent, for tests that look at what it runs.
+    pub agent: HostAgent,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl EmbeddedHost {
+    /// Takes back what an earlier run left running, binds `socket` and
+    /// serves the host agent there.
+    pub async fn start(agent: HostAgent, socket: PathBuf) -> anyhow::Result<EmbeddedHost> {
+        let recovered = agent.recover().await;
+        if recovered != crate::host::Recovered::default() {
+            tracing::info!(
+                ?recovered,
+                "host agent: routers and VMs of the last run taken back"
+            );
+        }
+        let listener = crate::host::server::bind_unix(&socket)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = agent.clone();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = crate::host::server::serve_unix(served, listener, shutdown).await {
+                tracing::error!(error = %e, "the in-process host agent stopped serving");
+            }
+        });
+        tracing::info!(socket = %socket.display(), "host agent serving in-process");
+        Ok(EmbeddedHost {
+            socket,
+            agent,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// Stops serving (the routers and VMs stay under the driver).
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+impl Drop for EmbeddedHost {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// The router driver and agent client of `settings.driver`, and what runs
+/// in-process for them: the simulated backend; or a [`HostDriver`] on the
+/// host agent `host_agent_url` names (by default one started here, on a
+/// Unix socket in the data directory, over the netns driver) with a gRPC
+/// client of the routers' agents (Unix sockets, or TCP with mutual TLS
+/// from the manager's CA in the data directory).
+pub async fn backend_for(
+    settings: &Settings,
+) -> anyhow::Result<(Backend, Option<NetnsDriver>, Option<EmbeddedHost>)> {
     match settings.driver {
         DriverKind::Simulated => {
             // Loud on purpose: with this driver routers show Running while
@@ -144,7 +238,7 @@ pub fn backend_for(settings: &Settings) -> anyhow::Result<(Backend, Option<Netns
                 "driver = simulated: routers and VMs are only recorded, nothing runs; \
                  every router shows hypervisor Simulator. Use --driver netns for a real deployment"
             );
-            Ok((Backend::simulated(), None))
+            Ok((Backend::simulated(), None, None))
         }
         DriverKind::Netns => {
             // Searchable by others (o+x, not readable): dnsmasq in the
@@ -156,32 +250,33 @@ pub fn backend_for(settings: &Settings) -> anyhow::Result<(Backend, Option<Netns
                 Pki::load_or_create(&settings.data_dir)
                     .context("the routers' certificate authority")?,
             );
-            let agent_path = settings
-                .agent_path
-                .clone()
-                .unwrap_or_else(crate::driver::default_agent_path);
-            let tls = match settings.agent_transport {
-                AgentTransport::Tcp => Some(crate::driver::tls_from_pki(pki.clone())),
-                AgentTransport::Unix => None,
+            // The routers' namespaces are on this machine in both cases:
+            // the agent client reaches a TCP agent from inside them.
+            let driver = netns_driver(settings, Some(pki.clone()))?;
+            let (host, embedded) = match &settings.host_agent_url {
+                None => {
+                    let socket = settings.data_dir.join(crate::host::SOCKET_FILE);
+                    let agent = HostAgent::new(driver.clone(), &settings.data_dir);
+                    let embedded = EmbeddedHost::start(agent, socket.clone()).await?;
+                    (HostDriver::unix(socket, endpoints.clone()), Some(embedded))
+                }
+                Some(url) => (
+                    crate::host::tls::host_driver(url, &pki, endpoints.clone())
+                        .await
+                        .with_context(|| format!("the host agent {url}"))?,
+                    None,
+                ),
             };
-            let driver = NetnsDriver::new(
-                &settings.netns_prefix,
-                &settings.data_dir,
-                agent_path,
-                settings.agent_transport,
-                endpoints.clone(),
-                tls,
-            )
-            .context("the netns driver")?;
             let client = GrpcAgentClient::new(endpoints.clone())
                 .with_tls(pki.client_identity())
                 .with_connector(driver.tcp_connector());
             let backend = Backend {
                 agent: Arc::new(client),
-                driver: Arc::new(driver.clone()),
+                driver: Arc::new(host),
                 endpoints,
             };
-            Ok((backend, Some(driver)))
+            let netns = embedded.as_ref().map(|_| driver);
+            Ok((backend, netns, embedded))
         }
     }
 }
@@ -194,16 +289,18 @@ impl Manager {
         if settings.driver == DriverKind::Netns {
             share_ca(&settings).await?;
         }
-        let (backend, netns) = backend_for(&settings)?;
+        let (backend, netns, host) = backend_for(&settings).await?;
+        let real = settings.driver == DriverKind::Netns;
         let mut manager = Self::start_with(settings, backend).await?;
-        if let Some(driver) = &netns {
-            crate::provision::vpc::readopt(&manager.app.plane()).await;
+        if real {
+            crate::provision::readopt::readopt(&manager.app.plane()).await;
             tracing::info!(
-                prefix = driver.prefix(),
-                "routers and VMs run as network namespaces"
+                prefix = manager.app.settings.netns_prefix,
+                "routers and VMs run as network namespaces, through the host agent"
             );
         }
         manager.netns = netns;
+        manager.host = host;
         Ok(manager)
     }
 
@@ -297,6 +394,7 @@ impl Manager {
             listener,
             cloudstack_ini,
             netns: None,
+            host: None,
             member,
         })
     }
@@ -324,15 +422,18 @@ impl Manager {
             self.member.clone(),
         )));
         // Real routers are watched: resynced when they fall behind, idle
-        // tiers shut down, namespaces nobody knows removed.
-        if let Some(driver) = &self.netns {
+        // tiers shut down; the in-process host agent's namespaces nobody
+        // knows removed.
+        if self.app.settings.driver == DriverKind::Netns {
             use crate::provision::monitor;
             tasks.push(tokio::spawn(monitor::run_resync(self.app.plane())));
             tasks.push(tokio::spawn(monitor::run_network_gc(self.app.clone())));
-            tasks.push(tokio::spawn(monitor::run_sweeper(
-                self.app.plane(),
-                sweep_with_zones(self.app.clone(), driver.clone()),
-            )));
+            if let Some(host) = &self.host {
+                tasks.push(tokio::spawn(monitor::run_sweeper(
+                    self.app.plane(),
+                    sweep_with_zones(self.app.clone(), host.agent.clone()),
+                )));
+            }
         }
         // The request span names the path only: the query holds the API key
         // and the signature, which never go to the log. Responses are not
@@ -373,6 +474,9 @@ impl Manager {
             );
         }
         // Agents and DHCP clients keep running; the next start adopts them.
+        if let Some(host) = self.host {
+            host.stop().await;
+        }
         if let Some(driver) = &self.netns {
             driver.shutdown().await;
         }
@@ -405,13 +509,15 @@ impl Drop for Background {
     }
 }
 
-/// The sweeper's clean-up: the driver removes namespaces of its prefix that
-/// are neither a known router or VM nor a live zone's.
-fn sweep_with_zones(app: Arc<App>, driver: NetnsDriver) -> crate::provision::monitor::Sweep {
+/// The sweeper's clean-up: the in-process host agent's driver removes
+/// namespaces of its prefix that are neither a known router or VM nor a live
+/// zone's, and the host agent forgets its records of them.
+fn sweep_with_zones(app: Arc<App>, host: HostAgent) -> crate::provision::monitor::Sweep {
     Arc::new(move |mut known: Vec<String>| {
         let app = app.clone();
-        let driver = driver.clone();
+        let host = host.clone();
         Box::pin(async move {
+            let driver = host.driver();
             let zones = crate::store::zone::list(
                 &app.db,
                 &crate::store::zone::ZoneFilter::default(),
@@ -431,7 +537,9 @@ fn sweep_with_zones(app: Arc<App>, driver: NetnsDriver) -> crate::provision::mon
                     return Vec::new();
                 }
             }
-            driver.sweep(&known).await
+            let removed = driver.sweep(&known).await;
+            host.forget(&removed);
+            removed
         })
     })
 }

@@ -86,6 +86,11 @@ pub struct Settings {
     /// their end (ms); those still running then are handed back for
     /// another manager (or the next start) to run again.
     pub shutdown_job_wait_ms: u64,
+    /// The host agent that runs this manager's routers and VMs (netns
+    /// driver): `unix:///path/host-agent.sock`, or `https://host:port`
+    /// (mutual TLS from the cluster CA). Default: one started in-process,
+    /// on `host-agent.sock` in data_dir.
+    pub host_agent_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -111,6 +116,7 @@ impl Default for Settings {
             tls_cert: None,
             tls_key: None,
             shutdown_job_wait_ms: 30_000,
+            host_agent_url: None,
         }
     }
 }

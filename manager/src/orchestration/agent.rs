@@ -176,6 +176,22 @@ pub trait RouterDriver: Send + Sync {
     fn stop_vm<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>>;
     /// Removes everything of a guest VM.
     fn destroy_vm<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>>;
+    /// What the host runs now, for a starting manager to compare with the
+    /// database; `None` when the driver cannot tell (it runs nothing of
+    /// its own, or keeps no record).
+    fn inventory(&self) -> BoxFuture<'_, Result<Option<HostInventory>, DriverError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// The routers and VMs a host runs (DESIGN §4: hosts report what runs on
+/// them; a starting manager adopts nothing by itself).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostInventory {
+    /// Routers whose agent runs, by name, with where it is reached.
+    pub routers: std::collections::BTreeMap<String, Option<AgentEndpoint>>,
+    /// VMs whose processes run, by instance name.
+    pub vms: std::collections::BTreeSet<String>,
 }
 
 /// The router driver the manager runs with.
@@ -224,6 +240,9 @@ impl<T: RouterDriver + ?Sized> RouterDriver for std::sync::Arc<T> {
     }
     fn destroy_vm<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>> {
         (**self).destroy_vm(vm)
+    }
+    fn inventory(&self) -> BoxFuture<'_, Result<Option<HostInventory>, DriverError>> {
+        (**self).inventory()
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod change;
 pub mod lock;
 pub mod monitor;
+pub mod readopt;
 pub mod state;
 pub mod tier;
 pub mod vpc;

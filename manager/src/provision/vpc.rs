@@ -4,8 +4,8 @@
 //! without a new router), router stop/start/reboot, and the garbage
 //! collector that finishes VPCs left Inactive.
 //!
-//! (Over 400 lines: the VPC's start, destroy, restart and adoption share
-//! their router and address steps; next to split, adoption in its own file.)
+//! (Over 400 lines: the VPC's start, destroy and restart share their router
+//! and address steps. Adoption at a manager's start is in [`super::readopt`].)
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -541,64 +541,4 @@ pub async fn purge_account(db: &Db, net: &Network, account_id: i64) -> Result<()
         purge_vpc(db, net, v.id).await?;
     }
     Ok(())
-}
-
-/// After a manager restart: the driver takes the running routers and VMs
-/// under supervision again (their processes kept running); the resync
-/// monitor then checks each router's configuration.
-pub async fn readopt(plane: &Plane) {
-    use crate::orchestration::RouterDriver;
-    let db = &plane.db;
-    let driver = plane.network.element.driver();
-    let routers = router::list(
-        db,
-        &router::RouterFilter {
-            state: Some(router::STATE_RUNNING.into()),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await
-    .map(|l| l.items)
-    .unwrap_or_default();
-    for r in routers {
-        let view = match router_view(db, &r).await {
-            Ok(view) => view,
-            Err(e) => {
-                tracing::warn!(router = %r.name, error = %e, "cannot adopt router");
-                continue;
-            }
-        };
-        match driver.start_router(&view).await {
-            Ok(endpoint) => {
-                if let Err(e) =
-                    router::set_agent_endpoint(db, r.id, Some(&endpoint.to_text())).await
-                {
-                    tracing::warn!(router = %r.name, error = %e, "endpoint not recorded");
-                }
-            }
-            Err(e) => tracing::warn!(router = %r.name, error = %e, "cannot adopt router"),
-        }
-    }
-    let vms = store::vm::list(
-        db,
-        &store::vm::VmFilter {
-            state: Some(store::vm::STATE_RUNNING.into()),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await
-    .map(|l| l.items)
-    .unwrap_or_default();
-    for v in vms {
-        match state::vm_view(db, &v).await {
-            Ok(view) => {
-                if let Err(e) = driver.start_vm(&view).await {
-                    tracing::warn!(vm = %v.instance_name, error = %e, "cannot adopt VM");
-                }
-            }
-            Err(e) => tracing::warn!(vm = %v.instance_name, error = %e, "cannot adopt VM"),
-        }
-    }
 }

@@ -173,6 +173,20 @@ impl TestManager {
         }
     }
 
+    /// Stops the server gracefully and hands back its data directory, for
+    /// a next manager on the same data.
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("server task")
+                .expect("server ends cleanly");
+        }
+        self.data_dir
+    }
+
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {

@@ -53,6 +53,12 @@ pub fn purge_prefix(prefix: &str) {
     }
 }
 
+/// A namespace prefix no other test of this run uses.
+pub fn new_prefix() -> String {
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    format!("e{}{n}-", std::process::id() % 100_000)
+}
+
 /// A manager on the netns driver and its zone.
 pub struct E2e {
     pub m: TestManager,
@@ -86,9 +92,20 @@ impl E2e {
     /// A manager with the netns driver on `transport`, its first zone
     /// bootstrapped.
     pub async fn start(transport: AgentTransport) -> E2e {
+        Self::start_with(new_prefix(), transport, |_| {}, None).await
+    }
+
+    /// [`E2e::start`] on `prefix` (from [`new_prefix`]), with `customize`
+    /// applied to the settings; `driver` stands for the manager's in-process
+    /// one when the routers run on a host agent of their own (names and
+    /// leases are read through it, nothing is started by it).
+    pub async fn start_with(
+        prefix: String,
+        transport: AgentTransport,
+        customize: impl FnOnce(&mut Settings),
+        driver: Option<NetnsDriver>,
+    ) -> E2e {
         vpc_integration::require_root();
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let prefix = format!("e{}{n}-", std::process::id() % 100_000);
         purge_prefix(&prefix);
         let mut guard = PrefixGuard {
             prefix: prefix.clone(),
@@ -101,7 +118,7 @@ impl E2e {
             std::os::unix::fs::PermissionsExt::from_mode(0o711),
         )
         .expect("chmod the data dir");
-        let settings = Settings {
+        let mut settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data_dir.path().to_path_buf(),
             driver: DriverKind::Netns,
@@ -110,8 +127,9 @@ impl E2e {
             bootstrap_zone: true,
             ..Settings::default()
         };
-        let (m, driver) = TestManager::start_real(settings, data_dir).await;
-        let driver = driver.expect("the netns driver");
+        customize(&mut settings);
+        let (m, netns) = TestManager::start_real(settings, data_dir).await;
+        let driver = driver.or(netns).expect("the netns driver");
         guard.driver = Some(driver.clone());
         let admin = m.admin();
         // Quick checks for tests that break things on purpose.
@@ -173,6 +191,43 @@ impl E2e {
 
     pub fn admin(&self) -> Client {
         self.m.admin()
+    }
+
+    /// Stops the manager gracefully (routers and VMs keep running), runs
+    /// `while_down`, and starts a new manager, with its own in-process host
+    /// agent, on the same data directory and settings.
+    pub async fn restart_manager(self, while_down: impl FnOnce()) -> E2e {
+        let E2e {
+            m,
+            driver: _,
+            prefix,
+            zone,
+            vpc_offering,
+            tier_offering,
+            tier_offering_lb,
+            service_offering,
+            template,
+            mut guard,
+        } = self;
+        let mut settings = m.app.settings.clone();
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        let data_dir = m.stop_keeping_data().await;
+        while_down();
+        let (m, netns) = TestManager::start_real(settings, data_dir).await;
+        let driver = netns.expect("the netns driver");
+        guard.driver = Some(driver.clone());
+        E2e {
+            m,
+            driver,
+            prefix,
+            zone,
+            vpc_offering,
+            tier_offering,
+            tier_offering_lb,
+            service_offering,
+            template,
+            guard,
+        }
     }
 
     /// createVPC, to its end.

@@ -21,6 +21,7 @@
 //! The host's own namespace is never changed: link commands run as
 //! `ip -n <ns>`, processes under `ip netns exec <ns>`.
 
+mod adopt;
 mod connect;
 mod error;
 mod ip;

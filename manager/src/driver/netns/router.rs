@@ -221,7 +221,7 @@ impl Inner {
         self.router_dir(router).join("agent.sock")
     }
 
-    fn listen_arg(&self, view: &RouterView) -> String {
+    pub(super) fn listen_arg(&self, view: &RouterView) -> String {
         match self.transport {
             AgentTransport::Unix => format!("unix://{}", self.socket_path(&view.name).display()),
             // Every address of the namespace: the control NIC's (a router
@@ -232,7 +232,7 @@ impl Inner {
 
     /// Where the agent is reached: the Unix socket, or the control NIC's
     /// address (the loopback without one) inside the router's namespace.
-    fn agent_endpoint(&self, view: &RouterView) -> Result<AgentEndpoint> {
+    pub(super) fn agent_endpoint(&self, view: &RouterView) -> Result<AgentEndpoint> {
         Ok(match self.transport {
             AgentTransport::Unix => {
                 let path = self.socket_path(&view.name);
@@ -261,7 +261,7 @@ impl Inner {
     }
 
     /// The agent's command line; writes its TLS files for the TCP transport.
-    fn agent_spec(&self, view: &RouterView) -> Result<ProcessSpec> {
+    pub(super) fn agent_spec(&self, view: &RouterView) -> Result<ProcessSpec> {
         let executable = std::fs::metadata(&self.agent_path)
             .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
         if !executable {

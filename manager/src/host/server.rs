@@ -1,0 +1,491 @@
+//! The host agent's gRPC service: `vpc.host.v1.HostAgent` over the netns
+//! driver, with `grpc.health.v1` and reflection beside it (as the router
+//! agent serves them), on a Unix socket or on TCP with mutual TLS.
+//!
+//! Every request is decoded and checked first ([`super::convert`]): a field
+//! the driver could not use is refused with INVALID_ARGUMENT naming it, and
+//! nothing runs. A driver failure is INTERNAL with the driver's own text,
+//! which the manager's client turns back into the same driver error.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tonic::{Request, Response, Status};
+use vpc_proto::host::v1 as pb;
+use vpc_proto::host::v1::host_agent_server::{HostAgent as HostAgentRpc, HostAgentServer};
+
+use super::convert::{self, FieldError};
+use super::views::Views;
+use crate::driver::NetnsDriver;
+use crate::orchestration::RouterDriver;
+use crate::orchestration::agent::DriverError;
+
+/// The file name of the host agent's socket in the data directory (the
+/// embedded default, `vpc-manager serve`).
+pub const SOCKET_FILE: &str = "host-agent.sock";
+
+/// The host agent: the routers and VMs of this host, run by the netns
+/// driver, with a record of each on disk for a later start.
+#[derive(Clone)]
+pub struct HostAgent {
+    driver: NetnsDriver,
+    views: Views,
+    /// Serializes record updates (a NIC plug reads, changes and writes
+    /// the router's record).
+    records: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// What a starting host agent took back.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recovered {
+    /// Routers whose agent ran and is supervised again.
+    pub routers: usize,
+    /// Routers recorded but without a live agent (left to the manager).
+    pub broken_routers: usize,
+    pub vms: usize,
+}
+
+fn invalid(e: FieldError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+fn failed(e: DriverError) -> Status {
+    Status::internal(e.0)
+}
+
+fn record_failed(what: &str, e: std::io::Error) -> Status {
+    Status::internal(format!("recording {what} on the host: {e}"))
+}
+
+impl HostAgent {
+    /// A host agent over `driver`, its records in `<data_dir>/host`.
+    pub fn new(driver: NetnsDriver, data_dir: &Path) -> HostAgent {
+        HostAgent {
+            driver,
+            views: Views::new(data_dir),
+            records: Arc::default(),
+        }
+    }
+
+    /// The driver it runs routers and VMs with.
+    pub fn driver(&self) -> &NetnsDriver {
+        &self.driver
+    }
+
+    /// Takes the routers and VMs of an earlier run back: each one recorded
+    /// whose namespace exists and whose processes run is supervised again;
+    /// a router without a live agent is left as it is and reported broken
+    /// in the inventory (the manager starts it again).
+    pub async fn recover(&self) -> Recovered {
+        let mut recovered = Recovered::default();
+        for record in self.views.routers() {
+            let view = match convert::router_from_proto("router", Some(&record)) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(router = %record.name, error = %e, "host agent: bad record");
+                    continue;
+                }
+            };
+            match self.driver.adopt_router(&view).await {
+                Ok(Some(_)) => recovered.routers += 1,
+                Ok(None) => recovered.broken_routers += 1,
+                Err(e) => {
+                    recovered.broken_routers += 1;
+                    tracing::warn!(router = %view.name, error = %e, "host agent: router not taken back");
+                }
+            }
+        }
+        for record in self.views.vms() {
+            let view = match convert::vm_from_proto("vm", Some(&record)) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(vm = %record.instance_name, error = %e, "host agent: bad record");
+                    continue;
+                }
+            };
+            match self.driver.adopt_vm(&view).await {
+                Ok(true) => recovered.vms += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(vm = %view.instance_name, error = %e, "host agent: VM not taken back")
+                }
+            }
+        }
+        recovered
+    }
+
+    /// Drops the records of routers and VMs whose namespaces the sweeper
+    /// removed (they are no longer anyone's), so the inventory stops
+    /// listing them.
+    pub fn forget(&self, namespaces: &[String]) {
+        let prefix = self.driver.prefix();
+        for name in namespaces.iter().filter_map(|ns| ns.strip_prefix(prefix)) {
+            if crate::driver::netns::names::check_object_name("router", name).is_err() {
+                continue;
+            }
+            for removed in [self.views.remove_router(name), self.views.remove_vm(name)] {
+                if let Err(e) = removed {
+                    tracing::warn!(name, error = %e, "host agent: record not removed");
+                }
+            }
+        }
+    }
+
+    /// The routers and VMs recorded here, with their state.
+    pub fn inventory(&self) -> pb::InventoryResponse {
+        let routers = self
+            .views
+            .routers()
+            .into_iter()
+            .filter_map(|record| {
+                let view = convert::router_from_proto("router", Some(&record)).ok()?;
+                let pid = self.driver.agent_pid(&view.name).unwrap_or(0);
+                let running = self.driver.router_running(&view.name);
+                Some(pb::RouterEntry {
+                    state: if running {
+                        pb::RunState::Running
+                    } else {
+                        pb::RunState::Broken
+                    } as i32,
+                    agent_endpoint: self
+                        .driver
+                        .agent_endpoint(&view)
+                        .map(|e| e.to_text())
+                        .unwrap_or_default(),
+                    agent_pid: if running { pid } else { 0 },
+                    name: view.name,
+                })
+            })
+            .collect();
+        let vms = self
+            .views
+            .vms()
+            .into_iter()
+            .filter_map(|record| {
+                let view = convert::vm_from_proto("vm", Some(&record)).ok()?;
+                Some(pb::VmEntry {
+                    state: if self.driver.vm_running(&view) {
+                        pb::RunState::Running
+                    } else {
+                        pb::RunState::Broken
+                    } as i32,
+                    instance_name: view.instance_name,
+                })
+            })
+            .collect();
+        pb::InventoryResponse {
+            prefix: self.driver.prefix().to_string(),
+            routers,
+            vms,
+        }
+    }
+
+    /// The router's record with `nic` put in (same device index or MAC
+    /// replaced) or taken out.
+    async fn update_nic(&self, router: &pb::Router, nic: &pb::RouterNic, plug: bool) {
+        let _records = self.records.lock().await;
+        let Some(mut record) = self.views.router(&router.name) else {
+            return;
+        };
+        record.nics.retain(|n| {
+            !n.mac_address.eq_ignore_ascii_case(&nic.mac_address)
+                && n.device_index != nic.device_index
+        });
+        if plug {
+            record.nics.push(nic.clone());
+        }
+        if let Err(e) = self.views.save_router(&record) {
+            tracing::warn!(router = %router.name, error = %e, "host agent: NIC not recorded");
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl HostAgentRpc for HostAgent {
+    async fn start_router(
+        &self,
+        request: Request<pb::StartRouterRequest>,
+    ) -> Result<Response<pb::StartRouterResponse>, Status> {
+        let r = request.into_inner();
+        let view = convert::router_from_proto("router", r.router.as_ref()).map_err(invalid)?;
+        let endpoint = self.driver.start_router(&view).await.map_err(failed)?;
+        let record = convert::router_to_proto(&view);
+        {
+            let _records = self.records.lock().await;
+            self.views
+                .save_router(&record)
+                .map_err(|e| record_failed("the router", e))?;
+        }
+        Ok(Response::new(pb::StartRouterResponse {
+            agent_endpoint: endpoint.to_text(),
+        }))
+    }
+
+    async fn stop_router(
+        &self,
+        request: Request<pb::RouterRequest>,
+    ) -> Result<Response<pb::Done>, Status> {
+        let r = request.into_inner();
+        let view = convert::router_from_proto("router", r.router.as_ref()).map_err(invalid)?;
+        // Forgotten first: a router half stopped is not taken back at the
+        // next start (the sweeper removes what it left).
+        self.views
+            .remove_router(&view.name)
+            .map_err(|e| record_failed("the router", e))?;
+        self.driver.stop_router(&view).await.map_err(failed)?;
+        Ok(Response::new(pb::Done {}))
+    }
+
+    async fn destroy_router(
+        &self,
+        request: Request<pb::RouterRequest>,
+    ) -> Result<Response<pb::Done>, Status> {
+        let r = request.into_inner();
+        let view = convert::router_from_proto("router", r.router.as_ref()).map_err(invalid)?;
+        self.views
+            .remove_router(&view.name)
+            .map_err(|e| record_failed("the router", e))?;
+        self.driver.destroy_router(&view).await.map_err(failed)?;
+        Ok(Response::new(pb::Done {}))
+    }
+
+    async fn plug_nic(
+        &self,
+        request: Request<pb::NicRequest>,
+    ) -> Result<Response<pb::Done>, Status> {
+        let r = request.into_inner();
+        let view = convert::router_from_proto("router", r.router.as_ref()).map_err(invalid)?;
+        let nic = convert::router_nic_from_proto("nic", r.nic.as_ref()).map_err(invalid)?;
+        self.driver.plug_nic(&view, &nic).await.map_err(failed)?;
+        if let (Some(router), Some(nic)) = (&r.router, &r.nic) {
+            self.update_nic(router, nic, true).await;
+        }
+        Ok(Response::new(pb::Done {}))
+    }
+
+    async fn unplug_nic(
+        &self,
+        request: Request<pb::NicRequest>,
+    ) -> Result<Response<pb::Done>, Status> {
+        let r = request.into_inner();
+        let view = convert::router_from_proto("router", r.router.as_ref()).map_err(invalid)?;
+        let nic = convert::router_nic_from_proto("nic", r.nic.as_ref()).map_err(invalid)?;
+        self.driver.unplug_nic(&view, &nic).await.map_err(failed)?;
+        if let (Some(router), Some(nic)) = (&r.router, &r.nic) {
+            self.update_nic(router, nic, false).await;
+        }
+        Ok(Response::new(pb::Done {}))
+    }
+
+    async fn start_vm(
+        &self,
+        request: Request<pb::VmRequest>,
+    ) -> Result<Response<pb::Done>, Status> {
+        let r = request.into_inner();
+        let view = convert::vm_from_proto("vm", r.vm.as_ref()).map_err(invalid)?;
+        self.driver.start_vm(&view).await.map_err(failed)?;
+        self.views
+            .save_vm(&convert::vm_to_proto(&view))
+            .map_err(|e| record_failed("the VM", e))?;
+        Ok(Response::new(pb::Done {}))
+    }
+
+    async fn stop_vm(&self, request: Request<pb::VmRequest>) -> Result<Response<pb::Done>, Status> {
+        let r = request.into_inner();
+        let view = convert::vm_from_proto("vm", r.vm.as_ref()).map_err(invalid)?;
+        self.views
+            .remove_vm(&view.instance_name)
+            .map_err(|e| record_failed("the VM", e))?;
+        self.driver.stop_vm(&view).await.map_err(failed)?;
+        Ok(Response::new(pb::Done {}))
+    }
+
+    async fn destroy_vm(
+        &self,
+        request: Request<pb::VmRequest>,
+    ) -> Result<Response<pb::Done>, Status> {
+        let r = request.into_inner();
+        let view = convert::vm_from_proto("vm", r.vm.as_ref()).map_err(invalid)?;
+        self.views
+            .remove_vm(&view.instance_name)
+            .map_err(|e| record_failed("the VM", e))?;
+        self.driver.destroy_vm(&view).await.map_err(failed)?;
+        Ok(Response::new(pb::Done {}))
+    }
+
+    async fn inventory(
+        &self,
+        _request: Request<pb::InventoryRequest>,
+    ) -> Result<Response<pb::InventoryResponse>, Status> {
+        Ok(Response::new(HostAgent::inventory(self)))
+    }
+}
+
+/// Admits a call only from the manager's client certificate (on TCP with
+/// mutual TLS): the CA signs routers' and host agents' certificates too,
+/// and none of those may drive a host. `None` admits every caller (a Unix
+/// socket, guarded by its file mode).
+#[derive(Clone)]
+pub struct ManagerOnly {
+    /// The DER of the manager's client certificate.
+    pub allowed: Option<Arc<Vec<u8>>>,
+}
+
+impl tonic::service::Interceptor for ManagerOnly {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let Some(allowed) = &self.allowed else {
+            return Ok(request);
+        };
+        let presented = request.peer_certs();
+        let leaf = presented.as_ref().and_then(|certs| certs.first());
+        match leaf {
+            Some(cert) if cert.as_ref() == allowed.as_slice() => Ok(request),
+            _ => {
+                tracing::warn!(
+                    peer = ?request.remote_addr(),
+                    "host agent: a client other than the manager was refused"
+                );
+                Err(Status::permission_denied(
+                    "only the manager's client certificate may drive this host agent",
+                ))
+            }
+        }
+    }
+}
+
+/// The host agent's gRPC router type.
+pub type GrpcRouter = tonic::transport::server::Router<
+    tower::layer::util::Stack<
+        tonic::service::InterceptorLayer<ManagerOnly>,
+        tower::layer::util::Identity,
+    >,
+>;
+
+/// The gRPC router of a host agent: the service, health (SERVING for as
+/// long as it runs) and reflection v1 and v1alpha (for older grpcurl),
+/// each behind `check`; with `tls`, served over mutual TLS.
+pub async fn grpc_router(
+    agent: HostAgent,
+    check: ManagerOnly,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> anyhow::Result<GrpcRouter> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<HostAgentServer<HostAgent>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(vpc_proto::HOST_FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(vpc_proto::HOST_FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).context("the host agent's TLS")?;
+    }
+    Ok(builder
+        .layer(tonic::service::InterceptorLayer::new(check))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(HostAgentServer::new(agent)))
+}
+
+/// Binds `path` for root only (mode 0600): bound under a temporary name,
+/// restricted, renamed into place, so it is never reachable with the
+/// umask's mode. A socket file left by an earlier run is replaced.
+pub fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".binding");
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    let listener = tokio::net::UnixListener::bind(&tmp)
+        .with_context(|| format!("binding {}", tmp.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("restricting {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("moving {} to {}", tmp.display(), path.display()))?;
+    Ok(listener)
+}
+
+/// Serves the host agent on a bound Unix socket until `shutdown` resolves.
+pub async fn serve_unix(
+    agent: HostAgent,
+    listener: tokio::net::UnixListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    grpc_router(agent, ManagerOnly { allowed: None }, None)
+        .await?
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            shutdown,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Serves the host agent on TCP `addr` with mutual TLS until `shutdown`
+/// resolves: its certificate from the cluster CA, admitting only the
+/// manager's client certificate.
+pub async fn serve_tcp(
+    agent: HostAgent,
+    addr: std::net::SocketAddr,
+    pki: &crate::pki::Pki,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let (tls, manager) = super::tls::server_tls(pki)?;
+    let check = ManagerOnly {
+        allowed: Some(Arc::new(manager)),
+    };
+    grpc_router(agent, check, Some(tls))
+        .await?
+        .serve_with_shutdown(addr, shutdown)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::AgentTransport;
+
+    #[test]
+    fn a_recorded_router_without_its_namespace_is_broken_until_the_sweeper_forgets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = NetnsDriver::new(
+            "hst-",
+            dir.path(),
+            crate::driver::default_agent_path(),
+            AgentTransport::Unix,
+            Arc::default(),
+            None,
+        )
+        .unwrap();
+        let agent = HostAgent::new(driver, dir.path());
+        let router = pb::Router {
+            id: uuid::Uuid::from_u128(1).to_string(),
+            name: "r-5-VM".into(),
+            zone_id: uuid::Uuid::from_u128(2).to_string(),
+            ..Default::default()
+        };
+        Views::new(dir.path()).save_router(&router).unwrap();
+        let inventory = agent.inventory();
+        assert_eq!(inventory.prefix, "hst-");
+        assert_eq!(inventory.routers.len(), 1);
+        assert_eq!(inventory.routers[0].state, pb::RunState::Broken as i32);
+        assert_eq!(inventory.routers[0].agent_pid, 0);
+        assert!(
+            inventory.routers[0]
+                .agent_endpoint
+                .ends_with("/routers/r-5-VM/agent.sock"),
+            "{:?}",
+            inventory.routers[0]
+        );
+        agent.forget(&["other-r-5-VM".into(), "hst-zone-00000000".into()]);
+        assert_eq!(agent.inventory().routers.len(), 1, "not its namespace");
+        agent.forget(&["hst-r-5-VM".into()]);
+        assert!(agent.inventory().routers.is_empty());
+    }
+}
