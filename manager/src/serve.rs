@@ -131,6 +131,10 @@ pub struct Manager {
     pub netns: Option<NetnsDriver>,
     /// The in-process host agent (the embedded default).
     pub host: Option<EmbeddedHost>,
+    /// Whether real routers run (through a host agent) and are watched:
+    /// resync and network GC (set by [`Manager::start`] for the netns
+    /// driver; a manager started with a backend of its own watches nothing).
+    pub watch_routers: bool,
     /// This manager's row among the cluster's managers.
     pub member: crate::store::cluster::Member,
 }
@@ -301,6 +305,7 @@ impl Manager {
         }
         manager.netns = netns;
         manager.host = host;
+        manager.watch_routers = real;
         Ok(manager)
     }
 
@@ -395,6 +400,7 @@ impl Manager {
             cloudstack_ini,
             netns: None,
             host: None,
+            watch_routers: false,
             member,
         })
     }
@@ -424,7 +430,7 @@ impl Manager {
         // Real routers are watched: resynced when they fall behind, idle
         // tiers shut down; the in-process host agent's namespaces nobody
         // knows removed.
-        if self.app.settings.driver == DriverKind::Netns {
+        if self.watch_routers {
             use crate::provision::monitor;
             tasks.push(tokio::spawn(monitor::run_resync(self.app.plane())));
             tasks.push(tokio::spawn(monitor::run_network_gc(self.app.clone())));
