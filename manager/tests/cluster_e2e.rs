@@ -5,9 +5,11 @@
 //! A whole VPC (ACL lists and items, two tiers, VMs, a public address with a
 //! port forward) is built with its requests spread round-robin over the
 //! managers, and packets prove it. Then a manager is killed in the middle of
-//! a `createNetworkACL`, a `deployVirtualMachine` and a `createVPC` job:
-//! each job reaches a final state on the live managers within the heartbeat
-//! threshold plus 10 s, and the data plane converges (packets again).
+//! a `createNetworkACL`, a `deployVirtualMachine` and a `createVPC` job (the
+//! router's agent or the host agent paused with SIGSTOP so the job cannot
+//! end first): each job reaches a final state on the live managers within
+//! the heartbeat threshold plus 10 s (the ACL item run again and applied,
+//! the VM and the VPC undone and failed), and the data plane converges.
 
 mod support;
 
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use serde_json::Value;
 use support::api::{Client, id, job_ok};
 use support::e2e::{E2e, blocking, new_prefix, ping_ok, tcp_ok};
@@ -57,6 +60,10 @@ impl Proc {
         }
     }
 
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
     /// SIGKILL, by pid, and reap.
     fn kill9(&mut self) {
         let _ = nix::sys::signal::kill(
@@ -74,6 +81,27 @@ impl Drop for Proc {
             self.kill9();
         }
     }
+}
+
+/// Sends `sig` to a process this test started (or that runs in one of its
+/// namespaces), by pid.
+fn signal(pid: i32, sig: Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).expect("signal");
+}
+
+/// The pid of the process called `comm` in namespace `ns`.
+fn process_in(ns: &str, comm: &str) -> i32 {
+    let out = Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .expect("ip netns pids");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm)
+        })
+        .unwrap_or_else(|| panic!("no {comm} in {ns}"))
 }
 
 /// A port on 127.0.0.1 nothing listens on now.
@@ -128,9 +156,16 @@ impl Cluster<'_> {
         };
         let started = Instant::now();
         loop {
-            let answered =
-                tokio::time::timeout(Duration::from_secs(2), client.call("listZones", &[])).await;
-            if matches!(answered, Ok((200, _))) {
+            // Connected first: the helper panics on a refused connection.
+            let answered = match tokio::net::TcpStream::connect(client.addr).await {
+                Ok(_) => {
+                    tokio::time::timeout(Duration::from_secs(2), client.call("listZones", &[]))
+                        .await
+                        .ok()
+                }
+                Err(_) => None,
+            };
+            if matches!(answered, Some((200, _))) {
                 break;
             }
             assert!(
@@ -203,7 +238,7 @@ async fn three_managers_and_a_host_agent_build_a_vpc_and_survive_kill_9() {
     .expect("chmod");
     let host_data: PathBuf = dir.path().join("host");
     let socket = dir.path().join("host.sock");
-    let _host_agent = Proc::spawn(
+    let host_agent = Proc::spawn(
         "host agent",
         &[
             "host-agent".into(),
@@ -383,8 +418,16 @@ async fn three_managers_and_a_host_agent_build_a_vpc_and_survive_kill_9() {
         "the port forward through the public address"
     );
 
-    // kill -9 of manager 3 right after it took a createNetworkACL.
+    // kill -9 of manager 3 in the middle of a createNetworkACL: the
+    // router's agent is paused (SIGSTOP), so the job cannot end before the
+    // kill; it goes on again (SIGCONT) once the manager is dead.
     let bound = Duration::from_millis(THRESHOLD_MS) + GRACE;
+    let routers = m1
+        .ok("listRouters", &[("vpcid", &vpc_id), ("listall", "true")])
+        .await;
+    let router = routers["router"][0]["name"].as_str().unwrap().to_string();
+    let agent = process_in(&e.driver.router_ns(&router), "vr-agent");
+    signal(agent, Signal::SIGSTOP);
     let job = submit(
         &m3,
         "createNetworkACL",
@@ -399,10 +442,12 @@ async fn three_managers_and_a_host_agent_build_a_vpc_and_survive_kill_9() {
         ],
     )
     .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     p3.kill9();
+    signal(agent, Signal::SIGCONT);
     let (done, took) = final_state(&m1, &job, bound + Duration::from_secs(5)).await;
     eprintln!(
-        "createNetworkACL after kill -9: {} in {took:?}",
+        "createNetworkACL after kill -9: status {} in {took:?}",
         done["jobstatus"]
     );
     assert!(took <= bound, "final in {took:?}, more than {bound:?}");
@@ -412,7 +457,10 @@ async fn three_managers_and_a_host_agent_build_a_vpc_and_survive_kill_9() {
     })
     .await;
 
-    // kill -9 of manager 2 right after it took a deployVirtualMachine.
+    // kill -9 of manager 2 in the middle of a deployVirtualMachine (its
+    // router paused again): not safe to run twice, so it fails on a live
+    // manager after its VM is removed.
+    signal(agent, Signal::SIGSTOP);
     let job = submit(
         &m2,
         "deployVirtualMachine",
@@ -425,31 +473,36 @@ async fn three_managers_and_a_host_agent_build_a_vpc_and_survive_kill_9() {
         ],
     )
     .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     p2.kill9();
+    signal(agent, Signal::SIGCONT);
     let (done, took) = final_state(&m1, &job, bound + Duration::from_secs(5)).await;
     eprintln!(
-        "deployVirtualMachine after kill -9: {} in {took:?}",
-        done["jobstatus"]
+        "deployVirtualMachine after kill -9: status {} in {took:?}: {}",
+        done["jobstatus"], done["jobresult"]
     );
     assert!(took <= bound, "final in {took:?}, more than {bound:?}");
+    assert_eq!(done["jobstatus"], 2, "{done}");
+    assert!(
+        done["jobresult"]["errortext"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stopped answering"),
+        "{done}"
+    );
     let listed = m1
         .ok(
             "listVirtualMachines",
             &[("name", "web2"), ("listall", "true")],
         )
         .await;
-    if done["jobstatus"] == 1 {
-        // It finished before the kill: it runs and takes its lease.
-        let web2 = done["jobresult"]["virtualmachine"].clone();
-        let web2_ip = e.lease(&web2).await;
-        assert!(ping_ok(&web1_ns, web2_ip).await, "web2 on the tier");
-    } else {
-        // Failed: undone, no VM left behind.
-        assert_eq!(listed.get("count"), None, "{listed}");
-    }
+    assert_eq!(listed.get("count"), None, "undone: {listed}");
 
-    // A fourth manager, killed right after it took a createVPC.
+    // A fourth manager, killed in the middle of a createVPC (the host
+    // agent paused, so the router cannot start before the kill): the VPC is
+    // destroyed and the job fails on a live manager.
     let (mut p4, m4) = cluster.manager(4, &m1).await;
+    signal(host_agent.pid(), Signal::SIGSTOP);
     let job = submit(
         &m4,
         "createVPC",
@@ -462,28 +515,18 @@ async fn three_managers_and_a_host_agent_build_a_vpc_and_survive_kill_9() {
         ],
     )
     .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     p4.kill9();
+    signal(host_agent.pid(), Signal::SIGCONT);
     let (done, took) = final_state(&m1, &job, bound + Duration::from_secs(5)).await;
-    eprintln!("createVPC after kill -9: {} in {took:?}", done["jobstatus"]);
+    eprintln!(
+        "createVPC after kill -9: status {} in {took:?}",
+        done["jobstatus"]
+    );
     assert!(took <= bound, "final in {took:?}, more than {bound:?}");
-    let routers = m1
-        .ok("listRouters", &[("listall", "true"), ("name", "")])
-        .await;
-    let of_vpc = |v: &str| -> Vec<Value> {
-        routers["router"]
-            .as_array()
-            .map(|rs| rs.iter().filter(|r| r["vpcid"] == v).cloned().collect())
-            .unwrap_or_default()
-    };
-    if done["jobstatus"] == 1 {
-        let killed = done["jobresult"]["vpc"]["id"].as_str().unwrap().to_string();
-        let rs = of_vpc(&killed);
-        assert_eq!(rs.len(), 1, "{routers}");
-        assert_eq!(rs[0]["state"], "Running", "{routers}");
-    } else {
-        let vpcs = m1.ok("listVPCs", &[("name", "killed")]).await;
-        assert_eq!(vpcs.get("count"), None, "undone: {vpcs}");
-    }
+    assert_eq!(done["jobstatus"], 2, "{done}");
+    let vpcs = m1.ok("listVPCs", &[("name", "killed")]).await;
+    assert_eq!(vpcs.get("count"), None, "undone: {vpcs}");
     // The first VPC still forwards, supervised by the one manager left.
     assert!(tcp_ok(&upstream, forwarded).await);
     assert!(tcp_ok(&web1_ns, db5432).await);
