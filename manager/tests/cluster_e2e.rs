@@ -2,8 +2,9 @@
 //! one PostgreSQL database and one host agent (`vpc-manager host-agent`, its
 //! own process). The first manager runs in this test process; the others
 //! are `vpc-manager serve` processes, so they can be killed with SIGKILL.
-//! A whole VPC (ACL lists and items, two tiers, VMs, a public address with a
-//! port forward) is built with its requests spread round-robin over the
+//! A whole VPC (ACL lists and items, two tiers, VMs, a port forward, a load
+//! balancer, a private gateway with a static route to an on-premises
+//! network) is built with its requests spread round-robin over the
 //! managers, and packets prove it. Then a manager is killed in the middle of
 //! a `createNetworkACL`, a `deployVirtualMachine` and a `createVPC` job (the
 //! router's agent or the host agent paused with SIGSTOP so the job cannot
@@ -25,6 +26,7 @@ use support::e2e::{E2e, blocking, new_prefix, ping_ok, tcp_ok};
 use support::postgres::fresh_database;
 use vpc_integration::TcpEchoServer;
 use vpc_manager::driver::NetnsDriver;
+use vpc_manager::driver::netns::OnPrem;
 use vpc_manager::settings::AgentTransport;
 use vpc_manager::store::secret::SecretBox;
 
@@ -371,7 +373,7 @@ async fn three_managers_and_a_host_agent_build_a_vpc_and_survive_kill_9() {
     )
     .await;
     let web = e
-        .tier(&c[0], &vpc_id, "web", "10.90.1.1", Some(&acls[0]), false)
+        .tier(&c[0], &vpc_id, "web", "10.90.1.1", Some(&acls[0]), true)
         .await;
     let db = e
         .tier(&c[1], &vpc_id, "db", "10.90.2.1", Some(&acls[1]), false)
@@ -416,6 +418,94 @@ async fn three_managers_and_a_host_agent_build_a_vpc_and_survive_kill_9() {
     assert!(
         tcp_ok(&upstream, forwarded).await,
         "the port forward through the public address"
+    );
+
+    // A load balancer on a second public address, on manager 3 and 1.
+    let lb_ip = job_ok(&c[2], "associateIpAddress", &[("vpcid", &vpc_id)]).await;
+    let lb_public: Ipv4Addr = lb_ip["ipaddress"]["ipaddress"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let lb = job_ok(
+        &c[0],
+        "createLoadBalancerRule",
+        &[
+            ("publicipid", lb_ip["ipaddress"]["id"].as_str().unwrap()),
+            ("name", "web"),
+            ("algorithm", "roundrobin"),
+            ("publicport", "80"),
+            ("privateport", "80"),
+            ("networkid", &web_id),
+        ],
+    )
+    .await;
+    job_ok(
+        &c[1],
+        "assignToLoadBalancerRule",
+        &[
+            ("id", &id(&lb, "loadbalancer")),
+            ("virtualmachineids", web1["id"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert!(
+        tcp_ok(&upstream, SocketAddr::from((lb_public, 80))).await,
+        "the load balancer"
+    );
+
+    // A private gateway to an on-premises network, with a static route,
+    // on managers 2 and 3.
+    let zone: uuid::Uuid = e.zone.parse().unwrap();
+    let onprem = e
+        .driver
+        .onprem(
+            &zone,
+            "vlan://3001",
+            &OnPrem {
+                address: "172.16.1.1/24".parse().unwrap(),
+                behind: vec!["192.168.50.1/24".parse().unwrap()],
+                routes: vec![(
+                    "10.90.0.0/16".parse().unwrap(),
+                    "172.16.1.2".parse().unwrap(),
+                )],
+            },
+        )
+        .await
+        .expect("on-premises namespace");
+    let allow = m1
+        .ok("listNetworkACLLists", &[("name", "default_allow")])
+        .await["networkacllist"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gateway = job_ok(
+        &c[1],
+        "createPrivateGateway",
+        &[
+            ("vpcid", &vpc_id),
+            ("vlan", "3001"),
+            ("ipaddress", "172.16.1.2"),
+            ("gateway", "172.16.1.1"),
+            ("netmask", "255.255.255.0"),
+            ("aclid", &allow),
+        ],
+    )
+    .await;
+    job_ok(
+        &c[2],
+        "createStaticRoute",
+        &[
+            ("cidr", "192.168.50.0/24"),
+            ("gatewayid", &id(&gateway, "privategateway")),
+        ],
+    )
+    .await;
+    let onprem_ns = vpc_integration::Netns::existing(&onprem);
+    let _onprem_server = blocking(move || listen(&onprem_ns, 9000)).await;
+    assert!(
+        tcp_ok(&web1_ns, SocketAddr::from(([192, 168, 50, 1], 9000))).await,
+        "web1 reaches the on-premises network through the private gateway"
     );
 
     // kill -9 of manager 3 in the middle of a createNetworkACL: the
