@@ -15,6 +15,10 @@
 //!   `queryAsyncJobResult` polled every [`POLL_EVERY`] until the job ends
 //!   (a cycle counts only if the job succeeded).
 //!
+//! The same on PostgreSQL with three managers sharing the database (the
+//! clients spread round-robin over them), and the failover time: from the
+//! kill of a manager holding a job to the job final on another.
+//!
 //! The table is printed, and written to `$API_BENCH_REPORT` when set.
 
 #[allow(dead_code)]
@@ -23,6 +27,9 @@ mod api;
 #[allow(dead_code)]
 #[path = "../tests/support/postgres.rs"]
 mod postgres;
+#[allow(dead_code)]
+#[path = "../tests/support/restart.rs"]
+mod restart;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -62,7 +69,7 @@ impl Run {
 
 /// Runs `op` in `clients` concurrent loops for the warm-up and the measured
 /// window; `op(client, task)` returns the number of polls it made.
-async fn measure<F, Fut>(admin: &Client, clients: usize, op: F) -> Run
+async fn measure<F, Fut>(managers: &[Client], clients: usize, op: F) -> Run
 where
     F: Fn(Client, usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = usize> + Send + 'static,
@@ -74,7 +81,8 @@ where
     let mut tasks = Vec::new();
     for task in 0..clients {
         let op = op.clone();
-        let client = admin.clone();
+        // Client i talks to manager i mod n: requests spread round-robin.
+        let client = managers[task % managers.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut polls = 0;
@@ -142,9 +150,11 @@ async fn domain_cycle(client: Client, task: usize) -> usize {
     }
 }
 
-/// Both workloads with 1 and 16 clients against one manager; table rows.
-async fn bench_backend(backend: &str, m: &TestManager, rows: &mut String) {
-    let admin = m.admin();
+/// Both workloads with 1 and 16 clients against the managers (one, or
+/// several sharing a database, the clients spread over them); table rows.
+async fn bench_backend(backend: &str, ms: &[&TestManager], rows: &mut String) {
+    let admin = ms[0].admin();
+    let managers: Vec<Client> = ms.iter().map(|m| m.admin()).collect();
     admin
         .ok(
             "createZone",
@@ -157,8 +167,8 @@ async fn bench_backend(backend: &str, m: &TestManager, rows: &mut String) {
         )
         .await;
     for clients in CLIENTS {
-        let zones = measure(&admin, clients, list_zones).await;
-        let cycles = measure(&admin, clients, domain_cycle).await;
+        let zones = measure(&managers, clients, list_zones).await;
+        let cycles = measure(&managers, clients, domain_cycle).await;
         let polls = cycles.polls as f64 / cycles.done.max(1) as f64;
         let row = format!(
             "| {backend} | {clients} | {:.0} | {:.2} / {:.2} | {:.1} | {:.1} / {:.1} | {polls:.2} |",
@@ -172,6 +182,54 @@ async fn bench_backend(backend: &str, m: &TestManager, rows: &mut String) {
         eprintln!("{row}");
         writeln!(rows, "{row}").unwrap();
     }
+}
+
+/// Two managers on `url` with `threshold` ms; the first holds a planted
+/// job (a `deleteDomain`, claimed under its name) when it is killed; how
+/// long until the second has made the job final.
+async fn failover_once(url: &str, threshold: u64) -> Duration {
+    let a = TestManager::start(Some(url.to_string())).await;
+    let b = TestManager::start(Some(url.to_string())).await;
+    let admin = b.admin();
+    for (name, value) in [
+        ("cluster.heartbeat.interval", "500".to_string()),
+        ("cluster.heartbeat.threshold", threshold.to_string()),
+    ] {
+        admin
+            .ok("updateConfiguration", &[("name", name), ("value", &value)])
+            .await;
+    }
+    let db = vpc_manager::store::Db::connect(url)
+        .await
+        .expect("database");
+    let root = vpc_manager::store::domain::root(&db).await.expect("root");
+    let admin_user = vpc_manager::store::user::get_by_username(&db, root.id, "admin")
+        .await
+        .expect("admin")
+        .expect("admin");
+    let (job, _) = restart::planted_delete_domain(&db, &admin_user, "failover").await;
+    let owner = a.app.jobs.owner().to_string();
+    assert!(
+        vpc_manager::store::job::claim(&db, job.id, &owner)
+            .await
+            .expect("claim")
+    );
+    // Let a beat or two land, then kill it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let killed = Instant::now();
+    a.kill().await;
+    let id = job.uuid.to_string();
+    loop {
+        let j = admin.ok("queryAsyncJobResult", &[("jobid", &id)]).await;
+        if j["jobstatus"] != 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = killed.elapsed();
+    db.close().await;
+    b.stop().await;
+    took
 }
 
 fn main() {
@@ -188,7 +246,7 @@ fn main() {
 
     runtime.block_on(async {
         let m = TestManager::start(None).await;
-        bench_backend("SQLite", &m, &mut rows).await;
+        bench_backend("SQLite", &[&m], &mut rows).await;
         m.stop().await;
     });
 
@@ -196,8 +254,33 @@ fn main() {
     runtime.block_on(async {
         let url = cluster.create_database().await;
         let m = TestManager::start(Some(url)).await;
-        bench_backend("PostgreSQL", &m, &mut rows).await;
+        bench_backend("PostgreSQL", &[&m], &mut rows).await;
         m.stop().await;
+    });
+    let mut failover = String::new();
+    runtime.block_on(async {
+        let url = cluster.create_database().await;
+        let ms = [
+            TestManager::start(Some(url.clone())).await,
+            TestManager::start(Some(url.clone())).await,
+            TestManager::start(Some(url)).await,
+        ];
+        bench_backend(
+            "PostgreSQL, 3 managers",
+            &ms.iter().collect::<Vec<_>>(),
+            &mut rows,
+        )
+        .await;
+        for m in ms {
+            m.stop().await;
+        }
+        for threshold in [3000, 15_000] {
+            let url = cluster.create_database().await;
+            let took = failover_once(&url, threshold).await;
+            let row = format!("| {threshold} | {:.2} |", took.as_secs_f64());
+            eprintln!("{row}");
+            writeln!(failover, "{row}").unwrap();
+        }
     });
     drop(cluster);
 
@@ -227,6 +310,17 @@ fn main() {
          | polls per cycle |\n|---|---:|---:|---:|---:|---:|---:|\n",
     );
     report.push_str(&rows);
+    report.push_str(
+        "\nThe three managers run in this one process, on the same two cores as the \
+         clients and PostgreSQL: the rows show what spreading requests costs or saves \
+         here, not what three machines would do.\n\n## Failover\n\nTwo managers on one \
+         PostgreSQL database (heartbeat every 500 ms); one holds a job in progress and is \
+         killed (its tasks stop where they are, it neither leaves nor hands the job back); \
+         the time from the kill until the job is final on the other, for two \
+         `cluster.heartbeat.threshold` values (15000 is the default):\n\n\
+         | threshold ms | kill to job final, s |\n|---:|---:|\n",
+    );
+    report.push_str(&failover);
     println!("{report}");
     if let Ok(path) = std::env::var("API_BENCH_REPORT") {
         std::fs::write(&path, &report).unwrap_or_else(|e| panic!("writing {path}: {e}"));
