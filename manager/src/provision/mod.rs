@@ -11,6 +11,7 @@ pub mod monitor;
 pub mod state;
 pub mod tier;
 pub mod vpc;
+pub mod vpn;
 
 use std::sync::Arc;
 

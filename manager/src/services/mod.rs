@@ -19,6 +19,7 @@ pub mod tier;
 pub mod userdata;
 pub mod vm;
 pub mod vpc;
+pub mod vpn;
 pub mod zone;
 
 use crate::server::registry::Registry;
@@ -44,6 +45,7 @@ pub fn registry() -> Registry {
     lb::register(&mut registry);
     firewall::register(&mut registry);
     sshkey::register(&mut registry);
+    vpn::register(&mut registry);
     registry
 }
 

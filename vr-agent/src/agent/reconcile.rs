@@ -206,6 +206,7 @@ impl Agent {
                 repairs: Some(inner.status.repairs_pb()),
                 part_errors: inner.status.part_errors_pb(),
                 serving: inner.status.serving() && inner.last_error.is_empty(),
+                vpn: Vec::new(),
             }
         };
         response.live_ruleset = match self.nft.list().await {
