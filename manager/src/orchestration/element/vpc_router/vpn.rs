@@ -5,9 +5,9 @@
 use vpc_proto::v1 as pb;
 
 use super::VpcVirtualRouterElement;
-use crate::orchestration::agent::AgentCommand;
-use crate::orchestration::element::ElementResult;
-use crate::orchestration::model::RouterState;
+use crate::orchestration::agent::{AgentCommand, AgentReply};
+use crate::orchestration::element::{ElementError, ElementResult};
+use crate::orchestration::model::{RouterState, RouterView};
 use crate::orchestration::wire;
 
 impl VpcVirtualRouterElement {
@@ -27,5 +27,30 @@ impl VpcVirtualRouterElement {
             }),
         )
         .await
+    }
+
+    /// Each VPN connection's live state as the router's charon reports it
+    /// (GetState).
+    pub async fn vpn_status(
+        &self,
+        router: &RouterView,
+    ) -> ElementResult<Vec<pb::VpnConnectionStatus>> {
+        let rpc = "GetState";
+        let reply = self
+            .agent()
+            .send(router, AgentCommand::GetState(pb::GetStateRequest {}))
+            .await
+            .map_err(|source| ElementError::Agent {
+                router: router.name.clone(),
+                rpc,
+                source,
+            })?;
+        match reply {
+            AgentReply::State(s) => Ok(s.vpn),
+            AgentReply::Applied(_) => Err(ElementError::UnexpectedReply {
+                router: router.name.clone(),
+                rpc,
+            }),
+        }
     }
 }
