@@ -279,13 +279,39 @@ async fn two_vpcs_reach_each_other_through_a_site_to_site_tunnel() {
     }
     assert!(back, "the tunnel carries traffic again after the reset");
 
+    // A new router (restartVPC with cleanup) reconnects by itself: its
+    // configuration carries the VPN.
+    let restarted = run_job(&admin, "restartVPC", &[("id", &a.vpc), ("cleanup", "true")]).await;
+    assert_eq!(restarted["jobstatus"], 1, "{restarted}");
+    let router_a = s(
+        &admin.ok("listRouters", &[("vpcid", &a.vpc)]).await["router"][0],
+        "name",
+    );
+    let started = Instant::now();
+    let mut back = false;
+    while started.elapsed() < Duration::from_secs(30) {
+        if tcp_ok(&a.vm, to_b).await {
+            back = true;
+            break;
+        }
+    }
+    assert!(
+        back,
+        "the new router {router_a} brought the tunnel up again"
+    );
+    println!(
+        "vpn-bench: restartVPC cleanup=true to packets passing {} ms",
+        started.elapsed().as_millis()
+    );
+    wait_state(&admin, &conn_a, "Connected").await;
+
     // Deleting the connections tears the tunnel down and closes the ports.
     let ports = "udp dport { 500, 4500 }";
-    let table = e.agent_state(&a.router).await.unwrap().live_ruleset;
+    let table = e.agent_state(&router_a).await.unwrap().live_ruleset;
     assert!(table.contains(ports), "{table}");
     job_ok(&admin, "deleteVpnConnection", &[("id", &conn_a)]).await;
     job_ok(&admin, "deleteVpnConnection", &[("id", &conn_b)]).await;
-    for r in [&a.router, &b.router] {
+    for r in [&router_a, &b.router] {
         let state = e.agent_state(r).await.unwrap();
         assert!(
             !state.live_ruleset.contains(ports),

@@ -230,38 +230,12 @@ impl AsyncCommand for CreateVpnCustomerGateway {
 const ID: Arg<Id> = Arg::req("id", "id of customer gateway");
 
 /// `updateVpnCustomerGateway`: all values given again (CloudStack's
-/// required parameters are the create's).
+/// required parameters are the create's). The checked values are stored
+/// during the request, so the key never sits in a job row; the job restarts
+/// the connections using the gateway.
 pub struct UpdateVpnCustomerGateway {
     id: Uuid,
     values: Values,
-}
-
-/// The job of an update: the gateway and its checked new values.
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
-pub struct UpdateJob {
-    id: i64,
-    name: String,
-    gateway: String,
-    cidrlist: String,
-    ipsecpsk: String,
-    ikepolicy: String,
-    esppolicy: String,
-    ikelifetime: i64,
-    esplifetime: i64,
-    dpd: bool,
-    forceencap: bool,
-    splitconnections: bool,
-    ikeversion: String,
-}
-
-// A job payload is stored in the job row; its Debug (logs) keeps the key out.
-impl std::fmt::Debug for UpdateJob {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpdateJob")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Command for UpdateVpnCustomerGateway {
@@ -285,9 +259,9 @@ impl Command for UpdateVpnCustomerGateway {
 }
 
 impl AsyncCommand for UpdateVpnCustomerGateway {
-    type Job = UpdateJob;
+    type Job = IdJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let db = &ctx.app.db;
         let g = customer_gateway_param(ctx, ID.name(), self.id).await?;
         let f = self.values.check(db).await?;
@@ -297,54 +271,22 @@ impl AsyncCommand for UpdateVpnCustomerGateway {
         {
             return Err(name_taken(&f.name));
         }
+        match vpn::update_customer_gateway(db, g.id, &f).await {
+            Err(StoreError::Duplicate(_)) => return Err(name_taken(&f.name)),
+            other => other?,
+        };
         Ok(Submission::new(
-            UpdateJob {
-                id: g.id,
-                name: f.name,
-                gateway: f.gateway_ip,
-                cidrlist: f.guest_cidr_list,
-                ipsecpsk: f.ipsec_psk,
-                ikepolicy: f.ike_policy,
-                esppolicy: f.esp_policy,
-                ikelifetime: f.ike_lifetime,
-                esplifetime: f.esp_lifetime,
-                dpd: f.dpd,
-                forceencap: f.force_encap,
-                splitconnections: f.split_connections,
-                ikeversion: f.ike_version,
-            },
+            IdJob { id: g.id },
             ("VpnCustomerGateway", g.uuid),
             customer_gateway_sync(g.id),
         ))
     }
 
-    async fn run(job: &JobCtx, p: UpdateJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, p: IdJob) -> Result<Value, Error> {
         let db = &job.app.db;
-        let fields = CustomerGatewayFields {
-            name: p.name.clone(),
-            gateway_ip: p.gateway,
-            guest_cidr_list: p.cidrlist,
-            ipsec_psk: p.ipsecpsk,
-            ike_policy: p.ikepolicy,
-            esp_policy: p.esppolicy,
-            ike_lifetime: p.ikelifetime,
-            esp_lifetime: p.esplifetime,
-            dpd: p.dpd,
-            force_encap: p.forceencap,
-            split_connections: p.splitconnections,
-            ike_version: p.ikeversion,
-        };
-        match vpn::update_customer_gateway(db, p.id, &fields).await {
-            Err(StoreError::Duplicate(_)) => return Err(name_taken(&p.name)),
-            Ok(false) => {
-                return Err(Error::invalid(
-                    "The VPN customer gateway was deleted meanwhile",
-                ));
-            }
-            other => other?,
-        };
-        // CloudStack restarts the connections that are not Pending, VPC by
-        // VPC (each VPC's router gets its connections in one push).
+        // CloudStack restarts the connections that are not Pending and that
+        // the caller may act on, VPC by VPC (each VPC's router gets its
+        // connections in one push).
         let mut by_vpc: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
         for c in vpn::connections_to_customer(db, p.id).await? {
             if c.state == ConnectionState::Pending
