@@ -36,7 +36,7 @@ async fn seen_as(from: &Netns, to: SocketAddr) -> Option<IpAddr> {
 }
 
 /// One side: a VPC with a tier whose ACL lets `peer_cidr` in on TCP 7000
-/// and ICMP, a VM, and the VPC's VPN gateway.
+/// and 7300 and ICMP, a VM, and the VPC's VPN gateway.
 struct Side {
     vpc: String,
     router: String,
@@ -64,7 +64,8 @@ async fn side(
         .await,
         "networkacllist",
     );
-    for (protocol, ports) in [("tcp", Some("7000")), ("icmp", None)] {
+    // 7000: the echo servers; 7300: iperf3 (the throughput bench).
+    for (protocol, ports) in [("tcp", Some("7000")), ("tcp", Some("7300")), ("icmp", None)] {
         let mut p = vec![
             ("aclid", acl.as_str()),
             ("protocol", protocol),
@@ -148,6 +149,50 @@ async fn wait_state(admin: &Client, conn: &str, state: &str) -> (Value, Duration
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// iperf3 for 3 s from `from` to a server in `to` (at `ip`); Mbit/s
+/// received. The server is the test's own process, ended by its pid.
+fn throughput(from: &Netns, to: &Netns, ip: Ipv4Addr) -> f64 {
+    let mut server = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            to.name(),
+            "iperf3",
+            "-s",
+            "-1",
+            "-p",
+            "7300",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("iperf3 server");
+    std::thread::sleep(Duration::from_millis(300));
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            from.name(),
+            "iperf3",
+            "-c",
+            &ip.to_string(),
+            "-p",
+            "7300",
+            "-t",
+            "3",
+            "-J",
+        ])
+        .output()
+        .expect("iperf3 client");
+    let _ = server.kill();
+    let _ = server.wait();
+    let report: Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
+    report["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no throughput in {report}"))
+        / 1e6
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -278,6 +323,14 @@ async fn two_vpcs_reach_each_other_through_a_site_to_site_tunnel() {
         }
     }
     assert!(back, "the tunnel carries traffic again after the reset");
+
+    if std::env::var_os("VPN_BENCH_THROUGHPUT").is_some() {
+        let (from, to) = (a.vm.clone(), b.vm.clone());
+        let mbps = blocking(move || throughput(&from, &to, b.vm_ip)).await;
+        println!(
+            "vpn-bench: TCP throughput through the tunnel {mbps:.0} Mbit/s (userspace IPsec, kernel-libipsec, aes128-sha256)"
+        );
+    }
 
     // A new router (restartVPC with cleanup) reconnects by itself: its
     // configuration carries the VPN.
