@@ -3,8 +3,9 @@
 //! by the agent) with the on-premises subnet 10.9.0.0/16 behind it. The
 //! router's charon (userspace IPsec here: this kernel has no ESP) brings the
 //! tunnel up; VMs and the peer see each other's real addresses; the tier's
-//! ingress ACL still decides; a wrong key is an error with charon's reason;
-//! a reset re-initiates; removing the connection stops charon and closes the
+//! ingress ACL still decides; the tunnel survives an agent restart; a
+//! proposal mismatch and a wrong key are errors with charon's reason; a
+//! reset re-initiates; removing the connection stops charon and closes the
 //! IKE ports.
 
 use std::path::Path;
@@ -183,6 +184,15 @@ fn a_tunnel_to_an_on_premises_strongswan_carries_real_addresses_both_ways() {
         "the VM sees the peer's address"
     );
 
+    // An agent restart keeps the tunnel: the new agent adopts the running
+    // charon (its own process group) and reports the same connection.
+    r.kill_agent();
+    r.spawn_agent();
+    wait_for(&r, pb::VpnConnectionState::Up);
+    let seen = tcp_probe(&r.up, addr("10.1.1.5:7200"), SHORT * 4)
+        .expect("the tunnel survives an agent restart");
+    assert_eq!(seen.seen_as.ip().to_string(), PEER_HOST);
+
     // Reset: the router tears the SA down and initiates again.
     config.vpn = Some(vpn("open sesame", 1));
     r.apply_config(config.clone());
@@ -192,8 +202,16 @@ fn a_tunnel_to_an_on_premises_strongswan_carries_real_addresses_both_ways() {
         took.as_millis()
     );
 
+    // Proposals the peer does not accept: an error naming them.
+    let mut mismatched = vpn("open sesame", 2);
+    mismatched.connections[0].ike_proposals = vec!["aes256-sha512-modp4096".into()];
+    config.vpn = Some(mismatched);
+    r.apply_config(config.clone());
+    let (status, _) = wait_for(&r, pb::VpnConnectionState::Error);
+    assert!(status.reason.contains("NO_PROPOSAL_CHOSEN"), "{status:?}");
+
     // A wrong key: an error with charon's reason.
-    config.vpn = Some(vpn("wrong key", 2));
+    config.vpn = Some(vpn("wrong key", 3));
     r.apply_config(config.clone());
     let (status, _) = wait_for(&r, pb::VpnConnectionState::Error);
     assert!(
