@@ -6,7 +6,8 @@
 //! through the change protocol; the connection's state then follows
 //! CloudStack's `startVpnConnection`: Connected (Disconnected when passive)
 //! once the router took it, Error with the router's reason when it refused.
-//! The list shows the live state the router reports where it can.
+//! The list shows the live state the router reports where it can
+//! ([`super::live`]).
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -62,7 +63,7 @@ async fn job_connection(db: &Db, id: i64) -> Result<vpn::Connection, Error> {
 }
 
 /// The VPC of a connection's VPN gateway.
-async fn vpc_of(db: &Db, c: &vpn::Connection) -> Result<i64, Error> {
+pub(super) async fn vpc_of(db: &Db, c: &vpn::Connection) -> Result<i64, Error> {
     vpn::gateway_by_id(db, c.vpn_gateway_id)
         .await?
         .map(|g| g.vpc_id)
@@ -383,7 +384,7 @@ impl SyncCommand for ListVpnConnections {
             .collect();
         let count = rows.len() as u64;
         let mut rows = page_of(rows, page);
-        live_states(&ctx.app, &mut rows).await?;
+        super::live::live_states(&ctx.app, &mut rows).await?;
         let lookups = Lookups::for_connections(db, &rows).await?;
         let items = rows
             .iter()
@@ -391,57 +392,4 @@ impl SyncCommand for ListVpnConnections {
             .collect();
         Ok(Reply::List { count, items })
     }
-}
-
-/// A connection's state as the router's charon reports it, in CloudStack's
-/// words: up is Connected, a failed negotiation Error (with charon's
-/// reason), anything else Disconnected.
-fn from_router(s: &vpc_proto::v1::VpnConnectionStatus) -> (ConnectionState, String) {
-    use vpc_proto::v1::VpnConnectionState as Live;
-    match Live::try_from(s.state) {
-        Ok(Live::Up) => (ConnectionState::Connected, String::new()),
-        Ok(Live::Error) => (ConnectionState::Error, s.reason.clone()),
-        _ => (ConnectionState::Disconnected, s.reason.clone()),
-    }
-}
-
-/// Replaces the stored state of `rows` (all but Pending ones, which the
-/// router has not been sent yet) by what their routers report now, and
-/// stores it as the last known state. A router that does not answer leaves
-/// the last known state.
-async fn live_states(app: &App, rows: &mut [vpn::Connection]) -> Result<(), Error> {
-    let db = &app.db;
-    let mut by_vpc: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
-    for (i, c) in rows.iter().enumerate() {
-        if c.state != ConnectionState::Pending {
-            by_vpc.entry(vpc_of(db, c).await?).or_default().push(i);
-        }
-    }
-    for (vpc_id, indexes) in by_vpc {
-        let Some(r) = crate::provision::running_router(db, vpc_id).await? else {
-            continue;
-        };
-        let view = crate::provision::vpc::router_view(db, &r).await?;
-        let live = match app.network.element.vpn_status(&view).await {
-            Ok(live) => live,
-            Err(e) => {
-                tracing::debug!(router = %view.name, error = %e, "VPN state not read; showing the last known");
-                continue;
-            }
-        };
-        for i in indexes {
-            let c = &mut rows[i];
-            let id = c.uuid.to_string();
-            let Some(status) = live.iter().find(|s| s.id == id) else {
-                continue;
-            };
-            let (state, reason) = from_router(status);
-            if (state, reason.as_str()) != (c.state, c.error.as_str()) {
-                vpn::set_connection_state(db, c.id, state, &reason).await?;
-                c.state = state;
-                c.error = reason;
-            }
-        }
-    }
-    Ok(())
 }

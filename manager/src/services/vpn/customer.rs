@@ -2,7 +2,8 @@
 //! stored during the request), `updateVpnCustomerGateway` (async: the new
 //! values, then the connections using it start again), `deleteVpnCustomerGateway`
 //! (async, refused while a connection uses it) and `listVpnCustomerGateways`.
-//! Create and update share their parameters and checks.
+//! Create and update share their parameters and checks (one family in one
+//! file, hence its 400-odd lines).
 
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -21,6 +21,7 @@
 mod connection;
 mod customer;
 mod gateway;
+mod live;
 mod views;
 
 use uuid::Uuid;
