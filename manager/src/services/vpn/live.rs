@@ -20,17 +20,14 @@ fn from_router(s: &vpc_proto::v1::VpnConnectionStatus) -> (ConnectionState, Stri
     }
 }
 
-/// Replaces the stored state of `rows` (all but Pending ones, which the
-/// router has not been sent yet) by what their routers report now, and
-/// stores it as the last known state. A router that does not answer leaves
-/// the last known state.
+/// Replaces the stored state of `rows` by what their routers report now,
+/// and stores it as the last known state. A router that does not answer, or
+/// does not have the connection yet (Pending), leaves the last known state.
 pub(super) async fn live_states(app: &App, rows: &mut [vpn::Connection]) -> Result<(), Error> {
     let db = &app.db;
     let mut by_vpc: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
     for (i, c) in rows.iter().enumerate() {
-        if c.state != ConnectionState::Pending {
-            by_vpc.entry(vpc_of(db, c).await?).or_default().push(i);
-        }
+        by_vpc.entry(vpc_of(db, c).await?).or_default().push(i);
     }
     for (vpc_id, indexes) in by_vpc {
         let Some(r) = crate::provision::running_router(db, vpc_id).await? else {
