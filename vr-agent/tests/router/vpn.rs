@@ -4,6 +4,7 @@
 //! router's charon (userspace IPsec here: this kernel has no ESP) brings the
 //! tunnel up; VMs and the peer see each other's real addresses; the tier's
 //! ingress ACL still decides; the tunnel survives an agent restart; a
+//! charon that dies is restarted by the reconcile loop; a
 //! proposal mismatch and a wrong key are errors with charon's reason; a
 //! reset re-initiates; removing the connection stops charon and closes the
 //! IKE ports.
@@ -192,6 +193,41 @@ fn a_tunnel_to_an_on_premises_strongswan_carries_real_addresses_both_ways() {
     let seen = tcp_probe(&r.up, addr("10.1.1.5:7200"), SHORT * 4)
         .expect("the tunnel survives an agent restart");
     assert_eq!(seen.seen_as.ip().to_string(), PEER_HOST);
+
+    // A charon that dies is restarted by the reconcile loop with the same
+    // connections (the pid is the one the test's agent started).
+    let pid_file = r.state_dir.join("vpn/run/charon.pid");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let started = Instant::now();
+    loop {
+        let s = r.state();
+        let restarted = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            .is_some_and(|p| p != pid);
+        if restarted
+            && s.vpn
+                .iter()
+                .any(|c| c.state == pb::VpnConnectionState::Up as i32)
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{:?}", s.vpn);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        r.state().repairs.unwrap().drift_found > 0,
+        "counted as drift"
+    );
 
     // Reset: the router tears the SA down and initiates again.
     config.vpn = Some(vpn("open sesame", 1));
