@@ -8,6 +8,9 @@ use crate::server::App;
 use crate::store::vpn;
 use crate::store::vpn::ConnectionState;
 
+/// How long a list waits for one router's answer.
+const LIVE_STATE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A connection's state as the router's charon reports it, in CloudStack's
 /// words: up is Connected, a failed negotiation Error (with charon's
 /// reason), anything else Disconnected.
@@ -34,10 +37,17 @@ pub(super) async fn live_states(app: &App, rows: &mut [vpn::Connection]) -> Resu
             continue;
         };
         let view = crate::provision::vpc::router_view(db, &r).await?;
-        let live = match app.network.element.vpn_status(&view).await {
-            Ok(live) => live,
-            Err(e) => {
+        // A list must not wait for the agent client's retries of a router
+        // that is down: past the bound the last known state is shown.
+        let asked = tokio::time::timeout(LIVE_STATE_WAIT, app.network.element.vpn_status(&view));
+        let live = match asked.await {
+            Ok(Ok(live)) => live,
+            Ok(Err(e)) => {
                 tracing::debug!(router = %view.name, error = %e, "VPN state not read; showing the last known");
+                continue;
+            }
+            Err(_) => {
+                tracing::debug!(router = %view.name, "VPN state not read in time; showing the last known");
                 continue;
             }
         };
