@@ -69,8 +69,9 @@ def parse_args():
     p = argparse.ArgumentParser(
         prog="scripts/demo.sh",
         description="Build a VPC with two tiers, a VM in each, ACLs, a port forward and a "
-        "private gateway with a static route to an on-premises network; measure who "
-        "reaches whom with real packets; tear it all down.",
+        "private gateway with a static route to an on-premises network, and a second VPC "
+        "(branch) joined by a site-to-site VPN; measure who reaches whom with real "
+        "packets; tear it all down.",
     )
     p.add_argument("--keep", action="store_true", help="leave everything in place")
     p.add_argument("--prefix", default=os.environ.get("VPC_NETNS_PREFIX", "vpc-"),
@@ -83,6 +84,8 @@ def parse_args():
     p.add_argument("--zone", help="zone name or id (default: the first zone)")
     p.add_argument("--cidr", default="10.60.0.0/16", help="the VPC's CIDR (a /16)")
     p.add_argument("--vlan", default="3100", help="the private gateway's VLAN")
+    p.add_argument("--branch-cidr", default="10.61.0.0/16",
+                   help="the CIDR of the branch VPC joined by site-to-site VPN (a /16)")
     p.add_argument("--manager-bin", default=os.environ.get("VPC_MANAGER_BIN"),
                    help="the vpc-manager binary, for the on-premises namespace "
                         "(default: target/release, else target/debug)")
@@ -230,6 +233,7 @@ class Demo:
         self.api = api
         self.args = args
         self.vpc_id = None
+        self.branch_id = None
         self.zone = None
         self.servers = []
 
@@ -249,9 +253,9 @@ class Demo:
                 raise RuntimeError(f"no zone {self.args.zone}")
         return zones[0]
 
-    def acl_list(self, name, items):
+    def acl_list(self, name, items, vpc_id=None):
         acl = self.api.createNetworkACLList(name=name, description=f"demo {name}",
-                                            vpcid=self.vpc_id)
+                                            vpcid=vpc_id or self.vpc_id)
         acl = acl.get("networkacllist", acl)
         for number, item in enumerate(items, start=1):
             self.api.createNetworkACL(aclid=acl["id"], number=number * 10, **item)
@@ -457,6 +461,93 @@ class Demo:
             return False
         say("demo: the matrix matches the ACLs (upstream sees the VPC's source NAT "
             f"address {snat_ip}; on-premises sees the VMs' own addresses)")
+        return self.site_to_site(offering, tier_offering, service_offering, template,
+                                 cidr, web_ns, web_ip)
+
+    def site_to_site(self, offering, tier_offering, service_offering, template, cidr,
+                     web_ns, web_ip):
+        """A branch VPC joined to the demo VPC by a site-to-site VPN, each the
+        other's customer gateway; probes both ways through the tunnel."""
+        api, args, zone = self.api, self.args, self.zone
+        branch_cidr = ipaddress.ip_network(args.branch_cidr)
+        branch_net = list(branch_cidr.subnets(new_prefix=24))[1]
+        say("")
+        say("Site-to-site VPN, through the API:")
+        branch = self.step(f"createVPC branch {branch_cidr}", lambda: api.createVPC(
+            name="branch", displaytext="branch", cidr=str(branch_cidr), zoneid=zone["id"],
+            vpcofferingid=offering["id"])["vpc"])
+        self.branch_id = branch["id"]
+        acl = self.step(f"ACL list branch: tcp 9100 and ICMP from the demo VPC ({cidr})",
+                        lambda: self.acl_list("branch", [
+                            dict(protocol="tcp", startport=9100, endport=9100,
+                                 cidrlist=str(cidr), action="Allow", traffictype="Ingress"),
+                            dict(protocol="icmp", icmptype=-1, icmpcode=-1,
+                                 cidrlist=str(cidr), action="Allow", traffictype="Ingress"),
+                        ], vpc_id=branch["id"]))
+        tier = self.step(f"tier office {branch_net}", lambda: api.createNetwork(
+            name="office", displaytext="office", zoneid=zone["id"], vpcid=branch["id"],
+            networkofferingid=tier_offering["id"], gateway=str(branch_net[1]),
+            netmask=str(branch_net.netmask), aclid=acl["id"])["network"])
+        vm = self.step("VM branch1 in office", lambda: api.deployVirtualMachine(
+            zoneid=zone["id"], serviceofferingid=service_offering["id"],
+            templateid=template["id"], networkids=tier["id"], name="branch1")["virtualmachine"])
+        gateways = {}
+        for name, vpc_id in (("demo", self.vpc_id), ("branch", branch["id"])):
+            gateways[name] = self.step(f"createVpnGateway {name}", lambda: api.createVpnGateway(
+                vpcid=vpc_id)["vpngateway"])
+        psk = "demo and branch share this key"
+        policies = dict(ikepolicy="aes128-sha256;modp2048", esppolicy="aes128-sha256",
+                        ipsecpsk=psk, dpd=True)
+        to_branch = self.step("customer gateway to-branch", lambda: api.createVpnCustomerGateway(
+            name="demo-to-branch", gateway=gateways["branch"]["publicip"],
+            cidrlist=str(branch_cidr), **policies)["vpncustomergateway"])
+        to_demo = self.step("customer gateway to-demo", lambda: api.createVpnCustomerGateway(
+            name="demo-to-demo", gateway=gateways["demo"]["publicip"],
+            cidrlist=str(cidr), **policies)["vpncustomergateway"])
+        self.step("createVpnConnection branch -> demo (passive)", lambda: api.createVpnConnection(
+            s2svpngatewayid=gateways["branch"]["id"], s2scustomergatewayid=to_demo["id"],
+            passive=True))
+        started = time.monotonic()
+        conn = self.step("createVpnConnection demo -> branch", lambda: api.createVpnConnection(
+            s2svpngatewayid=gateways["demo"]["id"],
+            s2scustomergatewayid=to_branch["id"])["vpnconnection"])
+        wait_for("the VPN connection to be Connected", lambda: api.listVpnConnections(
+            id=conn["id"], fetch_list=True)[0]["state"] == "Connected", 60)
+        say(f"  the tunnel is Connected ({time.monotonic() - started:.1f} s after "
+            "createVpnConnection)")
+        branch_ns = args.prefix + vm["instancename"]
+        branch_ip = vm["nic"][0]["ipaddress"]
+        wait_for(f"{branch_ns} to lease {branch_ip}", lambda: f" {branch_ip}/" in subprocess.run(
+            ["ip", "-n", branch_ns, "-4", "-o", "addr", "show"], capture_output=True,
+            text=True).stdout, 60)
+        self.servers.append(Server(branch_ns, [9100, 22]))
+        say("")
+        say(f"  {'from':<9} {'to':<36} {'probe':<9} {'expected':<9} {'measured':<9} "
+            f"{'seen as':<14} why")
+        failures = 0
+        for src, src_ns, src_ip, dst, dst_ip, port, why in (
+                ("web1", web_ns, web_ip, "branch1", branch_ip, 9100,
+                 "through the tunnel, branch #10 allows"),
+                ("branch1", branch_ns, branch_ip, "web1", web_ip, 80,
+                 "through the tunnel, web #10 allows"),
+                ("web1", web_ns, web_ip, "branch1", branch_ip, 22,
+                 "through the tunnel, branch: no ingress item matches, denied")):
+            expected = port != 22
+            for _ in range(3):
+                ok, seen = tcp_probe(src_ns, dst_ip, port)
+                if ok == expected:
+                    break
+                time.sleep(0.5)
+            bad = ok != expected or bool(ok and seen != src_ip)
+            failures += bad
+            yn = lambda b: "yes" if b else "no"
+            say(f"  {src:<9} {dst + ' ' + dst_ip:<36} {'tcp/' + str(port):<9} "
+                f"{yn(expected):<9} {yn(ok) + (' !!' if bad else ''):<9} {seen or '-':<14} {why}")
+        say("")
+        if failures:
+            say(f"demo: {failures} site-to-site probe(s) disagree")
+            return False
+        say("demo: the site-to-site tunnel carries the VMs' own addresses both ways")
         return True
 
     def items(self, acl):
@@ -484,6 +575,16 @@ def teardown(api, args, vpc_id):
         return [f"no VPC {vpc_id}"]
     zone_id = vpcs[0]["zoneid"]
     listall = dict(listall=True, fetch_list=True)
+    # Its site-to-site VPN: connections, the VPN gateway, then the customer
+    # gateways those connections used (the branch's teardown takes its own).
+    customer_gateways = set()
+    for conn in api.listVpnConnections(vpcid=vpc_id, **listall):
+        customer_gateways.add(conn["s2scustomergatewayid"])
+        attempt("deleteVpnConnection", lambda: api.deleteVpnConnection(id=conn["id"]))
+    for gw in api.listVpnGateways(vpcid=vpc_id, **listall):
+        attempt("deleteVpnGateway", lambda: api.deleteVpnGateway(id=gw["id"]))
+    for cg in customer_gateways:
+        attempt("deleteVpnCustomerGateway", lambda: api.deleteVpnCustomerGateway(id=cg))
     for gw in api.listPrivateGateways(vpcid=vpc_id, **listall):
         attempt("the on-premises namespace", lambda: manager_cli(
             args, "remove-onprem", "--zone", zone_id, "--vlan", str(gw["vlan"])))
@@ -531,12 +632,15 @@ def main():
     finally:
         demo.stop_servers()
         if demo.vpc_id and args.keep:
-            say(f"demo: kept VPC {demo.vpc_id}; remove it with "
-                f"scripts/demo.sh --teardown {demo.vpc_id} --prefix {args.prefix} "
-                f"--config {args.config}")
+            for kept in filter(None, (demo.vpc_id, demo.branch_id)):
+                say(f"demo: kept VPC {kept}; remove it with "
+                    f"scripts/demo.sh --teardown {kept} --prefix {args.prefix} "
+                    f"--config {args.config}")
         elif demo.vpc_id:
             started = time.monotonic()
             errors = teardown(api, args, demo.vpc_id)
+            if demo.branch_id:
+                errors += teardown(api, args, demo.branch_id)
             for e in errors:
                 say(f"demo: teardown: {e}")
             if errors:

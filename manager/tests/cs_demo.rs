@@ -58,6 +58,7 @@ async fn the_demo_measures_what_the_acls_say_and_leaves_nothing() {
     for line in [
         "Connectivity, measured with real packets",
         "demo: the matrix matches the ACLs",
+        "demo: the site-to-site tunnel carries the VMs' own addresses both ways",
         "demo: torn down",
     ] {
         assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
@@ -80,11 +81,22 @@ async fn the_demo_measures_what_the_acls_say_and_leaves_nothing() {
     assert!(row("web1", "upstream", "tcp/7000", "yes"), "{stdout}");
     assert!(row("web1", "on-prem", "tcp/9000", "yes"), "{stdout}");
     assert!(row("on-prem", "db1", "tcp/5432", "no"), "{stdout}");
+    assert!(row("web1", "branch1", "tcp/9100", "yes"), "{stdout}");
+    assert!(row("branch1", "web1", "tcp/80", "yes"), "{stdout}");
+    assert!(row("web1", "branch1", "tcp/22", "no"), "{stdout}");
 
     // Through the API: nothing of the demo is left.
     let admin = e.admin();
     let vpcs = admin.ok("listVPCs", &[("listall", "true")]).await;
     assert_eq!(vpcs["count"].as_u64().unwrap_or(0), 0, "{vpcs}");
+    let customer_gateways = admin
+        .ok("listVpnCustomerGateways", &[("listall", "true")])
+        .await;
+    assert_eq!(
+        customer_gateways["count"].as_u64().unwrap_or(0),
+        0,
+        "{customer_gateways}"
+    );
     let routers = admin.ok("listRouters", &[("listall", "true")]).await;
     assert_eq!(routers["count"].as_u64().unwrap_or(0), 0, "{routers}");
     // On the host: no router, VM or on-premises namespace.

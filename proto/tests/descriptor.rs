@@ -3,7 +3,7 @@
 use prost::Message;
 use prost_types::FileDescriptorSet;
 
-const RPCS: [&str; 15] = [
+const RPCS: [&str; 16] = [
     "PlugNic",
     "UnplugNic",
     "SetupGuestNetwork",
@@ -18,6 +18,7 @@ const RPCS: [&str; 15] = [
     "SetDhcpEntries",
     "ApplyConfig",
     "SetVmData",
+    "SetVpn",
     "GetState",
 ];
 

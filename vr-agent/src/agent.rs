@@ -30,6 +30,7 @@ use crate::plan::nft::{NftOptions, Ruleset};
 use crate::state::{Desired, StateError, StateStore};
 use crate::status::{Part, Status};
 use crate::update::{self, Change};
+use crate::vpn::Charon;
 
 /// Where the agent keeps things and which binaries it drives.
 #[derive(Debug, Clone)]
@@ -49,20 +50,28 @@ pub struct AgentSettings {
     /// Open the agent's TCP port on every NIC while the router has no
     /// control NIC (a first boot reached through another NIC).
     pub open_agent_port_before_control: bool,
+    /// charon's configuration, sockets, pid file and log.
+    pub vpn_dir: PathBuf,
+    pub charon_binary: PathBuf,
+    pub swanctl_binary: PathBuf,
 }
 
 impl AgentSettings {
-    /// Defaults for a state directory: dnsmasq files in `<state_dir>/dnsmasq`.
+    /// Defaults for a state directory: dnsmasq files in `<state_dir>/dnsmasq`,
+    /// charon's in `<state_dir>/vpn`.
     pub fn new(state_dir: PathBuf) -> Self {
         Self {
             dnsmasq_dir: state_dir.join("dnsmasq"),
-            state_dir,
+            vpn_dir: state_dir.join("vpn"),
             nft_binary: "nft".into(),
             dnsmasq_binary: "dnsmasq".into(),
             agent_port: None,
             limits: Limits::default(),
             dnsmasq: DnsmasqOptions::default(),
             open_agent_port_before_control: false,
+            state_dir,
+            charon_binary: "/usr/lib/ipsec/charon".into(),
+            swanctl_binary: "swanctl".into(),
         }
     }
 }
@@ -122,6 +131,7 @@ struct Inner {
     live_listing: Option<String>,
     netlink: Netlink,
     dnsmasq: Supervisor,
+    vpn: Charon,
     last_error: String,
     status: Status,
     /// Counts applies, so that a look at the kernel taken without the lock
@@ -203,6 +213,11 @@ impl Agent {
                 live_listing: None,
                 netlink,
                 dnsmasq,
+                vpn: Charon::new(
+                    settings.vpn_dir.clone(),
+                    settings.charon_binary.clone(),
+                    settings.swanctl_binary.clone(),
+                ),
                 last_error: String::new(),
                 status: Status {
                     state_file,
@@ -452,6 +467,15 @@ impl Agent {
         let files = plan::dnsmasq::plan(router, &self.settings.dnsmasq_dir);
         report.changes.extend(self.apply_dnsmasq(inner, &files));
         report.dnsmasq_us = micros_since(step);
+
+        // The VPN last: its traffic needs the links, routes and rules above.
+        // charon refusing the configuration fails the command, so the
+        // manager sees the connection's error.
+        let vpn = inner.vpn.apply(router.vpn.as_ref());
+        match vpn {
+            Ok(changes) => report.changes.extend(changes),
+            Err(e) => return Err(AgentError::Apply(format!("site-to-site VPN: {e}"))),
+        }
         Ok(report)
     }
 

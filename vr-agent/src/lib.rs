@@ -16,6 +16,7 @@ pub mod service;
 pub mod state;
 pub mod status;
 pub mod update;
+pub mod vpn;
 
 #[doc(hidden)]
 pub mod testing;

@@ -190,6 +190,11 @@ impl VirtualRouter for RouterService {
             .await
     }
 
+    async fn set_vpn(&self, r: Request<SetVpnRequest>) -> Result<Response<ApplyResponse>, Status> {
+        let r = r.into_inner();
+        self.change(r.generation, Change::SetVpn(r.vpn)).await
+    }
+
     async fn apply_config(
         &self,
         r: Request<ApplyConfigRequest>,

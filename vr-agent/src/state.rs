@@ -4,6 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use prost::Message;
@@ -122,10 +123,12 @@ impl StateStore {
         .encode_to_vec();
         let path = self.path();
         let tmp = self.dir.join(format!(".{STATE_FILE}.tmp"));
+        // Owner only: the state holds the VPN connections' pre-shared keys.
         let mut file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(0o600)
             .open(&tmp)
             .map_err(io("creating", &tmp))?;
         file.write_all(&bytes).map_err(io("writing", &tmp))?;
@@ -170,6 +173,12 @@ mod tests {
             1,
             "no temp file left"
         );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(store.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "only the agent reads the keys");
     }
 
     #[test]

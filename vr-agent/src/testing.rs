@@ -208,5 +208,6 @@ pub fn sample_config() -> pb::RouterConfig {
             }],
         }],
         vm_data: Vec::new(),
+        vpn: None,
     }
 }

@@ -29,6 +29,7 @@ pub enum Change {
     SetLoadBalancers(Vec<pb::LoadBalancerRule>),
     SetDhcpEntries(Option<pb::TierDhcp>),
     SetVmData(Option<pb::TierVmData>),
+    SetVpn(Option<pb::Vpn>),
     ApplyConfig(Option<pb::RouterConfig>),
 }
 
@@ -49,6 +50,7 @@ impl Change {
             Change::SetLoadBalancers(_) => "SetLoadBalancerRules",
             Change::SetDhcpEntries(_) => "SetDhcpEntries",
             Change::SetVmData(_) => "SetVmData",
+            Change::SetVpn(_) => "SetVpn",
             Change::ApplyConfig(_) => "ApplyConfig",
         }
     }
@@ -235,6 +237,8 @@ pub fn apply(
                 next.vm_data.sort_by_key(|d| d.device_index);
             }
         }
+        // No connection is no VPN: the stored state keeps one form of it.
+        Change::SetVpn(vpn) => next.vpn = vpn.filter(|v| !v.connections.is_empty()),
         Change::ApplyConfig(config) => next = required(config, "config")?,
     }
     // A list that grows by steps (IpAssoc adds IPs) is bounded as a whole.
@@ -300,6 +304,10 @@ fn remove_public_ip(config: &mut pb::RouterConfig, ip: &str) {
     config.port_forwarding_rules.retain(|r| r.public_ip != ip);
     config.static_nat_rules.retain(|r| r.public_ip != ip);
     config.load_balancer_rules.retain(|r| r.public_ip != ip);
+    // The VPN ends on its gateway's address: without it there is no VPN.
+    if config.vpn.as_ref().is_some_and(|v| v.public_ip == ip) {
+        config.vpn = None;
+    }
 }
 
 #[cfg(test)]

@@ -15,8 +15,15 @@ use super::signature::parse_expires;
 /// Longest value a string parameter takes unless its command says otherwise.
 pub const DEFAULT_MAX_LENGTH: usize = 255;
 
-/// Parameter names whose values are never shown by `Debug`.
-const SECRET_NAMES: [&str; 4] = ["password", "signature", "sessionkey", "secretkey"];
+/// Parameter names whose values are never shown by `Debug` (`ipsecpsk`: a
+/// VPN customer gateway's pre-shared key).
+const SECRET_NAMES: [&str; 5] = [
+    "password",
+    "signature",
+    "sessionkey",
+    "secretkey",
+    "ipsecpsk",
+];
 
 /// The parameters of one request.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -540,5 +547,7 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("username"));
+        let p = Params::parse_query("command=createVpnCustomerGateway&ipsecpsk=open%20sesame");
+        assert!(!format!("{p:?}").contains("sesame"));
     }
 }

@@ -30,6 +30,7 @@ pub enum AgentCommand {
     SetLoadBalancerRules(pb::SetLoadBalancerRulesRequest),
     SetDhcpEntries(pb::SetDhcpEntriesRequest),
     SetVmData(pb::SetVmDataRequest),
+    SetVpn(pb::SetVpnRequest),
     ApplyConfig(pb::ApplyConfigRequest),
     GetState(pb::GetStateRequest),
 }
@@ -51,6 +52,7 @@ impl AgentCommand {
             AgentCommand::SetLoadBalancerRules(_) => "SetLoadBalancerRules",
             AgentCommand::SetDhcpEntries(_) => "SetDhcpEntries",
             AgentCommand::SetVmData(_) => "SetVmData",
+            AgentCommand::SetVpn(_) => "SetVpn",
             AgentCommand::ApplyConfig(_) => "ApplyConfig",
             AgentCommand::GetState(_) => "GetState",
         }
@@ -72,6 +74,7 @@ impl AgentCommand {
             AgentCommand::SetLoadBalancerRules(r) => r.generation,
             AgentCommand::SetDhcpEntries(r) => r.generation,
             AgentCommand::SetVmData(r) => r.generation,
+            AgentCommand::SetVpn(r) => r.generation,
             AgentCommand::ApplyConfig(r) => r.generation,
             AgentCommand::GetState(_) => return None,
         })

@@ -390,6 +390,51 @@ pub struct RouterState {
     /// What each tier's VMs read from the router (user data, metadata,
     /// keys), for the same VM NICs as the tier's DHCP list.
     pub vm_data: Vec<TierVmDataView>,
+    /// The site-to-site VPN, when the VPC has a VPN gateway.
+    pub vpn: Option<VpnView>,
+}
+
+/// The VPC's VPN gateway with its connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpnView {
+    /// The gateway's public address (the VPC's source NAT address).
+    pub public_ip: Ipv4Addr,
+    pub connections: Vec<VpnConnectionView>,
+}
+
+/// One VPN connection with its customer gateway's values.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VpnConnectionView {
+    pub id: Uuid,
+    /// The peer's address or DNS name.
+    pub peer: String,
+    pub remote_cidrs: Vec<Ipv4Net>,
+    pub psk: String,
+    /// In strongSwan's syntax.
+    pub ike_proposals: Vec<String>,
+    pub esp_proposals: Vec<String>,
+    pub ike_lifetime: u64,
+    pub esp_lifetime: u64,
+    pub dpd: bool,
+    pub ike_version: String,
+    pub passive: bool,
+    pub force_encap: bool,
+    pub split_connections: bool,
+    pub reset_serial: u64,
+}
+
+// The key stays out of logs and panics.
+impl std::fmt::Debug for VpnConnectionView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VpnConnectionView")
+            .field("id", &self.id)
+            .field("peer", &self.peer)
+            .field("remote_cidrs", &self.remote_cidrs)
+            .field("psk", &"<secret>")
+            .field("passive", &self.passive)
+            .field("reset_serial", &self.reset_serial)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What one VM NIC reads from the router's metadata server.

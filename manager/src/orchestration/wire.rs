@@ -10,7 +10,7 @@ use super::element::ElementError;
 use super::model::{
     AclAction, AclItemView, AclListView, AclProtocol, AclTraffic, DhcpEntryView, LbAlgorithm,
     LbRuleView, NicRole, PortForwardView, PrivateGatewayView, PublicIpView, RouterNicView,
-    RouterState, StaticNatView, StaticRouteView, TierView, VmDataView,
+    RouterState, StaticNatView, StaticRouteView, TierView, VmDataView, VpcView, VpnView,
 };
 
 /// A router NIC.
@@ -508,5 +508,39 @@ pub fn router_config(state: &RouterState) -> Result<pb::RouterConfig, ElementErr
             .filter(|(_, vms)| !vms.is_empty())
             .map(|(t, vms)| tier_vm_data(t, vms, source_nat_ip(state)))
             .collect(),
+        vpn: state.vpn.as_ref().map(|v| vpn(&state.vpc, v)),
     })
+}
+
+/// The router's VPN: each connection's local side is the VPC's super CIDR
+/// (CloudStack's `leftsubnet`), its remote side the peer's subnets.
+pub fn vpn(vpc: &VpcView, v: &VpnView) -> pb::Vpn {
+    pb::Vpn {
+        public_ip: v.public_ip.to_string(),
+        connections: v
+            .connections
+            .iter()
+            .map(|c| pb::VpnConnection {
+                id: c.id.to_string(),
+                peer_address: c.peer.clone(),
+                local_cidrs: vec![vpc.cidr.trunc().to_string()],
+                remote_cidrs: c
+                    .remote_cidrs
+                    .iter()
+                    .map(|n| n.trunc().to_string())
+                    .collect(),
+                psk: c.psk.clone(),
+                ike_proposals: c.ike_proposals.clone(),
+                esp_proposals: c.esp_proposals.clone(),
+                ike_lifetime_seconds: c.ike_lifetime,
+                esp_lifetime_seconds: c.esp_lifetime,
+                dpd: c.dpd,
+                ike_version: c.ike_version.clone(),
+                passive: c.passive,
+                force_encap: c.force_encap,
+                split_connections: c.split_connections,
+                reset_serial: c.reset_serial,
+            })
+            .collect(),
+    }
 }

@@ -12,6 +12,7 @@ pub mod readopt;
 pub mod state;
 pub mod tier;
 pub mod vpc;
+pub mod vpn;
 
 use std::sync::Arc;
 

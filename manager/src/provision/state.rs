@@ -226,6 +226,7 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
     let static_routes = load_routes(db, vpc_id, &private_gateways).await?;
     let (port_forwards, lb_rules) = load_rules(db, vpc_id).await?;
     let static_nats = public_ips_static_nat(&allocated)?;
+    let vpn = super::vpn::load(db, vpc_id).await?;
     Ok(Some(RouterState {
         vpc: VpcView {
             id: v.uuid,
@@ -245,6 +246,7 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
         lb_rules,
         dhcp,
         vm_data,
+        vpn,
     }))
 }
 

@@ -376,6 +376,9 @@ pub async fn destroy_vpc(db: &Db, net: &Network, vpc_id: i64) -> Result<(), Erro
         vlan::release_ip(&mut tx, ip.id).await?;
     }
     vpc::set_source_nat_ip(&mut tx, v.id, None).await?;
+    // Its VPN gateway and connections (CloudStack's cleanupVpnConnectionByVpc
+    // and cleanupVpnGatewayByVpc).
+    store::vpn::remove_of_vpc(&mut tx, v.id).await?;
     // Static routes, private gateways and their networks.
     gateway::remove_routes(
         &mut tx,
@@ -540,5 +543,7 @@ pub async fn purge_account(db: &Db, net: &Network, account_id: i64) -> Result<()
         let _guard = net.lock(db, v.id).await?;
         purge_vpc(db, net, v.id).await?;
     }
+    // Its customer gateways (CloudStack's deleteCustomerGatewayByAccount).
+    store::vpn::remove_customer_gateways_of_account(db, account_id).await?;
     Ok(())
 }

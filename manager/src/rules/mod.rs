@@ -8,7 +8,7 @@
 //!
 //! One file per resource: [`vpc`], [`tier`], [`ip`] (public IP purposes and
 //! port conflicts), [`nat`] (port forwarding), [`lb`], [`gateway`] (private
-//! gateways), [`route`] (static routes) and [`acl`] (network ACL lists and
+//! gateways), [`route`] (static routes), [`vpn`] (site-to-site VPN) and [`acl`] (network ACL lists and
 //! items). The helpers shared by them live here.
 
 use std::net::Ipv4Addr;
@@ -25,6 +25,7 @@ pub mod nat;
 pub mod route;
 pub mod tier;
 pub mod vpc;
+pub mod vpn;
 
 /// The configuration keys the rules depend on (reference §3.9), with
 /// CloudStack's defaults from [`Config::default`].

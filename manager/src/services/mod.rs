@@ -19,6 +19,7 @@ pub mod tier;
 pub mod userdata;
 pub mod vm;
 pub mod vpc;
+pub mod vpn;
 pub mod zone;
 
 use crate::server::registry::Registry;
@@ -45,6 +46,7 @@ pub fn registry() -> Registry {
     firewall::register(&mut registry);
     sshkey::register(&mut registry);
     userdata::register(&mut registry);
+    vpn::register(&mut registry);
     registry
 }
 

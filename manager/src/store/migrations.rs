@@ -47,6 +47,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0009_cluster.sql"),
     ),
     (
+        11,
+        "vpn",
+        include_str!("../../../migrations/sqlite/0011_vpn.sql"),
+    ),
+    (
         13,
         "integrity",
         include_str!("../../../migrations/sqlite/0013_integrity.sql"),
@@ -94,6 +99,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         9,
         "cluster",
         include_str!("../../../migrations/postgres/0009_cluster.sql"),
+    ),
+    (
+        11,
+        "vpn",
+        include_str!("../../../migrations/postgres/0011_vpn.sql"),
     ),
     (
         13,

@@ -83,6 +83,7 @@ pub mod vm;
 pub mod vmdata;
 pub mod vnet;
 pub mod vpc;
+pub mod vpn;
 pub mod zone;
 
 pub use query::{Listed, Page};

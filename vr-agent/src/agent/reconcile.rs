@@ -145,6 +145,9 @@ impl Agent {
     /// failed; both count as drift repaired (or not).
     fn check_dnsmasq(&self, inner: &mut Inner, router: &Router) -> Vec<String> {
         let mut found = inner.dnsmasq.check();
+        // A dead charon is restarted with the VPN of the applied state.
+        let vpn = router.vpn.clone();
+        found.extend(inner.vpn.check(vpn.as_ref()));
         let failed: Vec<String> = inner
             .status
             .dhcp_failures
@@ -206,6 +209,10 @@ impl Agent {
                 repairs: Some(inner.status.repairs_pb()),
                 part_errors: inner.status.part_errors_pb(),
                 serving: inner.status.serving() && inner.last_error.is_empty(),
+                vpn: {
+                    let vpn = inner.router.vpn.clone();
+                    inner.vpn.status(vpn.as_ref())
+                },
             }
         };
         response.live_ruleset = match self.nft.list().await {

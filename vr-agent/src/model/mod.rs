@@ -329,6 +329,68 @@ pub struct Router {
     pub dhcp: BTreeMap<u32, Vec<DhcpHost>>,
     /// What each tier's VMs read from the router, by guest NIC.
     pub vm_data: BTreeMap<u32, Vec<VmData>>,
+    /// The site-to-site VPN; None when it has no connection.
+    pub vpn: Option<Vpn>,
+}
+
+/// The router's site-to-site VPN: the gateway's public address and at least
+/// one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vpn {
+    /// One of the router's public IPs.
+    pub public_ip: Ipv4Addr,
+    /// The public NIC that holds it.
+    pub index: u32,
+    pub connections: Vec<VpnConnection>,
+}
+
+/// Which IKE versions a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IkeVersion {
+    /// IKEv2 when initiating, either when responding (strongSwan's 0).
+    Any,
+    V1,
+    V2,
+}
+
+/// One validated tunnel. Every text in it is safe inside a quoted
+/// strongSwan value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VpnConnection {
+    /// The manager's UUID, lower-case.
+    pub id: String,
+    /// An IPv4 address or a DNS name.
+    pub peer: String,
+    pub local: Vec<Ipv4Net>,
+    pub remote: Vec<Ipv4Net>,
+    pub psk: String,
+    pub ike_proposals: Vec<String>,
+    pub esp_proposals: Vec<String>,
+    pub ike_lifetime: u64,
+    pub esp_lifetime: u64,
+    pub dpd: bool,
+    pub ike_version: IkeVersion,
+    pub passive: bool,
+    pub force_encap: bool,
+    pub split_connections: bool,
+    pub reset_serial: u64,
+}
+
+// The key stays out of logs and panics.
+impl fmt::Debug for VpnConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VpnConnection")
+            .field("id", &self.id)
+            .field("peer", &self.peer)
+            .field("local", &self.local)
+            .field("remote", &self.remote)
+            .field("psk", &"<secret>")
+            .field("ike_proposals", &self.ike_proposals)
+            .field("esp_proposals", &self.esp_proposals)
+            .field("passive", &self.passive)
+            .field("reset_serial", &self.reset_serial)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Router {

@@ -5,3 +5,4 @@ pub mod boxes;
 pub mod dnsmasq;
 pub mod net;
 pub mod nft;
+pub mod vpn;

@@ -7,6 +7,7 @@ mod fixture;
 mod layers;
 mod tls;
 mod vm_services;
+mod vpn;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

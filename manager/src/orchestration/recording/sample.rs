@@ -302,6 +302,7 @@ pub fn state() -> RouterState {
         static_nats: vec![static_nat()],
         lb_rules: vec![lb_rule(LbAlgorithm::RoundRobin)],
         vm_data: Vec::new(),
+        vpn: None,
         dhcp: vec![TierDhcpView {
             tier_id: WEB,
             entries: vec![dhcp_entry("02:00:00:00:aa:05", "10.1.1.5", "web-1")],

@@ -2,8 +2,9 @@
 //!
 //! One submodule per group of resources: `nics` (NICs, tiers, public IPs),
 //! `rules` (ACLs), `nat` (source NAT, static routes, port forwarding, static
-//! NAT, load balancers and their conflicts), `dhcp` (leases) and `vmdata`
-//! (what VMs read from the metadata and password servers).
+//! NAT, load balancers and their conflicts), `dhcp` (leases), `vmdata`
+//! (what VMs read from the metadata and password servers) and `vpn`
+//! (site-to-site VPN connections).
 
 mod dhcp;
 pub mod limits;
@@ -12,6 +13,7 @@ mod nics;
 mod rules;
 pub mod text;
 pub mod vmdata;
+mod vpn;
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -192,6 +194,7 @@ impl Router {
         nat::check_public_port_conflicts(&router)?;
         router.dhcp = dhcp::dhcp(&router, &config.dhcp)?;
         router.vm_data = vmdata::vm_data(&router, &config.vm_data)?;
+        router.vpn = vpn::vpn(&router, config.vpn.as_ref())?;
         Ok(router)
     }
 }

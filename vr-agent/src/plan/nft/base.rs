@@ -235,6 +235,19 @@ pub(super) fn forward(router: &Router) -> Chain {
         rules.push(format!("iifname vmap {{ {} }}", vmap(outbound_chain)));
         rules.push(format!("oifname vmap {{ {} }}", vmap(inbound_chain)));
     }
+    // Traffic of the VPC towards a VPN peer leaving by the userspace IPsec
+    // device, once the tier's egress ACL let it go (the kernel backend sends
+    // it out of the public NIC, accepted below as NATed sources).
+    if let Some(vpn) = &router.vpn {
+        for c in &vpn.connections {
+            rules.push(format!(
+                "oifname \"{}\" ip saddr {} ip daddr {} accept",
+                crate::plan::vpn::USERSPACE_DEV,
+                cidr_list(&c.local),
+                cidr_list(&c.remote)
+            ));
+        }
+    }
     // Towards a public network only what is NATed to one of its addresses
     // leaves: an untranslated private or foreign source must not reach the
     // internet (CloudStack's `FORWARD -s <vpc cidr> ! -d <vpc cidr>`).
@@ -301,6 +314,18 @@ pub(super) fn input(router: &Router, options: &NftOptions) -> Chain {
             }
         }
     }
+    // IKE, NAT-T and ESP reach the VPN gateway's address only while it has
+    // a connection (a Vpn without connections is None).
+    if let Some(vpn) = &router.vpn {
+        rules.push(format!(
+            "ip daddr {} udp dport {{ {IKE_PORT}, {NAT_T_PORT} }} accept",
+            vpn.public_ip
+        ));
+        rules.push(format!(
+            "ip daddr {} meta l4proto esp accept",
+            vpn.public_ip
+        ));
+    }
     let control: Vec<String> = router
         .nics_with(Role::Control)
         .map(|n| ifname(n.index))
@@ -328,8 +353,26 @@ pub(super) fn input(router: &Router, options: &NftOptions) -> Chain {
     }
 }
 
+/// IKE's UDP port.
+pub const IKE_PORT: u16 = 500;
+/// IKE and ESP encapsulated in UDP (NAT traversal, and every packet of the
+/// userspace backend).
+pub const NAT_T_PORT: u16 = 4500;
+
 pub(super) fn srcnat(router: &Router) -> Chain {
     let mut rules = Vec::new();
+    // What goes through a VPN tunnel keeps its source: the peer routes the
+    // VPC's own addresses back (CloudStack's VR exempts it from SNAT the
+    // same way). First, so no SNAT rule below sees it.
+    if let Some(vpn) = &router.vpn {
+        for c in &vpn.connections {
+            rules.push(format!(
+                "ip saddr {} ip daddr {} accept",
+                cidr_list(&c.local),
+                cidr_list(&c.remote)
+            ));
+        }
+    }
     let mut sets = Vec::new();
     if !router.static_nats.is_empty() {
         let nic_of = |ip: Ipv4Addr| {

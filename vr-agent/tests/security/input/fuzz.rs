@@ -370,6 +370,59 @@ fn static_nat() -> BoxedStrategy<pb::StaticNatRule> {
         .boxed()
 }
 
+fn vpn() -> BoxedStrategy<pb::Vpn> {
+    let proposal = text(&[
+        "aes128-sha1-modp1536",
+        "aes256-sha256",
+        "3des-md5-modp1024",
+        "aes\"}",
+    ]);
+    let connection = (
+        (
+            text(&[
+                "3f1c2a52-0001-4b8e-8d1f-5e0a00000001",
+                "3F1C2A52-0001-4B8E-8D1F-5E0A00000002",
+            ]),
+            text(&["198.51.100.20", "vpn.example.org", "a\"b"]),
+            list(cidr()),
+            list(cidr()),
+            text(&["open sesame", "x\"}\n", ""]),
+        ),
+        (
+            list(proposal.clone()),
+            list(proposal),
+            any::<u64>(),
+            prop_oneof![Just(3600u64), any::<u64>()],
+            text(&["ike", "ikev1", "ikev2", "ikev3"]),
+            any::<(bool, bool, bool, bool, u64)>(),
+        ),
+    )
+        .prop_map(|(a, b)| pb::VpnConnection {
+            id: a.0,
+            peer_address: a.1,
+            local_cidrs: a.2,
+            remote_cidrs: a.3,
+            psk: a.4,
+            ike_proposals: b.0,
+            esp_proposals: b.1,
+            ike_lifetime_seconds: b.2,
+            esp_lifetime_seconds: b.3,
+            ike_version: b.4,
+            dpd: b.5.0,
+            passive: b.5.1,
+            force_encap: b.5.2,
+            split_connections: b.5.3,
+            reset_serial: b.5.4,
+        })
+        .boxed();
+    (ip(), list(connection))
+        .prop_map(|(public_ip, connections)| pb::Vpn {
+            public_ip,
+            connections,
+        })
+        .boxed()
+}
+
 fn config() -> BoxedStrategy<pb::RouterConfig> {
     (
         (word(), word(), cidr(), list(nic()), list(guest_network())),
@@ -385,6 +438,7 @@ fn config() -> BoxedStrategy<pb::RouterConfig> {
             list(load_balancer()),
             list(tier_dhcp()),
             list(tier_vm_data()),
+            prop::option::of(vpn()),
         ),
     )
         .prop_map(|(a, b, c)| pb::RouterConfig {
@@ -402,6 +456,7 @@ fn config() -> BoxedStrategy<pb::RouterConfig> {
             load_balancer_rules: c.2,
             dhcp: c.3,
             vm_data: c.4,
+            vpn: c.5,
         })
         .boxed()
 }
@@ -423,6 +478,7 @@ fn change() -> BoxedStrategy<Change> {
         list(load_balancer()).prop_map(Change::SetLoadBalancers),
         prop::option::of(tier_dhcp()).prop_map(Change::SetDhcpEntries),
         prop::option::of(tier_vm_data()).prop_map(Change::SetVmData),
+        prop::option::of(vpn()).prop_map(Change::SetVpn),
         prop::option::of(config()).prop_map(Change::ApplyConfig),
     ]
     .boxed()

@@ -4,6 +4,7 @@
 
 mod services;
 mod vm_data;
+mod vpn;
 
 use vpc_proto::v1 as pb;
 
