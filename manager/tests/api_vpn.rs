@@ -27,6 +27,20 @@ async fn create(client: &Client, command: &str, params: &[(&str, &str)]) -> (Str
     (id, job)
 }
 
+/// The last customer gateway's key as the database holds it.
+async fn stored_psk(url: &str) -> String {
+    use vpc_manager::store::Db;
+    const SQL: &str = "SELECT ipsec_psk FROM s2s_customer_gateway ORDER BY id DESC LIMIT 1";
+    let db = Db::connect(url).await.expect("database");
+    let stored: String = match &db {
+        Db::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_one(pool).await,
+        Db::Postgres(pool) => sqlx::query_scalar(SQL).fetch_one(pool).await,
+    }
+    .expect("a customer gateway");
+    db.close().await;
+    stored
+}
+
 /// createVpnCustomerGateway's parameters with `extra` replacing or adding.
 fn customer<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut p = vec![
@@ -75,7 +89,7 @@ async fn vpc_with_gateway(
 
 on_both_backends!(
     customer_gateways_are_checked_as_cloudstack_checks_them,
-    |m| {
+    |m, url| {
         let admin = m.admin();
         let cases: &[(&[(&str, &str)], &str)] = &[
             (
@@ -137,6 +151,11 @@ on_both_backends!(
         assert_eq!(view["dpd"], false);
         assert_eq!(view["forceencap"], false);
         assert_eq!(view["ipsecpsk"], "open sesame", "its owner sees the key");
+        let stored = stored_psk(url).await;
+        assert!(
+            vpc_manager::store::secret::is_sealed(&stored) && !stored.contains("sesame"),
+            "the key is sealed at rest: {stored}"
+        );
         let (code, text) = refused(&admin, "createVpnCustomerGateway", &customer(&[])).await;
         assert_eq!(
             (code, text.as_str()),

@@ -186,6 +186,59 @@ pub fn open_with_ring(stored: &str) -> Option<String> {
     ring.iter().find_map(|key| key.open(stored).ok())
 }
 
+/// `clear` sealed with the first key of the process's key ring, for a column
+/// read back as [`Sealed`]; as it is when the ring is empty (a process with
+/// no manager, such as a unit test).
+pub fn seal_with_ring(clear: &str) -> String {
+    let ring = KEY_RING.read().unwrap_or_else(|e| e.into_inner());
+    match ring.first() {
+        Some(key) => key.seal(clear),
+        None => clear.to_string(),
+    }
+}
+
+/// A text column sealed with the database key (`#[sqlx(try_from =
+/// "Sealed")]` on a `String` field): the row reads the clear text, opened
+/// with the process's key ring. A value no key opens fails the read rather
+/// than passing the sealed text on as if it were the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed(pub String);
+
+impl<DB: sqlx::Database> sqlx::Type<DB> for Sealed
+where
+    String: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as sqlx::Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as sqlx::Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for Sealed
+where
+    String: sqlx::Decode<'r, DB>,
+{
+    fn decode(
+        value: <DB as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(Sealed(<String as sqlx::Decode<'r, DB>>::decode(value)?))
+    }
+}
+
+impl TryFrom<Sealed> for String {
+    type Error = SecretError;
+
+    fn try_from(stored: Sealed) -> Result<String, SecretError> {
+        if !is_sealed(&stored.0) {
+            return Ok(stored.0);
+        }
+        open_with_ring(&stored.0).ok_or(SecretError::Open)
+    }
+}
+
 /// Whether a stored value is sealed (not an old clear-text row).
 pub fn is_sealed(stored: &str) -> bool {
     stored.starts_with(SEALED_PREFIX)

@@ -65,7 +65,9 @@ pub struct CustomerGateway {
     pub gateway_ip: String,
     /// The peer's subnets, comma-separated as the API takes them.
     pub guest_cidr_list: String,
-    /// The pre-shared key.
+    /// The pre-shared key, in clear here; sealed with the database key in
+    /// the column.
+    #[sqlx(try_from = "super::secret::Sealed")]
     pub ipsec_psk: String,
     /// `cipher-hash[;dhgroup]`, comma-separated.
     pub ike_policy: String,
@@ -287,7 +289,7 @@ pub async fn create_customer_gateway(
         .bind(&f.name)
         .bind(&f.gateway_ip)
         .bind(&f.guest_cidr_list)
-        .bind(&f.ipsec_psk)
+        .bind(super::secret::seal_with_ring(&f.ipsec_psk))
         .bind(&f.ike_policy)
         .bind(&f.esp_policy)
         .bind(f.ike_lifetime)
@@ -323,7 +325,7 @@ pub async fn update_customer_gateway(
         .bind(&f.name)
         .bind(&f.gateway_ip)
         .bind(&f.guest_cidr_list)
-        .bind(&f.ipsec_psk)
+        .bind(super::secret::seal_with_ring(&f.ipsec_psk))
         .bind(&f.ike_policy)
         .bind(&f.esp_policy)
         .bind(f.ike_lifetime)
