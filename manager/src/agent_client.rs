@@ -269,7 +269,10 @@ impl GrpcAgentClient {
     /// The agent's applied generation, for a stale-generation refusal whose
     /// text did not carry it.
     async fn applied_generation(&self, channel: Channel) -> Option<u64> {
-        let call = call(channel, AgentCommand::GetState(pb::GetStateRequest {}));
+        let call = call(
+            channel,
+            AgentCommand::GetState(pb::GetStateRequest::default()),
+        );
         match tokio::time::timeout(self.settings.rpc_timeout, call).await {
             Ok(Ok(AgentReply::State(state))) => Some(state.generation),
             _ => None,
@@ -537,7 +540,7 @@ mod tests {
         let waits: Vec<u128> = (2..=8).map(|a| s.backoff(a).as_millis()).collect();
         assert_eq!(waits, [100, 200, 400, 800, 1600, 2000, 2000]);
         assert_eq!(
-            s.timeout_of(&AgentCommand::GetState(pb::GetStateRequest {})),
+            s.timeout_of(&AgentCommand::GetState(pb::GetStateRequest::default())),
             s.rpc_timeout
         );
         assert_eq!(
@@ -558,7 +561,10 @@ mod tests {
         };
         let started = std::time::Instant::now();
         let err = client
-            .send(&router, AgentCommand::GetState(pb::GetStateRequest {}))
+            .send(
+                &router,
+                AgentCommand::GetState(pb::GetStateRequest::default()),
+            )
             .await
             .unwrap_err();
         assert!(
@@ -589,7 +595,10 @@ mod tests {
             nics: vec![],
         };
         let err = client
-            .send(&router, AgentCommand::GetState(pb::GetStateRequest {}))
+            .send(
+                &router,
+                AgentCommand::GetState(pb::GetStateRequest::default()),
+            )
             .await
             .unwrap_err();
         assert!(

@@ -103,7 +103,7 @@ fn router(name: &str) -> RouterView {
 }
 
 fn get_state() -> AgentCommand {
-    AgentCommand::GetState(pb::GetStateRequest {})
+    AgentCommand::GetState(pb::GetStateRequest::default())
 }
 
 fn apply_config(name: &str, generation: u64, vpc_cidr: &str) -> AgentCommand {

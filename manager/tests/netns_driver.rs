@@ -195,7 +195,7 @@ fn config_with_gateway(r: &RouterView) -> pb::RouterConfig {
 
 async fn state(client: &GrpcAgentClient, r: &RouterView) -> pb::GetStateResponse {
     match client
-        .send(r, AgentCommand::GetState(pb::GetStateRequest {}))
+        .send(r, AgentCommand::GetState(pb::GetStateRequest::default()))
         .await
     {
         Ok(AgentReply::State(s)) => *s,

@@ -206,8 +206,13 @@ impl VirtualRouter for RouterService {
 
     async fn get_state(
         &self,
-        _: Request<GetStateRequest>,
+        request: Request<GetStateRequest>,
     ) -> Result<Response<GetStateResponse>, Status> {
-        Ok(Response::new(self.agent.state().await))
+        let state = if request.get_ref().summary {
+            self.agent.summary().await
+        } else {
+            self.agent.state().await
+        };
+        Ok(Response::new(state))
     }
 }

@@ -158,7 +158,10 @@ async fn a_shared_agent_and_driver_forward_to_what_they_hold() {
     // the manager's shared trait objects too.
     async fn probe(agent: &impl AgentClient, router: &RouterView) -> u64 {
         match agent
-            .send(router, AgentCommand::GetState(pb::GetStateRequest {}))
+            .send(
+                router,
+                AgentCommand::GetState(pb::GetStateRequest::default()),
+            )
             .await
         {
             Ok(AgentReply::State(state)) => state.generation,

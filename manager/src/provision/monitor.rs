@@ -231,7 +231,7 @@ async fn check(plane: &Plane, r: &router::Router) -> Result<Checked, Error> {
 /// generation: changes made while it was in Error were only stored (see
 /// [`super::bump`]), so its generation alone cannot tell it is behind.
 async fn recover(plane: &Plane, r: &router::Router, state: &RouterState) -> Result<Checked, Error> {
-    let probe = AgentCommand::GetState(pb::GetStateRequest {});
+    let probe = AgentCommand::GetState(pb::GetStateRequest::default());
     if let Err(e) = plane
         .network
         .element

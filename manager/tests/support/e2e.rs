@@ -327,7 +327,7 @@ impl E2e {
         let ask = async {
             let channel = vpc_proto::channel::unix(socket).await.ok()?;
             vpc_proto::v1::virtual_router_client::VirtualRouterClient::new(channel)
-                .get_state(vpc_proto::v1::GetStateRequest {})
+                .get_state(vpc_proto::v1::GetStateRequest::default())
                 .await
                 .ok()
                 .map(tonic::Response::into_inner)

@@ -171,6 +171,23 @@ impl Agent {
         found
     }
 
+    /// The agent's condition alone (GetState with `summary`): the applied
+    /// generation, whether it serves, the last errors and repairs; what a
+    /// health check needs, without the desired state, the live table, the
+    /// dnsmasq or VPN status.
+    pub async fn summary(&self) -> pb::GetStateResponse {
+        let inner = self.inner.lock().await;
+        pb::GetStateResponse {
+            generation: inner.applied_generation,
+            last_error: inner.last_error.clone(),
+            state_file_error: inner.status.state_file.clone().unwrap_or_default(),
+            repairs: Some(inner.status.repairs_pb()),
+            part_errors: inner.status.part_errors_pb(),
+            serving: inner.status.serving() && inner.last_error.is_empty(),
+            ..Default::default()
+        }
+    }
+
     /// The desired state, the applied generation, the live table, the
     /// dnsmasq instances as they are now, and the agent's condition.
     pub async fn state(&self) -> pb::GetStateResponse {

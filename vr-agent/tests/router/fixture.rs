@@ -294,7 +294,7 @@ impl RouterLab {
     }
 
     fn try_state(&self) -> Result<pb::GetStateResponse, tonic::Status> {
-        self.call(|mut c| async move { c.get_state(pb::GetStateRequest {}).await })
+        self.call(|mut c| async move { c.get_state(pb::GetStateRequest::default()).await })
     }
 
     /// The agent's state.

@@ -4,6 +4,7 @@
 //! control NIC, configured only through the agent's gRPC API.
 
 mod fixture;
+mod health;
 mod layers;
 mod tls;
 mod vm_services;

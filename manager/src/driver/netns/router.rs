@@ -377,7 +377,7 @@ async fn get_state(socket: &Path) -> bool {
         return false;
     };
     VirtualRouterClient::new(channel)
-        .get_state(pb::GetStateRequest {})
+        .get_state(pb::GetStateRequest::default())
         .await
         .is_ok()
 }

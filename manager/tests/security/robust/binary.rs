@@ -202,7 +202,7 @@ pub(super) async fn agent_answers(names: &NetnsDriver, router: &str) -> bool {
     let ask = async {
         let channel = vpc_proto::channel::unix(socket).await.ok()?;
         vpc_proto::v1::virtual_router_client::VirtualRouterClient::new(channel)
-            .get_state(vpc_proto::v1::GetStateRequest {})
+            .get_state(vpc_proto::v1::GetStateRequest::default())
             .await
             .ok()
     };

@@ -309,6 +309,7 @@ async fn list_as_admin(
         },
         command: spec.name,
         custom_job_id: None,
+        http_post: false,
     };
     let params = vpc_manager::api::Params::from_pairs(
         params

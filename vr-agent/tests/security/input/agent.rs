@@ -115,7 +115,7 @@ impl AgentLab {
 
     /// The agent's state.
     pub fn state(&self) -> Result<pb::GetStateResponse, tonic::Status> {
-        self.call(|mut c| async move { c.get_state(pb::GetStateRequest {}).await })
+        self.call(|mut c| async move { c.get_state(pb::GetStateRequest::default()).await })
     }
 
     /// The next config generation.

@@ -80,7 +80,7 @@ fn get_state(r: &AgentLab, ca_pem: &str, client: Option<Pem>) -> Result<(), Stri
                 .await
                 .map_err(|e| format!("connect: {e:?}"))?;
             VirtualRouterClient::new(channel)
-                .get_state(pb::GetStateRequest {})
+                .get_state(pb::GetStateRequest::default())
                 .await
                 .map(drop)
                 .map_err(|e| format!("{e:?}"))

@@ -204,7 +204,12 @@ impl VpcVirtualRouterElement {
         let rpc = "GetState";
         let reply = self
             .agent
-            .send(router, AgentCommand::GetState(pb::GetStateRequest {}))
+            // A summary: the generation without the whole state or an
+            // `nft list` on the router, at every health check.
+            .send(
+                router,
+                AgentCommand::GetState(pb::GetStateRequest { summary: true }),
+            )
             .await
             .map_err(|source| ElementError::Agent {
                 router: router.name.clone(),

@@ -38,7 +38,10 @@ impl VpcVirtualRouterElement {
         let rpc = "GetState";
         let reply = self
             .agent()
-            .send(router, AgentCommand::GetState(pb::GetStateRequest {}))
+            .send(
+                router,
+                AgentCommand::GetState(pb::GetStateRequest::default()),
+            )
             .await
             .map_err(|source| ElementError::Agent {
                 router: router.name.clone(),
