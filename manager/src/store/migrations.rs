@@ -46,6 +46,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "cluster",
         include_str!("../../../migrations/sqlite/0009_cluster.sql"),
     ),
+    (
+        12,
+        "clients",
+        include_str!("../../../migrations/sqlite/0012_clients.sql"),
+    ),
 ];
 
 /// (version, description, SQL) of each PostgreSQL migration, in order.
@@ -84,6 +89,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         9,
         "cluster",
         include_str!("../../../migrations/postgres/0009_cluster.sql"),
+    ),
+    (
+        12,
+        "clients",
+        include_str!("../../../migrations/postgres/0012_clients.sql"),
     ),
 ];
 

@@ -448,6 +448,10 @@ pub struct ServiceOffering {
     pub created: i64,
     /// Removal time (epoch ms), if removed.
     pub removed: Option<i64>,
+    /// The system VM kind it is for (`domainrouter`); None for guest VMs.
+    pub system_vm_type: Option<String>,
+    /// The ROOT disk of its VMs in GiB; None: the template's size.
+    pub root_disk_size: Option<i64>,
 }
 
 /// A `vm_template` row.
@@ -474,6 +478,8 @@ pub struct Template {
     pub created: i64,
     /// Removal time (epoch ms), if removed.
     pub removed: Option<i64>,
+    /// Virtual size in bytes (the ROOT volume of its VMs).
+    pub size: i64,
 }
 
 /// Filters of the offering and template lists.
@@ -489,12 +495,15 @@ pub struct CatalogFilter {
     pub public: Option<bool>,
     /// Templates: only featured (or non-featured) ones.
     pub featured: Option<bool>,
+    /// Service offerings: the system ones (true) instead of those of guest
+    /// VMs.
+    pub system: bool,
 }
 
-const OFFERING_COLUMNS: &str =
-    "id, uuid, name, display_text, cpu, speed, ram_size, is_default, created, removed";
-const TEMPLATE_COLUMNS: &str =
-    "id, uuid, name, display_text, format, os_type, is_public, is_featured, created, removed";
+const OFFERING_COLUMNS: &str = "id, uuid, name, display_text, cpu, speed, ram_size, is_default, \
+     created, removed, system_vm_type, root_disk_size";
+const TEMPLATE_COLUMNS: &str = "id, uuid, name, display_text, format, os_type, is_public, \
+     is_featured, created, removed, size";
 
 /// A service offering by internal id, removed or not.
 pub async fn offering_by_id<'a>(
@@ -543,6 +552,25 @@ pub async fn offering_by_uuid<'a>(
     .await
 }
 
+/// The unique name of CloudStack's default router offering.
+pub const ROUTER_OFFERING_UNIQUE_NAME: &str = "Cloud.Com-SoftwareRouter";
+
+/// A service offering by its unique name (the built-in system ones), removed
+/// or not.
+pub async fn offering_by_unique_name<'a>(
+    ex: impl Into<Exec<'a>>,
+    unique_name: &str,
+) -> Result<Option<ServiceOffering>> {
+    query::fetch_by(
+        &mut ex.into(),
+        OFFERING_COLUMNS,
+        "service_offering",
+        "unique_name",
+        unique_name.to_string(),
+    )
+    .await
+}
+
 fn catalog_where(filter: &CatalogFilter) -> Where {
     let mut w = Where::new();
     w.push("removed IS NULL")
@@ -558,7 +586,12 @@ pub async fn list_offerings<'a>(
     filter: &CatalogFilter,
     page: Page,
 ) -> Result<Listed<ServiceOffering>> {
-    let w = catalog_where(filter);
+    let mut w = catalog_where(filter);
+    w.push(if filter.system {
+        "system_vm_type IS NOT NULL"
+    } else {
+        "system_vm_type IS NULL"
+    });
     query::list(
         &mut ex.into(),
         OFFERING_COLUMNS,

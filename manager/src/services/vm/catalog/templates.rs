@@ -56,6 +56,11 @@ impl Command for ListTemplates {
                     field("ostypename", "string", "the OS type"),
                     field("account", "string", "the owner account"),
                     field("created", "date", "when the template was created"),
+                    field(
+                        "hypervisor",
+                        "string",
+                        "the hypervisor the template runs on",
+                    ),
                 ],
             )
     }
@@ -100,6 +105,9 @@ impl SyncCommand for ListTemplates {
             .filter(|t| template_filter.shows(t))
             .collect();
         let count = shown.len() as u64;
+        // CloudStack names the hypervisor of every template; clients (Ansible's
+        // cs_instance) match it against the zone's, so it is what runs the VMs here.
+        let hypervisor = ctx.app.network.hypervisor();
         let items = page_of(shown, page)
             .iter()
             .map(|t| {
@@ -122,6 +130,7 @@ impl SyncCommand for ListTemplates {
                     "isextractable": false,
                     "created": date(t.created),
                     "tags": [],
+                    "hypervisor": hypervisor,
                 });
                 if let Some(z) = &z {
                     v["zoneid"] = json!(z.uuid);
@@ -197,6 +206,7 @@ mod tests {
             is_featured: featured,
             created: 0,
             removed: None,
+            size: 1 << 30,
         }
     }
 

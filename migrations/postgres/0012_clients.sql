@@ -1,0 +1,20 @@
+-- What unmodified CloudStack clients need (issue 15). Keep in step with the
+-- other backend's 0012_clients.sql.
+
+-- System offerings: CloudStack's routers run from a service offering too, the
+-- "System Offering For Software Router" (unique name Cloud.Com-SoftwareRouter),
+-- which every network offering without its own names as `serviceofferingid`.
+-- system_vm_type is NULL for the offerings of guest VMs.
+ALTER TABLE service_offering ADD COLUMN system_vm_type TEXT;
+ALTER TABLE service_offering ADD COLUMN unique_name TEXT;
+-- The ROOT disk a VM of the offering gets, in GiB (NULL: the template's size).
+ALTER TABLE service_offering ADD COLUMN root_disk_size BIGINT;
+CREATE UNIQUE INDEX service_offering_unique_name ON service_offering (unique_name);
+INSERT INTO service_offering (uuid, name, display_text, cpu, speed, ram_size, is_default, created,
+                              system_vm_type, unique_name) VALUES
+    ('4c3e1a52-0003-4b8e-8d1f-5e0a00000003', 'System Offering For Software Router',
+     'System service offering for software router', 1, 500, 256, FALSE, 0,
+     'domainrouter', 'Cloud.Com-SoftwareRouter');
+
+-- A template's virtual size in bytes: the size of the ROOT volume of its VMs.
+ALTER TABLE vm_template ADD COLUMN size BIGINT NOT NULL DEFAULT 1073741824;
