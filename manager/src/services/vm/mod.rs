@@ -3,19 +3,23 @@
 //! VM and its NICs with their addresses now, the start in the job),
 //! `listVirtualMachines`, `startVirtualMachine`, `stopVirtualMachine`,
 //! `rebootVirtualMachine`, `destroyVirtualMachine`, and the catalog:
-//! `listServiceOfferings`, `listTemplates`. Starting a VM implements its
-//! tiers when they are not yet and gives the router the tiers' DHCP lists.
+//! `listServiceOfferings`, `listTemplates`, `listHypervisors`; and what
+//! clients read of a VM: `listNics`, `listVolumes` (its ROOT volume).
+//! Starting a VM implements its tiers when they are not yet and gives the
+//! router the tiers' DHCP lists.
 
 mod catalog;
 mod deploy;
 mod destroy;
 mod list;
+mod nics;
 mod reboot;
 mod reset_ssh_key;
 mod start;
 mod stop;
 mod update;
 mod views;
+mod volumes;
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -29,16 +33,18 @@ use crate::services::owner;
 use crate::services::related::Related;
 use crate::store::{Db, Tx, network, router, vm};
 
-pub use catalog::{ListServiceOfferings, ListTemplates};
+pub use catalog::{ListHypervisors, ListServiceOfferings, ListTemplates};
 pub use deploy::DeployVirtualMachine;
 pub use destroy::DestroyVirtualMachine;
 pub use list::ListVirtualMachines;
+pub use nics::ListNics;
 pub use reboot::RebootVirtualMachine;
 pub use reset_ssh_key::ResetSshKeyForVirtualMachine;
 pub use start::StartVirtualMachine;
 pub use stop::StopVirtualMachine;
 pub use update::UpdateVirtualMachine;
 pub use views::vm_view;
+pub use volumes::{ListVolumes, root_volume_uuid};
 
 /// Registers the VM commands.
 pub fn register(registry: &mut Registry) {
@@ -52,6 +58,9 @@ pub fn register(registry: &mut Registry) {
     registry.sync::<ListTemplates>();
     registry.job::<ResetSshKeyForVirtualMachine>();
     registry.sync::<UpdateVirtualMachine>();
+    registry.sync::<ListHypervisors>();
+    registry.sync::<ListNics>();
+    registry.sync::<ListVolumes>();
 }
 
 const VM_FIELDS: &[FieldSpec] = &[

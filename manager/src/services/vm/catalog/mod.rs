@@ -1,8 +1,9 @@
-//! What VMs are deployed from (§2.10): `listServiceOfferings` and
-//! `listTemplates`. Both lists are the built-in rows of the schema; every
+//! What VMs are deployed from (§2.10): `listServiceOfferings`,
+//! `listTemplates` and `listHypervisors`. Both lists are the built-in rows of the schema; every
 //! template is public and belongs to the system. Both take the same paging
 //! parameters ([`catalog_specs`], read as a [`Paging`]).
 
+mod hypervisors;
 mod offerings;
 mod templates;
 
@@ -10,6 +11,7 @@ use crate::server::command::{Arg, Flag, Id, Int, Text};
 use crate::server::list_paging::Paging;
 use crate::server::registry::ParamSpec;
 
+pub use hypervisors::ListHypervisors;
 pub use offerings::ListServiceOfferings;
 pub use templates::ListTemplates;
 
