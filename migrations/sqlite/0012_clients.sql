@@ -18,3 +18,22 @@ INSERT INTO service_offering (uuid, name, display_text, cpu, speed, ram_size, is
 
 -- A template's virtual size in bytes: the size of the ROOT volume of its VMs.
 ALTER TABLE vm_template ADD COLUMN size INTEGER NOT NULL DEFAULT 1073741824;
+
+-- Resource tags (CloudStack's resource_tags): a key and value on one resource,
+-- named by its type (Vpc, Network, UserVm, ...) and UUID, owned by the
+-- resource's account. A key appears once per resource.
+CREATE TABLE resource_tags (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    uuid            TEXT    NOT NULL UNIQUE,
+    tag_key         TEXT    NOT NULL,
+    tag_value       TEXT    NOT NULL,
+    resource_type   TEXT    NOT NULL,
+    resource_id     INTEGER NOT NULL,
+    resource_uuid   TEXT    NOT NULL,
+    account_id      INTEGER NOT NULL REFERENCES account (id),
+    domain_id       INTEGER NOT NULL REFERENCES domain (id),
+    customer        TEXT,
+    created         INTEGER NOT NULL,
+    UNIQUE (resource_type, resource_id, tag_key)
+);
+CREATE INDEX resource_tags_by_resource ON resource_tags (resource_type, resource_uuid);

@@ -15,6 +15,7 @@ pub mod offering;
 pub mod owner;
 pub mod related;
 pub mod sshkey;
+pub mod tags;
 pub mod tier;
 pub mod userdata;
 pub mod vm;
@@ -44,6 +45,7 @@ pub fn registry() -> Registry {
     lb::register(&mut registry);
     firewall::register(&mut registry);
     sshkey::register(&mut registry);
+    tags::register(&mut registry);
     registry
 }
 
