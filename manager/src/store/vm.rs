@@ -652,3 +652,80 @@ pub async fn list_templates<'a>(
     )
     .await
 }
+
+// ---------------------------------------------------------------- service offering writes
+
+/// A service offering of guest VMs to create (createServiceOffering).
+#[derive(Clone, Debug)]
+pub struct NewServiceOffering {
+    pub name: String,
+    pub display_text: String,
+    pub cpu: i64,
+    pub speed: i64,
+    pub ram_size: i64,
+    pub root_disk_size: Option<i64>,
+}
+
+/// Stores a service offering of guest VMs.
+pub async fn create_offering<'a>(
+    ex: impl Into<Exec<'a>>,
+    new: NewServiceOffering,
+) -> Result<ServiceOffering> {
+    let mut ex = ex.into();
+    let sql = format!(
+        "INSERT INTO service_offering (uuid, name, display_text, cpu, speed, ram_size, \
+         root_disk_size, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         RETURNING {OFFERING_COLUMNS}"
+    );
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(super::new_uuid())
+            .bind(&new.name)
+            .bind(&new.display_text)
+            .bind(new.cpu)
+            .bind(new.speed)
+            .bind(new.ram_size)
+            .bind(new.root_disk_size)
+            .bind(super::now_ms())
+            .fetch_one(c)
+            .await?
+    }))
+}
+
+/// Renames a live service offering; false when it is gone.
+pub async fn update_offering<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    name: &str,
+    display_text: &str,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE service_offering SET name = $2, display_text = $3 \
+             WHERE id = $1 AND removed IS NULL",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(display_text)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Marks a live service offering removed (its VMs keep it); false when it
+/// was gone.
+pub async fn remove_offering<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query("UPDATE service_offering SET removed = $2 WHERE id = $1 AND removed IS NULL")
+            .bind(id)
+            .bind(super::now_ms())
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}

@@ -33,7 +33,10 @@ use crate::services::owner;
 use crate::services::related::Related;
 use crate::store::{Db, Tx, network, router, vm};
 
-pub use catalog::{ListHypervisors, ListServiceOfferings, ListTemplates};
+pub use catalog::{
+    CreateServiceOffering, DeleteServiceOffering, ListDiskOfferings, ListHypervisors,
+    ListServiceOfferings, ListTemplates, UpdateServiceOffering,
+};
 pub use deploy::DeployVirtualMachine;
 pub use destroy::DestroyVirtualMachine;
 pub use list::ListVirtualMachines;
@@ -61,6 +64,10 @@ pub fn register(registry: &mut Registry) {
     registry.sync::<ListHypervisors>();
     registry.sync::<ListNics>();
     registry.sync::<ListVolumes>();
+    registry.sync::<CreateServiceOffering>();
+    registry.sync::<UpdateServiceOffering>();
+    registry.sync::<DeleteServiceOffering>();
+    registry.sync::<ListDiskOfferings>();
 }
 
 const VM_FIELDS: &[FieldSpec] = &[

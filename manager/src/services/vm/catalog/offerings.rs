@@ -89,7 +89,7 @@ impl SyncCommand for ListServiceOfferings {
     }
 }
 
-fn offering_view(o: &vm::ServiceOffering) -> Value {
+pub(super) fn offering_view(o: &vm::ServiceOffering) -> Value {
     json!({
         "id": o.uuid,
         "name": o.name,
