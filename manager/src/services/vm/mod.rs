@@ -45,6 +45,7 @@ pub use reboot::RebootVirtualMachine;
 pub use reset_ssh_key::ResetSshKeyForVirtualMachine;
 pub use start::StartVirtualMachine;
 pub use stop::StopVirtualMachine;
+pub(crate) use stop::stop as stop_vm;
 pub use update::UpdateVirtualMachine;
 pub use views::vm_view;
 pub use volumes::{ListVolumes, root_volume_uuid};
