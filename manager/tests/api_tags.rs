@@ -346,6 +346,14 @@ on_both_backends!(tiers_vms_addresses_and_acl_lists_carry_tags, |m| {
         "network",
     );
     assert!(tags_of(&db_listed[0]).is_empty());
+    // A deleted resource's tags are no longer listed.
+    tag(&alice, "Network", &db_id, &[("role", "gone")]).await;
+    let before = alice.ok("listTags", &[("resourcetype", "Network")]).await;
+    assert_eq!(before["count"], 2);
+    job_ok(&alice, "deleteNetwork", &[("id", &db_id)]).await;
+    let after = alice.ok("listTags", &[("resourcetype", "Network")]).await;
+    assert_eq!(after["count"], 1, "{after}");
+    assert_eq!(after["tag"][0]["resourceid"], web_id.as_str());
     // A built-in ACL list is the system's: only the root admin may tag it.
     let builtin = "8f1c2f4e-0002-4d6a-9e5b-6c1d00000002";
     let (code, _) = refused(

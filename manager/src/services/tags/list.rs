@@ -1,9 +1,12 @@
 //! `listTags`: the tags the caller may see (those of its resources, of its
-//! domain's for an admin), with CloudStack's filters and paging.
+//! domain's for an admin), with CloudStack's filters and paging; the tags
+//! of resources deleted since are left out.
+
+use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::{ResourceType, tag_view};
+use super::{ResourceType, find, tag_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Spec, SyncCommand, Text};
 use crate::server::registry::{ALL, field};
@@ -102,6 +105,31 @@ impl SyncCommand for ListTags {
                 })
             })
             .collect();
+        // A deleted resource's tags go with it in CloudStack; rows of
+        // resources deleted since are not shown.
+        let mut live: HashMap<(String, String), bool> = HashMap::new();
+        let mut shown = Vec::with_capacity(rows.len());
+        for t in rows {
+            let key = (t.resource_type.clone(), t.resource_uuid.clone());
+            let alive = match live.get(&key) {
+                Some(alive) => *alive,
+                None => {
+                    let alive = match (
+                        ResourceType::parse(&t.resource_type),
+                        t.resource_uuid.parse(),
+                    ) {
+                        (Ok(kind), Ok(uuid)) => find(&ctx.app.db, kind, uuid).await?.is_some(),
+                        _ => false,
+                    };
+                    live.insert(key, alive);
+                    alive
+                }
+            };
+            if alive {
+                shown.push(t);
+            }
+        }
+        let rows = shown;
         let count = rows.len() as u64;
         let page = self.list.page(ctx).await?;
         let items = page_of(rows, page).iter().map(tag_view).collect();
