@@ -280,3 +280,62 @@ on_both_backends!(
         assert_eq!(code, 431);
     }
 );
+
+on_both_backends!(routers_show_and_change_their_system_offering, |m| {
+    let admin = m.admin();
+    let env = zone_env(&admin, "z1").await;
+    let alice = user(&admin, "alice").await;
+    let v = create_vpc(&alice, &env, "v1", "10.1.0.0/16").await;
+    let router = admin
+        .ok(
+            "listRouters",
+            &[("vpcid", v["id"].as_str().unwrap()), ("listall", "true")],
+        )
+        .await["router"][0]
+        .clone();
+    let router_id = router["id"].as_str().unwrap().to_string();
+    let system = "4c3e1a52-0003-4b8e-8d1f-5e0a00000003";
+    assert_eq!(router["serviceofferingid"], system, "{router}");
+    assert_eq!(
+        router["serviceofferingname"],
+        "System Offering For Software Router"
+    );
+    // Refused: a running router, an offering of VMs, an unknown offering,
+    // a user.
+    let change = |offering: &'static str| {
+        vec![
+            ("id", router_id.clone()),
+            ("serviceofferingid", offering.to_string()),
+        ]
+    };
+    let call = |p: &Vec<(&'static str, String)>| -> Vec<(&'static str, String)> { p.clone() };
+    for (offering, text) in [
+        (system, "make sure the router is stopped"),
+        (support::vpc::SMALL, "non system service offering"),
+        (BOGUS, "Unable to find service offering"),
+    ] {
+        let p = call(&change(offering));
+        let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (code, err) = refused(&admin, "changeServiceForRouter", &p).await;
+        assert_eq!(code, 431, "{offering}: {err}");
+        assert!(err.contains(text), "{offering}: {err}");
+    }
+    let (code, _) = refused(
+        &alice,
+        "changeServiceForRouter",
+        &[("id", &router_id), ("serviceofferingid", system)],
+    )
+    .await;
+    assert_eq!(code, 432);
+    // Stopped, it takes the system offering.
+    job_ok(&admin, "stopRouter", &[("id", &router_id)]).await;
+    let changed = admin
+        .ok(
+            "changeServiceForRouter",
+            &[("id", &router_id), ("serviceofferingid", system)],
+        )
+        .await["router"]
+        .clone();
+    assert_eq!(changed["serviceofferingid"], system, "{changed}");
+    assert_eq!(changed["state"], "Stopped");
+});

@@ -37,3 +37,10 @@ CREATE TABLE resource_tags (
     UNIQUE (resource_type, resource_id, tag_key)
 );
 CREATE INDEX resource_tags_by_resource ON resource_tags (resource_type, resource_uuid);
+
+-- The service offering a router runs with when changeServiceForRouter gave
+-- it one; a router without a row runs with the default router offering.
+CREATE TABLE router_service_offering (
+    router_id           INTEGER  NOT NULL PRIMARY KEY REFERENCES domain_router (id),
+    service_offering_id INTEGER  NOT NULL REFERENCES service_offering (id)
+);

@@ -729,3 +729,38 @@ pub async fn remove_offering<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<boo
     });
     Ok(done == 1)
 }
+
+/// The service offering router `router_id` runs with, if
+/// changeServiceForRouter gave it one (else the default router offering).
+pub async fn router_offering<'a>(ex: impl Into<Exec<'a>>, router_id: i64) -> Result<Option<i64>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_scalar(
+            "SELECT service_offering_id FROM router_service_offering WHERE router_id = $1",
+        )
+        .bind(router_id)
+        .fetch_optional(c)
+        .await?
+    }))
+}
+
+/// Records the service offering router `router_id` runs with.
+pub async fn set_router_offering<'a>(
+    ex: impl Into<Exec<'a>>,
+    router_id: i64,
+    offering_id: i64,
+) -> Result<()> {
+    let mut ex = ex.into();
+    on_db!(&mut ex, c => {
+        sqlx::query(
+            "INSERT INTO router_service_offering (router_id, service_offering_id) \
+             VALUES ($1, $2) ON CONFLICT (router_id) \
+             DO UPDATE SET service_offering_id = excluded.service_offering_id",
+        )
+        .bind(router_id)
+        .bind(offering_id)
+        .execute(c)
+        .await?;
+    });
+    Ok(())
+}
