@@ -764,3 +764,30 @@ pub async fn set_router_offering<'a>(
     });
     Ok(())
 }
+
+/// The service offering of a router, as changeServiceForRouter recorded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromRow)]
+pub struct RouterOffering {
+    pub router_id: i64,
+    pub service_offering_id: i64,
+}
+
+/// The recorded offerings of the given routers, in one statement (list
+/// pages).
+pub async fn router_offerings<'a>(
+    ex: impl Into<Exec<'a>>,
+    router_ids: &[i64],
+) -> Result<Vec<RouterOffering>> {
+    let mut w = Where::new();
+    w.any_of("router_id", router_ids);
+    Ok(query::list(
+        &mut ex.into(),
+        "router_id, service_offering_id",
+        "router_service_offering",
+        &w,
+        "router_id",
+        Page::ALL,
+    )
+    .await?
+    .items)
+}

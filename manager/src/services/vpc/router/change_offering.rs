@@ -3,6 +3,8 @@
 //! from its next start. Every router shows its offering (`serviceofferingid`,
 //! `serviceofferingname`; the default router offering until changed).
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -77,22 +79,41 @@ impl SyncCommand for ChangeServiceForRouter {
     }
 }
 
-/// Sets `serviceofferingid`/`serviceofferingname` of a router object (with
-/// its `id`): its own offering, or the default router offering.
-pub(super) async fn fill_offering(db: &Db, view: &mut Value) -> Result<(), Error> {
-    let Some(uuid) = view["id"].as_str().and_then(|u| u.parse::<Uuid>().ok()) else {
+/// Sets `serviceofferingid`/`serviceofferingname` of the router objects of
+/// a page (`views[i]` shows `routers[i]`): each router's own offering, or
+/// the default router offering. Three statements for the whole page.
+pub(super) async fn fill_offerings(
+    db: &Db,
+    routers: &[router::Router],
+    views: &mut [Value],
+) -> Result<(), Error> {
+    if routers.is_empty() {
         return Ok(());
-    };
-    let Some(r) = router::get_by_uuid(db, uuid).await? else {
-        return Ok(());
-    };
-    let offering = match vm::router_offering(db, r.id).await? {
-        Some(id) => vm::offering_by_id(db, id).await?,
-        None => vm::offering_by_unique_name(db, vm::ROUTER_OFFERING_UNIQUE_NAME).await?,
-    };
-    if let Some(o) = offering {
-        view["serviceofferingid"] = json!(o.uuid);
-        view["serviceofferingname"] = json!(o.name);
+    }
+    let ids: Vec<i64> = routers.iter().map(|r| r.id).collect();
+    let own: HashMap<i64, i64> = vm::router_offerings(db, &ids)
+        .await?
+        .into_iter()
+        .map(|o| (o.router_id, o.service_offering_id))
+        .collect();
+    let mut wanted: Vec<i64> = own.values().copied().collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let offerings: HashMap<i64, vm::ServiceOffering> = vm::offerings_by_ids(db, &wanted)
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o))
+        .collect();
+    let default = vm::offering_by_unique_name(db, vm::ROUTER_OFFERING_UNIQUE_NAME).await?;
+    for (r, view) in routers.iter().zip(views.iter_mut()) {
+        let offering = match own.get(&r.id) {
+            Some(id) => offerings.get(id),
+            None => default.as_ref(),
+        };
+        if let Some(o) = offering {
+            view["serviceofferingid"] = json!(o.uuid);
+            view["serviceofferingname"] = json!(o.name);
+        }
     }
     Ok(())
 }

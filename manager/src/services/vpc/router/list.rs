@@ -127,9 +127,7 @@ impl SyncCommand for ListRouters {
             .iter()
             .map(|r| router_view(&related, r, true, hypervisor))
             .collect();
-        for item in &mut items {
-            super::change_offering::fill_offering(db, item).await?;
-        }
+        super::change_offering::fill_offerings(db, &listed.items, &mut items).await?;
         Ok(Reply::List {
             count: listed.total as u64,
             items,

@@ -125,8 +125,9 @@ async fn router_result(app: &App, id: i64) -> Result<serde_json::Value, Error> {
         .ok_or_else(|| Error::invalid("The router was destroyed meanwhile"))?;
     let hypervisor = app.network.hypervisor();
     let related = Related::for_routers(&app.db, std::slice::from_ref(&r)).await?;
-    let mut view = router_view(&related, &r, true, hypervisor);
-    change_offering::fill_offering(&app.db, &mut view).await?;
+    let mut views = [router_view(&related, &r, true, hypervisor)];
+    change_offering::fill_offerings(&app.db, std::slice::from_ref(&r), &mut views).await?;
+    let [view] = views;
     Ok(json!({ "router": view }))
 }
 
