@@ -328,7 +328,47 @@ on_both_backends!(
                 &[("name", "vpc.max.networks"), ("value", "5")],
             )
             .await;
-        let (code, text) = refused(&alice, "createNetwork", &lb2).await;
+        // A second tier of the same public-LB offering is allowed (CloudStack
+        // refuses only a *different* public-LB offering); it goes again so the
+        // counts below stay those of four tiers.
+        let lb2 = alice.ok("createNetwork", &lb2).await["network"].clone();
+        assert_eq!(lb2["networkofferingid"], env.tier_offering_lb.as_str());
+        let done = job_ok(
+            &alice,
+            "deleteNetwork",
+            &[("id", lb2["id"].as_str().unwrap())],
+        )
+        .await;
+        assert_eq!(done["success"], true);
+        let other_lb = {
+            use vpc_manager::store::offering::{self, NewNetworkOffering, ServiceProvider};
+            let store = vpc_manager::store::Db::connect(url).await.unwrap();
+            let made = offering::create_network_offering(
+                &store,
+                NewNetworkOffering {
+                    name: "off-other-lb".into(),
+                    unique_name: None,
+                    display_text: "off-other-lb".into(),
+                    state: "Enabled".into(),
+                    is_default: false,
+                    for_vpc: true,
+                    is_persistent: false,
+                    services: ["Dhcp", "SourceNat", "NetworkACL", "Lb"]
+                        .iter()
+                        .map(|s| ServiceProvider::new(s, "VpcVirtualRouter"))
+                        .collect(),
+                },
+            )
+            .await
+            .unwrap()
+            .uuid
+            .to_string();
+            store.close().await;
+            made
+        };
+        let lb3 = with(with(lb.clone(), "name", "lb3"), "gateway", "10.1.5.1");
+        let lb3 = with(lb3, "networkofferingid", &other_lb);
+        let (code, text) = refused(&alice, "createNetwork", &lb3).await;
         assert_eq!(code, 431);
         assert!(text.contains("already enabled on tier lb1"), "{text}");
         // The root admin is not bound by network.guest.cidr.limit; it creates

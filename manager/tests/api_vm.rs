@@ -99,10 +99,10 @@ on_both_backends!(the_catalog_lists_offerings_and_templates, |m| {
         .ok("listServiceOfferings", &[("keyword", "medium")])
         .await;
     assert_eq!(one["count"], 1);
-    let none = alice
-        .ok("listServiceOfferings", &[("issystem", "true")])
-        .await;
-    assert!(none.get("count").is_none(), "{none}");
+    // System offerings (the routers') are the root admin's (issue 15).
+    let (code, text) = refused(&alice, "listServiceOfferings", &[("issystem", "true")]).await;
+    assert_eq!(code, 431);
+    assert!(text.contains("Only ROOT admins"), "{text}");
 
     let featured = alice
         .ok("listTemplates", &[("templatefilter", "featured")])

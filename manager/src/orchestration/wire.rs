@@ -490,7 +490,8 @@ pub fn router_config(state: &RouterState) -> Result<pb::RouterConfig, ElementErr
     Ok(pb::RouterConfig {
         router_name: state.router.name.clone(),
         vpc_id: state.vpc.id.to_string(),
-        vpc_cidr: state.vpc.cidr.to_string(),
+        // The router gets the network part: createVPC keeps host bits as given.
+        vpc_cidr: state.vpc.cidr.trunc().to_string(),
         nics: nic_views.iter().map(nic).collect(),
         guest_networks: state.tiers.iter().map(guest_network).collect(),
         public_ips,

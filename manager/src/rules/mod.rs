@@ -106,6 +106,17 @@ pub fn parse_ipv4_cidr(param: &str, text: &str) -> Result<Ipv4Net, Error> {
     Ok(net)
 }
 
+/// Parses an IPv4 CIDR parameter whose host bits may be set, keeping them
+/// (createVPC's `cidr`, which CloudStack stores as given).
+pub fn parse_ipv4_cidr_with_host_bits(param: &str, text: &str) -> Result<Ipv4Net, Error> {
+    let trimmed = text.trim();
+    trimmed.parse().map_err(|_| {
+        Error::invalid(format!(
+            "{param} {trimmed:?} is not a valid IPv4 CIDR (expected a.b.c.d/n)"
+        ))
+    })
+}
+
 /// Parses an IPv4 address parameter.
 pub fn parse_ipv4(param: &str, text: &str) -> Result<Ipv4Addr, Error> {
     text.trim().parse().map_err(|_| {

@@ -14,11 +14,15 @@ pub struct ExistingTier {
     pub cidr: Ipv4Net,
     /// Its offering provides a public load balancer.
     pub public_lb: bool,
+    /// Its network offering (internal id).
+    pub offering_id: i64,
 }
 
 /// The tier offering as far as the rules care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TierOffering {
+    /// The offering's internal id.
+    pub id: i64,
     /// `forvpc=true`: usable for VPC tiers.
     pub for_vpc: bool,
     /// Provides a public load balancer (VR haproxy, not internal LB).
@@ -166,8 +170,14 @@ pub fn validate_new_tier(
         }
         None => vpc.network_domain.to_string(),
     };
+    // CloudStack (VpcManagerImpl, rule 4 of the tier checks) refuses only when
+    // another tier's *different* offering has public LB: tiers of the same
+    // public-LB offering share the VPC's load balancer.
     if req.offering.public_lb
-        && let Some(t) = vpc.tiers.iter().find(|t| t.public_lb)
+        && let Some(t) = vpc
+            .tiers
+            .iter()
+            .find(|t| t.public_lb && t.offering_id != req.offering.id)
     {
         return Err(Error::invalid(format!(
             "Public LB service is already enabled on tier {} of vpc {}; only one tier per VPC may have it",
@@ -239,6 +249,7 @@ mod tests {
             name: name.into(),
             cidr: net(cidr),
             public_lb,
+            offering_id: 2,
         }
     }
 
@@ -249,6 +260,7 @@ mod tests {
             netmask: Some(mask),
             network_domain: None,
             offering: TierOffering {
+                id: 1,
                 for_vpc: true,
                 public_lb: false,
                 network_acl: true,
@@ -427,6 +439,7 @@ mod tests {
         let c = Config::default();
         let not_vpc = NewTier {
             offering: TierOffering {
+                id: 1,
                 for_vpc: false,
                 public_lb: false,
                 network_acl: true,
@@ -440,6 +453,7 @@ mod tests {
         );
         let lb = NewTier {
             offering: TierOffering {
+                id: 1,
                 for_vpc: true,
                 public_lb: true,
                 network_acl: true,
@@ -457,6 +471,22 @@ mod tests {
     }
 
     #[test]
+    fn second_tier_of_the_same_public_lb_offering_allowed() {
+        let c = Config::default();
+        let lb = NewTier {
+            offering: TierOffering {
+                id: 2,
+                for_vpc: true,
+                public_lb: true,
+                network_acl: true,
+            },
+            ..req("10.1.2.1", "255.255.255.0")
+        };
+        let same_offering = [tier("a", "10.1.1.0/24", true)];
+        validate_new_tier(&lb, &vpc(&same_offering, &[]), &c).unwrap();
+    }
+
+    #[test]
     fn aclid_needs_the_network_acl_service() {
         let c = Config::default();
         let with_acl = NewTier {
@@ -466,6 +496,7 @@ mod tests {
         validate_new_tier(&with_acl, &vpc(&[], &[]), &c).unwrap();
         let no_acl_service = NewTier {
             offering: TierOffering {
+                id: 1,
                 for_vpc: true,
                 public_lb: false,
                 network_acl: false,

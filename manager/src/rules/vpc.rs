@@ -3,7 +3,7 @@
 use ipnet::Ipv4Net;
 
 use super::{
-    Config, MAX_DISPLAY_TEXT_LEN, check_length, check_name, parse_ipv4_cidr,
+    Config, MAX_DISPLAY_TEXT_LEN, check_length, check_name, parse_ipv4_cidr_with_host_bits,
     validate_network_domain,
 };
 use crate::error::Error;
@@ -26,11 +26,13 @@ pub fn is_private_cidr(cidr: &Ipv4Net) -> bool {
         .any(|r| r.contains(cidr))
 }
 
-/// Validates the `cidr` of createVPC: a well-formed IPv4 CIDR with host
-/// bits clear, inside a private range unless the configuration allows
-/// public ones.
+/// Validates the `cidr` of createVPC: a well-formed IPv4 CIDR inside a
+/// private range unless the configuration allows public ones. Host bits may
+/// be set (`10.1.1.1/16`): CloudStack's createVpc checks only the form
+/// (`NetUtils.isValidIp4Cidr`) and keeps the text as given, so it is kept
+/// here too; every containment check works on the network part.
 pub fn validate_vpc_cidr(cidr: &str, config: &Config) -> Result<Ipv4Net, Error> {
-    let net = parse_ipv4_cidr("cidr", cidr)?;
+    let net = parse_ipv4_cidr_with_host_bits("cidr", cidr)?;
     if !config.allow_non_rfc1918 && !is_private_cidr(&net) {
         return Err(Error::invalid(format!(
             "Guest Cidr {net} is not RFC1918 compliant: it must lie inside 10.0.0.0/8, \
@@ -303,9 +305,17 @@ mod tests {
     }
 
     #[test]
+    fn cidr_with_host_bits_kept_as_given() {
+        let c = Config::default();
+        let kept = validate_vpc_cidr("10.1.1.1/16", &c).unwrap();
+        assert_eq!(kept.to_string(), "10.1.1.1/16");
+        assert_eq!(kept.trunc(), net("10.1.0.0/16"));
+        assert_err(validate_vpc_cidr("8.8.8.8/24", &c), 431, "not RFC1918");
+    }
+
+    #[test]
     fn malformed_cidrs_refused() {
         let c = Config::default();
-        assert_err(validate_vpc_cidr("10.0.0.5/16", &c), 431, "10.0.0.5/16");
         assert_err(validate_vpc_cidr("ten", &c), 431, "\"ten\"");
         assert_err(validate_vpc_cidr("10.0.0.0/40", &c), 431, "10.0.0.0/40");
     }

@@ -15,6 +15,7 @@ pub mod offering;
 pub mod owner;
 pub mod related;
 pub mod sshkey;
+pub mod tags;
 pub mod tier;
 pub mod userdata;
 pub mod vm;
@@ -47,6 +48,7 @@ pub fn registry() -> Registry {
     sshkey::register(&mut registry);
     userdata::register(&mut registry);
     vpn::register(&mut registry);
+    tags::register(&mut registry);
     registry
 }
 

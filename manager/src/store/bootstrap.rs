@@ -44,7 +44,7 @@ pub const VPC_SERVICES: &[&str] = &[
     // VPC responses leave it out of their service list (reference §2.2, §2.3).
     "Gateway",
 ];
-const TIER_SERVICES: &[&str] = &[
+pub const TIER_SERVICES: &[&str] = &[
     "Dhcp",
     "Dns",
     "UserData",

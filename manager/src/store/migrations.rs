@@ -52,6 +52,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0011_vpn.sql"),
     ),
     (
+        12,
+        "clients",
+        include_str!("../../../migrations/sqlite/0012_clients.sql"),
+    ),
+    (
         13,
         "integrity",
         include_str!("../../../migrations/sqlite/0013_integrity.sql"),
@@ -104,6 +109,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         11,
         "vpn",
         include_str!("../../../migrations/postgres/0011_vpn.sql"),
+    ),
+    (
+        12,
+        "clients",
+        include_str!("../../../migrations/postgres/0012_clients.sql"),
     ),
     (
         13,

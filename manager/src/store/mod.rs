@@ -75,6 +75,7 @@ pub mod rule;
 pub mod secret;
 pub mod session;
 pub mod sshkey;
+pub mod tag;
 pub mod text;
 pub mod user;
 pub mod userdata;

@@ -572,3 +572,58 @@ fn offering_where(filter: &OfferingFilter, network: bool) -> Where {
     }
     w
 }
+
+/// Changes a live network offering's name, description or state (None
+/// keeps each); false when it is gone.
+pub async fn update_network_offering<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    name: Option<&str>,
+    display_text: Option<&str>,
+    state: Option<&str>,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE network_offerings SET name = COALESCE($2, name), \
+             display_text = COALESCE($3, display_text), state = COALESCE($4, state) \
+             WHERE id = $1 AND removed IS NULL",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(display_text)
+        .bind(state)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// How many live networks use a network offering.
+pub async fn networks_of_offering<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<i64> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM networks WHERE network_offering_id = $1 AND removed IS NULL",
+        )
+        .bind(id)
+        .fetch_one(c)
+        .await?
+    }))
+}
+
+/// Marks a network offering removed (the caller refuses defaults and
+/// offerings in use); false when it was gone.
+pub async fn remove_network_offering<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query("UPDATE network_offerings SET removed = $2 WHERE id = $1 AND removed IS NULL")
+            .bind(id)
+            .bind(now_ms())
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}

@@ -491,6 +491,35 @@ fn pbkdf2_sha1(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 20] {
     out
 }
 
+/// Changes a live user's names and email (None keeps each); `Duplicate`
+/// when the new username is taken in the domain.
+pub async fn update_profile<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    username: Option<&str>,
+    firstname: Option<&str>,
+    lastname: Option<&str>,
+    email: Option<&str>,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE users SET username = COALESCE($2, username), \
+             firstname = COALESCE($3, firstname), lastname = COALESCE($4, lastname), \
+             email = COALESCE($5, email) WHERE id = $1 AND removed IS NULL",
+        )
+        .bind(id)
+        .bind(username)
+        .bind(firstname)
+        .bind(lastname)
+        .bind(email)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

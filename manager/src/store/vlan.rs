@@ -140,6 +140,8 @@ pub struct PublicIp {
 pub struct PublicIpFilter {
     /// Only this address (API id).
     pub uuid: Option<Uuid>,
+    /// Only these addresses (API ids).
+    pub uuids: Option<Vec<Uuid>>,
     /// Only this zone.
     pub zone_id: Option<i64>,
     /// Only this exact address.
@@ -505,6 +507,9 @@ pub async fn list_ips<'a>(
         .eq_opt("associated_network_id", filter.associated_network_id)
         .eq_opt("one_to_one_nat", filter.one_to_one_nat)
         .eq_opt("vm_id", filter.vm_id);
+    if let Some(uuids) = &filter.uuids {
+        w.any_of("uuid", uuids);
+    }
     if filter.held_only {
         w.push("state <> 'Free'");
     }

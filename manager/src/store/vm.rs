@@ -448,6 +448,10 @@ pub struct ServiceOffering {
     pub created: i64,
     /// Removal time (epoch ms), if removed.
     pub removed: Option<i64>,
+    /// The system VM kind it is for (`domainrouter`); None for guest VMs.
+    pub system_vm_type: Option<String>,
+    /// The ROOT disk of its VMs in GiB; None: the template's size.
+    pub root_disk_size: Option<i64>,
 }
 
 /// A `vm_template` row.
@@ -477,6 +481,8 @@ pub struct Template {
     pub created: i64,
     /// Removal time (epoch ms), if removed.
     pub removed: Option<i64>,
+    /// Virtual size in bytes (the ROOT volume of its VMs).
+    pub size: i64,
 }
 
 /// Filters of the offering and template lists.
@@ -492,12 +498,15 @@ pub struct CatalogFilter {
     pub public: Option<bool>,
     /// Templates: only featured (or non-featured) ones.
     pub featured: Option<bool>,
+    /// Service offerings: the system ones (true) instead of those of guest
+    /// VMs.
+    pub system: bool,
 }
 
-const OFFERING_COLUMNS: &str =
-    "id, uuid, name, display_text, cpu, speed, ram_size, is_default, created, removed";
-const TEMPLATE_COLUMNS: &str = "id, uuid, name, display_text, format, os_type, is_public, is_featured, enable_password, \
-     created, removed";
+const OFFERING_COLUMNS: &str = "id, uuid, name, display_text, cpu, speed, ram_size, is_default, \
+     created, removed, system_vm_type, root_disk_size";
+const TEMPLATE_COLUMNS: &str = "id, uuid, name, display_text, format, os_type, is_public, \
+     is_featured, enable_password, created, removed, size";
 
 /// A service offering by internal id, removed or not.
 pub async fn offering_by_id<'a>(
@@ -546,6 +555,25 @@ pub async fn offering_by_uuid<'a>(
     .await
 }
 
+/// The unique name of CloudStack's default router offering.
+pub const ROUTER_OFFERING_UNIQUE_NAME: &str = "Cloud.Com-SoftwareRouter";
+
+/// A service offering by its unique name (the built-in system ones), removed
+/// or not.
+pub async fn offering_by_unique_name<'a>(
+    ex: impl Into<Exec<'a>>,
+    unique_name: &str,
+) -> Result<Option<ServiceOffering>> {
+    query::fetch_by(
+        &mut ex.into(),
+        OFFERING_COLUMNS,
+        "service_offering",
+        "unique_name",
+        unique_name.to_string(),
+    )
+    .await
+}
+
 fn catalog_where(filter: &CatalogFilter) -> Where {
     let mut w = Where::new();
     w.push("removed IS NULL")
@@ -561,7 +589,12 @@ pub async fn list_offerings<'a>(
     filter: &CatalogFilter,
     page: Page,
 ) -> Result<Listed<ServiceOffering>> {
-    let w = catalog_where(filter);
+    let mut w = catalog_where(filter);
+    w.push(if filter.system {
+        "system_vm_type IS NOT NULL"
+    } else {
+        "system_vm_type IS NULL"
+    });
     query::list(
         &mut ex.into(),
         OFFERING_COLUMNS,
@@ -654,4 +687,143 @@ pub async fn list_templates<'a>(
         page,
     )
     .await
+}
+
+// ---------------------------------------------------------------- service offering writes
+
+/// A service offering of guest VMs to create (createServiceOffering).
+#[derive(Clone, Debug)]
+pub struct NewServiceOffering {
+    pub name: String,
+    pub display_text: String,
+    pub cpu: i64,
+    pub speed: i64,
+    pub ram_size: i64,
+    pub root_disk_size: Option<i64>,
+}
+
+/// Stores a service offering of guest VMs.
+pub async fn create_offering<'a>(
+    ex: impl Into<Exec<'a>>,
+    new: NewServiceOffering,
+) -> Result<ServiceOffering> {
+    let mut ex = ex.into();
+    let sql = format!(
+        "INSERT INTO service_offering (uuid, name, display_text, cpu, speed, ram_size, \
+         root_disk_size, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         RETURNING {OFFERING_COLUMNS}"
+    );
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(super::new_uuid())
+            .bind(&new.name)
+            .bind(&new.display_text)
+            .bind(new.cpu)
+            .bind(new.speed)
+            .bind(new.ram_size)
+            .bind(new.root_disk_size)
+            .bind(super::now_ms())
+            .fetch_one(c)
+            .await?
+    }))
+}
+
+/// Renames a live service offering; false when it is gone.
+pub async fn update_offering<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    name: &str,
+    display_text: &str,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE service_offering SET name = $2, display_text = $3 \
+             WHERE id = $1 AND removed IS NULL",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(display_text)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Marks a live service offering removed (its VMs keep it); false when it
+/// was gone.
+pub async fn remove_offering<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query("UPDATE service_offering SET removed = $2 WHERE id = $1 AND removed IS NULL")
+            .bind(id)
+            .bind(super::now_ms())
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// The service offering router `router_id` runs with, if
+/// changeServiceForRouter gave it one (else the default router offering).
+pub async fn router_offering<'a>(ex: impl Into<Exec<'a>>, router_id: i64) -> Result<Option<i64>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_scalar(
+            "SELECT service_offering_id FROM router_service_offering WHERE router_id = $1",
+        )
+        .bind(router_id)
+        .fetch_optional(c)
+        .await?
+    }))
+}
+
+/// Records the service offering router `router_id` runs with.
+pub async fn set_router_offering<'a>(
+    ex: impl Into<Exec<'a>>,
+    router_id: i64,
+    offering_id: i64,
+) -> Result<()> {
+    let mut ex = ex.into();
+    on_db!(&mut ex, c => {
+        sqlx::query(
+            "INSERT INTO router_service_offering (router_id, service_offering_id) \
+             VALUES ($1, $2) ON CONFLICT (router_id) \
+             DO UPDATE SET service_offering_id = excluded.service_offering_id",
+        )
+        .bind(router_id)
+        .bind(offering_id)
+        .execute(c)
+        .await?;
+    });
+    Ok(())
+}
+
+/// The service offering of a router, as changeServiceForRouter recorded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromRow)]
+pub struct RouterOffering {
+    pub router_id: i64,
+    pub service_offering_id: i64,
+}
+
+/// The recorded offerings of the given routers, in one statement (list
+/// pages).
+pub async fn router_offerings<'a>(
+    ex: impl Into<Exec<'a>>,
+    router_ids: &[i64],
+) -> Result<Vec<RouterOffering>> {
+    let mut w = Where::new();
+    w.any_of("router_id", router_ids);
+    Ok(query::list(
+        &mut ex.into(),
+        "router_id, service_offering_id",
+        "router_service_offering",
+        &w,
+        "router_id",
+        Page::ALL,
+    )
+    .await?
+    .items)
 }

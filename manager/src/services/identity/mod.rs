@@ -23,7 +23,10 @@ pub use account::{
     CreateAccount, DeleteAccount, DisableAccount, EnableAccount, ListAccounts, UpdateAccount,
 };
 pub use domain::{CreateDomain, DeleteDomain, ListDomains};
-pub use user::{CreateUser, EnableUser, GetUserKeys, ListUsers, RegisterUserKeys};
+pub use user::{
+    CreateUser, DeleteUser, DisableUser, EnableUser, GetUserKeys, ListUsers, LockUser,
+    RegisterUserKeys, UpdateUser,
+};
 
 /// Registers the domain, account and user commands.
 pub fn register(registry: &mut Registry) {
@@ -41,6 +44,10 @@ pub fn register(registry: &mut Registry) {
     registry.sync::<RegisterUserKeys>();
     registry.sync::<EnableUser>();
     registry.sync::<GetUserKeys>();
+    registry.sync::<UpdateUser>();
+    registry.sync::<DeleteUser>();
+    registry.job::<DisableUser>();
+    registry.sync::<LockUser>();
 }
 
 /// How much a role may do: a caller acts on another account's users and keys

@@ -8,6 +8,7 @@ use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Te
 use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply, page_of};
 use crate::services::owner::{ListArgs, check_access};
+use crate::services::tags::{self, ResourceType, TAGS_FILTER};
 use crate::store::{Page, network, vlan, vpc, zone};
 
 use super::common::{Names, Wanted};
@@ -54,6 +55,7 @@ pub struct ListPublicIpAddresses {
     state: Option<String>,
     for_virtual_network: Option<bool>,
     range: Option<Uuid>,
+    tags: Option<Vec<std::collections::BTreeMap<String, String>>>,
     list: ListArgs,
 }
 
@@ -77,6 +79,7 @@ impl Command for ListPublicIpAddresses {
             .param(RANGE)
             .param(FOR_LOAD_BALANCING)
             .param(PHYSICAL_NETWORK)
+            .param(TAGS_FILTER)
             .params(ListArgs::specs())
             .returns("publicipaddress", IP_FIELDS)
     }
@@ -95,6 +98,7 @@ impl Command for ListPublicIpAddresses {
             state: args.text(&STATE)?,
             for_virtual_network: args.get(&FOR_VIRTUAL_NETWORK)?,
             range: args.get(&RANGE)?,
+            tags: args.get(&TAGS_FILTER)?,
             list: ListArgs::parse(args)?,
         })
     }
@@ -108,7 +112,15 @@ impl SyncCommand for ListPublicIpAddresses {
         if self.for_virtual_network == Some(false) {
             return Ok(Reply::empty_list());
         }
+        let tagged = tags::narrow(
+            db,
+            ResourceType::PublicIpAddress,
+            self.tags.as_deref(),
+            None,
+        )
+        .await?;
         let mut filter = vlan::PublicIpFilter {
+            uuids: tagged,
             source_nat: self.source_nat,
             one_to_one_nat: self.static_nat,
             state: self.state,
@@ -195,6 +207,7 @@ impl SyncCommand for ListPublicIpAddresses {
         for ip in &rows {
             items.push(ip_view(db, &ctx.caller, &mut names, ip).await?);
         }
+        tags::attach(db, ResourceType::PublicIpAddress, &mut items).await?;
         Ok(Reply::List { count, items })
     }
 }

@@ -141,5 +141,5 @@ pub const IP_FIELDS: &[FieldSpec] = &[
         "whether port forwarding, load balancing or static NAT uses it",
     ),
     field("forsystemvms", "boolean", "always false"),
-    field("tags", "list", "resource tags (none)"),
+    field("tags", "list", "the tags of the address"),
 ];

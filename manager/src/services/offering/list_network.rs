@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply};
-use crate::store::{Db, offering};
+use crate::store::{Db, offering, vm};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the network offering");
 const NAME: Arg<Text> = Arg::opt("name", "the name of the network offering");
@@ -99,9 +99,12 @@ impl SyncCommand for ListNetworkOfferings {
             },
         )
         .await?;
+        let router_offering = vm::offering_by_unique_name(db, vm::ROUTER_OFFERING_UNIQUE_NAME)
+            .await?
+            .map(|o| o.uuid);
         let items = rows
             .iter()
-            .map(|(o, services)| network_offering_view(o, services))
+            .map(|(o, services)| network_offering_view(o, services, router_offering))
             .collect();
         Ok(Reply::List { count, items })
     }

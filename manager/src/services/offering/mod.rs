@@ -1,8 +1,9 @@
 //! Offerings (CloudStack reference §2.2, §2.4), one command per file:
 //! `listNetworkOfferings` and `listVPCOfferings`, for every role;
 //! `createVPCOffering` (async-create), `updateVPCOffering` and
-//! `deleteVPCOffering` for the root admin. Network (tier) offerings cannot
-//! be created, changed or deleted yet.
+//! `deleteVPCOffering` for the root admin; `createNetworkOffering`,
+//! `updateNetworkOffering` and `deleteNetworkOffering` (tier offerings) for
+//! the root admin too.
 //!
 //! This module registers them and keeps what several of them (and the VPC
 //! and tier lists) share: the state and paging parameters, the
@@ -12,6 +13,7 @@ mod create_vpc;
 mod delete_vpc;
 mod list_network;
 mod list_vpc;
+mod network_offering;
 mod update_vpc;
 mod views;
 
@@ -19,6 +21,7 @@ pub use create_vpc::CreateVpcOffering;
 pub use delete_vpc::DeleteVpcOffering;
 pub use list_network::ListNetworkOfferings;
 pub use list_vpc::ListVpcOfferings;
+pub use network_offering::{CreateNetworkOffering, DeleteNetworkOffering, UpdateNetworkOffering};
 pub use update_vpc::UpdateVpcOffering;
 pub(crate) use views::services_view;
 
@@ -41,6 +44,9 @@ pub fn register(registry: &mut Registry) {
     registry.job::<CreateVpcOffering>();
     registry.job::<UpdateVpcOffering>();
     registry.job::<DeleteVpcOffering>();
+    registry.sync::<CreateNetworkOffering>();
+    registry.sync::<UpdateNetworkOffering>();
+    registry.sync::<DeleteNetworkOffering>();
 }
 
 /// The sync object of the jobs on one VPC offering.

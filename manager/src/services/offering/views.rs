@@ -35,11 +35,17 @@ pub(crate) fn services_view(services: &[offering::ServiceProvider]) -> Vec<Value
         .collect()
 }
 
+/// `router_offering`: the service offering of the routers, which CloudStack
+/// shows as `serviceofferingid` of every network offering that names none of
+/// its own (ApiResponseHelper falls back to the default router offering), so
+/// clients such as libcloud always find the key.
 pub(super) fn network_offering_view(
     o: &offering::NetworkOffering,
     services: &[offering::ServiceProvider],
+    router_offering: Option<uuid::Uuid>,
 ) -> Value {
     json!({
+        "serviceofferingid": router_offering,
         "id": o.uuid,
         "name": o.name,
         "displaytext": o.display_text,
@@ -110,6 +116,11 @@ pub(super) const NETWORK_OFFERING_FIELDS: &[FieldSpec] = &[
     ),
     SERVICE_FIELD,
     field("created", "date", "when the offering was created"),
+    field(
+        "serviceofferingid",
+        "string",
+        "the service offering of the routers giving its services",
+    ),
 ];
 
 pub(super) const VPC_OFFERING_FIELDS: &[FieldSpec] = &[

@@ -192,6 +192,7 @@ impl SyncCommand for CreateNetwork {
         let services = offering::network_offering_services(db, o.id).await?;
         let vpc_services = offering::vpc_offering_services(db, v.vpc_offering_id).await?;
         let tier_offering = tier_rules::TierOffering {
+            id: o.id,
             for_vpc: o.for_vpc,
             public_lb: has_public_lb(&services),
             network_acl: services.iter().any(|s| s.service == "NetworkACL"),
@@ -301,6 +302,7 @@ impl SyncCommand for CreateNetwork {
                 name: t.name.clone(),
                 cidr,
                 public_lb: has_public_lb(&services),
+                offering_id: t.network_offering_id,
             });
         }
         let gateways = gateway::of_vpc(&mut tx, live.id).await?;

@@ -13,6 +13,7 @@ use crate::server::{Ctx, Reply, counted_page};
 use crate::services::offering::gives_all;
 use crate::services::owner::ListArgs;
 use crate::services::related::{Related, services_by_offering};
+use crate::services::tags::{self, ResourceType, TAGS_FILTER};
 use crate::store::{Page, network, offering, vpc, zone};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the network");
@@ -61,6 +62,7 @@ pub struct ListNetworks {
     can_use_for_deploy: Option<bool>,
     services: Option<Vec<String>>,
     acl_type: Option<String>,
+    tags: Option<Vec<std::collections::BTreeMap<String, String>>>,
     list: ListArgs,
 }
 
@@ -84,6 +86,7 @@ impl Command for ListNetworks {
             .param(CAN_USE_FOR_DEPLOY)
             .param(SERVICES)
             .param(ACL_TYPE)
+            .param(TAGS_FILTER)
             .params(ListArgs::specs())
             .returns("network", NETWORK_FIELDS)
     }
@@ -104,6 +107,7 @@ impl Command for ListNetworks {
             can_use_for_deploy: args.get(&CAN_USE_FOR_DEPLOY)?,
             services: args.get(&SERVICES)?,
             acl_type: args.text(&ACL_TYPE)?,
+            tags: args.get(&TAGS_FILTER)?,
             list: ListArgs::parse(args)?,
         })
     }
@@ -170,8 +174,15 @@ impl SyncCommand for ListNetworks {
             },
             None => None,
         };
+        let tagged = tags::narrow(
+            &ctx.app.db,
+            ResourceType::Network,
+            self.tags.as_deref(),
+            self.id.map(|u| vec![u]),
+        )
+        .await?;
         let filter = network::NetworkFilter {
-            uuids: self.id.map(|u| vec![u]),
+            uuids: tagged,
             keyword: self.list.keyword.clone(),
             zone_id,
             vpc_id,
@@ -222,6 +233,8 @@ impl SyncCommand for ListNetworks {
             .iter()
             .map(|t| network_view(&related, t, admin))
             .collect();
+        let mut items: Vec<serde_json::Value> = items;
+        tags::attach(&ctx.app.db, ResourceType::Network, &mut items).await?;
         Ok(Reply::List { count, items })
     }
 }

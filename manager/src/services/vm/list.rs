@@ -10,6 +10,7 @@ use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply, page_of};
 use crate::services::owner::ListArgs;
 use crate::services::related::Related;
+use crate::services::tags::{self, ResourceType, TAGS_FILTER};
 use crate::store::{network, vm, vpc, zone};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the VM");
@@ -37,6 +38,7 @@ pub struct ListVirtualMachines {
     vpc: Option<Uuid>,
     service_offering: Option<Uuid>,
     template: Option<Uuid>,
+    tags: Option<Vec<std::collections::BTreeMap<String, String>>>,
     list: ListArgs,
 }
 
@@ -56,6 +58,7 @@ impl Command for ListVirtualMachines {
             .param(SERVICE_OFFERING)
             .param(TEMPLATE)
             .param(DETAILS)
+            .param(TAGS_FILTER)
             .params(ListArgs::specs())
             .returns("virtualmachine", VM_FIELDS)
     }
@@ -71,6 +74,7 @@ impl Command for ListVirtualMachines {
             vpc: args.get(&VPC)?,
             service_offering: args.get(&SERVICE_OFFERING)?,
             template: args.get(&TEMPLATE)?,
+            tags: args.get(&TAGS_FILTER)?,
             list: ListArgs::parse(args)?,
         })
     }
@@ -147,6 +151,7 @@ impl SyncCommand for ListVirtualMachines {
             .map(String::from)
             .unwrap_or(s)
         });
+        let uuids = tags::narrow(db, ResourceType::UserVm, self.tags.as_deref(), uuids).await?;
         let filter = vm::VmFilter {
             uuids,
             name: self.name,
@@ -181,6 +186,8 @@ impl SyncCommand for ListVirtualMachines {
         let admin = sees_admin_fields(ctx.caller.role);
         let related = Related::for_vms(db, &rows).await?;
         let items = rows.iter().map(|v| vm_view(&related, v, admin)).collect();
+        let mut items: Vec<serde_json::Value> = items;
+        tags::attach(&ctx.app.db, ResourceType::UserVm, &mut items).await?;
         Ok(Reply::List { count, items })
     }
 }

@@ -3,14 +3,17 @@
 //! VM and its NICs with their addresses now, the start in the job),
 //! `listVirtualMachines`, `startVirtualMachine`, `stopVirtualMachine`,
 //! `rebootVirtualMachine`, `destroyVirtualMachine`, and the catalog:
-//! `listServiceOfferings`, `listTemplates`, `updateTemplate`; passwords
-//! (`resetPasswordForVirtualMachine`) and SSH keys of VMs. Starting a VM implements its
-//! tiers when they are not yet and gives the router the tiers' DHCP lists.
+//! `listServiceOfferings`, `listTemplates`, `updateTemplate`,
+//! `listHypervisors`; passwords (`resetPasswordForVirtualMachine`) and SSH
+//! keys of VMs; and what clients read of a VM: `listNics`, `listVolumes` (its
+//! ROOT volume). Starting a VM implements its tiers when they are not yet and
+//! gives the router the tiers' DHCP lists.
 
 mod catalog;
 mod deploy;
 mod destroy;
 mod list;
+mod nics;
 mod password;
 mod reboot;
 mod reset_password;
@@ -19,6 +22,7 @@ mod start;
 mod stop;
 mod update;
 mod views;
+mod volumes;
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -32,17 +36,23 @@ use crate::services::owner;
 use crate::services::related::Related;
 use crate::store::{Db, Tx, network, router, vm};
 
-pub use catalog::{ListServiceOfferings, ListTemplates, UpdateTemplate};
+pub use catalog::{
+    CreateServiceOffering, DeleteServiceOffering, ListDiskOfferings, ListHypervisors,
+    ListServiceOfferings, ListTemplates, UpdateServiceOffering, UpdateTemplate,
+};
 pub use deploy::DeployVirtualMachine;
 pub use destroy::DestroyVirtualMachine;
 pub use list::ListVirtualMachines;
+pub use nics::ListNics;
 pub use reboot::RebootVirtualMachine;
 pub use reset_password::ResetPasswordForVirtualMachine;
 pub use reset_ssh_key::ResetSshKeyForVirtualMachine;
 pub use start::StartVirtualMachine;
 pub use stop::StopVirtualMachine;
+pub(crate) use stop::stop as stop_vm;
 pub use update::UpdateVirtualMachine;
 pub use views::vm_view;
+pub use volumes::{ListVolumes, root_volume_uuid};
 
 /// Registers the VM commands.
 pub fn register(registry: &mut Registry) {
@@ -58,6 +68,13 @@ pub fn register(registry: &mut Registry) {
     registry.job::<ResetPasswordForVirtualMachine>();
     registry.sync::<UpdateTemplate>();
     registry.sync::<UpdateVirtualMachine>();
+    registry.sync::<ListHypervisors>();
+    registry.sync::<ListNics>();
+    registry.sync::<ListVolumes>();
+    registry.sync::<CreateServiceOffering>();
+    registry.sync::<UpdateServiceOffering>();
+    registry.sync::<DeleteServiceOffering>();
+    registry.sync::<ListDiskOfferings>();
 }
 
 const VM_FIELDS: &[FieldSpec] = &[

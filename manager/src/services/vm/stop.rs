@@ -86,7 +86,7 @@ impl AsyncCommand for StopVirtualMachine {
 /// addresses for the VM), it is Stopped with a new generation, and its
 /// tiers' DHCP lists go to the router without it. When the push fails the
 /// VM runs again, unless `forced`.
-pub(super) async fn stop(app: &App, vm_id: i64, forced: bool) -> Result<(), Error> {
+pub(crate) async fn stop(app: &App, vm_id: i64, forced: bool) -> Result<(), Error> {
     let db = &app.db;
     let v = job_vm(app, vm_id).await?;
     if v.state == vm::STATE_STOPPED {

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::server::date;
 use crate::services::related::Related;
-use crate::store::vm;
+use crate::store::{router, vm};
 
 /// A VM as the list and the jobs show it; `admin` adds `instancename`.
 /// `related` holds the page's rows ([`Related::for_vms`]).
@@ -17,33 +17,10 @@ pub fn vm_view(related: &Related, v: &vm::Vm, admin: bool) -> Value {
     let mut nics = Vec::new();
     let mut vpc_uuid = None;
     for n in related.vm_nics(v.id) {
-        let tier = related.network(n.network_id);
-        let tier_vpc = tier.and_then(|t| t.vpc_id).and_then(|id| related.vpc(id));
         if vpc_uuid.is_none() {
-            vpc_uuid = tier_vpc.as_ref().map(|p| p.uuid);
+            vpc_uuid = nic_vpc(related, n);
         }
-        let mut nic = json!({
-            "id": n.uuid,
-            "networkid": tier.as_ref().map(|t| &t.uuid),
-            "networkname": tier.as_ref().map(|t| &t.name),
-            "ipaddress": n.ip4_address,
-            "netmask": n.netmask,
-            "gateway": n.gateway,
-            "macaddress": n.mac_address,
-            "isdefault": n.device_index == 0,
-            "traffictype": "Guest",
-            "type": "Isolated",
-            "deviceid": n.device_index.to_string(),
-            "vpcid": tier_vpc.as_ref().map(|p| &p.uuid),
-        });
-        if admin && let Some(uri) = tier.as_ref().and_then(|t| t.broadcast_uri.clone()) {
-            nic["broadcasturi"] = json!(uri);
-            nic["isolationuri"] = json!(uri);
-        }
-        if let Some(m) = nic.as_object_mut() {
-            m.retain(|_, v| !v.is_null());
-        }
-        nics.push(nic);
+        nics.push(nic_view(related, n, admin));
     }
     let mut m = json!({
         "id": v.uuid,
@@ -80,4 +57,41 @@ pub fn vm_view(related: &Related, v: &vm::Vm, admin: bool) -> Value {
         obj.retain(|_, v| !v.is_null());
     }
     m
+}
+
+/// The VPC of the tier a NIC is on.
+fn nic_vpc(related: &Related, n: &router::Nic) -> Option<uuid::Uuid> {
+    related
+        .network(n.network_id)
+        .and_then(|t| t.vpc_id)
+        .and_then(|id| related.vpc(id))
+        .map(|p| p.uuid)
+}
+
+/// A VM's NIC as `nic` of a VM and `listNics` show it (`admin` adds the
+/// tier's broadcast URI); `related` holds the tiers and VPCs of the page.
+pub fn nic_view(related: &Related, n: &router::Nic, admin: bool) -> Value {
+    let tier = related.network(n.network_id);
+    let mut nic = json!({
+        "id": n.uuid,
+        "networkid": tier.as_ref().map(|t| &t.uuid),
+        "networkname": tier.as_ref().map(|t| &t.name),
+        "ipaddress": n.ip4_address,
+        "netmask": n.netmask,
+        "gateway": n.gateway,
+        "macaddress": n.mac_address,
+        "isdefault": n.device_index == 0,
+        "traffictype": "Guest",
+        "type": "Isolated",
+        "deviceid": n.device_index.to_string(),
+        "vpcid": nic_vpc(related, n),
+    });
+    if admin && let Some(uri) = tier.as_ref().and_then(|t| t.broadcast_uri.clone()) {
+        nic["broadcasturi"] = json!(uri);
+        nic["isolationuri"] = json!(uri);
+    }
+    if let Some(m) = nic.as_object_mut() {
+        m.retain(|_, v| !v.is_null());
+    }
+    nic
 }

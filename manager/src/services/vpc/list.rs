@@ -11,6 +11,7 @@ use crate::server::{Ctx, Reply, counted_page};
 use crate::services::offering::gives_all;
 use crate::services::owner::ListArgs;
 use crate::services::related::{Related, services_by_offering};
+use crate::services::tags::{self, ResourceType, TAGS_FILTER};
 use crate::store::{Page, offering, vpc, zone};
 
 use super::{VPC_FIELDS, vpc_view};
@@ -43,6 +44,7 @@ pub struct ListVpcs {
     services: Option<Vec<String>>,
     state: Option<String>,
     restart_required: Option<bool>,
+    tags: Option<Vec<std::collections::BTreeMap<String, String>>>,
     list: ListArgs,
 }
 
@@ -62,6 +64,7 @@ impl Command for ListVpcs {
             .param(STATE)
             .param(RESTART_REQUIRED)
             .param(FOR_DISPLAY)
+            .param(TAGS_FILTER)
             .params(ListArgs::specs())
             .returns("vpc", VPC_FIELDS)
     }
@@ -77,6 +80,7 @@ impl Command for ListVpcs {
             services: args.get(&SERVICES)?,
             state: args.text(&STATE)?,
             restart_required: args.get(&RESTART_REQUIRED)?,
+            tags: args.get(&TAGS_FILTER)?,
             list: ListArgs::parse(args)?,
         })
     }
@@ -101,8 +105,15 @@ impl SyncCommand for ListVpcs {
             },
             None => None,
         };
+        let tagged = tags::narrow(
+            &ctx.app.db,
+            ResourceType::Vpc,
+            self.tags.as_deref(),
+            self.id.map(|u| vec![u]),
+        )
+        .await?;
         let filter = vpc::VpcFilter {
-            uuids: self.id.map(|u| vec![u]),
+            uuids: tagged,
             name: self.name,
             keyword: self.list.keyword.clone(),
             zone_id,
@@ -150,6 +161,8 @@ impl SyncCommand for ListVpcs {
         let (count, rows) = counted_page(rows, listed.total, in_memory, page);
         let related = Related::for_vpcs(db, &rows, true).await?;
         let items = rows.iter().map(|v| vpc_view(&related, v, true)).collect();
+        let mut items: Vec<serde_json::Value> = items;
+        tags::attach(&ctx.app.db, ResourceType::Vpc, &mut items).await?;
         Ok(Reply::List { count, items })
     }
 }

@@ -37,6 +37,7 @@ pub fn register(registry: &mut Registry) {
     registry.job::<RestartVpc>();
     registry.sync::<ListVpcs>();
     registry.sync::<router::ListRouters>();
+    registry.sync::<router::ChangeServiceForRouter>();
     registry.job::<router::StopRouter>();
     registry.job::<router::StartRouter>();
     registry.job::<router::RebootRouter>();

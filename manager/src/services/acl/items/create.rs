@@ -1,6 +1,7 @@
 //! `createNetworkACL` (async-create): the item's row (Staged) in the request,
 //! numbered under the list's row lock; the job sends the list with it to the
-//! router (`ItemEdit::New`) and makes it Active.
+//! router (`ItemEdit::New`) and makes it Active. With `networkid` on a tier
+//! that has no list, the list is made and attached first, as CloudStack does.
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -15,7 +16,7 @@ use crate::error::Error;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::{App, Ctx};
-use crate::store::acl;
+use crate::store::{Db, Tx, acl, network, offering, vpc};
 
 const PROTOCOL: Arg<Text> = Arg::req(
     "protocol",
@@ -61,20 +62,27 @@ impl AsyncCommand for CreateAclItem {
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<ItemJob>, Error> {
         let db = &ctx.app.db;
-        let list = match (self.acl, self.tier) {
-            (Some(id), _) => list_param(db, ACL.name(), id).await?,
+        let (list, v, bare_tier) = match (self.acl, self.tier) {
+            (Some(id), _) => {
+                let list = list_param(db, ACL.name(), id).await?;
+                let v = mutable_list_vpc(ctx, &list).await?;
+                (Some(list), v, None)
+            }
             (None, Some(id)) => {
-                let (tier, _) = tier_param(ctx, TIER.name(), id).await?;
-                let acl_id = tier.network_acl_id.ok_or_else(|| {
-                    Error::invalid(format!(
-                        "Tier {} has no ACL list to add the item to; attach one with \
-                         replaceNetworkACLList or give aclid",
-                        tier.uuid
-                    ))
-                })?;
-                acl::get_by_id(db, acl_id)
-                    .await?
-                    .ok_or_else(|| Error::internal("a tier's ACL list is gone"))?
+                let (tier, v) = tier_param(ctx, TIER.name(), id).await?;
+                match tier.network_acl_id {
+                    Some(acl_id) => {
+                        let list = acl::get_by_id(db, acl_id)
+                            .await?
+                            .ok_or_else(|| Error::internal("a tier's ACL list is gone"))?;
+                        let v = mutable_list_vpc(ctx, &list).await?;
+                        (Some(list), v, None)
+                    }
+                    None => {
+                        check_tier_offering_has_acl(db, &tier).await?;
+                        (None, v, Some(tier))
+                    }
+                }
             }
             (None, None) => {
                 return Err(Error::invalid(
@@ -82,13 +90,17 @@ impl AsyncCommand for CreateAclItem {
                 ));
             }
         };
-        let v = mutable_list_vpc(ctx, &list).await?;
         let item = {
             let _lock = ctx.app.network.lock(db, v.id).await?;
             // The numbers are read and the item added under the list's row
             // lock, so that parallel creates on any manager number one after
             // another.
             let mut tx = db.begin().await?;
+            let list = match (list, bare_tier) {
+                (Some(list), _) => list,
+                (None, Some(tier)) => list_for_bare_tier(&mut tx, &v, &tier).await?,
+                (None, None) => return Err(Error::internal("no ACL list and no tier")),
+            };
             acl::lock_list(&mut tx, list.id).await?;
             let items = items_of(&mut tx, list.id).await?;
             // A list grows only here; the router agent bounds it again.
@@ -147,4 +159,43 @@ impl AsyncCommand for CreateAclItem {
         let list = list_of(db, &item).await?;
         revoke_and_remove(&LockedItem { lock, item, list }).await
     }
+}
+
+/// CloudStack creates a list for a tier that has none only when its offering
+/// gives the NetworkACL service (NetworkACLServiceImpl, its text).
+async fn check_tier_offering_has_acl(db: &Db, tier: &network::Network) -> Result<(), Error> {
+    let services = offering::network_offering_services(db, tier.network_offering_id).await?;
+    if services.iter().any(|s| s.service == "NetworkACL") {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "Network Offering does not support NetworkACL service",
+        ))
+    }
+}
+
+/// The list of a tier that had none when `createNetworkACL networkid=` came:
+/// as CloudStack does for backward compatibility, a new list of the VPC,
+/// named `VPC_<vpc>_Tier_<tier>_ACL_<tier uuid>`, attached to the tier in the
+/// item's transaction. The item's job then pushes the list, which the router
+/// state already shows on the tier. A tier that got a list meanwhile keeps it.
+async fn list_for_bare_tier(
+    tx: &mut Tx,
+    v: &vpc::Vpc,
+    tier: &network::Network,
+) -> Result<acl::AclList, Error> {
+    let live = network::get_by_id(&mut *tx, tier.id)
+        .await?
+        .filter(|t| t.removed.is_none())
+        .ok_or_else(|| Error::invalid("The tier was deleted meanwhile"))?;
+    if let Some(acl_id) = live.network_acl_id {
+        return acl::get_by_id(&mut *tx, acl_id)
+            .await?
+            .ok_or_else(|| Error::internal("a tier's ACL list is gone"));
+    }
+    let name = format!("VPC_{}_Tier_{}_ACL_{}", v.name, tier.name, tier.uuid);
+    let description = format!("ACL for {name}");
+    let list = acl::create_list(&mut *tx, v.id, &name, &description).await?;
+    network::set_acl(&mut *tx, tier.id, Some(list.id)).await?;
+    Ok(list)
 }

@@ -11,6 +11,7 @@ use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Te
 use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply, page_of};
 use crate::services::owner::ListArgs;
+use crate::services::tags::{self, ResourceType, TAGS_FILTER};
 use crate::store::{Page, acl, vpc};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the ACL list");
@@ -25,6 +26,7 @@ pub struct ListAclLists {
     name: Option<String>,
     vpc: Option<Uuid>,
     tier: Option<Uuid>,
+    tags: Option<Vec<std::collections::BTreeMap<String, String>>>,
     list: ListArgs,
 }
 
@@ -39,6 +41,7 @@ impl Command for ListAclLists {
             .param(VPC)
             .param(TIER)
             .param(FOR_DISPLAY)
+            .param(TAGS_FILTER)
             .params(ListArgs::specs())
             .returns("networkacllist", LIST_FIELDS)
     }
@@ -49,6 +52,7 @@ impl Command for ListAclLists {
             name: args.text(&NAME)?,
             vpc: args.get(&VPC)?,
             tier: args.get(&TIER)?,
+            tags: args.get(&TAGS_FILTER)?,
             list: ListArgs::parse(args)?,
         })
     }
@@ -59,11 +63,18 @@ impl SyncCommand for ListAclLists {
         let db = &ctx.app.db;
         let scope = self.list.scope(ctx, self.id.is_some()).await?;
         let page = self.list.page(ctx).await?;
+        let tagged = tags::narrow(
+            &ctx.app.db,
+            ResourceType::NetworkAclList,
+            self.tags.as_deref(),
+            self.id.map(|u| vec![u]),
+        )
+        .await?;
         let mut filter = acl::AclFilter {
             include_builtin: true,
             name: self.name,
             keyword: self.list.keyword.clone(),
-            uuids: self.id.map(|u| vec![u]),
+            uuids: tagged,
             ..Default::default()
         };
         // A VPC or tier named explicitly (and accessible) shows its lists
@@ -107,6 +118,8 @@ impl SyncCommand for ListAclLists {
             .iter()
             .map(|list| list_view(list, list.vpc_id.and_then(|id| vpcs.get(&id))))
             .collect();
+        let mut items: Vec<serde_json::Value> = items;
+        tags::attach(&ctx.app.db, ResourceType::NetworkAclList, &mut items).await?;
         Ok(Reply::List { count, items })
     }
 }

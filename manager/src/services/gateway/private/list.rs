@@ -12,6 +12,7 @@ use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply, page_of};
 use crate::services::owner::ListArgs;
 use crate::services::related::Related;
+use crate::services::tags::{self, ResourceType, TAGS_FILTER};
 use crate::store::{Page, gateway};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the private gateway");
@@ -27,6 +28,7 @@ pub struct ListPrivateGateways {
     ip_address: Option<String>,
     vlan: Option<String>,
     state: Option<String>,
+    tags: Option<Vec<std::collections::BTreeMap<String, String>>>,
     list: ListArgs,
 }
 
@@ -41,6 +43,7 @@ impl Command for ListPrivateGateways {
             .param(IP_ADDRESS)
             .param(VLAN)
             .param(STATE)
+            .param(TAGS_FILTER)
             .params(ListArgs::specs())
             .returns("privategateway", GATEWAY_FIELDS)
     }
@@ -53,6 +56,7 @@ impl Command for ListPrivateGateways {
             // A blank VLAN filters nothing.
             vlan: args.get(&VLAN)?.filter(|s| !s.trim().is_empty()),
             state: args.text(&STATE)?,
+            tags: args.get(&TAGS_FILTER)?,
             list: ListArgs::parse(args)?,
         })
     }
@@ -64,8 +68,15 @@ impl SyncCommand for ListPrivateGateways {
         let scope = self.list.scope(ctx, self.id.is_some()).await?;
         let page = self.list.page(ctx).await?;
         let (account_id, domain_path_prefix, domain_id) = scope_filter(&scope);
+        let tagged = tags::narrow(
+            &ctx.app.db,
+            ResourceType::PrivateGateway,
+            self.tags.as_deref(),
+            self.id.map(|u| vec![u]),
+        )
+        .await?;
         let mut filter = gateway::GatewayFilter {
-            uuids: self.id.map(|u| vec![u]),
+            uuids: tagged,
             ip4_address: self.ip_address,
             state: self.state,
             account_id,
@@ -107,6 +118,7 @@ impl SyncCommand for ListPrivateGateways {
         for g in &rows {
             items.push(gateway_view(&related, g, full)?);
         }
+        tags::attach(&ctx.app.db, ResourceType::PrivateGateway, &mut items).await?;
         Ok(Reply::List { count, items })
     }
 }

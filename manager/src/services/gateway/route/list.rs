@@ -11,6 +11,7 @@ use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply};
 use crate::services::owner::ListArgs;
 use crate::services::related::Related;
+use crate::services::tags::{self, ResourceType, TAGS_FILTER};
 use crate::store::gateway;
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the static route");
@@ -24,6 +25,7 @@ pub struct ListStaticRoutes {
     vpc: Option<Uuid>,
     gateway: Option<Uuid>,
     state: Option<String>,
+    tags: Option<Vec<std::collections::BTreeMap<String, String>>>,
     list: ListArgs,
 }
 
@@ -37,6 +39,7 @@ impl Command for ListStaticRoutes {
             .param(VPC)
             .param(GATEWAY)
             .param(STATE)
+            .param(TAGS_FILTER)
             .params(ListArgs::specs())
             .returns("staticroute", ROUTE_FIELDS)
     }
@@ -47,6 +50,7 @@ impl Command for ListStaticRoutes {
             vpc: args.get(&VPC)?,
             gateway: args.get(&GATEWAY)?,
             state: args.text(&STATE)?,
+            tags: args.get(&TAGS_FILTER)?,
             list: ListArgs::parse(args)?,
         })
     }
@@ -58,8 +62,15 @@ impl SyncCommand for ListStaticRoutes {
         let scope = self.list.scope(ctx, self.id.is_some()).await?;
         let page = self.list.page(ctx).await?;
         let (account_id, domain_path_prefix, domain_id) = scope_filter(&scope);
+        let tagged = tags::narrow(
+            &ctx.app.db,
+            ResourceType::StaticRoute,
+            self.tags.as_deref(),
+            self.id.map(|u| vec![u]),
+        )
+        .await?;
         let mut filter = gateway::RouteFilter {
-            uuids: self.id.map(|u| vec![u]),
+            uuids: tagged,
             state: self.state,
             account_id,
             domain_path_prefix,
@@ -96,6 +107,7 @@ impl SyncCommand for ListStaticRoutes {
         for r in &listed.items {
             items.push(route_view(&related, r)?);
         }
+        tags::attach(&ctx.app.db, ResourceType::StaticRoute, &mut items).await?;
         Ok(Reply::List {
             count: listed.total as u64,
             items,

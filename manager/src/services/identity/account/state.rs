@@ -1,22 +1,40 @@
-//! `disableAccount` (async: its users can no longer call the API) and
+//! `disableAccount` (async: its users can no longer call the API; with
+//! `lock=false`, CloudStack's disable, its running VMs are stopped too) and
 //! `enableAccount`.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::server::command::{
-    Arg, Args, AsyncCommand, Command, Flag, IdJob, Spec, Submission, SyncCommand,
+    Arg, Args, AsyncCommand, Command, Flag, Spec, Submission, SyncCommand,
 };
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ADMINS;
 use crate::server::{Ctx, Reply};
-use crate::store::account;
+use crate::store::{account, vm};
 
 use super::super::args::AccountRef;
 use super::super::views::{ACCOUNT_FIELDS, account_view};
 use super::{account_sync, check_state_change, reloaded};
 
-const LOCK: Arg<Flag> = Arg::req("lock", "lock the account (only disabling is supported)");
+const LOCK: Arg<Flag> = Arg::req(
+    "lock",
+    "true: lock the account (its users are refused); false: disable it (its VMs stop too)",
+);
+
+/// The job of disableAccount. `lock` is absent from the rows of the
+/// previous version, which only locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisableAccountJob {
+    pub id: i64,
+    #[serde(default = "locked")]
+    pub lock: bool,
+}
+
+fn locked() -> bool {
+    true
+}
 
 /// `disableAccount`.
 pub struct DisableAccount {
@@ -44,26 +62,29 @@ impl Command for DisableAccount {
 }
 
 impl AsyncCommand for DisableAccount {
-    type Job = IdJob;
+    type Job = DisableAccountJob;
 
-    async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
+    async fn submit(self, ctx: &Ctx) -> Result<Submission<DisableAccountJob>, Error> {
         let a = self.account.managed(ctx).await?;
         check_state_change(ctx, &a)?;
-        if self.lock != Some(true) {
-            return Err(Error::invalid(
-                "lock=true is required: this manager disables accounts by locking them",
-            ));
-        }
         Ok(Submission::new(
-            IdJob { id: a.id },
+            DisableAccountJob {
+                id: a.id,
+                lock: self.lock != Some(false),
+            },
             ("Account", a.uuid),
             account_sync(a.id),
         ))
     }
 
-    async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
+    async fn run(job: &JobCtx, payload: DisableAccountJob) -> Result<Value, Error> {
         let db = &job.app.db;
+        // The users are refused first, then (disable) the VMs stop, as in
+        // CloudStack, whose disable fails when a VM does not stop.
         account::set_state(db, payload.id, account::STATE_DISABLED).await?;
+        if !payload.lock {
+            stop_vms_of(&job.app, payload.id).await?;
+        }
         let a = account::get_by_id(db, payload.id)
             .await?
             .ok_or_else(|| Error::invalid("the account is gone"))?;
@@ -99,5 +120,35 @@ impl SyncCommand for EnableAccount {
         account::set_state(&ctx.app.db, a.id, account::STATE_ENABLED).await?;
         let updated = reloaded(ctx, a.id).await?;
         Ok(Reply::Object(account_view(ctx, &updated).await?))
+    }
+}
+
+/// Stops every running VM of an account; the error names those that did not
+/// stop.
+async fn stop_vms_of(app: &crate::server::App, account_id: i64) -> Result<(), Error> {
+    let running = vm::list(
+        &app.db,
+        &vm::VmFilter {
+            account_id: Some(account_id),
+            state: Some(vm::STATE_RUNNING.as_str().to_string()),
+            ..Default::default()
+        },
+        crate::store::Page::ALL,
+    )
+    .await?
+    .items;
+    let mut failed = Vec::new();
+    for v in running {
+        if let Err(e) = crate::services::vm::stop_vm(app, v.id, false).await {
+            failed.push(format!("{}: {}", v.uuid, e.text()));
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::internal(format!(
+            "Failed to disable account: unable to stop VMs {}",
+            failed.join("; ")
+        )))
     }
 }

@@ -2,10 +2,12 @@
 //! one-to-one to a VM's address in a tier (synchronously, as in CloudStack);
 //! `disableStaticNat` removes the mapping. Both change the address's row
 //! and send the VPC's whole static NAT list through the change protocol
-//! (`StaticNatMapping`).
+//! (`StaticNatMapping`). `listIpForwardingRules` lists CloudStack's static
+//! NAT rules (none: see its file).
 
 mod disable;
 mod enable;
+mod list;
 
 use crate::error::Error;
 use crate::orchestration::ElementResult;
@@ -18,11 +20,13 @@ use crate::store::{Db, Tx, vlan};
 
 pub use disable::DisableStaticNat;
 pub use enable::EnableStaticNat;
+pub use list::ListIpForwardingRules;
 
 /// Registers the static NAT commands.
 pub fn register(registry: &mut Registry) {
     registry.sync::<EnableStaticNat>();
     registry.job::<DisableStaticNat>();
+    registry.sync::<ListIpForwardingRules>();
 }
 
 /// What an address's static NAT columns hold: its tier and the VM (row id,

@@ -1,9 +1,13 @@
-//! What VMs are deployed from (§2.10): `listServiceOfferings`,
-//! `listTemplates` and `updateTemplate`. Both lists are the built-in rows of the schema; every
+//! What VMs are deployed from (§2.10): `listServiceOfferings` (and the root
+//! admin's create/update/delete), `listDiskOfferings`, `listTemplates`,
+//! `updateTemplate` and `listHypervisors`. Both lists are the built-in rows of the schema; every
 //! template is public and belongs to the system. Both take the same paging
 //! parameters ([`catalog_specs`], read as a [`Paging`]).
 
+mod disk_offerings;
+mod hypervisors;
 mod offerings;
+mod service_offering;
 mod templates;
 mod update_template;
 
@@ -11,7 +15,10 @@ use crate::server::command::{Arg, Flag, Id, Int, Text};
 use crate::server::list_paging::Paging;
 use crate::server::registry::ParamSpec;
 
+pub use disk_offerings::ListDiskOfferings;
+pub use hypervisors::ListHypervisors;
 pub use offerings::ListServiceOfferings;
+pub use service_offering::{CreateServiceOffering, DeleteServiceOffering, UpdateServiceOffering};
 pub use templates::ListTemplates;
 pub use update_template::UpdateTemplate;
 

@@ -13,7 +13,10 @@ use crate::store::vm;
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the service offering");
 const NAME: Arg<Text> = Arg::opt("name", "the name of the service offering");
-const IS_SYSTEM: Arg<Flag> = Arg::opt("issystem", "true: system offerings (none are listed)");
+const IS_SYSTEM: Arg<Flag> = Arg::opt(
+    "issystem",
+    "true: the system offerings (the routers'), instead of those of VMs",
+);
 const ZONE: Arg<Id> = Arg::opt("zoneid", "only offerings usable in this zone (all are)");
 const VM: Arg<Id> = Arg::opt("virtualmachineid", "accepted; every offering fits every VM");
 
@@ -63,10 +66,15 @@ impl Command for ListServiceOfferings {
 
 impl SyncCommand for ListServiceOfferings {
     async fn handle(self, ctx: &Ctx) -> Result<Reply, Error> {
-        if self.is_system == Some(true) {
-            return Ok(Reply::empty_list());
+        let system = self.is_system == Some(true);
+        // CloudStack (QueryManagerImpl): system offerings are the root admin's.
+        if system && !ctx.caller.is_root_admin() {
+            return Err(Error::invalid(
+                "Only ROOT admins can access system offerings.",
+            ));
         }
         let filter = vm::CatalogFilter {
+            system,
             uuid: self.id,
             name: self.name,
             keyword: self.paging.keyword.clone(),
@@ -81,7 +89,7 @@ impl SyncCommand for ListServiceOfferings {
     }
 }
 
-fn offering_view(o: &vm::ServiceOffering) -> Value {
+pub(super) fn offering_view(o: &vm::ServiceOffering) -> Value {
     json!({
         "id": o.uuid,
         "name": o.name,
@@ -94,7 +102,9 @@ fn offering_view(o: &vm::ServiceOffering) -> Value {
         "offerha": false,
         "limitcpuuse": false,
         "isvolatile": false,
-        "issystem": false,
+        "issystem": o.system_vm_type.is_some(),
+        "systemvmtype": o.system_vm_type,
+        "rootdisksize": o.root_disk_size,
         "defaultuse": o.is_default,
         "iscustomized": false,
         "hasannotations": false,

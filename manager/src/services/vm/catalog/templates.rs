@@ -86,9 +86,12 @@ impl SyncCommand for ListTemplates {
             .filter(|t| template_filter.shows(t))
             .collect();
         let count = shown.len() as u64;
+        // CloudStack names the hypervisor of every template; clients (Ansible's
+        // cs_instance) match it against the zone's, so it is what runs the VMs here.
+        let hypervisor = ctx.app.network.hypervisor();
         let items = page_of(shown, page)
             .iter()
-            .map(|t| template_view(t, z.as_ref()))
+            .map(|t| template_view(t, z.as_ref(), hypervisor))
             .collect();
         Ok(Reply::List { count, items })
     }
@@ -143,7 +146,7 @@ impl TemplateFilter {
 
 /// A template as listTemplates and updateTemplate show it; with the zone's
 /// id and name when the list asked for one zone.
-pub(super) fn template_view(t: &vm::Template, z: Option<&zone::Zone>) -> Value {
+pub(super) fn template_view(t: &vm::Template, z: Option<&zone::Zone>, hypervisor: &str) -> Value {
     let mut v = json!({
         "id": t.uuid,
         "name": t.name,
@@ -163,6 +166,7 @@ pub(super) fn template_view(t: &vm::Template, z: Option<&zone::Zone>) -> Value {
         "isextractable": false,
         "created": date(t.created),
         "tags": [],
+        "hypervisor": hypervisor,
     });
     if let Some(z) = z {
         v["zoneid"] = json!(z.uuid);
@@ -204,6 +208,7 @@ mod tests {
             enable_password: false,
             created: 0,
             removed: None,
+            size: 1 << 30,
         }
     }
 

@@ -75,6 +75,10 @@ impl SyncCommand for UpdateTemplate {
         let t = vm::template_by_id(db, t.id)
             .await?
             .ok_or_else(|| Error::invalid_id(ID.name(), self.id))?;
-        Ok(Reply::Object(json!(template_view(&t, None))))
+        Ok(Reply::Object(json!(template_view(
+            &t,
+            None,
+            ctx.app.network.hypervisor(),
+        ))))
     }
 }

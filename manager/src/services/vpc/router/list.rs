@@ -122,11 +122,12 @@ impl SyncCommand for ListRouters {
         let listed = router::list(db, &filter, page).await?;
         let related = Related::for_routers(db, &listed.items).await?;
         let hypervisor = ctx.app.network.hypervisor();
-        let items = listed
+        let mut items: Vec<serde_json::Value> = listed
             .items
             .iter()
             .map(|r| router_view(&related, r, true, hypervisor))
             .collect();
+        super::change_offering::fill_offerings(db, &listed.items, &mut items).await?;
         Ok(Reply::List {
             count: listed.total as u64,
             items,

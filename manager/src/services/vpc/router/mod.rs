@@ -1,6 +1,8 @@
-//! VPC routers (reference §2.4 listRouters; stop/start/reboot), one
-//! command per file: for admins and domain admins, never for users.
+//! VPC routers (reference §2.4 listRouters; stop/start/reboot;
+//! changeServiceForRouter), one command per file: for admins and domain
+//! admins, never for users.
 
+mod change_offering;
 mod list;
 mod reboot;
 mod start;
@@ -23,6 +25,7 @@ use crate::store::{Db, router};
 
 use super::views::router_view;
 
+pub use change_offering::ChangeServiceForRouter;
 pub use list::ListRouters;
 pub use reboot::RebootRouter;
 pub use start::StartRouter;
@@ -60,6 +63,12 @@ const ROUTER_FIELDS: &[FieldSpec] = &[
     field("account", "string", "the owner of the router's VPC"),
     field("domainid", "string", "the owner's domain"),
     field("created", "date", "when the router was created"),
+    field(
+        "serviceofferingid",
+        "string",
+        "the system offering the router runs with",
+    ),
+    field("serviceofferingname", "string", "the name of that offering"),
 ];
 
 /// `id` of the commands on one router.
@@ -116,7 +125,10 @@ async fn router_result(app: &App, id: i64) -> Result<serde_json::Value, Error> {
         .ok_or_else(|| Error::invalid("The router was destroyed meanwhile"))?;
     let hypervisor = app.network.hypervisor();
     let related = Related::for_routers(&app.db, std::slice::from_ref(&r)).await?;
-    Ok(json!({ "router": router_view(&related, &r, true, hypervisor) }))
+    let mut views = [router_view(&related, &r, true, hypervisor)];
+    change_offering::fill_offerings(&app.db, std::slice::from_ref(&r), &mut views).await?;
+    let [view] = views;
+    Ok(json!({ "router": view }))
 }
 
 /// The live router `id` a job works on, with its VPC's lock held: the
