@@ -3,7 +3,7 @@
 # Idempotent, and fast when everything is already present: apt runs only when
 # a package is missing, pip only when the client is missing.
 #
-#   Debian packages  nftables, iproute2, dnsmasq-base, iputils-ping, busybox
+#   Debian packages  nftables, iproute2, dnsmasq-base, iputils-ping, busybox, haproxy
 #                    (udhcpc), iperf3, iptables (benchmark baseline), PostgreSQL
 #                    server binaries, python3-venv, gcc and pkg-config (crates
 #                    that build C), ca-certificates
@@ -28,6 +28,7 @@ packages=(
   postgresql-15 postgresql-client-15 python3-venv python3-pip
   gcc pkg-config ca-certificates procps openssh-client
   cloud-init
+  haproxy
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -54,7 +55,7 @@ pg_bin=/usr/lib/postgresql/15/bin
 [ -x "$pg_bin/initdb" ] && [ -x "$pg_bin/pg_ctl" ] && [ -x "$pg_bin/postgres" ] \
   || die "PostgreSQL server binaries missing in $pg_bin"
 
-for tool in nft ip dnsmasq busybox ping iperf3 iptables-restore; do
+for tool in nft ip dnsmasq busybox ping iperf3 iptables-restore haproxy; do
   command -v "$tool" >/dev/null || die "$tool not found after install"
 done
 

@@ -335,6 +335,7 @@ pub fn lb_rules(rules: &[LbRuleView]) -> Result<Vec<pb::LoadBalancerRule>, Eleme
                     })
                     .collect(),
                 source_cidrs: r.source_cidrs.clone(),
+                stickiness: None,
             })
         })
         .collect()

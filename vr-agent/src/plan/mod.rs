@@ -3,5 +3,6 @@
 pub mod acl;
 pub mod boxes;
 pub mod dnsmasq;
+pub mod haproxy;
 pub mod net;
 pub mod nft;
