@@ -12,6 +12,9 @@ use support::vpc::{create_vpc, deploy_vm_addr as deploy, user, zone_env};
 use vpc_manager::orchestration::{AgentCommand, AgentError};
 use vpc_proto::v1 as pb;
 
+/// A refused call: its parameters, the expected code and a piece of the text.
+type Case = (Vec<(String, String)>, u16, String);
+
 /// The load balancer list of the last SetLoadBalancerRules sent.
 fn last_lb_rules(m: &TestManager) -> Vec<pb::LoadBalancerRule> {
     m.agent
@@ -235,7 +238,7 @@ on_both_backends!(
             }
             p
         };
-        let cases: Vec<(Vec<(String, String)>, u16, String)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 create("SourceBased", &[]),
                 431,
