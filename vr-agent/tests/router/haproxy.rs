@@ -70,6 +70,7 @@ fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 fn leastconn_sends_new_connections_to_the_backend_with_fewest() {
     let mut r = RouterLab::start("lb_leastconn");
     let mut config = r.base_config();
+    config.network_acls = vec![allow_all_ingress(2), allow_all_ingress(3)];
     config.load_balancer_rules[0].algorithm = pb::LbAlgorithm::LeastConn as i32;
     r.apply_config(config);
     assert!(haproxy_pid(&r).is_some(), "{}", r.agent_log());
@@ -164,6 +165,7 @@ fn lb_cookie_keeps_a_client_on_the_backend_its_cookie_names() {
         servers.push(r.lab.spawn(ns, &format!("www-{name}"), &argv).unwrap());
     }
     let mut config = r.base_config();
+    config.network_acls = vec![allow_all_ingress(2), allow_all_ingress(3)];
     config.load_balancer_rules[0].stickiness = Some(pb::LbStickiness {
         method: pb::LbStickinessMethod::LbCookie as i32,
         params: [("cookie-name", "SRV"), ("nocache", "true")]
@@ -237,6 +239,7 @@ fn kernel_rules_run_no_haproxy_and_the_proxy_stops_when_its_last_rule_goes() {
 fn killed_haproxy_is_restarted_and_a_new_agent_adopts_it() {
     let mut r = RouterLab::start("lb_restart");
     let mut config = r.base_config();
+    config.network_acls = vec![allow_all_ingress(2), allow_all_ingress(3)];
     config.load_balancer_rules[0].algorithm = pb::LbAlgorithm::LeastConn as i32;
     r.apply_config(config);
     let _a = TcpEchoServer::start(&r.vm1, addr("0.0.0.0:8080")).unwrap();
@@ -317,4 +320,45 @@ fn leastconn_on_udp_and_cookies_on_udp_are_refused() {
         err.message()
     );
     assert_eq!(haproxy_pid(&r), None, "nothing was started");
+}
+
+#[test]
+fn clients_of_a_proxied_rule_pass_the_backend_tiers_ingress_acls() {
+    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+    let mut r = RouterLab::start("lb_proxy_acl");
+    let mut config = r.base_config();
+    // One backend, 10.1.1.5:8080 in tier eth2: its ingress ACL decides.
+    config.load_balancer_rules[0].backends.truncate(1);
+    config.load_balancer_rules[0].algorithm = pb::LbAlgorithm::LeastConn as i32;
+    let deny_upstream = |action| pb::NetworkAcl {
+        device_index: 2,
+        mac_address: vr_agent::testing::mac(2),
+        items: vec![
+            vr_agent::testing::item(
+                10,
+                action,
+                Ingress,
+                Tcp,
+                &["203.0.113.0/24"],
+                Some((8080, 8080)),
+            ),
+            vr_agent::testing::item(20, Allow, Ingress, All, &[], None),
+        ],
+        ..Default::default()
+    };
+    config.network_acls = vec![deny_upstream(Deny), allow_all_ingress(3)];
+    r.apply_config(config.clone());
+    let _a = TcpEchoServer::start(&r.vm1, addr("0.0.0.0:8080")).unwrap();
+    assert!(
+        tcp_probe(&r.up, addr(LB), SHORT).is_err(),
+        "item 10 denies the upstream clients the backend's port"
+    );
+    assert!(
+        r.state().live_ruleset.contains("LB_PROXY_0_0"),
+        "{}",
+        r.state().live_ruleset
+    );
+    config.network_acls = vec![deny_upstream(Allow), allow_all_ingress(3)];
+    r.apply_config(config);
+    tcp_probe(&r.up, addr(LB), SHORT).expect("item 10 allows them now");
 }

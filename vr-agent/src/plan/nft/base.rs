@@ -308,22 +308,9 @@ pub(super) fn input(router: &Router, options: &NftOptions) -> Chain {
         }
     }
     // HAProxy's listeners: the rule's clients (its source CIDRs, or any)
-    // reach the public address and port in the router itself.
-    for lb in router
-        .load_balancers
-        .iter()
-        .filter(|lb| !lb.backends.is_empty() && lb.needs_proxy())
-    {
-        let sources = if lb.sources.is_empty() {
-            String::new()
-        } else {
-            format!("ip saddr {} ", cidr_list(&lb.sources))
-        };
-        rules.push(format!(
-            "{sources}ip daddr {} tcp dport {} accept",
-            lb.public_ip, lb.public_port
-        ));
-    }
+    // reach the public address and port in the router itself, through the
+    // backend tiers' ingress ACLs.
+    rules.extend(super::proxy::input_rules(router));
     let control: Vec<String> = router
         .nics_with(Role::Control)
         .map(|n| ifname(n.index))
