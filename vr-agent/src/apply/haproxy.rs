@@ -40,6 +40,9 @@ const LOADED: &str = "Loading success.";
 const LOAD_FAILED: &str = "Loading failure";
 /// How much of the log an error quotes.
 const LOG_TAIL_LINES: usize = 10;
+/// The log is moved to `haproxy.log.1` past this size when a master starts
+/// (it grows by a few lines per load only: nothing logs per connection).
+const LOG_MAX_BYTES: u64 = 1 << 20;
 
 /// Errors from writing HAProxy's files or running it.
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +193,16 @@ impl Proxy {
         self.dir.join("haproxy.log")
     }
 
+    /// Moves a log past [`LOG_MAX_BYTES`] aside; only before a start, since
+    /// a running master keeps writing to the file it was given, where
+    /// [`Proxy::reload`] reads the result of a reload.
+    fn rotate_log(&self) {
+        let log = self.log_path();
+        if fs::metadata(&log).is_ok_and(|m| m.len() > LOG_MAX_BYTES) {
+            let _ = fs::rename(&log, self.dir.join("haproxy.log.1"));
+        }
+    }
+
     fn check_file(&self, path: &Path) -> Result<(), ProxyError> {
         let output = Command::new(&self.binary)
             .arg("-c")
@@ -216,6 +229,7 @@ impl Proxy {
     }
 
     fn start(&mut self) -> Result<(), ProxyError> {
+        self.rotate_log();
         let log_path = self.log_path();
         let log = OpenOptions::new()
             .create(true)
