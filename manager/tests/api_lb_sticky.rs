@@ -364,7 +364,7 @@ on_both_backends!(
         .await;
         assert_eq!(code, 431);
         assert!(text.contains("needs http over tcp"), "{text}");
-        job_ok(
+        let sp = job_ok(
             &bo,
             "createLBStickinessPolicy",
             &[
@@ -374,5 +374,17 @@ on_both_backends!(
             ],
         )
         .await;
+        let sp_id = sp["stickinesspolicies"]["stickinesspolicy"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // Deleting the rule deletes its policy.
+        job_ok(&bo, "deleteLoadBalancerRule", &[("id", &udp)]).await;
+        let (code, text) = refused(&bo, "listLBStickinessPolicies", &[("id", &sp_id)]).await;
+        assert_eq!(code, 431);
+        assert!(
+            text.contains("stickiness policy ID doesn't exist"),
+            "{text}"
+        );
     }
 );

@@ -136,3 +136,20 @@ pub async fn restore<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<()> {
     });
     Ok(())
 }
+
+/// Marks every live policy of a rule removed (the rule is being deleted).
+pub async fn remove_of_rule<'a>(ex: impl Into<Exec<'a>>, rule_id: i64) -> Result<()> {
+    let mut ex = ex.into();
+    on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE load_balancer_stickiness_policies SET removed = $2, state = 'Revoke' \
+             WHERE load_balancer_id = $1 AND removed IS NULL",
+        )
+        .bind(rule_id)
+        .bind(now_ms())
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(())
+}
