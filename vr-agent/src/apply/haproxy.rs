@@ -35,6 +35,8 @@ const RELOAD_WAIT: Duration = Duration::from_secs(3);
 /// How long a stopped master gets after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(10);
+/// How long a master's re-execution may hide its command line.
+const REEXEC_WAIT: Duration = Duration::from_millis(50);
 /// The master logs these once a (re)load is done.
 const LOADED: &str = "Loading success.";
 const LOAD_FAILED: &str = "Loading failure";
@@ -97,7 +99,7 @@ impl Proxy {
         let master = fs::read_to_string(dir.join("haproxy.pid"))
             .ok()
             .and_then(|t| t.trim().parse::<u32>().ok())
-            .filter(|pid| runs_with_conf(*pid, &conf))
+            .filter(|pid| settled_runs_with_conf(*pid, &conf))
             .map(|pid| Master { pid, child: None });
         Self {
             dir,
@@ -124,7 +126,7 @@ impl Proxy {
             Some(Master {
                 child: Some(child), ..
             }) => matches!(child.try_wait(), Ok(None)),
-            Some(Master { pid, child: None }) => runs_with_conf(*pid, &conf),
+            Some(Master { pid, child: None }) => settled_runs_with_conf(*pid, &conf),
             None => false,
         }
     }
@@ -350,6 +352,18 @@ fn runs_with_conf(pid: u32, conf: &Path) -> bool {
     let wanted = conf.as_os_str().as_encoded_bytes();
     live && fs::read(format!("/proc/{pid}/cmdline"))
         .is_ok_and(|cmd| cmd.split(|b| *b == 0).any(|arg| arg == wanted))
+}
+
+/// [`runs_with_conf`], looked at again after a miss: the master
+/// re-executes itself after each load, and for that instant /proc shows no
+/// command line.
+fn settled_runs_with_conf(pid: u32, conf: &Path) -> bool {
+    (0..3).any(|attempt| {
+        if attempt > 0 {
+            sleep(REEXEC_WAIT);
+        }
+        runs_with_conf(pid, conf)
+    })
 }
 
 /// Writes through a temporary file, fsync and rename.

@@ -17,8 +17,18 @@ const SHORT: Duration = Duration::from_millis(700);
 const LB: &str = "203.0.113.11:80";
 
 /// The pid of the router's HAProxy master, if one runs with the agent's
-/// configuration.
+/// configuration. The master re-executes itself after each load, which
+/// hides its command line for an instant: a miss is looked at again.
 fn haproxy_pid(r: &RouterLab) -> Option<u32> {
+    (0..10).find_map(|attempt| {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        haproxy_pid_once(r)
+    })
+}
+
+fn haproxy_pid_once(r: &RouterLab) -> Option<u32> {
     let dir: PathBuf = r.state_dir.join("haproxy");
     let pid: u32 = std::fs::read_to_string(dir.join("haproxy.pid"))
         .ok()?
@@ -221,7 +231,15 @@ fn kernel_rules_run_no_haproxy_and_the_proxy_stops_when_its_last_rule_goes() {
     config.load_balancer_rules[0].algorithm = pb::LbAlgorithm::LeastConn as i32;
     config.load_balancer_rules[0].stickiness = None;
     r.apply_config(config.clone());
-    let pid = haproxy_pid(&r).expect("haproxy for the leastconn rule");
+    let pid = haproxy_pid(&r).unwrap_or_else(|| {
+        let dir = r.state_dir.join("haproxy");
+        panic!(
+            "no haproxy for the leastconn rule; pid file {:?}, log:\n{}\nagent:\n{}",
+            std::fs::read_to_string(dir.join("haproxy.pid")),
+            std::fs::read_to_string(dir.join("haproxy.log")).unwrap_or_default(),
+            r.agent_log()
+        )
+    });
     config.load_balancer_rules[0].algorithm = pb::LbAlgorithm::RoundRobin as i32;
     r.apply_config(config);
     assert_eq!(haproxy_pid(&r), None);
@@ -272,6 +290,25 @@ fn killed_haproxy_is_restarted_and_a_new_agent_adopts_it() {
     held.read_exact(&mut buf)
         .expect("the held connection survives");
     assert_eq!(&buf, b"still\n");
+
+    // A changed rule reloads the same master; the held connection, on a
+    // worker of the old configuration, keeps working.
+    let mut config = r.base_config();
+    config.network_acls = vec![allow_all_ingress(2), allow_all_ingress(3)];
+    config.load_balancer_rules[0].algorithm = pb::LbAlgorithm::LeastConn as i32;
+    config.load_balancer_rules[0].stickiness = Some(pb::LbStickiness {
+        method: pb::LbStickinessMethod::SourceBased as i32,
+        params: Default::default(),
+    });
+    r.apply_config(config);
+    let cfg = std::fs::read_to_string(r.state_dir.join("haproxy/haproxy.cfg")).unwrap();
+    assert!(cfg.contains("stick on src"), "{cfg}");
+    assert_eq!(haproxy_pid(&r), Some(second), "reloaded, not restarted");
+    held.write_all(b"again\n").unwrap();
+    held.read_exact(&mut buf)
+        .expect("the held connection survives a reload");
+    assert_eq!(&buf, b"again\n");
+    tcp_probe(&r.up, addr(LB), SHORT).expect("the new configuration balances");
 }
 
 #[test]
