@@ -3,7 +3,7 @@
 # Idempotent, and fast when everything is already present: apt runs only when
 # a package is missing, pip only when the client is missing.
 #
-#   Debian packages  nftables, iproute2, dnsmasq-base, iputils-ping, busybox
+#   Debian packages  nftables, iproute2, dnsmasq-base, iputils-ping, busybox, haproxy
 #                    (udhcpc), iperf3, iptables (benchmark baseline), PostgreSQL
 #                    server binaries, python3-venv, gcc and pkg-config (crates
 #                    that build C), ca-certificates, strongSwan (charon,
@@ -33,6 +33,7 @@ packages=(
   cloud-init
   strongswan-charon strongswan-swanctl libcharon-extra-plugins
   libstrongswan-standard-plugins
+  haproxy
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -59,7 +60,7 @@ pg_bin=/usr/lib/postgresql/15/bin
 [ -x "$pg_bin/initdb" ] && [ -x "$pg_bin/pg_ctl" ] && [ -x "$pg_bin/postgres" ] \
   || die "PostgreSQL server binaries missing in $pg_bin"
 
-for tool in nft ip dnsmasq busybox ping iperf3 iptables-restore swanctl /usr/lib/ipsec/charon; do
+for tool in nft ip dnsmasq busybox ping iperf3 iptables-restore swanctl /usr/lib/ipsec/charon haproxy; do
   command -v "$tool" >/dev/null || die "$tool not found after install"
 done
 

@@ -211,9 +211,14 @@ on_both_backends!(load_balancers_balance_vms_of_one_tier, |m| {
     // Refusals.
     let cases: Vec<OwnedCase> = vec![
         (
-            lb("x", "leastconn", "81"),
+            // Issue 15: leastconn is served for TCP; UDP is refused.
+            {
+                let mut p = lb("x", "leastconn", "81");
+                p.push(("protocol", "udp".to_string()));
+                p
+            },
             431,
-            "not supported by the VPC virtual router",
+            "leastconn balances tcp only",
         ),
         (lb("x", "random", "81"), 431, "Invalid algorithm"),
         (
@@ -332,11 +337,11 @@ on_both_backends!(load_balancers_balance_vms_of_one_tier, |m| {
     let (code, text) = refused(
         &gil,
         "updateLoadBalancerRule",
-        &[("id", &rule), ("algorithm", "leastconn")],
+        &[("id", &rule), ("algorithm", "random")],
     )
     .await;
     assert_eq!(code, 431);
-    assert!(text.contains("VPC virtual router"), "{text}");
+    assert!(text.contains("Invalid algorithm"), "{text}");
     assert!(m.agent.commands().is_empty(), "refusals send nothing");
 
     // Lists.

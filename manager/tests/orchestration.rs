@@ -208,13 +208,27 @@ async fn a_vpc_from_start_to_changes_to_resync() {
     assert_eq!(config.network_acls[0].items.len(), 4);
 }
 
+// Issue 15 changed this on purpose: leastconn is served by the router's
+// HAProxy, so a TCP rule reaches the agent; only UDP is refused before.
 #[tokio::test]
-async fn leastconn_never_reaches_the_agent() {
+async fn leastconn_reaches_the_agent_for_tcp_and_never_for_udp() {
     let element = RecordedElement::new(RecordingAgentClient::new(), RecordingDriver::new());
     let mut rule = sample::lb_rule(LbAlgorithm::parse("leastconn").unwrap());
     rule.public_ip = Ipv4Addr::new(203, 0, 113, 11);
+    element
+        .apply_lb_rules(&sample::router(), 8, std::slice::from_ref(&rule))
+        .await
+        .unwrap();
+    match element.agent().commands().remove(0) {
+        AgentCommand::SetLoadBalancerRules(r) => {
+            assert_eq!(r.rules[0].algorithm, pb::LbAlgorithm::LeastConn as i32)
+        }
+        other => panic!("{other:?}"),
+    }
+    element.agent().clear();
+    rule.protocol = L4Protocol::Udp;
     let err = element
-        .apply_lb_rules(&sample::router(), 8, &[rule])
+        .apply_lb_rules(&sample::router(), 9, &[rule])
         .await
         .unwrap_err();
     assert!(err.to_string().contains("leastconn"));

@@ -21,6 +21,7 @@ use tokio::sync::{Mutex, watch};
 use vpc_proto::v1 as pb;
 
 use crate::apply::dnsmasq::{DnsmasqOptions, Supervisor};
+use crate::apply::haproxy::Proxy;
 use crate::apply::netlink::{Netlink, NetlinkError};
 use crate::apply::nft::{Nft, NftError};
 use crate::metadata::Directory;
@@ -41,6 +42,9 @@ pub struct AgentSettings {
     pub dnsmasq_dir: PathBuf,
     pub nft_binary: PathBuf,
     pub dnsmasq_binary: PathBuf,
+    /// HAProxy's configuration, pid and log (leastconn and cookie rules).
+    pub haproxy_dir: PathBuf,
+    pub haproxy_binary: PathBuf,
     /// The agent's TCP port, opened on control NICs.
     pub agent_port: Option<u16>,
     /// Bounds on the size of every list a command carries.
@@ -63,8 +67,10 @@ impl AgentSettings {
         Self {
             dnsmasq_dir: state_dir.join("dnsmasq"),
             vpn_dir: state_dir.join("vpn"),
+            haproxy_dir: state_dir.join("haproxy"),
             nft_binary: "nft".into(),
             dnsmasq_binary: "dnsmasq".into(),
+            haproxy_binary: "haproxy".into(),
             agent_port: None,
             limits: Limits::default(),
             dnsmasq: DnsmasqOptions::default(),
@@ -132,6 +138,7 @@ struct Inner {
     netlink: Netlink,
     dnsmasq: Supervisor,
     vpn: Charon,
+    proxy: Proxy,
     last_error: String,
     status: Status,
     /// Counts applies, so that a look at the kernel taken without the lock
@@ -203,6 +210,10 @@ impl Agent {
             settings.dnsmasq_binary.clone(),
         )
         .with_options(settings.dnsmasq.clone());
+        let proxy = Proxy::new(
+            settings.haproxy_dir.clone(),
+            settings.haproxy_binary.clone(),
+        );
         let recovering = state_file.is_some();
         let agent = Agent {
             inner: Mutex::new(Inner {
@@ -218,6 +229,7 @@ impl Agent {
                     settings.charon_binary.clone(),
                     settings.swanctl_binary.clone(),
                 ),
+                proxy,
                 last_error: String::new(),
                 status: Status {
                     state_file,
@@ -462,6 +474,21 @@ impl Agent {
         inner.status.record(Part::Nft, Ok(()));
         inner.live = Some(ruleset);
         report.nft_us = micros_since(step);
+
+        // After nft: the kernel no longer DNATs the rules HAProxy takes.
+        let proxy_config = plan::haproxy::plan(
+            router,
+            &self.settings.dnsmasq.user,
+            &self.settings.dnsmasq.group,
+        );
+        let proxied = inner.proxy.apply(proxy_config.as_deref());
+        inner.status.record(
+            Part::Proxy,
+            proxied.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+        );
+        report
+            .changes
+            .extend(proxied.map_err(|e| AgentError::Apply(e.to_string()))?);
 
         let step = Instant::now();
         let files = plan::dnsmasq::plan(router, &self.settings.dnsmasq_dir);

@@ -20,6 +20,8 @@ pub enum Part {
     Nft,
     /// The dnsmasq instances.
     Dnsmasq,
+    /// The HAProxy of the rules the kernel cannot balance.
+    Proxy,
 }
 
 impl fmt::Display for Part {
@@ -29,6 +31,7 @@ impl fmt::Display for Part {
             Part::Netlink => "netlink",
             Part::Nft => "nft",
             Part::Dnsmasq => "dnsmasq",
+            Part::Proxy => "haproxy",
         })
     }
 }

@@ -294,6 +294,50 @@ pub struct PortForwardView {
     pub state: RuleState,
 }
 
+/// CloudStack's stickiness methods of the VR's HAProxy provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StickinessMethod {
+    LbCookie,
+    AppCookie,
+    SourceBased,
+}
+
+impl StickinessMethod {
+    /// Parses CloudStack's method names, case-insensitive.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "lbcookie" => Some(Self::LbCookie),
+            "appcookie" => Some(Self::AppCookie),
+            "sourcebased" => Some(Self::SourceBased),
+            _ => None,
+        }
+    }
+
+    /// The name as CloudStack writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LbCookie => "LbCookie",
+            Self::AppCookie => "AppCookie",
+            Self::SourceBased => "SourceBased",
+        }
+    }
+}
+
+/// A rule's stickiness policy as the router gets it: the method and
+/// CloudStack's `param` pairs, checked by `rules::lb_sticky`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StickinessView {
+    pub method: StickinessMethod,
+    pub params: Vec<(String, String)>,
+}
+
+impl StickinessView {
+    /// Cookie methods read HTTP (served by the router's HAProxy).
+    pub fn needs_http(&self) -> bool {
+        self.method != StickinessMethod::SourceBased
+    }
+}
+
 /// A static NAT mapping (keyed by the public IP's id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticNatView {
@@ -353,6 +397,8 @@ pub struct LbRuleView {
     pub backends: Vec<LbBackendView>,
     pub source_cidrs: Vec<String>,
     pub state: RuleState,
+    /// The rule's stickiness policy (createLBStickinessPolicy), if any.
+    pub stickiness: Option<StickinessView>,
 }
 
 /// One VM NIC's static DHCP lease.

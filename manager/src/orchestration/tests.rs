@@ -612,16 +612,19 @@ async fn lb_rules_push_the_whole_list() {
 }
 
 #[tokio::test]
-async fn leastconn_is_refused_before_anything_is_sent() {
+async fn leastconn_on_udp_is_refused_before_anything_is_sent() {
+    // Issue 15: leastconn is served for TCP (the router's HAProxy); UDP
+    // cannot be proxied, so it is refused here.
     let e = element();
-    let rule = sample::lb_rule(LbAlgorithm::LeastConn);
+    let mut rule = sample::lb_rule(LbAlgorithm::LeastConn);
+    rule.protocol = L4Protocol::Udp;
     let err = e.validate_lb_rule(&rule).unwrap_err();
     assert!(err.to_string().contains("leastconn"), "{err}");
     let err = e
         .apply_lb_rules(
             &sample::router(),
             18,
-            &[sample::lb_rule(LbAlgorithm::RoundRobin), rule],
+            &[sample::lb_rule(LbAlgorithm::RoundRobin), rule.clone()],
         )
         .await
         .unwrap_err();
@@ -630,7 +633,7 @@ async fn leastconn_is_refused_before_anything_is_sent() {
     assert!(e.agent().commands().is_empty());
 
     let mut state = sample::state();
-    state.lb_rules.push(sample::lb_rule(LbAlgorithm::LeastConn));
+    state.lb_rules.push(rule);
     assert!(e.resync(&state, 19).await.is_err());
     assert!(e.start_router(&state, 19).await.is_err());
     assert!(e.agent().commands().is_empty());

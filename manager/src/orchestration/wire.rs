@@ -8,9 +8,10 @@ use vpc_proto::v1 as pb;
 
 use super::element::ElementError;
 use super::model::{
-    AclAction, AclItemView, AclListView, AclProtocol, AclTraffic, DhcpEntryView, LbAlgorithm,
-    LbRuleView, NicRole, PortForwardView, PrivateGatewayView, PublicIpView, RouterNicView,
-    RouterState, StaticNatView, StaticRouteView, TierView, VmDataView, VpcView, VpnView,
+    AclAction, AclItemView, AclListView, AclProtocol, AclTraffic, DhcpEntryView, L4Protocol,
+    LbAlgorithm, LbRuleView, NicRole, PortForwardView, PrivateGatewayView, PublicIpView,
+    RouterNicView, RouterState, StaticNatView, StaticRouteView, StickinessMethod, StickinessView,
+    TierView, VmDataView, VpcView, VpnView,
 };
 
 /// A router NIC.
@@ -294,16 +295,38 @@ pub fn static_nats(rules: &[StaticNatView]) -> Vec<pb::StaticNatRule> {
         .collect()
 }
 
-/// Refuses what the VPC router cannot balance (leastconn).
+/// Refuses what the VPC router cannot balance: leastconn and cookie
+/// stickiness need its HAProxy, which proxies TCP only.
 pub fn check_lb_rule(rule: &LbRuleView) -> Result<(), ElementError> {
-    if rule.algorithm == LbAlgorithm::LeastConn {
-        return Err(ElementError::Unsupported(format!(
-            "load balancer rule {} uses algorithm leastconn, which the VPC virtual router does \
-             not support; use roundrobin or source",
-            rule.name
-        )));
+    if rule.protocol == L4Protocol::Udp {
+        if rule.algorithm == LbAlgorithm::LeastConn {
+            return Err(ElementError::Unsupported(format!(
+                "load balancer rule {} balances udp with leastconn, which the VPC virtual \
+                 router serves for tcp only",
+                rule.name
+            )));
+        }
+        if rule.stickiness.as_ref().is_some_and(|s| s.needs_http()) {
+            return Err(ElementError::Unsupported(format!(
+                "load balancer rule {} balances udp with cookie stickiness, which needs http",
+                rule.name
+            )));
+        }
     }
     Ok(())
+}
+
+/// A rule's stickiness policy as the agent takes it.
+fn stickiness(policy: &StickinessView) -> pb::LbStickiness {
+    let method = match policy.method {
+        StickinessMethod::LbCookie => pb::LbStickinessMethod::LbCookie,
+        StickinessMethod::AppCookie => pb::LbStickinessMethod::AppCookie,
+        StickinessMethod::SourceBased => pb::LbStickinessMethod::SourceBased,
+    };
+    pb::LbStickiness {
+        method: method as i32,
+        params: policy.params.iter().cloned().collect(),
+    }
 }
 
 /// The live load balancer rules; refuses leastconn.
@@ -335,6 +358,7 @@ pub fn lb_rules(rules: &[LbRuleView]) -> Result<Vec<pb::LoadBalancerRule>, Eleme
                     })
                     .collect(),
                 source_cidrs: r.source_cidrs.clone(),
+                stickiness: r.stickiness.as_ref().map(stickiness),
             })
         })
         .collect()

@@ -15,7 +15,8 @@ use crate::orchestration::model::{
     AclAction, AclItemView, AclListView, AclProtocol, AclTraffic, DhcpEntryView, L4Protocol,
     LbAlgorithm, LbBackendView, LbRuleView, NicRole, PortForwardView, PrivateGatewayView,
     PublicIpView, RouterNicView, RouterState, RouterView, RuleState, StaticNatView,
-    StaticRouteView, TierDhcpView, TierView, TierVmDataView, VmDataView, VpcView,
+    StaticRouteView, StickinessMethod, StickinessView, TierDhcpView, TierView, TierVmDataView,
+    VmDataView, VpcView,
 };
 use crate::store::{self, Db, Page, acl, gateway, network, router, rule, vlan, vm, vpc};
 
@@ -596,6 +597,7 @@ async fn load_rules(
         .map(|r| r.id)
         .collect();
     let members = store::batch::lb_members(db, &lb_ids).await?;
+    let policies = store::lb_sticky::of_rules(db, &lb_ids).await?;
     let mut forwards = Vec::new();
     let mut balancers = Vec::new();
     for r in rules {
@@ -650,6 +652,15 @@ async fn load_rules(
                     backends,
                     source_cidrs: cidr_list(r.source_cidrs.as_deref()),
                     state,
+                    stickiness: policies
+                        .iter()
+                        .find(|p| p.load_balancer_id == r.id)
+                        .and_then(|p| {
+                            Some(StickinessView {
+                                method: StickinessMethod::parse(&p.method_name)?,
+                                params: p.param_pairs(),
+                            })
+                        }),
                 });
             }
             _ => {}

@@ -4,34 +4,46 @@
 use super::{MAX_DISPLAY_TEXT_LEN, PortRange, check_length, check_name};
 use crate::error::Error;
 
-/// Balancing algorithms the VPC virtual router (haproxy) supports.
+/// Balancing algorithms the VPC virtual router supports, as CloudStack's
+/// VR offers them (`SupportedLBAlgorithms`: roundrobin, leastconn, source).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
     RoundRobin,
     Source,
+    /// Served by the router's HAProxy (TCP only).
+    LeastConn,
 }
 
 impl Algorithm {
-    /// Parses `roundrobin` / `source` (case-insensitive). `leastconn` is a
-    /// CloudStack algorithm the VPC virtual router does not offer.
+    /// Parses `roundrobin`, `leastconn` or `source` (case-insensitive).
     pub fn parse(text: &str) -> Result<Self, Error> {
         match text.trim().to_ascii_lowercase().as_str() {
             "roundrobin" => Ok(Self::RoundRobin),
             "source" => Ok(Self::Source),
-            "leastconn" => Err(Error::invalid(
-                "Algorithm leastconn is not supported by the VPC virtual router; \
-                 use roundrobin or source",
-            )),
+            "leastconn" => Ok(Self::LeastConn),
             _ => Err(Error::invalid(format!(
-                "Invalid algorithm {text:?}: use roundrobin or source"
+                "Invalid algorithm {text:?}: use roundrobin, leastconn or source"
             ))),
         }
+    }
+
+    /// Refuses leastconn on UDP: the router's HAProxy, which counts
+    /// connections, proxies TCP only.
+    pub fn check_transport(self, udp: bool) -> Result<(), Error> {
+        if self == Self::LeastConn && udp {
+            return Err(Error::invalid(
+                "Algorithm leastconn balances tcp only on the VPC virtual router; \
+                 use roundrobin or source for udp",
+            ));
+        }
+        Ok(())
     }
 
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::RoundRobin => "roundrobin",
             Self::Source => "source",
+            Self::LeastConn => "leastconn",
         }
     }
 }
@@ -103,6 +115,7 @@ pub fn validate_load_balancer(req: &NewLoadBalancer<'_>) -> Result<LoadBalancer,
     }
     let algorithm = Algorithm::parse(req.algorithm)?;
     let protocol = LbProtocol::parse(req.protocol)?;
+    algorithm.check_transport(protocol == LbProtocol::Udp)?;
     let public = PortRange::new("publicport", req.public_port, None, 1)?;
     let private = PortRange::new("privateport", req.private_port, None, 1)?;
     Ok(LoadBalancer {
@@ -165,12 +178,20 @@ mod tests {
     }
 
     #[test]
-    fn leastconn_is_refused_for_the_vpc_router() {
-        let e = validate_load_balancer(&lb("leastconn"))
+    fn leastconn_is_accepted_for_tcp_and_refused_for_udp() {
+        assert_eq!(
+            validate_load_balancer(&lb("LeastConn")).unwrap().algorithm,
+            Algorithm::LeastConn
+        );
+        let udp = NewLoadBalancer {
+            protocol: Some("udp"),
+            ..lb("leastconn")
+        };
+        let e = validate_load_balancer(&udp)
             .map_err(crate::api::ApiError::from)
             .unwrap_err();
         assert_eq!((e.code, e.cs_code), (431, 4350));
-        assert!(e.text.contains("VPC virtual router"), "{}", e.text);
+        assert!(e.text.contains("leastconn balances tcp only"), "{}", e.text);
         assert_err(validate_load_balancer(&lb("random")), 431, "\"random\"");
     }
 

@@ -21,6 +21,7 @@ pub mod acl;
 pub mod gateway;
 pub mod ip;
 pub mod lb;
+pub mod lb_sticky;
 pub mod nat;
 pub mod route;
 pub mod tier;

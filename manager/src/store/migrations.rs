@@ -66,6 +66,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "vm_passwords",
         include_str!("../../../migrations/sqlite/0014_vm_passwords.sql"),
     ),
+    (
+        15,
+        "lb_stickiness",
+        include_str!("../../../migrations/sqlite/0015_lb_stickiness.sql"),
+    ),
 ];
 
 /// (version, description, SQL) of each PostgreSQL migration, in order.
@@ -124,6 +129,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         14,
         "vm_passwords",
         include_str!("../../../migrations/postgres/0014_vm_passwords.sql"),
+    ),
+    (
+        15,
+        "lb_stickiness",
+        include_str!("../../../migrations/postgres/0015_lb_stickiness.sql"),
     ),
 ];
 

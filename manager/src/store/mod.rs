@@ -67,6 +67,7 @@ pub mod config;
 pub mod domain;
 pub mod gateway;
 pub mod job;
+pub mod lb_sticky;
 pub mod limit;
 pub mod network;
 pub mod offering;

@@ -104,6 +104,14 @@ impl Agent {
             lines.extend(drift.into_iter().map(|d| format!("{verb}: {d}")));
         }
         lines.extend(self.check_dnsmasq(&mut inner, &router));
+        let proxy = inner.proxy.check();
+        if !proxy.is_empty() {
+            let repaired = inner.proxy.pid().is_some();
+            inner
+                .status
+                .record_drift(&proxy, repaired, SystemTime::now());
+            lines.extend(proxy);
+        }
         self.publish(&inner);
         lines
     }

@@ -2,5 +2,6 @@
 
 pub mod dnsmasq;
 pub mod garp;
+pub mod haproxy;
 pub mod netlink;
 pub mod nft;

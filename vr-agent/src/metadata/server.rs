@@ -176,6 +176,18 @@ impl Default for Listen {
     }
 }
 
+/// A listener on `addr` with SO_REUSEPORT: the router's HAProxy may then
+/// listen on a public address with the same port (a load balancer rule on
+/// port 80), and the kernel gives each connection to the socket bound to its
+/// exact address, the wildcard one serving only the rest.
+fn shared_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// Binds both listeners and serves them until the task is aborted. The
 /// acknowledged passwords are kept in `acks_file` when one is given.
 pub async fn serve(
@@ -189,8 +201,8 @@ pub async fn serve(
         acknowledged: Mutex::new(acknowledged),
         acks_file,
     });
-    let metadata_listener = TcpListener::bind(listen.metadata).await?;
-    let password_listener = TcpListener::bind(listen.password).await?;
+    let metadata_listener = shared_listener(listen.metadata)?;
+    let password_listener = shared_listener(listen.password)?;
     let metadata_app = Router::new()
         .fallback(metadata)
         .with_state(shared.clone())

@@ -275,6 +275,49 @@ pub struct StaticNat {
 pub enum Algorithm {
     RoundRobin,
     SourceHash,
+    /// Fewest open connections: needs connection counts, so HAProxy serves it.
+    LeastConn,
+}
+
+/// How an LB cookie is handled (HAProxy's `cookie <name> <mode>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieMode {
+    Insert,
+    Rewrite,
+    Prefix,
+}
+
+/// Where an application cookie's value is also looked for in the URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlMode {
+    PathParameters,
+    QueryString,
+}
+
+/// A rule's stickiness policy (CloudStack's methods for the VR's HAProxy).
+/// Every string in it was checked to be a plain token, safe in HAProxy's
+/// configuration without quoting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stickiness {
+    /// HAProxy sets a cookie naming the backend.
+    LbCookie {
+        cookie: String,
+        mode: CookieMode,
+        nocache: bool,
+        indirect: bool,
+        postonly: bool,
+        domain: Option<String>,
+    },
+    /// HAProxy learns the application's own cookie.
+    AppCookie {
+        cookie: String,
+        length: u32,
+        holdtime: String,
+        request_learn: bool,
+        mode: UrlMode,
+    },
+    /// By client address: a source hash in the kernel, a stick table in HAProxy.
+    SourceBased { table_size: String, expire: String },
 }
 
 /// An L4 load balancer on a public IP and port.
@@ -289,6 +332,19 @@ pub struct LoadBalancer {
     pub backends: Vec<(Ipv4Addr, u16)>,
     /// Empty means any client.
     pub sources: Vec<Ipv4Net>,
+    pub stickiness: Option<Stickiness>,
+}
+
+impl LoadBalancer {
+    /// True when the in-kernel balancer cannot serve the rule (least
+    /// connections, cookies): the router's HAProxy does, and nft leaves it.
+    pub fn needs_proxy(&self) -> bool {
+        self.algorithm == Algorithm::LeastConn
+            || matches!(
+                self.stickiness,
+                Some(Stickiness::LbCookie { .. } | Stickiness::AppCookie { .. })
+            )
+    }
 }
 
 /// A static DHCP lease.

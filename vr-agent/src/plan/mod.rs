@@ -3,6 +3,7 @@
 pub mod acl;
 pub mod boxes;
 pub mod dnsmasq;
+pub mod haproxy;
 pub mod net;
 pub mod nft;
 pub mod vpn;

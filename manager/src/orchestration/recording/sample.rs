@@ -268,6 +268,7 @@ pub fn lb_rule(algorithm: LbAlgorithm) -> LbRuleView {
         ],
         source_cidrs: vec![],
         state: RuleState::Active,
+        stickiness: None,
     }
 }
 

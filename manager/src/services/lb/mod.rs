@@ -1,6 +1,7 @@
 //! Public load balancing on VPC addresses, served by the VPC virtual router
 //! (reference §2.5, §3.4 item 9): rules ([`rule`]: create, update, delete,
-//! list) and their members ([`members`]: assign, remove, list instances).
+//! list), their members ([`members`]: assign, remove, list instances) and
+//! their stickiness policies ([`sticky`]: create, list, delete).
 //! Every change pushes the VPC's whole load balancer list (with each rule's
 //! backends, [`push_lb_list`]) through the change protocol
 //! ([`crate::provision::change`]): a failed push undoes the change and fails
@@ -8,6 +9,7 @@
 
 pub mod members;
 pub mod rule;
+pub mod sticky;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -33,6 +35,9 @@ pub fn register(registry: &mut Registry) {
     registry.job::<members::AssignToLoadBalancerRule>();
     registry.job::<members::RemoveFromLoadBalancerRule>();
     registry.sync::<members::ListLoadBalancerRuleInstances>();
+    registry.job::<sticky::CreateLbStickinessPolicy>();
+    registry.sync::<sticky::ListLbStickinessPolicies>();
+    registry.job::<sticky::DeleteLbStickinessPolicy>();
 }
 
 /// The job of a command on one rule: the rule and its VPC (the keys the
@@ -135,7 +140,7 @@ pub async fn lb_view(db: &Db, names: &mut Names, r: &store::rule::Rule) -> Resul
 pub const LB_FIELDS: &[FieldSpec] = &[
     field("id", "string", "the ID of the rule"),
     field("name", "string", "the name of the rule"),
-    field("algorithm", "string", "roundrobin or source"),
+    field("algorithm", "string", "roundrobin, leastconn or source"),
     field("publicport", "string", "the public port"),
     field("privateport", "string", "the port on the VMs"),
     field("publicipid", "string", "the public IP address of the rule"),

@@ -256,6 +256,7 @@ mod tests {
             os_type: "Linux".into(),
             is_public: true,
             is_featured: true,
+            enable_password: false,
             created: 0,
             removed: None,
             size: 3 * GIB,

@@ -11,6 +11,7 @@ pub mod limits;
 mod nat;
 mod nics;
 mod rules;
+mod sticky;
 pub mod text;
 pub mod vmdata;
 mod vpn;

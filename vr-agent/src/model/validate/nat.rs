@@ -227,16 +227,28 @@ pub(super) fn load_balancers(
         let algorithm = match pb::LbAlgorithm::try_from(r.algorithm) {
             Ok(pb::LbAlgorithm::RoundRobin) => Algorithm::RoundRobin,
             Ok(pb::LbAlgorithm::Source) => Algorithm::SourceHash,
-            Ok(pb::LbAlgorithm::LeastConn) => {
+            Ok(pb::LbAlgorithm::LeastConn) => Algorithm::LeastConn,
+            _ => {
                 return Err(bad(
                     f("algorithm"),
-                    "leastconn is not supported by the VPC router: its in-kernel balancer keeps no connection counts; use ROUND_ROBIN or SOURCE",
+                    "is required (ROUND_ROBIN, SOURCE or LEAST_CONN)",
                 ));
             }
-            _ => return Err(bad(f("algorithm"), "is required (ROUND_ROBIN or SOURCE)")),
         };
         let public_ip = held_ip(router, &f("public_ip"), &r.public_ip)?.address;
         let protocol = l4(&f("protocol"), r.protocol)?;
+        // HAProxy, which serves least connections, proxies TCP only.
+        if algorithm == Algorithm::LeastConn && protocol != L4::Tcp {
+            return Err(bad(
+                f("algorithm"),
+                "LEAST_CONN balances TCP only (the router's HAProxy serves it); use ROUND_ROBIN or SOURCE for UDP",
+            ));
+        }
+        let stickiness = super::sticky::stickiness(
+            &f("stickiness"),
+            r.stickiness.as_ref(),
+            protocol == L4::Tcp,
+        )?;
         let public_port = port(&f("public_port"), r.public_port)?;
         let backends = r
             .backends
@@ -258,6 +270,7 @@ pub(super) fn load_balancers(
             algorithm,
             backends,
             sources: networks4(&f("source_cidrs"), &r.source_cidrs)?,
+            stickiness,
         });
     }
     Ok(out)

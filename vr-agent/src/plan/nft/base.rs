@@ -167,19 +167,25 @@ pub(super) fn dstnat(router: &Router) -> Chain {
         });
         rules.push(format!("dnat ip to {key} map @pf_same_port"));
     }
+    // Rules that need connection counts or cookies are HAProxy's (it
+    // listens on the public address itself): no DNAT for them.
     for lb in router
         .load_balancers
         .iter()
-        .filter(|lb| !lb.backends.is_empty())
+        .filter(|lb| !lb.backends.is_empty() && !lb.needs_proxy())
     {
         let sources = if lb.sources.is_empty() {
             String::new()
         } else {
             format!("ip saddr {} ", cidr_list(&lb.sources))
         };
-        let pick = match lb.algorithm {
-            Algorithm::RoundRobin => format!("numgen inc mod {}", lb.backends.len()),
-            Algorithm::SourceHash => format!("jhash ip saddr mod {}", lb.backends.len()),
+        // SourceBased stickiness is a source hash: one client, one backend.
+        let by_source = lb.algorithm == Algorithm::SourceHash
+            || matches!(lb.stickiness, Some(Stickiness::SourceBased { .. }));
+        let pick = if by_source {
+            format!("jhash ip saddr mod {}", lb.backends.len())
+        } else {
+            format!("numgen inc mod {}", lb.backends.len())
         };
         let backends: Vec<String> = lb
             .backends
@@ -326,6 +332,10 @@ pub(super) fn input(router: &Router, options: &NftOptions) -> Chain {
             vpn.public_ip
         ));
     }
+    // HAProxy's listeners: the rule's clients (its source CIDRs, or any)
+    // reach the public address and port in the router itself, through the
+    // backend tiers' ingress ACLs.
+    rules.extend(super::proxy::input_rules(router));
     let control: Vec<String> = router
         .nics_with(Role::Control)
         .map(|n| ifname(n.index))

@@ -20,10 +20,13 @@
 //! - `nat_postrouting`: static NAT out, source NAT per public or private
 //!   gateway NIC, hairpin NAT inside a tier.
 //! - `ACL_INBOUND_ethN` / `ACL_OUTBOUND_ethN` per tier and private gateway NIC.
+//! - `LB_PROXY_<rule>_<k>`: a backend tier's ingress ACL for the clients of a
+//!   rule HAProxy serves (see [`proxy`]).
 
 mod acl;
 pub mod antispoof;
 mod base;
+mod proxy;
 mod render;
 pub mod shape;
 
@@ -132,6 +135,7 @@ pub fn plan_from(
             chains.push(acl::acl_chain(nic.index, direction, compiled, has_items));
         }
     }
+    chains.extend(proxy::chains(router));
     chains.push(antispoof::chain(router));
     chains.push(base::mangle(router));
     chains.push(base::dstnat(router));

@@ -280,9 +280,34 @@ fn load_balancer() -> BoxedStrategy<pb::LoadBalancerRule> {
             vm_id,
         })
         .boxed();
+    let sticky_param = text(&[
+        "cookie-name",
+        "mode",
+        "nocache",
+        "domain",
+        "length",
+        "holdtime",
+        "tablesize",
+        "expire",
+    ]);
+    let sticky_value = text(&["SRV", "insert", "true", "30m", "200k", ".example.org", "52"]);
+    let stickiness = prop::option::of(
+        (
+            enum_value(),
+            prop::collection::hash_map(sticky_param, sticky_value, 0..4),
+        )
+            .prop_map(|(method, params)| pb::LbStickiness { method, params }),
+    )
+    .boxed();
     (
         (word(), word(), ip(), enum_value(), port()),
-        (port(), enum_value(), list(backend), list(cidr())),
+        (
+            port(),
+            enum_value(),
+            list(backend),
+            list(cidr()),
+            stickiness,
+        ),
     )
         .prop_map(|(a, b)| pb::LoadBalancerRule {
             id: a.0,
@@ -294,6 +319,7 @@ fn load_balancer() -> BoxedStrategy<pb::LoadBalancerRule> {
             algorithm: b.1,
             backends: b.2,
             source_cidrs: b.3,
+            stickiness: b.4,
         })
         .boxed()
 }
@@ -518,6 +544,35 @@ fn run(
             plan::dnsmasq::plan(&next_router, Path::new("/run/vr-agent/dnsmasq"));
             plan::nft::plan(&next_router, &NftOptions::default()).render_full();
             plan::net::plan(&next_router);
+            if let Some(cfg) = plan::haproxy::plan(&next_router, "nobody", "nogroup") {
+                // Every value is one token: no line may start a directive
+                // the planner did not write.
+                const DIRECTIVES: &[&str] = &[
+                    "#",
+                    "global",
+                    "maxconn",
+                    "user",
+                    "group",
+                    "defaults",
+                    "timeout",
+                    "listen",
+                    "bind",
+                    "mode",
+                    "balance",
+                    "cookie",
+                    "stick-table",
+                    "stick",
+                    "server",
+                ];
+                for line in cfg.lines().filter(|l| !l.trim().is_empty()) {
+                    let first = line.split_whitespace().next().unwrap_or("");
+                    prop_assert!(
+                        DIRECTIVES.contains(&first) && !line.contains(['\r', '"', '\'', '\\']),
+                        "haproxy line {:?}",
+                        line
+                    );
+                }
+            }
             config = next;
             router = next_router;
         }

@@ -22,10 +22,7 @@ use crate::services::ip::rule_flow;
 use crate::store::{Db, Page, network, rule, vlan};
 
 const NAME: Arg<Text> = Arg::req("name", "the name of the rule");
-const ALGORITHM: Arg<Text> = Arg::req(
-    "algorithm",
-    "roundrobin or source (leastconn is not supported by the VPC virtual router)",
-);
+const ALGORITHM: Arg<Text> = Arg::req("algorithm", "roundrobin, leastconn (tcp only) or source");
 const PRIVATE_PORT: Arg<Int> = Arg::req("privateport", "the port on the VMs");
 const PUBLIC_PORT: Arg<Int> = Arg::req("publicport", "the public port");
 const PUBLIC_IP: Arg<Id> = Arg::opt(

@@ -1,6 +1,7 @@
 //! `deleteLoadBalancerRule`: the job revokes the rule (off the router's
 //! state), pushes the VPC's load balancer list without it, then removes it
-//! and unbinds its address when it was the address's last rule.
+//! and unbinds its address when it was the address's last rule; the rule's
+//! stickiness policy is removed with it.
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -13,7 +14,7 @@ use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::services::ip::push::RuleLists;
 use crate::services::ip::rule_flow;
-use crate::store::rule;
+use crate::store::{lb_sticky, rule};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the rule");
 
@@ -66,6 +67,8 @@ impl AsyncCommand for DeleteLoadBalancerRule {
             return Ok(json!({ "success": true }));
         };
         rule_flow::revoke(&lock, &r, RuleLists::LOAD_BALANCERS).await?;
+        // Its stickiness policy goes with it, as in CloudStack.
+        lb_sticky::remove_of_rule(db, r.id).await?;
         Ok(json!({ "success": true }))
     }
 }

@@ -21,7 +21,7 @@ use crate::store::{Db, Tx, rule};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the rule");
 const NAME: Arg<Text> = Arg::opt("name", "the new name");
-const ALGORITHM: Arg<Text> = Arg::opt("algorithm", "roundrobin or source");
+const ALGORITHM: Arg<Text> = Arg::opt("algorithm", "roundrobin, leastconn (tcp only) or source");
 const DESCRIPTION: Arg<Text> = Arg::opt("description", "accepted; not stored");
 const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; rules are always shown");
 const CUSTOM_ID: Arg<Text> = Arg::opt("customid", "accepted; ids cannot be changed");
@@ -80,7 +80,11 @@ impl AsyncCommand for UpdateLoadBalancerRule {
             rules::check_name(NAME.name(), name)?;
         }
         let algorithm = match &self.algorithm {
-            Some(a) => Some(rules::lb::Algorithm::parse(a)?.as_str().to_string()),
+            Some(a) => {
+                let algorithm = rules::lb::Algorithm::parse(a)?;
+                algorithm.check_transport(r.protocol.eq_ignore_ascii_case("udp"))?;
+                Some(algorithm.as_str().to_string())
+            }
             None => None,
         };
         if let Some(d) = &self.description {
