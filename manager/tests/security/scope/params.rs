@@ -107,10 +107,10 @@ on_both_backends!(
             );
         }
         let vm = vm_params(&env, &tier, "pvm");
-        // userdataid is not kept yet; user data and key pairs are (VM
-        // services), and bad ones get CloudStack's refusals.
+        // Registered user data, user data and key pairs are kept (VM
+        // services): bad ones get CloudStack's refusals.
         for (name, value, expected) in [
-            ("userdataid", BOGUS, "Parameter userdataid "),
+            ("userdataid", BOGUS, "Invalid parameter userdataid value="),
             ("userdata", "x", "User data is not base64 encoded"),
             ("keypair", "x", "Not all specified keyparis exist"),
             ("keypairs", "x", "Not all specified keyparis exist"),
