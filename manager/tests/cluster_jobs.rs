@@ -38,6 +38,27 @@ async fn until_done(admin: &Client, job_id: &str) -> serde_json::Value {
     .unwrap_or_else(|_| panic!("job {job_id} never ended"))
 }
 
+/// A beat every 200 ms and a manager Down after [`THRESHOLD_MS`].
+async fn fast_heartbeat(admin: &Client) {
+    for (name, value) in [
+        ("cluster.heartbeat.interval", "200"),
+        ("cluster.heartbeat.threshold", THRESHOLD_MS),
+    ] {
+        admin
+            .ok("updateConfiguration", &[("name", name), ("value", value)])
+            .await;
+    }
+}
+
+/// The root admin's user row.
+async fn admin_user(db: &Db) -> user::User {
+    let root = domain::root(db).await.expect("root");
+    user::get_by_username(db, root.id, "admin")
+        .await
+        .expect("admin")
+        .expect("admin")
+}
+
 async fn member(db: &Db, name: &str) -> cluster::Member {
     cluster::join(
         db,
@@ -57,20 +78,9 @@ async fn a_silent_managers_jobs_are_taken_over_and_a_beating_ones_are_not() {
     let url = fresh_database().await;
     let m = TestManager::start(Some(url.clone())).await;
     let admin = m.admin();
-    for (name, value) in [
-        ("cluster.heartbeat.interval", "200"),
-        ("cluster.heartbeat.threshold", THRESHOLD_MS),
-    ] {
-        admin
-            .ok("updateConfiguration", &[("name", name), ("value", value)])
-            .await;
-    }
+    fast_heartbeat(&admin).await;
     let db = Db::connect(&url).await.expect("database");
-    let root = domain::root(&db).await.expect("root");
-    let admin_user = user::get_by_username(&db, root.id, "admin")
-        .await
-        .expect("admin")
-        .expect("admin");
+    let admin_user = admin_user(&db).await;
 
     // Two other managers: one keeps beating, one went silent.
     let live = member(&db, "live-manager").await;
@@ -130,14 +140,7 @@ async fn a_silent_managers_rerunnable_job_runs_again_elsewhere() {
     let url = fresh_database().await;
     let m = TestManager::start(Some(url.clone())).await;
     let admin = m.admin();
-    for (name, value) in [
-        ("cluster.heartbeat.interval", "200"),
-        ("cluster.heartbeat.threshold", THRESHOLD_MS),
-    ] {
-        admin
-            .ok("updateConfiguration", &[("name", name), ("value", value)])
-            .await;
-    }
+    fast_heartbeat(&admin).await;
     let env = support::vpc::zone_env(&admin, "zone-rerun").await;
     let v = support::vpc::create_vpc(&admin, &env, "rerun", "10.5.0.0/16").await;
     let vpc_uuid: uuid::Uuid = v["id"].as_str().unwrap().parse().unwrap();
@@ -146,11 +149,7 @@ async fn a_silent_managers_rerunnable_job_runs_again_elsewhere() {
         .await
         .expect("read")
         .expect("vpc");
-    let root = domain::root(&db).await.expect("root");
-    let admin_user = user::get_by_username(&db, root.id, "admin")
-        .await
-        .expect("admin")
-        .expect("admin");
+    let admin_user = admin_user(&db).await;
     member(&db, "gone-manager").await;
     let pushes_before = m.agent.sent().len();
     let j = job::insert(
@@ -192,14 +191,7 @@ async fn a_manager_cut_off_from_its_database_stops_its_jobs_until_it_is_back() {
     let url = fresh_database().await;
     let m = TestManager::start(Some(url.clone())).await;
     let admin = m.admin();
-    for (name, value) in [
-        ("cluster.heartbeat.interval", "200"),
-        ("cluster.heartbeat.threshold", THRESHOLD_MS),
-    ] {
-        admin
-            .ok("updateConfiguration", &[("name", name), ("value", value)])
-            .await;
-    }
+    fast_heartbeat(&admin).await;
     let env = support::vpc::zone_env(&admin, "zone-fence").await;
     let v = support::vpc::create_vpc(&admin, &env, "fence", "10.6.0.0/16").await;
     let vpc = v["id"].as_str().unwrap().to_string();

@@ -21,10 +21,19 @@ const USER_DATA: &str = "I2Nsb3VkLWNvbmZpZwpob3N0bmFtZTogd2ViMQo=";
 /// GET `url` from inside `ns`: (HTTP status, body); status 0 when nothing
 /// answered.
 async fn get(ns: &Netns, url: &str) -> (u16, String) {
+    curl(ns, url, None).await
+}
+
+/// GET `url` from inside `ns` with curl, with one extra `header`.
+async fn curl(ns: &Netns, url: &str, header: Option<String>) -> (u16, String) {
     let (ns, url) = (ns.name().to_string(), url.to_string());
     blocking(move || {
-        let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &ns, "curl", "-s", "-m", "3", "-o", "-"])
+        let mut command = std::process::Command::new("ip");
+        command.args(["netns", "exec", &ns, "curl", "-s", "-m", "3", "-o", "-"]);
+        if let Some(header) = &header {
+            command.args(["-H", header]);
+        }
+        let out = command
             .args(["-w", "\n%{http_code}", &url])
             .output()
             .expect("curl");
@@ -138,22 +147,13 @@ async fn a_vm_fetches_its_user_data_and_key_from_its_router_and_no_other_vms() {
 /// Asks the router's password server (port 8080) as cloud-init's CloudStack
 /// data source does, with the `DomU_Request` header: (status, body).
 async fn password_server(ns: &Netns, router: &str, request: &str) -> (u16, String) {
-    let (ns, url, header) = (
-        ns.name().to_string(),
-        format!("http://{router}:8080/"),
-        format!("DomU_Request: {request}"),
-    );
-    blocking(move || {
-        let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &ns, "curl", "-s", "-m", "3", "-H", &header])
-            .args(["-w", "\n%{http_code}", &url])
-            .output()
-            .expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "000"));
-        (code.trim().parse().unwrap_or(0), body.trim().to_string())
-    })
-    .await
+    let (status, body) = curl(
+        ns,
+        &format!("http://{router}:8080/"),
+        Some(format!("DomU_Request: {request}")),
+    )
+    .await;
+    (status, body.trim().to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -83,6 +83,33 @@ impl HostDriver {
     fn error(&self, status: tonic::Status) -> DriverError {
         driver_error(&self.target, &status)
     }
+
+    /// An answer without content, its status as the driver's error.
+    fn done<T>(
+        &self,
+        answer: Result<tonic::Response<T>, tonic::Status>,
+    ) -> Result<(), DriverError> {
+        answer.map(|_| ()).map_err(|s| self.error(s))
+    }
+}
+
+fn router_request(router: &RouterView) -> pb::RouterRequest {
+    pb::RouterRequest {
+        router: Some(convert::router_to_proto(router)),
+    }
+}
+
+fn nic_request(router: &RouterView, nic: &RouterNicView) -> pb::NicRequest {
+    pb::NicRequest {
+        router: Some(convert::router_to_proto(router)),
+        nic: Some(convert::router_nic_to_proto(nic)),
+    }
+}
+
+fn vm_request(vm: &VmView) -> pb::VmRequest {
+    pb::VmRequest {
+        vm: Some(convert::vm_to_proto(vm)),
+    }
 }
 
 /// The driver error of a host agent's status: INTERNAL carries the driver's
@@ -155,14 +182,12 @@ impl RouterDriver for HostDriver {
     fn stop_router<'a>(&'a self, router: &'a RouterView) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
             self.endpoints.remove(&router.name);
-            self.client
-                .clone()
-                .stop_router(pb::RouterRequest {
-                    router: Some(convert::router_to_proto(router)),
-                })
-                .await
-                .map_err(|s| self.error(s))?;
-            Ok(())
+            self.done(
+                self.client
+                    .clone()
+                    .stop_router(router_request(router))
+                    .await,
+            )
         })
     }
 
@@ -172,14 +197,12 @@ impl RouterDriver for HostDriver {
     ) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
             self.endpoints.remove(&router.name);
-            self.client
-                .clone()
-                .destroy_router(pb::RouterRequest {
-                    router: Some(convert::router_to_proto(router)),
-                })
-                .await
-                .map_err(|s| self.error(s))?;
-            Ok(())
+            self.done(
+                self.client
+                    .clone()
+                    .destroy_router(router_request(router))
+                    .await,
+            )
         })
     }
 
@@ -188,17 +211,9 @@ impl RouterDriver for HostDriver {
         router: &'a RouterView,
         nic: &'a RouterNicView,
     ) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(async move {
-            self.client
-                .clone()
-                .plug_nic(pb::NicRequest {
-                    router: Some(convert::router_to_proto(router)),
-                    nic: Some(convert::router_nic_to_proto(nic)),
-                })
-                .await
-                .map_err(|s| self.error(s))?;
-            Ok(())
-        })
+        Box::pin(
+            async move { self.done(self.client.clone().plug_nic(nic_request(router, nic)).await) },
+        )
     }
 
     fn unplug_nic<'a>(
@@ -207,55 +222,25 @@ impl RouterDriver for HostDriver {
         nic: &'a RouterNicView,
     ) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
-            self.client
-                .clone()
-                .unplug_nic(pb::NicRequest {
-                    router: Some(convert::router_to_proto(router)),
-                    nic: Some(convert::router_nic_to_proto(nic)),
-                })
-                .await
-                .map_err(|s| self.error(s))?;
-            Ok(())
+            self.done(
+                self.client
+                    .clone()
+                    .unplug_nic(nic_request(router, nic))
+                    .await,
+            )
         })
     }
 
     fn start_vm<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(async move {
-            self.client
-                .clone()
-                .start_vm(pb::VmRequest {
-                    vm: Some(convert::vm_to_proto(vm)),
-                })
-                .await
-                .map_err(|s| self.error(s))?;
-            Ok(())
-        })
+        Box::pin(async move { self.done(self.client.clone().start_vm(vm_request(vm)).await) })
     }
 
     fn stop_vm<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(async move {
-            self.client
-                .clone()
-                .stop_vm(pb::VmRequest {
-                    vm: Some(convert::vm_to_proto(vm)),
-                })
-                .await
-                .map_err(|s| self.error(s))?;
-            Ok(())
-        })
+        Box::pin(async move { self.done(self.client.clone().stop_vm(vm_request(vm)).await) })
     }
 
     fn destroy_vm<'a>(&'a self, vm: &'a VmView) -> BoxFuture<'a, Result<(), DriverError>> {
-        Box::pin(async move {
-            self.client
-                .clone()
-                .destroy_vm(pb::VmRequest {
-                    vm: Some(convert::vm_to_proto(vm)),
-                })
-                .await
-                .map_err(|s| self.error(s))?;
-            Ok(())
-        })
+        Box::pin(async move { self.done(self.client.clone().destroy_vm(vm_request(vm)).await) })
     }
 
     fn inventory(&self) -> BoxFuture<'_, Result<Option<HostInventory>, DriverError>> {

@@ -20,6 +20,7 @@ use super::views::Views;
 use crate::driver::NetnsDriver;
 use crate::orchestration::RouterDriver;
 use crate::orchestration::agent::DriverError;
+use crate::orchestration::model::{RouterView, VmView};
 
 /// The file name of the host agent's socket in the data directory (the
 /// embedded default, `vpc-manager serve`).
@@ -183,6 +184,29 @@ impl HostAgent {
 
     /// The router's record with `nic` put in (same device index or MAC
     /// replaced) or taken out.
+    /// The router of a stop or destroy, checked, and its record removed
+    /// first: a router half stopped is not taken back at the next start (the
+    /// sweeper removes what it left).
+    async fn forget_router(&self, r: pb::RouterRequest) -> Result<RouterView, Status> {
+        let view = convert::router_from_proto("router", r.router.as_ref()).map_err(invalid)?;
+        let _records = self.records.lock().await;
+        self.views
+            .remove_router(&view.name)
+            .map_err(|e| record_failed("the router", e))?;
+        Ok(view)
+    }
+
+    /// The VM of a stop or destroy, checked, and its record removed first
+    /// (as [`Self::forget_router`]).
+    async fn forget_vm(&self, r: pb::VmRequest) -> Result<VmView, Status> {
+        let view = convert::vm_from_proto("vm", r.vm.as_ref()).map_err(invalid)?;
+        let _records = self.records.lock().await;
+        self.views
+            .remove_vm(&view.instance_name)
+            .map_err(|e| record_failed("the VM", e))?;
+        Ok(view)
+    }
+
     async fn update_nic(&self, router: &pb::Router, nic: &pb::RouterNic, plug: bool) {
         let _records = self.records.lock().await;
         let Some(mut record) = self.views.router(&router.name) else {
@@ -226,13 +250,7 @@ impl HostAgentRpc for HostAgent {
         &self,
         request: Request<pb::RouterRequest>,
     ) -> Result<Response<pb::Done>, Status> {
-        let r = request.into_inner();
-        let view = convert::router_from_proto("router", r.router.as_ref()).map_err(invalid)?;
-        // Forgotten first: a router half stopped is not taken back at the
-        // next start (the sweeper removes what it left).
-        self.views
-            .remove_router(&view.name)
-            .map_err(|e| record_failed("the router", e))?;
+        let view = self.forget_router(request.into_inner()).await?;
         self.driver.stop_router(&view).await.map_err(failed)?;
         Ok(Response::new(pb::Done {}))
     }
@@ -241,11 +259,7 @@ impl HostAgentRpc for HostAgent {
         &self,
         request: Request<pb::RouterRequest>,
     ) -> Result<Response<pb::Done>, Status> {
-        let r = request.into_inner();
-        let view = convert::router_from_proto("router", r.router.as_ref()).map_err(invalid)?;
-        self.views
-            .remove_router(&view.name)
-            .map_err(|e| record_failed("the router", e))?;
+        let view = self.forget_router(request.into_inner()).await?;
         self.driver.destroy_router(&view).await.map_err(failed)?;
         Ok(Response::new(pb::Done {}))
     }
@@ -292,11 +306,7 @@ impl HostAgentRpc for HostAgent {
     }
 
     async fn stop_vm(&self, request: Request<pb::VmRequest>) -> Result<Response<pb::Done>, Status> {
-        let r = request.into_inner();
-        let view = convert::vm_from_proto("vm", r.vm.as_ref()).map_err(invalid)?;
-        self.views
-            .remove_vm(&view.instance_name)
-            .map_err(|e| record_failed("the VM", e))?;
+        let view = self.forget_vm(request.into_inner()).await?;
         self.driver.stop_vm(&view).await.map_err(failed)?;
         Ok(Response::new(pb::Done {}))
     }
@@ -305,11 +315,7 @@ impl HostAgentRpc for HostAgent {
         &self,
         request: Request<pb::VmRequest>,
     ) -> Result<Response<pb::Done>, Status> {
-        let r = request.into_inner();
-        let view = convert::vm_from_proto("vm", r.vm.as_ref()).map_err(invalid)?;
-        self.views
-            .remove_vm(&view.instance_name)
-            .map_err(|e| record_failed("the VM", e))?;
+        let view = self.forget_vm(request.into_inner()).await?;
         self.driver.destroy_vm(&view).await.map_err(failed)?;
         Ok(Response::new(pb::Done {}))
     }

@@ -453,15 +453,7 @@ pub async fn connections_of_gateway(
     ex: impl Into<Exec<'_>>,
     vpn_gateway_id: i64,
 ) -> Result<Vec<Connection>> {
-    live(
-        ex,
-        CONN_COLUMNS,
-        CONN_FROM,
-        "n",
-        " AND n.vpn_gateway_id = $1",
-        &[vpn_gateway_id.into()],
-    )
-    .await
+    live_connections_by(ex, "n.vpn_gateway_id", vpn_gateway_id).await
 }
 
 /// The live connections to a customer gateway, oldest first.
@@ -469,15 +461,17 @@ pub async fn connections_to_customer(
     ex: impl Into<Exec<'_>>,
     customer_gateway_id: i64,
 ) -> Result<Vec<Connection>> {
-    live(
-        ex,
-        CONN_COLUMNS,
-        CONN_FROM,
-        "n",
-        " AND n.customer_gateway_id = $1",
-        &[customer_gateway_id.into()],
-    )
-    .await
+    live_connections_by(ex, "n.customer_gateway_id", customer_gateway_id).await
+}
+
+/// The live connections whose `column` is `id`, oldest first.
+async fn live_connections_by(
+    ex: impl Into<Exec<'_>>,
+    column: &str,
+    id: i64,
+) -> Result<Vec<Connection>> {
+    let clause = format!(" AND {column} = $1");
+    live(ex, CONN_COLUMNS, CONN_FROM, "n", &clause, &[id.into()]).await
 }
 
 /// Sets a live connection's state and error text.
