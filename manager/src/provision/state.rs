@@ -170,7 +170,12 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
     let tier_ids: Vec<i64> = plugged.iter().map(|(t, _)| t.id).collect();
     let leases = store::batch::dhcp_entries(db, &tier_ids).await?;
     let vm_rows = store::vmdata::for_tiers(db, &tier_ids).await?;
-    let cloud = cloud_metadata(db).await?;
+    // Two settings more per load, only when some VM reads them.
+    let cloud = if vm_rows.is_empty() {
+        Default::default()
+    } else {
+        cloud_metadata(db).await?
+    };
     let mut vm_data = Vec::new();
 
     let mut tiers = Vec::new();
