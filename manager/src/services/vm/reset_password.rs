@@ -79,8 +79,10 @@ impl AsyncCommand for ResetPasswordForVirtualMachine {
         // Stopped.
         let v = job_vm(app, payload.id).await?;
         check(app, &v).await?;
-        let clear = password::renew(app, v.id).await?;
+        // The view first: if it cannot be read, the job fails with the old
+        // password still in place, not a new one nobody was shown.
         let result = vm_result(&app.db, v.id, sees_admin_fields(job.caller.role)).await?;
+        let clear = password::renew(app, v.id).await?;
         Ok(password::shown(result, &clear))
     }
 }
