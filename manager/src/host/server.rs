@@ -326,6 +326,20 @@ impl HostAgentRpc for HostAgent {
     ) -> Result<Response<pb::InventoryResponse>, Status> {
         Ok(Response::new(HostAgent::inventory(self)))
     }
+
+    async fn describe(
+        &self,
+        _request: Request<pb::DescribeRequest>,
+    ) -> Result<Response<pb::DescribeResponse>, Status> {
+        Err(Status::unimplemented("Describe is not served yet"))
+    }
+
+    async fn set_flood_list(
+        &self,
+        _request: Request<pb::FloodListRequest>,
+    ) -> Result<Response<pb::Done>, Status> {
+        Err(Status::unimplemented("SetFloodList is not served yet"))
+    }
 }
 
 /// Admits a call only from the manager's client certificate (on TCP with
