@@ -128,6 +128,24 @@ on_both_backends!(
         assert_eq!(report.current, one(&r.name));
         assert_eq!(m.agent.rpcs(), ["GetState"]);
 
+        // A current router is checked without its VPC's lock: a long job
+        // holding the lock does not hold the check up.
+        {
+            let plane = m.app.plane();
+            let _held = plane
+                .network
+                .lock(&m.app.db, r.vpc_id.expect("a VPC router"))
+                .await
+                .unwrap();
+            m.agent.clear();
+            let report =
+                tokio::time::timeout(std::time::Duration::from_secs(10), resync(m, &mut health))
+                    .await
+                    .expect("the check of a current router waits for no lock");
+            assert_eq!(report.current, one(&r.name));
+            assert_eq!(m.agent.rpcs(), ["GetState"]);
+        }
+
         // Unreachable: a restarting agent is not an error at once, but
         // after ERROR_AFTER failures in a row the router is marked Error.
         m.agent.fail(

@@ -113,16 +113,29 @@ pub async fn resync_once(plane: &Plane, health: &mut RouterHealth) -> Result<Res
         let Some(vpc_id) = r.vpc_id.filter(|_| due) else {
             continue;
         };
+        let probed = probe_without_lock(plane, &r).await;
+        if let Some(Ok(reported)) = probed
+            && reported >= probe_view(&r).generation
+        {
+            health.misses.remove(&r.id);
+            report.current.push(r.name);
+            continue;
+        }
         let _guard = plane.network.lock(&plane.db, vpc_id).await?;
         // Read again under the lock: a job may have stopped, replaced or
         // pushed to the router meanwhile.
-        let Some(r) = router::get_by_id(&plane.db, r.id)
+        let Some(again) = router::get_by_id(&plane.db, r.id)
             .await?
             .filter(|r| r.removed.is_none() && checked_state(r.state))
         else {
             continue;
         };
-        let outcome = match check(plane, &r).await {
+        // The answer taken without the lock still holds if nothing changed.
+        let unchanged = again.state == r.state
+            && again.config_generation == r.config_generation
+            && again.applied_generation == r.applied_generation;
+        let r = again;
+        let outcome = match check(plane, &r, probed.filter(|_| unchanged)).await {
             Ok(outcome) => outcome,
             Err(e) => Checked::Failed(e.to_string()),
         };
@@ -171,27 +184,70 @@ pub async fn resync_once(plane: &Plane, health: &mut RouterHealth) -> Result<Res
     Ok(report)
 }
 
+/// The generation probe of a router, with no lock and no query, or None
+/// when the router is not one to probe so (not Running, or a push whose
+/// outcome is not recorded yet). A Running router whose agent reports at
+/// least the stored generation (as this round read it) needs nothing more,
+/// so checking a healthy router costs no database statement. Anything else
+/// goes on to the locked check, which reads the row again and uses this
+/// answer if the row did not change. Probing without the lock is safe: a job
+/// that changed the router since the round's read records its own outcome,
+/// and a change the agent missed shows as a newer stored generation at the
+/// next round.
+async fn probe_without_lock(plane: &Plane, r: &router::Router) -> Option<Result<u64, String>> {
+    if r.state != router::STATE_RUNNING || r.applied_generation < r.config_generation {
+        return None;
+    }
+    Some(
+        plane
+            .network
+            .element
+            .agent_generation(&probe_view(r))
+            .await
+            .map_err(|e| e.to_string()),
+    )
+}
+
+/// What an agent's generation probe needs of a router.
+fn probe_view(r: &router::Router) -> RouterView {
+    RouterView {
+        id: r.uuid,
+        name: r.name.clone(),
+        zone_id: uuid::Uuid::nil(),
+        generation: u64::try_from(r.config_generation).unwrap_or_default(),
+        nics: Vec::new(),
+    }
+}
+
 /// GetState, and the whole configuration when the agent is behind; the
 /// applied generation is recorded on success. The generations are compared
-/// first: the router's whole state is loaded only when it must be sent, so
-/// a check of a router that is current costs no query beyond the router row.
-async fn check(plane: &Plane, r: &router::Router) -> Result<Checked, Error> {
+/// first: the router's whole state is loaded only when it must be sent.
+/// `probed` is the agent's answer taken before the lock, still valid when
+/// the router's row did not change meanwhile (one GetState per check).
+async fn check(
+    plane: &Plane,
+    r: &router::Router,
+    probed: Option<Result<u64, String>>,
+) -> Result<Checked, Error> {
     if r.state == router::STATE_ERROR {
         let Some(state) = state::load_router(&plane.db, r).await? else {
             return Ok(Checked::Skipped);
         };
         return recover(plane, r, &state).await;
     }
-    let probe = RouterView {
-        id: r.uuid,
-        name: r.name.clone(),
-        zone_id: uuid::Uuid::nil(),
-        generation: u64::try_from(r.config_generation).unwrap_or_default(),
-        nics: Vec::new(),
+    let probe = probe_view(r);
+    let probed = match probed {
+        Some(probed) => probed,
+        None => plane
+            .network
+            .element
+            .agent_generation(&probe)
+            .await
+            .map_err(|e| e.to_string()),
     };
-    let reported = match plane.network.element.agent_generation(&probe).await {
+    let reported = match probed {
         Ok(reported) => reported,
-        Err(e) => return Ok(Checked::Failed(e.to_string())),
+        Err(e) => return Ok(Checked::Failed(e)),
     };
     if reported >= probe.generation {
         if r.applied_generation < r.config_generation {
