@@ -101,15 +101,12 @@ mkdir -p "$base/host"
 chmod 0711 "$base/host"
 socket=$base/host/host-agent.sock
 manager_pids=()
-# The first manager makes the cluster's CA. A host agent issues its routers'
-# certificates itself, so with TCP agents it needs that CA too (until hosts
-# are enrolled with a CA of their own signed by it).
+# The first manager makes the cluster's CA; the host agent takes it from the
+# database to issue its routers' certificates (TCP agents).
 start_manager 1
-mkdir -p "$base/host/pki"
-chmod 0700 "$base/host/pki"
-cp -a "$base/manager-1/pki/." "$base/host/pki/"
 "$bin/vpc-manager" host-agent --listen "unix:$socket" --data-dir "$base/host" \
-  --netns-prefix "$prefix" --agent-transport tcp >>"$base/host-agent.log" 2>&1 &
+  --netns-prefix "$prefix" --agent-transport tcp --database-url "$url" \
+  --database-key-file "$base/database.key" >>"$base/host-agent.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
   [ -S "$socket" ] && break

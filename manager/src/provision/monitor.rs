@@ -24,6 +24,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+
 use vpc_proto::v1 as pb;
 
 use super::Plane;
@@ -107,81 +109,136 @@ pub async fn resync_once(plane: &Plane, health: &mut RouterHealth) -> Result<Res
     health
         .misses
         .retain(|id, _| routers.iter().any(|r| r.id == *id));
-    for r in routers {
-        let due = r.state == router::STATE_RUNNING
-            || (r.state == router::STATE_ERROR && r.agent_endpoint.is_some());
-        let Some(vpc_id) = r.vpc_id.filter(|_| due) else {
+    // Checks run side by side (each under its own VPC's lock when it needs
+    // one): a round over hundreds of routers takes about as long as its
+    // slowest few, so routers taken over from a dead manager are checked
+    // soon after it counts as Down. Outcomes are applied in the routers'
+    // order.
+    let misses: Vec<u32> = routers.iter().map(|r| health.misses(r.id)).collect();
+    let outcomes: Vec<Result<Option<Outcome>, Error>> =
+        futures_util::stream::iter(routers.into_iter().zip(misses))
+            .map(|(r, misses)| check_router(plane, r, misses))
+            .buffered(CHECKS_AT_ONCE)
+            .collect()
+            .await;
+    for outcome in outcomes {
+        let Some(o) = outcome? else {
             continue;
         };
-        let probed = probe_without_lock(plane, &r).await;
-        if let Some(Ok(reported)) = probed
-            && reported >= probe_view(&r).generation
-        {
-            health.misses.remove(&r.id);
-            report.current.push(r.name);
-            continue;
+        if o.recovered {
+            report.recovered.push(o.name.clone());
         }
-        let _guard = plane.network.lock(&plane.db, vpc_id).await?;
-        // Read again under the lock: a job may have stopped, replaced or
-        // pushed to the router meanwhile.
-        let Some(again) = router::get_by_id(&plane.db, r.id)
-            .await?
-            .filter(|r| r.removed.is_none() && checked_state(r.state))
-        else {
-            continue;
-        };
-        // The answer taken without the lock still holds if nothing changed.
-        let unchanged = again.state == r.state
-            && again.config_generation == r.config_generation
-            && again.applied_generation == r.applied_generation;
-        let r = again;
-        let outcome = match check(plane, &r, probed.filter(|_| unchanged)).await {
-            Ok(outcome) => outcome,
-            Err(e) => Checked::Failed(e.to_string()),
-        };
-        match outcome {
+        if o.marked_error {
+            report.marked_error.push(o.name.clone());
+        }
+        match o.checked {
             Checked::Skipped => {}
-            Checked::Current | Checked::Resynced => {
-                health.misses.remove(&r.id);
-                if r.state == router::STATE_ERROR
-                    && router::transition(
-                        &plane.db,
-                        r.id,
-                        router::STATE_ERROR,
-                        router::STATE_RUNNING,
-                    )
-                    .await?
-                {
-                    tracing::info!(router = %r.name, "router answers again; Running");
-                    report.recovered.push(r.name.clone());
-                }
-                match outcome {
-                    Checked::Resynced => report.resynced.push(r.name),
-                    _ => report.current.push(r.name),
-                }
+            Checked::Current => {
+                health.misses.remove(&o.id);
+                report.current.push(o.name);
+            }
+            Checked::Resynced => {
+                health.misses.remove(&o.id);
+                report.resynced.push(o.name);
             }
             Checked::Failed(reason) => {
-                let misses = health.misses.entry(r.id).or_default();
-                *misses += 1;
-                tracing::warn!(router = %r.name, misses = *misses, %reason, "router check failed");
-                if *misses >= ERROR_AFTER
-                    && r.state == router::STATE_RUNNING
-                    && router::transition(
-                        &plane.db,
-                        r.id,
-                        router::STATE_RUNNING,
-                        router::STATE_ERROR,
-                    )
-                    .await?
-                {
-                    tracing::warn!(router = %r.name, "router unreachable; marked Error");
-                    report.marked_error.push(r.name.clone());
-                }
-                report.failed.push((r.name, reason));
+                *health.misses.entry(o.id).or_default() += 1;
+                report.failed.push((o.name, reason));
             }
         }
     }
     Ok(report)
+}
+
+/// How many routers one manager checks at once.
+const CHECKS_AT_ONCE: usize = 16;
+
+/// One router's check, as the round applies it.
+struct Outcome {
+    id: i64,
+    name: String,
+    checked: Checked,
+    /// Back from Error to Running.
+    recovered: bool,
+    /// Marked Error (this check was its ERROR_AFTER-th miss in a row).
+    marked_error: bool,
+}
+
+/// Checks one router that had `misses` failed checks in a row before; None
+/// when it is not due or went away.
+async fn check_router(
+    plane: &Plane,
+    r: router::Router,
+    misses: u32,
+) -> Result<Option<Outcome>, Error> {
+    let due = r.state == router::STATE_RUNNING
+        || (r.state == router::STATE_ERROR && r.agent_endpoint.is_some());
+    let Some(vpc_id) = r.vpc_id.filter(|_| due) else {
+        return Ok(None);
+    };
+    let probed = probe_without_lock(plane, &r).await;
+    if let Some(Ok(reported)) = probed
+        && reported >= probe_view(&r).generation
+    {
+        return Ok(Some(Outcome {
+            id: r.id,
+            name: r.name,
+            checked: Checked::Current,
+            recovered: false,
+            marked_error: false,
+        }));
+    }
+    let _guard = plane.network.lock(&plane.db, vpc_id).await?;
+    // Read again under the lock: a job may have stopped, replaced or
+    // pushed to the router meanwhile.
+    let Some(again) = router::get_by_id(&plane.db, r.id)
+        .await?
+        .filter(|r| r.removed.is_none() && checked_state(r.state))
+    else {
+        return Ok(None);
+    };
+    // The answer taken without the lock still holds if nothing changed.
+    let unchanged = again.state == r.state
+        && again.config_generation == r.config_generation
+        && again.applied_generation == r.applied_generation;
+    let r = again;
+    let checked = match check(plane, &r, probed.filter(|_| unchanged)).await {
+        Ok(checked) => checked,
+        Err(e) => Checked::Failed(e.to_string()),
+    };
+    let mut outcome = Outcome {
+        id: r.id,
+        name: r.name.clone(),
+        checked: Checked::Skipped,
+        recovered: false,
+        marked_error: false,
+    };
+    match &checked {
+        Checked::Skipped => {}
+        Checked::Current | Checked::Resynced => {
+            if r.state == router::STATE_ERROR
+                && router::transition(&plane.db, r.id, router::STATE_ERROR, router::STATE_RUNNING)
+                    .await?
+            {
+                tracing::info!(router = %r.name, "router answers again; Running");
+                outcome.recovered = true;
+            }
+        }
+        Checked::Failed(reason) => {
+            let misses = misses + 1;
+            tracing::warn!(router = %r.name, misses, %reason, "router check failed");
+            if misses >= ERROR_AFTER
+                && r.state == router::STATE_RUNNING
+                && router::transition(&plane.db, r.id, router::STATE_RUNNING, router::STATE_ERROR)
+                    .await?
+            {
+                tracing::warn!(router = %r.name, "router unreachable; marked Error");
+                outcome.marked_error = true;
+            }
+        }
+    }
+    outcome.checked = checked;
+    Ok(Some(outcome))
 }
 
 /// The generation probe of a router, with no lock and no query, or None
