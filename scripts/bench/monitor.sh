@@ -60,7 +60,7 @@ cleanup() {
   if [ -f "$base/pg/data/postmaster.pid" ]; then
     runuser -u postgres -- "$pg_bin/pg_ctl" -D "$base/pg/data" -m immediate stop >/dev/null || true
   fi
-  rm -rf "$base"
+  if [ -n "${KEEP:-}" ]; then echo "kept $base" >&2; else rm -rf "$base"; fi
 }
 trap cleanup INT TERM EXIT
 

@@ -478,7 +478,17 @@ pub async fn run_resync(plane: Plane) {
         if let Err(e) = converge_stuck_once(&plane).await {
             tracing::warn!(error = %e, "converging routers left by dead jobs failed");
         }
-        match resync_once(&plane, &mut health).await {
+        let started = Instant::now();
+        let round = resync_once(&plane, &mut health).await;
+        let took = started.elapsed();
+        if took > Duration::from_secs(u64::try_from(interval).unwrap_or_default()) {
+            tracing::warn!(
+                took_ms = took.as_millis(),
+                interval_s = interval,
+                "a round of router checks took longer than router.check.interval"
+            );
+        }
+        match round {
             Ok(report) if !report.resynced.is_empty() || !report.recovered.is_empty() => {
                 tracing::info!(
                     resynced = ?report.resynced,
