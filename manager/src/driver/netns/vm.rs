@@ -135,6 +135,7 @@ impl Inner {
                 mtu: 0,
                 addresses: Vec::new(),
                 up: true,
+                vtep: self.vtep(),
             })
             .await?;
         }
