@@ -459,6 +459,28 @@ impl NetnsDriver {
         self.inner.sweep(known).await
     }
 
+    /// The namespaces of the routers and VMs this driver started (or is
+    /// starting) and of their zones: a sweep from records written after a
+    /// start returns must keep them.
+    pub fn held_namespaces(&self) -> Vec<String> {
+        let state = self.inner.state();
+        let names = &self.inner.names;
+        let mut held: Vec<String> = state
+            .routers
+            .values()
+            .flat_map(|r| [names.router_ns(&r.name), names.zone_ns(&r.zone_id)])
+            .chain(
+                state
+                    .vms
+                    .values()
+                    .flat_map(|v| [names.vm_ns(&v.instance_name), names.zone_ns(&v.zone_id)]),
+            )
+            .collect();
+        held.sort();
+        held.dedup();
+        held
+    }
+
     /// Ends supervision and leaves the processes running (a manager that
     /// stops; the next one adopts them). Endpoints stay registered.
     pub async fn shutdown(&self) {

@@ -249,6 +249,11 @@ pub fn onprem_zone_port(segment: Segment) -> String {
     format!("op-{}", segment.tag())
 }
 
+/// Whether a network namespace of that name exists (`ip netns` names).
+pub fn netns_exists(ns: &str) -> bool {
+    !ns.is_empty() && !ns.contains('/') && super::ip::exists(ns)
+}
+
 /// The zone end of the underlay link: it carries the host's underlay
 /// address, which the zone's VXLAN devices bind to.
 pub const UNDERLAY_LINK: &str = "ul0";
