@@ -543,3 +543,152 @@ async fn a_standalone_host_agent_sweeps_leftovers_of_its_prefix_but_keeps_what_i
     let _ = sleeper.wait();
     drop(fabric);
 }
+
+/// TCP bulk throughput (Gbit/s) from `client` to `server` (namespaces) with
+/// iperf3 for 3 s.
+fn iperf(client: &str, server: &str, to: Ipv4Addr) -> f64 {
+    let mut listener = Command::new("ip")
+        .args(["netns", "exec", server, "iperf3", "-s", "-1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("iperf3 -s");
+    std::thread::sleep(Duration::from_millis(300));
+    let out = Command::new("timeout")
+        .args(["20", "ip", "netns", "exec", client, "iperf3", "-c"])
+        .arg(to.to_string())
+        .args(["-t", "3", "-J"])
+        .output()
+        .expect("iperf3 -c");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(listener.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = listener.wait();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
+    json["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .expect("bits_per_second")
+        / 1e9
+}
+
+/// New TCP connections per second (thousands) from `client` to `server`
+/// port 7000 over 3 s: each one a full handshake and close, the server
+/// closing first so the client's ports are free again at once.
+fn connection_rate(client: &str, server: &str, to: Ipv4Addr) -> f64 {
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepting = {
+        let stop = stop.clone();
+        let ns = vpc_integration::Netns::existing(server);
+        std::thread::spawn(move || {
+            vpc_integration::run_in_netns(&ns, move || {
+                let listener = std::net::TcpListener::bind("0.0.0.0:7000").unwrap();
+                listener.set_nonblocking(true).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => drop(stream),
+                        Err(_) => std::thread::sleep(Duration::from_micros(200)),
+                    }
+                }
+                Ok(())
+            })
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let ns = vpc_integration::Netns::existing(client);
+    let measure = Duration::from_secs(3);
+    let made = vpc_integration::run_in_netns(&ns, move || {
+        let target = std::net::SocketAddr::from((to, 7000));
+        let started = Instant::now();
+        let mut made = 0u64;
+        let mut buf = [0u8; 16];
+        while started.elapsed() < measure {
+            if let Ok(mut s) = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1))
+            {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+                made += 1;
+            }
+        }
+        Ok(made)
+    })
+    .expect("connecting");
+    stop.store(true, Ordering::Relaxed);
+    accepting.join().unwrap().unwrap();
+    made as f64 / measure.as_secs_f64() / 1000.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// The benchmark of `scripts/bench/fabric.sh` (not a pass/fail test): a
+/// router on host 1, VMs A and C on host 2, VM B on host 3, one VXLAN tier;
+/// TCP throughput and new-connection rate A→C (one host, through host 2's
+/// bridge) and A→B (two hosts, across VXLAN over the fabric), medians of
+/// `FABRIC_BENCH_RUNS` (5) runs, printed as a Markdown table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: scripts/bench/fabric.sh"]
+async fn fabric_bench_throughput_and_new_connections_one_host_vs_two() {
+    let runs: usize = std::env::var("FABRIC_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let fabric = Fabric::start(FabricOptions::default()).await;
+    let [h1, h2, h3] = [&fabric.hosts[0], &fabric.hosts[1], &fabric.hosts[2]];
+    let zone = Uuid::new_v4();
+    let tier = Uuid::new_v4();
+    let r1 = router1(zone);
+    let endpoints = std::sync::Arc::new(Endpoints::default());
+    start_router(h1, &r1, router1_config(&r1, &VMS), &endpoints).await;
+    start_vm(h2, &vm_view(zone, tier, &VMS[0])).await;
+    start_vm(h3, &vm_view(zone, tier, &VMS[1])).await;
+    start_vm(h2, &vm_view(zone, tier, &VMS[2])).await;
+    let all = [h1.underlay, h2.underlay, h3.underlay];
+    for host in [h1, h2, h3] {
+        let others: Vec<Ipv4Addr> = all.into_iter().filter(|a| *a != host.underlay).collect();
+        set_flood_list(host, zone, &others).await;
+    }
+    for (host, vm) in [(h2, &VMS[0]), (h3, &VMS[1]), (h2, &VMS[2])] {
+        lease(host, vm).await;
+    }
+    let a = h2.ns(VMS[0].instance);
+    let pairs = [
+        ("one host (A→C, host 2's bridge)", h2.ns(VMS[2].instance), VMS[2].ip),
+        ("two hosts (A→B, VXLAN over the fabric)", h3.ns(VMS[1].instance), VMS[1].ip),
+    ];
+    for (_, ns, ip) in &pairs {
+        assert!(
+            eventually(Duration::from_secs(10), || ping(&a, &ip.to_string())).await,
+            "{ns} unreachable"
+        );
+    }
+    let mut report = String::from(
+        "| VMs | TCP throughput (Gbit/s, iperf3 3 s) | new TCP connections (k/s) |\n|---|---|---|\n",
+    );
+    for (label, ns, ip) in pairs {
+        let (a2, ns2) = (a.clone(), ns.clone());
+        let (gbps, conns) = tokio::task::spawn_blocking(move || {
+            let gbps: Vec<f64> = (0..runs).map(|_| iperf(&a2, &ns2, ip)).collect();
+            let conns: Vec<f64> = (0..runs)
+                .map(|_| connection_rate(&a2, &ns2, ip))
+                .collect();
+            (gbps, conns)
+        })
+        .await
+        .unwrap();
+        eprintln!("{label}: throughput {gbps:.2?} Gbit/s, connections {conns:.2?} k/s");
+        report.push_str(&format!(
+            "| {label} | {:.2} | {:.2} |\n",
+            median(gbps),
+            median(conns)
+        ));
+    }
+    println!("\n{report}");
+    drop(fabric);
+}
