@@ -394,7 +394,10 @@ async fn vms_on_two_hosts_lease_from_a_router_on_a_third_across_vxlan_and_the_pu
         "VM A (host 2) cannot ping its router (host 1)\n{}",
         fabric.logs()
     );
-    assert!(ping(&b_ns, "10.1.1.1"), "VM B (host 3) cannot ping its router");
+    assert!(
+        ping(&b_ns, "10.1.1.1"),
+        "VM B (host 3) cannot ping its router"
+    );
     assert!(ping(&a_ns, "10.1.1.51"), "VM A cannot ping VM B");
     assert!(ping(&b_ns, "10.1.1.50"), "VM B cannot ping VM A");
     assert!(ping_df(&a_ns, VMS[1].ip, 1450 - 28), "a 1450-byte packet");
@@ -440,7 +443,10 @@ async fn vms_on_two_hosts_lease_from_a_router_on_a_third_across_vxlan_and_the_pu
         "upstream cannot ping router 2 (host 2)"
     );
     assert!(ping(&h2.ns("r-2-VM"), "203.0.113.1"));
-    assert!(ping(&h2.ns("r-2-VM"), "203.0.113.10"), "router 2 to router 1");
+    assert!(
+        ping(&h2.ns("r-2-VM"), "203.0.113.10"),
+        "router 2 to router 1"
+    );
     // One uplink per host with a public NIC, and the upstream.
     let public_ports = fabric.bridge_ports("brpub");
     assert_eq!(public_ports.len(), 3, "{public_ports:?}");
@@ -477,14 +483,17 @@ async fn vms_on_two_hosts_lease_from_a_router_on_a_third_across_vxlan_and_the_pu
         .await
         .expect_err("its own VTEP");
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
-    assert!(refused.message().starts_with("remote_vteps"), "{}", refused.message());
+    assert!(
+        refused.message().starts_with("remote_vteps"),
+        "{}",
+        refused.message()
+    );
     assert_eq!(flood_entries(h1, zone), ["10.250.0.2", "10.250.0.3"]);
     drop(fabric);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_standalone_host_agent_sweeps_leftovers_of_its_prefix_but_keeps_what_its_records_hold()
-{
+async fn a_standalone_host_agent_sweeps_leftovers_of_its_prefix_but_keeps_what_its_records_hold() {
     let fabric = Fabric::start(FabricOptions {
         hosts: 1,
         extra_args: vec!["--sweep-interval".into(), "1".into()],
@@ -514,7 +523,9 @@ async fn a_standalone_host_agent_sweeps_leftovers_of_its_prefix_but_keeps_what_i
 
     let exists = |ns: &str| std::path::Path::new("/run/netns").join(ns).exists();
     assert!(
-        eventually(Duration::from_secs(15), || !exists(&leftover) && !exists(&dead_zone)).await,
+        eventually(Duration::from_secs(15), || !exists(&leftover)
+            && !exists(&dead_zone))
+        .await,
         "the sweeper left {leftover} or {dead_zone}\n{}",
         fabric.logs()
     );
@@ -659,8 +670,16 @@ async fn fabric_bench_throughput_and_new_connections_one_host_vs_two() {
     }
     let a = h2.ns(VMS[0].instance);
     let pairs = [
-        ("one host (A→C, host 2's bridge)", h2.ns(VMS[2].instance), VMS[2].ip),
-        ("two hosts (A→B, VXLAN over the fabric)", h3.ns(VMS[1].instance), VMS[1].ip),
+        (
+            "one host (A→C, host 2's bridge)",
+            h2.ns(VMS[2].instance),
+            VMS[2].ip,
+        ),
+        (
+            "two hosts (A→B, VXLAN over the fabric)",
+            h3.ns(VMS[1].instance),
+            VMS[1].ip,
+        ),
     ];
     for (_, ns, ip) in &pairs {
         assert!(
@@ -675,9 +694,7 @@ async fn fabric_bench_throughput_and_new_connections_one_host_vs_two() {
         let (a2, ns2) = (a.clone(), ns.clone());
         let (gbps, conns) = tokio::task::spawn_blocking(move || {
             let gbps: Vec<f64> = (0..runs).map(|_| iperf(&a2, &ns2, ip)).collect();
-            let conns: Vec<f64> = (0..runs)
-                .map(|_| connection_rate(&a2, &ns2, ip))
-                .collect();
+            let conns: Vec<f64> = (0..runs).map(|_| connection_rate(&a2, &ns2, ip)).collect();
             (gbps, conns)
         })
         .await

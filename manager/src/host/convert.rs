@@ -132,10 +132,7 @@ pub fn flood_list_from_proto(r: &pb::FloodListRequest) -> Result<FloodList, Fiel
     for (i, text) in r.remote_vteps.iter().enumerate() {
         let field = format!("remote_vteps[{i}]");
         let vtep = v4(&field, text)?.ok_or_else(|| bad(&field, "empty"))?;
-        if vtep.is_unspecified()
-            || vtep.is_loopback()
-            || vtep.is_multicast()
-            || vtep.is_broadcast()
+        if vtep.is_unspecified() || vtep.is_loopback() || vtep.is_multicast() || vtep.is_broadcast()
         {
             return Err(bad(&field, format!("{vtep} is not a unicast address")));
         }
@@ -316,7 +313,11 @@ mod tests {
         for (uri, vteps, field) in [
             ("vlan://100", &["10.250.0.2"][..], "broadcast_uri"),
             ("vxlan://0", &[][..], "broadcast_uri"),
-            ("vxlan://5000", &["10.250.0.2", "nope"][..], "remote_vteps[1]"),
+            (
+                "vxlan://5000",
+                &["10.250.0.2", "nope"][..],
+                "remote_vteps[1]",
+            ),
             ("vxlan://5000", &["224.0.0.1"][..], "remote_vteps[0]"),
             ("vxlan://5000", &["127.0.0.1"][..], "remote_vteps[0]"),
             ("vxlan://5000", &[""][..], "remote_vteps[0]"),
@@ -326,7 +327,10 @@ mod tests {
         }
         let mut no_zone = request("vxlan://5000", &[]);
         no_zone.zone_id = "x".into();
-        assert_eq!(flood_list_from_proto(&no_zone).unwrap_err().field, "zone_id");
+        assert_eq!(
+            flood_list_from_proto(&no_zone).unwrap_err().field,
+            "zone_id"
+        );
     }
 
     fn router() -> RouterView {

@@ -651,7 +651,11 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(bad.code(), tonic::Code::InvalidArgument);
-        assert!(bad.message().starts_with("broadcast_uri: "), "{}", bad.message());
+        assert!(
+            bad.message().starts_with("broadcast_uri: "),
+            "{}",
+            bad.message()
+        );
         // Nothing ran: no zone namespace.
         assert!(!std::path::Path::new("/run/netns/hsu-zone-00000000").exists());
     }

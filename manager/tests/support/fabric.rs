@@ -233,7 +233,15 @@ impl Fabric {
         ip(&["-n", &ns, "link", "set", "dev", "lo", "up"]);
         for bridge in [UNDERLAY_BRIDGE, PUBLIC_BRIDGE] {
             ip(&[
-                "-n", &ns, "link", "add", bridge, "type", "bridge", "stp_state", "0",
+                "-n",
+                &ns,
+                "link",
+                "add",
+                bridge,
+                "type",
+                "bridge",
+                "stp_state",
+                "0",
             ]);
             ip(&["-n", &ns, "link", "set", "dev", bridge, "up"]);
         }

@@ -474,13 +474,23 @@ mod tests {
         let links = BTreeMap::from([("eth2".to_string(), 1450), ("eth3".to_string(), 1450)]);
         let files = plan_with_links(&router, dir, &links);
         assert!(
-            files[1].conf.contains("dhcp-option=tag:eth3,option:mtu,1450"),
+            files[1]
+                .conf
+                .contains("dhcp-option=tag:eth3,option:mtu,1450"),
             "{}",
             files[1].conf
         );
-        assert!(files[0].conf.contains("dhcp-option=tag:eth2,option:mtu,1500"));
+        assert!(
+            files[0]
+                .conf
+                .contains("dhcp-option=tag:eth2,option:mtu,1500")
+        );
         let full = BTreeMap::from([("eth3".to_string(), 1500)]);
-        assert!(!plan_with_links(&router, dir, &full)[1].conf.contains("option:mtu"));
+        assert!(
+            !plan_with_links(&router, dir, &full)[1]
+                .conf
+                .contains("option:mtu")
+        );
         assert!(!plan(&router, dir)[1].conf.contains("option:mtu"));
         // A changed link MTU restarts that tier's dnsmasq only.
         assert_eq!(diff(&plan(&router, dir), &files), [Action::Restart(3)]);

@@ -192,9 +192,9 @@ impl Op {
             Op::FdbAppend { ns, device, dst } => s(&[
                 "-n", ns, "fdb", "append", FLOOD_MAC, "dev", device, "dst", dst,
             ]),
-            Op::FdbDel { ns, device, dst } => s(&[
-                "-n", ns, "fdb", "del", FLOOD_MAC, "dev", device, "dst", dst,
-            ]),
+            Op::FdbDel { ns, device, dst } => {
+                s(&["-n", ns, "fdb", "del", FLOOD_MAC, "dev", device, "dst", dst])
+            }
             Op::AddVeth {
                 ns,
                 name,
@@ -888,7 +888,11 @@ mod tests {
         // VLAN segments and hosts without an underlay keep the default.
         let mut vlan = router_port(Segment::Vlan(100));
         vlan.vtep = Some(VTEP);
-        assert!(!lines(&plug(&[], &[], &vlan)).iter().any(|l| l.contains("mtu")));
+        assert!(
+            !lines(&plug(&[], &[], &vlan))
+                .iter()
+                .any(|l| l.contains("mtu"))
+        );
     }
 
     #[test]
@@ -1001,7 +1005,10 @@ mod tests {
         // An uplink is not a member: a bridge left with it alone goes.
         assert_eq!(
             lines(&collect_bridges("z", &zone)),
-            ["ip -n z link del dev fab-v100", "ip -n z link del dev brv100"]
+            [
+                "ip -n z link del dev fab-v100",
+                "ip -n z link del dev brv100"
+            ]
         );
     }
 

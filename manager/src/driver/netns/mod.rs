@@ -56,8 +56,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 pub use connect::{CONNECT_TIMEOUT, connect_in_netns, connect_in_netns_async};
-pub use links::{VXLAN_OVERHEAD, Vtep, vxlan_mtu};
 pub use error::NetnsError;
+pub use links::{VXLAN_OVERHEAD, Vtep, vxlan_mtu};
 pub use names::Segment;
 pub use vm::Lease;
 pub use zone::OnPrem;
@@ -306,7 +306,13 @@ impl NetnsDriver {
         let links = ip::links(&zone_ns).await?;
         ip::apply(&links::ensure_segment(&zone_ns, &links, segment, vtep)).await?;
         let current = ip::fdb(&zone_ns, &device).await?;
-        ip::apply(&links::flood_list(&zone_ns, &device, &current, remote_vteps)).await
+        ip::apply(&links::flood_list(
+            &zone_ns,
+            &device,
+            &current,
+            remote_vteps,
+        ))
+        .await
     }
 
     /// The flood list of the VXLAN segment `broadcast_uri` of `zone`
