@@ -19,6 +19,8 @@ pub struct Link {
     pub master: Option<String>,
     /// `veth`, `bridge`, `vxlan` …; None for plain devices such as `lo`.
     pub kind: Option<String>,
+    /// The local address a VXLAN device binds to.
+    pub vxlan_local: Option<String>,
 }
 
 impl Link {
@@ -297,7 +299,21 @@ pub fn ensure_segment(
         });
     }
     if let Some((device, vni)) = segment.vxlan_device() {
-        let existing = zone.iter().find(|l| l.name == device);
+        let mut existing = zone.iter().find(|l| l.name == device);
+        // A device bound elsewhere (the host agent started again with
+        // another underlay, or with one for the first time) is replaced:
+        // the kernel cannot change a VXLAN device's local address. Its
+        // flood list goes with it until the manager sends it again.
+        let local = vtep.map_or_else(|| "127.0.0.1".to_string(), |v| v.local.to_string());
+        if let Some(old) = existing
+            && old.vxlan_local.as_deref().is_some_and(|l| l != local)
+        {
+            ops.push(Op::Delete {
+                ns: ns.clone(),
+                link: device.clone(),
+            });
+            existing = None;
+        }
         if existing.is_none() {
             ops.push(Op::AddVxlan {
                 ns: ns.clone(),
@@ -669,6 +685,10 @@ pub fn parse_links(json: &str) -> Result<Vec<Link>, String> {
                     .map(|a| a.to_ascii_lowercase()),
                 master: text(l, "master"),
                 kind: l.get("linkinfo").and_then(|i| text(i, "info_kind")),
+                vxlan_local: l
+                    .get("linkinfo")
+                    .and_then(|i| i.get("info_data"))
+                    .and_then(|d| text(d, "local")),
             })
         })
         .collect())
@@ -684,6 +704,7 @@ mod tests {
             mac: mac.map(String::from),
             master: master.map(String::from),
             kind: kind.map(String::from),
+            vxlan_local: None,
         }
     }
 
@@ -885,6 +906,27 @@ mod tests {
         assert!(lines(&plug(&[], &[], &port))[5].contains(" mtu 1400 "));
         port.mtu = 9000;
         assert!(lines(&plug(&[], &[], &port))[5].contains(" mtu 1450 "));
+        // A device left bound to the loopback by a run without underlay is
+        // replaced; one on the right address stays.
+        let mut loopback = link("vx5000", None, Some("brx5000"), Some("vxlan"));
+        loopback.vxlan_local = Some("127.0.0.1".into());
+        let zone = [
+            link("brx5000", None, None, Some("bridge")),
+            loopback.clone(),
+        ];
+        assert_eq!(
+            lines(&ensure_segment(
+                "z",
+                &zone,
+                Segment::Vxlan(5000),
+                Some(VTEP)
+            ))[..2],
+            [
+                "ip -n z link del dev vx5000",
+                "ip -n z link add vx5000 mtu 1450 type vxlan id 5000 dstport 4789 local 10.250.0.1 nolearning",
+            ]
+        );
+        assert!(ensure_segment("z", &zone, Segment::Vxlan(5000), None).is_empty());
         // VLAN segments and hosts without an underlay keep the default.
         let mut vlan = router_port(Segment::Vlan(100));
         vlan.vtep = Some(VTEP);
@@ -1038,6 +1080,12 @@ mod tests {
 
     #[test]
     fn ip_json_is_parsed_with_kind_master_and_lower_case_mac() {
+        let vx = r#"[{"ifname":"vx7","linkinfo":{"info_kind":"vxlan",
+            "info_data":{"id":7,"local":"10.250.0.1","port":4789}}}]"#;
+        assert_eq!(
+            parse_links(vx).unwrap()[0].vxlan_local.as_deref(),
+            Some("10.250.0.1")
+        );
         let json = r#"[{"ifindex":1,"ifname":"lo","address":"00:00:00:00:00:00"},
             {"ifindex":3,"ifname":"v1","address":"02:AA:00:00:00:01","master":"br0",
              "linkinfo":{"info_kind":"veth"}},

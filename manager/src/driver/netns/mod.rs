@@ -609,3 +609,37 @@ impl RouterDriver for NetnsDriver {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_underlay_needs_a_host_address_a_carrying_mtu_and_a_namespace_name() {
+        let net = |s: &str| s.parse::<ipnet::Ipv4Net>().unwrap();
+        let u = Underlay::new(net("10.250.0.2/24"), 9000, "fabric").unwrap();
+        assert_eq!(
+            u.vtep(),
+            Vtep {
+                local: std::net::Ipv4Addr::new(10, 250, 0, 2),
+                mtu: 8950
+            }
+        );
+        for (address, mtu, ns) in [
+            ("10.250.0.0/24", 1500, "fabric"),
+            ("10.250.0.255/24", 1500, "fabric"),
+            ("127.0.0.1/8", 1500, "fabric"),
+            ("10.250.0.2/32", 1500, "fabric"),
+            ("10.250.0.2/24", 117, "fabric"),
+            ("10.250.0.2/24", 70000, "fabric"),
+            ("10.250.0.2/24", 1500, ""),
+            ("10.250.0.2/24", 1500, "../x"),
+        ] {
+            assert!(
+                Underlay::new(net(address), mtu, ns).is_err(),
+                "{address} {mtu} {ns}"
+            );
+        }
+        assert!(Underlay::new(net("10.250.0.2/24"), UNDERLAY_MTU_MIN, "h.fab_1").is_ok());
+    }
+}
