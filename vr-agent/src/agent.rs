@@ -426,7 +426,12 @@ impl Agent {
         let netlink = match inner.netlink.apply(&net, &released).await {
             Ok(net_report) => {
                 report.changes.extend(net_report.changes);
-                inner.link_mtus = net_report.link_mtus;
+                // The links as the apply left them (their MTU is the host
+                // agent's, unless the config sets one).
+                match inner.netlink.link_mtus().await {
+                    Ok(mtus) => inner.link_mtus = mtus,
+                    Err(e) => tracing::warn!(error = %e, "link MTUs unknown; DHCP keeps the last"),
+                }
                 Ok(())
             }
             Err(NetlinkError::LinkNotFound { mac }) => Err(AgentError::LinkNotFound(format!(

@@ -94,9 +94,6 @@ pub struct NetReport {
     pub changes: Vec<String>,
     /// The addresses that were added, with their link.
     pub added_addresses: Vec<(String, Ipv4Addr)>,
-    /// Each link's MTU by name once the links match the plan (the DHCP
-    /// servers announce a tier link's MTU below 1500).
-    pub link_mtus: std::collections::BTreeMap<String, u32>,
 }
 
 impl NetReport {
@@ -184,10 +181,6 @@ impl Netlink {
             link::dump(h).await?
         };
         let names = Names::new(plan, &links);
-        report.link_mtus = links
-            .iter()
-            .filter_map(|l| Some((l.name.clone(), l.mtu?)))
-            .collect();
 
         self.check_namespace()?;
         for op in sysctl::diff(plan) {
@@ -247,6 +240,16 @@ impl Netlink {
             tracing::info!(change = %line, "netlink");
         }
         Ok(report)
+    }
+
+    /// Each link's MTU by name (the DHCP servers announce a tier link's
+    /// MTU below 1500).
+    pub async fn link_mtus(&self) -> Result<std::collections::BTreeMap<String, u32>> {
+        Ok(link::dump(&self.handle)
+            .await?
+            .into_iter()
+            .filter_map(|l| Some((l.name, l.mtu?)))
+            .collect())
     }
 
     /// Reads the links, IPv4 addresses, owned routes and owned rules.
