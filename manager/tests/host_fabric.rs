@@ -5,7 +5,8 @@
 //! the VMs take their leases from the router across hosts, with the tier's
 //! MTU (the underlay's minus 50) by DHCP option 26, and reach each other,
 //! the router and (by source NAT) the upstream; a VTEP taken out of a flood
-//! list gets no more floods; the public network spans hosts. And a
+//! list gets no more floods; the public network and a private-gateway VLAN
+//! span hosts. And a
 //! standalone host agent's sweeper removes leftovers of its prefix while
 //! keeping what its records hold.
 
@@ -31,6 +32,25 @@ const TIER_URI: &str = "vxlan://5001";
 const PUBLIC_MAC: &str = "02:0b:00:00:00:01";
 const GUEST_MAC: &str = "02:0b:00:00:00:02";
 const R2_PUBLIC_MAC: &str = "02:0b:00:00:02:01";
+const PRIVATE_MAC: &str = "02:0b:00:00:00:03";
+const R2_PRIVATE_MAC: &str = "02:0b:00:00:02:02";
+const PRIVATE_URI: &str = "vlan://300";
+
+/// A private gateway NIC on VLAN 300 and its config entries.
+fn private_gateway(config: &mut pb::RouterConfig, nic: &RouterNicView, ip: &str) {
+    config.nics.push(pb_nic(nic, pb::NicRole::Private));
+    config.public_ips.push(pb::PublicIp {
+        add: true,
+        ip_address: ip.into(),
+        prefix_length: 24,
+        gateway: "172.16.0.1".into(),
+        device_index: nic.device_index,
+        mac_address: nic.mac.clone(),
+        private_gateway: true,
+        vlan: PRIVATE_URI.into(),
+        ..Default::default()
+    });
+}
 
 fn router_nic(
     index: u32,
@@ -340,9 +360,19 @@ async fn vms_on_two_hosts_lease_from_a_router_on_a_third_across_vxlan_and_the_pu
     }
 
     // The router on host 1, a VM on host 2 and one on host 3.
-    let r1 = router1(zone);
+    let mut r1 = router1(zone);
+    r1.nics.push(router_nic(
+        2,
+        PRIVATE_MAC,
+        NicRole::Private,
+        "172.16.0.10",
+        Some("172.16.0.1"),
+        PRIVATE_URI,
+    ));
+    let mut r1_config = router1_config(&r1, &VMS[..2]);
+    private_gateway(&mut r1_config, &r1.nics[2], "172.16.0.10");
     let endpoints = std::sync::Arc::new(Endpoints::default());
-    start_router(h1, &r1, router1_config(&r1, &VMS[..2]), &endpoints).await;
+    start_router(h1, &r1, r1_config, &endpoints).await;
     let vm_a = vm_view(zone, tier, &VMS[0]);
     let vm_b = vm_view(zone, tier, &VMS[1]);
     start_vm(h2, &vm_a).await;
@@ -420,16 +450,26 @@ async fn vms_on_two_hosts_lease_from_a_router_on_a_third_across_vxlan_and_the_pu
         name: "r-2-VM".into(),
         zone_id: zone,
         generation: 0,
-        nics: vec![router_nic(
-            0,
-            R2_PUBLIC_MAC,
-            NicRole::Public,
-            "203.0.113.11",
-            Some("203.0.113.1"),
-            "untagged",
-        )],
+        nics: vec![
+            router_nic(
+                0,
+                R2_PUBLIC_MAC,
+                NicRole::Public,
+                "203.0.113.11",
+                Some("203.0.113.1"),
+                "untagged",
+            ),
+            router_nic(
+                1,
+                R2_PRIVATE_MAC,
+                NicRole::Private,
+                "172.16.0.11",
+                Some("172.16.0.1"),
+                PRIVATE_URI,
+            ),
+        ],
     };
-    let r2_config = pb::RouterConfig {
+    let mut r2_config = pb::RouterConfig {
         router_name: r2.name.clone(),
         vpc_id: "vpc-2".into(),
         vpc_cidr: "10.2.0.0/16".into(),
@@ -437,6 +477,7 @@ async fn vms_on_two_hosts_lease_from_a_router_on_a_third_across_vxlan_and_the_pu
         public_ips: vec![public_ip("203.0.113.11", R2_PUBLIC_MAC)],
         ..Default::default()
     };
+    private_gateway(&mut r2_config, &r2.nics[1], "172.16.0.11");
     start_router(h2, &r2, r2_config, &endpoints).await;
     assert!(
         eventually(Duration::from_secs(10), || ping(&upstream, "203.0.113.11")).await,
@@ -447,6 +488,17 @@ async fn vms_on_two_hosts_lease_from_a_router_on_a_third_across_vxlan_and_the_pu
         ping(&h2.ns("r-2-VM"), "203.0.113.10"),
         "router 2 to router 1"
     );
+    // A private-gateway VLAN spans hosts too: router 1 (host 1) and router
+    // 2 (host 2) meet on VLAN 300 through the fabric's own bridge for it.
+    assert!(
+        eventually(Duration::from_secs(10), || ping(
+            &h1.ns("r-1-VM"),
+            "172.16.0.11"
+        ))
+        .await,
+        "router 1 cannot reach router 2 on VLAN 300"
+    );
+    assert_eq!(fabric.bridge_ports("brv300").len(), 2);
     // One uplink per host with a public NIC, and the upstream.
     let public_ports = fabric.bridge_ports("brpub");
     assert_eq!(public_ports.len(), 3, "{public_ports:?}");
