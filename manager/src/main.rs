@@ -59,6 +59,24 @@ struct HostAgentArgs {
     /// Log format.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// This host's address on the network between hosts (IP/prefix, e.g.
+    /// 10.250.0.1/24): VXLAN segments bind to it and reach other hosts.
+    /// Without it every segment stays on this host.
+    #[arg(long)]
+    underlay_address: Option<ipnet::Ipv4Net>,
+    /// The underlay's MTU; VXLAN segments get 50 bytes less.
+    #[arg(long, default_value_t = 1500)]
+    underlay_mtu: u32,
+    /// The network namespace holding the underlay's bridges (a lab's fabric
+    /// namespace; on a real host its own, named with `ip netns attach`).
+    #[arg(long)]
+    underlay_netns: Option<String>,
+    /// The name managers show for this host (default: the hostname).
+    #[arg(long)]
+    host_name: Option<String>,
+    /// Seconds between two sweeps of namespaces no record holds; 0: never.
+    #[arg(long, default_value_t = 60)]
+    sweep_interval: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -299,6 +317,35 @@ fn host_agent_settings(args: &HostAgentArgs) -> anyhow::Result<Settings> {
     Ok(s)
 }
 
+fn host_options(args: &HostAgentArgs) -> anyhow::Result<vpc_manager::host::run::HostOptions> {
+    use vpc_manager::driver::netns::Underlay;
+    let underlay = match (args.underlay_address, &args.underlay_netns) {
+        (Some(address), Some(netns)) => Some(
+            Underlay::new(address, args.underlay_mtu, netns)
+                .map_err(|e| anyhow::anyhow!("--underlay-*: {e}"))?,
+        ),
+        (None, None) => None,
+        (Some(_), None) => anyhow::bail!("--underlay-address needs --underlay-netns"),
+        (None, Some(_)) => anyhow::bail!("--underlay-netns needs --underlay-address"),
+    };
+    if let Some(name) = &args.host_name {
+        anyhow::ensure!(
+            !name.is_empty()
+                && name.len() <= 253
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+            "--host-name {name:?}: 1-253 letters, digits, '.', '_' or '-'"
+        );
+    }
+    Ok(vpc_manager::host::run::HostOptions {
+        underlay,
+        host_name: args.host_name.clone(),
+        sweep_interval: (args.sweep_interval > 0)
+            .then(|| std::time::Duration::from_secs(args.sweep_interval)),
+    })
+}
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -340,9 +387,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Netns(command) => netns_command(command).await,
         Command::HostAgent(args) => {
             let settings = host_agent_settings(&args)?;
+            let options = host_options(&args)?;
             let listen = vpc_manager::host::run::Listen::parse(&args.listen)?;
             init_tracing(settings.log_format);
-            vpc_manager::host::run::run(settings, listen, shutdown_signal()).await
+            vpc_manager::host::run::run_with(settings, options, listen, shutdown_signal()).await
         }
     }
 }

@@ -144,6 +144,8 @@ struct Inner {
     /// Counts applies, so that a look at the kernel taken without the lock
     /// can tell whether an apply ran meanwhile.
     applies: u64,
+    /// The links' MTUs as the last netlink apply left them.
+    link_mtus: std::collections::BTreeMap<String, u32>,
 }
 
 /// The router agent.
@@ -236,6 +238,7 @@ impl Agent {
                     ..Status::default()
                 },
                 applies: 0,
+                link_mtus: Default::default(),
             }),
             nft: Nft::new(settings.nft_binary.clone()),
             options: NftOptions {
@@ -423,6 +426,12 @@ impl Agent {
         let netlink = match inner.netlink.apply(&net, &released).await {
             Ok(net_report) => {
                 report.changes.extend(net_report.changes);
+                // The links as the apply left them (their MTU is the host
+                // agent's, unless the config sets one).
+                match inner.netlink.link_mtus().await {
+                    Ok(mtus) => inner.link_mtus = mtus,
+                    Err(e) => tracing::warn!(error = %e, "link MTUs unknown; DHCP keeps the last"),
+                }
                 Ok(())
             }
             Err(NetlinkError::LinkNotFound { mac }) => Err(AgentError::LinkNotFound(format!(
@@ -491,7 +500,8 @@ impl Agent {
             .extend(proxied.map_err(|e| AgentError::Apply(e.to_string()))?);
 
         let step = Instant::now();
-        let files = plan::dnsmasq::plan(router, &self.settings.dnsmasq_dir);
+        let files =
+            plan::dnsmasq::plan_with_links(router, &self.settings.dnsmasq_dir, &inner.link_mtus);
         report.changes.extend(self.apply_dnsmasq(inner, &files));
         report.dnsmasq_us = micros_since(step);
 

@@ -97,6 +97,56 @@ fn role_to_proto(role: NicRole) -> pb::NicRole {
     }
 }
 
+/// A checked `SetFloodList`: the zone, the VXLAN segment's broadcast URI
+/// and the remote VTEPs (unicast IPv4 addresses, duplicates dropped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FloodList {
+    pub zone_id: Uuid,
+    pub broadcast_uri: String,
+    pub remote_vteps: Vec<Ipv4Addr>,
+}
+
+/// The most VTEPs one flood list takes (one per host of a zone).
+const FLOOD_LIST_MAX: usize = 1024;
+
+/// Checks a `FloodListRequest`.
+pub fn flood_list_from_proto(r: &pb::FloodListRequest) -> Result<FloodList, FieldError> {
+    let zone_id = uuid("zone_id", &r.zone_id)?;
+    let is_vxlan = matches!(
+        crate::driver::netns::Segment::from_uri(Some(&r.broadcast_uri)),
+        Ok(crate::driver::netns::Segment::Vxlan(_))
+    );
+    if !is_vxlan {
+        return Err(bad(
+            "broadcast_uri",
+            format!("{:?} is not a VXLAN segment (vxlan://N)", r.broadcast_uri),
+        ));
+    }
+    if r.remote_vteps.len() > FLOOD_LIST_MAX {
+        return Err(bad(
+            "remote_vteps",
+            format!("more than {FLOOD_LIST_MAX} VTEPs"),
+        ));
+    }
+    let mut remote_vteps = Vec::new();
+    for (i, text) in r.remote_vteps.iter().enumerate() {
+        let field = format!("remote_vteps[{i}]");
+        let vtep = v4(&field, text)?.ok_or_else(|| bad(&field, "empty"))?;
+        if vtep.is_unspecified() || vtep.is_loopback() || vtep.is_multicast() || vtep.is_broadcast()
+        {
+            return Err(bad(&field, format!("{vtep} is not a unicast address")));
+        }
+        if !remote_vteps.contains(&vtep) {
+            remote_vteps.push(vtep);
+        }
+    }
+    Ok(FloodList {
+        zone_id,
+        broadcast_uri: r.broadcast_uri.clone(),
+        remote_vteps,
+    })
+}
+
 fn uuid(field: &str, text: &str) -> Result<Uuid, FieldError> {
     text.parse()
         .map_err(|_| bad(field, format!("{text:?} is not a UUID")))
@@ -236,6 +286,52 @@ pub fn vm_from_proto(field: &str, vm: Option<&pb::Vm>) -> Result<VmView, FieldEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flood_list_takes_a_vxlan_segment_and_unicast_vteps_naming_a_bad_field() {
+        let request = |uri: &str, vteps: &[&str]| pb::FloodListRequest {
+            zone_id: Uuid::from_u128(7).to_string(),
+            broadcast_uri: uri.into(),
+            remote_vteps: vteps.iter().map(|v| v.to_string()).collect(),
+        };
+        let ok = flood_list_from_proto(&request(
+            "vxlan://5000",
+            &["10.250.0.2", "10.250.0.3", "10.250.0.2"],
+        ))
+        .unwrap();
+        assert_eq!(ok.zone_id, Uuid::from_u128(7));
+        assert_eq!(
+            ok.remote_vteps,
+            [Ipv4Addr::new(10, 250, 0, 2), Ipv4Addr::new(10, 250, 0, 3)]
+        );
+        assert!(
+            flood_list_from_proto(&request("vxlan://5000", &[]))
+                .unwrap()
+                .remote_vteps
+                .is_empty()
+        );
+        for (uri, vteps, field) in [
+            ("vlan://100", &["10.250.0.2"][..], "broadcast_uri"),
+            ("vxlan://0", &[][..], "broadcast_uri"),
+            (
+                "vxlan://5000",
+                &["10.250.0.2", "nope"][..],
+                "remote_vteps[1]",
+            ),
+            ("vxlan://5000", &["224.0.0.1"][..], "remote_vteps[0]"),
+            ("vxlan://5000", &["127.0.0.1"][..], "remote_vteps[0]"),
+            ("vxlan://5000", &[""][..], "remote_vteps[0]"),
+        ] {
+            let e = flood_list_from_proto(&request(uri, vteps)).unwrap_err();
+            assert_eq!(e.field, field, "{uri} {vteps:?}: {e}");
+        }
+        let mut no_zone = request("vxlan://5000", &[]);
+        no_zone.zone_id = "x".into();
+        assert_eq!(
+            flood_list_from_proto(&no_zone).unwrap_err().field,
+            "zone_id"
+        );
+    }
 
     fn router() -> RouterView {
         RouterView {

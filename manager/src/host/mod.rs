@@ -9,12 +9,14 @@
 //!   agent; the manager drives routers and VMs only through it.
 //! - [`convert`]: the views to and from the messages, with the checks the
 //!   host agent makes on every field.
+//! - [`describe`]: the host's facts `Describe` reports.
 //! - [`tls`]: the host agent on TCP with mutual TLS from the cluster CA.
 //! - [`views`]: the host agent's records of what it runs, read at its next
 //!   start to take the live routers and VMs back.
 
 pub mod client;
 pub mod convert;
+pub mod describe;
 pub mod run;
 pub mod server;
 pub mod tls;

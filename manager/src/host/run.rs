@@ -1,11 +1,13 @@
 //! `vpc-manager host-agent`: a host agent on its own, on a Unix socket or
 //! on TCP with mutual TLS. It takes back what its last run left running,
-//! serves until SIGTERM or SIGINT, then stops serving and leaves every
-//! router and VM running (the next start takes them back again).
+//! sweeps its own leftovers periodically, serves until SIGTERM or SIGINT,
+//! then stops serving and leaves every router and VM running (the next
+//! start takes them back again).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -42,6 +44,27 @@ impl Listen {
     }
 }
 
+/// What a standalone host agent adds to the manager's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostOptions {
+    /// The network between hosts; None keeps every segment on this host.
+    pub underlay: Option<crate::driver::netns::Underlay>,
+    /// The name `Describe` reports; None: the hostname.
+    pub host_name: Option<String>,
+    /// How often the sweeper runs; None: never.
+    pub sweep_interval: Option<Duration>,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            underlay: None,
+            host_name: None,
+            sweep_interval: Some(crate::provision::monitor::SWEEP_INTERVAL),
+        }
+    }
+}
+
 /// Runs a host agent with `settings` (data directory, namespace prefix,
 /// vr-agent, agent transport; the database only to fetch the cluster CA for
 /// TCP) until `shutdown` resolves.
@@ -50,6 +73,38 @@ pub async fn run(
     listen: Listen,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    run_with(settings, HostOptions::default(), listen, shutdown).await
+}
+
+/// Removes, every `interval`, the namespaces of the host agent's prefix
+/// that none of its records (nor its driver) holds: leftovers of a crash or
+/// of a router or VM destroyed while the host agent was down.
+async fn run_sweeper(agent: HostAgent, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let removed = agent.sweep().await;
+        if !removed.is_empty() {
+            tracing::info!(?removed, "host agent: namespaces no record holds removed");
+        }
+    }
+}
+
+/// [`run`] with the host agent's own options.
+pub async fn run_with(
+    settings: Settings,
+    options: HostOptions,
+    listen: Listen,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    if let Some(u) = &options.underlay {
+        anyhow::ensure!(
+            crate::driver::netns::names::netns_exists(&u.netns),
+            "--underlay-netns {}: no such network namespace (name the host's own with \
+             `ip netns attach {} 1`)",
+            u.netns,
+            u.netns
+        );
+    }
     crate::serve::create_private_dir(&settings.data_dir, 0o711)
         .with_context(|| format!("creating {}", settings.data_dir.display()))?;
     let needs_ca =
@@ -66,14 +121,21 @@ pub async fn run(
     } else {
         None
     };
-    let driver = crate::serve::netns_driver(&settings, pki.clone())?;
-    let agent = HostAgent::new(driver.clone(), &settings.data_dir);
+    let mut driver = crate::serve::netns_driver(&settings, pki.clone())?;
+    if let Some(u) = options.underlay.clone() {
+        driver = driver.with_underlay(u);
+    }
+    let agent = HostAgent::new(driver.clone(), &settings.data_dir).with_name(options.host_name);
     let recovered = agent.recover().await;
     tracing::info!(
         ?recovered,
         prefix = driver.prefix(),
+        underlay = ?driver.underlay(),
         "host agent: last run's routers and VMs taken back"
     );
+    let sweeper = options
+        .sweep_interval
+        .map(|every| tokio::spawn(run_sweeper(agent.clone(), every)));
     let served = match &listen {
         Listen::Unix(path) => {
             let listener = server::bind_unix(path)?;
@@ -88,6 +150,9 @@ pub async fn run(
             server::serve_tcp(agent, *addr, &pki, shutdown).await
         }
     };
+    if let Some(sweeper) = sweeper {
+        sweeper.abort();
+    }
     // Routers and VMs keep running; the next start takes them back.
     driver.shutdown().await;
     served

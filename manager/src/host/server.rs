@@ -31,6 +31,8 @@ pub const SOCKET_FILE: &str = "host-agent.sock";
 #[derive(Clone)]
 pub struct HostAgent {
     driver: NetnsDriver,
+    /// The name `Describe` reports (`--host-name`); None: the hostname.
+    name: Option<Arc<str>>,
     views: Views,
     /// Serializes record updates (a NIC plug reads, changes and writes
     /// the router's record).
@@ -64,9 +66,80 @@ impl HostAgent {
     pub fn new(driver: NetnsDriver, data_dir: &Path) -> HostAgent {
         HostAgent {
             driver,
+            name: None,
             views: Views::new(data_dir),
             records: Arc::default(),
         }
+    }
+
+    /// Reports `name` as the host's name instead of the hostname.
+    pub fn with_name(mut self, name: Option<String>) -> HostAgent {
+        self.name = name.filter(|n| !n.is_empty()).map(Arc::from);
+        self
+    }
+
+    /// What `Describe` answers.
+    pub fn describe(&self) -> pb::DescribeResponse {
+        let facts = super::describe::host_facts();
+        let underlay = self.driver.underlay();
+        pb::DescribeResponse {
+            name: self
+                .name
+                .as_deref()
+                .map_or_else(super::describe::hostname, String::from),
+            hypervisor: self.driver.hypervisor().to_string(),
+            underlay_address: underlay
+                .map(|u| u.address.addr().to_string())
+                .unwrap_or_default(),
+            // Without an underlay nothing leaves the host: its segments'
+            // limit is the default Ethernet MTU.
+            underlay_mtu: underlay.map_or(1500, |u| u.mtu),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            prefix: self.driver.prefix().to_string(),
+            cpus: facts.cpus,
+            memory_total_bytes: facts.memory_total_bytes,
+            memory_available_bytes: facts.memory_available_bytes,
+        }
+    }
+
+    /// The namespaces its records hold: each recorded router's and VM's,
+    /// and the zone namespace of each (a zone stays while a record uses
+    /// it, even when the record's own namespace is gone).
+    pub fn recorded_namespaces(&self) -> Vec<String> {
+        let mut known = Vec::new();
+        let zone = |text: &str| text.parse::<uuid::Uuid>().ok();
+        for r in self.views.routers() {
+            known.push(self.driver.router_ns(&r.name));
+            if let Some(z) = zone(&r.zone_id) {
+                known.push(self.driver.zone_ns(&z));
+            }
+        }
+        for v in self.views.vms() {
+            known.push(self.driver.vm_ns(&v.instance_name));
+            if let Some(z) = zone(&v.zone_id) {
+                known.push(self.driver.zone_ns(&z));
+            }
+        }
+        known.sort();
+        known.dedup();
+        known
+    }
+
+    /// One sweep of a standalone host agent: removes the namespaces of its
+    /// prefix that none of its records holds (with their processes, the
+    /// bridges left without ports and the files), forgets the records whose
+    /// namespace went, and returns the namespaces removed.
+    pub async fn sweep(&self) -> Vec<String> {
+        // A start records its router or VM only once the driver returns:
+        // what the driver holds (started or starting) is kept too.
+        let mut known = {
+            let _records = self.records.lock().await;
+            self.recorded_namespaces()
+        };
+        known.extend(self.driver.held_namespaces());
+        let removed = self.driver.sweep(&known).await;
+        self.forget(&removed);
+        removed
     }
 
     /// The driver it runs routers and VMs with.
@@ -331,14 +404,33 @@ impl HostAgentRpc for HostAgent {
         &self,
         _request: Request<pb::DescribeRequest>,
     ) -> Result<Response<pb::DescribeResponse>, Status> {
-        Err(Status::unimplemented("Describe is not served yet"))
+        Ok(Response::new(HostAgent::describe(self)))
     }
 
     async fn set_flood_list(
         &self,
-        _request: Request<pb::FloodListRequest>,
+        request: Request<pb::FloodListRequest>,
     ) -> Result<Response<pb::Done>, Status> {
-        Err(Status::unimplemented("SetFloodList is not served yet"))
+        let r = convert::flood_list_from_proto(&request.into_inner()).map_err(invalid)?;
+        match self.driver.underlay() {
+            None if !r.remote_vteps.is_empty() => {
+                return Err(Status::failed_precondition(
+                    "this host has no underlay (--underlay-address): its VXLAN segments stay local",
+                ));
+            }
+            Some(u) if r.remote_vteps.contains(&u.address.addr()) => {
+                return Err(Status::invalid_argument(format!(
+                    "remote_vteps: {} is this host's own underlay address",
+                    u.address.addr()
+                )));
+            }
+            _ => {}
+        }
+        self.driver
+            .set_flood_list(&r.zone_id, &r.broadcast_uri, &r.remote_vteps)
+            .await
+            .map_err(|e| failed(e.into()))?;
+        Ok(Response::new(pb::Done {}))
     }
 }
 
@@ -507,5 +599,64 @@ mod tests {
         assert_eq!(agent.inventory().routers.len(), 1, "not its namespace");
         agent.forget(&["hst-r-5-VM".into()]);
         assert!(agent.inventory().routers.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_host_without_underlay_describes_itself_and_refuses_remote_vteps_before_acting() {
+        let dir = tempfile::tempdir().unwrap();
+        let driver = NetnsDriver::new(
+            "hsu-",
+            dir.path(),
+            crate::driver::default_agent_path(),
+            AgentTransport::Unix,
+            Arc::default(),
+            None,
+        )
+        .unwrap();
+        let agent = HostAgent::new(driver, dir.path()).with_name(Some("rack1-07".into()));
+        let described = HostAgentRpc::describe(&agent, Request::new(pb::DescribeRequest {}))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(described.name, "rack1-07");
+        assert_eq!(described.hypervisor, "netns");
+        assert_eq!(described.prefix, "hsu-");
+        assert_eq!(described.underlay_address, "");
+        assert_eq!(described.underlay_mtu, 1500);
+        assert_eq!(described.version, env!("CARGO_PKG_VERSION"));
+        assert!(described.cpus >= 1);
+        assert!(described.memory_total_bytes >= described.memory_available_bytes);
+        assert!(described.memory_available_bytes > 0);
+
+        let zone = uuid::Uuid::from_u128(0x5eed);
+        let refused = HostAgentRpc::set_flood_list(
+            &agent,
+            Request::new(pb::FloodListRequest {
+                zone_id: zone.to_string(),
+                broadcast_uri: "vxlan://5000".into(),
+                remote_vteps: vec!["10.250.0.2".into()],
+            }),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        let bad = HostAgentRpc::set_flood_list(
+            &agent,
+            Request::new(pb::FloodListRequest {
+                zone_id: zone.to_string(),
+                broadcast_uri: "vlan://100".into(),
+                remote_vteps: vec![],
+            }),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+        assert!(
+            bad.message().starts_with("broadcast_uri: "),
+            "{}",
+            bad.message()
+        );
+        // Nothing ran: no zone namespace.
+        assert!(!std::path::Path::new("/run/netns/hsu-zone-00000000").exists());
     }
 }

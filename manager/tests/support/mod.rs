@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod e2e;
+pub mod fabric;
 pub mod netns;
 pub mod postgres;
 pub mod restart;

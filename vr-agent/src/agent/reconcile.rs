@@ -163,7 +163,11 @@ impl Agent {
             .map(|(index, e)| format!("{}: dnsmasq was not running: {e}", dev_name(*index)))
             .collect();
         if !failed.is_empty() {
-            let files = plan::dnsmasq::plan(router, &self.settings.dnsmasq_dir);
+            let files = plan::dnsmasq::plan_with_links(
+                router,
+                &self.settings.dnsmasq_dir,
+                &inner.link_mtus,
+            );
             let changes = self.apply_dnsmasq(inner, &files);
             found.extend(failed);
             found.extend(changes);

@@ -242,6 +242,16 @@ impl Netlink {
         Ok(report)
     }
 
+    /// Each link's MTU by name (the DHCP servers announce a tier link's
+    /// MTU below 1500).
+    pub async fn link_mtus(&self) -> Result<std::collections::BTreeMap<String, u32>> {
+        Ok(link::dump(&self.handle)
+            .await?
+            .into_iter()
+            .filter_map(|l| Some((l.name, l.mtu?)))
+            .collect())
+    }
+
     /// Reads the links, IPv4 addresses, owned routes and owned rules.
     pub async fn observe(&self) -> Result<Observed> {
         let h = &self.handle;

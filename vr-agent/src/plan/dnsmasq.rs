@@ -15,6 +15,7 @@
 //! the tier uses external DNS only), domain (15) and MTU (26); a VM's
 //! non-default NICs get an address and the MTU only.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -98,6 +99,26 @@ pub enum Action {
 
 /// Plans one [`TierFiles`] per tier, by device index, with files under `dir`.
 pub fn plan(router: &Router, dir: &Path) -> Vec<TierFiles> {
+    plan_with_links(router, dir, &BTreeMap::new())
+}
+
+/// The MTU a tier's DHCP announces (option 26): the tier's own when the
+/// manager set one; else its link's when below Ethernet's 1500. The link is
+/// what the host made of the segment (a VXLAN tier across hosts carries the
+/// underlay's MTU minus 50, which only the host agent knows, and which
+/// changes when the router moves to a host with another underlay), and a
+/// VM must not send frames the segment cannot carry.
+pub fn dhcp_mtu(tier: Option<u32>, link: Option<u32>) -> Option<u32> {
+    tier.or(link.filter(|m| *m < 1500))
+}
+
+/// [`plan`], with the MTU of each link by name (`eth1` → 1450) as the
+/// kernel reports it, for tiers whose MTU the manager left unset.
+pub fn plan_with_links(
+    router: &Router,
+    dir: &Path,
+    link_mtus: &BTreeMap<String, u32>,
+) -> Vec<TierFiles> {
     let hosts_of = |index: u32| router.dhcp.get(&index).map_or(&[][..], Vec::as_slice);
     // Every tier's DNS answers for the VMs of all tiers, as one router's DNS
     // does on CloudStack: VMs find each other by name across tiers.
@@ -113,7 +134,11 @@ pub fn plan(router: &Router, dir: &Path) -> Vec<TierFiles> {
             index: tier.index,
             gateway: tier.gateway,
             conf_path: tier_path(dir, tier.index, "conf"),
-            conf: render_conf(tier, dir),
+            conf: render_conf(
+                tier,
+                dir,
+                dhcp_mtu(tier.mtu, link_mtus.get(&dev_name(tier.index)).copied()),
+            ),
             hosts_path: tier_path(dir, tier.index, "hosts"),
             hosts: render_hosts(hosts_of(tier.index)),
             names_path: tier_path(dir, tier.index, "names"),
@@ -205,7 +230,7 @@ pub fn escape(value: impl std::fmt::Display) -> String {
         .collect()
 }
 
-fn render_conf(tier: &Tier, dir: &Path) -> String {
+fn render_conf(tier: &Tier, dir: &Path, mtu: Option<u32>) -> String {
     let dev = escape(dev_name(tier.index));
     let path = |ext: &str| escape(tier_path(dir, tier.index, ext).display());
     let gateway = escape(tier.gateway);
@@ -297,7 +322,7 @@ fn render_conf(tier: &Tier, dir: &Path) -> String {
     for option in ["router", "dns-server", "domain-name"] {
         line(&format!("dhcp-option={nodefault},option:{option}"));
     }
-    if let Some(mtu) = tier.mtu {
+    if let Some(mtu) = mtu {
         line(&format!("dhcp-option=tag:{dev},option:mtu,{mtu}"));
     }
     c
@@ -430,6 +455,45 @@ mod tests {
             ]
         );
         assert_eq!(files[1].conf_path, Path::new("/d/eth3.conf"));
+    }
+
+    #[test]
+    fn a_tier_link_below_1500_is_announced_by_dhcp_unless_the_tier_sets_its_own() {
+        assert_eq!(dhcp_mtu(None, Some(1450)), Some(1450));
+        assert_eq!(dhcp_mtu(None, Some(1500)), None);
+        assert_eq!(dhcp_mtu(None, Some(9000)), None);
+        assert_eq!(dhcp_mtu(None, None), None);
+        assert_eq!(dhcp_mtu(Some(1400), Some(1450)), Some(1400));
+        assert_eq!(dhcp_mtu(Some(9000), Some(1500)), Some(9000));
+
+        // The sample's tier on eth3 sets no MTU; its link at 1450 adds the
+        // option, at 1500 (or unknown) nothing. The tier on eth2 sets 1500,
+        // which its link does not change.
+        let router = sample();
+        let dir = Path::new("/d");
+        let links = BTreeMap::from([("eth2".to_string(), 1450), ("eth3".to_string(), 1450)]);
+        let files = plan_with_links(&router, dir, &links);
+        assert!(
+            files[1]
+                .conf
+                .contains("dhcp-option=tag:eth3,option:mtu,1450"),
+            "{}",
+            files[1].conf
+        );
+        assert!(
+            files[0]
+                .conf
+                .contains("dhcp-option=tag:eth2,option:mtu,1500")
+        );
+        let full = BTreeMap::from([("eth3".to_string(), 1500)]);
+        assert!(
+            !plan_with_links(&router, dir, &full)[1]
+                .conf
+                .contains("option:mtu")
+        );
+        assert!(!plan(&router, dir)[1].conf.contains("option:mtu"));
+        // A changed link MTU restarts that tier's dnsmasq only.
+        assert_eq!(diff(&plan(&router, dir), &files), [Action::Restart(3)]);
     }
 
     #[test]

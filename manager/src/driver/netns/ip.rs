@@ -11,7 +11,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::error::{NetnsError, Result};
-use super::links::{Link, Op, parse_links};
+use super::links::{FdbEntry, Link, Op, parse_fdb, parse_links};
 
 /// Where `ip netns` keeps its namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
@@ -65,7 +65,7 @@ async fn ip(args: &[&str]) -> Result<String> {
 pub async fn apply(ops: &[Op]) -> Result<()> {
     for op in ops {
         tracing::debug!(%op, "netns driver");
-        run("ip", &op.args()).await?;
+        run(op.program(), &op.args()).await?;
     }
     Ok(())
 }
@@ -74,7 +74,7 @@ pub async fn apply(ops: &[Op]) -> Result<()> {
 pub async fn apply_all(ops: &[Op]) -> Vec<NetnsError> {
     let mut errors = Vec::new();
     for op in ops {
-        if let Err(e) = run("ip", &op.args()).await {
+        if let Err(e) = run(op.program(), &op.args()).await {
             errors.push(e);
         }
     }
@@ -137,6 +137,16 @@ pub async fn delete(ns: &str) -> Result<()> {
 pub async fn links(ns: &str) -> Result<Vec<Link>> {
     let json = ip(&["-j", "-d", "-n", ns, "link", "show"]).await?;
     parse_links(&json).map_err(NetnsError::Invalid)
+}
+
+/// The forwarding database of one device of a namespace.
+pub async fn fdb(ns: &str, device: &str) -> Result<Vec<FdbEntry>> {
+    let args: Vec<String> = ["-j", "-n", ns, "fdb", "show", "dev", device]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let json = run("bridge", &args).await?;
+    parse_fdb(&json).map_err(NetnsError::Invalid)
 }
 
 /// The links of a namespace, or none when it does not exist.

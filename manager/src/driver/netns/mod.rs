@@ -18,6 +18,20 @@
 //!   holding the public ranges' gateway addresses; `vpc-op-1a2b3c4d-v<N>`,
 //!   on-premises networks behind private gateways (tests and the demo).
 //!
+//! Between hosts (DESIGN §4), with an [`Underlay`]: the zone namespace gets
+//! `ul0`, a veth onto the fabric's `underlay` bridge in the underlay
+//! namespace carrying the host's underlay address; each `vx<N>` binds to
+//! that address (`nolearning`, port 4789) with the underlay's MTU minus 50,
+//! as do its bridge and every port on it, and floods to the VTEPs the
+//! manager lists ([`NetnsDriver::set_flood_list`]). VLANs and the public
+//! network span hosts through the fabric itself: this kernel has no 802.1Q
+//! links, so each is a bridge of its own in the underlay namespace
+//! (`brv<N>`, `brpub`), and each host's zone bridge of the segment gets a
+//! veth onto it (`fab-v<N>` in the zone, `h<hash><tag>` in the fabric). A
+//! real deployment would trunk the VLANs on the physical NIC instead. With
+//! an underlay the zone has no upstream of its own: the fabric's public
+//! segment leads to the real one.
+//!
 //! The host's own namespace is never changed: link commands run as
 //! `ip -n <ns>`, processes under `ip netns exec <ns>`.
 
@@ -43,6 +57,7 @@ use uuid::Uuid;
 
 pub use connect::{CONNECT_TIMEOUT, connect_in_netns, connect_in_netns_async};
 pub use error::NetnsError;
+pub use links::{VXLAN_OVERHEAD, Vtep, vxlan_mtu};
 pub use names::Segment;
 pub use vm::Lease;
 pub use zone::OnPrem;
@@ -84,6 +99,71 @@ pub fn tls_from_pki(pki: Arc<crate::pki::Pki>) -> TlsProvider {
     })
 }
 
+/// The network between hosts, as this host reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Underlay {
+    /// The host's underlay address and prefix (`10.250.0.1/24`).
+    pub address: ipnet::Ipv4Net,
+    /// The underlay's MTU (1500 by default); VXLAN segments get 50 less.
+    pub mtu: u32,
+    /// The namespace holding the fabric's bridges: in the lab one the test
+    /// made; in a real deployment the host's own (then `ul0` and the
+    /// uplinks are the only links the driver adds there).
+    pub netns: String,
+}
+
+/// The smallest underlay MTU: a VXLAN segment still carries IPv4's minimum
+/// of 68 bytes.
+pub const UNDERLAY_MTU_MIN: u32 = 68 + VXLAN_OVERHEAD;
+
+impl Underlay {
+    /// Checks the underlay's fields: a unicast address with room for other
+    /// hosts, an MTU from [`UNDERLAY_MTU_MIN`] to 65535, a namespace name.
+    pub fn new(address: ipnet::Ipv4Net, mtu: u32, netns: &str) -> Result<Underlay, NetnsError> {
+        let ip = address.addr();
+        if ip.is_unspecified()
+            || ip.is_loopback()
+            || ip.is_multicast()
+            || ip.is_broadcast()
+            || address.prefix_len() > 30
+            || ip == address.network()
+            || ip == address.broadcast()
+        {
+            return Err(NetnsError::Invalid(format!(
+                "underlay address {address} must be a unicast host address of a /30 or larger network"
+            )));
+        }
+        if !(UNDERLAY_MTU_MIN..=65535).contains(&mtu) {
+            return Err(NetnsError::Invalid(format!(
+                "underlay MTU {mtu} must be {UNDERLAY_MTU_MIN} to 65535"
+            )));
+        }
+        if netns.is_empty()
+            || netns.starts_with('.')
+            || !netns
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(NetnsError::Invalid(format!(
+                "underlay namespace {netns:?} must be letters, digits, '.', '_' or '-'"
+            )));
+        }
+        Ok(Underlay {
+            address,
+            mtu,
+            netns: netns.to_string(),
+        })
+    }
+
+    /// The VTEP of this host's VXLAN devices.
+    pub fn vtep(&self) -> Vtep {
+        Vtep {
+            local: self.address.addr(),
+            mtu: vxlan_mtu(self.mtu),
+        }
+    }
+}
+
 /// The netns [`RouterDriver`]. Cheap to clone; clones share everything.
 #[derive(Clone)]
 pub struct NetnsDriver {
@@ -99,6 +179,8 @@ struct Inner {
     tls: Option<TlsProvider>,
     agent_args: Vec<String>,
     ready_timeout: Duration,
+    /// The network between hosts; None keeps every segment on this host.
+    underlay: Option<Underlay>,
     /// Serializes changes of links, bridges and namespaces (a bridge is
     /// created by the first port and removed with the last).
     topology: tokio::sync::Mutex<()>,
@@ -144,6 +226,7 @@ impl NetnsDriver {
                 tls,
                 agent_args: Vec::new(),
                 ready_timeout: READY_TIMEOUT,
+                underlay: None,
                 topology: tokio::sync::Mutex::new(()),
                 state: Mutex::default(),
                 halted: Arc::default(),
@@ -169,8 +252,86 @@ impl NetnsDriver {
         self
     }
 
+    /// Segments reach other hosts through `underlay`. Only before the
+    /// driver is shared.
+    pub fn with_underlay(mut self, underlay: Underlay) -> NetnsDriver {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.underlay = Some(underlay);
+        }
+        self
+    }
+
+    /// The network between hosts, when the driver has one.
+    pub fn underlay(&self) -> Option<&Underlay> {
+        self.inner.underlay.as_ref()
+    }
+
     pub fn prefix(&self) -> &str {
         self.inner.names.prefix()
+    }
+
+    /// Makes the flood list of the VXLAN segment `broadcast_uri` of `zone`
+    /// exactly `remote_vteps` (head-end replication: one static all-zero FDB
+    /// entry per VTEP), creating the segment's bridge and device when
+    /// missing. A host without an underlay accepts only an empty list.
+    pub async fn set_flood_list(
+        &self,
+        zone: &Uuid,
+        broadcast_uri: &str,
+        remote_vteps: &[std::net::Ipv4Addr],
+    ) -> Result<(), NetnsError> {
+        let segment = Segment::from_uri(Some(broadcast_uri))?;
+        let Some((device, _)) = segment.vxlan_device() else {
+            return Err(NetnsError::Invalid(format!(
+                "{broadcast_uri:?} is not a VXLAN segment: only VXLAN segments have a flood list"
+            )));
+        };
+        let vtep = self.inner.vtep();
+        if vtep.is_none() && !remote_vteps.is_empty() {
+            return Err(NetnsError::Invalid(
+                "this host has no underlay (--underlay-address): its VXLAN segments stay local"
+                    .into(),
+            ));
+        }
+        if let Some(v) = vtep
+            && remote_vteps.contains(&v.local)
+        {
+            return Err(NetnsError::Invalid(format!(
+                "{} is this host's own VTEP, not a remote one",
+                v.local
+            )));
+        }
+        let _topology = self.inner.topology.lock().await;
+        let zone_ns = self.inner.ensure_zone(zone).await?;
+        let links = ip::links(&zone_ns).await?;
+        ip::apply(&links::ensure_segment(&zone_ns, &links, segment, vtep)).await?;
+        let current = ip::fdb(&zone_ns, &device).await?;
+        ip::apply(&links::flood_list(
+            &zone_ns,
+            &device,
+            &current,
+            remote_vteps,
+        ))
+        .await
+    }
+
+    /// The flood list of the VXLAN segment `broadcast_uri` of `zone`
+    /// (sorted), empty when the segment is not here.
+    pub async fn flood_list(
+        &self,
+        zone: &Uuid,
+        broadcast_uri: &str,
+    ) -> Result<Vec<String>, NetnsError> {
+        let segment = Segment::from_uri(Some(broadcast_uri))?;
+        let Some((device, _)) = segment.vxlan_device() else {
+            return Ok(Vec::new());
+        };
+        let zone_ns = self.zone_ns(zone);
+        let links = ip::links_if_exists(&zone_ns).await?;
+        if !links.iter().any(|l| l.name == device) {
+            return Ok(Vec::new());
+        }
+        Ok(links::flood_targets(&ip::fdb(&zone_ns, &device).await?))
     }
 
     /// `<prefix><router name>`.
@@ -304,6 +465,28 @@ impl NetnsDriver {
         self.inner.sweep(known).await
     }
 
+    /// The namespaces of the routers and VMs this driver started (or is
+    /// starting) and of their zones: a sweep from records written after a
+    /// start returns must keep them.
+    pub fn held_namespaces(&self) -> Vec<String> {
+        let state = self.inner.state();
+        let names = &self.inner.names;
+        let mut held: Vec<String> = state
+            .routers
+            .values()
+            .flat_map(|r| [names.router_ns(&r.name), names.zone_ns(&r.zone_id)])
+            .chain(
+                state
+                    .vms
+                    .values()
+                    .flat_map(|v| [names.vm_ns(&v.instance_name), names.zone_ns(&v.zone_id)]),
+            )
+            .collect();
+        held.sort();
+        held.dedup();
+        held
+    }
+
     /// Ends supervision and leaves the processes running (a manager that
     /// stops; the next one adopts them). Endpoints stay registered.
     pub async fn shutdown(&self) {
@@ -324,6 +507,11 @@ impl NetnsDriver {
 }
 
 impl Inner {
+    /// The host's VTEP, with an underlay.
+    fn vtep(&self) -> Option<Vtep> {
+        self.underlay.as_ref().map(Underlay::vtep)
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -419,5 +607,39 @@ impl RouterDriver for NetnsDriver {
             self.inner.stop_vm(vm).await?;
             Ok(self.inner.remove_vm_files(&vm.instance_name)?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_underlay_needs_a_host_address_a_carrying_mtu_and_a_namespace_name() {
+        let net = |s: &str| s.parse::<ipnet::Ipv4Net>().unwrap();
+        let u = Underlay::new(net("10.250.0.2/24"), 9000, "fabric").unwrap();
+        assert_eq!(
+            u.vtep(),
+            Vtep {
+                local: std::net::Ipv4Addr::new(10, 250, 0, 2),
+                mtu: 8950
+            }
+        );
+        for (address, mtu, ns) in [
+            ("10.250.0.0/24", 1500, "fabric"),
+            ("10.250.0.255/24", 1500, "fabric"),
+            ("127.0.0.1/8", 1500, "fabric"),
+            ("10.250.0.2/32", 1500, "fabric"),
+            ("10.250.0.2/24", 117, "fabric"),
+            ("10.250.0.2/24", 70000, "fabric"),
+            ("10.250.0.2/24", 1500, ""),
+            ("10.250.0.2/24", 1500, "../x"),
+        ] {
+            assert!(
+                Underlay::new(net(address), mtu, ns).is_err(),
+                "{address} {mtu} {ns}"
+            );
+        }
+        assert!(Underlay::new(net("10.250.0.2/24"), UNDERLAY_MTU_MIN, "h.fab_1").is_ok());
     }
 }

@@ -249,6 +249,57 @@ pub fn onprem_zone_port(segment: Segment) -> String {
     format!("op-{}", segment.tag())
 }
 
+/// Whether a network namespace of that name exists (`ip netns` names).
+pub fn netns_exists(ns: &str) -> bool {
+    !ns.is_empty() && !ns.contains('/') && super::ip::exists(ns)
+}
+
+/// The zone end of the underlay link: it carries the host's underlay
+/// address, which the zone's VXLAN devices bind to.
+pub const UNDERLAY_LINK: &str = "ul0";
+
+/// The fabric's bridge of the underlay (in the `--underlay-netns`).
+pub const UNDERLAY_BRIDGE: &str = "underlay";
+
+/// The zone end of a spanning segment's uplink onto the fabric.
+const UPLINK_PREFIX: &str = "fab-";
+
+/// Whether a segment reaches other hosts through a fabric bridge of its
+/// own: VLANs and the public network do (in the lab, where this kernel has
+/// no 802.1Q links, a VLAN is its own fabric bridge; a real deployment would
+/// trunk it on the physical NIC); VXLAN crosses the underlay as UDP, and
+/// the control network is local to each host.
+pub fn spans_by_fabric(segment: Segment) -> bool {
+    matches!(segment, Segment::Vlan(_) | Segment::Public)
+}
+
+/// The zone end of the uplink of `segment`: `fab-v100`, `fab-pub`.
+pub fn uplink_zone_end(segment: Segment) -> String {
+    format!("{UPLINK_PREFIX}{}", segment.tag())
+}
+
+/// Whether a zone link is an uplink onto the fabric ([`uplink_zone_end`]).
+pub fn is_uplink(link: &str) -> bool {
+    link.starts_with(UPLINK_PREFIX)
+}
+
+/// The fabric end of one host's link for one zone: `h` and six hex digits
+/// of a hash of the zone namespace's name (every host agent has its own
+/// prefix, so the ends of different hosts differ in the shared fabric
+/// namespace), then `ul` for the underlay or the segment's tag. 12 bytes at
+/// most.
+pub fn fabric_port(zone_ns: &str, segment: Option<Segment>) -> String {
+    // FNV-1a: stable across runs and builds (a restarted host agent must
+    // find its ports again), unlike std's randomly keyed hasher.
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in zone_ns.bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    let tail = segment.map_or_else(|| "ul".to_string(), Segment::tag);
+    format!("h{:06x}{tail}", hash & 0x00ff_ffff)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +348,13 @@ mod tests {
                 assert!(vx.len() <= IFNAME_MAX);
             }
         }
+        for segment in [None, Some(Segment::Vlan(4094)), Some(Segment::Public)] {
+            let port = fabric_port("a-long-prefix-zone-1a2b3c4d", segment);
+            assert!(port.len() <= IFNAME_MAX, "{port}");
+            assert!(!is_nic_port(&port));
+        }
+        assert!(uplink_zone_end(Segment::Vlan(4094)).len() <= IFNAME_MAX);
+        assert!(is_uplink("fab-pub") && !is_nic_port("fab-v100") && !is_uplink("v02abcd0011ff"));
         let port = zone_port("02:AB:cd:00:11:ff").unwrap();
         assert_eq!(port, "v02abcd0011ff");
         assert!(is_nic_port(&port) && !is_nic_port("vx5000") && !is_nic_port("up-pub"));
@@ -332,6 +390,18 @@ mod tests {
         assert_eq!(n.classify("other-r-4-VM"), None);
         assert!(Names::new("").is_err());
         assert!(Names::new("a/b").is_err());
+    }
+
+    #[test]
+    fn fabric_ports_differ_between_hosts_and_zones_and_are_stable() {
+        let a = fabric_port("h1-zone-1a2b3c4d", Some(Segment::Vlan(100)));
+        assert_eq!(a, fabric_port("h1-zone-1a2b3c4d", Some(Segment::Vlan(100))));
+        assert!(a.ends_with("v100") && a.starts_with('h'), "{a}");
+        assert_ne!(a, fabric_port("h2-zone-1a2b3c4d", Some(Segment::Vlan(100))));
+        assert_ne!(a, fabric_port("h1-zone-1a2b3c4e", Some(Segment::Vlan(100))));
+        assert!(fabric_port("h1-zone-1a2b3c4d", None).ends_with("ul"));
+        assert!(spans_by_fabric(Segment::Public) && spans_by_fabric(Segment::Vlan(7)));
+        assert!(!spans_by_fabric(Segment::Vxlan(7)) && !spans_by_fabric(Segment::Control));
     }
 
     #[test]

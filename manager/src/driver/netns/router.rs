@@ -141,7 +141,14 @@ impl Inner {
         let ns = self.names.router_ns(&view.name);
         let _topology = self.topology.lock().await;
         self.ensure_zone(&view.zone_id).await?;
-        for nic in view.nics.iter().filter(|n| n.role == NicRole::Public) {
+        // With an underlay the public segment spans hosts through the
+        // fabric, which leads to the real upstream: no zone has its own.
+        let own_upstream = self.underlay.is_none();
+        for nic in view
+            .nics
+            .iter()
+            .filter(|n| own_upstream && n.role == NicRole::Public)
+        {
             if let (Some(IpAddr::V4(gateway)), Some(uri)) = (nic.gateway, &nic.broadcast_uri) {
                 let segment = Segment::from_uri(Some(uri))?;
                 let cidr = format!("{gateway}/{}", nic.prefix);
@@ -196,6 +203,7 @@ impl Inner {
             mac: Some(mac),
             mtu: nic.mtu,
             up: control.is_some(),
+            vtep: self.vtep(),
             addresses: control.into_iter().collect(),
         })
         .await

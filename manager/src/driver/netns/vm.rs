@@ -33,6 +33,8 @@ pub struct Lease {
     pub domain: Option<String>,
     /// The host name the server sent back, if any.
     pub hostname: Option<String>,
+    /// The MTU the server sent (option 26), which the client applied.
+    pub mtu: Option<u32>,
 }
 
 impl Inner {
@@ -135,6 +137,7 @@ impl Inner {
                 mtu: 0,
                 addresses: Vec::new(),
                 up: true,
+                vtep: self.vtep(),
             })
             .await?;
         }
@@ -181,6 +184,9 @@ impl Inner {
         if is_hostname(&view.hostname) {
             argv.extend(["-x".into(), format!("hostname:{}", view.hostname)]);
         }
+        // Option 26: udhcpc asks only for its default options unless told;
+        // the script applies the MTU a VXLAN tier announces.
+        argv.extend(["-O".into(), "mtu".into()]);
         // Three discovers a second apart, then a one-second pause: a VM
         // started before its router's DHCP entry gets it within seconds.
         argv.extend(["-t", "3", "-T", "1", "-A", "1", "-s"].map(String::from));
@@ -241,6 +247,7 @@ fn parse_lease(text: &str) -> Option<Lease> {
             .collect(),
         domain: some(field("domain")),
         hostname: some(field("hostname")),
+        mtu: field("mtu").parse().ok(),
     })
 }
 
@@ -288,6 +295,11 @@ case "$1" in
             ''|*.*) prefix=$(mask_to_prefix "${{subnet:-$mask}}") ;;
             *) prefix=$mask ;;
         esac
+        # Option 26 (a VXLAN tier across hosts carries less than 1500).
+        case "$mtu" in
+            ''|*[!0-9]*) mtu="" ;;
+            *) ip link set dev "$interface" mtu "$mtu" ;;
+        esac
         current=$(ip -4 -o addr show dev "$interface" | awk '{{print $4}}')
         if [ "$current" != "$ip/$prefix" ]; then
             ip -4 addr flush dev "$interface"
@@ -305,8 +317,8 @@ case "$1" in
                 if [ -n "$domain" ]; then echo "search $domain"; fi
             }} > "$RESOLV"
         fi
-        printf 'ip=%s\nprefix=%s\nrouter=%s\ndns=%s\ndomain=%s\nhostname=%s\n' \
-            "$ip" "$prefix" "$first_router" "$dns" "$domain" "$hostname" > "$LEASE.tmp"
+        printf 'ip=%s\nprefix=%s\nrouter=%s\ndns=%s\ndomain=%s\nhostname=%s\nmtu=%s\n' \
+            "$ip" "$prefix" "$first_router" "$dns" "$domain" "$hostname" "$mtu" > "$LEASE.tmp"
         mv "$LEASE.tmp" "$LEASE"
         ;;
 esac
@@ -323,9 +335,10 @@ mod tests {
     fn a_recorded_lease_is_parsed_and_a_partial_one_refused() {
         let lease = parse_lease(
             "ip=10.1.1.50\nprefix=24\nrouter=10.1.1.1\ndns=10.1.1.1 8.8.8.8\n\
-             domain=cs1.internal\nhostname=web-1\n",
+             domain=cs1.internal\nhostname=web-1\nmtu=1450\n",
         )
         .unwrap();
+        assert_eq!(lease.mtu, Some(1450));
         assert_eq!(lease.ip, Ipv4Addr::new(10, 1, 1, 50));
         assert_eq!(lease.prefix, 24);
         assert_eq!(lease.router, Some(Ipv4Addr::new(10, 1, 1, 1)));
@@ -334,6 +347,7 @@ mod tests {
         assert!(parse_lease("ip=10.1.1.50\nprefix=\n").is_none());
         let bare = parse_lease("ip=10.0.0.9\nprefix=16\nrouter=\ndns=\ndomain=\n").unwrap();
         assert_eq!((bare.router, bare.dns.len(), bare.domain), (None, 0, None));
+        assert_eq!(bare.mtu, None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use ipnet::Ipv4Net;
 use uuid::Uuid;
 
 use super::error::{NetnsError, Result};
-use super::links::{self, Op, Port};
+use super::links::{self, Op, Port, Uplink};
 use super::names::{self, Segment};
 use super::{Inner, ip};
 
@@ -27,19 +27,76 @@ pub struct OnPrem {
 }
 
 impl Inner {
-    /// Creates the zone namespace (loopback up: VXLAN devices bind to
-    /// 127.0.0.1) unless it exists; returns its name.
+    /// Creates the zone namespace (loopback up: without an underlay VXLAN
+    /// devices bind to 127.0.0.1) unless it exists, and with an underlay its
+    /// link onto the fabric carrying the host's underlay address; returns
+    /// its name. The caller holds the topology lock.
     pub(super) async fn ensure_zone(&self, zone: &Uuid) -> Result<String> {
         let ns = self.names.zone_ns(zone);
         ip::ensure(&ns).await?;
+        if let Some(u) = &self.underlay {
+            self.join_fabric(&Uplink {
+                fabric_ns: u.netns.clone(),
+                fabric_bridge: names::UNDERLAY_BRIDGE.into(),
+                fabric_port: names::fabric_port(&ns, None),
+                zone_ns: ns.clone(),
+                zone_end: names::UNDERLAY_LINK.into(),
+                zone_bridge: None,
+                address: Some(u.address.to_string()),
+                mtu: u.mtu,
+            })
+            .await?;
+        }
         Ok(ns)
     }
 
-    /// Plugs `port` after observing both namespaces.
+    /// Plugs `port` after observing both namespaces; with an underlay, a
+    /// VLAN or public segment also gets its uplink onto the fabric.
     pub(super) async fn plug_port(&self, port: &Port) -> Result<()> {
         let zone = ip::links(&port.zone_ns).await?;
         let target = ip::links(&port.target_ns).await?;
-        ip::apply(&links::plug(&zone, &target, port)).await
+        ip::apply(&links::plug(&zone, &target, port)).await?;
+        if let Some(u) = &self.underlay
+            && names::spans_by_fabric(port.segment)
+        {
+            self.join_fabric(&Uplink {
+                fabric_ns: u.netns.clone(),
+                fabric_bridge: port.segment.bridge(),
+                fabric_port: names::fabric_port(&port.zone_ns, Some(port.segment)),
+                zone_ns: port.zone_ns.clone(),
+                zone_end: names::uplink_zone_end(port.segment),
+                zone_bridge: Some(port.segment.bridge()),
+                address: None,
+                mtu: 0,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Applies the plan of an uplink; a failure is retried once after
+    /// looking again, since the host agents sharing a fabric may create
+    /// the same fabric bridge at the same moment.
+    async fn join_fabric(&self, uplink: &Uplink) -> Result<()> {
+        if !ip::exists(&uplink.fabric_ns) {
+            return Err(NetnsError::Invalid(format!(
+                "the underlay namespace {:?} does not exist",
+                uplink.fabric_ns
+            )));
+        }
+        let mut retried = false;
+        loop {
+            let fabric = ip::links(&uplink.fabric_ns).await?;
+            let zone = ip::links(&uplink.zone_ns).await?;
+            match ip::apply(&links::uplink(&fabric, &zone, uplink)).await {
+                Ok(()) => return Ok(()),
+                Err(e) if retried => return Err(e),
+                Err(e) => {
+                    tracing::debug!(error = %e, "joining the fabric again");
+                    retried = true;
+                }
+            }
+        }
     }
 
     /// The upstream namespace on `segment` with `gateway_cidr`; the caller
@@ -66,6 +123,7 @@ impl Inner {
             mtu: 0,
             addresses: vec![cidr.to_string()],
             up: true,
+            vtep: self.vtep(),
         })
         .await?;
         Ok(ns)
@@ -91,6 +149,7 @@ impl Inner {
             mtu: 0,
             addresses: vec![spec.address.to_string()],
             up: true,
+            vtep: self.vtep(),
         })
         .await?;
         let mut ops: Vec<Op> = spec
