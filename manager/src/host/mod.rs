@@ -15,6 +15,7 @@
 
 pub mod client;
 pub mod convert;
+pub mod pool;
 pub mod run;
 pub mod server;
 pub mod tls;

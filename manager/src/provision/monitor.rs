@@ -188,6 +188,7 @@ async fn check(plane: &Plane, r: &router::Router) -> Result<Checked, Error> {
         zone_id: uuid::Uuid::nil(),
         generation: u64::try_from(r.config_generation).unwrap_or_default(),
         nics: Vec::new(),
+        host: None,
     };
     let reported = match plane.network.element.agent_generation(&probe).await {
         Ok(reported) => reported,

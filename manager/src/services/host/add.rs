@@ -168,7 +168,7 @@ async fn probe(
 }
 
 /// This machine's name (the embedded host agent's host).
-pub(crate) fn local_host_name() -> String {
+pub fn local_host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|n| n.trim().to_string())

@@ -24,7 +24,7 @@ use crate::server::Ctx;
 use crate::server::registry::Registry;
 use crate::store::{host, pod};
 
-pub use add::AddHost;
+pub use add::{AddHost, local_host_name};
 pub use add_cluster::AddCluster;
 pub use create_pod::CreatePod;
 pub use delete::DeleteHost;

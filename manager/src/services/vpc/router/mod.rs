@@ -42,6 +42,8 @@ const ROUTER_FIELDS: &[FieldSpec] = &[
     field("vpcid", "string", "the VPC the router serves"),
     field("vpcname", "string", "the name of that VPC"),
     field("zoneid", "string", "the zone of the router"),
+    field("hostid", "string", "the ID of the host the router runs on"),
+    field("hostname", "string", "the name of that host"),
     field("publicip", "string", "the router's source NAT address"),
     field("nic", "list", "the router's NICs"),
     field("role", "string", "VIRTUAL_ROUTER"),
