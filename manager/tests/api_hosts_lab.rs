@@ -5,6 +5,7 @@
 //! API says (its namespace carries that host agent's prefix);
 //! listRouters, listVirtualMachines and listHosts agree. A user may not
 //! name a host, and a disabled host takes no VM (CloudStack's 533).
+//! migrateSystemVm then moves the router to the second host.
 //! Packets between hosts need the VXLAN underlay (not here).
 
 mod support;
@@ -137,8 +138,12 @@ async fn a_router_and_a_vm_run_on_the_hosts_the_planner_and_the_admin_chose() {
     let pod = default["podid"].as_str().unwrap().to_string();
 
     let add = |url: String| {
-        let (admin, zone, pod, hypervisor) =
-            (admin.clone(), lab.zone.clone(), pod.clone(), hypervisor.clone());
+        let (admin, zone, pod, hypervisor) = (
+            admin.clone(),
+            lab.zone.clone(),
+            pod.clone(),
+            hypervisor.clone(),
+        );
         async move {
             let added = admin
                 .ok(
@@ -175,11 +180,17 @@ async fn a_router_and_a_vm_run_on_the_hosts_the_planner_and_the_admin_chose() {
     let router_name = router["name"].as_str().unwrap();
     // It runs under host agent A, not under the manager's own.
     assert!(
-        namespaces(&a.prefix).iter().any(|n| n.contains(router_name)),
+        namespaces(&a.prefix)
+            .iter()
+            .any(|n| n.contains(router_name)),
         "router {router_name} not among A's namespaces {:?}",
         namespaces(&a.prefix)
     );
-    assert!(!namespaces(&lab.prefix).iter().any(|n| n.contains(router_name)));
+    assert!(
+        !namespaces(&lab.prefix)
+            .iter()
+            .any(|n| n.contains(router_name))
+    );
 
     let tier = lab
         .tier(&admin, &vpc_id, "t1", "10.61.1.1", None, false)
@@ -261,7 +272,11 @@ async fn a_router_and_a_vm_run_on_the_hosts_the_planner_and_the_admin_chose() {
     let (status, body) = deploy(default_id.clone(), "ondisabled", admin.clone()).await;
     let refused_text = if status == 200 {
         let job = admin
-            .wait_job(body["deployvirtualmachineresponse"]["jobid"].as_str().unwrap())
+            .wait_job(
+                body["deployvirtualmachineresponse"]["jobid"]
+                    .as_str()
+                    .unwrap(),
+            )
             .await;
         assert_eq!(job["jobstatus"], 2, "{job}");
         job["jobresult"]["errortext"].as_str().unwrap().to_string()
@@ -289,6 +304,38 @@ async fn a_router_and_a_vm_run_on_the_hosts_the_planner_and_the_admin_chose() {
     )
     .await;
     assert_eq!(code, 431);
+
+    // migrateSystemVm moves the router to B: it runs there afterwards.
+    let (code, text) = refused(
+        &admin,
+        "migrateSystemVm",
+        &[("virtualmachineid", router["id"].as_str().unwrap())],
+    )
+    .await;
+    assert_eq!(
+        (code, text.as_str()),
+        (431, "Either hostId or storageId must be specified")
+    );
+    let moved = job_ok(
+        &admin,
+        "migrateSystemVm",
+        &[
+            ("virtualmachineid", router["id"].as_str().unwrap()),
+            ("hostid", &host_b),
+        ],
+    )
+    .await;
+    assert_eq!(moved["systemvm"]["hostid"], host_b.as_str(), "{moved}");
+    assert_eq!(moved["systemvm"]["state"], "Running", "{moved}");
+    assert!(
+        namespaces(&b.prefix)
+            .iter()
+            .any(|n| n.contains(router_name)),
+        "router {router_name} not among B's namespaces {:?}",
+        namespaces(&b.prefix)
+    );
+    let routers = admin.ok("listRouters", &[("vpcid", &vpc_id)]).await;
+    assert_eq!(first(&routers, "router")["hostid"], host_b.as_str());
 
     // The host agents' namespaces go with them (killed by pid, prefixes
     // purged), the manager's with the lab.

@@ -4,6 +4,7 @@
 
 mod change_offering;
 mod list;
+mod migrate;
 mod reboot;
 mod start;
 mod stop;
@@ -27,6 +28,7 @@ use super::views::router_view;
 
 pub use change_offering::ChangeServiceForRouter;
 pub use list::ListRouters;
+pub use migrate::MigrateSystemVm;
 pub use reboot::RebootRouter;
 pub use start::StartRouter;
 pub use stop::StopRouter;
