@@ -558,6 +558,7 @@ mod tests {
             zone_id: uuid::Uuid::nil(),
             generation: 1,
             nics: vec![],
+            host: None,
         };
         let started = std::time::Instant::now();
         let err = client
@@ -593,6 +594,7 @@ mod tests {
             zone_id: uuid::Uuid::nil(),
             generation: 1,
             nics: vec![],
+            host: None,
         };
         let err = client
             .send(

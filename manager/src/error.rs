@@ -19,6 +19,8 @@ pub enum Capacity {
     GuestNetwork,
     /// No free public address for a VPC's source NAT.
     SourceNat,
+    /// No Up and Enabled host to place a router or VM on.
+    Server,
 }
 
 /// A failed operation.

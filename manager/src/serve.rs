@@ -271,6 +271,13 @@ pub async fn backend_for(
                     None,
                 ),
             };
+            // Routers and VMs of other hosts go to their own host agent.
+            let host = crate::host::pool::HostPool::new(
+                Arc::new(host),
+                Some(default_host_url(settings)),
+                Some(pki.clone()),
+                endpoints.clone(),
+            );
             let client = GrpcAgentClient::new(endpoints.clone())
                 .with_tls(pki.client_identity())
                 .with_connector(driver.tcp_connector());
@@ -282,6 +289,18 @@ pub async fn backend_for(
             let netns = embedded.as_ref().map(|_| driver);
             Ok((backend, netns, embedded))
         }
+    }
+}
+
+/// The URL of the default host agent: the one `--host-agent-url` names, or
+/// the embedded one's socket in the data directory.
+pub fn default_host_url(settings: &Settings) -> String {
+    match &settings.host_agent_url {
+        Some(url) => url.clone(),
+        None => format!(
+            "unix://{}",
+            settings.data_dir.join(crate::host::SOCKET_FILE).display()
+        ),
     }
 }
 
@@ -297,6 +316,24 @@ impl Manager {
         let real = settings.driver == DriverKind::Netns;
         let mut manager = Self::start_with(settings, backend).await?;
         if real {
+            let app = &manager.app;
+            let registered = crate::provision::hosts::register_default(
+                &app.db,
+                &default_host_url(&app.settings),
+                app.network.hypervisor(),
+                &crate::services::host::local_host_name(),
+            )
+            .await
+            .context("registering this machine's host agent as a host")?;
+            for r in registered {
+                tracing::info!(
+                    zone = r.zone_id,
+                    host = r.host_id,
+                    routers = r.adopted.0,
+                    vms = r.adopted.1,
+                    "the default host agent is a host of the zone"
+                );
+            }
             crate::provision::readopt::readopt(&manager.app.plane()).await;
             tracing::info!(
                 prefix = manager.app.settings.netns_prefix,

@@ -99,6 +99,7 @@ fn router(name: &str) -> RouterView {
         zone_id: uuid::Uuid::nil(),
         generation: 0,
         nics: vec![],
+        host: None,
     }
 }
 

@@ -141,6 +141,7 @@ async fn on_its_socket_the_host_agent_serves_health_and_reflection_refuses_bad_f
         zone_id: uuid::Uuid::from_u128(2),
         generation: 1,
         nics: Vec::new(),
+        host: None,
     };
     let nic = RouterNicView {
         device_index: 2,

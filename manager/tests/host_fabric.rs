@@ -118,6 +118,7 @@ fn vm_view(zone: Uuid, tier: Uuid, vm: &TierVm) -> VmView {
             gateway: Some(Ipv4Addr::new(10, 1, 1, 1)),
             default: true,
         }],
+        host: None,
     }
 }
 
@@ -129,6 +130,7 @@ fn router1(zone: Uuid) -> RouterView {
         name: "r-1-VM".into(),
         zone_id: zone,
         generation: 0,
+        host: None,
         nics: vec![
             router_nic(
                 0,
@@ -450,6 +452,7 @@ async fn vms_on_two_hosts_lease_from_a_router_on_a_third_across_vxlan_and_the_pu
         name: "r-2-VM".into(),
         zone_id: zone,
         generation: 0,
+        host: None,
         nics: vec![
             router_nic(
                 0,

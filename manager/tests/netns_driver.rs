@@ -83,6 +83,7 @@ fn router(zone: Uuid) -> RouterView {
                 Some("vlan://100"),
             ),
         ],
+        host: None,
     }
 }
 
@@ -102,6 +103,7 @@ fn vm(zone: Uuid) -> VmView {
             gateway: Some(Ipv4Addr::new(10, 1, 1, 1)),
             default: true,
         }],
+        host: None,
     }
 }
 
@@ -527,6 +529,7 @@ async fn router_over_tcp(lab: &NetnsLab) {
                 Some("vxlan://5000"),
             ),
         ],
+        host: None,
     };
     let endpoint = driver.start_router(&r).await.unwrap();
     assert_eq!(

@@ -26,6 +26,8 @@ pub const CS_RESOURCE_ALLOCATION: u32 = 4370;
 pub const CS_RESOURCE_IN_USE: u32 = 4375;
 /// `cserrorcode` of `InsufficientCapacityException`.
 pub const CS_INSUFFICIENT_CAPACITY: u32 = 4255;
+/// `cserrorcode` of `InsufficientServerCapacityException` (no host to place on).
+pub const CS_INSUFFICIENT_SERVER_CAPACITY: u32 = 4335;
 /// `cserrorcode` of `InsufficientAddressCapacityException`.
 pub const CS_INSUFFICIENT_ADDRESS_CAPACITY: u32 = 4320;
 /// `cserrorcode` of `InsufficientVirtualNetworkCapacityException`.
@@ -218,6 +220,7 @@ impl From<crate::error::Error> for ApiError {
                     Capacity::PublicAddress => CS_INSUFFICIENT_ADDRESS_CAPACITY,
                     Capacity::GuestNetwork => CS_INSUFFICIENT_NETWORK_CAPACITY,
                     Capacity::SourceNat => CS_INSUFFICIENT_CAPACITY,
+                    Capacity::Server => CS_INSUFFICIENT_SERVER_CAPACITY,
                 };
                 ApiError::new(533, cs_code, text)
             }

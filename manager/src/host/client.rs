@@ -78,6 +78,17 @@ impl HostDriver {
             .map_err(|s| self.error(s))
     }
 
+    /// What the host agent says about its host, or None from a host agent
+    /// that does not answer `Describe` yet (UNIMPLEMENTED): such a host has
+    /// no underlay.
+    pub async fn describe(&self) -> Result<Option<pb::DescribeResponse>, DriverError> {
+        match self.client.clone().describe(pb::DescribeRequest {}).await {
+            Ok(answer) => Ok(Some(answer.into_inner())),
+            Err(status) if status.code() == Code::Unimplemented => Ok(None),
+            Err(status) => Err(self.error(status)),
+        }
+    }
+
     /// The driver error of a status: the host agent's own text for its
     /// failures, or what kept the call from reaching it.
     fn error(&self, status: tonic::Status) -> DriverError {

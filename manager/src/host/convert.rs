@@ -207,6 +207,7 @@ pub fn router_from_proto(
         zone_id: uuid(&format!("{field}.zone_id"), &r.zone_id)?,
         generation: r.generation,
         nics,
+        host: None,
     })
 }
 
@@ -280,6 +281,7 @@ pub fn vm_from_proto(field: &str, vm: Option<&pb::Vm>) -> Result<VmView, FieldEr
         instance_name: v.instance_name.clone(),
         zone_id: uuid(&format!("{field}.zone_id"), &v.zone_id)?,
         nics,
+        host: None,
     })
 }
 
@@ -363,6 +365,7 @@ mod tests {
                     broadcast_uri: Some("vxlan://5000".into()),
                 },
             ],
+            host: None,
         }
     }
 
@@ -382,6 +385,7 @@ mod tests {
                 gateway: Some("10.1.1.1".parse().unwrap()),
                 default: true,
             }],
+            host: None,
         }
     }
 

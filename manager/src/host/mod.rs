@@ -17,6 +17,7 @@
 pub mod client;
 pub mod convert;
 pub mod describe;
+pub mod pool;
 pub mod run;
 pub mod server;
 pub mod tls;

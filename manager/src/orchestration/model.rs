@@ -110,6 +110,9 @@ pub struct RouterView {
     /// The config generation the database holds for the router.
     pub generation: u64,
     pub nics: Vec<RouterNicView>,
+    /// The URL of the host agent of the host it runs on; None: the
+    /// manager's default host agent (or driver).
+    pub host: Option<String>,
 }
 
 impl RouterView {
@@ -147,6 +150,9 @@ pub struct VmView {
     pub instance_name: String,
     pub zone_id: Uuid,
     pub nics: Vec<VmNicView>,
+    /// The URL of the host agent of the host it runs on; None: the
+    /// manager's default host agent (or driver).
+    pub host: Option<String>,
 }
 
 /// A public IP (or a private gateway's IP) held by the router.

@@ -6,8 +6,10 @@
 //! protocol of [`change`] (`VpcLock::apply`).
 
 pub mod change;
+pub mod hosts;
 pub mod lock;
 pub mod monitor;
+pub mod placement;
 pub mod readopt;
 pub mod state;
 pub mod tier;

@@ -273,6 +273,7 @@ fn probe_view(r: &router::Router) -> RouterView {
         zone_id: uuid::Uuid::nil(),
         generation: u64::try_from(r.config_generation).unwrap_or_default(),
         nics: Vec::new(),
+        host: None,
     }
 }
 

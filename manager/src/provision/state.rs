@@ -136,6 +136,7 @@ pub async fn load_router(db: &Db, r: &router::Router) -> Result<Option<RouterSta
         },
         generation: u64::try_from(r.config_generation).unwrap_or_default(),
         nics: router_nics,
+        host: host_url(db, r.host_id).await?,
     };
 
     let domain = v.network_domain.clone().unwrap_or_default();
@@ -715,5 +716,15 @@ pub async fn vm_view(db: &Db, v: &vm::Vm) -> Result<crate::orchestration::model:
         instance_name: v.instance_name.clone(),
         zone_id: zone_uuid(db, v.zone_id).await?,
         nics: views,
+        host: host_url(db, v.host_id).await?,
     })
+}
+
+/// The host agent URL of the host `host_id` (None: no host recorded, the
+/// manager's default host agent).
+pub async fn host_url(db: &Db, host_id: Option<i64>) -> Result<Option<String>, Error> {
+    let Some(id) = host_id else {
+        return Ok(None);
+    };
+    Ok(crate::store::host::get_by_id(db, id).await?.map(|h| h.url))
 }

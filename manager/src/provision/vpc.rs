@@ -111,7 +111,9 @@ pub async fn ensure_router<'a>(
     if let Some(r) = super::vpc_router(ex.reborrow(), v.id).await? {
         return Ok(r);
     }
-    Ok(router::create(ex, new_router(v)).await?)
+    let r = router::create(ex.reborrow(), new_router(v)).await?;
+    super::placement::place_router(ex.reborrow(), &r).await?;
+    Ok(router::get_by_id(ex, r.id).await?.unwrap_or(r))
 }
 
 /// Starts the VPC: source-NAT address, public NIC, router started with its
@@ -190,6 +192,7 @@ pub async fn router_view(db: &Db, r: &router::Router) -> Result<RouterView, Erro
             zone_id: state::zone_uuid(db, r.zone_id).await.unwrap_or_default(),
             generation: u64::try_from(r.config_generation).unwrap_or_default(),
             nics: Vec::new(),
+            host: state::host_url(db, r.host_id).await?,
         }),
     }
 }
@@ -278,6 +281,8 @@ async fn restart_inner(db: &Db, net: &Network, vpc_id: i64, cleanup: bool) -> Re
     // the old one still serves.
     let mut tx = db.begin().await?;
     let new = router::create(&mut tx, new_router(&v)).await?;
+    super::placement::place_router(&mut tx, &new).await?;
+    let new = router::get_by_id(&mut tx, new.id).await?.unwrap_or(new);
     let nics = router::nics_of(&mut tx, router::NicOwner::Router(old.id)).await?;
     for n in nics {
         router::create_nic(

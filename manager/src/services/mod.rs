@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod config;
 pub mod firewall;
 pub mod gateway;
+pub mod host;
 pub mod identity;
 pub mod ip;
 pub mod lb;
@@ -41,6 +42,7 @@ pub fn registry() -> Registry {
     vm::register(&mut registry);
     acl::register(&mut registry);
     gateway::register(&mut registry);
+    host::register(&mut registry);
     ip::register(&mut registry);
     nat::register(&mut registry);
     lb::register(&mut registry);

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use crate::error::Error;
 use crate::store::offering::{NetworkOffering, OfferingService, ServiceProvider, VpcOffering};
 use crate::store::{
-    Db, account, acl, batch, domain, gateway, network, offering, router, vm, vpc, zone,
+    Db, account, acl, batch, domain, gateway, host, network, offering, router, vm, vpc, zone,
 };
 
 /// The rows a page of a list refers to, by internal id.
@@ -45,6 +45,8 @@ pub struct Related {
     /// The live NICs of each VM, by device index.
     vm_nics: HashMap<i64, Vec<router::Nic>>,
     private_gateways: HashMap<i64, gateway::PrivateGateway>,
+    /// The hosts routers and VMs run on.
+    hosts: HashMap<i64, host::Host>,
 }
 
 /// The distinct ids `f` gives for `rows`.
@@ -127,6 +129,9 @@ impl Related {
         let networks = ids(&nics, |n| Some(n.network_id));
         r.networks = by_id(network::by_ids(db, &networks).await?, |n| n.id);
         r.router_nics = grouped(nics, |n| n.router_id);
+        r.hosts = by_id(host::by_ids(db, &ids(routers, |x| x.host_id)).await?, |h| {
+            h.id
+        });
         r.load_owners(
             db,
             &ids(routers, |x| Some(x.account_id)),
@@ -189,6 +194,7 @@ impl Related {
         let vpcs: Vec<i64> = r.networks.values().filter_map(|n| n.vpc_id).collect();
         r.vpcs = by_id(vpc::by_ids(db, &vpcs).await?, |v| v.id);
         r.vm_nics = grouped(nics, |n| n.vm_id);
+        r.hosts = by_id(host::by_ids(db, &ids(vms, |v| v.host_id)).await?, |h| h.id);
         r.load_owners(
             db,
             &ids(vms, |v| Some(v.account_id)),
@@ -282,6 +288,11 @@ impl Related {
             .get(&id)
             .map(|z| (z.uuid.to_string(), z.name.clone()))
             .unwrap_or_default()
+    }
+
+    /// The host a router or VM runs on, if it has one.
+    pub fn host(&self, id: Option<i64>) -> Option<&host::Host> {
+        id.and_then(|id| self.hosts.get(&id))
     }
 
     /// A zone, removed or not.

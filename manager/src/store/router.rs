@@ -84,6 +84,8 @@ pub struct Router {
     pub applied_generation: i64,
     /// Where its agent listens.
     pub agent_endpoint: Option<String>,
+    /// The host it runs on (None until placed).
+    pub host_id: Option<i64>,
     /// Creation time (epoch ms).
     pub created: i64,
     /// Removal time (epoch ms), if removed.
@@ -197,7 +199,7 @@ pub struct NewNic {
 
 const COLUMNS: &str = "r.id, r.uuid, r.name, r.vpc_id, r.zone_id, r.account_id, r.domain_id, \
      d.path AS domain_path, r.state, r.config_generation, r.applied_generation, \
-     r.agent_endpoint, r.created, r.removed";
+     r.agent_endpoint, r.host_id, r.created, r.removed";
 const FROM: &str = "domain_router r JOIN domain d ON d.id = r.domain_id";
 const NIC_COLUMNS: &str = "id, uuid, router_id, vm_id, network_id, device_index, mac_address, \
      ip4_address, netmask, gateway, role, state, created, removed";

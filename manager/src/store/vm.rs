@@ -84,6 +84,8 @@ pub struct Vm {
     /// One of the `STATE_*` values.
     #[sqlx(try_from = "String")]
     pub state: State,
+    /// The host it runs on (None until placed).
+    pub host_id: Option<i64>,
     /// Creation time (epoch ms).
     pub created: i64,
     /// Removal (expunge) time (epoch ms), if removed.
@@ -144,7 +146,7 @@ pub struct VmFilter {
 
 const COLUMNS: &str = "v.id, v.uuid, v.name, v.instance_name, v.display_name, v.zone_id, \
      v.account_id, v.domain_id, d.path AS domain_path, v.service_offering_id, v.template_id, \
-     v.state, v.created, v.removed";
+     v.state, v.host_id, v.created, v.removed";
 const FROM: &str = "vm_instance v JOIN domain d ON d.id = v.domain_id";
 
 /// Creates a VM named `i-<account id>-<id>-VM` internally.

@@ -61,6 +61,7 @@ pub fn router() -> RouterView {
                 broadcast_uri: Some("untagged".into()),
             },
         ],
+        host: None,
     }
 }
 

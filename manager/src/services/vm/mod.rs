@@ -87,6 +87,12 @@ const VM_FIELDS: &[FieldSpec] = &[
         "the internal name i-<account>-<id>-VM (admins only)",
     ),
     field(
+        "hostid",
+        "string",
+        "the ID of the host the VM runs on (admins only)",
+    ),
+    field("hostname", "string", "the name of that host (admins only)"),
+    field(
         "state",
         "string",
         "Running, Stopped, Destroyed, Expunging, Error",

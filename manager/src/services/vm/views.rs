@@ -52,6 +52,10 @@ pub fn vm_view(related: &Related, v: &vm::Vm, admin: bool) -> Value {
     });
     if admin {
         m["instancename"] = json!(v.instance_name);
+        if let Some(h) = related.host(v.host_id) {
+            m["hostid"] = json!(h.uuid);
+            m["hostname"] = json!(h.name);
+        }
     }
     if let Some(obj) = m.as_object_mut() {
         obj.retain(|_, v| !v.is_null());

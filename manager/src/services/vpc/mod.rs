@@ -41,6 +41,7 @@ pub fn register(registry: &mut Registry) {
     registry.job::<router::StopRouter>();
     registry.job::<router::StartRouter>();
     registry.job::<router::RebootRouter>();
+    registry.job::<router::MigrateSystemVm>();
 }
 
 const VPC_FIELDS: &[FieldSpec] = &[

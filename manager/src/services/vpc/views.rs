@@ -139,6 +139,10 @@ pub fn router_view(related: &Related, r: &router::Router, admin: bool, hyperviso
         if admin && let Some(endpoint) = &r.agent_endpoint {
             m.insert("agentendpoint".into(), json!(endpoint));
         }
+        if admin && let Some(h) = related.host(r.host_id) {
+            m.insert("hostid".into(), json!(h.uuid));
+            m.insert("hostname".into(), json!(h.name));
+        }
         m.extend(related.owner_fields(r.account_id, r.domain_id));
     }
     out

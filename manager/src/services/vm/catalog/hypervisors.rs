@@ -1,7 +1,7 @@
 //! `listHypervisors`: what runs the VMs and routers, which Ansible's
 //! `cs_instance` matches against a template's `hypervisor` before every
-//! deploy. One manager runs one driver, so the list has one entry (for a
-//! zone that exists, or with no zone given).
+//! deploy: the hypervisors the hosts (of the zone, when given) report, or,
+//! where there is no host yet, the one of the manager's own driver.
 
 use serde_json::json;
 use uuid::Uuid;
@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand};
 use crate::server::registry::{ALL, field};
 use crate::server::{Ctx, Reply};
-use crate::store::zone;
+use crate::store::{host, zone};
 
 const ZONE: Arg<Id> = Arg::opt("zoneid", "only the hypervisors of this zone");
 
@@ -48,9 +48,17 @@ impl SyncCommand for ListHypervisors {
         {
             return Ok(Reply::empty_list());
         }
+        let zone_id = match self.zone {
+            Some(id) => zone::get_by_uuid(&ctx.app.db, id).await?.map(|z| z.id),
+            None => None,
+        };
+        let mut names = host::hypervisors(&ctx.app.db, zone_id).await?;
+        if names.is_empty() {
+            names.push(ctx.app.network.hypervisor().to_string());
+        }
         Ok(Reply::List {
-            count: 1,
-            items: vec![json!({ "name": ctx.app.network.hypervisor() })],
+            count: names.len() as u64,
+            items: names.iter().map(|n| json!({ "name": n })).collect(),
         })
     }
 }

@@ -77,6 +77,10 @@ const KEY_PAIRS: Arg<Texts> = Arg::opt(
     "keypairs",
     "the SSH key pairs whose keys the VM reads (instead of keypair)",
 );
+const HOST: Arg<Id> = Arg::opt(
+    "hostid",
+    "destination Host ID to deploy the VM to - parameter available for root admin only",
+);
 
 /// `deployVirtualMachine`.
 pub struct DeployVirtualMachine {
@@ -94,6 +98,7 @@ pub struct DeployVirtualMachine {
     user_data_id: Option<Uuid>,
     user_data_details: Option<Vec<BTreeMap<String, String>>>,
     key_pairs: Option<Vec<String>>,
+    host: Option<Uuid>,
     owner: OwnerArgs,
 }
 
@@ -132,6 +137,7 @@ impl Command for DeployVirtualMachine {
             .param(USER_DATA_DETAILS)
             .param(KEY_PAIR)
             .param(KEY_PAIRS)
+            .param(HOST)
             .params(OwnerArgs::specs())
             .returns("virtualmachine", VM_FIELDS)
     }
@@ -155,6 +161,7 @@ impl Command for DeployVirtualMachine {
                 Some(names) => Some(names),
                 None => args.text(&KEY_PAIR)?.map(|n| vec![n]),
             },
+            host: args.get(&HOST)?,
             owner: OwnerArgs::parse(args)?,
         })
     }
@@ -167,6 +174,20 @@ impl AsyncCommand for DeployVirtualMachine {
     async fn submit(self, ctx: &Ctx) -> Result<Submission<DeployVmJob>, Error> {
         let db = &ctx.app.db;
         let z = zone_by_id(ctx, self.zone, ZONE.name()).await?;
+        // CloudStack's rule: only a root admin picks the host.
+        let wanted_host = match self.host {
+            Some(_) if !ctx.caller.is_root_admin() => {
+                return Err(Error::permission_denied(
+                    "Parameter hostid can only be specified by a Root Admin, permission denied",
+                ));
+            }
+            Some(id) => Some(
+                crate::services::host::host_by_id(ctx, id, HOST.name())
+                    .await?
+                    .id,
+            ),
+            None => None,
+        };
         let offering_id = self.service_offering;
         let o = vm::offering_by_uuid(db, offering_id)
             .await?
@@ -255,6 +276,7 @@ impl AsyncCommand for DeployVirtualMachine {
             },
         )
         .await?;
+        provision::placement::place_vm(&mut tx, &created, wanted_host).await?;
         if user_data.is_some()
             || registered.is_some()
             || self.key_pairs.is_some()

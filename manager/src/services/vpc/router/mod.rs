@@ -4,6 +4,7 @@
 
 mod change_offering;
 mod list;
+mod migrate;
 mod reboot;
 mod start;
 mod stop;
@@ -27,6 +28,7 @@ use super::views::router_view;
 
 pub use change_offering::ChangeServiceForRouter;
 pub use list::ListRouters;
+pub use migrate::MigrateSystemVm;
 pub use reboot::RebootRouter;
 pub use start::StartRouter;
 pub use stop::StopRouter;
@@ -42,6 +44,8 @@ const ROUTER_FIELDS: &[FieldSpec] = &[
     field("vpcid", "string", "the VPC the router serves"),
     field("vpcname", "string", "the name of that VPC"),
     field("zoneid", "string", "the zone of the router"),
+    field("hostid", "string", "the ID of the host the router runs on"),
+    field("hostname", "string", "the name of that host"),
     field("publicip", "string", "the router's source NAT address"),
     field("nic", "list", "the router's NICs"),
     field("role", "string", "VIRTUAL_ROUTER"),

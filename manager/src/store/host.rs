@@ -1,0 +1,529 @@
+//! Hosts (CloudStack table `host`): the host agents that run routers and VMs,
+//! their state as the managers see it (`status`) and as the admin set it
+//! (`resource_state`), and which routers and VMs run on each.
+
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use super::query::{self, Where};
+use super::text::Stored;
+use super::{Exec, Listed, Page, Result, atomically, new_uuid, now_ms};
+
+/// `status`: the host agent answers.
+pub const STATUS_UP: &str = "Up";
+/// `status`: the host agent stopped answering (not yet Down).
+pub const STATUS_DISCONNECTED: &str = "Disconnected";
+/// `status`: silent for longer than the timeout.
+pub const STATUS_DOWN: &str = "Down";
+
+/// `resource_state`: new routers and VMs may be placed here.
+pub const RESOURCE_ENABLED: &str = "Enabled";
+/// `resource_state`: no new placement; what runs keeps running.
+pub const RESOURCE_DISABLED: &str = "Disabled";
+/// `resource_state`: routers are being moved off.
+pub const RESOURCE_PREPARE_FOR_MAINTENANCE: &str = "PrepareForMaintenance";
+/// `resource_state`: moving routers off failed.
+pub const RESOURCE_ERROR_IN_MAINTENANCE: &str = "ErrorInMaintenance";
+/// `resource_state`: nothing is placed here; the host may be serviced.
+pub const RESOURCE_MAINTENANCE: &str = "Maintenance";
+
+/// Whether `state` is one of the maintenance states CloudStack's
+/// `ResourceState.isMaintenanceState` names.
+pub fn is_maintenance_state(state: &str) -> bool {
+    matches!(
+        state,
+        RESOURCE_PREPARE_FOR_MAINTENANCE | RESOURCE_ERROR_IN_MAINTENANCE | RESOURCE_MAINTENANCE
+    )
+}
+
+/// A `host` row.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct Host {
+    /// Internal key.
+    pub id: i64,
+    /// API id.
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
+    /// Name.
+    pub name: String,
+    /// `Routing`.
+    #[sqlx(rename = "type")]
+    pub host_type: String,
+    /// `Up`, `Disconnected`, `Down` …
+    pub status: String,
+    /// `Enabled`, `Disabled`, `PrepareForMaintenance`, `Maintenance` …
+    pub resource_state: String,
+    /// How managers reach its host agent.
+    pub url: String,
+    /// The address `listHosts` shows.
+    pub private_ip_address: Option<String>,
+    /// The zone.
+    pub data_center_id: i64,
+    /// The pod.
+    pub pod_id: i64,
+    /// The cluster.
+    pub cluster_id: Option<i64>,
+    /// The hypervisor its host agent reports.
+    pub hypervisor_type: String,
+    /// Where other hosts reach its VTEPs.
+    pub underlay_address: Option<String>,
+    /// The underlay's MTU.
+    pub underlay_mtu: Option<i64>,
+    /// The host agent's version.
+    pub version: Option<String>,
+    /// CPUs.
+    pub cpus: Option<i64>,
+    /// Memory, bytes.
+    pub ram: Option<i64>,
+    /// Last answer of the host agent (epoch ms).
+    pub last_ping: Option<i64>,
+    /// When it was found disconnected (epoch ms).
+    pub disconnected: Option<i64>,
+    /// Creation time (epoch ms).
+    pub created: i64,
+    /// Removal time (epoch ms), if removed.
+    pub removed: Option<i64>,
+}
+
+/// A host to record.
+#[derive(Clone, Debug, Default)]
+pub struct NewHost {
+    /// Name.
+    pub name: String,
+    /// Host agent address.
+    pub url: String,
+    /// The address `listHosts` shows.
+    pub ip_address: Option<String>,
+    /// The zone.
+    pub zone_id: i64,
+    /// The pod.
+    pub pod_id: i64,
+    /// The cluster.
+    pub cluster_id: Option<i64>,
+    /// Hypervisor.
+    pub hypervisor: String,
+    /// `Enabled` or `Disabled`.
+    pub resource_state: String,
+    /// Underlay address and MTU.
+    pub underlay_address: Option<String>,
+    /// Underlay MTU.
+    pub underlay_mtu: Option<i64>,
+    /// Host agent version.
+    pub version: Option<String>,
+    /// CPUs.
+    pub cpus: Option<i64>,
+    /// Memory, bytes.
+    pub ram: Option<i64>,
+}
+
+/// Filters of a host list; every set field must match.
+#[derive(Clone, Debug, Default)]
+pub struct HostFilter {
+    /// Only this one.
+    pub uuid: Option<Uuid>,
+    /// Exact name.
+    pub name: Option<String>,
+    /// Zone (internal id).
+    pub zone_id: Option<i64>,
+    /// Pod (internal id).
+    pub pod_id: Option<i64>,
+    /// Cluster (internal id).
+    pub cluster_id: Option<i64>,
+    /// `status`.
+    pub status: Option<String>,
+    /// `resource_state`.
+    pub resource_state: Option<String>,
+    /// Hypervisor, any case.
+    pub hypervisor: Option<String>,
+    /// Substring of the name, case-insensitive.
+    pub keyword: Option<String>,
+}
+
+const COLUMNS: &str = "id, uuid, name, type, status, resource_state, url, private_ip_address, \
+     data_center_id, pod_id, cluster_id, hypervisor_type, underlay_address, underlay_mtu, \
+     version, cpus, ram, last_ping, disconnected, created, removed";
+
+/// Records a host, Up; a live host of the zone with the same url is a
+/// `Duplicate`.
+pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewHost) -> Result<Host> {
+    let mut ex = ex.into();
+    let now = now_ms();
+    let id: i64 = on_db!(&mut ex, c => {
+        sqlx::query_scalar(
+            "INSERT INTO host (uuid, name, type, status, resource_state, url, \
+             private_ip_address, data_center_id, pod_id, cluster_id, hypervisor_type, \
+             underlay_address, underlay_mtu, version, cpus, ram, last_ping, created) \
+             VALUES ($1, $2, 'Routing', 'Up', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+             $14, $15, $15) RETURNING id",
+        )
+        .bind(new_uuid())
+        .bind(&new.name)
+        .bind(&new.resource_state)
+        .bind(&new.url)
+        .bind(&new.ip_address)
+        .bind(new.zone_id)
+        .bind(new.pod_id)
+        .bind(new.cluster_id)
+        .bind(&new.hypervisor)
+        .bind(&new.underlay_address)
+        .bind(new.underlay_mtu)
+        .bind(&new.version)
+        .bind(new.cpus)
+        .bind(new.ram)
+        .bind(now)
+        .fetch_one(c)
+        .await?
+    });
+    Ok(by(ex, "id", id).await?.expect("host just inserted"))
+}
+
+async fn by<'a, V: Into<query::Arg>>(
+    ex: impl Into<Exec<'a>>,
+    column: &str,
+    value: V,
+) -> Result<Option<Host>> {
+    query::fetch_by(&mut ex.into(), COLUMNS, "host", column, value).await
+}
+
+/// A host by internal id, removed or not.
+pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Host>> {
+    by(ex, "id", id).await
+}
+
+/// A host by UUID, removed or not.
+pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Host>> {
+    by(ex, "uuid", uuid).await
+}
+
+/// The live host of `zone_id` whose host agent is at `url`.
+pub async fn live_by_url<'a>(
+    ex: impl Into<Exec<'a>>,
+    zone_id: i64,
+    url: &str,
+) -> Result<Option<Host>> {
+    let mut w = Where::new();
+    w.push("removed IS NULL")
+        .eq("data_center_id", zone_id)
+        .eq("url", url.to_string());
+    query::fetch_first(&mut ex.into(), COLUMNS, "host", &w).await
+}
+
+/// Hosts by internal id, removed or not (list views).
+pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Host>> {
+    query::fetch_by_ids(&mut ex.into(), COLUMNS, "host", "id", ids, "id").await
+}
+
+/// Every live host of a zone (the planner's candidates), by id.
+pub async fn live_in_zone<'a>(ex: impl Into<Exec<'a>>, zone_id: i64) -> Result<Vec<Host>> {
+    let mut w = Where::new();
+    w.push("removed IS NULL").eq("data_center_id", zone_id);
+    let sql = format!("SELECT {COLUMNS} FROM host{} ORDER BY id", w.sql());
+    query::fetch_all(&mut ex.into(), sql, w.args()).await
+}
+
+/// Lists live hosts by name.
+pub async fn list<'a>(
+    ex: impl Into<Exec<'a>>,
+    filter: &HostFilter,
+    page: Page,
+) -> Result<Listed<Host>> {
+    let mut w = Where::new();
+    w.push("removed IS NULL")
+        .eq_opt("uuid", filter.uuid)
+        .eq_opt("name", filter.name.clone())
+        .eq_opt("data_center_id", filter.zone_id)
+        .eq_opt("pod_id", filter.pod_id)
+        .eq_opt("cluster_id", filter.cluster_id)
+        .keyword(&["name"], filter.keyword.as_deref());
+    for (column, value) in [
+        ("status", &filter.status),
+        ("resource_state", &filter.resource_state),
+        ("hypervisor_type", &filter.hypervisor),
+    ] {
+        if let Some(v) = value {
+            let p = w.arg(v.to_lowercase());
+            w.push(format!("LOWER({column}) = {p}"));
+        }
+    }
+    query::list(&mut ex.into(), COLUMNS, "host", &w, "name, id", page).await
+}
+
+/// Sets the resource state of a live host if it is one of `from`; false
+/// when it was not (a concurrent change wins, never both).
+pub async fn transit_resource_state<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    from: &[&str],
+    to: &str,
+) -> Result<bool> {
+    let mut w = Where::new();
+    w.push("removed IS NULL").eq("id", id);
+    w.any_of("resource_state", from);
+    let p = w.arg(to);
+    let sql = format!("UPDATE host SET resource_state = {p}{}", w.sql());
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        query::bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql)), w.args())
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// What a host agent reported about itself (`Describe`).
+#[derive(Clone, Debug, Default)]
+pub struct Described {
+    /// Hypervisor.
+    pub hypervisor: Option<String>,
+    /// Underlay address.
+    pub underlay_address: Option<String>,
+    /// Underlay MTU.
+    pub underlay_mtu: Option<i64>,
+    /// Version.
+    pub version: Option<String>,
+    /// CPUs.
+    pub cpus: Option<i64>,
+    /// Memory, bytes.
+    pub ram: Option<i64>,
+}
+
+/// Records that the host agent answered now: Up, with what it reported.
+pub async fn mark_up<'a>(ex: impl Into<Exec<'a>>, id: i64, d: &Described) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE host SET status = 'Up', last_ping = $2, disconnected = NULL, \
+             hypervisor_type = COALESCE($3, hypervisor_type), underlay_address = $4, \
+             underlay_mtu = $5, version = COALESCE($6, version), cpus = COALESCE($7, cpus), \
+             ram = COALESCE($8, ram) WHERE id = $1 AND removed IS NULL",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .bind(&d.hypervisor)
+        .bind(&d.underlay_address)
+        .bind(d.underlay_mtu)
+        .bind(&d.version)
+        .bind(d.cpus)
+        .bind(d.ram)
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Sets the status of a live host (`Disconnected` also records when).
+pub async fn set_status<'a>(ex: impl Into<Exec<'a>>, id: i64, status: &str) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE host SET status = $2, \
+             disconnected = CASE WHEN $2 = 'Up' THEN NULL ELSE COALESCE(disconnected, $3) END \
+             WHERE id = $1 AND removed IS NULL",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(now_ms())
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Removes a host: its live VMs and routers no longer run anywhere (they
+/// are Stopped, with no host, as CloudStack's forced `deleteHost` leaves
+/// them), in one transaction.
+pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
+    atomically(ex.into(), move |tx| {
+        Box::pin(async move {
+            let mut ex = Exec::Tx(tx);
+            for sql in [
+                "UPDATE vm_instance SET host_id = NULL, \
+                 state = CASE WHEN state IN ('Destroyed', 'Expunging') THEN state ELSE 'Stopped' END \
+                 WHERE host_id = $1 AND removed IS NULL",
+                "UPDATE domain_router SET host_id = NULL, \
+                 state = CASE WHEN state = 'Destroyed' THEN state ELSE 'Stopped' END \
+                 WHERE host_id = $1 AND removed IS NULL",
+            ] {
+                on_db!(&mut ex, c => {
+                    sqlx::query(sql).bind(id).execute(c).await?;
+                });
+            }
+            let done = on_db!(&mut ex, c => {
+                sqlx::query(
+                    "UPDATE host SET removed = $2, status = 'Removed' \
+                     WHERE id = $1 AND removed IS NULL",
+                )
+                .bind(id)
+                .bind(now_ms())
+                .execute(c)
+                .await?
+                .rows_affected()
+            });
+            Ok(done == 1)
+        })
+    })
+    .await
+}
+
+/// How many live routers and VMs run on each host (routers, VMs), for the
+/// hosts asked about; hosts with none are absent.
+pub async fn loads<'a>(
+    ex: impl Into<Exec<'a>>,
+    host_ids: &[i64],
+) -> Result<std::collections::HashMap<i64, (i64, i64)>> {
+    let mut ex = ex.into();
+    let mut out: std::collections::HashMap<i64, (i64, i64)> = Default::default();
+    if host_ids.is_empty() {
+        return Ok(out);
+    }
+    for (table, is_router) in [("domain_router", true), ("vm_instance", false)] {
+        let mut w = Where::new();
+        w.push("removed IS NULL")
+            .push("state NOT IN ('Destroyed', 'Expunging', 'Error')");
+        w.any_of("host_id", host_ids);
+        let sql = format!(
+            "SELECT host_id, COUNT(*) FROM {table}{} GROUP BY host_id",
+            w.sql()
+        );
+        let rows: Vec<(i64, i64)> = on_db!(&mut ex, c => {
+            query::bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), w.args())
+                .fetch_all(c)
+                .await?
+        });
+        for (host, n) in rows {
+            let slot = out.entry(host).or_default();
+            if is_router {
+                slot.0 = n;
+            } else {
+                slot.1 = n;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The VPC of every live router on a host of `zone_id`: (host, VPC id), the
+/// planner's view of how VPCs are spread.
+pub async fn router_vpcs_in_zone<'a>(
+    ex: impl Into<Exec<'a>>,
+    zone_id: i64,
+) -> Result<Vec<(i64, i64)>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT host_id, vpc_id FROM domain_router WHERE zone_id = $1 \
+             AND removed IS NULL AND host_id IS NOT NULL AND vpc_id IS NOT NULL \
+             AND state <> 'Destroyed'",
+        )
+        .bind(zone_id)
+        .fetch_all(c)
+        .await?
+    }))
+}
+
+/// The distinct hypervisors of the live hosts (of one zone when given).
+pub async fn hypervisors<'a>(ex: impl Into<Exec<'a>>, zone_id: Option<i64>) -> Result<Vec<String>> {
+    let mut w = Where::new();
+    w.push("removed IS NULL").eq_opt("data_center_id", zone_id);
+    let sql = format!(
+        "SELECT DISTINCT hypervisor_type FROM host{} ORDER BY hypervisor_type",
+        w.sql()
+    );
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        query::bind_args!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)), w.args())
+            .fetch_all(c)
+            .await?
+    }))
+}
+
+/// Places a router on a host (or none).
+pub async fn set_router_host<'a>(
+    ex: impl Into<Exec<'a>>,
+    router_id: i64,
+    host_id: Option<i64>,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query("UPDATE domain_router SET host_id = $2 WHERE id = $1 AND removed IS NULL")
+            .bind(router_id)
+            .bind(host_id)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Places a VM on a host (or none).
+pub async fn set_vm_host<'a>(
+    ex: impl Into<Exec<'a>>,
+    vm_id: i64,
+    host_id: Option<i64>,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query("UPDATE vm_instance SET host_id = $2 WHERE id = $1 AND removed IS NULL")
+            .bind(vm_id)
+            .bind(host_id)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Gives every live router and VM of `zone_id` that has no host yet (a
+/// database from before hosts existed) to `host_id`; how many of each.
+pub async fn adopt_unplaced<'a>(
+    ex: impl Into<Exec<'a>>,
+    zone_id: i64,
+    host_id: i64,
+) -> Result<(u64, u64)> {
+    atomically(ex.into(), move |tx| {
+        Box::pin(async move {
+            let mut ex = Exec::Tx(tx);
+            let routers = on_db!(&mut ex, c => {
+                sqlx::query(
+                    "UPDATE domain_router SET host_id = $2 \
+                     WHERE zone_id = $1 AND host_id IS NULL AND removed IS NULL",
+                )
+                .bind(zone_id)
+                .bind(host_id)
+                .execute(c)
+                .await?
+                .rows_affected()
+            });
+            let vms = on_db!(&mut ex, c => {
+                sqlx::query(
+                    "UPDATE vm_instance SET host_id = $2 \
+                     WHERE zone_id = $1 AND host_id IS NULL AND removed IS NULL",
+                )
+                .bind(zone_id)
+                .bind(host_id)
+                .execute(c)
+                .await?
+                .rows_affected()
+            });
+            Ok((routers, vms))
+        })
+    })
+    .await
+}
+
+/// Renames a live host.
+pub async fn rename<'a>(ex: impl Into<Exec<'a>>, id: i64, name: &str) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query("UPDATE host SET name = $2 WHERE id = $1 AND removed IS NULL")
+            .bind(id)
+            .bind(name)
+            .execute(c)
+            .await?
+            .rows_affected()
+    });
+    Ok(done == 1)
+}
