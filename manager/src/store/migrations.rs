@@ -71,6 +71,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "lb_stickiness",
         include_str!("../../../migrations/sqlite/0015_lb_stickiness.sql"),
     ),
+    (
+        17,
+        "events",
+        include_str!("../../../migrations/sqlite/0017_events.sql"),
+    ),
 ];
 
 /// (version, description, SQL) of each PostgreSQL migration, in order.
@@ -134,6 +139,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         15,
         "lb_stickiness",
         include_str!("../../../migrations/postgres/0015_lb_stickiness.sql"),
+    ),
+    (
+        17,
+        "events",
+        include_str!("../../../migrations/postgres/0017_events.sql"),
     ),
 ];
 
