@@ -1,7 +1,7 @@
 //! `destroyRouter` (issue 15), on SQLite and PostgreSQL: the router goes,
 //! and the next `restartVPC`, without or with cleanup, brings a new one
-//! with a NIC on every tier (and the public one), as CloudStack redeploys
-//! a VPC's router. Refused for users and for unknown routers.
+//! with a NIC on every tier (and the public one), and so does the next VM
+//! start, as CloudStack redeploys a VPC's router. Refused for users and for unknown routers.
 
 mod support;
 
@@ -97,5 +97,18 @@ on_both_backends!(
             );
             router_id = after[0]["id"].as_str().unwrap().to_string();
         }
+
+        // The next VM start after a destroy brings the router back whole too.
+        let vm = deploy_vm(&owner, &env, &tiers[0], "vm3").await;
+        let vm_id = vm["id"].as_str().unwrap();
+        job_ok(&owner, "stopVirtualMachine", &[("id", vm_id)]).await;
+        job_ok(&admin, "destroyRouter", &[("id", &router_id)]).await;
+        assert!(routers_of(m, &vpc_id).await.is_empty());
+        let started = job_ok(&owner, "startVirtualMachine", &[("id", vm_id)]).await;
+        assert_eq!(started["virtualmachine"]["state"], "Running", "{started}");
+        let after = routers_of(m, &vpc_id).await;
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert_eq!(after[0]["state"], "Running");
+        assert_eq!(nic_layout(&after[0]), expected, "{}", after[0]);
     }
 );

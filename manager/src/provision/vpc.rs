@@ -155,6 +155,17 @@ pub async fn ensure_router(tx: &mut store::Tx, v: &vpc::Vpc) -> Result<router::R
     Ok(r)
 }
 
+/// Deploys the VPC's router again when it has none (it was destroyed by
+/// `destroyRouter`), whole: what CloudStack's VPC element does when a VM of
+/// the VPC starts and its router is gone. Call it with the VPC's lock held.
+pub async fn redeploy_router_if_gone(lock: &super::change::VpcLock<'_>) -> Result<(), Error> {
+    let vpc_id = lock.vpc_id();
+    if super::vpc_router(lock.db(), vpc_id).await?.is_some() {
+        return Ok(());
+    }
+    start_vpc(lock.db(), lock.network(), vpc_id, None).await
+}
+
 /// Starts the VPC: source-NAT address, public NIC, router started with its
 /// whole configuration. The router ends Running, or Error with the error.
 pub async fn start_vpc(
