@@ -14,8 +14,12 @@ async fn a_restart_after_destroy_serves_every_tier_again() {
     let admin = e.admin();
     let vpc = e.vpc(&admin, "dr", "10.81.0.0/16").await;
     let vpc_id = vpc["id"].as_str().unwrap().to_string();
-    let web = e.tier(&admin, &vpc_id, "web", "10.81.1.1", None, false).await;
-    let db = e.tier(&admin, &vpc_id, "db", "10.81.2.1", None, false).await;
+    let web = e
+        .tier(&admin, &vpc_id, "web", "10.81.1.1", None, false)
+        .await;
+    let db = e
+        .tier(&admin, &vpc_id, "db", "10.81.2.1", None, false)
+        .await;
     let tiers = [
         web["id"].as_str().unwrap().to_string(),
         db["id"].as_str().unwrap().to_string(),
@@ -29,13 +33,23 @@ async fn a_restart_after_destroy_serves_every_tier_again() {
         .await;
     let old = routers["router"][0].clone();
     let old_name = old["name"].as_str().unwrap().to_string();
-    job_ok(&admin, "destroyRouter", &[("id", old["id"].as_str().unwrap())]).await;
+    job_ok(
+        &admin,
+        "destroyRouter",
+        &[("id", old["id"].as_str().unwrap())],
+    )
+    .await;
     assert!(
         !e.driver.router_dir(&old_name).join("agent.sock").exists(),
         "the destroyed router's agent is gone"
     );
 
-    job_ok(&admin, "restartVPC", &[("id", &vpc_id), ("cleanup", "false")]).await;
+    job_ok(
+        &admin,
+        "restartVPC",
+        &[("id", &vpc_id), ("cleanup", "false")],
+    )
+    .await;
     let routers = admin
         .ok("listRouters", &[("vpcid", &vpc_id), ("listall", "true")])
         .await;

@@ -216,7 +216,9 @@ impl Jobs {
             submit.instance.map(|(t, id)| (t, id.to_string())),
         ) {
             let first = events::record(&mut tx, &action, event::STATE_SCHEDULED, true, 0).await?;
-            event::link_job(&mut tx, &row.uuid.to_string(), first).await?;
+            if first > 0 {
+                event::link_job(&mut tx, &row.uuid.to_string(), first).await?;
+            }
         }
         tx.commit().await?;
         self.wake.notify_one();
@@ -482,8 +484,12 @@ async fn execute(app: Arc<App>, claimed: job::Job) {
             json!({ "errorcode": e.code, "errortext": e.text }).to_string(),
         ),
     };
-    if let Err(e) = complete_with_event(&app, &claimed, row, status == "succeeded").await {
-        tracing::error!(job = %claimed.uuid, error = %e, "recording a job result failed");
+    if let Err(e) = complete_with_event(&app, &claimed, row.clone(), status == "succeeded").await {
+        // The result matters more than its event: stored without it.
+        tracing::warn!(job = %claimed.uuid, error = %e, "recording a job's Completed event failed");
+        if let Err(e) = job::complete(&app.db, claimed.id, row).await {
+            tracing::error!(job = %claimed.uuid, error = %e, "recording a job result failed");
+        }
     }
     tracing::info!(job = %claimed.uuid, cmd = %claimed.cmd, status, code, micros = started.elapsed().as_micros() as u64, "job finished");
     app.jobs.running().remove(&claimed.id);

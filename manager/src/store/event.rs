@@ -94,10 +94,11 @@ const FROM: &str = "event e JOIN account a ON a.id = e.account_id \
      JOIN domain d ON d.id = e.domain_id LEFT JOIN users u ON u.id = e.user_id \
      LEFT JOIN event p ON p.id = e.start_id";
 
-/// Stores an event under its account's domain; returns its id.
+/// Stores an event under its account's domain; returns its id, or 0 when
+/// the account has no row (nothing is stored then).
 pub async fn insert<'a>(ex: impl Into<Exec<'a>>, new: &NewEvent<'_>) -> Result<i64> {
     let mut ex = ex.into();
-    Ok(on_db!(&mut ex, c => {
+    let id: Option<i64> = on_db!(&mut ex, c => {
         sqlx::query_scalar(
             "INSERT INTO event (uuid, type, state, level, description, user_id, account_id, \
              domain_id, resource_type, resource_uuid, start_id, created) \
@@ -115,9 +116,10 @@ pub async fn insert<'a>(ex: impl Into<Exec<'a>>, new: &NewEvent<'_>) -> Result<i
         .bind(new.resource_uuid.as_deref())
         .bind(new.start_id)
         .bind(now_ms())
-        .fetch_one(c)
+        .fetch_optional(c)
         .await?
-    }))
+    });
+    Ok(id.unwrap_or(0))
 }
 
 /// The id of the first row of the action whose job is `job_uuid` (its
