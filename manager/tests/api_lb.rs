@@ -242,7 +242,7 @@ on_both_backends!(load_balancers_balance_vms_of_one_tier, |m| {
                 p
             },
             431,
-            "openfirewall=true",
+            "openFirewall=true",
         ),
         (
             lb("x", "roundrobin", "81")

@@ -1,7 +1,8 @@
 //! Users and accounts as clients and test suites manage them (issue 15), on
 //! SQLite and PostgreSQL: `updateUser` (names, email, password, the admin's
 //! own password too), `disableUser`, `lockUser`, `deleteUser`, and
-//! `disableAccount lock=false` (its VMs stop, its users can no longer call),
+//! `disableAccount lock=false` (its VMs stop, its users can no longer call)
+//! and `lock=true` (state `locked`),
 //! each allowed and refused.
 
 mod support;
@@ -160,6 +161,36 @@ on_both_backends!(
         // Enabled again, she calls again; her VM stays stopped until started.
         admin.ok("enableAccount", &[("id", &account)]).await;
         assert_eq!(carol.call("listZones", &[]).await.0, 200);
+        // lock=true is CloudStack's lockAccount: state `locked`, her keys
+        // refused; locking again changes nothing; enableAccount unlocks.
+        for _ in 0..2 {
+            let done = job_ok(
+                &admin,
+                "disableAccount",
+                &[("id", &account), ("lock", "true")],
+            )
+            .await;
+            assert_eq!(done["account"]["state"], "locked");
+            assert_eq!(carol.call("listZones", &[]).await.0, 401);
+        }
+        let listed = admin.ok("listAccounts", &[("id", &account)]).await;
+        assert_eq!(listed["account"][0]["state"], "locked", "{listed}");
+        admin.ok("enableAccount", &[("id", &account)]).await;
+        assert_eq!(carol.call("listZones", &[]).await.0, 200);
+        // A disabled account cannot be locked (only an enabled one can).
+        job_ok(
+            &admin,
+            "disableAccount",
+            &[("id", &account), ("lock", "false")],
+        )
+        .await;
+        let job = admin
+            .ok("disableAccount", &[("id", &account), ("lock", "true")])
+            .await;
+        let failed = admin.wait_job(job["jobid"].as_str().unwrap()).await;
+        assert_eq!(failed["jobstatus"], 2, "{failed}");
+        assert_eq!(failed["jobresult"]["errortext"], "Failed to lock account");
+        admin.ok("enableAccount", &[("id", &account)]).await;
         // lock is required; a user may not disable accounts.
         let (code, text) = refused(&admin, "disableAccount", &[("id", &account)]).await;
         assert_eq!(code, 431);

@@ -102,18 +102,70 @@ async fn ensure_source_nat(
     Ok(())
 }
 
-/// The VPC's live router, created (Stopped) when it has none.
-pub async fn ensure_router<'a>(
-    ex: impl Into<store::Exec<'a>>,
-    v: &vpc::Vpc,
-) -> Result<router::Router, Error> {
-    let mut ex = ex.into();
-    if let Some(r) = super::vpc_router(ex.reborrow(), v.id).await? {
+/// The VPC's live router, created (Stopped) when it has none. A new router
+/// gets a NIC on every implemented tier and every private gateway of the
+/// VPC, as CloudStack's VPC router deployment plugs the VPC's networks: a
+/// VPC whose router was destroyed (`destroyRouter`) gets it back whole at
+/// its next start or restart. The public NIC comes with the source NAT
+/// address ([`ensure_source_nat`]).
+pub async fn ensure_router(tx: &mut store::Tx, v: &vpc::Vpc) -> Result<router::Router, Error> {
+    if let Some(r) = super::vpc_router(&mut *tx, v.id).await? {
         return Ok(r);
     }
-    let r = router::create(ex.reborrow(), new_router(v)).await?;
-    super::placement::place_router(ex.reborrow(), &r).await?;
-    Ok(router::get_by_id(ex, r.id).await?.unwrap_or(r))
+    let r = router::create(&mut *tx, new_router(v)).await?;
+    super::placement::place_router(&mut *tx, &r).await?;
+    let r = router::get_by_id(&mut *tx, r.id).await?.unwrap_or(r);
+    // After the public NIC's index, which ensure_source_nat fills next.
+    let mut device_index = PUBLIC_NIC_INDEX;
+    let mut next_index = || {
+        device_index += 1;
+        Some(device_index)
+    };
+    for tier in network::tiers_of_vpc(&mut *tx, v.id).await? {
+        if tier.state != network::STATE_IMPLEMENTED {
+            continue;
+        }
+        router::create_nic(
+            &mut *tx,
+            router::NewNic {
+                owner: router::NicOwner::Router(r.id),
+                network_id: tier.id,
+                device_index: next_index(),
+                ip4_address: tier.gateway,
+                netmask: tier.netmask,
+                gateway: None,
+                role: router::ROLE_GUEST.into(),
+            },
+        )
+        .await?;
+    }
+    for g in gateway::of_vpc(&mut *tx, v.id).await? {
+        router::create_nic(
+            &mut *tx,
+            router::NewNic {
+                owner: router::NicOwner::Router(r.id),
+                network_id: g.network_id,
+                device_index: next_index(),
+                ip4_address: Some(g.ip4_address),
+                netmask: Some(g.netmask),
+                gateway: Some(g.gateway),
+                role: router::ROLE_PRIVATE.into(),
+            },
+        )
+        .await?;
+    }
+    Ok(r)
+}
+
+/// Deploys the VPC's router again when it has none (it was destroyed by
+/// `destroyRouter`), whole: what CloudStack's VPC element does when a VM of
+/// the VPC starts and its router is gone. Call it with the VPC's lock held.
+pub async fn redeploy_router_if_gone(lock: &super::change::VpcLock<'_>) -> Result<(), Error> {
+    let vpc_id = lock.vpc_id();
+    if super::vpc_router(lock.db(), vpc_id).await?.is_some() {
+        return Ok(());
+    }
+    start_vpc(lock.db(), lock.network(), vpc_id, None).await
 }
 
 /// Starts the VPC: source-NAT address, public NIC, router started with its

@@ -35,8 +35,9 @@ pub struct PortForward {
 pub fn validate_port_forward(req: &NewPortForward<'_>) -> Result<PortForward, Error> {
     if req.open_firewall == Some(true) {
         return Err(Error::invalid(
-            "openFirewall=true is not supported for ip addresses of a VPC: \
-             there is no firewall service, use the tier's network ACL instead",
+            // CloudStack's text (its commands' getOpenFirewall): a VPC has
+            // no firewall service, the tier's network ACL filters instead.
+            "Can't have openFirewall=true when IP address belongs to VPC",
         ));
     }
     let protocol = Transport::parse(req.protocol)?;

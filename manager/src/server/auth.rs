@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiError, Params, parse_expires, verify};
 use crate::server::context::{App, Caller};
-use crate::store::{self, account, config, domain, session, user};
+use crate::services::event as events;
+use crate::store::{self, account, config, domain, event, session, user};
 
 /// How long a login session lives without use (CloudStack's default 30 min).
 pub const SESSION_TTL_MS: i64 = 30 * 60 * 1000;
@@ -332,9 +333,22 @@ pub async fn login(
     user::reset_login_attempts(&app.db, found.id)
         .await
         .map_err(store_error)?;
-    let created = session::create(&app.db, found.id, SESSION_TTL_MS)
+    // The session and CloudStack's USER.LOGIN event, together.
+    let mut tx = app.db.begin().await.map_err(store_error)?;
+    let created = session::create(&mut tx, found.id, SESSION_TTL_MS)
         .await
         .map_err(store_error)?;
+    let login = events::Action {
+        event_type: events::USER_LOGIN,
+        what: "user has logged in",
+        user_id: caller.user_id,
+        account_id: caller.account_id,
+        resource: Some(("User", caller.user_uuid.to_string())),
+    };
+    events::record(&mut tx, &login, event::STATE_COMPLETED, true, 0)
+        .await
+        .map_err(store_error)?;
+    tx.commit().await.map_err(store_error)?;
     let body = json!({
         "loginresponse": {
             "username": found.username,

@@ -38,6 +38,7 @@ use crate::server::jobs::JobCtx;
 use crate::server::registry::{
     CommandSpec, FieldSpec, JobEntry, Kind, ParamSpec, ParamType, Registry, Reply, Role,
 };
+use crate::services::event as events;
 
 /// What `listApis` shows of a command, besides its name and kind.
 #[derive(Debug, Clone)]
@@ -536,8 +537,30 @@ fn handle_sync<'a, C: SyncCommand>(
 ) -> BoxFuture<'a, Result<Reply, ApiError>> {
     Box::pin(async move {
         let request = C::parse(&Args::new(C::NAME, params))?;
-        Ok(request.handle(ctx).await?)
+        let handled = request.handle(ctx).await;
+        record_sync_event(ctx, C::NAME, handled.is_ok()).await;
+        Ok(handled?)
     })
+}
+
+/// Files the Completed event of a sync command that has one (CloudStack's
+/// interceptor writes it once the service method returned or threw). A
+/// failure to write it is logged, not answered: the change is made.
+async fn record_sync_event(ctx: &Ctx, command: &str, ok: bool) {
+    let Some((event_type, what)) = events::event_of(command) else {
+        return;
+    };
+    let action = events::Action {
+        event_type,
+        what,
+        user_id: ctx.caller.user_id,
+        account_id: ctx.caller.account_id,
+        resource: None,
+    };
+    let state = crate::store::event::STATE_COMPLETED;
+    if let Err(e) = events::record(&ctx.app.db, &action, state, ok, 0).await {
+        tracing::warn!(command, error = %e, "recording an event failed");
+    }
 }
 
 fn submit_job<'a, C: AsyncCommand>(
@@ -546,7 +569,16 @@ fn submit_job<'a, C: AsyncCommand>(
 ) -> BoxFuture<'a, Result<Reply, ApiError>> {
     Box::pin(async move {
         let request = C::parse(&Args::new(C::NAME, params))?;
-        let submission = request.submit(ctx).await?;
+        let submitted = request.submit(ctx).await;
+        if C::CREATES {
+            record_created_event(
+                ctx,
+                C::NAME,
+                submitted.as_ref().ok().and_then(|s| s.instance),
+            )
+            .await;
+        }
+        let submission = submitted?;
         let instance = submission.instance;
         // A payload that cannot be stored is a job that could not be
         // stored: what `submit` made is undone either way.
@@ -574,6 +606,26 @@ fn submit_job<'a, C: AsyncCommand>(
             _ => Reply::Job { job_id },
         })
     })
+}
+
+/// Files the Created event of an async-create command (CloudStack's
+/// interceptor on its `create` step): INFO with the entity it made, or
+/// ERROR when it made none.
+async fn record_created_event(ctx: &Ctx, command: &str, made: Option<(&'static str, Uuid)>) {
+    let Some((event_type, what)) = events::event_of(command) else {
+        return;
+    };
+    let action = events::Action {
+        event_type,
+        what,
+        user_id: ctx.caller.user_id,
+        account_id: ctx.caller.account_id,
+        resource: made.map(|(t, id)| (t, id.to_string())),
+    };
+    let state = crate::store::event::STATE_CREATED;
+    if let Err(e) = events::record(&ctx.app.db, &action, state, made.is_some(), 0).await {
+        tracing::warn!(command, error = %e, "recording an event failed");
+    }
 }
 
 /// Reads a job row's payload as the command's job type.

@@ -14,7 +14,8 @@ use tokio::sync::Notify;
 
 use crate::api::ApiError;
 use crate::server::context::{App, Caller};
-use crate::store::{self, job, user};
+use crate::services::event as events;
+use crate::store::{self, event, job, user};
 use uuid::Uuid;
 
 pub use crate::provision::vpc_sync;
@@ -186,8 +187,9 @@ impl Jobs {
         caller: &Caller,
         submit: Submit<'_>,
     ) -> Result<String, ApiError> {
+        let mut tx = app.db.begin().await?;
         let row = job::insert(
-            &app.db,
+            &mut tx,
             job::NewJob {
                 user_id: caller.user_id,
                 account_id: caller.account_id,
@@ -205,6 +207,20 @@ impl Jobs {
             (store::StoreError::Duplicate(_), Some(id)) => duplicate_job_id(&id.to_string()),
             (e, _) => e.into(),
         })?;
+        // CloudStack's ApiServer files a Scheduled event as it queues the
+        // job; here in the same transaction as the job row.
+        if let Some(action) = job_action(
+            submit.cmd,
+            caller.user_id,
+            caller.account_id,
+            submit.instance.map(|(t, id)| (t, id.to_string())),
+        ) {
+            let first = events::record(&mut tx, &action, event::STATE_SCHEDULED, true, 0).await?;
+            if first > 0 {
+                event::link_job(&mut tx, &row.uuid.to_string(), first).await?;
+            }
+        }
+        tx.commit().await?;
         self.wake.notify_one();
         Ok(row.uuid.to_string())
     }
@@ -386,8 +402,76 @@ async fn caller_of_job(app: &App, j: &job::Job) -> Result<Caller, ApiError> {
     Ok(Caller::from(identity))
 }
 
+/// The event an async command's job leaves, if its command has one.
+fn job_action<'a>(
+    cmd: &str,
+    user_id: i64,
+    account_id: i64,
+    resource: Option<(&'a str, String)>,
+) -> Option<events::Action<'a>> {
+    events::event_of(cmd).map(|(event_type, what)| events::Action {
+        event_type,
+        what,
+        user_id,
+        account_id,
+        resource,
+    })
+}
+
+/// Stores a job's result and, for a command with an event, its Completed
+/// event (INFO or ERROR) in the same transaction.
+async fn complete_with_event(
+    app: &App,
+    claimed: &job::Job,
+    row: job::Outcome,
+    ok: bool,
+) -> Result<(), store::StoreError> {
+    let mut tx = app.db.begin().await?;
+    job::complete(&mut tx, claimed.id, row).await?;
+    if let Some(action) = job_action(
+        &claimed.cmd,
+        claimed.user_id,
+        claimed.account_id,
+        claimed_resource(claimed),
+    ) {
+        let first = event::start_of_job(&mut tx, &claimed.uuid.to_string()).await?;
+        events::record(&mut tx, &action, event::STATE_COMPLETED, ok, first).await?;
+    }
+    tx.commit().await
+}
+
+fn claimed_resource(claimed: &job::Job) -> Option<(&str, String)> {
+    match (&claimed.instance_type, claimed.instance_uuid) {
+        (Some(t), Some(id)) => Some((t.as_str(), id.to_string())),
+        _ => None,
+    }
+}
+
+/// Files the Started event of a job (CloudStack's interceptor does when
+/// the job's service method begins). A failure to write it is logged: the
+/// job runs anyway.
+async fn record_started(app: &App, claimed: &job::Job) {
+    let Some(action) = job_action(
+        &claimed.cmd,
+        claimed.user_id,
+        claimed.account_id,
+        claimed_resource(claimed),
+    ) else {
+        return;
+    };
+    let written = async {
+        let first = event::start_of_job(&app.db, &claimed.uuid.to_string()).await?;
+        events::record(&app.db, &action, event::STATE_STARTED, true, first).await
+    }
+    .await;
+    if let Err(e) = written {
+        tracing::warn!(job = %claimed.uuid, error = %e, "recording a job's Started event failed");
+    }
+}
+
 async fn execute(app: Arc<App>, claimed: job::Job) {
     let started = std::time::Instant::now();
+    record_started(&app, &claimed).await;
     let outcome = run_body(&app, &claimed).await;
     let (status, code) = match &outcome {
         Ok(_) => ("succeeded", 0),
@@ -400,8 +484,12 @@ async fn execute(app: Arc<App>, claimed: job::Job) {
             json!({ "errorcode": e.code, "errortext": e.text }).to_string(),
         ),
     };
-    if let Err(e) = job::complete(&app.db, claimed.id, row).await {
-        tracing::error!(job = %claimed.uuid, error = %e, "recording a job result failed");
+    if let Err(e) = complete_with_event(&app, &claimed, row.clone(), status == "succeeded").await {
+        // The result matters more than its event: stored without it.
+        tracing::warn!(job = %claimed.uuid, error = %e, "recording a job's Completed event failed");
+        if let Err(e) = job::complete(&app.db, claimed.id, row).await {
+            tracing::error!(job = %claimed.uuid, error = %e, "recording a job result failed");
+        }
     }
     tracing::info!(job = %claimed.uuid, cmd = %claimed.cmd, status, code, micros = started.elapsed().as_micros() as u64, "job finished");
     app.jobs.running().remove(&claimed.id);

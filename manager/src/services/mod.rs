@@ -3,6 +3,7 @@
 pub mod acl;
 pub mod cluster;
 pub mod config;
+pub mod event;
 pub mod firewall;
 pub mod gateway;
 pub mod host;
@@ -51,6 +52,7 @@ pub fn registry() -> Registry {
     userdata::register(&mut registry);
     vpn::register(&mut registry);
     tags::register(&mut registry);
+    event::register(&mut registry);
     registry
 }
 

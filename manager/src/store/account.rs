@@ -21,6 +21,9 @@ crate::text_enum! {
         Enabled = "enabled",
         /// `state` of an account whose users are refused.
         Disabled = "disabled",
+        /// `state` of an account locked by `disableAccount lock=true`: its
+        /// users are refused, its VMs keep running (CloudStack's `locked`).
+        Locked = "locked",
     }
 }
 
@@ -28,6 +31,8 @@ crate::text_enum! {
 pub const STATE_ENABLED: State = State::Enabled;
 /// `state` of an account whose users are refused.
 pub const STATE_DISABLED: State = State::Disabled;
+/// `state` of a locked account.
+pub const STATE_LOCKED: State = State::Locked;
 
 /// An `account` row, with the path of its domain.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
@@ -46,7 +51,7 @@ pub struct Account {
     pub domain_id: i64,
     /// The owning domain's path (`/`, `/a/`), for subtree checks.
     pub domain_path: String,
-    /// [`STATE_ENABLED`] or [`STATE_DISABLED`].
+    /// [`STATE_ENABLED`], [`STATE_DISABLED`] or [`STATE_LOCKED`].
     #[sqlx(try_from = "String")]
     pub state: State,
     /// DNS domain for this account's networks.

@@ -76,6 +76,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "hosts",
         include_str!("../../../migrations/sqlite/0016_hosts.sql"),
     ),
+    (
+        17,
+        "events",
+        include_str!("../../../migrations/sqlite/0017_events.sql"),
+    ),
 ];
 
 /// (version, description, SQL) of each PostgreSQL migration, in order.
@@ -144,6 +149,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         16,
         "hosts",
         include_str!("../../../migrations/postgres/0016_hosts.sql"),
+    ),
+    (
+        17,
+        "events",
+        include_str!("../../../migrations/postgres/0017_events.sql"),
     ),
 ];
 

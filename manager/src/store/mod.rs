@@ -65,6 +65,7 @@ pub mod bootstrap;
 pub mod cluster;
 pub mod config;
 pub mod domain;
+pub mod event;
 pub mod gateway;
 pub mod host;
 pub mod job;

@@ -21,8 +21,9 @@ assert len(domains) == int(expected_domains), (len(domains), expected_domains)
 assert len({d["id"] for d in domains}) == len(domains), "pages overlap"
 
 # An async job, polled by cs through queryAsyncJobResult to its result.
+# lock=true locks the account (CloudStack's lockAccount): state "locked".
 result = api.disableAccount(id=account_id, lock=True)
-assert result["account"]["state"] == "disabled", result
+assert result["account"]["state"] == "locked", result
 
 # Errors surface as CloudStack's exception with CloudStack's fields.
 try:

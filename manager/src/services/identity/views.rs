@@ -121,7 +121,7 @@ pub(super) const ACCOUNT_FIELDS: &[FieldSpec] = &[
     ),
     field("roletype", "string", "the role of the account"),
     field("domainid", "string", "the ID of the account's domain"),
-    field("state", "string", "enabled or disabled"),
+    field("state", "string", "enabled, disabled or locked"),
     field("user", "list", "the users of the account"),
 ];
 
@@ -130,6 +130,6 @@ pub(super) const USER_FIELDS: &[FieldSpec] = &[
     field("username", "string", "the user name"),
     field("accountid", "string", "the ID of the user's account"),
     field("domainid", "string", "the ID of the user's domain"),
-    field("state", "string", "enabled or disabled"),
+    field("state", "string", "enabled, disabled or locked"),
     field("apikey", "string", "the user's API key"),
 ];

@@ -185,10 +185,14 @@ fn new_offering_services(
                 "each serviceproviderlist entry needs a service and a provider",
             ));
         };
+        // CloudStack's VpcManagerImpl.createVpcOffering: a provider for a
+        // service the offering does not list is refused, with its text
+        // naming the service as given.
+        let given = service;
         let service = vpc_service(service)?;
         if !services.contains(&service) {
             return Err(Error::invalid(format!(
-                "Service {service} is not in supportedservices, so it cannot have a provider"
+                "Service {given} is not enabled for the network offering, can't add a provider to it"
             )));
         }
         if !provider.eq_ignore_ascii_case(offering::PROVIDER_VPC_VIRTUAL_ROUTER) {
@@ -240,12 +244,13 @@ mod tests {
             ])
         };
         let listed = ["Dhcp".to_string()];
+        let outside = new_offering_services(&listed, &[entry("dns", "VpcVirtualRouter")])
+            .map_err(crate::api::ApiError::from)
+            .unwrap_err();
+        assert_eq!(outside.code, 431);
         assert_eq!(
-            code(new_offering_services(
-                &listed,
-                &[entry("Dns", "VpcVirtualRouter")]
-            )),
-            431
+            outside.text,
+            "Service dns is not enabled for the network offering, can't add a provider to it"
         );
         assert_eq!(
             code(new_offering_services(

@@ -64,7 +64,8 @@ impl AsyncCommand for StartVirtualMachine {
     }
 }
 
-/// Starts a Stopped VM: implements its tiers that are not yet, then marks
+/// Starts a Stopped VM: deploys its VPC's router again if it was destroyed,
+/// implements its tiers that are not yet, then marks
 /// it Running with its NICs in use and a new generation, and pushes its
 /// tiers' DHCP lists. When the push fails the VM is Stopped again.
 pub(super) async fn start(app: &App, vm_id: i64) -> Result<(), Error> {
@@ -76,6 +77,7 @@ pub(super) async fn start(app: &App, vm_id: i64) -> Result<(), Error> {
         return Ok(());
     };
     let lock = app.network.lock(db, vpc_id).await?;
+    provision::vpc::redeploy_router_if_gone(&lock).await?;
     for (t, _) in &tiers_of {
         if t.state != network::STATE_IMPLEMENTED {
             tiers::implement_tier(&lock, t.id).await?;

@@ -214,7 +214,14 @@ impl AsyncCommand for CreateVpc {
         if public_mtu != created.public_mtu {
             vpc::set_public_mtu(&mut tx, created.id, public_mtu).await?;
         }
-        provision::vpc::ensure_router(&mut tx, &created).await?;
+        // A VPC that starts gets its router, public NIC and source NAT
+        // address together in the job, so no list ever shows a router
+        // without its public address (Libcloud reads `publicip` of every
+        // router). One that does not start gets its router now, Stopped,
+        // for its first tier to plug into.
+        if !self.start {
+            provision::vpc::ensure_router(&mut tx, &created).await?;
+        }
         tx.commit().await?;
         let job = CreateVpcJob {
             id: created.id,

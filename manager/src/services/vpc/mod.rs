@@ -39,6 +39,7 @@ pub fn register(registry: &mut Registry) {
     registry.sync::<router::ListRouters>();
     registry.sync::<router::ChangeServiceForRouter>();
     registry.job::<router::StopRouter>();
+    registry.job::<router::DestroyRouter>();
     registry.job::<router::StartRouter>();
     registry.job::<router::RebootRouter>();
     registry.job::<router::MigrateSystemVm>();

@@ -244,12 +244,13 @@ pub(super) fn load_balancers(
                 "LEAST_CONN balances TCP only (the router's HAProxy serves it); use ROUND_ROBIN or SOURCE for UDP",
             ));
         }
+        let public_port = port(&f("public_port"), r.public_port)?;
         let stickiness = super::sticky::stickiness(
             &f("stickiness"),
             r.stickiness.as_ref(),
             protocol == L4::Tcp,
+            (&public_ip.to_string(), u32::from(public_port)),
         )?;
-        let public_port = port(&f("public_port"), r.public_port)?;
         let backends = r
             .backends
             .iter()

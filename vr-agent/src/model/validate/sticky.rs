@@ -23,6 +23,7 @@ pub(super) fn stickiness(
     field: &str,
     wire: Option<&pb::LbStickiness>,
     protocol_is_tcp: bool,
+    public: (&str, u32),
 ) -> Result<Option<Stickiness>> {
     let Some(wire) = wire else {
         return Ok(None);
@@ -52,7 +53,7 @@ pub(super) fn stickiness(
                 }
             };
             Stickiness::LbCookie {
-                cookie: params.cookie("cookie-name", "SERVERID")?,
+                cookie: params.cookie("cookie-name", &default_cookie("lbcooki_", public))?,
                 mode,
                 nocache: params.flag("nocache")?,
                 indirect: params.flag("indirect")?,
@@ -93,7 +94,7 @@ pub(super) fn stickiness(
                 }
             };
             Stickiness::AppCookie {
-                cookie: params.cookie("cookie-name", "JSESSIONID")?,
+                cookie: params.cookie("cookie-name", &default_cookie("appcookie_", public))?,
                 length,
                 holdtime: params.amount("holdtime", "3h", "smhd", true)?,
                 request_learn: params.flag("request-learn")?,
@@ -121,6 +122,24 @@ pub(super) fn stickiness(
         ));
     }
     Ok(Some(sticky))
+}
+
+/// The cookie name CloudStack's VR uses when a policy names none
+/// (`HAProxyConfigurator.getLbSubRuleForStickiness`): a prefix
+/// (`lbcooki_` for LbCookie, `appcookie_` for AppCookie), Java's
+/// `String.hashCode` of the rule's public address as text, `_`, and the
+/// public port; e.g. `lbcooki_-1532186163_80`. Only letters, digits, `_`
+/// and `-`, so it is a valid cookie token.
+fn default_cookie(prefix: &str, (address, port): (&str, u32)) -> String {
+    format!("{prefix}{}_{port}", java_string_hash(address))
+}
+
+/// Java's `String.hashCode`: `s[0]*31^(n-1) + ... + s[n-1]` over UTF-16
+/// units, in wrapping 32-bit arithmetic.
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    })
 }
 
 /// The parameter map of one policy, with the field name errors carry.
@@ -227,6 +246,45 @@ impl Params<'_> {
                 v,
                 &format!("a number followed by one of {}", units.join(", ")),
             ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_string_hash_matches_javas_string_hash_code() {
+        // Values Java's "hello".hashCode() and friends return.
+        assert_eq!(java_string_hash(""), 0);
+        assert_eq!(java_string_hash("hello"), 99_162_322);
+        assert_eq!(java_string_hash("198.51.100.10"), 1_087_838_576);
+        // Wraps to negative as Java's int does.
+        assert_eq!(java_string_hash("TESTCOOKIE"), -1_628_764_810);
+    }
+
+    #[test]
+    fn unnamed_cookies_get_cloudstacks_default_names() {
+        assert_eq!(
+            default_cookie("lbcooki_", ("198.51.100.10", 80)),
+            "lbcooki_1087838576_80"
+        );
+        assert_eq!(
+            default_cookie("appcookie_", ("TESTCOOKIE", 8080)),
+            "appcookie_-1628764810_8080"
+        );
+        let map: HashMap<String, String> = HashMap::new();
+        let wire = pb::LbStickiness {
+            method: pb::LbStickinessMethod::LbCookie as i32,
+            params: map,
+        };
+        let got = stickiness("lb", Some(&wire), true, ("198.51.100.10", 80)).unwrap();
+        match got {
+            Some(Stickiness::LbCookie { cookie, .. }) => {
+                assert_eq!(cookie, "lbcooki_1087838576_80");
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `disableAccount` (async: its users can no longer call the API; with
-//! `lock=false`, CloudStack's disable, its running VMs are stopped too) and
-//! `enableAccount`.
+//! `lock=true` the account is `locked` and its VMs keep running; with
+//! `lock=false`, CloudStack's disable, it is `disabled` and its running VMs
+//! are stopped too) and `enableAccount`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -79,10 +80,25 @@ impl AsyncCommand for DisableAccount {
 
     async fn run(job: &JobCtx, payload: DisableAccountJob) -> Result<Value, Error> {
         let db = &job.app.db;
-        // The users are refused first, then (disable) the VMs stop, as in
-        // CloudStack, whose disable fails when a VM does not stop.
-        account::set_state(db, payload.id, account::STATE_DISABLED).await?;
-        if !payload.lock {
+        let a = account::get_by_id(db, payload.id)
+            .await?
+            .ok_or_else(|| Error::invalid("the account is gone"))?;
+        if payload.lock {
+            // CloudStack's lockAccount: enabled → locked, locked stays
+            // locked, any other state is refused; the VMs keep running.
+            match a.state {
+                account::State::Locked => {}
+                account::State::Enabled => {
+                    account::set_state(db, payload.id, account::STATE_LOCKED).await?;
+                }
+                account::State::Disabled => {
+                    return Err(Error::internal("Failed to lock account"));
+                }
+            }
+        } else {
+            // The users are refused first, then the VMs stop, as in
+            // CloudStack, whose disable fails when a VM does not stop.
+            account::set_state(db, payload.id, account::STATE_DISABLED).await?;
             stop_vms_of(&job.app, payload.id).await?;
         }
         let a = account::get_by_id(db, payload.id)

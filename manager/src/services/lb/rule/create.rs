@@ -115,8 +115,8 @@ impl AsyncCommand for CreateLoadBalancerRule {
         let transport = checked.protocol.vpc_router_transport()?;
         if self.open_firewall {
             return Err(Error::invalid(
-                "openfirewall=true is not supported for ip addresses of a VPC: there is no \
-                 firewall service, use the tier's network ACL instead",
+                // CloudStack's text (its commands' getOpenFirewall).
+                "Can't have openFirewall=true when IP address belongs to VPC",
             ));
         }
         let cidrs = self

@@ -1,8 +1,9 @@
 //! VPC routers (reference §2.4 listRouters; stop/start/reboot;
-//! changeServiceForRouter), one command per file: for admins and domain
+//! changeServiceForRouter; destroyRouter), one command per file: for admins and domain
 //! admins, never for users.
 
 mod change_offering;
+mod destroy;
 mod list;
 mod migrate;
 mod reboot;
@@ -27,6 +28,7 @@ use crate::store::{Db, router};
 use super::views::router_view;
 
 pub use change_offering::ChangeServiceForRouter;
+pub use destroy::DestroyRouter;
 pub use list::ListRouters;
 pub use migrate::MigrateSystemVm;
 pub use reboot::RebootRouter;
