@@ -56,6 +56,8 @@ pub const LOOP_VPC_GC: i64 = -1;
 pub const LOOP_NETWORK_GC: i64 = -2;
 /// The key of the job and session expiry loop.
 pub const LOOP_EXPIRY: i64 = -3;
+/// The key of the VXLAN flood-list loop.
+pub const LOOP_FLOOD_LISTS: i64 = -4;
 
 impl Shares {
     /// `me` and the other live members (`me` counts as live: a manager

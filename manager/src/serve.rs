@@ -470,6 +470,9 @@ impl Manager {
         if self.watch_routers {
             use crate::provision::monitor;
             tasks.push(tokio::spawn(monitor::run_resync(self.app.plane())));
+            tasks.push(tokio::spawn(crate::provision::flood::run_sync(
+                self.app.plane(),
+            )));
             tasks.push(tokio::spawn(monitor::run_network_gc(self.app.clone())));
             if let Some(host) = &self.host {
                 tasks.push(tokio::spawn(monitor::run_sweeper(

@@ -16,7 +16,7 @@ use vpc_proto::host::v1::host_agent_client::HostAgentClient;
 use super::convert;
 use crate::future::BoxFuture;
 use crate::orchestration::agent::{
-    AgentEndpoint, DriverError, Endpoints, HostInventory, RouterDriver,
+    AgentEndpoint, DriverError, Endpoints, FloodListView, HostInventory, RouterDriver,
 };
 use crate::orchestration::model::{RouterNicView, RouterView, VmView};
 
@@ -256,6 +256,21 @@ impl RouterDriver for HostDriver {
 
     fn inventory(&self) -> BoxFuture<'_, Result<Option<HostInventory>, DriverError>> {
         Box::pin(async move { Ok(Some(running(&HostDriver::inventory(self).await?))) })
+    }
+
+    fn set_flood_list<'a>(
+        &'a self,
+        _host: Option<&'a str>,
+        flood: &'a FloodListView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let request = pb::FloodListRequest {
+                zone_id: flood.zone_id.to_string(),
+                broadcast_uri: flood.broadcast_uri.clone(),
+                remote_vteps: flood.remote_vteps.clone(),
+            };
+            self.done(self.client.clone().set_flood_list(request).await)
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use super::HostDriver;
 use crate::future::BoxFuture;
 use crate::orchestration::agent::{
-    AgentEndpoint, DriverError, Endpoints, HostInventory, RouterDriver, SharedDriver,
+    AgentEndpoint, DriverError, Endpoints, FloodListView, HostInventory, RouterDriver, SharedDriver,
 };
 use crate::orchestration::model::{RouterNicView, RouterView, VmView};
 use crate::pki::Pki;
@@ -186,6 +186,17 @@ impl RouterDriver for HostPool {
     /// embedded (or named) host agent runs.
     fn inventory(&self) -> BoxFuture<'_, Result<Option<HostInventory>, DriverError>> {
         self.default.inventory()
+    }
+
+    fn set_flood_list<'a>(
+        &'a self,
+        host: Option<&'a str>,
+        flood: &'a FloodListView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let d = self.driver(host).await?;
+            d.set_flood_list(host, flood).await
+        })
     }
 }
 

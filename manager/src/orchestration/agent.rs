@@ -185,6 +185,28 @@ pub trait RouterDriver: Send + Sync {
     fn inventory(&self) -> BoxFuture<'_, Result<Option<HostInventory>, DriverError>> {
         Box::pin(async { Ok(None) })
     }
+    /// Makes the flood list of VXLAN segment `flood.broadcast_uri` on the
+    /// host agent `host` (its URL; None: the default host) exactly
+    /// `flood.remote_vteps`. A driver without hosts between which segments
+    /// stretch has nothing to do.
+    fn set_flood_list<'a>(
+        &'a self,
+        host: Option<&'a str>,
+        flood: &'a FloodListView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        let _ = (host, flood);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// One host's flood list of one VXLAN segment (DESIGN §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FloodListView {
+    pub zone_id: uuid::Uuid,
+    /// `vxlan://N`.
+    pub broadcast_uri: String,
+    /// The other member hosts' underlay addresses.
+    pub remote_vteps: Vec<String>,
 }
 
 /// The routers and VMs a host runs (DESIGN §4: hosts report what runs on
@@ -246,6 +268,13 @@ impl<T: RouterDriver + ?Sized> RouterDriver for std::sync::Arc<T> {
     }
     fn inventory(&self) -> BoxFuture<'_, Result<Option<HostInventory>, DriverError>> {
         (**self).inventory()
+    }
+    fn set_flood_list<'a>(
+        &'a self,
+        host: Option<&'a str>,
+        flood: &'a FloodListView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        (**self).set_flood_list(host, flood)
     }
 }
 

@@ -6,6 +6,7 @@
 //! protocol of [`change`] (`VpcLock::apply`).
 
 pub mod change;
+pub mod flood;
 pub mod hosts;
 pub mod lock;
 pub mod monitor;

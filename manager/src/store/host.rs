@@ -527,3 +527,41 @@ pub async fn rename<'a>(ex: impl Into<Exec<'a>>, id: i64, name: &str) -> Result<
     });
     Ok(done == 1)
 }
+
+/// One VXLAN segment member for the flood lists: a live NIC of a router or
+/// VM that runs (or starts) on a live host, with that host's URL and
+/// underlay address.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SegmentMember {
+    pub host_id: i64,
+    pub url: String,
+    pub underlay_address: Option<String>,
+    pub broadcast_uri: String,
+    pub zone_uuid: String,
+}
+
+/// Every member of a VXLAN segment (see [`SegmentMember`]).
+pub async fn vxlan_members<'a>(ex: impl Into<Exec<'a>>) -> Result<Vec<SegmentMember>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT h.id AS host_id, h.url, h.underlay_address, n.broadcast_uri, \
+             z.uuid AS zone_uuid \
+             FROM nics c \
+             JOIN networks n ON n.id = c.network_id \
+             LEFT JOIN domain_router r ON r.id = c.router_id \
+             LEFT JOIN vm_instance v ON v.id = c.vm_id \
+             JOIN host h ON h.id = COALESCE(r.host_id, v.host_id) \
+             JOIN data_center z ON z.id = h.data_center_id \
+             WHERE c.removed IS NULL AND h.removed IS NULL \
+             AND n.broadcast_uri LIKE 'vxlan://%' \
+             AND ((r.id IS NOT NULL AND r.removed IS NULL \
+                   AND r.state IN ('Starting', 'Running')) \
+               OR (v.id IS NOT NULL AND v.removed IS NULL \
+                   AND v.state IN ('Starting', 'Running'))) \
+             ORDER BY h.id, n.broadcast_uri",
+        )
+        .fetch_all(c)
+        .await?
+    }))
+}

@@ -78,7 +78,7 @@ pub struct LabHost {
 impl LabHost {
     /// The address a manager reaches the host agent on (`addHost` url).
     pub fn url(&self) -> String {
-        format!("unix:{}", self.socket.display())
+        format!("unix://{}", self.socket.display())
     }
 
     /// The host agent's pid while it runs.

@@ -9,7 +9,6 @@ mod add;
 mod add_cluster;
 mod create_pod;
 mod delete;
-pub mod flood;
 mod list;
 mod list_clusters;
 mod list_pods;

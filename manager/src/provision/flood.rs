@@ -2,10 +2,18 @@
 //! segment (`vxlan://N`) and every host with a member on it (a router NIC
 //! or a VM NIC), the underlay addresses of the other member hosts. Hosts
 //! without an underlay address neither receive a list nor appear in one:
-//! their segments stay on the host. Pure; the manager sends each entry as
-//! the host agent's `SetFloodList`.
+//! their segments stay on the host. [`flood_lists`] is pure;
+//! [`sync_once`] reads the members from the database and sends each list
+//! that changed as the host agent's `SetFloodList` ([`run_sync`] every
+//! second on one manager of the cluster).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use super::Plane;
+use crate::error::Error;
+use crate::orchestration::agent::FloodListView;
+use crate::store;
 
 /// One segment member: the host a NIC is on and the NIC's segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +72,130 @@ pub fn flood_lists(members: &[Member], underlays: &HashMap<i64, Option<String>>)
         }
     }
     out
+}
+
+/// The lists last sent, by (host URL, zone, segment).
+#[derive(Debug, Default)]
+pub struct Sent {
+    lists: HashMap<(String, uuid::Uuid, String), Vec<String>>,
+}
+
+impl Sent {
+    pub fn new() -> Sent {
+        Sent::default()
+    }
+
+    /// Forgets what was sent, so the next round sends every list again (a
+    /// host agent whose zone namespace was rebuilt has lost its lists).
+    pub fn forget(&mut self) {
+        self.lists.clear();
+    }
+}
+
+/// One round: every VXLAN segment's flood list on every member host, sent
+/// where it differs from what this manager sent last; a host that left a
+/// segment gets an empty list. Returns how many lists were sent. A host
+/// that does not answer is tried again next round.
+pub async fn sync_once(plane: &Plane, sent: &mut Sent) -> Result<usize, Error> {
+    let rows = store::host::vxlan_members(&plane.db).await?;
+    let mut by_zone: BTreeMap<uuid::Uuid, Vec<&store::host::SegmentMember>> = BTreeMap::new();
+    for row in &rows {
+        match uuid::Uuid::parse_str(&row.zone_uuid) {
+            Ok(zone) => by_zone.entry(zone).or_default().push(row),
+            Err(_) => tracing::warn!(
+                zone = row.zone_uuid,
+                "flood lists: a zone id that is no UUID"
+            ),
+        }
+    }
+    let mut wanted: HashMap<(String, uuid::Uuid, String), Vec<String>> = HashMap::new();
+    for (zone, rows) in by_zone {
+        let members: Vec<Member> = rows
+            .iter()
+            .map(|r| Member {
+                host_id: r.host_id,
+                broadcast_uri: r.broadcast_uri.clone(),
+            })
+            .collect();
+        let underlays: HashMap<i64, Option<String>> = rows
+            .iter()
+            .map(|r| (r.host_id, r.underlay_address.clone()))
+            .collect();
+        let urls: HashMap<i64, &str> = rows.iter().map(|r| (r.host_id, r.url.as_str())).collect();
+        for list in flood_lists(&members, &underlays) {
+            if let Some(url) = urls.get(&list.host_id) {
+                wanted.insert(
+                    ((*url).to_string(), zone, list.broadcast_uri),
+                    list.remote_vteps,
+                );
+            }
+        }
+    }
+    // Hosts that left a segment they had a list for: an empty list.
+    let gone: Vec<_> = sent
+        .lists
+        .keys()
+        .filter(|k| !wanted.contains_key(*k))
+        .cloned()
+        .collect();
+    for key in gone {
+        wanted.insert(key, Vec::new());
+    }
+    let mut count = 0;
+    for (key, vteps) in wanted {
+        if sent.lists.get(&key) == Some(&vteps) {
+            continue;
+        }
+        let (url, zone, uri) = &key;
+        let view = FloodListView {
+            zone_id: *zone,
+            broadcast_uri: uri.clone(),
+            remote_vteps: vteps.clone(),
+        };
+        let driver = plane.network.element.driver();
+        match driver.set_flood_list(Some(url), &view).await {
+            Ok(()) => {
+                count += 1;
+                if vteps.is_empty() {
+                    sent.lists.remove(&key);
+                } else {
+                    sent.lists.insert(key, vteps);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(host = url, segment = uri, error = %e, "setting a flood list failed")
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// Every this many rounds every list is sent again.
+const RESEND_EVERY: u32 = 60;
+
+/// Keeps the flood lists current: a round every second on the one manager
+/// of the cluster that runs this loop.
+pub async fn run_sync(plane: Plane) {
+    let mut sent = Sent::new();
+    let mut rounds = 0u32;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if !crate::cluster::runs_loop(&plane.db, &plane.member, crate::cluster::LOOP_FLOOD_LISTS)
+            .await
+        {
+            // Another manager runs it now; if this one takes it back later
+            // it starts from nothing.
+            sent.forget();
+            continue;
+        }
+        rounds += 1;
+        if rounds % RESEND_EVERY == 0 {
+            sent.forget();
+        }
+        if let Err(e) = sync_once(&plane, &mut sent).await {
+            tracing::warn!(error = %e, "flood lists: reading the segments' members failed");
+        }
+    }
 }
 
 #[cfg(test)]

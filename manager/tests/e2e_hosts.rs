@@ -1,0 +1,324 @@
+//! Many hosts through the API (issue 12): a zone on VXLAN, three host
+//! agents on a shared fabric (each its own `vpc-manager host-agent` process
+//! with an underlay address), added with addHost. The planner puts the
+//! VPC's router on host 1; an admin puts a VM of tier A on host 2 and one of
+//! tier B on host 3. The manager keeps the tiers' flood lists current, so
+//! the VMs take DHCP leases from the router across hosts (with the VXLAN
+//! tier's MTU), reach each other through the router and the internet by
+//! source NAT; destroying a VM takes its host out of the tier's flood list.
+
+mod support;
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::api::{Client, id, job_ok};
+use support::e2e::{E2e, ping_ok};
+use support::fabric::{Fabric, FabricOptions};
+use vpc_integration::Netns;
+use vpc_manager::settings::AgentTransport;
+
+/// A zone whose guest traffic is isolated by VXLAN (VNIs 5000-5099), with a
+/// public range in 203.0.113.0/24; returns (zone, physical network).
+async fn vxlan_zone(admin: &Client) -> String {
+    let zone = id(
+        &admin
+            .ok(
+                "createZone",
+                &[
+                    ("name", "vx"),
+                    ("networktype", "Advanced"),
+                    ("dns1", "198.51.100.1"),
+                    ("internaldns1", "198.51.100.1"),
+                ],
+            )
+            .await,
+        "zone",
+    );
+    let accepted = admin
+        .ok(
+            "createPhysicalNetwork",
+            &[
+                ("zoneid", &zone),
+                ("name", "vx-pn"),
+                ("vlan", "5000-5099"),
+                ("isolationmethods", "VXLAN"),
+            ],
+        )
+        .await;
+    let physnet = accepted["id"].as_str().unwrap().to_string();
+    admin.wait_job(accepted["jobid"].as_str().unwrap()).await;
+    for traffic in ["Guest", "Public"] {
+        job_ok(
+            admin,
+            "addTrafficType",
+            &[("physicalnetworkid", &physnet), ("traffictype", traffic)],
+        )
+        .await;
+    }
+    admin
+        .ok(
+            "createVlanIpRange",
+            &[
+                ("zoneid", &zone),
+                ("gateway", "203.0.113.1"),
+                ("netmask", "255.255.255.0"),
+                ("startip", "203.0.113.10"),
+                ("endip", "203.0.113.60"),
+                ("forvirtualnetwork", "true"),
+            ],
+        )
+        .await;
+    zone
+}
+
+/// Waits for `probe` to hold, up to `within`.
+async fn eventually(within: Duration, what: &str, mut probe: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !probe().await {
+        assert!(started.elapsed() < within, "{what} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The `ip=` of a lease record.
+fn lease_ip(lease: &str) -> Option<Ipv4Addr> {
+    lease
+        .lines()
+        .find_map(|l| l.strip_prefix("ip="))
+        .and_then(|ip| ip.trim().parse().ok())
+}
+
+/// The all-zero FDB entries (the flood list) of `vx<vni>` in `ns`.
+fn flood_list(ns: &str, vni: &str) -> Vec<String> {
+    let out = std::process::Command::new("bridge")
+        .args(["-n", ns, "-j", "fdb", "show", "dev", &format!("vx{vni}")])
+        .output()
+        .expect("bridge fdb");
+    let entries: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let mut dsts: Vec<String> = entries
+        .iter()
+        .filter(|e| e["mac"] == "00:00:00:00:00:00")
+        .filter_map(|e| e["dst"].as_str().map(str::to_string))
+        .collect();
+    dsts.sort();
+    dsts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vms_on_two_hosts_reach_their_router_on_a_third_across_vxlan_through_the_api() {
+    let lab = E2e::start(AgentTransport::Unix).await;
+    let admin = lab.admin();
+    let mut fabric = Fabric::start(FabricOptions {
+        hosts: 3,
+        ..FabricOptions::default()
+    })
+    .await;
+    fabric.add_upstream(&["203.0.113.1/24"]);
+    let zone = vxlan_zone(&admin).await;
+    let pod = id(
+        &admin
+            .ok(
+                "createPod",
+                &[
+                    ("name", "fabric"),
+                    ("zoneid", &zone),
+                    ("gateway", "10.250.0.1"),
+                    ("netmask", "255.255.255.0"),
+                    ("startip", "10.250.0.10"),
+                    ("endip", "10.250.0.20"),
+                ],
+            )
+            .await,
+        "pod",
+    );
+    let mut hosts = Vec::new();
+    for h in &fabric.hosts {
+        let added = admin
+            .ok(
+                "addHost",
+                &[
+                    ("zoneid", &zone),
+                    ("podid", &pod),
+                    ("clustername", "fabric"),
+                    ("url", &h.url()),
+                    ("hypervisor", "netns"),
+                ],
+            )
+            .await;
+        let host = &added["host"][0];
+        assert_eq!(
+            host["underlayaddress"].as_str(),
+            Some(h.underlay.to_string().as_str()),
+            "{added}"
+        );
+        hosts.push(host["id"].as_str().unwrap().to_string());
+    }
+
+    let offering =
+        admin.ok("listVPCOfferings", &[("isdefault", "true")]).await["vpcoffering"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let vpc = job_ok(
+        &admin,
+        "createVPC",
+        &[
+            ("name", "spread"),
+            ("cidr", "10.71.0.0/16"),
+            ("zoneid", &zone),
+            ("vpcofferingid", &offering),
+        ],
+    )
+    .await["vpc"]
+        .clone();
+    let vpc_id = vpc["id"].as_str().unwrap().to_string();
+    let routers = admin.ok("listRouters", &[("vpcid", &vpc_id)]).await;
+    let router = &routers["router"][0];
+    assert_eq!(router["hostid"], hosts[0].as_str(), "{routers}");
+
+    let allow = admin
+        .ok("listNetworkACLLists", &[("name", "default_allow")])
+        .await["networkacllist"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tier = |name: &'static str, gateway: &'static str| {
+        let (admin, zone, vpc_id, allow, lab) = (&admin, &zone, &vpc_id, &allow, &lab);
+        async move {
+            let p = [
+                ("name", name),
+                ("displaytext", name),
+                ("zoneid", zone.as_str()),
+                ("vpcid", vpc_id.as_str()),
+                ("networkofferingid", lab.tier_offering.as_str()),
+                ("gateway", gateway),
+                ("netmask", "255.255.255.0"),
+                ("aclid", allow.as_str()),
+            ];
+            admin.ok("createNetwork", &p).await["network"].clone()
+        }
+    };
+    let tier_a = tier("a", "10.71.1.1").await;
+    let tier_b = tier("b", "10.71.2.1").await;
+    let deploy = |tier: &Value, name: &'static str, host: &str| {
+        let tier = tier["id"].as_str().unwrap().to_string();
+        let host = host.to_string();
+        let (admin, zone, lab) = (&admin, &zone, &lab);
+        async move {
+            job_ok(
+                admin,
+                "deployVirtualMachine",
+                &[
+                    ("zoneid", zone.as_str()),
+                    ("serviceofferingid", lab.service_offering.as_str()),
+                    ("templateid", lab.template.as_str()),
+                    ("networkids", tier.as_str()),
+                    ("name", name),
+                    ("hostid", host.as_str()),
+                ],
+            )
+            .await["virtualmachine"]
+                .clone()
+        }
+    };
+    let vm_a = deploy(&tier_a, "vma", &hosts[1]).await;
+    let vm_b = deploy(&tier_b, "vmb", &hosts[2]).await;
+    assert_eq!(vm_a["hostid"], hosts[1].as_str());
+    assert_eq!(vm_b["hostid"], hosts[2].as_str());
+    let inst_a = vm_a["instancename"].as_str().unwrap().to_string();
+    let inst_b = vm_b["instancename"].as_str().unwrap().to_string();
+
+    // Leases from the router on host 1, over VXLAN, with the tier's MTU.
+    let mut leases = Vec::new();
+    for (h, inst) in [(1, &inst_a), (2, &inst_b)] {
+        let host = &fabric.hosts[h];
+        eventually(
+            Duration::from_secs(60),
+            &format!("a lease for {inst}"),
+            async || host.lease(inst, 0).and_then(|l| lease_ip(&l)).is_some(),
+        )
+        .await;
+        let lease = host.lease(inst, 0).unwrap();
+        assert!(lease.contains("mtu=1450"), "{inst}: {lease}");
+        leases.push(lease_ip(&lease).unwrap());
+    }
+    assert!(leases[0].to_string().starts_with("10.71.1."), "{leases:?}");
+    assert!(leases[1].to_string().starts_with("10.71.2."), "{leases:?}");
+
+    // Each tier's flood list on each member host names the others.
+    let vni = |t: &Value| {
+        t["broadcasturi"]
+            .as_str()
+            .and_then(|u| u.strip_prefix("vxlan://"))
+            .expect("a VXLAN tier")
+            .to_string()
+    };
+    let implemented = |t: &Value| {
+        let id = t["id"].as_str().unwrap().to_string();
+        let admin = &admin;
+        async move { admin.ok("listNetworks", &[("id", &id)]).await["network"][0].clone() }
+    };
+    let (vni_a, vni_b) = (
+        vni(&implemented(&tier_a).await),
+        vni(&implemented(&tier_b).await),
+    );
+    let zone_uuid: uuid::Uuid = zone.parse().unwrap();
+    let (ul1, ul2, ul3) = (
+        fabric.hosts[0].underlay.to_string(),
+        fabric.hosts[1].underlay.to_string(),
+        fabric.hosts[2].underlay.to_string(),
+    );
+    assert_eq!(
+        flood_list(&fabric.hosts[0].zone_ns(&zone_uuid), &vni_a),
+        [ul2.clone()]
+    );
+    assert_eq!(
+        flood_list(&fabric.hosts[1].zone_ns(&zone_uuid), &vni_a),
+        [ul1.clone()]
+    );
+    assert_eq!(
+        flood_list(&fabric.hosts[0].zone_ns(&zone_uuid), &vni_b),
+        [ul3.clone()]
+    );
+    assert_eq!(
+        flood_list(&fabric.hosts[2].zone_ns(&zone_uuid), &vni_b),
+        [ul1.clone()]
+    );
+
+    // Packets: each VM reaches its gateway on host 1, the other VM through
+    // the router, and the internet (198.51.100.1 upstream) by source NAT.
+    let ns_a = Netns::existing(&fabric.hosts[1].ns(&inst_a));
+    let ns_b = Netns::existing(&fabric.hosts[2].ns(&inst_b));
+    assert!(ping_ok(&ns_a, Ipv4Addr::new(10, 71, 1, 1)).await);
+    assert!(ping_ok(&ns_b, Ipv4Addr::new(10, 71, 2, 1)).await);
+    assert!(ping_ok(&ns_a, leases[1]).await, "A to B across hosts");
+    assert!(ping_ok(&ns_b, leases[0]).await, "B to A across hosts");
+    assert!(
+        ping_ok(&ns_a, Ipv4Addr::new(198, 51, 100, 1)).await,
+        "A to the internet"
+    );
+    assert!(
+        ping_ok(&ns_b, Ipv4Addr::new(198, 51, 100, 1)).await,
+        "B to the internet"
+    );
+
+    // VM A goes: host 2 leaves tier A, and host 1's list follows.
+    job_ok(
+        &admin,
+        "destroyVirtualMachine",
+        &[("id", vm_a["id"].as_str().unwrap()), ("expunge", "true")],
+    )
+    .await;
+    let host1_zone = fabric.hosts[0].zone_ns(&zone_uuid);
+    eventually(
+        Duration::from_secs(15),
+        "host 1's flood list of tier A empties",
+        async || flood_list(&host1_zone, &vni_a).is_empty(),
+    )
+    .await;
+    assert_eq!(flood_list(&host1_zone, &vni_b), [ul3]);
+    drop(fabric);
+    lab.finish().await;
+}
