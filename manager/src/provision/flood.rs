@@ -189,7 +189,7 @@ pub async fn run_sync(plane: Plane) {
             continue;
         }
         rounds += 1;
-        if rounds % RESEND_EVERY == 0 {
+        if rounds.is_multiple_of(RESEND_EVERY) {
             sent.forget();
         }
         if let Err(e) = sync_once(&plane, &mut sent).await {
