@@ -169,7 +169,7 @@ pub enum Action {
 }
 
 /// Into the tier (sources matched) or out of it (destinations matched).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Direction {
     Ingress,
     Egress,

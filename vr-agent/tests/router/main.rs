@@ -3,6 +3,7 @@
 //! them), a private gateway NIC (an on-premises network behind it) and a
 //! control NIC, configured only through the agent's gRPC API.
 
+mod counters;
 mod fixture;
 mod haproxy;
 mod health;

@@ -83,11 +83,35 @@ fn render_box(shape: Shape, b: &Box3) -> String {
     parts.join(" . ")
 }
 
+/// The comment that tags an ACL set element with the number of the item it
+/// came from, as the element is written in a script.
+const ITEM_TAG: &str = " comment \"";
+
+/// An ACL set element as written in a script: the key, then the number of
+/// the item it came from as the element's comment (an integer: nothing to
+/// escape).
+fn tagged(key: String, number: u32) -> String {
+    format!("{key}{ITEM_TAG}{number}\"")
+}
+
+/// The key of a set element: its text without the item tag, which
+/// `delete element` does not take.
+pub(super) fn element_key(element: &str) -> &str {
+    element.split_once(ITEM_TAG).map_or(element, |(key, _)| key)
+}
+
 /// One ACL chain: a rule per compiled lookup, in layer order, each a set
 /// lookup with the item's verdict, then the direction's default. A set is
 /// named after its layer, action and shape (`<chain>_l<layer>_<action>_
 /// <shape>`), so adding or removing an item that keeps its layer changes
 /// only elements.
+///
+/// Every set carries a counter per element (`counter` in its declaration)
+/// and every element the number of its item as comment: the kernel counts
+/// the packets each element decides, in the same lookup, and the agent
+/// sums them per item ([`super::counters`]). Per-element counters keep one
+/// lookup per set; named counters would need a second lookup (an object
+/// map) per layer. An element that stays across a change keeps its count.
 pub(super) fn acl_chain(
     index: u32,
     direction: Direction,
@@ -124,11 +148,12 @@ pub(super) fn acl_chain(
         chain.sets.push(Set {
             name: set_name,
             kind: "set",
-            spec: format!("type {}; flags interval;", set_type(lookup.shape)),
+            spec: format!("type {}; flags interval; counter;", set_type(lookup.shape)),
             elements: lookup
                 .elements
                 .iter()
-                .map(|b| render_box(lookup.shape, b))
+                .zip(&lookup.items)
+                .map(|(b, &number)| tagged(render_box(lookup.shape, b), number))
                 .collect(),
         });
     }

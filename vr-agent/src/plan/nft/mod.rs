@@ -26,6 +26,7 @@
 mod acl;
 pub mod antispoof;
 mod base;
+pub mod counters;
 mod proxy;
 mod render;
 pub mod shape;

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use super::acl::element_key;
 use super::{Chain, Ruleset, Set, TABLE};
 
 /// Above this many removed elements in one chain, rebuilding its sets is
@@ -124,7 +125,7 @@ impl Ruleset {
             for (old_set, new_set) in old_chain.sets.iter().zip(&new_chain.sets) {
                 let before: BTreeSet<&String> = old_set.elements.iter().collect();
                 let after: BTreeSet<&String> = new_set.elements.iter().collect();
-                let gone: Vec<&str> = before.difference(&after).map(|e| e.as_str()).collect();
+                let gone: Vec<&str> = before.difference(&after).map(|e| element_key(e)).collect();
                 let new: Vec<&str> = after.difference(&before).map(|e| e.as_str()).collect();
                 if !gone.is_empty() {
                     let _ = writeln!(
