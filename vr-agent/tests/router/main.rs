@@ -8,6 +8,7 @@ mod fixture;
 mod haproxy;
 mod health;
 mod layers;
+mod reconcile;
 mod tls;
 mod vm_services;
 mod vpn;
