@@ -303,7 +303,7 @@ fn acl_counters_pb(
     counts
         .into_iter()
         .map(
-            |((device_index, direction, number), (packets, bytes))| pb::AclItemCounters {
+            |((device_index, direction, number, item_id), (packets, bytes))| pb::AclItemCounters {
                 device_index,
                 traffic_type: match direction {
                     Direction::Ingress => pb::TrafficType::Ingress,
@@ -313,6 +313,7 @@ fn acl_counters_pb(
                 packets,
                 bytes,
                 acl_id: lists.get(&device_index).cloned().unwrap_or_default(),
+                item_id,
             },
         )
         .collect()

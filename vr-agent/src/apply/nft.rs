@@ -101,6 +101,13 @@ impl Nft {
             .await
     }
 
+    /// One set of the agent's table in nft's JSON form, or `None` when it
+    /// does not exist.
+    pub async fn list_set_json(&self, name: &str) -> Result<Option<String>, NftError> {
+        self.list_with(&["-j", "list", "set", "inet", TABLE, name])
+            .await
+    }
+
     async fn list_with(&self, args: &[&str]) -> Result<Option<String>, NftError> {
         match self.run("list", args, None).await {
             Ok(text) => Ok(Some(text)),

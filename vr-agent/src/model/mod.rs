@@ -195,6 +195,9 @@ pub enum Match {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AclRule {
     pub number: u32,
+    /// The manager's id of the item (checked as an identifier; may be
+    /// empty): its hit counters follow it across renumbering.
+    pub id: String,
     pub action: Action,
     pub direction: Direction,
     pub matches: Match,

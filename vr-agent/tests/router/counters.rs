@@ -75,8 +75,18 @@ fn datagrams_between_tiers_move_the_counters_of_the_items_that_decided_them() {
     config.network_acls.clear();
     r.apply_config(config);
     // vm2 (10.1.2.5, tier eth3) sends to vm1 (10.1.1.5, tier eth2).
-    let deny = item(1, Deny, Ingress, Udp, &["10.1.2.0/24"], Some((7001, 7001)));
-    let allow = item(2, Allow, Ingress, Udp, &["10.1.2.0/24"], Some((7000, 7000)));
+    let with_id = |mut i: pb::AclItem, id: &str| {
+        i.id = id.into();
+        i
+    };
+    let deny = with_id(
+        item(1, Deny, Ingress, Udp, &["10.1.2.0/24"], Some((7001, 7001))),
+        "deny-7001",
+    );
+    let allow = with_id(
+        item(2, Allow, Ingress, Udp, &["10.1.2.0/24"], Some((7000, 7000))),
+        "allow-7000",
+    );
     r.set_acl(2, vec![deny.clone(), allow.clone()]);
     assert_eq!(counts(&counters_only(&r), 2, 1), (0, 0));
     assert_eq!(counts(&counters_only(&r), 2, 2), (0, 0));
@@ -96,12 +106,54 @@ fn datagrams_between_tiers_move_the_counters_of_the_items_that_decided_them() {
 
     // A third item that changes no layer: the sets change by one element
     // and the two items keep their counts.
-    let other = item(3, Allow, Ingress, Udp, &["10.1.2.0/24"], Some((7002, 7002)));
-    r.set_acl(2, vec![deny, allow, other]);
+    let other = with_id(
+        item(3, Allow, Ingress, Udp, &["10.1.2.0/24"], Some((7002, 7002))),
+        "allow-7002",
+    );
+    r.set_acl(2, vec![deny.clone(), allow.clone(), other.clone()]);
     let after = counters_only(&r);
     assert_eq!(counts(&after, 2, 2), (5, 5 * PACKET), "{after:?}");
     assert_eq!(counts(&after, 2, 1), (3, 3 * PACKET), "{after:?}");
     send(&r.vm2, addr("10.1.1.5:7002"), 2);
     assert_eq!(wait_for(&r, 2, 3, (2, 2 * PACKET)), (2, 2 * PACKET));
     assert_eq!(counts(&counters_only(&r), 2, 2), (5, 5 * PACKET));
+
+    // Renumbered (moved after the allows): the same item keeps its count
+    // under its new number; its elements were replaced.
+    let mut moved = deny.clone();
+    moved.number = 5;
+    r.set_acl(2, vec![allow.clone(), other.clone(), moved.clone()]);
+    let state = counters_only(&r);
+    assert_eq!(counts(&state, 2, 5), (3, 3 * PACKET), "{state:?}");
+    assert_eq!(counts(&state, 2, 1), (0, 0), "{state:?}");
+    assert!(
+        state
+            .acl_counters
+            .iter()
+            .any(|c| c.number == 5 && c.item_id == "deny-7001"),
+        "{state:?}"
+    );
+
+    // A deny over the allows from one address adds a layer: the chain and
+    // its sets are rebuilt, and every item that stays keeps its count.
+    let over = with_id(
+        item(4, Deny, Ingress, Udp, &["10.1.2.6/32"], Some((7000, 7002))),
+        "deny-vm3",
+    );
+    r.set_acl(2, vec![allow.clone(), other.clone(), over, moved]);
+    let state = counters_only(&r);
+    assert_eq!(counts(&state, 2, 2), (5, 5 * PACKET), "{state:?}");
+    assert_eq!(counts(&state, 2, 3), (2, 2 * PACKET), "{state:?}");
+    assert_eq!(counts(&state, 2, 5), (3, 3 * PACKET), "{state:?}");
+    // vm3 to 7000: item 2 (an allow numbered before the deny) decides.
+    send(&r.vm3, addr("10.1.1.5:7000"), 4);
+    assert_eq!(wait_for(&r, 2, 2, (9, 9 * PACKET)), (9, 9 * PACKET));
+
+    // A restarted agent replaces the whole table: the counts come along.
+    r.kill_agent();
+    r.spawn_agent();
+    let state = counters_only(&r);
+    assert_eq!(counts(&state, 2, 2), (9, 9 * PACKET), "{state:?}");
+    assert_eq!(counts(&state, 2, 3), (2, 2 * PACKET), "{state:?}");
+    assert_eq!(counts(&state, 2, 5), (3, 3 * PACKET), "{state:?}");
 }

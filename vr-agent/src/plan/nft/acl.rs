@@ -87,17 +87,49 @@ fn render_box(shape: Shape, b: &Box3) -> String {
 /// came from, as the element is written in a script.
 const ITEM_TAG: &str = " comment \"";
 
-/// An ACL set element as written in a script: the key, then the number of
-/// the item it came from as the element's comment (an integer: nothing to
-/// escape).
-fn tagged(key: String, number: u32) -> String {
-    format!("{key}{ITEM_TAG}{number}\"")
+/// An ACL set element as written in a script: the key, then the item it
+/// came from as the element's comment: its number, and its id when it has
+/// one (`"7"` or `"7 <id>"`; an id is a checked identifier and a number an
+/// integer, so nothing needs escaping).
+fn tagged(key: String, number: u32, id: &str) -> String {
+    if id.is_empty() {
+        format!("{key}{ITEM_TAG}{number}\"")
+    } else {
+        format!("{key}{ITEM_TAG}{number} {id}\"")
+    }
 }
 
 /// The key of a set element: its text without the item tag, which
 /// `delete element` does not take.
 pub(super) fn element_key(element: &str) -> &str {
     element.split_once(ITEM_TAG).map_or(element, |(key, _)| key)
+}
+
+/// The item an element counts for, from its tag: the item's id, or its
+/// number when it has no id. `None` for an element without a tag.
+pub fn item_of_tag(tag: &str) -> Option<&str> {
+    match tag.split_once(' ') {
+        Some((_, id)) => Some(id),
+        None => (!tag.is_empty()).then_some(tag),
+    }
+}
+
+/// The item an element of a planned ACL set counts for (see
+/// [`item_of_tag`]).
+pub(super) fn item_of_element(element: &str) -> Option<&str> {
+    let (_, tag) = element.split_once(ITEM_TAG)?;
+    item_of_tag(tag.strip_suffix('"')?)
+}
+
+/// `element` with its counter starting at `packets` and `bytes` (carried
+/// over from the elements it replaces).
+pub(super) fn with_counts(element: &str, (packets, bytes): (u64, u64)) -> String {
+    match element.split_once(ITEM_TAG) {
+        Some((key, tag)) => {
+            format!("{key} counter packets {packets} bytes {bytes}{ITEM_TAG}{tag}")
+        }
+        None => element.to_string(),
+    }
 }
 
 /// One ACL chain: a rule per compiled lookup, in layer order, each a set
@@ -117,6 +149,7 @@ pub(super) fn acl_chain(
     direction: Direction,
     compiled: &Compiled,
     has_items: bool,
+    ids: &std::collections::BTreeMap<u32, &str>,
 ) -> Chain {
     let (name, addr) = match direction {
         Direction::Ingress => (inbound_chain(index), "saddr"),
@@ -153,7 +186,10 @@ pub(super) fn acl_chain(
                 .elements
                 .iter()
                 .zip(&lookup.items)
-                .map(|(b, &number)| tagged(render_box(lookup.shape, b), number))
+                .map(|(b, &number)| {
+                    let id = ids.get(&number).copied().unwrap_or_default();
+                    tagged(render_box(lookup.shape, b), number, id)
+                })
                 .collect(),
         });
     }

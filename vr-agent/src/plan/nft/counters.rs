@@ -11,8 +11,13 @@ use serde_json::Value;
 
 use crate::model::Direction;
 
-/// Packets and bytes, by (NIC index, direction, item number).
-pub type ItemCounters = BTreeMap<(u32, Direction, u32), (u64, u64)>;
+/// Packets and bytes, by (NIC index, direction, item number, item id; the id
+/// is empty for an item sent without one).
+pub type ItemCounters = BTreeMap<(u32, Direction, u32, String), (u64, u64)>;
+
+/// Packets and bytes, by (ACL chain, item as [`super::acl::item_of_tag`]
+/// names it): what a rebuilt chain carries over to its new elements.
+pub type ChainCounts = BTreeMap<(String, String), (u64, u64)>;
 
 /// The NIC and direction of an ACL set, from its name
 /// (`acl_inbound_eth<N>_l…` or `acl_outbound_eth<N>_l…`).
@@ -28,42 +33,79 @@ fn set_owner(name: &str) -> Option<(u32, Direction)> {
     Some((index.parse().ok()?, direction))
 }
 
-/// The items' counts in a JSON listing of the table. Elements without an
-/// item comment or a counter (not the agent's) are skipped.
-pub fn item_counters(json: &str) -> Result<ItemCounters, String> {
-    let doc: Value = serde_json::from_str(json).map_err(|e| format!("nft -j output: {e}"))?;
-    let items = doc
-        .get("nftables")
-        .and_then(Value::as_array)
-        .ok_or("nft -j output has no \"nftables\" array")?;
-    let mut out = ItemCounters::new();
-    for set in items.iter().filter_map(|i| i.get("set")) {
-        let Some(owner) = set.get("name").and_then(Value::as_str).and_then(set_owner) else {
-            continue;
-        };
-        for element in set
-            .get("elem")
+/// Every counted, tagged element of the ACL sets in a JSON listing (of the
+/// table or of single sets): (NIC index, direction, tag, packets, bytes).
+fn tagged_elements(json: &str) -> Result<Vec<(u32, Direction, String, u64, u64)>, String> {
+    let mut out = Vec::new();
+    // `nft -j -f` of several `list set` commands prints one document each.
+    for doc in serde_json::Deserializer::from_str(json).into_iter::<Value>() {
+        let doc = doc.map_err(|e| format!("nft -j output: {e}"))?;
+        let items = doc
+            .get("nftables")
             .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.get("elem"))
-        {
-            let number = element
-                .get("comment")
-                .and_then(Value::as_str)
-                .and_then(|c| c.parse::<u32>().ok());
-            let counter = element.get("counter");
-            let count = |field: &str| counter.and_then(|c| c.get(field)).and_then(Value::as_u64);
-            if let (Some(number), Some(packets), Some(bytes)) =
-                (number, count("packets"), count("bytes"))
+            .ok_or("nft -j output has no \"nftables\" array")?;
+        for set in items.iter().filter_map(|i| i.get("set")) {
+            let Some(owner) = set.get("name").and_then(Value::as_str).and_then(set_owner) else {
+                continue;
+            };
+            for element in set
+                .get("elem")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.get("elem"))
             {
-                let sum = out.entry((owner.0, owner.1, number)).or_default();
-                sum.0 += packets;
-                sum.1 += bytes;
+                let tag = element.get("comment").and_then(Value::as_str);
+                let counter = element.get("counter");
+                let count =
+                    |field: &str| counter.and_then(|c| c.get(field)).and_then(Value::as_u64);
+                if let (Some(tag), Some(packets), Some(bytes)) =
+                    (tag, count("packets"), count("bytes"))
+                {
+                    out.push((owner.0, owner.1, tag.to_string(), packets, bytes));
+                }
             }
         }
     }
+    Ok(out)
+}
+
+/// The items' counts in a JSON listing of the table. Elements without an
+/// item comment or a counter (not the agent's) are skipped.
+pub fn item_counters(json: &str) -> Result<ItemCounters, String> {
+    let mut out = ItemCounters::new();
+    for (index, direction, tag, packets, bytes) in tagged_elements(json)? {
+        let (number, id) = tag.split_once(' ').unwrap_or((tag.as_str(), ""));
+        let Ok(number) = number.parse::<u32>() else {
+            continue;
+        };
+        let sum = out
+            .entry((index, direction, number, id.to_string()))
+            .or_default();
+        sum.0 += packets;
+        sum.1 += bytes;
+    }
     // Items that decided nothing are left out, as if they had no element.
+    out.retain(|_, (packets, _)| *packets > 0);
+    Ok(out)
+}
+
+/// The counts per ACL chain and item in a JSON listing, for carrying them
+/// over to the elements that replace these.
+pub fn chain_counts(json: &str) -> Result<ChainCounts, String> {
+    let mut out = ChainCounts::new();
+    for (index, direction, tag, packets, bytes) in tagged_elements(json)? {
+        let Some(item) = super::acl::item_of_tag(&tag) else {
+            continue;
+        };
+        let chain = match direction {
+            Direction::Ingress => super::inbound_chain(index),
+            Direction::Egress => super::outbound_chain(index),
+        };
+        let sum = out.entry((chain, item.to_string())).or_default();
+        sum.0 += packets;
+        sum.1 += bytes;
+    }
     out.retain(|_, (packets, _)| *packets > 0);
     Ok(out)
 }
@@ -110,10 +152,10 @@ mod tests {
             {"elem": {"val": {"concat": [{"prefix": {"addr": "10.1.0.0", "len": 16}}, "udp",
               53]}, "comment": "7", "counter": {"packets": 2, "bytes": 100}}},
             {"elem": {"val": {"concat": [{"prefix": {"addr": "10.2.0.0", "len": 16}}, "udp",
-              53]}, "comment": "9", "counter": {"packets": 0, "bytes": 0}}}]}},
+              53]}, "comment": "9 web-9", "counter": {"packets": 0, "bytes": 0}}}]}},
         {"set": {"family": "inet", "name": "acl_inbound_eth2_l1_deny_v4_proto",
           "table": "vpc", "elem": [
-            {"elem": {"val": "x", "comment": "9", "counter": {"packets": 1, "bytes": 60}}}]}},
+            {"elem": {"val": "x", "comment": "9 web-9", "counter": {"packets": 1, "bytes": 60}}}]}},
         {"set": {"family": "inet", "name": "acl_outbound_eth12_l0_deny_v4_proto",
           "table": "vpc", "elem": [
             {"elem": {"val": "x", "comment": "7", "counter": {"packets": 4, "bytes": 40}}}]}},
@@ -127,9 +169,23 @@ mod tests {
         assert_eq!(
             counts,
             BTreeMap::from([
-                ((2, Direction::Ingress, 7), (7, 400)),
-                ((2, Direction::Ingress, 9), (1, 60)),
-                ((12, Direction::Egress, 7), (4, 40)),
+                ((2, Direction::Ingress, 7, String::new()), (7, 400)),
+                ((2, Direction::Ingress, 9, "web-9".into()), (1, 60)),
+                ((12, Direction::Egress, 7, String::new()), (4, 40)),
+            ])
+        );
+    }
+
+    #[test]
+    fn chain_counts_follow_the_item_id_and_read_one_document_per_listed_set() {
+        let two = format!("{LISTING}\n{LISTING}");
+        let counts = chain_counts(&two).unwrap();
+        assert_eq!(
+            counts,
+            BTreeMap::from([
+                (("ACL_INBOUND_eth2".into(), "7".into()), (14, 800)),
+                (("ACL_INBOUND_eth2".into(), "web-9".into()), (2, 120)),
+                (("ACL_OUTBOUND_eth12".into(), "7".into()), (8, 80)),
             ])
         );
     }
@@ -145,7 +201,7 @@ mod tests {
         let moved = LISTING.replace("\"packets\": 5", "\"packets\": 6");
         assert_ne!(moved, LISTING);
         assert_eq!(without_counts(&moved), without_counts(LISTING));
-        let changed = LISTING.replace("\"comment\": \"9\"", "\"comment\": \"8\"");
+        let changed = LISTING.replace("\"comment\": \"7\"", "\"comment\": \"8\"");
         assert_ne!(without_counts(&changed), without_counts(LISTING));
     }
 }
