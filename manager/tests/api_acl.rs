@@ -1136,6 +1136,7 @@ on_both_backends!(
                 packets,
                 bytes: packets * 100,
                 acl_id: acl.to_string(),
+                item_id: String::new(),
             }
         };
         m.agent.set_acl_counters(vec![
@@ -1146,6 +1147,12 @@ on_both_backends!(
             // not these items.
             hit(2, pb::TrafficType::Ingress, 2, 9, &list_id),
             hit(4, pb::TrafficType::Ingress, 1, 4, "another-list"),
+            // Item 2 under another number (renumbered on the router since):
+            // its id decides.
+            pb::AclItemCounters {
+                item_id: dns.clone(),
+                ..hit(2, pb::TrafficType::Egress, 7, 6, &list_id)
+            },
         ]);
         let shown = |listed: Value, id: &str| {
             listed["networkacl"]
@@ -1161,11 +1168,13 @@ on_both_backends!(
         let item = shown(listed.clone(), &web);
         assert_eq!((&item["packets"], &item["bytes"]), (&json!(7), &json!(700)));
         let item = shown(listed, &dns);
-        assert_eq!(
-            (&item["packets"], &item["bytes"]),
-            (&json!(0), &json!(0)),
-            "the router answered: no hits is 0"
-        );
+        assert_eq!((&item["packets"], &item["bytes"]), (&json!(6), &json!(600)));
+
+        // The router answered without this item: no hits is 0.
+        m.agent.set_acl_counters(Vec::new());
+        let listed = admin.ok("listNetworkACLs", &[("aclid", &list_id)]).await;
+        let item = shown(listed, &web);
+        assert_eq!((&item["packets"], &item["bytes"]), (&json!(0), &json!(0)));
 
         // A router that does not answer: the same listing, without counts.
         m.agent

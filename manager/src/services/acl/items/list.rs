@@ -203,6 +203,8 @@ async fn hit_counts(
         };
         for item in items {
             let list = lists[&item.acl_id].0.uuid.to_string();
+            let uuid = item.uuid.to_string();
+            let uuid = item.uuid.to_string();
             let direction = match TrafficType::parse(Some(&item.traffic_type)) {
                 Ok(TrafficType::Ingress) => pb::TrafficType::Ingress,
                 Ok(TrafficType::Egress) => pb::TrafficType::Egress,
@@ -210,9 +212,14 @@ async fn hit_counts(
             } as i32;
             let mut sum = (0u64, 0u64);
             for c in live.iter().filter(|c| {
-                c.acl_id == list
-                    && i64::from(c.number) == item.number
-                    && c.traffic_type == direction
+                // Counts follow the item's id; by number for an agent that
+                // had the item without one.
+                let same = if c.item_id.is_empty() {
+                    i64::from(c.number) == item.number
+                } else {
+                    c.item_id == uuid
+                };
+                c.acl_id == list && same && c.traffic_type == direction
             }) {
                 sum.0 += c.packets;
                 sum.1 += c.bytes;
