@@ -33,9 +33,12 @@ fn set_owner(name: &str) -> Option<(u32, Direction)> {
     Some((index.parse().ok()?, direction))
 }
 
+/// One counted element: NIC index, direction, tag, packets, bytes.
+type Tagged = (u32, Direction, String, u64, u64);
+
 /// Every counted, tagged element of the ACL sets in a JSON listing (of the
 /// table or of single sets): (NIC index, direction, tag, packets, bytes).
-fn tagged_elements(json: &str) -> Result<Vec<(u32, Direction, String, u64, u64)>, String> {
+fn tagged_elements(json: &str) -> Result<Vec<Tagged>, String> {
     let mut out = Vec::new();
     // `nft -j -f` of several `list set` commands prints one document each.
     for doc in serde_json::Deserializer::from_str(json).into_iter::<Value>() {

@@ -204,7 +204,6 @@ async fn hit_counts(
         for item in items {
             let list = lists[&item.acl_id].0.uuid.to_string();
             let uuid = item.uuid.to_string();
-            let uuid = item.uuid.to_string();
             let direction = match TrafficType::parse(Some(&item.traffic_type)) {
                 Ok(TrafficType::Ingress) => pb::TrafficType::Ingress,
                 Ok(TrafficType::Egress) => pb::TrafficType::Egress,
