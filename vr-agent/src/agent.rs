@@ -451,8 +451,23 @@ impl Agent {
         let carry = match &inner.live {
             Some(old) => {
                 let needs = ruleset.carry_needs(old);
+                let mut counts = self.counts_of_sets(&needs.sets).await;
+                for (set, keys) in &needs.elements {
+                    match self.nft.get_elements(set, keys).await {
+                        Ok(text) => {
+                            for (key, (packets, bytes)) in
+                                counters::chain_counts_of_elements(set, &text)
+                            {
+                                let sum = counts.entry(key).or_default();
+                                sum.0 += packets;
+                                sum.1 += bytes;
+                            }
+                        }
+                        Err(e) => tracing::warn!(set, error = %e, "ACL counts not carried over"),
+                    }
+                }
                 Carry {
-                    counts: self.counts_of_sets(&needs.sets).await,
+                    counts,
                     refreshed: needs.refreshed,
                 }
             }

@@ -113,6 +113,40 @@ pub fn chain_counts(json: &str) -> Result<ChainCounts, String> {
     Ok(out)
 }
 
+/// The counts per ACL chain and item in nft's text answer to `get element`
+/// on the ACL set `set` (nft prints that answer as text even with `-j`):
+/// every `counter packets P bytes B comment "<tag>"` in it.
+pub fn chain_counts_of_elements(set: &str, text: &str) -> ChainCounts {
+    let mut out = ChainCounts::new();
+    let Some((index, direction)) = set_owner(set) else {
+        return out;
+    };
+    let chain = match direction {
+        Direction::Ingress => super::inbound_chain(index),
+        Direction::Egress => super::outbound_chain(index),
+    };
+    for part in text.split("counter packets ").skip(1) {
+        let mut words = part.split_whitespace();
+        let packets = words.next().and_then(|w| w.parse::<u64>().ok());
+        let bytes = (words.next() == Some("bytes"))
+            .then(|| words.next().and_then(|w| w.parse::<u64>().ok()))
+            .flatten();
+        let tag = part
+            .split_once("comment \"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(tag, _)| tag);
+        if let (Some(packets), Some(bytes), Some(item)) =
+            (packets, bytes, tag.and_then(super::acl::item_of_tag))
+        {
+            let sum = out.entry((chain.clone(), item.to_string())).or_default();
+            sum.0 += packets;
+            sum.1 += bytes;
+        }
+    }
+    out.retain(|_, (packets, _)| *packets > 0);
+    out
+}
+
 /// A JSON listing with every counter's values removed: what the table *is*,
 /// without what traffic did to it, so two listings of an unchanged table
 /// compare equal while packets flow.
@@ -191,6 +225,22 @@ mod tests {
                 (("ACL_OUTBOUND_eth12".into(), "7".into()), (8, 80)),
             ])
         );
+    }
+
+    #[test]
+    fn get_element_answers_are_read_per_item() {
+        let text = "table inet vpc {\n\tset acl_outbound_eth3_l0_allow_v4_ports {\n\
+            \t\telements = { 10.0.0.0/8 . tcp . 80-90 counter packets 5 bytes 300 comment \"7 a\",\n\
+            \t\t\t     10.1.0.0/16 . udp . 53 counter packets 2 bytes 20 comment \"7 a\",\n\
+            \t\t\t     10.2.0.0/16 . udp . 53 counter packets 1 bytes 9 comment \"8\" }\n\t}\n}\n";
+        assert_eq!(
+            chain_counts_of_elements("acl_outbound_eth3_l0_allow_v4_ports", text),
+            BTreeMap::from([
+                (("ACL_OUTBOUND_eth3".into(), "a".into()), (7, 320)),
+                (("ACL_OUTBOUND_eth3".into(), "8".into()), (1, 9)),
+            ])
+        );
+        assert!(chain_counts_of_elements("static_nat", text).is_empty());
     }
 
     #[test]

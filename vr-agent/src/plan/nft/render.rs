@@ -23,8 +23,13 @@ pub struct Carry {
 /// What a change must read before it runs so that counts survive it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CarryNeeds {
-    /// The old ACL sets holding elements of items whose elements go.
+    /// The old ACL sets of rebuilt chains holding items that stay: read
+    /// whole.
     pub sets: Vec<String>,
+    /// The old elements (keys, by set) of the items refreshed in an
+    /// element-only change: read one by one (`nft get element`), so a
+    /// one-item change does not list a set of thousands.
+    pub elements: BTreeMap<String, Vec<String>>,
     pub refreshed: BTreeSet<(String, String)>,
 }
 
@@ -217,8 +222,16 @@ impl Ruleset {
                 if !whole && old_elements == new_elements {
                     continue;
                 }
-                sets.extend(old_elements.iter().map(|(set, _)| set.to_string()));
-                if !whole {
+                if whole {
+                    sets.extend(old_elements.iter().map(|(set, _)| set.to_string()));
+                } else {
+                    for (set, element) in old_elements {
+                        needs
+                            .elements
+                            .entry(set.to_string())
+                            .or_default()
+                            .push(element_key(element).to_string());
+                    }
                     needs.refreshed.insert((o.name.clone(), item.to_string()));
                 }
             }
@@ -393,7 +406,11 @@ mod tests {
         let new = ruleset(acl_chain(&[("s", &[A, B_RENUMBERED])], 1));
         let needs = new.carry_needs(&old);
         let item = ("ACL_INBOUND_eth2".to_string(), "b".to_string());
-        assert_eq!(needs.sets, ["s"]);
+        assert!(needs.sets.is_empty(), "no set is read whole");
+        assert_eq!(
+            needs.elements,
+            BTreeMap::from([("s".to_string(), vec!["10.1.0.0/16".to_string()])])
+        );
         assert_eq!(needs.refreshed, BTreeSet::from([item.clone()]));
         let carry = Carry {
             refreshed: needs.refreshed,
