@@ -1074,7 +1074,12 @@ on_both_backends!(a_list_stops_growing_at_network_acl_max_items, |m| {
     assert!(text.contains("cannot surpass [2]"), "{text}");
     assert!(text.contains("network.acl.max.items"), "{text}");
     assert_eq!(listed_numbers(&admin, &list_id).await.len(), 2);
-    assert!(m.agent.commands().is_empty());
+    // Nothing pushed (the listing only read the counters).
+    assert!(
+        m.agent.rpcs().iter().all(|rpc| *rpc == "GetState"),
+        "{:?}",
+        m.agent.rpcs()
+    );
     // A bound of 0 is not a bound.
     let (code, _) = refused(
         &admin,
@@ -1084,3 +1089,112 @@ on_both_backends!(a_list_stops_growing_at_network_acl_max_items, |m| {
     .await;
     assert_eq!(code, 431);
 });
+
+on_both_backends!(
+    list_network_acls_shows_the_routers_hit_counters_and_lists_without_them_when_it_is_silent,
+    |m| {
+        let admin = m.admin();
+        let env = zone_env(&admin, "hits").await;
+        let vpc = create_vpc(&admin, &env, "hits-vpc", "10.1.0.0/16").await;
+        let vpc_id = vpc["id"].as_str().unwrap().to_string();
+        let (list_id, _) = create(
+            &admin,
+            "createNetworkACLList",
+            &[("name", "counted"), ("vpcid", &vpc_id)],
+        )
+        .await;
+        tier_with(&admin, &env, &vpc_id, "web", "10.1.1.1", &list_id).await;
+        let (web, _) = create(
+            &admin,
+            "createNetworkACL",
+            &[
+                ("aclid", &list_id),
+                ("number", "1"),
+                ("protocol", "tcp"),
+                ("startport", "80"),
+            ],
+        )
+        .await;
+        let (dns, _) = create(
+            &admin,
+            "createNetworkACL",
+            &[
+                ("aclid", &list_id),
+                ("number", "2"),
+                ("protocol", "udp"),
+                ("startport", "53"),
+                ("action", "Deny"),
+                ("traffictype", "Egress"),
+            ],
+        )
+        .await;
+        let hit = |device_index, traffic: pb::TrafficType, number, packets, acl: &str| {
+            pb::AclItemCounters {
+                device_index,
+                traffic_type: traffic as i32,
+                number,
+                packets,
+                bytes: packets * 100,
+                acl_id: acl.to_string(),
+                item_id: String::new(),
+            }
+        };
+        m.agent.set_acl_counters(vec![
+            // Item 1 on two NICs using the list: summed.
+            hit(2, pb::TrafficType::Ingress, 1, 5, &list_id),
+            hit(3, pb::TrafficType::Ingress, 1, 2, &list_id),
+            // Number 2 of the other direction, and another list's item 1:
+            // not these items.
+            hit(2, pb::TrafficType::Ingress, 2, 9, &list_id),
+            hit(4, pb::TrafficType::Ingress, 1, 4, "another-list"),
+            // Item 2 under another number (renumbered on the router since):
+            // its id decides.
+            pb::AclItemCounters {
+                item_id: dns.clone(),
+                ..hit(2, pb::TrafficType::Egress, 7, 6, &list_id)
+            },
+        ]);
+        let shown = |listed: Value, id: &str| {
+            listed["networkacl"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["id"] == id)
+                .cloned()
+                .unwrap_or_else(|| panic!("{id} not in {listed}"))
+        };
+        let listed = admin.ok("listNetworkACLs", &[("aclid", &list_id)]).await;
+        assert_eq!(count(&listed), 2, "{listed}");
+        let item = shown(listed.clone(), &web);
+        assert_eq!((&item["packets"], &item["bytes"]), (&json!(7), &json!(700)));
+        let item = shown(listed, &dns);
+        assert_eq!((&item["packets"], &item["bytes"]), (&json!(6), &json!(600)));
+
+        // The router answered without this item: no hits is 0.
+        m.agent.set_acl_counters(Vec::new());
+        let listed = admin.ok("listNetworkACLs", &[("aclid", &list_id)]).await;
+        let item = shown(listed, &web);
+        assert_eq!((&item["packets"], &item["bytes"]), (&json!(0), &json!(0)));
+
+        // A router that does not answer: the same listing, without counts.
+        m.agent
+            .fail("GetState", AgentError::Failed("unreachable".into()));
+        let listed = admin.ok("listNetworkACLs", &[("aclid", &list_id)]).await;
+        assert_eq!(count(&listed), 2, "{listed}");
+        for id in [&web, &dns] {
+            let item = shown(listed.clone(), id);
+            assert!(item.get("packets").is_none(), "{item}");
+            assert!(item.get("bytes").is_none(), "{item}");
+            assert_eq!(item["aclid"], list_id.as_str());
+        }
+        m.agent.unfail("GetState");
+
+        // The built-in lists' items (no VPC, no one router): no counts.
+        let allow = builtin(&admin, "default_allow").await;
+        let listed = admin.ok("listNetworkACLs", &[("aclid", &allow)]).await;
+        assert!(count(&listed) > 0, "{listed}");
+        for item in listed["networkacl"].as_array().unwrap() {
+            assert!(item.get("packets").is_none(), "{item}");
+        }
+    }
+);

@@ -126,6 +126,81 @@ async fn two_tiers_talk_exactly_as_far_as_their_acls_allow() {
     let acl_effect = t2.elapsed();
     assert!(!tcp_ok(&web1_ns, db22).await, "but not 22");
 
+    // Hit counters: datagrams from web1 (each from a new port, a new flow)
+    // hit an allow and a deny item of db's list; listNetworkACLs shows the
+    // kernel's counts of each, read from the router.
+    let udp_item = |number: &'static str, port: &'static str, action: &'static str| {
+        let admin = admin.clone();
+        let db_acl = db_acl.clone();
+        async move {
+            let done = job_ok(
+                &admin,
+                "createNetworkACL",
+                &[
+                    ("aclid", &db_acl),
+                    ("number", number),
+                    ("protocol", "udp"),
+                    ("startport", port),
+                    ("endport", port),
+                    ("cidrlist", "10.70.1.0/24"),
+                    ("action", action),
+                    ("traffictype", "Ingress"),
+                ],
+            )
+            .await;
+            id(&done, "networkacl")
+        }
+    };
+    let allow_9000 = udp_item("20", "9000", "Allow").await;
+    let deny_9001 = udp_item("21", "9001", "Deny").await;
+    let ns = web1_ns.clone();
+    blocking(move || {
+        vpc_integration::run_in_netns(&ns, move || {
+            for (port, count) in [(9000, 5), (9001, 3)] {
+                for _ in 0..count {
+                    let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+                    socket
+                        .send_to(&[1u8; 100], SocketAddr::from((db1_ip, port)))
+                        .expect("send");
+                }
+            }
+            Ok(())
+        })
+        .unwrap()
+    })
+    .await;
+    // 100 bytes of payload, 8 of UDP and 20 of IPv4 header per packet.
+    let want = [(allow_9000.clone(), 5u64), (deny_9001.clone(), 3)];
+    let started = Instant::now();
+    let counts = loop {
+        let listed = admin.ok("listNetworkACLs", &[("aclid", &db_acl)]).await;
+        let counts: Vec<(u64, u64)> = want
+            .iter()
+            .map(|(id, _)| {
+                let item = listed["networkacl"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|i| i["id"] == id.as_str())
+                    .cloned()
+                    .unwrap_or_default();
+                (
+                    item["packets"].as_u64().unwrap_or_default(),
+                    item["bytes"].as_u64().unwrap_or_default(),
+                )
+            })
+            .collect();
+        if counts == [(5, 5 * 128), (3, 3 * 128)] || started.elapsed().as_secs() >= 5 {
+            break counts;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        counts,
+        [(5, 5 * 128), (3, 3 * 128)],
+        "allow 9000, deny 9001"
+    );
+
     // A deny item with a lower number wins.
     let deny = job_ok(
         &admin,

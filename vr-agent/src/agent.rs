@@ -27,7 +27,8 @@ use crate::apply::nft::{Nft, NftError};
 use crate::metadata::Directory;
 use crate::model::{Invalid, Limits, Mac, Router};
 use crate::plan;
-use crate::plan::nft::{NftOptions, Ruleset};
+use crate::plan::nft::counters::{self, ChainCounts};
+use crate::plan::nft::{Carry, NftOptions, Ruleset};
 use crate::state::{Desired, StateError, StateStore};
 use crate::status::{Part, Status};
 use crate::update::{self, Change};
@@ -453,9 +454,40 @@ impl Agent {
             &self.options,
             inner.live.as_ref().map(|live| (previous, live)),
         );
+        // The hit counts that must survive the change are read first: of
+        // the sets whose elements of items that stay go (none for adding or
+        // deleting an item), or of the whole table when it is replaced.
+        let carry = match &inner.live {
+            Some(old) => {
+                let needs = ruleset.carry_needs(old);
+                let mut counts = self.counts_of_sets(&needs.sets).await;
+                for (set, keys) in &needs.elements {
+                    match self.nft.get_elements(set, keys).await {
+                        Ok(text) => {
+                            for (key, (packets, bytes)) in
+                                counters::chain_counts_of_elements(set, &text)
+                            {
+                                let sum = counts.entry(key).or_default();
+                                sum.0 += packets;
+                                sum.1 += bytes;
+                            }
+                        }
+                        Err(e) => tracing::warn!(set, error = %e, "ACL counts not carried over"),
+                    }
+                }
+                Carry {
+                    counts,
+                    refreshed: needs.refreshed,
+                }
+            }
+            None => Carry {
+                counts: self.counts_of_table().await,
+                ..Carry::default()
+            },
+        };
         let script = match &inner.live {
-            Some(old) => ruleset.render_update(old),
-            None => Some(ruleset.render_full()),
+            Some(old) => ruleset.render_update_with(old, &carry),
+            None => Some(ruleset.render_full_with(&carry.counts)),
         };
         report.plan_us = micros_since(step);
         let step = Instant::now();
@@ -467,7 +499,8 @@ impl Agent {
                     Err(e)
                 } else {
                     tracing::warn!(error = %e, "incremental nft update refused; replacing the table");
-                    self.nft.apply(&ruleset.render_full()).await
+                    let counts = self.counts_of_table().await;
+                    self.nft.apply(&ruleset.render_full_with(&counts)).await
                 };
                 if let Err(e) = full {
                     inner.status.record(Part::Nft, Err(e.to_string()));
@@ -514,6 +547,45 @@ impl Agent {
             Err(e) => return Err(AgentError::Apply(format!("site-to-site VPN: {e}"))),
         }
         Ok(report)
+    }
+
+    /// The ACL hit counts of the live table, by chain and item; none when
+    /// it cannot be read (the counts then restart from 0, logged).
+    async fn counts_of_table(&self) -> ChainCounts {
+        match self.nft.list_json().await {
+            Ok(Some(json)) => counters::chain_counts(&json).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "ACL counts not carried over");
+                ChainCounts::new()
+            }),
+            Ok(None) => ChainCounts::new(),
+            Err(e) => {
+                tracing::warn!(error = %e, "ACL counts not carried over");
+                ChainCounts::new()
+            }
+        }
+    }
+
+    /// The ACL hit counts held by `sets` of the live table.
+    async fn counts_of_sets(&self, sets: &[String]) -> ChainCounts {
+        let mut counts = ChainCounts::new();
+        for set in sets {
+            let read = match self.nft.list_set_json(set).await {
+                Ok(Some(json)) => counters::chain_counts(&json),
+                Ok(None) => Ok(ChainCounts::new()),
+                Err(e) => Err(e.to_string()),
+            };
+            match read {
+                Ok(found) => {
+                    for (key, (packets, bytes)) in found {
+                        let sum = counts.entry(key).or_default();
+                        sum.0 += packets;
+                        sum.1 += bytes;
+                    }
+                }
+                Err(e) => tracing::warn!(set, error = %e, "ACL counts not carried over"),
+            }
+        }
+        counts
     }
 
     /// Brings the dnsmasq instances to `files`; a tier that fails is

@@ -210,6 +210,8 @@ impl VirtualRouter for RouterService {
     ) -> Result<Response<GetStateResponse>, Status> {
         let state = if request.get_ref().summary {
             self.agent.summary().await
+        } else if request.get_ref().acl_counters_only {
+            self.agent.counters_only().await
         } else {
             self.agent.state().await
         };

@@ -84,7 +84,7 @@ fn deny_with_lower_number_is_checked_before_a_later_allow() {
         let set = chain
             .sets
             .iter()
-            .find(|s| s.elements.iter().any(|e| e == set_holding))
+            .find(|s| s.elements.iter().any(|e| e.starts_with(set_holding)))
             .unwrap_or_else(|| panic!("no set holds {set_holding}: {:#?}", chain.sets));
         chain
             .rules
@@ -148,7 +148,7 @@ fn update_touches_only_the_changed_chain() {
     let update = ruleset(&joined).render_update(&old).expect("changed");
     assert_eq!(
         update.trim(),
-        "add element inet vpc acl_inbound_eth2_l0_allow_v4_ports { 10.1.2.0/24 . 17 . 53 }"
+        "add element inet vpc acl_inbound_eth2_l0_allow_v4_ports { 10.1.2.0/24 . 17 . 53 comment \"60\" }"
     );
 
     // A deny that overlaps no earlier allow joins the first layer's deny
@@ -165,7 +165,7 @@ fn update_touches_only_the_changed_chain() {
     let update = ruleset(&between).render_update(&old).expect("changed");
     assert_eq!(
         update.trim(),
-        "add element inet vpc acl_inbound_eth2_l0_deny_v4_ports { 10.1.2.0/24 . 17 . 53 }"
+        "add element inet vpc acl_inbound_eth2_l0_deny_v4_ports { 10.1.2.0/24 . 17 . 53 comment \"25\" }"
     );
 
     // A deny after an allow it overlaps (and sticks out of, or it would be

@@ -14,8 +14,9 @@ use std::time::SystemTime;
 use vpc_proto::v1 as pb;
 
 use super::{Agent, Inner};
-use crate::model::{Router, dev_name};
+use crate::model::{Direction, Router, dev_name};
 use crate::plan;
+use crate::plan::nft::counters;
 use crate::plan::nft::shape::Shape;
 
 impl Agent {
@@ -70,6 +71,8 @@ impl Agent {
                     // Same shape: compare with the listing taken at the first
                     // tick after the last apply (a rule changed in place
                     // keeps the shape, not its text or handle).
+                    // Counters are left out: traffic moves them.
+                    let json = counters::without_counts(&json);
                     match &inner.live_listing {
                         None => inner.live_listing = Some(json),
                         Some(expected) if *expected != json => {
@@ -200,6 +203,46 @@ impl Agent {
         }
     }
 
+    /// The applied generation and the ACL items' counters alone (GetState
+    /// with `acl_counters_only`).
+    pub async fn counters_only(&self) -> pb::GetStateResponse {
+        let generation = self.inner.lock().await.applied_generation;
+        pb::GetStateResponse {
+            generation,
+            acl_counters: self.acl_counters().await,
+            ..Default::default()
+        }
+    }
+
+    /// The ACL items' counters as the kernel holds them now, read without
+    /// the lock, each with the id of the list its NIC uses in the desired
+    /// state. Empty when the table cannot be read (logged).
+    async fn acl_counters(&self) -> Vec<pb::AclItemCounters> {
+        let counts = match self.nft.list_json().await {
+            Ok(Some(json)) => counters::item_counters(&json),
+            Ok(None) => Ok(Default::default()),
+            Err(e) => Err(e.to_string()),
+        };
+        let counts = match counts {
+            Ok(counts) => counts,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the ACL counters");
+                return Vec::new();
+            }
+        };
+        let lists: std::collections::BTreeMap<u32, String> = {
+            let inner = self.inner.lock().await;
+            inner
+                .desired
+                .config
+                .network_acls
+                .iter()
+                .map(|a| (a.device_index, a.acl_id.clone()))
+                .collect()
+        };
+        acl_counters_pb(counts, &lists)
+    }
+
     /// The desired state, the applied generation, the live table, the
     /// dnsmasq instances as they are now, and the agent's condition.
     pub async fn state(&self) -> pb::GetStateResponse {
@@ -242,13 +285,40 @@ impl Agent {
                     let vpn = inner.router.vpn.clone();
                     inner.vpn.status(vpn.as_ref())
                 },
+                acl_counters: Vec::new(),
             }
         };
-        response.live_ruleset = match self.nft.list().await {
+        // Both readings without the lock, side by side.
+        let (text, counters) = tokio::join!(self.nft.list(), self.acl_counters());
+        response.live_ruleset = match text {
             Ok(Some(text)) => text,
             Ok(None) => String::new(),
             Err(e) => format!("# cannot list the table: {e}"),
         };
+        response.acl_counters = counters;
         response
     }
+}
+
+fn acl_counters_pb(
+    counts: counters::ItemCounters,
+    lists: &std::collections::BTreeMap<u32, String>,
+) -> Vec<pb::AclItemCounters> {
+    counts
+        .into_iter()
+        .map(
+            |((device_index, direction, number, item_id), (packets, bytes))| pb::AclItemCounters {
+                device_index,
+                traffic_type: match direction {
+                    Direction::Ingress => pb::TrafficType::Ingress,
+                    Direction::Egress => pb::TrafficType::Egress,
+                } as i32,
+                number,
+                packets,
+                bytes,
+                acl_id: lists.get(&device_index).cloned().unwrap_or_default(),
+                item_id,
+            },
+        )
+        .collect()
 }

@@ -101,6 +101,21 @@ impl Nft {
             .await
     }
 
+    /// One set of the agent's table in nft's JSON form, or `None` when it
+    /// does not exist.
+    pub async fn list_set_json(&self, name: &str) -> Result<Option<String>, NftError> {
+        self.list_with(&["-j", "list", "set", "inet", TABLE, name])
+            .await
+    }
+
+    /// `nft get element` of `keys` in one set of the agent's table: nft's
+    /// text answer (it prints text even with `-j`).
+    pub async fn get_elements(&self, set: &str, keys: &[String]) -> Result<String, NftError> {
+        let keys = format!("{{ {} }}", keys.join(", "));
+        self.run("get", &["get", "element", "inet", TABLE, set, &keys], None)
+            .await
+    }
+
     async fn list_with(&self, args: &[&str]) -> Result<Option<String>, NftError> {
         match self.run("list", args, None).await {
             Ok(text) => Ok(Some(text)),

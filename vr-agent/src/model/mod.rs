@@ -169,7 +169,7 @@ pub enum Action {
 }
 
 /// Into the tier (sources matched) or out of it (destinations matched).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Direction {
     Ingress,
     Egress,
@@ -195,6 +195,9 @@ pub enum Match {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AclRule {
     pub number: u32,
+    /// The manager's id of the item (checked as an identifier; may be
+    /// empty): its hit counters follow it across renumbering.
+    pub id: String,
     pub action: Action,
     pub direction: Direction,
     pub matches: Match,

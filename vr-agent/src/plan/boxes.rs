@@ -85,6 +85,9 @@ fn width_order(b: &Box3) -> (u128, u128, u128) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
     pub elements: Vec<Box3>,
+    /// Per element, the input box it came from (a piece of a cut box
+    /// belongs to that box).
+    pub owners: Vec<usize>,
     pub pieces: Vec<u32>,
 }
 
@@ -109,6 +112,7 @@ pub fn place(boxes: &[Box3], budget: &mut usize) -> Result<Placement, OverBudget
     let mut placed: Vec<Vec<Box3>> = vec![Vec::new(); boxes.len()];
     let mut pieces = vec![0u32; boxes.len()];
     let mut elements = Vec::with_capacity(boxes.len());
+    let mut owners = Vec::with_capacity(boxes.len());
     // Cuts allowed before giving up, beside the element budget: each cut
     // makes up to six pieces, most of which vanish in the next steps.
     let mut cuts = budget.saturating_mul(2);
@@ -128,6 +132,7 @@ pub fn place(boxes: &[Box3], budget: &mut usize) -> Result<Placement, OverBudget
                     index.mark(id, 0, 1);
                     pieces[id] += 1;
                     elements.push(piece);
+                    owners.push(id);
                 }
                 // Both corners inside one box: the whole piece is.
                 Some(other) if contains(&other, &piece) => {}
@@ -142,7 +147,11 @@ pub fn place(boxes: &[Box3], budget: &mut usize) -> Result<Placement, OverBudget
             }
         }
     }
-    Ok(Placement { elements, pieces })
+    Ok(Placement {
+        elements,
+        owners,
+        pieces,
+    })
 }
 
 /// A placed element holding `point`, if any.
@@ -198,6 +207,17 @@ mod tests {
         let c = [(90, 95), (0, 255), (0, 0)];
         let out = place_all(&[a, b, c]);
         assert!(kernel_accepts(&out.elements), "{:?}", out.elements);
+        // Each element (whole or a cut piece) lies inside the box it is
+        // counted for, and every box that did not vanish owns one.
+        let boxes = [a, b, c];
+        assert_eq!(out.owners.len(), out.elements.len());
+        for (element, &owner) in out.elements.iter().zip(&out.owners) {
+            assert!(contains(&boxes[owner], element), "{element:?} in {owner}");
+        }
+        for (k, pieces) in out.pieces.iter().enumerate() {
+            let owned = out.owners.iter().filter(|&&o| o == k).count();
+            assert_eq!(owned, *pieces as usize, "box {k}");
+        }
         for addr in [0, 49, 50, 100, 101, 150, 151, 92] {
             for proto in [0, 6, 17] {
                 for port in [0, 19, 20, 59, 60, 80, 81, 100, 101] {

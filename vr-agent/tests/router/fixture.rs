@@ -31,6 +31,28 @@ pub fn allow_all_ingress(index: u32) -> pb::NetworkAcl {
 /// VM MACs and addresses: vm1 in tier 1 (eth2), vm2 and vm3 in tier 2 (eth3).
 pub const VM1_MAC: &str = "02:00:00:00:aa:05";
 
+/// Runs one RPC against the agent at `socket`, from any thread (its own
+/// runtime): for a call that runs beside the lab's own calls.
+pub fn call_at<T, F, Fut>(socket: &std::path::Path, f: F) -> Result<T, tonic::Status>
+where
+    F: FnOnce(VirtualRouterClient<Channel>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| tonic::Status::internal(e.to_string()))?;
+    let socket = socket.to_path_buf();
+    runtime.block_on(async move {
+        let channel = vpc_proto::channel::unix(socket)
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        f(VirtualRouterClient::new(channel))
+            .await
+            .map(|r| r.into_inner())
+    })
+}
+
 pub struct RouterLab {
     pub lab: Lab,
     pub r: Netns,

@@ -21,7 +21,13 @@ fn a_summary_carries_the_generation_and_condition_without_the_state_or_live_tabl
     let ask = |summary: bool| {
         let started = Instant::now();
         let state = r
-            .call(move |mut c| async move { c.get_state(pb::GetStateRequest { summary }).await })
+            .call(move |mut c| async move {
+                c.get_state(pb::GetStateRequest {
+                    summary,
+                    ..Default::default()
+                })
+                .await
+            })
             .expect("GetState");
         (state, started.elapsed())
     };

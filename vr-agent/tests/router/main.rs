@@ -3,10 +3,12 @@
 //! them), a private gateway NIC (an on-premises network behind it) and a
 //! control NIC, configured only through the agent's gRPC API.
 
+mod counters;
 mod fixture;
 mod haproxy;
 mod health;
 mod layers;
+mod reconcile;
 mod tls;
 mod vm_services;
 mod vpn;

@@ -42,6 +42,8 @@ pub struct RecordingAgentClient {
     /// While set, every command waits here before it is answered (a router
     /// that takes its time), until [`RecordingAgentClient::release`].
     held: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+    /// The ACL counters every GetState answers with.
+    acl_counters: Mutex<Vec<pb::AclItemCounters>>,
 }
 
 impl RecordingAgentClient {
@@ -66,6 +68,11 @@ impl RecordingAgentClient {
         if let Some(gate) = lock(&self.held).take() {
             gate.close();
         }
+    }
+
+    /// Makes every later GetState answer with these ACL counters.
+    pub fn set_acl_counters(&self, counters: Vec<pb::AclItemCounters>) {
+        *lock(&self.acl_counters) = counters;
     }
 
     /// Makes every later `rpc` fail with `error`.
@@ -153,6 +160,7 @@ impl RecordingAgentClient {
         match command.generation() {
             None => Ok(AgentReply::State(Box::new(pb::GetStateResponse {
                 generation: *applied,
+                acl_counters: lock(&self.acl_counters).clone(),
                 ..Default::default()
             }))),
             Some(sent) if sent < *applied => Err(AgentError::StaleGeneration {

@@ -166,6 +166,7 @@ pub(crate) fn acl(field: &str, index: u32, items: &[pb::AclItem], per_entry: usi
         }
         rules.push(AclRule {
             number: item.number,
+            id: item.id.clone(),
             action,
             direction,
             matches,

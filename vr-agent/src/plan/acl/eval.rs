@@ -138,6 +138,7 @@ mod tests {
         };
         AclRule {
             number,
+            id: String::new(),
             action: if allow { Action::Allow } else { Action::Deny },
             direction: Direction::Ingress,
             matches,
@@ -206,6 +207,7 @@ mod tests {
             .enumerate()
             .map(|(i, (c, &(first, last)))| AclRule {
                 number: i as u32 + 1,
+                id: String::new(),
                 action: if i % 2 == 0 {
                     Action::Deny
                 } else {

@@ -87,6 +87,10 @@ pub struct Lookup {
     pub shape: Shape,
     /// In the order the kernel must receive them.
     pub elements: Vec<Box3>,
+    /// Per element, the number of the item it came from: the kernel counts
+    /// the packets each element decides, and an item's counters are the sum
+    /// over its elements.
+    pub items: Vec<u32>,
 }
 
 /// The lookups of one direction of one ACL, in the order a packet walks them.
@@ -362,6 +366,11 @@ pub fn compile_bounded(rules: &[&AclRule], per_entry: usize) -> Result<Compiled,
                 layer,
                 action: entries[members[0]].action,
                 shape,
+                items: placement
+                    .owners
+                    .iter()
+                    .map(|&k| entries[members[k]].number)
+                    .collect(),
                 elements: placement.elements,
             }),
             Err(over) => {

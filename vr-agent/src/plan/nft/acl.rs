@@ -83,16 +83,73 @@ fn render_box(shape: Shape, b: &Box3) -> String {
     parts.join(" . ")
 }
 
+/// The comment that tags an ACL set element with the number of the item it
+/// came from, as the element is written in a script.
+const ITEM_TAG: &str = " comment \"";
+
+/// An ACL set element as written in a script: the key, then the item it
+/// came from as the element's comment: its number, and its id when it has
+/// one (`"7"` or `"7 <id>"`; an id is a checked identifier and a number an
+/// integer, so nothing needs escaping).
+fn tagged(key: String, number: u32, id: &str) -> String {
+    if id.is_empty() {
+        format!("{key}{ITEM_TAG}{number}\"")
+    } else {
+        format!("{key}{ITEM_TAG}{number} {id}\"")
+    }
+}
+
+/// The key of a set element: its text without the item tag, which
+/// `delete element` does not take.
+pub(super) fn element_key(element: &str) -> &str {
+    element.split_once(ITEM_TAG).map_or(element, |(key, _)| key)
+}
+
+/// The item an element counts for, from its tag: the item's id, or its
+/// number when it has no id. `None` for an element without a tag.
+pub fn item_of_tag(tag: &str) -> Option<&str> {
+    match tag.split_once(' ') {
+        Some((_, id)) => Some(id),
+        None => (!tag.is_empty()).then_some(tag),
+    }
+}
+
+/// The item an element of a planned ACL set counts for (see
+/// [`item_of_tag`]).
+pub(super) fn item_of_element(element: &str) -> Option<&str> {
+    let (_, tag) = element.split_once(ITEM_TAG)?;
+    item_of_tag(tag.strip_suffix('"')?)
+}
+
+/// `element` with its counter starting at `packets` and `bytes` (carried
+/// over from the elements it replaces).
+pub(super) fn with_counts(element: &str, (packets, bytes): (u64, u64)) -> String {
+    match element.split_once(ITEM_TAG) {
+        Some((key, tag)) => {
+            format!("{key} counter packets {packets} bytes {bytes}{ITEM_TAG}{tag}")
+        }
+        None => element.to_string(),
+    }
+}
+
 /// One ACL chain: a rule per compiled lookup, in layer order, each a set
 /// lookup with the item's verdict, then the direction's default. A set is
 /// named after its layer, action and shape (`<chain>_l<layer>_<action>_
 /// <shape>`), so adding or removing an item that keeps its layer changes
 /// only elements.
+///
+/// Every set carries a counter per element (`counter` in its declaration)
+/// and every element the number of its item as comment: the kernel counts
+/// the packets each element decides, in the same lookup, and the agent
+/// sums them per item ([`super::counters`]). Per-element counters keep one
+/// lookup per set; named counters would need a second lookup (an object
+/// map) per layer. An element that stays across a change keeps its count.
 pub(super) fn acl_chain(
     index: u32,
     direction: Direction,
     compiled: &Compiled,
     has_items: bool,
+    ids: &std::collections::BTreeMap<u32, &str>,
 ) -> Chain {
     let (name, addr) = match direction {
         Direction::Ingress => (inbound_chain(index), "saddr"),
@@ -124,11 +181,15 @@ pub(super) fn acl_chain(
         chain.sets.push(Set {
             name: set_name,
             kind: "set",
-            spec: format!("type {}; flags interval;", set_type(lookup.shape)),
+            spec: format!("type {}; flags interval; counter;", set_type(lookup.shape)),
             elements: lookup
                 .elements
                 .iter()
-                .map(|b| render_box(lookup.shape, b))
+                .zip(&lookup.items)
+                .map(|(b, &number)| {
+                    let id = ids.get(&number).copied().unwrap_or_default();
+                    tagged(render_box(lookup.shape, b), number, id)
+                })
                 .collect(),
         });
     }

@@ -26,8 +26,10 @@
 mod acl;
 pub mod antispoof;
 mod base;
+pub mod counters;
 mod proxy;
 mod render;
+pub use render::{Carry, CarryNeeds};
 pub mod shape;
 
 use ipnet::Ipv4Net;
@@ -132,7 +134,14 @@ pub fn plan_from(
             let empty = Compiled::default();
             let compiled = acl.map_or(&empty, |a| a.compiled(direction));
             let has_items = acl.is_some_and(|a| a.rules(direction).next().is_some());
-            chains.push(acl::acl_chain(nic.index, direction, compiled, has_items));
+            let ids: std::collections::BTreeMap<u32, &str> = acl
+                .into_iter()
+                .flat_map(|a| a.rules(direction))
+                .map(|r| (r.number, r.id.as_str()))
+                .collect();
+            chains.push(acl::acl_chain(
+                nic.index, direction, compiled, has_items, &ids,
+            ));
         }
     }
     chains.extend(proxy::chains(router));

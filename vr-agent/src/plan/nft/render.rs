@@ -4,7 +4,70 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use super::acl::{element_key, item_of_element, with_counts};
+use super::counters::ChainCounts;
 use super::{Chain, Ruleset, Set, TABLE};
+
+/// Hit counts carried over to the elements that replace an item's
+/// elements, so that an item's counts survive a change that keeps the item.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Carry {
+    /// (chain, item) whose elements in an element-only change are all
+    /// deleted and added again, so that the first added gets the item's
+    /// whole count.
+    pub refreshed: BTreeSet<(String, String)>,
+    /// The counts each (chain, item) had, read before the change.
+    pub counts: ChainCounts,
+}
+
+/// What a change must read before it runs so that counts survive it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CarryNeeds {
+    /// The old ACL sets of rebuilt chains holding items that stay: read
+    /// whole.
+    pub sets: Vec<String>,
+    /// The old elements (keys, by set) of the items refreshed in an
+    /// element-only change: read one by one (`nft get element`), so a
+    /// one-item change does not list a set of thousands.
+    pub elements: BTreeMap<String, Vec<String>>,
+    pub refreshed: BTreeSet<(String, String)>,
+}
+
+/// The items (per element) of a chain's sets, with the set of each element.
+fn items_of(chain: &Chain) -> BTreeMap<&str, BTreeSet<(&str, &str)>> {
+    let mut out: BTreeMap<&str, BTreeSet<(&str, &str)>> = BTreeMap::new();
+    for set in &chain.sets {
+        for element in &set.elements {
+            if let Some(item) = item_of_element(element) {
+                out.entry(item)
+                    .or_default()
+                    .insert((set.name.as_str(), element.as_str()));
+            }
+        }
+    }
+    out
+}
+
+/// Gives the first element of each item of `counts` in `chain` its carried
+/// count (once per item: `given` remembers).
+fn carry_into(
+    chain: &str,
+    element: &str,
+    counts: &ChainCounts,
+    given: &mut BTreeSet<(String, String)>,
+) -> String {
+    let Some(item) = item_of_element(element) else {
+        return element.to_string();
+    };
+    let key = (chain.to_string(), item.to_string());
+    match counts.get(&key) {
+        Some(&count) if !given.contains(&key) => {
+            given.insert(key);
+            with_counts(element, count)
+        }
+        _ => element.to_string(),
+    }
+}
 
 /// Above this many removed elements in one chain, rebuilding its sets is
 /// cheaper than deleting elements: nft reads the whole interval set back
@@ -35,18 +98,75 @@ fn only_elements_differ(old: &Chain, new: &Chain) -> bool {
     true
 }
 
-fn render_set_body(set: &Set) -> String {
+fn render_set_body(
+    chain: &str,
+    set: &Set,
+    counts: &ChainCounts,
+    given: &mut BTreeSet<(String, String)>,
+) -> String {
     let mut body = set.spec.clone();
     if !set.elements.is_empty() {
-        let _ = write!(body, " elements = {{ {} }};", set.elements.join(", "));
+        let elements: Vec<String> = set
+            .elements
+            .iter()
+            .map(|e| carry_into(chain, e, counts, given))
+            .collect();
+        let _ = write!(body, " elements = {{ {} }};", elements.join(", "));
     }
     body
+}
+
+/// The chains of a change: removed, added, rebuilt (old, new) and changed
+/// in set elements only (old, new).
+type Classes<'a> = (
+    Vec<&'a Chain>,
+    Vec<&'a Chain>,
+    Vec<(&'a Chain, &'a Chain)>,
+    Vec<(&'a Chain, &'a Chain)>,
+);
+
+fn classify<'a>(new: &'a Ruleset, old: &'a Ruleset) -> Classes<'a> {
+    let old_by_name: BTreeMap<&str, &Chain> =
+        old.chains.iter().map(|c| (c.name.as_str(), c)).collect();
+    let new_by_name: BTreeMap<&str, &Chain> =
+        new.chains.iter().map(|c| (c.name.as_str(), c)).collect();
+    let removed = old
+        .chains
+        .iter()
+        .filter(|c| !new_by_name.contains_key(c.name.as_str()))
+        .collect();
+    let added = new
+        .chains
+        .iter()
+        .filter(|c| !old_by_name.contains_key(c.name.as_str()))
+        .collect();
+    let changed: Vec<(&Chain, &Chain)> = new
+        .chains
+        .iter()
+        .filter_map(|c| {
+            old_by_name
+                .get(c.name.as_str())
+                .filter(|o| **o != c)
+                .map(|o| (*o, c))
+        })
+        .collect();
+    let (element_only, rebuilt) = changed
+        .into_iter()
+        .partition(|(o, n)| only_elements_differ(o, n));
+    (removed, added, rebuilt, element_only)
 }
 
 impl Ruleset {
     /// A script replacing the whole table in one transaction. `table` first
     /// makes the `delete` valid when the table does not exist yet.
     pub fn render_full(&self) -> String {
+        self.render_full_with(&ChainCounts::new())
+    }
+
+    /// [`Ruleset::render_full`], each item's first element starting at the
+    /// count `counts` holds for it.
+    pub fn render_full_with(&self, counts: &ChainCounts) -> String {
+        let mut given = BTreeSet::new();
         let mut out =
             format!("table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n");
         for chain in &self.chains {
@@ -56,7 +176,7 @@ impl Ruleset {
                     "\t{} {} {{ {} }}",
                     set.kind,
                     set.name,
-                    render_set_body(set)
+                    render_set_body(&chain.name, set, counts, &mut given)
                 );
             }
         }
@@ -78,37 +198,60 @@ impl Ruleset {
     /// the chains whose rules, sets or hook differ; `None` when nothing does.
     /// Base chains whose hook changed force a full replacement.
     pub fn render_update(&self, old: &Ruleset) -> Option<String> {
-        let old_by_name: BTreeMap<&str, &Chain> =
-            old.chains.iter().map(|c| (c.name.as_str(), c)).collect();
-        let new_by_name: BTreeMap<&str, &Chain> =
-            self.chains.iter().map(|c| (c.name.as_str(), c)).collect();
-        let removed: Vec<&Chain> = old
-            .chains
+        self.render_update_with(old, &Carry::default())
+    }
+
+    /// What must be read before changing `old` into `self` so that the
+    /// items that stay keep their counts: in a rebuilt ACL chain every item
+    /// that stays, in an element-only change every item that stays and
+    /// loses or changes an element; and the old sets holding them.
+    pub fn carry_needs(&self, old: &Ruleset) -> CarryNeeds {
+        let (_, _, rebuilt, element_only) = classify(self, old);
+        let mut needs = CarryNeeds::default();
+        let mut sets = BTreeSet::new();
+        for (o, n, whole) in rebuilt
             .iter()
-            .filter(|c| !new_by_name.contains_key(c.name.as_str()))
-            .collect();
-        let added: Vec<&Chain> = self
-            .chains
-            .iter()
-            .filter(|c| !old_by_name.contains_key(c.name.as_str()))
-            .collect();
-        let changed: Vec<(&Chain, &Chain)> = self
-            .chains
-            .iter()
-            .filter_map(|c| {
-                old_by_name
-                    .get(c.name.as_str())
-                    .filter(|o| **o != c)
-                    .map(|o| (*o, c))
-            })
-            .collect();
-        if removed.is_empty() && added.is_empty() && changed.is_empty() {
+            .map(|(o, n)| (*o, *n, true))
+            .chain(element_only.iter().map(|(o, n)| (*o, *n, false)))
+        {
+            let (before, after) = (items_of(o), items_of(n));
+            for (item, old_elements) in &before {
+                let Some(new_elements) = after.get(item) else {
+                    continue;
+                };
+                if !whole && old_elements == new_elements {
+                    continue;
+                }
+                if whole {
+                    sets.extend(old_elements.iter().map(|(set, _)| set.to_string()));
+                } else {
+                    for (set, element) in old_elements {
+                        needs
+                            .elements
+                            .entry(set.to_string())
+                            .or_default()
+                            .push(element_key(element).to_string());
+                    }
+                    needs.refreshed.insert((o.name.clone(), item.to_string()));
+                }
+            }
+        }
+        needs.sets = sets.into_iter().collect();
+        needs
+    }
+
+    /// [`Ruleset::render_update`], carrying `carry`'s counts over to the
+    /// elements that replace the ones that go.
+    pub fn render_update_with(&self, old: &Ruleset, carry: &Carry) -> Option<String> {
+        let (removed, added, changed, element_only) = classify(self, old);
+        if removed.is_empty() && added.is_empty() && changed.is_empty() && element_only.is_empty() {
             return None;
         }
+        let mut given = BTreeSet::new();
         if changed.iter().any(|(o, n)| o.hook != n.hook)
             || removed.iter().chain(&added).any(|c| c.hook.is_some())
         {
-            return Some(self.render_full());
+            return Some(self.render_full_with(&carry.counts));
         }
         let t = format!("inet {TABLE}");
         let mut out = String::new();
@@ -116,16 +259,32 @@ impl Ruleset {
         //    get element deltas: the cost follows the size of the change, not
         //    of the list. Maps are rebuilt (deleting a map element by text
         //    would need its exact data as well).
-        let (element_only, changed): (Vec<_>, Vec<_>) = changed
-            .into_iter()
-            .partition(|(o, n)| only_elements_differ(o, n));
+        //    An item that stays and changes elements has all of its
+        //    elements deleted and added again, the first with its count.
         let mut additions = String::new();
         for (old_chain, new_chain) in &element_only {
+            let refreshed = |e: &String| {
+                item_of_element(e).is_some_and(|item| {
+                    carry
+                        .refreshed
+                        .contains(&(old_chain.name.clone(), item.to_string()))
+                })
+            };
             for (old_set, new_set) in old_chain.sets.iter().zip(&new_chain.sets) {
                 let before: BTreeSet<&String> = old_set.elements.iter().collect();
                 let after: BTreeSet<&String> = new_set.elements.iter().collect();
-                let gone: Vec<&str> = before.difference(&after).map(|e| e.as_str()).collect();
-                let new: Vec<&str> = after.difference(&before).map(|e| e.as_str()).collect();
+                let gone: Vec<&str> = old_set
+                    .elements
+                    .iter()
+                    .filter(|e| !after.contains(e) || refreshed(e))
+                    .map(|e| element_key(e))
+                    .collect();
+                let new: Vec<String> = new_set
+                    .elements
+                    .iter()
+                    .filter(|e| !before.contains(e) || refreshed(e))
+                    .map(|e| carry_into(&new_chain.name, e, &carry.counts, &mut given))
+                    .collect();
                 if !gone.is_empty() {
                     let _ = writeln!(
                         out,
@@ -183,7 +342,7 @@ impl Ruleset {
                     "add {} {t} {} {{ {} }}",
                     set.kind,
                     set.name,
-                    render_set_body(set)
+                    render_set_body(&chain.name, set, &carry.counts, &mut given)
                 );
             }
         }
@@ -194,5 +353,103 @@ impl Ruleset {
         }
         out.push_str(&additions);
         Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acl_chain(sets: &[(&str, &[&str])], rules: usize) -> Chain {
+        Chain {
+            name: "ACL_INBOUND_eth2".into(),
+            hook: None,
+            sets: sets
+                .iter()
+                .map(|(name, elements)| Set {
+                    name: name.to_string(),
+                    kind: "set",
+                    spec: "type ipv4_addr; flags interval; counter;".into(),
+                    elements: elements.iter().map(|e| e.to_string()).collect(),
+                })
+                .collect(),
+            rules: (0..rules).map(|k| format!("rule {k}")).collect(),
+        }
+    }
+
+    fn ruleset(chain: Chain) -> Ruleset {
+        Ruleset {
+            chains: vec![chain],
+        }
+    }
+
+    const A: &str = r#"10.0.0.0/8 comment "1 a""#;
+    const B: &str = r#"10.1.0.0/16 comment "2 b""#;
+    const B_RENUMBERED: &str = r#"10.1.0.0/16 comment "5 b""#;
+    const C: &str = r#"10.2.0.0/16 comment "3 c""#;
+
+    #[test]
+    fn adding_or_deleting_an_item_reads_nothing_and_keeps_the_other_elements() {
+        let old = ruleset(acl_chain(&[("s", &[A, B])], 1));
+        let new = ruleset(acl_chain(&[("s", &[A, B, C])], 1));
+        assert_eq!(new.carry_needs(&old), CarryNeeds::default());
+        assert_eq!(
+            new.render_update(&old).unwrap(),
+            format!("add element inet vpc s {{ {C} }}\n")
+        );
+        assert_eq!(old.carry_needs(&new), CarryNeeds::default());
+    }
+
+    #[test]
+    fn a_renumbered_item_is_deleted_and_added_again_with_its_count() {
+        let old = ruleset(acl_chain(&[("s", &[A, B])], 1));
+        let new = ruleset(acl_chain(&[("s", &[A, B_RENUMBERED])], 1));
+        let needs = new.carry_needs(&old);
+        let item = ("ACL_INBOUND_eth2".to_string(), "b".to_string());
+        assert!(needs.sets.is_empty(), "no set is read whole");
+        assert_eq!(
+            needs.elements,
+            BTreeMap::from([("s".to_string(), vec!["10.1.0.0/16".to_string()])])
+        );
+        assert_eq!(needs.refreshed, BTreeSet::from([item.clone()]));
+        let carry = Carry {
+            refreshed: needs.refreshed,
+            counts: ChainCounts::from([(item, (3, 384))]),
+        };
+        assert_eq!(
+            new.render_update_with(&old, &carry).unwrap(),
+            "delete element inet vpc s { 10.1.0.0/16 }\n\
+             add element inet vpc s { 10.1.0.0/16 counter packets 3 bytes 384 comment \"5 b\" }\n"
+        );
+    }
+
+    #[test]
+    fn a_rebuilt_chain_gives_each_staying_item_its_count_once() {
+        let old = ruleset(acl_chain(&[("s", &[A, B])], 1));
+        let new = ruleset(acl_chain(&[("s", &[A]), ("t", &[B, C])], 2));
+        let needs = new.carry_needs(&old);
+        assert_eq!(needs.sets, ["s"], "the old sets holding a and b");
+        assert!(needs.refreshed.is_empty(), "the whole chain is rebuilt");
+        let chain = "ACL_INBOUND_eth2".to_string();
+        let carry = Carry {
+            refreshed: BTreeSet::new(),
+            counts: ChainCounts::from([
+                ((chain.clone(), "a".into()), (1, 10)),
+                ((chain, "b".into()), (2, 20)),
+            ]),
+        };
+        let script = new.render_update_with(&old, &carry).unwrap();
+        assert!(
+            script.contains(r#"10.0.0.0/8 counter packets 1 bytes 10 comment "1 a""#),
+            "{script}"
+        );
+        assert!(
+            script.contains(r#"10.1.0.0/16 counter packets 2 bytes 20 comment "2 b""#),
+            "{script}"
+        );
+        assert_eq!(script.matches("counter packets").count(), 2, "{script}");
+        // The full replacement carries the same way.
+        let full = new.render_full_with(&carry.counts);
+        assert_eq!(full.matches("counter packets").count(), 2, "{full}");
     }
 }

@@ -2,6 +2,7 @@
 //! router lifecycle (start, resync, reboot, health check) is here; the
 //! services it provides, one trait each, are in [`services`].
 
+mod counters;
 mod services;
 mod vm_data;
 mod vpn;
@@ -208,7 +209,10 @@ impl VpcVirtualRouterElement {
             // `nft list` on the router, at every health check.
             .send(
                 router,
-                AgentCommand::GetState(pb::GetStateRequest { summary: true }),
+                AgentCommand::GetState(pb::GetStateRequest {
+                    summary: true,
+                    ..Default::default()
+                }),
             )
             .await
             .map_err(|source| ElementError::Agent {

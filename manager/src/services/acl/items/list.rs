@@ -1,10 +1,13 @@
 //! `listNetworkACLs`: the items of the lists the caller may see, or of the
 //! list (or tier) it names.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
+use serde_json::json;
 use uuid::Uuid;
+use vpc_proto::v1 as pb;
 
 use super::super::{check_vpc_access, item_view, list_param, scope_covers, tier_param, vpc_of};
 use super::item_spec;
@@ -141,10 +144,87 @@ impl SyncCommand for ListAclItems {
             }
         }
         let count = shown.len() as u64;
-        let items = page_of(shown, page)
+        let shown = page_of(shown, page);
+        let counts = hit_counts(ctx, &shown, &lists).await?;
+        let items = shown
             .iter()
-            .map(|i| item_view(i, &lists[&i.acl_id].0))
+            .map(|i| {
+                let mut view = item_view(i, &lists[&i.acl_id].0);
+                if let Some((packets, bytes)) = counts.get(&i.id) {
+                    view["packets"] = json!(packets);
+                    view["bytes"] = json!(bytes);
+                }
+                view
+            })
             .collect();
         Ok(Reply::List { count, items })
     }
+}
+
+/// How long a listing waits for one router's counters.
+const COUNTERS_WAIT: Duration = Duration::from_secs(1);
+
+/// The packets and bytes each shown item decided on its VPC's running
+/// router (summed over the tiers and private gateways using its list), by
+/// item key. Items of a list without a VPC (the built-in lists), of a VPC
+/// without a running router, or of a router that does not answer within
+/// [`COUNTERS_WAIT`] get no entry: the listing shows them without the
+/// fields rather than waiting or failing.
+async fn hit_counts(
+    ctx: &Ctx,
+    shown: &[acl::AclItem],
+    lists: &HashMap<i64, (acl::AclList, Option<vpc::Vpc>)>,
+) -> Result<HashMap<i64, (u64, u64)>, Error> {
+    let db = &ctx.app.db;
+    let mut by_vpc: BTreeMap<i64, Vec<&acl::AclItem>> = BTreeMap::new();
+    for item in shown {
+        if let Some(v) = &lists[&item.acl_id].1 {
+            by_vpc.entry(v.id).or_default().push(item);
+        }
+    }
+    let mut out = HashMap::new();
+    for (vpc_id, items) in by_vpc {
+        let Some(router) = crate::provision::running_router(db, vpc_id).await? else {
+            continue;
+        };
+        let view = crate::provision::vpc::router_view(db, &router).await?;
+        let asked =
+            tokio::time::timeout(COUNTERS_WAIT, ctx.app.network.element.acl_counters(&view));
+        let live = match asked.await {
+            Ok(Ok(live)) => live,
+            Ok(Err(e)) => {
+                tracing::debug!(router = %view.name, error = %e, "ACL counters not read");
+                continue;
+            }
+            Err(_) => {
+                tracing::debug!(router = %view.name, "ACL counters not read in time");
+                continue;
+            }
+        };
+        for item in items {
+            let list = lists[&item.acl_id].0.uuid.to_string();
+            let uuid = item.uuid.to_string();
+            let direction = match TrafficType::parse(Some(&item.traffic_type)) {
+                Ok(TrafficType::Ingress) => pb::TrafficType::Ingress,
+                Ok(TrafficType::Egress) => pb::TrafficType::Egress,
+                Err(_) => continue,
+            } as i32;
+            let mut sum = (0u64, 0u64);
+            for c in live.iter().filter(|c| {
+                // Counts follow the item's id; by number for an agent that
+                // had the item without one.
+                let same = if c.item_id.is_empty() {
+                    i64::from(c.number) == item.number
+                } else {
+                    c.item_id == uuid
+                };
+                c.acl_id == list && same && c.traffic_type == direction
+            }) {
+                sum.0 += c.packets;
+                sum.1 += c.bytes;
+            }
+            out.insert(item.id, sum);
+        }
+    }
+    Ok(out)
 }

@@ -60,6 +60,19 @@ const ITEM_FIELDS: &[FieldSpec] = &[
         "whether the item is shown to users",
     ),
     field("tags", "list", "the tags of the item"),
+    // Not CloudStack's: the router's per-item hit counters.
+    field(
+        "packets",
+        "long",
+        "listNetworkACLs only, not in CloudStack: the packets this item decided on the \
+         VPC's router since it was applied (summed over the tiers using the list); \
+         absent when the router did not answer within a second",
+    ),
+    field(
+        "bytes",
+        "long",
+        "listNetworkACLs only, not in CloudStack: the bytes of those packets",
+    ),
 ];
 
 // The parameters describing an item, shared by create and update.
