@@ -272,19 +272,19 @@ async fn vms_on_two_hosts_reach_their_router_on_a_third_across_vxlan_through_the
     );
     assert_eq!(
         flood_list(&fabric.hosts[0].zone_ns(&zone_uuid), &vni_a),
-        [ul2.clone()]
+        [ul2.as_str()]
     );
     assert_eq!(
         flood_list(&fabric.hosts[1].zone_ns(&zone_uuid), &vni_a),
-        [ul1.clone()]
+        [ul1.as_str()]
     );
     assert_eq!(
         flood_list(&fabric.hosts[0].zone_ns(&zone_uuid), &vni_b),
-        [ul3.clone()]
+        [ul3.as_str()]
     );
     assert_eq!(
         flood_list(&fabric.hosts[2].zone_ns(&zone_uuid), &vni_b),
-        [ul1.clone()]
+        [ul1.as_str()]
     );
 
     // Packets: each VM reaches its gateway on host 1, the other VM through
@@ -318,7 +318,7 @@ async fn vms_on_two_hosts_reach_their_router_on_a_third_across_vxlan_through_the
         async || flood_list(&host1_zone, &vni_a).is_empty(),
     )
     .await;
-    assert_eq!(flood_list(&host1_zone, &vni_b), [ul3]);
+    assert_eq!(flood_list(&host1_zone, &vni_b), [ul3.as_str()]);
     drop(fabric);
     lab.finish().await;
 }
