@@ -13,65 +13,12 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::api::{Client, id, job_ok};
+use support::api::{id, job_ok};
 use support::e2e::{E2e, ping_ok};
 use support::fabric::{Fabric, FabricOptions};
+use support::vpc::zone_isolated;
 use vpc_integration::Netns;
 use vpc_manager::settings::AgentTransport;
-
-/// A zone whose guest traffic is isolated by VXLAN (VNIs 5000-5099), with a
-/// public range in 203.0.113.0/24; returns (zone, physical network).
-async fn vxlan_zone(admin: &Client) -> String {
-    let zone = id(
-        &admin
-            .ok(
-                "createZone",
-                &[
-                    ("name", "vx"),
-                    ("networktype", "Advanced"),
-                    ("dns1", "198.51.100.1"),
-                    ("internaldns1", "198.51.100.1"),
-                ],
-            )
-            .await,
-        "zone",
-    );
-    let accepted = admin
-        .ok(
-            "createPhysicalNetwork",
-            &[
-                ("zoneid", &zone),
-                ("name", "vx-pn"),
-                ("vlan", "5000-5099"),
-                ("isolationmethods", "VXLAN"),
-            ],
-        )
-        .await;
-    let physnet = accepted["id"].as_str().unwrap().to_string();
-    admin.wait_job(accepted["jobid"].as_str().unwrap()).await;
-    for traffic in ["Guest", "Public"] {
-        job_ok(
-            admin,
-            "addTrafficType",
-            &[("physicalnetworkid", &physnet), ("traffictype", traffic)],
-        )
-        .await;
-    }
-    admin
-        .ok(
-            "createVlanIpRange",
-            &[
-                ("zoneid", &zone),
-                ("gateway", "203.0.113.1"),
-                ("netmask", "255.255.255.0"),
-                ("startip", "203.0.113.10"),
-                ("endip", "203.0.113.60"),
-                ("forvirtualnetwork", "true"),
-            ],
-        )
-        .await;
-    zone
-}
 
 /// Waits for `probe` to hold, up to `within`.
 async fn eventually(within: Duration, what: &str, mut probe: impl AsyncFnMut() -> bool) {
@@ -116,7 +63,16 @@ async fn vms_on_two_hosts_reach_their_router_on_a_third_across_vxlan_through_the
     })
     .await;
     fabric.add_upstream(&["203.0.113.1/24"]);
-    let zone = vxlan_zone(&admin).await;
+    let (zone, _) = zone_isolated(
+        &admin,
+        "vx",
+        "VXLAN",
+        "5000-5099",
+        "203.0.113.1",
+        "203.0.113.10",
+        "203.0.113.60",
+    )
+    .await;
     let pod = id(
         &admin
             .ok(

@@ -4,7 +4,7 @@
 use prost::Message;
 use prost_types::FileDescriptorSet;
 
-const RPCS: [&str; 9] = [
+const RPCS: [&str; 11] = [
     "StartRouter",
     "StopRouter",
     "DestroyRouter",
@@ -14,6 +14,8 @@ const RPCS: [&str; 9] = [
     "StopVm",
     "DestroyVm",
     "Inventory",
+    "Describe",
+    "SetFloodList",
 ];
 
 fn rpc_names(set: &FileDescriptorSet) -> Vec<String> {

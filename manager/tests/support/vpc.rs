@@ -22,14 +22,19 @@ pub async fn zone_env(admin: &Client, name: &str) -> Env {
     zone_env_range(admin, name, "203.0.113.1", "203.0.113.10", "203.0.113.60").await
 }
 
-/// [`zone_env`] with the public range `start`-`end` (gateway `gateway`, /24).
-pub async fn zone_env_range(
+/// A zone `name` (Advanced) whose physical network isolates guests by
+/// `isolation` (`VLAN`, `VXLAN`) over `vnets`, carrying Guest and Public
+/// traffic, with the public range `start`-`end` (gateway `gateway`, /24);
+/// returns (zone, physical network).
+pub async fn zone_isolated(
     admin: &Client,
     name: &str,
+    isolation: &str,
+    vnets: &str,
     gateway: &str,
     start: &str,
     end: &str,
-) -> Env {
+) -> (String, String) {
     let zone = id(
         &admin
             .ok(
@@ -50,8 +55,8 @@ pub async fn zone_env_range(
             &[
                 ("zoneid", &zone),
                 ("name", &format!("{name}-pn")),
-                ("vlan", "100-199"),
-                ("isolationmethods", "VLAN"),
+                ("vlan", vnets),
+                ("isolationmethods", isolation),
             ],
         )
         .await;
@@ -78,6 +83,18 @@ pub async fn zone_env_range(
             ],
         )
         .await;
+    (zone, physnet)
+}
+
+/// [`zone_env`] with the public range `start`-`end` (gateway `gateway`, /24).
+pub async fn zone_env_range(
+    admin: &Client,
+    name: &str,
+    gateway: &str,
+    start: &str,
+    end: &str,
+) -> Env {
+    let (zone, physnet) = zone_isolated(admin, name, "VLAN", "100-199", gateway, start, end).await;
     let vpc_offering = admin.ok("listVPCOfferings", &[("isdefault", "true")]).await["vpcoffering"]
         [0]["id"]
         .as_str()

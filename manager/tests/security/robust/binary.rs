@@ -14,7 +14,7 @@ use serde_json::Value;
 use vpc_manager::driver::NetnsDriver;
 use vpc_manager::settings::AgentTransport;
 
-use crate::support::api::{Client, http};
+use crate::support::api::Client;
 use crate::support::e2e::purge_prefix;
 use crate::support::netns::agent_path;
 
@@ -89,7 +89,7 @@ impl Binary {
             )
             .await;
             if let Ok(Ok(_)) = up
-                && http(addr, "GET", "/healthz", "", &[]).await.status == 200
+                && healthy(addr).await
             {
                 break;
             }
@@ -210,4 +210,26 @@ pub(super) async fn agent_answers(names: &NetnsDriver, router: &str) -> bool {
         tokio::time::timeout(Duration::from_secs(2), ask).await,
         Ok(Some(_))
     )
+}
+
+/// Whether `/healthz` answers 200. A starting manager may reset a
+/// connection it took before it served (a probe, not a request under test),
+/// so any error only means "not yet".
+async fn healthy(addr: std::net::SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.ok()?;
+        Some(raw.starts_with(b"HTTP/1.1 200"))
+    };
+    tokio::time::timeout(Duration::from_secs(2), probe)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
