@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 use support::api::{BOGUS, Client, id, job_ok, on_both_backends, refused, run_job};
 use support::netns::NetnsLab;
+use support::vpc::user;
 use vpc_manager::host::HostAgent;
 use vpc_manager::serve::EmbeddedHost;
 use vpc_manager::settings::AgentTransport;
@@ -85,31 +86,6 @@ async fn create_pod(admin: &Client, zone: &str, name: &str) -> String {
             .await,
         "pod",
     )
-}
-
-/// A user account (type 0) with API keys.
-async fn user(admin: &Client, name: &str) -> Client {
-    let d = id(&admin.ok("createDomain", &[("name", name)]).await, "domain");
-    let a = admin
-        .ok(
-            "createAccount",
-            &[
-                ("username", name),
-                ("password", "pw"),
-                ("email", "x@example.org"),
-                ("firstname", "F"),
-                ("lastname", "L"),
-                ("domainid", &d),
-            ],
-        )
-        .await;
-    let user_id = a["account"]["user"][0]["id"].as_str().unwrap().to_string();
-    let keys = admin.ok("registerUserKeys", &[("id", &user_id)]).await;
-    Client {
-        addr: admin.addr,
-        key: keys["userkeys"]["apikey"].as_str().unwrap().into(),
-        secret: keys["userkeys"]["secretkey"].as_str().unwrap().into(),
-    }
 }
 
 /// The objects of a list answer (none when the answer is `{}`).

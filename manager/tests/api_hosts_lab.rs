@@ -15,9 +15,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::api::{Client, id, job_ok, refused};
+use support::api::{Client, job_ok, refused};
 use support::e2e::{E2e, new_prefix, purge_prefix};
 use support::netns::namespaces;
+use support::vpc::user;
 use vpc_manager::settings::AgentTransport;
 
 /// A `vpc-manager host-agent` child on a Unix socket; killed by pid and
@@ -92,31 +93,6 @@ impl Drop for HostAgentProcess {
 
 fn first<'a>(v: &'a Value, object: &str) -> &'a Value {
     &v[object][0]
-}
-
-/// A user account (type 0) with API keys.
-async fn user(admin: &Client, name: &str) -> Client {
-    let d = id(&admin.ok("createDomain", &[("name", name)]).await, "domain");
-    let a = admin
-        .ok(
-            "createAccount",
-            &[
-                ("username", name),
-                ("password", "pw"),
-                ("email", "x@example.org"),
-                ("firstname", "F"),
-                ("lastname", "L"),
-                ("domainid", &d),
-            ],
-        )
-        .await;
-    let user_id = a["account"]["user"][0]["id"].as_str().unwrap().to_string();
-    let keys = admin.ok("registerUserKeys", &[("id", &user_id)]).await;
-    Client {
-        addr: admin.addr,
-        key: keys["userkeys"]["apikey"].as_str().unwrap().into(),
-        secret: keys["userkeys"]["secretkey"].as_str().unwrap().into(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
