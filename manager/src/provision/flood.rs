@@ -100,13 +100,7 @@ pub async fn sync_once(plane: &Plane, sent: &mut Sent) -> Result<usize, Error> {
     let rows = store::host::vxlan_members(&plane.db).await?;
     let mut by_zone: BTreeMap<uuid::Uuid, Vec<&store::host::SegmentMember>> = BTreeMap::new();
     for row in &rows {
-        match uuid::Uuid::parse_str(&row.zone_uuid) {
-            Ok(zone) => by_zone.entry(zone).or_default().push(row),
-            Err(_) => tracing::warn!(
-                zone = row.zone_uuid,
-                "flood lists: a zone id that is no UUID"
-            ),
-        }
+        by_zone.entry(row.zone_uuid).or_default().push(row);
     }
     let mut wanted: HashMap<(String, uuid::Uuid, String), Vec<String>> = HashMap::new();
     for (zone, rows) in by_zone {

@@ -537,7 +537,8 @@ pub struct SegmentMember {
     pub url: String,
     pub underlay_address: Option<String>,
     pub broadcast_uri: String,
-    pub zone_uuid: String,
+    #[sqlx(try_from = "Stored")]
+    pub zone_uuid: Uuid,
 }
 
 /// Every member of a VXLAN segment (see [`SegmentMember`]).
