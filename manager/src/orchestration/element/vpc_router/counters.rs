@@ -4,8 +4,7 @@
 use vpc_proto::v1 as pb;
 
 use super::VpcVirtualRouterElement;
-use crate::orchestration::agent::{AgentCommand, AgentReply};
-use crate::orchestration::element::{ElementError, ElementResult};
+use crate::orchestration::element::ElementResult;
 use crate::orchestration::model::RouterView;
 
 impl VpcVirtualRouterElement {
@@ -15,28 +14,15 @@ impl VpcVirtualRouterElement {
         &self,
         router: &RouterView,
     ) -> ElementResult<Vec<pb::AclItemCounters>> {
-        let rpc = "GetState";
-        let reply = self
-            .agent()
-            .send(
+        let state = self
+            .get_state(
                 router,
-                AgentCommand::GetState(pb::GetStateRequest {
+                pb::GetStateRequest {
                     acl_counters_only: true,
                     ..Default::default()
-                }),
+                },
             )
-            .await
-            .map_err(|source| ElementError::Agent {
-                router: router.name.clone(),
-                rpc,
-                source,
-            })?;
-        match reply {
-            AgentReply::State(s) => Ok(s.acl_counters),
-            AgentReply::Applied(_) => Err(ElementError::UnexpectedReply {
-                router: router.name.clone(),
-                rpc,
-            }),
-        }
+            .await?;
+        Ok(state.acl_counters)
     }
 }

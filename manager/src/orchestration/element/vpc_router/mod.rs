@@ -202,18 +202,30 @@ impl VpcVirtualRouterElement {
     /// router's name is needed to reach it, so a health check can compare
     /// generations before (and instead of) loading the whole state.
     pub async fn agent_generation(&self, router: &RouterView) -> ElementResult<u64> {
+        // A summary: the generation without the whole state or an `nft
+        // list` on the router, at every health check.
+        let state = self
+            .get_state(
+                router,
+                pb::GetStateRequest {
+                    summary: true,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(state.generation)
+    }
+
+    /// GetState with `request` on the router's agent.
+    pub(super) async fn get_state(
+        &self,
+        router: &RouterView,
+        request: pb::GetStateRequest,
+    ) -> ElementResult<pb::GetStateResponse> {
         let rpc = "GetState";
         let reply = self
             .agent
-            // A summary: the generation without the whole state or an
-            // `nft list` on the router, at every health check.
-            .send(
-                router,
-                AgentCommand::GetState(pb::GetStateRequest {
-                    summary: true,
-                    ..Default::default()
-                }),
-            )
+            .send(router, AgentCommand::GetState(request))
             .await
             .map_err(|source| ElementError::Agent {
                 router: router.name.clone(),
@@ -221,7 +233,7 @@ impl VpcVirtualRouterElement {
                 source,
             })?;
         match reply {
-            AgentReply::State(s) => Ok(s.generation),
+            AgentReply::State(s) => Ok(*s),
             AgentReply::Applied(_) => Err(ElementError::UnexpectedReply {
                 router: router.name.clone(),
                 rpc,
