@@ -265,8 +265,9 @@ async fn probe_without_lock(plane: &Plane, r: &router::Router) -> Option<Result<
     )
 }
 
-/// What an agent's generation probe needs of a router.
-fn probe_view(r: &router::Router) -> RouterView {
+/// What reaching a router's agent needs of it (its id and name), for the
+/// generation probe and the ACL counters read.
+pub(crate) fn probe_view(r: &router::Router) -> RouterView {
     RouterView {
         id: r.uuid,
         name: r.name.clone(),

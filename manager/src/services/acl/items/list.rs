@@ -187,7 +187,9 @@ async fn hit_counts(
         let Some(router) = crate::provision::running_router(db, vpc_id).await? else {
             continue;
         };
-        let view = crate::provision::vpc::router_view(db, &router).await?;
+        // The agent is reached by the router's name: no need to load its
+        // NICs and addresses for a counters read.
+        let view = crate::provision::monitor::probe_view(&router);
         let asked =
             tokio::time::timeout(COUNTERS_WAIT, ctx.app.network.element.acl_counters(&view));
         let live = match asked.await {
