@@ -77,6 +77,12 @@ struct HostAgentArgs {
     /// Seconds between two sweeps of namespaces no record holds; 0: never.
     #[arg(long, default_value_t = 60)]
     sweep_interval: u64,
+    /// File holding a one-time enrollment token (16 to 256 printable
+    /// characters; VPC_HOST_ENROLL_TOKEN wins). On TCP with no identity
+    /// yet, the host agent waits until `addHost` enrolls it with this token
+    /// as `password`.
+    #[arg(long)]
+    enroll_token_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -338,7 +344,23 @@ fn host_options(args: &HostAgentArgs) -> anyhow::Result<vpc_manager::host::run::
             "--host-name {name:?}: 1-253 letters, digits, '.', '_' or '-'"
         );
     }
+    let token = match (
+        std::env::var("VPC_HOST_ENROLL_TOKEN").ok(),
+        &args.enroll_token_file,
+    ) {
+        (Some(text), _) => Some(text),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("--enroll-token-file {}", path.display()))?,
+        ),
+        (None, None) => None,
+    };
+    let enroll_token = token
+        .map(|t| vpc_manager::host::enroll::Token::parse(&t))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("the enrollment token: {e}"))?;
     Ok(vpc_manager::host::run::HostOptions {
+        enroll_token,
         underlay,
         host_name: args.host_name.clone(),
         sweep_interval: (args.sweep_interval > 0)

@@ -136,7 +136,7 @@ fn read(path: &Path) -> Result<Option<String>, PkiError> {
 
 /// Writes `text` to `path` readable by the owner only: temp file, fsync,
 /// rename, so a crash never leaves half a key.
-fn write_private(path: &Path, text: &str) -> Result<(), PkiError> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), PkiError> {
     let io = |source| PkiError::Io {
         path: path.into(),
         source,
@@ -308,10 +308,47 @@ impl Pki {
         })
     }
 
+    /// Signs the certificate signing request `csr_pem` (its signature is
+    /// checked) as a server certificate for `name`: only the request's
+    /// public key is taken, never the names or extensions it asks for, so
+    /// an enrolling host agent gets exactly the identity managers check.
+    pub fn sign_request(&self, csr_pem: &str, name: &str) -> Result<String, PkiError> {
+        let failed = |source| PkiError::Issue {
+            name: name.into(),
+            source,
+        };
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem).map_err(failed)?;
+        csr.params = leaf_params(name, ExtendedKeyUsagePurpose::ServerAuth, 5).map_err(failed)?;
+        Ok(csr.signed_by(&self.issuer).map_err(failed)?.pem())
+    }
+
     /// The manager's client certificate (issued once, kept in the directory).
     pub fn client_identity(&self) -> ClientIdentity {
         self.client.clone()
     }
+}
+
+/// The parameters of a leaf certificate for `name`: the name as DNS name
+/// and common name, `usage` as its only extended key usage, valid for
+/// `years`.
+fn leaf_params(
+    name: &str,
+    usage: ExtendedKeyUsagePurpose,
+    years: i32,
+) -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::new(vec![name.to_string()])?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, ORGANIZATION);
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![usage];
+    params.use_authority_key_identifier_extension = true;
+    set_validity(&mut params, years);
+    Ok(params)
 }
 
 /// A leaf certificate for `name` signed by `issuer`: (certificate, key).
@@ -326,18 +363,7 @@ fn issue(
         source,
     };
     let key = KeyPair::generate().map_err(failed)?;
-    let mut params = CertificateParams::new(vec![name.to_string()]).map_err(failed)?;
-    params.distinguished_name.push(DnType::CommonName, name);
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, ORGANIZATION);
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    params.extended_key_usages = vec![usage];
-    params.use_authority_key_identifier_extension = true;
-    set_validity(&mut params, years);
+    let params = leaf_params(name, usage, years).map_err(failed)?;
     let cert = params.signed_by(&key, issuer).map_err(failed)?;
     Ok((cert.pem(), key.serialize_pem()))
 }

@@ -10,86 +10,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 use support::api::{Client, job_ok, refused};
-use support::e2e::{E2e, new_prefix, purge_prefix};
+use support::e2e::{E2e, new_prefix};
+use support::host_agent::HostAgentProcess;
 use support::netns::namespaces;
 use support::vpc::user;
 use vpc_manager::settings::AgentTransport;
-
-/// A `vpc-manager host-agent` child on a Unix socket; killed by pid and
-/// its prefix purged on drop.
-struct HostAgentProcess {
-    child: Child,
-    prefix: String,
-    socket: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl HostAgentProcess {
-    fn start(prefix: String) -> HostAgentProcess {
-        purge_prefix(&prefix);
-        let dir = tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o711),
-        )
-        .expect("chmod");
-        let socket = dir.path().join("host-agent.sock");
-        let log = std::fs::File::create(dir.path().join("host-agent.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_vpc-manager"))
-            .args(["host-agent", "--listen"])
-            .arg(format!("unix:{}", socket.display()))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["--netns-prefix", &prefix])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("vpc-manager host-agent starts");
-        HostAgentProcess {
-            child,
-            prefix,
-            socket,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("unix://{}", self.socket.display())
-    }
-
-    async fn wait_socket(&self) {
-        let started = Instant::now();
-        while !Path::new(&self.socket).exists() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "host agent socket {} never appeared",
-                self.socket.display()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for HostAgentProcess {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = self.child.wait();
-        purge_prefix(&self.prefix);
-    }
-}
 
 fn first<'a>(v: &'a Value, object: &str) -> &'a Value {
     &v[object][0]
@@ -101,8 +28,8 @@ async fn a_router_and_a_vm_run_on_the_hosts_the_planner_and_the_admin_chose() {
     let admin = lab.admin();
     let a = HostAgentProcess::start(new_prefix());
     let b = HostAgentProcess::start(new_prefix());
-    a.wait_socket().await;
-    b.wait_socket().await;
+    a.wait_listening().await;
+    b.wait_listening().await;
 
     // The embedded host agent is zone1's first host, in Pod1/Cluster1.
     let hosts = admin.ok("listHosts", &[("zoneid", &lab.zone)]).await;

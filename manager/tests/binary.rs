@@ -6,16 +6,9 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::free_port;
 
 use support::api::http;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn start(config: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_vpc-manager"))

@@ -18,6 +18,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::free_port;
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -104,14 +105,6 @@ fn process_in(ns: &str, comm: &str) -> i32 {
             std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm)
         })
         .unwrap_or_else(|| panic!("no {comm} in {ns}"))
-}
-
-/// A port on 127.0.0.1 nothing listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// A `vpc-manager serve` process on the shared database and host agent.

@@ -7,6 +7,7 @@ mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
+use support::free_port;
 
 use support::e2e::new_prefix;
 use vpc_manager::driver::NetnsDriver;
@@ -164,14 +165,6 @@ async fn on_its_socket_the_host_agent_serves_health_and_reflection_refuses_bad_f
     server.await.expect("server task").expect("served cleanly");
 }
 
-/// A free TCP port on the loopback.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// Inventory over TCP with mutual TLS as `identity` presents itself.
 async fn inventory_as(
     port: u16,
@@ -219,9 +212,14 @@ async fn on_tcp_the_host_agent_admits_only_the_managers_client_certificate() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let served_pki = Pki::load_or_create(dir.path()).expect("the same CA");
     let server = tokio::spawn(async move {
-        vpc_manager::host::server::serve_tcp(agent, addr, &served_pki, async {
-            let _ = stopped.await;
-        })
+        vpc_manager::host::server::serve_tcp(
+            agent,
+            addr,
+            vpc_manager::host::tls::server_tls(&served_pki).unwrap(),
+            async {
+                let _ = stopped.await;
+            },
+        )
         .await
     });
 

@@ -10,6 +10,8 @@
 //! - [`convert`]: the views to and from the messages, with the checks the
 //!   host agent makes on every field.
 //! - [`describe`]: the host's facts `Describe` reports.
+//! - [`enroll`]: a new host agent's enrollment into the cluster (a one-time
+//!   token, a certificate from the cluster CA).
 //! - [`tls`]: the host agent on TCP with mutual TLS from the cluster CA.
 //! - [`views`]: the host agent's records of what it runs, read at its next
 //!   start to take the live routers and VMs back.
@@ -17,6 +19,7 @@
 pub mod client;
 pub mod convert;
 pub mod describe;
+pub mod enroll;
 pub mod pool;
 pub mod run;
 pub mod server;

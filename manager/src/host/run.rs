@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::enroll::HostIdentity;
 use super::server::{self, HostAgent};
 use crate::pki::Pki;
 use crate::settings::{AgentTransport, Settings};
@@ -53,6 +54,9 @@ pub struct HostOptions {
     pub host_name: Option<String>,
     /// How often the sweeper runs; None: never.
     pub sweep_interval: Option<Duration>,
+    /// A one-time enrollment token: on TCP with no identity yet, the host
+    /// agent waits to be enrolled by `addHost` (see [`super::enroll`]).
+    pub enroll_token: Option<super::enroll::Token>,
 }
 
 impl Default for HostOptions {
@@ -61,6 +65,7 @@ impl Default for HostOptions {
             underlay: None,
             host_name: None,
             sweep_interval: Some(crate::provision::monitor::SWEEP_INTERVAL),
+            enroll_token: None,
         }
     }
 }
@@ -107,8 +112,17 @@ pub async fn run_with(
     }
     crate::serve::create_private_dir(&settings.data_dir, 0o711)
         .with_context(|| format!("creating {}", settings.data_dir.display()))?;
-    let needs_ca =
-        matches!(listen, Listen::Tcp(_)) || settings.agent_transport == AgentTransport::Tcp;
+    // On TCP the host agent's own certificate comes, in this order, from its
+    // enrolled identity, from an enrollment it waits for (a token), or from
+    // the cluster CA itself (a database named, or a CA in the data
+    // directory shared with a manager). Routers' agents on TCP need the CA.
+    let identity = match &listen {
+        Listen::Tcp(_) => HostIdentity::load(&settings.data_dir)?,
+        Listen::Unix(_) => None,
+    };
+    let enrolling = identity.is_none() && options.enroll_token.is_some();
+    let needs_ca = settings.agent_transport == AgentTransport::Tcp
+        || (matches!(listen, Listen::Tcp(_)) && identity.is_none() && !enrolling);
     let pki = if needs_ca {
         // The cluster's CA, when a database is named; else the one in the
         // data directory (shared with a manager on the same directory).
@@ -120,6 +134,24 @@ pub async fn run_with(
         ))
     } else {
         None
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    let identity = match (&listen, identity, options.enroll_token.clone()) {
+        (Listen::Tcp(addr), None, Some(token)) => {
+            match super::enroll::serve_enrollment(
+                *addr,
+                token,
+                &settings.data_dir,
+                shutdown.as_mut(),
+            )
+            .await?
+            {
+                Some(identity) => Some(identity),
+                // Stopped before anyone enrolled it.
+                None => return Ok(()),
+            }
+        }
+        (_, identity, _) => identity,
     };
     let mut driver = crate::serve::netns_driver(&settings, pki.clone())?;
     if let Some(u) = options.underlay.clone() {
@@ -145,9 +177,13 @@ pub async fn run_with(
             served
         }
         Listen::Tcp(addr) => {
-            let pki = pki.context("the cluster CA")?;
-            tracing::info!(%addr, mtls = true, "host agent listening");
-            server::serve_tcp(agent, *addr, &pki, shutdown).await
+            let tls = match (&identity, &pki) {
+                (Some(identity), _) => identity.server_tls()?,
+                (None, Some(pki)) => super::tls::server_tls(pki)?,
+                (None, None) => anyhow::bail!("the host agent has no certificate"),
+            };
+            tracing::info!(%addr, mtls = true, enrolled = identity.is_some(), "host agent listening");
+            server::serve_tcp(agent, *addr, tls, shutdown).await
         }
     };
     if let Some(sweeper) = sweeper {

@@ -539,15 +539,15 @@ pub async fn serve_unix(
 }
 
 /// Serves the host agent on TCP `addr` with mutual TLS until `shutdown`
-/// resolves: its certificate from the cluster CA, admitting only the
-/// manager's client certificate.
+/// resolves: `tls` is its certificate and the CA its clients must chain
+/// to, `manager` the DER of the one client certificate it admits (see
+/// [`super::tls::server_tls`] and [`super::enroll::HostIdentity::server_tls`]).
 pub async fn serve_tcp(
     agent: HostAgent,
     addr: std::net::SocketAddr,
-    pki: &crate::pki::Pki,
+    (tls, manager): (tonic::transport::ServerTlsConfig, Vec<u8>),
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let (tls, manager) = super::tls::server_tls(pki)?;
     let check = ManagerOnly {
         allowed: Some(Arc::new(manager)),
     };

@@ -17,6 +17,7 @@ use super::views::HOST_FIELDS;
 use super::{cluster_by_id, host_views, pod_by_id};
 use crate::error::Error;
 use crate::host::HostDriver;
+use crate::host::enroll::Token;
 use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text, Texts};
 use crate::server::registry::ROOT;
 use crate::server::{Ctx, Reply};
@@ -48,6 +49,8 @@ const HOST_TAGS: Arg<Texts> = Arg::opt(
 
 /// How long the host agent may take to answer when it is added.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an enrolled host agent may take to serve with its certificate.
+const ENROLLED_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `addHost`.
 pub struct AddHost {
@@ -57,6 +60,8 @@ pub struct AddHost {
     cluster_name: Option<String>,
     url: String,
     hypervisor: String,
+    /// A new host agent's enrollment token.
+    password: Option<String>,
     allocation_state: Option<String>,
 }
 
@@ -87,6 +92,7 @@ impl Command for AddHost {
             cluster_name: args.text(&CLUSTER_NAME)?.filter(|n| !n.is_empty()),
             url: args.need(&URL)?,
             hypervisor: args.need(&HYPERVISOR)?,
+            password: args.text(&PASSWORD)?.filter(|p| !p.is_empty()),
             allocation_state: args.get(&ALLOCATION_STATE)?,
         })
     }
@@ -144,19 +150,16 @@ pub(crate) fn host_url(url: &str) -> Result<HostUrl, Error> {
 /// Reaches the host agent at `url` and asks what it runs and what it is;
 /// the text says why when it cannot.
 async fn probe(
-    ctx: &Ctx,
+    pki: Option<&crate::pki::Pki>,
     url: &str,
     parsed: &HostUrl,
 ) -> Result<Option<pb::DescribeResponse>, String> {
-    let driver = match parsed {
-        HostUrl::Unix(path) => HostDriver::unix(path, Arc::default()),
-        HostUrl::Tls(_) => {
-            let pki = crate::pki::Pki::load_or_create(&ctx.app.settings.data_dir)
-                .map_err(|e| format!("the cluster CA: {e}"))?;
-            crate::host::tls::host_driver(url, &pki, Arc::default())
-                .await
-                .map_err(|e| e.to_string())?
-        }
+    let driver = match (parsed, pki) {
+        (HostUrl::Unix(path), _) => HostDriver::unix(path, Arc::default()),
+        (HostUrl::Tls(_), Some(pki)) => crate::host::tls::host_driver(url, pki, Arc::default())
+            .await
+            .map_err(|e| e.to_string())?,
+        (HostUrl::Tls(_), None) => return Err("the cluster CA is not loaded".into()),
     };
     let asked = async {
         driver.inventory().await.map_err(|e| e.0)?;
@@ -165,6 +168,45 @@ async fn probe(
     tokio::time::timeout(PROBE_TIMEOUT, asked)
         .await
         .map_err(|_| format!("the host agent {url} did not answer in time"))?
+}
+
+/// Reaches the host agent at `url` as [`probe`] does; with a `token`, a
+/// host agent that cannot be reached with the cluster's certificates is
+/// enrolled first (it answers only enrollment until then), then probed
+/// again while it switches to mutual TLS.
+async fn probe_or_enroll(
+    ctx: &Ctx,
+    url: &str,
+    parsed: &HostUrl,
+    token: Option<&str>,
+) -> Result<Option<pb::DescribeResponse>, String> {
+    let pki = match parsed {
+        HostUrl::Unix(_) => None,
+        HostUrl::Tls(_) => Some(
+            crate::pki::Pki::load_or_create(&ctx.app.settings.data_dir)
+                .map_err(|e| format!("the cluster CA: {e}"))?,
+        ),
+    };
+    let first = probe(pki.as_ref(), url, parsed).await;
+    let (Err(why), Some(token), Some(pki)) = (&first, token, &pki) else {
+        return first;
+    };
+    let token = Token::parse(token).map_err(|e| format!("{why}; {e}"))?;
+    crate::host::enroll::enroll(url, &token, pki)
+        .await
+        .map_err(|e| format!("{why}; enrolling it: {e}"))?;
+    // The host agent stops its enrollment server and serves with its new
+    // certificate a moment later.
+    let deadline = tokio::time::Instant::now() + ENROLLED_TIMEOUT;
+    loop {
+        match probe(Some(pki), url, parsed).await {
+            Ok(described) => return Ok(described),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(format!("enrolled, but it does not answer: {e}"));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 /// This machine's name (the embedded host agent's host).
@@ -243,7 +285,7 @@ impl SyncCommand for AddHost {
             return Err(discovery("the host is already added"));
         }
         // Nothing is recorded until the host agent has answered.
-        let described = probe(ctx, &self.url, &parsed)
+        let described = probe_or_enroll(ctx, &self.url, &parsed, self.password.as_deref())
             .await
             .map_err(|why| discovery(&why))?;
         let d = described.unwrap_or_default();

@@ -1,0 +1,173 @@
+//! Enrolling a host agent (issue 12, DESIGN §4): a `vpc-manager host-agent`
+//! on TCP started with a one-time token waits to be enrolled; `addHost`
+//! with the token as `password` gives it a certificate from the cluster CA,
+//! after which it serves only with mutual TLS, also after a restart without
+//! the token, and runs the routers and VMs placed on it. A host agent with
+//! no certificate of the cluster CA is refused, with or without a wrong
+//! token, and nothing is recorded for it.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use serde_json::Value;
+use support::api::{Client, job_ok};
+use support::e2e::{E2e, new_prefix};
+use support::host_agent::HostAgentProcess;
+use support::netns::namespaces;
+use vpc_manager::host::enroll::{IDENTITY_DIR, Token};
+use vpc_manager::pki::Pki;
+use vpc_manager::settings::AgentTransport;
+
+const TOKEN: &str = "enroll-5f0c2a9e41d7b3c8";
+
+async fn add_host(
+    admin: &Client,
+    zone: &str,
+    pod: &str,
+    hypervisor: &str,
+    url: &str,
+    password: Option<&str>,
+) -> (u16, Value) {
+    let mut params = vec![
+        ("zoneid", zone),
+        ("podid", pod),
+        ("clustername", "enrolled"),
+        ("url", url),
+        ("hypervisor", hypervisor),
+        ("username", "root"),
+    ];
+    if let Some(p) = password {
+        params.push(("password", p));
+    }
+    admin.call("addHost", &params).await
+}
+
+fn error_text(body: &Value) -> String {
+    body["addhostresponse"]["errortext"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_agent_is_enrolled_with_its_token_and_one_without_a_cluster_certificate_is_refused()
+{
+    let lab = E2e::start(AgentTransport::Unix).await;
+    let admin = lab.admin();
+    let mut agent = HostAgentProcess::start_tcp(new_prefix(), Some(TOKEN));
+    agent.wait_listening().await;
+    let url = agent.url();
+
+    let hosts = admin.ok("listHosts", &[("zoneid", &lab.zone)]).await;
+    assert_eq!(hosts["count"], 1, "{hosts}");
+    let default = hosts["host"][0].clone();
+    let (pod, hypervisor) = (
+        default["podid"].as_str().unwrap().to_string(),
+        default["hypervisor"].as_str().unwrap().to_string(),
+    );
+
+    // Without a token the host agent presents no certificate of the
+    // cluster CA: refused with CloudStack's discovery error.
+    let (status, body) = add_host(&admin, &lab.zone, &pod, &hypervisor, &url, None).await;
+    assert_eq!(status, 530, "{body}");
+    let text = error_text(&body);
+    assert!(
+        text.starts_with(&format!("Could not add host at [{url}]")),
+        "{text}"
+    );
+    // A wrong token: the host agent refuses the proof.
+    let (status, body) = add_host(
+        &admin,
+        &lab.zone,
+        &pod,
+        &hypervisor,
+        &url,
+        Some("wrong-token-0123456789"),
+    )
+    .await;
+    assert_eq!(status, 530, "{body}");
+    let text = error_text(&body);
+    assert!(text.contains("refused the enrollment"), "{text}");
+    assert!(
+        !text.contains(TOKEN) && !text.contains("wrong-token"),
+        "{text}"
+    );
+    // A token too short to be one is refused before anything is sent.
+    let (status, body) = add_host(&admin, &lab.zone, &pod, &hypervisor, &url, Some("short")).await;
+    assert_eq!(status, 530, "{body}");
+    assert!(error_text(&body).contains("enrollment token"), "{body}");
+    // Nothing recorded, nothing stored on the host.
+    let hosts = admin.ok("listHosts", &[("zoneid", &lab.zone)]).await;
+    assert_eq!(hosts["count"], 1, "{hosts}");
+    assert!(!agent.dir().join(IDENTITY_DIR).exists());
+
+    // The right token enrolls it, and it is added Up.
+    let (status, body) = add_host(&admin, &lab.zone, &pod, &hypervisor, &url, Some(TOKEN)).await;
+    assert_eq!(status, 200, "{body}\n{}", agent.log());
+    let added = body["addhostresponse"]["host"][0].clone();
+    assert_eq!(added["state"], "Up", "{added}");
+    assert_eq!(added["resourcestate"], "Enabled", "{added}");
+    let host_id = added["id"].as_str().unwrap().to_string();
+    for file in ["host.pem", "host.key", "ca.pem", "manager.pem"] {
+        let meta = std::fs::metadata(agent.dir().join(IDENTITY_DIR).join(file)).expect(file);
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{file}");
+    }
+    // The token is spent: the host agent no longer serves enrollment.
+    let pki = Pki::load_or_create(lab.m.data_dir.path()).expect("the cluster CA");
+    let again = vpc_manager::host::enroll::enroll(&url, &Token::parse(TOKEN).unwrap(), &pki).await;
+    assert!(again.is_err(), "enrolled twice");
+    // Adding it a second time is refused as CloudStack refuses a known host.
+    let (status, body) = add_host(&admin, &lab.zone, &pod, &hypervisor, &url, Some(TOKEN)).await;
+    assert_eq!(status, 530, "{body}");
+    assert!(error_text(&body).contains("already added"), "{body}");
+
+    // Restarted without its token, it serves with its certificate and runs
+    // what is placed on it.
+    agent.restart(None);
+    agent.wait_listening().await;
+    admin
+        .ok(
+            "updateHost",
+            &[
+                ("id", default["id"].as_str().unwrap()),
+                ("allocationstate", "Disable"),
+            ],
+        )
+        .await;
+    let vpc = lab.vpc(&admin, "enrolled", "10.62.0.0/16").await;
+    let vpc_id = vpc["id"].as_str().unwrap().to_string();
+    let routers = admin.ok("listRouters", &[("vpcid", &vpc_id)]).await;
+    let router = routers["router"][0].clone();
+    assert_eq!(router["hostid"], host_id.as_str(), "{routers}");
+    assert_eq!(router["state"], "Running", "{routers}");
+    let tier = lab
+        .tier(&admin, &vpc_id, "t1", "10.62.1.1", None, false)
+        .await;
+    let vm = job_ok(
+        &admin,
+        "deployVirtualMachine",
+        &[
+            ("zoneid", &lab.zone),
+            ("serviceofferingid", &lab.service_offering),
+            ("templateid", &lab.template),
+            ("networkids", tier["id"].as_str().unwrap()),
+            ("name", "onenrolled"),
+            ("hostid", &host_id),
+        ],
+    )
+    .await["virtualmachine"]
+        .clone();
+    assert_eq!(vm["state"], "Running", "{vm}");
+    let mine = namespaces(&agent.prefix);
+    for name in [
+        router["name"].as_str().unwrap(),
+        vm["instancename"].as_str().unwrap(),
+    ] {
+        assert!(
+            mine.iter().any(|n| n.contains(name)),
+            "{name} not among the enrolled host's namespaces {mine:?}"
+        );
+    }
+    lab.finish().await;
+}
