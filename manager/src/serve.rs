@@ -143,14 +143,20 @@ pub struct Manager {
 /// agent transport), registering agents in its own endpoint book: what a
 /// host agent runs routers and VMs with.
 pub fn netns_driver(settings: &Settings, pki: Option<Arc<Pki>>) -> anyhow::Result<NetnsDriver> {
+    netns_driver_with(settings, pki.map(crate::driver::tls_from_pki))
+}
+
+/// [`netns_driver`] with routers' TLS material from `tls` (used with the
+/// TCP agent transport only).
+pub fn netns_driver_with(
+    settings: &Settings,
+    tls: Option<crate::driver::TlsProvider>,
+) -> anyhow::Result<NetnsDriver> {
     let agent_path = settings
         .agent_path
         .clone()
         .unwrap_or_else(crate::driver::default_agent_path);
-    let tls = match (settings.agent_transport, pki) {
-        (AgentTransport::Tcp, Some(pki)) => Some(crate::driver::tls_from_pki(pki)),
-        _ => None,
-    };
+    let tls = tls.filter(|_| settings.agent_transport == AgentTransport::Tcp);
     NetnsDriver::new(
         &settings.netns_prefix,
         &settings.data_dir,

@@ -93,6 +93,7 @@ async fn on_its_socket_the_host_agent_serves_health_and_reflection_refuses_bad_f
     let mut client = pb::host_agent_client::HostAgentClient::new(channel);
     let refused = client
         .start_router(pb::StartRouterRequest {
+            tls: None,
             router: Some(pb::Router {
                 id: "6f1c2a34-0000-4000-8000-000000000001".into(),
                 name: "../../etc".into(),
@@ -196,7 +197,7 @@ async fn inventory_as(
 async fn on_tcp_the_host_agent_admits_only_the_managers_client_certificate() {
     use vpc_manager::pki::Pki;
     let dir = tempfile::tempdir().expect("temp dir");
-    let pki = Pki::load_or_create(dir.path()).expect("the CA");
+    let pki = std::sync::Arc::new(Pki::load_or_create(dir.path()).expect("the CA"));
     let driver = NetnsDriver::new(
         "hta-",
         dir.path(),

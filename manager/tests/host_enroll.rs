@@ -169,5 +169,11 @@ async fn a_host_agent_is_enrolled_with_its_token_and_one_without_a_cluster_certi
             "{name} not among the enrolled host's namespaces {mine:?}"
         );
     }
+    // The tier and the VM were pushed to the router's agent: it is still
+    // Running, not Error.
+    let routers = admin.ok("listRouters", &[("vpcid", &vpc_id)]).await;
+    assert_eq!(routers["router"][0]["state"], "Running", "{routers}");
+    // The host agent never made a CA of its own.
+    assert!(!agent.dir().join("pki").exists());
     lab.finish().await;
 }

@@ -224,6 +224,7 @@ async fn start_router(
         .client()
         .await
         .start_router(hpb::StartRouterRequest {
+            tls: None,
             router: Some(router_to_proto(view)),
         })
         .await

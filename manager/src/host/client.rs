@@ -31,6 +31,9 @@ pub struct HostDriver {
     target: String,
     /// The manager's book of router endpoints, kept current on start/stop.
     endpoints: Arc<Endpoints>,
+    /// Issues a router's TLS material to send with StartRouter (host
+    /// agents reached over mutual TLS).
+    router_tls: Option<crate::driver::TlsProvider>,
 }
 
 impl HostDriver {
@@ -60,7 +63,14 @@ impl HostDriver {
             client: HostAgentClient::new(channel),
             target,
             endpoints,
+            router_tls: None,
         }
+    }
+
+    /// Sends each router's TLS material from `provider` with StartRouter.
+    pub fn with_router_tls(mut self, provider: crate::driver::TlsProvider) -> HostDriver {
+        self.router_tls = Some(provider);
+        self
     }
 
     /// The host agent's address.
@@ -170,11 +180,25 @@ impl RouterDriver for HostDriver {
         router: &'a RouterView,
     ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>> {
         Box::pin(async move {
+            let tls = match &self.router_tls {
+                Some(issue) => {
+                    let (cert_pem, key_pem, ca_pem) = issue(&router.name).map_err(|e| {
+                        DriverError(format!("issuing {}'s certificate: {e:#}", router.name))
+                    })?;
+                    Some(pb::RouterTls {
+                        cert_pem,
+                        key_pem,
+                        ca_pem,
+                    })
+                }
+                None => None,
+            };
             let reply = self
                 .client
                 .clone()
                 .start_router(pb::StartRouterRequest {
                     router: Some(convert::router_to_proto(router)),
+                    tls,
                 })
                 .await
                 .map_err(|s| self.error(s))?

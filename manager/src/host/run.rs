@@ -121,8 +121,12 @@ pub async fn run_with(
         Listen::Unix(_) => None,
     };
     let enrolling = identity.is_none() && options.enroll_token.is_some();
-    let needs_ca = settings.agent_transport == AgentTransport::Tcp
-        || (matches!(listen, Listen::Tcp(_)) && identity.is_none() && !enrolling);
+    // An enrolled (or enrolling) host agent holds no CA key: its routers'
+    // TLS material comes with StartRouter. Creating a CA here would make a
+    // foreign one.
+    let needs_ca = identity.is_none()
+        && !enrolling
+        && (settings.agent_transport == AgentTransport::Tcp || matches!(listen, Listen::Tcp(_)));
     let pki = if needs_ca {
         // The cluster's CA, when a database is named; else the one in the
         // data directory (shared with a manager on the same directory).
@@ -153,11 +157,17 @@ pub async fn run_with(
         }
         (_, identity, _) => identity,
     };
-    let mut driver = crate::serve::netns_driver(&settings, pki.clone())?;
+    let router_tls = Arc::new(server::RouterTlsBook::default());
+    let mut driver = crate::serve::netns_driver_with(
+        &settings,
+        Some(router_tls.provider(pki.clone().map(crate::driver::tls_from_pki))),
+    )?;
     if let Some(u) = options.underlay.clone() {
         driver = driver.with_underlay(u);
     }
-    let agent = HostAgent::new(driver.clone(), &settings.data_dir).with_name(options.host_name);
+    let agent = HostAgent::new(driver.clone(), &settings.data_dir)
+        .with_name(options.host_name)
+        .with_router_tls(router_tls);
     let recovered = agent.recover().await;
     tracing::info!(
         ?recovered,

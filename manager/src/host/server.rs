@@ -37,6 +37,52 @@ pub struct HostAgent {
     /// Serializes record updates (a NIC plug reads, changes and writes
     /// the router's record).
     records: Arc<tokio::sync::Mutex<()>>,
+    /// Routers' TLS material the manager sent with StartRouter.
+    router_tls: Arc<RouterTlsBook>,
+}
+
+/// The routers' TLS material managers sent with StartRouter, by router
+/// name: what an enrolled host agent (no CA key) starts TCP agents with.
+/// Kept in memory only; a restarted agent process reuses the files
+/// written at its start, a new start comes with new material.
+#[derive(Default)]
+pub struct RouterTlsBook {
+    by_router: std::sync::Mutex<std::collections::HashMap<String, (String, String, String)>>,
+}
+
+impl RouterTlsBook {
+    fn set(&self, router: &str, tls: pb::RouterTls) {
+        self.by_router
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(router.to_string(), (tls.cert_pem, tls.key_pem, tls.ca_pem));
+    }
+
+    /// The driver's [`crate::driver::TlsProvider`]: what a manager sent
+    /// for the router, else what `fallback` (the CA this host agent holds)
+    /// issues, else an error.
+    pub fn provider(
+        self: &Arc<Self>,
+        fallback: Option<crate::driver::TlsProvider>,
+    ) -> crate::driver::TlsProvider {
+        let book = self.clone();
+        Arc::new(move |router: &str| {
+            let sent = book
+                .by_router
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(router)
+                .cloned();
+            match (sent, &fallback) {
+                (Some(tls), _) => Ok(tls),
+                (None, Some(issue)) => issue(router),
+                (None, None) => anyhow::bail!(
+                    "no TLS material for router {router}: this host agent holds no CA, and \
+                     StartRouter brought none"
+                ),
+            }
+        })
+    }
 }
 
 /// What a starting host agent took back.
@@ -69,7 +115,15 @@ impl HostAgent {
             name: None,
             views: Views::new(data_dir),
             records: Arc::default(),
+            router_tls: Arc::default(),
         }
+    }
+
+    /// Keeps the routers' TLS material StartRouter brings in `book` (the
+    /// one the driver's TLS provider reads, [`RouterTlsBook::provider`]).
+    pub fn with_router_tls(mut self, book: Arc<RouterTlsBook>) -> HostAgent {
+        self.router_tls = book;
+        self
     }
 
     /// Reports `name` as the host's name instead of the hostname.
@@ -306,6 +360,18 @@ impl HostAgentRpc for HostAgent {
     ) -> Result<Response<pb::StartRouterResponse>, Status> {
         let r = request.into_inner();
         let view = convert::router_from_proto("router", r.router.as_ref()).map_err(invalid)?;
+        if let Some(tls) = r.tls {
+            for (field, pem) in [
+                ("tls.cert_pem", &tls.cert_pem),
+                ("tls.key_pem", &tls.key_pem),
+                ("tls.ca_pem", &tls.ca_pem),
+            ] {
+                if !pem.trim_start().starts_with("-----BEGIN ") {
+                    return Err(Status::invalid_argument(format!("{field}: not a PEM text")));
+                }
+            }
+            self.router_tls.set(&view.name, tls);
+        }
         let endpoint = self.driver.start_router(&view).await.map_err(failed)?;
         let record = convert::router_to_proto(&view);
         {
@@ -599,6 +665,64 @@ mod tests {
         assert_eq!(agent.inventory().routers.len(), 1, "not its namespace");
         agent.forget(&["hst-r-5-VM".into()]);
         assert!(agent.inventory().routers.is_empty());
+    }
+
+    #[test]
+    fn routers_tls_is_what_the_manager_sent_else_the_host_agents_ca_else_refused() {
+        let sent = |cert: &str| pb::RouterTls {
+            cert_pem: cert.into(),
+            key_pem: "k".into(),
+            ca_pem: "c".into(),
+        };
+        let book = Arc::new(RouterTlsBook::default());
+        let no_ca = book.provider(None);
+        let err = no_ca("r-1-VM").unwrap_err().to_string();
+        assert!(err.contains("no TLS material for router r-1-VM"), "{err}");
+        book.set("r-1-VM", sent("from the manager"));
+        assert_eq!(no_ca("r-1-VM").unwrap().0, "from the manager");
+        let fallback: crate::driver::TlsProvider =
+            Arc::new(|r: &str| Ok((format!("issued for {r}"), "k".into(), "c".into())));
+        let with_ca = book.provider(Some(fallback));
+        assert_eq!(with_ca("r-1-VM").unwrap().0, "from the manager");
+        assert_eq!(with_ca("r-2-VM").unwrap().0, "issued for r-2-VM");
+    }
+
+    #[tokio::test]
+    async fn start_router_refuses_tls_material_that_is_no_pem_before_acting() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = Arc::new(RouterTlsBook::default());
+        let driver = NetnsDriver::new(
+            "hsp-",
+            dir.path(),
+            crate::driver::default_agent_path(),
+            AgentTransport::Tcp,
+            Arc::default(),
+            Some(book.provider(None)),
+        )
+        .unwrap();
+        let agent = HostAgent::new(driver, dir.path()).with_router_tls(book.clone());
+        let refused = HostAgentRpc::start_router(
+            &agent,
+            Request::new(pb::StartRouterRequest {
+                router: Some(pb::Router {
+                    id: uuid::Uuid::from_u128(1).to_string(),
+                    name: "r-9-VM".into(),
+                    zone_id: uuid::Uuid::from_u128(2).to_string(),
+                    ..Default::default()
+                }),
+                tls: Some(pb::RouterTls {
+                    cert_pem: "-----BEGIN CERTIFICATE-----".into(),
+                    key_pem: "rm -rf /".into(),
+                    ca_pem: "-----BEGIN CERTIFICATE-----".into(),
+                }),
+            }),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert_eq!(refused.message(), "tls.key_pem: not a PEM text");
+        assert!(!std::path::Path::new("/run/netns/hsp-r-9-VM").exists());
+        assert!(book.provider(None)("r-9-VM").is_err(), "nothing kept");
     }
 
     #[tokio::test]

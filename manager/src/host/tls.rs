@@ -34,11 +34,12 @@ pub fn server_tls(pki: &Pki) -> anyhow::Result<(ServerTlsConfig, Vec<u8>)> {
 }
 
 /// The driver for the host agent `url`: `unix:///path` (its socket), or
-/// `https://host:port` (mutual TLS with the manager's client certificate).
+/// `https://host:port` (mutual TLS with the manager's client certificate;
+/// it sends each router's TLS material with StartRouter).
 /// The connection is made at the first call.
 pub async fn host_driver(
     url: &str,
-    pki: &Pki,
+    pki: &Arc<Pki>,
     endpoints: Arc<Endpoints>,
 ) -> anyhow::Result<HostDriver> {
     if let Some(path) = url.strip_prefix("unix://") {
@@ -58,9 +59,10 @@ pub async fn host_driver(
         .tls_config(tls)?
         .connect_timeout(std::time::Duration::from_secs(5))
         .connect_lazy();
-    Ok(HostDriver::with_channel(
-        channel,
-        url.to_string(),
-        endpoints,
-    ))
+    // A host agent on TCP may be an enrolled one without the CA key: the
+    // routers' TLS material goes with each StartRouter.
+    Ok(
+        HostDriver::with_channel(channel, url.to_string(), endpoints)
+            .with_router_tls(crate::driver::tls_from_pki(pki.clone())),
+    )
 }

@@ -38,7 +38,10 @@ impl HostAgentProcess {
     }
 
     /// A host agent on TCP (127.0.0.1, a free port); with `token` it waits
-    /// to be enrolled until it has an identity.
+    /// to be enrolled until it has an identity. Its routers' agents are on
+    /// Unix sockets: the manager reaches a TCP agent by entering the
+    /// router's namespace under its own prefix, which this host agent's
+    /// routers do not carry.
     pub fn start_tcp(prefix: String, token: Option<&str>) -> HostAgentProcess {
         let dir = Self::data_dir(&prefix);
         let listen = Listen::Tcp(free_port());

@@ -150,7 +150,7 @@ pub(crate) fn host_url(url: &str) -> Result<HostUrl, Error> {
 /// Reaches the host agent at `url` and asks what it runs and what it is;
 /// the text says why when it cannot.
 async fn probe(
-    pki: Option<&crate::pki::Pki>,
+    pki: Option<&Arc<crate::pki::Pki>>,
     url: &str,
     parsed: &HostUrl,
 ) -> Result<Option<pb::DescribeResponse>, String> {
@@ -182,10 +182,10 @@ async fn probe_or_enroll(
 ) -> Result<Option<pb::DescribeResponse>, String> {
     let pki = match parsed {
         HostUrl::Unix(_) => None,
-        HostUrl::Tls(_) => Some(
+        HostUrl::Tls(_) => Some(Arc::new(
             crate::pki::Pki::load_or_create(&ctx.app.settings.data_dir)
                 .map_err(|e| format!("the cluster CA: {e}"))?,
-        ),
+        )),
     };
     let first = probe(pki.as_ref(), url, parsed).await;
     let (Err(why), Some(token), Some(pki)) = (&first, token, &pki) else {
