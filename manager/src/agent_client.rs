@@ -222,6 +222,40 @@ impl GrpcAgentClient {
                         ))
                     })
             }
+            AgentEndpoint::Relay { host_agent, router } => {
+                let Some(identity) = &self.identity else {
+                    return Err(Failure::Final(AgentError::Unreachable(format!(
+                        "the agent is reached through the host agent {host_agent}, which needs \
+                         mutual TLS, and the manager has no client certificate"
+                    ))));
+                };
+                let host =
+                    crate::host::tls::host_channel(&format!("https://{host_agent}"), identity)
+                        .map_err(|e| {
+                            Failure::Final(AgentError::Unreachable(format!(
+                                "the host agent {host_agent}: {e:#}"
+                            )))
+                        })?;
+                let name = router.clone();
+                // As for a Unix socket, the URI is a placeholder.
+                Endpoint::from_static("http://agent.local")
+                    .connect_timeout(timeout)
+                    .connect_with_connector(tower::service_fn(move |_: Uri| {
+                        let (host, name) = (host.clone(), name.clone());
+                        async move {
+                            crate::host::relay::open(host, &name)
+                                .await
+                                .map(TokioIo::new)
+                        }
+                    }))
+                    .await
+                    .map_err(|e| {
+                        Failure::Transient(format!(
+                            "connecting to {router} through the host agent {host_agent}: {}",
+                            error_chain(&e)
+                        ))
+                    })
+            }
             AgentEndpoint::Tcp(addr) => {
                 let Some(identity) = &self.identity else {
                     return Err(Failure::Final(AgentError::Unreachable(format!(

@@ -2,7 +2,8 @@
 //! on TCP started with a one-time token waits to be enrolled; `addHost`
 //! with the token as `password` gives it a certificate from the cluster CA,
 //! after which it serves only with mutual TLS, also after a restart without
-//! the token, and runs the routers and VMs placed on it. A host agent with
+//! the token, and runs the routers and VMs placed on it, the routers'
+//! agents reached through its relay. A host agent with
 //! no certificate of the cluster CA is refused, with or without a wrong
 //! token, and nothing is recorded for it.
 
@@ -169,8 +170,27 @@ async fn a_host_agent_is_enrolled_with_its_token_and_one_without_a_cluster_certi
             "{name} not among the enrolled host's namespaces {mine:?}"
         );
     }
-    // The tier and the VM were pushed to the router's agent: it is still
-    // Running, not Error.
+    // Its routers' agents are reached through the host agent (their Unix
+    // sockets are on its host), and the tier and the VM were pushed that
+    // way: the router is still Running, not Error.
+    let stored = vpc_manager::store::router::get_by_uuid(
+        &lab.m.app.db,
+        router["id"].as_str().unwrap().parse().unwrap(),
+    )
+    .await
+    .unwrap()
+    .expect("the router's row");
+    assert_eq!(
+        stored.agent_endpoint.as_deref(),
+        Some(
+            format!(
+                "relay://{}/{}",
+                url.trim_start_matches("https://"),
+                router["name"].as_str().unwrap()
+            )
+            .as_str()
+        )
+    );
     let routers = admin.ok("listRouters", &[("vpcid", &vpc_id)]).await;
     assert_eq!(routers["router"][0]["state"], "Running", "{routers}");
     // The host agent never made a CA of its own.

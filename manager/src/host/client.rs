@@ -34,6 +34,9 @@ pub struct HostDriver {
     /// Issues a router's TLS material to send with StartRouter (host
     /// agents reached over mutual TLS).
     router_tls: Option<crate::driver::TlsProvider>,
+    /// The host agent's `host:port` when its routers' Unix sockets are out
+    /// of this manager's reach: their agents are reached through it.
+    relay: Option<String>,
 }
 
 impl HostDriver {
@@ -64,6 +67,26 @@ impl HostDriver {
             target,
             endpoints,
             router_tls: None,
+            relay: None,
+        }
+    }
+
+    /// Reaches the agents of this host's routers through the host agent at
+    /// `host_agent` (`host:port`) instead of their Unix sockets.
+    pub fn with_relay(mut self, host_agent: String) -> HostDriver {
+        self.relay = Some(host_agent);
+        self
+    }
+
+    /// `endpoint` as this manager reaches it: a Unix socket of a relayed
+    /// host becomes the relay through its host agent.
+    fn reachable(&self, router: &str, endpoint: AgentEndpoint) -> AgentEndpoint {
+        match (&self.relay, endpoint) {
+            (Some(host_agent), AgentEndpoint::UnixSocket(_)) => AgentEndpoint::Relay {
+                host_agent: host_agent.clone(),
+                router: router.to_string(),
+            },
+            (_, endpoint) => endpoint,
         }
     }
 
@@ -209,6 +232,7 @@ impl RouterDriver for HostDriver {
                     self.target, reply.agent_endpoint
                 ))
             })?;
+            let endpoint = self.reachable(&router.name, endpoint);
             self.endpoints.set(&router.name, endpoint.clone());
             Ok(endpoint)
         })
@@ -279,7 +303,13 @@ impl RouterDriver for HostDriver {
     }
 
     fn inventory(&self) -> BoxFuture<'_, Result<Option<HostInventory>, DriverError>> {
-        Box::pin(async move { Ok(Some(running(&HostDriver::inventory(self).await?))) })
+        Box::pin(async move {
+            let mut found = running(&HostDriver::inventory(self).await?);
+            for (name, endpoint) in found.routers.iter_mut() {
+                *endpoint = endpoint.take().map(|e| self.reachable(name, e));
+            }
+            Ok(Some(found))
+        })
     }
 
     fn set_flood_list<'a>(

@@ -12,6 +12,7 @@
 //! - [`describe`]: the host's facts `Describe` reports.
 //! - [`enroll`]: a new host agent's enrollment into the cluster (a one-time
 //!   token, a certificate from the cluster CA).
+//! - [`relay`]: routers' agents reached through their host agent.
 //! - [`tls`]: the host agent on TCP with mutual TLS from the cluster CA.
 //! - [`views`]: the host agent's records of what it runs, read at its next
 //!   start to take the live routers and VMs back.
@@ -21,6 +22,7 @@ pub mod convert;
 pub mod describe;
 pub mod enroll;
 pub mod pool;
+pub mod relay;
 pub mod run;
 pub mod server;
 pub mod tls;

@@ -473,6 +473,54 @@ impl HostAgentRpc for HostAgent {
         Ok(Response::new(HostAgent::describe(self)))
     }
 
+    type RelayRouterAgentStream = super::relay::Inbound;
+
+    async fn relay_router_agent(
+        &self,
+        request: Request<tonic::Streaming<pb::RelayChunk>>,
+    ) -> Result<Response<Self::RelayRouterAgentStream>, Status> {
+        use tokio::io::AsyncWriteExt;
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("router: the first chunk names the router"))?;
+        // Only a router this host runs, and only its agent's socket as the
+        // host agent recorded it: the name never becomes a path here.
+        let running = pb::RunState::Running as i32;
+        let entry = self
+            .inventory()
+            .routers
+            .into_iter()
+            .find(|r| r.name == first.router && r.state == running)
+            .ok_or_else(|| {
+                Status::not_found(format!("router: {:?} does not run here", first.router))
+            })?;
+        let path = entry
+            .agent_endpoint
+            .strip_prefix("unix://")
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "router {}: its agent is not on a Unix socket ({})",
+                    entry.name, entry.agent_endpoint
+                ))
+            })?;
+        let mut socket = tokio::net::UnixStream::connect(path)
+            .await
+            .map_err(|e| Status::unavailable(format!("router {}'s agent: {e}", entry.name)))?;
+        if !first.data.is_empty() {
+            socket
+                .write_all(&first.data)
+                .await
+                .map_err(|e| Status::unavailable(format!("router {}'s agent: {e}", entry.name)))?;
+        }
+        let (out, rx) = tokio::sync::mpsc::channel(16);
+        super::relay::pump(socket, Box::pin(inbound), out);
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
     async fn set_flood_list(
         &self,
         request: Request<pb::FloodListRequest>,

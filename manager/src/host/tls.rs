@@ -33,6 +33,23 @@ pub fn server_tls(pki: &Pki) -> anyhow::Result<(ServerTlsConfig, Vec<u8>)> {
     Ok((tls, der.as_ref().to_vec()))
 }
 
+/// A channel to the host agent at `url` (`https://host:port`) with the
+/// managers' client certificate, checking the host agent's against the CA;
+/// connected at the first call.
+pub fn host_channel(
+    url: &str,
+    identity: &crate::pki::ClientIdentity,
+) -> anyhow::Result<tonic::transport::Channel> {
+    let tls = ClientTlsConfig::new()
+        .domain_name(SERVER_NAME)
+        .ca_certificate(Certificate::from_pem(&identity.ca_pem))
+        .identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem));
+    Ok(Endpoint::from_shared(url.to_string())?
+        .tls_config(tls)?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect_lazy())
+}
+
 /// The driver for the host agent `url`: `unix:///path` (its socket), or
 /// `https://host:port` (mutual TLS with the manager's client certificate;
 /// it sends each router's TLS material with StartRouter).
@@ -50,19 +67,15 @@ pub async fn host_driver(
         url.starts_with("https://"),
         "expected unix:///path or https://host:port"
     );
-    let identity = pki.client_identity();
-    let tls = ClientTlsConfig::new()
-        .domain_name(SERVER_NAME)
-        .ca_certificate(Certificate::from_pem(&identity.ca_pem))
-        .identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem));
-    let channel = Endpoint::from_shared(url.to_string())?
-        .tls_config(tls)?
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .connect_lazy();
+    let channel = host_channel(url, &pki.client_identity())?;
     // A host agent on TCP may be an enrolled one without the CA key: the
     // routers' TLS material goes with each StartRouter.
+    // Its routers' Unix sockets are on its host: their agents are reached
+    // through it.
+    let authority = url["https://".len()..].trim_end_matches('/').to_string();
     Ok(
         HostDriver::with_channel(channel, url.to_string(), endpoints)
-            .with_router_tls(crate::driver::tls_from_pki(pki.clone())),
+            .with_router_tls(crate::driver::tls_from_pki(pki.clone()))
+            .with_relay(authority),
     )
 }

@@ -139,6 +139,12 @@ impl<T: AgentClient + ?Sized> AgentClient for std::sync::Arc<T> {
 pub enum AgentEndpoint {
     UnixSocket(PathBuf),
     Tcp(SocketAddr),
+    /// Through the host agent at `host_agent` (`host:port`, mutual TLS),
+    /// which relays to the router's Unix socket on its host.
+    Relay {
+        host_agent: String,
+        router: String,
+    },
 }
 
 /// Why a driver operation failed.
@@ -346,11 +352,13 @@ impl Endpoints {
 }
 
 impl AgentEndpoint {
-    /// The text kept in the database (`unix:///path`, `tcp://addr:port`).
+    /// The text kept in the database (`unix:///path`, `tcp://addr:port`,
+    /// `relay://host:port/router`).
     pub fn to_text(&self) -> String {
         match self {
             AgentEndpoint::UnixSocket(p) => format!("unix://{}", p.display()),
             AgentEndpoint::Tcp(a) => format!("tcp://{a}"),
+            AgentEndpoint::Relay { host_agent, router } => format!("relay://{host_agent}/{router}"),
         }
     }
 
@@ -358,6 +366,19 @@ impl AgentEndpoint {
     pub fn from_text(text: &str) -> Option<AgentEndpoint> {
         if let Some(path) = text.strip_prefix("unix://") {
             return Some(AgentEndpoint::UnixSocket(PathBuf::from(path)));
+        }
+        if let Some(rest) = text.strip_prefix("relay://") {
+            let (host_agent, router) = rest.rsplit_once('/')?;
+            let name_ok = !router.is_empty()
+                && router
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            return (name_ok && !host_agent.is_empty() && !host_agent.contains('/')).then(|| {
+                AgentEndpoint::Relay {
+                    host_agent: host_agent.to_string(),
+                    router: router.to_string(),
+                }
+            });
         }
         text.strip_prefix("tcp://")?
             .parse()

@@ -363,6 +363,8 @@ impl Inner {
                         .await
                         .is_ok_and(|r| r.is_ok())
                 }
+                // Only a manager's host driver makes relayed endpoints.
+                AgentEndpoint::Relay { .. } => false,
             };
             if ready {
                 return Ok(());
