@@ -225,6 +225,7 @@ async fn start_router(
         .await
         .start_router(hpb::StartRouterRequest {
             router: Some(router_to_proto(view)),
+            standby: false,
         })
         .await
         .unwrap_or_else(|e| panic!("{} StartRouter: {e}", host.name))

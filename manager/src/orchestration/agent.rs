@@ -162,6 +162,26 @@ pub trait RouterDriver: Send + Sync {
         &'a self,
         router: &'a RouterView,
     ) -> BoxFuture<'a, Result<(), DriverError>>;
+    /// Starts the router in standby (the first half of a move between
+    /// hosts): running and configurable, with its guest, public and private
+    /// NIC ports off their segments, so it answers no one while the router
+    /// it replaces still serves. A driver whose segments do not span hosts
+    /// starts it as usual.
+    fn start_router_standby<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>> {
+        self.start_router(router)
+    }
+    /// Ends a standby: the NIC ports onto their segments and the NICs'
+    /// addresses announced (gratuitous ARP).
+    fn activate_router<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        let _ = router;
+        Box::pin(async { Ok(()) })
+    }
     /// Hot-plugs a NIC into the running router.
     fn plug_nic<'a>(
         &'a self,
@@ -242,6 +262,18 @@ impl<T: RouterDriver + ?Sized> RouterDriver for std::sync::Arc<T> {
         router: &'a RouterView,
     ) -> BoxFuture<'a, Result<(), DriverError>> {
         (**self).destroy_router(router)
+    }
+    fn start_router_standby<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>> {
+        (**self).start_router_standby(router)
+    }
+    fn activate_router<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        (**self).activate_router(router)
     }
     fn plug_nic<'a>(
         &'a self,

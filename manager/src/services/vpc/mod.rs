@@ -28,6 +28,7 @@ pub use list::ListVpcs;
 pub use restart::RestartVpc;
 pub use update::UpdateVpc;
 pub use views::vpc_view;
+pub(crate) use router::{check_destination, not_running};
 
 /// Registers the VPC commands.
 pub fn register(registry: &mut Registry) {
