@@ -106,8 +106,14 @@ pub async fn move_router(db: &Db, net: &Network, r: &router::Router, target: i64
     // can reach the other hosts the moment it takes over, and they it.
     flood_now(db, net, old_view.zone_id, &segments, &joining, &[]).await;
 
-    // Make: the new router, configured, answering no one.
+    // Make: the new router, configured, answering no one. Its endpoint is
+    // this manager's alone until the switch: a failed call must not swap
+    // it for the database's (the old router's).
+    net.endpoints.pin(&r.name, true);
     let made = make_standby(net, &new_state, u64::try_from(generation).unwrap_or_default()).await;
+    if made.is_err() {
+        net.endpoints.pin(&r.name, false);
+    }
     let endpoint = match made {
         Ok(endpoint) => endpoint,
         Err(e) => {
@@ -121,7 +127,11 @@ pub async fn move_router(db: &Db, net: &Network, r: &router::Router, target: i64
 
     // Break: the old router goes.
     let driver = net.element.driver();
-    if let Err(e) = driver.destroy_router(&old_view).await {
+    let destroyed = driver.destroy_router(&old_view).await;
+    if destroyed.is_err() {
+        net.endpoints.pin(&r.name, false);
+    }
+    if let Err(e) = destroyed {
         undo_standby(net, &new_view).await;
         restore_endpoint();
         let left = [to.clone()];
@@ -133,15 +143,10 @@ pub async fn move_router(db: &Db, net: &Network, r: &router::Router, target: i64
     }
 
     // Switch: recorded on the target with the new agent, in one transaction.
-    {
-        let mut tx = db.begin().await?;
-        host::set_router_host(&mut tx, r.id, Some(to.id)).await?;
-        router::set_agent_endpoint(&mut tx, r.id, Some(&endpoint.to_text())).await?;
-        router::set_state(&mut tx, r.id, router::STATE_RUNNING).await?;
-        router::mark_applied(&mut tx, r.id, generation).await?;
-        tx.commit().await?;
-    }
+    let switched = record_switch(db, r.id, to.id, &endpoint, generation).await;
     net.endpoints.set(&r.name, endpoint);
+    net.endpoints.pin(&r.name, false);
+    switched?;
     let activated = driver.activate_router(&new_view).await;
     let left: Vec<host::Host> = from.into_iter().collect();
     flood_now(db, net, new_view.zone_id, &segments, &[], &left).await;
@@ -152,6 +157,24 @@ pub async fn move_router(db: &Db, net: &Network, r: &router::Router, target: i64
             .ok_or_else(|| Error::invalid("The router was destroyed meanwhile"))?;
         return super::vpc::start_router(db, net, &moved).await;
     }
+    Ok(())
+}
+
+/// Records a moved router on host `to` with its new agent and the
+/// generation it applied, in one transaction.
+async fn record_switch(
+    db: &Db,
+    router_id: i64,
+    to: i64,
+    endpoint: &AgentEndpoint,
+    generation: i64,
+) -> Result<(), Error> {
+    let mut tx = db.begin().await?;
+    host::set_router_host(&mut tx, router_id, Some(to)).await?;
+    router::set_agent_endpoint(&mut tx, router_id, Some(&endpoint.to_text())).await?;
+    router::set_state(&mut tx, router_id, router::STATE_RUNNING).await?;
+    router::mark_applied(&mut tx, router_id, generation).await?;
+    tx.commit().await?;
     Ok(())
 }
 
