@@ -334,7 +334,11 @@ async fn maintenance_moves_the_router_off_its_host_and_flood_lists_follow_a_move
     let (vni_a, vni_b) = (vni(&tiers[0]).await, vni(&tiers[1]).await);
     let zone_uuid: uuid::Uuid = zone.parse().unwrap();
     let zone_ns: Vec<String> = fabric.hosts.iter().map(|h| h.zone_ns(&zone_uuid)).collect();
-    let ul: Vec<String> = fabric.hosts.iter().map(|h| h.underlay.to_string()).collect();
+    let ul: Vec<String> = fabric
+        .hosts
+        .iter()
+        .map(|h| h.underlay.to_string())
+        .collect();
     let upstream = Ipv4Addr::new(198, 51, 100, 1);
     let ns_a = Netns::existing(&fabric.hosts[1].ns(&inst_a));
     assert!(ping_ok(&ns_a, upstream).await, "A to the internet");
@@ -389,7 +393,10 @@ async fn maintenance_moves_the_router_off_its_host_and_flood_lists_follow_a_move
         "no router left on host 1"
     );
     let listed = admin.ok("listHosts", &[("id", &hosts[0])]).await;
-    assert_eq!(listed["host"][0]["resourcestate"], "Maintenance", "{listed}");
+    assert_eq!(
+        listed["host"][0]["resourcestate"], "Maintenance",
+        "{listed}"
+    );
     assert!(ping_ok(&ns_a, upstream).await, "A to the internet after");
     assert!(ping_ok(&ns_a, leases[1]).await, "A to B after");
     // Host 1 left both tiers; the router's new host is in each.
@@ -397,8 +404,14 @@ async fn maintenance_moves_the_router_off_its_host_and_flood_lists_follow_a_move
     assert!(flood_list(&zone_ns[0], &vni_b).is_empty());
     for (tier_vni, vm_host) in [(&vni_a, 1), (&vni_b, 2)] {
         if r_host != vm_host {
-            assert_eq!(flood_list(&zone_ns[r_host], tier_vni), [ul[vm_host].clone()]);
-            assert_eq!(flood_list(&zone_ns[vm_host], tier_vni), [ul[r_host].clone()]);
+            assert_eq!(
+                flood_list(&zone_ns[r_host], tier_vni),
+                [ul[vm_host].clone()]
+            );
+            assert_eq!(
+                flood_list(&zone_ns[vm_host], tier_vni),
+                [ul[r_host].clone()]
+            );
         }
     }
 
@@ -430,7 +443,11 @@ async fn maintenance_moves_the_router_off_its_host_and_flood_lists_follow_a_move
         ],
     )
     .await;
-    assert_eq!(moved["virtualmachine"]["hostid"], hosts[0].as_str(), "{moved}");
+    assert_eq!(
+        moved["virtualmachine"]["hostid"],
+        hosts[0].as_str(),
+        "{moved}"
+    );
     assert_eq!(moved["virtualmachine"]["state"], "Running", "{moved}");
     // Tier B's members now: the router's host and host 1; host 3 left.
     // Checked at once: the move sent the lists, not the 1 s loop.
@@ -449,13 +466,18 @@ async fn maintenance_moves_the_router_off_its_host_and_flood_lists_follow_a_move
     let moved_ip = lease_ip(&host1.lease(&inst_b, 0).unwrap()).unwrap();
     assert_eq!(moved_ip, leases[1], "the same address after the move");
     assert!(
-        !Netns::existing(&fabric.hosts[2].ns(&inst_b)).path().exists(),
+        !Netns::existing(&fabric.hosts[2].ns(&inst_b))
+            .path()
+            .exists(),
         "nothing of the VM left on host 3"
     );
     let ns_b = Netns::existing(&host1.ns(&inst_b));
     assert!(ping_ok(&ns_a, leases[1]).await, "A to the moved B");
     assert!(ping_ok(&ns_b, leases[0]).await, "the moved B to A");
-    assert!(ping_ok(&ns_b, upstream).await, "the moved B to the internet");
+    assert!(
+        ping_ok(&ns_b, upstream).await,
+        "the moved B to the internet"
+    );
     drop(fabric);
     lab.finish().await;
 }

@@ -98,7 +98,11 @@ impl HostDriver {
     /// An answer without content, its status as the driver's error.
     /// StartRouter (in standby or not); the agent's endpoint goes into the
     /// book.
-    async fn start(&self, router: &RouterView, standby: bool) -> Result<AgentEndpoint, DriverError> {
+    async fn start(
+        &self,
+        router: &RouterView,
+        standby: bool,
+    ) -> Result<AgentEndpoint, DriverError> {
         let reply = self
             .client
             .clone()

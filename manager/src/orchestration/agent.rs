@@ -454,7 +454,10 @@ mod tests {
             book.get("r-1-VM"),
             Some(AgentEndpoint::UnixSocket("/srv/b/r-1.sock".into()))
         );
-        book.set("r-2-VM", AgentEndpoint::UnixSocket("/srv/a/r-2.sock".into()));
+        book.set(
+            "r-2-VM",
+            AgentEndpoint::UnixSocket("/srv/a/r-2.sock".into()),
+        );
         book.refresh("r-2-VM").await;
         assert_eq!(
             book.get("r-2-VM"),

@@ -66,7 +66,12 @@ async fn flood_now(
 
 /// Moves the running router `r` to host `target`, make-before-break (see
 /// the module's text). The caller holds the router's VPC lock.
-pub async fn move_router(db: &Db, net: &Network, r: &router::Router, target: i64) -> Result<(), Error> {
+pub async fn move_router(
+    db: &Db,
+    net: &Network,
+    r: &router::Router,
+    target: i64,
+) -> Result<(), Error> {
     if r.host_id == Some(target) {
         return Ok(());
     }
@@ -89,7 +94,10 @@ pub async fn move_router(db: &Db, net: &Network, r: &router::Router, target: i64
     new_state.router.host = Some(to.url.clone());
     let new_view = new_state.router.clone();
     let segments = router_segments(&new_view);
-    let old_endpoint = r.agent_endpoint.as_deref().and_then(AgentEndpoint::from_text);
+    let old_endpoint = r
+        .agent_endpoint
+        .as_deref()
+        .and_then(AgentEndpoint::from_text);
     let restore_endpoint = || {
         if let Some(e) = &old_endpoint {
             net.endpoints.set(&r.name, e.clone());
@@ -110,7 +118,12 @@ pub async fn move_router(db: &Db, net: &Network, r: &router::Router, target: i64
     // this manager's alone until the switch: a failed call must not swap
     // it for the database's (the old router's).
     net.endpoints.pin(&r.name, true);
-    let made = make_standby(net, &new_state, u64::try_from(generation).unwrap_or_default()).await;
+    let made = make_standby(
+        net,
+        &new_state,
+        u64::try_from(generation).unwrap_or_default(),
+    )
+    .await;
     if made.is_err() {
         net.endpoints.pin(&r.name, false);
     }
@@ -272,10 +285,7 @@ pub async fn move_vm(db: &Db, net: &Network, v: &vm::Vm, target: i64) -> Result<
 
 /// The routers and VMs recorded on host `host_id` (live, not Destroyed,
 /// Expunging or Error).
-pub async fn residents(
-    db: &Db,
-    host_id: i64,
-) -> Result<(Vec<router::Router>, Vec<vm::Vm>), Error> {
+pub async fn residents(db: &Db, host_id: i64) -> Result<(Vec<router::Router>, Vec<vm::Vm>), Error> {
     let (router_ids, vm_ids) = host::residents(db, host_id).await?;
     let mut routers = Vec::new();
     for id in router_ids {

@@ -443,10 +443,7 @@ pub async fn hypervisors<'a>(ex: impl Into<Exec<'a>>, zone_id: Option<i64>) -> R
 /// The live routers and VMs recorded on host `host_id` (ids: routers,
 /// VMs), whatever their state but Destroyed, Expunging or Error, as
 /// [`loads`] counts them.
-pub async fn residents<'a>(
-    ex: impl Into<Exec<'a>>,
-    host_id: i64,
-) -> Result<(Vec<i64>, Vec<i64>)> {
+pub async fn residents<'a>(ex: impl Into<Exec<'a>>, host_id: i64) -> Result<(Vec<i64>, Vec<i64>)> {
     let mut ex = ex.into();
     let mut out = (Vec::new(), Vec::new());
     for (table, is_router) in [("domain_router", true), ("vm_instance", false)] {

@@ -127,11 +127,7 @@ pub fn announcements(
 /// is in `macs`: once now (an error if it cannot be sent), then again after
 /// each of [`REPEATS`] in the background (failures logged).
 pub async fn announce(ns: &str, macs: &[String]) -> Result<()> {
-    let links = ip::run(
-        "ip",
-        &["-j", "-n", ns, "link", "show"].map(String::from),
-    )
-    .await?;
+    let links = ip::run("ip", &["-j", "-n", ns, "link", "show"].map(String::from)).await?;
     let addrs = ip::run(
         "ip",
         &["-j", "-n", ns, "-4", "addr", "show"].map(String::from),

@@ -799,8 +799,8 @@ mod tests {
         let ops = lines(&plug(&[], &[], &port));
         assert!(ops.iter().any(|o| o.contains("type veth peer name eth2")));
         assert!(
-            !ops.iter().any(|o| o.contains("v020000000102 master")
-                || o.ends_with("dev v020000000102 up")),
+            !ops.iter()
+                .any(|o| o.contains("v020000000102 master") || o.ends_with("dev v020000000102 up")),
             "{ops:?}"
         );
         // Both ends now exist; the zone end on no bridge.
@@ -808,7 +808,12 @@ mod tests {
         let zone = [
             link(&bridge, None, None, Some("bridge")),
             link("vx5001", None, Some(&bridge), Some("vxlan")),
-            link("v020000000102", Some("02:00:00:00:01:02"), None, Some("veth")),
+            link(
+                "v020000000102",
+                Some("02:00:00:00:01:02"),
+                None,
+                Some("veth"),
+            ),
         ];
         let target = [link("eth2", Some("02:00:00:00:01:02"), None, Some("veth"))];
         assert!(lines(&plug(&zone, &target, &port)).is_empty());

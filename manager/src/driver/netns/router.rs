@@ -214,7 +214,8 @@ impl Inner {
         ip::apply(&links::prune(&ns, &own, &macs)).await?;
         let standby = self.state().standby.contains(&view.name);
         for nic in &view.nics {
-            self.plug_router_nic(&ns, &view.zone_id, nic, standby).await?;
+            self.plug_router_nic(&ns, &view.zone_id, nic, standby)
+                .await?;
         }
         Ok(())
     }

@@ -114,7 +114,11 @@ async fn clear_router(app: &App, host_id: i64, r: &router::Router) {
         };
         let now = router::get_by_id(db, r.id)
             .await?
-            .filter(|n| n.removed.is_none() && n.host_id == Some(host_id) && n.state == router::STATE_RUNNING)
+            .filter(|n| {
+                n.removed.is_none()
+                    && n.host_id == Some(host_id)
+                    && n.state == router::STATE_RUNNING
+            })
             .ok_or_else(|| Error::invalid("changed meanwhile"))?;
         relocate::move_router(db, &app.network, &now, target).await
     }

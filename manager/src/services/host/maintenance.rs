@@ -21,10 +21,10 @@ use super::views::HOST_FIELDS;
 use super::{host_by_id, host_views};
 use crate::error::Error;
 use crate::provision::{placement, relocate};
-use crate::server::{App, Ctx};
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission};
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ROOT;
+use crate::server::{App, Ctx};
 use crate::store::{Db, host, router, vm};
 
 const ID: Arg<Id> = Arg::req("id", "the host ID");

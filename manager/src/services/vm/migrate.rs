@@ -81,7 +81,9 @@ impl AsyncCommand for MigrateVirtualMachine {
             ));
         }
         if self.host.is_none() && !self.autoselect {
-            return Err(Error::invalid("Either hostId or storageId must be specified"));
+            return Err(Error::invalid(
+                "Either hostId or storageId must be specified",
+            ));
         }
         let v = live_vm(ctx, self.vm, VM.name()).await?;
         if v.state != vm::STATE_RUNNING {
@@ -137,11 +139,7 @@ impl AsyncCommand for MigrateVirtualMachine {
 
 /// The planner's host for a VM leaving its host (any Up and Enabled host
 /// of its zone but its own); CloudStack's text when there is none.
-async fn auto_target(
-    db: &crate::store::Db,
-    v: &vm::Vm,
-    label: &str,
-) -> Result<i64, Error> {
+async fn auto_target(db: &crate::store::Db, v: &vm::Vm, label: &str) -> Result<i64, Error> {
     let placed = provision::placement::choose_except(db, v.zone_id, Placing::Vm, v.host_id, label)
         .await
         .map_err(|_| Error::internal("Unable to find a server to migrate the vm to"))?;

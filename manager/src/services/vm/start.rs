@@ -98,8 +98,13 @@ pub(super) async fn start(app: &App, vm_id: i64) -> Result<(), Error> {
         .iter()
         .filter_map(|n| n.broadcast_uri.clone())
         .collect();
-    provision::flood::sync_after_placement(db, app.network.element.driver(), view.zone_id, &segments)
-        .await;
+    provision::flood::sync_after_placement(
+        db,
+        app.network.element.driver(),
+        view.zone_id,
+        &segments,
+    )
+    .await;
     if let Err(e) = app.network.element.driver().start_vm(&view).await {
         if let Err(undo) = stop::stop(app, vm_id, true).await {
             tracing::error!(vm = %v.uuid, error = %undo, "stopping a VM that failed to start");

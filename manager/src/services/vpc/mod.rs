@@ -26,9 +26,9 @@ pub use create::CreateVpc;
 pub use delete::DeleteVpc;
 pub use list::ListVpcs;
 pub use restart::RestartVpc;
+pub(crate) use router::{check_destination, not_running};
 pub use update::UpdateVpc;
 pub use views::vpc_view;
-pub(crate) use router::{check_destination, not_running};
 
 /// Registers the VPC commands.
 pub fn register(registry: &mut Registry) {
