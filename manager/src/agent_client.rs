@@ -347,11 +347,19 @@ impl GrpcAgentClient {
                 "no agent endpoint is known for router {router}"
             ))));
         };
-        let channel = self.channel(router, &endpoint).await?;
+        let channel = match self.channel(router, &endpoint).await {
+            Ok(channel) => channel,
+            Err(failure) => {
+                // The router may have moved: the next try asks where.
+                self.endpoints.refresh(router).await;
+                return Err(failure);
+            }
+        };
         match tokio::time::timeout(timeout, call(channel.clone(), command.clone())).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(status)) if transient(&status) => {
                 self.forget(router);
+                self.endpoints.refresh(router).await;
                 Err(Failure::Transient(status_text(&status)))
             }
             Ok(Err(status)) => Err(Failure::Final(self.refusal(channel, command, status).await)),

@@ -1,7 +1,8 @@
 //! Pods, clusters and hosts through the HTTP API, on SQLite and on
 //! PostgreSQL: createPod, listPods, addCluster, listClusters, addHost (a
 //! real host agent serving on a Unix socket), listHosts, updateHost,
-//! prepareHostForMaintenance, cancelHostMaintenance, deleteHost and
+//! prepareHostForMaintenance, cancelHostMaintenance, deleteHost,
+//! migrateSystemVm and migrateVirtualMachine between two hosts, and
 //! listHypervisors; each command's allowed case and its refusals with
 //! CloudStack's codes and texts.
 
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 use support::api::{BOGUS, Client, id, job_ok, on_both_backends, refused, run_job};
 use support::netns::NetnsLab;
-use support::vpc::user;
+use support::vpc::{create_tier, create_vpc, deploy_vm, user, vm_params, zone_env};
 use vpc_manager::host::HostAgent;
 use vpc_manager::serve::EmbeddedHost;
 use vpc_manager::settings::AgentTransport;
@@ -496,3 +497,217 @@ on_both_backends!(a_forced_delete_removes_an_enabled_host, |m| {
     assert_eq!(list(&hosts, "host").len(), 0, "{hosts}");
     agent.stop().await;
 });
+
+/// Adds `agent` to `zone`'s pod; the host's id.
+async fn add_host(admin: &Client, zone: &str, pod: &str, agent: &LabHost) -> String {
+    let added = admin
+        .ok(
+            "addHost",
+            &[
+                ("zoneid", zone),
+                ("podid", pod),
+                ("url", &agent.url()),
+                ("hypervisor", "Simulator"),
+            ],
+        )
+        .await;
+    list(&added, "host")[0]["id"].as_str().unwrap().to_string()
+}
+
+on_both_backends!(
+    moves_between_hosts_go_and_are_refused_as_cloudstack_does,
+    |m| {
+        let admin = m.admin();
+        let env = zone_env(&admin, "mz").await;
+        let pod = create_pod(&admin, &env.zone, "pod1").await;
+        let (agent_a, agent_b) = (LabHost::start("ma").await, LabHost::start("mb").await);
+        let a = add_host(&admin, &env.zone, &pod, &agent_a).await;
+        let b = add_host(&admin, &env.zone, &pod, &agent_b).await;
+        let vpc = create_vpc(&admin, &env, "mv", "10.80.0.0/16").await;
+        let vpc_id = vpc["id"].as_str().unwrap();
+        let router = |admin: &Client| {
+            let admin = admin.clone();
+            let vpc_id = vpc_id.to_string();
+            async move { admin.ok("listRouters", &[("vpcid", &vpc_id)]).await["router"][0].clone() }
+        };
+        let r = router(&admin).await;
+        assert_eq!(
+            r["hostid"],
+            a.as_str(),
+            "the first host takes the router: {r}"
+        );
+        let router_id = r["id"].as_str().unwrap().to_string();
+        let tier = create_tier(&admin, &env, vpc_id, "t", "10.80.1.1", "255.255.255.0").await;
+        let tier_id = tier["id"].as_str().unwrap();
+        let vm = deploy_vm(&admin, &env, tier_id, "mvm").await;
+        assert_eq!(
+            vm["hostid"],
+            b.as_str(),
+            "the lighter host takes the VM: {vm}"
+        );
+        let vm_id = vm["id"].as_str().unwrap().to_string();
+
+        // migrateSystemVm: not to its own host, nor to a host that is not Up
+        // and Enabled.
+        let (code, text) = refused(
+            &admin,
+            "migrateSystemVm",
+            &[("virtualmachineid", &router_id), ("hostid", &a)],
+        )
+        .await;
+        assert_eq!(
+            (code, text.as_str()),
+            (
+                431,
+                "Cannot migrate VM, VM is already present on this host, please specify valid \
+             destination host to migrate the VM"
+            )
+        );
+        admin
+            .ok("updateHost", &[("id", &b), ("allocationstate", "Disable")])
+            .await;
+        let (code, text) = refused(
+            &admin,
+            "migrateSystemVm",
+            &[("virtualmachineid", &router_id), ("hostid", &b)],
+        )
+        .await;
+        assert_eq!(
+            (code, text.as_str()),
+            (
+                431,
+                "Cannot migrate VM, destination host is not in correct state, has status: Up, \
+             state: Disabled"
+            )
+        );
+        admin
+            .ok("updateHost", &[("id", &b), ("allocationstate", "Enable")])
+            .await;
+
+        // migrateVirtualMachine: a root admin's command, a host (or
+        // autoselect), another host than the VM's, a running VM.
+        let u = user(&admin, "mover").await;
+        let (code, _) = refused(&u, "migrateVirtualMachine", &[("virtualmachineid", &vm_id)]).await;
+        assert_eq!(code, 432);
+        let (code, text) = refused(
+            &admin,
+            "migrateVirtualMachine",
+            &[("virtualmachineid", &vm_id)],
+        )
+        .await;
+        assert_eq!(
+            (code, text.as_str()),
+            (431, "Either hostId or storageId must be specified")
+        );
+        let (code, text) = refused(
+            &admin,
+            "migrateVirtualMachine",
+            &[("virtualmachineid", &vm_id), ("hostid", &b)],
+        )
+        .await;
+        assert_eq!(code, 431);
+        assert!(
+            text.starts_with("Cannot migrate VM, VM is already present on this host"),
+            "{text}"
+        );
+        let (code, _) = refused(
+            &admin,
+            "migrateVirtualMachine",
+            &[("virtualmachineid", BOGUS), ("hostid", &a)],
+        )
+        .await;
+        assert_eq!(code, 431);
+        job_ok(&admin, "stopVirtualMachine", &[("id", &vm_id)]).await;
+        let (code, text) = refused(
+            &admin,
+            "migrateVirtualMachine",
+            &[("virtualmachineid", &vm_id), ("hostid", &a)],
+        )
+        .await;
+        assert_eq!(
+            (code, text.as_str()),
+            (
+                431,
+                "VM is not Running, unable to migrate the vm with specified id"
+            )
+        );
+        job_ok(&admin, "startVirtualMachine", &[("id", &vm_id)]).await;
+        let moved = job_ok(
+            &admin,
+            "migrateVirtualMachine",
+            &[("virtualmachineid", &vm_id), ("autoselect", "true")],
+        )
+        .await;
+        assert_eq!(moved["virtualmachine"]["hostid"], a.as_str(), "{moved}");
+        assert_eq!(moved["virtualmachine"]["state"], "Running", "{moved}");
+
+        // Maintenance of A moves the router and the VM to B; A then takes
+        // nothing: no migration to it, no deployment on it.
+        let done = job_ok(&admin, "prepareHostForMaintenance", &[("id", &a)]).await;
+        assert_eq!(done["host"]["resourcestate"], "Maintenance", "{done}");
+        let r = router(&admin).await;
+        assert_eq!(
+            (r["hostid"].as_str(), r["state"].as_str()),
+            (Some(b.as_str()), Some("Running")),
+            "{r}"
+        );
+        let listed = admin.ok("listVirtualMachines", &[("id", &vm_id)]).await;
+        assert_eq!(
+            listed["virtualmachine"][0]["hostid"],
+            b.as_str(),
+            "{listed}"
+        );
+        let (code, text) = refused(
+            &admin,
+            "migrateSystemVm",
+            &[("virtualmachineid", &router_id), ("hostid", &a)],
+        )
+        .await;
+        assert_eq!(
+            (code, text.as_str()),
+            (
+                431,
+                "Cannot migrate VM, destination host is not in correct state, has status: Up, \
+             state: Maintenance"
+            )
+        );
+        let mut params = vm_params(&env, tier_id, "nope");
+        params.push(("hostid", &a));
+        let (code, _) = refused(&admin, "deployVirtualMachine", &params).await;
+        assert_eq!(code, 533, "a host in maintenance takes no VM");
+
+        // B cannot be emptied while A is in maintenance: ErrorInMaintenance,
+        // everything stays; deleteHost refuses it unless forced.
+        let done = job_ok(&admin, "prepareHostForMaintenance", &[("id", &b)]).await;
+        assert_eq!(
+            done["host"]["resourcestate"], "ErrorInMaintenance",
+            "{done}"
+        );
+        assert_eq!(router(&admin).await["hostid"], b.as_str());
+        let (code, text) = refused(&admin, "deleteHost", &[("id", &b)]).await;
+        assert_eq!(code, 530);
+        assert!(
+            text.contains("cannot be deleted as it is not in maintenance mode"),
+            "{text}"
+        );
+        for h in [&a, &b] {
+            let back = job_ok(&admin, "cancelHostMaintenance", &[("id", h)]).await;
+            assert_eq!(back["host"]["resourcestate"], "Enabled", "{back}");
+        }
+
+        // A forced delete of B moves its running router to A and stops its VM.
+        admin
+            .ok("deleteHost", &[("id", &b), ("forced", "true")])
+            .await;
+        let r = router(&admin).await;
+        assert_eq!(
+            (r["hostid"].as_str(), r["state"].as_str()),
+            (Some(a.as_str()), Some("Running")),
+            "{r}"
+        );
+        let listed = admin.ok("listVirtualMachines", &[("id", &vm_id)]).await;
+        assert_eq!(listed["virtualmachine"][0]["state"], "Stopped", "{listed}");
+        agent_a.stop().await;
+        agent_b.stop().await;
+    }
+);

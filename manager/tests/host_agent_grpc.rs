@@ -100,6 +100,7 @@ async fn on_its_socket_the_host_agent_serves_health_and_reflection_refuses_bad_f
                 zone_id: "6f1c2a34-0000-4000-8000-000000000002".into(),
                 ..Default::default()
             }),
+            standby: false,
         })
         .await
         .expect_err("refused");

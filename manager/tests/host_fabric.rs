@@ -226,6 +226,7 @@ async fn start_router(
         .start_router(hpb::StartRouterRequest {
             tls: None,
             router: Some(router_to_proto(view)),
+            standby: false,
         })
         .await
         .unwrap_or_else(|e| panic!("{} StartRouter: {e}", host.name))

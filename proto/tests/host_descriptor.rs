@@ -4,8 +4,9 @@
 use prost::Message;
 use prost_types::FileDescriptorSet;
 
-const RPCS: [&str; 11] = [
+const RPCS: [&str; 12] = [
     "StartRouter",
+    "ActivateRouter",
     "StopRouter",
     "DestroyRouter",
     "PlugNic",
@@ -71,6 +72,7 @@ fn host_messages_round_trip_with_an_absent_broadcast_uri() {
                 ..Default::default()
             }],
         }),
+        standby: false,
     };
     let back = StartRouterRequest::decode(request.encode_to_vec().as_slice()).expect("decodes");
     assert_eq!(back, request);

@@ -129,6 +129,48 @@ impl HostDriver {
     }
 
     /// An answer without content, its status as the driver's error.
+    /// StartRouter (in standby or not); the agent's endpoint goes into the
+    /// book.
+    async fn start(
+        &self,
+        router: &RouterView,
+        standby: bool,
+    ) -> Result<AgentEndpoint, DriverError> {
+        let tls = match &self.router_tls {
+            Some(issue) => {
+                let (cert_pem, key_pem, ca_pem) = issue(&router.name).map_err(|e| {
+                    DriverError(format!("issuing {}'s certificate: {e:#}", router.name))
+                })?;
+                Some(pb::RouterTls {
+                    cert_pem,
+                    key_pem,
+                    ca_pem,
+                })
+            }
+            None => None,
+        };
+        let reply = self
+            .client
+            .clone()
+            .start_router(pb::StartRouterRequest {
+                router: Some(convert::router_to_proto(router)),
+                standby,
+                tls,
+            })
+            .await
+            .map_err(|s| self.error(s))?
+            .into_inner();
+        let endpoint = AgentEndpoint::from_text(&reply.agent_endpoint).ok_or_else(|| {
+            DriverError(format!(
+                "the host agent {} answered an unknown agent endpoint {:?}",
+                self.target, reply.agent_endpoint
+            ))
+        })?;
+        let endpoint = self.reachable(&router.name, endpoint);
+        self.endpoints.set(&router.name, endpoint.clone());
+        Ok(endpoint)
+    }
+
     fn done<T>(
         &self,
         answer: Result<tonic::Response<T>, tonic::Status>,
@@ -202,39 +244,27 @@ impl RouterDriver for HostDriver {
         &'a self,
         router: &'a RouterView,
     ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>> {
+        Box::pin(self.start(router, false))
+    }
+
+    fn start_router_standby<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>> {
+        Box::pin(self.start(router, true))
+    }
+
+    fn activate_router<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
-            let tls = match &self.router_tls {
-                Some(issue) => {
-                    let (cert_pem, key_pem, ca_pem) = issue(&router.name).map_err(|e| {
-                        DriverError(format!("issuing {}'s certificate: {e:#}", router.name))
-                    })?;
-                    Some(pb::RouterTls {
-                        cert_pem,
-                        key_pem,
-                        ca_pem,
-                    })
-                }
-                None => None,
-            };
-            let reply = self
-                .client
-                .clone()
-                .start_router(pb::StartRouterRequest {
-                    router: Some(convert::router_to_proto(router)),
-                    tls,
-                })
-                .await
-                .map_err(|s| self.error(s))?
-                .into_inner();
-            let endpoint = AgentEndpoint::from_text(&reply.agent_endpoint).ok_or_else(|| {
-                DriverError(format!(
-                    "the host agent {} answered an unknown agent endpoint {:?}",
-                    self.target, reply.agent_endpoint
-                ))
-            })?;
-            let endpoint = self.reachable(&router.name, endpoint);
-            self.endpoints.set(&router.name, endpoint.clone());
-            Ok(endpoint)
+            self.done(
+                self.client
+                    .clone()
+                    .activate_router(router_request(router))
+                    .await,
+            )
         })
     }
 

@@ -122,6 +122,26 @@ impl RouterDriver for HostPool {
         })
     }
 
+    fn start_router_standby<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>> {
+        Box::pin(async move {
+            let d = self.driver(router.host.as_deref()).await?;
+            d.start_router_standby(router).await
+        })
+    }
+
+    fn activate_router<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let d = self.driver(router.host.as_deref()).await?;
+            d.activate_router(router).await
+        })
+    }
+
     fn stop_router<'a>(&'a self, router: &'a RouterView) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
             let d = self.driver(router.host.as_deref()).await?;

@@ -372,7 +372,12 @@ impl HostAgentRpc for HostAgent {
             }
             self.router_tls.set(&view.name, tls);
         }
-        let endpoint = self.driver.start_router(&view).await.map_err(failed)?;
+        let endpoint = if r.standby {
+            self.driver.start_router_standby(&view).await
+        } else {
+            self.driver.start_router(&view).await
+        }
+        .map_err(failed)?;
         let record = convert::router_to_proto(&view);
         {
             let _records = self.records.lock().await;
@@ -383,6 +388,16 @@ impl HostAgentRpc for HostAgent {
         Ok(Response::new(pb::StartRouterResponse {
             agent_endpoint: endpoint.to_text(),
         }))
+    }
+
+    async fn activate_router(
+        &self,
+        request: Request<pb::RouterRequest>,
+    ) -> Result<Response<pb::Done>, Status> {
+        let r = request.into_inner();
+        let view = convert::router_from_proto("router", r.router.as_ref()).map_err(invalid)?;
+        self.driver.activate_router(&view).await.map_err(failed)?;
+        Ok(Response::new(pb::Done {}))
     }
 
     async fn stop_router(
@@ -763,6 +778,7 @@ mod tests {
                     key_pem: "rm -rf /".into(),
                     ca_pem: "-----BEGIN CERTIFICATE-----".into(),
                 }),
+                standby: false,
             }),
         )
         .await

@@ -168,6 +168,26 @@ pub trait RouterDriver: Send + Sync {
         &'a self,
         router: &'a RouterView,
     ) -> BoxFuture<'a, Result<(), DriverError>>;
+    /// Starts the router in standby (the first half of a move between
+    /// hosts): running and configurable, with its guest, public and private
+    /// NIC ports off their segments, so it answers no one while the router
+    /// it replaces still serves. A driver whose segments do not span hosts
+    /// starts it as usual.
+    fn start_router_standby<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>> {
+        self.start_router(router)
+    }
+    /// Ends a standby: the NIC ports onto their segments and the NICs'
+    /// addresses announced (gratuitous ARP).
+    fn activate_router<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        let _ = router;
+        Box::pin(async { Ok(()) })
+    }
     /// Hot-plugs a NIC into the running router.
     fn plug_nic<'a>(
         &'a self,
@@ -249,6 +269,18 @@ impl<T: RouterDriver + ?Sized> RouterDriver for std::sync::Arc<T> {
     ) -> BoxFuture<'a, Result<(), DriverError>> {
         (**self).destroy_router(router)
     }
+    fn start_router_standby<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>> {
+        (**self).start_router_standby(router)
+    }
+    fn activate_router<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        (**self).activate_router(router)
+    }
     fn plug_nic<'a>(
         &'a self,
         router: &'a RouterView,
@@ -293,6 +325,9 @@ impl<T: RouterDriver + ?Sized> RouterDriver for std::sync::Arc<T> {
 pub struct Endpoints {
     by_router: std::sync::RwLock<std::collections::HashMap<String, AgentEndpoint>>,
     lookup: std::sync::OnceLock<EndpointLookup>,
+    /// Routers whose book entry [`Endpoints::refresh`] leaves alone: a
+    /// router being moved, whose new agent the database does not name yet.
+    pinned: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 /// Reads a router's endpoint from where the cluster keeps it.
@@ -351,6 +386,38 @@ impl Endpoints {
     }
 }
 
+impl Endpoints {
+    /// Reads the router's endpoint from the lookup again (the database),
+    /// replacing the book's: after a failed connection, since the router
+    /// may have moved to another host (by another manager) and listen
+    /// elsewhere. Without a lookup, or when it knows nothing, the book
+    /// stays as it is.
+    pub async fn refresh(&self, router: &str) {
+        let pinned = self
+            .pinned
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(router);
+        let Some(lookup) = self.lookup.get().cloned().filter(|_| !pinned) else {
+            return;
+        };
+        if let Some(endpoint) = lookup(router.to_string()).await {
+            self.set(router, endpoint);
+        }
+    }
+
+    /// Keeps the book's entry of `router` through refreshes (`true`) or
+    /// no longer (`false`).
+    pub fn pin(&self, router: &str, pinned: bool) {
+        let mut set = self.pinned.write().unwrap_or_else(|e| e.into_inner());
+        if pinned {
+            set.insert(router.to_string());
+        } else {
+            set.remove(router);
+        }
+    }
+}
+
 impl AgentEndpoint {
     /// The text kept in the database (`unix:///path`, `tcp://addr:port`,
     /// `relay://host:port/router`).
@@ -390,6 +457,46 @@ impl AgentEndpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_refresh_replaces_a_stale_endpoint_with_the_lookups_and_keeps_it_without_one() {
+        let book = Endpoints::default();
+        let old = AgentEndpoint::UnixSocket("/srv/a/r-1.sock".into());
+        book.set("r-1-VM", old.clone());
+        book.refresh("r-1-VM").await;
+        assert_eq!(book.get("r-1-VM"), Some(old), "no lookup: kept");
+        book.set_lookup(std::sync::Arc::new(move |name: String| {
+            Box::pin(async move {
+                (name == "r-1-VM").then(|| AgentEndpoint::UnixSocket("/srv/b/r-1.sock".into()))
+            })
+        }));
+        book.refresh("r-1-VM").await;
+        assert_eq!(
+            book.get("r-1-VM"),
+            Some(AgentEndpoint::UnixSocket("/srv/b/r-1.sock".into()))
+        );
+        book.set(
+            "r-2-VM",
+            AgentEndpoint::UnixSocket("/srv/a/r-2.sock".into()),
+        );
+        book.refresh("r-2-VM").await;
+        assert_eq!(
+            book.get("r-2-VM"),
+            Some(AgentEndpoint::UnixSocket("/srv/a/r-2.sock".into())),
+            "unknown to the lookup: kept"
+        );
+        let moving = AgentEndpoint::UnixSocket("/srv/c/r-1.sock".into());
+        book.set("r-1-VM", moving.clone());
+        book.pin("r-1-VM", true);
+        book.refresh("r-1-VM").await;
+        assert_eq!(book.get("r-1-VM"), Some(moving), "pinned: kept");
+        book.pin("r-1-VM", false);
+        book.refresh("r-1-VM").await;
+        assert_eq!(
+            book.get("r-1-VM"),
+            Some(AgentEndpoint::UnixSocket("/srv/b/r-1.sock".into()))
+        );
+    }
 
     #[tokio::test]
     async fn a_router_missing_from_the_book_is_looked_up_once_then_kept() {

@@ -164,6 +164,109 @@ pub async fn sync_once(plane: &Plane, sent: &mut Sent) -> Result<usize, Error> {
     Ok(count)
 }
 
+/// A segment member the database does not show yet: a router in standby
+/// on the host it moves to, which must be in the others' flood lists (and
+/// have its own) before it takes over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Joining {
+    pub host: store::host::Host,
+    /// The segment (`vxlan://N`).
+    pub broadcast_uri: String,
+}
+
+/// Sends now, without waiting for [`run_sync`]'s next round, the flood
+/// lists of the VXLAN segments `segments` of zone `zone` on every member
+/// host, counting `joining` as members, and an empty list to each host of
+/// `left` (hosts that had a member on them and have none now). Called
+/// after a placement or a move, so a VM or router that starts elsewhere is
+/// reachable as soon as it is up. A host that does not answer is logged;
+/// the loop sends it again. Returns how many lists were sent.
+pub async fn sync_segments(
+    db: &store::Db,
+    driver: &crate::orchestration::agent::SharedDriver,
+    zone: uuid::Uuid,
+    segments: &[String],
+    joining: &[Joining],
+    left: &[store::host::Host],
+) -> Result<usize, Error> {
+    let segments: BTreeSet<&str> = segments
+        .iter()
+        .map(String::as_str)
+        .filter(|u| is_vxlan(u))
+        .collect();
+    if segments.is_empty() {
+        return Ok(0);
+    }
+    let rows = store::host::vxlan_members(db).await?;
+    let rows: Vec<_> = rows
+        .iter()
+        .filter(|r| r.zone_uuid == zone && segments.contains(r.broadcast_uri.as_str()))
+        .collect();
+    let mut members: Vec<Member> = rows
+        .iter()
+        .map(|r| Member {
+            host_id: r.host_id,
+            broadcast_uri: r.broadcast_uri.clone(),
+        })
+        .collect();
+    let mut underlays: HashMap<i64, Option<String>> = rows
+        .iter()
+        .map(|r| (r.host_id, r.underlay_address.clone()))
+        .collect();
+    let mut urls: HashMap<i64, String> = rows.iter().map(|r| (r.host_id, r.url.clone())).collect();
+    for j in joining {
+        members.push(Member {
+            host_id: j.host.id,
+            broadcast_uri: j.broadcast_uri.clone(),
+        });
+        underlays.insert(j.host.id, j.host.underlay_address.clone());
+        urls.insert(j.host.id, j.host.url.clone());
+    }
+    let mut sends: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for list in flood_lists(&members, &underlays) {
+        if let Some(url) = urls.get(&list.host_id) {
+            sends.insert((url.clone(), list.broadcast_uri), list.remote_vteps);
+        }
+    }
+    for host in left.iter().filter(|h| h.underlay_address.is_some()) {
+        for uri in &segments {
+            sends
+                .entry((host.url.clone(), (*uri).to_string()))
+                .or_default();
+        }
+    }
+    let mut count = 0;
+    for ((url, uri), remote_vteps) in sends {
+        let view = FloodListView {
+            zone_id: zone,
+            broadcast_uri: uri.clone(),
+            remote_vteps,
+        };
+        match driver.set_flood_list(Some(&url), &view).await {
+            Ok(()) => count += 1,
+            Err(e) => {
+                tracing::warn!(host = url, segment = uri, error = %e, "setting a flood list now failed; the loop sends it again")
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// After a router or VM was placed and is about to start (or moved): the
+/// flood lists of its VXLAN segments now, so its host floods to the
+/// others and they to it from its first packet. Errors are only logged:
+/// the loop sends the lists again.
+pub async fn sync_after_placement(
+    db: &store::Db,
+    driver: &crate::orchestration::agent::SharedDriver,
+    zone: uuid::Uuid,
+    segments: &[String],
+) {
+    if let Err(e) = sync_segments(db, driver, zone, segments, &[], &[]).await {
+        tracing::warn!(error = %e, "sending flood lists after a placement failed; the loop will");
+    }
+}
+
 /// Every this many rounds every list is sent again.
 const RESEND_EVERY: u32 = 60;
 

@@ -12,6 +12,7 @@ pub mod lock;
 pub mod monitor;
 pub mod placement;
 pub mod readopt;
+pub mod relocate;
 pub mod state;
 pub mod tier;
 pub mod vpc;

@@ -33,6 +33,39 @@ pub async fn choose<'a>(
     }
 }
 
+/// The host a router or VM leaving host `except` goes to: as [`choose`]
+/// among the zone's hosts other than `except`. None when no other host
+/// exists at all.
+pub async fn choose_except<'a>(
+    ex: impl Into<Exec<'a>>,
+    zone_id: i64,
+    what: Placing,
+    except: Option<i64>,
+    label: &str,
+) -> Result<Option<i64>, Error> {
+    let mut ex = ex.into();
+    let hosts: Vec<host::Host> = host::live_in_zone(ex.reborrow(), zone_id)
+        .await?
+        .into_iter()
+        .filter(|h| Some(h.id) != except)
+        .collect();
+    if hosts.is_empty() {
+        return Ok(None);
+    }
+    let ids: Vec<i64> = hosts.iter().map(|h| h.id).collect();
+    let loads = host::loads(ex.reborrow(), &ids).await?;
+    let router_vpcs = host::router_vpcs_in_zone(ex.reborrow(), zone_id).await?;
+    let candidates = planner::candidates(&hosts, &loads, &router_vpcs);
+    match planner::place(&candidates, what, None) {
+        Plan::On(id) => Ok(Some(id)),
+        Plan::Default => Ok(None),
+        Plan::NoCapacity => Err(Error::insufficient(
+            Capacity::Server,
+            format!("Unable to create a deployment for VM[{label}]"),
+        )),
+    }
+}
+
 /// Places a new router of a VPC and records where.
 pub async fn place_router<'a>(
     ex: impl Into<Exec<'a>>,

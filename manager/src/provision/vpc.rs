@@ -194,6 +194,14 @@ pub async fn start_router(db: &Db, net: &Network, r: &router::Router) -> Result<
     let generation = router::bump_generation(&mut tx, r.id).await?;
     tx.commit().await?;
     let state = load_for_start(db, r).await?;
+    let segments: Vec<String> = state
+        .router
+        .nics
+        .iter()
+        .filter_map(|n| n.broadcast_uri.clone())
+        .collect();
+    super::flood::sync_after_placement(db, net.element.driver(), state.router.zone_id, &segments)
+        .await;
     let started = net
         .element
         .implement_vpc(&state, u64::try_from(generation).unwrap_or_default())

@@ -440,6 +440,32 @@ pub async fn hypervisors<'a>(ex: impl Into<Exec<'a>>, zone_id: Option<i64>) -> R
     }))
 }
 
+/// The live routers and VMs recorded on host `host_id` (ids: routers,
+/// VMs), whatever their state but Destroyed, Expunging or Error, as
+/// [`loads`] counts them.
+pub async fn residents<'a>(ex: impl Into<Exec<'a>>, host_id: i64) -> Result<(Vec<i64>, Vec<i64>)> {
+    let mut ex = ex.into();
+    let mut out = (Vec::new(), Vec::new());
+    for (table, is_router) in [("domain_router", true), ("vm_instance", false)] {
+        let sql = format!(
+            "SELECT id FROM {table} WHERE host_id = $1 AND removed IS NULL \
+             AND state NOT IN ('Destroyed', 'Expunging', 'Error') ORDER BY id"
+        );
+        let ids: Vec<i64> = on_db!(&mut ex, c => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(host_id)
+                .fetch_all(c)
+                .await?
+        });
+        if is_router {
+            out.0 = ids;
+        } else {
+            out.1 = ids;
+        }
+    }
+    Ok(out)
+}
+
 /// Places a router on a host (or none).
 pub async fn set_router_host<'a>(
     ex: impl Into<Exec<'a>>,

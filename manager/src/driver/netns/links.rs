@@ -264,6 +264,10 @@ pub struct Port {
     pub up: bool,
     /// The host's VTEP, for VXLAN segments that span hosts.
     pub vtep: Option<Vtep>,
+    /// The zone end stays down and outside the segment's bridge: the
+    /// target end exists (configurable) but reaches no one (a router in
+    /// standby during its move between hosts).
+    pub standby: bool,
 }
 
 /// The MTU of `segment` on a host with `vtep`: a VXLAN segment over an
@@ -350,7 +354,7 @@ pub fn plug(zone: &[Link], target: &[Link], port: &Port) -> Vec<Op> {
     let (zns, tns) = (port.zone_ns.clone(), port.target_ns.clone());
     let ifname = match (target_end, zone_end) {
         (Some(t), Some(z)) => {
-            if z.master.as_deref() != Some(bridge.as_str()) {
+            if !port.standby && z.master.as_deref() != Some(bridge.as_str()) {
                 ops.push(Op::SetMaster {
                     ns: zns.clone(),
                     link: z.name.clone(),
@@ -387,15 +391,17 @@ pub fn plug(zone: &[Link], target: &[Link], port: &Port) -> Vec<Op> {
                 peer_mac: port.mac.clone(),
                 mtu,
             });
-            ops.push(Op::SetMaster {
-                ns: zns.clone(),
-                link: port.zone_port.clone(),
-                master: bridge,
-            });
-            ops.push(Op::Up {
-                ns: zns,
-                link: port.zone_port.clone(),
-            });
+            if !port.standby {
+                ops.push(Op::SetMaster {
+                    ns: zns.clone(),
+                    link: port.zone_port.clone(),
+                    master: bridge,
+                });
+                ops.push(Op::Up {
+                    ns: zns,
+                    link: port.zone_port.clone(),
+                });
+            }
             port.ifname.clone()
         }
     };
@@ -724,6 +730,7 @@ mod tests {
             addresses: vec![],
             up: false,
             vtep: None,
+            standby: false,
         }
     }
 
@@ -786,6 +793,41 @@ mod tests {
     }
 
     #[test]
+    fn a_standby_port_stays_off_its_bridge_until_plugged_again_without_standby() {
+        let mut port = router_port(Segment::Vxlan(5001));
+        port.standby = true;
+        let ops = lines(&plug(&[], &[], &port));
+        assert!(ops.iter().any(|o| o.contains("type veth peer name eth2")));
+        assert!(
+            !ops.iter()
+                .any(|o| o.contains("v020000000102 master") || o.ends_with("dev v020000000102 up")),
+            "{ops:?}"
+        );
+        // Both ends now exist; the zone end on no bridge.
+        let bridge = Segment::Vxlan(5001).bridge();
+        let zone = [
+            link(&bridge, None, None, Some("bridge")),
+            link("vx5001", None, Some(&bridge), Some("vxlan")),
+            link(
+                "v020000000102",
+                Some("02:00:00:00:01:02"),
+                None,
+                Some("veth"),
+            ),
+        ];
+        let target = [link("eth2", Some("02:00:00:00:01:02"), None, Some("veth"))];
+        assert!(lines(&plug(&zone, &target, &port)).is_empty());
+        port.standby = false;
+        assert_eq!(
+            lines(&plug(&zone, &target, &port)),
+            [
+                format!("ip -n z link set dev v020000000102 master {bridge}"),
+                "ip -n z link set dev v020000000102 up".to_string(),
+            ]
+        );
+    }
+
+    #[test]
     fn an_upstream_port_gets_its_addresses_and_comes_up() {
         let port = Port {
             zone_ns: "z".into(),
@@ -798,6 +840,7 @@ mod tests {
             addresses: vec!["203.0.113.1/24".into()],
             up: true,
             vtep: None,
+            standby: false,
         };
         assert_eq!(
             lines(&plug(&[], &[], &port))[2..],

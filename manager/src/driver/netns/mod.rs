@@ -38,6 +38,7 @@
 mod adopt;
 mod connect;
 mod error;
+mod garp;
 mod ip;
 mod links;
 pub mod names;
@@ -196,6 +197,9 @@ struct State {
     /// The routers and VMs started, as last known (for repairs).
     routers: HashMap<String, RouterView>,
     vms: HashMap<String, VmView>,
+    /// Routers started in standby and not activated yet: their guest,
+    /// public and private ports stay off their segments, also in repairs.
+    standby: std::collections::HashSet<String>,
 }
 
 impl NetnsDriver {
@@ -562,6 +566,20 @@ impl RouterDriver for NetnsDriver {
         router: &'a RouterView,
     ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>> {
         Box::pin(async move { Ok(self.inner.start_router(router).await?) })
+    }
+
+    fn start_router_standby<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<AgentEndpoint, DriverError>> {
+        Box::pin(async move { Ok(self.inner.start_router_standby(router).await?) })
+    }
+
+    fn activate_router<'a>(
+        &'a self,
+        router: &'a RouterView,
+    ) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move { Ok(self.inner.activate_router(router).await?) })
     }
 
     fn stop_router<'a>(&'a self, router: &'a RouterView) -> BoxFuture<'a, Result<(), DriverError>> {

@@ -31,6 +31,50 @@ const LOG_TAIL: usize = 2000;
 impl Inner {
     pub(super) async fn start_router(self: &Arc<Self>, view: &RouterView) -> Result<AgentEndpoint> {
         names::check_object_name("router", &view.name)?;
+        self.state().standby.remove(&view.name);
+        self.start_router_as_set(view).await
+    }
+
+    /// Starts the router with its guest, public and private ports off their
+    /// segments ([`Port::standby`]); [`Self::activate_router`] ends it.
+    pub(super) async fn start_router_standby(
+        self: &Arc<Self>,
+        view: &RouterView,
+    ) -> Result<AgentEndpoint> {
+        names::check_object_name("router", &view.name)?;
+        self.state().standby.insert(view.name.clone());
+        self.start_router_as_set(view).await
+    }
+
+    /// Puts a router's ports onto their segments (ending a standby), then
+    /// announces the addresses of its NICs: the neighbours keep the same
+    /// MACs for them, but the bridges between them and this host learnt
+    /// those MACs behind another host's port and must hear from them here.
+    pub(super) async fn activate_router(self: &Arc<Self>, view: &RouterView) -> Result<()> {
+        names::check_object_name("router", &view.name)?;
+        let ns = self.names.router_ns(&view.name);
+        if !ip::exists(&ns) {
+            return Err(NetnsError::Invalid(format!(
+                "router {} is not running (no namespace {ns})",
+                view.name
+            )));
+        }
+        {
+            let mut state = self.state();
+            state.standby.remove(&view.name);
+            state.routers.insert(view.name.clone(), view.clone());
+        }
+        self.ensure_router_topology(&view.name).await?;
+        let announce = view
+            .nics
+            .iter()
+            .filter(|n| n.role != NicRole::Control)
+            .map(|n| names::normalize_mac(&n.mac))
+            .collect::<Result<Vec<_>>>()?;
+        super::garp::announce(&ns, &announce).await
+    }
+
+    async fn start_router_as_set(self: &Arc<Self>, view: &RouterView) -> Result<AgentEndpoint> {
         let ns = self.names.router_ns(&view.name);
         self.state().routers.insert(view.name.clone(), view.clone());
         self.ensure_router_topology(&view.name).await?;
@@ -68,7 +112,11 @@ impl Inner {
     pub(super) async fn stop_router(&self, view: &RouterView) -> Result<()> {
         names::check_object_name("router", &view.name)?;
         self.endpoints.remove(&view.name);
-        self.state().routers.remove(&view.name);
+        {
+            let mut state = self.state();
+            state.routers.remove(&view.name);
+            state.standby.remove(&view.name);
+        }
         let ns = self.names.router_ns(&view.name);
         self.remove_ns(&ns, Some(&view.zone_id)).await
     }
@@ -88,8 +136,9 @@ impl Inner {
             )));
         }
         self.remember_nic(view, Some(nic));
+        let standby = self.state().standby.contains(&view.name);
         let _topology = self.topology.lock().await;
-        self.plug_router_nic(&ns, &view.zone_id, nic).await
+        self.plug_router_nic(&ns, &view.zone_id, nic, standby).await
     }
 
     pub(super) async fn unplug_nic(&self, view: &RouterView, nic: &RouterNicView) -> Result<()> {
@@ -163,8 +212,10 @@ impl Inner {
             .collect::<Result<Vec<_>>>()?;
         let own = ip::links(&ns).await?;
         ip::apply(&links::prune(&ns, &own, &macs)).await?;
+        let standby = self.state().standby.contains(&view.name);
         for nic in &view.nics {
-            self.plug_router_nic(&ns, &view.zone_id, nic).await?;
+            self.plug_router_nic(&ns, &view.zone_id, nic, standby)
+                .await?;
         }
         Ok(())
     }
@@ -175,6 +226,7 @@ impl Inner {
         ns: &str,
         zone: &uuid::Uuid,
         nic: &RouterNicView,
+        standby: bool,
     ) -> Result<()> {
         let segment = match nic.role {
             NicRole::Control => Segment::Control,
@@ -204,6 +256,8 @@ impl Inner {
             mtu: nic.mtu,
             up: control.is_some(),
             vtep: self.vtep(),
+            // The control NIC is the manager's way to the agent: never off.
+            standby: standby && nic.role != NicRole::Control,
             addresses: control.into_iter().collect(),
         })
         .await

@@ -138,6 +138,7 @@ impl Inner {
                 addresses: Vec::new(),
                 up: true,
                 vtep: self.vtep(),
+                standby: false,
             })
             .await?;
         }

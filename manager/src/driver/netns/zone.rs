@@ -124,6 +124,7 @@ impl Inner {
             addresses: vec![cidr.to_string()],
             up: true,
             vtep: self.vtep(),
+            standby: false,
         })
         .await?;
         Ok(ns)
@@ -150,6 +151,7 @@ impl Inner {
             addresses: vec![spec.address.to_string()],
             up: true,
             vtep: self.vtep(),
+            standby: false,
         })
         .await?;
         let mut ops: Vec<Op> = spec

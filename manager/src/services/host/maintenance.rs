@@ -1,21 +1,31 @@
 //! `prepareHostForMaintenance` and `cancelHostMaintenance`: a host in
-//! maintenance takes no new routers or VMs. Preparing moves the host to
-//! PrepareForMaintenance, then to Maintenance once nothing runs there; a
-//! host that still runs routers or VMs (they are not moved off yet) ends in
-//! ErrorInMaintenance, as CloudStack's does when migrations fail.
-//! Cancelling makes any of the maintenance states Enabled again.
+//! maintenance takes no new routers or VMs (the planner places only on
+//! Enabled hosts). Preparing moves the host to PrepareForMaintenance, then
+//! moves everything off it, as CloudStack's moves a host's VMs away by
+//! live migration: each running router make-before-break
+//! ([`relocate::move_router`], traffic stops for the moment of the
+//! switch), each running VM cold ([`relocate::move_vm`]: a namespace VM
+//! has no memory to carry, so it restarts on the other host with the same
+//! MACs and addresses), each stopped one recorded on the other host for
+//! its next start; the planner picks every target. Then the host is in
+//! Maintenance; if anything could not move it is in ErrorInMaintenance, as
+//! CloudStack's is when migrations fail, and preparing again retries.
+//! Cancelling makes any of the maintenance states Enabled again; nothing
+//! moves back.
 
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::planner::Placing;
 use super::views::HOST_FIELDS;
 use super::{host_by_id, host_views};
 use crate::error::Error;
-use crate::server::Ctx;
+use crate::provision::{placement, relocate};
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission};
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ROOT;
-use crate::store::{Db, host};
+use crate::server::{App, Ctx};
+use crate::store::{Db, host, router, vm};
 
 const ID: Arg<Id> = Arg::req("id", "the host ID");
 
@@ -94,19 +104,21 @@ impl AsyncCommand for PrepareHostForMaintenance {
                 payload.id
             )));
         }
+        let failures = evacuate(&job.app, payload.id).await?;
         let (routers, vms) = host::loads(db, &[payload.id])
             .await?
             .get(&payload.id)
             .copied()
             .unwrap_or_default();
-        let to = if routers + vms == 0 {
+        let to = if failures.is_empty() && routers + vms == 0 {
             host::RESOURCE_MAINTENANCE
         } else {
             tracing::warn!(
                 host = payload.id,
                 routers,
                 vms,
-                "the host still runs routers or VMs, which are not moved off yet: ErrorInMaintenance"
+                failures = ?failures,
+                "routers or VMs could not be moved off the host: ErrorInMaintenance"
             );
             host::RESOURCE_ERROR_IN_MAINTENANCE
         };
@@ -119,6 +131,88 @@ impl AsyncCommand for PrepareHostForMaintenance {
         .await?;
         host_result(db, payload.id).await
     }
+}
+
+/// Moves every router and VM off host `host_id`, each to the planner's
+/// choice among the zone's other Up and Enabled hosts, under its VPC's
+/// lock. Returns what could not move, one text each.
+async fn evacuate(app: &App, host_id: i64) -> Result<Vec<String>, Error> {
+    let db = &app.db;
+    let (routers, vms) = relocate::residents(db, host_id).await?;
+    let mut failures = Vec::new();
+    for r in routers {
+        let what = Placing::Router { vpc: r.vpc_id };
+        let label = format!("DomainRouter|{}", r.name);
+        let moved = async {
+            let target = target(db, r.zone_id, what, host_id, &label).await?;
+            let _lock = match r.vpc_id {
+                Some(vpc) => Some(app.network.lock(db, vpc).await?),
+                None => None,
+            };
+            let Some(now) = router::get_by_id(db, r.id)
+                .await?
+                .filter(|n| n.removed.is_none() && n.host_id == Some(host_id))
+            else {
+                return Ok(());
+            };
+            if now.state == router::STATE_RUNNING {
+                relocate::move_router(db, &app.network, &now, target).await
+            } else if now.state == router::STATE_STOPPED {
+                // It starts on the other host next time.
+                host::set_router_host(db, now.id, Some(target)).await?;
+                Ok(())
+            } else {
+                Err(Error::invalid(format!("it is {}", now.state.as_str())))
+            }
+        }
+        .await;
+        if let Err(e) = moved {
+            failures.push(format!("router {}: {}", r.name, e.text()));
+        }
+    }
+    for v in vms {
+        let label = format!("User|{}", v.instance_name);
+        let moved = async {
+            let target = target(db, v.zone_id, Placing::Vm, host_id, &label).await?;
+            let vpc = crate::services::vm::vpc_of_vm(db, v.id).await?;
+            let _lock = match vpc {
+                Some(vpc) => Some(app.network.lock(db, vpc).await?),
+                None => None,
+            };
+            let Some(now) = vm::get_by_id(db, v.id)
+                .await?
+                .filter(|n| n.removed.is_none() && n.host_id == Some(host_id))
+            else {
+                return Ok(());
+            };
+            if now.state == vm::STATE_RUNNING {
+                relocate::move_vm(db, &app.network, &now, target).await
+            } else if now.state == vm::STATE_STOPPED {
+                host::set_vm_host(db, now.id, Some(target)).await?;
+                Ok(())
+            } else {
+                Err(Error::invalid(format!("it is {}", now.state.as_str())))
+            }
+        }
+        .await;
+        if let Err(e) = moved {
+            failures.push(format!("VM {}: {}", v.instance_name, e.text()));
+        }
+    }
+    Ok(failures)
+}
+
+/// The planner's host for a router or VM leaving `host_id`.
+async fn target(
+    db: &Db,
+    zone_id: i64,
+    what: Placing,
+    host_id: i64,
+    label: &str,
+) -> Result<i64, Error> {
+    placement::choose_except(db, zone_id, what, Some(host_id), label)
+        .await?
+        .ok_or_else(|| Error::invalid("no other host in its zone"))
 }
 
 /// `cancelHostMaintenance`.

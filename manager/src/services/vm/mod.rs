@@ -13,6 +13,7 @@ mod catalog;
 mod deploy;
 mod destroy;
 mod list;
+mod migrate;
 mod nics;
 mod password;
 mod reboot;
@@ -43,6 +44,7 @@ pub use catalog::{
 pub use deploy::DeployVirtualMachine;
 pub use destroy::DestroyVirtualMachine;
 pub use list::ListVirtualMachines;
+pub use migrate::MigrateVirtualMachine;
 pub use nics::ListNics;
 pub use reboot::RebootVirtualMachine;
 pub use reset_password::ResetPasswordForVirtualMachine;
@@ -61,6 +63,7 @@ pub fn register(registry: &mut Registry) {
     registry.job::<StartVirtualMachine>();
     registry.job::<StopVirtualMachine>();
     registry.job::<RebootVirtualMachine>();
+    registry.job::<MigrateVirtualMachine>();
     registry.job::<DestroyVirtualMachine>();
     registry.sync::<ListServiceOfferings>();
     registry.sync::<ListTemplates>();
@@ -173,6 +176,11 @@ async fn tiers_of_vm(db: &Db, vm_id: i64) -> Result<(Vec<TierNic>, Option<i64>),
     }
     let vpc_id = out.iter().find_map(|(t, _)| t.vpc_id);
     Ok((out, vpc_id))
+}
+
+/// The VPC of a VM's tiers, if any.
+pub(crate) async fn vpc_of_vm(db: &Db, vm_id: i64) -> Result<Option<i64>, Error> {
+    Ok(tiers_of_vm(db, vm_id).await?.1)
 }
 
 /// A tier of a VM and the VM's NIC on it.

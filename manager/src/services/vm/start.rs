@@ -93,6 +93,18 @@ pub(super) async fn start(app: &App, vm_id: i64) -> Result<(), Error> {
     drop(lock);
     // The router serves the VM's lease; now the VM itself runs and takes it.
     let view = provision::state::vm_view(db, &v).await?;
+    let segments: Vec<String> = view
+        .nics
+        .iter()
+        .filter_map(|n| n.broadcast_uri.clone())
+        .collect();
+    provision::flood::sync_after_placement(
+        db,
+        app.network.element.driver(),
+        view.zone_id,
+        &segments,
+    )
+    .await;
     if let Err(e) = app.network.element.driver().start_vm(&view).await {
         if let Err(undo) = stop::stop(app, vm_id, true).await {
             tracing::error!(vm = %v.uuid, error = %undo, "stopping a VM that failed to start");

@@ -26,6 +26,7 @@ pub use create::CreateVpc;
 pub use delete::DeleteVpc;
 pub use list::ListVpcs;
 pub use restart::RestartVpc;
+pub(crate) use router::{check_destination, not_running};
 pub use update::UpdateVpc;
 pub use views::vpc_view;
 

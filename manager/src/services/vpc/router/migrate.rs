@@ -1,6 +1,7 @@
-//! `migrateSystemVm` for a VPC's router: moves it to another host. The
-//! router is stopped on its host agent, recorded on the new host and
-//! started there from the database's state (same NICs and addresses).
+//! `migrateSystemVm` for a VPC's router: moves it to another host,
+//! make-before-break ([`provision::relocate::move_router`]): the router is
+//! made ready on the new host from the database's state (same NICs, MACs
+//! and addresses) while the old one serves, then takes over.
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -101,17 +102,9 @@ impl AsyncCommand for MigrateSystemVm {
             .ok_or_else(|| Error::invalid_id(VM.name(), self.vm))?;
         let target = crate::services::host::host_by_id(ctx, host_uuid, HOST.name()).await?;
         if r.state != router::STATE_RUNNING {
-            return Err(Error::invalid(format!(
-                "VM is not Running, unable to migrate the vm {}",
-                r.uuid
-            )));
+            return Err(not_running());
         }
-        if r.host_id == Some(target.id) {
-            return Err(Error::invalid(format!(
-                "The router {} already runs on host {}",
-                r.uuid, target.uuid
-            )));
-        }
+        check_destination(r.host_id, &target)?;
         // The planner checks the target as for a new router: Up, Enabled,
         // in the router's zone.
         provision::placement::choose(
@@ -135,16 +128,15 @@ impl AsyncCommand for MigrateSystemVm {
     async fn run(job: &JobCtx, payload: MigrateJob) -> Result<Value, Error> {
         let app = &job.app;
         let (r, _lock) = locked_router(app, payload.id).await?;
-        if r.host_id != Some(payload.host_id) {
-            provision::vpc::stop_router(&app.db, &app.network, &r).await?;
-            host::set_router_host(&app.db, r.id, Some(payload.host_id)).await?;
+        if r.state != router::STATE_RUNNING {
+            return Err(not_running());
         }
-        let moved = router::get_by_id(&app.db, r.id)
+        let target = host::get_by_id(&app.db, payload.host_id)
             .await?
-            .ok_or_else(|| Error::invalid("The router was destroyed meanwhile"))?;
-        if moved.state != router::STATE_RUNNING {
-            provision::vpc::start_router(&app.db, &app.network, &moved).await?;
-        }
+            .filter(|h| h.removed.is_none())
+            .ok_or_else(|| Error::invalid("The destination host was removed meanwhile"))?;
+        check_destination(r.host_id, &target)?;
+        provision::relocate::move_router(&app.db, &app.network, &r, target.id).await?;
         let view = router_result(app, r.id).await?["router"].clone();
         Ok(json!({ "systemvm": {
             "id": view["id"],
@@ -157,4 +149,28 @@ impl AsyncCommand for MigrateSystemVm {
             "zonename": view["zonename"],
         }}))
     }
+}
+
+/// CloudStack's refusal of a VM that does not run.
+pub(crate) fn not_running() -> Error {
+    Error::invalid("VM is not Running, unable to migrate the vm with specified id")
+}
+
+/// CloudStack's checks of a migration's destination host: another host
+/// than the VM's, Up and Enabled.
+pub(crate) fn check_destination(current: Option<i64>, target: &host::Host) -> Result<(), Error> {
+    if current == Some(target.id) {
+        return Err(Error::invalid(
+            "Cannot migrate VM, VM is already present on this host, please specify valid \
+             destination host to migrate the VM",
+        ));
+    }
+    if target.status != host::STATUS_UP || target.resource_state != host::RESOURCE_ENABLED {
+        return Err(Error::invalid(format!(
+            "Cannot migrate VM, destination host is not in correct state, has status: {}, \
+             state: {}",
+            target.status, target.resource_state
+        )));
+    }
+    Ok(())
 }

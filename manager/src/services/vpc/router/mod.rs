@@ -31,6 +31,7 @@ pub use change_offering::ChangeServiceForRouter;
 pub use destroy::DestroyRouter;
 pub use list::ListRouters;
 pub use migrate::MigrateSystemVm;
+pub(crate) use migrate::{check_destination, not_running};
 pub use reboot::RebootRouter;
 pub use start::StartRouter;
 pub use stop::StopRouter;
