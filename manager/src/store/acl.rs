@@ -187,8 +187,7 @@ pub struct AclItemFilter {
     pub state: Option<String>,
 }
 
-pub(super) const COLUMNS: &str =
-    "id, uuid, name, description, vpc_id, is_global, created, removed";
+pub(super) const COLUMNS: &str = "id, uuid, name, description, vpc_id, is_global, created, removed";
 pub(super) const ITEM_COLUMNS: &str = "id, uuid, acl_id, number, action, traffic_type, protocol, \
      start_port, end_port, icmp_type, icmp_code, cidr_list, state, reason, created, removed";
 

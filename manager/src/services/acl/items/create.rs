@@ -10,11 +10,12 @@ use super::super::{items_of, list_param, list_sync, mutable_list_vpc, tier_param
 use super::changes::{ItemEdit, apply_edit};
 use super::rows::{ItemFields, checked_new, numbers_taken, stored};
 use super::{
-    ItemJob, ListLock, LockedItem, fields_of, item_params, item_result, item_spec, list_of, revoke_and_remove,
+    ItemJob, ListLock, LockedItem, fields_of, item_params, item_result, item_spec, list_of,
+    revoke_and_remove,
 };
 use crate::error::Error;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
 use crate::rules::acl::GlobalRefusal;
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
 use crate::server::jobs::JobCtx;
 use crate::server::{App, Ctx};
 use crate::store::{Db, Tx, acl, network, offering, vpc};

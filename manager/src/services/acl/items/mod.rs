@@ -21,11 +21,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::item_view;
+use super::list_sync;
 use crate::error::Error;
 use crate::provision::change::VpcLock;
 use crate::server::App;
 use crate::server::command::{Arg, Args, Flag, Int, Spec, Submission, Text, Texts};
-use super::list_sync;
 use crate::server::registry::{ALL, FieldSpec, ParamSpec, field};
 use crate::store::{Db, acl};
 use rows::ItemFields;

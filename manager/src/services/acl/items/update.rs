@@ -13,10 +13,10 @@ use super::{
     item_submission,
 };
 use crate::error::Error;
+use crate::rules::acl::GlobalRefusal;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission, Text};
 use crate::server::jobs::JobCtx;
-use crate::rules::acl::GlobalRefusal;
 use crate::store::acl;
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the ACL item");

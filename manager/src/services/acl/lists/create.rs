@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use serde_json::Value;
 
-use super::delete::DeletedList;
 use super::super::list_sync;
+use super::delete::DeletedList;
 use super::{LIST_FIELDS, list_result, vpc_param};
 use crate::error::Error;
 use crate::rules;
@@ -44,12 +44,12 @@ impl Command for CreateAclList {
             "Creates a network ACL list. If no VPC is given, then it creates a global ACL \
              that can be used by everyone",
         )
-            .roles(ALL)
-            .param(NAME)
-            .param(DESCRIPTION)
-            .param(VPC)
-            .param(FOR_DISPLAY)
-            .returns("networkacllist", LIST_FIELDS)
+        .roles(ALL)
+        .param(NAME)
+        .param(DESCRIPTION)
+        .param(VPC)
+        .param(FOR_DISPLAY)
+        .returns("networkacllist", LIST_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -69,8 +69,7 @@ impl AsyncCommand for CreateAclList {
         rules::acl::validate_list(&self.name, Some(&self.description))?;
         let Some(vpc_id) = self.vpc else {
             rules::acl::check_global_list_creator(ctx.caller.is_root_admin())?;
-            let list =
-                acl::create_global_list(&ctx.app.db, &self.name, &self.description).await?;
+            let list = acl::create_global_list(&ctx.app.db, &self.name, &self.description).await?;
             return Ok(Submission::created(
                 IdJob { id: list.id },
                 ("NetworkAcl", list.uuid),

@@ -14,9 +14,9 @@ use crate::orchestration::model::RouterState;
 use crate::provision::RouterElement;
 use crate::provision::change::RouterChange;
 use crate::rules;
+use crate::rules::acl::GlobalRefusal;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission};
-use crate::rules::acl::GlobalRefusal;
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ALL;
 use crate::store::{Db, Tx, acl};
@@ -51,9 +51,14 @@ impl AsyncCommand for DeleteAclList {
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let db = &ctx.app.db;
         let list = list_param(db, ID.name(), self.id).await?;
+        // As CloudStack: the built-ins are refused first, then callers who
+        // may not change the list, then a list in use.
+        if list.is_builtin() {
+            rules::acl::check_list_deletable(&rules_list(&list), 0, 0)?;
+        }
+        let v = mutable_list_vpc(ctx, &list, GlobalRefusal::DeleteList).await?;
         let (tiers, gateways) = users_of(db, list.id).await?;
         rules::acl::check_list_deletable(&rules_list(&list), tiers, gateways)?;
-        let v = mutable_list_vpc(ctx, &list, GlobalRefusal::DeleteList).await?;
         Ok(Submission::new(
             IdJob { id: list.id },
             ("NetworkAcl", list.uuid),
