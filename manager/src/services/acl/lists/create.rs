@@ -41,8 +41,8 @@ impl Command for CreateAclList {
 
     fn spec() -> Spec {
         Spec::new(
-            "Creates a network ACL list. If no VPC is given, then it creates a global ACL \
-             that can be used by everyone",
+            "Creates a network ACL list for a VPC, or without vpcid a global list that every \
+             VPC may use (root admin only)",
         )
         .roles(ALL)
         .param(NAME)
