@@ -1474,6 +1474,11 @@ on_both_backends!(
         assert_eq!(count(&listed), 2, "{listed}");
         assert!(listed["networkacl"][0].get("packets").is_none(), "{listed}");
 
+        // A private gateway takes it too (createPrivateGateway aclid=).
+        let gw = gateway_with(&admin, &bob_vpc, "801", "172.16.1.10", &global).await;
+        let gateways = bob.ok("listPrivateGateways", &[("id", &gw)]).await;
+        assert_eq!(gateways["privategateway"][0]["aclid"], global.as_str());
+
         // Renamed by the root admin; not deleted while tiers use it.
         let renamed = job_ok(
             &admin,
@@ -1485,16 +1490,36 @@ on_both_backends!(
         let (code, text) = refused(&admin, "deleteNetworkACLList", &[("id", &global)]).await;
         assert_eq!(code, 530);
         assert!(
-            text.contains("2 tier(s) and 0 private gateway(s)"),
+            text.contains("2 tier(s) and 1 private gateway(s)"),
             "{text}"
         );
 
-        // Deleting the item: both routers get the list without it.
+        // Deleting the item: both routers get the list without it, bob's
+        // for its tier and its gateway, under one generation each.
+        let (_, bob_g) = router_of(&admin, &bob_vpc).await;
+        let (_, carol_g) = router_of(&admin, &carol_vpc).await;
         m.agent.clear();
         job_ok(&admin, "deleteNetworkACL", &[("id", &item)]).await;
         let pushed = acls_by_router(&m.agent.sent());
-        assert_eq!(pushed.len(), 2, "{pushed:?}");
-        assert!(pushed.iter().all(|(_, _, n)| n == &[1]), "{pushed:?}");
+        let mut want = vec![
+            (bob_router.clone(), bob_g + 1, vec![1]),
+            (bob_router.clone(), bob_g + 1, vec![1]),
+            (carol_router.clone(), carol_g + 1, vec![1]),
+        ];
+        want.sort();
+        assert_eq!(pushed, want);
+        let gw_pushes = acls(&m.agent.commands())
+            .into_iter()
+            .filter(|(_, acl)| acl.private_gateway)
+            .count();
+        assert_eq!(gw_pushes, 1);
+        let deny = builtin(&admin, "default_deny").await;
+        job_ok(
+            &admin,
+            "replaceNetworkACLList",
+            &[("aclid", &deny), ("gatewayid", &gw)],
+        )
+        .await;
 
         // Once no tier uses it, the root admin deletes it.
         let allow = builtin(&admin, "default_allow").await;

@@ -19,6 +19,12 @@
 //!    back, so the router (which may hold part of the change) looks behind
 //!    and the monitor sends it the reverted state: router and database never
 //!    disagree while both look current. The push's error is the command's.
+//!
+//! A change whose rows many VPCs' routers follow (an item of a global ACL
+//! list) is a [`SharedChange`], applied through a [`VpcLockSet`]: the locks of
+//! all those VPCs, taken in ascending VPC id, one transaction for the rows
+//! and every router's generation, then one push per router, and the same
+//! undo for all when one refuses.
 
 use std::future::Future;
 

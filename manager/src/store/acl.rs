@@ -3,7 +3,8 @@
 //!
 //! The 0002 migration seeds the two built-in lists, id 1 `default_deny` and id 2
 //! `default_allow`, with one Ingress and one Egress rule each. Built-in lists have no
-//! VPC; they and their rules cannot be changed or removed (Conflict).
+//! VPC; they and their rules cannot be changed or removed (Conflict). Global lists
+//! (`is_global`, made by the root admin) have no VPC either, and change like any other.
 
 use sqlx::FromRow;
 
