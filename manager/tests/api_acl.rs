@@ -1537,3 +1537,148 @@ on_both_backends!(
         assert_eq!(count(&seen), 2, "{seen}");
     }
 );
+
+on_both_backends!(
+    a_global_list_change_holds_every_vpc_using_it_until_all_its_routers_have_it,
+    |m| {
+        let admin = m.admin();
+        let env = zone_env(&admin, "aoz").await;
+        let (global, _) = create(&admin, "createNetworkACLList", &[("name", "g1")]).await;
+        let (other_global, _) = create(&admin, "createNetworkACLList", &[("name", "g2")]).await;
+        let allow = builtin(&admin, "default_allow").await;
+        let mut vpcs = Vec::new();
+        for (name, octet) in [("va", 1), ("vb", 2)] {
+            let vpc = create_vpc(&admin, &env, name, &format!("10.{octet}.0.0/16")).await;
+            let vpc = vpc["id"].as_str().unwrap().to_string();
+            let web = tier_with(
+                &admin,
+                &env,
+                &vpc,
+                "web",
+                &format!("10.{octet}.1.1"),
+                &global,
+            )
+            .await;
+            let app = tier_with(
+                &admin,
+                &env,
+                &vpc,
+                "app",
+                &format!("10.{octet}.2.1"),
+                &other_global,
+            )
+            .await;
+            deploy_vm(&admin, &env, &web, &format!("{name}-w")).await;
+            deploy_vm(&admin, &env, &app, &format!("{name}-a")).await;
+            vpcs.push((vpc, web));
+        }
+        let (va, va_web) = vpcs[0].clone();
+        let (vb, _) = vpcs[1].clone();
+        let (ra, ga) = router_of(&admin, &va).await;
+        let (rb, gb) = router_of(&admin, &vb).await;
+
+        // The routers take their time: the change of g1 has written its
+        // rows and both generations, and waits in its pushes holding both
+        // VPCs' locks.
+        m.agent.clear();
+        m.agent.hold();
+        let first = admin
+            .ok(
+                "createNetworkACL",
+                &[("aclid", &global), ("protocol", "tcp"), ("startport", "80")],
+            )
+            .await["jobid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for _ in 0..200 {
+            if router_of(&admin, &va).await.1 == ga + 1 && router_of(&admin, &vb).await.1 == gb + 1
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert_eq!(router_of(&admin, &va).await.1, ga + 1);
+        assert_eq!(router_of(&admin, &vb).await.1, gb + 1);
+
+        // Meanwhile: a replaceNetworkACLList in the first VPC and a change
+        // of the other global list used by both. Both wait for the locks.
+        let replace = admin
+            .ok(
+                "replaceNetworkACLList",
+                &[("aclid", &allow), ("networkid", &va_web)],
+            )
+            .await["jobid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let second = admin
+            .ok(
+                "createNetworkACL",
+                &[("aclid", &other_global), ("protocol", "udp")],
+            )
+            .await["jobid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        for job in [&first, &replace, &second] {
+            let now = admin.ok("queryAsyncJobResult", &[("jobid", job)]).await;
+            assert_eq!(now["jobstatus"], 0, "still waiting: {now}");
+        }
+        assert_eq!(
+            router_of(&admin, &va).await.1,
+            ga + 1,
+            "nothing else ran in va"
+        );
+        m.agent.release();
+        for job in [&first, &replace, &second] {
+            let done = admin.wait_job(job).await;
+            assert_eq!(done["jobstatus"], 1, "{done}");
+        }
+
+        // Each router got g1's change first, under the change's generation,
+        // then the others, each under a later one.
+        let sent = m.agent.sent();
+        for (router, g) in [(&ra, ga), (&rb, gb)] {
+            let generations: Vec<u64> = sent
+                .iter()
+                .filter(|(r, _)| r == router)
+                .filter_map(|(_, c)| match c {
+                    AgentCommand::SetNetworkAcl(a) => Some(a.generation),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                generations.first(),
+                Some(&(g + 1)),
+                "{router}: {generations:?}"
+            );
+            assert!(
+                generations.windows(2).all(|w| w[0] <= w[1]),
+                "{router}: {generations:?}"
+            );
+        }
+        let a_acls: Vec<(u64, String)> = sent
+            .iter()
+            .filter(|(r, _)| r == &ra)
+            .filter_map(|(_, c)| match c {
+                AgentCommand::SetNetworkAcl(a) => {
+                    Some((a.generation, a.acl.as_ref().unwrap().acl_name.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(a_acls[0], (ga + 1, "g1".to_string()), "{a_acls:?}");
+        assert!(
+            a_acls
+                .iter()
+                .any(|(g, name)| *g > ga + 1 && name == "default_allow"),
+            "{a_acls:?}"
+        );
+        assert!(
+            a_acls.iter().any(|(g, name)| *g > ga + 1 && name == "g2"),
+            "{a_acls:?}"
+        );
+    }
+);
