@@ -150,3 +150,25 @@ impl AsyncCommand for UpdateVpcOffering {
         vpc_offering_result(db, payload.id).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_jobs_of_the_previous_version_keep_domains_and_zones() {
+        let old: UpdateVpcOfferingJob = serde_json::from_str(
+            r#"{"id":5,"name":null,"displaytext":"x","state":null,"sortkey":null}"#,
+        )
+        .unwrap();
+        assert_eq!((old.domains, old.zones), (None, None));
+        let new = UpdateVpcOfferingJob {
+            domains: Some(vec![]),
+            zones: Some(vec![3]),
+            ..old
+        };
+        let row = serde_json::to_value(&new).unwrap();
+        assert_eq!(row["domainids"], serde_json::json!([]));
+        assert_eq!(row["zoneids"], serde_json::json!([3]));
+    }
+}

@@ -260,3 +260,18 @@ async fn revoke_and_remove(locked: &LockedItem<'_>) -> Result<(), Error> {
     acl::remove_item(db, item.id).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_jobs_read_rows_of_the_previous_version_and_of_global_lists() {
+        let old: ItemJob = serde_json::from_str(r#"{"id":3,"vpc_id":2}"#).unwrap();
+        assert_eq!((old.id, old.vpc_id), (3, Some(2)));
+        let global: ItemJob = serde_json::from_str(r#"{"id":3,"vpc_id":null}"#).unwrap();
+        assert_eq!(global.vpc_id, None);
+        let edit: EditJob<u8> = serde_json::from_str(r#"{"id":4,"vpc_id":7,"fields":1}"#).unwrap();
+        assert_eq!(edit.vpc_id, Some(7));
+    }
+}
