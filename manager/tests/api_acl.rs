@@ -187,9 +187,10 @@ on_both_backends!(acl_lists_are_created_attached_replaced_and_deleted, |m| {
     assert_eq!(code, 431);
 
     // createNetworkACLList: a list of a VPC the caller may act on.
-    let (code, text) = refused(&admin, "createNetworkACLList", &[("name", "g")]).await;
-    assert_eq!(code, 431);
-    assert!(text.contains("vpcid is required"), "{text}");
+    // Without one it would be global: the root admin's alone.
+    let (code, text) = refused(&bob, "createNetworkACLList", &[("name", "g")]).await;
+    assert_eq!(code, 531);
+    assert_eq!(text, "Only Root Admin can create global ACLs.");
     let (code, text) = refused(
         &admin,
         "createNetworkACLList",
@@ -1196,5 +1197,488 @@ on_both_backends!(
         for item in listed["networkacl"].as_array().unwrap() {
             assert!(item.get("packets").is_none(), "{item}");
         }
+    }
+);
+
+/// The id of a VPC's router and its generation now.
+async fn router_of(admin: &Client, vpc: &str) -> (String, u64) {
+    let routers = admin
+        .ok("listRouters", &[("vpcid", vpc), ("listall", "true")])
+        .await;
+    let r = &routers["router"][0];
+    (
+        r["name"].as_str().unwrap().to_string(),
+        r["configgeneration"].as_u64().unwrap(),
+    )
+}
+
+/// The SetNetworkAcl commands sent, by router name: (router, generation,
+/// item numbers).
+fn acls_by_router(sent: &[(String, AgentCommand)]) -> Vec<(String, u64, Vec<u32>)> {
+    let mut out: Vec<(String, u64, Vec<u32>)> = sent
+        .iter()
+        .filter_map(|(router, c)| match c {
+            AgentCommand::SetNetworkAcl(r) => Some((
+                router.clone(),
+                r.generation,
+                numbers(r.acl.as_ref().unwrap()),
+            )),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+on_both_backends!(
+    global_acl_lists_are_the_root_admins_and_reach_every_vpc_using_them,
+    |m| {
+        let admin = m.admin();
+        let env = zone_env(&admin, "agz").await;
+        let bob = user(&admin, "bob").await;
+        let carol = user(&admin, "carol").await;
+
+        // Only the root admin makes a list without a VPC.
+        let (code, text) = refused(&bob, "createNetworkACLList", &[("name", "mine")]).await;
+        assert_eq!(code, 531);
+        assert_eq!(text, "Only Root Admin can create global ACLs.");
+        let (global, job) = create(
+            &admin,
+            "createNetworkACLList",
+            &[("name", "shared"), ("description", "for all")],
+        )
+        .await;
+        assert_eq!(job["jobstatus"], 1, "{job}");
+        let made = &job["jobresult"]["networkacllist"];
+        assert_eq!(made["id"], global.as_str());
+        assert_eq!(made["name"], "shared");
+        // As for the built-ins (vpc id 0 in CloudStack): no vpcid, no vpcname.
+        assert!(
+            made.get("vpcid").is_none() && made.get("vpcname").is_none(),
+            "{made}"
+        );
+
+        // Everyone sees it beside the built-ins, whatever the filters.
+        let bob_vpc = create_vpc(&bob, &env, "bob-vpc", "10.1.0.0/16").await;
+        let bob_vpc = bob_vpc["id"].as_str().unwrap().to_string();
+        let carol_vpc = create_vpc(&carol, &env, "carol-vpc", "10.2.0.0/16").await;
+        let carol_vpc = carol_vpc["id"].as_str().unwrap().to_string();
+        for client in [&bob, &carol] {
+            let seen = client.ok("listNetworkACLLists", &[]).await;
+            let names: Vec<&str> = seen["networkacllist"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(names, ["default_deny", "default_allow", "shared"]);
+        }
+        let with_vpc = bob.ok("listNetworkACLLists", &[("vpcid", &bob_vpc)]).await;
+        assert_eq!(count(&with_vpc), 3, "{with_vpc}");
+        let by_id = carol.ok("listNetworkACLLists", &[("id", &global)]).await;
+        assert_eq!(count(&by_id), 1);
+        let by_name = carol.ok("listNetworkACLLists", &[("name", "shared")]).await;
+        assert_eq!(by_name["networkacllist"][0]["id"], global.as_str());
+        let (code, _) = refused(&carol, "listNetworkACLLists", &[("vpcid", &bob_vpc)]).await;
+        assert_eq!(code, 531);
+
+        // Any account's tier takes it: bob's by replaceNetworkACLList,
+        // carol's at createNetwork.
+        let bob_tier = create_tier(&bob, &env, &bob_vpc, "web", "10.1.1.1", "255.255.255.0").await;
+        let bob_tier = bob_tier["id"].as_str().unwrap().to_string();
+        let done = job_ok(
+            &bob,
+            "replaceNetworkACLList",
+            &[("aclid", &global), ("networkid", &bob_tier)],
+        )
+        .await;
+        assert_eq!(done["success"], true);
+        let carol_tier = carol
+            .ok(
+                "createNetwork",
+                &[
+                    ("name", "app"),
+                    ("displaytext", "app"),
+                    ("zoneid", &env.zone),
+                    ("vpcid", &carol_vpc),
+                    ("networkofferingid", &env.tier_offering),
+                    ("gateway", "10.2.1.1"),
+                    ("netmask", "255.255.255.0"),
+                    ("aclid", &global),
+                ],
+            )
+            .await;
+        assert_eq!(carol_tier["network"]["aclid"], global.as_str());
+        let carol_tier = carol_tier["network"]["id"].as_str().unwrap().to_string();
+        let of_tier = bob
+            .ok("listNetworkACLLists", &[("networkid", &bob_tier)])
+            .await;
+        assert_eq!(count(&of_tier), 1);
+        assert_eq!(of_tier["networkacllist"][0]["id"], global.as_str());
+        for (client, tier, vm) in [(&bob, &bob_tier, "b1"), (&carol, &carol_tier, "c1")] {
+            m.agent.clear();
+            deploy_vm(client, &env, tier, vm).await;
+            let pushed = acls(&m.agent.commands());
+            assert_eq!(pushed.len(), 1, "{:?}", m.agent.rpcs());
+            assert_eq!(pushed[0].1.acl_name, "shared");
+        }
+
+        // Read-only to the others: CloudStack's texts, 531.
+        let deny22 = [
+            ("aclid", global.as_str()),
+            ("protocol", "tcp"),
+            ("startport", "22"),
+            ("action", "Deny"),
+        ];
+        let (code, text) = refused(&bob, "createNetworkACL", &deny22).await;
+        assert_eq!(
+            (code, text.as_str()),
+            (531, "Only Root Admins can create rules for a global ACL.")
+        );
+        let (code, text) = refused(
+            &bob,
+            "createNetworkACL",
+            &[("networkid", &bob_tier), ("protocol", "tcp")],
+        )
+        .await;
+        assert_eq!(
+            (code, text.as_str()),
+            (531, "Only Root Admins can create rules for a global ACL.")
+        );
+        let (code, text) = refused(
+            &carol,
+            "updateNetworkACLList",
+            &[("id", &global), ("name", "x")],
+        )
+        .await;
+        assert_eq!(
+            (code, text.as_str()),
+            (531, "Must be Root Admin to update a global ACL.")
+        );
+        let (code, text) = refused(&carol, "deleteNetworkACLList", &[("id", &global)]).await;
+        assert_eq!(
+            (code, text.as_str()),
+            (531, "Only Root Admin can delete global ACLs.")
+        );
+
+        // The root admin's item reaches both routers, each under a new
+        // generation.
+        let (bob_router, bob_g) = router_of(&admin, &bob_vpc).await;
+        let (carol_router, carol_g) = router_of(&admin, &carol_vpc).await;
+        m.agent.clear();
+        let (item, job) = create(&admin, "createNetworkACL", &deny22).await;
+        assert_eq!(job["jobstatus"], 1, "{job}");
+        assert_eq!(job["jobresult"]["networkacl"]["aclid"], global.as_str());
+        let mut expected = vec![
+            (bob_router.clone(), bob_g + 1, vec![1]),
+            (carol_router.clone(), carol_g + 1, vec![1]),
+        ];
+        expected.sort();
+        assert_eq!(acls_by_router(&m.agent.sent()), expected);
+        assert_eq!(router_of(&admin, &bob_vpc).await.1, bob_g + 1);
+        assert_eq!(router_of(&admin, &carol_vpc).await.1, carol_g + 1);
+
+        let (code, text) = refused_under(
+            &bob,
+            "updateNetworkACLItem",
+            "createnetworkaclresponse",
+            &[("id", &item), ("startport", "23")],
+        )
+        .await;
+        assert_eq!(
+            (code, text.as_str()),
+            (531, "Only Root Admins can update global ACLs.")
+        );
+        let (code, text) = refused_under(
+            &carol,
+            "moveNetworkAclItem",
+            "moveNetworkAclItemResponse",
+            &[("id", &item), ("previousaclruleid", &item)],
+        )
+        .await;
+        assert_eq!(
+            (code, text.as_str()),
+            (531, "Must be Root Admin to move global ACL rules.")
+        );
+        let (code, text) = refused(&bob, "deleteNetworkACL", &[("id", &item)]).await;
+        assert_eq!(
+            (code, text.as_str()),
+            (531, "Only Root Admin can delete global ACL rules.")
+        );
+
+        // Updates and moves by the root admin reach both routers too.
+        m.agent.clear();
+        let done = run_under(
+            &admin,
+            "updateNetworkACLItem",
+            "createnetworkaclresponse",
+            &[("id", &item), ("number", "7")],
+        )
+        .await;
+        assert_eq!(done["jobstatus"], 1, "{done}");
+        let pushed = acls_by_router(&m.agent.sent());
+        assert_eq!(pushed.len(), 2, "{pushed:?}");
+        assert!(pushed.iter().all(|(_, _, n)| n == &[7]), "{pushed:?}");
+        let (second, _) = create(
+            &admin,
+            "createNetworkACL",
+            &[
+                ("aclid", global.as_str()),
+                ("protocol", "udp"),
+                ("number", "9"),
+            ],
+        )
+        .await;
+        m.agent.clear();
+        let done = run_under(
+            &admin,
+            "moveNetworkAclItem",
+            "moveNetworkAclItemResponse",
+            &[("id", &second), ("nextaclruleid", &item)],
+        )
+        .await;
+        assert_eq!(done["jobstatus"], 1, "{done}");
+        let pushed = acls_by_router(&m.agent.sent());
+        assert_eq!(pushed.len(), 2, "{pushed:?}");
+        assert!(pushed.iter().all(|(_, _, n)| n == &[1, 7]), "{pushed:?}");
+
+        // A router that refuses: the item goes, and both routers are sent
+        // their state again (their generations move on).
+        let (_, bob_g) = router_of(&admin, &bob_vpc).await;
+        let (_, carol_g) = router_of(&admin, &carol_vpc).await;
+        m.agent
+            .fail("SetNetworkAcl", AgentError::Failed("nft said no".into()));
+        let done = run_job(
+            &admin,
+            "createNetworkACL",
+            &[("aclid", global.as_str()), ("protocol", "icmp")],
+        )
+        .await;
+        m.agent.unfail("SetNetworkAcl");
+        assert_eq!(done["jobstatus"], 2, "{done}");
+        assert_eq!(done["jobresultcode"], 530);
+        assert_eq!(
+            listed_numbers(&admin, &global)
+                .await
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>(),
+            [1, 7]
+        );
+        assert!(router_of(&admin, &bob_vpc).await.1 >= bob_g + 2);
+        assert!(router_of(&admin, &carol_vpc).await.1 >= carol_g + 2);
+
+        // Items of a global list carry no counters: they would sum traffic
+        // of other accounts' routers.
+        let listed = bob.ok("listNetworkACLs", &[("aclid", &global)]).await;
+        assert_eq!(count(&listed), 2, "{listed}");
+        assert!(listed["networkacl"][0].get("packets").is_none(), "{listed}");
+
+        // A private gateway takes it too (createPrivateGateway aclid=).
+        let gw = gateway_with(&admin, &bob_vpc, "801", "172.16.1.10", &global).await;
+        let gateways = bob.ok("listPrivateGateways", &[("id", &gw)]).await;
+        assert_eq!(gateways["privategateway"][0]["aclid"], global.as_str());
+
+        // Renamed by the root admin; not deleted while tiers use it.
+        let renamed = job_ok(
+            &admin,
+            "updateNetworkACLList",
+            &[("id", &global), ("description", "everyone's")],
+        )
+        .await;
+        assert_eq!(renamed["networkacllist"]["description"], "everyone's");
+        let (code, text) = refused(&admin, "deleteNetworkACLList", &[("id", &global)]).await;
+        assert_eq!(code, 530);
+        assert!(
+            text.contains("2 tier(s) and 1 private gateway(s)"),
+            "{text}"
+        );
+
+        // Deleting the item: both routers get the list without it, bob's
+        // for its tier and its gateway, under one generation each.
+        let (_, bob_g) = router_of(&admin, &bob_vpc).await;
+        let (_, carol_g) = router_of(&admin, &carol_vpc).await;
+        m.agent.clear();
+        job_ok(&admin, "deleteNetworkACL", &[("id", &item)]).await;
+        let pushed = acls_by_router(&m.agent.sent());
+        let mut want = vec![
+            (bob_router.clone(), bob_g + 1, vec![1]),
+            (bob_router.clone(), bob_g + 1, vec![1]),
+            (carol_router.clone(), carol_g + 1, vec![1]),
+        ];
+        want.sort();
+        assert_eq!(pushed, want);
+        let gw_pushes = acls(&m.agent.commands())
+            .into_iter()
+            .filter(|(_, acl)| acl.private_gateway)
+            .count();
+        assert_eq!(gw_pushes, 1);
+        let deny = builtin(&admin, "default_deny").await;
+        job_ok(
+            &admin,
+            "replaceNetworkACLList",
+            &[("aclid", &deny), ("gatewayid", &gw)],
+        )
+        .await;
+
+        // Once no tier uses it, the root admin deletes it.
+        let allow = builtin(&admin, "default_allow").await;
+        for (client, tier) in [(&bob, &bob_tier), (&carol, &carol_tier)] {
+            job_ok(
+                client,
+                "replaceNetworkACLList",
+                &[("aclid", &allow), ("networkid", tier)],
+            )
+            .await;
+        }
+        let done = job_ok(&admin, "deleteNetworkACLList", &[("id", &global)]).await;
+        assert_eq!(done["success"], true);
+        let seen = bob.ok("listNetworkACLLists", &[]).await;
+        assert_eq!(count(&seen), 2, "{seen}");
+    }
+);
+
+on_both_backends!(
+    a_global_list_change_holds_every_vpc_using_it_until_all_its_routers_have_it,
+    |m| {
+        let admin = m.admin();
+        let env = zone_env(&admin, "aoz").await;
+        let (global, _) = create(&admin, "createNetworkACLList", &[("name", "g1")]).await;
+        let (other_global, _) = create(&admin, "createNetworkACLList", &[("name", "g2")]).await;
+        let allow = builtin(&admin, "default_allow").await;
+        let mut vpcs = Vec::new();
+        for (name, octet) in [("va", 1), ("vb", 2)] {
+            let vpc = create_vpc(&admin, &env, name, &format!("10.{octet}.0.0/16")).await;
+            let vpc = vpc["id"].as_str().unwrap().to_string();
+            let web = tier_with(
+                &admin,
+                &env,
+                &vpc,
+                "web",
+                &format!("10.{octet}.1.1"),
+                &global,
+            )
+            .await;
+            let app = tier_with(
+                &admin,
+                &env,
+                &vpc,
+                "app",
+                &format!("10.{octet}.2.1"),
+                &other_global,
+            )
+            .await;
+            deploy_vm(&admin, &env, &web, &format!("{name}-w")).await;
+            deploy_vm(&admin, &env, &app, &format!("{name}-a")).await;
+            vpcs.push((vpc, web));
+        }
+        let (va, va_web) = vpcs[0].clone();
+        let (vb, _) = vpcs[1].clone();
+        let (ra, ga) = router_of(&admin, &va).await;
+        let (rb, gb) = router_of(&admin, &vb).await;
+
+        // The routers take their time: the change of g1 has written its
+        // rows and both generations, and waits in its pushes holding both
+        // VPCs' locks.
+        m.agent.clear();
+        m.agent.hold();
+        let first = admin
+            .ok(
+                "createNetworkACL",
+                &[("aclid", &global), ("protocol", "tcp"), ("startport", "80")],
+            )
+            .await["jobid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for _ in 0..200 {
+            if router_of(&admin, &va).await.1 == ga + 1 && router_of(&admin, &vb).await.1 == gb + 1
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert_eq!(router_of(&admin, &va).await.1, ga + 1);
+        assert_eq!(router_of(&admin, &vb).await.1, gb + 1);
+
+        // Meanwhile: a replaceNetworkACLList in the first VPC and a change
+        // of the other global list used by both. Both wait for the locks.
+        let replace = admin
+            .ok(
+                "replaceNetworkACLList",
+                &[("aclid", &allow), ("networkid", &va_web)],
+            )
+            .await["jobid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let second = admin
+            .ok(
+                "createNetworkACL",
+                &[("aclid", &other_global), ("protocol", "udp")],
+            )
+            .await["jobid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        for job in [&first, &replace, &second] {
+            let now = admin.ok("queryAsyncJobResult", &[("jobid", job)]).await;
+            assert_eq!(now["jobstatus"], 0, "still waiting: {now}");
+        }
+        assert_eq!(
+            router_of(&admin, &va).await.1,
+            ga + 1,
+            "nothing else ran in va"
+        );
+        m.agent.release();
+        for job in [&first, &replace, &second] {
+            let done = admin.wait_job(job).await;
+            assert_eq!(done["jobstatus"], 1, "{done}");
+        }
+
+        // Each router got g1's change first, under the change's generation,
+        // then the others, each under a later one.
+        let sent = m.agent.sent();
+        for (router, g) in [(&ra, ga), (&rb, gb)] {
+            let generations: Vec<u64> = sent
+                .iter()
+                .filter(|(r, _)| r == router)
+                .filter_map(|(_, c)| match c {
+                    AgentCommand::SetNetworkAcl(a) => Some(a.generation),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                generations.first(),
+                Some(&(g + 1)),
+                "{router}: {generations:?}"
+            );
+            assert!(
+                generations.windows(2).all(|w| w[0] <= w[1]),
+                "{router}: {generations:?}"
+            );
+        }
+        let a_acls: Vec<(u64, String)> = sent
+            .iter()
+            .filter(|(r, _)| r == &ra)
+            .filter_map(|(_, c)| match c {
+                AgentCommand::SetNetworkAcl(a) => {
+                    Some((a.generation, a.acl.as_ref().unwrap().acl_name.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(a_acls[0], (ga + 1, "g1".to_string()), "{a_acls:?}");
+        assert!(
+            a_acls
+                .iter()
+                .any(|(g, name)| *g > ga + 1 && name == "default_allow"),
+            "{a_acls:?}"
+        );
+        assert!(
+            a_acls.iter().any(|(g, name)| *g > ga + 1 && name == "g2"),
+            "{a_acls:?}"
+        );
     }
 );

@@ -365,3 +365,236 @@ async fn vpc_offering_writes_are_in_list_apis_for_the_root_admin_only() {
     assert!(!names.contains(&"createVPCOffering") && !names.contains(&"deleteVPCOffering"));
     m.stop().await;
 }
+
+/// createVPC of `client` with `offering` in `zone`: the HTTP status and body.
+async fn try_vpc(client: &Client, zone: &str, offering: &str, name: &str) -> (u16, Value) {
+    let (status, body) = client
+        .call(
+            "createVPC",
+            &[
+                ("name", name),
+                ("displaytext", name),
+                ("cidr", "10.5.0.0/16"),
+                ("zoneid", zone),
+                ("vpcofferingid", offering),
+            ],
+        )
+        .await;
+    if status != 200 {
+        return (status, body);
+    }
+    let done = client
+        .wait_job(body["createvpcresponse"]["jobid"].as_str().unwrap())
+        .await;
+    assert_eq!(done["jobstatus"], 1, "{done}");
+    (status, done)
+}
+
+/// Whether `client` sees `offering` in listVPCOfferings (with `extra`).
+async fn sees(client: &Client, offering: &str, extra: &[(&str, &str)]) -> bool {
+    let found = client.ok("listVPCOfferings", extra).await;
+    found["vpcoffering"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .any(|o| o["id"] == offering)
+}
+
+on_both_backends!(vpc_offering_domains_and_zones_decide_who_may_use_it, |m| {
+    use support::vpc::{account_in, zone_env, zone_env_range};
+    let admin = m.admin();
+    let env = zone_env(&admin, "odz").await;
+    let sales = id(
+        &admin.ok("createDomain", &[("name", "sales")]).await,
+        "domain",
+    );
+    let emea = id(
+        &admin
+            .ok(
+                "createDomain",
+                &[("name", "emea"), ("parentdomainid", &sales)],
+            )
+            .await,
+        "domain",
+    );
+    let ops = id(
+        &admin.ok("createDomain", &[("name", "ops")]).await,
+        "domain",
+    );
+    let alice = account_in(&admin, "alice", &emea, "0").await;
+    let bob = account_in(&admin, "bob", &ops, "0").await;
+
+    // Made for the sales domain: its subdomain's accounts use it, others
+    // neither see nor use it.
+    let (scoped, created) = create_offering(
+        &admin,
+        &[
+            ("name", "scoped"),
+            ("supportedservices", "Dhcp,Dns,SourceNat,NetworkACL,Gateway"),
+            ("enable", "true"),
+            ("domainid", &sales),
+        ],
+    )
+    .await;
+    assert_eq!(created["domainid"], sales.as_str());
+    assert_eq!(created["domain"], "sales");
+    assert!(created.get("zoneid").is_none(), "{created}");
+    assert!(sees(&alice, &scoped, &[]).await);
+    assert!(!sees(&bob, &scoped, &[]).await);
+    assert!(sees(&admin, &scoped, &[("domainid", &emea)]).await);
+    assert!(!sees(&admin, &scoped, &[("domainid", &ops)]).await);
+    let (status, body) = try_vpc(&bob, &env.zone, &scoped, "b1").await;
+    assert_eq!(status, 531, "{body}");
+    assert!(
+        body["createvpcresponse"]["errortext"]
+            .as_str()
+            .unwrap()
+            .contains("has access to VPC offering scoped"),
+        "{body}"
+    );
+    let (status, _) = try_vpc(&alice, &env.zone, &scoped, "a1").await;
+    assert_eq!(status, 200);
+
+    // updateVPCOffering domainid=: ops instead; a listed subdomain of a
+    // listed domain is dropped.
+    let done = job_ok(
+        &admin,
+        "updateVPCOffering",
+        &[
+            ("id", &scoped),
+            ("domainid", &format!("{emea},{ops},{sales}")),
+        ],
+    )
+    .await;
+    let view = &done["vpcoffering"];
+    let mut ids: Vec<&str> = view["domainid"].as_str().unwrap().split(',').collect();
+    ids.sort();
+    let mut want = vec![sales.as_str(), ops.as_str()];
+    want.sort();
+    assert_eq!(ids, want, "{view}");
+    let done = job_ok(
+        &admin,
+        "updateVPCOffering",
+        &[("id", &scoped), ("domainid", &ops)],
+    )
+    .await;
+    assert_eq!(done["vpcoffering"]["domainid"], ops.as_str());
+    assert_eq!(done["vpcoffering"]["domain"], "ops");
+    let listed_view = listed(&admin, &scoped).await.unwrap();
+    assert_eq!(listed_view["domainid"], ops.as_str());
+    assert!(!sees(&alice, &scoped, &[]).await);
+    assert!(sees(&bob, &scoped, &[]).await);
+    let (status, _) = try_vpc(&alice, &env.zone, &scoped, "a2").await;
+    assert_eq!(status, 531);
+    let (status, _) = try_vpc(&bob, &env.zone, &scoped, "b2").await;
+    assert_eq!(status, 200);
+    // Other updates keep the domains.
+    let done = job_ok(
+        &admin,
+        "updateVPCOffering",
+        &[("id", &scoped), ("displaytext", "ops only")],
+    )
+    .await;
+    assert_eq!(done["vpcoffering"]["domainid"], ops.as_str());
+
+    // zoneid=: usable in that zone only.
+    let other = zone_env_range(
+        &admin,
+        "odz2",
+        "198.51.100.1",
+        "198.51.100.10",
+        "198.51.100.60",
+    )
+    .await;
+    let done = job_ok(
+        &admin,
+        "updateVPCOffering",
+        &[("id", &scoped), ("zoneid", &other.zone)],
+    )
+    .await;
+    assert_eq!(done["vpcoffering"]["zoneid"], other.zone.as_str());
+    assert_eq!(done["vpcoffering"]["zone"], "odz2");
+    assert!(sees(&bob, &scoped, &[("zoneid", &other.zone)]).await);
+    assert!(!sees(&bob, &scoped, &[("zoneid", &env.zone)]).await);
+    let (status, _) = try_vpc(&bob, &env.zone, &scoped, "b3").await;
+    assert_eq!(status, 531);
+    // The root admin is held to the zones too, not to the domains.
+    let (status, _) = try_vpc(&admin, &env.zone, &scoped, "r1").await;
+    assert_eq!(status, 531);
+    let (status, _) = try_vpc(&admin, &other.zone, &scoped, "r2").await;
+    assert_eq!(status, 200);
+
+    // public and all lift the restrictions.
+    let done = job_ok(
+        &admin,
+        "updateVPCOffering",
+        &[("id", &scoped), ("domainid", "public"), ("zoneid", "all")],
+    )
+    .await;
+    let view = &done["vpcoffering"];
+    for key in ["domainid", "domain", "zoneid", "zone"] {
+        assert!(view.get(key).is_none(), "{key}: {view}");
+    }
+    assert!(sees(&alice, &scoped, &[]).await);
+    let (status, _) = try_vpc(&alice, &env.zone, &scoped, "a3").await;
+    assert_eq!(status, 200);
+
+    // Refused: unknown domains and zones (CloudStack's texts), "public"
+    // among IDs, callers other than the root admin.
+    for (param, value, text) in [
+        (
+            "domainid",
+            BOGUS.to_string(),
+            "invalid domain has been specified",
+        ),
+        (
+            "domainid",
+            format!("public,{ops}"),
+            "invalid domain has been specified",
+        ),
+        (
+            "zoneid",
+            BOGUS.to_string(),
+            "invalid zone has been specified",
+        ),
+        (
+            "zoneid",
+            "everywhere".to_string(),
+            "invalid zone has been specified",
+        ),
+    ] {
+        let (code, got) = refused(
+            &admin,
+            "updateVPCOffering",
+            &[("id", &scoped), (param, &value)],
+        )
+        .await;
+        assert_eq!(code, 431, "{param}={value}: {got}");
+        assert_eq!(
+            got,
+            format!("Failed to create VPC offering because {text}."),
+            "{param}={value}"
+        );
+    }
+    let (code, _) = refused(
+        &admin,
+        "createVPCOffering",
+        &[
+            ("name", "bad"),
+            ("supportedservices", "Dhcp"),
+            ("domainid", BOGUS),
+        ],
+    )
+    .await;
+    assert_eq!(code, 431);
+    let (code, _) = refused(
+        &alice,
+        "updateVPCOffering",
+        &[("id", &scoped), ("domainid", &emea)],
+    )
+    .await;
+    assert_ne!(code, 200);
+    let none = admin.ok("listVPCOfferings", &[("name", "bad")]).await;
+    assert!(none["vpcoffering"].is_null(), "{none}");
+});

@@ -1,8 +1,10 @@
 //! End to end, with real packets: a VPC built through the HTTP API on the
 //! netns driver (routers and VMs as namespaces, the real vr-agent, DHCP from
 //! the router), proving with TCP, ping and DNS what the ACLs allow, source
-//! NAT upstream, and the teardown leaving nothing behind; and a VPC's dns1 and
-//! publicmtu acting on the router (its resolver forwards, its public link's MTU).
+//! NAT upstream, and the teardown leaving nothing behind; a VPC's dns1 and
+//! publicmtu acting on the router (its resolver forwards, its public link's
+//! MTU); and one global ACL list used by two accounts' VPCs, whose items the
+//! root admin changes on both routers at once.
 
 mod support;
 
@@ -444,5 +446,149 @@ async fn vpc_dns_servers_and_public_mtu_act_on_the_router() {
     )
     .await;
     job_ok(&admin, "deleteVPC", &[("id", &vpc_id)]).await;
+    e.finish().await;
+}
+
+/// Two accounts' VPCs, each with a `web` tier on one global ACL list and a
+/// `cli` tier on default_allow: the root admin's Deny item on the global list
+/// closes web's port 80 in both VPCs, and deleting it opens it again, proved
+/// with TCP from each VPC's cli VM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_global_acl_item_closes_and_reopens_a_port_in_every_vpc_using_the_list() {
+    let e = E2e::start(AgentTransport::Unix).await;
+    let admin = e.admin();
+    let global = id(
+        &job_ok(
+            &admin,
+            "createNetworkACLList",
+            &[("name", "web-global"), ("description", "port 80 for all")],
+        )
+        .await,
+        "networkacllist",
+    );
+    job_ok(
+        &admin,
+        "createNetworkACL",
+        &[
+            ("aclid", &global),
+            ("number", "10"),
+            ("protocol", "tcp"),
+            ("startport", "80"),
+            ("endport", "80"),
+            ("action", "Allow"),
+        ],
+    )
+    .await;
+    let allow = admin
+        .ok("listNetworkACLLists", &[("name", "default_allow")])
+        .await["networkacllist"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Per account: its VPC, web on the global list, cli on default_allow, a
+    // VM in each, a server on web's port 80.
+    let mut sites = Vec::new();
+    for (name, octet) in [("bob", 71), ("carol", 72)] {
+        let client = support::vpc::user(&admin, name).await;
+        let vpc = e
+            .vpc(
+                &client,
+                &format!("{name}-vpc"),
+                &format!("10.{octet}.0.0/16"),
+            )
+            .await;
+        let vpc_id = vpc["id"].as_str().unwrap().to_string();
+        let web = e
+            .tier(
+                &client,
+                &vpc_id,
+                "web",
+                &format!("10.{octet}.1.1"),
+                Some(&global),
+                false,
+            )
+            .await;
+        assert_eq!(web["aclid"], global.as_str(), "{web}");
+        let cli = e
+            .tier(
+                &client,
+                &vpc_id,
+                "cli",
+                &format!("10.{octet}.2.1"),
+                Some(&allow),
+                false,
+            )
+            .await;
+        // The root admin's view of each VM names its instance (namespace).
+        let as_admin = |vm: serde_json::Value| {
+            let admin = admin.clone();
+            async move {
+                let vm_id = vm["id"].as_str().unwrap().to_string();
+                admin
+                    .ok(
+                        "listVirtualMachines",
+                        &[("id", &vm_id), ("listall", "true")],
+                    )
+                    .await["virtualmachine"][0]
+                    .clone()
+            }
+        };
+        let web1 = e
+            .vm(&client, web["id"].as_str().unwrap(), &format!("{name}-web"))
+            .await;
+        let web1 = as_admin(web1).await;
+        let web1_ip = e.lease(&web1).await;
+        let cli1 = e
+            .vm(&client, cli["id"].as_str().unwrap(), &format!("{name}-cli"))
+            .await;
+        let cli1 = as_admin(cli1).await;
+        e.lease(&cli1).await;
+        let web_ns = e.vm_ns(&web1);
+        let server = blocking(move || listen(&web_ns, 80)).await;
+        sites.push((
+            name,
+            e.vm_ns(&cli1),
+            SocketAddr::from((web1_ip, 80)),
+            server,
+        ));
+    }
+    for (name, cli, web80, _) in &sites {
+        assert!(
+            tcp_ok(cli, *web80).await,
+            "{name}: the global list allows 80"
+        );
+    }
+
+    // One Deny item ahead of the Allow, by the root admin: closed in both.
+    let deny = id(
+        &job_ok(
+            &admin,
+            "createNetworkACL",
+            &[
+                ("aclid", &global),
+                ("number", "5"),
+                ("protocol", "tcp"),
+                ("startport", "80"),
+                ("endport", "80"),
+                ("action", "Deny"),
+            ],
+        )
+        .await,
+        "networkacl",
+    );
+    for (name, cli, web80, _) in &sites {
+        assert!(
+            !tcp_ok(cli, *web80).await,
+            "{name}: the Deny item closes 80"
+        );
+    }
+
+    // Deleting it opens both again.
+    job_ok(&admin, "deleteNetworkACL", &[("id", &deny)]).await;
+    for (name, cli, web80, _) in &sites {
+        assert!(tcp_ok(cli, *web80).await, "{name}: 80 open again");
+    }
+    drop(sites);
     e.finish().await;
 }

@@ -19,6 +19,12 @@
 //!    back, so the router (which may hold part of the change) looks behind
 //!    and the monitor sends it the reverted state: router and database never
 //!    disagree while both look current. The push's error is the command's.
+//!
+//! A change whose rows many VPCs' routers follow (an item of a global ACL
+//! list) is a [`SharedChange`], applied through a [`VpcLockSet`]: the locks of
+//! all those VPCs, taken in ascending VPC id, one transaction for the rows
+//! and every router's generation, then one push per router, and the same
+//! undo for all when one refuses.
 
 use std::future::Future;
 
@@ -234,5 +240,158 @@ where
 
     async fn undo(&self, _db: &Db, _written: &()) -> Result<(), Error> {
         Ok(())
+    }
+}
+
+/// One change whose rows the routers of several VPCs follow: an item of a
+/// global ACL list, which every VPC may use. It is applied through a
+/// [`VpcLockSet`] holding the lock of every VPC it reaches.
+pub trait SharedChange: Send + Sync {
+    /// What `write` made, given to `undo`.
+    type Written: Send + Sync;
+
+    /// What the change is, for the log of a failed undo.
+    fn what(&self) -> &'static str;
+
+    /// Writes the change's rows in the transaction that also bumps every
+    /// reached router's generation. `locked` are the VPCs whose locks are
+    /// held; None (nothing written) when the change now reaches a VPC
+    /// outside them (one took the shared rows meanwhile): the caller
+    /// takes the locks again, with that VPC, and retries.
+    fn write(
+        &self,
+        tx: &mut Tx,
+        locked: &[i64],
+    ) -> impl Future<Output = Result<Option<Self::Written>, Error>> + Send;
+
+    /// Sends the change to one router, as [`RouterChange::push`].
+    fn push(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        generation: u64,
+    ) -> impl Future<Output = ElementResult> + Send;
+
+    /// Puts the rows back after a router refused the change.
+    fn undo(
+        &self,
+        db: &Db,
+        written: &Self::Written,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// The locks of several VPCs, taken in ascending VPC id and held together.
+///
+/// Every holder of more than one VPC lock takes them in that one order, so
+/// two of them never wait for each other (no cycle can form), and a
+/// holder of a single VPC's lock (any other command) waits at most for one
+/// such set.
+pub struct VpcLockSet<'n> {
+    db: &'n Db,
+    network: &'n Network,
+    /// Ascending, no duplicates.
+    vpc_ids: Vec<i64>,
+    _held: Vec<HeldLock>,
+}
+
+impl Network {
+    /// Takes the locks of `vpc_ids` in ascending id (see [`VpcLockSet`]).
+    pub async fn lock_vpcs<'n>(
+        &'n self,
+        db: &'n Db,
+        vpc_ids: &[i64],
+    ) -> Result<VpcLockSet<'n>, Error> {
+        let mut ids = vpc_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut held = Vec::with_capacity(ids.len());
+        for &id in &ids {
+            held.push(self.locks.hold(db, id).await?);
+        }
+        Ok(VpcLockSet {
+            db,
+            network: self,
+            vpc_ids: ids,
+            _held: held,
+        })
+    }
+}
+
+impl VpcLockSet<'_> {
+    /// The locked VPCs, ascending.
+    pub fn vpc_ids(&self) -> &[i64] {
+        &self.vpc_ids
+    }
+
+    /// Applies a shared change to the routers of `reached` (locked VPCs
+    /// whose router has what the change touches), by the protocol of this
+    /// module made to span routers:
+    ///
+    /// 1. one transaction writes the rows and bumps the generation of every
+    ///    reached running router, so the database moves all of them at once;
+    /// 2. after the commit each router gets the change, one push each (a
+    ///    router takes it whole or not at all), in VPC order; on success
+    ///    each applied generation is recorded;
+    /// 3. when a router refuses, the pushes stop, every bumped router's
+    ///    generation is bumped again (those that took the change look
+    ///    behind and the monitor sends them the reverted state) and the
+    ///    rows are put back; the push's error is the command's.
+    ///
+    /// Ok(None): the change reaches a VPC not locked here; nothing was
+    /// written (see [`SharedChange::write`]).
+    pub async fn apply_shared<C: SharedChange>(
+        &self,
+        change: &C,
+        reached: &[i64],
+    ) -> Result<Option<C::Written>, Error> {
+        let mut tx = self.db.begin().await?;
+        let Some(written) = change.write(&mut tx, &self.vpc_ids).await? else {
+            return Ok(None);
+        };
+        let mut bumped = Vec::new();
+        for &vpc_id in reached {
+            if self.vpc_ids.binary_search(&vpc_id).is_err() {
+                return Err(Error::internal(format!(
+                    "a shared change reaches VPC {vpc_id}, whose lock is not held"
+                )));
+            }
+            if let Some(g) = bump(&mut tx, vpc_id).await? {
+                bumped.push((vpc_id, g));
+            }
+        }
+        tx.commit().await?;
+        let mut failed = None;
+        for (vpc_id, g) in &bumped {
+            let pushed = match state::load(self.db, *vpc_id).await {
+                Ok(Some(state)) => change
+                    .push(&self.network.element, &state, g.generation)
+                    .await
+                    .map_err(element_error),
+                Ok(None) => Err(Error::internal(
+                    "a VPC's router disappeared during the change",
+                )),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = pushed {
+                failed = Some(e);
+                break;
+            }
+        }
+        if let Some(e) = failed {
+            for (_, g) in &bumped {
+                resync_after_failure(self.db, g.router_id).await;
+            }
+            log_revert(change.what(), change.undo(self.db, &written).await);
+            return Err(e);
+        }
+        for (_, g) in &bumped {
+            router::mark_applied(
+                self.db,
+                g.router_id,
+                i64::try_from(g.generation).unwrap_or(i64::MAX),
+            )
+            .await?;
+        }
+        Ok(Some(written))
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! The 0002 migration seeds the two built-in lists, id 1 `default_deny` and id 2
 //! `default_allow`, with one Ingress and one Egress rule each. Built-in lists have no
-//! VPC; they and their rules cannot be changed or removed (Conflict).
+//! VPC; they and their rules cannot be changed or removed (Conflict). Global lists
+//! (`is_global`, made by the root admin) have no VPC either, and change like any other.
 
 use sqlx::FromRow;
 
@@ -56,8 +57,11 @@ pub struct AclList {
     pub name: String,
     /// Description.
     pub description: String,
-    /// The VPC; None for the built-in lists.
+    /// The VPC; None for the built-in and the global lists.
     pub vpc_id: Option<i64>,
+    /// A global list: made by the root admin without a VPC, usable by
+    /// every VPC (CloudStack's vpc id 0 beside the built-ins).
+    pub is_global: bool,
     /// Creation time (epoch ms).
     pub created: i64,
     /// Removal time (epoch ms), if removed.
@@ -67,7 +71,7 @@ pub struct AclList {
 impl AclList {
     /// Whether this is one of the two built-in, immutable lists.
     pub fn is_builtin(&self) -> bool {
-        self.vpc_id.is_none()
+        self.vpc_id.is_none() && !self.is_global
     }
 }
 
@@ -184,7 +188,7 @@ pub struct AclItemFilter {
     pub state: Option<String>,
 }
 
-pub(super) const COLUMNS: &str = "id, uuid, name, description, vpc_id, created, removed";
+pub(super) const COLUMNS: &str = "id, uuid, name, description, vpc_id, is_global, created, removed";
 pub(super) const ITEM_COLUMNS: &str = "id, uuid, acl_id, number, action, traffic_type, protocol, \
      start_port, end_port, icmp_type, icmp_code, cidr_list, state, reason, created, removed";
 
@@ -210,6 +214,48 @@ pub async fn create_list<'a>(
         .await?
     });
     get_by_id(ex, id).await?.or_not_found("network ACL", id)
+}
+
+/// Creates a global list: no VPC, usable by every VPC's tiers and private
+/// gateways.
+pub async fn create_global_list<'a>(
+    ex: impl Into<Exec<'a>>,
+    name: &str,
+    description: &str,
+) -> Result<AclList> {
+    let mut ex = ex.into();
+    let id: i64 = on_db!(&mut ex, c => {
+        sqlx::query_scalar(
+            "INSERT INTO network_acl (uuid, name, description, vpc_id, is_global, created) \
+             VALUES ($1, $2, $3, NULL, TRUE, $4) RETURNING id",
+        )
+        .bind(new_uuid())
+        .bind(name)
+        .bind(description)
+        .bind(now_ms())
+        .fetch_one(c)
+        .await?
+    });
+    get_by_id(ex, id).await?.or_not_found("network ACL", id)
+}
+
+/// The VPCs whose live tiers or private gateways use the list `acl_id`,
+/// ascending: the routers a change of its items must reach.
+pub async fn user_vpcs<'a>(ex: impl Into<Exec<'a>>, acl_id: i64) -> Result<Vec<i64>> {
+    let mut ex = ex.into();
+    let ids: Vec<i64> = on_db!(&mut ex, c => {
+        sqlx::query_scalar(
+            "SELECT vpc_id FROM networks WHERE network_acl_id = $1 AND removed IS NULL \
+               AND vpc_id IS NOT NULL \
+             UNION \
+             SELECT vpc_id FROM vpc_gateways WHERE network_acl_id = $1 AND removed IS NULL \
+             ORDER BY 1",
+        )
+        .bind(acl_id)
+        .fetch_all(c)
+        .await?
+    });
+    Ok(ids)
 }
 
 async fn get<'a, V: Into<Arg>>(
@@ -292,6 +338,17 @@ pub async fn lock_list(tx: &mut super::Tx, id: i64) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// [`lock_list`], then whether the list is still live: a tier or private
+/// gateway taking a global list does so under this lock, which a change of
+/// the list's items and its deletion take too (they then see the new
+/// user, or it sees them).
+pub async fn lock_live_list(tx: &mut super::Tx, id: i64) -> Result<bool> {
+    lock_list(tx, id).await?;
+    Ok(get_by_id(&mut *tx, id)
+        .await?
+        .is_some_and(|l| l.removed.is_none()))
 }
 
 /// Renames a list and/or changes its description (refused for the built-ins).

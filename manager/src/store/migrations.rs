@@ -81,6 +81,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "events",
         include_str!("../../../migrations/sqlite/0017_events.sql"),
     ),
+    (
+        18,
+        "global_acl_offering_scope",
+        include_str!("../../../migrations/sqlite/0018_global_acl_offering_scope.sql"),
+    ),
 ];
 
 /// (version, description, SQL) of each PostgreSQL migration, in order.
@@ -154,6 +159,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         17,
         "events",
         include_str!("../../../migrations/postgres/0017_events.sql"),
+    ),
+    (
+        18,
+        "global_acl_offering_scope",
+        include_str!("../../../migrations/postgres/0018_global_acl_offering_scope.sql"),
     ),
 ];
 

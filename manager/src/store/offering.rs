@@ -180,6 +180,114 @@ pub struct OfferingFilter {
     pub is_default: Option<bool>,
     /// Network offerings only: usable (or not) for VPC tiers.
     pub for_vpc: Option<bool>,
+    /// VPC offerings only: those an account of the domain with this path
+    /// may use (restricted to no domain, or to it or a domain above it).
+    pub usable_in_domain: Option<String>,
+    /// VPC offerings only: those usable in this zone (restricted to no
+    /// zone, or to it among others).
+    pub zone_id: Option<i64>,
+}
+
+/// A domain or zone a VPC offering is restricted to.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct ScopeEntry {
+    /// Internal key of the domain or zone.
+    pub id: i64,
+    /// Its API id.
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
+    /// Its name.
+    pub name: String,
+    /// A domain's path (`/a/b/`); empty for a zone.
+    pub path: String,
+}
+
+/// The domains a VPC offering is restricted to, by id (none: every domain).
+pub async fn vpc_offering_domains<'a>(
+    ex: impl Into<Exec<'a>>,
+    offering_id: i64,
+) -> Result<Vec<ScopeEntry>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT d.id, d.uuid, d.name, d.path FROM vpc_offering_domain o \
+             JOIN domain d ON d.id = o.domain_id WHERE o.vpc_offering_id = $1 ORDER BY d.id",
+        )
+        .bind(offering_id)
+        .fetch_all(c)
+        .await?
+    }))
+}
+
+/// The zones a VPC offering is restricted to, by id (none: every zone).
+pub async fn vpc_offering_zones<'a>(
+    ex: impl Into<Exec<'a>>,
+    offering_id: i64,
+) -> Result<Vec<ScopeEntry>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT z.id, z.uuid, z.name, '' AS path FROM vpc_offering_zone o \
+             JOIN data_center z ON z.id = o.zone_id WHERE o.vpc_offering_id = $1 ORDER BY z.id",
+        )
+        .bind(offering_id)
+        .fetch_all(c)
+        .await?
+    }))
+}
+
+/// Restricts a VPC offering to `domain_ids` (empty: every domain), in place
+/// of what it had.
+pub async fn set_vpc_offering_domains(
+    tx: &mut super::Tx,
+    offering_id: i64,
+    domain_ids: &[i64],
+) -> Result<()> {
+    let mut ex = Exec::Tx(tx);
+    on_db!(&mut ex, c => {
+        sqlx::query("DELETE FROM vpc_offering_domain WHERE vpc_offering_id = $1")
+            .bind(offering_id)
+            .execute(c)
+            .await?;
+    });
+    for &d in domain_ids {
+        on_db!(&mut ex, c => {
+            sqlx::query(
+                "INSERT INTO vpc_offering_domain (vpc_offering_id, domain_id) VALUES ($1, $2)",
+            )
+            .bind(offering_id)
+            .bind(d)
+            .execute(c)
+            .await?;
+        });
+    }
+    Ok(())
+}
+
+/// Restricts a VPC offering to `zone_ids` (empty: every zone), in place of
+/// what it had.
+pub async fn set_vpc_offering_zones(
+    tx: &mut super::Tx,
+    offering_id: i64,
+    zone_ids: &[i64],
+) -> Result<()> {
+    let mut ex = Exec::Tx(tx);
+    on_db!(&mut ex, c => {
+        sqlx::query("DELETE FROM vpc_offering_zone WHERE vpc_offering_id = $1")
+            .bind(offering_id)
+            .execute(c)
+            .await?;
+    });
+    for &z in zone_ids {
+        on_db!(&mut ex, c => {
+            sqlx::query("INSERT INTO vpc_offering_zone (vpc_offering_id, zone_id) VALUES ($1, $2)")
+                .bind(offering_id)
+                .bind(z)
+                .execute(c)
+                .await?;
+        });
+    }
+    Ok(())
 }
 
 const VPC_COLUMNS: &str = "id, uuid, name, unique_name, display_text, state, is_default, \
@@ -569,6 +677,29 @@ fn offering_where(filter: &OfferingFilter, network: bool) -> Where {
         .keyword(&["name", "display_text"], filter.keyword.as_deref());
     if network {
         w.eq_opt("for_vpc", filter.for_vpc);
+    } else {
+        if let Some(path) = &filter.usable_in_domain {
+            // A domain is usable by its own accounts and those below it: the
+            // offering's domain path is a prefix of the account's.
+            let p = w.arg(path.clone());
+            w.push(format!(
+                "(NOT EXISTS (SELECT 1 FROM vpc_offering_domain od \
+                   WHERE od.vpc_offering_id = vpc_offerings.id) \
+                 OR EXISTS (SELECT 1 FROM vpc_offering_domain od \
+                   JOIN domain d ON d.id = od.domain_id \
+                   WHERE od.vpc_offering_id = vpc_offerings.id \
+                   AND substr({p}, 1, length(d.path)) = d.path))"
+            ));
+        }
+        if let Some(zone) = filter.zone_id {
+            let p = w.arg(zone);
+            w.push(format!(
+                "(NOT EXISTS (SELECT 1 FROM vpc_offering_zone oz \
+                   WHERE oz.vpc_offering_id = vpc_offerings.id) \
+                 OR EXISTS (SELECT 1 FROM vpc_offering_zone oz \
+                   WHERE oz.vpc_offering_id = vpc_offerings.id AND oz.zone_id = {p}))"
+            ));
+        }
     }
     w
 }

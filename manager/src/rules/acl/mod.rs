@@ -26,9 +26,14 @@ pub struct AclList<'a> {
 }
 
 /// Refuses changes to a built-in list (431, as CloudStack's
-/// InvalidParameterValueException) and rule changes on a global list by
-/// anyone but the root admin (531).
-pub fn check_list_modifiable(list: &AclList<'_>, caller_is_root: bool) -> Result<(), Error> {
+/// InvalidParameterValueException) and changes to a global list by anyone
+/// but the root admin (531, PermissionDeniedException with `refusal`, the
+/// text CloudStack gives for that command).
+pub fn check_list_modifiable(
+    list: &AclList<'_>,
+    caller_is_root: bool,
+    refusal: GlobalRefusal,
+) -> Result<(), Error> {
     if list.is_default {
         return Err(Error::invalid(format!(
             "Default ACL list {} cannot be modified",
@@ -36,12 +41,47 @@ pub fn check_list_modifiable(list: &AclList<'_>, caller_is_root: bool) -> Result
         )));
     }
     if list.is_global && !caller_is_root {
-        return Err(Error::permission_denied(format!(
-            "Only the ROOT admin can change rules of the global ACL list {}",
-            list.name
-        )));
+        return Err(Error::permission_denied(refusal.text()));
     }
     Ok(())
+}
+
+/// What a command refused on a global list says: CloudStack's text for
+/// each (NetworkACLServiceImpl, CreateNetworkACLListCmd).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GlobalRefusal {
+    CreateList,
+    UpdateList,
+    DeleteList,
+    CreateItem,
+    UpdateItem,
+    MoveItem,
+    DeleteItem,
+}
+
+impl GlobalRefusal {
+    /// The error text.
+    pub fn text(self) -> &'static str {
+        match self {
+            GlobalRefusal::CreateList => "Only Root Admin can create global ACLs.",
+            GlobalRefusal::UpdateList => "Must be Root Admin to update a global ACL.",
+            GlobalRefusal::DeleteList => "Only Root Admin can delete global ACLs.",
+            GlobalRefusal::CreateItem => "Only Root Admins can create rules for a global ACL.",
+            GlobalRefusal::UpdateItem => "Only Root Admins can update global ACLs.",
+            GlobalRefusal::MoveItem => "Must be Root Admin to move global ACL rules.",
+            GlobalRefusal::DeleteItem => "Only Root Admin can delete global ACL rules.",
+        }
+    }
+}
+
+/// createNetworkACLList without a VPC makes a global list: the root admin's
+/// alone (531 for anyone else).
+pub fn check_global_list_creator(caller_is_root: bool) -> Result<(), Error> {
+    if caller_is_root {
+        Ok(())
+    } else {
+        Err(Error::permission_denied(GlobalRefusal::CreateList.text()))
+    }
 }
 
 /// deleteNetworkACLList: not for the built-in lists (431), and not while

@@ -271,7 +271,7 @@ fn default_lists_are_immutable() {
         is_global: true,
     };
     assert_err(
-        check_list_modifiable(&deny, true),
+        check_list_modifiable(&deny, true, GlobalRefusal::UpdateList),
         431,
         "default_deny cannot be modified",
     );
@@ -281,14 +281,29 @@ fn default_lists_are_immutable() {
         is_default: false,
         is_global: true,
     };
-    check_list_modifiable(&global, true).unwrap();
-    assert_err(check_list_modifiable(&global, false), 531, "ROOT admin");
+    check_list_modifiable(&global, true, GlobalRefusal::CreateItem).unwrap();
+    assert_err(
+        check_list_modifiable(&global, false, GlobalRefusal::CreateItem),
+        531,
+        "Only Root Admins can create rules for a global ACL.",
+    );
+    assert_err(
+        check_list_modifiable(&global, false, GlobalRefusal::DeleteList),
+        531,
+        "Only Root Admin can delete global ACLs.",
+    );
+    check_global_list_creator(true).unwrap();
+    assert_err(
+        check_global_list_creator(false),
+        531,
+        "Only Root Admin can create global ACLs.",
+    );
     let own = AclList {
         name: "web-acl",
         is_default: false,
         is_global: false,
     };
-    check_list_modifiable(&own, false).unwrap();
+    check_list_modifiable(&own, false, GlobalRefusal::MoveItem).unwrap();
 }
 
 #[test]

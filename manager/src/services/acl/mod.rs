@@ -1,13 +1,19 @@
 //! Network ACL lists and their items (CloudStack reference §2.8, §3.8), one
 //! command per file.
 //!
-//! A list belongs to one VPC, or is one of the two built-in lists
-//! `default_allow` / `default_deny` that everyone sees and no one changes. A
-//! list is attached to tiers and private gateways of its VPC; every change to
-//! its items pushes the whole list, sorted by number, to every NIC of the
-//! router that uses it (`NetworkAcl::apply_network_acl`). Each kind of change
-//! is a [`RouterChange`](crate::provision::change::RouterChange) applied
-//! through the VPC's lock, so a push that fails undoes the change.
+//! A list belongs to one VPC, or is global: one of the two built-in lists
+//! `default_allow` / `default_deny` that everyone sees and no one changes,
+//! or a list the root admin made without a VPC, which everyone sees and
+//! uses and only the root admin changes (CloudStack's vpc id 0). A list is
+//! attached to tiers and private gateways of its VPC (a global one to those
+//! of any VPC); every change to its items pushes the whole list, sorted by
+//! number, to every NIC of the router that uses it
+//! (`NetworkAcl::apply_network_acl`). Each kind of change is a
+//! [`RouterChange`](crate::provision::change::RouterChange) applied through
+//! the VPC's lock, so a push that fails undoes the change; a change to a
+//! global list's items is a
+//! [`SharedChange`](crate::provision::change::SharedChange) applied under the
+//! locks of every VPC using the list (`items::changes`).
 //!
 //! - [`lists`]: createNetworkACLList, updateNetworkACLList,
 //!   deleteNetworkACLList, listNetworkACLLists, replaceNetworkACLList;
@@ -26,7 +32,9 @@ use crate::error::Error;
 use crate::orchestration::model::RouterState;
 use crate::orchestration::{ElementResult, NetworkAcl};
 use crate::provision::{self, RouterElement};
+use crate::rules::acl::GlobalRefusal;
 use crate::server::Ctx;
+use crate::server::jobs::vpc_sync;
 use crate::server::registry::Registry;
 use crate::services::owner::Scope;
 use crate::services::vpc::check_vpc_access;
@@ -54,8 +62,7 @@ fn rules_list(list: &acl::AclList) -> crate::rules::acl::AclList<'_> {
     crate::rules::acl::AclList {
         name: &list.name,
         is_default: list.is_builtin(),
-        // Global lists other than the built-ins cannot be stored.
-        is_global: false,
+        is_global: list.is_global,
     }
 }
 
@@ -77,16 +84,54 @@ async fn vpc_of(db: &Db, list: &acl::AclList) -> Result<Option<vpc::Vpc>, Error>
     }
 }
 
-/// The VPC of a list the caller wants to change: the built-ins are refused
-/// (431, CloudStack's "cannot be modified"), and so is a list of a VPC the
-/// caller may not act on (531).
-async fn mutable_list_vpc(ctx: &Ctx, list: &acl::AclList) -> Result<vpc::Vpc, Error> {
-    crate::rules::acl::check_list_modifiable(&rules_list(list), ctx.caller.is_root_admin())?;
+/// The VPC of a list the caller wants to change (None for a global list):
+/// the built-ins are refused (431, CloudStack's "cannot be modified"), a
+/// global list to anyone but the root admin (531 with `refusal`), and a
+/// list of a VPC the caller may not act on (531).
+async fn mutable_list_vpc(
+    ctx: &Ctx,
+    list: &acl::AclList,
+    refusal: GlobalRefusal,
+) -> Result<Option<vpc::Vpc>, Error> {
+    crate::rules::acl::check_list_modifiable(
+        &rules_list(list),
+        ctx.caller.is_root_admin(),
+        refusal,
+    )?;
+    if list.is_global {
+        return Ok(None);
+    }
     let v = vpc_of(&ctx.app.db, list)
         .await?
         .ok_or_else(|| Error::internal("a list that is not built-in has no VPC"))?;
     check_vpc_access(ctx, &v)?;
-    Ok(v)
+    Ok(Some(v))
+}
+
+/// The sync object of the jobs that change a global list or its items.
+///
+/// A job has one sync object, and the jobs of one VPC run one at a time on
+/// `vpc:<id>`. A change to a global list reaches the routers of many VPCs;
+/// queueing it on each of their sync objects would need a job to hold
+/// several queues at once, and two such jobs could each wait at the head of
+/// a queue the other needs. So its jobs queue on the list (one change of
+/// the list's items at a time, in submission order, as the items' numbers
+/// and moves must see each other), and each job orders itself against the
+/// VPCs' own jobs by their locks, taken in ascending VPC id
+/// ([`VpcLockSet`](crate::provision::change::VpcLockSet)): a
+/// replaceNetworkACLList on one of those VPCs runs wholly before or wholly
+/// after it.
+fn global_list_sync(list_id: i64) -> String {
+    format!("networkacl:{list_id}")
+}
+
+/// The sync object of a job changing `list` (or its items) whose VPC is
+/// `vpc_id` (None: a global list).
+fn list_sync(list: &acl::AclList, vpc_id: Option<i64>) -> String {
+    match vpc_id {
+        Some(v) => vpc_sync(v),
+        None => global_list_sync(list.id),
+    }
 }
 
 /// Whether a list scope shows objects of `v`.

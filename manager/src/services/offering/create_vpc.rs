@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::scope::{DOMAINS, ZONES, parse_domains, parse_zones};
 use super::views::VPC_OFFERING_FIELDS;
 use super::{check_name_free, vpc_offering_result, vpc_offering_sync};
 use crate::error::Error;
@@ -48,6 +49,8 @@ pub struct CreateVpcOffering {
     services: Option<Vec<String>>,
     providers: Vec<BTreeMap<String, String>>,
     enable: bool,
+    domains: Option<String>,
+    zones: Option<String>,
 }
 
 impl Command for CreateVpcOffering {
@@ -61,6 +64,8 @@ impl Command for CreateVpcOffering {
             .param(SERVICES)
             .param(PROVIDERS)
             .param(ENABLE)
+            .param(DOMAINS)
+            .param(ZONES)
             .returns("vpcoffering", VPC_OFFERING_FIELDS)
     }
 
@@ -71,6 +76,8 @@ impl Command for CreateVpcOffering {
             services: args.get(&SERVICES)?,
             providers: args.get(&PROVIDERS)?.unwrap_or_default(),
             enable: args.get(&ENABLE)? == Some(true),
+            domains: args.get(&DOMAINS)?,
+            zones: args.get(&ZONES)?,
         })
     }
 }
@@ -97,8 +104,12 @@ impl AsyncCommand for CreateVpcOffering {
             offering::STATE_DISABLED
         };
         check_name_free(db, &name, None).await?;
+        let domains = parse_domains(db, self.domains.as_deref()).await?;
+        let zones = parse_zones(db, self.zones.as_deref()).await?;
+        // The offering with its domains and zones, or nothing.
+        let mut tx = db.begin().await?;
         let created = offering::create_vpc_offering(
-            db,
+            &mut tx,
             offering::NewVpcOffering {
                 name,
                 unique_name: None,
@@ -113,6 +124,13 @@ impl AsyncCommand for CreateVpcOffering {
             },
         )
         .await?;
+        if let Some(domains) = &domains {
+            offering::set_vpc_offering_domains(&mut tx, created.id, domains).await?;
+        }
+        if let Some(zones) = &zones {
+            offering::set_vpc_offering_zones(&mut tx, created.id, zones).await?;
+        }
+        tx.commit().await?;
         Ok(Submission::created(
             IdJob { id: created.id },
             ("VpcOffering", created.uuid),

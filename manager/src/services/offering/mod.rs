@@ -14,6 +14,7 @@ mod delete_vpc;
 mod list_network;
 mod list_vpc;
 mod network_offering;
+mod scope;
 mod update_vpc;
 mod views;
 
@@ -22,6 +23,7 @@ pub use delete_vpc::DeleteVpcOffering;
 pub use list_network::ListNetworkOfferings;
 pub use list_vpc::ListVpcOfferings;
 pub use network_offering::{CreateNetworkOffering, DeleteNetworkOffering, UpdateNetworkOffering};
+pub use scope::check_vpc_offering_access;
 pub use update_vpc::UpdateVpcOffering;
 pub(crate) use views::services_view;
 
@@ -63,7 +65,8 @@ const SERVICES: Arg<Texts> = Arg::opt(
     "supportedservices",
     "only offerings giving all these services",
 );
-/// `zoneid` of both lists: accepted, every offering serves every zone.
+/// `zoneid` of listNetworkOfferings: accepted, every network offering
+/// serves every zone.
 const ZONE: Arg<Id> = Arg::opt(
     "zoneid",
     "only offerings usable in this zone (all offerings are)",
@@ -108,7 +111,7 @@ impl OfferingListArgs {
             keyword: self.paging.keyword.clone(),
             state: offering_state(self.state.as_deref())?.map(str::to_string),
             is_default,
-            for_vpc: None,
+            ..Default::default()
         })
     }
 
@@ -219,7 +222,9 @@ async fn vpc_offering_result(db: &Db, id: i64) -> Result<Value, Error> {
         .filter(|o| o.removed.is_none())
         .ok_or_else(|| Error::invalid("The VPC offering was deleted meanwhile"))?;
     let services = offering::vpc_offering_services(db, o.id).await?;
-    Ok(json!({ "vpcoffering": vpc_offering_view(&o, &services) }))
+    let mut view = vpc_offering_view(&o, &services);
+    scope::Scope::load(db, o.id).await?.add_to(&mut view);
+    Ok(json!({ "vpcoffering": view }))
 }
 
 #[cfg(test)]

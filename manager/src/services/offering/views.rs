@@ -141,6 +141,26 @@ pub(super) const VPC_OFFERING_FIELDS: &[FieldSpec] = &[
         "boolean",
         "whether region-level VPCs are supported",
     ),
+    field(
+        "domainid",
+        "string",
+        "the IDs of the domains that may use the offering, comma-separated; absent: every domain",
+    ),
+    field(
+        "domain",
+        "string",
+        "the names of those domains, comma-separated",
+    ),
+    field(
+        "zoneid",
+        "string",
+        "the IDs of the zones where the offering may be used, comma-separated; absent: every zone",
+    ),
+    field(
+        "zone",
+        "string",
+        "the names of those zones, comma-separated",
+    ),
 ];
 
 #[cfg(test)]

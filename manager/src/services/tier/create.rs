@@ -217,7 +217,8 @@ impl SyncCommand for CreateNetwork {
                     .await?
                     .filter(|l| l.removed.is_none())
                     .ok_or_else(|| Error::invalid_id(ACL.name(), id))?;
-                if !l.is_builtin() && l.vpc_id != Some(v.id) {
+                // The built-in and global lists (no VPC) serve every VPC.
+                if l.vpc_id.is_some_and(|lv| lv != v.id) {
                     return Err(Error::invalid(format!(
                         "Can't use ACL list {} for the network: it belongs to a different VPC than {}",
                         l.uuid, v.uuid
@@ -318,6 +319,11 @@ impl SyncCommand for CreateNetwork {
             },
             &settings,
         )?;
+        if let Some(l) = acl_list.as_ref().filter(|l| l.is_global)
+            && !acl::lock_live_list(&mut tx, l.id).await?
+        {
+            return Err(Error::invalid("The ACL list was deleted meanwhile"));
+        }
         // Resource type 6 (`network`): counted under the owner's lock with the
         // insert that follows.
         owner::check_limit(&mut tx, owner.account_id, "network", 1).await?;

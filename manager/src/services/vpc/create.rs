@@ -165,6 +165,19 @@ impl AsyncCommand for CreateVpc {
             rules::vpc::OfferingState::Disabled
         };
         rules::vpc::check_offering_enabled(o.uuid, state)?;
+        // The owner's domain and the zone must be among the offering's.
+        let owner_account = account::get_by_id(db, owner.account_id)
+            .await?
+            .ok_or_else(|| Error::internal("the VPC's owner account is gone"))?;
+        crate::services::offering::check_vpc_offering_access(
+            db,
+            &o,
+            &owner.account_name,
+            owner_account.account_type == account::TYPE_ADMIN,
+            &owner.domain_path,
+            z.id,
+        )
+        .await?;
         let services = offering::vpc_offering_services(db, o.id).await?;
         rules::vpc::check_dns(
             self.dns1.as_deref(),

@@ -10,16 +10,26 @@
 //! Whether the list is on the router is read under the VPC's lock before
 //! the change is applied (`list_on_router`): a list no tier or private
 //! gateway with a NIC uses changes in the database only.
+//!
+//! An edit of a global list's items is the same change applied as a
+//! [`SharedChange`] under the locks of every VPC using the list, taken in
+//! ascending VPC id: one transaction writes the rows and bumps each
+//! router's generation, then every router gets the whole list. Which VPCs
+//! use the list is read again in that transaction under the list's row
+//! lock, which replaceNetworkACLList also takes to attach a list: a VPC
+//! that took the list after the locks were taken makes the change start
+//! again with its lock too, so no router keeps the list as it was.
 
 use uuid::Uuid;
 
 use super::super::{list_on_router, list_uuid, push_list};
+use super::ListLock;
 use super::rows::as_new;
 use crate::error::Error;
 use crate::orchestration::ElementResult;
 use crate::orchestration::model::RouterState;
 use crate::provision::RouterElement;
-use crate::provision::change::{RouterChange, VpcLock};
+use crate::provision::change::{RouterChange, SharedChange};
 use crate::store::{Db, Tx, acl};
 
 /// What happens to the rows of one list's items.
@@ -54,37 +64,59 @@ struct ItemChange {
     edit: ItemEdit,
     /// The items' list, as the router state names it.
     list: Uuid,
+    /// The list's row.
+    list_id: i64,
     on_router: bool,
 }
 
+/// How many times a change of a global list's items takes the locks again
+/// because another VPC took the list meanwhile, before it gives up.
+const GLOBAL_ATTEMPTS: usize = 8;
+
 /// Applies `edit` to the items of `list` through the change protocol under
-/// the held lock.
+/// the held lock (for a global list, under the locks of the VPCs using it).
 pub(super) async fn apply_edit(
-    lock: &VpcLock<'_>,
+    lock: &ListLock<'_>,
     list: &acl::AclList,
     edit: ItemEdit,
 ) -> Result<(), Error> {
-    let change = ItemChange {
+    let mut change = ItemChange {
         list: list_uuid(list)?,
-        on_router: list_on_router(lock.db(), lock.vpc_id(), list).await?,
+        list_id: list.id,
+        on_router: false,
         edit,
     };
-    lock.apply(&change).await
-}
-
-impl RouterChange for ItemChange {
-    type Written = ();
-
-    fn what(&self) -> &'static str {
-        match self.edit {
-            ItemEdit::New { .. } => "a new ACL item",
-            ItemEdit::Updated { .. } => "an ACL item's old values",
-            ItemEdit::Renumbered { .. } => "ACL item numbers",
-            ItemEdit::Revoked { .. } => "a revoked ACL item",
+    let app = match lock {
+        ListLock::Vpc(lock) => {
+            change.on_router = list_on_router(lock.db(), lock.vpc_id(), list).await?;
+            return lock.apply(&change).await;
+        }
+        ListLock::Global(app) => app,
+    };
+    let db = &app.db;
+    for _ in 0..GLOBAL_ATTEMPTS {
+        let users = acl::user_vpcs(db, list.id).await?;
+        let locks = app.network.lock_vpcs(db, &users).await?;
+        let mut reached = Vec::new();
+        for &vpc_id in locks.vpc_ids() {
+            if list_on_router(db, vpc_id, list).await? {
+                reached.push(vpc_id);
+            }
+        }
+        if locks.apply_shared(&change, &reached).await?.is_some() {
+            return Ok(());
         }
     }
+    Err(Error::internal(format!(
+        "ACL list {} was attached to other VPCs while its change waited, {GLOBAL_ATTEMPTS} \
+         times: try again",
+        list.uuid
+    )))
+}
 
-    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
+impl ItemChange {
+    /// Writes the edit's rows.
+    async fn write_rows(&self, tx: &mut Tx) -> Result<(), Error> {
         match &self.edit {
             ItemEdit::New { item_id } => {
                 acl::set_item_state(tx, *item_id, acl::ITEM_ADD).await?;
@@ -103,20 +135,8 @@ impl RouterChange for ItemChange {
         Ok(())
     }
 
-    fn reaches_router(&self, _: &()) -> bool {
-        self.on_router
-    }
-
-    async fn push(
-        &self,
-        element: &RouterElement,
-        state: &RouterState,
-        generation: u64,
-    ) -> ElementResult {
-        push_list(element, state, generation, self.list).await
-    }
-
-    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
+    /// Puts the edit's rows back.
+    async fn undo_rows(&self, db: &Db) -> Result<(), Error> {
         match &self.edit {
             ItemEdit::New { item_id } => {
                 acl::remove_item(db, *item_id).await?;
@@ -135,5 +155,76 @@ impl RouterChange for ItemChange {
             }
         }
         Ok(())
+    }
+
+    fn describe(&self) -> &'static str {
+        match self.edit {
+            ItemEdit::New { .. } => "a new ACL item",
+            ItemEdit::Updated { .. } => "an ACL item's old values",
+            ItemEdit::Renumbered { .. } => "ACL item numbers",
+            ItemEdit::Revoked { .. } => "a revoked ACL item",
+        }
+    }
+}
+
+impl SharedChange for ItemChange {
+    type Written = ();
+
+    fn what(&self) -> &'static str {
+        self.describe()
+    }
+
+    /// Under the list's row lock, the VPCs using the list are read again:
+    /// one outside `locked` took it since the locks were taken.
+    async fn write(&self, tx: &mut Tx, locked: &[i64]) -> Result<Option<()>, Error> {
+        acl::lock_list(tx, self.list_id).await?;
+        let users = acl::user_vpcs(&mut *tx, self.list_id).await?;
+        if users.iter().any(|v| locked.binary_search(v).is_err()) {
+            return Ok(None);
+        }
+        self.write_rows(tx).await?;
+        Ok(Some(()))
+    }
+
+    async fn push(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        generation: u64,
+    ) -> ElementResult {
+        push_list(element, state, generation, self.list).await
+    }
+
+    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
+        self.undo_rows(db).await
+    }
+}
+
+impl RouterChange for ItemChange {
+    type Written = ();
+
+    fn what(&self) -> &'static str {
+        self.describe()
+    }
+
+    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
+        self.write_rows(tx).await
+    }
+
+    fn reaches_router(&self, _: &()) -> bool {
+        self.on_router
+    }
+
+    async fn push(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        generation: u64,
+    ) -> ElementResult {
+        push_list(element, state, generation, self.list).await
+    }
+
+    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
+        self.undo_rows(db).await
     }
 }

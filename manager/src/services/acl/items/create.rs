@@ -6,15 +6,17 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::super::{items_of, list_param, mutable_list_vpc, tier_param};
+use super::super::{items_of, list_param, list_sync, mutable_list_vpc, tier_param};
 use super::changes::{ItemEdit, apply_edit};
 use super::rows::{ItemFields, checked_new, numbers_taken, stored};
 use super::{
-    ItemJob, LockedItem, fields_of, item_params, item_result, item_spec, list_of, revoke_and_remove,
+    ItemJob, ListLock, LockedItem, fields_of, item_params, item_result, item_spec, list_of,
+    revoke_and_remove,
 };
 use crate::error::Error;
+use crate::rules::acl::GlobalRefusal;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
-use crate::server::jobs::{JobCtx, vpc_sync};
+use crate::server::jobs::JobCtx;
 use crate::server::{App, Ctx};
 use crate::store::{Db, Tx, acl, network, offering, vpc};
 
@@ -62,10 +64,13 @@ impl AsyncCommand for CreateAclItem {
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<ItemJob>, Error> {
         let db = &ctx.app.db;
-        let (list, v, bare_tier) = match (self.acl, self.tier) {
+        // The list (None: the tier's, made below), the VPC whose lock and
+        // jobs order the item (None: a global list) and the tier without a
+        // list.
+        let (list, vpc, bare_tier) = match (self.acl, self.tier) {
             (Some(id), _) => {
                 let list = list_param(db, ACL.name(), id).await?;
-                let v = mutable_list_vpc(ctx, &list).await?;
+                let v = mutable_list_vpc(ctx, &list, GlobalRefusal::CreateItem).await?;
                 (Some(list), v, None)
             }
             (None, Some(id)) => {
@@ -75,12 +80,12 @@ impl AsyncCommand for CreateAclItem {
                         let list = acl::get_by_id(db, acl_id)
                             .await?
                             .ok_or_else(|| Error::internal("a tier's ACL list is gone"))?;
-                        let v = mutable_list_vpc(ctx, &list).await?;
+                        let v = mutable_list_vpc(ctx, &list, GlobalRefusal::CreateItem).await?;
                         (Some(list), v, None)
                     }
                     None => {
                         check_tier_offering_has_acl(db, &tier).await?;
-                        (None, v, Some(tier))
+                        (None, Some(v), Some(tier))
                     }
                 }
             }
@@ -90,18 +95,30 @@ impl AsyncCommand for CreateAclItem {
                 ));
             }
         };
-        let item = {
-            let _lock = ctx.app.network.lock(db, v.id).await?;
+        let vpc_id = vpc.as_ref().map(|v| v.id);
+        let (item, list) = {
+            // A global list's items are numbered under its row lock alone:
+            // its jobs, not the item's row, wait for the VPCs' locks.
+            let _lock = match vpc_id {
+                Some(v) => Some(ctx.app.network.lock(db, v).await?),
+                None => None,
+            };
             // The numbers are read and the item added under the list's row
             // lock, so that parallel creates on any manager number one after
             // another.
             let mut tx = db.begin().await?;
-            let list = match (list, bare_tier) {
-                (Some(list), _) => list,
-                (None, Some(tier)) => list_for_bare_tier(&mut tx, &v, &tier).await?,
-                (None, None) => return Err(Error::internal("no ACL list and no tier")),
+            let list = match (list, bare_tier, &vpc) {
+                (Some(list), _, _) => list,
+                (None, Some(tier), Some(v)) => list_for_bare_tier(&mut tx, v, &tier).await?,
+                _ => return Err(Error::internal("no ACL list and no tier")),
             };
             acl::lock_list(&mut tx, list.id).await?;
+            if acl::get_by_id(&mut tx, list.id)
+                .await?
+                .is_none_or(|l| l.removed.is_some())
+            {
+                return Err(Error::invalid("The ACL list was deleted meanwhile"));
+            }
             let items = items_of(&mut tx, list.id).await?;
             // A list grows only here; the router agent bounds it again.
             let max = crate::store::config::value_i64(&mut tx, "network.acl.max.items")
@@ -119,15 +136,15 @@ impl AsyncCommand for CreateAclItem {
             let item =
                 acl::create_item(&mut tx, stored(&checked, list.id, self.fields.reason)).await?;
             tx.commit().await?;
-            item
+            (item, list)
         };
         Ok(Submission::created(
             ItemJob {
                 id: item.id,
-                vpc_id: v.id,
+                vpc_id,
             },
             ("NetworkAclItem", item.uuid),
-            vpc_sync(v.id),
+            list_sync(&list, vpc_id),
         ))
     }
 
@@ -145,7 +162,7 @@ impl AsyncCommand for CreateAclItem {
     /// so it leaves through the change protocol, as deleteNetworkACL's do.
     async fn abandon(app: &App, payload: ItemJob) -> Result<(), Error> {
         let db = &app.db;
-        let lock = app.network.lock(db, payload.vpc_id).await?;
+        let lock = ListLock::take(app, payload.vpc_id).await?;
         let Some(item) = acl::item_by_id(db, payload.id)
             .await?
             .filter(|i| i.removed.is_none())

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::super::mutable_list_vpc;
 use super::{ItemJob, LockedItem, item_param, item_submission, revoke_and_remove};
 use crate::error::Error;
+use crate::rules::acl::GlobalRefusal;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
 use crate::server::jobs::JobCtx;
@@ -42,12 +43,14 @@ impl AsyncCommand for DeleteAclItem {
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<ItemJob>, Error> {
         let (item, list) = item_param(&ctx.app.db, self.id).await?;
-        let v = mutable_list_vpc(ctx, &list).await?;
+        let vpc_id = mutable_list_vpc(ctx, &list, GlobalRefusal::DeleteItem)
+            .await?
+            .map(|v| v.id);
         let job = ItemJob {
             id: item.id,
-            vpc_id: v.id,
+            vpc_id,
         };
-        Ok(item_submission(job, &item, v.id))
+        Ok(item_submission(job, &item, &list, vpc_id))
     }
 
     async fn run(job: &JobCtx, payload: ItemJob) -> Result<Value, Error> {

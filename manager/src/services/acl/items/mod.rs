@@ -5,7 +5,9 @@
 //! Every change of an item is a `RouterChange` (`changes`) applied under
 //! its VPC's lock: the item's row changes with the router's generation in one
 //! transaction, then the whole list goes to the router; a failed push puts
-//! the row back as it was and fails the job.
+//! the row back as it was and fails the job. An item of a global list is
+//! changed the same way under the locks of every VPC using the list, and
+//! reaches all their routers (`changes::apply_edit`).
 
 mod changes;
 mod create;
@@ -19,11 +21,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::item_view;
+use super::list_sync;
 use crate::error::Error;
 use crate::provision::change::VpcLock;
 use crate::server::App;
 use crate::server::command::{Arg, Args, Flag, Int, Spec, Submission, Text, Texts};
-use crate::server::jobs::vpc_sync;
 use crate::server::registry::{ALL, FieldSpec, ParamSpec, field};
 use crate::store::{Db, acl};
 use rows::ItemFields;
@@ -132,11 +134,12 @@ fn fields_of(
     })
 }
 
-/// The job of a command on one item: the item and its VPC, by row id.
+/// The job of a command on one item: the item and its VPC, by row id (no
+/// VPC: an item of a global list).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ItemJob {
     pub id: i64,
-    pub vpc_id: i64,
+    pub vpc_id: Option<i64>,
 }
 
 /// The job of a command that changes one item as its `fields` say
@@ -145,14 +148,20 @@ pub struct ItemJob {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EditJob<F> {
     pub id: i64,
-    pub vpc_id: i64,
+    pub vpc_id: Option<i64>,
     pub fields: F,
 }
 
-/// A job on the live `item`: its instance is the item, and it runs one at
-/// a time with the other jobs of its VPC.
-fn item_submission<J>(job: J, item: &acl::AclItem, vpc_id: i64) -> Submission<J> {
-    Submission::new(job, ("NetworkAclItem", item.uuid), vpc_sync(vpc_id))
+/// A job on the live `item` of `list`: its instance is the item, and it
+/// runs one at a time with the other jobs of its VPC (of its list, for a
+/// global list).
+fn item_submission<J>(
+    job: J,
+    item: &acl::AclItem,
+    list: &acl::AclList,
+    vpc_id: Option<i64>,
+) -> Submission<J> {
+    Submission::new(job, ("NetworkAclItem", item.uuid), list_sync(list, vpc_id))
 }
 
 /// The spec of a command that answers with items (`networkacl`).
@@ -180,19 +189,46 @@ async fn item_param(db: &Db, id: Uuid) -> Result<(acl::AclItem, acl::AclList), E
     Ok((item, list))
 }
 
+/// The lock an item change runs under: its VPC's, or, for a global list,
+/// none yet: the change takes the locks of the VPCs using the list when it
+/// is applied (`changes::apply_edit`), while the list's sync object keeps
+/// its jobs one at a time.
+pub(super) enum ListLock<'a> {
+    Vpc(VpcLock<'a>),
+    Global(&'a App),
+}
+
+impl<'a> ListLock<'a> {
+    /// Takes the lock of `vpc_id` (nothing for a global list).
+    async fn take(app: &'a App, vpc_id: Option<i64>) -> Result<Self, Error> {
+        Ok(match vpc_id {
+            Some(v) => ListLock::Vpc(app.network.lock(&app.db, v).await?),
+            None => ListLock::Global(app),
+        })
+    }
+
+    /// The store.
+    fn db(&self) -> &'a Db {
+        match self {
+            ListLock::Vpc(l) => l.db(),
+            ListLock::Global(app) => &app.db,
+        }
+    }
+}
+
 /// What an item job works on: its VPC's lock, and the item and its list as
 /// they are once the lock is held.
 struct LockedItem<'a> {
-    lock: VpcLock<'a>,
+    lock: ListLock<'a>,
     item: acl::AclItem,
     list: acl::AclList,
 }
 
 impl<'a> LockedItem<'a> {
     /// Locks the job's VPC, then reads its item and list.
-    async fn take(app: &'a App, id: i64, vpc_id: i64) -> Result<Self, Error> {
+    async fn take(app: &'a App, id: i64, vpc_id: Option<i64>) -> Result<Self, Error> {
         let db = &app.db;
-        let lock = app.network.lock(db, vpc_id).await?;
+        let lock = ListLock::take(app, vpc_id).await?;
         let item = acl::item_by_id(db, id)
             .await?
             .filter(|i| i.removed.is_none())
@@ -223,4 +259,19 @@ async fn revoke_and_remove(locked: &LockedItem<'_>) -> Result<(), Error> {
     changes::apply_edit(lock, list, edit).await?;
     acl::remove_item(db, item.id).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_jobs_read_rows_of_the_previous_version_and_of_global_lists() {
+        let old: ItemJob = serde_json::from_str(r#"{"id":3,"vpc_id":2}"#).unwrap();
+        assert_eq!((old.id, old.vpc_id), (3, Some(2)));
+        let global: ItemJob = serde_json::from_str(r#"{"id":3,"vpc_id":null}"#).unwrap();
+        assert_eq!(global.vpc_id, None);
+        let edit: EditJob<u8> = serde_json::from_str(r#"{"id":4,"vpc_id":7,"fields":1}"#).unwrap();
+        assert_eq!(edit.vpc_id, Some(7));
+    }
 }

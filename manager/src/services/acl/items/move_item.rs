@@ -11,6 +11,7 @@ use super::changes::{ItemEdit, apply_edit};
 use super::rows::{MoveFields, renumbering};
 use super::{EditJob, LockedItem, item_param, item_result, item_spec, item_submission};
 use crate::error::Error;
+use crate::rules::acl::GlobalRefusal;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
 use crate::server::jobs::JobCtx;
@@ -76,14 +77,16 @@ impl AsyncCommand for MoveAclItem {
     async fn submit(self, ctx: &Ctx) -> Result<Submission<MoveAclItemJob>, Error> {
         let db = &ctx.app.db;
         let (item, list) = item_param(db, self.id).await?;
-        let v = mutable_list_vpc(ctx, &list).await?;
+        let vpc_id = mutable_list_vpc(ctx, &list, GlobalRefusal::MoveItem)
+            .await?
+            .map(|v| v.id);
         renumbering(&items_of(db, list.id).await?, &item, &self.fields)?;
         let job = MoveAclItemJob {
             id: item.id,
-            vpc_id: v.id,
+            vpc_id,
             fields: self.fields,
         };
-        Ok(item_submission(job, &item, v.id))
+        Ok(item_submission(job, &item, &list, vpc_id))
     }
 
     async fn run(job: &JobCtx, payload: MoveAclItemJob) -> Result<Value, Error> {

@@ -13,6 +13,7 @@ use super::{
     item_submission,
 };
 use crate::error::Error;
+use crate::rules::acl::GlobalRefusal;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission, Text};
 use crate::server::jobs::JobCtx;
@@ -62,16 +63,17 @@ impl AsyncCommand for UpdateAclItem {
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateAclItemJob>, Error> {
         let db = &ctx.app.db;
         let (item, list) = item_param(db, self.id).await?;
-        let v = mutable_list_vpc(ctx, &list).await?;
+        let v = mutable_list_vpc(ctx, &list, GlobalRefusal::UpdateItem).await?;
         // Checked now for an immediate answer, and again in the job.
         let items = items_of(db, list.id).await?;
         merged(&item, &self.fields, &numbers_taken(&items, Some(item.id)))?;
+        let vpc_id = v.map(|v| v.id);
         let job = UpdateAclItemJob {
             id: item.id,
-            vpc_id: v.id,
+            vpc_id,
             fields: self.fields,
         };
-        Ok(item_submission(job, &item, v.id))
+        Ok(item_submission(job, &item, &list, vpc_id))
     }
 
     async fn run(job: &JobCtx, payload: UpdateAclItemJob) -> Result<Value, Error> {

@@ -1,11 +1,14 @@
 //! `createNetworkACLList` (async-create): the list's row in the request; the
 //! job answers with it. A list without items reaches no router until a tier
-//! or private gateway takes it (replaceNetworkACLList).
+//! or private gateway takes it (replaceNetworkACLList). Without `vpcid` the
+//! list is global (CloudStack's vpc id 0): the root admin's alone to make,
+//! every VPC's to use.
 
 use uuid::Uuid;
 
 use serde_json::Value;
 
+use super::super::list_sync;
 use super::delete::DeletedList;
 use super::{LIST_FIELDS, list_result, vpc_param};
 use crate::error::Error;
@@ -22,7 +25,7 @@ const NAME: Arg<Text> = Arg::req("name", "the name of the ACL list");
 const DESCRIPTION: Arg<Text> = Arg::opt("description", "the description of the ACL list");
 const VPC: Arg<Id> = Arg::opt(
     "vpcid",
-    "the VPC the list belongs to (required: lists without a VPC are not supported)",
+    "the VPC the list belongs to; without it (root admin only) a global list every VPC may use",
 );
 const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; every list is displayed");
 
@@ -37,13 +40,16 @@ impl Command for CreateAclList {
     const NAME: &'static str = "createNetworkACLList";
 
     fn spec() -> Spec {
-        Spec::new("Creates a network ACL list for a VPC")
-            .roles(ALL)
-            .param(NAME)
-            .param(DESCRIPTION)
-            .param(VPC)
-            .param(FOR_DISPLAY)
-            .returns("networkacllist", LIST_FIELDS)
+        Spec::new(
+            "Creates a network ACL list for a VPC, or without vpcid a global list that every \
+             VPC may use (root admin only)",
+        )
+        .roles(ALL)
+        .param(NAME)
+        .param(DESCRIPTION)
+        .param(VPC)
+        .param(FOR_DISPLAY)
+        .returns("networkacllist", LIST_FIELDS)
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -62,8 +68,12 @@ impl AsyncCommand for CreateAclList {
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         rules::acl::validate_list(&self.name, Some(&self.description))?;
         let Some(vpc_id) = self.vpc else {
-            return Err(Error::invalid(
-                "vpcid is required: ACL lists belong to a VPC (global lists are not supported)",
+            rules::acl::check_global_list_creator(ctx.caller.is_root_admin())?;
+            let list = acl::create_global_list(&ctx.app.db, &self.name, &self.description).await?;
+            return Ok(Submission::created(
+                IdJob { id: list.id },
+                ("NetworkAcl", list.uuid),
+                list_sync(&list, None),
             ));
         };
         let v = vpc_param(ctx, VPC.name(), vpc_id).await?;
@@ -97,10 +107,12 @@ impl AsyncCommand for CreateAclList {
         else {
             return Ok(());
         };
-        let Some(vpc_id) = list.vpc_id else {
-            return Err(Error::internal("a created ACL list has no VPC"));
-        };
-        let lock = app.network.lock(db, vpc_id).await?;
-        lock.apply(&DeletedList { list }).await
+        match list.vpc_id {
+            Some(vpc_id) => {
+                let lock = app.network.lock(db, vpc_id).await?;
+                lock.apply(&DeletedList { list }).await
+            }
+            None => DeletedList { list }.remove_global(db).await,
+        }
     }
 }

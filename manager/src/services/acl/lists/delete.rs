@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::super::{list_param, mutable_list_vpc, rules_list};
+use super::super::{list_param, list_sync, mutable_list_vpc, rules_list};
 use super::users_of;
 use crate::error::Error;
 use crate::orchestration::ElementResult;
@@ -14,9 +14,10 @@ use crate::orchestration::model::RouterState;
 use crate::provision::RouterElement;
 use crate::provision::change::RouterChange;
 use crate::rules;
+use crate::rules::acl::GlobalRefusal;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission};
-use crate::server::jobs::{JobCtx, vpc_sync};
+use crate::server::jobs::JobCtx;
 use crate::server::registry::ALL;
 use crate::store::{Db, Tx, acl};
 
@@ -50,13 +51,18 @@ impl AsyncCommand for DeleteAclList {
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
         let db = &ctx.app.db;
         let list = list_param(db, ID.name(), self.id).await?;
+        // As CloudStack: the built-ins are refused first, then callers who
+        // may not change the list, then a list in use.
+        if list.is_builtin() {
+            rules::acl::check_list_deletable(&rules_list(&list), 0, 0)?;
+        }
+        let v = mutable_list_vpc(ctx, &list, GlobalRefusal::DeleteList).await?;
         let (tiers, gateways) = users_of(db, list.id).await?;
         rules::acl::check_list_deletable(&rules_list(&list), tiers, gateways)?;
-        let v = mutable_list_vpc(ctx, &list).await?;
         Ok(Submission::new(
             IdJob { id: list.id },
             ("NetworkAcl", list.uuid),
-            vpc_sync(v.id),
+            list_sync(&list, v.map(|v| v.id)),
         ))
     }
 
@@ -70,8 +76,9 @@ impl AsyncCommand for DeleteAclList {
                 let lock = app.network.lock(&app.db, vpc_id).await?;
                 lock.apply(&DeletedList { list }).await?;
             }
-            // Only the built-ins have no VPC, and the change refuses them.
-            None => DeletedList { list }.remove(&app.db).await?,
+            // A global list changes no router: it goes under its row lock,
+            // which attaching it takes too (the built-ins are refused).
+            None => DeletedList { list }.remove_global(&app.db).await?,
         }
         Ok(json!({ "success": true }))
     }
@@ -85,13 +92,23 @@ pub(super) struct DeletedList {
 }
 
 impl DeletedList {
-    /// Counts the list's users again (a tier may have taken it since the
-    /// request) and removes it when there are none.
-    async fn remove<'a>(&self, ex: impl Into<crate::store::Exec<'a>>) -> Result<(), Error> {
-        let mut ex = ex.into();
-        let (tiers, gateways) = users_of(ex.reborrow(), self.list.id).await?;
+    /// Under the list's row lock (which attaching a list takes too), counts
+    /// its users again (a tier may have taken it since the request) and
+    /// removes it when there are none.
+    async fn remove(&self, tx: &mut Tx) -> Result<(), Error> {
+        acl::lock_list(tx, self.list.id).await?;
+        let (tiers, gateways) = users_of(&mut *tx, self.list.id).await?;
         rules::acl::check_list_deletable(&rules_list(&self.list), tiers, gateways)?;
-        acl::remove_list(ex, self.list.id).await?;
+        acl::remove_list(&mut *tx, self.list.id).await?;
+        Ok(())
+    }
+
+    /// Removes a list without a VPC (a global one) in its own transaction:
+    /// no router has it, as no tier or private gateway uses it.
+    pub(super) async fn remove_global(&self, db: &Db) -> Result<(), Error> {
+        let mut tx = db.begin().await?;
+        self.remove(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

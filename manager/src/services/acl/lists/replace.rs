@@ -217,7 +217,17 @@ impl RouterChange for ReplacedList {
         "an ACL list attachment"
     }
 
+    /// Takes the list's row lock first: a change of a global list's items
+    /// (which reads the VPCs using the list under that lock) and the list's
+    /// deletion then see this attachment, or it sees them.
     async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
+        acl::lock_list(tx, self.acl_id).await?;
+        if acl::get_by_id(&mut *tx, self.acl_id)
+            .await?
+            .is_none_or(|l| l.removed.is_some())
+        {
+            return Err(Error::invalid("The ACL list was deleted meanwhile"));
+        }
         self.target.attach(tx, Some(self.acl_id)).await?;
         Ok(())
     }

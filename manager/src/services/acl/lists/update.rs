@@ -5,13 +5,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::super::{list_param, mutable_list_vpc};
+use super::super::{list_param, list_sync, mutable_list_vpc};
 use super::{LIST_FIELDS, list_result};
 use crate::error::Error;
 use crate::rules;
+use crate::rules::acl::GlobalRefusal;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission, Text};
-use crate::server::jobs::{JobCtx, vpc_sync};
+use crate::server::jobs::JobCtx;
 use crate::server::registry::ALL;
 use crate::store::acl;
 
@@ -66,7 +67,7 @@ impl AsyncCommand for UpdateAclList {
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateAclListJob>, Error> {
         let list = list_param(&ctx.app.db, ID.name(), self.id).await?;
-        let v = mutable_list_vpc(ctx, &list).await?;
+        let v = mutable_list_vpc(ctx, &list, GlobalRefusal::UpdateList).await?;
         if let Some(n) = &self.name {
             rules::acl::validate_list(n, self.description.as_deref())?;
         }
@@ -78,7 +79,7 @@ impl AsyncCommand for UpdateAclList {
         Ok(Submission::new(
             job,
             ("NetworkAcl", list.uuid),
-            vpc_sync(v.id),
+            list_sync(&list, v.map(|v| v.id)),
         ))
     }
 

@@ -23,7 +23,7 @@ use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::server::{App, Ctx};
 use crate::services::related::Related;
-use crate::store::{self, Page, gateway, network, vnet, vpc};
+use crate::store::{self, Page, acl, gateway, network, vnet, vpc};
 
 const VPC: Arg<Id> = Arg::req("vpcid", "the VPC");
 const IP_ADDRESS: Arg<Text> = Arg::req("ipaddress", "the router's address on the private network");
@@ -226,6 +226,9 @@ impl AsyncCommand for CreatePrivateGateway {
         .ok_or_else(|| Error::internal("the default VPC tier offering is missing"))?;
         let netmask = self.netmask.trim().to_string();
         let mut tx = db.begin().await?;
+        if list.is_global && !acl::lock_live_list(&mut tx, list.id).await? {
+            return Err(Error::invalid("The ACL list was deleted meanwhile"));
+        }
         // CloudStack leaves the VPC of a private network empty: it is no tier.
         let net = network::create(
             &mut tx,
