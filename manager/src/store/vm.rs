@@ -210,6 +210,12 @@ pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Opti
     get(ex, "v.uuid", uuid).await
 }
 
+/// A VM by instance name (`i-2-9-VM`, the name its host agent reports),
+/// removed or not.
+pub async fn get_by_instance_name<'a>(ex: impl Into<Exec<'a>>, name: &str) -> Result<Option<Vm>> {
+    get(ex, "v.instance_name", name.to_string()).await
+}
+
 /// Lists live (not expunged) VMs by creation order.
 pub async fn list<'a>(
     ex: impl Into<Exec<'a>>,
