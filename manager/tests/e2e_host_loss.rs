@@ -8,7 +8,8 @@
 //!   host 1 goes Disconnected, then Down; the router runs again on another
 //!   host and the same probes pass (leases kept, pings through the router,
 //!   source NAT, the port forward). The outage is printed, measured, not
-//!   asserted. Host 1's agent started again: its stale router record is
+//!   asserted. Of two VMs host 1 also ran, the one whose offering asks for
+//!   HA runs on another host with its address, the other is Stopped. Host 1's agent started again: its stale router record is
 //!   destroyed and the host is Up, the router staying where it moved.
 //! - Host 1's and host 2's agents only are killed (their namespaces alive):
 //!   the router on host 1 still answers, host 2 has no witness; both stay
@@ -59,6 +60,34 @@ fn s(v: &Value, key: &str) -> String {
         .to_string()
 }
 
+/// deployVirtualMachine on `host` (an admin's choice) in `tier`.
+async fn deploy(
+    admin: &Client,
+    e: &E2e,
+    zone: &str,
+    tier: &str,
+    name: &str,
+    host: &str,
+    offering: &str,
+) -> Value {
+    let vm = job_ok(
+        admin,
+        "deployVirtualMachine",
+        &[
+            ("zoneid", zone),
+            ("serviceofferingid", offering),
+            ("templateid", e.template.as_str()),
+            ("networkids", tier),
+            ("name", name),
+            ("hostid", host),
+        ],
+    )
+    .await["virtualmachine"]
+        .clone();
+    assert_eq!(vm["hostid"], host);
+    vm
+}
+
 /// The lab: a VPC with its router on host 1 and VMs on hosts 2 and 3.
 struct Lab {
     e: E2e,
@@ -66,6 +95,9 @@ struct Lab {
     admin: Client,
     /// Host ids, in the fabric's order.
     hosts: Vec<String>,
+    zone: String,
+    /// Tiers A and B.
+    tiers: Vec<String>,
     vpc: String,
     vm_a: Value,
     vm_b: Value,
@@ -170,22 +202,7 @@ impl Lab {
         }
         let mut vms = Vec::new();
         for (tier, name, host) in [(&tiers[0], "vma", &hosts[1]), (&tiers[1], "vmb", &hosts[2])] {
-            let vm = job_ok(
-                &admin,
-                "deployVirtualMachine",
-                &[
-                    ("zoneid", zone.as_str()),
-                    ("serviceofferingid", e.service_offering.as_str()),
-                    ("templateid", e.template.as_str()),
-                    ("networkids", tier.as_str()),
-                    ("name", name),
-                    ("hostid", host.as_str()),
-                ],
-            )
-            .await["virtualmachine"]
-                .clone();
-            assert_eq!(vm["hostid"], host.as_str());
-            vms.push(vm);
+            vms.push(deploy(&admin, &e, &zone, tier, name, host, &e.service_offering).await);
         }
         let mut leases = Vec::new();
         for (h, vm) in [(1, &vms[0]), (2, &vms[1])] {
@@ -208,6 +225,8 @@ impl Lab {
             fabric,
             admin,
             hosts,
+            zone,
+            tiers,
             vpc,
             vm_a,
             vm_b,
@@ -379,6 +398,51 @@ async fn a_lost_hosts_router_runs_again_on_another_host_and_traffic_comes_back()
     })
     .await;
     let forward = SocketAddr::from((pf_ip, 8080));
+    // Two more VMs on host 1, beside the router: one whose offering asks
+    // for HA, one whose offering does not.
+    let ha = lab
+        .admin
+        .ok(
+            "createServiceOffering",
+            &[
+                ("name", "ha"),
+                ("displaytext", "ha"),
+                ("cpunumber", "1"),
+                ("cpuspeed", "500"),
+                ("memory", "128"),
+                ("offerha", "true"),
+            ],
+        )
+        .await["serviceoffering"]
+        .clone();
+    assert_eq!(ha["offerha"], true, "{ha}");
+    let vm_ha = deploy(
+        &lab.admin,
+        &lab.e,
+        &lab.zone,
+        &lab.tiers[0],
+        "vmha",
+        &lab.hosts[0],
+        &s(&ha, "id"),
+    )
+    .await;
+    let vm_plain = deploy(
+        &lab.admin,
+        &lab.e,
+        &lab.zone,
+        &lab.tiers[1],
+        "vmplain",
+        &lab.hosts[0],
+        &lab.e.service_offering,
+    )
+    .await;
+    let ha_inst = s(&vm_ha, "instancename");
+    let host1 = &lab.fabric.hosts[0];
+    eventually(Duration::from_secs(60), "a lease for the HA VM", async || {
+        host1.lease(&ha_inst, 0).and_then(|l| lease_ip(&l)).is_some()
+    })
+    .await;
+    let ha_lease = lease_ip(&host1.lease(&ha_inst, 0).unwrap()).unwrap();
     lab.probes_pass().await.expect("before the loss");
     assert!(tcp_ok(&up, forward).await, "the forward before the loss");
     let router_before = lab.router().await;
@@ -442,6 +506,32 @@ async fn a_lost_hosts_router_runs_again_on_another_host_and_traffic_comes_back()
         assert_eq!(listed["state"], "Running", "{listed}");
         assert_eq!(listed["hostid"], lab.hosts[h].as_str(), "{listed}");
     }
+    // The HA VM runs on another host with its address; the other VM of
+    // host 1 is Stopped, on no host.
+    eventually(Duration::from_secs(60), "the HA VM Running elsewhere", async || {
+        let v = lab.vm(&vm_ha).await;
+        v["state"] == "Running" && v["hostid"] != lab.hosts[0].as_str()
+    })
+    .await;
+    let moved_ha = lab.vm(&vm_ha).await;
+    let on = lab
+        .hosts
+        .iter()
+        .position(|h| moved_ha["hostid"] == h.as_str())
+        .expect("a host of the lab");
+    let new_host = &lab.fabric.hosts[on];
+    eventually(Duration::from_secs(60), "the HA VM's lease on its new host", async || {
+        new_host.lease(&ha_inst, 0).and_then(|l| lease_ip(&l)) == Some(ha_lease)
+    })
+    .await;
+    assert!(
+        ping_ok(&Netns::existing(&new_host.ns(&ha_inst)), INTERNET).await,
+        "the HA VM reaches the internet from its new host"
+    );
+    let plain = lab.vm(&vm_plain).await;
+    assert_eq!(plain["state"], "Stopped", "{plain}");
+    assert!(plain["hostid"].is_null(), "{plain}");
+
     let events = lab
         .admin
         .ok("listEvents", &[("type", "ROUTER.HA"), ("listall", "true")])
@@ -498,6 +588,7 @@ async fn a_lost_hosts_router_runs_again_on_another_host_and_traffic_comes_back()
         .expect("inventory")
         .into_inner();
     assert!(inventory.routers.is_empty(), "{inventory:?}");
+    assert!(inventory.vms.is_empty(), "{inventory:?}");
     let r = lab.router().await;
     assert_eq!(r["hostid"], router_after["hostid"], "{r}");
     assert_eq!(r["state"], "Running", "{r}");

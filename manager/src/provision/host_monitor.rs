@@ -17,7 +17,9 @@
 //! - Down (in one transaction, conditional on Disconnected, so one manager
 //!   does it once): each of its routers gets a job ([`crate::services::host::RouterHa`],
 //!   on its VPC's sync object) that starts it on another Up host from the
-//!   database's state; its VMs are Stopped, with no host;
+//!   database's state; its VMs are Stopped, with no host, and those whose
+//!   offering asks for HA (`offerha`) get a job that starts them on another
+//!   host ([`crate::services::host::VmHa`]);
 //! - an answer from a Down host: what its host agent still runs that the
 //!   database has moved or stopped is destroyed first, then it is Up.
 //!
@@ -141,7 +143,7 @@ pub struct MonitorReport {
     pub down: Vec<String>,
     /// Back from Down, with the stale routers and VMs destroyed.
     pub returned: Vec<String>,
-    /// Routers whose restart elsewhere was queued.
+    /// Routers and HA VMs whose restart elsewhere was queued.
     pub routers_queued: usize,
 }
 
@@ -313,6 +315,13 @@ async fn declare_down(plane: &Plane, h: &host::Host) -> Result<Option<usize>, Er
         .into_iter()
         .filter(|r| r.state != router::STATE_STOPPED)
         .collect();
+    let mut ha_vms = Vec::new();
+    for lost in host::ha_vms_on(&plane.db, h.id).await? {
+        if let Some(v) = vm::get_by_id(&plane.db, lost.id).await? {
+            let sync = crate::services::vm::sync_object(&plane.db, &v).await?;
+            ha_vms.push((lost, sync));
+        }
+    }
     let by = store::bootstrap::system_user(&plane.db).await?;
     let mut tx = plane.db.begin().await?;
     if !host::transit_status(&mut tx, h.id, host::STATUS_DISCONNECTED, host::STATUS_DOWN).await? {
@@ -337,14 +346,30 @@ async fn declare_down(plane: &Plane, h: &host::Host) -> Result<Option<usize>, Er
         .await?;
     }
     let vms = host::stop_vms_on(&mut tx, h.id).await?;
+    // VMs whose offering asks for HA start on another host.
+    for (v, sync) in &ha_vms {
+        crate::server::jobs::queue(
+            &mut tx,
+            by,
+            crate::server::jobs::Submit {
+                cmd: <crate::services::host::VmHa as crate::server::command::InternalJob>::NAME,
+                info: json!(crate::services::host::VmHaJob { id: v.id }),
+                instance: Some(("VirtualMachine", v.uuid)),
+                sync_object: Some(sync.clone()),
+                custom_id: None,
+            },
+        )
+        .await?;
+    }
     tx.commit().await?;
     tracing::warn!(
         host = %h.name,
         routers = ?routers.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
         vms = ?vms.iter().map(|v| v.instance_name.as_str()).collect::<Vec<_>>(),
-        "host agent and routers silent past the timeout: Down; its routers start elsewhere, its VMs are Stopped"
+        ha = ?ha_vms.iter().map(|(v, _)| v.instance_name.as_str()).collect::<Vec<_>>(),
+        "host agent and routers silent past the timeout: Down; its routers and HA VMs start elsewhere, its other VMs are Stopped"
     );
-    Ok(Some(routers.len()))
+    Ok(Some(routers.len() + ha_vms.len()))
 }
 
 /// A Down host answers again: what its host agent still runs that the

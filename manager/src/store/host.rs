@@ -372,6 +372,24 @@ pub struct LostVm {
     pub instance_name: String,
 }
 
+/// The VMs running (or starting) on a host whose service offering asks for
+/// HA (`ha_enabled`): started on another host when the host is lost.
+pub async fn ha_vms_on<'a>(ex: impl Into<Exec<'a>>, host_id: i64) -> Result<Vec<LostVm>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT v.id, v.uuid, v.account_id, v.instance_name FROM vm_instance v \
+             JOIN service_offering o ON o.id = v.service_offering_id \
+             WHERE v.host_id = $1 AND v.removed IS NULL AND o.ha_enabled = $2 \
+             AND v.state IN ('Starting', 'Running') ORDER BY v.id",
+        )
+        .bind(host_id)
+        .bind(true)
+        .fetch_all(c)
+        .await?
+    }))
+}
+
 /// Marks the VMs of a Down host Stopped with no host (CloudStack's VMs of a
 /// host that is Down and not restarted by HA); returns them.
 pub async fn stop_vms_on<'a>(ex: impl Into<Exec<'a>>, host_id: i64) -> Result<Vec<LostVm>> {

@@ -259,6 +259,11 @@ const EVENTS: &[(&str, &str, &str)] = &[
         "ROUTER.HA",
         "restarting router on another host after its host was lost",
     ),
+    (
+        "haStartVirtualMachine",
+        "VM.START",
+        "starting VM on another host after its host was lost",
+    ),
     ("rebootVirtualMachine", "VM.REBOOT", "rebooting VM"),
     (
         "registerSSHKeyPair",

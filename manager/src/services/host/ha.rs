@@ -7,7 +7,8 @@
 //! and addresses (the public ones too; its agent announces them by
 //! gratuitous ARP when it applies them), its whole configuration under a
 //! new generation. Safe to run again: a router no longer on the lost host
-//! is left as it is.
+//! is left as it is. Likewise [`VmHa`] for a VM whose offering asks for
+//! HA.
 
 use serde_json::{Value, json};
 
@@ -16,7 +17,7 @@ use crate::provision;
 use crate::server::command::InternalJob;
 use crate::server::jobs::JobCtx;
 use crate::services::host::planner::Placing;
-use crate::store::{host, router};
+use crate::store::{host, router, vm};
 
 /// The job restarting a router of a lost host elsewhere.
 pub struct RouterHa;
@@ -94,6 +95,59 @@ async fn moved(db: &crate::store::Db, r: &router::Router) -> Result<Value, Error
         "id": now.uuid,
         "name": now.name,
         "state": now.state.to_string(),
+        "hostid": on.as_ref().map(|h| h.uuid),
+        "hostname": on.as_ref().map(|h| h.name.clone()),
+    }}))
+}
+
+/// The job starting an HA VM of a lost host on another host (its offering
+/// has `offerha`): the host monitor left it Stopped with no host; it is
+/// placed by the planner and started as `startVirtualMachine` starts it.
+pub struct VmHa;
+
+/// Its payload: the VM.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct VmHaJob {
+    pub id: i64,
+}
+
+impl InternalJob for VmHa {
+    const NAME: &'static str = "haStartVirtualMachine";
+    const RERUN: bool = true;
+    type Job = VmHaJob;
+
+    async fn run(job: &JobCtx, payload: VmHaJob) -> Result<Value, Error> {
+        let app = &job.app;
+        let db = &app.db;
+        let Some(v) = vm::get_by_id(db, payload.id)
+            .await?
+            .filter(|v| v.removed.is_none())
+        else {
+            return Ok(json!({ "success": true }));
+        };
+        // Started (or placed) meanwhile, by this job before or by a user.
+        if v.state != vm::STATE_STOPPED {
+            return Ok(vm_placed(db, &v).await?);
+        }
+        if v.host_id.is_none() {
+            provision::placement::place_vm(db, &v, None).await?;
+        }
+        tracing::warn!(vm = %v.instance_name, "starting a lost host's HA VM on another host");
+        crate::services::vm::start_stopped_vm(app, v.id).await?;
+        let v = vm::get_by_id(db, v.id).await?.unwrap_or(v);
+        vm_placed(db, &v).await
+    }
+}
+
+async fn vm_placed(db: &crate::store::Db, v: &vm::Vm) -> Result<Value, Error> {
+    let on = match v.host_id {
+        Some(id) => host::get_by_id(db, id).await?,
+        None => None,
+    };
+    Ok(json!({ "virtualmachine": {
+        "id": v.uuid,
+        "name": v.name,
+        "state": v.state.to_string(),
         "hostid": on.as_ref().map(|h| h.uuid),
         "hostname": on.as_ref().map(|h| h.name.clone()),
     }}))

@@ -29,7 +29,7 @@ pub use add::{AddHost, local_host_name};
 pub use add_cluster::AddCluster;
 pub use create_pod::CreatePod;
 pub use delete::DeleteHost;
-pub use ha::{RouterHa, RouterHaJob};
+pub use ha::{RouterHa, RouterHaJob, VmHa, VmHaJob};
 pub use list::ListHosts;
 pub use list_clusters::ListClusters;
 pub use list_pods::ListPods;
@@ -50,6 +50,7 @@ pub fn register(registry: &mut Registry) {
     registry.job::<CancelHostMaintenance>();
     registry.sync::<DeleteHost>();
     registry.internal::<RouterHa>();
+    registry.internal::<VmHa>();
 }
 
 /// The live pod `id`, given as parameter `name`.
