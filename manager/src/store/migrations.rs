@@ -81,6 +81,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "events",
         include_str!("../../../migrations/sqlite/0017_events.sql"),
     ),
+    (
+        19,
+        "offer_ha",
+        include_str!("../../../migrations/sqlite/0019_offer_ha.sql"),
+    ),
 ];
 
 /// (version, description, SQL) of each PostgreSQL migration, in order.
@@ -154,6 +159,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         17,
         "events",
         include_str!("../../../migrations/postgres/0017_events.sql"),
+    ),
+    (
+        19,
+        "offer_ha",
+        include_str!("../../../migrations/postgres/0019_offer_ha.sql"),
     ),
 ];
 
