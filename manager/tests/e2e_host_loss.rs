@@ -304,7 +304,16 @@ impl Pinger {
     fn start(from: &Netns, to: Ipv4Addr) -> Pinger {
         let interval = Duration::from_millis(50);
         let child = Command::new("ip")
-            .args(["netns", "exec", from.name(), "ping", "-n", "-D", "-i", "0.05"])
+            .args([
+                "netns",
+                "exec",
+                from.name(),
+                "ping",
+                "-n",
+                "-D",
+                "-i",
+                "0.05",
+            ])
             .args(["-W", "1", &to.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -320,7 +329,10 @@ impl Pinger {
         let stdout = self.child.stdout.take().expect("stdout");
         let (mut child, interval) = (self.child, self.interval);
         blocking(move || {
-            let lines: Vec<String> = BufReader::new(stdout).lines().map_while(Result::ok).collect();
+            let lines: Vec<String> = BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .collect();
             let _ = child.wait();
             parse_ping(&lines, interval)
         })
@@ -375,8 +387,8 @@ async fn a_lost_hosts_router_runs_again_on_another_host_and_traffic_comes_back()
     let up = lab.upstream();
 
     // A port forward from the internet to the VM on host 2.
-    let ip = job_ok(&lab.admin, "associateIpAddress", &[("vpcid", &lab.vpc)]).await["ipaddress"]
-        .clone();
+    let ip =
+        job_ok(&lab.admin, "associateIpAddress", &[("vpcid", &lab.vpc)]).await["ipaddress"].clone();
     let pf_ip: Ipv4Addr = s(&ip, "ipaddress").parse().unwrap();
     let tier_a = s(&lab.vm_a["nic"][0], "networkid");
     job_ok(
@@ -438,9 +450,16 @@ async fn a_lost_hosts_router_runs_again_on_another_host_and_traffic_comes_back()
     .await;
     let ha_inst = s(&vm_ha, "instancename");
     let host1 = &lab.fabric.hosts[0];
-    eventually(Duration::from_secs(60), "a lease for the HA VM", async || {
-        host1.lease(&ha_inst, 0).and_then(|l| lease_ip(&l)).is_some()
-    })
+    eventually(
+        Duration::from_secs(60),
+        "a lease for the HA VM",
+        async || {
+            host1
+                .lease(&ha_inst, 0)
+                .and_then(|l| lease_ip(&l))
+                .is_some()
+        },
+    )
     .await;
     let ha_lease = lease_ip(&host1.lease(&ha_inst, 0).unwrap()).unwrap();
     lab.probes_pass().await.expect("before the loss");
@@ -481,9 +500,11 @@ async fn a_lost_hosts_router_runs_again_on_another_host_and_traffic_comes_back()
     );
     // Traffic back: the continuous ping answers again.
     let ns = lab.ns_a.clone();
-    eventually(Duration::from_secs(60), "A reaches the internet again", async || {
-        ping_ok(&ns, INTERNET).await
-    })
+    eventually(
+        Duration::from_secs(60),
+        "A reaches the internet again",
+        async || ping_ok(&ns, INTERNET).await,
+    )
     .await;
     let back_after = lost_at.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -495,12 +516,17 @@ async fn a_lost_hosts_router_runs_again_on_another_host_and_traffic_comes_back()
         .unwrap_or_else(|what| panic!("{what} after the router moved\n{}", lab.fabric.logs()));
     assert!(tcp_ok(&up, forward).await, "the forward after the move");
     assert!(
-        server.peers().iter().any(|p| p.ip() == std::net::IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1))),
+        server
+            .peers()
+            .iter()
+            .any(|p| p.ip() == std::net::IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1))),
         "the forward reached A: {:?}",
         server.peers()
     );
     for (h, vm, lease) in [(1, &lab.vm_a, lab.leases[0]), (2, &lab.vm_b, lab.leases[1])] {
-        let now = lab.fabric.hosts[h].lease(&s(vm, "instancename"), 0).unwrap();
+        let now = lab.fabric.hosts[h]
+            .lease(&s(vm, "instancename"), 0)
+            .unwrap();
         assert_eq!(lease_ip(&now), Some(lease), "{now}");
         let listed = lab.vm(vm).await;
         assert_eq!(listed["state"], "Running", "{listed}");
@@ -508,10 +534,14 @@ async fn a_lost_hosts_router_runs_again_on_another_host_and_traffic_comes_back()
     }
     // The HA VM runs on another host with its address; the other VM of
     // host 1 is Stopped, on no host.
-    eventually(Duration::from_secs(60), "the HA VM Running elsewhere", async || {
-        let v = lab.vm(&vm_ha).await;
-        v["state"] == "Running" && v["hostid"] != lab.hosts[0].as_str()
-    })
+    eventually(
+        Duration::from_secs(60),
+        "the HA VM Running elsewhere",
+        async || {
+            let v = lab.vm(&vm_ha).await;
+            v["state"] == "Running" && v["hostid"] != lab.hosts[0].as_str()
+        },
+    )
     .await;
     let moved_ha = lab.vm(&vm_ha).await;
     let on = lab
@@ -520,9 +550,11 @@ async fn a_lost_hosts_router_runs_again_on_another_host_and_traffic_comes_back()
         .position(|h| moved_ha["hostid"] == h.as_str())
         .expect("a host of the lab");
     let new_host = &lab.fabric.hosts[on];
-    eventually(Duration::from_secs(60), "the HA VM's lease on its new host", async || {
-        new_host.lease(&ha_inst, 0).and_then(|l| lease_ip(&l)) == Some(ha_lease)
-    })
+    eventually(
+        Duration::from_secs(60),
+        "the HA VM's lease on its new host",
+        async || new_host.lease(&ha_inst, 0).and_then(|l| lease_ip(&l)) == Some(ha_lease),
+    )
     .await;
     assert!(
         ping_ok(&Netns::existing(&new_host.ns(&ha_inst)), INTERNET).await,
@@ -543,10 +575,18 @@ async fn a_lost_hosts_router_runs_again_on_another_host_and_traffic_comes_back()
     assert!(states.contains(&"Completed"), "{events}");
 
     // The outage, as measured.
-    assert!(run.received > 0 && run.transmitted > run.received, "{run:?}");
+    assert!(
+        run.received > 0 && run.transmitted > run.received,
+        "{run:?}"
+    );
     let first = run.lost.first().copied().unwrap_or_default();
     let last = run.lost.last().copied().unwrap_or_default();
-    let before = run.answers.iter().filter(|(s, _)| *s < first).map(|a| a.1).fold(0.0, f64::max);
+    let before = run
+        .answers
+        .iter()
+        .filter(|(s, _)| *s < first)
+        .map(|a| a.1)
+        .fold(0.0, f64::max);
     let after = run
         .answers
         .iter()
@@ -615,8 +655,16 @@ async fn host_agents_that_die_under_living_routers_and_vms_move_nothing_and_lose
     }
     // Well past the timeout (3 s): investigated, and kept.
     tokio::time::sleep(Duration::from_secs(8)).await;
-    assert_eq!(lab.host_state(0).await, "Disconnected", "the router answers");
-    assert_eq!(lab.host_state(1).await, "Disconnected", "no witness on host 2");
+    assert_eq!(
+        lab.host_state(0).await,
+        "Disconnected",
+        "the router answers"
+    );
+    assert_eq!(
+        lab.host_state(1).await,
+        "Disconnected",
+        "no witness on host 2"
+    );
     assert_eq!(lab.host_state(2).await, "Up");
     let run = pinger.stop().await;
     let r = lab.router().await;
@@ -632,7 +680,9 @@ async fn host_agents_that_die_under_living_routers_and_vms_move_nothing_and_lose
     );
     assert!(run.transmitted > 100, "{run:?}");
     assert!(run.lost.is_empty(), "traffic was disturbed: {run:?}");
-    lab.probes_pass().await.expect("while the host agents are gone");
+    lab.probes_pass()
+        .await
+        .expect("while the host agents are gone");
 
     // The agents come back: Up, still nothing moved.
     lab.fabric.hosts[0].restart().await;
@@ -645,6 +695,8 @@ async fn host_agents_that_die_under_living_routers_and_vms_move_nothing_and_lose
     }
     let r = lab.router().await;
     assert_eq!(r["hostid"], router_before["hostid"], "{r}");
-    lab.probes_pass().await.expect("after the host agents returned");
+    lab.probes_pass()
+        .await
+        .expect("after the host agents returned");
     lab.finish().await;
 }

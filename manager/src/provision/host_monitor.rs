@@ -213,26 +213,16 @@ pub async fn monitor_once(
                 host::transit_status(&plane.db, h.id, host::STATUS_UP, host::STATUS_UP).await?;
             }
             Step::Reconnect => {
-                if host::transit_status(
-                    &plane.db,
-                    h.id,
-                    host::STATUS_DISCONNECTED,
-                    host::STATUS_UP,
-                )
-                .await?
+                if host::transit_status(&plane.db, h.id, host::STATUS_DISCONNECTED, host::STATUS_UP)
+                    .await?
                 {
                     tracing::info!(host = %h.name, "host agent answers again: Up");
                     report.reconnected.push(h.name.clone());
                 }
             }
             Step::Disconnect => {
-                if host::transit_status(
-                    &plane.db,
-                    h.id,
-                    host::STATUS_UP,
-                    host::STATUS_DISCONNECTED,
-                )
-                .await?
+                if host::transit_status(&plane.db, h.id, host::STATUS_UP, host::STATUS_DISCONNECTED)
+                    .await?
                 {
                     tracing::warn!(host = %h.name, "host agent does not answer: Disconnected");
                     report.disconnected.push(h.name.clone());
@@ -383,10 +373,11 @@ async fn take_back(
     let Ok(client) = clients.get(plane, &h.url).await else {
         return Ok(false);
     };
-    let inventory = match tokio::time::timeout(INVENTORY_DEADLINE, HostDriver::inventory(&client)).await {
-        Ok(Ok(inv)) => inv,
-        _ => return Ok(false),
-    };
+    let inventory =
+        match tokio::time::timeout(INVENTORY_DEADLINE, HostDriver::inventory(&client)).await {
+            Ok(Ok(inv)) => inv,
+            _ => return Ok(false),
+        };
     let driver = plane.network.element.driver();
     let mut clean = true;
     for entry in &inventory.routers {
@@ -404,7 +395,9 @@ async fn take_back(
         let mut view = super::vpc::router_view(&plane.db, &r).await?;
         view.host = Some(h.url.clone());
         match driver.destroy_router(&view).await {
-            Ok(()) => tracing::warn!(host = %h.name, router = %r.name, "destroyed a router the returning host still ran: it runs elsewhere now"),
+            Ok(()) => {
+                tracing::warn!(host = %h.name, router = %r.name, "destroyed a router the returning host still ran: it runs elsewhere now")
+            }
             Err(e) => {
                 tracing::warn!(host = %h.name, router = %r.name, error = %e, "destroying a stale router on a returning host failed");
                 clean = false;
@@ -421,7 +414,9 @@ async fn take_back(
         let mut view = super::state::vm_view(&plane.db, &v).await?;
         view.host = Some(h.url.clone());
         match driver.destroy_vm(&view).await {
-            Ok(()) => tracing::warn!(host = %h.name, vm = %v.instance_name, "destroyed a VM the returning host still ran: it was stopped when the host was lost"),
+            Ok(()) => {
+                tracing::warn!(host = %h.name, vm = %v.instance_name, "destroyed a VM the returning host still ran: it was stopped when the host was lost")
+            }
             Err(e) => {
                 tracing::warn!(host = %h.name, vm = %v.instance_name, error = %e, "destroying a stale VM on a returning host failed");
                 clean = false;

@@ -32,8 +32,16 @@ on_both_backends!(
         assert!(first.disconnected.is_none());
 
         // Up to Disconnected once; the second try reads a status gone.
-        assert!(host::transit_status(&db, id, "Up", "Disconnected").await.unwrap());
-        assert!(!host::transit_status(&db, id, "Up", "Disconnected").await.unwrap());
+        assert!(
+            host::transit_status(&db, id, "Up", "Disconnected")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !host::transit_status(&db, id, "Up", "Disconnected")
+                .await
+                .unwrap()
+        );
         let gone = read(db.clone()).await;
         assert_eq!(gone.status, "Disconnected");
         let since = gone.disconnected.expect("the time it was found silent");

@@ -40,10 +40,7 @@ impl InternalJob for RouterHa {
         let Some(r) = router::get_by_id(db, payload.id).await? else {
             return Ok(json!({ "success": true }));
         };
-        let _lock = app
-            .network
-            .lock(db, r.vpc_id.unwrap_or_default())
-            .await?;
+        let _lock = app.network.lock(db, r.vpc_id.unwrap_or_default()).await?;
         // Read again under the lock: the router may have moved or gone.
         let Some(r) = router::get_by_id(db, payload.id)
             .await?
@@ -86,7 +83,9 @@ impl InternalJob for RouterHa {
 
 /// The job's result: the router, its state and host now.
 async fn moved(db: &crate::store::Db, r: &router::Router) -> Result<Value, Error> {
-    let now = router::get_by_id(db, r.id).await?.unwrap_or_else(|| r.clone());
+    let now = router::get_by_id(db, r.id)
+        .await?
+        .unwrap_or_else(|| r.clone());
     let on = match now.host_id {
         Some(id) => host::get_by_id(db, id).await?,
         None => None,

@@ -43,7 +43,11 @@ const FIELDS: &[FieldSpec] = &[
     field("cpuspeed", "integer", "the CPU speed in MHz"),
     field("memory", "integer", "the memory in MB"),
     field("rootdisksize", "long", "the ROOT disk size in GB"),
-    field("offerha", "boolean", "the HA support in the service offering"),
+    field(
+        "offerha",
+        "boolean",
+        "the HA support in the service offering",
+    ),
     field("created", "date", "when the offering was created"),
 ];
 
