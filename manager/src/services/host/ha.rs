@@ -49,7 +49,7 @@ impl InternalJob for RouterHa {
             return Ok(json!({ "success": true }));
         };
         if r.host_id != Some(payload.from_host) {
-            return Ok(moved(db, &r).await?);
+            return moved(db, &r).await;
         }
         let target = provision::placement::choose(
             db,
@@ -126,7 +126,7 @@ impl InternalJob for VmHa {
         };
         // Started (or placed) meanwhile, by this job before or by a user.
         if v.state != vm::STATE_STOPPED {
-            return Ok(vm_placed(db, &v).await?);
+            return vm_placed(db, &v).await;
         }
         if v.host_id.is_none() {
             provision::placement::place_vm(db, &v, None).await?;
