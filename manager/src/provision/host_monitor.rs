@@ -13,7 +13,9 @@
 //!   traffic, only its host agent is gone: the host stays Disconnected and
 //!   nothing moves, so no second router takes the same public addresses.
 //!   Only a host whose agent and routers are all silent is Down; a host
-//!   with VMs but no router has no witness and stays Disconnected;
+//!   with VMs but no router has no witness and stays Disconnected, and so
+//!   does every host of a zone none of whose hosts answers (the manager is
+//!   the likelier one cut off);
 //! - Down (in one transaction, conditional on Disconnected, so one manager
 //!   does it once): each of its routers gets a job ([`crate::services::host::RouterHa`],
 //!   on its VPC's sync object) that starts it on another Up host from the
@@ -96,11 +98,12 @@ pub enum Verdict {
 }
 
 /// The verdict on a silent host with `routers` routers placed on it, of
-/// which `answering` answered, and `vms` VMs.
-pub fn verdict(routers: usize, answering: usize, vms: usize) -> Verdict {
+/// which `answering` answered, `vms` VMs, and `peers` other hosts of its
+/// zone that answered this round.
+pub fn verdict(routers: usize, answering: usize, vms: usize, peers: usize) -> Verdict {
     if answering > 0 {
         Verdict::Alive
-    } else if routers == 0 && vms > 0 {
+    } else if peers == 0 || (routers == 0 && vms > 0) {
         Verdict::Unknown
     } else {
         Verdict::Down
@@ -182,9 +185,10 @@ impl HostClients {
     }
 }
 
-/// Whether the host agent at `url` answers `Describe` within the deadline.
-async fn answers(plane: &Plane, clients: &mut HostClients, url: &str) -> bool {
-    let Ok(client) = clients.get(plane, url).await else {
+/// Whether the host agent behind `client` answers `Describe` within the
+/// deadline (no client: it could not be reached).
+async fn answers(client: Option<Arc<HostDriver>>) -> bool {
+    let Some(client) = client else {
         return false;
     };
     matches!(
@@ -203,9 +207,23 @@ pub async fn monitor_once(
     let hosts = host::list(&plane.db, &host::HostFilter::default(), Page::ALL)
         .await?
         .items;
+    // Every host is asked at once: a round lasts about one deadline however
+    // many hosts are silent.
+    let mut asked = Vec::new();
+    for h in &hosts {
+        asked.push(answers(clients.get(plane, &h.url).await.ok()));
+    }
+    let replies: Vec<bool> = futures_util::future::join_all(asked).await;
     let mut report = MonitorReport::default();
-    for h in hosts {
-        let answered = answers(plane, clients, &h.url).await;
+    for (h, &answered) in hosts.iter().zip(replies.iter()) {
+        // The other hosts of its zone that answered: when none does, the
+        // manager itself is likely cut off from the hosts, and nothing is
+        // fenced on its word.
+        let peers = hosts
+            .iter()
+            .zip(replies.iter())
+            .filter(|(o, up)| **up && o.id != h.id && o.data_center_id == h.data_center_id)
+            .count();
         let now = store::now_ms();
         let silent = now - h.last_ping.unwrap_or(h.created);
         match step(&h.status, answered, silent, timeout) {
@@ -228,9 +246,9 @@ pub async fn monitor_once(
                     report.disconnected.push(h.name.clone());
                 }
             }
-            Step::Investigate => match investigate(plane, &h).await? {
+            Step::Investigate => match investigate(plane, h, peers).await? {
                 Verdict::Down => {
-                    if let Some(queued) = declare_down(plane, &h).await? {
+                    if let Some(queued) = declare_down(plane, h).await? {
                         report.routers_queued += queued;
                         report.down.push(h.name.clone());
                     }
@@ -238,7 +256,7 @@ pub async fn monitor_once(
                 Verdict::Alive | Verdict::Unknown => report.kept.push(h.name.clone()),
             },
             Step::Return => {
-                if take_back(plane, clients, &h).await? {
+                if take_back(plane, clients, h).await? {
                     report.returned.push(h.name.clone());
                 }
             }
@@ -261,7 +279,7 @@ async fn routers_on(db: &store::Db, host_id: i64) -> Result<Vec<router::Router>,
 }
 
 /// Asks the routers placed on a silent host whether they still run.
-async fn investigate(plane: &Plane, h: &host::Host) -> Result<Verdict, Error> {
+async fn investigate(plane: &Plane, h: &host::Host, peers: usize) -> Result<Verdict, Error> {
     let routers: Vec<router::Router> = routers_on(&plane.db, h.id)
         .await?
         .into_iter()
@@ -280,15 +298,20 @@ async fn investigate(plane: &Plane, h: &host::Host) -> Result<Verdict, Error> {
         .get(&h.id)
         .copied()
         .unwrap_or_default();
-    let v = verdict(routers.len(), answering, usize::try_from(vms).unwrap_or(0));
+    let v = verdict(
+        routers.len(),
+        answering,
+        usize::try_from(vms).unwrap_or(0),
+        peers,
+    );
     match v {
         Verdict::Alive => tracing::warn!(
             host = %h.name, answering, routers = routers.len(),
             "host agent silent past the timeout but its routers answer: kept Disconnected, nothing moved"
         ),
         Verdict::Unknown => tracing::warn!(
-            host = %h.name, vms,
-            "host agent silent past the timeout, no router on it to tell whether it runs: kept Disconnected"
+            host = %h.name, vms, peers,
+            "host agent silent past the timeout, and no router on it or no other host of its zone answering to tell: kept Disconnected"
         ),
         Verdict::Down => {}
     }
@@ -477,14 +500,23 @@ mod tests {
 
     #[test]
     fn a_host_is_down_only_when_no_router_on_it_answers_and_something_can_tell() {
-        assert_eq!(verdict(2, 0, 3), Verdict::Down);
-        assert_eq!(verdict(1, 0, 0), Verdict::Down);
+        assert_eq!(verdict(2, 0, 3, 1), Verdict::Down);
+        assert_eq!(verdict(1, 0, 0, 2), Verdict::Down);
         // Nothing on it at all: nothing to protect, nothing to move.
-        assert_eq!(verdict(0, 0, 0), Verdict::Down);
+        assert_eq!(verdict(0, 0, 0, 1), Verdict::Down);
         // One router still answers: its data plane forwards, nothing moves.
-        assert_eq!(verdict(2, 1, 0), Verdict::Alive);
+        assert_eq!(verdict(2, 1, 0, 1), Verdict::Alive);
         // VMs only: no witness, the host is not fenced.
-        assert_eq!(verdict(0, 0, 4), Verdict::Unknown);
+        assert_eq!(verdict(0, 0, 4, 1), Verdict::Unknown);
+    }
+
+    #[test]
+    fn a_manager_that_reaches_no_host_of_the_zone_fences_none() {
+        // Every host silent at once says more about the manager than the
+        // hosts: nothing is declared Down (and no router could move).
+        assert_eq!(verdict(3, 0, 5, 0), Verdict::Unknown);
+        assert_eq!(verdict(0, 0, 0, 0), Verdict::Unknown);
+        assert_eq!(verdict(1, 1, 0, 0), Verdict::Alive);
     }
 
     #[test]
