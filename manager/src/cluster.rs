@@ -58,6 +58,8 @@ pub const LOOP_NETWORK_GC: i64 = -2;
 pub const LOOP_EXPIRY: i64 = -3;
 /// The key of the VXLAN flood-list loop.
 pub const LOOP_FLOOD_LISTS: i64 = -4;
+/// The key of the host monitor loop.
+pub const LOOP_HOST_MONITOR: i64 = -5;
 
 impl Shares {
     /// `me` and the other live members (`me` counts as live: a manager

@@ -479,6 +479,12 @@ impl Manager {
             tasks.push(tokio::spawn(crate::provision::flood::run_sync(
                 self.app.plane(),
             )));
+            let app = self.app.clone();
+            tasks.push(tokio::spawn(crate::provision::host_monitor::run(
+                self.app.plane(),
+                self.app.settings.data_dir.clone(),
+                move || app.jobs.wake(),
+            )));
             tasks.push(tokio::spawn(monitor::run_network_gc(self.app.clone())));
             if let Some(host) = &self.host {
                 tasks.push(tokio::spawn(monitor::run_sweeper(

@@ -12,6 +12,8 @@ use vpc_manager::store::job::NewJob;
 use vpc_manager::store::user::{self, NewUser};
 use vpc_manager::store::{Backend, Db, Page, StoreError, bootstrap, offering};
 
+#[path = "store/hosts.rs"]
+mod hosts;
 #[path = "store/identity.rs"]
 mod identity;
 #[path = "store/jobs.rs"]

@@ -7,6 +7,7 @@
 
 pub mod change;
 pub mod flood;
+pub mod host_monitor;
 pub mod hosts;
 pub mod lock;
 pub mod monitor;

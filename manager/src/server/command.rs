@@ -223,6 +223,24 @@ pub trait AsyncCommand: Command {
     }
 }
 
+/// A job the manager queues for itself, not started by an API command
+/// (a host's loss restarting its routers elsewhere): a name for the job
+/// row, a typed payload and a body, run by the job runner like a command's
+/// job (one at a time per sync object, taken over when its manager dies).
+pub trait InternalJob: Sized + Send + 'static {
+    /// The job row's `cmd`; it must not be an API command's name.
+    const NAME: &'static str;
+
+    /// As [`AsyncCommand::RERUN`].
+    const RERUN: bool = false;
+
+    /// What the job row stores: everything `run` needs.
+    type Job: Serialize + DeserializeOwned + Send + Sync + 'static;
+
+    /// The job body.
+    fn run(job: &JobCtx, payload: Self::Job) -> impl Future<Output = Result<Value, Error>> + Send;
+}
+
 /// The job an async command submits.
 #[derive(Debug, Clone)]
 pub struct Submission<J> {
@@ -509,6 +527,32 @@ impl Registry {
         };
         self.insert(spec_of::<C>(kind, submit_job::<C>, Some(entry)));
     }
+}
+
+impl Registry {
+    /// Registers an internal job.
+    pub fn internal<J: InternalJob>(&mut self) {
+        self.insert_internal(
+            J::NAME,
+            JobEntry {
+                run: run_internal::<J>,
+                abandon: |_, _| Box::pin(async { Ok(()) }),
+                rerun: J::RERUN,
+            },
+        );
+    }
+}
+
+fn run_internal<'a, J: InternalJob>(
+    job: &'a JobCtx,
+    info: &'a str,
+) -> BoxFuture<'a, Result<Value, ApiError>> {
+    Box::pin(async move {
+        let payload: J::Job = serde_json::from_str(info).map_err(|e| {
+            Error::internal(format!("the stored job of {} is unreadable: {e}", J::NAME))
+        })?;
+        Ok(J::run(job, payload).await?)
+    })
 }
 
 fn spec_of<C: Command>(

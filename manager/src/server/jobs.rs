@@ -97,6 +97,44 @@ fn is_lower_case_uuid(id: &str) -> bool {
             .all(|(g, n)| g.len() == n && g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
 }
 
+/// Inserts a job row for the user and account `by` (user, account) in
+/// `tx`, with its Scheduled event when its command has one (CloudStack's
+/// ApiServer files it as it queues the job); the runner claims it once `tx`
+/// commits.
+pub async fn queue(
+    tx: &mut store::Tx,
+    by: (i64, i64),
+    submit: Submit<'_>,
+) -> Result<job::Job, store::StoreError> {
+    let (user_id, account_id) = by;
+    let row = job::insert(
+        &mut *tx,
+        job::NewJob {
+            user_id,
+            account_id,
+            cmd: submit.cmd.to_string(),
+            cmd_info: submit.info.to_string(),
+            instance_type: submit.instance.map(|(t, _)| t.to_string()),
+            instance_uuid: submit.instance.map(|(_, id)| id),
+            sync_object: submit.sync_object,
+            uuid: submit.custom_id,
+        },
+    )
+    .await?;
+    if let Some(action) = job_action(
+        submit.cmd,
+        user_id,
+        account_id,
+        submit.instance.map(|(t, id)| (t, id.to_string())),
+    ) {
+        let first = events::record(&mut *tx, &action, event::STATE_SCHEDULED, true, 0).await?;
+        if first > 0 {
+            event::link_job(&mut *tx, &row.uuid.to_string(), first).await?;
+        }
+    }
+    Ok(row)
+}
+
 impl Jobs {
     /// A runner for manager `owner` (the job bodies are the registry's).
     pub fn new(owner: String) -> Self {
@@ -188,41 +226,22 @@ impl Jobs {
         submit: Submit<'_>,
     ) -> Result<String, ApiError> {
         let mut tx = app.db.begin().await?;
-        let row = job::insert(
-            &mut tx,
-            job::NewJob {
-                user_id: caller.user_id,
-                account_id: caller.account_id,
-                cmd: submit.cmd.to_string(),
-                cmd_info: submit.info.to_string(),
-                instance_type: submit.instance.map(|(t, _)| t.to_string()),
-                instance_uuid: submit.instance.map(|(_, id)| id),
-                sync_object: submit.sync_object,
-                uuid: submit.custom_id,
-            },
-        )
-        .await
-        .map_err(|e| match (e, &submit.custom_id) {
-            // Taken between the check and the insert by another request.
-            (store::StoreError::Duplicate(_), Some(id)) => duplicate_job_id(&id.to_string()),
-            (e, _) => e.into(),
-        })?;
-        // CloudStack's ApiServer files a Scheduled event as it queues the
-        // job; here in the same transaction as the job row.
-        if let Some(action) = job_action(
-            submit.cmd,
-            caller.user_id,
-            caller.account_id,
-            submit.instance.map(|(t, id)| (t, id.to_string())),
-        ) {
-            let first = events::record(&mut tx, &action, event::STATE_SCHEDULED, true, 0).await?;
-            if first > 0 {
-                event::link_job(&mut tx, &row.uuid.to_string(), first).await?;
-            }
-        }
+        let custom_id = submit.custom_id;
+        let row = queue(&mut tx, (caller.user_id, caller.account_id), submit)
+            .await
+            .map_err(|e| match (e, &custom_id) {
+                // Taken between the check and the insert by another request.
+                (store::StoreError::Duplicate(_), Some(id)) => duplicate_job_id(&id.to_string()),
+                (e, _) => e.into(),
+            })?;
         tx.commit().await?;
         self.wake.notify_one();
         Ok(row.uuid.to_string())
+    }
+
+    /// Wakes the runner (a job was queued in a transaction now committed).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Queues again every job this manager left in progress when it last
@@ -345,8 +364,7 @@ impl Jobs {
 /// ([`crate::server::command::AsyncCommand::RERUN`]).
 fn reruns(app: &App, j: &job::Job) -> bool {
     app.registry
-        .get(&j.cmd)
-        .and_then(|c| c.job)
+        .job_entry(&j.cmd)
         .is_some_and(|entry| entry.rerun)
 }
 
@@ -362,7 +380,7 @@ pub fn taken_over_text(from: &str) -> String {
 /// Undoes what an abandoned job made (its command's `abandon`) and fails
 /// it with `text` (530).
 async fn fail_abandoned(app: &App, j: &job::Job, text: &str) -> Result<(), store::StoreError> {
-    if let Some(entry) = app.registry.get(&j.cmd).and_then(|c| c.job) {
+    if let Some(entry) = app.registry.job_entry(&j.cmd) {
         match (entry.abandon)(app, &j.cmd_info).await {
             Ok(()) => {
                 tracing::warn!(job = %j.uuid, cmd = %j.cmd, "undid what an abandoned job had made")
@@ -501,8 +519,7 @@ async fn execute(app: Arc<App>, claimed: job::Job) {
 async fn run_body(app: &Arc<App>, claimed: &job::Job) -> Result<Value, ApiError> {
     let entry = app
         .registry
-        .get(&claimed.cmd)
-        .and_then(|c| c.job)
+        .job_entry(&claimed.cmd)
         .ok_or_else(|| ApiError::internal(format!("no job body for {}", claimed.cmd)))?;
     let ctx = JobCtx {
         app: app.clone(),

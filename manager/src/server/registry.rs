@@ -177,6 +177,14 @@ pub struct JobEntry {
     pub rerun: bool,
 }
 
+impl std::fmt::Debug for JobEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobEntry")
+            .field("rerun", &self.rerun)
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for CommandSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CommandSpec")
@@ -228,6 +236,9 @@ impl CommandSpec {
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     commands: BTreeMap<&'static str, CommandSpec>,
+    /// Jobs the manager queues for itself, by name: no API command starts
+    /// them and `listApis` does not show them.
+    internal: BTreeMap<&'static str, JobEntry>,
 }
 
 /// Parameters every async command accepts (CloudStack §2.1).
@@ -260,5 +271,22 @@ impl Registry {
     /// Every command, by name.
     pub fn all(&self) -> impl Iterator<Item = &CommandSpec> {
         self.commands.values()
+    }
+
+    /// The job body of the job named `name`: an async command's, or an
+    /// internal job's.
+    pub fn job_entry(&self, name: &str) -> Option<JobEntry> {
+        self.commands
+            .get(name)
+            .and_then(|c| c.job)
+            .or_else(|| self.internal.get(name).copied())
+    }
+
+    /// Adds an internal job.
+    pub(crate) fn insert_internal(&mut self, name: &'static str, entry: JobEntry) {
+        assert!(
+            !self.commands.contains_key(name) && self.internal.insert(name, entry).is_none(),
+            "job {name} registered twice"
+        );
     }
 }

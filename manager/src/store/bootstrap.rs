@@ -197,6 +197,16 @@ fn ignore_duplicate<T>(result: Result<T>) -> Result<()> {
     }
 }
 
+/// The `system` user and its account (user id, account id): who the jobs
+/// the manager queues for itself (a lost host's routers) belong to.
+pub async fn system_user(db: &Db) -> Result<(i64, i64)> {
+    let root = domain::root(db).await?;
+    let u = user::get_by_username(db, root.id, SYSTEM_ACCOUNT)
+        .await?
+        .or_not_found("user", SYSTEM_ACCOUNT)?;
+    Ok((u.id, u.account_id))
+}
+
 /// Makes sure the `admin` account (root admin, in ROOT) and its `admin` user exist and
 /// that the user has API keys; returns `(api_key, secret_key)` for cloudstack.ini.
 /// Running it again returns the same keys. The user gets no password (use

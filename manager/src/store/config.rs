@@ -82,6 +82,14 @@ pub const DEFAULTS: &[ConfigDef] = &[
         "Seconds a network must be idle before it is shut down"),
     def("router.check.interval", "Advanced", "5", "Global", true,
         "Seconds between checks of running routers' agents (0 turns the check off)"),
+    // CloudStack's names and meaning (ping.timeout multiplies ping.interval),
+    // with a host agent checked every 2 s, not 60: a lost host's routers are
+    // started elsewhere seconds after, not minutes.
+    def("ping.interval", "Advanced", "2", "Global", true,
+        "Seconds between the checks of every host agent (Describe) by the host monitor"),
+    def("ping.timeout", "Advanced", "2.5", "Global", true,
+        "Multiplier to ping.interval before a silent host is investigated and, when its \
+         routers are silent too, declared Down"),
     def("network.guest.cidr.limit", "Network", "22", "Global", true,
         "Shortest prefix length a non-root user may give a tier CIDR"),
     def("allow.non.rfc1918.compliant.ips", "Network", "false", "Global", true,

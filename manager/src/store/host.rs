@@ -332,6 +332,93 @@ pub async fn set_status<'a>(ex: impl Into<Exec<'a>>, id: i64, status: &str) -> R
     Ok(done == 1)
 }
 
+/// Moves a live host's status from `from` to `to` and says whether it did:
+/// the update is conditional on the status read, so of two managers that
+/// saw the same status only one moves it. Up (also Up to Up, an answer of
+/// an Up host) records the answer's time and clears `disconnected`; any
+/// other status keeps the first time the host was found silent.
+pub async fn transit_status<'a>(
+    ex: impl Into<Exec<'a>>,
+    id: i64,
+    from: &str,
+    to: &str,
+) -> Result<bool> {
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE host SET status = $3, \
+             last_ping = CASE WHEN $3 = 'Up' THEN $4 ELSE last_ping END, \
+             disconnected = CASE WHEN $3 = 'Up' THEN NULL ELSE COALESCE(disconnected, $4) END \
+             WHERE id = $1 AND status = $2 AND removed IS NULL",
+        )
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .bind(now_ms())
+        .execute(c)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// A VM a lost host ran, as [`stop_vms_on`] left it.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct LostVm {
+    pub id: i64,
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
+    pub account_id: i64,
+    pub instance_name: String,
+}
+
+/// The VMs running (or starting) on a host whose service offering asks for
+/// HA (`ha_enabled`): started on another host when the host is lost.
+pub async fn ha_vms_on<'a>(ex: impl Into<Exec<'a>>, host_id: i64) -> Result<Vec<LostVm>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT v.id, v.uuid, v.account_id, v.instance_name FROM vm_instance v \
+             JOIN service_offering o ON o.id = v.service_offering_id \
+             WHERE v.host_id = $1 AND v.removed IS NULL AND o.ha_enabled = $2 \
+             AND v.state IN ('Starting', 'Running') ORDER BY v.id",
+        )
+        .bind(host_id)
+        .bind(true)
+        .fetch_all(c)
+        .await?
+    }))
+}
+
+/// Marks the VMs of a Down host Stopped with no host (CloudStack's VMs of a
+/// host that is Down and not restarted by HA); returns them.
+pub async fn stop_vms_on<'a>(ex: impl Into<Exec<'a>>, host_id: i64) -> Result<Vec<LostVm>> {
+    let mut ex = ex.into();
+    let vms: Vec<LostVm> = on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT id, uuid, account_id, instance_name FROM vm_instance \
+             WHERE host_id = $1 AND removed IS NULL \
+             AND state IN ('Starting', 'Running', 'Stopping', 'Stopped') ORDER BY id",
+        )
+        .bind(host_id)
+        .fetch_all(c)
+        .await?
+    });
+    on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE vm_instance SET host_id = NULL, \
+             state = CASE WHEN state IN ('Starting', 'Running', 'Stopping') THEN 'Stopped' \
+             ELSE state END \
+             WHERE host_id = $1 AND removed IS NULL \
+             AND state IN ('Starting', 'Running', 'Stopping', 'Stopped')",
+        )
+        .bind(host_id)
+        .execute(c)
+        .await?;
+    });
+    Ok(vms)
+}
+
 /// Removes a host: its live VMs and routers no longer run anywhere (they
 /// are Stopped, with no host, as CloudStack's forced `deleteHost` leaves
 /// them), in one transaction.

@@ -86,6 +86,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "global_acl_offering_scope",
         include_str!("../../../migrations/sqlite/0018_global_acl_offering_scope.sql"),
     ),
+    (
+        19,
+        "offer_ha",
+        include_str!("../../../migrations/sqlite/0019_offer_ha.sql"),
+    ),
 ];
 
 /// (version, description, SQL) of each PostgreSQL migration, in order.
@@ -164,6 +169,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         18,
         "global_acl_offering_scope",
         include_str!("../../../migrations/postgres/0018_global_acl_offering_scope.sql"),
+    ),
+    (
+        19,
+        "offer_ha",
+        include_str!("../../../migrations/postgres/0019_offer_ha.sql"),
     ),
 ];
 

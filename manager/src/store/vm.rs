@@ -210,6 +210,12 @@ pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Opti
     get(ex, "v.uuid", uuid).await
 }
 
+/// A VM by instance name (`i-2-9-VM`, the name its host agent reports),
+/// removed or not.
+pub async fn get_by_instance_name<'a>(ex: impl Into<Exec<'a>>, name: &str) -> Result<Option<Vm>> {
+    get(ex, "v.instance_name", name.to_string()).await
+}
+
 /// Lists live (not expunged) VMs by creation order.
 pub async fn list<'a>(
     ex: impl Into<Exec<'a>>,
@@ -454,6 +460,8 @@ pub struct ServiceOffering {
     pub system_vm_type: Option<String>,
     /// The ROOT disk of its VMs in GiB; None: the template's size.
     pub root_disk_size: Option<i64>,
+    /// Its VMs are started on another host when theirs is lost (`offerha`).
+    pub ha_enabled: bool,
 }
 
 /// A `vm_template` row.
@@ -506,7 +514,7 @@ pub struct CatalogFilter {
 }
 
 const OFFERING_COLUMNS: &str = "id, uuid, name, display_text, cpu, speed, ram_size, is_default, \
-     created, removed, system_vm_type, root_disk_size";
+     created, removed, system_vm_type, root_disk_size, ha_enabled";
 const TEMPLATE_COLUMNS: &str = "id, uuid, name, display_text, format, os_type, is_public, \
      is_featured, enable_password, created, removed, size";
 
@@ -702,6 +710,8 @@ pub struct NewServiceOffering {
     pub speed: i64,
     pub ram_size: i64,
     pub root_disk_size: Option<i64>,
+    /// `offerha`.
+    pub ha_enabled: bool,
 }
 
 /// Stores a service offering of guest VMs.
@@ -712,7 +722,7 @@ pub async fn create_offering<'a>(
     let mut ex = ex.into();
     let sql = format!(
         "INSERT INTO service_offering (uuid, name, display_text, cpu, speed, ram_size, \
-         root_disk_size, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         root_disk_size, created, ha_enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          RETURNING {OFFERING_COLUMNS}"
     );
     Ok(on_db!(&mut ex, c => {
@@ -725,6 +735,7 @@ pub async fn create_offering<'a>(
             .bind(new.ram_size)
             .bind(new.root_disk_size)
             .bind(super::now_ms())
+            .bind(new.ha_enabled)
             .fetch_one(c)
             .await?
     }))

@@ -253,6 +253,17 @@ const EVENTS: &[(&str, &str, &str)] = &[
     ("enableUser", "USER.ENABLE", "enabling user"),
     ("lockUser", "USER.LOCK", "locking user"),
     ("rebootRouter", "ROUTER.REBOOT", "rebooting router"),
+    // The host monitor's job for each router of a lost host (no command).
+    (
+        "haRestartRouter",
+        "ROUTER.HA",
+        "restarting router on another host after its host was lost",
+    ),
+    (
+        "haStartVirtualMachine",
+        "VM.START",
+        "starting VM on another host after its host was lost",
+    ),
     ("rebootVirtualMachine", "VM.REBOOT", "rebooting VM"),
     (
         "registerSSHKeyPair",

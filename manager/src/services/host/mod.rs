@@ -9,6 +9,7 @@ mod add;
 mod add_cluster;
 mod create_pod;
 mod delete;
+mod ha;
 mod list;
 mod list_clusters;
 mod list_pods;
@@ -28,6 +29,7 @@ pub use add::{AddHost, local_host_name};
 pub use add_cluster::AddCluster;
 pub use create_pod::CreatePod;
 pub use delete::DeleteHost;
+pub use ha::{RouterHa, RouterHaJob, VmHa, VmHaJob};
 pub use list::ListHosts;
 pub use list_clusters::ListClusters;
 pub use list_pods::ListPods;
@@ -47,6 +49,8 @@ pub fn register(registry: &mut Registry) {
     registry.job::<PrepareHostForMaintenance>();
     registry.job::<CancelHostMaintenance>();
     registry.sync::<DeleteHost>();
+    registry.internal::<RouterHa>();
+    registry.internal::<VmHa>();
 }
 
 /// The live pod `id`, given as parameter `name`.

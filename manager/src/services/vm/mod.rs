@@ -50,6 +50,7 @@ pub use reboot::RebootVirtualMachine;
 pub use reset_password::ResetPasswordForVirtualMachine;
 pub use reset_ssh_key::ResetSshKeyForVirtualMachine;
 pub use start::StartVirtualMachine;
+pub(crate) use start::start as start_stopped_vm;
 pub use stop::StopVirtualMachine;
 pub(crate) use stop::stop as stop_vm;
 pub use update::UpdateVirtualMachine;
@@ -192,7 +193,7 @@ fn tier_uuids(tiers: &[TierNic]) -> Vec<Uuid> {
 }
 
 /// Jobs on a VM run one at a time with the other jobs of its VPC.
-async fn sync_object(db: &Db, v: &vm::Vm) -> Result<String, Error> {
+pub(crate) async fn sync_object(db: &Db, v: &vm::Vm) -> Result<String, Error> {
     Ok(match vpc_of(db, v.id).await? {
         Some(id) => vpc_sync(id),
         None => format!("vm:{}", v.id),

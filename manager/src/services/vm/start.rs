@@ -68,7 +68,7 @@ impl AsyncCommand for StartVirtualMachine {
 /// implements its tiers that are not yet, then marks
 /// it Running with its NICs in use and a new generation, and pushes its
 /// tiers' DHCP lists. When the push fails the VM is Stopped again.
-pub(super) async fn start(app: &App, vm_id: i64) -> Result<(), Error> {
+pub(crate) async fn start(app: &App, vm_id: i64) -> Result<(), Error> {
     let db = &app.db;
     let v = job_vm(app, vm_id).await?;
     let (tiers_of, vpc_id) = tiers_of_vm(db, v.id).await?;

@@ -246,6 +246,7 @@ mod tests {
             removed: None,
             system_vm_type: None,
             root_disk_size: root,
+            ha_enabled: false,
         };
         let template = vm::Template {
             id: 1,

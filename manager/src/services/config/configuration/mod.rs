@@ -27,6 +27,8 @@ enum ValueKind {
     Integer { min: i64, max: i64 },
     /// `true` or `false`, any case; stored lower-cased.
     Boolean,
+    /// A decimal number from 1 to 1000 (a multiplier such as `2.5`).
+    Multiplier,
     /// A DNS domain such as `cloud.internal`.
     DnsSuffix,
     /// Comma-separated IPv4 CIDRs, possibly none.
@@ -62,6 +64,8 @@ fn kind_of(name: &str) -> ValueKind {
             max: INT,
         },
         "router.check.interval" => ValueKind::Integer { min: 0, max: INT },
+        "ping.interval" => ValueKind::Integer { min: 1, max: 3600 },
+        "ping.timeout" => ValueKind::Multiplier,
         "default.page.size" => ValueKind::Integer {
             min: 1,
             max: MAX_PAGE_SIZE,
@@ -98,6 +102,7 @@ fn type_name(kind: ValueKind) -> &'static str {
     match kind {
         ValueKind::Integer { .. } => "Number",
         ValueKind::Boolean => "Boolean",
+        ValueKind::Multiplier => "Float",
         _ => "String",
     }
 }
@@ -130,6 +135,16 @@ fn checked_value(name: &str, value: &str) -> Result<String, Error> {
                 .map_err(|_| bad("an integer is expected".into()))?;
             if n < min || n > max {
                 return Err(bad(format!("it must be between {min} and {max}")));
+            }
+            Ok(n.to_string())
+        }
+        ValueKind::Multiplier => {
+            let n: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| bad("a decimal number is expected".into()))?;
+            if !(1.0..=1000.0).contains(&n) {
+                return Err(bad("it must be between 1 and 1000".into()));
             }
             Ok(n.to_string())
         }

@@ -99,7 +99,7 @@ pub(super) fn offering_view(o: &vm::ServiceOffering) -> Value {
         "memory": o.ram_size,
         "created": date(o.created),
         "storagetype": "shared",
-        "offerha": false,
+        "offerha": o.ha_enabled,
         "limitcpuuse": false,
         "isvolatile": false,
         "issystem": o.system_vm_type.is_some(),

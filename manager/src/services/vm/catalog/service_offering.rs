@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::offerings::offering_view;
 use crate::error::Error;
-use crate::server::command::{Arg, Args, Command, Id, Long, Spec, SyncCommand, Text};
+use crate::server::command::{Arg, Args, Command, Flag, Id, Long, Spec, SyncCommand, Text};
 use crate::server::registry::{FieldSpec, ROOT, field};
 use crate::server::{Ctx, Reply};
 use crate::store::vm;
@@ -27,6 +27,10 @@ const ROOT_DISK: Arg<Long> = Arg::opt(
     "the ROOT disk of its VMs in GB; default the template's size",
 );
 const STORAGE: Arg<Text> = Arg::opt("storagetype", "local or shared (default shared)");
+const OFFER_HA: Arg<Flag> = Arg::opt(
+    "offerha",
+    "the HA for the service offering: its VMs start on another host when theirs is lost",
+);
 const ID: Arg<Id> = Arg::req("id", "the ID of the service offering");
 const NEW_NAME: Arg<Text> = Arg::opt("name", "the new name of the service offering");
 const NEW_TEXT: Arg<Text> = Arg::opt("displaytext", "the new description");
@@ -39,6 +43,11 @@ const FIELDS: &[FieldSpec] = &[
     field("cpuspeed", "integer", "the CPU speed in MHz"),
     field("memory", "integer", "the memory in MB"),
     field("rootdisksize", "long", "the ROOT disk size in GB"),
+    field(
+        "offerha",
+        "boolean",
+        "the HA support in the service offering",
+    ),
     field("created", "date", "when the offering was created"),
 ];
 
@@ -51,6 +60,7 @@ pub struct CreateServiceOffering {
     memory: Option<i64>,
     root_disk: Option<i64>,
     storage: Option<String>,
+    offer_ha: bool,
 }
 
 impl Command for CreateServiceOffering {
@@ -66,6 +76,7 @@ impl Command for CreateServiceOffering {
             .param(MEMORY)
             .param(ROOT_DISK)
             .param(STORAGE)
+            .param(OFFER_HA)
             .returns("serviceoffering", FIELDS)
     }
 
@@ -78,6 +89,7 @@ impl Command for CreateServiceOffering {
             memory: args.get(&MEMORY)?,
             root_disk: args.get(&ROOT_DISK)?,
             storage: args.text(&STORAGE)?,
+            offer_ha: args.get(&OFFER_HA)?.unwrap_or(false),
         })
     }
 }
@@ -158,6 +170,7 @@ impl SyncCommand for CreateServiceOffering {
                 speed,
                 ram_size: memory,
                 root_disk_size: self.root_disk,
+                ha_enabled: self.offer_ha,
             },
         )
         .await?;
