@@ -24,12 +24,13 @@ use crate::apply::dnsmasq::{DnsmasqOptions, Supervisor};
 use crate::apply::haproxy::Proxy;
 use crate::apply::netlink::{Netlink, NetlinkError};
 use crate::apply::nft::{Nft, NftError};
+use crate::apply::nft_netlink::{Element, NftNetlink, NftNetlinkError, SetType, encode_deltas};
 use crate::metadata::Directory;
 use crate::model::{Invalid, Limits, Mac, Router};
 use crate::plan;
 use crate::plan::nft::counters::{self, ChainCounts};
 use crate::plan::nft::{Carry, NftOptions, Ruleset};
-use crate::state::{Desired, StateError, StateStore};
+use crate::state::{Desired, ListChange, StateError, StateStore};
 use crate::status::{Part, Status};
 use crate::update::{self, Change};
 use crate::vpn::Charon;
@@ -137,6 +138,9 @@ struct Inner {
     /// until then.
     live_listing: Option<String>,
     netlink: Netlink,
+    /// The nf_tables netlink socket of the incremental path; `None` when it
+    /// could not be opened (every change then goes through `nft -f`).
+    nft_netlink: Option<NftNetlink>,
     dnsmasq: Supervisor,
     vpn: Charon,
     proxy: Proxy,
@@ -197,7 +201,9 @@ impl Agent {
                     Err(e) => Err(unusable(&store, format!("invalid: {e}"))?),
                 }
             }
-            Err(e @ StateError::Decode { .. }) => Err(unusable(&store, e.to_string())?),
+            Err(e @ (StateError::Decode { .. } | StateError::Journal { .. })) => {
+                Err(unusable(&store, e.to_string())?)
+            }
             Err(e) => return Err(e.into()),
         };
         let (desired, router, state_file) = match loaded {
@@ -208,6 +214,9 @@ impl Agent {
             }
         };
         let netlink = Netlink::connect().map_err(|e| AgentError::Apply(e.to_string()))?;
+        let nft_netlink = NftNetlink::open()
+            .inspect_err(|e| tracing::warn!(error = %e, "element changes go through nft"))
+            .ok();
         let dnsmasq = Supervisor::new(
             settings.dnsmasq_dir.clone(),
             settings.dnsmasq_binary.clone(),
@@ -226,6 +235,7 @@ impl Agent {
                 live: None,
                 live_listing: None,
                 netlink,
+                nft_netlink,
                 dnsmasq,
                 vpn: Charon::new(
                     settings.vpn_dir.clone(),
@@ -322,18 +332,25 @@ impl Agent {
                 applied: inner.applied_generation,
             });
         }
+        let list = match &change {
+            Change::SetNetworkAcl(Some(acl)) => ListChange::Acl(acl.device_index),
+            Change::SetPortForwarding(_) => ListChange::PortForwards,
+            Change::SetStaticNat(_) => ListChange::StaticNats,
+            _ => ListChange::Other,
+        };
+        let validating = Instant::now();
         let (config, router) = update::apply(
             &inner.desired.config,
             &inner.router,
             change,
             &self.settings.limits,
         )?;
+        let validate_us = micros_since(validating);
         let unchanged = config == inner.desired.config && inner.last_error.is_empty();
-        let previous = inner.desired.clone();
-        let previous_router = inner.router.clone();
         let desired = Desired { generation, config };
         let persisting = Instant::now();
-        let saved = self.store.save(&desired);
+        // Only what changed in the list is persisted when it can be.
+        let saved = self.store.save_change(&inner.desired, &desired, list);
         inner.status.record(
             Part::State,
             saved.as_ref().map_err(|e| e.to_string()).copied(),
@@ -343,6 +360,10 @@ impl Agent {
             return Err(e.into());
         }
         let persist_us = micros_since(persisting);
+        // The previous state stays in `inner` until the apply succeeds (no
+        // copy of a large state is made); its router is moved out for the
+        // apply to compare with.
+        let previous_router = std::mem::take(&mut inner.router);
         match self
             .apply_router(&mut inner, &router, &previous_router)
             .await
@@ -362,6 +383,7 @@ impl Agent {
                     rpc,
                     generation,
                     micros,
+                    validate_us,
                     persist_us,
                     netlink_us = report.netlink_us,
                     plan_us = report.plan_us,
@@ -385,7 +407,7 @@ impl Agent {
                 // Re-apply the previous state even if persisting it fails: the
                 // kernel must not stay half-changed. The reconcile loop retries
                 // whatever is left in last_error.
-                if let Err(e) = self.store.save(&previous) {
+                if let Err(e) = self.store.save(&inner.desired) {
                     tracing::error!(error = %e, "persisting the previous state failed");
                     inner.last_error = e.to_string();
                 }
@@ -397,6 +419,7 @@ impl Agent {
                     tracing::error!(error = %e, "restoring the previous state failed");
                     inner.last_error = e.to_string();
                 }
+                inner.router = previous_router;
                 self.publish(&inner);
                 Err(error)
             }
@@ -454,6 +477,69 @@ impl Agent {
             &self.options,
             inner.live.as_ref().map(|live| (previous, live)),
         );
+        report.plan_us = micros_since(step);
+        let step = Instant::now();
+        // A change of set and map elements alone goes over netlink: one
+        // batch, counts read back element by element.
+        let attempt = match (&inner.live, inner.nft_netlink.as_mut()) {
+            (Some(old), Some(socket)) => apply_elements(socket, old, &ruleset),
+            _ => Ok(false),
+        };
+        let incremental = attempt.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "netlink element change refused; replacing the table");
+            inner.live = None;
+            false
+        });
+        if incremental {
+            inner.live_listing = None;
+            inner.status.record(Part::Nft, Ok(()));
+            inner.live = Some(ruleset);
+        } else {
+            self.apply_nft(inner, ruleset, &mut report).await?;
+        }
+        report.nft_us = micros_since(step);
+
+        // After nft: the kernel no longer DNATs the rules HAProxy takes.
+        let proxy_config = plan::haproxy::plan(
+            router,
+            &self.settings.dnsmasq.user,
+            &self.settings.dnsmasq.group,
+        );
+        let proxied = inner.proxy.apply(proxy_config.as_deref());
+        inner.status.record(
+            Part::Proxy,
+            proxied.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+        );
+        report
+            .changes
+            .extend(proxied.map_err(|e| AgentError::Apply(e.to_string()))?);
+
+        let step = Instant::now();
+        let files =
+            plan::dnsmasq::plan_with_links(router, &self.settings.dnsmasq_dir, &inner.link_mtus);
+        report.changes.extend(self.apply_dnsmasq(inner, &files));
+        report.dnsmasq_us = micros_since(step);
+
+        // The VPN last: its traffic needs the links, routes and rules above.
+        // charon refusing the configuration fails the command, so the
+        // manager sees the connection's error.
+        let vpn = inner.vpn.apply(router.vpn.as_ref());
+        match vpn {
+            Ok(changes) => report.changes.extend(changes),
+            Err(e) => return Err(AgentError::Apply(format!("site-to-site VPN: {e}"))),
+        }
+        Ok(report)
+    }
+
+    /// Changes the table to `ruleset` through `nft -f`: the changed chains,
+    /// or the whole table when nothing is known to be live; the hit counts
+    /// that must survive are read first.
+    async fn apply_nft(
+        &self,
+        inner: &mut Inner,
+        ruleset: Ruleset,
+        report: &mut ApplyReport,
+    ) -> Result<(), AgentError> {
         // The hit counts that must survive the change are read first: of
         // the sets whose elements of items that stay go (none for adding or
         // deleting an item), or of the whole table when it is replaced.
@@ -489,8 +575,6 @@ impl Agent {
             Some(old) => ruleset.render_update_with(old, &carry),
             None => Some(ruleset.render_full_with(&carry.counts)),
         };
-        report.plan_us = micros_since(step);
-        let step = Instant::now();
         if let Some(script) = script {
             if let Err(e) = self.nft.apply(&script).await {
                 // An update that the kernel refuses is retried as a full
@@ -515,38 +599,7 @@ impl Agent {
         }
         inner.status.record(Part::Nft, Ok(()));
         inner.live = Some(ruleset);
-        report.nft_us = micros_since(step);
-
-        // After nft: the kernel no longer DNATs the rules HAProxy takes.
-        let proxy_config = plan::haproxy::plan(
-            router,
-            &self.settings.dnsmasq.user,
-            &self.settings.dnsmasq.group,
-        );
-        let proxied = inner.proxy.apply(proxy_config.as_deref());
-        inner.status.record(
-            Part::Proxy,
-            proxied.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-        );
-        report
-            .changes
-            .extend(proxied.map_err(|e| AgentError::Apply(e.to_string()))?);
-
-        let step = Instant::now();
-        let files =
-            plan::dnsmasq::plan_with_links(router, &self.settings.dnsmasq_dir, &inner.link_mtus);
-        report.changes.extend(self.apply_dnsmasq(inner, &files));
-        report.dnsmasq_us = micros_since(step);
-
-        // The VPN last: its traffic needs the links, routes and rules above.
-        // charon refusing the configuration fails the command, so the
-        // manager sees the connection's error.
-        let vpn = inner.vpn.apply(router.vpn.as_ref());
-        match vpn {
-            Ok(changes) => report.changes.extend(changes),
-            Err(e) => return Err(AgentError::Apply(format!("site-to-site VPN: {e}"))),
-        }
-        Ok(report)
+        Ok(())
     }
 
     /// The ACL hit counts of the live table, by chain and item; none when
@@ -621,6 +674,66 @@ impl Agent {
         inner.status.record(Part::Dnsmasq, result);
         changes
     }
+}
+
+/// Makes the change from `old` to `new` as one netlink batch of element
+/// changes when that is all it is. `Ok(false)`: the change needs the nft
+/// path (a chain or rule changes, or an element this path does not encode);
+/// an error: the kernel refused the batch (nothing changed) or the socket
+/// failed.
+fn apply_elements(
+    socket: &mut NftNetlink,
+    old: &Ruleset,
+    new: &Ruleset,
+) -> Result<bool, NftNetlinkError> {
+    let needs = new.carry_needs(old);
+    if !needs.sets.is_empty() {
+        return Ok(false);
+    }
+    // The counts of the items whose elements are replaced, read back one
+    // element at a time.
+    let specs = old.set_specs();
+    let mut counts = ChainCounts::new();
+    for (set, keys) in &needs.elements {
+        let Some(ty) = specs.get(set.as_str()).and_then(|s| SetType::parse(s).ok()) else {
+            return Ok(false);
+        };
+        let Ok(elements) = keys
+            .iter()
+            .map(|k| Element::parse(&ty, k, false))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            return Ok(false);
+        };
+        let wanted: BTreeSet<&[u8]> = elements.iter().map(Element::key).collect();
+        let read = socket.get(set, &elements)?;
+        let found = read.iter().filter_map(|r| {
+            let tag = r.comment.as_deref()?;
+            (wanted.contains(r.key.as_slice())).then_some((tag, r.counter?))
+        });
+        for (key, (packets, bytes)) in counters::chain_counts_of_read(set, found) {
+            let sum = counts.entry(key).or_default();
+            sum.0 += packets;
+            sum.1 += bytes;
+        }
+    }
+    let carry = Carry {
+        counts,
+        refreshed: needs.refreshed,
+    };
+    let Some(deltas) = new.element_changes(old, &carry) else {
+        return Ok(false);
+    };
+    let changes = match encode_deltas(&deltas) {
+        Ok(changes) => changes,
+        Err(e @ NftNetlinkError::Encode { .. }) => {
+            tracing::debug!(error = %e, "element change goes through nft");
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    };
+    socket.apply(&changes)?;
+    Ok(true)
 }
 
 fn nft_failed(e: NftError) -> AgentError {
