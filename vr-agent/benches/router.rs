@@ -499,7 +499,7 @@ fn bench_changes(report: &mut String) {
                         protocol: pb::Protocol::Tcp as i32,
                         public_start_port: 9000,
                         private_ip: "10.1.1.99".into(),
-                        private_start_port: 9000,
+                        private_start_port: 80,
                         ..Default::default()
                     });
                 }
