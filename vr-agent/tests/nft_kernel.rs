@@ -311,8 +311,9 @@ fn netlink_element_changes_give_the_same_table_as_a_full_load() {
     ));
     assert_netlink_update_equals_full(&lab, "added", &base, &added);
 
-    // Port forwards (same-port interval map, shifted map) and static NAT
-    // (address map, mark map) gain, lose and change elements.
+    // A port forward moves to another public port and one is added
+    // (elements of the port-shifting map); a static NAT changes its VM
+    // (elements of the address, mark, source and interface maps).
     let mut nat = base.clone();
     nat.port_forwarding_rules[0].public_start_port = 2223;
     nat.port_forwarding_rules.push(pb::PortForwardingRule {
@@ -321,7 +322,7 @@ fn netlink_element_changes_give_the_same_table_as_a_full_load() {
         protocol: Tcp as i32,
         public_start_port: 8443,
         private_ip: "10.1.1.7".into(),
-        private_start_port: 8443,
+        private_start_port: 443,
         ..Default::default()
     });
     assert_netlink_update_equals_full(&lab, "pf", &base, &nat);

@@ -100,6 +100,8 @@ enum Field {
     Service,
     /// `mark` (host order).
     Mark,
+    /// `ifname`: the name, zero-padded to 16 bytes.
+    Ifname,
 }
 
 impl Field {
@@ -112,6 +114,7 @@ impl Field {
             }
             "inet_service" => Field::Service,
             "mark" => Field::Mark,
+            "ifname" => Field::Ifname,
             _ => return None,
         })
     }
@@ -160,6 +163,16 @@ impl Field {
                     (u128::from(a), u128::from(a))
                 };
                 Ok((lo.to_be_bytes().to_vec(), hi.to_be_bytes().to_vec()))
+            }
+            Field::Ifname => {
+                let name = text
+                    .strip_prefix('"')
+                    .and_then(|t| t.strip_suffix('"'))
+                    .filter(|n| !n.is_empty() && n.len() < 16 && n.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
+                    .ok_or_else(bad)?;
+                let mut bytes = name.as_bytes().to_vec();
+                bytes.resize(16, 0);
+                Ok((bytes.clone(), bytes))
             }
             Field::Byte | Field::Service | Field::Mark => {
                 let number = |t: &str| -> Result<u64, String> {
@@ -975,6 +988,12 @@ mod tests {
         assert_eq!(e.key, [203, 0, 113, 11, 6, 0, 0, 0, 0x27, 0x10, 0, 0]);
         assert_eq!(e.key_end, None);
         assert_eq!(e.data.unwrap(), [10, 1, 1, 10, 0, 80, 0, 0]);
+        let out = SetType::parse("type ifname . ipv4_addr : ipv4_addr;").unwrap();
+        let e = Element::parse(&out, r#""eth1" . 10.1.2.6 : 203.0.113.12"#, false).unwrap();
+        assert_eq!(&e.key[..5], b"eth1\0");
+        assert_eq!(e.key.len(), 20);
+        assert_eq!(&e.key[16..], [10, 1, 2, 6]);
+        assert!(Element::parse(&out, r#"eth1 . 10.1.2.6 : 203.0.113.12"#, false).is_err());
         let mark = SetType::parse("type ipv4_addr : mark;").unwrap();
         let e = Element::parse(&mark, "10.1.1.5 : 0x65", false).unwrap();
         assert_eq!(e.key, [10, 1, 1, 5]);
