@@ -108,6 +108,9 @@ struct ApplyReport {
     netlink_us: u64,
     plan_us: u64,
     nft_us: u64,
+    /// How the table was changed: `netlink` (element changes in one
+    /// batch), `nft` (an `nft -f` script) or `unchanged`.
+    nft_path: &'static str,
     dnsmasq_us: u64,
 }
 
@@ -388,6 +391,7 @@ impl Agent {
                     netlink_us = report.netlink_us,
                     plan_us = report.plan_us,
                     nft_us = report.nft_us,
+                    nft_path = %report.nft_path,
                     dnsmasq_us = report.dnsmasq_us,
                     changes = report.changes.len(),
                     "applied"
@@ -483,18 +487,25 @@ impl Agent {
         // batch, counts read back element by element.
         let attempt = match (&inner.live, inner.nft_netlink.as_mut()) {
             (Some(old), Some(socket)) => apply_elements(socket, old, &ruleset),
-            _ => Ok(false),
+            _ => Ok(None),
         };
         let incremental = attempt.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "netlink element change refused; replacing the table");
             inner.live = None;
-            false
+            None
         });
-        if incremental {
-            inner.live_listing = None;
+        if let Some(elements) = incremental {
+            report.nft_path = if elements == 0 { "unchanged" } else { "netlink" };
+            if elements > 0 {
+                report
+                    .changes
+                    .push(format!("nft: {elements} set elements changed over netlink"));
+                inner.live_listing = None;
+            }
             inner.status.record(Part::Nft, Ok(()));
             inner.live = Some(ruleset);
         } else {
+            report.nft_path = "nft";
             self.apply_nft(inner, ruleset, &mut report).await?;
         }
         report.nft_us = micros_since(step);
@@ -677,7 +688,8 @@ impl Agent {
 }
 
 /// Makes the change from `old` to `new` as one netlink batch of element
-/// changes when that is all it is. `Ok(false)`: the change needs the nft
+/// changes when that is all it is, returning how many elements went and
+/// came. `Ok(None)`: the change needs the nft
 /// path (a chain or rule changes, or an element this path does not encode);
 /// an error: the kernel refused the batch (nothing changed) or the socket
 /// failed.
@@ -685,10 +697,10 @@ fn apply_elements(
     socket: &mut NftNetlink,
     old: &Ruleset,
     new: &Ruleset,
-) -> Result<bool, NftNetlinkError> {
+) -> Result<Option<usize>, NftNetlinkError> {
     let needs = new.carry_needs(old);
     if !needs.sets.is_empty() {
-        return Ok(false);
+        return Ok(None);
     }
     // The counts of the items whose elements are replaced, read back one
     // element at a time.
@@ -696,14 +708,14 @@ fn apply_elements(
     let mut counts = ChainCounts::new();
     for (set, keys) in &needs.elements {
         let Some(ty) = specs.get(set.as_str()).and_then(|s| SetType::parse(s).ok()) else {
-            return Ok(false);
+            return Ok(None);
         };
         let Ok(elements) = keys
             .iter()
             .map(|k| Element::parse(&ty, k, false))
             .collect::<Result<Vec<_>, _>>()
         else {
-            return Ok(false);
+            return Ok(None);
         };
         let wanted: BTreeSet<&[u8]> = elements.iter().map(Element::key).collect();
         let read = socket.get(set, &elements)?;
@@ -722,18 +734,23 @@ fn apply_elements(
         refreshed: needs.refreshed,
     };
     let Some(deltas) = new.element_changes(old, &carry) else {
-        return Ok(false);
+        return Ok(None);
     };
     let changes = match encode_deltas(&deltas) {
         Ok(changes) => changes,
         Err(e @ NftNetlinkError::Encode { .. }) => {
             tracing::debug!(error = %e, "element change goes through nft");
-            return Ok(false);
+            return Ok(None);
         }
         Err(e) => return Err(e),
     };
     socket.apply(&changes)?;
-    Ok(true)
+    Ok(Some(
+        changes
+            .iter()
+            .map(|c| c.delete.len() + c.add.len())
+            .sum(),
+    ))
 }
 
 fn nft_failed(e: NftError) -> AgentError {
