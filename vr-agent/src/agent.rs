@@ -495,7 +495,11 @@ impl Agent {
             None
         });
         if let Some(elements) = incremental {
-            report.nft_path = if elements == 0 { "unchanged" } else { "netlink" };
+            report.nft_path = if elements == 0 {
+                "unchanged"
+            } else {
+                "netlink"
+            };
             if elements > 0 {
                 report
                     .changes
@@ -746,10 +750,7 @@ fn apply_elements(
     };
     socket.apply(&changes)?;
     Ok(Some(
-        changes
-            .iter()
-            .map(|c| c.delete.len() + c.add.len())
-            .sum(),
+        changes.iter().map(|c| c.delete.len() + c.add.len()).sum(),
     ))
 }
 

@@ -180,7 +180,12 @@ fn list_diff<T: Clone + PartialEq>(
 }
 
 /// Replays a [`list_diff`] onto `list`.
-fn list_patch<T>(list: &mut Vec<T>, removed: &[String], changed: Vec<T>, key: impl Fn(&T) -> String) {
+fn list_patch<T>(
+    list: &mut Vec<T>,
+    removed: &[String],
+    changed: Vec<T>,
+    key: impl Fn(&T) -> String,
+) {
     use std::collections::{HashMap, HashSet};
     let removed: HashSet<&String> = removed.iter().collect();
     list.retain(|t| !removed.contains(&key(t)));
@@ -217,11 +222,8 @@ fn record_of(old: &Desired, new: &Desired, change: ListChange) -> Option<Journal
         ListChange::Acl(index) => {
             // Only that list may differ (a list that appears or goes is a
             // snapshot).
-            let find = |c: &pb::RouterConfig| {
-                c.network_acls
-                    .iter()
-                    .position(|a| a.device_index == index)
-            };
+            let find =
+                |c: &pb::RouterConfig| c.network_acls.iter().position(|a| a.device_index == index);
             let (i, j) = (find(o)?, find(n)?);
             if o.network_acls.len() != n.network_acls.len() || i != j {
                 return None;
@@ -652,10 +654,7 @@ mod tests {
         third.generation += 1;
         let acl = &mut third.config.network_acls[0];
         let gone = acl.items.remove(0);
-        acl.items.push(pb::AclItem {
-            number: 99,
-            ..gone
-        });
+        acl.items.push(pb::AclItem { number: 99, ..gone });
         acl.acl_name = "renamed".into();
         store
             .save_change(&second, &third, ListChange::Acl(index))
@@ -670,7 +669,10 @@ mod tests {
             .unwrap();
         let journal = std::fs::metadata(store.journal_path()).unwrap().len();
         let snapshot = std::fs::metadata(store.path()).unwrap().len();
-        assert!(journal < snapshot, "{journal} bytes journaled, {snapshot} in the snapshot");
+        assert!(
+            journal < snapshot,
+            "{journal} bytes journaled, {snapshot} in the snapshot"
+        );
         let again = StateStore::open(dir.path()).unwrap();
         assert_eq!(again.load().unwrap(), Some(fourth.clone()));
         // The reopened journal takes more records.
@@ -678,7 +680,10 @@ mod tests {
         again
             .save_change(&fourth, &fifth, ListChange::Acl(index))
             .unwrap();
-        assert_eq!(StateStore::open(dir.path()).unwrap().load().unwrap(), Some(fifth));
+        assert_eq!(
+            StateStore::open(dir.path()).unwrap().load().unwrap(),
+            Some(fifth)
+        );
     }
 
     #[test]
@@ -698,7 +703,10 @@ mod tests {
             .unwrap();
         // A crash in the middle of the last append.
         let len = std::fs::metadata(store.journal_path()).unwrap().len();
-        let file = OpenOptions::new().write(true).open(store.journal_path()).unwrap();
+        let file = OpenOptions::new()
+            .write(true)
+            .open(store.journal_path())
+            .unwrap();
         file.set_len(len - 3).unwrap();
         let again = StateStore::open(dir.path()).unwrap();
         assert_eq!(again.load().unwrap(), Some(second.clone()));
@@ -706,7 +714,10 @@ mod tests {
         again
             .save_change(&second, &fourth, ListChange::Acl(index))
             .unwrap();
-        assert_eq!(StateStore::open(dir.path()).unwrap().load().unwrap(), Some(fourth));
+        assert_eq!(
+            StateStore::open(dir.path()).unwrap().load().unwrap(),
+            Some(fourth)
+        );
     }
 
     #[test]
@@ -724,11 +735,19 @@ mod tests {
         let mut third = second.clone();
         third.generation += 1;
         third.config.static_routes.clear();
-        store.save_change(&second, &third, ListChange::Other).unwrap();
-        assert!(!store.journal_path().exists(), "a snapshot ends the journal");
+        store
+            .save_change(&second, &third, ListChange::Other)
+            .unwrap();
+        assert!(
+            !store.journal_path().exists(),
+            "a snapshot ends the journal"
+        );
         // As if the crash came between the snapshot and the removal.
         std::fs::write(store.journal_path(), old_journal).unwrap();
-        assert_eq!(StateStore::open(dir.path()).unwrap().load().unwrap(), Some(third));
+        assert_eq!(
+            StateStore::open(dir.path()).unwrap().load().unwrap(),
+            Some(third)
+        );
     }
 
     #[test]
@@ -745,7 +764,10 @@ mod tests {
             .save_change(&first, &second, ListChange::Acl(index))
             .unwrap();
         assert!(!store.journal_path().exists());
-        assert_eq!(StateStore::open(dir.path()).unwrap().load().unwrap(), Some(second));
+        assert_eq!(
+            StateStore::open(dir.path()).unwrap().load().unwrap(),
+            Some(second)
+        );
     }
 
     #[test]

@@ -281,7 +281,10 @@ fn assert_netlink_update_equals_full(
     with_socket(&a, move |s| s.apply(&changes)).expect("batch applied");
     let incremental = blocks(&load(&a, vec![]));
     let full = blocks(&load(&b, vec![new_rules.render_full()]));
-    assert_eq!(incremental, full, "netlink update and full load differ for {name}");
+    assert_eq!(
+        incremental, full,
+        "netlink update and full load differ for {name}"
+    );
 }
 
 #[test]
@@ -380,11 +383,83 @@ fn a_netlink_batch_the_kernel_refuses_changes_nothing_and_counts_carry() {
     assert_eq!(read[0].counter, Some((7, 700)));
     let listing = load(&ns, vec![]);
     assert!(
-        listing.contains(r#"10.99.0.0/16 . tcp . 4000 counter packets 7 bytes 700 comment "90 new""#),
+        listing
+            .contains(r#"10.99.0.0/16 . tcp . 4000 counter packets 7 bytes 700 comment "90 new""#),
         "{listing}"
     );
     // An element that is not there reads as nothing.
     let absent = Element::parse(&ty, "10.98.0.0/16 . 6 . 4000", false).unwrap();
     let none = with_socket(&ns, move |s| s.get(&set, &[absent]).expect("read"));
     assert!(none.is_empty(), "{none:?}");
+}
+
+/// Where a one-item change's time goes at 10,000 items, printed (run with
+/// `--nocapture`): planning the table, finding the element changes, and the
+/// netlink batch itself (kernel included).
+#[test]
+fn one_item_change_at_10000_items_over_netlink_prints_its_time() {
+    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+    use std::time::Instant;
+    require_root();
+    let lab = Lab::new("nft_nl_time").unwrap();
+    let ns = lab.netns("r").unwrap();
+    let mut config = sample_config();
+    let fillers = |port: u32| -> Vec<pb::AclItem> {
+        (0..10_000u32)
+            .map(|i| {
+                let source = format!("10.{}.{}.0/24", 100 + i / 250, i % 250);
+                let p = if i == 100 {
+                    port
+                } else {
+                    1024 + (i * 7) % 4000
+                };
+                item(1000 + i, Allow, Ingress, Tcp, &[&source], Some((p, p)))
+            })
+            .collect()
+    };
+    config.network_acls[0].items.extend(fillers(30000));
+    let mut rules = ruleset(&config);
+    load(&ns, vec![rules.render_full()]);
+    let (mut plan_ms, mut diff_ms, mut batch_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+    for rep in 0..20u32 {
+        let mut next = sample_config();
+        next.network_acls[0].items.extend(fillers(30001 + rep % 2));
+        let t = Instant::now();
+        let router = Router::from_config(&next).expect("valid");
+        let next_rules = plan(&router, &NftOptions::default());
+        plan_ms.push(ms(t));
+        let t = Instant::now();
+        let deltas = next_rules
+            .element_changes(&rules, &Carry::default())
+            .expect("elements only");
+        let changes = encode_deltas(&deltas).expect("encodable");
+        diff_ms.push(ms(t));
+        assert_eq!(
+            changes
+                .iter()
+                .map(|c| c.delete.len() + c.add.len())
+                .sum::<usize>(),
+            2
+        );
+        let took = with_socket(&ns, move |s| {
+            let t = Instant::now();
+            s.apply(&changes).expect("applied");
+            t.elapsed().as_secs_f64() * 1000.0
+        });
+        batch_ms.push(took);
+        rules = next_rules;
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    println!(
+        "one item of 10,000 changed: validate and plan {:.2} ms, element diff {:.2} ms, netlink batch {:.2} ms (medians of 20)",
+        median(plan_ms),
+        median(diff_ms),
+        median(batch_ms)
+    );
+    let live = live_shape(&ns);
+    assert_eq!(rules.shape().differences(&live), Vec::<String>::new());
 }

@@ -109,9 +109,7 @@ impl Field {
         Some(match name {
             "ipv4_addr" => Field::Ipv4,
             "ipv6_addr" => Field::Ipv6,
-            "inet_proto" | "icmp_type" | "icmp_code" | "icmpv6_type" | "icmpv6_code" => {
-                Field::Byte
-            }
+            "inet_proto" | "icmp_type" | "icmp_code" | "icmpv6_type" | "icmpv6_code" => Field::Byte,
             "inet_service" => Field::Service,
             "mark" => Field::Mark,
             "ifname" => Field::Ifname,
@@ -168,7 +166,11 @@ impl Field {
                 let name = text
                     .strip_prefix('"')
                     .and_then(|t| t.strip_suffix('"'))
-                    .filter(|n| !n.is_empty() && n.len() < 16 && n.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
+                    .filter(|n| {
+                        !n.is_empty()
+                            && n.len() < 16
+                            && n.bytes().all(|b| b.is_ascii_graphic() && b != b'"')
+                    })
                     .ok_or_else(bad)?;
                 let mut bytes = name.as_bytes().to_vec();
                 bytes.resize(16, 0);
@@ -269,7 +271,7 @@ fn concat(fields: &[Field], values: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
     for v in values {
         out.extend_from_slice(v);
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
     }
@@ -343,7 +345,7 @@ impl Element {
             Some((k, d)) => (k, Some(d)),
             None => (rest, None),
         };
-        if data_text.is_some() != !ty.data.is_empty() {
+        if data_text.is_some() == ty.data.is_empty() {
             return Err(fail("data does not match the set's type".into()));
         }
         let (key, key_end) = parse_fields(&ty.key, key_text).map_err(&fail)?;
@@ -442,7 +444,7 @@ impl Message {
     }
 
     fn pad(&mut self) {
-        while self.buf.len() % 4 != 0 {
+        while !self.buf.len().is_multiple_of(4) {
             self.buf.push(0);
         }
     }
@@ -450,7 +452,8 @@ impl Message {
     fn open(&mut self, kind: u16) {
         self.nests.push(self.buf.len());
         self.buf.extend_from_slice(&0u16.to_ne_bytes());
-        self.buf.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+        self.buf
+            .extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
     }
 
     fn close(&mut self) {
@@ -520,6 +523,9 @@ fn element_list(kind: u16, flags: u16, seq: u32, set: &str, elements: &[Element]
     m
 }
 
+/// The socket's send and receive buffers (bytes).
+const SEND_BUFFER: libc::c_int = 16 << 20;
+
 /// At most this many elements in one message (a message must fit in the
 /// kernel's 64 KiB attribute lengths).
 const ELEMENTS_PER_MESSAGE: usize = 200;
@@ -543,10 +549,7 @@ pub fn encode_batch(seq: u32, changes: &[SetElements]) -> (Vec<u8>, Vec<u32>) {
     next += 1;
     for (kind, flags) in [
         (NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK),
-        (
-            NFT_MSG_NEWSETELEM,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE,
-        ),
+        (NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE),
     ] {
         for change in changes {
             let elements = if kind == NFT_MSG_DELSETELEM {
@@ -685,9 +688,9 @@ fn messages(mut bytes: &[u8]) -> impl Iterator<Item = (u16, u32, &[u8])> {
 
 /// The error code of an `NLMSG_ERROR` payload (0 is an acknowledgement).
 fn error_code(payload: &[u8]) -> i32 {
-    payload
-        .get(..4)
-        .map_or(-libc::EIO, |b| i32::from_ne_bytes(b.try_into().unwrap_or([0; 4])))
+    payload.get(..4).map_or(-libc::EIO, |b| {
+        i32::from_ne_bytes(b.try_into().unwrap_or([0; 4]))
+    })
 }
 
 /// The agent's nf_tables netlink socket, opened in its router's namespace.
@@ -726,6 +729,24 @@ impl NftNetlink {
         };
         if bound < 0 {
             return Err(std::io::Error::last_os_error().into());
+        }
+        // A batch goes in one datagram, which must fit the send buffer: a
+        // large element change (a list that grows by thousands) needs more
+        // than the default. Forcing it needs CAP_NET_ADMIN, which the agent
+        // has; without it the default stays and a batch too large for it
+        // fails before anything is sent (the caller takes the nft path).
+        let size: libc::c_int = SEND_BUFFER;
+        for option in [libc::SO_SNDBUFFORCE, libc::SO_RCVBUFFORCE] {
+            // SAFETY: an int option of the right size.
+            unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    option,
+                    &size as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as u32,
+                );
+            }
         }
         let timeout = libc::timeval {
             tv_sec: 5,
@@ -968,11 +989,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.key, [10, 1, 0, 0, 6, 0, 0, 0, 0, 80, 0, 0]);
-        assert_eq!(e.key_end.unwrap(), [10, 1, 255, 255, 6, 0, 0, 0, 0, 90, 0, 0]);
+        assert_eq!(
+            e.key_end.unwrap(),
+            [10, 1, 255, 255, 6, 0, 0, 0, 0, 90, 0, 0]
+        );
         assert_eq!(e.counter, Some((3, 384)));
         assert_eq!(e.comment.as_deref(), Some("7 web"));
         let plain = Element::parse(&t, r#"10.0.0.1 . 17 . 53 comment "8""#, true).unwrap();
-        assert_eq!(plain.counter, Some((0, 0)), "a counting set's element counts");
+        assert_eq!(
+            plain.counter,
+            Some((0, 0)),
+            "a counting set's element counts"
+        );
         let range = Element::parse(&t, "10.0.0.1-10.0.0.9 . 17 . 53", false).unwrap();
         assert_eq!(range.key_end.unwrap()[..4], [10, 0, 0, 9]);
         assert_eq!(range.counter, None);

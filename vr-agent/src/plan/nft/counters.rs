@@ -271,7 +271,12 @@ mod tests {
 
     #[test]
     fn elements_read_back_are_summed_per_item() {
-        let read = [("7 a", (5, 300)), ("7 a", (2, 20)), ("8", (1, 9)), ("9", (0, 0))];
+        let read = [
+            ("7 a", (5, 300)),
+            ("7 a", (2, 20)),
+            ("8", (1, 9)),
+            ("9", (0, 0)),
+        ];
         assert_eq!(
             chain_counts_of_read("acl_inbound_eth3_l1_deny_v4_proto", read),
             BTreeMap::from([
