@@ -180,16 +180,23 @@ fn element_deltas(
 ) -> Vec<ElementDelta> {
     let mut out = Vec::new();
     for (old_chain, new_chain) in element_only {
+        // The chain's refreshed items, looked up once per element without
+        // allocating.
+        let items: std::collections::HashSet<&str> = carry
+            .refreshed
+            .iter()
+            .filter(|(chain, _)| *chain == old_chain.name)
+            .map(|(_, item)| item.as_str())
+            .collect();
         let refreshed = |e: &String| {
-            item_of_element(e).is_some_and(|item| {
-                carry
-                    .refreshed
-                    .contains(&(old_chain.name.clone(), item.to_string()))
-            })
+            !items.is_empty() && item_of_element(e).is_some_and(|item| items.contains(item))
         };
         for (old_set, new_set) in old_chain.sets.iter().zip(&new_chain.sets) {
-            let before: BTreeSet<&String> = old_set.elements.iter().collect();
-            let after: BTreeSet<&String> = new_set.elements.iter().collect();
+            if items.is_empty() && old_set.elements == new_set.elements {
+                continue;
+            }
+            let before: std::collections::HashSet<&String> = old_set.elements.iter().collect();
+            let after: std::collections::HashSet<&String> = new_set.elements.iter().collect();
             // A map element whose data changes keeps its key: it goes and
             // comes back.
             let delete: Vec<String> = old_set
