@@ -3,7 +3,10 @@
 //!
 //! 1. Apply time: a router with 10 tiers x 1,000 ACL items and 1,000 port
 //!    forwarding rules, applied cold and re-applied with every item changed.
-//! 2. Changing one ACL item, with 1,000 and with 10,000 items in the list.
+//! 2. One change of every kind (add, delete, update, move, flip action,
+//!    replace a tier's list) on routers with 1,000, 10,000 and 100,000 ACL
+//!    items (lists of at most 10,000, one per tier), and port forwarding and
+//!    static NAT changes beside 10,000 port forwards.
 //! 3. Between two tiers: the agent's ruleset with no ACL items (allow all)
 //!    and with 10,000 items from each traffic generator of
 //!    `vr_agent::testing::acls` (one action, realistic mix, adversarial),
@@ -282,27 +285,247 @@ fn bench_apply(report: &mut String) {
         median(full)
     );
 
-    // One item changed, in a list of 1,000 and of 10,000 items.
-    for n in [1000u32, 10_000] {
-        let mut config = router_config(TIERS, 1000, 1000, 0);
-        config.network_acls[0].items = policy(n, 0);
-        agent.apply(&config);
-        let mut acl = config.network_acls[0].clone();
-        let (mut wall, mut applied) = (Vec::new(), Vec::new());
-        for rep in 0..20u32 {
-            // Item 101 alternates between two ports: a real change each time.
-            acl.items[100].start_port = Some(30000 + rep % 2);
-            acl.items[100].end_port = Some(30000 + rep % 2);
-            let (w, a) = agent.set_acl(&acl);
-            wall.push(ms(w));
-            applied.push(ms(a));
+    drop(agent);
+    bench_changes(report);
+}
+
+/// A fixed deny item (disjoint from every filler and from the benchmark's
+/// traffic), so that both actions have a set in layer 0 and flipping an
+/// item's action moves elements between existing sets.
+fn deny_item(number: u32) -> pb::AclItem {
+    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+    item(
+        number,
+        Deny,
+        Ingress,
+        Tcp,
+        &["10.250.250.0/24"],
+        Some((9999, 9999)),
+    )
+}
+
+/// A router whose ACL lists hold `total` items: lists of at most 10,000
+/// (`network.acl.max.items`), one per tier, each with the deny item.
+fn sized_config(total: u32, shift: u32) -> pb::RouterConfig {
+    let per = total.min(10_000);
+    let tiers = total.div_ceil(per);
+    let mut config = router_config(tiers, per, 0, shift);
+    for acl in &mut config.network_acls {
+        acl.items.push(deny_item(per + 10));
+    }
+    config
+}
+
+/// Runs `change` 20 times (it alternates between two states by `rep`) and
+/// returns the medians (RPC wall, agent apply) in ms.
+fn medians(mut change: impl FnMut(u32) -> (Duration, Duration)) -> (f64, f64) {
+    let (mut wall, mut applied) = (Vec::new(), Vec::new());
+    for rep in 0..20u32 {
+        let (w, a) = change(rep);
+        wall.push(ms(w));
+        applied.push(ms(a));
+    }
+    (median(wall), median(applied))
+}
+
+/// One-item changes of every kind, on routers with 1,000, 10,000 and
+/// 100,000 ACL items, and port forwarding and static NAT changes with
+/// 10,000 port forwards.
+fn bench_changes(report: &mut String) {
+    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+    let lab = Lab::new("bench_changes").unwrap();
+    let (r, _sink) = router_ns(&lab, TIERS + 1);
+    let mut agent = Agent::start(&lab, &r, "agent");
+    let _ = writeln!(
+        report,
+        "## One change (medians of 20; RPC wall / agent apply, received to kernel updated and persisted)\n"
+    );
+    let _ = writeln!(
+        report,
+        "| change | 1,000 items | 10,000 items | 100,000 items |\n|---|---|---|---|"
+    );
+    let mut rows: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut row = |name: &str, value: (f64, f64)| {
+        eprintln!("{name}: {:.1} / {:.1} ms", value.0, value.1);
+        match rows.iter_mut().find(|(n, _)| n == name) {
+            Some((_, values)) => values.push(value),
+            None => rows.push((name.to_string(), vec![value])),
         }
-        let _ = writeln!(
-            report,
-            "| change one ACL item in a list of {n} (RPC wall / agent apply, median of 20) | {:.1} / {:.1} |",
-            median(wall),
-            median(applied)
+    };
+    for total in [1000u32, 10_000, 100_000] {
+        let config = sized_config(total, 0);
+        let (cold, _) = agent.apply(&config);
+        eprintln!("{total} items applied cold in {:.0} ms", ms(cold));
+        let base = config.network_acls[0].clone();
+        let n = base.items.len() as u32;
+        // Item 101 alternates between two ports.
+        row(
+            "update (a port)",
+            medians(|rep| {
+                let mut acl = base.clone();
+                acl.items[100].start_port = Some(30000 + rep % 2);
+                acl.items[100].end_port = Some(30000 + rep % 2);
+                agent.set_acl(&acl)
+            }),
         );
+        // An item is added, then deleted.
+        let extra = item(
+            n + 100,
+            Allow,
+            Ingress,
+            Udp,
+            &["10.251.1.0/24"],
+            Some((7000, 7000)),
+        );
+        let (mut add, mut del) = (Vec::new(), Vec::new());
+        for rep in 0..40u32 {
+            let mut acl = base.clone();
+            if rep % 2 == 0 {
+                acl.items.push(extra.clone());
+                add.push(agent.set_acl(&acl));
+            } else {
+                del.push(agent.set_acl(&acl));
+            }
+        }
+        let split = |v: Vec<(Duration, Duration)>| {
+            (
+                median(v.iter().map(|x| ms(x.0)).collect()),
+                median(v.iter().map(|x| ms(x.1)).collect()),
+            )
+        };
+        row("add", split(add));
+        row("delete", split(del));
+        // Item 101 moves to the end of the list and back (renumbered).
+        row(
+            "move / renumber",
+            medians(|rep| {
+                let mut acl = base.clone();
+                if rep % 2 == 0 {
+                    acl.items[100].number = n + 200;
+                }
+                agent.set_acl(&acl)
+            }),
+        );
+        // Item 101 turns from allow to deny and back.
+        row(
+            "flip action",
+            medians(|rep| {
+                let mut acl = base.clone();
+                if rep % 2 == 0 {
+                    acl.items[100].action = Deny as i32;
+                }
+                agent.set_acl(&acl)
+            }),
+        );
+        // The tier's list is replaced by another list of the same size
+        // (every item's port differs), and back.
+        let other = sized_config(total, 1).network_acls[0].clone();
+        row(
+            "replace the tier's list (every item differs)",
+            medians(|rep| agent.set_acl(if rep % 2 == 0 { &other } else { &base })),
+        );
+    }
+    for (name, values) in &rows {
+        let cells: Vec<String> = values
+            .iter()
+            .map(|(w, a)| format!("{w:.1} / {a:.1}"))
+            .collect();
+        let _ = writeln!(report, "| {name} | {} |", cells.join(" | "));
+    }
+
+    // NAT: 10,000 port forwards (9,999 and one that comes and goes; the
+    // agent's bound is 10,000) and 200 static NATs, beside 1,000 items.
+    let mut config = sized_config(1000, 0);
+    for k in 0..200u32 {
+        let ip = format!("198.51.100.{}", 20 + k);
+        config.public_ips.push(pb::PublicIp {
+            add: true,
+            ip_address: ip.clone(),
+            prefix_length: 24,
+            gateway: "198.51.100.1".into(),
+            device_index: 1,
+            ..Default::default()
+        });
+        config.static_nat_rules.push(pb::StaticNatRule {
+            id: format!("snat-{k}"),
+            public_ip: ip,
+            private_ip: format!("10.1.1.{}", 20 + k),
+        });
+    }
+    let forwards = router_config(1, 0, 9_999, 0).port_forwarding_rules;
+    config.port_forwarding_rules = forwards
+        .into_iter()
+        .map(|mut f| {
+            f.private_ip = format!("10.1.1.{}", 10 + (f.public_start_port % 200));
+            f
+        })
+        .collect();
+    agent.apply(&config);
+    let pfs = config.port_forwarding_rules.clone();
+    let snats = config.static_nat_rules.clone();
+    let _ = writeln!(
+        report,
+        "\n| NAT change, 10,000 port forwards and 200 static NATs | ms |\n|---|---|"
+    );
+    let pf = |agent: &mut Agent, rules: Vec<pb::PortForwardingRule>| {
+        agent.generation += 1;
+        let generation = agent.generation;
+        let started = Instant::now();
+        let r = agent.call(move |mut c| async move {
+            c.set_port_forwarding_rules(pb::SetPortForwardingRulesRequest { generation, rules })
+                .await
+        });
+        (started.elapsed(), Duration::from_micros(r.apply_micros))
+    };
+    let snat = |agent: &mut Agent, rules: Vec<pb::StaticNatRule>| {
+        agent.generation += 1;
+        let generation = agent.generation;
+        let started = Instant::now();
+        let r = agent.call(move |mut c| async move {
+            c.set_static_nat_rules(pb::SetStaticNatRulesRequest { generation, rules })
+                .await
+        });
+        (started.elapsed(), Duration::from_micros(r.apply_micros))
+    };
+    let nat_rows: [(&str, (f64, f64)); 3] = [
+        (
+            "port forward added / deleted",
+            medians(|rep| {
+                let mut rules = pfs.clone();
+                if rep % 2 == 0 {
+                    rules.push(pb::PortForwardingRule {
+                        id: "pf-extra".into(),
+                        public_ip: "203.0.113.11".into(),
+                        protocol: pb::Protocol::Tcp as i32,
+                        public_start_port: 9000,
+                        private_ip: "10.1.1.99".into(),
+                        private_start_port: 80,
+                        ..Default::default()
+                    });
+                }
+                pf(&mut agent, rules)
+            }),
+        ),
+        (
+            "port forward's private address changed",
+            medians(|rep| {
+                let mut rules = pfs.clone();
+                rules[100].private_ip = format!("10.1.1.{}", 230 + rep % 2);
+                pf(&mut agent, rules)
+            }),
+        ),
+        (
+            "static NAT's private address changed",
+            medians(|rep| {
+                let mut rules = snats.clone();
+                rules[10].private_ip = format!("10.1.1.{}", 240 + rep % 2);
+                snat(&mut agent, rules)
+            }),
+        ),
+    ];
+    for (name, (w, a)) in nat_rows {
+        eprintln!("{name}: {w:.1} / {a:.1} ms");
+        let _ = writeln!(report, "| {name} | {w:.1} / {a:.1} |");
     }
     let _ = writeln!(report);
 }

@@ -24,12 +24,13 @@ use crate::apply::dnsmasq::{DnsmasqOptions, Supervisor};
 use crate::apply::haproxy::Proxy;
 use crate::apply::netlink::{Netlink, NetlinkError};
 use crate::apply::nft::{Nft, NftError};
+use crate::apply::nft_netlink::{Element, NftNetlink, NftNetlinkError, SetType, encode_deltas};
 use crate::metadata::Directory;
 use crate::model::{Invalid, Limits, Mac, Router};
 use crate::plan;
 use crate::plan::nft::counters::{self, ChainCounts};
 use crate::plan::nft::{Carry, NftOptions, Ruleset};
-use crate::state::{Desired, StateError, StateStore};
+use crate::state::{Desired, ListChange, StateError, StateStore};
 use crate::status::{Part, Status};
 use crate::update::{self, Change};
 use crate::vpn::Charon;
@@ -107,6 +108,9 @@ struct ApplyReport {
     netlink_us: u64,
     plan_us: u64,
     nft_us: u64,
+    /// How the table was changed: `netlink` (element changes in one
+    /// batch), `nft` (an `nft -f` script) or `unchanged`.
+    nft_path: &'static str,
     dnsmasq_us: u64,
 }
 
@@ -137,6 +141,9 @@ struct Inner {
     /// until then.
     live_listing: Option<String>,
     netlink: Netlink,
+    /// The nf_tables netlink socket of the incremental path; `None` when it
+    /// could not be opened (every change then goes through `nft -f`).
+    nft_netlink: Option<NftNetlink>,
     dnsmasq: Supervisor,
     vpn: Charon,
     proxy: Proxy,
@@ -145,6 +152,8 @@ struct Inner {
     /// Counts applies, so that a look at the kernel taken without the lock
     /// can tell whether an apply ran meanwhile.
     applies: u64,
+    /// The network plan the last netlink apply made, `None` when unknown.
+    net_applied: Option<plan::net::NetPlan>,
     /// The links' MTUs as the last netlink apply left them.
     link_mtus: std::collections::BTreeMap<String, u32>,
 }
@@ -197,7 +206,9 @@ impl Agent {
                     Err(e) => Err(unusable(&store, format!("invalid: {e}"))?),
                 }
             }
-            Err(e @ StateError::Decode { .. }) => Err(unusable(&store, e.to_string())?),
+            Err(e @ (StateError::Decode { .. } | StateError::Journal { .. })) => {
+                Err(unusable(&store, e.to_string())?)
+            }
             Err(e) => return Err(e.into()),
         };
         let (desired, router, state_file) = match loaded {
@@ -208,6 +219,9 @@ impl Agent {
             }
         };
         let netlink = Netlink::connect().map_err(|e| AgentError::Apply(e.to_string()))?;
+        let nft_netlink = NftNetlink::open()
+            .inspect_err(|e| tracing::warn!(error = %e, "element changes go through nft"))
+            .ok();
         let dnsmasq = Supervisor::new(
             settings.dnsmasq_dir.clone(),
             settings.dnsmasq_binary.clone(),
@@ -226,6 +240,7 @@ impl Agent {
                 live: None,
                 live_listing: None,
                 netlink,
+                nft_netlink,
                 dnsmasq,
                 vpn: Charon::new(
                     settings.vpn_dir.clone(),
@@ -239,6 +254,7 @@ impl Agent {
                     ..Status::default()
                 },
                 applies: 0,
+                net_applied: None,
                 link_mtus: Default::default(),
             }),
             nft: Nft::new(settings.nft_binary.clone()),
@@ -322,18 +338,25 @@ impl Agent {
                 applied: inner.applied_generation,
             });
         }
+        let list = match &change {
+            Change::SetNetworkAcl(Some(acl)) => ListChange::Acl(acl.device_index),
+            Change::SetPortForwarding(_) => ListChange::PortForwards,
+            Change::SetStaticNat(_) => ListChange::StaticNats,
+            _ => ListChange::Other,
+        };
+        let validating = Instant::now();
         let (config, router) = update::apply(
             &inner.desired.config,
             &inner.router,
             change,
             &self.settings.limits,
         )?;
+        let validate_us = micros_since(validating);
         let unchanged = config == inner.desired.config && inner.last_error.is_empty();
-        let previous = inner.desired.clone();
-        let previous_router = inner.router.clone();
         let desired = Desired { generation, config };
         let persisting = Instant::now();
-        let saved = self.store.save(&desired);
+        // Only what changed in the list is persisted when it can be.
+        let saved = self.store.save_change(&inner.desired, &desired, list);
         inner.status.record(
             Part::State,
             saved.as_ref().map_err(|e| e.to_string()).copied(),
@@ -343,6 +366,10 @@ impl Agent {
             return Err(e.into());
         }
         let persist_us = micros_since(persisting);
+        // The previous state stays in `inner` until the apply succeeds (no
+        // copy of a large state is made); its router is moved out for the
+        // apply to compare with.
+        let previous_router = std::mem::take(&mut inner.router);
         match self
             .apply_router(&mut inner, &router, &previous_router)
             .await
@@ -362,10 +389,12 @@ impl Agent {
                     rpc,
                     generation,
                     micros,
+                    validate_us,
                     persist_us,
                     netlink_us = report.netlink_us,
                     plan_us = report.plan_us,
                     nft_us = report.nft_us,
+                    nft_path = %report.nft_path,
                     dnsmasq_us = report.dnsmasq_us,
                     changes = report.changes.len(),
                     "applied"
@@ -385,7 +414,7 @@ impl Agent {
                 // Re-apply the previous state even if persisting it fails: the
                 // kernel must not stay half-changed. The reconcile loop retries
                 // whatever is left in last_error.
-                if let Err(e) = self.store.save(&previous) {
+                if let Err(e) = self.store.save(&inner.desired) {
                     tracing::error!(error = %e, "persisting the previous state failed");
                     inner.last_error = e.to_string();
                 }
@@ -397,6 +426,7 @@ impl Agent {
                     tracing::error!(error = %e, "restoring the previous state failed");
                     inner.last_error = e.to_string();
                 }
+                inner.router = previous_router;
                 self.publish(&inner);
                 Err(error)
             }
@@ -424,7 +454,99 @@ impl Agent {
             .filter(|m| !kept.contains(m))
             .collect();
         inner.applies += 1;
-        let netlink = match inner.netlink.apply(&net, &released).await {
+        // The same network plan as the last apply left, with the table
+        // known: nothing for netlink to do (the reconcile loop checks the
+        // kernel for drift, and a repair applies with the table unknown).
+        if inner.live.is_some() && released.is_empty() && inner.net_applied.as_ref() == Some(&net) {
+            report.netlink_us = micros_since(step);
+        } else {
+            inner.net_applied = None;
+            self.apply_links(inner, &net, &released, &mut report)
+                .await?;
+            inner.net_applied = Some(net);
+            report.netlink_us = micros_since(step);
+        }
+
+        let step = Instant::now();
+        let ruleset = plan::nft::plan_from(
+            router,
+            &self.options,
+            inner.live.as_ref().map(|live| (previous, live)),
+        );
+        report.plan_us = micros_since(step);
+        let step = Instant::now();
+        // A change of set and map elements alone goes over netlink: one
+        // batch, counts read back element by element.
+        let attempt = match (&inner.live, inner.nft_netlink.as_mut()) {
+            (Some(old), Some(socket)) => apply_elements(socket, old, &ruleset),
+            _ => Ok(None),
+        };
+        let incremental = attempt.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "netlink element change refused; replacing the table");
+            inner.live = None;
+            None
+        });
+        if let Some(elements) = incremental {
+            report.nft_path = if elements == 0 {
+                "unchanged"
+            } else {
+                "netlink"
+            };
+            if elements > 0 {
+                report
+                    .changes
+                    .push(format!("nft: {elements} set elements changed over netlink"));
+                inner.live_listing = None;
+            }
+            inner.status.record(Part::Nft, Ok(()));
+            inner.live = Some(ruleset);
+        } else {
+            report.nft_path = "nft";
+            self.apply_nft(inner, ruleset, &mut report).await?;
+        }
+        report.nft_us = micros_since(step);
+
+        // After nft: the kernel no longer DNATs the rules HAProxy takes.
+        let proxy_config = plan::haproxy::plan(
+            router,
+            &self.settings.dnsmasq.user,
+            &self.settings.dnsmasq.group,
+        );
+        let proxied = inner.proxy.apply(proxy_config.as_deref());
+        inner.status.record(
+            Part::Proxy,
+            proxied.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+        );
+        report
+            .changes
+            .extend(proxied.map_err(|e| AgentError::Apply(e.to_string()))?);
+
+        let step = Instant::now();
+        let files =
+            plan::dnsmasq::plan_with_links(router, &self.settings.dnsmasq_dir, &inner.link_mtus);
+        report.changes.extend(self.apply_dnsmasq(inner, &files));
+        report.dnsmasq_us = micros_since(step);
+
+        // The VPN last: its traffic needs the links, routes and rules above.
+        // charon refusing the configuration fails the command, so the
+        // manager sees the connection's error.
+        let vpn = inner.vpn.apply(router.vpn.as_ref());
+        match vpn {
+            Ok(changes) => report.changes.extend(changes),
+            Err(e) => return Err(AgentError::Apply(format!("site-to-site VPN: {e}"))),
+        }
+        Ok(report)
+    }
+
+    /// Brings links, addresses, routes and rules to `net` through netlink.
+    async fn apply_links(
+        &self,
+        inner: &mut Inner,
+        net: &plan::net::NetPlan,
+        released: &[Mac],
+        report: &mut ApplyReport,
+    ) -> Result<(), AgentError> {
+        let netlink = match inner.netlink.apply(net, released).await {
             Ok(net_report) => {
                 report.changes.extend(net_report.changes);
                 // The links as the apply left them (their MTU is the host
@@ -446,14 +568,18 @@ impl Agent {
         );
         netlink?;
 
-        report.netlink_us = micros_since(step);
+        Ok(())
+    }
 
-        let step = Instant::now();
-        let ruleset = plan::nft::plan_from(
-            router,
-            &self.options,
-            inner.live.as_ref().map(|live| (previous, live)),
-        );
+    /// Changes the table to `ruleset` through `nft -f`: the changed chains,
+    /// or the whole table when nothing is known to be live; the hit counts
+    /// that must survive are read first.
+    async fn apply_nft(
+        &self,
+        inner: &mut Inner,
+        ruleset: Ruleset,
+        report: &mut ApplyReport,
+    ) -> Result<(), AgentError> {
         // The hit counts that must survive the change are read first: of
         // the sets whose elements of items that stay go (none for adding or
         // deleting an item), or of the whole table when it is replaced.
@@ -489,8 +615,6 @@ impl Agent {
             Some(old) => ruleset.render_update_with(old, &carry),
             None => Some(ruleset.render_full_with(&carry.counts)),
         };
-        report.plan_us = micros_since(step);
-        let step = Instant::now();
         if let Some(script) = script {
             if let Err(e) = self.nft.apply(&script).await {
                 // An update that the kernel refuses is retried as a full
@@ -515,38 +639,7 @@ impl Agent {
         }
         inner.status.record(Part::Nft, Ok(()));
         inner.live = Some(ruleset);
-        report.nft_us = micros_since(step);
-
-        // After nft: the kernel no longer DNATs the rules HAProxy takes.
-        let proxy_config = plan::haproxy::plan(
-            router,
-            &self.settings.dnsmasq.user,
-            &self.settings.dnsmasq.group,
-        );
-        let proxied = inner.proxy.apply(proxy_config.as_deref());
-        inner.status.record(
-            Part::Proxy,
-            proxied.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-        );
-        report
-            .changes
-            .extend(proxied.map_err(|e| AgentError::Apply(e.to_string()))?);
-
-        let step = Instant::now();
-        let files =
-            plan::dnsmasq::plan_with_links(router, &self.settings.dnsmasq_dir, &inner.link_mtus);
-        report.changes.extend(self.apply_dnsmasq(inner, &files));
-        report.dnsmasq_us = micros_since(step);
-
-        // The VPN last: its traffic needs the links, routes and rules above.
-        // charon refusing the configuration fails the command, so the
-        // manager sees the connection's error.
-        let vpn = inner.vpn.apply(router.vpn.as_ref());
-        match vpn {
-            Ok(changes) => report.changes.extend(changes),
-            Err(e) => return Err(AgentError::Apply(format!("site-to-site VPN: {e}"))),
-        }
-        Ok(report)
+        Ok(())
     }
 
     /// The ACL hit counts of the live table, by chain and item; none when
@@ -621,6 +714,69 @@ impl Agent {
         inner.status.record(Part::Dnsmasq, result);
         changes
     }
+}
+
+/// Makes the change from `old` to `new` as one netlink batch of element
+/// changes when that is all it is, returning how many elements went and
+/// came. `Ok(None)`: the change needs the nft
+/// path (a chain or rule changes, or an element this path does not encode);
+/// an error: the kernel refused the batch (nothing changed) or the socket
+/// failed.
+fn apply_elements(
+    socket: &mut NftNetlink,
+    old: &Ruleset,
+    new: &Ruleset,
+) -> Result<Option<usize>, NftNetlinkError> {
+    let needs = new.carry_needs(old);
+    if !needs.sets.is_empty() {
+        return Ok(None);
+    }
+    // The counts of the items whose elements are replaced, read back one
+    // element at a time.
+    let specs = old.set_specs();
+    let mut counts = ChainCounts::new();
+    for (set, keys) in &needs.elements {
+        let Some(ty) = specs.get(set.as_str()).and_then(|s| SetType::parse(s).ok()) else {
+            return Ok(None);
+        };
+        let Ok(elements) = keys
+            .iter()
+            .map(|k| Element::parse(&ty, k, false))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            return Ok(None);
+        };
+        let wanted: BTreeSet<&[u8]> = elements.iter().map(Element::key).collect();
+        let read = socket.get(set, &elements)?;
+        let found = read.iter().filter_map(|r| {
+            let tag = r.comment.as_deref()?;
+            (wanted.contains(r.key.as_slice())).then_some((tag, r.counter?))
+        });
+        for (key, (packets, bytes)) in counters::chain_counts_of_read(set, found) {
+            let sum = counts.entry(key).or_default();
+            sum.0 += packets;
+            sum.1 += bytes;
+        }
+    }
+    let carry = Carry {
+        counts,
+        refreshed: needs.refreshed,
+    };
+    let Some(deltas) = new.element_changes(old, &carry) else {
+        return Ok(None);
+    };
+    let changes = match encode_deltas(&deltas) {
+        Ok(changes) => changes,
+        Err(e @ NftNetlinkError::Encode { .. }) => {
+            tracing::debug!(error = %e, "element change goes through nft");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    socket.apply(&changes)?;
+    Ok(Some(
+        changes.iter().map(|c| c.delete.len() + c.add.len()).sum(),
+    ))
 }
 
 fn nft_failed(e: NftError) -> AgentError {

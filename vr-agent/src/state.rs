@@ -1,17 +1,36 @@
-//! The persisted desired state: one protobuf file in the state directory,
-//! replaced atomically (write a temp file, fsync it, rename, fsync the
-//! directory), so a crash leaves either the old or the new state, never half.
+//! The persisted desired state: a snapshot, one protobuf file in the state
+//! directory replaced atomically (write a temp file, fsync it, rename, fsync
+//! the directory), so a crash leaves either the old or the new state, never
+//! half; and a journal of the list changes since that snapshot.
+//!
+//! A change to one list (a NIC's ACL, the port forwards, the static NATs)
+//! appends what changed in it (items removed by key, items added or
+//! replaced) to `desired-state.journal` and syncs that one file, so a
+//! one-item change writes a few hundred bytes whatever the router holds.
+//! Every other change, a journal grown past the snapshot's size, and a list
+//! change that is not "the old order, with replacements in place and
+//! additions at the end" write a new snapshot, which starts a new journal.
+//!
+//! Each journal record is framed (length, FNV-1a checksum): a record torn by
+//! a crash fails its check, and it and what follows are dropped (that change
+//! was never acknowledged: the agent answers after the sync). The journal's
+//! first record names the snapshot it follows (the checksum of its bytes),
+//! so a journal left behind by a crash between a new snapshot and the
+//! journal's removal is recognised as stale and ignored.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use prost::Message;
 use vpc_proto::v1 as pb;
 
 /// File name of the desired state inside the state directory.
 pub const STATE_FILE: &str = "desired-state.pb";
+/// The list changes since the snapshot.
+pub const JOURNAL_FILE: &str = "desired-state.journal";
 /// Present while the agent waits for a resync after an unusable state file:
 /// it holds why, so that a restart meanwhile is not taken for a first start
 /// (which would replace the live table with an empty one).
@@ -31,6 +50,8 @@ pub enum StateError {
         path: PathBuf,
         source: prost::DecodeError,
     },
+    #[error("{path} does not apply to the state it follows: {message}")]
+    Journal { path: PathBuf, message: String },
 }
 
 /// The desired state with the generation it belongs to.
@@ -40,10 +61,263 @@ pub struct Desired {
     pub config: pb::RouterConfig,
 }
 
+/// Which list a change replaced, so that only what changed in it is
+/// journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListChange {
+    /// The ACL of the NIC with this device index.
+    Acl(u32),
+    PortForwards,
+    StaticNats,
+    /// Anything else: a new snapshot.
+    Other,
+}
+
+const KIND_ACL: u32 = 1;
+const KIND_PORT_FORWARDS: u32 = 2;
+const KIND_STATIC_NATS: u32 = 3;
+
+/// The first record of a journal: the snapshot it follows.
+#[derive(Clone, PartialEq, prost::Message)]
+struct JournalHeader {
+    #[prost(uint64, tag = "1")]
+    snapshot: u64,
+}
+
+/// One list change.
+#[derive(Clone, PartialEq, prost::Message)]
+struct JournalRecord {
+    #[prost(uint64, tag = "1")]
+    generation: u64,
+    #[prost(uint32, tag = "2")]
+    kind: u32,
+    /// The keys (item numbers, rule ids) of the items removed.
+    #[prost(string, repeated, tag = "3")]
+    removed: Vec<String>,
+    /// ACL: the list with its labels, holding the items added or replaced.
+    #[prost(message, optional, tag = "4")]
+    acl: Option<pb::NetworkAcl>,
+    #[prost(message, repeated, tag = "5")]
+    port_forwards: Vec<pb::PortForwardingRule>,
+    #[prost(message, repeated, tag = "6")]
+    static_nats: Vec<pb::StaticNatRule>,
+}
+
+/// FNV-1a, 64 bits: the frames' checksum and the snapshot's identity.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A frame: length (u32 LE), checksum (u64 LE), payload.
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + payload.len());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&fnv(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The whole frames at the start of `bytes` and the length they take; a
+/// torn or corrupt frame ends the list.
+fn frames(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(head) = bytes.get(at..at + 12) {
+        let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+        let sum = u64::from_le_bytes(head[4..].try_into().expect("8 bytes"));
+        let Some(payload) = bytes.get(at + 12..at + 12 + len) else {
+            break;
+        };
+        if fnv(payload) != sum {
+            break;
+        }
+        out.push(payload);
+        at += 12 + len;
+    }
+    (out, at)
+}
+
+/// What changed from `old` to `new`, keyed by `key`: the keys removed and
+/// the items added or replaced, when `new` is `old` without the removed
+/// items, replaced items in place and added items at the end (the order
+/// replaying gives back); `None` otherwise, or when keys repeat.
+fn list_diff<T: Clone + PartialEq>(
+    old: &[T],
+    new: &[T],
+    key: impl Fn(&T) -> String,
+) -> Option<(Vec<String>, Vec<T>)> {
+    use std::collections::HashMap;
+    let old_by: HashMap<String, &T> = old.iter().map(|t| (key(t), t)).collect();
+    let new_by: HashMap<String, &T> = new.iter().map(|t| (key(t), t)).collect();
+    if old_by.len() != old.len() || new_by.len() != new.len() {
+        return None;
+    }
+    let removed: Vec<String> = old
+        .iter()
+        .map(&key)
+        .filter(|k| !new_by.contains_key(k))
+        .collect();
+    let kept = old.len() - removed.len();
+    let mut kept_keys = old.iter().map(&key).filter(|k| new_by.contains_key(k));
+    for (i, item) in new.iter().enumerate() {
+        let k = key(item);
+        if i < kept {
+            if kept_keys.next().as_ref() != Some(&k) {
+                return None;
+            }
+        } else if old_by.contains_key(&k) {
+            return None;
+        }
+    }
+    let changed = new
+        .iter()
+        .filter(|t| old_by.get(&key(t)) != Some(t))
+        .cloned()
+        .collect();
+    Some((removed, changed))
+}
+
+/// Replays a [`list_diff`] onto `list`.
+fn list_patch<T>(
+    list: &mut Vec<T>,
+    removed: &[String],
+    changed: Vec<T>,
+    key: impl Fn(&T) -> String,
+) {
+    use std::collections::{HashMap, HashSet};
+    let removed: HashSet<&String> = removed.iter().collect();
+    list.retain(|t| !removed.contains(&key(t)));
+    let at: HashMap<String, usize> = list.iter().enumerate().map(|(i, t)| (key(t), i)).collect();
+    for item in changed {
+        match at.get(&key(&item)) {
+            Some(&i) => list[i] = item,
+            None => list.push(item),
+        }
+    }
+}
+
+fn acl_key(item: &pb::AclItem) -> String {
+    item.number.to_string()
+}
+
+fn pf_key(rule: &pb::PortForwardingRule) -> String {
+    rule.id.clone()
+}
+
+fn snat_key(rule: &pb::StaticNatRule) -> String {
+    rule.id.clone()
+}
+
+/// The record of a list change from `old` to `new`, or `None` when it
+/// needs a snapshot.
+fn record_of(old: &Desired, new: &Desired, change: ListChange) -> Option<JournalRecord> {
+    let mut record = JournalRecord {
+        generation: new.generation,
+        ..Default::default()
+    };
+    let (o, n) = (&old.config, &new.config);
+    match change {
+        ListChange::Acl(index) => {
+            // Only that list may differ (a list that appears or goes is a
+            // snapshot).
+            let find =
+                |c: &pb::RouterConfig| c.network_acls.iter().position(|a| a.device_index == index);
+            let (i, j) = (find(o)?, find(n)?);
+            if o.network_acls.len() != n.network_acls.len() || i != j {
+                return None;
+            }
+            let (a, b) = (&o.network_acls[i], &n.network_acls[j]);
+            let (removed, changed) = list_diff(&a.items, &b.items, acl_key)?;
+            record.kind = KIND_ACL;
+            record.removed = removed;
+            record.acl = Some(pb::NetworkAcl {
+                items: changed,
+                ..labels_of(b)
+            });
+        }
+        ListChange::PortForwards => {
+            let (removed, changed) =
+                list_diff(&o.port_forwarding_rules, &n.port_forwarding_rules, pf_key)?;
+            record.kind = KIND_PORT_FORWARDS;
+            record.removed = removed;
+            record.port_forwards = changed;
+        }
+        ListChange::StaticNats => {
+            let (removed, changed) = list_diff(&o.static_nat_rules, &n.static_nat_rules, snat_key)?;
+            record.kind = KIND_STATIC_NATS;
+            record.removed = removed;
+            record.static_nats = changed;
+        }
+        ListChange::Other => return None,
+    }
+    Some(record)
+}
+
+/// An ACL list's labels, without its items.
+fn labels_of(acl: &pb::NetworkAcl) -> pb::NetworkAcl {
+    pb::NetworkAcl {
+        device_index: acl.device_index,
+        mac_address: acl.mac_address.clone(),
+        private_gateway: acl.private_gateway,
+        acl_id: acl.acl_id.clone(),
+        acl_name: acl.acl_name.clone(),
+        items: Vec::new(),
+    }
+}
+
+/// Replays one record onto `desired`.
+fn replay(desired: &mut Desired, record: JournalRecord) -> Result<(), String> {
+    let config = &mut desired.config;
+    match record.kind {
+        KIND_ACL => {
+            let acl = record.acl.ok_or("an ACL record without its list")?;
+            let list = config
+                .network_acls
+                .iter_mut()
+                .find(|a| a.device_index == acl.device_index)
+                .ok_or_else(|| format!("no ACL on eth{}", acl.device_index))?;
+            let mut items = std::mem::take(&mut list.items);
+            let labels = labels_of(&acl);
+            list_patch(&mut items, &record.removed, acl.items, acl_key);
+            *list = pb::NetworkAcl { items, ..labels };
+        }
+        KIND_PORT_FORWARDS => list_patch(
+            &mut config.port_forwarding_rules,
+            &record.removed,
+            record.port_forwards,
+            pf_key,
+        ),
+        KIND_STATIC_NATS => list_patch(
+            &mut config.static_nat_rules,
+            &record.removed,
+            record.static_nats,
+            snat_key,
+        ),
+        other => return Err(format!("unknown record kind {other}")),
+    }
+    desired.generation = record.generation;
+    Ok(())
+}
+
+/// The open journal and what it follows.
+#[derive(Debug, Default)]
+struct Journal {
+    /// Open for appending; `None` until the first record after a snapshot.
+    file: Option<File>,
+    /// The checksum of the snapshot it follows; `None` when no snapshot
+    /// was read or written yet (the next change writes one).
+    snapshot: Option<u64>,
+    snapshot_len: u64,
+    len: u64,
+}
+
 /// Reads and writes the state file of one agent.
 #[derive(Debug, Clone)]
 pub struct StateStore {
     dir: PathBuf,
+    journal: Arc<Mutex<Journal>>,
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
@@ -61,7 +335,17 @@ impl StateStore {
         std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         Ok(Self {
             dir: dir.to_path_buf(),
+            journal: Arc::default(),
         })
+    }
+
+    /// The journal's path.
+    pub fn journal_path(&self) -> PathBuf {
+        self.dir.join(JOURNAL_FILE)
+    }
+
+    fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The state file's path.
@@ -69,7 +353,8 @@ impl StateStore {
         self.dir.join(STATE_FILE)
     }
 
-    /// The persisted state, or `None` on a first start.
+    /// The persisted state (the snapshot and the journal after it), or
+    /// `None` on a first start.
     pub fn load(&self) -> Result<Option<Desired>, StateError> {
         let path = self.path();
         let bytes = match std::fs::read(&path) {
@@ -85,10 +370,118 @@ impl StateStore {
                 source,
             }
         })?;
-        Ok(Some(Desired {
+        let mut desired = Desired {
             generation: request.generation,
             config: request.config.unwrap_or_default(),
-        }))
+        };
+        let snapshot = fnv(&bytes);
+        let journal_path = self.journal_path();
+        let mut journal = self.journal();
+        *journal = Journal {
+            snapshot: Some(snapshot),
+            snapshot_len: bytes.len() as u64,
+            ..Journal::default()
+        };
+        let text = match std::fs::read(&journal_path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Some(desired)),
+            Err(e) => return Err(io("reading", &journal_path)(e)),
+        };
+        let (records, good) = frames(&text);
+        let follows = records
+            .first()
+            .and_then(|h| JournalHeader::decode(*h).ok())
+            .is_some_and(|h| h.snapshot == snapshot);
+        if !follows {
+            // Left by a crash after a newer snapshot, or torn in its header.
+            std::fs::remove_file(&journal_path).map_err(io("removing", &journal_path))?;
+            return Ok(Some(desired));
+        }
+        let bad = |message: String| StateError::Journal {
+            path: journal_path.clone(),
+            message,
+        };
+        for payload in &records[1..] {
+            let record = JournalRecord::decode(*payload).map_err(|e| bad(e.to_string()))?;
+            replay(&mut desired, record).map_err(bad)?;
+        }
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(&journal_path)
+            .map_err(io("opening", &journal_path))?;
+        if good < text.len() {
+            // A torn last record: never acknowledged, cut off.
+            file.set_len(good as u64)
+                .and_then(|()| file.sync_all())
+                .map_err(io("truncating", &journal_path))?;
+        }
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::End(0))
+            .map_err(io("opening", &journal_path))?;
+        journal.file = Some(file);
+        journal.len = good as u64;
+        Ok(Some(desired))
+    }
+
+    /// Persists `new`, the state after a change to one list of `old` (the
+    /// state persisted last): only what changed in that list is appended
+    /// to the journal when it can be, else a snapshot is written.
+    pub fn save_change(
+        &self,
+        old: &Desired,
+        new: &Desired,
+        change: ListChange,
+    ) -> Result<(), StateError> {
+        let record = {
+            let journal = self.journal();
+            let room = journal.len < journal.snapshot_len.max(1 << 20);
+            if journal.snapshot.is_none() || !room {
+                None
+            } else {
+                record_of(old, new, change)
+            }
+        };
+        let Some(record) = record else {
+            return self.save(new);
+        };
+        let path = self.journal_path();
+        let mut journal = self.journal();
+        let mut bytes = Vec::new();
+        let created = journal.file.is_none();
+        if created {
+            let header = JournalHeader {
+                snapshot: journal.snapshot.unwrap_or_default(),
+            };
+            bytes.extend(frame(&header.encode_to_vec()));
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io("creating", &path))?;
+            journal.file = Some(file);
+            journal.len = 0;
+        }
+        bytes.extend(frame(&record.encode_to_vec()));
+        let file = journal.file.as_mut().expect("opened above");
+        let written = file.write_all(&bytes).and_then(|()| file.sync_data());
+        if let Err(e) = written {
+            // What the file holds now is unknown: the next change writes a
+            // snapshot, which starts a new journal.
+            journal.file = None;
+            journal.snapshot = None;
+            return Err(io("appending to", &path)(e));
+        }
+        journal.len += bytes.len() as u64;
+        drop(journal);
+        if created {
+            // The new file's name is durable once the directory is synced.
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io("syncing", &self.dir))?;
+        }
+        Ok(())
     }
 
     /// Moves an unusable state file out of the way, to
@@ -105,6 +498,12 @@ impl StateStore {
         let marker = self.dir.join(AWAITING_RESYNC_FILE);
         std::fs::write(&marker, &condition).map_err(io("writing", &marker))?;
         std::fs::rename(&path, &aside).map_err(io("moving aside", &path))?;
+        let journal = self.journal_path();
+        if journal.exists() {
+            let aside = self.dir.join(format!("{JOURNAL_FILE}.corrupt-{stamp}"));
+            std::fs::rename(&journal, &aside).map_err(io("moving aside", &journal))?;
+        }
+        *self.journal() = Journal::default();
         Ok(condition)
     }
 
@@ -141,10 +540,25 @@ impl StateStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io("removing", &marker)(e)),
         }
+        // The journal of the previous snapshot is stale now (and would be
+        // recognised as such if this removal were lost).
+        let mut journal = self.journal();
+        journal.file = None;
+        let journal_path = self.journal_path();
+        match std::fs::remove_file(&journal_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("removing", &journal_path)(e)),
+        }
         // The rename itself is durable only once the directory is synced.
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(io("syncing", &self.dir))?;
+        *journal = Journal {
+            snapshot: Some(fnv(&bytes)),
+            snapshot_len: bytes.len() as u64,
+            ..Journal::default()
+        };
         Ok(())
     }
 }
@@ -206,6 +620,168 @@ mod tests {
         assert_eq!(store.awaiting_resync(), Some(condition));
         store.save(&Desired::default()).unwrap();
         assert_eq!(store.awaiting_resync(), None);
+    }
+
+    fn sample() -> Desired {
+        Desired {
+            generation: 5,
+            config: crate::testing::sample_config(),
+        }
+    }
+
+    /// `desired` with item `k` of the first ACL's port set to `port`.
+    fn with_port(desired: &Desired, k: usize, port: u32) -> Desired {
+        let mut next = desired.clone();
+        next.generation += 1;
+        next.config.network_acls[0].items[k].start_port = Some(port);
+        next.config.network_acls[0].items[k].end_port = Some(port);
+        next
+    }
+
+    #[test]
+    fn list_changes_are_journaled_small_and_replay_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let first = sample();
+        store.save(&first).unwrap();
+        let index = first.config.network_acls[0].device_index;
+        let second = with_port(&first, 1, 8081);
+        store
+            .save_change(&first, &second, ListChange::Acl(index))
+            .unwrap();
+        // An item removed, one added, the list relabelled.
+        let mut third = second.clone();
+        third.generation += 1;
+        let acl = &mut third.config.network_acls[0];
+        let gone = acl.items.remove(0);
+        acl.items.push(pb::AclItem { number: 99, ..gone });
+        acl.acl_name = "renamed".into();
+        store
+            .save_change(&second, &third, ListChange::Acl(index))
+            .unwrap();
+        // A port forward's target changes, one goes.
+        let mut fourth = third.clone();
+        fourth.generation += 1;
+        fourth.config.port_forwarding_rules[1].private_ip = "10.1.2.99".into();
+        fourth.config.port_forwarding_rules.remove(0);
+        store
+            .save_change(&third, &fourth, ListChange::PortForwards)
+            .unwrap();
+        let journal = std::fs::metadata(store.journal_path()).unwrap().len();
+        let snapshot = std::fs::metadata(store.path()).unwrap().len();
+        assert!(
+            journal < snapshot,
+            "{journal} bytes journaled, {snapshot} in the snapshot"
+        );
+        let again = StateStore::open(dir.path()).unwrap();
+        assert_eq!(again.load().unwrap(), Some(fourth.clone()));
+        // The reopened journal takes more records.
+        let fifth = with_port(&fourth, 0, 8082);
+        again
+            .save_change(&fourth, &fifth, ListChange::Acl(index))
+            .unwrap();
+        assert_eq!(
+            StateStore::open(dir.path()).unwrap().load().unwrap(),
+            Some(fifth)
+        );
+    }
+
+    #[test]
+    fn a_torn_record_is_dropped_and_the_journal_goes_on_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let first = sample();
+        store.save(&first).unwrap();
+        let index = first.config.network_acls[0].device_index;
+        let second = with_port(&first, 1, 8081);
+        store
+            .save_change(&first, &second, ListChange::Acl(index))
+            .unwrap();
+        let third = with_port(&second, 1, 8082);
+        store
+            .save_change(&second, &third, ListChange::Acl(index))
+            .unwrap();
+        // A crash in the middle of the last append.
+        let len = std::fs::metadata(store.journal_path()).unwrap().len();
+        let file = OpenOptions::new()
+            .write(true)
+            .open(store.journal_path())
+            .unwrap();
+        file.set_len(len - 3).unwrap();
+        let again = StateStore::open(dir.path()).unwrap();
+        assert_eq!(again.load().unwrap(), Some(second.clone()));
+        let fourth = with_port(&second, 1, 8083);
+        again
+            .save_change(&second, &fourth, ListChange::Acl(index))
+            .unwrap();
+        assert_eq!(
+            StateStore::open(dir.path()).unwrap().load().unwrap(),
+            Some(fourth)
+        );
+    }
+
+    #[test]
+    fn a_journal_left_behind_by_a_newer_snapshot_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let first = sample();
+        store.save(&first).unwrap();
+        let index = first.config.network_acls[0].device_index;
+        let second = with_port(&first, 1, 8081);
+        store
+            .save_change(&first, &second, ListChange::Acl(index))
+            .unwrap();
+        let old_journal = std::fs::read(store.journal_path()).unwrap();
+        let mut third = second.clone();
+        third.generation += 1;
+        third.config.static_routes.clear();
+        store
+            .save_change(&second, &third, ListChange::Other)
+            .unwrap();
+        assert!(
+            !store.journal_path().exists(),
+            "a snapshot ends the journal"
+        );
+        // As if the crash came between the snapshot and the removal.
+        std::fs::write(store.journal_path(), old_journal).unwrap();
+        assert_eq!(
+            StateStore::open(dir.path()).unwrap().load().unwrap(),
+            Some(third)
+        );
+    }
+
+    #[test]
+    fn a_reordered_list_is_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let first = sample();
+        store.save(&first).unwrap();
+        let mut second = first.clone();
+        second.generation += 1;
+        second.config.network_acls[0].items.reverse();
+        let index = first.config.network_acls[0].device_index;
+        store
+            .save_change(&first, &second, ListChange::Acl(index))
+            .unwrap();
+        assert!(!store.journal_path().exists());
+        assert_eq!(
+            StateStore::open(dir.path()).unwrap().load().unwrap(),
+            Some(second)
+        );
+    }
+
+    #[test]
+    fn diffs_replay_to_the_new_list() {
+        let old: Vec<u32> = vec![1, 2, 3, 4];
+        let key = |v: &u32| (v / 10).to_string() + &(v % 10).to_string();
+        for new in [vec![1, 3, 4, 7], vec![2, 3], vec![1, 2, 3, 4, 5, 6], vec![]] {
+            let (removed, changed) = list_diff(&old, &new, key).expect("replayable");
+            let mut list = old.clone();
+            list_patch(&mut list, &removed, changed, key);
+            assert_eq!(list, new);
+        }
+        assert!(list_diff(&old, &[4, 1], key).is_none(), "reordered");
+        assert!(list_diff(&old, &[5, 5], key).is_none(), "repeated key");
     }
 
     #[test]

@@ -5,3 +5,4 @@ pub mod garp;
 pub mod haproxy;
 pub mod netlink;
 pub mod nft;
+pub mod nft_netlink;

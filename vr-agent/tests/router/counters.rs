@@ -134,6 +134,11 @@ fn datagrams_between_tiers_move_the_counters_of_the_items_that_decided_them() {
         "{state:?}"
     );
 
+    // The added item and the renumbered one were element changes, made
+    // in one netlink batch each.
+    let log = r.agent_log();
+    assert!(log.matches("nft_path=netlink").count() >= 2, "{log}");
+
     // A deny over the allows from one address adds a layer: the chain and
     // its sets are rebuilt, and every item that stays keeps its count.
     let over = with_id(

@@ -99,10 +99,11 @@ fn tagged(key: String, number: u32, id: &str) -> String {
     }
 }
 
-/// The key of a set element: its text without the item tag, which
-/// `delete element` does not take.
+/// The key of a set or map element: its text without the item tag or the
+/// map's data, which `delete element` does not take.
 pub(super) fn element_key(element: &str) -> &str {
-    element.split_once(ITEM_TAG).map_or(element, |(key, _)| key)
+    let key = element.split_once(ITEM_TAG).map_or(element, |(key, _)| key);
+    key.split_once(" : ").map_or(key, |(key, _)| key)
 }
 
 /// The item an element counts for, from its tag: the item's id, or its

@@ -257,20 +257,16 @@ pub(super) fn forward(router: &Router) -> Chain {
     // Towards a public network only what is NATed to one of its addresses
     // leaves: an untranslated private or foreign source must not reach the
     // internet (CloudStack's `FORWARD -s <vpc cidr> ! -d <vpc cidr>`).
+    // The static NAT sources are a set, so that a static NAT that comes,
+    // goes or changes its VM changes elements only.
+    let mut sets = Vec::new();
     for nic in router.nics_with(Role::Public) {
-        let mut natted: Vec<Ipv4Net> = router
+        let natted: Vec<Ipv4Net> = router
             .source_nat
             .iter()
             .filter(|s| s.index == nic.index)
             .flat_map(|s| s.sources.iter().copied())
             .collect();
-        natted.extend(
-            router
-                .static_nats
-                .iter()
-                .filter(|s| s.index == nic.index)
-                .map(|s| Ipv4Net::from(s.private_ip)),
-        );
         if !natted.is_empty() {
             rules.push(format!(
                 "oifname {} ip saddr {} accept",
@@ -278,11 +274,32 @@ pub(super) fn forward(router: &Router) -> Chain {
                 cidr_list(&natted)
             ));
         }
+        let mut statics: Vec<String> = router
+            .static_nats
+            .iter()
+            .filter(|s| s.index == nic.index)
+            .map(|s| s.private_ip.to_string())
+            .collect();
+        statics.sort();
+        statics.dedup();
+        if !statics.is_empty() {
+            let name = format!("static_nat_src_{}", dev_name(nic.index));
+            rules.push(format!(
+                "oifname {} ip saddr @{name} accept",
+                ifname(nic.index)
+            ));
+            sets.push(Set {
+                name,
+                kind: "set",
+                spec: "type ipv4_addr;".into(),
+                elements: statics,
+            });
+        }
     }
     Chain {
         name: CHAIN_FORWARD.into(),
         hook: Some("type filter hook forward priority filter; policy drop;".into()),
-        sets: Vec::new(),
+        sets,
         rules,
     }
 }

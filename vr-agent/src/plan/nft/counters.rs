@@ -147,6 +147,32 @@ pub fn chain_counts_of_elements(set: &str, text: &str) -> ChainCounts {
     out
 }
 
+/// The counts per ACL chain and item of elements of the ACL set `set`
+/// read back one by one (their comments and counts), as
+/// [`chain_counts_of_elements`] reads nft's text answer.
+pub fn chain_counts_of_read<'a>(
+    set: &str,
+    elements: impl IntoIterator<Item = (&'a str, (u64, u64))>,
+) -> ChainCounts {
+    let mut out = ChainCounts::new();
+    let Some((index, direction)) = set_owner(set) else {
+        return out;
+    };
+    let chain = match direction {
+        Direction::Ingress => super::inbound_chain(index),
+        Direction::Egress => super::outbound_chain(index),
+    };
+    for (tag, (packets, bytes)) in elements {
+        if let Some(item) = super::acl::item_of_tag(tag) {
+            let sum = out.entry((chain.clone(), item.to_string())).or_default();
+            sum.0 += packets;
+            sum.1 += bytes;
+        }
+    }
+    out.retain(|_, (packets, _)| *packets > 0);
+    out
+}
+
 /// A JSON listing with every counter's values removed: what the table *is*,
 /// without what traffic did to it, so two listings of an unchanged table
 /// compare equal while packets flow.
@@ -241,6 +267,24 @@ mod tests {
             ])
         );
         assert!(chain_counts_of_elements("static_nat", text).is_empty());
+    }
+
+    #[test]
+    fn elements_read_back_are_summed_per_item() {
+        let read = [
+            ("7 a", (5, 300)),
+            ("7 a", (2, 20)),
+            ("8", (1, 9)),
+            ("9", (0, 0)),
+        ];
+        assert_eq!(
+            chain_counts_of_read("acl_inbound_eth3_l1_deny_v4_proto", read),
+            BTreeMap::from([
+                (("ACL_INBOUND_eth3".into(), "a".into()), (7, 320)),
+                (("ACL_INBOUND_eth3".into(), "8".into()), (1, 9)),
+            ])
+        );
+        assert!(chain_counts_of_read("pf_shifted", read).is_empty());
     }
 
     #[test]

@@ -29,7 +29,7 @@ mod base;
 pub mod counters;
 mod proxy;
 mod render;
-pub use render::{Carry, CarryNeeds};
+pub use render::{Carry, CarryNeeds, ElementDelta};
 pub mod shape;
 
 use ipnet::Ipv4Net;

@@ -71,19 +71,22 @@ fn carry_into(
 
 /// Above this many removed elements in one chain, rebuilding its sets is
 /// cheaper than deleting elements: nft reads the whole interval set back
-/// before each batch of deletions.
-const MAX_ELEMENT_DELETIONS: usize = 32;
+/// before each batch of deletions (the netlink path does not, but falls
+/// back on the text path when the kernel refuses a batch).
+const MAX_ELEMENT_DELETIONS: usize = 256;
 
 /// True when two versions of a chain differ only in the elements of sets
-/// (not maps) that keep their names and types, and few enough elements go
+/// or maps that keep their names and types, and few enough elements go
 /// that deleting them beats rebuilding.
 fn only_elements_differ(old: &Chain, new: &Chain) -> bool {
     let same_shape = old.hook == new.hook
         && old.rules == new.rules
         && old.sets.len() == new.sets.len()
-        && old.sets.iter().zip(&new.sets).all(|(a, b)| {
-            a.kind == "set" && a.name == b.name && a.kind == b.kind && a.spec == b.spec
-        });
+        && old
+            .sets
+            .iter()
+            .zip(&new.sets)
+            .all(|(a, b)| a.name == b.name && a.kind == b.kind && a.spec == b.spec);
     if !same_shape {
         return false;
     }
@@ -154,6 +157,93 @@ fn classify<'a>(new: &'a Ruleset, old: &'a Ruleset) -> Classes<'a> {
         .into_iter()
         .partition(|(o, n)| only_elements_differ(o, n));
     (removed, added, rebuilt, element_only)
+}
+
+/// The element changes of one set or map: the old elements that go and
+/// the new ones that come (with carried counts written in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElementDelta {
+    pub set: String,
+    /// The set's declaration body (its type, flags, `counter`).
+    pub spec: String,
+    pub delete: Vec<String>,
+    pub add: Vec<String>,
+}
+
+/// The element deltas of chains changed in elements only. An item that
+/// stays and changes elements has all of its elements deleted and added
+/// again, the first with its carried count.
+fn element_deltas(
+    element_only: &[(&Chain, &Chain)],
+    carry: &Carry,
+    given: &mut BTreeSet<(String, String)>,
+) -> Vec<ElementDelta> {
+    let mut out = Vec::new();
+    for (old_chain, new_chain) in element_only {
+        // The chain's refreshed items, looked up once per element without
+        // allocating.
+        let items: std::collections::HashSet<&str> = carry
+            .refreshed
+            .iter()
+            .filter(|(chain, _)| *chain == old_chain.name)
+            .map(|(_, item)| item.as_str())
+            .collect();
+        let refreshed = |e: &String| {
+            !items.is_empty() && item_of_element(e).is_some_and(|item| items.contains(item))
+        };
+        for (old_set, new_set) in old_chain.sets.iter().zip(&new_chain.sets) {
+            if items.is_empty() && old_set.elements == new_set.elements {
+                continue;
+            }
+            let before: std::collections::HashSet<&String> = old_set.elements.iter().collect();
+            let after: std::collections::HashSet<&String> = new_set.elements.iter().collect();
+            // A map element whose data changes keeps its key: it goes and
+            // comes back.
+            let delete: Vec<String> = old_set
+                .elements
+                .iter()
+                .filter(|e| !after.contains(e) || refreshed(e))
+                .cloned()
+                .collect();
+            let add: Vec<String> = new_set
+                .elements
+                .iter()
+                .filter(|e| !before.contains(e) || refreshed(e))
+                .map(|e| carry_into(&new_chain.name, e, &carry.counts, given))
+                .collect();
+            if !delete.is_empty() || !add.is_empty() {
+                out.push(ElementDelta {
+                    set: new_set.name.clone(),
+                    spec: new_set.spec.clone(),
+                    delete,
+                    add,
+                });
+            }
+        }
+    }
+    out
+}
+
+impl Ruleset {
+    /// The change from `old` to `self` as element changes alone, or `None`
+    /// when a chain, rule, set or hook changes too (the caller then takes
+    /// [`Ruleset::render_update_with`]). Empty when nothing changes.
+    pub fn element_changes(&self, old: &Ruleset, carry: &Carry) -> Option<Vec<ElementDelta>> {
+        let (removed, added, changed, element_only) = classify(self, old);
+        if !(removed.is_empty() && added.is_empty() && changed.is_empty()) {
+            return None;
+        }
+        Some(element_deltas(&element_only, carry, &mut BTreeSet::new()))
+    }
+
+    /// The old sets' specs by name, for reading elements back.
+    pub fn set_specs(&self) -> BTreeMap<&str, &str> {
+        self.chains
+            .iter()
+            .flat_map(|c| &c.sets)
+            .map(|s| (s.name.as_str(), s.spec.as_str()))
+            .collect()
+    }
 }
 
 impl Ruleset {
@@ -257,50 +347,25 @@ impl Ruleset {
         let mut out = String::new();
         // 0. Chains whose rules stay and whose sets differ only in elements
         //    get element deltas: the cost follows the size of the change, not
-        //    of the list. Maps are rebuilt (deleting a map element by text
-        //    would need its exact data as well).
-        //    An item that stays and changes elements has all of its
-        //    elements deleted and added again, the first with its count.
+        //    of the list. Map elements are deleted by key.
         let mut additions = String::new();
-        for (old_chain, new_chain) in &element_only {
-            let refreshed = |e: &String| {
-                item_of_element(e).is_some_and(|item| {
-                    carry
-                        .refreshed
-                        .contains(&(old_chain.name.clone(), item.to_string()))
-                })
-            };
-            for (old_set, new_set) in old_chain.sets.iter().zip(&new_chain.sets) {
-                let before: BTreeSet<&String> = old_set.elements.iter().collect();
-                let after: BTreeSet<&String> = new_set.elements.iter().collect();
-                let gone: Vec<&str> = old_set
-                    .elements
-                    .iter()
-                    .filter(|e| !after.contains(e) || refreshed(e))
-                    .map(|e| element_key(e))
-                    .collect();
-                let new: Vec<String> = new_set
-                    .elements
-                    .iter()
-                    .filter(|e| !before.contains(e) || refreshed(e))
-                    .map(|e| carry_into(&new_chain.name, e, &carry.counts, &mut given))
-                    .collect();
-                if !gone.is_empty() {
-                    let _ = writeln!(
-                        out,
-                        "delete element {t} {} {{ {} }}",
-                        old_set.name,
-                        gone.join(", ")
-                    );
-                }
-                if !new.is_empty() {
-                    let _ = writeln!(
-                        additions,
-                        "add element {t} {} {{ {} }}",
-                        new_set.name,
-                        new.join(", ")
-                    );
-                }
+        for delta in element_deltas(&element_only, carry, &mut given) {
+            if !delta.delete.is_empty() {
+                let keys: Vec<&str> = delta.delete.iter().map(|e| element_key(e)).collect();
+                let _ = writeln!(
+                    out,
+                    "delete element {t} {} {{ {} }}",
+                    delta.set,
+                    keys.join(", ")
+                );
+            }
+            if !delta.add.is_empty() {
+                let _ = writeln!(
+                    additions,
+                    "add element {t} {} {{ {} }}",
+                    delta.set,
+                    delta.add.join(", ")
+                );
             }
         }
         // 1. Empty the chains that change or go, dropping their references to
