@@ -4,7 +4,7 @@
 use prost::Message;
 use prost_types::FileDescriptorSet;
 
-const RPCS: [&str; 12] = [
+const RPCS: [&str; 13] = [
     "StartRouter",
     "ActivateRouter",
     "StopRouter",
@@ -17,6 +17,7 @@ const RPCS: [&str; 12] = [
     "Inventory",
     "Describe",
     "SetFloodList",
+    "RelayRouterAgent",
 ];
 
 fn rpc_names(set: &FileDescriptorSet) -> Vec<String> {
@@ -73,6 +74,7 @@ fn host_messages_round_trip_with_an_absent_broadcast_uri() {
             }],
         }),
         standby: false,
+        tls: None,
     };
     let back = StartRouterRequest::decode(request.encode_to_vec().as_slice()).expect("decodes");
     assert_eq!(back, request);
