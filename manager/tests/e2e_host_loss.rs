@@ -23,10 +23,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::api::{Client, id, job_ok};
+use support::api::{Client, job_ok};
 use support::e2e::{E2e, blocking, ping_ok, tcp_ok};
-use support::fabric::{Fabric, FabricOptions};
-use support::vpc::zone_isolated;
+use support::fabric::{Fabric, FabricOptions, hosts_zone};
 use vpc_integration::{Netns, TcpEchoServer};
 use vpc_manager::settings::AgentTransport;
 
@@ -122,48 +121,8 @@ impl Lab {
         })
         .await;
         fabric.add_upstream(&["203.0.113.1/24"]);
-        let (zone, _) = zone_isolated(
-            &admin,
-            "vx",
-            "VXLAN",
-            "5000-5099",
-            "203.0.113.1",
-            "203.0.113.10",
-            "203.0.113.60",
-        )
-        .await;
-        let pod = id(
-            &admin
-                .ok(
-                    "createPod",
-                    &[
-                        ("name", "fabric"),
-                        ("zoneid", &zone),
-                        ("gateway", "10.250.0.1"),
-                        ("netmask", "255.255.255.0"),
-                        ("startip", "10.250.0.10"),
-                        ("endip", "10.250.0.20"),
-                    ],
-                )
-                .await,
-            "pod",
-        );
-        let mut hosts = Vec::new();
-        for h in &fabric.hosts {
-            let added = admin
-                .ok(
-                    "addHost",
-                    &[
-                        ("zoneid", &zone),
-                        ("podid", &pod),
-                        ("clustername", "fabric"),
-                        ("url", &h.url()),
-                        ("hypervisor", "netns"),
-                    ],
-                )
-                .await;
-            hosts.push(s(&added["host"][0], "id"));
-        }
+        let (zone, added) = hosts_zone(&admin, &fabric, "vx", "5000-5099").await;
+        let hosts: Vec<String> = added.iter().map(|h| s(h, "id")).collect();
         let vpc = job_ok(
             &admin,
             "createVPC",

@@ -21,10 +21,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::api::{Client, id, job_ok};
+use support::api::{Client, job_ok};
 use support::e2e::{E2e, ping_ok};
-use support::fabric::{Fabric, FabricOptions};
-use support::vpc::zone_isolated;
+use support::fabric::{Fabric, FabricOptions, hosts_zone};
 use vpc_integration::Netns;
 use vpc_manager::settings::AgentTransport;
 
@@ -197,48 +196,11 @@ async fn maintenance_moves_the_router_off_its_host_and_flood_lists_follow_a_move
     })
     .await;
     fabric.add_upstream(&["203.0.113.1/24"]);
-    let (zone, _) = zone_isolated(
-        &admin,
-        "mx",
-        "VXLAN",
-        "5100-5199",
-        "203.0.113.1",
-        "203.0.113.10",
-        "203.0.113.60",
-    )
-    .await;
-    let pod = id(
-        &admin
-            .ok(
-                "createPod",
-                &[
-                    ("name", "fabric"),
-                    ("zoneid", &zone),
-                    ("gateway", "10.250.0.1"),
-                    ("netmask", "255.255.255.0"),
-                    ("startip", "10.250.0.10"),
-                    ("endip", "10.250.0.20"),
-                ],
-            )
-            .await,
-        "pod",
-    );
-    let mut hosts = Vec::new();
-    for h in &fabric.hosts {
-        let added = admin
-            .ok(
-                "addHost",
-                &[
-                    ("zoneid", &zone),
-                    ("podid", &pod),
-                    ("clustername", "fabric"),
-                    ("url", &h.url()),
-                    ("hypervisor", "netns"),
-                ],
-            )
-            .await;
-        hosts.push(added["host"][0]["id"].as_str().unwrap().to_string());
-    }
+    let (zone, added) = hosts_zone(&admin, &fabric, "mx", "5100-5199").await;
+    let hosts: Vec<String> = added
+        .iter()
+        .map(|h| h["id"].as_str().unwrap().to_string())
+        .collect();
     let offering =
         admin.ok("listVPCOfferings", &[("isdefault", "true")]).await["vpcoffering"][0]["id"]
             .as_str()

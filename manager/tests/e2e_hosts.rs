@@ -13,10 +13,9 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::api::{id, job_ok};
+use support::api::job_ok;
 use support::e2e::{E2e, ping_ok};
-use support::fabric::{Fabric, FabricOptions};
-use support::vpc::zone_isolated;
+use support::fabric::{Fabric, FabricOptions, hosts_zone};
 use vpc_integration::Netns;
 use vpc_manager::settings::AgentTransport;
 
@@ -63,51 +62,13 @@ async fn vms_on_two_hosts_reach_their_router_on_a_third_across_vxlan_through_the
     })
     .await;
     fabric.add_upstream(&["203.0.113.1/24"]);
-    let (zone, _) = zone_isolated(
-        &admin,
-        "vx",
-        "VXLAN",
-        "5000-5099",
-        "203.0.113.1",
-        "203.0.113.10",
-        "203.0.113.60",
-    )
-    .await;
-    let pod = id(
-        &admin
-            .ok(
-                "createPod",
-                &[
-                    ("name", "fabric"),
-                    ("zoneid", &zone),
-                    ("gateway", "10.250.0.1"),
-                    ("netmask", "255.255.255.0"),
-                    ("startip", "10.250.0.10"),
-                    ("endip", "10.250.0.20"),
-                ],
-            )
-            .await,
-        "pod",
-    );
+    let (zone, added) = hosts_zone(&admin, &fabric, "vx", "5000-5099").await;
     let mut hosts = Vec::new();
-    for h in &fabric.hosts {
-        let added = admin
-            .ok(
-                "addHost",
-                &[
-                    ("zoneid", &zone),
-                    ("podid", &pod),
-                    ("clustername", "fabric"),
-                    ("url", &h.url()),
-                    ("hypervisor", "netns"),
-                ],
-            )
-            .await;
-        let host = &added["host"][0];
+    for (host, h) in added.iter().zip(&fabric.hosts) {
         assert_eq!(
             host["underlayaddress"].as_str(),
             Some(h.underlay.to_string().as_str()),
-            "{added}"
+            "{host}"
         );
         hosts.push(host["id"].as_str().unwrap().to_string());
     }

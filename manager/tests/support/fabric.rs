@@ -379,3 +379,58 @@ impl Drop for Fabric {
         purge_prefix(&self.prefix);
     }
 }
+
+/// A VXLAN zone (`name`, VNIs `vnis`, public range 203.0.113.10-60 behind
+/// 203.0.113.1) with one pod and every host of `fabric` added to it
+/// through the API, in the fabric's order: the zone's id and the added
+/// hosts as `addHost` answered them.
+pub async fn hosts_zone(
+    admin: &super::api::Client,
+    fabric: &Fabric,
+    name: &str,
+    vnis: &str,
+) -> (String, Vec<serde_json::Value>) {
+    let (zone, _) = super::vpc::zone_isolated(
+        admin,
+        name,
+        "VXLAN",
+        vnis,
+        "203.0.113.1",
+        "203.0.113.10",
+        "203.0.113.60",
+    )
+    .await;
+    let pod = super::api::id(
+        &admin
+            .ok(
+                "createPod",
+                &[
+                    ("name", "fabric"),
+                    ("zoneid", &zone),
+                    ("gateway", "10.250.0.1"),
+                    ("netmask", "255.255.255.0"),
+                    ("startip", "10.250.0.10"),
+                    ("endip", "10.250.0.20"),
+                ],
+            )
+            .await,
+        "pod",
+    );
+    let mut hosts = Vec::new();
+    for h in &fabric.hosts {
+        let added = admin
+            .ok(
+                "addHost",
+                &[
+                    ("zoneid", &zone),
+                    ("podid", &pod),
+                    ("clustername", "fabric"),
+                    ("url", &h.url()),
+                    ("hypervisor", "netns"),
+                ],
+            )
+            .await;
+        hosts.push(added["host"][0].clone());
+    }
+    (zone, hosts)
+}
