@@ -33,7 +33,7 @@ impl Inner {
             let Some(NsKind::Guest(name)) = self.names.classify(&ns) else {
                 continue;
             };
-            if keep(&ns) {
+            if keep(&ns) || self.starting_or_running(&name) {
                 continue;
             }
             self.forget(&name);
@@ -105,6 +105,14 @@ impl Inner {
     }
 
     /// Drops the driver's memory of a router or VM.
+    /// Whether the driver holds `name` now: `known` was read before the
+    /// namespaces were listed, and a start that began since records itself
+    /// in the state before it makes anything.
+    fn starting_or_running(&self, name: &str) -> bool {
+        let state = self.state();
+        state.routers.contains_key(name) || state.vms.contains_key(name)
+    }
+
     fn forget(&self, name: &str) {
         let mut state = self.state();
         if state.routers.remove(name).is_some() {
@@ -129,9 +137,17 @@ impl Inner {
                 if keep(&ns) || ip::exists(&ns) {
                     continue;
                 }
+                // Decided and done under the state lock: a start records
+                // itself there before it makes its directory, so none can
+                // begin between the look and the removal.
+                let state = self.state();
+                if state.routers.contains_key(&name) || state.vms.contains_key(&name) {
+                    continue;
+                }
                 if let Err(e) = remove_dir(&entry.path()) {
                     tracing::warn!("sweeper: {e}");
                 }
+                drop(state);
             }
         }
         let Ok(entries) = std::fs::read_dir(ip::NETNS_ETC_DIR) else {

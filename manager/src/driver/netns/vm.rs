@@ -42,14 +42,16 @@ impl Inner {
         names::check_object_name("VM", &view.instance_name)?;
         let ns = self.names.vm_ns(&view.instance_name);
         let dir = self.vm_dir(&view.instance_name);
+        // Recorded before anything is made, so the sweeper never takes a
+        // starting VM's directory or namespace for a leftover.
+        self.state()
+            .vms
+            .insert(view.instance_name.clone(), view.clone());
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&dir)
             .map_err(|e| NetnsError::io(format!("creating {}", dir.display()), e))?;
-        self.state()
-            .vms
-            .insert(view.instance_name.clone(), view.clone());
         self.ensure_vm_topology(&view.instance_name).await?;
         if self.is_supervised(&ns) {
             return Ok(());
