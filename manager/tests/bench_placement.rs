@@ -153,8 +153,8 @@ async fn placement_of_many_vpcs_over_three_hosts() {
                 ("zoneid", &zone),
                 ("gateway", "198.51.100.1"),
                 ("netmask", "255.255.255.0"),
-                ("startip", "198.51.100.10"),
-                ("endip", "198.51.100.250"),
+                ("startip", "198.51.100.3"),
+                ("endip", "198.51.100.254"),
                 ("forvirtualnetwork", "true"),
             ],
         )
