@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::api::{Client, job_ok};
 use support::e2e::{E2e, blocking, ping_ok, tcp_ok};
-use support::fabric::{Fabric, FabricOptions, hosts_zone};
+use support::fabric::{Fabric, FabricOptions, eventually, hosts_zone, lease_ip};
 use vpc_integration::{Netns, TcpEchoServer};
 use vpc_manager::settings::AgentTransport;
 
@@ -34,23 +34,6 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The internet host behind upstream.
 const INTERNET: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
-
-/// Waits for `probe` to hold, up to `within`.
-async fn eventually(within: Duration, what: &str, mut probe: impl AsyncFnMut() -> bool) {
-    let started = Instant::now();
-    while !probe().await {
-        assert!(started.elapsed() < within, "{what} within {within:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The `ip=` of a lease record.
-fn lease_ip(lease: &str) -> Option<Ipv4Addr> {
-    lease
-        .lines()
-        .find_map(|l| l.strip_prefix("ip="))
-        .and_then(|ip| ip.trim().parse().ok())
-}
 
 fn s(v: &Value, key: &str) -> String {
     v[key]

@@ -10,47 +10,14 @@
 mod support;
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::api::job_ok;
 use support::e2e::{E2e, ping_ok};
-use support::fabric::{Fabric, FabricOptions, hosts_zone};
+use support::fabric::{Fabric, FabricOptions, eventually, flood_list, hosts_zone, lease_ip};
 use vpc_integration::Netns;
 use vpc_manager::settings::AgentTransport;
-
-/// Waits for `probe` to hold, up to `within`.
-async fn eventually(within: Duration, what: &str, mut probe: impl AsyncFnMut() -> bool) {
-    let started = Instant::now();
-    while !probe().await {
-        assert!(started.elapsed() < within, "{what} within {within:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The `ip=` of a lease record.
-fn lease_ip(lease: &str) -> Option<Ipv4Addr> {
-    lease
-        .lines()
-        .find_map(|l| l.strip_prefix("ip="))
-        .and_then(|ip| ip.trim().parse().ok())
-}
-
-/// The all-zero FDB entries (the flood list) of `vx<vni>` in `ns`.
-fn flood_list(ns: &str, vni: &str) -> Vec<String> {
-    let out = std::process::Command::new("bridge")
-        .args(["-n", ns, "-j", "fdb", "show", "dev", &format!("vx{vni}")])
-        .output()
-        .expect("bridge fdb");
-    let entries: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let mut dsts: Vec<String> = entries
-        .iter()
-        .filter(|e| e["mac"] == "00:00:00:00:00:00")
-        .filter_map(|e| e["dst"].as_str().map(str::to_string))
-        .collect();
-    dsts.sort();
-    dsts
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vms_on_two_hosts_reach_their_router_on_a_third_across_vxlan_through_the_api() {

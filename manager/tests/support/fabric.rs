@@ -434,3 +434,37 @@ pub async fn hosts_zone(
     }
     (zone, hosts)
 }
+
+/// Waits for `probe` to hold, up to `within`.
+pub async fn eventually(within: Duration, what: &str, mut probe: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !probe().await {
+        assert!(started.elapsed() < within, "{what} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The `ip=` of a lease record ([`LabHost::lease`]).
+pub fn lease_ip(lease: &str) -> Option<Ipv4Addr> {
+    lease
+        .lines()
+        .find_map(|l| l.strip_prefix("ip="))
+        .and_then(|ip| ip.trim().parse().ok())
+}
+
+/// The all-zero FDB entries (the flood list) of `vx<vni>` in `ns`, sorted;
+/// empty when the device does not exist.
+pub fn flood_list(ns: &str, vni: &str) -> Vec<String> {
+    let out = Command::new("bridge")
+        .args(["-n", ns, "-j", "fdb", "show", "dev", &format!("vx{vni}")])
+        .output()
+        .expect("bridge fdb");
+    let entries: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let mut dsts: Vec<String> = entries
+        .iter()
+        .filter(|e| e["mac"] == "00:00:00:00:00:00")
+        .filter_map(|e| e["dst"].as_str().map(str::to_string))
+        .collect();
+    dsts.sort();
+    dsts
+}
