@@ -81,18 +81,25 @@ impl Token {
     }
 }
 
+/// The HMAC key of `token` and the message a proof signs: the SHA-256 of
+/// the certificate `cert_der`.
+fn proof_input(token: &Token, cert_der: &[u8]) -> (ring::hmac::Key, ring::digest::Digest) {
+    (
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token.0.as_bytes()),
+        ring::digest::digest(&ring::digest::SHA256, cert_der),
+    )
+}
+
 /// The proof that the holder of `token` saw the certificate `cert_der`.
 pub fn proof(token: &Token, cert_der: &[u8]) -> Vec<u8> {
-    let digest = ring::digest::digest(&ring::digest::SHA256, cert_der);
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token.0.as_bytes());
+    let (key, digest) = proof_input(token, cert_der);
     ring::hmac::sign(&key, digest.as_ref()).as_ref().to_vec()
 }
 
 /// Whether `presented` is the proof for `token` and `cert_der` (in constant
 /// time).
 pub fn proof_matches(token: &Token, cert_der: &[u8], presented: &[u8]) -> bool {
-    let digest = ring::digest::digest(&ring::digest::SHA256, cert_der);
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token.0.as_bytes());
+    let (key, digest) = proof_input(token, cert_der);
     ring::hmac::verify(&key, digest.as_ref(), presented).is_ok()
 }
 

@@ -303,14 +303,17 @@ async fn investigate(plane: &Plane, h: &host::Host, peers: usize) -> Result<Verd
         );
         return Ok(Verdict::Unknown);
     }
-    let mut answering = 0;
-    for r in &routers {
+    // Asked together, not one after another: a host of silent routers
+    // would otherwise take a deadline per router to investigate.
+    let answering = futures_util::future::join_all(routers.iter().map(|r| async move {
         let probe = super::monitor::probe_view(r);
         let asked = plane.network.element.agent_generation(&probe);
-        if let Ok(Ok(_)) = tokio::time::timeout(PING_DEADLINE, asked).await {
-            answering += 1;
-        }
-    }
+        matches!(tokio::time::timeout(PING_DEADLINE, asked).await, Ok(Ok(_)))
+    }))
+    .await
+    .into_iter()
+    .filter(|answered| *answered)
+    .count();
     let (_, vms) = host::loads(&plane.db, &[h.id])
         .await?
         .get(&h.id)

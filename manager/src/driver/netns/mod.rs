@@ -202,6 +202,14 @@ struct State {
     standby: std::collections::HashSet<String>,
 }
 
+impl State {
+    /// Whether router or VM `name` is started or starting: a start records
+    /// itself here before it makes anything.
+    fn holds(&self, name: &str) -> bool {
+        self.routers.contains_key(name) || self.vms.contains_key(name)
+    }
+}
+
 impl NetnsDriver {
     /// A driver whose namespaces start with `prefix`, keeping its files in
     /// `<data_dir>/routers/<name>` and `<data_dir>/vms/<name>`, running

@@ -109,8 +109,7 @@ impl Inner {
     /// namespaces were listed, and a start that began since records itself
     /// in the state before it makes anything.
     fn starting_or_running(&self, name: &str) -> bool {
-        let state = self.state();
-        state.routers.contains_key(name) || state.vms.contains_key(name)
+        self.state().holds(name)
     }
 
     fn forget(&self, name: &str) {
@@ -141,7 +140,7 @@ impl Inner {
                 // itself there before it makes its directory, so none can
                 // begin between the look and the removal.
                 let state = self.state();
-                if state.routers.contains_key(&name) || state.vms.contains_key(&name) {
+                if state.holds(&name) {
                     continue;
                 }
                 if let Err(e) = remove_dir(&entry.path()) {
