@@ -432,6 +432,7 @@ async fn call(channel: Channel, command: AgentCommand) -> Result<AgentReply, Sta
         AgentCommand::SetSourceNat(r) => applied(c.set_source_nat(r).await?),
         AgentCommand::SetStaticRoutes(r) => applied(c.set_static_routes(r).await?),
         AgentCommand::SetNetworkAcl(r) => applied(c.set_network_acl(r).await?),
+        AgentCommand::EditNetworkAcl(r) => applied(c.edit_network_acl(r).await?),
         AgentCommand::SetPortForwardingRules(r) => applied(c.set_port_forwarding_rules(r).await?),
         AgentCommand::SetStaticNatRules(r) => applied(c.set_static_nat_rules(r).await?),
         AgentCommand::SetLoadBalancerRules(r) => applied(c.set_load_balancer_rules(r).await?),
@@ -463,6 +464,7 @@ fn error_of(status: &Status) -> AgentError {
     match status.code() {
         Code::InvalidArgument | Code::NotFound => AgentError::Refused(text),
         Code::Unavailable | Code::DeadlineExceeded => AgentError::Unreachable(text),
+        Code::Aborted => AgentError::NotAtBase(text),
         _ => AgentError::Failed(text),
     }
 }

@@ -996,6 +996,17 @@ on_both_backends!(
             pushed.iter().filter(|(_, acl)| acl.private_gateway).count(),
             1
         );
+        // It went first as an edit of item 5 alone, made against generation
+        // g; the recording agent holds no list and takes no edit, so the
+        // whole list followed at the same generation.
+        let edits = m.agent.edits();
+        assert_eq!(edits.len(), 1, "{edits:?}");
+        let AgentCommand::EditNetworkAcl(e) = &edits[0].1 else {
+            panic!("{edits:?}")
+        };
+        assert_eq!((e.base_generation, e.generation), (g, g + 1));
+        assert_eq!(numbers(e.acl.as_ref().unwrap()), [5]);
+        assert!(e.removed.is_empty());
 
         // Refused by the router: undone for everyone, the job fails.
         m.agent
@@ -1029,6 +1040,14 @@ on_both_backends!(
         // From now on the list goes to the app tier and the gateway only.
         m.agent.clear();
         job_ok(&admin, "deleteNetworkACL", &[("id", &five)]).await;
+        // Tried as an edit that takes item 5 out.
+        let edits = m.agent.edits();
+        assert_eq!(edits.len(), 1, "{edits:?}");
+        let AgentCommand::EditNetworkAcl(e) = &edits[0].1 else {
+            panic!("{edits:?}")
+        };
+        assert_eq!(e.removed, std::slice::from_ref(&five));
+        assert!(e.acl.as_ref().unwrap().items.is_empty());
         let pushed = acls(&m.agent.commands());
         assert_eq!(pushed.len(), 2);
         assert!(pushed.iter().all(|(_, acl)| numbers(acl) == [1, 2]));

@@ -3,7 +3,7 @@
 use prost::Message;
 use prost_types::FileDescriptorSet;
 
-const RPCS: [&str; 16] = [
+const RPCS: [&str; 17] = [
     "PlugNic",
     "UnplugNic",
     "SetupGuestNetwork",
@@ -12,6 +12,7 @@ const RPCS: [&str; 16] = [
     "SetSourceNat",
     "SetStaticRoutes",
     "SetNetworkAcl",
+    "EditNetworkAcl",
     "SetPortForwardingRules",
     "SetStaticNatRules",
     "SetLoadBalancerRules",

@@ -99,6 +99,10 @@ pub enum AgentError {
     LinkNotFound(String),
     #[error("the agent has no desired state ({0}); only ApplyConfig is accepted until then")]
     NoState(String),
+    /// An edit made against a state the agent does not hold (another
+    /// applied generation, or another list on the NIC): nothing changed.
+    #[error("{0}")]
+    NotAtBase(String),
 }
 
 /// What one step of an apply reported, with where the time went.
@@ -112,6 +116,41 @@ struct ApplyReport {
     /// batch), `nft` (an `nft -f` script) or `unchanged`.
     nft_path: &'static str,
     dnsmasq_us: u64,
+}
+
+/// The whole list an ACL edit made against generation `base` leads to, from
+/// the list the agent holds; refused (NotAtBase) when the agent has applied
+/// another generation than `base` or the edit's own `generation`, or the NIC
+/// holds another list.
+fn edit_base(
+    inner: &Inner,
+    generation: u64,
+    base: u64,
+    acl: Option<pb::NetworkAcl>,
+    removed: &[String],
+) -> Result<pb::NetworkAcl, AgentError> {
+    // A change sends one edit per NIC using the list, all with its
+    // generation: after the first, the agent is at that generation, and
+    // the other NICs' lists are still as they were at `base`.
+    if base != inner.applied_generation && generation != inner.applied_generation {
+        return Err(AgentError::NotAtBase(format!(
+            "the edit was made against generation {base}, the agent has applied {}",
+            inner.applied_generation
+        )));
+    }
+    let acl = acl.ok_or_else(|| {
+        AgentError::Invalid(crate::model::Invalid {
+            kind: crate::model::InvalidKind::Argument,
+            field: "acl".into(),
+            message: "is required".into(),
+        })
+    })?;
+    let nic = acl.device_index;
+    update::edited_acl(&inner.desired.config, acl, removed).ok_or_else(|| {
+        AgentError::NotAtBase(format!(
+            "eth{nic} does not hold the list the edit was made against"
+        ))
+    })
 }
 
 /// Sets an unusable state file aside; returns the condition to report.
@@ -338,6 +377,12 @@ impl Agent {
                 applied: inner.applied_generation,
             });
         }
+        let change = match change {
+            Change::EditNetworkAcl { base, acl, removed } => {
+                Change::SetNetworkAcl(Some(edit_base(&inner, generation, base, acl, &removed)?))
+            }
+            other => other,
+        };
         let list = match &change {
             Change::SetNetworkAcl(Some(acl)) => ListChange::Acl(acl.device_index),
             Change::SetPortForwarding(_) => ListChange::PortForwards,

@@ -58,6 +58,7 @@ pub fn status(error: AgentError) -> Status {
             Status::failed_precondition(e.to_string())
         }
         e @ AgentError::LinkNotFound(_) => Status::not_found(e.to_string()),
+        e @ AgentError::NotAtBase(_) => Status::aborted(e.to_string()),
         e @ (AgentError::State(_) | AgentError::Apply(_)) => Status::internal(e.to_string()),
     }
 }
@@ -143,6 +144,22 @@ impl VirtualRouter for RouterService {
         let r = r.into_inner();
         self.change(r.generation, Change::SetNetworkAcl(r.acl))
             .await
+    }
+
+    async fn edit_network_acl(
+        &self,
+        r: Request<EditNetworkAclRequest>,
+    ) -> Result<Response<ApplyResponse>, Status> {
+        let r = r.into_inner();
+        self.change(
+            r.generation,
+            Change::EditNetworkAcl {
+                base: r.base_generation,
+                acl: r.acl,
+                removed: r.removed,
+            },
+        )
+        .await
     }
 
     async fn set_port_forwarding_rules(

@@ -17,13 +17,25 @@ use crate::model::{Invalid, InvalidKind, Limits, Mac, Router, shown};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     PlugNic(Option<pb::Nic>),
-    UnplugNic { index: u32, mac: String },
+    UnplugNic {
+        index: u32,
+        mac: String,
+    },
     SetupGuestNetwork(Option<pb::GuestNetwork>),
-    DestroyGuestNetwork { index: u32 },
+    DestroyGuestNetwork {
+        index: u32,
+    },
     IpAssoc(Vec<pb::PublicIp>),
     SetSourceNat(Vec<pb::SourceNatRule>),
     SetStaticRoutes(Vec<pb::StaticRoute>),
     SetNetworkAcl(Option<pb::NetworkAcl>),
+    /// An edit of one NIC's list (EditNetworkAcl): resolved by the agent
+    /// into the whole list ([`edited_acl`]) before it is applied.
+    EditNetworkAcl {
+        base: u64,
+        acl: Option<pb::NetworkAcl>,
+        removed: Vec<String>,
+    },
     SetPortForwarding(Vec<pb::PortForwardingRule>),
     SetStaticNat(Vec<pb::StaticNatRule>),
     SetLoadBalancers(Vec<pb::LoadBalancerRule>),
@@ -45,6 +57,7 @@ impl Change {
             Change::SetSourceNat(_) => "SetSourceNat",
             Change::SetStaticRoutes(_) => "SetStaticRoutes",
             Change::SetNetworkAcl(_) => "SetNetworkAcl",
+            Change::EditNetworkAcl { .. } => "EditNetworkAcl",
             Change::SetPortForwarding(_) => "SetPortForwardingRules",
             Change::SetStaticNat(_) => "SetStaticNatRules",
             Change::SetLoadBalancers(_) => "SetLoadBalancerRules",
@@ -54,6 +67,39 @@ impl Change {
             Change::ApplyConfig(_) => "ApplyConfig",
         }
     }
+}
+
+/// The whole list of the NIC `edit` names after the edit: the items of the
+/// list `config` holds for it, less those named in `removed` and those an
+/// item of `edit` replaces (same id), plus `edit`'s items, by number. None
+/// when the NIC holds no list or another one than `edit.acl_id`: the edit
+/// was made against a list this agent does not have.
+pub fn edited_acl(
+    config: &pb::RouterConfig,
+    edit: pb::NetworkAcl,
+    removed: &[String],
+) -> Option<pb::NetworkAcl> {
+    let held = config
+        .network_acls
+        .iter()
+        .find(|a| a.device_index == edit.device_index)?;
+    if edit.acl_id.is_empty() || held.acl_id != edit.acl_id {
+        return None;
+    }
+    let gone: std::collections::HashSet<&str> = removed
+        .iter()
+        .map(String::as_str)
+        .chain(edit.items.iter().map(|i| i.id.as_str()))
+        .collect();
+    let mut items: Vec<pb::AclItem> = held
+        .items
+        .iter()
+        .filter(|i| !gone.contains(i.id.as_str()))
+        .cloned()
+        .collect();
+    items.extend(edit.items);
+    items.sort_by_key(|i| i.number);
+    Some(pb::NetworkAcl { items, ..edit })
 }
 
 fn required<T>(value: Option<T>, field: &str) -> Result<T, Invalid> {
@@ -218,6 +264,12 @@ pub fn apply(
         Change::SetSourceNat(rules) => next.source_nat_rules = rules,
         Change::SetStaticRoutes(routes) => next.static_routes = routes,
         Change::SetNetworkAcl(_) => unreachable!("handled above"),
+        Change::EditNetworkAcl { .. } => {
+            return Err(conflict(
+                "acl",
+                "an edit is resolved against the agent's list before it is applied".into(),
+            ));
+        }
         Change::SetPortForwarding(rules) => next.port_forwarding_rules = rules,
         Change::SetStaticNat(rules) => next.static_nat_rules = rules,
         Change::SetLoadBalancers(rules) => next.load_balancer_rules = rules,
@@ -492,5 +544,51 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.kind, InvalidKind::NotFound);
+    }
+
+    fn item(id: &str, number: u32) -> pb::AclItem {
+        pb::AclItem {
+            id: id.into(),
+            number,
+            ..Default::default()
+        }
+    }
+
+    fn list(acl_id: &str, items: Vec<pb::AclItem>) -> pb::NetworkAcl {
+        pb::NetworkAcl {
+            device_index: 2,
+            acl_id: acl_id.into(),
+            items,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_edit_adds_replaces_and_removes_items_of_the_held_list() {
+        let config = pb::RouterConfig {
+            network_acls: vec![list("L", vec![item("a", 10), item("b", 20), item("c", 30)])],
+            ..Default::default()
+        };
+        // "b" moves before "a", "d" is new, "c" goes.
+        let edit = list("L", vec![item("b", 5), item("d", 25)]);
+        let whole = edited_acl(&config, edit, &["c".into()]).unwrap();
+        let got: Vec<(&str, u32)> = whole
+            .items
+            .iter()
+            .map(|i| (i.id.as_str(), i.number))
+            .collect();
+        assert_eq!(got, [("b", 5), ("a", 10), ("d", 25)]);
+        assert_eq!(whole.acl_id, "L");
+    }
+
+    #[test]
+    fn an_edit_of_another_list_or_an_empty_nic_is_not_taken() {
+        let config = pb::RouterConfig {
+            network_acls: vec![list("L", vec![item("a", 10)])],
+            ..Default::default()
+        };
+        assert!(edited_acl(&config, list("M", vec![item("x", 1)]), &[]).is_none());
+        let empty = pb::RouterConfig::default();
+        assert!(edited_acl(&empty, list("L", vec![item("x", 1)]), &[]).is_none());
     }
 }

@@ -25,6 +25,7 @@ pub enum AgentCommand {
     SetSourceNat(pb::SetSourceNatRequest),
     SetStaticRoutes(pb::SetStaticRoutesRequest),
     SetNetworkAcl(pb::SetNetworkAclRequest),
+    EditNetworkAcl(pb::EditNetworkAclRequest),
     SetPortForwardingRules(pb::SetPortForwardingRulesRequest),
     SetStaticNatRules(pb::SetStaticNatRulesRequest),
     SetLoadBalancerRules(pb::SetLoadBalancerRulesRequest),
@@ -47,6 +48,7 @@ impl AgentCommand {
             AgentCommand::SetSourceNat(_) => "SetSourceNat",
             AgentCommand::SetStaticRoutes(_) => "SetStaticRoutes",
             AgentCommand::SetNetworkAcl(_) => "SetNetworkAcl",
+            AgentCommand::EditNetworkAcl(_) => "EditNetworkAcl",
             AgentCommand::SetPortForwardingRules(_) => "SetPortForwardingRules",
             AgentCommand::SetStaticNatRules(_) => "SetStaticNatRules",
             AgentCommand::SetLoadBalancerRules(_) => "SetLoadBalancerRules",
@@ -69,6 +71,7 @@ impl AgentCommand {
             AgentCommand::SetSourceNat(r) => r.generation,
             AgentCommand::SetStaticRoutes(r) => r.generation,
             AgentCommand::SetNetworkAcl(r) => r.generation,
+            AgentCommand::EditNetworkAcl(r) => r.generation,
             AgentCommand::SetPortForwardingRules(r) => r.generation,
             AgentCommand::SetStaticNatRules(r) => r.generation,
             AgentCommand::SetLoadBalancerRules(r) => r.generation,
@@ -105,6 +108,10 @@ pub enum AgentError {
     /// Applying failed on the router; the previous state stays applied.
     #[error("the agent failed to apply: {0}")]
     Failed(String),
+    /// An edit made against a state the router does not hold (ABORTED):
+    /// nothing changed; the whole list goes instead.
+    #[error("the router does not hold what the edit was made against: {0}")]
+    NotAtBase(String),
 }
 
 /// A client of routers' agents.

@@ -75,6 +75,71 @@ pub trait RouterChange: Send + Sync {
         db: &Db,
         written: &Self::Written,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The ACL items the change touched, when it can reach the router as
+    /// an edit of what the router holds instead of a push of the whole
+    /// list: the protocol then loads the router's state with only those
+    /// items of that list ([`state::load_edit`]) and calls `push_edit`.
+    /// None (the default): the whole state is loaded and `push` is used.
+    fn edit_scope(&self, _written: &Self::Written) -> Option<state::EditScope> {
+        None
+    }
+
+    /// Sends the change as an edit made against generation `base`, from
+    /// the state `edit_scope` named. When the router answers that it does
+    /// not hold that base, the protocol loads the whole state and calls
+    /// `push`. Only called when `edit_scope` gave a scope.
+    fn push_edit(
+        &self,
+        _element: &RouterElement,
+        _state: &RouterState,
+        _base: u64,
+        _generation: u64,
+    ) -> impl Future<Output = ElementResult> + Send {
+        async {
+            Err(crate::orchestration::ElementError::Unsupported(
+                "this change has no edit form".into(),
+            ))
+        }
+    }
+}
+
+/// Pushes `change` at generation `g`: as an edit when the change has an edit
+/// form and the router was current before the change, else (or when the
+/// router turns out not to hold the edit's base) with the whole state.
+async fn push_change<C: RouterChange>(
+    db: &Db,
+    element: &RouterElement,
+    vpc_id: i64,
+    change: &C,
+    written: &C::Written,
+    g: &Generation,
+) -> Result<(), Error> {
+    if let (Some(base), Some(scope)) = (g.base, change.edit_scope(written)) {
+        let Some(state) = state::load_edit(db, vpc_id, &scope).await? else {
+            return Err(Error::internal(
+                "the VPC's router disappeared during the change",
+            ));
+        };
+        match change.push_edit(element, &state, base, g.generation).await {
+            Err(crate::orchestration::ElementError::Agent {
+                source: crate::orchestration::AgentError::NotAtBase(why),
+                ..
+            }) => {
+                tracing::info!(router = %state.router.name, %why, "edit not taken: the whole list goes");
+            }
+            pushed => return pushed.map_err(element_error),
+        }
+    }
+    match state::load(db, vpc_id).await? {
+        Some(state) => change
+            .push(element, &state, g.generation)
+            .await
+            .map_err(element_error),
+        None => Err(Error::internal(
+            "the VPC's router disappeared during the change",
+        )),
+    }
 }
 
 /// A VPC's lock, held: changes to the VPC are applied through it.
@@ -162,16 +227,15 @@ impl<'n> VpcLock<'n> {
         let Some(g) = generation else {
             return Ok(Ok(written));
         };
-        let pushed = match state::load(self.db, self.vpc_id).await {
-            Ok(Some(state)) => change
-                .push(&self.network.element, &state, g.generation)
-                .await
-                .map_err(element_error),
-            Ok(None) => Err(Error::internal(
-                "the VPC's router disappeared during the change",
-            )),
-            Err(e) => Err(e),
-        };
+        let pushed = push_change(
+            self.db,
+            &self.network.element,
+            self.vpc_id,
+            change,
+            &written,
+            &g,
+        )
+        .await;
         if let Err(e) = pushed {
             resync_after_failure(self.db, g.router_id).await;
             log_revert(change.what(), change.undo(self.db, &written).await);

@@ -144,6 +144,21 @@ impl Network {
 pub struct Generation {
     pub router_id: i64,
     pub generation: u64,
+    /// The generation before the bump when the router had applied it (it
+    /// was current): what an edit-form push is made against. None when the
+    /// router was behind: only its whole state can be sent.
+    pub base: Option<u64>,
+}
+
+/// What an edit-form push of the next change is made against: the router's
+/// generation when it has applied it, None when it is behind (only its
+/// whole state can then be sent).
+fn edit_base(applied: i64, config: i64) -> Option<u64> {
+    if applied >= config {
+        u64::try_from(config).ok()
+    } else {
+        None
+    }
 }
 
 /// Bumps the config generation of the VPC's router when it is Running (in the
@@ -153,9 +168,11 @@ async fn bump(tx: &mut Tx, vpc_id: i64) -> store::Result<Option<Generation>> {
         return Ok(None);
     };
     let generation = router::bump_generation(&mut *tx, r.id).await?;
+    let base = edit_base(r.applied_generation, r.config_generation);
     Ok(Some(Generation {
         router_id: r.id,
         generation: u64::try_from(generation).unwrap_or_default(),
+        base,
     }))
 }
 
@@ -247,4 +264,16 @@ pub async fn rules_config(db: &store::Db) -> Result<crate::rules::Config, Error>
             .unwrap_or(defaults.allow_non_rfc1918),
         denied_routes: crate::rules::route::parse_denied_routes(&denied)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::edit_base;
+
+    #[test]
+    fn only_a_current_router_gets_edits() {
+        assert_eq!(edit_base(7, 7), Some(7));
+        assert_eq!(edit_base(6, 7), None, "behind: the whole state goes");
+        assert_eq!(edit_base(0, 0), Some(0));
+    }
 }

@@ -37,6 +37,25 @@ pub async fn acl_items<'a>(ex: impl Into<Exec<'a>>, list_ids: &[i64]) -> Result<
     query::fetch_all(&mut ex.into(), sql, w.args()).await
 }
 
+/// The items of list `list_id` among `item_ids` that are not removed, by
+/// number (what an edit of a few items sends).
+pub async fn acl_items_among<'a>(
+    ex: impl Into<Exec<'a>>,
+    list_id: i64,
+    item_ids: &[i64],
+) -> Result<Vec<acl::AclItem>> {
+    let mut w = Where::new();
+    w.push("removed IS NULL")
+        .any_of("acl_id", &[list_id])
+        .any_of("id", item_ids);
+    let sql = format!(
+        "SELECT {} FROM network_acl_item{} ORDER BY number",
+        acl::ITEM_COLUMNS,
+        w.sql()
+    );
+    query::fetch_all(&mut ex.into(), sql, w.args()).await
+}
+
 /// One DHCP lease of a tier (as `vm::dhcp_entries`, with the tier).
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
 pub struct TierDhcpEntry {

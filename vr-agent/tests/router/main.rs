@@ -4,6 +4,7 @@
 //! control NIC, configured only through the agent's gRPC API.
 
 mod counters;
+mod edit;
 mod fixture;
 mod haproxy;
 mod health;

@@ -118,6 +118,21 @@ pub trait NetworkAcl: Send + Sync {
         tiers: &'a [TierView],
         gateways: &'a [PrivateGatewayView],
     ) -> BoxFuture<'a, ElementResult>;
+    /// Sends a few items of the list as an edit of what the router holds
+    /// at generation `base`, to every tier and private gateway using it:
+    /// `touched` holds the items the change wrote, the live ones (added or
+    /// changed) and the others (taken out). Refused with
+    /// [`AgentError::NotAtBase`](crate::orchestration::AgentError::NotAtBase)
+    /// when the router is not at `base`; the caller then sends the whole list.
+    fn edit_network_acl<'a>(
+        &'a self,
+        router: &'a RouterView,
+        generation: u64,
+        base: u64,
+        touched: &'a AclListView,
+        tiers: &'a [TierView],
+        gateways: &'a [PrivateGatewayView],
+    ) -> BoxFuture<'a, ElementResult>;
     /// Replaces the list of one tier (None removes the tier's ACL).
     fn replace_tier_acl<'a>(
         &'a self,

@@ -44,6 +44,8 @@ pub struct RecordingAgentClient {
     held: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
     /// The ACL counters every GetState answers with.
     acl_counters: Mutex<Vec<pb::AclItemCounters>>,
+    /// The ACL edits asked for (kept apart from `sent`: see `answer`).
+    edits: Mutex<Vec<(String, AgentCommand)>>,
 }
 
 impl RecordingAgentClient {
@@ -90,6 +92,11 @@ impl RecordingAgentClient {
         lock(&self.sent).clone()
     }
 
+    /// The ACL edits (EditNetworkAcl) asked for so far, each refused.
+    pub fn edits(&self) -> Vec<(String, AgentCommand)> {
+        lock(&self.edits).clone()
+    }
+
     /// The commands sent so far, without router names.
     pub fn commands(&self) -> Vec<AgentCommand> {
         lock(&self.sent).iter().map(|(_, c)| c.clone()).collect()
@@ -100,9 +107,10 @@ impl RecordingAgentClient {
         lock(&self.sent).iter().map(|(_, c)| c.rpc()).collect()
     }
 
-    /// Forgets the commands sent so far.
+    /// Forgets the commands sent so far (and the edits asked for).
     pub fn clear(&self) {
         lock(&self.sent).clear();
+        lock(&self.edits).clear();
     }
 
     /// The generation the router that got the last command has applied
@@ -148,7 +156,18 @@ impl AgentClient for RecordingAgentClient {
 
 impl RecordingAgentClient {
     /// Records `command` and answers it the way an agent would.
+    ///
+    /// This agent keeps no lists, so it takes no ACL edit: it answers each
+    /// as an agent that does not hold the edit's base, and the manager then
+    /// sends the whole list. Edits are recorded apart ([`Self::edits`]), so
+    /// `sent` is the sequence of commands the router ends up applying.
     fn answer(&self, router: &RouterView, command: AgentCommand) -> Result<AgentReply, AgentError> {
+        if let AgentCommand::EditNetworkAcl(_) = &command {
+            lock(&self.edits).push((router.name.clone(), command));
+            return Err(AgentError::NotAtBase(
+                "the recording agent keeps no lists".into(),
+            ));
+        }
         lock(&self.sent).push((router.name.clone(), command.clone()));
         if let Some(error) = lock(&self.failures).get(command.rpc()) {
             return Err(error.clone());

@@ -216,6 +216,45 @@ impl NetworkAcl for VpcVirtualRouterElement {
         })
     }
 
+    fn edit_network_acl<'a>(
+        &'a self,
+        router: &'a RouterView,
+        generation: u64,
+        base: u64,
+        touched: &'a AclListView,
+        tiers: &'a [TierView],
+        gateways: &'a [PrivateGatewayView],
+    ) -> BoxFuture<'a, ElementResult> {
+        Box::pin(async move {
+            let removed: Vec<String> = touched
+                .items
+                .iter()
+                .filter(|i| !i.state.is_live())
+                .map(|i| i.id.to_string())
+                .collect();
+            let mut acls = Vec::new();
+            for tier in tiers.iter().filter(|t| t.acl_id == Some(touched.id)) {
+                acls.push(wire::tier_acl(tier, Some(touched))?);
+            }
+            for gateway in gateways.iter().filter(|g| g.acl_id == Some(touched.id)) {
+                acls.push(wire::gateway_acl(gateway, Some(touched))?);
+            }
+            for acl in acls {
+                self.apply(
+                    router,
+                    AgentCommand::EditNetworkAcl(pb::EditNetworkAclRequest {
+                        generation,
+                        base_generation: base,
+                        acl: Some(acl),
+                        removed: removed.clone(),
+                    }),
+                )
+                .await?;
+            }
+            Ok(())
+        })
+    }
+
     fn replace_tier_acl<'a>(
         &'a self,
         router: &'a RouterView,

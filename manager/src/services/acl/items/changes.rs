@@ -11,6 +11,10 @@
 //! the change is applied (`list_on_router`): a list no tier or private
 //! gateway with a NIC uses changes in the database only.
 //!
+//! When the router was current before the change, only the items the edit
+//! wrote are sent (EditNetworkAcl, made against the generation the router
+//! holds); a router that does not hold it gets the whole list instead.
+//!
 //! An edit of a global list's items is the same change applied as a
 //! [`SharedChange`] under the locks of every VPC using the list, taken in
 //! ascending VPC id: one transaction writes the rows and bumps each
@@ -26,10 +30,11 @@ use super::super::{list_on_router, list_uuid, push_list};
 use super::ListLock;
 use super::rows::as_new;
 use crate::error::Error;
-use crate::orchestration::ElementResult;
 use crate::orchestration::model::RouterState;
+use crate::orchestration::{ElementResult, NetworkAcl};
 use crate::provision::RouterElement;
 use crate::provision::change::{RouterChange, SharedChange};
+use crate::provision::state::EditScope;
 use crate::store::{Db, Tx, acl};
 
 /// What happens to the rows of one list's items.
@@ -157,6 +162,15 @@ impl ItemChange {
         Ok(())
     }
 
+    /// The items the edit wrote.
+    fn touched(&self) -> Vec<i64> {
+        match &self.edit {
+            ItemEdit::New { item_id } | ItemEdit::Revoked { item_id, .. } => vec![*item_id],
+            ItemEdit::Updated { old, .. } => vec![old.id],
+            ItemEdit::Renumbered { numbers, .. } => numbers.iter().map(|(id, _)| *id).collect(),
+        }
+    }
+
     fn describe(&self) -> &'static str {
         match self.edit {
             ItemEdit::New { .. } => "a new ACL item",
@@ -222,6 +236,36 @@ impl RouterChange for ItemChange {
         generation: u64,
     ) -> ElementResult {
         push_list(element, state, generation, self.list).await
+    }
+
+    /// Only the items the edit wrote go to the router, not the whole list.
+    fn edit_scope(&self, _: &()) -> Option<EditScope> {
+        Some(EditScope {
+            list_id: self.list_id,
+            item_ids: self.touched(),
+        })
+    }
+
+    async fn push_edit(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        base: u64,
+        generation: u64,
+    ) -> ElementResult {
+        let Some(touched) = state.acl_list(self.list) else {
+            return Ok(());
+        };
+        element
+            .edit_network_acl(
+                &state.router,
+                generation,
+                base,
+                touched,
+                &state.tiers,
+                &state.private_gateways,
+            )
+            .await
     }
 
     async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {

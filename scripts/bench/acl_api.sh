@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# One ACL change through the API (issue 17): createNetworkACL of a Deny as
+# item 1 of a tier's list of ACL_API_ITEMS ("1000,10000") items, timed from
+# the request until the last datagram of a one-new-flow-per-millisecond UDP
+# stream between two VMs gets through, and deleteNetworkACL until the first
+# gets through again; medians of ACL_API_ROUNDS (10). As root.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+bash scripts/setup.sh --quiet
+export PATH="$root/.tools/bin:$PATH"
+cargo build --locked --bins
+cargo test --locked -p vpc-manager --test bench_acl_api -- --ignored --nocapture
