@@ -5,7 +5,11 @@
 //! they took, how the planner spread routers and VMs over the hosts, the
 //! memory of each router (proportional set size of every process in its
 //! namespace: its agent and dnsmasq), and the CPU the manager (this
-//! process) and each host agent use while nothing happens.
+//! process) and each host agent use while nothing happens; then the manager
+//! is restarted, and the time until it has checked every router again is
+//! read from its own log line ("first checks of the routers gained
+//! finished", logged when a manager's share of the routers changes, as at
+//! its start).
 
 mod support;
 
@@ -60,6 +64,34 @@ fn pss_kib(ns: &str) -> u64 {
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
         .sum()
+}
+
+/// The manager's log lines, kept to read its own timings.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// The value of `key=` in a log line.
+fn field(line: &str, key: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.trim_matches('"').parse().ok())
 }
 
 fn median(mut v: Vec<u64>) -> u64 {
@@ -136,6 +168,13 @@ async fn placement_of_many_vpcs_over_three_hosts() {
     let vpcs = env_or("PLACEMENT_VPCS", 300);
     let parallel = env_or("PLACEMENT_PARALLEL", 4);
     let idle_secs = env_or("PLACEMENT_IDLE_SECS", 30);
+    let log = Captured::default();
+    let writer = log.clone();
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .init();
     let e = E2e::start(AgentTransport::Unix).await;
     let admin = e.admin();
     let mut fabric = Fabric::start(FabricOptions {
@@ -254,6 +293,42 @@ async fn placement_of_many_vpcs_over_three_hosts() {
             .map(|(i, (name, _))| format!("{name} {:.1} %", share(i + 1)))
             .collect::<Vec<_>>()
             .join(", ")
+    );
+
+    // A restart: from the old manager's stop to every router checked by the
+    // new one, read from the new manager's log line.
+    let from = log.text().len();
+    let restarting = Instant::now();
+    let e = e.restart_manager(|| {}).await;
+    let started = restarting.elapsed();
+    let done = loop {
+        let text = log.text();
+        let line = text[from..]
+            .lines()
+            .find(|l| l.contains("first checks of the routers gained finished"))
+            .map(str::to_string);
+        if let Some(line) = line {
+            break line;
+        }
+        assert!(
+            restarting.elapsed() < Duration::from_secs(300),
+            "the restarted manager checks its routers"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let checked_after = restarting.elapsed();
+    assert_eq!(
+        field(&done, "gained"),
+        Some(vpcs as u64),
+        "the restarted manager takes every router: {done}"
+    );
+    println!(
+        "| manager restart to every router checked again ({vpcs} routers) | {:.1} s (stop and start {:.1} s, then the checks {} ms; {} checked, {} failed) |",
+        checked_after.as_secs_f64(),
+        started.as_secs_f64(),
+        field(&done, "took_ms").unwrap_or_default(),
+        field(&done, "checked").unwrap_or_default(),
+        field(&done, "failed").unwrap_or_default(),
     );
     drop(fabric);
     e.finish().await;
