@@ -21,8 +21,9 @@
 //!   only). A neighbour that does not answer leaves it Disconnected, and
 //!   so does a zone none of whose other hosts answers (the manager is the
 //!   likelier one cut off). With no neighbour able to tell (no underlay),
-//!   the routers decide as before: all asked directly and silent is Down;
-//! //! - Down (in one transaction, conditional on Disconnected, so one manager
+//!   the routers decide as before: all asked directly and silent (or
+//!   nothing on the host) is Down, a host of VMs only stays;
+//! - Down (in one transaction, conditional on Disconnected, so one manager
 //!   does it once): each of its routers gets a job ([`crate::services::host::RouterHa`],
 //!   on its VPC's sync object) that starts it on another Up host from the
 //!   database's state; its VMs are Stopped, with no host, and those whose
@@ -173,9 +174,11 @@ pub fn verdict(e: &Evidence) -> Verdict {
         Verdict::Alive
     } else if e.live_peers == 0 || e.neighbours.contains(&Sight::Silent) {
         Verdict::Unknown
-    } else if e.neighbours.contains(&Sight::Unreached) {
-        Verdict::Down
-    } else if e.relayed_routers == 0 && (e.direct_routers > 0 || e.vms == 0) {
+    } else if e.neighbours.contains(&Sight::Unreached)
+        || (e.relayed_routers == 0 && (e.direct_routers > 0 || e.vms == 0))
+    {
+        // A neighbour looked and lost it; or, none able to look, the
+        // routers asked directly are all silent (or nothing runs there).
         Verdict::Down
     } else {
         Verdict::Unknown
@@ -200,7 +203,12 @@ pub fn pick_neighbours(silent: &Candidate, hosts: &[Candidate]) -> Vec<i64> {
         .iter()
         .filter(|c| c.answered && c.id != silent.id && c.zone == silent.zone)
         .collect();
-    picked.sort_by_key(|c| (silent.cluster.is_none() || c.cluster != silent.cluster, c.id));
+    picked.sort_by_key(|c| {
+        (
+            silent.cluster.is_none() || c.cluster != silent.cluster,
+            c.id,
+        )
+    });
     picked
         .into_iter()
         .take(MAX_NEIGHBOURS)
@@ -458,15 +466,14 @@ async fn investigate(
         matches!(tokio::time::timeout(PING_DEADLINE, asked).await, Ok(Ok(_)))
     }));
     // Without an underlay address (or zone) no neighbour can look.
-    let asked_neighbours = futures_util::future::join_all(neighbours.iter().map(
-        |(name, driver)| async move {
+    let asked_neighbours =
+        futures_util::future::join_all(neighbours.iter().map(|(name, driver)| async move {
             let sight = match (zone, target) {
                 (Some(zone), Some(address)) => ask_neighbour(driver, zone, address).await,
                 _ => Ok(Sight::NoVantage),
             };
             (name.as_str(), sight)
-        },
-    ));
+        }));
     let (answering, sights) = futures_util::future::join(asked_routers, asked_neighbours).await;
     let (_, vms) = host::loads(&plane.db, &[h.id])
         .await?
