@@ -4,7 +4,9 @@
 //! the host agents as they need them: this kernel has no 802.1Q links, so a
 //! VLAN is a bridge of its own); N host agents as real `vpc-manager
 //! host-agent` processes, each with its own namespace prefix, data
-//! directory, Unix socket and underlay address (10.250.0.N/24 by default);
+//! directory, Unix socket (or TCP port, enrolled with a token:
+//! [`FabricOptions::enroll_token`]) and underlay address (10.250.0.N/24 by
+//! default);
 //! and an upstream namespace on the fabric's public bridge standing for the
 //! internet.
 //!
