@@ -122,6 +122,30 @@ impl HostDriver {
         }
     }
 
+    /// Whether this host agent still reaches `address` (another host's
+    /// underlay address) from its underlay end in `zone`, probing for
+    /// `deadline`. A host agent too old to answer (UNIMPLEMENTED) cannot
+    /// tell.
+    pub async fn check_neighbour(
+        &self,
+        zone: uuid::Uuid,
+        address: std::net::Ipv4Addr,
+        deadline: Duration,
+    ) -> Result<pb::NeighbourSight, DriverError> {
+        let request = pb::CheckNeighbourRequest {
+            zone_id: zone.to_string(),
+            underlay_address: address.to_string(),
+            deadline_ms: u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX),
+        };
+        match self.client.clone().check_neighbour(request).await {
+            Ok(answer) => Ok(answer.into_inner().sight()),
+            Err(status) if status.code() == Code::Unimplemented => {
+                Ok(pb::NeighbourSight::NoVantage)
+            }
+            Err(status) => Err(self.error(status)),
+        }
+    }
+
     /// The driver error of a status: the host agent's own text for its
     /// failures, or what kept the call from reaching it.
     fn error(&self, status: tonic::Status) -> DriverError {

@@ -12,6 +12,8 @@
 //! - [`describe`]: the host's facts `Describe` reports.
 //! - [`enroll`]: a new host agent's enrollment into the cluster (a one-time
 //!   token, a certificate from the cluster CA).
+//! - [`neighbour`]: `CheckNeighbour`, whether this host still reaches a
+//!   silent one on the underlay (the host monitor's investigation).
 //! - [`relay`]: routers' agents reached through their host agent.
 //! - [`tls`]: the host agent on TCP with mutual TLS from the cluster CA.
 //! - [`views`]: the host agent's records of what it runs, read at its next
@@ -21,6 +23,7 @@ pub mod client;
 pub mod convert;
 pub mod describe;
 pub mod enroll;
+pub mod neighbour;
 pub mod pool;
 pub mod relay;
 pub mod run;

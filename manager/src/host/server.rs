@@ -536,6 +536,44 @@ impl HostAgentRpc for HostAgent {
         )))
     }
 
+    async fn check_neighbour(
+        &self,
+        request: Request<pb::CheckNeighbourRequest>,
+    ) -> Result<Response<pb::CheckNeighbourResponse>, Status> {
+        let underlay = self.driver.underlay();
+        let check = super::neighbour::check_request(
+            &request.into_inner(),
+            underlay.map(|u| u.address.addr()),
+        )
+        .map_err(invalid)?;
+        let no_vantage = || {
+            Response::new(pb::CheckNeighbourResponse {
+                sight: pb::NeighbourSight::NoVantage as i32,
+                elapsed_ms: 0,
+            })
+        };
+        // Without an underlay, or with nothing of the zone here, this host
+        // has no end on the zone's underlay to look from.
+        if underlay.is_none() {
+            return Ok(no_vantage());
+        }
+        let ns = self.driver.zone_ns(&check.zone_id);
+        if !crate::driver::netns::names::netns_exists(&ns) {
+            return Ok(no_vantage());
+        }
+        let (reached, took) = super::neighbour::probe(&ns, check.address, check.deadline)
+            .await
+            .map_err(Status::internal)?;
+        Ok(Response::new(pb::CheckNeighbourResponse {
+            sight: if reached {
+                pb::NeighbourSight::Reached
+            } else {
+                pb::NeighbourSight::Unreached
+            } as i32,
+            elapsed_ms: u32::try_from(took.as_millis()).unwrap_or(u32::MAX),
+        }))
+    }
+
     async fn set_flood_list(
         &self,
         request: Request<pb::FloodListRequest>,
@@ -846,5 +884,27 @@ mod tests {
         );
         // Nothing ran: no zone namespace.
         assert!(!std::path::Path::new("/run/netns/hsu-zone-00000000").exists());
+
+        // Asked about a neighbour: a field that is no address is refused;
+        // with no underlay it has nothing to look from.
+        let ask = |address: &str| {
+            HostAgentRpc::check_neighbour(
+                &agent,
+                Request::new(pb::CheckNeighbourRequest {
+                    zone_id: zone.to_string(),
+                    underlay_address: address.into(),
+                    deadline_ms: 1000,
+                }),
+            )
+        };
+        let bad = ask("10.250.0.1 -f").await.unwrap_err();
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+        assert!(
+            bad.message().starts_with("underlay_address: "),
+            "{}",
+            bad.message()
+        );
+        let blind = ask("10.250.0.1").await.unwrap().into_inner();
+        assert_eq!(blind.sight(), pb::NeighbourSight::NoVantage);
     }
 }

@@ -5,17 +5,24 @@
 //!
 //! - no answer from an Up host: Disconnected (the time is kept);
 //! - an answer from a Disconnected host: Up again, nothing moved;
-//! - silent for `ping.interval` × `ping.timeout`: investigated. The routers
-//!   the database places on it are asked for their state over their own
-//!   agent endpoints, as the router monitor reaches them (CloudStack's
-//!   investigators ask the host's neighbours the same question: is it
-//!   really gone?). A router that answers means the host still forwards
-//!   traffic, only its host agent is gone: the host stays Disconnected and
-//!   nothing moves, so no second router takes the same public addresses.
-//!   Only a host whose agent and routers are all silent is Down; a host
-//!   with VMs but no router has no witness and stays Disconnected, and so
-//!   does every host of a zone none of whose hosts answers (the manager is
-//!   the likelier one cut off);
+//! - silent for `ping.interval` × `ping.timeout`: investigated, as
+//!   CloudStack's investigators do (`KVMInvestigator` sends
+//!   `CheckOnHostCommand` to the Up neighbours of the host's cluster): a
+//!   few live hosts of its zone (its cluster's first) are asked at once,
+//!   with one deadline, whether they still reach its underlay address
+//!   (`CheckNeighbour`, [`crate::host::neighbour`]), and the routers the
+//!   database places on it with an endpoint of their own (not relayed
+//!   through its silent host agent) are asked for their state. A neighbour
+//!   that reaches it, or a router that answers, means the host still
+//!   forwards traffic and only its host agent is gone: it stays
+//!   Disconnected and nothing moves, so no second router takes the same
+//!   public addresses. When every neighbour asked answers and none reaches
+//!   it, it is Down (whatever runs there: routers relayed or not, VMs
+//!   only). A neighbour that does not answer leaves it Disconnected, and
+//!   so does a zone none of whose other hosts answers (the manager is the
+//!   likelier one cut off). With no neighbour able to tell (no underlay),
+//!   the routers decide as before: all asked directly and silent (or
+//!   nothing on the host) is Down, a host of VMs only stays;
 //! - Down (in one transaction, conditional on Disconnected, so one manager
 //!   does it once): each of its routers gets a job ([`crate::services::host::RouterHa`],
 //!   on its VPC's sync object) that starts it on another Up host from the
@@ -25,10 +32,11 @@
 //! - an answer from a Down host: what its host agent still runs that the
 //!   database has moved or stopped is destroyed first, then it is Up.
 //!
-//! [`step`] and [`verdict`] are the pure rules; [`monitor_once`] applies
-//! them to every host.
+//! [`step`], [`pick_neighbours`] and [`verdict`] are the pure rules;
+//! [`monitor_once`] applies them to every host.
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +52,16 @@ use crate::store::{self, Page, config, host, router, vm};
 /// How long a host agent has to answer `Describe`, and a router's agent its
 /// generation probe during an investigation.
 pub const PING_DEADLINE: Duration = Duration::from_secs(1);
+
+/// How long a neighbour probes a silent host's underlay address.
+pub const NEIGHBOUR_PROBE: Duration = Duration::from_secs(2);
+
+/// How long a neighbour has to answer `CheckNeighbour` (its probe, and
+/// the call around it): the one deadline of an investigation.
+pub const NEIGHBOUR_DEADLINE: Duration = Duration::from_secs(3);
+
+/// How many neighbours an investigation asks at most.
+pub const MAX_NEIGHBOURS: usize = 3;
 
 /// How long a returning host agent has to answer `Inventory`.
 const INVENTORY_DEADLINE: Duration = Duration::from_secs(5);
@@ -89,25 +107,113 @@ pub fn step(status: &str, answered: bool, silent_ms: i64, timeout_ms: i64) -> St
 /// What an investigation concludes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Agent and routers silent: the host is gone.
+    /// No neighbour reaches it, nothing on it answers: the host is gone.
     Down,
-    /// A router answers: the data plane lives, only the host agent is gone.
+    /// A neighbour reaches it or a router on it answers: the data plane
+    /// lives, only the host agent is gone.
     Alive,
-    /// Nothing on it can tell (VMs, no router): not fenced.
+    /// Nobody could tell: not fenced.
     Unknown,
 }
 
-/// The verdict on a silent host with `routers` routers placed on it, of
-/// which `answering` answered, `vms` VMs, and `peers` other hosts of its
-/// zone that answered this round.
-pub fn verdict(routers: usize, answering: usize, vms: usize, peers: usize) -> Verdict {
-    if answering > 0 {
-        Verdict::Alive
-    } else if peers == 0 || (routers == 0 && vms > 0) {
-        Verdict::Unknown
-    } else {
-        Verdict::Down
+/// What a neighbour asked about a silent host answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sight {
+    /// It reaches the host's underlay address.
+    Reached,
+    /// It does not, within the probe's deadline.
+    Unreached,
+    /// It has nothing to look from (no underlay end in the zone).
+    NoVantage,
+    /// It did not answer the question (in time).
+    Silent,
+}
+
+impl From<vpc_proto::host::v1::NeighbourSight> for Sight {
+    fn from(s: vpc_proto::host::v1::NeighbourSight) -> Sight {
+        use vpc_proto::host::v1::NeighbourSight as S;
+        match s {
+            S::Reached => Sight::Reached,
+            S::Unreached => Sight::Unreached,
+            S::NoVantage => Sight::NoVantage,
+            // An answer the manager does not know says nothing.
+            S::Unspecified => Sight::Silent,
+        }
     }
+}
+
+/// What an investigation of a silent host found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Evidence {
+    /// Routers on it asked over their own endpoints, and how many of them
+    /// answered.
+    pub direct_routers: usize,
+    pub direct_answering: usize,
+    /// Routers on it reached only through its silent host agent: they
+    /// cannot be asked.
+    pub relayed_routers: usize,
+    /// VMs on it.
+    pub vms: usize,
+    /// Other hosts of its zone whose agents answered this round.
+    pub live_peers: usize,
+    /// What each neighbour asked saw.
+    pub neighbours: Vec<Sight>,
+}
+
+/// The verdict on a silent host. Anything alive wins: a router that
+/// answers or a neighbour that reaches it keeps the host (moving would put
+/// its addresses on the network twice). Then the manager's own view: with
+/// no other host of the zone answering, or a neighbour that did not
+/// answer, nothing is fenced. A neighbour that looked and did not reach it
+/// (the others unable to look) is Down. With no neighbour able to look
+/// (hosts without underlay), only the routers asked directly can tell:
+/// Down when none is relayed and all are silent, or when nothing runs on
+/// it at all; a host of VMs only stays.
+pub fn verdict(e: &Evidence) -> Verdict {
+    if e.direct_answering > 0 || e.neighbours.contains(&Sight::Reached) {
+        Verdict::Alive
+    } else if e.live_peers == 0 || e.neighbours.contains(&Sight::Silent) {
+        Verdict::Unknown
+    } else if e.neighbours.contains(&Sight::Unreached)
+        || (e.relayed_routers == 0 && (e.direct_routers > 0 || e.vms == 0))
+    {
+        // A neighbour looked and lost it; or, none able to look, the
+        // routers asked directly are all silent (or nothing runs there).
+        Verdict::Down
+    } else {
+        Verdict::Unknown
+    }
+}
+
+/// A host that could be asked about a silent one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub id: i64,
+    pub zone: i64,
+    pub cluster: Option<i64>,
+    /// Its agent answered this round.
+    pub answered: bool,
+}
+
+/// The neighbours to ask about `silent`: other hosts of its zone whose
+/// agents answered this round, those of its cluster first (CloudStack asks
+/// the cluster's), then by id, at most [`MAX_NEIGHBOURS`].
+pub fn pick_neighbours(silent: &Candidate, hosts: &[Candidate]) -> Vec<i64> {
+    let mut picked: Vec<&Candidate> = hosts
+        .iter()
+        .filter(|c| c.answered && c.id != silent.id && c.zone == silent.zone)
+        .collect();
+    picked.sort_by_key(|c| {
+        (
+            silent.cluster.is_none() || c.cluster != silent.cluster,
+            c.id,
+        )
+    });
+    picked
+        .into_iter()
+        .take(MAX_NEIGHBOURS)
+        .map(|c| c.id)
+        .collect()
 }
 
 /// The silence after which a Disconnected host is investigated (ms).
@@ -209,21 +315,24 @@ pub async fn monitor_once(
         .items;
     // Every host is asked at once: a round lasts about one deadline however
     // many hosts are silent.
-    let mut asked = Vec::new();
+    let mut drivers = Vec::new();
     for h in &hosts {
-        asked.push(answers(clients.get(plane, &h.url).await.ok()));
+        drivers.push(clients.get(plane, &h.url).await.ok());
     }
-    let replies: Vec<bool> = futures_util::future::join_all(asked).await;
+    let replies: Vec<bool> =
+        futures_util::future::join_all(drivers.iter().cloned().map(answers)).await;
+    let candidates: Vec<Candidate> = hosts
+        .iter()
+        .zip(replies.iter())
+        .map(|(h, &answered)| Candidate {
+            id: h.id,
+            zone: h.data_center_id,
+            cluster: h.cluster_id,
+            answered,
+        })
+        .collect();
     let mut report = MonitorReport::default();
     for (h, &answered) in hosts.iter().zip(replies.iter()) {
-        // The other hosts of its zone that answered: when none does, the
-        // manager itself is likely cut off from the hosts, and nothing is
-        // fenced on its word.
-        let peers = hosts
-            .iter()
-            .zip(replies.iter())
-            .filter(|(o, up)| **up && o.id != h.id && o.data_center_id == h.data_center_id)
-            .count();
         let now = store::now_ms();
         let silent = now - h.last_ping.unwrap_or(h.created);
         match step(&h.status, answered, silent, timeout) {
@@ -246,15 +355,41 @@ pub async fn monitor_once(
                     report.disconnected.push(h.name.clone());
                 }
             }
-            Step::Investigate => match investigate(plane, h, peers).await? {
-                Verdict::Down => {
-                    if let Some(queued) = declare_down(plane, h).await? {
-                        report.routers_queued += queued;
-                        report.down.push(h.name.clone());
+            Step::Investigate => {
+                // The other hosts of its zone that answered: when none
+                // does, the manager itself is likely cut off from the
+                // hosts, and nothing is fenced on its word.
+                let me = candidates
+                    .iter()
+                    .find(|c| c.id == h.id)
+                    .copied()
+                    .unwrap_or(Candidate {
+                        id: h.id,
+                        zone: h.data_center_id,
+                        cluster: h.cluster_id,
+                        answered: false,
+                    });
+                let live_peers = candidates
+                    .iter()
+                    .filter(|c| c.answered && c.id != h.id && c.zone == h.data_center_id)
+                    .count();
+                let neighbours: Vec<(String, Arc<HostDriver>)> = pick_neighbours(&me, &candidates)
+                    .into_iter()
+                    .filter_map(|id| {
+                        let i = hosts.iter().position(|o| o.id == id)?;
+                        Some((hosts[i].name.clone(), drivers[i].clone()?))
+                    })
+                    .collect();
+                match investigate(plane, h, live_peers, &neighbours).await? {
+                    Verdict::Down => {
+                        if let Some(queued) = declare_down(plane, h).await? {
+                            report.routers_queued += queued;
+                            report.down.push(h.name.clone());
+                        }
                     }
+                    Verdict::Alive | Verdict::Unknown => report.kept.push(h.name.clone()),
                 }
-                Verdict::Alive | Verdict::Unknown => report.kept.push(h.name.clone()),
-            },
+            }
             Step::Return => {
                 if take_back(plane, clients, h).await? {
                     report.returned.push(h.name.clone());
@@ -278,63 +413,106 @@ async fn routers_on(db: &store::Db, host_id: i64) -> Result<Vec<router::Router>,
     )
 }
 
-/// Asks the routers placed on a silent host whether they still run.
-async fn investigate(plane: &Plane, h: &host::Host, peers: usize) -> Result<Verdict, Error> {
+/// The underlay address a host's agent reported (`Describe`), if any.
+fn underlay_of(h: &host::Host) -> Option<Ipv4Addr> {
+    let text = h.underlay_address.as_deref()?;
+    text.split('/').next()?.trim().parse().ok()
+}
+
+/// Asks `neighbour` whether it still reaches `address` on `zone`'s
+/// underlay; no answer within [`NEIGHBOUR_DEADLINE`] is [`Sight::Silent`].
+async fn ask_neighbour(
+    neighbour: &HostDriver,
+    zone: uuid::Uuid,
+    address: Ipv4Addr,
+) -> Result<Sight, String> {
+    let asked = neighbour.check_neighbour(zone, address, NEIGHBOUR_PROBE);
+    match tokio::time::timeout(NEIGHBOUR_DEADLINE, asked).await {
+        Ok(Ok(sight)) => Ok(sight.into()),
+        Ok(Err(e)) => Err(e.0),
+        Err(_) => Err(format!("no answer within {NEIGHBOUR_DEADLINE:?}")),
+    }
+}
+
+/// Investigates a silent host: its neighbours are asked whether they
+/// still reach it, and its routers with endpoints of their own whether
+/// they still run, all at once under one deadline.
+async fn investigate(
+    plane: &Plane,
+    h: &host::Host,
+    live_peers: usize,
+    neighbours: &[(String, Arc<HostDriver>)],
+) -> Result<Verdict, Error> {
     let routers: Vec<router::Router> = routers_on(&plane.db, h.id)
         .await?
         .into_iter()
         .filter(|r| r.agent_endpoint.is_some() || r.state == router::STATE_RUNNING)
         .collect();
     // A router reached only through the silent host agent (a relayed
-    // endpoint) cannot say whether it still runs: starting it elsewhere
-    // could put its addresses on the network twice, so nothing moves.
-    let relayed = routers
-        .iter()
-        .filter(|r| {
+    // endpoint) cannot say whether it still runs: its neighbours tell.
+    let (relayed, direct): (Vec<&router::Router>, Vec<&router::Router>) =
+        routers.iter().partition(|r| {
             r.agent_endpoint
                 .as_deref()
                 .is_some_and(|e| e.starts_with("relay://"))
-        })
-        .count();
-    if relayed > 0 {
-        tracing::warn!(
-            host = %h.name, relayed,
-            "host agent silent past the timeout, and its routers are reached only through it: kept Disconnected"
-        );
-        return Ok(Verdict::Unknown);
-    }
-    // Asked together, not one after another: a host of silent routers
-    // would otherwise take a deadline per router to investigate.
-    let answering = futures_util::future::join_all(routers.iter().map(|r| async move {
+        });
+    let zone = store::zone::get_by_id(&plane.db, h.data_center_id)
+        .await?
+        .map(|z| z.uuid);
+    let target = underlay_of(h);
+    let asked_routers = futures_util::future::join_all(direct.iter().map(|r| async move {
         let probe = super::monitor::probe_view(r);
         let asked = plane.network.element.agent_generation(&probe);
         matches!(tokio::time::timeout(PING_DEADLINE, asked).await, Ok(Ok(_)))
-    }))
-    .await
-    .into_iter()
-    .filter(|answered| *answered)
-    .count();
+    }));
+    // Without an underlay address (or zone) no neighbour can look.
+    let asked_neighbours =
+        futures_util::future::join_all(neighbours.iter().map(|(name, driver)| async move {
+            let sight = match (zone, target) {
+                (Some(zone), Some(address)) => ask_neighbour(driver, zone, address).await,
+                _ => Ok(Sight::NoVantage),
+            };
+            (name.as_str(), sight)
+        }));
+    let (answering, sights) = futures_util::future::join(asked_routers, asked_neighbours).await;
     let (_, vms) = host::loads(&plane.db, &[h.id])
         .await?
         .get(&h.id)
         .copied()
         .unwrap_or_default();
-    let v = verdict(
-        routers.len(),
-        answering,
-        usize::try_from(vms).unwrap_or(0),
-        peers,
-    );
+    let evidence = Evidence {
+        direct_routers: direct.len(),
+        direct_answering: answering.iter().filter(|a| **a).count(),
+        relayed_routers: relayed.len(),
+        vms: usize::try_from(vms).unwrap_or(0),
+        live_peers,
+        neighbours: sights
+            .iter()
+            .map(|(_, s)| *s.as_ref().unwrap_or(&Sight::Silent))
+            .collect(),
+    };
+    let said: Vec<String> = sights
+        .iter()
+        .map(|(name, s)| match s {
+            Ok(s) => format!("{name}: {s:?}"),
+            Err(e) => format!("{name}: Silent ({e})"),
+        })
+        .collect();
+    let v = verdict(&evidence);
     match v {
         Verdict::Alive => tracing::warn!(
-            host = %h.name, answering, routers = routers.len(),
-            "host agent silent past the timeout but its routers answer: kept Disconnected, nothing moved"
+            host = %h.name, neighbours = ?said, routers_answering = evidence.direct_answering,
+            "host agent silent past the timeout but the host is seen alive: kept Disconnected, nothing moved"
         ),
         Verdict::Unknown => tracing::warn!(
-            host = %h.name, vms, peers,
-            "host agent silent past the timeout, and no router on it or no other host of its zone answering to tell: kept Disconnected"
+            host = %h.name, neighbours = ?said, live_peers, relayed = evidence.relayed_routers,
+            vms = evidence.vms,
+            "host agent silent past the timeout and nobody can tell whether the host runs: kept Disconnected"
         ),
-        Verdict::Down => {}
+        Verdict::Down => tracing::warn!(
+            host = %h.name, neighbours = ?said, routers = routers.len(), vms = evidence.vms,
+            "host agent silent past the timeout and no neighbour reaches the host: Down"
+        ),
     }
     Ok(v)
 }
@@ -519,25 +697,125 @@ mod tests {
         assert_eq!(step("Alert", true, 0, 5000), Step::Nothing);
     }
 
-    #[test]
-    fn a_host_is_down_only_when_no_router_on_it_answers_and_something_can_tell() {
-        assert_eq!(verdict(2, 0, 3, 1), Verdict::Down);
-        assert_eq!(verdict(1, 0, 0, 2), Verdict::Down);
-        // Nothing on it at all: nothing to protect, nothing to move.
-        assert_eq!(verdict(0, 0, 0, 1), Verdict::Down);
-        // One router still answers: its data plane forwards, nothing moves.
-        assert_eq!(verdict(2, 1, 0, 1), Verdict::Alive);
-        // VMs only: no witness, the host is not fenced.
-        assert_eq!(verdict(0, 0, 4, 1), Verdict::Unknown);
+    fn seen(neighbours: &[Sight]) -> Evidence {
+        Evidence {
+            live_peers: 2,
+            neighbours: neighbours.to_vec(),
+            ..Evidence::default()
+        }
     }
 
     #[test]
-    fn a_manager_that_reaches_no_host_of_the_zone_fences_none() {
-        // Every host silent at once says more about the manager than the
-        // hosts: nothing is declared Down (and no router could move).
-        assert_eq!(verdict(3, 0, 5, 0), Verdict::Unknown);
-        assert_eq!(verdict(0, 0, 0, 0), Verdict::Unknown);
-        assert_eq!(verdict(1, 1, 0, 0), Verdict::Alive);
+    fn a_neighbour_that_reaches_the_host_keeps_it_whatever_else_is_said() {
+        use Sight::*;
+        for said in [
+            vec![Reached],
+            vec![Unreached, Reached],
+            vec![Silent, Reached, NoVantage],
+        ] {
+            assert_eq!(verdict(&seen(&said)), Verdict::Alive, "{said:?}");
+        }
+        // A router asked directly that answers keeps it too, even when
+        // every neighbour lost it (a broken underlay, a living data plane).
+        let e = Evidence {
+            direct_routers: 1,
+            direct_answering: 1,
+            ..seen(&[Unreached, Unreached])
+        };
+        assert_eq!(verdict(&e), Verdict::Alive);
+    }
+
+    #[test]
+    fn every_neighbour_answering_and_none_reaching_it_is_down_whatever_runs_there() {
+        use Sight::*;
+        // Relayed routers (their agents behind the silent host agent).
+        let relayed = Evidence {
+            relayed_routers: 2,
+            vms: 1,
+            ..seen(&[Unreached, Unreached])
+        };
+        assert_eq!(verdict(&relayed), Verdict::Down);
+        // VMs only.
+        let vms = Evidence {
+            vms: 3,
+            ..seen(&[Unreached])
+        };
+        assert_eq!(verdict(&vms), Verdict::Down);
+        // A neighbour that has nothing to look from neither keeps nor
+        // blocks: the one that looked decides.
+        assert_eq!(verdict(&seen(&[NoVantage, Unreached])), Verdict::Down);
+    }
+
+    #[test]
+    fn a_neighbour_that_does_not_answer_or_no_live_peer_fences_nothing() {
+        use Sight::*;
+        assert_eq!(verdict(&seen(&[Unreached, Silent])), Verdict::Unknown);
+        assert_eq!(verdict(&seen(&[Silent, Silent])), Verdict::Unknown);
+        // Every other host of the zone silent at once says more about the
+        // manager than about the hosts.
+        let cut_off = Evidence {
+            live_peers: 0,
+            direct_routers: 3,
+            vms: 5,
+            ..Evidence::default()
+        };
+        assert_eq!(verdict(&cut_off), Verdict::Unknown);
+        assert_eq!(verdict(&Evidence::default()), Verdict::Unknown);
+    }
+
+    #[test]
+    fn without_a_neighbour_able_to_look_the_routers_asked_directly_decide() {
+        use Sight::*;
+        let direct = |routers, answering, relayed, vms| Evidence {
+            direct_routers: routers,
+            direct_answering: answering,
+            relayed_routers: relayed,
+            vms,
+            ..seen(&[NoVantage])
+        };
+        assert_eq!(verdict(&direct(2, 0, 0, 3)), Verdict::Down);
+        assert_eq!(verdict(&direct(2, 1, 0, 0)), Verdict::Alive);
+        // Nothing on it at all: nothing to protect, nothing to move.
+        assert_eq!(verdict(&direct(0, 0, 0, 0)), Verdict::Down);
+        // VMs only, or a router that cannot be asked: nobody can tell.
+        assert_eq!(verdict(&direct(0, 0, 0, 4)), Verdict::Unknown);
+        assert_eq!(verdict(&direct(1, 0, 1, 0)), Verdict::Unknown);
+    }
+
+    #[test]
+    fn neighbours_are_live_hosts_of_the_zone_its_cluster_first_and_a_few() {
+        let c = |id, zone, cluster, answered| Candidate {
+            id,
+            zone,
+            cluster,
+            answered,
+        };
+        let silent = c(1, 10, Some(100), false);
+        let hosts = [
+            silent,
+            c(2, 10, Some(200), true),
+            c(3, 10, Some(100), true),
+            c(4, 11, Some(100), true),  // another zone
+            c(5, 10, Some(100), false), // silent too
+            c(6, 10, None, true),
+            c(7, 10, Some(100), true),
+            c(8, 10, Some(300), true),
+        ];
+        assert_eq!(pick_neighbours(&silent, &hosts), [3, 7, 2]);
+        assert_eq!(MAX_NEIGHBOURS, 3);
+        // No cluster: the zone's in id order.
+        let loose = c(9, 10, None, false);
+        assert_eq!(pick_neighbours(&loose, &hosts), [2, 3, 6]);
+        assert!(pick_neighbours(&c(1, 12, None, false), &hosts).is_empty());
+    }
+
+    #[test]
+    fn a_neighbours_answer_maps_to_a_sight_and_an_unknown_one_says_nothing() {
+        use vpc_proto::host::v1::NeighbourSight as S;
+        assert_eq!(Sight::from(S::Reached), Sight::Reached);
+        assert_eq!(Sight::from(S::Unreached), Sight::Unreached);
+        assert_eq!(Sight::from(S::NoVantage), Sight::NoVantage);
+        assert_eq!(Sight::from(S::Unspecified), Sight::Silent);
     }
 
     #[test]

@@ -654,7 +654,12 @@ pub struct SegmentMember {
     pub zone_uuid: Uuid,
 }
 
-/// Every member of a VXLAN segment (see [`SegmentMember`]).
+/// Every member of a VXLAN segment (see [`SegmentMember`]). A router in
+/// Error counts: the router monitor marks it so when its agent does not
+/// answer (e.g. reached through a host agent that died), while its data
+/// plane may well forward; dropping its host from the others' flood lists
+/// would cut the traffic the control plane's loss must not disturb, and an
+/// extra flood target costs only copies.
 pub async fn vxlan_members<'a>(ex: impl Into<Exec<'a>>) -> Result<Vec<SegmentMember>> {
     let mut ex = ex.into();
     Ok(on_db!(&mut ex, c => {
@@ -670,7 +675,7 @@ pub async fn vxlan_members<'a>(ex: impl Into<Exec<'a>>) -> Result<Vec<SegmentMem
              WHERE c.removed IS NULL AND h.removed IS NULL \
              AND n.broadcast_uri LIKE 'vxlan://%' \
              AND ((r.id IS NOT NULL AND r.removed IS NULL \
-                   AND r.state IN ('Starting', 'Running')) \
+                   AND r.state IN ('Starting', 'Running', 'Error')) \
                OR (v.id IS NOT NULL AND v.removed IS NULL \
                    AND v.state IN ('Starting', 'Running'))) \
              ORDER BY h.id, n.broadcast_uri",

@@ -4,7 +4,9 @@
 //! the host agents as they need them: this kernel has no 802.1Q links, so a
 //! VLAN is a bridge of its own); N host agents as real `vpc-manager
 //! host-agent` processes, each with its own namespace prefix, data
-//! directory, Unix socket and underlay address (10.250.0.N/24 by default);
+//! directory, Unix socket (or TCP port, enrolled with a token:
+//! [`FabricOptions::enroll_token`]) and underlay address (10.250.0.N/24 by
+//! default);
 //! and an upstream namespace on the fabric's public bridge standing for the
 //! internet.
 //!
@@ -46,6 +48,11 @@ pub struct FabricOptions {
     pub underlay_net: Ipv4Addr,
     /// More arguments for every host agent (e.g. `--sweep-interval 1`).
     pub extra_args: Vec<String>,
+    /// Host agents on TCP (127.0.0.1, a free port each) waiting to be
+    /// enrolled with this token, which [`hosts_zone`] gives `addHost`:
+    /// managers then reach them with mutual TLS and their routers' agents
+    /// through them (`relay://`). None: Unix sockets.
+    pub enroll_token: Option<String>,
 }
 
 impl Default for FabricOptions {
@@ -55,6 +62,7 @@ impl Default for FabricOptions {
             underlay_mtu: 1500,
             underlay_net: Ipv4Addr::new(10, 250, 0, 0),
             extra_args: Vec::new(),
+            enroll_token: None,
         }
     }
 }
@@ -71,6 +79,10 @@ pub struct LabHost {
     pub data_dir: PathBuf,
     pub socket: PathBuf,
     pub log: PathBuf,
+    /// The TCP port of a host agent enrolled with a token.
+    pub tcp_port: Option<u16>,
+    /// Its enrollment token.
+    pub enroll_token: Option<String>,
     args: Vec<String>,
     child: Option<Child>,
 }
@@ -78,7 +90,10 @@ pub struct LabHost {
 impl LabHost {
     /// The address a manager reaches the host agent on (`addHost` url).
     pub fn url(&self) -> String {
-        format!("unix://{}", self.socket.display())
+        match self.tcp_port {
+            Some(port) => format!("https://127.0.0.1:{port}"),
+            None => format!("unix://{}", self.socket.display()),
+        }
     }
 
     /// The host agent's pid while it runs.
@@ -114,9 +129,13 @@ impl LabHost {
             .append(true)
             .open(&self.log)
             .expect("host agent log");
-        let child = Command::new(env!("CARGO_BIN_EXE_vpc-manager"))
-            .arg("host-agent")
-            .args(&self.args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vpc-manager"));
+        command.arg("host-agent").args(&self.args);
+        match &self.enroll_token {
+            Some(token) => command.env("VPC_HOST_ENROLL_TOKEN", token),
+            None => command.env_remove("VPC_HOST_ENROLL_TOKEN"),
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -147,7 +166,30 @@ impl LabHost {
     pub async fn restart(&mut self) {
         self.kill();
         self.spawn();
-        self.wait_ready(Duration::from_secs(20)).await;
+        self.wait_up(Duration::from_secs(20)).await;
+    }
+
+    /// Waits until the host agent serves: it answers `Describe` on its
+    /// socket, or (on TCP, where only managers may call it) its port
+    /// accepts.
+    pub async fn wait_up(&self, within: Duration) {
+        let Some(port) = self.tcp_port else {
+            self.wait_ready(within).await;
+            return;
+        };
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < within,
+                "{} did not listen within {within:?}; log:\n{}",
+                self.name,
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// A client on the host agent's socket.
@@ -252,9 +294,14 @@ impl Fabric {
             let host_prefix = format!("{prefix}h{number}-");
             let socket = data_dir.join("host-agent.sock");
             std::fs::create_dir_all(&data_dir).expect("host data dir");
+            let tcp_port = options.enroll_token.as_ref().map(|_| super::free_port());
+            let listen = match tcp_port {
+                Some(port) => format!("tcp://127.0.0.1:{port}"),
+                None => format!("unix:{}", socket.display()),
+            };
             let mut args: Vec<String> = vec![
                 "--listen".into(),
-                format!("unix:{}", socket.display()),
+                listen,
                 "--data-dir".into(),
                 data_dir.display().to_string(),
                 "--netns-prefix".into(),
@@ -279,6 +326,8 @@ impl Fabric {
                 log: fabric.dir.path().join(format!("host{number}.log")),
                 data_dir,
                 socket,
+                tcp_port,
+                enroll_token: options.enroll_token.clone(),
                 args,
                 child: None,
             };
@@ -286,7 +335,7 @@ impl Fabric {
             fabric.hosts.push(host);
         }
         for host in &fabric.hosts {
-            host.wait_ready(Duration::from_secs(20)).await;
+            host.wait_up(Duration::from_secs(20)).await;
         }
         fabric
     }
@@ -382,8 +431,9 @@ impl Drop for Fabric {
 
 /// A VXLAN zone (`name`, VNIs `vnis`, public range 203.0.113.10-60 behind
 /// 203.0.113.1) with one pod and every host of `fabric` added to it
-/// through the API, in the fabric's order: the zone's id and the added
-/// hosts as `addHost` answered them.
+/// through the API (enrolled with their token when they have one), in the
+/// fabric's order: the zone's id and the added hosts as `addHost`
+/// answered them.
 pub async fn hosts_zone(
     admin: &super::api::Client,
     fabric: &Fabric,
@@ -418,18 +468,20 @@ pub async fn hosts_zone(
     );
     let mut hosts = Vec::new();
     for h in &fabric.hosts {
-        let added = admin
-            .ok(
-                "addHost",
-                &[
-                    ("zoneid", &zone),
-                    ("podid", &pod),
-                    ("clustername", "fabric"),
-                    ("url", &h.url()),
-                    ("hypervisor", "netns"),
-                ],
-            )
-            .await;
+        let url = h.url();
+        let mut params = vec![
+            ("zoneid", zone.as_str()),
+            ("podid", pod.as_str()),
+            ("clustername", "fabric"),
+            ("url", url.as_str()),
+            ("hypervisor", "netns"),
+        ];
+        // A host agent waiting to be enrolled takes its token as the
+        // password.
+        if let Some(token) = &h.enroll_token {
+            params.extend([("username", "root"), ("password", token.as_str())]);
+        }
+        let added = admin.ok("addHost", &params).await;
         hosts.push(added["host"][0].clone());
     }
     (zone, hosts)

@@ -8,6 +8,7 @@ pub mod e2e;
 pub mod fabric;
 pub mod host_agent;
 pub mod netns;
+pub mod pinger;
 pub mod postgres;
 pub mod restart;
 pub mod store;
