@@ -139,12 +139,34 @@ def idle_window(args, pool, namespaces, pids):
     }
 
 
-def manager_bytes(ns):
+def socket_owners(pids):
+    """{socket inode: pid} of the managers' sockets (their /proc fd tables
+    only: `ss -p` would walk every process of the machine for each
+    namespace, which takes seconds per sweep with hundreds of routers)."""
+    owners = {}
+    for pid in pids:
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                owners[int(target[8:-1])] = pid
+    return owners
+
+
+def manager_bytes(ns, owners):
     """Bytes sent to the agent of namespace `ns`, by manager pid (each
     manager's connections are made inside the namespace, so `ss` there shows
-    their owner); None when the namespace is gone."""
+    their sockets; `owners` maps their inodes to the managers); None when
+    the namespace is gone."""
     p = subprocess.run(
-        ["ip", "netns", "exec", ns, "ss", "-tinpH"],
+        ["nsenter", f"--net=/run/netns/{ns}", "ss", "-tieH"],
         capture_output=True,
         text=True,
         timeout=10,
@@ -154,13 +176,16 @@ def manager_bytes(ns):
     sent = {}
     owner = None
     for token in p.stdout.split():
-        if token.startswith('users:(("vpc-manager"'):
-            owner = int(token.split("pid=")[1].split(",")[0])
-        elif token.startswith('users:(('):
-            owner = None
+        if token.startswith("ino:"):
+            owner = owners.get(int(token[4:]))
         elif token.startswith("bytes_sent:") and owner is not None:
             sent[owner] = sent.get(owner, 0) + int(token.split(":")[1])
     return sent
+
+
+def sweep(pool, namespaces, pids):
+    owners = socket_owners(pids)
+    return dict(zip(namespaces, pool.map(lambda ns: manager_bytes(ns, owners), namespaces)))
 
 
 SHARE_CHANGED = "this manager's share of the routers changed"
@@ -178,12 +203,12 @@ def log_lines_since(path, offset):
         return f.read().splitlines()
 
 
-def sole_checkers(pool, namespaces, interval):
+def sole_checkers(pool, namespaces, interval, pids):
     """The namespaces whose agent only one manager talked to over 1.5
     check intervals: {namespace: (pid, bytes sent by pid so far)}."""
-    first = dict(zip(namespaces, pool.map(manager_bytes, namespaces)))
+    first = sweep(pool, namespaces, pids)
     time.sleep(interval * 1.5)
-    second = dict(zip(namespaces, pool.map(manager_bytes, namespaces)))
+    second = sweep(pool, namespaces, pids)
     sole = {}
     for ns in namespaces:
         grew = {
@@ -201,7 +226,8 @@ def take_over(args, pool, namespaces, victim, sig, logs):
     `ss` in each namespace); and, from the other managers' logs (`logs`:
     pid -> path), when each saw its share change and when its first checks
     of the routers it gained ended (ms since the signal)."""
-    sole = sole_checkers(pool, namespaces, args.interval)
+    pids = list(logs) + [victim]
+    sole = sole_checkers(pool, namespaces, args.interval, pids)
     orphans = [ns for ns, (pid, _) in sole.items() if pid == victim]
     baseline = {ns: sole[ns][1] for ns in orphans}
     offsets = {pid: os.path.getsize(path) for pid, path in logs.items() if pid != victim}
@@ -213,7 +239,7 @@ def take_over(args, pool, namespaces, victim, sig, logs):
     while time.monotonic() < killed + args.failover_limit and len(resumed) < len(orphans):
         waiting = [ns for ns in orphans if ns not in resumed]
         swept = time.monotonic()
-        now = dict(zip(waiting, pool.map(manager_bytes, waiting)))
+        now = sweep(pool, waiting, pids)
         t = time.monotonic() - killed
         sweeps.append((len(waiting), time.monotonic() - swept))
         for ns in waiting:

@@ -477,27 +477,36 @@ pub async fn converge_stuck_once(plane: &Plane) -> Result<StuckReport, Error> {
 
 /// Runs [`resync_once`] every `router.check.interval` seconds (read every
 /// second, so a change takes effect at once; 0 pauses the checks), after
-/// [`converge_stuck_once`]. When the members sharing the work change (the
-/// heartbeat saw one Down, leaving, or joining), the routers this manager
-/// gains are checked at once ([`take_share`]), not at the next round.
+/// [`converge_stuck_once`]. Beside the rounds, when the members sharing the
+/// work change (the heartbeat saw one Down, leaving, or joining), the
+/// routers this manager gains are checked at once ([`take_share`]), not at
+/// the next round nor after the round under way.
 pub async fn run_resync(plane: Plane) {
-    let mut health = RouterHealth::new();
+    tokio::join!(run_rounds(&plane), follow_members(&plane));
+}
+
+/// Checks the routers gained at each change of the members sharing the work.
+async fn follow_members(plane: &Plane) {
     let mut members = plane.members.subscribe();
     // The share as of the last change of members (None before the first).
     let mut share: Option<crate::cluster::Shares> = None;
+    while members.changed().await.is_ok() {
+        let live = members.borrow_and_update().clone();
+        // Misses of these first checks are not counted: the rounds count
+        // them, with the router's history.
+        let mut health = RouterHealth::new();
+        if let Err(e) = take_share(plane, &mut health, &mut share, &live).await {
+            tracing::warn!(error = %e, "checking the routers of a new share failed");
+        }
+    }
+}
+
+async fn run_rounds(plane: &Plane) {
+    let plane = plane.clone();
+    let mut health = RouterHealth::new();
     let mut waited = 0i64;
     loop {
-        let changed = tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
-            Ok(()) = members.changed() => true,
-        };
-        if changed {
-            let live = members.borrow_and_update().clone();
-            if let Err(e) = take_share(&plane, &mut health, &mut share, &live).await {
-                tracing::warn!(error = %e, "checking the routers of a new share failed");
-            }
-            continue;
-        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
         waited += 1;
         let interval = config::value_i64(&plane.db, "router.check.interval")
             .await
