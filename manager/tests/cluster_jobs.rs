@@ -326,18 +326,17 @@ async fn a_stopping_manager_gives_its_share_at_once_and_finishes_its_job() {
         .expect("jobid")
         .parse()
         .expect("uuid");
-    let mut owner = None;
-    until("the restart is claimed", || {
-        let db = db.clone();
-        let claimed = &mut owner;
-        async move {
+    let owner = tokio::time::timeout(MUST_END, async {
+        loop {
             let j = job::get_by_uuid(&db, job_uuid).await.expect("read");
-            *claimed = j.and_then(|j| j.owner_manager);
-            claimed.is_some()
+            if let Some(owner) = j.and_then(|j| j.owner_manager) {
+                return owner;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
-    .await;
-    let owner = owner.expect("owner");
+    .await
+    .expect("the restart is claimed");
     let at = managers
         .iter()
         .position(|m| m.app.jobs.owner() == owner)
@@ -366,9 +365,9 @@ async fn a_stopping_manager_gives_its_share_at_once_and_finishes_its_job() {
     rest.sort();
     for m in &managers {
         let members = m.app.members.clone();
-        let rest = rest.clone();
+        let want = rest.clone();
         until("the others no longer count it", move || {
-            let ok = *members.subscribe().borrow() == rest;
+            let ok = *members.subscribe().borrow() == want;
             async move { ok }
         })
         .await;
