@@ -80,7 +80,12 @@ impl Shares {
     pub async fn read(db: &Db, me: &str) -> Result<Shares, Error> {
         let threshold = heartbeat_threshold_ms(db).await?;
         let rows = cluster::list(db, None, None).await?;
-        Ok(Shares::of_rows(me, &rows, crate::store::now_ms(), threshold))
+        Ok(Shares::of_rows(
+            me,
+            &rows,
+            crate::store::now_ms(),
+            threshold,
+        ))
     }
 
     /// The shares at `now` of the members `rows`. A member that is leaving
@@ -123,7 +128,9 @@ impl Shares {
 pub fn live_names(rows: &[Member], now: i64, threshold_ms: i64) -> Vec<String> {
     let mut live: Vec<String> = rows
         .iter()
-        .filter(|m| m.leaving.is_none() && m.state_at(now, threshold_ms) == cluster::MemberState::Up)
+        .filter(|m| {
+            m.leaving.is_none() && m.state_at(now, threshold_ms) == cluster::MemberState::Up
+        })
         .map(|m| m.name.clone())
         .collect();
     live.sort();
@@ -140,7 +147,9 @@ pub struct Members(std::sync::Arc<tokio::sync::watch::Sender<Vec<String>>>);
 
 impl Default for Members {
     fn default() -> Self {
-        Members(std::sync::Arc::new(tokio::sync::watch::channel(Vec::new()).0))
+        Members(std::sync::Arc::new(
+            tokio::sync::watch::channel(Vec::new()).0,
+        ))
     }
 }
 

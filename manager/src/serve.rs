@@ -483,7 +483,9 @@ impl Manager {
                 Ok(_) => tracing::info!(
                     "leaving the cluster: the other managers take this one's share of the work"
                 ),
-                Err(e) => tracing::warn!(error = %e, "recording that this manager is leaving failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "recording that this manager is leaving failed")
+                }
             }
         };
         // Real routers are watched: resynced when they fall behind, idle

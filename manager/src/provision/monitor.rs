@@ -816,9 +816,7 @@ mod tests {
         // Exactly the routers m-c checked that m-a takes now.
         let expected: HashSet<i64> = ids
             .clone()
-            .filter(|k| {
-                shares("m-a", &three).owner(*k) == "m-c" && shares("m-a", &two).mine(*k)
-            })
+            .filter(|k| shares("m-a", &three).owner(*k) == "m-c" && shares("m-a", &two).mine(*k))
             .collect();
         assert!(!expected.is_empty());
         assert_eq!(gained, expected);
