@@ -79,14 +79,34 @@ impl Shares {
     /// The live members as read from the database now.
     pub async fn read(db: &Db, me: &str) -> Result<Shares, Error> {
         let threshold = heartbeat_threshold_ms(db).await?;
-        let now = crate::store::now_ms();
-        let live = cluster::list(db, None, None)
-            .await?
-            .into_iter()
-            .filter(|m| m.state_at(now, threshold) == cluster::MemberState::Up)
-            .map(|m| m.name)
-            .collect();
-        Ok(Shares::new(me, live))
+        let rows = cluster::list(db, None, None).await?;
+        Ok(Shares::of_rows(
+            me,
+            &rows,
+            crate::store::now_ms(),
+            threshold,
+        ))
+    }
+
+    /// The shares at `now` of the members `rows`. A member that is leaving
+    /// has none, this manager included (it only finishes its jobs); the
+    /// last member leaving still does all.
+    pub fn of_rows(me: &str, rows: &[Member], now: i64, threshold_ms: i64) -> Shares {
+        let live = live_names(rows, now, threshold_ms);
+        let leaving = rows.iter().any(|m| m.name == me && m.leaving.is_some());
+        if leaving && !live.is_empty() {
+            Shares {
+                me: me.to_string(),
+                live,
+            }
+        } else {
+            Shares::new(me, live)
+        }
+    }
+
+    /// The members that share the work, sorted.
+    pub fn live(&self) -> &[String] {
+        &self.live
     }
 
     /// The member that does the work of `key`.
@@ -100,6 +120,55 @@ impl Shares {
     /// Whether this manager does the work of `key`.
     pub fn mine(&self, key: i64) -> bool {
         self.owner(key) == self.me
+    }
+}
+
+/// The names of the members of `rows` that share the work at `now`: Up
+/// (a heartbeat within `threshold_ms`, not left) and not leaving; sorted.
+pub fn live_names(rows: &[Member], now: i64, threshold_ms: i64) -> Vec<String> {
+    let mut live: Vec<String> = rows
+        .iter()
+        .filter(|m| {
+            m.leaving.is_none() && m.state_at(now, threshold_ms) == cluster::MemberState::Up
+        })
+        .map(|m| m.name.clone())
+        .collect();
+    live.sort();
+    live
+}
+
+/// The members sharing the work as this manager's heartbeat last read them
+/// (names, sorted; empty before the first beat), for the loops that must
+/// follow a change at once: a dead or leaving manager's routers are
+/// checked by the others within a heartbeat of its being seen gone, not at
+/// their next round.
+#[derive(Clone, Debug)]
+pub struct Members(std::sync::Arc<tokio::sync::watch::Sender<Vec<String>>>);
+
+impl Default for Members {
+    fn default() -> Self {
+        Members(std::sync::Arc::new(
+            tokio::sync::watch::channel(Vec::new()).0,
+        ))
+    }
+}
+
+impl Members {
+    /// Records the live members; true when they changed.
+    pub fn publish(&self, live: Vec<String>) -> bool {
+        self.0.send_if_modified(|current| {
+            if *current == live {
+                false
+            } else {
+                *current = live;
+                true
+            }
+        })
+    }
+
+    /// Wakes at each change.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Vec<String>> {
+        self.0.subscribe()
     }
 }
 
@@ -249,6 +318,16 @@ pub async fn run_heartbeat(app: std::sync::Arc<crate::server::App>, member: Memb
         };
         if renewed {
             last_beat = tokio::time::Instant::now();
+            // Who shares the work now: the loops that follow members
+            // (router checks) react to a change at once.
+            let read = tokio::time::timeout(deadline, cluster::list(db, None, None)).await;
+            if let Ok(Ok(rows)) = read {
+                let ms = i64::try_from(threshold.as_millis()).unwrap_or(i64::MAX);
+                let live = live_names(&rows, crate::store::now_ms(), ms);
+                if app.members.publish(live.clone()) {
+                    tracing::info!(members = ?live, "the members sharing the work changed");
+                }
+            }
         }
         match fence_step(app.jobs.is_fenced(), last_beat.elapsed(), threshold) {
             FenceStep::Fence => {
@@ -296,6 +375,12 @@ fn fence_step(fenced: bool, since_beat: Duration, threshold: Duration) -> FenceS
         (true, false) => FenceStep::Unfence,
         _ => FenceStep::Stay,
     }
+}
+
+/// Records that the member began to leave: the others take its share of
+/// the background work at their next heartbeat, while it finishes its jobs.
+pub async fn begin_leaving(db: &Db, member: &Member) -> Result<bool, Error> {
+    Ok(cluster::begin_leaving(db, member.id).await?)
 }
 
 /// Records that the member left.
@@ -404,6 +489,54 @@ mod tests {
         assert!((0..100).all(|k| alone.mine(k)));
         let late = shares("m-a", &["m-b"]);
         assert!((0..100).any(|k| late.mine(k)));
+    }
+
+    fn row(name: &str, last_heartbeat: i64, stopped: Option<i64>, leaving: Option<i64>) -> Member {
+        Member {
+            id: 1,
+            uuid: uuid::Uuid::nil(),
+            name: name.into(),
+            address: String::new(),
+            version: String::new(),
+            os_distribution: String::new(),
+            kernel_version: String::new(),
+            last_boot: None,
+            started: 0,
+            stopped,
+            last_heartbeat,
+            leaving,
+        }
+    }
+
+    #[test]
+    fn a_leaving_member_shares_no_work_and_a_silent_or_stopped_one_neither() {
+        let rows = [
+            row("m-a", 10_000, None, None),
+            row("m-b", 10_000, None, Some(9_000)),
+            row("m-c", 1_000, None, None),
+            row("m-d", 10_000, Some(9_500), None),
+        ];
+        assert_eq!(live_names(&rows, 20_000, 15_000), ["m-a"]);
+        assert_eq!(live_names(&rows, 16_000, 15_000), ["m-a", "m-c"]);
+        // m-a does everything; m-b, leaving, nothing although it runs.
+        assert!((0..100).all(|k| Shares::of_rows("m-a", &rows, 20_000, 15_000).mine(k)));
+        assert!((0..100).all(|k| !Shares::of_rows("m-b", &rows, 20_000, 15_000).mine(k)));
+        // The last one leaving still does all.
+        let alone = [row("m-b", 10_000, None, Some(9_000))];
+        assert!((0..100).all(|k| Shares::of_rows("m-b", &alone, 10_000, 15_000).mine(k)));
+    }
+
+    #[test]
+    fn members_report_a_change_only_when_the_list_differs() {
+        let members = Members::default();
+        let mut rx = members.subscribe();
+        assert!(members.publish(vec!["m-a".into(), "m-b".into()]));
+        assert!(rx.has_changed().expect("open"));
+        rx.borrow_and_update();
+        assert!(!members.publish(vec!["m-a".into(), "m-b".into()]));
+        assert!(!rx.has_changed().expect("open"));
+        assert!(members.publish(vec!["m-a".into()]));
+        assert_eq!(*rx.borrow_and_update(), ["m-a"]);
     }
 
     #[test]

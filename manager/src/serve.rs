@@ -425,6 +425,7 @@ impl Manager {
             secrets,
             logins: Default::default(),
             network: Arc::new(Network::new(plugins, backend)),
+            members: Default::default(),
         });
         app.network
             .load_endpoints(&app.db)
@@ -448,10 +449,13 @@ impl Manager {
         })
     }
 
-    /// Serves until `shutdown` resolves; in-flight requests finish. Then no
-    /// job is claimed any more, running jobs may end up to
-    /// `shutdown_job_wait_ms`, those still running are stopped and handed
-    /// back to the queue, and the manager leaves the cluster.
+    /// Serves until `shutdown` resolves. Then the manager records that it is
+    /// leaving, so the others take its routers' checks and its loops at
+    /// their next heartbeat; in-flight requests finish; no job is claimed
+    /// any more, running jobs may end up to `shutdown_job_wait_ms` (the
+    /// heartbeat goes on meanwhile, so nobody takes them over), those still
+    /// running are stopped and handed back to the queue, and the manager
+    /// leaves the cluster.
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -466,10 +470,24 @@ impl Manager {
         tasks.push(tokio::spawn(crate::server::jobs::run_takeover(
             self.app.clone(),
         )));
-        tasks.push(tokio::spawn(crate::cluster::run_heartbeat(
+        // The heartbeat outlives the other tasks: it beats until the running
+        // jobs are drained and handed back.
+        let beat = Background(vec![tokio::spawn(crate::cluster::run_heartbeat(
             self.app.clone(),
             self.member.clone(),
-        )));
+        ))]);
+        let (db, member) = (self.app.db.clone(), self.member.clone());
+        let shutdown = async move {
+            shutdown.await;
+            match crate::cluster::begin_leaving(&db, &member).await {
+                Ok(_) => tracing::info!(
+                    "leaving the cluster: the other managers take this one's share of the work"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "recording that this manager is leaving failed")
+                }
+            }
+        };
         // Real routers are watched: resynced when they fall behind, idle
         // tiers shut down; the in-process host agent's namespaces nobody
         // knows removed.
@@ -542,6 +560,8 @@ impl Manager {
         if released > 0 {
             tracing::info!(released, "running jobs released for the next start");
         }
+        // A beat after this would join again.
+        beat.stop().await;
         if let Err(e) = crate::cluster::leave(&self.app.db, &self.member).await {
             tracing::warn!(error = %e, "recording that this manager left the cluster failed");
         }
@@ -556,6 +576,14 @@ struct Background(Vec<tokio::task::JoinHandle<()>>);
 impl Background {
     fn push(&mut self, task: tokio::task::JoinHandle<()>) {
         self.0.push(task);
+    }
+
+    /// Aborts the tasks and waits until they are gone.
+    async fn stop(mut self) {
+        for task in std::mem::take(&mut self.0) {
+            task.abort();
+            let _ = task.await;
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 //! PostgreSQL: a job whose owner's heartbeat is older than
 //! `cluster.heartbeat.threshold` fails (its half-made work undone) with a
 //! text naming the manager; a job whose owner keeps beating is left alone.
+//! A manager stopping gracefully (SIGTERM) gives its share of the background
+//! work at once and keeps beating until its running job ends.
 
 mod support;
 
@@ -260,4 +262,157 @@ async fn a_manager_cut_off_from_its_database_stops_its_jobs_until_it_is_back() {
     until("unfenced", Box::new(move || !app.jobs.is_fenced())).await;
     operator.close().await.expect("close");
     m.stop().await;
+}
+
+/// Polls `done` every 50 ms until it holds; panics after [`MUST_END`].
+async fn until<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    tokio::time::timeout(MUST_END, async {
+        while !done().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}: never"));
+}
+
+/// A graceful stop (SIGTERM) of the manager running a job: its row says
+/// at once that it is leaving, and the others stop counting it among the
+/// members sharing the background work at their next heartbeats (not after
+/// the threshold); meanwhile it keeps beating, so its job, held past
+/// several thresholds, is not taken over and ends on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_manager_gives_its_share_at_once_and_finishes_its_job() {
+    let url = fresh_database().await;
+    let first = TestManager::start(Some(url.clone())).await;
+    let admin = first.admin();
+    fast_heartbeat(&admin).await;
+    let env = support::vpc::zone_env(&admin, "zone-leave").await;
+    let v = support::vpc::create_vpc(&admin, &env, "leave", "10.6.0.0/16").await;
+    let vpc = v["id"].as_str().expect("vpc id").to_string();
+    let mut managers = vec![
+        first,
+        TestManager::start(Some(url.clone())).await,
+        TestManager::start(Some(url.clone())).await,
+    ];
+    let db = Db::connect(&url).await.expect("database");
+    let mut all: Vec<String> = managers
+        .iter()
+        .map(|m| m.app.jobs.owner().to_string())
+        .collect();
+    all.sort();
+    for m in &managers {
+        let members = m.app.members.clone();
+        let all = all.clone();
+        until("every manager sees the three", move || {
+            let ok = *members.subscribe().borrow() == all;
+            async move { ok }
+        })
+        .await;
+    }
+
+    // Router commands wait, on every manager: the restart's job holds.
+    for m in &managers {
+        m.agent.hold();
+    }
+    let started = admin
+        .ok("restartVPC", &[("id", vpc.as_str()), ("cleanup", "false")])
+        .await;
+    let job_uuid: uuid::Uuid = started["jobid"]
+        .as_str()
+        .expect("jobid")
+        .parse()
+        .expect("uuid");
+    let owner = tokio::time::timeout(MUST_END, async {
+        loop {
+            let j = job::get_by_uuid(&db, job_uuid).await.expect("read");
+            if let Some(owner) = j.and_then(|j| j.owner_manager) {
+                return owner;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the restart is claimed");
+    let at = managers
+        .iter()
+        .position(|m| m.app.jobs.owner() == owner)
+        .expect("a manager of this test claimed it");
+    let stopping = managers.remove(at);
+    let agents: Vec<_> = managers
+        .iter()
+        .map(|m| m.agent.clone())
+        .chain([stopping.agent.clone()])
+        .collect();
+    let stopped_at = tokio::time::Instant::now();
+    let stop = tokio::spawn(stopping.stop());
+
+    let row = || async {
+        cluster::list(&db, None, Some(&owner))
+            .await
+            .expect("read")
+            .pop()
+            .expect("its row")
+    };
+    until("its row says it is leaving", || async {
+        row().await.leaving.is_some()
+    })
+    .await;
+    let mut rest: Vec<String> = all.iter().filter(|m| **m != owner).cloned().collect();
+    rest.sort();
+    for m in &managers {
+        let members = m.app.members.clone();
+        let want = rest.clone();
+        until("the others no longer count it", move || {
+            let ok = *members.subscribe().borrow() == want;
+            async move { ok }
+        })
+        .await;
+        let shares = vpc_manager::cluster::Shares::read(&m.app.db, m.app.jobs.owner())
+            .await
+            .expect("shares");
+        assert_eq!(shares.live(), rest.as_slice());
+    }
+    let taken = stopped_at.elapsed();
+    eprintln!(
+        "a stopping manager's share was taken by the others {} ms after the stop began \
+         (heartbeat 200 ms, threshold {THRESHOLD_MS} ms)",
+        taken.as_millis()
+    );
+
+    // Three thresholds on, it still beats (Up) and its job is its own.
+    tokio::time::sleep(Duration::from_millis(3 * 2000)).await;
+    let now = vpc_manager::store::now_ms();
+    let r = row().await;
+    assert_eq!(r.stopped, None);
+    assert_eq!(r.state_at(now, 2000), cluster::MemberState::Up, "{r:?}");
+    let j = job::get_by_uuid(&db, job_uuid)
+        .await
+        .expect("read")
+        .expect("job");
+    assert_eq!(j.status, 0, "still running");
+    assert_eq!(j.owner_manager.as_deref(), Some(owner.as_str()));
+
+    // Let it end: it succeeds where it ran, and then the manager leaves.
+    for a in &agents {
+        a.release();
+    }
+    tokio::time::timeout(MUST_END, stop)
+        .await
+        .expect("the stop ends")
+        .expect("stop task");
+    let j = job::get_by_uuid(&db, job_uuid)
+        .await
+        .expect("read")
+        .expect("job");
+    assert_eq!(j.status, 1, "succeeded: {j:?}");
+    assert_eq!(j.owner_manager.as_deref(), Some(owner.as_str()));
+    assert!(row().await.stopped.is_some(), "it left");
+    db.close().await;
+    for m in managers {
+        m.stop().await;
+    }
 }

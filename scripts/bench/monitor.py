@@ -13,7 +13,12 @@ pg_stat_statements), one host agent and the managers. This script:
 4. failover (with several managers): finds the routers that only one
    manager checks (the bytes each manager's connections send, as `ss` shows
    them inside each router namespace), kills that manager with SIGKILL and
-   reports how long until another manager's connection to each of them moves.
+   reports how long until another manager's connection to each of them moves;
+   and, from the surviving managers' own logs, when each saw its share change
+   (the dead one Down) and when its first checks of the routers it gained
+   ended;
+5. graceful stop (with three or more managers): the same for SIGTERM of a
+   second manager, which the others should take over at once.
 
 Prints a Markdown report on stdout. Exit status 0 when it measured, 1 when
 the cluster did not get ready.
@@ -23,6 +28,7 @@ import argparse
 import concurrent.futures as futures
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -133,12 +139,34 @@ def idle_window(args, pool, namespaces, pids):
     }
 
 
-def manager_bytes(ns):
+def socket_owners(pids):
+    """{socket inode: pid} of the managers' sockets (their /proc fd tables
+    only: `ss -p` would walk every process of the machine for each
+    namespace, which takes seconds per sweep with hundreds of routers)."""
+    owners = {}
+    for pid in pids:
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                owners[int(target[8:-1])] = pid
+    return owners
+
+
+def manager_bytes(ns, owners):
     """Bytes sent to the agent of namespace `ns`, by manager pid (each
     manager's connections are made inside the namespace, so `ss` there shows
-    their owner); None when the namespace is gone."""
+    their sockets; `owners` maps their inodes to the managers); None when
+    the namespace is gone."""
     p = subprocess.run(
-        ["ip", "netns", "exec", ns, "ss", "-tinpH"],
+        ["nsenter", f"--net=/run/netns/{ns}", "ss", "-tieH"],
         capture_output=True,
         text=True,
         timeout=10,
@@ -148,37 +176,72 @@ def manager_bytes(ns):
     sent = {}
     owner = None
     for token in p.stdout.split():
-        if token.startswith('users:(("vpc-manager"'):
-            owner = int(token.split("pid=")[1].split(",")[0])
-        elif token.startswith('users:(('):
-            owner = None
+        if token.startswith("ino:"):
+            owner = owners.get(int(token[4:]))
         elif token.startswith("bytes_sent:") and owner is not None:
             sent[owner] = sent.get(owner, 0) + int(token.split(":")[1])
     return sent
 
 
-def failover(args, pool, namespaces, victim):
-    """kill -9 of `victim`: which routers only it checked, and the seconds
-    until another manager checked each of them."""
-    first = dict(zip(namespaces, pool.map(manager_bytes, namespaces)))
-    time.sleep(args.interval * 1.5)
-    second = dict(zip(namespaces, pool.map(manager_bytes, namespaces)))
-    orphans = []
+def sweep(pool, namespaces, pids):
+    owners = socket_owners(pids)
+    return dict(zip(namespaces, pool.map(lambda ns: manager_bytes(ns, owners), namespaces)))
+
+
+SHARE_CHANGED = "this manager's share of the routers changed"
+GAINED_CHECKED = "first checks of the routers gained finished"
+
+
+def field(line, name):
+    m = re.search(rf"\b{name}=(\d+)", line)
+    return int(m.group(1)) if m else None
+
+
+def log_lines_since(path, offset):
+    with open(path, errors="replace") as f:
+        f.seek(offset)
+        return f.read().splitlines()
+
+
+def sole_checkers(pool, namespaces, interval, pids):
+    """The namespaces whose agent only one manager talked to over 1.5
+    check intervals: {namespace: (pid, bytes sent by pid so far)}."""
+    first = sweep(pool, namespaces, pids)
+    time.sleep(interval * 1.5)
+    second = sweep(pool, namespaces, pids)
+    sole = {}
     for ns in namespaces:
         grew = {
             pid for pid, sent in (second[ns] or {}).items()
             if sent > (first[ns] or {}).get(pid, 0)
         }
-        if grew == {victim}:
-            orphans.append(ns)
-    os.kill(victim, signal.SIGKILL)
+        if len(grew) == 1:
+            sole[ns] = (grew.pop(), dict(second[ns] or {}))
+    return sole
+
+
+def take_over(args, pool, namespaces, victim, sig, logs):
+    """Sends `sig` to manager `victim`: which routers only it checked; the
+    seconds until another manager's connection to each moved (sampled with
+    `ss` in each namespace); and, from the other managers' logs (`logs`:
+    pid -> path), when each saw its share change and when its first checks
+    of the routers it gained ended (ms since the signal)."""
+    pids = list(logs) + [victim]
+    sole = sole_checkers(pool, namespaces, args.interval, pids)
+    orphans = [ns for ns, (pid, _) in sole.items() if pid == victim]
+    baseline = {ns: sole[ns][1] for ns in orphans}
+    offsets = {pid: os.path.getsize(path) for pid, path in logs.items() if pid != victim}
+    sent_at = time.time()
+    os.kill(victim, sig)
     killed = time.monotonic()
-    baseline = {ns: dict(second[ns] or {}) for ns in orphans}
     resumed = {}
+    sweeps = []
     while time.monotonic() < killed + args.failover_limit and len(resumed) < len(orphans):
         waiting = [ns for ns in orphans if ns not in resumed]
-        now = dict(zip(waiting, pool.map(manager_bytes, waiting)))
+        swept = time.monotonic()
+        now = sweep(pool, waiting, pids)
         t = time.monotonic() - killed
+        sweeps.append((len(waiting), time.monotonic() - swept))
         for ns in waiting:
             if any(
                 sent > baseline[ns].get(pid, 0)
@@ -186,8 +249,52 @@ def failover(args, pool, namespaces, victim):
                 if pid != victim
             ):
                 resumed[ns] = t
-    times = sorted(resumed.values())
-    return len(orphans), times, len(orphans) - len(resumed)
+    # Let the survivors log their first checks.
+    time.sleep(min(args.interval, 5.0))
+    seen = []
+    for pid, offset in offsets.items():
+        changed = None
+        for line in log_lines_since(logs[pid], offset):
+            if SHARE_CHANGED in line and changed is None and (field(line, "gained") or 0) > 0:
+                changed = field(line, "seen_at_ms")
+            elif GAINED_CHECKED in line and changed is not None:
+                seen.append({
+                    "pid": pid,
+                    "gained": field(line, "gained"),
+                    "failed": field(line, "failed"),
+                    "seen_ms": changed - sent_at * 1000,
+                    "took_ms": field(line, "took_ms"),
+                    "done_ms": field(line, "done_at_ms") - sent_at * 1000,
+                })
+                break
+    return {
+        "orphans": len(orphans),
+        "times": sorted(resumed.values()),
+        "unresolved": len(orphans) - len(resumed),
+        "sweeps": sweeps,
+        "logged": seen,
+    }
+
+
+def print_take_over(what, n_managers, r, limit):
+    times = r["times"]
+    median = times[len(times) // 2] if times else 0.0
+    worst = times[-1] if times else 0.0
+    print(f"\n{what} of one manager of {n_managers}: {r['orphans']} routers were checked by "
+          f"it alone; seen from the routers (`ss` in their namespaces), another manager "
+          f"checked them again after {median:.1f} s (median), {worst:.1f} s (last)"
+          + (f"; {r['unresolved']} not within {limit:g} s" if r["unresolved"] else ""))
+    if r["sweeps"]:
+        per = [s for _, s in r["sweeps"]]
+        big = max(r["sweeps"])
+        print(f"(one `ss` sweep over the routers still waiting took {sorted(per)[len(per) // 2]:.2f} s "
+              f"median; {big[1]:.2f} s for {big[0]} namespaces)")
+    if r["logged"]:
+        print("\n| surviving manager | routers gained | share change seen after the signal | first checks of them done after the change | after the signal |")
+        print("|---|---:|---:|---:|---:|")
+        for x in r["logged"]:
+            print(f"| pid {x['pid']} | {x['gained']} ({x['failed']} failed) | {x['seen_ms'] / 1000:.2f} s "
+                  f"| {x['took_ms'] / 1000:.2f} s | {x['done_ms'] / 1000:.2f} s |")
 
 
 def main():
@@ -199,11 +306,13 @@ def main():
     p.add_argument("--interval", type=float, default=5.0, help="router.check.interval")
     p.add_argument("--prefix", required=True, help="the namespace prefix")
     p.add_argument("--manager-pids", required=True, help="comma-separated")
+    p.add_argument("--manager-logs", required=True, help="comma-separated, as the pids")
     p.add_argument("--failover-limit", type=float, default=60.0)
     p.add_argument("--psql", required=True, help="psql command, space-separated")
     args = p.parse_args()
     args.psql = args.psql.split()
     pids = [int(x) for x in args.manager_pids.split(",")]
+    logs = dict(zip(pids, args.manager_logs.split(",")))
 
     api = api_for(args.ini)
     api.updateConfiguration(name="max.account.vpcs", value="-1")
@@ -222,7 +331,15 @@ def main():
     time.sleep(args.interval * 3)
     with futures.ThreadPoolExecutor(16) as pool:
         idle = idle_window(args, pool, namespaces, pids)
-        fail = failover(args, pool, namespaces, pids[-1]) if len(pids) > 1 else None
+        fail = None
+        stop = None
+        if len(pids) > 1:
+            fail = take_over(args, pool, namespaces, pids[-1], signal.SIGKILL, logs)
+            live = {p: logs[p] for p in pids[:-1]}
+        if len(pids) > 2:
+            # Let the survivors settle on their shares first.
+            time.sleep(args.interval)
+            stop = take_over(args, pool, namespaces, pids[-2], signal.SIGTERM, live)
 
     per_min = 60.0 / args.window
     n = idle["routers"]
@@ -243,13 +360,9 @@ def main():
     for calls, rows, query in idle["top"]:
         print(f"| `{query.strip()}` | {calls} | {rows} |")
     if fail is not None:
-        orphaned, times, unresolved = fail
-        median = times[len(times) // 2] if times else 0.0
-        worst = times[-1] if times else 0.0
-        print(f"\nfailover: kill -9 of one manager of {len(pids)}: {orphaned} routers were "
-              f"checked by it alone; another manager checked them again after "
-              f"{median:.1f} s (median), {worst:.1f} s (last)"
-              + (f"; {unresolved} not within {args.failover_limit:g} s" if unresolved else ""))
+        print_take_over("failover: kill -9", len(pids), fail, args.failover_limit)
+    if stop is not None:
+        print_take_over("graceful stop: SIGTERM", len(pids) - 1, stop, args.failover_limit)
     return 0
 
 

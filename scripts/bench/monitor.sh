@@ -89,6 +89,7 @@ start_manager() {
   "$bin/vpc-manager" "${args[@]}" >>"$base/manager-$n.log" 2>&1 &
   pids+=($!)
   manager_pids+=($!)
+  manager_logs+=("$base/manager-$n.log")
   for _ in $(seq 1 300); do
     curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
     sleep 0.1
@@ -101,6 +102,7 @@ mkdir -p "$base/host"
 chmod 0711 "$base/host"
 socket=$base/host/host-agent.sock
 manager_pids=()
+manager_logs=()
 # The first manager makes the cluster's CA; the host agent takes it from the
 # database to issue its routers' certificates (TCP agents).
 start_manager 1
@@ -122,5 +124,6 @@ mkdir -p "$root/target"
 "$root/.venv/bin/python" "$root/scripts/bench/monitor.py" \
   --ini "$base/manager-1/cloudstack.ini" --routers "$routers" --window "$window" \
   --prefix "$prefix" --manager-pids "$(IFS=,; echo "${manager_pids[*]}")" \
+  --manager-logs "$(IFS=,; echo "${manager_logs[*]}")" \
   --psql "$psql -d vpc" | tee "$report"
 echo "build: $profile; report in $report"

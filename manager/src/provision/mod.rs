@@ -61,6 +61,9 @@ pub struct Plane {
     /// This manager's name among the cluster's members: background work is
     /// shared out by it ([`crate::cluster::Shares`]).
     pub member: String,
+    /// The members sharing the work, as the heartbeat last read them: the
+    /// router checks take a gone member's routers when it changes.
+    pub members: crate::cluster::Members,
 }
 
 /// The sync object of jobs that change a VPC's router (its tiers, rules,

@@ -20,7 +20,7 @@
 //! (Over 400 lines: three background loops that share one reading of the
 //! router table and one lock discipline; next to split, one file per loop.)
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,13 +102,29 @@ pub async fn resync_once(plane: &Plane, health: &mut RouterHealth) -> Result<Res
     let routers = router::list(&plane.db, &router::RouterFilter::default(), Page::ALL)
         .await?
         .items;
-    let mut report = ResyncReport::default();
     // Each router is checked by one live manager.
     let shares = crate::cluster::Shares::read(&plane.db, &plane.member).await?;
+    resync_share(plane, health, &shares, routers, None).await
+}
+
+/// One round over those of `routers` that are this manager's in `shares`;
+/// `only` (router ids) narrows the checks, not what `health` keeps.
+async fn resync_share(
+    plane: &Plane,
+    health: &mut RouterHealth,
+    shares: &crate::cluster::Shares,
+    routers: Vec<router::Router>,
+    only: Option<&HashSet<i64>>,
+) -> Result<ResyncReport, Error> {
+    let mut report = ResyncReport::default();
     let routers: Vec<router::Router> = routers.into_iter().filter(|r| shares.mine(r.id)).collect();
     health
         .misses
         .retain(|id, _| routers.iter().any(|r| r.id == *id));
+    let routers: Vec<router::Router> = routers
+        .into_iter()
+        .filter(|r| only.is_none_or(|only| only.contains(&r.id)))
+        .collect();
     // Checks run side by side (each under its own VPC's lock when it needs
     // one): a round over hundreds of routers takes about as long as its
     // slowest few, so routers taken over from a dead manager are checked
@@ -461,8 +477,32 @@ pub async fn converge_stuck_once(plane: &Plane) -> Result<StuckReport, Error> {
 
 /// Runs [`resync_once`] every `router.check.interval` seconds (read every
 /// second, so a change takes effect at once; 0 pauses the checks), after
-/// [`converge_stuck_once`].
+/// [`converge_stuck_once`]. Beside the rounds, when the members sharing the
+/// work change (the heartbeat saw one Down, leaving, or joining), the
+/// routers this manager gains are checked at once ([`take_share`]), not at
+/// the next round nor after the round under way.
 pub async fn run_resync(plane: Plane) {
+    tokio::join!(run_rounds(&plane), follow_members(&plane));
+}
+
+/// Checks the routers gained at each change of the members sharing the work.
+async fn follow_members(plane: &Plane) {
+    let mut members = plane.members.subscribe();
+    // The share as of the last change of members (None before the first).
+    let mut share: Option<crate::cluster::Shares> = None;
+    while members.changed().await.is_ok() {
+        let live = members.borrow_and_update().clone();
+        // Misses of these first checks are not counted: the rounds count
+        // them, with the router's history.
+        let mut health = RouterHealth::new();
+        if let Err(e) = take_share(plane, &mut health, &mut share, &live).await {
+            tracing::warn!(error = %e, "checking the routers of a new share failed");
+        }
+    }
+}
+
+async fn run_rounds(plane: &Plane) {
+    let plane = plane.clone();
     let mut health = RouterHealth::new();
     let mut waited = 0i64;
     loop {
@@ -502,6 +542,77 @@ pub async fn run_resync(plane: Plane) {
             Err(e) => tracing::warn!(error = %e, "router check failed"),
         }
     }
+}
+
+/// The routers that are this manager's in `now` and were not in `before`
+/// (all of its share when there is no `before`), and the number it lost.
+fn share_change(
+    before: Option<&crate::cluster::Shares>,
+    now: &crate::cluster::Shares,
+    ids: impl Iterator<Item = i64>,
+) -> (HashSet<i64>, usize) {
+    let mut gained = HashSet::new();
+    let mut lost = 0;
+    for id in ids {
+        let was = before.is_some_and(|b| b.mine(id));
+        match (was, now.mine(id)) {
+            (false, true) => {
+                gained.insert(id);
+            }
+            (true, false) => lost += 1,
+            _ => {}
+        }
+    }
+    (gained, lost)
+}
+
+/// After the members sharing the work changed (the heartbeat's reading
+/// `live`): this manager's new share is read and the routers it gained are
+/// checked at once. Logs the change (routers gained and lost, when it was
+/// seen, epoch ms) and when the first checks over the gained routers ended,
+/// so how long a dead manager's routers go unchecked can be read from the
+/// managers' own clocks.
+async fn take_share(
+    plane: &Plane,
+    health: &mut RouterHealth,
+    share: &mut Option<crate::cluster::Shares>,
+    live: &[String],
+) -> Result<(), Error> {
+    let seen = Instant::now();
+    let seen_at_ms = store::now_ms();
+    let routers = router::list(&plane.db, &router::RouterFilter::default(), Page::ALL)
+        .await?
+        .items;
+    let now = crate::cluster::Shares::read(&plane.db, &plane.member).await?;
+    let (gained, lost) = share_change(share.as_ref(), &now, routers.iter().map(|r| r.id));
+    let before = share.replace(now.clone());
+    let gone: Vec<&String> = before
+        .iter()
+        .flat_map(|b| b.live())
+        .filter(|m| !now.live().contains(m))
+        .collect();
+    tracing::info!(
+        members = ?live,
+        ?gone,
+        gained = gained.len(),
+        lost,
+        seen_at_ms,
+        "this manager's share of the routers changed"
+    );
+    if gained.is_empty() {
+        return Ok(());
+    }
+    let report = resync_share(plane, health, &now, routers, Some(&gained)).await?;
+    tracing::info!(
+        gained = gained.len(),
+        checked = report.current.len() + report.resynced.len(),
+        failed = report.failed.len(),
+        took_ms = seen.elapsed().as_millis() as u64,
+        seen_at_ms,
+        done_at_ms = store::now_ms(),
+        "first checks of the routers gained finished"
+    );
+    Ok(())
 }
 
 /// When each implemented tier was first seen without a running VM, by tier
@@ -679,5 +790,51 @@ pub async fn run_sweeper(plane: Plane, sweep: Sweep) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "namespace sweep failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Shares;
+
+    fn shares(me: &str, live: &[&str]) -> Shares {
+        Shares::new(me, live.iter().map(|m| m.to_string()).collect())
+    }
+
+    #[test]
+    fn a_gone_members_routers_are_gained_by_the_others_and_nothing_else_moves() {
+        let three = ["m-a", "m-b", "m-c"];
+        let two = ["m-a", "m-b"];
+        let ids = 0..600i64;
+        let (gained, lost) = share_change(
+            Some(&shares("m-a", &three)),
+            &shares("m-a", &two),
+            ids.clone(),
+        );
+        assert_eq!(lost, 0);
+        // Exactly the routers m-c checked that m-a takes now.
+        let expected: HashSet<i64> = ids
+            .clone()
+            .filter(|k| shares("m-a", &three).owner(*k) == "m-c" && shares("m-a", &two).mine(*k))
+            .collect();
+        assert!(!expected.is_empty());
+        assert_eq!(gained, expected);
+        // m-c comes back: m-a gives those back and gains nothing.
+        let (gained, lost) = share_change(
+            Some(&shares("m-a", &two)),
+            &shares("m-a", &three),
+            ids.clone(),
+        );
+        assert!(gained.is_empty());
+        assert_eq!(lost, expected.len());
+    }
+
+    #[test]
+    fn without_an_earlier_share_the_whole_share_is_gained() {
+        let now = shares("m-a", &["m-a", "m-b"]);
+        let (gained, lost) = share_change(None, &now, 0..100);
+        assert_eq!(lost, 0);
+        assert_eq!(gained, (0..100).filter(|k| now.mine(*k)).collect());
     }
 }

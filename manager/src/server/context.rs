@@ -24,6 +24,8 @@ pub struct App {
     pub logins: crate::server::auth::Logins,
     /// The network plug-ins and the element that drives routers.
     pub network: Arc<crate::provision::Network>,
+    /// The members sharing the work, as the heartbeat last read them.
+    pub members: crate::cluster::Members,
 }
 
 impl App {
@@ -33,6 +35,7 @@ impl App {
             db: self.db.clone(),
             network: self.network.clone(),
             member: self.jobs.owner().to_string(),
+            members: self.members.clone(),
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct Member {
     pub stopped: Option<i64>,
     /// Its last heartbeat (epoch ms).
     pub last_heartbeat: i64,
+    /// When it began to leave (epoch ms): it still finishes its running
+    /// jobs, but does no share of the background work. None while it runs.
+    pub leaving: Option<i64>,
 }
 
 /// Whether a manager takes part in the cluster.
@@ -81,7 +84,7 @@ pub struct Joining {
 }
 
 const COLUMNS: &str = "id, uuid, name, address, version, os_distribution, kernel_version, \
-                       last_boot, started, stopped, last_heartbeat";
+                       last_boot, started, stopped, last_heartbeat, leaving";
 
 /// Records that the manager named `who.name` runs from now: a new row the
 /// first time, the same row (and id) when it starts again.
@@ -97,7 +100,7 @@ pub async fn join<'a>(ex: impl Into<Exec<'a>>, who: &Joining) -> Result<Member> 
              ON CONFLICT (name) DO UPDATE SET address = excluded.address, \
              version = excluded.version, os_distribution = excluded.os_distribution, \
              kernel_version = excluded.kernel_version, last_boot = excluded.last_boot, \
-             started = excluded.started, stopped = NULL, \
+             started = excluded.started, stopped = NULL, leaving = NULL, \
              last_heartbeat = excluded.last_heartbeat \
              RETURNING {COLUMNS}"
         )))
@@ -126,6 +129,25 @@ pub async fn heartbeat<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
             .execute(c)
             .await?
             .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Records that the running member began to leave (a graceful stop): the
+/// others take its share of the background work at once. False when its
+/// row says it already left.
+pub async fn begin_leaving<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
+    let now = now_ms();
+    let mut ex = ex.into();
+    let done = on_db!(&mut ex, c => {
+        sqlx::query(
+            "UPDATE mshost SET leaving = $2 WHERE id = $1 AND stopped IS NULL AND leaving IS NULL",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected()
     });
     Ok(done == 1)
 }
@@ -281,6 +303,7 @@ mod tests {
             started: 0,
             stopped,
             last_heartbeat,
+            leaving: None,
         }
     }
 

@@ -91,6 +91,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "offer_ha",
         include_str!("../../../migrations/sqlite/0019_offer_ha.sql"),
     ),
+    (
+        22,
+        "cluster_leaving",
+        include_str!("../../../migrations/sqlite/0022_cluster_leaving.sql"),
+    ),
 ];
 
 /// (version, description, SQL) of each PostgreSQL migration, in order.
@@ -174,6 +179,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         19,
         "offer_ha",
         include_str!("../../../migrations/postgres/0019_offer_ha.sql"),
+    ),
+    (
+        22,
+        "cluster_leaving",
+        include_str!("../../../migrations/postgres/0022_cluster_leaving.sql"),
     ),
 ];
 
