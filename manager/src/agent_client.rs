@@ -123,6 +123,10 @@ pub struct GrpcAgentClient {
     identity: Option<ClientIdentity>,
     connector: TcpConnector,
     channels: Mutex<HashMap<String, Cached>>,
+    /// The channels to host agents that relay routers' agents: one per
+    /// host agent, shared by all its routers (and with the manager's
+    /// calls to it when [`GrpcAgentClient::with_host_channels`] is given).
+    hosts: Option<Arc<crate::host::tls::HostChannels>>,
 }
 
 impl std::fmt::Debug for GrpcAgentClient {
@@ -144,6 +148,7 @@ impl GrpcAgentClient {
             identity: None,
             connector: direct_connector(),
             channels: Mutex::new(HashMap::new()),
+            hosts: None,
         }
     }
 
@@ -151,7 +156,17 @@ impl GrpcAgentClient {
     /// client certificate, and routers' certificates must chain to its CA
     /// and name the router ([`crate::pki::Pki::client_identity`]).
     pub fn with_tls(mut self, identity: ClientIdentity) -> Self {
+        self.hosts = Some(Arc::new(crate::host::tls::HostChannels::new(
+            identity.clone(),
+        )));
         self.identity = Some(identity);
+        self
+    }
+
+    /// Relays routers' agents over `hosts`' channels (the ones the
+    /// manager's host driver uses), after [`GrpcAgentClient::with_tls`].
+    pub fn with_host_channels(mut self, hosts: Arc<crate::host::tls::HostChannels>) -> Self {
+        self.hosts = Some(hosts);
         self
     }
 
@@ -223,19 +238,19 @@ impl GrpcAgentClient {
                     })
             }
             AgentEndpoint::Relay { host_agent, router } => {
-                let Some(identity) = &self.identity else {
+                let Some(hosts) = &self.hosts else {
                     return Err(Failure::Final(AgentError::Unreachable(format!(
                         "the agent is reached through the host agent {host_agent}, which needs \
                          mutual TLS, and the manager has no client certificate"
                     ))));
                 };
-                let host =
-                    crate::host::tls::host_channel(&format!("https://{host_agent}"), identity)
-                        .map_err(|e| {
-                            Failure::Final(AgentError::Unreachable(format!(
-                                "the host agent {host_agent}: {e:#}"
-                            )))
-                        })?;
+                // The host agent's one channel: every router it relays is
+                // a stream on the same connection.
+                let host = hosts.get(&format!("https://{host_agent}")).map_err(|e| {
+                    Failure::Final(AgentError::Unreachable(format!(
+                        "the host agent {host_agent}: {e:#}"
+                    )))
+                })?;
                 let name = router.clone();
                 // As for a Unix socket, the URI is a placeholder.
                 Endpoint::from_static("http://agent.local")

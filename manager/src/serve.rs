@@ -277,15 +277,20 @@ pub async fn backend_for(
                     None,
                 ),
             };
-            // Routers and VMs of other hosts go to their own host agent.
+            // Routers and VMs of other hosts go to their own host agent,
+            // over one channel per host agent that the relays to its
+            // routers' agents share.
+            let channels = Arc::new(crate::host::tls::HostChannels::new(pki.client_identity()));
             let host = crate::host::pool::HostPool::new(
                 Arc::new(host),
                 Some(default_host_url(settings)),
                 Some(pki.clone()),
                 endpoints.clone(),
-            );
+            )
+            .with_host_channels(channels.clone());
             let client = GrpcAgentClient::new(endpoints.clone())
                 .with_tls(pki.client_identity())
+                .with_host_channels(channels)
                 .with_connector(driver.tcp_connector());
             let backend = Backend {
                 agent: Arc::new(client),

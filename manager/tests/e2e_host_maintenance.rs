@@ -409,3 +409,186 @@ async fn maintenance_moves_the_router_off_its_host_and_flood_lists_follow_a_move
     drop(fabric);
     lab.finish().await;
 }
+
+/// Whether namespace `ns` exists and holds address `ip` on one of its links.
+fn has_address(ns: &str, ip: &str) -> bool {
+    Command::new("ip")
+        .args(["-n", ns, "-o", "addr", "show"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .any(|w| w.split('/').next() == Some(ip))
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_whose_switch_fails_after_the_old_router_went_starts_the_router_again_at_once() {
+    let lab = E2e::start(AgentTransport::Unix).await;
+    let admin = lab.admin();
+    let mut fabric = Fabric::start(FabricOptions {
+        hosts: 2,
+        ..FabricOptions::default()
+    })
+    .await;
+    fabric.add_upstream(&["203.0.113.1/24"]);
+    let (zone, added) = hosts_zone(&admin, &fabric, "mf", "5200-5299").await;
+    let hosts: Vec<String> = added
+        .iter()
+        .map(|h| h["id"].as_str().unwrap().to_string())
+        .collect();
+    let offering =
+        admin.ok("listVPCOfferings", &[("isdefault", "true")]).await["vpcoffering"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let vpc_id = job_ok(
+        &admin,
+        "createVPC",
+        &[
+            ("name", "switchfails"),
+            ("cidr", "10.73.0.0/16"),
+            ("zoneid", &zone),
+            ("vpcofferingid", &offering),
+        ],
+    )
+    .await["vpc"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let router = router_of(&admin, &vpc_id).await;
+    assert_eq!(router["hostid"], hosts[0].as_str(), "{router}");
+    let router_name = router["name"].as_str().unwrap().to_string();
+    let router_id = router["id"].as_str().unwrap().to_string();
+    let public_ip = router["publicip"]
+        .as_str()
+        .expect("a public IP")
+        .to_string();
+    let allow = admin
+        .ok("listNetworkACLLists", &[("name", "default_allow")])
+        .await["networkacllist"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tier = admin
+        .ok(
+            "createNetwork",
+            &[
+                ("name", "a"),
+                ("displaytext", "a"),
+                ("zoneid", &zone),
+                ("vpcid", &vpc_id),
+                ("networkofferingid", &lab.tier_offering),
+                ("gateway", "10.73.1.1"),
+                ("netmask", "255.255.255.0"),
+                ("aclid", &allow),
+            ],
+        )
+        .await["network"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let vm = job_ok(
+        &admin,
+        "deployVirtualMachine",
+        &[
+            ("zoneid", &zone),
+            ("serviceofferingid", &lab.service_offering),
+            ("templateid", &lab.template),
+            ("networkids", &tier),
+            ("name", "vmf"),
+            ("hostid", &hosts[0]),
+        ],
+    )
+    .await["virtualmachine"]
+        .clone();
+    let inst = vm["instancename"].as_str().unwrap().to_string();
+    {
+        let host1 = &fabric.hosts[0];
+        eventually(Duration::from_secs(60), "a lease for the VM", async || {
+            host1.lease(&inst, 0).and_then(|l| lease_ip(&l)).is_some()
+        })
+        .await;
+    }
+    let ns_vm = Netns::existing(&fabric.hosts[0].ns(&inst));
+    let router_ns_1 = fabric.hosts[0].ns(&router_name);
+    let data_dir_1 = fabric.hosts[0].data_dir.display().to_string();
+    let upstream = Ipv4Addr::new(198, 51, 100, 1);
+    assert!(
+        ping_ok(&ns_vm, upstream).await,
+        "the VM reaches the internet"
+    );
+
+    // migrateSystemVm to host 2, whose host agent is killed (SIGKILL) once
+    // its standby router took its configuration (its public address is
+    // there): after the old router is destroyed, before the switch
+    // (ActivateRouter on host 2) can happen. A real failure, timed by
+    // watching host 2's namespace, not injected.
+    let started = admin
+        .ok(
+            "migrateSystemVm",
+            &[("virtualmachineid", &router_id), ("hostid", &hosts[1])],
+        )
+        .await;
+    let job_id = started["jobid"].as_str().unwrap().to_string();
+    let target_ns = fabric.hosts[1].ns(&router_name);
+    let watch = Instant::now();
+    while !has_address(&target_ns, &public_ip) {
+        assert!(
+            watch.elapsed() < Duration::from_secs(60),
+            "the standby router on host 2 never took its configuration"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    fabric.hosts[1].kill();
+    let killed_at = Instant::now();
+    let done = loop {
+        let job = admin.ok("queryAsyncJobResult", &[("jobid", &job_id)]).await;
+        if job["jobstatus"] != 0 {
+            break job;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(60),
+            "the move did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let took = killed_at.elapsed();
+    println!("the failed move ended {took:?} after host 2's agent was killed: {done}");
+    // The move failed, and says the router was started again.
+    assert_eq!(done["jobstatus"], 2, "{done}");
+    let text = done["jobresult"]["errortext"].as_str().unwrap_or_default();
+    assert!(text.contains("started again on its host"), "{done}");
+    // It runs again at once on host 1, the database consistent with it.
+    let router = router_of(&admin, &vpc_id).await;
+    assert_eq!(router["state"], "Running", "{router}");
+    assert_eq!(router["hostid"], hosts[0].as_str(), "{router}");
+    assert!(
+        Netns::existing(&router_ns_1).path().exists(),
+        "the router's namespace on host 1 again"
+    );
+    let stored = vpc_manager::store::router::get_by_uuid(&lab.m.app.db, router_id.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("the router's row");
+    let endpoint = stored.agent_endpoint.clone().unwrap_or_default();
+    assert!(
+        endpoint.contains(&data_dir_1),
+        "its agent endpoint is host 1's: {endpoint}"
+    );
+    assert!(
+        ping_ok(&ns_vm, upstream).await,
+        "the VM reaches the internet again"
+    );
+
+    // Host 2's agent started again takes the standby copy back, still in
+    // standby: the VM keeps reaching the internet through host 1's router.
+    fabric.hosts[1].restart().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        ping_ok(&ns_vm, upstream).await,
+        "no second router on the segments"
+    );
+    drop(fabric);
+    lab.finish().await;
+}

@@ -526,3 +526,193 @@ async fn a_manager_drives_a_host_agent_on_tcp_with_the_cluster_ca() {
     drop(host);
     e.finish().await;
 }
+
+/// Whether the zone end `port` of a NIC is on a segment: up and a port of
+/// a bridge (`ip -j link` in the zone namespace).
+fn on_segment(zone_ns: &str, port: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-j", "-n", zone_ns, "link", "show", "dev", port])
+        .output()
+        .expect("ip runs");
+    assert!(
+        out.status.success(),
+        "no port {port} in {zone_ns}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let links: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j");
+    let link = &links[0];
+    let up = link["flags"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|f| f == "UP"));
+    up && link["master"].is_string()
+}
+
+/// `ip` in a namespace, asserted to succeed.
+fn ip_in(ns: &str, args: &[&str]) {
+    let out = Command::new("ip")
+        .args(["-n", ns])
+        .args(args)
+        .output()
+        .expect("ip runs");
+    assert!(
+        out.status.success(),
+        "ip -n {ns} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One ping from `ns` to `to`, a second to answer.
+fn answers(ns: &str, to: &str) -> bool {
+    Command::new("ip")
+        .args([
+            "netns", "exec", ns, "ping", "-n", "-q", "-c", "1", "-W", "1", to,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_in_standby_stays_off_its_segments_across_a_host_agent_restart_until_activated() {
+    use support::host_agent::HostAgentProcess as AgentProcess;
+    vpc_integration::require_root();
+    let mut agent = AgentProcess::start(new_prefix());
+    agent.wait_listening().await;
+    let socket = agent.dir().join("host-agent.sock");
+    let client = || {
+        let socket = socket.clone();
+        async move {
+            let channel = vpc_proto::channel::unix(socket)
+                .await
+                .expect("the host agent");
+            pb::host_agent_client::HostAgentClient::new(channel)
+        }
+    };
+    // A router with a public NIC (its upstream on the segment answers for
+    // the gateway) and a guest NIC, as a move starts it on its target.
+    let zone = uuid::Uuid::new_v4();
+    let public_mac = "02:00:5e:77:00:01";
+    let guest_mac = "02:00:5e:77:00:02";
+    let router = pb::Router {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: "r-9077-VM".into(),
+        zone_id: zone.to_string(),
+        generation: 3,
+        nics: vec![
+            pb::RouterNic {
+                device_index: 1,
+                mac_address: public_mac.into(),
+                role: pb::NicRole::Public as i32,
+                network_id: uuid::Uuid::new_v4().to_string(),
+                ip_address: "203.0.113.77".into(),
+                prefix_length: 24,
+                gateway: "203.0.113.1".into(),
+                mtu: 0,
+                broadcast_uri: Some("vlan://untagged".into()),
+            },
+            pb::RouterNic {
+                device_index: 2,
+                mac_address: guest_mac.into(),
+                role: pb::NicRole::Guest as i32,
+                network_id: uuid::Uuid::new_v4().to_string(),
+                ip_address: "10.77.1.1".into(),
+                prefix_length: 24,
+                gateway: String::new(),
+                mtu: 0,
+                broadcast_uri: Some("vlan://377".into()),
+            },
+        ],
+    };
+    client()
+        .await
+        .start_router(pb::StartRouterRequest {
+            router: Some(router.clone()),
+            standby: true,
+            tls: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("standby start: {e}\n{}", agent.log()));
+    let names = vpc_manager::driver::netns::names::Names::new(&agent.prefix).unwrap();
+    let zone_ns = names.zone_ns(&zone);
+    let router_ns = names.router_ns(&router.name);
+    let upstream_ns = names.upstream_ns(&zone);
+    let ports: Vec<String> = [public_mac, guest_mac]
+        .iter()
+        .map(|m| vpc_manager::driver::netns::names::zone_port(m).unwrap())
+        .collect();
+    // The router's public address, as its agent would set it from its
+    // configuration: in standby no one on the segment reaches it.
+    ip_in(
+        &router_ns,
+        &["addr", "add", "203.0.113.77/24", "dev", "eth1"],
+    );
+    ip_in(&router_ns, &["link", "set", "eth1", "up"]);
+    for port in &ports {
+        assert!(
+            !on_segment(&zone_ns, port),
+            "{port} is off its segment in standby"
+        );
+    }
+    assert!(
+        !answers(&upstream_ns, "203.0.113.77"),
+        "standby answers no one"
+    );
+
+    // The host agent killed (SIGKILL) and started again: it takes the router
+    // back, still in standby.
+    let pid_before =
+        router_entry(&inventory(&socket).await.expect("inventory"), &router.name).agent_pid;
+    agent.restart(None);
+    agent.wait_listening().await;
+    let after = answering(&socket, Duration::from_secs(30)).await;
+    let entry = router_entry(&after, &router.name);
+    assert_eq!(entry.state, pb::RunState::Running as i32, "{entry:?}");
+    assert_eq!(entry.agent_pid, pid_before, "the same agent, taken back");
+    for port in &ports {
+        assert!(
+            !on_segment(&zone_ns, port),
+            "{port} stays off its segment after the host agent's restart"
+        );
+    }
+    assert!(
+        !answers(&upstream_ns, "203.0.113.77"),
+        "the router taken back in standby still answers no one"
+    );
+
+    // ActivateRouter puts it on its segments; a later restart keeps it there.
+    client()
+        .await
+        .activate_router(pb::RouterRequest {
+            router: Some(router.clone()),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("activate: {e}\n{}", agent.log()));
+    for port in &ports {
+        assert!(
+            on_segment(&zone_ns, port),
+            "{port} on its segment once activated"
+        );
+    }
+    assert!(
+        answers(&upstream_ns, "203.0.113.77"),
+        "the activated router answers"
+    );
+    agent.restart(None);
+    agent.wait_listening().await;
+    answering(&socket, Duration::from_secs(30)).await;
+    for port in &ports {
+        assert!(
+            on_segment(&zone_ns, port),
+            "{port} stays on its segment after a restart once activated"
+        );
+    }
+    assert!(answers(&upstream_ns, "203.0.113.77"));
+    client()
+        .await
+        .destroy_router(pb::RouterRequest {
+            router: Some(router.clone()),
+        })
+        .await
+        .expect("destroyed");
+}

@@ -403,14 +403,18 @@ impl ServerCertVerifier for KeepCertificate {
     }
 }
 
-/// Enrolls the host agent at `url` (`https://host:port`) with `token`: the
-/// manager's side of the exchange above. The text says why it failed.
-pub async fn enroll(url: &str, token: &Token, pki: &Pki) -> Result<(), String> {
-    let authority = url
-        .strip_prefix("https://")
-        .map(|a| a.trim_end_matches('/'))
-        .ok_or_else(|| format!("{url}: enrollment needs https://host:port"))?
-        .to_string();
+/// The `host:port` of an `https://host:port` URL.
+fn authority_of(url: &str) -> Result<String, String> {
+    url.strip_prefix("https://")
+        .map(|a| a.trim_end_matches('/').to_string())
+        .ok_or_else(|| format!("{url}: enrollment needs https://host:port"))
+}
+
+/// A TLS connector that presents no certificate and keeps the one the
+/// server presents (see [`KeepCertificate`]).
+type Seen = Arc<Mutex<Option<Vec<u8>>>>;
+
+fn keeping_connector() -> Result<(tokio_rustls::TlsConnector, Seen), String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let seen = Arc::new(Mutex::new(None));
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -423,7 +427,59 @@ pub async fn enroll(url: &str, token: &Token, pki: &Pki) -> Result<(), String> {
         }))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    Ok((tokio_rustls::TlsConnector::from(Arc::new(config)), seen))
+}
+
+/// The certificate (DER) the host agent at `url` presents in a TLS
+/// handshake: its enrollment certificate while it waits for enrollment,
+/// the one the cluster CA issued it once enrolled (which it shows before
+/// it asks for the client's).
+pub async fn presented_certificate(url: &str) -> Result<Vec<u8>, String> {
+    let authority = authority_of(url)?;
+    let (connector, seen) = keeping_connector()?;
+    let name = ServerName::try_from(SERVER_NAME).map_err(|e| e.to_string())?;
+    let handshake = async {
+        let tcp = tokio::net::TcpStream::connect(authority.as_str()).await?;
+        connector.connect(name, tcp).await.map(drop)
+    };
+    let shaken = tokio::time::timeout(std::time::Duration::from_secs(5), handshake).await;
+    let der = seen.lock().expect("seen certificate").clone();
+    match (der, shaken) {
+        (Some(der), _) => Ok(der),
+        (None, Ok(Err(e))) => Err(format!("the host agent {url} is unreachable: {e}")),
+        (None, _) => Err(format!("the host agent {url} presented no certificate")),
+    }
+}
+
+/// Whether `der` is a host agent's certificate that `pki`'s CA issued: the
+/// host agent was enrolled in this cluster (it proved its token then).
+pub fn issued_by(pki: &Pki, der: &[u8]) -> bool {
+    let Ok(ca) = der_of("the CA", pki.ca_pem()) else {
+        return false;
+    };
+    let (Ok((_, ca)), Ok((_, cert))) = (
+        x509_parser::parse_x509_certificate(&ca),
+        x509_parser::parse_x509_certificate(der),
+    ) else {
+        return false;
+    };
+    let named = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .is_some_and(|san| {
+            san.value.general_names.iter().any(|n| {
+                matches!(n, x509_parser::extensions::GeneralName::DNSName(d) if *d == SERVER_NAME)
+            })
+        });
+    named && cert.verify_signature(Some(ca.public_key())).is_ok()
+}
+
+/// Enrolls the host agent at `url` (`https://host:port`) with `token`: the
+/// manager's side of the exchange above. The text says why it failed.
+pub async fn enroll(url: &str, token: &Token, pki: &Pki) -> Result<(), String> {
+    let authority = authority_of(url)?;
+    let (connector, seen) = keeping_connector()?;
     let target = authority.clone();
     let channel = Endpoint::from_shared(format!("http://{authority}"))
         .map_err(|e| format!("{url}: {e}"))?
@@ -583,6 +639,33 @@ mod tests {
                 .unwrap_err()
                 .contains("not for the host key")
         );
+    }
+
+    #[test]
+    fn only_a_host_certificate_from_our_ca_counts_as_enrolled_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::load_or_create(dir.path()).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let csr = rcgen::CertificateParams::new(vec![SERVER_NAME.into()])
+            .unwrap()
+            .serialize_request(&key)
+            .unwrap()
+            .pem()
+            .unwrap();
+        let ours = der_of("c", &pki.sign_request(&csr, SERVER_NAME).unwrap()).unwrap();
+        assert!(issued_by(&pki, &ours));
+        // Our CA's certificate for another name (a router's) is not a host
+        // agent's.
+        let router = der_of("c", &pki.sign_request(&csr, "r-1-VM").unwrap()).unwrap();
+        assert!(!issued_by(&pki, &router));
+        // The enrollment certificate (self-signed) and another CA's.
+        let own = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_string()]).unwrap();
+        assert!(!issued_by(&pki, own.cert.der()));
+        let other = tempfile::tempdir().unwrap();
+        let foreign = Pki::load_or_create(other.path()).unwrap();
+        let theirs = der_of("c", &foreign.sign_request(&csr, SERVER_NAME).unwrap()).unwrap();
+        assert!(!issued_by(&pki, &theirs));
+        assert!(!issued_by(&pki, b"not a certificate"));
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct HostPool {
     pki: Option<Arc<Pki>>,
     endpoints: Arc<Endpoints>,
     hosts: Mutex<HashMap<String, SharedDriver>>,
+    /// The channels to TLS host agents, shared with the agent client's
+    /// relays; None: a channel of its own per host agent.
+    channels: Option<Arc<super::tls::HostChannels>>,
 }
 
 /// How a host URL is reached, decided without side effects.
@@ -67,7 +70,15 @@ impl HostPool {
             pki,
             endpoints,
             hosts: Mutex::default(),
+            channels: None,
         }
+    }
+
+    /// Reaches TLS host agents over `channels` (one per host agent, shared
+    /// with the relays of its routers' agents).
+    pub fn with_host_channels(mut self, channels: Arc<super::tls::HostChannels>) -> HostPool {
+        self.channels = Some(channels);
+        self
     }
 
     /// The driver of `host`.
@@ -90,11 +101,13 @@ impl HostPool {
                 let pki = self.pki.as_ref().ok_or_else(|| {
                     DriverError(format!("no cluster CA to reach the host agent {url}"))
                 })?;
-                Arc::new(
-                    super::tls::host_driver(url, pki, self.endpoints.clone())
-                        .await
-                        .map_err(|e| DriverError(format!("the host agent {url}: {e}")))?,
-                )
+                let made = match &self.channels {
+                    Some(channels) => {
+                        super::tls::shared_host_driver(url, channels, pki, self.endpoints.clone())
+                    }
+                    None => super::tls::host_driver(url, pki, self.endpoints.clone()).await,
+                };
+                Arc::new(made.map_err(|e| DriverError(format!("the host agent {url}: {e}")))?)
             }
         };
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());

@@ -202,7 +202,8 @@ impl HostAgent {
     }
 
     /// Takes the routers and VMs of an earlier run back: each one recorded
-    /// whose namespace exists and whose processes run is supervised again;
+    /// whose namespace exists and whose processes run is supervised again
+    /// (a router started in standby and not activated stays in standby);
     /// a router without a live agent is left as it is and reported broken
     /// in the inventory (the manager starts it again).
     pub async fn recover(&self) -> Recovered {
@@ -215,7 +216,8 @@ impl HostAgent {
                     continue;
                 }
             };
-            match self.driver.adopt_router(&view).await {
+            let standby = self.views.is_standby(&view.name);
+            match self.driver.adopt_router(&view, standby).await {
                 Ok(Some(_)) => recovered.routers += 1,
                 Ok(None) => recovered.broken_routers += 1,
                 Err(e) => {
@@ -372,6 +374,11 @@ impl HostAgentRpc for HostAgent {
             }
             self.router_tls.set(&view.name, tls);
         }
+        // The standby mark is written before anything runs: a host agent
+        // that dies meanwhile takes the router back as it was asked for.
+        self.views
+            .set_standby(&view.name, r.standby)
+            .map_err(|e| record_failed("the router's standby", e))?;
         let endpoint = if r.standby {
             self.driver.start_router_standby(&view).await
         } else {
@@ -396,6 +403,11 @@ impl HostAgentRpc for HostAgent {
     ) -> Result<Response<pb::Done>, Status> {
         let r = request.into_inner();
         let view = convert::router_from_proto("router", r.router.as_ref()).map_err(invalid)?;
+        // Cleared first: once asked to serve, a restart must not take the
+        // router back off its segments.
+        self.views
+            .set_standby(&view.name, false)
+            .map_err(|e| record_failed("the router's standby", e))?;
         self.driver.activate_router(&view).await.map_err(failed)?;
         Ok(Response::new(pb::Done {}))
     }

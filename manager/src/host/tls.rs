@@ -50,6 +50,41 @@ pub fn host_channel(
         .connect_lazy())
 }
 
+/// One channel per host agent address for everything a manager sends there
+/// over TLS: its calls to the host agent and the relayed connections to the
+/// agents of the routers it runs. A tonic channel multiplexes its calls
+/// (and the relays, each one stream) over one HTTP/2 connection, so a host
+/// with a hundred relayed routers costs one TLS connection, not a hundred.
+/// A channel reconnects by itself after its connection breaks.
+pub struct HostChannels {
+    identity: crate::pki::ClientIdentity,
+    by_url: std::sync::Mutex<std::collections::HashMap<String, tonic::transport::Channel>>,
+}
+
+impl HostChannels {
+    /// Channels that present `identity` (the managers' client certificate)
+    /// and check host agents against its CA.
+    pub fn new(identity: crate::pki::ClientIdentity) -> HostChannels {
+        HostChannels {
+            identity,
+            by_url: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The channel to the host agent at `url` (`https://host:port`), made
+    /// at the first use (connected at the first call) and shared after.
+    pub fn get(&self, url: &str) -> anyhow::Result<tonic::transport::Channel> {
+        let url = url.trim_end_matches('/');
+        let mut by_url = self.by_url.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(channel) = by_url.get(url) {
+            return Ok(channel.clone());
+        }
+        let channel = host_channel(url, &self.identity)?;
+        by_url.insert(url.to_string(), channel.clone());
+        Ok(channel)
+    }
+}
+
 /// The driver for the host agent `url`: `unix:///path` (its socket), or
 /// `https://host:port` (mutual TLS with the manager's client certificate;
 /// it sends each router's TLS material with StartRouter).
@@ -67,7 +102,32 @@ pub async fn host_driver(
         url.starts_with("https://"),
         "expected unix:///path or https://host:port"
     );
-    let channel = host_channel(url, &pki.client_identity())?;
+    tls_driver(
+        url,
+        host_channel(url, &pki.client_identity())?,
+        pki,
+        endpoints,
+    )
+}
+
+/// [`host_driver`] for a host agent on TCP, over the channel `channels`
+/// holds for `url` (shared with the relays to its routers' agents).
+pub fn shared_host_driver(
+    url: &str,
+    channels: &HostChannels,
+    pki: &Arc<Pki>,
+    endpoints: Arc<Endpoints>,
+) -> anyhow::Result<HostDriver> {
+    anyhow::ensure!(url.starts_with("https://"), "expected https://host:port");
+    tls_driver(url, channels.get(url)?, pki, endpoints)
+}
+
+fn tls_driver(
+    url: &str,
+    channel: tonic::transport::Channel,
+    pki: &Arc<Pki>,
+    endpoints: Arc<Endpoints>,
+) -> anyhow::Result<HostDriver> {
     // A host agent on TCP may be an enrolled one without the CA key: the
     // routers' TLS material goes with each StartRouter.
     // Its routers' Unix sockets are on its host: their agents are reached

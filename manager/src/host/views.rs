@@ -43,8 +43,32 @@ impl Views {
         pb::Router::decode(bytes.as_slice()).ok()
     }
 
+    /// Forgets a router: its record and its standby mark.
     pub fn remove_router(&self, name: &str) -> std::io::Result<()> {
-        remove(&self.file("routers", name))
+        remove(&self.file("routers", name))?;
+        remove(&self.standby_file(name))
+    }
+
+    fn standby_file(&self, router: &str) -> PathBuf {
+        self.dir.join("standby").join(router)
+    }
+
+    /// Marks a router as started in standby (its ports off their
+    /// segments), or clears the mark (ActivateRouter, a plain start): a
+    /// starting host agent takes a marked router back in standby, so a
+    /// restart never puts a second router on the segments of one that
+    /// still serves on another host.
+    pub fn set_standby(&self, router: &str, standby: bool) -> std::io::Result<()> {
+        if standby {
+            write_atomic(&self.standby_file(router), b"")
+        } else {
+            remove(&self.standby_file(router))
+        }
+    }
+
+    /// Whether the router is marked as in standby.
+    pub fn is_standby(&self, router: &str) -> bool {
+        self.standby_file(router).exists()
     }
 
     pub fn remove_vm(&self, name: &str) -> std::io::Result<()> {
@@ -131,7 +155,14 @@ mod tests {
         let names: Vec<String> = views.routers().into_iter().map(|r| r.name).collect();
         assert_eq!(names, ["r-1-VM", "r-2-VM"]);
         assert_eq!(views.router("r-1-VM").unwrap().generation, 4);
+        views.set_standby("r-1-VM", true).unwrap();
+        views.set_standby("r-2-VM", true).unwrap();
+        views.set_standby("r-2-VM", false).unwrap();
+        views.set_standby("r-2-VM", false).unwrap();
+        assert!(views.is_standby("r-1-VM"));
+        assert!(!views.is_standby("r-2-VM"));
         views.remove_router("r-1-VM").unwrap();
+        assert!(!views.is_standby("r-1-VM"), "forgotten with its record");
         views.remove_router("r-1-VM").unwrap();
         assert_eq!(views.routers().len(), 1);
         assert_eq!(views.vms()[0].instance_name, "i-2-3-VM");

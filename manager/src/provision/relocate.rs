@@ -11,8 +11,12 @@
 //! generation, and the new one's ports join their segments and announce
 //! its addresses (gratuitous ARP). Traffic stops only between the old
 //! router's destruction and that announcement. Until the old router goes,
-//! any failure destroys the new one and leaves the old serving (undo);
-//! after it, a failed activation is retried as a plain start there.
+//! any failure destroys the new one and leaves the old serving (undo).
+//! After it, a switch that fails (not recorded, or not activated) does not
+//! leave the router down: it is started again at once from the database's
+//! state, on the host the database records it on (a plain start on the
+//! target), else back on its old host, whose row then names it again; the
+//! move then fails, the router running.
 //!
 //! A VM moves cold (a namespace VM has no memory to carry): destroyed on
 //! its host, recorded on the target, started there with the same NICs
@@ -159,18 +163,97 @@ pub async fn move_router(
     let switched = record_switch(db, r.id, to.id, &endpoint, generation).await;
     net.endpoints.set(&r.name, endpoint);
     net.endpoints.pin(&r.name, false);
-    switched?;
-    let activated = driver.activate_router(&new_view).await;
-    let left: Vec<host::Host> = from.into_iter().collect();
-    flood_now(db, net, new_view.zone_id, &segments, &[], &left).await;
-    if let Err(e) = activated {
-        tracing::warn!(router = %r.name, error = %e, "activating the moved router failed; starting it there");
-        let moved = router::get_by_id(db, r.id)
+    let activated = match &switched {
+        Ok(()) => {
+            let activated = driver.activate_router(&new_view).await;
+            let left: Vec<host::Host> = from.iter().cloned().collect();
+            flood_now(db, net, new_view.zone_id, &segments, &[], &left).await;
+            activated.map_err(|e| format!("activating it on the target host failed: {e}"))
+        }
+        Err(e) => Err(format!("recording it on the target host failed: {e}")),
+    };
+    let Err(why) = activated else {
+        return Ok(());
+    };
+    // The old router is gone: the router must not stay down until the
+    // host monitor notices. It starts again at once, from the database's
+    // state, where the database places it first, else on the other host.
+    tracing::warn!(router = %r.name, error = %why, "the switch of a moved router failed; starting it again");
+    let order = restart_order(switched.is_ok(), from.as_ref().map(|h| h.id), to.id);
+    match restart_after_break(db, net, r, &new_view, &order, to.id).await {
+        Ok(on) if on == to.id => Ok(()),
+        Ok(_) => Err(Error::internal(format!(
+            "Unable to migrate the router {}: {why}; it was started again on its host",
+            r.uuid
+        ))),
+        Err(e) => Err(Error::internal(format!(
+            "Unable to migrate the router {}: {why}; starting it again failed: {e}",
+            r.uuid
+        ))),
+    }
+}
+
+/// The hosts, in order, on which a moved router whose old copy is gone is
+/// started again after its switch failed: the one the database records it
+/// on first (the target when the switch was `switched`, else its old host
+/// `from`), then the other one.
+fn restart_order(switched: bool, from: Option<i64>, to: i64) -> Vec<i64> {
+    let mut order = match (switched, from) {
+        (true, Some(from)) => vec![to, from],
+        (false, Some(from)) => vec![from, to],
+        (_, None) => vec![to],
+    };
+    order.dedup();
+    order
+}
+
+/// Starts router `r` again from the database's state on the first host of
+/// `order` where it starts (recording it there first, so the row always
+/// names where it runs or was last tried); returns that host. The standby
+/// copy on the target (`new_view`, `to`) is destroyed before the router
+/// starts on another host (when its host agent answers; otherwise it stays
+/// in standby, also across that host agent's restart).
+async fn restart_after_break(
+    db: &Db,
+    net: &Network,
+    r: &router::Router,
+    new_view: &RouterView,
+    order: &[i64],
+    to: i64,
+) -> Result<i64, Error> {
+    let mut last = Error::internal("no host to start it on");
+    let mut standby_gone = false;
+    for &host_id in order {
+        if host_id != to && !standby_gone {
+            undo_standby(net, new_view).await;
+            standby_gone = true;
+        }
+        if let Err(e) = live_host(db, host_id).await {
+            last = e;
+            continue;
+        }
+        let placed = async {
+            let mut tx = db.begin().await?;
+            host::set_router_host(&mut tx, r.id, Some(host_id)).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(())
+        };
+        if let Err(e) = placed.await {
+            last = e;
+            continue;
+        }
+        let row = router::get_by_id(db, r.id)
             .await?
             .ok_or_else(|| Error::invalid("The router was destroyed meanwhile"))?;
-        return super::vpc::start_router(db, net, &moved).await;
+        match super::vpc::start_router(db, net, &row).await {
+            Ok(()) => return Ok(host_id),
+            Err(e) => {
+                tracing::warn!(router = %r.name, host = host_id, error = %e, "the router did not start again there");
+                last = e;
+            }
+        }
     }
-    Ok(())
+    Err(last)
 }
 
 /// Records a moved router on host `to` with its new agent and the
@@ -295,4 +378,17 @@ pub async fn residents(db: &Db, host_id: i64) -> Result<(Vec<router::Router>, Ve
     }
     let vms = vm::by_ids(db, &vm_ids).await?;
     Ok((routers, vms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_router_down_after_a_failed_switch_starts_where_the_database_places_it_first() {
+        assert_eq!(restart_order(true, Some(1), 2), [2, 1]);
+        assert_eq!(restart_order(false, Some(1), 2), [1, 2]);
+        assert_eq!(restart_order(true, None, 2), [2]);
+        assert_eq!(restart_order(false, None, 2), [2]);
+    }
 }

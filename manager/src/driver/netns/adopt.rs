@@ -14,8 +14,14 @@ use crate::orchestration::model::{RouterView, VmView};
 impl NetnsDriver {
     /// Supervises the router's agent again when its namespace exists and
     /// its agent still runs there; returns the agent's endpoint. `None`
-    /// (nothing changed) when the namespace or the agent is gone.
-    pub async fn adopt_router(&self, view: &RouterView) -> Result<Option<AgentEndpoint>> {
+    /// (nothing changed) when the namespace or the agent is gone. A router
+    /// taken back in `standby` keeps its guest, public and private ports
+    /// off their segments until it is activated.
+    pub async fn adopt_router(
+        &self,
+        view: &RouterView,
+        standby: bool,
+    ) -> Result<Option<AgentEndpoint>> {
         names::check_object_name("router", &view.name)?;
         let ns = self.router_ns(&view.name);
         if !ip::exists(&ns) {
@@ -33,7 +39,11 @@ impl NetnsDriver {
         }
         // The start path adopts a running agent (it does not start a
         // second one) and re-plugs nothing that is in place.
-        Ok(Some(self.inner.start_router(view).await?))
+        Ok(Some(if standby {
+            self.inner.start_router_standby(view).await?
+        } else {
+            self.inner.start_router(view).await?
+        }))
     }
 
     /// Supervises the VM's DHCP clients again when its namespace exists

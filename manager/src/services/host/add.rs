@@ -147,12 +147,13 @@ pub(crate) fn host_url(url: &str) -> Result<HostUrl, Error> {
     )))
 }
 
-/// Reaches the host agent at `url` and asks what it runs and what it is;
-/// the text says why when it cannot.
+/// Reaches the host agent at `url` and asks what it runs and what it is,
+/// within `within`; the text says why it cannot.
 async fn probe(
     pki: Option<&Arc<crate::pki::Pki>>,
     url: &str,
     parsed: &HostUrl,
+    within: Duration,
 ) -> Result<Option<pb::DescribeResponse>, String> {
     let driver = match (parsed, pki) {
         (HostUrl::Unix(path), _) => HostDriver::unix(path, Arc::default()),
@@ -165,15 +166,36 @@ async fn probe(
         driver.inventory().await.map_err(|e| e.0)?;
         driver.describe().await.map_err(|e| e.0)
     };
-    tokio::time::timeout(PROBE_TIMEOUT, asked)
+    tokio::time::timeout(within, asked)
         .await
         .map_err(|_| format!("the host agent {url} did not answer in time"))?
 }
 
-/// Reaches the host agent at `url` as [`probe`] does; with a `token`, a
-/// host agent that cannot be reached with the cluster's certificates is
-/// enrolled first (it answers only enrollment until then), then probed
-/// again while it switches to mutual TLS.
+/// Probes the host agent until it answers or [`ENROLLED_TIMEOUT`] passes
+/// (an enrolled host agent switches to mutual TLS a moment after).
+async fn probe_until_answered(
+    pki: &Arc<crate::pki::Pki>,
+    url: &str,
+    parsed: &HostUrl,
+) -> Result<Option<pb::DescribeResponse>, String> {
+    let deadline = tokio::time::Instant::now() + ENROLLED_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match probe(Some(pki), url, parsed, left.min(PROBE_TIMEOUT)).await {
+            Ok(described) => return Ok(described),
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Reaches the host agent at `url` as [`probe`] does. Over TLS, when it
+/// does not answer, the certificate it presents tells why: one the cluster
+/// CA issued means it was enrolled here already (an earlier addHost
+/// enrolled it and then did not hear from it): it proved its token then,
+/// so it is waited for, with or without a token. Otherwise, with a
+/// `token`, it is enrolled (it answers only enrollment until then), then
+/// waited for while it switches to mutual TLS.
 async fn probe_or_enroll(
     ctx: &Ctx,
     url: &str,
@@ -187,26 +209,27 @@ async fn probe_or_enroll(
                 .map_err(|e| format!("the cluster CA: {e}"))?,
         )),
     };
-    let first = probe(pki.as_ref(), url, parsed).await;
-    let (Err(why), Some(token), Some(pki)) = (&first, token, &pki) else {
+    let first = probe(pki.as_ref(), url, parsed, PROBE_TIMEOUT).await;
+    let (Err(why), Some(pki)) = (&first, &pki) else {
+        return first;
+    };
+    if let Ok(der) = crate::host::enroll::presented_certificate(url).await
+        && crate::host::enroll::issued_by(pki, &der)
+    {
+        return probe_until_answered(pki, url, parsed)
+            .await
+            .map_err(|e| format!("it is enrolled in this cluster, but it does not answer: {e}"));
+    }
+    let Some(token) = token else {
         return first;
     };
     let token = Token::parse(token).map_err(|e| format!("{why}; {e}"))?;
     crate::host::enroll::enroll(url, &token, pki)
         .await
         .map_err(|e| format!("{why}; enrolling it: {e}"))?;
-    // The host agent stops its enrollment server and serves with its new
-    // certificate a moment later.
-    let deadline = tokio::time::Instant::now() + ENROLLED_TIMEOUT;
-    loop {
-        match probe(Some(pki), url, parsed).await {
-            Ok(described) => return Ok(described),
-            Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(format!("enrolled, but it does not answer: {e}"));
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
+    probe_until_answered(pki, url, parsed)
+        .await
+        .map_err(|e| format!("enrolled, but it does not answer: {e}"))
 }
 
 /// This machine's name (the embedded host agent's host).
