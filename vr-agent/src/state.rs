@@ -143,6 +143,19 @@ fn frames(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
 /// the items added or replaced, when `new` is `old` without the removed
 /// items, replaced items in place and added items at the end (the order
 /// replaying gives back); `None` otherwise, or when keys repeat.
+/// [`list_diff`] for lists whose keys are known to be unique (ACL items:
+/// validation refuses a number used twice): the items both lists begin
+/// with are kept and unchanged, so only the rest is diffed, and a one-item
+/// change to a long list compares items instead of making every key.
+fn list_diff_unique<T: Clone + PartialEq>(
+    old: &[T],
+    new: &[T],
+    key: impl Fn(&T) -> String,
+) -> Option<(Vec<String>, Vec<T>)> {
+    let same = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    list_diff(&old[same..], &new[same..], key)
+}
+
 fn list_diff<T: Clone + PartialEq>(
     old: &[T],
     new: &[T],
@@ -229,7 +242,7 @@ fn record_of(old: &Desired, new: &Desired, change: ListChange) -> Option<Journal
                 return None;
             }
             let (a, b) = (&o.network_acls[i], &n.network_acls[j]);
-            let (removed, changed) = list_diff(&a.items, &b.items, acl_key)?;
+            let (removed, changed) = list_diff_unique(&a.items, &b.items, acl_key)?;
             record.kind = KIND_ACL;
             record.removed = removed;
             record.acl = Some(pb::NetworkAcl {
@@ -782,6 +795,13 @@ mod tests {
         }
         assert!(list_diff(&old, &[4, 1], key).is_none(), "reordered");
         assert!(list_diff(&old, &[5, 5], key).is_none(), "repeated key");
+        // Lists that begin alike diff the same from where they part.
+        for new in [vec![1, 2, 4, 7], vec![1, 2, 3], vec![1, 2, 3, 4, 5]] {
+            assert_eq!(
+                list_diff_unique(&old, &new, key),
+                list_diff(&old, &new, key)
+            );
+        }
     }
 
     #[test]

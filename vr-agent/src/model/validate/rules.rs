@@ -28,7 +28,13 @@ impl Router {
         } else {
             next.acls.insert(
                 nic.index,
-                self::acl("acl.items", nic.index, &acl.items, per_entry)?,
+                std::sync::Arc::new(self::acl(
+                    "acl.items",
+                    nic.index,
+                    &acl.items,
+                    per_entry,
+                    self.acls.get(&nic.index).map(|a| &**a),
+                )?),
             );
         }
         Ok(next)
@@ -39,7 +45,7 @@ pub(super) fn acls(
     nics: &BTreeMap<u32, Nic>,
     wire: &[pb::NetworkAcl],
     per_entry: usize,
-) -> Result<BTreeMap<u32, Acl>> {
+) -> Result<BTreeMap<u32, std::sync::Arc<Acl>>> {
     let mut out = BTreeMap::new();
     for (i, a) in wire.iter().enumerate() {
         let f = |name: &str| format!("network_acls[{i}].{name}");
@@ -51,8 +57,8 @@ pub(super) fn acls(
             &[Role::Guest, Role::Private],
         )?;
         labels(&format!("network_acls[{i}]"), a)?;
-        let acl = acl(&f("items"), nic.index, &a.items, per_entry)?;
-        if out.insert(nic.index, acl).is_some() {
+        let acl = acl(&f("items"), nic.index, &a.items, per_entry, None)?;
+        if out.insert(nic.index, std::sync::Arc::new(acl)).is_some() {
             return Err(bad(
                 f("device_index"),
                 format!("eth{} has two ACLs", nic.index),
@@ -69,8 +75,16 @@ fn labels(field: &str, acl: &pb::NetworkAcl) -> Result<()> {
 }
 
 /// Validates one NIC's item list, sorts it by number and compiles each
-/// direction within `per_entry` set elements per item and CIDR.
-pub(crate) fn acl(field: &str, index: u32, items: &[pb::AclItem], per_entry: usize) -> Result<Acl> {
+/// direction within `per_entry` set elements per item and CIDR; from
+/// `previous` (the NIC's list before, compiled within the same bound) when
+/// the change allows (see [`crate::plan::acl::incremental`]).
+pub(crate) fn acl(
+    field: &str,
+    index: u32,
+    items: &[pb::AclItem],
+    per_entry: usize,
+    previous: Option<&Acl>,
+) -> Result<Acl> {
     let mut rules = Vec::with_capacity(items.len());
     let mut numbers = BTreeSet::new();
     for (i, item) in items.iter().enumerate() {
@@ -176,7 +190,14 @@ pub(crate) fn acl(field: &str, index: u32, items: &[pb::AclItem], per_entry: usi
     rules.sort_by_key(|r| r.number);
     let compile = |direction: Direction| {
         let list: Vec<&AclRule> = rules.iter().filter(|r| r.direction == direction).collect();
-        crate::plan::acl::compile_bounded(&list, per_entry).map_err(|e| {
+        let compiled = match previous {
+            Some(old) => {
+                let old_list: Vec<&AclRule> = old.rules(direction).collect();
+                crate::plan::acl::compile_from(&old_list, old.compiled(direction), &list, per_entry)
+            }
+            None => crate::plan::acl::compile_bounded(&list, per_entry),
+        };
+        compiled.map_err(|e| {
             let name = match direction {
                 Direction::Ingress => "ingress",
                 Direction::Egress => "egress",
