@@ -153,7 +153,25 @@ fn list_diff_unique<T: Clone + PartialEq>(
     key: impl Fn(&T) -> String,
 ) -> Option<(Vec<String>, Vec<T>)> {
     let same = old.iter().zip(new).take_while(|(a, b)| a == b).count();
-    list_diff(&old[same..], &new[same..], key)
+    let (old, new) = (&old[same..], &new[same..]);
+    // The items both end with stay where they are too, as long as every
+    // item of the middle is one of the old middle's (replaced in place):
+    // an item with a new key is appended by the replay, so it must come
+    // last.
+    let tail = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    if tail > 0 {
+        let (old_middle, new_middle) = (&old[..old.len() - tail], &new[..new.len() - tail]);
+        let old_keys: std::collections::HashSet<String> = old_middle.iter().map(&key).collect();
+        if new_middle.iter().all(|t| old_keys.contains(&key(t))) {
+            return list_diff(old_middle, new_middle, key);
+        }
+    }
+    list_diff(old, new, key)
 }
 
 fn list_diff<T: Clone + PartialEq>(
@@ -796,11 +814,36 @@ mod tests {
         assert!(list_diff(&old, &[4, 1], key).is_none(), "reordered");
         assert!(list_diff(&old, &[5, 5], key).is_none(), "repeated key");
         // Lists that begin alike diff the same from where they part.
-        for new in [vec![1, 2, 4, 7], vec![1, 2, 3], vec![1, 2, 3, 4, 5]] {
+        for new in [
+            vec![1, 2, 4, 7],
+            vec![1, 2, 3],
+            vec![1, 2, 3, 4, 5],
+            vec![1, 3, 4],
+            vec![1, 7, 3, 4],
+        ] {
             assert_eq!(
                 list_diff_unique(&old, &new, key),
                 list_diff(&old, &new, key)
             );
+        }
+        // Items replaced in place between a common beginning and end.
+        let old: Vec<(u32, char)> = vec![(1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')];
+        let key = |v: &(u32, char)| v.0.to_string();
+        for new in [
+            vec![(1, 'a'), (2, 'z'), (3, 'c'), (4, 'd')],
+            vec![(1, 'a'), (2, 'z'), (3, 'y'), (4, 'd')],
+            vec![(1, 'a'), (3, 'c'), (4, 'd')],
+            vec![(1, 'a'), (7, 'z'), (3, 'c'), (4, 'd')],
+            vec![(1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e')],
+        ] {
+            let diff = list_diff_unique(&old, &new, key);
+            assert_eq!(diff, list_diff(&old, &new, key), "{new:?}");
+            if let Some((removed, changed)) = diff {
+                assert!(changed.len() <= 2, "only the middle: {changed:?}");
+                let mut list = old.clone();
+                list_patch(&mut list, &removed, changed, key);
+                assert_eq!(list, new);
+            }
         }
     }
 

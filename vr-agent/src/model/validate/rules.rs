@@ -14,6 +14,18 @@ impl Router {
     /// long list must not re-validate every other list of the router.
     /// `per_entry` bounds the set elements per item and CIDR.
     pub fn with_acl(&self, acl: &pb::NetworkAcl, per_entry: usize) -> Result<Router> {
+        self.with_acl_from(acl, per_entry, None)
+    }
+
+    /// [`Router::with_acl`], given the list this router's ACL of that NIC
+    /// was validated from: its items that come again unchanged are taken
+    /// as validated then instead of being parsed again.
+    pub fn with_acl_from(
+        &self,
+        acl: &pb::NetworkAcl,
+        per_entry: usize,
+        before: Option<&pb::NetworkAcl>,
+    ) -> Result<Router> {
         let nic = nic_ref(
             &self.nics,
             "acl.device_index",
@@ -33,7 +45,10 @@ impl Router {
                     nic.index,
                     &acl.items,
                     per_entry,
-                    self.acls.get(&nic.index).map(|a| &**a),
+                    self.acls
+                        .get(&nic.index)
+                        .map(|a| &**a)
+                        .zip(before.map(|b| b.items.as_slice())),
                 )?),
             );
         }
@@ -75,20 +90,43 @@ fn labels(field: &str, acl: &pb::NetworkAcl) -> Result<()> {
 }
 
 /// Validates one NIC's item list, sorts it by number and compiles each
-/// direction within `per_entry` set elements per item and CIDR; from
-/// `previous` (the NIC's list before, compiled within the same bound) when
-/// the change allows (see [`crate::plan::acl::incremental`]).
+/// direction within `per_entry` set elements per item and CIDR. With
+/// `previous` (the NIC's list before, validated and compiled within the
+/// same bound, and the items it came from), an item that comes again
+/// unchanged is taken as validated then, and the list is compiled from the
+/// previous compile when the change allows (see
+/// [`crate::plan::acl::incremental`]).
 pub(crate) fn acl(
     field: &str,
     index: u32,
     items: &[pb::AclItem],
     per_entry: usize,
-    previous: Option<&Acl>,
+    previous: Option<(&Acl, &[pb::AclItem])>,
 ) -> Result<Acl> {
     let mut rules = Vec::with_capacity(items.len());
     let mut numbers = BTreeSet::new();
+    let before: std::collections::HashMap<u32, &pb::AclItem> = previous
+        .map(|(_, items)| items.iter().map(|i| (i.number, i)).collect())
+        .unwrap_or_default();
+    let previous = previous.map(|(acl, _)| acl);
     for (i, item) in items.iter().enumerate() {
         let f = |name: &str| format!("{field}[{i}].{name}");
+        let validated = previous
+            .filter(|_| before.get(&item.number) == Some(&item))
+            .and_then(|old| {
+                let at = old.rules.binary_search_by_key(&item.number, |r| r.number);
+                at.ok().map(|at| &old.rules[at])
+            });
+        if let Some(rule) = validated {
+            if !numbers.insert(item.number) {
+                return Err(bad(
+                    f("number"),
+                    format!("{} is used by two items", item.number),
+                ));
+            }
+            rules.push(rule.clone());
+            continue;
+        }
         text::identifier(&f("id"), &item.id)?;
         // CloudStack numbers ACL items from 1 (createNetworkACL refuses a
         // number below 1; the manager never sends 0).

@@ -480,14 +480,23 @@ mod tests {
             for _ in 0..60 {
                 let before = items.clone();
                 generator_change(&mut rng, &mut items, &spare, &mut fresh);
-                let Ok(next) = router.with_acl(&acl(&items), ELEMENTS_PER_ENTRY) else {
+                let fresh = base.with_acl(&acl(&items), ELEMENTS_PER_ENTRY);
+                let Ok(next) =
+                    router.with_acl_from(&acl(&items), ELEMENTS_PER_ENTRY, Some(&acl(&before)))
+                else {
                     // Past the element bound (an overlapping item from the
                     // other list): the full compile refuses it too.
-                    let fresh_router = base.with_acl(&acl(&items), ELEMENTS_PER_ENTRY);
-                    assert!(fresh_router.is_err(), "{}", generator.name());
+                    assert!(fresh.is_err(), "{}", generator.name());
                     items = before;
                     continue;
                 };
+                // Validated and compiled from the list before, or from
+                // nothing: the same.
+                assert!(
+                    fresh.expect("valid").acls[&2] == next.acls[&2],
+                    "{}",
+                    generator.name()
+                );
                 let (old, new) = (&router.acls[&2], &next.acls[&2]);
                 for direction in [Direction::Ingress, Direction::Egress] {
                     let list: Vec<&AclRule> = new.rules(direction).collect();

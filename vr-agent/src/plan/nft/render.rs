@@ -561,6 +561,37 @@ mod tests {
     const C: &str = r#"10.2.0.0/16 comment "3 c""#;
 
     #[test]
+    fn set_differences_found_in_the_middle_equal_those_of_whole_sets() {
+        let list = |v: &[u32]| -> Vec<String> { v.iter().map(|n| n.to_string()).collect() };
+        fn whole<'a>(old: &'a [String], new: &'a [String]) -> (Vec<&'a String>, Vec<&'a String>) {
+            let gone: Vec<&String> = old.iter().filter(|e| !new.contains(e)).collect();
+            let came: Vec<&String> = new.iter().filter(|e| !old.contains(e)).collect();
+            (gone, came)
+        }
+        let cases: [(&[u32], &[u32]); 7] = [
+            (&[1, 2, 3, 4], &[1, 2, 3, 4]),
+            (&[1, 2, 3, 4], &[1, 2, 5, 4]),
+            (&[1, 2, 3, 4], &[1, 3, 4]),
+            (&[1, 2, 3, 4], &[1, 2, 3, 4, 5]),
+            (&[1, 2, 3, 4], &[5, 1, 2, 3, 4]),
+            // An element of the middle that is also in the common part.
+            (&[1, 2, 1, 4], &[1, 2, 9, 4]),
+            (&[1, 2, 3], &[3, 2, 1]),
+        ];
+        for (old, new) in cases {
+            let (old, new) = (list(old), list(new));
+            assert_eq!(
+                set_difference(&old, &new),
+                whole(&old, &new),
+                "{old:?} {new:?}"
+            );
+        }
+        let long: Vec<String> = (0..100).map(|n| n.to_string()).collect();
+        let reversed: Vec<String> = long.iter().rev().cloned().collect();
+        assert_eq!(set_difference(&long, &reversed), whole(&long, &reversed));
+    }
+
+    #[test]
     fn adding_or_deleting_an_item_reads_nothing_and_keeps_the_other_elements() {
         let old = ruleset(acl_chain(&[("s", &[A, B])], 1));
         let new = ruleset(acl_chain(&[("s", &[A, B, C])], 1));
