@@ -33,8 +33,11 @@ pub struct CarryNeeds {
     pub refreshed: BTreeSet<(String, String)>,
 }
 
+/// Items with their elements, each with its set.
+type ItemElements<'a> = BTreeMap<&'a str, BTreeSet<(&'a str, &'a str)>>;
+
 /// The items (per element) of a chain's sets, with the set of each element.
-fn items_of(chain: &Chain) -> BTreeMap<&str, BTreeSet<(&str, &str)>> {
+fn items_of(chain: &Chain) -> ItemElements<'_> {
     let mut out: BTreeMap<&str, BTreeSet<(&str, &str)>> = BTreeMap::new();
     for set in &chain.sets {
         for element in &set.elements {
@@ -52,13 +55,7 @@ fn items_of(chain: &Chain) -> BTreeMap<&str, BTreeSet<(&str, &str)>> {
 /// the items that can have changed alone: those owning an element in the
 /// part of a set that differs (see [`middles`]). An item whose elements
 /// all stay has the same elements in both and needs nothing.
-fn items_of_changed<'a>(
-    old: &'a Chain,
-    new: &'a Chain,
-) -> (
-    BTreeMap<&'a str, BTreeSet<(&'a str, &'a str)>>,
-    BTreeMap<&'a str, BTreeSet<(&'a str, &'a str)>>,
-) {
+fn items_of_changed<'a>(old: &'a Chain, new: &'a Chain) -> (ItemElements<'a>, ItemElements<'a>) {
     let mut candidates: BTreeSet<&str> = BTreeSet::new();
     for (a, b) in old.sets.iter().zip(&new.sets) {
         let (om, nm, _) = middles(&a.elements, &b.elements);
