@@ -110,6 +110,42 @@ impl Agent {
         (started.elapsed(), Duration::from_micros(r.apply_micros))
     }
 
+    /// Medians of the step timings (`*_us` fields) of the agent's last
+    /// `last` `applied` log lines (every other one from the `parity`th
+    /// when given), as `name=value` pairs.
+    fn steps(&self, last: usize, parity: Option<usize>) -> String {
+        let log = self._process.log();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(" applied")).collect();
+        let lines = &lines[lines.len().saturating_sub(last)..];
+        let mut fields: Vec<(String, Vec<f64>)> = Vec::new();
+        for (k, line) in lines.iter().enumerate() {
+            if parity.is_some_and(|p| k % 2 != p) {
+                continue;
+            }
+            for word in line.split_whitespace() {
+                let Some((key, value)) = word.split_once('=') else {
+                    continue;
+                };
+                let key = strip_ansi(key);
+                if !(key.ends_with("_us") || key == "micros") {
+                    continue;
+                }
+                let Ok(value) = strip_ansi(value).parse::<f64>() else {
+                    continue;
+                };
+                match fields.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, values)) => values.push(value),
+                    None => fields.push((key, vec![value])),
+                }
+            }
+        }
+        fields
+            .into_iter()
+            .map(|(k, v)| format!("{k}={:.0}", median(v)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     fn set_acl(&mut self, acl: &pb::NetworkAcl) -> (Duration, Duration) {
         self.generation += 1;
         let (generation, acl) = (self.generation, acl.clone());
@@ -123,6 +159,24 @@ impl Agent {
         });
         (started.elapsed(), Duration::from_micros(r.apply_micros))
     }
+}
+
+/// `text` without terminal colour codes.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -345,29 +399,35 @@ fn bench_changes(report: &mut String) {
         "| change | 1,000 items | 10,000 items | 100,000 items |\n|---|---|---|---|"
     );
     let mut rows: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    let mut row = |name: &str, value: (f64, f64)| {
+    let mut breakdown = String::new();
+    let mut row = |name: &str, value: (f64, f64), steps: String, total: u32| {
         eprintln!("{name}: {:.1} / {:.1} ms", value.0, value.1);
+        eprintln!("  {total} items, agent steps (medians, us): {steps}");
+        let _ = writeln!(breakdown, "| {name} | {total} | {steps} |");
         match rows.iter_mut().find(|(n, _)| n == name) {
             Some((_, values)) => values.push(value),
             None => rows.push((name.to_string(), vec![value])),
         }
     };
-    for total in [1000u32, 10_000, 100_000] {
+    // ROUTER_BENCH_SIZES=10000 (comma-separated) runs only those sizes.
+    let sizes: Vec<u32> = std::env::var("ROUTER_BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1000, 10_000, 100_000]);
+    for total in sizes {
         let config = sized_config(total, 0);
         let (cold, _) = agent.apply(&config);
         eprintln!("{total} items applied cold in {:.0} ms", ms(cold));
         let base = config.network_acls[0].clone();
         let n = base.items.len() as u32;
         // Item 101 alternates between two ports.
-        row(
-            "update (a port)",
-            medians(|rep| {
-                let mut acl = base.clone();
-                acl.items[100].start_port = Some(30000 + rep % 2);
-                acl.items[100].end_port = Some(30000 + rep % 2);
-                agent.set_acl(&acl)
-            }),
-        );
+        let value = medians(|rep| {
+            let mut acl = base.clone();
+            acl.items[100].start_port = Some(30000 + rep % 2);
+            acl.items[100].end_port = Some(30000 + rep % 2);
+            agent.set_acl(&acl)
+        });
+        row("update (a port)", value, agent.steps(20, None), total);
         // An item is added, then deleted.
         let extra = item(
             n + 100,
@@ -393,36 +453,36 @@ fn bench_changes(report: &mut String) {
                 median(v.iter().map(|x| ms(x.1)).collect()),
             )
         };
-        row("add", split(add));
-        row("delete", split(del));
+        // The agent's last 40 applies alternate: add, delete.
+        row("add", split(add), agent.steps(40, Some(0)), total);
+        row("delete", split(del), agent.steps(40, Some(1)), total);
         // Item 101 moves to the end of the list and back (renumbered).
-        row(
-            "move / renumber",
-            medians(|rep| {
-                let mut acl = base.clone();
-                if rep % 2 == 0 {
-                    acl.items[100].number = n + 200;
-                }
-                agent.set_acl(&acl)
-            }),
-        );
+        let value = medians(|rep| {
+            let mut acl = base.clone();
+            if rep % 2 == 0 {
+                acl.items[100].number = n + 200;
+            }
+            agent.set_acl(&acl)
+        });
+        row("move / renumber", value, agent.steps(20, None), total);
         // Item 101 turns from allow to deny and back.
-        row(
-            "flip action",
-            medians(|rep| {
-                let mut acl = base.clone();
-                if rep % 2 == 0 {
-                    acl.items[100].action = Deny as i32;
-                }
-                agent.set_acl(&acl)
-            }),
-        );
+        let value = medians(|rep| {
+            let mut acl = base.clone();
+            if rep % 2 == 0 {
+                acl.items[100].action = Deny as i32;
+            }
+            agent.set_acl(&acl)
+        });
+        row("flip action", value, agent.steps(20, None), total);
         // The tier's list is replaced by another list of the same size
         // (every item's port differs), and back.
         let other = sized_config(total, 1).network_acls[0].clone();
+        let value = medians(|rep| agent.set_acl(if rep % 2 == 0 { &other } else { &base }));
         row(
             "replace the tier's list (every item differs)",
-            medians(|rep| agent.set_acl(if rep % 2 == 0 { &other } else { &base })),
+            value,
+            agent.steps(20, None),
+            total,
         );
     }
     for (name, values) in &rows {
@@ -431,6 +491,13 @@ fn bench_changes(report: &mut String) {
             .map(|(w, a)| format!("{w:.1} / {a:.1}"))
             .collect();
         let _ = writeln!(report, "| {name} | {} |", cells.join(" | "));
+    }
+    let _ = writeln!(
+        report,
+        "\n| change | items | agent steps, medians of its last 20 `applied` log lines (us) |\n|---|---|---|\n{breakdown}"
+    );
+    if std::env::var("ROUTER_BENCH").is_ok_and(|v| v == "changes") {
+        return;
     }
 
     // NAT: 10,000 port forwards (9,999 and one that comes and goes; the
@@ -935,6 +1002,10 @@ fn main() {
     let mut report = String::from("# vr-agent router benchmark\n\n");
     if only.is_empty() || only == "apply" {
         bench_apply(&mut report);
+    }
+    // One-item changes alone (ROUTER_BENCH_SIZES picks the sizes).
+    if only == "changes" {
+        bench_changes(&mut report);
     }
     if only.is_empty() || only == "flows" {
         bench_flows(&mut report);

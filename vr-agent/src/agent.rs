@@ -112,6 +112,9 @@ struct ApplyReport {
     netlink_us: u64,
     plan_us: u64,
     nft_us: u64,
+    /// Of `nft_us`, the netlink batch (sent to acknowledged: the kernel's
+    /// transaction) and the counts read back.
+    kernel_us: u64,
     /// How the table was changed: `netlink` (element changes in one
     /// batch), `nft` (an `nft -f` script) or `unchanged`.
     nft_path: &'static str,
@@ -439,6 +442,7 @@ impl Agent {
                     netlink_us = report.netlink_us,
                     plan_us = report.plan_us,
                     nft_us = report.nft_us,
+                    kernel_us = report.kernel_us,
                     nft_path = %report.nft_path,
                     dnsmasq_us = report.dnsmasq_us,
                     changes = report.changes.len(),
@@ -523,7 +527,9 @@ impl Agent {
         // A change of set and map elements alone goes over netlink: one
         // batch, counts read back element by element.
         let attempt = match (&inner.live, inner.nft_netlink.as_mut()) {
-            (Some(old), Some(socket)) => apply_elements(socket, old, &ruleset),
+            (Some(old), Some(socket)) => {
+                apply_elements(socket, old, &ruleset, &mut report.kernel_us)
+            }
             _ => Ok(None),
         };
         let incremental = attempt.unwrap_or_else(|e| {
@@ -771,6 +777,7 @@ fn apply_elements(
     socket: &mut NftNetlink,
     old: &Ruleset,
     new: &Ruleset,
+    kernel_us: &mut u64,
 ) -> Result<Option<usize>, NftNetlinkError> {
     let needs = new.carry_needs(old);
     if !needs.sets.is_empty() {
@@ -792,7 +799,9 @@ fn apply_elements(
             return Ok(None);
         };
         let wanted: BTreeSet<&[u8]> = elements.iter().map(Element::key).collect();
+        let reading = Instant::now();
         let read = socket.get(set, &elements)?;
+        *kernel_us += micros_since(reading);
         let found = read.iter().filter_map(|r| {
             let tag = r.comment.as_deref()?;
             (wanted.contains(r.key.as_slice())).then_some((tag, r.counter?))
@@ -818,7 +827,10 @@ fn apply_elements(
         }
         Err(e) => return Err(e),
     };
-    socket.apply(&changes)?;
+    let sending = Instant::now();
+    let sent = socket.apply(&changes);
+    *kernel_us += micros_since(sending);
+    sent?;
     Ok(Some(
         changes.iter().map(|c| c.delete.len() + c.add.len()).sum(),
     ))

@@ -101,6 +101,11 @@ struct JournalRecord {
     port_forwards: Vec<pb::PortForwardingRule>,
     #[prost(message, repeated, tag = "6")]
     static_nats: Vec<pb::StaticNatRule>,
+    /// ACL: each item of `acl`'s index in the new list, where an item with
+    /// a new number is put. A record without them (an earlier agent's)
+    /// appends such items.
+    #[prost(uint32, repeated, tag = "7")]
+    at: Vec<u32>,
 }
 
 /// FNV-1a, 64 bits: the frames' checksum and the snapshot's identity.
@@ -143,6 +148,99 @@ fn frames(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
 /// the items added or replaced, when `new` is `old` without the removed
 /// items, replaced items in place and added items at the end (the order
 /// replaying gives back); `None` otherwise, or when keys repeat.
+/// Keys removed, items added or replaced, and their indexes.
+type Placed<T> = (Vec<String>, Vec<T>, Vec<u32>);
+
+/// What changed from `old` to `new`, for lists whose keys are unique (ACL
+/// items: validation refuses a number used twice): the keys removed, the
+/// items added or replaced, and each one's index in `new`, so that the
+/// replay puts an item with a new key where it stands (a renumbered item
+/// keeps its place: see [`list_patch_at`]); `None` when the items that stay
+/// do not keep their order. Only the part between the items both lists
+/// begin and end with is diffed, so a one-item change to a long list
+/// compares items instead of making every key.
+fn list_diff_placed<T: Clone + PartialEq>(
+    old: &[T],
+    new: &[T],
+    key: impl Fn(&T) -> String,
+) -> Option<Placed<T>> {
+    use std::collections::HashMap;
+    let head = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let (old, new) = (&old[head..], &new[head..]);
+    let tail = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let (old, new) = (&old[..old.len() - tail], &new[..new.len() - tail]);
+    let new_keys: HashMap<String, usize> =
+        new.iter().enumerate().map(|(i, t)| (key(t), i)).collect();
+    let old_by: HashMap<String, &T> = old.iter().map(|t| (key(t), t)).collect();
+    if new_keys.len() != new.len() || old_by.len() != old.len() {
+        return None;
+    }
+    let mut removed = Vec::new();
+    let mut last = None;
+    for t in old {
+        let k = key(t);
+        match new_keys.get(&k) {
+            None => removed.push(k),
+            Some(&i) => {
+                if last.is_some_and(|l| i < l) {
+                    return None;
+                }
+                last = Some(i);
+            }
+        }
+    }
+    let (mut changed, mut at) = (Vec::new(), Vec::new());
+    for (i, t) in new.iter().enumerate() {
+        if old_by.get(&key(t)) != Some(&t) {
+            changed.push(t.clone());
+            at.push(u32::try_from(head + i).ok()?);
+        }
+    }
+    Some((removed, changed, at))
+}
+
+/// Replays a [`list_diff_placed`] onto `list`: items removed, items with a
+/// key already there replaced in place, the others put at their index.
+fn list_patch_at<T>(
+    list: &mut Vec<T>,
+    removed: &[String],
+    changed: Vec<T>,
+    at: &[u32],
+    key: impl Fn(&T) -> String,
+) -> Result<(), String> {
+    use std::collections::{HashMap, HashSet};
+    let removed: HashSet<&String> = removed.iter().collect();
+    list.retain(|t| !removed.contains(&key(t)));
+    let index: HashMap<String, usize> = list.iter().enumerate().map(|(i, t)| (key(t), i)).collect();
+    let mut inserts = Vec::new();
+    for (item, &i) in changed.into_iter().zip(at) {
+        match index.get(&key(&item)) {
+            Some(&j) => list[j] = item,
+            None => inserts.push((i as usize, item)),
+        }
+    }
+    inserts.sort_by_key(|(i, _)| *i);
+    let mut out = Vec::with_capacity(list.len() + inserts.len());
+    let mut kept = std::mem::take(list).into_iter();
+    for (i, item) in inserts {
+        while out.len() < i {
+            out.push(
+                kept.next()
+                    .ok_or("an item placed past the end of its list")?,
+            );
+        }
+        out.push(item);
+    }
+    out.extend(kept);
+    *list = out;
+    Ok(())
+}
+
 fn list_diff<T: Clone + PartialEq>(
     old: &[T],
     new: &[T],
@@ -229,9 +327,10 @@ fn record_of(old: &Desired, new: &Desired, change: ListChange) -> Option<Journal
                 return None;
             }
             let (a, b) = (&o.network_acls[i], &n.network_acls[j]);
-            let (removed, changed) = list_diff(&a.items, &b.items, acl_key)?;
+            let (removed, changed, at) = list_diff_placed(&a.items, &b.items, acl_key)?;
             record.kind = KIND_ACL;
             record.removed = removed;
+            record.at = at;
             record.acl = Some(pb::NetworkAcl {
                 items: changed,
                 ..labels_of(b)
@@ -280,7 +379,11 @@ fn replay(desired: &mut Desired, record: JournalRecord) -> Result<(), String> {
                 .ok_or_else(|| format!("no ACL on eth{}", acl.device_index))?;
             let mut items = std::mem::take(&mut list.items);
             let labels = labels_of(&acl);
-            list_patch(&mut items, &record.removed, acl.items, acl_key);
+            if record.at.len() == acl.items.len() && !record.at.is_empty() {
+                list_patch_at(&mut items, &record.removed, acl.items, &record.at, acl_key)?;
+            } else {
+                list_patch(&mut items, &record.removed, acl.items, acl_key);
+            }
             *list = pb::NetworkAcl { items, ..labels };
         }
         KIND_PORT_FORWARDS => list_patch(
@@ -782,6 +885,48 @@ mod tests {
         }
         assert!(list_diff(&old, &[4, 1], key).is_none(), "reordered");
         assert!(list_diff(&old, &[5, 5], key).is_none(), "repeated key");
+        // Lists of unique keys: items replaced, removed, added or
+        // renumbered anywhere replay in place.
+        let old: Vec<(u32, char)> = vec![(1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')];
+        let key = |v: &(u32, char)| v.0.to_string();
+        for new in [
+            vec![(1, 'a'), (2, 'z'), (3, 'c'), (4, 'd')],
+            vec![(1, 'a'), (2, 'z'), (3, 'y'), (4, 'd')],
+            vec![(1, 'a'), (3, 'c'), (4, 'd')],
+            vec![(1, 'a'), (7, 'z'), (3, 'c'), (4, 'd')],
+            vec![(9, 'x'), (1, 'a'), (7, 'z'), (3, 'c'), (4, 'd'), (8, 'w')],
+            vec![(1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e')],
+            vec![],
+            vec![(1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')],
+        ] {
+            let (removed, changed, at) = list_diff_placed(&old, &new, key).expect("replayable");
+            assert!(changed.len() <= 3, "only the middle: {changed:?}");
+            let mut list = old.clone();
+            list_patch_at(&mut list, &removed, changed, &at, key).unwrap();
+            assert_eq!(list, new);
+        }
+        let swapped = vec![(1, 'a'), (3, 'c'), (2, 'b'), (4, 'd')];
+        assert!(list_diff_placed(&old, &swapped, key).is_none(), "reordered");
+    }
+
+    #[test]
+    fn a_renumbered_item_is_journaled_in_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let first = sample();
+        store.save(&first).unwrap();
+        let mut second = first.clone();
+        second.generation += 1;
+        second.config.network_acls[0].items[0].number += 1000;
+        let index = first.config.network_acls[0].device_index;
+        store
+            .save_change(&first, &second, ListChange::Acl(index))
+            .unwrap();
+        assert!(store.journal_path().exists(), "journaled, not a snapshot");
+        assert_eq!(
+            StateStore::open(dir.path()).unwrap().load().unwrap(),
+            Some(second)
+        );
     }
 
     #[test]

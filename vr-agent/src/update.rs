@@ -162,7 +162,11 @@ pub fn apply(
     check_sizes(&change, limits)?;
     if let Change::SetNetworkAcl(acl) = change {
         let acl = required(acl, "acl")?;
-        let next_router = router.with_acl(&acl, limits.acl_elements_per_entry)?;
+        let before = config
+            .network_acls
+            .iter()
+            .find(|a| a.device_index == acl.device_index);
+        let next_router = router.with_acl_from(&acl, limits.acl_elements_per_entry, before)?;
         let mut next = config.clone();
         next.network_acls
             .retain(|a| a.device_index != acl.device_index);

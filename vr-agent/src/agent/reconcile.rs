@@ -3,8 +3,9 @@
 //! of a large table never delays a command.
 //!
 //! A tick compares the live table with the planned one (its shape, see
-//! [`crate::plan::nft::shape`], at every tick, and its text against the
-//! listing taken after the last apply), the links, addresses, routes and
+//! [`crate::plan::nft::shape`], at every tick, parsed and compared without
+//! the lock; and its text against the listing taken at the first tick
+//! after the last apply, which catches a rule changed in place), the links, addresses, routes and
 //! rules with the network plan, and the dnsmasq instances with the tiers;
 //! whatever drifted is put back by applying the whole state again, and the
 //! tick is counted in the status that `GetState` shows.
@@ -43,19 +44,15 @@ impl Agent {
         };
 
         // 2. Without the lock: read the live table (one listing serves both
-        //    comparisons below).
+        //    comparisons below), parse it and compare its shape with the
+        //    planned one; a table of 100,000 elements takes a while to parse.
         let json = self.nft.list_json().await;
-
-        // 3. Under the lock again: compare, and repair.
-        let mut inner = self.inner.lock().await;
-        if inner.applies != applies || inner.status.state_file.is_some() {
-            // A command applied meanwhile: this reading is stale, and the
-            // next tick looks at what that command left.
-            return Vec::new();
-        }
         let mut drift = Vec::new();
-        match json {
-            Ok(None) => drift.push("nft table is missing".to_string()),
+        let listing = match json {
+            Ok(None) => {
+                drift.push("nft table is missing".to_string());
+                None
+            }
             Ok(Some(json)) => {
                 match (planned, Shape::from_json(&json)) {
                     (Some(planned), Ok(live)) => drift.extend(
@@ -67,22 +64,33 @@ impl Agent {
                     (None, _) => drift.push("nft table was never applied".to_string()),
                     (_, Err(e)) => drift.push(format!("cannot read the nft table: {e}")),
                 }
-                if drift.is_empty() {
-                    // Same shape: compare with the listing taken at the first
-                    // tick after the last apply (a rule changed in place
-                    // keeps the shape, not its text or handle).
-                    // Counters are left out: traffic moves them.
-                    let json = counters::without_counts(&json);
-                    match &inner.live_listing {
-                        None => inner.live_listing = Some(json),
-                        Some(expected) if *expected != json => {
-                            drift.push("nft table was changed".to_string())
-                        }
-                        Some(_) => {}
-                    }
-                }
+                // Counters are left out: traffic moves them.
+                drift.is_empty().then(|| counters::without_counts(&json))
             }
-            Err(e) => drift.push(format!("cannot list the nft table: {e}")),
+            Err(e) => {
+                drift.push(format!("cannot list the nft table: {e}"));
+                None
+            }
+        };
+
+        // 3. Under the lock again: compare, and repair.
+        let mut inner = self.inner.lock().await;
+        if inner.applies != applies || inner.status.state_file.is_some() {
+            // A command applied meanwhile: this reading is stale, and the
+            // next tick looks at what that command left.
+            return Vec::new();
+        }
+        if let Some(json) = listing {
+            // Same shape as planned: compare with the listing taken at the
+            // first tick after the last apply (a rule changed in place keeps
+            // the shape, not its text or handle).
+            match &inner.live_listing {
+                None => inner.live_listing = Some(json),
+                Some(expected) if *expected != json => {
+                    drift.push("nft table was changed".to_string())
+                }
+                Some(_) => {}
+            }
         }
         let router = inner.router.clone();
         let net = plan::net::plan(&router);

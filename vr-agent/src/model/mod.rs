@@ -381,7 +381,10 @@ pub struct Router {
     pub public_ips: Vec<PublicIp>,
     pub source_nat: Vec<SourceNat>,
     pub static_routes: Vec<StaticRoute>,
-    pub acls: BTreeMap<u32, Acl>,
+    /// Shared: a change to one NIC's list copies the router without
+    /// copying the other lists, and an unchanged list compares equal by
+    /// address.
+    pub acls: BTreeMap<u32, std::sync::Arc<Acl>>,
     pub port_forwards: Vec<PortForward>,
     pub static_nats: Vec<StaticNat>,
     pub load_balancers: Vec<LoadBalancer>,

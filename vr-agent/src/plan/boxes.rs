@@ -89,6 +89,13 @@ pub struct Placement {
     /// belongs to that box).
     pub owners: Vec<usize>,
     pub pieces: Vec<u32>,
+    /// Cuts made.
+    pub cuts: usize,
+}
+
+/// The order boxes are placed in (and their elements listed in).
+pub fn placement_order(b: &Box3) -> ((u128, u128, u128), Box3) {
+    (width_order(b), *b)
 }
 
 /// The set needed more elements than the budget left.
@@ -107,7 +114,7 @@ pub struct OverBudget {
 pub fn place(boxes: &[Box3], budget: &mut usize) -> Result<Placement, OverBudget> {
     let mut index = Index::new(boxes);
     let mut order: Vec<usize> = (0..boxes.len()).collect();
-    order.sort_by_key(|&i| (width_order(&boxes[i]), boxes[i]));
+    order.sort_by_key(|&i| placement_order(&boxes[i]));
     // Elements placed so far, kept at the leaf of the box they came from.
     let mut placed: Vec<Vec<Box3>> = vec![Vec::new(); boxes.len()];
     let mut pieces = vec![0u32; boxes.len()];
@@ -115,7 +122,8 @@ pub fn place(boxes: &[Box3], budget: &mut usize) -> Result<Placement, OverBudget
     let mut owners = Vec::with_capacity(boxes.len());
     // Cuts allowed before giving up, beside the element budget: each cut
     // makes up to six pieces, most of which vanish in the next steps.
-    let mut cuts = budget.saturating_mul(2);
+    let budget_cuts = budget.saturating_mul(2);
+    let mut cuts = budget_cuts;
     for id in order {
         let mut queue = vec![boxes[id]];
         while let Some(piece) = queue.pop() {
@@ -151,6 +159,7 @@ pub fn place(boxes: &[Box3], budget: &mut usize) -> Result<Placement, OverBudget
         elements,
         owners,
         pieces,
+        cuts: budget_cuts - cuts,
     })
 }
 

@@ -14,6 +14,18 @@ impl Router {
     /// long list must not re-validate every other list of the router.
     /// `per_entry` bounds the set elements per item and CIDR.
     pub fn with_acl(&self, acl: &pb::NetworkAcl, per_entry: usize) -> Result<Router> {
+        self.with_acl_from(acl, per_entry, None)
+    }
+
+    /// [`Router::with_acl`], given the list this router's ACL of that NIC
+    /// was validated from: its items that come again unchanged are taken
+    /// as validated then instead of being parsed again.
+    pub fn with_acl_from(
+        &self,
+        acl: &pb::NetworkAcl,
+        per_entry: usize,
+        before: Option<&pb::NetworkAcl>,
+    ) -> Result<Router> {
         let nic = nic_ref(
             &self.nics,
             "acl.device_index",
@@ -28,7 +40,16 @@ impl Router {
         } else {
             next.acls.insert(
                 nic.index,
-                self::acl("acl.items", nic.index, &acl.items, per_entry)?,
+                std::sync::Arc::new(self::acl(
+                    "acl.items",
+                    nic.index,
+                    &acl.items,
+                    per_entry,
+                    self.acls
+                        .get(&nic.index)
+                        .map(|a| &**a)
+                        .zip(before.map(|b| b.items.as_slice())),
+                )?),
             );
         }
         Ok(next)
@@ -39,7 +60,7 @@ pub(super) fn acls(
     nics: &BTreeMap<u32, Nic>,
     wire: &[pb::NetworkAcl],
     per_entry: usize,
-) -> Result<BTreeMap<u32, Acl>> {
+) -> Result<BTreeMap<u32, std::sync::Arc<Acl>>> {
     let mut out = BTreeMap::new();
     for (i, a) in wire.iter().enumerate() {
         let f = |name: &str| format!("network_acls[{i}].{name}");
@@ -51,8 +72,8 @@ pub(super) fn acls(
             &[Role::Guest, Role::Private],
         )?;
         labels(&format!("network_acls[{i}]"), a)?;
-        let acl = acl(&f("items"), nic.index, &a.items, per_entry)?;
-        if out.insert(nic.index, acl).is_some() {
+        let acl = acl(&f("items"), nic.index, &a.items, per_entry, None)?;
+        if out.insert(nic.index, std::sync::Arc::new(acl)).is_some() {
             return Err(bad(
                 f("device_index"),
                 format!("eth{} has two ACLs", nic.index),
@@ -69,12 +90,43 @@ fn labels(field: &str, acl: &pb::NetworkAcl) -> Result<()> {
 }
 
 /// Validates one NIC's item list, sorts it by number and compiles each
-/// direction within `per_entry` set elements per item and CIDR.
-pub(crate) fn acl(field: &str, index: u32, items: &[pb::AclItem], per_entry: usize) -> Result<Acl> {
+/// direction within `per_entry` set elements per item and CIDR. With
+/// `previous` (the NIC's list before, validated and compiled within the
+/// same bound, and the items it came from), an item that comes again
+/// unchanged is taken as validated then, and the list is compiled from the
+/// previous compile when the change allows (see
+/// [`crate::plan::acl::incremental`]).
+pub(crate) fn acl(
+    field: &str,
+    index: u32,
+    items: &[pb::AclItem],
+    per_entry: usize,
+    previous: Option<(&Acl, &[pb::AclItem])>,
+) -> Result<Acl> {
     let mut rules = Vec::with_capacity(items.len());
     let mut numbers = BTreeSet::new();
+    let before: std::collections::HashMap<u32, &pb::AclItem> = previous
+        .map(|(_, items)| items.iter().map(|i| (i.number, i)).collect())
+        .unwrap_or_default();
+    let previous = previous.map(|(acl, _)| acl);
     for (i, item) in items.iter().enumerate() {
         let f = |name: &str| format!("{field}[{i}].{name}");
+        let validated = previous
+            .filter(|_| before.get(&item.number) == Some(&item))
+            .and_then(|old| {
+                let at = old.rules.binary_search_by_key(&item.number, |r| r.number);
+                at.ok().map(|at| &old.rules[at])
+            });
+        if let Some(rule) = validated {
+            if !numbers.insert(item.number) {
+                return Err(bad(
+                    f("number"),
+                    format!("{} is used by two items", item.number),
+                ));
+            }
+            rules.push(rule.clone());
+            continue;
+        }
         text::identifier(&f("id"), &item.id)?;
         // CloudStack numbers ACL items from 1 (createNetworkACL refuses a
         // number below 1; the manager never sends 0).
@@ -176,7 +228,14 @@ pub(crate) fn acl(field: &str, index: u32, items: &[pb::AclItem], per_entry: usi
     rules.sort_by_key(|r| r.number);
     let compile = |direction: Direction| {
         let list: Vec<&AclRule> = rules.iter().filter(|r| r.direction == direction).collect();
-        crate::plan::acl::compile_bounded(&list, per_entry).map_err(|e| {
+        let compiled = match previous {
+            Some(old) => {
+                let old_list: Vec<&AclRule> = old.rules(direction).collect();
+                crate::plan::acl::compile_from(&old_list, old.compiled(direction), &list, per_entry)
+            }
+            None => crate::plan::acl::compile_bounded(&list, per_entry),
+        };
+        compiled.map_err(|e| {
             let name = match direction {
                 Direction::Ingress => "ingress",
                 Direction::Egress => "egress",

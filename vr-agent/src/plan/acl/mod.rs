@@ -40,6 +40,7 @@
 //! element per entry; the bound guards against what is not foreseen.
 
 pub mod eval;
+pub mod incremental;
 pub mod index;
 
 use std::collections::BTreeMap;
@@ -48,6 +49,7 @@ use ipnet::IpNet;
 
 use crate::model::{AclRule, Action, Match};
 use crate::plan::boxes::{Box3, Span, place};
+pub use incremental::compile_from;
 use index::{Index, Step, intersects};
 
 /// Set elements allowed per entry (one (item, CIDR) pair) of a chain.
@@ -91,6 +93,12 @@ pub struct Lookup {
     /// the packets each element decides, and an item's counters are the sum
     /// over its elements.
     pub items: Vec<u32>,
+    /// Per element, which of its item's CIDRs it came from (the entry; an
+    /// incremental compile finds an element's place from it).
+    pub origins: Vec<u32>,
+    /// Cuts the placement of this set made (its budget is checked again
+    /// by an incremental compile).
+    pub cuts: usize,
 }
 
 /// The lookups of one direction of one ACL, in the order a packet walks them.
@@ -155,46 +163,46 @@ pub fn icmp_protocol(v6: bool) -> u8 {
 /// has four fields: address; family and protocol as `family * 256 +
 /// protocol`; destination port or ICMP type; ICMP code.
 pub fn entry_boxes(rule: &AclRule) -> Vec<(Shape, [Span; 4], Box3)> {
+    rule.cidrs.iter().map(|net| entry_box(rule, net)).collect()
+}
+
+/// The entry of `rule` for one of its CIDRs (see [`entry_boxes`]).
+pub fn entry_box(rule: &AclRule, net: &IpNet) -> (Shape, [Span; 4], Box3) {
     let byte = |v: Option<u8>| v.map_or((0, 255), |b| (b as u128, b as u128));
-    let mut out = Vec::with_capacity(rule.cidrs.len());
-    for net in &rule.cidrs {
-        let v6 = matches!(net, IpNet::V6(_));
-        let family = if v6 { 256 } else { 0 };
-        let addr = addr_span(net);
-        let proto = |p: u8| (family + p as u128, family + p as u128);
-        let (shape, space, key) = match rule.matches {
-            Match::All => (
-                if v6 { Shape::V6Proto } else { Shape::V4Proto },
-                [addr, (family, family + 255), FULL16, FULL16],
-                [addr, (0, 255), (0, 0)],
-            ),
-            Match::Protocol(p) => (
-                if v6 { Shape::V6Proto } else { Shape::V4Proto },
-                [addr, proto(p), FULL16, FULL16],
-                [addr, (p as u128, p as u128), (0, 0)],
-            ),
-            Match::Ports {
-                protocol,
-                first,
-                last,
-            } => (
-                if v6 { Shape::V6Ports } else { Shape::V4Ports },
-                [addr, proto(protocol), (first as u128, last as u128), FULL16],
-                [
-                    addr,
-                    (protocol as u128, protocol as u128),
-                    (first as u128, last as u128),
-                ],
-            ),
-            Match::Icmp { icmp_type, code } => (
-                if v6 { Shape::V6Icmp } else { Shape::V4Icmp },
-                [addr, proto(icmp_protocol(v6)), byte(icmp_type), byte(code)],
-                [addr, byte(icmp_type), byte(code)],
-            ),
-        };
-        out.push((shape, space, key));
+    let v6 = matches!(net, IpNet::V6(_));
+    let family = if v6 { 256 } else { 0 };
+    let addr = addr_span(net);
+    let proto = |p: u8| (family + p as u128, family + p as u128);
+    match rule.matches {
+        Match::All => (
+            if v6 { Shape::V6Proto } else { Shape::V4Proto },
+            [addr, (family, family + 255), FULL16, FULL16],
+            [addr, (0, 255), (0, 0)],
+        ),
+        Match::Protocol(p) => (
+            if v6 { Shape::V6Proto } else { Shape::V4Proto },
+            [addr, proto(p), FULL16, FULL16],
+            [addr, (p as u128, p as u128), (0, 0)],
+        ),
+        Match::Ports {
+            protocol,
+            first,
+            last,
+        } => (
+            if v6 { Shape::V6Ports } else { Shape::V4Ports },
+            [addr, proto(protocol), (first as u128, last as u128), FULL16],
+            [
+                addr,
+                (protocol as u128, protocol as u128),
+                (first as u128, last as u128),
+            ],
+        ),
+        Match::Icmp { icmp_type, code } => (
+            if v6 { Shape::V6Icmp } else { Shape::V4Icmp },
+            [addr, proto(icmp_protocol(v6)), byte(icmp_type), byte(code)],
+            [addr, byte(icmp_type), byte(code)],
+        ),
     }
-    out
 }
 
 /// Entries of one prefix compared when looking for a shadowing entry.
@@ -287,6 +295,7 @@ pub fn compile(rules: &[&AclRule]) -> Result<Compiled, TooManyElements> {
 pub fn compile_bounded(rules: &[&AclRule], per_entry: usize) -> Result<Compiled, TooManyElements> {
     struct Entry {
         number: u32,
+        origin: u32,
         action: Action,
         shape: Shape,
         key: Box3,
@@ -294,9 +303,11 @@ pub fn compile_bounded(rules: &[&AclRule], per_entry: usize) -> Result<Compiled,
     let mut entries = Vec::new();
     let mut spaces = Vec::new();
     for rule in rules {
-        for (shape, space, key) in entry_boxes(rule) {
+        for (origin, net) in rule.cidrs.iter().enumerate() {
+            let (shape, space, key) = entry_box(rule, net);
             entries.push(Entry {
                 number: rule.number,
+                origin: origin as u32,
                 action: rule.action,
                 shape,
                 key,
@@ -371,6 +382,12 @@ pub fn compile_bounded(rules: &[&AclRule], per_entry: usize) -> Result<Compiled,
                     .iter()
                     .map(|&k| entries[members[k]].number)
                     .collect(),
+                origins: placement
+                    .owners
+                    .iter()
+                    .map(|&k| entries[members[k]].origin)
+                    .collect(),
+                cuts: placement.cuts,
                 elements: placement.elements,
             }),
             Err(over) => {

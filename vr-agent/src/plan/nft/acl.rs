@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use super::{Chain, Set, inbound_chain, outbound_chain};
 use crate::model::*;
-use crate::plan::acl::{Compiled, Shape};
+use crate::plan::acl::{Compiled, Lookup, Shape};
 use crate::plan::boxes::{Box3, Span};
 
 fn suffix(shape: Shape) -> &'static str {
@@ -133,6 +133,50 @@ pub(super) fn with_counts(element: &str, (packets, bytes): (u64, u64)) -> String
     }
 }
 
+/// The elements of `lookup`'s set as written in a script. With `before`,
+/// the elements the set begins and ends with as it did before (same box,
+/// item and id) are taken from the set planned then instead of written
+/// again: a one-item change to a set of thousands writes one element.
+fn elements(
+    lookup: &Lookup,
+    ids: &std::collections::BTreeMap<u32, &str>,
+    before: Option<&Before>,
+    set_name: &str,
+) -> Vec<String> {
+    let render = |k: usize| {
+        let number = lookup.items[k];
+        let id = ids.get(&number).copied().unwrap_or_default();
+        tagged(render_box(lookup.shape, &lookup.elements[k]), number, id)
+    };
+    let n = lookup.elements.len();
+    let old = before.and_then(|b| {
+        let at = b.compiled.lookups.iter().position(|l| {
+            (l.layer, l.action, l.shape) == (lookup.layer, lookup.action, lookup.shape)
+        })?;
+        let set = b.chain.sets.get(at).filter(|s| s.name == set_name)?;
+        let old = &b.compiled.lookups[at];
+        (set.elements.len() == old.elements.len()).then_some((old, &set.elements, b.ids))
+    });
+    let Some((old, strings, old_ids)) = old else {
+        return (0..n).map(render).collect();
+    };
+    let same = |k: usize, j: usize| {
+        lookup.elements[k] == old.elements[j]
+            && lookup.items[k] == old.items[j]
+            && ids.get(&lookup.items[k]) == old_ids.get(&old.items[j])
+    };
+    let m = old.elements.len();
+    let head = (0..n.min(m)).take_while(|&k| same(k, k)).count();
+    let tail = (0..(n - head).min(m - head))
+        .take_while(|&t| same(n - 1 - t, m - 1 - t))
+        .count();
+    let mut out = Vec::with_capacity(n);
+    out.extend_from_slice(&strings[..head]);
+    out.extend((head..n - tail).map(render));
+    out.extend_from_slice(&strings[m - tail..]);
+    out
+}
+
 /// One ACL chain: a rule per compiled lookup, in layer order, each a set
 /// lookup with the item's verdict, then the direction's default. A set is
 /// named after its layer, action and shape (`<chain>_l<layer>_<action>_
@@ -145,12 +189,20 @@ pub(super) fn with_counts(element: &str, (packets, bytes): (u64, u64)) -> String
 /// sums them per item ([`super::counters`]). Per-element counters keep one
 /// lookup per set; named counters would need a second lookup (an object
 /// map) per layer. An element that stays across a change keeps its count.
+/// What an ACL chain was planned from, to render its next version from.
+pub(super) struct Before<'a> {
+    pub compiled: &'a Compiled,
+    pub ids: &'a std::collections::BTreeMap<u32, &'a str>,
+    pub chain: &'a Chain,
+}
+
 pub(super) fn acl_chain(
     index: u32,
     direction: Direction,
     compiled: &Compiled,
     has_items: bool,
     ids: &std::collections::BTreeMap<u32, &str>,
+    before: Option<&Before>,
 ) -> Chain {
     let (name, addr) = match direction {
         Direction::Ingress => (inbound_chain(index), "saddr"),
@@ -179,19 +231,12 @@ pub(super) fn acl_chain(
         chain
             .rules
             .push(format!("{} @{set_name} {verdict}", key(lookup.shape, addr)));
+        let elements = elements(lookup, ids, before, &set_name);
         chain.sets.push(Set {
             name: set_name,
             kind: "set",
             spec: format!("type {}; flags interval; counter;", set_type(lookup.shape)),
-            elements: lookup
-                .elements
-                .iter()
-                .zip(&lookup.items)
-                .map(|(b, &number)| {
-                    let id = ids.get(&number).copied().unwrap_or_default();
-                    tagged(render_box(lookup.shape, b), number, id)
-                })
-                .collect(),
+            elements,
         });
     }
     // Ingress defaults to deny. Egress defaults to allow until the NIC has an

@@ -32,6 +32,8 @@ mod render;
 pub use render::{Carry, CarryNeeds, ElementDelta};
 pub mod shape;
 
+use std::collections::BTreeMap;
+
 use ipnet::Ipv4Net;
 
 use crate::model::*;
@@ -130,17 +132,49 @@ pub fn plan_from(
             }
         }
         let acl = router.acls.get(&nic.index);
+        // The NIC's list before, with its chains, to render from.
+        let old_acl = previous.and_then(|(old, rules)| {
+            let acl = old.acls.get(&nic.index)?;
+            (old.nics.get(&nic.index) == Some(nic)).then_some((&**acl, rules))
+        });
+        fn ids_of(acl: Option<&crate::model::Acl>, direction: Direction) -> BTreeMap<u32, &str> {
+            acl.into_iter()
+                .flat_map(|a| a.rules(direction))
+                .map(|r| (r.number, r.id.as_str()))
+                .collect()
+        }
         for direction in [Direction::Ingress, Direction::Egress] {
             let empty = Compiled::default();
             let compiled = acl.map_or(&empty, |a| a.compiled(direction));
             let has_items = acl.is_some_and(|a| a.rules(direction).next().is_some());
-            let ids: std::collections::BTreeMap<u32, &str> = acl
-                .into_iter()
-                .flat_map(|a| a.rules(direction))
-                .map(|r| (r.number, r.id.as_str()))
-                .collect();
+            let ids = ids_of(acl.map(|a| &**a), direction);
+            let name = match direction {
+                Direction::Ingress => inbound_chain(nic.index),
+                Direction::Egress => outbound_chain(nic.index),
+            };
+            let old_ids;
+            let before = match old_acl {
+                Some((old, rules)) => {
+                    old_ids = ids_of(Some(old), direction);
+                    rules
+                        .chains
+                        .iter()
+                        .find(|c| c.name == name)
+                        .map(|chain| acl::Before {
+                            compiled: old.compiled(direction),
+                            ids: &old_ids,
+                            chain,
+                        })
+                }
+                None => None,
+            };
             chains.push(acl::acl_chain(
-                nic.index, direction, compiled, has_items, &ids,
+                nic.index,
+                direction,
+                compiled,
+                has_items,
+                &ids,
+                before.as_ref(),
             ));
         }
     }

@@ -33,8 +33,11 @@ pub struct CarryNeeds {
     pub refreshed: BTreeSet<(String, String)>,
 }
 
+/// Items with their elements, each with its set.
+type ItemElements<'a> = BTreeMap<&'a str, BTreeSet<(&'a str, &'a str)>>;
+
 /// The items (per element) of a chain's sets, with the set of each element.
-fn items_of(chain: &Chain) -> BTreeMap<&str, BTreeSet<(&str, &str)>> {
+fn items_of(chain: &Chain) -> ItemElements<'_> {
     let mut out: BTreeMap<&str, BTreeSet<(&str, &str)>> = BTreeMap::new();
     for set in &chain.sets {
         for element in &set.elements {
@@ -46,6 +49,38 @@ fn items_of(chain: &Chain) -> BTreeMap<&str, BTreeSet<(&str, &str)>> {
         }
     }
     out
+}
+
+/// [`items_of`] both versions of a chain whose sets keep their names, for
+/// the items that can have changed alone: those owning an element in the
+/// part of a set that differs (see [`middles`]). An item whose elements
+/// all stay has the same elements in both and needs nothing.
+fn items_of_changed<'a>(old: &'a Chain, new: &'a Chain) -> (ItemElements<'a>, ItemElements<'a>) {
+    let mut candidates: BTreeSet<&str> = BTreeSet::new();
+    for (a, b) in old.sets.iter().zip(&new.sets) {
+        let (om, nm, _) = middles(&a.elements, &b.elements);
+        if om.len() + nm.len() > SMALL_MIDDLE {
+            return (items_of(old), items_of(new));
+        }
+        candidates.extend(om.iter().chain(nm).filter_map(|e| item_of_element(e)));
+    }
+    let only = |chain: &'a Chain| {
+        let mut out: BTreeMap<&str, BTreeSet<(&str, &str)>> = BTreeMap::new();
+        if candidates.is_empty() {
+            return out;
+        }
+        for set in &chain.sets {
+            for element in &set.elements {
+                if let Some(item) = item_of_element(element).filter(|i| candidates.contains(i)) {
+                    out.entry(item)
+                        .or_default()
+                        .insert((set.name.as_str(), element.as_str()));
+                }
+            }
+        }
+        out
+    };
+    (only(old), only(new))
 }
 
 /// Gives the first element of each item of `counts` in `chain` its carried
@@ -67,6 +102,58 @@ fn carry_into(
         }
         _ => element.to_string(),
     }
+}
+
+/// The parts of two element lists that differ: what lies between their
+/// common beginning and their common end, and the common parts of `old`
+/// (the same elements, at the same places, as in `new`).
+fn middles<'a>(
+    old: &'a [String],
+    new: &'a [String],
+) -> (&'a [String], &'a [String], [&'a [String]; 2]) {
+    let p = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let s = old[p..]
+        .iter()
+        .rev()
+        .zip(new[p..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    (
+        &old[p..old.len() - s],
+        &new[p..new.len() - s],
+        [&old[..p], &old[old.len() - s..]],
+    )
+}
+
+/// Middles at most this long are diffed on their own; longer ones through
+/// hash sets of the whole lists.
+const SMALL_MIDDLE: usize = 16;
+
+/// The elements of `old` that are not in `new`, and of `new` not in `old`,
+/// each in its list's order. A one-item change leaves the lists equal but
+/// for a few elements in the middle: only those are compared.
+fn set_difference<'a>(old: &'a [String], new: &'a [String]) -> (Vec<&'a String>, Vec<&'a String>) {
+    let (om, nm, common) = middles(old, new);
+    if om.len() + nm.len() <= SMALL_MIDDLE {
+        // An element of one middle may still be in the common part (a list
+        // holding an element twice): looked for there too.
+        let in_common = |e: &String| common.iter().any(|part| part.contains(e));
+        let gone = om
+            .iter()
+            .filter(|e| !nm.contains(e) && !in_common(e))
+            .collect();
+        let came = nm
+            .iter()
+            .filter(|e| !om.contains(e) && !in_common(e))
+            .collect();
+        return (gone, came);
+    }
+    let before: std::collections::HashSet<&String> = old.iter().collect();
+    let after: std::collections::HashSet<&String> = new.iter().collect();
+    (
+        old.iter().filter(|e| !after.contains(e)).collect(),
+        new.iter().filter(|e| !before.contains(e)).collect(),
+    )
 }
 
 /// Above this many removed elements in one chain, rebuilding its sets is
@@ -92,8 +179,7 @@ fn only_elements_differ(old: &Chain, new: &Chain) -> bool {
     }
     let mut deletions = 0;
     for (a, b) in old.sets.iter().zip(&new.sets) {
-        let kept: BTreeSet<&String> = b.elements.iter().collect();
-        deletions += a.elements.iter().filter(|e| !kept.contains(e)).count();
+        deletions += set_difference(&a.elements, &b.elements).0.len();
         if deletions > MAX_ELEMENT_DELETIONS {
             return false;
         }
@@ -195,22 +281,36 @@ fn element_deltas(
             if items.is_empty() && old_set.elements == new_set.elements {
                 continue;
             }
-            let before: std::collections::HashSet<&String> = old_set.elements.iter().collect();
-            let after: std::collections::HashSet<&String> = new_set.elements.iter().collect();
             // A map element whose data changes keeps its key: it goes and
             // comes back.
-            let delete: Vec<String> = old_set
-                .elements
-                .iter()
-                .filter(|e| !after.contains(e) || refreshed(e))
-                .cloned()
-                .collect();
-            let add: Vec<String> = new_set
-                .elements
-                .iter()
-                .filter(|e| !before.contains(e) || refreshed(e))
-                .map(|e| carry_into(&new_chain.name, e, &carry.counts, given))
-                .collect();
+            let (gone, came) = set_difference(&old_set.elements, &new_set.elements);
+            let (delete, add): (Vec<String>, Vec<String>) = if items.is_empty() {
+                (
+                    gone.into_iter().cloned().collect(),
+                    came.into_iter()
+                        .map(|e| carry_into(&new_chain.name, e, &carry.counts, given))
+                        .collect(),
+                )
+            } else {
+                // Elements of refreshed items go and come even where they
+                // stay, in their lists' order.
+                let gone: std::collections::HashSet<&String> = gone.into_iter().collect();
+                let came: std::collections::HashSet<&String> = came.into_iter().collect();
+                (
+                    old_set
+                        .elements
+                        .iter()
+                        .filter(|e| gone.contains(e) || refreshed(e))
+                        .cloned()
+                        .collect(),
+                    new_set
+                        .elements
+                        .iter()
+                        .filter(|e| came.contains(e) || refreshed(e))
+                        .map(|e| carry_into(&new_chain.name, e, &carry.counts, given))
+                        .collect(),
+                )
+            };
             if !delete.is_empty() || !add.is_empty() {
                 out.push(ElementDelta {
                     set: new_set.name.clone(),
@@ -304,7 +404,11 @@ impl Ruleset {
             .map(|(o, n)| (*o, *n, true))
             .chain(element_only.iter().map(|(o, n)| (*o, *n, false)))
         {
-            let (before, after) = (items_of(o), items_of(n));
+            let (before, after) = if whole {
+                (items_of(o), items_of(n))
+            } else {
+                items_of_changed(o, n)
+            };
             for (item, old_elements) in &before {
                 let Some(new_elements) = after.get(item) else {
                     continue;
@@ -452,6 +556,37 @@ mod tests {
     const B: &str = r#"10.1.0.0/16 comment "2 b""#;
     const B_RENUMBERED: &str = r#"10.1.0.0/16 comment "5 b""#;
     const C: &str = r#"10.2.0.0/16 comment "3 c""#;
+
+    #[test]
+    fn set_differences_found_in_the_middle_equal_those_of_whole_sets() {
+        let list = |v: &[u32]| -> Vec<String> { v.iter().map(|n| n.to_string()).collect() };
+        fn whole<'a>(old: &'a [String], new: &'a [String]) -> (Vec<&'a String>, Vec<&'a String>) {
+            let gone: Vec<&String> = old.iter().filter(|e| !new.contains(e)).collect();
+            let came: Vec<&String> = new.iter().filter(|e| !old.contains(e)).collect();
+            (gone, came)
+        }
+        let cases: [(&[u32], &[u32]); 7] = [
+            (&[1, 2, 3, 4], &[1, 2, 3, 4]),
+            (&[1, 2, 3, 4], &[1, 2, 5, 4]),
+            (&[1, 2, 3, 4], &[1, 3, 4]),
+            (&[1, 2, 3, 4], &[1, 2, 3, 4, 5]),
+            (&[1, 2, 3, 4], &[5, 1, 2, 3, 4]),
+            // An element of the middle that is also in the common part.
+            (&[1, 2, 1, 4], &[1, 2, 9, 4]),
+            (&[1, 2, 3], &[3, 2, 1]),
+        ];
+        for (old, new) in cases {
+            let (old, new) = (list(old), list(new));
+            assert_eq!(
+                set_difference(&old, &new),
+                whole(&old, &new),
+                "{old:?} {new:?}"
+            );
+        }
+        let long: Vec<String> = (0..100).map(|n| n.to_string()).collect();
+        let reversed: Vec<String> = long.iter().rev().cloned().collect();
+        assert_eq!(set_difference(&long, &reversed), whole(&long, &reversed));
+    }
 
     #[test]
     fn adding_or_deleting_an_item_reads_nothing_and_keeps_the_other_elements() {
