@@ -345,7 +345,11 @@ impl Manager {
                     "the default host agent is a host of the zone"
                 );
             }
-            crate::provision::readopt::readopt(&manager.app.plane()).await;
+            crate::provision::readopt::readopt(
+                &manager.app.plane(),
+                &default_host_url(&manager.app.settings),
+            )
+            .await;
             tracing::info!(
                 prefix = manager.app.settings.netns_prefix,
                 "routers and VMs run as network namespaces, through the host agent"

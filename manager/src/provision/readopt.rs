@@ -40,13 +40,25 @@ pub fn router_actions<'a>(
         .collect()
 }
 
-/// At a manager's start: asks the driver's host what runs and (re)starts
-/// the Running routers and VMs it does not run. A host that cannot be asked
-/// is left alone (nothing is started twice); a driver that keeps no
-/// inventory has every Running router and VM started, which adopts the ones
-/// still running.
-pub async fn readopt(plane: &Plane) {
+/// At a manager's start: asks the driver's host (the default host agent, at
+/// `default_url`) what runs and (re)starts the Running routers and VMs
+/// placed on it (or on no host) that it does not run. A host that cannot be
+/// asked is left alone (nothing is started twice); a driver that keeps no
+/// inventory has every such router and VM started, which adopts the ones
+/// still running. Routers and VMs of other hosts are their host agents' own
+/// (each takes them back from its records when it starts; the host monitor
+/// deals with a host that is gone): asking them one by one here made a
+/// manager's start take seconds per router.
+pub async fn readopt(plane: &Plane, default_url: &str) {
     let db = &plane.db;
+    let default_hosts = match default_host_ids(db, default_url).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(error = %e, "the default host is unknown: no router or VM started");
+            return;
+        }
+    };
+    let here = |host_id: Option<i64>| host_id.is_none_or(|h| default_hosts.contains(&h));
     let driver = plane.network.element.driver();
     let host = match driver.inventory().await {
         Ok(Some(inventory)) => inventory,
@@ -66,7 +78,10 @@ pub async fn readopt(plane: &Plane) {
     )
     .await
     .map(|l| l.items)
-    .unwrap_or_default();
+    .unwrap_or_default()
+    .into_iter()
+    .filter(|r| here(r.host_id))
+    .collect::<Vec<_>>();
     let actions = router_actions(routers.iter().map(|r| r.name.as_str()), &host);
     let (mut kept, mut started) = (0usize, 0usize);
     for r in routers {
@@ -119,7 +134,7 @@ pub async fn readopt(plane: &Plane) {
     .unwrap_or_default();
     let mut vms_started = 0usize;
     for v in vms {
-        if host.vms.contains(&v.instance_name) {
+        if !here(v.host_id) || host.vms.contains(&v.instance_name) {
             continue;
         }
         match super::state::vm_view(db, &v).await {
@@ -137,6 +152,18 @@ pub async fn readopt(plane: &Plane) {
         vms_started,
         "routers and VMs compared with what the host runs"
     );
+}
+
+/// The default host agent's host in every zone (ids).
+async fn default_host_ids(db: &store::Db, url: &str) -> Result<Vec<i64>, crate::error::Error> {
+    let zones = store::zone::list(db, &store::zone::ZoneFilter::default(), Page::ALL).await?;
+    let mut ids = Vec::new();
+    for z in zones.items {
+        if let Some(h) = store::host::live_by_url(db, z.id, url).await? {
+            ids.push(h.id);
+        }
+    }
+    Ok(ids)
 }
 
 #[cfg(test)]

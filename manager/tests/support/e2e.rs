@@ -211,9 +211,16 @@ impl E2e {
         } = self;
         let mut settings = m.app.settings.clone();
         settings.listen = "127.0.0.1:0".parse().unwrap();
+        let stopping = Instant::now();
         let data_dir = m.stop_keeping_data().await;
+        eprintln!("restart: the manager stopped in {:?}", stopping.elapsed());
         while_down();
+        let starting = Instant::now();
         let (m, netns) = TestManager::start_real(settings, data_dir).await;
+        eprintln!(
+            "restart: the new manager started in {:?}",
+            starting.elapsed()
+        );
         let driver = netns.expect("the netns driver");
         guard.driver = Some(driver.clone());
         E2e {
