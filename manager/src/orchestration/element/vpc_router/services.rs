@@ -192,6 +192,23 @@ impl Lb for VpcVirtualRouterElement {
     }
 }
 
+/// The ACL of every tier and private gateway NIC among `tiers`/`gateways`
+/// that uses `list`, with the list's items.
+fn nic_acls(
+    list: &AclListView,
+    tiers: &[TierView],
+    gateways: &[PrivateGatewayView],
+) -> Result<Vec<pb::NetworkAcl>, ElementError> {
+    let mut acls = Vec::new();
+    for tier in tiers.iter().filter(|t| t.acl_id == Some(list.id)) {
+        acls.push(wire::tier_acl(tier, Some(list))?);
+    }
+    for gateway in gateways.iter().filter(|g| g.acl_id == Some(list.id)) {
+        acls.push(wire::gateway_acl(gateway, Some(list))?);
+    }
+    Ok(acls)
+}
+
 impl NetworkAcl for VpcVirtualRouterElement {
     fn apply_network_acl<'a>(
         &'a self,
@@ -202,14 +219,7 @@ impl NetworkAcl for VpcVirtualRouterElement {
         gateways: &'a [PrivateGatewayView],
     ) -> BoxFuture<'a, ElementResult> {
         Box::pin(async move {
-            let mut acls = Vec::new();
-            for tier in tiers.iter().filter(|t| t.acl_id == Some(list.id)) {
-                acls.push(wire::tier_acl(tier, Some(list))?);
-            }
-            for gateway in gateways.iter().filter(|g| g.acl_id == Some(list.id)) {
-                acls.push(wire::gateway_acl(gateway, Some(list))?);
-            }
-            for acl in acls {
+            for acl in nic_acls(list, tiers, gateways)? {
                 self.set_acl(router, generation, acl).await?;
             }
             Ok(())
@@ -232,14 +242,7 @@ impl NetworkAcl for VpcVirtualRouterElement {
                 .filter(|i| !i.state.is_live())
                 .map(|i| i.id.to_string())
                 .collect();
-            let mut acls = Vec::new();
-            for tier in tiers.iter().filter(|t| t.acl_id == Some(touched.id)) {
-                acls.push(wire::tier_acl(tier, Some(touched))?);
-            }
-            for gateway in gateways.iter().filter(|g| g.acl_id == Some(touched.id)) {
-                acls.push(wire::gateway_acl(gateway, Some(touched))?);
-            }
-            for acl in acls {
+            for acl in nic_acls(touched, tiers, gateways)? {
                 self.apply(
                     router,
                     AgentCommand::EditNetworkAcl(pb::EditNetworkAclRequest {
