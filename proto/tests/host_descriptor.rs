@@ -4,7 +4,7 @@
 use prost::Message;
 use prost_types::FileDescriptorSet;
 
-const RPCS: [&str; 13] = [
+const RPCS: [&str; 14] = [
     "StartRouter",
     "ActivateRouter",
     "StopRouter",
@@ -18,6 +18,7 @@ const RPCS: [&str; 13] = [
     "Describe",
     "SetFloodList",
     "RelayRouterAgent",
+    "CheckNeighbour",
 ];
 
 fn rpc_names(set: &FileDescriptorSet) -> Vec<String> {
