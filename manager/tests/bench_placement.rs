@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use support::api::{Client, job_ok};
 use support::e2e::E2e;
-use support::fabric::{Fabric, FabricOptions, hosts_zone};
+use support::fabric::{FabricOptions, fabric_zone};
 use support::netns::namespaces;
 use vpc_manager::settings::AgentTransport;
 
@@ -177,13 +177,16 @@ async fn placement_of_many_vpcs_over_three_hosts() {
         .init();
     let e = E2e::start(AgentTransport::Unix).await;
     let admin = e.admin();
-    let mut fabric = Fabric::start(FabricOptions {
-        hosts: 3,
-        ..FabricOptions::default()
-    })
+    let (fabric, zone, hosts) = fabric_zone(
+        &admin,
+        FabricOptions {
+            hosts: 3,
+            ..FabricOptions::default()
+        },
+        "pl",
+        "5000-5999",
+    )
     .await;
-    fabric.add_upstream(&["203.0.113.1/24"]);
-    let (zone, hosts) = hosts_zone(&admin, &fabric, "pl", "5000-5999").await;
     // A second public range: one source NAT address per VPC.
     admin
         .ok(

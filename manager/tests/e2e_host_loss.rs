@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::api::{Client, job_ok};
 use support::e2e::{E2e, blocking, ping_ok, tcp_ok};
-use support::fabric::{Fabric, FabricOptions, eventually, hosts_zone, lease_ip};
+use support::fabric::{Fabric, FabricOptions, eventually, fabric_zone, lease_ip};
 use support::pinger::Pinger;
 use vpc_integration::{Netns, TcpEchoServer};
 use vpc_manager::settings::AgentTransport;
@@ -98,13 +98,16 @@ impl Lab {
                 .ok("updateConfiguration", &[("name", name), ("value", value)])
                 .await;
         }
-        let mut fabric = Fabric::start(FabricOptions {
-            hosts: 3,
-            ..FabricOptions::default()
-        })
+        let (fabric, zone, added) = fabric_zone(
+            &admin,
+            FabricOptions {
+                hosts: 3,
+                ..FabricOptions::default()
+            },
+            "vx",
+            "5000-5099",
+        )
         .await;
-        fabric.add_upstream(&["203.0.113.1/24"]);
-        let (zone, added) = hosts_zone(&admin, &fabric, "vx", "5000-5099").await;
         let hosts: Vec<String> = added.iter().map(|h| s(h, "id")).collect();
         let vpc = job_ok(
             &admin,

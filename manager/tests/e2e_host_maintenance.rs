@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::api::{Client, job_ok};
 use support::e2e::{E2e, ping_ok};
-use support::fabric::{Fabric, FabricOptions, eventually, flood_list, hosts_zone, lease_ip};
+use support::fabric::{FabricOptions, eventually, fabric_zone, flood_list, lease_ip};
 use vpc_integration::Netns;
 use vpc_manager::settings::AgentTransport;
 
@@ -156,13 +156,16 @@ async fn router_of(admin: &Client, vpc: &str) -> Value {
 async fn maintenance_moves_the_router_off_its_host_and_flood_lists_follow_a_moved_vm() {
     let lab = E2e::start(AgentTransport::Unix).await;
     let admin = lab.admin();
-    let mut fabric = Fabric::start(FabricOptions {
-        hosts: 3,
-        ..FabricOptions::default()
-    })
+    let (fabric, zone, added) = fabric_zone(
+        &admin,
+        FabricOptions {
+            hosts: 3,
+            ..FabricOptions::default()
+        },
+        "mx",
+        "5100-5199",
+    )
     .await;
-    fabric.add_upstream(&["203.0.113.1/24"]);
-    let (zone, added) = hosts_zone(&admin, &fabric, "mx", "5100-5199").await;
     let hosts: Vec<String> = added
         .iter()
         .map(|h| h["id"].as_str().unwrap().to_string())
@@ -426,13 +429,16 @@ fn has_address(ns: &str, ip: &str) -> bool {
 async fn a_move_whose_switch_fails_after_the_old_router_went_starts_the_router_again_at_once() {
     let lab = E2e::start(AgentTransport::Unix).await;
     let admin = lab.admin();
-    let mut fabric = Fabric::start(FabricOptions {
-        hosts: 2,
-        ..FabricOptions::default()
-    })
+    let (mut fabric, zone, added) = fabric_zone(
+        &admin,
+        FabricOptions {
+            hosts: 2,
+            ..FabricOptions::default()
+        },
+        "mf",
+        "5200-5299",
+    )
     .await;
-    fabric.add_upstream(&["203.0.113.1/24"]);
-    let (zone, added) = hosts_zone(&admin, &fabric, "mf", "5200-5299").await;
     let hosts: Vec<String> = added
         .iter()
         .map(|h| h["id"].as_str().unwrap().to_string())

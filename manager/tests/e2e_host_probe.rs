@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::api::{Client, job_ok};
 use support::e2e::{E2e, ping_ok};
-use support::fabric::{Fabric, FabricOptions, eventually, hosts_zone, lease_ip};
+use support::fabric::{Fabric, FabricOptions, eventually, fabric_zone, lease_ip};
 use support::pinger::Pinger;
 use vpc_integration::Netns;
 use vpc_manager::settings::AgentTransport;
@@ -74,14 +74,17 @@ impl Lab {
                 .ok("updateConfiguration", &[("name", name), ("value", value)])
                 .await;
         }
-        let mut fabric = Fabric::start(FabricOptions {
-            hosts: 3,
-            enroll_token: Some(TOKEN.into()),
-            ..FabricOptions::default()
-        })
+        let (fabric, zone, added) = fabric_zone(
+            &admin,
+            FabricOptions {
+                hosts: 3,
+                enroll_token: Some(TOKEN.into()),
+                ..FabricOptions::default()
+            },
+            "probe",
+            "5100-5199",
+        )
         .await;
-        fabric.add_upstream(&["203.0.113.1/24"]);
-        let (zone, added) = hosts_zone(&admin, &fabric, "probe", "5100-5199").await;
         let hosts: Vec<String> = added.iter().map(|h| s(h, "id")).collect();
         let vpc = job_ok(
             &admin,

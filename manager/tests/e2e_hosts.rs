@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 use support::api::job_ok;
 use support::e2e::{E2e, ping_ok};
-use support::fabric::{Fabric, FabricOptions, eventually, flood_list, hosts_zone, lease_ip};
+use support::fabric::{FabricOptions, eventually, fabric_zone, flood_list, lease_ip};
 use vpc_integration::Netns;
 use vpc_manager::settings::AgentTransport;
 
@@ -23,13 +23,16 @@ use vpc_manager::settings::AgentTransport;
 async fn vms_on_two_hosts_reach_their_router_on_a_third_across_vxlan_through_the_api() {
     let lab = E2e::start(AgentTransport::Unix).await;
     let admin = lab.admin();
-    let mut fabric = Fabric::start(FabricOptions {
-        hosts: 3,
-        ..FabricOptions::default()
-    })
+    let (fabric, zone, added) = fabric_zone(
+        &admin,
+        FabricOptions {
+            hosts: 3,
+            ..FabricOptions::default()
+        },
+        "vx",
+        "5000-5099",
+    )
     .await;
-    fabric.add_upstream(&["203.0.113.1/24"]);
-    let (zone, added) = hosts_zone(&admin, &fabric, "vx", "5000-5099").await;
     let mut hosts = Vec::new();
     for (host, h) in added.iter().zip(&fabric.hosts) {
         assert_eq!(

@@ -429,6 +429,21 @@ impl Drop for Fabric {
     }
 }
 
+/// A fabric started with `options`, the upstream on 203.0.113.1/24 (the
+/// public gateway of the zone), and its hosts added to a new zone by
+/// [`hosts_zone`]: the fabric, the zone's id and the added hosts.
+pub async fn fabric_zone(
+    admin: &super::api::Client,
+    options: FabricOptions,
+    name: &str,
+    vnis: &str,
+) -> (Fabric, String, Vec<serde_json::Value>) {
+    let mut fabric = Fabric::start(options).await;
+    fabric.add_upstream(&["203.0.113.1/24"]);
+    let (zone, added) = hosts_zone(admin, &fabric, name, vnis).await;
+    (fabric, zone, added)
+}
+
 /// A VXLAN zone (`name`, VNIs `vnis`, public range 203.0.113.10-60 behind
 /// 203.0.113.1) with one pod and every host of `fabric` added to it
 /// through the API (enrolled with their token when they have one), in the
