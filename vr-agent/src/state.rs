@@ -144,10 +144,6 @@ fn frames(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
     (out, at)
 }
 
-/// What changed from `old` to `new`, keyed by `key`: the keys removed and
-/// the items added or replaced, when `new` is `old` without the removed
-/// items, replaced items in place and added items at the end (the order
-/// replaying gives back); `None` otherwise, or when keys repeat.
 /// Keys removed, items added or replaced, and their indexes.
 type Placed<T> = (Vec<String>, Vec<T>, Vec<u32>);
 
@@ -241,6 +237,12 @@ fn list_patch_at<T>(
     Ok(())
 }
 
+/// What changed from `old` to `new`, keyed by `key`: the keys removed and
+/// the items added or replaced, when `new` is `old` without the removed
+/// items, replaced items in place and added items at the end (the order
+/// replaying gives back); `None` otherwise, or when keys repeat. Port
+/// forwards and static NATs are journaled so; ACL items with their places
+/// ([`list_diff_placed`]).
 fn list_diff<T: Clone + PartialEq>(
     old: &[T],
     new: &[T],
