@@ -17,8 +17,14 @@ pg_stat_statements), one host agent and the managers. This script:
    and, from the surviving managers' own logs, when each saw its share change
    (the dead one Down) and when its first checks of the routers it gained
    ended;
+   Just before the kill, restartVPC jobs are submitted through the victim;
+   those it is running when it dies are followed on a survivor until they
+   reach a final state (they are run again elsewhere);
 5. graceful stop (with three or more managers): the same for SIGTERM of a
-   second manager, which the others should take over at once.
+   second manager, which the others should take over at once;
+6. join: a new manager starts (`--join` script); from its own log, when it
+   took its share and finished its first checks of it, and, from the
+   routers, how many managers check each router afterwards.
 
 Prints a Markdown report on stdout. Exit status 0 when it measured, 1 when
 the cluster did not get ready.
@@ -220,7 +226,54 @@ def sole_checkers(pool, namespaces, interval, pids):
     return sole
 
 
-def take_over(args, pool, namespaces, victim, sig, logs):
+def api_at(api, port):
+    """A client like `api` for the manager listening on `port`."""
+    endpoint = re.sub(r":\d+/", f":{port}/", api.endpoint, count=1)
+    return CloudStack(endpoint=endpoint, key=api.key, secret=api.secret)
+
+
+def in_flight_jobs(args, api, victim_port, vpcs):
+    """Submits restartVPC for each VPC of `vpcs` through the manager on
+    `victim_port` and waits (up to 5 s) until it runs at least one of them:
+    the jobs' UUIDs by owner ({owner: [uuid]}), read while they run."""
+    victim = api_at(api, victim_port)
+    for vpc in vpcs:
+        victim.restartVPC(id=vpc)
+    deadline = time.monotonic() + 5.0
+    owners = {}
+    while time.monotonic() < deadline:
+        owners = {}
+        for uuid, owner in psql(
+            args,
+            "SELECT uuid, owner_manager FROM async_job WHERE cmd = 'restartVPC' "
+            "AND status = 0 AND owner_manager IS NOT NULL",
+        ):
+            owners.setdefault(owner, []).append(uuid)
+        if any(o.endswith(f"-{victim_port}") for o in owners):
+            break
+        time.sleep(0.02)
+    return owners
+
+
+def follow_jobs(api, uuids, limit, started):
+    """Polls `uuids` on a survivor until each is final: {uuid: (seconds
+    after `started`, jobstatus)}."""
+    done = {}
+    while len(done) < len(uuids) and time.monotonic() < started + limit:
+        for uuid in uuids:
+            if uuid in done:
+                continue
+            try:
+                r = api.queryAsyncJobResult(jobid=uuid)
+            except CloudStackApiException:
+                continue
+            if r.get("jobstatus", 0) != 0:
+                done[uuid] = (time.monotonic() - started, r["jobstatus"])
+        time.sleep(0.1)
+    return done
+
+
+def take_over(args, pool, namespaces, victim, sig, logs, jobs=None):
     """Sends `sig` to manager `victim`: which routers only it checked; the
     seconds until another manager's connection to each moved (sampled with
     `ss` in each namespace); and, from the other managers' logs (`logs`:
@@ -231,9 +284,19 @@ def take_over(args, pool, namespaces, victim, sig, logs):
     orphans = [ns for ns, (pid, _) in sole.items() if pid == victim]
     baseline = {ns: sole[ns][1] for ns in orphans}
     offsets = {pid: os.path.getsize(path) for pid, path in logs.items() if pid != victim}
+    followed = None
+    if jobs is not None:
+        api, victim_port, survivor_port, vpcs = jobs
+        owners = in_flight_jobs(args, api, victim_port, vpcs)
+        followed = [u for o, us in owners.items() if o.endswith(f"-{victim_port}") for u in us]
     sent_at = time.time()
     os.kill(victim, sig)
     killed = time.monotonic()
+    job_times = None
+    if followed:
+        job_times = pool.submit(
+            follow_jobs, api_at(api, survivor_port), followed, args.failover_limit + 30, killed
+        )
     resumed = {}
     sweeps = []
     while time.monotonic() < killed + args.failover_limit and len(resumed) < len(orphans):
@@ -267,7 +330,9 @@ def take_over(args, pool, namespaces, victim, sig, logs):
                     "done_ms": field(line, "done_at_ms") - sent_at * 1000,
                 })
                 break
+    finished = job_times.result() if job_times is not None else {}
     return {
+        "jobs": (len(followed or []), finished),
         "orphans": len(orphans),
         "times": sorted(resumed.values()),
         "unresolved": len(orphans) - len(resumed),
@@ -289,12 +354,80 @@ def print_take_over(what, n_managers, r, limit):
         big = max(r["sweeps"])
         print(f"(one `ss` sweep over the routers still waiting took {sorted(per)[len(per) // 2]:.2f} s "
               f"median; {big[1]:.2f} s for {big[0]} namespaces)")
+    n_jobs, finished = r.get("jobs", (0, {}))
+    if n_jobs:
+        secs = sorted(t for t, _ in finished.values())
+        ok = sum(1 for _, status in finished.values() if status == 1)
+        print(f"\nIts jobs: {n_jobs} restartVPC jobs were running on it at the signal; "
+              f"{len(finished)} reached a final state on the others ({ok} succeeded), "
+              f"the first {secs[0]:.1f} s and the last {secs[-1]:.1f} s after the signal"
+              if secs else f"\nIts jobs: {n_jobs} restartVPC jobs were running on it; none finished")
     if r["logged"]:
         print("\n| surviving manager | routers gained | share change seen after the signal | first checks of them done after the change | after the signal |")
         print("|---|---:|---:|---:|---:|")
         for x in r["logged"]:
             print(f"| pid {x['pid']} | {x['gained']} ({x['failed']} failed) | {x['seen_ms'] / 1000:.2f} s "
                   f"| {x['took_ms'] / 1000:.2f} s | {x['done_ms'] / 1000:.2f} s |")
+
+
+def join(args, pool, namespaces, pids):
+    """Starts one more manager (`args.join`, a script printing its pid and
+    its log's path) and measures, from its log, when it took its share and
+    finished its first checks of it (seconds after its start), then from
+    the routers how many managers check each one."""
+    started = time.time()
+    out = subprocess.run([args.join], check=True, capture_output=True, text=True).stdout.split()
+    pid, log = int(out[0]), out[1]
+    deadline = time.monotonic() + args.failover_limit
+    changed = done = None
+    while time.monotonic() < deadline and done is None:
+        time.sleep(0.2)
+        try:
+            lines = log_lines_since(log, 0)
+        except OSError:
+            continue
+        for line in lines:
+            if SHARE_CHANGED in line and changed is None and (field(line, "gained") or 0) > 0:
+                changed = field(line, "seen_at_ms")
+            elif GAINED_CHECKED in line and changed is not None:
+                done = line
+                break
+    result = {"pid": pid, "log": log}
+    if done is not None:
+        result.update({
+            "gained": field(done, "gained"),
+            "failed": field(done, "failed"),
+            "seen_ms": changed - started * 1000,
+            "done_ms": field(done, "done_at_ms") - started * 1000,
+        })
+    # Settle, then count the checkers of each router over 1.5 intervals.
+    time.sleep(args.interval)
+    live = pids + [pid]
+    first = sweep(pool, namespaces, live)
+    time.sleep(args.interval * 1.5)
+    second = sweep(pool, namespaces, live)
+    counts = {}
+    mine = 0
+    for ns in namespaces:
+        grew = {p for p, sent in (second[ns] or {}).items() if sent > (first[ns] or {}).get(p, 0)}
+        counts[len(grew)] = counts.get(len(grew), 0) + 1
+        if grew == {pid}:
+            mine += 1
+    result["checkers"] = counts
+    result["mine"] = mine
+    return result
+
+
+def print_join(r, n_before):
+    if "gained" not in r:
+        print(f"\njoin: the new manager (pid {r['pid']}) logged no share within the limit; see {r['log']}")
+        return
+    print(f"\njoin of a manager to {n_before}: it took its share {r['seen_ms'] / 1000:.2f} s after "
+          f"it was started and finished its first checks of those {r['gained']} routers "
+          f"({r['failed']} failed) {r['done_ms'] / 1000:.2f} s after it was started. "
+          f"Then, seen from the routers over 1.5 check intervals: "
+          + ", ".join(f"{n} routers checked by {k} manager(s)" for k, n in sorted(r["checkers"].items()))
+          + f"; {r['mine']} by the new one alone.")
 
 
 def main():
@@ -307,12 +440,15 @@ def main():
     p.add_argument("--prefix", required=True, help="the namespace prefix")
     p.add_argument("--manager-pids", required=True, help="comma-separated")
     p.add_argument("--manager-logs", required=True, help="comma-separated, as the pids")
+    p.add_argument("--manager-ports", required=True, help="comma-separated, as the pids")
+    p.add_argument("--join", help="a script that starts one more manager and prints its pid and log")
     p.add_argument("--failover-limit", type=float, default=60.0)
     p.add_argument("--psql", required=True, help="psql command, space-separated")
     args = p.parse_args()
     args.psql = args.psql.split()
     pids = [int(x) for x in args.manager_pids.split(",")]
     logs = dict(zip(pids, args.manager_logs.split(",")))
+    ports = [int(x) for x in args.manager_ports.split(",")]
 
     api = api_for(args.ini)
     api.updateConfiguration(name="max.account.vpcs", value="-1")
@@ -333,13 +469,20 @@ def main():
         idle = idle_window(args, pool, namespaces, pids)
         fail = None
         stop = None
+        joined = None
         if len(pids) > 1:
-            fail = take_over(args, pool, namespaces, pids[-1], signal.SIGKILL, logs)
+            vpcs = [v["id"] for v in api.listVPCs(listall=True, fetch_list=True)[:10]]
+            fail = take_over(args, pool, namespaces, pids[-1], signal.SIGKILL, logs,
+                             jobs=(api, ports[-1], ports[0], vpcs))
             live = {p: logs[p] for p in pids[:-1]}
         if len(pids) > 2:
             # Let the survivors settle on their shares first.
             time.sleep(args.interval)
             stop = take_over(args, pool, namespaces, pids[-2], signal.SIGTERM, live)
+            live = {p: logs[p] for p in pids[:-2]}
+        if args.join and len(pids) > 1:
+            time.sleep(args.interval)
+            joined = join(args, pool, namespaces, list(live))
 
     per_min = 60.0 / args.window
     n = idle["routers"]
@@ -363,6 +506,8 @@ def main():
         print_take_over("failover: kill -9", len(pids), fail, args.failover_limit)
     if stop is not None:
         print_take_over("graceful stop: SIGTERM", len(pids) - 1, stop, args.failover_limit)
+    if joined is not None:
+        print_join(joined, len(pids) - 2 if len(pids) > 2 else len(pids) - 1)
     return 0
 
 

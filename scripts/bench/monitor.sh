@@ -2,7 +2,8 @@
 # The cost of watching routers (issue 11): database statements, bytes between
 # managers and routers' agents and managers' CPU, per router per minute, with
 # N real routers on an idle cluster; then the failover time until a killed
-# manager's routers are checked again by the others. As root.
+# manager's routers are checked again by the others and its jobs finished
+# elsewhere, a stopped one's at once, and a joining one's share taken. As root.
 #
 # Usage: scripts/bench/monitor.sh [--release]
 #   ROUTERS=200 MANAGERS=3 WINDOW=60 scripts/bench/monitor.sh
@@ -43,6 +44,9 @@ api_port=$((30000 + $$ % 10000))
 pids=()
 cleanup() {
   trap - INT TERM EXIT
+  if [ -f "$base/joined.pid" ]; then
+    pids+=("$(cat "$base/joined.pid")")
+  fi
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
     kill -KILL "${pids[$i]}" 2>/dev/null || true
     wait "${pids[$i]}" 2>/dev/null || true
@@ -89,6 +93,7 @@ start_manager() {
   "$bin/vpc-manager" "${args[@]}" >>"$base/manager-$n.log" 2>&1 &
   pids+=($!)
   manager_pids+=($!)
+  manager_ports+=("$port")
   manager_logs+=("$base/manager-$n.log")
   for _ in $(seq 1 300); do
     curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
@@ -102,6 +107,7 @@ mkdir -p "$base/host"
 chmod 0711 "$base/host"
 socket=$base/host/host-agent.sock
 manager_pids=()
+manager_ports=()
 manager_logs=()
 # The first manager makes the cluster's CA; the host agent takes it from the
 # database to issue its routers' certificates (TCP agents).
@@ -119,11 +125,28 @@ for n in $(seq 2 "$managers"); do
   start_manager "$n"
 done
 
+# The join phase starts one more manager through this script (its pid is
+# recorded for the clean-up).
+joiner=$((managers + 1))
+cat >"$base/join.sh" <<JOIN
+#!/usr/bin/env bash
+set -euo pipefail
+mkdir -p "$base/manager-$joiner"
+"$bin/vpc-manager" serve --listen "127.0.0.1:$((api_port + joiner - 1))" \\
+  --data-dir "$base/manager-$joiner" --database-url "$url" \\
+  --database-key-file "$base/database.key" --host-agent-url "unix://$socket" \\
+  --netns-prefix "$prefix" --agent-transport tcp >>"$base/manager-$joiner.log" 2>&1 &
+echo \$! >"$base/joined.pid"
+echo \$! "$base/manager-$joiner.log"
+JOIN
+chmod 0700 "$base/join.sh"
+
 report=$root/target/monitor-bench.md
 mkdir -p "$root/target"
 "$root/.venv/bin/python" "$root/scripts/bench/monitor.py" \
   --ini "$base/manager-1/cloudstack.ini" --routers "$routers" --window "$window" \
   --prefix "$prefix" --manager-pids "$(IFS=,; echo "${manager_pids[*]}")" \
   --manager-logs "$(IFS=,; echo "${manager_logs[*]}")" \
+  --manager-ports "$(IFS=,; echo "${manager_ports[*]}")" --join "$base/join.sh" \
   --psql "$psql -d vpc" | tee "$report"
 echo "build: $profile; report in $report"
