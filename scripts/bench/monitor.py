@@ -46,6 +46,9 @@ from cs import CloudStack, CloudStackApiException, read_config
 def api_for(ini):
     os.environ["CLOUDSTACK_CONFIG"] = ini
     conf = read_config()
+    # A loaded 2-core machine can take longer than the client's default
+    # 10 s to answer while 200 routers start.
+    conf["timeout"] = 120
     return CloudStack(**conf)
 
 
@@ -229,7 +232,7 @@ def sole_checkers(pool, namespaces, interval, pids):
 def api_at(api, port):
     """A client like `api` for the manager listening on `port`."""
     endpoint = re.sub(r":\d+/", f":{port}/", api.endpoint, count=1)
-    return CloudStack(endpoint=endpoint, key=api.key, secret=api.secret)
+    return CloudStack(endpoint=endpoint, key=api.key, secret=api.secret, timeout=120)
 
 
 def in_flight_jobs(args, api, victim_port, vpcs):
