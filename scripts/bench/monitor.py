@@ -237,7 +237,7 @@ def api_at(api, port):
 
 def in_flight_jobs(args, api, victim_port, vpcs):
     """Submits restartVPC for each VPC of `vpcs` through the manager on
-    `victim_port` and waits (up to 5 s) until it runs at least one of them:
+    `victim_port` and waits (up to 5 s) until it runs three of them:
     the jobs' UUIDs by owner ({owner: [uuid]}), read while they run."""
     victim = api_at(api, victim_port)
     for vpc in vpcs:
@@ -252,7 +252,8 @@ def in_flight_jobs(args, api, victim_port, vpcs):
             "AND status = 0 AND owner_manager IS NOT NULL",
         ):
             owners.setdefault(owner, []).append(uuid)
-        if any(o.endswith(f"-{victim_port}") for o in owners):
+        running = sum(len(us) for o, us in owners.items() if o.endswith(f"-{victim_port}"))
+        if running >= min(3, len(vpcs)):
             break
         time.sleep(0.02)
     return owners
@@ -474,7 +475,7 @@ def main():
         stop = None
         joined = None
         if len(pids) > 1:
-            vpcs = [v["id"] for v in api.listVPCs(listall=True, fetch_list=True)[:10]]
+            vpcs = [v["id"] for v in api.listVPCs(listall=True, fetch_list=True)[:30]]
             fail = take_over(args, pool, namespaces, pids[-1], signal.SIGKILL, logs,
                              jobs=(api, ports[-1], ports[0], vpcs))
             live = {p: logs[p] for p in pids[:-1]}
