@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::super::mutable_list_vpc;
 use super::{ItemJob, LockedItem, item_param, item_submission, revoke_and_remove};
+use crate::store::acl;
 use crate::error::Error;
 use crate::rules::acl::GlobalRefusal;
 use crate::server::Ctx;
@@ -39,6 +40,9 @@ impl Command for DeleteAclItem {
 }
 
 impl AsyncCommand for DeleteAclItem {
+    /// Safe to run again: an item an earlier run removed is done; one it
+    /// left marked Revoke is sent out of its list and removed again.
+    const RERUN: bool = true;
     type Job = ItemJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<ItemJob>, Error> {
@@ -54,6 +58,12 @@ impl AsyncCommand for DeleteAclItem {
     }
 
     async fn run(job: &JobCtx, payload: ItemJob) -> Result<Value, Error> {
+        let removed = acl::item_by_id(&job.app.db, payload.id)
+            .await?
+            .is_none_or(|i| i.removed.is_some());
+        if removed {
+            return Ok(json!({ "success": true }));
+        }
         let locked = LockedItem::take(&job.app, payload.id, payload.vpc_id).await?;
         revoke_and_remove(&locked).await?;
         Ok(json!({ "success": true }))

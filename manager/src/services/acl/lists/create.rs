@@ -62,6 +62,8 @@ impl Command for CreateAclList {
 }
 
 impl AsyncCommand for CreateAclList {
+    /// Safe to run again: `submit` made the list; the job only answers it.
+    const RERUN: bool = true;
     const CREATES: bool = true;
     type Job = IdJob;
 

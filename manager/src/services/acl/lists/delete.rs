@@ -46,6 +46,8 @@ impl Command for DeleteAclList {
 }
 
 impl AsyncCommand for DeleteAclList {
+    /// Safe to run again: a list an earlier run removed is done.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
@@ -71,6 +73,10 @@ impl AsyncCommand for DeleteAclList {
         let Some(list) = acl::get_by_id(&app.db, payload.id).await? else {
             return Err(Error::invalid("The ACL list was deleted meanwhile"));
         };
+        if list.removed.is_some() {
+            // An earlier run of this job removed it.
+            return Ok(json!({ "success": true }));
+        }
         match list.vpc_id {
             Some(vpc_id) => {
                 let lock = app.network.lock(&app.db, vpc_id).await?;

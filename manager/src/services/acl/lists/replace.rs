@@ -70,6 +70,12 @@ impl Command for ReplaceAclList {
 }
 
 impl AsyncCommand for ReplaceAclList {
+    /// Safe to run again: the target takes the same list and the push
+    /// carries a new generation. One limit: when a second run's push fails,
+    /// its undo gives back the list it found, which is already the new one
+    /// if the first run had written it; the router is then resynced from
+    /// those rows.
+    const RERUN: bool = true;
     type Job = ReplaceAclListJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<ReplaceAclListJob>, Error> {

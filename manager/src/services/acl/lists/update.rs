@@ -63,6 +63,8 @@ impl Command for UpdateAclList {
 }
 
 impl AsyncCommand for UpdateAclList {
+    /// Safe to run again: it writes the same name and description.
+    const RERUN: bool = true;
     type Job = UpdateAclListJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateAclListJob>, Error> {
