@@ -367,6 +367,7 @@ on_both_backends!(
             ip: row.id,
             vpc: row.vpc_id.unwrap(),
             source_nat: false,
+            allocated: row.allocated,
         };
         AssociateIpAddress::abandon(&m.app, job).await.unwrap();
 

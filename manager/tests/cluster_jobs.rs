@@ -1,7 +1,9 @@
 //! Jobs of a manager that stops answering are taken over by a live one, on
 //! PostgreSQL: a job whose owner's heartbeat is older than
-//! `cluster.heartbeat.threshold` fails (its half-made work undone) with a
-//! text naming the manager; a job whose owner keeps beating is left alone.
+//! `cluster.heartbeat.threshold` runs again there when its command is safe to
+//! run twice (a deployVirtualMachine and a createVPC cut off in the middle
+//! end usable), and otherwise fails (its half-made work undone) with a text
+//! naming the manager; a job whose owner keeps beating is left alone.
 //! A manager stopping gracefully (SIGTERM) gives its share of the background
 //! work at once and keeps beating until its running job ends.
 
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use support::api::{Client, TestManager};
 use support::postgres::fresh_database;
-use support::restart::planted_delete_domain;
+use support::restart::planted_not_rerun;
 use vpc_manager::server::jobs::taken_over_text;
 use vpc_manager::store::{Db, cluster, domain, job, user};
 
@@ -19,8 +21,10 @@ use vpc_manager::store::{Db, cluster, domain, job, user};
 const MUST_END: Duration = Duration::from_secs(60);
 const THRESHOLD_MS: &str = "2000";
 
+/// A job of a command that is not run again (it fails when taken over),
+/// claimed by `owner`.
 async fn planted_job(db: &Db, admin: &user::User, name: &str, owner: &str) -> job::Job {
-    let (j, _) = planted_delete_domain(db, admin, name).await;
+    let j = planted_not_rerun(db, admin, name).await;
     assert!(job::claim(db, j.id, owner).await.expect("claim"));
     j
 }
@@ -106,7 +110,7 @@ async fn a_silent_managers_jobs_are_taken_over_and_a_beating_ones_are_not() {
         failed["jobresult"]["errortext"],
         taken_over_text("dead-manager")
     );
-    // Its sync object is free again: nothing holds domain:<id>.
+    // Its sync object is free again.
     let sync = orphan.sync_object.clone().expect("sync object");
     assert_eq!(
         job::sync_object_holder(&db, &sync).await.expect("holder"),
@@ -182,6 +186,198 @@ async fn a_silent_managers_rerunnable_job_runs_again_elsewhere() {
     );
     db.close().await;
     m.stop().await;
+}
+
+/// A deployVirtualMachine and a createVPC whose manager dies in the middle
+/// (after the VM was marked Running, while its DHCP list is on the way to
+/// the router; after the new VPC's router was made, while it starts) run
+/// again on the manager that takes them over, from their stored payloads,
+/// and succeed: the VM runs with its router serving it, the VPC's router
+/// runs, and both are usable afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_managers_deploy_and_create_vpc_jobs_run_again_and_succeed() {
+    use vpc_manager::store::{router, vm, vpc};
+    let url = fresh_database().await;
+    let dying = TestManager::start(Some(url.clone())).await;
+    let admin = dying.admin();
+    fast_heartbeat(&admin).await;
+    let env = support::vpc::zone_env(&admin, "zone-again").await;
+    let v = support::vpc::create_vpc(&admin, &env, "again", "10.7.0.0/16").await;
+    let vpc_id = v["id"].as_str().unwrap().to_string();
+    let web = support::vpc::create_tier(&admin, &env, &vpc_id, "web", "10.7.1.1", "255.255.255.0")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The tier's first VM implements it, so the next one's first router
+    // command is its DHCP list.
+    support::vpc::deploy_vm(&admin, &env, &web, "first").await;
+    let db = Db::connect(&url).await.expect("database");
+
+    // Every router command of the dying manager waits from now on.
+    dying.agent.hold();
+    let deploy = admin
+        .ok(
+            "deployVirtualMachine",
+            &support::vpc::vm_params(&env, &web, "second"),
+        )
+        .await;
+    let created = admin
+        .ok(
+            "createVPC",
+            &[
+                ("name", "fresh"),
+                ("displaytext", "fresh"),
+                ("cidr", "10.8.0.0/16"),
+                ("zoneid", &env.zone),
+                ("vpcofferingid", &env.vpc_offering),
+            ],
+        )
+        .await;
+    let vm_uuid: uuid::Uuid = deploy["id"].as_str().unwrap().parse().unwrap();
+    let new_vpc: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    let jobs = [
+        deploy["jobid"].as_str().unwrap().to_string(),
+        created["jobid"].as_str().unwrap().to_string(),
+    ];
+    until("the VM is Running, its DHCP list on the way", || async {
+        vm::get_by_uuid(&db, vm_uuid)
+            .await
+            .expect("read")
+            .is_some_and(|v| v.state == vm::STATE_RUNNING)
+    })
+    .await;
+    let new_vpc_row = vpc::get_by_uuid(&db, new_vpc)
+        .await
+        .expect("read")
+        .expect("vpc");
+    until("the new VPC's router is starting", || async {
+        vpc_manager::provision::vpc_router(&db, new_vpc_row.id)
+            .await
+            .expect("read")
+            .is_some_and(|r| r.state == router::STATE_STARTING)
+    })
+    .await;
+    let dead = dying.app.jobs.owner().to_string();
+    for j in &jobs {
+        let row = job::get_by_uuid(&db, j.parse().unwrap())
+            .await
+            .expect("read")
+            .expect("job");
+        assert_eq!(row.status, 0, "{row:?}");
+        assert_eq!(row.owner_manager.as_deref(), Some(dead.as_str()));
+    }
+
+    // The manager dies: its heartbeat stops, its jobs stop where they are.
+    let app = dying.app.clone();
+    dying.kill().await;
+    app.jobs.fence();
+    let live = TestManager::start(Some(url.clone())).await;
+    let admin = live.admin();
+    for j in &jobs {
+        let done = until_done(&admin, j).await;
+        assert_eq!(done["jobstatus"], 1, "run again, not failed: {done}");
+        let row = job::get_by_uuid(&db, j.parse().unwrap())
+            .await
+            .expect("read")
+            .expect("job");
+        assert_eq!(row.owner_manager.as_deref(), Some(live.app.jobs.owner()));
+    }
+    let vm_done = until_done(&admin, &jobs[0]).await;
+    assert_eq!(
+        vm_done["jobresult"]["virtualmachine"]["state"], "Running",
+        "{vm_done}"
+    );
+    let vpc_done = until_done(&admin, &jobs[1]).await;
+    assert_eq!(vpc_done["jobresult"]["vpc"]["id"], new_vpc.to_string());
+
+    // The VM runs with its router serving it: its NIC is in its tier's
+    // DHCP list, and the router holds what the database last gave it.
+    let state = vpc_manager::provision::state::load(&db, {
+        vpc::get_by_uuid(&db, vpc_id.parse().unwrap())
+            .await
+            .expect("read")
+            .expect("vpc")
+            .id
+    })
+    .await
+    .expect("state")
+    .expect("router");
+    let address = vm_done["jobresult"]["virtualmachine"]["nic"][0]["ipaddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        state
+            .dhcp
+            .iter()
+            .flat_map(|t| &t.entries)
+            .any(|e| e.ip.to_string() == address),
+        "{address} in the router's DHCP lists: {:?}",
+        state.dhcp
+    );
+    let vms = admin
+        .ok("listVirtualMachines", &[("listall", "true")])
+        .await;
+    assert_eq!(vms["count"], 2, "one VM per deployment: {vms}");
+    for (vpc_row, what) in [(state.vpc.id, "the first VPC"), (new_vpc, "the new VPC")] {
+        let row = vpc::get_by_uuid(&db, vpc_row)
+            .await
+            .expect("read")
+            .expect("vpc");
+        let r = vpc_manager::provision::vpc_router(&db, row.id)
+            .await
+            .expect("read")
+            .expect("router");
+        until(what, || {
+            let db = db.clone();
+            let agent = live.agent.clone();
+            let (uuid, name) = (r.uuid, r.name.clone());
+            async move {
+                let r = router::get_by_uuid(&db, uuid).await.expect("read");
+                r.is_some_and(|r| {
+                    r.state == router::STATE_RUNNING
+                        && r.applied_generation == r.config_generation
+                        && agent.applied_by(&name) == u64::try_from(r.applied_generation).unwrap()
+                })
+            }
+        })
+        .await;
+    }
+    let routers = admin
+        .ok(
+            "listRouters",
+            &[("listall", "true"), ("vpcid", &new_vpc.to_string())],
+        )
+        .await;
+    assert_eq!(routers["count"], 1, "one router for the new VPC: {routers}");
+    let ips = admin
+        .ok("listPublicIpAddresses", &[("vpcid", &new_vpc.to_string())])
+        .await;
+    assert_eq!(ips["count"], 1, "one source NAT address: {ips}");
+
+    // Both are usable: the new VPC takes a tier and a VM, the VM stops.
+    let tier = support::vpc::create_tier(
+        &admin,
+        &env,
+        &new_vpc.to_string(),
+        "app",
+        "10.8.1.1",
+        "255.255.255.0",
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    support::vpc::deploy_vm(&admin, &env, &tier, "third").await;
+    support::api::job_ok(
+        &admin,
+        "stopVirtualMachine",
+        &[("id", &vm_uuid.to_string())],
+    )
+    .await;
+    db.close().await;
+    live.stop().await;
 }
 
 /// A manager cut off from its database stops the jobs it runs before the

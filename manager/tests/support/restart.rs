@@ -85,3 +85,25 @@ pub async fn planted_delete_domain(
     .expect("job");
     (j, d)
 }
+
+/// A pending job of a command whose job is not run again after its manager
+/// stopped (`deleteNetworkACLList`), inserted straight into the database
+/// for a list that does not exist: it must fail, never run.
+#[allow(dead_code)]
+pub async fn planted_not_rerun(db: &Db, admin: &user::User, name: &str) -> job::Job {
+    job::insert(
+        db,
+        job::NewJob {
+            user_id: admin.id,
+            account_id: admin.account_id,
+            cmd: "deleteNetworkACLList".into(),
+            cmd_info: serde_json::json!({ "id": -1 }).to_string(),
+            instance_type: Some("NetworkAcl".into()),
+            instance_uuid: None,
+            sync_object: Some(format!("acl-list:{name}")),
+            uuid: None,
+        },
+    )
+    .await
+    .expect("job")
+}

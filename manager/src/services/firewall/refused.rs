@@ -72,6 +72,7 @@ impl Command for CreateFirewallRule {
 }
 
 impl AsyncCommand for CreateFirewallRule {
+    // Not RERUN: the request is always refused, so no job is ever stored.
     const CREATES: bool = true;
     type Job = NeverStored;
 
@@ -108,6 +109,7 @@ impl Command for DeleteFirewallRule {
 }
 
 impl AsyncCommand for DeleteFirewallRule {
+    // Not RERUN: the request is always refused, so no job is ever stored.
     type Job = NeverStored;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<NeverStored>, Error> {

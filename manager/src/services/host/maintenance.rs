@@ -76,6 +76,10 @@ async fn host_result(db: &Db, id: i64) -> Result<Value, Error> {
 }
 
 impl AsyncCommand for PrepareHostForMaintenance {
+    /// A host left PrepareForMaintenance by an earlier run is evacuated
+    /// again (moves of routers and VMs already moved do nothing); one in
+    /// Maintenance is done.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
@@ -91,14 +95,22 @@ impl AsyncCommand for PrepareHostForMaintenance {
 
     async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let db = &job.app.db;
+        // PrepareForMaintenance too: an earlier run of this job was cut off
+        // while moving the host's routers and VMs; this one goes on.
+        let may_prepare = [MAY_PREPARE, &[host::RESOURCE_PREPARE_FOR_MAINTENANCE]].concat();
         if !host::transit_resource_state(
             db,
             payload.id,
-            MAY_PREPARE,
+            &may_prepare,
             host::RESOURCE_PREPARE_FOR_MAINTENANCE,
         )
         .await?
         {
+            if resource_state(db, payload.id).await?.as_deref() == Some(host::RESOURCE_MAINTENANCE)
+            {
+                // An earlier run of this job finished.
+                return host_result(db, payload.id).await;
+            }
             return Err(Error::internal(format!(
                 "Unable to prepare for maintenance host {}",
                 payload.id
@@ -237,6 +249,14 @@ impl Command for CancelHostMaintenance {
     }
 }
 
+/// The resource state of live host `id`.
+async fn resource_state(db: &Db, id: i64) -> Result<Option<String>, Error> {
+    Ok(host::get_by_id(db, id)
+        .await?
+        .filter(|h| h.removed.is_none())
+        .map(|h| h.resource_state))
+}
+
 /// The maintenance states (CloudStack's `ResourceState.isMaintenanceState`).
 const IN_MAINTENANCE: &[&str] = &[
     host::RESOURCE_PREPARE_FOR_MAINTENANCE,
@@ -245,6 +265,8 @@ const IN_MAINTENANCE: &[&str] = &[
 ];
 
 impl AsyncCommand for CancelHostMaintenance {
+    /// An Enabled host is done.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
@@ -262,6 +284,7 @@ impl AsyncCommand for CancelHostMaintenance {
         let db = &job.app.db;
         if !host::transit_resource_state(db, payload.id, IN_MAINTENANCE, host::RESOURCE_ENABLED)
             .await?
+            && resource_state(db, payload.id).await?.as_deref() != Some(host::RESOURCE_ENABLED)
         {
             return Err(Error::internal("Internal error cancelling maintenance."));
         }

@@ -67,6 +67,11 @@ pub struct AssociateIpJob {
     /// Whether it became the VPC's source NAT address (undone with it).
     #[serde(rename = "sourcenat")]
     pub source_nat: bool,
+    /// When the request allocated it (`allocated` of its row): a job run
+    /// again after the address was given back and taken by another request
+    /// must not take it for its own. Absent in jobs of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated: Option<i64>,
 }
 
 impl Command for AssociateIpAddress {
@@ -99,6 +104,10 @@ impl Command for AssociateIpAddress {
 
 impl AsyncCommand for AssociateIpAddress {
     const CREATES: bool = true;
+    /// The address comes from `submit`; a run finds it still the job's
+    /// (same VPC, same allocation) or fails, and IpAssoc of an address the
+    /// router holds changes nothing.
+    const RERUN: bool = true;
     type Job = AssociateIpJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<AssociateIpJob>, Error> {
@@ -168,6 +177,7 @@ impl AsyncCommand for AssociateIpAddress {
             ip: ip.id,
             vpc: v.id,
             source_nat,
+            allocated: ip.allocated,
         };
         Ok(Submission::created(
             job,
@@ -180,6 +190,13 @@ impl AsyncCommand for AssociateIpAddress {
         let app = &job.app;
         let lock = app.network.lock(&app.db, payload.vpc).await?;
         let ip = common::reload_ip(&app.db, payload.ip).await?;
+        if ip.vpc_id != Some(payload.vpc)
+            || payload.allocated.is_some_and(|at| ip.allocated != Some(at))
+        {
+            // Given back (the router refused it on an earlier run of this
+            // job) and acquired again by another request.
+            return Err(Error::invalid("The ip address was released meanwhile"));
+        }
         lock.apply(&AcquiredIp {
             job: payload,
             uuid: ip.uuid,
@@ -370,7 +387,8 @@ mod tests {
             AssociateIpJob {
                 ip: 4,
                 vpc: 2,
-                source_nat: true
+                source_nat: true,
+                allocated: None,
             }
         );
     }

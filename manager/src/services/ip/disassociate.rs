@@ -39,6 +39,12 @@ pub struct DisassociateIpAddress {
 pub struct DisassociateIpJob {
     /// The address's row id.
     pub ip: i64,
+    /// When it was allocated (`allocated` of its row) as the request saw
+    /// it: a job run again after its address was released and acquired by
+    /// another request must leave that one alone. Absent in jobs of
+    /// earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated: Option<i64>,
 }
 
 impl Command for DisassociateIpAddress {
@@ -64,6 +70,9 @@ impl Command for DisassociateIpAddress {
 }
 
 impl AsyncCommand for DisassociateIpAddress {
+    /// An address released already (Free, or allocated again since) is
+    /// done; one left Releasing is released again.
+    const RERUN: bool = true;
     type Job = DisassociateIpJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<DisassociateIpJob>, Error> {
@@ -74,7 +83,10 @@ impl AsyncCommand for DisassociateIpAddress {
             None => format!("ipaddress:{}", ip.id),
         };
         Ok(Submission::new(
-            DisassociateIpJob { ip: ip.id },
+            DisassociateIpJob {
+                ip: ip.id,
+                allocated: ip.allocated,
+            },
             ("IpAddress", ip.uuid),
             sync,
         ))
@@ -82,7 +94,14 @@ impl AsyncCommand for DisassociateIpAddress {
 
     async fn run(job: &JobCtx, payload: DisassociateIpJob) -> Result<Value, Error> {
         let app = &job.app;
-        let Some(ip) = vlan::ip_by_id(&app.db, payload.ip).await? else {
+        let released = |ip: &vlan::PublicIp| {
+            ip.state == vlan::IP_FREE
+                || payload.allocated.is_some_and(|at| ip.allocated != Some(at))
+        };
+        let Some(ip) = vlan::ip_by_id(&app.db, payload.ip)
+            .await?
+            .filter(|ip| !released(ip))
+        else {
             return Ok(json!({ "success": true }));
         };
         let Some(vpc_id) = ip.vpc_id else {
@@ -93,7 +112,7 @@ impl AsyncCommand for DisassociateIpAddress {
         // Re-read under the lock: another job may have released it.
         let Some(ip) = vlan::ip_by_id(&app.db, payload.ip)
             .await?
-            .filter(|ip| ip.state != vlan::IP_FREE)
+            .filter(|ip| !released(ip))
         else {
             return Ok(json!({ "success": true }));
         };

@@ -141,8 +141,12 @@ async fn apply(
 
 /// The job of a new rule `r` (under the VPC's lock): pushes the VPC's list
 /// with it; Active once the router has it, withdrawn (and the push's error
-/// returned) when not.
+/// returned) when not. A rule an earlier run of the job made Active is
+/// left as it is: the router took it then, and the monitor keeps it there.
 pub async fn push_new(lock: &VpcLock<'_>, r: &rule::Rule, lists: RuleLists) -> Result<(), Error> {
+    if r.state == rule::STATE_ACTIVE {
+        return Ok(());
+    }
     apply(lock, r, lists, RuleEdit::New).await?;
     rule::set_state(lock.db(), r.id, rule::STATE_ACTIVE).await?;
     Ok(())

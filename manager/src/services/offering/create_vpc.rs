@@ -83,6 +83,8 @@ impl Command for CreateVpcOffering {
 }
 
 impl AsyncCommand for CreateVpcOffering {
+    /// The row comes from `submit`; the job only reads it.
+    const RERUN: bool = true;
     const CREATES: bool = true;
     type Job = IdJob;
 

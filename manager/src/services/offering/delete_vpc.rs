@@ -38,6 +38,8 @@ impl Command for DeleteVpcOffering {
 }
 
 impl AsyncCommand for DeleteVpcOffering {
+    /// An offering removed already is done.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
@@ -53,10 +55,13 @@ impl AsyncCommand for DeleteVpcOffering {
 
     async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let db = &job.app.db;
-        let o = offering::vpc_offering_by_id(db, payload.id)
+        let Some(o) = offering::vpc_offering_by_id(db, payload.id)
             .await?
             .filter(|o| o.removed.is_none())
-            .ok_or_else(|| Error::invalid("The VPC offering was deleted meanwhile"))?;
+        else {
+            // Deleted already (by an earlier run of this job, or meanwhile).
+            return Ok(json!({ "success": true }));
+        };
         // Counted in the job, so VPCs created while it waited are seen.
         let users = vpc::list(
             db,

@@ -92,6 +92,8 @@ impl Command for UpdateVpcOffering {
 }
 
 impl AsyncCommand for UpdateVpcOffering {
+    /// It writes the same values again.
+    const RERUN: bool = true;
     type Job = UpdateVpcOfferingJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateVpcOfferingJob>, Error> {

@@ -99,6 +99,9 @@ impl Command for CreateTags {
 }
 
 impl AsyncCommand for CreateTags {
+    /// A tag with the same key and value on the resource (an earlier run
+    /// made it) is kept, not made twice.
+    const RERUN: bool = true;
     type Job = CreateTagsJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<CreateTagsJob>, Error> {
@@ -155,6 +158,25 @@ impl AsyncCommand for CreateTags {
     async fn run(job: &JobCtx, payload: CreateTagsJob) -> Result<Value, Error> {
         let mut tx = job.app.db.begin().await?;
         for row in &payload.rows {
+            // The same tag made already (by an earlier run of this job) is
+            // kept; looked up first, as a refused insert would end a
+            // PostgreSQL transaction.
+            let existing = tag::list(
+                &mut tx,
+                &tag::TagFilter {
+                    resource_type: Some(payload.resource_type.clone()),
+                    resource_uuids: Some(vec![row.resource_uuid.clone()]),
+                    key: Some(row.key.clone()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            if existing
+                .iter()
+                .any(|t| t.value == row.value && t.account_id == row.account_id)
+            {
+                continue;
+            }
             let new = tag::NewTag {
                 key: &row.key,
                 value: &row.value,

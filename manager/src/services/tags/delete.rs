@@ -75,6 +75,8 @@ fn wanted(t: &tag::Tag, tags: &[(String, Option<String>)]) -> bool {
 }
 
 impl AsyncCommand for DeleteTags {
+    /// Tags deleted already are done.
+    const RERUN: bool = true;
     type Job = DeleteTagsJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<DeleteTagsJob>, Error> {
@@ -109,9 +111,12 @@ impl AsyncCommand for DeleteTags {
     }
 
     async fn run(job: &JobCtx, payload: DeleteTagsJob) -> Result<Value, Error> {
-        if payload.ids.is_empty() || tag::delete(&job.app.db, &payload.ids).await? == 0 {
+        if payload.ids.is_empty() {
             return Err(Error::internal("Failed to delete tags"));
         }
+        // Tags gone already (an earlier run of this job deleted them) are
+        // done.
+        tag::delete(&job.app.db, &payload.ids).await?;
         Ok(json!({ "success": true }))
     }
 }

@@ -62,6 +62,9 @@ impl Command for DeleteNetwork {
 }
 
 impl AsyncCommand for DeleteNetwork {
+    /// A tier deleted already is done; one taken off its router already is
+    /// not taken down again (its state says so).
+    const RERUN: bool = true;
     type Job = DeleteNetworkJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<DeleteNetworkJob>, Error> {
@@ -81,6 +84,13 @@ impl AsyncCommand for DeleteNetwork {
     async fn run(job: &JobCtx, payload: DeleteNetworkJob) -> Result<Value, Error> {
         let app = &job.app;
         let db = &app.db;
+        if network::get_by_id(db, payload.id)
+            .await?
+            .is_none_or(|t| t.removed.is_some())
+        {
+            // Deleted already (by an earlier run of this job, or meanwhile).
+            return Ok(json!({ "success": true }));
+        }
         let (t, vpc_id) = job_tier(db, payload.id).await?;
         let lock = app.network.lock(db, vpc_id).await?;
         // CloudStack refuses while any VM of the tier is not expunged; the

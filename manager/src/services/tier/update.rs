@@ -69,6 +69,8 @@ impl Command for UpdateNetwork {
 }
 
 impl AsyncCommand for UpdateNetwork {
+    /// It writes the same values again.
+    const RERUN: bool = true;
     type Job = UpdateNetworkJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateNetworkJob>, Error> {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{ID, VM_FIELDS, job_vm, live_vm, sees_admin_fields, stop, submission, vm_result};
+use super::{ID, VM_FIELDS, live_vm, sees_admin_fields, stop, submission, vm_result};
 use crate::error::Error;
 use crate::orchestration::model::RouterState;
 use crate::orchestration::{ElementResult, RouterDriver};
@@ -59,6 +59,9 @@ impl Command for DestroyVirtualMachine {
 }
 
 impl AsyncCommand for DestroyVirtualMachine {
+    /// A VM already Destroyed or expunged is done; its rules go by what
+    /// the rows still hold.
+    const RERUN: bool = true;
     type Job = DestroyVmJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<DestroyVmJob>, Error> {
@@ -84,7 +87,14 @@ impl AsyncCommand for DestroyVirtualMachine {
     async fn run(job: &JobCtx, payload: DestroyVmJob) -> Result<Value, Error> {
         let app = &job.app;
         let id = payload.id;
-        let v = job_vm(app, id).await?;
+        let admin = sees_admin_fields(job.caller.role);
+        let Some(v) = vm::get_by_id(&app.db, id)
+            .await?
+            .filter(|v| v.removed.is_none())
+        else {
+            // Expunged already (by an earlier run of this job, or meanwhile).
+            return vm_result(&app.db, id, admin).await;
+        };
         if v.state == vm::STATE_RUNNING || v.state == vm::STATE_STARTING {
             stop::stop(app, id, false).await?;
         }
@@ -103,7 +113,7 @@ impl AsyncCommand for DestroyVirtualMachine {
         } else if v.state != vm::STATE_DESTROYED {
             vm::set_state(&app.db, id, vm::STATE_DESTROYED).await?;
         }
-        vm_result(&app.db, id, sees_admin_fields(job.caller.role)).await
+        vm_result(&app.db, id, admin).await
     }
 }
 

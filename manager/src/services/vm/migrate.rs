@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{VM_FIELDS, job_vm, live_vm, submission, tiers_of_vm, vm_result};
 use crate::error::Error;
+use crate::orchestration::RouterDriver;
 use crate::provision;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission};
@@ -72,6 +73,10 @@ impl Command for MigrateVirtualMachine {
 }
 
 impl AsyncCommand for MigrateVirtualMachine {
+    /// A VM an earlier run moved is started on its new host again; one
+    /// still on its old host is moved again (its destroy there is
+    /// idempotent).
+    const RERUN: bool = true;
     type Job = MigrateVmJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<MigrateVmJob>, Error> {
@@ -126,6 +131,21 @@ impl AsyncCommand for MigrateVirtualMachine {
         let v = job_vm(app, payload.id).await?;
         if v.state != vm::STATE_RUNNING {
             return Err(not_running());
+        }
+        if v.host_id == Some(payload.host_id) {
+            // An earlier run of this job moved it: it is started there
+            // again (the driver's start is idempotent) in case that run was
+            // cut off before.
+            let view = provision::state::vm_view(&app.db, &v).await?;
+            app.network
+                .element
+                .driver()
+                .start_vm(&view)
+                .await
+                .map_err(|e| {
+                    Error::internal(format!("Unable to migrate the VM {}: {e}", v.uuid))
+                })?;
+            return vm_result(&app.db, v.id, true).await;
         }
         let target = host::get_by_id(&app.db, payload.host_id)
             .await?

@@ -39,6 +39,8 @@ impl Command for RebootVirtualMachine {
 }
 
 impl AsyncCommand for RebootVirtualMachine {
+    /// A second reboot of a running VM changes nothing it keeps.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {

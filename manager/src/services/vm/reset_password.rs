@@ -63,6 +63,9 @@ async fn check(app: &crate::server::App, v: &vm::Vm) -> Result<(), Error> {
 }
 
 impl AsyncCommand for ResetPasswordForVirtualMachine {
+    /// A second run makes another password, and its result shows the one
+    /// the VM then has.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {

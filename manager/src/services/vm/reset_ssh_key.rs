@@ -81,6 +81,8 @@ fn check_stopped(v: &vm::Vm) -> Result<(), Error> {
 }
 
 impl AsyncCommand for ResetSshKeyForVirtualMachine {
+    /// It writes the same keys again.
+    const RERUN: bool = true;
     type Job = ResetSshKeyJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<ResetSshKeyJob>, Error> {

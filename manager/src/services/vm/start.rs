@@ -44,6 +44,9 @@ impl Command for StartVirtualMachine {
 }
 
 impl AsyncCommand for StartVirtualMachine {
+    /// A VM an earlier run started is started again idempotently
+    /// ([`start`]).
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
@@ -67,7 +70,9 @@ impl AsyncCommand for StartVirtualMachine {
 /// Starts a Stopped VM: deploys its VPC's router again if it was destroyed,
 /// implements its tiers that are not yet, then marks
 /// it Running with its NICs in use and a new generation, and pushes its
-/// tiers' DHCP lists. When the push fails the VM is Stopped again.
+/// tiers' DHCP lists. When the push fails the VM is Stopped again. A VM an
+/// earlier run of the job started already gets the lists and the driver's
+/// start again (both idempotent), so the job can run twice.
 pub(crate) async fn start(app: &App, vm_id: i64) -> Result<(), Error> {
     let db = &app.db;
     let v = job_vm(app, vm_id).await?;
@@ -127,21 +132,28 @@ struct StartVm {
 }
 
 impl RouterChange for StartVm {
-    type Written = ();
+    /// Whether the VM was Stopped (and is now Running); false when an
+    /// earlier run of the same job started it already, which then only
+    /// sends the DHCP lists again.
+    type Written = bool;
 
     fn what(&self) -> &'static str {
         "a started VM"
     }
 
-    async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
+    async fn write(&self, tx: &mut Tx) -> Result<bool, Error> {
         vpc::lock(&mut *tx, self.vpc_id).await?;
-        if !vm::transition(
+        let started = vm::transition(
             &mut *tx,
             self.vm_id,
             &[vm::STATE_STOPPED],
             vm::STATE_RUNNING,
         )
-        .await?
+        .await?;
+        if !started
+            && !vm::get_by_id(&mut *tx, self.vm_id)
+                .await?
+                .is_some_and(|v| v.removed.is_none() && v.state == vm::STATE_RUNNING)
         {
             return Err(Error::invalid(format!(
                 "Unable to start virtual machine {}: it is not Stopped",
@@ -149,7 +161,7 @@ impl RouterChange for StartVm {
             )));
         }
         vm::set_nics_state(&mut *tx, self.vm_id, vm::NIC_RESERVED).await?;
-        Ok(())
+        Ok(started)
     }
 
     async fn push(
@@ -161,7 +173,11 @@ impl RouterChange for StartVm {
         tiers::send_dhcp(element, state, generation, &self.tiers, true).await
     }
 
-    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
+    /// Stopped again, unless an earlier run had started it.
+    async fn undo(&self, db: &Db, started: &bool) -> Result<(), Error> {
+        if !*started {
+            return Ok(());
+        }
         revert_vm(
             db,
             self.vm_id,

@@ -60,6 +60,8 @@ impl Command for StopVirtualMachine {
 }
 
 impl AsyncCommand for StopVirtualMachine {
+    /// A Stopped VM is left as it is ([`stop`]).
+    const RERUN: bool = true;
     type Job = StopVmJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<StopVmJob>, Error> {

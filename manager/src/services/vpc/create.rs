@@ -115,6 +115,10 @@ impl Command for CreateVpc {
 
 impl AsyncCommand for CreateVpc {
     const CREATES: bool = true;
+    /// The start finds the router, source NAT address and public NIC an
+    /// earlier run made, and starting a running router again gives it its
+    /// whole state once more.
+    const RERUN: bool = true;
     type Job = CreateVpcJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<CreateVpcJob>, Error> {

@@ -37,6 +37,9 @@ impl Command for DeleteVpc {
 }
 
 impl AsyncCommand for DeleteVpc {
+    /// A VPC removed already is done; [`provision::vpc::destroy_vpc`] is
+    /// safe to run again after a partial cleanup.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {

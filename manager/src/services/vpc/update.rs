@@ -95,6 +95,10 @@ impl Command for UpdateVpc {
 }
 
 impl AsyncCommand for UpdateVpc {
+    /// It writes the same values again; an MTU in place is not pushed, and
+    /// a new source NAT address restarts the VPC with cleanup again (as
+    /// `restartVPC`, safe to run twice).
+    const RERUN: bool = true;
     type Job = UpdateVpcJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateVpcJob>, Error> {

@@ -112,6 +112,9 @@ impl Command for CreateVpnConnection {
 }
 
 impl AsyncCommand for CreateVpnConnection {
+    /// The connection's row comes from `submit`; the router gets the VPC's
+    /// stored connections again.
+    const RERUN: bool = true;
     const CREATES: bool = true;
     type Job = IdJob;
 
@@ -212,6 +215,8 @@ impl Command for ResetVpnConnection {
 }
 
 impl AsyncCommand for ResetVpnConnection {
+    /// The router gets the VPC's stored connections again.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
@@ -259,6 +264,8 @@ impl Command for DeleteVpnConnection {
 }
 
 impl AsyncCommand for DeleteVpnConnection {
+    /// A connection removed already is done.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {

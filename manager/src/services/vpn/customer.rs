@@ -194,6 +194,8 @@ impl Command for CreateVpnCustomerGateway {
 }
 
 impl AsyncCommand for CreateVpnCustomerGateway {
+    /// The row comes from `submit`; the job only reads it.
+    const RERUN: bool = true;
     const CREATES: bool = true;
     type Job = IdJob;
 
@@ -260,6 +262,9 @@ impl Command for UpdateVpnCustomerGateway {
 }
 
 impl AsyncCommand for UpdateVpnCustomerGateway {
+    /// The rows change in `submit`; the routers get their stored connections
+    /// again.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
@@ -341,6 +346,8 @@ async fn check_unused(db: &Db, g: &vpn::CustomerGateway) -> Result<(), Error> {
 }
 
 impl AsyncCommand for DeleteVpnCustomerGateway {
+    /// A gateway removed already is done.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {

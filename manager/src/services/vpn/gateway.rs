@@ -44,6 +44,8 @@ impl Command for CreateVpnGateway {
 }
 
 impl AsyncCommand for CreateVpnGateway {
+    /// The row comes from `submit`; the job only reads it.
+    const RERUN: bool = true;
     const CREATES: bool = true;
     type Job = IdJob;
 
@@ -139,6 +141,8 @@ async fn check_unused(db: &crate::store::Db, g: &vpn::VpnGateway) -> Result<(), 
 }
 
 impl AsyncCommand for DeleteVpnGateway {
+    /// A gateway removed already is done.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {

@@ -103,6 +103,9 @@ impl Command for CreatePrivateGateway {
 
 impl AsyncCommand for CreatePrivateGateway {
     const CREATES: bool = true;
+    /// The gateway's rows come from `submit`; its router NIC is made once
+    /// (`GatewayJoins`) and a Ready gateway is not pushed again.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
@@ -283,13 +286,17 @@ impl AsyncCommand for CreatePrivateGateway {
         let db = &app.db;
         let g = job_gateway(db, payload.id).await?;
         let lock = app.network.lock(db, g.vpc_id).await?;
-        let change = GatewayJoins {
-            app,
-            id: gateway_uuid(&g)?,
-            gateway: &g,
-        };
-        lock.apply(&change).await?;
-        gateway::set_state(db, g.id, gateway::GATEWAY_READY).await?;
+        // A Ready gateway is one an earlier run of this job made: the
+        // router took it then, and the monitor keeps it there.
+        if job_gateway(db, payload.id).await?.state != gateway::GATEWAY_READY {
+            let change = GatewayJoins {
+                app,
+                id: gateway_uuid(&g)?,
+                gateway: &g,
+            };
+            lock.apply(&change).await?;
+            gateway::set_state(db, g.id, gateway::GATEWAY_READY).await?;
+        }
         let g = job_gateway(db, payload.id).await?;
         let related = Related::for_gateways(db, std::slice::from_ref(&g)).await?;
         Ok(json!({ "privategateway": gateway_view(&related, &g, job.caller.is_root_admin())? }))

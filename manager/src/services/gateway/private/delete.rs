@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::super::{check_vpc_access, vpc_by_id};
-use super::{gateway_uuid, job_gateway, remove_rows, routes_via};
+use super::{gateway_uuid, remove_rows, routes_via};
 use crate::error::Error;
 use crate::orchestration::ElementResult;
 use crate::orchestration::VpcProvider;
@@ -44,6 +44,9 @@ impl Command for DeletePrivateGateway {
 }
 
 impl AsyncCommand for DeletePrivateGateway {
+    /// A gateway removed already is done; one left Deleting is deleted
+    /// from the router again.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
@@ -72,8 +75,19 @@ impl AsyncCommand for DeletePrivateGateway {
     async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let app = &job.app;
         let db = &app.db;
-        let g = job_gateway(db, payload.id).await?;
+        let Some(g) = gateway::get_by_id(db, payload.id)
+            .await?
+            .filter(|g| g.removed.is_none())
+        else {
+            // Removed already (by an earlier run of this job, or meanwhile).
+            return Ok(json!({ "success": true }));
+        };
         let lock = app.network.lock(db, g.vpc_id).await?;
+        if g.state == gateway::GATEWAY_DELETING {
+            // An earlier run was cut off after marking it: Ready again, so
+            // the router's state below has it and the push deletes it.
+            gateway::set_state(db, g.id, gateway::GATEWAY_READY).await?;
+        }
         // Checked again: a route may have come meanwhile.
         rule::check_gateway_deletable(g.uuid, routes_via(db, &g).await?, true, false)?;
         let id = gateway_uuid(&g)?;

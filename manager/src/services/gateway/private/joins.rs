@@ -31,8 +31,13 @@ impl RouterChange for GatewayJoins<'_> {
         "a new private gateway"
     }
 
+    /// The NIC row is made once: an earlier run of the job may have made
+    /// it already.
     async fn write(&self, tx: &mut Tx) -> Result<(), Error> {
         let g = self.gateway;
+        if !super::router_nics(&mut *tx, g).await?.is_empty() {
+            return Ok(());
+        }
         if let Some(r) = provision::vpc_router(&mut *tx, g.vpc_id).await? {
             router::create_nic(
                 tx,

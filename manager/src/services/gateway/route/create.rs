@@ -64,6 +64,9 @@ impl Command for CreateStaticRoute {
 
 impl AsyncCommand for CreateStaticRoute {
     const CREATES: bool = true;
+    /// The route's row comes from `submit`; an Active one is not moved
+    /// again.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
@@ -148,16 +151,20 @@ impl AsyncCommand for CreateStaticRoute {
         let db = &job.app.db;
         let r = job_route(db, payload.id).await?;
         let lock = job.app.network.lock(db, r.vpc_id).await?;
-        // A new route: Add, then the VPC's route set; removed when the router
-        // refuses.
-        lock.apply(&RouteMove {
-            row_id: r.id,
-            to: gateway::ROUTE_ADD,
-            what: "a new static route",
-            undo: RouteUndo::Remove,
-        })
-        .await?;
-        gateway::set_route_state(db, r.id, gateway::ROUTE_ACTIVE).await?;
+        // An Active route is one an earlier run of this job moved: the
+        // router took it then, and the monitor keeps it there.
+        if job_route(db, payload.id).await?.state != gateway::ROUTE_ACTIVE {
+            // A new route: Add, then the VPC's route set; removed when the
+            // router refuses.
+            lock.apply(&RouteMove {
+                row_id: r.id,
+                to: gateway::ROUTE_ADD,
+                what: "a new static route",
+                undo: RouteUndo::Remove,
+            })
+            .await?;
+            gateway::set_route_state(db, r.id, gateway::ROUTE_ACTIVE).await?;
+        }
         let r = job_route(db, payload.id).await?;
         let related = Related::for_routes(db, std::slice::from_ref(&r)).await?;
         Ok(json!({ "staticroute": route_view(&related, &r)? }))

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::super::{check_vpc_access, vpc_by_id};
-use super::{RouteMove, RouteUndo, job_route};
+use super::{RouteMove, RouteUndo};
 use crate::error::Error;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission};
@@ -39,6 +39,8 @@ impl Command for DeleteStaticRoute {
 }
 
 impl AsyncCommand for DeleteStaticRoute {
+    /// A route removed already is done; one left in Revoke is revoked again.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
@@ -57,7 +59,13 @@ impl AsyncCommand for DeleteStaticRoute {
 
     async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
         let db = &job.app.db;
-        let r = job_route(db, payload.id).await?;
+        let Some(r) = gateway::route_by_id(db, payload.id)
+            .await?
+            .filter(|r| r.removed.is_none())
+        else {
+            // Removed already (by an earlier run of this job, or meanwhile).
+            return Ok(json!({ "success": true }));
+        };
         let lock = job.app.network.lock(db, r.vpc_id).await?;
         if r.state == gateway::ROUTE_STAGED {
             // Never reached the router.

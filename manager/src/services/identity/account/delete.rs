@@ -46,6 +46,8 @@ impl Command for DeleteAccount {
 }
 
 impl AsyncCommand for DeleteAccount {
+    /// What is removed already stays removed; the purge finds the rest.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {

@@ -63,6 +63,9 @@ impl Command for DisableAccount {
 }
 
 impl AsyncCommand for DisableAccount {
+    /// A disabled or locked account stays so; VMs stopped already stay
+    /// stopped.
+    const RERUN: bool = true;
     type Job = DisableAccountJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<DisableAccountJob>, Error> {

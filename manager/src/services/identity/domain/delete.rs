@@ -56,6 +56,8 @@ impl Command for DeleteDomain {
 }
 
 impl AsyncCommand for DeleteDomain {
+    /// A domain removed already is done.
+    const RERUN: bool = true;
     type Job = DeleteDomainJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<DeleteDomainJob>, Error> {
@@ -81,6 +83,10 @@ impl AsyncCommand for DeleteDomain {
         let d = domain::get_by_id(db, payload.id)
             .await?
             .ok_or_else(|| Error::invalid("the domain is gone"))?;
+        if d.removed.is_some() {
+            // Removed already (by an earlier run of this job, or meanwhile).
+            return Ok(json!({ "success": true }));
+        }
         if payload.cleanup {
             delete_subtree(job, &d).await?;
         } else {

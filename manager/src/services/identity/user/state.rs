@@ -44,6 +44,8 @@ impl Command for DisableUser {
 }
 
 impl AsyncCommand for DisableUser {
+    /// A disabled user stays disabled.
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {

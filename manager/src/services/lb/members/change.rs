@@ -185,6 +185,9 @@ impl Command for AssignToLoadBalancerRule {
 }
 
 impl AsyncCommand for AssignToLoadBalancerRule {
+    /// A member there already is not added again, nor undone
+    /// (`MemberChange`).
+    const RERUN: bool = true;
     type Job = MembersJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<MembersJob>, Error> {
@@ -212,6 +215,9 @@ impl Command for RemoveFromLoadBalancerRule {
 }
 
 impl AsyncCommand for RemoveFromLoadBalancerRule {
+    /// A member gone already is not removed again, nor undone
+    /// (`MemberChange`).
+    const RERUN: bool = true;
     type Job = MembersJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<MembersJob>, Error> {

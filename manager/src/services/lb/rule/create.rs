@@ -99,6 +99,9 @@ impl Command for CreateLoadBalancerRule {
 }
 
 impl AsyncCommand for CreateLoadBalancerRule {
+    /// The rule's row comes from `submit`; an Active one is not pushed
+    /// again ([`rule_flow::push_new`]).
+    const RERUN: bool = true;
     const CREATES: bool = true;
     type Job = RuleJob;
 

@@ -41,6 +41,9 @@ impl Command for DeleteLoadBalancerRule {
 }
 
 impl AsyncCommand for DeleteLoadBalancerRule {
+    /// A rule removed already is done; one left in Revoke is revoked
+    /// again ([`rule_flow::revoke`]).
+    const RERUN: bool = true;
     type Job = RuleJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<RuleJob>, Error> {

@@ -72,6 +72,11 @@ impl Command for UpdateLoadBalancerRule {
 }
 
 impl AsyncCommand for UpdateLoadBalancerRule {
+    /// It writes the same name and algorithm again and pushes the list with a new
+    /// generation. (Run again after a complete run, the values it would put
+    /// back on a refused push are the new ones: the job then fails with
+    /// the rows and, after the monitor's resync, the router agreeing.)
+    const RERUN: bool = true;
     type Job = UpdateLbJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateLbJob>, Error> {

@@ -74,6 +74,9 @@ impl Command for CreateLbStickinessPolicy {
 }
 
 impl AsyncCommand for CreateLbStickinessPolicy {
+    /// The policy's row comes from `submit`; an Active one is not pushed
+    /// again.
+    const RERUN: bool = true;
     const CREATES: bool = true;
     type Job = StickyJob;
 
@@ -131,16 +134,19 @@ impl AsyncCommand for CreateLbStickinessPolicy {
     async fn run(job: &JobCtx, payload: StickyJob) -> Result<Value, Error> {
         let db = &job.app.db;
         let lock = job.app.network.lock(db, payload.vpc).await?;
-        if lb_sticky::by_id(db, payload.policy).await?.is_none() {
+        let Some(p) = lb_sticky::by_id(db, payload.policy).await? else {
             return Err(Error::invalid(
                 "The stickiness policy was deleted meanwhile",
             ));
+        };
+        // An Active policy is one an earlier run of this job pushed.
+        if p.state != "Active" {
+            lock.apply(&PolicyChange {
+                policy: payload.policy,
+                add: true,
+            })
+            .await?;
         }
-        lock.apply(&PolicyChange {
-            policy: payload.policy,
-            add: true,
-        })
-        .await?;
         let r = crate::services::lb::reload(db, payload.rule).await?;
         let policies: Vec<_> = lb_sticky::by_id(db, payload.policy)
             .await?

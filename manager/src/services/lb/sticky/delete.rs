@@ -38,6 +38,8 @@ impl Command for DeleteLbStickinessPolicy {
 }
 
 impl AsyncCommand for DeleteLbStickinessPolicy {
+    /// A policy removed already is done.
+    const RERUN: bool = true;
     type Job = StickyJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<StickyJob>, Error> {

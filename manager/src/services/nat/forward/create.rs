@@ -104,6 +104,9 @@ impl Command for CreatePortForwardingRule {
 }
 
 impl AsyncCommand for CreatePortForwardingRule {
+    /// The rule's row comes from `submit`; an Active one is not pushed
+    /// again ([`rule_flow::push_new`]).
+    const RERUN: bool = true;
     const CREATES: bool = true;
     type Job = RuleJob;
 

@@ -38,6 +38,9 @@ impl Command for DeletePortForwardingRule {
 }
 
 impl AsyncCommand for DeletePortForwardingRule {
+    /// A rule removed already is done; one left in Revoke is revoked
+    /// again ([`rule_flow::delete_rule`]).
+    const RERUN: bool = true;
     type Job = RuleJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<RuleJob>, Error> {

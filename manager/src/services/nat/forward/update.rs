@@ -92,6 +92,11 @@ impl Command for UpdatePortForwardingRule {
 }
 
 impl AsyncCommand for UpdatePortForwardingRule {
+    /// It writes the same destination again and pushes the list with a new
+    /// generation. (Run again after a complete run, the values it would put
+    /// back on a refused push are the new ones: the job then fails with
+    /// the rows and, after the monitor's resync, the router agreeing.)
+    const RERUN: bool = true;
     type Job = UpdatePfJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdatePfJob>, Error> {

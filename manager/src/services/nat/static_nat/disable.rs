@@ -12,6 +12,7 @@ use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submiss
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::services::ip::common::{self, held_ip};
+use crate::store::vlan;
 
 use super::{Mapping, StaticNatMapping, check_has_static_nat};
 
@@ -49,6 +50,9 @@ impl Command for DisableStaticNat {
 }
 
 impl AsyncCommand for DisableStaticNat {
+    /// An address without static NAT (an earlier run of this job disabled
+    /// it, or the address is gone) is done.
+    const RERUN: bool = true;
     type Job = DisableStaticNatJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<DisableStaticNatJob>, Error> {
@@ -65,8 +69,11 @@ impl AsyncCommand for DisableStaticNat {
     async fn run(job: &JobCtx, payload: DisableStaticNatJob) -> Result<Value, Error> {
         let app = &job.app;
         let lock = app.network.lock(&app.db, payload.vpc).await?;
-        let ip = common::reload_ip(&app.db, payload.ip).await?;
-        check_has_static_nat(&ip)?;
+        let Some(ip) = vlan::ip_by_id(&app.db, payload.ip).await?.filter(|ip| {
+            ip.state != vlan::IP_FREE && ip.vpc_id == Some(payload.vpc) && ip.one_to_one_nat
+        }) else {
+            return Ok(json!({ "success": true }));
+        };
         lock.apply(&StaticNatMapping {
             ip_id: ip.id,
             to: Mapping {

@@ -66,6 +66,8 @@ impl Command for CreatePhysicalNetwork {
 }
 
 impl AsyncCommand for CreatePhysicalNetwork {
+    /// The row comes from `submit`; the job only reads it.
+    const RERUN: bool = true;
     const CREATES: bool = true;
     type Job = IdJob;
 

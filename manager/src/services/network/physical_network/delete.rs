@@ -36,6 +36,8 @@ impl Command for DeletePhysicalNetwork {
 }
 
 impl AsyncCommand for DeletePhysicalNetwork {
+    /// A network removed already is done (its removal changes no row).
+    const RERUN: bool = true;
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {

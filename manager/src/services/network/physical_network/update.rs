@@ -58,6 +58,8 @@ impl Command for UpdatePhysicalNetwork {
 }
 
 impl AsyncCommand for UpdatePhysicalNetwork {
+    /// It writes the same values again.
+    const RERUN: bool = true;
     type Job = UpdatePhysicalNetworkJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdatePhysicalNetworkJob>, Error> {

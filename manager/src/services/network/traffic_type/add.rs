@@ -81,6 +81,9 @@ impl Command for AddTrafficType {
 }
 
 impl AsyncCommand for AddTrafficType {
+    /// The same type with the same label on the network (an earlier run
+    /// added it) is the answer, not added twice.
+    const RERUN: bool = true;
     type Job = AddTrafficTypeJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<AddTrafficTypeJob>, Error> {
@@ -109,6 +112,15 @@ impl AsyncCommand for AddTrafficType {
         let pn = zone::physical_network_by_id(db, id)
             .await?
             .ok_or_else(|| Error::internal("physical network vanished"))?;
+        // The same type with the same label is one an earlier run of this
+        // job added.
+        if let Some(added) = zone::traffic_types(db, id)
+            .await?
+            .into_iter()
+            .find(|t| t.traffic_type == traffic_type && t.label == payload.label)
+        {
+            return Ok(json!({ "traffictype": traffic_type_view(&pn, &added) }));
+        }
         // The store's unique key settles a race with another add of the
         // same type that passed the request's check too.
         let added = zone::add_traffic_type(db, id, traffic_type, payload.label.as_deref())

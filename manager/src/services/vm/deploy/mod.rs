@@ -169,6 +169,9 @@ impl Command for DeployVirtualMachine {
 
 impl AsyncCommand for DeployVirtualMachine {
     const CREATES: bool = true;
+    /// The VM's rows come from `submit`; the start is idempotent
+    /// ([`start::start`]).
+    const RERUN: bool = true;
     type Job = DeployVmJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<DeployVmJob>, Error> {

@@ -15,6 +15,7 @@ use crate::server::command::{Args, AsyncCommand, Command, Spec, Submission};
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ADMINS;
 use crate::services::related::Related;
+use crate::store::router;
 
 use super::super::views::router_view;
 
@@ -41,6 +42,8 @@ impl Command for DestroyRouter {
 }
 
 impl AsyncCommand for DestroyRouter {
+    /// A router removed already is done: the answer is its row, Destroyed.
+    const RERUN: bool = true;
     type Job = RouterJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<RouterJob>, Error> {
@@ -50,12 +53,23 @@ impl AsyncCommand for DestroyRouter {
 
     async fn run(job: &JobCtx, payload: RouterJob) -> Result<Value, Error> {
         let app = &job.app;
-        let (r, _lock) = locked_router(app, payload.id).await?;
+        let gone = router::get_by_id(&app.db, payload.id)
+            .await?
+            .filter(|r| r.removed.is_some());
         // The router as it was, then gone: CloudStack answers with the
-        // destroyed router.
+        // destroyed router (one an earlier run of this job removed, too).
+        let (r, _lock) = match gone {
+            Some(r) => (r, None),
+            None => {
+                let (r, lock) = locked_router(app, payload.id).await?;
+                (r, Some(lock))
+            }
+        };
         let related = Related::for_routers(&app.db, std::slice::from_ref(&r)).await?;
         let mut view = router_view(&related, &r, true, app.network.hypervisor());
-        provision::vpc::destroy_router(&app.db, &app.network, &r).await?;
+        if r.removed.is_none() {
+            provision::vpc::destroy_router(&app.db, &app.network, &r).await?;
+        }
         view["state"] = Value::from("Destroyed");
         Ok(serde_json::json!({ "router": view }))
     }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{locked_router, router_result};
 use crate::error::Error;
+use crate::orchestration::RouterDriver;
 use crate::provision;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
@@ -75,6 +76,10 @@ impl Command for MigrateSystemVm {
 }
 
 impl AsyncCommand for MigrateSystemVm {
+    /// A router an earlier run switched is activated on its new host again;
+    /// one still recorded on its old host is moved again (its standby start
+    /// and the old copy's destroy are idempotent).
+    const RERUN: bool = true;
     type Job = MigrateJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<MigrateJob>, Error> {
@@ -131,12 +136,27 @@ impl AsyncCommand for MigrateSystemVm {
         if r.state != router::STATE_RUNNING {
             return Err(not_running());
         }
-        let target = host::get_by_id(&app.db, payload.host_id)
-            .await?
-            .filter(|h| h.removed.is_none())
-            .ok_or_else(|| Error::invalid("The destination host was removed meanwhile"))?;
-        check_destination(r.host_id, &target)?;
-        provision::relocate::move_router(&app.db, &app.network, &r, target.id).await?;
+        if r.host_id == Some(payload.host_id) {
+            // An earlier run of this job switched it: its ports go onto
+            // their segments again (idempotent) in case that run was cut
+            // off before.
+            let view = provision::vpc::router_view(&app.db, &r).await?;
+            app.network
+                .element
+                .driver()
+                .activate_router(&view)
+                .await
+                .map_err(|e| {
+                    Error::internal(format!("Unable to migrate the router {}: {e}", r.uuid))
+                })?;
+        } else {
+            let target = host::get_by_id(&app.db, payload.host_id)
+                .await?
+                .filter(|h| h.removed.is_none())
+                .ok_or_else(|| Error::invalid("The destination host was removed meanwhile"))?;
+            check_destination(r.host_id, &target)?;
+            provision::relocate::move_router(&app.db, &app.network, &r, target.id).await?;
+        }
         let view = router_result(app, r.id).await?["router"].clone();
         Ok(json!({ "systemvm": {
             "id": view["id"],

@@ -48,6 +48,8 @@ impl Command for RebootRouter {
 }
 
 impl AsyncCommand for RebootRouter {
+    /// A second reboot gives the router its whole state once more.
+    const RERUN: bool = true;
     type Job = RouterJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<RouterJob>, Error> {

@@ -37,6 +37,9 @@ impl Command for StartRouter {
 }
 
 impl AsyncCommand for StartRouter {
+    /// Starting a running router again gives it its whole state once more
+    /// (the driver's start is idempotent).
+    const RERUN: bool = true;
     type Job = RouterJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<RouterJob>, Error> {

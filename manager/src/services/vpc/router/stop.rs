@@ -45,6 +45,8 @@ impl Command for StopRouter {
 }
 
 impl AsyncCommand for StopRouter {
+    /// Stopping a stopped router again changes nothing.
+    const RERUN: bool = true;
     type Job = RouterJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<RouterJob>, Error> {
