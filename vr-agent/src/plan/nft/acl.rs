@@ -236,9 +236,17 @@ fn shard_name(base: &str, prefix: Option<(u128, u32)>, v6: bool) -> String {
     }
 }
 
+/// One set as it was planned before: the lookup it came from, its members
+/// then, its elements as written, and the item ids of its chain then.
+struct SetBefore<'a> {
+    lookup: &'a Lookup,
+    members: &'a [usize],
+    elements: &'a Arc<[String]>,
+    ids: &'a std::collections::BTreeMap<u32, &'a str>,
+}
+
 /// The elements of one set of `lookup` (its `members`) as written in a
-/// script. With `before` (the lookup the set was planned from, the same
-/// set's members then, and its elements as written), the elements the set
+/// script. With `before` (the same set as planned then), the elements the set
 /// begins and ends with as it did before (same box, item and id) are taken
 /// from the set planned then instead of written again: a one-item change
 /// to a set of thousands writes one element, and a set that stays is the
@@ -247,12 +255,7 @@ fn elements(
     lookup: &Lookup,
     members: &[usize],
     ids: &std::collections::BTreeMap<u32, &str>,
-    before: Option<(
-        &Lookup,
-        &[usize],
-        &Arc<[String]>,
-        &std::collections::BTreeMap<u32, &str>,
-    )>,
+    before: Option<SetBefore<'_>>,
 ) -> Arc<[String]> {
     let render = |i: usize| {
         let k = members[i];
@@ -261,8 +264,12 @@ fn elements(
         tagged(render_box(lookup.shape, &lookup.elements[k]), number, id)
     };
     let n = members.len();
-    let Some((old, old_members, strings, old_ids)) =
-        before.filter(|(_, members, strings, _)| members.len() == strings.len())
+    let Some(SetBefore {
+        lookup: old,
+        members: old_members,
+        elements: strings,
+        ids: old_ids,
+    }) = before.filter(|b| b.members.len() == b.elements.len())
     else {
         return (0..n).map(render).collect();
     };
@@ -371,7 +378,12 @@ pub(super) fn acl_chain(
             let was = old.as_ref().and_then(|(old, sets, old_ids)| {
                 let members = sets.get(&set_name)?;
                 let set = old_sets.get(set_name.as_str())?;
-                Some((*old, members.as_slice(), &set.elements, *old_ids))
+                Some(SetBefore {
+                    lookup: old,
+                    members,
+                    elements: &set.elements,
+                    ids: old_ids,
+                })
             });
             let elements = elements(lookup, &shard.members, ids, was);
             chain.sets.push(Set {
@@ -473,11 +485,9 @@ mod tests {
         let lone = u32::from(Ipv4Addr::new(10, 251, 1, 0)) as u128;
         let added = lookup(10_000, &[[(lone, lone + 255), (17, 17), (7000, 7000)]]);
         let mut deleted = lookup(10_000, &[]);
-        for l in [&mut deleted] {
-            l.elements.remove(100);
-            l.items.remove(100);
-            l.origins.remove(100);
-        }
+        deleted.elements.remove(100);
+        deleted.items.remove(100);
+        deleted.origins.remove(100);
         let prefixes = |l: &Lookup| shards(l).into_iter().map(|s| s.prefix).collect::<Vec<_>>();
         assert_eq!(prefixes(&base), prefixes(&added));
         assert_eq!(prefixes(&base), prefixes(&deleted));
