@@ -49,7 +49,10 @@ impl Agent {
         let socket = lab.dir().join(format!("{name}.sock"));
         let state = lab.dir().join(format!("{name}-state"));
         let argv = [
-            env!("CARGO_BIN_EXE_vr-agent").to_string(),
+            // ROUTER_BENCH_AGENT runs another build of the agent (an
+            // earlier commit's, for a before-and-after in one run).
+            std::env::var("ROUTER_BENCH_AGENT")
+                .unwrap_or_else(|_| env!("CARGO_BIN_EXE_vr-agent").to_string()),
             "--listen".into(),
             format!("unix://{}", socket.display()),
             "--state-dir".into(),
@@ -154,6 +157,28 @@ impl Agent {
             c.set_network_acl(pb::SetNetworkAclRequest {
                 generation,
                 acl: Some(acl),
+            })
+            .await
+        });
+        (started.elapsed(), Duration::from_micros(r.apply_micros))
+    }
+}
+
+impl Agent {
+    /// An EditNetworkAcl (the manager's one-item path): `acl`'s items are
+    /// added or replace the items with their ids, `removed` are taken out.
+    /// Returns (wall time of the RPC, apply time the agent reported).
+    fn edit_acl(&mut self, acl: &pb::NetworkAcl, removed: &[String]) -> (Duration, Duration) {
+        let base_generation = self.generation;
+        self.generation += 1;
+        let (generation, acl, removed) = (self.generation, acl.clone(), removed.to_vec());
+        let started = Instant::now();
+        let r = self.call(move |mut c| async move {
+            c.edit_network_acl(pb::EditNetworkAclRequest {
+                generation,
+                base_generation,
+                acl: Some(acl),
+                removed,
             })
             .await
         });
@@ -359,15 +384,32 @@ fn deny_item(number: u32) -> pb::AclItem {
 }
 
 /// A router whose ACL lists hold `total` items: lists of at most 10,000
-/// (`network.acl.max.items`), one per tier, each with the deny item.
+/// (`network.acl.max.items`), one per tier, each with the deny item. Lists
+/// and items have ids, as the manager sends them (an edit names them).
 fn sized_config(total: u32, shift: u32) -> pb::RouterConfig {
     let per = total.min(10_000);
     let tiers = total.div_ceil(per);
     let mut config = router_config(tiers, per, 0, shift);
     for acl in &mut config.network_acls {
         acl.items.push(deny_item(per + 10));
+        acl.acl_id = format!("acl-{}", acl.device_index);
+        for item in &mut acl.items {
+            item.id = format!("item-{}", item.number);
+        }
     }
     config
+}
+
+/// An edit of `base`'s list: its labels with `items`.
+fn edit_of(base: &pb::NetworkAcl, items: Vec<pb::AclItem>) -> pb::NetworkAcl {
+    pb::NetworkAcl {
+        device_index: base.device_index,
+        mac_address: base.mac_address.clone(),
+        private_gateway: base.private_gateway,
+        acl_id: base.acl_id.clone(),
+        acl_name: base.acl_name.clone(),
+        items,
+    }
 }
 
 /// Runs `change` 20 times (it alternates between two states by `rep`) and
@@ -474,6 +516,43 @@ fn bench_changes(report: &mut String) {
             agent.set_acl(&acl)
         });
         row("flip action", value, agent.steps(20, None), total);
+        // The same changes as edits (EditNetworkAcl, what the manager
+        // sends for a one-item change): only the item travels.
+        let value = medians(|rep| {
+            let mut one = base.items[100].clone();
+            one.start_port = Some(30000 + rep % 2);
+            one.end_port = Some(30000 + rep % 2);
+            agent.edit_acl(&edit_of(&base, vec![one]), &[])
+        });
+        row("edit: update (a port)", value, agent.steps(20, None), total);
+        let mut extra_item = extra.clone();
+        extra_item.id = "item-extra".into();
+        let (mut add, mut del) = (Vec::new(), Vec::new());
+        for rep in 0..40u32 {
+            if rep % 2 == 0 {
+                add.push(agent.edit_acl(&edit_of(&base, vec![extra_item.clone()]), &[]));
+            } else {
+                del.push(agent.edit_acl(&edit_of(&base, vec![]), &[extra_item.id.clone()]));
+            }
+        }
+        row("edit: add", split(add), agent.steps(40, Some(0)), total);
+        row("edit: delete", split(del), agent.steps(40, Some(1)), total);
+        let value = medians(|rep| {
+            let mut one = base.items[100].clone();
+            if rep % 2 == 0 {
+                one.number = n + 200;
+            }
+            agent.edit_acl(&edit_of(&base, vec![one]), &[])
+        });
+        row("edit: move / renumber", value, agent.steps(20, None), total);
+        let value = medians(|rep| {
+            let mut one = base.items[100].clone();
+            if rep % 2 == 0 {
+                one.action = Deny as i32;
+            }
+            agent.edit_acl(&edit_of(&base, vec![one]), &[])
+        });
+        row("edit: flip action", value, agent.steps(20, None), total);
         // The tier's list is replaced by another list of the same size
         // (every item's port differs), and back.
         let other = sized_config(total, 1).network_acls[0].clone();

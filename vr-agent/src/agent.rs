@@ -30,7 +30,7 @@ use crate::model::{Invalid, Limits, Mac, Router};
 use crate::plan;
 use crate::plan::nft::counters::{self, ChainCounts};
 use crate::plan::nft::{Carry, NftOptions, Ruleset};
-use crate::state::{Desired, ListChange, StateError, StateStore};
+use crate::state::{Desired, ListChange, Replaced, StateError, StateStore};
 use crate::status::{Part, Status};
 use crate::update::{self, Change};
 use crate::vpn::Charon;
@@ -393,37 +393,52 @@ impl Agent {
             _ => ListChange::Other,
         };
         let validating = Instant::now();
-        let (config, router) = update::apply(
-            &inner.desired.config,
-            &inner.router,
+        // The change is made to the desired state in place (an ACL change
+        // moves one list in and out, whatever the state's size); `undo`
+        // puts it back if persisting or applying fails.
+        let state = &mut *inner;
+        let (router, undo) = update::apply_in_place(
+            &mut state.desired.config,
+            &state.router,
             change,
             &self.settings.limits,
         )?;
         let validate_us = micros_since(validating);
-        let unchanged = config == inner.desired.config && inner.last_error.is_empty();
-        let desired = Desired { generation, config };
+        let unchanged = undo.unchanged(&inner.desired.config) && inner.last_error.is_empty();
+        let before_generation = std::mem::replace(&mut inner.desired.generation, generation);
         let persisting = Instant::now();
         // Only what changed in the list is persisted when it can be.
-        let saved = self.store.save_change(&inner.desired, &desired, list);
+        let replaced = match (&undo, list) {
+            (update::Undo::Acl { index, before }, _) => Replaced::Acl(*index, before.as_ref()),
+            (update::Undo::Config(old), ListChange::PortForwards) => {
+                Replaced::PortForwards(&old.port_forwarding_rules)
+            }
+            (update::Undo::Config(old), ListChange::StaticNats) => {
+                Replaced::StaticNats(&old.static_nat_rules)
+            }
+            _ => Replaced::Other,
+        };
+        let saved = self.store.save_replaced(replaced, &inner.desired);
         inner.status.record(
             Part::State,
             saved.as_ref().map_err(|e| e.to_string()).copied(),
         );
         if let Err(e) = saved {
+            undo.undo(&mut inner.desired.config);
+            inner.desired.generation = before_generation;
             self.publish(&inner);
             return Err(e.into());
         }
         let persist_us = micros_since(persisting);
-        // The previous state stays in `inner` until the apply succeeds (no
-        // copy of a large state is made); its router is moved out for the
-        // apply to compare with.
+        // The previous router stays until the apply succeeds (no copy of a
+        // large state is made); it is moved out for the apply to compare
+        // with.
         let previous_router = std::mem::take(&mut inner.router);
         match self
             .apply_router(&mut inner, &router, &previous_router)
             .await
         {
             Ok(report) => {
-                inner.desired = desired;
                 inner.router = router;
                 self.publish_vm_data(&inner);
                 inner.applied_generation = generation;
@@ -460,6 +475,8 @@ impl Agent {
             }
             Err(error) => {
                 tracing::warn!(rpc, generation, %error, "apply failed; restoring the previous state");
+                undo.undo(&mut inner.desired.config);
+                inner.desired.generation = before_generation;
                 // Re-apply the previous state even if persisting it fails: the
                 // kernel must not stay half-changed. The reconcile loop retries
                 // whatever is left in last_error.

@@ -312,23 +312,51 @@ fn snat_key(rule: &pb::StaticNatRule) -> String {
 
 /// The record of a list change from `old` to `new`, or `None` when it
 /// needs a snapshot.
-fn record_of(old: &Desired, new: &Desired, change: ListChange) -> Option<JournalRecord> {
+/// The list a change replaced, as it was before (the rest of the state
+/// is the same before and after).
+#[derive(Debug, Clone, Copy)]
+pub enum Replaced<'a> {
+    /// The ACL of the NIC with this device index (`None`: it had none).
+    Acl(u32, Option<&'a pb::NetworkAcl>),
+    PortForwards(&'a [pb::PortForwardingRule]),
+    StaticNats(&'a [pb::StaticNatRule]),
+    /// Anything else: a new snapshot.
+    Other,
+}
+
+/// What `change` replaced in `old`, when `new` differs from it in that
+/// list alone as far as positions tell (else [`Replaced::Other`]).
+fn replaced_of<'a>(old: &'a Desired, new: &Desired, change: ListChange) -> Replaced<'a> {
+    let (o, n) = (&old.config, &new.config);
+    match change {
+        ListChange::Acl(index) => {
+            let find =
+                |c: &pb::RouterConfig| c.network_acls.iter().position(|a| a.device_index == index);
+            match (find(o), find(n)) {
+                (Some(i), Some(j)) if i == j && o.network_acls.len() == n.network_acls.len() => {
+                    Replaced::Acl(index, Some(&o.network_acls[i]))
+                }
+                _ => Replaced::Other,
+            }
+        }
+        ListChange::PortForwards => Replaced::PortForwards(&o.port_forwarding_rules),
+        ListChange::StaticNats => Replaced::StaticNats(&o.static_nat_rules),
+        ListChange::Other => Replaced::Other,
+    }
+}
+
+fn record_of(replaced: Replaced<'_>, new: &Desired) -> Option<JournalRecord> {
     let mut record = JournalRecord {
         generation: new.generation,
         ..Default::default()
     };
-    let (o, n) = (&old.config, &new.config);
-    match change {
-        ListChange::Acl(index) => {
+    let n = &new.config;
+    match replaced {
+        Replaced::Acl(index, before) => {
             // Only that list may differ (a list that appears or goes is a
             // snapshot).
-            let find =
-                |c: &pb::RouterConfig| c.network_acls.iter().position(|a| a.device_index == index);
-            let (i, j) = (find(o)?, find(n)?);
-            if o.network_acls.len() != n.network_acls.len() || i != j {
-                return None;
-            }
-            let (a, b) = (&o.network_acls[i], &n.network_acls[j]);
+            let a = before?;
+            let b = n.network_acls.iter().find(|a| a.device_index == index)?;
             let (removed, changed, at) = list_diff_placed(&a.items, &b.items, acl_key)?;
             record.kind = KIND_ACL;
             record.removed = removed;
@@ -338,20 +366,19 @@ fn record_of(old: &Desired, new: &Desired, change: ListChange) -> Option<Journal
                 ..labels_of(b)
             });
         }
-        ListChange::PortForwards => {
-            let (removed, changed) =
-                list_diff(&o.port_forwarding_rules, &n.port_forwarding_rules, pf_key)?;
+        Replaced::PortForwards(before) => {
+            let (removed, changed) = list_diff(before, &n.port_forwarding_rules, pf_key)?;
             record.kind = KIND_PORT_FORWARDS;
             record.removed = removed;
             record.port_forwards = changed;
         }
-        ListChange::StaticNats => {
-            let (removed, changed) = list_diff(&o.static_nat_rules, &n.static_nat_rules, snat_key)?;
+        Replaced::StaticNats(before) => {
+            let (removed, changed) = list_diff(before, &n.static_nat_rules, snat_key)?;
             record.kind = KIND_STATIC_NATS;
             record.removed = removed;
             record.static_nats = changed;
         }
-        ListChange::Other => return None,
+        Replaced::Other => return None,
     }
     Some(record)
 }
@@ -537,13 +564,19 @@ impl StateStore {
         new: &Desired,
         change: ListChange,
     ) -> Result<(), StateError> {
+        self.save_replaced(replaced_of(old, new, change), new)
+    }
+
+    /// [`StateStore::save_change`] given the list the change replaced
+    /// (the agent changes its state in place and keeps only that).
+    pub fn save_replaced(&self, replaced: Replaced<'_>, new: &Desired) -> Result<(), StateError> {
         let record = {
             let journal = self.journal();
             let room = journal.len < journal.snapshot_len.max(1 << 20);
             if journal.snapshot.is_none() || !room {
                 None
             } else {
-                record_of(old, new, change)
+                record_of(replaced, new)
             }
         };
         let Some(record) = record else {

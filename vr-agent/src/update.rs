@@ -149,32 +149,109 @@ fn check_sizes(change: &Change, limits: &Limits) -> Result<(), Invalid> {
 }
 
 /// The desired state after `change`, validated, with every list within
-/// `limits`.
-///
-/// `router` is the validated form of `config`; an ACL change is validated
-/// against it alone (the rest of the state is unchanged and already valid).
+/// `limits` (a copy; the agent changes its state in place with
+/// [`apply_in_place`]).
 pub fn apply(
     config: &pb::RouterConfig,
     router: &Router,
     change: Change,
     limits: &Limits,
 ) -> Result<(pb::RouterConfig, Router), Invalid> {
+    let mut next = config.clone();
+    let (router, _) = apply_in_place(&mut next, router, change, limits)?;
+    Ok((next, router))
+}
+
+/// What puts a config changed by [`apply_in_place`] back as it was.
+#[derive(Debug)]
+pub enum Undo {
+    /// The list of the NIC `index` before (`None`: it had none); the
+    /// other lists did not change.
+    Acl {
+        index: u32,
+        before: Option<pb::NetworkAcl>,
+    },
+    /// The whole config before.
+    Config(Box<pb::RouterConfig>),
+}
+
+impl Undo {
+    /// Puts `config` back as it was before the change.
+    pub fn undo(self, config: &mut pb::RouterConfig) {
+        match self {
+            Undo::Acl { index, before } => {
+                set_acl(config, index, before);
+            }
+            Undo::Config(before) => *config = *before,
+        }
+    }
+
+    /// Whether the change left `config` as it was.
+    pub fn unchanged(&self, config: &pb::RouterConfig) -> bool {
+        match self {
+            Undo::Acl { index, before } => {
+                config
+                    .network_acls
+                    .iter()
+                    .find(|a| a.device_index == *index)
+                    == before.as_ref()
+            }
+            Undo::Config(before) => **before == *config,
+        }
+    }
+}
+
+/// Puts `acl` as the list of the NIC `index` (none for `None`), in place:
+/// a list that is replaced keeps its position, so nothing else moves.
+fn set_acl(
+    config: &mut pb::RouterConfig,
+    index: u32,
+    acl: Option<pb::NetworkAcl>,
+) -> Option<pb::NetworkAcl> {
+    let at = config
+        .network_acls
+        .partition_point(|a| a.device_index < index);
+    let held = config
+        .network_acls
+        .get(at)
+        .is_some_and(|a| a.device_index == index);
+    match (acl, held) {
+        (Some(acl), true) => Some(std::mem::replace(&mut config.network_acls[at], acl)),
+        (Some(acl), false) => {
+            config.network_acls.insert(at, acl);
+            None
+        }
+        (None, true) => Some(config.network_acls.remove(at)),
+        (None, false) => None,
+    }
+}
+
+/// [`apply`] on `config` itself: validated first, then changed; returns the
+/// new validated router and what undoes the change. An ACL change moves
+/// the new list in and the old one out without copying the rest of the
+/// state (a router's lists hold up to 100,000 items).
+///
+/// `router` is the validated form of `config`; an ACL change is validated
+/// against it alone (the rest of the state is unchanged and already valid).
+pub fn apply_in_place(
+    config: &mut pb::RouterConfig,
+    router: &Router,
+    change: Change,
+    limits: &Limits,
+) -> Result<(Router, Undo), Invalid> {
     check_sizes(&change, limits)?;
     if let Change::SetNetworkAcl(acl) = change {
         let acl = required(acl, "acl")?;
-        let before = config
-            .network_acls
-            .iter()
-            .find(|a| a.device_index == acl.device_index);
-        let next_router = router.with_acl_from(&acl, limits.acl_elements_per_entry, before)?;
-        let mut next = config.clone();
-        next.network_acls
-            .retain(|a| a.device_index != acl.device_index);
-        if !acl.items.is_empty() {
-            next.network_acls.push(acl);
-            next.network_acls.sort_by_key(|a| a.device_index);
+        let index = acl.device_index;
+        // Lists are kept in device order (a config built elsewhere is
+        // sorted first, once).
+        if !config.network_acls.is_sorted_by_key(|a| a.device_index) {
+            config.network_acls.sort_by_key(|a| a.device_index);
         }
-        return Ok((next, next_router));
+        let before = config.network_acls.iter().find(|a| a.device_index == index);
+        let next_router = router.with_acl_from(&acl, limits.acl_elements_per_entry, before)?;
+        let before = set_acl(config, index, (!acl.items.is_empty()).then_some(acl));
+        return Ok((next_router, Undo::Acl { index, before }));
     }
     let mut next = config.clone();
     match change {
@@ -300,7 +377,8 @@ pub fn apply(
     // A list that grows by steps (IpAssoc adds IPs) is bounded as a whole.
     limits.check(&next)?;
     let router = Router::from_config_with(&next, limits)?;
-    Ok((next, router))
+    let before = std::mem::replace(config, next);
+    Ok((router, Undo::Config(Box::new(before))))
 }
 
 /// Removes a NIC and everything that lived on it.

@@ -334,6 +334,77 @@ fn netlink_element_changes_give_the_same_table_as_a_full_load() {
     assert_netlink_update_equals_full(&lab, "snat", &base, &snat);
 }
 
+/// `config` with 2,000 more ingress items on its first list: /24s spread
+/// over eight /16s, so that the allow lookup is split into sets by address.
+fn with_fillers(config: &pb::RouterConfig, port: u32) -> pb::RouterConfig {
+    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+    let mut config = config.clone();
+    config.network_acls[0].items.extend((0..2_000u32).map(|i| {
+        let source = format!("10.{}.{}.0/24", 100 + i / 250, i % 250);
+        let p = if i == 100 { port } else { 1024 + i };
+        item(1000 + i, Allow, Ingress, Tcp, &[&source], Some((p, p)))
+    }));
+    config
+}
+
+#[test]
+fn changes_to_a_list_split_into_sets_by_address_give_the_same_table_as_a_full_load() {
+    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+    require_root();
+    let lab = Lab::new("nft_shards").unwrap();
+    let base = with_fillers(&sample_config(), 30000);
+    let sets = |rules: &Ruleset| {
+        rules
+            .chains
+            .iter()
+            .flat_map(|c| &c.sets)
+            .filter(|s| s.name.starts_with("acl_inbound_eth2_l0_allow_v4_ports"))
+            .map(|s| s.elements.len())
+            .collect::<Vec<_>>()
+    };
+    let split = sets(&ruleset(&base));
+    assert!(split.len() > 8, "{split:?}");
+    assert!(
+        split
+            .iter()
+            .all(|&n| n <= vr_agent::plan::nft::SHARD_ELEMENTS),
+        "{split:?}"
+    );
+    let b = lab.netns("full").unwrap();
+    let listing = load(&b, vec![ruleset(&base).render_full()]);
+    assert!(
+        listing.contains("ip saddr 10.100.0.0/16 ip saddr . meta l4proto . th dport @acl_inbound_eth2_l0_allow_v4_ports_0a640000_16 accept"),
+        "{listing}"
+    );
+
+    // One item's port (one set), an item added where no set of its own
+    // is (the main set) and an item deleted: elements only.
+    let port = with_fillers(&sample_config(), 30001);
+    assert_netlink_update_equals_full(&lab, "shard-port", &base, &port);
+    let mut added = base.clone();
+    added.network_acls[0].items.push(item(
+        9000,
+        Allow,
+        Ingress,
+        Udp,
+        &["10.251.1.0/24"],
+        Some((7000, 7000)),
+    ));
+    assert_netlink_update_equals_full(&lab, "shard-add", &base, &added);
+    let mut deleted = base.clone();
+    deleted.network_acls[0].items.retain(|i| i.number != 1500);
+    assert_netlink_update_equals_full(&lab, "shard-del", &base, &deleted);
+
+    // Enough items gone that a /16 is left with too few for a set of its
+    // own: its elements join the main set and the chain is rebuilt.
+    let mut thinned = base.clone();
+    thinned.network_acls[0]
+        .items
+        .retain(|i| !(1000..1000 + 240).contains(&i.number));
+    assert_ne!(sets(&ruleset(&thinned)).len(), split.len());
+    assert_update_equals_full(&lab, "shard-rebuild", &base, &thinned);
+}
+
 #[test]
 fn a_netlink_batch_the_kernel_refuses_changes_nothing_and_counts_carry() {
     require_root();

@@ -4,7 +4,7 @@
 
 use vpc_proto::v1 as pb;
 use vr_agent::model::Router;
-use vr_agent::plan::nft::{NftOptions, Ruleset, plan};
+use vr_agent::plan::nft::{NftOptions, Ruleset, SHARD_ELEMENTS, plan};
 use vr_agent::testing::{item, sample_config};
 
 fn ruleset(config: &pb::RouterConfig) -> Ruleset {
@@ -45,7 +45,9 @@ fn consecutive_items_with_one_action_share_one_lookup() {
     use pb::{AclAction::*, Protocol::*, TrafficType::*};
     let mut config = sample_config();
     // 1,000 allow items followed by one deny: two runs, so the ingress chain
-    // has one lookup per key shape per run plus the default drop.
+    // has one lookup per key shape per run plus the default drop; the allow
+    // lookup's 1,000 elements are split by address into sets of at most
+    // SHARD_ELEMENTS (one per /16 here, and the main set, empty).
     let mut items: Vec<pb::AclItem> = (0..1000u32)
         .map(|i| {
             item(
@@ -66,8 +68,15 @@ fn consecutive_items_with_one_action_share_one_lookup() {
         .iter()
         .find(|c| c.name == "ACL_INBOUND_eth2")
         .expect("chain");
-    assert_eq!(chain.rules.len(), 3, "{:#?}", chain.rules);
-    assert_eq!(chain.sets[0].elements.len(), 1000);
+    assert_eq!(chain.rules.len(), 7, "{:#?}", chain.rules);
+    let allow: Vec<usize> = chain
+        .sets
+        .iter()
+        .filter(|s| s.name.contains("_allow_"))
+        .map(|s| s.elements.len())
+        .collect();
+    assert_eq!(allow, [250, 250, 250, 250, 0]);
+    assert!(allow.iter().all(|&n| n <= SHARD_ELEMENTS));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! [`crate::plan::acl`]) as set lookups, layer by layer.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use super::{Chain, Set, inbound_chain, outbound_chain};
 use crate::model::*;
@@ -133,40 +134,156 @@ pub(super) fn with_counts(element: &str, (packets, bytes): (u64, u64)) -> String
     }
 }
 
-/// The elements of `lookup`'s set as written in a script. With `before`,
-/// the elements the set begins and ends with as it did before (same box,
-/// item and id) are taken from the set planned then instead of written
-/// again: a one-item change to a set of thousands writes one element.
+/// Elements of one ACL set at most, where the list's addresses allow it:
+/// a lookup with more is split by address into sets of at most this many
+/// (see [`shards`]). nf_tables' set of concatenated intervals (pipapo)
+/// walks and copies its whole lookup table to delete an element, and
+/// copies it to add one, so an element change costs in proportion to the
+/// set's size: 22-36 ms in a set of 10,000, well under one in a set of 256.
+pub const SHARD_ELEMENTS: usize = 256;
+
+/// A part of the address space holding fewer elements than this gets no
+/// set of its own: its elements stay in the lookup's main set.
+const SHARD_LEAST: usize = SHARD_ELEMENTS / 4;
+
+/// One set of a lookup: the lookup's elements (positions, in the lookup's
+/// order) whose address lies in `prefix` (start, length), or with `None`
+/// the lookup's main set, which the chain looks up unguarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    pub prefix: Option<(u128, u32)>,
+    pub members: Vec<usize>,
+}
+
+/// The addresses of a prefix (start, length) of a family of `bits`.
+fn prefix_span((start, len): (u128, u32), bits: u32) -> Span {
+    let host = match bits - len {
+        0 => 0,
+        width => u128::MAX >> (128 - width),
+    };
+    (start, start | host)
+}
+
+/// The sets `lookup` is split into. A lookup of at most [`SHARD_ELEMENTS`]
+/// elements is one set, as before; a larger one is split along the address
+/// trie: a prefix holding more elements is halved, recursively, and each
+/// resulting prefix holding at least [`SHARD_LEAST`] elements becomes a
+/// set looked up behind a match on the prefix (one compare for the packets
+/// outside it). Elements of smaller prefixes, and those spanning a halved
+/// prefix, go to the main set, which comes last. The split depends on the
+/// number of elements under each prefix only: a one-item change moves no
+/// other element unless it takes a prefix across a threshold (then the
+/// chain is rebuilt). Within a layer the lookups of one action may come in
+/// any order (see [`crate::plan::acl`]), so splitting a set keeps the
+/// verdicts. Many elements of one address (ports of one host), or many
+/// spanning a halved prefix, stay together: the bound holds for lists
+/// spread over addresses, which is what lists of thousands are.
+pub fn shards(lookup: &Lookup) -> Vec<Shard> {
+    let n = lookup.elements.len();
+    if n <= SHARD_ELEMENTS {
+        return vec![Shard {
+            prefix: None,
+            members: (0..n).collect(),
+        }];
+    }
+    let bits = if lookup.shape.v6() { 128 } else { 32 };
+    let mut main = Vec::new();
+    let mut out = Vec::new();
+    let mut stack = vec![((0u128, 0u32), (0..n).collect::<Vec<usize>>())];
+    while let Some((node, members)) = stack.pop() {
+        if members.len() <= SHARD_ELEMENTS || node.1 == bits {
+            if members.len() >= SHARD_LEAST {
+                out.push(Shard {
+                    prefix: Some(node),
+                    members,
+                });
+            } else {
+                main.extend(members);
+            }
+            continue;
+        }
+        let half = prefix_span((node.0, node.1 + 1), bits).1;
+        let (mut low, mut high) = (Vec::new(), Vec::new());
+        for k in members {
+            let (first, last) = lookup.elements[k][0];
+            if last <= half {
+                low.push(k);
+            } else if first > half {
+                high.push(k);
+            } else {
+                main.push(k);
+            }
+        }
+        // The low half is taken first: shards come in address order.
+        stack.push(((half + 1, node.1 + 1), high));
+        stack.push(((node.0, node.1 + 1), low));
+    }
+    main.sort_unstable();
+    out.push(Shard {
+        prefix: None,
+        members: main,
+    });
+    out
+}
+
+/// The name of a lookup's set: the main set's is `base`, a shard's adds its
+/// prefix in hexadecimal and its length.
+fn shard_name(base: &str, prefix: Option<(u128, u32)>, v6: bool) -> String {
+    match prefix {
+        None => base.to_string(),
+        Some((start, len)) if v6 => format!("{base}_{start:032x}_{len}"),
+        Some((start, len)) => format!("{base}_{start:08x}_{len}"),
+    }
+}
+
+/// One set as it was planned before: the lookup it came from, its members
+/// then, its elements as written, and the item ids of its chain then.
+struct SetBefore<'a> {
+    lookup: &'a Lookup,
+    members: &'a [usize],
+    elements: &'a Arc<[String]>,
+    ids: &'a std::collections::BTreeMap<u32, &'a str>,
+}
+
+/// The elements of one set of `lookup` (its `members`) as written in a
+/// script. With `before` (the same set as planned then), the elements the set
+/// begins and ends with as it did before (same box, item and id) are taken
+/// from the set planned then instead of written again: a one-item change
+/// to a set of thousands writes one element, and a set that stays is the
+/// set planned then.
 fn elements(
     lookup: &Lookup,
+    members: &[usize],
     ids: &std::collections::BTreeMap<u32, &str>,
-    before: Option<&Before>,
-    set_name: &str,
-) -> Vec<String> {
-    let render = |k: usize| {
+    before: Option<SetBefore<'_>>,
+) -> Arc<[String]> {
+    let render = |i: usize| {
+        let k = members[i];
         let number = lookup.items[k];
         let id = ids.get(&number).copied().unwrap_or_default();
         tagged(render_box(lookup.shape, &lookup.elements[k]), number, id)
     };
-    let n = lookup.elements.len();
-    let old = before.and_then(|b| {
-        let at = b.compiled.lookups.iter().position(|l| {
-            (l.layer, l.action, l.shape) == (lookup.layer, lookup.action, lookup.shape)
-        })?;
-        let set = b.chain.sets.get(at).filter(|s| s.name == set_name)?;
-        let old = &b.compiled.lookups[at];
-        (set.elements.len() == old.elements.len()).then_some((old, &set.elements, b.ids))
-    });
-    let Some((old, strings, old_ids)) = old else {
+    let n = members.len();
+    let Some(SetBefore {
+        lookup: old,
+        members: old_members,
+        elements: strings,
+        ids: old_ids,
+    }) = before.filter(|b| b.members.len() == b.elements.len())
+    else {
         return (0..n).map(render).collect();
     };
-    let same = |k: usize, j: usize| {
-        lookup.elements[k] == old.elements[j]
-            && lookup.items[k] == old.items[j]
-            && ids.get(&lookup.items[k]) == old_ids.get(&old.items[j])
+    let same = |i: usize, j: usize| {
+        let (k, o) = (members[i], old_members[j]);
+        lookup.elements[k] == old.elements[o]
+            && lookup.items[k] == old.items[o]
+            && ids.get(&lookup.items[k]) == old_ids.get(&old.items[o])
     };
-    let m = old.elements.len();
+    let m = old_members.len();
     let head = (0..n.min(m)).take_while(|&k| same(k, k)).count();
+    if head == n && n == m {
+        return Arc::clone(strings);
+    }
     let tail = (0..(n - head).min(m - head))
         .take_while(|&t| same(n - 1 - t, m - 1 - t))
         .count();
@@ -174,7 +291,7 @@ fn elements(
     out.extend_from_slice(&strings[..head]);
     out.extend((head..n - tail).map(render));
     out.extend_from_slice(&strings[m - tail..]);
-    out
+    out.into()
 }
 
 /// One ACL chain: a rule per compiled lookup, in layer order, each a set
@@ -214,6 +331,10 @@ pub(super) fn acl_chain(
         sets: Vec::new(),
         rules: Vec::new(),
     };
+    // The sets of the chain before, by name, to render from.
+    let old_sets: std::collections::HashMap<&str, &Set> = before
+        .map(|b| b.chain.sets.iter().map(|s| (s.name.as_str(), s)).collect())
+        .unwrap_or_default();
     for lookup in &compiled.lookups {
         // Allow in an egress chain returns, so the packet goes on to the
         // ingress ACL of the network it is going to.
@@ -222,22 +343,56 @@ pub(super) fn acl_chain(
             (Action::Allow, Direction::Egress) => ("return", "allow"),
             (Action::Deny, _) => ("drop", "deny"),
         };
-        let set_name = format!(
+        let base = format!(
             "{}_l{}_{action}_{}",
             name.to_ascii_lowercase(),
             lookup.layer,
             suffix(lookup.shape)
         );
-        chain
-            .rules
-            .push(format!("{} @{set_name} {verdict}", key(lookup.shape, addr)));
-        let elements = elements(lookup, ids, before, &set_name);
-        chain.sets.push(Set {
-            name: set_name,
-            kind: "set",
-            spec: format!("type {}; flags interval; counter;", set_type(lookup.shape)),
-            elements,
+        let v6 = lookup.shape.v6();
+        // The same lookup before and its sets, by name.
+        let old = before.and_then(|b| {
+            let old = b.compiled.lookups.iter().find(|l| {
+                (l.layer, l.action, l.shape) == (lookup.layer, lookup.action, lookup.shape)
+            })?;
+            let sets: std::collections::HashMap<String, Vec<usize>> = shards(old)
+                .into_iter()
+                .map(|s| (shard_name(&base, s.prefix, v6), s.members))
+                .collect();
+            Some((old, sets, b.ids))
         });
+        for shard in shards(lookup) {
+            let set_name = shard_name(&base, shard.prefix, v6);
+            let guard = match shard.prefix {
+                Some(prefix) => format!(
+                    "{} {addr} {} ",
+                    if v6 { "ip6" } else { "ip" },
+                    render_addr(prefix_span(prefix, if v6 { 128 } else { 32 }), v6)
+                ),
+                None => String::new(),
+            };
+            chain.rules.push(format!(
+                "{guard}{} @{set_name} {verdict}",
+                key(lookup.shape, addr)
+            ));
+            let was = old.as_ref().and_then(|(old, sets, old_ids)| {
+                let members = sets.get(&set_name)?;
+                let set = old_sets.get(set_name.as_str())?;
+                Some(SetBefore {
+                    lookup: old,
+                    members,
+                    elements: &set.elements,
+                    ids: old_ids,
+                })
+            });
+            let elements = elements(lookup, &shard.members, ids, was);
+            chain.sets.push(Set {
+                name: set_name,
+                kind: "set",
+                spec: format!("type {}; flags interval; counter;", set_type(lookup.shape)),
+                elements,
+            });
+        }
     }
     // Ingress defaults to deny. Egress defaults to allow until the NIC has an
     // egress item, then to deny (the original VPC specification's promise).
@@ -245,4 +400,128 @@ pub(super) fn acl_chain(
         chain.rules.push("drop".into());
     }
     chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lookup of one /24 per element (one port each), from `10.100.0.0`
+    /// on, 250 per /16, plus `extra`.
+    fn lookup(n: u32, extra: &[Box3]) -> Lookup {
+        let mut elements: Vec<Box3> = (0..n)
+            .map(|i| {
+                let start = u32::from(Ipv4Addr::new(10, (100 + i / 250) as u8, (i % 250) as u8, 0));
+                [(start as u128, start as u128 + 255), (6, 6), (80, 80)]
+            })
+            .collect();
+        elements.extend_from_slice(extra);
+        let len = elements.len();
+        Lookup {
+            layer: 0,
+            action: Action::Allow,
+            shape: Shape::V4Ports,
+            items: (1..=len as u32).collect(),
+            origins: vec![0; len],
+            cuts: 0,
+            elements,
+        }
+    }
+
+    /// Every element is in exactly one set, in the lookup's order within
+    /// it, and a shard's elements lie in its prefix (so the guard lets
+    /// through every packet its elements hold: the verdicts are those of
+    /// one set).
+    fn check(lookup: &Lookup, shards: &[Shard]) {
+        let mut seen = vec![0; lookup.elements.len()];
+        for shard in shards {
+            assert!(shard.members.windows(2).all(|w| w[0] < w[1]));
+            for &k in &shard.members {
+                seen[k] += 1;
+                if let Some(prefix) = shard.prefix {
+                    let (lo, hi) = prefix_span(prefix, 32);
+                    let (a, b) = lookup.elements[k][0];
+                    assert!(lo <= a && b <= hi, "{k} outside {prefix:?}");
+                }
+            }
+        }
+        assert!(seen.iter().all(|&s| s == 1), "{seen:?}");
+        assert_eq!(shards.last().map(|s| s.prefix), Some(None), "main set last");
+    }
+
+    #[test]
+    fn a_small_lookup_is_one_set() {
+        let l = lookup(SHARD_ELEMENTS as u32, &[]);
+        let s = shards(&l);
+        assert_eq!(s.len(), 1);
+        check(&l, &s);
+    }
+
+    #[test]
+    fn a_large_lookup_splits_by_address_into_bounded_sets() {
+        let wide = [(0u128, u32::MAX as u128), (6, 6), (22, 22)];
+        let host = u32::from(Ipv4Addr::new(10, 1, 2, 3)) as u128;
+        let l = lookup(10_000, &[wide, [(host, host), (17, 17), (53, 53)]]);
+        let s = shards(&l);
+        check(&l, &s);
+        assert!(
+            s.iter().all(|s| s.members.len() <= SHARD_ELEMENTS),
+            "{:?}",
+            s.iter().map(|s| s.members.len()).collect::<Vec<_>>()
+        );
+        // 40 prefixes of 250 (one per /16) and the main set with the two
+        // elements no shard takes.
+        assert_eq!(s.len(), 41);
+        assert_eq!(s[40].members, [10_000, 10_001]);
+        assert_eq!(
+            s[0].prefix,
+            Some((u32::from(Ipv4Addr::new(10, 100, 0, 0)) as u128, 16))
+        );
+    }
+
+    #[test]
+    fn an_element_added_or_deleted_moves_no_other_element() {
+        let base = lookup(10_000, &[]);
+        let lone = u32::from(Ipv4Addr::new(10, 251, 1, 0)) as u128;
+        let added = lookup(10_000, &[[(lone, lone + 255), (17, 17), (7000, 7000)]]);
+        let mut deleted = lookup(10_000, &[]);
+        deleted.elements.remove(100);
+        deleted.items.remove(100);
+        deleted.origins.remove(100);
+        let prefixes = |l: &Lookup| shards(l).into_iter().map(|s| s.prefix).collect::<Vec<_>>();
+        assert_eq!(prefixes(&base), prefixes(&added));
+        assert_eq!(prefixes(&base), prefixes(&deleted));
+        check(&added, &shards(&added));
+        check(&deleted, &shards(&deleted));
+    }
+
+    #[test]
+    fn a_sharded_chain_guards_each_set_with_its_prefix_and_keeps_the_main_name() {
+        let l = lookup(1_000, &[]);
+        let compiled = Compiled {
+            lookups: vec![l],
+            layers: 1,
+        };
+        let chain = acl_chain(
+            2,
+            Direction::Ingress,
+            &compiled,
+            true,
+            &Default::default(),
+            None,
+        );
+        assert_eq!(
+            chain.rules[0],
+            "ip saddr 10.100.0.0/16 ip saddr . meta l4proto . th dport \
+             @acl_inbound_eth2_l0_allow_v4_ports_0a640000_16 accept"
+        );
+        assert_eq!(
+            chain.rules[4],
+            "ip saddr . meta l4proto . th dport @acl_inbound_eth2_l0_allow_v4_ports accept"
+        );
+        assert_eq!(chain.rules[5], "drop");
+        let total: usize = chain.sets.iter().map(|s| s.elements.len()).sum();
+        assert_eq!(total, 1_000);
+        assert!(chain.sets[4].elements.is_empty());
+    }
 }

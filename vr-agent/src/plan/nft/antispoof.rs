@@ -131,13 +131,13 @@ pub(super) fn chain(router: &Router) -> Chain {
             name: ip_set,
             kind: "set",
             spec: "type ipv4_addr;".into(),
-            elements: ips,
+            elements: ips.into(),
         });
         sets.push(Set {
             name: pair_set,
             kind: "set",
             spec: "type ipv4_addr . ether_addr;".into(),
-            elements: pairs,
+            elements: pairs.into(),
         });
     }
     let behind = networks_behind(router);

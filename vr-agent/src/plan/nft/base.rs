@@ -149,7 +149,7 @@ pub(super) fn dstnat(router: &Router) -> Chain {
             name: "pf_shifted".into(),
             kind: "map",
             spec: "type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;".into(),
-            elements: shifted_elements,
+            elements: shifted_elements.into(),
         });
         rules.push(format!("dnat ip to {key} map @pf_shifted"));
     }
@@ -163,7 +163,7 @@ pub(super) fn dstnat(router: &Router) -> Chain {
             name: "pf_same_port".into(),
             kind: "map",
             spec: "type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval;".into(),
-            elements: same_elements,
+            elements: same_elements.into(),
         });
         rules.push(format!("dnat ip to {key} map @pf_same_port"));
     }
@@ -292,7 +292,7 @@ pub(super) fn forward(router: &Router) -> Chain {
                 name,
                 kind: "set",
                 spec: "type ipv4_addr;".into(),
-                elements: statics,
+                elements: statics.into(),
             });
         }
     }

@@ -29,6 +29,7 @@ mod base;
 pub mod counters;
 mod proxy;
 mod render;
+pub use acl::SHARD_ELEMENTS;
 pub use render::{Carry, CarryNeeds, ElementDelta};
 pub mod shape;
 
@@ -75,15 +76,31 @@ pub struct NftOptions {
 }
 
 /// A named set or map owned by one chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Set {
     pub name: String,
     /// `set` or `map`.
     pub kind: &'static str,
     /// The body before the elements, e.g. `type ipv4_addr; flags interval;`.
     pub spec: String,
-    pub elements: Vec<String>,
+    /// Shared: a set that stays across a change is the same allocation in
+    /// both plans (no copy, and equal at a pointer's compare).
+    pub elements: std::sync::Arc<[String]>,
 }
+
+impl PartialEq for Set {
+    /// Elements shared by both are equal without a look at them (`Arc`
+    /// skips the elementwise compare only for sized contents).
+    fn eq(&self, other: &Set) -> bool {
+        self.name == other.name
+            && self.kind == other.kind
+            && self.spec == other.spec
+            && (std::sync::Arc::ptr_eq(&self.elements, &other.elements)
+                || self.elements == other.elements)
+    }
+}
+
+impl Eq for Set {}
 
 /// A chain with its rules and the sets they use.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,7 +40,7 @@ type ItemElements<'a> = BTreeMap<&'a str, BTreeSet<(&'a str, &'a str)>>;
 fn items_of(chain: &Chain) -> ItemElements<'_> {
     let mut out: BTreeMap<&str, BTreeSet<(&str, &str)>> = BTreeMap::new();
     for set in &chain.sets {
-        for element in &set.elements {
+        for element in set.elements.iter() {
             if let Some(item) = item_of_element(element) {
                 out.entry(item)
                     .or_default()
@@ -58,6 +58,9 @@ fn items_of(chain: &Chain) -> ItemElements<'_> {
 fn items_of_changed<'a>(old: &'a Chain, new: &'a Chain) -> (ItemElements<'a>, ItemElements<'a>) {
     let mut candidates: BTreeSet<&str> = BTreeSet::new();
     for (a, b) in old.sets.iter().zip(&new.sets) {
+        if std::sync::Arc::ptr_eq(&a.elements, &b.elements) {
+            continue;
+        }
         let (om, nm, _) = middles(&a.elements, &b.elements);
         if om.len() + nm.len() > SMALL_MIDDLE {
             return (items_of(old), items_of(new));
@@ -70,7 +73,7 @@ fn items_of_changed<'a>(old: &'a Chain, new: &'a Chain) -> (ItemElements<'a>, It
             return out;
         }
         for set in &chain.sets {
-            for element in &set.elements {
+            for element in set.elements.iter() {
                 if let Some(item) = item_of_element(element).filter(|i| candidates.contains(i)) {
                     out.entry(item)
                         .or_default()
@@ -179,6 +182,9 @@ fn only_elements_differ(old: &Chain, new: &Chain) -> bool {
     }
     let mut deletions = 0;
     for (a, b) in old.sets.iter().zip(&new.sets) {
+        if std::sync::Arc::ptr_eq(&a.elements, &b.elements) {
+            continue;
+        }
         deletions += set_difference(&a.elements, &b.elements).0.len();
         if deletions > MAX_ELEMENT_DELETIONS {
             return false;
