@@ -807,6 +807,7 @@ on_both_backends!(acl_item_numbers_are_unique_per_list, |db, url| {
             taken: None
         }
     );
+    assert!(acl::remove_list(&db, empty.id).await.unwrap());
     assert!(
         acl::set_item_state(&db, again.id, acl::ITEM_ACTIVE)
             .await
