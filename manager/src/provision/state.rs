@@ -115,17 +115,7 @@ async fn load_router_with(
     let Some(v) = vpc::get_by_id(db, vpc_id).await? else {
         return Ok(None);
     };
-    let nics = router::nics_of(db, router::NicOwner::Router(r.id)).await?;
-    let networks = network::list(
-        db,
-        &network::NetworkFilter {
-            vpc_id: Some(vpc_id),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
+    let (nics, networks) = nics_and_networks(db, r.id, vpc_id).await?;
 
     // The zone's row gives the VPC's zone id and the resolvers it falls
     // back to; the router's zone is read again only when it differs.
@@ -291,6 +281,26 @@ async fn load_router_with(
     Ok(Some(state))
 }
 
+/// The NICs of router `router_id` and the networks of VPC `vpc_id`.
+async fn nics_and_networks(
+    db: &Db,
+    router_id: i64,
+    vpc_id: i64,
+) -> Result<(Vec<router::Nic>, Vec<network::Network>), Error> {
+    let nics = router::nics_of(db, router::NicOwner::Router(router_id)).await?;
+    let networks = network::list(
+        db,
+        &network::NetworkFilter {
+            vpc_id: Some(vpc_id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    Ok((nics, networks))
+}
+
 /// The guest tiers plugged into the router (a guest NIC on it), with
 /// their NIC: only those are on it.
 fn plugged_tiers<'a>(
@@ -335,17 +345,7 @@ pub async fn acl_lists_on_router(db: &Db, vpc_id: i64) -> Result<Vec<i64>, Error
     if vpc::get_by_id(db, vpc_id).await?.is_none() {
         return Ok(Vec::new());
     }
-    let nics = router::nics_of(db, router::NicOwner::Router(r.id)).await?;
-    let networks = network::list(
-        db,
-        &network::NetworkFilter {
-            vpc_id: Some(vpc_id),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
+    let (nics, networks) = nics_and_networks(db, r.id, vpc_id).await?;
     let gateways = live_gateways(db, vpc_id, &nics).await?;
     Ok(acl_ids_in_use(&plugged_tiers(&networks, &nics), &gateways))
 }
