@@ -12,6 +12,12 @@
 //! `deleteNetworkACL` of it, timed until the first datagram B receives again.
 //! Also printed: the time until the API reports each job done (polled every
 //! 5 ms). Medians of `ACL_API_ROUNDS` (10) rounds.
+//!
+//! With `RUST_LOG` set (e.g.
+//! `vpc_manager::provision::change=debug,vpc_manager::server=info`) the
+//! manager's log goes to stderr: each request's time, each job's wait and
+//! body, and the change protocol's phases (VPC lock, write, state load,
+//! push, applied generation).
 
 mod support;
 
@@ -200,6 +206,12 @@ async fn write_items(e: &E2e, acl_id: i64, from: i64, count: usize, offset: usiz
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: scripts/bench/acl_api.sh"]
 async fn one_acl_change_through_the_api() {
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let sizes = env_list("ACL_API_ITEMS", "1000,10000");
     let rounds = env_list("ACL_API_ROUNDS", "10")[0];
     let e = E2e::start(AgentTransport::Unix).await;

@@ -782,6 +782,32 @@ on_both_backends!(acl_item_numbers_are_unique_per_list, |db, url| {
         .await
         .unwrap();
     assert_eq!(again.number, 10);
+    // What a new or changed item's checks read instead of the list: the
+    // live items counted, the highest number, whether another has one.
+    let numbers = |number, except| acl::item_numbers(&db, l1.id, number, except);
+    assert_eq!(
+        numbers(Some(10), None).await.unwrap(),
+        acl::ItemNumbers {
+            count: 2,
+            max: Some(11),
+            taken: Some(10)
+        }
+    );
+    assert_eq!(numbers(Some(10), Some(again.id)).await.unwrap().taken, None);
+    assert_eq!(numbers(Some(12), None).await.unwrap().taken, None);
+    assert_eq!(numbers(None, None).await.unwrap().taken, None);
+    let empty = acl::create_list(&db, v.id, "empty", "").await.unwrap();
+    assert_eq!(
+        acl::item_numbers(&db, empty.id, Some(1), None)
+            .await
+            .unwrap(),
+        acl::ItemNumbers {
+            count: 0,
+            max: None,
+            taken: None
+        }
+    );
+    assert!(acl::remove_list(&db, empty.id).await.unwrap());
     assert!(
         acl::set_item_state(&db, again.id, acl::ITEM_ACTIVE)
             .await

@@ -27,6 +27,7 @@
 //! undo for all when one refuses.
 
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::orchestration::ElementResult;
@@ -116,12 +117,21 @@ async fn push_change<C: RouterChange>(
     g: &Generation,
 ) -> Result<(), Error> {
     if let (Some(base), Some(scope)) = (g.base, change.edit_scope(written)) {
+        let started = Instant::now();
         let Some(state) = state::load_edit(db, vpc_id, &scope).await? else {
             return Err(Error::internal(
                 "the VPC's router disappeared during the change",
             ));
         };
-        match change.push_edit(element, &state, base, g.generation).await {
+        let loaded = Instant::now();
+        let pushed = change.push_edit(element, &state, base, g.generation).await;
+        tracing::debug!(
+            router = %state.router.name,
+            load_us = micros(loaded - started),
+            send_us = micros(loaded.elapsed()),
+            "edit pushed"
+        );
+        match pushed {
             Err(crate::orchestration::ElementError::Agent {
                 source: crate::orchestration::AgentError::NotAtBase(why),
                 ..
@@ -131,15 +141,26 @@ async fn push_change<C: RouterChange>(
             pushed => return pushed.map_err(element_error),
         }
     }
-    match state::load(db, vpc_id).await? {
-        Some(state) => change
-            .push(element, &state, g.generation)
-            .await
-            .map_err(element_error),
-        None => Err(Error::internal(
+    let started = Instant::now();
+    let Some(state) = state::load(db, vpc_id).await? else {
+        return Err(Error::internal(
             "the VPC's router disappeared during the change",
-        )),
-    }
+        ));
+    };
+    let loaded = Instant::now();
+    let pushed = change.push(element, &state, g.generation).await;
+    tracing::debug!(
+        router = %state.router.name,
+        load_us = micros(loaded - started),
+        send_us = micros(loaded.elapsed()),
+        "whole state pushed"
+    );
+    pushed.map_err(element_error)
+}
+
+/// Microseconds, for the timings the protocol logs at DEBUG.
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// A VPC's lock, held: changes to the VPC are applied through it.
@@ -157,11 +178,18 @@ impl Network {
     /// command's checks see every earlier change. Fails only when the
     /// database cannot be reached.
     pub async fn lock<'n>(&'n self, db: &'n Db, vpc_id: i64) -> Result<VpcLock<'n>, Error> {
+        let started = Instant::now();
+        let held = self.locks.hold(db, vpc_id).await?;
+        tracing::debug!(
+            vpc_id,
+            wait_us = micros(started.elapsed()),
+            "VPC lock taken"
+        );
         Ok(VpcLock {
             db,
             network: self,
             vpc_id,
-            _held: self.locks.hold(db, vpc_id).await?,
+            _held: held,
         })
     }
 }
@@ -216,6 +244,7 @@ impl<'n> VpcLock<'n> {
         &self,
         change: &C,
     ) -> Result<Result<C::Written, Error>, Error> {
+        let started = Instant::now();
         let mut tx = self.db.begin().await?;
         let written = change.write(&mut tx).await?;
         let generation: Option<Generation> = if change.reaches_router(&written) {
@@ -227,6 +256,7 @@ impl<'n> VpcLock<'n> {
         let Some(g) = generation else {
             return Ok(Ok(written));
         };
+        let committed = Instant::now();
         let pushed = push_change(
             self.db,
             &self.network.element,
@@ -241,12 +271,22 @@ impl<'n> VpcLock<'n> {
             log_revert(change.what(), change.undo(self.db, &written).await);
             return Ok(Err(e));
         }
+        let pushed_at = Instant::now();
         router::mark_applied(
             self.db,
             g.router_id,
             i64::try_from(g.generation).unwrap_or(i64::MAX),
         )
         .await?;
+        tracing::debug!(
+            vpc_id = self.vpc_id,
+            what = change.what(),
+            generation = g.generation,
+            write_us = micros(committed - started),
+            push_us = micros(pushed_at - committed),
+            mark_us = micros(pushed_at.elapsed()),
+            "change applied"
+        );
         Ok(Ok(written))
     }
 

@@ -80,10 +80,12 @@ pub struct EditScope {
 }
 
 /// The state of the VPC's live router as an edit of a few ACL items needs
-/// it: everything [`load`] reads but the ACL items, of which only the
-/// scope's, live or not (a revoked one is sent as taken out); the other
-/// lists in use have no items. At 10,000 items this reads a few rows
-/// instead of every item of every list.
+/// it: the VPC, the router and its NICs, the tiers and private gateways on
+/// it, and the ACL lists in use, of whose items only the scope's, live or
+/// not (a revoked one is sent as taken out); the other lists have no items.
+/// What an edit does not send (DHCP leases, VM data, public addresses,
+/// routes, NAT and LB rules, the VPN) is left empty. At 10,000 items this
+/// reads a few rows instead of every item of every list.
 pub async fn load_edit(
     db: &Db,
     vpc_id: i64,
@@ -113,17 +115,7 @@ async fn load_router_with(
     let Some(v) = vpc::get_by_id(db, vpc_id).await? else {
         return Ok(None);
     };
-    let nics = router::nics_of(db, router::NicOwner::Router(r.id)).await?;
-    let networks = network::list(
-        db,
-        &network::NetworkFilter {
-            vpc_id: Some(vpc_id),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items;
+    let (nics, networks) = nics_and_networks(db, r.id, vpc_id).await?;
 
     // The zone's row gives the VPC's zone id and the resolvers it falls
     // back to; the router's zone is read again only when it differs.
@@ -174,25 +166,10 @@ async fn load_router_with(
 
     let domain = v.network_domain.clone().unwrap_or_default();
     let dns_servers = upstream_resolvers(&v, &vpc_zone);
-    // Only tiers plugged into the router are on it.
-    let plugged: Vec<(&network::Network, &router::Nic)> = networks
-        .iter()
-        .filter(|n| n.traffic_type == network::TRAFFIC_GUEST)
-        .filter_map(|t| {
-            nics.iter()
-                .find(|n| n.network_id == t.id && n.role == router::ROLE_GUEST)
-                .map(|nic| (t, nic))
-        })
-        .collect();
+    let plugged = plugged_tiers(&networks, &nics);
     let gateway_rows = live_gateways(db, vpc_id, &nics).await?;
     // Every ACL list in use, with its items, in two statements.
-    let mut acl_ids: Vec<i64> = plugged
-        .iter()
-        .filter_map(|(t, _)| t.network_acl_id)
-        .chain(gateway_rows.iter().filter_map(|(g, _)| g.network_acl_id))
-        .collect();
-    acl_ids.sort_unstable();
-    acl_ids.dedup();
+    let acl_ids = acl_ids_in_use(&plugged, &gateway_rows);
     let acl_lists = load_acl_lists(db, &acl_ids, edit).await?;
     let acl_uuid = |id: i64| -> Result<Uuid, Error> {
         acl_ids
@@ -201,9 +178,17 @@ async fn load_router_with(
             .map(|i| acl_lists[i].id)
             .ok_or_else(|| corrupt("ACL list id", &id.to_string()))
     };
+    // An edit sends the ACL alone: no leases, VM data, addresses or rules.
+    let whole = edit.is_none();
     let tier_ids: Vec<i64> = plugged.iter().map(|(t, _)| t.id).collect();
-    let leases = store::batch::dhcp_entries(db, &tier_ids).await?;
-    let vm_rows = store::vmdata::for_tiers(db, &tier_ids).await?;
+    let (leases, vm_rows) = if whole {
+        (
+            store::batch::dhcp_entries(db, &tier_ids).await?,
+            store::vmdata::for_tiers(db, &tier_ids).await?,
+        )
+    } else {
+        Default::default()
+    };
     // Two settings more per load, only when some VM reads them.
     let cloud = if vm_rows.is_empty() {
         Default::default()
@@ -232,6 +217,9 @@ async fn load_router_with(
             device_index: index(nic.device_index),
             mac: nic.mac_address.clone(),
         });
+        if !whole {
+            continue;
+        }
         let entries = leases
             .iter()
             .filter(|e| e.network_id == t.id)
@@ -261,13 +249,7 @@ async fn load_router_with(
     }
 
     let private_gateways = load_gateways(db, &gateway_rows, &networks, &acl_uuid).await?;
-    let allocated = allocated_ips(db, v.id).await?;
-    let public_ips = load_public_ips(db, &allocated, &nics).await?;
-    let static_routes = load_routes(db, vpc_id, &private_gateways).await?;
-    let (port_forwards, lb_rules) = load_rules(db, vpc_id).await?;
-    let static_nats = public_ips_static_nat(&allocated)?;
-    let vpn = super::vpn::load(db, vpc_id).await?;
-    Ok(Some(RouterState {
+    let mut state = RouterState {
         vpc: VpcView {
             id: v.uuid,
             name: v.name.clone(),
@@ -277,17 +259,95 @@ async fn load_router_with(
         },
         router: router_view,
         tiers,
-        public_ips,
+        public_ips: Vec::new(),
         private_gateways,
         acl_lists,
-        static_routes,
-        port_forwards,
-        static_nats,
-        lb_rules,
+        static_routes: Vec::new(),
+        port_forwards: Vec::new(),
+        static_nats: Vec::new(),
+        lb_rules: Vec::new(),
         dhcp,
         vm_data,
-        vpn,
-    }))
+        vpn: None,
+    };
+    if whole {
+        let allocated = allocated_ips(db, v.id).await?;
+        state.public_ips = load_public_ips(db, &allocated, &nics).await?;
+        state.static_routes = load_routes(db, vpc_id, &state.private_gateways).await?;
+        (state.port_forwards, state.lb_rules) = load_rules(db, vpc_id).await?;
+        state.static_nats = public_ips_static_nat(&allocated)?;
+        state.vpn = super::vpn::load(db, vpc_id).await?;
+    }
+    Ok(Some(state))
+}
+
+/// The NICs of router `router_id` and the networks of VPC `vpc_id`.
+async fn nics_and_networks(
+    db: &Db,
+    router_id: i64,
+    vpc_id: i64,
+) -> Result<(Vec<router::Nic>, Vec<network::Network>), Error> {
+    let nics = router::nics_of(db, router::NicOwner::Router(router_id)).await?;
+    let networks = network::list(
+        db,
+        &network::NetworkFilter {
+            vpc_id: Some(vpc_id),
+            ..Default::default()
+        },
+        Page::ALL,
+    )
+    .await?
+    .items;
+    Ok((nics, networks))
+}
+
+/// The guest tiers plugged into the router (a guest NIC on it), with
+/// their NIC: only those are on it.
+fn plugged_tiers<'a>(
+    networks: &'a [network::Network],
+    nics: &'a [router::Nic],
+) -> Vec<(&'a network::Network, &'a router::Nic)> {
+    networks
+        .iter()
+        .filter(|n| n.traffic_type == network::TRAFFIC_GUEST)
+        .filter_map(|t| {
+            nics.iter()
+                .find(|n| n.network_id == t.id && n.role == router::ROLE_GUEST)
+                .map(|nic| (t, nic))
+        })
+        .collect()
+}
+
+/// The ACL lists (row ids, sorted, distinct) of the plugged tiers and live
+/// private gateways: the lists on the router.
+fn acl_ids_in_use(
+    plugged: &[(&network::Network, &router::Nic)],
+    gateways: &[(gateway::PrivateGateway, &router::Nic)],
+) -> Vec<i64> {
+    let mut ids: Vec<i64> = plugged
+        .iter()
+        .filter_map(|(t, _)| t.network_acl_id)
+        .chain(gateways.iter().filter_map(|(g, _)| g.network_acl_id))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The ACL lists (row ids, sorted) on the VPC's live router, as [`load`]
+/// would name them in `acl_lists`, read from the router's NICs, the VPC's
+/// tiers and private gateways alone: whether a change of a list's items
+/// reaches the router, without reading any item.
+pub async fn acl_lists_on_router(db: &Db, vpc_id: i64) -> Result<Vec<i64>, Error> {
+    let Some(r) = vpc_router(db, vpc_id).await? else {
+        return Ok(Vec::new());
+    };
+    if vpc::get_by_id(db, vpc_id).await?.is_none() {
+        return Ok(Vec::new());
+    }
+    let (nics, networks) = nics_and_networks(db, r.id, vpc_id).await?;
+    let gateways = live_gateways(db, vpc_id, &nics).await?;
+    Ok(acl_ids_in_use(&plugged_tiers(&networks, &nics), &gateways))
 }
 
 /// What every VM reads alike: (`cloud-identifier`, `hypervisor-host-name`).

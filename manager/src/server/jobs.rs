@@ -489,8 +489,12 @@ async fn record_started(app: &App, claimed: &job::Job) {
 
 async fn execute(app: Arc<App>, claimed: job::Job) {
     let started = std::time::Instant::now();
+    // From the submission to this start (milliseconds: the row's clock).
+    let queued_ms = store::now_ms().saturating_sub(claimed.created);
     record_started(&app, &claimed).await;
+    let body_started = std::time::Instant::now();
     let outcome = run_body(&app, &claimed).await;
+    let body_us = body_started.elapsed().as_micros() as u64;
     let (status, code) = match &outcome {
         Ok(_) => ("succeeded", 0),
         Err(e) => ("failed", e.code),
@@ -509,7 +513,7 @@ async fn execute(app: Arc<App>, claimed: job::Job) {
             tracing::error!(job = %claimed.uuid, error = %e, "recording a job result failed");
         }
     }
-    tracing::info!(job = %claimed.uuid, cmd = %claimed.cmd, status, code, micros = started.elapsed().as_micros() as u64, "job finished");
+    tracing::info!(job = %claimed.uuid, cmd = %claimed.cmd, status, code, queued_ms, body_us, micros = started.elapsed().as_micros() as u64, "job finished");
     app.jobs.running().remove(&claimed.id);
     app.jobs.ended.notify_waiters();
     // A job waiting on the same sync object can start now.

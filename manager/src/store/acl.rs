@@ -524,6 +524,48 @@ pub async fn list_items<'a>(
     .await
 }
 
+/// What the checks of an item's number need of its list's live items,
+/// counted by the database instead of read row by row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ItemNumbers {
+    /// How many live items the list has.
+    pub count: i64,
+    /// The highest number among them.
+    pub max: Option<i64>,
+    /// The number asked about, when one of them (other than the one left
+    /// out) has it.
+    pub taken: Option<i64>,
+}
+
+/// [`ItemNumbers`] of the live items of list `acl_id`, asking whether one
+/// other than item `except` has `number`: one statement, whatever the
+/// list's size.
+pub async fn item_numbers<'a>(
+    ex: impl Into<Exec<'a>>,
+    acl_id: i64,
+    number: Option<i64>,
+    except: Option<i64>,
+) -> Result<ItemNumbers> {
+    let mut ex = ex.into();
+    let (count, max, taken): (i64, Option<i64>, i64) = on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT COUNT(*), MAX(number), \
+             COALESCE(SUM(CASE WHEN number = $2 AND id <> $3 THEN 1 ELSE 0 END), 0) \
+             FROM network_acl_item WHERE acl_id = $1 AND removed IS NULL",
+        )
+        .bind(acl_id)
+        .bind(number)
+        .bind(except.unwrap_or(0))
+        .fetch_one(c)
+        .await?
+    });
+    Ok(ItemNumbers {
+        count,
+        max,
+        taken: number.filter(|_| taken > 0),
+    })
+}
+
 async fn item_of_mutable_list(ex: &mut Exec<'_>, id: i64) -> Result<AclItem> {
     let item = item_by_id(ex.reborrow(), id)
         .await?

@@ -229,12 +229,13 @@ fn list_uuid(list: &acl::AclList) -> Result<Uuid, Error> {
 /// Whether the list is on the VPC's router: attached to a tier or private
 /// gateway that has a NIC there. Only then does a change of its items reach
 /// the router (bump its generation and get pushed); otherwise the change is
-/// stored and goes with the next full configuration.
+/// stored and goes with the next full configuration. Read from the NICs,
+/// tiers and gateways alone: no item of any list.
 async fn list_on_router(db: &Db, vpc_id: i64, list: &acl::AclList) -> Result<bool, Error> {
-    let id = list_uuid(list)?;
-    Ok(provision::state::load(db, vpc_id)
+    Ok(provision::state::acl_lists_on_router(db, vpc_id)
         .await?
-        .is_some_and(|s| s.acl_lists.iter().any(|l| l.id == id)))
+        .binary_search(&list.id)
+        .is_ok())
 }
 
 /// Pushes the list `id` — all its live items, sorted by number — to every

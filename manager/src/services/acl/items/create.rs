@@ -6,9 +6,9 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::super::{items_of, list_param, list_sync, mutable_list_vpc, tier_param};
+use super::super::{list_param, list_sync, mutable_list_vpc, tier_param};
 use super::changes::{ItemEdit, apply_edit};
-use super::rows::{ItemFields, checked_new, numbers_taken, stored};
+use super::rows::{ItemFields, checked_new, numbers_to_check, stored};
 use super::{
     ItemJob, ListLock, LockedItem, fields_of, item_params, item_result, item_spec, list_of,
     revoke_and_remove,
@@ -119,20 +119,21 @@ impl AsyncCommand for CreateAclItem {
             {
                 return Err(Error::invalid("The ACL list was deleted meanwhile"));
             }
-            let items = items_of(&mut tx, list.id).await?;
+            // Counted by the database: a list of 10,000 items is not read
+            // to add one.
+            let numbers = acl::item_numbers(&mut tx, list.id, self.fields.number, None).await?;
             // A list grows only here; the router agent bounds it again.
             let max = crate::store::config::value_i64(&mut tx, "network.acl.max.items")
                 .await?
                 .unwrap_or(i64::MAX);
-            if i64::try_from(items.len()).unwrap_or(i64::MAX) >= max {
+            if numbers.count >= max {
                 return Err(Error::limit_exceeded(format!(
                     "Number of items per network ACL list cannot surpass [{max}] \
                      (network.acl.max.items): list {} already has {} items",
-                    list.uuid,
-                    items.len()
+                    list.uuid, numbers.count
                 )));
             }
-            let checked = checked_new(&self.fields, &numbers_taken(&items, None))?;
+            let checked = checked_new(&self.fields, &numbers_to_check(&numbers))?;
             let item =
                 acl::create_item(&mut tx, stored(&checked, list.id, self.fields.reason)).await?;
             tx.commit().await?;

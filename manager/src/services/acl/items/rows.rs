@@ -79,12 +79,17 @@ pub(super) fn checked_of(item: &acl::AclItem) -> Result<rule::AclItem, Error> {
     })
 }
 
-/// The numbers of a list's items other than `except`.
-pub(super) fn numbers_taken(items: &[acl::AclItem], except: Option<i64>) -> Vec<u32> {
-    items
-        .iter()
-        .filter(|i| Some(i.id) != except)
-        .filter_map(|i| u32::try_from(i.number).ok())
+/// The numbers a new item is checked against ([`checked_new`]) when the
+/// list's items are counted rather than read: the asked number when an
+/// item has it (refused as taken), and the highest (a new item without a
+/// number goes one past it). The same answer as all the list's numbers
+/// give.
+pub(super) fn numbers_to_check(numbers: &acl::ItemNumbers) -> Vec<u32> {
+    numbers
+        .max
+        .into_iter()
+        .chain(numbers.taken)
+        .filter_map(|n| u32::try_from(n).ok())
         .collect()
 }
 

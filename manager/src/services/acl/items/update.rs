@@ -5,9 +5,9 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::super::{items_of, mutable_list_vpc};
+use super::super::mutable_list_vpc;
 use super::changes::{ItemEdit, apply_edit};
-use super::rows::{ItemFields, merged, numbers_taken};
+use super::rows::{ItemFields, merged};
 use super::{
     EditJob, LockedItem, fields_of, item_param, item_params, item_result, item_spec,
     item_submission,
@@ -17,7 +17,7 @@ use crate::rules::acl::GlobalRefusal;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission, Text};
 use crate::server::jobs::JobCtx;
-use crate::store::acl;
+use crate::store::{Db, acl};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the ACL item");
 const PROTOCOL: Arg<Text> = Arg::opt("protocol", "tcp, udp, icmp, all or a protocol number");
@@ -65,8 +65,11 @@ impl AsyncCommand for UpdateAclItem {
         let (item, list) = item_param(db, self.id).await?;
         let v = mutable_list_vpc(ctx, &list, GlobalRefusal::UpdateItem).await?;
         // Checked now for an immediate answer, and again in the job.
-        let items = items_of(db, list.id).await?;
-        merged(&item, &self.fields, &numbers_taken(&items, Some(item.id)))?;
+        merged(
+            &item,
+            &self.fields,
+            &taken_by_others(db, &item, &self.fields).await?,
+        )?;
         let vpc_id = v.map(|v| v.id);
         let job = UpdateAclItemJob {
             id: item.id,
@@ -80,12 +83,8 @@ impl AsyncCommand for UpdateAclItem {
         let db = &job.app.db;
         let LockedItem { lock, item, list } =
             LockedItem::take(&job.app, payload.id, payload.vpc_id).await?;
-        let items = items_of(db, list.id).await?;
-        let new = merged(
-            &item,
-            &payload.fields,
-            &numbers_taken(&items, Some(item.id)),
-        )?;
+        let taken = taken_by_others(db, &item, &payload.fields).await?;
+        let new = merged(&item, &payload.fields, &taken)?;
         let id = item.id;
         apply_edit(
             &lock,
@@ -99,4 +98,21 @@ impl AsyncCommand for UpdateAclItem {
         acl::set_item_state(db, id, acl::ITEM_ACTIVE).await?;
         item_result(db, id, &list).await
     }
+}
+
+/// The number the updated `item` would take when another item of its list
+/// has it (what [`merged`] refuses), counted by the database: the list's
+/// other items are not read.
+async fn taken_by_others(
+    db: &Db,
+    item: &acl::AclItem,
+    fields: &ItemFields,
+) -> Result<Vec<u32>, Error> {
+    let number = fields.number.unwrap_or(item.number);
+    let numbers = acl::item_numbers(db, item.acl_id, Some(number), Some(item.id)).await?;
+    Ok(numbers
+        .taken
+        .and_then(|n| u32::try_from(n).ok())
+        .into_iter()
+        .collect())
 }
