@@ -41,7 +41,7 @@ async fn a_crashed_job_fails_or_runs_again_and_a_released_job_runs_at_the_next_s
         let left = client.ok("listDomains", &[("name", name)]).await;
         assert_eq!(left, serde_json::json!({}), "domain {name} is gone");
     }
-    // deleteNetworkACLList is not: it fails.
+    // deleteFirewallRule is not: it fails.
     let failed = client.wait_job(&failing.uuid.to_string()).await;
     assert_eq!(failed["jobstatus"], 2, "{failed}");
     assert_eq!(failed["jobresultcode"], 530);

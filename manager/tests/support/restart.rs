@@ -87,8 +87,9 @@ pub async fn planted_delete_domain(
 }
 
 /// A pending job of a command whose job is not run again after its manager
-/// stopped (`deleteNetworkACLList`), inserted straight into the database
-/// for a list that does not exist: it must fail, never run.
+/// stopped (`deleteFirewallRule`, whose requests are refused, so only a job
+/// planted like this one exists), inserted straight into the database: it
+/// must fail as abandoned, never run (a run would fail with another text).
 #[allow(dead_code)]
 pub async fn planted_not_rerun(db: &Db, admin: &user::User, name: &str) -> job::Job {
     job::insert(
@@ -96,11 +97,11 @@ pub async fn planted_not_rerun(db: &Db, admin: &user::User, name: &str) -> job::
         job::NewJob {
             user_id: admin.id,
             account_id: admin.account_id,
-            cmd: "deleteNetworkACLList".into(),
-            cmd_info: serde_json::json!({ "id": -1 }).to_string(),
-            instance_type: Some("NetworkAcl".into()),
+            cmd: "deleteFirewallRule".into(),
+            cmd_info: serde_json::json!({}).to_string(),
+            instance_type: Some("FirewallRule".into()),
             instance_uuid: None,
-            sync_object: Some(format!("acl-list:{name}")),
+            sync_object: Some(format!("firewall:{name}")),
             uuid: None,
         },
     )

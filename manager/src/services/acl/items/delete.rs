@@ -7,13 +7,13 @@ use uuid::Uuid;
 
 use super::super::mutable_list_vpc;
 use super::{ItemJob, LockedItem, item_param, item_submission, revoke_and_remove};
-use crate::store::acl;
 use crate::error::Error;
 use crate::rules::acl::GlobalRefusal;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ALL;
+use crate::store::acl;
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the ACL item");
 
