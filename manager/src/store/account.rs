@@ -175,20 +175,11 @@ pub async fn update<'a>(
     account_name: Option<&str>,
     network_domain: Option<&str>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE account SET account_name = COALESCE($2, account_name), \
-             network_domain = COALESCE($3, network_domain) WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(account_name)
-        .bind(network_domain)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [
+        ("account_name", account_name.into()),
+        ("network_domain", network_domain.into()),
+    ];
+    TABLE.update_live(ex, id, &values).await
 }
 
 /// Enables or disables a live account.

@@ -188,23 +188,12 @@ pub async fn update_template<'a>(
     id: i64,
     update: &TemplateUpdate,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE vm_template SET name = COALESCE($2, name), \
-             display_text = COALESCE($3, display_text), \
-             enable_password = COALESCE($4, enable_password) \
-             WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(update.name.as_deref())
-        .bind(update.display_text.as_deref())
-        .bind(update.enable_password)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [
+        ("name", update.name.as_deref().into()),
+        ("display_text", update.display_text.as_deref().into()),
+        ("enable_password", update.enable_password.into()),
+    ];
+    TEMPLATES.update_live(ex, id, &values).await
 }
 
 /// Lists live templates by id.

@@ -310,20 +310,8 @@ pub async fn update<'a>(
     name: Option<&str>,
     display_text: Option<&str>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE networks SET name = COALESCE($2, name), \
-             display_text = COALESCE($3, display_text) WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(display_text)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [("name", name.into()), ("display_text", display_text.into())];
+    TABLE.update_live(ex, id, &values).await
 }
 
 /// Marks a live network removed (state Destroy); false when it already was.

@@ -432,23 +432,13 @@ pub async fn update_vpc_offering<'a>(
     state: Option<&str>,
     sort_key: Option<i64>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE vpc_offerings SET name = COALESCE($2, name), \
-             display_text = COALESCE($3, display_text), state = COALESCE($4, state), \
-             sort_key = COALESCE($5, sort_key) WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(display_text)
-        .bind(state)
-        .bind(sort_key)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [
+        ("name", name.into()),
+        ("display_text", display_text.into()),
+        ("state", state.into()),
+        ("sort_key", sort_key.into()),
+    ];
+    VPC_OFFERINGS.update_live(ex, id, &values).await
 }
 
 /// Marks a VPC offering removed (the caller refuses defaults and offerings in use).
@@ -656,22 +646,12 @@ pub async fn update_network_offering<'a>(
     display_text: Option<&str>,
     state: Option<&str>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE network_offerings SET name = COALESCE($2, name), \
-             display_text = COALESCE($3, display_text), state = COALESCE($4, state) \
-             WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(display_text)
-        .bind(state)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [
+        ("name", name.into()),
+        ("display_text", display_text.into()),
+        ("state", state.into()),
+    ];
+    NETWORK_OFFERINGS.update_live(ex, id, &values).await
 }
 
 /// How many live networks use a network offering.

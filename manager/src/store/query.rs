@@ -32,6 +32,8 @@ pub(crate) enum Arg {
     OptInt(Option<i64>),
     /// A text column's value or NULL.
     OptText(Option<String>),
+    /// A boolean column's value or NULL.
+    OptBool(Option<bool>),
 }
 
 impl From<i64> for Arg {
@@ -71,6 +73,12 @@ impl From<Option<i64>> for Arg {
     }
 }
 
+impl From<Option<bool>> for Arg {
+    fn from(v: Option<bool>) -> Self {
+        Arg::OptBool(v)
+    }
+}
+
 impl From<Option<&str>> for Arg {
     fn from(v: Option<&str>) -> Self {
         Arg::OptText(v.map(str::to_string))
@@ -88,6 +96,7 @@ macro_rules! bind_args {
                 $crate::store::query::Arg::Bool(v) => q.bind(*v),
                 $crate::store::query::Arg::OptInt(v) => q.bind(*v),
                 $crate::store::query::Arg::OptText(v) => q.bind(v.clone()),
+                $crate::store::query::Arg::OptBool(v) => q.bind(*v),
             };
         }
         q

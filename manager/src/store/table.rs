@@ -170,6 +170,27 @@ impl<T: Row> Table<T> {
         Ok(query::execute(&mut ex.into(), sql, w.args()).await? == 1)
     }
 
+    /// Changes the columns of the live row `id` whose value is given (a NULL
+    /// value keeps the column as is: `col = COALESCE($n, col)`); false when
+    /// there is no such row.
+    pub(crate) async fn update_live<'a>(
+        self,
+        ex: impl Into<Exec<'a>>,
+        id: i64,
+        values: &[(&str, Arg)],
+    ) -> Result<bool> {
+        let mut w = Where::new();
+        let set: Vec<String> = values
+            .iter()
+            .map(|(column, value)| {
+                format!("{column} = COALESCE({}, {column})", w.arg(value.clone()))
+            })
+            .collect();
+        w.eq("id", id).push("removed IS NULL");
+        let sql = format!("UPDATE {} SET {}{}", self.name, set.join(", "), w.sql());
+        Ok(query::execute(&mut ex.into(), sql, w.args()).await? == 1)
+    }
+
     /// Sets the state of the live row `id`; false when there is none.
     pub(crate) async fn set_state<'a>(
         self,

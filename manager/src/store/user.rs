@@ -481,23 +481,13 @@ pub async fn update_profile<'a>(
     lastname: Option<&str>,
     email: Option<&str>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE users SET username = COALESCE($2, username), \
-             firstname = COALESCE($3, firstname), lastname = COALESCE($4, lastname), \
-             email = COALESCE($5, email) WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(username)
-        .bind(firstname)
-        .bind(lastname)
-        .bind(email)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [
+        ("username", username.into()),
+        ("firstname", firstname.into()),
+        ("lastname", lastname.into()),
+        ("email", email.into()),
+    ];
+    TABLE.update_live(ex, id, &values).await
 }
 
 #[cfg(test)]

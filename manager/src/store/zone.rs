@@ -370,20 +370,8 @@ pub async fn update_physical_network<'a>(
     vnet_range: Option<&str>,
     state: Option<&str>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE physical_network SET vnet_range = COALESCE($2, vnet_range), \
-             state = COALESCE($3, state) WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(vnet_range)
-        .bind(state)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [("vnet_range", vnet_range.into()), ("state", state.into())];
+    PHYSNETS.update_live(ex, id, &values).await
 }
 
 /// Marks a physical network removed. Refused (Conflict) while a live public IP range
