@@ -2,6 +2,9 @@
 //! over gRPC. The host agent's refusals and failures come back as the same
 //! [`DriverError`] text the driver gave there, so API errors read as they
 //! did when the manager ran the driver itself.
+//!
+//! Kept whole because it is the one `RouterDriver` over a host agent: one short RPC per driver
+//! method; a sixth is tests.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -2,6 +2,9 @@
 //! manager encodes what it loaded from the database; the host agent decodes
 //! and checks every field that reaches a namespace name, a command line or a
 //! file before anything runs, and names the field that is wrong.
+//!
+//! Kept whole because each conversion to the protocol sits beside its checked way back; the last
+//! 175 lines are their tests.
 
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -23,6 +23,9 @@
 //! A host agent whose certificate the cluster CA did not sign is refused by
 //! every manager (the TLS handshake fails), so `addHost` without a token
 //! cannot add it.
+//!
+//! Kept whole because both ends of the enrollment handshake are here, so each step's proof and
+//! check read side by side; a fifth is tests.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

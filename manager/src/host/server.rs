@@ -6,6 +6,9 @@
 //! the driver could not use is refused with INVALID_ARGUMENT naming it, and
 //! nothing runs. A driver failure is INTERNAL with the driver's own text,
 //! which the manager's client turns back into the same driver error.
+//!
+//! Kept whole because the `HostAgentRpc` handlers and the router and VM records they keep are one
+//! service; a fifth is its tests.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -311,8 +314,6 @@ impl HostAgent {
         }
     }
 
-    /// The router's record with `nic` put in (same device index or MAC
-    /// replaced) or taken out.
     /// The router of a stop or destroy, checked, and its record removed
     /// first: a router half stopped is not taken back at the next start (the
     /// sweeper removes what it left).
@@ -336,6 +337,29 @@ impl HostAgent {
         Ok(view)
     }
 
+    /// Plugs (`plug`) or unplugs the NIC of a router, then records the
+    /// router with the NIC put in or taken out.
+    async fn change_nic(
+        &self,
+        r: pb::NicRequest,
+        plug: bool,
+    ) -> Result<Response<pb::Done>, Status> {
+        let view = convert::router_from_proto("router", r.router.as_ref()).map_err(invalid)?;
+        let nic = convert::router_nic_from_proto("nic", r.nic.as_ref()).map_err(invalid)?;
+        if plug {
+            self.driver.plug_nic(&view, &nic).await
+        } else {
+            self.driver.unplug_nic(&view, &nic).await
+        }
+        .map_err(failed)?;
+        if let (Some(router), Some(nic)) = (&r.router, &r.nic) {
+            self.update_nic(router, nic, plug).await;
+        }
+        Ok(Response::new(pb::Done {}))
+    }
+
+    /// The router's record with `nic` put in (same device index or MAC
+    /// replaced) or taken out.
     async fn update_nic(&self, router: &pb::Router, nic: &pb::RouterNic, plug: bool) {
         let _records = self.records.lock().await;
         let Some(mut record) = self.views.router(&router.name) else {
@@ -434,28 +458,14 @@ impl HostAgentRpc for HostAgent {
         &self,
         request: Request<pb::NicRequest>,
     ) -> Result<Response<pb::Done>, Status> {
-        let r = request.into_inner();
-        let view = convert::router_from_proto("router", r.router.as_ref()).map_err(invalid)?;
-        let nic = convert::router_nic_from_proto("nic", r.nic.as_ref()).map_err(invalid)?;
-        self.driver.plug_nic(&view, &nic).await.map_err(failed)?;
-        if let (Some(router), Some(nic)) = (&r.router, &r.nic) {
-            self.update_nic(router, nic, true).await;
-        }
-        Ok(Response::new(pb::Done {}))
+        self.change_nic(request.into_inner(), true).await
     }
 
     async fn unplug_nic(
         &self,
         request: Request<pb::NicRequest>,
     ) -> Result<Response<pb::Done>, Status> {
-        let r = request.into_inner();
-        let view = convert::router_from_proto("router", r.router.as_ref()).map_err(invalid)?;
-        let nic = convert::router_nic_from_proto("nic", r.nic.as_ref()).map_err(invalid)?;
-        self.driver.unplug_nic(&view, &nic).await.map_err(failed)?;
-        if let (Some(router), Some(nic)) = (&r.router, &r.nic) {
-            self.update_nic(router, nic, false).await;
-        }
-        Ok(Response::new(pb::Done {}))
+        self.change_nic(request.into_inner(), false).await
     }
 
     async fn start_vm(

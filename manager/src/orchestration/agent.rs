@@ -2,6 +2,9 @@
 //! driver that runs routers (`RouterDriver`). Both are object-safe and live
 //! behind `Arc<dyn ...>` ([`SharedAgent`], [`SharedDriver`]): the manager
 //! picks them at start (see [`crate::future`]).
+//!
+//! Kept whole because it defines both seams with the endpoint book and `Arc` forwarding they share;
+//! a seventh is tests.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,6 +1,9 @@
 //! Plain views of the rows the orchestration layer works on. The service layer
 //! loads rows from the store and fills these in; nothing here touches the
 //! database.
+//!
+//! Kept whole because it is the one vocabulary of views that elements, gurus and the wire share:
+//! plain types, no logic to split by.
 
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -1,4 +1,7 @@
 //! Unit tests of the element against the recording doubles, and of the gurus.
+//!
+//! Kept whole because it is the layer's one unit-test module: its cases share the doubles and
+//! samples set up here.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -1031,14 +1034,14 @@ impl NetworkGuru for Greedy {
         &[(IsolationMethod::Vlan, NetworkTraffic::Guest)]
     }
     fn design(&self, spec: &NetworkSpec) -> Result<DesignedNetwork, GuruError> {
-        GuestVlanGuru.design(spec)
+        GUEST_VLAN_GURU.design(spec)
     }
     fn implement<'a>(
         &'a self,
         network: &'a DesignedNetwork,
         vnets: &'a mut dyn VnetAllocator,
     ) -> BoxFuture<'a, Result<ImplementedNetwork, GuruError>> {
-        GuestVlanGuru.implement(network, vnets)
+        GUEST_VLAN_GURU.implement(network, vnets)
     }
     fn reserve<'a>(
         &'a self,
@@ -1046,13 +1049,13 @@ impl NetworkGuru for Greedy {
         nic: &'a NicRequest,
         addresses: &'a mut dyn AddressAllocator,
     ) -> BoxFuture<'a, Result<ReservedNic, GuruError>> {
-        Box::pin(async move { GuestVlanGuru.reserve(network, nic, addresses).await })
+        Box::pin(async move { GUEST_VLAN_GURU.reserve(network, nic, addresses).await })
     }
 }
 
 #[test]
 fn the_registry_refuses_two_gurus_claiming_one_network() {
-    let err = GuruRegistry::new(vec![Box::new(GuestVlanGuru), Box::new(Greedy)]).unwrap_err();
+    let err = GuruRegistry::new(vec![Box::new(GUEST_VLAN_GURU), Box::new(Greedy)]).unwrap_err();
     assert_eq!(
         err,
         RegistryError::Clash {
@@ -1100,7 +1103,7 @@ fn registries_built_from_names_enable_only_those_gurus() {
 
 #[test]
 fn guest_design_validates_and_allocates() {
-    let guru = GuestVlanGuru;
+    let guru = GUEST_VLAN_GURU;
     let net = guru
         .design(&spec(NetworkTraffic::Guest, IsolationMethod::Vlan))
         .unwrap();
@@ -1141,26 +1144,29 @@ fn guest_design_validates_and_allocates() {
 #[tokio::test]
 async fn guest_gurus_take_a_vnet_and_give_it_back() {
     let mut vnets = MemoryVnetAllocator::with_range(PHYS, 100, 101);
-    let vlan = GuestVlanGuru
+    let vlan = GUEST_VLAN_GURU
         .design(&spec(NetworkTraffic::Guest, IsolationMethod::Vlan))
         .unwrap();
-    let implemented = GuestVlanGuru.implement(&vlan, &mut vnets).await.unwrap();
+    let implemented = GUEST_VLAN_GURU.implement(&vlan, &mut vnets).await.unwrap();
     assert_eq!(implemented.broadcast_uri.as_deref(), Some("vlan://100"));
     assert_eq!(implemented.acquired_vnet, Some(100));
     assert_eq!(implemented.network.state, NetworkState::Implemented);
 
-    let vxlan = GuestVxlanGuru
+    let vxlan = GUEST_VXLAN_GURU
         .design(&spec(NetworkTraffic::Guest, IsolationMethod::Vxlan))
         .unwrap();
-    let second = GuestVxlanGuru.implement(&vxlan, &mut vnets).await.unwrap();
+    let second = GUEST_VXLAN_GURU
+        .implement(&vxlan, &mut vnets)
+        .await
+        .unwrap();
     assert_eq!(second.broadcast_uri.as_deref(), Some("vxlan://101"));
     assert!(matches!(
-        GuestVxlanGuru.implement(&vxlan, &mut vnets).await,
+        GUEST_VXLAN_GURU.implement(&vxlan, &mut vnets).await,
         Err(GuruError::NoFreeVnet(_))
     ));
     assert_eq!(vnets.taken(PHYS), vec![100, 101]);
 
-    let back = GuestVlanGuru
+    let back = GUEST_VLAN_GURU
         .shutdown(&implemented, &mut vnets)
         .await
         .unwrap();
@@ -1168,18 +1174,18 @@ async fn guest_gurus_take_a_vnet_and_give_it_back() {
     assert_eq!(back.broadcast_uri, Option::None);
     assert_eq!(vnets.taken(PHYS), vec![101]);
     assert_eq!(
-        GuestVlanGuru.trash(&back).unwrap().state,
+        GUEST_VLAN_GURU.trash(&back).unwrap().state,
         NetworkState::Destroyed
     );
 
     // A VLAN the caller fixed is never taken from nor given back to the range.
     let mut fixed_spec = spec(NetworkTraffic::Guest, IsolationMethod::Vlan);
     fixed_spec.vlan = Some(42);
-    let fixed = GuestVlanGuru.design(&fixed_spec).unwrap();
-    let implemented = GuestVlanGuru.implement(&fixed, &mut vnets).await.unwrap();
+    let fixed = GUEST_VLAN_GURU.design(&fixed_spec).unwrap();
+    let implemented = GUEST_VLAN_GURU.implement(&fixed, &mut vnets).await.unwrap();
     assert_eq!(implemented.acquired_vnet, Option::None);
     assert_eq!(implemented.broadcast_uri.as_deref(), Some("vlan://42"));
-    let back = GuestVlanGuru
+    let back = GUEST_VLAN_GURU
         .shutdown(&implemented, &mut vnets)
         .await
         .unwrap();
@@ -1190,10 +1196,10 @@ async fn guest_gurus_take_a_vnet_and_give_it_back() {
 #[tokio::test]
 async fn a_vnet_outside_the_isolation_range_is_given_back() {
     let mut vnets = MemoryVnetAllocator::with_range(PHYS, 4095, 4095);
-    let net = GuestVlanGuru
+    let net = GUEST_VLAN_GURU
         .design(&spec(NetworkTraffic::Guest, IsolationMethod::Vlan))
         .unwrap();
-    assert!(GuestVlanGuru.implement(&net, &mut vnets).await.is_err());
+    assert!(GUEST_VLAN_GURU.implement(&net, &mut vnets).await.is_err());
     assert!(vnets.taken(PHYS).is_empty());
 }
 
@@ -1224,17 +1230,17 @@ fn a_minimal_state_builds_and_tiers_without_lists_get_no_acl() {
 async fn reserve_hands_out_addresses_and_macs_and_release_returns_them() {
     let mut vnets = MemoryVnetAllocator::with_range(PHYS, 100, 200);
     let mut addresses = MemoryAddressAllocator::new();
-    let net = GuestVlanGuru
+    let net = GUEST_VLAN_GURU
         .design(&spec(NetworkTraffic::Guest, IsolationMethod::Vlan))
         .unwrap();
-    let net = GuestVlanGuru.implement(&net, &mut vnets).await.unwrap();
+    let net = GUEST_VLAN_GURU.implement(&net, &mut vnets).await.unwrap();
     let router_nic = NicRequest {
         network_id: net.network.id,
         owner_id: Uuid::from_u128(1),
         requested_ip: Some(Ipv4Addr::new(10, 1, 1, 1)),
         requested_mac: Some(mac(2)),
     };
-    let reserved = GuestVlanGuru
+    let reserved = GUEST_VLAN_GURU
         .reserve(&net, &router_nic, &mut addresses)
         .await
         .unwrap();
@@ -1249,7 +1255,7 @@ async fn reserve_hands_out_addresses_and_macs_and_release_returns_them() {
         requested_ip: Option::None,
         requested_mac: Option::None,
     };
-    let vm = GuestVlanGuru
+    let vm = GUEST_VLAN_GURU
         .reserve(&net, &vm_nic, &mut addresses)
         .await
         .unwrap();
@@ -1260,7 +1266,7 @@ async fn reserve_hands_out_addresses_and_macs_and_release_returns_them() {
     let mut outside = vm_nic.clone();
     outside.requested_ip = Some(Ipv4Addr::new(10, 9, 9, 9));
     assert!(
-        GuestVlanGuru
+        GUEST_VLAN_GURU
             .reserve(&net, &outside, &mut addresses)
             .await
             .is_err()
@@ -1268,13 +1274,13 @@ async fn reserve_hands_out_addresses_and_macs_and_release_returns_them() {
     let mut taken = vm_nic.clone();
     taken.requested_ip = Some(Ipv4Addr::new(10, 1, 1, 2));
     assert!(
-        GuestVlanGuru
+        GUEST_VLAN_GURU
             .reserve(&net, &taken, &mut addresses)
             .await
             .is_err()
     );
 
-    GuestVlanGuru.release(&vm, &mut addresses).await.unwrap();
+    GUEST_VLAN_GURU.release(&vm, &mut addresses).await.unwrap();
     assert_eq!(
         addresses.used(net.network.id),
         vec![Ipv4Addr::new(10, 1, 1, 1)]

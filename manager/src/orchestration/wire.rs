@@ -1,5 +1,8 @@
 //! Pure conversions from the views to the agent protocol, and the builder of a
 //! router's whole configuration.
+//!
+//! Kept whole because `router_config` builds the whole configuration from the same conversions the
+//! element's pushes use.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

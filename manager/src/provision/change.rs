@@ -25,6 +25,9 @@
 //! all those VPCs, taken in ascending VPC id, one transaction for the rows
 //! and every router's generation, then one push per router, and the same
 //! undo for all when one refuses.
+//!
+//! Kept whole because it is the change protocol's one owner: lock, write, bump, push and record or
+//! undo stay in one place.
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -34,6 +34,9 @@
 //!
 //! [`step`], [`pick_neighbours`] and [`verdict`] are the pure rules;
 //! [`monitor_once`] applies them to every host.
+//!
+//! Kept whole because the pure steps (status, verdict, neighbours) and the round applying them are
+//! one state machine, tested at its end.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;

@@ -161,15 +161,7 @@ pub fn check_vm_in_tier<T: PartialEq + std::fmt::Display>(
 /// associateIpAddress: the owner's `public_ip` resource limit (`limit` is
 /// the effective limit, -1 unlimited; `current` the addresses it holds).
 pub fn check_public_ip_limit(owner: &str, current: i64, limit: i64) -> Result<(), Error> {
-    if limit < 0 || current < limit {
-        return Ok(());
-    }
-    let exceeded = crate::store::limit::Exceeded::Account {
-        name: owner.to_string(),
-        max: limit,
-        current,
-    };
-    Err(super::limit_exceeded("public_ip", &exceeded, 1))
+    super::check_account_limit("public_ip", owner, current, limit)
 }
 
 /// enableStaticNat: a VM address has at most one static NAT IP

@@ -77,6 +77,26 @@ pub fn limit_exceeded(
     })
 }
 
+/// Checks the owner's `resource_type` limit before one more resource is
+/// created: `limit` is the effective limit (-1 unlimited), `current` what
+/// the owner holds, `owner` names the account in the text.
+pub fn check_account_limit(
+    resource_type: &str,
+    owner: &str,
+    current: i64,
+    limit: i64,
+) -> Result<(), Error> {
+    if limit < 0 || current < limit {
+        return Ok(());
+    }
+    let exceeded = crate::store::limit::Exceeded::Account {
+        name: owner.to_string(),
+        max: limit,
+        current,
+    };
+    Err(limit_exceeded(resource_type, &exceeded, 1))
+}
+
 /// Longest `name` CloudStack stores for VPCs, tiers, ACL lists, LB rules.
 pub const MAX_NAME_LEN: usize = 255;
 /// Longest `displaytext` / `description`.

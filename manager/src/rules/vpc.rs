@@ -67,15 +67,7 @@ pub fn check_offering_enabled(
 /// `limit` is the effective limit (account, domain or project), -1 meaning
 /// unlimited; `owner` names the account in the text.
 pub fn check_vpc_limit(owner: &str, current: i64, limit: i64) -> Result<(), Error> {
-    if limit < 0 || current < limit {
-        return Ok(());
-    }
-    let exceeded = crate::store::limit::Exceeded::Account {
-        name: owner.to_string(),
-        max: limit,
-        current,
-    };
-    Err(super::limit_exceeded("vpc", &exceeded, 1))
+    super::check_account_limit("vpc", owner, current, limit)
 }
 
 /// The parameters of createVPC the rules look at.

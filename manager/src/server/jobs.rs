@@ -5,6 +5,9 @@
 //! whose sync object, e.g. `vpc:7`, is held by a running job, so jobs on one
 //! object run one at a time, also across managers sharing PostgreSQL), runs
 //! each on its own task, and records the result for queryAsyncJobResult.
+//!
+//! Kept whole because submitting, claiming, running and recording a job are one protocol, driven by
+//! the runner here.
 
 use std::sync::Arc;
 use std::time::Duration;

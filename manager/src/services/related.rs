@@ -9,6 +9,9 @@
 //! views then read from its maps, so a page costs the same few statements
 //! whatever its size. A single object (the result of a create job) goes
 //! through the same path as a page of one.
+//!
+//! Kept whole because the loaders of a page's related rows and the accessors the views read are one
+//! cache.
 
 use std::collections::HashMap;
 

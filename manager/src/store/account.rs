@@ -2,7 +2,8 @@
 
 use sqlx::FromRow;
 
-use super::query::{self, Where};
+use super::query::Where;
+use super::table::Table;
 use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, atomically, new_uuid, now_ms};
 use uuid::Uuid;
@@ -97,6 +98,7 @@ pub struct AccountFilter {
 const COLUMNS: &str = "a.id, a.uuid, a.account_name, a.type, a.domain_id, d.path AS domain_path, \
                        a.state, a.network_domain, a.created, a.removed";
 const FROM: &str = "account a JOIN domain d ON d.id = a.domain_id";
+const TABLE: Table<Account> = Table::joined("account", COLUMNS, FROM, "a.");
 
 /// Creates an account in a live domain.
 pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewAccount) -> Result<Account> {
@@ -120,27 +122,19 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewAccount) -> Result<Acco
     get_by_id(ex, id).await?.or_not_found("account", id)
 }
 
-async fn get_where<'a>(ex: impl Into<Exec<'a>>, w: Where) -> Result<Option<Account>> {
-    query::fetch_first(&mut ex.into(), COLUMNS, FROM, &w).await
-}
-
 /// An account by internal id, removed or not.
 pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Account>> {
-    let mut w = Where::new();
-    w.eq("a.id", id);
-    get_where(ex, w).await
+    TABLE.by_id(ex, id).await
 }
 
 /// An account by UUID, removed or not.
 pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Account>> {
-    let mut w = Where::new();
-    w.eq("a.uuid", uuid);
-    get_where(ex, w).await
+    TABLE.by_uuid(ex, uuid).await
 }
 
 /// Accounts by internal id, removed or not, in one statement (list views).
 pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Account>> {
-    query::fetch_by_ids(&mut ex.into(), COLUMNS, FROM, "a.id", ids, "a.id").await
+    TABLE.by_ids(ex, ids).await
 }
 
 /// The live account `name` of a domain.
@@ -153,7 +147,7 @@ pub async fn get_by_name<'a>(
     w.push("a.removed IS NULL")
         .eq("a.domain_id", domain_id)
         .eq("a.account_name", name);
-    get_where(ex, w).await
+    TABLE.first(ex, &w).await
 }
 
 /// Lists live accounts, by name.
@@ -168,22 +162,10 @@ pub async fn list<'a>(
         .eq_opt("a.domain_id", filter.domain_id)
         .eq_opt("a.state", filter.state.clone())
         .eq_opt("a.type", filter.account_type)
-        .keyword(&["a.account_name"], filter.keyword.as_deref());
-    if let Some(uuids) = &filter.uuids {
-        w.any_of("a.uuid", uuids);
-    }
-    if let Some(prefix) = &filter.domain_path_prefix {
-        w.starts_with("d.path", prefix);
-    }
-    query::list(
-        &mut ex.into(),
-        COLUMNS,
-        FROM,
-        &w,
-        "a.account_name, a.id",
-        page,
-    )
-    .await
+        .keyword(&["a.account_name"], filter.keyword.as_deref())
+        .any_of_opt("a.uuid", filter.uuids.as_deref())
+        .starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
+    TABLE.list(ex, &w, "a.account_name, a.id", page).await
 }
 
 /// Renames an account and/or sets its network domain (`None` leaves a field as is).
@@ -193,26 +175,16 @@ pub async fn update<'a>(
     account_name: Option<&str>,
     network_domain: Option<&str>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE account SET account_name = COALESCE($2, account_name), \
-             network_domain = COALESCE($3, network_domain) WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(account_name)
-        .bind(network_domain)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [
+        ("account_name", account_name.into()),
+        ("network_domain", network_domain.into()),
+    ];
+    TABLE.update_live(ex, id, &values).await
 }
 
 /// Enables or disables a live account.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: State) -> Result<bool> {
-    let state = state.as_str();
-    query::set_live_state(&mut ex.into(), "account", id, state).await
+    TABLE.set_state(ex, id, state.as_str()).await
 }
 
 /// Marks an account and its users removed, atomically; their API keys stop working.

@@ -5,10 +5,14 @@
 //! `default_allow`, with one Ingress and one Egress rule each. Built-in lists have no
 //! VPC; they and their rules cannot be changed or removed (Conflict). Global lists
 //! (`is_global`, made by the root admin) have no VPC either, and change like any other.
+//!
+//! Kept whole because lists and their items change under one rule (built-in lists refused), checked
+//! once here for both.
 
 use sqlx::FromRow;
 
-use super::query::{self, Arg, Where};
+use super::query::Where;
+use super::table::Table;
 use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
 use uuid::Uuid;
@@ -191,6 +195,8 @@ pub struct AclItemFilter {
 pub(super) const COLUMNS: &str = "id, uuid, name, description, vpc_id, is_global, created, removed";
 pub(super) const ITEM_COLUMNS: &str = "id, uuid, acl_id, number, action, traffic_type, protocol, \
      start_port, end_port, icmp_type, icmp_code, cidr_list, state, reason, created, removed";
+const TABLE: Table<AclList> = Table::new("network_acl", COLUMNS);
+const ITEMS: Table<AclItem> = Table::new("network_acl_item", ITEM_COLUMNS);
 
 /// Creates a list of a VPC.
 pub async fn create_list<'a>(
@@ -258,22 +264,14 @@ pub async fn user_vpcs<'a>(ex: impl Into<Exec<'a>>, acl_id: i64) -> Result<Vec<i
     Ok(ids)
 }
 
-async fn get<'a, V: Into<Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<AclList>> {
-    query::fetch_by(&mut ex.into(), COLUMNS, "network_acl", column, value).await
-}
-
 /// A list by internal id, removed or not.
 pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<AclList>> {
-    get(ex, "id", id).await
+    TABLE.by_id(ex, id).await
 }
 
 /// A list by UUID, removed or not.
 pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<AclList>> {
-    get(ex, "uuid", uuid).await
+    TABLE.by_uuid(ex, uuid).await
 }
 
 /// Lists live lists by id (the built-ins first).
@@ -300,10 +298,8 @@ pub async fn list<'a>(
             w.push("vpc_id IS NOT NULL");
         }
     }
-    if let Some(uuids) = &filter.uuids {
-        w.any_of("uuid", uuids);
-    }
-    query::list(&mut ex.into(), COLUMNS, "network_acl", &w, "id", page).await
+    w.any_of_opt("uuid", filter.uuids.as_deref());
+    TABLE.list(ex, &w, "id", page).await
 }
 
 /// A live list that may be changed: NotFound when missing or removed, Conflict for a
@@ -471,29 +467,14 @@ pub async fn create_item<'a>(ex: impl Into<Exec<'a>>, new: NewAclItem) -> Result
     .await
 }
 
-async fn get_item<'a, V: Into<Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<AclItem>> {
-    query::fetch_by(
-        &mut ex.into(),
-        ITEM_COLUMNS,
-        "network_acl_item",
-        column,
-        value,
-    )
-    .await
-}
-
 /// A rule by internal id, removed or not.
 pub async fn item_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<AclItem>> {
-    get_item(ex, "id", id).await
+    ITEMS.by_id(ex, id).await
 }
 
 /// A rule by UUID, removed or not.
 pub async fn item_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<AclItem>> {
-    get_item(ex, "uuid", uuid).await
+    ITEMS.by_uuid(ex, uuid).await
 }
 
 /// Lists live rules by list and number.
@@ -509,19 +490,9 @@ pub async fn list_items<'a>(
         .eq_opt("traffic_type", filter.traffic_type.clone())
         .eq_opt("action", filter.action.clone())
         .eq_opt("protocol", filter.protocol.clone())
-        .eq_opt("state", filter.state.clone());
-    if let Some(uuids) = &filter.uuids {
-        w.any_of("uuid", uuids);
-    }
-    query::list(
-        &mut ex.into(),
-        ITEM_COLUMNS,
-        "network_acl_item",
-        &w,
-        "acl_id, number",
-        page,
-    )
-    .await
+        .eq_opt("state", filter.state.clone())
+        .any_of_opt("uuid", filter.uuids.as_deref());
+    ITEMS.list(ex, &w, "acl_id, number", page).await
 }
 
 /// What the checks of an item's number need of its list's live items,
@@ -582,12 +553,11 @@ pub async fn set_item_state<'a>(
     state: ItemState,
 ) -> Result<bool> {
     let state = state.as_str();
-    let state = state.to_string();
     atomically(ex.into(), move |tx| {
         Box::pin(async move {
             let mut ex = Exec::Tx(tx);
             item_of_mutable_list(&mut ex, id).await?;
-            query::set_live_state(&mut ex, "network_acl_item", id, &state).await
+            ITEMS.set_state(ex, id, state).await
         })
     })
     .await
@@ -636,18 +606,7 @@ pub async fn remove_item<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
         Box::pin(async move {
             let mut ex = Exec::Tx(tx);
             item_of_mutable_list(&mut ex, id).await?;
-            let done = on_db!(&mut ex, c => {
-                sqlx::query(
-                    "UPDATE network_acl_item SET removed = $2, state = 'Revoke' WHERE id = $1 \
-                     AND removed IS NULL",
-                )
-                .bind(id)
-                .bind(now_ms())
-                .execute(c)
-                .await?
-                .rows_affected()
-            });
-            Ok(done == 1)
+            ITEMS.soft_delete(ex, id, ITEM_REVOKE.as_str()).await
         })
     })
     .await

@@ -6,6 +6,7 @@
 use sqlx::FromRow;
 
 use super::query::{self, Where};
+use super::table::Table;
 use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
 use uuid::Uuid;
@@ -76,6 +77,7 @@ pub struct DomainFilter {
 
 pub(crate) const COLUMNS: &str =
     "id, uuid, parent_id, name, path, level, network_domain, created, removed";
+const TABLE: Table<Domain> = Table::new("domain", COLUMNS);
 
 /// The ROOT domain.
 pub async fn root<'a>(ex: impl Into<Exec<'a>>) -> Result<Domain> {
@@ -86,40 +88,24 @@ pub async fn root<'a>(ex: impl Into<Exec<'a>>) -> Result<Domain> {
 
 /// A domain by internal id, removed or not.
 pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Domain>> {
-    let mut ex = ex.into();
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_as("SELECT id, uuid, parent_id, name, path, level, network_domain, created, removed FROM domain WHERE id = $1")
-            .bind(id)
-            .fetch_optional(c)
-            .await?
-    }))
+    TABLE.by_id(ex, id).await
 }
 
 /// A domain by UUID, removed or not (the API resolves removed ids too).
 pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Domain>> {
-    let mut ex = ex.into();
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_as("SELECT id, uuid, parent_id, name, path, level, network_domain, created, removed FROM domain WHERE uuid = $1")
-            .bind(uuid.to_string())
-            .fetch_optional(c)
-            .await?
-    }))
+    TABLE.by_uuid(ex, uuid).await
 }
 
 /// Domains by internal id, removed or not, in one statement (list views).
 pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Domain>> {
-    query::fetch_by_ids(&mut ex.into(), COLUMNS, "domain", "id", ids, "id").await
+    TABLE.by_ids(ex, ids).await
 }
 
 /// The live domain at `path` (`/` or `/a/b/`).
 pub async fn get_by_path<'a>(ex: impl Into<Exec<'a>>, path: &str) -> Result<Option<Domain>> {
-    let mut ex = ex.into();
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_as("SELECT id, uuid, parent_id, name, path, level, network_domain, created, removed FROM domain WHERE path = $1 AND removed IS NULL")
-            .bind(path)
-            .fetch_optional(c)
-            .await?
-    }))
+    let mut w = Where::new();
+    w.push("removed IS NULL").eq("path", path);
+    TABLE.first(ex, &w).await
 }
 
 /// Creates a child domain of a live parent.
@@ -170,7 +156,7 @@ pub async fn list<'a>(
     if let Some(prefix) = &filter.path_prefix {
         w.starts_with("path", prefix);
     }
-    query::list(&mut ex.into(), COLUMNS, "domain", &w, "path, id", page).await
+    TABLE.list(ex, &w, "path, id", page).await
 }
 
 /// The live domains of the subtree rooted at `path`, the root included.
@@ -229,16 +215,9 @@ pub async fn set_network_domain<'a>(
     id: i64,
     network_domain: Option<&str>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE domain SET network_domain = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(network_domain)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    TABLE
+        .set_live(ex, id, &[("network_domain", network_domain.into())])
+        .await
 }
 
 /// Marks a domain removed. Refused while it has live child domains or accounts.
@@ -258,13 +237,9 @@ pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
             "domain {id} still has {dependents} live child domains or accounts"
         )));
     }
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE domain SET removed = $2 WHERE id = $1 AND removed IS NULL AND parent_id IS NOT NULL")
-            .bind(id)
-            .bind(now_ms())
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    // ROOT (no parent) is never removed.
+    let sql = "UPDATE domain SET removed = $2 WHERE id = $1 AND removed IS NULL \
+               AND parent_id IS NOT NULL";
+    let args = [id.into(), now_ms().into()];
+    Ok(query::execute(&mut ex, sql.to_string(), &args).await? == 1)
 }

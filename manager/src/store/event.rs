@@ -186,8 +186,6 @@ pub async fn list<'a>(
         &["e.type", "e.level", "e.description"],
         filter.keyword.as_deref(),
     );
-    if let Some(prefix) = &filter.domain_path_prefix {
-        w.starts_with("d.path", prefix);
-    }
+    w.starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
     query::list(&mut ex.into(), COLUMNS, FROM, &w, "e.id DESC", page).await
 }

@@ -1,9 +1,13 @@
 //! VPC private gateways (CloudStack table `vpc_gateways`) and static routes
 //! (`static_routes`).
+//!
+//! Kept whole because static routes point at private gateways and are counted and removed with
+//! them.
 
 use sqlx::FromRow;
 
-use super::query::{self, Arg, Where};
+use super::query::Where;
+use super::table::Table;
 use super::text::{Stored, StoredOpt};
 use super::{Exec, Listed, OrNotFound, Page, Result, new_uuid, now_ms};
 use ipnet::Ipv4Net;
@@ -224,6 +228,8 @@ const GW_FROM: &str = "vpc_gateways g JOIN domain d ON d.id = g.domain_id";
 const ROUTE_COLUMNS: &str = "s.id, s.uuid, s.vpc_id, s.vpc_gateway_id, s.cidr, s.next_hop, \
      s.state, s.account_id, s.domain_id, d.path AS domain_path, s.created, s.removed";
 const ROUTE_FROM: &str = "static_routes s JOIN domain d ON d.id = s.domain_id";
+const TABLE: Table<PrivateGateway> = Table::joined("vpc_gateways", GW_COLUMNS, GW_FROM, "g.");
+const ROUTES: Table<StaticRoute> = Table::joined("static_routes", ROUTE_COLUMNS, ROUTE_FROM, "s.");
 
 /// Creates a private gateway, Creating, on its private network's physical
 /// network (copied for the unique address index of migration 0013).
@@ -255,23 +261,15 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewPrivateGateway) -> Resu
     get_by_id(ex, id).await?.or_not_found("private gateway", id)
 }
 
-async fn get_gateway<'a, V: Into<Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<PrivateGateway>> {
-    query::fetch_by(&mut ex.into(), GW_COLUMNS, GW_FROM, column, value).await
-}
-
 /// A private gateway by internal id, removed or not.
 pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<PrivateGateway>> {
-    get_gateway(ex, "g.id", id).await
+    TABLE.by_id(ex, id).await
 }
 
 /// Private gateways by internal id, removed or not, in one statement (list
 /// views).
 pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<PrivateGateway>> {
-    query::fetch_by_ids(&mut ex.into(), GW_COLUMNS, GW_FROM, "g.id", ids, "g.id").await
+    TABLE.by_ids(ex, ids).await
 }
 
 /// A private gateway by UUID, removed or not.
@@ -279,7 +277,7 @@ pub async fn get_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
     uuid: Uuid,
 ) -> Result<Option<PrivateGateway>> {
-    get_gateway(ex, "g.uuid", uuid).await
+    TABLE.by_uuid(ex, uuid).await
 }
 
 /// The live private gateways of a VPC, by creation order.
@@ -306,47 +304,27 @@ pub async fn list<'a>(
         .eq_opt("g.state", filter.state.clone())
         .eq_opt("g.account_id", filter.account_id)
         .eq_opt("g.domain_id", filter.domain_id)
-        .eq_opt("g.network_acl_id", filter.network_acl_id);
-    if let Some(uuids) = &filter.uuids {
-        w.any_of("g.uuid", uuids);
-    }
-    if let Some(prefix) = &filter.domain_path_prefix {
-        w.starts_with("d.path", prefix);
-    }
-    query::list(&mut ex.into(), GW_COLUMNS, GW_FROM, &w, "g.id", page).await
+        .eq_opt("g.network_acl_id", filter.network_acl_id)
+        .any_of_opt("g.uuid", filter.uuids.as_deref())
+        .starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
+    TABLE.list(ex, &w, "g.id", page).await
 }
 
 /// Sets the state of a live private gateway.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: GatewayState) -> Result<bool> {
-    let state = state.as_str();
-    query::set_live_state(&mut ex.into(), "vpc_gateways", id, state).await
+    TABLE.set_state(ex, id, state.as_str()).await
 }
 
 /// Replaces (or clears) the ACL list of a live private gateway.
 pub async fn set_acl<'a>(ex: impl Into<Exec<'a>>, id: i64, acl_id: Option<i64>) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE vpc_gateways SET network_acl_id = $2 WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(acl_id)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    TABLE
+        .set_live(ex, id, &[("network_acl_id", acl_id.into())])
+        .await
 }
 
 /// Marks a live private gateway removed (state Deleting).
 pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    query::soft_delete(
-        &mut ex.into(),
-        "vpc_gateways",
-        id,
-        GATEWAY_DELETING.as_str(),
-    )
-    .await
+    TABLE.soft_delete(ex, id, GATEWAY_DELETING.as_str()).await
 }
 
 /// Creates a static route, Staged.
@@ -372,22 +350,14 @@ pub async fn create_route<'a>(ex: impl Into<Exec<'a>>, new: NewStaticRoute) -> R
     route_by_id(ex, id).await?.or_not_found("static route", id)
 }
 
-async fn get_route<'a, V: Into<Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<StaticRoute>> {
-    query::fetch_by(&mut ex.into(), ROUTE_COLUMNS, ROUTE_FROM, column, value).await
-}
-
 /// A static route by internal id, removed or not.
 pub async fn route_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<StaticRoute>> {
-    get_route(ex, "s.id", id).await
+    ROUTES.by_id(ex, id).await
 }
 
 /// A static route by UUID, removed or not.
 pub async fn route_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<StaticRoute>> {
-    get_route(ex, "s.uuid", uuid).await
+    ROUTES.by_uuid(ex, uuid).await
 }
 
 /// Lists live static routes by creation order.
@@ -404,14 +374,10 @@ pub async fn list_routes<'a>(
         .eq_opt("s.cidr", filter.cidr.clone())
         .eq_opt("s.state", filter.state.clone())
         .eq_opt("s.account_id", filter.account_id)
-        .eq_opt("s.domain_id", filter.domain_id);
-    if let Some(uuids) = &filter.uuids {
-        w.any_of("s.uuid", uuids);
-    }
-    if let Some(prefix) = &filter.domain_path_prefix {
-        w.starts_with("d.path", prefix);
-    }
-    query::list(&mut ex.into(), ROUTE_COLUMNS, ROUTE_FROM, &w, "s.id", page).await
+        .eq_opt("s.domain_id", filter.domain_id)
+        .any_of_opt("s.uuid", filter.uuids.as_deref())
+        .starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
+    ROUTES.list(ex, &w, "s.id", page).await
 }
 
 /// Sets the state of a live static route.
@@ -420,13 +386,12 @@ pub async fn set_route_state<'a>(
     id: i64,
     state: RouteState,
 ) -> Result<bool> {
-    let state = state.as_str();
-    query::set_live_state(&mut ex.into(), "static_routes", id, state).await
+    ROUTES.set_state(ex, id, state.as_str()).await
 }
 
 /// Marks a live static route removed (state Revoke).
 pub async fn remove_route<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    query::soft_delete(&mut ex.into(), "static_routes", id, ROUTE_REVOKE.as_str()).await
+    ROUTES.soft_delete(ex, id, ROUTE_REVOKE.as_str()).await
 }
 
 /// Marks every live static route `filter` selects removed; how many.

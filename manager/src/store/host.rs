@@ -1,11 +1,15 @@
 //! Hosts (CloudStack table `host`): the host agents that run routers and VMs,
 //! their state as the managers see it (`status`) and as the admin set it
 //! (`resource_state`), and which routers and VMs run on each.
+//!
+//! Kept whole because it is the one repository of `host` and of where routers and VMs run; each
+//! function is one statement or transaction.
 
 use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::query::{self, Where};
+use super::table::Table;
 use super::text::Stored;
 use super::{Exec, Listed, Page, Result, atomically, new_uuid, now_ms};
 
@@ -142,6 +146,7 @@ pub struct HostFilter {
 const COLUMNS: &str = "id, uuid, name, type, status, resource_state, url, private_ip_address, \
      data_center_id, pod_id, cluster_id, hypervisor_type, underlay_address, underlay_mtu, \
      version, cpus, ram, last_ping, disconnected, created, removed";
+const TABLE: Table<Host> = Table::new("host", COLUMNS);
 
 /// Records a host, Up; a live host of the zone with the same url is a
 /// `Duplicate`.
@@ -174,25 +179,17 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewHost) -> Result<Host> {
         .fetch_one(c)
         .await?
     });
-    Ok(by(ex, "id", id).await?.expect("host just inserted"))
-}
-
-async fn by<'a, V: Into<query::Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<Host>> {
-    query::fetch_by(&mut ex.into(), COLUMNS, "host", column, value).await
+    Ok(get_by_id(ex, id).await?.expect("host just inserted"))
 }
 
 /// A host by internal id, removed or not.
 pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Host>> {
-    by(ex, "id", id).await
+    TABLE.by_id(ex, id).await
 }
 
 /// A host by UUID, removed or not.
 pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Host>> {
-    by(ex, "uuid", uuid).await
+    TABLE.by_uuid(ex, uuid).await
 }
 
 /// The live host of `zone_id` whose host agent is at `url`.
@@ -205,20 +202,19 @@ pub async fn live_by_url<'a>(
     w.push("removed IS NULL")
         .eq("data_center_id", zone_id)
         .eq("url", url.to_string());
-    query::fetch_first(&mut ex.into(), COLUMNS, "host", &w).await
+    TABLE.first(ex, &w).await
 }
 
 /// Hosts by internal id, removed or not (list views).
 pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Host>> {
-    query::fetch_by_ids(&mut ex.into(), COLUMNS, "host", "id", ids, "id").await
+    TABLE.by_ids(ex, ids).await
 }
 
 /// Every live host of a zone (the planner's candidates), by id.
 pub async fn live_in_zone<'a>(ex: impl Into<Exec<'a>>, zone_id: i64) -> Result<Vec<Host>> {
     let mut w = Where::new();
     w.push("removed IS NULL").eq("data_center_id", zone_id);
-    let sql = format!("SELECT {COLUMNS} FROM host{} ORDER BY id", w.sql());
-    query::fetch_all(&mut ex.into(), sql, w.args()).await
+    TABLE.all(ex, &w, "id").await
 }
 
 /// Lists live hosts by name.
@@ -245,7 +241,7 @@ pub async fn list<'a>(
             w.push(format!("LOWER({column}) = {p}"));
         }
     }
-    query::list(&mut ex.into(), COLUMNS, "host", &w, "name, id", page).await
+    TABLE.list(ex, &w, "name, id", page).await
 }
 
 /// Sets the resource state of a live host if it is one of `from`; false
@@ -629,16 +625,7 @@ pub async fn adopt_unplaced<'a>(
 
 /// Renames a live host.
 pub async fn rename<'a>(ex: impl Into<Exec<'a>>, id: i64, name: &str) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE host SET name = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(name)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    TABLE.set_live(ex, id, &[("name", name.into())]).await
 }
 
 /// One VXLAN segment member for the flood lists: a live NIC of a router or

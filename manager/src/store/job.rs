@@ -11,6 +11,9 @@
 //! there keeps two managers from running jobs of one object even when ids commit out
 //! of order on PostgreSQL. A job that cannot be claimed now stays pending; whoever
 //! completes a job should call [`claim_next`] to start the next one.
+//!
+//! Kept whole because claiming a job (`claim`, `claim_next`) and its sync-object lock
+//! (`take_sync_lock`, `free_sync_lock`) are one protocol on the queue order of `HEAD_OF_QUEUE`.
 
 use sqlx::FromRow;
 
@@ -396,10 +399,8 @@ pub async fn list<'a>(
     w.eq_opt("j.account_id", filter.account_id)
         .eq_opt("j.user_id", filter.user_id)
         .eq_opt("j.status", filter.status)
-        .eq_opt("j.instance_uuid", filter.instance_uuid);
-    if let Some(prefix) = &filter.domain_path_prefix {
-        w.starts_with("d.path", prefix);
-    }
+        .eq_opt("j.instance_uuid", filter.instance_uuid)
+        .starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
     let from =
         "async_job j JOIN account a ON a.id = j.account_id JOIN domain d ON d.id = a.domain_id";
     query::list(&mut ex.into(), COLUMNS, from, &w, "j.id DESC", page).await

@@ -5,13 +5,14 @@
 
 use sqlx::FromRow;
 
-use super::query::{self, Where};
+use super::query::Arg;
+use super::table::Table;
 use super::{Exec, Result, new_uuid, now_ms};
 
-/// The table's name, written once.
-const TABLE: &str = "load_balancer_stickiness_policies";
-const COLUMNS: &str = "id, uuid, load_balancer_id, name, description, method_name, params, \
-     display, state";
+const TABLE: Table<Policy> = Table::new(
+    "load_balancer_stickiness_policies",
+    "id, uuid, load_balancer_id, name, description, method_name, params, display, state",
+);
 
 /// A live policy row.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
@@ -74,12 +75,9 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewPolicy<'_>) -> Result<i
 async fn live_where<'a>(
     ex: impl Into<Exec<'a>>,
     column: &str,
-    value: query::Arg,
+    value: Arg,
 ) -> Result<Option<Policy>> {
-    let mut w = Where::new();
-    w.push("removed IS NULL");
-    w.eq(column, value);
-    query::fetch_first(&mut ex.into(), COLUMNS, TABLE, &w).await
+    Ok(TABLE.live(ex, &[(column, value)]).await?.into_iter().next())
 }
 
 /// A live policy by internal id.
@@ -99,26 +97,19 @@ pub async fn of_rule<'a>(ex: impl Into<Exec<'a>>, rule_id: i64) -> Result<Option
 
 /// The live policies of these rules, in one statement.
 pub async fn of_rules<'a>(ex: impl Into<Exec<'a>>, rule_ids: &[i64]) -> Result<Vec<Policy>> {
-    query::fetch_live_by_ids(
-        &mut ex.into(),
-        COLUMNS,
-        TABLE,
-        Some("removed IS NULL"),
-        "load_balancer_id",
-        rule_ids,
-        "id",
-    )
-    .await
+    TABLE
+        .live_by_ids(ex, "removed IS NULL", "load_balancer_id", rule_ids, "id")
+        .await
 }
 
 /// Sets a live policy's state (`Add`, `Active`).
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
-    query::set_live_state(&mut ex.into(), TABLE, id, state).await
+    TABLE.set_state(ex, id, state).await
 }
 
 /// Marks a policy removed (state Revoke); false when it already was.
 pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    query::soft_delete(&mut ex.into(), TABLE, id, "Revoke").await
+    TABLE.soft_delete(ex, id, "Revoke").await
 }
 
 /// Makes a removed policy live again (the undo of a refused delete).

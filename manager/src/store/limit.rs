@@ -12,6 +12,8 @@
 
 use sqlx::FromRow;
 
+use super::query::Where;
+use super::table::Table;
 use super::{Exec, OrNotFound, Result, account, config, domain};
 use uuid::Uuid;
 
@@ -69,23 +71,16 @@ pub struct ResourceLimit {
     pub domain_id: Option<i64>,
 }
 
+const LIMITS: Table<ResourceLimit> =
+    Table::new("resource_limit", "id, type, max, account_id, domain_id");
+
 /// The limit explicitly set on an account, if any.
 pub async fn get_for_account<'a>(
     ex: impl Into<Exec<'a>>,
     account_id: i64,
     resource_type: &str,
 ) -> Result<Option<ResourceLimit>> {
-    let mut ex = ex.into();
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_as(
-            "SELECT id, type, max, account_id, domain_id FROM resource_limit \
-             WHERE account_id = $1 AND type = $2",
-        )
-        .bind(account_id)
-        .bind(resource_type)
-        .fetch_optional(c)
-        .await?
-    }))
+    get_for(ex.into(), "account_id", account_id, resource_type).await
 }
 
 /// The limit explicitly set on a domain, if any.
@@ -94,17 +89,20 @@ pub async fn get_for_domain<'a>(
     domain_id: i64,
     resource_type: &str,
 ) -> Result<Option<ResourceLimit>> {
-    let mut ex = ex.into();
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_as(
-            "SELECT id, type, max, account_id, domain_id FROM resource_limit \
-             WHERE domain_id = $1 AND type = $2",
-        )
-        .bind(domain_id)
-        .bind(resource_type)
-        .fetch_optional(c)
-        .await?
-    }))
+    get_for(ex.into(), "domain_id", domain_id, resource_type).await
+}
+
+/// The limit of type `resource_type` set on the account or domain whose id
+/// stands in `owner_column`.
+async fn get_for(
+    ex: Exec<'_>,
+    owner_column: &'static str,
+    owner_id: i64,
+    resource_type: &str,
+) -> Result<Option<ResourceLimit>> {
+    let mut w = Where::new();
+    w.eq(owner_column, owner_id).eq("type", resource_type);
+    LIMITS.first(ex, &w).await
 }
 
 /// The limit in force for an account: unlimited for root admins, else the account's

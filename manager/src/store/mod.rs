@@ -14,6 +14,9 @@
 //! - removed rows keep a `removed` time; `get_by_uuid` still finds them, lists skip them;
 //! - functions take anything that converts into an [`Exec`]: `&db` (auto-commit) or
 //!   `&mut tx` (inside a transaction from [`Db::begin`] or [`Db::transaction`]).
+//!
+//! Kept whole because it holds the pool, transaction and error types and the `on_db!` macro that
+//! every repository uses.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -57,11 +60,13 @@ macro_rules! on_db {
 
 mod migrations;
 mod query;
+mod table;
 
 pub mod account;
 pub mod acl;
 pub mod batch;
 pub mod bootstrap;
+pub mod catalog;
 pub mod cluster;
 pub mod config;
 pub mod domain;

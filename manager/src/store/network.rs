@@ -2,7 +2,8 @@
 
 use sqlx::FromRow;
 
-use super::query::{self, Arg, Where};
+use super::query::Where;
+use super::table::Table;
 use super::text::{Stored, StoredOpt};
 use super::{Exec, Listed, OrNotFound, Page, Result, new_uuid, now_ms};
 use ipnet::Ipv4Net;
@@ -168,6 +169,7 @@ const COLUMNS: &str = "n.id, n.uuid, n.name, n.display_text, n.zone_id, n.physic
      n.gateway, n.netmask, n.network_domain, n.broadcast_uri, n.vnet, n.state, n.network_acl_id, \
      n.traffic_type, n.guru_name, n.created, n.removed";
 const FROM: &str = "networks n JOIN domain d ON d.id = n.domain_id";
+const TABLE: Table<Network> = Table::joined("networks", COLUMNS, FROM, "n.");
 
 /// Creates a network, Allocated.
 pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewNetwork) -> Result<Network> {
@@ -210,27 +212,19 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewNetwork) -> Result<Netw
     get_by_id(ex, id).await?.or_not_found("network", id)
 }
 
-async fn get<'a, V: Into<Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<Network>> {
-    query::fetch_by(&mut ex.into(), COLUMNS, FROM, column, value).await
-}
-
 /// A network by internal id, removed or not.
 pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Network>> {
-    get(ex, "n.id", id).await
+    TABLE.by_id(ex, id).await
 }
 
 /// A network by UUID, removed or not.
 pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Network>> {
-    get(ex, "n.uuid", uuid).await
+    TABLE.by_uuid(ex, uuid).await
 }
 
 /// Networks by internal id, removed or not, in one statement (list views).
 pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Network>> {
-    query::fetch_by_ids(&mut ex.into(), COLUMNS, FROM, "n.id", ids, "n.id").await
+    TABLE.by_ids(ex, ids).await
 }
 
 /// Lists live networks by creation order.
@@ -259,13 +253,9 @@ pub async fn list<'a>(
         }
         None => {}
     }
-    if let Some(uuids) = &filter.uuids {
-        w.any_of("n.uuid", uuids);
-    }
-    if let Some(prefix) = &filter.domain_path_prefix {
-        w.starts_with("d.path", prefix);
-    }
-    query::list(&mut ex.into(), COLUMNS, FROM, &w, "n.id", page).await
+    w.any_of_opt("n.uuid", filter.uuids.as_deref());
+    w.starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
+    TABLE.list(ex, &w, "n.id", page).await
 }
 
 /// The live tiers (guest networks) of a VPC, by creation order.
@@ -282,36 +272,21 @@ pub async fn tiers_of_vpc<'a>(ex: impl Into<Exec<'a>>, vpc_id: i64) -> Result<Ve
 /// order (as `tiers_of_vpc` gives each VPC's).
 pub async fn tiers_of_vpcs<'a>(ex: impl Into<Exec<'a>>, vpc_ids: &[i64]) -> Result<Vec<Network>> {
     let live = format!("n.removed IS NULL AND n.traffic_type = '{TRAFFIC_GUEST}'");
-    query::fetch_live_by_ids(
-        &mut ex.into(),
-        COLUMNS,
-        FROM,
-        Some(&live),
-        "n.vpc_id",
-        vpc_ids,
-        "n.vpc_id, n.id",
-    )
-    .await
+    TABLE
+        .live_by_ids(ex, &live, "vpc_id", vpc_ids, "n.vpc_id, n.id")
+        .await
 }
 
 /// Sets the state of a live network; false when there is none.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: State) -> Result<bool> {
-    let state = state.as_str();
-    query::set_live_state(&mut ex.into(), "networks", id, state).await
+    TABLE.set_state(ex, id, state.as_str()).await
 }
 
 /// Replaces (or clears) the ACL list of a live network.
 pub async fn set_acl<'a>(ex: impl Into<Exec<'a>>, id: i64, acl_id: Option<i64>) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE networks SET network_acl_id = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(acl_id)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    TABLE
+        .set_live(ex, id, &[("network_acl_id", acl_id.into())])
+        .await
 }
 
 /// Records the vnet and broadcast URI of a live network (None clears them).
@@ -321,19 +296,11 @@ pub async fn set_vnet<'a>(
     vnet: Option<&str>,
     broadcast_uri: Option<&str>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE networks SET vnet = $2, broadcast_uri = $3 WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(vnet)
-        .bind(broadcast_uri)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [
+        ("vnet", vnet.into()),
+        ("broadcast_uri", broadcast_uri.into()),
+    ];
+    TABLE.set_live(ex, id, &values).await
 }
 
 /// Renames a live network and/or changes its description (`None` leaves a field as is).
@@ -343,25 +310,13 @@ pub async fn update<'a>(
     name: Option<&str>,
     display_text: Option<&str>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE networks SET name = COALESCE($2, name), \
-             display_text = COALESCE($3, display_text) WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(display_text)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [("name", name.into()), ("display_text", display_text.into())];
+    TABLE.update_live(ex, id, &values).await
 }
 
 /// Marks a live network removed (state Destroy); false when it already was.
 pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    query::soft_delete(&mut ex.into(), "networks", id, "Destroy").await
+    TABLE.soft_delete(ex, id, "Destroy").await
 }
 
 /// The live tiers of a VPC (for the tiers-per-VPC limit).

@@ -1,10 +1,14 @@
 //! VPC offerings and network (tier) offerings, each with its (service, provider) map
 //! (CloudStack tables `vpc_offerings` + `vpc_offering_service_map`, `network_offerings`
 //! + `ntwk_offering_service_map`; reference/cloudstack.md §2.2, §2.4).
+//!
+//! Kept whole because VPC and network offerings are the two halves of one offering model and share
+//! its service maps and filters.
 
 use sqlx::FromRow;
 
 use super::query::{self, Where};
+use super::table::Table;
 use super::text::Stored;
 use super::{Exec, Listed, Page, Result, atomically, new_uuid, now_ms};
 use uuid::Uuid;
@@ -295,6 +299,8 @@ const VPC_COLUMNS: &str = "id, uuid, name, unique_name, display_text, state, is_
 const NETWORK_COLUMNS: &str = "id, uuid, name, unique_name, display_text, traffic_type, \
      guest_type, state, is_default, for_vpc, specify_vlan, conserve_mode, is_persistent, \
      availability, created, removed";
+const VPC_OFFERINGS: Table<VpcOffering> = Table::new("vpc_offerings", VPC_COLUMNS);
+const NETWORK_OFFERINGS: Table<NetworkOffering> = Table::new("network_offerings", NETWORK_COLUMNS);
 
 /// Creates a VPC offering and its services, atomically.
 pub async fn create_vpc_offering<'a>(
@@ -338,7 +344,7 @@ pub async fn create_vpc_offering<'a>(
                     .await?;
                 });
             }
-            Ok(get_vpc_offering(ex, "id", id)
+            Ok(vpc_offering_by_id(ex, id)
                 .await?
                 .expect("offering just inserted"))
         })
@@ -346,20 +352,12 @@ pub async fn create_vpc_offering<'a>(
     .await
 }
 
-async fn get_vpc_offering<'a, V: Into<query::Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<VpcOffering>> {
-    query::fetch_by(&mut ex.into(), VPC_COLUMNS, "vpc_offerings", column, value).await
-}
-
 /// A VPC offering by internal id, removed or not.
 pub async fn vpc_offering_by_id<'a>(
     ex: impl Into<Exec<'a>>,
     id: i64,
 ) -> Result<Option<VpcOffering>> {
-    get_vpc_offering(ex, "id", id).await
+    VPC_OFFERINGS.by_id(ex, id).await
 }
 
 /// A VPC offering by UUID, removed or not.
@@ -367,7 +365,7 @@ pub async fn vpc_offering_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
     uuid: Uuid,
 ) -> Result<Option<VpcOffering>> {
-    get_vpc_offering(ex, "uuid", uuid).await
+    VPC_OFFERINGS.by_uuid(ex, uuid).await
 }
 
 /// VPC offerings by internal id, removed or not, in one statement (list views).
@@ -375,15 +373,7 @@ pub async fn vpc_offerings_by_ids<'a>(
     ex: impl Into<Exec<'a>>,
     ids: &[i64],
 ) -> Result<Vec<VpcOffering>> {
-    query::fetch_by_ids(
-        &mut ex.into(),
-        VPC_COLUMNS,
-        "vpc_offerings",
-        "id",
-        ids,
-        "id",
-    )
-    .await
+    VPC_OFFERINGS.by_ids(ex, ids).await
 }
 
 /// A built-in VPC offering by its stable name.
@@ -391,7 +381,7 @@ pub async fn vpc_offering_by_unique_name<'a>(
     ex: impl Into<Exec<'a>>,
     unique_name: &str,
 ) -> Result<Option<VpcOffering>> {
-    get_vpc_offering(ex, "unique_name", unique_name).await
+    VPC_OFFERINGS.by(ex, "unique_name", unique_name).await
 }
 
 /// Lists live VPC offerings (by sort key, then creation).
@@ -401,15 +391,7 @@ pub async fn list_vpc_offerings<'a>(
     page: Page,
 ) -> Result<Listed<VpcOffering>> {
     let w = offering_where(filter, false);
-    query::list(
-        &mut ex.into(),
-        VPC_COLUMNS,
-        "vpc_offerings",
-        &w,
-        "sort_key, id",
-        page,
-    )
-    .await
+    VPC_OFFERINGS.list(ex, &w, "sort_key, id", page).await
 }
 
 /// The services of a VPC offering.
@@ -450,37 +432,18 @@ pub async fn update_vpc_offering<'a>(
     state: Option<&str>,
     sort_key: Option<i64>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE vpc_offerings SET name = COALESCE($2, name), \
-             display_text = COALESCE($3, display_text), state = COALESCE($4, state), \
-             sort_key = COALESCE($5, sort_key) WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(display_text)
-        .bind(state)
-        .bind(sort_key)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [
+        ("name", name.into()),
+        ("display_text", display_text.into()),
+        ("state", state.into()),
+        ("sort_key", sort_key.into()),
+    ];
+    VPC_OFFERINGS.update_live(ex, id, &values).await
 }
 
 /// Marks a VPC offering removed (the caller refuses defaults and offerings in use).
 pub async fn remove_vpc_offering<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE vpc_offerings SET removed = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(now_ms())
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    VPC_OFFERINGS.remove(ex, id).await
 }
 
 /// Creates a network offering and its services, atomically.
@@ -522,26 +485,11 @@ pub async fn create_network_offering<'a>(
                     .await?;
                 });
             }
-            Ok(get_network_offering(ex, "id", id)
+            Ok(network_offering_by_id(ex, id)
                 .await?
                 .expect("offering just inserted"))
         })
     })
-    .await
-}
-
-async fn get_network_offering<'a, V: Into<query::Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<NetworkOffering>> {
-    query::fetch_by(
-        &mut ex.into(),
-        NETWORK_COLUMNS,
-        "network_offerings",
-        column,
-        value,
-    )
     .await
 }
 
@@ -550,7 +498,7 @@ pub async fn network_offering_by_id<'a>(
     ex: impl Into<Exec<'a>>,
     id: i64,
 ) -> Result<Option<NetworkOffering>> {
-    get_network_offering(ex, "id", id).await
+    NETWORK_OFFERINGS.by_id(ex, id).await
 }
 
 /// A network offering by UUID, removed or not.
@@ -558,7 +506,7 @@ pub async fn network_offering_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
     uuid: Uuid,
 ) -> Result<Option<NetworkOffering>> {
-    get_network_offering(ex, "uuid", uuid).await
+    NETWORK_OFFERINGS.by_uuid(ex, uuid).await
 }
 
 /// Network offerings by internal id, removed or not, in one statement (list
@@ -567,15 +515,7 @@ pub async fn network_offerings_by_ids<'a>(
     ex: impl Into<Exec<'a>>,
     ids: &[i64],
 ) -> Result<Vec<NetworkOffering>> {
-    query::fetch_by_ids(
-        &mut ex.into(),
-        NETWORK_COLUMNS,
-        "network_offerings",
-        "id",
-        ids,
-        "id",
-    )
-    .await
+    NETWORK_OFFERINGS.by_ids(ex, ids).await
 }
 
 /// A built-in network offering by its stable name.
@@ -583,7 +523,7 @@ pub async fn network_offering_by_unique_name<'a>(
     ex: impl Into<Exec<'a>>,
     unique_name: &str,
 ) -> Result<Option<NetworkOffering>> {
-    get_network_offering(ex, "unique_name", unique_name).await
+    NETWORK_OFFERINGS.by(ex, "unique_name", unique_name).await
 }
 
 /// Lists live network offerings.
@@ -593,15 +533,7 @@ pub async fn list_network_offerings<'a>(
     page: Page,
 ) -> Result<Listed<NetworkOffering>> {
     let w = offering_where(filter, true);
-    query::list(
-        &mut ex.into(),
-        NETWORK_COLUMNS,
-        "network_offerings",
-        &w,
-        "id",
-        page,
-    )
-    .await
+    NETWORK_OFFERINGS.list(ex, &w, "id", page).await
 }
 
 /// The services of a network offering.
@@ -659,6 +591,7 @@ impl ServiceMap {
             &mut ex,
             &format!("{column} AS offering_id, service, provider"),
             self.table,
+            None,
             column,
             ids,
             &format!("{column}, id"),
@@ -713,22 +646,12 @@ pub async fn update_network_offering<'a>(
     display_text: Option<&str>,
     state: Option<&str>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE network_offerings SET name = COALESCE($2, name), \
-             display_text = COALESCE($3, display_text), state = COALESCE($4, state) \
-             WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(display_text)
-        .bind(state)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [
+        ("name", name.into()),
+        ("display_text", display_text.into()),
+        ("state", state.into()),
+    ];
+    NETWORK_OFFERINGS.update_live(ex, id, &values).await
 }
 
 /// How many live networks use a network offering.
@@ -747,14 +670,5 @@ pub async fn networks_of_offering<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Resul
 /// Marks a network offering removed (the caller refuses defaults and
 /// offerings in use); false when it was gone.
 pub async fn remove_network_offering<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE network_offerings SET removed = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(now_ms())
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    NETWORK_OFFERINGS.remove(ex, id).await
 }

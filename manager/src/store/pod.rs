@@ -4,7 +4,8 @@
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::query::{self, Where};
+use super::query::Where;
+use super::table::Table;
 use super::text::Stored;
 use super::{Exec, Listed, Page, Result, new_uuid, now_ms};
 
@@ -129,6 +130,8 @@ const POD_COLUMNS: &str = "id, uuid, name, data_center_id, gateway, cidr_address
      start_ip, end_ip, allocation_state, created, removed";
 const CLUSTER_COLUMNS: &str = "id, uuid, name, pod_id, data_center_id, hypervisor_type, \
      cluster_type, allocation_state, managed_state, created, removed";
+const PODS: Table<Pod> = Table::new("host_pod_ref", POD_COLUMNS);
+const CLUSTERS: Table<Cluster> = Table::new("cluster", CLUSTER_COLUMNS);
 
 /// Creates a pod; a live pod of the same name in the zone is a `Duplicate`.
 pub async fn create_pod<'a>(ex: impl Into<Exec<'a>>, new: NewPod) -> Result<Pod> {
@@ -152,30 +155,22 @@ pub async fn create_pod<'a>(ex: impl Into<Exec<'a>>, new: NewPod) -> Result<Pod>
         .fetch_one(c)
         .await?
     });
-    Ok(pod_by(ex, "id", id).await?.expect("pod just inserted"))
-}
-
-async fn pod_by<'a, V: Into<query::Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<Pod>> {
-    query::fetch_by(&mut ex.into(), POD_COLUMNS, "host_pod_ref", column, value).await
+    Ok(pod_by_id(ex, id).await?.expect("pod just inserted"))
 }
 
 /// A pod by internal id, removed or not.
 pub async fn pod_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Pod>> {
-    pod_by(ex, "id", id).await
+    PODS.by_id(ex, id).await
 }
 
 /// A pod by UUID, removed or not.
 pub async fn pod_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Pod>> {
-    pod_by(ex, "uuid", uuid).await
+    PODS.by_uuid(ex, uuid).await
 }
 
 /// Pods by internal id, removed or not (list views).
 pub async fn pods_by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Pod>> {
-    query::fetch_by_ids(&mut ex.into(), POD_COLUMNS, "host_pod_ref", "id", ids, "id").await
+    PODS.by_ids(ex, ids).await
 }
 
 /// Lists live pods by name.
@@ -191,15 +186,7 @@ pub async fn list_pods<'a>(
         .eq_opt("data_center_id", filter.zone_id)
         .eq_opt("allocation_state", filter.allocation_state.clone())
         .keyword(&["name"], filter.keyword.as_deref());
-    query::list(
-        &mut ex.into(),
-        POD_COLUMNS,
-        "host_pod_ref",
-        &w,
-        "name, id",
-        page,
-    )
-    .await
+    PODS.list(ex, &w, "name, id", page).await
 }
 
 /// Creates a cluster; a live cluster of the same name in the pod is a
@@ -223,27 +210,17 @@ pub async fn create_cluster<'a>(ex: impl Into<Exec<'a>>, new: NewCluster) -> Res
         .fetch_one(c)
         .await?
     });
-    Ok(cluster_by(ex, "id", id)
-        .await?
-        .expect("cluster just inserted"))
-}
-
-async fn cluster_by<'a, V: Into<query::Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<Cluster>> {
-    query::fetch_by(&mut ex.into(), CLUSTER_COLUMNS, "cluster", column, value).await
+    Ok(cluster_by_id(ex, id).await?.expect("cluster just inserted"))
 }
 
 /// A cluster by internal id, removed or not.
 pub async fn cluster_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Cluster>> {
-    cluster_by(ex, "id", id).await
+    CLUSTERS.by_id(ex, id).await
 }
 
 /// A cluster by UUID, removed or not.
 pub async fn cluster_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Cluster>> {
-    cluster_by(ex, "uuid", uuid).await
+    CLUSTERS.by_uuid(ex, uuid).await
 }
 
 /// The live cluster `name` of a pod.
@@ -256,12 +233,12 @@ pub async fn cluster_by_name<'a>(
     w.push("removed IS NULL")
         .eq("pod_id", pod_id)
         .eq("name", name.to_string());
-    query::fetch_first(&mut ex.into(), CLUSTER_COLUMNS, "cluster", &w).await
+    CLUSTERS.first(ex, &w).await
 }
 
 /// Clusters by internal id, removed or not (list views).
 pub async fn clusters_by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Cluster>> {
-    query::fetch_by_ids(&mut ex.into(), CLUSTER_COLUMNS, "cluster", "id", ids, "id").await
+    CLUSTERS.by_ids(ex, ids).await
 }
 
 /// Lists live clusters by name.
@@ -283,13 +260,5 @@ pub async fn list_clusters<'a>(
         let p = w.arg(h.to_lowercase());
         w.push(format!("LOWER(hypervisor_type) = {p}"));
     }
-    query::list(
-        &mut ex.into(),
-        CLUSTER_COLUMNS,
-        "cluster",
-        &w,
-        "name, id",
-        page,
-    )
-    .await
+    CLUSTERS.list(ex, &w, "name, id", page).await
 }

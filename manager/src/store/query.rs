@@ -3,6 +3,9 @@
 //! List commands combine optional filters (id, ids, keyword, domain subtree, account …),
 //! so their WHERE clause is assembled at run time. Only column names written in this
 //! crate and `$N` placeholders go into the SQL text; every value is bound.
+//!
+//! Kept whole because it is the one builder of filtered, paged SQL for both backends; a tenth is
+//! its tests.
 
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
@@ -25,6 +28,12 @@ pub(crate) enum Arg {
     Int(i64),
     Text(String),
     Bool(bool),
+    /// An integer column's value or NULL.
+    OptInt(Option<i64>),
+    /// A text column's value or NULL.
+    OptText(Option<String>),
+    /// A boolean column's value or NULL.
+    OptBool(Option<bool>),
 }
 
 impl From<i64> for Arg {
@@ -58,6 +67,24 @@ impl From<bool> for Arg {
     }
 }
 
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Arg::OptInt(v)
+    }
+}
+
+impl From<Option<bool>> for Arg {
+    fn from(v: Option<bool>) -> Self {
+        Arg::OptBool(v)
+    }
+}
+
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Self {
+        Arg::OptText(v.map(str::to_string))
+    }
+}
+
 /// Binds every [`Arg`] of `$args` to the query `$q`, in order.
 macro_rules! bind_args {
     ($q:expr, $args:expr) => {{
@@ -67,6 +94,9 @@ macro_rules! bind_args {
                 $crate::store::query::Arg::Int(v) => q.bind(*v),
                 $crate::store::query::Arg::Text(v) => q.bind(v.clone()),
                 $crate::store::query::Arg::Bool(v) => q.bind(*v),
+                $crate::store::query::Arg::OptInt(v) => q.bind(*v),
+                $crate::store::query::Arg::OptText(v) => q.bind(v.clone()),
+                $crate::store::query::Arg::OptBool(v) => q.bind(*v),
             };
         }
         q
@@ -121,6 +151,19 @@ impl Where {
         self.push(format!("{column} IN ({})", placeholders.join(", ")))
     }
 
+    /// `column IN (values…)` when a list is given (an empty one matches
+    /// nothing).
+    pub(crate) fn any_of_opt<V: Into<Arg> + Clone>(
+        &mut self,
+        column: &str,
+        values: Option<&[V]>,
+    ) -> &mut Self {
+        match values {
+            Some(values) => self.any_of(column, values),
+            None => self,
+        }
+    }
+
     /// Case-insensitive substring match on any of `columns` (CloudStack's `keyword`).
     pub(crate) fn keyword(&mut self, columns: &[&str], keyword: Option<&str>) -> &mut Self {
         let Some(keyword) = keyword.filter(|k| !k.is_empty()) else {
@@ -138,6 +181,14 @@ impl Where {
     pub(crate) fn starts_with(&mut self, column: &str, prefix: &str) -> &mut Self {
         let p = self.arg(prefix);
         self.push(format!("SUBSTR({column}, 1, LENGTH({p})) = {p}"))
+    }
+
+    /// `column` starts with `prefix` when one is given.
+    pub(crate) fn starts_with_opt(&mut self, column: &str, prefix: Option<&str>) -> &mut Self {
+        match prefix {
+            Some(prefix) => self.starts_with(column, prefix),
+            None => self,
+        }
     }
 
     /// ` WHERE …` or nothing.
@@ -294,28 +345,14 @@ where
 /// page of any list holds, so a page costs one statement per table.
 const IDS_PER_STATEMENT: usize = 1000;
 
-/// Every row of `SELECT columns FROM from WHERE column IN (ids…)`, the ids
-/// deduplicated, ordered by `order`: the rows a page of a list refers to
-/// (its zones, owners, offerings …) in one statement per table instead of
-/// one per row. Rows of one id are always in the same statement, so they
-/// keep `order` among themselves whatever the number of ids.
+/// Every row of `SELECT columns FROM from WHERE [clause AND] column IN
+/// (ids…)`, the ids deduplicated, ordered by `order`: the rows a page of a
+/// list refers to (its zones, owners, offerings …) in one statement per
+/// table instead of one per row. `clause` is a fixed condition every row
+/// must meet (`removed IS NULL` for the live rows of a parent). Rows of one
+/// id are always in the same statement, so they keep `order` among
+/// themselves whatever the number of ids.
 pub(crate) async fn fetch_by_ids<T>(
-    ex: &mut Exec<'_>,
-    columns: &str,
-    from: &str,
-    column: &str,
-    ids: &[i64],
-    order: &str,
-) -> Result<Vec<T>>
-where
-    T: Row,
-{
-    fetch_live_by_ids(ex, columns, from, None, column, ids, order).await
-}
-
-/// [`fetch_by_ids`] with one more fixed clause every row must meet
-/// (`removed IS NULL` for the live rows of a parent).
-pub(crate) async fn fetch_live_by_ids<T>(
     ex: &mut Exec<'_>,
     columns: &str,
     from: &str,
@@ -343,23 +380,6 @@ where
     Ok(rows)
 }
 
-/// The first row of `SELECT columns FROM from WHERE column = value`: the
-/// lookup by id, UUID or name every repository needs.
-pub(crate) async fn fetch_by<T, V: Into<Arg>>(
-    ex: &mut Exec<'_>,
-    columns: &str,
-    from: &str,
-    column: &str,
-    value: V,
-) -> Result<Option<T>>
-where
-    T: Row,
-{
-    let mut w = Where::new();
-    w.eq(column, value);
-    fetch_first(ex, columns, from, &w).await
-}
-
 /// The first row of `SELECT columns FROM from{w}`: a lookup by a key the
 /// WHERE clause makes unique (one column or several).
 pub(crate) async fn fetch_first<T>(
@@ -375,47 +395,14 @@ where
     Ok(fetch_all(ex, sql, w.args()).await?.into_iter().next())
 }
 
-/// `UPDATE {table} SET state = $2 WHERE id = $1 AND removed IS NULL`: the
-/// state change of a live row every repository needs; false when there is no
-/// such row.
-pub(crate) async fn set_live_state(
-    ex: &mut Exec<'_>,
-    table: &str,
-    id: i64,
-    state: &str,
-) -> Result<bool> {
-    let sql = format!("UPDATE {table} SET state = $2 WHERE id = $1 AND removed IS NULL");
-    let done = on_db!(ex, c => {
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(id)
-            .bind(state)
+/// Runs an UPDATE or DELETE assembled at run time; how many rows it changed.
+pub(crate) async fn execute(ex: &mut Exec<'_>, sql: String, args: &[Arg]) -> Result<u64> {
+    Ok(on_db!(ex, c => {
+        bind_args!(sqlx::query(AssertSqlSafe(sql)), args)
             .execute(c)
             .await?
             .rows_affected()
-    });
-    Ok(done == 1)
-}
-
-/// `UPDATE {table} SET removed = now, state = {state} WHERE id = $1 AND
-/// removed IS NULL`: marks a live row removed; false when it already was.
-pub(crate) async fn soft_delete(
-    ex: &mut Exec<'_>,
-    table: &str,
-    id: i64,
-    state: &str,
-) -> Result<bool> {
-    let sql =
-        format!("UPDATE {table} SET removed = $2, state = $3 WHERE id = $1 AND removed IS NULL");
-    let done = on_db!(ex, c => {
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(id)
-            .bind(super::now_ms())
-            .bind(state)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    }))
 }
 
 #[cfg(test)]

@@ -3,10 +3,14 @@
 //! A router carries two counters: `config_generation`, bumped by every change of the
 //! wanted configuration ([`bump_generation`]), and `applied_generation`, the last one
 //! the router confirmed ([`mark_applied`]). The router is in sync when they are equal.
+//!
+//! Kept whole because it is the repository of the two tables a router's state is read from,
+//! `domain_router` and `nics`.
 
 use sqlx::FromRow;
 
-use super::query::{self, Arg, Where};
+use super::query::Where;
+use super::table::Table;
 use super::text::{Stored, StoredOpt};
 use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
 use std::net::Ipv4Addr;
@@ -203,6 +207,8 @@ const COLUMNS: &str = "r.id, r.uuid, r.name, r.vpc_id, r.zone_id, r.account_id, 
 const FROM: &str = "domain_router r JOIN domain d ON d.id = r.domain_id";
 const NIC_COLUMNS: &str = "id, uuid, router_id, vm_id, network_id, device_index, mac_address, \
      ip4_address, netmask, gateway, role, state, created, removed";
+const TABLE: Table<Router> = Table::joined("domain_router", COLUMNS, FROM, "r.");
+const NICS: Table<Nic> = Table::new("nics", NIC_COLUMNS);
 
 /// Creates a router named `r-<id>-VM`, Stopped.
 pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewRouter) -> Result<Router> {
@@ -238,22 +244,14 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewRouter) -> Result<Route
     .await
 }
 
-async fn get<'a, V: Into<Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<Router>> {
-    query::fetch_by(&mut ex.into(), COLUMNS, FROM, column, value).await
-}
-
 /// A router by internal id, removed or not.
 pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Router>> {
-    get(ex, "r.id", id).await
+    TABLE.by_id(ex, id).await
 }
 
 /// A router by UUID, removed or not.
 pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Router>> {
-    get(ex, "r.uuid", uuid).await
+    TABLE.by_uuid(ex, uuid).await
 }
 
 /// Lists live routers by creation order.
@@ -281,18 +279,14 @@ pub async fn list<'a>(
         }
         None => {}
     }
-    if let Some(uuids) = &filter.uuids {
-        w.any_of("r.uuid", uuids);
-    }
-    if let Some(prefix) = &filter.domain_path_prefix {
-        w.starts_with("d.path", prefix);
-    }
-    query::list(&mut ex.into(), COLUMNS, FROM, &w, "r.id", page).await
+    w.any_of_opt("r.uuid", filter.uuids.as_deref());
+    w.starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
+    TABLE.list(ex, &w, "r.id", page).await
 }
 
 /// Sets the state of a live router; false when there is none.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: State) -> Result<bool> {
-    query::set_live_state(&mut ex.into(), "domain_router", id, state.as_str()).await
+    TABLE.set_state(ex, id, state.as_str()).await
 }
 
 /// Sets the state only when it is `from` (compare-and-set); false otherwise.
@@ -325,18 +319,9 @@ pub async fn set_agent_endpoint<'a>(
     id: i64,
     endpoint: Option<&str>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE domain_router SET agent_endpoint = $2 WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(endpoint)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    TABLE
+        .set_live(ex, id, &[("agent_endpoint", endpoint.into())])
+        .await
 }
 
 /// Increments the router's configuration generation and returns the new value, in one
@@ -463,22 +448,14 @@ pub async fn create_nic<'a>(ex: impl Into<Exec<'a>>, new: NewNic) -> Result<Nic>
     .await
 }
 
-async fn get_nic<'a, V: Into<Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<Nic>> {
-    query::fetch_by(&mut ex.into(), NIC_COLUMNS, "nics", column, value).await
-}
-
 /// A NIC by internal id, removed or not.
 pub async fn nic_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Nic>> {
-    get_nic(ex, "id", id).await
+    NICS.by_id(ex, id).await
 }
 
 /// A NIC by UUID, removed or not.
 pub async fn nic_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Nic>> {
-    get_nic(ex, "uuid", uuid).await
+    NICS.by_uuid(ex, uuid).await
 }
 
 /// Filters of a NIC list; every set field must match.
@@ -509,15 +486,8 @@ pub async fn list_nics<'a>(
         let (column, id) = owner_column(owner);
         w.eq(column, id);
     }
-    query::list(
-        &mut ex.into(),
-        NIC_COLUMNS,
-        "nics",
-        &w,
-        "router_id, vm_id, device_index, id",
-        page,
-    )
-    .await
+    NICS.list(ex, &w, "router_id, vm_id, device_index, id", page)
+        .await
 }
 
 /// The live NICs of a router or VM, by device index.
@@ -532,11 +502,9 @@ pub async fn nics_of<'a>(ex: impl Into<Exec<'a>>, owner: NicOwner) -> Result<Vec
 /// The live NICs of the given routers in one statement, by router and
 /// device index (as `nics_of` gives each router's).
 pub async fn nics_of_routers<'a>(ex: impl Into<Exec<'a>>, router_ids: &[i64]) -> Result<Vec<Nic>> {
-    query::fetch_live_by_ids(
-        &mut ex.into(),
-        NIC_COLUMNS,
-        "nics",
-        Some("removed IS NULL"),
+    NICS.live_by_ids(
+        ex,
+        "removed IS NULL",
         "router_id",
         router_ids,
         "router_id, device_index, id",
@@ -547,11 +515,9 @@ pub async fn nics_of_routers<'a>(ex: impl Into<Exec<'a>>, router_ids: &[i64]) ->
 /// The live NICs of the given VMs in one statement, by VM and device index
 /// (as `nics_of` gives each VM's).
 pub async fn nics_of_vms<'a>(ex: impl Into<Exec<'a>>, vm_ids: &[i64]) -> Result<Vec<Nic>> {
-    query::fetch_live_by_ids(
-        &mut ex.into(),
-        NIC_COLUMNS,
-        "nics",
-        Some("removed IS NULL"),
+    NICS.live_by_ids(
+        ex,
+        "removed IS NULL",
         "vm_id",
         vm_ids,
         "vm_id, device_index, id",
@@ -561,12 +527,12 @@ pub async fn nics_of_vms<'a>(ex: impl Into<Exec<'a>>, vm_ids: &[i64]) -> Result<
 
 /// Sets the state of a live NIC.
 pub async fn set_nic_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
-    query::set_live_state(&mut ex.into(), "nics", id, state).await
+    NICS.set_state(ex, id, state).await
 }
 
 /// Marks a live NIC removed (its MAC becomes free again); false when it already was.
 pub async fn remove_nic<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    query::soft_delete(&mut ex.into(), "nics", id, "Deallocated").await
+    NICS.soft_delete(ex, id, "Deallocated").await
 }
 
 /// Gives NIC `id` the MAC address `mac` (a VM's NIC whose MAC the client

@@ -1,10 +1,14 @@
 //! Rules on public addresses (CloudStack table `firewall_rules`): port forwarding,
 //! static NAT and load balancing, plus the load balancers' own rows
 //! (`load_balancing_rules`) and members (`load_balancer_vm_map`).
+//!
+//! Kept whole because a load balancer is a rule plus its `load_balancing_rules` row and members,
+//! written with the rule.
 
 use sqlx::FromRow;
 
-use super::query::{self, Arg, Where};
+use super::query::Where;
+use super::table::Table;
 use super::text::{Stored, StoredOpt};
 use super::{Exec, Listed, OrNotFound, Page, Result, atomically, new_uuid, now_ms};
 use std::net::Ipv4Addr;
@@ -174,6 +178,11 @@ const COLUMNS: &str = "f.id, f.uuid, f.ip_address_id, f.network_id, f.purpose, f
      f.start_port, f.end_port, f.dest_ip, f.dest_start_port, f.dest_end_port, f.source_cidrs, \
      f.state, f.account_id, f.domain_id, d.path AS domain_path, f.created, f.removed, f.vm_id";
 const FROM: &str = "firewall_rules f JOIN domain d ON d.id = f.domain_id";
+const TABLE: Table<Rule> = Table::joined("firewall_rules", COLUMNS, FROM, "f.");
+const LOAD_BALANCERS: Table<LoadBalancer> = Table::new(
+    "load_balancing_rules",
+    "id, name, algorithm, private_port, public_port",
+);
 
 /// Creates a rule, in state Add.
 pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewRule) -> Result<Rule> {
@@ -206,22 +215,14 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewRule) -> Result<Rule> {
     get_by_id(ex, id).await?.or_not_found("rule", id)
 }
 
-async fn get<'a, V: Into<Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<Rule>> {
-    query::fetch_by(&mut ex.into(), COLUMNS, FROM, column, value).await
-}
-
 /// A rule by internal id, removed or not.
 pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Rule>> {
-    get(ex, "f.id", id).await
+    TABLE.by_id(ex, id).await
 }
 
 /// A rule by UUID, removed or not.
 pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Rule>> {
-    get(ex, "f.uuid", uuid).await
+    TABLE.by_uuid(ex, uuid).await
 }
 
 /// Lists live rules by creation order.
@@ -246,34 +247,28 @@ pub async fn list<'a>(
             "f.network_id IN (SELECT id FROM networks WHERE vpc_id = {p})"
         ));
     }
-    if let Some(uuids) = &filter.uuids {
-        w.any_of("f.uuid", uuids);
-    }
-    if let Some(prefix) = &filter.domain_path_prefix {
-        w.starts_with("d.path", prefix);
-    }
-    query::list(&mut ex.into(), COLUMNS, FROM, &w, "f.id", page).await
+    w.any_of_opt("f.uuid", filter.uuids.as_deref());
+    w.starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
+    TABLE.list(ex, &w, "f.id", page).await
 }
 
 /// The live rules on the given addresses in one statement, by address and
 /// id (as `list` with `ip_address_id` gives each address's).
 pub async fn live_on_ips<'a>(ex: impl Into<Exec<'a>>, ip_ids: &[i64]) -> Result<Vec<Rule>> {
-    query::fetch_live_by_ids(
-        &mut ex.into(),
-        COLUMNS,
-        FROM,
-        Some("f.removed IS NULL"),
-        "f.ip_address_id",
-        ip_ids,
-        "f.ip_address_id, f.id",
-    )
-    .await
+    TABLE
+        .live_by_ids(
+            ex,
+            "f.removed IS NULL",
+            "ip_address_id",
+            ip_ids,
+            "f.ip_address_id, f.id",
+        )
+        .await
 }
 
 /// Sets the state of a live rule.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: State) -> Result<bool> {
-    let state = state.as_str();
-    query::set_live_state(&mut ex.into(), "firewall_rules", id, state).await
+    TABLE.set_state(ex, id, state.as_str()).await
 }
 
 /// Marks every live rule `filter` selects removed (as [`remove`]); how many.
@@ -297,18 +292,7 @@ pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
                     .execute(c)
                     .await?;
             });
-            let done = on_db!(&mut ex, c => {
-                sqlx::query(
-                    "UPDATE firewall_rules SET removed = $2, state = 'Revoke' WHERE id = $1 \
-                     AND removed IS NULL",
-                )
-                .bind(id)
-                .bind(now_ms())
-                .execute(c)
-                .await?
-                .rows_affected()
-            });
-            Ok(done == 1)
+            TABLE.soft_delete(ex, id, "Revoke").await
         })
     })
     .await
@@ -365,29 +349,12 @@ pub async fn create_load_balancer<'a>(
 
 /// The load balancer of a rule, if it is one.
 pub async fn load_balancer<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<LoadBalancer>> {
-    let mut ex = ex.into();
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_as(
-            "SELECT id, name, algorithm, private_port, public_port FROM load_balancing_rules \
-             WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(c)
-        .await?
-    }))
+    LOAD_BALANCERS.by_id(ex, id).await
 }
 
 /// Load balancers by rule id in one statement (list views).
 pub async fn load_balancers<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<LoadBalancer>> {
-    query::fetch_by_ids(
-        &mut ex.into(),
-        "id, name, algorithm, private_port, public_port",
-        "load_balancing_rules",
-        "id",
-        ids,
-        "id",
-    )
-    .await
+    LOAD_BALANCERS.by_ids(ex, ids).await
 }
 
 /// Changes a load balancer's name and/or algorithm (`None` leaves a field as is).
@@ -462,16 +429,7 @@ pub async fn members<'a>(ex: impl Into<Exec<'a>>, lb_id: i64) -> Result<Vec<Stri
 
 /// Sets the VM a rule forwards to.
 pub async fn set_vm<'a>(ex: impl Into<Exec<'a>>, id: i64, vm_id: Option<i64>) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE firewall_rules SET vm_id = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(vm_id)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    TABLE.set_live(ex, id, &[("vm_id", vm_id.into())]).await
 }
 
 /// Changes where a live rule forwards to: the destination address, the private

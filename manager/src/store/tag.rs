@@ -94,9 +94,7 @@ pub async fn list<'a>(ex: impl Into<Exec<'a>>, filter: &TagFilter) -> Result<Vec
     if let Some(uuids) = &filter.resource_uuids {
         w.any_of("t.resource_uuid", uuids);
     }
-    if let Some(prefix) = &filter.domain_path_prefix {
-        w.starts_with("d.path", prefix);
-    }
+    w.starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
     Ok(
         query::list(&mut ex.into(), COLUMNS, FROM, &w, "t.id", Page::ALL)
             .await?

@@ -194,49 +194,56 @@ pub struct Unparsable {
     pub text: String,
 }
 
-fn parse_stored<T: FromStr>(kind: &'static str, text: String) -> Result<T, Unparsable> {
-    text.parse().map_err(|_| Unparsable { kind, text })
+/// A type stored as its text form in a [`Stored`] column.
+trait StoredText: FromStr {
+    /// What the column holds, for [`Unparsable`] ("a UUID" ...).
+    const KIND: &'static str;
+
+    fn parse_stored(text: String) -> Result<Self, Unparsable> {
+        text.parse().map_err(|_| Unparsable {
+            kind: Self::KIND,
+            text,
+        })
+    }
+}
+
+impl StoredText for Uuid {
+    const KIND: &'static str = "a UUID";
+}
+
+impl StoredText for Ipv4Addr {
+    const KIND: &'static str = "an IPv4 address";
+}
+
+impl StoredText for Ipv4Net {
+    const KIND: &'static str = "an IPv4 CIDR";
 }
 
 impl TryFrom<Stored> for Uuid {
     type Error = Unparsable;
     fn try_from(stored: Stored) -> Result<Self, Unparsable> {
-        parse_stored("a UUID", stored.0)
-    }
-}
-
-impl TryFrom<StoredOpt> for Option<Uuid> {
-    type Error = Unparsable;
-    fn try_from(stored: StoredOpt) -> Result<Self, Unparsable> {
-        stored.0.map(|t| Uuid::try_from(Stored(t))).transpose()
+        Self::parse_stored(stored.0)
     }
 }
 
 impl TryFrom<Stored> for Ipv4Addr {
     type Error = Unparsable;
     fn try_from(stored: Stored) -> Result<Self, Unparsable> {
-        parse_stored("an IPv4 address", stored.0)
-    }
-}
-
-impl TryFrom<StoredOpt> for Option<Ipv4Addr> {
-    type Error = Unparsable;
-    fn try_from(stored: StoredOpt) -> Result<Self, Unparsable> {
-        stored.0.map(|t| Ipv4Addr::try_from(Stored(t))).transpose()
+        Self::parse_stored(stored.0)
     }
 }
 
 impl TryFrom<Stored> for Ipv4Net {
     type Error = Unparsable;
     fn try_from(stored: Stored) -> Result<Self, Unparsable> {
-        parse_stored("an IPv4 CIDR", stored.0)
+        Self::parse_stored(stored.0)
     }
 }
 
-impl TryFrom<StoredOpt> for Option<Ipv4Net> {
+impl<T: StoredText> TryFrom<StoredOpt> for Option<T> {
     type Error = Unparsable;
     fn try_from(stored: StoredOpt) -> Result<Self, Unparsable> {
-        stored.0.map(|t| Ipv4Net::try_from(Stored(t))).transpose()
+        stored.0.map(T::parse_stored).transpose()
     }
 }
 

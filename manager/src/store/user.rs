@@ -1,5 +1,8 @@
 //! Users (table `users`; CloudStack's `user`, renamed because USER is reserved in
 //! PostgreSQL): the people and programs of an account, with API keys and a password.
+//!
+//! Kept whole because users' credentials (API keys, sealed secrets, password hashes, failed logins)
+//! are stored and checked only here.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
@@ -8,8 +11,9 @@ use sha1::Sha1;
 use sqlx::FromRow;
 use subtle::ConstantTimeEq;
 
-use super::query::{self, Where};
+use super::query::Where;
 use super::secret::SecretBox;
+use super::table::Table;
 use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, new_uuid, now_ms};
 use uuid::Uuid;
@@ -119,6 +123,8 @@ const COLUMNS: &str = "u.id, u.uuid, u.account_id, u.domain_id, u.username, u.pa
                        u.firstname, u.lastname, u.email, u.api_key, u.secret_key, u.state, \
                        u.created, u.removed";
 const FROM: &str = "users u JOIN domain d ON d.id = u.domain_id";
+const TABLE: Table<User> = Table::joined("users", COLUMNS, FROM, "u.");
+
 /// Creates a user in a live account (with no API keys; see [`register_keys`]).
 pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewUser) -> Result<User> {
     let mut ex = ex.into();
@@ -145,29 +151,21 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewUser) -> Result<User> {
     get_by_id(ex, id).await?.or_not_found("user", id)
 }
 
-async fn get_where<'a>(ex: impl Into<Exec<'a>>, w: Where) -> Result<Option<User>> {
-    query::fetch_first(&mut ex.into(), COLUMNS, FROM, &w).await
-}
-
 /// A user by internal id, removed or not.
 pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<User>> {
-    let mut w = Where::new();
-    w.eq("u.id", id);
-    get_where(ex, w).await
+    TABLE.by_id(ex, id).await
 }
 
 /// A user by UUID, removed or not.
 pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<User>> {
-    let mut w = Where::new();
-    w.eq("u.uuid", uuid);
-    get_where(ex, w).await
+    TABLE.by_uuid(ex, uuid).await
 }
 
 /// The live user holding `api_key`.
 pub async fn get_by_api_key<'a>(ex: impl Into<Exec<'a>>, api_key: &str) -> Result<Option<User>> {
     let mut w = Where::new();
     w.push("u.removed IS NULL").eq("u.api_key", api_key);
-    get_where(ex, w).await
+    TABLE.first(ex, &w).await
 }
 
 /// The live user `username` of the domain (login looks users up this way).
@@ -180,7 +178,7 @@ pub async fn get_by_username<'a>(
     w.push("u.removed IS NULL")
         .eq("u.domain_id", domain_id)
         .eq("u.username", username);
-    get_where(ex, w).await
+    TABLE.first(ex, &w).await
 }
 
 /// The identity behind an API key (live user in a live account), for signed requests.
@@ -246,10 +244,8 @@ pub async fn list<'a>(
             &["u.username", "u.firstname", "u.lastname"],
             filter.keyword.as_deref(),
         );
-    if let Some(prefix) = &filter.domain_path_prefix {
-        w.starts_with("d.path", prefix);
-    }
-    query::list(&mut ex.into(), COLUMNS, FROM, &w, "u.username, u.id", page).await
+    w.starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
+    TABLE.list(ex, &w, "u.username, u.id", page).await
 }
 
 /// Gives a live user a new API key and secret key (replacing any old pair) and
@@ -344,16 +340,9 @@ pub async fn set_password<'a>(
     password: Option<&str>,
 ) -> Result<bool> {
     let hash = password.map(hash_password);
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE users SET password = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(&hash)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    TABLE
+        .set_live(ex, id, &[("password", hash.as_deref().into())])
+        .await
 }
 
 /// Counts a wrong password of a live enabled user: with `allowed` > 0, the
@@ -401,21 +390,12 @@ pub async fn reset_login_attempts<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Resul
 
 /// Enables or disables a live user.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: &str) -> Result<bool> {
-    query::set_live_state(&mut ex.into(), "users", id, state).await
+    TABLE.set_state(ex, id, state).await
 }
 
 /// Marks a user removed (its keys and sessions stop working).
 pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE users SET removed = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(now_ms())
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    TABLE.remove(ex, id).await
 }
 
 /// 64 random bytes, URL-safe base64 without padding (86 characters), like CloudStack's
@@ -501,23 +481,13 @@ pub async fn update_profile<'a>(
     lastname: Option<&str>,
     email: Option<&str>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE users SET username = COALESCE($2, username), \
-             firstname = COALESCE($3, firstname), lastname = COALESCE($4, lastname), \
-             email = COALESCE($5, email) WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(username)
-        .bind(firstname)
-        .bind(lastname)
-        .bind(email)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [
+        ("username", username.into()),
+        ("firstname", firstname.into()),
+        ("lastname", lastname.into()),
+        ("email", email.into()),
+    ];
+    TABLE.update_live(ex, id, &values).await
 }
 
 #[cfg(test)]

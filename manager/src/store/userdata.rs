@@ -5,6 +5,7 @@
 use sqlx::FromRow;
 
 use super::query::{self, Arg, Where};
+use super::table::Table;
 use super::{Exec, Result, new_uuid, now_ms};
 
 /// A `user_data` row with its owner's names, as the commands show it.
@@ -34,6 +35,7 @@ const COLUMNS: &str = "u.id, u.uuid, u.name, u.account_id, u.domain_id, u.user_d
      d.path AS domain_path";
 const FROM: &str = "user_data u JOIN account a ON a.id = u.account_id \
      JOIN domain d ON d.id = u.domain_id";
+const TABLE: Table<UserData> = Table::joined("user_data", COLUMNS, FROM, "u.");
 
 /// The live row the conditions `(column, value)` single out.
 async fn live_where<'a>(
@@ -45,7 +47,7 @@ async fn live_where<'a>(
     for (column, value) in conditions {
         w.eq(column, value);
     }
-    query::fetch_first(&mut ex.into(), COLUMNS, FROM, &w).await
+    TABLE.first(ex, &w).await
 }
 
 /// What registerUserData stores.
@@ -140,14 +142,5 @@ pub async fn vms_using<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<i64> {
 
 /// Marks user data removed; false when it was gone.
 pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE user_data SET removed = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(now_ms())
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    TABLE.remove(ex, id).await
 }

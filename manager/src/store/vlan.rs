@@ -4,12 +4,16 @@
 //! allocation is a single conditional UPDATE and every address has a UUID from the
 //! start. Addresses are IPv4; each row also keeps the address as an integer so ranges
 //! can be compared in SQL.
+//!
+//! Kept whole because a range and its addresses are created and removed together, one `Free` row
+//! per address.
 
 use std::net::Ipv4Addr;
 
 use sqlx::{AssertSqlSafe, FromRow};
 
 use super::query::{self, Arg, Where, bind_args};
+use super::table::Table;
 use super::text::{Stored, StoredOpt};
 use super::{Backend, Exec, Listed, Page, Result, StoreError, atomically, new_uuid, now_ms};
 use uuid::Uuid;
@@ -185,6 +189,8 @@ const RANGE_COLUMNS: &str = "id, uuid, zone_id, physical_network_id, vlan_id, ga
      start_ip, end_ip, start_num, end_num, created, removed";
 const IP_COLUMNS: &str = "id, uuid, zone_id, vlan_db_id, public_ip_address, ip_num, state, \
      allocated, account_id, domain_id, vpc_id, associated_network_id, source_nat, one_to_one_nat, vm_id, vm_ip";
+const RANGES: Table<VlanRange> = Table::new("vlan", RANGE_COLUMNS);
+const IPS: Table<PublicIp> = Table::new("user_ip_address", IP_COLUMNS);
 
 /// Whether two inclusive ranges `[a_start, a_end]` and `[b_start, b_end]` share a value.
 pub fn ranges_overlap(a_start: i64, a_end: i64, b_start: i64, b_end: i64) -> bool {
@@ -290,27 +296,19 @@ pub async fn create_range<'a>(ex: impl Into<Exec<'a>>, new: NewVlanRange) -> Res
     .await
 }
 
-async fn get_range<'a, V: Into<Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<VlanRange>> {
-    query::fetch_by(&mut ex.into(), RANGE_COLUMNS, "vlan", column, value).await
-}
-
 /// A range by internal id, removed or not.
 pub async fn range_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<VlanRange>> {
-    get_range(ex, "id", id).await
+    RANGES.by_id(ex, id).await
 }
 
 /// Ranges by internal id, removed or not, in one statement (list views).
 pub async fn ranges_by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<VlanRange>> {
-    query::fetch_by_ids(&mut ex.into(), RANGE_COLUMNS, "vlan", "id", ids, "id").await
+    RANGES.by_ids(ex, ids).await
 }
 
 /// A range by UUID, removed or not.
 pub async fn range_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<VlanRange>> {
-    get_range(ex, "uuid", uuid).await
+    RANGES.by_uuid(ex, uuid).await
 }
 
 /// The live ranges of a zone (all zones if None), by first address.
@@ -321,15 +319,7 @@ pub async fn list_ranges<'a>(
 ) -> Result<Listed<VlanRange>> {
     let mut w = Where::new();
     w.push("removed IS NULL").eq_opt("zone_id", zone_id);
-    query::list(
-        &mut ex.into(),
-        RANGE_COLUMNS,
-        "vlan",
-        &w,
-        "zone_id, start_num",
-        page,
-    )
-    .await
+    RANGES.list(ex, &w, "zone_id, start_num", page).await
 }
 
 /// Deletes a range's addresses and marks it removed, atomically. Refused (Conflict)
@@ -357,15 +347,7 @@ pub async fn remove_range<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> 
                     .execute(c)
                     .await?;
             });
-            let done = on_db!(&mut ex, c => {
-                sqlx::query("UPDATE vlan SET removed = $2 WHERE id = $1 AND removed IS NULL")
-                    .bind(id)
-                    .bind(now_ms())
-                    .execute(c)
-                    .await?
-                    .rows_affected()
-            });
-            Ok(done == 1)
+            RANGES.remove(ex, id).await
         })
     })
     .await
@@ -460,33 +442,17 @@ pub async fn set_association<'a>(
 
 /// An address by internal id.
 pub async fn ip_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<PublicIp>> {
-    query::fetch_by(&mut ex.into(), IP_COLUMNS, "user_ip_address", "id", id).await
+    IPS.by_id(ex, id).await
 }
 
 /// Addresses by internal id in one statement (list views).
 pub async fn ips_by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<PublicIp>> {
-    query::fetch_by_ids(
-        &mut ex.into(),
-        IP_COLUMNS,
-        "user_ip_address",
-        "id",
-        ids,
-        "id",
-    )
-    .await
+    IPS.by_ids(ex, ids).await
 }
 
 /// An address by UUID.
 pub async fn ip_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<PublicIp>> {
-    let filter = PublicIpFilter {
-        uuid: Some(uuid),
-        ..PublicIpFilter::default()
-    };
-    Ok(list_ips(ex, &filter, Page::ALL)
-        .await?
-        .items
-        .into_iter()
-        .next())
+    IPS.by_uuid(ex, uuid).await
 }
 
 /// Lists addresses by address.
@@ -506,10 +472,8 @@ pub async fn list_ips<'a>(
         .eq_opt("domain_id", filter.domain_id)
         .eq_opt("associated_network_id", filter.associated_network_id)
         .eq_opt("one_to_one_nat", filter.one_to_one_nat)
-        .eq_opt("vm_id", filter.vm_id);
-    if let Some(uuids) = &filter.uuids {
-        w.any_of("uuid", uuids);
-    }
+        .eq_opt("vm_id", filter.vm_id)
+        .any_of_opt("uuid", filter.uuids.as_deref());
     if filter.held_only {
         w.push("state <> 'Free'");
     }
@@ -519,15 +483,7 @@ pub async fn list_ips<'a>(
             "domain_id IN (SELECT id FROM domain WHERE SUBSTR(path, 1, LENGTH({p})) = {p})"
         ));
     }
-    query::list(
-        &mut ex.into(),
-        IP_COLUMNS,
-        "user_ip_address",
-        &w,
-        "ip_num",
-        page,
-    )
-    .await
+    IPS.list(ex, &w, "ip_num", page).await
 }
 
 /// Makes `ip_id` the VPC's only source-NAT address.

@@ -1,12 +1,25 @@
-//! Guest VMs (CloudStack table `vm_instance`), their offerings and templates.
+//! Guest VMs (CloudStack table `vm_instance`). Their offerings and templates
+//! are in [`super::catalog`], re-exported here as the callers name them.
+//!
+//! Kept whole because it is the repository of `vm_instance` and of the NICs and leases read about
+//! VMs.
 
 use sqlx::FromRow;
 
-use super::query::{self, Arg, Where};
+use super::query::{self, Where};
+use super::table::Table;
 use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, atomically, new_uuid, now_ms};
 use std::net::Ipv4Addr;
 use uuid::Uuid;
+
+pub use super::catalog::{
+    CatalogFilter, NewServiceOffering, ROUTER_OFFERING_UNIQUE_NAME, RouterOffering,
+    ServiceOffering, Template, TemplateUpdate, create_offering, list_offerings, list_templates,
+    offering_by_id, offering_by_unique_name, offering_by_uuid, offerings_by_ids, remove_offering,
+    router_offering, router_offerings, set_router_offering, template_by_id, template_by_uuid,
+    templates_by_ids, update_offering, update_template,
+};
 
 crate::text_enum! {
     /// A VM's state (column `state`).
@@ -148,6 +161,7 @@ const COLUMNS: &str = "v.id, v.uuid, v.name, v.instance_name, v.display_name, v.
      v.account_id, v.domain_id, d.path AS domain_path, v.service_offering_id, v.template_id, \
      v.state, v.host_id, v.created, v.removed";
 const FROM: &str = "vm_instance v JOIN domain d ON d.id = v.domain_id";
+const TABLE: Table<Vm> = Table::joined("vm_instance", COLUMNS, FROM, "v.");
 
 /// Creates a VM named `i-<account id>-<id>-VM` internally.
 pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewVm) -> Result<Vm> {
@@ -187,33 +201,25 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewVm) -> Result<Vm> {
     .await
 }
 
-async fn get<'a, V: Into<Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<Vm>> {
-    query::fetch_by(&mut ex.into(), COLUMNS, FROM, column, value).await
-}
-
 /// A VM by internal id, removed or not.
 pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Vm>> {
-    get(ex, "v.id", id).await
+    TABLE.by_id(ex, id).await
 }
 
 /// VMs by internal id, removed or not, in one statement (list views).
 pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Vm>> {
-    query::fetch_by_ids(&mut ex.into(), COLUMNS, FROM, "v.id", ids, "v.id").await
+    TABLE.by_ids(ex, ids).await
 }
 
 /// A VM by UUID, removed or not.
 pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Vm>> {
-    get(ex, "v.uuid", uuid).await
+    TABLE.by_uuid(ex, uuid).await
 }
 
 /// A VM by instance name (`i-2-9-VM`, the name its host agent reports),
 /// removed or not.
 pub async fn get_by_instance_name<'a>(ex: impl Into<Exec<'a>>, name: &str) -> Result<Option<Vm>> {
-    get(ex, "v.instance_name", name.to_string()).await
+    TABLE.by(ex, "instance_name", name).await
 }
 
 /// Lists live (not expunged) VMs by creation order.
@@ -250,19 +256,14 @@ pub async fn list<'a>(
              WHERE t.vpc_id = {p} AND n.removed IS NULL AND n.vm_id IS NOT NULL)"
         ));
     }
-    if let Some(uuids) = &filter.uuids {
-        w.any_of("v.uuid", uuids);
-    }
-    if let Some(prefix) = &filter.domain_path_prefix {
-        w.starts_with("d.path", prefix);
-    }
-    query::list(&mut ex.into(), COLUMNS, FROM, &w, "v.id", page).await
+    w.any_of_opt("v.uuid", filter.uuids.as_deref());
+    w.starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
+    TABLE.list(ex, &w, "v.id", page).await
 }
 
 /// Sets the state of a live VM; false when there is none.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: State) -> Result<bool> {
-    let state = state.as_str();
-    query::set_live_state(&mut ex.into(), "vm_instance", id, state).await
+    TABLE.set_state(ex, id, state.as_str()).await
 }
 
 /// Sets the state only when it is one of `from` (compare-and-set); false otherwise.
@@ -428,415 +429,4 @@ pub async fn dhcp_entries<'a>(ex: impl Into<Exec<'a>>, network_id: i64) -> Resul
         .fetch_all(c)
         .await?
     }))
-}
-
-// ---------------------------------------------------------------- offerings and templates
-
-/// A `service_offering` row.
-#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
-pub struct ServiceOffering {
-    /// Internal key.
-    pub id: i64,
-    /// API id.
-    #[sqlx(try_from = "Stored")]
-    pub uuid: Uuid,
-    /// Name.
-    pub name: String,
-    /// Description.
-    pub display_text: String,
-    /// CPU cores.
-    pub cpu: i64,
-    /// CPU speed (MHz).
-    pub speed: i64,
-    /// Memory (MiB).
-    pub ram_size: i64,
-    /// Whether it is the default offering.
-    pub is_default: bool,
-    /// Creation time (epoch ms).
-    pub created: i64,
-    /// Removal time (epoch ms), if removed.
-    pub removed: Option<i64>,
-    /// The system VM kind it is for (`domainrouter`); None for guest VMs.
-    pub system_vm_type: Option<String>,
-    /// The ROOT disk of its VMs in GiB; None: the template's size.
-    pub root_disk_size: Option<i64>,
-    /// Its VMs are started on another host when theirs is lost (`offerha`).
-    pub ha_enabled: bool,
-}
-
-/// A `vm_template` row.
-#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
-pub struct Template {
-    /// Internal key.
-    pub id: i64,
-    /// API id.
-    #[sqlx(try_from = "Stored")]
-    pub uuid: Uuid,
-    /// Name.
-    pub name: String,
-    /// Description.
-    pub display_text: String,
-    /// `NETNS`.
-    pub format: String,
-    /// The OS type name.
-    pub os_type: String,
-    /// Usable by every account.
-    pub is_public: bool,
-    /// Featured.
-    pub is_featured: bool,
-    /// VMs of it take a password from the router (CloudStack's
-    /// `passwordenabled`).
-    pub enable_password: bool,
-    /// Creation time (epoch ms).
-    pub created: i64,
-    /// Removal time (epoch ms), if removed.
-    pub removed: Option<i64>,
-    /// Virtual size in bytes (the ROOT volume of its VMs).
-    pub size: i64,
-}
-
-/// Filters of the offering and template lists.
-#[derive(Clone, Debug, Default)]
-pub struct CatalogFilter {
-    /// Only this row (API id).
-    pub uuid: Option<Uuid>,
-    /// Exact name.
-    pub name: Option<String>,
-    /// Substring of name or display text, case-insensitive.
-    pub keyword: Option<String>,
-    /// Templates: only public ones.
-    pub public: Option<bool>,
-    /// Templates: only featured (or non-featured) ones.
-    pub featured: Option<bool>,
-    /// Service offerings: the system ones (true) instead of those of guest
-    /// VMs.
-    pub system: bool,
-}
-
-const OFFERING_COLUMNS: &str = "id, uuid, name, display_text, cpu, speed, ram_size, is_default, \
-     created, removed, system_vm_type, root_disk_size, ha_enabled";
-const TEMPLATE_COLUMNS: &str = "id, uuid, name, display_text, format, os_type, is_public, \
-     is_featured, enable_password, created, removed, size";
-
-/// A service offering by internal id, removed or not.
-pub async fn offering_by_id<'a>(
-    ex: impl Into<Exec<'a>>,
-    id: i64,
-) -> Result<Option<ServiceOffering>> {
-    query::fetch_by(
-        &mut ex.into(),
-        OFFERING_COLUMNS,
-        "service_offering",
-        "id",
-        id,
-    )
-    .await
-}
-
-/// Service offerings by internal id, removed or not, in one statement (list
-/// views).
-pub async fn offerings_by_ids<'a>(
-    ex: impl Into<Exec<'a>>,
-    ids: &[i64],
-) -> Result<Vec<ServiceOffering>> {
-    query::fetch_by_ids(
-        &mut ex.into(),
-        OFFERING_COLUMNS,
-        "service_offering",
-        "id",
-        ids,
-        "id",
-    )
-    .await
-}
-
-/// A service offering by UUID, removed or not.
-pub async fn offering_by_uuid<'a>(
-    ex: impl Into<Exec<'a>>,
-    uuid: Uuid,
-) -> Result<Option<ServiceOffering>> {
-    query::fetch_by(
-        &mut ex.into(),
-        OFFERING_COLUMNS,
-        "service_offering",
-        "uuid",
-        uuid,
-    )
-    .await
-}
-
-/// The unique name of CloudStack's default router offering.
-pub const ROUTER_OFFERING_UNIQUE_NAME: &str = "Cloud.Com-SoftwareRouter";
-
-/// A service offering by its unique name (the built-in system ones), removed
-/// or not.
-pub async fn offering_by_unique_name<'a>(
-    ex: impl Into<Exec<'a>>,
-    unique_name: &str,
-) -> Result<Option<ServiceOffering>> {
-    query::fetch_by(
-        &mut ex.into(),
-        OFFERING_COLUMNS,
-        "service_offering",
-        "unique_name",
-        unique_name.to_string(),
-    )
-    .await
-}
-
-fn catalog_where(filter: &CatalogFilter) -> Where {
-    let mut w = Where::new();
-    w.push("removed IS NULL")
-        .eq_opt("uuid", filter.uuid)
-        .eq_opt("name", filter.name.clone())
-        .keyword(&["name", "display_text"], filter.keyword.as_deref());
-    w
-}
-
-/// Lists live service offerings by id.
-pub async fn list_offerings<'a>(
-    ex: impl Into<Exec<'a>>,
-    filter: &CatalogFilter,
-    page: Page,
-) -> Result<Listed<ServiceOffering>> {
-    let mut w = catalog_where(filter);
-    w.push(if filter.system {
-        "system_vm_type IS NOT NULL"
-    } else {
-        "system_vm_type IS NULL"
-    });
-    query::list(
-        &mut ex.into(),
-        OFFERING_COLUMNS,
-        "service_offering",
-        &w,
-        "id",
-        page,
-    )
-    .await
-}
-
-/// A template by internal id, removed or not.
-pub async fn template_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Template>> {
-    query::fetch_by(&mut ex.into(), TEMPLATE_COLUMNS, "vm_template", "id", id).await
-}
-
-/// Templates by internal id, removed or not, in one statement (list views).
-pub async fn templates_by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Template>> {
-    query::fetch_by_ids(
-        &mut ex.into(),
-        TEMPLATE_COLUMNS,
-        "vm_template",
-        "id",
-        ids,
-        "id",
-    )
-    .await
-}
-
-/// A template by UUID, removed or not.
-pub async fn template_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Template>> {
-    query::fetch_by(
-        &mut ex.into(),
-        TEMPLATE_COLUMNS,
-        "vm_template",
-        "uuid",
-        uuid,
-    )
-    .await
-}
-
-/// What updateTemplate changes (None: kept).
-#[derive(Clone, Debug, Default)]
-pub struct TemplateUpdate {
-    pub name: Option<String>,
-    pub display_text: Option<String>,
-    pub enable_password: Option<bool>,
-}
-
-/// Updates a live template; false when it was gone.
-pub async fn update_template<'a>(
-    ex: impl Into<Exec<'a>>,
-    id: i64,
-    update: &TemplateUpdate,
-) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE vm_template SET name = COALESCE($2, name), \
-             display_text = COALESCE($3, display_text), \
-             enable_password = COALESCE($4, enable_password) \
-             WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(update.name.as_deref())
-        .bind(update.display_text.as_deref())
-        .bind(update.enable_password)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
-}
-
-/// Lists live templates by id.
-pub async fn list_templates<'a>(
-    ex: impl Into<Exec<'a>>,
-    filter: &CatalogFilter,
-    page: Page,
-) -> Result<Listed<Template>> {
-    let mut w = catalog_where(filter);
-    w.eq_opt("is_public", filter.public)
-        .eq_opt("is_featured", filter.featured);
-    query::list(
-        &mut ex.into(),
-        TEMPLATE_COLUMNS,
-        "vm_template",
-        &w,
-        "id",
-        page,
-    )
-    .await
-}
-
-// ---------------------------------------------------------------- service offering writes
-
-/// A service offering of guest VMs to create (createServiceOffering).
-#[derive(Clone, Debug)]
-pub struct NewServiceOffering {
-    pub name: String,
-    pub display_text: String,
-    pub cpu: i64,
-    pub speed: i64,
-    pub ram_size: i64,
-    pub root_disk_size: Option<i64>,
-    /// `offerha`.
-    pub ha_enabled: bool,
-}
-
-/// Stores a service offering of guest VMs.
-pub async fn create_offering<'a>(
-    ex: impl Into<Exec<'a>>,
-    new: NewServiceOffering,
-) -> Result<ServiceOffering> {
-    let mut ex = ex.into();
-    let sql = format!(
-        "INSERT INTO service_offering (uuid, name, display_text, cpu, speed, ram_size, \
-         root_disk_size, created, ha_enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         RETURNING {OFFERING_COLUMNS}"
-    );
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(super::new_uuid())
-            .bind(&new.name)
-            .bind(&new.display_text)
-            .bind(new.cpu)
-            .bind(new.speed)
-            .bind(new.ram_size)
-            .bind(new.root_disk_size)
-            .bind(super::now_ms())
-            .bind(new.ha_enabled)
-            .fetch_one(c)
-            .await?
-    }))
-}
-
-/// Renames a live service offering; false when it is gone.
-pub async fn update_offering<'a>(
-    ex: impl Into<Exec<'a>>,
-    id: i64,
-    name: &str,
-    display_text: &str,
-) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE service_offering SET name = $2, display_text = $3 \
-             WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(display_text)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
-}
-
-/// Marks a live service offering removed (its VMs keep it); false when it
-/// was gone.
-pub async fn remove_offering<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE service_offering SET removed = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(super::now_ms())
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
-}
-
-/// The service offering router `router_id` runs with, if
-/// changeServiceForRouter gave it one (else the default router offering).
-pub async fn router_offering<'a>(ex: impl Into<Exec<'a>>, router_id: i64) -> Result<Option<i64>> {
-    let mut ex = ex.into();
-    Ok(on_db!(&mut ex, c => {
-        sqlx::query_scalar(
-            "SELECT service_offering_id FROM router_service_offering WHERE router_id = $1",
-        )
-        .bind(router_id)
-        .fetch_optional(c)
-        .await?
-    }))
-}
-
-/// Records the service offering router `router_id` runs with.
-pub async fn set_router_offering<'a>(
-    ex: impl Into<Exec<'a>>,
-    router_id: i64,
-    offering_id: i64,
-) -> Result<()> {
-    let mut ex = ex.into();
-    on_db!(&mut ex, c => {
-        sqlx::query(
-            "INSERT INTO router_service_offering (router_id, service_offering_id) \
-             VALUES ($1, $2) ON CONFLICT (router_id) \
-             DO UPDATE SET service_offering_id = excluded.service_offering_id",
-        )
-        .bind(router_id)
-        .bind(offering_id)
-        .execute(c)
-        .await?;
-    });
-    Ok(())
-}
-
-/// The service offering of a router, as changeServiceForRouter recorded it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, FromRow)]
-pub struct RouterOffering {
-    pub router_id: i64,
-    pub service_offering_id: i64,
-}
-
-/// The recorded offerings of the given routers, in one statement (list
-/// pages).
-pub async fn router_offerings<'a>(
-    ex: impl Into<Exec<'a>>,
-    router_ids: &[i64],
-) -> Result<Vec<RouterOffering>> {
-    let mut w = Where::new();
-    w.any_of("router_id", router_ids);
-    Ok(query::list(
-        &mut ex.into(),
-        "router_id, service_offering_id",
-        "router_service_offering",
-        &w,
-        "router_id",
-        Page::ALL,
-    )
-    .await?
-    .items)
 }

@@ -2,7 +2,8 @@
 
 use sqlx::FromRow;
 
-use super::query::{self, Arg, Where};
+use super::query::Where;
+use super::table::Table;
 use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, new_uuid, now_ms};
 use ipnet::Ipv4Net;
@@ -129,6 +130,7 @@ const COLUMNS: &str = "v.id, v.uuid, v.name, v.display_text, v.zone_id, v.cidr, 
      v.restart_required, v.redundant, v.source_nat_ip_id, v.created, v.removed, v.dns1, v.dns2, \
      v.public_mtu";
 const FROM: &str = "vpc v JOIN domain d ON d.id = v.domain_id";
+const TABLE: Table<Vpc> = Table::joined("vpc", COLUMNS, FROM, "v.");
 
 /// Creates a VPC, Enabled.
 pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewVpc) -> Result<Vpc> {
@@ -155,27 +157,19 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewVpc) -> Result<Vpc> {
     get_by_id(ex, id).await?.or_not_found("vpc", id)
 }
 
-async fn get<'a, V: Into<Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<Vpc>> {
-    query::fetch_by(&mut ex.into(), COLUMNS, FROM, column, value).await
-}
-
 /// A VPC by internal id, removed or not.
 pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Vpc>> {
-    get(ex, "v.id", id).await
+    TABLE.by_id(ex, id).await
 }
 
 /// A VPC by UUID, removed or not.
 pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Vpc>> {
-    get(ex, "v.uuid", uuid).await
+    TABLE.by_uuid(ex, uuid).await
 }
 
 /// VPCs by internal id, removed or not, in one statement (list views).
 pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Vpc>> {
-    query::fetch_by_ids(&mut ex.into(), COLUMNS, FROM, "v.id", ids, "v.id").await
+    TABLE.by_ids(ex, ids).await
 }
 
 /// Lists live VPCs by creation order.
@@ -194,35 +188,15 @@ pub async fn list<'a>(
         .eq_opt("v.state", filter.state.clone())
         .eq_opt("v.vpc_offering_id", filter.vpc_offering_id)
         .eq_opt("v.restart_required", filter.restart_required)
-        .keyword(&["v.name", "v.display_text"], filter.keyword.as_deref());
-    if let Some(uuids) = &filter.uuids {
-        w.any_of("v.uuid", uuids);
-    }
-    if let Some(prefix) = &filter.domain_path_prefix {
-        w.starts_with("d.path", prefix);
-    }
-    query::list(&mut ex.into(), COLUMNS, FROM, &w, "v.id", page).await
-}
-
-async fn update_live<'a>(ex: impl Into<Exec<'a>>, id: i64, set: &str, value: Arg) -> Result<bool> {
-    let mut w = Where::new();
-    let p = w.arg(value);
-    w.eq("id", id).push("removed IS NULL");
-    let sql = format!("UPDATE vpc SET {set} = {p}{}", w.sql());
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        query::bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql)), w.args())
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+        .keyword(&["v.name", "v.display_text"], filter.keyword.as_deref())
+        .any_of_opt("v.uuid", filter.uuids.as_deref())
+        .starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
+    TABLE.list(ex, &w, "v.id", page).await
 }
 
 /// Sets the state of a live VPC; false when there is none.
 pub async fn set_state<'a>(ex: impl Into<Exec<'a>>, id: i64, state: State) -> Result<bool> {
-    let state = state.as_str();
-    update_live(ex, id, "state", state.into()).await
+    TABLE.set_state(ex, id, state.as_str()).await
 }
 
 /// Sets or clears the restart-required flag of a live VPC.
@@ -231,7 +205,9 @@ pub async fn set_restart_required<'a>(
     id: i64,
     required: bool,
 ) -> Result<bool> {
-    update_live(ex, id, "restart_required", required.into()).await
+    TABLE
+        .set_live(ex, id, &[("restart_required", required.into())])
+        .await
 }
 
 /// Renames a live VPC and/or changes its description (`None` leaves a field as is).
@@ -241,20 +217,8 @@ pub async fn update<'a>(
     name: Option<&str>,
     display_text: Option<&str>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE vpc SET name = COALESCE($2, name), display_text = COALESCE($3, display_text) \
-             WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(display_text)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [("name", name.into()), ("display_text", display_text.into())];
+    TABLE.update_live(ex, id, &values).await
 }
 
 /// Sets the upstream resolvers of a live VPC's router (createVPC's
@@ -265,22 +229,13 @@ pub async fn set_dns<'a>(
     dns1: Option<&str>,
     dns2: Option<&str>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE vpc SET dns1 = $2, dns2 = $3 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(dns1)
-            .bind(dns2)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [("dns1", dns1.into()), ("dns2", dns2.into())];
+    TABLE.set_live(ex, id, &values).await
 }
 
 /// Sets the MTU of a live VPC's public NIC.
 pub async fn set_public_mtu<'a>(ex: impl Into<Exec<'a>>, id: i64, mtu: i64) -> Result<bool> {
-    update_live(ex, id, "public_mtu", mtu.into()).await
+    TABLE.set_live(ex, id, &[("public_mtu", mtu.into())]).await
 }
 
 /// Records (or clears) the VPC's source-NAT address.
@@ -289,21 +244,14 @@ pub async fn set_source_nat_ip<'a>(
     id: i64,
     ip_id: Option<i64>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE vpc SET source_nat_ip_id = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(ip_id)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    TABLE
+        .set_live(ex, id, &[("source_nat_ip_id", ip_id.into())])
+        .await
 }
 
 /// Marks a live VPC removed (and Inactive); false when it already was.
 pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    query::soft_delete(&mut ex.into(), "vpc", id, "Inactive").await
+    TABLE.soft_delete(ex, id, "Inactive").await
 }
 
 /// The live VPCs of an account (for the `vpc` resource limit).

@@ -4,11 +4,14 @@
 //! the two. Rows are soft-deleted. A customer gateway's pre-shared key is
 //! stored as the router gets it (the state loader builds every resync from
 //! these rows); its row type keeps it out of debug output.
+//!
+//! Kept whole because gateways, customer gateways and connections are removed together, as
+//! CloudStack's VPC and account cleanup does.
 
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::query::{self, Arg};
+use super::table::Table;
 use super::text::Stored;
 use super::{Exec, Result, new_uuid, now_ms};
 
@@ -176,35 +179,11 @@ const CG_FROM: &str = "s2s_customer_gateway c JOIN domain d ON d.id = c.domain_i
 const CONN_COLUMNS: &str = "n.id, n.uuid, n.vpn_gateway_id, n.customer_gateway_id, n.passive, \
      n.state, n.error, n.resets, n.account_id, n.domain_id, d.path AS domain_path, n.created, n.removed";
 const CONN_FROM: &str = "s2s_vpn_connection n JOIN domain d ON d.id = n.domain_id";
-
-async fn live<T: query::Row>(
-    ex: impl Into<Exec<'_>>,
-    columns: &str,
-    from: &str,
-    alias: &str,
-    clause: &str,
-    args: &[Arg],
-) -> Result<Vec<T>> {
-    let sql = format!(
-        "SELECT {columns} FROM {from} WHERE {alias}.removed IS NULL{clause} ORDER BY {alias}.id"
-    );
-    query::fetch_all(&mut ex.into(), sql, args).await
-}
-
-/// Soft-deletes a row of `table`; false when it was already gone.
-async fn remove_row(ex: impl Into<Exec<'_>>, table: &str, id: i64) -> Result<bool> {
-    let mut ex = ex.into();
-    let sql = format!("UPDATE {table} SET removed = $2 WHERE id = $1 AND removed IS NULL");
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .bind(now_ms())
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
-}
+const GATEWAYS: Table<VpnGateway> = Table::joined("s2s_vpn_gateway", GW_COLUMNS, GW_FROM, "g.");
+const CUSTOMER_GATEWAYS: Table<CustomerGateway> =
+    Table::joined("s2s_customer_gateway", CG_COLUMNS, CG_FROM, "c.");
+const CONNECTIONS: Table<Connection> =
+    Table::joined("s2s_vpn_connection", CONN_COLUMNS, CONN_FROM, "n.");
 
 // ---- VPN gateways ----
 
@@ -235,36 +214,28 @@ pub async fn create_gateway(
 
 /// A VPN gateway by internal id, removed or not.
 pub async fn gateway_by_id(ex: impl Into<Exec<'_>>, id: i64) -> Result<Option<VpnGateway>> {
-    query::fetch_by(&mut ex.into(), GW_COLUMNS, GW_FROM, "g.id", id).await
+    GATEWAYS.by_id(ex, id).await
 }
 
 /// A VPN gateway by API id, removed or not.
 pub async fn gateway_by_uuid(ex: impl Into<Exec<'_>>, uuid: Uuid) -> Result<Option<VpnGateway>> {
-    query::fetch_by(&mut ex.into(), GW_COLUMNS, GW_FROM, "g.uuid", uuid).await
+    GATEWAYS.by_uuid(ex, uuid).await
 }
 
 /// The live VPN gateway of a VPC.
 pub async fn gateway_of_vpc(ex: impl Into<Exec<'_>>, vpc_id: i64) -> Result<Option<VpnGateway>> {
-    let rows: Vec<VpnGateway> = live(
-        ex,
-        GW_COLUMNS,
-        GW_FROM,
-        "g",
-        " AND g.vpc_id = $1",
-        &[vpc_id.into()],
-    )
-    .await?;
+    let rows = GATEWAYS.live(ex, &[("vpc_id", vpc_id.into())]).await?;
     Ok(rows.into_iter().next())
 }
 
 /// Every live VPN gateway, oldest first (the caller filters by scope).
 pub async fn gateways(ex: impl Into<Exec<'_>>) -> Result<Vec<VpnGateway>> {
-    live(ex, GW_COLUMNS, GW_FROM, "g", "", &[]).await
+    GATEWAYS.live(ex, &[]).await
 }
 
 /// Removes a VPN gateway; false when it was gone.
 pub async fn remove_gateway(ex: impl Into<Exec<'_>>, id: i64) -> Result<bool> {
-    remove_row(ex, "s2s_vpn_gateway", id).await
+    GATEWAYS.remove(ex, id).await
 }
 
 // ---- customer gateways ----
@@ -346,7 +317,7 @@ pub async fn customer_gateway_by_id(
     ex: impl Into<Exec<'_>>,
     id: i64,
 ) -> Result<Option<CustomerGateway>> {
-    query::fetch_by(&mut ex.into(), CG_COLUMNS, CG_FROM, "c.id", id).await
+    CUSTOMER_GATEWAYS.by_id(ex, id).await
 }
 
 /// A customer gateway by API id, removed or not.
@@ -354,7 +325,7 @@ pub async fn customer_gateway_by_uuid(
     ex: impl Into<Exec<'_>>,
     uuid: Uuid,
 ) -> Result<Option<CustomerGateway>> {
-    query::fetch_by(&mut ex.into(), CG_COLUMNS, CG_FROM, "c.uuid", uuid).await
+    CUSTOMER_GATEWAYS.by_uuid(ex, uuid).await
 }
 
 /// The account's live customer gateway called `name`.
@@ -363,15 +334,8 @@ pub async fn customer_gateway_by_name(
     account_id: i64,
     name: &str,
 ) -> Result<Option<CustomerGateway>> {
-    let rows: Vec<CustomerGateway> = live(
-        ex,
-        CG_COLUMNS,
-        CG_FROM,
-        "c",
-        " AND c.account_id = $1 AND c.name = $2",
-        &[account_id.into(), name.into()],
-    )
-    .await?;
+    let values = [("account_id", account_id.into()), ("name", name.into())];
+    let rows = CUSTOMER_GATEWAYS.live(ex, &values).await?;
     Ok(rows.into_iter().next())
 }
 
@@ -382,23 +346,17 @@ pub async fn customer_gateways(
 ) -> Result<Vec<CustomerGateway>> {
     match account_id {
         Some(a) => {
-            live(
-                ex,
-                CG_COLUMNS,
-                CG_FROM,
-                "c",
-                " AND c.account_id = $1",
-                &[a.into()],
-            )
-            .await
+            CUSTOMER_GATEWAYS
+                .live(ex, &[("account_id", a.into())])
+                .await
         }
-        None => live(ex, CG_COLUMNS, CG_FROM, "c", "", &[]).await,
+        None => CUSTOMER_GATEWAYS.live(ex, &[]).await,
     }
 }
 
 /// Removes a customer gateway; false when it was gone.
 pub async fn remove_customer_gateway(ex: impl Into<Exec<'_>>, id: i64) -> Result<bool> {
-    remove_row(ex, "s2s_customer_gateway", id).await
+    CUSTOMER_GATEWAYS.remove(ex, id).await
 }
 
 // ---- connections ----
@@ -435,17 +393,17 @@ pub async fn create_connection(
 
 /// A connection by internal id, removed or not.
 pub async fn connection_by_id(ex: impl Into<Exec<'_>>, id: i64) -> Result<Option<Connection>> {
-    query::fetch_by(&mut ex.into(), CONN_COLUMNS, CONN_FROM, "n.id", id).await
+    CONNECTIONS.by_id(ex, id).await
 }
 
 /// A connection by API id, removed or not.
 pub async fn connection_by_uuid(ex: impl Into<Exec<'_>>, uuid: Uuid) -> Result<Option<Connection>> {
-    query::fetch_by(&mut ex.into(), CONN_COLUMNS, CONN_FROM, "n.uuid", uuid).await
+    CONNECTIONS.by_uuid(ex, uuid).await
 }
 
 /// Every live connection, oldest first (the caller filters by scope).
 pub async fn connections(ex: impl Into<Exec<'_>>) -> Result<Vec<Connection>> {
-    live(ex, CONN_COLUMNS, CONN_FROM, "n", "", &[]).await
+    CONNECTIONS.live(ex, &[]).await
 }
 
 /// The live connections of a VPN gateway, oldest first.
@@ -453,7 +411,8 @@ pub async fn connections_of_gateway(
     ex: impl Into<Exec<'_>>,
     vpn_gateway_id: i64,
 ) -> Result<Vec<Connection>> {
-    live_connections_by(ex, "n.vpn_gateway_id", vpn_gateway_id).await
+    let values = [("vpn_gateway_id", vpn_gateway_id.into())];
+    CONNECTIONS.live(ex, &values).await
 }
 
 /// The live connections to a customer gateway, oldest first.
@@ -461,17 +420,8 @@ pub async fn connections_to_customer(
     ex: impl Into<Exec<'_>>,
     customer_gateway_id: i64,
 ) -> Result<Vec<Connection>> {
-    live_connections_by(ex, "n.customer_gateway_id", customer_gateway_id).await
-}
-
-/// The live connections whose `column` is `id`, oldest first.
-async fn live_connections_by(
-    ex: impl Into<Exec<'_>>,
-    column: &str,
-    id: i64,
-) -> Result<Vec<Connection>> {
-    let clause = format!(" AND {column} = $1");
-    live(ex, CONN_COLUMNS, CONN_FROM, "n", &clause, &[id.into()]).await
+    let values = [("customer_gateway_id", customer_gateway_id.into())];
+    CONNECTIONS.live(ex, &values).await
 }
 
 /// Sets a live connection's state and error text.
@@ -481,19 +431,8 @@ pub async fn set_connection_state(
     state: ConnectionState,
     error: &str,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE s2s_vpn_connection SET state = $2, error = $3 WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(state.as_str())
-        .bind(error)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [("state", state.as_str().into()), ("error", error.into())];
+    CONNECTIONS.set_live(ex, id, &values).await
 }
 
 /// Counts a reset of a live connection (the router re-initiates it).
@@ -526,7 +465,7 @@ pub async fn restore_connection(ex: impl Into<Exec<'_>>, id: i64) -> Result<bool
 
 /// Removes a connection; false when it was gone.
 pub async fn remove_connection(ex: impl Into<Exec<'_>>, id: i64) -> Result<bool> {
-    remove_row(ex, "s2s_vpn_connection", id).await
+    CONNECTIONS.remove(ex, id).await
 }
 
 /// Removes a VPC's VPN gateway and its connections (the VPC goes): CloudStack's

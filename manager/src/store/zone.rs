@@ -1,9 +1,13 @@
 //! Zones (CloudStack table `data_center`), their physical networks and the traffic
 //! types each physical network carries.
+//!
+//! Kept whole because it is the repository of the zone's own tables: zones, their physical networks
+//! and those networks' traffic types.
 
 use sqlx::FromRow;
 
 use super::query::{self, Where};
+use super::table::Table;
 use super::text::Stored;
 use super::{Exec, Listed, OrNotFound, Page, Result, StoreError, atomically, new_uuid, now_ms};
 use uuid::Uuid;
@@ -120,6 +124,8 @@ const ZONE_COLUMNS: &str = "id, uuid, name, description, dns1, dns2, internal_dn
      created, removed";
 const PHYSNET_COLUMNS: &str =
     "id, uuid, zone_id, name, isolation_method, vnet_range, state, created, removed";
+const TABLE: Table<Zone> = Table::new("data_center", ZONE_COLUMNS);
+const PHYSNETS: Table<PhysicalNetwork> = Table::new("physical_network", PHYSNET_COLUMNS);
 
 /// Creates an Advanced zone, Enabled.
 pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewZone) -> Result<Zone> {
@@ -146,30 +152,22 @@ pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewZone) -> Result<Zone> {
         .fetch_one(c)
         .await?
     });
-    Ok(get_zone(ex, "id", id).await?.expect("zone just inserted"))
-}
-
-async fn get_zone<'a, V: Into<query::Arg>>(
-    ex: impl Into<Exec<'a>>,
-    column: &str,
-    value: V,
-) -> Result<Option<Zone>> {
-    query::fetch_by(&mut ex.into(), ZONE_COLUMNS, "data_center", column, value).await
+    Ok(get_by_id(ex, id).await?.expect("zone just inserted"))
 }
 
 /// A zone by internal id, removed or not.
 pub async fn get_by_id<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<Option<Zone>> {
-    get_zone(ex, "id", id).await
+    TABLE.by_id(ex, id).await
 }
 
 /// A zone by UUID, removed or not.
 pub async fn get_by_uuid<'a>(ex: impl Into<Exec<'a>>, uuid: Uuid) -> Result<Option<Zone>> {
-    get_zone(ex, "uuid", uuid).await
+    TABLE.by_uuid(ex, uuid).await
 }
 
 /// Zones by internal id, removed or not, in one statement (list views).
 pub async fn by_ids<'a>(ex: impl Into<Exec<'a>>, ids: &[i64]) -> Result<Vec<Zone>> {
-    query::fetch_by_ids(&mut ex.into(), ZONE_COLUMNS, "data_center", "id", ids, "id").await
+    TABLE.by_ids(ex, ids).await
 }
 
 /// Lists live zones by name.
@@ -182,19 +180,9 @@ pub async fn list<'a>(
     w.push("removed IS NULL")
         .eq_opt("name", filter.name.clone())
         .eq_opt("allocation_state", filter.allocation_state.clone())
-        .keyword(&["name"], filter.keyword.as_deref());
-    if let Some(uuids) = &filter.uuids {
-        w.any_of("uuid", uuids);
-    }
-    query::list(
-        &mut ex.into(),
-        ZONE_COLUMNS,
-        "data_center",
-        &w,
-        "name, id",
-        page,
-    )
-    .await
+        .keyword(&["name"], filter.keyword.as_deref())
+        .any_of_opt("uuid", filter.uuids.as_deref());
+    TABLE.list(ex, &w, "name, id", page).await
 }
 
 /// Enables or disables a live zone.
@@ -203,30 +191,14 @@ pub async fn set_allocation_state<'a>(
     id: i64,
     state: &str,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE data_center SET allocation_state = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(state)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    TABLE
+        .set_live(ex, id, &[("allocation_state", state.into())])
+        .await
 }
 
 /// Marks a zone removed.
 pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE data_center SET removed = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(id)
-            .bind(now_ms())
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    TABLE.remove(ex, id).await
 }
 
 /// Creates a physical network in a live zone, with the traffic types it carries
@@ -292,14 +264,7 @@ pub async fn physical_network_by_id<'a>(
     ex: impl Into<Exec<'a>>,
     id: i64,
 ) -> Result<Option<PhysicalNetwork>> {
-    query::fetch_by(
-        &mut ex.into(),
-        PHYSNET_COLUMNS,
-        "physical_network",
-        "id",
-        id,
-    )
-    .await
+    PHYSNETS.by_id(ex, id).await
 }
 
 /// Physical networks by internal id, removed or not, in one statement (list
@@ -308,15 +273,7 @@ pub async fn physical_networks_by_ids<'a>(
     ex: impl Into<Exec<'a>>,
     ids: &[i64],
 ) -> Result<Vec<PhysicalNetwork>> {
-    query::fetch_by_ids(
-        &mut ex.into(),
-        PHYSNET_COLUMNS,
-        "physical_network",
-        "id",
-        ids,
-        "id",
-    )
-    .await
+    PHYSNETS.by_ids(ex, ids).await
 }
 
 /// The live physical networks of a zone.
@@ -326,11 +283,7 @@ pub async fn physical_networks<'a>(
 ) -> Result<Vec<PhysicalNetwork>> {
     let mut w = Where::new();
     w.push("removed IS NULL").eq("zone_id", zone_id);
-    let sql = format!(
-        "SELECT {PHYSNET_COLUMNS} FROM physical_network{} ORDER BY id",
-        w.sql()
-    );
-    query::fetch_all(&mut ex.into(), sql, w.args()).await
+    PHYSNETS.all(ex, &w, "id").await
 }
 
 /// The live physical network of a zone that carries `traffic_type` (the first one if
@@ -391,14 +344,7 @@ pub async fn physical_network_by_uuid<'a>(
     ex: impl Into<Exec<'a>>,
     uuid: Uuid,
 ) -> Result<Option<PhysicalNetwork>> {
-    query::fetch_by(
-        &mut ex.into(),
-        PHYSNET_COLUMNS,
-        "physical_network",
-        "uuid",
-        uuid,
-    )
-    .await
+    PHYSNETS.by_uuid(ex, uuid).await
 }
 
 /// Lists live physical networks, by zone then creation.
@@ -413,15 +359,7 @@ pub async fn list_physical_networks<'a>(
         .eq_opt("zone_id", filter.zone_id)
         .eq_opt("name", filter.name.clone())
         .keyword(&["name"], filter.keyword.as_deref());
-    query::list(
-        &mut ex.into(),
-        PHYSNET_COLUMNS,
-        "physical_network",
-        &w,
-        "zone_id, id",
-        page,
-    )
-    .await
+    PHYSNETS.list(ex, &w, "zone_id, id", page).await
 }
 
 /// Changes a live physical network's guest VLAN/VNI range or state (None keeps a
@@ -432,20 +370,8 @@ pub async fn update_physical_network<'a>(
     vnet_range: Option<&str>,
     state: Option<&str>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE physical_network SET vnet_range = COALESCE($2, vnet_range), \
-             state = COALESCE($3, state) WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(vnet_range)
-        .bind(state)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [("vnet_range", vnet_range.into()), ("state", state.into())];
+    PHYSNETS.update_live(ex, id, &values).await
 }
 
 /// Marks a physical network removed. Refused (Conflict) while a live public IP range

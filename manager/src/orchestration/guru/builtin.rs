@@ -82,39 +82,33 @@ fn design_guest(guru: &dyn NetworkGuru, spec: &NetworkSpec) -> Result<DesignedNe
     Ok(designed(guru.name(), spec, cidr, Some(gateway), uri))
 }
 
-/// Guest tiers on VLAN-isolated physical networks (`vlan://N`).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct GuestVlanGuru;
-
-impl NetworkGuru for GuestVlanGuru {
-    fn name(&self) -> &'static str {
-        "GuestVlan"
-    }
-    fn claims(&self) -> &'static [(IsolationMethod, NetworkTraffic)] {
-        &[(IsolationMethod::Vlan, NetworkTraffic::Guest)]
-    }
-    fn design(&self, spec: &NetworkSpec) -> Result<DesignedNetwork, GuruError> {
-        design_guest(self, spec)
-    }
-    fn implement<'a>(
-        &'a self,
-        network: &'a DesignedNetwork,
-        vnets: &'a mut dyn VnetAllocator,
-    ) -> BoxFuture<'a, Result<ImplementedNetwork, GuruError>> {
-        Box::pin(implement_guest(network, vnets))
-    }
+/// Guest tiers of one isolation method: the same design and vnet
+/// allocation, under the name and claim of that method (CloudStack has a
+/// guru per method; so does the registry).
+#[derive(Debug, Clone, Copy)]
+pub struct GuestGuru {
+    name: &'static str,
+    claims: &'static [(IsolationMethod, NetworkTraffic)],
 }
 
-/// Guest tiers on VXLAN-isolated physical networks (`vxlan://N`).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct GuestVxlanGuru;
+/// Guest tiers on VLAN-isolated physical networks (`vlan://N`).
+pub const GUEST_VLAN_GURU: GuestGuru = GuestGuru {
+    name: "GuestVlan",
+    claims: &[(IsolationMethod::Vlan, NetworkTraffic::Guest)],
+};
 
-impl NetworkGuru for GuestVxlanGuru {
+/// Guest tiers on VXLAN-isolated physical networks (`vxlan://N`).
+pub const GUEST_VXLAN_GURU: GuestGuru = GuestGuru {
+    name: "GuestVxlan",
+    claims: &[(IsolationMethod::Vxlan, NetworkTraffic::Guest)],
+};
+
+impl NetworkGuru for GuestGuru {
     fn name(&self) -> &'static str {
-        "GuestVxlan"
+        self.name
     }
     fn claims(&self) -> &'static [(IsolationMethod, NetworkTraffic)] {
-        &[(IsolationMethod::Vxlan, NetworkTraffic::Guest)]
+        self.claims
     }
     fn design(&self, spec: &NetworkSpec) -> Result<DesignedNetwork, GuruError> {
         design_guest(self, spec)

@@ -8,11 +8,16 @@
 //! what it designs, implements and reserves) and the checks the gurus
 //! share; the five built-in gurus are in [`builtin`], the registry that
 //! enables them in [`registry`].
+//!
+//! Kept whole because it is the guru contract: the types, traits and address helpers every built-in
+//! guru shares.
 
 mod builtin;
 mod registry;
 
-pub use builtin::{ControlGuru, GuestVlanGuru, GuestVxlanGuru, PrivateGatewayGuru, PublicGuru};
+pub use builtin::{
+    ControlGuru, GUEST_VLAN_GURU, GUEST_VXLAN_GURU, GuestGuru, PrivateGatewayGuru, PublicGuru,
+};
 pub use registry::{ALL_GURUS, GuruRegistry, RegistryError, guru_by_name};
 
 use std::net::Ipv4Addr;

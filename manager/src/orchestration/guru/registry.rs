@@ -41,8 +41,8 @@ pub const ALL_GURUS: [&str; 5] = [
 /// A built-in guru by its configuration name (case-insensitive).
 pub fn guru_by_name(name: &str) -> Option<Box<dyn NetworkGuru>> {
     let guru: Box<dyn NetworkGuru> = match name.trim().to_ascii_lowercase().as_str() {
-        "guestvlan" => Box::new(GuestVlanGuru),
-        "guestvxlan" => Box::new(GuestVxlanGuru),
+        "guestvlan" => Box::new(GUEST_VLAN_GURU),
+        "guestvxlan" => Box::new(GUEST_VXLAN_GURU),
         "privategateway" => Box::new(PrivateGatewayGuru),
         "public" => Box::new(PublicGuru),
         "control" => Box::new(ControlGuru),

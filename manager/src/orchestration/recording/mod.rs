@@ -1,6 +1,9 @@
 //! Test doubles: an agent client and a router driver that record what they
 //! are asked to do, the VPC virtual router element over them, and in-memory
 //! vnet and address allocators; [`sample`] views to feed them.
+//!
+//! Kept whole because its doubles (agent, driver, element, allocators) are used together by every
+//! orchestration test.
 
 pub mod sample;
 

@@ -10,6 +10,9 @@
 //! is what CloudStack's `ApiServer` (Scheduled) and `ActionEventInterceptor`
 //! (Started, Created, Completed, with "Successfully completed …" / "Error
 //! while …") write. Logins leave `USER.LOGIN`.
+//!
+//! Kept whole because most of it is one data table, CloudStack's event type of each command, read
+//! by the recorder and listEventTypes.
 
 mod list;
 mod types;

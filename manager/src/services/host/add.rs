@@ -5,6 +5,9 @@
 //! agent that cannot be reached (or, over TLS, presents no certificate of
 //! the cluster CA) fails the command with CloudStack's discovery error and
 //! leaves no row. What it reports about itself (`Describe`) fills the row.
+//!
+//! Kept whole because addHost's probe, its enrollment path and its re-add of a known host agent are
+//! one command's steps.
 
 use std::sync::Arc;
 use std::time::Duration;

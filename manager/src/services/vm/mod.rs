@@ -54,7 +54,7 @@ pub(crate) use start::start as start_stopped_vm;
 pub use stop::StopVirtualMachine;
 pub(crate) use stop::stop as stop_vm;
 pub use update::UpdateVirtualMachine;
-pub use views::vm_view;
+pub use views::{nic_fields, vm_view};
 pub use volumes::{ListVolumes, root_volume_uuid};
 
 /// Registers the VM commands.

@@ -72,14 +72,12 @@ fn nic_vpc(related: &Related, n: &router::Nic) -> Option<uuid::Uuid> {
         .map(|p| p.uuid)
 }
 
-/// A VM's NIC as `nic` of a VM and `listNics` show it (`admin` adds the
-/// tier's broadcast URI); `related` holds the tiers and VPCs of the page.
-pub fn nic_view(related: &Related, n: &router::Nic, admin: bool) -> Value {
-    let tier = related.network(n.network_id);
-    let mut nic = json!({
+/// The fields every view of a VM's NIC shows (CloudStack's NicResponse);
+/// `network` is the UUID of its tier.
+pub fn nic_fields(n: &router::Nic, network: Option<&uuid::Uuid>) -> Value {
+    json!({
         "id": n.uuid,
-        "networkid": tier.as_ref().map(|t| &t.uuid),
-        "networkname": tier.as_ref().map(|t| &t.name),
+        "networkid": network,
         "ipaddress": n.ip4_address,
         "netmask": n.netmask,
         "gateway": n.gateway,
@@ -87,9 +85,17 @@ pub fn nic_view(related: &Related, n: &router::Nic, admin: bool) -> Value {
         "isdefault": n.device_index == 0,
         "traffictype": "Guest",
         "type": "Isolated",
-        "deviceid": n.device_index.to_string(),
-        "vpcid": nic_vpc(related, n),
-    });
+    })
+}
+
+/// A VM's NIC as `nic` of a VM and `listNics` show it (`admin` adds the
+/// tier's broadcast URI); `related` holds the tiers and VPCs of the page.
+pub fn nic_view(related: &Related, n: &router::Nic, admin: bool) -> Value {
+    let tier = related.network(n.network_id);
+    let mut nic = nic_fields(n, tier.as_ref().map(|t| &t.uuid));
+    nic["networkname"] = json!(tier.as_ref().map(|t| &t.name));
+    nic["deviceid"] = json!(n.device_index.to_string());
+    nic["vpcid"] = json!(nic_vpc(related, n));
     if admin && let Some(uri) = tier.as_ref().and_then(|t| t.broadcast_uri.clone()) {
         nic["broadcasturi"] = json!(uri);
         nic["isolationuri"] = json!(uri);

@@ -4,6 +4,8 @@
 //! (async, refused while a connection uses it) and `listVpnCustomerGateways`.
 //! Create and update share their parameters and checks (one family in one
 //! file, hence its 400-odd lines).
+//!
+//! Kept whole because create and update share the parameters and IKE/ESP checks written here.
 
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -1,6 +1,9 @@
 //! The services the VPC virtual router provides, one capability trait each:
 //! every change becomes agent commands carrying the caller's generation, and
 //! everything is built and checked before the first command is sent.
+//!
+//! Kept whole because it holds one short impl per capability trait of the element, as CloudStack's
+//! VpcVirtualRouterElement does.
 
 use uuid::Uuid;
 use vpc_proto::v1 as pb;

@@ -10,8 +10,8 @@ use crate::server::registry::ADMINS;
 use crate::server::{Ctx, Reply};
 use crate::store::{account, user};
 
-use super::super::views::{USER_FIELDS, user_view};
-use super::{USER_ID, managed_user, owner_of};
+use super::super::views::USER_FIELDS;
+use super::{USER_ID, managed_user, user_reply};
 
 /// `enableUser`.
 pub struct EnableUser {
@@ -43,10 +43,6 @@ impl SyncCommand for EnableUser {
         account::set_state(&mut tx, u.account_id, account::STATE_ENABLED).await?;
         user::reset_login_attempts(&mut tx, u.id).await?;
         tx.commit().await?;
-        let u = user::get_by_id(&ctx.app.db, u.id)
-            .await?
-            .ok_or_else(|| Error::internal("user vanished"))?;
-        let (a, d) = owner_of(ctx, &u).await?;
-        Ok(Reply::Object(user_view(&u, &a, &d)))
+        user_reply(ctx, u.id).await
     }
 }

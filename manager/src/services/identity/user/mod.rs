@@ -52,6 +52,18 @@ async fn owner_of(ctx: &Ctx, u: &user::User) -> Result<(account::Account, domain
     owner_of_in(&ctx.app.db, u).await
 }
 
+/// User `id` read back after the command changed it, as the command
+/// answers: the user's view with its account and domain.
+async fn user_reply(ctx: &Ctx, id: i64) -> Result<crate::server::Reply, Error> {
+    let u = user::get_by_id(&ctx.app.db, id)
+        .await?
+        .ok_or_else(|| Error::internal("user vanished"))?;
+    let (a, d) = owner_of(ctx, &u).await?;
+    Ok(crate::server::Reply::Object(super::views::user_view(
+        &u, &a, &d,
+    )))
+}
+
 /// [`owner_of`] where there is no request (a job).
 async fn owner_of_in(
     db: &crate::store::Db,

@@ -14,7 +14,7 @@ use crate::server::{Ctx, Reply};
 use crate::store::user;
 
 use super::super::views::{USER_FIELDS, user_view};
-use super::{USER_ID, check_not_system, managed_user, owner_of};
+use super::{USER_ID, check_not_system, managed_user, user_reply};
 
 /// `state` of a locked user (CloudStack's `locked`).
 const STATE_LOCKED: &str = "locked";
@@ -97,10 +97,6 @@ impl SyncCommand for LockUser {
         let u = managed_user(ctx, self.id).await?;
         check_not_system(ctx, &u, "locking").await?;
         user::set_state(&ctx.app.db, u.id, STATE_LOCKED).await?;
-        let u = user::get_by_id(&ctx.app.db, u.id)
-            .await?
-            .ok_or_else(|| Error::internal("user vanished"))?;
-        let (a, d) = owner_of(ctx, &u).await?;
-        Ok(Reply::Object(user_view(&u, &a, &d)))
+        user_reply(ctx, u.id).await
     }
 }

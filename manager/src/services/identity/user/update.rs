@@ -10,8 +10,8 @@ use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply};
 use crate::store::{StoreError, user};
 
-use super::super::views::{USER_FIELDS, user_view};
-use super::{USER_ID, managed_user, owner_of};
+use super::super::views::USER_FIELDS;
+use super::{USER_ID, managed_user, user_reply};
 
 const USERNAME: Arg<Text> = Arg::opt("username", "the new username");
 const FIRSTNAME: Arg<Text> = Arg::opt("firstname", "the new first name");
@@ -95,10 +95,6 @@ impl SyncCommand for UpdateUser {
             user::set_password(&mut tx, u.id, Some(p)).await?;
         }
         tx.commit().await?;
-        let u = user::get_by_id(&ctx.app.db, u.id)
-            .await?
-            .ok_or_else(|| Error::internal("user vanished"))?;
-        let (a, d) = owner_of(ctx, &u).await?;
-        Ok(Reply::Object(user_view(&u, &a, &d)))
+        user_reply(ctx, u.id).await
     }
 }

@@ -14,6 +14,7 @@ use crate::server::list_paging::Paging;
 use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply, date, page_of};
 use crate::services::ip::common::{self, Names, merge};
+use crate::services::vm::nic_fields;
 use crate::store::{Db, Page, rule, vm};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the load balancer rule");
@@ -156,17 +157,7 @@ async fn vm_view(db: &Db, names: &mut Names, v: &vm::Vm) -> Result<Value, Error>
     let mut nics = Vec::new();
     for n in common::vm_nics(db, v.id).await? {
         let network = names.network(db, n.network_id).await?.map(|t| t.uuid);
-        nics.push(json!({
-            "id": n.uuid,
-            "networkid": network,
-            "ipaddress": n.ip4_address,
-            "netmask": n.netmask,
-            "gateway": n.gateway,
-            "macaddress": n.mac_address,
-            "isdefault": n.device_index == 0,
-            "traffictype": "Guest",
-            "type": "Isolated",
-        }));
+        nics.push(nic_fields(&n, network.as_ref()));
     }
     let view = json!({
         "id": v.uuid,

@@ -2,6 +2,9 @@
 //! row and one NIC per tier with its address (the guru's reservation) in one
 //! transaction under the VPC row lock; the job starts the VM. A VM whose
 //! job never ran is removed ([`DeployVirtualMachine::abandon`]).
+//!
+//! Kept whole because the request's checks and the one transaction that writes the VM, its NICs and
+//! addresses are one step.
 
 use std::collections::BTreeMap;
 
