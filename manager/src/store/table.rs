@@ -160,14 +160,7 @@ impl<T: Row> Table<T> {
         id: i64,
         values: &[(&str, Arg)],
     ) -> Result<bool> {
-        let mut w = Where::new();
-        let set: Vec<String> = values
-            .iter()
-            .map(|(column, value)| format!("{column} = {}", w.arg(value.clone())))
-            .collect();
-        w.eq("id", id).push("removed IS NULL");
-        let sql = format!("UPDATE {} SET {}{}", self.name, set.join(", "), w.sql());
-        Ok(query::execute(&mut ex.into(), sql, w.args()).await? == 1)
+        self.write_live(ex.into(), id, values, false).await
     }
 
     /// Changes the columns of the live row `id` whose value is given (a NULL
@@ -179,16 +172,33 @@ impl<T: Row> Table<T> {
         id: i64,
         values: &[(&str, Arg)],
     ) -> Result<bool> {
+        self.write_live(ex.into(), id, values, true).await
+    }
+
+    /// `UPDATE name SET … WHERE id = $n AND removed IS NULL` with the values
+    /// given, each as is or (`keep_null`) as `COALESCE(value, column)`.
+    async fn write_live(
+        self,
+        mut ex: Exec<'_>,
+        id: i64,
+        values: &[(&str, Arg)],
+        keep_null: bool,
+    ) -> Result<bool> {
         let mut w = Where::new();
         let set: Vec<String> = values
             .iter()
             .map(|(column, value)| {
-                format!("{column} = COALESCE({}, {column})", w.arg(value.clone()))
+                let p = w.arg(value.clone());
+                if keep_null {
+                    format!("{column} = COALESCE({p}, {column})")
+                } else {
+                    format!("{column} = {p}")
+                }
             })
             .collect();
         w.eq("id", id).push("removed IS NULL");
         let sql = format!("UPDATE {} SET {}{}", self.name, set.join(", "), w.sql());
-        Ok(query::execute(&mut ex.into(), sql, w.args()).await? == 1)
+        Ok(query::execute(&mut ex, sql, w.args()).await? == 1)
     }
 
     /// Sets the state of the live row `id`; false when there is none.
