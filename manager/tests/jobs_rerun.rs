@@ -293,6 +293,70 @@ on_both_backends!(each_command_run_again_changes_nothing, |m| {
     .await;
     assert_eq!(route["staticroute"]["state"], "Active", "{route}");
 
+    // Static NAT (enabled synchronously) and its disable.
+    let nat_ip =
+        job_ok(&admin, "associateIpAddress", &[("vpcid", vpc_id)]).await["ipaddress"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    admin
+        .ok(
+            "enableStaticNat",
+            &[("ipaddressid", &nat_ip), ("virtualmachineid", &lb_vm)],
+        )
+        .await;
+    twice(
+        m,
+        &admin,
+        vpc_id,
+        "disableStaticNat",
+        &[("ipaddressid", &nat_ip)],
+    )
+    .await;
+
+    // Tags on the VPC, made and taken off.
+    let tags = [
+        ("resourcetype", "Vpc"),
+        ("resourceids", vpc_id),
+        ("tags[0].key", "tier"),
+        ("tags[0].value", "twice"),
+    ];
+    twice(m, &admin, vpc_id, "createTags", &tags).await;
+    twice(m, &admin, vpc_id, "deleteTags", &tags).await;
+
+    // A VM stopped and started, the VPC and a tier renamed.
+    twice(m, &admin, vpc_id, "stopVirtualMachine", &[("id", &vm_id)]).await;
+    twice(m, &admin, vpc_id, "startVirtualMachine", &[("id", &vm_id)]).await;
+    twice(
+        m,
+        &admin,
+        vpc_id,
+        "updateVPC",
+        &[("id", vpc_id), ("name", "twice-renamed")],
+    )
+    .await;
+    twice(
+        m,
+        &admin,
+        vpc_id,
+        "updateNetwork",
+        &[("id", &spare), ("displaytext", "renamed twice")],
+    )
+    .await;
+
+    // The VPN gateway, made and deleted; a member taken off the LB rule.
+    let vpn = twice(m, &admin, vpc_id, "createVpnGateway", &[("vpcid", vpc_id)]).await;
+    let vpn_id = vpn["vpngateway"]["id"].as_str().unwrap().to_string();
+    twice(m, &admin, vpc_id, "deleteVpnGateway", &[("id", &vpn_id)]).await;
+    twice(
+        m,
+        &admin,
+        vpc_id,
+        "removeFromLoadBalancerRule",
+        &[("id", &lb_id), ("virtualmachineids", &lb_vm)],
+    )
+    .await;
+
     // Deletes: gone already is done.
     twice(
         m,
