@@ -52,8 +52,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// This manager's name in job rows (several managers share PostgreSQL).
     pub manager_id: Option<String>,
-    /// The network gurus to enable (GuestVlanGuru, GuestVxlanGuru,
-    /// PrivateGatewayGuru, PublicGuru, ControlGuru); default all.
+    /// The network gurus to enable, by the names the registry takes
+    /// (GuestVlan, GuestVxlan, PrivateGateway, Public, Control, any case);
+    /// default all.
     pub network_gurus: Option<Vec<String>>,
     /// The network elements to enable (VpcVirtualRouter); default all.
     pub network_elements: Option<Vec<String>>,
