@@ -1394,6 +1394,28 @@ on_both_backends!(
         ];
         expected.sort();
         assert_eq!(acls_by_router(&m.agent.sent()), expected);
+        // Each router was first offered the one item as an edit made against
+        // the generation it held (the recording agent takes no edit, so the
+        // whole list followed).
+        let mut edits: Vec<(String, u64, u64, Vec<u32>)> = m
+            .agent
+            .edits()
+            .into_iter()
+            .map(|(router, command)| {
+                let AgentCommand::EditNetworkAcl(e) = command else {
+                    panic!("{command:?}")
+                };
+                let items = e.acl.as_ref().map(numbers).unwrap_or_default();
+                (router, e.base_generation, e.generation, items)
+            })
+            .collect();
+        edits.sort();
+        let mut offered = vec![
+            (bob_router.clone(), bob_g, bob_g + 1, vec![1]),
+            (carol_router.clone(), carol_g, carol_g + 1, vec![1]),
+        ];
+        offered.sort();
+        assert_eq!(edits, offered);
         assert_eq!(router_of(&admin, &bob_vpc).await.1, bob_g + 1);
         assert_eq!(router_of(&admin, &carol_vpc).await.1, carol_g + 1);
 

@@ -352,39 +352,21 @@ where
 
 /// One change whose rows the routers of several VPCs follow: an item of a
 /// global ACL list, which every VPC may use. It is applied through a
-/// [`VpcLockSet`] holding the lock of every VPC it reaches.
-pub trait SharedChange: Send + Sync {
-    /// What `write` made, given to `undo`.
-    type Written: Send + Sync;
-
-    /// What the change is, for the log of a failed undo.
-    fn what(&self) -> &'static str;
-
+/// [`VpcLockSet`] holding the lock of every VPC it reaches, and reaches each
+/// router as a [`RouterChange`] does (as an edit where it has an edit form
+/// and the router was current; `push`, `undo` and `what` are the
+/// [`RouterChange`]'s); only the write differs.
+pub trait SharedChange: RouterChange {
     /// Writes the change's rows in the transaction that also bumps every
     /// reached router's generation. `locked` are the VPCs whose locks are
     /// held; None (nothing written) when the change now reaches a VPC
     /// outside them (one took the shared rows meanwhile): the caller
     /// takes the locks again, with that VPC, and retries.
-    fn write(
+    fn write_shared(
         &self,
         tx: &mut Tx,
         locked: &[i64],
     ) -> impl Future<Output = Result<Option<Self::Written>, Error>> + Send;
-
-    /// Sends the change to one router, as [`RouterChange::push`].
-    fn push(
-        &self,
-        element: &RouterElement,
-        state: &RouterState,
-        generation: u64,
-    ) -> impl Future<Output = ElementResult> + Send;
-
-    /// Puts the rows back after a router refused the change.
-    fn undo(
-        &self,
-        db: &Db,
-        written: &Self::Written,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
 /// The locks of several VPCs, taken in ascending VPC id and held together.
@@ -437,8 +419,10 @@ impl VpcLockSet<'_> {
     /// 1. one transaction writes the rows and bumps the generation of every
     ///    reached running router, so the database moves all of them at once;
     /// 2. after the commit each router gets the change, one push each (a
-    ///    router takes it whole or not at all), in VPC order; on success
-    ///    each applied generation is recorded;
+    ///    router takes it whole or not at all), in VPC order, as an edit
+    ///    where the change has an edit form and the router was current (as
+    ///    [`VpcLock::apply`] does); on success each applied generation is
+    ///    recorded;
     /// 3. when a router refuses, the pushes stop, every bumped router's
     ///    generation is bumped again (those that took the change look
     ///    behind and the monitor sends them the reverted state) and the
@@ -452,7 +436,7 @@ impl VpcLockSet<'_> {
         reached: &[i64],
     ) -> Result<Option<C::Written>, Error> {
         let mut tx = self.db.begin().await?;
-        let Some(written) = change.write(&mut tx, &self.vpc_ids).await? else {
+        let Some(written) = change.write_shared(&mut tx, &self.vpc_ids).await? else {
             return Ok(None);
         };
         let mut bumped = Vec::new();
@@ -469,16 +453,8 @@ impl VpcLockSet<'_> {
         tx.commit().await?;
         let mut failed = None;
         for (vpc_id, g) in &bumped {
-            let pushed = match state::load(self.db, *vpc_id).await {
-                Ok(Some(state)) => change
-                    .push(&self.network.element, &state, g.generation)
-                    .await
-                    .map_err(element_error),
-                Ok(None) => Err(Error::internal(
-                    "a VPC's router disappeared during the change",
-                )),
-                Err(e) => Err(e),
-            };
+            let pushed =
+                push_change(self.db, &self.network.element, *vpc_id, change, &written, g).await;
             if let Err(e) = pushed {
                 failed = Some(e);
                 break;

@@ -537,6 +537,33 @@ pub async fn item_numbers<'a>(
     })
 }
 
+/// Where a live item stands in its list: what a move needs of every item.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct ItemPlace {
+    /// Internal key.
+    pub id: i64,
+    /// API id.
+    #[sqlx(try_from = "Stored")]
+    pub uuid: Uuid,
+    /// Position in the list.
+    pub number: i64,
+}
+
+/// The live items of list `acl_id` in number order, three columns each
+/// (a move reads the whole order, since `aclconsistencyhash` covers it).
+pub async fn item_places<'a>(ex: impl Into<Exec<'a>>, acl_id: i64) -> Result<Vec<ItemPlace>> {
+    let mut ex = ex.into();
+    Ok(on_db!(&mut ex, c => {
+        sqlx::query_as(
+            "SELECT id, uuid, number FROM network_acl_item \
+             WHERE acl_id = $1 AND removed IS NULL ORDER BY number",
+        )
+        .bind(acl_id)
+        .fetch_all(c)
+        .await?
+    }))
+}
+
 async fn item_of_mutable_list(ex: &mut Exec<'_>, id: i64) -> Result<AclItem> {
     let item = item_by_id(ex.reborrow(), id)
         .await?

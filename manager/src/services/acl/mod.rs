@@ -38,7 +38,7 @@ use crate::server::jobs::vpc_sync;
 use crate::server::registry::Registry;
 use crate::services::owner::Scope;
 use crate::services::vpc::check_vpc_access;
-use crate::store::{Db, Page, acl, network, vpc};
+use crate::store::{Db, acl, network, vpc};
 
 pub use items::{CreateAclItem, DeleteAclItem, ListAclItems, MoveAclItem, UpdateAclItem};
 pub use lists::{CreateAclList, DeleteAclList, ListAclLists, ReplaceAclList, UpdateAclList};
@@ -259,21 +259,4 @@ async fn push_list(
             &state.private_gateways,
         )
         .await
-}
-
-/// The live items of a list, by number.
-async fn items_of<'a>(
-    ex: impl Into<crate::store::Exec<'a>>,
-    acl_id: i64,
-) -> Result<Vec<acl::AclItem>, Error> {
-    Ok(acl::list_items(
-        ex,
-        &acl::AclItemFilter {
-            acl_id: Some(acl_id),
-            ..Default::default()
-        },
-        Page::ALL,
-    )
-    .await?
-    .items)
 }

@@ -1,11 +1,11 @@
 //! The changes of ACL items, as the change protocol applies them: a new
 //! item, an updated item, a renumbering (moveNetworkAclItem) and a revoked
-//! item. Each writes its rows, pushes its whole list (sorted by number) to
-//! the router when the list is on it, and says how to put the rows back.
+//! item. Each writes its rows, sends the items it wrote (or the whole list,
+//! sorted by number) to the router when the list is on it, and says how to
+//! put the rows back.
 //!
 //! The four differ only in the rows they write and put back, so they are
-//! one `RouterChange` over an [`ItemEdit`]: the push (the whole list) is
-//! the same for all.
+//! one `RouterChange` over an [`ItemEdit`]: the push is the same for all.
 //!
 //! Whether the list is on the router is read under the VPC's lock before
 //! the change is applied (`list_on_router`): a list no tier or private
@@ -18,7 +18,8 @@
 //! An edit of a global list's items is the same change applied as a
 //! [`SharedChange`] under the locks of every VPC using the list, taken in
 //! ascending VPC id: one transaction writes the rows and bumps each
-//! router's generation, then every router gets the whole list. Which VPCs
+//! router's generation, then every router gets the edit (the whole list
+//! when it was not current). Which VPCs
 //! use the list is read again in that transaction under the list's row
 //! lock, which replaceNetworkACLList also takes to attach a list: a VPC
 //! that took the list after the locks were taken makes the change start
@@ -170,27 +171,12 @@ impl ItemChange {
             ItemEdit::Renumbered { numbers, .. } => numbers.iter().map(|(id, _)| *id).collect(),
         }
     }
-
-    fn describe(&self) -> &'static str {
-        match self.edit {
-            ItemEdit::New { .. } => "a new ACL item",
-            ItemEdit::Updated { .. } => "an ACL item's old values",
-            ItemEdit::Renumbered { .. } => "ACL item numbers",
-            ItemEdit::Revoked { .. } => "a revoked ACL item",
-        }
-    }
 }
 
 impl SharedChange for ItemChange {
-    type Written = ();
-
-    fn what(&self) -> &'static str {
-        self.describe()
-    }
-
     /// Under the list's row lock, the VPCs using the list are read again:
     /// one outside `locked` took it since the locks were taken.
-    async fn write(&self, tx: &mut Tx, locked: &[i64]) -> Result<Option<()>, Error> {
+    async fn write_shared(&self, tx: &mut Tx, locked: &[i64]) -> Result<Option<()>, Error> {
         acl::lock_list(tx, self.list_id).await?;
         let users = acl::user_vpcs(&mut *tx, self.list_id).await?;
         if users.iter().any(|v| locked.binary_search(v).is_err()) {
@@ -199,26 +185,18 @@ impl SharedChange for ItemChange {
         self.write_rows(tx).await?;
         Ok(Some(()))
     }
-
-    async fn push(
-        &self,
-        element: &RouterElement,
-        state: &RouterState,
-        generation: u64,
-    ) -> ElementResult {
-        push_list(element, state, generation, self.list).await
-    }
-
-    async fn undo(&self, db: &Db, _: &()) -> Result<(), Error> {
-        self.undo_rows(db).await
-    }
 }
 
 impl RouterChange for ItemChange {
     type Written = ();
 
     fn what(&self) -> &'static str {
-        self.describe()
+        match self.edit {
+            ItemEdit::New { .. } => "a new ACL item",
+            ItemEdit::Updated { .. } => "an ACL item's old values",
+            ItemEdit::Renumbered { .. } => "ACL item numbers",
+            ItemEdit::Revoked { .. } => "a revoked ACL item",
+        }
     }
 
     async fn write(&self, tx: &mut Tx) -> Result<(), Error> {

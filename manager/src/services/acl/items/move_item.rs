@@ -6,7 +6,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::super::{items_of, mutable_list_vpc};
+use super::super::mutable_list_vpc;
 use super::changes::{ItemEdit, apply_edit};
 use super::rows::{MoveFields, renumbering};
 use super::{EditJob, LockedItem, item_param, item_result, item_spec, item_submission};
@@ -15,6 +15,7 @@ use crate::rules::acl::GlobalRefusal;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
 use crate::server::jobs::JobCtx;
+use crate::store::acl;
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the ACL item to move");
 const PREVIOUS: Arg<Id> = Arg::opt(
@@ -80,7 +81,7 @@ impl AsyncCommand for MoveAclItem {
         let vpc_id = mutable_list_vpc(ctx, &list, GlobalRefusal::MoveItem)
             .await?
             .map(|v| v.id);
-        renumbering(&items_of(db, list.id).await?, &item, &self.fields)?;
+        renumbering(&acl::item_places(db, list.id).await?, &item, &self.fields)?;
         let job = MoveAclItemJob {
             id: item.id,
             vpc_id,
@@ -93,7 +94,7 @@ impl AsyncCommand for MoveAclItem {
         let db = &job.app.db;
         let LockedItem { lock, item, list } =
             LockedItem::take(&job.app, payload.id, payload.vpc_id).await?;
-        let items = items_of(db, list.id).await?;
+        let items = acl::item_places(db, list.id).await?;
         let numbers = renumbering(&items, &item, &payload.fields)?;
         if numbers.is_empty() {
             // Already in place: nothing changes on the router either.

@@ -190,7 +190,7 @@ pub(super) fn merged(
 
 /// Refuses a move when the client saw the list in another order (the MD5 of
 /// the item ids in number order differs), as CloudStack does.
-pub(super) fn check_consistency(items: &[acl::AclItem], hash: Option<&str>) -> Result<(), Error> {
+pub(super) fn check_consistency(items: &[acl::ItemPlace], hash: Option<&str>) -> Result<(), Error> {
     let Some(hash) = hash.filter(|h| !h.trim().is_empty()) else {
         return Ok(());
     };
@@ -205,9 +205,10 @@ pub(super) fn check_consistency(items: &[acl::AclItem], hash: Option<&str>) -> R
     Ok(())
 }
 
-/// The renumbering of a move as (item id, new number), checked.
+/// The renumbering of a move as (item id, new number), checked: linear in
+/// the list's size, whatever the number of items renumbered.
 pub(super) fn renumbering(
-    items: &[acl::AclItem],
+    items: &[acl::ItemPlace],
     moving: &acl::AclItem,
     fields: &MoveFields,
 ) -> Result<Vec<(i64, i64)>, Error> {
@@ -228,15 +229,14 @@ pub(super) fn renumbering(
         fields.previous.as_deref(),
         fields.next.as_deref(),
     )?;
+    let row_of: std::collections::HashMap<&str, i64> = texts
+        .iter()
+        .zip(items)
+        .map(|(text, i)| (text.as_str(), i.id))
+        .collect();
     Ok(changes
         .into_iter()
-        .filter_map(|(uuid, number)| {
-            items
-                .iter()
-                .zip(&texts)
-                .find(|(_, id)| **id == uuid)
-                .map(|(i, _)| (i.id, i64::from(number)))
-        })
+        .filter_map(|(uuid, number)| row_of.get(uuid.as_str()).map(|id| (*id, i64::from(number))))
         .collect())
 }
 
@@ -283,6 +283,14 @@ mod tests {
         }
     }
 
+    fn place(row: &acl::AclItem) -> acl::ItemPlace {
+        acl::ItemPlace {
+            id: row.id,
+            uuid: row.uuid,
+            number: row.number,
+        }
+    }
+
     #[test]
     fn stored_rows_round_trip_through_the_rules() {
         let item = row(1, "a", 3);
@@ -324,11 +332,12 @@ mod tests {
 
     #[test]
     fn moves_honour_the_consistency_hash() {
-        let items = [row(1, "a", 1), row(2, "b", 2), row(3, "c", 3)];
+        let rows = [row(1, "a", 1), row(2, "b", 2), row(3, "c", 3)];
+        let items: Vec<acl::ItemPlace> = rows.iter().map(place).collect();
         let (a, b, c) = (uuid_of("a"), uuid_of("b"), uuid_of("c"));
         let fields = move_fields(json!({ "previousaclruleid": a, "nextaclruleid": b }));
         assert_eq!(
-            renumbering(&items, &items[2], &fields).unwrap(),
+            renumbering(&items, &rows[2], &fields).unwrap(),
             vec![(3, 2), (2, 3)]
         );
         let good = move_fields(json!({
@@ -336,13 +345,13 @@ mod tests {
             "aclconsistencyhash": md5_hex(format!("{a}{b}{c}").as_bytes()),
         }));
         assert_eq!(
-            renumbering(&items, &items[2], &good).unwrap(),
+            renumbering(&items, &rows[2], &good).unwrap(),
             vec![(3, 1), (1, 2), (2, 3)]
         );
         let stale = move_fields(
             json!({ "nextaclruleid": a, "aclconsistencyhash": md5_hex(format!("{a}{c}{b}").as_bytes()) }),
         );
-        let e = renumbering(&items, &items[2], &stale)
+        let e = renumbering(&items, &rows[2], &stale)
             .map_err(crate::api::ApiError::from)
             .unwrap_err();
         assert_eq!(e.code, 431);
