@@ -3,8 +3,10 @@
 # two tiers (a new flow per datagram, and TCP bulk) with no ACL items, with
 # 10,000 items of each ACL generator (one action, realistic mix, adversarial),
 # and against linear nft and iptables rulesets, all in lab namespaces, in one
-# run; medians, and the machine it ran on. As root. ROUTER_BENCH=apply|flows
-# runs one half; the report is printed and written to target/router-bench.md.
+# run; new flows and TCP bulk through a port forward with 2 and 10,000 port
+# forwards; medians, and the machine it ran on. As root.
+# ROUTER_BENCH=apply|flows|forwards|changes runs one part; the report is
+# printed and written to target/router-bench.md.
 # Planning times per generator (validate, compile, plan, render 10,000 items,
 # CPU time) come from the release build of the planner test, run after it.
 set -euo pipefail

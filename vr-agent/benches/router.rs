@@ -17,6 +17,9 @@
 //!    source address and port, so every datagram is a new conntrack entry
 //!    and walks the ACL) and TCP bulk throughput (iperf3). Every run builds
 //!    fresh lab namespaces, so each starts with an empty conntrack table.
+//! 4. Through a port forward, from a client on the public NIC to the server
+//!    VM, with 2 and with 10,000 port forwards on the router: the same
+//!    new-flow rate and TCP bulk (`ROUTER_BENCH=forwards` runs it alone).
 //!
 //! Results are medians of interleaved repetitions, printed as a table with
 //! the machine they ran on.
@@ -861,13 +864,15 @@ fn flow_lab(ruleset: Ruleset) -> (FlowLab, Option<Agent>) {
 
 /// TCP bulk throughput (Gbit/s), or with `udp` iperf3's 64-byte UDP rate
 /// (kpps; one flow that iperf3's handshake makes ESTABLISHED).
-fn iperf(flows: &FlowLab, udp: bool) -> f64 {
-    let server = flows
+/// `server` is the server VM's address, or the public address of a port
+/// forward to it.
+fn iperf(flows: &FlowLab, server: &str, udp: bool) -> f64 {
+    let listener = flows
         .lab
         .spawn(&flows.server, "iperf3-server", &["iperf3", "-s", "-1"])
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let mut argv = vec!["iperf3", "-c", "10.1.3.5", "-t", "3", "-J"];
+    let mut argv = vec!["iperf3", "-c", server, "-t", "3", "-J"];
     if udp {
         argv.extend(["-u", "-b", "0", "-l", "64"]);
     }
@@ -875,7 +880,7 @@ fn iperf(flows: &FlowLab, udp: bool) -> f64 {
         .lab
         .exec_timeout(&flows.client, &argv, Duration::from_secs(20))
         .unwrap();
-    drop(server);
+    drop(listener);
     let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("iperf3 JSON");
     if udp {
         let sum = &json["end"]["sum"];
@@ -928,14 +933,14 @@ impl RawSender {
 }
 
 /// An IPv4 UDP datagram with a 64-byte payload from `source:port` to
-/// 10.1.3.5:5201 (UDP checksum 0: none, which IPv4 allows).
-fn datagram(source: std::net::Ipv4Addr, port: u16) -> [u8; 92] {
+/// `to`:5201 (UDP checksum 0: none, which IPv4 allows).
+fn datagram(source: std::net::Ipv4Addr, port: u16, to: std::net::Ipv4Addr) -> [u8; 92] {
     let mut p = [0u8; 92];
     p[0] = 0x45;
     p[8] = 64;
     p[9] = 17;
     p[12..16].copy_from_slice(&source.octets());
-    p[16..20].copy_from_slice(&[10, 1, 3, 5]);
+    p[16..20].copy_from_slice(&to.octets());
     p[20..22].copy_from_slice(&port.to_be_bytes());
     p[22..24].copy_from_slice(&5201u16.to_be_bytes());
     p[24..26].copy_from_slice(&72u16.to_be_bytes());
@@ -943,14 +948,29 @@ fn datagram(source: std::net::Ipv4Addr, port: u16) -> [u8; 92] {
     p
 }
 
+/// Where the datagrams of [`new_flow_rate`] come from and go.
+#[derive(Clone, Copy)]
+struct Traffic {
+    /// The sources are `.2` to `.254` of this /24.
+    sources: [u8; 3],
+    /// Where they are sent (port 5201).
+    to: std::net::Ipv4Addr,
+}
+
+/// From the client tier to the server VM, between two tiers.
+const BETWEEN_TIERS: Traffic = Traffic {
+    sources: [10, 1, 2],
+    to: std::net::Ipv4Addr::new(10, 1, 3, 5),
+};
+
 /// Thousands of datagrams per second that reach the receiver when every
-/// datagram is a new flow: 64-byte UDP datagrams to 10.1.3.5:5201, each
-/// from the next of 253 source addresses of the client tier and, every 253
-/// datagrams, the next of 64,000 source ports (16 million flows, more than
-/// a run sends, so no datagram finds a conntrack entry and each walks the
-/// ACL as a new flow's first packet does). Sent on a raw socket: one socket,
-/// no binding per flow.
-fn new_flow_rate(flows: &FlowLab) -> f64 {
+/// datagram is a new flow: 64-byte UDP datagrams to `traffic.to`:5201, each
+/// from the next of 253 source addresses and, every 253 datagrams, the next
+/// of 64,000 source ports (16 million flows, more than a run sends, so no
+/// datagram finds a conntrack entry and each walks the ACL and the NAT
+/// chains as a new flow's first packet does). Sent on a raw socket: one
+/// socket, no binding per flow. The receiver listens on the server's 5201.
+fn new_flow_rate(flows: &FlowLab, traffic: Traffic) -> f64 {
     use std::net::UdpSocket;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -981,12 +1001,16 @@ fn new_flow_rate(flows: &FlowLab) -> f64 {
     let sender = std::thread::spawn(move || {
         vpc_integration::run_in_netns(&client, move || {
             let raw = RawSender::open();
-            let to = std::net::Ipv4Addr::new(10, 1, 3, 5);
+            let [a, b, c] = traffic.sources;
+            let to = traffic.to;
             let mut k = 0u32;
             while !sender_stop.load(Ordering::Relaxed) {
                 let host = 2 + (k % 253) as u8;
                 let port = 1024 + ((k / 253) % 64_000) as u16;
-                raw.send(&datagram(std::net::Ipv4Addr::new(10, 1, 2, host), port), to);
+                raw.send(
+                    &datagram(std::net::Ipv4Addr::new(a, b, c, host), port, to),
+                    to,
+                );
                 k = k.wrapping_add(1);
             }
             Ok(())
@@ -1043,8 +1067,8 @@ fn bench_flows(report: &mut String) {
             let (flows, agent) = flow_lab(*case);
             // New flows first, while the namespaces' conntrack tables are
             // empty; then iperf3's few connections.
-            udp[k].push(new_flow_rate(&flows));
-            tcp[k].push(iperf(&flows, false));
+            udp[k].push(new_flow_rate(&flows, BETWEEN_TIERS));
+            tcp[k].push(iperf(&flows, "10.1.3.5", false));
             drop(agent);
         }
     }
@@ -1070,6 +1094,122 @@ fn bench_flows(report: &mut String) {
     let _ = writeln!(report, "\nMachine: {}\n", machine());
 }
 
+/// The agent's router between a public client and a server VM, with
+/// `forwards` (at least 2) port forwards on 203.0.113.11: UDP and TCP 5201 to the server
+/// (10.1.3.5) and the rest TCP to other addresses of its tier, one in ten
+/// only for some source CIDRs. The client (203.0.113.50) sits on the
+/// public NIC; its new flows come from 198.51.100.0/24, whose way back is
+/// the public NIC's, as traffic from the Internet's is.
+fn forward_lab(forwards: u32) -> (FlowLab, Agent) {
+    let lab = Lab::new("bench_pf").unwrap();
+    let r = lab.netns("r").unwrap();
+    let client = lab.netns("c").unwrap();
+    let server = lab.netns("s").unwrap();
+    lab.veth_with_mac(&r, "eth1", Some(&mac(1)), &client, "eth0", None)
+        .unwrap();
+    lab.veth_with_mac(&r, "eth3", Some(&mac(3)), &server, "eth0", None)
+        .unwrap();
+    for (ns, cidr, gw) in [
+        (&client, "203.0.113.50/24", "203.0.113.11"),
+        (&server, "10.1.3.5/24", "10.1.3.1"),
+    ] {
+        lab.addr_add(ns, "eth0", cidr).unwrap();
+        lab.link_up(ns, "eth0").unwrap();
+        lab.route_add(ns, &["default", "via", gw]).unwrap();
+    }
+    let flows = FlowLab {
+        lab,
+        r,
+        client,
+        server,
+    };
+    let mut agent = Agent::start(&flows.lab, &flows.r, "agent");
+    let mut config = router_config(2, 0, 0, 0);
+    config.nics.retain(|n| n.device_index != 2);
+    config.guest_networks.retain(|g| g.device_index == 3);
+    for g in &mut config.guest_networks {
+        g.cidr = "10.1.3.0/24".into();
+        g.gateway = "10.1.3.1".into();
+    }
+    config.network_acls = vec![pb::NetworkAcl {
+        device_index: 3,
+        mac_address: mac(3),
+        items: {
+            use pb::{AclAction::*, Protocol::*, TrafficType::*};
+            vec![item(1, Allow, Ingress, All, &["0.0.0.0/0"], None)]
+        },
+        ..Default::default()
+    }];
+    let to_server = |protocol: pb::Protocol| pb::PortForwardingRule {
+        id: format!("pf-5201-{}", protocol as i32),
+        public_ip: "203.0.113.11".into(),
+        protocol: protocol as i32,
+        public_start_port: 5201,
+        private_ip: "10.1.3.5".into(),
+        private_start_port: 5201,
+        ..Default::default()
+    };
+    config.port_forwarding_rules = vec![to_server(pb::Protocol::Udp), to_server(pb::Protocol::Tcp)];
+    for f in 0..forwards.saturating_sub(2) {
+        config.port_forwarding_rules.push(pb::PortForwardingRule {
+            id: format!("pf-{f}"),
+            public_ip: "203.0.113.11".into(),
+            protocol: pb::Protocol::Tcp as i32,
+            public_start_port: 10_000 + f,
+            private_ip: format!("10.1.3.{}", 10 + f % 240),
+            private_start_port: 80,
+            source_cidrs: if f % 10 == 0 {
+                vec![format!("192.0.2.{}/32", f % 250)]
+            } else {
+                vec![]
+            },
+            ..Default::default()
+        });
+    }
+    agent.apply(&config);
+    (flows, agent)
+}
+
+/// New flows and TCP bulk through a port forward, with 2 (UDP and TCP
+/// 5201) or 10,000 port forwards on the router (issue 17: NAT maps at
+/// 10,000 rules cost no measurable forwarding rate).
+fn bench_forward_flows(report: &mut String) {
+    let cases = [2u32, 10_000];
+    let mut udp: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    let mut tcp: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    let traffic = Traffic {
+        sources: [198, 51, 100],
+        to: std::net::Ipv4Addr::new(203, 0, 113, 11),
+    };
+    for _ in 0..FLOW_REPS {
+        for (k, forwards) in cases.iter().enumerate() {
+            let (flows, agent) = forward_lab(*forwards);
+            udp[k].push(new_flow_rate(&flows, traffic));
+            tcp[k].push(iperf(&flows, "203.0.113.11", false));
+            drop(agent);
+        }
+    }
+    let base = (median(tcp[0].clone()), median(udp[0].clone()));
+    let _ = writeln!(
+        report,
+        "## Through a port forward (median of {FLOW_REPS}, interleaved)\n"
+    );
+    let _ = writeln!(
+        report,
+        "| port forwards on the router | new flows: UDP 64 B through the forward, a new flow per datagram, kpps | vs 2 | TCP bulk through the forward, Gbit/s | vs 2 |\n|---|---|---|---|---|"
+    );
+    for (k, forwards) in cases.iter().enumerate() {
+        let (t, u) = (median(tcp[k].clone()), median(udp[k].clone()));
+        let _ = writeln!(
+            report,
+            "| {forwards} | {u:.1} | {:.0}% | {t:.2} | {:.0}% |",
+            100.0 * u / base.1,
+            100.0 * t / base.0
+        );
+    }
+    let _ = writeln!(report, "\nMachine: {}\n", machine());
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing we
     // need. Run only when asked to benchmark.
@@ -1088,6 +1228,9 @@ fn main() {
     }
     if only.is_empty() || only == "flows" {
         bench_flows(&mut report);
+    }
+    if only.is_empty() || only == "flows" || only == "forwards" {
+        bench_forward_flows(&mut report);
     }
     println!("{report}");
     if let Ok(path) = std::env::var("ROUTER_BENCH_REPORT") {

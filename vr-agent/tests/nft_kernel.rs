@@ -329,6 +329,35 @@ fn netlink_element_changes_give_the_same_table_as_a_full_load() {
         ..Default::default()
     });
     assert_netlink_update_equals_full(&lab, "pf", &base, &nat);
+    // Forwards of a single port and for some clients only, in their own
+    // maps (new maps at first: a chain change), then changed: elements.
+    let mut kinds = base.clone();
+    kinds.port_forwarding_rules.extend([
+        pb::PortForwardingRule {
+            id: "pf-single".into(),
+            public_ip: "203.0.113.11".into(),
+            protocol: Tcp as i32,
+            public_start_port: 7101,
+            private_ip: "10.1.1.7".into(),
+            private_start_port: 7101,
+            ..Default::default()
+        },
+        pb::PortForwardingRule {
+            id: "pf-sourced".into(),
+            public_ip: "203.0.113.11".into(),
+            protocol: Tcp as i32,
+            public_start_port: 7301,
+            private_ip: "10.1.1.7".into(),
+            private_start_port: 7302,
+            source_cidrs: vec!["198.51.100.0/25".into(), "192.0.2.0/24".into()],
+            ..Default::default()
+        },
+    ]);
+    let mut moved = kinds.clone();
+    let n = moved.port_forwarding_rules.len();
+    moved.port_forwarding_rules[n - 2].private_ip = "10.1.1.8".into();
+    moved.port_forwarding_rules[n - 1].source_cidrs = vec!["198.51.100.128/25".into()];
+    assert_netlink_update_equals_full(&lab, "pfk", &kinds, &moved);
     let mut snat = base.clone();
     snat.static_nat_rules[0].private_ip = "10.1.2.9".into();
     assert_netlink_update_equals_full(&lab, "snat", &base, &snat);

@@ -123,6 +123,60 @@ fn vm_traffic_is_source_natted_forwarded_and_balanced() {
         "other ports are not forwarded"
     );
 
+    // Every kind of forward, each in its own map: a single port, a range
+    // kept as it is, and for clients of some CIDRs only (overlapping CIDRs
+    // in one rule), a port kept and a port moved; a forward for other
+    // clients does not take this one.
+    let forward = |id: &str, public: (u32, u32), private: (u32, u32), sources: &[&str]| {
+        pb::PortForwardingRule {
+            id: id.into(),
+            public_ip: "203.0.113.11".into(),
+            protocol: pb::Protocol::Tcp as i32,
+            public_start_port: public.0,
+            public_end_port: public.1,
+            private_ip: "10.1.1.5".into(),
+            private_start_port: private.0,
+            private_end_port: private.1,
+            source_cidrs: sources.iter().map(|s| s.to_string()).collect(),
+        }
+    };
+    let upstream_only = ["203.0.113.0/24", "203.0.113.1/32"];
+    config.port_forwarding_rules.extend([
+        forward("pf-single", (7101, 7101), (7101, 7101), &[]),
+        forward("pf-range", (7200, 7210), (7200, 7210), &[]),
+        forward("pf-sourced", (7301, 7301), (7301, 7301), &upstream_only),
+        forward(
+            "pf-sourced-moved",
+            (7401, 7401),
+            (7101, 7101),
+            &upstream_only,
+        ),
+        forward("pf-others", (7501, 7501), (7101, 7101), &["192.0.2.0/24"]),
+    ]);
+    r.apply_config(config.clone());
+    let servers: Vec<_> = [7101, 7205, 7301]
+        .iter()
+        .map(|p| TcpEchoServer::start(&r.vm1, addr(&format!("0.0.0.0:{p}"))).unwrap())
+        .collect();
+    for public in [7101, 7205, 7301, 7401] {
+        let seen = tcp_probe(&r.up, addr(&format!("203.0.113.11:{public}")), SHORT)
+            .unwrap_or_else(|e| panic!("forwarded port {public}: {e}"));
+        assert_eq!(seen.seen_as.ip().to_string(), "203.0.113.1");
+    }
+    assert_eq!(
+        servers.iter().map(|s| s.peers().len()).collect::<Vec<_>>(),
+        [2, 1, 1],
+        "7101 directly and through 7401, the range at 7205, the sourced port"
+    );
+    assert!(
+        !tcp_connect(&r.up, addr("203.0.113.11:7501"), SHORT).unwrap(),
+        "a forward for other clients is not taken"
+    );
+    config
+        .port_forwarding_rules
+        .truncate(config.port_forwarding_rules.len() - 5);
+    r.apply_config(config.clone());
+
     // Load balancer 203.0.113.11:80 -> 10.1.1.5:8080 and 10.1.2.5:8081.
     let a = TcpEchoServer::start(&r.vm1, addr("0.0.0.0:8080")).unwrap();
     let b = TcpEchoServer::start(&r.vm2, addr("0.0.0.0:8081")).unwrap();

@@ -87,86 +87,7 @@ pub(super) fn dstnat(router: &Router) -> Chain {
         });
         rules.push("dnat ip to ip daddr map @static_nat_in".into());
     }
-    let key = "ip daddr . meta l4proto . th dport";
-    let proto = |p: L4| match p {
-        L4::Tcp => 6,
-        L4::Udp => 17,
-    };
-    // Equal ranges keep the port (one interval element); shifted ranges map
-    // port by port (validation caps their width).
-    let same = |r: &PortForward| {
-        vec![format!(
-            "{} . {} . {}-{} : {}",
-            r.public_ip,
-            proto(r.protocol),
-            r.public_ports.0,
-            r.public_ports.1,
-            r.private_ip
-        )]
-    };
-    let shifted = |r: &PortForward| {
-        (0..=(r.public_ports.1 - r.public_ports.0))
-            .map(|k| {
-                format!(
-                    "{} . {} . {} : {} . {}",
-                    r.public_ip,
-                    proto(r.protocol),
-                    r.public_ports.0 + k,
-                    r.private_ip,
-                    r.private_ports.0 + k
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    for r in router
-        .port_forwards
-        .iter()
-        .filter(|r| !r.sources.is_empty())
-    {
-        let elements = if r.public_ports == r.private_ports {
-            same(r)
-        } else {
-            shifted(r)
-        };
-        rules.push(format!(
-            "ip saddr {} dnat ip to {key} map {{ {} }}",
-            cidr_list(&r.sources),
-            elements.join(", ")
-        ));
-    }
-    let open: Vec<&PortForward> = router
-        .port_forwards
-        .iter()
-        .filter(|r| r.sources.is_empty())
-        .collect();
-    let shifted_elements: Vec<String> = open
-        .iter()
-        .filter(|r| r.public_ports != r.private_ports)
-        .flat_map(|r| shifted(r))
-        .collect();
-    if !shifted_elements.is_empty() {
-        sets.push(Set {
-            name: "pf_shifted".into(),
-            kind: "map",
-            spec: "type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;".into(),
-            elements: shifted_elements.into(),
-        });
-        rules.push(format!("dnat ip to {key} map @pf_shifted"));
-    }
-    let same_elements: Vec<String> = open
-        .iter()
-        .filter(|r| r.public_ports == r.private_ports)
-        .flat_map(|r| same(r))
-        .collect();
-    if !same_elements.is_empty() {
-        sets.push(Set {
-            name: "pf_same_port".into(),
-            kind: "map",
-            spec: "type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval;".into(),
-            elements: same_elements.into(),
-        });
-        rules.push(format!("dnat ip to {key} map @pf_same_port"));
-    }
+    port_forwards(router, &mut sets, &mut rules);
     // Rules that need connection counts or cookies are HAProxy's (it
     // listens on the public address itself): no DNAT for them.
     for lb in router
@@ -206,6 +127,126 @@ pub(super) fn dstnat(router: &Router) -> Chain {
         hook: Some("type nat hook prerouting priority dstnat; policy accept;".into()),
         sets,
         rules,
+    }
+}
+
+/// The port forwards' DNAT maps, each a lookup a new flow to the router
+/// makes at most once, whatever the number of forwards (issue 17: NAT maps
+/// at 10,000 rules cost no measurable forwarding rate):
+/// - `pf_port`, a hash map: single ports, any client (most forwards);
+/// - `pf_same_port`, an interval map: ranges kept as they are;
+/// - `pf_shifted`, a hash map: ranges moved to other ports, port by port
+///   (validation caps their width);
+/// - `pf_sources` and `pf_sources_shifted`, interval maps on the client's
+///   address too: forwards for some source CIDRs only.
+///
+/// No two forwards claim the same public port (validation), so no two
+/// elements overlap and the order of the lookups does not matter; the hash
+/// map comes first since most new flows to a forward match there. Every
+/// forward is elements of named maps, so adding, removing or moving one is
+/// an element change.
+fn port_forwards(router: &Router, sets: &mut Vec<Set>, rules: &mut Vec<String>) {
+    let proto = |p: L4| match p {
+        L4::Tcp => 6,
+        L4::Udp => 17,
+    };
+    let ports = |(first, last): (u16, u16)| {
+        if first == last {
+            first.to_string()
+        } else {
+            format!("{first}-{last}")
+        }
+    };
+    // The key of an element: public address, protocol, port(s).
+    let key = |r: &PortForward, public: String| {
+        format!("{} . {} . {public}", r.public_ip, proto(r.protocol))
+    };
+    let same = |r: &PortForward| format!("{} : {}", key(r, ports(r.public_ports)), r.private_ip);
+    let shifted = |r: &PortForward| {
+        (0..=(r.public_ports.1 - r.public_ports.0))
+            .map(|k| {
+                format!(
+                    "{} : {} . {}",
+                    key(r, (r.public_ports.0 + k).to_string()),
+                    r.private_ip,
+                    r.private_ports.0 + k
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let sourced = |r: &PortForward, element: &str| {
+        Ipv4Net::aggregate(&r.sources)
+            .into_iter()
+            .map(|source| format!("{source} . {element}"))
+            .collect::<Vec<_>>()
+    };
+    let mut maps: [(&str, &str, &str, Vec<String>); 5] = [
+        (
+            "pf_port",
+            "ip daddr . meta l4proto . th dport",
+            "type ipv4_addr . inet_proto . inet_service : ipv4_addr;",
+            Vec::new(),
+        ),
+        (
+            "pf_same_port",
+            "ip daddr . meta l4proto . th dport",
+            "type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval;",
+            Vec::new(),
+        ),
+        (
+            "pf_shifted",
+            "ip daddr . meta l4proto . th dport",
+            "type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;",
+            Vec::new(),
+        ),
+        (
+            "pf_sources",
+            "ip saddr . ip daddr . meta l4proto . th dport",
+            "type ipv4_addr . ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval;",
+            Vec::new(),
+        ),
+        (
+            "pf_sources_shifted",
+            // nft refuses this mapping to an address and port ("transport
+            // protocol mapping is only valid after transport protocol
+            // match") unless the rule matches the protocol first.
+            "ip saddr . ip daddr . meta l4proto . th dport",
+            "type ipv4_addr . ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; \
+             flags interval;",
+            Vec::new(),
+        ),
+    ];
+    for r in &router.port_forwards {
+        let keeps_port = r.public_ports == r.private_ports;
+        let single = r.public_ports.0 == r.public_ports.1;
+        match (r.sources.is_empty(), keeps_port) {
+            (true, true) if single => maps[0].3.push(same(r)),
+            (true, true) => maps[1].3.push(same(r)),
+            (true, false) => maps[2].3.extend(shifted(r)),
+            (false, true) => maps[3].3.extend(sourced(r, &same(r))),
+            (false, false) => {
+                for element in shifted(r) {
+                    maps[4].3.extend(sourced(r, &element));
+                }
+            }
+        }
+    }
+    for (name, key, spec, elements) in maps {
+        if elements.is_empty() {
+            continue;
+        }
+        let guard = if name == "pf_sources_shifted" {
+            "meta l4proto { tcp, udp } "
+        } else {
+            ""
+        };
+        rules.push(format!("{guard}dnat ip to {key} map @{name}"));
+        sets.push(Set {
+            name: name.into(),
+            kind: "map",
+            spec: spec.into(),
+            elements: elements.into(),
+        });
     }
 }
 
