@@ -178,6 +178,19 @@ pub struct Scope {
     pub domain_id: Option<i64>,
 }
 
+impl Scope {
+    /// Whether the list shows an object of account `account_id` in domain
+    /// `domain_id` at `domain_path` (for lists filtered in memory).
+    pub fn shows(&self, account_id: i64, domain_id: i64, domain_path: &str) -> bool {
+        self.account_id.is_none_or(|a| a == account_id)
+            && self.domain_id.is_none_or(|d| d == domain_id)
+            && self
+                .domain_path_prefix
+                .as_deref()
+                .is_none_or(|p| domain_path.starts_with(p))
+    }
+}
+
 /// The ownership filters and paging of a list command.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListArgs {
@@ -323,5 +336,34 @@ pub async fn check_limit(
             &exceeded,
             requested,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scope_shows_only_what_each_of_its_filters_allows() {
+        let everything = Scope::default();
+        assert!(everything.shows(7, 2, "/a/"));
+        let account = Scope {
+            account_id: Some(7),
+            ..Default::default()
+        };
+        assert!(account.shows(7, 2, "/a/"));
+        assert!(!account.shows(8, 2, "/a/"));
+        let domain = Scope {
+            domain_id: Some(2),
+            ..Default::default()
+        };
+        assert!(domain.shows(8, 2, "/a/"));
+        assert!(!domain.shows(8, 3, "/a/b/"));
+        let subtree = Scope {
+            domain_path_prefix: Some("/a/".into()),
+            ..Default::default()
+        };
+        assert!(subtree.shows(8, 3, "/a/b/"));
+        assert!(!subtree.shows(8, 4, "/c/"));
     }
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 use vpc_proto::v1 as pb;
 
-use super::super::{check_vpc_access, item_view, list_param, scope_covers, tier_param, vpc_of};
+use super::super::{check_vpc_access, item_view, list_param, tier_param, vpc_of};
 use super::item_spec;
 use super::rows::{action_text, traffic_text};
 use crate::error::Error;
@@ -137,7 +137,7 @@ impl SyncCommand for ListAclItems {
             }
             let visible = match &lists[&item.acl_id].1 {
                 None => named || by_id,
-                Some(v) => named || scope_covers(&scope, v),
+                Some(v) => named || scope.shows(v.account_id, v.domain_id, &v.domain_path),
             };
             if visible {
                 shown.push(item);

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::super::{list_view, scope_covers, tier_param};
+use super::super::{list_view, tier_param};
 use super::{LIST_FIELDS, vpc_param};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
@@ -105,9 +105,9 @@ impl SyncCommand for ListAclLists {
         for list in lists {
             let visible = match list.vpc_id {
                 None => true,
-                Some(vpc_id) => vpcs
-                    .get(&vpc_id)
-                    .is_some_and(|v| named_vpc || scope_covers(&scope, v)),
+                Some(vpc_id) => vpcs.get(&vpc_id).is_some_and(|v| {
+                    named_vpc || scope.shows(v.account_id, v.domain_id, &v.domain_path)
+                }),
             };
             if visible {
                 shown.push(list);
