@@ -1,13 +1,17 @@
 //! Ownership, shared by the VPC commands: who a new object belongs to
 //! (`account` + `domainid` on behalf of another account), which objects a
-//! list shows (`account`, `domainid`, `isrecursive`, `listall`), and whether
-//! the caller may act on an object.
+//! list shows (`account`, `domainid`, `isrecursive`, `listall`), whether
+//! the caller may act on an object, and the owner fields of a response.
+//!
+//! Kept whole because those four answer one question, who owns what, from
+//! the same account and domain rows (and their tests close the file).
 
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Flag, Id, Int, Text};
-use crate::server::registry::ParamSpec;
+use crate::server::registry::{FieldSpec, ParamSpec, field};
 use crate::server::{Ctx, Role};
 use crate::store::{Page, Tx, account, domain, limit};
 
@@ -61,6 +65,30 @@ pub fn check_access(
     } else {
         Err(denied(ctx, what))
     }
+}
+
+/// The owner fields most responses declare (those [`owner_view`] fills but
+/// `domainpath`, which `listApis` does not name).
+pub const OWNER_FIELDS: &[FieldSpec] = &[
+    field("account", "string", "the owner account"),
+    field("domainid", "string", "the owner's domain"),
+    field("domain", "string", "the name of the owner's domain"),
+];
+
+/// The owner fields of a response: `account` from the owner's account
+/// row, `domainid`, `domain` and `domainpath` (`ROOT/a/b`) from its domain
+/// row; a row not found leaves its fields out.
+pub fn owner_view(a: Option<&account::Account>, d: Option<&domain::Domain>) -> Map<String, Value> {
+    let mut m = Map::new();
+    if let Some(a) = a {
+        m.insert("account".into(), json!(a.account_name));
+    }
+    if let Some(d) = d {
+        m.insert("domainid".into(), json!(d.uuid));
+        m.insert("domain".into(), json!(d.name));
+        m.insert("domainpath".into(), json!(d.display_path()));
+    }
+    m
 }
 
 /// Why `projectid` is refused.
@@ -365,5 +393,25 @@ mod tests {
         };
         assert!(subtree.shows(8, 3, "/a/b/"));
         assert!(!subtree.shows(8, 4, "/c/"));
+    }
+
+    #[test]
+    fn owner_view_leaves_out_the_fields_of_rows_not_found() {
+        assert!(owner_view(None, None).is_empty());
+        let d = domain::Domain {
+            id: 2,
+            uuid: Uuid::nil(),
+            parent_id: Some(1),
+            name: "sales".into(),
+            path: "/sales/".into(),
+            level: 1,
+            network_domain: None,
+            created: 0,
+            removed: None,
+        };
+        let m = owner_view(None, Some(&d));
+        assert_eq!(m.get("domain"), Some(&json!("sales")));
+        assert_eq!(m.get("domainpath"), Some(&json!("ROOT/sales")));
+        assert!(!m.contains_key("account"));
     }
 }

@@ -11,7 +11,7 @@ use crate::rules;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
 use crate::server::jobs::JobCtx;
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::store::{network, offering};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the network");
@@ -54,7 +54,7 @@ impl Command for UpdateNetwork {
             .param(DISPLAY_TEXT)
             .param(NETWORK_DOMAIN)
             .param(OFFERING)
-            .returns("network", NETWORK_FIELDS)
+            .returns("network", fields(NETWORK_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

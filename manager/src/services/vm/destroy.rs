@@ -12,7 +12,7 @@ use crate::orchestration::RouterDriver;
 use crate::provision;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Spec, Submission};
 use crate::server::jobs::JobCtx;
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{App, Ctx, Role};
 use crate::services::ip::push::{Withdraw, Withdrawal};
 use crate::store::{Page, Tx, config, rule, vlan, vm};
@@ -45,7 +45,7 @@ impl Command for DestroyVirtualMachine {
             .roles(ALL)
             .param(ID)
             .param(EXPUNGE)
-            .returns("virtualmachine", VM_FIELDS)
+            .returns("virtualmachine", fields(VM_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -15,7 +15,7 @@ use crate::server::command::{
     Arg, Args, AsyncCommand, Command, Flag, Id, Int, Spec, Submission, Text,
 };
 use crate::server::jobs::{JobCtx, vpc_sync};
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{App, Ctx};
 use crate::services::owner::{self, OwnerArgs};
 use crate::services::zone::zone_by_id;
@@ -87,7 +87,7 @@ impl Command for CreateVpc {
             .param(SOURCE_NAT)
             .param(FOR_DISPLAY)
             .params(OwnerArgs::specs())
-            .returns("vpc", VPC_FIELDS)
+            .returns("vpc", fields(VPC_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

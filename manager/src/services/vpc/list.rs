@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text, Texts};
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{Ctx, Reply, counted_page};
 use crate::services::offering::gives_all;
 use crate::services::owner::ListArgs;
@@ -66,7 +66,7 @@ impl Command for ListVpcs {
             .param(FOR_DISPLAY)
             .param(TAGS_FILTER)
             .params(ListArgs::specs())
-            .returns("vpc", VPC_FIELDS)
+            .returns("vpc", fields(VPC_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -15,7 +15,7 @@ use crate::rules;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission, Text};
 use crate::server::jobs::{JobCtx, vpc_sync};
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::store::{self, Db, Page, Tx, vpc};
 
 use super::{PUBLIC_MTU, VPC_FIELDS, live_vpc, max_public_mtu, vpc_result};
@@ -69,7 +69,7 @@ impl Command for UpdateVpc {
         .param(PUBLIC_MTU)
         .param(FOR_DISPLAY)
         .param(CUSTOM_ID)
-        .returns("vpc", VPC_FIELDS)
+        .returns("vpc", fields(VPC_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
