@@ -21,7 +21,7 @@ use crate::services::owner::{self, OwnerArgs};
 use crate::services::zone::zone_by_id;
 use crate::store::{Db, account, config, offering, vpc};
 
-use super::{DNS1, DNS2, PUBLIC_MTU, VPC_FIELDS, max_public_mtu, vpc_result};
+use super::{DNS1, DNS2, FOR_DISPLAY, PUBLIC_MTU, VPC_FIELDS, max_public_mtu, vpc_result};
 
 const NAME: Arg<Text> = Arg::req("name", "the name of the VPC");
 const ZONE: Arg<Id> = Arg::req("zoneid", "the zone of the VPC");
@@ -38,7 +38,6 @@ const SOURCE_NAT: Arg<Text> = Arg::opt(
     "sourcenatipaddress",
     "this free public address as the VPC's source NAT address",
 );
-const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; every VPC is displayed");
 
 /// `createVPC`.
 pub struct CreateVpc {

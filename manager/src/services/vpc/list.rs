@@ -14,7 +14,7 @@ use crate::services::related::{Related, services_by_offering};
 use crate::services::tags::{self, ResourceType, TAGS_FILTER};
 use crate::store::{Page, offering, vpc, zone};
 
-use super::{VPC_FIELDS, vpc_view};
+use super::{FOR_DISPLAY, VPC_FIELDS, vpc_view};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the VPC");
 const ZONE: Arg<Id> = Arg::opt("zoneid", "only VPCs of this zone");
@@ -31,7 +31,6 @@ const RESTART_REQUIRED: Arg<Flag> = Arg::opt(
     "restartrequired",
     "only VPCs that need (or do not need) a restart",
 );
-const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; every VPC is displayed");
 
 /// `listVPCs`.
 pub struct ListVpcs {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Int, Text};
+use crate::server::command::{Arg, Flag, Int, Text};
 use crate::server::registry::{FieldSpec, Registry, field};
 use crate::services::owner::{self, OWNER_FIELDS};
 use crate::services::related::Related;
@@ -29,6 +29,9 @@ pub use restart::RestartVpc;
 pub(crate) use router::{check_destination, not_running};
 pub use update::UpdateVpc;
 pub use views::vpc_view;
+
+/// `fordisplay`, which the commands of this family accept and ignore.
+const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; every VPC is displayed");
 
 /// Registers the VPC commands.
 pub fn register(registry: &mut Registry) {
