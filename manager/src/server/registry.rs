@@ -114,6 +114,12 @@ pub const fn field(name: &'static str, ty: &'static str, description: &'static s
     }
 }
 
+/// A response's fields from groups, in order: the resource's own and the
+/// groups it shares with other responses (the owner's fields).
+pub fn fields(groups: &[&[FieldSpec]]) -> Vec<FieldSpec> {
+    groups.concat()
+}
+
 /// What a handler returns; the dispatcher wraps it in the envelope.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {

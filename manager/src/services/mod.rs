@@ -1,6 +1,7 @@
 //! The API commands, one module per resource.
 
 pub mod acl;
+pub mod args;
 pub mod cluster;
 pub mod config;
 pub mod event;

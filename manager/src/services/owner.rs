@@ -1,13 +1,17 @@
 //! Ownership, shared by the VPC commands: who a new object belongs to
 //! (`account` + `domainid` on behalf of another account), which objects a
-//! list shows (`account`, `domainid`, `isrecursive`, `listall`), and whether
-//! the caller may act on an object.
+//! list shows (`account`, `domainid`, `isrecursive`, `listall`), whether
+//! the caller may act on an object, and the owner fields of a response.
+//!
+//! Kept whole because those four answer one question, who owns what, from
+//! the same account and domain rows (and their tests close the file).
 
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Flag, Id, Int, Text};
-use crate::server::registry::ParamSpec;
+use crate::server::registry::{FieldSpec, ParamSpec, field};
 use crate::server::{Ctx, Role};
 use crate::store::{Page, Tx, account, domain, limit};
 
@@ -61,6 +65,30 @@ pub fn check_access(
     } else {
         Err(denied(ctx, what))
     }
+}
+
+/// The owner fields most responses declare (those [`owner_view`] fills but
+/// `domainpath`, which `listApis` does not name).
+pub const OWNER_FIELDS: &[FieldSpec] = &[
+    field("account", "string", "the owner account"),
+    field("domainid", "string", "the owner's domain"),
+    field("domain", "string", "the name of the owner's domain"),
+];
+
+/// The owner fields of a response: `account` from the owner's account
+/// row, `domainid`, `domain` and `domainpath` (`ROOT/a/b`) from its domain
+/// row; a row not found leaves its fields out.
+pub fn owner_view(a: Option<&account::Account>, d: Option<&domain::Domain>) -> Map<String, Value> {
+    let mut m = Map::new();
+    if let Some(a) = a {
+        m.insert("account".into(), json!(a.account_name));
+    }
+    if let Some(d) = d {
+        m.insert("domainid".into(), json!(d.uuid));
+        m.insert("domain".into(), json!(d.name));
+        m.insert("domainpath".into(), json!(d.display_path()));
+    }
+    m
 }
 
 /// Why `projectid` is refused.
@@ -176,6 +204,19 @@ pub struct Scope {
     pub domain_path_prefix: Option<String>,
     /// Only objects of exactly this domain.
     pub domain_id: Option<i64>,
+}
+
+impl Scope {
+    /// Whether the list shows an object of account `account_id` in domain
+    /// `domain_id` at `domain_path` (for lists filtered in memory).
+    pub fn shows(&self, account_id: i64, domain_id: i64, domain_path: &str) -> bool {
+        self.account_id.is_none_or(|a| a == account_id)
+            && self.domain_id.is_none_or(|d| d == domain_id)
+            && self
+                .domain_path_prefix
+                .as_deref()
+                .is_none_or(|p| domain_path.starts_with(p))
+    }
 }
 
 /// The ownership filters and paging of a list command.
@@ -323,5 +364,54 @@ pub async fn check_limit(
             &exceeded,
             requested,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scope_shows_only_what_each_of_its_filters_allows() {
+        let everything = Scope::default();
+        assert!(everything.shows(7, 2, "/a/"));
+        let account = Scope {
+            account_id: Some(7),
+            ..Default::default()
+        };
+        assert!(account.shows(7, 2, "/a/"));
+        assert!(!account.shows(8, 2, "/a/"));
+        let domain = Scope {
+            domain_id: Some(2),
+            ..Default::default()
+        };
+        assert!(domain.shows(8, 2, "/a/"));
+        assert!(!domain.shows(8, 3, "/a/b/"));
+        let subtree = Scope {
+            domain_path_prefix: Some("/a/".into()),
+            ..Default::default()
+        };
+        assert!(subtree.shows(8, 3, "/a/b/"));
+        assert!(!subtree.shows(8, 4, "/c/"));
+    }
+
+    #[test]
+    fn owner_view_leaves_out_the_fields_of_rows_not_found() {
+        assert!(owner_view(None, None).is_empty());
+        let d = domain::Domain {
+            id: 2,
+            uuid: Uuid::nil(),
+            parent_id: Some(1),
+            name: "sales".into(),
+            path: "/sales/".into(),
+            level: 1,
+            network_domain: None,
+            created: 0,
+            removed: None,
+        };
+        let m = owner_view(None, Some(&d));
+        assert_eq!(m.get("domain"), Some(&json!("sales")));
+        assert_eq!(m.get("domainpath"), Some(&json!("ROOT/sales")));
+        assert!(!m.contains_key("account"));
     }
 }

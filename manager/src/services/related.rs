@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use crate::error::Error;
+use crate::services::owner::owner_view;
 use crate::store::offering::{NetworkOffering, OfferingService, ServiceProvider, VpcOffering};
 use crate::store::{
     Db, account, acl, batch, domain, gateway, host, network, offering, router, vm, vpc, zone,
@@ -387,23 +388,11 @@ impl Related {
         self.router_nics.get(&router_id).map_or(&[], Vec::as_slice)
     }
 
-    /// The owner fields (`account`, `domainid`, `domain`, `domainpath`).
+    /// The owner fields (`account`, `domainid`, `domain`, `domainpath`);
+    /// `account` is empty, not absent, when the account is not found.
     pub fn owner_fields(&self, account_id: i64, domain_id: i64) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert(
-            "account".into(),
-            json!(
-                self.accounts
-                    .get(&account_id)
-                    .map(|a| a.account_name.clone())
-                    .unwrap_or_default()
-            ),
-        );
-        if let Some(d) = self.domains.get(&domain_id) {
-            m.insert("domainid".into(), json!(d.uuid));
-            m.insert("domainpath".into(), json!(d.display_path()));
-            m.insert("domain".into(), json!(d.name));
-        }
+        let mut m = owner_view(self.account(account_id), self.domain(domain_id));
+        m.entry("account").or_insert_with(|| json!(""));
         m
     }
 }

@@ -5,7 +5,7 @@ use sqlx::FromRow;
 use super::query::Where;
 use super::table::Table;
 use super::text::Stored;
-use super::{Exec, Listed, OrNotFound, Page, Result, atomically, new_uuid, now_ms};
+use super::{Exec, Listed, OrNotFound, Page, Result, atomically, new_uuid, now_ms, user};
 use uuid::Uuid;
 
 /// `type` of a normal user account.
@@ -193,22 +193,10 @@ pub async fn remove<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
         Box::pin(async move {
             let mut ex = Exec::Tx(tx);
             let now = now_ms();
-            on_db!(&mut ex, c => {
-                sqlx::query("UPDATE users SET removed = $2 WHERE account_id = $1 AND removed IS NULL")
-                    .bind(id)
-                    .bind(now)
-                    .execute(c)
-                    .await?;
-            });
-            let done = on_db!(&mut ex, c => {
-                sqlx::query("UPDATE account SET removed = $2 WHERE id = $1 AND removed IS NULL")
-                    .bind(id)
-                    .bind(now)
-                    .execute(c)
-                    .await?
-                    .rows_affected()
-            });
-            Ok(done == 1)
+            user::TABLE
+                .remove_where(ex.reborrow(), "account_id", id, now)
+                .await?;
+            Ok(TABLE.remove_where(ex, "id", id, now).await? == 1)
         })
     })
     .await

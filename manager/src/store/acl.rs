@@ -393,25 +393,8 @@ pub async fn remove_list<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Result<bool> {
                 Some(_) => {}
             }
             let now = now_ms();
-            on_db!(&mut ex, c => {
-                sqlx::query(
-                    "UPDATE network_acl_item SET removed = $2 WHERE acl_id = $1 \
-                     AND removed IS NULL",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(c)
-                .await?;
-            });
-            let done = on_db!(&mut ex, c => {
-                sqlx::query("UPDATE network_acl SET removed = $2 WHERE id = $1 AND removed IS NULL")
-                    .bind(id)
-                    .bind(now)
-                    .execute(c)
-                    .await?
-                    .rows_affected()
-            });
-            Ok(done == 1)
+            ITEMS.remove_where(ex.reborrow(), "acl_id", id, now).await?;
+            Ok(TABLE.remove_where(ex, "id", id, now).await? == 1)
         })
     })
     .await

@@ -257,20 +257,8 @@ pub async fn update_offering<'a>(
     name: &str,
     display_text: &str,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE service_offering SET name = $2, display_text = $3 \
-             WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(display_text)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [("name", name.into()), ("display_text", display_text.into())];
+    OFFERINGS.set_live(ex, id, &values).await
 }
 
 /// Marks a live service offering removed (its VMs keep it); false when it

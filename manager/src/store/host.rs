@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::query::{self, Where};
 use super::table::Table;
 use super::text::Stored;
-use super::{Exec, Listed, Page, Result, atomically, new_uuid, now_ms};
+use super::{Exec, Listed, Page, Result, atomically, new_uuid, now_ms, router, vm};
 
 /// `status`: the host agent answers.
 pub const STATUS_UP: &str = "Up";
@@ -555,16 +555,9 @@ pub async fn set_router_host<'a>(
     router_id: i64,
     host_id: Option<i64>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE domain_router SET host_id = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(router_id)
-            .bind(host_id)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    router::TABLE
+        .set_live(ex, router_id, &[("host_id", host_id.into())])
+        .await
 }
 
 /// Places a VM on a host (or none).
@@ -573,16 +566,9 @@ pub async fn set_vm_host<'a>(
     vm_id: i64,
     host_id: Option<i64>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query("UPDATE vm_instance SET host_id = $2 WHERE id = $1 AND removed IS NULL")
-            .bind(vm_id)
-            .bind(host_id)
-            .execute(c)
-            .await?
-            .rows_affected()
-    });
-    Ok(done == 1)
+    vm::TABLE
+        .set_live(ex, vm_id, &[("host_id", host_id.into())])
+        .await
 }
 
 /// Gives every live router and VM of `zone_id` that has no host yet (a

@@ -7,7 +7,7 @@
 
 use sqlx::FromRow;
 
-use super::query::{self, Where};
+use super::query::{self, Arg, Where};
 use super::table::Table;
 use super::text::Stored;
 use super::{Exec, Listed, Page, Result, atomically, new_uuid, now_ms};
@@ -331,19 +331,7 @@ pub async fn create_vpc_offering<'a>(
                 .fetch_one(c)
                 .await?
             });
-            for sp in &new.services {
-                on_db!(&mut ex, c => {
-                    sqlx::query(
-                        "INSERT INTO vpc_offering_service_map (vpc_offering_id, service, provider) \
-                         VALUES ($1, $2, $3)",
-                    )
-                    .bind(id)
-                    .bind(&sp.service)
-                    .bind(&sp.provider)
-                    .execute(c)
-                    .await?;
-                });
-            }
+            VPC_SERVICES.insert(&mut ex, id, &new.services).await?;
             Ok(vpc_offering_by_id(ex, id)
                 .await?
                 .expect("offering just inserted"))
@@ -472,19 +460,7 @@ pub async fn create_network_offering<'a>(
                 .fetch_one(c)
                 .await?
             });
-            for sp in &new.services {
-                on_db!(&mut ex, c => {
-                    sqlx::query(
-                        "INSERT INTO ntwk_offering_service_map (network_offering_id, service, \
-                         provider) VALUES ($1, $2, $3)",
-                    )
-                    .bind(id)
-                    .bind(&sp.service)
-                    .bind(&sp.provider)
-                    .execute(c)
-                    .await?;
-                });
-            }
+            NETWORK_SERVICES.insert(&mut ex, id, &new.services).await?;
             Ok(network_offering_by_id(ex, id)
                 .await?
                 .expect("offering just inserted"))
@@ -581,6 +557,28 @@ impl ServiceMap {
             w.sql()
         );
         query::fetch_all(&mut ex, sql, w.args()).await
+    }
+
+    /// Stores an offering's services, in the order given.
+    async fn insert(
+        &self,
+        ex: &mut Exec<'_>,
+        offering_id: i64,
+        services: &[ServiceProvider],
+    ) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} ({}, service, provider) VALUES ($1, $2, $3)",
+            self.table, self.offering_column
+        );
+        for sp in services {
+            let args = [
+                Arg::from(offering_id),
+                Arg::from(sp.service.as_str()),
+                Arg::from(sp.provider.as_str()),
+            ];
+            query::execute(ex, sql.clone(), &args).await?;
+        }
+        Ok(())
     }
 
     /// The services of several offerings in one statement, each offering's

@@ -395,7 +395,8 @@ where
     Ok(fetch_all(ex, sql, w.args()).await?.into_iter().next())
 }
 
-/// Runs an UPDATE or DELETE assembled at run time; how many rows it changed.
+/// Runs an UPDATE, DELETE or INSERT assembled at run time; how many rows it
+/// changed.
 pub(crate) async fn execute(ex: &mut Exec<'_>, sql: String, args: &[Arg]) -> Result<u64> {
     Ok(on_db!(ex, c => {
         bind_args!(sqlx::query(AssertSqlSafe(sql)), args)

@@ -207,7 +207,7 @@ const COLUMNS: &str = "r.id, r.uuid, r.name, r.vpc_id, r.zone_id, r.account_id, 
 const FROM: &str = "domain_router r JOIN domain d ON d.id = r.domain_id";
 const NIC_COLUMNS: &str = "id, uuid, router_id, vm_id, network_id, device_index, mac_address, \
      ip4_address, netmask, gateway, role, state, created, removed";
-const TABLE: Table<Router> = Table::joined("domain_router", COLUMNS, FROM, "r.");
+pub(super) const TABLE: Table<Router> = Table::joined("domain_router", COLUMNS, FROM, "r.");
 const NICS: Table<Nic> = Table::new("nics", NIC_COLUMNS);
 
 /// Creates a router named `r-<id>-VM`, Stopped.

@@ -442,22 +442,13 @@ pub async fn set_destination<'a>(
     dest_end_port: i64,
     vm_id: Option<i64>,
 ) -> Result<bool> {
-    let mut ex = ex.into();
-    let done = on_db!(&mut ex, c => {
-        sqlx::query(
-            "UPDATE firewall_rules SET dest_ip = $2, dest_start_port = $3, dest_end_port = $4, \
-             vm_id = $5 WHERE id = $1 AND removed IS NULL",
-        )
-        .bind(id)
-        .bind(dest_ip)
-        .bind(dest_start_port)
-        .bind(dest_end_port)
-        .bind(vm_id)
-        .execute(c)
-        .await?
-        .rows_affected()
-    });
-    Ok(done == 1)
+    let values = [
+        ("dest_ip", dest_ip.into()),
+        ("dest_start_port", dest_start_port.into()),
+        ("dest_end_port", dest_end_port.into()),
+        ("vm_id", vm_id.into()),
+    ];
+    TABLE.set_live(ex, id, &values).await
 }
 
 /// A member of a load balancer: a VM NIC address and the VM.

@@ -217,6 +217,23 @@ impl<T: Row> Table<T> {
         self.set_live(ex, id, &[("removed", now_ms().into())]).await
     }
 
+    /// Marks removed, at `now`, the live rows whose column `column` holds
+    /// `value` (`id` for one row, `acl_id` for a list's items: a parent and
+    /// its children go with one time); how many.
+    pub(crate) async fn remove_where<'a>(
+        self,
+        ex: impl Into<Exec<'a>>,
+        column: &str,
+        value: impl Into<Arg>,
+        now: i64,
+    ) -> Result<u64> {
+        let mut w = Where::new();
+        let removed = w.arg(now);
+        w.eq(column, value).push("removed IS NULL");
+        let sql = format!("UPDATE {} SET removed = {removed}{}", self.name, w.sql());
+        query::execute(&mut ex.into(), sql, w.args()).await
+    }
+
     /// Marks the live row `id` removed, in `state`; false when it already was.
     pub(crate) async fn soft_delete<'a>(
         self,

@@ -123,7 +123,7 @@ const COLUMNS: &str = "u.id, u.uuid, u.account_id, u.domain_id, u.username, u.pa
                        u.firstname, u.lastname, u.email, u.api_key, u.secret_key, u.state, \
                        u.created, u.removed";
 const FROM: &str = "users u JOIN domain d ON d.id = u.domain_id";
-const TABLE: Table<User> = Table::joined("users", COLUMNS, FROM, "u.");
+pub(super) const TABLE: Table<User> = Table::joined("users", COLUMNS, FROM, "u.");
 
 /// Creates a user in a live account (with no API keys; see [`register_keys`]).
 pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewUser) -> Result<User> {

@@ -161,7 +161,7 @@ const COLUMNS: &str = "v.id, v.uuid, v.name, v.instance_name, v.display_name, v.
      v.account_id, v.domain_id, d.path AS domain_path, v.service_offering_id, v.template_id, \
      v.state, v.host_id, v.created, v.removed";
 const FROM: &str = "vm_instance v JOIN domain d ON d.id = v.domain_id";
-const TABLE: Table<Vm> = Table::joined("vm_instance", COLUMNS, FROM, "v.");
+pub(super) const TABLE: Table<Vm> = Table::joined("vm_instance", COLUMNS, FROM, "v.");
 
 /// Creates a VM named `i-<account id>-<id>-VM` internally.
 pub async fn create<'a>(ex: impl Into<Exec<'a>>, new: NewVm) -> Result<Vm> {

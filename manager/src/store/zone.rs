@@ -393,17 +393,7 @@ pub async fn remove_physical_network<'a>(ex: impl Into<Exec<'a>>, id: i64) -> Re
                     "the physical network still has {ranges} public IP ranges"
                 )));
             }
-            let done = on_db!(&mut ex, c => {
-                sqlx::query(
-                    "UPDATE physical_network SET removed = $2 WHERE id = $1 AND removed IS NULL",
-                )
-                .bind(id)
-                .bind(now_ms())
-                .execute(c)
-                .await?
-                .rows_affected()
-            });
-            Ok(done == 1)
+            PHYSNETS.remove(ex, id).await
         })
     })
     .await

@@ -36,7 +36,6 @@ use crate::rules::acl::GlobalRefusal;
 use crate::server::Ctx;
 use crate::server::jobs::vpc_sync;
 use crate::server::registry::Registry;
-use crate::services::owner::Scope;
 use crate::services::vpc::check_vpc_access;
 use crate::store::{Db, acl, network, vpc};
 
@@ -132,16 +131,6 @@ fn list_sync(list: &acl::AclList, vpc_id: Option<i64>) -> String {
         Some(v) => vpc_sync(v),
         None => global_list_sync(list.id),
     }
-}
-
-/// Whether a list scope shows objects of `v`.
-fn scope_covers(scope: &Scope, v: &vpc::Vpc) -> bool {
-    scope.account_id.is_none_or(|a| a == v.account_id)
-        && scope.domain_id.is_none_or(|d| d == v.domain_id)
-        && scope
-            .domain_path_prefix
-            .as_deref()
-            .is_none_or(|p| v.domain_path.starts_with(p))
 }
 
 /// The live tier named by `id` (431 when it names none or not a VPC tier)

@@ -14,11 +14,10 @@ use crate::server::command::{
 };
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ALL;
-use crate::services::ip::common::held_ip;
+use crate::services::ip::common::{IP, held_ip};
 use crate::services::owner::check_access;
 use crate::store::{rule, vlan};
 
-const IP_ADDRESS: Arg<Id> = Arg::req("ipaddressid", "the public IP address");
 const PROTOCOL: Arg<Text> = Arg::req("protocol", "tcp, udp or icmp");
 const START_PORT: Arg<Int> = Arg::opt("startport", "the first port");
 const END_PORT: Arg<Int> = Arg::opt("endport", "the last port");
@@ -51,7 +50,7 @@ impl Command for CreateFirewallRule {
     fn spec() -> Spec {
         Spec::new("Refused for VPC addresses: VPC tiers use network ACLs (createNetworkACL)")
             .roles(ALL)
-            .param(IP_ADDRESS)
+            .param(IP)
             .param(PROTOCOL)
             .param(START_PORT)
             .param(END_PORT)
@@ -66,7 +65,7 @@ impl Command for CreateFirewallRule {
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
         // `protocol` is required (the registry checked it) but not read.
         Ok(CreateFirewallRule {
-            ip_address: args.need(&IP_ADDRESS)?,
+            ip_address: args.need(&IP)?,
         })
     }
 }
@@ -77,7 +76,7 @@ impl AsyncCommand for CreateFirewallRule {
     type Job = NeverStored;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<NeverStored>, Error> {
-        let ip = held_ip(ctx, IP_ADDRESS.name(), self.ip_address).await?;
+        let ip = held_ip(ctx, IP.name(), self.ip_address).await?;
         Err(use_acls(&ip))
     }
 

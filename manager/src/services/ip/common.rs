@@ -11,11 +11,15 @@ use crate::error::Error;
 use crate::rules;
 use crate::rules::ip::{PortRule, RulePurpose};
 use crate::server::Ctx;
+use crate::server::command::{Arg, Id};
 use crate::services::owner::check_access;
 use crate::store::{Db, Exec, Page, domain, network, offering, router, rule, vlan, vm, vpc};
 use uuid::Uuid;
 
 pub use crate::server::jobs::vpc_sync;
+
+/// The public IP address a rule or static NAT is on.
+pub const IP: Arg<Id> = Arg::req("ipaddressid", "the public IP address");
 
 /// The public IP named by `uuid` (parameter `name`) that somebody holds and
 /// the caller may act on: 431 when there is none, 531 when it is another

@@ -8,12 +8,15 @@
 //!
 //! [`RouterChange`]: crate::provision::change::RouterChange
 
+use std::future::Future;
+
 use crate::error::Error;
 use crate::orchestration::ElementResult;
 use crate::orchestration::element::{Gateway, Lb, PortForwarding, StaticNat};
 use crate::orchestration::model::{NicRole, PublicIpView, RouterState};
 use crate::provision::RouterElement;
-use crate::store::vlan;
+use crate::provision::change::RouterChange;
+use crate::store::{Db, Tx, vlan, vpc};
 
 /// Which of the VPC's rule lists a change touches (the lists a released
 /// address had rules in, the list a new rule joins).
@@ -73,6 +76,58 @@ impl RuleLists {
                 .apply_lb_rules(&state.router, generation, &state.lb_rules)
                 .await?;
         }
+        Ok(())
+    }
+}
+
+/// The rows that go for good with something they point at (a deleted
+/// tier, an expunged VM): rules of several kinds, so the router gets every
+/// NAT and LB list again. The removal stands even when the router refuses
+/// ([`Withdraw`]).
+pub trait Withdrawal: Send + Sync {
+    /// What goes, for the log of a failed undo ("a deleted tier's rules").
+    fn what(&self) -> &'static str;
+
+    /// The VPC whose router held the rules.
+    fn vpc_id(&self) -> i64;
+
+    /// Removes the rows, the VPC's row locked; whether anything the router
+    /// holds went.
+    fn remove(&self, tx: &mut Tx) -> impl Future<Output = Result<bool, Error>> + Send;
+}
+
+/// The change of a [`Withdrawal`]: on a refusal the rows stay removed and
+/// the VPC is flagged for a restart, which sends the router its stored
+/// lists without the stale rules.
+pub struct Withdraw<W>(pub W);
+
+impl<W: Withdrawal> RouterChange for Withdraw<W> {
+    type Written = bool;
+
+    fn what(&self) -> &'static str {
+        self.0.what()
+    }
+
+    async fn write(&self, tx: &mut Tx) -> Result<bool, Error> {
+        vpc::lock(&mut *tx, self.0.vpc_id()).await?;
+        self.0.remove(tx).await
+    }
+
+    fn reaches_router(&self, removed: &bool) -> bool {
+        *removed
+    }
+
+    async fn push(
+        &self,
+        element: &RouterElement,
+        state: &RouterState,
+        generation: u64,
+    ) -> ElementResult {
+        RuleLists::ALL.send(element, state, generation).await
+    }
+
+    async fn undo(&self, db: &Db, _: &bool) -> Result<(), Error> {
+        vpc::set_restart_required(db, self.0.vpc_id(), true).await?;
         Ok(())
     }
 }

@@ -7,10 +7,10 @@ use serde_json::Value;
 
 use super::scope::{DOMAINS, ZONES, parse_domains, parse_zones};
 use super::views::VPC_OFFERING_FIELDS;
-use super::{check_name_free, vpc_offering_result, vpc_offering_sync};
+use super::{DISPLAY_TEXT, ENABLE, check_name_free, vpc_offering_result, vpc_offering_sync};
 use crate::error::Error;
 use crate::server::command::{
-    Arg, Args, AsyncCommand, Command, Flag, IdJob, Map, Spec, Submission, Text, Texts,
+    Arg, Args, AsyncCommand, Command, IdJob, Map, Spec, Submission, Text, Texts,
 };
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ROOT;
@@ -19,10 +19,6 @@ use crate::store::bootstrap::VPC_SERVICES;
 use crate::store::{Page, offering, vpc};
 
 const NAME: Arg<Text> = Arg::req("name", "the name of the VPC offering");
-const DISPLAY_TEXT: Arg<Text> = Arg::opt(
-    "displaytext",
-    "the description of the offering; default its name",
-);
 const SERVICES: Arg<Texts> = Arg::req(
     "supportedservices",
     "the services of the offering, among Dhcp, Dns, SourceNat, \
@@ -32,10 +28,6 @@ const PROVIDERS: Arg<Map> = Arg::opt(
     "serviceproviderlist",
     "the provider of each service, as serviceproviderlist[i].service \
      and serviceproviderlist[i].provider; only VpcVirtualRouter",
-);
-const ENABLE: Arg<Flag> = Arg::opt(
-    "enable",
-    "true: create the offering Enabled (default Disabled)",
 );
 
 /// Services every VPC offering gets, listed or not (§2.2: SourceNat unless

@@ -31,13 +31,25 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::server::command::{Arg, Args, Id, Int, Text, Texts};
+use crate::server::command::{Arg, Args, Flag, Id, Int, Text, Texts};
 use crate::server::list_paging::Paging;
 use crate::server::registry::{ParamSpec, Registry};
 use crate::server::{Ctx, page_of};
 use crate::store::{Db, Page, offering};
 
 use views::vpc_offering_view;
+
+/// `displaytext` of the offering creates.
+pub(crate) const DISPLAY_TEXT: Arg<Text> = Arg::opt(
+    "displaytext",
+    "the description of the offering; default its name",
+);
+
+/// `enable` of the offering creates.
+const ENABLE: Arg<Flag> = Arg::opt(
+    "enable",
+    "true: create the offering Enabled (default Disabled)",
+);
 
 /// Registers the offering commands.
 pub fn register(registry: &mut Registry) {

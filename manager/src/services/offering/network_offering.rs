@@ -10,20 +10,17 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::offering_state;
 use super::views::{NETWORK_OFFERING_FIELDS, network_offering_view};
+use super::{DISPLAY_TEXT, ENABLE, offering_state};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Map, Spec, SyncCommand, Text, Texts};
 use crate::server::registry::ROOT;
 use crate::server::{Ctx, Reply};
+use crate::services::args::NEW_TEXT;
 use crate::store::bootstrap::TIER_SERVICES;
 use crate::store::{Db, offering, vm};
 
 const NAME: Arg<Text> = Arg::req("name", "the name of the network offering");
-const DISPLAY_TEXT: Arg<Text> = Arg::opt(
-    "displaytext",
-    "the description of the offering; default its name",
-);
 const TRAFFIC_TYPE: Arg<Text> = Arg::req("traffictype", "the traffic type: only GUEST");
 const GUEST_IP_TYPE: Arg<Text> = Arg::req("guestiptype", "the guest IP type: only Isolated");
 const SERVICES: Arg<Texts> = Arg::opt(
@@ -41,13 +38,8 @@ const PERSISTENT: Arg<Flag> = Arg::opt(
     "ispersistent",
     "true: its networks are implemented without VMs",
 );
-const ENABLE: Arg<Flag> = Arg::opt(
-    "enable",
-    "true: create the offering Enabled (default Disabled)",
-);
 const ID: Arg<Id> = Arg::req("id", "the ID of the network offering");
 const NEW_NAME: Arg<Text> = Arg::opt("name", "the new name of the network offering");
-const NEW_TEXT: Arg<Text> = Arg::opt("displaytext", "the new description");
 const STATE: Arg<Text> = Arg::opt("state", "Enabled or Disabled");
 
 /// `createNetworkOffering`.

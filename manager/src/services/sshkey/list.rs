@@ -58,12 +58,7 @@ impl SyncCommand for ListSshKeyPairs {
             .await?
             .into_iter()
             .filter(|k| {
-                scope.account_id.is_none_or(|a| a == k.account_id)
-                    && scope.domain_id.is_none_or(|d| d == k.domain_id)
-                    && scope
-                        .domain_path_prefix
-                        .as_deref()
-                        .is_none_or(|p| k.domain_path.starts_with(p))
+                scope.shows(k.account_id, k.domain_id, &k.domain_path)
                     && id.as_deref().is_none_or(|i| i == k.uuid)
                     && self.name.as_deref().is_none_or(|n| n == k.name)
                     && self

@@ -9,9 +9,9 @@ use uuid::Uuid;
 use super::{ResourceType, find, tag_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Spec, SyncCommand, Text};
-use crate::server::registry::{ALL, field};
+use crate::server::registry::{ALL, field, fields};
 use crate::server::{Ctx, Reply, page_of};
-use crate::services::owner::ListArgs;
+use crate::services::owner::{ListArgs, OWNER_FIELDS};
 use crate::store::tag;
 
 const RESOURCE_ID: Arg<Text> = Arg::opt("resourceid", "only the tags of this resource");
@@ -44,16 +44,16 @@ impl Command for ListTags {
             .params(ListArgs::specs())
             .returns(
                 "tag",
-                vec![
-                    field("key", "string", "the tag's key"),
-                    field("value", "string", "the tag's value"),
-                    field("resourcetype", "string", "the type of the tagged resource"),
-                    field("resourceid", "string", "the ID of the tagged resource"),
-                    field("account", "string", "the owner account"),
-                    field("domainid", "string", "the owner's domain"),
-                    field("domain", "string", "the name of the owner's domain"),
-                    field("customer", "string", "the customer the tag is for"),
-                ],
+                fields(&[
+                    &[
+                        field("key", "string", "the tag's key"),
+                        field("value", "string", "the tag's value"),
+                        field("resourcetype", "string", "the type of the tagged resource"),
+                        field("resourceid", "string", "the ID of the tagged resource"),
+                    ],
+                    OWNER_FIELDS,
+                    &[field("customer", "string", "the customer the tag is for")],
+                ]),
             )
             .since("4.0.0")
     }

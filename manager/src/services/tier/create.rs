@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::provision::{self, tier::TierDesign};
 use crate::rules::{self, tier as tier_rules};
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{Ctx, Reply};
 use crate::services::owner::{self, OwnerArgs};
 use crate::services::related::Related;
@@ -103,7 +103,7 @@ impl Command for CreateNetwork {
             .param(ACL_TYPE)
             .param(DISPLAY_NETWORK)
             .params(OwnerArgs::specs())
-            .returns("network", NETWORK_FIELDS)
+            .returns("network", fields(NETWORK_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -8,17 +8,13 @@ use uuid::Uuid;
 
 use super::{job_tier, live_tier, sync_object};
 use crate::error::Error;
-use crate::orchestration::ElementResult;
-use crate::orchestration::model::RouterState;
-use crate::provision::RouterElement;
-use crate::provision::change::RouterChange;
 use crate::provision::tier as tiers;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission};
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ALL;
-use crate::services::ip::push::RuleLists;
-use crate::store::{Db, Page, Tx, network, rule, vlan, vm, vnet, vpc};
+use crate::services::ip::push::{Withdraw, Withdrawal};
+use crate::store::{Page, Tx, network, rule, vlan, vm, vnet};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the network");
 const FORCED: Arg<Flag> = Arg::opt(
@@ -112,10 +108,10 @@ impl AsyncCommand for DeleteNetwork {
         }
         tiers::trash_tier(db, &app.network, &t).await?;
 
-        let removal = RemoveTier {
+        let removal = Withdraw(RemoveTier {
             vpc_id,
             tier_id: t.id,
-        };
+        });
         if let Err(e) = lock.apply_or_refused(&removal).await? {
             tracing::warn!(network = %t.uuid, error = %e, "withdrawing a deleted tier's rules failed");
         }
@@ -125,22 +121,23 @@ impl AsyncCommand for DeleteNetwork {
 
 /// The tier's rows go: its rules, its addresses' association, its ACL
 /// list, a vnet still recorded for it (a forced delete of a tier whose
-/// shutdown failed), the tier itself. Only removed rules reach the router.
+/// shutdown failed), the tier itself. Only removed rules reach the router;
+/// the tier stays deleted when the router refuses.
 struct RemoveTier {
     vpc_id: i64,
     tier_id: i64,
 }
 
-impl RouterChange for RemoveTier {
-    /// How many rules of the tier were removed.
-    type Written = usize;
-
+impl Withdrawal for RemoveTier {
     fn what(&self) -> &'static str {
         "a deleted tier's rules"
     }
 
-    async fn write(&self, tx: &mut Tx) -> Result<usize, Error> {
-        vpc::lock(&mut *tx, self.vpc_id).await?;
+    fn vpc_id(&self) -> i64 {
+        self.vpc_id
+    }
+
+    async fn remove(&self, tx: &mut Tx) -> Result<bool, Error> {
         let rules_of_tier = rule::remove_all(
             &mut *tx,
             &rule::RuleFilter {
@@ -166,26 +163,6 @@ impl RouterChange for RemoveTier {
         network::set_acl(&mut *tx, self.tier_id, None).await?;
         vnet::release_for_network(&mut *tx, self.tier_id).await?;
         network::remove(&mut *tx, self.tier_id).await?;
-        Ok(rules_of_tier)
-    }
-
-    fn reaches_router(&self, rules_of_tier: &usize) -> bool {
-        *rules_of_tier > 0
-    }
-
-    async fn push(
-        &self,
-        element: &RouterElement,
-        state: &RouterState,
-        generation: u64,
-    ) -> ElementResult {
-        RuleLists::ALL.send(element, state, generation).await
-    }
-
-    /// The tier stays deleted: the router keeps stale rules until the VPC
-    /// is restarted, which the flag asks for.
-    async fn undo(&self, db: &Db, _rules_of_tier: &usize) -> Result<(), Error> {
-        vpc::set_restart_required(db, self.vpc_id, true).await?;
-        Ok(())
+        Ok(rules_of_tier > 0)
     }
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{NETWORK_FIELDS, network_view, sees_admin_fields};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text, Texts};
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{Ctx, Reply, counted_page};
 use crate::services::offering::gives_all;
 use crate::services::owner::ListArgs;
@@ -88,7 +88,7 @@ impl Command for ListNetworks {
             .param(ACL_TYPE)
             .param(TAGS_FILTER)
             .params(ListArgs::specs())
-            .returns("network", NETWORK_FIELDS)
+            .returns("network", fields(NETWORK_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

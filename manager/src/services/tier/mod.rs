@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::server::jobs::vpc_sync;
 use crate::server::registry::{FieldSpec, Registry, field};
 use crate::server::{Ctx, Role};
-use crate::services::owner;
+use crate::services::owner::{self, OWNER_FIELDS};
 use crate::services::related::Related;
 use crate::store::{Db, network};
 
@@ -38,53 +38,55 @@ pub fn register(registry: &mut Registry) {
     registry.job::<RestartNetwork>();
 }
 
-const NETWORK_FIELDS: &[FieldSpec] = &[
-    field("id", "string", "the ID of the network"),
-    field("name", "string", "the name of the network"),
-    field("displaytext", "string", "the description of the network"),
-    field("cidr", "string", "the CIDR of the tier"),
-    field("gateway", "string", "the gateway (the router's address)"),
-    field("netmask", "string", "the netmask of the tier"),
-    field("state", "string", "Allocated, Implemented, Shutdown"),
-    field("traffictype", "string", "Guest"),
-    field("type", "string", "the guest type: Isolated"),
-    field("broadcastdomaintype", "string", "Vlan or Vxlan"),
-    field(
-        "broadcasturi",
-        "string",
-        "the tier's vnet URI, once implemented (admins only)",
-    ),
-    field("vlan", "string", "the tier's vnet (admins only)"),
-    field("zoneid", "string", "the zone"),
-    field("zonename", "string", "the name of the zone"),
-    field("vpcid", "string", "the VPC of the tier"),
-    field("vpcname", "string", "the name of the VPC"),
-    field("aclid", "string", "the ACL list of the tier, if any"),
-    field("aclname", "string", "the name of that ACL list"),
-    field("networkofferingid", "string", "the network offering"),
-    field("networkofferingname", "string", "the name of the offering"),
-    field("networkdomain", "string", "the DNS domain of the tier"),
-    field("physicalnetworkid", "string", "the physical network"),
-    field("service", "list", "the services of the tier"),
-    field("account", "string", "the owner account"),
-    field("domainid", "string", "the owner's domain"),
-    field("domain", "string", "the name of the owner's domain"),
-    field(
-        "restartrequired",
-        "boolean",
-        "whether the tier needs a restart",
-    ),
-    field(
-        "ispersistent",
-        "boolean",
-        "whether it stays implemented without VMs",
-    ),
-    field(
-        "canusefordeploy",
-        "boolean",
-        "whether VMs can be deployed in it",
-    ),
-    field("created", "date", "when the tier was created"),
+const NETWORK_FIELDS: &[&[FieldSpec]] = &[
+    &[
+        field("id", "string", "the ID of the network"),
+        field("name", "string", "the name of the network"),
+        field("displaytext", "string", "the description of the network"),
+        field("cidr", "string", "the CIDR of the tier"),
+        field("gateway", "string", "the gateway (the router's address)"),
+        field("netmask", "string", "the netmask of the tier"),
+        field("state", "string", "Allocated, Implemented, Shutdown"),
+        field("traffictype", "string", "Guest"),
+        field("type", "string", "the guest type: Isolated"),
+        field("broadcastdomaintype", "string", "Vlan or Vxlan"),
+        field(
+            "broadcasturi",
+            "string",
+            "the tier's vnet URI, once implemented (admins only)",
+        ),
+        field("vlan", "string", "the tier's vnet (admins only)"),
+        field("zoneid", "string", "the zone"),
+        field("zonename", "string", "the name of the zone"),
+        field("vpcid", "string", "the VPC of the tier"),
+        field("vpcname", "string", "the name of the VPC"),
+        field("aclid", "string", "the ACL list of the tier, if any"),
+        field("aclname", "string", "the name of that ACL list"),
+        field("networkofferingid", "string", "the network offering"),
+        field("networkofferingname", "string", "the name of the offering"),
+        field("networkdomain", "string", "the DNS domain of the tier"),
+        field("physicalnetworkid", "string", "the physical network"),
+        field("service", "list", "the services of the tier"),
+    ],
+    OWNER_FIELDS,
+    &[
+        field(
+            "restartrequired",
+            "boolean",
+            "whether the tier needs a restart",
+        ),
+        field(
+            "ispersistent",
+            "boolean",
+            "whether it stays implemented without VMs",
+        ),
+        field(
+            "canusefordeploy",
+            "boolean",
+            "whether VMs can be deployed in it",
+        ),
+        field("created", "date", "when the tier was created"),
+    ],
 ];
 
 /// The live tier (Guest network of a VPC) `id`, given as parameter `param`,

@@ -11,12 +11,11 @@ use crate::rules;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
 use crate::server::jobs::JobCtx;
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
+use crate::services::args::{NEW_NAME, NEW_TEXT};
 use crate::store::{network, offering};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the network");
-const NAME: Arg<Text> = Arg::opt("name", "the new name");
-const DISPLAY_TEXT: Arg<Text> = Arg::opt("displaytext", "the new description");
 const NETWORK_DOMAIN: Arg<Text> =
     Arg::opt("networkdomain", "the DNS domain: a tier keeps its VPC's");
 const OFFERING: Arg<Id> = Arg::opt(
@@ -50,18 +49,18 @@ impl Command for UpdateNetwork {
         Spec::new("Renames a tier or changes its description")
             .roles(ALL)
             .param(ID)
-            .param(NAME)
-            .param(DISPLAY_TEXT)
+            .param(NEW_NAME)
+            .param(NEW_TEXT)
             .param(NETWORK_DOMAIN)
             .param(OFFERING)
-            .returns("network", NETWORK_FIELDS)
+            .returns("network", fields(NETWORK_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
         Ok(UpdateNetwork {
             id: args.need(&ID)?,
-            name: args.text(&NAME)?,
-            display_text: args.text(&DISPLAY_TEXT)?,
+            name: args.text(&NEW_NAME)?,
+            display_text: args.text(&NEW_TEXT)?,
             network_domain: args.text(&NETWORK_DOMAIN)?,
             offering: args.get(&OFFERING)?,
         })
@@ -76,10 +75,10 @@ impl AsyncCommand for UpdateNetwork {
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateNetworkJob>, Error> {
         let t = live_tier(ctx, self.id, ID.name()).await?;
         if let Some(n) = &self.name {
-            rules::check_name(NAME.name(), n)?;
+            rules::check_name(NEW_NAME.name(), n)?;
         }
         if let Some(d) = &self.display_text {
-            rules::check_length(DISPLAY_TEXT.name(), d, rules::MAX_DISPLAY_TEXT_LEN)?;
+            rules::check_length(NEW_TEXT.name(), d, rules::MAX_DISPLAY_TEXT_LEN)?;
         }
         if let Some(d) = &self.network_domain {
             let current = t.network_domain.clone().unwrap_or_default();

@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use crate::server::date;
 use crate::services::offering::services_view;
+use crate::services::owner::owner_view;
 use crate::services::related::Related;
 use crate::store::network;
 
@@ -83,12 +84,6 @@ pub fn network_view(related: &Related, t: &network::Network, admin: bool) -> Val
     }
     put("type", json!("Isolated"));
     put("acltype", json!("Account"));
-    put("account", json!(a.as_ref().map(|a| &a.account_name)));
-    if let Some(d) = &d {
-        put("domainid", json!(d.uuid));
-        put("domain", json!(d.name));
-        put("domainpath", json!(d.display_path()));
-    }
     put("isdefault", json!(false));
     put("service", json!(services_view(services)));
     put("networkdomain", json!(t.network_domain));
@@ -116,6 +111,7 @@ pub fn network_view(related: &Related, t: &network::Network, admin: bool) -> Val
     put("internetprotocol", json!("IPv4"));
     put("hasannotations", json!(false));
     put("created", json!(date(t.created)));
+    m.extend(owner_view(a, d));
     Value::Object(m)
 }
 

@@ -53,12 +53,7 @@ impl SyncCommand for ListUserData {
             .await?
             .into_iter()
             .filter(|u| {
-                scope.account_id.is_none_or(|a| a == u.account_id)
-                    && scope.domain_id.is_none_or(|d| d == u.domain_id)
-                    && scope
-                        .domain_path_prefix
-                        .as_deref()
-                        .is_none_or(|p| u.domain_path.starts_with(p))
+                scope.shows(u.account_id, u.domain_id, &u.domain_path)
                     && self.id.is_none_or(|i| i == u.uuid)
                     && self.name.as_deref().is_none_or(|n| n == u.name)
                     && keyword.is_none_or(|w| u.name.contains(w))

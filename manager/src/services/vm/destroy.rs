@@ -8,16 +8,14 @@ use uuid::Uuid;
 
 use super::{ID, VM_FIELDS, live_vm, sees_admin_fields, stop, submission, vm_result};
 use crate::error::Error;
-use crate::orchestration::model::RouterState;
-use crate::orchestration::{ElementResult, RouterDriver};
-use crate::provision::change::RouterChange;
-use crate::provision::{self, RouterElement};
+use crate::orchestration::RouterDriver;
+use crate::provision;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Spec, Submission};
 use crate::server::jobs::JobCtx;
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{App, Ctx, Role};
-use crate::services::ip::push::RuleLists;
-use crate::store::{Db, Page, Tx, config, rule, vlan, vm, vpc};
+use crate::services::ip::push::{Withdraw, Withdrawal};
+use crate::store::{Page, Tx, config, rule, vlan, vm};
 
 const EXPUNGE: Arg<Flag> = Arg::opt(
     "expunge",
@@ -47,7 +45,7 @@ impl Command for DestroyVirtualMachine {
             .roles(ALL)
             .param(ID)
             .param(EXPUNGE)
-            .returns("virtualmachine", VM_FIELDS)
+            .returns("virtualmachine", fields(VM_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
@@ -126,32 +124,34 @@ async fn release_vm_rules(app: &App, v: &vm::Vm) -> Result<(), Error> {
         return Ok(());
     };
     let lock = app.network.lock(db, vpc_id).await?;
-    let change = ReleaseVmRules {
+    let change = Withdraw(ReleaseVmRules {
         vpc_id,
         vm_id: v.id,
-    };
+    });
     if let Err(e) = lock.apply_or_refused(&change).await? {
         tracing::warn!(vm = %v.uuid, error = %e, "withdrawing an expunged VM's rules failed");
     }
     Ok(())
 }
 
-/// The VM's rules, static NAT and load balancer memberships go.
+/// The VM's rules, static NAT and load balancer memberships go; the VM
+/// goes anyway when the router refuses.
 struct ReleaseVmRules {
     vpc_id: i64,
     vm_id: i64,
 }
 
-impl RouterChange for ReleaseVmRules {
-    /// Whether anything pointed at the VM.
-    type Written = bool;
-
+impl Withdrawal for ReleaseVmRules {
     fn what(&self) -> &'static str {
         "an expunged VM's rules"
     }
 
-    async fn write(&self, tx: &mut Tx) -> Result<bool, Error> {
-        vpc::lock(&mut *tx, self.vpc_id).await?;
+    fn vpc_id(&self) -> i64 {
+        self.vpc_id
+    }
+
+    /// Whether anything pointed at the VM.
+    async fn remove(&self, tx: &mut Tx) -> Result<bool, Error> {
         let forwards = rule::remove_all(
             &mut *tx,
             &rule::RuleFilter {
@@ -194,25 +194,5 @@ impl RouterChange for ReleaseVmRules {
             }
         }
         Ok(forwards > 0 || !nats.is_empty() || members > 0)
-    }
-
-    fn reaches_router(&self, changed: &bool) -> bool {
-        *changed
-    }
-
-    async fn push(
-        &self,
-        element: &RouterElement,
-        state: &RouterState,
-        generation: u64,
-    ) -> ElementResult {
-        RuleLists::ALL.send(element, state, generation).await
-    }
-
-    /// The VM goes anyway: the router keeps stale rules until the VPC is
-    /// restarted, which the flag asks for.
-    async fn undo(&self, db: &Db, _: &bool) -> Result<(), Error> {
-        vpc::set_restart_required(db, self.vpc_id, true).await?;
-        Ok(())
     }
 }

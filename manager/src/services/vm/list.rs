@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::{VM_FIELDS, sees_admin_fields, vm_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Id, Ids, Spec, SyncCommand, Text, Texts};
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{Ctx, Reply, page_of};
 use crate::services::owner::ListArgs;
 use crate::services::related::Related;
@@ -60,7 +60,7 @@ impl Command for ListVirtualMachines {
             .param(DETAILS)
             .param(TAGS_FILTER)
             .params(ListArgs::specs())
-            .returns("virtualmachine", VM_FIELDS)
+            .returns("virtualmachine", fields(VM_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -15,7 +15,7 @@ use crate::provision;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission};
 use crate::server::jobs::JobCtx;
-use crate::server::registry::ROOT;
+use crate::server::registry::{ROOT, fields};
 use crate::services::host::planner::Placing;
 use crate::services::vpc::{check_destination, not_running};
 use crate::store::{host, vm};
@@ -59,7 +59,7 @@ impl Command for MigrateVirtualMachine {
         .param(HOST)
         .param(STORAGE)
         .param(AUTOSELECT)
-        .returns("virtualmachine", VM_FIELDS)
+        .returns("virtualmachine", fields(VM_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

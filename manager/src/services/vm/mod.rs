@@ -33,7 +33,7 @@ use crate::server::command::{Arg, Id, Submission};
 use crate::server::jobs::vpc_sync;
 use crate::server::registry::{FieldSpec, Registry, field};
 use crate::server::{App, Ctx, Role};
-use crate::services::owner;
+use crate::services::owner::{self, OWNER_FIELDS};
 use crate::services::related::Related;
 use crate::store::{Db, Tx, network, router, vm};
 
@@ -81,42 +81,44 @@ pub fn register(registry: &mut Registry) {
     registry.sync::<ListDiskOfferings>();
 }
 
-const VM_FIELDS: &[FieldSpec] = &[
-    field("id", "string", "the ID of the VM"),
-    field("name", "string", "the name (host name) of the VM"),
-    field("displayname", "string", "the display name of the VM"),
-    field(
-        "instancename",
-        "string",
-        "the internal name i-<account>-<id>-VM (admins only)",
-    ),
-    field(
-        "hostid",
-        "string",
-        "the ID of the host the VM runs on (admins only)",
-    ),
-    field("hostname", "string", "the name of that host (admins only)"),
-    field(
-        "state",
-        "string",
-        "Running, Stopped, Destroyed, Expunging, Error",
-    ),
-    field("zoneid", "string", "the zone"),
-    field("zonename", "string", "the name of the zone"),
-    field("serviceofferingid", "string", "the service offering"),
-    field("serviceofferingname", "string", "the name of the offering"),
-    field("templateid", "string", "the template"),
-    field("templatename", "string", "the name of the template"),
-    field("account", "string", "the owner account"),
-    field("domainid", "string", "the owner's domain"),
-    field("domain", "string", "the name of the owner's domain"),
-    field("created", "date", "when the VM was created"),
-    field(
-        "nic",
-        "list",
-        "the NICs: id, networkid, networkname, ipaddress, netmask, gateway, macaddress, \
-             isdefault, traffictype, type",
-    ),
+const VM_FIELDS: &[&[FieldSpec]] = &[
+    &[
+        field("id", "string", "the ID of the VM"),
+        field("name", "string", "the name (host name) of the VM"),
+        field("displayname", "string", "the display name of the VM"),
+        field(
+            "instancename",
+            "string",
+            "the internal name i-<account>-<id>-VM (admins only)",
+        ),
+        field(
+            "hostid",
+            "string",
+            "the ID of the host the VM runs on (admins only)",
+        ),
+        field("hostname", "string", "the name of that host (admins only)"),
+        field(
+            "state",
+            "string",
+            "Running, Stopped, Destroyed, Expunging, Error",
+        ),
+        field("zoneid", "string", "the zone"),
+        field("zonename", "string", "the name of the zone"),
+        field("serviceofferingid", "string", "the service offering"),
+        field("serviceofferingname", "string", "the name of the offering"),
+        field("templateid", "string", "the template"),
+        field("templatename", "string", "the name of the template"),
+    ],
+    OWNER_FIELDS,
+    &[
+        field("created", "date", "when the VM was created"),
+        field(
+            "nic",
+            "list",
+            "the NICs: id, networkid, networkname, ipaddress, netmask, gateway, macaddress, \
+                 isdefault, traffictype, type",
+        ),
+    ],
 ];
 
 /// `id` of the commands on one VM.

@@ -13,7 +13,7 @@ use crate::provision;
 use crate::server::Ctx;
 use crate::server::command::{Args, AsyncCommand, Command, IdJob, Spec, Submission};
 use crate::server::jobs::JobCtx;
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::store::vm;
 
 /// `rebootVirtualMachine`.
@@ -28,7 +28,7 @@ impl Command for RebootVirtualMachine {
         Spec::new("Reboots a running VM")
             .roles(ALL)
             .param(ID)
-            .returns("virtualmachine", VM_FIELDS)
+            .returns("virtualmachine", fields(VM_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::server::Ctx;
 use crate::server::command::{Args, AsyncCommand, Command, IdJob, Spec, Submission};
 use crate::server::jobs::JobCtx;
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::store::vm;
 
 /// `resetPasswordForVirtualMachine`.
@@ -26,7 +26,7 @@ impl Command for ResetPasswordForVirtualMachine {
         Spec::new("Gives a stopped VM of a password-enabled template a new password, returned once")
             .roles(ALL)
             .param(ID)
-            .returns("virtualmachine", VM_FIELDS)
+            .returns("virtualmachine", fields(VM_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Spec, Submission, Text, Texts};
 use crate::server::jobs::JobCtx;
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::services::owner::OwnerArgs;
 use crate::services::userdata;
 use crate::store::{vm, vmdata};
@@ -48,7 +48,7 @@ impl Command for ResetSshKeyForVirtualMachine {
             .param(KEY_PAIR)
             .param(KEY_PAIRS)
             .params(OwnerArgs::specs())
-            .returns("virtualmachine", VM_FIELDS)
+            .returns("virtualmachine", fields(VM_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

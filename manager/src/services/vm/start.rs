@@ -17,7 +17,7 @@ use crate::provision::change::RouterChange;
 use crate::provision::{self, RouterElement, tier as tiers};
 use crate::server::command::{Args, AsyncCommand, Command, IdJob, Spec, Submission};
 use crate::server::jobs::JobCtx;
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{App, Ctx};
 use crate::store::{Db, Tx, network, vm, vpc};
 
@@ -33,7 +33,7 @@ impl Command for StartVirtualMachine {
         Spec::new("Starts a stopped VM")
             .roles(ALL)
             .param(ID)
-            .returns("virtualmachine", VM_FIELDS)
+            .returns("virtualmachine", fields(VM_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

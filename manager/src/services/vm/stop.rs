@@ -18,7 +18,7 @@ use crate::provision::change::RouterChange;
 use crate::provision::{self, Network, RouterElement, tier as tiers};
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Spec, Submission};
 use crate::server::jobs::JobCtx;
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{App, Ctx};
 use crate::store::{Db, Tx, vm, vpc};
 
@@ -48,7 +48,7 @@ impl Command for StopVirtualMachine {
             .roles(ALL)
             .param(ID)
             .param(FORCED)
-            .returns("virtualmachine", VM_FIELDS)
+            .returns("virtualmachine", fields(VM_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

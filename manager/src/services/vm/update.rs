@@ -15,7 +15,7 @@ use crate::orchestration::model::RouterState;
 use crate::provision::RouterElement;
 use crate::provision::change::RouterChange;
 use crate::server::command::{Arg, Args, Command, Id, Map, Spec, SyncCommand, Text};
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{Ctx, Reply};
 use crate::services::userdata;
 use crate::store::{Db, Tx, vm, vmdata};
@@ -52,7 +52,7 @@ impl Command for UpdateVirtualMachine {
             .param(USER_DATA)
             .param(USER_DATA_ID)
             .param(USER_DATA_DETAILS)
-            .returns("virtualmachine", VM_FIELDS)
+            .returns("virtualmachine", fields(VM_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

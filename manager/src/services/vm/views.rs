@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::server::date;
+use crate::services::owner::owner_view;
 use crate::services::related::Related;
 use crate::store::{router, vm};
 
@@ -38,10 +39,6 @@ pub fn vm_view(related: &Related, v: &vm::Vm, admin: bool) -> Value {
         "templatename": t.as_ref().map(|t| &t.name),
         "templatedisplaytext": t.as_ref().map(|t| &t.display_text),
         "guestosid": Value::Null,
-        "account": a.as_ref().map(|a| &a.account_name),
-        "domainid": d.as_ref().map(|d| &d.uuid),
-        "domain": d.as_ref().map(|d| &d.name),
-        "domainpath": d.as_ref().map(|d| d.display_path()),
         "created": date(v.created),
         "haenable": false,
         "passwordenabled": t.as_ref().is_some_and(|t| t.enable_password),
@@ -58,6 +55,7 @@ pub fn vm_view(related: &Related, v: &vm::Vm, admin: bool) -> Value {
         }
     }
     if let Some(obj) = m.as_object_mut() {
+        obj.extend(owner_view(a, d));
         obj.retain(|_, v| !v.is_null());
     }
     m

@@ -15,13 +15,13 @@ use crate::server::command::{
     Arg, Args, AsyncCommand, Command, Flag, Id, Int, Spec, Submission, Text,
 };
 use crate::server::jobs::{JobCtx, vpc_sync};
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{App, Ctx};
 use crate::services::owner::{self, OwnerArgs};
 use crate::services::zone::zone_by_id;
 use crate::store::{Db, account, config, offering, vpc};
 
-use super::{DNS1, DNS2, PUBLIC_MTU, VPC_FIELDS, max_public_mtu, vpc_result};
+use super::{DNS1, DNS2, FOR_DISPLAY, PUBLIC_MTU, VPC_FIELDS, max_public_mtu, vpc_result};
 
 const NAME: Arg<Text> = Arg::req("name", "the name of the VPC");
 const ZONE: Arg<Id> = Arg::req("zoneid", "the zone of the VPC");
@@ -38,7 +38,6 @@ const SOURCE_NAT: Arg<Text> = Arg::opt(
     "sourcenatipaddress",
     "this free public address as the VPC's source NAT address",
 );
-const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; every VPC is displayed");
 
 /// `createVPC`.
 pub struct CreateVpc {
@@ -87,7 +86,7 @@ impl Command for CreateVpc {
             .param(SOURCE_NAT)
             .param(FOR_DISPLAY)
             .params(OwnerArgs::specs())
-            .returns("vpc", VPC_FIELDS)
+            .returns("vpc", fields(VPC_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

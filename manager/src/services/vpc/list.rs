@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text, Texts};
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{Ctx, Reply, counted_page};
 use crate::services::offering::gives_all;
 use crate::services::owner::ListArgs;
@@ -14,7 +14,7 @@ use crate::services::related::{Related, services_by_offering};
 use crate::services::tags::{self, ResourceType, TAGS_FILTER};
 use crate::store::{Page, offering, vpc, zone};
 
-use super::{VPC_FIELDS, vpc_view};
+use super::{FOR_DISPLAY, VPC_FIELDS, vpc_view};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the VPC");
 const ZONE: Arg<Id> = Arg::opt("zoneid", "only VPCs of this zone");
@@ -31,7 +31,6 @@ const RESTART_REQUIRED: Arg<Flag> = Arg::opt(
     "restartrequired",
     "only VPCs that need (or do not need) a restart",
 );
-const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; every VPC is displayed");
 
 /// `listVPCs`.
 pub struct ListVpcs {
@@ -66,7 +65,7 @@ impl Command for ListVpcs {
             .param(FOR_DISPLAY)
             .param(TAGS_FILTER)
             .params(ListArgs::specs())
-            .returns("vpc", VPC_FIELDS)
+            .returns("vpc", fields(VPC_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -16,9 +16,9 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Int, Text};
+use crate::server::command::{Arg, Flag, Int, Text};
 use crate::server::registry::{FieldSpec, Registry, field};
-use crate::services::owner;
+use crate::services::owner::{self, OWNER_FIELDS};
 use crate::services::related::Related;
 use crate::store::{Db, config, vpc};
 
@@ -29,6 +29,9 @@ pub use restart::RestartVpc;
 pub(crate) use router::{check_destination, not_running};
 pub use update::UpdateVpc;
 pub use views::vpc_view;
+
+/// `fordisplay`, which the commands of this family accept and ignore.
+const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; every VPC is displayed");
 
 /// Registers the VPC commands.
 pub fn register(registry: &mut Registry) {
@@ -46,39 +49,41 @@ pub fn register(registry: &mut Registry) {
     registry.job::<router::MigrateSystemVm>();
 }
 
-const VPC_FIELDS: &[FieldSpec] = &[
-    field("id", "string", "the ID of the VPC"),
-    field("name", "string", "the name of the VPC"),
-    field("displaytext", "string", "the description of the VPC"),
-    field(
-        "state",
-        "string",
-        "Enabled, or Inactive while it is deleted",
-    ),
-    field("zoneid", "string", "the zone of the VPC"),
-    field("zonename", "string", "the name of the zone"),
-    field("cidr", "string", "the super CIDR of the VPC's tiers"),
-    field("vpcofferingid", "string", "the offering of the VPC"),
-    field("vpcofferingname", "string", "the name of the offering"),
-    field(
-        "service",
-        "list",
-        "the services of the offering, with providers",
-    ),
-    field("network", "list", "the tiers of the VPC"),
-    field(
-        "restartrequired",
-        "boolean",
-        "whether the VPC needs a restart",
-    ),
-    field("networkdomain", "string", "the DNS domain of the tiers"),
-    field("account", "string", "the owner account"),
-    field("domainid", "string", "the owner's domain"),
-    field("domain", "string", "the name of the owner's domain"),
-    field("created", "date", "when the VPC was created"),
-    field("publicmtu", "integer", "the MTU of the router's public NIC"),
-    field("dns1", "string", "the first IPv4 DNS server of the VPC"),
-    field("dns2", "string", "the second IPv4 DNS server of the VPC"),
+const VPC_FIELDS: &[&[FieldSpec]] = &[
+    &[
+        field("id", "string", "the ID of the VPC"),
+        field("name", "string", "the name of the VPC"),
+        field("displaytext", "string", "the description of the VPC"),
+        field(
+            "state",
+            "string",
+            "Enabled, or Inactive while it is deleted",
+        ),
+        field("zoneid", "string", "the zone of the VPC"),
+        field("zonename", "string", "the name of the zone"),
+        field("cidr", "string", "the super CIDR of the VPC's tiers"),
+        field("vpcofferingid", "string", "the offering of the VPC"),
+        field("vpcofferingname", "string", "the name of the offering"),
+        field(
+            "service",
+            "list",
+            "the services of the offering, with providers",
+        ),
+        field("network", "list", "the tiers of the VPC"),
+        field(
+            "restartrequired",
+            "boolean",
+            "whether the VPC needs a restart",
+        ),
+        field("networkdomain", "string", "the DNS domain of the tiers"),
+    ],
+    OWNER_FIELDS,
+    &[
+        field("created", "date", "when the VPC was created"),
+        field("publicmtu", "integer", "the MTU of the router's public NIC"),
+        field("dns1", "string", "the first IPv4 DNS server of the VPC"),
+        field("dns2", "string", "the second IPv4 DNS server of the VPC"),
+    ],
 ];
 
 /// `publicmtu` (createVPC, updateVPC): the MTU of the router's public NIC.

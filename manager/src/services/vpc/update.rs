@@ -13,21 +13,19 @@ use crate::provision::change::RouterChange;
 use crate::provision::{self, RouterElement};
 use crate::rules;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission, Text};
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
 use crate::server::jobs::{JobCtx, vpc_sync};
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
+use crate::services::args::{NEW_NAME, NEW_TEXT};
 use crate::store::{self, Db, Page, Tx, vpc};
 
-use super::{PUBLIC_MTU, VPC_FIELDS, live_vpc, max_public_mtu, vpc_result};
+use super::{FOR_DISPLAY, PUBLIC_MTU, VPC_FIELDS, live_vpc, max_public_mtu, vpc_result};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the VPC");
-const NAME: Arg<Text> = Arg::opt("name", "the new name");
-const DISPLAY_TEXT: Arg<Text> = Arg::opt("displaytext", "the new description");
 const SOURCE_NAT: Arg<Text> = Arg::opt(
     "sourcenatipaddress",
     "an address of the VPC to become its source NAT address (restarts the VPC)",
 );
-const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; every VPC is displayed");
 const CUSTOM_ID: Arg<Text> = Arg::opt("customid", "refused: ids are not changed")
     .refused("an object's id is chosen by the manager and never changes");
 
@@ -63,23 +61,23 @@ impl Command for UpdateVpc {
         )
         .roles(ALL)
         .param(ID)
-        .param(NAME)
-        .param(DISPLAY_TEXT)
+        .param(NEW_NAME)
+        .param(NEW_TEXT)
         .param(SOURCE_NAT)
         .param(PUBLIC_MTU)
         .param(FOR_DISPLAY)
         .param(CUSTOM_ID)
-        .returns("vpc", VPC_FIELDS)
+        .returns("vpc", fields(VPC_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
-        let name = args.text(&NAME)?;
+        let name = args.text(&NEW_NAME)?;
         if let Some(n) = &name {
-            rules::check_name(NAME.name(), n)?;
+            rules::check_name(NEW_NAME.name(), n)?;
         }
-        let display_text = args.text(&DISPLAY_TEXT)?;
+        let display_text = args.text(&NEW_TEXT)?;
         if let Some(t) = &display_text {
-            rules::check_length(DISPLAY_TEXT.name(), t, rules::MAX_DISPLAY_TEXT_LEN)?;
+            rules::check_length(NEW_TEXT.name(), t, rules::MAX_DISPLAY_TEXT_LEN)?;
         }
         Ok(UpdateVpc {
             id: args.need(&ID)?,

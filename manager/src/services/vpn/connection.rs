@@ -13,9 +13,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::views::{Lookups, connection_fields};
-use super::{
-    connection_limit, connection_param, customer_gateway_param, in_scope, vpn_gateway_param,
-};
+use super::{connection_limit, connection_param, customer_gateway_param, vpn_gateway_param};
 use crate::error::Error;
 use crate::rules::vpn as rule;
 use crate::server::command::{
@@ -68,6 +66,18 @@ pub(super) async fn vpc_of(db: &Db, c: &vpn::Connection) -> Result<i64, Error> {
         .await?
         .map(|g| g.vpc_id)
         .ok_or_else(|| Error::internal("a VPN connection's gateway is gone"))
+}
+
+/// The job on the connection `id` (the `id` parameter) a reset or delete
+/// runs, with the other jobs of its VPC.
+async fn submission(ctx: &Ctx, id: Uuid) -> Result<Submission<IdJob>, Error> {
+    let c = connection_param(ctx, ID.name(), id).await?;
+    let vpc_id = vpc_of(&ctx.app.db, &c).await?;
+    Ok(Submission::new(
+        IdJob { id: c.id },
+        ("VpnConnection", c.uuid),
+        vpc_sync(vpc_id),
+    ))
 }
 
 /// `{"vpnconnection": …}` of a job's result.
@@ -220,13 +230,7 @@ impl AsyncCommand for ResetVpnConnection {
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
-        let c = connection_param(ctx, ID.name(), self.id).await?;
-        let vpc_id = vpc_of(&ctx.app.db, &c).await?;
-        Ok(Submission::new(
-            IdJob { id: c.id },
-            ("VpnConnection", c.uuid),
-            vpc_sync(vpc_id),
-        ))
+        submission(ctx, self.id).await
     }
 
     async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
@@ -269,13 +273,7 @@ impl AsyncCommand for DeleteVpnConnection {
     type Job = IdJob;
 
     async fn submit(self, ctx: &Ctx) -> Result<Submission<IdJob>, Error> {
-        let c = connection_param(ctx, ID.name(), self.id).await?;
-        let vpc_id = vpc_of(&ctx.app.db, &c).await?;
-        Ok(Submission::new(
-            IdJob { id: c.id },
-            ("VpnConnection", c.uuid),
-            vpc_sync(vpc_id),
-        ))
+        submission(ctx, self.id).await
     }
 
     async fn run(job: &JobCtx, payload: IdJob) -> Result<Value, Error> {
@@ -384,7 +382,7 @@ impl SyncCommand for ListVpnConnections {
             .await?
             .into_iter()
             .filter(|c| {
-                in_scope(&scope, c.account_id, c.domain_id, &c.domain_path)
+                scope.shows(c.account_id, c.domain_id, &c.domain_path)
                     && self.id.is_none_or(|i| i == c.uuid)
                     && gateway_of_vpc.is_none_or(|g| g == c.vpn_gateway_id)
             })

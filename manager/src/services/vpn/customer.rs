@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::connection::start_connections;
 use super::views::{Lookups, customer_gateway_fields};
-use super::{customer_gateway_param, customer_gateway_sync, in_scope, subnets_limit};
+use super::{customer_gateway_param, customer_gateway_sync, subnets_limit};
 use crate::error::Error;
 use crate::rules::vpn as rule;
 use crate::server::command::{
@@ -413,7 +413,7 @@ impl SyncCommand for ListVpnCustomerGateways {
             .await?
             .into_iter()
             .filter(|g| {
-                in_scope(&scope, g.account_id, g.domain_id, &g.domain_path)
+                scope.shows(g.account_id, g.domain_id, &g.domain_path)
                     && self.id.is_none_or(|i| i == g.uuid)
                     && keyword.is_none_or(|w| g.name.contains(w))
             })

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::views::{Lookups, gateway_fields};
-use super::{in_scope, vpn_gateway_param};
+use super::vpn_gateway_param;
 use crate::error::Error;
 use crate::server::command::{
     Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission, SyncCommand,
@@ -223,7 +223,7 @@ impl SyncCommand for ListVpnGateways {
             .await?
             .into_iter()
             .filter(|g| {
-                in_scope(&scope, g.account_id, g.domain_id, &g.domain_path)
+                scope.shows(g.account_id, g.domain_id, &g.domain_path)
                     && self.id.is_none_or(|i| i == g.uuid)
                     && vpc_id.is_none_or(|v| v == g.vpc_id)
             })

@@ -121,13 +121,3 @@ async fn connection_param(ctx: &Ctx, param: &str, id: Uuid) -> Result<vpn::Conne
     owner::check_access(ctx, c.account_id, &c.domain_path, "this VPN connection")?;
     Ok(c)
 }
-
-/// Whether a row of `domain_path` passes a list's scope.
-fn in_scope(scope: &owner::Scope, account_id: i64, domain_id: i64, domain_path: &str) -> bool {
-    scope.account_id.is_none_or(|a| a == account_id)
-        && scope.domain_id.is_none_or(|d| d == domain_id)
-        && scope
-            .domain_path_prefix
-            .as_deref()
-            .is_none_or(|p| domain_path.starts_with(p))
-}

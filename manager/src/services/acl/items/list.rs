@@ -9,12 +9,12 @@ use serde_json::json;
 use uuid::Uuid;
 use vpc_proto::v1 as pb;
 
-use super::super::{check_vpc_access, item_view, list_param, scope_covers, tier_param, vpc_of};
-use super::item_spec;
+use super::super::{check_vpc_access, item_view, list_param, tier_param, vpc_of};
 use super::rows::{action_text, traffic_text};
+use super::{FOR_DISPLAY, item_spec};
 use crate::error::Error;
 use crate::rules::acl::{AclProtocol, Action, TrafficType};
-use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
+use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
 use crate::server::{Ctx, Reply, page_of};
 use crate::services::owner::ListArgs;
 use crate::store::{Page, acl, vpc};
@@ -25,7 +25,6 @@ const ACL: Arg<Id> = Arg::opt("aclid", "only items of this ACL list");
 const TRAFFIC_TYPE: Arg<Text> = Arg::opt("traffictype", "only Ingress or Egress items");
 const ACTION: Arg<Text> = Arg::opt("action", "only Allow or Deny items");
 const PROTOCOL: Arg<Text> = Arg::opt("protocol", "only items of this protocol");
-const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; every item is displayed");
 
 /// `listNetworkACLs`.
 pub struct ListAclItems {
@@ -137,7 +136,7 @@ impl SyncCommand for ListAclItems {
             }
             let visible = match &lists[&item.acl_id].1 {
                 None => named || by_id,
-                Some(v) => named || scope_covers(&scope, v),
+                Some(v) => named || scope.shows(v.account_id, v.domain_id, &v.domain_path),
             };
             if visible {
                 shown.push(item);

@@ -17,6 +17,7 @@ use crate::rules::acl::GlobalRefusal;
 use crate::server::Ctx;
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission, Text};
 use crate::server::jobs::JobCtx;
+use crate::services::args::CUSTOM_ID;
 use crate::store::{Db, acl};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the ACL item");
@@ -26,7 +27,6 @@ const PARTIAL: Arg<Flag> = Arg::opt(
     "true (default): only the given fields change; false: the others go back \
      to their defaults",
 );
-const CUSTOM_ID: Arg<Text> = Arg::opt("customid", "accepted; ids cannot be changed");
 
 /// `updateNetworkACLItem`.
 pub struct UpdateAclItem {

@@ -10,12 +10,10 @@ use serde_json::Value;
 
 use super::super::list_sync;
 use super::delete::DeletedList;
-use super::{LIST_FIELDS, list_result, vpc_param};
+use super::{FOR_DISPLAY, LIST_FIELDS, list_result, vpc_param};
 use crate::error::Error;
 use crate::rules;
-use crate::server::command::{
-    Arg, Args, AsyncCommand, Command, Flag, Id, IdJob, Spec, Submission, Text,
-};
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission, Text};
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::server::{App, Ctx};
@@ -27,7 +25,6 @@ const VPC: Arg<Id> = Arg::opt(
     "vpcid",
     "the VPC the list belongs to; without it (root admin only) a global list every VPC may use",
 );
-const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; every list is displayed");
 
 /// `createNetworkACLList`.
 pub struct CreateAclList {

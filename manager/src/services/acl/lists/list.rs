@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::super::{list_view, scope_covers, tier_param};
-use super::{LIST_FIELDS, vpc_param};
+use super::super::{list_view, tier_param};
+use super::{FOR_DISPLAY, LIST_FIELDS, vpc_param};
 use crate::error::Error;
-use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
+use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply, page_of};
 use crate::services::owner::ListArgs;
@@ -18,7 +18,6 @@ const ID: Arg<Id> = Arg::opt("id", "the ID of the ACL list");
 const NAME: Arg<Text> = Arg::opt("name", "the name of the ACL list");
 const VPC: Arg<Id> = Arg::opt("vpcid", "only lists of this VPC (and the default lists)");
 const TIER: Arg<Id> = Arg::opt("networkid", "only the list attached to this tier");
-const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; every list is displayed");
 
 /// `listNetworkACLLists`.
 pub struct ListAclLists {
@@ -105,9 +104,9 @@ impl SyncCommand for ListAclLists {
         for list in lists {
             let visible = match list.vpc_id {
                 None => true,
-                Some(vpc_id) => vpcs
-                    .get(&vpc_id)
-                    .is_some_and(|v| named_vpc || scope_covers(&scope, v)),
+                Some(vpc_id) => vpcs.get(&vpc_id).is_some_and(|v| {
+                    named_vpc || scope.shows(v.account_id, v.domain_id, &v.domain_path)
+                }),
             };
             if visible {
                 shown.push(list);

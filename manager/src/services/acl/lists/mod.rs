@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::{list_view, vpc_of};
 use crate::error::Error;
+use crate::server::command::{Arg, Flag};
 use crate::server::registry::{FieldSpec, field};
 use crate::services::vpc::vpc_param;
 use crate::store::{Db, Exec, Page, acl, gateway, network};
@@ -23,6 +24,9 @@ pub use delete::DeleteAclList;
 pub use list::ListAclLists;
 pub use replace::ReplaceAclList;
 pub use update::UpdateAclList;
+
+/// `fordisplay`, which the commands of this family accept and ignore.
+const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; every list is displayed");
 
 const LIST_FIELDS: &[FieldSpec] = &[
     field("id", "string", "the ID of the ACL list"),

@@ -6,21 +6,20 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::super::{list_param, list_sync, mutable_list_vpc};
-use super::{LIST_FIELDS, list_result};
+use super::{FOR_DISPLAY, LIST_FIELDS, list_result};
 use crate::error::Error;
 use crate::rules;
 use crate::rules::acl::GlobalRefusal;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission, Text};
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ALL;
+use crate::services::args::CUSTOM_ID;
 use crate::store::acl;
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the ACL list");
 const NAME: Arg<Text> = Arg::opt("name", "the new name of the ACL list");
 const DESCRIPTION: Arg<Text> = Arg::opt("description", "the new description of the ACL list");
-const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; every list is displayed");
-const CUSTOM_ID: Arg<Text> = Arg::opt("customid", "accepted; ids cannot be changed");
 
 /// `updateNetworkACLList`.
 pub struct UpdateAclList {

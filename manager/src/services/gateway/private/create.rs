@@ -20,7 +20,7 @@ use crate::server::command::{
     Arg, Args, AsyncCommand, Command, Flag, Id, IdJob, Spec, Submission, Text,
 };
 use crate::server::jobs::{JobCtx, vpc_sync};
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{App, Ctx};
 use crate::services::related::Related;
 use crate::store::{self, Page, acl, gateway, network, vnet, vpc};
@@ -81,7 +81,7 @@ impl Command for CreatePrivateGateway {
             .param(ACL)
             .param(ASSOCIATED_NETWORK)
             .param(BYPASS_VLAN_CHECK)
-            .returns("privategateway", GATEWAY_FIELDS)
+            .returns("privategateway", fields(GATEWAY_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

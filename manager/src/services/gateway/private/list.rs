@@ -8,7 +8,7 @@ use super::{GATEWAY_FIELDS, gateway_view, vlan_form};
 use crate::error::Error;
 use crate::rules::gateway as rule;
 use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{Ctx, Reply, page_of};
 use crate::services::owner::ListArgs;
 use crate::services::related::Related;
@@ -45,7 +45,7 @@ impl Command for ListPrivateGateways {
             .param(STATE)
             .param(TAGS_FILTER)
             .params(ListArgs::specs())
-            .returns("privategateway", GATEWAY_FIELDS)
+            .returns("privategateway", fields(GATEWAY_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -23,6 +23,7 @@ use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::{OWNER_FIELDS, put_owner};
 use crate::error::Error;
 use crate::server::registry::{FieldSpec, field};
 use crate::services::related::Related;
@@ -32,40 +33,40 @@ pub use create::CreatePrivateGateway;
 pub use delete::DeletePrivateGateway;
 pub use list::ListPrivateGateways;
 
-const GATEWAY_FIELDS: &[FieldSpec] = &[
-    field("id", "string", "the ID of the private gateway"),
-    field("gateway", "string", "the next hop on the private network"),
-    field("netmask", "string", "the netmask of the private network"),
-    field(
-        "ipaddress",
-        "string",
-        "the router's address on the private network",
-    ),
-    field("zoneid", "string", "the zone of the gateway"),
-    field("zonename", "string", "the name of the zone"),
-    field(
-        "vlan",
-        "string",
-        "the VLAN of the private network (admins only)",
-    ),
-    field("vpcid", "string", "the VPC of the gateway"),
-    field("vpcname", "string", "the name of the VPC"),
-    field(
-        "physicalnetworkid",
-        "string",
-        "the physical network carrying it",
-    ),
-    field("state", "string", "Creating, Ready or Deleting"),
-    field(
-        "sourcenatsupported",
-        "boolean",
-        "whether traffic leaving through it is source-NATed",
-    ),
-    field("aclid", "string", "the ACL list of the gateway"),
-    field("aclname", "string", "the name of the ACL list"),
-    field("account", "string", "the owner's account"),
-    field("domainid", "string", "the owner's domain"),
-    field("domain", "string", "the name of the owner's domain"),
+const GATEWAY_FIELDS: &[&[FieldSpec]] = &[
+    &[
+        field("id", "string", "the ID of the private gateway"),
+        field("gateway", "string", "the next hop on the private network"),
+        field("netmask", "string", "the netmask of the private network"),
+        field(
+            "ipaddress",
+            "string",
+            "the router's address on the private network",
+        ),
+        field("zoneid", "string", "the zone of the gateway"),
+        field("zonename", "string", "the name of the zone"),
+        field(
+            "vlan",
+            "string",
+            "the VLAN of the private network (admins only)",
+        ),
+        field("vpcid", "string", "the VPC of the gateway"),
+        field("vpcname", "string", "the name of the VPC"),
+        field(
+            "physicalnetworkid",
+            "string",
+            "the physical network carrying it",
+        ),
+        field("state", "string", "Creating, Ready or Deleting"),
+        field(
+            "sourcenatsupported",
+            "boolean",
+            "whether traffic leaving through it is source-NATed",
+        ),
+        field("aclid", "string", "the ACL list of the gateway"),
+        field("aclname", "string", "the name of the ACL list"),
+    ],
+    OWNER_FIELDS,
 ];
 
 /// The subnet of a stored gateway.
@@ -120,16 +121,7 @@ fn gateway_view(
         view["vlan"] = json!(g.broadcast_uri.rsplit("://").next().unwrap_or_default());
         view["broadcasturi"] = json!(g.broadcast_uri);
     }
-    // `domainpath` is the domain's stored path here, as these views have
-    // always shown it.
-    if let Some(a) = related.account(g.account_id) {
-        view["account"] = json!(a.account_name);
-    }
-    if let Some(d) = related.domain(g.domain_id) {
-        view["domainid"] = json!(d.uuid);
-        view["domain"] = json!(d.name);
-        view["domainpath"] = json!(d.path);
-    }
+    put_owner(related, &mut view, g.account_id, g.domain_id);
     Ok(view)
 }
 

@@ -17,7 +17,7 @@ use crate::provision;
 use crate::rules::route::{self as rule, Target};
 use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, IdJob, Spec, Submission, Text};
 use crate::server::jobs::{JobCtx, vpc_sync};
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{App, Ctx};
 use crate::services::related::Related;
 use crate::store::{gateway, vpc};
@@ -48,7 +48,7 @@ impl Command for CreateStaticRoute {
             .param(GATEWAY)
             .param(NEXT_HOP)
             .param(VPC)
-            .returns("staticroute", ROUTE_FIELDS)
+            .returns("staticroute", fields(ROUTE_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

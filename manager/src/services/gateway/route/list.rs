@@ -7,7 +7,7 @@ use super::super::{check_vpc_access, scope_filter, vpc_by_id, vpc_param};
 use super::{ROUTE_FIELDS, route_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{Ctx, Reply};
 use crate::services::owner::ListArgs;
 use crate::services::related::Related;
@@ -41,7 +41,7 @@ impl Command for ListStaticRoutes {
             .param(STATE)
             .param(TAGS_FILTER)
             .params(ListArgs::specs())
-            .returns("staticroute", ROUTE_FIELDS)
+            .returns("staticroute", fields(ROUTE_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {

@@ -20,6 +20,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 
+use super::{OWNER_FIELDS, put_owner};
 use crate::error::Error;
 use crate::orchestration::model::RouterState;
 use crate::orchestration::{ElementResult, VpcProvider};
@@ -34,30 +35,30 @@ pub use create::CreateStaticRoute;
 pub use delete::DeleteStaticRoute;
 pub use list::ListStaticRoutes;
 
-const ROUTE_FIELDS: &[FieldSpec] = &[
-    field("id", "string", "the ID of the static route"),
-    field("state", "string", "Staged, Add, Active or Revoke"),
-    field("cidr", "string", "the destination CIDR"),
-    field("vpcid", "string", "the VPC of the route"),
-    field(
-        "vpcgatewayid",
-        "string",
-        "the private gateway the route goes through",
-    ),
-    field(
-        "vpcgatewayip",
-        "string",
-        "the address of that private gateway",
-    ),
-    field(
-        "nexthop",
-        "string",
-        "the next hop of a route without a gateway",
-    ),
-    field("account", "string", "the owner's account"),
-    field("domainid", "string", "the owner's domain"),
-    field("domain", "string", "the name of the owner's domain"),
-    field("tags", "list", "the tags of the route"),
+const ROUTE_FIELDS: &[&[FieldSpec]] = &[
+    &[
+        field("id", "string", "the ID of the static route"),
+        field("state", "string", "Staged, Add, Active or Revoke"),
+        field("cidr", "string", "the destination CIDR"),
+        field("vpcid", "string", "the VPC of the route"),
+        field(
+            "vpcgatewayid",
+            "string",
+            "the private gateway the route goes through",
+        ),
+        field(
+            "vpcgatewayip",
+            "string",
+            "the address of that private gateway",
+        ),
+        field(
+            "nexthop",
+            "string",
+            "the next hop of a route without a gateway",
+        ),
+    ],
+    OWNER_FIELDS,
+    &[field("tags", "list", "the tags of the route")],
 ];
 
 /// `staticroute` of a response; `related` holds the page's VPCs, gateways
@@ -82,16 +83,7 @@ fn route_view(related: &Related, r: &gateway::StaticRoute) -> Result<Value, Erro
     if let Some(hop) = &r.next_hop {
         view["nexthop"] = json!(hop);
     }
-    // `domainpath` is the domain's stored path here, as these views have
-    // always shown it.
-    if let Some(a) = related.account(r.account_id) {
-        view["account"] = json!(a.account_name);
-    }
-    if let Some(d) = related.domain(r.domain_id) {
-        view["domainid"] = json!(d.uuid);
-        view["domain"] = json!(d.name);
-        view["domainpath"] = json!(d.path);
-    }
+    put_owner(related, &mut view, r.account_id, r.domain_id);
     Ok(view)
 }
 

@@ -7,6 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::super::{LB_FIELDS, RuleJob, lb_result, push_lb_list};
+use super::{DESCRIPTION, FOR_DISPLAY};
 use crate::error::Error;
 use crate::rules;
 use crate::rules::ip::{PortRule, RulePurpose};
@@ -35,7 +36,6 @@ const NETWORK: Arg<Id> = Arg::opt(
 );
 const PROTOCOL: Arg<Text> = Arg::opt("protocol", "tcp (default) or udp");
 const CIDRS: Arg<Texts> = Arg::opt("cidrlist", "source CIDRs balanced (default: everyone)");
-const DESCRIPTION: Arg<Text> = Arg::opt("description", "accepted; not stored");
 const OPEN_FIREWALL: Arg<Flag> = Arg::opt(
     "openfirewall",
     "must be false or absent: VPC addresses have no firewall",
@@ -43,7 +43,6 @@ const OPEN_FIREWALL: Arg<Flag> = Arg::opt(
 const ZONE: Arg<Id> = Arg::opt("zoneid", "accepted; the zone of the address is used");
 const ACCOUNT: Arg<Text> = Arg::opt("account", "accepted; the address's owner owns the rule");
 const DOMAIN: Arg<Id> = Arg::opt("domainid", "accepted; the address's owner owns the rule");
-const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; rules are always shown");
 
 /// `createLoadBalancerRule`.
 pub struct CreateLoadBalancerRule {

@@ -4,8 +4,9 @@
 use uuid::Uuid;
 
 use super::super::{LB_FIELDS, lb_view};
+use super::FOR_DISPLAY;
 use crate::error::Error;
-use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
+use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply, counted_page};
 use crate::services::ip::common::{Names, Wanted};
@@ -19,7 +20,6 @@ const PUBLIC_IP: Arg<Id> = Arg::opt("publicipid", "only rules on this public IP 
 const NETWORK: Arg<Id> = Arg::opt("networkid", "only rules of this tier");
 const VM: Arg<Id> = Arg::opt("virtualmachineid", "only rules balancing to this VM");
 const ZONE: Arg<Id> = Arg::opt("zoneid", "only rules in this zone");
-const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; rules are always shown");
 
 /// `listLoadBalancerRules`.
 pub struct ListLoadBalancerRules {

@@ -7,6 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::super::{LB_FIELDS, lb_by_uuid, lb_result, push_lb_list, reload, vpc_of_rule};
+use super::{DESCRIPTION, FOR_DISPLAY};
 use crate::error::Error;
 use crate::orchestration::ElementResult;
 use crate::orchestration::model::RouterState;
@@ -14,17 +15,14 @@ use crate::provision::RouterElement;
 use crate::provision::change::RouterChange;
 use crate::rules;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Flag, Id, Spec, Submission, Text};
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission, Text};
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
+use crate::services::args::{CUSTOM_ID, NEW_NAME};
 use crate::store::{Db, Tx, rule};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the rule");
-const NAME: Arg<Text> = Arg::opt("name", "the new name");
 const ALGORITHM: Arg<Text> = Arg::opt("algorithm", "roundrobin, leastconn (tcp only) or source");
-const DESCRIPTION: Arg<Text> = Arg::opt("description", "accepted; not stored");
-const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; rules are always shown");
-const CUSTOM_ID: Arg<Text> = Arg::opt("customid", "accepted; ids cannot be changed");
 
 /// `updateLoadBalancerRule`.
 pub struct UpdateLoadBalancerRule {
@@ -53,7 +51,7 @@ impl Command for UpdateLoadBalancerRule {
         Spec::new("Changes the name or algorithm of a load balancer rule")
             .roles(ALL)
             .param(ID)
-            .param(NAME)
+            .param(NEW_NAME)
             .param(ALGORITHM)
             .param(DESCRIPTION)
             .param(FOR_DISPLAY)
@@ -64,7 +62,7 @@ impl Command for UpdateLoadBalancerRule {
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
         Ok(UpdateLoadBalancerRule {
             id: args.need(&ID)?,
-            name: args.text(&NAME)?,
+            name: args.text(&NEW_NAME)?,
             algorithm: args.text(&ALGORITHM)?,
             description: args.get(&DESCRIPTION)?,
         })
@@ -82,7 +80,7 @@ impl AsyncCommand for UpdateLoadBalancerRule {
     async fn submit(self, ctx: &Ctx) -> Result<Submission<UpdateLbJob>, Error> {
         let r = lb_by_uuid(ctx, ID.name(), self.id).await?;
         if let Some(name) = &self.name {
-            rules::check_name(NAME.name(), name)?;
+            rules::check_name(NEW_NAME.name(), name)?;
         }
         let algorithm = match &self.algorithm {
             Some(a) => {

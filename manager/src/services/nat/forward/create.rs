@@ -15,15 +15,14 @@ use crate::server::command::{
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
 use crate::server::{App, Ctx};
-use crate::services::ip::common::{self, Names, held_ip};
+use crate::services::ip::common::{self, IP, Names, held_ip};
 use crate::services::ip::push::RuleLists;
 use crate::services::ip::rule_flow::{self, RuleJob};
 use crate::store::{rule, vlan};
 
 use super::super::VM_TIER as NETWORK;
-use super::{INSTANCE, PF_FIELDS, pf_view};
+use super::{FOR_DISPLAY, INSTANCE, PF_FIELDS, pf_view};
 
-const IP: Arg<Id> = Arg::req("ipaddressid", "the public IP address");
 const PRIVATE_PORT: Arg<Int> = Arg::req("privateport", "the first port on the VM");
 const PUBLIC_PORT: Arg<Int> = Arg::req("publicport", "the first public port");
 const PROTOCOL: Arg<Text> = Arg::req("protocol", "tcp or udp");
@@ -47,7 +46,6 @@ const OPEN_FIREWALL: Arg<Flag> = Arg::opt(
     "must be false or absent: VPC addresses have no firewall; the tier's \
      network ACL filters the traffic",
 );
-const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; rules are always shown");
 
 /// `createPortForwardingRule`.
 pub struct CreatePortForwardingRule {

@@ -1,19 +1,18 @@
 //! `listPortForwardingRules`.
 
 use crate::error::Error;
-use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand};
+use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand};
 use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply};
 use crate::services::ip::common::{Names, Wanted};
 use crate::services::owner::ListArgs;
 use crate::store::rule;
 
-use super::{PF_FIELDS, RuleListArgs, pf_view};
+use super::{FOR_DISPLAY, PF_FIELDS, RuleListArgs, pf_view};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the rule");
 const IP: Arg<Id> = Arg::opt("ipaddressid", "only rules on this public IP address");
 const NETWORK: Arg<Id> = Arg::opt("networkid", "only rules of this tier");
-const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; rules are always shown");
 
 /// `listPortForwardingRules`.
 pub struct ListPortForwardingRules {

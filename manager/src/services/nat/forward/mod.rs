@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Id};
+use crate::server::command::{Arg, Flag, Id};
 use crate::server::registry::{FieldSpec, Registry, field};
 use crate::services::ip::common::{self, Names, held_ip};
 use crate::services::owner::{ListArgs, check_access};
@@ -25,6 +25,9 @@ pub use create::CreatePortForwardingRule;
 pub use delete::DeletePortForwardingRule;
 pub use list::ListPortForwardingRules;
 pub use update::UpdatePortForwardingRule;
+
+/// `fordisplay`, which the commands of this family accept and ignore.
+const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; rules are always shown");
 
 /// Registers the port forwarding commands.
 pub fn register(registry: &mut Registry) {

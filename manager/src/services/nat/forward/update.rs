@@ -14,24 +14,21 @@ use crate::provision::RouterElement;
 use crate::provision::change::RouterChange;
 use crate::rules;
 use crate::server::Ctx;
-use crate::server::command::{
-    Arg, Args, AsyncCommand, Command, Flag, Id, Int, Spec, Submission, Text,
-};
+use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Int, Spec, Submission, Text};
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
+use crate::services::args::CUSTOM_ID;
 use crate::services::ip::common::{self, Names};
 use crate::services::ip::push::RuleLists;
 use crate::services::ip::rule_flow;
 use crate::store::{Db, Tx, rule, vm};
 
-use super::{INSTANCE, PF_FIELDS, RULE_ID, pf_by_uuid, pf_view};
+use super::{FOR_DISPLAY, INSTANCE, PF_FIELDS, RULE_ID, pf_by_uuid, pf_view};
 
 const PRIVATE_PORT: Arg<Int> = Arg::opt("privateport", "the new first port on the VM");
 const PRIVATE_END_PORT: Arg<Int> = Arg::opt("privateendport", "the new last port on the VM");
 const VM: Arg<Id> = Arg::opt("virtualmachineid", "the new VM (in the rule's tier)");
 const VM_GUEST_IP: Arg<Text> = Arg::opt("vmguestip", "the VM's address in the tier");
-const FOR_DISPLAY: Arg<Flag> = Arg::opt("fordisplay", "accepted; rules are always shown");
-const CUSTOM_ID: Arg<Text> = Arg::opt("customid", "accepted; ids cannot be changed");
 
 /// `updatePortForwardingRule`.
 pub struct UpdatePortForwardingRule {

@@ -8,15 +8,13 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::server::Ctx;
-use crate::server::command::{Arg, Args, AsyncCommand, Command, Id, Spec, Submission};
+use crate::server::command::{Args, AsyncCommand, Command, Spec, Submission};
 use crate::server::jobs::{JobCtx, vpc_sync};
 use crate::server::registry::ALL;
-use crate::services::ip::common::{self, held_ip};
+use crate::services::ip::common::{self, IP, held_ip};
 use crate::store::vlan;
 
 use super::{Mapping, StaticNatMapping, check_has_static_nat};
-
-const IP: Arg<Id> = Arg::req("ipaddressid", "the public IP address");
 
 /// `disableStaticNat`.
 pub struct DisableStaticNat {

@@ -8,13 +8,12 @@ use crate::rules;
 use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
 use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply};
-use crate::services::ip::common::{self, held_ip};
+use crate::services::ip::common::{self, IP, held_ip};
 use crate::store::{Page, vlan};
 
 use super::super::VM_TIER as NETWORK;
 use super::{Mapping, StaticNatMapping};
 
-const IP: Arg<Id> = Arg::req("ipaddressid", "the public IP address");
 const VM: Arg<Id> = Arg::req("virtualmachineid", "the VM to map it to");
 const VM_GUEST_IP: Arg<Text> = Arg::opt(
     "vmguestip",

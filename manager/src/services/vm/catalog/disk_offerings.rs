@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::catalog_specs;
+use super::{ZONE, catalog_specs};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
 use crate::server::list_paging::Paging;
@@ -15,7 +15,6 @@ use crate::server::{Ctx, Reply, page_of};
 
 const ID: Arg<Id> = Arg::opt("id", "the ID of the disk offering");
 const NAME: Arg<Text> = Arg::opt("name", "the name of the disk offering");
-const ZONE: Arg<Id> = Arg::opt("zoneid", "only offerings usable in this zone (all are)");
 
 /// One built-in disk offering: id, name, description, size in GB (0 for
 /// the customized one).

@@ -22,6 +22,9 @@ pub use service_offering::{CreateServiceOffering, DeleteServiceOffering, UpdateS
 pub use templates::ListTemplates;
 pub use update_template::UpdateTemplate;
 
+/// `zoneid` of the offering lists: every offering is usable in every zone.
+const ZONE: Arg<Id> = Arg::opt("zoneid", "only offerings usable in this zone (all are)");
+
 const KEYWORD: Arg<Text> = Arg::opt("keyword", "a substring of the name or description");
 const PAGE_SIZE: Arg<Int> = Arg::opt("pagesize", "the number of rows per page");
 const DOMAIN: Arg<Id> = Arg::opt("domainid", "accepted; every row is public");

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::catalog_specs;
+use super::{ZONE, catalog_specs};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Spec, SyncCommand, Text};
 use crate::server::list_paging::Paging;
@@ -17,7 +17,6 @@ const IS_SYSTEM: Arg<Flag> = Arg::opt(
     "issystem",
     "true: the system offerings (the routers'), instead of those of VMs",
 );
-const ZONE: Arg<Id> = Arg::opt("zoneid", "only offerings usable in this zone (all are)");
 const VM: Arg<Id> = Arg::opt("virtualmachineid", "accepted; every offering fits every VM");
 
 /// `listServiceOfferings`.

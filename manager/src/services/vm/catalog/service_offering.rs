@@ -12,13 +12,11 @@ use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Flag, Id, Long, Spec, SyncCommand, Text};
 use crate::server::registry::{FieldSpec, ROOT, field};
 use crate::server::{Ctx, Reply};
+use crate::services::args::NEW_TEXT;
+use crate::services::offering::DISPLAY_TEXT;
 use crate::store::vm;
 
 const NAME: Arg<Text> = Arg::req("name", "the name of the service offering");
-const DISPLAY_TEXT: Arg<Text> = Arg::opt(
-    "displaytext",
-    "the description of the offering; default its name",
-);
 const CPU: Arg<Long> = Arg::opt("cpunumber", "the number of CPU cores");
 const SPEED: Arg<Long> = Arg::opt("cpuspeed", "the CPU speed in MHz");
 const MEMORY: Arg<Long> = Arg::opt("memory", "the memory in MB (at least 32)");
@@ -33,7 +31,6 @@ const OFFER_HA: Arg<Flag> = Arg::opt(
 );
 const ID: Arg<Id> = Arg::req("id", "the ID of the service offering");
 const NEW_NAME: Arg<Text> = Arg::opt("name", "the new name of the service offering");
-const NEW_TEXT: Arg<Text> = Arg::opt("displaytext", "the new description");
 
 const FIELDS: &[FieldSpec] = &[
     field("id", "string", "the ID of the service offering"),

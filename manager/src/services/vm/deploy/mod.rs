@@ -23,7 +23,7 @@ use crate::server::command::{
     Arg, Args, AsyncCommand, Command, Flag, Id, Ids, Map, Spec, Submission, Text, Texts,
 };
 use crate::server::jobs::{JobCtx, vpc_sync};
-use crate::server::registry::ALL;
+use crate::server::registry::{ALL, fields};
 use crate::server::{App, Ctx};
 use crate::services::owner::{self, OwnerArgs};
 use crate::services::userdata;
@@ -142,7 +142,7 @@ impl Command for DeployVirtualMachine {
             .param(KEY_PAIRS)
             .param(HOST)
             .params(OwnerArgs::specs())
-            .returns("virtualmachine", VM_FIELDS)
+            .returns("virtualmachine", fields(VM_FIELDS))
     }
 
     fn parse(args: &Args<'_>) -> Result<Self, Error> {
