@@ -32,6 +32,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::plan::nft::{ElementDelta, TABLE};
 
+mod chains;
+pub use chains::{ChainBatch, encode_chain_changes};
+
 const NETLINK_NETFILTER: i32 = 12;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
@@ -43,6 +46,8 @@ const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
+/// `NLM_F_ROOT | NLM_F_MATCH`: every element of the set.
+const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_CREATE: u16 = 0x400;
 const NLA_F_NESTED: u16 = 0x8000;
 const NFPROTO_INET: u8 = 1;
@@ -50,6 +55,7 @@ const NFPROTO_INET: u8 = 1;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const NFTA_SET_ELEM_LIST_SET_ID: u16 = 4;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
@@ -512,9 +518,24 @@ fn put_element(m: &mut Message, e: &Element, full: bool) {
 }
 
 fn element_list(kind: u16, flags: u16, seq: u32, set: &str, elements: &[Element]) -> Message {
+    element_list_of(kind, flags, seq, (set, None), elements)
+}
+
+/// [`element_list`] for a set named and, when it is created in the same
+/// batch, given by its batch id too.
+fn element_list_of(
+    kind: u16,
+    flags: u16,
+    seq: u32,
+    (set, set_id): (&str, Option<u32>),
+    elements: &[Element],
+) -> Message {
     let mut m = Message::new(msg_type(kind), flags, seq, NFPROTO_INET, 0);
     m.attr_str(NFTA_SET_ELEM_LIST_TABLE, TABLE);
     m.attr_str(NFTA_SET_ELEM_LIST_SET, set);
+    if let Some(id) = set_id {
+        m.attr(NFTA_SET_ELEM_LIST_SET_ID, &id.to_be_bytes());
+    }
     m.open(NFTA_SET_ELEM_LIST_ELEMENTS);
     for e in elements {
         put_element(&mut m, e, kind == NFT_MSG_NEWSETELEM);
@@ -857,9 +878,39 @@ impl NftNetlink {
             }
             "the batch".to_string()
         };
-        self.send(&bytes)?;
-        let first = seq;
-        let last = seq + messages_count as u32 + 1;
+        self.transact(&bytes, acked, seq..=seq + messages_count as u32 + 1, what)
+    }
+
+    /// Applies a batch of chain rebuilds and element changes (see
+    /// [`encode_chain_changes`]): all of it, or (on any error, which is
+    /// returned) none.
+    pub fn apply_chains(&mut self, batch: &ChainBatch) -> Result<(), NftNetlinkError> {
+        let count = batch.messages();
+        if count == 0 {
+            return Ok(());
+        }
+        let seq = self.next_seq(count);
+        let (bytes, acked, labels) = batch.encode(seq);
+        let what = |s: u32| -> String {
+            labels
+                .iter()
+                .rev()
+                .find(|(from, _)| *from <= s)
+                .map_or_else(|| "the batch".to_string(), |(_, label)| label.clone())
+        };
+        self.transact(&bytes, acked, seq..=seq + count as u32 + 1, what)
+    }
+
+    /// Sends one batch and waits for the acknowledgement of each message
+    /// in `acked`; the first refusal is returned, described by `what`.
+    fn transact(
+        &mut self,
+        bytes: &[u8],
+        acked: Vec<u32>,
+        range: std::ops::RangeInclusive<u32>,
+        what: impl Fn(u32) -> String,
+    ) -> Result<(), NftNetlinkError> {
+        self.send(bytes)?;
         let mut pending: std::collections::BTreeSet<u32> = acked.into_iter().collect();
         let mut failure: Option<NftNetlinkError> = None;
         let mut buf = vec![0u8; 1 << 16];
@@ -870,7 +921,7 @@ impl NftNetlink {
                 break;
             };
             for (kind, s, payload) in messages(&buf[..n]) {
-                if s < first || s > last {
+                if !range.contains(&s) {
                     continue;
                 }
                 if kind == NLMSG_ERROR {
@@ -889,6 +940,55 @@ impl NftNetlink {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Reads every element of `set` (a dump: one request, the kernel's
+    /// answers until `NLMSG_DONE`): what a rebuilt chain's counts are
+    /// carried from, without an nft process per set.
+    pub fn dump(&mut self, set: &str) -> Result<Vec<ReadElement>, NftNetlinkError> {
+        let seq = self.next_seq(0);
+        let mut m = Message::new(
+            msg_type(NFT_MSG_GETSETELEM),
+            NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            NFPROTO_INET,
+            0,
+        );
+        m.attr_str(NFTA_SET_ELEM_LIST_TABLE, TABLE);
+        m.attr_str(NFTA_SET_ELEM_LIST_SET, set);
+        let mut bytes = Vec::new();
+        m.finish(&mut bytes);
+        self.send(&bytes)?;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let Some(n) = self.recv(&mut buf, true)? else {
+                break;
+            };
+            for (kind, s, payload) in messages(&buf[..n]) {
+                if s != seq {
+                    continue;
+                }
+                match kind {
+                    NLMSG_DONE => return Ok(out),
+                    NLMSG_ERROR => {
+                        let code = error_code(payload);
+                        if code == -libc::ENOENT {
+                            return Ok(out);
+                        }
+                        return Err(NftNetlinkError::Refused {
+                            what: format!("reading set {set}"),
+                            source: std::io::Error::from_raw_os_error(-code),
+                        });
+                    }
+                    k if k == msg_type(NFT_MSG_NEWSETELEM) && payload.len() >= 4 => {
+                        out.extend(read_elements(&payload[4..]));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Reads single elements of `set` back (their key, comment and
