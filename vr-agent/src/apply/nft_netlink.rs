@@ -124,8 +124,9 @@ impl Field {
     }
 
     /// The lowest and highest value of `text` (`v`, `lo-hi`, or for an
-    /// address `a/len`), encoded.
-    fn values(self, text: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
+    /// address `a/len`), encoded (in buffers on the stack: ten thousand
+    /// elements are parsed when a list is replaced).
+    fn values(self, text: &str) -> Result<(Value, Value), String> {
         let bad = || format!("{text:?} is not a {self:?} value");
         match self {
             Field::Ipv4 => {
@@ -146,7 +147,7 @@ impl Field {
                     let a: Ipv4Addr = text.parse().map_err(|_| bad())?;
                     (u32::from(a), u32::from(a))
                 };
-                Ok((lo.to_be_bytes().to_vec(), hi.to_be_bytes().to_vec()))
+                Ok((Value::of(&lo.to_be_bytes()), Value::of(&hi.to_be_bytes())))
             }
             Field::Ipv6 => {
                 let (lo, hi) = if let Some((addr, len)) = text.split_once('/') {
@@ -166,7 +167,7 @@ impl Field {
                     let a: Ipv6Addr = text.parse().map_err(|_| bad())?;
                     (u128::from(a), u128::from(a))
                 };
-                Ok((lo.to_be_bytes().to_vec(), hi.to_be_bytes().to_vec()))
+                Ok((Value::of(&lo.to_be_bytes()), Value::of(&hi.to_be_bytes())))
             }
             Field::Ifname => {
                 let name = text
@@ -178,9 +179,9 @@ impl Field {
                             && n.bytes().all(|b| b.is_ascii_graphic() && b != b'"')
                     })
                     .ok_or_else(bad)?;
-                let mut bytes = name.as_bytes().to_vec();
-                bytes.resize(16, 0);
-                Ok((bytes.clone(), bytes))
+                let mut bytes = [0u8; 16];
+                bytes[..name.len()].copy_from_slice(name.as_bytes());
+                Ok((Value::of(&bytes), Value::of(&bytes)))
             }
             Field::Byte | Field::Service | Field::Mark => {
                 let number = |t: &str| -> Result<u64, String> {
@@ -193,20 +194,43 @@ impl Field {
                     Some((a, b)) => (number(a)?, number(b)?),
                     None => (number(text)?, number(text)?),
                 };
-                let encode = |v: u64| -> Result<Vec<u8>, String> {
+                let encode = |v: u64| -> Result<Value, String> {
                     match self {
-                        Field::Byte => u8::try_from(v).map(|v| vec![v]).map_err(|_| bad()),
+                        Field::Byte => u8::try_from(v).map(|v| Value::of(&[v])).map_err(|_| bad()),
                         Field::Service => u16::try_from(v)
-                            .map(|v| v.to_be_bytes().to_vec())
+                            .map(|v| Value::of(&v.to_be_bytes()))
                             .map_err(|_| bad()),
                         _ => u32::try_from(v)
-                            .map(|v| v.to_ne_bytes().to_vec())
+                            .map(|v| Value::of(&v.to_ne_bytes()))
                             .map_err(|_| bad()),
                     }
                 };
                 Ok((encode(lo)?, encode(hi)?))
             }
         }
+    }
+}
+
+/// One field's encoded value: at most 16 bytes (an IPv6 address, an
+/// interface name).
+#[derive(Debug, Clone, Copy)]
+struct Value {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl Value {
+    fn of(bytes: &[u8]) -> Value {
+        let mut out = Value {
+            bytes: [0; 16],
+            len: bytes.len(),
+        };
+        out.bytes[..bytes.len()].copy_from_slice(bytes);
+        out
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -268,22 +292,6 @@ impl SetType {
     }
 }
 
-/// Concatenates field values, each padded to 4 bytes when there are several
-/// (nf_tables keeps each field of a concatenation in its own registers).
-fn concat(fields: &[Field], values: &[Vec<u8>]) -> Vec<u8> {
-    if fields.len() == 1 {
-        return values[0].clone();
-    }
-    let mut out = Vec::new();
-    for v in values {
-        out.extend_from_slice(v);
-        while !out.len().is_multiple_of(4) {
-            out.push(0);
-        }
-    }
-    out
-}
-
 /// One element, encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
@@ -296,23 +304,32 @@ pub struct Element {
     comment: Option<String>,
 }
 
+/// The lowest and highest key (or data) of `text`, its fields' values
+/// concatenated, each padded to 4 bytes when there are several (nf_tables
+/// keeps each field of a concatenation in its own registers).
 fn parse_fields(fields: &[Field], text: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
-    let parts: Vec<&str> = text.split(" . ").map(str::trim).collect();
-    if parts.len() != fields.len() {
+    let count = text.split(" . ").count();
+    if count != fields.len() {
         return Err(format!(
-            "{text:?} has {} fields, the type {}",
-            parts.len(),
+            "{text:?} has {count} fields, the type {}",
             fields.len()
         ));
     }
-    let mut lo = Vec::new();
-    let mut hi = Vec::new();
-    for (field, part) in fields.iter().zip(parts) {
-        let (a, b) = field.values(part)?;
-        lo.push(a);
-        hi.push(b);
+    let capacity = fields.len() * 4 + 16;
+    let (mut lo, mut hi) = (Vec::with_capacity(capacity), Vec::with_capacity(capacity));
+    for (field, part) in fields.iter().zip(text.split(" . ")) {
+        let (a, b) = field.values(part.trim())?;
+        lo.extend_from_slice(a.as_slice());
+        hi.extend_from_slice(b.as_slice());
+        if fields.len() > 1 {
+            for v in [&mut lo, &mut hi] {
+                while !v.len().is_multiple_of(4) {
+                    v.push(0);
+                }
+            }
+        }
     }
-    Ok((concat(fields, &lo), concat(fields, &hi)))
+    Ok((lo, hi))
 }
 
 impl Element {

@@ -495,35 +495,46 @@ impl Ruleset {
         let (_, _, rebuilt, element_only) = classify(self, old);
         let mut needs = CarryNeeds::default();
         let mut sets = BTreeSet::new();
-        for (o, n, whole) in rebuilt
-            .iter()
-            .map(|(o, n)| (*o, *n, true))
-            .chain(element_only.iter().map(|(o, n)| (*o, *n, false)))
-        {
-            let (before, after) = if whole {
-                (items_of(o), items_of(n))
-            } else {
-                items_of_changed(o, n)
-            };
+        // A rebuilt chain: its old sets holding an element of an item the
+        // new chain has too (none when every item differs, as when a
+        // tier's list is replaced by another list).
+        for (o, n) in &rebuilt {
+            let staying: std::collections::HashSet<&str> = n
+                .sets
+                .iter()
+                .flat_map(|s| s.elements.iter())
+                .filter_map(|e| item_of_element(e))
+                .collect();
+            if staying.is_empty() {
+                continue;
+            }
+            for set in &o.sets {
+                if set
+                    .elements
+                    .iter()
+                    .any(|e| item_of_element(e).is_some_and(|i| staying.contains(i)))
+                {
+                    sets.insert(set.name.clone());
+                }
+            }
+        }
+        for (o, n) in &element_only {
+            let (before, after) = items_of_changed(o, n);
             for (item, old_elements) in &before {
                 let Some(new_elements) = after.get(item) else {
                     continue;
                 };
-                if !whole && old_elements == new_elements {
+                if old_elements == new_elements {
                     continue;
                 }
-                if whole {
-                    sets.extend(old_elements.iter().map(|(set, _)| set.to_string()));
-                } else {
-                    for (set, element) in old_elements {
-                        needs
-                            .elements
-                            .entry(set.to_string())
-                            .or_default()
-                            .push(element_key(element).to_string());
-                    }
-                    needs.refreshed.insert((o.name.clone(), item.to_string()));
+                for (set, element) in old_elements {
+                    needs
+                        .elements
+                        .entry(set.to_string())
+                        .or_default()
+                        .push(element_key(element).to_string());
                 }
+                needs.refreshed.insert((o.name.clone(), item.to_string()));
             }
         }
         needs.sets = sets.into_iter().collect();
