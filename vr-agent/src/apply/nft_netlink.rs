@@ -978,10 +978,7 @@ impl NftNetlink {
         self.send(&bytes)?;
         let mut out = Vec::new();
         let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let Some(n) = self.recv(&mut buf, true)? else {
-                break;
-            };
+        while let Some(n) = self.recv(&mut buf, true)? {
             for (kind, s, payload) in messages(&buf[..n]) {
                 if s != seq {
                     continue;

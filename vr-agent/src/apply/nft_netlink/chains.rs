@@ -681,8 +681,7 @@ impl ChainBatch {
         }
         // 2. Their new sets, each with its elements, then their rules.
         let mut set_ids = std::collections::HashMap::new();
-        let mut id = 1u32;
-        for set in self.rebuilt.iter().flat_map(|c| &c.sets) {
+        for (set, id) in self.rebuilt.iter().flat_map(|c| &c.sets).zip(1u32..) {
             labels.push((next, format!("creating set {}", set.name)));
             push(set.message(next, id), &mut out, &mut next);
             set_ids.insert(set.name.as_str(), id);
@@ -696,7 +695,6 @@ impl ChainBatch {
                 );
                 push(m, &mut out, &mut next);
             }
-            id += 1;
         }
         for c in &self.rebuilt {
             labels.push((next, format!("adding the rules of chain {}", c.chain)));

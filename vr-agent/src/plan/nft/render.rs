@@ -352,6 +352,10 @@ impl Ruleset {
     }
 }
 
+/// An element (by position in its set) that starts at a carried count
+/// (packets, bytes).
+pub type Carried = (usize, (u64, u64));
+
 /// A regular chain rebuilt whole in one transaction: its rules flushed, its
 /// sets deleted, its new sets created with their elements, its new rules
 /// added (what [`Ruleset::render_update_with`] writes for it as a script).
@@ -361,8 +365,8 @@ pub struct ChainRebuild<'a> {
     /// The chain's sets before, deleted once its rules are gone.
     pub old_sets: Vec<&'a str>,
     /// The chain's sets after, each with the elements that start at a
-    /// carried count (by position in the set).
-    pub sets: Vec<(&'a Set, Vec<(usize, (u64, u64))>)>,
+    /// carried count.
+    pub sets: Vec<(&'a Set, Vec<Carried>)>,
     pub rules: &'a [String],
 }
 
@@ -381,7 +385,7 @@ fn carried_positions(
     set: &Set,
     counts: &ChainCounts,
     given: &mut BTreeSet<(String, String)>,
-) -> Vec<(usize, (u64, u64))> {
+) -> Vec<Carried> {
     let of_chain: std::collections::HashMap<&str, (u64, u64)> = counts
         .iter()
         .filter(|((c, _), _)| c == chain)
