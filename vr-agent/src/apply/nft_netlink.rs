@@ -24,8 +24,12 @@
 //! is one plan and two ways of loading it; a set whose type this module does
 //! not encode makes the caller take the nft path.
 //!
-//! The cold apply and chain rebuilds stay on `nft -f` (see
-//! [`super::nft`]): they create chains and rules, which nft compiles.
+//! ACL chains rebuilt whole (a new layer, a tier's list replaced) go in the
+//! same kind of batch, with their sets created and their rules encoded for
+//! the few shapes those chains have ([`chains`]); counts of items that
+//! stay are read with one `GETSETELEM` dump per old set. The cold apply,
+//! chains that come or go and base chains stay on `nft -f` (see
+//! [`super::nft`]).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
