@@ -557,11 +557,26 @@ fn bench_changes(report: &mut String) {
         });
         row("edit: flip action", value, agent.steps(20, None), total);
         // The tier's list is replaced by another list of the same size
-        // (every item's port differs), and back.
+        // (every item's port differs; the items keep their ids, so their
+        // counts are carried), and back.
         let other = sized_config(total, 1).network_acls[0].clone();
         let value = medians(|rep| agent.set_acl(if rep % 2 == 0 { &other } else { &base }));
         row(
             "replace the tier's list (every item differs)",
+            value,
+            agent.steps(20, None),
+            total,
+        );
+        // CloudStack's replaceNetworkACLList: the tier gets another list,
+        // whose items have ids of their own (no count is carried).
+        let mut another = other.clone();
+        another.acl_id = format!("{}-other", base.acl_id);
+        for item in &mut another.items {
+            item.id = format!("other-{}", item.number);
+        }
+        let value = medians(|rep| agent.set_acl(if rep % 2 == 0 { &another } else { &base }));
+        row(
+            "replace the tier's list by another list (new ids)",
             value,
             agent.steps(20, None),
             total,

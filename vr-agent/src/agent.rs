@@ -24,7 +24,9 @@ use crate::apply::dnsmasq::{DnsmasqOptions, Supervisor};
 use crate::apply::haproxy::Proxy;
 use crate::apply::netlink::{Netlink, NetlinkError};
 use crate::apply::nft::{Nft, NftError};
-use crate::apply::nft_netlink::{Element, NftNetlink, NftNetlinkError, SetType, encode_deltas};
+use crate::apply::nft_netlink::{
+    Element, NftNetlink, NftNetlinkError, SetType, encode_chain_changes,
+};
 use crate::metadata::Directory;
 use crate::model::{Invalid, Limits, Mac, Router};
 use crate::plan;
@@ -554,16 +556,19 @@ impl Agent {
             inner.live = None;
             None
         });
-        if let Some(elements) = incremental {
-            report.nft_path = if elements == 0 {
-                "unchanged"
-            } else {
-                "netlink"
-            };
-            if elements > 0 {
+        if let Some((chains, elements)) = incremental {
+            let changed = chains + elements > 0;
+            report.nft_path = if changed { "netlink" } else { "unchanged" };
+            if chains > 0 {
+                report.changes.push(format!(
+                    "nft: {chains} chains rebuilt with {elements} set elements over netlink"
+                ));
+            } else if elements > 0 {
                 report
                     .changes
                     .push(format!("nft: {elements} set elements changed over netlink"));
+            }
+            if changed {
                 inner.live_listing = None;
             }
             inner.status.record(Part::Nft, Ok(()));
@@ -784,26 +789,38 @@ impl Agent {
     }
 }
 
-/// Makes the change from `old` to `new` as one netlink batch of element
-/// changes when that is all it is, returning how many elements went and
-/// came. `Ok(None)`: the change needs the nft
-/// path (a chain or rule changes, or an element this path does not encode);
-/// an error: the kernel refused the batch (nothing changed) or the socket
-/// failed.
+/// Makes the change from `old` to `new` as one netlink batch when it
+/// changes set elements and rebuilds ACL chains only, returning how many
+/// chains were rebuilt and how many elements went and came. `Ok(None)`: the
+/// change needs the nft path (a chain comes or goes, a base chain changes,
+/// or a rule, set or element this path does not encode); an error: the
+/// kernel refused the batch (nothing changed) or the socket failed.
 fn apply_elements(
     socket: &mut NftNetlink,
     old: &Ruleset,
     new: &Ruleset,
     kernel_us: &mut u64,
-) -> Result<Option<usize>, NftNetlinkError> {
+) -> Result<Option<(usize, usize)>, NftNetlinkError> {
     let needs = new.carry_needs(old);
-    if !needs.sets.is_empty() {
-        return Ok(None);
+    let mut counts = ChainCounts::new();
+    // Rebuilt chains: the counts of their items that stay, from their old
+    // sets read whole (one dump each; none when no item stays).
+    for set in &needs.sets {
+        let reading = Instant::now();
+        let read = socket.dump(set)?;
+        *kernel_us += micros_since(reading);
+        let found = read
+            .iter()
+            .filter_map(|r| Some((r.comment.as_deref()?, r.counter?)));
+        for (key, (packets, bytes)) in counters::chain_counts_of_read(set, found) {
+            let sum = counts.entry(key).or_default();
+            sum.0 += packets;
+            sum.1 += bytes;
+        }
     }
     // The counts of the items whose elements are replaced, read back one
     // element at a time.
     let specs = old.set_specs();
-    let mut counts = ChainCounts::new();
     for (set, keys) in &needs.elements {
         let Some(ty) = specs.get(set.as_str()).and_then(|s| SetType::parse(s).ok()) else {
             return Ok(None);
@@ -833,24 +850,24 @@ fn apply_elements(
         counts,
         refreshed: needs.refreshed,
     };
-    let Some(deltas) = new.element_changes(old, &carry) else {
+    // Element changes, and ACL chains rebuilt whole (a list replaced):
+    // one batch either way.
+    let Some(changes) = new.chain_changes(old, &carry) else {
         return Ok(None);
     };
-    let changes = match encode_deltas(&deltas) {
-        Ok(changes) => changes,
+    let batch = match encode_chain_changes(&changes) {
+        Ok(batch) => batch,
         Err(e @ NftNetlinkError::Encode { .. }) => {
-            tracing::debug!(error = %e, "element change goes through nft");
+            tracing::debug!(error = %e, "change goes through nft");
             return Ok(None);
         }
         Err(e) => return Err(e),
     };
     let sending = Instant::now();
-    let sent = socket.apply(&changes);
+    let sent = socket.apply_chains(&batch);
     *kernel_us += micros_since(sending);
     sent?;
-    Ok(Some(
-        changes.iter().map(|c| c.delete.len() + c.add.len()).sum(),
-    ))
+    Ok(Some((batch.chains(), batch.element_count())))
 }
 
 fn nft_failed(e: NftError) -> AgentError {

@@ -24,13 +24,20 @@
 //! is one plan and two ways of loading it; a set whose type this module does
 //! not encode makes the caller take the nft path.
 //!
-//! The cold apply and chain rebuilds stay on `nft -f` (see
-//! [`super::nft`]): they create chains and rules, which nft compiles.
+//! ACL chains rebuilt whole (a new layer, a tier's list replaced) go in the
+//! same kind of batch, with their sets created and their rules encoded for
+//! the few shapes those chains have ([`chains`]); counts of items that
+//! stay are read with one `GETSETELEM` dump per old set. The cold apply,
+//! chains that come or go and base chains stay on `nft -f` (see
+//! [`super::nft`]).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::plan::nft::{ElementDelta, TABLE};
+
+mod chains;
+pub use chains::{ChainBatch, encode_chain_changes};
 
 const NETLINK_NETFILTER: i32 = 12;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -43,6 +50,8 @@ const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
+/// `NLM_F_ROOT | NLM_F_MATCH`: every element of the set.
+const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_CREATE: u16 = 0x400;
 const NLA_F_NESTED: u16 = 0x8000;
 const NFPROTO_INET: u8 = 1;
@@ -50,6 +59,7 @@ const NFPROTO_INET: u8 = 1;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const NFTA_SET_ELEM_LIST_SET_ID: u16 = 4;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
@@ -118,8 +128,9 @@ impl Field {
     }
 
     /// The lowest and highest value of `text` (`v`, `lo-hi`, or for an
-    /// address `a/len`), encoded.
-    fn values(self, text: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
+    /// address `a/len`), encoded (in buffers on the stack: ten thousand
+    /// elements are parsed when a list is replaced).
+    fn values(self, text: &str) -> Result<(Value, Value), String> {
         let bad = || format!("{text:?} is not a {self:?} value");
         match self {
             Field::Ipv4 => {
@@ -140,7 +151,7 @@ impl Field {
                     let a: Ipv4Addr = text.parse().map_err(|_| bad())?;
                     (u32::from(a), u32::from(a))
                 };
-                Ok((lo.to_be_bytes().to_vec(), hi.to_be_bytes().to_vec()))
+                Ok((Value::of(&lo.to_be_bytes()), Value::of(&hi.to_be_bytes())))
             }
             Field::Ipv6 => {
                 let (lo, hi) = if let Some((addr, len)) = text.split_once('/') {
@@ -160,7 +171,7 @@ impl Field {
                     let a: Ipv6Addr = text.parse().map_err(|_| bad())?;
                     (u128::from(a), u128::from(a))
                 };
-                Ok((lo.to_be_bytes().to_vec(), hi.to_be_bytes().to_vec()))
+                Ok((Value::of(&lo.to_be_bytes()), Value::of(&hi.to_be_bytes())))
             }
             Field::Ifname => {
                 let name = text
@@ -172,9 +183,9 @@ impl Field {
                             && n.bytes().all(|b| b.is_ascii_graphic() && b != b'"')
                     })
                     .ok_or_else(bad)?;
-                let mut bytes = name.as_bytes().to_vec();
-                bytes.resize(16, 0);
-                Ok((bytes.clone(), bytes))
+                let mut bytes = [0u8; 16];
+                bytes[..name.len()].copy_from_slice(name.as_bytes());
+                Ok((Value::of(&bytes), Value::of(&bytes)))
             }
             Field::Byte | Field::Service | Field::Mark => {
                 let number = |t: &str| -> Result<u64, String> {
@@ -187,20 +198,43 @@ impl Field {
                     Some((a, b)) => (number(a)?, number(b)?),
                     None => (number(text)?, number(text)?),
                 };
-                let encode = |v: u64| -> Result<Vec<u8>, String> {
+                let encode = |v: u64| -> Result<Value, String> {
                     match self {
-                        Field::Byte => u8::try_from(v).map(|v| vec![v]).map_err(|_| bad()),
+                        Field::Byte => u8::try_from(v).map(|v| Value::of(&[v])).map_err(|_| bad()),
                         Field::Service => u16::try_from(v)
-                            .map(|v| v.to_be_bytes().to_vec())
+                            .map(|v| Value::of(&v.to_be_bytes()))
                             .map_err(|_| bad()),
                         _ => u32::try_from(v)
-                            .map(|v| v.to_ne_bytes().to_vec())
+                            .map(|v| Value::of(&v.to_ne_bytes()))
                             .map_err(|_| bad()),
                     }
                 };
                 Ok((encode(lo)?, encode(hi)?))
             }
         }
+    }
+}
+
+/// One field's encoded value: at most 16 bytes (an IPv6 address, an
+/// interface name).
+#[derive(Debug, Clone, Copy)]
+struct Value {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl Value {
+    fn of(bytes: &[u8]) -> Value {
+        let mut out = Value {
+            bytes: [0; 16],
+            len: bytes.len(),
+        };
+        out.bytes[..bytes.len()].copy_from_slice(bytes);
+        out
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -262,22 +296,6 @@ impl SetType {
     }
 }
 
-/// Concatenates field values, each padded to 4 bytes when there are several
-/// (nf_tables keeps each field of a concatenation in its own registers).
-fn concat(fields: &[Field], values: &[Vec<u8>]) -> Vec<u8> {
-    if fields.len() == 1 {
-        return values[0].clone();
-    }
-    let mut out = Vec::new();
-    for v in values {
-        out.extend_from_slice(v);
-        while !out.len().is_multiple_of(4) {
-            out.push(0);
-        }
-    }
-    out
-}
-
 /// One element, encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
@@ -290,23 +308,32 @@ pub struct Element {
     comment: Option<String>,
 }
 
+/// The lowest and highest key (or data) of `text`, its fields' values
+/// concatenated, each padded to 4 bytes when there are several (nf_tables
+/// keeps each field of a concatenation in its own registers).
 fn parse_fields(fields: &[Field], text: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
-    let parts: Vec<&str> = text.split(" . ").map(str::trim).collect();
-    if parts.len() != fields.len() {
+    let count = text.split(" . ").count();
+    if count != fields.len() {
         return Err(format!(
-            "{text:?} has {} fields, the type {}",
-            parts.len(),
+            "{text:?} has {count} fields, the type {}",
             fields.len()
         ));
     }
-    let mut lo = Vec::new();
-    let mut hi = Vec::new();
-    for (field, part) in fields.iter().zip(parts) {
-        let (a, b) = field.values(part)?;
-        lo.push(a);
-        hi.push(b);
+    let capacity = fields.len() * 4 + 16;
+    let (mut lo, mut hi) = (Vec::with_capacity(capacity), Vec::with_capacity(capacity));
+    for (field, part) in fields.iter().zip(text.split(" . ")) {
+        let (a, b) = field.values(part.trim())?;
+        lo.extend_from_slice(a.as_slice());
+        hi.extend_from_slice(b.as_slice());
+        if fields.len() > 1 {
+            for v in [&mut lo, &mut hi] {
+                while !v.len().is_multiple_of(4) {
+                    v.push(0);
+                }
+            }
+        }
     }
-    Ok((concat(fields, &lo), concat(fields, &hi)))
+    Ok((lo, hi))
 }
 
 impl Element {
@@ -512,9 +539,24 @@ fn put_element(m: &mut Message, e: &Element, full: bool) {
 }
 
 fn element_list(kind: u16, flags: u16, seq: u32, set: &str, elements: &[Element]) -> Message {
+    element_list_of(kind, flags, seq, (set, None), elements)
+}
+
+/// [`element_list`] for a set named and, when it is created in the same
+/// batch, given by its batch id too.
+fn element_list_of(
+    kind: u16,
+    flags: u16,
+    seq: u32,
+    (set, set_id): (&str, Option<u32>),
+    elements: &[Element],
+) -> Message {
     let mut m = Message::new(msg_type(kind), flags, seq, NFPROTO_INET, 0);
     m.attr_str(NFTA_SET_ELEM_LIST_TABLE, TABLE);
     m.attr_str(NFTA_SET_ELEM_LIST_SET, set);
+    if let Some(id) = set_id {
+        m.attr(NFTA_SET_ELEM_LIST_SET_ID, &id.to_be_bytes());
+    }
     m.open(NFTA_SET_ELEM_LIST_ELEMENTS);
     for e in elements {
         put_element(&mut m, e, kind == NFT_MSG_NEWSETELEM);
@@ -857,9 +899,39 @@ impl NftNetlink {
             }
             "the batch".to_string()
         };
-        self.send(&bytes)?;
-        let first = seq;
-        let last = seq + messages_count as u32 + 1;
+        self.transact(&bytes, acked, seq..=seq + messages_count as u32 + 1, what)
+    }
+
+    /// Applies a batch of chain rebuilds and element changes (see
+    /// [`encode_chain_changes`]): all of it, or (on any error, which is
+    /// returned) none.
+    pub fn apply_chains(&mut self, batch: &ChainBatch) -> Result<(), NftNetlinkError> {
+        let count = batch.messages();
+        if count == 0 {
+            return Ok(());
+        }
+        let seq = self.next_seq(count);
+        let (bytes, acked, labels) = batch.encode(seq);
+        let what = |s: u32| -> String {
+            labels
+                .iter()
+                .rev()
+                .find(|(from, _)| *from <= s)
+                .map_or_else(|| "the batch".to_string(), |(_, label)| label.clone())
+        };
+        self.transact(&bytes, acked, seq..=seq + count as u32 + 1, what)
+    }
+
+    /// Sends one batch and waits for the acknowledgement of each message
+    /// in `acked`; the first refusal is returned, described by `what`.
+    fn transact(
+        &mut self,
+        bytes: &[u8],
+        acked: Vec<u32>,
+        range: std::ops::RangeInclusive<u32>,
+        what: impl Fn(u32) -> String,
+    ) -> Result<(), NftNetlinkError> {
+        self.send(bytes)?;
         let mut pending: std::collections::BTreeSet<u32> = acked.into_iter().collect();
         let mut failure: Option<NftNetlinkError> = None;
         let mut buf = vec![0u8; 1 << 16];
@@ -870,7 +942,7 @@ impl NftNetlink {
                 break;
             };
             for (kind, s, payload) in messages(&buf[..n]) {
-                if s < first || s > last {
+                if !range.contains(&s) {
                     continue;
                 }
                 if kind == NLMSG_ERROR {
@@ -889,6 +961,52 @@ impl NftNetlink {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Reads every element of `set` (a dump: one request, the kernel's
+    /// answers until `NLMSG_DONE`): what a rebuilt chain's counts are
+    /// carried from, without an nft process per set.
+    pub fn dump(&mut self, set: &str) -> Result<Vec<ReadElement>, NftNetlinkError> {
+        let seq = self.next_seq(0);
+        let mut m = Message::new(
+            msg_type(NFT_MSG_GETSETELEM),
+            NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            NFPROTO_INET,
+            0,
+        );
+        m.attr_str(NFTA_SET_ELEM_LIST_TABLE, TABLE);
+        m.attr_str(NFTA_SET_ELEM_LIST_SET, set);
+        let mut bytes = Vec::new();
+        m.finish(&mut bytes);
+        self.send(&bytes)?;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        while let Some(n) = self.recv(&mut buf, true)? {
+            for (kind, s, payload) in messages(&buf[..n]) {
+                if s != seq {
+                    continue;
+                }
+                match kind {
+                    NLMSG_DONE => return Ok(out),
+                    NLMSG_ERROR => {
+                        let code = error_code(payload);
+                        if code == -libc::ENOENT {
+                            return Ok(out);
+                        }
+                        return Err(NftNetlinkError::Refused {
+                            what: format!("reading set {set}"),
+                            source: std::io::Error::from_raw_os_error(-code),
+                        });
+                    }
+                    k if k == msg_type(NFT_MSG_NEWSETELEM) && payload.len() >= 4 => {
+                        out.extend(read_elements(&payload[4..]));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Reads single elements of `set` back (their key, comment and

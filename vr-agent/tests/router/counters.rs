@@ -145,7 +145,13 @@ fn datagrams_between_tiers_move_the_counters_of_the_items_that_decided_them() {
         item(4, Deny, Ingress, Udp, &["10.1.2.6/32"], Some((7000, 7002))),
         "deny-vm3",
     );
+    let netlink = |log: &str| log.matches("nft_path=netlink").count();
+    let before = netlink(&r.agent_log());
     r.set_acl(2, vec![allow.clone(), other.clone(), over, moved]);
+    // The rebuilt chain went over netlink too (its old sets' counts read
+    // with one dump each).
+    let log = r.agent_log();
+    assert_eq!(netlink(&log), before + 1, "{log}");
     let state = counters_only(&r);
     assert_eq!(counts(&state, 2, 2), (5, 5 * PACKET), "{state:?}");
     assert_eq!(counts(&state, 2, 3), (2, 2 * PACKET), "{state:?}");

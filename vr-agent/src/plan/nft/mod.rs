@@ -30,7 +30,7 @@ pub mod counters;
 mod proxy;
 mod render;
 pub use acl::SHARD_ELEMENTS;
-pub use render::{Carry, CarryNeeds, ElementDelta};
+pub use render::{Carry, CarryNeeds, ChainChanges, ChainRebuild, ElementDelta};
 pub mod shape;
 
 use std::collections::BTreeMap;

@@ -352,6 +352,100 @@ impl Ruleset {
     }
 }
 
+/// An element (by position in its set) that starts at a carried count
+/// (packets, bytes).
+pub type Carried = (usize, (u64, u64));
+
+/// A regular chain rebuilt whole in one transaction: its rules flushed, its
+/// sets deleted, its new sets created with their elements, its new rules
+/// added (what [`Ruleset::render_update_with`] writes for it as a script).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainRebuild<'a> {
+    pub chain: &'a str,
+    /// The chain's sets before, deleted once its rules are gone.
+    pub old_sets: Vec<&'a str>,
+    /// The chain's sets after, each with the elements that start at a
+    /// carried count.
+    pub sets: Vec<(&'a Set, Vec<Carried>)>,
+    pub rules: &'a [String],
+}
+
+/// A change of regular chains and elements only: no chain comes or goes,
+/// no base chain changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainChanges<'a> {
+    pub rebuilt: Vec<ChainRebuild<'a>>,
+    pub elements: Vec<ElementDelta>,
+}
+
+/// The elements of `set` (in `chain`) that start at a carried count: each
+/// item's first element, once per item over the change (`given`).
+fn carried_positions(
+    chain: &str,
+    set: &Set,
+    counts: &ChainCounts,
+    given: &mut BTreeSet<(String, String)>,
+) -> Vec<Carried> {
+    let of_chain: std::collections::HashMap<&str, (u64, u64)> = counts
+        .iter()
+        .filter(|((c, _), _)| c == chain)
+        .map(|((_, item), count)| (item.as_str(), *count))
+        .collect();
+    if of_chain.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (k, element) in set.elements.iter().enumerate() {
+        let Some(item) = item_of_element(element) else {
+            continue;
+        };
+        if let Some(&count) = of_chain.get(item)
+            && given.insert((chain.to_string(), item.to_string()))
+        {
+            out.push((k, count));
+        }
+    }
+    out
+}
+
+impl Ruleset {
+    /// The change from `old` to `self` as regular chains rebuilt whole and
+    /// element changes, or `None` when a chain comes or goes or a base
+    /// chain changes (the caller then takes nft). Carried counts are given
+    /// as [`Ruleset::render_update_with`] gives them.
+    pub fn chain_changes<'a>(
+        &'a self,
+        old: &'a Ruleset,
+        carry: &Carry,
+    ) -> Option<ChainChanges<'a>> {
+        let (removed, added, changed, element_only) = classify(self, old);
+        if !removed.is_empty()
+            || !added.is_empty()
+            || changed
+                .iter()
+                .any(|(o, n)| o.hook.is_some() || n.hook.is_some())
+        {
+            return None;
+        }
+        let mut given = BTreeSet::new();
+        let elements = element_deltas(&element_only, carry, &mut given);
+        let rebuilt = changed
+            .iter()
+            .map(|&(o, n)| ChainRebuild {
+                chain: n.name.as_str(),
+                old_sets: o.sets.iter().map(|s| s.name.as_str()).collect(),
+                sets: n
+                    .sets
+                    .iter()
+                    .map(|s| (s, carried_positions(&n.name, s, &carry.counts, &mut given)))
+                    .collect(),
+                rules: &n.rules,
+            })
+            .collect();
+        Some(ChainChanges { rebuilt, elements })
+    }
+}
+
 impl Ruleset {
     /// A script replacing the whole table in one transaction. `table` first
     /// makes the `delete` valid when the table does not exist yet.
@@ -405,35 +499,46 @@ impl Ruleset {
         let (_, _, rebuilt, element_only) = classify(self, old);
         let mut needs = CarryNeeds::default();
         let mut sets = BTreeSet::new();
-        for (o, n, whole) in rebuilt
-            .iter()
-            .map(|(o, n)| (*o, *n, true))
-            .chain(element_only.iter().map(|(o, n)| (*o, *n, false)))
-        {
-            let (before, after) = if whole {
-                (items_of(o), items_of(n))
-            } else {
-                items_of_changed(o, n)
-            };
+        // A rebuilt chain: its old sets holding an element of an item the
+        // new chain has too (none when every item differs, as when a
+        // tier's list is replaced by another list).
+        for (o, n) in &rebuilt {
+            let staying: std::collections::HashSet<&str> = n
+                .sets
+                .iter()
+                .flat_map(|s| s.elements.iter())
+                .filter_map(|e| item_of_element(e))
+                .collect();
+            if staying.is_empty() {
+                continue;
+            }
+            for set in &o.sets {
+                if set
+                    .elements
+                    .iter()
+                    .any(|e| item_of_element(e).is_some_and(|i| staying.contains(i)))
+                {
+                    sets.insert(set.name.clone());
+                }
+            }
+        }
+        for (o, n) in &element_only {
+            let (before, after) = items_of_changed(o, n);
             for (item, old_elements) in &before {
                 let Some(new_elements) = after.get(item) else {
                     continue;
                 };
-                if !whole && old_elements == new_elements {
+                if old_elements == new_elements {
                     continue;
                 }
-                if whole {
-                    sets.extend(old_elements.iter().map(|(set, _)| set.to_string()));
-                } else {
-                    for (set, element) in old_elements {
-                        needs
-                            .elements
-                            .entry(set.to_string())
-                            .or_default()
-                            .push(element_key(element).to_string());
-                    }
-                    needs.refreshed.insert((o.name.clone(), item.to_string()));
+                for (set, element) in old_elements {
+                    needs
+                        .elements
+                        .entry(set.to_string())
+                        .or_default()
+                        .push(element_key(element).to_string());
                 }
+                needs.refreshed.insert((o.name.clone(), item.to_string()));
             }
         }
         needs.sets = sets.into_iter().collect();
