@@ -1075,33 +1075,74 @@ fn bench_flows(report: &mut String) {
         Ruleset::IptablesLegacy,
         Ruleset::IptablesNft,
     ];
-    let mut tcp: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
-    let mut udp: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    flow_table(
+        report,
+        FlowTable {
+            title: "Between two tiers",
+            case: "router ruleset",
+            new_flows: "new flows: UDP 64 B, a new flow per datagram, kpps",
+            bulk: "TCP bulk Gbit/s",
+            versus: "no items",
+            labels: cases.iter().map(|c| c.label()).collect(),
+            traffic: BETWEEN_TIERS,
+            server: "10.1.3.5",
+        },
+        |k| flow_lab(cases[k]),
+    );
+}
+
+/// What a table of [`flow_table`] measures and how it is headed.
+struct FlowTable {
+    title: &'static str,
+    /// The first column's heading, and one label per case.
+    case: &'static str,
+    labels: Vec<String>,
+    new_flows: &'static str,
+    bulk: &'static str,
+    /// What the first case is called in the "vs" columns.
+    versus: &'static str,
+    traffic: Traffic,
+    /// Where iperf3 connects.
+    server: &'static str,
+}
+
+/// The new-flow rate and TCP bulk of every case (a fresh lab from `lab`
+/// each time), medians of FLOW_REPS interleaved runs, as a table relative
+/// to the first case.
+fn flow_table(
+    report: &mut String,
+    table: FlowTable,
+    lab: impl Fn(usize) -> (FlowLab, Option<Agent>),
+) {
+    let n = table.labels.len();
+    let mut tcp: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut udp: Vec<Vec<f64>> = vec![Vec::new(); n];
     for _ in 0..FLOW_REPS {
-        for (k, case) in cases.iter().enumerate() {
-            let (flows, agent) = flow_lab(*case);
+        for k in 0..n {
+            let (flows, agent) = lab(k);
             // New flows first, while the namespaces' conntrack tables are
             // empty; then iperf3's few connections.
-            udp[k].push(new_flow_rate(&flows, BETWEEN_TIERS));
-            tcp[k].push(iperf(&flows, "10.1.3.5", false));
+            udp[k].push(new_flow_rate(&flows, table.traffic));
+            tcp[k].push(iperf(&flows, table.server, false));
             drop(agent);
         }
     }
     let base = (median(tcp[0].clone()), median(udp[0].clone()));
     let _ = writeln!(
         report,
-        "## Between two tiers (median of {FLOW_REPS}, interleaved)\n"
+        "## {} (median of {FLOW_REPS}, interleaved)\n",
+        table.title
     );
     let _ = writeln!(
         report,
-        "| router ruleset | new flows: UDP 64 B, a new flow per datagram, kpps | vs no items | TCP bulk Gbit/s | vs no items |\n|---|---|---|---|---|"
+        "| {} | {} | vs {} | {} | vs {} |\n|---|---|---|---|---|",
+        table.case, table.new_flows, table.versus, table.bulk, table.versus
     );
-    for (k, case) in cases.iter().enumerate() {
+    for (k, label) in table.labels.iter().enumerate() {
         let (t, u) = (median(tcp[k].clone()), median(udp[k].clone()));
         let _ = writeln!(
             report,
-            "| {} | {u:.1} | {:.0}% | {t:.2} | {:.0}% |",
-            case.label(),
+            "| {label} | {u:.1} | {:.0}% | {t:.2} | {:.0}% |",
             100.0 * u / base.1,
             100.0 * t / base.0
         );
@@ -1190,39 +1231,26 @@ fn forward_lab(forwards: u32) -> (FlowLab, Agent) {
 /// 10,000 rules cost no measurable forwarding rate).
 fn bench_forward_flows(report: &mut String) {
     let cases = [2u32, 10_000];
-    let mut udp: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
-    let mut tcp: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
-    let traffic = Traffic {
-        sources: [198, 51, 100],
-        to: std::net::Ipv4Addr::new(203, 0, 113, 11),
-    };
-    for _ in 0..FLOW_REPS {
-        for (k, forwards) in cases.iter().enumerate() {
-            let (flows, agent) = forward_lab(*forwards);
-            udp[k].push(new_flow_rate(&flows, traffic));
-            tcp[k].push(iperf(&flows, "203.0.113.11", false));
-            drop(agent);
-        }
-    }
-    let base = (median(tcp[0].clone()), median(udp[0].clone()));
-    let _ = writeln!(
+    flow_table(
         report,
-        "## Through a port forward (median of {FLOW_REPS}, interleaved)\n"
+        FlowTable {
+            title: "Through a port forward",
+            case: "port forwards on the router",
+            new_flows: "new flows: UDP 64 B through the forward, a new flow per datagram, kpps",
+            bulk: "TCP bulk through the forward, Gbit/s",
+            versus: "2",
+            labels: cases.iter().map(|c| c.to_string()).collect(),
+            traffic: Traffic {
+                sources: [198, 51, 100],
+                to: std::net::Ipv4Addr::new(203, 0, 113, 11),
+            },
+            server: "203.0.113.11",
+        },
+        |k| {
+            let (flows, agent) = forward_lab(cases[k]);
+            (flows, Some(agent))
+        },
     );
-    let _ = writeln!(
-        report,
-        "| port forwards on the router | new flows: UDP 64 B through the forward, a new flow per datagram, kpps | vs 2 | TCP bulk through the forward, Gbit/s | vs 2 |\n|---|---|---|---|---|"
-    );
-    for (k, forwards) in cases.iter().enumerate() {
-        let (t, u) = (median(tcp[k].clone()), median(udp[k].clone()));
-        let _ = writeln!(
-            report,
-            "| {forwards} | {u:.1} | {:.0}% | {t:.2} | {:.0}% |",
-            100.0 * u / base.1,
-            100.0 * t / base.0
-        );
-    }
-    let _ = writeln!(report, "\nMachine: {}\n", machine());
 }
 
 fn main() {
