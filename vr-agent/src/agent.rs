@@ -60,6 +60,9 @@ pub struct AgentSettings {
     pub vpn_dir: PathBuf,
     pub charon_binary: PathBuf,
     pub swanctl_binary: PathBuf,
+    /// Test hook, never set in production: each journal append waits this
+    /// long before it is written (see [`crate::state::StateStore::set_journal_delay`]).
+    pub journal_delay: Option<std::time::Duration>,
 }
 
 impl AgentSettings {
@@ -80,6 +83,7 @@ impl AgentSettings {
             state_dir,
             charon_binary: "/usr/lib/ipsec/charon".into(),
             swanctl_binary: "swanctl".into(),
+            journal_delay: None,
         }
     }
 }
@@ -236,6 +240,10 @@ impl Agent {
     /// waits for the ApplyConfig that a resync sends.
     pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
         let store = StateStore::open(&settings.state_dir)?;
+        if let Some(delay) = settings.journal_delay {
+            tracing::warn!(?delay, "test hook: journal appends are delayed");
+            store.set_journal_delay(delay);
+        }
         let loaded = match store.load() {
             // Restarted before the resync that the condition waits for.
             Ok(None) if store.awaiting_resync().is_some() => {
@@ -333,6 +341,12 @@ impl Agent {
         Ok(agent)
     }
 
+    /// Waits until the journal records of the changes answered so far are
+    /// on disk (at shutdown).
+    pub fn flush_state(&self) -> Result<(), AgentError> {
+        Ok(self.store.flush()?)
+    }
+
     /// Whether the agent can apply its state, as it changes.
     pub fn serving(&self) -> watch::Receiver<bool> {
         self.serving.subscribe()
@@ -407,6 +421,10 @@ impl Agent {
         let unchanged = undo.unchanged(&inner.desired.config) && inner.last_error.is_empty();
         let before_generation = std::mem::replace(&mut inner.desired.generation, generation);
         let persisting = Instant::now();
+        if let Some(failure) = self.store.take_failure() {
+            // The journal was abandoned: the save below writes a snapshot.
+            inner.status.record(Part::State, Err(failure));
+        }
         // Only what changed in the list is persisted when it can be.
         let replaced = match (&undo, list) {
             (update::Undo::Acl { index, before }, _) => Replaced::Acl(*index, before.as_ref()),
@@ -418,26 +436,46 @@ impl Agent {
             }
             _ => Replaced::Other,
         };
-        let saved = self.store.save_replaced(replaced, &inner.desired);
-        inner.status.record(
-            Part::State,
-            saved.as_ref().map_err(|e| e.to_string()).copied(),
-        );
-        if let Err(e) = saved {
-            undo.undo(&mut inner.desired.config);
-            inner.desired.generation = before_generation;
-            self.publish(&inner);
-            return Err(e.into());
+        // A list change's record is made now and queued once the kernel
+        // has the change (the writer syncs it in the background: see
+        // `state::writer` for what a crash in between leaves); any other
+        // change writes a snapshot before it is applied.
+        let record = self.store.journal_record(replaced, &inner.desired);
+        if record.is_none() {
+            let saved = self.store.save(&inner.desired);
+            inner.status.record(
+                Part::State,
+                saved.as_ref().map_err(|e| e.to_string()).copied(),
+            );
+            if let Err(e) = saved {
+                undo.undo(&mut inner.desired.config);
+                inner.desired.generation = before_generation;
+                self.publish(&inner);
+                return Err(e.into());
+            }
         }
-        let persist_us = micros_since(persisting);
+        let snapshot_written = record.is_none();
+        let mut persist_us = micros_since(persisting);
         // The previous router stays until the apply succeeds (no copy of a
         // large state is made); it is moved out for the apply to compare
         // with.
         let previous_router = std::mem::take(&mut inner.router);
-        match self
+        let mut applied = self
             .apply_router(&mut inner, &router, &previous_router)
-            .await
-        {
+            .await;
+        if let (Ok(_), Some(record)) = (&applied, record) {
+            let queueing = Instant::now();
+            let queued = self.store.append(record, &inner.desired);
+            persist_us += micros_since(queueing);
+            inner.status.record(
+                Part::State,
+                queued.as_ref().map_err(|e| e.to_string()).copied(),
+            );
+            if let Err(e) = queued {
+                applied = Err(e.into());
+            }
+        }
+        match applied {
             Ok(report) => {
                 inner.router = router;
                 self.publish_vm_data(&inner);
@@ -479,8 +517,9 @@ impl Agent {
                 inner.desired.generation = before_generation;
                 // Re-apply the previous state even if persisting it fails: the
                 // kernel must not stay half-changed. The reconcile loop retries
-                // whatever is left in last_error.
-                if let Err(e) = self.store.save(&inner.desired) {
+                // whatever is left in last_error. (A list change queued no
+                // record: what is persisted is still the previous state.)
+                if snapshot_written && let Err(e) = self.store.save(&inner.desired) {
                     tracing::error!(error = %e, "persisting the previous state failed");
                     inner.last_error = e.to_string();
                 }
