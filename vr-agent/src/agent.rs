@@ -125,16 +125,14 @@ struct ApplyReport {
     dnsmasq_us: u64,
 }
 
-/// The whole list an ACL edit made against generation `base` leads to, from
-/// the list the agent holds; refused (NotAtBase) when the agent has applied
-/// another generation than `base` or the edit's own `generation`, or the NIC
-/// holds another list.
-fn edit_base(
+/// The list of an ACL edit made against generation `base`; refused
+/// (NotAtBase) when the agent has applied another generation than `base` or
+/// the edit's own `generation`.
+fn edit_at_base(
     inner: &Inner,
     generation: u64,
     base: u64,
     acl: Option<pb::NetworkAcl>,
-    removed: &[String],
 ) -> Result<pb::NetworkAcl, AgentError> {
     // A change sends one edit per NIC using the list, all with its
     // generation: after the first, the agent is at that generation, and
@@ -145,18 +143,12 @@ fn edit_base(
             inner.applied_generation
         )));
     }
-    let acl = acl.ok_or_else(|| {
+    acl.ok_or_else(|| {
         AgentError::Invalid(crate::model::Invalid {
             kind: crate::model::InvalidKind::Argument,
             field: "acl".into(),
             message: "is required".into(),
         })
-    })?;
-    let nic = acl.device_index;
-    update::edited_acl(&inner.desired.config, acl, removed).ok_or_else(|| {
-        AgentError::NotAtBase(format!(
-            "eth{nic} does not hold the list the edit was made against"
-        ))
     })
 }
 
@@ -394,29 +386,44 @@ impl Agent {
                 applied: inner.applied_generation,
             });
         }
-        let change = match change {
-            Change::EditNetworkAcl { base, acl, removed } => {
-                Change::SetNetworkAcl(Some(edit_base(&inner, generation, base, acl, &removed)?))
-            }
-            other => other,
-        };
+        let validating = Instant::now();
         let list = match &change {
             Change::SetNetworkAcl(Some(acl)) => ListChange::Acl(acl.device_index),
+            Change::EditNetworkAcl { acl: Some(acl), .. } => ListChange::Acl(acl.device_index),
             Change::SetPortForwarding(_) => ListChange::PortForwards,
             Change::SetStaticNat(_) => ListChange::StaticNats,
             _ => ListChange::Other,
         };
-        let validating = Instant::now();
         // The change is made to the desired state in place (an ACL change
-        // moves one list in and out, whatever the state's size); `undo`
-        // puts it back if persisting or applying fails.
-        let state = &mut *inner;
-        let (router, undo) = update::apply_in_place(
-            &mut state.desired.config,
-            &state.router,
-            change,
-            &self.settings.limits,
-        )?;
+        // moves one list in and out, or an edit its items, whatever the
+        // state's size); `undo` puts it back if applying fails.
+        let limits = &self.settings.limits;
+        let (router, undo) = match change {
+            Change::EditNetworkAcl { base, acl, removed } => {
+                let acl = edit_at_base(&inner, generation, base, acl)?;
+                let nic = acl.device_index;
+                let state = &mut *inner;
+                let config = &mut state.desired.config;
+                match update::apply_edit_in_place(config, &state.router, acl, &removed, limits)? {
+                    update::Edit::Applied(router, undo) => (router, undo),
+                    update::Edit::Whole(acl) => update::apply_in_place(
+                        config,
+                        &state.router,
+                        Change::SetNetworkAcl(Some(acl)),
+                        limits,
+                    )?,
+                    update::Edit::NotHeld => {
+                        return Err(AgentError::NotAtBase(format!(
+                            "eth{nic} does not hold the list the edit was made against"
+                        )));
+                    }
+                }
+            }
+            change => {
+                let state = &mut *inner;
+                update::apply_in_place(&mut state.desired.config, &state.router, change, limits)?
+            }
+        };
         let validate_us = micros_since(validating);
         let unchanged = undo.unchanged(&inner.desired.config) && inner.last_error.is_empty();
         let before_generation = std::mem::replace(&mut inner.desired.generation, generation);
@@ -426,8 +433,22 @@ impl Agent {
             inner.status.record(Part::State, Err(failure));
         }
         // Only what changed in the list is persisted when it can be.
+        let removed_numbers: Vec<u32>;
         let replaced = match (&undo, list) {
             (update::Undo::Acl { index, before }, _) => Replaced::Acl(*index, before.as_ref()),
+            (
+                update::Undo::AclEdit {
+                    index, taken, at, ..
+                },
+                _,
+            ) => {
+                removed_numbers = taken.iter().map(|i| i.number).collect();
+                Replaced::AclEdit {
+                    index: *index,
+                    removed: &removed_numbers,
+                    at,
+                }
+            }
             (update::Undo::Config(old), ListChange::PortForwards) => {
                 Replaced::PortForwards(&old.port_forwarding_rules)
             }

@@ -324,6 +324,14 @@ fn snat_key(rule: &pb::StaticNatRule) -> String {
 pub enum Replaced<'a> {
     /// The ACL of the NIC with this device index (`None`: it had none).
     Acl(u32, Option<&'a pb::NetworkAcl>),
+    /// An edit of the ACL of the NIC `index`, known item by item: the
+    /// numbers of the items it took out, and the index in the list after
+    /// it of each item it put in (ascending). Nothing is compared.
+    AclEdit {
+        index: u32,
+        removed: &'a [u32],
+        at: &'a [u32],
+    },
     PortForwards(&'a [pb::PortForwardingRule]),
     StaticNats(&'a [pb::StaticNatRule]),
     /// Anything else: a new snapshot.
@@ -369,6 +377,20 @@ fn record_of(replaced: Replaced<'_>, new: &Desired) -> Option<JournalRecord> {
             record.at = at;
             record.acl = Some(pb::NetworkAcl {
                 items: changed,
+                ..labels_of(b)
+            });
+        }
+        Replaced::AclEdit { index, removed, at } => {
+            let b = n.network_acls.iter().find(|a| a.device_index == index)?;
+            let items = at
+                .iter()
+                .map(|&i| b.items.get(i as usize).cloned())
+                .collect::<Option<Vec<_>>>()?;
+            record.kind = KIND_ACL;
+            record.removed = removed.iter().map(u32::to_string).collect();
+            record.at = at.to_vec();
+            record.acl = Some(pb::NetworkAcl {
+                items,
                 ..labels_of(b)
             });
         }

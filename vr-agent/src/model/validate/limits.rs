@@ -133,6 +133,35 @@ impl Limits {
         Ok(())
     }
 
+    /// [`Limits::check_acl`] for an edit that leaves `len` items in the
+    /// list, of which `added` (each with its index in the list) are new:
+    /// the items that stay were checked when they came.
+    pub fn check_acl_edit(
+        &self,
+        field: &str,
+        len: usize,
+        added: &[(usize, &pb::AclItem)],
+    ) -> Result<()> {
+        if len > self.acl_items {
+            return Err(bad(
+                format!("{field}.items"),
+                format!(
+                    "{len} entries exceed the bound of {} (set by --max-acl-items)",
+                    self.acl_items
+                ),
+            ));
+        }
+        for (k, item) in added {
+            at_most(
+                &format!("{field}.items[{k}].cidrs"),
+                &item.cidrs,
+                MAX_CIDRS,
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Checks a port forwarding rule list.
     pub fn check_port_forwards(&self, field: &str, rules: &[pb::PortForwardingRule]) -> Result<()> {
         at_most(
