@@ -435,7 +435,19 @@ impl Agent {
         // Only what changed in the list is persisted when it can be.
         let removed_numbers: Vec<u32>;
         let replaced = match (&undo, list) {
-            (update::Undo::Acl { index, before }, _) => Replaced::Acl(*index, before.as_ref()),
+            (
+                update::Undo::Acl {
+                    index,
+                    delta: Some((removed, at)),
+                    ..
+                },
+                _,
+            ) => Replaced::AclEdit {
+                index: *index,
+                removed,
+                at,
+            },
+            (update::Undo::Acl { index, before, .. }, _) => Replaced::Acl(*index, before.as_ref()),
             (
                 update::Undo::AclEdit {
                     index, taken, at, ..

@@ -170,6 +170,10 @@ pub enum Undo {
     Acl {
         index: u32,
         before: Option<pb::NetworkAcl>,
+        /// When the change was found item by item ([`few_changes`]): the
+        /// numbers of the items taken out and the index in the new list of
+        /// each item put in, for the journal.
+        delta: Option<(Vec<u32>, Vec<u32>)>,
     },
     /// An edit of the list of the NIC `index` ([`apply_edit_in_place`]):
     /// its labels before (no items), the items it took out (in list order)
@@ -190,7 +194,7 @@ impl Undo {
     /// Puts `config` back as it was before the change.
     pub fn undo(self, config: &mut pb::RouterConfig) {
         match self {
-            Undo::Acl { index, before } => {
+            Undo::Acl { index, before, .. } => {
                 set_acl(config, index, before);
             }
             Undo::AclEdit {
@@ -227,7 +231,7 @@ impl Undo {
     /// Whether the change left `config` as it was.
     pub fn unchanged(&self, config: &pb::RouterConfig) -> bool {
         match self {
-            Undo::Acl { index, before } => {
+            Undo::Acl { index, before, .. } => {
                 config
                     .network_acls
                     .iter()
@@ -258,6 +262,67 @@ impl Undo {
             }
             Undo::Config(before) => **before == *config,
         }
+    }
+}
+
+/// Changed items at most for which a whole list is checked item by item.
+const FEW_CHANGES: usize = 32;
+
+/// How `new` differs from `old`, both in number order: the numbers of the
+/// items of `old` that go or change, and the items of `new` that come or
+/// change, with their indexes in `new`; `None` when a list is not in number
+/// order or more than [`FEW_CHANGES`] items differ. One walk over both
+/// lists, comparing items of the same number, nothing copied.
+fn few_changes<'a>(
+    old: &pb::NetworkAcl,
+    new: &'a pb::NetworkAcl,
+) -> Option<(Vec<u32>, Vec<(usize, &'a pb::AclItem)>)> {
+    let (a, b) = (&old.items, &new.items);
+    if !a.is_sorted_by_key(|i| i.number) || !b.is_sorted_by_key(|i| i.number) {
+        return None;
+    }
+    let (mut removed, mut added) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    loop {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.number == y.number => {
+                if x != y {
+                    removed.push(x.number);
+                    added.push((j, y));
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x.number < y.number => {
+                removed.push(x.number);
+                i += 1;
+            }
+            (Some(x), None) => {
+                removed.push(x.number);
+                i += 1;
+            }
+            (_, Some(y)) => {
+                added.push((j, y));
+                j += 1;
+            }
+            (None, None) => break,
+        }
+        if removed.len() + added.len() > FEW_CHANGES {
+            return None;
+        }
+    }
+    Some((removed, added))
+}
+
+/// A list's labels, without its items.
+fn labels_of(acl: &pb::NetworkAcl) -> pb::NetworkAcl {
+    pb::NetworkAcl {
+        device_index: acl.device_index,
+        mac_address: acl.mac_address.clone(),
+        private_gateway: acl.private_gateway,
+        acl_id: acl.acl_id.clone(),
+        acl_name: acl.acl_name.clone(),
+        items: Vec::new(),
     }
 }
 
@@ -357,10 +422,7 @@ pub fn apply_edit_in_place(
     }
     limits.check_acl_edit("acl", len, &added)?;
     let numbers: Vec<u32> = taken.iter().map(|&t| held.items[t].number).collect();
-    let labels = pb::NetworkAcl {
-        items: Vec::new(),
-        ..edit.clone()
-    };
+    let labels = labels_of(&edit);
     let Some(next) = router.with_acl_edit(&labels, &numbers, &added, limits.acl_elements_per_entry)
     else {
         let whole = edited_acl(config, edit, removed);
@@ -456,9 +518,28 @@ pub fn apply_in_place(
             config.network_acls.sort_by_key(|a| a.device_index);
         }
         let before = config.network_acls.iter().find(|a| a.device_index == index);
-        let next_router = router.with_acl_from(&acl, limits.acl_elements_per_entry, before)?;
+        let per_entry = limits.acl_elements_per_entry;
+        // A list that differs from the one held in a few items is checked
+        // in those items alone (with the errors the whole list gives).
+        let few = before.filter(|_| !acl.items.is_empty()).and_then(|b| {
+            let (removed, added) = few_changes(b, &acl)?;
+            let next = router.with_acl_edit(&labels_of(&acl), &removed, &added, per_entry)?;
+            let at = added.iter().map(|(i, _)| *i as u32).collect();
+            Some((next, (removed, at)))
+        });
+        let (next_router, delta) = match few {
+            Some((next, delta)) => (next?, Some(delta)),
+            None => (router.with_acl_from(&acl, per_entry, before)?, None),
+        };
         let before = set_acl(config, index, (!acl.items.is_empty()).then_some(acl));
-        return Ok((next_router, Undo::Acl { index, before }));
+        return Ok((
+            next_router,
+            Undo::Acl {
+                index,
+                before,
+                delta,
+            },
+        ));
     }
     let mut next = config.clone();
     match change {
@@ -898,13 +979,6 @@ mod tests {
         }
     }
 
-    fn labels_of(acl: &pb::NetworkAcl) -> pb::NetworkAcl {
-        pb::NetworkAcl {
-            items: Vec::new(),
-            ..acl.clone()
-        }
-    }
-
     fn held_item(number: u32) -> pb::AclItem {
         with_ids().network_acls[0]
             .items
@@ -1111,5 +1185,102 @@ mod tests {
         );
         assert!(matches!(got, Ok(Edit::NotHeld)), "{got:?}");
         assert_eq!(in_place, config);
+    }
+
+    /// A whole list that differs from the one held in a few items gives
+    /// the router (or the error) that checking every item gives, and a
+    /// journal record that replays to it.
+    fn set_both_ways(items: Vec<pb::AclItem>) -> Result<(), Invalid> {
+        let config = with_ids();
+        let router = Router::from_config(&config).unwrap();
+        let acl = web_edit(items);
+        let held = &config.network_acls[0];
+        let want = router.with_acl_from(&acl, Limits::default().acl_elements_per_entry, Some(held));
+        let mut got_config = config.clone();
+        let got = apply_in_place(
+            &mut got_config,
+            &router,
+            Change::SetNetworkAcl(Some(acl.clone())),
+            &Limits::default(),
+        );
+        match (want, got) {
+            (Ok(want), Ok((got, undo))) => {
+                assert_eq!(got, want);
+                let Undo::Acl {
+                    index,
+                    delta: Some((removed, at)),
+                    ..
+                } = &undo
+                else {
+                    panic!("found item by item: {undo:?}");
+                };
+                let dir = tempfile::tempdir().unwrap();
+                let store = crate::state::StateStore::open(dir.path()).unwrap();
+                store
+                    .save(&crate::state::Desired {
+                        generation: 1,
+                        config: config.clone(),
+                    })
+                    .unwrap();
+                let second = crate::state::Desired {
+                    generation: 2,
+                    config: got_config.clone(),
+                };
+                let replaced = crate::state::Replaced::AclEdit {
+                    index: *index,
+                    removed,
+                    at,
+                };
+                store.save_replaced(replaced, &second).unwrap();
+                let loaded = crate::state::StateStore::open(dir.path())
+                    .unwrap()
+                    .load()
+                    .unwrap();
+                assert_eq!(loaded, Some(second));
+                Ok(())
+            }
+            (Err(want), Err(got)) => {
+                assert_eq!(got.to_string(), want.to_string());
+                assert_eq!(got_config, config, "a refused list changes nothing");
+                Err(got)
+            }
+            (want, got) => panic!("whole: {want:?}\nitem by item: {got:?}"),
+        }
+    }
+
+    #[test]
+    fn a_whole_list_with_a_few_changes_is_checked_in_those_alone() {
+        use pb::{AclAction::*, Protocol::*, TrafficType::*};
+        let held = with_ids().network_acls[0].items.clone();
+        let mut update = held.clone();
+        update[1].start_port = Some(2222);
+        update[1].end_port = Some(2222);
+        set_both_ways(update).unwrap();
+        let mut add = held.clone();
+        let mut new =
+            crate::testing::item(25, Allow, Ingress, Udp, &["10.9.0.0/16"], Some((53, 53)));
+        new.id = "n25".into();
+        add.insert(2, new.clone());
+        set_both_ways(add).unwrap();
+        let mut delete = held.clone();
+        delete.remove(2);
+        set_both_ways(delete).unwrap();
+        let mut moved = held.clone();
+        let mut first = moved.remove(0);
+        first.number = 60;
+        moved.push(first);
+        set_both_ways(moved).unwrap();
+        let mut flip = held.clone();
+        flip[3].action = Deny as i32;
+        set_both_ways(flip).unwrap();
+        let mut twice = held.clone();
+        let mut again = new.clone();
+        again.number = 20;
+        twice.insert(2, again);
+        let err = set_both_ways(twice).unwrap_err();
+        assert!(err.to_string().contains("used by two items"), "{err}");
+        let mut bad = held.clone();
+        bad[4].cidrs = vec!["nowhere".into()];
+        set_both_ways(bad).unwrap_err();
     }
 }
