@@ -405,7 +405,7 @@ impl Agent {
                 let state = &mut *inner;
                 let config = &mut state.desired.config;
                 match update::apply_edit_in_place(config, &state.router, acl, &removed, limits)? {
-                    update::Edit::Applied(router, undo) => (router, undo),
+                    update::Edit::Applied(router, undo) => (*router, undo),
                     update::Edit::Whole(acl) => update::apply_in_place(
                         config,
                         &state.router,

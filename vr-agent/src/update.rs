@@ -265,6 +265,9 @@ impl Undo {
     }
 }
 
+/// Items put into a list, each with its index in the list after the change.
+pub type Placed<'a> = Vec<(usize, &'a pb::AclItem)>;
+
 /// Changed items at most for which a whole list is checked item by item.
 const FEW_CHANGES: usize = 32;
 
@@ -276,7 +279,7 @@ const FEW_CHANGES: usize = 32;
 fn few_changes<'a>(
     old: &pb::NetworkAcl,
     new: &'a pb::NetworkAcl,
-) -> Option<(Vec<u32>, Vec<(usize, &'a pb::AclItem)>)> {
+) -> Option<(Vec<u32>, Placed<'a>)> {
     let (a, b) = (&old.items, &new.items);
     if !a.is_sorted_by_key(|i| i.number) || !b.is_sorted_by_key(|i| i.number) {
         return None;
@@ -340,8 +343,9 @@ fn labels_equal(a: &pb::NetworkAcl, b: &pb::NetworkAcl) -> bool {
 pub enum Edit {
     /// The NIC holds no list, or another one than the edit's.
     NotHeld,
-    /// Made in place: the new validated router and what undoes it.
-    Applied(Router, Undo),
+    /// Made in place: the new validated router (boxed: it is large beside
+    /// the other answers) and what undoes it.
+    Applied(Box<Router>, Undo),
     /// Not one the in-place path takes (the list held is not in number
     /// order, or the edit empties it): the whole list after the edit, to
     /// be applied as a [`Change::SetNetworkAcl`].
@@ -459,7 +463,7 @@ pub fn apply_edit_in_place(
     let mut positions = positions;
     positions.sort_unstable();
     Ok(Edit::Applied(
-        next,
+        Box::new(next),
         Undo::AclEdit {
             index: before.device_index,
             labels: before,
@@ -1008,7 +1012,7 @@ mod tests {
         match (expected, got) {
             (Ok((next, next_router)), Ok(Edit::Applied(got_router, undo))) => {
                 assert_eq!(in_place, next);
-                assert_eq!(got_router, next_router);
+                assert_eq!(*got_router, next_router);
                 let (index, numbers, at) = match &undo {
                     Undo::AclEdit {
                         index, taken, at, ..
