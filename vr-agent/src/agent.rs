@@ -62,6 +62,9 @@ pub struct AgentSettings {
     pub vpn_dir: PathBuf,
     pub charon_binary: PathBuf,
     pub swanctl_binary: PathBuf,
+    /// Test hook, never set in production: each journal append waits this
+    /// long before it is written (see [`crate::state::StateStore::set_journal_delay`]).
+    pub journal_delay: Option<std::time::Duration>,
 }
 
 impl AgentSettings {
@@ -82,6 +85,7 @@ impl AgentSettings {
             state_dir,
             charon_binary: "/usr/lib/ipsec/charon".into(),
             swanctl_binary: "swanctl".into(),
+            journal_delay: None,
         }
     }
 }
@@ -123,16 +127,14 @@ struct ApplyReport {
     dnsmasq_us: u64,
 }
 
-/// The whole list an ACL edit made against generation `base` leads to, from
-/// the list the agent holds; refused (NotAtBase) when the agent has applied
-/// another generation than `base` or the edit's own `generation`, or the NIC
-/// holds another list.
-fn edit_base(
+/// The list of an ACL edit made against generation `base`; refused
+/// (NotAtBase) when the agent has applied another generation than `base` or
+/// the edit's own `generation`.
+fn edit_at_base(
     inner: &Inner,
     generation: u64,
     base: u64,
     acl: Option<pb::NetworkAcl>,
-    removed: &[String],
 ) -> Result<pb::NetworkAcl, AgentError> {
     // A change sends one edit per NIC using the list, all with its
     // generation: after the first, the agent is at that generation, and
@@ -143,18 +145,12 @@ fn edit_base(
             inner.applied_generation
         )));
     }
-    let acl = acl.ok_or_else(|| {
+    acl.ok_or_else(|| {
         AgentError::Invalid(crate::model::Invalid {
             kind: crate::model::InvalidKind::Argument,
             field: "acl".into(),
             message: "is required".into(),
         })
-    })?;
-    let nic = acl.device_index;
-    update::edited_acl(&inner.desired.config, acl, removed).ok_or_else(|| {
-        AgentError::NotAtBase(format!(
-            "eth{nic} does not hold the list the edit was made against"
-        ))
     })
 }
 
@@ -238,6 +234,10 @@ impl Agent {
     /// waits for the ApplyConfig that a resync sends.
     pub async fn start(settings: AgentSettings) -> Result<Agent, AgentError> {
         let store = StateStore::open(&settings.state_dir)?;
+        if let Some(delay) = settings.journal_delay {
+            tracing::warn!(?delay, "test hook: journal appends are delayed");
+            store.set_journal_delay(delay);
+        }
         let loaded = match store.load() {
             // Restarted before the resync that the condition waits for.
             Ok(None) if store.awaiting_resync().is_some() => {
@@ -335,6 +335,12 @@ impl Agent {
         Ok(agent)
     }
 
+    /// Waits until the journal records of the changes answered so far are
+    /// on disk (at shutdown).
+    pub fn flush_state(&self) -> Result<(), AgentError> {
+        Ok(self.store.flush()?)
+    }
+
     /// Whether the agent can apply its state, as it changes.
     pub fn serving(&self) -> watch::Receiver<bool> {
         self.serving.subscribe()
@@ -382,36 +388,81 @@ impl Agent {
                 applied: inner.applied_generation,
             });
         }
-        let change = match change {
-            Change::EditNetworkAcl { base, acl, removed } => {
-                Change::SetNetworkAcl(Some(edit_base(&inner, generation, base, acl, &removed)?))
-            }
-            other => other,
-        };
+        let validating = Instant::now();
         let list = match &change {
             Change::SetNetworkAcl(Some(acl)) => ListChange::Acl(acl.device_index),
+            Change::EditNetworkAcl { acl: Some(acl), .. } => ListChange::Acl(acl.device_index),
             Change::SetPortForwarding(_) => ListChange::PortForwards,
             Change::SetStaticNat(_) => ListChange::StaticNats,
             _ => ListChange::Other,
         };
-        let validating = Instant::now();
         // The change is made to the desired state in place (an ACL change
-        // moves one list in and out, whatever the state's size); `undo`
-        // puts it back if persisting or applying fails.
-        let state = &mut *inner;
-        let (router, undo) = update::apply_in_place(
-            &mut state.desired.config,
-            &state.router,
-            change,
-            &self.settings.limits,
-        )?;
+        // moves one list in and out, or an edit its items, whatever the
+        // state's size); `undo` puts it back if applying fails.
+        let limits = &self.settings.limits;
+        let (router, undo) = match change {
+            Change::EditNetworkAcl { base, acl, removed } => {
+                let acl = edit_at_base(&inner, generation, base, acl)?;
+                let nic = acl.device_index;
+                let state = &mut *inner;
+                let config = &mut state.desired.config;
+                match update::apply_edit_in_place(config, &state.router, acl, &removed, limits)? {
+                    update::Edit::Applied(router, undo) => (*router, undo),
+                    update::Edit::Whole(acl) => update::apply_in_place(
+                        config,
+                        &state.router,
+                        Change::SetNetworkAcl(Some(acl)),
+                        limits,
+                    )?,
+                    update::Edit::NotHeld => {
+                        return Err(AgentError::NotAtBase(format!(
+                            "eth{nic} does not hold the list the edit was made against"
+                        )));
+                    }
+                }
+            }
+            change => {
+                let state = &mut *inner;
+                update::apply_in_place(&mut state.desired.config, &state.router, change, limits)?
+            }
+        };
         let validate_us = micros_since(validating);
         let unchanged = undo.unchanged(&inner.desired.config) && inner.last_error.is_empty();
         let before_generation = std::mem::replace(&mut inner.desired.generation, generation);
         let persisting = Instant::now();
+        if let Some(failure) = self.store.take_failure() {
+            // The journal was abandoned: the save below writes a snapshot.
+            inner.status.record(Part::State, Err(failure));
+        }
         // Only what changed in the list is persisted when it can be.
+        let removed_numbers: Vec<u32>;
         let replaced = match (&undo, list) {
-            (update::Undo::Acl { index, before }, _) => Replaced::Acl(*index, before.as_ref()),
+            (
+                update::Undo::Acl {
+                    index,
+                    delta: Some((removed, at)),
+                    ..
+                },
+                _,
+            ) => Replaced::AclEdit {
+                index: *index,
+                removed,
+                at,
+            },
+            (update::Undo::Acl { index, before, .. }, _) => Replaced::Acl(*index, before.as_ref()),
+            (
+                update::Undo::AclEdit {
+                    index, taken, at, ..
+                },
+                _,
+            ) => {
+                removed_numbers = taken.iter().map(|i| i.number).collect();
+                Replaced::AclEdit {
+                    index: *index,
+                    removed: &removed_numbers,
+                    at,
+                }
+            }
             (update::Undo::Config(old), ListChange::PortForwards) => {
                 Replaced::PortForwards(&old.port_forwarding_rules)
             }
@@ -420,26 +471,46 @@ impl Agent {
             }
             _ => Replaced::Other,
         };
-        let saved = self.store.save_replaced(replaced, &inner.desired);
-        inner.status.record(
-            Part::State,
-            saved.as_ref().map_err(|e| e.to_string()).copied(),
-        );
-        if let Err(e) = saved {
-            undo.undo(&mut inner.desired.config);
-            inner.desired.generation = before_generation;
-            self.publish(&inner);
-            return Err(e.into());
+        // A list change's record is made now and queued once the kernel
+        // has the change (the writer syncs it in the background: see
+        // `state::writer` for what a crash in between leaves); any other
+        // change writes a snapshot before it is applied.
+        let record = self.store.journal_record(replaced, &inner.desired);
+        if record.is_none() {
+            let saved = self.store.save(&inner.desired);
+            inner.status.record(
+                Part::State,
+                saved.as_ref().map_err(|e| e.to_string()).copied(),
+            );
+            if let Err(e) = saved {
+                undo.undo(&mut inner.desired.config);
+                inner.desired.generation = before_generation;
+                self.publish(&inner);
+                return Err(e.into());
+            }
         }
-        let persist_us = micros_since(persisting);
+        let snapshot_written = record.is_none();
+        let mut persist_us = micros_since(persisting);
         // The previous router stays until the apply succeeds (no copy of a
         // large state is made); it is moved out for the apply to compare
         // with.
         let previous_router = std::mem::take(&mut inner.router);
-        match self
+        let mut applied = self
             .apply_router(&mut inner, &router, &previous_router)
-            .await
-        {
+            .await;
+        if let (Ok(_), Some(record)) = (&applied, record) {
+            let queueing = Instant::now();
+            let queued = self.store.append(record, &inner.desired);
+            persist_us += micros_since(queueing);
+            inner.status.record(
+                Part::State,
+                queued.as_ref().map_err(|e| e.to_string()).copied(),
+            );
+            if let Err(e) = queued {
+                applied = Err(e.into());
+            }
+        }
+        match applied {
             Ok(report) => {
                 inner.router = router;
                 self.publish_vm_data(&inner);
@@ -481,8 +552,9 @@ impl Agent {
                 inner.desired.generation = before_generation;
                 // Re-apply the previous state even if persisting it fails: the
                 // kernel must not stay half-changed. The reconcile loop retries
-                // whatever is left in last_error.
-                if let Err(e) = self.store.save(&inner.desired) {
+                // whatever is left in last_error. (A list change queued no
+                // record: what is persisted is still the previous state.)
+                if snapshot_written && let Err(e) = self.store.save(&inner.desired) {
                     tracing::error!(error = %e, "persisting the previous state failed");
                     inner.last_error = e.to_string();
                 }

@@ -124,6 +124,11 @@ struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+
+    /// Test hook: milliseconds each journal append waits before it is
+    /// written (a window to kill the agent in). Not for production.
+    #[arg(long, hide = true)]
+    test_journal_delay_ms: Option<u64>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -204,6 +209,7 @@ async fn main() -> anyhow::Result<()> {
         serving: None,
     };
     settings.open_agent_port_before_control = cli.open_agent_port_before_control;
+    settings.journal_delay = cli.test_journal_delay_ms.map(Duration::from_millis);
     let agent = Arc::new(Agent::start(settings).await?);
     serve_options.serving = Some(agent.serving());
 
@@ -243,6 +249,7 @@ async fn main() -> anyhow::Result<()> {
         })
     };
 
+    let flushing = agent.clone();
     let result = endpoint
         .serve(
             service::RouterService::new(agent),
@@ -253,6 +260,10 @@ async fn main() -> anyhow::Result<()> {
     reconciler.abort();
     if let Some(task) = vm_services {
         task.abort();
+    }
+    // The changes answered are on disk before the agent exits.
+    if let Err(e) = flushing.flush_state() {
+        tracing::error!(error = %e, "the last changes were not persisted");
     }
     result
 }

@@ -27,6 +27,8 @@ use std::sync::{Arc, Mutex};
 use prost::Message;
 use vpc_proto::v1 as pb;
 
+mod writer;
+
 /// File name of the desired state inside the state directory.
 pub const STATE_FILE: &str = "desired-state.pb";
 /// The list changes since the snapshot.
@@ -52,6 +54,10 @@ pub enum StateError {
     },
     #[error("{path} does not apply to the state it follows: {message}")]
     Journal { path: PathBuf, message: String },
+    /// A queued journal append failed: that journal is abandoned and the
+    /// next save writes a snapshot.
+    #[error("{message} (the next change writes a snapshot)")]
+    JournalWrite { message: String },
 }
 
 /// The desired state with the generation it belongs to.
@@ -318,6 +324,14 @@ fn snat_key(rule: &pb::StaticNatRule) -> String {
 pub enum Replaced<'a> {
     /// The ACL of the NIC with this device index (`None`: it had none).
     Acl(u32, Option<&'a pb::NetworkAcl>),
+    /// An edit of the ACL of the NIC `index`, known item by item: the
+    /// numbers of the items it took out, and the index in the list after
+    /// it of each item it put in (ascending). Nothing is compared.
+    AclEdit {
+        index: u32,
+        removed: &'a [u32],
+        at: &'a [u32],
+    },
     PortForwards(&'a [pb::PortForwardingRule]),
     StaticNats(&'a [pb::StaticNatRule]),
     /// Anything else: a new snapshot.
@@ -363,6 +377,20 @@ fn record_of(replaced: Replaced<'_>, new: &Desired) -> Option<JournalRecord> {
             record.at = at;
             record.acl = Some(pb::NetworkAcl {
                 items: changed,
+                ..labels_of(b)
+            });
+        }
+        Replaced::AclEdit { index, removed, at } => {
+            let b = n.network_acls.iter().find(|a| a.device_index == index)?;
+            let items = at
+                .iter()
+                .map(|&i| b.items.get(i as usize).cloned())
+                .collect::<Option<Vec<_>>>()?;
+            record.kind = KIND_ACL;
+            record.removed = removed.iter().map(u32::to_string).collect();
+            record.at = at.to_vec();
+            record.acl = Some(pb::NetworkAcl {
+                items,
                 ..labels_of(b)
             });
         }
@@ -436,8 +464,12 @@ fn replay(desired: &mut Desired, record: JournalRecord) -> Result<(), String> {
 /// The open journal and what it follows.
 #[derive(Debug, Default)]
 struct Journal {
-    /// Open for appending; `None` until the first record after a snapshot.
-    file: Option<File>,
+    /// Open for appending (by the writer thread); `None` until the first
+    /// record after a snapshot.
+    file: Option<Arc<File>>,
+    /// Counts the journal files opened, so that the writer can tell the
+    /// records of an abandoned one.
+    epoch: u64,
     /// The checksum of the snapshot it follows; `None` when no snapshot
     /// was read or written yet (the next change writes one).
     snapshot: Option<u64>,
@@ -450,6 +482,15 @@ struct Journal {
 pub struct StateStore {
     dir: PathBuf,
     journal: Arc<Mutex<Journal>>,
+    writer: Arc<writer::Writer>,
+}
+
+/// A list change's journal record, made before the change is applied and
+/// queued ([`StateStore::append`]) once it is.
+#[derive(Debug)]
+pub struct Record {
+    /// The framed record.
+    bytes: Vec<u8>,
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
@@ -465,9 +506,11 @@ impl StateStore {
     /// A store in `dir` (created if missing).
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        let journal = Arc::<Mutex<Journal>>::default();
         Ok(Self {
             dir: dir.to_path_buf(),
-            journal: Arc::default(),
+            writer: Arc::new(writer::Writer::start(Arc::clone(&journal))),
+            journal,
         })
     }
 
@@ -512,6 +555,7 @@ impl StateStore {
         *journal = Journal {
             snapshot: Some(snapshot),
             snapshot_len: bytes.len() as u64,
+            epoch: journal.epoch,
             ..Journal::default()
         };
         let text = match std::fs::read(&journal_path) {
@@ -550,7 +594,8 @@ impl StateStore {
         use std::io::Seek;
         file.seek(std::io::SeekFrom::End(0))
             .map_err(io("opening", &journal_path))?;
-        journal.file = Some(file);
+        journal.file = Some(Arc::new(file));
+        journal.epoch += 1;
         journal.len = good as u64;
         Ok(Some(desired))
     }
@@ -568,22 +613,47 @@ impl StateStore {
     }
 
     /// [`StateStore::save_change`] given the list the change replaced
-    /// (the agent changes its state in place and keeps only that).
+    /// (the agent changes its state in place and keeps only that); returns
+    /// once the change is on disk.
     pub fn save_replaced(&self, replaced: Replaced<'_>, new: &Desired) -> Result<(), StateError> {
-        let record = {
+        match self.journal_record(replaced, new) {
+            Some(record) => {
+                self.append(record, new)?;
+                self.flush()
+            }
+            None => self.save(new),
+        }
+    }
+
+    /// The journal record of a change to `new` that replaced `replaced`,
+    /// or `None` when the change needs a snapshot (not a list change, no
+    /// snapshot to follow, or a journal grown past the snapshot's size).
+    pub fn journal_record(&self, replaced: Replaced<'_>, new: &Desired) -> Option<Record> {
+        {
             let journal = self.journal();
             let room = journal.len < journal.snapshot_len.max(1 << 20);
             if journal.snapshot.is_none() || !room {
-                None
-            } else {
-                record_of(replaced, new)
+                return None;
             }
-        };
-        let Some(record) = record else {
-            return self.save(new);
-        };
+        }
+        let record = record_of(replaced, new)?;
+        Some(Record {
+            bytes: frame(&record.encode_to_vec()),
+        })
+    }
+
+    /// Queues `record` (made by [`StateStore::journal_record`] for `new`)
+    /// to be appended and synced after the records queued before it, and
+    /// returns without waiting for the disk; [`StateStore::flush`] waits.
+    /// When the journal was abandoned meanwhile (an append failed), a
+    /// snapshot of `new` is written instead, before returning.
+    pub fn append(&self, record: Record, new: &Desired) -> Result<(), StateError> {
         let path = self.journal_path();
         let mut journal = self.journal();
+        if journal.snapshot.is_none() {
+            drop(journal);
+            return self.save(new);
+        }
         let mut bytes = Vec::new();
         let created = journal.file.is_none();
         if created {
@@ -597,29 +667,55 @@ impl StateStore {
                 .truncate(true)
                 .mode(0o600)
                 .open(&path)
-                .map_err(io("creating", &path))?;
-            journal.file = Some(file);
+                .map_err(io("creating", &path));
+            let file = match file {
+                Ok(file) => file,
+                Err(e) => {
+                    journal.snapshot = None;
+                    return Err(e);
+                }
+            };
+            journal.file = Some(Arc::new(file));
+            journal.epoch += 1;
             journal.len = 0;
         }
-        bytes.extend(frame(&record.encode_to_vec()));
-        let file = journal.file.as_mut().expect("opened above");
-        let written = file.write_all(&bytes).and_then(|()| file.sync_data());
-        if let Err(e) = written {
-            // What the file holds now is unknown: the next change writes a
-            // snapshot, which starts a new journal.
-            journal.file = None;
-            journal.snapshot = None;
-            return Err(io("appending to", &path)(e));
-        }
+        bytes.extend(record.bytes);
         journal.len += bytes.len() as u64;
+        let append = writer::Append {
+            file: Arc::clone(journal.file.as_ref().expect("opened above")),
+            path,
+            bytes,
+            epoch: journal.epoch,
+            sync_dir: created.then(|| self.dir.clone()),
+        };
         drop(journal);
-        if created {
-            // The new file's name is durable once the directory is synced.
-            File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io("syncing", &self.dir))?;
-        }
+        self.writer.queue(append, &self.journal);
         Ok(())
+    }
+
+    /// Waits until every queued record is on disk; the first append that
+    /// failed since the last call is the error (the journal is abandoned
+    /// then, and the next save writes a snapshot).
+    pub fn flush(&self) -> Result<(), StateError> {
+        self.writer.flush();
+        match self.writer.take_failure() {
+            None => Ok(()),
+            Some(message) => Err(StateError::JournalWrite { message }),
+        }
+    }
+
+    /// The first append that failed since the last call (without waiting
+    /// for those queued), for the agent to report and repair with a
+    /// snapshot.
+    pub fn take_failure(&self) -> Option<String> {
+        self.writer.take_failure()
+    }
+
+    /// Test hook (not a product default): every journal append waits
+    /// `delay` before it is written, so that a test can kill the agent
+    /// between its answer and the record's sync.
+    pub fn set_journal_delay(&self, delay: std::time::Duration) {
+        self.writer.set_delay(delay);
     }
 
     /// Moves an unusable state file out of the way, to
@@ -641,7 +737,11 @@ impl StateStore {
             let aside = self.dir.join(format!("{JOURNAL_FILE}.corrupt-{stamp}"));
             std::fs::rename(&journal, &aside).map_err(io("moving aside", &journal))?;
         }
-        *self.journal() = Journal::default();
+        let mut journal = self.journal();
+        *journal = Journal {
+            epoch: journal.epoch,
+            ..Journal::default()
+        };
         Ok(condition)
     }
 
@@ -651,8 +751,15 @@ impl StateStore {
         std::fs::read_to_string(self.dir.join(AWAITING_RESYNC_FILE)).ok()
     }
 
-    /// Persists `desired` atomically.
+    /// Persists `desired` atomically (after the journal records queued
+    /// before, which it supersedes).
     pub fn save(&self, desired: &Desired) -> Result<(), StateError> {
+        // The queued records go first: none may land in the journal that
+        // follows this snapshot. A failed one is superseded by it.
+        self.writer.flush();
+        if let Some(failure) = self.writer.take_failure() {
+            tracing::warn!(error = %failure, "a journal append failed; a snapshot replaces the journal");
+        }
         let bytes = pb::ApplyConfigRequest {
             generation: desired.generation,
             config: Some(desired.config.clone()),
@@ -695,6 +802,7 @@ impl StateStore {
         *journal = Journal {
             snapshot: Some(fnv(&bytes)),
             snapshot_len: bytes.len() as u64,
+            epoch: journal.epoch,
             ..Journal::default()
         };
         Ok(())
@@ -962,6 +1070,79 @@ mod tests {
             StateStore::open(dir.path()).unwrap().load().unwrap(),
             Some(second)
         );
+    }
+
+    #[test]
+    fn a_record_queued_after_the_change_replays_once_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let first = sample();
+        store.save(&first).unwrap();
+        let index = first.config.network_acls[0].device_index;
+        let second = with_port(&first, 1, 8081);
+        let replaced = Replaced::Acl(index, Some(&first.config.network_acls[0]));
+        let record = store
+            .journal_record(replaced, &second)
+            .expect("a list change");
+        store.append(record, &second).unwrap();
+        store.flush().unwrap();
+        assert_eq!(
+            StateStore::open(dir.path()).unwrap().load().unwrap(),
+            Some(second)
+        );
+    }
+
+    #[test]
+    fn a_snapshot_waits_for_the_records_queued_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        store.set_journal_delay(std::time::Duration::from_millis(50));
+        let first = sample();
+        store.save(&first).unwrap();
+        let index = first.config.network_acls[0].device_index;
+        let second = with_port(&first, 1, 8081);
+        let replaced = Replaced::Acl(index, Some(&first.config.network_acls[0]));
+        let record = store.journal_record(replaced, &second).unwrap();
+        store.append(record, &second).unwrap();
+        // Still queued: the snapshot of a later state supersedes it, and
+        // the record must not land in the journal after that snapshot.
+        let mut third = second.clone();
+        third.generation += 1;
+        third.config.static_routes.clear();
+        store.save(&third).unwrap();
+        assert!(
+            !store.journal_path().exists(),
+            "no journal after the snapshot"
+        );
+        assert_eq!(
+            StateStore::open(dir.path()).unwrap().load().unwrap(),
+            Some(third)
+        );
+    }
+
+    #[test]
+    fn a_record_not_yet_written_leaves_the_state_before_it() {
+        // What a crash between the answer and the write leaves: the
+        // journal holds no record of the change, and the load gives the
+        // state (and generation) before it.
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        store.set_journal_delay(std::time::Duration::from_millis(300));
+        let first = sample();
+        store.save(&first).unwrap();
+        let index = first.config.network_acls[0].device_index;
+        let second = with_port(&first, 1, 8081);
+        let replaced = Replaced::Acl(index, Some(&first.config.network_acls[0]));
+        let record = store.journal_record(replaced, &second).unwrap();
+        store.append(record, &second).unwrap();
+        let loaded = StateStore::open(dir.path())
+            .unwrap()
+            .load()
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded.generation, first.generation);
+        assert_eq!(loaded, first);
+        store.flush().unwrap();
     }
 
     #[test]

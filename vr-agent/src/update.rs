@@ -13,6 +13,10 @@ use vpc_proto::v1 as pb;
 
 use crate::model::{Invalid, InvalidKind, Limits, Mac, Router, shown};
 
+mod edit;
+pub use edit::{Edit, Placed, apply_edit_in_place};
+use edit::{few_changes, labels_equal, labels_of};
+
 /// One command's change to the desired state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -170,6 +174,21 @@ pub enum Undo {
     Acl {
         index: u32,
         before: Option<pb::NetworkAcl>,
+        /// When the change was found item by item ([`few_changes`]): the
+        /// numbers of the items taken out and the index in the new list of
+        /// each item put in, for the journal.
+        delta: Option<(Vec<u32>, Vec<u32>)>,
+    },
+    /// An edit of the list of the NIC `index` ([`apply_edit_in_place`]):
+    /// its labels before (no items), the items it took out (in list order)
+    /// and the numbers of those it put in.
+    AclEdit {
+        index: u32,
+        labels: pb::NetworkAcl,
+        taken: Vec<pb::AclItem>,
+        inserted: Vec<u32>,
+        /// Of each item put in, its index in the list after the edit.
+        at: Vec<u32>,
     },
     /// The whole config before.
     Config(Box<pb::RouterConfig>),
@@ -179,8 +198,35 @@ impl Undo {
     /// Puts `config` back as it was before the change.
     pub fn undo(self, config: &mut pb::RouterConfig) {
         match self {
-            Undo::Acl { index, before } => {
+            Undo::Acl { index, before, .. } => {
                 set_acl(config, index, before);
+            }
+            Undo::AclEdit {
+                index,
+                labels,
+                taken,
+                inserted,
+                ..
+            } => {
+                let Some(list) = config
+                    .network_acls
+                    .iter_mut()
+                    .find(|a| a.device_index == index)
+                else {
+                    return;
+                };
+                // The list is in number order with every number once.
+                for number in inserted {
+                    if let Ok(k) = list.items.binary_search_by_key(&number, |i| i.number) {
+                        list.items.remove(k);
+                    }
+                }
+                for item in taken {
+                    let k = list.items.partition_point(|i| i.number < item.number);
+                    list.items.insert(k, item);
+                }
+                let items = std::mem::take(&mut list.items);
+                *list = pb::NetworkAcl { items, ..labels };
             }
             Undo::Config(before) => *config = *before,
         }
@@ -189,12 +235,34 @@ impl Undo {
     /// Whether the change left `config` as it was.
     pub fn unchanged(&self, config: &pb::RouterConfig) -> bool {
         match self {
-            Undo::Acl { index, before } => {
+            Undo::Acl { index, before, .. } => {
                 config
                     .network_acls
                     .iter()
                     .find(|a| a.device_index == *index)
                     == before.as_ref()
+            }
+            Undo::AclEdit {
+                index,
+                labels,
+                taken,
+                inserted,
+                ..
+            } => {
+                let Some(list) = config
+                    .network_acls
+                    .iter()
+                    .find(|a| a.device_index == *index)
+                else {
+                    return false;
+                };
+                taken.len() == inserted.len()
+                    && labels_equal(list, labels)
+                    && taken.iter().all(|t| {
+                        list.items
+                            .binary_search_by_key(&t.number, |i| i.number)
+                            .is_ok_and(|k| list.items[k] == *t)
+                    })
             }
             Undo::Config(before) => **before == *config,
         }
@@ -249,9 +317,28 @@ pub fn apply_in_place(
             config.network_acls.sort_by_key(|a| a.device_index);
         }
         let before = config.network_acls.iter().find(|a| a.device_index == index);
-        let next_router = router.with_acl_from(&acl, limits.acl_elements_per_entry, before)?;
+        let per_entry = limits.acl_elements_per_entry;
+        // A list that differs from the one held in a few items is checked
+        // in those items alone (with the errors the whole list gives).
+        let few = before.filter(|_| !acl.items.is_empty()).and_then(|b| {
+            let (removed, added) = few_changes(b, &acl)?;
+            let next = router.with_acl_edit(&labels_of(&acl), &removed, &added, per_entry)?;
+            let at = added.iter().map(|(i, _)| *i as u32).collect();
+            Some((next, (removed, at)))
+        });
+        let (next_router, delta) = match few {
+            Some((next, delta)) => (next?, Some(delta)),
+            None => (router.with_acl_from(&acl, per_entry, before)?, None),
+        };
         let before = set_acl(config, index, (!acl.items.is_empty()).then_some(acl));
-        return Ok((next_router, Undo::Acl { index, before }));
+        return Ok((
+            next_router,
+            Undo::Acl {
+                index,
+                before,
+                delta,
+            },
+        ));
     }
     let mut next = config.clone();
     match change {

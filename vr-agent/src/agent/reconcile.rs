@@ -34,6 +34,16 @@ impl Agent {
                 // empty table. Adopted dnsmasq instances are kept alive.
                 return inner.dnsmasq.check();
             }
+            if let Some(failure) = self.store.take_failure() {
+                // A journal append failed after its change was answered:
+                // the state in memory is persisted whole.
+                tracing::warn!(error = %failure, "a journal append failed; writing a snapshot");
+                let saved = self.store.save(&inner.desired);
+                inner.status.record(
+                    crate::status::Part::State,
+                    saved.as_ref().map_err(|e| e.to_string()).copied(),
+                );
+            }
             if !inner.last_error.is_empty() {
                 let lines = self.retry(&mut inner).await;
                 self.publish(&inner);

@@ -122,7 +122,40 @@ impl Limits {
             self.acl_items,
             Some("--max-acl-items"),
         )?;
+        // The field is named only for an item past the bound: a list of
+        // 10,000 items is checked without writing 10,000 names.
         for (k, item) in acl.items.iter().enumerate() {
+            if item.cidrs.len() > MAX_CIDRS {
+                at_most(
+                    &format!("{field}.items[{k}].cidrs"),
+                    &item.cidrs,
+                    MAX_CIDRS,
+                    None,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Limits::check_acl`] for an edit that leaves `len` items in the
+    /// list, of which `added` (each with its index in the list) are new:
+    /// the items that stay were checked when they came.
+    pub fn check_acl_edit(
+        &self,
+        field: &str,
+        len: usize,
+        added: &[(usize, &pb::AclItem)],
+    ) -> Result<()> {
+        if len > self.acl_items {
+            return Err(bad(
+                format!("{field}.items"),
+                format!(
+                    "{len} entries exceed the bound of {} (set by --max-acl-items)",
+                    self.acl_items
+                ),
+            ));
+        }
+        for (k, item) in added {
             at_most(
                 &format!("{field}.items[{k}].cidrs"),
                 &item.cidrs,
@@ -224,5 +257,12 @@ mod tests {
         config.port_forwarding_rules[0].source_cidrs = vec!["10.0.0.0/8".into(); MAX_CIDRS + 1];
         let err = limits.check(&config).unwrap_err();
         assert_eq!(err.field, "port_forwarding_rules[0].source_cidrs");
+
+        let mut acl = sample_config().network_acls[0].clone();
+        acl.items[3].cidrs = vec!["10.0.0.0/8".into(); MAX_CIDRS + 1];
+        let err = limits.check_acl("acl", &acl).unwrap_err();
+        assert_eq!(err.field, "acl.items[3].cidrs");
+        acl.items[3].cidrs.truncate(MAX_CIDRS);
+        limits.check_acl("acl", &acl).unwrap();
     }
 }

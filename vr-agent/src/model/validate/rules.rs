@@ -54,6 +54,75 @@ impl Router {
         }
         Ok(next)
     }
+
+    /// This router with an edit of NIC `labels.device_index`'s list, which
+    /// it holds: the items numbered `removed` taken out and `added` put in
+    /// (in number order, each with its index in the list after the edit, of
+    /// `len` items), the list labelled `labels`. Only the added items are
+    /// checked, with the errors the whole list would give (the items that
+    /// stay were checked when they came); `None` when this router holds no
+    /// list for that NIC.
+    pub fn with_acl_edit(
+        &self,
+        labels: &pb::NetworkAcl,
+        removed: &[u32],
+        added: &[(usize, &pb::AclItem)],
+        per_entry: usize,
+    ) -> Option<Result<Router>> {
+        let old = self.acls.get(&labels.device_index)?;
+        Some(self.edited(labels, old, removed, added, per_entry))
+    }
+
+    fn edited(
+        &self,
+        labels: &pb::NetworkAcl,
+        old: &Acl,
+        removed: &[u32],
+        added: &[(usize, &pb::AclItem)],
+        per_entry: usize,
+    ) -> Result<Router> {
+        let nic = nic_ref(
+            &self.nics,
+            "acl.device_index",
+            labels.device_index,
+            Some(("acl.mac_address", &labels.mac_address)),
+            &[Role::Guest, Role::Private],
+        )?;
+        self::labels("acl", labels)?;
+        let kept = |number: u32| {
+            !removed.contains(&number)
+                && old
+                    .rules
+                    .binary_search_by_key(&number, |r| r.number)
+                    .is_ok()
+        };
+        let mut came: Vec<AclRule> = Vec::with_capacity(added.len());
+        for &(i, item) in added {
+            let f = |name: &str| format!("acl.items[{i}].{name}");
+            first_checks(&f, item)?;
+            if kept(item.number) || came.iter().any(|r| r.number == item.number) {
+                return Err(bad(
+                    f("number"),
+                    format!("{} is used by two items", item.number),
+                ));
+            }
+            came.push(item_rule(&f, item)?);
+        }
+        // The rules that stay and those that came, merged by number.
+        let mut rules = Vec::with_capacity(old.rules.len() + came.len());
+        let mut came = came.into_iter().peekable();
+        for rule in old.rules.iter().filter(|r| !removed.contains(&r.number)) {
+            while let Some(new) = came.next_if(|c| c.number < rule.number) {
+                rules.push(new);
+            }
+            rules.push(rule.clone());
+        }
+        rules.extend(came);
+        let acl = compiled_acl("acl.items", nic.index, rules, per_entry, Some(old))?;
+        let mut next = self.clone();
+        next.acls.insert(nic.index, std::sync::Arc::new(acl));
+        Ok(next)
+    }
 }
 
 pub(super) fn acls(
@@ -127,105 +196,29 @@ pub(crate) fn acl(
             rules.push(rule.clone());
             continue;
         }
-        text::identifier(&f("id"), &item.id)?;
-        // CloudStack numbers ACL items from 1 (createNetworkACL refuses a
-        // number below 1; the manager never sends 0).
-        if item.number == 0 {
-            return Err(bad(
-                f("number"),
-                "0 is not an item number (they start at 1)",
-            ));
-        }
+        first_checks(&f, item)?;
         if !numbers.insert(item.number) {
             return Err(bad(
                 f("number"),
                 format!("{} is used by two items", item.number),
             ));
         }
-        let action = match pb::AclAction::try_from(item.action) {
-            Ok(pb::AclAction::Allow) => Action::Allow,
-            Ok(pb::AclAction::Deny) => Action::Deny,
-            _ => return Err(bad(f("action"), "is required (ALLOW or DENY)")),
-        };
-        let direction = match pb::TrafficType::try_from(item.traffic_type) {
-            Ok(pb::TrafficType::Ingress) => Direction::Ingress,
-            Ok(pb::TrafficType::Egress) => Direction::Egress,
-            _ => return Err(bad(f("traffic_type"), "is required (INGRESS or EGRESS)")),
-        };
-        let has_ports = item.start_port.is_some() || item.end_port.is_some();
-        let has_icmp =
-            item.icmp_type.is_some_and(|t| t != -1) || item.icmp_code.is_some_and(|c| c != -1);
-        let protocol = pb::Protocol::try_from(item.protocol).unwrap_or(pb::Protocol::Unspecified);
-        if has_ports && !matches!(protocol, pb::Protocol::Tcp | pb::Protocol::Udp) {
-            return Err(bad(
-                f("start_port"),
-                "ports apply to TCP and UDP items only",
-            ));
-        }
-        if has_icmp && protocol != pb::Protocol::Icmp {
-            return Err(bad(
-                f("icmp_type"),
-                "ICMP type and code apply to ICMP items only",
-            ));
-        }
-        let matches = match protocol {
-            pb::Protocol::All => Match::All,
-            pb::Protocol::Tcp | pb::Protocol::Udp => {
-                let number = if protocol == pb::Protocol::Tcp { 6 } else { 17 };
-                let (first, last) = match (item.start_port, item.end_port) {
-                    (None, None) => (1, 65535),
-                    (Some(s), e) => port_range(&f("item"), s, e.unwrap_or(s))?,
-                    (None, Some(_)) => {
-                        return Err(bad(f("start_port"), "is required with end_port"));
-                    }
-                };
-                Match::Ports {
-                    protocol: number,
-                    first,
-                    last,
-                }
-            }
-            pb::Protocol::Icmp => {
-                let byte = |name: &str, v: Option<i32>| -> Result<Option<u8>> {
-                    match v {
-                        None | Some(-1) => Ok(None),
-                        Some(v @ 0..=255) => Ok(Some(v as u8)),
-                        Some(v) => Err(bad(f(name), format!("{v} is outside -1..255"))),
-                    }
-                };
-                Match::Icmp {
-                    icmp_type: byte("icmp_type", item.icmp_type)?,
-                    code: byte("icmp_code", item.icmp_code)?,
-                }
-            }
-            pb::Protocol::Number => match item.protocol_number {
-                n @ 0..=255 => Match::Protocol(n as u8),
-                n => return Err(bad(f("protocol_number"), format!("{n} is outside 0..255"))),
-            },
-            pb::Protocol::Unspecified => return Err(bad(f("protocol"), "is required")),
-        };
-        let mut cidrs = item
-            .cidrs
-            .iter()
-            .enumerate()
-            .map(|(k, c)| network(&f(&format!("cidrs[{k}]")), c))
-            .collect::<Result<Vec<_>>>()?;
-        if cidrs.is_empty() {
-            cidrs = vec![
-                "0.0.0.0/0".parse().expect("constant"),
-                "::/0".parse().expect("constant"),
-            ];
-        }
-        rules.push(AclRule {
-            number: item.number,
-            id: item.id.clone(),
-            action,
-            direction,
-            matches,
-            cidrs,
-        });
+        rules.push(item_rule(&f, item)?);
     }
     rules.sort_by_key(|r| r.number);
+    compiled_acl(field, index, rules, per_entry, previous)
+}
+
+/// The ACL of NIC `index` made of `rules` (in number order), each direction
+/// compiled within `per_entry` elements per item and CIDR, from `previous`'s
+/// compile when the change allows.
+fn compiled_acl(
+    field: &str,
+    index: u32,
+    rules: Vec<AclRule>,
+    per_entry: usize,
+    previous: Option<&Acl>,
+) -> Result<Acl> {
     let compile = |direction: Direction| {
         let list: Vec<&AclRule> = rules.iter().filter(|r| r.direction == direction).collect();
         let compiled = match previous {
@@ -250,5 +243,106 @@ pub(crate) fn acl(
         rules,
         ingress,
         egress,
+    })
+}
+
+/// The checks of an item that come before the look for its number in the
+/// rest of the list (the order fixes which error a bad item gets).
+fn first_checks(f: &dyn Fn(&str) -> String, item: &pb::AclItem) -> Result<()> {
+    text::identifier(&f("id"), &item.id)?;
+    // CloudStack numbers ACL items from 1 (createNetworkACL refuses a
+    // number below 1; the manager never sends 0).
+    if item.number == 0 {
+        return Err(bad(
+            f("number"),
+            "0 is not an item number (they start at 1)",
+        ));
+    }
+    Ok(())
+}
+
+/// The rest of an item's checks, and the rule it makes.
+fn item_rule(f: &dyn Fn(&str) -> String, item: &pb::AclItem) -> Result<AclRule> {
+    let action = match pb::AclAction::try_from(item.action) {
+        Ok(pb::AclAction::Allow) => Action::Allow,
+        Ok(pb::AclAction::Deny) => Action::Deny,
+        _ => return Err(bad(f("action"), "is required (ALLOW or DENY)")),
+    };
+    let direction = match pb::TrafficType::try_from(item.traffic_type) {
+        Ok(pb::TrafficType::Ingress) => Direction::Ingress,
+        Ok(pb::TrafficType::Egress) => Direction::Egress,
+        _ => return Err(bad(f("traffic_type"), "is required (INGRESS or EGRESS)")),
+    };
+    let has_ports = item.start_port.is_some() || item.end_port.is_some();
+    let has_icmp =
+        item.icmp_type.is_some_and(|t| t != -1) || item.icmp_code.is_some_and(|c| c != -1);
+    let protocol = pb::Protocol::try_from(item.protocol).unwrap_or(pb::Protocol::Unspecified);
+    if has_ports && !matches!(protocol, pb::Protocol::Tcp | pb::Protocol::Udp) {
+        return Err(bad(
+            f("start_port"),
+            "ports apply to TCP and UDP items only",
+        ));
+    }
+    if has_icmp && protocol != pb::Protocol::Icmp {
+        return Err(bad(
+            f("icmp_type"),
+            "ICMP type and code apply to ICMP items only",
+        ));
+    }
+    let matches = match protocol {
+        pb::Protocol::All => Match::All,
+        pb::Protocol::Tcp | pb::Protocol::Udp => {
+            let number = if protocol == pb::Protocol::Tcp { 6 } else { 17 };
+            let (first, last) = match (item.start_port, item.end_port) {
+                (None, None) => (1, 65535),
+                (Some(s), e) => port_range(&f("item"), s, e.unwrap_or(s))?,
+                (None, Some(_)) => {
+                    return Err(bad(f("start_port"), "is required with end_port"));
+                }
+            };
+            Match::Ports {
+                protocol: number,
+                first,
+                last,
+            }
+        }
+        pb::Protocol::Icmp => {
+            let byte = |name: &str, v: Option<i32>| -> Result<Option<u8>> {
+                match v {
+                    None | Some(-1) => Ok(None),
+                    Some(v @ 0..=255) => Ok(Some(v as u8)),
+                    Some(v) => Err(bad(f(name), format!("{v} is outside -1..255"))),
+                }
+            };
+            Match::Icmp {
+                icmp_type: byte("icmp_type", item.icmp_type)?,
+                code: byte("icmp_code", item.icmp_code)?,
+            }
+        }
+        pb::Protocol::Number => match item.protocol_number {
+            n @ 0..=255 => Match::Protocol(n as u8),
+            n => return Err(bad(f("protocol_number"), format!("{n} is outside 0..255"))),
+        },
+        pb::Protocol::Unspecified => return Err(bad(f("protocol"), "is required")),
+    };
+    let mut cidrs = item
+        .cidrs
+        .iter()
+        .enumerate()
+        .map(|(k, c)| network(&f(&format!("cidrs[{k}]")), c))
+        .collect::<Result<Vec<_>>>()?;
+    if cidrs.is_empty() {
+        cidrs = vec![
+            "0.0.0.0/0".parse().expect("constant"),
+            "::/0".parse().expect("constant"),
+        ];
+    }
+    Ok(AclRule {
+        number: item.number,
+        id: item.id.clone(),
+        action,
+        direction,
+        matches,
+        cidrs,
     })
 }

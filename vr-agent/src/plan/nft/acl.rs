@@ -236,13 +236,27 @@ fn shard_name(base: &str, prefix: Option<(u128, u32)>, v6: bool) -> String {
     }
 }
 
+/// The ids of a list's items by number, looked up in its rules (in number
+/// order) instead of copied into a map: a list holds up to 10,000 items and
+/// a one-item change looks up a few.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Ids<'a>(pub &'a [AclRule]);
+
+impl<'a> Ids<'a> {
+    /// The id of the item numbered `number`, if the list has it.
+    pub fn get(&self, number: u32) -> Option<&'a str> {
+        let at = self.0.binary_search_by_key(&number, |r| r.number).ok()?;
+        Some(self.0[at].id.as_str())
+    }
+}
+
 /// One set as it was planned before: the lookup it came from, its members
 /// then, its elements as written, and the item ids of its chain then.
 struct SetBefore<'a> {
     lookup: &'a Lookup,
     members: &'a [usize],
     elements: &'a Arc<[String]>,
-    ids: &'a std::collections::BTreeMap<u32, &'a str>,
+    ids: Ids<'a>,
 }
 
 /// The elements of one set of `lookup` (its `members`) as written in a
@@ -254,13 +268,13 @@ struct SetBefore<'a> {
 fn elements(
     lookup: &Lookup,
     members: &[usize],
-    ids: &std::collections::BTreeMap<u32, &str>,
+    ids: Ids<'_>,
     before: Option<SetBefore<'_>>,
 ) -> Arc<[String]> {
     let render = |i: usize| {
         let k = members[i];
         let number = lookup.items[k];
-        let id = ids.get(&number).copied().unwrap_or_default();
+        let id = ids.get(number).unwrap_or_default();
         tagged(render_box(lookup.shape, &lookup.elements[k]), number, id)
     };
     let n = members.len();
@@ -277,7 +291,7 @@ fn elements(
         let (k, o) = (members[i], old_members[j]);
         lookup.elements[k] == old.elements[o]
             && lookup.items[k] == old.items[o]
-            && ids.get(&lookup.items[k]) == old_ids.get(&old.items[o])
+            && ids.get(lookup.items[k]) == old_ids.get(old.items[o])
     };
     let m = old_members.len();
     let head = (0..n.min(m)).take_while(|&k| same(k, k)).count();
@@ -309,7 +323,7 @@ fn elements(
 /// What an ACL chain was planned from, to render its next version from.
 pub(super) struct Before<'a> {
     pub compiled: &'a Compiled,
-    pub ids: &'a std::collections::BTreeMap<u32, &'a str>,
+    pub ids: Ids<'a>,
     pub chain: &'a Chain,
 }
 
@@ -318,7 +332,7 @@ pub(super) fn acl_chain(
     direction: Direction,
     compiled: &Compiled,
     has_items: bool,
-    ids: &std::collections::BTreeMap<u32, &str>,
+    ids: Ids<'_>,
     before: Option<&Before>,
 ) -> Chain {
     let (name, addr) = match direction {
@@ -382,7 +396,7 @@ pub(super) fn acl_chain(
                     lookup: old,
                     members,
                     elements: &set.elements,
-                    ids: old_ids,
+                    ids: *old_ids,
                 })
             });
             let elements = elements(lookup, &shard.members, ids, was);
@@ -507,7 +521,7 @@ mod tests {
             Direction::Ingress,
             &compiled,
             true,
-            &Default::default(),
+            Default::default(),
             None,
         );
         assert_eq!(

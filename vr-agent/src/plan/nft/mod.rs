@@ -33,8 +33,6 @@ pub use acl::SHARD_ELEMENTS;
 pub use render::{Carry, CarryNeeds, ChainChanges, ChainRebuild, ElementDelta};
 pub mod shape;
 
-use std::collections::BTreeMap;
-
 use ipnet::Ipv4Net;
 
 use crate::model::*;
@@ -154,32 +152,29 @@ pub fn plan_from(
             let acl = old.acls.get(&nic.index)?;
             (old.nics.get(&nic.index) == Some(nic)).then_some((&**acl, rules))
         });
-        fn ids_of(acl: Option<&crate::model::Acl>, direction: Direction) -> BTreeMap<u32, &str> {
-            acl.into_iter()
-                .flat_map(|a| a.rules(direction))
-                .map(|r| (r.number, r.id.as_str()))
-                .collect()
+        // Numbers are unique in a list: a lookup of a direction's item
+        // in all its rules finds that item.
+        fn ids_of(acl: Option<&crate::model::Acl>) -> acl::Ids<'_> {
+            acl::Ids(acl.map_or(&[], |a| a.rules.as_slice()))
         }
         for direction in [Direction::Ingress, Direction::Egress] {
             let empty = Compiled::default();
             let compiled = acl.map_or(&empty, |a| a.compiled(direction));
             let has_items = acl.is_some_and(|a| a.rules(direction).next().is_some());
-            let ids = ids_of(acl.map(|a| &**a), direction);
+            let ids = ids_of(acl.map(|a| &**a));
             let name = match direction {
                 Direction::Ingress => inbound_chain(nic.index),
                 Direction::Egress => outbound_chain(nic.index),
             };
-            let old_ids;
             let before = match old_acl {
                 Some((old, rules)) => {
-                    old_ids = ids_of(Some(old), direction);
                     rules
                         .chains
                         .iter()
                         .find(|c| c.name == name)
                         .map(|chain| acl::Before {
                             compiled: old.compiled(direction),
-                            ids: &old_ids,
+                            ids: ids_of(Some(old)),
                             chain,
                         })
                 }
@@ -190,7 +185,7 @@ pub fn plan_from(
                 direction,
                 compiled,
                 has_items,
-                &ids,
+                ids,
                 before.as_ref(),
             ));
         }
