@@ -9,5 +9,12 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 bash scripts/setup.sh --quiet
 export PATH="$root/.tools/bin:$PATH"
-cargo build --locked --bins
-cargo test --locked -p vpc-manager --test bench_acl_api -- --ignored --nocapture
+# Release, as the manager and its agents run (scripts/run.sh); ACL_API_PROFILE=dev
+# measures the debug build the suite uses.
+if [ "${ACL_API_PROFILE:-release}" = "dev" ]; then
+    cargo build --locked --bins
+    cargo test --locked -p vpc-manager --test bench_acl_api -- --ignored --nocapture
+else
+    cargo build --locked --release --bins
+    cargo test --locked --release -p vpc-manager --test bench_acl_api -- --ignored --nocapture
+fi
