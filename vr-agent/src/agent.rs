@@ -463,12 +463,8 @@ impl Agent {
                     at,
                 }
             }
-            (update::Undo::Config(old), ListChange::PortForwards) => {
-                Replaced::PortForwards(&old.port_forwarding_rules)
-            }
-            (update::Undo::Config(old), ListChange::StaticNats) => {
-                Replaced::StaticNats(&old.static_nat_rules)
-            }
+            (update::Undo::PortForwards(old), _) => Replaced::PortForwards(old),
+            (update::Undo::StaticNats(old), _) => Replaced::StaticNats(old),
             _ => Replaced::Other,
         };
         // A list change's record is made now and queued once the kernel

@@ -190,6 +190,10 @@ pub enum Undo {
         /// Of each item put in, its index in the list after the edit.
         at: Vec<u32>,
     },
+    /// The port forwards before; nothing else changed.
+    PortForwards(Vec<pb::PortForwardingRule>),
+    /// The static NATs before; nothing else changed.
+    StaticNats(Vec<pb::StaticNatRule>),
     /// The whole config before.
     Config(Box<pb::RouterConfig>),
 }
@@ -228,6 +232,8 @@ impl Undo {
                 let items = std::mem::take(&mut list.items);
                 *list = pb::NetworkAcl { items, ..labels };
             }
+            Undo::PortForwards(before) => config.port_forwarding_rules = before,
+            Undo::StaticNats(before) => config.static_nat_rules = before,
             Undo::Config(before) => *config = *before,
         }
     }
@@ -264,6 +270,8 @@ impl Undo {
                             .is_ok_and(|k| list.items[k] == *t)
                     })
             }
+            Undo::PortForwards(before) => *before == config.port_forwarding_rules,
+            Undo::StaticNats(before) => *before == config.static_nat_rules,
             Undo::Config(before) => **before == *config,
         }
     }
@@ -308,6 +316,21 @@ pub fn apply_in_place(
     limits: &Limits,
 ) -> Result<(Router, Undo), Invalid> {
     check_sizes(&change, limits)?;
+    // The NAT lists are checked against the router they change alone and
+    // swapped in, without copying or checking the rest of the state.
+    let change = match change {
+        Change::SetPortForwarding(rules) => {
+            let next = router.with_port_forwards(&rules)?;
+            let before = std::mem::replace(&mut config.port_forwarding_rules, rules);
+            return Ok((next, Undo::PortForwards(before)));
+        }
+        Change::SetStaticNat(rules) => {
+            let next = router.with_static_nats(&rules)?;
+            let before = std::mem::replace(&mut config.static_nat_rules, rules);
+            return Ok((next, Undo::StaticNats(before)));
+        }
+        change => change,
+    };
     if let Change::SetNetworkAcl(acl) = change {
         let acl = required(acl, "acl")?;
         let index = acl.device_index;
@@ -547,6 +570,70 @@ mod tests {
 
     fn sample_router() -> Router {
         Router::from_config(&sample_config()).expect("valid sample")
+    }
+
+    #[test]
+    fn a_nat_list_change_is_checked_as_the_whole_config_is_and_undone_in_place() {
+        let config = sample_config();
+        let router = sample_router();
+        let limits = Limits::default();
+        // A forward of another public port: taken, the rest of the router as it was.
+        let mut rules = config.port_forwarding_rules.clone();
+        let mut added = rules[0].clone();
+        added.id = "pf-new".into();
+        added.public_start_port = 40_000;
+        added.public_end_port = 0;
+        added.private_start_port = 40_000;
+        added.private_end_port = 0;
+        rules.push(added);
+        let mut in_place = config.clone();
+        let (next, undo) = apply_in_place(
+            &mut in_place,
+            &router,
+            Change::SetPortForwarding(rules.clone()),
+            &limits,
+        )
+        .expect("valid");
+        let mut whole = config.clone();
+        whole.port_forwarding_rules = rules.clone();
+        assert_eq!(next, Router::from_config(&whole).expect("valid"));
+        assert_eq!(in_place, whole);
+        assert!(!undo.unchanged(&in_place));
+        undo.undo(&mut in_place);
+        assert_eq!(in_place, config);
+
+        // A forward of a port the load balancer holds: refused with the error
+        // the whole config gives, nothing changed.
+        let mut clash = rules;
+        let lb = &config.load_balancer_rules[0];
+        clash[1].public_ip = lb.public_ip.clone();
+        clash[1].protocol = lb.protocol;
+        clash[1].public_start_port = lb.public_port;
+        clash[1].private_start_port = lb.public_port;
+        let mut whole = config.clone();
+        whole.port_forwarding_rules = clash.clone();
+        let expected = Router::from_config(&whole).expect_err("a clash");
+        let mut in_place = config.clone();
+        let err = apply_in_place(
+            &mut in_place,
+            &router,
+            Change::SetPortForwarding(clash),
+            &limits,
+        )
+        .expect_err("a clash");
+        assert_eq!(format!("{err:?}"), format!("{expected:?}"));
+        assert_eq!(in_place, config);
+
+        // A static NAT on an address with port forwards: refused the same way.
+        let mut nats = config.static_nat_rules.clone();
+        nats[0].public_ip = config.port_forwarding_rules[0].public_ip.clone();
+        let mut whole = config.clone();
+        whole.static_nat_rules = nats.clone();
+        let expected = Router::from_config(&whole).expect_err("taken");
+        let err = apply_in_place(&mut in_place, &router, Change::SetStaticNat(nats), &limits)
+            .expect_err("taken");
+        assert_eq!(format!("{err:?}"), format!("{expected:?}"));
+        assert_eq!(in_place, config);
     }
 
     #[test]
