@@ -791,31 +791,41 @@ struct FlowLab {
     server: Netns,
 }
 
+impl FlowLab {
+    /// A router namespace with the client's namespace on its NIC
+    /// `client_nic` and the server VM (10.1.3.5) on eth3, each with its
+    /// address and a default route through the router.
+    fn new(name: &str, client_nic: (&str, u32), client: (&str, &str)) -> FlowLab {
+        let lab = Lab::new(name).unwrap();
+        let r = lab.netns("r").unwrap();
+        let client_ns = lab.netns("c").unwrap();
+        let server = lab.netns("s").unwrap();
+        let (nic, index) = client_nic;
+        lab.veth_with_mac(&r, nic, Some(&mac(index)), &client_ns, "eth0", None)
+            .unwrap();
+        lab.veth_with_mac(&r, "eth3", Some(&mac(3)), &server, "eth0", None)
+            .unwrap();
+        for (ns, cidr, gw) in [
+            (&client_ns, client.0, client.1),
+            (&server, "10.1.3.5/24", "10.1.3.1"),
+        ] {
+            lab.addr_add(ns, "eth0", cidr).unwrap();
+            lab.link_up(ns, "eth0").unwrap();
+            lab.route_add(ns, &["default", "via", gw]).unwrap();
+        }
+        FlowLab {
+            lab,
+            r,
+            client: client_ns,
+            server,
+        }
+    }
+}
+
 /// Tier 1 (eth2, 10.1.1.0/24) holds the client, tier 2 (eth3, 10.1.2.0/24)
 /// the iperf3 server, so traffic enters tier 2 through its ingress ACL.
 fn flow_lab(ruleset: Ruleset) -> (FlowLab, Option<Agent>) {
-    let lab = Lab::new("bench_flow").unwrap();
-    let r = lab.netns("r").unwrap();
-    let client = lab.netns("c").unwrap();
-    let server = lab.netns("s").unwrap();
-    lab.veth_with_mac(&r, "eth2", Some(&mac(2)), &client, "eth0", None)
-        .unwrap();
-    lab.veth_with_mac(&r, "eth3", Some(&mac(3)), &server, "eth0", None)
-        .unwrap();
-    for (ns, cidr, gw) in [
-        (&client, "10.1.2.5/24", "10.1.2.1"),
-        (&server, "10.1.3.5/24", "10.1.3.1"),
-    ] {
-        lab.addr_add(ns, "eth0", cidr).unwrap();
-        lab.link_up(ns, "eth0").unwrap();
-        lab.route_add(ns, &["default", "via", gw]).unwrap();
-    }
-    let flows = FlowLab {
-        lab,
-        r,
-        client,
-        server,
-    };
+    let flows = FlowLab::new("bench_flow", ("eth2", 2), ("10.1.2.5/24", "10.1.2.1"));
     let agent = match ruleset {
         Ruleset::Agent(n) => {
             let mut agent = Agent::start(&flows.lab, &flows.r, "agent");
@@ -1157,28 +1167,7 @@ fn flow_table(
 /// public NIC; its new flows come from 198.51.100.0/24, whose way back is
 /// the public NIC's, as traffic from the Internet's is.
 fn forward_lab(forwards: u32) -> (FlowLab, Agent) {
-    let lab = Lab::new("bench_pf").unwrap();
-    let r = lab.netns("r").unwrap();
-    let client = lab.netns("c").unwrap();
-    let server = lab.netns("s").unwrap();
-    lab.veth_with_mac(&r, "eth1", Some(&mac(1)), &client, "eth0", None)
-        .unwrap();
-    lab.veth_with_mac(&r, "eth3", Some(&mac(3)), &server, "eth0", None)
-        .unwrap();
-    for (ns, cidr, gw) in [
-        (&client, "203.0.113.50/24", "203.0.113.11"),
-        (&server, "10.1.3.5/24", "10.1.3.1"),
-    ] {
-        lab.addr_add(ns, "eth0", cidr).unwrap();
-        lab.link_up(ns, "eth0").unwrap();
-        lab.route_add(ns, &["default", "via", gw]).unwrap();
-    }
-    let flows = FlowLab {
-        lab,
-        r,
-        client,
-        server,
-    };
+    let flows = FlowLab::new("bench_pf", ("eth1", 1), ("203.0.113.50/24", "203.0.113.11"));
     let mut agent = Agent::start(&flows.lab, &flows.r, "agent");
     let mut config = router_config(2, 0, 0, 0);
     config.nics.retain(|n| n.device_index != 2);
