@@ -174,33 +174,40 @@ fn port_forwards(router: &Router, sets: &mut Vec<Set>, rules: &mut Vec<String>) 
             })
             .collect::<Vec<_>>()
     };
-    let sourced = |r: &PortForward, element: &str| {
-        Ipv4Net::aggregate(&r.sources)
-            .into_iter()
-            .map(|source| format!("{source} . {element}"))
+    // One element per source CIDR (aggregated once per rule) and element.
+    let sourced = |r: &PortForward, elements: Vec<String>| {
+        let sources = Ipv4Net::aggregate(&r.sources);
+        elements
+            .iter()
+            .flat_map(|element| sources.iter().map(move |s| format!("{s} . {element}")))
             .collect::<Vec<_>>()
     };
-    let mut maps: [(&str, &str, &str, Vec<String>); 5] = [
+    // (map, what the rule matches first, key, map spec, elements).
+    let mut maps: [(&str, &str, &str, &str, Vec<String>); 5] = [
         (
             "pf_port",
+            "",
             "ip daddr . meta l4proto . th dport",
             "type ipv4_addr . inet_proto . inet_service : ipv4_addr;",
             Vec::new(),
         ),
         (
             "pf_same_port",
+            "",
             "ip daddr . meta l4proto . th dport",
             "type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval;",
             Vec::new(),
         ),
         (
             "pf_shifted",
+            "",
             "ip daddr . meta l4proto . th dport",
             "type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service;",
             Vec::new(),
         ),
         (
             "pf_sources",
+            "",
             "ip saddr . ip daddr . meta l4proto . th dport",
             "type ipv4_addr . ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval;",
             Vec::new(),
@@ -210,6 +217,7 @@ fn port_forwards(router: &Router, sets: &mut Vec<Set>, rules: &mut Vec<String>) 
             // nft refuses this mapping to an address and port ("transport
             // protocol mapping is only valid after transport protocol
             // match") unless the rule matches the protocol first.
+            "meta l4proto { tcp, udp } ",
             "ip saddr . ip daddr . meta l4proto . th dport",
             "type ipv4_addr . ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; \
              flags interval;",
@@ -220,26 +228,17 @@ fn port_forwards(router: &Router, sets: &mut Vec<Set>, rules: &mut Vec<String>) 
         let keeps_port = r.public_ports == r.private_ports;
         let single = r.public_ports.0 == r.public_ports.1;
         match (r.sources.is_empty(), keeps_port) {
-            (true, true) if single => maps[0].3.push(same(r)),
-            (true, true) => maps[1].3.push(same(r)),
-            (true, false) => maps[2].3.extend(shifted(r)),
-            (false, true) => maps[3].3.extend(sourced(r, &same(r))),
-            (false, false) => {
-                for element in shifted(r) {
-                    maps[4].3.extend(sourced(r, &element));
-                }
-            }
+            (true, true) if single => maps[0].4.push(same(r)),
+            (true, true) => maps[1].4.push(same(r)),
+            (true, false) => maps[2].4.extend(shifted(r)),
+            (false, true) => maps[3].4.extend(sourced(r, vec![same(r)])),
+            (false, false) => maps[4].4.extend(sourced(r, shifted(r))),
         }
     }
-    for (name, key, spec, elements) in maps {
+    for (name, guard, key, spec, elements) in maps {
         if elements.is_empty() {
             continue;
         }
-        let guard = if name == "pf_sources_shifted" {
-            "meta l4proto { tcp, udp } "
-        } else {
-            ""
-        };
         rules.push(format!("{guard}dnat ip to {key} map @{name}"));
         sets.push(Set {
             name: name.into(),
