@@ -103,18 +103,14 @@ impl Writer {
     /// Without a thread (it could not be started) it is written here.
     pub fn queue(&self, append: Append, journal: &Arc<Mutex<Journal>>) {
         let sender = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        match sender.as_ref() {
-            Some(sender) => {
-                self.shared.progress().queued += 1;
-                if let Err(unsent) = sender.send(append) {
-                    // The thread is gone: write it here.
-                    write_one(unsent.0, &self.shared, journal);
-                }
-            }
-            None => {
-                self.shared.progress().queued += 1;
-                write_one(append, &self.shared, journal);
-            }
+        self.shared.progress().queued += 1;
+        let unsent = match sender.as_ref() {
+            Some(sender) => sender.send(append).err().map(|e| e.0),
+            None => Some(append),
+        };
+        // No thread (or it is gone): written here.
+        if let Some(append) = unsent {
+            write_one(append, &self.shared, journal);
         }
     }
 
