@@ -8,20 +8,76 @@ use std::collections::HashMap;
 
 use super::common::live_rules_on_ip;
 use crate::error::Error;
-use crate::store::{Db, account, domain, network, rule, vlan, vm, vpc, zone};
+use crate::store::{Db, StoreError, account, domain, network, rule, vlan, vm, vpc, zone};
+
+/// Rows of one table by id, each looked up at most once; an id without a
+/// row is remembered too, so a view asks no more.
+struct Cached<T>(HashMap<i64, Option<T>>);
+
+impl<T> Default for Cached<T> {
+    fn default() -> Self {
+        Cached(HashMap::new())
+    }
+}
+
+impl<T> Cached<T> {
+    /// The row with this id, from the cache or else from `fetch`.
+    async fn get(
+        &mut self,
+        id: i64,
+        fetch: impl AsyncFnOnce(i64) -> Result<Option<T>, StoreError>,
+    ) -> Result<Option<&T>, Error> {
+        if !self.0.contains_key(&id) {
+            let row = fetch(id).await?;
+            self.0.insert(id, row);
+        }
+        Ok(self.known(id))
+    }
+
+    /// The row with this id if it is cached.
+    fn known(&self, id: i64) -> Option<&T> {
+        self.0.get(&id).and_then(Option::as_ref)
+    }
+
+    /// Loads the rows of `ids` not cached yet, in one statement.
+    async fn fill(
+        &mut self,
+        ids: &[i64],
+        id_of: impl Fn(&T) -> i64,
+        load: impl AsyncFnOnce(&[i64]) -> Result<Vec<T>, StoreError>,
+    ) -> Result<(), Error> {
+        let mut missing: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.0.contains_key(id))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for row in load(&missing).await? {
+            self.0.insert(id_of(&row), Some(row));
+        }
+        for id in missing {
+            self.0.entry(id).or_insert(None);
+        }
+        Ok(())
+    }
+}
 
 /// Names of the objects response fields refer to, looked up once per list.
 #[derive(Default)]
 pub struct Names {
-    accounts: HashMap<i64, Option<account::Account>>,
-    domains: HashMap<i64, Option<domain::Domain>>,
-    zones: HashMap<i64, Option<zone::Zone>>,
-    networks: HashMap<i64, Option<network::Network>>,
-    vpcs: HashMap<i64, Option<vpc::Vpc>>,
-    vms: HashMap<i64, Option<vm::Vm>>,
-    ips: HashMap<i64, Option<vlan::PublicIp>>,
-    ranges: HashMap<i64, Option<vlan::VlanRange>>,
-    load_balancers: HashMap<i64, Option<rule::LoadBalancer>>,
+    accounts: Cached<account::Account>,
+    domains: Cached<domain::Domain>,
+    zones: Cached<zone::Zone>,
+    networks: Cached<network::Network>,
+    vpcs: Cached<vpc::Vpc>,
+    vms: Cached<vm::Vm>,
+    ips: Cached<vlan::PublicIp>,
+    ranges: Cached<vlan::VlanRange>,
+    load_balancers: Cached<rule::LoadBalancer>,
     /// Whether an address has live rules (not being revoked).
     has_rules: HashMap<i64, bool>,
 }
@@ -42,138 +98,142 @@ pub struct Wanted {
     pub rules_on_ips: Vec<i64>,
 }
 
-/// Loads the rows of `ids` not in `cache` yet, in one statement, and
-/// remembers the ids without a row too (so the view asks no more).
-async fn fill<T>(
-    cache: &mut HashMap<i64, Option<T>>,
-    ids: &[i64],
-    id_of: impl Fn(&T) -> i64,
-    load: impl AsyncFnOnce(&[i64]) -> Result<Vec<T>, crate::store::StoreError>,
-) -> Result<(), Error> {
-    let mut missing: Vec<i64> = ids
-        .iter()
-        .copied()
-        .filter(|id| !cache.contains_key(id))
-        .collect();
-    missing.sort_unstable();
-    missing.dedup();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    for row in load(&missing).await? {
-        cache.insert(id_of(&row), Some(row));
-    }
-    for id in missing {
-        cache.entry(id).or_insert(None);
-    }
-    Ok(())
-}
-
-macro_rules! cached {
-    ($name:ident, $field:ident, $ty:ty, $fetch:expr) => {
-        /// The row with this id (removed or not), looked up once.
-        pub async fn $name(&mut self, db: &Db, id: i64) -> Result<Option<&$ty>, Error> {
-            if !self.$field.contains_key(&id) {
-                let row = $fetch(db, id).await?;
-                self.$field.insert(id, row);
-            }
-            Ok(self.$field.get(&id).and_then(Option::as_ref))
-        }
-    };
-}
-
 impl Names {
-    cached!(account, accounts, account::Account, account::get_by_id);
-    cached!(domain, domains, domain::Domain, domain::get_by_id);
-    cached!(zone, zones, zone::Zone, zone::get_by_id);
-    cached!(network, networks, network::Network, network::get_by_id);
-    cached!(vpc, vpcs, vpc::Vpc, vpc::get_by_id);
-    cached!(vm, vms, vm::Vm, vm::get_by_id);
-    cached!(ip, ips, vlan::PublicIp, vlan::ip_by_id);
-    cached!(range, ranges, vlan::VlanRange, vlan::range_by_id);
-    cached!(
-        load_balancer,
-        load_balancers,
-        rule::LoadBalancer,
-        rule::load_balancer
-    );
+    /// An account (removed or not), looked up once.
+    pub async fn account(&mut self, db: &Db, id: i64) -> Result<Option<&account::Account>, Error> {
+        self.accounts
+            .get(id, async |id| account::get_by_id(db, id).await)
+            .await
+    }
+
+    /// A domain (removed or not), looked up once.
+    pub async fn domain(&mut self, db: &Db, id: i64) -> Result<Option<&domain::Domain>, Error> {
+        self.domains
+            .get(id, async |id| domain::get_by_id(db, id).await)
+            .await
+    }
+
+    /// A zone (removed or not), looked up once.
+    pub async fn zone(&mut self, db: &Db, id: i64) -> Result<Option<&zone::Zone>, Error> {
+        self.zones
+            .get(id, async |id| zone::get_by_id(db, id).await)
+            .await
+    }
+
+    /// A network (removed or not), looked up once.
+    pub async fn network(&mut self, db: &Db, id: i64) -> Result<Option<&network::Network>, Error> {
+        self.networks
+            .get(id, async |id| network::get_by_id(db, id).await)
+            .await
+    }
+
+    /// A VPC (removed or not), looked up once.
+    pub async fn vpc(&mut self, db: &Db, id: i64) -> Result<Option<&vpc::Vpc>, Error> {
+        self.vpcs
+            .get(id, async |id| vpc::get_by_id(db, id).await)
+            .await
+    }
+
+    /// A VM (removed or not), looked up once.
+    pub async fn vm(&mut self, db: &Db, id: i64) -> Result<Option<&vm::Vm>, Error> {
+        self.vms
+            .get(id, async |id| vm::get_by_id(db, id).await)
+            .await
+    }
+
+    /// A public address (released or not), looked up once.
+    pub async fn ip(&mut self, db: &Db, id: i64) -> Result<Option<&vlan::PublicIp>, Error> {
+        self.ips
+            .get(id, async |id| vlan::ip_by_id(db, id).await)
+            .await
+    }
+
+    /// A public address range, looked up once.
+    pub async fn range(&mut self, db: &Db, id: i64) -> Result<Option<&vlan::VlanRange>, Error> {
+        self.ranges
+            .get(id, async |id| vlan::range_by_id(db, id).await)
+            .await
+    }
+
+    /// A load balancer rule, looked up once.
+    pub async fn load_balancer(
+        &mut self,
+        db: &Db,
+        id: i64,
+    ) -> Result<Option<&rule::LoadBalancer>, Error> {
+        self.load_balancers
+            .get(id, async |id| rule::load_balancer(db, id).await)
+            .await
+    }
 
     /// Loads every row `wanted` names that is not cached yet, one statement
     /// per table: the views of a page then find them all in the cache
     /// instead of asking once per row.
     pub async fn preload(&mut self, db: &Db, wanted: Wanted) -> Result<(), Error> {
-        fill(
-            &mut self.ips,
-            &wanted.ips,
-            |r| r.id,
-            async |ids| vlan::ips_by_ids(db, ids).await,
-        )
-        .await?;
+        self.ips
+            .fill(
+                &wanted.ips,
+                |r| r.id,
+                async |ids| vlan::ips_by_ids(db, ids).await,
+            )
+            .await?;
         // Addresses lead to zones; add them before the zones load.
         let mut zones = wanted.zones;
         zones.extend(
             wanted
                 .ips
                 .iter()
-                .filter_map(|id| self.ips.get(id).and_then(Option::as_ref))
+                .filter_map(|id| self.ips.known(*id))
                 .map(|ip| ip.zone_id),
         );
-        fill(
-            &mut self.zones,
-            &zones,
-            |r| r.id,
-            async |ids| zone::by_ids(db, ids).await,
-        )
-        .await?;
-        fill(
-            &mut self.accounts,
-            &wanted.accounts,
-            |r| r.id,
-            async |ids| account::by_ids(db, ids).await,
-        )
-        .await?;
-        fill(
-            &mut self.domains,
-            &wanted.domains,
-            |r| r.id,
-            async |ids| domain::by_ids(db, ids).await,
-        )
-        .await?;
-        fill(
-            &mut self.networks,
-            &wanted.networks,
-            |r| r.id,
-            async |ids| network::by_ids(db, ids).await,
-        )
-        .await?;
-        fill(
-            &mut self.vpcs,
-            &wanted.vpcs,
-            |r| r.id,
-            async |ids| vpc::by_ids(db, ids).await,
-        )
-        .await?;
-        fill(
-            &mut self.vms,
-            &wanted.vms,
-            |r| r.id,
-            async |ids| vm::by_ids(db, ids).await,
-        )
-        .await?;
-        fill(
-            &mut self.ranges,
-            &wanted.ranges,
-            |r| r.id,
-            async |ids| vlan::ranges_by_ids(db, ids).await,
-        )
-        .await?;
-        fill(
-            &mut self.load_balancers,
-            &wanted.load_balancers,
-            |r| r.id,
-            async |ids| rule::load_balancers(db, ids).await,
-        )
-        .await?;
+        self.zones
+            .fill(&zones, |r| r.id, async |ids| zone::by_ids(db, ids).await)
+            .await?;
+        self.accounts
+            .fill(
+                &wanted.accounts,
+                |r| r.id,
+                async |ids| account::by_ids(db, ids).await,
+            )
+            .await?;
+        self.domains
+            .fill(
+                &wanted.domains,
+                |r| r.id,
+                async |ids| domain::by_ids(db, ids).await,
+            )
+            .await?;
+        self.networks
+            .fill(
+                &wanted.networks,
+                |r| r.id,
+                async |ids| network::by_ids(db, ids).await,
+            )
+            .await?;
+        self.vpcs
+            .fill(
+                &wanted.vpcs,
+                |r| r.id,
+                async |ids| vpc::by_ids(db, ids).await,
+            )
+            .await?;
+        self.vms
+            .fill(&wanted.vms, |r| r.id, async |ids| vm::by_ids(db, ids).await)
+            .await?;
+        self.ranges
+            .fill(
+                &wanted.ranges,
+                |r| r.id,
+                async |ids| vlan::ranges_by_ids(db, ids).await,
+            )
+            .await?;
+        self.load_balancers
+            .fill(
+                &wanted.load_balancers,
+                |r| r.id,
+                async |ids| rule::load_balancers(db, ids).await,
+            )
+            .await?;
         let asked: Vec<i64> = wanted
             .rules_on_ips
             .iter()
