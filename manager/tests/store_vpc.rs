@@ -15,7 +15,7 @@ use vpc_manager::store::network::{self, NetworkFilter, NewNetwork};
 use vpc_manager::store::router::{self, NewNic, NewRouter, NicFilter, NicOwner, RouterFilter};
 use vpc_manager::store::vpc::{self, NewVpc, VpcFilter};
 use vpc_manager::store::zone::{self, NewZone};
-use vpc_manager::store::{Backend, Db, Page, StoreError, bootstrap, offering, vnet};
+use vpc_manager::store::{Backend, Db, Page, Scope, StoreError, bootstrap, offering, vnet};
 
 /// What most tests need: a zone with a VXLAN physical network, an account in a child
 /// domain, the default offerings.
@@ -158,7 +158,7 @@ on_both_backends!(vpcs_are_created_listed_and_soft_deleted, |db, url| {
     let page = vpc::list(
         &db,
         &VpcFilter {
-            account_id: Some(f.account_id),
+            scope: Scope::account(f.account_id),
             ..Default::default()
         },
         Page::new(1, 1),
@@ -170,7 +170,10 @@ on_both_backends!(vpcs_are_created_listed_and_soft_deleted, |db, url| {
         &db,
         &VpcFilter {
             keyword: Some("WE".into()),
-            domain_path_prefix: Some("/sales/".into()),
+            scope: Scope {
+                domain_path_prefix: Some("/sales/".into()),
+                ..Default::default()
+            },
             ..Default::default()
         },
         Page::ALL,
@@ -181,7 +184,10 @@ on_both_backends!(vpcs_are_created_listed_and_soft_deleted, |db, url| {
     let elsewhere = vpc::list(
         &db,
         &VpcFilter {
-            domain_path_prefix: Some("/other/".into()),
+            scope: Scope {
+                domain_path_prefix: Some("/other/".into()),
+                ..Default::default()
+            },
             ..Default::default()
         },
         Page::ALL,
@@ -470,7 +476,10 @@ on_both_backends!(routers_bump_generations_atomically, |db, url| {
         &db,
         &RouterFilter {
             vpc_id: Some(v.id),
-            domain_path_prefix: Some("/".into()),
+            scope: Scope {
+                domain_path_prefix: Some("/".into()),
+                ..Default::default()
+            },
             ..Default::default()
         },
         Page::ALL,
@@ -949,7 +958,10 @@ on_both_backends!(private_gateways_and_static_routes, |db, url| {
         &db,
         &GatewayFilter {
             vpc_id: Some(v.id),
-            domain_path_prefix: Some("/sales/".into()),
+            scope: Scope {
+                domain_path_prefix: Some("/sales/".into()),
+                ..Default::default()
+            },
             ..Default::default()
         },
         Page::ALL,

@@ -583,7 +583,7 @@ pub async fn purge_account(db: &Db, net: &Network, account_id: i64) -> Result<()
     let vms = store::vm::list(
         db,
         &store::vm::VmFilter {
-            account_id: Some(account_id),
+            scope: store::Scope::account(account_id),
             ..Default::default()
         },
         Page::ALL,
@@ -597,7 +597,7 @@ pub async fn purge_account(db: &Db, net: &Network, account_id: i64) -> Result<()
     let vpcs = vpc::list(
         db,
         &vpc::VpcFilter {
-            account_id: Some(account_id),
+            scope: store::Scope::account(account_id),
             ..Default::default()
         },
         Page::ALL,

@@ -196,28 +196,7 @@ async fn resolve_owner(
 }
 
 /// Which objects a list shows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Scope {
-    /// Only this account's objects.
-    pub account_id: Option<i64>,
-    /// Only objects in the subtree at this domain path.
-    pub domain_path_prefix: Option<String>,
-    /// Only objects of exactly this domain.
-    pub domain_id: Option<i64>,
-}
-
-impl Scope {
-    /// Whether the list shows an object of account `account_id` in domain
-    /// `domain_id` at `domain_path` (for lists filtered in memory).
-    pub fn shows(&self, account_id: i64, domain_id: i64, domain_path: &str) -> bool {
-        self.account_id.is_none_or(|a| a == account_id)
-            && self.domain_id.is_none_or(|d| d == domain_id)
-            && self
-                .domain_path_prefix
-                .as_deref()
-                .is_none_or(|p| domain_path.starts_with(p))
-    }
-}
+pub use crate::store::Scope;
 
 /// The ownership filters and paging of a list command.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 
 use sqlx::FromRow;
 
+use super::Scope;
 use super::query::{self, Where};
 use super::text::Stored;
 use super::{Exec, Listed, Page, Result, new_uuid, now_ms};
@@ -81,9 +82,8 @@ pub struct EventFilter {
     pub resource_type: Option<String>,
     pub start_id: Option<i64>,
     pub archived: Option<bool>,
-    pub account_id: Option<i64>,
-    pub domain_id: Option<i64>,
-    pub domain_path_prefix: Option<String>,
+    /// Only rows of these owners.
+    pub scope: Scope,
 }
 
 const COLUMNS: &str = "e.id, e.uuid, e.type, e.state, e.level, e.description, e.resource_type, \
@@ -157,8 +157,7 @@ pub async fn list<'a>(
 ) -> Result<Listed<Event>> {
     let mut w = Where::new();
     w.eq_opt("e.uuid", filter.uuid)
-        .eq_opt("e.account_id", filter.account_id)
-        .eq_opt("e.domain_id", filter.domain_id)
+        .scoped("e.", &filter.scope)
         .eq_opt("e.resource_uuid", filter.resource_uuid.clone())
         .eq_opt("e.start_id", filter.start_id)
         .eq_opt("e.archived", filter.archived);
@@ -186,6 +185,5 @@ pub async fn list<'a>(
         &["e.type", "e.level", "e.description"],
         filter.keyword.as_deref(),
     );
-    w.starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
     query::list(&mut ex.into(), COLUMNS, FROM, &w, "e.id DESC", page).await
 }

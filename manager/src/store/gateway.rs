@@ -6,6 +6,7 @@
 
 use sqlx::FromRow;
 
+use super::Scope;
 use super::query::Where;
 use super::table::Table;
 use super::text::{Stored, StoredOpt};
@@ -138,12 +139,8 @@ pub struct GatewayFilter {
     pub broadcast_uri: Option<String>,
     /// Only this state.
     pub state: Option<String>,
-    /// Only this owner.
-    pub account_id: Option<i64>,
-    /// Only gateways of the subtree rooted at this domain path.
-    pub domain_path_prefix: Option<String>,
-    /// Only gateways of exactly this domain.
-    pub domain_id: Option<i64>,
+    /// Only rows of these owners.
+    pub scope: Scope,
     /// Only gateways using this ACL list.
     pub network_acl_id: Option<i64>,
 }
@@ -213,12 +210,8 @@ pub struct RouteFilter {
     pub cidr: Option<String>,
     /// Only this state.
     pub state: Option<String>,
-    /// Only this owner.
-    pub account_id: Option<i64>,
-    /// Only routes of the subtree rooted at this domain path.
-    pub domain_path_prefix: Option<String>,
-    /// Only routes of exactly this domain.
-    pub domain_id: Option<i64>,
+    /// Only rows of these owners.
+    pub scope: Scope,
 }
 
 const GW_COLUMNS: &str = "g.id, g.uuid, g.vpc_id, g.network_id, g.ip4_address, g.gateway, \
@@ -302,11 +295,9 @@ pub async fn list<'a>(
         .eq_opt("g.ip4_address", filter.ip4_address.clone())
         .eq_opt("g.broadcast_uri", filter.broadcast_uri.clone())
         .eq_opt("g.state", filter.state.clone())
-        .eq_opt("g.account_id", filter.account_id)
-        .eq_opt("g.domain_id", filter.domain_id)
+        .scoped("g.", &filter.scope)
         .eq_opt("g.network_acl_id", filter.network_acl_id)
-        .any_of_opt("g.uuid", filter.uuids.as_deref())
-        .starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
+        .any_of_opt("g.uuid", filter.uuids.as_deref());
     TABLE.list(ex, &w, "g.id", page).await
 }
 
@@ -373,10 +364,8 @@ pub async fn list_routes<'a>(
         .eq_opt("s.vpc_gateway_id", filter.vpc_gateway_id)
         .eq_opt("s.cidr", filter.cidr.clone())
         .eq_opt("s.state", filter.state.clone())
-        .eq_opt("s.account_id", filter.account_id)
-        .eq_opt("s.domain_id", filter.domain_id)
-        .any_of_opt("s.uuid", filter.uuids.as_deref())
-        .starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
+        .scoped("s.", &filter.scope)
+        .any_of_opt("s.uuid", filter.uuids.as_deref());
     ROUTES.list(ex, &w, "s.id", page).await
 }
 

@@ -96,7 +96,7 @@ pub mod vpc;
 pub mod vpn;
 pub mod zone;
 
-pub use query::{Listed, Page};
+pub use query::{Listed, Page, Scope};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]

@@ -2,6 +2,7 @@
 
 use sqlx::FromRow;
 
+use super::Scope;
 use super::query::Where;
 use super::table::Table;
 use super::text::{Stored, StoredOpt};
@@ -150,12 +151,8 @@ pub struct NetworkFilter {
     pub vpc_id: Option<i64>,
     /// Only networks in a VPC (true) or outside any (false).
     pub in_vpc: Option<bool>,
-    /// Only this owner.
-    pub account_id: Option<i64>,
-    /// Only this domain.
-    pub domain_id: Option<i64>,
-    /// Only networks of the subtree rooted at this domain path.
-    pub domain_path_prefix: Option<String>,
+    /// Only rows of these owners.
+    pub scope: Scope,
     /// Only this state.
     pub state: Option<String>,
     /// Only this traffic type.
@@ -238,8 +235,7 @@ pub async fn list<'a>(
         .eq_opt("n.id", filter.id)
         .eq_opt("n.zone_id", filter.zone_id)
         .eq_opt("n.vpc_id", filter.vpc_id)
-        .eq_opt("n.account_id", filter.account_id)
-        .eq_opt("n.domain_id", filter.domain_id)
+        .scoped("n.", &filter.scope)
         .eq_opt("n.state", filter.state.clone())
         .eq_opt("n.traffic_type", filter.traffic_type.clone())
         .eq_opt("n.network_acl_id", filter.network_acl_id)
@@ -254,7 +250,6 @@ pub async fn list<'a>(
         None => {}
     }
     w.any_of_opt("n.uuid", filter.uuids.as_deref());
-    w.starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
     TABLE.list(ex, &w, "n.id", page).await
 }
 

@@ -104,6 +104,40 @@ macro_rules! bind_args {
 }
 pub(crate) use bind_args;
 
+/// Which owners' rows a list shows: the list's `account`, `domainid` and
+/// `isrecursive` parameters and the caller's rights, resolved to ids and a
+/// domain path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Only this account's objects.
+    pub account_id: Option<i64>,
+    /// Only objects in the subtree at this domain path.
+    pub domain_path_prefix: Option<String>,
+    /// Only objects of exactly this domain.
+    pub domain_id: Option<i64>,
+}
+
+impl Scope {
+    /// One account's objects.
+    pub fn account(account_id: i64) -> Scope {
+        Scope {
+            account_id: Some(account_id),
+            ..Scope::default()
+        }
+    }
+
+    /// Whether the list shows an object of account `account_id` in domain
+    /// `domain_id` at `domain_path` (for lists filtered in memory).
+    pub fn shows(&self, account_id: i64, domain_id: i64, domain_path: &str) -> bool {
+        self.account_id.is_none_or(|a| a == account_id)
+            && self.domain_id.is_none_or(|d| d == domain_id)
+            && self
+                .domain_path_prefix
+                .as_deref()
+                .is_none_or(|p| domain_path.starts_with(p))
+    }
+}
+
 /// A WHERE clause under construction: clauses joined with AND, values numbered in order.
 #[derive(Debug, Default)]
 pub(crate) struct Where {
@@ -189,6 +223,15 @@ impl Where {
             Some(prefix) => self.starts_with(column, prefix),
             None => self,
         }
+    }
+
+    /// The rows `scope` shows: `{alias}account_id` and `{alias}domain_id`
+    /// equal to its ids when set, the owner's domain path (`d.path`, the
+    /// domain joined as `d`) under its prefix.
+    pub(crate) fn scoped(&mut self, alias: &str, scope: &Scope) -> &mut Self {
+        self.eq_opt(&format!("{alias}account_id"), scope.account_id)
+            .eq_opt(&format!("{alias}domain_id"), scope.domain_id)
+            .starts_with_opt("d.path", scope.domain_path_prefix.as_deref())
     }
 
     /// ` WHERE …` or nothing.

@@ -9,6 +9,7 @@
 
 use sqlx::FromRow;
 
+use super::Scope;
 use super::query::Where;
 use super::table::Table;
 use super::text::{Stored, StoredOpt};
@@ -120,16 +121,12 @@ pub struct RouterFilter {
     pub keyword: Option<String>,
     /// Exactly this name.
     pub name: Option<String>,
-    /// Only routers of this domain (not its sub-domains).
-    pub domain_id: Option<i64>,
+    /// Only rows of these owners.
+    pub scope: Scope,
     /// Only routers of this VPC.
     pub vpc_id: Option<i64>,
     /// Only this zone.
     pub zone_id: Option<i64>,
-    /// Only this owner.
-    pub account_id: Option<i64>,
-    /// Only routers of the subtree rooted at this domain path.
-    pub domain_path_prefix: Option<String>,
     /// Only this state.
     pub state: Option<String>,
     /// Only routers whose applied generation lags (true) or not (false).
@@ -265,8 +262,7 @@ pub async fn list<'a>(
         .eq_opt("r.id", filter.id)
         .eq_opt("r.vpc_id", filter.vpc_id)
         .eq_opt("r.zone_id", filter.zone_id)
-        .eq_opt("r.account_id", filter.account_id)
-        .eq_opt("r.domain_id", filter.domain_id)
+        .scoped("r.", &filter.scope)
         .eq_opt("r.name", filter.name.clone())
         .eq_opt("r.state", filter.state.clone())
         .keyword(&["r.name"], filter.keyword.as_deref());
@@ -280,7 +276,6 @@ pub async fn list<'a>(
         None => {}
     }
     w.any_of_opt("r.uuid", filter.uuids.as_deref());
-    w.starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
     TABLE.list(ex, &w, "r.id", page).await
 }
 

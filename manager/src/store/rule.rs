@@ -7,6 +7,7 @@
 
 use sqlx::FromRow;
 
+use super::Scope;
 use super::query::Where;
 use super::table::Table;
 use super::text::{Stored, StoredOpt};
@@ -149,12 +150,8 @@ pub struct RuleFilter {
     pub purpose: Option<String>,
     /// Only this state.
     pub state: Option<String>,
-    /// Only this owner.
-    pub account_id: Option<i64>,
-    /// Only rules of the subtree rooted at this domain path.
-    pub domain_path_prefix: Option<String>,
-    /// Only rules of this domain.
-    pub domain_id: Option<i64>,
+    /// Only rows of these owners.
+    pub scope: Scope,
     /// Only rules forwarding to this VM.
     pub vm_id: Option<i64>,
 }
@@ -238,8 +235,7 @@ pub async fn list<'a>(
         .eq_opt("f.network_id", filter.network_id)
         .eq_opt("f.purpose", filter.purpose.clone())
         .eq_opt("f.state", filter.state.clone())
-        .eq_opt("f.account_id", filter.account_id)
-        .eq_opt("f.domain_id", filter.domain_id)
+        .scoped("f.", &filter.scope)
         .eq_opt("f.vm_id", filter.vm_id);
     if let Some(vpc_id) = filter.vpc_id {
         let p = w.arg(vpc_id);
@@ -248,7 +244,6 @@ pub async fn list<'a>(
         ));
     }
     w.any_of_opt("f.uuid", filter.uuids.as_deref());
-    w.starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
     TABLE.list(ex, &w, "f.id", page).await
 }
 

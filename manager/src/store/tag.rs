@@ -4,6 +4,7 @@
 
 use sqlx::FromRow;
 
+use super::Scope;
 use super::query::{self, Where};
 use super::{Exec, Page, Result, new_uuid, now_ms};
 
@@ -47,9 +48,8 @@ pub struct TagFilter {
     pub key: Option<String>,
     pub value: Option<String>,
     pub customer: Option<String>,
-    pub account_id: Option<i64>,
-    pub domain_id: Option<i64>,
-    pub domain_path_prefix: Option<String>,
+    /// Only rows of these owners.
+    pub scope: Scope,
 }
 
 const COLUMNS: &str = "t.id, t.tag_key AS key, t.tag_value AS value, t.resource_type, \
@@ -89,12 +89,10 @@ pub async fn list<'a>(ex: impl Into<Exec<'a>>, filter: &TagFilter) -> Result<Vec
         .eq_opt("t.tag_key", filter.key.clone())
         .eq_opt("t.tag_value", filter.value.clone())
         .eq_opt("t.customer", filter.customer.clone())
-        .eq_opt("t.account_id", filter.account_id)
-        .eq_opt("t.domain_id", filter.domain_id);
+        .scoped("t.", &filter.scope);
     if let Some(uuids) = &filter.resource_uuids {
         w.any_of("t.resource_uuid", uuids);
     }
-    w.starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
     Ok(
         query::list(&mut ex.into(), COLUMNS, FROM, &w, "t.id", Page::ALL)
             .await?

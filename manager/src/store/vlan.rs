@@ -12,6 +12,7 @@ use std::net::Ipv4Addr;
 
 use sqlx::{AssertSqlSafe, FromRow};
 
+use super::Scope;
 use super::query::{self, Arg, Where, bind_args};
 use super::table::Table;
 use super::text::{Stored, StoredOpt};
@@ -150,18 +151,14 @@ pub struct PublicIpFilter {
     pub zone_id: Option<i64>,
     /// Only this exact address.
     pub address: Option<String>,
-    /// Only addresses held by this account.
-    pub account_id: Option<i64>,
+    /// Only addresses held by these owners.
+    pub scope: Scope,
     /// Only addresses of this VPC.
     pub vpc_id: Option<i64>,
     /// Only this state.
     pub state: Option<String>,
     /// Only (non-)source-NAT addresses.
     pub source_nat: Option<bool>,
-    /// Only addresses held in this domain.
-    pub domain_id: Option<i64>,
-    /// Only addresses held in the subtree rooted at this domain path.
-    pub domain_path_prefix: Option<String>,
     /// Only addresses associated with this tier.
     pub associated_network_id: Option<i64>,
     /// Only addresses with (without) static NAT.
@@ -465,11 +462,11 @@ pub async fn list_ips<'a>(
     w.eq_opt("uuid", filter.uuid)
         .eq_opt("zone_id", filter.zone_id)
         .eq_opt("public_ip_address", filter.address.clone())
-        .eq_opt("account_id", filter.account_id)
+        .eq_opt("account_id", filter.scope.account_id)
         .eq_opt("vpc_id", filter.vpc_id)
         .eq_opt("state", filter.state.clone())
         .eq_opt("source_nat", filter.source_nat)
-        .eq_opt("domain_id", filter.domain_id)
+        .eq_opt("domain_id", filter.scope.domain_id)
         .eq_opt("associated_network_id", filter.associated_network_id)
         .eq_opt("one_to_one_nat", filter.one_to_one_nat)
         .eq_opt("vm_id", filter.vm_id)
@@ -477,7 +474,8 @@ pub async fn list_ips<'a>(
     if filter.held_only {
         w.push("state <> 'Free'");
     }
-    if let Some(prefix) = &filter.domain_path_prefix {
+    // The table has no domain path: the subtree is asked of `domain`.
+    if let Some(prefix) = &filter.scope.domain_path_prefix {
         let p = w.arg(prefix.as_str());
         w.push(format!(
             "domain_id IN (SELECT id FROM domain WHERE SUBSTR(path, 1, LENGTH({p})) = {p})"

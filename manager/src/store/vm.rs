@@ -6,6 +6,7 @@
 
 use sqlx::FromRow;
 
+use super::Scope;
 use super::query::{self, Where};
 use super::table::Table;
 use super::text::Stored;
@@ -139,12 +140,8 @@ pub struct VmFilter {
     pub keyword: Option<String>,
     /// Only this zone.
     pub zone_id: Option<i64>,
-    /// Only this owner.
-    pub account_id: Option<i64>,
-    /// Only this domain.
-    pub domain_id: Option<i64>,
-    /// Only VMs of the subtree rooted at this domain path.
-    pub domain_path_prefix: Option<String>,
+    /// Only rows of these owners.
+    pub scope: Scope,
     /// Only this state.
     pub state: Option<String>,
     /// Only VMs with a live NIC on this network.
@@ -232,8 +229,7 @@ pub async fn list<'a>(
     w.push("v.removed IS NULL")
         .eq_opt("v.id", filter.id)
         .eq_opt("v.zone_id", filter.zone_id)
-        .eq_opt("v.account_id", filter.account_id)
-        .eq_opt("v.domain_id", filter.domain_id)
+        .scoped("v.", &filter.scope)
         .eq_opt("v.state", filter.state.clone())
         .eq_opt("v.service_offering_id", filter.service_offering_id)
         .eq_opt("v.template_id", filter.template_id)
@@ -257,7 +253,6 @@ pub async fn list<'a>(
         ));
     }
     w.any_of_opt("v.uuid", filter.uuids.as_deref());
-    w.starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
     TABLE.list(ex, &w, "v.id", page).await
 }
 

@@ -2,6 +2,7 @@
 
 use sqlx::FromRow;
 
+use super::Scope;
 use super::query::Where;
 use super::table::Table;
 use super::text::Stored;
@@ -111,12 +112,8 @@ pub struct VpcFilter {
     pub keyword: Option<String>,
     /// Only this zone.
     pub zone_id: Option<i64>,
-    /// Only this owner.
-    pub account_id: Option<i64>,
-    /// Only this domain.
-    pub domain_id: Option<i64>,
-    /// Only VPCs of the subtree rooted at this domain path.
-    pub domain_path_prefix: Option<String>,
+    /// Only rows of these owners.
+    pub scope: Scope,
     /// Only this state.
     pub state: Option<String>,
     /// Only VPCs of this offering.
@@ -183,14 +180,12 @@ pub async fn list<'a>(
         .eq_opt("v.id", filter.id)
         .eq_opt("v.name", filter.name.clone())
         .eq_opt("v.zone_id", filter.zone_id)
-        .eq_opt("v.account_id", filter.account_id)
-        .eq_opt("v.domain_id", filter.domain_id)
+        .scoped("v.", &filter.scope)
         .eq_opt("v.state", filter.state.clone())
         .eq_opt("v.vpc_offering_id", filter.vpc_offering_id)
         .eq_opt("v.restart_required", filter.restart_required)
         .keyword(&["v.name", "v.display_text"], filter.keyword.as_deref())
-        .any_of_opt("v.uuid", filter.uuids.as_deref())
-        .starts_with_opt("d.path", filter.domain_path_prefix.as_deref());
+        .any_of_opt("v.uuid", filter.uuids.as_deref());
     TABLE.list(ex, &w, "v.id", page).await
 }
 

@@ -135,9 +135,7 @@ impl SyncCommand for ListEvents {
             start_id: self.start_id,
             // CloudStack lists live events unless archived ones are asked for.
             archived: Some(self.archived.unwrap_or(false)),
-            account_id: scope.account_id,
-            domain_id: scope.domain_id,
-            domain_path_prefix: scope.domain_path_prefix,
+            scope,
         };
         let page = self.list.page(ctx).await?;
         let listed = event::list(&ctx.app.db, &filter, page).await?;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::server::registry::{FieldSpec, Registry, field};
-use crate::services::owner::{Scope, owner_view};
+use crate::services::owner::owner_view;
 use crate::services::related::Related;
 use crate::services::vpc::{check_vpc_access, vpc_param};
 use crate::store::{Db, vpc};
@@ -56,13 +56,4 @@ async fn vpc_by_id(db: &Db, id: i64) -> Result<vpc::Vpc, Error> {
     vpc::get_by_id(db, id)
         .await?
         .ok_or_else(|| Error::internal(format!("VPC {id} is gone")))
-}
-
-/// The scope of a list as the store filters take it.
-fn scope_filter(scope: &Scope) -> (Option<i64>, Option<String>, Option<i64>) {
-    (
-        scope.account_id,
-        scope.domain_path_prefix.clone(),
-        scope.domain_id,
-    )
 }

@@ -9,7 +9,7 @@ use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply, page_of};
 use crate::services::owner::{ListArgs, check_access};
 use crate::services::tags::{self, ResourceType, TAGS_FILTER};
-use crate::store::{Page, network, vlan, vpc, zone};
+use crate::store::{Page, Scope, network, vlan, vpc, zone};
 
 use super::common::{Names, Wanted};
 use super::views::{IP_FIELDS, ip_view};
@@ -173,9 +173,7 @@ impl SyncCommand for ListPublicIpAddresses {
             ),
             None => None,
         };
-        filter.account_id = scope.account_id;
-        filter.domain_id = scope.domain_id;
-        filter.domain_path_prefix = scope.domain_path_prefix.clone();
+        filter.scope = scope.clone();
         filter.held_only = true;
         // allocatedonly=false also shows the zone's free addresses, which
         // nobody owns, after the held ones the caller may see.
@@ -185,9 +183,7 @@ impl SyncCommand for ListPublicIpAddresses {
             if with_free {
                 let free = vlan::PublicIpFilter {
                     state: Some(vlan::IP_FREE.into()),
-                    account_id: None,
-                    domain_id: None,
-                    domain_path_prefix: None,
+                    scope: Scope::default(),
                     held_only: false,
                     ..filter.clone()
                 };

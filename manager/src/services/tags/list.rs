@@ -91,9 +91,7 @@ impl SyncCommand for ListTags {
             key: self.key,
             value: self.value,
             customer: self.customer,
-            account_id: scope.account_id,
-            domain_id: scope.domain_id,
-            domain_path_prefix: scope.domain_path_prefix,
+            scope,
         };
         let keyword = self.list.keyword.as_deref().map(str::to_lowercase);
         let rows: Vec<tag::Tag> = tag::list(&ctx.app.db, &filter)

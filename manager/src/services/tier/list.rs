@@ -187,9 +187,7 @@ impl SyncCommand for ListNetworks {
             zone_id,
             vpc_id,
             in_vpc: Some(true),
-            account_id: scope.account_id,
-            domain_id: scope.domain_id,
-            domain_path_prefix: scope.domain_path_prefix,
+            scope,
             traffic_type: Some(network::TRAFFIC_GUEST.into()),
             ..Default::default()
         };

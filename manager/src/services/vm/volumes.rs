@@ -120,9 +120,7 @@ impl SyncCommand for ListVolumes {
         let filter = vm::VmFilter {
             uuids: self.vm.map(|v| vec![v]),
             zone_id,
-            account_id: scope.account_id,
-            domain_id: scope.domain_id,
-            domain_path_prefix: scope.domain_path_prefix,
+            scope,
             ..Default::default()
         };
         let keyword = self.list.keyword.as_deref().map(str::to_lowercase);

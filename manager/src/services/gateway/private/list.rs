@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::super::{scope_filter, vpc_param};
+use super::super::vpc_param;
 use super::{GATEWAY_FIELDS, gateway_view, vlan_form};
 use crate::error::Error;
 use crate::rules::gateway as rule;
@@ -11,6 +11,7 @@ use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
 use crate::server::registry::{ALL, fields};
 use crate::server::{Ctx, Reply, page_of};
 use crate::services::owner::ListArgs;
+use crate::services::owner::Scope;
 use crate::services::related::Related;
 use crate::services::tags::{self, ResourceType, TAGS_FILTER};
 use crate::store::{Page, gateway};
@@ -67,7 +68,6 @@ impl SyncCommand for ListPrivateGateways {
         let db = &ctx.app.db;
         let scope = self.list.scope(ctx, self.id.is_some()).await?;
         let page = self.list.page(ctx).await?;
-        let (account_id, domain_path_prefix, domain_id) = scope_filter(&scope);
         let tagged = tags::narrow(
             &ctx.app.db,
             ResourceType::PrivateGateway,
@@ -79,9 +79,7 @@ impl SyncCommand for ListPrivateGateways {
             uuids: tagged,
             ip4_address: self.ip_address,
             state: self.state,
-            account_id,
-            domain_path_prefix,
-            domain_id,
+            scope,
             ..Default::default()
         };
         if let Some(id) = self.vpc {
@@ -90,9 +88,7 @@ impl SyncCommand for ListPrivateGateways {
             let v = vpc_param(ctx, VPC.name(), id).await?;
             filter = gateway::GatewayFilter {
                 vpc_id: Some(v.id),
-                account_id: None,
-                domain_path_prefix: None,
-                domain_id: None,
+                scope: Scope::default(),
                 ..filter
             };
         }

@@ -3,13 +3,14 @@
 
 use uuid::Uuid;
 
-use super::super::{check_vpc_access, scope_filter, vpc_by_id, vpc_param};
+use super::super::{check_vpc_access, vpc_by_id, vpc_param};
 use super::{ROUTE_FIELDS, route_view};
 use crate::error::Error;
 use crate::server::command::{Arg, Args, Command, Id, Spec, SyncCommand, Text};
 use crate::server::registry::{ALL, fields};
 use crate::server::{Ctx, Reply};
 use crate::services::owner::ListArgs;
+use crate::services::owner::Scope;
 use crate::services::related::Related;
 use crate::services::tags::{self, ResourceType, TAGS_FILTER};
 use crate::store::gateway;
@@ -61,7 +62,6 @@ impl SyncCommand for ListStaticRoutes {
         let db = &ctx.app.db;
         let scope = self.list.scope(ctx, self.id.is_some()).await?;
         let page = self.list.page(ctx).await?;
-        let (account_id, domain_path_prefix, domain_id) = scope_filter(&scope);
         let tagged = tags::narrow(
             &ctx.app.db,
             ResourceType::StaticRoute,
@@ -72,9 +72,7 @@ impl SyncCommand for ListStaticRoutes {
         let mut filter = gateway::RouteFilter {
             uuids: tagged,
             state: self.state,
-            account_id,
-            domain_path_prefix,
-            domain_id,
+            scope,
             ..Default::default()
         };
         // A VPC or gateway named explicitly (and accessible) shows its routes
@@ -95,9 +93,7 @@ impl SyncCommand for ListStaticRoutes {
         if let Some(vpc_id) = named {
             filter = gateway::RouteFilter {
                 vpc_id: Some(vpc_id),
-                account_id: None,
-                domain_path_prefix: None,
-                domain_id: None,
+                scope: Scope::default(),
                 ..filter
             };
         }

@@ -13,7 +13,7 @@ use crate::server::command::{
 use crate::server::jobs::JobCtx;
 use crate::server::registry::ADMINS;
 use crate::server::{Ctx, Reply};
-use crate::store::{account, vm};
+use crate::store::{Scope, account, vm};
 
 use super::super::args::AccountRef;
 use super::super::views::{ACCOUNT_FIELDS, account_view};
@@ -148,7 +148,7 @@ async fn stop_vms_of(app: &crate::server::App, account_id: i64) -> Result<(), Er
     let running = vm::list(
         &app.db,
         &vm::VmFilter {
-            account_id: Some(account_id),
+            scope: Scope::account(account_id),
             state: Some(vm::STATE_RUNNING.as_str().to_string()),
             ..Default::default()
         },

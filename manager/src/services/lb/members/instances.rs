@@ -15,7 +15,7 @@ use crate::server::registry::ALL;
 use crate::server::{Ctx, Reply, date, page_of};
 use crate::services::ip::common::{self, Names, merge};
 use crate::services::vm::nic_fields;
-use crate::store::{Db, Page, rule, vm};
+use crate::store::{Db, Page, Scope, rule, vm};
 
 const ID: Arg<Id> = Arg::req("id", "the ID of the load balancer rule");
 const APPLIED: Arg<Flag> = Arg::opt(
@@ -97,7 +97,7 @@ impl SyncCommand for ListLoadBalancerRuleInstances {
                 db,
                 &vm::VmFilter {
                     network_id: Some(r.network_id),
-                    account_id: Some(r.account_id),
+                    scope: Scope::account(r.account_id),
                     ..Default::default()
                 },
                 Page::ALL,

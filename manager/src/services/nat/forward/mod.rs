@@ -144,9 +144,7 @@ impl RuleListArgs {
         let scope = self.list.scope(ctx, self.id.is_some()).await?;
         let mut filter = rule::RuleFilter {
             purpose: Some(purpose.to_string()),
-            account_id: scope.account_id,
-            domain_id: scope.domain_id,
-            domain_path_prefix: scope.domain_path_prefix,
+            scope,
             ..Default::default()
         };
         if let Some(id) = self.id {

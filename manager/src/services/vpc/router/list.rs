@@ -91,9 +91,7 @@ impl SyncCommand for ListRouters {
             keyword: self.list.keyword.clone(),
             state: self.state,
             name: self.name,
-            account_id: scope.account_id,
-            domain_id: scope.domain_id,
-            domain_path_prefix: scope.domain_path_prefix,
+            scope,
             ..Default::default()
         };
         if let Some(z) = self.zone {
