@@ -690,8 +690,16 @@ fn bench_nat_changes(report: &mut String, agent: &mut Agent) {
             pf(agent, rules)
         })
         .collect();
-    rows.push(("port forward added", split(&runs, 0), agent.steps(40, Some(0))));
-    rows.push(("port forward deleted", split(&runs, 1), agent.steps(40, Some(1))));
+    rows.push((
+        "port forward added",
+        split(&runs, 0),
+        agent.steps(40, Some(0)),
+    ));
+    rows.push((
+        "port forward deleted",
+        split(&runs, 1),
+        agent.steps(40, Some(1)),
+    ));
     let value = medians(|rep| {
         let mut rules = pfs.clone();
         rules[100].private_ip = format!("10.1.1.{}", 230 + rep % 2);
@@ -738,8 +746,16 @@ fn bench_nat_changes(report: &mut String, agent: &mut Agent) {
             snat(agent, rules)
         })
         .collect();
-    rows.push(("static NAT added", split(&runs, 0), agent.steps(40, Some(0))));
-    rows.push(("static NAT deleted", split(&runs, 1), agent.steps(40, Some(1))));
+    rows.push((
+        "static NAT added",
+        split(&runs, 0),
+        agent.steps(40, Some(0)),
+    ));
+    rows.push((
+        "static NAT deleted",
+        split(&runs, 1),
+        agent.steps(40, Some(1)),
+    ));
     for (name, (w, a), steps) in rows {
         eprintln!("{name}: {w:.1} / {a:.1} ms");
         eprintln!("  agent steps (medians, us): {steps}");

@@ -463,8 +463,8 @@ impl Agent {
                     at,
                 }
             }
-            (update::Undo::PortForwards(old), _) => Replaced::PortForwards(old),
-            (update::Undo::StaticNats(old), _) => Replaced::StaticNats(old),
+            (update::Undo::PortForwards(_, splice), _) => Replaced::PortForwards(*splice),
+            (update::Undo::StaticNats(_, splice), _) => Replaced::StaticNats(*splice),
             _ => Replaced::Other,
         };
         // A list change's record is made now and queued once the kernel

@@ -5,6 +5,7 @@
 //! to get a `Router` is [`Router::from_config`], which checks every field, so
 //! planners never see an invalid address, an unknown NIC or a dangling rule.
 
+mod splice;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::{IpNet, Ipv4Net};
 
+pub use splice::Splice;
 pub use validate::limits::Limits;
 pub use validate::text::shown;
 pub use validate::{Invalid, InvalidKind};

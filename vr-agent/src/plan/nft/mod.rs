@@ -193,7 +193,7 @@ pub fn plan_from(
     chains.extend(proxy::chains(router));
     chains.push(antispoof::chain(router));
     chains.push(base::mangle(router));
-    chains.push(base::dstnat(router));
+    chains.push(base::dstnat(router, previous));
     chains.push(base::forward(router));
     chains.push(base::input(router, options));
     chains.push(base::srcnat(router));
