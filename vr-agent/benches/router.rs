@@ -682,11 +682,7 @@ fn bench_nat_changes(report: &mut String, agent: &mut Agent) {
         assert_eq!(back.rules.len(), pfs.len());
         size = bytes.len();
     }
-    let coding = format!(
-        "{:.1} / {:.1}",
-        median(encode),
-        median(decode)
-    );
+    let coding = format!("{:.1} / {:.1}", median(encode), median(decode));
     eprintln!("request of {size} bytes encoded / decoded: {coding} ms");
     let _ = writeln!(
         report,
