@@ -178,7 +178,7 @@ pub(super) fn port_forwards_from(
             ));
         }
         out.push(PortForward {
-            id: r.id.clone(),
+            id: r.id.as_str().into(),
             public_ip,
             protocol,
             public_ports,
@@ -490,7 +490,7 @@ mod tests {
 
     fn forward(ip: u8, protocol: L4, ports: (u16, u16)) -> PortForward {
         PortForward {
-            id: String::new(),
+            id: "".into(),
             public_ip: Ipv4Addr::new(203, 0, 113, ip),
             protocol,
             public_ports: ports,

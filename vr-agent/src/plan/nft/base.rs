@@ -604,7 +604,7 @@ mod tests {
         let width = u16::from(shape % 3);
         let shift = if shape & 4 != 0 { 5000 } else { 0 };
         PortForward {
-            id: format!("pf-{slot}"),
+            id: format!("pf-{slot}").into(),
             public_ip: Ipv4Addr::new(203, 0, 113, 11),
             protocol: if shape & 8 != 0 { L4::Udp } else { L4::Tcp },
             public_ports: (first, first + width),
