@@ -6,12 +6,44 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use super::{
-    CHAIN_DSTNAT, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_MANGLE, CHAIN_SRCNAT, Chain, NftOptions, Set,
-    cidr_list, has_acl_chains, ifname, inbound_chain, outbound_chain, quoted_list,
+    CHAIN_DSTNAT, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_MANGLE, CHAIN_SRCNAT, Chain, NftOptions,
+    Ruleset, Set, cidr_list, has_acl_chains, ifname, inbound_chain, outbound_chain, quoted_list,
 };
 use crate::model::*;
 
-pub(super) fn mangle(router: &Router) -> Chain {
+/// The previous table, when its static NAT sets are those `router` gets
+/// (the same static NATs on the same public IPs): a change of the port
+/// forwards or an ACL then takes those sets as they are instead of
+/// rendering them again.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct StaticNatSets<'a>(Option<&'a Ruleset>);
+
+impl<'a> StaticNatSets<'a> {
+    pub(super) fn from_previous(router: &Router, previous: Option<(&Router, &'a Ruleset)>) -> Self {
+        Self(previous.and_then(|(old, table)| {
+            (old.static_nats == router.static_nats && old.public_ips == router.public_ips)
+                .then_some(table)
+        }))
+    }
+
+    /// The set `set` of the chain `chain` as the previous table holds it,
+    /// else `render`'s elements.
+    fn elements(
+        self,
+        chain: &str,
+        set: &str,
+        render: impl FnOnce() -> Vec<String>,
+    ) -> std::sync::Arc<[String]> {
+        let held = self.0.and_then(|table| {
+            let chain = table.chains.iter().find(|c| c.name == chain)?;
+            let set = chain.sets.iter().find(|s| s.name == set)?;
+            Some(std::sync::Arc::clone(&set.elements))
+        });
+        held.unwrap_or_else(|| render().into())
+    }
+}
+
+pub(super) fn mangle(router: &Router, nats: StaticNatSets) -> Chain {
     let mut rules = vec!["ct state established,related meta mark set ct mark".to_string()];
     let routed: Vec<&Nic> = router.nics.values().filter(|n| n.is_routed()).collect();
     if !routed.is_empty() {
@@ -44,13 +76,16 @@ pub(super) fn mangle(router: &Router) -> Chain {
                 .find(|p| p.address == ip)
                 .map(|p| p.index)
         };
-        let elements = router
-            .static_nats
-            .iter()
-            .filter_map(|s| {
-                nic_of(s.public_ip).map(|i| format!("{} : {:#x}", s.private_ip, NIC_TABLE_BASE + i))
-            })
-            .collect();
+        let elements = nats.elements(CHAIN_MANGLE, "static_nat_mark", || {
+            router
+                .static_nats
+                .iter()
+                .filter_map(|s| {
+                    nic_of(s.public_ip)
+                        .map(|i| format!("{} : {:#x}", s.private_ip, NIC_TABLE_BASE + i))
+                })
+                .collect()
+        });
         sets.push(Set {
             name: "static_nat_mark".into(),
             kind: "map",
@@ -73,7 +108,11 @@ pub(super) fn mangle(router: &Router) -> Chain {
 
 /// The DNAT chain; `previous` (the router and table planned before) lets
 /// the port forwards' maps be made from the previous ones.
-pub(super) fn dstnat(router: &Router, previous: Option<(&Router, &super::Ruleset)>) -> Chain {
+pub(super) fn dstnat(
+    router: &Router,
+    previous: Option<(&Router, &Ruleset)>,
+    nats: StaticNatSets,
+) -> Chain {
     let mut rules = Vec::new();
     let mut sets = Vec::new();
     if !router.static_nats.is_empty() {
@@ -81,11 +120,13 @@ pub(super) fn dstnat(router: &Router, previous: Option<(&Router, &super::Ruleset
             name: "static_nat_in".into(),
             kind: "map",
             spec: "type ipv4_addr : ipv4_addr;".into(),
-            elements: router
-                .static_nats
-                .iter()
-                .map(|s| format!("{} : {}", s.public_ip, s.private_ip))
-                .collect(),
+            elements: nats.elements(CHAIN_DSTNAT, "static_nat_in", || {
+                router
+                    .static_nats
+                    .iter()
+                    .map(|s| format!("{} : {}", s.public_ip, s.private_ip))
+                    .collect()
+            }),
         });
         rules.push("dnat ip to ip daddr map @static_nat_in".into());
     }
@@ -346,7 +387,7 @@ fn pf_maps_from(
     Some(out)
 }
 
-pub(super) fn forward(router: &Router) -> Chain {
+pub(super) fn forward(router: &Router, nats: StaticNatSets) -> Chain {
     let mut rules = vec![
         // Replies and related traffic never walk the ACLs: existing flows keep
         // passing while a new ruleset is swapped in.
@@ -411,16 +452,19 @@ pub(super) fn forward(router: &Router) -> Chain {
                 cidr_list(&natted)
             ));
         }
-        let mut statics: Vec<String> = router
-            .static_nats
-            .iter()
-            .filter(|s| s.index == nic.index)
-            .map(|s| s.private_ip.to_string())
-            .collect();
-        statics.sort();
-        statics.dedup();
-        if !statics.is_empty() {
+        if router.static_nats.iter().any(|s| s.index == nic.index) {
             let name = format!("static_nat_src_{}", dev_name(nic.index));
+            let elements = nats.elements(CHAIN_FORWARD, &name, || {
+                let mut statics: Vec<String> = router
+                    .static_nats
+                    .iter()
+                    .filter(|s| s.index == nic.index)
+                    .map(|s| s.private_ip.to_string())
+                    .collect();
+                statics.sort();
+                statics.dedup();
+                statics
+            });
             rules.push(format!(
                 "oifname {} ip saddr @{name} accept",
                 ifname(nic.index)
@@ -429,7 +473,7 @@ pub(super) fn forward(router: &Router) -> Chain {
                 name,
                 kind: "set",
                 spec: "type ipv4_addr;".into(),
-                elements: statics.into(),
+                elements,
             });
         }
     }
@@ -523,7 +567,7 @@ pub const IKE_PORT: u16 = 500;
 /// userspace backend).
 pub const NAT_T_PORT: u16 = 4500;
 
-pub(super) fn srcnat(router: &Router) -> Chain {
+pub(super) fn srcnat(router: &Router, nats: StaticNatSets) -> Chain {
     let mut rules = Vec::new();
     // What goes through a VPN tunnel keeps its source: the peer routes the
     // VPC's own addresses back (CloudStack's VR exempts it from SNAT the
@@ -550,14 +594,16 @@ pub(super) fn srcnat(router: &Router) -> Chain {
             name: "static_nat_out".into(),
             kind: "map",
             spec: "type ifname . ipv4_addr : ipv4_addr;".into(),
-            elements: router
-                .static_nats
-                .iter()
-                .filter_map(|s| {
-                    nic_of(s.public_ip)
-                        .map(|i| format!("{} . {} : {}", ifname(i), s.private_ip, s.public_ip))
-                })
-                .collect(),
+            elements: nats.elements(CHAIN_SRCNAT, "static_nat_out", || {
+                router
+                    .static_nats
+                    .iter()
+                    .filter_map(|s| {
+                        nic_of(s.public_ip)
+                            .map(|i| format!("{} . {} : {}", ifname(i), s.private_ip, s.public_ip))
+                    })
+                    .collect()
+            }),
         });
         rules.push("snat ip to oifname . ip saddr map @static_nat_out".into());
     }
@@ -673,6 +719,54 @@ mod tests {
             let incremental = plan_from(&new, &options, Some((&old, &before)));
             let whole = plan(&new, &options);
             prop_assert_eq!(dstnat_of(&incremental), dstnat_of(&whole));
+        }
+    }
+
+    /// The static NAT sets of `table`, by name.
+    fn static_nat_sets(table: &Ruleset) -> Vec<(&str, &std::sync::Arc<[String]>)> {
+        table
+            .chains
+            .iter()
+            .flat_map(|c| &c.sets)
+            .filter(|s| s.name.starts_with("static_nat"))
+            .map(|s| (s.name.as_str(), &s.elements))
+            .collect()
+    }
+
+    #[test]
+    fn a_forward_change_shares_the_static_nat_sets_and_a_static_nat_change_renders_them() {
+        let old = router((0..4).map(|k| forward(k, 0)).collect());
+        let options = NftOptions::default();
+        let before = plan(&old, &options);
+        let names: Vec<&str> = static_nat_sets(&before).iter().map(|s| s.0).collect();
+        assert_eq!(
+            names,
+            [
+                "static_nat_mark",
+                "static_nat_in",
+                "static_nat_src_eth1",
+                "static_nat_out"
+            ]
+        );
+        let mut forwards = old.clone();
+        forwards.port_forwards[1].private_ip = Ipv4Addr::new(10, 1, 2, 9);
+        let after = plan_from(&forwards, &options, Some((&old, &before)));
+        assert_eq!(after, plan(&forwards, &options));
+        for ((name, a), (_, b)) in static_nat_sets(&before)
+            .into_iter()
+            .zip(static_nat_sets(&after))
+        {
+            assert!(std::sync::Arc::ptr_eq(a, b), "{name} rendered again");
+        }
+        let mut nats = old.clone();
+        nats.static_nats[0].private_ip = Ipv4Addr::new(10, 1, 2, 9);
+        let after = plan_from(&nats, &options, Some((&old, &before)));
+        assert_eq!(after, plan(&nats, &options));
+        for ((name, a), (_, b)) in static_nat_sets(&before)
+            .into_iter()
+            .zip(static_nat_sets(&after))
+        {
+            assert_ne!(a, b, "{name} kept");
         }
     }
 
