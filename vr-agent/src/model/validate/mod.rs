@@ -186,11 +186,14 @@ impl Router {
         before: &[pb::PortForwardingRule],
         wire: &[pb::PortForwardingRule],
     ) -> Result<(Router, Splice)> {
-        let splice = if before.len() == self.port_forwards.len() {
-            Splice::of(before, wire)
-        } else {
-            Splice::whole(self.port_forwards.len(), wire.len())
-        };
+        if before.len() != self.port_forwards.len() {
+            // Not the list `self` was validated from: checked whole.
+            let forwards = nat::port_forwards(self, wire)?;
+            let router = self.with_nat(forwards, self.static_nats.clone());
+            nat::check_public_port_conflicts(&router)?;
+            return Ok((router, Splice::whole(before.len(), wire.len())));
+        }
+        let splice = Splice::of(before, wire);
         let parsed = nat::port_forwards_from(self, &wire[splice.inserted_range()], splice.at)?;
         let forwards = splice.apply(&self.port_forwards, parsed);
         let router = self.with_nat(forwards, self.static_nats.clone());
@@ -209,12 +212,10 @@ impl Router {
         before: &[pb::StaticNatRule],
         wire: &[pb::StaticNatRule],
     ) -> Result<(Router, Splice)> {
-        let splice = if before.len() == self.static_nats.len() {
-            Splice::of(before, wire)
-        } else {
-            Splice::whole(self.static_nats.len(), wire.len())
-        };
-        let alone = nat::static_nats_alone(self, &wire[splice.inserted_range()], splice.at);
+        let splice = Splice::of(before, wire);
+        let alone = (before.len() == self.static_nats.len())
+            .then(|| nat::static_nats_alone(self, &wire[splice.inserted_range()], splice.at))
+            .flatten();
         if let Some(parsed) = alone {
             let nats = splice.apply(&self.static_nats, parsed);
             let router = self.with_nat(self.port_forwards.clone(), nats);
@@ -225,7 +226,7 @@ impl Router {
         let nats = nat::static_nats(self, wire)?;
         let router = self.with_nat(self.port_forwards.clone(), nats);
         nat::check_public_port_conflicts(&router)?;
-        Ok((router, Splice::whole(self.static_nats.len(), wire.len())))
+        Ok((router, Splice::whole(before.len(), wire.len())))
     }
 
     /// A copy of `self` with these NAT lists (the old ones are not copied).

@@ -306,3 +306,23 @@ fn a_clash_is_named_as_the_whole_check_names_it_and_a_move_is_one_rule() {
     );
     assert_eq!(next.port_forwards[2].private_ip.to_string(), "10.1.2.9");
 }
+
+#[test]
+fn a_list_other_than_the_one_validated_is_checked_whole() {
+    let mut config = base_config();
+    config.port_forwarding_rules = (0..3).map(|k| held_forward(k, 0, false)).collect();
+    config.static_nat_rules = vec![held_nat(0), held_nat(1)];
+    let router = Router::from_config(&config).unwrap();
+    let new: Vec<_> = (0..2).map(|k| held_forward(k, 1, true)).collect();
+    let (next, splice) = router.with_port_forwards(&[], &new).unwrap();
+    assert_eq!(splice, Splice::whole(0, 2));
+    let mut whole = config.clone();
+    whole.port_forwarding_rules = new;
+    assert_eq!(next, Router::from_config(&whole).unwrap());
+    let nats = vec![held_nat(3)];
+    let (next, splice) = router.with_static_nats(&[], &nats).unwrap();
+    assert_eq!(splice, Splice::whole(0, 1));
+    whole.port_forwarding_rules = config.port_forwarding_rules.clone();
+    whole.static_nat_rules = nats;
+    assert_eq!(next, Router::from_config(&whole).unwrap());
+}
