@@ -6,7 +6,8 @@
 //! 2. One change of every kind (add, delete, update, move, flip action,
 //!    replace a tier's list) on routers with 1,000, 10,000 and 100,000 ACL
 //!    items (lists of at most 10,000, one per tier), and port forwarding and
-//!    static NAT changes beside 10,000 port forwards.
+//!    static NAT changes beside 10,000 port forwards (`ROUTER_BENCH=nat`
+//!    runs the NAT changes alone).
 //! 3. Between two tiers: the agent's ruleset with no ACL items (allow all)
 //!    and with 10,000 items from each traffic generator of
 //!    `vr_agent::testing::acls` (one action, realistic mix, adversarial),
@@ -596,11 +597,18 @@ fn bench_changes(report: &mut String) {
     if std::env::var("ROUTER_BENCH").is_ok_and(|v| v == "changes") {
         return;
     }
+    bench_nat_changes(report, &mut agent);
+}
 
-    // NAT: 10,000 port forwards (9,999 and one that comes and goes; the
-    // agent's bound is 10,000) and 200 static NATs, beside 1,000 items.
+/// Port forwarding and static NAT changes beside 10,000 port forwards
+/// (9,999 and one that comes and goes; the agent's bound is 10,000) and
+/// 200 static NATs, beside 1,000 ACL items: a forward added, deleted,
+/// pointed elsewhere and moved to another public port, a static NAT
+/// pointed elsewhere, added and deleted (`ROUTER_BENCH=nat` runs them
+/// alone).
+fn bench_nat_changes(report: &mut String, agent: &mut Agent) {
     let mut config = sized_config(1000, 0);
-    for k in 0..200u32 {
+    for k in 0..201u32 {
         let ip = format!("198.51.100.{}", 20 + k);
         config.public_ips.push(pb::PublicIp {
             add: true,
@@ -610,11 +618,15 @@ fn bench_changes(report: &mut String) {
             device_index: 1,
             ..Default::default()
         });
-        config.static_nat_rules.push(pb::StaticNatRule {
-            id: format!("snat-{k}"),
-            public_ip: ip,
-            private_ip: format!("10.1.1.{}", 20 + k),
-        });
+        // The last address is kept free for the static NAT that comes
+        // and goes.
+        if k < 200 {
+            config.static_nat_rules.push(pb::StaticNatRule {
+                id: format!("snat-{k}"),
+                public_ip: ip,
+                private_ip: format!("10.1.1.{}", 20 + k),
+            });
+        }
     }
     let forwards = router_config(1, 0, 9_999, 0).port_forwarding_rules;
     config.port_forwarding_rules = forwards
@@ -629,7 +641,7 @@ fn bench_changes(report: &mut String) {
     let snats = config.static_nat_rules.clone();
     let _ = writeln!(
         report,
-        "\n| NAT change, 10,000 port forwards and 200 static NATs | ms |\n|---|---|"
+        "\n| NAT change, 10,000 port forwards and 200 static NATs | RPC wall / agent apply, ms | agent steps, medians (us) |\n|---|---|---|"
     );
     let pf = |agent: &mut Agent, rules: Vec<pb::PortForwardingRule>| {
         agent.generation += 1;
@@ -651,45 +663,128 @@ fn bench_changes(report: &mut String) {
         });
         (started.elapsed(), Duration::from_micros(r.apply_micros))
     };
-    let nat_rows: [(&str, (f64, f64)); 3] = [
+    // What the agent's apply time leaves out of the RPC: the 10,000 rules
+    // encoded by the client and decoded by the agent (prost, timed here in
+    // the bench's process).
+    let request = pb::SetPortForwardingRulesRequest {
+        generation: 1,
+        rules: pfs.clone(),
+    };
+    let (mut encode, mut decode, mut size) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..20 {
+        let started = Instant::now();
+        let bytes = prost::Message::encode_to_vec(&request);
+        encode.push(ms(started.elapsed()));
+        let started = Instant::now();
+        let back: pb::SetPortForwardingRulesRequest =
+            prost::Message::decode(bytes.as_slice()).unwrap();
+        decode.push(ms(started.elapsed()));
+        assert_eq!(back.rules.len(), pfs.len());
+        size = bytes.len();
+    }
+    let coding = format!("{:.1} / {:.1}", median(encode), median(decode));
+    eprintln!("request of {size} bytes encoded / decoded: {coding} ms");
+    let _ = writeln!(
+        report,
+        "| the request alone ({size} bytes), encoded / decoded (prost) | {coding} | |"
+    );
+    let split = |v: &[(Duration, Duration)], parity: usize| {
+        let half: Vec<&(Duration, Duration)> = v.iter().skip(parity).step_by(2).collect();
         (
-            "port forward added / deleted",
-            medians(|rep| {
-                let mut rules = pfs.clone();
-                if rep % 2 == 0 {
-                    rules.push(pb::PortForwardingRule {
-                        id: "pf-extra".into(),
-                        public_ip: "203.0.113.11".into(),
-                        protocol: pb::Protocol::Tcp as i32,
-                        public_start_port: 9000,
-                        private_ip: "10.1.1.99".into(),
-                        private_start_port: 80,
-                        ..Default::default()
-                    });
-                }
-                pf(&mut agent, rules)
-            }),
-        ),
-        (
-            "port forward's private address changed",
-            medians(|rep| {
-                let mut rules = pfs.clone();
-                rules[100].private_ip = format!("10.1.1.{}", 230 + rep % 2);
-                pf(&mut agent, rules)
-            }),
-        ),
-        (
-            "static NAT's private address changed",
-            medians(|rep| {
-                let mut rules = snats.clone();
-                rules[10].private_ip = format!("10.1.1.{}", 240 + rep % 2);
-                snat(&mut agent, rules)
-            }),
-        ),
-    ];
-    for (name, (w, a)) in nat_rows {
+            median(half.iter().map(|x| ms(x.0)).collect()),
+            median(half.iter().map(|x| ms(x.1)).collect()),
+        )
+    };
+    let mut rows: Vec<(&str, (f64, f64), String)> = Vec::new();
+    // A forward is added at the end of the list, then deleted.
+    let extra = pb::PortForwardingRule {
+        id: "pf-extra".into(),
+        public_ip: "203.0.113.11".into(),
+        protocol: pb::Protocol::Tcp as i32,
+        public_start_port: 9000,
+        private_ip: "10.1.1.99".into(),
+        private_start_port: 80,
+        ..Default::default()
+    };
+    let runs: Vec<(Duration, Duration)> = (0..40u32)
+        .map(|rep| {
+            let mut rules = pfs.clone();
+            if rep % 2 == 0 {
+                rules.push(extra.clone());
+            }
+            pf(agent, rules)
+        })
+        .collect();
+    rows.push((
+        "port forward added",
+        split(&runs, 0),
+        agent.steps(40, Some(0)),
+    ));
+    rows.push((
+        "port forward deleted",
+        split(&runs, 1),
+        agent.steps(40, Some(1)),
+    ));
+    let value = medians(|rep| {
+        let mut rules = pfs.clone();
+        rules[100].private_ip = format!("10.1.1.{}", 230 + rep % 2);
+        pf(agent, rules)
+    });
+    rows.push((
+        "port forward's private address changed",
+        value,
+        agent.steps(20, None),
+    ));
+    // Forward 101 moves to another public port and back.
+    let value = medians(|rep| {
+        let mut rules = pfs.clone();
+        if rep % 2 == 0 {
+            rules[100].public_start_port = 30_000;
+        }
+        pf(agent, rules)
+    });
+    rows.push((
+        "port forward moved to another public port",
+        value,
+        agent.steps(20, None),
+    ));
+    let value = medians(|rep| {
+        let mut rules = snats.clone();
+        rules[10].private_ip = format!("10.1.1.{}", 240 + rep % 2);
+        snat(agent, rules)
+    });
+    rows.push((
+        "static NAT's private address changed",
+        value,
+        agent.steps(20, None),
+    ));
+    let runs: Vec<(Duration, Duration)> = (0..40u32)
+        .map(|rep| {
+            let mut rules = snats.clone();
+            if rep % 2 == 0 {
+                rules.push(pb::StaticNatRule {
+                    id: "snat-extra".into(),
+                    public_ip: "198.51.100.220".into(),
+                    private_ip: "10.1.1.250".into(),
+                });
+            }
+            snat(agent, rules)
+        })
+        .collect();
+    rows.push((
+        "static NAT added",
+        split(&runs, 0),
+        agent.steps(40, Some(0)),
+    ));
+    rows.push((
+        "static NAT deleted",
+        split(&runs, 1),
+        agent.steps(40, Some(1)),
+    ));
+    for (name, (w, a), steps) in rows {
         eprintln!("{name}: {w:.1} / {a:.1} ms");
-        let _ = writeln!(report, "| {name} | {w:.1} / {a:.1} |");
+        eprintln!("  agent steps (medians, us): {steps}");
+        let _ = writeln!(report, "| {name} | {w:.1} / {a:.1} | {steps} |");
     }
     let _ = writeln!(report);
 }
@@ -1257,6 +1352,13 @@ fn main() {
     // One-item changes alone (ROUTER_BENCH_SIZES picks the sizes).
     if only == "changes" {
         bench_changes(&mut report);
+    }
+    // NAT changes alone.
+    if only == "nat" {
+        let lab = Lab::new("bench_nat").unwrap();
+        let (r, _sink) = router_ns(&lab, TIERS + 1);
+        let mut agent = Agent::start(&lab, &r, "agent");
+        bench_nat_changes(&mut report, &mut agent);
     }
     if only.is_empty() || only == "flows" {
         bench_flows(&mut report);

@@ -463,8 +463,8 @@ impl Agent {
                     at,
                 }
             }
-            (update::Undo::PortForwards(old), _) => Replaced::PortForwards(old),
-            (update::Undo::StaticNats(old), _) => Replaced::StaticNats(old),
+            (update::Undo::PortForwards(_, splice), _) => Replaced::PortForwards(*splice),
+            (update::Undo::StaticNats(_, splice), _) => Replaced::StaticNats(*splice),
             _ => Replaced::Other,
         };
         // A list change's record is made now and queued once the kernel
@@ -508,6 +508,9 @@ impl Agent {
         }
         match applied {
             Ok(report) => {
+                // What the change replaced (a NAT list's 10,000 rules) is
+                // freed off the answer's path.
+                tokio::task::spawn_blocking(move || drop(undo));
                 inner.router = router;
                 self.publish_vm_data(&inner);
                 inner.applied_generation = generation;
@@ -640,7 +643,10 @@ impl Agent {
                 inner.live_listing = None;
             }
             inner.status.record(Part::Nft, Ok(()));
-            inner.live = Some(ruleset);
+            // The table before (maps of 10,000 elements) is freed off the
+            // answer's path.
+            let before = inner.live.replace(ruleset);
+            tokio::task::spawn_blocking(move || drop(before));
         } else {
             report.nft_path = "nft";
             self.apply_nft(inner, ruleset, &mut report).await?;

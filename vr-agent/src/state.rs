@@ -7,9 +7,11 @@
 //! appends what changed in it (items removed by key, items added or
 //! replaced) to `desired-state.journal` and syncs that one file, so a
 //! one-item change writes a few hundred bytes whatever the router holds.
-//! Every other change, a journal grown past the snapshot's size, and a list
-//! change that is not "the old order, with replacements in place and
-//! additions at the end" write a new snapshot, which starts a new journal.
+//! A NAT list change is journaled as a splice (where, how many rules went,
+//! the rules that came), found when the change was checked. Every other
+//! change, a journal grown past the snapshot's size, and an ACL change that
+//! is not "the old order, with replacements in place and additions at the
+//! end" write a new snapshot, which starts a new journal.
 //!
 //! Each journal record is framed (length, FNV-1a checksum): a record torn by
 //! a crash fails its check, and it and what follows are dropped (that change
@@ -26,6 +28,8 @@ use std::sync::{Arc, Mutex};
 
 use prost::Message;
 use vpc_proto::v1 as pb;
+
+use crate::model::Splice;
 
 mod writer;
 
@@ -80,8 +84,15 @@ pub enum ListChange {
 }
 
 const KIND_ACL: u32 = 1;
+/// Port forwards removed by key and added or replaced (earlier agents').
 const KIND_PORT_FORWARDS: u32 = 2;
+/// Static NATs removed by key and added or replaced (earlier agents').
 const KIND_STATIC_NATS: u32 = 3;
+/// Port forwards spliced: `at` holds where and how many went, the rules
+/// that came in their place are `port_forwards`.
+const KIND_PORT_FORWARD_SPLICE: u32 = 4;
+/// Static NATs spliced, as [`KIND_PORT_FORWARD_SPLICE`].
+const KIND_STATIC_NAT_SPLICE: u32 = 5;
 
 /// The first record of a journal: the snapshot it follows.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -109,7 +120,8 @@ struct JournalRecord {
     static_nats: Vec<pb::StaticNatRule>,
     /// ACL: each item of `acl`'s index in the new list, where an item with
     /// a new number is put. A record without them (an earlier agent's)
-    /// appends such items.
+    /// appends such items. A splice: its index and the number of items
+    /// it removed.
     #[prost(uint32, repeated, tag = "7")]
     at: Vec<u32>,
 }
@@ -246,9 +258,10 @@ fn list_patch_at<T>(
 /// What changed from `old` to `new`, keyed by `key`: the keys removed and
 /// the items added or replaced, when `new` is `old` without the removed
 /// items, replaced items in place and added items at the end (the order
-/// replaying gives back); `None` otherwise, or when keys repeat. Port
-/// forwards and static NATs are journaled so; ACL items with their places
-/// ([`list_diff_placed`]).
+/// replaying gives back); `None` otherwise, or when keys repeat. Earlier
+/// agents journaled port forwards and static NATs so (their records still
+/// replay: [`list_patch`]); they are now spliced ([`splice_patch`]).
+#[cfg(test)]
 fn list_diff<T: Clone + PartialEq>(
     old: &[T],
     new: &[T],
@@ -308,6 +321,31 @@ fn acl_key(item: &pb::AclItem) -> String {
     item.number.to_string()
 }
 
+/// Replays a splice record onto `list`: the `at[1]` items from index
+/// `at[0]` replaced by `inserted`.
+fn splice_patch<T>(list: &mut Vec<T>, at: &[u32], inserted: Vec<T>) -> Result<(), String> {
+    let &[from, removed] = at else {
+        return Err(format!("a splice record holds {} numbers, not 2", at.len()));
+    };
+    let (from, removed) = (from as usize, removed as usize);
+    if from + removed > list.len() {
+        return Err(format!(
+            "a splice of {removed} items from {from} in a list of {}",
+            list.len()
+        ));
+    }
+    list.splice(from..from + removed, inserted);
+    Ok(())
+}
+
+/// A splice's record fields: where and how many went, and what came.
+fn splice_at(splice: Splice) -> Option<Vec<u32>> {
+    Some(vec![
+        u32::try_from(splice.at).ok()?,
+        u32::try_from(splice.removed).ok()?,
+    ])
+}
+
 fn pf_key(rule: &pb::PortForwardingRule) -> String {
     rule.id.clone()
 }
@@ -332,8 +370,11 @@ pub enum Replaced<'a> {
         removed: &'a [u32],
         at: &'a [u32],
     },
-    PortForwards(&'a [pb::PortForwardingRule]),
-    StaticNats(&'a [pb::StaticNatRule]),
+    /// The port forwards, changed where the splice says (found when the
+    /// change was checked: nothing is compared again).
+    PortForwards(Splice),
+    /// The static NATs, changed where the splice says.
+    StaticNats(Splice),
     /// Anything else: a new snapshot.
     Other,
 }
@@ -353,8 +394,13 @@ fn replaced_of<'a>(old: &'a Desired, new: &Desired, change: ListChange) -> Repla
                 _ => Replaced::Other,
             }
         }
-        ListChange::PortForwards => Replaced::PortForwards(&o.port_forwarding_rules),
-        ListChange::StaticNats => Replaced::StaticNats(&o.static_nat_rules),
+        ListChange::PortForwards => Replaced::PortForwards(Splice::of(
+            &o.port_forwarding_rules,
+            &n.port_forwarding_rules,
+        )),
+        ListChange::StaticNats => {
+            Replaced::StaticNats(Splice::of(&o.static_nat_rules, &n.static_nat_rules))
+        }
         ListChange::Other => Replaced::Other,
     }
 }
@@ -394,17 +440,18 @@ fn record_of(replaced: Replaced<'_>, new: &Desired) -> Option<JournalRecord> {
                 ..labels_of(b)
             });
         }
-        Replaced::PortForwards(before) => {
-            let (removed, changed) = list_diff(before, &n.port_forwarding_rules, pf_key)?;
-            record.kind = KIND_PORT_FORWARDS;
-            record.removed = removed;
-            record.port_forwards = changed;
+        Replaced::PortForwards(splice) => {
+            record.kind = KIND_PORT_FORWARD_SPLICE;
+            record.at = splice_at(splice)?;
+            record.port_forwards = n
+                .port_forwarding_rules
+                .get(splice.inserted_range())?
+                .to_vec();
         }
-        Replaced::StaticNats(before) => {
-            let (removed, changed) = list_diff(before, &n.static_nat_rules, snat_key)?;
-            record.kind = KIND_STATIC_NATS;
-            record.removed = removed;
-            record.static_nats = changed;
+        Replaced::StaticNats(splice) => {
+            record.kind = KIND_STATIC_NAT_SPLICE;
+            record.at = splice_at(splice)?;
+            record.static_nats = n.static_nat_rules.get(splice.inserted_range())?.to_vec();
         }
         Replaced::Other => return None,
     }
@@ -455,6 +502,14 @@ fn replay(desired: &mut Desired, record: JournalRecord) -> Result<(), String> {
             record.static_nats,
             snat_key,
         ),
+        KIND_PORT_FORWARD_SPLICE => splice_patch(
+            &mut config.port_forwarding_rules,
+            &record.at,
+            record.port_forwards,
+        )?,
+        KIND_STATIC_NAT_SPLICE => {
+            splice_patch(&mut config.static_nat_rules, &record.at, record.static_nats)?
+        }
         other => return Err(format!("unknown record kind {other}")),
     }
     desired.generation = record.generation;
@@ -1014,6 +1069,66 @@ mod tests {
             StateStore::open(dir.path()).unwrap().load().unwrap(),
             Some(second)
         );
+    }
+
+    #[test]
+    fn nat_changes_are_journaled_as_splices_and_earlier_keyed_records_still_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let first = sample();
+        store.save(&first).unwrap();
+        // A forward inserted in the middle and a static NAT pointed
+        // elsewhere: splices, whatever the order.
+        let mut second = first.clone();
+        second.generation += 1;
+        let mut extra = second.config.port_forwarding_rules[0].clone();
+        extra.id = "pf-middle".into();
+        extra.public_start_port = 7000;
+        extra.private_start_port = 7000;
+        second.config.port_forwarding_rules.insert(1, extra);
+        let replaced = Replaced::PortForwards(Splice::of(
+            &first.config.port_forwarding_rules,
+            &second.config.port_forwarding_rules,
+        ));
+        let record = record_of(replaced, &second).unwrap();
+        assert_eq!(record.kind, KIND_PORT_FORWARD_SPLICE);
+        assert_eq!(
+            (record.at.as_slice(), record.port_forwards.len()),
+            (&[1, 0][..], 1)
+        );
+        store.save_replaced(replaced, &second).unwrap();
+        let mut third = second.clone();
+        third.generation += 1;
+        third.config.static_nat_rules[0].private_ip = "10.1.2.7".into();
+        store
+            .save_change(&second, &third, ListChange::StaticNats)
+            .unwrap();
+        // An earlier agent's record: the forwards by key (one removed).
+        let mut fourth = third.clone();
+        fourth.generation += 1;
+        let gone = fourth.config.port_forwarding_rules.remove(0);
+        let keyed = JournalRecord {
+            generation: fourth.generation,
+            kind: KIND_PORT_FORWARDS,
+            removed: vec![gone.id.clone()],
+            ..Default::default()
+        };
+        let bytes = frame(&keyed.encode_to_vec());
+        store.append(Record { bytes }, &fourth).unwrap();
+        store.flush().unwrap();
+        assert!(store.journal_path().exists());
+        let again = StateStore::open(dir.path()).unwrap();
+        assert_eq!(again.load().unwrap(), Some(fourth));
+    }
+
+    #[test]
+    fn a_splice_past_the_end_of_its_list_is_refused() {
+        let mut list = vec![1, 2, 3];
+        assert!(splice_patch(&mut list, &[2, 2], vec![9]).is_err());
+        assert!(splice_patch(&mut list, &[1], vec![9]).is_err());
+        assert_eq!(list, [1, 2, 3]);
+        splice_patch(&mut list, &[1, 2], vec![9]).unwrap();
+        assert_eq!(list, [1, 9]);
     }
 
     #[test]

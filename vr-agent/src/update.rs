@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use vpc_proto::v1 as pb;
 
-use crate::model::{Invalid, InvalidKind, Limits, Mac, Router, shown};
+use crate::model::{Invalid, InvalidKind, Limits, Mac, Router, Splice, shown};
 
 mod edit;
 pub use edit::{Edit, Placed, apply_edit_in_place};
@@ -190,10 +190,11 @@ pub enum Undo {
         /// Of each item put in, its index in the list after the edit.
         at: Vec<u32>,
     },
-    /// The port forwards before; nothing else changed.
-    PortForwards(Vec<pb::PortForwardingRule>),
-    /// The static NATs before; nothing else changed.
-    StaticNats(Vec<pb::StaticNatRule>),
+    /// The port forwards before, and where the list after differs from
+    /// them (for the journal); nothing else changed.
+    PortForwards(Vec<pb::PortForwardingRule>, Splice),
+    /// The static NATs before, and where the list after differs from them.
+    StaticNats(Vec<pb::StaticNatRule>, Splice),
     /// The whole config before.
     Config(Box<pb::RouterConfig>),
 }
@@ -232,8 +233,8 @@ impl Undo {
                 let items = std::mem::take(&mut list.items);
                 *list = pb::NetworkAcl { items, ..labels };
             }
-            Undo::PortForwards(before) => config.port_forwarding_rules = before,
-            Undo::StaticNats(before) => config.static_nat_rules = before,
+            Undo::PortForwards(before, _) => config.port_forwarding_rules = before,
+            Undo::StaticNats(before, _) => config.static_nat_rules = before,
             Undo::Config(before) => *config = *before,
         }
     }
@@ -270,8 +271,9 @@ impl Undo {
                             .is_ok_and(|k| list.items[k] == *t)
                     })
             }
-            Undo::PortForwards(before) => *before == config.port_forwarding_rules,
-            Undo::StaticNats(before) => *before == config.static_nat_rules,
+            // The splice is the narrowest: empty exactly when the lists are
+            // equal.
+            Undo::PortForwards(_, splice) | Undo::StaticNats(_, splice) => splice.is_empty(),
             Undo::Config(before) => **before == *config,
         }
     }
@@ -320,14 +322,15 @@ pub fn apply_in_place(
     // swapped in, without copying or checking the rest of the state.
     let change = match change {
         Change::SetPortForwarding(rules) => {
-            let next = router.with_port_forwards(&rules)?;
+            let (next, splice) =
+                router.with_port_forwards(&config.port_forwarding_rules, &rules)?;
             let before = std::mem::replace(&mut config.port_forwarding_rules, rules);
-            return Ok((next, Undo::PortForwards(before)));
+            return Ok((next, Undo::PortForwards(before, splice)));
         }
         Change::SetStaticNat(rules) => {
-            let next = router.with_static_nats(&rules)?;
+            let (next, splice) = router.with_static_nats(&config.static_nat_rules, &rules)?;
             let before = std::mem::replace(&mut config.static_nat_rules, rules);
-            return Ok((next, Undo::StaticNats(before)));
+            return Ok((next, Undo::StaticNats(before, splice)));
         }
         change => change,
     };

@@ -9,7 +9,7 @@ use vr_agent::apply::nft_netlink::{
 };
 use vr_agent::model::Router;
 use vr_agent::plan::nft::shape::Shape;
-use vr_agent::plan::nft::{Carry, NftOptions, Ruleset, plan};
+use vr_agent::plan::nft::{Carry, NftOptions, Ruleset, plan, plan_from};
 use vr_agent::testing::{item, sample_config, tier};
 
 fn ruleset(config: &pb::RouterConfig) -> Ruleset {
@@ -363,6 +363,131 @@ fn netlink_element_changes_give_the_same_table_as_a_full_load() {
     let mut snat = base.clone();
     snat.static_nat_rules[0].private_ip = "10.1.2.9".into();
     assert_netlink_update_equals_full(&lab, "snat", &base, &snat);
+}
+
+/// [`assert_netlink_update_equals_full`] for a table planned as the agent
+/// plans a change: from the old router and table (the port forwards' maps
+/// made from the previous maps, only the forwards that differ rendered),
+/// which must equal the table planned from nothing.
+fn assert_planned_from_old_equals_full(
+    lab: &Lab,
+    name: &str,
+    old: &pb::RouterConfig,
+    new: &pb::RouterConfig,
+) {
+    let options = NftOptions::default();
+    let old_router = Router::from_config(old).expect("valid");
+    let new_router = Router::from_config(new).expect("valid");
+    let old_rules = plan(&old_router, &options);
+    let from_old = plan_from(&new_router, &options, Some((&old_router, &old_rules)));
+    assert!(
+        from_old == plan(&new_router, &options),
+        "{name}: the table planned from the old one differs"
+    );
+    assert_netlink_update_equals_full(lab, name, old, new);
+}
+
+/// The sample with 400 more port forwards, 80 of each map's kind, and a
+/// second static NAT (203.0.113.13).
+fn with_many_forwards(config: &pb::RouterConfig) -> pb::RouterConfig {
+    let mut config = config.clone();
+    config.port_forwarding_rules.extend((0..400u32).map(|k| {
+        let first = 20_000 + 10 * k;
+        let width = if k % 5 == 1 || k % 5 == 2 { 2 } else { 0 };
+        let private = if k % 5 == 2 || k % 5 == 4 {
+            first + 5
+        } else {
+            first
+        };
+        pb::PortForwardingRule {
+            id: format!("pf-many-{k}"),
+            public_ip: "203.0.113.11".into(),
+            protocol: if k % 2 == 0 {
+                pb::Protocol::Tcp
+            } else {
+                pb::Protocol::Udp
+            } as i32,
+            public_start_port: first,
+            public_end_port: first + width,
+            private_ip: format!("10.1.{}.{}", 1 + k % 2, 10 + k % 200),
+            private_start_port: private,
+            private_end_port: private + width,
+            source_cidrs: if k % 5 >= 3 {
+                vec!["198.51.100.0/25".into(), "192.0.2.0/24".into()]
+            } else {
+                vec![]
+            },
+        }
+    }));
+    config.public_ips.push(pb::PublicIp {
+        ip_address: "203.0.113.13".into(),
+        ..config.public_ips[1].clone()
+    });
+    config.static_nat_rules.push(pb::StaticNatRule {
+        id: "snat-13".into(),
+        public_ip: "203.0.113.13".into(),
+        private_ip: "10.1.1.9".into(),
+    });
+    config
+}
+
+#[test]
+fn nat_maps_planned_from_the_previous_ones_change_over_netlink_as_a_full_load() {
+    require_root();
+    let lab = Lab::new("nft_nat").unwrap();
+    let base = with_many_forwards(&sample_config());
+    let n = base.port_forwarding_rules.len();
+    // One forward of each kind pointed elsewhere, in the middle of the list.
+    for k in 200..205 {
+        let mut pointed = base.clone();
+        pointed.port_forwarding_rules[n - 400 + k].private_ip = "10.1.2.250".into();
+        assert_planned_from_old_equals_full(&lab, &format!("pf-to-{k}"), &base, &pointed);
+    }
+    // A forward deleted from the middle, one added there, one moved to
+    // another public port, a forward's clients changed.
+    let mut deleted = base.clone();
+    deleted.port_forwarding_rules.remove(137);
+    assert_planned_from_old_equals_full(&lab, "pf-del", &base, &deleted);
+    let mut added = base.clone();
+    added.port_forwarding_rules.insert(
+        50,
+        pb::PortForwardingRule {
+            id: "pf-inserted".into(),
+            public_ip: "203.0.113.11".into(),
+            protocol: pb::Protocol::Tcp as i32,
+            public_start_port: 9_999,
+            private_ip: "10.1.1.77".into(),
+            private_start_port: 80,
+            ..Default::default()
+        },
+    );
+    assert_planned_from_old_equals_full(&lab, "pf-add", &base, &added);
+    // (A forward that kept its port is shifted now: it changes maps.)
+    let mut moved = base.clone();
+    let r = &mut moved.port_forwarding_rules[300];
+    let width = r.public_end_port.saturating_sub(r.public_start_port);
+    r.public_start_port = 15_000;
+    r.public_end_port = if width == 0 { 0 } else { 15_000 + width };
+    assert_planned_from_old_equals_full(&lab, "pf-move", &base, &moved);
+    let mut clients = base.clone();
+    clients.port_forwarding_rules[n - 1].source_cidrs = vec!["198.51.100.128/25".into()];
+    assert_planned_from_old_equals_full(&lab, "pf-clients", &base, &clients);
+    // A static NAT added and one deleted: elements of its four maps.
+    let mut nat_added = base.clone();
+    nat_added.public_ips.push(pb::PublicIp {
+        ip_address: "203.0.113.14".into(),
+        ..base.public_ips[1].clone()
+    });
+    let with_ip = nat_added.clone();
+    nat_added.static_nat_rules.push(pb::StaticNatRule {
+        id: "snat-14".into(),
+        public_ip: "203.0.113.14".into(),
+        private_ip: "10.1.2.14".into(),
+    });
+    assert_planned_from_old_equals_full(&lab, "snat-add", &with_ip, &nat_added);
+    let mut nat_deleted = base.clone();
+    nat_deleted.static_nat_rules.pop();
+    assert_planned_from_old_equals_full(&lab, "snat-del", &base, &nat_deleted);
 }
 
 /// `config` with 2,000 more ingress items on its first list: /24s spread

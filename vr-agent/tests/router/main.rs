@@ -9,6 +9,7 @@ mod fixture;
 mod haproxy;
 mod health;
 mod layers;
+mod nat;
 mod reconcile;
 mod tls;
 mod vm_services;

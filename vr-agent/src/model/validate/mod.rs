@@ -9,6 +9,8 @@
 mod dhcp;
 pub mod limits;
 mod nat;
+#[cfg(test)]
+mod nat_change_tests;
 mod nics;
 mod rules;
 mod sticky;
@@ -170,23 +172,79 @@ impl Router {
     }
 
     /// `self` with the port forwards `wire` in place of its own, checked as
-    /// [`Router::from_config_with`] checks them: nothing they are checked
-    /// against changes with them, so the rest of a valid router is not
-    /// checked again (a one-forward change among 10,000 forwards and
-    /// 100,000 ACL items checks the forwards alone).
-    pub fn with_port_forwards(&self, wire: &[pb::PortForwardingRule]) -> Result<Router> {
-        let mut router = self.clone();
-        router.port_forwards = nat::port_forwards(&router, wire)?;
-        nat::check_public_port_conflicts(&router)?;
-        Ok(router)
+    /// [`Router::from_config_with`] checks them, with the same errors;
+    /// `before` is the list `self` was validated from. Only the rules
+    /// between those both lists begin and end with are parsed (the others
+    /// are the same wire rules, checked against the same router), and
+    /// their public ports are checked against the claims of the rest
+    /// ([`nat::port_forwards_clear`]); a conflict found so is reported by
+    /// the whole check, which names the pair the whole state names. Nothing
+    /// else is checked again: nothing it is checked against changes with
+    /// the forwards. Returns the new router and where the lists differ.
+    pub fn with_port_forwards(
+        &self,
+        before: &[pb::PortForwardingRule],
+        wire: &[pb::PortForwardingRule],
+    ) -> Result<(Router, Splice)> {
+        if before.len() != self.port_forwards.len() {
+            // Not the list `self` was validated from: checked whole.
+            let forwards = nat::port_forwards(self, wire)?;
+            let router = self.with_nat(forwards, self.static_nats.clone());
+            nat::check_public_port_conflicts(&router)?;
+            return Ok((router, Splice::whole(before.len(), wire.len())));
+        }
+        let splice = Splice::of(before, wire);
+        let parsed = nat::port_forwards_from(self, &wire[splice.inserted_range()], splice.at)?;
+        let forwards = splice.apply(&self.port_forwards, parsed);
+        let router = self.with_nat(forwards, self.static_nats.clone());
+        if !nat::port_forwards_clear(&router, splice.inserted_range()) {
+            nat::check_public_port_conflicts(&router)?;
+        }
+        Ok((router, splice))
     }
 
-    /// [`Router::with_port_forwards`] for the static NATs.
-    pub fn with_static_nats(&self, wire: &[pb::StaticNatRule]) -> Result<Router> {
-        let mut router = self.clone();
-        router.static_nats = nat::static_nats(&router, wire)?;
+    /// [`Router::with_port_forwards`] for the static NATs: the rules that
+    /// differ are checked alone and against the others
+    /// ([`nat::static_nats_clear`]); any of them refused, the whole list is
+    /// checked again for the error it gives.
+    pub fn with_static_nats(
+        &self,
+        before: &[pb::StaticNatRule],
+        wire: &[pb::StaticNatRule],
+    ) -> Result<(Router, Splice)> {
+        let splice = Splice::of(before, wire);
+        let alone = (before.len() == self.static_nats.len())
+            .then(|| nat::static_nats_alone(self, &wire[splice.inserted_range()], splice.at))
+            .flatten();
+        if let Some(parsed) = alone {
+            let nats = splice.apply(&self.static_nats, parsed);
+            let router = self.with_nat(self.port_forwards.clone(), nats);
+            if nat::static_nats_clear(&router, splice.inserted_range()) {
+                return Ok((router, splice));
+            }
+        }
+        let nats = nat::static_nats(self, wire)?;
+        let router = self.with_nat(self.port_forwards.clone(), nats);
         nat::check_public_port_conflicts(&router)?;
-        Ok(router)
+        Ok((router, Splice::whole(before.len(), wire.len())))
+    }
+
+    /// A copy of `self` with these NAT lists (the old ones are not copied).
+    fn with_nat(&self, port_forwards: Vec<PortForward>, static_nats: Vec<StaticNat>) -> Router {
+        Router {
+            nics: self.nics.clone(),
+            tiers: self.tiers.clone(),
+            public_ips: self.public_ips.clone(),
+            source_nat: self.source_nat.clone(),
+            static_routes: self.static_routes.clone(),
+            acls: self.acls.clone(),
+            port_forwards,
+            static_nats,
+            load_balancers: self.load_balancers.clone(),
+            dhcp: self.dhcp.clone(),
+            vm_data: self.vm_data.clone(),
+            vpn: self.vpn.clone(),
+        }
     }
 
     /// Validates a desired state under `limits` (those that shape the

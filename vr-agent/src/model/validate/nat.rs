@@ -146,8 +146,18 @@ pub(super) fn port_forwards(
     router: &Router,
     wire: &[pb::PortForwardingRule],
 ) -> Result<Vec<PortForward>> {
+    port_forwards_from(router, wire, 0)
+}
+
+/// [`port_forwards`] of the rules `wire`, the first of which stands at
+/// index `first` of its list (the index the errors name).
+pub(super) fn port_forwards_from(
+    router: &Router,
+    wire: &[pb::PortForwardingRule],
+    first: usize,
+) -> Result<Vec<PortForward>> {
     let mut out = Vec::with_capacity(wire.len());
-    for (i, r) in wire.iter().enumerate() {
+    for (i, r) in (first..).zip(wire) {
         let f = |name: &str| format!("port_forwarding_rules[{i}].{name}");
         text::identifier(&f("id"), &r.id)?;
         let public_ip = held_ip(router, &f("public_ip"), &r.public_ip)?.address;
@@ -168,7 +178,7 @@ pub(super) fn port_forwards(
             ));
         }
         out.push(PortForward {
-            id: r.id.clone(),
+            id: r.id.as_str().into(),
             public_ip,
             protocol,
             public_ports,
@@ -184,35 +194,89 @@ pub(super) fn static_nats(router: &Router, wire: &[pb::StaticNatRule]) -> Result
     let mut out: Vec<StaticNat> = Vec::with_capacity(wire.len());
     let (mut publics, mut privates) = (HashSet::new(), HashSet::new());
     for (i, r) in wire.iter().enumerate() {
+        let nat = static_nat(router, i, r)?;
         let f = |name: &str| format!("static_nat_rules[{i}].{name}");
-        text::identifier(&f("id"), &r.id)?;
-        let held = held_ip(router, &f("public_ip"), &r.public_ip)?;
-        if held.source_nat {
+        if !publics.insert(nat.public_ip) {
             return Err(bad(
                 f("public_ip"),
-                format!("{} is the source-NAT IP", held.address),
+                format!("{} is mapped twice", nat.public_ip),
             ));
         }
-        let private_ip = in_tier(router, &f("private_ip"), &r.private_ip)?;
-        if !publics.insert(held.address) {
-            return Err(bad(
-                f("public_ip"),
-                format!("{} is mapped twice", held.address),
-            ));
-        }
-        if !privates.insert(private_ip) {
+        if !privates.insert(nat.private_ip) {
             return Err(bad(
                 f("private_ip"),
-                format!("{private_ip} already has a static NAT IP"),
+                format!("{} already has a static NAT IP", nat.private_ip),
             ));
         }
-        out.push(StaticNat {
-            public_ip: held.address,
-            private_ip,
-            index: held.index,
-        });
+        out.push(nat);
     }
     Ok(out)
+}
+
+/// One static NAT rule, the `i`th of its list, checked alone (what
+/// [`static_nats`] checks but for the addresses mapped twice).
+fn static_nat(router: &Router, i: usize, r: &pb::StaticNatRule) -> Result<StaticNat> {
+    let f = |name: &str| format!("static_nat_rules[{i}].{name}");
+    text::identifier(&f("id"), &r.id)?;
+    let held = held_ip(router, &f("public_ip"), &r.public_ip)?;
+    if held.source_nat {
+        return Err(bad(
+            f("public_ip"),
+            format!("{} is the source-NAT IP", held.address),
+        ));
+    }
+    let private_ip = in_tier(router, &f("private_ip"), &r.private_ip)?;
+    Ok(StaticNat {
+        public_ip: held.address,
+        private_ip,
+        index: held.index,
+    })
+}
+
+/// The static NATs `wire` (the first at index `first` of its list), each
+/// checked alone; `None` when one is refused (the whole list's check then
+/// names the first rule at fault, which may be another one).
+pub(super) fn static_nats_alone(
+    router: &Router,
+    wire: &[pb::StaticNatRule],
+    first: usize,
+) -> Option<Vec<StaticNat>> {
+    (first..)
+        .zip(wire)
+        .map(|(i, r)| static_nat(router, i, r).ok())
+        .collect()
+}
+
+/// Whether the static NATs of `router` at `changed`, put among the others
+/// (valid together before), leave every public and private address mapped
+/// once and take no public IP a port forward or load balancer uses: what
+/// [`static_nats`] and [`check_public_port_conflicts`] would find for them.
+/// One pass over the router's rules; nothing is formatted.
+pub(super) fn static_nats_clear(router: &Router, changed: std::ops::Range<usize>) -> bool {
+    let nats = &router.static_nats;
+    let mut publics: Vec<Ipv4Addr> = nats[changed.clone()].iter().map(|s| s.public_ip).collect();
+    let mut privates: Vec<Ipv4Addr> = nats[changed.clone()].iter().map(|s| s.private_ip).collect();
+    for list in [&mut publics, &mut privates] {
+        list.sort_unstable();
+        if list.windows(2).any(|w| w[0] == w[1]) {
+            return false;
+        }
+    }
+    let (before, after) = (&nats[..changed.start], &nats[changed.end..]);
+    let kept = before.iter().chain(after);
+    let taken = |list: &[Ipv4Addr], ip: &Ipv4Addr| list.binary_search(ip).is_ok();
+    if kept
+        .into_iter()
+        .any(|s| taken(&publics, &s.public_ip) || taken(&privates, &s.private_ip))
+    {
+        return false;
+    }
+    let claimed = router
+        .port_forwards
+        .iter()
+        .map(|r| r.public_ip)
+        .chain(router.load_balancers.iter().map(|r| r.public_ip));
+    !claimed.into_iter().any(|ip| taken(&publics, &ip))
 }
 
 pub(super) fn load_balancers(
@@ -282,7 +346,8 @@ pub(super) fn load_balancers(
 ///
 /// The claims are sorted by IP, protocol and first port, so an overlap is
 /// always with the claim that reaches furthest among those before it: one
-/// sort and one pass, O(n log n) for n rules.
+/// sort and one pass, O(n log n) for n rules. A claim's field name is
+/// written only for the error.
 pub(super) fn check_public_port_conflicts(router: &Router) -> Result<()> {
     struct Claim {
         ip: Ipv4Addr,
@@ -290,31 +355,30 @@ pub(super) fn check_public_port_conflicts(router: &Router) -> Result<()> {
         ports: (u16, u16),
         /// Position in the request: port forwards first, then balancers.
         order: usize,
-        field: String,
     }
+    let forwards = router.port_forwards.len();
+    let field = |order: usize| {
+        if order < forwards {
+            format!("port_forwarding_rules[{order}]")
+        } else {
+            format!("load_balancer_rules[{}]", order - forwards)
+        }
+    };
     let static_nat_ips: HashSet<Ipv4Addr> =
         router.static_nats.iter().map(|s| s.public_ip).collect();
-    let pf = router.port_forwards.iter().enumerate().map(|(i, r)| {
-        (
-            r.public_ip,
-            r.protocol,
-            r.public_ports,
-            format!("port_forwarding_rules[{i}]"),
-        )
-    });
-    let lb = router.load_balancers.iter().enumerate().map(|(i, r)| {
-        (
-            r.public_ip,
-            r.protocol,
-            (r.public_port, r.public_port),
-            format!("load_balancer_rules[{i}]"),
-        )
-    });
-    let mut claims = Vec::with_capacity(router.port_forwards.len() + router.load_balancers.len());
-    for (order, (ip, protocol, ports, field)) in pf.chain(lb).enumerate() {
+    let pf = router
+        .port_forwards
+        .iter()
+        .map(|r| (r.public_ip, r.protocol, r.public_ports));
+    let lb = router
+        .load_balancers
+        .iter()
+        .map(|r| (r.public_ip, r.protocol, (r.public_port, r.public_port)));
+    let mut claims = Vec::with_capacity(forwards + router.load_balancers.len());
+    for (order, (ip, protocol, ports)) in pf.chain(lb).enumerate() {
         if static_nat_ips.contains(&ip) {
             return Err(bad(
-                format!("{field}.public_ip"),
+                format!("{}.public_ip", field(order)),
                 format!("{ip} is used for static NAT"),
             ));
         }
@@ -323,7 +387,6 @@ pub(super) fn check_public_port_conflicts(router: &Router) -> Result<()> {
             protocol,
             ports,
             order,
-            field,
         });
     }
     claims.sort_by_key(|c| (c.ip, c.protocol, c.ports.0, c.order));
@@ -341,14 +404,14 @@ pub(super) fn check_public_port_conflicts(router: &Router) -> Result<()> {
                         (claim, r)
                     };
                     return Err(bad(
-                        format!("{}.public_ip", later.field),
+                        format!("{}.public_ip", field(later.order)),
                         format!(
                             "{} {} {}-{} conflicts with {}",
                             later.ip,
                             later.protocol.name(),
                             later.ports.0,
                             later.ports.1,
-                            earlier.field
+                            field(earlier.order)
                         ),
                     ));
                 }
@@ -362,6 +425,61 @@ pub(super) fn check_public_port_conflicts(router: &Router) -> Result<()> {
     Ok(())
 }
 
+/// Whether the port forwards of `router` at `changed`, put among the
+/// other claims (which held no conflict together before), claim no public
+/// port another rule claims and no static NAT IP: what
+/// [`check_public_port_conflicts`] would find for them. The changed claims
+/// are sorted (a handful for a one-rule change) and every other claim is
+/// looked up among them: one pass over the router's rules, O(n log k),
+/// nothing allocated per rule or formatted.
+pub(super) fn port_forwards_clear(router: &Router, changed: std::ops::Range<usize>) -> bool {
+    let mut claims: Vec<(Ipv4Addr, L4, (u16, u16))> = router.port_forwards[changed.clone()]
+        .iter()
+        .map(|r| (r.public_ip, r.protocol, r.public_ports))
+        .collect();
+    if claims.is_empty() {
+        return true;
+    }
+    if router
+        .static_nats
+        .iter()
+        .any(|s| claims.iter().any(|c| c.0 == s.public_ip))
+    {
+        return false;
+    }
+    claims.sort_unstable();
+    // Sorted by first port, intervals that do not overlap their successor
+    // overlap nothing: their ends then grow with their starts.
+    let same_key =
+        |a: &(Ipv4Addr, L4, (u16, u16)), b: &(Ipv4Addr, L4, (u16, u16))| a.0 == b.0 && a.1 == b.1;
+    if claims
+        .windows(2)
+        .any(|w| same_key(&w[0], &w[1]) && w[1].2.0 <= w[0].2.1)
+    {
+        return false;
+    }
+    // The first changed claim of the same IP and protocol ending at or
+    // after `first` is the only one that can overlap [first, last].
+    let overlaps = |ip: Ipv4Addr, protocol: L4, (first, last): (u16, u16)| {
+        let k = claims.partition_point(|c| (c.0, c.1, c.2.1) < (ip, protocol, first));
+        claims
+            .get(k)
+            .is_some_and(|c| c.0 == ip && c.1 == protocol && c.2.0 <= last)
+    };
+    let forwards = &router.port_forwards;
+    let kept = forwards[..changed.start]
+        .iter()
+        .chain(&forwards[changed.end..])
+        .map(|r| (r.public_ip, r.protocol, r.public_ports));
+    let balancers = router
+        .load_balancers
+        .iter()
+        .map(|r| (r.public_ip, r.protocol, (r.public_port, r.public_port)));
+    !kept
+        .chain(balancers)
+        .any(|(ip, protocol, ports)| overlaps(ip, protocol, ports))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -372,7 +490,7 @@ mod tests {
 
     fn forward(ip: u8, protocol: L4, ports: (u16, u16)) -> PortForward {
         PortForward {
-            id: String::new(),
+            id: "".into(),
             public_ip: Ipv4Addr::new(203, 0, 113, ip),
             protocol,
             public_ports: ports,

@@ -192,11 +192,12 @@ pub fn plan_from(
     }
     chains.extend(proxy::chains(router));
     chains.push(antispoof::chain(router));
-    chains.push(base::mangle(router));
-    chains.push(base::dstnat(router));
-    chains.push(base::forward(router));
+    let nats = base::StaticNatSets::from_previous(router, previous);
+    chains.push(base::mangle(router, nats));
+    chains.push(base::dstnat(router, previous, nats));
+    chains.push(base::forward(router, nats));
     chains.push(base::input(router, options));
-    chains.push(base::srcnat(router));
+    chains.push(base::srcnat(router, nats));
     Ruleset { chains }
 }
 
