@@ -27,9 +27,11 @@ mod acl;
 pub mod antispoof;
 mod base;
 pub mod counters;
+mod items;
 mod proxy;
 mod render;
 pub use acl::SHARD_ELEMENTS;
+pub use items::ItemIndex;
 pub use render::{Carry, CarryNeeds, ChainChanges, ChainRebuild, ElementDelta};
 pub mod shape;
 
