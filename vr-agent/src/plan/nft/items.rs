@@ -147,7 +147,6 @@ mod tests {
     fn chain(name: &str, sets: &[Vec<(u32, u32)>]) -> Chain {
         Chain {
             name: name.into(),
-            hook: None,
             sets: sets
                 .iter()
                 .enumerate()
@@ -158,7 +157,7 @@ mod tests {
                     elements: elements.iter().map(|&(e, i)| element(e, i)).collect(),
                 })
                 .collect(),
-            rules: vec!["drop".into()],
+            ..Default::default()
         }
     }
 
