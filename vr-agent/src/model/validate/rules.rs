@@ -57,7 +57,7 @@ impl Router {
 
     /// This router with an edit of NIC `labels.device_index`'s list, which
     /// it holds: the items numbered `removed` taken out and `added` put in
-    /// (in number order, each with its index in the list after the edit, of
+    /// (in any order, each with its index in the list after the edit, of
     /// `len` items), the list labelled `labels`. Only the added items are
     /// checked, with the errors the whole list would give (the items that
     /// stay were checked when they came); `None` when this router holds no
@@ -108,6 +108,9 @@ impl Router {
             }
             came.push(std::sync::Arc::new(item_rule(&f, item)?));
         }
+        // Checked in the order given (the first bad item is the one the
+        // whole list names), merged by number.
+        came.sort_by_key(|r| r.number);
         // The rules that stay and those that came, merged by number.
         let mut rules = Vec::with_capacity(old.rules.len() + came.len());
         let mut came = came.into_iter().peekable();
