@@ -260,6 +260,11 @@ pub(super) struct Ids<'a>(pub &'a [Arc<AclRule>]);
 impl<'a> Ids<'a> {
     /// The id of the item numbered `number`, if the list has it.
     pub fn get(&self, number: u32) -> Option<&'a str> {
+        Some(self.0[self.position(number)?].id.as_str())
+    }
+
+    /// Where the item numbered `number` is in the list's rules.
+    fn position(&self, number: u32) -> Option<usize> {
         // Lists are mostly numbered evenly (1, 2, 3 or 10, 20, 30): the
         // place is interpolated from the numbers at both ends of the part
         // that can hold it, a few times, before a binary search of what is
@@ -280,7 +285,7 @@ impl<'a> Ids<'a> {
                 }
             };
             match rules[guess].number.cmp(&number) {
-                std::cmp::Ordering::Equal => return Some(rules[guess].id.as_str()),
+                std::cmp::Ordering::Equal => return Some(guess),
                 std::cmp::Ordering::Less => lo = guess + 1,
                 // `guess` is above `lo` here: rules[lo] is at most `number`.
                 std::cmp::Ordering::Greater => hi = guess - 1,
@@ -292,7 +297,44 @@ impl<'a> Ids<'a> {
         let at = rules[lo..=hi]
             .binary_search_by_key(&number, |r| r.number)
             .ok()?;
-        Some(rules[lo + at].id.as_str())
+        Some(lo + at)
+    }
+}
+
+/// Items' rules looked up from the place of the last one found: a set's
+/// elements mostly come in the order of their items' numbers, so the next
+/// is there or just after, without a search.
+struct Finger<'a> {
+    ids: Ids<'a>,
+    at: std::cell::Cell<usize>,
+}
+
+impl<'a> Finger<'a> {
+    fn new(ids: Ids<'a>) -> Finger<'a> {
+        Finger {
+            ids,
+            at: std::cell::Cell::new(0),
+        }
+    }
+
+    fn rule(&self, number: u32) -> Option<&'a Arc<AclRule>> {
+        let rules = self.ids.0;
+        let at = self.at.get();
+        let k = [at, at + 1]
+            .into_iter()
+            .find(|&k| rules.get(k).is_some_and(|r| r.number == number))
+            .or_else(|| self.ids.position(number))?;
+        self.at.set(k);
+        Some(&rules[k])
+    }
+}
+
+/// Whether the item numbered `number` has the same id in both lists (the
+/// same rule, shared, has).
+fn same_id(new: &Finger<'_>, old: &Finger<'_>, number: u32) -> bool {
+    match (new.rule(number), old.rule(number)) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a.id == b.id,
+        (a, b) => a.map(|r| r.id.as_str()) == b.map(|r| r.id.as_str()),
     }
 }
 
@@ -333,11 +375,12 @@ fn elements(
     else {
         return (0..n).map(render).collect();
     };
+    let (new_rules, old_rules) = (Finger::new(ids), Finger::new(old_ids));
     let same = |i: usize, j: usize| {
         let (k, o) = (members[i], old_members[j]);
         lookup.elements[k] == old.elements[o]
             && lookup.items[k] == old.items[o]
-            && ids.get(lookup.items[k]) == old_ids.get(old.items[o])
+            && same_id(&new_rules, &old_rules, lookup.items[k])
     };
     let m = old_members.len();
     let head = (0..n.min(m)).take_while(|&k| same(k, k)).count();
@@ -596,6 +639,24 @@ mod tests {
             };
             proptest::prop_assert_eq!(shards(&l), shards_level_by_level(&l));
         }
+    }
+
+    #[test]
+    fn an_element_kept_in_place_is_written_again_when_its_items_id_changes() {
+        use crate::plan::nft::{NftOptions, plan, plan_from};
+        let config = crate::testing::sample_config();
+        let router = Router::from_config(&config).expect("valid sample");
+        let options = NftOptions::default();
+        let ruleset = plan(&router, &options);
+        let mut acl = config.network_acls[0].clone();
+        acl.items[1].id = "renamed".into();
+        let next = router.with_acl(&acl, 8).expect("valid");
+        let planned = plan_from(&next, &options, Some((&router, &ruleset)));
+        assert!(planned == plan(&next, &options));
+        assert!(planned != ruleset, "the id is in the element's tag");
+        // And back: the ids of the items that stay are the old ones.
+        let back = plan_from(&router, &options, Some((&next, &planned)));
+        assert!(back == ruleset);
     }
 
     #[test]
