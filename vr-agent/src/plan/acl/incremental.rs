@@ -92,6 +92,16 @@ fn isolated(list: &[&AclRule], changed: &[Changed]) -> Option<usize> {
             if changed.is_empty() {
                 continue;
             }
+            // Both tests below need the addresses to overlap (a prefix's
+            // key holds its addresses): an entry whose addresses meet no
+            // changed entry's is passed without its box.
+            let (first, last) = addr_span(net);
+            if !changed
+                .iter()
+                .any(|c| first <= c.space[0].1 && c.space[0].0 <= last)
+            {
+                continue;
+            }
             let (_, space, _) = entry_box(rule, net);
             for (k, c) in changed.iter().enumerate() {
                 if c.number == rule.number && c.origin == origin as u32 {

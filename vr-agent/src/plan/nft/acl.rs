@@ -187,19 +187,20 @@ pub fn shards(lookup: &Lookup) -> Vec<Shard> {
         }];
     }
     let bits = if lookup.shape.v6() { 128 } else { 32 };
+    let span = |k: usize| lookup.elements[k][0];
+    // The lowest and highest address of a node's members, kept with the
+    // node (found while its parent splits).
+    let widen = |(lo, hi): Span, (first, last): Span| (lo.min(first), hi.max(last));
     let mut main = Vec::new();
     let mut out = Vec::new();
-    let mut stack = vec![((0u128, 0u32), (0..n).collect::<Vec<usize>>())];
-    while let Some((mut node, members)) = stack.pop() {
+    let bounds = (0..n).map(span).fold((u128::MAX, 0), widen);
+    let mut stack = vec![((0u128, 0u32), (0..n).collect::<Vec<usize>>(), bounds)];
+    while let Some((mut node, mut members, (lo, hi))) = stack.pop() {
         if members.len() > SHARD_ELEMENTS && node.1 < bits {
             // Levels where every member lies in one half split nothing
             // off: the walk goes straight to the longest prefix holding
             // them all (the same sets, without a pass over the members
             // per level).
-            let (lo, hi) = members.iter().fold((u128::MAX, 0), |(lo, hi), &k| {
-                let (first, last) = lookup.elements[k][0];
-                (lo.min(first), hi.max(last))
-            });
             let common = ((lo ^ hi).leading_zeros() - (128 - bits)).min(bits);
             if common > node.1 {
                 let host = prefix_span((0, common), bits).1;
@@ -208,6 +209,7 @@ pub fn shards(lookup: &Lookup) -> Vec<Shard> {
         }
         if members.len() <= SHARD_ELEMENTS || node.1 == bits {
             if members.len() >= SHARD_LEAST {
+                members.shrink_to_fit();
                 out.push(Shard {
                     prefix: Some(node),
                     members,
@@ -217,21 +219,30 @@ pub fn shards(lookup: &Lookup) -> Vec<Shard> {
             }
             continue;
         }
+        // The low half is kept in `members` (in order, in place), the
+        // high half goes to a vector of its own.
         let half = prefix_span((node.0, node.1 + 1), bits).1;
-        let (mut low, mut high) = (Vec::new(), Vec::new());
-        for k in members {
-            let (first, last) = lookup.elements[k][0];
+        let mut high = Vec::with_capacity(members.len());
+        let (mut low_bounds, mut high_bounds) = ((u128::MAX, 0), (u128::MAX, 0));
+        let mut low = 0;
+        for i in 0..members.len() {
+            let k = members[i];
+            let (first, last) = span(k);
             if last <= half {
-                low.push(k);
+                members[low] = k;
+                low += 1;
+                low_bounds = widen(low_bounds, (first, last));
             } else if first > half {
                 high.push(k);
+                high_bounds = widen(high_bounds, (first, last));
             } else {
                 main.push(k);
             }
         }
+        members.truncate(low);
         // The low half is taken first: shards come in address order.
-        stack.push(((half + 1, node.1 + 1), high));
-        stack.push(((node.0, node.1 + 1), low));
+        stack.push(((half + 1, node.1 + 1), high, high_bounds));
+        stack.push(((node.0, node.1 + 1), members, low_bounds));
     }
     main.sort_unstable();
     out.push(Shard {
