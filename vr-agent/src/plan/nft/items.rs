@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::acl::item_of_element;
-use super::render::set_difference;
+use super::render::{SMALL_MIDDLE, middles, set_difference};
 use super::{Chain, Ruleset};
 
 /// Per ACL chain, how many elements each item has in the chain's sets.
@@ -46,14 +46,18 @@ fn count_chain(chain: &Chain) -> HashMap<String, u32> {
 }
 
 /// Whether two versions of a chain have the same sets, by name and order,
-/// so that their elements can be compared set by set.
-fn same_sets(old: &Chain, new: &Chain) -> bool {
+/// differing in a few elements each, so that the index is changed by the
+/// elements that differ. A chain whose sets change more (a list replaced)
+/// is counted again: cheaper than diffing its sets through hash sets.
+fn few_differ(old: &Chain, new: &Chain) -> bool {
     old.sets.len() == new.sets.len()
-        && old
-            .sets
-            .iter()
-            .zip(&new.sets)
-            .all(|(a, b)| a.name == b.name)
+        && old.sets.iter().zip(&new.sets).all(|(a, b)| {
+            a.name == b.name
+                && (Arc::ptr_eq(&a.elements, &b.elements) || {
+                    let (om, nm, _) = middles(&a.elements, &b.elements);
+                    om.len() + nm.len() <= SMALL_MIDDLE
+                })
+        })
 }
 
 impl ItemIndex {
@@ -82,9 +86,9 @@ impl ItemIndex {
     }
 
     /// Brings the index of `old` to that of `new`: a chain whose sets keep
-    /// their names is changed by the elements that go and come in the sets
-    /// that differ (sets shared by both plans are skipped without a look),
-    /// any other chain is counted again.
+    /// their names and differ in a few elements is changed by the elements
+    /// that go and come in the sets that differ (sets shared by both plans
+    /// are skipped without a look), any other chain is counted again.
     pub fn update(&mut self, old: &Ruleset, new: &Ruleset) {
         let before: HashMap<&str, &Chain> =
             old.chains.iter().map(|c| (c.name.as_str(), c)).collect();
@@ -93,7 +97,7 @@ impl ItemIndex {
             present.insert(chain.name.as_str());
             let was = before
                 .get(chain.name.as_str())
-                .filter(|o| same_sets(o, chain));
+                .filter(|o| few_differ(o, chain));
             if was.is_none() || !self.chains.contains_key(&chain.name) {
                 self.chains.insert(chain.name.clone(), count_chain(chain));
                 continue;
@@ -189,6 +193,8 @@ mod tests {
         Retag(usize, usize, usize, u32),
         RenameSets(usize),
         DropChain(usize),
+        /// Every element of a set given to one item (a list replaced).
+        RetagAll(usize, usize, u32),
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -200,6 +206,7 @@ mod tests {
                 .prop_map(|(c, s, k, i)| Step::Retag(c, s, k, i)),
             (0..2usize).prop_map(Step::RenameSets),
             (0..2usize).prop_map(Step::DropChain),
+            (0..2usize, 0..3usize, 0..12u32).prop_map(|(c, s, i)| Step::RetagAll(c, s, i)),
         ]
     }
 
@@ -237,6 +244,12 @@ mod tests {
             }),
             Step::Retag(c, s, k, item) => edit(chains, c, s, &|e| {
                 if let Some(x) = e.get_mut(k) {
+                    let key = x.split(" comment").next().unwrap_or_default().to_string();
+                    *x = format!("{key} comment \"{item} item-{item}\"");
+                }
+            }),
+            Step::RetagAll(c, s, item) => edit(chains, c, s, &|e| {
+                for x in e.iter_mut() {
                     let key = x.split(" comment").next().unwrap_or_default().to_string();
                     *x = format!("{key} comment \"{item} item-{item}\"");
                 }

@@ -161,7 +161,7 @@ fn carry_into(
 /// The parts of two element lists that differ: what lies between their
 /// common beginning and their common end, and the common parts of `old`
 /// (the same elements, at the same places, as in `new`).
-fn middles<'a>(
+pub(super) fn middles<'a>(
     old: &'a [String],
     new: &'a [String],
 ) -> (&'a [String], &'a [String], [&'a [String]; 2]) {
@@ -181,7 +181,7 @@ fn middles<'a>(
 
 /// Middles at most this long are diffed on their own; longer ones through
 /// hash sets of the whole lists.
-const SMALL_MIDDLE: usize = 16;
+pub(super) const SMALL_MIDDLE: usize = 16;
 
 /// The elements of `old` that are not in `new`, and of `new` not in `old`,
 /// each in its list's order. A one-item change leaves the lists equal but
