@@ -49,7 +49,12 @@ pub fn compile_from(
 
 /// Whether two versions of an item make the same entries.
 fn same_entries(a: &AclRule, b: &AclRule) -> bool {
-    a.number == b.number && a.action == b.action && a.matches == b.matches && a.cidrs == b.cidrs
+    // A rule the list before and after share is the same rule.
+    std::ptr::eq(a, b)
+        || a.number == b.number
+            && a.action == b.action
+            && a.matches == b.matches
+            && a.cidrs == b.cidrs
 }
 
 /// One entry of a changed item.
