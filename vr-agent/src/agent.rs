@@ -31,7 +31,7 @@ use crate::metadata::Directory;
 use crate::model::{Invalid, Limits, Mac, Router};
 use crate::plan;
 use crate::plan::nft::counters::{self, ChainCounts};
-use crate::plan::nft::{Carry, NftOptions, Ruleset};
+use crate::plan::nft::{Carry, ItemIndex, NftOptions, Ruleset};
 use crate::state::{Desired, ListChange, Replaced, StateError, StateStore};
 use crate::status::{Part, Status};
 use crate::update::{self, Change};
@@ -176,6 +176,10 @@ struct Inner {
     /// The ruleset in the kernel; `None` forces the next apply to replace the
     /// whole table.
     live: Option<Ruleset>,
+    /// The items' element counts in `live`'s ACL chains, kept across the
+    /// element changes made over netlink; `None` until the first such
+    /// change after another path changed the table (built then).
+    live_items: Option<ItemIndex>,
     /// `nft -j list` of the table as the agent left it, taken by the first
     /// reconcile tick after an apply whose shape matched the plan; `None`
     /// until then.
@@ -282,6 +286,7 @@ impl Agent {
                 desired,
                 router: Router::default(),
                 live: None,
+                live_items: None,
                 live_listing: None,
                 netlink,
                 nft_netlink,
@@ -617,9 +622,13 @@ impl Agent {
         // A change of set and map elements alone goes over netlink: one
         // batch, counts read back element by element.
         let attempt = match (&inner.live, inner.nft_netlink.as_mut()) {
-            (Some(old), Some(socket)) => {
-                apply_elements(socket, old, &ruleset, &mut report.kernel_us)
-            }
+            (Some(old), Some(socket)) => apply_elements(
+                socket,
+                old,
+                &ruleset,
+                &mut inner.live_items,
+                &mut report.kernel_us,
+            ),
             _ => Ok(None),
         };
         let incremental = attempt.unwrap_or_else(|e| {
@@ -786,6 +795,7 @@ impl Agent {
         }
         inner.status.record(Part::Nft, Ok(()));
         inner.live = Some(ruleset);
+        inner.live_items = None;
         Ok(())
     }
 
@@ -873,9 +883,14 @@ fn apply_elements(
     socket: &mut NftNetlink,
     old: &Ruleset,
     new: &Ruleset,
+    items: &mut Option<ItemIndex>,
     kernel_us: &mut u64,
 ) -> Result<Option<(usize, usize)>, NftNetlinkError> {
-    let needs = new.carry_needs(old);
+    // The index of what is live, then of `new` once the kernel has it; on
+    // any other outcome the table is changed by another path and the
+    // index is dropped.
+    let index = items.take().unwrap_or_else(|| ItemIndex::of(old));
+    let needs = new.carry_needs_indexed(old, &index);
     let mut counts = ChainCounts::new();
     // Rebuilt chains: the counts of their items that stay, from their old
     // sets read whole (one dump each; none when no item stays).
@@ -941,6 +956,9 @@ fn apply_elements(
     let sent = socket.apply_chains(&batch);
     *kernel_us += micros_since(sending);
     sent?;
+    let mut index = index;
+    index.update(old, new);
+    *items = Some(index);
     Ok(Some((batch.chains(), batch.element_count())))
 }
 

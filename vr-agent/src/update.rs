@@ -242,6 +242,12 @@ impl Undo {
     /// Whether the change left `config` as it was.
     pub fn unchanged(&self, config: &pb::RouterConfig) -> bool {
         match self {
+            // Items found changed item by item: changed, without a look
+            // at the lists.
+            Undo::Acl {
+                delta: Some((removed, at)),
+                ..
+            } if !removed.is_empty() || !at.is_empty() => false,
             Undo::Acl { index, before, .. } => {
                 config
                     .network_acls

@@ -216,7 +216,10 @@ pub struct AclRule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Acl {
     pub index: u32,
-    pub rules: Vec<AclRule>,
+    /// Shared with the list before a change: a one-item change to a list
+    /// of 10,000 makes its new list of the same rules without copying
+    /// each one (and later freeing it).
+    pub rules: Vec<std::sync::Arc<AclRule>>,
     pub ingress: crate::plan::acl::Compiled,
     pub egress: crate::plan::acl::Compiled,
 }
@@ -224,7 +227,10 @@ pub struct Acl {
 impl Acl {
     /// Items of one direction, in number order.
     pub fn rules(&self, direction: Direction) -> impl Iterator<Item = &AclRule> {
-        self.rules.iter().filter(move |r| r.direction == direction)
+        self.rules
+            .iter()
+            .map(|r| &**r)
+            .filter(move |r| r.direction == direction)
     }
 
     /// The compiled lookups of one direction.

@@ -15,32 +15,43 @@ pub type Placed<'a> = Vec<(usize, &'a pb::AclItem)>;
 /// Changed items at most for which a whole list is checked item by item.
 const FEW_CHANGES: usize = 32;
 
-/// How `new` differs from `old`, both in number order: the numbers of the
-/// items of `old` that go or change, and the items of `new` that come or
-/// change, with their indexes in `new`; `None` when a list is not in number
-/// order or more than [`FEW_CHANGES`] items differ. One walk over both
-/// lists, comparing items of the same number, nothing copied.
+/// The indexes of `items` in number order (equal numbers in list order).
+/// A list is sent in number order, or nearly (an item renumbered in its
+/// place): the sort finds the few runs and merges them.
+fn by_number(items: &[pb::AclItem]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    if !items.is_sorted_by_key(|i| i.number) {
+        order.sort_by_key(|&k| items[k].number);
+    }
+    order
+}
+
+/// How `new` differs from `old`: the numbers of the items of `old` that go
+/// or change, and the items of `new` that come or change, with their
+/// indexes in `new`, in list order; `None` when more than
+/// [`FEW_CHANGES`] items differ. One walk over both lists in number order,
+/// comparing items of the same number, nothing copied.
 pub(super) fn few_changes<'a>(
     old: &pb::NetworkAcl,
     new: &'a pb::NetworkAcl,
 ) -> Option<(Vec<u32>, Placed<'a>)> {
     let (a, b) = (&old.items, &new.items);
-    if !a.is_sorted_by_key(|i| i.number) || !b.is_sorted_by_key(|i| i.number) {
-        return None;
-    }
+    let (in_a, in_b) = (by_number(a), by_number(b));
+    let at_a = |i: usize| in_a.get(i).map(|&k| &a[k]);
+    let at_b = |j: usize| in_b.get(j).map(|&k| (k, &b[k]));
     let (mut removed, mut added) = (Vec::new(), Vec::new());
     let (mut i, mut j) = (0, 0);
     loop {
-        match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) if x.number == y.number => {
+        match (at_a(i), at_b(j)) {
+            (Some(x), Some((k, y))) if x.number == y.number => {
                 if x != y {
                     removed.push(x.number);
-                    added.push((j, y));
+                    added.push((k, y));
                 }
                 i += 1;
                 j += 1;
             }
-            (Some(x), Some(y)) if x.number < y.number => {
+            (Some(x), Some((_, y))) if x.number < y.number => {
                 removed.push(x.number);
                 i += 1;
             }
@@ -48,8 +59,8 @@ pub(super) fn few_changes<'a>(
                 removed.push(x.number);
                 i += 1;
             }
-            (_, Some(y)) => {
-                added.push((j, y));
+            (_, Some((k, y))) => {
+                added.push((k, y));
                 j += 1;
             }
             (None, None) => break,
@@ -58,6 +69,9 @@ pub(super) fn few_changes<'a>(
             return None;
         }
     }
+    // Checked in list order, so that the first bad item is the one the
+    // whole list's check names.
+    added.sort_by_key(|(k, _)| *k);
     Some((removed, added))
 }
 
@@ -532,6 +546,32 @@ mod tests {
         first.number = 60;
         moved.push(first);
         set_both_ways(moved).unwrap();
+        // Renumbered in its place: the list is sent out of number order.
+        let mut renumbered = held.clone();
+        renumbered[1].number = 70;
+        set_both_ways(renumbered.clone()).unwrap();
+        // And from that list back.
+        let mut config = with_ids();
+        config.network_acls[0].items = renumbered;
+        let router = Router::from_config(&config).unwrap();
+        let (_, undo) = apply_in_place(
+            &mut config.clone(),
+            &router,
+            Change::SetNetworkAcl(Some(web_edit(held.clone()))),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert!(
+            matches!(undo, Undo::Acl { delta: Some(_), .. }),
+            "found item by item: {undo:?}"
+        );
+        // Two bad items out of number order: the first in the list is named.
+        let mut two_bad = held.clone();
+        two_bad[4].number = 1;
+        two_bad[4].cidrs = vec!["nowhere".into()];
+        two_bad[2].cidrs = vec!["nowhere either".into()];
+        let err = set_both_ways(two_bad).unwrap_err();
+        assert!(err.field.starts_with("acl.items[2]"), "{err:?}");
         let mut flip = held.clone();
         flip[3].action = Deny as i32;
         set_both_ways(flip).unwrap();

@@ -57,7 +57,7 @@ impl Router {
 
     /// This router with an edit of NIC `labels.device_index`'s list, which
     /// it holds: the items numbered `removed` taken out and `added` put in
-    /// (in number order, each with its index in the list after the edit, of
+    /// (in any order, each with its index in the list after the edit, of
     /// `len` items), the list labelled `labels`. Only the added items are
     /// checked, with the errors the whole list would give (the items that
     /// stay were checked when they came); `None` when this router holds no
@@ -96,7 +96,7 @@ impl Router {
                     .binary_search_by_key(&number, |r| r.number)
                     .is_ok()
         };
-        let mut came: Vec<AclRule> = Vec::with_capacity(added.len());
+        let mut came: Vec<std::sync::Arc<AclRule>> = Vec::with_capacity(added.len());
         for &(i, item) in added {
             let f = |name: &str| format!("acl.items[{i}].{name}");
             first_checks(&f, item)?;
@@ -106,8 +106,11 @@ impl Router {
                     format!("{} is used by two items", item.number),
                 ));
             }
-            came.push(item_rule(&f, item)?);
+            came.push(std::sync::Arc::new(item_rule(&f, item)?));
         }
+        // Checked in the order given (the first bad item is the one the
+        // whole list names), merged by number.
+        came.sort_by_key(|r| r.number);
         // The rules that stay and those that came, merged by number.
         let mut rules = Vec::with_capacity(old.rules.len() + came.len());
         let mut came = came.into_iter().peekable();
@@ -203,7 +206,7 @@ pub(crate) fn acl(
                 format!("{} is used by two items", item.number),
             ));
         }
-        rules.push(item_rule(&f, item)?);
+        rules.push(std::sync::Arc::new(item_rule(&f, item)?));
     }
     rules.sort_by_key(|r| r.number);
     compiled_acl(field, index, rules, per_entry, previous)
@@ -215,12 +218,16 @@ pub(crate) fn acl(
 fn compiled_acl(
     field: &str,
     index: u32,
-    rules: Vec<AclRule>,
+    rules: Vec<std::sync::Arc<AclRule>>,
     per_entry: usize,
     previous: Option<&Acl>,
 ) -> Result<Acl> {
     let compile = |direction: Direction| {
-        let list: Vec<&AclRule> = rules.iter().filter(|r| r.direction == direction).collect();
+        let list: Vec<&AclRule> = rules
+            .iter()
+            .map(|r| &**r)
+            .filter(|r| r.direction == direction)
+            .collect();
         let compiled = match previous {
             Some(old) => {
                 let old_list: Vec<&AclRule> = old.rules(direction).collect();

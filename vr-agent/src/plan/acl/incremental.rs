@@ -49,7 +49,12 @@ pub fn compile_from(
 
 /// Whether two versions of an item make the same entries.
 fn same_entries(a: &AclRule, b: &AclRule) -> bool {
-    a.number == b.number && a.action == b.action && a.matches == b.matches && a.cidrs == b.cidrs
+    // A rule the list before and after share is the same rule.
+    std::ptr::eq(a, b)
+        || a.number == b.number
+            && a.action == b.action
+            && a.matches == b.matches
+            && a.cidrs == b.cidrs
 }
 
 /// One entry of a changed item.
@@ -90,6 +95,16 @@ fn isolated(list: &[&AclRule], changed: &[Changed]) -> Option<usize> {
         for (origin, net) in rule.cidrs.iter().enumerate() {
             entries += 1;
             if changed.is_empty() {
+                continue;
+            }
+            // Both tests below need the addresses to overlap (a prefix's
+            // key holds its addresses): an entry whose addresses meet no
+            // changed entry's is passed without its box.
+            let (first, last) = addr_span(net);
+            if !changed
+                .iter()
+                .any(|c| first <= c.space[0].1 && c.space[0].0 <= last)
+            {
                 continue;
             }
             let (_, space, _) = entry_box(rule, net);

@@ -27,9 +27,11 @@ mod acl;
 pub mod antispoof;
 mod base;
 pub mod counters;
+mod items;
 mod proxy;
 mod render;
 pub use acl::SHARD_ELEMENTS;
+pub use items::ItemIndex;
 pub use render::{Carry, CarryNeeds, ChainChanges, ChainRebuild, ElementDelta};
 pub mod shape;
 
@@ -101,7 +103,7 @@ impl PartialEq for Set {
 impl Eq for Set {}
 
 /// A chain with its rules and the sets they use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Chain {
     pub name: String,
     /// For base chains: `type filter hook forward priority filter; policy drop;`.

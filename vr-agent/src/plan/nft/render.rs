@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::acl::{element_key, item_of_element, with_counts};
 use super::counters::ChainCounts;
+use super::items::ItemIndex;
 use super::{Chain, Ruleset, Set, TABLE};
 
 /// Hit counts carried over to the elements that replace an item's
@@ -86,6 +87,56 @@ fn items_of_changed<'a>(old: &'a Chain, new: &'a Chain) -> (ItemElements<'a>, It
     (only(old), only(new))
 }
 
+/// The old elements (set, key) to read so that the items of an
+/// element-only change keep their counts when only the elements that go
+/// are deleted and only those that come are added: the elements that go of
+/// every item that also gains one. `None` when the chain needs its items
+/// refreshed whole ([`items_of_changed`]): a set changes in more than a few
+/// elements, the index does not cover the chain, or an item loses elements
+/// and gains none while it keeps others (their count would be lost).
+fn moved_counts<'a>(
+    old: &'a Chain,
+    new: &'a Chain,
+    index: &ItemIndex,
+) -> Option<Vec<(&'a str, &'a str)>> {
+    if !index.covers(&old.name) {
+        return None;
+    }
+    let mut gone: Vec<(&str, &str, &str)> = Vec::new();
+    let mut came: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for (a, b) in old.sets.iter().zip(&new.sets) {
+        if std::sync::Arc::ptr_eq(&a.elements, &b.elements) {
+            continue;
+        }
+        let (om, nm, _) = middles(&a.elements, &b.elements);
+        if om.len() + nm.len() > SMALL_MIDDLE {
+            return None;
+        }
+        let (g, c) = set_difference(&a.elements, &b.elements);
+        for element in g {
+            if let Some(item) = item_of_element(element) {
+                gone.push((item, a.name.as_str(), element.as_str()));
+            }
+        }
+        came.extend(c.into_iter().filter_map(|e| item_of_element(e)));
+    }
+    let mut losing: BTreeMap<&str, u32> = BTreeMap::new();
+    for (item, _, _) in &gone {
+        *losing.entry(item).or_default() += 1;
+    }
+    for (item, lost) in losing {
+        if !came.contains(item) && index.count(&old.name, item)? > lost {
+            return None;
+        }
+    }
+    Some(
+        gone.into_iter()
+            .filter(|(item, _, _)| came.contains(item))
+            .map(|(_, set, element)| (set, element_key(element)))
+            .collect(),
+    )
+}
+
 /// Gives the first element of each item of `counts` in `chain` its carried
 /// count (once per item: `given` remembers).
 fn carry_into(
@@ -110,7 +161,7 @@ fn carry_into(
 /// The parts of two element lists that differ: what lies between their
 /// common beginning and their common end, and the common parts of `old`
 /// (the same elements, at the same places, as in `new`).
-fn middles<'a>(
+pub(super) fn middles<'a>(
     old: &'a [String],
     new: &'a [String],
 ) -> (&'a [String], &'a [String], [&'a [String]; 2]) {
@@ -130,12 +181,15 @@ fn middles<'a>(
 
 /// Middles at most this long are diffed on their own; longer ones through
 /// hash sets of the whole lists.
-const SMALL_MIDDLE: usize = 16;
+pub(super) const SMALL_MIDDLE: usize = 16;
 
 /// The elements of `old` that are not in `new`, and of `new` not in `old`,
 /// each in its list's order. A one-item change leaves the lists equal but
 /// for a few elements in the middle: only those are compared.
-fn set_difference<'a>(old: &'a [String], new: &'a [String]) -> (Vec<&'a String>, Vec<&'a String>) {
+pub(super) fn set_difference<'a>(
+    old: &'a [String],
+    new: &'a [String],
+) -> (Vec<&'a String>, Vec<&'a String>) {
     let (om, nm, common) = middles(old, new);
     if om.len() + nm.len() <= SMALL_MIDDLE {
         // An element of one middle may still be in the common part (a list
@@ -284,7 +338,10 @@ fn element_deltas(
             !items.is_empty() && item_of_element(e).is_some_and(|item| items.contains(item))
         };
         for (old_set, new_set) in old_chain.sets.iter().zip(&new_chain.sets) {
-            if items.is_empty() && old_set.elements == new_set.elements {
+            if items.is_empty()
+                && (std::sync::Arc::ptr_eq(&old_set.elements, &new_set.elements)
+                    || old_set.elements == new_set.elements)
+            {
                 continue;
             }
             // A map element whose data changes keeps its key: it goes and
@@ -496,6 +553,23 @@ impl Ruleset {
     /// that stays, in an element-only change every item that stays and
     /// loses or changes an element; and the old sets holding them.
     pub fn carry_needs(&self, old: &Ruleset) -> CarryNeeds {
+        self.carry_needs_with(old, None)
+    }
+
+    /// [`Ruleset::carry_needs`] for an element-only change, made with the
+    /// [`ItemIndex`] of `old` in the time of the change rather than of the
+    /// chain: an item that loses elements and gains others has only those
+    /// that go read, and their count goes to the first that comes (the
+    /// elements it keeps keep theirs, so its total is the same as when all
+    /// of its elements are refreshed). A chain where that does not hold
+    /// (an item losing elements while it keeps others and gains none, or a
+    /// change of many elements) is handled as [`Ruleset::carry_needs`]
+    /// does.
+    pub fn carry_needs_indexed(&self, old: &Ruleset, index: &ItemIndex) -> CarryNeeds {
+        self.carry_needs_with(old, Some(index))
+    }
+
+    fn carry_needs_with(&self, old: &Ruleset, index: Option<&ItemIndex>) -> CarryNeeds {
         let (_, _, rebuilt, element_only) = classify(self, old);
         let mut needs = CarryNeeds::default();
         let mut sets = BTreeSet::new();
@@ -523,6 +597,16 @@ impl Ruleset {
             }
         }
         for (o, n) in &element_only {
+            if let Some(reads) = index.and_then(|index| moved_counts(o, n, index)) {
+                for (set, key) in reads {
+                    needs
+                        .elements
+                        .entry(set.to_string())
+                        .or_default()
+                        .push(key.to_string());
+                }
+                continue;
+            }
             let (before, after) = items_of_changed(o, n);
             for (item, old_elements) in &before {
                 let Some(new_elements) = after.get(item) else {
@@ -731,6 +815,71 @@ mod tests {
             new.render_update_with(&old, &carry).unwrap(),
             "delete element inet vpc s { 10.1.0.0/16 }\n\
              add element inet vpc s { 10.1.0.0/16 counter packets 3 bytes 384 comment \"5 b\" }\n"
+        );
+    }
+
+    #[test]
+    fn with_the_index_a_renumbered_item_reads_and_moves_only_its_changed_elements() {
+        // b has two elements; renumbering it changes both tags.
+        const B2: &str = r#"10.9.0.0/16 comment "2 b""#;
+        const B2_RENUMBERED: &str = r#"10.9.0.0/16 comment "5 b""#;
+        let old = ruleset(acl_chain(&[("s", &[A, B]), ("t", &[B2, C])], 2));
+        let new = ruleset(acl_chain(
+            &[("s", &[A, B_RENUMBERED]), ("t", &[B2_RENUMBERED, C])],
+            2,
+        ));
+        let index = ItemIndex::of(&old);
+        let needs = new.carry_needs_indexed(&old, &index);
+        assert!(needs.refreshed.is_empty(), "no item is refreshed whole");
+        assert_eq!(
+            needs.elements,
+            BTreeMap::from([
+                ("s".to_string(), vec!["10.1.0.0/16".to_string()]),
+                ("t".to_string(), vec!["10.9.0.0/16".to_string()]),
+            ])
+        );
+        let item = ("ACL_INBOUND_eth2".to_string(), "b".to_string());
+        let carry = Carry {
+            refreshed: needs.refreshed,
+            counts: ChainCounts::from([(item, (3, 384))]),
+        };
+        // The item's whole count goes to its first new element, once.
+        assert_eq!(
+            new.render_update_with(&old, &carry).unwrap(),
+            "delete element inet vpc s { 10.1.0.0/16 }\n\
+             delete element inet vpc t { 10.9.0.0/16 }\n\
+             add element inet vpc s { 10.1.0.0/16 counter packets 3 bytes 384 comment \"5 b\" }\n\
+             add element inet vpc t { 10.9.0.0/16 comment \"5 b\" }\n"
+        );
+    }
+
+    #[test]
+    fn with_the_index_adding_or_deleting_an_item_reads_nothing() {
+        let old = ruleset(acl_chain(&[("s", &[A, B])], 1));
+        let new = ruleset(acl_chain(&[("s", &[A, B, C])], 1));
+        assert_eq!(
+            new.carry_needs_indexed(&old, &ItemIndex::of(&old)),
+            CarryNeeds::default()
+        );
+        assert_eq!(
+            old.carry_needs_indexed(&new, &ItemIndex::of(&new)),
+            CarryNeeds::default()
+        );
+    }
+
+    #[test]
+    fn an_item_losing_an_element_it_does_not_replace_is_refreshed_whole() {
+        // b keeps 10.1.0.0/16 and loses 10.9.0.0/16: its count is carried
+        // by refreshing the element it keeps, found through the index.
+        const B2: &str = r#"10.9.0.0/16 comment "2 b""#;
+        let old = ruleset(acl_chain(&[("s", &[A, B]), ("t", &[B2, C])], 2));
+        let new = ruleset(acl_chain(&[("s", &[A, B]), ("t", &[C])], 2));
+        let index = ItemIndex::of(&old);
+        let needs = new.carry_needs_indexed(&old, &index);
+        assert_eq!(needs, new.carry_needs(&old));
+        assert_eq!(
+            needs.refreshed,
+            BTreeSet::from([("ACL_INBOUND_eth2".to_string(), "b".to_string())])
         );
     }
 
