@@ -403,10 +403,15 @@ fn changes_to_a_list_split_into_sets_by_address_give_the_same_table_as_a_full_lo
     );
     let b = lab.netns("full").unwrap();
     let listing = load(&b, vec![ruleset(&base).render_full()]);
-    assert!(
-        listing.contains("ip saddr 10.100.0.0/16 ip saddr . meta l4proto . th dport @acl_inbound_eth2_l0_allow_v4_ports_0a640000_16 accept"),
-        "{listing}"
-    );
+    // The lookup dispatches on the address to a subchain per set.
+    for text in [
+        "ip saddr . meta l4proto vmap @acl_inbound_eth2_l0_allow_v4_ports_shards",
+        "10.100.0.0/16 . 0-255 : goto ACL_INBOUND_eth2_l0_allow_v4_ports_0a640000_16",
+        "ip saddr . meta l4proto . th dport @acl_inbound_eth2_l0_allow_v4_ports_0a640000_16 accept",
+        "goto ACL_INBOUND_eth2_l0_allow_v4_ports",
+    ] {
+        assert!(listing.contains(text), "{text}\n{listing}");
+    }
 
     // One item's port (one set), an item added where no set of its own
     // is (the main set) and an item deleted: elements only.
@@ -637,12 +642,20 @@ fn a_chain_rebuilt_over_netlink_lists_as_a_full_load() {
         .chains
         .iter()
         .filter(|c| c.name.starts_with("ACL_"))
-        .flat_map(|c| c.rules.clone())
+        .flat_map(|c| {
+            let subs = c.subchains.iter().flat_map(|s| s.rules.clone());
+            c.rules.clone().into_iter().chain(subs)
+        })
         .collect();
+    // Sharded lookups: a dispatch map and subchains come and go too.
     assert!(
         rebuilt
             .iter()
-            .any(|r| r.starts_with("ip saddr 10.128.0.0/")),
+            .any(|r| r.starts_with("ip saddr . meta l4proto vmap @")),
+        "{rebuilt:#?}"
+    );
+    assert!(
+        rebuilt.iter().any(|r| r.starts_with("goto ACL_INBOUND_")),
         "{rebuilt:#?}"
     );
     assert!(
@@ -820,7 +833,17 @@ fn a_list_replaced_at_10000_items_over_netlink_prints_its_time() {
         let batch = encode_chain_changes(&changes).expect("encodable");
         encode_ms.push(ms(t));
         assert_eq!(batch.chains(), 1);
-        assert_eq!(batch.element_count(), 10_000);
+        // The 10,000 items' elements and the dispatch maps' (one per set
+        // of a sharded lookup).
+        let dispatch: usize = next_rules
+            .chains
+            .iter()
+            .flat_map(|c| &c.sets)
+            .filter(|s| s.kind == "map" && s.name.starts_with("acl_"))
+            .map(|s| s.elements.len())
+            .sum();
+        assert!(dispatch >= 10_000 / vr_agent::plan::nft::SHARD_ELEMENTS);
+        assert_eq!(batch.element_count(), 10_000 + dispatch);
         let took = with_socket(&ns, move |s| {
             let t = Instant::now();
             s.apply_chains(&batch).expect("applied");

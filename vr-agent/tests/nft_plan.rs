@@ -68,11 +68,25 @@ fn consecutive_items_with_one_action_share_one_lookup() {
         .iter()
         .find(|c| c.name == "ACL_INBOUND_eth2")
         .expect("chain");
-    assert_eq!(chain.rules.len(), 7, "{:#?}", chain.rules);
+    // The allow lookup dispatches on the address (a map and a goto to the
+    // rest of the chain); four subchains hold a set each, the rest the
+    // main set, the deny lookup and the default.
+    assert_eq!(
+        chain.rules,
+        [
+            "ip saddr . meta l4proto vmap @acl_inbound_eth2_l0_allow_v4_ports_shards",
+            "goto ACL_INBOUND_eth2_l0_allow_v4_ports"
+        ]
+    );
+    let rest = chain.subchains.last().expect("the rest of the chain");
+    assert_eq!(rest.name, "ACL_INBOUND_eth2_l0_allow_v4_ports");
+    assert_eq!(rest.rules.len(), 4, "{:#?}", rest.rules);
+    assert_eq!(rest.rules[3], "drop");
+    assert_eq!(chain.subchains.len(), 5);
     let allow: Vec<usize> = chain
         .sets
         .iter()
-        .filter(|s| s.name.contains("_allow_"))
+        .filter(|s| s.name.contains("_allow_") && s.kind == "set")
         .map(|s| s.elements.len())
         .collect();
     assert_eq!(allow, [250, 250, 250, 250, 0]);

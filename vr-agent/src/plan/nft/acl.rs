@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use super::{Chain, Set, inbound_chain, outbound_chain};
+use super::{Chain, Set, Subchain, inbound_chain, outbound_chain};
 use crate::model::*;
 use crate::plan::acl::{Compiled, Lookup, Shape};
 use crate::plan::boxes::{Box3, Span};
@@ -168,9 +168,9 @@ fn prefix_span((start, len): (u128, u32), bits: u32) -> Span {
 /// elements is one set, as before; a larger one is split along the address
 /// trie: a prefix holding more elements is halved, recursively, and each
 /// resulting prefix holding at least [`SHARD_LEAST`] elements becomes a
-/// set looked up behind a match on the prefix (one compare for the packets
-/// outside it). Elements of smaller prefixes, and those spanning a halved
-/// prefix, go to the main set, which comes last. The split depends on the
+/// set of its own, which the chain reaches through a map on the address
+/// (see [`acl_chain`]). Elements of smaller prefixes, and those spanning a
+/// halved prefix, go to the main set, which comes last. The split depends on the
 /// number of elements under each prefix only: a one-item change moves no
 /// other element unless it takes a prefix across a threshold (then the
 /// chain is rebuilt). Within a layer the lookups of one action may come in
@@ -308,18 +308,6 @@ fn elements(
     out.into()
 }
 
-/// One ACL chain: a rule per compiled lookup, in layer order, each a set
-/// lookup with the item's verdict, then the direction's default. A set is
-/// named after its layer, action and shape (`<chain>_l<layer>_<action>_
-/// <shape>`), so adding or removing an item that keeps its layer changes
-/// only elements.
-///
-/// Every set carries a counter per element (`counter` in its declaration)
-/// and every element the number of its item as comment: the kernel counts
-/// the packets each element decides, in the same lookup, and the agent
-/// sums them per item ([`super::counters`]). Per-element counters keep one
-/// lookup per set; named counters would need a second lookup (an object
-/// map) per layer. An element that stays across a change keeps its count.
 /// What an ACL chain was planned from, to render its next version from.
 pub(super) struct Before<'a> {
     pub compiled: &'a Compiled,
@@ -327,6 +315,51 @@ pub(super) struct Before<'a> {
     pub chain: &'a Chain,
 }
 
+/// The key a sharded lookup's dispatch map is looked up with: the address
+/// and the protocol, whatever the lookup's shape. nf_tables keeps a map of
+/// address prefixes as a set of concatenated intervals (pipapo) only with
+/// two fields or more; a single-field interval map would be a red-black
+/// tree, whose elements are start and end pairs. The protocol's field
+/// always spans `0-255`.
+fn dispatch_key(v6: bool, addr: &str) -> String {
+    key(if v6 { Shape::V6Proto } else { Shape::V4Proto }, addr)
+}
+
+/// The declaration of a dispatch map.
+fn dispatch_spec(v6: bool) -> String {
+    format!(
+        "type {} : verdict; flags interval;",
+        set_type(if v6 { Shape::V6Proto } else { Shape::V4Proto })
+    )
+}
+
+/// One ACL chain: a rule per compiled lookup, in layer order, each a set
+/// lookup with the item's verdict, then the direction's default. A set is
+/// named after its layer, action and shape (`<chain>_l<layer>_<action>_
+/// <shape>`), so adding or removing an item that keeps its layer changes
+/// only elements.
+///
+/// A lookup split into shards (see [`shards`]) is one dispatch map, keyed
+/// on the address (`<chain>_l…_shards`), whose elements, one per shard
+/// prefix, `goto` a subchain holding that shard's lookup; the lookup's main
+/// set and every later rule move to a subchain named after the lookup
+/// (`ACL_…_l<layer>_<action>_<shape>`) that both the shard subchains and
+/// the dispatch's miss go to. A packet pays one map lookup, at most one
+/// shard lookup and the main set's, whatever the number of shards: the
+/// shard prefixes are disjoint, so the map holds the one shard whose
+/// elements can hold the packet's address, and the sets are walked in the
+/// order the unsharded lookup would walk them (shards, then the main set).
+/// `goto`, never `jump`: an egress allow `return`s from the ACL chain to
+/// the forward chain, which a `return` from a jumped-to subchain would not
+/// do; and the chain is entered by a `jump`, so a subchain's `return`
+/// leaves the whole ACL chain.
+///
+/// Every set carries a counter per element (`counter` in its declaration)
+/// and every element the number of its item as comment: the kernel counts
+/// the packets each element decides, in the same lookup, and the agent
+/// sums them per item ([`super::counters`]). Per-element counters keep one
+/// lookup per set; named counters would need a second lookup (an object
+/// map) per layer. An element that stays across a change keeps its count.
 pub(super) fn acl_chain(
     index: u32,
     direction: Direction,
@@ -344,11 +377,19 @@ pub(super) fn acl_chain(
         hook: None,
         sets: Vec::new(),
         rules: Vec::new(),
+        subchains: Vec::new(),
+    };
+    // The rules of the chain being written: the ACL chain itself, then the
+    // subchain after each sharded lookup.
+    let mut segment = Subchain {
+        name: name.clone(),
+        rules: Vec::new(),
     };
     // The sets of the chain before, by name, to render from.
     let old_sets: std::collections::HashMap<&str, &Set> = before
         .map(|b| b.chain.sets.iter().map(|s| (s.name.as_str(), s)).collect())
         .unwrap_or_default();
+    let lower = name.to_ascii_lowercase();
     for lookup in &compiled.lookups {
         // Allow in an egress chain returns, so the packet goes on to the
         // ingress ACL of the network it is going to.
@@ -357,12 +398,8 @@ pub(super) fn acl_chain(
             (Action::Allow, Direction::Egress) => ("return", "allow"),
             (Action::Deny, _) => ("drop", "deny"),
         };
-        let base = format!(
-            "{}_l{}_{action}_{}",
-            name.to_ascii_lowercase(),
-            lookup.layer,
-            suffix(lookup.shape)
-        );
+        let lookup_suffix = format!("_l{}_{action}_{}", lookup.layer, suffix(lookup.shape));
+        let base = format!("{lower}{lookup_suffix}");
         let v6 = lookup.shape.v6();
         // The same lookup before and its sets, by name.
         let old = before.and_then(|b| {
@@ -375,20 +412,46 @@ pub(super) fn acl_chain(
                 .collect();
             Some((old, sets, b.ids))
         });
-        for shard in shards(lookup) {
+        let split = shards(lookup);
+        let sharded = split.iter().any(|s| s.prefix.is_some());
+        let rest = format!("{name}{lookup_suffix}");
+        let mut dispatch = Vec::new();
+        if sharded {
+            segment
+                .rules
+                .push(format!("{} vmap @{base}_shards", dispatch_key(v6, addr)));
+            segment.rules.push(format!("goto {rest}"));
+            let done = std::mem::replace(
+                &mut segment,
+                Subchain {
+                    name: rest.clone(),
+                    rules: Vec::new(),
+                },
+            );
+            if done.name == name {
+                chain.rules = done.rules;
+            } else {
+                chain.subchains.push(done);
+            }
+        }
+        for shard in split {
             let set_name = shard_name(&base, shard.prefix, v6);
-            let guard = match shard.prefix {
-                Some(prefix) => format!(
-                    "{} {addr} {} ",
-                    if v6 { "ip6" } else { "ip" },
-                    render_addr(prefix_span(prefix, if v6 { 128 } else { 32 }), v6)
-                ),
-                None => String::new(),
-            };
-            chain.rules.push(format!(
-                "{guard}{} @{set_name} {verdict}",
-                key(lookup.shape, addr)
-            ));
+            let rule = format!("{} @{set_name} {verdict}", key(lookup.shape, addr));
+            match shard.prefix {
+                Some(prefix) => {
+                    // The subchain is named as its set, in the chain's case.
+                    let sub = format!("{name}{}", &set_name[lower.len()..]);
+                    dispatch.push(format!(
+                        "{} . 0-255 : goto {sub}",
+                        render_addr(prefix_span(prefix, if v6 { 128 } else { 32 }), v6)
+                    ));
+                    chain.subchains.push(Subchain {
+                        name: sub,
+                        rules: vec![rule, format!("goto {rest}")],
+                    });
+                }
+                None => segment.rules.push(rule),
+            }
             let was = old.as_ref().and_then(|(old, sets, old_ids)| {
                 let members = sets.get(&set_name)?;
                 let set = old_sets.get(set_name.as_str())?;
@@ -407,11 +470,24 @@ pub(super) fn acl_chain(
                 elements,
             });
         }
+        if sharded {
+            chain.sets.push(Set {
+                name: format!("{base}_shards"),
+                kind: "map",
+                spec: dispatch_spec(v6),
+                elements: dispatch.into(),
+            });
+        }
     }
     // Ingress defaults to deny. Egress defaults to allow until the NIC has an
     // egress item, then to deny (the original VPC specification's promise).
     if direction == Direction::Ingress || has_items {
-        chain.rules.push("drop".into());
+        segment.rules.push("drop".into());
+    }
+    if segment.name == name {
+        chain.rules = segment.rules;
+    } else {
+        chain.subchains.push(segment);
     }
     chain
 }
@@ -509,33 +585,222 @@ mod tests {
         check(&deleted, &shards(&deleted));
     }
 
-    #[test]
-    fn a_sharded_chain_guards_each_set_with_its_prefix_and_keeps_the_main_name() {
-        let l = lookup(1_000, &[]);
-        let compiled = Compiled {
-            lookups: vec![l],
-            layers: 1,
+    /// The sets a packet from `addr` consults, in order, walking the
+    /// rendered chain as the kernel does when no set holds its key: a set
+    /// lookup is consulted and missed, a dispatch map sends the packet to
+    /// the subchain of the prefix holding `addr` (or to the next rule),
+    /// `goto` moves to another chain, `drop` ends the walk.
+    fn consulted(chain: &Chain, addr: u128) -> Vec<String> {
+        let rules_of = |name: &str| -> Vec<String> {
+            if name == chain.name {
+                return chain.rules.clone();
+            }
+            let sub = chain.subchains.iter().find(|c| c.name == name);
+            sub.unwrap_or_else(|| panic!("no chain {name}"))
+                .rules
+                .clone()
         };
-        let chain = acl_chain(
+        let map = |name: &str| chain.sets.iter().find(|s| s.name == name).unwrap();
+        let mut out = Vec::new();
+        let (mut rules, mut at) = (rules_of(&chain.name), 0);
+        while at < rules.len() {
+            let rule = rules[at].clone();
+            at += 1;
+            let target = if let Some(to) = rule.strip_prefix("goto ") {
+                Some(to.to_string())
+            } else if let Some((_, m)) = rule.split_once(" vmap @") {
+                assert_eq!(map(m).kind, "map");
+                map(m).elements.iter().find_map(|e| {
+                    let (prefix, to) = e.split_once(" . 0-255 : goto ").unwrap();
+                    let net: ipnet::Ipv4Net = prefix.parse().unwrap();
+                    let (lo, hi) = (u32::from(net.network()), u32::from(net.broadcast()));
+                    (lo as u128 <= addr && addr <= hi as u128).then(|| to.to_string())
+                })
+            } else if let Some((_, set)) = rule.split_once(" @") {
+                let set = set.split(' ').next().unwrap();
+                assert_eq!(map(set).kind, "set");
+                out.push(set.to_string());
+                None
+            } else {
+                assert_eq!(rule, "drop");
+                out.push(rule);
+                break;
+            };
+            if let Some(to) = target {
+                (rules, at) = (rules_of(&to), 0);
+            }
+        }
+        out
+    }
+
+    fn ingress_chain(lookups: Vec<Lookup>) -> Chain {
+        let compiled = Compiled {
+            layers: lookups.len() as u32,
+            lookups,
+        };
+        acl_chain(
             2,
             Direction::Ingress,
             &compiled,
             true,
             Default::default(),
             None,
+        )
+    }
+
+    #[test]
+    fn a_sharded_lookup_dispatches_on_the_address_and_keeps_the_main_name() {
+        let chain = ingress_chain(vec![lookup(1_000, &[])]);
+        assert_eq!(
+            chain.rules,
+            [
+                "ip saddr . meta l4proto vmap @acl_inbound_eth2_l0_allow_v4_ports_shards",
+                "goto ACL_INBOUND_eth2_l0_allow_v4_ports",
+            ]
+        );
+        let map = chain.sets.last().unwrap();
+        assert_eq!(
+            (map.name.as_str(), map.kind, map.spec.as_str()),
+            (
+                "acl_inbound_eth2_l0_allow_v4_ports_shards",
+                "map",
+                "type ipv4_addr . inet_proto : verdict; flags interval;"
+            )
         );
         assert_eq!(
-            chain.rules[0],
-            "ip saddr 10.100.0.0/16 ip saddr . meta l4proto . th dport \
-             @acl_inbound_eth2_l0_allow_v4_ports_0a640000_16 accept"
+            map.elements[0],
+            "10.100.0.0/16 . 0-255 : goto ACL_INBOUND_eth2_l0_allow_v4_ports_0a640000_16"
         );
+        assert_eq!(map.elements.len(), 4);
         assert_eq!(
-            chain.rules[4],
-            "ip saddr . meta l4proto . th dport @acl_inbound_eth2_l0_allow_v4_ports accept"
+            chain.subchains[0],
+            Subchain {
+                name: "ACL_INBOUND_eth2_l0_allow_v4_ports_0a640000_16".into(),
+                rules: vec![
+                    "ip saddr . meta l4proto . th dport \
+                     @acl_inbound_eth2_l0_allow_v4_ports_0a640000_16 accept"
+                        .into(),
+                    "goto ACL_INBOUND_eth2_l0_allow_v4_ports".into(),
+                ],
+            }
         );
-        assert_eq!(chain.rules[5], "drop");
-        let total: usize = chain.sets.iter().map(|s| s.elements.len()).sum();
+        // The main set, then the default, in the subchain after the lookup.
+        assert_eq!(
+            chain.subchains.last().unwrap(),
+            &Subchain {
+                name: "ACL_INBOUND_eth2_l0_allow_v4_ports".into(),
+                rules: vec![
+                    "ip saddr . meta l4proto . th dport @acl_inbound_eth2_l0_allow_v4_ports accept"
+                        .into(),
+                    "drop".into(),
+                ],
+            }
+        );
+        let total: usize = chain
+            .sets
+            .iter()
+            .filter(|s| s.kind == "set")
+            .map(|s| s.elements.len())
+            .sum();
         assert_eq!(total, 1_000);
-        assert!(chain.sets[4].elements.is_empty());
+    }
+
+    #[test]
+    fn a_packet_consults_its_shard_then_the_main_set_of_each_lookup_in_order() {
+        // Layer 0 deny sharded, layer 1 allow small, layer 2 allow sharded:
+        // every address walks the three lookups in order, seeing of a
+        // sharded lookup the shard holding it, if any, then its main set.
+        let mut deny = lookup(500, &[]);
+        deny.action = Action::Deny;
+        let mut small = lookup(3, &[]);
+        small.layer = 1;
+        let mut allow = lookup(1_000, &[]);
+        allow.layer = 2;
+        let chain = ingress_chain(vec![deny.clone(), small, allow.clone()]);
+        let set = |l: &Lookup, prefix: Option<(u128, u32)>| {
+            let action = if l.action == Action::Deny {
+                "deny"
+            } else {
+                "allow"
+            };
+            shard_name(
+                &format!("acl_inbound_eth2_l{}_{action}_v4_ports", l.layer),
+                prefix,
+                false,
+            )
+        };
+        let at = |a: u8, b: u8| u32::from(Ipv4Addr::new(10, a, b, 7)) as u128;
+        let holding = |l: &Lookup, addr: u128| {
+            shards(l).into_iter().filter_map(|s| s.prefix).find(|p| {
+                let (lo, hi) = prefix_span(*p, 32);
+                lo <= addr && addr <= hi
+            })
+        };
+        // Inside a shard of each lookup, of the larger one only, of none.
+        for (addr, inside) in [(at(100, 3), 2), (at(103, 9), 1), (at(1, 2), 0)] {
+            let mut want = Vec::new();
+            want.extend(holding(&deny, addr).map(|p| set(&deny, Some(p))));
+            want.push(set(&deny, None));
+            want.push("acl_inbound_eth2_l1_allow_v4_ports".into());
+            want.extend(holding(&allow, addr).map(|p| set(&allow, Some(p))));
+            want.push(set(&allow, None));
+            want.push("drop".into());
+            assert_eq!(want.len(), 4 + inside, "{addr:x}");
+            assert_eq!(consulted(&chain, addr), want, "{addr:x}");
+        }
+        // Every set and subchain is reached by some rule or map.
+        let rules: Vec<&String> = chain
+            .rules
+            .iter()
+            .chain(chain.subchains.iter().flat_map(|c| &c.rules))
+            .collect();
+        let maps: Vec<&String> = chain.sets.iter().flat_map(|s| s.elements.iter()).collect();
+        for set in &chain.sets {
+            let used = format!("@{}", set.name);
+            assert!(rules.iter().any(|r| r.contains(&used)), "{}", set.name);
+        }
+        for sub in &chain.subchains {
+            let to = format!("goto {}", sub.name);
+            assert!(
+                rules.iter().chain(&maps).any(|r| r.ends_with(&to)),
+                "{}",
+                sub.name
+            );
+        }
+    }
+
+    #[test]
+    fn an_egress_chain_without_items_has_no_rules_and_an_unsharded_one_no_subchain() {
+        let empty = acl_chain(
+            2,
+            Direction::Egress,
+            &Compiled::default(),
+            false,
+            Default::default(),
+            None,
+        );
+        assert!(empty.rules.is_empty() && empty.subchains.is_empty());
+        let mut small = lookup(10, &[]);
+        small.action = Action::Allow;
+        let compiled = Compiled {
+            lookups: vec![small],
+            layers: 1,
+        };
+        let chain = acl_chain(
+            2,
+            Direction::Egress,
+            &compiled,
+            true,
+            Default::default(),
+            None,
+        );
+        assert_eq!(
+            chain.rules,
+            [
+                "ip daddr . meta l4proto . th dport @acl_outbound_eth2_l0_allow_v4_ports return",
+                "drop"
+            ]
+        );
+        assert!(chain.subchains.is_empty());
     }
 }

@@ -68,6 +68,7 @@ pub(super) fn mangle(router: &Router) -> Chain {
         hook: Some("type filter hook prerouting priority mangle; policy accept;".into()),
         sets,
         rules,
+        subchains: Vec::new(),
     }
 }
 
@@ -127,6 +128,7 @@ pub(super) fn dstnat(router: &Router) -> Chain {
         hook: Some("type nat hook prerouting priority dstnat; policy accept;".into()),
         sets,
         rules,
+        subchains: Vec::new(),
     }
 }
 
@@ -341,6 +343,7 @@ pub(super) fn forward(router: &Router) -> Chain {
         hook: Some("type filter hook forward priority filter; policy drop;".into()),
         sets,
         rules,
+        subchains: Vec::new(),
     }
 }
 
@@ -417,6 +420,7 @@ pub(super) fn input(router: &Router, options: &NftOptions) -> Chain {
         hook: Some("type filter hook input priority filter; policy drop;".into()),
         sets: Vec::new(),
         rules,
+        subchains: Vec::new(),
     }
 }
 
@@ -488,5 +492,6 @@ pub(super) fn srcnat(router: &Router) -> Chain {
         hook: Some("type nat hook postrouting priority srcnat; policy accept;".into()),
         sets,
         rules,
+        subchains: Vec::new(),
     }
 }

@@ -108,6 +108,18 @@ pub struct Chain {
     pub hook: Option<String>,
     pub sets: Vec<Set>,
     pub rules: Vec<String>,
+    /// Regular chains that only this chain's rules and maps reach (by
+    /// `goto`): created, rebuilt and deleted with it, their rules using
+    /// its sets. An ACL chain's sharded lookups dispatch to them (see
+    /// [`acl`]).
+    pub subchains: Vec<Subchain>,
+}
+
+/// A regular chain owned by a [`Chain`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subchain {
+    pub name: String,
+    pub rules: Vec<String>,
 }
 
 /// The whole planned table: regular (ACL) chains first, so that jumps to them

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::acl::{element_key, item_of_element, with_counts};
 use super::counters::ChainCounts;
-use super::{Chain, Ruleset, Set, TABLE};
+use super::{Chain, Ruleset, Set, Subchain, TABLE};
 
 /// Hit counts carried over to the elements that replace an item's
 /// elements, so that an item's counts survive a change that keeps the item.
@@ -171,6 +171,7 @@ const MAX_ELEMENT_DELETIONS: usize = 256;
 fn only_elements_differ(old: &Chain, new: &Chain) -> bool {
     let same_shape = old.hook == new.hook
         && old.rules == new.rules
+        && old.subchains == new.subchains
         && old.sets.len() == new.sets.len()
         && old
             .sets
@@ -356,18 +357,24 @@ impl Ruleset {
 /// (packets, bytes).
 pub type Carried = (usize, (u64, u64));
 
-/// A regular chain rebuilt whole in one transaction: its rules flushed, its
-/// sets deleted, its new sets created with their elements, its new rules
-/// added (what [`Ruleset::render_update_with`] writes for it as a script).
+/// A regular chain rebuilt whole in one transaction: its rules and its
+/// subchains' flushed, its sets deleted, its subchains that go deleted and
+/// those that come created, its new sets created with their elements, its
+/// new rules and its subchains' added (what
+/// [`Ruleset::render_update_with`] writes for it as a script).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainRebuild<'a> {
     pub chain: &'a str,
     /// The chain's sets before, deleted once its rules are gone.
     pub old_sets: Vec<&'a str>,
+    /// The chain's subchains before, flushed with it.
+    pub old_subchains: Vec<&'a str>,
     /// The chain's sets after, each with the elements that start at a
     /// carried count.
     pub sets: Vec<(&'a Set, Vec<Carried>)>,
     pub rules: &'a [String],
+    /// The chain's subchains after (those not there before are created).
+    pub subchains: &'a [Subchain],
 }
 
 /// A change of regular chains and elements only: no chain comes or goes,
@@ -434,12 +441,14 @@ impl Ruleset {
             .map(|&(o, n)| ChainRebuild {
                 chain: n.name.as_str(),
                 old_sets: o.sets.iter().map(|s| s.name.as_str()).collect(),
+                old_subchains: o.subchains.iter().map(|s| s.name.as_str()).collect(),
                 sets: n
                     .sets
                     .iter()
                     .map(|s| (s, carried_positions(&n.name, s, &carry.counts, &mut given)))
                     .collect(),
                 rules: &n.rules,
+                subchains: &n.subchains,
             })
             .collect();
         Some(ChainChanges { rebuilt, elements })
@@ -459,6 +468,11 @@ impl Ruleset {
         let mut given = BTreeSet::new();
         let mut out =
             format!("table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n");
+        // Subchains are declared before the maps whose elements go to them;
+        // their rules come with their chain's, after the sets.
+        for sub in self.chains.iter().flat_map(|c| &c.subchains) {
+            let _ = writeln!(out, "\tchain {} {{\n\t}}", sub.name);
+        }
         for chain in &self.chains {
             for set in &chain.sets {
                 let _ = writeln!(
@@ -479,6 +493,13 @@ impl Ruleset {
                 let _ = writeln!(out, "\t\t{rule}");
             }
             out.push_str("\t}\n");
+            for sub in &chain.subchains {
+                let _ = writeln!(out, "\tchain {} {{", sub.name);
+                for rule in &sub.rules {
+                    let _ = writeln!(out, "\t\t{rule}");
+                }
+                out.push_str("\t}\n");
+            }
         }
         out.push_str("}\n");
         out
@@ -583,31 +604,50 @@ impl Ruleset {
                 );
             }
         }
-        // 1. Empty the chains that change or go, dropping their references to
-        //    sets and to other chains.
-        for chain in changed
+        // 1. Empty the chains that change or go and their subchains,
+        //    dropping their references to sets and to other chains.
+        let emptied: Vec<&Chain> = changed
             .iter()
             .map(|(o, _)| *o)
             .chain(removed.iter().copied())
-        {
+            .collect();
+        for chain in &emptied {
             let _ = writeln!(out, "flush chain {t} {}", chain.name);
+            for sub in &chain.subchains {
+                let _ = writeln!(out, "flush chain {t} {}", sub.name);
+            }
         }
-        // 2. Remove chains and the sets they owned.
-        for chain in &removed {
-            let _ = writeln!(out, "delete chain {t} {}", chain.name);
-        }
-        for chain in changed
-            .iter()
-            .map(|(o, _)| *o)
-            .chain(removed.iter().copied())
-        {
+        // 2. Remove the sets and maps they owned (a map's elements can go
+        //    to a subchain), then the chains and subchains that go.
+        for chain in &emptied {
             for set in &chain.sets {
                 let _ = writeln!(out, "delete {} {t} {}", set.kind, set.name);
             }
         }
-        // 3. Declare new chains before any rule jumps to them.
+        let kept = |sub: &Subchain, of: &Chain| of.subchains.iter().any(|s| s.name == sub.name);
+        for (o, n) in &changed {
+            for sub in o.subchains.iter().filter(|s| !kept(s, n)) {
+                let _ = writeln!(out, "delete chain {t} {}", sub.name);
+            }
+        }
+        for chain in &removed {
+            for sub in &chain.subchains {
+                let _ = writeln!(out, "delete chain {t} {}", sub.name);
+            }
+            let _ = writeln!(out, "delete chain {t} {}", chain.name);
+        }
+        // 3. Declare new chains and subchains before any rule or map goes
+        //    to them.
         for chain in &added {
             let _ = writeln!(out, "add chain {t} {}", chain.name);
+            for sub in &chain.subchains {
+                let _ = writeln!(out, "add chain {t} {}", sub.name);
+            }
+        }
+        for (o, n) in &changed {
+            for sub in n.subchains.iter().filter(|s| !kept(s, o)) {
+                let _ = writeln!(out, "add chain {t} {}", sub.name);
+            }
         }
         // 4. Sets, then rules, of new and changed chains.
         let rebuilt: Vec<&Chain> = added
@@ -629,6 +669,11 @@ impl Ruleset {
         for chain in &rebuilt {
             for rule in &chain.rules {
                 let _ = writeln!(out, "add rule {t} {} {rule}", chain.name);
+            }
+            for sub in &chain.subchains {
+                for rule in &sub.rules {
+                    let _ = writeln!(out, "add rule {t} {} {rule}", sub.name);
+                }
             }
         }
         out.push_str(&additions);
@@ -654,6 +699,7 @@ mod tests {
                 })
                 .collect(),
             rules: (0..rules).map(|k| format!("rule {k}")).collect(),
+            subchains: Vec::new(),
         }
     }
 
