@@ -22,7 +22,10 @@
 //!    new-flow rate and TCP bulk (`ROUTER_BENCH=forwards` runs it alone).
 //!
 //! Results are medians of interleaved repetitions, printed as a table with
-//! the machine they ran on.
+//! the machine they ran on. `ROUTER_BENCH_AGENT=<path>` runs another build
+//! of the agent: alone in parts 1 and 2, beside this build in part 3 (each
+//! agent row twice, interleaved). `ROUTER_BENCH_FLOW_REPS` sets the
+//! repetitions of parts 3 and 4 (3 by default).
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -38,7 +41,16 @@ use vr_agent::testing::{item, mac, tier};
 
 const TIERS: u32 = 10;
 const REPS: usize = 5;
+/// Repetitions of a flow row, unless ROUTER_BENCH_FLOW_REPS says.
 const FLOW_REPS: usize = 3;
+
+fn flow_reps() -> usize {
+    std::env::var("ROUTER_BENCH_FLOW_REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(FLOW_REPS)
+}
 
 struct Agent {
     runtime: tokio::runtime::Runtime,
@@ -47,15 +59,27 @@ struct Agent {
     _process: ProcessHandle,
 }
 
+/// The agent built with this benchmark.
+const THIS_AGENT: &str = env!("CARGO_BIN_EXE_vr-agent");
+
+/// ROUTER_BENCH_AGENT: another build of the agent (an earlier commit's, for
+/// a before-and-after in one run). The apply and change rows run it instead
+/// of this build; the flow rows run both, interleaved.
+fn other_agent() -> Option<String> {
+    std::env::var("ROUTER_BENCH_AGENT").ok()
+}
+
 impl Agent {
     fn start(lab: &Lab, ns: &Netns, name: &str) -> Agent {
+        let binary = other_agent().unwrap_or_else(|| THIS_AGENT.to_string());
+        Agent::start_binary(lab, ns, name, &binary)
+    }
+
+    fn start_binary(lab: &Lab, ns: &Netns, name: &str, binary: &str) -> Agent {
         let socket = lab.dir().join(format!("{name}.sock"));
         let state = lab.dir().join(format!("{name}-state"));
         let argv = [
-            // ROUTER_BENCH_AGENT runs another build of the agent (an
-            // earlier commit's, for a before-and-after in one run).
-            std::env::var("ROUTER_BENCH_AGENT")
-                .unwrap_or_else(|_| env!("CARGO_BIN_EXE_vr-agent").to_string()),
+            binary.to_string(),
             "--listen".into(),
             format!("unix://{}", socket.display()),
             "--state-dir".into(),
@@ -695,11 +719,12 @@ fn bench_changes(report: &mut String) {
 }
 
 /// Which firewall the router runs for a throughput sample.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Ruleset {
-    /// The agent with no items (`None`: one allow-all item) or with 10,000
-    /// items of a generator.
-    Agent(Option<Generator>),
+    /// The agent (this build, or with `Some` the build at that path) with
+    /// no items (`None`: one allow-all item) or with 10,000 items of a
+    /// generator.
+    Agent(Option<Generator>, Option<String>),
     NftLinear,
     IptablesLegacy,
     IptablesNft,
@@ -727,10 +752,16 @@ fn generated_policy(generator: Generator) -> Vec<pb::AclItem> {
 }
 
 impl Ruleset {
-    fn label(self) -> String {
+    fn label(&self) -> String {
+        let build = |other: &Option<String>| match other {
+            Some(path) => format!("vr-agent ({path})"),
+            None => "vr-agent".into(),
+        };
         match self {
-            Ruleset::Agent(None) => "vr-agent, no ACL items (allow all)".into(),
-            Ruleset::Agent(Some(g)) => format!("vr-agent, 10,000 items: {}", g.name()),
+            Ruleset::Agent(None, other) => format!("{}, no ACL items (allow all)", build(other)),
+            Ruleset::Agent(Some(g), other) => {
+                format!("{}, 10,000 items: {}", build(other), g.name())
+            }
             Ruleset::NftLinear => "linear nft chain, 10,000 rules".into(),
             Ruleset::IptablesLegacy => "linear iptables-legacy-restore, 10,000 rules".into(),
             Ruleset::IptablesNft => "linear iptables-nft-restore, 10,000 rules".into(),
@@ -824,11 +855,12 @@ impl FlowLab {
 
 /// Tier 1 (eth2, 10.1.1.0/24) holds the client, tier 2 (eth3, 10.1.2.0/24)
 /// the iperf3 server, so traffic enters tier 2 through its ingress ACL.
-fn flow_lab(ruleset: Ruleset) -> (FlowLab, Option<Agent>) {
+fn flow_lab(ruleset: &Ruleset) -> (FlowLab, Option<Agent>) {
     let flows = FlowLab::new("bench_flow", ("eth2", 2), ("10.1.2.5/24", "10.1.2.1"));
     let agent = match ruleset {
-        Ruleset::Agent(n) => {
-            let mut agent = Agent::start(&flows.lab, &flows.r, "agent");
+        Ruleset::Agent(n, other) => {
+            let binary = other.as_deref().unwrap_or(THIS_AGENT);
+            let mut agent = Agent::start_binary(&flows.lab, &flows.r, "agent", binary);
             let mut config = router_config(2, 0, 0, 0);
             config.nics.retain(|n| n.device_index != 1);
             config.public_ips.clear();
@@ -848,7 +880,7 @@ fn flow_lab(ruleset: Ruleset) -> (FlowLab, Option<Agent>) {
                         use pb::{AclAction::*, Protocol::*, TrafficType::*};
                         vec![item(1, Allow, Ingress, All, &["10.1.2.0/24"], None)]
                     }
-                    Some(generator) => generated_policy(generator),
+                    Some(generator) => generated_policy(*generator),
                 },
                 ..Default::default()
             }];
@@ -1076,15 +1108,25 @@ fn machine() -> String {
 }
 
 fn bench_flows(report: &mut String) {
-    let cases = [
-        Ruleset::Agent(None),
-        Ruleset::Agent(Some(Generator::OneAction)),
-        Ruleset::Agent(Some(Generator::Realistic)),
-        Ruleset::Agent(Some(Generator::Adversarial)),
+    // With ROUTER_BENCH_AGENT, each agent row is followed by the same
+    // row with that build.
+    let mut cases = Vec::new();
+    for generator in [
+        None,
+        Some(Generator::OneAction),
+        Some(Generator::Realistic),
+        Some(Generator::Adversarial),
+    ] {
+        cases.push(Ruleset::Agent(generator, None));
+        if let Some(other) = other_agent() {
+            cases.push(Ruleset::Agent(generator, Some(other)));
+        }
+    }
+    cases.extend([
         Ruleset::NftLinear,
         Ruleset::IptablesLegacy,
         Ruleset::IptablesNft,
-    ];
+    ]);
     flow_table(
         report,
         FlowTable {
@@ -1097,7 +1139,7 @@ fn bench_flows(report: &mut String) {
             traffic: BETWEEN_TIERS,
             server: "10.1.3.5",
         },
-        |k| flow_lab(cases[k]),
+        |k| flow_lab(&cases[k]),
     );
 }
 
@@ -1117,7 +1159,7 @@ struct FlowTable {
 }
 
 /// The new-flow rate and TCP bulk of every case (a fresh lab from `lab`
-/// each time), medians of FLOW_REPS interleaved runs, as a table relative
+/// each time), medians of [`flow_reps`] interleaved runs, as a table relative
 /// to the first case.
 fn flow_table(
     report: &mut String,
@@ -1127,7 +1169,8 @@ fn flow_table(
     let n = table.labels.len();
     let mut tcp: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut udp: Vec<Vec<f64>> = vec![Vec::new(); n];
-    for _ in 0..FLOW_REPS {
+    let reps = flow_reps();
+    for _ in 0..reps {
         for k in 0..n {
             let (flows, agent) = lab(k);
             // New flows first, while the namespaces' conntrack tables are
@@ -1140,7 +1183,7 @@ fn flow_table(
     let base = (median(tcp[0].clone()), median(udp[0].clone()));
     let _ = writeln!(
         report,
-        "## {} (median of {FLOW_REPS}, interleaved)\n",
+        "## {} (median of {reps}, interleaved)\n",
         table.title
     );
     let _ = writeln!(

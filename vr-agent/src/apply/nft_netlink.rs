@@ -71,8 +71,8 @@ const NFTA_DATA_VALUE: u16 = 1;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
 const NFTA_VERDICT_CHAIN: u16 = 2;
-/// The verdict `goto`.
-const NFT_GOTO: i32 = -4;
+/// The verdict `jump`.
+const NFT_JUMP: i32 = -3;
 const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
 const NFTA_COUNTER_BYTES: u16 = 1;
@@ -250,7 +250,7 @@ impl Value {
 pub struct SetType {
     key: Vec<Field>,
     data: Vec<Field>,
-    /// A verdict map: each element's data is `goto <chain>`.
+    /// A verdict map: each element's data is `jump <chain>`.
     verdicts: bool,
     interval: bool,
 }
@@ -313,8 +313,8 @@ pub struct Element {
     /// The end of the key's range (interval sets).
     key_end: Option<Vec<u8>>,
     data: Option<Vec<u8>>,
-    /// A verdict map's element: the chain it goes to.
-    goto: Option<String>,
+    /// A verdict map's element: the chain it jumps to.
+    jump: Option<String>,
     /// `Some` for an element of a set that counts: the starting counts.
     counter: Option<(u64, u64)>,
     comment: Option<String>,
@@ -387,18 +387,18 @@ impl Element {
         if data_text.is_some() == (ty.data.is_empty() && !ty.verdicts) {
             return Err(fail("data does not match the set's type".into()));
         }
-        // A verdict map's element: `goto <chain>`, the only verdict the
+        // A verdict map's element: `jump <chain>`, the only verdict the
         // planner writes in one.
-        let goto = match data_text {
+        let jump = match data_text {
             Some(d) if ty.verdicts => {
                 let chain = d
-                    .strip_prefix("goto ")
+                    .strip_prefix("jump ")
                     .filter(|c| {
                         !c.is_empty()
                             && c.len() < 256
                             && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                     })
-                    .ok_or_else(|| fail("not a goto to a chain".into()))?;
+                    .ok_or_else(|| fail("not a jump to a chain".into()))?;
                 Some(chain.to_string())
             }
             _ => None,
@@ -422,7 +422,7 @@ impl Element {
             key,
             key_end: ty.interval.then_some(key_end),
             data,
-            goto,
+            jump,
             counter: (counting || counts.is_some()).then(|| counts.unwrap_or_default()),
             comment,
         })
@@ -547,10 +547,10 @@ fn put_element(m: &mut Message, e: &Element, full: bool) {
             m.attr(NFTA_DATA_VALUE, data);
             m.close();
         }
-        if let Some(chain) = &e.goto {
+        if let Some(chain) = &e.jump {
             m.open(NFTA_SET_ELEM_DATA);
             m.open(NFTA_DATA_VERDICT);
-            m.attr(NFTA_VERDICT_CODE, &NFT_GOTO.to_be_bytes());
+            m.attr(NFTA_VERDICT_CODE, &NFT_JUMP.to_be_bytes());
             m.attr_str(NFTA_VERDICT_CHAIN, chain);
             m.close();
             m.close();

@@ -214,8 +214,8 @@ fn a_sharded_list_decides_probes_inside_and_outside_its_shards_as_first_match() 
     for text in [
         "ip saddr . meta l4proto vmap @acl_inbound_eth2_l0_allow_v4_ports_shards",
         "ip saddr . meta l4proto vmap @acl_inbound_eth2_l0_deny_v4_ports_shards",
-        "10.1.2.5 . 0-255 : goto ACL_INBOUND_eth2_l0_allow_v4_ports_0a010205_32",
-        "10.1.2.6 . 0-255 : goto ACL_INBOUND_eth2_l0_deny_v4_ports_0a010206_32",
+        "10.1.2.5 . 0-255 : jump ACL_INBOUND_eth2_l0_allow_v4_ports_0a010205_32",
+        "10.1.2.6 . 0-255 : jump ACL_INBOUND_eth2_l0_deny_v4_ports_0a010206_32",
     ] {
         assert!(live.contains(text), "{text}\n{live}");
     }

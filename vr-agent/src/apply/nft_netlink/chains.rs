@@ -19,13 +19,13 @@
 //! ```text
 //! [ip|ip6 saddr|daddr PREFIX] <key> @set accept|drop|return
 //! ip|ip6 saddr|daddr . meta l4proto vmap @map
-//! accept | drop | return | goto <chain>
+//! accept | drop | return
 //! ```
 //!
 //! with `<key>` one of `ip saddr . meta l4proto . th dport`, `ip saddr .
 //! meta l4proto`, `ip saddr . icmp type . icmp code` and their IPv6 and
 //! `daddr` forms, and the sets those keys look up and the maps of address
-//! and protocol to `goto <chain>` that dispatch a sharded lookup; any other
+//! and protocol to `jump <chain>` that dispatch a sharded lookup; any other
 //! rule or set makes the caller take nft. A chain's subchains are created
 //! before its sets (a map's elements go to them) and deleted after its
 //! sets. The
@@ -112,7 +112,6 @@ const NFTA_IMMEDIATE_DREG: u16 = 1;
 const NFTA_IMMEDIATE_DATA: u16 = 2;
 const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_VERDICT_CHAIN: u16 = 2;
 const NFT_REG_VERDICT: u32 = 0;
 /// The 16-byte register 1, where nft puts a concatenation's first field
 /// (and a guard's address).
@@ -120,7 +119,6 @@ const REG_1: u32 = 1;
 const NF_DROP: i32 = 0;
 const NF_ACCEPT: i32 = 1;
 const NFT_RETURN: i32 = -5;
-const NFT_GOTO: i32 = -4;
 const NFPROTO_IPV4: u8 = 2;
 const NFPROTO_IPV6: u8 = 10;
 const IPPROTO_ICMP: u8 = 1;
@@ -152,8 +150,6 @@ enum Expr {
     Vmap { set: String },
     /// `immediate reg 0 <verdict>`.
     Verdict(i32),
-    /// `immediate reg 0 goto -> <chain>`.
-    Goto(String),
 }
 
 /// An address match as the ACL chains write it: `ip saddr`, `ip6 daddr`.
@@ -316,9 +312,6 @@ fn verdict(word: &str) -> Option<i32> {
 fn rule_exprs(text: &str) -> Result<Vec<Expr>, NftNetlinkError> {
     let fail = || encode_err(text, "not a rule shape of an ACL chain");
     let words: Vec<&str> = text.split(' ').collect();
-    if let ["goto", chain] = words[..] {
-        return Ok(vec![Expr::Goto(chain_name(chain).ok_or_else(fail)?)]);
-    }
     let (last, rest) = words.split_last().ok_or_else(fail)?;
     // `ip saddr . meta l4proto vmap @map`: the map's verdict decides.
     if let [family, field, ".", "meta", "l4proto", "vmap"] = rest {
@@ -568,7 +561,7 @@ fn put_expr(m: &mut Message, e: &Expr, set_ids: &std::collections::HashMap<&str,
         Expr::Mask { .. } => "bitwise",
         Expr::Hton { .. } => "byteorder",
         Expr::Lookup { .. } | Expr::Vmap { .. } => "lookup",
-        Expr::Verdict(_) | Expr::Goto(_) => "immediate",
+        Expr::Verdict(_) => "immediate",
     };
     m.attr_str(NFTA_EXPR_NAME, name);
     m.open(NFTA_EXPR_DATA);
@@ -622,15 +615,6 @@ fn put_expr(m: &mut Message, e: &Expr, set_ids: &std::collections::HashMap<&str,
             m.open(NFTA_IMMEDIATE_DATA);
             m.open(NFTA_DATA_VERDICT);
             m.attr(NFTA_VERDICT_CODE, &code.to_be_bytes());
-            m.close();
-            m.close();
-        }
-        Expr::Goto(chain) => {
-            m.attr(NFTA_IMMEDIATE_DREG, &be(NFT_REG_VERDICT));
-            m.open(NFTA_IMMEDIATE_DATA);
-            m.open(NFTA_DATA_VERDICT);
-            m.attr(NFTA_VERDICT_CODE, &NFT_GOTO.to_be_bytes());
-            m.attr_str(NFTA_VERDICT_CHAIN, chain);
             m.close();
             m.close();
         }
@@ -1056,7 +1040,7 @@ mod tests {
     }
 
     #[test]
-    fn a_dispatch_map_lookup_and_a_goto_compile_as_nft_compiles_them() {
+    fn a_dispatch_map_lookup_compiles_as_nft_compiles_it() {
         let got = rule_exprs("ip saddr . meta l4proto vmap @m").unwrap();
         let mut want = nfproto(NFPROTO_IPV4).to_vec();
         want.extend([
@@ -1076,14 +1060,8 @@ mod tests {
                 Expr::Vmap { set: "m6".into() }
             ]
         );
-        assert_eq!(
-            rule_exprs("goto ACL_INBOUND_eth2_l0_allow_v4_ports").unwrap(),
-            [Expr::Goto("ACL_INBOUND_eth2_l0_allow_v4_ports".into())]
-        );
         for bad in [
-            "goto",
-            "goto a b",
-            "goto a-b",
+            "goto X",
             "ip saddr . meta l4proto vmap m",
             "ip saddr . th dport vmap @m",
             "jump X",
@@ -1097,8 +1075,8 @@ mod tests {
         // nft 1.0.6 sent, for `map m { type ipv4_addr . inet_proto :
         // verdict; flags interval; }`: flags 0x8c, key type 0x1cc, key
         // length 8, data type 0xffffff00, data length 0, and these user
-        // data; for the element `10.128.0.0/13 . 0-255 : goto C`: key
-        // 0a800000 00000000, key end 0a87ffff ff000000, goto C.
+        // data; for the element `10.128.0.0/13 . 0-255 : jump C`: key
+        // 0a800000 00000000, key end 0a87ffff ff000000, jump C (code -3).
         let spec = "type ipv4_addr . inet_proto : verdict; flags interval;";
         let set = NewSet::parse("m", spec).unwrap();
         assert!(set.verdicts && !set.counting);
@@ -1114,13 +1092,14 @@ mod tests {
             );
         }
         let ty = SetType::parse(spec).unwrap();
-        let e = Element::parse(&ty, "10.128.0.0/13 . 0-255 : goto C", false).unwrap();
+        let e = Element::parse(&ty, "10.128.0.0/13 . 0-255 : jump C", false).unwrap();
         assert_eq!(e.key, [10, 128, 0, 0, 0, 0, 0, 0]);
         assert_eq!(
             e.key_end.as_deref(),
             Some(&[10, 135, 255, 255, 255, 0, 0, 0][..])
         );
-        assert_eq!((e.goto.as_deref(), e.data.as_ref()), (Some("C"), None));
+        assert_eq!((e.jump.as_deref(), e.data.as_ref()), (Some("C"), None));
+        assert!(Element::parse(&ty, "10.128.0.0/13 . 0-255 : jump C-1", false).is_err());
         assert!(Element::parse(&ty, "10.128.0.0/13 . 0-255 : accept", false).is_err());
         assert!(Element::parse(&ty, "10.128.0.0/13 . 0-255", false).is_err());
         assert!(

@@ -339,20 +339,22 @@ fn dispatch_spec(v6: bool) -> String {
 /// <shape>`), so adding or removing an item that keeps its layer changes
 /// only elements.
 ///
-/// A lookup split into shards (see [`shards`]) is one dispatch map, keyed
-/// on the address (`<chain>_l…_shards`), whose elements, one per shard
-/// prefix, `goto` a subchain holding that shard's lookup; the lookup's main
-/// set and every later rule move to a subchain named after the lookup
-/// (`ACL_…_l<layer>_<action>_<shape>`) that both the shard subchains and
-/// the dispatch's miss go to. A packet pays one map lookup, at most one
-/// shard lookup and the main set's, whatever the number of shards: the
-/// shard prefixes are disjoint, so the map holds the one shard whose
-/// elements can hold the packet's address, and the sets are walked in the
-/// order the unsharded lookup would walk them (shards, then the main set).
-/// `goto`, never `jump`: an egress allow `return`s from the ACL chain to
-/// the forward chain, which a `return` from a jumped-to subchain would not
-/// do; and the chain is entered by a `jump`, so a subchain's `return`
-/// leaves the whole ACL chain.
+/// A lookup split into shards (see [`shards`]) whose verdict ends the
+/// packet's walk (accept, drop) is one dispatch map keyed on the address
+/// (`<chain>_l…_shards`), whose elements, one per shard prefix, `jump` to
+/// a subchain holding that shard's lookup (`ACL_…_l…_<prefix>`), then the
+/// main set's rule: a packet pays one map lookup and at most one shard
+/// lookup, whatever the number of shards. The shard prefixes are disjoint,
+/// so the map holds the one shard whose elements can hold the packet's
+/// address; a miss there returns to the rule after the map, so the sets
+/// are walked in the order guards would walk them (the shard, then the
+/// main set). Subchains are one `jump` deep whatever the number of sharded
+/// lookups (nf_tables refuses chains nested past 16, gotos included).
+///
+/// An egress allow `return`s, which from a subchain would return to the
+/// ACL chain instead of leaving it: its shards stay rules guarded by their
+/// prefix (`ip daddr <prefix> <key> @set return`), one compare each for
+/// the packets outside.
 ///
 /// Every set carries a counter per element (`counter` in its declaration)
 /// and every element the number of its item as comment: the kernel counts
@@ -379,12 +381,6 @@ pub(super) fn acl_chain(
         rules: Vec::new(),
         subchains: Vec::new(),
     };
-    // The rules of the chain being written: the ACL chain itself, then the
-    // subchain after each sharded lookup.
-    let mut segment = Subchain {
-        name: name.clone(),
-        rules: Vec::new(),
-    };
     // The sets of the chain before, by name, to render from.
     let old_sets: std::collections::HashMap<&str, &Set> = before
         .map(|b| b.chain.sets.iter().map(|s| (s.name.as_str(), s)).collect())
@@ -398,9 +394,13 @@ pub(super) fn acl_chain(
             (Action::Allow, Direction::Egress) => ("return", "allow"),
             (Action::Deny, _) => ("drop", "deny"),
         };
-        let lookup_suffix = format!("_l{}_{action}_{}", lookup.layer, suffix(lookup.shape));
-        let base = format!("{lower}{lookup_suffix}");
+        let base = format!(
+            "{lower}_l{}_{action}_{}",
+            lookup.layer,
+            suffix(lookup.shape)
+        );
         let v6 = lookup.shape.v6();
+        let bits = if v6 { 128 } else { 32 };
         // The same lookup before and its sets, by name.
         let old = before.and_then(|b| {
             let old = b.compiled.lookups.iter().find(|l| {
@@ -413,44 +413,36 @@ pub(super) fn acl_chain(
             Some((old, sets, b.ids))
         });
         let split = shards(lookup);
-        let sharded = split.iter().any(|s| s.prefix.is_some());
-        let rest = format!("{name}{lookup_suffix}");
-        let mut dispatch = Vec::new();
-        if sharded {
-            segment
+        let dispatched = verdict != "return" && split.iter().any(|s| s.prefix.is_some());
+        let map_name = format!("{base}_shards");
+        if dispatched {
+            chain
                 .rules
-                .push(format!("{} vmap @{base}_shards", dispatch_key(v6, addr)));
-            segment.rules.push(format!("goto {rest}"));
-            let done = std::mem::replace(
-                &mut segment,
-                Subchain {
-                    name: rest.clone(),
-                    rules: Vec::new(),
-                },
-            );
-            if done.name == name {
-                chain.rules = done.rules;
-            } else {
-                chain.subchains.push(done);
-            }
+                .push(format!("{} vmap @{map_name}", dispatch_key(v6, addr)));
         }
+        let mut dispatch = Vec::new();
         for shard in split {
             let set_name = shard_name(&base, shard.prefix, v6);
             let rule = format!("{} @{set_name} {verdict}", key(lookup.shape, addr));
             match shard.prefix {
-                Some(prefix) => {
+                Some(prefix) if dispatched => {
                     // The subchain is named as its set, in the chain's case.
                     let sub = format!("{name}{}", &set_name[lower.len()..]);
                     dispatch.push(format!(
-                        "{} . 0-255 : goto {sub}",
-                        render_addr(prefix_span(prefix, if v6 { 128 } else { 32 }), v6)
+                        "{} . 0-255 : jump {sub}",
+                        render_addr(prefix_span(prefix, bits), v6)
                     ));
                     chain.subchains.push(Subchain {
                         name: sub,
-                        rules: vec![rule, format!("goto {rest}")],
+                        rules: vec![rule],
                     });
                 }
-                None => segment.rules.push(rule),
+                Some(prefix) => chain.rules.push(format!(
+                    "{} {addr} {} {rule}",
+                    if v6 { "ip6" } else { "ip" },
+                    render_addr(prefix_span(prefix, bits), v6)
+                )),
+                None => chain.rules.push(rule),
             }
             let was = old.as_ref().and_then(|(old, sets, old_ids)| {
                 let members = sets.get(&set_name)?;
@@ -470,9 +462,9 @@ pub(super) fn acl_chain(
                 elements,
             });
         }
-        if sharded {
+        if dispatched {
             chain.sets.push(Set {
-                name: format!("{base}_shards"),
+                name: map_name,
                 kind: "map",
                 spec: dispatch_spec(v6),
                 elements: dispatch.into(),
@@ -482,12 +474,7 @@ pub(super) fn acl_chain(
     // Ingress defaults to deny. Egress defaults to allow until the NIC has an
     // egress item, then to deny (the original VPC specification's promise).
     if direction == Direction::Ingress || has_items {
-        segment.rules.push("drop".into());
-    }
-    if segment.name == name {
-        chain.rules = segment.rules;
-    } else {
-        chain.subchains.push(segment);
+        chain.rules.push("drop".into());
     }
     chain
 }
@@ -587,9 +574,10 @@ mod tests {
 
     /// The sets a packet from `addr` consults, in order, walking the
     /// rendered chain as the kernel does when no set holds its key: a set
-    /// lookup is consulted and missed, a dispatch map sends the packet to
-    /// the subchain of the prefix holding `addr` (or to the next rule),
-    /// `goto` moves to another chain, `drop` ends the walk.
+    /// lookup is consulted and missed, a guard on a prefix not holding
+    /// `addr` skips its rule, a dispatch map jumps to the subchain of the
+    /// prefix holding `addr` (or goes on to the next rule), the end of a
+    /// subchain returns after the jump, `drop` ends the walk.
     fn consulted(chain: &Chain, addr: u128) -> Vec<String> {
         let rules_of = |name: &str| -> Vec<String> {
             if name == chain.name {
@@ -600,37 +588,48 @@ mod tests {
                 .rules
                 .clone()
         };
-        let map = |name: &str| chain.sets.iter().find(|s| s.name == name).unwrap();
+        let set = |name: &str| chain.sets.iter().find(|s| s.name == name).unwrap();
+        let holds = |prefix: &str| {
+            let net: ipnet::Ipv4Net = prefix.parse().unwrap();
+            let (lo, hi) = (u32::from(net.network()), u32::from(net.broadcast()));
+            lo as u128 <= addr && addr <= hi as u128
+        };
         let mut out = Vec::new();
+        let mut stack = Vec::new();
         let (mut rules, mut at) = (rules_of(&chain.name), 0);
-        while at < rules.len() {
-            let rule = rules[at].clone();
+        loop {
+            let Some(rule) = rules.get(at).cloned() else {
+                // The end of a subchain: back after the jump.
+                (rules, at) = stack.pop().expect("the ACL chain ends with drop");
+                continue;
+            };
             at += 1;
-            let target = if let Some(to) = rule.strip_prefix("goto ") {
-                Some(to.to_string())
-            } else if let Some((_, m)) = rule.split_once(" vmap @") {
-                assert_eq!(map(m).kind, "map");
-                map(m).elements.iter().find_map(|e| {
-                    let (prefix, to) = e.split_once(" . 0-255 : goto ").unwrap();
-                    let net: ipnet::Ipv4Net = prefix.parse().unwrap();
-                    let (lo, hi) = (u32::from(net.network()), u32::from(net.broadcast()));
-                    (lo as u128 <= addr && addr <= hi as u128).then(|| to.to_string())
-                })
-            } else if let Some((_, set)) = rule.split_once(" @") {
-                let set = set.split(' ').next().unwrap();
-                assert_eq!(map(set).kind, "set");
-                out.push(set.to_string());
-                None
+            if let Some((_, map)) = rule.split_once(" vmap @") {
+                assert_eq!(set(map).kind, "map");
+                let to = set(map).elements.iter().find_map(|e| {
+                    let (prefix, to) = e.split_once(" . 0-255 : jump ").unwrap();
+                    holds(prefix).then(|| to.to_string())
+                });
+                if let Some(to) = to {
+                    stack.push((std::mem::replace(&mut rules, rules_of(&to)), at));
+                    at = 0;
+                }
+            } else if let Some((lookup, name)) = rule.split_once(" @") {
+                let guard = lookup
+                    .strip_prefix("ip saddr ")
+                    .and_then(|g| g.split_once(' '));
+                if guard.is_some_and(|(prefix, _)| prefix != "." && !holds(prefix)) {
+                    continue;
+                }
+                let name = name.split(' ').next().unwrap();
+                assert_eq!(set(name).kind, "set");
+                out.push(name.to_string());
             } else {
                 assert_eq!(rule, "drop");
                 out.push(rule);
-                break;
-            };
-            if let Some(to) = target {
-                (rules, at) = (rules_of(&to), 0);
+                return out;
             }
         }
-        out
     }
 
     fn ingress_chain(lookups: Vec<Lookup>) -> Chain {
@@ -655,7 +654,8 @@ mod tests {
             chain.rules,
             [
                 "ip saddr . meta l4proto vmap @acl_inbound_eth2_l0_allow_v4_ports_shards",
-                "goto ACL_INBOUND_eth2_l0_allow_v4_ports",
+                "ip saddr . meta l4proto . th dport @acl_inbound_eth2_l0_allow_v4_ports accept",
+                "drop",
             ]
         );
         let map = chain.sets.last().unwrap();
@@ -669,7 +669,7 @@ mod tests {
         );
         assert_eq!(
             map.elements[0],
-            "10.100.0.0/16 . 0-255 : goto ACL_INBOUND_eth2_l0_allow_v4_ports_0a640000_16"
+            "10.100.0.0/16 . 0-255 : jump ACL_INBOUND_eth2_l0_allow_v4_ports_0a640000_16"
         );
         assert_eq!(map.elements.len(), 4);
         assert_eq!(
@@ -679,23 +679,11 @@ mod tests {
                 rules: vec![
                     "ip saddr . meta l4proto . th dport \
                      @acl_inbound_eth2_l0_allow_v4_ports_0a640000_16 accept"
-                        .into(),
-                    "goto ACL_INBOUND_eth2_l0_allow_v4_ports".into(),
+                        .into()
                 ],
             }
         );
-        // The main set, then the default, in the subchain after the lookup.
-        assert_eq!(
-            chain.subchains.last().unwrap(),
-            &Subchain {
-                name: "ACL_INBOUND_eth2_l0_allow_v4_ports".into(),
-                rules: vec![
-                    "ip saddr . meta l4proto . th dport @acl_inbound_eth2_l0_allow_v4_ports accept"
-                        .into(),
-                    "drop".into(),
-                ],
-            }
-        );
+        assert_eq!(chain.subchains.len(), 4);
         let total: usize = chain
             .sets
             .iter()
@@ -760,7 +748,7 @@ mod tests {
             assert!(rules.iter().any(|r| r.contains(&used)), "{}", set.name);
         }
         for sub in &chain.subchains {
-            let to = format!("goto {}", sub.name);
+            let to = format!("jump {}", sub.name);
             assert!(
                 rules.iter().chain(&maps).any(|r| r.ends_with(&to)),
                 "{}",
@@ -770,7 +758,7 @@ mod tests {
     }
 
     #[test]
-    fn an_egress_chain_without_items_has_no_rules_and_an_unsharded_one_no_subchain() {
+    fn an_egress_allow_keeps_guarded_shards_and_an_egress_deny_dispatches() {
         let empty = acl_chain(
             2,
             Direction::Egress,
@@ -780,11 +768,15 @@ mod tests {
             None,
         );
         assert!(empty.rules.is_empty() && empty.subchains.is_empty());
-        let mut small = lookup(10, &[]);
-        small.action = Action::Allow;
+        // A subchain's `return` would return to the ACL chain, not leave
+        // it: an egress allow's shards are guarded rules.
+        let mut deny = lookup(600, &[]);
+        deny.action = Action::Deny;
+        let mut allow = lookup(600, &[]);
+        allow.layer = 1;
         let compiled = Compiled {
-            lookups: vec![small],
-            layers: 1,
+            lookups: vec![deny, allow],
+            layers: 2,
         };
         let chain = acl_chain(
             2,
@@ -795,12 +787,21 @@ mod tests {
             None,
         );
         assert_eq!(
-            chain.rules,
-            [
-                "ip daddr . meta l4proto . th dport @acl_outbound_eth2_l0_allow_v4_ports return",
-                "drop"
-            ]
+            chain.rules[0],
+            "ip daddr . meta l4proto vmap @acl_outbound_eth2_l0_deny_v4_ports_shards"
         );
-        assert!(chain.subchains.is_empty());
+        assert_eq!(
+            chain.rules[2],
+            "ip daddr 10.100.0.0/16 ip daddr . meta l4proto . th dport \
+             @acl_outbound_eth2_l1_allow_v4_ports_0a640000_16 return"
+        );
+        assert!(
+            chain
+                .subchains
+                .iter()
+                .all(|s| s.rules[0].ends_with(" drop"))
+        );
+        assert!(chain.subchains.iter().all(|s| s.name.contains("_l0_deny_")));
+        assert_eq!(chain.rules.last().map(String::as_str), Some("drop"));
     }
 }
