@@ -1027,7 +1027,14 @@ const BETWEEN_TIERS: Traffic = Traffic {
 /// datagram finds a conntrack entry and each walks the ACL and the NAT
 /// chains as a new flow's first packet does). Sent on a raw socket: one
 /// socket, no binding per flow. The receiver listens on the server's 5201.
-fn new_flow_rate(flows: &FlowLab, traffic: Traffic) -> f64 {
+///
+/// Also returns the datagrams sent per second of the sender thread's CPU
+/// time (thousands). The router's whole path for a datagram (prerouting,
+/// conntrack, the forward chain and its ACLs, the server's receive) runs
+/// in the softirq the send raises, on the sender's thread: its CPU time per
+/// datagram is the per-packet cost, which the other processes on a loaded
+/// machine do not change the way they change the wall-clock rate.
+fn new_flow_rate(flows: &FlowLab, traffic: Traffic) -> (f64, f64) {
     use std::net::UdpSocket;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -1055,13 +1062,21 @@ fn new_flow_rate(flows: &FlowLab, traffic: Traffic) -> f64 {
     let client = flows.client.clone();
     let (warmup, measure) = (Duration::from_millis(500), Duration::from_secs(3));
     let sender_stop = stop.clone();
+    // Set by the main thread at the window's start and end: the sender
+    // notes its datagram count and CPU time there.
+    let marks = Arc::new(AtomicU64::new(0));
+    let sender_marks = marks.clone();
     let sender = std::thread::spawn(move || {
         vpc_integration::run_in_netns(&client, move || {
             let raw = RawSender::open();
             let [a, b, c] = traffic.sources;
             let to = traffic.to;
             let mut k = 0u32;
+            let mut noted = Vec::new();
             while !sender_stop.load(Ordering::Relaxed) {
+                if sender_marks.load(Ordering::Relaxed) as usize > noted.len() {
+                    noted.push((k, thread_cpu()));
+                }
                 let host = 2 + (k % 253) as u8;
                 let port = 1024 + ((k / 253) % 64_000) as u16;
                 raw.send(
@@ -1070,17 +1085,40 @@ fn new_flow_rate(flows: &FlowLab, traffic: Traffic) -> f64 {
                 );
                 k = k.wrapping_add(1);
             }
-            Ok(())
+            Ok(noted)
         })
     });
     std::thread::sleep(warmup);
+    marks.store(1, Ordering::Relaxed);
     let before = received.load(Ordering::Relaxed);
     std::thread::sleep(measure);
+    marks.store(2, Ordering::Relaxed);
     let after = received.load(Ordering::Relaxed);
+    // Let the sender note the end before it stops.
+    std::thread::sleep(Duration::from_millis(50));
     stop.store(true, Ordering::Relaxed);
-    sender.join().unwrap().unwrap();
+    let noted = sender.join().unwrap().unwrap();
     receiver.join().unwrap().unwrap();
-    (after - before) as f64 / measure.as_secs_f64() / 1000.0
+    let per_cpu = match noted[..] {
+        [(k0, t0), (k1, t1), ..] => k1.wrapping_sub(k0) as f64 / (t1 - t0).as_secs_f64() / 1000.0,
+        _ => f64::NAN,
+    };
+    (
+        (after - before) as f64 / measure.as_secs_f64() / 1000.0,
+        per_cpu,
+    )
+}
+
+/// The calling thread's CPU time.
+fn thread_cpu() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: t is a valid timespec the call fills in.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    assert_eq!(rc, 0, "clock_gettime: {}", std::io::Error::last_os_error());
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// The machine the benchmark runs on, for the report.
@@ -1169,18 +1207,25 @@ fn flow_table(
     let n = table.labels.len();
     let mut tcp: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut udp: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut per_cpu: Vec<Vec<f64>> = vec![Vec::new(); n];
     let reps = flow_reps();
     for _ in 0..reps {
         for k in 0..n {
             let (flows, agent) = lab(k);
             // New flows first, while the namespaces' conntrack tables are
             // empty; then iperf3's few connections.
-            udp[k].push(new_flow_rate(&flows, table.traffic));
+            let (rate, cpu) = new_flow_rate(&flows, table.traffic);
+            udp[k].push(rate);
+            per_cpu[k].push(cpu);
             tcp[k].push(iperf(&flows, table.server, false));
             drop(agent);
         }
     }
-    let base = (median(tcp[0].clone()), median(udp[0].clone()));
+    let base = (
+        median(tcp[0].clone()),
+        median(udp[0].clone()),
+        median(per_cpu[0].clone()),
+    );
     let _ = writeln!(
         report,
         "## {} (median of {reps}, interleaved)\n",
@@ -1188,15 +1233,20 @@ fn flow_table(
     );
     let _ = writeln!(
         report,
-        "| {} | {} | vs {} | {} | vs {} |\n|---|---|---|---|---|",
-        table.case, table.new_flows, table.versus, table.bulk, table.versus
+        "| {} | {} | vs {} | new flows per second of sender CPU (the path's cost), k | vs {} | {} | vs {} |\n|---|---|---|---|---|---|---|",
+        table.case, table.new_flows, table.versus, table.versus, table.bulk, table.versus
     );
     for (k, label) in table.labels.iter().enumerate() {
-        let (t, u) = (median(tcp[k].clone()), median(udp[k].clone()));
+        let (t, u, c) = (
+            median(tcp[k].clone()),
+            median(udp[k].clone()),
+            median(per_cpu[k].clone()),
+        );
         let _ = writeln!(
             report,
-            "| {label} | {u:.1} | {:.0}% | {t:.2} | {:.0}% |",
+            "| {label} | {u:.1} | {:.0}% | {c:.1} | {:.0}% | {t:.2} | {:.0}% |",
             100.0 * u / base.1,
+            100.0 * c / base.2,
             100.0 * t / base.0
         );
     }
