@@ -809,4 +809,68 @@ mod tests {
         let full = new.render_full_with(&carry.counts);
         assert_eq!(full.matches("counter packets").count(), 2, "{full}");
     }
+
+    #[test]
+    fn a_rebuilt_chain_empties_its_subchains_drops_its_maps_before_them_and_makes_new_ones_first() {
+        let with_subs = |subs: &[&str], map: &[&str]| {
+            let mut chain = acl_chain(&[("s", &[A])], 1);
+            chain.sets.push(Set {
+                name: "m".into(),
+                kind: "map",
+                spec: "type ipv4_addr . inet_proto : verdict; flags interval;".into(),
+                elements: map.iter().map(|e| e.to_string()).collect(),
+            });
+            chain.subchains = subs
+                .iter()
+                .map(|name| Subchain {
+                    name: name.to_string(),
+                    rules: vec![format!("rule of {name}")],
+                })
+                .collect();
+            ruleset(chain)
+        };
+        let old = with_subs(&["SUB_a", "SUB_b"], &["10.0.0.0/9 . 0-255 : jump SUB_a"]);
+        let new = with_subs(&["SUB_b", "SUB_c"], &["10.128.0.0/9 . 0-255 : jump SUB_c"]);
+        let script = new.render_update(&old).unwrap();
+        let at = |line: &str| {
+            script
+                .lines()
+                .position(|l| l == line)
+                .unwrap_or_else(|| panic!("{line:?} not in\n{script}"))
+        };
+        let t = "inet vpc";
+        // Nothing refers to a subchain that goes once the chains are
+        // flushed and the map is deleted; the map's new elements need the
+        // new subchain.
+        assert!(at(&format!("flush chain {t} SUB_a")) < at(&format!("delete map {t} m")));
+        assert!(at(&format!("delete map {t} m")) < at(&format!("delete chain {t} SUB_a")));
+        assert!(
+            at(&format!("add chain {t} SUB_c"))
+                < at(&format!(
+                    "add map {t} m {{ type ipv4_addr . inet_proto : verdict; flags interval; elements = {{ 10.128.0.0/9 . 0-255 : jump SUB_c }}; }}"
+                ))
+        );
+        assert!(
+            at(&format!("flush chain {t} SUB_b"))
+                < at(&format!("add rule {t} SUB_b rule of SUB_b"))
+        );
+        assert!(
+            !script.contains(&format!("delete chain {t} SUB_b")),
+            "{script}"
+        );
+        assert!(
+            !script.contains(&format!("add chain {t} SUB_b")),
+            "{script}"
+        );
+        // The shape counts subchains as chains and maps as sets.
+        let shape = new.shape();
+        assert_eq!(shape.chains.get("SUB_c"), Some(&(false, 1)));
+        assert_eq!(shape.sets.get("m"), Some(&1));
+        // A full load declares subchains before the maps that jump to them.
+        let full = new.render_full();
+        assert!(
+            full.find("chain SUB_c {").unwrap() < full.find("map m {").unwrap(),
+            "{full}"
+        );
+    }
 }
