@@ -915,3 +915,72 @@ fn every_generators_ten_thousand_items_load_in_full_and_over_netlink() {
         );
     }
 }
+
+#[test]
+fn ipv6_and_egress_lookups_split_by_address_load_and_rebuild_over_netlink() {
+    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+    require_root();
+    let lab = Lab::new("nft_v6_shards").unwrap();
+    // 600 IPv6 ingress allows, 600 IPv4 egress denies and 600 IPv4 egress
+    // allows, each over three /48s or /16s: the first two dispatch through
+    // a map, the egress allows (which return) keep guarded rules.
+    let list = |port: u32| {
+        let mut config = sample_config();
+        let mut items = Vec::new();
+        for i in 0..600u32 {
+            let v6 = format!("2001:db8:{:x}:{:x}::/64", i / 250, i % 250);
+            let v4 = format!("10.{}.{}.0/24", 100 + i / 250, i % 250);
+            let p = port + i;
+            items.push(item(i + 1, Allow, Ingress, Tcp, &[&v6], Some((p, p))));
+            items.push(item(1000 + i, Deny, Egress, Tcp, &[&v4], Some((p, p))));
+            items.push(item(2000 + i, Allow, Egress, Udp, &[&v4], Some((p, p))));
+        }
+        config.network_acls[0].items = items;
+        ruleset(&config)
+    };
+    let (old, new) = (list(20000), list(30000));
+    let find = |rules: &Ruleset, name: &str| rules.chains.iter().find(|c| c.name == name).cloned();
+    let inbound = find(&new, "ACL_INBOUND_eth2").expect("inbound");
+    let outbound = find(&new, "ACL_OUTBOUND_eth2").expect("outbound");
+    assert!(
+        inbound.rules[0].starts_with("ip6 saddr . meta l4proto vmap @"),
+        "{:#?}",
+        inbound.rules
+    );
+    assert!(
+        outbound
+            .rules
+            .iter()
+            .any(|r| r.starts_with("ip daddr . meta l4proto vmap @")),
+        "{:#?}",
+        outbound.rules
+    );
+    assert!(
+        outbound
+            .rules
+            .iter()
+            .any(|r| r.starts_with("ip daddr 10.100.0.0/16 ") && r.ends_with(" return")),
+        "{:#?}",
+        outbound.rules
+    );
+    assert!(
+        outbound
+            .subchains
+            .iter()
+            .all(|s| s.rules[0].ends_with(" drop"))
+    );
+    let a = lab.netns("a").unwrap();
+    let b = lab.netns("b").unwrap();
+    load(&a, vec![old.render_full()]);
+    let changes = new
+        .chain_changes(&old, &Carry::default())
+        .expect("ACL chains and elements only");
+    let batch = encode_chain_changes(&changes).expect("encodable");
+    with_socket(&a, move |s| s.apply_chains(&batch)).expect("batch applied");
+    let listing = load(&b, vec![new.render_full()]);
+    assert!(
+        listing.contains("2001:db8::/48 . 0-255 : jump ACL_INBOUND_eth2_l0_allow_v6_ports_"),
+        "{listing}"
+    );
+    assert_eq!(blocks(&load(&a, vec![])), blocks(&listing));
+}
