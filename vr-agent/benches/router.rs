@@ -23,7 +23,10 @@
 //!    new-flow rate and TCP bulk (`ROUTER_BENCH=forwards` runs it alone).
 //!
 //! Results are medians of interleaved repetitions, printed as a table with
-//! the machine they ran on.
+//! the machine they ran on. `ROUTER_BENCH_AGENT=<path>` runs another build
+//! of the agent: alone in parts 1 and 2, beside this build in part 3 (each
+//! agent row twice, interleaved). `ROUTER_BENCH_FLOW_REPS` sets the
+//! repetitions of parts 3 and 4 (3 by default).
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -39,7 +42,16 @@ use vr_agent::testing::{item, mac, tier};
 
 const TIERS: u32 = 10;
 const REPS: usize = 5;
+/// Repetitions of a flow row, unless ROUTER_BENCH_FLOW_REPS says.
 const FLOW_REPS: usize = 3;
+
+fn flow_reps() -> usize {
+    std::env::var("ROUTER_BENCH_FLOW_REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(FLOW_REPS)
+}
 
 struct Agent {
     runtime: tokio::runtime::Runtime,
@@ -48,15 +60,27 @@ struct Agent {
     _process: ProcessHandle,
 }
 
+/// The agent built with this benchmark.
+const THIS_AGENT: &str = env!("CARGO_BIN_EXE_vr-agent");
+
+/// ROUTER_BENCH_AGENT: another build of the agent (an earlier commit's, for
+/// a before-and-after in one run). The apply and change rows run it instead
+/// of this build; the flow rows run both, interleaved.
+fn other_agent() -> Option<String> {
+    std::env::var("ROUTER_BENCH_AGENT").ok()
+}
+
 impl Agent {
     fn start(lab: &Lab, ns: &Netns, name: &str) -> Agent {
+        let binary = other_agent().unwrap_or_else(|| THIS_AGENT.to_string());
+        Agent::start_binary(lab, ns, name, &binary)
+    }
+
+    fn start_binary(lab: &Lab, ns: &Netns, name: &str, binary: &str) -> Agent {
         let socket = lab.dir().join(format!("{name}.sock"));
         let state = lab.dir().join(format!("{name}-state"));
         let argv = [
-            // ROUTER_BENCH_AGENT runs another build of the agent (an
-            // earlier commit's, for a before-and-after in one run).
-            std::env::var("ROUTER_BENCH_AGENT")
-                .unwrap_or_else(|_| env!("CARGO_BIN_EXE_vr-agent").to_string()),
+            binary.to_string(),
             "--listen".into(),
             format!("unix://{}", socket.display()),
             "--state-dir".into(),
@@ -790,11 +814,12 @@ fn bench_nat_changes(report: &mut String, agent: &mut Agent) {
 }
 
 /// Which firewall the router runs for a throughput sample.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Ruleset {
-    /// The agent with no items (`None`: one allow-all item) or with 10,000
-    /// items of a generator.
-    Agent(Option<Generator>),
+    /// The agent (this build, or with `Some` the build at that path) with
+    /// no items (`None`: one allow-all item) or with 10,000 items of a
+    /// generator.
+    Agent(Option<Generator>, Option<String>),
     NftLinear,
     IptablesLegacy,
     IptablesNft,
@@ -822,10 +847,16 @@ fn generated_policy(generator: Generator) -> Vec<pb::AclItem> {
 }
 
 impl Ruleset {
-    fn label(self) -> String {
+    fn label(&self) -> String {
+        let build = |other: &Option<String>| match other {
+            Some(path) => format!("vr-agent ({path})"),
+            None => "vr-agent".into(),
+        };
         match self {
-            Ruleset::Agent(None) => "vr-agent, no ACL items (allow all)".into(),
-            Ruleset::Agent(Some(g)) => format!("vr-agent, 10,000 items: {}", g.name()),
+            Ruleset::Agent(None, other) => format!("{}, no ACL items (allow all)", build(other)),
+            Ruleset::Agent(Some(g), other) => {
+                format!("{}, 10,000 items: {}", build(other), g.name())
+            }
             Ruleset::NftLinear => "linear nft chain, 10,000 rules".into(),
             Ruleset::IptablesLegacy => "linear iptables-legacy-restore, 10,000 rules".into(),
             Ruleset::IptablesNft => "linear iptables-nft-restore, 10,000 rules".into(),
@@ -919,11 +950,12 @@ impl FlowLab {
 
 /// Tier 1 (eth2, 10.1.1.0/24) holds the client, tier 2 (eth3, 10.1.2.0/24)
 /// the iperf3 server, so traffic enters tier 2 through its ingress ACL.
-fn flow_lab(ruleset: Ruleset) -> (FlowLab, Option<Agent>) {
+fn flow_lab(ruleset: &Ruleset) -> (FlowLab, Option<Agent>) {
     let flows = FlowLab::new("bench_flow", ("eth2", 2), ("10.1.2.5/24", "10.1.2.1"));
     let agent = match ruleset {
-        Ruleset::Agent(n) => {
-            let mut agent = Agent::start(&flows.lab, &flows.r, "agent");
+        Ruleset::Agent(n, other) => {
+            let binary = other.as_deref().unwrap_or(THIS_AGENT);
+            let mut agent = Agent::start_binary(&flows.lab, &flows.r, "agent", binary);
             let mut config = router_config(2, 0, 0, 0);
             config.nics.retain(|n| n.device_index != 1);
             config.public_ips.clear();
@@ -943,7 +975,7 @@ fn flow_lab(ruleset: Ruleset) -> (FlowLab, Option<Agent>) {
                         use pb::{AclAction::*, Protocol::*, TrafficType::*};
                         vec![item(1, Allow, Ingress, All, &["10.1.2.0/24"], None)]
                     }
-                    Some(generator) => generated_policy(generator),
+                    Some(generator) => generated_policy(*generator),
                 },
                 ..Default::default()
             }];
@@ -1090,7 +1122,14 @@ const BETWEEN_TIERS: Traffic = Traffic {
 /// datagram finds a conntrack entry and each walks the ACL and the NAT
 /// chains as a new flow's first packet does). Sent on a raw socket: one
 /// socket, no binding per flow. The receiver listens on the server's 5201.
-fn new_flow_rate(flows: &FlowLab, traffic: Traffic) -> f64 {
+///
+/// Also returns the datagrams sent per second of the sender thread's CPU
+/// time (thousands). The router's whole path for a datagram (prerouting,
+/// conntrack, the forward chain and its ACLs, the server's receive) runs
+/// in the softirq the send raises, on the sender's thread: its CPU time per
+/// datagram is the per-packet cost, which the other processes on a loaded
+/// machine do not change the way they change the wall-clock rate.
+fn new_flow_rate(flows: &FlowLab, traffic: Traffic) -> (f64, f64) {
     use std::net::UdpSocket;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -1118,13 +1157,21 @@ fn new_flow_rate(flows: &FlowLab, traffic: Traffic) -> f64 {
     let client = flows.client.clone();
     let (warmup, measure) = (Duration::from_millis(500), Duration::from_secs(3));
     let sender_stop = stop.clone();
+    // Set by the main thread at the window's start and end: the sender
+    // notes its datagram count and CPU time there.
+    let marks = Arc::new(AtomicU64::new(0));
+    let sender_marks = marks.clone();
     let sender = std::thread::spawn(move || {
         vpc_integration::run_in_netns(&client, move || {
             let raw = RawSender::open();
             let [a, b, c] = traffic.sources;
             let to = traffic.to;
             let mut k = 0u32;
+            let mut noted = Vec::new();
             while !sender_stop.load(Ordering::Relaxed) {
+                if sender_marks.load(Ordering::Relaxed) as usize > noted.len() {
+                    noted.push((k, thread_cpu()));
+                }
                 let host = 2 + (k % 253) as u8;
                 let port = 1024 + ((k / 253) % 64_000) as u16;
                 raw.send(
@@ -1133,17 +1180,40 @@ fn new_flow_rate(flows: &FlowLab, traffic: Traffic) -> f64 {
                 );
                 k = k.wrapping_add(1);
             }
-            Ok(())
+            Ok(noted)
         })
     });
     std::thread::sleep(warmup);
+    marks.store(1, Ordering::Relaxed);
     let before = received.load(Ordering::Relaxed);
     std::thread::sleep(measure);
+    marks.store(2, Ordering::Relaxed);
     let after = received.load(Ordering::Relaxed);
+    // Let the sender note the end before it stops.
+    std::thread::sleep(Duration::from_millis(50));
     stop.store(true, Ordering::Relaxed);
-    sender.join().unwrap().unwrap();
+    let noted = sender.join().unwrap().unwrap();
     receiver.join().unwrap().unwrap();
-    (after - before) as f64 / measure.as_secs_f64() / 1000.0
+    let per_cpu = match noted[..] {
+        [(k0, t0), (k1, t1), ..] => k1.wrapping_sub(k0) as f64 / (t1 - t0).as_secs_f64() / 1000.0,
+        _ => f64::NAN,
+    };
+    (
+        (after - before) as f64 / measure.as_secs_f64() / 1000.0,
+        per_cpu,
+    )
+}
+
+/// The calling thread's CPU time.
+fn thread_cpu() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: t is a valid timespec the call fills in.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    assert_eq!(rc, 0, "clock_gettime: {}", std::io::Error::last_os_error());
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// The machine the benchmark runs on, for the report.
@@ -1171,15 +1241,25 @@ fn machine() -> String {
 }
 
 fn bench_flows(report: &mut String) {
-    let cases = [
-        Ruleset::Agent(None),
-        Ruleset::Agent(Some(Generator::OneAction)),
-        Ruleset::Agent(Some(Generator::Realistic)),
-        Ruleset::Agent(Some(Generator::Adversarial)),
+    // With ROUTER_BENCH_AGENT, each agent row is followed by the same
+    // row with that build.
+    let mut cases = Vec::new();
+    for generator in [
+        None,
+        Some(Generator::OneAction),
+        Some(Generator::Realistic),
+        Some(Generator::Adversarial),
+    ] {
+        cases.push(Ruleset::Agent(generator, None));
+        if let Some(other) = other_agent() {
+            cases.push(Ruleset::Agent(generator, Some(other)));
+        }
+    }
+    cases.extend([
         Ruleset::NftLinear,
         Ruleset::IptablesLegacy,
         Ruleset::IptablesNft,
-    ];
+    ]);
     flow_table(
         report,
         FlowTable {
@@ -1192,7 +1272,7 @@ fn bench_flows(report: &mut String) {
             traffic: BETWEEN_TIERS,
             server: "10.1.3.5",
         },
-        |k| flow_lab(cases[k]),
+        |k| flow_lab(&cases[k]),
     );
 }
 
@@ -1212,7 +1292,7 @@ struct FlowTable {
 }
 
 /// The new-flow rate and TCP bulk of every case (a fresh lab from `lab`
-/// each time), medians of FLOW_REPS interleaved runs, as a table relative
+/// each time), medians of [`flow_reps`] interleaved runs, as a table relative
 /// to the first case.
 fn flow_table(
     report: &mut String,
@@ -1222,33 +1302,46 @@ fn flow_table(
     let n = table.labels.len();
     let mut tcp: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut udp: Vec<Vec<f64>> = vec![Vec::new(); n];
-    for _ in 0..FLOW_REPS {
+    let mut per_cpu: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let reps = flow_reps();
+    for _ in 0..reps {
         for k in 0..n {
             let (flows, agent) = lab(k);
             // New flows first, while the namespaces' conntrack tables are
             // empty; then iperf3's few connections.
-            udp[k].push(new_flow_rate(&flows, table.traffic));
+            let (rate, cpu) = new_flow_rate(&flows, table.traffic);
+            udp[k].push(rate);
+            per_cpu[k].push(cpu);
             tcp[k].push(iperf(&flows, table.server, false));
             drop(agent);
         }
     }
-    let base = (median(tcp[0].clone()), median(udp[0].clone()));
+    let base = (
+        median(tcp[0].clone()),
+        median(udp[0].clone()),
+        median(per_cpu[0].clone()),
+    );
     let _ = writeln!(
         report,
-        "## {} (median of {FLOW_REPS}, interleaved)\n",
+        "## {} (median of {reps}, interleaved)\n",
         table.title
     );
     let _ = writeln!(
         report,
-        "| {} | {} | vs {} | {} | vs {} |\n|---|---|---|---|---|",
-        table.case, table.new_flows, table.versus, table.bulk, table.versus
+        "| {} | {} | vs {} | new flows per second of sender CPU (the path's cost), k | vs {} | {} | vs {} |\n|---|---|---|---|---|---|---|",
+        table.case, table.new_flows, table.versus, table.versus, table.bulk, table.versus
     );
     for (k, label) in table.labels.iter().enumerate() {
-        let (t, u) = (median(tcp[k].clone()), median(udp[k].clone()));
+        let (t, u, c) = (
+            median(tcp[k].clone()),
+            median(udp[k].clone()),
+            median(per_cpu[k].clone()),
+        );
         let _ = writeln!(
             report,
-            "| {label} | {u:.1} | {:.0}% | {t:.2} | {:.0}% |",
+            "| {label} | {u:.1} | {:.0}% | {c:.1} | {:.0}% | {t:.2} | {:.0}% |",
             100.0 * u / base.1,
+            100.0 * c / base.2,
             100.0 * t / base.0
         );
     }

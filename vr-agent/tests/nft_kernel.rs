@@ -528,10 +528,15 @@ fn changes_to_a_list_split_into_sets_by_address_give_the_same_table_as_a_full_lo
     );
     let b = lab.netns("full").unwrap();
     let listing = load(&b, vec![ruleset(&base).render_full()]);
-    assert!(
-        listing.contains("ip saddr 10.100.0.0/16 ip saddr . meta l4proto . th dport @acl_inbound_eth2_l0_allow_v4_ports_0a640000_16 accept"),
-        "{listing}"
-    );
+    // The lookup dispatches on the address to a subchain per set.
+    for text in [
+        "ip saddr . meta l4proto vmap @acl_inbound_eth2_l0_allow_v4_ports_shards",
+        "10.100.0.0/16 . 0-255 : jump ACL_INBOUND_eth2_l0_allow_v4_ports_0a640000_16",
+        "ip saddr . meta l4proto . th dport @acl_inbound_eth2_l0_allow_v4_ports_0a640000_16 accept",
+        "chain ACL_INBOUND_eth2_l0_allow_v4_ports_0a640000_16 {",
+    ] {
+        assert!(listing.contains(text), "{text}\n{listing}");
+    }
 
     // One item's port (one set), an item added where no set of its own
     // is (the main set) and an item deleted: elements only.
@@ -762,13 +767,24 @@ fn a_chain_rebuilt_over_netlink_lists_as_a_full_load() {
         .chains
         .iter()
         .filter(|c| c.name.starts_with("ACL_"))
-        .flat_map(|c| c.rules.clone())
+        .flat_map(|c| {
+            let subs = c.subchains.iter().flat_map(|s| s.rules.clone());
+            c.rules.clone().into_iter().chain(subs)
+        })
         .collect();
+    // Sharded lookups: dispatch maps and subchains come and go too.
     assert!(
         rebuilt
             .iter()
-            .any(|r| r.starts_with("ip saddr 10.128.0.0/")),
+            .any(|r| r.starts_with("ip saddr . meta l4proto vmap @")),
         "{rebuilt:#?}"
+    );
+    assert!(
+        new_rules
+            .chains
+            .iter()
+            .any(|c| c.name == "ACL_INBOUND_eth2" && !c.subchains.is_empty()),
+        "the sharded lookups have subchains"
     );
     assert!(
         rebuilt.iter().any(|r| r.starts_with("ip6 ")),
@@ -945,7 +961,17 @@ fn a_list_replaced_at_10000_items_over_netlink_prints_its_time() {
         let batch = encode_chain_changes(&changes).expect("encodable");
         encode_ms.push(ms(t));
         assert_eq!(batch.chains(), 1);
-        assert_eq!(batch.element_count(), 10_000);
+        // The 10,000 items' elements and the dispatch maps' (one per set
+        // of a sharded lookup).
+        let dispatch: usize = next_rules
+            .chains
+            .iter()
+            .flat_map(|c| &c.sets)
+            .filter(|s| s.kind == "map" && s.name.starts_with("acl_"))
+            .map(|s| s.elements.len())
+            .sum();
+        assert!(dispatch >= 10_000 / vr_agent::plan::nft::SHARD_ELEMENTS);
+        assert_eq!(batch.element_count(), 10_000 + dispatch);
         let took = with_socket(&ns, move |s| {
             let t = Instant::now();
             s.apply_chains(&batch).expect("applied");
@@ -968,4 +994,118 @@ fn a_list_replaced_at_10000_items_over_netlink_prints_its_time() {
     );
     let live = live_shape(&ns);
     assert_eq!(rules.shape().differences(&live), Vec::<String>::new());
+}
+
+#[test]
+fn every_generators_ten_thousand_items_load_in_full_and_over_netlink() {
+    use vr_agent::testing::acls::{Generator, bench_allow};
+    require_root();
+    let lab = Lab::new("nft_generators").unwrap();
+    // Each list is loaded whole, then replaced over netlink by the next
+    // generator's (its dispatch maps and subchains deleted and created in
+    // one batch): nf_tables checks chain depth and map data at both.
+    let ns = lab.netns("r").unwrap();
+    let mut previous: Option<Ruleset> = None;
+    for generator in Generator::TRAFFIC {
+        let mut config = sample_config();
+        let mut items = generator.items(9_999, 7);
+        items.push(bench_allow(10_000));
+        config.network_acls[0].items = items;
+        let rules = ruleset(&config);
+        let chain = rules
+            .chains
+            .iter()
+            .find(|c| c.name == "ACL_INBOUND_eth2")
+            .expect("chain");
+        assert!(!chain.subchains.is_empty(), "{}", generator.name());
+        let full = lab.netns(&format!("full-{}", generator as usize)).unwrap();
+        let listing = blocks(&load(&full, vec![rules.render_full()]));
+        match previous.replace(rules.clone()) {
+            None => {
+                load(&ns, vec![rules.render_full()]);
+            }
+            Some(old) => {
+                let changes = rules
+                    .chain_changes(&old, &Carry::default())
+                    .expect("ACL chains and elements only");
+                let batch = encode_chain_changes(&changes).expect("encodable");
+                with_socket(&ns, move |s| s.apply_chains(&batch)).expect("batch applied");
+            }
+        }
+        assert_eq!(
+            blocks(&load(&ns, vec![])),
+            listing,
+            "{}: netlink and full load differ",
+            generator.name()
+        );
+    }
+}
+
+#[test]
+fn ipv6_and_egress_lookups_split_by_address_load_and_rebuild_over_netlink() {
+    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+    require_root();
+    let lab = Lab::new("nft_v6_shards").unwrap();
+    // 600 IPv6 ingress allows, 600 IPv4 egress denies and 600 IPv4 egress
+    // allows, each over three /48s or /16s: the first two dispatch through
+    // a map, the egress allows (which return) keep guarded rules.
+    let list = |port: u32| {
+        let mut config = sample_config();
+        let mut items = Vec::new();
+        for i in 0..600u32 {
+            let v6 = format!("2001:db8:{:x}:{:x}::/64", i / 250, i % 250);
+            let v4 = format!("10.{}.{}.0/24", 100 + i / 250, i % 250);
+            let p = port + i;
+            items.push(item(i + 1, Allow, Ingress, Tcp, &[&v6], Some((p, p))));
+            items.push(item(1000 + i, Deny, Egress, Tcp, &[&v4], Some((p, p))));
+            items.push(item(2000 + i, Allow, Egress, Udp, &[&v4], Some((p, p))));
+        }
+        config.network_acls[0].items = items;
+        ruleset(&config)
+    };
+    let (old, new) = (list(20000), list(30000));
+    let find = |rules: &Ruleset, name: &str| rules.chains.iter().find(|c| c.name == name).cloned();
+    let inbound = find(&new, "ACL_INBOUND_eth2").expect("inbound");
+    let outbound = find(&new, "ACL_OUTBOUND_eth2").expect("outbound");
+    assert!(
+        inbound.rules[0].starts_with("ip6 saddr . meta l4proto vmap @"),
+        "{:#?}",
+        inbound.rules
+    );
+    assert!(
+        outbound
+            .rules
+            .iter()
+            .any(|r| r.starts_with("ip daddr . meta l4proto vmap @")),
+        "{:#?}",
+        outbound.rules
+    );
+    assert!(
+        outbound
+            .rules
+            .iter()
+            .any(|r| r.starts_with("ip daddr 10.100.0.0/16 ") && r.ends_with(" return")),
+        "{:#?}",
+        outbound.rules
+    );
+    assert!(
+        outbound
+            .subchains
+            .iter()
+            .all(|s| s.rules[0].ends_with(" drop"))
+    );
+    let a = lab.netns("a").unwrap();
+    let b = lab.netns("b").unwrap();
+    load(&a, vec![old.render_full()]);
+    let changes = new
+        .chain_changes(&old, &Carry::default())
+        .expect("ACL chains and elements only");
+    let batch = encode_chain_changes(&changes).expect("encodable");
+    with_socket(&a, move |s| s.apply_chains(&batch)).expect("batch applied");
+    let listing = load(&b, vec![new.render_full()]);
+    assert!(
+        listing.contains("2001:db8::/48 . 0-255 : jump ACL_INBOUND_eth2_l0_allow_v6_ports_"),
+        "{listing}"
+    );
+    assert_eq!(blocks(&load(&a, vec![])), blocks(&listing));
 }

@@ -68,11 +68,23 @@ fn consecutive_items_with_one_action_share_one_lookup() {
         .iter()
         .find(|c| c.name == "ACL_INBOUND_eth2")
         .expect("chain");
-    assert_eq!(chain.rules.len(), 7, "{:#?}", chain.rules);
+    // The allow lookup dispatches on the address to four subchains of a
+    // set each, then looks up its main set; then the deny lookup and the
+    // default.
+    assert_eq!(
+        chain.rules[..2],
+        [
+            "ip saddr . meta l4proto vmap @acl_inbound_eth2_l0_allow_v4_ports_shards",
+            "ip saddr . meta l4proto . th dport @acl_inbound_eth2_l0_allow_v4_ports accept"
+        ]
+    );
+    assert_eq!(chain.rules.len(), 4, "{:#?}", chain.rules);
+    assert_eq!(chain.subchains.len(), 4);
+    assert!(chain.subchains.iter().all(|s| s.rules.len() == 1));
     let allow: Vec<usize> = chain
         .sets
         .iter()
-        .filter(|s| s.name.contains("_allow_"))
+        .filter(|s| s.name.contains("_allow_") && s.kind == "set")
         .map(|s| s.elements.len())
         .collect();
     assert_eq!(allow, [250, 250, 250, 250, 0]);

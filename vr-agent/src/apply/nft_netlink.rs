@@ -68,6 +68,11 @@ const NFTA_SET_ELEM_EXPR: u16 = 7;
 const NFTA_SET_ELEM_KEY_END: u16 = 10;
 const NFTA_SET_ELEM_EXPRESSIONS: u16 = 11;
 const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_DATA_VERDICT: u16 = 2;
+const NFTA_VERDICT_CODE: u16 = 1;
+const NFTA_VERDICT_CHAIN: u16 = 2;
+/// The verdict `jump`.
+const NFT_JUMP: i32 = -3;
 const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
 const NFTA_COUNTER_BYTES: u16 = 1;
@@ -245,16 +250,18 @@ impl Value {
 pub struct SetType {
     key: Vec<Field>,
     data: Vec<Field>,
+    /// A verdict map: each element's data is `jump <chain>`.
+    verdicts: bool,
     interval: bool,
 }
 
 impl SetType {
     /// The type of a set with `spec`; an error for what this module does
-    /// not encode (a single-field interval set, a verdict map, an unknown
-    /// type).
+    /// not encode (a single-field interval set, an unknown type).
     pub fn parse(spec: &str) -> Result<SetType, NftNetlinkError> {
         let mut key = Vec::new();
         let mut data = Vec::new();
+        let mut verdicts = false;
         let mut interval = false;
         for clause in spec.split(';').map(str::trim).filter(|c| !c.is_empty()) {
             if let Some(types) = clause.strip_prefix("type ") {
@@ -271,8 +278,10 @@ impl SetType {
                         .collect()
                 };
                 key = fields(k)?;
-                if let Some(d) = d {
-                    data = fields(d)?;
+                match d {
+                    Some("verdict") => verdicts = true,
+                    Some(d) => data = fields(d)?,
+                    None => {}
                 }
             } else if clause == "flags interval" {
                 interval = true;
@@ -291,6 +300,7 @@ impl SetType {
         Ok(SetType {
             key,
             data,
+            verdicts,
             interval,
         })
     }
@@ -303,6 +313,8 @@ pub struct Element {
     /// The end of the key's range (interval sets).
     key_end: Option<Vec<u8>>,
     data: Option<Vec<u8>>,
+    /// A verdict map's element: the chain it jumps to.
+    jump: Option<String>,
     /// `Some` for an element of a set that counts: the starting counts.
     counter: Option<(u64, u64)>,
     comment: Option<String>,
@@ -372,14 +384,31 @@ impl Element {
             Some((k, d)) => (k, Some(d)),
             None => (rest, None),
         };
-        if data_text.is_some() == ty.data.is_empty() {
+        if data_text.is_some() == (ty.data.is_empty() && !ty.verdicts) {
             return Err(fail("data does not match the set's type".into()));
         }
+        // A verdict map's element: `jump <chain>`, the only verdict the
+        // planner writes in one.
+        let jump = match data_text {
+            Some(d) if ty.verdicts => {
+                let chain = d
+                    .strip_prefix("jump ")
+                    .filter(|c| {
+                        !c.is_empty()
+                            && c.len() < 256
+                            && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    })
+                    .ok_or_else(|| fail("not a jump to a chain".into()))?;
+                Some(chain.to_string())
+            }
+            _ => None,
+        };
         let (key, key_end) = parse_fields(&ty.key, key_text).map_err(&fail)?;
         if !ty.interval && key != key_end {
             return Err(fail("a range in a set without intervals".into()));
         }
         let data = match data_text {
+            Some(_) if ty.verdicts => None,
             Some(d) => {
                 let (lo, hi) = parse_fields(&ty.data, d).map_err(&fail)?;
                 if lo != hi {
@@ -393,6 +422,7 @@ impl Element {
             key,
             key_end: ty.interval.then_some(key_end),
             data,
+            jump,
             counter: (counting || counts.is_some()).then(|| counts.unwrap_or_default()),
             comment,
         })
@@ -515,6 +545,14 @@ fn put_element(m: &mut Message, e: &Element, full: bool) {
         if let Some(data) = &e.data {
             m.open(NFTA_SET_ELEM_DATA);
             m.attr(NFTA_DATA_VALUE, data);
+            m.close();
+        }
+        if let Some(chain) = &e.jump {
+            m.open(NFTA_SET_ELEM_DATA);
+            m.open(NFTA_DATA_VERDICT);
+            m.attr(NFTA_VERDICT_CODE, &NFT_JUMP.to_be_bytes());
+            m.attr_str(NFTA_VERDICT_CHAIN, chain);
+            m.close();
             m.close();
         }
         if let Some((packets, bytes)) = e.counter {
@@ -1094,7 +1132,9 @@ mod tests {
         assert_eq!(m.data, [Field::Ipv4, Field::Service]);
         assert!(!m.interval);
         assert!(SetType::parse("type ipv4_addr; flags interval;").is_err());
-        assert!(SetType::parse("type ifname : verdict;").is_err());
+        let v = SetType::parse("type ifname : verdict;").unwrap();
+        assert!(v.verdicts && v.data.is_empty());
+        assert!(SetType::parse("type ifname : queue;").is_err());
     }
 
     #[test]

@@ -152,3 +152,144 @@ fn a_list_past_the_element_bound_is_refused_naming_its_items_and_the_old_rules_s
     assert_eq!(after.live_ruleset, before.live_ruleset);
     assert!(tcp_connect(&r.vm2, web, SHORT).unwrap());
 }
+
+#[test]
+fn a_sharded_list_decides_probes_inside_and_outside_its_shards_as_first_match() {
+    use pb::{AclAction::*, Protocol::*, TrafficType::*};
+    let mut r = RouterLab::start("acl_shards");
+    let mut config = r.base_config();
+    config.network_acls.clear();
+    r.apply_config(config.clone());
+    let servers: Vec<TcpEchoServer> = (7000..=7003)
+        .map(|port| TcpEchoServer::start(&r.vm1, addr(&format!("0.0.0.0:{port}"))).unwrap())
+        .collect();
+
+    // 300 allow items from vm2 (10.1.2.5) and 300 deny items from vm3
+    // (10.1.2.6), on ports no probe uses: each lookup holds more than a
+    // set's worth, so each is split and dispatched on the address, vm2's
+    // host a set of the allow lookup and vm3's one of the deny lookup.
+    let host = |h: &str| format!("10.1.2.{h}/32");
+    let mut items: Vec<pb::AclItem> = (0..300u32)
+        .map(|i| {
+            item(
+                i + 1,
+                Allow,
+                Ingress,
+                Tcp,
+                &[&host("5")],
+                Some((20000 + i, 20000 + i)),
+            )
+        })
+        .collect();
+    items.extend((0..300u32).map(|i| {
+        let port = 30000 + i;
+        item(
+            301 + i,
+            Deny,
+            Ingress,
+            Tcp,
+            &[&host("6")],
+            Some((port, port)),
+        )
+    }));
+    items.extend([
+        // In the allow lookup's set of vm2's host.
+        item(601, Allow, Ingress, Tcp, &[&host("5")], Some((7000, 7000))),
+        // In the deny lookup's set of vm3's host.
+        item(602, Deny, Ingress, Tcp, &[&host("6")], Some((7000, 7000))),
+        // In the deny lookup's main set: vm2 is outside its shards.
+        item(603, Deny, Ingress, Tcp, &[&host("5")], Some((7001, 7001))),
+        // Behind both denies: a later layer, not split.
+        item(
+            604,
+            Allow,
+            Ingress,
+            Tcp,
+            &["10.1.2.0/24"],
+            Some((7000, 7002)),
+        ),
+    ]);
+    r.set_acl(2, items.clone());
+    let live = r.state().live_ruleset;
+    for text in [
+        "ip saddr . meta l4proto vmap @acl_inbound_eth2_l0_allow_v4_ports_shards",
+        "ip saddr . meta l4proto vmap @acl_inbound_eth2_l0_deny_v4_ports_shards",
+        "10.1.2.5 . 0-255 : jump ACL_INBOUND_eth2_l0_allow_v4_ports_0a010205_32",
+        "10.1.2.6 . 0-255 : jump ACL_INBOUND_eth2_l0_deny_v4_ports_0a010206_32",
+    ] {
+        assert!(live.contains(text), "{text}\n{live}");
+    }
+
+    config.network_acls = vec![pb::NetworkAcl {
+        device_index: 2,
+        mac_address: vr_agent::testing::mac(2),
+        items,
+        ..Default::default()
+    }];
+    let router = Router::from_config(&config).expect("valid");
+    let acl = &router.acls[&2];
+    let rules: Vec<_> = acl.rules(Direction::Ingress).collect();
+    let expected_by_hand = [
+        // (vm, port, allowed): vm2 inside the allow lookup's shard, vm3
+        // inside the deny lookup's.
+        ("vm2", 7000, true),
+        ("vm2", 7001, false),
+        ("vm2", 7002, true),
+        ("vm2", 7003, false),
+        ("vm3", 7000, false),
+        ("vm3", 7001, true),
+        ("vm3", 7003, false),
+    ];
+    let mut wrong = Vec::new();
+    for (vm, port, allowed) in expected_by_hand {
+        let (ns, source) = match vm {
+            "vm2" => (&r.vm2, [10, 1, 2, 5]),
+            _ => (&r.vm3, [10, 1, 2, 6]),
+        };
+        let packet = Packet {
+            v6: false,
+            addr: u32::from(std::net::Ipv4Addr::from(source)) as u128,
+            protocol: 6,
+            port,
+            icmp: (0, 0),
+        };
+        let listed = first_match(&rules, &packet) == Some(Action::Allow);
+        assert_eq!(listed, allowed, "{vm} -> {port}: the table above is wrong");
+        assert_eq!(walk(&acl.ingress, &packet), first_match(&rules, &packet));
+        let target = addr(&format!("10.1.1.5:{port}"));
+        let measured = tcp_connect(ns, target, SHORT).unwrap();
+        if measured != allowed {
+            wrong.push(format!(
+                "{vm} -> {port}: allowed {allowed}, measured {measured}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}\n{live}");
+
+    // The items that decided in a shard's set counted their packets.
+    let state = r
+        .call(|mut c| async move {
+            c.get_state(pb::GetStateRequest {
+                acl_counters_only: true,
+                ..Default::default()
+            })
+            .await
+        })
+        .expect("GetState");
+    let packets = |number: u32| {
+        state
+            .acl_counters
+            .iter()
+            .find(|c| c.device_index == 2 && c.number == number)
+            .map_or(0, |c| c.packets)
+    };
+    for number in [601, 602, 603, 604] {
+        assert!(
+            packets(number) > 0,
+            "item {number}: {:?}",
+            state.acl_counters
+        );
+    }
+    assert_eq!(packets(1), 0);
+    drop(servers);
+}

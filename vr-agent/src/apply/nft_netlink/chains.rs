@@ -18,12 +18,17 @@
 //!
 //! ```text
 //! [ip|ip6 saddr|daddr PREFIX] <key> @set accept|drop|return
+//! ip|ip6 saddr|daddr . meta l4proto vmap @map
 //! accept | drop | return
 //! ```
 //!
 //! with `<key>` one of `ip saddr . meta l4proto . th dport`, `ip saddr .
 //! meta l4proto`, `ip saddr . icmp type . icmp code` and their IPv6 and
-//! `daddr` forms; any other rule or set makes the caller take nft. The
+//! `daddr` forms, and the sets those keys look up and the maps of address
+//! and protocol to `jump <chain>` that dispatch a sharded lookup; any other
+//! rule or set makes the caller take nft. A chain's subchains are created
+//! before its sets (a map's elements go to them) and deleted after its
+//! sets. The
 //! kernel test `nft_kernel::a_chain_rebuilt_over_netlink_lists_as_a_full_load`
 //! compares nft's listing of a table changed this way with a full load.
 
@@ -37,6 +42,8 @@ use super::{
 use crate::plan::nft::{ChainChanges, TABLE};
 
 const NFNL_SUBSYS_NFTABLES: u16 = super::NFNL_SUBSYS_NFTABLES;
+const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_DELRULE: u16 = 8;
 const NFT_MSG_NEWSET: u16 = 9;
@@ -44,6 +51,8 @@ const NFT_MSG_DELSET: u16 = 11;
 /// Rules are appended in the order given.
 const NLM_F_APPEND: u16 = 0x800;
 
+const NFTA_CHAIN_TABLE: u16 = 1;
+const NFTA_CHAIN_NAME: u16 = 3;
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
@@ -53,6 +62,8 @@ const NFTA_SET_NAME: u16 = 2;
 const NFTA_SET_FLAGS: u16 = 3;
 const NFTA_SET_KEY_TYPE: u16 = 4;
 const NFTA_SET_KEY_LEN: u16 = 5;
+const NFTA_SET_DATA_TYPE: u16 = 6;
+const NFTA_SET_DATA_LEN: u16 = 7;
 const NFTA_SET_DESC: u16 = 9;
 const NFTA_SET_ID: u16 = 10;
 const NFTA_SET_USERDATA: u16 = 13;
@@ -61,6 +72,10 @@ const NFTA_SET_DESC_CONCAT: u16 = 2;
 const NFTA_SET_FIELD_LEN: u16 = 1;
 /// `flags interval` on a concatenation: `NFT_SET_INTERVAL | NFT_SET_CONCAT`.
 const SET_FLAGS_CONCAT_INTERVAL: u32 = 0x4 | 0x80;
+/// `NFT_SET_MAP`: the set is a map.
+const SET_FLAG_MAP: u32 = 0x8;
+/// `NFT_DATA_VERDICT`: a map's data are verdicts.
+const DATA_VERDICT: u32 = 0xffff_ff00;
 /// nft's datatypes are combined into a concatenation's type 6 bits each.
 const TYPE_BITS: u32 = 6;
 
@@ -91,6 +106,7 @@ const NFTA_BYTEORDER_SIZE: u16 = 5;
 const NFT_BYTEORDER_HTON: u32 = 1;
 const NFTA_LOOKUP_SET: u16 = 1;
 const NFTA_LOOKUP_SREG: u16 = 2;
+const NFTA_LOOKUP_DREG: u16 = 3;
 const NFTA_LOOKUP_SET_ID: u16 = 4;
 const NFTA_IMMEDIATE_DREG: u16 = 1;
 const NFTA_IMMEDIATE_DATA: u16 = 2;
@@ -130,6 +146,8 @@ enum Expr {
     Hton { reg: u32 },
     /// `lookup reg 1 set <set>`.
     Lookup { set: String },
+    /// `lookup reg 1 set <map> dreg 0`: a verdict map's lookup.
+    Vmap { set: String },
     /// `immediate reg 0 <verdict>`.
     Verdict(i32),
 }
@@ -295,6 +313,21 @@ fn rule_exprs(text: &str) -> Result<Vec<Expr>, NftNetlinkError> {
     let fail = || encode_err(text, "not a rule shape of an ACL chain");
     let words: Vec<&str> = text.split(' ').collect();
     let (last, rest) = words.split_last().ok_or_else(fail)?;
+    // `ip saddr . meta l4proto vmap @map`: the map's verdict decides.
+    if let [family, field, ".", "meta", "l4proto", "vmap"] = rest {
+        let map = last
+            .strip_prefix('@')
+            .filter(|s| !s.is_empty())
+            .ok_or_else(fail)?;
+        let addr = Addr::parse(family, field).ok_or_else(fail)?;
+        let (_, loads) = key(addr, "meta l4proto").ok_or_else(fail)?;
+        let mut out = nfproto(addr).to_vec();
+        out.extend(loads);
+        out.push(Expr::Vmap {
+            set: map.to_string(),
+        });
+        return Ok(out);
+    }
     let code = verdict(last).ok_or_else(fail)?;
     if rest.is_empty() {
         return Ok(vec![Expr::Verdict(code)]);
@@ -316,17 +349,7 @@ fn rule_exprs(text: &str) -> Result<Vec<Expr>, NftNetlinkError> {
     };
     let addr = Addr::parse(family, field).ok_or_else(fail)?;
     let (dependency, loads) = key(addr, &rest.join(" ")).ok_or_else(fail)?;
-    let nfproto = if addr.v6 { NFPROTO_IPV6 } else { NFPROTO_IPV4 };
-    let mut out = vec![
-        Expr::Meta {
-            key: NFT_META_NFPROTO,
-            dreg: REG_1,
-        },
-        Expr::Cmp {
-            sreg: REG_1,
-            data: vec![nfproto],
-        },
-    ];
+    let mut out = nfproto(addr).to_vec();
     if let Some((family, field, prefix)) = guarded {
         if Addr::parse(family, field) != Some(addr) {
             return Err(fail());
@@ -340,6 +363,30 @@ fn rule_exprs(text: &str) -> Result<Vec<Expr>, NftNetlinkError> {
     });
     out.push(Expr::Verdict(code));
     Ok(out)
+}
+
+/// The family check nft puts before a match on an address of `addr`'s
+/// family in an `inet` table.
+fn nfproto(addr: Addr) -> [Expr; 2] {
+    [
+        Expr::Meta {
+            key: NFT_META_NFPROTO,
+            dreg: REG_1,
+        },
+        Expr::Cmp {
+            sreg: REG_1,
+            data: vec![if addr.v6 { NFPROTO_IPV6 } else { NFPROTO_IPV4 }],
+        },
+    ]
+}
+
+/// A chain name as the planner writes them (`ACL_INBOUND_eth2_l0_…`):
+/// letters, digits and `_`, at most nf_tables' 255 bytes.
+fn chain_name(text: &str) -> Option<String> {
+    (!text.is_empty()
+        && text.len() < 256
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    .then(|| text.to_string())
 }
 
 /// nft's datatype number and length of a field of an ACL set's key.
@@ -358,29 +405,36 @@ fn datatype(name: &str) -> Option<(u32, u32)> {
 }
 
 /// A set to create: an interval set of a concatenation, counting its
-/// elements when the spec says `counter;`.
+/// elements when the spec says `counter;`, or a map of such intervals to
+/// verdicts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct NewSet {
     name: String,
     /// Each field's datatype and length.
     fields: Vec<(u32, u32)>,
     counting: bool,
+    /// A verdict map (`type … : verdict`).
+    verdicts: bool,
     elements: Vec<Element>,
 }
 
 impl NewSet {
     /// The set `name` of `spec` (`type a . b . c; flags interval;
-    /// counter;`, the only form the ACL chains declare).
+    /// counter;` or `type a . b : verdict; flags interval;`, the only
+    /// forms the ACL chains declare).
     fn parse(name: &str, spec: &str) -> Result<NewSet, NftNetlinkError> {
         let fail = || encode_err(spec, "not an ACL set's declaration");
         let mut fields = None;
-        let (mut interval, mut counting) = (false, false);
+        let (mut interval, mut counting, mut verdicts) = (false, false, false);
         for clause in spec.split(';').map(str::trim).filter(|c| !c.is_empty()) {
             match clause {
                 "flags interval" => interval = true,
                 "counter" => counting = true,
                 _ => {
-                    let types = clause.strip_prefix("type ").ok_or_else(fail)?;
+                    let mut types = clause.strip_prefix("type ").ok_or_else(fail)?;
+                    if let Some(key) = types.strip_suffix(" : verdict") {
+                        (types, verdicts) = (key, true);
+                    }
                     let parsed: Option<Vec<(u32, u32)>> =
                         types.split(" . ").map(|t| datatype(t.trim())).collect();
                     fields = Some(parsed.ok_or_else(fail)?);
@@ -390,10 +444,14 @@ impl NewSet {
         let fields = fields
             .filter(|f| f.len() >= 2 && interval)
             .ok_or_else(fail)?;
+        if verdicts && counting {
+            return Err(fail());
+        }
         Ok(NewSet {
             name: name.to_string(),
             fields,
             counting,
+            verdicts,
             elements: Vec::new(),
         })
     }
@@ -420,9 +478,18 @@ impl NewSet {
         );
         m.attr_str(NFTA_SET_TABLE, TABLE);
         m.attr_str(NFTA_SET_NAME, &self.name);
-        m.attr(NFTA_SET_FLAGS, &SET_FLAGS_CONCAT_INTERVAL.to_be_bytes());
+        let map = if self.verdicts { SET_FLAG_MAP } else { 0 };
+        m.attr(
+            NFTA_SET_FLAGS,
+            &(SET_FLAGS_CONCAT_INTERVAL | map).to_be_bytes(),
+        );
         m.attr(NFTA_SET_KEY_TYPE, &self.key_type().to_be_bytes());
         m.attr(NFTA_SET_KEY_LEN, &self.key_len().to_be_bytes());
+        if self.verdicts {
+            // nft sends a verdict's length as 0: the kernel knows it.
+            m.attr(NFTA_SET_DATA_TYPE, &DATA_VERDICT.to_be_bytes());
+            m.attr(NFTA_SET_DATA_LEN, &0u32.to_be_bytes());
+        }
         m.attr(NFTA_SET_ID, &id.to_be_bytes());
         m.open(NFTA_SET_DESC);
         m.open(NFTA_SET_DESC_CONCAT);
@@ -433,7 +500,7 @@ impl NewSet {
         }
         m.close();
         m.close();
-        m.attr(NFTA_SET_USERDATA, &set_userdata());
+        m.attr(NFTA_SET_USERDATA, &set_userdata(self.verdicts));
         if self.counting {
             m.open(NFTA_SET_EXPR);
             m.attr_str(NFTA_EXPR_NAME, "counter");
@@ -451,18 +518,30 @@ impl NewSet {
 /// which nft lists by the key's type. libnftnl's TLVs (type, length,
 /// value; numbers in host order): `KEYBYTEORDER` (0) and `KEY_TYPEOF` (3)
 /// holding `TYPEOF_EXPR` (0) = `EXPR_CONCAT` (13) and an empty
-/// `TYPEOF_DATA` (1).
-fn set_userdata() -> Vec<u8> {
+/// `TYPEOF_DATA` (1). A verdict map adds its data's byte order
+/// (`DATABYTEORDER`, 1) after the key's and, last, that its data are not
+/// intervals (`DATA_INTERVAL`, 6).
+fn set_userdata(verdicts: bool) -> Vec<u8> {
     const KEYBYTEORDER: u8 = 0;
+    const DATABYTEORDER: u8 = 1;
     const KEY_TYPEOF: u8 = 3;
+    const DATA_INTERVAL: u8 = 6;
     const TYPEOF_EXPR: u8 = 0;
     const TYPEOF_DATA: u8 = 1;
     const EXPR_CONCAT: u32 = 13;
     let mut out = vec![KEYBYTEORDER, 4];
     out.extend_from_slice(&0u32.to_ne_bytes());
+    if verdicts {
+        out.extend_from_slice(&[DATABYTEORDER, 4]);
+        out.extend_from_slice(&0u32.to_ne_bytes());
+    }
     out.extend_from_slice(&[KEY_TYPEOF, 8, TYPEOF_EXPR, 4]);
     out.extend_from_slice(&EXPR_CONCAT.to_ne_bytes());
     out.extend_from_slice(&[TYPEOF_DATA, 0]);
+    if verdicts {
+        out.extend_from_slice(&[DATA_INTERVAL, 4]);
+        out.extend_from_slice(&0u32.to_ne_bytes());
+    }
     out
 }
 
@@ -481,7 +560,7 @@ fn put_expr(m: &mut Message, e: &Expr, set_ids: &std::collections::HashMap<&str,
         Expr::Payload { .. } => "payload",
         Expr::Mask { .. } => "bitwise",
         Expr::Hton { .. } => "byteorder",
-        Expr::Lookup { .. } => "lookup",
+        Expr::Lookup { .. } | Expr::Vmap { .. } => "lookup",
         Expr::Verdict(_) => "immediate",
     };
     m.attr_str(NFTA_EXPR_NAME, name);
@@ -521,11 +600,14 @@ fn put_expr(m: &mut Message, e: &Expr, set_ids: &std::collections::HashMap<&str,
             m.attr(NFTA_BYTEORDER_LEN, &be(1));
             m.attr(NFTA_BYTEORDER_SIZE, &be(2));
         }
-        Expr::Lookup { set } => {
+        Expr::Lookup { set } | Expr::Vmap { set } => {
             m.attr(NFTA_LOOKUP_SREG, &be(REG_1));
             m.attr_str(NFTA_LOOKUP_SET, set);
             if let Some(id) = set_ids.get(set.as_str()) {
                 m.attr(NFTA_LOOKUP_SET_ID, &be(*id));
+            }
+            if matches!(e, Expr::Vmap { .. }) {
+                m.attr(NFTA_LOOKUP_DREG, &be(NFT_REG_VERDICT));
             }
         }
         Expr::Verdict(code) => {
@@ -546,8 +628,33 @@ fn put_expr(m: &mut Message, e: &Expr, set_ids: &std::collections::HashMap<&str,
 struct Rebuilt {
     chain: String,
     old_sets: Vec<String>,
+    /// Subchains before: all flushed, those not kept deleted.
+    old_subchains: Vec<String>,
     sets: Vec<NewSet>,
     rules: Vec<Vec<Expr>>,
+    /// Subchains after, with their rules (those not there before are
+    /// created).
+    subchains: Vec<(String, Vec<Vec<Expr>>)>,
+}
+
+impl Rebuilt {
+    fn kept(names: &[String], name: &str) -> bool {
+        names.iter().any(|n| n == name)
+    }
+
+    /// The subchains that go.
+    fn gone(&self) -> impl Iterator<Item = &String> {
+        let new: Vec<&String> = self.subchains.iter().map(|(n, _)| n).collect();
+        self.old_subchains.iter().filter(move |o| !new.contains(o))
+    }
+
+    /// The subchains that come.
+    fn created(&self) -> impl Iterator<Item = &String> {
+        self.subchains
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| !Self::kept(&self.old_subchains, n))
+    }
 }
 
 /// Chain rebuilds and element changes checked and encoded, ready to be
@@ -566,10 +673,10 @@ pub fn encode_chain_changes(changes: &ChainChanges<'_>) -> Result<ChainBatch, Nf
     for chain in &changes.rebuilt {
         let mut sets = Vec::new();
         for (set, carried) in &chain.sets {
-            if set.kind != "set" {
-                return Err(encode_err(&set.name, "a map"));
-            }
             let mut new = NewSet::parse(&set.name, &set.spec)?;
+            if (set.kind == "map") != new.verdicts {
+                return Err(encode_err(&set.name, "a map of other data"));
+            }
             let ty = SetType::parse(&set.spec)?;
             new.elements = set
                 .elements
@@ -585,15 +692,24 @@ pub fn encode_chain_changes(changes: &ChainChanges<'_>) -> Result<ChainBatch, Nf
             }
             sets.push(new);
         }
+        let rules = |rules: &[String]| -> Result<Vec<Vec<Expr>>, NftNetlinkError> {
+            rules.iter().map(|r| rule_exprs(r)).collect()
+        };
         rebuilt.push(Rebuilt {
             chain: chain.chain.to_string(),
             old_sets: chain.old_sets.iter().map(|s| s.to_string()).collect(),
+            old_subchains: chain.old_subchains.iter().map(|s| s.to_string()).collect(),
             sets,
-            rules: chain
-                .rules
+            rules: rules(chain.rules)?,
+            subchains: chain
+                .subchains
                 .iter()
-                .map(|r| rule_exprs(r))
-                .collect::<Result<_, _>>()?,
+                .map(|sub| {
+                    let name = chain_name(&sub.name)
+                        .ok_or_else(|| encode_err(&sub.name, "not a chain name"))?;
+                    Ok((name, rules(&sub.rules)?))
+                })
+                .collect::<Result<_, NftNetlinkError>>()?,
         });
     }
     Ok(ChainBatch {
@@ -610,8 +726,12 @@ impl ChainBatch {
             .rebuilt
             .iter()
             .map(|c| {
-                1 + c.old_sets.len()
+                1 + c.old_subchains.len()
+                    + c.old_sets.len()
+                    + c.gone().count()
+                    + c.created().count()
                     + c.rules.len()
+                    + c.subchains.iter().map(|(_, r)| r.len()).sum::<usize>()
                     + c.sets
                         .iter()
                         .map(|s| 1 + s.elements.len().div_ceil(per))
@@ -664,13 +784,23 @@ impl ChainBatch {
             *next += 1;
         };
         let ack = NLM_F_REQUEST | NLM_F_ACK;
-        // 1. The rebuilt chains lose their rules, then their sets.
+        let chain_message = |kind: u16, seq: u32, name: &str, flags: u16| {
+            let mut m = Message::new(msg_type(kind), flags, seq, NFPROTO_INET, 0);
+            m.attr_str(NFTA_CHAIN_TABLE, TABLE);
+            m.attr_str(NFTA_CHAIN_NAME, name);
+            m
+        };
+        // 1. The rebuilt chains and their subchains lose their rules, then
+        //    the chains lose their sets and maps (whose elements go to
+        //    subchains), then the subchains that go are deleted.
         for c in &self.rebuilt {
             labels.push((next, format!("flushing chain {}", c.chain)));
-            let mut m = Message::new(msg_type(NFT_MSG_DELRULE), ack, next, NFPROTO_INET, 0);
-            m.attr_str(NFTA_RULE_TABLE, TABLE);
-            m.attr_str(NFTA_RULE_CHAIN, &c.chain);
-            push(m, &mut out, &mut next);
+            for chain in std::iter::once(&c.chain).chain(&c.old_subchains) {
+                let mut m = Message::new(msg_type(NFT_MSG_DELRULE), ack, next, NFPROTO_INET, 0);
+                m.attr_str(NFTA_RULE_TABLE, TABLE);
+                m.attr_str(NFTA_RULE_CHAIN, chain);
+                push(m, &mut out, &mut next);
+            }
             for set in &c.old_sets {
                 labels.push((next, format!("deleting set {set}")));
                 let mut m = Message::new(msg_type(NFT_MSG_DELSET), ack, next, NFPROTO_INET, 0);
@@ -678,8 +808,27 @@ impl ChainBatch {
                 m.attr_str(NFTA_SET_NAME, set);
                 push(m, &mut out, &mut next);
             }
+            for sub in c.gone() {
+                labels.push((next, format!("deleting chain {sub}")));
+                push(
+                    chain_message(NFT_MSG_DELCHAIN, next, sub, ack),
+                    &mut out,
+                    &mut next,
+                );
+            }
         }
-        // 2. Their new sets, each with its elements, then their rules.
+        // 2. Their new subchains, their new sets, each with its elements,
+        //    then their rules.
+        for c in &self.rebuilt {
+            for sub in c.created() {
+                labels.push((next, format!("creating chain {sub}")));
+                push(
+                    chain_message(NFT_MSG_NEWCHAIN, next, sub, ack | NLM_F_CREATE),
+                    &mut out,
+                    &mut next,
+                );
+            }
+        }
         let mut set_ids = std::collections::HashMap::new();
         for (set, id) in self.rebuilt.iter().flat_map(|c| &c.sets).zip(1u32..) {
             labels.push((next, format!("creating set {}", set.name)));
@@ -697,23 +846,27 @@ impl ChainBatch {
             }
         }
         for c in &self.rebuilt {
-            labels.push((next, format!("adding the rules of chain {}", c.chain)));
-            for rule in &c.rules {
-                let mut m = Message::new(
-                    msg_type(NFT_MSG_NEWRULE),
-                    ack | NLM_F_CREATE | NLM_F_APPEND,
-                    next,
-                    NFPROTO_INET,
-                    0,
-                );
-                m.attr_str(NFTA_RULE_TABLE, TABLE);
-                m.attr_str(NFTA_RULE_CHAIN, &c.chain);
-                m.open(NFTA_RULE_EXPRESSIONS);
-                for e in rule {
-                    put_expr(&mut m, e, &set_ids);
+            let chains = std::iter::once((&c.chain, &c.rules))
+                .chain(c.subchains.iter().map(|(name, rules)| (name, rules)));
+            for (chain, rules) in chains {
+                labels.push((next, format!("adding the rules of chain {chain}")));
+                for rule in rules {
+                    let mut m = Message::new(
+                        msg_type(NFT_MSG_NEWRULE),
+                        ack | NLM_F_CREATE | NLM_F_APPEND,
+                        next,
+                        NFPROTO_INET,
+                        0,
+                    );
+                    m.attr_str(NFTA_RULE_TABLE, TABLE);
+                    m.attr_str(NFTA_RULE_CHAIN, chain);
+                    m.open(NFTA_RULE_EXPRESSIONS);
+                    for e in rule {
+                        put_expr(&mut m, e, &set_ids);
+                    }
+                    m.close();
+                    push(m, &mut out, &mut next);
                 }
-                m.close();
-                push(m, &mut out, &mut next);
             }
         }
         // 3. The element changes of the other chains: deletions first.
@@ -887,6 +1040,78 @@ mod tests {
     }
 
     #[test]
+    fn a_dispatch_map_lookup_compiles_as_nft_compiles_it() {
+        let got = rule_exprs("ip saddr . meta l4proto vmap @m").unwrap();
+        let mut want = nfproto(NFPROTO_IPV4).to_vec();
+        want.extend([
+            net(12, 4),
+            l4proto(9),
+            Expr::Hton { reg: 9 },
+            Expr::Vmap { set: "m".into() },
+        ]);
+        assert_eq!(got, want);
+        let v6 = rule_exprs("ip6 daddr . meta l4proto vmap @m6").unwrap();
+        assert_eq!(
+            v6[2..],
+            [
+                net(24, 16),
+                l4proto(2),
+                Expr::Hton { reg: 2 },
+                Expr::Vmap { set: "m6".into() }
+            ]
+        );
+        for bad in [
+            "goto X",
+            "ip saddr . meta l4proto vmap m",
+            "ip saddr . th dport vmap @m",
+            "jump X",
+        ] {
+            assert!(rule_exprs(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_dispatch_map_is_declared_and_filled_as_nft_does_it() {
+        // nft 1.0.6 sent, for `map m { type ipv4_addr . inet_proto :
+        // verdict; flags interval; }`: flags 0x8c, key type 0x1cc, key
+        // length 8, data type 0xffffff00, data length 0, and these user
+        // data; for the element `10.128.0.0/13 . 0-255 : jump C`: key
+        // 0a800000 00000000, key end 0a87ffff ff000000, jump C (code -3).
+        let spec = "type ipv4_addr . inet_proto : verdict; flags interval;";
+        let set = NewSet::parse("m", spec).unwrap();
+        assert!(set.verdicts && !set.counting);
+        assert_eq!((set.key_type(), set.key_len()), (0x1cc, 8));
+        if cfg!(target_endian = "little") {
+            assert_eq!(
+                set_userdata(true),
+                [
+                    0, 4, 0, 0, 0, 0, 1, 4, 0, 0, 0, 0, 3, 8, 0, 4, 13, 0, 0, 0, 1, 0, 6, 4, 0, 0,
+                    0, 0
+                ],
+                "the bytes nft sent"
+            );
+        }
+        let ty = SetType::parse(spec).unwrap();
+        let e = Element::parse(&ty, "10.128.0.0/13 . 0-255 : jump C", false).unwrap();
+        assert_eq!(e.key, [10, 128, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            e.key_end.as_deref(),
+            Some(&[10, 135, 255, 255, 255, 0, 0, 0][..])
+        );
+        assert_eq!((e.jump.as_deref(), e.data.as_ref()), (Some("C"), None));
+        assert!(Element::parse(&ty, "10.128.0.0/13 . 0-255 : jump C-1", false).is_err());
+        assert!(Element::parse(&ty, "10.128.0.0/13 . 0-255 : accept", false).is_err());
+        assert!(Element::parse(&ty, "10.128.0.0/13 . 0-255", false).is_err());
+        assert!(
+            NewSet::parse(
+                "m",
+                "type ipv4_addr . inet_proto : verdict; flags interval; counter;"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn rules_of_other_shapes_are_refused() {
         for rule in [
             "ct state established accept",
@@ -937,7 +1162,7 @@ mod tests {
         }
         if cfg!(target_endian = "little") {
             assert_eq!(
-                set_userdata(),
+                set_userdata(false),
                 [0, 4, 0, 0, 0, 0, 3, 8, 0, 4, 13, 0, 0, 0, 1, 0],
                 "the bytes nft sent"
             );

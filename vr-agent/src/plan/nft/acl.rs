@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use super::{Chain, Set, inbound_chain, outbound_chain};
+use super::{Chain, Set, Subchain, inbound_chain, outbound_chain};
 use crate::model::*;
 use crate::plan::acl::{Compiled, Lookup, Shape};
 use crate::plan::boxes::{Box3, Span};
@@ -168,9 +168,9 @@ fn prefix_span((start, len): (u128, u32), bits: u32) -> Span {
 /// elements is one set, as before; a larger one is split along the address
 /// trie: a prefix holding more elements is halved, recursively, and each
 /// resulting prefix holding at least [`SHARD_LEAST`] elements becomes a
-/// set looked up behind a match on the prefix (one compare for the packets
-/// outside it). Elements of smaller prefixes, and those spanning a halved
-/// prefix, go to the main set, which comes last. The split depends on the
+/// set of its own, which the chain reaches through a map on the address
+/// (see [`acl_chain`]). Elements of smaller prefixes, and those spanning a
+/// halved prefix, go to the main set, which comes last. The split depends on the
 /// number of elements under each prefix only: a one-item change moves no
 /// other element unless it takes a prefix across a threshold (then the
 /// chain is rebuilt). Within a layer the lookups of one action may come in
@@ -408,18 +408,6 @@ fn elements(
     out.into()
 }
 
-/// One ACL chain: a rule per compiled lookup, in layer order, each a set
-/// lookup with the item's verdict, then the direction's default. A set is
-/// named after its layer, action and shape (`<chain>_l<layer>_<action>_
-/// <shape>`), so adding or removing an item that keeps its layer changes
-/// only elements.
-///
-/// Every set carries a counter per element (`counter` in its declaration)
-/// and every element the number of its item as comment: the kernel counts
-/// the packets each element decides, in the same lookup, and the agent
-/// sums them per item ([`super::counters`]). Per-element counters keep one
-/// lookup per set; named counters would need a second lookup (an object
-/// map) per layer. An element that stays across a change keeps its count.
 /// What an ACL chain was planned from, to render its next version from.
 pub(super) struct Before<'a> {
     pub compiled: &'a Compiled,
@@ -427,6 +415,53 @@ pub(super) struct Before<'a> {
     pub chain: &'a Chain,
 }
 
+/// The key a sharded lookup's dispatch map is looked up with: the address
+/// and the protocol, whatever the lookup's shape. nf_tables keeps a map of
+/// address prefixes as a set of concatenated intervals (pipapo) only with
+/// two fields or more; a single-field interval map would be a red-black
+/// tree, whose elements are start and end pairs. The protocol's field
+/// always spans `0-255`.
+fn dispatch_key(v6: bool, addr: &str) -> String {
+    key(if v6 { Shape::V6Proto } else { Shape::V4Proto }, addr)
+}
+
+/// The declaration of a dispatch map.
+fn dispatch_spec(v6: bool) -> String {
+    format!(
+        "type {} : verdict; flags interval;",
+        set_type(if v6 { Shape::V6Proto } else { Shape::V4Proto })
+    )
+}
+
+/// One ACL chain: a rule per compiled lookup, in layer order, each a set
+/// lookup with the item's verdict, then the direction's default. A set is
+/// named after its layer, action and shape (`<chain>_l<layer>_<action>_
+/// <shape>`), so adding or removing an item that keeps its layer changes
+/// only elements.
+///
+/// A lookup split into shards (see [`shards`]) whose verdict ends the
+/// packet's walk (accept, drop) is one dispatch map keyed on the address
+/// (`<chain>_l…_shards`), whose elements, one per shard prefix, `jump` to
+/// a subchain holding that shard's lookup (`ACL_…_l…_<prefix>`), then the
+/// main set's rule: a packet pays one map lookup and at most one shard
+/// lookup, whatever the number of shards. The shard prefixes are disjoint,
+/// so the map holds the one shard whose elements can hold the packet's
+/// address; a miss there returns to the rule after the map, so the sets
+/// are walked in the order guards would walk them (the shard, then the
+/// main set). Subchains are one `jump` deep whatever the number of sharded
+/// lookups (nf_tables refuses chains nested past 16, gotos included).
+///
+/// An egress allow `return`s, which from a subchain would return to the
+/// ACL chain instead of leaving it: its shards stay rules guarded by their
+/// prefix (`ip daddr <prefix> <key> @set return`), one compare each for
+/// the packets outside.
+///
+/// Every set carries a counter per element (`counter` in its declaration)
+/// and every element the number of its item as comment: the kernel counts
+/// the packets each element decides, in the same lookup, and the agent
+/// sums them per item ([`super::counters`]). Per-element counters keep one
+/// lookup per set; named counters would need a second lookup (an object
+/// map) per layer. An element that stays across a change keeps its count.
 pub(super) fn acl_chain(
     index: u32,
     direction: Direction,
@@ -444,11 +479,13 @@ pub(super) fn acl_chain(
         hook: None,
         sets: Vec::new(),
         rules: Vec::new(),
+        subchains: Vec::new(),
     };
     // The sets of the chain before, by name, to render from.
     let old_sets: std::collections::HashMap<&str, &Set> = before
         .map(|b| b.chain.sets.iter().map(|s| (s.name.as_str(), s)).collect())
         .unwrap_or_default();
+    let lower = name.to_ascii_lowercase();
     for lookup in &compiled.lookups {
         // Allow in an egress chain returns, so the packet goes on to the
         // ingress ACL of the network it is going to.
@@ -458,12 +495,12 @@ pub(super) fn acl_chain(
             (Action::Deny, _) => ("drop", "deny"),
         };
         let base = format!(
-            "{}_l{}_{action}_{}",
-            name.to_ascii_lowercase(),
+            "{lower}_l{}_{action}_{}",
             lookup.layer,
             suffix(lookup.shape)
         );
         let v6 = lookup.shape.v6();
+        let bits = if v6 { 128 } else { 32 };
         // The same lookup before and its sets, by name.
         let old = before.and_then(|b| {
             let old = b.compiled.lookups.iter().find(|l| {
@@ -475,20 +512,38 @@ pub(super) fn acl_chain(
                 .collect();
             Some((old, sets, b.ids))
         });
-        for shard in shards(lookup) {
+        let split = shards(lookup);
+        let dispatched = verdict != "return" && split.iter().any(|s| s.prefix.is_some());
+        let map_name = format!("{base}_shards");
+        if dispatched {
+            chain
+                .rules
+                .push(format!("{} vmap @{map_name}", dispatch_key(v6, addr)));
+        }
+        let mut dispatch = Vec::new();
+        for shard in split {
             let set_name = shard_name(&base, shard.prefix, v6);
-            let guard = match shard.prefix {
-                Some(prefix) => format!(
-                    "{} {addr} {} ",
+            let rule = format!("{} @{set_name} {verdict}", key(lookup.shape, addr));
+            match shard.prefix {
+                Some(prefix) if dispatched => {
+                    // The subchain is named as its set, in the chain's case.
+                    let sub = format!("{name}{}", &set_name[lower.len()..]);
+                    dispatch.push(format!(
+                        "{} . 0-255 : jump {sub}",
+                        render_addr(prefix_span(prefix, bits), v6)
+                    ));
+                    chain.subchains.push(Subchain {
+                        name: sub,
+                        rules: vec![rule],
+                    });
+                }
+                Some(prefix) => chain.rules.push(format!(
+                    "{} {addr} {} {rule}",
                     if v6 { "ip6" } else { "ip" },
-                    render_addr(prefix_span(prefix, if v6 { 128 } else { 32 }), v6)
-                ),
-                None => String::new(),
-            };
-            chain.rules.push(format!(
-                "{guard}{} @{set_name} {verdict}",
-                key(lookup.shape, addr)
-            ));
+                    render_addr(prefix_span(prefix, bits), v6)
+                )),
+                None => chain.rules.push(rule),
+            }
             let was = old.as_ref().and_then(|(old, sets, old_ids)| {
                 let members = sets.get(&set_name)?;
                 let set = old_sets.get(set_name.as_str())?;
@@ -505,6 +560,14 @@ pub(super) fn acl_chain(
                 kind: "set",
                 spec: format!("type {}; flags interval; counter;", set_type(lookup.shape)),
                 elements,
+            });
+        }
+        if dispatched {
+            chain.sets.push(Set {
+                name: map_name,
+                kind: "map",
+                spec: dispatch_spec(v6),
+                elements: dispatch.into(),
             });
         }
     }
@@ -744,16 +807,215 @@ mod tests {
         check(&deleted, &shards(&deleted));
     }
 
-    #[test]
-    fn a_sharded_chain_guards_each_set_with_its_prefix_and_keeps_the_main_name() {
-        let l = lookup(1_000, &[]);
+    /// The sets a packet from `addr` consults, in order, walking the
+    /// rendered chain as the kernel does when no set holds its key: a set
+    /// lookup is consulted and missed, a guard on a prefix not holding
+    /// `addr` skips its rule, a dispatch map jumps to the subchain of the
+    /// prefix holding `addr` (or goes on to the next rule), the end of a
+    /// subchain returns after the jump, `drop` ends the walk.
+    fn consulted(chain: &Chain, addr: u128) -> Vec<String> {
+        let rules_of = |name: &str| -> Vec<String> {
+            if name == chain.name {
+                return chain.rules.clone();
+            }
+            let sub = chain.subchains.iter().find(|c| c.name == name);
+            sub.unwrap_or_else(|| panic!("no chain {name}"))
+                .rules
+                .clone()
+        };
+        let set = |name: &str| chain.sets.iter().find(|s| s.name == name).unwrap();
+        let holds = |prefix: &str| {
+            let net: ipnet::Ipv4Net = prefix.parse().unwrap();
+            let (lo, hi) = (u32::from(net.network()), u32::from(net.broadcast()));
+            lo as u128 <= addr && addr <= hi as u128
+        };
+        let mut out = Vec::new();
+        let mut stack = Vec::new();
+        let (mut rules, mut at) = (rules_of(&chain.name), 0);
+        loop {
+            let Some(rule) = rules.get(at).cloned() else {
+                // The end of a subchain: back after the jump.
+                (rules, at) = stack.pop().expect("the ACL chain ends with drop");
+                continue;
+            };
+            at += 1;
+            if let Some((_, map)) = rule.split_once(" vmap @") {
+                assert_eq!(set(map).kind, "map");
+                let to = set(map).elements.iter().find_map(|e| {
+                    let (prefix, to) = e.split_once(" . 0-255 : jump ").unwrap();
+                    holds(prefix).then(|| to.to_string())
+                });
+                if let Some(to) = to {
+                    stack.push((std::mem::replace(&mut rules, rules_of(&to)), at));
+                    at = 0;
+                }
+            } else if let Some((lookup, name)) = rule.split_once(" @") {
+                let guard = lookup
+                    .strip_prefix("ip saddr ")
+                    .and_then(|g| g.split_once(' '));
+                if guard.is_some_and(|(prefix, _)| prefix != "." && !holds(prefix)) {
+                    continue;
+                }
+                let name = name.split(' ').next().unwrap();
+                assert_eq!(set(name).kind, "set");
+                out.push(name.to_string());
+            } else {
+                assert_eq!(rule, "drop");
+                out.push(rule);
+                return out;
+            }
+        }
+    }
+
+    fn ingress_chain(lookups: Vec<Lookup>) -> Chain {
         let compiled = Compiled {
-            lookups: vec![l],
-            layers: 1,
+            layers: lookups.len() as u32,
+            lookups,
+        };
+        acl_chain(
+            2,
+            Direction::Ingress,
+            &compiled,
+            true,
+            Default::default(),
+            None,
+        )
+    }
+
+    #[test]
+    fn a_sharded_lookup_dispatches_on_the_address_and_keeps_the_main_name() {
+        let chain = ingress_chain(vec![lookup(1_000, &[])]);
+        assert_eq!(
+            chain.rules,
+            [
+                "ip saddr . meta l4proto vmap @acl_inbound_eth2_l0_allow_v4_ports_shards",
+                "ip saddr . meta l4proto . th dport @acl_inbound_eth2_l0_allow_v4_ports accept",
+                "drop",
+            ]
+        );
+        let map = chain.sets.last().unwrap();
+        assert_eq!(
+            (map.name.as_str(), map.kind, map.spec.as_str()),
+            (
+                "acl_inbound_eth2_l0_allow_v4_ports_shards",
+                "map",
+                "type ipv4_addr . inet_proto : verdict; flags interval;"
+            )
+        );
+        assert_eq!(
+            map.elements[0],
+            "10.100.0.0/16 . 0-255 : jump ACL_INBOUND_eth2_l0_allow_v4_ports_0a640000_16"
+        );
+        assert_eq!(map.elements.len(), 4);
+        assert_eq!(
+            chain.subchains[0],
+            Subchain {
+                name: "ACL_INBOUND_eth2_l0_allow_v4_ports_0a640000_16".into(),
+                rules: vec![
+                    "ip saddr . meta l4proto . th dport \
+                     @acl_inbound_eth2_l0_allow_v4_ports_0a640000_16 accept"
+                        .into()
+                ],
+            }
+        );
+        assert_eq!(chain.subchains.len(), 4);
+        let total: usize = chain
+            .sets
+            .iter()
+            .filter(|s| s.kind == "set")
+            .map(|s| s.elements.len())
+            .sum();
+        assert_eq!(total, 1_000);
+    }
+
+    #[test]
+    fn a_packet_consults_its_shard_then_the_main_set_of_each_lookup_in_order() {
+        // Layer 0 deny sharded, layer 1 allow small, layer 2 allow sharded:
+        // every address walks the three lookups in order, seeing of a
+        // sharded lookup the shard holding it, if any, then its main set.
+        let mut deny = lookup(500, &[]);
+        deny.action = Action::Deny;
+        let mut small = lookup(3, &[]);
+        small.layer = 1;
+        let mut allow = lookup(1_000, &[]);
+        allow.layer = 2;
+        let chain = ingress_chain(vec![deny.clone(), small, allow.clone()]);
+        let set = |l: &Lookup, prefix: Option<(u128, u32)>| {
+            let action = if l.action == Action::Deny {
+                "deny"
+            } else {
+                "allow"
+            };
+            shard_name(
+                &format!("acl_inbound_eth2_l{}_{action}_v4_ports", l.layer),
+                prefix,
+                false,
+            )
+        };
+        let at = |a: u8, b: u8| u32::from(Ipv4Addr::new(10, a, b, 7)) as u128;
+        let holding = |l: &Lookup, addr: u128| {
+            shards(l).into_iter().filter_map(|s| s.prefix).find(|p| {
+                let (lo, hi) = prefix_span(*p, 32);
+                lo <= addr && addr <= hi
+            })
+        };
+        // Inside a shard of each lookup, of the larger one only, of none.
+        for (addr, inside) in [(at(100, 3), 2), (at(103, 9), 1), (at(1, 2), 0)] {
+            let mut want = Vec::new();
+            want.extend(holding(&deny, addr).map(|p| set(&deny, Some(p))));
+            want.push(set(&deny, None));
+            want.push("acl_inbound_eth2_l1_allow_v4_ports".into());
+            want.extend(holding(&allow, addr).map(|p| set(&allow, Some(p))));
+            want.push(set(&allow, None));
+            want.push("drop".into());
+            assert_eq!(want.len(), 4 + inside, "{addr:x}");
+            assert_eq!(consulted(&chain, addr), want, "{addr:x}");
+        }
+        // Every set and subchain is reached by some rule or map.
+        let rules: Vec<&String> = chain
+            .rules
+            .iter()
+            .chain(chain.subchains.iter().flat_map(|c| &c.rules))
+            .collect();
+        let maps: Vec<&String> = chain.sets.iter().flat_map(|s| s.elements.iter()).collect();
+        for set in &chain.sets {
+            let used = format!("@{}", set.name);
+            assert!(rules.iter().any(|r| r.contains(&used)), "{}", set.name);
+        }
+        for sub in &chain.subchains {
+            let to = format!("jump {}", sub.name);
+            assert!(
+                rules.iter().chain(&maps).any(|r| r.ends_with(&to)),
+                "{}",
+                sub.name
+            );
+        }
+    }
+
+    #[test]
+    fn an_egress_allow_keeps_guarded_shards_and_an_egress_deny_dispatches() {
+        let empty = acl_chain(
+            2,
+            Direction::Egress,
+            &Compiled::default(),
+            false,
+            Default::default(),
+            None,
+        );
+        assert!(empty.rules.is_empty() && empty.subchains.is_empty());
+        // A subchain's `return` would return to the ACL chain, not leave
+        // it: an egress allow's shards are guarded rules.
+        let mut deny = lookup(600, &[]);
+        deny.action = Action::Deny;
+        let mut allow = lookup(600, &[]);
+        allow.layer = 1;
+        let compiled = Compiled {
+            lookups: vec![deny, allow],
+            layers: 2,
         };
         let chain = acl_chain(
             2,
-            Direction::Ingress,
+            Direction::Egress,
             &compiled,
             true,
             Default::default(),
@@ -761,16 +1023,20 @@ mod tests {
         );
         assert_eq!(
             chain.rules[0],
-            "ip saddr 10.100.0.0/16 ip saddr . meta l4proto . th dport \
-             @acl_inbound_eth2_l0_allow_v4_ports_0a640000_16 accept"
+            "ip daddr . meta l4proto vmap @acl_outbound_eth2_l0_deny_v4_ports_shards"
         );
         assert_eq!(
-            chain.rules[4],
-            "ip saddr . meta l4proto . th dport @acl_inbound_eth2_l0_allow_v4_ports accept"
+            chain.rules[2],
+            "ip daddr 10.100.0.0/16 ip daddr . meta l4proto . th dport \
+             @acl_outbound_eth2_l1_allow_v4_ports_0a640000_16 return"
         );
-        assert_eq!(chain.rules[5], "drop");
-        let total: usize = chain.sets.iter().map(|s| s.elements.len()).sum();
-        assert_eq!(total, 1_000);
-        assert!(chain.sets[4].elements.is_empty());
+        assert!(
+            chain
+                .subchains
+                .iter()
+                .all(|s| s.rules[0].ends_with(" drop"))
+        );
+        assert!(chain.subchains.iter().all(|s| s.name.contains("_l0_deny_")));
+        assert_eq!(chain.rules.last().map(String::as_str), Some("drop"));
     }
 }

@@ -169,6 +169,7 @@ pub(super) fn chain(router: &Router) -> Chain {
         hook: Some("type filter hook prerouting priority raw; policy accept;".into()),
         sets,
         rules,
+        subchains: Vec::new(),
     }
 }
 

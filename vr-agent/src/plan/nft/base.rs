@@ -103,6 +103,7 @@ pub(super) fn mangle(router: &Router, nats: StaticNatSets) -> Chain {
         hook: Some("type filter hook prerouting priority mangle; policy accept;".into()),
         sets,
         rules,
+        subchains: Vec::new(),
     }
 }
 
@@ -174,6 +175,7 @@ pub(super) fn dstnat(
         hook: Some("type nat hook prerouting priority dstnat; policy accept;".into()),
         sets,
         rules,
+        subchains: Vec::new(),
     }
 }
 
@@ -482,6 +484,7 @@ pub(super) fn forward(router: &Router, nats: StaticNatSets) -> Chain {
         hook: Some("type filter hook forward priority filter; policy drop;".into()),
         sets,
         rules,
+        subchains: Vec::new(),
     }
 }
 
@@ -558,6 +561,7 @@ pub(super) fn input(router: &Router, options: &NftOptions) -> Chain {
         hook: Some("type filter hook input priority filter; policy drop;".into()),
         sets: Vec::new(),
         rules,
+        subchains: Vec::new(),
     }
 }
 
@@ -631,6 +635,7 @@ pub(super) fn srcnat(router: &Router, nats: StaticNatSets) -> Chain {
         hook: Some("type nat hook postrouting priority srcnat; policy accept;".into()),
         sets,
         rules,
+        subchains: Vec::new(),
     }
 }
 

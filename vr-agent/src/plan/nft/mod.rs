@@ -19,7 +19,9 @@
 //!   control NICs.
 //! - `nat_postrouting`: static NAT out, source NAT per public or private
 //!   gateway NIC, hairpin NAT inside a tier.
-//! - `ACL_INBOUND_ethN` / `ACL_OUTBOUND_ethN` per tier and private gateway NIC.
+//! - `ACL_INBOUND_ethN` / `ACL_OUTBOUND_ethN` per tier and private gateway NIC,
+//!   with a subchain `ACL_…_l<layer>_<action>_<shape>_<prefix>` per set of a
+//!   lookup split by address (see [`acl`]).
 //! - `LB_PROXY_<rule>_<k>`: a backend tier's ingress ACL for the clients of a
 //!   rule HAProxy serves (see [`proxy`]).
 
@@ -109,6 +111,17 @@ pub struct Chain {
     /// For base chains: `type filter hook forward priority filter; policy drop;`.
     pub hook: Option<String>,
     pub sets: Vec<Set>,
+    pub rules: Vec<String>,
+    /// Regular chains that only this chain's maps reach (by `jump`):
+    /// created, rebuilt and deleted with it, their rules using its sets.
+    /// An ACL chain's sharded lookups dispatch to them (see [`acl`]).
+    pub subchains: Vec<Subchain>,
+}
+
+/// A regular chain owned by a [`Chain`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subchain {
+    pub name: String,
     pub rules: Vec<String>,
 }
 
@@ -230,7 +243,11 @@ fn cidr_list(nets: &[Ipv4Net]) -> String {
 impl Ruleset {
     /// Number of rules and set elements, for logs.
     pub fn size(&self) -> (usize, usize) {
-        let rules = self.chains.iter().map(|c| c.rules.len()).sum();
+        let rules = self
+            .chains
+            .iter()
+            .map(|c| c.rules.len() + c.subchains.iter().map(|s| s.rules.len()).sum::<usize>())
+            .sum();
         let elements = self
             .chains
             .iter()

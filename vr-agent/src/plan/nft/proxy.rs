@@ -87,6 +87,7 @@ pub(super) fn chains(router: &Router) -> Vec<Chain> {
                 hook: None,
                 sets: Vec::new(),
                 rules,
+                subchains: Vec::new(),
             });
         }
     }

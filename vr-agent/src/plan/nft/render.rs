@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::acl::{element_key, item_of_element, with_counts};
 use super::counters::ChainCounts;
 use super::items::ItemIndex;
-use super::{Chain, Ruleset, Set, TABLE};
+use super::{Chain, Ruleset, Set, Subchain, TABLE};
 
 /// Hit counts carried over to the elements that replace an item's
 /// elements, so that an item's counts survive a change that keeps the item.
@@ -225,6 +225,7 @@ const MAX_ELEMENT_DELETIONS: usize = 256;
 fn only_elements_differ(old: &Chain, new: &Chain) -> bool {
     let same_shape = old.hook == new.hook
         && old.rules == new.rules
+        && old.subchains == new.subchains
         && old.sets.len() == new.sets.len()
         && old
             .sets
@@ -413,18 +414,24 @@ impl Ruleset {
 /// (packets, bytes).
 pub type Carried = (usize, (u64, u64));
 
-/// A regular chain rebuilt whole in one transaction: its rules flushed, its
-/// sets deleted, its new sets created with their elements, its new rules
-/// added (what [`Ruleset::render_update_with`] writes for it as a script).
+/// A regular chain rebuilt whole in one transaction: its rules and its
+/// subchains' flushed, its sets deleted, its subchains that go deleted and
+/// those that come created, its new sets created with their elements, its
+/// new rules and its subchains' added (what
+/// [`Ruleset::render_update_with`] writes for it as a script).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainRebuild<'a> {
     pub chain: &'a str,
     /// The chain's sets before, deleted once its rules are gone.
     pub old_sets: Vec<&'a str>,
+    /// The chain's subchains before, flushed with it.
+    pub old_subchains: Vec<&'a str>,
     /// The chain's sets after, each with the elements that start at a
     /// carried count.
     pub sets: Vec<(&'a Set, Vec<Carried>)>,
     pub rules: &'a [String],
+    /// The chain's subchains after (those not there before are created).
+    pub subchains: &'a [Subchain],
 }
 
 /// A change of regular chains and elements only: no chain comes or goes,
@@ -491,12 +498,14 @@ impl Ruleset {
             .map(|&(o, n)| ChainRebuild {
                 chain: n.name.as_str(),
                 old_sets: o.sets.iter().map(|s| s.name.as_str()).collect(),
+                old_subchains: o.subchains.iter().map(|s| s.name.as_str()).collect(),
                 sets: n
                     .sets
                     .iter()
                     .map(|s| (s, carried_positions(&n.name, s, &carry.counts, &mut given)))
                     .collect(),
                 rules: &n.rules,
+                subchains: &n.subchains,
             })
             .collect();
         Some(ChainChanges { rebuilt, elements })
@@ -516,6 +525,11 @@ impl Ruleset {
         let mut given = BTreeSet::new();
         let mut out =
             format!("table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n");
+        // Subchains are declared before the maps whose elements go to them;
+        // their rules come with their chain's, after the sets.
+        for sub in self.chains.iter().flat_map(|c| &c.subchains) {
+            let _ = writeln!(out, "\tchain {} {{\n\t}}", sub.name);
+        }
         for chain in &self.chains {
             for set in &chain.sets {
                 let _ = writeln!(
@@ -536,6 +550,13 @@ impl Ruleset {
                 let _ = writeln!(out, "\t\t{rule}");
             }
             out.push_str("\t}\n");
+            for sub in &chain.subchains {
+                let _ = writeln!(out, "\tchain {} {{", sub.name);
+                for rule in &sub.rules {
+                    let _ = writeln!(out, "\t\t{rule}");
+                }
+                out.push_str("\t}\n");
+            }
         }
         out.push_str("}\n");
         out
@@ -667,31 +688,50 @@ impl Ruleset {
                 );
             }
         }
-        // 1. Empty the chains that change or go, dropping their references to
-        //    sets and to other chains.
-        for chain in changed
+        // 1. Empty the chains that change or go and their subchains,
+        //    dropping their references to sets and to other chains.
+        let emptied: Vec<&Chain> = changed
             .iter()
             .map(|(o, _)| *o)
             .chain(removed.iter().copied())
-        {
+            .collect();
+        for chain in &emptied {
             let _ = writeln!(out, "flush chain {t} {}", chain.name);
+            for sub in &chain.subchains {
+                let _ = writeln!(out, "flush chain {t} {}", sub.name);
+            }
         }
-        // 2. Remove chains and the sets they owned.
-        for chain in &removed {
-            let _ = writeln!(out, "delete chain {t} {}", chain.name);
-        }
-        for chain in changed
-            .iter()
-            .map(|(o, _)| *o)
-            .chain(removed.iter().copied())
-        {
+        // 2. Remove the sets and maps they owned (a map's elements can go
+        //    to a subchain), then the chains and subchains that go.
+        for chain in &emptied {
             for set in &chain.sets {
                 let _ = writeln!(out, "delete {} {t} {}", set.kind, set.name);
             }
         }
-        // 3. Declare new chains before any rule jumps to them.
+        let kept = |sub: &Subchain, of: &Chain| of.subchains.iter().any(|s| s.name == sub.name);
+        for (o, n) in &changed {
+            for sub in o.subchains.iter().filter(|s| !kept(s, n)) {
+                let _ = writeln!(out, "delete chain {t} {}", sub.name);
+            }
+        }
+        for chain in &removed {
+            for sub in &chain.subchains {
+                let _ = writeln!(out, "delete chain {t} {}", sub.name);
+            }
+            let _ = writeln!(out, "delete chain {t} {}", chain.name);
+        }
+        // 3. Declare new chains and subchains before any rule or map goes
+        //    to them.
         for chain in &added {
             let _ = writeln!(out, "add chain {t} {}", chain.name);
+            for sub in &chain.subchains {
+                let _ = writeln!(out, "add chain {t} {}", sub.name);
+            }
+        }
+        for (o, n) in &changed {
+            for sub in n.subchains.iter().filter(|s| !kept(s, o)) {
+                let _ = writeln!(out, "add chain {t} {}", sub.name);
+            }
         }
         // 4. Sets, then rules, of new and changed chains.
         let rebuilt: Vec<&Chain> = added
@@ -713,6 +753,11 @@ impl Ruleset {
         for chain in &rebuilt {
             for rule in &chain.rules {
                 let _ = writeln!(out, "add rule {t} {} {rule}", chain.name);
+            }
+            for sub in &chain.subchains {
+                for rule in &sub.rules {
+                    let _ = writeln!(out, "add rule {t} {} {rule}", sub.name);
+                }
             }
         }
         out.push_str(&additions);
@@ -738,6 +783,7 @@ mod tests {
                 })
                 .collect(),
             rules: (0..rules).map(|k| format!("rule {k}")).collect(),
+            subchains: Vec::new(),
         }
     }
 
@@ -911,5 +957,69 @@ mod tests {
         // The full replacement carries the same way.
         let full = new.render_full_with(&carry.counts);
         assert_eq!(full.matches("counter packets").count(), 2, "{full}");
+    }
+
+    #[test]
+    fn a_rebuilt_chain_empties_its_subchains_drops_its_maps_before_them_and_makes_new_ones_first() {
+        let with_subs = |subs: &[&str], map: &[&str]| {
+            let mut chain = acl_chain(&[("s", &[A])], 1);
+            chain.sets.push(Set {
+                name: "m".into(),
+                kind: "map",
+                spec: "type ipv4_addr . inet_proto : verdict; flags interval;".into(),
+                elements: map.iter().map(|e| e.to_string()).collect(),
+            });
+            chain.subchains = subs
+                .iter()
+                .map(|name| Subchain {
+                    name: name.to_string(),
+                    rules: vec![format!("rule of {name}")],
+                })
+                .collect();
+            ruleset(chain)
+        };
+        let old = with_subs(&["SUB_a", "SUB_b"], &["10.0.0.0/9 . 0-255 : jump SUB_a"]);
+        let new = with_subs(&["SUB_b", "SUB_c"], &["10.128.0.0/9 . 0-255 : jump SUB_c"]);
+        let script = new.render_update(&old).unwrap();
+        let at = |line: &str| {
+            script
+                .lines()
+                .position(|l| l == line)
+                .unwrap_or_else(|| panic!("{line:?} not in\n{script}"))
+        };
+        let t = "inet vpc";
+        // Nothing refers to a subchain that goes once the chains are
+        // flushed and the map is deleted; the map's new elements need the
+        // new subchain.
+        assert!(at(&format!("flush chain {t} SUB_a")) < at(&format!("delete map {t} m")));
+        assert!(at(&format!("delete map {t} m")) < at(&format!("delete chain {t} SUB_a")));
+        assert!(
+            at(&format!("add chain {t} SUB_c"))
+                < at(&format!(
+                    "add map {t} m {{ type ipv4_addr . inet_proto : verdict; flags interval; elements = {{ 10.128.0.0/9 . 0-255 : jump SUB_c }}; }}"
+                ))
+        );
+        assert!(
+            at(&format!("flush chain {t} SUB_b"))
+                < at(&format!("add rule {t} SUB_b rule of SUB_b"))
+        );
+        assert!(
+            !script.contains(&format!("delete chain {t} SUB_b")),
+            "{script}"
+        );
+        assert!(
+            !script.contains(&format!("add chain {t} SUB_b")),
+            "{script}"
+        );
+        // The shape counts subchains as chains and maps as sets.
+        let shape = new.shape();
+        assert_eq!(shape.chains.get("SUB_c"), Some(&(false, 1)));
+        assert_eq!(shape.sets.get("m"), Some(&1));
+        // A full load declares subchains before the maps that jump to them.
+        let full = new.render_full();
+        assert!(
+            full.find("chain SUB_c {").unwrap() < full.find("map m {").unwrap(),
+            "{full}"
+        );
     }
 }

@@ -28,6 +28,11 @@ impl Ruleset {
                 chain.name.clone(),
                 (chain.hook.is_some(), chain.rules.len()),
             );
+            for sub in &chain.subchains {
+                shape
+                    .chains
+                    .insert(sub.name.clone(), (false, sub.rules.len()));
+            }
             for set in &chain.sets {
                 shape.sets.insert(set.name.clone(), set.elements.len());
             }
