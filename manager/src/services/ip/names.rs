@@ -5,6 +5,7 @@
 //! row.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use super::common::live_rules_on_ip;
 use crate::error::Error;
@@ -27,9 +28,8 @@ impl<T> Cached<T> {
         id: i64,
         fetch: impl AsyncFnOnce(i64) -> Result<Option<T>, StoreError>,
     ) -> Result<Option<&T>, Error> {
-        if !self.0.contains_key(&id) {
-            let row = fetch(id).await?;
-            self.0.insert(id, row);
+        if let Entry::Vacant(slot) = self.0.entry(id) {
+            slot.insert(fetch(id).await?);
         }
         Ok(self.known(id))
     }
