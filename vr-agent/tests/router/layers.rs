@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use vpc_integration::{TcpEchoServer, tcp_connect};
 use vpc_proto::v1 as pb;
-use vr_agent::model::{Action, Direction, Router};
+use vr_agent::model::{AclRule, Action, Direction, Router};
+use vr_agent::plan::acl::Compiled;
 use vr_agent::plan::acl::eval::{Packet, first_match, walk};
 use vr_agent::testing::item;
 
@@ -67,30 +68,7 @@ fn alternating_overlapping_items_decide_each_probe_as_first_match() {
         ("vm3", 7005, true),
         ("vm3", 7006, false),
     ];
-    let mut wrong = Vec::new();
-    for (vm, port, allowed) in expected_by_hand {
-        let (ns, source) = match vm {
-            "vm2" => (&r.vm2, [10, 1, 2, 5]),
-            _ => (&r.vm3, [10, 1, 2, 6]),
-        };
-        let packet = Packet {
-            v6: false,
-            addr: u32::from(std::net::Ipv4Addr::from(source)) as u128,
-            protocol: 6,
-            port,
-            icmp: (0, 0),
-        };
-        let listed = first_match(&rules, &packet) == Some(Action::Allow);
-        assert_eq!(listed, allowed, "{vm} -> {port}: the table above is wrong");
-        assert_eq!(walk(&acl.ingress, &packet), first_match(&rules, &packet));
-        let target = addr(&format!("10.1.1.5:{port}"));
-        let measured = tcp_connect(ns, target, SHORT).unwrap();
-        if measured != allowed {
-            wrong.push(format!(
-                "{vm} -> {port}: allowed {allowed}, measured {measured}"
-            ));
-        }
-    }
+    let wrong = probe_by_hand(&r, &rules, &acl.ingress, &expected_by_hand);
     assert!(wrong.is_empty(), "{wrong:#?}\n{}", r.state().live_ruleset);
     drop(servers);
 }
@@ -240,30 +218,7 @@ fn a_sharded_list_decides_probes_inside_and_outside_its_shards_as_first_match() 
         ("vm3", 7001, true),
         ("vm3", 7003, false),
     ];
-    let mut wrong = Vec::new();
-    for (vm, port, allowed) in expected_by_hand {
-        let (ns, source) = match vm {
-            "vm2" => (&r.vm2, [10, 1, 2, 5]),
-            _ => (&r.vm3, [10, 1, 2, 6]),
-        };
-        let packet = Packet {
-            v6: false,
-            addr: u32::from(std::net::Ipv4Addr::from(source)) as u128,
-            protocol: 6,
-            port,
-            icmp: (0, 0),
-        };
-        let listed = first_match(&rules, &packet) == Some(Action::Allow);
-        assert_eq!(listed, allowed, "{vm} -> {port}: the table above is wrong");
-        assert_eq!(walk(&acl.ingress, &packet), first_match(&rules, &packet));
-        let target = addr(&format!("10.1.1.5:{port}"));
-        let measured = tcp_connect(ns, target, SHORT).unwrap();
-        if measured != allowed {
-            wrong.push(format!(
-                "{vm} -> {port}: allowed {allowed}, measured {measured}"
-            ));
-        }
-    }
+    let wrong = probe_by_hand(&r, &rules, &acl.ingress, &expected_by_hand);
     assert!(wrong.is_empty(), "{wrong:#?}\n{live}");
 
     // The items that decided in a shard's set counted their packets.
@@ -292,4 +247,41 @@ fn a_sharded_list_decides_probes_inside_and_outside_its_shards_as_first_match() 
     }
     assert_eq!(packets(1), 0);
     drop(servers);
+}
+
+/// Checks each `(vm, port, allowed)` of a table written by hand against the
+/// plain first-match reading of `rules` and the walk of the compiled
+/// `chain`, then connects from that VM (vm2 is 10.1.2.5, vm3 10.1.2.6) to
+/// the port on vm1; returns the probes whose outcome differs from the table.
+fn probe_by_hand(
+    r: &RouterLab,
+    rules: &[&AclRule],
+    chain: &Compiled,
+    expected: &[(&str, u16, bool)],
+) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for &(vm, port, allowed) in expected {
+        let (ns, source) = match vm {
+            "vm2" => (&r.vm2, [10, 1, 2, 5]),
+            _ => (&r.vm3, [10, 1, 2, 6]),
+        };
+        let packet = Packet {
+            v6: false,
+            addr: u32::from(std::net::Ipv4Addr::from(source)) as u128,
+            protocol: 6,
+            port,
+            icmp: (0, 0),
+        };
+        let listed = first_match(rules, &packet) == Some(Action::Allow);
+        assert_eq!(listed, allowed, "{vm} -> {port}: the table above is wrong");
+        assert_eq!(walk(chain, &packet), first_match(rules, &packet));
+        let target = addr(&format!("10.1.1.5:{port}"));
+        let measured = tcp_connect(ns, target, SHORT).unwrap();
+        if measured != allowed {
+            wrong.push(format!(
+                "{vm} -> {port}: allowed {allowed}, measured {measured}"
+            ));
+        }
+    }
+    wrong
 }
