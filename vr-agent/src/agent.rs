@@ -200,6 +200,9 @@ struct Inner {
     net_applied: Option<plan::net::NetPlan>,
     /// The links' MTUs as the last netlink apply left them.
     link_mtus: std::collections::BTreeMap<String, u32>,
+    /// What dnsmasq's files were last planned from, when every tier took
+    /// them; `None` after a failure and until the first apply.
+    dnsmasq_given: Option<plan::dnsmasq::Inputs>,
 }
 
 /// The router agent.
@@ -305,6 +308,7 @@ impl Agent {
                 applies: 0,
                 net_applied: None,
                 link_mtus: Default::default(),
+                dnsmasq_given: None,
             }),
             nft: Nft::new(settings.nft_binary.clone()),
             options: NftOptions {
@@ -677,10 +681,27 @@ impl Agent {
             .changes
             .extend(proxied.map_err(|e| AgentError::Apply(e.to_string()))?);
 
+        // dnsmasq's files only when what they are planned from changed (an
+        // ACL or NAT change does not touch it); an instance that died
+        // meanwhile is restarted by the reconcile loop, as between commands.
         let step = Instant::now();
-        let files =
-            plan::dnsmasq::plan_with_links(router, &self.settings.dnsmasq_dir, &inner.link_mtus);
-        report.changes.extend(self.apply_dnsmasq(inner, &files));
+        let unchanged = inner.status.dhcp_failures.is_empty()
+            && inner
+                .dnsmasq_given
+                .as_ref()
+                .is_some_and(|given| given.same(router, &inner.link_mtus));
+        if !unchanged {
+            inner.dnsmasq_given = None;
+            let files = plan::dnsmasq::plan_with_links(
+                router,
+                &self.settings.dnsmasq_dir,
+                &inner.link_mtus,
+            );
+            report.changes.extend(self.apply_dnsmasq(inner, &files));
+            if inner.status.dhcp_failures.is_empty() {
+                inner.dnsmasq_given = Some(plan::dnsmasq::Inputs::of(router, &inner.link_mtus));
+            }
+        }
         report.dnsmasq_us = micros_since(step);
 
         // The VPN last: its traffic needs the links, routes and rules above.

@@ -112,6 +112,34 @@ pub fn dhcp_mtu(tier: Option<u32>, link: Option<u32>) -> Option<u32> {
     tier.or(link.filter(|m| *m < 1500))
 }
 
+/// What [`plan_with_links`] reads of a router and its links: a router whose
+/// tiers, DHCP hosts and link MTUs equal these gets the same files. An ACL,
+/// NAT or route change leaves all three as they were, so the agent keeps
+/// what it gave dnsmasq last instead of planning and reading back every
+/// tier's files again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inputs {
+    tiers: BTreeMap<u32, Tier>,
+    dhcp: BTreeMap<u32, Vec<DhcpHost>>,
+    link_mtus: BTreeMap<String, u32>,
+}
+
+impl Inputs {
+    /// The inputs of `router` with the links' MTUs `link_mtus`.
+    pub fn of(router: &Router, link_mtus: &BTreeMap<String, u32>) -> Inputs {
+        Inputs {
+            tiers: router.tiers.clone(),
+            dhcp: router.dhcp.clone(),
+            link_mtus: link_mtus.clone(),
+        }
+    }
+
+    /// Whether `router` with `link_mtus` plans the files these inputs did.
+    pub fn same(&self, router: &Router, link_mtus: &BTreeMap<String, u32>) -> bool {
+        self.tiers == router.tiers && self.dhcp == router.dhcp && self.link_mtus == *link_mtus
+    }
+}
+
 /// [`plan`], with the MTU of each link by name (`eth1` → 1450) as the
 /// kernel reports it, for tiers whose MTU the manager left unset.
 pub fn plan_with_links(
@@ -414,6 +442,32 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn the_inputs_change_with_tiers_hosts_and_mtus_only() {
+        let router = sample();
+        let mtus: BTreeMap<String, u32> = [("eth2".to_string(), 1500)].into();
+        let given = Inputs::of(&router, &mtus);
+        assert!(given.same(&router, &mtus));
+        // An ACL or NAT change plans the same files.
+        let mut nat = router.clone();
+        nat.port_forwards.clear();
+        nat.acls.clear();
+        assert!(given.same(&nat, &mtus));
+        assert_eq!(
+            render(&plan_with_links(&nat, Path::new("/d"), &mtus)),
+            render(&plan_with_links(&router, Path::new("/d"), &mtus))
+        );
+        // A host renamed, a tier's MTU, a link's MTU: other files.
+        let mut host = router.clone();
+        host.dhcp.values_mut().next().unwrap()[0].hostname = "renamed".into();
+        assert!(!given.same(&host, &mtus));
+        let mut tier = router.clone();
+        tier.tiers.values_mut().next().unwrap().mtu = Some(1400);
+        assert!(!given.same(&tier, &mtus));
+        let lower: BTreeMap<String, u32> = [("eth2".to_string(), 1450)].into();
+        assert!(!given.same(&router, &lower));
     }
 
     #[test]
