@@ -19,13 +19,7 @@ const SHORT: Duration = Duration::from_millis(700);
 #[test]
 fn alternating_overlapping_items_decide_each_probe_as_first_match() {
     use pb::{AclAction::*, Protocol::*, TrafficType::*};
-    let mut r = RouterLab::start("acl_layers");
-    let mut config = r.base_config();
-    config.network_acls.clear();
-    r.apply_config(config.clone());
-    let servers: Vec<TcpEchoServer> = (7000..=7006)
-        .map(|port| TcpEchoServer::start(&r.vm1, addr(&format!("0.0.0.0:{port}"))).unwrap())
-        .collect();
+    let (mut r, mut config, servers) = lab_without_acls("acl_layers", 7000..=7006);
 
     // vm2 is 10.1.2.5 and vm3 10.1.2.6, both in tier eth3; vm1 in eth2.
     let items = vec![
@@ -134,13 +128,7 @@ fn a_list_past_the_element_bound_is_refused_naming_its_items_and_the_old_rules_s
 #[test]
 fn a_sharded_list_decides_probes_inside_and_outside_its_shards_as_first_match() {
     use pb::{AclAction::*, Protocol::*, TrafficType::*};
-    let mut r = RouterLab::start("acl_shards");
-    let mut config = r.base_config();
-    config.network_acls.clear();
-    r.apply_config(config.clone());
-    let servers: Vec<TcpEchoServer> = (7000..=7003)
-        .map(|port| TcpEchoServer::start(&r.vm1, addr(&format!("0.0.0.0:{port}"))).unwrap())
-        .collect();
+    let (mut r, mut config, servers) = lab_without_acls("acl_shards", 7000..=7003);
 
     // 300 allow items from vm2 (10.1.2.5) and 300 deny items from vm3
     // (10.1.2.6), on ports no probe uses: each lookup holds more than a
@@ -284,4 +272,20 @@ fn probe_by_hand(
         }
     }
     wrong
+}
+
+/// A router lab with no ACL list on any tier and TCP echo servers on vm1
+/// at `ports`; the config applied, for the test to change.
+fn lab_without_acls(
+    name: &str,
+    ports: std::ops::RangeInclusive<u16>,
+) -> (RouterLab, pb::RouterConfig, Vec<TcpEchoServer>) {
+    let mut r = RouterLab::start(name);
+    let mut config = r.base_config();
+    config.network_acls.clear();
+    r.apply_config(config.clone());
+    let servers = ports
+        .map(|port| TcpEchoServer::start(&r.vm1, addr(&format!("0.0.0.0:{port}"))).unwrap())
+        .collect();
+    (r, config, servers)
 }
